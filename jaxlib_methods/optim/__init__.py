@@ -1,0 +1,18 @@
+"""optax GradientTransformations from the papers, one paper family per module."""
+
+from jaxlib_methods.optim.lion_k import (
+    K_NAMES,
+    KFunction,
+    ScaleByLionKState,
+    grad_dead_zone,
+    grad_half_squared_l2,
+    grad_huber,
+    grad_l1,
+    grad_l2,
+    grad_linf,
+    grad_lp,
+    grad_relativistic,
+    lion_k,
+    make_k_function,
+    scale_by_lion_k,
+)

@@ -1,0 +1,17 @@
+"""The experiment machinery: contract and config overrides, CLI, training loop with orbax checkpoints, sharding
+rules, atomic outputs, progress bars and claims. See `jaxlib_methods.runner.experiment` for the contract."""
+
+from jaxlib_methods.runner.claims import Claim
+from jaxlib_methods.runner.experiment import (
+    Experiment,
+    MeshConfig,
+    Paper,
+    UsageError,
+    apply_overrides,
+    discover,
+    get,
+)
+from jaxlib_methods.runner.io import MetricsLog, atomic_write_json, atomic_write_text, read_jsonl, save_figure
+from jaxlib_methods.runner.progress import progress
+from jaxlib_methods.runner.sharding import batch_sharding, make_mesh, place_state, replicated, shard_batch
+from jaxlib_methods.runner.train import NonFiniteError, TrainResult, train

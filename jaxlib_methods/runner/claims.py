@@ -1,0 +1,81 @@
+"""Claims: a measured number next to the paper's, with the tolerance that decides pass or fail.
+
+An experiment's `claims(results)` returns a list of `Claim`. The constructors below state the comparison in the
+row itself (the `tolerance` text says exactly what was checked), so a reader of the table never has to open the code
+to know what "pass" meant. Non-finite measurements always fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+  """One row of a claims table.
+
+  Attributes:
+    claim: what the paper states, made measurable (one line).
+    paper: the paper's value or statement, as text (e.g. "0", "monotone", "2.51 FID (not small)").
+    ours: our measured value (a float, int or bool).
+    tolerance: how `ours` is compared (e.g. "<= 1e-6", "|ours - paper| <= 0.05").
+    passed: the verdict.
+  """
+  claim: str
+  paper: str
+  ours: Any
+  tolerance: str
+  passed: bool
+
+  # ---- constructors -------------------------------------------------------------------------------------------------
+  @staticmethod
+  def at_most(claim: str, ours: float, bound: float, *, paper: Optional[str] = None) -> "Claim":
+    """Passes when ours <= bound (and ours is finite)."""
+    ok = _finite(ours) and float(ours) <= bound
+    return Claim(claim, paper if paper is not None else f"<= {bound:g}", _num(ours), f"<= {bound:g}", ok)
+
+  @staticmethod
+  def at_least(claim: str, ours: float, bound: float, *, paper: Optional[str] = None) -> "Claim":
+    """Passes when ours >= bound (and ours is finite)."""
+    ok = _finite(ours) and float(ours) >= bound
+    return Claim(claim, paper if paper is not None else f">= {bound:g}", _num(ours), f">= {bound:g}", ok)
+
+  @staticmethod
+  def close(claim: str, ours: float, paper_value: float, *, atol: float = 0.0, rtol: float = 0.0,
+            paper: Optional[str] = None) -> "Claim":
+    """Passes when |ours - paper_value| <= atol + rtol * |paper_value|."""
+    tol = atol + rtol * abs(paper_value)
+    ok = _finite(ours) and abs(float(ours) - paper_value) <= tol
+    parts = ([f"atol {atol:g}"] if atol else []) + ([f"rtol {rtol:g}"] if rtol else [])
+    return Claim(claim, paper if paper is not None else f"{paper_value:g}", _num(ours),
+                 f"|ours - paper| <= {tol:.3g} ({', '.join(parts) or 'exact'})", ok)
+
+  @staticmethod
+  def holds(claim: str, ours: bool, *, paper: str = "true", detail: str = "must be true") -> "Claim":
+    """A yes/no statement the paper makes; passes when `ours` is True."""
+    return Claim(claim, paper, bool(ours), detail, bool(ours))
+
+  def __post_init__(self):
+    object.__setattr__(self, "passed", bool(self.passed))
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+def _finite(x: Any) -> bool:
+  try:
+    return math.isfinite(float(x))
+  except (TypeError, ValueError):
+    return False
+
+
+def _num(x: Any) -> Any:
+  """Plain Python number for JSON (NumPy/JAX scalars become float/int)."""
+  if isinstance(x, (bool, int, str)):
+    return x
+  try:
+    return float(x)
+  except (TypeError, ValueError):
+    return str(x)

@@ -1,0 +1,116 @@
+"""Atomic writes for everything a run leaves behind: metrics, summaries, figures.
+
+Every file is written to a temporary file in the same directory and then `os.replace`d into place, so a run killed
+at any instant leaves either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import tempfile
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+
+def _jsonable(x: Any) -> Any:
+  if isinstance(x, Mapping):
+    return {str(k): _jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_jsonable(v) for v in x]
+  if isinstance(x, (bool, str)) or x is None:
+    return x
+  if isinstance(x, np.bool_):
+    return bool(x)
+  if isinstance(x, (int, np.integer)):
+    return int(x)
+  if hasattr(x, "__array__") and np.ndim(x) > 0:
+    return _jsonable(np.asarray(x).tolist())
+  try:
+    v = float(x)
+  except (TypeError, ValueError):
+    return str(x)
+  return v if math.isfinite(v) else str(v)  # JSON has no NaN/Inf: keep them visible as "nan"/"inf"
+
+
+def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
+  """Write `data` to `path` atomically (temp file in the same directory + fsync + os.replace)."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def atomic_write_text(path: os.PathLike, text: str) -> None:
+  atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: os.PathLike, obj: Any) -> None:
+  atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def read_jsonl(path: os.PathLike) -> list[dict]:
+  path = pathlib.Path(path)
+  if not path.exists():
+    return []
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class MetricsLog:
+  """`metrics.jsonl` of a run: one JSON object per logged step, `{"step": s, **metrics}`.
+
+  Each `log` rewrites the file atomically (old lines + the new one), so the file on disk is always whole. When a run
+  resumes from a checkpoint at step s, `truncate_after(s)` drops lines logged after s by the interrupted run, so the
+  resumed file equals the one an uninterrupted run writes. Logging is meant for every `log_every` steps, not each
+  step, which keeps the rewrite cheap.
+  """
+
+  def __init__(self, workdir: os.PathLike, name: str = "metrics.jsonl"):
+    self.path = pathlib.Path(workdir) / name
+    self._rows = read_jsonl(self.path)
+
+  @property
+  def rows(self) -> list[dict]:
+    return list(self._rows)
+
+  def truncate_after(self, step: int) -> None:
+    self._rows = [r for r in self._rows if r.get("step", -1) <= step]
+    self._flush()
+
+  def reset(self) -> None:
+    self._rows = []
+    self._flush()
+
+  def log(self, step: int, **metrics: Any) -> None:
+    self._rows.append(_jsonable({"step": int(step), **metrics}))
+    self._flush()
+
+  def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
+    self._rows.extend(_jsonable(dict(r)) for r in rows)
+    self._flush()
+
+  def _flush(self) -> None:
+    atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self._rows))
+
+
+def save_figure(fig, path: os.PathLike, **savefig_kwargs: Any) -> pathlib.Path:
+  """Save a matplotlib figure as PNG atomically and close it. Returns the path."""
+  import io
+  import matplotlib.pyplot as plt
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=savefig_kwargs.pop("dpi", 120), bbox_inches="tight", **savefig_kwargs)
+  plt.close(fig)
+  atomic_write_bytes(path, buf.getvalue())
+  return pathlib.Path(path)
