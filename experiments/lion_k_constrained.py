@@ -275,6 +275,7 @@ def _run(config: Config, workdir: pathlib.Path) -> dict:
       "f_final_A": float(_f_np(a_np, y_np, config.ridge, np.asarray(s["A"]["x"], np.float64))),
       "f_star": f_star,
       "resumed_from": result.resumed_from,
+      "mesh_devices": int(mesh.size),
   }
 
 

@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
   r.add_argument("--workdir", default=None, help="output directory (default results/NAME; with several runs, "
                                                  "the parent of one directory per experiment)")
   r.add_argument("--quiet", action="store_true", help="no progress bar")
-  r.add_argument("--fresh", action="store_true", help="ignore existing checkpoints and start over")
+  r.add_argument("--fresh", action="store_true", help="ignore existing checkpoints and start over "
+                                                       "(implied by --demo, which always reruns)")
   return p
 
 
@@ -167,7 +168,7 @@ def _cmd_run(args) -> int:
   for e, config in configs:
     workdir = root if (args.name and args.workdir) else root / e.name
     print(f"== {e.name}: [{e.paper.catalog_id}] {e.paper.title} -> {workdir}", file=sys.stderr, flush=True)
-    summaries.append(run_one(e, config, workdir, preset=args.preset or "cpu", fresh=args.fresh))
+    summaries.append(run_one(e, config, workdir, preset=args.preset or "cpu", fresh=args.fresh or args.demo))
   total = time.perf_counter() - t0
   table = format_table(summaries)
   print(table)

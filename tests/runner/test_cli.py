@@ -1,0 +1,90 @@
+"""The experiment CLI: usage errors exit 2 in one line, failed claims exit 1 with the table, overrides typed."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+from typing import Literal, Optional
+
+import pytest
+
+from jaxlib_methods.runner import Claim, MeshConfig, UsageError, apply_overrides
+from jaxlib_methods.runner.cli import format_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _cli(*args, cwd):
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  return subprocess.run([sys.executable, "-m", "experiments", *args], cwd=cwd, env=env, capture_output=True,
+                        text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "no_such_experiment"], "unknown experiment 'no_such_experiment'; valid experiments: "),
+    (["run", "lion_k_constrained", "--preset", "huge"], "unknown preset 'huge'"),
+    (["run", "lion_k_constrained", "--set", "nope=1"], "unknown config key 'nope'; valid keys: seed, n, d"),
+    (["run", "lion_k_constrained", "--set", "steps"], "expected key=value"),
+    (["run", "lion_k_constrained", "--set", "n=many"], "bad value for n: 'many' is not an int"),
+    (["run", "lion_k_constrained", "--set", "grad_K=l7"], "valid choices: l1, huber"),
+    (["run", "lion_k_constrained", "--set", "mesh.gpus=2"], "unknown config key 'mesh.gpus'"),
+    (["run", "lion_k_constrained", "--set", "mesh=2"], "is a group"),
+    (["run", "lion_k_constrained", "--set", "mesh.data=64"], "mesh.data=64 but 1 device(s) are visible"),
+    (["run"], "exactly one of"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_usage_errors_exit_2_with_one_line(tmp_path, args, needle):
+  proc = _cli(*args, "--workdir", str(tmp_path / "w"), cwd=tmp_path) if args[:1] == ["run"] and len(args) > 1 \
+      else _cli(*args, cwd=tmp_path)
+  assert proc.returncode == 2, proc.stderr
+  lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(lines) == 1 and needle in lines[0], proc.stderr
+  assert "Traceback" not in proc.stderr
+
+
+def test_list_names_the_experiment(tmp_path):
+  proc = _cli("list", cwd=tmp_path)
+  assert proc.returncode == 0
+  assert "lion_k_constrained" in proc.stdout and "[193]" in proc.stdout
+
+
+def test_failed_claim_exits_1_and_prints_table(tmp_path):
+  # Too short a horizon: the iterate has not reached the constrained optimum, the convergence claim must fail.
+  proc = _cli("run", "lion_k_constrained", "--set", "horizon=1.0", "--set", "log_every=100",
+              "--set", "checkpoint_every=500", "--workdir", str(tmp_path / "w"), "--quiet", cwd=tmp_path)
+  assert proc.returncode == 1, proc.stderr
+  assert "Converges to the box-constrained" in proc.stdout and "| NO" in proc.stdout
+  assert (tmp_path / "w" / "summary.json").exists() and (tmp_path / "w" / "figure.png").exists()
+  assert (tmp_path / "w" / "metrics.jsonl").read_text().count("\n") == 11  # steps 0, 100, ..., 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cfg:
+  steps: int = 10
+  lr: float = 0.1
+  name: str = "a"
+  flag: bool = False
+  mode: Literal["x", "y"] = "x"
+  maybe: Optional[int] = None
+  sizes: tuple[int, ...] = (1, 2)
+  mesh: MeshConfig = MeshConfig()
+
+
+def test_apply_overrides_types():
+  c = apply_overrides(_Cfg(), ["steps=3", "lr=1e-3", "name=b", "flag=true", "mode=y", "maybe=4", "sizes=3,4,5",
+                               "mesh.data=8"])
+  assert c == _Cfg(steps=3, lr=1e-3, name="b", flag=True, mode="y", maybe=4, sizes=(3, 4, 5),
+                   mesh=MeshConfig(data=8))
+  assert apply_overrides(_Cfg(maybe=3), ["maybe=none"]).maybe is None
+  for bad in (["steps=1.5"], ["flag=maybe"], ["mode=z"], ["lr=fast"], ["mesh.data=x"]):
+    with pytest.raises(UsageError):
+      apply_overrides(_Cfg(), bad)
+
+
+def test_claims_and_table():
+  rows = [Claim.at_most("a", 0.5, 1.0), Claim.at_least("b", 0.5, 1.0), Claim.close("c", 1.04, 1.0, atol=0.05),
+          Claim.holds("d", False), Claim.at_most("nan never passes", float("nan"), 1.0)]
+  assert [c.passed for c in rows] == [True, False, True, False, False]
+  table = format_table([{"paper": {"catalog_id": 1, "title": "T", "year": 2024}, "error": None,
+                         "claims": [c.to_dict() for c in rows]}])
+  assert table.count("| yes") == 2 and table.count("| NO") == 3
