@@ -1,0 +1,86 @@
+"""The training loop (chunks, checkpoints, resume, non-finite stop) and atomic outputs, in-process on a toy state."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlib_methods.runner import MetricsLog, NonFiniteError, atomic_write_json, read_jsonl, train
+from jaxlib_methods.runner import io as runner_io
+
+
+def _toy(blow_up_at=None):
+  def advance(state, start, n):
+    def body(s, step):
+      x = s["x"] * 0.9 + jnp.sin(step.astype(jnp.float32))
+      if blow_up_at is not None:
+        x = jnp.where(step >= blow_up_at, jnp.nan, x)
+      return {"x": x, "count": s["count"] + 1}, None
+    return jax.lax.scan(body, state, start + jnp.arange(n))[0]
+  measure = lambda s, step: {"x": s["x"], "count": s["count"]}
+  return {"x": jnp.float32(1.0), "count": jnp.int32(0)}, advance, measure
+
+
+def test_train_logs_checkpoints_and_resumes_exactly(tmp_path):
+  state, advance, measure = _toy()
+  full = train(workdir=tmp_path / "a", state=state, advance=advance, measure=measure, num_steps=50, log_every=10,
+               checkpoint_every=20)
+  assert [r["step"] for r in full.rows] == [0, 10, 20, 30, 40, 50]
+  assert int(full.state["count"]) == 50
+  # Interrupted after 20 steps, then resumed with a longer target: same numbers as one run.
+  part = train(workdir=tmp_path / "b", state=state, advance=advance, measure=measure, num_steps=20, log_every=10,
+               checkpoint_every=20)
+  assert part.resumed_from is None
+  resumed = train(workdir=tmp_path / "b", state=state, advance=advance, measure=measure, num_steps=50, log_every=10,
+                  checkpoint_every=20)
+  assert resumed.resumed_from == 20
+  assert resumed.rows == full.rows
+  assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+  kept = sorted(int(p.name) for p in (tmp_path / "a" / "checkpoints").iterdir() if p.name.isdigit())
+  assert kept == [20, 40, 50]
+
+
+def test_nonfinite_metric_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
+  state, advance, measure = _toy(blow_up_at=25)
+  with pytest.raises(NonFiniteError, match="non-finite metric"):
+    train(workdir=tmp_path, state=state, advance=advance, measure=measure, num_steps=50, log_every=10,
+          checkpoint_every=10)
+  kept = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert kept[-1] == 20
+  assert read_jsonl(tmp_path / "metrics.jsonl")[-1]["x"] == "nan"
+
+
+def test_bad_loop_arguments():
+  state, advance, measure = _toy()
+  with pytest.raises(ValueError, match="checkpoint_every"):
+    train(workdir="/tmp/unused", state=state, advance=advance, measure=measure, num_steps=10, log_every=3,
+          checkpoint_every=4)
+  with pytest.raises(ValueError, match="num_steps"):
+    train(workdir="/tmp/unused", state=state, advance=advance, measure=measure, num_steps=0, log_every=1)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+  path = tmp_path / "summary.json"
+  atomic_write_json(path, {"v": 1})
+
+  def broken_replace(src, dst):
+    raise OSError("disk full")
+  monkeypatch.setattr(runner_io.os, "replace", broken_replace)
+  with pytest.raises(OSError):
+    atomic_write_json(path, {"v": 2})
+  assert json.loads(path.read_text()) == {"v": 1}
+  assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temp file left behind
+
+
+def test_metrics_log_round_trip_and_truncate(tmp_path):
+  log = MetricsLog(tmp_path)
+  for s in range(5):
+    log.log(s, loss=np.float32(s) / 2, arr=np.arange(2), bad=float("inf"))
+  again = MetricsLog(tmp_path)
+  assert [r["step"] for r in again.rows] == list(range(5))
+  assert again.rows[1] == {"step": 1, "loss": 0.5, "arr": [0, 1], "bad": "inf"}
+  again.truncate_after(2)
+  assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [0, 1, 2]
