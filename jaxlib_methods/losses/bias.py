@@ -1,0 +1,93 @@
+"""Bias Loss: cross-entropy re-weighted by the diversity (variance) of each sample's feature maps.
+
+Paper [50]: Lusine Abrahamyan, Valentin Ziatchin, Yiming Chen, Nikos Deligiannis, "Bias Loss for Mobile Neural
+Networks", ICCV 2021, arXiv:2107.11170 (the bias loss section).
+Official code: github.com/lusinlu/biasloss_skipblocknet.
+
+    L_bias = -(1/N) sum_i z(v_i) log p_{y_i}(x_i),     z(v) = exp(alpha * v) - beta,
+
+where v_i is the variance of sample i's feature maps (the output of the last convolutional layer), scaled to
+[0, 1] across the batch by min-max normalisation, v_i = (var_i - min_j var_j) / (max_j var_j - min_j var_j).
+Defaults alpha = beta = 0.3 as in the paper and the official code. The variance is treated as a constant (the
+official code detaches the features). With alpha = beta = 0 the weight is 1 and the loss is cross-entropy.
+
+The official code computes the weight as exp(beta * v) - 1 + alpha (the roles of alpha and beta differ from the
+paper's z(v)); `weight_form="official"` reproduces that, `"paper"` (default) is the paper's equation. The official
+code's "global" normalisation keeps a running minimum across batches (state); we use the batch minimum (its
+"local" mode), which keeps the function pure. When all variances in the batch are equal (e.g. batch size 1) the
+official code divides by zero; we set v = 0 instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+
+from jaxlib_methods.losses.ldr import _check_logits_labels, _compute_dtype
+from jaxlib_methods.validation import is_concrete_number
+
+
+def normalized_feature_variance(features: jax.Array) -> jax.Array:
+  """Per-sample variance of the feature maps, min-max scaled over the batch to [0, 1] (Abrahamyan et al. 2021).
+
+  Args:
+    features: [B, ...] feature maps (any trailing shape, e.g. [B, H, W, C]); rank >= 2.
+
+  Returns:
+    [B] float32 in [0, 1]; zeros if all variances are equal. Carries no gradient.
+  """
+  if jnp.ndim(features) < 2:
+    raise ValueError(f"features must have shape [B, ...] with rank >= 2, got {jnp.shape(features)=}")
+  x = jax.lax.stop_gradient(jnp.asarray(features)).astype(jnp.float32)
+  x = x.reshape(x.shape[0], -1)
+  var = jnp.var(x, axis=1)
+  lo, hi = jnp.min(var), jnp.max(var)
+  rng = hi - lo
+  return jnp.where(rng > 0, (var - lo) / jnp.where(rng > 0, rng, 1.0), 0.0)
+
+
+def bias_loss_weights(v: jax.Array, *, alpha: Any = 0.3, beta: Any = 0.3,
+                      weight_form: Literal["paper", "official"] = "paper") -> jax.Array:
+  """The weight z(v) = exp(alpha v) - beta (paper) or exp(beta v) - 1 + alpha (official code). Shape of v."""
+  for name, val in (("alpha", alpha), ("beta", beta)):
+    if is_concrete_number(val) and not jnp.isfinite(float(val)):
+      raise ValueError(f"{name} must be finite, got {name}={val!r}")
+  if weight_form == "paper":
+    return jnp.exp(alpha * v) - beta
+  if weight_form == "official":
+    return jnp.exp(beta * v) - 1.0 + alpha
+  raise ValueError(f"weight_form must be 'paper' or 'official', got {weight_form=}")
+
+
+def bias_loss(logits: jax.Array, labels: jax.Array, features: jax.Array, *, alpha: Any = 0.3, beta: Any = 0.3,
+              weight_form: Literal["paper", "official"] = "paper") -> jax.Array:
+  """Bias loss, per example: -z(v_i) log softmax(logits_i)[y_i] (Abrahamyan et al. 2021, arXiv:2107.11170).
+
+  The batch normalisation of the variance couples the examples of a batch: pass the whole batch.
+
+  Args:
+    logits: [B, K] floating. labels: [B] integer in [0, K).
+    features: [B, ...] feature maps of the last convolutional layer (no gradient is taken through them).
+    alpha, beta: the paper's z(v) = exp(alpha v) - beta (defaults 0.3, 0.3).
+    weight_form: 'paper' (default) or 'official' (exp(beta v) - 1 + alpha, as the authors' code).
+
+  Returns:
+    Per-example loss [B] in the logits' dtype (mean it for the paper's L_bias).
+  """
+  _check_logits_labels(logits, labels)
+  if jnp.ndim(logits) != 2:
+    raise ValueError(f"logits must have shape [B, K], got {jnp.shape(logits)=}")
+  if jnp.ndim(features) < 2 or jnp.shape(features)[0] != jnp.shape(logits)[0]:
+    raise ValueError(f"features must have shape [B, ...] with B = logits.shape[0]; got {jnp.shape(features)=}, "
+                     f"{jnp.shape(logits)=}")
+  dtype = jnp.asarray(logits).dtype
+  f = jnp.asarray(logits).astype(_compute_dtype(dtype))
+  logp = jax.nn.log_softmax(f, axis=-1)
+  ce = -jnp.take_along_axis(logp, jnp.asarray(labels)[:, None], axis=-1)[:, 0]
+  w = bias_loss_weights(normalized_feature_variance(features), alpha=alpha, beta=beta, weight_form=weight_form)
+  return (w.astype(ce.dtype) * ce).astype(dtype)
+
+
+__all__ = ["bias_loss", "bias_loss_weights", "normalized_feature_variance"]

@@ -1,0 +1,409 @@
+"""Contrastive losses: iSogCLR (individualised temperatures), MoCHi (hard-negative mixing), m^2-Mix (geodesic
+multi-modal mixup) and MCL (cluster-restricted negatives).
+
+Papers:
+  [183] Zi-Hao Qiu, Quanqi Hu, Zhuoning Yuan, Denny Zhou, Lijun Zhang, Tianbao Yang, "Not All Semantics are Created
+        Equal: Contrastive Self-supervised Learning with Automatic Temperature Individualization", ICML 2023,
+        arXiv:2305.11965 (robust objective Eq. (6); algorithm iSogCLR). Reference implementation: LibAUC
+        `GCLoss_v1(enable_isogclr=True)` (maintained by the authors), whose defaults we use.
+  [83]  Yannis Kalantidis, Mert Bulent Sariyildiz, Noe Pion, Philippe Weinzaepfel, Diane Larlus, "Hard Negative
+        Mixing for Contrastive Learning", NeurIPS 2020, arXiv:2010.01028 (Sec. 4: mixing the hardest negatives, and
+        mixing the query with the hardest negatives).
+  [119] Changdae Oh, Junhyuk So, Hoyoon Byun, YongTaek Lim, Minchul Shin, Jong-June Jeon, Kyungwoo Song, "Geodesic
+        Multi-Modal Mixup for Robust Fine-Tuning", NeurIPS 2023, arXiv:2203.03897 (Sec. 4; official code
+        changdaeoh/multimodal-mixup `sph_inter` and the `mmmix` loss).
+  [54]  Jihai Zhang, Xiang Lan, Xiaoye Qu, Yu Cheng, Mengling Feng, Bryan Hooi, "Learning the Unlearned: Mitigating
+        Feature Suppression in Contrastive Learning", ECCV 2024, arXiv:2402.11816 (multistage contrastive learning:
+        negatives drawn only from the anchor's cluster of the previous stage).
+
+Losses are per example ([B]); reduce outside. Embeddings are L2-normalised inside unless stated.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxlib_methods.validation import check_in_interval, check_positive, is_concrete_number
+
+
+def _check_embeddings(name: str, z: jax.Array, ndim: int = 2) -> jax.Array:
+  z = jnp.asarray(z)
+  if z.ndim != ndim:
+    raise ValueError(f"{name} must have rank {ndim}, got {name}.shape={z.shape}")
+  if not jnp.issubdtype(z.dtype, jnp.floating):
+    raise ValueError(f"{name} must be floating, got {name}.dtype={z.dtype}")
+  return z
+
+
+def _check_same(a_name, a, b_name, b):
+  if a.shape != b.shape or a.dtype != b.dtype:
+    raise ValueError(f"{a_name} and {b_name} must share shape and dtype, got {a_name}.shape={a.shape}, "
+                     f"{b_name}.shape={b.shape}, {a_name}.dtype={a.dtype}, {b_name}.dtype={b.dtype}")
+
+
+def _normalize(z: jax.Array, eps: float = 1e-12) -> jax.Array:
+  return z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), eps)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# [183] iSogCLR
+# ----------------------------------------------------------------------------------------------------------------
+
+def robust_contrastive_loss(sim_pos: jax.Array, sim_neg: jax.Array, tau: jax.Array, rho: float) -> jax.Array:
+  """iSogCLR's robust (KL-DRO) contrastive objective per anchor (Qiu et al. 2023, Eq. (6)).
+
+    L_i = tau_i log( (1/M) sum_j exp((s_ij - s_i+) / tau_i) ) + tau_i rho
+
+  With all tau_i equal this is tau * (decoupled InfoNCE) - tau log M + tau rho; equivalently
+  log(1 + M exp(L_i / tau - rho)) is the standard NT-Xent loss with the positive in the denominator.
+
+  Args:
+    sim_pos: [B] similarities s_i+ to the positive.
+    sim_neg: [B, M] similarities to the M negatives.
+    tau: [B] (or scalar) positive temperatures.
+    rho: >= 0 KL-ball radius.
+
+  Returns:
+    [B] per-anchor objective (the exact batch value; `isogclr_loss` gives the stochastic estimator).
+  """
+  sim_neg = _check_embeddings("sim_neg", sim_neg)
+  sim_pos = jnp.asarray(sim_pos)
+  if sim_pos.shape != sim_neg.shape[:1]:
+    raise ValueError(f"sim_pos must have shape [B]={sim_neg.shape[:1]}, got {sim_pos.shape=}")
+  if not isinstance(tau, jax.core.Tracer) and not bool(np.all(np.asarray(tau) > 0)):
+    raise ValueError(f"tau must be > 0 everywhere, got {tau=}")
+  check_in_interval(rho, "rho", 0.0, float("inf"), closed_high=False)
+  tau = jnp.broadcast_to(jnp.asarray(tau, sim_neg.dtype), sim_pos.shape)
+  m = sim_neg.shape[1]
+  lse = jax.nn.logsumexp((sim_neg - sim_pos[:, None]) / tau[:, None], axis=1)
+  return tau * (lse - jnp.log(jnp.asarray(m, sim_neg.dtype))) + tau * rho
+
+
+class IsogclrState(NamedTuple):
+  """Per-example state of iSogCLR, indexed by dataset position (carry it between steps; shard it like data).
+
+  u: [N] moving average of (1/M) sum_j exp(s_ij / tau_i) (0 = never seen).
+  tau: [N] individual temperatures.
+  grad_tau: [N] momentum (moving average) of the temperature gradients.
+  count: int32 step counter.
+  """
+  u: jax.Array
+  tau: jax.Array
+  grad_tau: jax.Array
+  count: jax.Array
+
+
+def isogclr_init(num_examples: int, tau_init: float = 0.1, dtype=jnp.float32) -> IsogclrState:
+  """Initial iSogCLR state for a data set of `num_examples` (LibAUC default tau_init = 0.1)."""
+  if int(num_examples) < 1:
+    raise ValueError(f"num_examples must be >= 1, got {num_examples=}")
+  check_positive(tau_init, "tau_init")
+  n = int(num_examples)
+  return IsogclrState(u=jnp.zeros((n,), dtype), tau=jnp.full((n,), tau_init, dtype), grad_tau=jnp.zeros((n,), dtype),
+                      count=jnp.zeros((), jnp.int32))
+
+
+def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrState, *, gamma: float = 0.9,
+                 rho: float = 0.3, eta: float = 0.01, beta: float = 0.9, tau_min: float = 0.05,
+                 tau_max: float = 0.7) -> Tuple[jax.Array, IsogclrState]:
+  """iSogCLR stochastic surrogate loss and state update (Qiu et al. 2023, Algorithm iSogCLR; LibAUC GCLoss_v1).
+
+  For anchor i (view 1; view 2 symmetric) with negatives j over both views except i and its positive
+  (M = 2(B - 1)), g_i = (1/M) sum_j exp(s_ij / tau_i) and the moving average
+  u_i <- (1 - gamma) u_i + gamma g_i (gamma = 1 on an example's first visit). The returned per-example value
+
+    loss_i = sum_j sg(exp(s_ij / tau_i) / u_i) s_ij / M - s_i+     (both views summed)
+
+  has gradient w.r.t. the embeddings equal to the estimator of grad_w tau_i log E_j exp((s_ij - s_i+) / tau_i)
+  (its value is not the objective: use `robust_contrastive_loss` to monitor). Temperatures take one step of
+  momentum SGD on dL_i/dtau_i = log u_i + rho - sum_j sg(exp(s_ij/tau_i)/u_i) (s_ij/tau_i) / M, clipped to
+  [tau_min, tau_max]. Defaults: LibAUC's unimodal values (gamma 0.9, rho 0.3, eta 0.01, beta 0.9, tau in
+  [0.05, 0.7]); the official repo's SogCLR_DRO_Loss uses gamma 0.8, rho 6.0, eta 1e-3, tau in [0.05, 1.0].
+
+  Args:
+    z1, z2: [B, d] embeddings of two views (normalised inside).
+    index: [B] int dataset indices of the batch (distinct).
+    state: `IsogclrState` from `isogclr_init`.
+    gamma, beta in (0, 1]; rho >= 0; eta >= 0; 0 < tau_min <= tau_max.
+
+  Returns:
+    (loss [B], new_state). Reduce with mean to match LibAUC's scalar.
+  """
+  z1 = _check_embeddings("z1", z1)
+  z2 = _check_embeddings("z2", z2)
+  _check_same("z1", z1, "z2", z2)
+  index = jnp.asarray(index)
+  if index.shape != z1.shape[:1] or not jnp.issubdtype(index.dtype, jnp.integer):
+    raise ValueError(f"index must be integer of shape [B]={z1.shape[:1]}, got {index.shape=}, {index.dtype=}")
+  if z1.shape[0] < 2:
+    raise ValueError(f"need a batch of at least 2 pairs for negatives, got {z1.shape[0]=}")
+  check_in_interval(gamma, "gamma", 0.0, 1.0, closed_low=False)
+  check_in_interval(beta, "beta", 0.0, 1.0, closed_low=False)
+  check_in_interval(rho, "rho", 0.0, float("inf"), closed_high=False)
+  check_in_interval(eta, "eta", 0.0, float("inf"), closed_high=False)
+  check_positive(tau_min, "tau_min")
+  check_positive(tau_max, "tau_max")
+  if is_concrete_number(tau_min) and is_concrete_number(tau_max) and float(tau_min) > float(tau_max):
+    raise ValueError(f"tau_min must be <= tau_max, got {tau_min=}, {tau_max=}")
+
+  b = z1.shape[0]
+  m = 2 * (b - 1)
+  h1, h2 = _normalize(z1), _normalize(z2)
+  eye = jnp.eye(b, dtype=bool)
+  # Row i of view-1 anchors: [s(h1_i, h2_j) for j] ++ [s(h1_i, h1_j) for j]; positive at j = i of the first block.
+  logits1 = jnp.concatenate([h1 @ h2.T, h1 @ h1.T], axis=1)
+  logits2 = jnp.concatenate([h2 @ h1.T, h2 @ h2.T], axis=1)
+  neg_mask = ~jnp.concatenate([eye, eye], axis=1)
+  pos1 = jnp.diagonal(logits1[:, :b])
+  pos2 = jnp.diagonal(logits2[:, :b])
+
+  tau = state.tau[index].astype(logits1.dtype)
+  u_old = state.u[index].astype(logits1.dtype)
+  first = u_old == 0
+  g_eff = jnp.where(first, 1.0, gamma).astype(logits1.dtype)
+
+  def branch(logits):
+    sl = jax.lax.stop_gradient(logits)
+    e = jnp.where(neg_mask, jnp.exp(sl / tau[:, None]), 0.0)
+    u_new = (1 - g_eff) * u_old + g_eff * jnp.sum(e, axis=1) / m
+    w = e / u_new[:, None]
+    weighted = jnp.sum(jnp.where(neg_mask, w * logits, 0.0), axis=1) / m
+    grad_tau = jnp.log(u_new) + rho - jnp.sum(jnp.where(neg_mask, w * sl / tau[:, None], 0.0), axis=1) / m
+    return weighted, u_new, grad_tau
+
+  wsum1, u1, gt1 = branch(logits1)
+  wsum2, u2, gt2 = branch(logits2)
+  loss = (wsum1 - pos1) + (wsum2 - pos2)
+
+  grad_tau_new = (1 - beta) * state.grad_tau[index] + beta * ((gt1 + gt2) / 2).astype(state.grad_tau.dtype)
+  tau_new = jnp.clip(state.tau[index] - eta * grad_tau_new, tau_min, tau_max)
+  new_state = IsogclrState(
+      u=state.u.at[index].set(jax.lax.stop_gradient((u1 + u2) / 2).astype(state.u.dtype)),
+      tau=state.tau.at[index].set(jax.lax.stop_gradient(tau_new).astype(state.tau.dtype)),
+      grad_tau=state.grad_tau.at[index].set(jax.lax.stop_gradient(grad_tau_new)),
+      count=state.count + 1)
+  return loss, new_state
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# [83] MoCHi
+# ----------------------------------------------------------------------------------------------------------------
+
+def mochi_negatives(key: jax.Array, q: jax.Array, queue: jax.Array, *, num_hard: int = 1024, num_mix: int = 1024,
+                    num_query_mix: int = 256, beta_max: float = 0.5) -> jax.Array:
+  """MoCHi synthetic hard negatives per query (Kalantidis et al. 2020, Sec. 4.1 "mixing the hardest negatives" and
+  Sec. 4.2 "mixing for even harder negatives").
+
+  With Q~_N the `num_hard` queue entries most similar to q:
+    h_k  = normalise(alpha_k n_i + (1 - alpha_k) n_j),  n_i, n_j ~ U(Q~_N), alpha_k ~ U(0, 1),  k = 1..s
+    h'_k = normalise(beta_k q + (1 - beta_k) n_j),       n_j ~ U(Q~_N),      beta_k ~ U(0, beta_max), k = 1..s'
+  The synthetic points are returned under stop_gradient (they are extra memory-bank entries; no gradient flows
+  through them into the query). Defaults (N, s, s') = (1024, 1024, 256), one of the paper's ImageNet settings.
+
+  Args:
+    key: PRNG key. q: [B, d] queries (normalised inside). queue: [K, d] negatives (normalised inside).
+    num_hard: N <= K. num_mix: s >= 0. num_query_mix: s' >= 0. beta_max in (0, 0.5] (beta < 0.5 keeps the query's
+      contribution below the negative's).
+
+  Returns:
+    [B, s + s', d] unit-norm synthetic negatives.
+  """
+  q = _check_embeddings("q", q)
+  queue = _check_embeddings("queue", queue)
+  if q.shape[1] != queue.shape[1] or q.dtype != queue.dtype:
+    raise ValueError(f"q and queue must share feature dim and dtype, got {q.shape=}, {queue.shape=}")
+  for name, v in (("num_hard", num_hard), ("num_mix", num_mix), ("num_query_mix", num_query_mix)):
+    if not isinstance(v, int) or v < 0:
+      raise ValueError(f"{name} must be a Python int >= 0, got {name}={v!r}")
+  if not 1 <= num_hard <= queue.shape[0]:
+    raise ValueError(f"num_hard must lie in [1, K={queue.shape[0]}], got {num_hard=}")
+  check_in_interval(beta_max, "beta_max", 0.0, 0.5, closed_low=False)
+  qn, kn = _normalize(q), _normalize(queue)
+  b = q.shape[0]
+  _, hard_idx = jax.lax.top_k(qn @ kn.T, num_hard)  # [B, N]
+  hard = kn[hard_idx]  # [B, N, d]
+  k1, k2, k3, k4, k5 = jax.random.split(key, 5)
+  out = []
+  if num_mix:
+    i = jax.random.randint(k1, (b, num_mix), 0, num_hard)
+    j = jax.random.randint(k2, (b, num_mix), 0, num_hard)
+    alpha = jax.random.uniform(k3, (b, num_mix, 1), dtype=q.dtype)
+    ni = jnp.take_along_axis(hard, i[..., None], axis=1)
+    nj = jnp.take_along_axis(hard, j[..., None], axis=1)
+    out.append(_normalize(alpha * ni + (1 - alpha) * nj))
+  if num_query_mix:
+    j = jax.random.randint(k4, (b, num_query_mix), 0, num_hard)
+    bet = jax.random.uniform(k5, (b, num_query_mix, 1), dtype=q.dtype, maxval=beta_max)
+    nj = jnp.take_along_axis(hard, j[..., None], axis=1)
+    out.append(_normalize(bet * qn[:, None, :] + (1 - bet) * nj))
+  if not out:
+    return jnp.zeros((b, 0, q.shape[1]), q.dtype)
+  return jax.lax.stop_gradient(jnp.concatenate(out, axis=1))
+
+
+def mochi_infonce(q: jax.Array, k: jax.Array, queue: jax.Array, synthetic: jax.Array | None = None,
+                  temperature: float = 0.2) -> jax.Array:
+  """MoCo InfoNCE with MoCHi's synthetic negatives appended to the memory bank (Kalantidis et al. 2020, Sec. 3).
+
+    L_q = -log exp(q.k / tau) / ( exp(q.k / tau) + sum_{n in queue} exp(q.n / tau) + sum_{h in synthetic_q} exp(q.h /
+          tau) )
+
+  Args:
+    q: [B, d] queries; k: [B, d] positive keys; queue: [K, d]; synthetic: [B, S, d] or None (plain MoCo).
+      All normalised inside.
+    temperature: tau > 0 (MoCo v2 uses 0.2).
+
+  Returns:
+    [B] per-query losses (computed with optax's softmax cross-entropy on the logits).
+  """
+  q = _check_embeddings("q", q)
+  k = _check_embeddings("k", k)
+  _check_same("q", q, "k", k)
+  queue = _check_embeddings("queue", queue)
+  if queue.shape[1] != q.shape[1]:
+    raise ValueError(f"queue feature dim must match q, got {queue.shape=}, {q.shape=}")
+  check_positive(temperature, "temperature")
+  qn, kn, nn = _normalize(q), _normalize(k), _normalize(queue)
+  logits = [jnp.sum(qn * kn, axis=-1, keepdims=True), qn @ nn.T]
+  if synthetic is not None:
+    synthetic = _check_embeddings("synthetic", synthetic, ndim=3)
+    if synthetic.shape[0] != q.shape[0] or synthetic.shape[2] != q.shape[1]:
+      raise ValueError(f"synthetic must be [B, S, d] matching q, got {synthetic.shape=}, {q.shape=}")
+    logits.append(jnp.einsum("bd,bsd->bs", qn, _normalize(synthetic)))
+  logits = jnp.concatenate(logits, axis=1) / temperature
+  return optax.losses.softmax_cross_entropy_with_integer_labels(logits, jnp.zeros((q.shape[0],), jnp.int32))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# [119] m^2-Mix
+# ----------------------------------------------------------------------------------------------------------------
+
+def geodesic_mixup(a: jax.Array, b: jax.Array, lam: jax.Array | float) -> jax.Array:
+  """Geodesic (spherical) mixup m_lam(a, b) = a sin(lam theta)/sin theta + b sin((1 - lam) theta)/sin theta,
+  theta = arccos(a . b) (Oh et al. 2023, Sec. 4, Eq. of m_lambda; official `sph_inter(a, b, lam)`).
+
+  Endpoints: lam = 1 gives a, lam = 0 gives b; unit norm for unit inputs. Near theta = 0 the ratios are replaced by
+  their limits lam and 1 - lam (the official code divides by sin(theta) = 0 there and returns NaN). Antipodal
+  inputs (theta = pi) have no unique geodesic and are not handled, as in the official code.
+
+  Args:
+    a, b: [..., d] unit vectors (same shape). lam: scalar or broadcastable to [...] in [0, 1].
+
+  Returns:
+    [..., d] mixed unit vectors.
+  """
+  a = jnp.asarray(a)
+  b = jnp.asarray(b)
+  if a.shape != b.shape:
+    raise ValueError(f"a and b must have the same shape, got {a.shape=}, {b.shape=}")
+  check_in_interval(lam, "lam", 0.0, 1.0)
+  lam = jnp.asarray(lam, a.dtype)
+  lam = lam[..., None] if lam.ndim > 0 else lam
+  cos = jnp.clip(jnp.sum(a * b, axis=-1, keepdims=True), -1.0, 1.0)
+  # Below theta ~ 1.4e-3 use the limits (error O(theta^2)); the double `where` keeps arccos'(1) = inf out of the
+  # gradient.
+  small = cos > 1.0 - 1e-6
+  safe_theta = jnp.arccos(jnp.where(small, 0.0, cos))
+  sin_t = jnp.sin(safe_theta)
+  wa = jnp.where(small, lam, jnp.sin(lam * safe_theta) / sin_t)
+  wb = jnp.where(small, 1 - lam, jnp.sin((1 - lam) * safe_theta) / sin_t)
+  return wa * a + wb * b
+
+
+def m2mix_loss(image: jax.Array, text: jax.Array, lam: jax.Array | float, temperature: float = 0.01) -> jax.Array:
+  """m^2-Mix contrastive term with mixed image-text hard negatives (Oh et al. 2023, Sec. 4; official `mmmix` loss).
+
+  With n_j = m_lam(I_j, T_j), the image and text anchors keep their positive pair on the diagonal and see the mixed
+  embeddings of the other pairs as negatives:
+
+    logits^I_ij = I_i . T_i if i = j else I_i . n_j,   logits^T_ij = T_i . I_i if i = j else T_i . n_j
+    L_i = CE(logits^I_i / tau, i) + CE(logits^T_i / tau, i)
+
+  The paper samples lam ~ Beta(b, b) per step (official script b = 0.5) and adds this term with a small weight
+  (0.001-0.05) to the CLIP loss.
+
+  Args:
+    image, text: [B, d] embeddings (normalised inside). lam: scalar in [0, 1]. temperature: > 0 (official tau 0.01).
+
+  Returns:
+    [B] per-pair losses.
+  """
+  image = _check_embeddings("image", image)
+  text = _check_embeddings("text", text)
+  _check_same("image", image, "text", text)
+  check_positive(temperature, "temperature")
+  i_n, t_n = _normalize(image), _normalize(text)
+  neg = geodesic_mixup(i_n, t_n, lam)
+  eye = jnp.eye(image.shape[0], dtype=bool)
+  pos = jnp.sum(i_n * t_n, axis=-1)
+  li = jnp.where(eye, pos[:, None], i_n @ neg.T) / temperature
+  lt = jnp.where(eye, pos[:, None], t_n @ neg.T) / temperature
+  labels = jnp.arange(image.shape[0])
+  ce = optax.losses.softmax_cross_entropy_with_integer_labels
+  return ce(li, labels) + ce(lt, labels)
+
+
+def alignment_loss(x: jax.Array, y: jax.Array, alpha: float = 2.0) -> jax.Array:
+  """Alignment ||x_i - y_i||^alpha per pair (Wang & Isola 2020; the metric m^2-Mix reports). x, y: [B, d] -> [B]."""
+  x = _check_embeddings("x", x)
+  y = _check_embeddings("y", y)
+  _check_same("x", x, "y", y)
+  check_positive(alpha, "alpha")
+  return jnp.sum(jnp.square(x - y), axis=-1) ** (alpha / 2)
+
+
+def uniformity_loss(x: jax.Array, t: float = 2.0) -> jax.Array:
+  """Uniformity log mean_{i<j} exp(-t ||x_i - x_j||^2) (Wang & Isola 2020). x: [B, d], B >= 2 -> scalar."""
+  x = _check_embeddings("x", x)
+  if x.shape[0] < 2:
+    raise ValueError(f"uniformity needs at least 2 points, got {x.shape=}")
+  check_positive(t, "t")
+  d2 = jnp.sum(jnp.square(x[:, None, :] - x[None, :, :]), axis=-1)
+  iu = jnp.triu_indices(x.shape[0], k=1)
+  return jax.nn.logsumexp(-t * d2[iu]) - jnp.log(jnp.asarray(iu[0].shape[0], x.dtype))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# [54] MCL
+# ----------------------------------------------------------------------------------------------------------------
+
+def mcl_info_nce(z1: jax.Array, z2: jax.Array, cluster_ids: jax.Array, temperature: float = 0.5) -> jax.Array:
+  """MCL's stage-t InfoNCE: NT-Xent whose negatives are restricted to the anchor's cluster from stage t-1
+  (Zhang et al. 2024, Sec. 3, multistage contrastive learning).
+
+  Over the 2B views v = [z1; z2] (cosine similarity), anchor a with positive p(a):
+
+    L_a = -log exp(s_{a,p(a)} / tau) / sum_{c != a, cluster(c) = cluster(a)} exp(s_{a,c} / tau)
+
+  The per-pair loss is the mean of its two views' losses. With a single cluster this is SimCLR's NT-Xent
+  (`optax.losses.ntxent` averages exactly these 2B terms).
+
+  Args:
+    z1, z2: [B, d] two views. cluster_ids: [B] int cluster assignment of each pair from the previous stage.
+    temperature: tau > 0.
+
+  Returns:
+    [B] per-pair losses.
+  """
+  z1 = _check_embeddings("z1", z1)
+  z2 = _check_embeddings("z2", z2)
+  _check_same("z1", z1, "z2", z2)
+  cluster_ids = jnp.asarray(cluster_ids)
+  if cluster_ids.shape != z1.shape[:1] or not jnp.issubdtype(cluster_ids.dtype, jnp.integer):
+    raise ValueError(f"cluster_ids must be integer of shape [B]={z1.shape[:1]}, got {cluster_ids.shape=}, "
+                     f"{cluster_ids.dtype=}")
+  check_positive(temperature, "temperature")
+  b = z1.shape[0]
+  v = _normalize(jnp.concatenate([z1, z2], axis=0))
+  cid = jnp.concatenate([cluster_ids, cluster_ids])
+  logits = (v @ v.T) / temperature
+  allowed = (cid[:, None] == cid[None, :]) & ~jnp.eye(2 * b, dtype=bool)
+  logits = jnp.where(allowed, logits, -jnp.inf)
+  pos_idx = jnp.concatenate([jnp.arange(b) + b, jnp.arange(b)])
+  per_view = -(jnp.take_along_axis(logits, pos_idx[:, None], axis=1)[:, 0] - jax.nn.logsumexp(logits, axis=1))
+  return (per_view[:b] + per_view[b:]) / 2

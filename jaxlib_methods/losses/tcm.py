@@ -1,0 +1,140 @@
+"""Threshold-Consistent Margin (TCM) loss and the OPIS threshold-inconsistency metric for deep metric learning.
+
+Paper [10]: Qin Zhang, Linghan Xu, Qingming Tang, Jun Fang, Ying Nian Wu, Joe Tighe, Yifan Xing, "Threshold-Consistent
+Margin Loss for Open-World Deep Metric Learning", ICLR 2024, arXiv:2307.04047 (the OPIS metric and the TCM loss).
+Maintained reference: pytorch-metric-learning's `ThresholdConsistentMarginLoss` (the parity test compares to it).
+
+TCM is a regulariser added to a base DML loss. On cosine similarities S_ij of all pairs in the batch it penalises
+only the hard pairs: positives (same label, i != j) below the positive margin m+, and negatives above m-,
+
+    L_TCM = lam+ * sum_{pos, S <= m+} (m+ - S) / #{pos, S <= m+}
+          + lam- * sum_{neg, S >= m-} (S - m-) / #{neg, S >= m-},
+
+each term 0 when its set is empty (defaults m+ = 0.9, m- = 0.5, lam+ = lam- = 1, as pytorch-metric-learning). TCM is
+a batch-level loss (means over the hard pairs): it returns a scalar, not per-example values.
+
+OPIS (Operating-Point-Inconsistency Score) measures how much each class's utility-vs-threshold curve deviates from
+the overall one over a calibration range of thresholds [d_min, d_max]:
+
+    OPIS = (1/T) sum_{i=1}^{T} (1/(d_max - d_min)) int_{d_min}^{d_max} (U_i(d) - U(d))^2 dd,
+
+with U the F1 score of pair verification (a pair is declared a match when S >= d), U_i computed on the pairs whose
+anchor belongs to class i and U on all pairs. We evaluate the integral as the average over the given (uniform)
+threshold grid. NOTE: the choice of F1 as the utility is our reading of the paper (it allows other utilities).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlib_methods.validation import check_in_interval, check_nonnegative
+
+
+def cosine_similarity_matrix(embeddings: jax.Array, eps: float = 1e-12) -> jax.Array:
+  """S_ij = <e_i, e_j> / (|e_i| |e_j|). [N, D] -> [N, N] (float32 or wider)."""
+  if jnp.ndim(embeddings) != 2:
+    raise ValueError(f"embeddings must have shape [N, D], got {jnp.shape(embeddings)=}")
+  e = jnp.asarray(embeddings).astype(jnp.promote_types(jnp.asarray(embeddings).dtype, jnp.float32))
+  sq = jnp.sum(e * e, axis=-1, keepdims=True)
+  e = e * jax.lax.rsqrt(jnp.maximum(sq, eps))
+  return e @ e.T
+
+
+def _check_sim_labels(sim: Any, labels: Any) -> None:
+  if jnp.ndim(sim) != 2 or jnp.shape(sim)[0] != jnp.shape(sim)[1]:
+    raise ValueError(f"sim must be a square [N, N] similarity matrix, got {jnp.shape(sim)=}")
+  if jnp.shape(labels) != (jnp.shape(sim)[0],):
+    raise ValueError(f"labels must have shape [N] matching sim, got {jnp.shape(labels)=}, {jnp.shape(sim)=}")
+  if not jnp.issubdtype(jnp.asarray(labels).dtype, jnp.integer):
+    raise ValueError(f"labels must be integers, got {jnp.asarray(labels).dtype=}")
+
+
+def _pair_masks(labels: jax.Array):
+  n = labels.shape[0]
+  same = labels[:, None] == labels[None, :]
+  off = ~jnp.eye(n, dtype=bool)
+  return same & off, ~same
+
+
+def tcm_loss_from_similarity(sim: jax.Array, labels: jax.Array, *, m_pos: Any = 0.9, m_neg: Any = 0.5,
+                             lam_pos: Any = 1.0, lam_neg: Any = 1.0) -> jax.Array:
+  """TCM regulariser on a similarity matrix (Zhang et al. 2024, arXiv:2307.04047). Scalar.
+
+  Args:
+    sim: [N, N] cosine similarities of the batch embeddings.
+    labels: [N] integer class labels.
+    m_pos, m_neg: the positive and negative margins m+, m- in [-1, 1].
+    lam_pos, lam_neg: weights >= 0 of the two terms.
+
+  Returns:
+    Scalar loss (float32 or wider).
+  """
+  _check_sim_labels(sim, labels)
+  check_in_interval(m_pos, "m_pos", -1.0, 1.0)
+  check_in_interval(m_neg, "m_neg", -1.0, 1.0)
+  check_nonnegative(lam_pos, "lam_pos")
+  check_nonnegative(lam_neg, "lam_neg")
+  s = jnp.asarray(sim).astype(jnp.promote_types(jnp.asarray(sim).dtype, jnp.float32))
+  pos, neg = _pair_masks(jnp.asarray(labels))
+  hard_pos = pos & (s <= m_pos)
+  hard_neg = neg & (s >= m_neg)
+  n_hp = jnp.sum(hard_pos)
+  n_hn = jnp.sum(hard_neg)
+  pos_term = jnp.sum(jnp.where(hard_pos, m_pos - s, 0.0)) / jnp.maximum(n_hp, 1)
+  neg_term = jnp.sum(jnp.where(hard_neg, s - m_neg, 0.0)) / jnp.maximum(n_hn, 1)
+  return lam_pos * pos_term + lam_neg * neg_term
+
+
+def tcm_loss(embeddings: jax.Array, labels: jax.Array, *, m_pos: Any = 0.9, m_neg: Any = 0.5,
+             lam_pos: Any = 1.0, lam_neg: Any = 1.0) -> jax.Array:
+  """TCM regulariser from embeddings [N, D] and labels [N] (cosine similarity; Zhang et al. 2024). Scalar."""
+  if jnp.ndim(embeddings) != 2 or jnp.shape(labels) != (jnp.shape(embeddings)[0],):
+    raise ValueError(f"embeddings must be [N, D] and labels [N], got {jnp.shape(embeddings)=}, {jnp.shape(labels)=}")
+  return tcm_loss_from_similarity(cosine_similarity_matrix(embeddings), labels, m_pos=m_pos, m_neg=m_neg,
+                                  lam_pos=lam_pos, lam_neg=lam_neg)
+
+
+def _f1(tp, fp, fn):
+  den = 2 * tp + fp + fn
+  return jnp.where(den > 0, 2 * tp / jnp.where(den > 0, den, 1), 0.0)
+
+
+def opis(sim: jax.Array, labels: jax.Array, thresholds: jax.Array, *, num_classes: int) -> jax.Array:
+  """Operating-Point-Inconsistency Score (Zhang et al. 2024, arXiv:2307.04047), F1 utility.
+
+  Args:
+    sim: [N, N] pair similarities (the diagonal is ignored).
+    labels: [N] integer labels in [0, num_classes); classes absent from the batch are skipped.
+    thresholds: [D] uniform grid over the calibration range [d_min, d_max] (a pair matches when sim >= d).
+    num_classes: static number of classes T.
+
+  Returns:
+    Scalar OPIS >= 0 (0 when every class has the same F1 curve as the whole set).
+  """
+  _check_sim_labels(sim, labels)
+  if jnp.ndim(thresholds) != 1 or jnp.shape(thresholds)[0] < 1:
+    raise ValueError(f"thresholds must have shape [D] with D >= 1, got {jnp.shape(thresholds)=}")
+  if not isinstance(num_classes, (int, np.integer)) or num_classes <= 0:
+    raise ValueError(f"num_classes must be a positive int, got {num_classes=}")
+  s = jnp.asarray(sim).astype(jnp.float32)
+  y = jnp.asarray(labels)
+  pos, neg = _pair_masks(y)
+  d = jnp.asarray(thresholds, jnp.float32)
+  accept = s[None, :, :] >= d[:, None, None]  # [D, N, N]
+  tp_row = jnp.sum(accept & pos, axis=-1)  # [D, N]: per anchor
+  fn_row = jnp.sum(~accept & pos, axis=-1)
+  fp_row = jnp.sum(accept & neg, axis=-1)
+  onehot = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)  # [N, T]
+  tp_c, fn_c, fp_c = (x.astype(jnp.float32) @ onehot for x in (tp_row, fn_row, fp_row))  # [D, T]
+  u_c = _f1(tp_c, fp_c, fn_c)
+  u_all = _f1(jnp.sum(tp_c, -1), jnp.sum(fp_c, -1), jnp.sum(fn_c, -1))  # [D]
+  present = jnp.sum(onehot, axis=0) > 0
+  per_class = jnp.mean((u_c - u_all[:, None]) ** 2, axis=0)  # [T]
+  return jnp.sum(jnp.where(present, per_class, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+
+
+__all__ = ["cosine_similarity_matrix", "opis", "tcm_loss", "tcm_loss_from_similarity"]

@@ -1,0 +1,283 @@
+"""FlashAttention-2 Pallas kernel (interpret mode on CPU) vs independent references.
+
+References used here, none derived from the kernel's code:
+  * `_np_attention`: a float64 NumPy transcription of softmax attention with the masks, written in this file;
+  * `_naive`: a plain-jnp attention written in this file (float32, HIGHEST precision), for gradients via jax.vjp;
+  * `jax.nn.dot_product_attention(implementation="xla")` for the options it supports.
+Interpret-mode outputs start as NaN buffers (Pallas' interpreter fills uninitialised outputs with NaN), so an
+unwritten block fails the comparisons.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlib_methods.kernels import attention, flash_attention, flash_attention_reference
+
+F32_TOL = 1e-5
+BF16_REL = 2e-2
+
+
+def _visible(t, s, causal, window, seg):
+  qi = np.arange(t)[:, None]
+  kj = np.arange(s)[None, :]
+  m = np.ones((t, s), bool)
+  if causal:
+    m &= qi >= kj
+  if window is not None:
+    left, right = (window, window) if isinstance(window, int) else window
+    m &= (qi <= kj + left) & (qi >= kj - right)
+  m = np.broadcast_to(m, (1, t, s))
+  if seg is not None:
+    seg = np.asarray(seg)
+    m = m & (seg[:, :, None] == seg[:, None, :])
+  return m                                                          # [B or 1, T, S]
+
+
+def _np_attention(q, k, v, *, causal=False, scale=None, segment_ids=None, window=None, softcap=None):
+  """float64 NumPy softmax attention; fully masked rows give 0."""
+  q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+  b, t, n, h = q.shape
+  s, kh = k.shape[1], k.shape[2]
+  g = n // kh
+  scale = 1.0 / math.sqrt(h) if scale is None else scale
+  out = np.zeros((b, t, n, v.shape[-1]))
+  vis = _visible(t, s, causal, window, segment_ids)
+  for bi in range(b):
+    m = vis[min(bi, vis.shape[0] - 1)]
+    for ni in range(n):
+      logits = scale * q[bi, :, ni] @ k[bi, :, ni // g].T
+      if softcap is not None:
+        logits = softcap * np.tanh(logits / softcap)
+      logits = np.where(m, logits, -np.inf)
+      mx = np.max(logits, axis=1, keepdims=True)
+      mx = np.where(np.isfinite(mx), mx, 0.0)
+      p = np.where(m, np.exp(logits - mx), 0.0)
+      den = p.sum(1, keepdims=True)
+      p = p / np.where(den > 0, den, 1.0)
+      out[bi, :, ni] = p @ v[bi, :, ni // g]
+  return out
+
+
+def _naive(q, k, v, *, causal=False, scale=None, segment_ids=None, window=None, softcap=None):
+  """Plain jnp attention (fp32, HIGHEST precision), written independently of the library, for gradients."""
+  b, t, n, h = q.shape
+  s, kh = k.shape[1], k.shape[2]
+  k = jnp.repeat(k.astype(jnp.float32), n // kh, axis=2)
+  v = jnp.repeat(v.astype(jnp.float32), n // kh, axis=2)
+  scale = 1.0 / math.sqrt(h) if scale is None else scale
+  logits = jnp.einsum("bqnh,bknh->bnqk", q.astype(jnp.float32), k, precision="highest") * scale
+  if softcap is not None:
+    logits = softcap * jnp.tanh(logits / softcap)
+  vis = jnp.asarray(_visible(t, s, causal, window, segment_ids))[:, None]
+  logits = jnp.where(vis, logits, -1e30)
+  p = jax.nn.softmax(logits, axis=-1) * vis
+  return jnp.einsum("bnqk,bknh->bqnh", p, v, precision="highest")
+
+
+def _inputs(b, t, s, n, kh, h, hv, dtype=jnp.float32, seed=0):
+  ks = jax.random.split(jax.random.PRNGKey(seed), 4)
+  q = jax.random.normal(ks[0], (b, t, n, h), jnp.float32).astype(dtype)
+  k = jax.random.normal(ks[1], (b, s, kh, h), jnp.float32).astype(dtype)
+  v = jax.random.normal(ks[2], (b, s, kh, hv), jnp.float32).astype(dtype)
+  do = jax.random.normal(ks[3], (b, t, n, hv), jnp.float32).astype(dtype)
+  return q, k, v, do
+
+
+def _check_fwd_bwd(shape, opts, *, block_q=16, block_k=16, dtype=jnp.float32):
+  q, k, v, do = _inputs(*shape, dtype=dtype)
+  kern = lambda q, k, v: flash_attention(q, k, v, block_q=block_q, block_k=block_k, interpret=True, **opts)
+  out, vjp = jax.vjp(kern, q, k, v)
+  grads = vjp(do)
+  assert out.dtype == dtype and out.shape == shape[:2] + (shape[3], shape[6])
+  want = _np_attention(q, k, v, **opts)
+  _, ref_vjp = jax.vjp(lambda q, k, v: _naive(q, k, v, **opts), q.astype(jnp.float32), k.astype(jnp.float32),
+                       v.astype(jnp.float32))
+  ref_grads = ref_vjp(do.astype(jnp.float32))
+  assert np.all(np.isfinite(np.asarray(out, np.float32)))
+  for g in grads:
+    assert np.all(np.isfinite(np.asarray(g, np.float32)))
+  if dtype == jnp.float32:
+    np.testing.assert_allclose(np.asarray(out), want, atol=F32_TOL, rtol=0)
+    for name, got, ref in zip("qkv", grads, ref_grads):
+      np.testing.assert_allclose(np.asarray(got), np.asarray(ref), atol=F32_TOL, rtol=0, err_msg=f"d{name}")
+  else:
+    def rel(a, b):
+      a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+      return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12)
+    assert rel(out, want) < BF16_REL
+    for name, got, ref in zip("qkv", grads, ref_grads):
+      assert rel(got, ref) < BF16_REL, f"d{name}"
+  return out
+
+
+# (batch, T, S, heads, kv heads, head_dim, value head_dim), options: lengths are not multiples of the blocks (16).
+CASES = {
+    "causal-MHA-T40": ((1, 40, 40, 2, 2, 32, 32), dict(causal=True)),
+    "GQA-cross-T37-S53-dv48": ((1, 37, 53, 4, 2, 32, 48), dict()),
+    "MQA-causal-segments": ((2, 45, 45, 4, 1, 32, 32),
+                            dict(causal=True, segment_ids=np.array([[0] * 10 + [1] * 20 + [2] * 15, [7] * 45]))),
+    "window-softcap-causal": ((1, 50, 50, 2, 2, 32, 32), dict(causal=True, window=(5, 3), softcap=3.0, scale=0.3)),
+}
+SLOW_CASES = {
+    "window-bidirectional": ((1, 33, 33, 2, 1, 16, 16), dict(window=(4, 2))),
+    "head_dim96-dv64": ((1, 24, 24, 2, 2, 96, 64), dict(causal=True)),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES) + [pytest.param(n, marks=pytest.mark.slow) for n in SLOW_CASES])
+def test_kernel_matches_reference_fp32(name):
+  shape, opts = {**CASES, **SLOW_CASES}[name]
+  if "segment_ids" in opts:
+    opts = dict(opts, segment_ids=jnp.asarray(opts["segment_ids"], jnp.int32))
+  _check_fwd_bwd(shape, opts)
+
+
+def test_kernel_bf16_gqa_causal():
+  _check_fwd_bwd((1, 40, 40, 4, 2, 64, 64), dict(causal=True), dtype=jnp.bfloat16)
+
+
+def test_default_blocks_first_call_no_nan():
+  """Default 128 blocks on a short ragged length (the block shrinks to 128 > 96 is padded): no NaN, matches."""
+  q, k, v, _ = _inputs(1, 96, 96, 2, 2, 64, 64, seed=3)
+  out = flash_attention(q, k, v, causal=True, interpret=True)
+  np.testing.assert_allclose(np.asarray(out), _np_attention(q, k, v, causal=True), atol=F32_TOL, rtol=0)
+
+
+def test_rows_with_no_visible_key_are_zero_with_finite_grads():
+  """Window (0, 0) with more queries than keys: queries t >= S see nothing -> output 0, gradients finite."""
+  q, k, v, do = _inputs(1, 40, 24, 2, 2, 16, 16, seed=4)
+  f = lambda q, k, v: flash_attention(q, k, v, window=(0, 0), block_q=16, block_k=16, interpret=True)
+  out, vjp = jax.vjp(f, q, k, v)
+  np.testing.assert_allclose(np.asarray(out), _np_attention(q, k, v, window=(0, 0)), atol=F32_TOL, rtol=0)
+  assert np.all(np.asarray(out[:, 24:]) == 0)
+  for g in vjp(do):
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_interpret_mode_outputs_start_as_nan():
+  """The premise of the NaN-buffer checks: an output block a kernel never writes comes back NaN in interpret mode."""
+  from jax.experimental import pallas as pl
+
+  def kernel(x_ref, o_ref):
+    del x_ref, o_ref
+
+  out = pl.pallas_call(kernel, out_shape=jax.ShapeDtypeStruct((8, 4), jnp.float32), interpret=True)(jnp.zeros(4))
+  assert np.all(np.isnan(np.asarray(out)))
+
+
+def test_library_reference_agrees_with_numpy_and_jax():
+  """The pure-jnp reference (the CPU path) vs float64 NumPy and jax.nn.dot_product_attention."""
+  q, k, v, _ = _inputs(2, 30, 30, 4, 2, 16, 16, seed=5)
+  for opts in (dict(causal=True, window=(3, 0)), dict(window=(2, 5))):
+    ref = flash_attention_reference(q, k, v, **opts)
+    np.testing.assert_allclose(np.asarray(ref), _np_attention(q, k, v, **opts), atol=2e-6, rtol=0)
+    jx = jax.nn.dot_product_attention(q, k, v, is_causal=opts.get("causal", False),
+                                      local_window_size=opts.get("window"), implementation="xla")
+    np.testing.assert_allclose(np.asarray(ref), np.asarray(jx), atol=2e-6, rtol=0)
+  seg = jnp.asarray([[0] * 12 + [1] * 18, [3] * 30], jnp.int32)
+  ref = flash_attention_reference(q, k, v, causal=True, segment_ids=seg, softcap=2.0)
+  want = _np_attention(q, k, v, causal=True, segment_ids=np.asarray(seg), softcap=2.0)
+  np.testing.assert_allclose(np.asarray(ref), want, atol=2e-6, rtol=0)
+
+
+def test_block_sizes_do_not_change_result():
+  q, k, v, _ = _inputs(1, 48, 48, 2, 1, 16, 16, seed=6)
+  outs = [flash_attention(q, k, v, causal=True, block_q=bq, block_k=bk, interpret=True)
+          for bq, bk in ((16, 32), (64, 64))]
+  for o in outs[1:]:
+    np.testing.assert_allclose(np.asarray(o), np.asarray(outs[0]), atol=F32_TOL, rtol=0)
+
+
+@pytest.mark.slow
+def test_jit_and_grad_through_jit():
+  q, k, v, _ = _inputs(1, 20, 20, 2, 2, 16, 16, seed=7)
+  f = jax.jit(lambda q, k, v: jnp.sum(flash_attention(q, k, v, causal=True, block_q=16, block_k=16,
+                                                      interpret=True) ** 2))
+  g = jax.grad(f, argnums=(0, 1, 2))(q, k, v)
+  gr = jax.grad(lambda q, k, v: jnp.sum(_naive(q, k, v, causal=True) ** 2), argnums=(0, 1, 2))(q, k, v)
+  for a, b in zip(g, gr):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=3e-5, rtol=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Validation and dispatch (no kernel runs)
+# ----------------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(q=jnp.zeros((2, 8, 4))), "shape"),
+    (dict(k=jnp.zeros((3, 8, 2, 16))), "batch"),
+    (dict(k=jnp.zeros((2, 8, 3, 16)), v=jnp.zeros((2, 8, 3, 16))), "divide"),
+    (dict(k=jnp.zeros((2, 8, 2, 8))), "head_dim"),
+    (dict(v=jnp.zeros((2, 9, 2, 16))), "sequence length"),
+    (dict(segment_ids=jnp.zeros((2, 7), jnp.int32)), "segment_ids"),
+    (dict(block_q=0), "block_q"),
+    (dict(block_k=-16), "block_k"),
+    (dict(window=(-1, 2)), "window"),
+    (dict(softcap=0.0), "softcap"),
+    (dict(scale=-1.0), "scale"),
+    (dict(v=jnp.zeros((2, 8, 2, 16), jnp.bfloat16)), "dtype"),
+])
+def test_validation_errors(bad, match):
+  args = dict(q=jnp.zeros((2, 8, 4, 16)), k=jnp.zeros((2, 8, 2, 16)), v=jnp.zeros((2, 8, 2, 16)))
+  opts = {key: val for key, val in bad.items() if key not in args}
+  args.update({key: val for key, val in bad.items() if key in args})
+  with pytest.raises(ValueError, match=match):
+    flash_attention(args["q"], args["k"], args["v"], interpret=True, **opts)
+
+
+def test_compiled_kernel_needs_power_of_two_blocks():
+  x = jnp.zeros((1, 8, 1, 16))
+  with pytest.raises(ValueError, match="power of two"):
+    flash_attention(x, x, x, block_q=24)
+
+
+def test_dispatch():
+  q, k, v, _ = _inputs(1, 20, 20, 2, 1, 16, 16, seed=8)
+  ref = flash_attention_reference(q, k, v, causal=True)
+  np.testing.assert_array_equal(np.asarray(attention(q, k, v, causal=True)), np.asarray(ref))   # CPU -> xla
+  np.testing.assert_allclose(np.asarray(attention(q, k, v, causal=True, implementation="pallas", interpret=True,
+                                                  block_q=16, block_k=16)), np.asarray(ref), atol=F32_TOL)
+  with pytest.raises(ValueError, match="implementation"):
+    attention(q, k, v, implementation="flash")
+  if jax.default_backend() != "gpu":
+    with pytest.raises(ValueError, match="interpret=True"):
+      attention(q, k, v, implementation="pallas")
+    with pytest.raises(ValueError, match="GPU"):
+      attention(q, k, v, implementation="cudnn")
+  with pytest.raises(ValueError, match="softcap"):
+    attention(q, k, v, implementation="cudnn", softcap=5.0)
+  with pytest.raises(ValueError, match="segment_ids"):
+    attention(q, k, v, implementation="cudnn", segment_ids=jnp.zeros((1, 20), jnp.int32))
+  with pytest.raises(ValueError, match="divide"):
+    attention(q, jnp.zeros((1, 20, 3, 16)), jnp.zeros((1, 20, 3, 16)))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The big grid (slow): head dims, dtypes, longer ragged lengths
+# ----------------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head_dim", [64, 96, 128, 192])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_grid_head_dims(head_dim, causal, dtype):
+  _check_fwd_bwd((1, 70, 70, 4, 2, head_dim, head_dim), dict(causal=causal), block_q=32, block_k=32, dtype=dtype)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("t", [192, 200])
+def test_grid_ragged_lengths_default_blocks(t):
+  _check_fwd_bwd((1, t, t, 2, 1, 64, 64), dict(causal=True), block_q=128, block_k=128)
+
+
+@pytest.mark.slow
+def test_long_ragged_length_4092_forward():
+  q, k, v, _ = _inputs(1, 4092, 4092, 1, 1, 64, 64, seed=9)
+  out = flash_attention(q, k, v, causal=True, interpret=True)
+  ref = flash_attention_reference(q, k, v, causal=True)
+  assert np.all(np.isfinite(np.asarray(out)))
+  np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=F32_TOL, rtol=0)

@@ -1,0 +1,88 @@
+"""Bag/instance/interpolating losses vs float64 NumPy loops over bags (Javanmard et al. 2024)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlib_methods.losses import aggregate_responses as ag
+
+
+def np_losses(f, bags, ybar, rho):
+  f = np.asarray(f, np.float64)
+  nb = len(ybar)
+  bag = np.zeros(nb)
+  inst_mean = np.zeros(nb)
+  for b in range(nb):
+    idx = np.where(bags == b)[0]
+    if len(idx) == 0:
+      continue
+    bag[b] = (ybar[b] - f[idx].mean()) ** 2
+    inst_mean[b] = np.mean((ybar[b] - f[idx]) ** 2)
+  inst = (ybar[bags] - f) ** 2
+  return bag, inst, rho * bag + (1 - rho) * inst_mean
+
+
+@pytest.mark.parametrize("n,nb,rho", [(1, 1, 0.3), (9, 3, 0.5), (11, 4, 0.0), (6, 5, 1.0)])
+def test_matches_numpy_values_and_grad(n, nb, rho):
+  rng = np.random.default_rng(n)
+  f = rng.normal(size=n)
+  bags = rng.integers(0, nb, n)
+  ybar = rng.normal(size=nb)
+  with jax.enable_x64(True):
+    args = (jnp.asarray(bags), jnp.asarray(ybar))
+    bag = ag.bag_level_loss(jnp.asarray(f), *args, num_bags=nb)
+    inst = ag.instance_level_loss(jnp.asarray(f), *args, num_bags=nb)
+    mix = ag.interpolating_loss(jnp.asarray(f), *args, num_bags=nb, rho=rho)
+    g = jax.grad(lambda a: ag.interpolating_loss(a, *args, num_bags=nb, rho=rho).sum())(jnp.asarray(f))
+  rb, ri, rm = np_losses(f, bags, ybar, rho)
+  np.testing.assert_allclose(np.asarray(bag), rb, rtol=1e-12, atol=1e-15)
+  np.testing.assert_allclose(np.asarray(inst), ri, rtol=1e-12)
+  np.testing.assert_allclose(np.asarray(mix), rm, rtol=1e-12, atol=1e-15)
+  h = 1e-6
+  fd = np.array([(np_losses(f + h * e, bags, ybar, rho)[2].sum() - np_losses(f - h * e, bags, ybar, rho)[2].sum())
+                 / (2 * h) for e in np.eye(n)])
+  np.testing.assert_allclose(np.asarray(g), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_instance_equals_bag_plus_within_bag_variance():
+  rng = np.random.default_rng(0)
+  f_np, ybar_np = rng.normal(size=12), rng.normal(size=4)
+  bags = jnp.repeat(jnp.arange(4), 3)  # k = 3
+  with jax.enable_x64(True):
+    f, ybar = jnp.asarray(f_np), jnp.asarray(ybar_np)
+    bag = ag.bag_level_loss(f, bags, ybar, num_bags=4)
+    inst = ag.instance_level_loss(f, bags, ybar, num_bags=4)
+    var = ag.within_bag_variance(f, bags, num_bags=4)
+    mix = ag.interpolating_loss(f, bags, ybar, num_bags=4, rho=0.25)
+    inst_sum = np.asarray(jax.ops.segment_sum(inst, bags, num_segments=4))
+  # sum_i (ybar - f_i)^2 = k * (ybar - fbar)^2 + sum_i (f_i - fbar)^2
+  np.testing.assert_allclose(inst_sum, 3 * np.asarray(bag) + 3 * np.asarray(var), rtol=1e-12)
+  np.testing.assert_allclose(np.asarray(mix), np.asarray(bag) + 0.75 * np.asarray(var), rtol=1e-12)
+
+
+def test_jit_and_low_precision():
+  f = jnp.array([1e4, -1e4, 0.5, 2.0], jnp.float32)
+  bags = jnp.array([0, 0, 1, 1])
+  yb = jnp.array([0.0, 1.0])
+  fn = jax.jit(lambda f: ag.interpolating_loss(f, bags, yb, num_bags=2, rho=0.5))
+  assert np.all(np.isfinite(fn(f))) and np.all(np.isfinite(jax.grad(lambda f: fn(f).sum())(f)))
+  for dtype in (jnp.float16, jnp.bfloat16):
+    v = ag.interpolating_loss(jnp.asarray([1.0, -2.0, 0.5, 2.0], dtype), bags, yb.astype(dtype), num_bags=2, rho=0.5)
+    assert v.dtype == dtype and np.all(np.isfinite(np.asarray(v, np.float32)))
+
+
+def test_bad_inputs():
+  f = jnp.zeros(4)
+  bags = jnp.array([0, 0, 1, 1])
+  yb = jnp.zeros(2)
+  with pytest.raises(ValueError, match="bag_ids must lie"):
+    ag.bag_level_loss(f, jnp.array([0, 0, 1, 2]), yb, num_bags=2)
+  with pytest.raises(ValueError, match="bag_responses"):
+    ag.bag_level_loss(f, bags, jnp.zeros(3), num_bags=2)
+  with pytest.raises(ValueError, match="preds and bag_ids"):
+    ag.instance_level_loss(f, jnp.array([0, 1]), yb, num_bags=2)
+  with pytest.raises(ValueError, match="rho"):
+    ag.interpolating_loss(f, bags, yb, num_bags=2, rho=1.5)
+  with pytest.raises(ValueError, match="num_bags"):
+    ag.bag_level_loss(f, bags, yb, num_bags=0)

@@ -1,0 +1,152 @@
+"""DEXML decoupled softmax / soft top-k vs float64 NumPy transcriptions of the paper's losses (Gupta et al. 2024)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlib_methods.losses import dexml
+
+
+def np_decoupled(s, pos):
+  s = np.asarray(s, np.float64)
+  out = np.zeros(len(s))
+  for i in range(len(s)):
+    P = np.where(pos[i])[0]
+    N = np.where(~pos[i])[0]
+    if len(P) == 0:
+      continue
+    tot = 0.0
+    for l in P:
+      denom = np.exp(s[i, l]) + np.exp(s[i, N]).sum()
+      tot += -np.log(np.exp(s[i, l]) / denom)
+    out[i] = tot / len(P)
+  return out
+
+
+def np_threshold(s_row, k, alpha):
+  lo, hi = -s_row.max() - 50 / alpha, -s_row.min() + 50 / alpha
+  for _ in range(200):
+    mid = 0.5 * (lo + hi)
+    if (1 / (1 + np.exp(-alpha * (s_row + mid)))).sum() < k:
+      lo = mid
+    else:
+      hi = mid
+  return 0.5 * (lo + hi)
+
+
+def np_soft_topk(s, pos, k, alpha):
+  s = np.asarray(s, np.float64)
+  out = np.zeros(len(s))
+  for i in range(len(s)):
+    P = np.where(pos[i])[0]
+    if len(P) == 0:
+      continue
+    ki = k[i] if np.ndim(k) else k
+    t = np_threshold(s[i], ki, alpha)
+    out[i] = np.mean([np.logaddexp(0.0, -alpha * (s[i, l] + t)) for l in P])
+  return out
+
+
+def np_grad(fn, x, h=1e-5):
+  g = np.zeros_like(x)
+  for idx in np.ndindex(x.shape):
+    e = np.zeros_like(x)
+    e[idx] = h
+    g[idx] = (fn(x + e) - fn(x - e)) / (2 * h)
+  return g
+
+
+def _case(b, l, seed):
+  rng = np.random.default_rng(seed)
+  s = rng.normal(size=(b, l)) * 2
+  pos = rng.random((b, l)) < 0.3
+  pos[0, 0] = True  # at least one query with a positive
+  return s, pos
+
+
+@pytest.mark.parametrize("b,l", [(1, 3), (4, 7), (3, 10)])
+def test_decoupled_softmax_matches_numpy(b, l):
+  s, pos = _case(b, l, b * l)
+  with jax.enable_x64(True):
+    got = dexml.decoupled_softmax_loss(jnp.asarray(s), jnp.asarray(pos))
+    g = jax.grad(lambda a: dexml.decoupled_softmax_loss(a, jnp.asarray(pos)).sum())(jnp.asarray(s))
+  np.testing.assert_allclose(np.asarray(got), np_decoupled(s, pos), rtol=1e-10)
+  np.testing.assert_allclose(np.asarray(g), np_grad(lambda a: np_decoupled(a, pos).sum(), s), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("b,l,k,alpha", [(1, 3, 1, 1.0), (4, 7, 2, 2.0), (3, 10, 3, 0.5)])
+def test_soft_topk_matches_numpy(b, l, k, alpha):
+  s, pos = _case(b, l, 7 * b + l)
+  with jax.enable_x64(True):
+    got = dexml.soft_topk_loss(jnp.asarray(s), jnp.asarray(pos), k, alpha=alpha, n_iter=100)
+    g = jax.grad(lambda a: dexml.soft_topk_loss(a, jnp.asarray(pos), k, alpha=alpha, n_iter=100).sum())(
+        jnp.asarray(s))
+    t = dexml.soft_topk_threshold(jnp.asarray(s), k, alpha=alpha, n_iter=100)
+    p_sum = jnp.sum(jax.nn.sigmoid(alpha * (jnp.asarray(s) + t[:, None])), -1)
+  np.testing.assert_allclose(np.asarray(p_sum), k, rtol=1e-9)
+  np.testing.assert_allclose(np.asarray(got), np_soft_topk(s, pos, k, alpha), rtol=1e-8)
+  np.testing.assert_allclose(np.asarray(g), np_grad(lambda a: np_soft_topk(a, pos, k, alpha).sum(), s),
+                             rtol=1e-5, atol=1e-7)
+
+
+def test_soft_topk_per_query_k_in_float32():
+  s, pos = _case(3, 8, 1)
+  k = np.array([1, 2, 3])
+  got = dexml.soft_topk_loss(jnp.asarray(s, jnp.float32), jnp.asarray(pos), jnp.asarray(k))
+  np.testing.assert_allclose(np.asarray(got), np_soft_topk(s, pos, k, 1.0), rtol=1e-4, atol=1e-5)
+
+
+def test_positives_compete_in_infonce_but_not_in_decoupled_softmax():
+  # Three positives scored far above every negative: decoupled softmax -> 0, multi-positive softmax >= log 3.
+  pos = jnp.array([[True, True, True, False, False, False]])
+  s = jnp.where(pos, 30.0, -30.0)
+  ds = float(dexml.decoupled_softmax_loss(s, pos)[0])
+  mp = float(dexml.multi_positive_softmax_loss(s, pos)[0])
+  assert ds < 1e-20
+  assert mp >= np.log(3) - 1e-6
+  # no positives -> 0, no negatives -> 0, finite gradients
+  none = jnp.zeros((1, 6), bool)
+  allp = jnp.ones((1, 6), bool)
+  assert float(dexml.decoupled_softmax_loss(s, none)[0]) == 0.0
+  assert float(dexml.decoupled_softmax_loss(s, allp)[0]) == 0.0
+  g = jax.grad(lambda a: dexml.decoupled_softmax_loss(a, allp).sum())(s)
+  assert np.all(np.isfinite(g))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16, jnp.bfloat16])
+def test_stability(dtype):
+  s = jnp.array([[1e4, -1e4, 0.0, 3.0], [-1e4, 1e4, 5.0, 0.0]], dtype)
+  pos = jnp.array([[False, True, False, True], [True, False, False, False]])
+  for fn in (lambda a: dexml.decoupled_softmax_loss(a, pos), lambda a: dexml.soft_topk_loss(a, pos, 2)):
+    v = fn(s)
+    g = jax.grad(lambda a: fn(a).astype(jnp.float32).sum())(s)
+    assert v.dtype == dtype
+    assert np.all(np.isfinite(np.asarray(v, np.float32))) and np.all(np.isfinite(np.asarray(g, np.float32)))
+
+
+def test_jit_vmap():
+  s, pos = _case(4, 6, 3)
+  s = jnp.asarray(s, jnp.float32)
+  a = jax.jit(lambda s: dexml.soft_topk_loss(s, jnp.asarray(pos), 2))(s)
+  b = dexml.soft_topk_loss(s, jnp.asarray(pos), 2)
+  np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_bad_inputs():
+  s = jnp.zeros((2, 4))
+  pos = jnp.zeros((2, 4), bool)
+  with pytest.raises(ValueError, match="pos_mask"):
+    dexml.decoupled_softmax_loss(s, jnp.zeros((2, 3), bool))
+  with pytest.raises(ValueError, match="boolean"):
+    dexml.decoupled_softmax_loss(s, jnp.zeros((2, 4)))
+  with pytest.raises(ValueError, match="scores"):
+    dexml.decoupled_softmax_loss(jnp.zeros(4), jnp.zeros(4, bool))
+  with pytest.raises(ValueError, match="k must"):
+    dexml.soft_topk_loss(s, pos, 4)
+  with pytest.raises(ValueError, match="k must"):
+    dexml.soft_topk_loss(s, pos, 0)
+  with pytest.raises(ValueError, match="alpha"):
+    dexml.soft_topk_loss(s, pos, 1, alpha=0.0)
+  with pytest.raises(ValueError, match="alpha must be a concrete"):
+    jax.jit(lambda a: dexml.soft_topk_loss(s, pos, 1, alpha=a))(1.0)

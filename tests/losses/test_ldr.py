@@ -1,0 +1,190 @@
+"""LDR-KL / ALDR-KL vs a float64 NumPy transcription of the paper's closed form (Zhu, Ying, Yang 2023)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxlib_methods.losses import ldr
+
+
+def np_ldr_kl(f, y, lam, c):
+  """lam * log((1/K) sum_k exp((c 1[k != y] + f_k - f_y) / lam)), float64, written from the paper."""
+  f = np.asarray(f, np.float64)
+  n, k = f.shape
+  lam = np.broadcast_to(np.asarray(lam, np.float64), (n,))
+  out = np.empty(n)
+  for i in range(n):
+    z = np.array([(c if j != y[i] else 0.0) + f[i, j] - f[i, y[i]] for j in range(k)])
+    a = z / lam[i]
+    m = a.max()
+    out[i] = lam[i] * (m + np.log(np.exp(a - m).sum()) - np.log(k))
+  return out
+
+
+def np_grad(fn, x, h=1e-6):
+  x = np.asarray(x, np.float64)
+  g = np.zeros_like(x)
+  for idx in np.ndindex(x.shape):
+    e = np.zeros_like(x)
+    e[idx] = h
+    g[idx] = (fn(x + e) - fn(x - e)) / (2 * h)
+  return g
+
+
+@pytest.mark.parametrize("n,k,lam,c", [(1, 2, 1.0, 0.0), (4, 5, 0.1, 0.1), (3, 7, 10.0, 0.1), (2, 3, 0.5, 1.0)])
+def test_ldr_kl_matches_numpy_values_and_grad(n, k, lam, c):
+  rng = np.random.default_rng(n * 100 + k)
+  f = rng.normal(size=(n, k)) * 2
+  y = rng.integers(0, k, size=n)
+  with jax.enable_x64(True):
+    got = ldr.ldr_kl_loss(jnp.asarray(f), jnp.asarray(y), lam=lam, margin=c)
+    np.testing.assert_allclose(np.asarray(got), np_ldr_kl(f, y, lam, c), rtol=1e-10, atol=1e-12)
+    g = jax.grad(lambda t: ldr.ldr_kl_loss(t, jnp.asarray(y), lam=lam, margin=c).sum())(jnp.asarray(f))
+  ref = np_grad(lambda t: np_ldr_kl(t, y, lam, c).sum(), f)
+  np.testing.assert_allclose(np.asarray(g), ref, rtol=1e-6, atol=1e-7)
+
+
+def test_per_example_lambda_matches_numpy():
+  rng = np.random.default_rng(0)
+  f = rng.normal(size=(4, 5))
+  y = np.array([0, 4, 2, 2])
+  lam = np.array([0.1, 1.0, 3.0, 10.0])
+  with jax.enable_x64(True):
+    got = ldr.ldr_kl_loss(jnp.asarray(f), jnp.asarray(y), lam=jnp.asarray(lam), margin=0.1)
+  np.testing.assert_allclose(np.asarray(got), np_ldr_kl(f, y, lam, 0.1), rtol=1e-10)
+
+
+def test_lambda1_margin0_is_ce_minus_logk():
+  rng = np.random.default_rng(1)
+  f = jnp.asarray(rng.normal(size=(6, 9)), jnp.float32)
+  y = jnp.asarray(rng.integers(0, 9, 6))
+  ce = optax.losses.softmax_cross_entropy_with_integer_labels(f, y)
+  np.testing.assert_allclose(ldr.ldr_kl_loss(f, y, lam=1.0, margin=0.0), ce - np.log(9), rtol=1e-5, atol=1e-6)
+
+
+def test_small_lambda_tends_to_crammer_singer_and_large_to_mean():
+  rng = np.random.default_rng(2)
+  f = rng.normal(size=(5, 4))
+  y = rng.integers(0, 4, 5)
+  with jax.enable_x64(True):
+    cs = ldr.crammer_singer_loss(jnp.asarray(f), jnp.asarray(y), margin=0.3)
+    small = ldr.ldr_kl_loss(jnp.asarray(f), jnp.asarray(y), lam=1e-4, margin=0.3)
+    # lam log((1/K) sum exp(z/lam)) lies in [max z - lam log K, max z].
+    assert np.all(np.asarray(small) <= np.asarray(cs) + 1e-12)
+    assert np.all(np.asarray(small) >= np.asarray(cs) - 1e-4 * np.log(4) - 1e-12)
+    big = ldr.ldr_kl_loss(jnp.asarray(f), jnp.asarray(y), lam=1e6, margin=0.3)
+  z = np.array([[(0.3 if j != y[i] else 0) + f[i, j] - f[i, y[i]] for j in range(4)] for i in range(5)])
+  np.testing.assert_allclose(np.asarray(big), z.mean(1), atol=1e-5)
+
+
+def test_normalize_logits_matches_official_recipe():
+  rng = np.random.default_rng(3)
+  f = rng.normal(size=(3, 5))
+  sp = np.log1p(np.exp(f))
+  ref = sp / sp.mean(-1, keepdims=True)
+  with jax.enable_x64(True):
+    np.testing.assert_allclose(np.asarray(ldr.normalize_logits(jnp.asarray(f))), ref, rtol=1e-12)
+    y = np.array([1, 0, 4])
+    got = ldr.ldr_kl_loss(jnp.asarray(f), jnp.asarray(y), lam=1.0, margin=0.1, normalize=True)
+  np.testing.assert_allclose(np.asarray(got), np_ldr_kl(ref, y, 1.0, 0.1), rtol=1e-10)
+
+
+def test_worst_case_distribution_attains_the_max():
+  # p* = softmax(z / lam) attains sum p z - lam KL(p, u) = LDR-KL, and random p do not exceed it.
+  rng = np.random.default_rng(4)
+  f = rng.normal(size=(1, 6))
+  y = np.array([2])
+  lam, c = 0.7, 0.2
+  with jax.enable_x64(True):
+    p = np.asarray(ldr.ldr_kl_worst_case_distribution(jnp.asarray(f), jnp.asarray(y), lam=lam, margin=c))[0]
+  z = np.array([(c if j != 2 else 0) + f[0, j] - f[0, 2] for j in range(6)])
+
+  def obj(q):
+    return q @ z - lam * np.sum(q * np.log(q * 6))
+
+  best = np_ldr_kl(f, y, lam, c)[0]
+  np.testing.assert_allclose(obj(p), best, rtol=1e-10)
+  for _ in range(50):
+    q = rng.dirichlet(np.ones(6))
+    assert obj(q) <= best + 1e-12
+
+
+def test_aldr_kl_objective_and_lambda_step_match_numpy():
+  rng = np.random.default_rng(5)
+  f = rng.normal(size=(4, 5)) * 3
+  y = np.array([0, 1, 2, 3])
+  lam = np.array([0.5, 1.0, 2.0, 4.0])
+  lam0, alpha, c = 1.0, 2.0, 0.1
+  with jax.enable_x64(True):
+    got = ldr.aldr_kl_loss(jnp.asarray(f), jnp.asarray(y), jnp.asarray(lam), lam0=lam0, alpha=alpha, margin=c)
+    new = ldr.aldr_kl_update_lambda(jnp.asarray(f), jnp.asarray(y), jnp.asarray(lam), lam0=lam0, alpha=alpha,
+                                    margin=c, lam_min=0.05)
+  np.testing.assert_allclose(np.asarray(got), np_ldr_kl(f, y, lam, c) - alpha / 2 * (lam - lam0) ** 2, rtol=1e-6)
+  exp_new = []
+  for i in range(4):
+    z = np.array([(c if j != y[i] else 0) + f[i, j] - f[i, y[i]] for j in range(5)]) / lam[i]
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    kl = np.sum(p * np.log(p * 5))
+    exp_new.append(max(0.05, lam0 - kl / alpha))
+  np.testing.assert_allclose(np.asarray(new), exp_new, rtol=1e-5)
+
+
+def test_aldr_kl_large_alpha_keeps_lam0_and_equals_ldr_kl():
+  rng = np.random.default_rng(6)
+  f = jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)
+  y = jnp.array([0, 1, 3])
+  lam = ldr.aldr_kl_init_state(3, 2.0)
+  new = ldr.aldr_kl_update_lambda(f, y, lam, lam0=2.0, alpha=1e9)
+  np.testing.assert_allclose(new, 2.0, rtol=1e-6)
+  np.testing.assert_allclose(ldr.aldr_kl_loss(f, y, new, lam0=2.0, alpha=1e9),
+                             ldr.ldr_kl_loss(f, y, lam=2.0), rtol=1e-5)
+  # no gradient flows into the lambda state
+  g = jax.grad(lambda l: ldr.aldr_kl_loss(f, y, l, lam0=2.0, alpha=1.0).sum())(lam)
+  np.testing.assert_array_equal(g, 0.0)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16, jnp.bfloat16])
+def test_stability_extreme_logits_and_half_precision(dtype):
+  f = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0]], dtype)  # the loss (~2e4) fits in float16
+  y = jnp.array([1, 1])
+  for lam in (0.1, 1.0, 10.0):
+    v = ldr.ldr_kl_loss(f, y, lam=lam, margin=0.1)
+    g = jax.grad(lambda t: ldr.ldr_kl_loss(t, y, lam=lam, margin=0.1).astype(jnp.float32).sum())(f)
+    assert v.dtype == dtype
+    assert np.all(np.isfinite(np.asarray(v, np.float32))) and np.all(np.isfinite(np.asarray(g, np.float32)))
+  g = jax.grad(lambda t: ldr.ldr_kl_loss(t, y, normalize=True).astype(jnp.float32).sum())(f)
+  assert np.all(np.isfinite(np.asarray(g, np.float32)))
+  lam = ldr.aldr_kl_update_lambda(f, y, jnp.ones(2), lam0=1.0, alpha=1.0)
+  assert np.all(np.isfinite(lam))
+
+
+def test_jit_and_vmap():
+  f = jax.random.normal(jax.random.PRNGKey(0), (4, 3))
+  y = jnp.array([0, 1, 2, 0])
+  a = jax.jit(lambda f, y: ldr.ldr_kl_loss(f, y, lam=0.5))(f, y)
+  b = jax.vmap(lambda f, y: ldr.ldr_kl_loss(f, y, lam=0.5))(f, y)
+  np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_bad_inputs():
+  f = jnp.zeros((3, 4))
+  y = jnp.array([0, 1, 2])
+  with pytest.raises(ValueError, match="lam"):
+    ldr.ldr_kl_loss(f, y, lam=0.0)
+  with pytest.raises(ValueError, match="lam"):
+    ldr.ldr_kl_loss(f, y, lam=jnp.array([1.0, -1.0, 1.0]))
+  with pytest.raises(ValueError, match="margin"):
+    ldr.ldr_kl_loss(f, y, margin=-0.1)
+  with pytest.raises(ValueError, match="labels must have shape"):
+    ldr.ldr_kl_loss(f, jnp.array([0, 1]))
+  with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+    ldr.ldr_kl_loss(f, jnp.array([0, 1, 4]))
+  with pytest.raises(ValueError, match="integer"):
+    ldr.ldr_kl_loss(f, jnp.array([0.0, 1.0, 2.0]))
+  with pytest.raises(ValueError, match="alpha"):
+    ldr.aldr_kl_loss(f, y, jnp.ones(3), lam0=1.0, alpha=0.0)
+  with pytest.raises(ValueError, match="lam0"):
+    ldr.aldr_kl_init_state(3, -1.0)

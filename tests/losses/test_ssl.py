@@ -1,0 +1,232 @@
+"""Barlow Twins / Mixed BT / EY (CCA, PLS, SSL) / MLC vs NumPy transcriptions and numpy.linalg closed forms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlib_methods.losses import ssl
+
+
+def _np_std(z, ddof, eps=0.0):
+  z = np.asarray(z, np.float64)
+  return (z - z.mean(0)) / np.sqrt(z.var(0, ddof=ddof) + eps)
+
+
+# ------------------------------------------------------------------------------------------------ Barlow Twins
+
+def test_barlow_twins_matches_numpy_and_zero_at_identity():
+  rng = np.random.default_rng(0)
+  z1, z2 = rng.normal(size=(16, 5)), rng.normal(size=(16, 5))
+  c = _np_std(z1, 0, 1e-5).T @ _np_std(z2, 0, 1e-5) / 16
+  ref = ((1 - np.diag(c)) ** 2).sum() + 0.0051 * ((c ** 2).sum() - (np.diag(c) ** 2).sum())
+  assert float(ssl.barlow_twins_loss(jnp.asarray(z1), jnp.asarray(z2))) == pytest.approx(ref, rel=1e-5)
+  # Orthogonal, standardised columns in both views: C = I exactly.
+  h = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+  assert float(ssl.barlow_twins_loss(jnp.asarray(h), jnp.asarray(h), eps=0.0)) == pytest.approx(0.0, abs=1e-6)
+  g = jax.grad(lambda a: ssl.barlow_twins_loss(a, jnp.asarray(z2, jnp.float32)))(jnp.asarray(z1, jnp.float32))
+  assert np.all(np.isfinite(np.asarray(g)))
+
+
+def _np_mix_reg(z1, z2, zm, perm, alpha, lambd, scale):  # transcription of mix-bt main.py
+  n = len(z1)
+  o1, o2, om = _np_std(z1, 1), _np_std(z2, 1), _np_std(zm, 1)
+  cc_m_1 = om.T @ o1 / n
+  cc_m_1_gt = alpha * o1.T @ o1 / n + (1 - alpha) * o2[perm].T @ o1 / n
+  cc_m_2 = om.T @ o2 / n
+  cc_m_2_gt = alpha * o1.T @ o2 / n + (1 - alpha) * o2[perm].T @ o2 / n
+  return scale * lambd * (((cc_m_1 - cc_m_1_gt) ** 2).sum() + ((cc_m_2 - cc_m_2_gt) ** 2).sum())
+
+
+def test_mixed_barlow_twins_regularizer_matches_official_and_exact_zeros():
+  rng = np.random.default_rng(1)
+  n, d = 12, 4
+  z1, z2, zm = rng.normal(size=(n, d)), rng.normal(size=(n, d)), rng.normal(size=(n, d))
+  perm = rng.permutation(n)
+  got = ssl.mixed_barlow_twins_regularizer(jnp.asarray(z1), jnp.asarray(z2), jnp.asarray(zm), jnp.asarray(perm), 0.3,
+                                           lambd=1 / d, mixup_loss_scale=4.0)
+  assert float(got) == pytest.approx(_np_mix_reg(z1, z2, zm, perm, 0.3, 1 / d, 4.0), rel=1e-5)
+  kw = dict(lambd=0.25)
+  z1j, z2j = jnp.asarray(z1), jnp.asarray(z2)
+  assert float(ssl.mixed_barlow_twins_regularizer(z1j, z2j, z1j, jnp.asarray(perm), 1.0, **kw)) == pytest.approx(
+      0.0, abs=1e-10)
+  assert float(ssl.mixed_barlow_twins_regularizer(z1j, z2j, z2j[perm], jnp.asarray(perm), 0.0, **kw)) == \
+      pytest.approx(0.0, abs=1e-10)
+
+
+# ------------------------------------------------------------------------------------------------ EY
+
+def _np_gep(a, b):
+  """Generalised eigenpairs of A v = lambda B v via numpy.linalg (Cholesky whitening), descending."""
+  l = np.linalg.cholesky(b)
+  li = np.linalg.inv(l)
+  lam, w = np.linalg.eigh(li @ a @ li.T)
+  order = np.argsort(lam)[::-1]
+  return lam[order], li.T @ w[:, order]  # V^T B V = I
+
+
+def _random_gep(seed, p=6):
+  rng = np.random.default_rng(seed)
+  m = rng.normal(size=(p, p))
+  a = (m + m.T) / 2
+  r = rng.normal(size=(p, p))
+  b = r @ r.T / p + 0.5 * np.eye(p)
+  return a, b
+
+
+def test_ey_gep_minimum_is_minus_sum_of_top_k_squared_eigenvalues():
+  a, b = _random_gep(2)
+  k = 2
+  lam, v = _np_gep(a, b)
+  assert lam[k - 1] > 0
+  u_star = v[:, :k] * np.sqrt(lam[:k])
+  with jax.enable_x64(True):
+    val = ssl.ey_gep_loss(jnp.asarray(a), jnp.asarray(b), jnp.asarray(u_star))
+    g = jax.grad(lambda u: ssl.ey_gep_loss(jnp.asarray(a), jnp.asarray(b), u))(jnp.asarray(u_star))
+  assert float(val) == pytest.approx(-(lam[:k] ** 2).sum(), rel=1e-10)
+  np.testing.assert_allclose(np.asarray(g), 0.0, atol=1e-10)
+  # Gradient descent from a random start reaches the same minimum (the landscape has no spurious local minima).
+  rng = np.random.default_rng(3)
+  aj, bj = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
+  step = jax.jit(lambda u: u - 0.01 * jax.grad(lambda w: ssl.ey_gep_loss(aj, bj, w))(u))
+  u = jnp.asarray(0.1 * rng.normal(size=(6, k)), jnp.float32)
+  for _ in range(3000):
+    u = step(u)
+  assert float(ssl.ey_gep_loss(aj, bj, u)) == pytest.approx(-(lam[:k] ** 2).sum(), rel=1e-4)
+
+
+def _two_view_data(seed, n=200, p=5, q=4):
+  rng = np.random.default_rng(seed)
+  latent = rng.normal(size=(n, 2))
+  x = latent @ rng.normal(size=(2, p)) + 0.8 * rng.normal(size=(n, p))
+  y = latent @ rng.normal(size=(2, q)) + 0.8 * rng.normal(size=(n, q))
+  return x, y
+
+
+def _np_cov(x, y):
+  return (x - x.mean(0)).T @ (y - y.mean(0)) / (len(x) - 1)
+
+
+def test_cca_ey_minimum_equals_canonical_correlations_from_numpy():
+  x, y = _two_view_data(4)
+  p, q, k = x.shape[1], y.shape[1], 2
+  sxx, syy, sxy = _np_cov(x, x), _np_cov(y, y), _np_cov(x, y)
+  a = np.block([[np.zeros((p, p)), sxy], [sxy.T, np.zeros((q, q))]])
+  b = np.block([[sxx, np.zeros((p, q))], [np.zeros((q, p)), syy]])
+  lam, v = _np_gep(a, b)
+  # Canonical correlations from the SVD of Sxx^{-1/2} Sxy Syy^{-1/2}: the same numbers.
+  isq = lambda s: np.linalg.inv(np.linalg.cholesky(s))
+  rho = np.linalg.svd(isq(sxx) @ sxy @ isq(syy).T, compute_uv=False)
+  np.testing.assert_allclose(lam[:k], rho[:k], rtol=1e-10)
+  u = v[:, :k] * np.sqrt(lam[:k])
+  with jax.enable_x64(True):
+    val = ssl.cca_ey_loss(jnp.asarray(x @ u[:p]), jnp.asarray(y @ u[p:]))
+  assert float(val) == pytest.approx(-(rho[:k] ** 2).sum(), rel=1e-10)
+
+
+def test_cca_ey_single_batch_matches_official_ssley_and_two_batch_formula():
+  rng = np.random.default_rng(5)
+  x, y = rng.normal(size=(32, 3)), rng.normal(size=(32, 3))
+  xc, yc = x - x.mean(0), y - y.mean(0)
+  c = 2 * xc.T @ yc / 31
+  v = xc.T @ xc / 31 + yc.T @ yc / 31
+  official = -2 * np.trace(c) + np.trace(v @ v)
+  assert float(ssl.ssl_ey_loss(jnp.asarray(x), jnp.asarray(y))) == pytest.approx(official, rel=1e-5)
+  x2, y2 = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
+  v2 = _np_cov(x2, x2) + _np_cov(y2, y2)
+  a_term = (np.trace(2 * _np_cov(x, y)) + np.trace(2 * _np_cov(x2, y2))) / 2
+  ref = -2 * a_term + np.trace(v @ v2)
+  got = ssl.cca_ey_loss(jnp.asarray(x), jnp.asarray(y), jnp.asarray(x2), jnp.asarray(y2))
+  assert float(got) == pytest.approx(ref, rel=1e-5)
+
+
+def test_pls_ey_minimum_equals_top_singular_values_squared():
+  x, y = _two_view_data(6)
+  p, q, k = x.shape[1], y.shape[1], 2
+  sxy = _np_cov(x, y)
+  a = np.block([[np.zeros((p, p)), sxy], [sxy.T, np.zeros((q, q))]])
+  lam, v = _np_gep(a, np.eye(p + q))
+  sig = np.linalg.svd(sxy, compute_uv=False)
+  np.testing.assert_allclose(lam[:k], sig[:k], rtol=1e-10)
+  u = v[:, :k] * np.sqrt(lam[:k])
+  with jax.enable_x64(True):
+    val = ssl.pls_ey_loss(jnp.asarray(x @ u[:p]), jnp.asarray(y @ u[p:]), jnp.asarray(u[:p]), jnp.asarray(u[p:]))
+  assert float(val) == pytest.approx(-(sig[:k] ** 2).sum(), rel=1e-10)
+
+
+# ------------------------------------------------------------------------------------------------ MLC
+
+def test_coding_rates_match_numpy_and_special_cases():
+  rng = np.random.default_rng(7)
+  n, d, eps = 10, 4, 0.5
+  z = rng.normal(size=(n, d))
+  z /= np.linalg.norm(z, axis=1, keepdims=True)
+  r_ref = 0.5 * np.linalg.slogdet(np.eye(d) + d / (n * eps ** 2) * z.T @ z)[1]
+  with jax.enable_x64(True):
+    zj = jnp.asarray(z)
+    assert float(ssl.coding_rate(zj, eps)) == pytest.approx(r_ref, rel=1e-10)
+    g = rng.random(size=(n, n))
+    gam = np.asarray(ssl.doubly_stochastic(jnp.asarray(np.log(g)), eta=1.0, num_iters=500))
+    rc_ref = sum(np.linalg.slogdet(np.eye(d) + d / eps ** 2 * z.T @ np.diag(gam[:, j]) @ z)[1] for j in range(n)) / (
+        2 * n)
+    assert float(ssl.mlc_compression_rate(zj, jnp.asarray(gam), eps)) == pytest.approx(rc_ref, rel=1e-10)
+    one = jnp.full((n, n), 1.0 / n)
+    assert float(ssl.mlc_compression_rate(zj, one, eps)) == pytest.approx(r_ref, rel=1e-10)
+    assert float(ssl.mlc_loss(zj, one, eps)) == pytest.approx(0.0, abs=1e-12)
+    ident = ssl.mlc_compression_rate(zj, jnp.eye(n), eps)
+    assert float(ident) == pytest.approx(np.log1p(d / eps ** 2 * (z ** 2).sum(1)).sum() / (2 * n), rel=1e-10)
+
+
+def test_doubly_stochastic_matches_numpy_sinkhorn():
+  rng = np.random.default_rng(8)
+  s = rng.normal(size=(7, 7))
+  eta = 0.5
+  k = np.exp(s / eta)
+  for _ in range(300):
+    k = k / k.sum(0, keepdims=True)
+    k = k / k.sum(1, keepdims=True)
+  k = k / k.sum(0, keepdims=True)
+  got = np.asarray(ssl.doubly_stochastic(jnp.asarray(s, jnp.float32), eta=eta, num_iters=300))
+  np.testing.assert_allclose(got, k, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(got.sum(0), 1.0, atol=1e-5)
+  np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-4)
+  # Extreme scores (s / eta ~ 1e4) stay finite in the log domain.
+  big = np.asarray(ssl.doubly_stochastic(jnp.asarray(s * 1e3, jnp.float32), eta=0.1, num_iters=50))
+  assert np.all(np.isfinite(big))
+
+
+def test_mlc_loss_gradients_finite_low_precision():
+  rng = np.random.default_rng(9)
+  z = jnp.asarray(rng.normal(size=(8, 3)), jnp.float32)
+  gam = ssl.doubly_stochastic(z @ z.T, eta=0.2)
+  g = jax.jit(jax.grad(lambda a: ssl.mlc_loss(a / jnp.linalg.norm(a, axis=1, keepdims=True), gam)))(z)
+  assert np.all(np.isfinite(np.asarray(g)))
+  assert np.isfinite(float(ssl.barlow_twins_loss(z.astype(jnp.bfloat16), z.astype(jnp.bfloat16))))
+
+
+def test_bad_inputs_raise():
+  z = jnp.zeros((4, 3))
+  with pytest.raises(ValueError, match="shape and dtype"):
+    ssl.barlow_twins_loss(z, jnp.zeros((4, 2)))
+  with pytest.raises(ValueError, match="lambd"):
+    ssl.barlow_twins_loss(z, z, lambd=-1.0)
+  with pytest.raises(ValueError, match="n >= 2"):
+    ssl.barlow_twins_loss(jnp.zeros((1, 3)), jnp.zeros((1, 3)))
+  with pytest.raises(ValueError, match="alpha"):
+    ssl.mixed_barlow_twins_regularizer(z, z, z, jnp.arange(4), 1.5, lambd=0.1)
+  with pytest.raises(ValueError, match="perm"):
+    ssl.mixed_barlow_twins_regularizer(z, z, z, jnp.arange(3), 0.5, lambd=0.1)
+  with pytest.raises(ValueError, match=r"\[p, p\]"):
+    ssl.ey_gep_loss(jnp.zeros((3, 3)), jnp.eye(3), jnp.zeros((4, 2)))
+  with pytest.raises(ValueError, match="both"):
+    ssl.cca_ey_loss(z, z, z, None)
+  with pytest.raises(ValueError, match="ux, uy"):
+    ssl.pls_ey_loss(z, z, jnp.zeros((5, 2)), jnp.zeros((5, 3)))
+  with pytest.raises(ValueError, match="eps"):
+    ssl.coding_rate(z, eps=0.0)
+  with pytest.raises(ValueError, match="gamma"):
+    ssl.mlc_compression_rate(z, jnp.eye(3))
+  with pytest.raises(ValueError, match="eta"):
+    ssl.doubly_stochastic(jnp.eye(3), eta=0.0)
+  with pytest.raises(ValueError, match="square"):
+    ssl.doubly_stochastic(jnp.zeros((3, 4)))
