@@ -51,6 +51,55 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.optim.make_k_function"),
         tests=("tests/optim/test_lion_k.py",),
         experiment="lion_k_constrained"),
+    185: Implementation(  # StableMax does not grok at the CPU size (see experiment)
+        artifacts=("jaxlib_methods.losses.stablemax.stablemax_cross_entropy",
+                   "jaxlib_methods.losses.stablemax.softmax_collapse_fraction",
+                   "jaxlib_methods.optim.orthograd.scale_by_orthograd",
+                   "jaxlib_methods.optim.orthograd.orthogonal_adamw",
+                   "jaxlib_methods.data.modular_arithmetic",),
+        tests=("tests/losses/test_stablemax.py", "tests/optim/test_orthograd.py", "tests/data/test_synthetic.py", "tests/experiments/test_issue8_experiments.py",),
+        experiment="grokking_numerical_stability"),
+    189: Implementation(  # synthetic Markov language instead of C4
+        artifacts=("jaxlib_methods.nn.transformer.TransformerLM",
+                   "jaxlib_methods.nn.transformer.z_loss",
+                   "jaxlib_methods.analysis.max_attention_logit",
+                   "jaxlib_methods.data.random_markov_language",),
+        tests=("tests/nn/test_transformer.py", "tests/analysis/test_analysis.py", "tests/experiments/test_issue8_experiments.py",),
+        experiment="small_scale_proxies"),
+    92: Implementation(
+        artifacts=("jaxlib_methods.nn.mlp.MLP",
+                   "jaxlib_methods.nn.parametrization.with_lr_multipliers",
+                   "jaxlib_methods.analysis.hessian_top_eigenvalue",),
+        tests=("tests/nn/test_mlp.py", "tests/analysis/test_analysis.py", "tests/experiments/test_issue8_experiments.py",),
+        experiment="lr_transfer_sharpness"),
+    192: Implementation(
+        artifacts=("jaxlib_methods.analysis.empirical_ntk",
+                   "jaxlib_methods.analysis.kernel_target_alignment",
+                   "jaxlib_methods.data.teacher_student",),
+        tests=("tests/analysis/test_analysis.py", "tests/data/test_synthetic.py", "tests/experiments/test_issue8_experiments.py",),
+        experiment="grokking_lazy_to_rich"),
+    208: Implementation(  # infinite-feature eigenlearning theory only
+        artifacts=("jaxlib_methods.analysis.eigenlearning_risk",
+                   "jaxlib_methods.data.power_law_task",),
+        tests=("tests/analysis/test_analysis.py", "tests/data/test_synthetic.py", "tests/experiments/test_issue8_experiments.py",),
+        experiment="more_is_better"),
+    178: Implementation(
+        artifacts=("jaxlib_methods.data.gaussian_mixture_score",
+                   "experiments.dae_score.dae_loss",),
+        tests=("tests/data/test_synthetic.py", "tests/experiments/test_issue8_experiments.py", "tests/experiments/test_theory_helpers.py",),
+        experiment="dae_score"),
+    22: Implementation(
+        artifacts=("jaxlib_methods.analysis.uniformity",
+                   "jaxlib_methods.analysis.tolerance",
+                   "experiments.contrastive_temperature.negative_gradient_weights",),
+        tests=("tests/analysis/test_analysis.py", "tests/experiments/test_issue8_experiments.py", "tests/experiments/test_theory_helpers.py",),
+        experiment="contrastive_temperature"),
+    18: Implementation(
+        artifacts=("jaxlib_methods.analysis.expected_calibration_error",
+                   "jaxlib_methods.analysis.fit_temperature",
+                   "experiments.temperature_scaling_overlap.mixup_batch",),
+        tests=("tests/analysis/test_analysis.py", "tests/experiments/test_issue8_experiments.py",),
+        experiment="temperature_scaling_overlap"),
     85: Implementation(  # FlashAttention-2 (interpret mode on CPU; no GPU run yet)
         artifacts=("jaxlib_methods.kernels.flash_attention.flash_attention",
                    "jaxlib_methods.kernels.flash_attention.flash_attention_reference",
@@ -63,8 +112,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.kernels.gla.gated_linear_attention_reference",
                    "jaxlib_methods.kernels.gla.gla_attention",
                    "jaxlib_methods.nn.gla.GatedLinearAttention",),
-        tests=("tests/kernels/test_gla.py", "tests/nn/test_gla.py",),
-        experiment=None),  # gla_vs_softmax lands with the transformer LM (issue 8)
+        tests=("tests/kernels/test_gla.py", "tests/nn/test_gla.py", "tests/experiments/test_gla_vs_softmax.py"),
+        experiment="gla_vs_softmax"),
     9: Implementation(  # ALDR-KL's adaptive rule is provisional (see module)
         artifacts=("jaxlib_methods.losses.ldr.ldr_kl_loss",
                    "jaxlib_methods.losses.ldr.aldr_kl_loss",

@@ -1,5 +1,20 @@
 """jaxlib_methods.losses"""
 
+from jaxlib_methods.losses.stablemax import (  # noqa: F401  (issue 8)
+    log_stablemax,
+    softmax_collapse_fraction,
+    softmax_cross_entropy,
+    stablemax_cross_entropy,
+    zero_loss_fraction,
+)  # the probability map `stablemax` stays at jaxlib_methods.losses.stablemax.stablemax (a same-named re-export
+#    would shadow the submodule)
+from jaxlib_methods.losses.ldr import (  # noqa: F401  (issue 6, [9])
+    aldr_kl_init_state,
+    aldr_kl_loss,
+    aldr_kl_update_lambda,
+    crammer_singer_loss,
+    ldr_kl_loss,
+)
 from jaxlib_methods.losses.comp_sum import comp_sum_loss, smooth_adv_comp_sum_loss  # noqa: F401  (issue 6, [164])
 from jaxlib_methods.losses.bias import bias_loss  # noqa: F401  (issue 6, [50])
 from jaxlib_methods.losses.calibrated_ensemble import (  # noqa: F401  (issue 6, [75])

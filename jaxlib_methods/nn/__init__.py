@@ -2,3 +2,12 @@
 
 from jaxlib_methods.nn.attention import MultiHeadAttention  # noqa: F401  (issue 5)
 from jaxlib_methods.nn.gla import GatedLinearAttention  # noqa: F401  (issue 5)
+from jaxlib_methods.nn.mlp import MLP, ScaledDense  # noqa: F401  (issue 8)
+from jaxlib_methods.nn.parametrization import (  # noqa: F401  (issue 8)
+    LayerScale,
+    layer_scale,
+    lr_multipliers,
+    scale_by_lr_multipliers,
+    with_lr_multipliers,
+)
+from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss, z_loss  # noqa: F401  (issue 8)

@@ -16,3 +16,8 @@ from jaxlib_methods.optim.lion_k import (
     make_k_function,
     scale_by_lion_k,
 )
+from jaxlib_methods.optim.orthograd import (  # noqa: F401  (issue 8; the wrapper `orthograd` is not re-exported:
+    ScaleByOrthogradState,                     # it would shadow the submodule jaxlib_methods.optim.orthograd)
+    orthogonal_adamw,
+    scale_by_orthograd,
+)

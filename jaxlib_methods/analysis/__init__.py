@@ -1,0 +1,13 @@
+"""Diagnostics the papers measure: sharpness, empirical NTK, calibration, embedding geometry, attention logits."""
+
+from jaxlib_methods.analysis.attention_logits import max_attention_logit
+from jaxlib_methods.analysis.calibration import (
+    brier_score,
+    expected_calibration_error,
+    fit_temperature,
+    temperature_nll,
+)
+from jaxlib_methods.analysis.embedding import tolerance, uniformity, uniformity_loss
+from jaxlib_methods.analysis.ntk import empirical_ntk, kernel_target_alignment
+from jaxlib_methods.analysis.sharpness import hessian_top_eigenvalue, hvp
+from jaxlib_methods.analysis.eigenlearning import eigenlearning_kappa, eigenlearning_risk

@@ -1,0 +1,78 @@
+"""Teacher-student regression tasks with Gaussian inputs.
+
+Used by [192] Kumar, Bordelon, Gershman, Pehlevan, "Grokking as the Transition from Lazy to Rich Training
+Dynamics", ICLR 2024, arXiv:2310.06110 (Sec. 3: a single-index polynomial target y = H_k(beta.x) on Gaussian x)
+and by [92] ("Why do Learning Rates Transfer?", Noci et al. 2024, arXiv:2402.17457) as a cheap regression task.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+from jaxlib_methods import validation
+
+
+class RegressionTask(NamedTuple):
+  """x [N, D] float32, y [N] float32 and the teacher direction beta [D] (unit norm)."""
+  x: jax.Array
+  y: jax.Array
+  beta: jax.Array
+
+
+def _hermite(k: int, z: jax.Array) -> jax.Array:
+  """Probabilists' Hermite polynomial He_k(z) by the three-term recurrence (He_0 = 1, He_1 = z)."""
+  h0, h1 = jnp.ones_like(z), z
+  if k == 0:
+    return h0
+  for n in range(1, k):
+    h0, h1 = h1, z * h1 - n * h0
+  return h1
+
+
+def teacher_student(key: jax.Array, n: int, dim: int, *, teacher: Literal["linear", "hermite"] = "linear",
+                    degree: int = 2, noise_std: float = 0.0, beta: jax.Array | None = None) -> RegressionTask:
+  """x ~ N(0, I_D); y = beta.x (linear) or He_degree(beta.x) (single-index polynomial) + noise.
+
+  With beta shared across calls (pass `beta`, or use the same key for the teacher), train and test sets come
+  from the same teacher.
+
+  Args:
+    key: PRNG key (the teacher direction uses a fold of it unless `beta` is given).
+    n, dim: number of samples and input dimension (> 0).
+    teacher: 'linear' or 'hermite' (probabilists' Hermite He_k, E[He_k(z)^2] = k!).
+    degree: k for 'hermite' (>= 0).
+    noise_std: std of additive Gaussian label noise (>= 0).
+    beta: optional teacher direction [D] (normalised here).
+  """
+  if n <= 0 or dim <= 0:
+    raise ValueError(f"n and dim must be positive, got {n=}, {dim=}")
+  if teacher not in ("linear", "hermite"):
+    raise ValueError(f"teacher must be 'linear' or 'hermite', got {teacher=}")
+  if degree < 0:
+    raise ValueError(f"degree must be >= 0, got {degree=}")
+  validation.check_nonnegative(noise_std, "noise_std")
+  kx, kb, kn = jax.random.split(key, 3)
+  if beta is None:
+    beta = jax.random.normal(kb, (dim,))
+  beta = jnp.asarray(beta, jnp.float32)
+  if beta.shape != (dim,):
+    raise ValueError(f"beta must have shape ({dim},), got {beta.shape=}")
+  beta = beta / jnp.linalg.norm(beta)
+  x = jax.random.normal(kx, (n, dim))
+  z = x @ beta
+  y = z if teacher == "linear" else _hermite(degree, z)
+  y = y + noise_std * jax.random.normal(kn, (n,))
+  return RegressionTask(x, y, beta)
+
+
+def hermite(k: int, z: jax.Array) -> jax.Array:
+  """Public probabilists' Hermite polynomial He_k(z) (elementwise)."""
+  if k < 0:
+    raise ValueError(f"k must be >= 0, got {k=}")
+  return _hermite(k, jnp.asarray(z))
+
+

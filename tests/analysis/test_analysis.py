@@ -1,0 +1,136 @@
+"""Analysis diagnostics vs closed forms: the Hessian of a quadratic, the NTK of a linear model, hand-computed ECE,
+a temperature recovered from data generated at that temperature, antipodal-point uniformity."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlib_methods import analysis
+from jaxlib_methods.nn.transformer import CausalSelfAttention
+from flax import nnx
+
+
+def _quadratic(seed=0, n=12, top=5.0):
+  rng = np.random.default_rng(seed)
+  q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+  evals = np.concatenate([[top], rng.uniform(-2.0, 3.0, size=n - 1)])
+  a = (q * evals) @ q.T
+  return a, evals, q[:, 0]
+
+
+@pytest.mark.parametrize("method,iters", [("power", 200), ("lanczos", 12)])
+def test_top_eigenvalue_of_quadratic(method, iters):
+  a, evals, v_top = _quadratic()
+  a32 = jnp.asarray(a, jnp.float32)
+  # Params as a pytree of two pieces; loss = 0.5 x^T A x, Hessian = A.
+  def loss(p):
+    x = jnp.concatenate([p["u"], p["w"].reshape(-1)])
+    return 0.5 * x @ a32 @ x
+  params = {"u": jnp.ones(4), "w": jnp.ones((2, 4))}
+  lam, vec = analysis.hessian_top_eigenvalue(loss, params, key=jax.random.key(0), num_iters=iters, method=method)
+  assert float(lam) == pytest.approx(evals.max(), rel=1e-3)
+  assert abs(float(jnp.dot(vec, jnp.asarray(v_top, jnp.float32)))) == pytest.approx(1.0, abs=1e-2)
+
+
+def test_hvp_equals_matrix_product():
+  a, _, _ = _quadratic(1, n=6)
+  a32 = jnp.asarray(a, jnp.float32)
+  v = jnp.arange(6.0)
+  hv = analysis.hvp(lambda x: 0.5 * x @ a32 @ x + jnp.sum(x ** 3) / 3, jnp.ones(6), v)
+  np.testing.assert_allclose(np.asarray(hv), a @ np.arange(6.0) + 2 * np.arange(6.0), rtol=1e-5)
+
+
+def test_ntk_of_linear_model_is_the_linear_kernel():
+  rng = np.random.default_rng(0)
+  x1, x2 = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+  params = {"w": jnp.asarray(rng.normal(size=3), jnp.float32), "b": jnp.float32(0.3)}
+  f = lambda p, x: x @ p["w"] + p["b"]
+  k = analysis.empirical_ntk(f, params, jnp.asarray(x1, jnp.float32), jnp.asarray(x2, jnp.float32))
+  np.testing.assert_allclose(np.asarray(k), x1 @ x2.T + 1.0, rtol=1e-5, atol=1e-5)
+  # Two outputs sharing nothing: the trace over outputs doubles the linear kernel.
+  params2 = {"w": jnp.ones((3, 2))}
+  k2 = analysis.empirical_ntk(lambda p, x: x @ p["w"], params2, jnp.asarray(x1, jnp.float32))
+  np.testing.assert_allclose(np.asarray(k2), 2 * x1 @ x1.T, rtol=1e-5, atol=1e-5)
+
+
+def test_kernel_target_alignment_closed_forms():
+  y = jnp.array([1.0, -1.0, 1.0, -1.0])
+  assert float(analysis.kernel_target_alignment(jnp.outer(y, y) * 3.0, y)) == pytest.approx(1.0, rel=1e-6)
+  # Identity kernel: <I, yy^T> / (||I|| ||yy^T||) = n / (sqrt(n) n) = 1/sqrt(n).
+  assert float(analysis.kernel_target_alignment(jnp.eye(4), y)) == pytest.approx(0.5, rel=1e-6)
+  with pytest.raises(ValueError, match="kernel"):
+    analysis.kernel_target_alignment(jnp.eye(3), y)
+
+
+def test_ece_hand_computed():
+  # Confidences 0.95 (bin 15), 0.95, 0.55 (bin 9), 0.55; correct: yes, no, yes, yes.
+  probs = jnp.array([[0.95, 0.05], [0.95, 0.05], [0.45, 0.55], [0.55, 0.45]])
+  labels = jnp.array([0, 1, 1, 0])
+  # bin (0.9, 1]: acc 0.5, conf 0.95 -> 2/4*0.45; bin (0.5, 0.6]: acc 1, conf 0.55 -> 2/4*0.45.
+  assert float(analysis.expected_calibration_error(probs, labels, n_bins=10)) == pytest.approx(0.45, rel=1e-5)
+  with pytest.raises(ValueError, match="n_bins"):
+    analysis.expected_calibration_error(probs, labels, n_bins=0)
+
+
+def test_calibrated_model_has_small_ece_and_temperature_recovered():
+  key = jax.random.key(0)
+  z = 2.0 * jax.random.normal(key, (10000, 5))
+  labels = jax.random.categorical(jax.random.fold_in(key, 1), z)  # labels ~ softmax(z): calibrated at T = 1
+  assert float(analysis.expected_calibration_error(jax.nn.softmax(z), labels)) < 0.02
+  # Logits 3x too sharp -> T* = 3 (NLL's minimiser recovers the generating temperature).
+  t = analysis.fit_temperature(3.0 * z, labels)
+  assert float(t) == pytest.approx(3.0, rel=0.05)
+  assert float(analysis.temperature_nll(3.0 * z, labels, t)) <= float(analysis.temperature_nll(3.0 * z, labels, 1.0))
+
+
+def test_uniformity_and_tolerance_closed_forms():
+  z = jnp.array([[1.0, 0.0], [-1.0, 0.0]])
+  # Antipodal pair: ||z1 - z2||^2 = 4, uniformity loss = log exp(-2 * 4) = -8.
+  assert float(analysis.uniformity_loss(z)) == pytest.approx(-8.0, rel=1e-6)
+  assert float(analysis.uniformity(z)) == pytest.approx(8.0, rel=1e-6)
+  # Collapsed embeddings: loss log 1 = 0 (least uniform).
+  assert float(analysis.uniformity_loss(jnp.ones((5, 2)) / math.sqrt(2))) == pytest.approx(0.0, abs=1e-6)
+  zz = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+  # Same-class pairs: (0,1) sim 1; (2,3) sim 0.8 -> mean over ordered pairs = 0.9.
+  assert float(analysis.tolerance(zz, jnp.array([0, 0, 1, 1]))) == pytest.approx(0.9, rel=1e-6)
+  with pytest.raises(ValueError, match="t must"):
+    analysis.uniformity(zz, t=0.0)
+
+
+def test_max_attention_logit_matches_the_attention_module():
+  attn = CausalSelfAttention(16, 2, use_rope=False, rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(0), (2, 5, 16))
+  _, m = attn(x, return_max_logit=True)
+  q = jnp.einsum("BTD,DNH->BTNH", x, attn.q_weight_dnh[...])
+  k = jnp.einsum("BTD,DNH->BTNH", x, attn.k_weight_dnh[...])
+  qn, kn = np.asarray(q, np.float64), np.asarray(k, np.float64)
+  s = np.einsum("btnh,bsnh->bnts", qn, kn) / math.sqrt(8)
+  ref = np.where(np.tril(np.ones((5, 5), bool)), s, -np.inf).max()
+  assert float(analysis.max_attention_logit(q, k)) == pytest.approx(ref, rel=1e-5)
+  assert float(m) == pytest.approx(ref, rel=1e-5)
+
+
+def test_eigenlearning_ols_limit_and_ridge_monte_carlo():
+  # Isotropic M < n modes, ridge 0: kappa = 0, E_0 = n / (n - M): the classical OLS noise inflation.
+  r = analysis.eigenlearning_risk(np.ones(10), np.zeros(10), 40, 0.0, noise_var=0.25)
+  assert r["kappa"] == 0.0 and r["test_mse"] == pytest.approx(0.25 * 40 / 30)
+  # kappa solves its equation.
+  lam = np.arange(1, 201, dtype=float) ** -1.5
+  k = analysis.eigenlearning_kappa(lam, 50, 1e-2)
+  assert np.sum(lam / (lam + k)) + 1e-2 / k == pytest.approx(50, rel=1e-9)
+  # Monte Carlo ridge regression on Gaussian data x ~ N(0, diag(lam)), y = v.x + noise (independent of the theory).
+  rng = np.random.default_rng(0)
+  v = rng.normal(size=200)
+  noise, n, ridge, risks = 0.1, 50, 1e-2, []
+  for _ in range(200):
+    x = rng.normal(size=(n, 200)) * np.sqrt(lam)
+    y = x @ v + noise * rng.normal(size=n)
+    w = x.T @ np.linalg.solve(x @ x.T + ridge * np.eye(n), y)
+    risks.append((w - v) @ (lam * (w - v)) + noise ** 2)
+  pred = analysis.eigenlearning_risk(lam, lam * v ** 2, n, ridge, noise ** 2)["test_mse"]
+  assert np.mean(risks) == pytest.approx(pred, rel=0.1)
+  with pytest.raises(ValueError, match="ridge"):
+    analysis.eigenlearning_kappa(lam, 5, -1.0)

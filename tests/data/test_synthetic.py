@@ -1,0 +1,93 @@
+"""Synthetic data sets vs closed forms (counts, densities, scores, Hermite norms, entropy rates)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlib_methods import data
+
+
+def test_modular_arithmetic_one_hot_and_tokens():
+  key = jax.random.key(0)
+  ds = data.modular_arithmetic(key, 7, train_fraction=0.4)
+  assert ds.x_train.shape == (20, 14) and ds.x_test.shape == (29, 14)
+  x = np.concatenate([ds.x_train, ds.x_test])
+  y = np.concatenate([ds.y_train, ds.y_test])
+  a, b = x[:, :7].argmax(1), x[:, 7:].argmax(1)
+  assert np.all(x.sum(1) == 2)
+  np.testing.assert_array_equal(y, (a + b) % 7)
+  assert len(set(zip(a.tolist(), b.tolist()))) == 49  # every pair exactly once
+  tok = data.modular_arithmetic(key, 7, operation="mul", encoding="tokens")
+  np.testing.assert_array_equal(tok.y_train, (tok.x_train[:, 0] * tok.x_train[:, 1]) % 7)
+  # Same key -> same split; different key -> different split.
+  np.testing.assert_array_equal(data.modular_arithmetic(key, 7).y_train, ds.y_train)
+  assert not np.array_equal(data.modular_arithmetic(jax.random.key(1), 7).x_train, ds.x_train)
+
+
+def test_modular_arithmetic_errors():
+  with pytest.raises(ValueError, match="train_fraction"):
+    data.modular_arithmetic(jax.random.key(0), 7, train_fraction=1.0)
+  with pytest.raises(ValueError, match="p must be"):
+    data.modular_arithmetic(jax.random.key(0), 1)
+
+
+def test_gaussian_mixture_density_and_score_closed_form():
+  mix = data.make_gaussian_mixture([0.3, 0.7], [[-2.0], [1.5]], [0.5, 1.0])
+  x = jnp.linspace(-4, 4, 9)[:, None]
+  xs = np.asarray(x[:, 0], np.float64)
+  pdf = lambda m, s: np.exp(-0.5 * ((xs - m) / s) ** 2) / (s * np.sqrt(2 * np.pi))
+  p = 0.3 * pdf(-2, 0.5) + 0.7 * pdf(1.5, 1.0)
+  dp = 0.3 * pdf(-2, 0.5) * (-2 - xs) / 0.25 + 0.7 * pdf(1.5, 1.0) * (1.5 - xs)
+  np.testing.assert_allclose(np.exp(np.asarray(data.gaussian_mixture_log_density(mix, x))), p, rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(data.gaussian_mixture_score(mix, x))[:, 0], dp / p, rtol=1e-4, atol=1e-5)
+  xs_, comp = data.sample_gaussian_mixture(jax.random.key(0), mix, 20000)
+  assert abs(float(jnp.mean(comp == 1)) - 0.7) < 0.02
+  assert abs(float(jnp.mean(xs_)) - (0.3 * -2 + 0.7 * 1.5)) < 0.03
+
+
+def test_overlapping_classes_posterior_sums_to_one_and_errors():
+  mix = data.overlapping_classes(3, 4, 2.0)
+  post = data.gaussian_mixture_posterior(mix, jnp.ones((5, 4)))
+  np.testing.assert_allclose(np.asarray(post).sum(1), 1.0, rtol=1e-6)
+  with pytest.raises(ValueError, match="stds"):
+    data.make_gaussian_mixture([1.0], [[0.0]], [0.0])
+  with pytest.raises(ValueError, match="num_classes"):
+    data.overlapping_classes(5, 3, 1.0)
+
+
+def test_teacher_student_hermite_moments():
+  # E[He_k(z)^2] = k! and E[He_j He_k] = 0 for j != k, z ~ N(0, 1).
+  z = np.random.default_rng(0).normal(size=400000)
+  for k, fact in [(1, 1), (2, 2), (3, 6)]:
+    assert np.mean(np.asarray(data.hermite(k, jnp.asarray(z))) ** 2) == pytest.approx(fact, rel=0.05)
+  np.testing.assert_allclose(np.asarray(data.hermite(3, jnp.array([2.0]))), [8 - 6], rtol=1e-6)
+  t = data.teacher_student(jax.random.key(0), 64, 5, teacher="hermite", degree=2)
+  z = np.asarray(t.x) @ np.asarray(t.beta)
+  np.testing.assert_allclose(np.asarray(t.y), z ** 2 - 1, rtol=1e-4, atol=1e-5)
+  assert float(jnp.linalg.norm(t.beta)) == pytest.approx(1.0, rel=1e-6)
+  with pytest.raises(ValueError, match="noise_std"):
+    data.teacher_student(jax.random.key(0), 4, 2, noise_std=-1.0)
+
+
+def test_power_law_task_spectrum_and_target_power():
+  task = data.power_law_task(50, alpha=2.0, beta=1.5, noise_std=0.1)
+  np.testing.assert_allclose(np.asarray(task.eigenvalues), np.arange(1, 51) ** -2.0, rtol=1e-6)
+  power = np.asarray(task.eigenvalues) * np.asarray(task.coefficients) ** 2
+  np.testing.assert_allclose(power.sum(), 1.0, rtol=1e-5)
+  x, y = data.sample_power_law(jax.random.key(0), task, 40000)
+  assert float(jnp.var(y)) == pytest.approx(1.0 + 0.01, rel=0.05)  # E[y^2] = sum lambda v^2 + noise^2
+  with pytest.raises(ValueError, match="alpha"):
+    data.power_law_task(5, alpha=0.0)
+
+
+def test_markov_language_entropy_rate_matches_empirical():
+  lang = data.random_markov_language(jax.random.key(0), 6, concentration=0.5)
+  P, pi = np.asarray(lang.transition, np.float64), np.asarray(lang.stationary, np.float64)
+  np.testing.assert_allclose(pi @ P, pi, atol=1e-5)
+  seqs = np.asarray(data.sample_markov_sequences(jax.random.key(1), lang, 64, 400))
+  # Empirical cross-entropy of the true model on samples -> the entropy rate.
+  nll = -np.log(P[seqs[:, :-1], seqs[:, 1:]]).mean()
+  assert nll == pytest.approx(data.entropy_rate(lang), rel=0.03)
+  uniform = data.MarkovLanguage(jnp.full((4, 4), 0.25), jnp.full((4,), 0.25))
+  assert data.entropy_rate(uniform) == pytest.approx(np.log(4))
