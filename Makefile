@@ -23,8 +23,11 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.base-installed
 	-$(PIP) install -q torch==2.13.0 && $(PIP) install -q --no-deps $(PARITY_REFS)
 	touch $@
 
+# Exit status 1 means some claims failed: the table says which, honestly, and the demo itself worked.
+# Anything else (a crashed run: 3, a usage error: 2) fails the target.
 demo: $(VENV)/.base-installed
-	$(BIN)/python -m experiments run --demo
+	@$(BIN)/python -m experiments run --demo; rc=$$?; \
+	if [ $$rc -eq 1 ]; then echo "(some claims failed: see the NO rows above)"; exit 0; fi; exit $$rc
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -n 2 --durations=15

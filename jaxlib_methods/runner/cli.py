@@ -1,7 +1,8 @@
 """`python -m experiments list | run NAME [--preset P] [--set key=value ...] [--workdir D] | run --all | run --demo`.
 
-Exit status: 0 when every claim passed, 1 when a claim failed or a run crashed (the table is still printed),
-2 for a usage error (unknown experiment, preset or config key, a bad value), reported in one line, no traceback.
+Exit status: 0 when every claim passed; 1 when a claim failed (the table is still printed); 2 for a usage error
+(unknown experiment, preset or config key, a bad value), reported in one line, no traceback; 3 when a run crashed
+(its traceback is printed, the other runs still go on, and the table marks it RUN FAILED).
 """
 
 from __future__ import annotations
@@ -183,6 +184,8 @@ def _cmd_run(args) -> int:
   if len(summaries) > 1 or args.demo:
     io.atomic_write_text(root / "claims.txt", table + "\n")
     print(f"table saved to {root / 'claims.txt'}")
+  if n_err:
+    return 3
   return 0 if all(s["all_passed"] for s in summaries) else 1
 
 

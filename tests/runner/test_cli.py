@@ -88,3 +88,13 @@ def test_claims_and_table():
   table = format_table([{"paper": {"catalog_id": 1, "title": "T", "year": 2024}, "error": None,
                          "claims": [c.to_dict() for c in rows]}])
   assert table.count("| yes") == 2 and table.count("| NO") == 3
+
+
+def test_crashed_run_exits_3_and_is_marked_in_the_table(tmp_path):
+  # A horizon shorter than one step gives zero steps: the training loop refuses, the run is reported as crashed.
+  proc = _cli("run", "lion_k_constrained", "--set", "horizon=0.0001", "--workdir", str(tmp_path / "w"), "--quiet",
+              cwd=tmp_path)
+  assert proc.returncode == 3, proc.stderr
+  assert "RUN FAILED: ValueError: num_steps" in proc.stdout.replace("\n", " ").replace("  ", " ") or \
+      "RUN FAILED" in proc.stdout
+  assert "Traceback" in proc.stderr  # a crash is shown in full, unlike a usage error
