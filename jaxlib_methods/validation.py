@@ -53,3 +53,10 @@ def check_positive(x: Any, name: str) -> None:
 def check_nonnegative(x: Any, name: str) -> None:
   """Raise ValueError unless the constant `x` is finite and >= 0."""
   check_in_interval(x, name, 0.0, float("inf"), closed_high=False)
+
+
+def check_same_shape_and_dtype(a_name: str, a: Any, b_name: str, b: Any) -> None:
+  """Raise ValueError unless arrays `a` and `b` share shape and dtype (e.g. the two views of a contrastive pair)."""
+  if a.shape != b.shape or a.dtype != b.dtype:
+    raise ValueError(f"{a_name} and {b_name} must share shape and dtype, got {a_name}.shape={a.shape}, "
+                     f"{b_name}.shape={b.shape}, {a_name}.dtype={a.dtype}, {b_name}.dtype={b.dtype}")

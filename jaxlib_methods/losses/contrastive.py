@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxlib_methods.validation import check_in_interval, check_positive, is_concrete_number
+from jaxlib_methods.validation import check_same_shape_and_dtype, check_in_interval, check_positive, is_concrete_number
 
 
 def _check_embeddings(name: str, z: jax.Array, ndim: int = 2) -> jax.Array:
@@ -40,10 +40,7 @@ def _check_embeddings(name: str, z: jax.Array, ndim: int = 2) -> jax.Array:
   return z
 
 
-def _check_same(a_name, a, b_name, b):
-  if a.shape != b.shape or a.dtype != b.dtype:
-    raise ValueError(f"{a_name} and {b_name} must share shape and dtype, got {a_name}.shape={a.shape}, "
-                     f"{b_name}.shape={b.shape}, {a_name}.dtype={a.dtype}, {b_name}.dtype={b.dtype}")
+_check_same = check_same_shape_and_dtype
 
 
 def _normalize(z: jax.Array, eps: float = 1e-12) -> jax.Array:

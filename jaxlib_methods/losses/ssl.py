@@ -24,7 +24,7 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from jaxlib_methods.validation import check_in_interval, check_nonnegative, check_positive
+from jaxlib_methods.validation import check_same_shape_and_dtype, check_in_interval, check_nonnegative, check_positive
 
 
 def _check_2d(name: str, z: jax.Array, min_rows: int = 2) -> jax.Array:
@@ -36,10 +36,7 @@ def _check_2d(name: str, z: jax.Array, min_rows: int = 2) -> jax.Array:
   return z
 
 
-def _check_same(a_name, a, b_name, b):
-  if a.shape != b.shape or a.dtype != b.dtype:
-    raise ValueError(f"{a_name} and {b_name} must share shape and dtype, got {a_name}.shape={a.shape}, "
-                     f"{b_name}.shape={b.shape}, {a_name}.dtype={a.dtype}, {b_name}.dtype={b.dtype}")
+_check_same = check_same_shape_and_dtype
 
 
 def standardize(z: jax.Array, *, ddof: int = 0, eps: float = 0.0) -> jax.Array:

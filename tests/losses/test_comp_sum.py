@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from jaxlib_methods.losses import comp_sum as cs
+from jaxlib_methods.testing import central_difference_grad
 
 
 def np_phi(u, tau):
@@ -24,14 +25,9 @@ def np_comp_sum(h, y, tau):
   return np.array(out)
 
 
+
 def np_grad(fn, x, h=1e-6):
-  x = np.asarray(x, np.float64)
-  g = np.zeros_like(x)
-  for idx in np.ndindex(x.shape):
-    e = np.zeros_like(x)
-    e[idx] = h
-    g[idx] = (fn(x + e) - fn(x - e)) / (2 * h)
-  return g
+  return central_difference_grad(fn, x, h)
 
 
 @pytest.mark.parametrize("phi,tau,n,k", [("logistic", 1.0, 1, 2), ("sum_exponential", 0.0, 4, 5),

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxlib_methods.losses import dexml
+from jaxlib_methods.testing import central_difference_grad
 
 
 def np_decoupled(s, pos):
@@ -48,13 +49,9 @@ def np_soft_topk(s, pos, k, alpha):
   return out
 
 
+
 def np_grad(fn, x, h=1e-5):
-  g = np.zeros_like(x)
-  for idx in np.ndindex(x.shape):
-    e = np.zeros_like(x)
-    e[idx] = h
-    g[idx] = (fn(x + e) - fn(x - e)) / (2 * h)
-  return g
+  return central_difference_grad(fn, x, h)
 
 
 def _case(b, l, seed):

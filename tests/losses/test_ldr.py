@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from jaxlib_methods.losses import ldr
+from jaxlib_methods.testing import central_difference_grad
 
 
 def np_ldr_kl(f, y, lam, c):
@@ -23,14 +24,9 @@ def np_ldr_kl(f, y, lam, c):
   return out
 
 
+
 def np_grad(fn, x, h=1e-6):
-  x = np.asarray(x, np.float64)
-  g = np.zeros_like(x)
-  for idx in np.ndindex(x.shape):
-    e = np.zeros_like(x)
-    e[idx] = h
-    g[idx] = (fn(x + e) - fn(x - e)) / (2 * h)
-  return g
+  return central_difference_grad(fn, x, h)
 
 
 @pytest.mark.parametrize("n,k,lam,c", [(1, 2, 1.0, 0.0), (4, 5, 0.1, 0.1), (3, 7, 10.0, 0.1), (2, 3, 0.5, 1.0)])
