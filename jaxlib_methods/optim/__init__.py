@@ -16,6 +16,19 @@ from jaxlib_methods.optim.lion_k import (
     make_k_function,
     scale_by_lion_k,
 )
+from jaxlib_methods.optim.galore import GaLoreLeafState, GaLoreState, galore, scale_by_adam_hf, scale_by_galore
+from jaxlib_methods.optim.q_galore import (
+    QGaLoreLeafState,
+    QGaLoreState,
+    QuantizedArray,
+    apply_updates_int8,
+    dequantize_groupwise,
+    q_galore,
+    quantize_groupwise,
+    scale_by_q_galore,
+)
+from jaxlib_methods.optim.frugal import FRUGAL_PROJECTORS, STATE_FREE_RULES, FrugalState, frugal, scale_by_frugal
+from jaxlib_methods.optim.subspace import PROJECTORS, SIDES, SubspaceSpec, block_selection
 from jaxlib_methods.optim.orthograd import (  # noqa: F401  (issue 8; the wrapper `orthograd` is not re-exported:
     ScaleByOrthogradState,                     # it would shadow the submodule jaxlib_methods.optim.orthograd)
     orthogonal_adamw,
