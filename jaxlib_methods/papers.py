@@ -196,9 +196,14 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.consistency.consistency_loss",),
         tests=("tests/losses/test_consistency.py", "tests/experiments/test_consistency_toy.py",),
         experiment="consistency_toy"),
-    3: Implementation(  # partial: adaptive c schedule, early-timestep loss, NSLN not yet
+    3: Implementation(  # Non-scaling LayerNorm not yet: its definition could not be confirmed
         artifacts=("jaxlib_methods.losses.consistency.cauchy_loss",
-                   "jaxlib_methods.losses.consistency.ot_minibatch_coupling",),
+                   "jaxlib_methods.losses.consistency.ot_minibatch_coupling",
+                   "jaxlib_methods.losses.consistency.lct_adaptive_c",
+                   "jaxlib_methods.losses.consistency.early_timestep_mask",
+                   "jaxlib_methods.losses.consistency.edm_diffusion_weight",
+                   "jaxlib_methods.losses.consistency.lct_diffusion_loss",
+                   "jaxlib_methods.losses.consistency.lct_total_loss",),
         tests=("tests/losses/test_consistency.py",),
         experiment=None),
     4: Implementation(

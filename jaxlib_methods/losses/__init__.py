@@ -44,6 +44,13 @@ from jaxlib_methods.losses.consistency import (  # noqa: F401  (issue 7, [2] iCT
     pseudo_huber_loss,
     sample_sigma_indices,
 )
+from jaxlib_methods.losses.consistency import (  # noqa: F401  (issue 7, [3] adaptive c, early-timestep diffusion loss)
+    early_timestep_mask,
+    edm_diffusion_weight,
+    lct_adaptive_c,
+    lct_diffusion_loss,
+    lct_total_loss,
+)
 from jaxlib_methods.losses.cauchy_schwarz import (  # noqa: F401  (issue 7, [4])
     conditional_cs_divergence,
     cs_divergence,
