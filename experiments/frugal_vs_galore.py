@@ -40,7 +40,7 @@ from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
 
 PAPER = Paper(catalog_id=84, title="FRUGAL: Memory-Efficient Optimization by Reducing State Overhead for Scalable "
               "Training", year=2024, arxiv="2411.07837")
-DEMO = False
+DEMO = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,7 +40,7 @@ from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
 
 PAPER = Paper(catalog_id=9, title="Label Distributionally Robust Losses for Multi-class Classification: Consistency, "
               "Robustness and Adaptivity", year=2023, arxiv="2112.14869")
-DEMO = False
+DEMO = True
 
 METHODS = ("ce", "gce", "mae", "ldr_kl", "aldr_kl")
 

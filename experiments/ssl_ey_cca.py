@@ -33,7 +33,7 @@ from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
 
 PAPER = Paper(catalog_id=120, title="Unconstrained Stochastic CCA: Unifying Multiview and Self-Supervised Learning",
               year=2024, arxiv="2310.01012")
-DEMO = False
+DEMO = True
 
 
 @dataclasses.dataclass(frozen=True)
