@@ -12,6 +12,9 @@ import math
 from typing import Any, Optional
 
 
+CLAIM_KINDS = ("paper", "sanity", "")
+
+
 @dataclasses.dataclass(frozen=True)
 class Claim:
   """One row of a claims table.
@@ -22,43 +25,56 @@ class Claim:
     ours: our measured value (a float, int or bool).
     tolerance: how `ours` is compared (e.g. "<= 1e-6", "|ours - paper| <= 0.05").
     passed: the verdict.
+    kind: "paper" (the paper's own statement, made measurable; `where` says where in the paper it is: only paper
+      claims can make a paper `reproduced`), "sanity" (a check of our setup, not the paper's claim), or "" (not yet
+      tagged: counts as neither).
+    where: for paper claims, the location in the paper ("Table 2, row 3", "Fig. 1", "Thm. 4.1").
   """
   claim: str
   paper: str
   ours: Any
   tolerance: str
   passed: bool
+  kind: str = ""
+  where: str = ""
 
   # ---- constructors -------------------------------------------------------------------------------------------------
   @staticmethod
-  def at_most(claim: str, ours: float, bound: float, *, paper: Optional[str] = None) -> "Claim":
+  def at_most(claim: str, ours: float, bound: float, *, paper: Optional[str] = None, kind: str = "",
+              where: str = "") -> "Claim":
     """Passes when ours <= bound (and ours is finite)."""
     ok = _finite(ours) and float(ours) <= bound
-    return Claim(claim, paper if paper is not None else f"<= {bound:g}", _num(ours), f"<= {bound:g}", ok)
+    return Claim(claim, paper if paper is not None else f"<= {bound:g}", _num(ours), f"<= {bound:g}", ok, kind, where)
 
   @staticmethod
-  def at_least(claim: str, ours: float, bound: float, *, paper: Optional[str] = None) -> "Claim":
+  def at_least(claim: str, ours: float, bound: float, *, paper: Optional[str] = None, kind: str = "",
+               where: str = "") -> "Claim":
     """Passes when ours >= bound (and ours is finite)."""
     ok = _finite(ours) and float(ours) >= bound
-    return Claim(claim, paper if paper is not None else f">= {bound:g}", _num(ours), f">= {bound:g}", ok)
+    return Claim(claim, paper if paper is not None else f">= {bound:g}", _num(ours), f">= {bound:g}", ok, kind, where)
 
   @staticmethod
   def close(claim: str, ours: float, paper_value: float, *, atol: float = 0.0, rtol: float = 0.0,
-            paper: Optional[str] = None) -> "Claim":
+            paper: Optional[str] = None, kind: str = "", where: str = "") -> "Claim":
     """Passes when |ours - paper_value| <= atol + rtol * |paper_value|."""
     tol = atol + rtol * abs(paper_value)
     ok = _finite(ours) and abs(float(ours) - paper_value) <= tol
     parts = ([f"atol {atol:g}"] if atol else []) + ([f"rtol {rtol:g}"] if rtol else [])
     return Claim(claim, paper if paper is not None else f"{paper_value:g}", _num(ours),
-                 f"|ours - paper| <= {tol:.3g} ({', '.join(parts) or 'exact'})", ok)
+                 f"|ours - paper| <= {tol:.3g} ({', '.join(parts) or 'exact'})", ok, kind, where)
 
   @staticmethod
-  def holds(claim: str, ours: bool, *, paper: str = "true", detail: str = "must be true") -> "Claim":
+  def holds(claim: str, ours: bool, *, paper: str = "true", detail: str = "must be true", kind: str = "",
+            where: str = "") -> "Claim":
     """A yes/no statement the paper makes; passes when `ours` is True."""
-    return Claim(claim, paper, bool(ours), detail, bool(ours))
+    return Claim(claim, paper, bool(ours), detail, bool(ours), kind, where)
 
   def __post_init__(self):
     object.__setattr__(self, "passed", bool(self.passed))
+    if self.kind not in CLAIM_KINDS:
+      raise ValueError(f"Claim.kind must be one of {CLAIM_KINDS}, got {self.kind!r}")
+    if self.kind == "paper" and not self.where:
+      raise ValueError(f"a paper claim must say where in the paper it is (where=...): {self.claim!r}")
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)

@@ -7,7 +7,9 @@ An experiment is a module `experiments/<name>.py` that declares:
     PRESETS = {"cpu": Config(), "gpu": Config(...), "tpu": Config(...)}
     DEMO    = True / False            # part of `make demo` (only experiments that run in seconds on CPU)
     def run(config: Config, workdir: pathlib.Path) -> dict         # JSON-serialisable results
-    def claims(results: dict) -> list[Claim]
+    def claims(results: dict) -> list[Claim]      # each tagged kind="paper" (with where=...) or kind="sanity"
+    MUTATIONS = {"no_momentum": ("b1=0",), ...}    # deliberately wrong variants (--set overrides, applied on top of
+                                                  # the preset): under each, at least one paper claim must fail
 
 The CLI (`python -m experiments`) finds them, applies `--preset` and `--set key=value` overrides (checked against the
 dataclass field types; dotted keys reach nested dataclasses, e.g. `mesh.data=8`), runs them and writes the summary.
@@ -64,6 +66,11 @@ class Experiment:
   @property
   def demo(self) -> bool:
     return bool(getattr(self.module, "DEMO", False))
+
+  @property
+  def mutations(self) -> Mapping[str, tuple]:
+    """Deliberately wrong variants: name -> `--set` overrides under which at least one paper claim must fail."""
+    return dict(getattr(self.module, "MUTATIONS", {}))
 
   @property
   def run(self) -> Callable[[Any, Any], dict]:
