@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 # Official PyTorch references for the parity tests. Installed with --no-deps: only their pure-PyTorch files are used.
 PARITY_REFS := lion-pytorch==0.2.5 galore-torch==1.0 q-galore-torch==1.0 libauc==2.0.1 pytorch-metric-learning==2.9.0
 
-.PHONY: demo test test-slow test-latest clean papers
+.PHONY: demo test test-slow test-latest docs clean papers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,12 @@ test-latest:
 	@.venv-latest/bin/python -c "import jax, flax, optax, orbax.checkpoint as o, chex; print('newest:', 'jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'chex', chex.__version__)"
 	.venv-latest/bin/python -m pytest -n 2 -q -p no:cacheprovider --deselect tests/test_packaging.py
 
+# The documentation site into site/ (strict: a warning fails). `$(BIN)/mkdocs serve` previews it.
+docs: $(VENV)/.test-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
 papers: $(VENV)/.base-installed
 	$(BIN)/python -m jaxlib_methods.papers
 
 clean:
-	rm -rf $(VENV) .venv-latest results .pytest_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-latest site results .pytest_cache build dist *.egg-info

@@ -277,7 +277,7 @@ def ot_minibatch_coupling(noise: np.ndarray | jax.Array, x: np.ndarray | jax.Arr
     noise: [B, ...]; x: [B, ...] (same shape).
 
   Returns:
-    perm: int array [B] such that noise[perm][i] is paired with x[i].
+    perm: int array [B] such that `noise[perm][i]` is paired with `x[i]`.
   """
   from scipy.optimize import linear_sum_assignment  # scipy is a dependency of jax.
 

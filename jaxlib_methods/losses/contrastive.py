@@ -126,7 +126,7 @@ def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrS
     z1, z2: [B, d] embeddings of two views (normalised inside).
     index: [B] int dataset indices of the batch (distinct).
     state: `IsogclrState` from `isogclr_init`.
-    gamma, beta in (0, 1]; rho >= 0; eta >= 0; 0 < tau_min <= tau_max.
+    gamma, beta, rho, eta, tau_min, tau_max: gamma, beta in (0, 1]; rho >= 0; eta >= 0; 0 < tau_min <= tau_max.
 
   Returns:
     (loss [B], new_state). Reduce with mean to match LibAUC's scalar.

@@ -60,7 +60,7 @@ def scale_by_orthograd(*, renormalize: bool = True, eps: float = 1e-30) -> optax
   Returns:
     An optax GradientTransformation; `update` requires `params` (shapes as the updates).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, optax
     >>> tx = scale_by_orthograd(renormalize=False)
     >>> w = {"w": jnp.array([1.0, 0.0])}; g = {"w": jnp.array([2.0, 3.0])}
