@@ -122,7 +122,8 @@ def _log(metrics: MetricsLog, values: Mapping[str, Any], step: int) -> None:
 
 
 def clear(workdir: pathlib.Path) -> None:
-  """Remove a run's checkpoints and metrics (a fresh start)."""
+  """Remove a run's checkpoints, memoised sweep sub-runs and metrics (a fresh start)."""
   workdir = pathlib.Path(workdir)
   shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
+  shutil.rmtree(workdir / "subruns", ignore_errors=True)
   (workdir / "metrics.jsonl").unlink(missing_ok=True)
