@@ -101,11 +101,23 @@ class _Parser(argparse.ArgumentParser):
     raise exp_lib.UsageError(message)
 
 
+EXIT_STATUS_HELP = """exit status:
+  0    every claim passed
+  1    a claim failed (the table is printed; every run completed)
+  2    usage error (bad name, key or value, out-of-range config, a workdir of another config), before any work
+  3    a run crashed (traceback printed; the table marks it RUN FAILED)
+  4    I/O failure: unusable workdir (a file, under a file, read-only, in use by another run), full disk,
+       damaged config.json, no checkpoint that restores
+  130  interrupted by Ctrl-C (143: SIGTERM), after a checkpoint; the resume command is printed"""
+
+
 def _parser() -> argparse.ArgumentParser:
-  p = _Parser(prog="python -m experiments", description="Reproduce paper claims.")
+  p = _Parser(prog="python -m experiments", description="Reproduce paper claims.", epilog=EXIT_STATUS_HELP,
+              formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
   sub.add_parser("list", help="list the experiments")
-  r = sub.add_parser("run", help="run experiments and print their claims table")
+  r = sub.add_parser("run", help="run experiments and print their claims table", epilog=EXIT_STATUS_HELP,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
   r.add_argument("name", nargs="?", help="experiment name (see `list`)")
   r.add_argument("--all", action="store_true", help="run every experiment")
   r.add_argument("--demo", action="store_true", help="run the default set (the DEMO experiments)")
@@ -194,6 +206,8 @@ def _check_resume(run: _Run) -> None:
   """
   from jaxlib_methods.runner.train import checkpoint_config_hashes
   config_path = run.workdir / "config.json"
+  if not run.workdir.is_dir():
+    return  # nothing to resume (prepare() reports a path that is a file)
   new = json.loads(json.dumps(io._jsonable(exp_lib.config_to_dict(run.config))))
   if config_path.exists():
     try:
@@ -420,6 +434,11 @@ def _cmd_run(args, argv: Sequence[str]) -> int:
   workdir_lib.ignore_file_size_signal()
   with contextlib.ExitStack() as held:
     # 2. Every workdir usable and ours alone; 3. none holds another config's run (unless --fresh discards it).
+    # The resume check reads only; it runs before anything is created (a refused command leaves the workdir as it
+    # was, not even a lock file) and again under the lock (another run may have written meanwhile).
+    if not fresh:
+      for run in runs:
+        _check_resume(run)
     if several:
       workdir_lib.prepare(root)
     for run in runs:
