@@ -38,7 +38,15 @@ import optax
 from jaxlib_methods.data.synthetic_language import entropy_rate, random_markov_language, sample_markov_sequences
 from jaxlib_methods.optim import frugal, galore
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
-from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, Seed
+from jaxlib_methods.runner.constraints import (
+    Check,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    Seed,
+)
 
 PAPER = Paper(catalog_id=84, title="FRUGAL: Memory-Efficient Optimization by Reducing State Overhead for Scalable "
               "Training", year=2024, arxiv="2411.07837")

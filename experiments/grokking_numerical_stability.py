@@ -58,7 +58,15 @@ from jaxlib_methods.losses.stablemax import (
 from jaxlib_methods.nn.mlp import MLP
 from jaxlib_methods.optim.orthograd import scale_by_orthograd
 from jaxlib_methods.runner import Claim, Paper, save_figure, train
-from jaxlib_methods.runner.constraints import Check, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Range, Seed
+from jaxlib_methods.runner.constraints import (
+    Check,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Range,
+    Seed,
+)
 
 PAPER = Paper(catalog_id=185, title="Grokking at the Edge of Numerical Stability", year=2025, arxiv="2501.04697")
 DEMO = False
@@ -74,8 +82,8 @@ class Config:
   width: PositiveInt = 200
   learning_rate: PositiveFloat = 0.01       # Fig. 1
   b1: Annotated[float, Range(ge=0, lt=1)] = 0.9
-  b2: Annotated[float, Range(ge=0, lt=1)] = 0.99                  # the code's default; the StableMax run uses b2_stablemax
-  b2_stablemax: Annotated[float, Range(ge=0, lt=1)] = 0.999       # Fig. 1 StableMax run
+  b2: Annotated[float, Range(ge=0, lt=1)] = 0.99            # the code's default; the StableMax run uses b2_stablemax
+  b2_stablemax: Annotated[float, Range(ge=0, lt=1)] = 0.999  # Fig. 1 StableMax run
   eps: PositiveFloat = 1e-25                # the code's AdamW eps
   steps_softmax: NonNegativeInt = 2200      # full-batch steps ("epochs") of the two softmax runs; the paper runs 80k
   steps_stablemax: NonNegativeInt = 300     # StableMax groks only after many thousand steps (80k in Fig. 1)

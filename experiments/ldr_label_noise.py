@@ -37,7 +37,15 @@ import optax
 
 from jaxlib_methods.losses import comp_sum, ldr
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
-from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Range, Seed
+from jaxlib_methods.runner.constraints import (
+    Check,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Range,
+    Seed,
+)
 
 PAPER = Paper(catalog_id=9, title="Label Distributionally Robust Losses for Multi-class Classification: Consistency, "
               "Robustness and Adaptivity", year=2023, arxiv="2112.14869")

@@ -67,7 +67,7 @@ class Config:
   b2: Annotated[float, Range(ge=0, lt=1)] = 0.99
   horizon: PositiveFloat = 30.0             # continuous time; steps = horizon / eta
   decay_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.2   # run A: linear decay of eta to 0 over the last fraction
-  init_scale: Annotated[float, Range(gt=1)] = 2.0   # run A starts at init_scale / lambda * random signs (outside the box)
+  init_scale: Annotated[float, Range(gt=1)] = 2.0   # run A starts at init_scale / lambda * random signs (outside)
   step_ratio: Annotated[int, Range(ge=2)] = 4       # run C uses eta / step_ratio
   log_every: PositiveInt = 500
   checkpoint_every: PositiveInt = 10000

@@ -1,4 +1,5 @@
-"""`python -m experiments list | run NAME [--preset P] [--set key=value ...] [--workdir D] [--fresh] | run --all | run --demo`.
+"""`python -m experiments list | run NAME [--preset P] [--set key=value ...] [--workdir D] [--fresh]`
+(or `run --all`, `run --demo`).
 
 Exit status:
   0    every claim passed.
@@ -504,6 +505,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   except workdir_lib.WorkdirError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_IO
+  except KeyboardInterrupt:  # a Ctrl-C between runs or while a summary is written: nothing left to save
+    print("\ninterrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED_BASE + signal.SIGINT
   except OSError as e:  # any other file-system failure outside a run (e.g. while clearing with --fresh)
     why = workdir_lib.io_failure(e)
     if why is None:

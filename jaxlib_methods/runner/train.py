@@ -274,8 +274,8 @@ _NOISE = (re.compile(r'Traceback \(most recent call last\):'),
           re.compile(r"RuntimeError: Event loop is closed"))
 
 
-_NOISE_LINES = ("Traceback (most recent call last):", "self._check_closed()", "raise RuntimeError('Event loop is closed')",
-                "RuntimeError: Event loop is closed", 'File "')
+_NOISE_LINES = ("Traceback (most recent call last):", "self._check_closed()",
+                "raise RuntimeError('Event loop is closed')", "RuntimeError: Event loop is closed", 'File "')
 
 
 def _noise_fragment(line: str) -> bool:

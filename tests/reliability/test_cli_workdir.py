@@ -168,7 +168,8 @@ def test_workdir_that_is_a_file_or_under_a_file(tmp_path, fake, capsys, reliabil
   f = fake()
   afile = tmp_path / "results"
   afile.write_text("not a directory\n")
-  for workdir, needle in ((afile, "is not a directory (it is a file)"), (afile / "sub" / "w", "is a file, not a directory")):
+  for workdir, needle in ((afile, "is not a directory (it is a file)"),
+                          (afile / "sub" / "w", "is a file, not a directory")):
     reliability.tried()
     rc, out, err = _main(capsys, "run", NAME, "--workdir", str(workdir))
     assert rc == 4 and len(err) == 1 and needle in err[0] and "Traceback" not in out, err
