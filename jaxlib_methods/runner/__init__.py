@@ -1,7 +1,20 @@
-"""The experiment machinery: contract and config overrides, CLI, training loop with orbax checkpoints, sharding
-rules, atomic outputs, progress bars and claims. See `jaxlib_methods.runner.experiment` for the contract."""
+"""The experiment machinery: contract, config constraints and overrides, CLI, training loop with orbax checkpoints,
+sharding rules, atomic outputs, workdir checks, progress bars and claims. See `jaxlib_methods.runner.experiment` for
+the contract and docs/reliability.md for what the CLI promises."""
 
 from jaxlib_methods.runner.claims import Claim
+from jaxlib_methods.runner.constraints import (
+    Check,
+    Length,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Range,
+    Seed,
+    validate,
+)
 from jaxlib_methods.runner.experiment import (
     Experiment,
     MeshConfig,
@@ -14,4 +27,5 @@ from jaxlib_methods.runner.experiment import (
 from jaxlib_methods.runner.io import MetricsLog, atomic_write_json, atomic_write_text, read_jsonl, save_figure
 from jaxlib_methods.runner.progress import progress
 from jaxlib_methods.runner.sharding import batch_sharding, make_mesh, place_state, replicated, shard_batch
-from jaxlib_methods.runner.train import NonFiniteError, TrainResult, train
+from jaxlib_methods.runner.train import CheckpointError, ConfigMismatchError, NonFiniteError, TrainResult, train
+from jaxlib_methods.runner.workdir import WorkdirError

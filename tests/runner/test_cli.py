@@ -1,4 +1,7 @@
-"""The experiment CLI: usage errors exit 2 in one line, failed claims exit 1 with the table, overrides typed."""
+"""The experiment CLI: usage errors exit 2 in one line, failed claims exit 1 with the table, overrides typed.
+
+(Every config field's range, workdir faults and interrupts: tests/reliability/.)
+"""
 
 import dataclasses
 import os
@@ -90,11 +93,25 @@ def test_claims_and_table():
   assert table.count("| yes") == 2 and table.count("| NO") == 3
 
 
-def test_crashed_run_exits_3_and_is_marked_in_the_table(tmp_path):
-  # A horizon shorter than one step gives zero steps: the training loop refuses, the run is reported as crashed.
+def test_crashed_run_exits_3_and_is_marked_in_the_table(tmp_path, monkeypatch, capsys):
+  from experiments import lion_k_constrained as exp
+  from jaxlib_methods.runner.cli import main
+
+  def crash(config, workdir):
+    raise ZeroDivisionError("a bug in the experiment")
+  monkeypatch.setattr(exp, "run", crash)
+  rc = main(["run", "lion_k_constrained", "--workdir", str(tmp_path / "w"), "--quiet"])
+  out, err = capsys.readouterr()
+  assert rc == 3
+  assert "RUN FAILED: ZeroDivisionError: a bug in the experiment" in out.replace("\n", " ").replace("  ", " ") or \
+      "RUN FAILED" in out
+  assert "Traceback" in err  # a crash is shown in full, unlike a usage error
+
+
+def test_a_run_shorter_than_one_log_interval_is_a_usage_error(tmp_path):
+  # A horizon shorter than one log interval used to train zero steps and crash (exit 3); it is refused up front.
   proc = _cli("run", "lion_k_constrained", "--set", "horizon=0.0001", "--workdir", str(tmp_path / "w"), "--quiet",
               cwd=tmp_path)
-  assert proc.returncode == 3, proc.stderr
-  assert "RUN FAILED: ValueError: num_steps" in proc.stdout.replace("\n", " ").replace("  ", " ") or \
-      "RUN FAILED" in proc.stdout
-  assert "Traceback" in proc.stderr  # a crash is shown in full, unlike a usage error
+  assert proc.returncode == 2, proc.stderr
+  assert "config check failed: round(horizon / learning_rate) >= log_every" in proc.stderr
+  assert "Traceback" not in proc.stderr and not (tmp_path / "w").exists()

@@ -58,9 +58,8 @@ def test_sigkill_then_rerun_is_bitwise_identical(tmp_path):
 
 def test_data_parallel_mesh_of_8_matches_one_device(tmp_path):
   # 8 simulated devices are 8 threads that must meet at every all-reduce; on a loaded 2-core machine one can be
-  # starved past XLA's default 40 s abort, so the test raises that limit (it changes nothing when all goes well).
-  env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=8 "
-                       "--xla_cpu_collective_call_terminate_timeout_seconds=600")
+  # starved past XLA's default 40 s abort. The CLI raises that limit itself (runner/cli.py), keeping the user's flags.
+  env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=8")
   sets = ("horizon=0.5", "log_every=100", "checkpoint_every=500", "dtype=float32")
   out = {}
   for n in (1, 8):
@@ -70,5 +69,8 @@ def test_data_parallel_mesh_of_8_matches_one_device(tmp_path):
     out[n] = json.loads((tmp_path / f"m{n}" / "summary.json").read_text())
     assert out[n]["error"] is None
     assert len(out[n]["environment"]["devices"]) == 8
+    flags = out[n]["environment"]["xla_flags"].split()
+    assert flags[0] == "--xla_force_host_platform_device_count=8"
+    assert "--xla_cpu_collective_call_terminate_timeout_seconds=3600" in flags
   assert out[1]["results"]["mesh_devices"] == 1 and out[8]["results"]["mesh_devices"] == 8
   np.testing.assert_allclose(out[8]["results"]["x_final_A"], out[1]["results"]["x_final_A"], rtol=1e-5, atol=1e-5)
