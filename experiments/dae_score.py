@@ -6,26 +6,32 @@ corruption of variance sigma^2 is r*(x) = x + sigma^2 d/dx log p(x) + o(sigma^2)
 
 Setup: a 1-D mixture of three Gaussians (`jaxlib_methods.data.make_gaussian_mixture`, true score in closed form).
 For each sigma of a grid, a denoising auto-encoder r(x) = x + MLP(x) is trained (Adam, fresh samples every step) on
-E ||r(x + sigma eps) - x||^2. Two quantities per sigma, compared with the true score on a grid covering the bulk of
-p (errors weighted by p):
+E ||r(x + sigma eps) - x||^2. Two estimates per sigma, compared with the true score on a grid covering the bulk of
+p (errors weighted by p), by *relative L2 error* ||est - score|| / ||score|| (a cosine would be blind to a wrong
+scale: dividing by sigma instead of sigma^2 keeps every cosine and multiplies the estimate by sigma):
   * the exact minimiser of the denoising loss, r*(x) = E[x | x + sigma eps = x] = x + sigma^2 d/dx log p_sigma(x)
     (Tweedie; p_sigma = p * N(0, sigma^2) is again a mixture), which isolates the sigma -> 0 limit of the theorem;
   * the trained DAE's (r(x) - x) / sigma^2.
-Claims:
-  1. The exact DAE's score error falls as sigma -> 0 at rate sigma^2 (fitted log-log slope over small sigmas in
-     [1.6, 2.4]).
-  2. Training finds the optimal DAE: cos((r(x)-x)/sigma^2, d/dx log p_sigma) >= 0.95 at every sigma.
-  3. The trained DAE's cosine similarity with the true score rises as sigma falls,
-  4. and reaches >= 0.95 at the smallest sigma (the catalog's target).
-Observed at the CPU size: cos with p_sigma's score 0.999 at every sigma; with the true score 0.49 (sigma 0.8),
-0.74, 0.91, 0.999 (sigma 0.1).
+`score_estimator=sigma` (a mutation) divides by sigma instead of sigma^2 in both.
+
+Claims (tolerances fixed before the runs):
+  1. [paper, Thm. 1] The exact DAE's score error falls to 0 as sigma -> 0: fitted log-log slope over small sigmas in
+     [1.6, 2.4] (the o(sigma^2) remainder of the theorem is O(sigma^4) for a smooth density: rate sigma^2).
+  2. [paper, Thm. 1] The trained DAE estimates the score: relative error of (r(x)-x)/sigma^2 against the true score
+     at the smallest sigma <= 0.15.
+  3. [paper, Thm. 1 / Fig. 2] ... and that error falls as sigma falls (non-increasing over the grid).
+  4. [sanity] training reaches the optimal DAE of each sigma: relative error of the trained estimate against the
+     exact d/dx log p_sigma <= 0.1 at every sigma.
+  5. [sanity] the catalog's target: cosine with the true score at the smallest sigma >= 0.95.
+Observed at the CPU size (seed 0): exact errors 0.178, 0.051, 0.013, 0.0033 at sigma 0.2 .. 0.025 (slope 1.9);
+trained errors 0.83, 0.48, 0.18, 0.065 at sigma 0.8 .. 0.1; with /sigma the error at sigma 0.1 is ~0.9.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Annotated
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +50,10 @@ from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, Posi
 PAPER = Paper(catalog_id=178, title="What Regularized Auto-Encoders Learn from the Data Generating Distribution",
               year=2012, arxiv="1211.4246")
 DEMO = True
+# A short training run still passes claim 1 (the exact DAE, no training involved); dividing by sigma instead of
+# sigma^2 leaves every cosine unchanged but breaks claim 1 (and 2-4 at the full size).
+TINY = ("num_steps=600", "batch_size=512", "hidden=64")
+MUTATIONS = {"divide_by_sigma": ("score_estimator=sigma",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +66,7 @@ class Config:
   num_steps: PositiveInt = 3000
   learning_rate: PositiveFloat = 3e-3
   grid_size: Annotated[int, Range(ge=2)] = 201
+  score_estimator: Literal["sigma2", "sigma"] = "sigma2"   # (r(x) - x) / sigma^2 (Thm. 1) or / sigma (a mutation)
 
   CHECKS = (Check("list(sigmas) == sorted(set(sigmas), reverse=True)", "sigmas decrease strictly (the claims read "
                   "the trend as sigma -> 0)"),
@@ -131,36 +142,52 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
                                      np.sqrt(np.asarray(MIXTURE["stds"]) ** 2 + s ** 2))
     return np.asarray(gaussian_mixture_score(smoothed, grid))[:, 0]
 
-  exact_err = [err(exact_score(s)) for s in config.exact_sigmas]
-  trained_err, trained_cos, vs_exact_cos, curves = [], [], [], {}
+  def power(s):  # the estimator divides r(x) - x by sigma^power
+    return 2 if config.score_estimator == "sigma2" else 1
+
+  def exact_estimate(s):  # (r*(x) - x) / sigma^power, r*(x) - x = sigma^2 d/dx log p_sigma(x)
+    return exact_score(s) * s ** 2 / s ** power(s)
+
+  def rel(est, ref):
+    return float(np.sqrt(np.sum(wts * (est - ref) ** 2)) / np.sqrt(np.sum(wts * ref ** 2)))
+
+  exact_err = [err(exact_estimate(s)) for s in config.exact_sigmas]
+  trained_err, trained_cos, vs_exact_cos, vs_exact_err, curves = [], [], [], [], {}
   for i, s in enumerate(config.sigmas):
-    est = np.asarray((_r(jax.tree.map(lambda a: a[i], params), grid) - grid) / s ** 2)[:, 0]
+    est = np.asarray((_r(jax.tree.map(lambda a: a[i], params), grid) - grid) / s ** power(s))[:, 0]
     ex = exact_score(s)
     trained_err.append(err(est))
     trained_cos.append(cos(est))
     vs_exact_cos.append(float(np.sum(wts * est * ex) / np.sqrt(np.sum(wts * est ** 2) * np.sum(wts * ex ** 2))))
+    vs_exact_err.append(rel(est, ex))
     curves[f"{s:g}"] = est.tolist()
   slope = float(np.polyfit(np.log(config.exact_sigmas), np.log(exact_err), 1)[0])
   out = {"sigmas": list(config.sigmas), "exact_sigmas": list(config.exact_sigmas),
          "exact_dae_rel_error": exact_err, "trained_rel_error": trained_err, "trained_cosine": trained_cos,
-         "trained_vs_exact_cosine": vs_exact_cos, "exact_error_slope": slope,
+         "trained_vs_exact_cosine": vs_exact_cos, "trained_vs_exact_rel_error": vs_exact_err,
+         "exact_error_slope": slope, "score_estimator": config.score_estimator,
          "grid": np.asarray(grid)[:, 0].tolist(), "true_score": true.tolist(), "trained_scores": curves}
   _figure(out, workdir)
   return out
 
 
 def claims(results: dict) -> list[Claim]:
-  tc = results["trained_cosine"]
+  tc, te = results["trained_cosine"], results["trained_rel_error"]
+  sig = results["sigmas"]
   return [
-      Claim.close("exact DAE: score error ~ sigma^p as sigma -> 0, fitted p", results["exact_error_slope"], 2.0,
-                  atol=0.4, paper="o(sigma^2) -> 0 (Thm 1)"),
-      Claim.at_least("trained DAE = the optimal DAE: min over sigma of cos((r(x)-x)/sigma^2, d/dx log p_sigma)",
-                     min(results["trained_vs_exact_cosine"]), 0.95, paper="r -> r* (Thm 1)"),
-      Claim.holds(f"trained DAE: cos with the true score rises as sigma falls ({', '.join(f'{c:.3g}' for c in tc)})",
-                  all(b >= a for a, b in zip(tc, tc[1:])), paper="-> 1 as sigma -> 0",
-                  detail="non-decreasing over the sigma grid"),
-      Claim.at_least("trained DAE at the smallest sigma: cos((r(x)-x)/sigma^2, true score)", tc[-1], 0.95,
-                     paper="-> 1 as sigma -> 0"),
+      Claim.close("exact DAE: relative error of (r*(x)-x)/sigma^2 vs the score ~ sigma^p as sigma -> 0, fitted p",
+                  results["exact_error_slope"], 2.0, atol=0.4, paper="error -> 0 (o(sigma^2) remainder)",
+                  kind="paper", where="Sec. 3, Thm. 1"),
+      Claim.at_most(f"trained DAE at sigma={sig[-1]:g}: relative L2 error of (r(x)-x)/sigma^2 vs the true score",
+                    te[-1], 0.15, paper="(r(x)-x)/sigma^2 -> d/dx log p(x)", kind="paper", where="Sec. 3, Thm. 1"),
+      Claim.holds("trained DAE: that error falls as sigma falls (" + ", ".join(f"{e:.3g}" for e in te) + ")",
+                  all(b <= a for a, b in zip(te, te[1:])), paper="better estimate as sigma -> 0",
+                  detail="non-increasing over the sigma grid", kind="paper", where="Sec. 3, Thm. 1; Fig. 2"),
+      Claim.at_most("training reaches the optimal DAE: max over sigma of the relative error vs d/dx log p_sigma",
+                    max(results["trained_vs_exact_rel_error"]), 0.1, paper="(setup check: r -> r*)",
+                    kind="sanity"),
+      Claim.at_least(f"trained DAE at sigma={sig[-1]:g}: cos((r(x)-x)/sigma^2, true score) (the catalog's target)",
+                     tc[-1], 0.95, paper="-> 1 as sigma -> 0", kind="sanity"),
   ]
 
 
@@ -177,6 +204,10 @@ def _figure(results, workdir):
   ax[1].loglog(results["exact_sigmas"], results["exact_dae_rel_error"], "o-", label="exact DAE (Tweedie)")
   ax[1].loglog(results["sigmas"], results["trained_rel_error"], "s-", label="trained DAE")
   ax[1].set_xlabel("sigma")
+  ax[1].loglog(results["exact_sigmas"], np.asarray(results["exact_sigmas"]) ** 2 * results["exact_dae_rel_error"][0]
+               / results["exact_sigmas"][0] ** 2, "k:", label="slope 2 (Thm. 1 remainder)")
+  ax[1].set_ylabel("||est - score|| / ||score||")
+  ax[0].set_ylabel("score d/dx log p(x)")
   ax[1].set_title("relative score error (p-weighted)")
   ax[1].legend()
   fig.suptitle("What regularized auto-encoders learn (Alain & Bengio 2014): DAE -> score")

@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-from typing import Annotated
+from typing import Annotated, Optional
 
 import jax
 import jax.numpy as jnp
@@ -109,11 +109,15 @@ def _schedule_shape(step, num_steps, warmup):
   return jnp.where(step < warmup, warm, 0.5 * (1 + jnp.cos(jnp.pi * prog)))
 
 
-def _run_variant(variant: str, config: Config, lang, lrs: np.ndarray, log: MetricsLog) -> dict:
+def _run_variant(variant: str, config: Config, lang, lrs: np.ndarray, log: Optional[MetricsLog],
+                 seed: Optional[int] = None) -> dict:
+  """One model variant trained at every LR of `lrs` (vmapped); `seed` (default config.seed) sets the init and the
+  data stream (the language itself is fixed by config.seed)."""
+  seed = config.seed if seed is None else seed
   cfg = TransformerConfig(vocab_size=config.vocab_size, d_model=config.d_model, num_layers=config.num_layers,
                           num_heads=config.num_heads, qk_layernorm=variant != "baseline", tie_embeddings=False)
   zc = config.z_loss_coeff if variant == "qk_ln_z" else 0.0
-  model = TransformerLM(cfg, rngs=nnx.Rngs(config.seed))
+  model = TransformerLM(cfg, rngs=nnx.Rngs(seed))
   graphdef, params0 = nnx.split(model, nnx.Param)
   n = len(lrs)
   params = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), params0)  # same init for every LR
@@ -137,7 +141,7 @@ def _run_variant(variant: str, config: Config, lang, lrs: np.ndarray, log: Metri
 
   @jax.jit
   def step_fn(p, o, step):
-    toks = sample_markov_sequences(jax.random.fold_in(jax.random.key(config.seed + 1), step), lang,
+    toks = sample_markov_sequences(jax.random.fold_in(jax.random.key(seed + 1), step), lang,
                                    config.batch_size, config.seq_len)
     return jax.vmap(one, in_axes=(0, 0, 0, None, None))(p, o, lr_arr, toks, step)
 
@@ -148,7 +152,7 @@ def _run_variant(variant: str, config: Config, lang, lrs: np.ndarray, log: Metri
     ce_hist.append(ce)
     amax_hist.append(amax)
     logz_hist.append(logz)
-    if step % config.log_every == 0 or step == config.num_steps - 1:
+    if log is not None and (step % config.log_every == 0 or step == config.num_steps - 1):
       c = np.asarray(ce)
       log.log(step, **{f"{variant}/ce_lr{lr:.0e}": float(v) for lr, v in zip(lrs, c)})
   ce_hist = np.asarray(jnp.stack(ce_hist), np.float64)            # [steps, n]

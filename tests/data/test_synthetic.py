@@ -23,6 +23,9 @@ def test_modular_arithmetic_one_hot_and_tokens():
   # Same key -> same split; different key -> different split.
   np.testing.assert_array_equal(data.modular_arithmetic(key, 7).y_train, ds.y_train)
   assert not np.array_equal(data.modular_arithmetic(jax.random.key(1), 7).x_train, ds.x_train)
+  # 'floor' is the official code's int(): 0.4 * 49 = 19.6 -> 19 (round: 20); p = 113 -> 5107 as in their logs.
+  assert data.modular_arithmetic(key, 7, train_fraction=0.4, rounding="floor").x_train.shape == (19, 14)
+  assert data.modular_arithmetic(key, 113, encoding="tokens", rounding="floor").y_train.shape == (5107,)
 
 
 def test_modular_arithmetic_errors():
@@ -30,6 +33,8 @@ def test_modular_arithmetic_errors():
     data.modular_arithmetic(jax.random.key(0), 7, train_fraction=1.0)
   with pytest.raises(ValueError, match="p must be"):
     data.modular_arithmetic(jax.random.key(0), 1)
+  with pytest.raises(ValueError, match="rounding"):
+    data.modular_arithmetic(jax.random.key(0), 7, rounding="ceil")
 
 
 def test_gaussian_mixture_density_and_score_closed_form():
