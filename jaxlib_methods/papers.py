@@ -4,8 +4,12 @@ Status is derived, never typed by hand:
   out-of-scope  the catalog's triage says nothing small can be built (its reason is shown);
   planned       no artifact registered yet, or one does not import, or no registered test exercises it;
   implemented   every artifact imports and is named in at least one of the registered test files;
-  reproduced    implemented, the registered experiment exists, and its cpu-preset claims all passed when last run
-                (recorded in docs/reproductions.json by `python -m jaxlib_methods.papers --record results`).
+  reproduced    implemented, and the registered experiment's recorded run (at the entry's `preset`, "cpu" unless the
+                entry names another) passed every claim, has at least two claims of kind "paper" that belong to
+                this paper (a claim's `where` may end in "[id]" when an experiment reproduces two papers), and the
+                experiment declares MUTATIONS (wrong variants under which a paper claim must fail, tested by
+                tests/experiments/test_mutations.py). Runs are recorded in docs/reproductions.json by
+                `python -m jaxlib_methods.papers --record results`; only a run of the unmodified preset counts.
 
 `python -m jaxlib_methods.papers` regenerates docs/PAPERS.md; a test fails when it is stale or when an entry names an
 artifact, test file or experiment that does not exist. The catalog itself (id, titles, category, priority, the
@@ -38,10 +42,12 @@ STATUSES = ("reproduced", "implemented", "planned", "out-of-scope")
 class Implementation:
   """What implements a catalog paper. `artifacts` are import paths ("pkg.module.name" or "pkg.module");
   `tests` are test files (relative to the repo root) that must name each artifact; `experiment` a module of
-  `experiments/`."""
+  `experiments/` (its PAPER, or one of its ALSO_REPRODUCES, is this paper); `preset` the preset whose recorded run
+  decides `reproduced` (docs/PAPERS.md names it)."""
   artifacts: tuple[str, ...]
   tests: tuple[str, ...]
   experiment: Optional[str] = None
+  preset: str = "cpu"
 
 
 # ---- the registry: catalog id -> implementation (add an entry when a paper's code and tests land) -----------------
@@ -67,15 +73,15 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.optim.galore",
                    "jaxlib_methods.optim.scale_by_galore",),
         tests=("tests/optim/test_q_galore.py", "tests/optim/test_galore.py", "tests/optim/test_galore_torch_parity.py", "tests/optim/test_low_memory_composability.py", "tests/optim/test_low_memory_sharding.py",),
-        experiment=None),
-    185: Implementation(  # StableMax does not grok at the CPU size (see experiment)
+        experiment="frugal_vs_galore"),  # its claims tagged [105]: Q-GaLore's SVD count at equal loss
+    185: Implementation(  # StableMax groks only after ~47k steps: recorded at the `paper` preset (80k steps)
         artifacts=("jaxlib_methods.losses.stablemax.stablemax_cross_entropy",
                    "jaxlib_methods.losses.stablemax.softmax_collapse_fraction",
                    "jaxlib_methods.optim.orthograd.scale_by_orthograd",
                    "jaxlib_methods.optim.orthograd.orthogonal_adamw",
                    "jaxlib_methods.data.modular_arithmetic",),
         tests=("tests/losses/test_stablemax.py", "tests/optim/test_orthograd.py", "tests/data/test_synthetic.py", "tests/experiments/test_issue8_experiments.py",),
-        experiment="grokking_numerical_stability"),
+        experiment="grokking_numerical_stability", preset="paper"),
     189: Implementation(  # synthetic Markov language instead of C4
         artifacts=("jaxlib_methods.nn.transformer.TransformerLM",
                    "jaxlib_methods.nn.transformer.z_loss",
@@ -302,7 +308,7 @@ def _resolve(path: str):
 
 def check_implementation(impl: Implementation, root: pathlib.Path = REPO_ROOT) -> list[str]:
   """Problems with an entry: artifacts that do not import, test files missing or not naming an artifact,
-  an experiment that does not exist. Empty when the entry is sound."""
+  an experiment that does not exist or lacks the entry's preset. Empty when the entry is sound."""
   problems = []
   for a in impl.artifacts:
     try:
@@ -322,13 +328,53 @@ def check_implementation(impl: Implementation, root: pathlib.Path = REPO_ROOT) -
     name = a.rpartition(".")[2]
     if texts and not any(re.search(rf"\b{re.escape(name)}\b", t) for t in texts):
       problems.append(f"no registered test names {name}")
-  if impl.experiment is not None and importlib.util.find_spec(f"experiments.{impl.experiment}") is None:
-    problems.append(f"experiment {impl.experiment} does not exist")
+  if impl.experiment is not None:
+    if importlib.util.find_spec(f"experiments.{impl.experiment}") is None:
+      problems.append(f"experiment {impl.experiment} does not exist")
+    elif impl.preset not in importlib.import_module(f"experiments.{impl.experiment}").PRESETS:
+      problems.append(f"experiment {impl.experiment} has no preset {impl.preset!r}")
   return problems
 
 
 def load_reproductions(path: pathlib.Path = REPRODUCTIONS_JSON) -> dict:
   return json.loads(path.read_text()) if path.exists() else {}
+
+
+def experiment_papers(module) -> list[int]:
+  """Catalog ids an experiment module reproduces: its PAPER, then any ALSO_REPRODUCES."""
+  return [module.PAPER.catalog_id] + [p.catalog_id for p in getattr(module, "ALSO_REPRODUCES", ())]
+
+
+def paper_claim_counts(claims: Sequence[dict], paper_ids: Sequence[int]) -> dict[str, int]:
+  """Paper claims per catalog id: a claim whose `where` ends in "[id]" belongs to that paper, an untagged one to
+  the experiment's first paper. Keys are str(id) (JSON)."""
+  counts = {str(i): 0 for i in paper_ids}
+  for c in claims:
+    if c.get("kind") != "paper":
+      continue
+    m = re.search(r"\[(\d+)\]\s*$", c.get("where", ""))
+    pid = m.group(1) if m else str(paper_ids[0])
+    counts[pid] = counts.get(pid, 0) + 1
+  return counts
+
+
+def reproduction_problems(pid: int, impl: Implementation, rec: Optional[dict]) -> list[str]:
+  """Why paper `pid` is not `reproduced` by record `rec` of its experiment (empty: it is). The rule: a record at the
+  entry's preset, every claim passed, >= 2 paper claims of this paper, and the experiment declares MUTATIONS."""
+  if not rec:
+    return [f"experiment {impl.experiment} has no record yet"]
+  problems = []
+  if rec.get("preset") != impl.preset:
+    problems.append(f"recorded at preset {rec.get('preset')!r}, the entry names {impl.preset!r}")
+  if not rec.get("all_passed"):
+    problems.append(f"{rec.get('passed')}/{rec.get('claims')} claims passed")
+  n_paper = (rec.get("paper_claims") or {}).get(str(pid), 0)
+  if n_paper < 2:
+    problems.append(f"{n_paper} paper claim(s) of [{pid}] recorded (>= 2 needed)")
+  module = importlib.import_module(f"experiments.{impl.experiment}")
+  if not getattr(module, "MUTATIONS", None):
+    problems.append("the experiment declares no MUTATIONS")
+  return problems
 
 
 def entries(catalog: Optional[list[Paper]] = None, reproductions: Optional[dict] = None) -> list[Entry]:
@@ -348,13 +394,17 @@ def entries(catalog: Optional[list[Paper]] = None, reproductions: Optional[dict]
     if problems:
       out.append(Entry(p, impl, "planned", "; ".join(problems)))
       continue
-    rec = reproductions.get(impl.experiment) if impl.experiment else None
-    if rec and rec.get("all_passed"):
-      out.append(Entry(p, impl, "reproduced", f"{rec['passed']}/{rec['claims']} claims ({rec['preset']} preset)"))
-    elif impl.experiment:
-      out.append(Entry(p, impl, "implemented", f"experiment {impl.experiment} has no passing record yet"))
-    else:
+    if not impl.experiment:
       out.append(Entry(p, impl, "implemented", "no experiment yet"))
+      continue
+    rec = reproductions.get(impl.experiment)
+    why_not = reproduction_problems(p.id, impl, rec)
+    if not why_not:
+      n_paper = rec["paper_claims"][str(p.id)]
+      out.append(Entry(p, impl, "reproduced", f"{rec['passed']}/{rec['claims']} claims, {n_paper} of them the "
+                                              f"paper's ({rec['preset']} preset)"))
+    else:
+      out.append(Entry(p, impl, "implemented", "; ".join(why_not)))
   return out
 
 
@@ -363,7 +413,11 @@ def render_markdown(es: Sequence[Entry]) -> str:
   lines = ["# Papers", "",
            "Generated by `python -m jaxlib_methods.papers` from the registry in `jaxlib_methods/papers.py`; do not edit.",
            "Status is derived: *implemented* = artifacts import and registered tests exercise them; *reproduced* =",
-           "also an experiment whose cpu-preset claims all passed (docs/reproductions.json).", "",
+           "also the registered experiment's recorded run (docs/reproductions.json) at the preset the note names",
+           "(cpu unless stated) passed every claim, at least two of them claims of kind `paper` (the paper's own",
+           "statement, located in the paper) of this paper, and the experiment declares MUTATIONS: wrong variants",
+           "under which a paper claim must fail (tests/experiments/test_mutations.py). Claims of kind `sanity`",
+           "check the setup and never count toward `reproduced`.", "",
            "## Counts", "", "| category | " + " | ".join(STATUSES) + " | all |",
            "|---|" + "---|" * (len(STATUSES) + 1)]
   for c in cats + ["all"]:
@@ -409,21 +463,34 @@ def import_catalog(md_path: pathlib.Path) -> list[dict]:
 
 
 def record_reproductions(results_dir: pathlib.Path, path: pathlib.Path = REPRODUCTIONS_JSON) -> dict:
-  """Merge results/*/summary.json of runs made with an unmodified cpu preset into docs/reproductions.json."""
+  """Merge results/*/summary.json into docs/reproductions.json: a run counts when it was made with an unmodified
+  preset that a registry entry names for its experiment (cpu unless the entry says otherwise). The record keeps
+  the claim counts, the paper claims per catalog id, whether the experiment declares MUTATIONS, and the wall time."""
   from jaxlib_methods.runner import experiment as exp_lib
   from jaxlib_methods.runner.io import atomic_write_json
   records = load_reproductions(path)
+  presets = {}
+  for impl in IMPLEMENTATIONS.values():
+    if impl.experiment:
+      presets.setdefault(impl.experiment, set()).add(impl.preset)
   for summary_path in sorted(pathlib.Path(results_dir).glob("*/summary.json")):
     s = json.loads(summary_path.read_text())
     try:
       e = exp_lib.get(s["experiment"])
     except exp_lib.UsageError:
       continue
-    if s.get("preset") != "cpu" or s["config"] != json.loads(json.dumps(dataclasses.asdict(e.presets["cpu"]))):
-      continue  # only the default configuration counts as a reproduction
-    records[s["experiment"]] = {"preset": "cpu", "all_passed": bool(s["all_passed"]),
-                                "claims": len(s["claims"]), "passed": sum(bool(c["passed"]) for c in s["claims"]),
-                                "wall_time_s": s["wall_time_s"], "device_kind": s["environment"]["device_kind"]}
+    preset = s.get("preset")
+    if preset not in presets.get(e.name, {"cpu"}) or preset not in e.presets:
+      continue
+    if s["config"] != json.loads(json.dumps(dataclasses.asdict(e.presets[preset]), default=str)):
+      continue  # only the unmodified preset counts as a reproduction
+    claims = s["claims"]
+    records[s["experiment"]] = {
+        "preset": preset, "all_passed": bool(s["all_passed"]), "claims": len(claims),
+        "passed": sum(bool(c["passed"]) for c in claims),
+        "paper_claims": paper_claim_counts(claims, experiment_papers(e.module)),
+        "mutations": sorted(e.mutations), "wall_time_s": s["wall_time_s"],
+        "device_kind": s["environment"]["device_kind"]}
   atomic_write_json(path, dict(sorted(records.items())))
   return records
 
@@ -431,7 +498,8 @@ def record_reproductions(results_dir: pathlib.Path, path: pathlib.Path = REPRODU
 def main(argv: Optional[Sequence[str]] = None) -> int:
   ap = argparse.ArgumentParser(prog="python -m jaxlib_methods.papers", description=__doc__.splitlines()[0])
   ap.add_argument("--import-catalog", type=pathlib.Path, help="re-import ../shared/catalog.md into catalog.json")
-  ap.add_argument("--record", type=pathlib.Path, help="record cpu-preset results from this results directory")
+  ap.add_argument("--record", type=pathlib.Path, help="record the registered presets' results from this results "
+                  "directory")
   ap.add_argument("--check", action="store_true", help="exit 1 if docs/PAPERS.md is stale (write nothing)")
   args = ap.parse_args(argv)
   from jaxlib_methods.runner.io import atomic_write_json, atomic_write_text

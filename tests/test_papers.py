@@ -1,4 +1,10 @@
-"""The paper registry: complete, sound, and docs/PAPERS.md current; recorded reproductions really pass."""
+"""The paper registry: complete, sound, and docs/PAPERS.md current; the `reproduced` rule; records are honest.
+
+Default run: the rule on synthetic records, and every stored record checked against its experiment (preset exists,
+counts consistent, paper claims attributed to the experiment's papers). The experiments themselves are exercised in
+the default run by their TINY/mutation tests (tests/experiments/test_mutations.py) and their own fast tests; the full
+re-run of every recorded cpu-preset reproduction is `-m slow` (minutes per experiment).
+"""
 
 import dataclasses
 import pathlib
@@ -36,7 +42,7 @@ def test_registry_entry_is_sound(pid):
   impl = papers.IMPLEMENTATIONS[pid]
   assert papers.check_implementation(impl) == []
   if impl.experiment:
-    assert exp_lib.get(impl.experiment).paper.catalog_id == pid
+    assert pid in papers.experiment_papers(exp_lib.get(impl.experiment).module)
 
 
 def test_check_implementation_catches_bad_entries():
@@ -49,24 +55,66 @@ def test_check_implementation_catches_bad_entries():
 
 
 def test_status_is_derived_not_typed():
-  statuses = {e.paper.id: e.status for e in papers.entries()}
   for e in papers.entries():
     assert e.status in papers.STATUSES
     if e.status in ("implemented", "reproduced"):
       assert e.paper.id in papers.IMPLEMENTATIONS
-  # Without a passing record, an experiment-backed paper is only "implemented".
+  # Without a record, an experiment-backed paper is only "implemented".
   assert {e.paper.id: e.status for e in papers.entries(reproductions={})}[193] == "implemented"
-  assert statuses[193] == "reproduced"
 
 
-def _recorded_demo_experiments():
+def _record(**kw):
+  rec = {"preset": "cpu", "all_passed": True, "claims": 6, "passed": 6, "paper_claims": {"193": 5},
+         "mutations": ["no_weight_decay"], "wall_time_s": 1.0, "device_kind": "cpu"}
+  rec.update(kw)
+  return rec
+
+
+def test_reproduced_needs_every_claim_two_paper_claims_the_preset_and_mutations(monkeypatch):
+  impl = papers.IMPLEMENTATIONS[193]
+  status = lambda rec: {e.paper.id: e for e in papers.entries(reproductions={"lion_k_constrained": rec})}[193]
+  assert status(_record()).status == "reproduced"
+  assert "5 of them the paper's (cpu preset)" in status(_record()).reason
+  assert status(_record(all_passed=False, passed=5)).status == "implemented"
+  assert status(_record(paper_claims={"193": 1})).status == "implemented"          # one paper claim is not enough
+  assert status(_record(paper_claims={"84": 2})).status == "implemented"           # another paper's claims
+  assert status(_record(preset="gpu")).status == "implemented"                     # not the preset the entry names
+  assert papers.reproduction_problems(193, impl, None) == ["experiment lion_k_constrained has no record yet"]
+  import experiments.lion_k_constrained as module
+  monkeypatch.setattr(module, "MUTATIONS", {})
+  assert any("MUTATIONS" in p for p in papers.reproduction_problems(193, impl, _record()))
+
+
+def test_paper_claims_are_attributed_by_their_where_tag():
+  claims = [{"kind": "paper", "where": "Sec. 5 [84]"}, {"kind": "paper", "where": "Abstract [105]"},
+            {"kind": "paper", "where": "Fig. 2"}, {"kind": "sanity", "where": ""}, {"kind": "", "where": ""}]
+  assert papers.paper_claim_counts(claims, [84, 105]) == {"84": 2, "105": 1}
+
+
+def test_records_are_honest():
+  """Every stored record matches its experiment: a known preset, consistent counts, paper claims of its papers."""
+  for name, rec in papers.load_reproductions().items():
+    e = exp_lib.get(name)
+    assert rec["preset"] in e.presets, (name, rec["preset"])
+    assert 0 <= rec["passed"] <= rec["claims"] and rec["all_passed"] == (rec["passed"] == rec["claims"]), name
+    if "paper_claims" in rec:
+      assert set(rec["paper_claims"]) <= {str(i) for i in papers.experiment_papers(e.module)}, name
+      assert sum(rec["paper_claims"].values()) <= rec["claims"], name
+  for entry in papers.entries():
+    if entry.status == "reproduced":
+      module = exp_lib.get(entry.implementation.experiment).module
+      assert module.MUTATIONS and hasattr(module, "TINY"), entry.paper.id   # the mutation test covers it
+
+
+def _recorded_cpu_reproductions():
   recs = papers.load_reproductions()
-  return sorted(name for name, r in recs.items() if r["all_passed"] and exp_lib.get(name).demo)
+  return sorted(name for name, r in recs.items() if r["all_passed"] and r["preset"] == "cpu")
 
 
-@pytest.mark.parametrize("name", _recorded_demo_experiments())
+@pytest.mark.slow  # minutes per experiment: the default run relies on the TINY/mutation tests
+@pytest.mark.parametrize("name", _recorded_cpu_reproductions())
 def test_recorded_reproduction_really_passes(name, tmp_path):
-  """A 'reproduced' status is only as good as the run behind it: rerun each DEMO experiment's cpu preset."""
+  """A 'reproduced' status is only as good as the run behind it: rerun each recorded cpu preset."""
   e = exp_lib.get(name)
   results = e.run(e.config("cpu"), tmp_path)
   failed = [c for c in e.claims(results) if not c.passed]

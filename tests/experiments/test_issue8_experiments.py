@@ -36,9 +36,9 @@ def test_grokking_numerical_stability_tiny(tmp_path):
 def test_small_scale_proxies_tiny(tmp_path):
   from experiments import small_scale_proxies as m
   cfg = m.Config(vocab_size=8, d_model=16, num_layers=1, num_heads=2, batch_size=2, seq_len=8, num_steps=6,
-                 num_lrs=3, log_every=3)
+                 num_lrs=3, log_every=3, num_seeds=2)
   r = _check(m, cfg, tmp_path, 4)
-  assert len(r["baseline"]["final_loss"]) == 3
+  assert len(r["baseline"]["final_loss"]) == 2 and len(r["baseline"]["final_loss"][0]) == 3   # [seed][lr]
   # LR sensitivity closed form: losses (1, 2, inf) with loss_0 = 3 -> mean(0, 1, 2) = 1.
   assert m.lr_sensitivity([1.0, 2.0, math.inf], 3.0) == pytest.approx(1.0)
 
