@@ -295,8 +295,8 @@ def test_the_table_covers_every_field():
     (["lion_k_constrained", "--set", "checkpoint_every=750"], "checkpoint_every % log_every == 0"),
     (["lion_k_constrained", "--set", "n=511", "--set", "mesh.data=0"], None),  # 1 device: 511 % 1 == 0, accepted
     (["frugal_vs_galore", "--set", "warmup=600"], "warmup < steps"),
-    (["gla_vs_softmax", "--set", "lm_steps=-5"], "lm_steps=-5 is out of range: must be an int >= 1"),
-    (["gla_vs_softmax", "--set", "num_pairs=17"], "num_pairs <= num_keys"),
+    (["gla_vs_softmax", "--set", "steps=-5"], "steps=-5 is out of range: must be an int >= 1"),
+    (["gla_vs_softmax", "--set", "pair_counts=(4,70)"], "max(pair_counts) <= num_keys"),
     (["ssl_ey_cca", "--set", "k=5"], "k <= n_signal <= p"),
     (["grokking_numerical_stability", "--set", "train_fraction=1.5"], "train_fraction=1.5 is out of range"),
     (["grokking_numerical_stability", "--set", "steps_softmax=0", "--set", "steps_stablemax=0",

@@ -328,5 +328,5 @@ def test_frugal_vs_galore_rerun_does_not_duplicate_metrics(tmp_path, reliability
     proc = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode in (0, 1), proc.stderr
     texts.append((wd / "metrics.jsonl").read_text())
-  assert texts[1].count("\n") == texts[0].count("\n") == 4  # step 2 of each of the 4 optimizers, once
+  assert texts[1] == texts[0] and texts[0].count("\n") == 1  # step 2 of every optimizer, in one row, once
   reliability.recovered()
