@@ -307,9 +307,9 @@ def _bs(fwd, dkv, dq):
 # sm_90a shared memory without register spills (docs/benchmarks.md has the table). Head dims <= 64 use the 64 row,
 # 96 the 128 row and 192 the 256 row (tiles are padded to powers of two in shared memory / registers only).
 _DEFAULTS = {
-    (64, False): _bs((128, 64, 8, 3), (64, 64, 8, 2), (128, 64, 8, 2)),
-    (128, False): _bs((128, 32, 8, 3), (32, 64, 8, 2), (128, 32, 8, 2)),
-    (256, False): _bs((64, 32, 8, 2), (32, 32, 8, 2), (64, 32, 8, 2)),
+    (64, False): _bs((128, 64, 8, 3), (32, 32, 4, 2), (128, 64, 8, 2)),
+    (128, False): _bs((64, 64, 8, 3), (32, 32, 8, 2), (64, 64, 8, 2)),
+    (256, False): _bs((64, 32, 8, 2), (32, 32, 8, 1), (64, 32, 8, 2)),
     (64, True): _bs((128, 64, 8, 2), (32, 64, 8, 2), (128, 32, 8, 2)),
     (128, True): _bs((128, 32, 8, 2), (32, 32, 8, 2), (64, 32, 8, 2)),
     (256, True): _bs((32, 32, 8, 2), (16, 32, 8, 1), (32, 32, 8, 1)),
@@ -723,13 +723,15 @@ def _flash_bwd(cfg: _Static, res, do):
 _flash.defvjp(_flash_fwd, _flash_bwd)
 
 
-def _resolve_blocks(q, v, t, s_len, block_sizes, block_q, block_k, interpret) -> BlockSizes:
+def _check_blocks(block_q, block_k):
   for name, blk in (("block_q", block_q), ("block_k", block_k)):
-    if blk is None:
-      continue
-    if not isinstance(blk, int) or isinstance(blk, bool) or blk <= 0:
-      raise ValueError(f"{name} must be a positive int, got {name}={blk!r}")
-    if blk & (blk - 1):
+    if blk is not None and (not isinstance(blk, int) or isinstance(blk, bool) or blk <= 0):
+      raise ValueError(f"{name} must be a positive int or None, got {name}={blk!r}")
+
+
+def _resolve_blocks(q, v, t, s_len, block_sizes, block_q, block_k) -> BlockSizes:
+  for name, blk in (("block_q", block_q), ("block_k", block_k)):
+    if blk is not None and blk & (blk - 1):
       raise ValueError(f"{name} must be a power of two (Triton tiles), got {name}={blk}")
   if block_sizes is None:
     block_sizes = BlockSizes.get_default(q.shape[-1], q.dtype, v.shape[-1])
@@ -787,6 +789,7 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
   _check_static_number(softcap, "softcap")
   _check_static_number(scale, "scale")
   prec = normalize_precision(precision)
+  _check_blocks(block_q, block_k)
   plat = normalize_platform(platform, interpret)
   if plat == "tpu":
     if block_sizes is not None:
@@ -801,7 +804,7 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
   if max(h, hv) > MAX_HEAD_DIM and not interpret:
     raise ValueError(f"the GPU kernels support head dims up to {MAX_HEAD_DIM} (shared memory), got {q.shape=}, "
                      f"{v.shape=}; use the XLA reference (attention(..., implementation='xla'))")
-  blocks = _resolve_blocks(q, v, t, s_len, block_sizes, block_q, block_k, interpret)
+  blocks = _resolve_blocks(q, v, t, s_len, block_sizes, block_q, block_k)
   cfg = _Static(scale=float(1.0 / math.sqrt(h) if scale is None else scale), causal=bool(causal), window=window_t,
                 softcap=None if softcap is None else float(softcap), q_len=t, kv_len=s_len, head_dim=h,
                 head_dim_v=hv, groups=n // kv_heads, blocks=blocks, precision=prec, interpret=bool(interpret))
