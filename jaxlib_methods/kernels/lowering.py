@@ -221,7 +221,7 @@ def compile_triton(kernel: TritonKernel, arch: int) -> KernelResources:
   if regs is None or frame is None:
     raise RuntimeError(f"cannot parse ptxas output for {kernel.name}:\n{log}")
   ttgir = compiled.asm.get("ttgir", "")
-  mma = "wgmma" if "warp_group_dot" in ttgir else ("mma" if "#ttg.nvidia_mma" in ttgir or "mma" in ttgir else "none")
+  mma = "wgmma" if "warp_group_dot" in ttgir else ("mma" if "nvidia_mma" in ttgir else "none")
   return KernelResources(arch=arch, shared_bytes=int(compiled.metadata.shared), registers=int(regs.group(1)),
                          spill_store_bytes=int(frame.group(2)), spill_load_bytes=int(frame.group(3)),
                          stack_bytes=int(frame.group(1)), mma=mma)
