@@ -88,6 +88,28 @@ def _fmt(rows, archs):
   return "\n".join(lines)
 
 
+def _fmt_summary(rows, archs):
+  """One line per case: the largest shared memory and register count over its kernels, and their total spill bytes."""
+  head = ["case", "kernels (warps/stages)"]
+  for arch in archs:
+    a = lowering.ARCH_NAMES[arch]
+    head += [f"{a} max smem B (of {lowering.SHARED_MEMORY_LIMIT[arch]:,})", f"{a} max regs", f"{a} spill B"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  by_case = {}
+  for case, kernel, res in rows:
+    by_case.setdefault(case.name, []).append((kernel, res))
+  for name, items in by_case.items():
+    kern = ", ".join(f"{k.name.replace('flash_attention_', '')} {k.num_warps}/{k.num_stages}" for k, _ in items)
+    cells = [name, kern]
+    for arch in archs:
+      smem = max(r[arch].shared_bytes for _, r in items)
+      over = any(not r[arch].fits for _, r in items)
+      cells += [f"{smem:,}" + (" **OVER**" if over else ""), str(max(r[arch].registers for _, r in items)),
+                str(sum(r[arch].spill_store_bytes + r[arch].spill_load_bytes for _, r in items))]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
 def summarize(rows, archs):
   """(number over shared memory, list of messages) for the rows."""
   over, msgs = 0, []
@@ -107,16 +129,21 @@ def main(argv=None) -> int:
   parser.add_argument("--filter", default="", help="only cases whose name contains this")
   parser.add_argument("--arch", type=int, action="append", choices=sorted(lowering.SHARED_MEMORY_LIMIT),
                       help="80 (sm_80) and/or 90 (sm_90a); default both")
+  parser.add_argument("--summary", action="store_true",
+                      help="one line per case (vjp cases hold the forward kernel too) instead of one per kernel")
   args = parser.parse_args(argv)
   archs = tuple(args.arch or (80, 90))
   import triton   # pylint: disable=import-outside-toplevel
   t0 = time.perf_counter()
-  print(f"# kernel resources: jax {jax.__version__}, pip triton {triton.__version__}, offline compile on "
-        f"{host_platform.machine()} CPU ({host_platform.node() and 'no GPU'}); command: python "
+  print(f"# kernel resources: jax {jax.__version__}, pip triton {triton.__version__}, offline compile on a "
+        f"{host_platform.machine()} CPU host (no GPU needed); command: python "
         f"benchmarks/kernel_resources.py {' '.join(argv if argv is not None else sys.argv[1:])}", flush=True)
   cases = collect_cases(args.all, args.filter)
   rows = resource_rows(cases, archs, log=lambda m: print(m, file=sys.stderr, flush=True))
-  print(_fmt(rows, archs))
+  if args.summary:
+    print(_fmt_summary([r for r in rows if "-fwd-" not in r[0].name], archs))
+  else:
+    print(_fmt(rows, archs))
   over, msgs = summarize([r for r in rows if r[0].default], archs)
   print()
   for m in msgs:

@@ -794,8 +794,8 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
   if plat == "tpu":
     if block_sizes is not None:
       raise ValueError("block_sizes configures the GPU kernels; for platform='tpu' use block_q / block_k")
-    from jaxlib_methods.kernels import flash_attention_tpu   # pylint: disable=import-outside-toplevel
-    return flash_attention_tpu.flash_attention_tpu(
+    from jaxlib_methods.kernels.flash_attention_tpu import flash_attention_tpu   # pylint: disable=g-import-not-at-top
+    return flash_attention_tpu(
         q, k, v, causal=causal, scale=scale, segment_ids=segment_ids, window=window, softcap=softcap,
         precision=prec, block_q=block_q, block_k=block_k, interpret=interpret)
   window_t = _normalize_window(window)
@@ -909,8 +909,8 @@ def lowering_cases(platform: str):
   """
   from jaxlib_methods.kernels.lowering import LoweringCase   # pylint: disable=import-outside-toplevel
   if platform == "tpu":
-    from jaxlib_methods.kernels import flash_attention_tpu   # pylint: disable=import-outside-toplevel
-    return flash_attention_tpu.lowering_cases(platform)
+    from jaxlib_methods.kernels.flash_attention_tpu import lowering_cases as tpu_cases  # pylint: disable=g-import-not-at-top
+    return tpu_cases(platform)
   if platform != "cuda":
     raise ValueError(f"platform must be 'cuda' or 'tpu', got {platform!r}")
   cases = []

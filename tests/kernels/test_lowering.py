@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from jaxlib_methods.kernels import attention, flash_attention_tpu, lowering
+from jaxlib_methods.kernels import attention, lowering
+from jaxlib_methods.kernels.flash_attention_tpu import lowering_cases as tpu_lowering_cases
 from jaxlib_methods.kernels.flash_attention import AttentionConfig, BlockSizes, lowering_cases, lowering_matrix
 from jaxlib_methods.nn import MultiHeadAttention
 
@@ -143,4 +144,4 @@ def test_lowering_rejects_unknown_platform():
     lowering.LoweringCase("x", lambda x: x, (), "rocm")
   with pytest.raises(ValueError, match="platform"):
     lowering_cases("metal")
-  assert flash_attention_tpu.lowering_cases("cuda") == []
+  assert tpu_lowering_cases("cuda") == []
