@@ -914,9 +914,12 @@ def lowering_cases(platform: str):
   if platform != "cuda":
     raise ValueError(f"platform must be 'cuda' or 'tpu', got {platform!r}")
   cases = []
-  for cfg in lowering_matrix():
+  for i, cfg in enumerate(lowering_matrix()):
     fwd, vjp = cfg.fns("gpu")
     args = tuple(cfg.args())
-    cases.append(LoweringCase(f"fa2-fwd-{cfg.name}", fwd, args, platform, default=cfg.precision is None))
+    # The vjp lowers the forward kernel too (it runs the custom_vjp forward rule, the same pallas_call as the
+    # primal); a standalone forward case is kept for the first configs (every head dim, causal and not).
+    if i < 10:
+      cases.append(LoweringCase(f"fa2-fwd-{cfg.name}", fwd, args, platform, default=cfg.precision is None))
     cases.append(LoweringCase(f"fa2-vjp-{cfg.name}", vjp, args, platform, default=cfg.precision is None))
   return cases
