@@ -148,9 +148,56 @@ def test_masked_head_dims_gqa_grid_ragged_lengths():
 
 
 def test_unmasked_blocks_with_unequal_tiles():
-  """Causal + window with block_q != block_k: blocks fully below the diagonal take the unmasked loop, edge blocks
-  the masked one, on both sides of the window; the result must not depend on which loop a block went through."""
-  _check_fwd_bwd((1, 96, 96, 1, 1, 16, 16), dict(causal=True, window=(40, 0)), block_q=32, block_k=16)
+  """Causal + window with block_q != block_k: e.g. query block 3 (rows 96..127) sees key blocks 2..7 of 16, of which
+  2-3 (left window edge) and 6-7 (diagonal) take the masked loops and 4-5 the unmasked one; the result must not
+  depend on which loop a block went through."""
+  _check_fwd_bwd((1, 128, 128, 1, 1, 16, 16), dict(causal=True, window=(64, 0)), block_q=32, block_k=16)
+
+
+def test_block_ranges_against_brute_force():
+  """The block classification both kernel families use (`_kv_ranges` for forward/dQ, `_q_ranges` for dK/dV) vs a
+  brute-force NumPy mask: every block with a visible entry is inside [lo, hi), and every block put on the unmasked
+  path [f_lo, f_hi) is visible everywhere (for all real query rows and real keys)."""
+  from jaxlib_methods.kernels.flash_attention import _kv_ranges, _q_ranges
+
+  class Cfg:
+    def __init__(self, t, s, causal, window):
+      self.q_len, self.kv_len, self.causal, self.window = t, s, causal, window
+
+  checked = 0
+  for t, s in ((17, 17), (48, 48), (64, 100), (100, 37), (1, 30)):
+    for bq, bk in ((16, 16), (32, 16), (16, 32)):
+      for causal in (False, True):
+        for window in (None, (0, 0), (5, 3), (40, 0), (16, 16), (0, 50)):
+          cfg = Cfg(t, s, causal, window)
+          vis = _visible(t, s, causal, window, None)[0]                 # [T, S] over real rows and keys
+          nq, nk = -(-t // bq), -(-s // bk)
+          tiles = np.pad(vis, ((0, nq * bq - t), (0, nk * bk - s)), constant_values=False)
+          real = np.zeros((nq * bq, nk * bk), bool)
+          real[:t, :s] = True
+          blk = lambda a, i, j: a[i * bq:(i + 1) * bq, j * bk:(j + 1) * bk]
+          lo, f_lo, f_hi, hi = (np.broadcast_to(np.asarray(x), (nq,))
+                                for x in _kv_ranges(jnp.arange(nq) * bq, bq, bk, cfg))
+          for i in range(nq):
+            for j in range(nk):
+              sub, r = blk(tiles, i, j), blk(real, i, j)
+              if sub.any():
+                assert lo[i] <= j < hi[i], (t, s, bq, bk, causal, window, i, j)
+              if f_lo[i] <= j < f_hi[i]:
+                assert np.all(sub | ~r), (t, s, bq, bk, causal, window, i, j)
+                assert r[0].all(), "unmasked key block must hold only real keys"
+          lo, f_lo, f_hi, hi = (np.broadcast_to(np.asarray(x), (nk,))
+                                for x in _q_ranges(jnp.arange(nk) * bk, bq, bk, cfg))
+          for j in range(nk):
+            for i in range(nq):
+              if blk(tiles, i, j).any():
+                assert lo[j] <= i < hi[j], (t, s, bq, bk, causal, window, i, j)
+              if f_lo[j] <= i < f_hi[j]:
+                sub, r = blk(tiles, i, j), blk(real, i, j)
+                assert np.all(sub | ~r), (t, s, bq, bk, causal, window, i, j)
+                assert r[:, 0].all(), "unmasked query block must hold only real rows"
+          checked += 1
+  assert checked == 5 * 3 * 2 * 6
 
 
 def test_default_blocks_first_call_no_nan():

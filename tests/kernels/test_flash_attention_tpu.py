@@ -26,11 +26,12 @@ def _check(shape, opts, **kw):
 
 
 def test_tpu_kernel_gqa_causal_window_segments_softcap_ragged():
-  """Three 128-row query/key blocks (T = 300, padded to 384): causal block skipping, window edges on both sides,
-  fully visible blocks through the unmasked body, G = 2 query heads per kv head in the dK/dV grid, segment ids and
-  softcap, Hv != H."""
+  """Three 128-row query/key blocks (T = 300, padded to 384): causal block skipping (key block 2 for query block 0),
+  the window's left edge (query block 2 vs key block 0: rows 261.. lose keys), fully visible blocks through the
+  unmasked body (query block 1 vs key block 0, query block 2 vs key block 1), diagonal blocks, G = 2 query heads
+  per kv head in the dK/dV grid, segment ids and softcap, Hv != H."""
   seg = jnp.asarray([[0] * 90 + [1] * 150 + [2] * 60], jnp.int32)
-  _check((1, 300, 300, 2, 1, 32, 48), dict(causal=True, window=(200, 0), softcap=4.0, segment_ids=seg))
+  _check((1, 300, 300, 2, 1, 32, 48), dict(causal=True, window=(260, 0), softcap=4.0, segment_ids=seg))
 
 
 @pytest.mark.slow
