@@ -153,6 +153,7 @@ def capture_triton_kernels(case: LoweringCase) -> list:
   """Lower `case` for cuda and return its Triton kernels (`TritonKernel`), in lowering order.
 
   num_warps / num_stages are read from each custom call's backend config, matched to the captured module by name.
+  Side effect: clears jax's in-process caches (`jax.clear_caches()`), since a cached lowering skips the hook.
   """
   if case.platform != "cuda":
     raise ValueError(f"Triton kernels exist for platform 'cuda' only, got {case.platform!r}")
