@@ -42,8 +42,9 @@ def default_implementation(backend: Optional[str] = None) -> str:
 def _splash(q, k, v, *, causal, scale, segment_ids, window, softcap, interpret):
   """jax's TPU splash attention in our [B, T, N, H] layout: one MQA kernel per kv head (the G query heads of a group
   share it), vmapped over batch and kv heads; the logit scale is applied to q."""
-  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk  # pylint: disable=g-import-not-at-top
-  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as sm  # pylint: disable=g-import-not-at-top
+  # pylint: disable=C0415
+  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk
+  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as sm
   b, t, n, h = q.shape
   s_len, kv_heads = k.shape[1], k.shape[2]
   g = n // kv_heads

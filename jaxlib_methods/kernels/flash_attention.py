@@ -38,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, List, Literal, Optional, Tuple, Union
+from typing import List, Literal, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -794,7 +794,7 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
   if plat == "tpu":
     if block_sizes is not None:
       raise ValueError("block_sizes configures the GPU kernels; for platform='tpu' use block_q / block_k")
-    from jaxlib_methods.kernels.flash_attention_tpu import flash_attention_tpu   # pylint: disable=g-import-not-at-top
+    from jaxlib_methods.kernels.flash_attention_tpu import flash_attention_tpu  # pylint: disable=C0415
     return flash_attention_tpu(
         q, k, v, causal=causal, scale=scale, segment_ids=segment_ids, window=window, softcap=softcap,
         precision=prec, block_q=block_q, block_k=block_k, interpret=interpret)
@@ -909,7 +909,7 @@ def lowering_cases(platform: str):
   """
   from jaxlib_methods.kernels.lowering import LoweringCase   # pylint: disable=import-outside-toplevel
   if platform == "tpu":
-    from jaxlib_methods.kernels.flash_attention_tpu import lowering_cases as tpu_cases  # pylint: disable=g-import-not-at-top
+    from jaxlib_methods.kernels.flash_attention_tpu import lowering_cases as tpu_cases  # pylint: disable=C0415
     return tpu_cases(platform)
   if platform != "cuda":
     raise ValueError(f"platform must be 'cuda' or 'tpu', got {platform!r}")

@@ -146,7 +146,8 @@ def _capturing_triton_modules(sink: list):
     triton_lowering.lower_jaxpr_to_triton_module = original
 
 
-_BACKEND_CONFIG = re.compile(r"custom_call @__gpu\$xla\.gpu\.triton\(.*?mhlo\.backend_config = \{(.*?)\}, operand_layouts")
+_BACKEND_CONFIG = re.compile(
+    r"custom_call @__gpu\$xla\.gpu\.triton\(.*?mhlo\.backend_config = \{(.*?)\}, operand_layouts")
 
 
 def capture_triton_kernels(case: LoweringCase) -> list:

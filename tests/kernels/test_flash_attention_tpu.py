@@ -12,7 +12,19 @@ import numpy as np
 import pytest
 
 from jaxlib_methods.kernels import attention, flash_attention, flash_attention_reference
-from tests.kernels.test_flash_attention import F32_TOL, _inputs, _naive, _np_attention
+
+def _load_references():
+  """The independent references of test_flash_attention.py, loaded by path (works however pytest is started)."""
+  import importlib.util, os   # pylint: disable=C0415,C0410
+  path = os.path.join(os.path.dirname(__file__), "test_flash_attention.py")
+  spec = importlib.util.spec_from_file_location("_fa_references", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+_refs = _load_references()
+F32_TOL, _inputs, _naive, _np_attention = _refs.F32_TOL, _refs._inputs, _refs._naive, _refs._np_attention
 
 
 def _check(shape, opts, **kw):
