@@ -82,7 +82,7 @@ def is_traced(x: Any) -> bool:
 
 
 def _dtype_of(x: Any):
-  return x.dtype if hasattr(x, "dtype") else jnp.result_type(x)
+  return x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype  # lists and scalars: NumPy's reading
 
 
 def check_floating(x: Any, name: str) -> jax.Array:
@@ -113,13 +113,6 @@ def check_bool(x: Any, name: str) -> jax.Array:
   if dtype != jnp.bool_:
     raise TypeError(f"{name} must be a boolean array, got {name}.dtype={np.dtype(dtype).name}")
   return jnp.asarray(x)
-
-
-def check_ndim(x: Any, name: str, ndim: int | tuple[int, ...], layout: str) -> None:
-  """ValueError unless `x` has rank `ndim` (or one of the ranks); `layout` names the axes, e.g. "[B, K]"."""
-  ranks = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-  if np.ndim(x) not in ranks:
-    raise ValueError(f"{name} must have shape {layout}, got {name}.shape={tuple(np.shape(x))}")
 
 
 def check_min_size(x: Any, name: str, minimum: int, axis: int = 0, what: str = "examples") -> None:
