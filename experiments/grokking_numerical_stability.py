@@ -51,7 +51,7 @@ from flax import nnx
 from jaxlib_methods.data import modular_arithmetic
 from jaxlib_methods.losses.stablemax import (
     softmax_collapse_fraction,
-    softmax_cross_entropy,
+    softmax_cross_entropy_with_integer_labels,
     stablemax_cross_entropy,
     zero_loss_fraction,
 )
@@ -118,8 +118,8 @@ def _per_example_loss(run_name: str, logits: jax.Array, labels: jax.Array) -> ja
   if run_name == "stablemax":
     return stablemax_cross_entropy(logits, labels, compute_dtype=jnp.float64)
   if run_name == "softmax_fp64":
-    return softmax_cross_entropy(logits, labels, compute_dtype=jnp.float64).astype(jnp.float32)
-  return softmax_cross_entropy(logits, labels)
+    return softmax_cross_entropy_with_integer_labels(logits, labels, compute_dtype=jnp.float64).astype(jnp.float32)
+  return softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
