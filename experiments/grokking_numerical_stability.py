@@ -55,7 +55,7 @@ from jaxlib_methods.losses.stablemax import (
     zero_loss_fraction,
 )
 from jaxlib_methods.nn.mlp import MLP
-from jaxlib_methods.optim.orthograd import scale_by_orthograd
+from jaxlib_methods.optim import scale_by_orthograd
 from jaxlib_methods.runner import Claim, Paper, save_figure, train
 
 PAPER = Paper(catalog_id=185, title="Grokking at the Edge of Numerical Stability", year=2025, arxiv="2501.04697")

@@ -71,8 +71,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     185: Implementation(  # StableMax does not grok at the CPU size (see experiment)
         artifacts=("jaxlib_methods.losses.stablemax.stablemax_cross_entropy",
                    "jaxlib_methods.losses.stablemax.softmax_collapse_fraction",
-                   "jaxlib_methods.optim.orthograd.scale_by_orthograd",
-                   "jaxlib_methods.optim.orthograd.orthogonal_adamw",
+                   "jaxlib_methods.optim.scale_by_orthograd",
+                   "jaxlib_methods.optim.orthogonal_adamw",
                    "jaxlib_methods.data.modular_arithmetic",),
         tests=("tests/losses/test_stablemax.py", "tests/optim/test_orthograd.py", "tests/data/test_synthetic.py", "tests/experiments/test_issue8_experiments.py",),
         experiment="grokking_numerical_stability"),

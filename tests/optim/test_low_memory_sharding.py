@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent("""
       assert spec_of(mu["v"]) == (None, "x"), (name, mu["v"].sharding)
       full = state[0].full_state.mu["b"] if name == "frugal" else mu["b"]
       assert spec_of(full) == ("x",), (name, full.sharding)
-      for a in jax.tree.leaves(state[0].projector):  # small projectors: replicated
+      for a in jax.tree.leaves(state[0].proj if name == "q_galore" else state[0].basis):  # small: replicated
         assert all(s is None for s in spec_of(a)), (name, a.sharding)
       for k in params:  # updates sharded like their params
         assert spec_of(u[k]) == spec_of(params[k]), (name, k, u[k].sharding)

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxlib_methods.optim import orthograd as og
+from jaxlib_methods import optim as og
 
 
 def _np_orthograd(g, w, renormalize=True):
