@@ -56,7 +56,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.optim.scale_by_frugal",
                    "jaxlib_methods.optim.subspace.SubspaceSpec",
                    "jaxlib_methods.optim.subspace.block_selection",),
-        tests=("tests/optim/test_frugal.py", "tests/optim/test_subspace.py", "tests/optim/test_low_memory_composability.py", "tests/optim/test_low_memory_sharding.py", "tests/experiments/test_frugal_vs_galore.py",),
+        tests=("tests/optim/test_frugal.py", "tests/optim/test_subspace.py", "tests/optim/test_low_memory_composability.py", "tests/optim/test_conformance.py", "tests/experiments/test_frugal_vs_galore.py",),
         experiment="frugal_vs_galore"),
     105: Implementation(  # Q-GaLore; GaLore itself has no catalog id and is registered here
         artifacts=("jaxlib_methods.optim.q_galore",
@@ -66,7 +66,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.optim.apply_updates_int8",
                    "jaxlib_methods.optim.galore",
                    "jaxlib_methods.optim.scale_by_galore",),
-        tests=("tests/optim/test_q_galore.py", "tests/optim/test_galore.py", "tests/optim/test_galore_torch_parity.py", "tests/optim/test_low_memory_composability.py", "tests/optim/test_low_memory_sharding.py",),
+        tests=("tests/optim/test_q_galore.py", "tests/optim/test_galore.py", "tests/optim/test_galore_torch_parity.py", "tests/optim/test_low_memory_composability.py", "tests/optim/test_conformance.py",),
         experiment=None),
     185: Implementation(  # StableMax does not grok at the CPU size (see experiment)
         artifacts=("jaxlib_methods.losses.stablemax.stablemax_cross_entropy",

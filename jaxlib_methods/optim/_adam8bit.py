@@ -148,7 +148,7 @@ def scale_by_adam_8bit(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *,
   code_v = jnp.asarray(dynamic_map(signed=False))
 
   def is_8bit(x) -> bool:
-    return jnp.size(x) >= max(min_8bit_size, 1)
+    return math.prod(jnp.shape(x)) >= max(min_8bit_size, 1)
 
   def init_fn(params):
     _contracts.check_inexact_leaves(params, "scale_by_adam_8bit")
@@ -163,7 +163,7 @@ def scale_by_adam_8bit(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *,
       return jnp.zeros_like(x, dtype=jnp.promote_types(jnp.result_type(x), jnp.float32))
 
     def absmax(x):
-      return jnp.zeros((-(-jnp.size(x) // block_size),), jnp.float32) if is_8bit(x) else jnp.zeros((), jnp.float32)
+      return jnp.zeros((-(-math.prod(jnp.shape(x)) // block_size),), jnp.float32) if is_8bit(x) else jnp.zeros((), jnp.float32)
 
     mu = jax.tree.map(moment, params)
     return ScaleByAdam8bitState(count=jnp.zeros([], jnp.int32), mu=mu, nu=jax.tree.map(moment, params),

@@ -79,6 +79,36 @@ def static_choice(value: Any, name: str, constant: str) -> Any:
   return value
 
 
+def decay_mask(mask: Any, name: str, constant: str) -> Any:
+  """The `mask` of `optax.add_decayed_weights`, checked: an array, or a single bool where the params have several
+  leaves, is what `optax.inject_hyperparams` makes of a callable mask (it calls it with the step count): raise
+  StaticArgumentError then (at `init`, when the params are known) instead of optax's `Expected dict, got False`."""
+  mask = static_choice(mask, name, constant)
+  if not isinstance(mask, (bool, np.bool_)):
+    return mask
+  value = bool(mask)
+
+  def single(params):
+    if len(jax.tree.leaves(params)) == 1 and jax.tree.structure(params).num_nodes == 1:
+      return value
+    raise StaticArgumentError(
+        f"{name} is a single bool ({value}) but the params have several leaves: a callable {name} turned into a "
+        f"schedule by optax.inject_hyperparams gives this; pass static_args={constant} (it lists {name})")
+
+  return single
+
+
+def reject_step_count(params: Any, name: str) -> None:
+  """StaticArgumentError when a params-reading rule (a mask function) is handed a step count: a 0-d integer array is
+  what `optax.inject_hyperparams` passes to callables it took for schedules."""
+  if isinstance(params, (jax.Array, np.ndarray)) and np.ndim(params) == 0 and \
+      jnp.issubdtype(jnp.result_type(params), jnp.integer):
+    raise StaticArgumentError(
+        f"{name} was called with a step count ({params!r}) instead of the params: optax.inject_hyperparams takes "
+        f"callables for schedules; list the argument in static_args (each transform exports them, e.g. "
+        f"galore.STATIC_ARGS)")
+
+
 def gap_value(update_gap: Any, name: str = "update_gap") -> Any:
   """A refresh interval: a Python int >= 1, or an integer array / tracer (injected; a traced value < 1 makes the
   update NaN, see `nan_unless`). Floats and bools raise TypeError, a concrete value < 1 ValueError."""
@@ -230,11 +260,9 @@ def zeros(shape: Sequence[int], dtype: Any, like: Any, spec: Spec) -> jax.Array:
   shape = tuple(shape)
   if spec is None:
     return jnp.zeros(shape, dtype)
-  mesh = jax.typeof(like).sharding.mesh
-  sharding = NamedSharding(mesh, PartitionSpec(*spec))
   if is_explicit(like):
-    return jnp.zeros(shape, dtype, out_sharding=sharding)
-  return jax.device_put(jnp.zeros(shape, dtype), sharding)
+    return jnp.zeros(shape, dtype, out_sharding=NamedSharding(jax.typeof(like).sharding.mesh, PartitionSpec(*spec)))
+  return jax.device_put(jnp.zeros(shape, dtype), NamedSharding(like.sharding.mesh, PartitionSpec(*spec)))
 
 
 def reshard_like(x: jax.Array, spec: Spec, like: Any) -> jax.Array:

@@ -43,6 +43,7 @@ the leaves each does not cover), so `optax.tree.map_params` works and dtypes and
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import chex
@@ -86,7 +87,7 @@ def frugal_plans(tree, *, rho, projector, side, split_mask, reshape, oversample,
   if blocks:  # blocks are the slices of the leading axis: rows = axis 0 of the matrix view
     reshapes = [1] * len(jax.tree.leaves(tree))
     default = lambda p, r: (jnp.ndim(p) >= 2 and jnp.issubdtype(jnp.result_type(p), jnp.floating)
-                            and jnp.size(p) > 0)
+                            and math.prod(jnp.shape(p)) > 0)
   else:
     reshapes = _plan.leaf_option(reshape, tree, "reshape", CONSTANT, is_value=_plan._is_reshape_value)
     default = _plan.default_use
@@ -218,6 +219,7 @@ def scale_by_frugal(
     return treedef.unflatten(split), treedef.unflatten(full)
 
   def init_fn(params):
+    _contracts.check_inexact_leaves(params, "frugal")
     plans = frugal_plans(params, **plan_kw)
     leaves, treedef = jax.tree.flatten(params)
     basis, ok = [], []
@@ -371,7 +373,7 @@ def frugal(
   """
   validation.check_learning_rate(learning_rate)
   validation.check_nonnegative(weight_decay, "weight_decay")
-  _contracts.static_choice(mask, "mask", CONSTANT)
+  mask = _contracts.decay_mask(mask, "mask", CONSTANT)
   return optax.chain(
       scale_by_frugal(rho=rho, update_gap=update_gap, inner=inner, projector=projector, side=side,
                       state_free=state_free, state_free_scale=state_free_scale, scale=scale, reset_state=reset_state,

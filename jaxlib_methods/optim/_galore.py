@@ -88,12 +88,14 @@ def scale_by_adam_hf(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
   mu_dtype = optax._src.utils.canonicalize_dtype(mu_dtype)
 
   def init_fn(params):
+    _contracts.check_inexact_leaves(params, "scale_by_adam_hf")
     return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32),
                                   mu=optax.tree.zeros_like(params, dtype=mu_dtype),
                                   nu=optax.tree.zeros_like(params))
 
   def update_fn(updates, state, params=None):
     del params
+    _contracts.check_same_tree(updates, state.mu, "scale_by_adam_hf")
     mu = optax.tree.update_moment(updates, state.mu, b1, 1)
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
     count = optax.safe_increment(state.count)
@@ -249,6 +251,7 @@ def scale_by_galore(
                  oversample=oversample, n_iter=n_iter, method="galore", constant=constant)
 
   def init_fn(params):
+    _contracts.check_inexact_leaves(params, "galore")
     plans = galore_plans(params, **plan_kw)
     leaves, treedef = jax.tree.flatten(params)
     basis, ok, proxies = [], [], []
@@ -371,7 +374,7 @@ def galore(
   """
   validation.check_learning_rate(learning_rate)
   validation.check_nonnegative(weight_decay, "weight_decay")
-  _contracts.static_choice(mask, "mask", CONSTANT)
+  mask = _contracts.decay_mask(mask, "mask", CONSTANT)
   tx = scale_by_galore(rank=rank, update_gap=update_gap, scale=scale, inner=inner, projector=projector, side=side,
                        projection_mask=projection_mask, reshape=reshape, state_dtype=state_dtype, stagger=stagger,
                        seed=seed, oversample=oversample, n_iter=n_iter)

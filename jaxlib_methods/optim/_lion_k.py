@@ -321,7 +321,7 @@ def lion_k(
   """
   validation.check_learning_rate(learning_rate)
   validation.check_nonnegative(weight_decay, "weight_decay")
-  _contracts.static_choice(mask, "mask", "LION_K_STATIC_ARGS")
+  mask = _contracts.decay_mask(mask, "mask", "LION_K_STATIC_ARGS")
   return optax.chain(
       scale_by_lion_k(b1=b1, b2=b2, mu_dtype=mu_dtype, grad_K=grad_K),
       optax.add_decayed_weights(weight_decay, mask),

@@ -16,6 +16,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxlib_methods.optim import _contracts
+
 BLOCK_TOKENS = ("attn", "attention", "mlp", "ffn", "feed_forward", "feedforward")
 EXCLUDE_SUBSTRINGS = ("embed", "norm", "bias")
 EXCLUDE_COMPONENTS = ("head", "lm_head", "wte", "wpe", "scale", "ln", "ln_f", "ln_1", "ln_2")
@@ -70,6 +72,8 @@ def paper_projection_mask(params: Any) -> Any:
     Zhao et al., "GaLore", ICML 2024, arXiv:2403.03507; Zhang et al., "Q-GaLore", 2024, arXiv:2407.08296; Zmushko et
     al., "FRUGAL", ICML 2025, arXiv:2411.07837.
   """
+  _contracts.reject_step_count(params, "paper_projection_mask")
+
   def pick(path, x):
     parts = _components(path)
     shape = jnp.shape(x)
@@ -112,6 +116,8 @@ def paper_reshape(params: Any) -> Any:
   References:
     Zhao et al., "GaLore", ICML 2024, arXiv:2403.03507 (Linear weights as matrices).
   """
+  _contracts.reject_step_count(params, "paper_reshape")
+
   def pick(path, x):
     nd = len(jnp.shape(x))
     if nd < 3:

@@ -129,7 +129,7 @@ def orthogonal_adamw(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2:
   validation.check_in_interval(b2, "b2", 0.0, 1.0, closed_high=False)
   validation.check_nonnegative(eps, "eps")
   validation.check_nonnegative(weight_decay, "weight_decay")
-  _contracts.static_choice(mask, "mask", "ORTHOGONAL_ADAMW_STATIC_ARGS")
+  mask = _contracts.decay_mask(mask, "mask", "ORTHOGONAL_ADAMW_STATIC_ARGS")
   return optax.chain(
       scale_by_orthograd(renormalize=renormalize),
       optax.scale_by_adam(b1=b1, b2=b2, eps=eps),

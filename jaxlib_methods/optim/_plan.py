@@ -168,6 +168,11 @@ def leaf_option(option: Any, params: Any, name: str, constant: str, *, is_value:
   tree, e.g. {'blocks': True}), or a callable params -> pytree. ValueError naming the mismatch otherwise."""
   option = _contracts.static_choice(option, name, constant)
   leaves = jax.tree.leaves(params)
+  if isinstance(option, (bool, np.bool_)) and (len(leaves) != 1 or jax.tree.structure(params).num_nodes != 1):
+    raise _contracts.StaticArgumentError(
+        f"{name} is a single bool ({bool(option)}) but the params have several leaves: pass a pytree of bools or a "
+        f"callable params -> pytree; under optax.inject_hyperparams a callable {name} must be listed in static_args "
+        f"(pass static_args={constant})")
   if option is None or is_value(option):
     return [option] * len(leaves)
   tree = option(params) if callable(option) else option

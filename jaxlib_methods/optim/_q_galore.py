@@ -282,6 +282,7 @@ def scale_by_q_galore(
     return [_Leaf(*c) for c in zip(*cols)]
 
   def init_fn(params):
+    _contracts.check_inexact_leaves(params, "q_galore")
     plans = galore_plans(params, **plan_kw)
     leaves, treedef = jax.tree.flatten(params)
     out, proxies = [], []
@@ -429,7 +430,7 @@ def q_galore(
   """
   validation.check_learning_rate(learning_rate)
   validation.check_nonnegative(weight_decay, "weight_decay")
-  _contracts.static_choice(mask, "mask", CONSTANT)
+  mask = _contracts.decay_mask(mask, "mask", CONSTANT)
   return optax.chain(
       scale_by_q_galore(rank=rank, update_gap=update_gap, scale=scale, inner=inner, bits=bits, group_size=group_size,
                         cos_threshold=cos_threshold, gamma=gamma, queue_size=queue_size, projector=projector,

@@ -229,5 +229,5 @@ def test_bad_leaves_raise_at_init_naming_the_path():
   tx = frugal(0.1, split_mask=lambda p: jax.tree.map(lambda x: True, p))
   with pytest.raises(ValueError, match=r"leaf \['conv'\] has shape \(3, 3, 4\)"):
     tx.init({"conv": jnp.zeros((3, 3, 4))})
-  with pytest.raises(ValueError, match=r"\['ids'\].*int32"):
+  with pytest.raises(TypeError, match=r"\['ids'\].*int32"):
     tx.init({"ids": jnp.zeros((3, 4), jnp.int32)})

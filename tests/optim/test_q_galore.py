@@ -167,3 +167,32 @@ def test_bad_hyperparameters_raise_eagerly(kwargs, match):
   kw.update(kwargs)
   with pytest.raises((ValueError, TypeError), match=match):
     q_galore(**kw)
+
+
+def test_lazy_refresh_does_fewer_svds_at_equal_loss():
+  """Q-GaLore's claim (arXiv:2407.08296, layer-adaptive lazy update): on a problem whose gradient subspace settles,
+  the lazy rule skips SVDs (the interval doubles) and reaches the same loss as refreshing every T steps."""
+  rng = np.random.default_rng(8)
+  x = jnp.asarray(rng.normal(size=(64, 24)), jnp.float32)
+  w_true = {"a": rng.normal(size=(24, 4)) @ rng.normal(size=(4, 20)), "b": rng.normal(size=(24, 3)) @
+            rng.normal(size=(3, 16))}
+  y = {k: x @ jnp.asarray(v, jnp.float32) for k, v in w_true.items()}
+  loss = lambda p: sum(jnp.mean((x @ p[k] - y[k]) ** 2) for k in p)
+  out = {}
+  for name, thr in [("lazy", 0.4), ("every_T", 2.0)]:  # cos_threshold > 1: the interval never grows
+    tx = q_galore(0.05, rank=4, update_gap=4, scale=1.0, group_size=16, cos_threshold=thr)
+    p = {"a": jnp.zeros((24, 20)), "b": jnp.zeros((24, 16))}
+    s = tx.init(p)
+
+    @jax.jit
+    def step(p, s, tx=tx):
+      u, s = tx.update(jax.grad(loss)(p), s, p)
+      return optax.apply_updates(p, u), s
+
+    for _ in range(120):
+      p, s = step(p, s)
+    out[name] = (float(loss(p)), sum(int(v) for v in jax.tree.leaves(s[0].svd_count)))
+  (l_lazy, n_lazy), (l_full, n_full) = out["lazy"], out["every_T"]
+  assert n_full == 2 * 120 // 4  # two matrices, a refresh every 4 steps
+  assert n_lazy <= 0.7 * n_full, out  # the lazy rule skipped at least 30% of the SVDs
+  assert abs(l_lazy - l_full) <= 0.05 * l_full + 1e-3, out  # at equal loss (within 5%)
