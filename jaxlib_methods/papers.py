@@ -65,8 +65,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.optim.dequantize_groupwise",
                    "jaxlib_methods.optim.apply_updates_int8",
                    "jaxlib_methods.optim.galore",
-                   "jaxlib_methods.optim.scale_by_galore",),
-        tests=("tests/optim/test_q_galore.py", "tests/optim/test_galore.py", "tests/optim/test_galore_torch_parity.py", "tests/optim/test_low_memory_composability.py", "tests/optim/test_conformance.py",),
+                   "jaxlib_methods.optim.scale_by_galore",
+                   "jaxlib_methods.optim.scale_by_adam_8bit",
+                   "jaxlib_methods.optim.paper_projection_mask",
+                   "jaxlib_methods.optim.paper_reshape",),
+        tests=("tests/optim/test_q_galore.py", "tests/optim/test_galore.py", "tests/optim/test_galore_torch_parity.py", "tests/optim/test_low_memory_composability.py", "tests/optim/test_conformance.py", "tests/optim/test_adam8bit.py", "tests/optim/test_masks.py", "tests/optim/test_plan.py",),
         experiment=None),
     185: Implementation(  # StableMax does not grok at the CPU size (see experiment)
         artifacts=("jaxlib_methods.losses.stablemax.stablemax_cross_entropy",

@@ -276,10 +276,15 @@ def reshard_like(x: jax.Array, spec: Spec, like: Any) -> jax.Array:
 
 
 def replicated(x: jax.Array) -> jax.Array:
-  """`x` with every axis unsharded in explicit mode (what `jnp.linalg.svd` and flattening need); unchanged otherwise."""
-  if not is_explicit(x):
-    return x
-  return reshard_like(x, (None,) * x.ndim, x)
+  """`x` with every axis unsharded (what `jnp.linalg.svd` and flattening need): resharded in explicit mode; under an
+  automatic mesh set with `jax.set_mesh`, a sharding constraint (so the small results, e.g. a basis, come out
+  replicated as `init` made them); unchanged otherwise."""
+  if is_explicit(x):
+    return reshard_like(x, (None,) * x.ndim, x)
+  mesh = jax.sharding.get_abstract_mesh()
+  if isinstance(x, jax.core.Tracer) and mesh.axis_names and mesh.size > 1:
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, PartitionSpec()))
+  return x
 
 
 __all__ = ["StaticArgumentError"]

@@ -155,7 +155,8 @@ def refresh_basis(plan: _plan.LeafPlan, gm: jax.Array, basis: jax.Array, ok: jax
       keep = basis
     return jnp.where(fine, cand, keep), ok | fine
 
-  return jax.lax.cond(do, fresh, lambda: (basis, ok))
+  basis, ok = jax.lax.cond(do, fresh, lambda: (basis, ok))
+  return _contracts.replicated(basis), ok  # small: replicated, as init made it (also under an automatic mesh)
 
 
 def check_basis_shapes(plans: list, bases: list, method: str) -> None:

@@ -63,8 +63,8 @@ def grad_half_squared_l2(x: jax.Array) -> jax.Array:
 def grad_l2(x: jax.Array) -> jax.Array:
   """grad K for K(x) = ||x||_2 over the whole tensor: x / ||x||_2 (0 at x = 0). Normalised momentum."""
   norm = jnp.sqrt(_sq_norm(x))
-  safe = jnp.where(norm > 0, norm, jnp.ones_like(norm))
-  return jnp.where(norm > 0, x / safe, jnp.zeros_like(x))
+  safe = jnp.where(norm == 0, jnp.ones_like(norm), norm)
+  return jnp.where(norm == 0, jnp.zeros_like(x), x / safe)  # a NaN norm propagates
 
 
 def grad_lp(p: float) -> GradK:
@@ -79,11 +79,12 @@ def grad_lp(p: float) -> GradK:
     a = jnp.abs(x)
     amax = jnp.max(a)
     # Scale by the max-magnitude entry first so |x|^p cannot overflow; the ratio is scale invariant.
-    safe_max = jnp.where(amax > 0, amax, jnp.ones_like(amax))
+    safe_max = jnp.where(amax == 0, jnp.ones_like(amax), amax)
     r = a / safe_max
     norm = jnp.sum(r ** p) ** (1.0 / p)
     out = jnp.sign(x) * (r ** (p - 1.0) / norm ** (p - 1.0)).astype(x.dtype)
-    return jnp.where(amax > 0, out, jnp.zeros_like(x)).astype(x.dtype)
+    out = jnp.where(amax == 0, jnp.zeros_like(x), out).astype(x.dtype)
+    return jnp.where(jnp.isnan(amax), jnp.full_like(x, jnp.nan), out)
 
   return grad
 
@@ -129,7 +130,7 @@ def grad_huber(e: float) -> GradK:
 def grad_dead_zone(e: float) -> GradK:
   """grad K for K(x) = sum_i max(|x_i| - e, 0): sign(x) * 1[|x| > e] (sign with a dead zone)."""
   validation.check_nonnegative(e, "e")
-  return lambda x: jnp.where(jnp.abs(x) > e, jnp.sign(x), jnp.zeros_like(x))
+  return lambda x: jnp.where((jnp.abs(x) > e) | jnp.isnan(x), jnp.sign(x), jnp.zeros_like(x))
 
 
 def grad_relativistic(e: float) -> GradK:

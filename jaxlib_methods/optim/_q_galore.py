@@ -362,6 +362,7 @@ def scale_by_q_galore(
         continue
       gm = plan.to_matrix(g)
       leaf = refresh(plan, gm, leaf, count, subspace.refresh_key(seed, i, count))
+      leaf = jax.tree.map(_contracts.replicated, leaf)  # small: replicated, as init made them
       new_leaves.append(leaf)
       q = dequantized(plan, leaf, g.dtype)
       dense.append(q)
