@@ -21,7 +21,7 @@ transform, so the bytes are exactly what our state holds. Conventions (the paper
 The paper's own table could not be retrieved with the search tools available to this project, so the verified
 reference points printed next to ours are the GaLore paper's abstract (optimizer-state reduction "up to 65.5%" for
 GaLore and "up to 82.5%" for 8-bit GaLore, vs a BF16 baseline) and the Q-GaLore README's measured LLaMA-7B run
-(15.26 GB including activations, with activation checkpointing and per-layer updates, batch 16).
+(its printed "15.26G" including activations, with activation checkpointing and per-layer updates, batch 16).
 
 Usage:  .venv/bin/python benchmarks/optimizer_memory.py [--out FILE.md]
 """
@@ -126,7 +126,7 @@ def main(argv=None):
       f"{100 * max(v for (s, m), v in reductions.items() if m == '8-bit GaLore'):.1f}% (7B "
       f"{100 * reductions[('7B', '8-bit GaLore')]:.1f}%) |",
       f"| Q-GaLore LLaMA-7B, single GPU, total measured incl. activations (Q-GaLore README, batch 16, checkpointing, "
-      f"per-layer updates) | 15.26 GiB | weights + state {((q7['weights'] + q7['state']) / GIB):.2f} GiB "
+      f"per-layer updates) | 15.26 G (as printed) | weights + state {((q7['weights'] + q7['state']) / GIB):.2f} GiB "
       f"(+ {q7['grads'] / GIB:.2f} GiB if every gradient is held at once) |",
   ]
   table = "\n".join(lines)

@@ -22,7 +22,7 @@ The SVD section trains the same LM with Q-GaLore twice from the same seed, with 
 reports the SVDs computed (sum over matrices of `svd_count`) and the final loss.
 
 Usage:  .venv/bin/python benchmarks/optimizers.py [--steps 30] [--d-model 256] [--layers 2] [--svd-steps 120]
-        [--out FILE.md]
+        [--svd-only] [--out FILE.md]
 """
 
 from __future__ import annotations
@@ -163,6 +163,7 @@ def main(argv=None):
   ap.add_argument("--svd-gap", type=int, default=4)
   ap.add_argument("--out", type=str, default="")
   ap.add_argument("--only", type=str, default="", help="comma-separated subset of optimizers (adamw always runs)")
+  ap.add_argument("--svd-only", action="store_true", help="only the Q-GaLore SVD-count section")
   args = ap.parse_args(argv)
 
   d, heads = args.d_model, max(1, args.d_model // 64)
@@ -191,6 +192,13 @@ def main(argv=None):
       return O.frugal(lr, rho=rho, update_gap=gap, split_mask=mask, projector="blocks")
     raise ValueError(kind)
 
+  if args.svd_only:
+    table = "\n".join(svd_section(params, loss_fn, tokens, args)[1:])
+    print(table)
+    if args.out:
+      with open(args.out, "w") as f:
+        f.write(table + "\n")
+    return []
   kinds = ["adamw", "galore_std", "galore_reverse", "q_galore", "q_galore_8bit", "frugal_columns", "frugal_svd",
            "frugal_blocks"]
   if args.only:

@@ -21,7 +21,7 @@ Leaves with fewer than `min_8bit_size` entries keep float32 moments (plain Adam)
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Optional
+from typing import NamedTuple
 
 import chex
 import jax

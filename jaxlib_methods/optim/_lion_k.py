@@ -22,7 +22,6 @@ closed form, its conjugate K*, which the Lyapunov analysis in `experiments/lion_
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import chex

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxlib_methods.optim import _contracts, subspace
 

@@ -31,7 +31,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from typing import Any, Callable, Optional
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
