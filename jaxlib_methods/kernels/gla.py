@@ -73,7 +73,12 @@ def _concrete(x) -> Optional[np.ndarray]:
 
 
 def validate_gla_args(q, k, v, log_gates, *, initial_state=None, segment_ids=None, cu_seqlens=None) -> None:
-  """Raise ValueError for inconsistent GLA inputs (ranks, shapes, dtypes, cu_seqlens values when concrete)."""
+  """Raise ValueError for inconsistent GLA inputs (ranks, shapes, dtypes, cu_seqlens values when concrete).
+
+  Shapes as in `gated_linear_attention`: q, k, log_gates [B, T, H, Dk], v [B, T, H, Dv], initial_state [B, H, Dk, Dv]
+  ([N, H, Dk, Dv] with cu_seqlens [N + 1], B = 1), segment_ids [B, T]. References: Yang et al., "Gated Linear
+  Attention Transformers with Hardware-Efficient Training", 2023, arXiv:2312.06635.
+  """
   for name, x in (("q", q), ("k", k), ("v", v), ("log_gates", log_gates)):
     if getattr(x, "ndim", None) != 4:
       raise ValueError(f"{name} must have shape [batch, seq, heads, dim], got {name}.shape="
@@ -255,7 +260,10 @@ def _check_blocks(chunk_size, sub_chunk_size, *, compiled: bool) -> None:
 
 
 def resolve_platform(platform: Platform) -> str:
-  """`platform` or, for None, the kernel family for jax's default backend ("tpu" on TPU, else "gpu")."""
+  """`platform` or, for None, the kernel family for jax's default backend ("tpu" on TPU, else "gpu").
+
+  The GLA kernels (Yang et al., 2023, arXiv:2312.06635) come as Triton ("gpu") and Mosaic ("tpu") Pallas kernels.
+  """
   if platform is None:
     return "tpu" if jax.default_backend() == "tpu" else "gpu"
   if platform not in PLATFORMS:
@@ -288,9 +296,11 @@ def gated_linear_attention(q: jax.Array, k: jax.Array, v: jax.Array, log_gates: 
       both powers of two >= 16.
     platform: "gpu" (Triton kernels), "tpu" (Mosaic kernels) or None (jax's default backend: "tpu" on TPU, else
       "gpu"). Pass it explicitly when lowering for another platform (e.g. `jax.export` on a CPU host).
-    precision: of the dots with fp32 operands on GPU: None / DEFAULT lets Triton use TF32 (fp32 inputs, and the
-      intra-chunk score products of every dtype, as in fla); `lax.Precision.HIGHEST` asks for IEEE fp32.
-      bf16 inputs run their large products on bf16 tensor cores either way, accumulating in fp32.
+    precision: of the GPU kernels' dots with fp32 operands: None / DEFAULT lets Triton use TF32 (fp32 inputs, and
+      the intra-chunk score products of every dtype, as in fla); `lax.Precision.HIGHEST` asks for IEEE fp32.
+      bf16 inputs run their large products on bf16 tensor cores either way, accumulating in fp32 (the state
+      recurrences with a hi + lo split of their fp32 operand, see kernels/gla_triton.py). The TPU kernels use
+      Mosaic's default matmul precision and ignore this argument.
     interpret: run the kernels in Pallas' interpreter (CPU tests; TPU kernels in the TPU interpret mode).
 
   Returns:
@@ -302,6 +312,10 @@ def gated_linear_attention(q: jax.Array, k: jax.Array, v: jax.Array, log_gates: 
   """
   validate_gla_args(q, k, v, log_gates, initial_state=initial_state, segment_ids=segment_ids,
                     cu_seqlens=cu_seqlens)
+  if platform is None and not interpret and jax.default_backend() not in ("gpu", "tpu"):
+    raise ValueError(f"the GLA kernels compile for GPU or TPU, jax's default backend is {jax.default_backend()!r}: "
+                     f"pass interpret=True (tests), platform='gpu' / 'tpu' (e.g. for jax.export), or use "
+                     f"gated_linear_attention_reference")
   platform = resolve_platform(platform)
   _check_blocks(chunk_size, sub_chunk_size, compiled=not interpret)
   if not validation.is_concrete_number(scale):
@@ -454,7 +468,10 @@ def lowering_cases(platform: str) -> list[LoweringCase]:
   also initial state, segment ids, segment ids + initial state, cu_seqlens (+ per-sequence initial states); all at
   the default chunk 64 / sub-chunk 16, so all `default=True` (what users get), plus a chunk-128 variant
   (default=False). tpu: the Mosaic kernels, Dk = Dv in {64, 128}, plain / segment ids + initial state / cu_seqlens.
-  Names like `gla-vjp-B2-T1024-H4-K128-V128-bf16-seg+h0`.
+  Names like `gla-vjp-B2-T1024-H4-K128-V128-bf16-seg+h0`; vjp cases pull back the outputs as cotangents.
+
+  References: Yang et al., "Gated Linear Attention Transformers with Hardware-Efficient Training", 2023,
+  arXiv:2312.06635 (the kernels being lowered).
   """
   if platform not in ("cuda", "tpu"):
     raise ValueError(f"platform must be 'cuda' or 'tpu', got {platform=}")

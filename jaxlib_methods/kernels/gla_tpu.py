@@ -9,9 +9,9 @@ the schedule, shaped by a TPU core: one program per head walks the chunks in ord
 Block shapes obey Mosaic's (8, 128) tiling: every block's last two dims are either whole array dims or (C, Kp),
 (C, Vp), (Kp, Vp) with C a multiple of 16; arrays are head-major ([H, TT, D]). Per-chunk scalars (the sequence a chunk
 belongs to, and whether it is the sequence's first / last chunk) are scalar-prefetched and drive the index maps of
-the per-sequence initial / final state blocks and the state resets. Sub-chunk blocks of the [C, C] score matrix
-are moved between row and column positions with 0/1 selection matmuls at HIGHEST precision (exact), which keeps
-every slice sublane-aligned.
+the per-sequence initial / final state blocks and the state resets. The diagonal sub-chunk blocks of the [C, C]
+score matrix (and of its gradient) are formed one column at a time with masked lane reductions and selects, so no
+op needs a sublane gather (TPU v4 has none); checked by ahead-of-time compiles through libtpu for v4, v5e, v5p, v6e.
 
   forward   _fwd_kernel     o = ([z = 0] q o scale e^b) S + A v, S <- [z_L = 0] e^{b_L} S + (k o e^{b_L - b})^T v
   backward  _states_kernel  the state entering every chunk, recomputed in fp32 ([H, NT, Kp, Vp])
@@ -53,25 +53,27 @@ def _iota(shape, dim):
   return lax.broadcasted_iota(jnp.int32, shape, dim)
 
 
-def _select(c, C, r):
-  """[c, C] 0/1: P[s, r + s] = 1 (moves a [., c] block to columns r .. r + c of a [., C] one, and back)."""
-  return (_iota((c, C), 1) == _iota((c, C), 0) + r).astype(f32)
+def _diag_decay(b_i, j):
+  """[c, Kp] e^{b_t - b_j} for tokens t >= j of the sub-chunk, 0 for t < j (masked before the exponential)."""
+  t = _iota((b_i.shape[0], 1), 0)
+  return jnp.exp(jnp.where(t >= j, b_i - b_i[j:j + 1], -jnp.inf))
 
 
 def _scores(q, k, b, cfg: Config):
   """A [C, C] fp32 (lower triangular, scale included, no segment mask) from q, k, b [C, Kp] fp32 values."""
   C, c = cfg.chunk, cfg.sub
   pos = _iota((C, 1), 0)
-  tri = (_iota((c, c, 1), 0) >= _iota((c, c, 1), 1))
+  col = _iota((1, C), 1)
   rows = []
   for i in range(C // c):
     r = i * c
     q_i, k_i, b_i, b_r = q[r:r + c], k[r:r + c], b[r:r + c], b[r:r + 1]
     k_g = k * jnp.exp(jnp.where(pos < r, b_r - b, -jnp.inf))         # earlier sub-chunks, through token r
     a_i = _dot(q_i * jnp.exp(b_i - b_r), k_g, trans_b=True)           # [c, C]
-    decay = jnp.exp(jnp.where(tri, b_i[:, None, :] - b_i[None, :, :], -jnp.inf))   # [c, c, Kp]
-    diag = jnp.sum(q_i[:, None, :] * k_i[None, :, :] * decay, axis=-1)            # [c, c]
-    rows.append(a_i + _dot(diag, _select(c, C, r), precision=_EXACT))
+    for j in range(c):                                                # diagonal block, one column at a time
+      a_col = jnp.sum(q_i * k_i[j:j + 1] * _diag_decay(b_i, j), axis=1, keepdims=True)     # [c, 1]
+      a_i = a_i + jnp.where(col == r + j, a_col, 0.0)
+    rows.append(a_i)
   return jnp.concatenate(rows, axis=0) * cfg.scale
 
 
@@ -164,7 +166,8 @@ def _bwd_kernel(seq_ref, last_ref, first_ref, q_ref, k_ref, v_ref, b_ref, bl_ref
   dg = _dot(jnp.ones((1, s.shape[1]), f32), s * ds, trans_b=True, precision=_EXACT) * jnp.exp(b_last)
   dg = _where(keep_carry, dg) + jnp.sum(k * dk_inter, axis=0, keepdims=True)
   pos = _iota((C, 1), 0)
-  tri = (_iota((c, c, 1), 0) >= _iota((c, c, 1), 1))
+  col = _iota((1, C), 1)
+  t_in_sub = _iota((c, 1), 0)
   n_sub = C // c
   for i in range(n_sub):
     r, m = i * c, i * c + c - 1
@@ -175,10 +178,13 @@ def _bwd_kernel(seq_ref, last_ref, first_ref, q_ref, k_ref, v_ref, b_ref, bl_ref
     dq_i = _dot(da_rows, k_g) * jnp.exp(b_i - b_r)                   # earlier sub-chunks
     q_g = q * jnp.exp(jnp.where(pos > m, b - b_m, -jnp.inf))
     dk_i = _dot(da, q_g, trans_a=True)[r:r + c] * jnp.exp(b_m - b_i)  # later sub-chunks
-    da_ii = _dot(da_rows, _select(c, C, r), trans_b=True, precision=_EXACT)   # [c, c] diagonal block of dA
-    w = da_ii[:, :, None] * jnp.exp(jnp.where(tri, b_i[:, None, :] - b_i[None, :, :], -jnp.inf))
-    dq_i = dq_i + jnp.sum(w * k_i[None, :, :], axis=1) + dq_inter[r:r + c]
-    dk_i = dk_i + jnp.sum(w * q_i[:, None, :], axis=0) + dk_inter[r:r + c]
+    for jj in range(c):                                               # diagonal block, one token jj at a time
+      da_col = jnp.sum(jnp.where(col == r + jj, da_rows, 0.0), axis=1, keepdims=True)   # [c, 1]: dA_{t, jj}
+      w = da_col * _diag_decay(b_i, jj)                               # [c, Kp]
+      dq_i = dq_i + w * k_i[jj:jj + 1]
+      dk_i = dk_i + jnp.where(t_in_sub == jj, jnp.sum(w * q_i, axis=0, keepdims=True), 0.0)
+    dq_i = dq_i + dq_inter[r:r + c]
+    dk_i = dk_i + dk_inter[r:r + c]
     db_i = q_i * dq_i - k_i * dk_i
     if i == n_sub - 1:
       db_i = db_i + jnp.where(_iota((c, 1), 0) == c - 1, dg, 0.0)

@@ -64,7 +64,7 @@ TRITON_PARAMS = {
     "gla_state_fwd": (8, 2),
     "gla_scores": (4, 2),
     "gla_output": (4, 2),
-    "gla_state_bwd": (4, 2),
+    "gla_state_bwd": (8, 2),
     "gla_score_grad": (4, 2),
     "gla_dv": (4, 2),
     "gla_dqk_intra": (4, 2),
@@ -329,6 +329,7 @@ def _score_grad_kernel(do_ref, v_ref, z_ref, da_ref, *, cfg: Config):
 
 
 def score_grad(do, v, z, cfg: Config):
+  """dA [TT, H, C] fp32 from do, v [TT, H, Vp]: row t holds scale * do_t . v_s for s <= t in t's chunk and segment."""
   tt, nh, vp = v.shape
   C = cfg.chunk
   vspec = pl.BlockSpec((C, None, vp), lambda i, h: (i, h, 0))
@@ -358,6 +359,7 @@ def _dv_kernel(k_ref, b_ref, z_ref, a_ref, do_ref, dh_ref, dv_ref, *, cfg: Confi
 
 
 def dv_pass(k, b, z, a, do, dh, cfg: Config):
+  """dv [TT, H, Vp] (do's dtype) from k, b [TT, H, Kp], A [TT, H, C], do [TT, H, Vp], dh [NT, H, Kp, Vp] fp32."""
   tt, nh, kp = k.shape
   vp = do.shape[2]
   C, bv = cfg.chunk, cfg.block_v
@@ -406,6 +408,7 @@ def _dqk_intra_kernel(q_ref, k_ref, b_ref, da_ref, dq_ref, dk_ref, *, cfg: Confi
 
 
 def dqk_intra(q, k, b, da, cfg: Config):
+  """The intra-chunk parts of dq, dk ([TT, H, Kp] fp32 each) from q, k, b [TT, H, Kp] and dA [TT, H, C]."""
   tt, nh, kp = q.shape
   C, c, bk = cfg.chunk, cfg.sub, cfg.block_k
   nc = C // c
@@ -471,6 +474,8 @@ def _dqk_inter_kernel(q_ref, k_ref, v_ref, b_ref, z_ref, do_ref, h_ref, dh_ref, 
 
 
 def dqk_inter(q, k, v, b, z, do, h, dh, dq_intra, dk_intra, cfg: Config):
+  """(dq, dk [TT, H, Kp] in q's dtype, d b [TT, H, Kp] fp32): adds the inter-chunk parts (h, dh [NT, H, Kp, Vp] fp32)
+  to the intra-chunk ones and forms the gradient of the chunk-local cumulative log gates."""
   tt, nh, kp = q.shape
   vp = v.shape[2]
   C, bk = cfg.chunk, min(DQK_INTER_BLOCK_K, cfg.block_k)

@@ -333,6 +333,9 @@ def test_validation_of_new_arguments():
     gated_linear_attention(q, q, q, q, cu_seqlens=cu, initial_state=jnp.zeros((1, 2, 4, 4)), interpret=True)
   with pytest.raises(ValueError, match="platform"):
     gated_linear_attention(q, q, q, q, platform="cuda", interpret=True)
+  if jax.default_backend() == "cpu":
+    with pytest.raises(ValueError, match="interpret=True"):
+      gated_linear_attention(q, q, q, q)
   with pytest.raises(ValueError, match="power of two"):                # compiled tiles; interpret allows it
     gated_linear_attention(q, q, q, q, chunk_size=48, platform="gpu")
   with pytest.raises(ValueError, match="precision"):
