@@ -340,7 +340,10 @@ def score_grad(do, v, z, cfg: Config):
 
 
 def _dv_kernel(k_ref, b_ref, z_ref, a_ref, do_ref, dh_ref, dv_ref, *, cfg: Config):
-  """dv [C, BV] = A^T do + ([z = z_L] k o e^{b_L - b}) dh. Refs: k_ref, b_ref [C, Kp]; do_ref [C, BV]; dh_ref [Kp, BV]."""
+  """dv [C, BV] = A^T do + ([z = z_L] k o e^{b_L - b}) dh.
+
+  Refs: k_ref, b_ref [C, Kp]; do_ref [C, BV]; dh_ref [Kp, BV].
+  """
   C, bk = cfg.chunk, cfg.block_k
   do = do_ref[...]
   dt = do.dtype

@@ -4,8 +4,9 @@ Chain of checks (the fla test pattern, `tests/ops/test_gla.py`): `_np_recurrence
 S_t = diag(a_t) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t, written here; the naive oracle) checks the library's lax.scan
 reference (the recurrent form), its gradients are checked by central finite differences in float64, and the chunked
 GPU (Triton) kernels are checked against the recurrence on outputs, final states and every gradient (q, k, v,
-log_gates, initial_state), with relative-error tolerances and ids like `B2-T45-H2-K8-V12`. The TPU (Mosaic) kernels
-get the same checks in tests/kernels/test_gla_tpu.py, and the cuda / tpu lowerings in tests/kernels/test_gla_lowering.py.
+log_gates, initial_state), with relative-error tolerances and ids like `B2-T45-H2-K8-V12`. The TPU (Mosaic)
+kernels get the same checks in tests/kernels/test_gla_tpu.py, the cuda / tpu lowerings are in
+tests/kernels/test_gla_lowering.py.
 The tests up to `test_grid_longer_default_chunks` predate the flash-linear-attention restructure and are kept
 unchanged as its regression baseline.
 """
@@ -18,6 +19,7 @@ import pytest
 from jaxlib_methods.kernels import gated_linear_attention, gated_linear_attention_reference, gla_attention
 
 TOL = 2e-5
+_DT = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
 
 def _np_recurrence(q, k, v, log_gates, *, scale=1.0, initial_state=None, segment_ids=None):
@@ -364,3 +366,59 @@ def test_chunk_vs_recurrent_default_chunks(b, t, h, d):
   ref = lambda q, k, v, lg, h0: gated_linear_attention_reference(q, k, v, lg, scale=d ** -0.5, initial_state=h0,
                                                                  segment_ids=seg)
   _check_chunk_vs_recurrent(kern, ref, (q, k, v, lg, h0), (do, dht), rtol=2e-5)
+
+
+def _fla_inputs(b, t, h, d, normalizer, dtype, n_states, seed=42):
+  """flash-linear-attention's test inputs: q, k, v ~ U[0, 1), g = logsigmoid(U[0, 1)) / normalizer, h0 ~ U[0, 1)."""
+  ks = jax.random.split(jax.random.PRNGKey(seed), 7)
+  q, k, v = (jax.random.uniform(ks[i], (b, t, h, d)).astype(dtype) for i in range(3))
+  g = jax.nn.log_sigmoid(jax.random.uniform(ks[3], (b, t, h, d))) / normalizer
+  h0 = jax.random.uniform(ks[4], (n_states, h, d, d))
+  do = jax.random.normal(ks[5], (b, t, h, d)).astype(dtype)
+  dht = jax.random.normal(ks[6], (n_states, h, d, d))
+  return q, k, v, g, h0, do, dht
+
+
+FLA_CHUNK_CASES = [(1, 63, 1, 64, 1.0, "fp32"), (2, 256, 4, 60, 1.0, "fp32"), (2, 256, 4, 128, 0.1, "fp32"),
+                   (2, 256, 4, 128, 10.0, "bf16"), (1, 128, 2, 256, 1.0, "bf16"), (1, 64, 2, 320, 1.0, "fp32")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("b, t, h, d, normalizer, dtype", FLA_CHUNK_CASES,
+                         ids=["B{}-T{}-H{}-D{}-gate_logit_normalizer{}-{}".format(*c) for c in FLA_CHUNK_CASES])
+def test_fla_chunk_cases(b, t, h, d, normalizer, dtype):
+  """fla's `test_chunk` (tests/ops/test_gla.py) cases, T cut to <= 256 for the interpreter: chunk vs recurrent with
+  fla's error-ratio tolerances (0.004 on o, 0.005 on the rest; bf16 compared with the recurrence on the same
+  bf16-rounded inputs in fp32)."""
+  dt = _DT[dtype]
+  q, k, v, g, h0, do, dht = _fla_inputs(b, t, h, d, normalizer, dt, b)
+  kern = lambda q, k, v, g, h0: gated_linear_attention(q, k, v, g, initial_state=h0, interpret=True)
+  ref = lambda q, k, v, g, h0: gated_linear_attention_reference(*(x.astype(jnp.float32) for x in (q, k, v)), g,
+                                                                initial_state=h0)
+  (o, ht), vjp = jax.vjp(kern, q, k, v, g, h0)
+  (o_r, ht_r), vjp_r = jax.vjp(ref, q, k, v, g, h0)
+  assert _rel(o, o_r) < 0.004 and _rel(ht, ht_r) < 0.005
+  for name, a, r in zip(("dq", "dk", "dv", "dg", "dh0"), vjp((do, dht)), vjp_r((do.astype(jnp.float32), dht))):
+    assert _rel(a, r) < 0.005, (name, _rel(a, r))
+
+
+FLA_VARLEN_CASES = [(4, 64, (0, 15)), (4, 64, (0, 0, 16)), (4, 64, (0, 256, 500, 1000)),
+                    (4, 100, (0, 15, 100, 300, 1200, 2000))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("h, d, cu", FLA_VARLEN_CASES,
+                         ids=[f"H{h}-D{d}-cu_seqlens{'_'.join(map(str, cu))}" for h, d, cu in FLA_VARLEN_CASES])
+def test_fla_varlen_cases(h, d, cu):
+  """fla's `test_chunk_varlen` cases (fp32 here): packed sequences with per-sequence initial and final states, chunk
+  vs recurrent on outputs, final states and every gradient (fla's tolerances), and the oracle on the forward."""
+  n = len(cu) - 1
+  q, k, v, g, h0, do, dht = _fla_inputs(1, cu[-1], h, d, 1.0, jnp.float32, n)
+  cu_arr = jnp.asarray(cu, jnp.int32)
+  kern = lambda q, k, v, g, h0: gated_linear_attention(q, k, v, g, initial_state=h0, cu_seqlens=cu_arr,
+                                                       interpret=True)
+  ref = lambda q, k, v, g, h0: gated_linear_attention_reference(q, k, v, g, initial_state=h0, cu_seqlens=cu_arr)
+  o, ht = _check_chunk_vs_recurrent(kern, ref, (q, k, v, g, h0), (do, dht), rtol=0.004)
+  if cu[-1] <= 300:
+    o_np, ht_np = _np_packed(q, k, v, g, np.asarray(cu), h0)
+    assert _rel(o, o_np) < 1e-5 and _rel(ht, ht_np) < 1e-5
