@@ -131,7 +131,7 @@ def test_tpu_default_dispatch_runs_the_mosaic_kernels(monkeypatch):
   np.testing.assert_allclose(np.asarray(y_t), np.asarray(y_x), atol=2e-5)
 
 
-@pytest.mark.parametrize("platform", ["gpu", "tpu"])
+@pytest.mark.parametrize("platform", [pytest.param("gpu", marks=pytest.mark.slow), "tpu"])
 def test_layer_lowers_for_accelerators(platform):
   """The layer with an explicit kernel platform exports for cuda (Triton kernels) / tpu (Mosaic kernels)."""
   from jaxlib_methods.kernels.lowering import lower
