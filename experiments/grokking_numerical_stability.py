@@ -64,12 +64,12 @@ from flax import nnx
 from jaxlib_methods.data import modular_arithmetic
 from jaxlib_methods.losses.stablemax import (
     softmax_collapse_fraction,
-    softmax_cross_entropy,
+    softmax_cross_entropy_with_integer_labels,
     stablemax_cross_entropy,
     zero_loss_fraction,
 )
 from jaxlib_methods.nn.mlp import MLP
-from jaxlib_methods.optim.orthograd import scale_by_orthograd
+from jaxlib_methods.optim import scale_by_orthograd
 from jaxlib_methods.runner import Claim, Paper, save_figure, train
 from jaxlib_methods.runner.constraints import (
     Check,
@@ -140,8 +140,8 @@ def _per_example_loss(run_name: str, logits: jax.Array, labels: jax.Array) -> ja
   if run_name == "stablemax":
     return stablemax_cross_entropy(logits, labels, compute_dtype=jnp.float64)
   if run_name == "softmax_fp64":
-    return softmax_cross_entropy(logits, labels, compute_dtype=jnp.float64).astype(jnp.float32)
-  return softmax_cross_entropy(logits, labels)
+    return softmax_cross_entropy_with_integer_labels(logits, labels, compute_dtype=jnp.float64).astype(jnp.float32)
+  return softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:

@@ -161,8 +161,8 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
       lt = _apply(p, xte[i])
       res["train_acc"].append(float(jnp.mean(jnp.argmax(_apply(p, xtr[i]), -1) == ytr[i])))
       res["test_acc"].append(float(jnp.mean(jnp.argmax(lt, -1) == yte[i])))
-      res["ece_raw"].append(float(expected_calibration_error(jax.nn.softmax(lt), yte[i], n_bins=config.n_bins)))
-      res["ece_ts"].append(float(expected_calibration_error(jax.nn.softmax(lt / t), yte[i], n_bins=config.n_bins)))
+      res["ece_raw"].append(float(expected_calibration_error(lt, yte[i], n_bins=config.n_bins)))
+      res["ece_ts"].append(float(expected_calibration_error(lt / t, yte[i], n_bins=config.n_bins)))
       res["temperature"].append(float(t))
       log.log(i, **{f"{method}/{key_}": v[-1] for key_, v in res.items()})
     out[method] = res

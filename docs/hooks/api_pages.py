@@ -24,7 +24,7 @@ def public_modules() -> list[str]:
 def on_files(files, config):
   modules = public_modules()
   lines = ["# API reference", "", "One page per public module; the docstrings cite each method's paper and state shapes.",
-           ""]
+           "See [the conventions](../conventions.md) for shapes, reductions, labels, dtypes and invalid values.", ""]
   for name in modules:
     depth = name.count(".")
     lines.append(f"{'  ' * depth}- [`{name}`]({name}.md)")
