@@ -33,6 +33,13 @@ Claims (tolerances fixed before the runs):
      by more than twice the standard error of the paired differences (Sec. 3.2). log Z itself is reported: it starts
      at log V (~4.2) and the paper's coefficient 1e-4 moves it slowly at this size.
 An earlier version judged claim 4 on one seed, with a 0.03 margin inside a 0.21 run-to-run spread.
+
+Observed at the CPU size (3 seeds): claims 1-3 hold with wide margins (logit growth x2e4-4e4; qk-LN ratio < 1e-3; LR
+sensitivity 0.25-0.28 vs 0.34-0.36 at every seed). Claim 4 fails and stays failing: at the highest LR the final mean
+|log Z| is 4.43, 4.48, 4.45 without z-loss and 4.41, 4.49, 4.42 with it (reduction 0.008 +- 0.012): log Z sits near
+its initial value log V ~ 4.2 in both, no output-logit divergence happens in 200 steps, and the paper's coefficient
+1e-4 (gradient 2e-4 log Z per token against O(1) cross-entropy gradients) has not moved it yet. The `gpu` preset
+(10k steps, d_model 512) is where the claim can be judged; a larger coefficient would test another method.
 """
 
 from __future__ import annotations
