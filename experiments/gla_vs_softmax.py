@@ -32,6 +32,14 @@ Claims (tolerances fixed before the runs):
   3. [sanity] without a token mixer the model is at chance: accuracy <= 1/num_values + 0.05 at every N.
   4. [sanity] the fixed-size states fill up: GLA's accuracy at the largest N is below its accuracy at the smallest
      N (the recall-vs-pairs curve the sweep is for).
+
+Observed at the cpu preset (3 seeds, 400 steps; 154 CPU-seconds): claims 1, 3 and 4 hold (softmax 0.997 / 1.000 /
+1.000 at N = 2 / 4 / 8; no mixer 0.073 / 0.053 / 0.061, chance 0.0625; GLA 0.839 / 0.699 / 0.756). Claim 2 does not
+reproduce at this size and stays failing: linear attention reaches 0.842 / 0.729 / 0.779, and the paired GLA - linear
+gap is -0.019 +- 0.012 (mean +- SE over 9 (seed, N) pairs). With one block, d_model 16 and 400 Adam steps the data-
+dependent gates bring no gain over fixed gates. Not tried (time): longer training or larger N at CPU size. Our
+hypothesis, untested: a forget gate pays once the state must drop old pairs for new ones, which the `gpu` preset's
+N = 32..128 demands more than N <= 8 does.
 """
 
 from __future__ import annotations
@@ -58,10 +66,11 @@ PAPER = Paper(catalog_id=206, title="Gated Linear Attention Transformers with Ha
 DEMO = False
 MIXERS = ("softmax", "gla", "linear", "none")
 # At the TINY size softmax attention still solves 4-pair recall (claim 1); with its attention removed (the baseline
-# in place of the method) it cannot; with GLA's gates fixed at 1 GLA *is* linear attention and claim 2 fails.
+# in place of the method) it cannot. `gla_gates=false` (GLA's gates fixed at 1: GLA *is* linear attention) would be the
+# mutation for claim 2, but claim 2 does not pass unmutated (see the docstring), so it cannot be one.
 TINY = ("pair_counts=(4,)", "num_seeds=2", "steps=300", "eval_batches=2")
 MUTATION_TEST_SLOW = True   # several transformer compilations even at TINY: mutation tests run under -m slow
-MUTATIONS = {"softmax_without_attention": ("softmax_attention=false",), "gla_gates_fixed": ("gla_gates=false",)}
+MUTATIONS = {"softmax_without_attention": ("softmax_attention=false",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +88,7 @@ class Config:
   learning_rate: PositiveFloat = 3e-3
   eval_batches: PositiveInt = 4
   softmax_attention: bool = True          # false (a mutation): the softmax model has no token mixer
-  gla_gates: bool = True                  # false (a mutation): GLA's gates fixed at 1 (= linear attention)
+  gla_gates: bool = True                  # false: GLA's gates fixed at 1 (= linear attention; an ablation)
 
   CHECKS = (Check("d_model % num_heads == 0 and (d_model // 2) % num_heads == 0", "attention and GLA (key width "
                   "d_model/2) split their widths into heads"),

@@ -43,6 +43,16 @@ Presets. Each run has its own step budget (a finished run is frozen while the ot
     learning has stopped.
   - `gpu`/`tpu`: every run, softmax included, for the full 80k steps.
 
+The one `paper`-preset run so far (issue 15) is unfinished: `python -m experiments run grokking_numerical_stability
+--preset paper --workdir /work/fth_runs/results/grokking_numerical_stability` (resumable: rerun the same command; it
+continues from the last runner.train checkpoint) reached its step-15000 checkpoint of 80000 after ~1 h 45 min on a
+shared, heavily loaded 2-core CPU (load 8-17), and was stopped there. What it shows at step 15000: ⊥AdamW at test
+accuracy 1.0 since step 1000 (claim 4's direction); softmax float32 and float64 at train accuracy ~1.0 and test
+accuracy 0.004-0.005 (below chance 1/113; claim 2's direction); StableMax at train accuracy 1.0, train loss 1.3e-5
+and test accuracy 0.007, rising slowly (0.001 at 1k, 0.003 at 10k): no grokking yet, as in the authors' own log at
+that step (0.9 first at ~47k). Claim 3 is therefore not yet judged at the paper preset, and [185] is not recorded as
+reproduced.
+
 An earlier version stopped its long preset at 20k steps, where the authors' own run still has test accuracy 0.058:
 claim 3 failed for that reason alone (the issue-15 audit reran their code and ours from the same weights and split:
 they agree step for step to float32 rounding).
