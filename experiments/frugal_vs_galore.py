@@ -36,6 +36,13 @@ Claims (tolerances fixed before the runs):
   3. [105, paper] Q-GaLore's SVD calls <= `svd_ratio` (0.75) x GaLore's over the same steps.
   4. [105, paper] ... at equal loss: |mean(Q-GaLore - GaLore)| <= `equal_loss_tol` (0.02 nats), paired by seed.
   5. [sanity] the tuned learning rates are interior points of the grid for adamw, galore and frugal.
+Status (issue 15, unfinished): no cpu-preset run has completed. One attempt on the shared 2-core machine (load ~12)
+was stopped after 25 min: the AdamW sub-run (3 LRs x 3 seeds, vmapped) took 5 min wall, the GaLore one had not
+finished after 20 min (4:50 CPU-min for the whole run by then), so the cpu preset is well over the 3-minute target and
+needs shrinking (fewer steps, or the SVD refresh outside the per-step Python loop). The finished AdamW sub-run already
+shows claim 5 failing for AdamW: final validation loss (mean over seeds) 1.914 / 1.831 / 1.814 at LR 1e-3 / 3e-3 /
+1e-2, i.e. the best LR is the grid's upper edge; the grid must grow (3e-2) before the comparison can be judged.
+
 An earlier version compared all methods at one learning rate (GaLore's alpha = 0.25 then took a 4x smaller step on
 its matrices), with a tolerance (FRUGAL - AdamW <= 0.1 nats) that GaLore also met, and a Q-GaLore bit-width
 calculation instead of a measurement.

@@ -96,6 +96,9 @@ DEMO = False
 # The unmutated TINY run passes claim 4 (⊥AdamW groks within 300 steps; the baseline does not in its budget); without
 # the projection (plain AdamW with the same betas) it does not grok in 300 steps, so claim 4 fails.
 TINY = ("steps_softmax=100", "steps_stablemax=0", "steps_orthograd=100", "log_every=25", "checkpoint_every=100")
+# ~15-60 CPU-seconds for the TINY and mutated runs together: the mutation test runs under -m slow (the default-run
+# budget); tests/experiments/test_issue8_experiments.py keeps a fast run of this experiment in the default suite.
+MUTATION_TEST_SLOW = True
 MUTATIONS = {"no_orthogonal_projection": ("orthograd=false",)}
 
 RUNS = ("softmax_fp32", "softmax_fp64", "stablemax", "orthograd")

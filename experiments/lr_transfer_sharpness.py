@@ -53,6 +53,9 @@ DEMO = False
 # trained with the NTK parametrisation instead, it is not.
 TINY = ("widths=(16,32,64)", "n_train=64", "num_steps=60", "sharpness_every=20", "power_iters=5", "lr_min=0.1",
         "num_lrs=4")
+# ~15-60 CPU-seconds for the TINY and mutated runs together: the mutation test runs under -m slow (the default-run
+# budget); tests/experiments/test_issue8_experiments.py keeps a fast run of this experiment in the default suite.
+MUTATION_TEST_SLOW = True
 MUTATIONS = {"mup_as_ntk": ("mup_as=ntk",)}
 
 PARAMS = ("mup", "ntk")

@@ -67,6 +67,9 @@ DEMO = False
 # A tiny LR sweep still shows the attention logits of the baseline growing with the LR and qk-layernorm keeping them
 # small (claims 1-2); without the qk-layernorm the qk_ln variant is the baseline and claim 2 fails.
 TINY = ("d_model=32", "num_layers=1", "num_steps=100", "num_lrs=3", "seq_len=16", "num_seeds=2", "log_every=50")
+# ~15-60 CPU-seconds for the TINY and mutated runs together: the mutation test runs under -m slow (the default-run
+# budget); tests/experiments/test_issue8_experiments.py keeps a fast run of this experiment in the default suite.
+MUTATION_TEST_SLOW = True
 MUTATIONS = {"no_qk_layernorm": ("qk_layernorm=false",)}
 
 VARIANTS = ("baseline", "qk_ln", "qk_ln_z")
