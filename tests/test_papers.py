@@ -102,8 +102,15 @@ def test_records_are_honest():
       assert sum(rec["paper_claims"].values()) <= rec["claims"], name
   for entry in papers.entries():
     if entry.status == "reproduced":
-      module = exp_lib.get(entry.implementation.experiment).module
-      assert module.MUTATIONS and hasattr(module, "TINY"), entry.paper.id   # the mutation test covers it
+      impl, pid = entry.implementation, entry.paper.id
+      module = exp_lib.get(impl.experiment).module
+      assert module.MUTATIONS and hasattr(module, "TINY"), pid   # the mutation test covers it
+      # The rule restated from the record itself, not through reproduction_problems: the preset the entry names,
+      # every claim passed, >= 2 paper claims of this paper, and the mutations the experiment declares today.
+      rec = papers.load_reproductions()[impl.experiment]
+      assert rec["preset"] == impl.preset and rec["all_passed"] and rec["passed"] == rec["claims"], pid
+      assert rec.get("paper_claims", {}).get(str(pid), 0) >= 2, (pid, rec.get("paper_claims"))
+      assert rec.get("mutations") == sorted(module.MUTATIONS), (pid, rec.get("mutations"))
 
 
 def _recorded_cpu_reproductions():
