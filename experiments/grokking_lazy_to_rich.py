@@ -38,9 +38,9 @@ threshold, and the preset was lengthened, not the threshold): t_test per seed at
 (300, 500, 300) / (800, 1000, 600) / (1900, 2200, 1200): claims 1-4 hold. Claim 5 does not reproduce and stays
 failing: the centred NTK-target alignment on held-out points barely moves at this size (0.049 -> 0.053, 0.094 ->
 0.104, 0.086 -> 0.098 at alpha 2) and makes its small rise within the first ~1000 steps, while the train loss is being
-fitted, long before t_test (t_align / t_test = 0.13, 0.05, 0.23); 95 CPU-seconds. A kernel whose alignment rises at grokking needs
-more feature movement than this width-256, eps-0.2 network makes; the `gpu` preset (width 2048, d 64) is where to
-look next.
+fitted, long before t_test (t_align / t_test = 0.13, 0.05, 0.23). The run takes 95 CPU-seconds. A kernel whose
+alignment rises at grokking needs more feature movement than this width-256, eps-0.2 network makes; the `gpu` preset
+(width 2048, d 64) is where to look next.
 `train_first_layer=false` (a mutation) freezes the first layer: features cannot move, the network stays a random
 feature model and never generalises (claims 1 and 2 fail).
 """
