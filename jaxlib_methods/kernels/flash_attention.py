@@ -111,7 +111,8 @@ def normalize_platform(platform: Platform, interpret: bool = False) -> str:
 
 
 def validate_attention_args(q, k, v, *, segment_ids=None, window=None, softcap=None, scale=None) -> None:
-  """Raise ValueError for inconsistent attention inputs (ranks, batch, heads, head dims, segment ids, options)."""
+  """Raise ValueError for inconsistent attention inputs (ranks, batch, heads, head dims, segment ids, options) and
+  TypeError for wrong dtypes (q, k, v not floating point or not one dtype; integer-free segment ids)."""
   for name, x in (("q", q), ("k", k), ("v", v)):
     if getattr(x, "ndim", None) != 4:
       raise ValueError(f"{name} must have shape [batch, seq, heads, head_dim], got {name}.shape="
@@ -130,10 +131,11 @@ def validate_attention_args(q, k, v, *, segment_ids=None, window=None, softcap=N
     raise ValueError(f"the number of key/value heads must divide the number of query heads: {q.shape=}, {k.shape=}")
   if min(t, k.shape[1], h, v.shape[3]) < 1:
     raise ValueError(f"empty inputs: {q.shape=}, {k.shape=}, {v.shape=}")
+  for name, x in (("q", q), ("k", k), ("v", v)):
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+      raise TypeError(f"{name} must be floating point, got {name}.dtype={x.dtype}")
   if q.dtype != k.dtype or q.dtype != v.dtype:
-    raise ValueError(f"q, k, v must share a dtype: {q.dtype=}, {k.dtype=}, {v.dtype=}")
-  if not jnp.issubdtype(q.dtype, jnp.floating):
-    raise ValueError(f"q, k, v must be floating point, got {q.dtype=}")
+    raise TypeError(f"q, k, v must share a dtype: {q.dtype=}, {k.dtype=}, {v.dtype=}")
   if segment_ids is not None:
     if getattr(segment_ids, "shape", None) != (b, t):
       raise ValueError(f"segment_ids must have shape [batch, seq] = {(b, t)}, got "
@@ -141,7 +143,7 @@ def validate_attention_args(q, k, v, *, segment_ids=None, window=None, softcap=N
     if t != k.shape[1]:
       raise ValueError(f"segment_ids needs equal query and key lengths (self-attention): {q.shape=}, {k.shape=}")
     if not jnp.issubdtype(segment_ids.dtype, jnp.integer):
-      raise ValueError(f"segment_ids must be integers, got {segment_ids.dtype=}")
+      raise TypeError(f"segment_ids must be integers, got {segment_ids.dtype=}")
   _normalize_window(window)
   if softcap is not None:
     validation.check_positive(softcap, "softcap")
@@ -156,7 +158,7 @@ def _check_static_number(x, name):
 
 def _check_kernel_dtype(q):
   if jnp.dtype(q.dtype) not in KERNEL_DTYPES:
-    raise ValueError(f"the Pallas attention kernels take bfloat16, float16 or float32 inputs, got {q.dtype=} "
+    raise TypeError(f"the Pallas attention kernels take bfloat16, float16 or float32 inputs, got {q.dtype=} "
                      f"(use the XLA reference for other dtypes)")
 
 
@@ -791,6 +793,8 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
   prec = normalize_precision(precision)
   _check_blocks(block_q, block_k)
   plat = normalize_platform(platform, interpret)
+  if q.shape[0] == 0:  # an empty batch: nothing to launch (a grid of size 0); the empty output, as the reference
+    return jnp.zeros(q.shape[:3] + v.shape[3:], q.dtype)
   if plat == "tpu":
     if block_sizes is not None:
       raise ValueError("block_sizes configures the GPU kernels; for platform='tpu' use block_q / block_k")
