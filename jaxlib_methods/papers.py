@@ -108,8 +108,9 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     22: Implementation(
         artifacts=("jaxlib_methods.analysis.uniformity",
                    "jaxlib_methods.analysis.tolerance",
-                   "experiments.contrastive_temperature.negative_gradient_weights",),
-        tests=("tests/analysis/test_analysis.py", "tests/experiments/test_issue8_experiments.py", "tests/experiments/test_theory_helpers.py",),
+                   "experiments.contrastive_temperature.negative_gradient_weights",
+                   "experiments.contrastive_temperature.hard_triplet_limit",),
+        tests=("tests/analysis/test_analysis.py", "tests/experiments/test_contrastive_temperature.py", "tests/experiments/test_theory_helpers.py",),
         experiment="contrastive_temperature"),
     18: Implementation(
         artifacts=("jaxlib_methods.analysis.expected_calibration_error",
