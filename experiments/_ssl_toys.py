@@ -37,14 +37,21 @@ def l2_normalize(z: jax.Array) -> jax.Array:
   return z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
 
 
-def ridge_probe_accuracy(f_train, y_train, f_test, y_test, ridge: float = 1e-2) -> float:
-  """Linear probe: ridge regression onto one-hot labels (float64 NumPy, with a bias), accuracy of the argmax."""
+def ridge_probe_predict(f_train, y_train, f_test, num_classes: int, ridge: float = 1e-2) -> np.ndarray:
+  """Linear probe: ridge regression onto one-hot labels (float64 NumPy, with a bias); the argmax class of each test
+  row. f_train [n, d], y_train [n] ints in [0, num_classes), f_test [m, d] -> [m]."""
   f_train = np.concatenate([np.asarray(f_train, np.float64), np.ones((len(f_train), 1))], 1)
   f_test = np.concatenate([np.asarray(f_test, np.float64), np.ones((len(f_test), 1))], 1)
-  y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-  y1 = np.eye(int(max(y_train.max(), y_test.max())) + 1)[y_train]
-  w = np.linalg.solve(f_train.T @ f_train + ridge * np.eye(f_train.shape[1]), f_train.T @ y1)
-  return float(np.mean(np.argmax(f_test @ w, 1) == y_test))
+  rhs = np.zeros((f_train.shape[1], num_classes))
+  np.add.at(rhs.T, np.asarray(y_train), f_train)          # f_train^T onehot(y_train) without the one-hot
+  w = np.linalg.solve(f_train.T @ f_train + ridge * np.eye(f_train.shape[1]), rhs)
+  return np.argmax(f_test @ w, 1)
+
+
+def ridge_probe_accuracy(f_train, y_train, f_test, y_test, ridge: float = 1e-2) -> float:
+  """Accuracy of `ridge_probe_predict` on (f_test, y_test)."""
+  k = int(max(np.max(y_train), np.max(y_test))) + 1
+  return float(np.mean(ridge_probe_predict(f_train, y_train, f_test, k, ridge) == np.asarray(y_test)))
 
 
 def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 100, restarts: int = 5) -> np.ndarray:
