@@ -271,12 +271,11 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
 def claims(results: dict) -> list[Claim]:
   g, p = results["tau_gap"], results["probe_gap"]
   return [
-      Claim.at_least(f"mean tau(frequent anchors) - mean tau(rare anchors): lower end of the 95% interval over seeds "
-                     f"(mean {g[0]:.4f}; taus {results['tau_frequent_mean']:.3f} vs {results['tau_rare_mean']:.3f})",
+      Claim.at_least("mean tau(frequent anchors) - mean tau(rare anchors): lower end of the 95% interval over seeds",
                      g[1], 1e-6, paper="> 0 (frequent semantics get larger tau, rare ones smaller)", kind="paper",
                      where="Sec. 4-5, analysis of the learnt temperatures on imbalanced data"),
-      Claim.at_least(f"balanced-test linear-probe accuracy, iSogCLR - SogCLR (fixed tau): lower end of the 95% "
-                     f"interval over seeds (mean {p[0]:+.4f})", p[1], 1e-6,
+      Claim.at_least("balanced-test linear-probe accuracy, iSogCLR - SogCLR (fixed tau): lower end of the 95% "
+                     "interval over seeds", p[1], 1e-6,
                      paper="> 0 (iSogCLR beats SogCLR on long-tailed data)", kind="paper",
                      where="Sec. 5, tables of linear evaluation on imbalanced data"),
       Claim.at_most("eta = 0 (SogCLR baseline) keeps every tau at tau_init: max |tau - tau_init|",
