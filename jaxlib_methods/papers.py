@@ -215,8 +215,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.cauchy_schwarz.conditional_cs_divergence",
                    "jaxlib_methods.losses.cauchy_schwarz.cs_qmi",
                    "jaxlib_methods.losses.cauchy_schwarz.cs_ib_loss",),
-        tests=("tests/losses/test_cauchy_schwarz.py",),
-        experiment=None),
+        tests=("tests/losses/test_cauchy_schwarz.py", "tests/experiments/test_cs_ib_regression.py",),
+        experiment="cs_ib_regression"),
     183: Implementation(
         artifacts=("jaxlib_methods.losses.contrastive.robust_contrastive_loss",
                    "jaxlib_methods.losses.contrastive.isogclr_init",
@@ -264,8 +264,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.unnormalized.log_partition_estimate",
                    "jaxlib_methods.losses.unnormalized.unnormalized_nll",
                    "jaxlib_methods.losses.unnormalized.nce_loss",),
-        tests=("tests/losses/test_unnormalized.py",),
-        experiment=None),
+        tests=("tests/losses/test_unnormalized.py", "tests/experiments/test_compositional_nll.py",),
+        experiment="compositional_nll"),
 }
 
 
