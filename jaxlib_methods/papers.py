@@ -252,8 +252,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.contrastive.m2mix_loss",
                    "jaxlib_methods.losses.contrastive.alignment_loss",
                    "jaxlib_methods.losses.contrastive.uniformity_loss",),
-        tests=("tests/losses/test_contrastive.py",),
-        experiment=None),
+        tests=("tests/losses/test_contrastive.py", "tests/experiments/test_m2mix_alignment_uniformity.py",),
+        experiment="m2mix_alignment_uniformity"),
     54: Implementation(
         artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
         tests=("tests/losses/test_contrastive.py",),
