@@ -110,6 +110,17 @@ def normalize_platform(platform: Platform, interpret: bool = False) -> str:
   raise ValueError(f"platform must be None, 'gpu' (or 'cuda', 'rocm') or 'tpu', got {platform=}")
 
 
+def nonfinite_query_rows_to_nan(q: jax.Array, out: jax.Array) -> jax.Array:
+  """out [B, T, N, Hv] with NaN in the rows whose query q [B, T, N, H] holds a NaN or an infinity.
+
+  A NaN query already gives a NaN row, but an infinite one gives logits of +-inf that the masked-row convention (a
+  row with every logit -inf outputs 0) would turn into a plausible finite row; the rule is NaN propagation
+  (docs/conventions.md). One elementwise pass over q and out, negligible beside the attention itself.
+  """
+  finite = jnp.all(jnp.isfinite(q), axis=-1, keepdims=True)
+  return jnp.where(finite, out, jnp.asarray(jnp.nan, out.dtype))
+
+
 def validate_attention_args(q, k, v, *, segment_ids=None, window=None, softcap=None, scale=None) -> None:
   """Raise ValueError for inconsistent attention inputs (ranks, batch, heads, head dims, segment ids, options) and
   TypeError for wrong dtypes (q, k, v not floating point or not one dtype; integer-free segment ids)."""
@@ -234,7 +245,7 @@ def flash_attention_reference(q: jax.Array, k: jax.Array, v: jax.Array, *, causa
   l = jnp.sum(p, axis=-1, keepdims=True)
   p = p / jnp.where(l > 0, l, 1.0)
   out = jnp.einsum("bkgts,bskh->btkgh", p, v.astype(jnp.float32), precision=prec)
-  return out.reshape(b, t, n, v.shape[-1]).astype(q.dtype)
+  return nonfinite_query_rows_to_nan(q, out.reshape(b, t, n, v.shape[-1]).astype(q.dtype))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -799,9 +810,9 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
     if block_sizes is not None:
       raise ValueError("block_sizes configures the GPU kernels; for platform='tpu' use block_q / block_k")
     from jaxlib_methods.kernels.flash_attention_tpu import flash_attention_tpu  # pylint: disable=C0415
-    return flash_attention_tpu(
+    return nonfinite_query_rows_to_nan(q, flash_attention_tpu(
         q, k, v, causal=causal, scale=scale, segment_ids=segment_ids, window=window, softcap=softcap,
-        precision=prec, block_q=block_q, block_k=block_k, interpret=interpret)
+        precision=prec, block_q=block_q, block_k=block_k, interpret=interpret))
   window_t = _normalize_window(window)
   b, t, n, h = q.shape
   s_len, kv_heads, hv = k.shape[1], k.shape[2], v.shape[3]
@@ -813,7 +824,7 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
                 softcap=None if softcap is None else float(softcap), q_len=t, kv_len=s_len, head_dim=h,
                 head_dim_v=hv, groups=n // kv_heads, blocks=blocks, precision=prec, interpret=bool(interpret))
   seg = None if segment_ids is None else segment_ids.astype(jnp.int32)
-  return _flash(q, k, v, seg, cfg)
+  return nonfinite_query_rows_to_nan(q, _flash(q, k, v, seg, cfg))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
