@@ -143,3 +143,14 @@ def test_bad_input_is_rejected():
     A.adaea_attack(m[:1], x, y, eps=0.1, step_size=0.01, steps=1)
   with pytest.raises(TypeError, match="models"):
     A.ifgsm([1, 2], x, y, eps=0.1, step_size=0.01, steps=1)
+
+
+def test_transfer_success_rate_counts_misclassified_examples():
+  w = np.eye(D, K)
+  x = np.zeros((4, H, W, C), np.float32)
+  x.reshape(4, -1)[np.arange(4), [0, 1, 2, 3]] = 1.0  # logits = one-hot of class i for example i
+  y = np.array([0, 1, 0, 0])  # examples 2 and 3 are misclassified
+  m = _model(w)
+  assert float(A.transfer_success_rate(m, jnp.asarray(x), jnp.asarray(y))) == pytest.approx(0.5)
+  where = np.array([1, 1, 1, 0])
+  assert float(A.transfer_success_rate(m, jnp.asarray(x), jnp.asarray(y), where)) == pytest.approx(1 / 3)

@@ -191,7 +191,8 @@ def scale_by_langevin(step_size: optax.ScalarOrSchedule, *, temperature: float =
     return ScaleByLangevinState(count=jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None):
-    del params
+    if params is not None:
+      _contracts.check_same_tree(updates, params, "scale_by_langevin", what="the params")
     _check_real_leaves(updates, "scale_by_langevin", what="gradients")
     count = state.count
     eta = step_size(count) if callable(step_size) else step_size
@@ -251,8 +252,16 @@ def csgld(learning_rate: float, total_steps: int, num_cycles: int, data_size: in
   sampling = csgld_is_sampling(total_steps, num_cycles, exploration_ratio)
   langevin = scale_by_langevin(schedule, temperature=temperature, data_size=data_size, is_sampling=sampling, seed=seed)
   if validation.is_concrete_number(weight_decay) and float(weight_decay) == 0.0:
-    return optax.chain(optax.identity(), langevin)  # (same state structure; no params needed without a prior)
-  return optax.chain(optax.add_decayed_weights(weight_decay, mask), langevin)
+    tx = optax.chain(optax.identity(), langevin)  # (same state structure; no params needed without a prior)
+  else:
+    tx = optax.chain(optax.add_decayed_weights(weight_decay, mask), langevin)
+
+  def update_fn(updates, state, params=None):
+    if params is not None:  # name the leaf before add_decayed_weights' tree_map fails on a mismatched tree
+      _contracts.check_same_tree(updates, params, "csgld", what="the params")
+    return tx.update(updates, state, params)
+
+  return optax.GradientTransformation(tx.init, update_fn)
 
 
 csgld.STATIC_ARGS = CSGLD_STATIC_ARGS
