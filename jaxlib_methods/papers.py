@@ -283,16 +283,16 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.optim.cyclical_step_size", "jaxlib_methods.optim.csgld_is_sampling",
                    "jaxlib_methods.attacks.ifgsm", "jaxlib_methods.attacks.transfer_success_rate",),
         tests=("tests/optim/test_csgld.py", "tests/test_attacks.py",),
-        experiment=None),
+        experiment="transfer_attacks"),
     111: Implementation(  # CWA
         artifacts=("jaxlib_methods.attacks.cwa_attack",),
         tests=("tests/test_attacks.py",),
-        experiment=None),
+        experiment="transfer_attacks"),
     115: Implementation(  # AdaEA
         artifacts=("jaxlib_methods.attacks.adaea_attack", "jaxlib_methods.attacks.adaea_weights",
                    "jaxlib_methods.attacks.disparity_reduced_filter",),
         tests=("tests/test_attacks.py",),
-        experiment=None),
+        experiment="transfer_attacks"),
     123: Implementation(  # Flag aggregator
         artifacts=("jaxlib_methods.optim.aggregation.flag_aggregate", "jaxlib_methods.optim.aggregation.flag_subspace",
                    "jaxlib_methods.optim.aggregation.flag_objective",
