@@ -300,7 +300,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.optim.aggregation.coordinate_median",
                    "jaxlib_methods.optim.aggregation.multi_krum",),
         tests=("tests/optim/test_aggregation.py",),
-        experiment=None),
+        experiment="flag_aggregator"),
     140: Implementation(  # dynamic sparse training (DSL / RigL masks as optax state)
         artifacts=("jaxlib_methods.optim.dynamic_sparse", "jaxlib_methods.optim.apply_masks",
                    "jaxlib_methods.optim.cosine_drop_fraction",),
