@@ -305,7 +305,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.optim.dynamic_sparse", "jaxlib_methods.optim.apply_masks",
                    "jaxlib_methods.optim.cosine_drop_fraction",),
         tests=("tests/optim/test_dynamic_sparse.py",),
-        experiment=None),
+        experiment="dynamic_sparse_training"),
     165: Implementation(  # FLAD EXP3 / UCB1
         artifacts=("jaxlib_methods.optim.data_mixing.exp3_flad_init", "jaxlib_methods.optim.data_mixing.exp3_flad_sample",
                    "jaxlib_methods.optim.data_mixing.exp3_flad_update",
