@@ -87,7 +87,7 @@ PRESETS = {
                   num_targets=8, train_steps=6000, batch_size=512, csgld_cycles=8, csgld_samples_used=8,
                   num_attack=2048, log_every=1000),
 }
-TINY = ("n_train=1024", "n_test=384", "train_steps=300", "log_every=300", "num_attack=128", "bootstrap=500")
+TINY = ("n_train=512", "n_test=256", "train_steps=200", "log_every=200", "num_attack=128", "bootstrap=500")
 # (AdaEA without AGM/DRF and a single cSGLD sample are natural mutations for [115] / [106], but those claims do not
 # pass on this toy, so a mutation cannot show them failing: only [111]'s is declared.)
 MUTATIONS = {

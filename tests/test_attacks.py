@@ -60,7 +60,8 @@ def _run(fn, models, **kw):
                     np.float64)
 
 
-@pytest.mark.parametrize("momentum,ensemble", [(0.0, "logits"), (1.0, "logits"), (0.5, "cycle")])
+@pytest.mark.parametrize("momentum,ensemble", [(0.0, "logits"), pytest.param(1.0, "logits", marks=pytest.mark.slow),
+                                               (0.5, "cycle")])
 def test_ifgsm_and_mifgsm_match_numpy(momentum, ensemble):
   eps, alpha, steps = 0.05, 0.01, 7
   got = _run(A.ifgsm, [_model(w) for w in WS], eps=eps, step_size=alpha, steps=steps, momentum=momentum,
@@ -113,7 +114,8 @@ def test_adaea_pieces_match_numpy_and_reduce_to_ensemble_ifgsm():
   np.testing.assert_allclose(plain, ref, atol=1e-6)
 
 
-@pytest.mark.parametrize("attack", ["ifgsm", "cwa", "adaea"])
+@pytest.mark.parametrize("attack", ["ifgsm", pytest.param("cwa", marks=pytest.mark.slow),
+                                    pytest.param("adaea", marks=pytest.mark.slow)])
 def test_budget_and_box_hold_and_the_loss_goes_up(attack):
   models = [_model(w) for w in WS]
   eps = 0.03

@@ -31,7 +31,7 @@ def _official_flag_median_np(g, y0, r=1, n_its=4, eps=1e-7):
   return y, agg
 
 
-@pytest.mark.parametrize("rank", [1, 2])
+@pytest.mark.parametrize("rank", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_matches_the_official_irls_in_float64(rank):
   rng = np.random.default_rng(rank)
   honest = rng.normal(size=(12, 30)) * 0.3 + rng.normal(size=(1, 30))
@@ -47,7 +47,7 @@ def test_matches_the_official_irls_in_float64(rank):
   np.testing.assert_allclose(agg, agg_np, atol=1e-8)
 
 
-@pytest.mark.parametrize("lam", [0.0, 2.0])
+@pytest.mark.parametrize("lam", [0.0, pytest.param(2.0, marks=pytest.mark.slow)])
 def test_irls_objective_never_increases(lam):
   rng = np.random.default_rng(7)
   g = jnp.asarray(rng.normal(size=(9, 12)), jnp.float32)

@@ -21,25 +21,26 @@ def _params(seed=0):
 
 def test_number_of_active_weights_is_constant_at_every_step():
   params = _params()
-  tx = O.dynamic_sparse(optax.adam(0.05), sparsity=0.8, update_interval=3, end_step=25, drop_fraction=0.5)
+  tx = O.dynamic_sparse(optax.adam(0.05), sparsity=0.8, update_interval=2, end_step=10, drop_fraction=0.5)
   state = tx.init(params)
   params = O.apply_masks(params, state)
   want = {"emb": round(0.2 * 160), "w": round(0.2 * 48), "b": 6}
   step = jax.jit(tx.update)
   changed = 0
   prev = np.asarray(state.masks["emb"])
-  for t in range(30):
-    g = jax.tree.map(lambda p: jax.random.normal(jax.random.key(t), p.shape), params)
+  rng = np.random.default_rng(0)
+  for t in range(14):
+    g = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
     u, state = step(g, state, params)
     params = optax.apply_updates(params, u)
     for k, n in want.items():
       assert int(state.masks[k].sum()) == n, (t, k)
       assert np.all(np.asarray(params[k])[~np.asarray(state.masks[k])] == 0.0)  # inactive weights are exactly 0
     cur = np.asarray(state.masks["emb"])
+    if t >= 10:  # count >= end_step: the masks are frozen
+      assert (cur == prev).all(), t
     changed += int((cur != prev).sum())
     prev = cur
-    if t >= 25:
-      assert (cur == prev).all()
   assert changed > 0  # the masks did move (exploration)
   # Per-row active counts vary: the exploration redistributes the budget across the embedding rows.
   assert np.asarray(state.masks["emb"]).sum(1).std() > 0
@@ -66,10 +67,11 @@ def test_one_mask_update_matches_a_numpy_transcription_of_rigl():
   params = O.apply_masks(params, state)
   # step 0: no mask update (count 0); step 1 updates with zeta_1 = 0.2 (1 + cos(pi / 100)).
   g0 = {"w": jnp.asarray(rng.normal(size=(10, 10)), jnp.float32)}
-  _, state = tx.update(g0, state, params)
+  step = jax.jit(tx.update)
+  _, state = step(g0, state, params)
   g1 = {"w": jnp.asarray(rng.normal(size=(10, 10)), jnp.float32)}
   mask_before = np.asarray(state.masks["w"])
-  _, state = tx.update(g1, state, params)
+  _, state = step(g1, state, params)
   k = math.floor(0.4 / 2 * (1 + math.cos(math.pi * 1 / 100)) * 30)
   want = _rigl_update_np(np.asarray(params["w"]), np.asarray(g1["w"]), mask_before, k)
   np.testing.assert_array_equal(np.asarray(state.masks["w"]), want)
@@ -87,10 +89,11 @@ def test_sparsity_zero_is_the_inner_optimizer():
   a = O.dynamic_sparse(optax.adam(0.1), sparsity=0.0, update_interval=2, end_step=10)
   b = optax.adam(0.1)
   sa, sb, pa, pb = a.init(params), b.init(params), params, params
+  step_a, step_b = jax.jit(a.update), jax.jit(b.update)
   for t in range(5):
     g = jax.tree.map(lambda p: jnp.cos(p * (t + 1)), pa)
-    ua, sa = a.update(g, sa, pa)
-    ub, sb = b.update(g, sb, pb)
+    ua, sa = step_a(g, sa, pa)
+    ub, sb = step_b(g, sb, pb)
     pa, pb = optax.apply_updates(pa, ua), optax.apply_updates(pb, ub)
   for x, y in zip(jax.tree.leaves(pa), jax.tree.leaves(pb)):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
@@ -103,8 +106,9 @@ def test_random_regrowth_keeps_the_budget_and_differs_from_gradient_regrowth():
     tx = O.dynamic_sparse(optax.sgd(0.1), sparsity=0.5, update_interval=1, end_step=10, regrow=regrow)
     s = tx.init(params)
     p = O.apply_masks(params, s)
+    step = jax.jit(tx.update)
     for t in range(3):
-      u, s = tx.update({"w": jnp.full((12, 12), 0.01) + jnp.eye(12)}, s, p)
+      u, s = step({"w": jnp.full((12, 12), 0.01) + jnp.eye(12)}, s, p)
       p = optax.apply_updates(p, u)
       assert int(s.masks["w"].sum()) == 72
     out[regrow] = np.asarray(s.masks["w"])
