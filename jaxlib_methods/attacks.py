@@ -121,7 +121,8 @@ def ifgsm(models: Sequence[Model], x: jax.Array, y: jax.Array, *, eps: float, st
     steps: number of iterations (a Python int).
     momentum: mu >= 0 (MI-FGSM uses 1.0).
     ensemble: "logits", "loss" or "cycle".
-    clip_min, clip_max: the input box.
+    clip_min: lower end of the input box.
+    clip_max: upper end of the input box.
 
   Returns:
     x_adv [B, ...] (x's dtype).
@@ -182,7 +183,8 @@ def cwa_attack(models: Sequence[Model], x: jax.Array, y: jax.Array, *, eps: floa
 
   Args:
     models: S >= 1 surrogate models.
-    x, y: clean inputs [B, ...] and labels [B].
+    x: clean inputs [B, ...].
+    y: true labels [B] (int).
     eps: L_inf budget.
     steps: outer iterations (the official code: 10).
     step_size: xi, the outer step (default eps / 5, as the official `ksi = 16/255/5` for eps = 16/255).
@@ -190,7 +192,8 @@ def cwa_attack(models: Sequence[Model], x: jax.Array, y: jax.Array, *, eps: floa
     inner_step_size: beta, applied to per-example l2-normalised gradients (official 250 for 224x224x3 images: a
       per-pixel step of ~250 / sqrt(150528) ~ 0.64; scale it with sqrt(input dimension)).
     momentum: mu for both momenta (official 1.0).
-    clip_min, clip_max: the input box.
+    clip_min: lower end of the input box.
+    clip_max: upper end of the input box.
 
   Returns:
     x_adv [B, ...].
@@ -244,9 +247,11 @@ def adaea_weights(models: Sequence[Model], x: jax.Array, x_adv: jax.Array, y: ja
     models: S >= 2 models.
     x: clean inputs [B, ...]; x_adv: the current adversarial inputs; y: labels [B].
     grads: the S input gradients of the models' losses at x_adv.
-    eps, step_size: budget and I-FGSM step alpha.
+    eps: L_inf budget.
+    step_size: I-FGSM step alpha.
     beta: temperature of the softmax (official 10).
-    clip_min, clip_max: the input box.
+    clip_min: lower end of the input box.
+    clip_max: upper end of the input box.
 
   Returns:
     [S] float32 weights summing to 1.
@@ -317,12 +322,19 @@ def adaea_attack(models: Sequence[Model], x: jax.Array, y: jax.Array, *, eps: fl
 
   Args:
     models: S >= 2 models (heterogeneous architectures welcome).
-    x, y: clean inputs [B, ...] and labels [B].
-    eps, step_size, steps: budget, step and iterations (official: eps 16/255, alpha 1.6/255, 10 iterations).
-    beta, threshold: AGM temperature (10) and DRF threshold (-0.3), the official defaults.
+    x: clean inputs [B, ...].
+    y: true labels [B] (int).
+    eps: L_inf budget (official 16/255).
+    step_size: alpha per iteration (official 1.6/255).
+    steps: iterations (official 10).
+    beta: AGM temperature (official 10).
+    threshold: DRF threshold (official -0.3).
     channel_axis: the DRF's cosine axis.
-    agm_every_step, use_agm, use_drf: variants (the ablations of the paper).
-    clip_min, clip_max: the input box.
+    agm_every_step: recompute the AGM weights at every iteration (default: first iteration only).
+    use_agm: use the adaptive weights (False: equal weights; the paper's ablation).
+    use_drf: apply the disparity-reduced filter (False: the paper's ablation).
+    clip_min: lower end of the input box.
+    clip_max: upper end of the input box.
 
   Returns:
     x_adv [B, ...].

@@ -140,7 +140,8 @@ def gradient_disorder(g_task: Any, g_sharp: Any) -> Any:
   """Per leaf, the fraction of entries where sign(g_task) = -sign(g_sharp) != 0 (the scale-gradient conflict).
 
   Args:
-    g_task, g_sharp: pytrees of the same structure and shapes.
+    g_task: the task gradient pytree.
+    g_sharp: the sharpness gradient pytree (same structure and shapes).
 
   Returns:
     A pytree of float32 scalars in [0, 1] (0 for empty leaves).
@@ -175,7 +176,8 @@ def gaqat_freeze_scales(updates: Any, g_task: Any, g_sharp: Any, scale_mask: Any
 
   Args:
     updates: the pytree to filter (the gradient or a processed update).
-    g_task, g_sharp: the task and sharpness gradients (`sam_task_and_sharpness_grads`).
+    g_task: the task gradient (`sam_task_and_sharpness_grads`).
+    g_sharp: the sharpness gradient (same structure).
     scale_mask: bool pytree (or `params -> bool pytree`) marking the quantiser-scale leaves.
     threshold: freeze a scale leaf when its disorder > threshold (in [0, 1)).
 

@@ -168,7 +168,10 @@ def flag_aggregate(grads: jax.Array, rank: int = 1, *, lam: float = 0.0, iters: 
   Args:
     grads: G [p, n], one worker gradient per row.
     rank: m, the subspace dimension.
-    lam, iters, eps, key: see `flag_subspace`.
+    lam: pairwise-term weight (see `flag_subspace`).
+    iters: IRLS iterations (see `flag_subspace`).
+    eps: IRLS weight floor (see `flag_subspace`).
+    key: PRNG key of the random orthonormal start (see `flag_subspace`).
     rescale: "none" returns the official aggregate (a sum of unit-norm projections, of norm up to p / m);
       "median_norm" rescales it to the median of the workers' gradient norms (a robust magnitude).
 

@@ -57,7 +57,8 @@ def gradient_alignment(g_target: Any, g_aux: Any, eps: float = 1e-12) -> jax.Arr
   """FLAD's reward: the cosine similarity of two gradient pytrees, <g_t, g_a> / (||g_t|| ||g_a||) (flattened).
 
   Args:
-    g_target, g_aux: pytrees of the same structure and shapes.
+    g_target: the target-task gradient pytree.
+    g_aux: the auxiliary-data gradient pytree (same structure and shapes).
     eps: added to the norms' product.
 
   Returns:
