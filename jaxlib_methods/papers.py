@@ -287,12 +287,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     111: Implementation(  # CWA
         artifacts=("jaxlib_methods.attacks.cwa_attack",),
         tests=("tests/test_attacks.py",),
-        experiment="transfer_attacks"),
+        experiment="cwa_transfer"),
     115: Implementation(  # AdaEA
         artifacts=("jaxlib_methods.attacks.adaea_attack", "jaxlib_methods.attacks.adaea_weights",
                    "jaxlib_methods.attacks.disparity_reduced_filter",),
         tests=("tests/test_attacks.py",),
-        experiment="transfer_attacks"),
+        experiment="adaea_transfer"),
     123: Implementation(  # Flag aggregator
         artifacts=("jaxlib_methods.optim.aggregation.flag_aggregate", "jaxlib_methods.optim.aggregation.flag_subspace",
                    "jaxlib_methods.optim.aggregation.flag_objective",
