@@ -1,4 +1,7 @@
-"""`python -m experiments list | run NAME [--preset P] [--set key=value ...] [--workdir D] | run --all | run --demo`.
+"""`python -m experiments list | run NAME [--preset P] [--set key=value ...] [--workdir D] | run --all | run --demo`
+`python -m experiments run NAME --distributed [--set dist.coordinator=HOST:PORT --set dist.num_processes=N
+--set dist.process_id=I]` (one process of a multi-process job) | `launch --processes N -- run NAME ...` (N local
+CPU processes of that command; see `jaxlib_methods.runner.distributed`).
 
 Exit status: 0 when every claim passed; 1 when a claim failed (the table is still printed); 2 for a usage error
 (unknown experiment, preset or config key, a bad value), reported in one line, no traceback; 3 when a run crashed
@@ -19,6 +22,7 @@ import time
 import traceback
 from typing import Optional, Sequence
 
+from jaxlib_methods.runner import distributed
 from jaxlib_methods.runner import experiment as exp_lib
 from jaxlib_methods.runner import io
 from jaxlib_methods.runner.progress import QUIET_ENV
@@ -49,6 +53,18 @@ def _parser() -> argparse.ArgumentParser:
   r.add_argument("--quiet", action="store_true", help="no progress bar")
   r.add_argument("--fresh", action="store_true", help="ignore existing checkpoints and start over "
                                                        "(implied by --demo, which always reruns)")
+  r.add_argument("--distributed", action="store_true",
+                 help="this is one process of a multi-process job: call jax.distributed.initialize() (auto-detected "
+                      "on TPU pods, Slurm, Open MPI; or --set dist.coordinator=HOST:PORT --set dist.num_processes=N "
+                      "--set dist.process_id=I)")
+  la = sub.add_parser("launch", help="run a command in N local CPU processes (a multi-process job on one machine)")
+  la.add_argument("--processes", type=int, default=2, help="number of processes (default 2)")
+  la.add_argument("--devices-per-process", type=int, default=4, help="simulated CPU devices per process (default 4)")
+  la.add_argument("--timeout", type=float, default=3600.0, help="stop every process after this many seconds")
+  la.add_argument("--port", type=int, default=None, help="coordinator port (default: a free one)")
+  la.add_argument("--log-dir", default=None, help="one log file per process (default: a temporary directory)")
+  la.add_argument("launch_command", nargs=argparse.REMAINDER, metavar="-- run NAME ...",
+                  help="the command each process runs")
   return p
 
 
@@ -72,16 +88,21 @@ def environment() -> dict:
 
 def run_one(experiment: exp_lib.Experiment, config, workdir: pathlib.Path, *, preset: str, fresh: bool = False
             ) -> dict:
-  """Run one experiment into `workdir`; returns the summary (also written to summary.json)."""
+  """Run one experiment into `workdir`; returns the summary (also written to summary.json).
+
+  In a multi-process run every process runs the experiment; only process 0 clears old outputs and writes files.
+  """
   workdir.mkdir(parents=True, exist_ok=True)
   config_dict = exp_lib.config_to_dict(config)
   config_path = workdir / "config.json"
-  previous = json.loads(config_path.read_text()) if config_path.exists() else None
-  if fresh or (previous is not None and previous != json.loads(json.dumps(config_dict))):
-    if previous is not None and not fresh:
-      print(f"[{experiment.name}] config differs from the one in {workdir}: starting fresh", file=sys.stderr)
-    clear_run(workdir)
-  io.atomic_write_json(config_path, config_dict)
+  if distributed.is_primary():
+    previous = json.loads(config_path.read_text()) if config_path.exists() else None
+    if fresh or (previous is not None and previous != json.loads(json.dumps(config_dict))):
+      if previous is not None and not fresh:
+        print(f"[{experiment.name}] config differs from the one in {workdir}: starting fresh", file=sys.stderr)
+      clear_run(workdir)
+    io.atomic_write_json(config_path, config_dict)
+  distributed.barrier(f"run_one:{experiment.name}:start")
 
   t0 = time.perf_counter()
   error = None
@@ -151,9 +172,21 @@ def _cmd_list(experiments: dict) -> int:
   return 0
 
 
+def _split_dist(overrides: Sequence[str]) -> tuple[list, list]:
+  """`--set dist.*` items configure the job, not the experiment: split them off."""
+  dist = [o for o in overrides if o.strip().startswith("dist.")]
+  return dist, [o for o in overrides if not o.strip().startswith("dist.")]
+
+
 def _cmd_run(args) -> int:
   if sum([bool(args.name), args.all, args.demo]) != 1:
     raise exp_lib.UsageError("run takes exactly one of: an experiment NAME, --all, --demo")
+  dist_items, args.overrides = _split_dist(args.overrides)
+  if dist_items and not args.distributed:
+    raise exp_lib.UsageError(f"{dist_items[0]!r} configures a multi-process job: add --distributed")
+  if args.distributed:
+    dist_config = exp_lib.apply_overrides(distributed.DistConfig(), [o.strip()[len("dist."):] for o in dist_items])
+    distributed.initialize(dist_config)
   if args.quiet:
     os.environ[QUIET_ENV] = "1"
   if args.name:
@@ -189,12 +222,22 @@ def _cmd_run(args) -> int:
   return 0 if all(s["all_passed"] for s in summaries) else 1
 
 
+def _cmd_launch(args) -> int:
+  result = distributed.launch(args.launch_command, processes=args.processes, devices_per_process=args.devices_per_process,
+                              port=args.port, timeout_s=args.timeout, log_dir=args.log_dir)
+  return result.returncode
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+  # A slow CPU run must be slow, not dead: raise XLA's stuck-collective abort (40 s by default) before JAX starts.
+  distributed.collective_timeouts()
   try:
     args = _parser().parse_args(argv)
     experiments_needed = args.command == "list"
     if experiments_needed:
       return _cmd_list(exp_lib.discover())
+    if args.command == "launch":
+      return _cmd_launch(args)
     return _cmd_run(args)
   except exp_lib.UsageError as e:
     print(f"error: {e}", file=sys.stderr)
