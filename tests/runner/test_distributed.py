@@ -63,7 +63,7 @@ def test_a_failing_process_fails_the_launch_with_its_log_tail(tmp_path):
 
 def test_a_hanging_launch_is_stopped_at_the_timeout(tmp_path):
   t0 = time.monotonic()
-  # 3 processes announced, 2 started by hand below would wait for the third: here the launch's own timeout fires
+  # starting two JAX processes takes longer than 1.5 s: the launch stops them at its timeout
   res = distributed.launch(["run", "lion_k_constrained", "--quiet", "--workdir", str(tmp_path / "w")],
                            processes=2, devices_per_process=1, log_dir=tmp_path / "logs", timeout_s=1.5,
                            echo=False)
