@@ -34,3 +34,22 @@ from jaxlib_methods.optim.orthograd import (  # noqa: F401  (issue 8; the wrappe
     orthogonal_adamw,
     scale_by_orthograd,
 )
+
+# ---- scale-out (issue 12): CO2 [52] and FedHyper [57] ------------------------------------------------------------
+from jaxlib_methods.optim.co2 import (  # noqa: E402
+    CO2State,
+    as_varying,
+    co2_finalize,
+    co2_init,
+    co2_outer_update,
+    co2_round,
+    count_collectives,
+    pmean_grouped,
+)
+from jaxlib_methods.optim.fedhyper import (  # noqa: E402
+    FedHyperClientState,
+    HypergradientLRState,
+    fedhyper_global,
+    scale_by_fedhyper_client,
+    scale_by_hypergradient_lr,
+)
