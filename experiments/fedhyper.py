@@ -107,17 +107,17 @@ def accuracy(params, x, y):
 # One federated run.
 # ----------------------------------------------------------------------------------------------------------------------
 
-def make_round(config: Config, lr0: float, hyper: bool):
-  """A jitted `advance(state, n_rounds)`: clients vmapped, rounds scanned."""
+def make_round(config: Config, hyper: bool):
+  """(init, advance): `advance(state, x, y, n_rounds)` jitted once per method; the initial local rate is part of the
+  state (traced), so every initial rate shares the compiled program. Clients vmapped, rounds scanned."""
   beta_l = config.beta_local if hyper else 0.0
   beta_g = config.beta_global if hyper else 0.0
   rng_ = config.local_lr_range
-  client_tx = scale_by_fedhyper_client(lr0, beta_l, num_clients=config.clients,
-                                       lr_bounds=(lr0 / rng_, lr0 * rng_))
   server_tx = fedhyper_global(1.0, beta_g, lr_bounds=tuple(config.global_lr_bounds))
   n, b = config.samples_per_client, config.local_batch
 
-  def client(params, x, y, key, global_update):
+  def client(params, x, y, key, global_update, lr0):
+    client_tx = scale_by_fedhyper_client(lr0, beta_l, num_clients=config.clients, lr_bounds=(lr0 / rng_, lr0 * rng_))
     st = client_tx.init(params)
 
     def step(carry, k):
@@ -134,11 +134,12 @@ def make_round(config: Config, lr0: float, hyper: bool):
     x, y = data
     key, sub = jax.random.split(state["key"])
     keys = jax.random.split(sub, config.clients)
-    locals_, lrs = jax.vmap(client, in_axes=(None, 0, 0, 0, None))(state["params"], x, y, keys, state["delta"])
+    locals_, lrs = jax.vmap(client, in_axes=(None, 0, 0, 0, None, None))(state["params"], x, y, keys,
+                                                                           state["delta"], state["lr0"])
     delta = jax.tree.map(lambda l, g: jnp.mean(l, 0) - g, locals_, state["params"])
     u, server = server_tx.update(jax.tree.map(jnp.negative, delta), state["server"])
     params = optax.apply_updates(state["params"], u)
-    return {"params": params, "server": server, "delta": delta, "key": key,
+    return {"params": params, "server": server, "delta": delta, "key": key, "lr0": state["lr0"],
             "local_lr": jnp.mean(lrs), "global_lr": server.learning_rate}
 
   @functools.partial(jax.jit, static_argnums=3)
@@ -150,20 +151,20 @@ def make_round(config: Config, lr0: float, hyper: bool):
       return jax.lax.scan(body, s, None, length=n_rounds)[0]
     return jax.vmap(per_seed)(state, x, y)
 
-  def init(seed: int):
+  def init(seed: int, lr0: float):
     params = {"w": jnp.zeros((config.dim, config.classes)), "b": jnp.zeros((config.classes,))}
     return {"params": params, "server": server_tx.init(params), "delta": jax.tree.map(jnp.zeros_like, params),
-            "key": jax.random.key_data(jax.random.key(seed)), "local_lr": jnp.asarray(lr0, jnp.float32),
-            "global_lr": jnp.ones([], jnp.float32)}
+            "key": jax.random.key_data(jax.random.key(seed)), "lr0": jnp.asarray(lr0, jnp.float32),
+            "local_lr": jnp.asarray(lr0, jnp.float32), "global_lr": jnp.ones([], jnp.float32)}
 
   return init, advance
 
 
-def run_method(config: Config, lr0: float, hyper: bool, workdir: pathlib.Path, data) -> dict:
+def run_method(config: Config, lr0: float, hyper: bool, workdir: pathlib.Path, data, program) -> dict:
   """One (method, initial lr) for every seed at once through runner.train: {seed: curves}."""
   x, y, xt, yt = data
-  init, advance_jit = make_round(config, lr0, hyper)
-  state = jax.tree.map(lambda *a: jnp.stack(a), *[init(s) for s in config.seeds])
+  init, advance_jit = program
+  state = jax.tree.map(lambda *a: jnp.stack(a), *[init(s, lr0) for s in config.seeds])
 
   def advance(s, start, n):
     s = dict(s, key=jax.vmap(jax.random.wrap_key_data)(s["key"]))
@@ -209,8 +210,9 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   per_seed = [make_data(config, seed) for seed in config.seeds]
   data = tuple(jnp.stack(a) for a in zip(*per_seed))
   for method, hyper in (("fedavg", False), ("fedhyper", True)):
+    program = make_round(config, hyper)
     for lr0 in config.initial_lrs:
-      runs = run_method(config, lr0, hyper, runs_dir / f"{method}_lr{lr0:g}", data)
+      runs = run_method(config, lr0, hyper, runs_dir / f"{method}_lr{lr0:g}", data, program)
       for seed, r in runs.items():
         out["runs"][f"{method}|{lr0:g}|{seed}"] = r
   _figure(out, workdir, config)

@@ -56,7 +56,12 @@ def _tree_vdot(a: Any, b: Any) -> jax.Array:
               zip(jax.tree.leaves(a), jax.tree.leaves(b))), jnp.zeros([], jnp.float32))
 
 
-def _check_bounds(lr_bounds) -> tuple[float, float]:
+def _check_bounds(lr_bounds) -> tuple[Any, Any]:
+  """(lo, hi) with 0 <= lo <= hi; traced bounds (e.g. relative to a traced initial rate) pass unchecked."""
+  if len(lr_bounds) != 2:
+    raise ValueError(f"lr_bounds must be (lo, hi), got {lr_bounds=}")
+  if not all(validation.is_concrete_number(v) for v in lr_bounds):
+    return tuple(lr_bounds)
   lo, hi = (float(v) for v in lr_bounds)
   if not (0.0 <= lo <= hi) or math.isnan(hi):
     raise ValueError(f"lr_bounds must be (lo, hi) with 0 <= lo <= hi, got {lr_bounds=}")

@@ -10,8 +10,8 @@ import pytest
 from experiments import fedhyper
 from jaxlib_methods.runner.experiment import apply_overrides
 
-TINY = fedhyper.Config(seeds=(0, 1, 2), clients=4, samples_per_client=40, test_samples=200, dim=8, classes=4,
-                       rounds=10, local_steps=4, local_batch=8, log_every=5)
+TINY = fedhyper.Config(seeds=(0, 1), clients=4, samples_per_client=40, test_samples=200, dim=8, classes=4,
+                       rounds=10, local_steps=4, local_batch=8, log_every=5, initial_lrs=(0.01, 1.0))
 
 
 def test_mutation_no_hypergradient_fails_the_paper_claims(tmp_path):
