@@ -21,6 +21,11 @@ creates the state already sharded and the jitted step declares `in_shardings` / 
 
 A sharding mistake (`tensor=3` with 4 heads, a batch that `data * fsdp` does not divide) raises `ShardingError`
 naming the leaf, its shape, the dimension and the mesh axis, before anything is compiled. No `pmap`.
+
+References: Rajbhandari et al., "ZeRO: Memory Optimizations Toward Training Trillion Parameter Models", 2020,
+arXiv:1910.02054 (stage 3 = FSDP); Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language Models
+Using Model Parallelism", 2019, arXiv:1909.08053, Sec. 3 (column/row-parallel pairs); Xu et al., "GSPMD: General and
+Scalable Parallelization for ML Computation Graphs", 2021, arXiv:2105.04663 (what jit does with these shardings).
 """
 
 from __future__ import annotations
