@@ -411,6 +411,17 @@ def run_checks(config: Config, multiprocess_dir: Optional[str], *, equality: boo
   return out
 
 
+# The check children compile at XLA backend optimization level 0: about 2.5x less CPU compile time, and every
+# comparison is between programs compiled the same way (the main run uses the default level).
+_CHECK_XLA_FLAGS = "--xla_backend_optimization_level=0"
+
+
+def _check_env(devices: int) -> dict:
+  base = dict(os.environ)
+  base["XLA_FLAGS"] = f"{base.get('XLA_FLAGS', '')} {_CHECK_XLA_FLAGS}".strip()
+  return distributed.cpu_child_env(devices, base)
+
+
 def _scaleout(config: Config, workdir: pathlib.Path) -> dict:
   """Run the multi-process launch, then the checks in a child with `check_devices` simulated devices."""
   out: dict = {}
@@ -428,7 +439,7 @@ def _scaleout(config: Config, workdir: pathlib.Path) -> dict:
     res = distributed.launch(command, processes=config.check_processes,
                              devices_per_process=config.check_devices // config.check_processes,
                              timeout_s=config.check_timeout_s, log_dir=workdir / "launch_logs",
-                             env=distributed.cpu_child_env(1), echo=False)
+                             env=_check_env(1), echo=False)
     if res.failed is not None or res.returncode not in (0, 1):
       raise RuntimeError(f"the {config.check_processes}-process run failed (status {res.returncode}); last lines of "
                          f"{res.logs[res.failed or 0]}:\n{res.tail(res.failed or 0)}")
@@ -439,7 +450,7 @@ def _scaleout(config: Config, workdir: pathlib.Path) -> dict:
   out.update(distributed.call_with_cpu_devices(
       "experiments.lm_scaleout:checks_entry", {"config": dataclasses.asdict(config),
                                                "multiprocess_dir": str(mp_dir) if mp_dir else None},
-      devices=config.check_devices, timeout_s=config.check_timeout_s))
+      devices=config.check_devices, timeout_s=config.check_timeout_s, env=_check_env(config.check_devices)))
   return out
 
 

@@ -266,9 +266,11 @@ def cpu_child_env(devices: int, base: Optional[dict] = None) -> dict:
   return env
 
 
-def call_with_cpu_devices(target: str, payload: dict, *, devices: int, timeout_s: float = 900.0) -> dict:
+def call_with_cpu_devices(target: str, payload: dict, *, devices: int, timeout_s: float = 900.0,
+                          env: Optional[dict] = None) -> dict:
   """Run `target(payload) -> dict` ("package.module:function", JSON in and out) in a child process that has
-  `devices` simulated CPU devices: how a 1-device CPU process runs a multi-device algorithm for real.
+  `devices` simulated CPU devices: how a 1-device CPU process runs a multi-device algorithm for real. `env` is the
+  child's environment (default `cpu_child_env(devices)`).
 
   Raises:
     RuntimeError: the child failed or exceeded `timeout_s` (with the tail of its output).
@@ -279,7 +281,8 @@ def call_with_cpu_devices(target: str, payload: dict, *, devices: int, timeout_s
     src.write_text(json.dumps({"target": target, "payload": payload}))
     try:
       proc = subprocess.run([sys.executable, "-m", "jaxlib_methods.runner.distributed", str(src), str(dst)],
-                            env=cpu_child_env(devices), capture_output=True, text=True, timeout=timeout_s)
+                            env=cpu_child_env(devices) if env is None else env, capture_output=True, text=True,
+                            timeout=timeout_s)
     except subprocess.TimeoutExpired as e:
       out = (e.stdout or b"")[-3000:] if isinstance(e.stdout, bytes) else (e.stdout or "")[-3000:]
       raise RuntimeError(f"{target} on {devices} simulated devices timed out after {timeout_s:.0f} s:\n{out}") from None
