@@ -53,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import PartitionSpec as P
 
 from jaxlib_methods.data.synthetic_language import entropy_rate, random_markov_language, sample_markov_sequences
 from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss

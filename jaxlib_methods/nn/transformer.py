@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 import jax
 import jax.numpy as jnp

@@ -31,7 +31,7 @@ Scalable Parallelization for ML Computation Graphs", 2021, arXiv:2105.04663 (wha
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import jax
 import numpy as np

@@ -4,12 +4,11 @@ preset passes all its claims (slow)."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from experiments import co2
 from jaxlib_methods.runner.experiment import apply_overrides
+
 
 @pytest.fixture
 def fast_xla(monkeypatch):

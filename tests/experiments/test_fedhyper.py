@@ -3,8 +3,6 @@ mutation (FedHyper = FedAvg) makes the robustness claims fail; the cpu preset pa
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from experiments import fedhyper

@@ -3,8 +3,6 @@ the official FedHyper-G server loop, the paper's client rule); optax conventions
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np

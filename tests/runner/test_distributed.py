@@ -17,6 +17,7 @@ import pytest
 from experiments import lm_scaleout
 from jaxlib_methods.runner import UsageError, distributed
 
+
 @pytest.fixture
 def fast_xla(monkeypatch):
   """Child processes compile at XLA backend optimization level 0 (about 2.5x less compile time on CPU; every

@@ -4,8 +4,6 @@ table, FSDP's choice of dimension, the derivation of optimizer-state shardings (
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np

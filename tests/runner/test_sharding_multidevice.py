@@ -13,6 +13,7 @@ import dataclasses
 from experiments import lm_scaleout
 from jaxlib_methods.runner import distributed
 
+
 @pytest.fixture
 def fast_xla(monkeypatch):
   """Child processes compile at XLA backend optimization level 0 (about 2.5x less compile time on CPU; every
