@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +44,7 @@ from jaxlib_methods.optim import CO2State, as_varying, co2_finalize, co2_init, c
 from jaxlib_methods.runner import Claim, MeshConfig, Paper, save_figure, train
 from jaxlib_methods.runner import distributed
 from jaxlib_methods.runner import sharding as shd
+from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range
 
 PAPER = Paper(catalog_id=52, title="CO2: Efficient Distributed Training with Full Communication-Computation Overlap",
               year=2024, arxiv="2401.16265")
@@ -51,35 +53,38 @@ DEMO = False
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seeds: tuple[int, ...] = (0, 1, 2)
+  seeds: Annotated[tuple[int, ...], Range(ge=0, le=2**31 - 1), Length(min=1)] = (0, 1, 2)
   # model and data
-  vocab_size: int = 32
-  d_model: int = 32
-  num_layers: int = 1
-  num_heads: int = 4
-  seq_len: int = 16
-  concentration: float = 0.1
-  pool_sequences: int = 2048
-  eval_sequences: int = 256
+  vocab_size: Annotated[int, Range(ge=2)] = 32
+  d_model: PositiveInt = 32
+  num_layers: PositiveInt = 1
+  num_heads: PositiveInt = 4
+  seq_len: Annotated[int, Range(ge=2)] = 16
+  concentration: PositiveFloat = 0.1
+  pool_sequences: PositiveInt = 2048
+  eval_sequences: PositiveInt = 256
   # distribution
-  replicas: int = 4                  # G, the mesh's data axis
-  local_batch: int = 8               # per replica per step
-  tau: int = 8                       # local steps per round
-  rounds: int = 100
+  replicas: PositiveInt = 4                  # G, the mesh's data axis
+  local_batch: PositiveInt = 8               # per replica per step
+  tau: PositiveInt = 8                       # local steps per round
+  rounds: PositiveInt = 100
   # inner optimizer (AdamW) and outer step
-  learning_rate: float = 1e-2          # peak of a cosine decay (to 10%) over rounds * tau inner steps
-  outer_lr: float = 1.0              # alpha
-  outer_momentum: float = 0.2        # beta
-  gap_penalty: float = 1.0           # lambda
-  clip_threshold: float = 0.05       # phi
+  learning_rate: PositiveFloat = 1e-2          # peak of a cosine decay (to 10%) over rounds * tau inner steps
+  outer_lr: PositiveFloat = 1.0              # alpha
+  outer_momentum: Annotated[float, Range(ge=0, lt=1)] = 0.2        # beta
+  gap_penalty: NonNegativeFloat = 1.0           # lambda
+  clip_threshold: PositiveFloat = 0.05       # phi
   # the ablation at a high outer learning rate
-  high_outer_lr: float = 2.0
-  high_outer_momentum: float = 0.9
-  high_gap_penalty: float = 2.0
-  high_clip_threshold: float = 0.02
-  ppl_tolerance: float = 0.03
-  log_every: int = 20                # rounds
+  high_outer_lr: PositiveFloat = 2.0
+  high_outer_momentum: Annotated[float, Range(ge=0, lt=1)] = 0.9
+  high_gap_penalty: NonNegativeFloat = 2.0
+  high_clip_threshold: PositiveFloat = 0.02
+  ppl_tolerance: Annotated[float, Range(gt=0, lt=1)] = 0.03
+  log_every: PositiveInt = 20                # rounds
   mesh: MeshConfig = MeshConfig(data=0)   # data = all the devices used; replicas must equal mesh.data
+
+  CHECKS = (Check("d_model % num_heads == 0", "the heads split d_model evenly"),
+            Check("rounds % log_every == 0", "the rounds are logged in whole chunks"))
 
 
 PRESETS = {

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +36,7 @@ import optax
 
 from jaxlib_methods.losses import consistency as cm
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=2, title="Improved Techniques for Training Consistency Models", year=2023, arxiv="2310.14189")
 DEMO = False
@@ -42,21 +44,23 @@ DEMO = False
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  n_modes: int = 8
-  radius: float = 1.0
-  mode_std: float = 0.08
-  hidden: int = 128
-  steps: int = 4000
-  batch_size: int = 256
-  learning_rate: float = 1e-3
-  s0: int = 10
-  s1: int = 1280
-  fixed_num_scales: int = 1281
-  log_every: int = 250
-  n_eval: int = 2000
-  n_projections: int = 128
+  seed: Seed = 0
+  n_modes: PositiveInt = 8
+  radius: PositiveFloat = 1.0
+  mode_std: NonNegativeFloat = 0.08
+  hidden: PositiveInt = 128
+  steps: PositiveInt = 4000
+  batch_size: PositiveInt = 256
+  learning_rate: PositiveFloat = 1e-3
+  s0: PositiveInt = 10
+  s1: PositiveInt = 1280
+  fixed_num_scales: Annotated[int, Range(ge=2)] = 1281
+  log_every: PositiveInt = 250
+  n_eval: PositiveInt = 2000
+  n_projections: PositiveInt = 128
 
+  CHECKS = (Check("steps % log_every == 0", "training runs whole chunks of log_every steps"),
+            Check("s0 <= s1", "the curriculum doubles the intervals from s0 up to s1"))
 
 PRESETS = {
     "cpu": Config(),

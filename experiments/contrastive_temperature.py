@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +28,7 @@ import optax
 
 from jaxlib_methods.analysis import tolerance, uniformity
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=22, title="Understanding the Behaviour of Contrastive Loss", year=2021, arxiv="2012.09740")
 DEMO = True
@@ -34,19 +36,20 @@ DEMO = True
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  dim: int = 16
-  num_clusters: int = 8
-  cluster_std: float = 0.6
-  view_noise: float = 0.3
-  embed_dim: int = 8
-  hidden: int = 64
-  batch_size: int = 128
-  num_steps: int = 1200
-  learning_rate: float = 3e-3
-  taus: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0)
-  n_eval: int = 512
+  seed: Seed = 0
+  dim: PositiveInt = 16
+  num_clusters: PositiveInt = 8
+  cluster_std: NonNegativeFloat = 0.6
+  view_noise: NonNegativeFloat = 0.3
+  embed_dim: PositiveInt = 8
+  hidden: PositiveInt = 64
+  batch_size: Annotated[int, Range(ge=2)] = 128     # in-batch negatives need >= 2
+  num_steps: PositiveInt = 1200
+  learning_rate: PositiveFloat = 3e-3
+  taus: Annotated[tuple[float, ...], Range(gt=0), Length(min=2)] = (0.05, 0.1, 0.2, 0.5, 1.0)
+  n_eval: Annotated[int, Range(ge=2)] = 512
 
+  CHECKS = (Check("len(set(taus)) == len(taus)", "the rank correlation over tau needs distinct temperatures"),)
 
 PRESETS = {"cpu": Config(), "gpu": Config(num_steps=5000, batch_size=1024, n_eval=4096, hidden=512),
            "tpu": Config(num_steps=5000, batch_size=1024, n_eval=4096, hidden=512)}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +39,7 @@ from jaxlib_methods.data import (
     sample_gaussian_mixture,
 )
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=178, title="What Regularized Auto-Encoders Learn from the Data Generating Distribution",
               year=2012, arxiv="1211.4246")
@@ -46,15 +48,18 @@ DEMO = True
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  sigmas: tuple[float, ...] = (0.8, 0.4, 0.2, 0.1)
-  exact_sigmas: tuple[float, ...] = (0.2, 0.1, 0.05, 0.025)   # the exact minimiser is cheap: probe sigma -> 0
-  hidden: int = 128
-  batch_size: int = 2048
-  num_steps: int = 3000
-  learning_rate: float = 3e-3
-  grid_size: int = 201
+  seed: Seed = 0
+  sigmas: Annotated[tuple[float, ...], Range(gt=0), Length(min=2)] = (0.8, 0.4, 0.2, 0.1)
+  exact_sigmas: Annotated[tuple[float, ...], Range(gt=0), Length(min=2)] = (0.2, 0.1, 0.05, 0.025)  # probe sigma -> 0
+  hidden: PositiveInt = 128
+  batch_size: PositiveInt = 2048
+  num_steps: PositiveInt = 3000
+  learning_rate: PositiveFloat = 3e-3
+  grid_size: Annotated[int, Range(ge=2)] = 201
 
+  CHECKS = (Check("list(sigmas) == sorted(set(sigmas), reverse=True)", "sigmas decrease strictly (the claims read "
+                  "the trend as sigma -> 0)"),
+            Check("len(set(exact_sigmas)) == len(exact_sigmas)", "the error slope is fitted over distinct sigmas"))
 
 PRESETS = {"cpu": Config(), "gpu": Config(sigmas=(0.8, 0.4, 0.2, 0.1, 0.05, 0.025), batch_size=65536,
                                           num_steps=20000, hidden=256),

@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import math
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +40,7 @@ import optax
 
 from jaxlib_methods.optim import fedhyper_global, scale_by_fedhyper_client
 from jaxlib_methods.runner import Claim, Paper, save_figure, train
+from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range
 
 PAPER = Paper(catalog_id=57, title="FedHyper: A Universal and Robust Learning Rate Scheduler for Federated Learning "
               "with Hypergradient Descent", year=2024, arxiv="2310.03156")
@@ -47,23 +49,26 @@ DEMO = False
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-  clients: int = 10
-  samples_per_client: int = 100
-  test_samples: int = 2000
-  dim: int = 20
-  classes: int = 10
-  class_separation: float = 1.0      # std of the class means (unit-variance noise)
-  dirichlet: float = 0.3             # non-IID label skew (smaller: more skewed)
-  rounds: int = 40
-  local_steps: int = 10
-  local_batch: int = 20
-  initial_lrs: tuple[float, ...] = (0.01, 0.1, 1.0)
-  beta_global: float = 1.0           # FedHyper-G hyper learning rate (official code: 1)
-  beta_local: float = 0.01           # FedHyper-CL hyper learning rate
-  global_lr_bounds: tuple[float, ...] = (0.2, 5.0)   # official code
-  local_lr_range: float = 10.0       # local rate in [lr0 / range, lr0 * range] (official code: 10)
-  log_every: int = 5
+  seeds: Annotated[tuple[int, ...], Range(ge=0, le=2**31 - 1), Length(min=1)] = (0, 1, 2, 3, 4)
+  clients: PositiveInt = 10
+  samples_per_client: PositiveInt = 100
+  test_samples: PositiveInt = 2000
+  dim: PositiveInt = 20
+  classes: Annotated[int, Range(ge=2)] = 10
+  class_separation: PositiveFloat = 1.0      # std of the class means (unit-variance noise)
+  dirichlet: PositiveFloat = 0.3             # non-IID label skew (smaller: more skewed)
+  rounds: PositiveInt = 40
+  local_steps: PositiveInt = 10
+  local_batch: PositiveInt = 20
+  initial_lrs: Annotated[tuple[float, ...], Range(gt=0), Length(min=2)] = (0.01, 0.1, 1.0)
+  beta_global: NonNegativeFloat = 1.0           # FedHyper-G hyper learning rate (official code: 1)
+  beta_local: NonNegativeFloat = 0.01           # FedHyper-CL hyper learning rate
+  global_lr_bounds: Annotated[tuple[float, ...], Range(gt=0), Length(min=2, max=2)] = (0.2, 5.0)   # official code
+  local_lr_range: Annotated[float, Range(ge=1)] = 10.0       # local rate in [lr0 / range, lr0 * range] (official code: 10)
+  log_every: PositiveInt = 5
+
+  CHECKS = (Check("global_lr_bounds[0] <= 1 <= global_lr_bounds[1]", "the global rate factor starts at 1 inside its bounds"),
+            Check("rounds % log_every == 0", "the rounds are logged in whole chunks"))
 
 
 PRESETS = {

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +38,15 @@ import optax
 from jaxlib_methods.data.synthetic_language import entropy_rate, random_markov_language, sample_markov_sequences
 from jaxlib_methods.optim import frugal, galore
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import (
+    Check,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    Seed,
+)
 
 PAPER = Paper(catalog_id=84, title="FRUGAL: Memory-Efficient Optimization by Reducing State Overhead for Scalable "
               "Training", year=2024, arxiv="2411.07837")
@@ -45,23 +55,25 @@ DEMO = True
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  vocab: int = 64
-  concentration: float = 0.05      # Dirichlet concentration of the Markov rows (entropy rate well below log V)
-  d_model: int = 64
-  heads: int = 4
-  seq_len: int = 32
-  batch: int = 32
-  steps: int = 600
-  learning_rate: float = 3e-3
-  warmup: int = 50
-  rho: float = 0.25
-  update_gap: int = 100
-  galore_scale: float = 0.25
-  eval_batches: int = 8
-  log_every: int = 50
-  close_tol: float = 0.1
+  seed: Seed = 0
+  vocab: Annotated[int, Range(ge=2)] = 64
+  concentration: PositiveFloat = 0.05      # Dirichlet concentration of the Markov rows (entropy rate well below log V)
+  d_model: PositiveInt = 64
+  heads: PositiveInt = 4
+  seq_len: PositiveInt = 32
+  batch: PositiveInt = 32
+  steps: PositiveInt = 600
+  learning_rate: PositiveFloat = 3e-3
+  warmup: NonNegativeInt = 50
+  rho: Annotated[float, Range(gt=0, le=1)] = 0.25
+  update_gap: PositiveInt = 100
+  galore_scale: PositiveFloat = 0.25
+  eval_batches: PositiveInt = 8
+  log_every: PositiveInt = 50
+  close_tol: NonNegativeFloat = 0.1
 
+  CHECKS = (Check("d_model % heads == 0", "attention splits d_model into heads"),
+            Check("warmup < steps", "the cosine schedule decays after the warmup"))
 
 PRESETS = {
     "cpu": Config(),

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +40,7 @@ from flax import nnx
 from jaxlib_methods.data import entropy_rate, random_markov_language, sample_markov_sequences
 from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=206, title="Gated Linear Attention Transformers with Hardware-Efficient Training",
               year=2023, arxiv="2312.06635")
@@ -48,25 +50,27 @@ MODELS = ("softmax", "gla")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  d_model: int = 64
-  num_layers: int = 2
-  num_heads: int = 2
+  seed: Seed = 0
+  d_model: PositiveInt = 64
+  num_layers: PositiveInt = 2
+  num_heads: PositiveInt = 2
   # language modelling
-  vocab_size: int = 32
-  concentration: float = 0.2
-  lm_seq_len: int = 64
-  lm_steps: int = 300
+  vocab_size: Annotated[int, Range(ge=2)] = 32
+  concentration: PositiveFloat = 0.2
+  lm_seq_len: Annotated[int, Range(ge=2)] = 64
+  lm_steps: PositiveInt = 300
   # associative recall
-  num_pairs: int = 4
-  num_keys: int = 16
-  num_values: int = 16
-  recall_steps: int = 800
-  batch_size: int = 64
-  learning_rate: float = 3e-3
-  eval_batches: int = 8
-  log_every: int = 100
+  num_pairs: PositiveInt = 4
+  num_keys: PositiveInt = 16
+  num_values: PositiveInt = 16
+  recall_steps: PositiveInt = 800
+  batch_size: PositiveInt = 64
+  learning_rate: PositiveFloat = 3e-3
+  eval_batches: PositiveInt = 8
+  log_every: PositiveInt = 100
 
+  CHECKS = (Check("d_model % num_heads == 0", "attention splits d_model into heads"),
+            Check("num_pairs <= num_keys", "the keys of one sequence are distinct"))
 
 PRESETS = {
     "cpu": Config(),

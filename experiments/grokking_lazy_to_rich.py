@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +43,7 @@ import numpy as np
 from jaxlib_methods.analysis import empirical_ntk, kernel_target_alignment
 from jaxlib_methods.data import teacher_student
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=192, title="Grokking as the Transition from Lazy to Rich Training Dynamics", year=2023,
               arxiv="2310.06110")
@@ -50,20 +52,23 @@ DEMO = True
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  dim: int = 32
-  n_train: int = 256
-  n_test: int = 400
-  n_ntk: int = 96                   # held-out points for the NTK alignment
-  width: int = 256
-  eps: float = 0.2
-  alphas: tuple[float, ...] = (0.25, 1.0, 2.0, 4.0)
-  learning_rate: float = 4.0
-  num_steps: int = 10000
-  log_every: int = 100
-  train_threshold: float = 0.1
-  test_threshold: float = 0.1
+  seed: Seed = 0
+  dim: PositiveInt = 32
+  n_train: PositiveInt = 256
+  n_test: PositiveInt = 400
+  n_ntk: Annotated[int, Range(ge=2)] = 96            # held-out points for the NTK alignment
+  width: PositiveInt = 256
+  eps: NonNegativeFloat = 0.2
+  alphas: Annotated[tuple[float, ...], Range(gt=0), Length(min=2)] = (0.25, 1.0, 2.0, 4.0)
+  learning_rate: PositiveFloat = 4.0
+  num_steps: PositiveInt = 10000
+  log_every: PositiveInt = 100
+  train_threshold: Annotated[float, Range(gt=0, lt=1)] = 0.1
+  test_threshold: Annotated[float, Range(gt=0, lt=1)] = 0.1
 
+  CHECKS = (Check("num_steps % log_every == 0", "losses are measured every log_every steps up to num_steps"),
+            Check("list(alphas) == sorted(set(alphas))", "alphas increase strictly (the claims read the trend in "
+                  "alpha)"))
 
 PRESETS = {
     "cpu": Config(),

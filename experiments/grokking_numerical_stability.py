@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -50,13 +51,22 @@ from flax import nnx
 from jaxlib_methods.data import modular_arithmetic
 from jaxlib_methods.losses.stablemax import (
     softmax_collapse_fraction,
-    softmax_cross_entropy,
+    softmax_cross_entropy_with_integer_labels,
     stablemax_cross_entropy,
     zero_loss_fraction,
 )
 from jaxlib_methods.nn.mlp import MLP
-from jaxlib_methods.optim.orthograd import scale_by_orthograd
+from jaxlib_methods.optim import scale_by_orthograd
 from jaxlib_methods.runner import Claim, Paper, save_figure, train
+from jaxlib_methods.runner.constraints import (
+    Check,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Range,
+    Seed,
+)
 
 PAPER = Paper(catalog_id=185, title="Grokking at the Edge of Numerical Stability", year=2025, arxiv="2501.04697")
 DEMO = False
@@ -66,23 +76,26 @@ RUNS = ("softmax_fp32", "softmax_fp64", "stablemax", "orthograd")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 42                    # the official code's seed (our split differs: JAX's PRNG, not torch's)
-  p: int = 113
-  train_fraction: float = 0.4
-  width: int = 200
-  learning_rate: float = 0.01       # Fig. 1
-  b1: float = 0.9
-  b2: float = 0.99                  # the code's default; the StableMax run uses b2_stablemax
-  b2_stablemax: float = 0.999       # Fig. 1 StableMax run
-  eps: float = 1e-25                # the code's AdamW eps
-  steps_softmax: int = 2200         # full-batch steps ("epochs") of the two softmax runs; the paper runs 80k
-  steps_stablemax: int = 300        # StableMax groks only after many thousand steps (80k in Fig. 1)
-  steps_orthograd: int = 300        # Fig. 1 runs ⊥AdamW for 300 epochs
-  log_every: int = 50
-  checkpoint_every: int = 1000
-  grok_threshold: float = 0.9       # test accuracy that counts as "grokked"
-  sc_threshold: float = 0.5         # SC share that counts as "in Softmax Collapse"
+  seed: Seed = 42                   # the official code's seed (our split differs: JAX's PRNG, not torch's)
+  p: Annotated[int, Range(ge=2)] = 113
+  train_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.4
+  width: PositiveInt = 200
+  learning_rate: PositiveFloat = 0.01       # Fig. 1
+  b1: Annotated[float, Range(ge=0, lt=1)] = 0.9
+  b2: Annotated[float, Range(ge=0, lt=1)] = 0.99            # the code's default; the StableMax run uses b2_stablemax
+  b2_stablemax: Annotated[float, Range(ge=0, lt=1)] = 0.999  # Fig. 1 StableMax run
+  eps: PositiveFloat = 1e-25                # the code's AdamW eps
+  steps_softmax: NonNegativeInt = 2200      # full-batch steps ("epochs") of the two softmax runs; the paper runs 80k
+  steps_stablemax: NonNegativeInt = 300     # StableMax groks only after many thousand steps (80k in Fig. 1)
+  steps_orthograd: NonNegativeInt = 300     # Fig. 1 runs ⊥AdamW for 300 epochs
+  log_every: PositiveInt = 50
+  checkpoint_every: PositiveInt = 1000
+  grok_threshold: Probability = 0.9         # test accuracy that counts as "grokked"
+  sc_threshold: Probability = 0.5           # SC share that counts as "in Softmax Collapse"
 
+  CHECKS = (Check("1 <= round(train_fraction * p * p) < p * p", "both the train and the test split are non-empty"),
+            Check("max(steps_softmax, steps_stablemax, steps_orthograd) >= 1", "at least one run trains"),
+            Check("checkpoint_every % log_every == 0", "checkpoints are saved at the end of a logged chunk"))
 
 PRESETS = {
     "cpu": Config(),
@@ -105,8 +118,8 @@ def _per_example_loss(run_name: str, logits: jax.Array, labels: jax.Array) -> ja
   if run_name == "stablemax":
     return stablemax_cross_entropy(logits, labels, compute_dtype=jnp.float64)
   if run_name == "softmax_fp64":
-    return softmax_cross_entropy(logits, labels, compute_dtype=jnp.float64).astype(jnp.float32)
-  return softmax_cross_entropy(logits, labels)
+    return softmax_cross_entropy_with_integer_labels(logits, labels, compute_dtype=jnp.float64).astype(jnp.float32)
+  return softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +40,7 @@ import optax
 
 from jaxlib_methods.losses import isogclr_init, isogclr_loss
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=183, title="Not All Semantics are Created Equal: Contrastive Self-supervised Learning with "
               "Automatic Temperature Individualization", year=2023, arxiv="2305.11965")
@@ -47,28 +49,34 @@ DEMO = False
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  dim: int = 32                  # input dimension D
-  n_frequent: int = 2            # frequent classes
-  per_frequent: int = 600
-  n_rare: int = 8                # rare classes
-  per_rare: int = 40
-  cluster_scale: float = 2.0     # distance scale of class means
-  noise: float = 1.0             # within-class spread
-  aug_noise: float = 0.3
-  aug_mask: float = 0.2          # probability of zeroing each feature in a view
-  hidden: int = 64
-  embed: int = 16
-  batch_size: int = 128
-  steps: int = 1500
-  learning_rate: float = 1e-3
-  tau_init: float = 0.1
-  rho: float = 0.3
-  eta: float = 0.01
-  gamma: float = 0.9
-  log_every: int = 100
-  test_fraction: float = 0.3
+  seed: Seed = 0
+  dim: PositiveInt = 32          # input dimension D
+  n_frequent: PositiveInt = 2    # frequent classes
+  per_frequent: PositiveInt = 600
+  n_rare: PositiveInt = 8        # rare classes
+  per_rare: PositiveInt = 40
+  cluster_scale: NonNegativeFloat = 2.0     # distance scale of class means
+  noise: NonNegativeFloat = 1.0             # within-class spread
+  aug_noise: NonNegativeFloat = 0.3
+  aug_mask: Annotated[float, Range(ge=0, lt=1)] = 0.2     # probability of zeroing each feature in a view
+  hidden: PositiveInt = 64
+  embed: PositiveInt = 16
+  batch_size: Annotated[int, Range(ge=2)] = 128           # in-batch negatives need >= 2
+  steps: PositiveInt = 1500
+  learning_rate: PositiveFloat = 1e-3
+  tau_init: Annotated[float, Range(ge=0.05, le=0.7)] = 0.1   # inside iSogCLR's clip range [tau_min, tau_max]
+  rho: NonNegativeFloat = 0.3
+  eta: NonNegativeFloat = 0.01
+  gamma: Annotated[float, Range(gt=0, le=1)] = 0.9
+  log_every: PositiveInt = 100
+  test_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.3
 
+  CHECKS = (Check("steps % log_every == 0", "training runs whole chunks of log_every steps"),
+            Check("2 <= batch_size <= (n_frequent * per_frequent + n_rare * per_rare)"
+                  " - int(test_fraction * (n_frequent * per_frequent + n_rare * per_rare))",
+                  "batches are drawn without replacement from the training split"),
+            Check("int(test_fraction * (n_frequent * per_frequent + n_rare * per_rare)) >= 1",
+                  "the linear probe needs a non-empty test split"))
 
 PRESETS = {
     "cpu": Config(),

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Callable
+from typing import Annotated, Callable
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +37,15 @@ import optax
 
 from jaxlib_methods.losses import comp_sum, ldr
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import (
+    Check,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Range,
+    Seed,
+)
 
 PAPER = Paper(catalog_id=9, title="Label Distributionally Robust Losses for Multi-class Classification: Consistency, "
               "Robustness and Adaptivity", year=2023, arxiv="2112.14869")
@@ -47,23 +56,24 @@ METHODS = ("ce", "gce", "mae", "ldr_kl", "aldr_kl")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  num_classes: int = 10
-  dim: int = 20
-  separation: float = 1.2          # std of the random class means (unit-variance classes)
-  n_train: int = 1000
-  n_test: int = 2000
-  sym_rate: float = 0.4
-  asym_rate: float = 0.3
-  hidden: int = 128
-  steps: int = 1000
-  learning_rate: float = 1e-3
-  ldr_lambda: float = 10.0         # LDR-KL lambda and ALDR-KL lambda_0 (from the paper's grid 0.1, 1, 10)
-  ldr_margin: float = 0.1
-  aldr_alpha: float = 2.0
-  gce_q: float = 0.7
-  log_every: int = 100
+  seed: Seed = 0
+  num_classes: Annotated[int, Range(ge=2)] = 10
+  dim: PositiveInt = 20
+  separation: NonNegativeFloat = 1.2        # std of the random class means (unit-variance classes)
+  n_train: PositiveInt = 1000
+  n_test: PositiveInt = 2000
+  sym_rate: Probability = 0.4
+  asym_rate: Probability = 0.3
+  hidden: PositiveInt = 128
+  steps: PositiveInt = 1000
+  learning_rate: PositiveFloat = 1e-3
+  ldr_lambda: PositiveFloat = 10.0         # LDR-KL lambda and ALDR-KL lambda_0 (from the paper's grid 0.1, 1, 10)
+  ldr_margin: NonNegativeFloat = 0.1
+  aldr_alpha: PositiveFloat = 2.0
+  gce_q: Annotated[float, Range(gt=0, le=1)] = 0.7
+  log_every: PositiveInt = 100
 
+  CHECKS = (Check("steps % log_every == 0", "training runs whole chunks of log_every steps"),)
 
 PRESETS = {
     "cpu": Config(),

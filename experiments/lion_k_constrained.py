@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
@@ -46,6 +46,7 @@ import optax
 
 from jaxlib_methods.optim import lion_k, make_k_function
 from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, place_state, save_figure, shard_batch, train
+from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=193, title="Lion Secretly Solves Constrained Optimization: As Lyapunov Predicts",
               year=2023, arxiv="2310.05898")
@@ -54,25 +55,29 @@ DEMO = True
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  n: int = 512                      # data points (a multiple of mesh.data)
-  d: int = 10                       # dimension
-  ridge: float = 1e-2               # f(x) = mean logistic loss + ridge/2 ||x||^2
-  radius_fraction: float = 0.5      # 1/lambda = radius_fraction * ||x_unconstrained||_inf
+  seed: Seed = 0
+  n: PositiveInt = 512              # data points (a multiple of mesh.data)
+  d: PositiveInt = 10               # dimension
+  ridge: PositiveFloat = 1e-2       # f(x) = mean logistic loss + ridge/2 ||x||^2
+  radius_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.5   # 1/lambda = radius_fraction * ||x_unconstrained||_inf
   grad_K: Literal["l1", "huber"] = "l1"
-  huber_e: float = 0.1
-  learning_rate: float = 1e-3       # eta
-  b1: float = 0.9
-  b2: float = 0.99
-  horizon: float = 30.0             # continuous time; steps = horizon / eta
-  decay_fraction: float = 0.2       # run A: linear decay of eta to 0 over the last fraction of the steps
-  init_scale: float = 2.0           # run A starts at init_scale / lambda * random signs (outside the box)
-  step_ratio: int = 4               # run C uses eta / step_ratio
-  log_every: int = 500
-  checkpoint_every: int = 10000
+  huber_e: PositiveFloat = 0.1
+  learning_rate: PositiveFloat = 1e-3       # eta
+  b1: Annotated[float, Range(ge=0, le=1)] = 0.9
+  b2: Annotated[float, Range(ge=0, lt=1)] = 0.99
+  horizon: PositiveFloat = 30.0             # continuous time; steps = horizon / eta
+  decay_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.2   # run A: linear decay of eta to 0 over the last fraction
+  init_scale: Annotated[float, Range(gt=1)] = 2.0   # run A starts at init_scale / lambda * random signs (outside)
+  step_ratio: Annotated[int, Range(ge=2)] = 4       # run C uses eta / step_ratio
+  log_every: PositiveInt = 500
+  checkpoint_every: PositiveInt = 10000
   dtype: Literal["float64", "float32"] = "float64"
   mesh: MeshConfig = MeshConfig()
 
+  CHECKS = (Check("round(horizon / learning_rate) >= log_every", "the run (horizon / learning_rate steps) covers at "
+                  "least one log interval"),
+            Check("checkpoint_every % log_every == 0", "checkpoints are saved at the end of a logged chunk"),
+            Check("mesh.data == 0 or n % mesh.data == 0", "the n data points are split evenly over mesh.data devices"))
 
 PRESETS = {
     "cpu": Config(),

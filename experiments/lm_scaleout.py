@@ -46,7 +46,7 @@ import pathlib
 import shutil
 import tempfile
 import time
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import jax
 import jax.numpy as jnp
@@ -60,6 +60,8 @@ from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next
 from jaxlib_methods.optim import frugal, galore, q_galore
 from jaxlib_methods.runner import Claim, MeshConfig, Paper, save_figure, train
 from jaxlib_methods.runner import distributed
+from jaxlib_methods.runner.constraints import (Check, Length, NonNegativeFloat, NonNegativeInt, PositiveFloat,
+                                               PositiveInt, Range, Seed)
 from jaxlib_methods.runner import sharding as shd
 
 PAPER = Paper(catalog_id=105, title="Q-GaLore: Quantized GaLore with INT4 Projection and Layer-Adaptive Low-Rank "
@@ -69,49 +71,63 @@ DEMO = False
 OPTIMIZERS = ("adamw", "galore", "frugal", "q_galore")
 
 
+# Meshes the checks can name: "DATAxFSDPxTENSOR" with a product of 1, 2, 4 or 8 devices.
+MESHES = tuple(f"{d}x{f}x{t}" for n in (1, 2, 4, 8) for d in (1, 2, 4, 8) for f in (1, 2, 4, 8) for t in (1, 2, 4, 8)
+               if d * f * t == n)
+Mesh = Literal[MESHES]
+Dtype = Literal["float32", "bfloat16", "float16"]
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
+  seed: Seed = 0
   # model: jaxlib_methods.nn.TransformerLM
-  vocab_size: int = 64
-  d_model: int = 64
-  num_layers: int = 2
-  num_heads: int = 4
-  mlp_ratio: int = 4
-  seq_len: int = 32
+  vocab_size: Annotated[int, Range(ge=2)] = 64
+  d_model: PositiveInt = 64
+  num_layers: PositiveInt = 2
+  num_heads: PositiveInt = 4
+  mlp_ratio: PositiveInt = 4
+  seq_len: Annotated[int, Range(ge=2)] = 32
   attention: Literal["builtin", "mha", "gla"] = "builtin"
   implementation: Optional[Literal["pallas", "xla", "cudnn"]] = None
   interpret: bool = False
-  param_dtype: str = "float32"
-  dtype: str = "float32"
+  param_dtype: Dtype = "float32"
+  dtype: Dtype = "float32"
   # data: a seeded Markov language
-  concentration: float = 0.1
-  pool_sequences: int = 512
-  eval_sequences: int = 64
-  batch_size: int = 16               # global batch (divisible by mesh.data * mesh.fsdp)
+  concentration: PositiveFloat = 0.1
+  pool_sequences: PositiveInt = 512
+  eval_sequences: PositiveInt = 64
+  batch_size: PositiveInt = 16       # global batch (divisible by mesh.data * mesh.fsdp)
   # optimizer
   optimizer: Literal["adamw", "galore", "frugal", "q_galore"] = "adamw"
-  learning_rate: float = 3e-3
-  weight_decay: float = 0.0
-  rank: int = 8                      # GaLore / Q-GaLore rank
-  rho: float = 0.25                  # FRUGAL density
-  update_gap: int = 50
+  learning_rate: PositiveFloat = 3e-3
+  weight_decay: NonNegativeFloat = 0.0
+  rank: PositiveInt = 8              # GaLore / Q-GaLore rank
+  rho: Annotated[float, Range(gt=0, le=1)] = 0.25   # FRUGAL density
+  update_gap: PositiveInt = 50
   # main run (runner.train)
-  num_steps: int = 60
-  log_every: int = 20
-  checkpoint_every: int = 60
+  num_steps: PositiveInt = 60
+  log_every: PositiveInt = 20
+  checkpoint_every: PositiveInt = 60
   mesh: MeshConfig = MeshConfig()
   shard_optimizer_state: bool = True   # False replicates the optimizer state (a mutation)
   data_seed_per_shard: bool = False    # True: each batch shard reads rows by shard index (a mutation)
   # scale-out checks (child processes; 0 devices = skip)
-  check_devices: int = 8
-  check_steps: int = 3
-  check_meshes: tuple[str, ...] = ("2x4x1", "2x2x2")
-  check_optimizers: tuple[str, ...] = ("adamw", "galore")
-  check_processes: int = 2
-  process_mesh: str = "2x4x1"
-  rtol: float = 1e-4
-  check_timeout_s: int = 600
+  check_devices: Annotated[int, Range(ge=0, le=8)] = 8
+  check_steps: PositiveInt = 3
+  check_meshes: Annotated[tuple[Mesh, ...], Length(min=1)] = ("2x4x1", "2x2x2")
+  check_optimizers: Annotated[tuple[Literal["adamw", "galore", "frugal", "q_galore"], ...], Length(min=1)] = (
+      "adamw", "galore")
+  check_processes: NonNegativeInt = 2
+  process_mesh: Mesh = "2x4x1"
+  rtol: Annotated[float, Range(gt=0, lt=1)] = 1e-4
+  check_timeout_s: PositiveInt = 600
+
+  CHECKS = (Check("d_model % num_heads == 0", "the heads split d_model evenly"),
+            Check("mesh.data * mesh.fsdp == 0 or batch_size % (mesh.data * mesh.fsdp) == 0",
+                  "the global batch is split evenly over the data and fsdp axes"),
+            Check("check_processes == 0 or check_devices % check_processes == 0",
+                  "the multi-process check gives each process the same number of devices"))
 
 
 PRESETS = {
@@ -355,7 +371,8 @@ def child_config(config: Config) -> Config:
   """The config of the multi-process check run: a short adamw run on `process_mesh`, no nested checks."""
   return dataclasses.replace(config, optimizer="adamw", num_steps=config.check_steps, log_every=1,
                              checkpoint_every=config.check_steps, mesh=parse_mesh(config.process_mesh),
-                             check_devices=0, check_processes=0)
+                             check_devices=0, check_processes=0, check_meshes=(config.process_mesh,),
+                             check_optimizers=("adamw",))
 
 
 def _overrides(config: Config) -> list[str]:

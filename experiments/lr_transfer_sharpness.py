@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +38,7 @@ from jaxlib_methods.analysis import hessian_top_eigenvalue
 from jaxlib_methods.nn.mlp import MLP
 from jaxlib_methods.nn.parametrization import lr_multipliers
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=92, title="Why do Learning Rates Transfer? Reconciling Optimization and Scaling Limits for "
               "Deep Learning", year=2024, arxiv="2402.17457")
@@ -47,19 +49,23 @@ PARAMS = ("mup", "ntk")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  widths: tuple[int, ...] = (32, 64, 128, 256)
-  in_dim: int = 16
-  n_train: int = 256
-  num_steps: int = 150
-  lr_min: float = 0.05
-  lr_grid_ratio: float = 2.0
-  num_lrs: int = 9
-  sharpness_lr: float = 0.4
-  sharpness_every: int = 25
-  power_iters: int = 10
-  log_every: int = 20
+  seed: Seed = 0
+  widths: Annotated[tuple[int, ...], Range(ge=1), Length(min=2)] = (32, 64, 128, 256)
+  in_dim: PositiveInt = 16
+  n_train: PositiveInt = 256
+  num_steps: PositiveInt = 150
+  lr_min: PositiveFloat = 0.05
+  lr_grid_ratio: Annotated[float, Range(gt=1)] = 2.0
+  num_lrs: PositiveInt = 9
+  sharpness_lr: PositiveFloat = 0.4
+  sharpness_every: PositiveInt = 25
+  power_iters: PositiveInt = 10
+  log_every: PositiveInt = 20
 
+  CHECKS = (Check("list(widths) == sorted(set(widths))", "widths increase strictly (the LR shift is read from the "
+                  "smallest to the largest)"),
+            Check("num_steps % sharpness_every == 0", "sharpness is measured every sharpness_every steps up to "
+                  "num_steps"))
 
 PRESETS = {
     "cpu": Config(),

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Annotated
 
 import numpy as np
 
 from jaxlib_methods.analysis import eigenlearning_risk
 from jaxlib_methods.data import power_law_task
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=208, title="More is Better in Modern Machine Learning: when Infinite Overparameterization "
               "is Optimal and Overfitting is Obligatory", year=2023, arxiv="2311.14646")
@@ -38,18 +40,21 @@ DEMO = True
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  num_dims: int = 2000
-  alpha: float = 1.5
-  beta: float = 1.5
-  noise_std: float = 0.1
-  ns: tuple[int, ...] = (32, 64, 128, 256)
-  ps: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024)
-  ridge_min: float = 1e-5
-  ridge_max: float = 1e1
-  num_ridges: int = 19
-  num_seeds: int = 4
+  seed: Seed = 0
+  num_dims: PositiveInt = 2000
+  alpha: PositiveFloat = 1.5
+  beta: PositiveFloat = 1.5
+  noise_std: NonNegativeFloat = 0.1
+  ns: Annotated[tuple[int, ...], Range(ge=1), Length(min=2)] = (32, 64, 128, 256)
+  ps: Annotated[tuple[int, ...], Range(ge=1), Length(min=2)] = (16, 32, 64, 128, 256, 512, 1024)
+  ridge_min: PositiveFloat = 1e-5
+  ridge_max: PositiveFloat = 1e1
+  num_ridges: PositiveInt = 19
+  num_seeds: PositiveInt = 4
 
+  CHECKS = (Check("list(ns) == sorted(set(ns))", "ns increase strictly (monotonicity in n is read along them)"),
+            Check("list(ps) == sorted(set(ps))", "ps increase strictly (monotonicity in p is read along them)"),
+            Check("ridge_min <= ridge_max", "the ridge grid runs from ridge_min to ridge_max"))
 
 PRESETS = {"cpu": Config(), "gpu": Config(num_dims=20000, ns=(64, 128, 256, 512, 1024, 2048),
                                           ps=(64, 128, 256, 512, 1024, 2048, 4096, 8192), num_seeds=8),

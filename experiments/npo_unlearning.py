@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +37,7 @@ import optax
 
 from jaxlib_methods.losses import npo
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=182, title="Negative Preference Optimization: From Catastrophic Collapse to Effective "
               "Unlearning", year=2024, arxiv="2404.05868")
@@ -44,25 +46,28 @@ DEMO = True
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  num_classes: int = 10
-  dim: int = 20
-  separation: float = 1.5
-  n_train: int = 1000
-  n_test: int = 2000
-  forget_fraction: float = 0.1
-  forget_offset: float = 10.0       # distance of the forget cluster from the origin
-  forget_spread: float = 1.0
-  hidden: int = 128
-  pretrain_steps: int = 1500
-  pretrain_lr: float = 3e-3
-  unlearn_steps: int = 4000
-  unlearn_lr: float = 0.005
-  beta: float = 0.1                 # the official code's default
-  collapse_fraction: float = 0.5    # collapse: test accuracy < this x the initial one
-  min_slowdown: float = 5.0
-  log_every: int = 40
+  seed: Seed = 0
+  num_classes: Annotated[int, Range(ge=2)] = 10
+  dim: PositiveInt = 20
+  separation: NonNegativeFloat = 1.5
+  n_train: PositiveInt = 1000
+  n_test: PositiveInt = 2000
+  forget_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.1
+  forget_offset: PositiveFloat = 10.0       # distance of the forget cluster from the origin
+  forget_spread: NonNegativeFloat = 1.0
+  hidden: PositiveInt = 128
+  pretrain_steps: PositiveInt = 1500
+  pretrain_lr: PositiveFloat = 3e-3
+  unlearn_steps: PositiveInt = 4000
+  unlearn_lr: PositiveFloat = 0.005
+  beta: PositiveFloat = 0.1                 # the official code's default
+  collapse_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.5    # collapse: test accuracy < this x the initial one
+  min_slowdown: PositiveFloat = 5.0
+  log_every: PositiveInt = 40
 
+  CHECKS = (Check("unlearn_steps % log_every == 0", "unlearning runs whole chunks of log_every steps"),
+            Check("1 <= round(forget_fraction * n_train) < n_train", "both the forget and the retain set are "
+                  "non-empty"))
 
 PRESETS = {
     "cpu": Config(),

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -46,6 +47,7 @@ from flax import nnx
 from jaxlib_methods.data import entropy_rate, random_markov_language, sample_markov_sequences
 from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=189, title="Small-scale proxies for large-scale Transformer training instabilities",
               year=2023, arxiv="2309.14322")
@@ -56,27 +58,29 @@ VARIANTS = ("baseline", "qk_ln", "qk_ln_z")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  vocab_size: int = 64
-  concentration: float = 0.2        # Dirichlet concentration of the Markov language (lower = lower entropy)
-  d_model: int = 64
-  num_layers: int = 2
-  num_heads: int = 2
-  batch_size: int = 8
-  seq_len: int = 32
-  num_steps: int = 200
-  warmup_fraction: float = 0.05
-  lr_min: float = 3e-4
-  lr_max: float = 3e-1
-  num_lrs: int = 7
-  b1: float = 0.9
-  b2: float = 0.95
-  eps: float = 1e-8
-  clip_norm: float = 1.0
-  weight_decay: float = 1e-4        # independent of the LR
-  z_loss_coeff: float = 1e-4
-  log_every: int = 50
+  seed: Seed = 0
+  vocab_size: Annotated[int, Range(ge=2)] = 64
+  concentration: PositiveFloat = 0.2        # Dirichlet concentration of the Markov language (lower = lower entropy)
+  d_model: PositiveInt = 64
+  num_layers: PositiveInt = 2
+  num_heads: PositiveInt = 2
+  batch_size: PositiveInt = 8
+  seq_len: Annotated[int, Range(ge=2)] = 32
+  num_steps: PositiveInt = 200
+  warmup_fraction: Annotated[float, Range(ge=0, lt=1)] = 0.05
+  lr_min: PositiveFloat = 3e-4
+  lr_max: PositiveFloat = 3e-1
+  num_lrs: Annotated[int, Range(ge=2)] = 7
+  b1: Annotated[float, Range(ge=0, lt=1)] = 0.9
+  b2: Annotated[float, Range(ge=0, lt=1)] = 0.95
+  eps: PositiveFloat = 1e-8
+  clip_norm: PositiveFloat = 1.0
+  weight_decay: NonNegativeFloat = 1e-4     # independent of the LR
+  z_loss_coeff: NonNegativeFloat = 1e-4
+  log_every: PositiveInt = 50
 
+  CHECKS = (Check("d_model % num_heads == 0", "attention splits d_model into heads"),
+            Check("lr_min < lr_max", "the LR sweep runs from lr_min up to lr_max"))
 
 PRESETS = {
     "cpu": Config(),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +31,7 @@ import optax
 
 from jaxlib_methods.losses import cca_ey_loss
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=120, title="Unconstrained Stochastic CCA: Unifying Multiview and Self-Supervised Learning",
               year=2024, arxiv="2310.01012")
@@ -38,19 +40,23 @@ DEMO = True
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  n: int = 4000                 # training pairs
-  p: int = 8                    # dimension of each view
-  n_signal: int = 4             # canonical pairs with non-zero correlation
-  rho_max: float = 0.9
-  rho_min: float = 0.3
-  k: int = 3                    # components learnt
-  batch_size: int = 256
-  steps: int = 4000
-  learning_rate: float = 1e-2   # Adam, cosine-decayed to 0
-  init_scale: float = 0.1
-  log_every: int = 200
+  seed: Seed = 0
+  n: PositiveInt = 4000             # training pairs
+  p: PositiveInt = 8                # dimension of each view
+  n_signal: PositiveInt = 4         # canonical pairs with non-zero correlation
+  rho_max: Annotated[float, Range(gt=0, lt=1)] = 0.9
+  rho_min: Annotated[float, Range(gt=0, lt=1)] = 0.3
+  k: PositiveInt = 3                # components learnt
+  batch_size: PositiveInt = 256
+  steps: PositiveInt = 4000
+  learning_rate: PositiveFloat = 1e-2   # Adam, cosine-decayed to 0
+  init_scale: PositiveFloat = 0.1
+  log_every: PositiveInt = 200
 
+  CHECKS = (Check("k <= n_signal <= p", "k components are learnt among the n_signal correlated pairs of p"),
+            Check("rho_min <= rho_max", "the canonical correlations run from rho_max down to rho_min"),
+            Check("batch_size <= n", "batches are drawn without replacement from the n pairs"),
+            Check("steps % log_every == 0", "training runs whole chunks of log_every steps"))
 
 PRESETS = {
     "cpu": Config(),

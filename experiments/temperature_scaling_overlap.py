@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +43,7 @@ import optax
 from jaxlib_methods.analysis import expected_calibration_error, fit_temperature
 from jaxlib_methods.data import overlapping_classes, sample_gaussian_mixture
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=18, title="On the Limitations of Temperature Scaling for Distributions with Overlaps",
               year=2023, arxiv="2306.00740")
@@ -50,20 +52,23 @@ DEMO = False
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: int = 0
-  num_classes: int = 4
-  dim: int = 8
-  separation: float = 4.0
-  noises: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
-  n_train: int = 512
-  n_val: int = 2000
-  n_test: int = 4000
-  hidden: int = 256
-  num_steps: int = 1500
-  learning_rate: float = 2e-3
-  mixup_alpha: float = 1.0
-  n_bins: int = 15
+  seed: Seed = 0
+  num_classes: Annotated[int, Range(ge=2)] = 4
+  dim: Annotated[int, Range(ge=2)] = 8
+  separation: PositiveFloat = 4.0
+  noises: Annotated[tuple[float, ...], Range(ge=0, le=1), Length(min=2)] = (0.0, 0.25, 0.5, 0.75)
+  n_train: PositiveInt = 512
+  n_val: PositiveInt = 2000
+  n_test: PositiveInt = 4000
+  hidden: PositiveInt = 256
+  num_steps: PositiveInt = 1500
+  learning_rate: PositiveFloat = 2e-3
+  mixup_alpha: PositiveFloat = 1.0
+  n_bins: PositiveInt = 15
 
+  CHECKS = (Check("num_classes <= dim", "the overlapping classes are laid out along num_classes of the dim axes"),
+            Check("list(noises) == sorted(set(noises))", "label-overlap rates increase strictly (the claims compare "
+                  "the first with the last)"))
 
 PRESETS = {"cpu": Config(), "gpu": Config(n_train=4096, hidden=1024, num_steps=10000, num_classes=8, dim=16),
            "tpu": Config(n_train=4096, hidden=1024, num_steps=10000, num_classes=8, dim=16)}
@@ -142,8 +147,8 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
       lt = _apply(p, xte[i])
       res["train_acc"].append(float(jnp.mean(jnp.argmax(_apply(p, xtr[i]), -1) == ytr[i])))
       res["test_acc"].append(float(jnp.mean(jnp.argmax(lt, -1) == yte[i])))
-      res["ece_raw"].append(float(expected_calibration_error(jax.nn.softmax(lt), yte[i], n_bins=config.n_bins)))
-      res["ece_ts"].append(float(expected_calibration_error(jax.nn.softmax(lt / t), yte[i], n_bins=config.n_bins)))
+      res["ece_raw"].append(float(expected_calibration_error(lt, yte[i], n_bins=config.n_bins)))
+      res["ece_ts"].append(float(expected_calibration_error(lt / t, yte[i], n_bins=config.n_bins)))
       res["temperature"].append(float(t))
       log.log(i, **{f"{method}/{key_}": v[-1] for key_, v in res.items()})
     out[method] = res

@@ -8,9 +8,10 @@ host sync. Messages name the argument and the value (``f"{x=}"`` style), so a us
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -60,3 +61,251 @@ def check_same_shape_and_dtype(a_name: str, a: Any, b_name: str, b: Any) -> None
   if a.shape != b.shape or a.dtype != b.dtype:
     raise ValueError(f"{a_name} and {b_name} must share shape and dtype, got {a_name}.shape={a.shape}, "
                      f"{b_name}.shape={b.shape}, {a_name}.dtype={a.dtype}, {b_name}.dtype={b.dtype}")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Array arguments of losses and diagnostics (see docs/conventions.md).
+#
+# The rule for invalid VALUES inside arrays (labels out of range, duplicate indices, sigma > sigma_next, ...):
+#   * concrete arrays (eager calls, and every argument that is not being traced): a ValueError naming the argument,
+#     raised before any work;
+#   * traced arrays (inside jit / vmap / grad of that argument), whose values cannot be inspected without a host sync:
+#     the affected outputs are NaN, in value AND gradient (`nan_where_invalid` multiplies by NaN, so the gradient of
+#     the offending rows is NaN too and `optax.apply_if_finite` or the runner's non-finite guard sees it). Rows
+#     excluded by a `where` mask are neither checked nor poisoned.
+# Wrong dtypes are TypeErrors, wrong shapes ValueErrors: both are static, so they are raised even under jit.
+# ----------------------------------------------------------------------------------------------------------------------
+
+def is_traced(x: Any) -> bool:
+  """True when `x` is a tracer (its values are unknown: inside jit, vmap, or a transformation of `x`)."""
+  return isinstance(x, jax.core.Tracer)
+
+
+def _dtype_of(x: Any):
+  return x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype  # lists and scalars: NumPy's reading
+
+
+def check_floating(x: Any, name: str) -> jax.Array:
+  """`x` as a jax array; TypeError unless its dtype is a real floating type (not int, bool or complex).
+
+  Python int/float scalars are accepted (weakly typed, as jax treats them) and become float arrays.
+  """
+  if isinstance(x, (int, float)) and not isinstance(x, bool):
+    return jnp.asarray(float(x))
+  dtype = _dtype_of(x)
+  if not jnp.issubdtype(dtype, jnp.floating):
+    raise TypeError(f"{name} must be a floating-point array (float16/bfloat16/float32/float64), got {name}.dtype="
+                    f"{np.dtype(dtype).name}")
+  return jnp.asarray(x)
+
+
+def check_integer(x: Any, name: str) -> jax.Array:
+  """`x` as a jax array; TypeError unless its dtype is a (signed or unsigned) integer type (bool is not)."""
+  dtype = _dtype_of(x)
+  if not jnp.issubdtype(dtype, jnp.integer):
+    raise TypeError(f"{name} must be an integer array, got {name}.dtype={np.dtype(dtype).name}")
+  return jnp.asarray(x)
+
+
+def check_bool(x: Any, name: str) -> jax.Array:
+  """`x` as a jax array; TypeError unless its dtype is bool."""
+  dtype = _dtype_of(x)
+  if dtype != jnp.bool_:
+    raise TypeError(f"{name} must be a boolean array, got {name}.dtype={np.dtype(dtype).name}")
+  return jnp.asarray(x)
+
+
+def check_min_size(x: Any, name: str, minimum: int, axis: int = 0, what: str = "examples") -> None:
+  """ValueError unless `x.shape[axis] >= minimum` (e.g. a batch-level loss given an empty batch)."""
+  n = np.shape(x)[axis]
+  if n < minimum:
+    raise ValueError(f"{name} needs at least {minimum} {what} along axis {axis}, got {name}.shape={tuple(np.shape(x))}")
+
+
+def compute_dtype_for(dtype: Any) -> jnp.dtype:
+  """Dtype a loss computes in: float32 for float16/bfloat16 inputs (the result is cast back), else the input's."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def check_where(where: Any, shape: tuple, name: str = "where") -> jax.Array | None:
+  """The optional boolean example mask: None, or a bool array of exactly `shape` (TypeError / ValueError)."""
+  if where is None:
+    return None
+  where = check_bool(where, name)
+  if where.shape != tuple(shape):
+    raise ValueError(f"{name} must be a boolean mask with the loss's output shape {tuple(shape)}, got "
+                     f"{name}.shape={where.shape}")
+  return where
+
+
+def check_values(ok: Any, x: Any, name: str, requirement: str, where: Any = None) -> jax.Array | None:
+  """Apply the library's rule for invalid values to the boolean array `ok` (True where `x` is valid).
+
+  Args:
+    ok: bool array, True where the corresponding element of `x` is valid (computed by the caller with jnp ops).
+    x: the argument the values come from (decides concrete vs traced).
+    name: the argument's name, for the message.
+    requirement: what valid means, e.g. "in [0, 10)".
+    where: optional bool mask broadcastable to `ok`; False entries are not checked.
+
+  Returns:
+    None when `x` (and `where`) are concrete and every checked entry is valid (nothing to poison), else the bool
+    array `valid` (True where ok or excluded) to pass to `nan_where_invalid`.
+
+  Raises:
+    ValueError: `x` is concrete and some checked entry is invalid.
+  """
+  ok = jnp.asarray(ok)
+  valid = ok if where is None else (ok | ~jnp.asarray(where))
+  if is_traced(x) or is_traced(where) or is_traced(valid):
+    return valid
+  bad = ~np.asarray(valid)
+  if bad.any():
+    vals = np.asarray(x)
+    example = f" (e.g. {np.unique(vals[bad])[:5].tolist()})" if vals.shape == bad.shape else ""
+    n_bad = int(bad.sum())
+    raise ValueError(f"{name} must be {requirement}; {n_bad} entr{'y is' if n_bad == 1 else 'ies are'} not{example}")
+  return None
+
+
+def check_labels(labels: Any, num_classes: int, name: str = "labels", where: Any = None) -> jax.Array | None:
+  """Integer class labels in [0, num_classes): TypeError for a non-integer dtype, then `check_values`.
+
+  Returns None (all valid, concrete) or the traced `valid` mask for `nan_where_invalid`.
+  """
+  labels = check_integer(labels, name)
+  return check_values((labels >= 0) & (labels < num_classes), labels, name,
+                      f"integer class indices in [0, {num_classes})", where)
+
+
+def nan_where_invalid(x: jax.Array, valid: jax.Array | None) -> jax.Array:
+  """`x` where `valid`, NaN elsewhere, in value and in gradient (the rule for invalid traced values).
+
+  Multiplies by 1 or NaN, so the gradient of an invalid entry is NaN as well (a `jnp.where` would give it a
+  silent zero gradient). `valid` broadcasts against `x`; for a scalar `x` any invalid entry makes it NaN.
+  """
+  if valid is None:
+    return x
+  valid = jnp.asarray(valid)
+  x_ndim = jnp.ndim(x)
+  if valid.ndim > x_ndim:  # e.g. a scalar batch-level loss: any invalid entry poisons it
+    valid = jnp.all(valid.reshape(valid.shape[:x_ndim] + (-1,)), axis=-1)
+  elif valid.ndim < x_ndim:  # e.g. per-example validity of a [..., K] output
+    valid = valid.reshape(valid.shape + (1,) * (x_ndim - valid.ndim))
+  scale = jnp.where(valid, jnp.ones((), x.dtype), jnp.full((), jnp.nan, x.dtype))
+  return x * scale
+
+
+def check_axis(axis: Any, ndim: int, name: str = "axis") -> int:
+  """`axis` normalised to [0, ndim): TypeError unless a Python/NumPy int, ValueError if out of range."""
+  if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+    raise TypeError(f"{name} must be an int (one class axis), got {name}={axis!r}")
+  if not -ndim <= int(axis) < ndim:
+    raise ValueError(f"{name}={axis} is out of range for an array of rank {ndim}")
+  return int(axis) % ndim
+
+
+class ClassificationInputs(NamedTuple):
+  """Checked inputs of a loss on class logits (see `classification_inputs`)."""
+  logits: jax.Array                # [..., K]: class axis moved last, in the compute dtype, excluded rows zeroed
+  labels: jax.Array                # [...]: int, clipped into [0, K) (safe to gather with)
+  where: jax.Array | None          # [...] bool example mask, or None
+  class_where: jax.Array | None    # [..., K] bool class mask (only where the loss allows one), or None
+  valid: jax.Array | None          # [...] bool, for `nan_where_invalid` (None: all checked eagerly and valid)
+  dtype: Any                       # the output dtype
+
+
+def classification_inputs(logits: Any, labels: Any, *, axis: Any = -1, where: Any = None,
+                          compute_dtype: Any = None, logits_name: str = "logits", labels_name: str = "labels",
+                          allow_class_where: bool = False) -> ClassificationInputs:
+  """Check and prepare (logits [..., K, ...], integer labels [...]) for a per-example classification loss.
+
+  Checks (see docs/conventions.md): logits floating (TypeError), labels integer (TypeError), `axis` an int in
+  range, at least one class, labels shaped like logits without the class axis, `where` bool and shaped like the
+  labels (or, with `allow_class_where`, like the logits: a class mask as in optax), labels in [0, K) where
+  selected (ValueError when concrete; NaN rows when traced). Half-precision logits are computed in float32 and the
+  output is cast back; `compute_dtype`, when given, sets both.
+  """
+  logits = check_floating(logits, logits_name)
+  if logits.ndim < 1:
+    raise ValueError(f"{logits_name} must have a class axis (rank >= 1), got {logits_name}.shape={logits.shape}")
+  full_shape = logits.shape
+  ax = check_axis(axis, logits.ndim)
+  logits = jnp.moveaxis(logits, ax, -1)
+  k = logits.shape[-1]
+  if k < 1:
+    raise ValueError(f"{logits_name} needs at least one class along axis {axis}, got {logits_name}.shape={full_shape}")
+  labels = check_integer(labels, labels_name)
+  if labels.shape != logits.shape[:-1]:
+    raise ValueError(f"{labels_name} must have the shape of {logits_name} without its class axis {axis}, i.e. "
+                     f"{logits.shape[:-1]}; got {labels_name}.shape={labels.shape}, {logits_name}.shape={full_shape}")
+  class_where = None
+  if where is not None:
+    where = check_bool(where, "where")
+    if allow_class_where and where.shape == full_shape:
+      class_where = jnp.moveaxis(where, ax, -1)
+      where = jnp.any(class_where, axis=-1)
+    elif where.shape != labels.shape:
+      allowed = f" or the logits' shape {full_shape}" if allow_class_where else ""
+      raise ValueError(f"where must be a boolean mask of shape {labels.shape} (one entry per example){allowed}, got "
+                       f"where.shape={where.shape}")
+  ok = (labels >= 0) & (labels < k)
+  safe_labels = jnp.clip(labels, 0, k - 1)
+  if class_where is not None:
+    ok = ok & jnp.take_along_axis(class_where, safe_labels[..., None], axis=-1)[..., 0]
+  requirement = f"integer class indices in [0, {k})" + (" of classes selected by where" if class_where is not None
+                                                        else "")
+  valid = check_values(ok, labels, labels_name, requirement, where)
+  dtype = logits.dtype if compute_dtype is None else jnp.dtype(compute_dtype)
+  z = logits.astype(compute_dtype_for(logits.dtype) if compute_dtype is None else compute_dtype)
+  if where is not None:  # excluded rows must not send NaN into the gradient (the double-where trick)
+    z = jnp.where(where[..., None], z, jnp.zeros((), z.dtype))
+  return ClassificationInputs(z, safe_labels, where, class_where, valid, dtype)
+
+
+def finish_per_example(loss: jax.Array, valid: jax.Array | None, where: jax.Array | None, dtype: Any) -> jax.Array:
+  """The common tail of a per-example loss: NaN for invalid rows, 0 for rows excluded by `where`, output dtype."""
+  loss = nan_where_invalid(loss, valid)
+  if where is not None:
+    loss = jnp.where(where.reshape(where.shape + (1,) * (loss.ndim - where.ndim)), loss, jnp.zeros((), loss.dtype))
+  return loss.astype(dtype)
+
+
+def combine_valid(*masks: jax.Array | None) -> jax.Array | None:
+  """Logical AND of `valid` masks from `check_values` (None means all valid); broadcasts."""
+  out = None
+  for m in masks:
+    if m is not None:
+      out = m if out is None else (out & m)
+  return out
+
+
+def check_positive_values(x: Any, name: str, shape: tuple | None = None, *, allow_zero: bool = False,
+                          where: Any = None) -> jax.Array | None:
+  """A positive (or non-negative) floating hyperparameter given as a number or an array (e.g. one per example).
+
+  Shape: a scalar or exactly `shape` (when given), else ValueError. Values: finite and > 0 (>= 0 with
+  `allow_zero`): ValueError when concrete, a `valid` mask to poison with when traced (see `check_values`).
+  """
+  if shape is not None and np.ndim(x) != 0 and tuple(np.shape(x)) != tuple(shape):
+    raise ValueError(f"{name} must be a scalar or have shape {tuple(shape)} (one per example), got "
+                     f"{name}.shape={tuple(np.shape(x))}")
+  dtype = _dtype_of(x)
+  if jnp.issubdtype(dtype, jnp.complexfloating) or dtype == jnp.bool_:
+    raise TypeError(f"{name} must be a real number, got {name}.dtype={np.dtype(dtype).name}")
+  v = jnp.asarray(x)
+  ok = jnp.isfinite(v) & ((v >= 0) if allow_zero else (v > 0))
+  return check_values(ok, x, name, "finite and >= 0" if allow_zero else "finite and > 0",
+                      None if where is None or np.ndim(x) == 0 else where)
+
+
+def check_float_tree(tree: Any, name: str) -> None:
+  """TypeError unless every leaf of the pytree `tree` is floating (it is differentiated); ValueError if it has none."""
+  leaves = jax.tree_util.tree_leaves_with_path(tree)
+  if not leaves:
+    raise ValueError(f"{name} has no array leaves")
+  for path, leaf in leaves:
+    dtype = _dtype_of(leaf)
+    if not jnp.issubdtype(dtype, jnp.floating):
+      raise TypeError(f"{name} must hold floating arrays (they are differentiated), got {name}"
+                      f"{jax.tree_util.keystr(path)}.dtype={np.dtype(dtype).name}")

@@ -17,19 +17,48 @@ Computed on the host in float64 NumPy (the inputs are spectra, not traced arrays
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 
-def eigenlearning_kappa(eigenvalues, n: int, ridge: float) -> float:
-  """The effective regularisation kappa >= 0 (bisection in log kappa; kappa = 0 when ridge = 0 and the number of
-  modes is <= n, where no positive root exists)."""
-  lam = np.asarray(eigenvalues, np.float64)
-  if lam.ndim != 1 or np.any(lam < 0):
-    raise ValueError(f"eigenvalues must be a 1-D array of non-negative numbers, got shape {lam.shape}")
+def _check_spectrum(x, name: str) -> np.ndarray:
+  a = np.asarray(x)
+  if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+    raise TypeError(f"{name} must be real numbers, got {name}.dtype={a.dtype}")
+  a = a.astype(np.float64)
+  if a.ndim != 1:
+    raise ValueError(f"{name} must be a 1-D array, got {name}.shape={a.shape}")
+  if not np.all(np.isfinite(a)) or np.any(a < 0):
+    raise ValueError(f"{name} must be finite and >= 0, got min={a.min() if a.size else None}, "
+                     f"{np.count_nonzero(~np.isfinite(a))} non-finite entries")
+  return a
+
+
+def _check_n_ridge(n, ridge) -> None:
+  if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+    raise TypeError(f"n must be an int (the number of training samples), got {n=}")
   if n <= 0:
     raise ValueError(f"n must be positive, got {n=}")
+  if isinstance(ridge, bool) or not isinstance(ridge, numbers.Real):
+    raise TypeError(f"ridge must be a real number, got {ridge=}")
   if not np.isfinite(ridge) or ridge < 0:
     raise ValueError(f"ridge must be finite and >= 0, got {ridge=}")
+
+
+def eigenlearning_kappa(eigenvalues, n: int, ridge: float) -> float:
+  """The effective regularisation kappa >= 0 solving sum_i lambda_i / (lambda_i + kappa) + ridge / kappa = n (Simon
+  et al. 2023, arXiv:2110.03922, Sec. 4). Bisection in log kappa; kappa = 0 when ridge = 0 and the number of
+  non-zero modes is <= n, where no positive root exists.
+
+  Args:
+    eigenvalues: [M] kernel eigenvalues, finite and >= 0. n: int >= 1 samples. ridge: finite, >= 0.
+
+  Returns:
+    Python float.
+  """
+  lam = _check_spectrum(eigenvalues, "eigenvalues")
+  _check_n_ridge(n, ridge)
   if ridge == 0 and np.count_nonzero(lam) <= n:
     return 0.0
   g = lambda k: np.sum(lam / (lam + k)) + ridge / k - n
@@ -49,24 +78,27 @@ def eigenlearning_kappa(eigenvalues, n: int, ridge: float) -> float:
 
 
 def eigenlearning_risk(eigenvalues, target_power, n: int, ridge: float, noise_var: float = 0.0) -> dict:
-  """Predicted test and train MSE of KRR (see the module docstring).
+  """Predicted test and train MSE of KRR (Simon et al. 2023, arXiv:2110.03922, Sec. 4; see the module docstring).
 
   Args:
-    eigenvalues: [M] kernel eigenvalues lambda_i >= 0.
-    target_power: [M] c_i^2, the target's squared coefficients in the eigenbasis.
-    n: number of training samples.
+    eigenvalues: [M] kernel eigenvalues lambda_i, finite and >= 0.
+    target_power: [M] c_i^2 >= 0, the target's squared coefficients in the eigenbasis.
+    n: number of training samples (int >= 1).
     ridge: delta >= 0.
     noise_var: sigma^2 >= 0.
 
   Returns:
     {'kappa', 'e0', 'test_mse', 'train_mse', 'learnabilities' ([M])}.
   """
-  lam = np.asarray(eigenvalues, np.float64)
-  c2 = np.asarray(target_power, np.float64)
+  lam = _check_spectrum(eigenvalues, "eigenvalues")
+  c2 = _check_spectrum(target_power, "target_power")
   if c2.shape != lam.shape:
-    raise ValueError(f"target_power must match eigenvalues, got {c2.shape=}, {lam.shape=}")
-  if noise_var < 0:
-    raise ValueError(f"noise_var must be >= 0, got {noise_var=}")
+    raise ValueError(f"target_power must match eigenvalues, got target_power.shape={c2.shape}, "
+                     f"eigenvalues.shape={lam.shape}")
+  _check_n_ridge(n, ridge)
+  if isinstance(noise_var, bool) or not isinstance(noise_var, numbers.Real) or not np.isfinite(noise_var) \
+      or noise_var < 0:
+    raise ValueError(f"noise_var must be a finite number >= 0, got {noise_var=}")
   kappa = eigenlearning_kappa(lam, n, ridge)
   learn = lam / (lam + kappa) if kappa > 0 else (lam > 0).astype(np.float64)
   denom = n - np.sum(learn ** 2)

@@ -7,6 +7,7 @@ experiments ([189] Wortsman et al. 2023, arXiv:2309.14322, run here on synthetic
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -51,9 +52,18 @@ def entropy_rate(language: MarkovLanguage) -> float:
 
 
 def sample_markov_sequences(key: jax.Array, language: MarkovLanguage, batch: int, length: int) -> jax.Array:
-  """Sequences [batch, length] int32 started from the stationary distribution."""
-  if batch <= 0 or length <= 0:
-    raise ValueError(f"batch and length must be positive, got {batch=}, {length=}")
+  """Sequences [batch, length] int32 started from the stationary distribution.
+
+  Validated eagerly, then sampled by one jitted `lax.scan` (compiled once per (batch, length, V)), so calling it in
+  a Python loop costs milliseconds, not a retrace per call.
+  """
+  if not isinstance(batch, int) or not isinstance(length, int) or batch <= 0 or length <= 0:
+    raise ValueError(f"batch and length must be positive ints, got {batch=}, {length=}")
+  return _sample_markov_sequences(key, language, batch, length)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _sample_markov_sequences(key: jax.Array, language: MarkovLanguage, batch: int, length: int) -> jax.Array:
   k0, ks = jax.random.split(key)
   logp = jnp.log(language.transition)
   x0 = jax.random.choice(k0, language.stationary.shape[0], (batch,), p=language.stationary)

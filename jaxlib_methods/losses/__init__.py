@@ -1,9 +1,10 @@
-"""jaxlib_methods.losses"""
+"""jaxlib_methods.losses: pure loss functions, per example unless stated (conventions: docs/conventions.md)."""
 
 from jaxlib_methods.losses.stablemax import (  # noqa: F401  (issue 8)
     log_stablemax,
     softmax_collapse_fraction,
-    softmax_cross_entropy,
+    softmax_cross_entropy,  # deprecated alias (warns): takes integer labels, unlike optax's softmax_cross_entropy
+    softmax_cross_entropy_with_integer_labels,
     stablemax_cross_entropy,
     zero_loss_fraction,
 )  # the probability map `stablemax` stays at jaxlib_methods.losses.stablemax.stablemax (a same-named re-export

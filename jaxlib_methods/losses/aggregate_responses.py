@@ -32,29 +32,34 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlib_methods import validation
 from jaxlib_methods.validation import check_in_interval
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def squared_loss(target: jax.Array, pred: jax.Array) -> jax.Array:
-  """l(y, f) = (y - f)^2, elementwise."""
-  return (target - pred) ** 2
+  """l(y, f) = (y - f)^2, elementwise (the loss of Javanmard et al. 2024, arXiv:2401.11081). Floating, broadcast."""
+  return (validation.check_floating(target, "target") - validation.check_floating(pred, "pred")) ** 2
 
 
-def _check(preds, bag_ids, bag_responses, num_bags) -> None:
-  if not isinstance(num_bags, (int, np.integer)) or num_bags <= 0:
+def _check(preds, bag_ids, bag_responses, num_bags):
+  """Checks; returns (preds, bag_ids clipped into range, bag_responses, valid [N] or None)."""
+  if isinstance(num_bags, bool) or not isinstance(num_bags, (int, np.integer)) or num_bags <= 0:
     raise ValueError(f"num_bags must be a positive int (static), got {num_bags=}")
-  if jnp.ndim(preds) != 1 or jnp.shape(bag_ids) != jnp.shape(preds):
-    raise ValueError(f"preds and bag_ids must both have shape [N], got {jnp.shape(preds)=}, {jnp.shape(bag_ids)=}")
-  if jnp.shape(bag_responses) != (num_bags,):
-    raise ValueError(f"bag_responses must have shape [num_bags]={(num_bags,)}, got {jnp.shape(bag_responses)=}")
-  if not jnp.issubdtype(jnp.asarray(bag_ids).dtype, jnp.integer):
-    raise ValueError(f"bag_ids must be integers, got {jnp.asarray(bag_ids).dtype=}")
-  if not isinstance(bag_ids, jax.core.Tracer) and np.size(bag_ids) > 0:
-    b = np.asarray(bag_ids)
-    if b.min() < 0 or b.max() >= num_bags:
-      raise ValueError(f"bag_ids must lie in [0, {num_bags}), got min={b.min()}, max={b.max()}")
+  preds = validation.check_floating(preds, "preds")
+  bag_ids = validation.check_integer(bag_ids, "bag_ids")
+  if preds.ndim != 1 or bag_ids.shape != preds.shape:
+    raise ValueError(f"preds and bag_ids must both have shape [N], got preds.shape={preds.shape}, "
+                     f"bag_ids.shape={bag_ids.shape}")
+  if bag_responses is not None:
+    bag_responses = validation.check_floating(bag_responses, "bag_responses")
+    if bag_responses.shape != (num_bags,):
+      raise ValueError(f"bag_responses must have shape [num_bags]={(num_bags,)}, got "
+                       f"bag_responses.shape={bag_responses.shape}")
+  valid = validation.check_values((bag_ids >= 0) & (bag_ids < num_bags), bag_ids, "bag_ids",
+                                  f"integer bag indices in [0, {num_bags})")
+  return preds, jnp.clip(bag_ids, 0, num_bags - 1), bag_responses, valid
 
 
 def _bag_sizes(bag_ids, num_bags, dtype):
@@ -77,12 +82,13 @@ def bag_level_loss(preds: jax.Array, bag_ids: jax.Array, bag_responses: jax.Arra
     loss_fn: elementwise l(target, pred) (default squared loss).
 
   Returns:
-    [num_bags]; empty bags give 0.
+    [num_bags]; empty bags give 0. Under jit, an out-of-range bag id makes every entry NaN (which bag it meant is
+    unknown).
   """
-  _check(preds, bag_ids, bag_responses, num_bags)
-  p = jnp.asarray(preds)
-  fbar, k = _segment_mean(p, bag_ids, num_bags)
-  return jnp.where(k > 0, loss_fn(jnp.asarray(bag_responses, p.dtype), fbar), 0.0)
+  p, ids, yb, valid = _check(preds, bag_ids, bag_responses, num_bags)
+  fbar, k = _segment_mean(p, ids, num_bags)
+  out = jnp.where(k > 0, loss_fn(yb.astype(p.dtype), fbar), 0.0)
+  return validation.nan_where_invalid(out, None if valid is None else jnp.all(valid))
 
 
 def instance_level_loss(preds: jax.Array, bag_ids: jax.Array, bag_responses: jax.Array, *, num_bags: int,
@@ -90,11 +96,10 @@ def instance_level_loss(preds: jax.Array, bag_ids: jax.Array, bag_responses: jax
   """Instance-level loss per instance: l(ybar_{b(i)}, f_i) (Javanmard et al. 2024). Shapes as `bag_level_loss`.
 
   Returns:
-    [N].
+    [N] (NaN rows for out-of-range bag ids under jit).
   """
-  _check(preds, bag_ids, bag_responses, num_bags)
-  p = jnp.asarray(preds)
-  return loss_fn(jnp.asarray(bag_responses, p.dtype)[jnp.asarray(bag_ids)], p)
+  p, ids, yb, valid = _check(preds, bag_ids, bag_responses, num_bags)
+  return validation.nan_where_invalid(loss_fn(yb.astype(p.dtype)[ids], p), valid)
 
 
 def interpolating_loss(preds: jax.Array, bag_ids: jax.Array, bag_responses: jax.Array, *, num_bags: int,
@@ -107,18 +112,20 @@ def interpolating_loss(preds: jax.Array, bag_ids: jax.Array, bag_responses: jax.
     [num_bags]; empty bags give 0. Average over bags (weighted by bag size if the bags differ) for the objective.
   """
   check_in_interval(rho, "rho", 0.0, 1.0)
+  _, ids, _, valid = _check(preds, bag_ids, bag_responses, num_bags)
   bag = bag_level_loss(preds, bag_ids, bag_responses, num_bags=num_bags, loss_fn=loss_fn)
   inst = instance_level_loss(preds, bag_ids, bag_responses, num_bags=num_bags, loss_fn=loss_fn)
-  inst_bag, _ = _segment_mean(inst, bag_ids, num_bags)
-  return rho * bag + (1.0 - rho) * inst_bag
+  inst_bag, _ = _segment_mean(inst, ids, num_bags)
+  return validation.nan_where_invalid(rho * bag + (1.0 - rho) * inst_bag, None if valid is None else jnp.all(valid))
 
 
 def within_bag_variance(preds: jax.Array, bag_ids: jax.Array, *, num_bags: int) -> jax.Array:
-  """(1/k_b) sum_{i in b} (f_i - fbar_b)^2 per bag: the regulariser the instance-level squared loss adds. [num_bags]."""
-  p = jnp.asarray(preds)
-  fbar, _ = _segment_mean(p, bag_ids, num_bags)
-  var, _ = _segment_mean((p - fbar[bag_ids]) ** 2, bag_ids, num_bags)
-  return var
+  """(1/k_b) sum_{i in b} (f_i - fbar_b)^2 per bag: the regulariser the instance-level squared loss adds (Javanmard
+  et al. 2024, arXiv:2401.11081). preds, bag_ids: [N] -> [num_bags] (0 for empty bags)."""
+  p, ids, _, valid = _check(preds, bag_ids, None, num_bags)
+  fbar, _ = _segment_mean(p, ids, num_bags)
+  var, _ = _segment_mean((p - fbar[ids]) ** 2, ids, num_bags)
+  return validation.nan_where_invalid(var, None if valid is None else jnp.all(valid))
 
 
 __all__ = ["bag_level_loss", "instance_level_loss", "interpolating_loss", "squared_loss", "within_bag_variance"]

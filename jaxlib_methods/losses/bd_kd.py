@@ -22,13 +22,12 @@ i.e. H(p_s) > H(p_t), and to the forward KL otherwise); check it against the pap
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxlib_methods.losses.ldr import _check_logits_labels, _compute_dtype
+from jaxlib_methods import validation
 from jaxlib_methods.validation import check_nonnegative, check_positive
 
 
@@ -36,104 +35,134 @@ def _log_softmax_t(logits: jax.Array, temperature: Any) -> jax.Array:
   return jax.nn.log_softmax(logits / temperature, axis=-1)
 
 
-def kl_divergence_from_logits(p_logits: jax.Array, q_logits: jax.Array, *, temperature: Any = 1.0) -> jax.Array:
-  """KL(p || q) with p = softmax(p_logits / T), q = softmax(q_logits / T). [..., K], [..., K] -> [...]."""
+def _class_last(x: Any, name: str, axis: Any) -> jax.Array:
+  x = validation.check_floating(x, name)
+  if x.ndim < 1:
+    raise ValueError(f"{name} must have a class axis (rank >= 1), got {name}.shape={x.shape}")
+  if x.shape[validation.check_axis(axis, x.ndim)] < 1:
+    raise ValueError(f"{name} needs at least one class along axis {axis}, got {name}.shape={x.shape}")
+  return jnp.moveaxis(x, validation.check_axis(axis, x.ndim), -1)
+
+
+def kl_divergence_from_logits(p_logits: jax.Array, q_logits: jax.Array, *, temperature: Any = 1.0,
+                              axis: int = -1) -> jax.Array:
+  """KL(p || q) with p = softmax(p_logits / T), q = softmax(q_logits / T) (Amara et al. 2022, arXiv:2212.12965).
+
+  Args:
+    p_logits, q_logits: [..., K] floating, same shape (class axis `axis`). temperature: T > 0.
+
+  Returns:
+    [...] float32 or wider; NaN where a logit is NaN.
+  """
   check_positive(temperature, "temperature")
-  if jnp.shape(p_logits) != jnp.shape(q_logits):
-    raise ValueError(f"p_logits and q_logits must have the same shape, got {jnp.shape(p_logits)=}, "
-                     f"{jnp.shape(q_logits)=}")
-  ct = _compute_dtype(jnp.result_type(p_logits, q_logits))
-  logp = _log_softmax_t(jnp.asarray(p_logits).astype(ct), temperature)
-  logq = _log_softmax_t(jnp.asarray(q_logits).astype(ct), temperature)
+  p = _class_last(p_logits, "p_logits", axis)
+  q = _class_last(q_logits, "q_logits", axis)
+  if p.shape != q.shape:
+    raise ValueError(f"p_logits and q_logits must have the same shape, got p_logits.shape={jnp.shape(p_logits)}, "
+                     f"q_logits.shape={jnp.shape(q_logits)}")
+  ct = validation.compute_dtype_for(jnp.result_type(p, q))
+  logp = _log_softmax_t(p.astype(ct), temperature)
+  logq = _log_softmax_t(q.astype(ct), temperature)
   return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
 
 
-def entropy_from_logits(logits: jax.Array, *, temperature: Any = 1.0) -> jax.Array:
-  """Shannon entropy of softmax(logits / T), [..., K] -> [...] (float32 or wider)."""
+def entropy_from_logits(logits: jax.Array, *, temperature: Any = 1.0, axis: int = -1) -> jax.Array:
+  """Shannon entropy of softmax(logits / T) (Amara et al. 2022, arXiv:2212.12965): [..., K] -> [...] (float32 or
+  wider; NaN where a logit is NaN)."""
   check_positive(temperature, "temperature")
-  logp = _log_softmax_t(jnp.asarray(logits).astype(_compute_dtype(jnp.asarray(logits).dtype)), temperature)
+  z = _class_last(logits, "logits", axis)
+  logp = _log_softmax_t(z.astype(validation.compute_dtype_for(z.dtype)), temperature)
   return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
 
 
 def bd_kd_entropy_weights(student_logits: jax.Array, teacher_logits: jax.Array, *, temperature: Any = 1.0,
-                          high: Any = 1.0, low: Any = 0.0) -> tuple[jax.Array, jax.Array]:
+                          high: Any = 1.0, low: Any = 0.0, axis: int = -1) -> tuple[jax.Array, jax.Array]:
   """Per-sample (w_f, w_r): reverse-KL-heavy where H(p_s^T) > H(p_t^T), forward-KL-heavy elsewhere. UNVERIFIED.
 
   See the module note: this is our reading of BD-KD's balancing (Amara et al. 2022, arXiv:2212.12965), not a
   transcription of the paper's equation.
 
   Args:
-    student_logits, teacher_logits: [B, K].
+    student_logits, teacher_logits: [B, K] (class axis `axis`).
     temperature: T > 0.
     high, low: the two weight values (>= 0).
 
   Returns:
-    (w_f, w_r), each [B] float32, no gradient.
+    (w_f, w_r), each [B] float32, no gradient; NaN rows where a logit is NaN.
   """
   check_nonnegative(high, "high")
   check_nonnegative(low, "low")
-  s = jax.lax.stop_gradient(jnp.asarray(student_logits))
-  t = jax.lax.stop_gradient(jnp.asarray(teacher_logits))
-  less_confident = entropy_from_logits(s, temperature=temperature) > entropy_from_logits(t, temperature=temperature)
-  w_f = jnp.where(less_confident, low, high).astype(jnp.float32)
-  w_r = jnp.where(less_confident, high, low).astype(jnp.float32)
+  s = jax.lax.stop_gradient(_class_last(student_logits, "student_logits", axis))
+  t = jax.lax.stop_gradient(_class_last(teacher_logits, "teacher_logits", axis))
+  if s.shape != t.shape:
+    raise ValueError(f"teacher_logits must have the shape of student_logits, got {jnp.shape(teacher_logits)=}, "
+                     f"{jnp.shape(student_logits)=}")
+  h_s = entropy_from_logits(s, temperature=temperature)
+  h_t = entropy_from_logits(t, temperature=temperature)
+  less_confident = h_s > h_t
+  nan = jnp.isnan(h_s) | jnp.isnan(h_t)
+  w_f = jnp.where(nan, jnp.nan, jnp.where(less_confident, low, high)).astype(jnp.float32)
+  w_r = jnp.where(nan, jnp.nan, jnp.where(less_confident, high, low)).astype(jnp.float32)
   return w_f, w_r
 
 
+def _kd_prep(own_logits, other_logits, labels, own_name, other_name, axis, where, temperature):
+  c = validation.classification_inputs(own_logits, labels, axis=axis, where=where, logits_name=own_name)
+  other = validation.check_floating(other_logits, other_name)
+  if other.shape != jnp.shape(own_logits):
+    raise ValueError(f"{other_name} must have the shape of {own_name}, got {other_name}.shape={other.shape}, "
+                     f"{own_name}.shape={jnp.shape(own_logits)}")
+  check_positive(temperature, "temperature")
+  o = jax.lax.stop_gradient(jnp.moveaxis(other, validation.check_axis(axis, other.ndim), -1)).astype(c.logits.dtype)
+  if c.where is not None:
+    o = jnp.where(c.where[..., None], o, jnp.zeros((), o.dtype))
+  ce = -jnp.take_along_axis(jax.nn.log_softmax(c.logits, axis=-1), c.labels[..., None], axis=-1)[..., 0]
+  return c, o, ce
+
+
 def bd_kd_student_loss(student_logits: jax.Array, teacher_logits: jax.Array, labels: jax.Array, *,
-                       temperature: Any = 1.0, forward_weight: Any = 1.0, reverse_weight: Any = 1.0) -> jax.Array:
-  """BD-KD student loss per example: CE + T^2 (w_f KL(p_t||p_s) + w_r KL(p_s||p_t)) (Amara et al. 2022).
+                       temperature: Any = 1.0, forward_weight: Any = 1.0, reverse_weight: Any = 1.0,
+                       axis: int = -1, where: Optional[jax.Array] = None) -> jax.Array:
+  """BD-KD student loss per example: CE + T^2 (w_f KL(p_t||p_s) + w_r KL(p_s||p_t)) (Amara et al. 2022,
+  arXiv:2212.12965).
 
   The teacher's logits are treated as constants (stop-gradient), as in online KD.
 
   Args:
-    student_logits: [B, K]; teacher_logits: [B, K]; labels: [B] integer in [0, K).
+    student_logits: [..., K] floating (class axis `axis`; usually [B, K]); teacher_logits: same shape;
+      labels: [...] integer in [0, K) (out of range: ValueError eagerly, NaN rows under jit).
     temperature: T > 0 for the KL terms (the CE uses T = 1).
-    forward_weight, reverse_weight: w_f, w_r >= 0, scalars or [B] (e.g. from `bd_kd_entropy_weights`).
+    forward_weight, reverse_weight: w_f, w_r >= 0, scalars or [...] (e.g. from `bd_kd_entropy_weights`).
+    axis: the class axis. where: optional bool [...]: examples to include (the others give 0, unchecked).
 
   Returns:
-    [B] in the student logits' dtype. With w_r = 0, w_f = 1 it is the classic online-KD student loss.
+    [...] in the student logits' dtype. With w_r = 0, w_f = 1 it is the classic online-KD student loss.
   """
-  _check_logits_labels(student_logits, labels, "student_logits")
-  if jnp.shape(teacher_logits) != jnp.shape(student_logits):
-    raise ValueError(f"teacher_logits must have the shape of student_logits, got {jnp.shape(teacher_logits)=}, "
-                     f"{jnp.shape(student_logits)=}")
-  check_positive(temperature, "temperature")
+  c, t, ce = _kd_prep(student_logits, teacher_logits, labels, "student_logits", "teacher_logits", axis, where,
+                      temperature)
+  valid = [c.valid]
+  weights = []
   for name, w in (("forward_weight", forward_weight), ("reverse_weight", reverse_weight)):
-    if jnp.ndim(w) not in (0, 1) or (jnp.ndim(w) == 1 and jnp.shape(w)[0] != jnp.shape(student_logits)[0]):
-      raise ValueError(f"{name} must be a scalar or have shape [B], got {jnp.shape(w)=}")
-    if not isinstance(w, jax.core.Tracer) and not bool(np.all(np.asarray(w) >= 0)):
-      raise ValueError(f"{name} must be >= 0, got min={np.min(np.asarray(w))}")
-  dtype = jnp.asarray(student_logits).dtype
-  ct = _compute_dtype(dtype)
-  s = jnp.asarray(student_logits).astype(ct)
-  t = jax.lax.stop_gradient(jnp.asarray(teacher_logits)).astype(ct)
-  logp = jax.nn.log_softmax(s, axis=-1)
-  ce = -jnp.take_along_axis(logp, jnp.asarray(labels)[:, None], axis=-1)[:, 0]
-  fkl = kl_divergence_from_logits(t, s, temperature=temperature)
-  rkl = kl_divergence_from_logits(s, t, temperature=temperature)
-  out = ce + temperature ** 2 * (forward_weight * fkl + reverse_weight * rkl)
-  return out.astype(dtype)
+    valid.append(validation.check_positive_values(w, name, c.labels.shape, allow_zero=True, where=c.where))
+    weights.append(jnp.asarray(w, c.logits.dtype))
+  fkl = kl_divergence_from_logits(t, c.logits, temperature=temperature)
+  rkl = kl_divergence_from_logits(c.logits, t, temperature=temperature)
+  out = ce + temperature ** 2 * (weights[0] * fkl + weights[1] * rkl)
+  return validation.finish_per_example(out, validation.combine_valid(*valid), c.where, c.dtype)
 
 
 def online_kd_teacher_loss(teacher_logits: jax.Array, student_logits: jax.Array, labels: jax.Array, *,
-                           temperature: Any = 1.0) -> jax.Array:
-  """The teacher's online-KD loss per example: CE(p_t, y) + T^2 KL(p_s^T || p_t^T), student held constant.
+                           temperature: Any = 1.0, axis: int = -1, where: Optional[jax.Array] = None) -> jax.Array:
+  """The teacher's online-KD loss per example: CE(p_t, y) + T^2 KL(p_s^T || p_t^T), student held constant (Amara et
+  al. 2022, arXiv:2212.12965; deep mutual learning).
 
-  This is the deep-mutual-learning teacher loss that BD-KD keeps for the teacher. Shapes as `bd_kd_student_loss`.
+  This is the deep-mutual-learning teacher loss that BD-KD keeps for the teacher. Shapes, checks, `axis` and
+  `where` as `bd_kd_student_loss`; the output is in the teacher logits' dtype.
   """
-  _check_logits_labels(teacher_logits, labels, "teacher_logits")
-  if jnp.shape(teacher_logits) != jnp.shape(student_logits):
-    raise ValueError(f"student_logits must have the shape of teacher_logits, got {jnp.shape(student_logits)=}, "
-                     f"{jnp.shape(teacher_logits)=}")
-  check_positive(temperature, "temperature")
-  dtype = jnp.asarray(teacher_logits).dtype
-  ct = _compute_dtype(dtype)
-  t = jnp.asarray(teacher_logits).astype(ct)
-  s = jax.lax.stop_gradient(jnp.asarray(student_logits)).astype(ct)
-  logp = jax.nn.log_softmax(t, axis=-1)
-  ce = -jnp.take_along_axis(logp, jnp.asarray(labels)[:, None], axis=-1)[:, 0]
-  return (ce + temperature ** 2 * kl_divergence_from_logits(s, t, temperature=temperature)).astype(dtype)
+  c, s, ce = _kd_prep(teacher_logits, student_logits, labels, "teacher_logits", "student_logits", axis, where,
+                      temperature)
+  out = ce + temperature ** 2 * kl_divergence_from_logits(s, c.logits, temperature=temperature)
+  return validation.finish_per_example(out, c.valid, c.where, c.dtype)
 
 
 __all__ = [

@@ -20,39 +20,54 @@ official code divides by zero; we set v = 0 instead.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Any, Literal, Optional
 
 import jax
 import jax.numpy as jnp
 
-from jaxlib_methods.losses.ldr import _check_logits_labels, _compute_dtype
+from jaxlib_methods import validation
 from jaxlib_methods.validation import is_concrete_number
 
 
-def normalized_feature_variance(features: jax.Array) -> jax.Array:
-  """Per-sample variance of the feature maps, min-max scaled over the batch to [0, 1] (Abrahamyan et al. 2021).
+def normalized_feature_variance(features: jax.Array, *, where: Optional[jax.Array] = None) -> jax.Array:
+  """Per-sample variance of the feature maps, min-max scaled over the batch to [0, 1] (Abrahamyan et al. 2021,
+  arXiv:2107.11170, the bias loss section).
 
   Args:
-    features: [B, ...] feature maps (any trailing shape, e.g. [B, H, W, C]); rank >= 2.
+    features: [B, ...] feature maps (any trailing shape, e.g. [B, H, W, C]), floating; rank >= 2.
+    where: optional bool [B]: samples that take part in the batch min and max (the others get 0).
 
   Returns:
-    [B] float32 in [0, 1]; zeros if all variances are equal. Carries no gradient.
+    [B] float32 in [0, 1]; zeros if all variances are equal; NaN rows where a sample's features hold NaN (and, as
+    the min and max then are NaN, in every row). Carries no gradient.
   """
-  if jnp.ndim(features) < 2:
-    raise ValueError(f"features must have shape [B, ...] with rank >= 2, got {jnp.shape(features)=}")
-  x = jax.lax.stop_gradient(jnp.asarray(features)).astype(jnp.float32)
-  x = x.reshape(x.shape[0], -1)
+  x = validation.check_floating(features, "features")
+  if x.ndim < 2:
+    raise ValueError(f"features must have shape [B, ...] with rank >= 2, got features.shape={x.shape}")
+  where = validation.check_where(where, x.shape[:1])
+  x = jax.lax.stop_gradient(x).astype(jnp.float32)
+  x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
   var = jnp.var(x, axis=1)
-  lo, hi = jnp.min(var), jnp.max(var)
+  if x.shape[0] == 0:
+    return var
+  if where is None:
+    lo, hi = jnp.min(var), jnp.max(var)
+  else:
+    lo = jnp.min(jnp.where(where, var, jnp.inf))
+    hi = jnp.max(jnp.where(where, var, -jnp.inf))
   rng = hi - lo
-  return jnp.where(rng > 0, (var - lo) / jnp.where(rng > 0, rng, 1.0), 0.0)
+  out = jnp.where(rng > 0, (var - lo) / jnp.where(rng > 0, rng, 1.0), jnp.where(jnp.isnan(rng), rng, 0.0))
+  return out if where is None else jnp.where(where, out, 0.0)
 
 
 def bias_loss_weights(v: jax.Array, *, alpha: Any = 0.3, beta: Any = 0.3,
                       weight_form: Literal["paper", "official"] = "paper") -> jax.Array:
-  """The weight z(v) = exp(alpha v) - beta (paper) or exp(beta v) - 1 + alpha (official code). Shape of v."""
+  """The weight z(v) = exp(alpha v) - beta (paper) or exp(beta v) - 1 + alpha (official code) (Abrahamyan et al.
+  2021, arXiv:2107.11170). v: any shape, floating -> same shape."""
+  v = validation.check_floating(v, "v")
   for name, val in (("alpha", alpha), ("beta", beta)):
-    if is_concrete_number(val) and not jnp.isfinite(float(val)):
+    if is_concrete_number(val) and not math.isfinite(float(val)):  # (jnp.isfinite would be staged under jit)
       raise ValueError(f"{name} must be finite, got {name}={val!r}")
   if weight_form == "paper":
     return jnp.exp(alpha * v) - beta
@@ -62,32 +77,36 @@ def bias_loss_weights(v: jax.Array, *, alpha: Any = 0.3, beta: Any = 0.3,
 
 
 def bias_loss(logits: jax.Array, labels: jax.Array, features: jax.Array, *, alpha: Any = 0.3, beta: Any = 0.3,
-              weight_form: Literal["paper", "official"] = "paper") -> jax.Array:
+              weight_form: Literal["paper", "official"] = "paper", axis: int = -1,
+              where: Optional[jax.Array] = None) -> jax.Array:
   """Bias loss, per example: -z(v_i) log softmax(logits_i)[y_i] (Abrahamyan et al. 2021, arXiv:2107.11170).
 
   The batch normalisation of the variance couples the examples of a batch: pass the whole batch.
 
   Args:
-    logits: [B, K] floating. labels: [B] integer in [0, K).
+    logits: [B, K] floating (class axis `axis`). labels: [B] integer in [0, K).
     features: [B, ...] feature maps of the last convolutional layer (no gradient is taken through them).
     alpha, beta: the paper's z(v) = exp(alpha v) - beta (defaults 0.3, 0.3).
     weight_form: 'paper' (default) or 'official' (exp(beta v) - 1 + alpha, as the authors' code).
+    axis: the class axis of `logits`.
+    where: optional bool [B]: examples to include (the others give 0, are not checked and do not enter the batch
+      min-max of the variance).
 
   Returns:
     Per-example loss [B] in the logits' dtype (mean it for the paper's L_bias).
   """
-  _check_logits_labels(logits, labels)
   if jnp.ndim(logits) != 2:
-    raise ValueError(f"logits must have shape [B, K], got {jnp.shape(logits)=}")
-  if jnp.ndim(features) < 2 or jnp.shape(features)[0] != jnp.shape(logits)[0]:
-    raise ValueError(f"features must have shape [B, ...] with B = logits.shape[0]; got {jnp.shape(features)=}, "
-                     f"{jnp.shape(logits)=}")
-  dtype = jnp.asarray(logits).dtype
-  f = jnp.asarray(logits).astype(_compute_dtype(dtype))
-  logp = jax.nn.log_softmax(f, axis=-1)
-  ce = -jnp.take_along_axis(logp, jnp.asarray(labels)[:, None], axis=-1)[:, 0]
-  w = bias_loss_weights(normalized_feature_variance(features), alpha=alpha, beta=beta, weight_form=weight_form)
-  return (w.astype(ce.dtype) * ce).astype(dtype)
+    raise ValueError(f"logits must have shape [B, K], got logits.shape={jnp.shape(logits)}")
+  c = validation.classification_inputs(logits, labels, axis=axis, where=where)
+  b = c.logits.shape[0]
+  if jnp.ndim(features) < 2 or jnp.shape(features)[0] != b:
+    raise ValueError(f"features must have shape [B, ...] with B = {b} (the batch of logits), got "
+                     f"features.shape={jnp.shape(features)}")
+  logp = jax.nn.log_softmax(c.logits, axis=-1)
+  ce = -jnp.take_along_axis(logp, c.labels[:, None], axis=-1)[:, 0]
+  w = bias_loss_weights(normalized_feature_variance(features, where=c.where), alpha=alpha, beta=beta,
+                        weight_form=weight_form)
+  return validation.finish_per_example(w.astype(ce.dtype) * ce, c.valid, c.where, c.dtype)
 
 
 __all__ = ["bias_loss", "bias_loss_weights", "normalized_feature_variance"]

@@ -24,19 +24,41 @@ and carries no meaning beyond its gradient.
 
 from __future__ import annotations
 
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
+from jaxlib_methods import validation
 from jaxlib_methods.validation import is_concrete_number
 
 
-def ensloss_margins(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """Binary margins s = y * f with y = 2 * labels - 1 for labels in {0, 1}. logits, labels: [B] -> [B]."""
-  if jnp.shape(logits) != jnp.shape(labels) or jnp.ndim(logits) != 1:
-    raise ValueError(f"logits and labels must both have shape [B], got {jnp.shape(logits)=}, {jnp.shape(labels)=}")
-  y = 2.0 * jnp.asarray(labels).astype(jnp.float32) - 1.0
-  return y.astype(jnp.promote_types(jnp.asarray(logits).dtype, jnp.float32)) * logits
+def ensloss_margins(logits: jax.Array, labels: jax.Array, *, where: Optional[jax.Array] = None) -> jax.Array:
+  """Binary margins s = y * f with y = 2 * labels - 1 for labels in {0, 1} (Dai 2024, arXiv:2409.00908).
+
+  Args:
+    logits: [B] floating scores f(x). labels: [B] integer or bool in {0, 1} (anything else: ValueError eagerly,
+      NaN margins under jit; float labels such as 0.5 are a TypeError).
+    where: optional bool [B]: examples to include (the others give margin 0 and are not checked).
+
+  Returns:
+    [B] margins in the logits' dtype (float32 or wider).
+  """
+  f = validation.check_floating(logits, "logits")
+  dtype = labels.dtype if hasattr(labels, "dtype") else jnp.result_type(labels)
+  if not (jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_):
+    raise TypeError(f"labels must be integer or bool class labels in {{0, 1}}, got "
+                    f"labels.dtype={jnp.dtype(dtype).name}")
+  labels = jnp.asarray(labels)
+  if f.shape != labels.shape or f.ndim != 1:
+    raise ValueError(f"logits and labels must both have shape [B], got logits.shape={f.shape}, "
+                     f"labels.shape={labels.shape}")
+  where = validation.check_where(where, f.shape)
+  lab = labels.astype(jnp.int32)
+  valid = validation.check_values((lab == 0) | (lab == 1), labels, "labels", "binary labels in {0, 1}", where)
+  y = 2.0 * lab.astype(jnp.float32) - 1.0
+  s = y.astype(jnp.promote_types(f.dtype, jnp.float32)) * f
+  return validation.finish_per_example(s, valid, where, s.dtype)
 
 
 def _inverse_box_cox(e: jax.Array, lam: float) -> jax.Array:
@@ -57,10 +79,12 @@ def sample_calibrated_derivatives(key: jax.Array, margins: jax.Array, *, box_cox
     eps: subtracted at the end so every derivative is < 0 (official 1e-6).
 
   Returns:
-    [B] derivatives g_i = phi'(s_i): g is non-decreasing in s over the batch and g < 0. No gradient.
+    [B] derivatives g_i = phi'(s_i): g is non-decreasing in s over the batch and g < 0; NaN where s is NaN (the
+    ranks of the other margins are then unreliable too). No gradient.
   """
+  validation.check_floating(margins, "margins")
   if jnp.ndim(margins) != 1:
-    raise ValueError(f"margins must have shape [B], got {jnp.shape(margins)=}")
+    raise ValueError(f"margins must have shape [B], got margins.shape={jnp.shape(margins)}")
   if not is_concrete_number(box_cox_lambda):
     raise ValueError(f"box_cox_lambda must be a concrete number, got {box_cox_lambda=}")
   if not (is_concrete_number(lower) and float(lower) < 0):
@@ -75,7 +99,7 @@ def sample_calibrated_derivatives(key: jax.Array, margins: jax.Array, *, box_cox
   g = jnp.zeros((b,), jnp.float32).at[order].set(g_sorted)
   g = jnp.maximum(g, lower)
   g = jnp.where(s > 1.0, g / jnp.where(s > 1.0, s, 1.0), g)
-  return g - eps
+  return jnp.where(jnp.isnan(s), s, g - eps)  # a NaN margin would otherwise get a finite derivative
 
 
 @jax.custom_vjp
@@ -95,7 +119,8 @@ _linearised.defvjp(_linearised_fwd, _linearised_bwd)
 
 
 def ensloss(margins: jax.Array, key: jax.Array, *, box_cox_lambda: float = 0.0) -> jax.Array:
-  """EnsLoss per-example surrogate: value g_i * s_i, gradient d/ds_i = g_i, g a random CC derivative (Dai 2024).
+  """EnsLoss per-example surrogate: value g_i * s_i, gradient d/ds_i = g_i, g a random CC derivative (Dai 2024,
+  arXiv:2409.00908).
 
   Args:
     margins: [B] margins s_i = y_i f(x_i) (see `ensloss_margins`), floating.
@@ -106,9 +131,7 @@ def ensloss(margins: jax.Array, key: jax.Array, *, box_cox_lambda: float = 0.0) 
     [B] in the margins' dtype. `jnp.mean(ensloss(...))` has gradient mean_i g_i * ds_i/dtheta, as the official
     code's `(g.detach() * s).mean()`.
   """
-  s = jnp.asarray(margins)
-  if not jnp.issubdtype(s.dtype, jnp.floating):
-    raise ValueError(f"margins must be floating point, got {s.dtype=}")
+  s = validation.check_floating(margins, "margins")
   g = sample_calibrated_derivatives(key, s, box_cox_lambda=box_cox_lambda)
   return _linearised(s, g.astype(s.dtype))
 

@@ -26,18 +26,27 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
+from jaxlib_methods import validation
 from jaxlib_methods.validation import check_nonnegative, check_positive
 
 
 def _as_2d(name: str, a: jax.Array) -> jax.Array:
-  a = jnp.asarray(a)
+  """[n] or [n, d] floating with n >= 1 -> [n, d] in float32 or wider (half precision is computed in float32)."""
+  a = validation.check_floating(a, name)
+  shape = a.shape
   if a.ndim == 1:
     a = a[:, None]
   if a.ndim != 2 or a.shape[0] < 1:
-    raise ValueError(f"{name} must be [n] or [n, d] with n >= 1, got {name}.shape={a.shape}")
-  if not jnp.issubdtype(a.dtype, jnp.floating):
-    raise ValueError(f"{name} must be floating, got {name}.dtype={a.dtype}")
-  return a
+    raise ValueError(f"{name} must be [n] or [n, d] with n >= 1, got {name}.shape={shape}")
+  return a.astype(validation.compute_dtype_for(a.dtype))
+
+
+def _check_same_dtype(a_name: str, a, b_name: str, b) -> None:
+  validation.check_floating(a, a_name)
+  validation.check_floating(b, b_name)
+  if jnp.asarray(a).dtype != jnp.asarray(b).dtype:
+    raise ValueError(f"{a_name} and {b_name} must share a dtype, got {a_name}.dtype={jnp.asarray(a).dtype}, "
+                     f"{b_name}.dtype={jnp.asarray(b).dtype}")
 
 
 def _sq_dists(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -46,7 +55,14 @@ def _sq_dists(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def gaussian_gram_log(a: jax.Array, b: jax.Array, sigma: float) -> jax.Array:
-  """log k(a_i, b_j) = -||a_i - b_j||^2 / (2 sigma^2); a: [n, d], b: [m, d] -> [n, m]."""
+  """log k(a_i, b_j) = -||a_i - b_j||^2 / (2 sigma^2), the Gaussian kernel of the estimators (Yu et al. 2024,
+  arXiv:2404.17951, Sec. 2). a: [n, d], b: [m, d] floating -> [n, m] (float32 or wider)."""
+  _check_same_dtype("a", a, "b", b)
+  a = _as_2d("a", a)
+  b = _as_2d("b", b)
+  if a.shape[1] != b.shape[1]:
+    raise ValueError(f"a and b must share the feature dim, got a.shape={a.shape}, b.shape={b.shape}")
+  check_positive(sigma, "sigma")
   return -_sq_dists(a, b) / (2.0 * jnp.square(jnp.asarray(sigma, a.dtype)))
 
 
@@ -65,8 +81,9 @@ def cs_divergence(x: jax.Array, y: jax.Array, sigma: float) -> jax.Array:
     x: [m, d] (or [m]); y: [n, d] (or [n]); sigma: kernel width > 0.
 
   Returns:
-    Scalar divergence (nats).
+    Scalar divergence (nats), float32 or wider; NaN if an input holds NaN.
   """
+  _check_same_dtype("x", x, "y", y)
   x = _as_2d("x", x)
   y = _as_2d("y", y)
   if x.shape[1] != y.shape[1] or x.dtype != y.dtype:
@@ -96,6 +113,7 @@ def conditional_cs_divergence(x: jax.Array, y: jax.Array, y_hat: jax.Array, sigm
   Returns:
     Scalar (nats); 0 when y_hat == y.
   """
+  _check_same_dtype("y", y, "y_hat", y_hat)
   x = _as_2d("x", x)
   y = _as_2d("y", y)
   y_hat = _as_2d("y_hat", y_hat)

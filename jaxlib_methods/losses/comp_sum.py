@@ -35,14 +35,15 @@ from typing import Any, Literal, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxlib_methods.losses.ldr import _check_logits_labels, _compute_dtype
+from jaxlib_methods import validation
 from jaxlib_methods.validation import check_in_interval, check_nonnegative, is_concrete_number
 
 Phi = Literal["logistic", "sum_exponential", "gce", "mae"]
 
 
 def comp_sum_tau(phi: Phi, q: float = 0.7) -> float:
-  """The tau of the Phi^tau family for a named Phi: logistic 1, sum_exponential 0, gce 1 + q, mae 2."""
+  """The tau of the Phi^tau family for a named Phi: logistic 1, sum_exponential 0, gce 1 + q, mae 2 (Mao, Mohri,
+  Zhong 2023, arXiv:2304.07288, comp-sum losses). Returns a Python float."""
   if phi == "logistic":
     return 1.0
   if phi == "sum_exponential":
@@ -58,15 +59,17 @@ def comp_sum_tau(phi: Phi, q: float = 0.7) -> float:
 
 
 def comp_sum_loss(logits: jax.Array, labels: jax.Array, phi: Phi = "logistic", *, q: float = 0.7,
-                  tau: Optional[float] = None) -> jax.Array:
+                  tau: Optional[float] = None, axis: int = -1, where: Optional[jax.Array] = None) -> jax.Array:
   """Comp-sum loss Phi(sum_{y' != y} exp(h_y' - h_y)), per example (Mao, Mohri, Zhong 2023, arXiv:2304.07288).
 
   Args:
-    logits: [..., K] scores h(x, .) (float16/bfloat16 computed in float32, result cast back).
-    labels: [...] integer class indices in [0, K).
+    logits: [..., K] scores h(x, .) (class axis `axis`; float16/bfloat16 computed in float32, result cast back).
+    labels: [...] integer class indices in [0, K) (out of range: ValueError eagerly, NaN rows under jit).
     phi: 'logistic' (tau = 1, softmax CE), 'sum_exponential' (tau = 0), 'gce' (tau = 1 + q), 'mae' (tau = 2).
     q: GCE exponent in (0, 1] (Zhang & Sabuncu 2018 default 0.7), used when phi == 'gce'. Concrete (static).
     tau: if given, overrides `phi` and uses Phi^tau directly (tau >= 0). Concrete (static).
+    axis: the class axis of `logits`.
+    where: optional bool [...]: examples to include (excluded rows give 0 and are not checked).
 
   Returns:
     Per-example loss [...], in the logits' dtype.
@@ -76,28 +79,28 @@ def comp_sum_loss(logits: jax.Array, labels: jax.Array, phi: Phi = "logistic", *
     >>> float(comp_sum_loss(jnp.zeros((1, 4)), jnp.array([1]), "mae")[0])  # 1 - 1/4
     0.75
   """
-  _check_logits_labels(logits, labels)
+  c = validation.classification_inputs(logits, labels, axis=axis, where=where)
   if tau is None:
     tau = comp_sum_tau(phi, q)
   else:
     if not is_concrete_number(tau):
       raise ValueError(f"tau must be a concrete number (close over it, do not trace it), got {tau=}")
     check_nonnegative(tau, "tau")
-  dtype = jnp.asarray(logits).dtype
-  h = jnp.asarray(logits).astype(_compute_dtype(dtype))
-  h_y = jnp.take_along_axis(h, jnp.asarray(labels)[..., None], axis=-1)[..., 0]
+  h = c.logits
+  h_y = jnp.take_along_axis(h, c.labels[..., None], axis=-1)[..., 0]
   ce = jax.nn.logsumexp(h, axis=-1) - h_y  # = log(1 + u) >= 0
   if float(tau) == 1.0:
     out = ce
   else:
     a = 1.0 - float(tau)
     out = jnp.expm1(a * ce) / a
-  return out.astype(dtype)
+  return validation.finish_per_example(out, c.valid, c.where, c.dtype)
 
 
 def smooth_adv_comp_sum_loss(logits: jax.Array, adv_logits: jax.Array, labels: jax.Array,
                              phi: Phi = "logistic", *, nu: Any = 1.0, q: float = 0.7,
-                             tau: Optional[float] = None) -> jax.Array:
+                             tau: Optional[float] = None, axis: int = -1,
+                             where: Optional[jax.Array] = None) -> jax.Array:
   """Smooth adversarial comp-sum loss: comp_sum(h(x), y) + nu * ||h(x') - h(x)||_2 (Mao et al. 2023).
 
   The inner maximisation over the perturbation x' is the caller's (e.g. PGD on this same loss); pass the scores
@@ -106,23 +109,27 @@ def smooth_adv_comp_sum_loss(logits: jax.Array, adv_logits: jax.Array, labels: j
   Args:
     logits: [..., K] scores at the clean input; adv_logits: [..., K] scores at the perturbed input.
     labels: [...] integer.
-    phi, q, tau: as in `comp_sum_loss`.
+    phi, q, tau, axis, where: as in `comp_sum_loss`.
     nu: weight of the smoothness term, >= 0.
 
   Returns:
     Per-example loss [...], in the logits' dtype.
   """
-  if jnp.shape(adv_logits) != jnp.shape(logits):
-    raise ValueError(f"adv_logits must have the shape of logits, got {jnp.shape(adv_logits)=}, {jnp.shape(logits)=}")
+  adv = validation.check_floating(adv_logits, "adv_logits")
+  if adv.shape != jnp.shape(logits):
+    raise ValueError(f"adv_logits must have the shape of logits, got {adv.shape=}, {jnp.shape(logits)=}")
   check_nonnegative(nu, "nu")
-  base = comp_sum_loss(logits, labels, phi, q=q, tau=tau)
-  dtype = jnp.asarray(logits).dtype
-  ct = _compute_dtype(dtype)
-  d = jnp.asarray(adv_logits).astype(ct) - jnp.asarray(logits).astype(ct)
+  base = comp_sum_loss(logits, labels, phi, q=q, tau=tau, axis=axis, where=where)
+  dtype = base.dtype
+  ct = validation.compute_dtype_for(dtype)
+  ax = validation.check_axis(axis, jnp.ndim(logits))
+  d = jnp.moveaxis(adv.astype(ct) - jnp.asarray(logits).astype(ct), ax, -1)
+  if where is not None:
+    d = jnp.where(where[..., None], d, jnp.zeros((), d.dtype))
   # Safe 2-norm: gradient 0 (not NaN) at d = 0.
   sq = jnp.sum(d * d, axis=-1)
   safe = jnp.where(sq > 0, sq, 1.0)
-  norm = jnp.where(sq > 0, jnp.sqrt(safe), 0.0)
+  norm = jnp.where(sq > 0, jnp.sqrt(safe), jnp.where(jnp.isnan(sq), sq, 0.0))
   return (base.astype(ct) + nu * norm).astype(dtype)
 
 

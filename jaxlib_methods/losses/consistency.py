@@ -32,12 +32,13 @@ All losses are per example: inputs [B, ...] -> [B]; reduce outside.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlib_methods import validation
 from jaxlib_methods.validation import check_in_interval, check_nonnegative, check_positive, is_concrete_number
 
 # iCT defaults (Song & Dhariwal 2024, Sec. 3 and Table 1 / Karras et al. 2022).
@@ -50,22 +51,39 @@ P_STD = 2.0
 PSEUDO_HUBER_C_PER_SQRT_DIM = 0.00054
 
 
-def _check_pair(x: jax.Array, y: jax.Array) -> None:
+def _check_pair(x: jax.Array, y: jax.Array, x_name: str = "x", y_name: str = "y") -> None:
+  validation.check_floating(x, x_name)
+  validation.check_floating(y, y_name)
   if jnp.shape(x) != jnp.shape(y):
-    raise ValueError(f"x and y must have the same shape, got {jnp.shape(x)=}, {jnp.shape(y)=}")
+    raise ValueError(f"{x_name} and {y_name} must have the same shape, got {x_name}.shape={jnp.shape(x)}, "
+                     f"{y_name}.shape={jnp.shape(y)}")
   if jnp.ndim(x) < 1:
-    raise ValueError(f"x must have a leading batch axis (rank >= 1), got {jnp.shape(x)=}")
+    raise ValueError(f"{x_name} must have a leading batch axis (rank >= 1), got {x_name}.shape={jnp.shape(x)}")
   if jnp.asarray(x).dtype != jnp.asarray(y).dtype:
-    raise ValueError(f"x and y must have the same dtype, got {jnp.asarray(x).dtype=}, {jnp.asarray(y).dtype=}")
+    raise ValueError(f"{x_name} and {y_name} must have the same dtype, got {x_name}.dtype={jnp.asarray(x).dtype}, "
+                     f"{y_name}.dtype={jnp.asarray(y).dtype}")
 
 
 def _sq_norm_per_example(x: jax.Array, y: jax.Array) -> jax.Array:
-  diff = jnp.asarray(x) - jnp.asarray(y)
+  """||x_i - y_i||^2 over the non-batch axes, in float32 for half-precision inputs."""
+  ct = validation.compute_dtype_for(jnp.asarray(x).dtype)
+  diff = jnp.asarray(x).astype(ct) - jnp.asarray(y).astype(ct)
   return jnp.sum(jnp.square(diff), axis=tuple(range(1, diff.ndim)))
 
 
+def _check_sigma(sigma: Any, name: str, batch: int) -> tuple[jax.Array, Optional[jax.Array]]:
+  """sigma: [B] floating noise levels > 0 (ValueError when concrete, a valid mask when traced)."""
+  sigma = validation.check_floating(sigma, name)
+  if sigma.shape != (batch,):
+    raise ValueError(f"{name} must have shape [B]={(batch,)}, got {name}.shape={sigma.shape}")
+  return sigma, validation.check_values(jnp.isfinite(sigma) & (sigma > 0), sigma, name, "finite noise levels > 0")
+
+
 def default_pseudo_huber_c(dim: int) -> float:
-  """iCT's c = 0.00054 * sqrt(d), d = number of entries of one sample (Song & Dhariwal 2024, Sec. 3.3)."""
+  """iCT's c = 0.00054 * sqrt(d), d = number of entries of one sample (Song & Dhariwal 2024, arXiv:2310.14189,
+  Sec. 3.3). dim: a positive int -> Python float."""
+  if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+    raise TypeError(f"dim must be an int (entries per sample), got {dim=}")
   if int(dim) < 1:
     raise ValueError(f"dim must be >= 1, got {dim=}")
   return PSEUDO_HUBER_C_PER_SQRT_DIM * math.sqrt(int(dim))
@@ -78,11 +96,12 @@ def pseudo_huber_loss(x: jax.Array, y: jax.Array, c: Optional[float] = None) -> 
   residuals far below c. Limits: r^2 / (2c) for r << c, r - c for r >> c.
 
   Args:
-    x, y: [B, ...], same shape and dtype.
+    x, y: [B, ...] floating, same shape and dtype.
     c: positive scale; default 0.00054 * sqrt(d) with d = prod(x.shape[1:]) (the paper's choice).
 
   Returns:
-    [B] per-example distances.
+    [B] per-example distances, in the inputs' dtype (float16/bfloat16 computed in float32); NaN rows for NaN
+    inputs.
 
   Example:
     >>> import jax.numpy as jnp
@@ -91,11 +110,11 @@ def pseudo_huber_loss(x: jax.Array, y: jax.Array, c: Optional[float] = None) -> 
   """
   _check_pair(x, y)
   if c is None:
-    c = default_pseudo_huber_c(int(np.prod(jnp.shape(x)[1:])))
+    c = default_pseudo_huber_c(max(int(np.prod(jnp.shape(x)[1:])), 1))
   check_positive(c, "c")
   sq = _sq_norm_per_example(x, y)
   c = jnp.asarray(c, sq.dtype)
-  return sq / (jnp.sqrt(sq + c * c) + c)
+  return (sq / (jnp.sqrt(sq + c * c) + c)).astype(jnp.asarray(x).dtype)
 
 
 def cauchy_loss(x: jax.Array, y: jax.Array, c: float, *, reduction: str = "sum") -> jax.Array:
@@ -106,14 +125,14 @@ def cauchy_loss(x: jax.Array, y: jax.Array, c: float, *, reduction: str = "sum")
   models/karras_diffusion.py, loss_norm == "cauchy": log(0.5 mean_flat(d^2) + c^2) - 2 log c).
 
   Args:
-    x, y: [B, ...]; c: positive scale.
+    x, y: [B, ...] floating, same shape and dtype; c: positive scale.
     reduction: how r^2 is formed from the squared residual over the non-batch axes.
       "sum" (default): r^2 = ||x - y||_2^2, the same convention as `pseudo_huber_loss` here.
       "mean": r^2 = ||x - y||_2^2 / d with d = prod(x.shape[1:]) (the authors' code uses this per-entry mean, and
       its c values, e.g. `lct_adaptive_c`, are on this scale). cauchy(c, "mean") == cauchy(c * sqrt(d), "sum").
 
   Returns:
-    [B] per-example losses.
+    [B] per-example losses in the inputs' dtype (float16/bfloat16 computed in float32).
   """
   _check_pair(x, y)
   check_positive(c, "c")
@@ -121,14 +140,15 @@ def cauchy_loss(x: jax.Array, y: jax.Array, c: float, *, reduction: str = "sum")
     raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction=}")
   sq = _sq_norm_per_example(x, y)
   if reduction == "mean":
-    sq = sq / int(np.prod(jnp.shape(x)[1:]))
+    sq = sq / max(int(np.prod(jnp.shape(x)[1:])), 1)
   c = jnp.asarray(c, sq.dtype)
-  return jnp.log1p(sq / (2 * c * c))
+  return jnp.log1p(sq / (2 * c * c)).astype(jnp.asarray(x).dtype)
 
 
 def karras_sigmas(num_scales: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX,
                   rho: float = RHO) -> jax.Array:
-  """Karras et al. noise grid sigma_i = (s_min^(1/rho) + (i-1)/(N-1) (s_max^(1/rho) - s_min^(1/rho)))^rho, i=1..N.
+  """Karras et al. noise grid sigma_i = (s_min^(1/rho) + (i-1)/(N-1) (s_max^(1/rho) - s_min^(1/rho)))^rho, i=1..N
+  (Karras et al. 2022, arXiv:2206.00364, Table 1; used by Song & Dhariwal 2024, arXiv:2310.14189).
 
   Args:
     num_scales: N >= 2 (a static Python int).
@@ -180,23 +200,28 @@ def lognormal_sigma_probs(sigmas: jax.Array, p_mean: float = P_MEAN, p_std: floa
     p_mean, p_std: lognormal parameters (p_std > 0).
 
   Returns:
-    [N - 1] probabilities summing to 1.
+    [N - 1] probabilities summing to 1 (all NaN for an invalid traced grid).
   """
   check_positive(p_std, "p_std")
-  sigmas = jnp.asarray(sigmas)
+  sigmas = validation.check_floating(sigmas, "sigmas")
   if sigmas.ndim != 1 or sigmas.shape[0] < 2:
-    raise ValueError(f"sigmas must be a 1-D grid with >= 2 points, got {sigmas.shape=}")
+    raise ValueError(f"sigmas must be a 1-D grid with >= 2 points, got sigmas.shape={sigmas.shape}")
+  ok = jnp.isfinite(sigmas) & (sigmas > 0) & jnp.concatenate([sigmas[1:] > sigmas[:-1], jnp.ones((1,), bool)])
+  valid = validation.check_values(ok, sigmas, "sigmas", "a finite, positive, strictly increasing grid")
   cdf = jax.scipy.special.erf((jnp.log(sigmas) - p_mean) / (math.sqrt(2.0) * p_std))
   w = cdf[1:] - cdf[:-1]
-  return w / jnp.sum(w)
+  return validation.nan_where_invalid(w / jnp.sum(w), None if valid is None else jnp.all(valid))
 
 
 def sample_sigma_indices(key: jax.Array, sigmas: jax.Array, shape: Tuple[int, ...], p_mean: float = P_MEAN,
                          p_std: float = P_STD) -> jax.Array:
-  """Draw interval indices i in [0, N-2] from `lognormal_sigma_probs` (use sigmas[i], sigmas[i + 1]).
+  """Draw interval indices i in [0, N-2] from `lognormal_sigma_probs` (use sigmas[i], sigmas[i + 1]) (Song &
+  Dhariwal 2024, arXiv:2310.14189, Sec. 3.5).
 
   Args:
-    key: PRNG key. sigmas: [N]. shape: output shape, e.g. (B,).
+    key: PRNG key. sigmas: [N] increasing grid (checked when concrete: an integer output cannot carry the NaN of
+      an invalid traced grid, so build traced grids with `karras_sigmas`, which is valid by construction).
+    shape: output shape, e.g. (B,).
 
   Returns:
     int32 indices of `shape`.
@@ -205,9 +230,24 @@ def sample_sigma_indices(key: jax.Array, sigmas: jax.Array, shape: Tuple[int, ..
   return jax.random.choice(key, p.shape[0], shape=shape, p=p).astype(jnp.int32)
 
 
+def _check_sigma_order(sigma: Any, sigma_next: Any) -> Optional[jax.Array]:
+  """0 <= sigma < sigma_next elementwise: ValueError when concrete, a valid mask (NaN rows) when traced."""
+  sigma = validation.check_floating(sigma, "sigma")
+  sigma_next = validation.check_floating(sigma_next, "sigma_next")
+  ok = jnp.isfinite(sigma) & jnp.isfinite(sigma_next) & (sigma >= 0) & (sigma_next > sigma)
+  return validation.check_values(ok, sigma, "sigma and sigma_next",
+                                 "finite with 0 <= sigma < sigma_next (adjacent grid values)")
+
+
 def ict_weight(sigma: jax.Array, sigma_next: jax.Array) -> jax.Array:
-  """iCT weighting lambda(sigma_i) = 1 / (sigma_{i+1} - sigma_i) (Song & Dhariwal 2024, Sec. 3.1)."""
-  return 1.0 / (jnp.asarray(sigma_next) - jnp.asarray(sigma))
+  """iCT weighting lambda(sigma_i) = 1 / (sigma_{i+1} - sigma_i) (Song & Dhariwal 2024, arXiv:2310.14189, Sec. 3.1).
+
+  sigma, sigma_next: floating, broadcastable, 0 <= sigma < sigma_next (else ValueError eagerly, NaN under jit).
+  Returns the broadcast shape.
+  """
+  valid = _check_sigma_order(sigma, sigma_next)
+  w = 1.0 / (jnp.asarray(sigma_next) - jnp.asarray(sigma))
+  return validation.nan_where_invalid(w, valid)
 
 
 def consistency_skip_out(sigma: jax.Array, sigma_data: float = SIGMA_DATA,
@@ -218,9 +258,9 @@ def consistency_skip_out(sigma: jax.Array, sigma_data: float = SIGMA_DATA,
   sqrt(sigma_data^2 + sigma^2); at sigma = sigma_min, f is the identity.
 
   Args:
-    sigma: any shape. Returns: (c_skip, c_out), same shape.
+    sigma: any shape, floating. Returns: (c_skip, c_out), same shape.
   """
-  sigma = jnp.asarray(sigma)
+  sigma = validation.check_floating(sigma, "sigma")
   c_skip = sigma_data ** 2 / ((sigma - sigma_min) ** 2 + sigma_data ** 2)
   c_out = (sigma - sigma_min) * sigma_data / jnp.sqrt(sigma_data ** 2 + sigma ** 2)
   return c_skip, c_out
@@ -239,8 +279,9 @@ def consistency_loss(apply_fn: Callable[..., jax.Array], params, x: jax.Array, n
     apply_fn: f(params, x_noisy [B, ...], sigma [B]) -> [B, ...], the consistency function (with its boundary
       parameterisation, e.g. `consistency_skip_out`).
     params: student parameters.
-    x: [B, ...] data. noise: [B, ...] standard normal z (the same z at both noise levels).
-    sigma, sigma_next: [B] adjacent grid values sigma_i < sigma_{i+1}.
+    x: [B, ...] floating data. noise: [B, ...] standard normal z (the same z at both noise levels).
+    sigma, sigma_next: [B] adjacent grid values 0 <= sigma_i < sigma_{i+1} (else ValueError eagerly, NaN rows, in
+      value and gradient, under jit: sigma > sigma_next would give a negative loss).
     distance: per-example metric d(a, b) -> [B] (pseudo-Huber by default; `cauchy_loss` via functools.partial,
       or a squared-L2 baseline).
     weighting: lambda(sigma_i, sigma_{i+1}) -> [B].
@@ -249,21 +290,23 @@ def consistency_loss(apply_fn: Callable[..., jax.Array], params, x: jax.Array, n
   Returns:
     [B] per-example losses.
   """
-  x = jnp.asarray(x)
-  noise = jnp.asarray(noise)
+  x = validation.check_floating(x, "x")
+  noise = validation.check_floating(noise, "noise")
   if x.shape != noise.shape or x.ndim < 1:
-    raise ValueError(f"x and noise must share a shape with a batch axis, got {x.shape=}, {noise.shape=}")
-  sigma = jnp.asarray(sigma)
-  sigma_next = jnp.asarray(sigma_next)
+    raise ValueError(f"x and noise must share a shape with a batch axis, got x.shape={x.shape}, "
+                     f"noise.shape={noise.shape}")
+  sigma = validation.check_floating(sigma, "sigma")
+  sigma_next = validation.check_floating(sigma_next, "sigma_next")
   if sigma.shape != (x.shape[0],) or sigma_next.shape != (x.shape[0],):
-    raise ValueError(f"sigma and sigma_next must have shape [B]={(x.shape[0],)}, got {sigma.shape=}, "
-                     f"{sigma_next.shape=}")
+    raise ValueError(f"sigma and sigma_next must have shape [B]={(x.shape[0],)}, got sigma.shape={sigma.shape}, "
+                     f"sigma_next.shape={sigma_next.shape}")
+  valid = _check_sigma_order(sigma, sigma_next)
   bshape = (-1,) + (1,) * (x.ndim - 1)
   teacher = params if teacher_params is None else teacher_params
   student_out = apply_fn(params, x + sigma_next.reshape(bshape) * noise, sigma_next)
   teacher_out = jax.lax.stop_gradient(apply_fn(jax.lax.stop_gradient(teacher), x + sigma.reshape(bshape) * noise,
                                                sigma))
-  return weighting(sigma, sigma_next) * distance(student_out, teacher_out)
+  return validation.nan_where_invalid(weighting(sigma, sigma_next) * distance(student_out, teacher_out), valid)
 
 
 def ot_minibatch_coupling(noise: np.ndarray | jax.Array, x: np.ndarray | jax.Array) -> np.ndarray:
@@ -277,16 +320,25 @@ def ot_minibatch_coupling(noise: np.ndarray | jax.Array, x: np.ndarray | jax.Arr
     noise: [B, ...]; x: [B, ...] (same shape).
 
   Returns:
-    perm: int array [B] such that noise[perm][i] is paired with x[i].
+    perm: int array [B] such that `noise[perm][i]` is paired with `x[i]`.
   """
   from scipy.optimize import linear_sum_assignment  # scipy is a dependency of jax.
 
+  if validation.is_traced(noise) or validation.is_traced(x):
+    raise TypeError("ot_minibatch_coupling runs on the host (scipy's Hungarian algorithm): call it outside jit, in "
+                    "the data pipeline")
+  validation.check_floating(noise, "noise")
+  validation.check_floating(x, "x")
   noise = np.asarray(noise, np.float64)
   x = np.asarray(x, np.float64)
   if noise.shape != x.shape or noise.ndim < 1:
-    raise ValueError(f"noise and x must have the same shape with a batch axis, got {noise.shape=}, {x.shape=}")
-  a = noise.reshape(noise.shape[0], -1)
-  b = x.reshape(x.shape[0], -1)
+    raise ValueError(f"noise and x must have the same shape with a batch axis, got noise.shape={noise.shape}, "
+                     f"x.shape={x.shape}")
+  for name, a in (("noise", noise), ("x", x)):
+    if not np.all(np.isfinite(a)):
+      raise ValueError(f"{name} must be finite (the assignment is undefined with NaN/Inf entries)")
+  a = noise.reshape(noise.shape[0], math.prod(noise.shape[1:]))
+  b = x.reshape(x.shape[0], math.prod(x.shape[1:]))
   cost = (b * b).sum(1)[:, None] + (a * a).sum(1)[None, :] - 2 * b @ a.T  # cost[i, j] = ||x_i - noise_j||^2
   rows, cols = linear_sum_assignment(cost)
   perm = np.empty(x.shape[0], dtype=np.int64)
@@ -359,7 +411,7 @@ def early_timestep_mask(indices: jax.Array, num_scales: int, diff_rate: float = 
   mask is N - 2 - k >= floor(N * diff_rate).
 
   Args:
-    indices: int [B] interval indices k in [0, N - 2].
+    indices: int [B] interval indices k in [0, N - 2] (checked when concrete; a bool output cannot carry NaN).
     num_scales: N >= 2 (static).
     diff_rate: in [0, 1] (static Python float).
 
@@ -369,9 +421,9 @@ def early_timestep_mask(indices: jax.Array, num_scales: int, diff_rate: float = 
   if isinstance(num_scales, bool) or not isinstance(num_scales, (int, np.integer)) or num_scales < 2:
     raise ValueError(f"num_scales must be a Python int >= 2, got {num_scales=}")
   check_in_interval(diff_rate, "diff_rate", 0.0, 1.0)
-  indices = jnp.asarray(indices)
-  if not jnp.issubdtype(indices.dtype, jnp.integer):
-    raise ValueError(f"indices must be integers, got {indices.dtype=}")
+  indices = validation.check_integer(indices, "indices")
+  validation.check_values((indices >= 0) & (indices <= num_scales - 2), indices, "indices",
+                          f"interval indices in [0, {num_scales - 2}]")
   threshold = int(num_scales * float(diff_rate))
   return (num_scales - 2 - indices) >= threshold
 
@@ -381,10 +433,13 @@ def edm_diffusion_weight(sigma: jax.Array, sigma_data: float = SIGMA_DATA) -> ja
 
   Karras et al. 2022 (arXiv:2206.00364, Table 1); the weight of [3]'s diffusion loss (the authors' code uses
   `get_weightings("karras", snr = sigma^-2, sigma_data)`).
+
+  sigma: any shape, floating, > 0 (else ValueError eagerly, NaN under jit). Returns sigma's shape.
   """
   check_positive(sigma_data, "sigma_data")
-  sigma = jnp.asarray(sigma)
-  return 1.0 / jnp.square(sigma) + 1.0 / (sigma_data * sigma_data)
+  sigma = validation.check_floating(sigma, "sigma")
+  valid = validation.check_values(jnp.isfinite(sigma) & (sigma > 0), sigma, "sigma", "finite noise levels > 0")
+  return validation.nan_where_invalid(1.0 / jnp.square(sigma) + 1.0 / (sigma_data * sigma_data), valid)
 
 
 def lct_diffusion_loss(denoised: jax.Array, x: jax.Array, sigma: jax.Array,
@@ -405,18 +460,18 @@ def lct_diffusion_loss(denoised: jax.Array, x: jax.Array, sigma: jax.Array,
   Returns:
     [B] per-example losses.
   """
-  _check_pair(denoised, x)
-  sigma = jnp.asarray(sigma)
-  if sigma.shape != (jnp.shape(x)[0],):
-    raise ValueError(f"sigma must have shape [B]={(jnp.shape(x)[0],)}, got {sigma.shape=}")
-  diff = jnp.asarray(denoised) - jnp.asarray(x)
+  _check_pair(denoised, x, "denoised", "x")
+  sigma, _ = _check_sigma(sigma, "sigma", jnp.shape(x)[0])
+  ct = validation.compute_dtype_for(jnp.asarray(x).dtype)
+  diff = jnp.asarray(denoised).astype(ct) - jnp.asarray(x).astype(ct)
   mse = jnp.mean(jnp.square(diff), axis=tuple(range(1, diff.ndim)))
-  return edm_diffusion_weight(sigma, sigma_data).astype(mse.dtype) * mse
+  return (edm_diffusion_weight(sigma, sigma_data).astype(mse.dtype) * mse).astype(jnp.asarray(x).dtype)
 
 
 def lct_total_loss(consistency_losses: jax.Array, diffusion_losses: jax.Array, mask: jax.Array,
                    diff_lambda: float = LCT_DIFF_LAMBDA) -> jax.Array:
-  """Training objective of [3]: mean_B(consistency) + diff_lambda * mean_{early}(diffusion) (a scalar).
+  """Training objective of [3]: mean_B(consistency) + diff_lambda * mean_{early}(diffusion) (a scalar) (Dao et al.
+  2025, arXiv:2502.01441).
 
   As in the authors' training loop (github.com/quandao10/LCT train_cm_latent scripts: `cm_loss =
   losses["loss"].mean(); diff_loss = losses["diff_loss"].mean()` over the masked examples only, 0 when none;
@@ -432,13 +487,13 @@ def lct_total_loss(consistency_losses: jax.Array, diffusion_losses: jax.Array, m
     scalar loss.
   """
   check_nonnegative(diff_lambda, "diff_lambda")
-  cons = jnp.asarray(consistency_losses)
-  diff = jnp.asarray(diffusion_losses)
-  mask = jnp.asarray(mask)
+  cons = validation.check_floating(consistency_losses, "consistency_losses")
+  diff = validation.check_floating(diffusion_losses, "diffusion_losses")
+  mask = validation.check_bool(mask, "mask")
   if cons.ndim != 1 or diff.shape != cons.shape or mask.shape != cons.shape:
-    raise ValueError(f"need [B] arrays of one shape, got {cons.shape=}, {diff.shape=}, {mask.shape=}")
-  if mask.dtype != jnp.bool_:
-    raise ValueError(f"mask must be boolean, got {mask.dtype=}")
+    raise ValueError(f"need [B] arrays of one shape, got consistency_losses.shape={cons.shape}, "
+                     f"diffusion_losses.shape={diff.shape}, mask.shape={mask.shape}")
+  validation.check_min_size(cons, "consistency_losses", 1)
   n = jnp.sum(mask)
   diff_mean = jnp.sum(jnp.where(mask, diff, 0.0)) / jnp.maximum(n, 1).astype(diff.dtype)
   return jnp.mean(cons) + diff_lambda * diff_mean

@@ -21,23 +21,30 @@ Losses are per example ([B]); reduce outside. Embeddings are L2-normalised insid
 
 from __future__ import annotations
 
-from typing import NamedTuple, Tuple
+from typing import Any, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
+from jaxlib_methods import validation
 from jaxlib_methods.validation import check_same_shape_and_dtype, check_in_interval, check_positive, is_concrete_number
 
 
 def _check_embeddings(name: str, z: jax.Array, ndim: int = 2) -> jax.Array:
-  z = jnp.asarray(z)
+  z = validation.check_floating(z, name)
   if z.ndim != ndim:
     raise ValueError(f"{name} must have rank {ndim}, got {name}.shape={z.shape}")
-  if not jnp.issubdtype(z.dtype, jnp.floating):
-    raise ValueError(f"{name} must be floating, got {name}.dtype={z.dtype}")
   return z
+
+
+def _check_lam(lam: Any):
+  """Mixing weights in [0, 1]: a number or an array (ValueError when concrete, a valid mask when traced)."""
+  if jnp.ndim(lam) == 0 and is_concrete_number(lam):
+    check_in_interval(lam, "lam", 0.0, 1.0)
+    return None
+  lam = validation.check_floating(lam, "lam")
+  return validation.check_values(jnp.isfinite(lam) & (lam >= 0) & (lam <= 1), lam, "lam", "in [0, 1]")
 
 
 _check_same = check_same_shape_and_dtype
@@ -60,25 +67,30 @@ def robust_contrastive_loss(sim_pos: jax.Array, sim_neg: jax.Array, tau: jax.Arr
   log(1 + M exp(L_i / tau - rho)) is the standard NT-Xent loss with the positive in the denominator.
 
   Args:
-    sim_pos: [B] similarities s_i+ to the positive.
-    sim_neg: [B, M] similarities to the M negatives.
-    tau: [B] (or scalar) positive temperatures.
+    sim_pos: [B] similarities s_i+ to the positive (floating).
+    sim_neg: [B, M] similarities to the M >= 1 negatives (floating).
+    tau: [B] (or scalar) positive temperatures (invalid: ValueError eagerly, NaN rows under jit).
     rho: >= 0 KL-ball radius.
 
   Returns:
-    [B] per-anchor objective (the exact batch value; `isogclr_loss` gives the stochastic estimator).
+    [B] per-anchor objective (the exact batch value; `isogclr_loss` gives the stochastic estimator), in the
+    dtype of sim_neg (float16/bfloat16 computed in float32).
   """
   sim_neg = _check_embeddings("sim_neg", sim_neg)
-  sim_pos = jnp.asarray(sim_pos)
+  sim_pos = validation.check_floating(sim_pos, "sim_pos")
   if sim_pos.shape != sim_neg.shape[:1]:
-    raise ValueError(f"sim_pos must have shape [B]={sim_neg.shape[:1]}, got {sim_pos.shape=}")
-  if not isinstance(tau, jax.core.Tracer) and not bool(np.all(np.asarray(tau) > 0)):
-    raise ValueError(f"tau must be > 0 everywhere, got {tau=}")
+    raise ValueError(f"sim_pos must have shape [B]={sim_neg.shape[:1]}, got sim_pos.shape={sim_pos.shape}")
+  if sim_neg.shape[1] < 1:
+    raise ValueError(f"sim_neg needs at least one negative per anchor, got sim_neg.shape={sim_neg.shape}")
+  valid = validation.check_positive_values(tau, "tau", sim_pos.shape)
   check_in_interval(rho, "rho", 0.0, float("inf"), closed_high=False)
-  tau = jnp.broadcast_to(jnp.asarray(tau, sim_neg.dtype), sim_pos.shape)
+  dtype = sim_neg.dtype
+  ct = validation.compute_dtype_for(dtype)
+  tau = jnp.broadcast_to(jnp.asarray(tau, ct), sim_pos.shape)
   m = sim_neg.shape[1]
-  lse = jax.nn.logsumexp((sim_neg - sim_pos[:, None]) / tau[:, None], axis=1)
-  return tau * (lse - jnp.log(jnp.asarray(m, sim_neg.dtype))) + tau * rho
+  lse = jax.nn.logsumexp((sim_neg.astype(ct) - sim_pos.astype(ct)[:, None]) / tau[:, None], axis=1)
+  out = tau * (lse - jnp.log(jnp.asarray(m, ct))) + tau * rho
+  return validation.nan_where_invalid(out, valid).astype(dtype)
 
 
 class IsogclrState(NamedTuple):
@@ -96,7 +108,8 @@ class IsogclrState(NamedTuple):
 
 
 def isogclr_init(num_examples: int, tau_init: float = 0.1, dtype=jnp.float32) -> IsogclrState:
-  """Initial iSogCLR state for a data set of `num_examples` (LibAUC default tau_init = 0.1)."""
+  """Initial iSogCLR state for a data set of `num_examples` (Qiu et al. 2023, arXiv:2305.11965; LibAUC default
+  tau_init = 0.1): u = 0, tau = tau_init, grad_tau = 0, each [num_examples] in `dtype`."""
   if int(num_examples) < 1:
     raise ValueError(f"num_examples must be >= 1, got {num_examples=}")
   check_positive(tau_init, "tau_init")
@@ -123,10 +136,12 @@ def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrS
   [0.05, 0.7]); the official repo's SogCLR_DRO_Loss uses gamma 0.8, rho 6.0, eta 1e-3, tau in [0.05, 1.0].
 
   Args:
-    z1, z2: [B, d] embeddings of two views (normalised inside).
-    index: [B] int dataset indices of the batch (distinct).
+    z1, z2: [B, d] floating embeddings of two views (normalised inside), B >= 2.
+    index: [B] int dataset indices of the batch: distinct and in [0, N) for a state of N examples (otherwise a
+      ValueError eagerly; under jit the offending rows' losses are NaN, in value and gradient, and their state
+      entries are not to be trusted).
     state: `IsogclrState` from `isogclr_init`.
-    gamma, beta in (0, 1]; rho >= 0; eta >= 0; 0 < tau_min <= tau_max.
+    gamma, beta, rho, eta, tau_min, tau_max: gamma, beta in (0, 1]; rho >= 0; eta >= 0; 0 < tau_min <= tau_max.
 
   Returns:
     (loss [B], new_state). Reduce with mean to match LibAUC's scalar.
@@ -134,11 +149,22 @@ def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrS
   z1 = _check_embeddings("z1", z1)
   z2 = _check_embeddings("z2", z2)
   _check_same("z1", z1, "z2", z2)
-  index = jnp.asarray(index)
-  if index.shape != z1.shape[:1] or not jnp.issubdtype(index.dtype, jnp.integer):
-    raise ValueError(f"index must be integer of shape [B]={z1.shape[:1]}, got {index.shape=}, {index.dtype=}")
+  index = validation.check_integer(index, "index")
+  if index.shape != z1.shape[:1]:
+    raise ValueError(f"index must have shape [B]={z1.shape[:1]}, got index.shape={index.shape}")
   if z1.shape[0] < 2:
-    raise ValueError(f"need a batch of at least 2 pairs for negatives, got {z1.shape[0]=}")
+    raise ValueError(f"need a batch of at least 2 pairs for negatives, got z1.shape={z1.shape}")
+  if not isinstance(state, IsogclrState) or jnp.ndim(state.u) != 1:
+    raise TypeError(f"state must be an IsogclrState from isogclr_init, got {type(state).__name__}")
+  n_data = state.u.shape[0]
+  # Out-of-range indices would be clamped in the reads and dropped in the writes, duplicates would race in the
+  # writes: either way the state silently misses an update. Concrete: ValueError; traced: NaN loss rows.
+  order = jnp.argsort(index)
+  same_next = index[order][1:] == index[order][:-1]
+  no = jnp.zeros((1,), bool)
+  dup = jnp.zeros(index.shape, bool).at[order].set(jnp.concatenate([same_next, no]) | jnp.concatenate([no, same_next]))
+  valid = validation.check_values((index >= 0) & (index < n_data) & ~dup, index, "index",
+                                  f"distinct dataset indices in [0, {n_data}) (the size of the state)")
   check_in_interval(gamma, "gamma", 0.0, 1.0, closed_low=False)
   check_in_interval(beta, "beta", 0.0, 1.0, closed_low=False)
   check_in_interval(rho, "rho", 0.0, float("inf"), closed_high=False)
@@ -150,7 +176,9 @@ def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrS
 
   b = z1.shape[0]
   m = 2 * (b - 1)
-  h1, h2 = _normalize(z1), _normalize(z2)
+  out_dtype = z1.dtype
+  ct = validation.compute_dtype_for(z1.dtype)
+  h1, h2 = _normalize(z1.astype(ct)), _normalize(z2.astype(ct))
   eye = jnp.eye(b, dtype=bool)
   # Row i of view-1 anchors: [s(h1_i, h2_j) for j] ++ [s(h1_i, h1_j) for j]; positive at j = i of the first block.
   logits1 = jnp.concatenate([h1 @ h2.T, h1 @ h1.T], axis=1)
@@ -175,7 +203,7 @@ def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrS
 
   wsum1, u1, gt1 = branch(logits1)
   wsum2, u2, gt2 = branch(logits2)
-  loss = (wsum1 - pos1) + (wsum2 - pos2)
+  loss = validation.nan_where_invalid((wsum1 - pos1) + (wsum2 - pos2), valid).astype(out_dtype)
 
   grad_tau_new = (1 - beta) * state.grad_tau[index] + beta * ((gt1 + gt2) / 2).astype(state.grad_tau.dtype)
   tau_new = jnp.clip(state.tau[index] - eta * grad_tau_new, tau_min, tau_max)
@@ -208,7 +236,8 @@ def mochi_negatives(key: jax.Array, q: jax.Array, queue: jax.Array, *, num_hard:
       contribution below the negative's).
 
   Returns:
-    [B, s + s', d] unit-norm synthetic negatives.
+    [B, s + s', d] unit-norm synthetic negatives in q's dtype (computed in float32 or wider); NaN rows for a
+    non-finite query, all NaN for a non-finite queue entry.
   """
   q = _check_embeddings("q", q)
   queue = _check_embeddings("queue", queue)
@@ -220,7 +249,9 @@ def mochi_negatives(key: jax.Array, q: jax.Array, queue: jax.Array, *, num_hard:
   if not 1 <= num_hard <= queue.shape[0]:
     raise ValueError(f"num_hard must lie in [1, K={queue.shape[0]}], got {num_hard=}")
   check_in_interval(beta_max, "beta_max", 0.0, 0.5, closed_low=False)
-  qn, kn = _normalize(q), _normalize(queue)
+  out_dtype = q.dtype
+  ct = validation.compute_dtype_for(q.dtype)
+  qn, kn = _normalize(q.astype(ct)), _normalize(queue.astype(ct))
   b = q.shape[0]
   _, hard_idx = jax.lax.top_k(qn @ kn.T, num_hard)  # [B, N]
   hard = kn[hard_idx]  # [B, N, d]
@@ -229,18 +260,21 @@ def mochi_negatives(key: jax.Array, q: jax.Array, queue: jax.Array, *, num_hard:
   if num_mix:
     i = jax.random.randint(k1, (b, num_mix), 0, num_hard)
     j = jax.random.randint(k2, (b, num_mix), 0, num_hard)
-    alpha = jax.random.uniform(k3, (b, num_mix, 1), dtype=q.dtype)
+    alpha = jax.random.uniform(k3, (b, num_mix, 1), dtype=ct)
     ni = jnp.take_along_axis(hard, i[..., None], axis=1)
     nj = jnp.take_along_axis(hard, j[..., None], axis=1)
     out.append(_normalize(alpha * ni + (1 - alpha) * nj))
   if num_query_mix:
     j = jax.random.randint(k4, (b, num_query_mix), 0, num_hard)
-    bet = jax.random.uniform(k5, (b, num_query_mix, 1), dtype=q.dtype, maxval=beta_max)
+    bet = jax.random.uniform(k5, (b, num_query_mix, 1), dtype=ct, maxval=beta_max)
     nj = jnp.take_along_axis(hard, j[..., None], axis=1)
     out.append(_normalize(bet * qn[:, None, :] + (1 - bet) * nj))
   if not out:
     return jnp.zeros((b, 0, q.shape[1]), q.dtype)
-  return jax.lax.stop_gradient(jnp.concatenate(out, axis=1))
+  # A NaN query or queue entry would otherwise just reorder top_k and leave finite (meaningless) negatives.
+  ok = jnp.all(jnp.isfinite(q), axis=-1) & jnp.all(jnp.isfinite(queue))
+  out = validation.nan_where_invalid(jnp.concatenate(out, axis=1), ok)
+  return jax.lax.stop_gradient(out.astype(out_dtype))
 
 
 def mochi_infonce(q: jax.Array, k: jax.Array, queue: jax.Array, synthetic: jax.Array | None = None,
@@ -289,16 +323,19 @@ def geodesic_mixup(a: jax.Array, b: jax.Array, lam: jax.Array | float) -> jax.Ar
   inputs (theta = pi) have no unique geodesic and are not handled, as in the official code.
 
   Args:
-    a, b: [..., d] unit vectors (same shape). lam: scalar or broadcastable to [...] in [0, 1].
+    a, b: [..., d] floating unit vectors (same shape). lam: scalar or broadcastable to [...], in [0, 1] (outside:
+      ValueError eagerly, NaN under jit).
 
   Returns:
     [..., d] mixed unit vectors.
   """
-  a = jnp.asarray(a)
-  b = jnp.asarray(b)
+  a = validation.check_floating(a, "a")
+  b = validation.check_floating(b, "b")
   if a.shape != b.shape:
-    raise ValueError(f"a and b must have the same shape, got {a.shape=}, {b.shape=}")
-  check_in_interval(lam, "lam", 0.0, 1.0)
+    raise ValueError(f"a and b must have the same shape, got a.shape={a.shape}, b.shape={b.shape}")
+  if a.ndim < 1:
+    raise ValueError(f"a must have a feature axis (rank >= 1), got a.shape={a.shape}")
+  valid = _check_lam(lam)
   lam = jnp.asarray(lam, a.dtype)
   lam = lam[..., None] if lam.ndim > 0 else lam
   cos = jnp.clip(jnp.sum(a * b, axis=-1, keepdims=True), -1.0, 1.0)
@@ -309,7 +346,7 @@ def geodesic_mixup(a: jax.Array, b: jax.Array, lam: jax.Array | float) -> jax.Ar
   sin_t = jnp.sin(safe_theta)
   wa = jnp.where(small, lam, jnp.sin(lam * safe_theta) / sin_t)
   wb = jnp.where(small, 1 - lam, jnp.sin((1 - lam) * safe_theta) / sin_t)
-  return wa * a + wb * b
+  return validation.nan_where_invalid(wa * a + wb * b, valid)
 
 
 def m2mix_loss(image: jax.Array, text: jax.Array, lam: jax.Array | float, temperature: float = 0.01) -> jax.Array:
@@ -346,7 +383,9 @@ def m2mix_loss(image: jax.Array, text: jax.Array, lam: jax.Array | float, temper
 
 
 def alignment_loss(x: jax.Array, y: jax.Array, alpha: float = 2.0) -> jax.Array:
-  """Alignment ||x_i - y_i||^alpha per pair (Wang & Isola 2020; the metric m^2-Mix reports). x, y: [B, d] -> [B]."""
+  """Alignment ||x_i - y_i||^alpha per pair (Wang & Isola, "Understanding Contrastive Representation Learning through
+  Alignment and Uniformity on the Hypersphere", ICML 2020, arXiv:2005.10242, Sec. 4.1.2; the metric m^2-Mix
+  reports). x, y: [B, d] floating -> [B]."""
   x = _check_embeddings("x", x)
   y = _check_embeddings("y", y)
   _check_same("x", x, "y", y)
@@ -354,15 +393,37 @@ def alignment_loss(x: jax.Array, y: jax.Array, alpha: float = 2.0) -> jax.Array:
   return jnp.sum(jnp.square(x - y), axis=-1) ** (alpha / 2)
 
 
-def uniformity_loss(x: jax.Array, t: float = 2.0) -> jax.Array:
-  """Uniformity log mean_{i<j} exp(-t ||x_i - x_j||^2) (Wang & Isola 2020). x: [B, d], B >= 2 -> scalar."""
-  x = _check_embeddings("x", x)
-  if x.shape[0] < 2:
-    raise ValueError(f"uniformity needs at least 2 points, got {x.shape=}")
+def uniformity_loss(z: jax.Array, t: float = 2.0) -> jax.Array:
+  """Uniformity L_uniform = log mean_{i != j} exp(-t ||z_i - z_j||^2) (Wang & Isola, "Understanding Contrastive
+  Representation Learning through Alignment and Uniformity on the Hypersphere", ICML 2020, arXiv:2005.10242,
+  Sec. 4.1.2, t = 2). Lower is more uniform. The one implementation in the library: `jaxlib_methods.analysis` re-exports
+  it (and `analysis.uniformity` is its negative, Wang & Liu 2021's metric).
+
+  The mean over ordered pairs i != j equals the mean over i < j (the kernel is symmetric). Squared distances come
+  from the Gram matrix, ||z_i||^2 + ||z_j||^2 - 2 z_i.z_j clamped at 0, so memory is O(N^2), not O(N^2 d).
+
+  Args:
+    z: [N, d] floating embeddings, N >= 2 (L2-normalise them first, as the paper does).
+    t: the kernel scale t > 0 (the paper's t = 2).
+
+  Returns:
+    Scalar, float32 or wider (float16/bfloat16 computed in float32); NaN if an embedding holds NaN.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> float(uniformity_loss(jnp.array([[1.0, 0.0], [-1.0, 0.0]])))  # antipodal pair: -2 * 4
+    -8.0
+  """
+  z = _check_embeddings("z", z)
+  validation.check_min_size(z, "z", 2, what="points")
   check_positive(t, "t")
-  d2 = jnp.sum(jnp.square(x[:, None, :] - x[None, :, :]), axis=-1)
-  iu = jnp.triu_indices(x.shape[0], k=1)
-  return jax.nn.logsumexp(-t * d2[iu]) - jnp.log(jnp.asarray(iu[0].shape[0], x.dtype))
+  z = z.astype(validation.compute_dtype_for(z.dtype))
+  sq = jnp.sum(z * z, axis=-1)
+  d2 = jnp.maximum(sq[:, None] + sq[None, :] - 2 * z @ z.T, 0.0)
+  d2 = jnp.where(jnp.isnan(sq[:, None] + sq[None, :]), jnp.nan, d2)  # jnp.maximum(NaN, 0) is NaN; keep it explicit
+  n = z.shape[0]
+  off = ~jnp.eye(n, dtype=bool)
+  return jax.nn.logsumexp(jnp.where(off, -t * d2, -jnp.inf)) - jnp.log(jnp.asarray(n * (n - 1.0), z.dtype))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -390,10 +451,9 @@ def mcl_info_nce(z1: jax.Array, z2: jax.Array, cluster_ids: jax.Array, temperatu
   z1 = _check_embeddings("z1", z1)
   z2 = _check_embeddings("z2", z2)
   _check_same("z1", z1, "z2", z2)
-  cluster_ids = jnp.asarray(cluster_ids)
-  if cluster_ids.shape != z1.shape[:1] or not jnp.issubdtype(cluster_ids.dtype, jnp.integer):
-    raise ValueError(f"cluster_ids must be integer of shape [B]={z1.shape[:1]}, got {cluster_ids.shape=}, "
-                     f"{cluster_ids.dtype=}")
+  cluster_ids = validation.check_integer(cluster_ids, "cluster_ids")
+  if cluster_ids.shape != z1.shape[:1]:
+    raise ValueError(f"cluster_ids must have shape [B]={z1.shape[:1]}, got cluster_ids.shape={cluster_ids.shape}")
   check_positive(temperature, "temperature")
   b = z1.shape[0]
   v = _normalize(jnp.concatenate([z1, z2], axis=0))

@@ -28,18 +28,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlib_methods import validation
 from jaxlib_methods.validation import check_positive, is_concrete_number
 
 
 def _check_scores_mask(scores: Any, pos_mask: Any) -> None:
+  validation.check_floating(scores, "scores")
+  validation.check_bool(pos_mask, "pos_mask")
   if jnp.ndim(scores) != 2:
-    raise ValueError(f"scores must have shape [B, L], got {jnp.shape(scores)=}")
+    raise ValueError(f"scores must have shape [B, L], got scores.shape={jnp.shape(scores)}")
   if jnp.shape(pos_mask) != jnp.shape(scores):
-    raise ValueError(f"pos_mask must have the shape of scores [B, L], got {jnp.shape(pos_mask)=}, {jnp.shape(scores)=}")
-  if jnp.asarray(pos_mask).dtype != jnp.bool_:
-    raise ValueError(f"pos_mask must be boolean, got {jnp.asarray(pos_mask).dtype=}")
-  if not jnp.issubdtype(jnp.asarray(scores).dtype, jnp.floating):
-    raise ValueError(f"scores must be floating point, got {jnp.asarray(scores).dtype=}")
+    raise ValueError(f"pos_mask must have the shape of scores [B, L], got pos_mask.shape={jnp.shape(pos_mask)}, "
+                     f"scores.shape={jnp.shape(scores)}")
+
+
+def _nan_rows(out: jax.Array, s: jax.Array) -> jax.Array:
+  """NaN (value and gradient) for queries with a NaN score: a NaN among the negatives would otherwise vanish."""
+  return validation.nan_where_invalid(out, ~jnp.any(jnp.isnan(s), axis=-1))
 
 
 def _masked_logsumexp(x: jax.Array, mask: jax.Array) -> jax.Array:
@@ -49,7 +54,7 @@ def _masked_logsumexp(x: jax.Array, mask: jax.Array) -> jax.Array:
   m = jax.lax.stop_gradient(jnp.where(jnp.any(mask, axis=-1, keepdims=True), m, 0.0))
   s = jnp.sum(jnp.where(mask, jnp.exp(jnp.where(mask, x - m, 0.0)), 0.0), axis=-1)
   safe = jnp.where(s > 0, s, 1.0)
-  return jnp.where(s > 0, m[..., 0] + jnp.log(safe), -jnp.inf)
+  return jnp.where(s > 0, m[..., 0] + jnp.log(safe), jnp.where(jnp.isnan(s), s, -jnp.inf))
 
 
 def _mean_over_positives(per_label: jax.Array, pos_mask: jax.Array) -> jax.Array:
@@ -62,11 +67,12 @@ def decoupled_softmax_loss(scores: jax.Array, pos_mask: jax.Array) -> jax.Array:
   """Decoupled softmax loss per query (Gupta et al. 2024, arXiv:2310.10636; official `decoupled-softmax`).
 
   Args:
-    scores: [B, L] query-label scores (already divided by any temperature).
+    scores: [B, L] floating query-label scores (already divided by any temperature).
     pos_mask: [B, L] bool, True at the query's positive labels.
 
   Returns:
-    [B] loss in the scores' dtype (half precision computed in float32); 0 for queries without positives.
+    [B] loss in the scores' dtype (half precision computed in float32); 0 for queries without positives; NaN for
+    queries with a NaN score.
   """
   _check_scores_mask(scores, pos_mask)
   dtype = jnp.asarray(scores).dtype
@@ -74,16 +80,17 @@ def decoupled_softmax_loss(scores: jax.Array, pos_mask: jax.Array) -> jax.Array:
   pos = jnp.asarray(pos_mask)
   lse_neg = _masked_logsumexp(s, ~pos)[:, None]
   nll = jnp.logaddexp(lse_neg, s) - s  # -log(e^{s_l} / (e^{s_l} + sum_N e^{s_j}))
-  return _mean_over_positives(nll, pos).astype(dtype)
+  return _nan_rows(_mean_over_positives(nll, pos), s).astype(dtype)
 
 
 def multi_positive_softmax_loss(scores: jax.Array, pos_mask: jax.Array) -> jax.Array:
-  """The baseline: -(1/|P|) sum_{l in P} log softmax(s)_l (positives share the denominator). [B, L] -> [B]."""
+  """The baseline: -(1/|P|) sum_{l in P} log softmax(s)_l (positives share the denominator) (Gupta et al. 2024,
+  arXiv:2310.10636). scores [B, L] floating, pos_mask [B, L] bool -> [B] (NaN for queries with a NaN score)."""
   _check_scores_mask(scores, pos_mask)
   dtype = jnp.asarray(scores).dtype
   s = jnp.asarray(scores).astype(jnp.promote_types(dtype, jnp.float32))
   nll = -jax.nn.log_softmax(s, axis=-1)
-  return _mean_over_positives(nll, jnp.asarray(pos_mask)).astype(dtype)
+  return _nan_rows(_mean_over_positives(nll, jnp.asarray(pos_mask)), s).astype(dtype)
 
 
 def _bisect_threshold(s: jax.Array, k: jax.Array, alpha: float, n_iter: int) -> jax.Array:
@@ -101,9 +108,33 @@ def _bisect_threshold(s: jax.Array, k: jax.Array, alpha: float, n_iter: int) -> 
 
 
 def soft_topk_threshold(scores: jax.Array, k: Any, *, alpha: float = 1.0, n_iter: int = 64) -> jax.Array:
-  """Threshold t [B] with sum_j sigmoid(alpha (s_j + t)) = k, differentiable (implicit gradient). [B, L] -> [B]."""
-  return _soft_topk_threshold(jnp.asarray(scores), jnp.asarray(k, jnp.asarray(scores).dtype), float(alpha),
-                              int(n_iter))
+  """Threshold t [B] with sum_j sigmoid(alpha (s_j + t)) = k, differentiable (implicit gradient) (Gupta et al. 2024,
+  arXiv:2310.10636, soft top-k; official `TopK`). scores [B, L] floating, k in (0, L) -> [B] float32 or wider.
+
+  Rows with a NaN score, or an invalid traced k, give NaN (value and gradient)."""
+  s = validation.check_floating(scores, "scores")
+  if s.ndim != 2:
+    raise ValueError(f"scores must have shape [B, L], got scores.shape={s.shape}")
+  k_valid = _check_k(k, s.shape)
+  if not is_concrete_number(alpha):
+    raise ValueError(f"alpha must be a concrete number (close over it, do not trace it), got {alpha=}")
+  check_positive(alpha, "alpha")
+  if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter <= 0:
+    raise ValueError(f"n_iter must be a positive int, got {n_iter=}")
+  s = s.astype(validation.compute_dtype_for(s.dtype))
+  t = _soft_topk_threshold(s, jnp.asarray(k, s.dtype), float(alpha), int(n_iter))
+  return _nan_rows(validation.nan_where_invalid(t, k_valid), s)
+
+
+def _check_k(k: Any, shape: tuple):
+  """k: an int or [B]; 0 < k < L (ValueError when concrete, a valid mask when traced)."""
+  b, num_labels = shape
+  if jnp.ndim(k) not in (0, 1) or (jnp.ndim(k) == 1 and jnp.shape(k)[0] != b):
+    raise ValueError(f"k must be a number or have shape [B]=({b},), got k.shape={jnp.shape(k)}")
+  kv = jnp.asarray(k)
+  if kv.dtype == jnp.bool_ or jnp.issubdtype(kv.dtype, jnp.complexfloating):
+    raise TypeError(f"k must be a real number, got k.dtype={kv.dtype}")
+  return validation.check_values((kv > 0) & (kv < num_labels), k, "k", f"in (0, L={num_labels})")
 
 
 def _soft_topk_threshold_impl(s, k, alpha, n_iter):
@@ -142,26 +173,15 @@ def soft_topk_loss(scores: jax.Array, pos_mask: jax.Array, k: Any, *, alpha: flo
     n_iter: bisection steps for the threshold (64 reaches float precision).
 
   Returns:
-    [B] loss in the scores' dtype (computed in float32 or wider); 0 for queries without positives.
+    [B] loss in the scores' dtype (computed in float32 or wider); 0 for queries without positives; NaN for queries
+    with a NaN score or (under jit) an invalid k.
   """
   _check_scores_mask(scores, pos_mask)
-  if not is_concrete_number(alpha):
-    raise ValueError(f"alpha must be a concrete number (close over it, do not trace it), got {alpha=}")
-  check_positive(alpha, "alpha")
-  if not isinstance(n_iter, (int, np.integer)) or n_iter <= 0:
-    raise ValueError(f"n_iter must be a positive int, got {n_iter=}")
-  num_labels = jnp.shape(scores)[1]
-  if jnp.ndim(k) not in (0, 1) or (jnp.ndim(k) == 1 and jnp.shape(k)[0] != jnp.shape(scores)[0]):
-    raise ValueError(f"k must be an int or have shape [B], got {jnp.shape(k)=}")
-  if not isinstance(k, jax.core.Tracer):
-    kv = np.asarray(k)
-    if np.any(kv <= 0) or np.any(kv >= num_labels):
-      raise ValueError(f"k must satisfy 0 < k < L={num_labels}, got {k=}")
   dtype = jnp.asarray(scores).dtype
   s = jnp.asarray(scores).astype(jnp.promote_types(dtype, jnp.float32))
-  t = soft_topk_threshold(s, k, alpha=alpha, n_iter=n_iter)
+  t = soft_topk_threshold(s, k, alpha=alpha, n_iter=n_iter)  # checks k, alpha, n_iter; NaN rows as documented
   nll = -jax.nn.log_sigmoid(alpha * (s + t[:, None]))
-  return _mean_over_positives(nll, jnp.asarray(pos_mask)).astype(dtype)
+  return validation.nan_where_invalid(_mean_over_positives(nll, jnp.asarray(pos_mask)), ~jnp.isnan(t)).astype(dtype)
 
 
 __all__ = [

@@ -28,16 +28,28 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 
+from jaxlib_methods import validation
 from jaxlib_methods.validation import check_positive
 
 Strategy = Literal["linupper", "quadratic", "extremes", "uniform"]
 _STRATEGIES = ("linupper", "quadratic", "extremes", "uniform")
 
 
+def _check_batch_losses(per_example_loss: Any) -> jax.Array:
+  l = validation.check_floating(per_example_loss, "per_example_loss")
+  if l.ndim != 1:
+    raise ValueError(f"per_example_loss must have shape [B], got per_example_loss.shape={l.shape}")
+  validation.check_min_size(l, "per_example_loss", 1)
+  return l
+
+
 def normalize_batch_losses(per_example_loss: jax.Array, *, delta: Any = 1.0) -> jax.Array:
-  """Min-max normalise the batch losses to [-delta, delta] (Sow et al. 2025). [B] -> [B] float32, no gradient."""
+  """Min-max normalise the batch losses to [-delta, delta] (Sow et al. 2025, arXiv:2502.06733).
+
+  [B] floating (B >= 1) -> [B] float32, no gradient; all NaN if a loss is NaN (the batch min and max are NaN).
+  """
   check_positive(delta, "delta")
-  l = jax.lax.stop_gradient(jnp.asarray(per_example_loss)).astype(jnp.float32)
+  l = jax.lax.stop_gradient(_check_batch_losses(per_example_loss)).astype(jnp.float32)
   lo, hi = jnp.min(l), jnp.max(l)
   denom = jnp.maximum(hi - lo, 1e-6)
   return 2.0 * delta * (l - lo) / denom - delta
@@ -54,10 +66,10 @@ def loss_reweighting(per_example_loss: jax.Array, strategy: Strategy = "linupper
     r: softmax temperature r > 0 (smaller = more peaked weights).
 
   Returns:
-    [B] float32 weights, >= 0, mean 1, with no gradient (stop-gradient, as in the paper).
+    [B] float32 weights, >= 0, mean 1, with no gradient (stop-gradient, as in the paper); all NaN if a loss is NaN
+    or infinite.
   """
-  if jnp.ndim(per_example_loss) != 1:
-    raise ValueError(f"per_example_loss must have shape [B], got {jnp.shape(per_example_loss)=}")
+  _check_batch_losses(per_example_loss)
   if strategy not in _STRATEGIES:
     raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy=}")
   check_positive(r, "r")
@@ -71,16 +83,27 @@ def loss_reweighting(per_example_loss: jax.Array, strategy: Strategy = "linupper
   else:
     g = jnp.zeros_like(lt)
   w = jax.nn.softmax(g / r)
-  return w * lt.shape[0]
+  return w * lt.shape[0] if strategy != "uniform" else jnp.where(jnp.isnan(lt), lt, w * lt.shape[0])
 
 
 def reweighted_mean(per_example_loss: jax.Array, weights: jax.Array) -> jax.Array:
-  """mean_i(stop_gradient(w_i) * l_i): the reweighted batch objective. [B], [B] -> scalar."""
-  if jnp.shape(per_example_loss) != jnp.shape(weights) or jnp.ndim(weights) != 1:
-    raise ValueError(f"per_example_loss and weights must both have shape [B], got {jnp.shape(per_example_loss)=}, "
-                     f"{jnp.shape(weights)=}")
-  l = jnp.asarray(per_example_loss)
-  return jnp.mean(jax.lax.stop_gradient(weights).astype(l.dtype) * l)
+  """mean_i(stop_gradient(w_i) * l_i): the reweighted batch objective (Sow et al. 2025, arXiv:2502.06733).
+
+  Args:
+    per_example_loss: [B] floating, B >= 1. weights: [B] finite, >= 0 (negative or non-finite weights: ValueError
+      eagerly, NaN under jit).
+
+  Returns:
+    Scalar in the losses' dtype.
+  """
+  l = _check_batch_losses(per_example_loss)
+  w = validation.check_floating(weights, "weights")
+  if w.shape != l.shape:
+    raise ValueError(f"per_example_loss and weights must both have shape [B], got per_example_loss.shape={l.shape}, "
+                     f"weights.shape={w.shape}")
+  valid = validation.check_positive_values(w, "weights", l.shape, allow_zero=True)
+  out = jnp.mean(jax.lax.stop_gradient(w).astype(l.dtype) * l)
+  return validation.nan_where_invalid(out, valid)
 
 
 __all__ = ["loss_reweighting", "normalize_batch_losses", "reweighted_mean"]

@@ -24,31 +24,39 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
+from jaxlib_methods import validation
 from jaxlib_methods.validation import check_same_shape_and_dtype, check_in_interval, check_nonnegative, check_positive
 
 
 def _check_2d(name: str, z: jax.Array, min_rows: int = 2) -> jax.Array:
-  z = jnp.asarray(z)
+  z = validation.check_floating(z, name)
   if z.ndim != 2 or z.shape[0] < min_rows:
     raise ValueError(f"{name} must be [n, d] with n >= {min_rows}, got {name}.shape={z.shape}")
-  if not jnp.issubdtype(z.dtype, jnp.floating):
-    raise ValueError(f"{name} must be floating, got {name}.dtype={z.dtype}")
   return z
+
+
+def _up(*zs: jax.Array):
+  """Half-precision inputs are computed in float32 (covariances and log-determinants of bfloat16 are too coarse)."""
+  out = tuple(z.astype(validation.compute_dtype_for(z.dtype)) for z in zs)
+  return out if len(out) > 1 else out[0]
 
 
 _check_same = check_same_shape_and_dtype
 
 
 def standardize(z: jax.Array, *, ddof: int = 0, eps: float = 0.0) -> jax.Array:
-  """Per-feature batch standardisation (z - mean) / sqrt(var + eps); z: [n, d]. ddof=0 is BatchNorm's biased
-  variance (Barlow Twins), ddof=1 torch's `std()` (mix-bt code)."""
+  """Per-feature batch standardisation (z - mean) / sqrt(var + eps); z: [n, d] floating, n >= 2. ddof=0 is
+  BatchNorm's biased variance (Barlow Twins, Zbontar et al. 2021, arXiv:2103.03230), ddof=1 torch's `std()` (mix-bt
+  code, Bandara et al. 2023, arXiv:2312.02151). Returns z's shape and dtype."""
   z = _check_2d("z", z)
-  if ddof not in (0, 1):
+  if isinstance(ddof, bool) or ddof not in (0, 1):
     raise ValueError(f"ddof must be 0 or 1, got {ddof=}")
   check_nonnegative(eps, "eps")
+  dtype = z.dtype
+  z = _up(z)
   mu = jnp.mean(z, axis=0, keepdims=True)
   var = jnp.sum(jnp.square(z - mu), axis=0, keepdims=True) / (z.shape[0] - ddof)
-  return (z - mu) / jnp.sqrt(var + eps)
+  return ((z - mu) / jnp.sqrt(var + eps)).astype(dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -71,6 +79,7 @@ def barlow_twins_loss(z1: jax.Array, z2: jax.Array, lambd: float = 0.0051, *, dd
   z2 = _check_2d("z2", z2)
   _check_same("z1", z1, "z2", z2)
   check_nonnegative(lambd, "lambd")
+  z1, z2 = _up(z1, z2)
   n = z1.shape[0]
   c = standardize(z1, ddof=ddof, eps=eps).T @ standardize(z2, ddof=ddof, eps=eps) / n
   on = jnp.sum(jnp.square(1 - jnp.diagonal(c)))
@@ -94,7 +103,8 @@ def mixed_barlow_twins_regularizer(z1: jax.Array, z2: jax.Array, z_mix: jax.Arra
   or alpha = 0 and z_mix = z2[perm].
 
   Args:
-    z1, z2, z_mix: [n, d]. perm: [n] int permutation used for the mixed inputs. alpha in [0, 1].
+    z1, z2, z_mix: [n, d] floating. perm: [n] int permutation used for the mixed inputs (not a permutation of
+      0..n-1: ValueError eagerly, NaN under jit). alpha in [0, 1].
     lambd >= 0, mixup_loss_scale >= 0. ddof/eps: standardisation (official: unbiased std, no eps).
 
   Returns:
@@ -105,13 +115,18 @@ def mixed_barlow_twins_regularizer(z1: jax.Array, z2: jax.Array, z_mix: jax.Arra
   z_mix = _check_2d("z_mix", z_mix)
   _check_same("z1", z1, "z2", z2)
   _check_same("z1", z1, "z_mix", z_mix)
-  perm = jnp.asarray(perm)
-  if perm.shape != z1.shape[:1] or not jnp.issubdtype(perm.dtype, jnp.integer):
-    raise ValueError(f"perm must be integer of shape [n]={z1.shape[:1]}, got {perm.shape=}, {perm.dtype=}")
+  perm = validation.check_integer(perm, "perm")
+  if perm.shape != z1.shape[:1]:
+    raise ValueError(f"perm must have shape [n]={z1.shape[:1]}, got perm.shape={perm.shape}")
+  n = z1.shape[0]
+  srt = jnp.sort(perm)
+  valid = validation.check_values(srt == jnp.arange(n, dtype=srt.dtype), perm, "perm",
+                                  f"a permutation of 0..{n - 1}")
   check_in_interval(alpha, "alpha", 0.0, 1.0)
   check_nonnegative(lambd, "lambd")
   check_nonnegative(mixup_loss_scale, "mixup_loss_scale")
-  n = z1.shape[0]
+  z1, z2, z_mix = _up(z1, z2, z_mix)
+  perm = jnp.clip(perm, 0, n - 1)
   a1 = standardize(z1, ddof=ddof, eps=eps)
   a2 = standardize(z2, ddof=ddof, eps=eps)
   am = standardize(z_mix, ddof=ddof, eps=eps)
@@ -120,7 +135,8 @@ def mixed_barlow_twins_regularizer(z1: jax.Array, z2: jax.Array, z_mix: jax.Arra
   gt1 = alpha * (a1.T @ a1) / n + (1 - alpha) * (a2p.T @ a1) / n
   c_m2 = am.T @ a2 / n
   gt2 = alpha * (a1.T @ a2) / n + (1 - alpha) * (a2p.T @ a2) / n
-  return mixup_loss_scale * lambd * (jnp.sum(jnp.square(c_m1 - gt1)) + jnp.sum(jnp.square(c_m2 - gt2)))
+  out = mixup_loss_scale * lambd * (jnp.sum(jnp.square(c_m1 - gt1)) + jnp.sum(jnp.square(c_m2 - gt2)))
+  return validation.nan_where_invalid(out, valid)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -142,12 +158,17 @@ def ey_gep_loss(a: jax.Array, b1: jax.Array, u: jax.Array, b2: Optional[jax.Arra
   Returns:
     Scalar.
   """
-  a, b1, u = jnp.asarray(a), jnp.asarray(b1), jnp.asarray(u)
-  b2 = b1 if b2 is None else jnp.asarray(b2)
+  a = validation.check_floating(a, "a")
+  b1 = validation.check_floating(b1, "b1")
+  u = validation.check_floating(u, "u")
+  b2 = b1 if b2 is None else validation.check_floating(b2, "b2")
   p = a.shape[0] if a.ndim == 2 else -1
   if a.shape != (p, p) or b1.shape != (p, p) or b2.shape != (p, p) or u.ndim != 2 or u.shape[0] != p:
     raise ValueError(f"need a, b1, b2 of shape [p, p] and u of shape [p, k], got {a.shape=}, {b1.shape=}, "
                      f"{b2.shape=}, {u.shape=}")
+  if p < 1 or u.shape[1] < 1:
+    raise ValueError(f"need p >= 1 and k >= 1, got {a.shape=}, {u.shape=}")
+  a, b1, b2, u = _up(a, b1, b2, u)
   return -2 * jnp.trace(u.T @ a @ u) + jnp.trace((u.T @ b1 @ u) @ (u.T @ b2 @ u))
 
 
@@ -173,22 +194,29 @@ def cca_ey_loss(zx: jax.Array, zy: jax.Array, zx2: Optional[jax.Array] = None,
   Returns:
     Scalar.
   """
-  zx = _check_2d("zx", zx)
-  zy = _check_2d("zy", zy)
-  _check_same("zx", zx, "zy", zy)
+  return _cca_ey(zx, zy, zx2, zy2, ("zx", "zy", "zx2", "zy2"))
+
+
+def _cca_ey(zx, zy, zx2, zy2, names):
+  nx, ny, nx2, ny2 = names
+  zx = _check_2d(nx, zx)
+  zy = _check_2d(ny, zy)
+  _check_same(nx, zx, ny, zy)
   if (zx2 is None) != (zy2 is None):
-    raise ValueError("give both zx2 and zy2 (second batch) or neither")
+    raise ValueError(f"give both {nx2} and {ny2} (second batch) or neither")
+  zx, zy = _up(zx, zy)
   cxy = _cov(zx, zy)
   v1 = _cov(zx, zx) + _cov(zy, zy)
   a_term = jnp.trace(cxy + cxy.T)
   if zx2 is None:
     v2 = v1
   else:
-    zx2 = _check_2d("zx2", zx2)
-    zy2 = _check_2d("zy2", zy2)
-    _check_same("zx2", zx2, "zy2", zy2)
+    zx2 = _check_2d(nx2, zx2)
+    zy2 = _check_2d(ny2, zy2)
+    _check_same(nx2, zx2, ny2, zy2)
     if zx2.shape[1] != zx.shape[1]:
-      raise ValueError(f"second batch must have k={zx.shape[1]} columns, got {zx2.shape=}")
+      raise ValueError(f"{nx2} (second batch) must have k={zx.shape[1]} columns, got {nx2}.shape={zx2.shape}")
+    zx2, zy2 = _up(zx2, zy2)
     c2 = _cov(zx2, zy2)
     v2 = _cov(zx2, zx2) + _cov(zy2, zy2)
     a_term = (a_term + jnp.trace(c2 + c2.T)) / 2
@@ -197,8 +225,9 @@ def cca_ey_loss(zx: jax.Array, zy: jax.Array, zx2: Optional[jax.Array] = None,
 
 def ssl_ey_loss(z1: jax.Array, z2: jax.Array, z1_b: Optional[jax.Array] = None,
                 z2_b: Optional[jax.Array] = None) -> jax.Array:
-  """SSL-EY: `cca_ey_loss` on the projector outputs of two augmented views (Chapman et al. 2024, Sec. 4)."""
-  return cca_ey_loss(z1, z2, z1_b, z2_b)
+  """SSL-EY: `cca_ey_loss` on the projector outputs of two augmented views (Chapman et al. 2024, arXiv:2310.01012,
+  Sec. 4). z1, z2: [n, k] floating (n >= 2); z1_b, z2_b: [m, k] from an independent batch, or None. Scalar."""
+  return _cca_ey(z1, z2, z1_b, z2_b, ("z1", "z2", "z1_b", "z2_b"))
 
 
 def pls_ey_loss(zx: jax.Array, zy: jax.Array, ux: jax.Array, uy: jax.Array) -> jax.Array:
@@ -213,9 +242,11 @@ def pls_ey_loss(zx: jax.Array, zy: jax.Array, ux: jax.Array, uy: jax.Array) -> j
   zx = _check_2d("zx", zx)
   zy = _check_2d("zy", zy)
   _check_same("zx", zx, "zy", zy)
-  ux, uy = jnp.asarray(ux), jnp.asarray(uy)
+  ux = validation.check_floating(ux, "ux")
+  uy = validation.check_floating(uy, "uy")
   if ux.ndim != 2 or uy.ndim != 2 or ux.shape[1] != zx.shape[1] or uy.shape[1] != zx.shape[1]:
     raise ValueError(f"ux, uy must be [p, k], [q, k] with k={zx.shape[1]}, got {ux.shape=}, {uy.shape=}")
+  zx, zy, ux, uy = _up(zx, zy, ux, uy)
   cxy = _cov(zx, zy)
   v = ux.T @ ux + uy.T @ uy
   return -2 * jnp.trace(cxy + cxy.T) + jnp.trace(v @ v)
@@ -228,7 +259,7 @@ def pls_ey_loss(zx: jax.Array, zy: jax.Array, ux: jax.Array, uy: jax.Array) -> j
 def coding_rate(z: jax.Array, eps: float = 0.5) -> jax.Array:
   """R(Z; eps) = 1/2 logdet(I_d + d / (n eps^2) Z^T Z) for Z: [n, d] (rows are samples) (Yu et al. 2020 MCR^2; Ding
   et al. 2023, Sec. 3). Computed with slogdet in the input dtype."""
-  z = _check_2d("z", z, min_rows=1)
+  z = _up(_check_2d("z", z, min_rows=1))
   check_positive(eps, "eps")
   n, d = z.shape
   m = jnp.eye(d, dtype=z.dtype) + (d / (n * eps ** 2)) * (z.T @ z)
@@ -240,16 +271,21 @@ def mlc_compression_rate(z: jax.Array, gamma: jax.Array, eps: float = 0.5) -> ja
   Gamma: [n, n] (Ding et al. 2023, Sec. 3; the MCR^2 R_c with tr(Pi_j) = 1 for each column).
 
   Special cases: Gamma = 11^T / n (one cluster) gives R(Z); Gamma = I gives (1/2n) sum_j log(1 + d/eps^2 ||z_j||^2).
+
+  z: [n, d] floating; gamma: [n, n] floating with entries >= 0 (negative: ValueError eagerly, NaN under jit).
+  Returns a scalar, float32 or wider.
   """
-  z = _check_2d("z", z, min_rows=1)
-  gamma = jnp.asarray(gamma)
+  z = _up(_check_2d("z", z, min_rows=1))
+  gamma = _up(validation.check_floating(gamma, "gamma"))
   n, d = z.shape
   if gamma.shape != (n, n):
     raise ValueError(f"gamma must be [n, n]={(n, n)}, got {gamma.shape=}")
   check_positive(eps, "eps")
+  valid = validation.check_values(jnp.isnan(gamma) | (gamma >= 0), gamma, "gamma",
+                                  "a membership matrix with entries >= 0 (doubly stochastic)")
   # M_j = I + d/eps^2 sum_i Gamma_ij z_i z_i^T, batched over j.
   m = jnp.eye(d, dtype=z.dtype)[None] + (d / eps ** 2) * jnp.einsum("ij,ia,ib->jab", gamma, z, z)
-  return jnp.sum(jnp.linalg.slogdet(m)[1]) / (2 * n)
+  return validation.nan_where_invalid(jnp.sum(jnp.linalg.slogdet(m)[1]) / (2 * n), valid)
 
 
 def mlc_loss(z: jax.Array, gamma: jax.Array, eps: float = 0.5) -> jax.Array:
@@ -270,11 +306,13 @@ def doubly_stochastic(s: jax.Array, eta: float = 0.1, num_iters: int = 50) -> ja
   Returns:
     [n, n] Gamma with rows and columns summing to 1 (to Sinkhorn tolerance).
   """
-  s = jnp.asarray(s)
-  if s.ndim != 2 or s.shape[0] != s.shape[1]:
-    raise ValueError(f"s must be square [n, n], got {s.shape=}")
+  s = validation.check_floating(s, "s")
+  if s.ndim != 2 or s.shape[0] != s.shape[1] or s.shape[0] < 1:
+    raise ValueError(f"s must be square [n, n] with n >= 1, got s.shape={s.shape}")
   check_positive(eta, "eta")
-  if not isinstance(num_iters, int) or num_iters < 1:
+  dtype = s.dtype
+  s = _up(s)
+  if isinstance(num_iters, bool) or not isinstance(num_iters, int) or num_iters < 1:
     raise ValueError(f"num_iters must be a Python int >= 1, got {num_iters=}")
   log_k = s / eta
 
@@ -285,4 +323,4 @@ def doubly_stochastic(s: jax.Array, eta: float = 0.1, num_iters: int = 50) -> ja
 
   f = jax.lax.fori_loop(0, num_iters, body, jnp.zeros(s.shape[0], s.dtype))
   g = -jax.nn.logsumexp(log_k + f[:, None], axis=0)
-  return jnp.exp(log_k + f[:, None] + g[None, :])
+  return jnp.exp(log_k + f[:, None] + g[None, :]).astype(dtype)

@@ -31,26 +31,38 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlib_methods import validation
 from jaxlib_methods.validation import check_in_interval, check_nonnegative
 
 
 def cosine_similarity_matrix(embeddings: jax.Array, eps: float = 1e-12) -> jax.Array:
-  """S_ij = <e_i, e_j> / (|e_i| |e_j|). [N, D] -> [N, N] (float32 or wider)."""
-  if jnp.ndim(embeddings) != 2:
-    raise ValueError(f"embeddings must have shape [N, D], got {jnp.shape(embeddings)=}")
-  e = jnp.asarray(embeddings).astype(jnp.promote_types(jnp.asarray(embeddings).dtype, jnp.float32))
+  """S_ij = <e_i, e_j> / (|e_i| |e_j|) (Zhang et al. 2024, arXiv:2307.04047). [N, D] floating -> [N, N] (float32
+  or wider; NaN rows and columns for embeddings holding NaN)."""
+  e = validation.check_floating(embeddings, "embeddings")
+  if e.ndim != 2:
+    raise ValueError(f"embeddings must have shape [N, D], got embeddings.shape={e.shape}")
+  e = e.astype(validation.compute_dtype_for(e.dtype))
   sq = jnp.sum(e * e, axis=-1, keepdims=True)
   e = e * jax.lax.rsqrt(jnp.maximum(sq, eps))
   return e @ e.T
 
 
 def _check_sim_labels(sim: Any, labels: Any) -> None:
+  validation.check_floating(sim, "sim")
+  validation.check_integer(labels, "labels")
   if jnp.ndim(sim) != 2 or jnp.shape(sim)[0] != jnp.shape(sim)[1]:
-    raise ValueError(f"sim must be a square [N, N] similarity matrix, got {jnp.shape(sim)=}")
+    raise ValueError(f"sim must be a square [N, N] similarity matrix, got sim.shape={jnp.shape(sim)}")
   if jnp.shape(labels) != (jnp.shape(sim)[0],):
-    raise ValueError(f"labels must have shape [N] matching sim, got {jnp.shape(labels)=}, {jnp.shape(sim)=}")
-  if not jnp.issubdtype(jnp.asarray(labels).dtype, jnp.integer):
-    raise ValueError(f"labels must be integers, got {jnp.asarray(labels).dtype=}")
+    raise ValueError(f"labels must have shape [N] matching sim, got labels.shape={jnp.shape(labels)}, "
+                     f"sim.shape={jnp.shape(sim)}")
+  validation.check_min_size(sim, "sim", 1)
+
+
+def _nan_if_any_nan(out: jax.Array, s: jax.Array) -> jax.Array:
+  """A NaN similarity fails every margin comparison and would silently drop out of the sums, and an infinite one is
+  no cosine similarity: either makes the result NaN (the diagonal is ignored)."""
+  off = ~jnp.eye(s.shape[0], dtype=bool)
+  return validation.nan_where_invalid(out, ~jnp.any(~jnp.isfinite(s) & off))
 
 
 def _pair_masks(labels: jax.Array):
@@ -65,13 +77,13 @@ def tcm_loss_from_similarity(sim: jax.Array, labels: jax.Array, *, m_pos: Any = 
   """TCM regulariser on a similarity matrix (Zhang et al. 2024, arXiv:2307.04047). Scalar.
 
   Args:
-    sim: [N, N] cosine similarities of the batch embeddings.
-    labels: [N] integer class labels.
+    sim: [N, N] cosine similarities of the batch embeddings (floating, N >= 1).
+    labels: [N] integer class labels (any integers: only equality matters).
     m_pos, m_neg: the positive and negative margins m+, m- in [-1, 1].
     lam_pos, lam_neg: weights >= 0 of the two terms.
 
   Returns:
-    Scalar loss (float32 or wider).
+    Scalar loss (float32 or wider); NaN if an off-diagonal similarity is NaN or infinite.
   """
   _check_sim_labels(sim, labels)
   check_in_interval(m_pos, "m_pos", -1.0, 1.0)
@@ -86,14 +98,19 @@ def tcm_loss_from_similarity(sim: jax.Array, labels: jax.Array, *, m_pos: Any = 
   n_hn = jnp.sum(hard_neg)
   pos_term = jnp.sum(jnp.where(hard_pos, m_pos - s, 0.0)) / jnp.maximum(n_hp, 1)
   neg_term = jnp.sum(jnp.where(hard_neg, s - m_neg, 0.0)) / jnp.maximum(n_hn, 1)
-  return lam_pos * pos_term + lam_neg * neg_term
+  return _nan_if_any_nan(lam_pos * pos_term + lam_neg * neg_term, s)
 
 
 def tcm_loss(embeddings: jax.Array, labels: jax.Array, *, m_pos: Any = 0.9, m_neg: Any = 0.5,
              lam_pos: Any = 1.0, lam_neg: Any = 1.0) -> jax.Array:
-  """TCM regulariser from embeddings [N, D] and labels [N] (cosine similarity; Zhang et al. 2024). Scalar."""
+  """TCM regulariser from embeddings [N, D] (floating, N >= 1) and integer labels [N] (cosine similarity; Zhang et
+  al. 2024, arXiv:2307.04047). Scalar; NaN if an embedding holds NaN."""
+  validation.check_floating(embeddings, "embeddings")
+  validation.check_min_size(embeddings, "embeddings", 1)
+  validation.check_integer(labels, "labels")
   if jnp.ndim(embeddings) != 2 or jnp.shape(labels) != (jnp.shape(embeddings)[0],):
-    raise ValueError(f"embeddings must be [N, D] and labels [N], got {jnp.shape(embeddings)=}, {jnp.shape(labels)=}")
+    raise ValueError(f"embeddings must be [N, D] and labels [N], got embeddings.shape={jnp.shape(embeddings)}, "
+                     f"labels.shape={jnp.shape(labels)}")
   return tcm_loss_from_similarity(cosine_similarity_matrix(embeddings), labels, m_pos=m_pos, m_neg=m_neg,
                                   lam_pos=lam_pos, lam_neg=lam_neg)
 
@@ -107,19 +124,24 @@ def opis(sim: jax.Array, labels: jax.Array, thresholds: jax.Array, *, num_classe
   """Operating-Point-Inconsistency Score (Zhang et al. 2024, arXiv:2307.04047), F1 utility.
 
   Args:
-    sim: [N, N] pair similarities (the diagonal is ignored).
-    labels: [N] integer labels in [0, num_classes); classes absent from the batch are skipped.
-    thresholds: [D] uniform grid over the calibration range [d_min, d_max] (a pair matches when sim >= d).
+    sim: [N, N] pair similarities (the diagonal is ignored), floating, N >= 1.
+    labels: [N] integer labels in [0, num_classes) (out of range: ValueError eagerly, NaN under jit); classes
+      absent from the batch are skipped.
+    thresholds: [D] floating, uniform grid over the calibration range [d_min, d_max] (a pair matches when
+      sim >= d).
     num_classes: static number of classes T.
 
   Returns:
-    Scalar OPIS >= 0 (0 when every class has the same F1 curve as the whole set).
+    Scalar OPIS >= 0 (0 when every class has the same F1 curve as the whole set); NaN if an off-diagonal
+    similarity or a threshold is NaN or infinite.
   """
   _check_sim_labels(sim, labels)
+  validation.check_floating(thresholds, "thresholds")
   if jnp.ndim(thresholds) != 1 or jnp.shape(thresholds)[0] < 1:
-    raise ValueError(f"thresholds must have shape [D] with D >= 1, got {jnp.shape(thresholds)=}")
-  if not isinstance(num_classes, (int, np.integer)) or num_classes <= 0:
+    raise ValueError(f"thresholds must have shape [D] with D >= 1, got thresholds.shape={jnp.shape(thresholds)}")
+  if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes <= 0:
     raise ValueError(f"num_classes must be a positive int, got {num_classes=}")
+  valid = validation.check_labels(labels, num_classes)
   s = jnp.asarray(sim).astype(jnp.float32)
   y = jnp.asarray(labels)
   pos, neg = _pair_masks(y)
@@ -134,7 +156,9 @@ def opis(sim: jax.Array, labels: jax.Array, thresholds: jax.Array, *, num_classe
   u_all = _f1(jnp.sum(tp_c, -1), jnp.sum(fp_c, -1), jnp.sum(fn_c, -1))  # [D]
   present = jnp.sum(onehot, axis=0) > 0
   per_class = jnp.mean((u_c - u_all[:, None]) ** 2, axis=0)  # [T]
-  return jnp.sum(jnp.where(present, per_class, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+  out = jnp.sum(jnp.where(present, per_class, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+  out = validation.nan_where_invalid(_nan_if_any_nan(out, s), valid)
+  return validation.nan_where_invalid(out, jnp.all(jnp.isfinite(d)))
 
 
 __all__ = ["cosine_similarity_matrix", "opis", "tcm_loss", "tcm_loss_from_similarity"]

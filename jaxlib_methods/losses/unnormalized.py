@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxlib_methods import validation
 from jaxlib_methods.validation import check_in_interval, check_positive
 
 
@@ -31,19 +32,23 @@ class CompositionalState(NamedTuple):
 
 
 def compositional_init(dtype=jnp.float32) -> CompositionalState:
-  """Empty state: the first update sets u to the batch estimate (as a moving average started at the estimate)."""
+  """Empty state for `compositional_nll_loss` (Jiang et al. 2023, arXiv:2306.07485, Sec. 3): the first update sets u
+  to the batch estimate (as a moving average started at the estimate). dtype: a floating dtype."""
+  if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+    raise TypeError(f"dtype must be a floating dtype, got {dtype=}")
   return CompositionalState(log_u=jnp.zeros((), dtype), count=jnp.zeros((), jnp.int32))
 
 
 def _check_1d(name, a):
-  a = jnp.asarray(a)
-  if a.ndim != 1 or a.shape[0] < 1 or not jnp.issubdtype(a.dtype, jnp.floating):
-    raise ValueError(f"{name} must be a non-empty floating vector, got {name}.shape={a.shape}, {name}.dtype={a.dtype}")
-  return a
+  a = validation.check_floating(a, name)
+  if a.ndim != 1 or a.shape[0] < 1:
+    raise ValueError(f"{name} must be a non-empty vector [n], got {name}.shape={a.shape}")
+  return a.astype(validation.compute_dtype_for(a.dtype))
 
 
 def log_partition_estimate(energy_noise: jax.Array, log_q_noise: jax.Array) -> jax.Array:
-  """log g_hat = log (1/M) sum_j exp(-E(x'_j) - log q(x'_j)), x'_j ~ q (importance-sampling estimate of log Z).
+  """log g_hat = log (1/M) sum_j exp(-E(x'_j) - log q(x'_j)), x'_j ~ q (importance-sampling estimate of log Z;
+  Jiang et al. 2023, arXiv:2306.07485, Sec. 3).
 
   Args:
     energy_noise: [M] energies of the noise samples; log_q_noise: [M] their noise log-densities.
@@ -60,9 +65,12 @@ def log_partition_estimate(energy_noise: jax.Array, log_q_noise: jax.Array) -> j
 
 
 def unnormalized_nll(energy_data: jax.Array, energy_noise: jax.Array, log_q_noise: jax.Array) -> jax.Array:
-  """Per-example NLL estimate E(x_i) + log g_hat (Jiang et al. 2023, Sec. 3). energy_data: [B] -> [B]."""
+  """Per-example NLL estimate E(x_i) + log g_hat (Jiang et al. 2023, arXiv:2306.07485, Sec. 3).
+
+  energy_data: [B] floating (B >= 1); energy_noise, log_q_noise: [M]. Returns [B], float32 or wider."""
+  dtype = validation.check_floating(energy_data, "energy_data").dtype
   energy_data = _check_1d("energy_data", energy_data)
-  return energy_data + log_partition_estimate(energy_noise, log_q_noise)
+  return (energy_data + log_partition_estimate(energy_noise, log_q_noise)).astype(dtype)
 
 
 def compositional_nll_loss(energy_data: jax.Array, energy_noise: jax.Array, log_q_noise: jax.Array,
@@ -84,8 +92,11 @@ def compositional_nll_loss(energy_data: jax.Array, energy_noise: jax.Array, log_
   Returns:
     (loss [B], new_state).
   """
+  dtype = validation.check_floating(energy_data, "energy_data").dtype
   energy_data = _check_1d("energy_data", energy_data)
   check_in_interval(gamma, "gamma", 0.0, 1.0, closed_low=False)
+  if not isinstance(state, CompositionalState) or jnp.ndim(state.log_u) != 0:
+    raise TypeError(f"state must be a CompositionalState from compositional_init, got {type(state).__name__}")
   log_g = log_partition_estimate(energy_noise, log_q_noise)
   log_g_sg = jax.lax.stop_gradient(log_g).astype(state.log_u.dtype)
   gamma = jnp.asarray(gamma, log_g_sg.dtype)
@@ -93,7 +104,7 @@ def compositional_nll_loss(energy_data: jax.Array, energy_noise: jax.Array, log_
   averaged = jnp.logaddexp(jnp.log1p(-gamma) + state.log_u, jnp.log(gamma) + log_g_sg)
   log_u = jnp.where(state.count == 0, log_g_sg, averaged)
   ratio = jnp.exp(log_g - log_u.astype(log_g.dtype))  # g_hat / u, value ~ 1, gradient grad(g_hat) / u
-  return energy_data + ratio, CompositionalState(log_u=log_u, count=state.count + 1)
+  return (energy_data + ratio).astype(dtype), CompositionalState(log_u=log_u, count=state.count + 1)
 
 
 def nce_loss(log_model_data: jax.Array, log_model_noise: jax.Array, log_q_data: jax.Array, log_q_noise: jax.Array,

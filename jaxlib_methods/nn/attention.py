@@ -63,11 +63,14 @@ class MultiHeadAttention(nnx.Module):
     causal: causal mask (decoder).
     use_rope: rotary position embedding on q and k (positions restart at each segment when segment_ids is given).
     qk_layernorm: LayerNorm (learnable scale, no bias) on each query and key head before the dot product.
-    implementation: passed to `kernels.attention` (None: Pallas on GPU, XLA elsewhere; "pallas", "xla", "cudnn").
+    implementation: passed to `kernels.attention` (None: the Pallas kernels on GPU and TPU, XLA on CPU; "pallas",
+      "xla", "cudnn", "splash").
     dtype, param_dtype: computation and parameter dtypes.
     rope_base: RoPE frequency base (keyword-only).
     window, softcap: passed to `kernels.attention` (keyword-only).
     interpret: run the Pallas kernel in interpret mode (CPU tests; keyword-only).
+    platform: the platform to build the attention for (None: jax's default backend; "gpu", "tpu", "cpu"), fixed
+      at trace time so a step can be exported for an accelerator from any machine (keyword-only).
     rngs: nnx.Rngs with a 'params' stream.
 
   Shapes: `__call__(x [B, T, D], *, segment_ids [B, T] or None) -> [B, T, D]`.
@@ -78,7 +81,7 @@ class MultiHeadAttention(nnx.Module):
                head_dim: Optional[int] = None, *, causal: bool = True, use_rope: bool = True,
                qk_layernorm: bool = False, implementation: dispatch.Implementation = None, dtype=jnp.float32,
                param_dtype=jnp.float32, rope_base: float = 10000.0, window=None, softcap: Optional[float] = None,
-               interpret: bool = False, rngs: nnx.Rngs):
+               interpret: bool = False, platform: Optional[str] = None, rngs: nnx.Rngs):
     for name, val in (("d_model", d_model), ("num_heads", num_heads)):
       if not isinstance(val, int) or val <= 0:
         raise ValueError(f"{name} must be a positive int, got {name}={val!r}")
@@ -101,7 +104,9 @@ class MultiHeadAttention(nnx.Module):
     self.d_model, self.num_heads, self.num_kv_heads, self.head_dim = d_model, num_heads, num_kv_heads, head_dim
     self.causal, self.use_rope, self.qk_layernorm = causal, use_rope, qk_layernorm
     self.implementation, self.rope_base, self.window, self.softcap = implementation, rope_base, window, softcap
-    self.interpret = interpret
+    if platform not in (None, "gpu", "cuda", "rocm", "tpu", "cpu"):
+      raise ValueError(f"platform must be None, 'gpu', 'cuda', 'rocm', 'tpu' or 'cpu', got {platform=}")
+    self.interpret, self.platform = interpret, platform
     self.dtype = dtype
     init = nnx.initializers.normal(1.0 / math.sqrt(d_model))
     self.q_weight_dnh = nnx.Param(init(rngs.params(), (d_model, num_heads, head_dim), param_dtype))
@@ -131,5 +136,6 @@ class MultiHeadAttention(nnx.Module):
       q = rotary_embedding(q, pos, self.rope_base)
       k = rotary_embedding(k, pos, self.rope_base)
     o = dispatch.attention(q, k, v, causal=self.causal, segment_ids=segment_ids, window=self.window,
-                           softcap=self.softcap, implementation=self.implementation, interpret=self.interpret)
+                           softcap=self.softcap, implementation=self.implementation, interpret=self.interpret,
+                           platform=self.platform)
     return jnp.einsum("BTNH,NHD->BTD", o, self.o_weight_nhd[...].astype(self.dtype))

@@ -1,7 +1,20 @@
-"""The experiment machinery: contract and config overrides, CLI, training loop with orbax checkpoints, sharding
-rules, atomic outputs, progress bars and claims. See `jaxlib_methods.runner.experiment` for the contract."""
+"""The experiment machinery: contract, config constraints and overrides, CLI, training loop with orbax checkpoints,
+sharding rules, atomic outputs, workdir checks, progress bars and claims. See `jaxlib_methods.runner.experiment` for
+the contract and docs/reliability.md for what the CLI promises."""
 
 from jaxlib_methods.runner.claims import Claim
+from jaxlib_methods.runner.constraints import (
+    Check,
+    Length,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Range,
+    Seed,
+    validate,
+)
 from jaxlib_methods.runner.experiment import (
     Experiment,
     MeshConfig,
@@ -27,4 +40,5 @@ from jaxlib_methods.runner.sharding import (
     shard_batch,
     shard_like_params,
 )
-from jaxlib_methods.runner.train import NonFiniteError, TrainResult, train
+from jaxlib_methods.runner.train import CheckpointError, ConfigMismatchError, NonFiniteError, TrainResult, train
+from jaxlib_methods.runner.workdir import WorkdirError

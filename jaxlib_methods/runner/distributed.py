@@ -36,12 +36,6 @@ from typing import Optional, Sequence
 
 from jaxlib_methods.runner.experiment import UsageError
 
-# XLA CPU collective limits (seconds): a rendezvous that waits longer aborts the process.
-COLLECTIVE_TIMEOUT_S = 3600
-_XLA_TIMEOUT_FLAGS = ("--xla_cpu_collective_call_terminate_timeout_seconds",
-                      "--xla_cpu_collective_timeout_seconds")
-
-
 @dataclasses.dataclass(frozen=True)
 class DistConfig:
   """How this process joins a multi-process job (`--set dist.KEY=VALUE`; all left at their defaults = auto-detect).
@@ -75,17 +69,15 @@ class DistConfig:
     return self
 
 
-def collective_timeouts(env: Optional[dict] = None, seconds: int = COLLECTIVE_TIMEOUT_S) -> dict:
-  """Add XLA's CPU collective time limits to XLA_FLAGS (unless already set) in `env` (default os.environ).
+def collective_timeouts(env: Optional[dict] = None) -> dict:
+  """Add XLA's CPU collective time limits (`runner.cli.XLA_CPU_COLLECTIVE_FLAGS`: abort after an hour instead of
+  40 s) to XLA_FLAGS in `env` (default os.environ), leaving any the user set; only for a jaxlib known to have them.
 
   Must run before JAX creates its CPU client. Returns the environment it changed.
   """
+  from jaxlib_methods.runner import cli  # cli imports this module: import lazily
   env = os.environ if env is None else env
-  flags = env.get("XLA_FLAGS", "")
-  for flag in _XLA_TIMEOUT_FLAGS:
-    if flag not in flags:
-      flags = f"{flags} {flag}={seconds}".strip()
-  env["XLA_FLAGS"] = flags
+  cli.configure_xla_environment(env)
   return env
 
 
@@ -302,7 +294,7 @@ def _child_main(argv: Sequence[str]) -> int:
   return 0
 
 
-__all__ = ["COLLECTIVE_TIMEOUT_S", "DistConfig", "LaunchResult", "barrier", "call_with_cpu_devices",
+__all__ = ["DistConfig", "LaunchResult", "barrier", "call_with_cpu_devices",
            "collective_timeouts", "cpu_child_env", "free_port", "initialize", "is_initialized", "is_primary",
            "launch"]
 

@@ -3,7 +3,9 @@
 An experiment is a module `experiments/<name>.py` that declares:
 
     PAPER   = Paper(catalog_id=193, title="...", year=2023, arxiv="2310.05898")
-    Config  = a frozen dataclass (small CPU defaults; nested frozen dataclasses allowed, e.g. `mesh: MeshConfig`)
+    Config  = a frozen dataclass (small CPU defaults; nested frozen dataclasses allowed, e.g. `mesh: MeshConfig`);
+              every field declares its valid values (`steps: PositiveInt = 100`, `Annotated[float, Range(gt=0)]`,
+              a `Literal`, cross-field `CHECKS = (Check("steps >= log_every"),)`): see runner/constraints.py
     PRESETS = {"cpu": Config(), "gpu": Config(...), "tpu": Config(...)}
     DEMO    = True / False            # part of `make demo` (only experiments that run in seconds on CPU)
     def run(config: Config, workdir: pathlib.Path) -> dict         # JSON-serialisable results
@@ -12,23 +14,25 @@ An experiment is a module `experiments/<name>.py` that declares:
                                                   # the preset): under each, at least one paper claim must fail
 
 The CLI (`python -m experiments`) finds them, applies `--preset` and `--set key=value` overrides (checked against the
-dataclass field types; dotted keys reach nested dataclasses, e.g. `mesh.data=8`), runs them and writes the summary.
-Errors a user can make (unknown experiment, preset or key, a value of the wrong type) raise `UsageError`, which the
-CLI turns into a one-line message and exit status 2.
+dataclass field types; dotted keys reach nested dataclasses, e.g. `mesh.data=8`), validates the result against the
+declared constraints, runs them and writes the summary. Errors a user can make (unknown experiment, preset or key, a
+value of the wrong type or out of range) raise `UsageError`, which the CLI turns into a one-line message and exit
+status 2, before any work.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import json
 import pkgutil
 import types
 import typing
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Annotated, Any, Callable, Mapping, Optional, Sequence
 
-
-class UsageError(ValueError):
-  """A mistake on the command line: reported in one line, exit status 2."""
+from jaxlib_methods.runner import constraints
+from jaxlib_methods.runner.constraints import Range, UsageError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +52,12 @@ class MeshConfig:
   The product is the number of devices used (the first ones visible); one axis may be 0 = the rest of the visible
   devices. The default (1, 1, 1) runs on the default device; `data=0` uses every visible device, data-parallel.
   """
-  data: int = 1
-  fsdp: int = 1
-  tensor: int = 1
+  data: Annotated[int, Range(ge=0)] = 1
+  fsdp: Annotated[int, Range(ge=0)] = 1
+  tensor: Annotated[int, Range(ge=0)] = 1
+
+  CHECKS = (constraints.Check("(data == 0) + (fsdp == 0) + (tensor == 0) <= 1",
+                              "at most one mesh axis may be 0 = the rest of the devices"),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,12 +92,13 @@ class Experiment:
     return self.module.claims
 
   def config(self, preset: Optional[str] = None, overrides: Sequence[str] = ()) -> Any:
-    """The config of `preset` (default "cpu") with `key=value` overrides applied and type-checked."""
+    """The config of `preset` (default "cpu") with `key=value` overrides applied, type-checked and validated
+    against the Config's declared constraints (`UsageError` naming the first bad field)."""
     preset = preset or "cpu"
     if preset not in self.presets:
       raise UsageError(f"unknown preset {preset!r} for experiment {self.name!r}; "
                        f"valid presets: {', '.join(sorted(self.presets))}")
-    return apply_overrides(self.presets[preset], overrides)
+    return constraints.validate(apply_overrides(self.presets[preset], overrides))
 
 
 _REQUIRED = ("PAPER", "PRESETS", "run", "claims")
@@ -223,3 +231,11 @@ def _all_keys(obj: Any, prefix: str = "") -> list[str]:
 
 def config_to_dict(config: Any) -> dict:
   return dataclasses.asdict(config)
+
+
+def config_hash(config: Any) -> str:
+  """sha256 of the config's canonical JSON (what config.json holds): the fingerprint checkpoints carry."""
+  if dataclasses.is_dataclass(config):
+    config = config_to_dict(config)
+  text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+  return hashlib.sha256(text.encode("utf-8")).hexdigest()

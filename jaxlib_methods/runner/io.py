@@ -1,7 +1,8 @@
 """Atomic writes for everything a run leaves behind: metrics, summaries, figures.
 
 Every file is written to a temporary file in the same directory and then `os.replace`d into place, so a run killed
-at any instant leaves either the old file or the new one, never a torn one.
+at any instant leaves either the old file or the new one, never a torn one. Files are created with mode 0666 minus
+the process umask, like any file `open` creates (not mkstemp's 0600), so a group or a web server can read results.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import math
 import os
 import pathlib
-import tempfile
+import secrets
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -44,7 +45,9 @@ def is_primary_process() -> bool:
 
 
 def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
-  """Write `data` to `path` atomically (temp file in the same directory + fsync + os.replace).
+  """Write `data` to `path` atomically (temp file in the same directory + fsync + os.replace + fsync of the
+  directory). The file gets mode 0666 & ~umask. On any error (a full disk, a read-only directory) the old file is
+  left as it was and no temp file remains; the OSError propagates.
 
   In a multi-process run only process 0 writes (the others return at once), so metrics, summaries and figures are
   written once; orbax checkpoints are written by every process, through orbax.
@@ -53,7 +56,8 @@ def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
     return
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+  fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the kernel applies the umask, as open() does
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(data)
@@ -64,6 +68,21 @@ def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+  _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: pathlib.Path) -> None:
+  """Make a rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
+  try:
+    fd = os.open(directory, os.O_RDONLY)
+  except OSError:
+    return
+  try:
+    os.fsync(fd)
+  except OSError:
+    pass
+  finally:
+    os.close(fd)
 
 
 def atomic_write_text(path: os.PathLike, text: str) -> None:

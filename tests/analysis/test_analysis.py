@@ -70,16 +70,18 @@ def test_ece_hand_computed():
   probs = jnp.array([[0.95, 0.05], [0.95, 0.05], [0.45, 0.55], [0.55, 0.45]])
   labels = jnp.array([0, 1, 1, 0])
   # bin (0.9, 1]: acc 0.5, conf 0.95 -> 2/4*0.45; bin (0.5, 0.6]: acc 1, conf 0.55 -> 2/4*0.45.
-  assert float(analysis.expected_calibration_error(probs, labels, n_bins=10)) == pytest.approx(0.45, rel=1e-5)
+  # The functions take logits (one convention with fit_temperature): log(probs) are logits with softmax = probs.
+  logits = jnp.log(probs)
+  assert float(analysis.expected_calibration_error(logits, labels, n_bins=10)) == pytest.approx(0.45, rel=1e-5)
   with pytest.raises(ValueError, match="n_bins"):
-    analysis.expected_calibration_error(probs, labels, n_bins=0)
+    analysis.expected_calibration_error(logits, labels, n_bins=0)
 
 
 def test_calibrated_model_has_small_ece_and_temperature_recovered():
   key = jax.random.key(0)
   z = 2.0 * jax.random.normal(key, (10000, 5))
   labels = jax.random.categorical(jax.random.fold_in(key, 1), z)  # labels ~ softmax(z): calibrated at T = 1
-  assert float(analysis.expected_calibration_error(jax.nn.softmax(z), labels)) < 0.02
+  assert float(analysis.expected_calibration_error(z, labels)) < 0.02
   # Logits 3x too sharp -> T* = 3 (NLL's minimiser recovers the generating temperature).
   t = analysis.fit_temperature(3.0 * z, labels)
   assert float(t) == pytest.approx(3.0, rel=0.05)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from jaxlib_methods.kernels import attention, flash_attention, flash_attention_reference
+from jaxlib_methods.kernels.flash_attention import BlockSizes
 
 F32_TOL = 1e-5
 BF16_REL = 2e-2
@@ -140,8 +141,67 @@ def test_kernel_bf16_gqa_causal():
   _check_fwd_bwd((1, 40, 40, 4, 2, 64, 64), dict(causal=True), dtype=jnp.bfloat16)
 
 
+def test_masked_head_dims_gqa_grid_ragged_lengths():
+  """Head dims 40 / 24 (tiles padded to 64 / 32 in-kernel, masked loads: nothing padded in memory), G = 3 query
+  heads per kv head summed by the dK/dV grid's single loop, T and S not multiples of the tiles, Hv != H."""
+  _check_fwd_bwd((1, 37, 45, 3, 1, 40, 24), dict(), block_q=16, block_k=32)
+
+
+def test_unmasked_blocks_with_unequal_tiles():
+  """Causal + window with block_q != block_k: e.g. query block 3 (rows 96..127) sees key blocks 2..7 of 16, of which
+  2-3 (left window edge) and 6-7 (diagonal) take the masked loops and 4-5 the unmasked one; the result must not
+  depend on which loop a block went through."""
+  _check_fwd_bwd((1, 128, 128, 1, 1, 16, 16), dict(causal=True, window=(64, 0)), block_q=32, block_k=16)
+
+
+def test_block_ranges_against_brute_force():
+  """The block classification both kernel families use (`_kv_ranges` for forward/dQ, `_q_ranges` for dK/dV) vs a
+  brute-force NumPy mask: every block with a visible entry is inside [lo, hi), and every block put on the unmasked
+  path [f_lo, f_hi) is visible everywhere (for all real query rows and real keys)."""
+  from jaxlib_methods.kernels.flash_attention import _kv_ranges, _q_ranges
+
+  class Cfg:
+    def __init__(self, t, s, causal, window):
+      self.q_len, self.kv_len, self.causal, self.window = t, s, causal, window
+
+  checked = 0
+  for t, s in ((17, 17), (48, 48), (64, 100), (100, 37), (1, 30)):
+    for bq, bk in ((16, 16), (32, 16), (16, 32)):
+      for causal in (False, True):
+        for window in (None, (0, 0), (5, 3), (40, 0), (16, 16), (0, 50)):
+          cfg = Cfg(t, s, causal, window)
+          vis = _visible(t, s, causal, window, None)[0]                 # [T, S] over real rows and keys
+          nq, nk = -(-t // bq), -(-s // bk)
+          tiles = np.pad(vis, ((0, nq * bq - t), (0, nk * bk - s)), constant_values=False)
+          real = np.zeros((nq * bq, nk * bk), bool)
+          real[:t, :s] = True
+          blk = lambda a, i, j: a[i * bq:(i + 1) * bq, j * bk:(j + 1) * bk]
+          lo, f_lo, f_hi, hi = (np.broadcast_to(np.asarray(x), (nq,))
+                                for x in _kv_ranges(jnp.arange(nq) * bq, bq, bk, cfg))
+          for i in range(nq):
+            for j in range(nk):
+              sub, r = blk(tiles, i, j), blk(real, i, j)
+              if sub.any():
+                assert lo[i] <= j < hi[i], (t, s, bq, bk, causal, window, i, j)
+              if f_lo[i] <= j < f_hi[i]:
+                assert np.all(sub | ~r), (t, s, bq, bk, causal, window, i, j)
+                assert r[0].all(), "unmasked key block must hold only real keys"
+          lo, f_lo, f_hi, hi = (np.broadcast_to(np.asarray(x), (nk,))
+                                for x in _q_ranges(jnp.arange(nk) * bk, bq, bk, cfg))
+          for j in range(nk):
+            for i in range(nq):
+              if blk(tiles, i, j).any():
+                assert lo[j] <= i < hi[j], (t, s, bq, bk, causal, window, i, j)
+              if f_lo[j] <= i < f_hi[j]:
+                sub, r = blk(tiles, i, j), blk(real, i, j)
+                assert np.all(sub | ~r), (t, s, bq, bk, causal, window, i, j)
+                assert r[:, 0].all(), "unmasked query block must hold only real rows"
+          checked += 1
+  assert checked == 5 * 3 * 2 * 6
+
+
 def test_default_blocks_first_call_no_nan():
-  """Default 128 blocks on a short ragged length (the block shrinks to 128 > 96 is padded): no NaN, matches."""
+  """Default blocks on a short ragged length (tiles shrink to 128 / 64 > 96; the tail is masked): no NaN, matches."""
   q, k, v, _ = _inputs(1, 96, 96, 2, 2, 64, 64, seed=3)
   out = flash_attention(q, k, v, causal=True, interpret=True)
   np.testing.assert_allclose(np.asarray(out), _np_attention(q, k, v, causal=True), atol=F32_TOL, rtol=0)
@@ -232,7 +292,50 @@ def test_validation_errors(bad, match):
 def test_compiled_kernel_needs_power_of_two_blocks():
   x = jnp.zeros((1, 8, 1, 16))
   with pytest.raises(ValueError, match="power of two"):
-    flash_attention(x, x, x, block_q=24)
+    flash_attention(x, x, x, block_q=24, platform="gpu")
+  with pytest.raises(ValueError, match="multiple of 128"):
+    flash_attention(x, x, x, block_q=64, platform="tpu")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(precision="fp64"), "precision"),
+    (dict(platform="metal"), "platform"),
+    (dict(platform=None), "default backend"),
+    (dict(block_sizes=dict(block_q=64), platform="gpu"), "BlockSizes"),
+    (dict(platform="tpu", block_sizes=BlockSizes()), "block_sizes"),
+])
+def test_option_errors(kwargs, match):
+  if kwargs.get("platform", "x") is None and jax.default_backend() != "cpu":
+    pytest.skip("the default-backend error is for CPU hosts")
+  x = jnp.zeros((1, 8, 1, 16))
+  with pytest.raises(ValueError, match=match):
+    flash_attention(x, x, x, **kwargs)
+
+
+def test_kernel_dtype_and_head_dim_limits():
+  x = jnp.zeros((1, 8, 1, 16), jnp.float64) if jax.config.jax_enable_x64 else jnp.zeros((1, 8, 1, 16), jnp.int8)
+  with pytest.raises(ValueError, match="float|dtype"):
+    flash_attention(x, x, x, platform="gpu")
+  big = jnp.zeros((1, 8, 1, 320))
+  with pytest.raises(ValueError, match="up to 256"):
+    flash_attention(big, big, big, platform="gpu")
+
+
+@pytest.mark.parametrize("bad", [dict(block_q=48), dict(num_warps_fwd=3), dict(block_k_dq=0)])
+def test_block_sizes_validate(bad):
+  with pytest.raises(ValueError, match="BlockSizes"):
+    BlockSizes(**bad)
+
+
+def test_default_block_sizes_per_head_dim_and_dtype():
+  """Defaults come from the table checked by benchmarks/kernel_resources.py: 96 uses the 128 row, 192 the 256 row,
+  and fp32 (twice the bytes) never gets larger tiles than bf16."""
+  assert BlockSizes.get_default(96) == BlockSizes.get_default(128)
+  assert BlockSizes.get_default(192, jnp.bfloat16) == BlockSizes.get_default(256, jnp.bfloat16)
+  assert BlockSizes.get_default(64, jnp.bfloat16, 256) == BlockSizes.get_default(256)
+  for h in (64, 128, 256):
+    b16, b32 = BlockSizes.get_default(h, jnp.bfloat16), BlockSizes.get_default(h, jnp.float32)
+    assert b32.block_q * b32.block_k <= b16.block_q * b16.block_k
 
 
 def test_dispatch():
@@ -243,11 +346,17 @@ def test_dispatch():
                                                   block_q=16, block_k=16)), np.asarray(ref), atol=F32_TOL)
   with pytest.raises(ValueError, match="implementation"):
     attention(q, k, v, implementation="flash")
-  if jax.default_backend() != "gpu":
+  if jax.default_backend() == "cpu":
     with pytest.raises(ValueError, match="interpret=True"):
       attention(q, k, v, implementation="pallas")
     with pytest.raises(ValueError, match="GPU"):
       attention(q, k, v, implementation="cudnn")
+    with pytest.raises(ValueError, match="TPU"):
+      attention(q, k, v, implementation="splash")
+  with pytest.raises(ValueError, match="platform"):
+    attention(q, k, v, platform="metal")
+  with pytest.raises(ValueError, match="multiples of 128"):
+    attention(q, k, v, implementation="splash", platform="tpu")
   with pytest.raises(ValueError, match="softcap"):
     attention(q, k, v, implementation="cudnn", softcap=5.0)
   with pytest.raises(ValueError, match="segment_ids"):

@@ -76,7 +76,7 @@ def test_bad_inputs():
   f = jnp.zeros(4)
   bags = jnp.array([0, 0, 1, 1])
   yb = jnp.zeros(2)
-  with pytest.raises(ValueError, match="bag_ids must lie"):
+  with pytest.raises(ValueError, match=r"bag_ids must be integer bag indices in \[0, 2\)"):
     ag.bag_level_loss(f, jnp.array([0, 0, 1, 2]), yb, num_bags=2)
   with pytest.raises(ValueError, match="bag_responses"):
     ag.bag_level_loss(f, bags, jnp.zeros(3), num_bags=2)

@@ -75,9 +75,9 @@ def test_stability(dtype):
 def test_bad_inputs():
   with pytest.raises(ValueError, match="margins"):
     el.sample_calibrated_derivatives(jax.random.PRNGKey(0), jnp.zeros((2, 3)))
-  with pytest.raises(ValueError, match="margins"):
+  with pytest.raises(TypeError, match="margins must be a floating"):
     el.ensloss(jnp.array([1, 2]), jax.random.PRNGKey(0))
   with pytest.raises(ValueError, match="lower"):
     el.sample_calibrated_derivatives(jax.random.PRNGKey(0), jnp.zeros(3), lower=0.5)
   with pytest.raises(ValueError, match="shape"):
-    el.ensloss_margins(jnp.zeros(3), jnp.zeros(4))
+    el.ensloss_margins(jnp.zeros(3), jnp.zeros(4, jnp.int32))

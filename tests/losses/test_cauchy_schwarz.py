@@ -160,7 +160,7 @@ def test_bad_inputs_raise():
     cs.cs_qmi(x, jnp.zeros((5, 1)), 1.0)
   with pytest.raises(ValueError, match="beta"):
     cs.cs_ib_loss(x, x, x[:, :1], x[:, :1], beta=-1.0, sigma_x=1.0)
-  with pytest.raises(ValueError, match="floating"):
+  with pytest.raises(TypeError, match="x must be a floating"):
     cs.cs_divergence(jnp.zeros((4, 2), jnp.int32), jnp.zeros((4, 2), jnp.int32), 1.0)
   with pytest.raises(ValueError, match=r"\[n\]"):
     cs.cs_divergence(jnp.zeros((2, 2, 2)), jnp.zeros((2, 2, 2)), 1.0)

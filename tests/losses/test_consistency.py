@@ -272,7 +272,7 @@ def test_early_timestep_mask_special_cases_and_errors():
   assert jax.jit(cm.early_timestep_mask, static_argnums=(1, 2))(k, 11, 0.75).dtype == jnp.bool_
   with pytest.raises(ValueError, match="diff_rate"):
     cm.early_timestep_mask(k, 11, 1.5)
-  with pytest.raises(ValueError, match="integers"):
+  with pytest.raises(TypeError, match="indices must be an integer"):
     cm.early_timestep_mask(jnp.zeros(3), 11)
   with pytest.raises(ValueError, match="num_scales"):
     cm.early_timestep_mask(k, 1)
@@ -309,7 +309,7 @@ def test_lct_total_loss_masked_mean_empty_mask_and_nan_outside_mask():
   assert float(cm.lct_total_loss(jnp.asarray(cons), jnp.asarray(diff), none)) == pytest.approx(cons.mean())
   g = jax.grad(lambda d: cm.lct_total_loss(jnp.asarray(cons), d, jnp.asarray(mask), 2.0))(jnp.asarray(diff))
   np.testing.assert_allclose(np.asarray(g), [1.0, 0.0, 1.0, 0.0])
-  with pytest.raises(ValueError, match="boolean"):
+  with pytest.raises(TypeError, match="mask must be a boolean"):
     cm.lct_total_loss(jnp.asarray(cons), jnp.asarray(diff), jnp.ones(4))
   with pytest.raises(ValueError, match="one shape"):
     cm.lct_total_loss(jnp.asarray(cons), jnp.asarray(diff[:3]), jnp.asarray(mask))

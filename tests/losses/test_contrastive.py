@@ -314,7 +314,7 @@ def test_bad_inputs_raise():
     cl.geodesic_mixup(z, z, 1.5)
   with pytest.raises(ValueError, match="temperature"):
     cl.m2mix_loss(z, z, 0.5, temperature=-1.0)
-  with pytest.raises(ValueError, match="cluster_ids"):
+  with pytest.raises(TypeError, match="cluster_ids must be an integer"):
     cl.mcl_info_nce(z, z, jnp.zeros(4))
   with pytest.raises(ValueError, match="shape and dtype"):
     cl.mcl_info_nce(z, jnp.zeros((4, 3), jnp.bfloat16), jnp.zeros(4, jnp.int32))

@@ -135,7 +135,7 @@ def test_bad_inputs():
   pos = jnp.zeros((2, 4), bool)
   with pytest.raises(ValueError, match="pos_mask"):
     dexml.decoupled_softmax_loss(s, jnp.zeros((2, 3), bool))
-  with pytest.raises(ValueError, match="boolean"):
+  with pytest.raises(TypeError, match="pos_mask must be a boolean"):
     dexml.decoupled_softmax_loss(s, jnp.zeros((2, 4)))
   with pytest.raises(ValueError, match="scores"):
     dexml.decoupled_softmax_loss(jnp.zeros(4), jnp.zeros(4, bool))

@@ -174,11 +174,11 @@ def test_bad_inputs():
     ldr.ldr_kl_loss(f, y, lam=jnp.array([1.0, -1.0, 1.0]))
   with pytest.raises(ValueError, match="margin"):
     ldr.ldr_kl_loss(f, y, margin=-0.1)
-  with pytest.raises(ValueError, match="labels must have shape"):
+  with pytest.raises(ValueError, match="labels must have the shape of logits"):
     ldr.ldr_kl_loss(f, jnp.array([0, 1]))
-  with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+  with pytest.raises(ValueError, match=r"labels must be integer class indices in \[0, 4\)"):
     ldr.ldr_kl_loss(f, jnp.array([0, 1, 4]))
-  with pytest.raises(ValueError, match="integer"):
+  with pytest.raises(TypeError, match="labels must be an integer"):
     ldr.ldr_kl_loss(f, jnp.array([0.0, 1.0, 2.0]))
   with pytest.raises(ValueError, match="alpha"):
     ldr.aldr_kl_loss(f, y, jnp.ones(3), lam0=1.0, alpha=0.0)

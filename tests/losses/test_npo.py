@@ -86,7 +86,7 @@ def test_bad_inputs():
     npo.npo_loss(jnp.zeros(3), jnp.zeros(3), beta=0.0)
   with pytest.raises(ValueError, match="same shape"):
     npo.npo_loss(jnp.zeros(3), jnp.zeros(2))
-  with pytest.raises(ValueError, match="floating"):
+  with pytest.raises(TypeError, match="logp must be a floating"):
     npo.npo_loss(jnp.zeros(3, jnp.int32), jnp.zeros(3))
   with pytest.raises(ValueError, match="logits must be"):
     npo.sequence_log_prob(jnp.zeros((2, 3)), jnp.zeros((2, 3), jnp.int32))

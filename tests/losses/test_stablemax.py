@@ -54,13 +54,13 @@ def test_stablemax_does_not_collapse_where_softmax_does():
   # correct-class (non-max) softmax CE gradient is exactly 0 wrt the correct logit... StableMax keeps it non-zero.
   z = jnp.array([[200.0, 0.0, 0.0]])
   y = jnp.array([1])
-  g_soft = jax.grad(lambda t: sm.softmax_cross_entropy(t, y).sum())(z)
+  g_soft = jax.grad(lambda t: sm.softmax_cross_entropy_with_integer_labels(t, y).sum())(z)
   g_stable = jax.grad(lambda t: sm.stablemax_cross_entropy(t, y).sum())(z)
   assert float(g_stable[0, 1]) < -1e-3
   # For a correctly classified collapsed sample (y = argmax), softmax CE loss and gradient are exactly 0.
   y0 = jnp.array([0])
-  assert float(sm.softmax_cross_entropy(z, y0)[0]) == 0.0
-  assert np.all(np.asarray(jax.grad(lambda t: sm.softmax_cross_entropy(t, y0).sum())(z)) == 0.0)
+  assert float(sm.softmax_cross_entropy_with_integer_labels(z, y0)[0]) == 0.0
+  assert np.all(np.asarray(jax.grad(lambda t: sm.softmax_cross_entropy_with_integer_labels(t, y0).sum())(z)) == 0.0)
   assert float(sm.stablemax_cross_entropy(z, y0)[0]) > 0.0
   del g_soft
 
@@ -77,18 +77,18 @@ def test_softmax_collapse_fraction_float32_closed_form():
 def test_softmax_ce_compute_dtype_and_zero_fraction():
   z = jnp.array([[30.0, 0.0], [1.0, 0.0]])
   y = jnp.array([0, 0])
-  l32 = sm.softmax_cross_entropy(z, y)
+  l32 = sm.softmax_cross_entropy_with_integer_labels(z, y)
   assert float(l32[0]) == 0.0  # log(1 + e^-30) rounds to 0 in float32
   assert float(sm.zero_loss_fraction(l32)) == 0.5
   with jax.enable_x64(True):
-    l64 = sm.softmax_cross_entropy(z, y, compute_dtype=jnp.float64)
+    l64 = sm.softmax_cross_entropy_with_integer_labels(z, y, compute_dtype=jnp.float64)
     assert float(l64[0]) == pytest.approx(np.log1p(np.exp(-30.0)), rel=1e-10)
 
 
 def test_bad_inputs_raise():
-  with pytest.raises(ValueError, match="labels must have shape"):
+  with pytest.raises(ValueError, match="labels must have the shape of logits"):
     sm.stablemax_cross_entropy(jnp.zeros((4, 3)), jnp.zeros((5,), jnp.int32))
-  with pytest.raises(ValueError, match="integer"):
+  with pytest.raises(TypeError, match="labels must be an integer"):
     sm.stablemax_cross_entropy(jnp.zeros((4, 3)), jnp.zeros((4,)))
   with pytest.raises(ValueError, match="class axis"):
     sm.softmax_collapse_fraction(jnp.float32(1.0))

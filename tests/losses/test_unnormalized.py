@@ -122,7 +122,7 @@ def test_bad_inputs_raise():
     un.compositional_nll_loss(v, v, v, un.compositional_init(), gamma=0.0)
   with pytest.raises(ValueError, match="match"):
     un.log_partition_estimate(jnp.zeros(3), jnp.zeros(4))
-  with pytest.raises(ValueError, match="non-empty floating vector"):
+  with pytest.raises(ValueError, match="energy_data must be a non-empty vector"):
     un.unnormalized_nll(jnp.zeros((2, 2)), v, v)
   with pytest.raises(ValueError, match="nu"):
     un.nce_loss(v, v, v, v, nu=0.0)

@@ -1,4 +1,7 @@
-"""The experiment CLI: usage errors exit 2 in one line, failed claims exit 1 with the table, overrides typed."""
+"""The experiment CLI: usage errors exit 2 in one line, failed claims exit 1 with the table, overrides typed.
+
+(Every config field's range, workdir faults and interrupts: tests/reliability/.)
+"""
 
 import dataclasses
 import os
@@ -9,6 +12,7 @@ from typing import Literal, Optional
 import pytest
 
 from jaxlib_methods.runner import Claim, MeshConfig, UsageError, apply_overrides
+from jaxlib_methods.runner import experiment as exp_lib
 from jaxlib_methods.runner.cli import format_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -90,11 +94,45 @@ def test_claims_and_table():
   assert table.count("| yes") == 2 and table.count("| NO") == 3
 
 
-def test_crashed_run_exits_3_and_is_marked_in_the_table(tmp_path):
-  # A horizon shorter than one step gives zero steps: the training loop refuses, the run is reported as crashed.
+def test_crashed_run_exits_3_and_is_marked_in_the_table(tmp_path, monkeypatch, capsys):
+  from experiments import lion_k_constrained as exp
+  from jaxlib_methods.runner.cli import main
+
+  def crash(config, workdir):
+    raise ZeroDivisionError("a bug in the experiment")
+  monkeypatch.setattr(exp, "run", crash)
+  rc = main(["run", "lion_k_constrained", "--workdir", str(tmp_path / "w"), "--quiet"])
+  out, err = capsys.readouterr()
+  assert rc == 3
+  assert "RUN FAILED: ZeroDivisionError: a bug in the experiment" in out.replace("\n", " ").replace("  ", " ") or \
+      "RUN FAILED" in out
+  assert "Traceback" in err  # a crash is shown in full, unlike a usage error
+
+
+def test_a_run_shorter_than_one_log_interval_is_a_usage_error(tmp_path):
+  # A horizon shorter than one log interval used to train zero steps and crash (exit 3); it is refused up front.
   proc = _cli("run", "lion_k_constrained", "--set", "horizon=0.0001", "--workdir", str(tmp_path / "w"), "--quiet",
               cwd=tmp_path)
-  assert proc.returncode == 3, proc.stderr
-  assert "RUN FAILED: ValueError: num_steps" in proc.stdout.replace("\n", " ").replace("  ", " ") or \
-      "RUN FAILED" in proc.stdout
-  assert "Traceback" in proc.stderr  # a crash is shown in full, unlike a usage error
+  assert proc.returncode == 2, proc.stderr
+  assert "config check failed: round(horizon / learning_rate) >= log_every" in proc.stderr
+  assert "Traceback" not in proc.stderr and not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("name", sorted(exp_lib.discover()))
+def test_show_prints_every_field_with_its_valid_values(name, capsys):
+  from jaxlib_methods.runner import cli, constraints
+  assert cli.main(["show", name]) == 0
+  out = capsys.readouterr().out
+  e = exp_lib.get(name)
+  cfg = e.config("cpu")
+  assert out.startswith(f"{name}: [{e.paper.catalog_id}]")
+  for spec in constraints.field_specs(type(cfg)):
+    if not spec.is_nested:
+      assert f"\n{spec.name} " in out, f"{spec.name} missing from `show {name}`"
+  assert "cpu preset" in out and "valid values" in out
+
+
+def test_show_unknown_experiment_is_a_usage_error(capsys):
+  from jaxlib_methods.runner import cli
+  assert cli.main(["show", "no_such_experiment"]) == 2
+  assert "unknown experiment" in capsys.readouterr().err

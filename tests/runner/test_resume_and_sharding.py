@@ -58,14 +58,25 @@ def test_sigkill_then_rerun_is_bitwise_identical(tmp_path):
 
 
 def _run_or_fail(args, *, cwd, env, timeout):
-  """subprocess.run with a timeout; a crash or a timeout fails the test with the tail of the output, never hangs."""
+  """Run a child with a timeout; a timeout fails the test with where the child was stuck, never hangs.
+
+  The child runs with PYTHONFAULTHANDLER=1: on a timeout it gets SIGABRT, so faulthandler prints every Python
+  thread's stack (and XLA's abort handler its native one) before it dies; the test fails with that output's tail.
+  """
+  proc = subprocess.Popen(args, cwd=cwd, env=dict(env, PYTHONFAULTHANDLER="1"), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True)
   try:
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-  except subprocess.TimeoutExpired as e:
-    out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-    err = (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-    pytest.fail(f"timed out after {timeout} s; output tail:\n{(out + err)[-3000:]}")
-  return proc
+    out, err = proc.communicate(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    proc.send_signal(signal.SIGABRT)  # faulthandler dumps the stacks of all threads
+    try:
+      out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+      os.killpg(proc.pid, signal.SIGKILL)
+      out, err = proc.communicate()
+    pytest.fail(f"timed out after {timeout} s: {' '.join(args)}\nstdout tail:\n{out[-2000:]}\n"
+                f"stderr tail (faulthandler's stacks):\n{err[-8000:]}")
+  return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
 def test_data_parallel_mesh_of_8_matches_one_device(tmp_path):
@@ -81,5 +92,8 @@ def test_data_parallel_mesh_of_8_matches_one_device(tmp_path):
     out[n] = json.loads((tmp_path / f"m{n}" / "summary.json").read_text())
     assert out[n]["error"] is None
     assert len(out[n]["environment"]["devices"]) == 8
+    flags = out[n]["environment"]["xla_flags"].split()
+    assert flags[0] == "--xla_force_host_platform_device_count=8"
+    assert "--xla_cpu_collective_call_terminate_timeout_seconds=3600" in flags
   assert out[1]["results"]["mesh_devices"] == 1 and out[8]["results"]["mesh_devices"] == 8
   np.testing.assert_allclose(out[8]["results"]["x_final_A"], out[1]["results"]["x_final_A"], rtol=1e-5, atol=1e-5)

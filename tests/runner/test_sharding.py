@@ -147,8 +147,8 @@ def test_galore_low_rank_state_keeps_the_large_dimension():
   mu = derived[0].inner_state.mu
   assert mu["w1"] == P("fsdp", "tensor")    # [8, 256]: the 256 keeps 'tensor', FSDP takes the rank dimension
   assert mu["ln"] == P("fsdp")
-  basis = derived[0].projector[1].basis       # leaves in key order: ln, w1
-  assert basis == P("fsdp")                 # the [64, 8] projector: FSDP on its large dimension
+  assert derived[0].basis["w1"] == P("fsdp")   # the [64, 8] projector: FSDP on its large dimension
+  assert derived[0].basis["ln"] == P()          # the scalar placeholder of an unprojected leaf: replicated
   assert derived[0].count == P()
 
 

@@ -1,0 +1,51 @@
+"""Claims that can fail: every experiment's paper claims pass for the method and fail for a deliberately wrong variant.
+
+Contract (jaxlib_methods/runner/experiment.py): an experiment module declares
+  TINY      = ("steps=200", ...)            # --set overrides on top of the cpu preset: a run of <= ~10 s on 2 cores
+  MUTATIONS = {"no_momentum": ("b1=0",), ...}   # wrong variants, applied on top of TINY
+At the TINY size the unmutated run must pass at least one paper claim, and under each mutation at least one of the
+paper claims that passed unmutated must fail: a claim that also passes for the wrong method is not a claim. The first
+mutation of each experiment runs in the default suite; the others under `-m slow`.
+"""
+
+import pytest
+
+from jaxlib_methods.runner import experiment as exp_lib
+
+EXPERIMENTS = exp_lib.discover()
+WITH_MUTATIONS = {n: e for n, e in EXPERIMENTS.items() if e.mutations}
+_BASELINE: dict = {}
+
+
+def _run(e, overrides, tmp_path_factory, label):
+  config = e.config("cpu", tuple(getattr(e.module, "TINY", ())) + tuple(overrides))
+  workdir = tmp_path_factory.mktemp(f"{e.name}-{label}")
+  results = e.run(config, workdir) or {}
+  return {c.claim: c for c in e.claims(results)}
+
+
+def _baseline(e, tmp_path_factory):
+  if e.name not in _BASELINE:
+    claims = _run(e, (), tmp_path_factory, "tiny")
+    passing = {name for name, c in claims.items() if c.kind == "paper" and c.passed}
+    _BASELINE[e.name] = passing
+  return _BASELINE[e.name]
+
+
+def _cases():
+  for name, e in sorted(WITH_MUTATIONS.items()):
+    for i, mutation in enumerate(sorted(e.mutations)):
+      marks = () if i == 0 else (pytest.mark.slow,)
+      yield pytest.param(name, mutation, id=f"{name}-{mutation}", marks=marks)
+
+
+@pytest.mark.parametrize("name,mutation", list(_cases()))
+def test_a_paper_claim_fails_under_the_mutation(name, mutation, tmp_path_factory):
+  e = WITH_MUTATIONS[name]
+  assert hasattr(e.module, "TINY"), f"{name} declares MUTATIONS but no TINY overrides"
+  passing = _baseline(e, tmp_path_factory)
+  assert passing, f"{name}: no paper claim passes at the TINY size, so the mutation test cannot tell right from wrong"
+  mutated = _run(e, e.mutations[mutation], tmp_path_factory, mutation)
+  failed = sorted(n for n in passing if n in mutated and not mutated[n].passed)
+  assert failed, (f"{name}: under the mutation {mutation} {e.mutations[mutation]} every paper claim that passes for "
+                  f"the method still passes: {sorted(passing)}")

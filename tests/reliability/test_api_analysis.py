@@ -1,0 +1,189 @@
+"""Hostile-input API table for every public function of `jaxlib_methods.analysis` (issue 14; rules:
+docs/conventions.md). Same machinery as tests/reliability/test_api_losses.py (`jaxlib_methods.testing.api_cases`).
+
+The calibration functions take LOGITS (one convention with `fit_temperature`); probabilities passed by mistake give
+a UserWarning, which the table checks too.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlib_methods import analysis
+from jaxlib_methods.analysis import attention_logits, calibration, eigenlearning, embedding, ntk, sharpness
+from jaxlib_methods.testing import ApiSpec, api_cases, run_api_case, summarize_api_cases
+
+MODULES = (attention_logits, calibration, eigenlearning, embedding, ntk, sharpness)
+
+_rng = np.random.default_rng(1)
+
+
+def f(*shape, scale=1.0):
+  return (_rng.normal(size=shape) * scale).astype(np.float32)
+
+
+def unit(*shape):
+  x = _rng.normal(size=shape)
+  return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def put(x, index, value):
+  """A copy of the NumPy array x with x[index] = value (the table's data stay NumPy: nothing compiles at import)."""
+  y = np.array(x)
+  y[index] = value
+  return y
+
+
+N, K = 6, 3
+LOGITS = f(N, K, scale=2.0)
+LABELS = np.array([0, 2, 1, 0, 1, 2], np.int32)
+CAL = dict(logits=LOGITS, labels=LABELS)
+CAL_EXTRA = (("where:float", {"where": np.ones(N)}, "TypeError", "where"),
+             ("where:all-False", {"where": np.zeros(N, bool)}, "ValueError", "where"),
+             ("where:all-False:jit", {"where": np.zeros(N, bool)}, "nan", "", ("where",)),
+             ("labels:shape", {"labels": LABELS[:-1]}, "ValueError", "labels"),
+             ("masked-label-unchecked", {"labels": put(LABELS, (0), -100), "where": np.arange(N) > 0}, "ok", ""))
+PARAMS = {"w": f(3, 2), "b": f(2)}
+
+
+def _apply(params, x):
+  return jnp.tanh(x @ params["w"] + params["b"])[:, 0]
+
+
+def _loss(params):
+  return jnp.sum(jnp.tanh(params["w"]) ** 2) + jnp.sum(params["b"] ** 4)
+
+
+SPECS = [
+    ApiSpec(attention_logits.max_attention_logit, {"q": f(2, 3, 2, 4), "k": f(2, 3, 2, 4)}, floats=("q", "k"),
+            batch=("q", "k"), empty="error", extra=(
+                ("causal:T!=S", {"k": f(2, 4, 2, 4)}, "ValueError", "T == S"),
+                ("scale=0", {"scale": 0.0}, "ValueError", "scale"))),
+    ApiSpec(calibration.expected_calibration_error, CAL, floats=("logits",), labels={"labels": K},
+            batch=("logits", "labels"), empty="error", extra=CAL_EXTRA + (
+                ("n_bins=0", {"n_bins": 0}, "ValueError", "n_bins"),
+                ("n_bins=2.5", {"n_bins": 2.5}, "TypeError", "n_bins"),
+                ("logits:rank3", {"logits": LOGITS[None]}, "ValueError", "logits"))),
+    ApiSpec(calibration.temperature_nll, dict(CAL, temperature=1.5), floats=("logits",), labels={"labels": K},
+            batch=("logits", "labels"), empty="error", extra=CAL_EXTRA + (
+                ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"),
+                ("temperature=NaN", {"temperature": float("nan")}, "ValueError", "temperature"),
+                ("temperature<0:jit", {"temperature": np.float32(-1.0)}, "nan", "", ("temperature",)))),
+    ApiSpec(calibration.fit_temperature, CAL, floats=("logits",), labels={"labels": K}, batch=("logits", "labels"),
+            empty="error", jit_grad=False, extra=CAL_EXTRA + (
+                ("log_t_range:decreasing", {"log_t_range": (1.0, -1.0)}, "ValueError", "log_t_range"),
+                ("num_iters=0", {"num_iters": 0}, "ValueError", "num_iters"))),
+    ApiSpec(calibration.brier_score, CAL, floats=("logits",), labels={"labels": K}, batch=("logits", "labels"),
+            empty="error", extra=CAL_EXTRA),
+    ApiSpec(eigenlearning.eigenlearning_kappa, {"eigenvalues": np.array([1.0, 0.5, 0.25, 0.1]), "n": 3,
+                                                "ridge": 0.01}, extra=(
+        ("eigenvalues:NaN", {"eigenvalues": np.array([1.0, np.nan])}, "ValueError", "eigenvalues"),
+        ("eigenvalues:+Inf", {"eigenvalues": np.array([1.0, np.inf])}, "ValueError", "eigenvalues"),
+        ("eigenvalues<0", {"eigenvalues": np.array([1.0, -0.5])}, "ValueError", "eigenvalues"),
+        ("eigenvalues:rank2", {"eigenvalues": np.ones((2, 2))}, "ValueError", "eigenvalues"),
+        ("eigenvalues:bool", {"eigenvalues": np.array([True, False])}, "TypeError", "eigenvalues"),
+        ("n=0", {"n": 0}, "ValueError", "n"),
+        ("n=2.5", {"n": 2.5}, "TypeError", "n"),
+        ("ridge<0", {"ridge": -1.0}, "ValueError", "ridge"),
+        ("ridge=NaN", {"ridge": float("nan")}, "ValueError", "ridge"))),
+    ApiSpec(eigenlearning.eigenlearning_risk, {"eigenvalues": np.array([1.0, 0.5, 0.25, 0.1]),
+                                               "target_power": np.array([0.5, 0.3, 0.1, 0.1]), "n": 3,
+                                               "ridge": 0.01}, extra=(
+        ("target_power:NaN", {"target_power": np.array([0.5, np.nan, 0.1, 0.1])}, "ValueError", "target_power"),
+        ("target_power<0", {"target_power": np.array([0.5, -0.3, 0.1, 0.1])}, "ValueError", "target_power"),
+        ("target_power:shape", {"target_power": np.ones(3)}, "ValueError", "target_power"),
+        ("noise_var<0", {"noise_var": -1.0}, "ValueError", "noise_var"),
+        ("noise_var=NaN", {"noise_var": float("nan")}, "ValueError", "noise_var"))),
+    ApiSpec(embedding.uniformity_loss, {"z": unit(5, 3)}, floats=("z",), batch=("z",), empty="error",
+            name="analysis.uniformity_loss (= losses.uniformity_loss)"),
+    ApiSpec(embedding.uniformity, {"z": unit(5, 3)}, floats=("z",), batch=("z",), empty="error",
+            extra=(("t<0", {"t": -2.0}, "ValueError", "t"),)),
+    ApiSpec(embedding.tolerance, {"z": unit(5, 3), "labels": np.array([0, 0, 1, 1, 2])}, floats=("z",),
+            batch=("z", "labels"), empty="error", extra=(
+                ("labels:float", {"labels": np.zeros(5)}, "TypeError", "labels"),
+                ("labels:all-distinct", {"labels": np.arange(5)}, "ValueError", "labels"),
+                ("labels:all-distinct:jit", {"labels": np.arange(5)}, "nan", "", ("labels",)),
+                ("NaN-in-a-pair", {"z": put(unit(5, 3), (0, 0), np.nan)}, "nan", ""))),
+    ApiSpec(ntk.empirical_ntk, {"apply_fn": _apply, "params": PARAMS, "x1": f(4, 3)}, extra=(
+        ("params:int", {"params": {"w": np.ones((3, 2), np.int32), "b": np.zeros(2)}}, "TypeError", "params"),
+        ("params:empty", {"params": {}}, "ValueError", "params"),
+        ("x1:rank0", {"x1": np.float32(1.0)}, "ValueError", "x1"),
+        ("x1:NaN", {"x1": put(f(4, 3), (0, 0), np.nan)}, "nan", ""))),
+    ApiSpec(ntk.kernel_target_alignment, {"kernel": np.eye(4) + 0.1, "targets": np.array([1.0, -1.0, 1.0, -1.0])},
+            floats=("kernel",), batch=("kernel",), empty="error", extra=(
+                ("targets:int", {"targets": np.array([1, -1, 1, -1])}, "ok", ""),
+                ("targets:bool", {"targets": np.array([True, False, True, False])}, "TypeError", "targets"),
+                ("kernel=0", {"kernel": np.zeros((4, 4))}, "ValueError", "kernel"),
+                ("targets=0", {"targets": np.zeros(4)}, "ValueError", "targets"),
+                ("kernel=0:jit", {"kernel": np.zeros((4, 4))}, "nan", "", ("kernel",)),
+                ("targets:shape", {"targets": np.ones(5)}, "ValueError", "targets"))),
+    ApiSpec(sharpness.hvp, {"loss_fn": _loss, "params": PARAMS, "v": jax.tree.map(np.ones_like, PARAMS)}, extra=(
+        ("v:structure", {"v": {"w": np.ones((3, 2))}}, "ValueError", "v"),
+        ("v:shape", {"v": {"w": np.ones((2, 3)), "b": np.ones(2)}}, "ValueError", "v"),
+        ("params:int", {"params": {"w": np.ones((3, 2), np.int32), "b": np.zeros(2, np.int32)}}, "TypeError",
+         "params"),
+        ("params:NaN", {"params": {"w": put(PARAMS["w"], (0, 0), np.nan), "b": PARAMS["b"]}}, "nan", ""))),
+    ApiSpec(sharpness.hessian_top_eigenvalue, {"loss_fn": _loss, "params": PARAMS, "key": jax.random.key(0),
+                                               "num_iters": 3}, extra=(
+        ("num_iters=0", {"num_iters": 0}, "ValueError", "num_iters"),
+        ("num_iters=2.5", {"num_iters": 2.5}, "TypeError", "num_iters"),
+        ("method=bad", {"method": "bad"}, "ValueError", "method"),
+        ("params:int", {"params": {"w": np.ones((3, 2), np.int32)}}, "TypeError", "params"),
+        ("params:empty", {"params": {"w": np.zeros((0,))}}, "ValueError", "params"),
+        ("params:NaN", {"params": {"w": put(PARAMS["w"], (0, 0), np.nan), "b": PARAMS["b"]}}, "nan", ""))),
+]
+
+CASES = [c for spec in SPECS for c in api_cases(spec)]
+# Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
+# headline probes of issue 14; `pytest -m slow` runs all.
+FAST = {
+    "analysis.calibration.expected_calibration_error[labels=3:jit]",
+    "analysis.calibration.expected_calibration_error[logits:NaN]",
+}
+
+
+def _is_fast(case) -> bool:
+  return case.expect in ("TypeError", "ValueError", "error") or case.id in FAST
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=() if _is_fast(c) else pytest.mark.slow)
+                                  for c in CASES])
+def test_api_case(case):
+  run_api_case(case)
+
+
+def test_every_public_function_is_probed():
+  probed = {spec.fn for spec in SPECS}
+  public = {f"{mod.__name__}.{name}": obj for mod in MODULES for name, obj in vars(mod).items()
+            if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__.startswith("jaxlib_methods")}
+  public.update({f"analysis.{name}": getattr(analysis, name) for name in dir(analysis)
+                 if not name.startswith("_") and inspect.isfunction(getattr(analysis, name))})
+  missing = sorted(name for name, fn in public.items() if fn not in probed)
+  assert not missing, f"public analysis functions without an API spec: {missing}"
+
+
+def test_probabilities_passed_as_logits_warn():
+  probs = jax.nn.softmax(LOGITS)
+  for fn in (calibration.expected_calibration_error, calibration.brier_score):
+    with pytest.warns(UserWarning, match="look like probabilities"):
+      fn(probs, LABELS)
+
+
+def test_report_counts(capsys, record_property):
+  assert FAST <= {c.id for c in CASES}, f"unknown FAST ids: {FAST - {c.id for c in CASES}}"
+  counts = summarize_api_cases(CASES)
+  counts["functions"] = len(SPECS)
+  counts["default_run"] = sum(_is_fast(c) for c in CASES)
+  for k, v in counts.items():
+    record_property(k, v)
+  with capsys.disabled():
+    print(f"\n[api-analysis] {counts['functions']} functions, {counts['tried']} cases tried: "
+          f"{counts['clear_errors']} clear errors, {counts['nan_propagation']} documented NaN propagation, "
+          f"{counts['valid_outputs']} documented valid outputs ({counts['default_run']} in the default run, all "
+          f"with -m slow)")
+  assert counts["tried"] == counts["clear_errors"] + counts["nan_propagation"] + counts["valid_outputs"]

@@ -1,0 +1,498 @@
+"""Hostile-input API table for every public function of `jaxlib_methods.losses` (issue 14; rules: docs/conventions.md).
+
+One parametrised table: each public function has a spec (a valid call and the roles of its arguments), and
+`jaxlib_methods.testing.api_cases` turns it into probes (wrong dtypes, ranks, NaN/Inf entries, out-of-range labels
+eagerly and under jit, empty batches, bfloat16 inputs, bad hyperparameters), each with its documented outcome: a
+ValueError/TypeError naming the argument, NaN propagation, or a valid output. `test_every_public_function_is_probed`
+keeps the table complete; `test_report_counts` prints how many cases were tried and how they are answered.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlib_methods import losses
+from jaxlib_methods.losses import (aggregate_responses as ag, bd_kd, bias, calibrated_ensemble as ens, cauchy_schwarz
+                                   as cs, comp_sum, consistency as cm, contrastive as cl, dexml, ldr, npo, reweighting,
+                                   ssl, stablemax as sm, tcm, unnormalized as un)
+from jaxlib_methods.testing import ApiSpec, api_cases, run_api_case, summarize_api_cases
+
+MODULES = (ag, bd_kd, bias, ens, cs, comp_sum, cm, cl, dexml, ldr, npo, reweighting, ssl, sm, tcm, un)
+DEPRECATED = {sm.softmax_cross_entropy}  # warns and forwards to softmax_cross_entropy_with_integer_labels
+
+_rng = np.random.default_rng(0)
+
+
+def f(*shape, scale=1.0):
+  return (_rng.normal(size=shape) * scale).astype(np.float32)
+
+
+def unit(*shape):
+  x = _rng.normal(size=shape)
+  return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def put(x, index, value):
+  """A copy of the NumPy array x with x[index] = value (the table's data stay NumPy: nothing compiles at import)."""
+  y = np.array(x)
+  y[index] = value
+  return y
+
+
+B, K = 4, 3
+LOGITS = f(B, K, scale=2.0)
+LABELS = np.array([0, 2, 1, 0], np.int32)
+KEY = jax.random.key(0)
+W_BAD = np.zeros(B, np.float32)  # a float mask where a bool one is needed
+CLS = dict(logits=LOGITS, labels=LABELS)
+
+
+def cls_spec(fn, extra=(), **kw):
+  """A per-example classification loss fn(logits [B, K], labels [B], *, axis, where, ...)."""
+  base = (("where:float", {"where": W_BAD}, "TypeError", "where"),
+          ("where:shape", {"where": np.ones(B + 1, bool)}, "ValueError", "where"),
+          ("axis=2", {"axis": 2}, "ValueError", "axis"),
+          ("axis=1.0", {"axis": 1.0}, "TypeError", "axis"))
+  args = dict(CLS, **kw.pop("args", {}))
+  return ApiSpec(fn, args, floats=kw.pop("floats", ("logits",)), labels={"labels": K},
+                 batch=kw.pop("batch", ("logits", "labels")), empty="empty", extra=base + tuple(extra), **kw)
+
+
+def _zeros_check(out):
+  assert np.all(np.asarray(out) == 0), f"empty bags must give 0, got {out}"
+
+
+def _apply(params, x, sigma):
+  return params["w"] * x / (1.0 + sigma[:, None])
+
+
+N_DATA = 10
+ISO_STATE = cl.isogclr_init(N_DATA)
+PERM = np.array([2, 0, 3, 1])
+SIGMA = np.array([0.5, 1.0, 2.0, 4.0])
+SIGMA_NEXT = SIGMA * 1.5
+SCORES = f(B, 5)
+POS = np.array([[True, False, False, True, False]] + [[False, True, False, False, False]] * 3)
+_e = np.asarray(f(5, 3), np.float64)
+_e /= np.linalg.norm(_e, axis=-1, keepdims=True)
+SIM = (_e @ _e.T).astype(np.float32)
+MLC_Z = unit(6, 3)
+GAMMA = np.full((6, 6), 1.0 / 6)  # doubly stochastic
+KARRAS = np.asarray(cm.karras_sigmas(6))
+TOTAL_MASK = np.array([True, False, True, False])
+# A noise sample with energy +inf (or log q = +inf) has importance weight exp(-E - log q) = 0: it drops out of the
+# estimate of log Z, which is the right (finite) value.
+NOISE_INF = {"energy_noise": "finite: an energy of +inf is a zero importance weight",
+             "log_q_noise": "finite: log q = +inf is a zero importance weight (the limit)"}
+
+SPECS = [
+    # ------------------------------------------------------------------ stablemax [185]
+    ApiSpec(sm.stablemax_s, {"x": f(B, K)}, floats=("x",), any_rank=("x",), batch=("x",), empty="empty"),
+    ApiSpec(sm.stablemax, {"logits": LOGITS}, floats=("logits",), any_rank=("logits",), batch=("logits",),
+            empty="empty", extra=(("axis=2", {"axis": 2}, "ValueError", "axis"),)),
+    ApiSpec(sm.log_stablemax, {"logits": LOGITS}, floats=("logits",), any_rank=("logits",), batch=("logits",),
+            empty="empty"),
+    cls_spec(sm.stablemax_cross_entropy,
+             extra=(("where:class-mask-excludes-label", {"where": put(np.ones((B, K), bool), (0, 0), False)},
+                     "ValueError", "labels"),)),
+    cls_spec(sm.softmax_cross_entropy_with_integer_labels),
+    ApiSpec(sm.softmax_collapse_fraction, {"logits": LOGITS}, floats=("logits",), any_rank=("logits",),
+            batch=("logits",), empty="error"),
+    ApiSpec(sm.zero_loss_fraction, {"per_example_loss": np.array([0.0, 1.0, 2.0, 0.0])},
+            floats=("per_example_loss",), any_rank=("per_example_loss",), batch=("per_example_loss",),
+            empty="error", inf={"per_example_loss": "finite: the share of exact zeros is defined with an inf loss"}),
+    # ------------------------------------------------------------------ LDR [9]
+    ApiSpec(ldr.normalize_logits, {"logits": LOGITS}, floats=("logits",), any_rank=("logits",), batch=("logits",),
+            empty="empty", extra=(("eps=0", {"eps": 0.0}, "ValueError", "eps"),)),
+    cls_spec(ldr.ldr_kl_loss, extra=(
+        ("lam=0", {"lam": 0.0}, "ValueError", "lam"),
+        ("lam:negative-row", {"lam": np.array([1.0, -1.0, 1.0, 1.0])}, "ValueError", "lam"),
+        ("lam:NaN-row", {"lam": np.array([1.0, np.nan, 1.0, 1.0])}, "ValueError", "lam"),
+        ("lam:shape", {"lam": np.ones(B + 1)}, "ValueError", "lam"),
+        ("lam:negative-row:jit", {"lam": np.array([1.0, -1.0, 1.0, 1.0])}, "nan", "", ("lam",)),
+        ("margin<0", {"margin": -0.1}, "ValueError", "margin"))),
+    cls_spec(ldr.ldr_kl_worst_case_distribution, extra=(("lam=-1", {"lam": -1.0}, "ValueError", "lam"),)),
+    cls_spec(ldr.crammer_singer_loss, extra=(("margin<0", {"margin": -1.0}, "ValueError", "margin"),)),
+    ApiSpec(ldr.aldr_kl_init_state, {"num_examples": 5, "lam0": 1.0}, extra=(
+        ("num_examples=0", {"num_examples": 0}, "ValueError", "num_examples"),
+        ("num_examples=2.5", {"num_examples": 2.5}, "ValueError", "num_examples"),
+        ("lam0<0", {"lam0": -1.0}, "ValueError", "lam0"),
+        ("lam0=NaN", {"lam0": float("nan")}, "ValueError", "lam0"))),
+    cls_spec(ldr.aldr_kl_loss, args={"lam": np.ones(B), "lam0": 1.0, "alpha": 1.0}, extra=(
+        ("alpha=0", {"alpha": 0.0}, "ValueError", "alpha"),
+        ("lam:NaN-row", {"lam": np.array([1.0, np.nan, 1.0, 1.0])}, "ValueError", "lam"),
+        ("lam:zero-row:jit", {"lam": np.array([1.0, 0.0, 1.0, 1.0])}, "nan", "", ("lam",))),
+             batch=("logits", "labels", "lam")),
+    cls_spec(ldr.aldr_kl_update_lambda, args={"lam": np.ones(B), "lam0": 1.0, "alpha": 1.0}, extra=(
+        ("lam_min=0", {"lam_min": 0.0}, "ValueError", "lam_min"),
+        ("lam:negative-row", {"lam": np.array([1.0, -1.0, 1.0, 1.0])}, "ValueError", "lam")),
+             batch=("logits", "labels", "lam"), jit_grad=False),
+    # ------------------------------------------------------------------ comp-sum [164]
+    ApiSpec(comp_sum.comp_sum_tau, {"phi": "gce", "q": 0.7}, extra=(
+        ("phi=bad", {"phi": "bad"}, "ValueError", "phi"),
+        ("q=0", {"q": 0.0}, "ValueError", "q"),
+        ("q=NaN", {"q": float("nan")}, "ValueError", "q"))),
+    cls_spec(comp_sum.comp_sum_loss, args={"phi": "gce"}, extra=(
+        ("tau<0", {"tau": -1.0}, "ValueError", "tau"),
+        ("phi=bad", {"phi": "bad"}, "ValueError", "phi"))),
+    cls_spec(comp_sum.smooth_adv_comp_sum_loss, args={"adv_logits": LOGITS + 0.1}, floats=("logits", "adv_logits"),
+             batch=("logits", "adv_logits", "labels"), extra=(("nu<0", {"nu": -1.0}, "ValueError", "nu"),)),
+    # ------------------------------------------------------------------ bias loss [50]
+    ApiSpec(bias.normalized_feature_variance, {"features": f(B, 2, 3)}, floats=("features",),
+            any_rank=("features",), batch=("features",), empty="empty",
+            extra=(("features:rank1", {"features": f(B)}, "ValueError", "features"),)),
+    ApiSpec(bias.bias_loss_weights, {"v": np.linspace(0.0, 1.0, B)}, floats=("v",), any_rank=("v",),
+            batch=("v",), empty="empty", extra=(("alpha=NaN", {"alpha": float("nan")}, "ValueError", "alpha"),
+                                                ("weight_form=bad", {"weight_form": "bad"}, "ValueError",
+                                                 "weight_form"))),
+    cls_spec(bias.bias_loss, args={"features": f(B, 2, 3)}, floats=("logits", "features"),
+             batch=("logits", "labels", "features"), any_rank=("features",),
+             extra=(("features:batch", {"features": f(B + 1, 2)}, "ValueError", "features"),)),
+    # ------------------------------------------------------------------ EnsLoss [75]
+    ApiSpec(ens.ensloss_margins, {"logits": f(B), "labels": np.array([0, 1, 1, 0])}, floats=("logits",),
+            labels={"labels": 2}, batch=("logits", "labels"), empty="empty", extra=(
+                ("labels=2", {"labels": np.array([0, 2, 1, 0])}, "ValueError", "labels"),
+                ("labels=0.5", {"labels": np.array([0.0, 0.5, 1.0, 0.0])}, "TypeError", "labels"),
+                ("labels:bool", {"labels": np.array([False, True, True, False])}, "ok", ""))),
+    ApiSpec(ens.sample_calibrated_derivatives, {"key": KEY, "margins": f(B)}, floats=("margins",),
+            batch=("margins",), empty="empty",
+            inf={"margins": "finite: the superlinear tail g / s tends to 0 as s -> +inf (the derivative's limit)"},
+            extra=(("lower>=0", {"lower": 0.5}, "ValueError", "lower"),
+                   ("eps=0", {"eps": 0.0}, "ValueError", "eps"))),
+    ApiSpec(ens.ensloss, {"margins": f(B), "key": KEY}, floats=("margins",), batch=("margins",), empty="empty"),
+    # ------------------------------------------------------------------ BD-KD [76]
+    ApiSpec(bd_kd.kl_divergence_from_logits, {"p_logits": LOGITS, "q_logits": f(B, K)},
+            floats=("p_logits", "q_logits"), batch=("p_logits", "q_logits"), empty="empty",
+            extra=(("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"),)),
+    ApiSpec(bd_kd.entropy_from_logits, {"logits": LOGITS}, floats=("logits",), any_rank=("logits",),
+            batch=("logits",), empty="empty"),
+    ApiSpec(bd_kd.bd_kd_entropy_weights, {"student_logits": LOGITS, "teacher_logits": f(B, K)},
+            floats=("student_logits", "teacher_logits"), batch=("student_logits", "teacher_logits"), empty="empty",
+            extra=(("high<0", {"high": -1.0}, "ValueError", "high"),)),
+    ApiSpec(bd_kd.bd_kd_student_loss, {"student_logits": LOGITS, "teacher_logits": f(B, K), "labels": LABELS},
+            floats=("student_logits", "teacher_logits"), labels={"labels": K},
+            batch=("student_logits", "teacher_logits", "labels"), empty="empty", extra=(
+                ("forward_weight<0", {"forward_weight": -1.0}, "ValueError", "forward_weight"),
+                ("reverse_weight:row<0", {"reverse_weight": np.array([1.0, -1.0, 1.0, 1.0])}, "ValueError",
+                 "reverse_weight"),
+                ("reverse_weight:row<0:jit", {"reverse_weight": np.array([1.0, -1.0, 1.0, 1.0])}, "nan", "",
+                 ("reverse_weight",)),
+                ("where:float", {"where": W_BAD}, "TypeError", "where"))),
+    ApiSpec(bd_kd.online_kd_teacher_loss, {"teacher_logits": LOGITS, "student_logits": f(B, K), "labels": LABELS},
+            floats=("teacher_logits", "student_logits"), labels={"labels": K},
+            batch=("teacher_logits", "student_logits", "labels"), empty="empty",
+            extra=(("temperature<0", {"temperature": -1.0}, "ValueError", "temperature"),)),
+    # ------------------------------------------------------------------ loss reweighting [78]
+    ApiSpec(reweighting.normalize_batch_losses, {"per_example_loss": f(B)}, floats=("per_example_loss",),
+            batch=("per_example_loss",), empty="error"),
+    ApiSpec(reweighting.loss_reweighting, {"per_example_loss": f(B)}, floats=("per_example_loss",),
+            batch=("per_example_loss",), empty="error", extra=(
+                ("strategy=bad", {"strategy": "bad"}, "ValueError", "strategy"),
+                ("r=0", {"r": 0.0}, "ValueError", "r"),
+                ("delta<0", {"delta": -1.0}, "ValueError", "delta"),
+                ("uniform:NaN", {"strategy": "uniform", "per_example_loss": np.array([np.nan, 1.0, 2.0, 3.0])},
+                 "nan", ""))),
+    ApiSpec(reweighting.reweighted_mean, {"per_example_loss": f(B), "weights": np.ones(B)},
+            floats=("per_example_loss", "weights"), batch=("per_example_loss", "weights"), empty="error",
+            nan={"weights": "error"}, inf={"weights": "error"}, extra=(
+                ("weights<0", {"weights": np.array([1.0, -1.0, 1.0, 1.0])}, "ValueError", "weights"),
+                ("weights<0:jit", {"weights": np.array([1.0, -1.0, 1.0, 1.0])}, "nan", "", ("weights",)))),
+    # ------------------------------------------------------------------ NPO [182]
+    ApiSpec(npo.ga_loss, {"logp": -np.abs(f(B))}, floats=("logp",), any_rank=("logp",), batch=("logp",),
+            empty="empty", extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),)),
+    ApiSpec(npo.npo_loss, {"logp": -np.abs(f(B)), "logp_ref": -np.abs(f(B))}, floats=("logp", "logp_ref"),
+            batch=("logp", "logp_ref"), empty="empty",
+            inf={"logp_ref": "finite: the loss tends to 0 as log pi_ref -> +inf (the limit; NPO does not check that "
+                             "log-probabilities are <= 0)"},
+            extra=(("beta=0", {"beta": 0.0}, "ValueError", "beta"),
+                   ("where:shape", {"where": np.ones(B + 1, bool)}, "ValueError", "where"))),
+    ApiSpec(npo.npo_weight, {"logp": -np.abs(f(B)), "logp_ref": -np.abs(f(B))}, floats=("logp", "logp_ref"),
+            batch=("logp", "logp_ref"), empty="empty",
+            inf={"logp_ref": "finite: W tends to 0 as log pi_ref -> +inf (the limit)",
+                 "logp": "finite: W tends to 2 as log pi -> +inf (the limit)"},
+            extra=(("beta<0", {"beta": -1.0}, "ValueError", "beta"),)),
+    ApiSpec(npo.sequence_log_prob, {"logits": f(2, 3, 5), "targets": np.array([[0, 4, 1], [2, 3, 0]])},
+            floats=("logits",), labels={"targets": 5}, batch=("logits", "targets"), empty="empty", extra=(
+                ("mask:shape", {"mask": np.ones((2, 4))}, "ValueError", "mask"),
+                ("masked-target-unchecked", {"targets": np.array([[0, 4, -100], [2, 3, 0]]),
+                                             "mask": np.array([[1, 1, 0], [1, 1, 1]])}, "ok", ""))),
+    # ------------------------------------------------------------------ aggregate responses [194]
+    ApiSpec(ag.squared_loss, {"target": f(B), "pred": f(B)}, floats=("target", "pred"),
+            any_rank=("target", "pred"), batch=("target", "pred"), empty="empty"),
+    ApiSpec(ag.bag_level_loss, {"preds": f(6), "bag_ids": np.array([0, 0, 1, 1, 2, 2]), "bag_responses": f(3),
+                                "num_bags": 3}, floats=("preds", "bag_responses"), labels={"bag_ids": 3},
+            batch=("preds", "bag_ids"), empty=_zeros_check, extra=(
+                ("num_bags=0", {"num_bags": 0}, "ValueError", "num_bags"),)),
+    ApiSpec(ag.instance_level_loss, {"preds": f(6), "bag_ids": np.array([0, 0, 1, 1, 2, 2]), "bag_responses": f(3),
+                                     "num_bags": 3}, floats=("preds", "bag_responses"), labels={"bag_ids": 3},
+            batch=("preds", "bag_ids"), empty="empty"),
+    ApiSpec(ag.interpolating_loss, {"preds": f(6), "bag_ids": np.array([0, 0, 1, 1, 2, 2]), "bag_responses": f(3),
+                                    "num_bags": 3, "rho": 0.5}, floats=("preds", "bag_responses"),
+            labels={"bag_ids": 3}, batch=("preds", "bag_ids"), empty=_zeros_check, extra=(
+                ("rho=1.5", {"rho": 1.5}, "ValueError", "rho"),)),
+    ApiSpec(ag.within_bag_variance, {"preds": f(6), "bag_ids": np.array([0, 0, 1, 1, 2, 2]), "num_bags": 3},
+            floats=("preds",), labels={"bag_ids": 3}, batch=("preds", "bag_ids"), empty=_zeros_check),
+    # ------------------------------------------------------------------ DEXML [213]
+    ApiSpec(dexml.decoupled_softmax_loss, {"scores": SCORES, "pos_mask": POS}, floats=("scores",),
+            batch=("scores", "pos_mask"), empty="empty",
+            extra=(("pos_mask:float", {"pos_mask": POS.astype(np.float32)}, "TypeError", "pos_mask"),
+                   ("NaN-among-negatives", {"scores": put(SCORES, (0, 1), np.nan)}, "nan", ""))),
+    ApiSpec(dexml.multi_positive_softmax_loss, {"scores": SCORES, "pos_mask": POS}, floats=("scores",),
+            batch=("scores", "pos_mask"), empty="empty"),
+    ApiSpec(dexml.soft_topk_threshold, {"scores": SCORES, "k": 2}, floats=("scores",), batch=("scores",),
+            empty="empty", extra=(("k=0", {"k": 0}, "ValueError", "k"), ("k=L", {"k": 5}, "ValueError", "k"),
+                                  ("k:row=L:jit", {"k": np.array([2.0, 5.0, 2.0, 2.0])}, "nan", "", ("k",)),
+                                  ("alpha=0", {"alpha": 0.0}, "ValueError", "alpha"))),
+    ApiSpec(dexml.soft_topk_loss, {"scores": SCORES, "pos_mask": POS, "k": 2}, floats=("scores",),
+            batch=("scores", "pos_mask"), empty="empty", extra=(
+                ("k=NaN", {"k": float("nan")}, "ValueError", "k"),
+                ("n_iter=0", {"n_iter": 0}, "ValueError", "n_iter"),
+                ("NaN-among-negatives", {"scores": put(SCORES, (0, 1), np.nan)}, "nan", ""))),
+    # ------------------------------------------------------------------ TCM [10]
+    ApiSpec(tcm.cosine_similarity_matrix, {"embeddings": f(5, 3)}, floats=("embeddings",),
+            batch=("embeddings",), empty="empty"),
+    ApiSpec(tcm.tcm_loss_from_similarity, {"sim": SIM, "labels": np.array([0, 0, 1, 1, 2])}, floats=("sim",),
+            at={"sim": 1}, batch=("sim", "labels"), empty="error", extra=(
+                ("labels:float", {"labels": np.zeros(5)}, "TypeError", "labels"),
+                ("m_pos=2", {"m_pos": 2.0}, "ValueError", "m_pos"),
+                ("NaN-on-diagonal-ignored", {"sim": put(SIM, (0, 0), np.nan)}, "ok", ""))),
+    ApiSpec(tcm.tcm_loss, {"embeddings": f(5, 3), "labels": np.array([0, 0, 1, 1, 2])}, floats=("embeddings",),
+            batch=("embeddings", "labels"), empty="error",
+            extra=(("labels:float", {"labels": np.zeros(5)}, "TypeError", "labels"),)),
+    ApiSpec(tcm.opis, {"sim": SIM, "labels": np.array([0, 0, 1, 1, 2]), "thresholds": np.linspace(-1.0, 1.0, 5),
+                       "num_classes": 3}, floats=("sim", "thresholds"), at={"sim": 1}, labels={"labels": 3},
+            jit_grad=False, batch=("sim", "labels"), empty="error",
+            extra=(("num_classes=0", {"num_classes": 0}, "ValueError", "num_classes"),)),
+    # ------------------------------------------------------------------ consistency models [2] [3]
+    ApiSpec(cm.default_pseudo_huber_c, {"dim": 16}, extra=(("dim=0", {"dim": 0}, "ValueError", "dim"),
+                                                          ("dim=2.5", {"dim": 2.5}, "TypeError", "dim"))),
+    ApiSpec(cm.pseudo_huber_loss, {"x": f(B, 2, 3), "y": f(B, 2, 3)}, floats=("x", "y"), batch=("x", "y"),
+            empty="empty", extra=(("c=0", {"c": 0.0}, "ValueError", "c"),
+                                  ("dtype-mismatch", {"y": f(B, 2, 3).astype(jnp.bfloat16)}, "ValueError", "dtype"))),
+    ApiSpec(cm.cauchy_loss, {"x": f(B, 2, 3), "y": f(B, 2, 3), "c": 0.5}, floats=("x", "y"), batch=("x", "y"),
+            empty="empty", extra=(("c<0", {"c": -1.0}, "ValueError", "c"),
+                                  ("reduction=bad", {"reduction": "bad"}, "ValueError", "reduction"))),
+    ApiSpec(cm.karras_sigmas, {"num_scales": 5}, extra=(
+        ("num_scales=1", {"num_scales": 1}, "ValueError", "num_scales"),
+        ("num_scales=2.5", {"num_scales": 2.5}, "ValueError", "num_scales"),
+        ("sigma_min<0", {"sigma_min": -1.0}, "ValueError", "sigma_min"),
+        ("sigma_max<sigma_min", {"sigma_max": 0.001}, "ValueError", "sigma_max"),
+        ("rho=0", {"rho": 0.0}, "ValueError", "rho"))),
+    ApiSpec(cm.ict_num_scales, {"step": 10, "total_steps": 100}, extra=(
+        ("step<0", {"step": -1}, "ValueError", "step"),
+        ("total_steps=0", {"total_steps": 0}, "ValueError", "total_steps"),
+        ("s1<s0", {"s0": 20, "s1": 10}, "ValueError", "s1"))),
+    ApiSpec(cm.lognormal_sigma_probs, {"sigmas": KARRAS}, floats=("sigmas",), batch=("sigmas",),
+            empty="error", nan={"sigmas": "error"}, inf={"sigmas": "error"}, extra=(
+                ("sigmas:decreasing", {"sigmas": KARRAS[::-1]}, "ValueError", "sigmas"),
+                ("sigmas:decreasing:jit", {"sigmas": KARRAS[::-1]}, "nan", "", ("sigmas",)),
+                ("p_std=0", {"p_std": 0.0}, "ValueError", "p_std"))),
+    ApiSpec(cm.sample_sigma_indices, {"key": KEY, "sigmas": KARRAS, "shape": (B,)}, floats=("sigmas",),
+            batch=("sigmas",), empty="error", nan={"sigmas": "error"}, inf={"sigmas": "error"}),
+    ApiSpec(cm.ict_weight, {"sigma": SIGMA, "sigma_next": SIGMA_NEXT}, floats=("sigma", "sigma_next"),
+            any_rank=("sigma", "sigma_next"), batch=("sigma", "sigma_next"), empty="empty",
+            nan={"sigma": "error", "sigma_next": "error"}, inf={"sigma": "error", "sigma_next": "error"}, extra=(
+                ("sigma>sigma_next", {"sigma": SIGMA_NEXT, "sigma_next": SIGMA}, "ValueError", "sigma_next"),
+                ("sigma>sigma_next:jit", {"sigma": SIGMA_NEXT, "sigma_next": SIGMA}, "nan", "",
+                 ("sigma", "sigma_next")))),
+    ApiSpec(cm.consistency_skip_out, {"sigma": SIGMA}, floats=("sigma",), any_rank=("sigma",), batch=("sigma",),
+            empty="empty"),
+    ApiSpec(cm.consistency_loss, {"apply_fn": _apply, "params": {"w": np.float32(0.7)}, "x": f(B, 2),
+                                  "noise": f(B, 2), "sigma": SIGMA, "sigma_next": SIGMA_NEXT},
+            floats=("x", "noise", "sigma", "sigma_next"), batch=("x", "noise", "sigma", "sigma_next"), empty="empty",
+            nan={"sigma": "error", "sigma_next": "error"}, inf={"sigma": "error", "sigma_next": "error"}, extra=(
+                ("sigma>sigma_next", {"sigma": SIGMA_NEXT, "sigma_next": SIGMA}, "ValueError", "sigma_next"),
+                ("sigma>sigma_next:jit", {"sigma": SIGMA_NEXT, "sigma_next": SIGMA}, "nan", "",
+                 ("sigma", "sigma_next")),
+                ("sigma<0", {"sigma": -SIGMA}, "ValueError", "sigma"))),
+    ApiSpec(cm.ot_minibatch_coupling, {"noise": f(B, 2), "x": f(B, 2)}, floats=("noise", "x"),
+            batch=("noise", "x"), empty="empty", nan={"noise": "error", "x": "error"},
+            inf={"noise": "error", "x": "error"}),
+    ApiSpec(cm.lct_adaptive_c, {"num_scales": 11}, extra=(
+        ("num_scales=1", {"num_scales": 1}, "ValueError", "num_scales"),
+        ("slope=NaN", {"slope": float("nan")}, "ValueError", "slope"),
+        ("start_scales-without-initial_c", {"start_scales": 10}, "ValueError", "initial_c"),
+        ("multiplier=0", {"multiplier": 0.0}, "ValueError", "multiplier"))),
+    ApiSpec(cm.early_timestep_mask, {"indices": np.array([0, 3, 8, 9]), "num_scales": 11},
+            labels={"indices": 10}, jit_labels=False, batch=("indices",), empty="empty", extra=(
+                ("diff_rate=1.5", {"diff_rate": 1.5}, "ValueError", "diff_rate"),
+                ("num_scales=1", {"num_scales": 1}, "ValueError", "num_scales"))),
+    ApiSpec(cm.edm_diffusion_weight, {"sigma": SIGMA}, floats=("sigma",), any_rank=("sigma",), batch=("sigma",),
+            empty="empty", nan={"sigma": "error"}, inf={"sigma": "error"}, extra=(
+                ("sigma=0", {"sigma": put(SIGMA, 0, 0.0)}, "ValueError", "sigma"),
+                ("sigma<0:jit", {"sigma": -SIGMA}, "nan", "", ("sigma",)),
+                ("sigma_data=0", {"sigma_data": 0.0}, "ValueError", "sigma_data"))),
+    ApiSpec(cm.lct_diffusion_loss, {"denoised": f(B, 2), "x": f(B, 2), "sigma": SIGMA},
+            floats=("denoised", "x", "sigma"), batch=("denoised", "x", "sigma"), empty="empty",
+            nan={"sigma": "error"}, inf={"sigma": "error"}),
+    ApiSpec(cm.lct_total_loss, {"consistency_losses": np.abs(f(B)), "diffusion_losses": np.abs(f(B)),
+                                "mask": TOTAL_MASK}, floats=("consistency_losses", "diffusion_losses"),
+            batch=("consistency_losses", "diffusion_losses", "mask"), empty="error", extra=(
+                ("mask:float", {"mask": TOTAL_MASK.astype(np.float32)}, "TypeError", "mask"),
+                ("diff_lambda<0", {"diff_lambda": -1.0}, "ValueError", "diff_lambda"),
+                ("NaN-outside-mask-ignored", {"diffusion_losses": np.array([1.0, np.nan, 1.0, 1.0])}, "ok", ""))),
+    # ------------------------------------------------------------------ Cauchy-Schwarz IB [4]
+    ApiSpec(cs.gaussian_gram_log, {"a": f(5, 2), "b": f(4, 2), "sigma": 1.0}, floats=("a", "b"),
+            batch=("a",), empty="error", extra=(("sigma=0", {"sigma": 0.0}, "ValueError", "sigma"),)),
+    ApiSpec(cs.cs_divergence, {"x": f(5, 2), "y": f(4, 2), "sigma": 1.0}, floats=("x", "y"), batch=("x",),
+            empty="error", extra=(("sigma<0", {"sigma": -1.0}, "ValueError", "sigma"),)),
+    ApiSpec(cs.conditional_cs_divergence, {"x": f(5, 2), "y": f(5, 1), "y_hat": f(5, 1), "sigma_x": 1.0},
+            floats=("x", "y", "y_hat"), batch=("x", "y", "y_hat"), empty="error"),
+    ApiSpec(cs.cs_qmi, {"x": f(5, 2), "t": f(5, 3), "sigma_x": 1.0}, floats=("x", "t"), batch=("x", "t"),
+            empty="error"),
+    ApiSpec(cs.cs_ib_loss, {"x": f(5, 2), "t": f(5, 3), "y": f(5, 1), "y_hat": f(5, 1), "beta": 0.1,
+                            "sigma_x": 1.0}, floats=("x", "t", "y", "y_hat"), batch=("x", "t", "y", "y_hat"),
+            empty="error", extra=(("beta<0", {"beta": -1.0}, "ValueError", "beta"),)),
+    # ------------------------------------------------------------------ contrastive [183] [83] [119] [54]
+    ApiSpec(cl.robust_contrastive_loss, {"sim_pos": f(B), "sim_neg": f(B, 5), "tau": 0.5, "rho": 0.1},
+            floats=("sim_pos", "sim_neg"), batch=("sim_pos", "sim_neg"), empty="empty", extra=(
+                ("tau=0", {"tau": 0.0}, "ValueError", "tau"),
+                ("tau:row<0", {"tau": np.array([0.5, -0.5, 0.5, 0.5])}, "ValueError", "tau"),
+                ("tau:row<0:jit", {"tau": np.array([0.5, -0.5, 0.5, 0.5])}, "nan", "", ("tau",)),
+                ("rho<0", {"rho": -1.0}, "ValueError", "rho"))),
+    ApiSpec(cl.isogclr_init, {"num_examples": 5}, extra=(
+        ("num_examples=0", {"num_examples": 0}, "ValueError", "num_examples"),
+        ("tau_init=0", {"tau_init": 0.0}, "ValueError", "tau_init"))),
+    ApiSpec(cl.isogclr_loss, {"z1": f(B, 3), "z2": f(B, 3), "index": np.array([3, 0, 7, 5]), "state": ISO_STATE},
+            floats=("z1", "z2"), labels={"index": N_DATA}, batch=("z1", "z2", "index"), empty="error", extra=(
+                ("index:duplicate", {"index": np.array([3, 3, 7, 5])}, "ValueError", "index"),
+                ("index:duplicate:jit", {"index": np.array([3, 3, 7, 5])}, "nan", "", ("index",)),
+                ("state:type", {"state": (1, 2)}, "TypeError", "state"),
+                ("gamma=0", {"gamma": 0.0}, "ValueError", "gamma"),
+                ("tau_min>tau_max", {"tau_min": 0.5, "tau_max": 0.1}, "ValueError", "tau_min"))),
+    ApiSpec(cl.mochi_negatives, {"key": KEY, "q": f(B, 3), "queue": f(8, 3), "num_hard": 4, "num_mix": 3,
+                                 "num_query_mix": 2}, floats=("q", "queue"), batch=("q",), empty="empty", extra=(
+                                     ("num_hard>K", {"num_hard": 9}, "ValueError", "num_hard"),
+                                     ("beta_max=0.7", {"beta_max": 0.7}, "ValueError", "beta_max"))),
+    ApiSpec(cl.mochi_infonce, {"q": f(B, 3), "k": f(B, 3), "queue": f(8, 3), "synthetic": f(B, 2, 3)},
+            floats=("q", "k", "queue", "synthetic"), batch=("q", "k", "synthetic"), empty="empty",
+            extra=(("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"),)),
+    ApiSpec(cl.geodesic_mixup, {"a": unit(B, 3), "b": unit(B, 3), "lam": 0.3}, floats=("a", "b"),
+            batch=("a", "b"), empty="empty", extra=(
+                ("lam=1.5", {"lam": 1.5}, "ValueError", "lam"),
+                ("lam:row=1.5", {"lam": np.array([0.3, 1.5, 0.3, 0.3])}, "ValueError", "lam"),
+                ("lam:row=1.5:jit", {"lam": np.array([0.3, 1.5, 0.3, 0.3])}, "nan", "", ("lam",)))),
+    ApiSpec(cl.m2mix_loss, {"image": f(B, 3), "text": f(B, 3), "lam": 0.4}, floats=("image", "text"),
+            batch=("image", "text"), empty="empty", extra=(("lam<0", {"lam": -0.1}, "ValueError", "lam"),)),
+    ApiSpec(cl.alignment_loss, {"x": unit(B, 3), "y": unit(B, 3)}, floats=("x", "y"), batch=("x", "y"),
+            empty="empty", extra=(("alpha=0", {"alpha": 0.0}, "ValueError", "alpha"),)),
+    ApiSpec(cl.uniformity_loss, {"z": unit(5, 3)}, floats=("z",), batch=("z",), empty="error",
+            extra=(("one-point", {"z": unit(1, 3)}, "ValueError", "z"), ("t=0", {"t": 0.0}, "ValueError", "t"))),
+    ApiSpec(cl.mcl_info_nce, {"z1": f(B, 3), "z2": f(B, 3), "cluster_ids": np.array([0, 0, 1, 1])},
+            floats=("z1", "z2"), batch=("z1", "z2", "cluster_ids"), empty="empty", extra=(
+                ("cluster_ids:float", {"cluster_ids": np.zeros(B)}, "TypeError", "cluster_ids"),
+                ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
+    # ------------------------------------------------------------------ SSL [91] [120] [96]
+    ApiSpec(ssl.standardize, {"z": f(5, 3)}, floats=("z",), batch=("z",), empty="error",
+            extra=(("ddof=2", {"ddof": 2}, "ValueError", "ddof"),)),
+    ApiSpec(ssl.barlow_twins_loss, {"z1": f(5, 3), "z2": f(5, 3)}, floats=("z1", "z2"), batch=("z1", "z2"),
+            empty="error", extra=(("lambd<0", {"lambd": -1.0}, "ValueError", "lambd"),)),
+    ApiSpec(ssl.mixed_barlow_twins_regularizer, {"z1": f(B, 3), "z2": f(B, 3), "z_mix": f(B, 3), "perm": PERM,
+                                                 "alpha": 0.3, "lambd": 0.5},
+            floats=("z1", "z2", "z_mix"), labels={"perm": B}, batch=("z1", "z2", "z_mix", "perm"), empty="error",
+            extra=(("perm:not-a-permutation", {"perm": np.array([0, 0, 1, 2])}, "ValueError", "perm"),
+                   ("alpha=2", {"alpha": 2.0}, "ValueError", "alpha"))),
+    ApiSpec(ssl.ey_gep_loss, {"a": np.eye(3) + 0.1, "b1": np.eye(3), "u": f(3, 2)}, floats=("a", "b1", "u")),
+    ApiSpec(ssl.cca_ey_loss, {"zx": f(5, 2), "zy": f(5, 2)}, floats=("zx", "zy"), batch=("zx", "zy"),
+            empty="error", extra=(("zx2-without-zy2", {"zx2": f(5, 2)}, "ValueError", "zy2"),)),
+    ApiSpec(ssl.ssl_ey_loss, {"z1": f(5, 2), "z2": f(5, 2)}, floats=("z1", "z2"), batch=("z1", "z2"),
+            empty="error", extra=(("z1_b-without-z2_b", {"z1_b": f(5, 2)}, "ValueError", "z2_b"),)),
+    ApiSpec(ssl.pls_ey_loss, {"zx": f(5, 2), "zy": f(5, 2), "ux": f(4, 2), "uy": f(3, 2)},
+            floats=("zx", "zy", "ux", "uy"), batch=("zx", "zy"), empty="error"),
+    ApiSpec(ssl.coding_rate, {"z": MLC_Z}, floats=("z",), batch=("z",), empty="error",
+            extra=(("eps=0", {"eps": 0.0}, "ValueError", "eps"),)),
+    ApiSpec(ssl.mlc_compression_rate, {"z": MLC_Z, "gamma": GAMMA}, floats=("z", "gamma"), extra=(
+        ("gamma<0", {"gamma": put(GAMMA, (0, 1), -0.5)}, "ValueError", "gamma"),
+        ("gamma<0:jit", {"gamma": put(GAMMA, (0, 1), -0.5)}, "nan", "", ("gamma",)))),
+    ApiSpec(ssl.mlc_loss, {"z": MLC_Z, "gamma": GAMMA}, floats=("z", "gamma")),
+    ApiSpec(ssl.doubly_stochastic, {"s": MLC_Z @ MLC_Z.T}, floats=("s",), batch=("s",), empty="error", extra=(
+        ("eta=0", {"eta": 0.0}, "ValueError", "eta"), ("num_iters=0", {"num_iters": 0}, "ValueError", "num_iters"))),
+    # ------------------------------------------------------------------ unnormalised models [201]
+    ApiSpec(un.compositional_init, {}, extra=(("dtype=int32", {"dtype": np.int32}, "TypeError", "dtype"),)),
+    ApiSpec(un.log_partition_estimate, {"energy_noise": f(6), "log_q_noise": f(6)},
+            floats=("energy_noise", "log_q_noise"), batch=("energy_noise", "log_q_noise"), empty="error",
+            inf=NOISE_INF),
+    ApiSpec(un.unnormalized_nll, {"energy_data": f(B), "energy_noise": f(6), "log_q_noise": f(6)},
+            floats=("energy_data", "energy_noise", "log_q_noise"), batch=("energy_data",), empty="error",
+            inf=NOISE_INF),
+    ApiSpec(un.compositional_nll_loss, {"energy_data": f(B), "energy_noise": f(6), "log_q_noise": f(6),
+                                        "state": un.compositional_init(), "gamma": 0.5},
+            floats=("energy_data", "energy_noise", "log_q_noise"), batch=("energy_data",), empty="error",
+            inf=NOISE_INF, extra=(
+                ("gamma=0", {"gamma": 0.0}, "ValueError", "gamma"),
+                ("state:type", {"state": None}, "TypeError", "state"))),
+    ApiSpec(un.nce_loss, {"log_model_data": f(B), "log_model_noise": f(6), "log_q_data": f(B),
+                          "log_q_noise": f(6)},
+            floats=("log_model_data", "log_model_noise", "log_q_data", "log_q_noise"),
+            batch=("log_model_data", "log_q_data"), empty="error", extra=(("nu=0", {"nu": 0.0}, "ValueError", "nu"),)),
+]
+
+CASES = [c for spec in SPECS for c in api_cases(spec)]
+# Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
+# every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
+FAST = {
+    "losses.stablemax.softmax_cross_entropy_with_integer_labels[labels=3:jit]",
+    "losses.stablemax.stablemax_cross_entropy[labels=3:jit]",
+    "losses.stablemax.stablemax_cross_entropy[logits:NaN]",
+    "losses.stablemax.stablemax_s[x:NaN]",
+    "losses.ldr.ldr_kl_loss[labels=3:jit]",
+    "losses.calibrated_ensemble.ensloss_margins[labels=2:jit]",
+    "losses.contrastive.isogclr_loss[index:duplicate:jit]",
+    "losses.consistency.consistency_loss[sigma>sigma_next:jit]",
+}
+
+
+def _is_fast(case) -> bool:
+  return case.expect in ("TypeError", "ValueError", "error") or case.id in FAST
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=() if _is_fast(c) else pytest.mark.slow)
+                                  for c in CASES])
+def test_api_case(case):
+  run_api_case(case)
+
+
+def _public_functions():
+  out = {}
+  for mod in MODULES:
+    for name, obj in vars(mod).items():
+      if name.startswith("_") or not inspect.isfunction(obj) or obj.__module__ != mod.__name__:
+        continue
+      out[f"{mod.__name__}.{name}"] = obj
+  for name in dir(losses):
+    obj = getattr(losses, name)
+    if inspect.isfunction(obj) and not name.startswith("_"):
+      out.setdefault(f"{obj.__module__}.{obj.__name__}", obj)
+  return out
+
+
+def test_every_public_function_is_probed():
+  probed = {spec.fn for spec in SPECS}
+  missing = sorted(name for name, fn in _public_functions().items() if fn not in probed and fn not in DEPRECATED)
+  assert not missing, f"public loss functions without an API spec: {missing}"
+
+
+def test_deprecated_softmax_cross_entropy_warns_and_forwards():
+  with pytest.warns(DeprecationWarning, match="softmax_cross_entropy_with_integer_labels"):
+    old = sm.softmax_cross_entropy(LOGITS, LABELS)
+  np.testing.assert_array_equal(np.asarray(old),
+                                np.asarray(sm.softmax_cross_entropy_with_integer_labels(LOGITS, LABELS)))
+
+
+def test_report_counts(capsys, record_property):
+  assert FAST <= {c.id for c in CASES}, f"unknown FAST ids: {FAST - {c.id for c in CASES}}"
+  counts = summarize_api_cases(CASES)
+  counts["functions"] = len(SPECS)
+  counts["default_run"] = sum(_is_fast(c) for c in CASES)
+  for k, v in counts.items():
+    record_property(k, v)
+  with capsys.disabled():
+    print(f"\n[api-losses] {counts['functions']} functions, {counts['tried']} cases tried: {counts['clear_errors']} "
+          f"clear errors, {counts['nan_propagation']} documented NaN propagation, {counts['valid_outputs']} "
+          f"documented valid outputs ({counts['default_run']} in the default run, all with -m slow)")
+  assert counts["tried"] == counts["clear_errors"] + counts["nan_propagation"] + counts["valid_outputs"]
