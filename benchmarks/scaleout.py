@@ -36,6 +36,7 @@ if __name__ == "__main__":
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from jaxlib_methods.runner import distributed
   distributed.collective_timeouts()
+  distributed.cpu_thread_pool_headroom()
 
 import jax
 import numpy as np

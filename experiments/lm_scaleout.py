@@ -144,7 +144,10 @@ PRESETS = {
                   dtype="bfloat16", mesh=MeshConfig(data=1, fsdp=8, tensor=1), check_devices=0, check_processes=0),
 }
 
-MUTATIONS = {
+# Deliberately wrong variants of the scale-out code under which the sanity checks above must fail (this experiment
+# has no paper claims, so they are not `MUTATIONS` in the runner's sense; tests/runner/test_sharding_multidevice.py
+# runs them).
+CHECK_MUTATIONS = {
     "replicated_optimizer_state": ("shard_optimizer_state=false", "check_processes=0", "check_meshes=2x4x1",
                                    "check_optimizers=adamw"),
     "per_shard_data_seed": ("data_seed_per_shard=true", "check_processes=0", "check_meshes=2x4x1",
@@ -415,7 +418,9 @@ def run_checks(config: Config, multiprocess_dir: Optional[str], *, equality: boo
       per_device = shd.bytes_per_device(tree)
       out["bytes"][opt] = {"max_per_device": max(per_device.values()),
                            "total": sum(int(x.nbytes) for x in jax.tree.leaves(tree)),
-                           "unshardable": unshardable_bytes(tree, n), "fsdp": n}
+                           "unshardable": unshardable_bytes(tree, n), "fsdp": n,
+                           "unshardable_nonscalar": unshardable_bytes(
+                               [x for x in jax.tree.leaves(tree) if x.ndim > 0], n)}
   if multiprocess_dir:
     child = child_config(config)
     with tempfile.TemporaryDirectory() as tmp:

@@ -599,6 +599,7 @@ def _cmd_launch(args) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
+  distributed.cpu_thread_pool_headroom()  # before JAX creates its CPU client: simulated devices must not deadlock
   try:
     args = _parser().parse_args(argv)
     if args.command == "list":

@@ -104,3 +104,13 @@ def test_collective_timeouts_are_raised_unless_set():
   env = distributed.collective_timeouts({"XLA_FLAGS": "--xla_cpu_collective_timeout_seconds=7"})
   assert "--xla_cpu_collective_timeout_seconds=7" in env["XLA_FLAGS"]
   assert "--xla_cpu_collective_call_terminate_timeout_seconds=3600" in env["XLA_FLAGS"]
+
+
+def test_simulated_devices_get_thread_pool_headroom():
+  env = distributed.cpu_thread_pool_headroom({"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  assert int(env["PJRT_NPROC"]) >= 32                  # 4 x the simulated devices: room for queued programs
+  assert "PJRT_NPROC" not in distributed.cpu_thread_pool_headroom({"XLA_FLAGS": ""})      # 1 device: untouched
+  kept = distributed.cpu_thread_pool_headroom({"JAX_NUM_CPU_DEVICES": "4", "PJRT_NPROC": "3"})
+  assert kept["PJRT_NPROC"] == "3"                     # the user's setting wins
+  child = distributed.cpu_child_env(4, base={"PJRT_NPROC": "2", "PATH": os.environ.get("PATH", "")})
+  assert int(child["PJRT_NPROC"]) >= 16                # a child is sized for its own devices

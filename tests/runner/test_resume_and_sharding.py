@@ -81,8 +81,9 @@ def _run_or_fail(args, *, cwd, env, timeout):
 
 def test_data_parallel_mesh_of_8_matches_one_device(tmp_path):
   # 8 simulated devices are 8 threads that meet at every all-reduce. The CLI raises XLA's stuck-collective abort
-  # (40 s by default) before JAX starts, so on a loaded 2-core machine a slow thread is slow, not fatal; the run is
-  # short (100 steps, a 2-substep run C) so that it stays well inside the timeout beside another xdist worker.
+  # (40 s by default) and gives XLA:CPU's shared thread pool 4x the device count (on a 2-core machine it is exactly 8
+  # threads, and two queued multi-device programs can then deadlock: the CI hang of this test); the run is short (100
+  # steps, a 2-substep run C). A timeout fails with every Python thread's stack (faulthandler), never a hang.
   env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=8")
   sets = ("horizon=0.1", "log_every=50", "checkpoint_every=100", "step_ratio=2", "dtype=float32")
   out = {}
