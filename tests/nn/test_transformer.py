@@ -170,6 +170,7 @@ def test_gla_attention_when_available():
   assert lm(jnp.zeros((2, 6), jnp.int32)).shape == (2, 6, 11)
 
 
+@pytest.mark.slow   # ~9 s each on 2 cores (interpret-mode kernels); the config validation below runs by default
 @pytest.mark.parametrize("attention, implementation", [("mha", "pallas"), ("gla", "pallas")])
 def test_pallas_kernels_selected_by_config_equal_the_xla_path(attention, implementation):
   """TransformerConfig.implementation / .interpret pick the Pallas kernel (interpret mode on CPU) at construction;
