@@ -64,10 +64,11 @@ class Config:
   beta_global: NonNegativeFloat = 1.0           # FedHyper-G hyper learning rate (official code: 1)
   beta_local: NonNegativeFloat = 0.01           # FedHyper-CL hyper learning rate
   global_lr_bounds: Annotated[tuple[float, ...], Range(gt=0), Length(min=2, max=2)] = (0.2, 5.0)   # official code
-  local_lr_range: Annotated[float, Range(ge=1)] = 10.0       # local rate in [lr0 / range, lr0 * range] (official code: 10)
+  local_lr_range: Annotated[float, Range(ge=1)] = 10.0   # local rate in [lr0 / range, lr0 * range] (official: 10)
   log_every: PositiveInt = 5
 
-  CHECKS = (Check("global_lr_bounds[0] <= 1 <= global_lr_bounds[1]", "the global rate factor starts at 1 inside its bounds"),
+  CHECKS = (Check("global_lr_bounds[0] <= 1 <= global_lr_bounds[1]",
+                  "the global rate factor starts at 1 inside its bounds"),
             Check("rounds % log_every == 0", "the rounds are logged in whole chunks"))
 
 
@@ -276,8 +277,8 @@ def claims(results: dict) -> list[Claim]:
       Claim.holds("at FedAvg's worst initial lr: FedHyper's accuracy > FedAvg's", d2 > 2 * se2,
                   kind="paper", where="Abstract, Fig. 4 (up to +15% accuracy under suboptimal initial lr)",
                   paper="up to +0.15",
-                  detail=f"lr {lrs[worst]:g}: FedHyper {hyp[:, worst].mean():.3f} vs FedAvg {avg[:, worst].mean():.3f}; "
-                         f"mean paired diff {d2:.3f} > 2 SE {2 * se2:.3f}"),
+                  detail=f"lr {lrs[worst]:g}: FedHyper {hyp[:, worst].mean():.3f} vs FedAvg "
+                         f"{avg[:, worst].mean():.3f}; mean paired diff {d2:.3f} > 2 SE {2 * se2:.3f}"),
       Claim.holds("middle initial lr: fewer rounds to 95% of FedAvg's final accuracy", bool(r_hyp < r_avg),
                   kind="paper", where="Abstract (converges 1.1-3x faster than FedAvg)",
                   paper="1.1-3x fewer rounds",

@@ -328,9 +328,9 @@ def _child_main(argv: Sequence[str]) -> int:
   return 0
 
 
-__all__ = ["DistConfig", "LaunchResult", "barrier", "call_with_cpu_devices",
-           "collective_timeouts", "cpu_child_env", "cpu_thread_pool_headroom", "simulated_cpu_devices", "free_port", "initialize", "is_initialized", "is_primary",
-           "launch"]
+__all__ = ["DistConfig", "LaunchResult", "barrier", "call_with_cpu_devices", "collective_timeouts", "cpu_child_env",
+           "cpu_thread_pool_headroom", "free_port", "initialize", "is_initialized", "is_primary", "launch",
+           "simulated_cpu_devices"]
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ A run's devices form one `jax.sharding.Mesh` with three axes, outermost first:
     data    replicas of the model; the batch is split over it (plain data parallelism);
     fsdp    the batch is split over it too, and every parameter (and every optimizer-state leaf shaped like one) is
             split along its largest dimension that the axis divides (ZeRO-3 / FSDP: each device stores 1/fsdp of the
-            state; jit's SPMD partitioner all-gathers a weight where a matmul needs it and reduce-scatters its gradient);
+            state; jit's SPMD partitioner all-gathers a weight where a matmul needs it and reduce-scatters its
+            gradient);
     tensor  attention heads and the MLP hidden dimension are split (Megatron-LM column/row pairs: q/k/v and W_1 are
             split on their output dimension, o and W_2 on their input dimension, so one all-reduce per block).
 
