@@ -258,6 +258,20 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
         tests=("tests/losses/test_contrastive.py",),
         experiment=None),
+    52: Implementation(  # penalty/clipping form from the official code (the paper's equation not retrievable)
+        artifacts=("jaxlib_methods.optim.co2.co2_round",
+                   "jaxlib_methods.optim.co2.co2_outer_update",
+                   "jaxlib_methods.optim.co2.co2_init",
+                   "jaxlib_methods.optim.co2.pmean_grouped",
+                   "jaxlib_methods.optim.co2.count_collectives",),
+        tests=("tests/optim/test_co2.py", "tests/experiments/test_co2.py",),
+        experiment="co2"),
+    57: Implementation(
+        artifacts=("jaxlib_methods.optim.fedhyper.scale_by_hypergradient_lr",
+                   "jaxlib_methods.optim.fedhyper.fedhyper_global",
+                   "jaxlib_methods.optim.fedhyper.scale_by_fedhyper_client",),
+        tests=("tests/optim/test_fedhyper.py", "tests/experiments/test_fedhyper.py",),
+        experiment="fedhyper"),
     201: Implementation(
         artifacts=("jaxlib_methods.losses.unnormalized.compositional_nll_loss",
                    "jaxlib_methods.losses.unnormalized.compositional_init",

@@ -245,3 +245,38 @@ __all__ += [
     "ucb1_flad_select",
     "ucb1_flad_update",
 ]
+
+# ---- scale-out (issue 12): CO2 [52] and FedHyper [57] ------------------------------------------------------------
+from jaxlib_methods.optim.co2 import (  # noqa: E402
+    CO2State,
+    as_varying,
+    co2_finalize,
+    co2_init,
+    co2_outer_update,
+    co2_round,
+    count_collectives,
+    pmean_grouped,
+)
+from jaxlib_methods.optim.fedhyper import (  # noqa: E402
+    FedHyperClientState,
+    HypergradientLRState,
+    fedhyper_global,
+    scale_by_fedhyper_client,
+    scale_by_hypergradient_lr,
+)
+
+__all__ += [
+    "CO2State",
+    "FedHyperClientState",
+    "HypergradientLRState",
+    "as_varying",
+    "co2_finalize",
+    "co2_init",
+    "co2_outer_update",
+    "co2_round",
+    "count_collectives",
+    "fedhyper_global",
+    "pmean_grouped",
+    "scale_by_fedhyper_client",
+    "scale_by_hypergradient_lr",
+]
