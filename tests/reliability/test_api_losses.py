@@ -123,13 +123,16 @@ SPECS = [
         ("num_examples=2.5", {"num_examples": 2.5}, "ValueError", "num_examples"),
         ("lam0<0", {"lam0": -1.0}, "ValueError", "lam0"),
         ("lam0=NaN", {"lam0": float("nan")}, "ValueError", "lam0"))),
-    cls_spec(ldr.aldr_kl_loss, args={"lam": np.ones(B), "lam0": 1.0, "alpha": 1.0}, extra=(
+    cls_spec(ldr.aldr_kl_loss, args={"lam": np.ones(B), "lam0": 1.0, "alpha": 2.0}, extra=(
         ("alpha=0", {"alpha": 0.0}, "ValueError", "alpha"),
+        ("alpha=1", {"alpha": 1.0}, "ValueError", "alpha"),
+        ("normalize=bad", {"normalize": "l2"}, "ValueError", "normalize"),
         ("lam:NaN-row", {"lam": np.array([1.0, np.nan, 1.0, 1.0])}, "ValueError", "lam"),
         ("lam:zero-row:jit", {"lam": np.array([1.0, 0.0, 1.0, 1.0])}, "nan", "", ("lam",))),
              batch=("logits", "labels", "lam")),
-    cls_spec(ldr.aldr_kl_update_lambda, args={"lam": np.ones(B), "lam0": 1.0, "alpha": 1.0}, extra=(
-        ("lam_min=0", {"lam_min": 0.0}, "ValueError", "lam_min"),
+    cls_spec(ldr.aldr_kl_update_lambda, args={"lam": np.ones(B), "lam0": 1.0, "alpha": 2.0}, extra=(
+        ("alpha=1", {"alpha": 1.0}, "ValueError", "alpha"),
+        ("lam0=0", {"lam0": 0.0}, "ValueError", "lam0"),
         ("lam:negative-row", {"lam": np.array([1.0, -1.0, 1.0, 1.0])}, "ValueError", "lam")),
              batch=("logits", "labels", "lam"), jit_grad=False),
     # ------------------------------------------------------------------ comp-sum [164]
