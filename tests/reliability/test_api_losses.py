@@ -271,6 +271,12 @@ SPECS = [
                        "num_classes": 3}, floats=("sim", "thresholds"), at={"sim": 1}, labels={"labels": 3},
             jit_grad=False, batch=("sim", "labels"), empty="error",
             extra=(("num_classes=0", {"num_classes": 0}, "ValueError", "num_classes"),)),
+    ApiSpec(tcm.epsilon_opis, {"sim": SIM, "labels": np.array([0, 0, 1, 1, 2]),
+                               "thresholds": np.linspace(-1.0, 1.0, 5), "num_classes": 3, "epsilon": 0.3},
+            floats=("sim", "thresholds"), at={"sim": 1}, labels={"labels": 3}, jit_grad=False, batch=("sim", "labels"),
+            empty="error", extra=(("num_classes=0", {"num_classes": 0}, "ValueError", "num_classes"),
+                                  ("epsilon=0", {"epsilon": 0.0}, "ValueError", "epsilon"),
+                                  ("epsilon=0.6", {"epsilon": 0.6}, "ValueError", "epsilon"))),
     # ------------------------------------------------------------------ consistency models [2] [3]
     ApiSpec(cm.default_pseudo_huber_c, {"dim": 16}, extra=(("dim=0", {"dim": 0}, "ValueError", "dim"),
                                                           ("dim=2.5", {"dim": 2.5}, "TypeError", "dim"))),
