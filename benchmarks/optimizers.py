@@ -1,23 +1,34 @@
-"""Optimizer-state bytes, step time and compiled peak memory of GaLore / Q-GaLore / FRUGAL against optax.adamw.
+"""Optimizer-state bytes, step time and compiled peak memory of GaLore / Q-GaLore / FRUGAL against optax.adamw, on the
+project's transformer LM; and Q-GaLore's SVD count at equal loss (lazy refresh vs a refresh every T steps).
 
-A small decoder-only transformer LM (pure JAX, pre-LN, untied embeddings) is trained with each optimizer. For each we
-report, all measured in the same run and divided by AdamW's:
+The model is `jaxlib_methods.nn.transformer.TransformerLM` (pre-norm, RoPE, untied embeddings; attention weights
+[d, n, h] / [n, h, d]); the low-memory optimizers project the matrices the papers project: `paper_projection_mask`
+(attention and MLP weights, never embeddings, the unembedding or norms) with `paper_reshape` (attention weights as
+[d, n*h] / [n*h, d] matrices). For each optimizer, measured in the same run and divided by AdamW's:
 
-- state bytes: measured from the optimizer-state pytree, next to the analytic formula of the chosen layout
-  (GaLore std side: min(m,n)*r + 2*r*max(m,n) per m x n weight; reverse_std: max*r + 2*r*min; Q-GaLore: r*d/2
-  bytes of INT4 codes + 8 bytes per group + float32 moments; FRUGAL columns: 2*m*int(rho*n) + int(rho*n) indices;
-  everything else AdamW's 2 * size) in float32;
+- state bytes: measured from the optimizer-state pytree, next to the analytic formula of the chosen layout (GaLore
+  std side: min(m,n)*r + 2*r*max(m,n) per m x n matrix; reverse_std: max*r + 2*r*min; Q-GaLore: r*d/2 bytes of INT4
+  codes + 8 bytes per group + its float32 top vector and queue + the moments (float32, or 8-bit: 2 bytes per entry +
+  8 per 2048-block, float32 under 4096 entries); FRUGAL columns: 2*m*int(rho*n) + int(rho*n) indices; FRUGAL blocks:
+  2*round(rho*m)*n + round(rho*m) indices (the blocks of a separate-leaf model are its rows); everything else AdamW's
+  2 * size) in float32; scalar placeholders and counters are the few bytes over the formula;
 - step time: median of >= 20 jitted train steps (loss, grad, update) after warm-up, between refreshes; the refresh
   step (SVD of every projected weight) is timed separately by forcing a refresh on every step (update_gap=1);
 - peak memory: the compiled step's temporaries (`compiled.memory_analysis().temp_size_in_bytes`, SVD workspaces
   included) and arguments + outputs.
 
-Usage:  .venv/bin/python benchmarks/optimizers.py [--steps 30] [--d-model 256] [--layers 2] [--out FILE.md]
+The SVD section trains the same LM with Q-GaLore twice from the same seed, with the lazy layer-adaptive refresh
+(cos_threshold 0.4, the paper's) and with it disabled (cos_threshold 2: a refresh every `update_gap` steps), and
+reports the SVDs computed (sum over matrices of `svd_count`) and the final loss.
+
+Usage:  .venv/bin/python benchmarks/optimizers.py [--steps 30] [--d-model 256] [--layers 2] [--svd-steps 120]
+        [--svd-only] [--out FILE.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from typing import Any, Callable
@@ -26,77 +37,74 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
-from jaxlib_methods.optim import frugal, galore, q_galore
-
-
-def init_lm(key, vocab, d, layers, ff):
-  ks = iter(jax.random.split(key, 4 + 6 * layers))
-  n = lambda shape, fan_in: jax.random.normal(next(ks), shape) / np.sqrt(fan_in)
-  p = {"embed": n((vocab, d), 1.0) * 0.02, "head": n((d, vocab), d), "ln_f": jnp.ones((d,))}
-  for i in range(layers):
-    p[f"layer{i}"] = {"attn": {"q": n((d, d), d), "k": n((d, d), d), "v": n((d, d), d), "o": n((d, d), d)},
-                      "mlp": {"up": n((d, ff), d), "down": n((ff, d), ff)},
-                      "ln1": jnp.ones((d,)), "ln2": jnp.ones((d,))}
-  return p
+from jaxlib_methods import optim as O
+from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM
 
 
-def lm_loss(p, tokens, heads):
-  x = p["embed"][tokens[:, :-1]]
-  b, t, d = x.shape
-  mask = jnp.tril(jnp.ones((t, t), bool))
+def make_lm(vocab: int, d: int, layers: int, heads: int):
+  """The project's LM as a pure params dict and a loss (params, tokens [B, T+1]) -> next-token cross-entropy."""
+  model = TransformerLM(TransformerConfig(vocab_size=vocab, d_model=d, num_layers=layers, num_heads=heads),
+                        rngs=nnx.Rngs(0))
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
-  def ln(h, g):
-    return g * (h - h.mean(-1, keepdims=True)) / jnp.sqrt(h.var(-1, keepdims=True) + 1e-5)
+  def loss_fn(p, tokens):
+    logits = nnx.merge(graphdef, p, rest)(tokens[:, :-1])
+    return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
 
-  for name in sorted(k for k in p if k.startswith("layer")):
-    lp = p[name]
-    h = ln(x, lp["ln1"])
-    q, k, v = (jnp.reshape(h @ lp["attn"][c], (b, t, heads, d // heads)) for c in "qkv")
-    s = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(d // heads)
-    a = jax.nn.softmax(jnp.where(mask, s, -1e9), axis=-1)
-    x = x + jnp.einsum("bhqk,bkhd->bqhd", a, v).reshape(b, t, d) @ lp["attn"]["o"]
-    x = x + jax.nn.gelu(ln(x, lp["ln2"]) @ lp["mlp"]["up"]) @ lp["mlp"]["down"]
-  logits = ln(x, p["ln_f"]) @ p["head"]
-  return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
+  return nnx.to_pure_dict(params), loss_fn
 
 
 def nbytes(tree) -> int:
   return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
 
 
-def is_block_weight(path: str, shape) -> bool:
-  """The weights the papers project / split: 2-D attention and MLP matrices (not embed, head, norms)."""
-  return len(shape) == 2 and ("attn" in path or "mlp" in path)
+def matrices(params):
+  """(shape, m, n, projected) per leaf: the matrix view `paper_reshape` gives, for the leaves the paper mask picks."""
+  out = []
+  flat_mask = jax.tree.leaves(O.paper_projection_mask(params))
+  flat_reshape = jax.tree.structure(params).flatten_up_to(O.paper_reshape(params))
+  for (path, x), use, k in zip(jax.tree_util.tree_flatten_with_path(params)[0], flat_mask, flat_reshape):
+    if x.ndim == 2:
+      k = 1
+    m, n = (math.prod(x.shape[:k]), math.prod(x.shape[k:])) if use else (x.size, 1)
+    out.append((x.shape, m, n, bool(use)))
+  return out
 
 
-def split_mask(params):
-  return jax.tree_util.tree_map_with_path(lambda path, x: is_block_weight(jax.tree_util.keystr(path), x.shape),
-                                          params)
+def adam8_bytes(size: int) -> int:
+  return 2 * size + 2 * 4 * -(-size // 2048) if size >= 4096 else 8 * size
 
 
 def analytic_bytes(params, kind: str, rank: int, rho: float, group_size: int) -> int:
-  """Float32 state bytes of each optimizer's layout (scalar counters excluded)."""
+  """State bytes of each optimizer's layout (scalar counters and placeholders excluded)."""
   total = 0
-  for path, x in jax.tree_util.tree_flatten_with_path(params)[0]:
-    path = jax.tree_util.keystr(path)
-    adam = 2 * 4 * x.size
-    if kind == "adamw" or not is_block_weight(path, x.shape):
-      total += adam
+  for shape, m, n, use in matrices(params):
+    size = m * n
+    if kind == "adamw" or not use:
+      total += adam8_bytes(size) if kind == "q_galore_8bit" else 8 * size
       continue
-    m, n = x.shape
     r = min(rank, m, n)
     if kind == "galore_std":
       total += 4 * (min(m, n) * r + 2 * r * max(m, n))
     elif kind == "galore_reverse":
       total += 4 * (max(m, n) * r + 2 * r * min(m, n))
-    elif kind == "q_galore":
+    elif kind in ("q_galore", "q_galore_8bit"):
       d = min(m, n)
       groups = -(-d * r // group_size)
-      total += groups * group_size // 2 + 8 * groups + 4 * d + 4 * 5 + 4 * 2 * r * max(m, n)  # codes, scales+zeros, top, queue
+      proj = groups * group_size // 2 + 8 * groups + 4 * d + 4 * 5  # INT4 codes, scales+zeros, top, queue
+      low = r * max(m, n)
+      total += proj + (adam8_bytes(low) if kind == "q_galore_8bit" else 8 * low)
     elif kind == "frugal_columns":
       k = int(n * rho)
       total += 4 * (2 * m * k + k)
+    elif kind == "frugal_blocks":  # blocks are the slices of the leading axis, whatever the reshape
+      rows, cols = shape[0], size // shape[0]
+      k = int(round(rows * rho))
+      total += 4 * (2 * k * cols + k)
+    else:
+      return float("nan")
   return total
 
 
@@ -114,6 +122,32 @@ def time_steps(step: Callable, params, state, batch, steps: int) -> tuple[float,
   return statistics.median(times), float(loss)
 
 
+def svd_section(params, loss_fn, tokens, args):
+  lines = ["", f"Q-GaLore lazy refresh vs a refresh every T={args.svd_gap} steps ({args.svd_steps} steps, rank "
+           f"{args.rank}, same seed and data):", "",
+           "| refresh rule | SVDs computed | SVDs / every-T | final loss | loss / every-T |", "|---|---|---|---|---|"]
+  res = {}
+  for name, thr in (("every T (cos_threshold 2)", 2.0), ("lazy (cos_threshold 0.4, paper)", 0.4)):
+    tx = O.q_galore(3e-3, rank=args.rank, update_gap=args.svd_gap, group_size=args.group_size, cos_threshold=thr,
+                    projection_mask=O.paper_projection_mask, reshape=O.paper_reshape)
+    state = tx.init(params)
+
+    @jax.jit
+    def step(p, s, tx=tx):
+      loss, g = jax.value_and_grad(loss_fn)(p, tokens)
+      u, s = tx.update(g, s, p)
+      return optax.apply_updates(p, u), s, loss
+
+    p = params
+    for _ in range(args.svd_steps):
+      p, state, loss = step(p, state)
+    res[name] = (sum(int(v) for v in jax.tree.leaves(state[0].svd_count)), float(loss_fn(p, tokens)))
+  base_svd, base_loss = res["every T (cos_threshold 2)"]
+  for name, (svds, loss) in res.items():
+    lines.append(f"| {name} | {svds} | {svds / base_svd:.2f} | {loss:.4f} | {loss / base_loss:.3f} |")
+  return lines
+
+
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--steps", type=int, default=30)
@@ -125,32 +159,48 @@ def main(argv=None):
   ap.add_argument("--rank", type=int, default=64)
   ap.add_argument("--rho", type=float, default=0.25)
   ap.add_argument("--group-size", type=int, default=256)
+  ap.add_argument("--svd-steps", type=int, default=120)
+  ap.add_argument("--svd-gap", type=int, default=4)
   ap.add_argument("--out", type=str, default="")
   ap.add_argument("--only", type=str, default="", help="comma-separated subset of optimizers (adamw always runs)")
+  ap.add_argument("--svd-only", action="store_true", help="only the Q-GaLore SVD-count section")
   args = ap.parse_args(argv)
 
   d, heads = args.d_model, max(1, args.d_model // 64)
-  params = init_lm(jax.random.PRNGKey(0), args.vocab, d, args.layers, 4 * d)
+  params, loss_fn = make_lm(args.vocab, d, args.layers, heads)
   tokens = jax.random.randint(jax.random.PRNGKey(1), (args.batch, args.seq + 1), 0, args.vocab)
-  lr, mask = 1e-3, split_mask(params)
+  lr, mask, reshape = 1e-3, O.paper_projection_mask(params), O.paper_reshape(params)
   r, rho, gs = args.rank, args.rho, args.group_size
+  low = dict(projection_mask=mask, reshape=reshape)
 
   def make(kind, gap):
     if kind == "adamw":
       return optax.adamw(lr)
     if kind == "galore_std":
-      return galore(lr, rank=r, update_gap=gap, projection_mask=mask, side="std")
+      return O.galore(lr, rank=r, update_gap=gap, side="std", **low)
     if kind == "galore_reverse":
-      return galore(lr, rank=r, update_gap=gap, projection_mask=mask, side="reverse_std")
+      return O.galore(lr, rank=r, update_gap=gap, side="reverse_std", **low)
     if kind == "q_galore":
-      return q_galore(lr, rank=r, update_gap=gap, projection_mask=mask, group_size=gs)
+      return O.q_galore(lr, rank=r, update_gap=gap, group_size=gs, **low)
+    if kind == "q_galore_8bit":
+      return O.q_galore(lr, rank=r, update_gap=gap, group_size=gs, inner=O.scale_by_adam_8bit(), **low)
     if kind == "frugal_columns":
-      return frugal(lr, rho=rho, update_gap=gap, split_mask=mask, projector="columns")
+      return O.frugal(lr, rho=rho, update_gap=gap, split_mask=mask, reshape=reshape, projector="columns")
     if kind == "frugal_svd":
-      return frugal(lr, rho=rho, update_gap=gap, split_mask=mask, projector="svd")
+      return O.frugal(lr, rho=rho, update_gap=gap, split_mask=mask, reshape=reshape, projector="svd")
+    if kind == "frugal_blocks":
+      return O.frugal(lr, rho=rho, update_gap=gap, split_mask=mask, projector="blocks")
     raise ValueError(kind)
 
-  kinds = ["adamw", "galore_std", "galore_reverse", "q_galore", "frugal_columns", "frugal_svd"]
+  if args.svd_only:
+    table = "\n".join(svd_section(params, loss_fn, tokens, args)[1:])
+    print(table)
+    if args.out:
+      with open(args.out, "w") as f:
+        f.write(table + "\n")
+    return []
+  kinds = ["adamw", "galore_std", "galore_reverse", "q_galore", "q_galore_8bit", "frugal_columns", "frugal_svd",
+           "frugal_blocks"]
   if args.only:
     kinds = ["adamw"] + [k for k in kinds[1:] if k in args.only.split(",")]
   rows = []
@@ -161,7 +211,7 @@ def main(argv=None):
       state = tx.init(params)
 
       def step(p, s, batch, tx=tx):
-        loss, g = jax.value_and_grad(lm_loss)(p, batch, heads)
+        loss, g = jax.value_and_grad(loss_fn)(p, batch)
         u, s = tx.update(g, s, p)
         return optax.apply_updates(p, u), s, loss
 
@@ -171,7 +221,7 @@ def main(argv=None):
         res["temp"] = getattr(mem, "temp_size_in_bytes", float("nan"))
         res["args_out"] = getattr(mem, "argument_size_in_bytes", 0) + getattr(mem, "output_size_in_bytes", 0)
         res["state"] = nbytes(state)
-        res["analytic"] = (analytic_bytes(params, kind, r, rho, gs) if kind != "frugal_svd" else float("nan"))
+        res["analytic"] = analytic_bytes(params, kind, r, rho, gs)
       p_copy = jax.tree.map(jnp.copy, params)
       res[label], res["loss"] = time_steps(jstep, p_copy, state, tokens, args.steps if label == "between" else
                                            max(5, args.steps // 3))
@@ -181,10 +231,12 @@ def main(argv=None):
 
   base = rows[0]
   n_params = sum(x.size for x in jax.tree.leaves(params))
+  n_proj = sum(m * n for _, m, n, use in matrices(params) if use)
   lines = [
-      f"Model: decoder LM, d={d}, layers={args.layers}, vocab={args.vocab}, seq={args.seq}, batch={args.batch}, "
-      f"{n_params / 1e6:.2f}M params; rank={r}, rho={rho}, group={gs}; device={jax.devices()[0].device_kind}; "
-      f"median of {args.steps} steps.",
+      f"Model: TransformerLM, d={d}, layers={args.layers}, heads={heads}, vocab={args.vocab}, seq={args.seq}, "
+      f"batch={args.batch}, {n_params / 1e6:.2f}M params ({n_proj / n_params:.0%} in the projected attention/MLP "
+      f"matrices); rank={r}, rho={rho}, group={gs}; device={jax.devices()[0].device_kind}; median of {args.steps} "
+      f"steps.",
       "",
       "| optimizer | state bytes | analytic bytes | state / AdamW | step ms | step / AdamW | refresh step ms | "
       "refresh / AdamW | compiled temp MiB | temp / AdamW | args+out MiB |",
@@ -198,8 +250,11 @@ def main(argv=None):
         f"{row['refresh'] / base['between']:.2f} | {row['temp'] / 2 ** 20:.2f} | {row['temp'] / base['temp']:.2f} | "
         f"{row['args_out'] / 2 ** 20:.2f} |")
   lines.append("")
-  lines.append("State bytes include scalar counters and per-leaf flags (a few bytes over the analytic formula); "
-               "frugal_svd's analytic layout equals galore_std's projector + moments at rank round(rho*d).")
+  lines.append("State bytes include scalar counters and the scalar placeholders of unprojected leaves (a few bytes "
+               "over the analytic formula); frugal_svd's layout equals galore_std's projector + moments at rank "
+               "round(rho*d).")
+  if args.svd_steps > 0:
+    lines += svd_section(params, loss_fn, tokens, args)
   table = "\n".join(lines)
   print(table)
   if args.out:

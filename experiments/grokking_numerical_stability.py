@@ -56,7 +56,7 @@ from jaxlib_methods.losses.stablemax import (
     zero_loss_fraction,
 )
 from jaxlib_methods.nn.mlp import MLP
-from jaxlib_methods.optim.orthograd import scale_by_orthograd
+from jaxlib_methods.optim import scale_by_orthograd
 from jaxlib_methods.runner import Claim, Paper, save_figure, train
 from jaxlib_methods.runner.constraints import (
     Check,

@@ -20,3 +20,12 @@ def test_docs_build_strict(tmp_path):
   pages = {p.name for p in (tmp_path / "site" / "api").iterdir()}
   for module in ("jaxlib_methods.optim", "jaxlib_methods.losses", "jaxlib_methods.kernels", "jaxlib_methods.runner"):
     assert module in pages, f"no API page for {module}"
+
+
+def test_optim_all_lists_every_public_name():
+  """jaxlib_methods.optim re-exports from private modules: its __all__ is what the API reference documents."""
+  import types
+
+  from jaxlib_methods import optim
+  public = {n for n in vars(optim) if not n.startswith("_") and not isinstance(getattr(optim, n), types.ModuleType)}
+  assert set(optim.__all__) == public

@@ -37,9 +37,11 @@ class GatedLinearAttention(nnx.Module):
     gate_low_rank_dim: rank of the gate projection W_a1 W_a2 (paper: 16).
     gate_logit_normalizer: tau in alpha = sigmoid(.)^(1/tau) (paper: 16).
     use_output_gate: Swish(X W_r) output gate (paper: on).
-    implementation: None (Pallas on GPU, the recurrence elsewhere), "pallas" or "xla" (see `kernels.gla.gla`).
+    implementation: None (our Pallas kernels on GPU and TPU, the recurrence elsewhere), "pallas" or "xla" (see
+      `kernels.gla.gla_attention`).
+    platform: which Pallas kernels: "gpu" (Triton), "tpu" (Mosaic) or None (jax's default backend).
     chunk_size: chunk length of the Pallas kernel.
-    interpret: Pallas interpret mode (CPU tests).
+    interpret: Pallas interpret mode (CPU tests; the TPU kernels in the TPU interpret mode).
     dtype, param_dtype: computation and parameter dtypes.
     rngs: nnx.Rngs with a 'params' stream.
 
@@ -48,7 +50,8 @@ class GatedLinearAttention(nnx.Module):
 
   def __init__(self, d_model: int, num_heads: int, *, expand_k: float = 0.5, expand_v: float = 1.0,
                gate_low_rank_dim: int = 16, gate_logit_normalizer: float = 16.0, use_output_gate: bool = True,
-               implementation: Optional[Literal["pallas", "xla"]] = None, chunk_size: int = 64,
+               implementation: Optional[Literal["pallas", "xla"]] = None,
+               platform: Optional[Literal["gpu", "tpu"]] = None, chunk_size: int = 64,
                interpret: bool = False, dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs):
     for name, val in (("d_model", d_model), ("num_heads", num_heads), ("gate_low_rank_dim", gate_low_rank_dim),
                       ("chunk_size", chunk_size)):
@@ -65,10 +68,13 @@ class GatedLinearAttention(nnx.Module):
       raise ValueError(f"key width {key_dim} and value width {value_dim} must be divisible by {num_heads=}")
     if implementation not in (None, "pallas", "xla"):
       raise ValueError(f"implementation must be None, 'pallas' or 'xla', got {implementation=}")
+    if platform not in (None, "gpu", "tpu"):
+      raise ValueError(f"platform must be None, 'gpu' or 'tpu', got {platform=}")
     self.d_model, self.num_heads = d_model, num_heads
     self.head_k, self.head_v = key_dim // num_heads, value_dim // num_heads
     self.gate_logit_normalizer = float(gate_logit_normalizer)
-    self.implementation, self.chunk_size, self.interpret, self.dtype = implementation, chunk_size, interpret, dtype
+    self.implementation, self.platform, self.chunk_size = implementation, platform, chunk_size
+    self.interpret, self.dtype = interpret, dtype
     w = lambda fan_in, shape: nnx.Param(nnx.initializers.normal(1.0 / math.sqrt(fan_in))(rngs.params(), shape,
                                                                                          param_dtype))
     n = num_heads
@@ -98,7 +104,8 @@ class GatedLinearAttention(nnx.Module):
     v = jnp.einsum("BTD,DNV->BTNV", x, self.v_weight_dnv[...].astype(self.dtype))
     o, state = gla_attention(q, k, v, self.log_gates(x), scale=1.0 / math.sqrt(self.head_k),
                                initial_state=initial_state, segment_ids=segment_ids, chunk_size=self.chunk_size,
-                               implementation=self.implementation, interpret=self.interpret)
+                               implementation=self.implementation, platform=self.platform,
+                               interpret=self.interpret)
     o = self.norm(o.astype(jnp.float32)).astype(self.dtype)          # LayerNorm per head
     if self.out_gate_dnv is not None:
       o = jax.nn.swish(jnp.einsum("BTD,DNV->BTNV", x, self.out_gate_dnv[...].astype(self.dtype))) * o

@@ -1,7 +1,20 @@
-"""optax GradientTransformations from the papers, one paper family per module."""
+"""optax GradientTransformations from the papers, one paper family per (private) module, re-exported here.
 
-from jaxlib_methods.optim.lion_k import (
+As optax does, the implementation modules have their own names (`_galore`, `_lion_k`, ...) so that no module is
+shadowed by a function of the same name: use `jaxlib_methods.optim.galore` (the function) and, for the projector
+math, the public module `jaxlib_methods.optim.subspace`.
+
+Every transform exports the names `optax.inject_hyperparams` must keep static (shape-setting and callable
+arguments) as `<NAME>_STATIC_ARGS` and as `<function>.STATIC_ARGS`; `StaticArgumentError` is raised when one of them
+arrives injected.
+"""
+
+from jaxlib_methods.optim import subspace
+from jaxlib_methods.optim._contracts import StaticArgumentError
+from jaxlib_methods.optim._lion_k import (
     K_NAMES,
+    LION_K_STATIC_ARGS,
+    SCALE_BY_LION_K_STATIC_ARGS,
     KFunction,
     ScaleByLionKState,
     grad_dead_zone,
@@ -16,9 +29,17 @@ from jaxlib_methods.optim.lion_k import (
     make_k_function,
     scale_by_lion_k,
 )
-from jaxlib_methods.optim.galore import GaLoreLeafState, GaLoreState, galore, scale_by_adam_hf, scale_by_galore
-from jaxlib_methods.optim.q_galore import (
-    QGaLoreLeafState,
+from jaxlib_methods.optim._galore import (
+    GALORE_STATIC_ARGS,
+    SCALE_BY_GALORE_STATIC_ARGS,
+    GaLoreState,
+    galore,
+    scale_by_adam_hf,
+    scale_by_galore,
+)
+from jaxlib_methods.optim._q_galore import (
+    Q_GALORE_STATIC_ARGS,
+    SCALE_BY_Q_GALORE_STATIC_ARGS,
     QGaLoreState,
     QuantizedArray,
     apply_updates_int8,
@@ -27,10 +48,92 @@ from jaxlib_methods.optim.q_galore import (
     quantize_groupwise,
     scale_by_q_galore,
 )
-from jaxlib_methods.optim.frugal import FRUGAL_PROJECTORS, STATE_FREE_RULES, FrugalState, frugal, scale_by_frugal
-from jaxlib_methods.optim.subspace import PROJECTORS, SIDES, SubspaceSpec, block_selection
-from jaxlib_methods.optim.orthograd import (  # noqa: F401  (issue 8; the wrapper `orthograd` is not re-exported:
-    ScaleByOrthogradState,                     # it would shadow the submodule jaxlib_methods.optim.orthograd)
+from jaxlib_methods.optim._adam8bit import (
+    SCALE_BY_ADAM_8BIT_STATIC_ARGS,
+    BlockQuantized,
+    ScaleByAdam8bitState,
+    dequantize_blockwise,
+    dynamic_map,
+    quantize_blockwise,
+    scale_by_adam_8bit,
+)
+from jaxlib_methods.optim._frugal import (
+    FRUGAL_PROJECTORS,
+    FRUGAL_STATIC_ARGS,
+    SCALE_BY_FRUGAL_STATIC_ARGS,
+    STATE_FREE_RULES,
+    FrugalState,
+    frugal,
+    scale_by_frugal,
+)
+from jaxlib_methods.optim._masks import paper_projection_mask, paper_reshape
+from jaxlib_methods.optim._orthograd import (
+    ORTHOGONAL_ADAMW_STATIC_ARGS,
+    ScaleByOrthogradState,
     orthogonal_adamw,
+    orthograd,
     scale_by_orthograd,
 )
+from jaxlib_methods.optim.subspace import PROJECTORS, SIDES, SubspaceSpec, block_indices, block_selection
+
+# The public API (griffe/mkdocstrings document re-exported names listed here; a test keeps it complete).
+__all__ = [
+    "BlockQuantized",
+    "FRUGAL_PROJECTORS",
+    "FRUGAL_STATIC_ARGS",
+    "FrugalState",
+    "GALORE_STATIC_ARGS",
+    "GaLoreState",
+    "KFunction",
+    "K_NAMES",
+    "LION_K_STATIC_ARGS",
+    "ORTHOGONAL_ADAMW_STATIC_ARGS",
+    "PROJECTORS",
+    "QGaLoreState",
+    "Q_GALORE_STATIC_ARGS",
+    "QuantizedArray",
+    "SCALE_BY_ADAM_8BIT_STATIC_ARGS",
+    "SCALE_BY_FRUGAL_STATIC_ARGS",
+    "SCALE_BY_GALORE_STATIC_ARGS",
+    "SCALE_BY_LION_K_STATIC_ARGS",
+    "SCALE_BY_Q_GALORE_STATIC_ARGS",
+    "SIDES",
+    "STATE_FREE_RULES",
+    "ScaleByAdam8bitState",
+    "ScaleByLionKState",
+    "ScaleByOrthogradState",
+    "StaticArgumentError",
+    "SubspaceSpec",
+    "apply_updates_int8",
+    "block_indices",
+    "block_selection",
+    "dequantize_blockwise",
+    "dequantize_groupwise",
+    "dynamic_map",
+    "frugal",
+    "galore",
+    "grad_dead_zone",
+    "grad_half_squared_l2",
+    "grad_huber",
+    "grad_l1",
+    "grad_l2",
+    "grad_linf",
+    "grad_lp",
+    "grad_relativistic",
+    "lion_k",
+    "make_k_function",
+    "orthogonal_adamw",
+    "orthograd",
+    "paper_projection_mask",
+    "paper_reshape",
+    "q_galore",
+    "quantize_blockwise",
+    "quantize_groupwise",
+    "scale_by_adam_8bit",
+    "scale_by_adam_hf",
+    "scale_by_frugal",
+    "scale_by_galore",
+    "scale_by_lion_k",
+    "scale_by_orthograd",
+    "scale_by_q_galore",
+]

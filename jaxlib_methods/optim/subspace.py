@@ -136,15 +136,16 @@ class SubspaceSpec:
       return g[basis, :] if self.side == "left" else g[:, basis]
     return g.reshape(-1)[basis]
 
-  def project_back(self, basis: jax.Array, low: jax.Array) -> jax.Array:
-    """Q R (left) or R Q^T (right); a scatter into zeros for coordinate kinds. Shape `shape`."""
+  def project_back(self, basis: jax.Array, low: jax.Array, out: Optional[jax.Array] = None) -> jax.Array:
+    """Q R (left) or R Q^T (right); a scatter into zeros (`out`, m x n, when given: e.g. zeros sharded like the
+    gradient) for coordinate kinds. Shape `shape`."""
     if self.kind in DENSE_PROJECTORS:
       return basis @ low if self.side == "left" else low @ basis.T
     m, n = self.shape
+    zeros = jnp.zeros((m, n), low.dtype) if out is None else out.astype(low.dtype)
     if self.kind == "coordinates":
-      zeros = jnp.zeros((m, n), low.dtype)
       return zeros.at[basis, :].set(low) if self.side == "left" else zeros.at[:, basis].set(low)
-    return jnp.zeros((m * n,), low.dtype).at[basis].set(low).reshape(m, n)
+    return zeros.reshape(m * n).at[basis].set(low).reshape(m, n)
 
   def top_vector(self, basis: jax.Array) -> jax.Array:
     """The basis vector of the largest singular value (Q[:, 0]), which Q-GaLore compares between refreshes."""
@@ -238,6 +239,24 @@ def block_selection(num_blocks: int, num_active: int, refresh_index: jax.Array, 
   return jnp.zeros((num_blocks,), bool).at[chosen].set(True)
 
 
+def block_indices(num_blocks: int, num_active: int, refresh_index: jax.Array, order: str,
+                  key: Optional[jax.Array] = None) -> jax.Array:
+  """The int32 indices of the `num_active` state-full blocks among `num_blocks` (the positions `block_selection`
+  marks True, in window order): FRUGAL's BAdam-like cyclic selection (Zmushko et al. 2024, arXiv:2411.07837).
+
+  'descending': L-1-((k*a + j) mod L) for j < a (the paper's pre-training order); 'ascending': (k*a + j) mod L;
+  'random': a fresh uniform subset from `key` at each refresh. `refresh_index` k counts refreshes (traced int).
+  """
+  if order not in BLOCK_ORDERS:
+    raise ValueError(f"unknown block order {order=!r}; choose one of {BLOCK_ORDERS}")
+  if num_active == 0:
+    return jnp.zeros((0,), jnp.int32)
+  if order == "random":
+    return jax.random.permutation(key, num_blocks)[:num_active].astype(jnp.int32)
+  pos = (refresh_index * num_active + jnp.arange(num_active)) % num_blocks
+  return ((num_blocks - 1 - pos) if order == "descending" else pos).astype(jnp.int32)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Shared helpers for the transforms.
 # ----------------------------------------------------------------------------------------------------------------------
@@ -248,36 +267,6 @@ RankSpec = Union[int, Callable[[str, tuple[int, ...]], int]]
 def leaf_paths(tree: Any) -> list[str]:
   """`jax.tree_util.keystr` of every leaf of `tree`, in flatten order (for error messages)."""
   return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
-
-
-def resolve_mask(mask: Any, params: Any, default: Callable[[Any], bool]) -> list[bool]:
-  """Flattened bools: `mask` may be None (use `default(leaf)`), a pytree of bools, or a callable params -> pytree."""
-  leaves = jax.tree.leaves(params)
-  if mask is None:
-    return [bool(default(p)) for p in leaves]
-  tree = mask(params) if callable(mask) else mask
-  flat = jax.tree.structure(params).flatten_up_to(tree)
-  return [bool(x) for x in flat]
-
-
-def check_rank_value(rank: Any, path: str) -> int:
-  """A concrete Python int rank > 0, or ValueError/TypeError naming the leaf."""
-  if isinstance(rank, (bool, np.bool_)) or not isinstance(rank, (int, np.integer)):
-    raise TypeError(f"rank must be a Python int (or a callable returning one; with optax.inject_hyperparams pass "
-                    f"static_args=('rank', 'update_gap')), got {rank=!r} for leaf {path}")
-  if rank <= 0:
-    raise ValueError(f"rank must be > 0, got {rank=} for leaf {path}")
-  return int(rank)
-
-
-def check_update_gap(update_gap: Any) -> int:
-  """A concrete int >= 1 (it decides refresh steps inside jit), else ValueError/TypeError."""
-  if isinstance(update_gap, (bool, np.bool_)) or not isinstance(update_gap, (int, np.integer)):
-    raise TypeError(f"update_gap must be a Python int >= 1 (with optax.inject_hyperparams pass it in static_args), "
-                    f"got {update_gap=!r}")
-  if update_gap < 1:
-    raise ValueError(f"update_gap must be >= 1, got {update_gap=}")
-  return int(update_gap)
 
 
 def check_projectable_dtype(dtype: Any, path: str) -> None:

@@ -37,6 +37,7 @@ import textwrap
 import threading
 import time
 import traceback
+import typing
 from typing import Any, Iterator, Optional, Sequence
 
 from jaxlib_methods.runner import control as run_control
@@ -117,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
               formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
   sub.add_parser("list", help="list the experiments")
+  sh = sub.add_parser("show", help="print an experiment's paper, config fields (type, default, valid values, the "
+                                   "presets' values), cross-field checks, mutations and TINY overrides")
+  sh.add_argument("name", help="experiment name (see `list`)")
   r = sub.add_parser("run", help="run experiments and print their claims table", epilog=EXIT_STATUS_HELP,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
   r.add_argument("name", nargs="?", help="experiment name (see `list`)")
@@ -403,6 +407,67 @@ def _cmd_list(experiments: dict) -> int:
   return 0
 
 
+def _field_rows(cls: type, configs: dict, prefix: str = "") -> list[list[str]]:
+  """One row per leaf field: name, type, valid values, then its value in each preset."""
+  from jaxlib_methods.runner import constraints as cons
+  rows = []
+  for spec in cons.field_specs(cls):
+    name = prefix + spec.name
+    if spec.is_nested:
+      rows += _field_rows(spec.base, {p: getattr(c, spec.name) for p, c in configs.items()}, name + ".")
+      continue
+    if spec.base is typing.Literal:
+      tp, valid = "choice", " | ".join(map(str, spec.choices))
+    elif spec.base is tuple:
+      elem = getattr(spec.element, "__name__", "choice" if spec.choices else str(spec.element))
+      tp = f"tuple[{elem}]"
+      parts = [spec.length.describe()] if spec.length else []
+      parts += [("each " + spec.range.describe())] if spec.range else []
+      parts += [("each one of " + " | ".join(map(str, spec.choices)))] if spec.choices else []
+      valid = ", ".join(parts)
+    else:
+      tp = getattr(spec.base, "__name__", str(spec.base))
+      valid = "true | false" if spec.base is bool else (spec.range.describe() if spec.range else
+                                                          (spec.length.describe() if spec.length else ""))
+    if spec.optional:
+      tp, valid = tp + " | None", (valid + " or none").strip()
+    values = []
+    for c in configs.values():
+      v = getattr(c, spec.name)
+      values.append(",".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v))
+    rows.append([name, tp, valid] + values)
+  return rows
+
+
+def describe_experiment(e: exp_lib.Experiment) -> str:
+  """The text of `python -m experiments show NAME`: paper, docstring summary, fields, checks, mutations, TINY."""
+  p = e.paper
+  doc = (e.module.__doc__ or "").strip().split("\n\n")[0]
+  presets = {name: e.presets[name] for name in sorted(e.presets, key=lambda n: (n != "cpu", n))}
+  cls = type(presets["cpu"])
+  headers = ["field", "type", "valid values"] + [f"{n} preset" for n in presets]
+  rows = _field_rows(cls, presets)
+  widths = [max(len(r[i]) for r in rows + [headers]) for i in range(len(headers))]
+  widths = [min(w, 44) for w in widths]
+  fmt = lambda r: "  ".join(textwrap.shorten(c, w, placeholder="...").ljust(w) if len(c) > w else c.ljust(w)
+                            for c, w in zip(r, widths)).rstrip()
+  lines = [f"{e.name}: [{p.catalog_id}] {p.title} ({p.year}{', arXiv:' + p.arxiv if p.arxiv else ''})"
+           + (" (demo)" if e.demo else ""), "", doc, "",
+           f"Config ({cls.__module__}.{cls.__qualname__}); set a field with --set KEY=VALUE, a preset with --preset:",
+           "", fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
+  checks = getattr(cls, "CHECKS", ())
+  if checks:
+    lines += ["", "Cross-field checks:"] + [f"  {c.expr}" + (f"   ({c.why})" if c.why else "") for c in checks]
+  if e.mutations:
+    lines += ["", "Mutations (deliberately wrong variants under which a paper claim must fail):"]
+    lines += [f"  {name}: --set {' --set '.join(sets)}" for name, sets in sorted(e.mutations.items())]
+  tiny = getattr(e.module, "TINY", None)
+  if tiny:
+    lines += ["", f"TINY (the tests' quick run): --set {' --set '.join(tiny)}"]
+  lines += ["", f"Run: python -m experiments run {e.name} [--preset P] [--set KEY=VALUE ...]"]
+  return "\n".join(lines)
+
+
 def _status(summaries: Sequence[dict], control: run_control.RunControl) -> int:
   kinds = {s.get("error_kind") for s in summaries}
   if "interrupted" in kinds:
@@ -498,6 +563,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
       return _cmd_list(exp_lib.discover())
+    if args.command == "show":
+      print(describe_experiment(exp_lib.get(args.name)))
+      return EXIT_OK
     return _cmd_run(args, argv)
   except exp_lib.UsageError as e:
     print(f"error: {e}", file=sys.stderr)

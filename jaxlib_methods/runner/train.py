@@ -247,7 +247,7 @@ def _restore_newest(manager, state, shardings, config_hash, workdir: pathlib.Pat
       damaged.append((step, "it carries no config fingerprint (metadata missing), so it cannot be verified"))
       continue
     try:
-      with _without_event_loop_noise():
+      with _without_event_loop_noise(), _x64_visible_to_orbax(abstract):
         restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # orbax/TensorStore raise many types for damaged files
       damaged.append((step, f"orbax cannot restore it ({type(e).__name__}: {_first_line(e)})"))
@@ -282,6 +282,34 @@ def _noise_fragment(line: str) -> bool:
   """A piece of a noise line cut short (the temp file hit the same full disk or `ulimit -f`)."""
   text = line.strip()
   return any(noise.startswith(text) for noise in _NOISE_LINES) or ("asyncio" in text and text.startswith('File "'))
+
+
+@contextlib.contextmanager
+def _x64_visible_to_orbax(abstract: Any):
+  """Make 64-bit dtypes survive a restore when the caller enabled them with the thread-local `jax.enable_x64()`.
+
+  orbax may build the restored arrays in a worker thread (it does whenever an event loop already runs in the calling
+  thread, e.g. in Jupyter), where the caller's thread-local x64 setting does not apply: float64 leaves would come back
+  as float32, silently rounded (the state digest catches it). While restoring a state with 64-bit leaves, the global
+  flag is set to the calling thread's effective value and put back afterwards.
+  """
+  wide = any(np.dtype(x.dtype).itemsize == 8 and np.dtype(x.dtype).kind in "fiuc"
+             for x in jax.tree.leaves(abstract) if hasattr(x, "dtype") and not jax.dtypes.issubdtype(
+                 x.dtype, jax.dtypes.prng_key))
+  effective = bool(jax.config.jax_enable_x64)          # includes a thread-local enable_x64 context
+  try:
+    from jax._src import config as jax_config           # internal: the global value, without thread-local contexts
+    previous = bool(jax_config.enable_x64.get_global())
+  except (ImportError, AttributeError):                 # a jax without it: nothing to fix up (the digest still checks)
+    previous = effective
+  if not wide or effective == previous:
+    yield
+    return
+  jax.config.update("jax_enable_x64", effective)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_enable_x64", previous)
 
 
 @contextlib.contextmanager

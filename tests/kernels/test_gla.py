@@ -1,9 +1,14 @@
-"""Gated Linear Attention: recurrent reference vs a float64 NumPy loop, chunked Pallas kernel (interpret) vs reference.
+"""Gated Linear Attention: recurrent reference vs a float64 NumPy loop, chunked Pallas kernels (interpret) vs reference.
 
-Chain of checks (the fla test pattern): `_np_recurrence` (float64 NumPy transcription of S_t = diag(a_t) S_{t-1} +
-k_t v_t^T, o_t = S_t^T q_t, written here) checks the library's lax.scan reference, its gradients are checked by
-central finite differences in float64, and the chunked kernel is checked against the reference on outputs, final
-state and every gradient (q, k, v, log_gates, initial_state).
+Chain of checks (the fla test pattern, `tests/ops/test_gla.py`): `_np_recurrence` (float64 NumPy transcription of
+S_t = diag(a_t) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t, written here; the naive oracle) checks the library's lax.scan
+reference (the recurrent form), its gradients are checked by central finite differences in float64, and the chunked
+GPU (Triton) kernels are checked against the recurrence on outputs, final states and every gradient (q, k, v,
+log_gates, initial_state), with relative-error tolerances and ids like `B2-T45-H2-K8-V12`. The TPU (Mosaic)
+kernels get the same checks in tests/kernels/test_gla_tpu.py, the cuda / tpu lowerings are in
+tests/kernels/test_gla_lowering.py.
+The tests up to `test_grid_longer_default_chunks` predate the flash-linear-attention restructure and are kept
+unchanged as its regression baseline.
 """
 
 import jax
@@ -14,6 +19,7 @@ import pytest
 from jaxlib_methods.kernels import gated_linear_attention, gated_linear_attention_reference, gla_attention
 
 TOL = 2e-5
+_DT = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
 
 def _np_recurrence(q, k, v, log_gates, *, scale=1.0, initial_state=None, segment_ids=None):
@@ -61,6 +67,21 @@ def _compare(q, k, v, lg, h0, do, dht, *, tol=TOL, **opts):
     assert np.all(np.isfinite(a)), name
     np.testing.assert_allclose(a, b, atol=tol * max(1.0, np.abs(b).max()), rtol=tol, err_msg=name)
   return o, ht
+
+
+def _np_packed(q, k, v, log_gates, cu_seqlens, initial_state=None, *, scale=1.0):
+  """Float64 NumPy oracle for cu_seqlens packing: each sequence runs the recurrence from its own initial state."""
+  n = len(cu_seqlens) - 1
+  h, dk, dv = q.shape[2], q.shape[3], v.shape[3]
+  h0 = np.zeros((n, h, dk, dv)) if initial_state is None else np.asarray(initial_state, np.float64)
+  o = np.zeros(v.shape[1:])
+  final = np.zeros((n, h, dk, dv))
+  for i in range(n):
+    lo, hi = int(cu_seqlens[i]), int(cu_seqlens[i + 1])
+    o_i, f_i = _np_recurrence(*(np.asarray(x)[:, lo:hi] for x in (q, k, v, log_gates)), scale=scale,
+                              initial_state=h0[i:i + 1])
+    o[lo:hi], final[i] = o_i[0], f_i[0]
+  return o[None], final
 
 
 def test_reference_matches_numpy_recurrence():
@@ -201,3 +222,203 @@ def test_dispatch():
 @pytest.mark.parametrize("t", [192, 250])
 def test_grid_longer_default_chunks(t):
   _compare(*_inputs(1, t, 2, 64, 64, seed=11), chunk_size=64, sub_chunk_size=16, tol=5e-5)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The flash-linear-attention restructure (issue 11): chunk vs recurrent, varlen, extreme gates, in fla's style.
+# ----------------------------------------------------------------------------------------------------------------------
+
+def _rel(a, b):
+  """||a - b|| / ||b|| (fla's error ratio), computed in float64."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def _check_chunk_vs_recurrent(kern, ref, args, cotangents, *, rtol, names=("dq", "dk", "dv", "dlog_gates", "dh0")):
+  """fla's chain, second link: outputs, final states and every gradient of `kern` against `ref` (relative error)."""
+  (o, ht), vjp = jax.vjp(kern, *args)
+  (o_r, ht_r), vjp_r = jax.vjp(ref, *args)
+  assert _rel(o, o_r) < rtol, ("o", _rel(o, o_r))
+  assert _rel(ht, ht_r) < rtol, ("final_state", _rel(ht, ht_r))
+  for name, a, b in zip(names, vjp(cotangents), vjp_r(cotangents)):
+    assert np.all(np.isfinite(np.asarray(a, np.float32))), name
+    assert _rel(a, b) < rtol, (name, _rel(a, b))
+  return o, ht
+
+
+CHUNK_CASES = [
+    # (B, T, H, Dk, Dv, chunk, sub, variant). Smaller shapes, segment resets and the initial state are covered by the
+    # regression tests above (same comparison); these add several 64-wide state tiles and padded head dims.
+    (1, 40, 1, 130, 80, 16, 8, "h0"),         # Kp = 256, Vp = 128: 4 x 2 state tiles
+    pytest.param(2, 24, 1, 70, 200, 16, 8, "seg+h0", marks=pytest.mark.slow),   # 2 x 4 tiles, segment resets
+]
+
+
+@pytest.mark.parametrize("b, t, h, dk, dv, chunk, sub, variant", CHUNK_CASES,
+                         ids=["B1-T40-H1-K130-V80-C16-c8-h0", "B2-T24-H1-K70-V200-C16-c8-seg+h0"])
+def test_chunk_vs_recurrent(b, t, h, dk, dv, chunk, sub, variant):
+  q, k, v, lg, h0, do, dht = _inputs(b, t, h, dk, dv, seed=t + dk)
+  seg = None
+  if "seg" in variant:                                                 # a reset on a chunk edge and one inside
+    seg = jnp.asarray([[0] * 16 + [1] * 3 + [2] * (t - 19)] + [[3] * 9 + [4] * (t - 9)] * (b - 1), jnp.int32)
+  opts = dict(scale=0.3, segment_ids=seg)
+  kern = lambda q, k, v, lg, h0: gated_linear_attention(q, k, v, lg, initial_state=h0, chunk_size=chunk,
+                                                        sub_chunk_size=sub, platform="gpu", interpret=True, **opts)
+  ref = lambda q, k, v, lg, h0: gated_linear_attention_reference(q, k, v, lg, initial_state=h0, **opts)
+  _check_chunk_vs_recurrent(kern, ref, (q, k, v, lg, h0), (do, dht), rtol=1e-5)
+
+
+def test_varlen_per_sequence_states():
+  """cu_seqlens packing (an empty sequence, one shorter than a chunk, ones crossing chunk edges), each sequence from
+  its own initial state to its own final state (the oracle runs every sequence on its own): reference vs the NumPy
+  oracle, kernel vs reference with gradients. cu_seqlens is traced (under jit)."""
+  q, k, v, lg, _, do, _ = _inputs(1, 70, 2, 16, 16, seed=12)
+  cu = np.array([0, 5, 5, 40, 70])
+  h0 = jax.random.normal(jax.random.PRNGKey(13), (4, 2, 16, 16))
+  dht = jax.random.normal(jax.random.PRNGKey(14), (4, 2, 16, 16))
+  o_np, ht_np = _np_packed(q, k, v, lg, cu, h0, scale=0.5)
+  o_r, ht_r = gated_linear_attention_reference(q, k, v, lg, scale=0.5, initial_state=h0, cu_seqlens=jnp.asarray(cu))
+  assert _rel(o_r, o_np) < 1e-6 and _rel(ht_r, ht_np) < 1e-6
+  assert np.allclose(np.asarray(ht_r[1]), np.asarray(h0[1]))         # the empty sequence keeps its initial state
+  kern = jax.jit(lambda q, k, v, lg, h0, cu: gated_linear_attention(
+      q, k, v, lg, scale=0.5, initial_state=h0, cu_seqlens=cu, chunk_size=16, sub_chunk_size=8, interpret=True))
+  ref = lambda q, k, v, lg, h0: gated_linear_attention_reference(q, k, v, lg, scale=0.5, initial_state=h0,
+                                                                 cu_seqlens=jnp.asarray(cu))
+  _check_chunk_vs_recurrent(lambda *a: kern(*a, jnp.asarray(cu, jnp.int32)), ref, (q, k, v, lg, h0), (do, dht),
+                            rtol=1e-5)
+
+
+def test_extreme_log_gates_stay_finite():
+  """-inf and -1e30 log gates (alpha = 0: the state is wiped) give the reference's outputs and gradients, no NaN.
+  Before the restructure the kernel returned NaN at -inf (exp(-inf - -inf))."""
+  q, k, v, lg, h0, do, dht = _inputs(1, 32, 2, 8, 8, seed=15)
+  lg = lg.at[0, 3].set(-jnp.inf).at[0, 20, 0, :4].set(-1e30).at[0, 26:30, 1].set(-jnp.inf).at[0, 17, 1].set(-1e30)
+  kern = lambda q, k, v, lg, h0: gated_linear_attention(q, k, v, lg, initial_state=h0, chunk_size=16,
+                                                        sub_chunk_size=4, interpret=True)
+  ref = lambda q, k, v, lg, h0: gated_linear_attention_reference(q, k, v, lg, initial_state=h0)
+  (o_r, ht_r), vjp_r = jax.vjp(ref, q, k, v, lg, h0)
+  assert np.all(np.isfinite(np.asarray(o_r))) and np.all(np.isfinite(np.asarray(vjp_r((do, dht))[3])))
+  _check_chunk_vs_recurrent(kern, ref, (q, k, v, lg, h0), (do, dht), rtol=1e-5)
+
+
+def test_bf16_matches_fp32_recurrence_with_scale():
+  """bf16 inputs (bf16 matmul operands, fp32 accumulation, scale and gates in fp32) against the fp32 recurrence on
+  the same bf16-rounded inputs: fla's bf16 tolerance (error ratio <= 5e-3) on outputs, states and gradients."""
+  q, k, v, lg, h0, do, dht = _inputs(1, 48, 2, 32, 32, seed=16, dtype=jnp.bfloat16)
+  scale = 32 ** -0.5
+  kern = lambda q, k, v, lg, h0: gated_linear_attention(q, k, v, lg, scale=scale, initial_state=h0, chunk_size=16,
+                                                        interpret=True)
+  ref = lambda q, k, v, lg, h0: gated_linear_attention_reference(
+      q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32), lg, scale=scale, initial_state=h0)
+  (o, ht), vjp = jax.vjp(kern, q, k, v, lg, h0)
+  (o_r, ht_r), vjp_r = jax.vjp(ref, q, k, v, lg, h0)
+  assert o.dtype == jnp.bfloat16
+  assert _rel(o, o_r) < 5e-3, _rel(o, o_r)
+  assert _rel(ht, ht_r) < 1e-5, _rel(ht, ht_r)                         # the state update keeps ~16 bits (hi + lo)
+  do = do.astype(jnp.bfloat16)
+  for name, a, b in zip(("dq", "dk", "dv", "dlog_gates", "dh0"), vjp((do, dht)), vjp_r((do.astype(jnp.float32), dht))):
+    assert _rel(a, b) < 1e-2, (name, _rel(a, b))
+
+
+def test_validation_of_new_arguments():
+  q = jnp.zeros((1, 8, 2, 4))
+  cu = jnp.asarray([0, 3, 8])
+  with pytest.raises(ValueError, match="cu_seqlens"):
+    gated_linear_attention(q, q, q, q, cu_seqlens=jnp.asarray([0, 3, 7]), interpret=True)     # does not end at T
+  with pytest.raises(ValueError, match="cu_seqlens"):
+    gated_linear_attention(q, q, q, q, cu_seqlens=jnp.asarray([0.0, 8.0]), interpret=True)
+  with pytest.raises(ValueError, match="batch of 1"):
+    gated_linear_attention(jnp.zeros((2, 8, 2, 4)), *[jnp.zeros((2, 8, 2, 4))] * 3, cu_seqlens=cu, interpret=True)
+  with pytest.raises(ValueError, match="not both"):
+    gated_linear_attention(q, q, q, q, cu_seqlens=cu, segment_ids=jnp.zeros((1, 8), jnp.int32), interpret=True)
+  with pytest.raises(ValueError, match="num_sequences"):
+    gated_linear_attention(q, q, q, q, cu_seqlens=cu, initial_state=jnp.zeros((1, 2, 4, 4)), interpret=True)
+  with pytest.raises(ValueError, match="platform"):
+    gated_linear_attention(q, q, q, q, platform="cuda", interpret=True)
+  if jax.default_backend() == "cpu":
+    with pytest.raises(ValueError, match="interpret=True"):
+      gated_linear_attention(q, q, q, q)
+  with pytest.raises(ValueError, match="power of two"):                # compiled tiles; interpret allows it
+    gated_linear_attention(q, q, q, q, chunk_size=48, platform="gpu")
+  with pytest.raises(ValueError, match="precision"):
+    gated_linear_attention(q, q, q, q, precision="highest", interpret=True)
+
+
+def test_dispatch_platform():
+  """gla_attention: an explicit platform picks the Pallas kernels (GPU Triton here, interpreted) without a GPU."""
+  q, k, v, lg, _, _, _ = _inputs(1, 20, 1, 4, 4, seed=17)
+  o_np, _ = _np_recurrence(q, k, v, lg)
+  o, _ = gla_attention(q, k, v, lg, platform="gpu", interpret=True, chunk_size=16)
+  np.testing.assert_allclose(np.asarray(o), o_np, atol=TOL, rtol=TOL)
+  if jax.default_backend() == "cpu":
+    with pytest.raises(ValueError, match="platform"):
+      gla_attention(q, k, v, lg, implementation="pallas")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("b, t, h, d", [(2, 256, 4, 64), (1, 200, 2, 128)], ids=["B2-T256-H4-D64", "B1-T200-H2-D128"])
+def test_chunk_vs_recurrent_default_chunks(b, t, h, d):
+  """Default chunk 64 / sub-chunk 16 at larger sizes, segment ids and initial state (slow in the interpreter)."""
+  q, k, v, lg, h0, do, dht = _inputs(b, t, h, d, d, seed=18)
+  seg = jnp.asarray([[0] * 70 + [1] * (t - 70)] * b, jnp.int32)
+  kern = lambda q, k, v, lg, h0: gated_linear_attention(q, k, v, lg, scale=d ** -0.5, initial_state=h0,
+                                                        segment_ids=seg, interpret=True)
+  ref = lambda q, k, v, lg, h0: gated_linear_attention_reference(q, k, v, lg, scale=d ** -0.5, initial_state=h0,
+                                                                 segment_ids=seg)
+  _check_chunk_vs_recurrent(kern, ref, (q, k, v, lg, h0), (do, dht), rtol=2e-5)
+
+
+def _fla_inputs(b, t, h, d, normalizer, dtype, n_states, seed=42):
+  """flash-linear-attention's test inputs: q, k, v ~ U[0, 1), g = logsigmoid(U[0, 1)) / normalizer, h0 ~ U[0, 1)."""
+  ks = jax.random.split(jax.random.PRNGKey(seed), 7)
+  q, k, v = (jax.random.uniform(ks[i], (b, t, h, d)).astype(dtype) for i in range(3))
+  g = jax.nn.log_sigmoid(jax.random.uniform(ks[3], (b, t, h, d))) / normalizer
+  h0 = jax.random.uniform(ks[4], (n_states, h, d, d))
+  do = jax.random.normal(ks[5], (b, t, h, d)).astype(dtype)
+  dht = jax.random.normal(ks[6], (n_states, h, d, d))
+  return q, k, v, g, h0, do, dht
+
+
+FLA_CHUNK_CASES = [(1, 63, 1, 64, 1.0, "fp32"), (2, 256, 4, 60, 1.0, "fp32"), (2, 256, 4, 128, 0.1, "fp32"),
+                   (2, 256, 4, 128, 10.0, "bf16"), (1, 128, 2, 256, 1.0, "bf16"), (1, 64, 2, 320, 1.0, "fp32")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("b, t, h, d, normalizer, dtype", FLA_CHUNK_CASES,
+                         ids=["B{}-T{}-H{}-D{}-gate_logit_normalizer{}-{}".format(*c) for c in FLA_CHUNK_CASES])
+def test_fla_chunk_cases(b, t, h, d, normalizer, dtype):
+  """fla's `test_chunk` (tests/ops/test_gla.py) cases, T cut to <= 256 for the interpreter: chunk vs recurrent with
+  fla's error-ratio tolerances (0.004 on o, 0.005 on the rest; bf16 compared with the recurrence on the same
+  bf16-rounded inputs in fp32)."""
+  dt = _DT[dtype]
+  q, k, v, g, h0, do, dht = _fla_inputs(b, t, h, d, normalizer, dt, b)
+  kern = lambda q, k, v, g, h0: gated_linear_attention(q, k, v, g, initial_state=h0, interpret=True)
+  ref = lambda q, k, v, g, h0: gated_linear_attention_reference(*(x.astype(jnp.float32) for x in (q, k, v)), g,
+                                                                initial_state=h0)
+  (o, ht), vjp = jax.vjp(kern, q, k, v, g, h0)
+  (o_r, ht_r), vjp_r = jax.vjp(ref, q, k, v, g, h0)
+  assert _rel(o, o_r) < 0.004 and _rel(ht, ht_r) < 0.005
+  for name, a, r in zip(("dq", "dk", "dv", "dg", "dh0"), vjp((do, dht)), vjp_r((do.astype(jnp.float32), dht))):
+    assert _rel(a, r) < 0.005, (name, _rel(a, r))
+
+
+FLA_VARLEN_CASES = [(4, 64, (0, 15)), (4, 64, (0, 0, 16)), (4, 64, (0, 256, 500, 1000)),
+                    (4, 100, (0, 15, 100, 300, 1200, 2000))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("h, d, cu", FLA_VARLEN_CASES,
+                         ids=[f"H{h}-D{d}-cu_seqlens{'_'.join(map(str, cu))}" for h, d, cu in FLA_VARLEN_CASES])
+def test_fla_varlen_cases(h, d, cu):
+  """fla's `test_chunk_varlen` cases (fp32 here): packed sequences with per-sequence initial and final states, chunk
+  vs recurrent on outputs, final states and every gradient (fla's tolerances), and the oracle on the forward."""
+  n = len(cu) - 1
+  q, k, v, g, h0, do, dht = _fla_inputs(1, cu[-1], h, d, 1.0, jnp.float32, n)
+  cu_arr = jnp.asarray(cu, jnp.int32)
+  kern = lambda q, k, v, g, h0: gated_linear_attention(q, k, v, g, initial_state=h0, cu_seqlens=cu_arr,
+                                                       interpret=True)
+  ref = lambda q, k, v, g, h0: gated_linear_attention_reference(q, k, v, g, initial_state=h0, cu_seqlens=cu_arr)
+  o, ht = _check_chunk_vs_recurrent(kern, ref, (q, k, v, g, h0), (do, dht), rtol=0.004)
+  if cu[-1] <= 300:
+    o_np, ht_np = _np_packed(q, k, v, g, np.asarray(cu), h0)
+    assert _rel(o, o_np) < 1e-5 and _rel(ht, ht_np) < 1e-5

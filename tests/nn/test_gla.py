@@ -99,6 +99,7 @@ def test_pallas_interpret_matches_recurrence_with_grads():
     (dict(gate_logit_normalizer=0.0), "gate_logit_normalizer"),
     (dict(implementation="cudnn"), "implementation"),
     (dict(chunk_size=0), "chunk_size"),
+    (dict(platform="cuda"), "platform"),
 ])
 def test_constructor_validation(kwargs, match):
   args = dict(d_model=32, num_heads=4)
@@ -111,3 +112,35 @@ def test_call_validation():
   layer = GatedLinearAttention(16, 2, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="shape"):
     layer(jnp.zeros((2, 5, 8)))
+
+
+def test_tpu_default_dispatch_runs_the_mosaic_kernels(monkeypatch):
+  """On a TPU backend the layer's default (implementation=None, platform=None) runs the Pallas TPU kernels: the
+  backend is faked as 'tpu' and the kernels run in the TPU interpret mode; the result equals the recurrence."""
+  from jaxlib_methods.kernels import gla_tpu
+  calls = []
+  forward = gla_tpu.forward
+  monkeypatch.setattr(gla_tpu, "forward", lambda *a, **kw: calls.append(1) or forward(*a, **kw))
+  layer_x = _perturbed(GatedLinearAttention(16, 2, implementation="xla", rngs=nnx.Rngs(0)))
+  layer_t = _perturbed(GatedLinearAttention(16, 2, chunk_size=16, interpret=True, rngs=nnx.Rngs(0)))
+  x = jax.random.normal(jax.random.PRNGKey(5), (1, 16, 16))
+  y_x = layer_x(x)
+  monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
+  y_t = layer_t(x)
+  assert calls, "the TPU kernels were not called"
+  np.testing.assert_allclose(np.asarray(y_t), np.asarray(y_x), atol=2e-5)
+
+
+@pytest.mark.parametrize("platform", [pytest.param("gpu", marks=pytest.mark.slow), "tpu"])
+def test_layer_lowers_for_accelerators(platform):
+  """The layer with an explicit kernel platform exports for cuda (Triton kernels) / tpu (Mosaic kernels)."""
+  from jaxlib_methods.kernels.lowering import lower
+  layer = GatedLinearAttention(256, 2, platform=platform, rngs=nnx.Rngs(0))
+  graphdef, state = nnx.split(layer)
+  x = jax.ShapeDtypeStruct((2, 256, 256), jnp.bfloat16)
+
+  def loss(state, x):
+    return jnp.sum(nnx.merge(graphdef, state)(x).astype(jnp.float32) ** 2)
+
+  text = lower(jax.grad(loss), (state, x), "cuda" if platform == "gpu" else "tpu").mlir_module()
+  assert ("__gpu$xla.gpu.triton" if platform == "gpu" else "tpu_custom_call") in text

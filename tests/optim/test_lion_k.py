@@ -243,3 +243,39 @@ def test_parity_with_lion_pytorch():
     u, s = tx.update(jnp.asarray(g), s, x)
     x = optax.apply_updates(x, u)
   np.testing.assert_allclose(np.asarray(x), p.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", K_NAMES)
+def test_complex_grad_k_is_the_gradient_of_k_in_the_real_view(name):
+  """Complex entries are points of R^2: grad_K(z) must equal dK/dRe + i dK/dIm of K(z) = K evaluated with |z_i|
+  (checked by autodiff of K's value on (Re, Im), independent of the hand-written gradients)."""
+  k = make_k_function(name)
+  rng = np.random.default_rng(3)
+  re, im = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+  with jax.enable_x64(True):
+    re, im = jnp.asarray(re, jnp.float64), jnp.asarray(im, jnp.float64)
+    value = lambda a, b: k.value(jax.lax.complex(a, b))
+    d_re, d_im = jax.grad(value, argnums=(0, 1))(re, im)
+    got = k.grad(jax.lax.complex(re, im))
+    if name == "half_l2sq":  # K = |z|^2 / 2 has gradient (Re, Im): z itself
+      np.testing.assert_allclose(np.asarray(got), np.asarray(re + 1j * im), rtol=1e-12)
+    else:
+      np.testing.assert_allclose(np.asarray(got), np.asarray(d_re + 1j * d_im), rtol=1e-9, atol=1e-12)
+
+
+def test_linf_and_lp_on_empty_and_nan_tensors():
+  for grad in (make_k_function("linf").grad, grad_lp(3.0)):
+    assert grad(jnp.zeros((0, 3))).shape == (0, 3)  # 0-size: no max of an empty array
+    out = np.asarray(grad(jnp.asarray([[1.0, jnp.nan], [0.5, -2.0]])))
+    assert np.all(np.isnan(out))  # a NaN input never becomes a plausible finite direction
+  x = jnp.asarray([[1.0, -3.0, 3.0], [2.0, -3.0, 0.0]])
+  np.testing.assert_array_equal(np.asarray(make_k_function("linf").grad(x)), [[0, -1, 0], [0, 0, 0]])  # the first max
+
+
+def test_integer_params_and_mismatched_gradients_are_rejected():
+  with pytest.raises(TypeError, match=r"lion_k: leaf \['n'\] of the params has dtype int32"):
+    lion_k(0.1).init({"w": jnp.ones(3), "n": jnp.ones(2, jnp.int32)})
+  tx = lion_k(0.1)
+  st = tx.init({"w": jnp.ones(3), "b": jnp.ones(2)})
+  with pytest.raises(ValueError, match=r"lion_k: the gradient tree does not match.*\['b'\]"):
+    tx.update({"w": jnp.ones(3)}, st, {"w": jnp.ones(3)})

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxlib_methods.optim import frugal, galore, q_galore
+from jaxlib_methods.optim import FRUGAL_STATIC_ARGS, GALORE_STATIC_ARGS, Q_GALORE_STATIC_ARGS, frugal, galore, q_galore
 
 OPTIMIZERS = {
     "galore": lambda lr, **kw: galore(lr, rank=2, update_gap=3, **kw),
@@ -22,8 +22,7 @@ OPTIMIZERS = {
 FACTORIES = {"galore": galore, "q_galore": q_galore, "frugal": frugal}
 FACTORY_KW = {"galore": dict(rank=2, update_gap=3), "q_galore": dict(rank=2, update_gap=3, group_size=8),
               "frugal": dict(rho=0.5, update_gap=3)}
-STATIC = {"galore": ("rank", "update_gap"), "q_galore": ("rank", "update_gap", "group_size", "bits", "queue_size"),
-          "frugal": ("rho", "update_gap")}
+STATIC = {"galore": GALORE_STATIC_ARGS, "q_galore": Q_GALORE_STATIC_ARGS, "frugal": FRUGAL_STATIC_ARGS}
 
 
 def _data(seed=0, n=24):

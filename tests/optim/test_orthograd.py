@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxlib_methods.optim import orthograd as og
+from jaxlib_methods import optim as og
 
 
 def _np_orthograd(g, w, renormalize=True):
@@ -78,3 +78,19 @@ def test_errors():
     og.orthogonal_adamw(1e-3, b2=1.0)
   with pytest.raises(ValueError, match="shapes differ"):
     tx.update({"w": jnp.ones(2)}, tx.init({"w": jnp.ones(3)}), {"w": jnp.ones(3)})
+
+
+def test_complex_and_3d_leaves_match_numpy_and_integers_are_rejected():
+  rng = np.random.default_rng(5)
+  w = rng.normal(size=(2, 3, 4)) + 1j * rng.normal(size=(2, 3, 4))
+  g = rng.normal(size=(2, 3, 4)) + 1j * rng.normal(size=(2, 3, 4))
+  tx = og.scale_by_orthograd(renormalize=True)
+  params = {"w": jnp.asarray(w, jnp.complex64)}
+  out, _ = tx.update({"w": jnp.asarray(g, jnp.complex64)}, tx.init(params), params)
+  wf, gf = w.reshape(-1), g.reshape(-1)
+  gp = gf - (np.vdot(wf, gf) / np.vdot(wf, wf).real) * wf  # the complex inner product <w, g> = sum conj(w) g
+  gp *= np.linalg.norm(gf) / np.linalg.norm(gp)
+  np.testing.assert_allclose(np.asarray(out["w"]).reshape(-1), gp, rtol=1e-5, atol=1e-6)
+  assert abs(np.vdot(wf, np.asarray(out["w"]).reshape(-1))) < 1e-4 * np.linalg.norm(wf) * np.linalg.norm(gf)
+  with pytest.raises(TypeError, match=r"leaf \['n'\] of the params has dtype int32"):
+    og.orthogonal_adamw(1e-3).init({"n": jnp.ones(3, jnp.int32)})

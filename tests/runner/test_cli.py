@@ -12,6 +12,7 @@ from typing import Literal, Optional
 import pytest
 
 from jaxlib_methods.runner import Claim, MeshConfig, UsageError, apply_overrides
+from jaxlib_methods.runner import experiment as exp_lib
 from jaxlib_methods.runner.cli import format_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -115,3 +116,23 @@ def test_a_run_shorter_than_one_log_interval_is_a_usage_error(tmp_path):
   assert proc.returncode == 2, proc.stderr
   assert "config check failed: round(horizon / learning_rate) >= log_every" in proc.stderr
   assert "Traceback" not in proc.stderr and not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("name", sorted(exp_lib.discover()))
+def test_show_prints_every_field_with_its_valid_values(name, capsys):
+  from jaxlib_methods.runner import cli, constraints
+  assert cli.main(["show", name]) == 0
+  out = capsys.readouterr().out
+  e = exp_lib.get(name)
+  cfg = e.config("cpu")
+  assert out.startswith(f"{name}: [{e.paper.catalog_id}]")
+  for spec in constraints.field_specs(type(cfg)):
+    if not spec.is_nested:
+      assert f"\n{spec.name} " in out, f"{spec.name} missing from `show {name}`"
+  assert "cpu preset" in out and "valid values" in out
+
+
+def test_show_unknown_experiment_is_a_usage_error(capsys):
+  from jaxlib_methods.runner import cli
+  assert cli.main(["show", "no_such_experiment"]) == 2
+  assert "unknown experiment" in capsys.readouterr().err

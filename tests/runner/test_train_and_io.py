@@ -84,3 +84,29 @@ def test_metrics_log_round_trip_and_truncate(tmp_path):
   assert again.rows[1] == {"step": 1, "loss": 0.5, "arr": [0, 1], "bad": "inf"}
   again.truncate_after(2)
   assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [0, 1, 2]
+
+
+def test_float64_state_under_enable_x64_resumes_exactly_inside_a_running_event_loop(tmp_path):
+  """In Jupyter an event loop already runs, so orbax restores in a worker thread where a thread-local
+  `jax.enable_x64()` does not apply: float64 leaves came back as float32 (caught by the state digest, so the run
+  refused to resume). The restore now keeps the caller's x64 setting."""
+  import asyncio
+
+  def advance(state, start, n):
+    return {"x": state["x"] * (1 + 1e-12) + 1e-13, "count": state["count"] + n}
+
+  def measure(state, step):
+    return {"count": state["count"]}
+
+  async def in_a_running_loop():
+    with jax.enable_x64(True):
+      state = {"x": jnp.full((4,), 1.0 + 2.0 ** -40, jnp.float64), "count": jnp.int32(0)}
+      first = train(workdir=tmp_path, state=state, advance=advance, measure=measure, num_steps=2, log_every=1)
+      resumed = train(workdir=tmp_path, state=state, advance=advance, measure=measure, num_steps=3, log_every=1)
+      return first, resumed
+
+  first, resumed = asyncio.run(in_a_running_loop())
+  assert resumed.resumed_from == 2
+  assert resumed.state["x"].dtype == np.float64
+  expected = np.asarray(first.state["x"], np.float64) * (1 + 1e-12) + 1e-13
+  np.testing.assert_array_equal(np.asarray(resumed.state["x"]), expected)

@@ -27,6 +27,9 @@ import jax.numpy as jnp
 import optax
 
 from jaxlib_methods import validation
+from jaxlib_methods.optim import _contracts
+
+ORTHOGONAL_ADAMW_STATIC_ARGS = ("mask",)
 
 
 class ScaleByOrthogradState(NamedTuple):
@@ -40,10 +43,13 @@ def _project(g: jax.Array, w: jax.Array, eps: float, renormalize: bool) -> jax.A
   dtype = g.dtype
   gf = g.astype(jnp.promote_types(dtype, jnp.float32))
   wf = w.astype(gf.dtype)
-  proj = jnp.sum(wf * gf) / (jnp.sum(wf * wf) + eps)
+  # <w, g> / <w, w> with the complex inner product <a, b> = sum conj(a) b; sums over every axis (no reshape, so a
+  # sharded tensor stays sharded).
+  sq = lambda x: jnp.sum(jnp.square(jnp.abs(x)))
+  proj = jnp.sum(jnp.conj(wf) * gf) / (sq(wf) + eps)
   gp = gf - proj * wf
   if renormalize:
-    gp = gp * (jnp.linalg.norm(gf.reshape(-1)) / (jnp.linalg.norm(gp.reshape(-1)) + eps))
+    gp = gp * (jnp.sqrt(sq(gf)) / (jnp.sqrt(sq(gp)) + eps))
   return gp.astype(dtype)
 
 
@@ -71,14 +77,18 @@ def scale_by_orthograd(*, renormalize: bool = True, eps: float = 1e-30) -> optax
     Prieto, Barsbey, Mediano, Birdal. "Grokking at the Edge of Numerical Stability". ICLR 2025. arXiv:2501.04697.
   """
   validation.check_nonnegative(eps, "eps")
+  if not isinstance(renormalize, bool):
+    raise TypeError(f"renormalize must be a bool, got {renormalize=!r}")
 
   def init_fn(params):
-    del params
+    _contracts.check_inexact_leaves(params, "scale_by_orthograd")
     return ScaleByOrthogradState(count=jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None):
     if params is None:
       raise ValueError("scale_by_orthograd needs the parameters: call update(updates, state, params)")
+    _contracts.check_same_tree(updates, params, "scale_by_orthograd", what="the params")
+    _contracts.check_inexact_leaves(updates, "scale_by_orthograd", what="gradients")
     new = jax.tree.map(lambda g, w: _project(g, w, eps, renormalize), updates, params)
     return new, ScaleByOrthogradState(count=optax.safe_increment(state.count))
 
@@ -119,6 +129,7 @@ def orthogonal_adamw(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2:
   validation.check_in_interval(b2, "b2", 0.0, 1.0, closed_high=False)
   validation.check_nonnegative(eps, "eps")
   validation.check_nonnegative(weight_decay, "weight_decay")
+  mask = _contracts.decay_mask(mask, "mask", "ORTHOGONAL_ADAMW_STATIC_ARGS")
   return optax.chain(
       scale_by_orthograd(renormalize=renormalize),
       optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
@@ -126,5 +137,7 @@ def orthogonal_adamw(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2:
       optax.scale_by_learning_rate(learning_rate),
   )
 
+
+orthogonal_adamw.STATIC_ARGS = ORTHOGONAL_ADAMW_STATIC_ARGS
 
 __all__ = ["ScaleByOrthogradState", "orthogonal_adamw", "orthograd", "scale_by_orthograd"]

@@ -18,9 +18,16 @@ Official code: `VITA-Group/Q-GaLore` / PyPI `q-galore-torch` (`q_galore_projecto
   queue is full and its mean is >= `cos_threshold` (0.4), gap <- int(gap * gamma) (gamma = 2). The queue is not
   cleared, so consecutive refreshes can keep doubling.
 - The inner optimizer's state is never reset (as GaLore). The official inner optimizer is bitsandbytes' 8-bit
-  blockwise Adam; here `inner` is any optax transform (default `optax.scale_by_adam()`, float32 moments via
-  `state_dtype`); 8-bit optimizer states are not implemented.
+  blockwise Adam: `inner=scale_by_adam_8bit()` (`jaxlib_methods.optim`, the same algorithm: dynamic quantisation
+  maps, block-wise absmax, tensors under 4096 entries kept in float32); the default `inner` is
+  `optax.scale_by_adam()` with float32 moments (`state_dtype`).
 - INT8 weights with stochastic rounding: see `apply_updates_int8` (how a train step uses it) and `quantize_groupwise`.
+- Leaves of rank >= 3: the `reshape` option of `scale_by_galore`; with `reshape="slices"` each slice of the leading
+  axis has its own projector and its own lazy schedule.
+
+State layout (optax's contracts): every per-matrix field (`proj.codes/scales/zeros`, `top`, `queue`, `queue_len`,
+`gap`, `svd_count`, `ok`) is a tree mirroring the params, with a scalar placeholder at unprojected leaves, so
+`optax.tree.map_params` works and orbax saves it; dtypes and shardings are the same after `init` and `update`.
 """
 
 from __future__ import annotations
@@ -34,8 +41,8 @@ import numpy as np
 import optax
 
 from jaxlib_methods import validation
-from jaxlib_methods.optim import subspace
-from jaxlib_methods.optim.galore import _leaf_specs
+from jaxlib_methods.optim import _contracts, _plan, subspace
+from jaxlib_methods.optim._galore import galore_plans
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -124,29 +131,45 @@ def dequantize_groupwise(qa: QuantizedArray, shape: tuple[int, ...], bits: int =
 # The transform.
 # ----------------------------------------------------------------------------------------------------------------------
 
-class QGaLoreLeafState(NamedTuple):
-  """Projector state of one projected leaf (all arrays).
+SCALE_BY_Q_GALORE_STATIC_ARGS = ("rank", "bits", "group_size", "queue_size", "projection_mask", "reshape",
+                                 "state_dtype")
+Q_GALORE_STATIC_ARGS = SCALE_BY_Q_GALORE_STATIC_ARGS + ("mask",)
+CONSTANT = "Q_GALORE_STATIC_ARGS (SCALE_BY_Q_GALORE_STATIC_ARGS for scale_by_q_galore)"
 
-  proj: the quantised projector (official layout: Q^T for the right side, Q for the left).
+
+class QGaLoreState(NamedTuple):
+  """State of `scale_by_q_galore`. Every field but `count` and `inner_state` is a tree mirroring the params (a scalar
+  placeholder at unprojected leaves); fields of a `reshape="slices"` leaf carry a leading [L] axis.
+
+  count: int32 step count.
+  proj: `QuantizedArray` of trees: the quantised projector (official layout: Q^T for the right side, Q for the left)
+    as uint8 codes (two 4-bit codes per byte when packed) and float32 per-group scales and zero points.
   top: float32 (d,), the previous refresh's top singular vector (unquantised).
   queue: float32 (queue_size,), the last cosine similarities, oldest first; queue_len: int32 entries filled.
-  gap: int32, this matrix's current refresh interval; svd_count: int32 refreshes so far; ok: bool, a valid projector.
+  gap: int32, the matrix's current refresh interval; svd_count: int32 refreshes so far; ok: bool, a valid projector.
+  inner_state: the inner transform's state on the projected shapes.
   """
+  count: chex.Array
   proj: QuantizedArray
+  top: Any
+  queue: Any
+  queue_len: Any
+  gap: Any
+  svd_count: Any
+  ok: Any
+  inner_state: optax.OptState
+
+
+class _Leaf(NamedTuple):  # one matrix's projector fields (vmapped over a slices axis)
+  codes: jax.Array
+  scales: jax.Array
+  zeros: jax.Array
   top: jax.Array
   queue: jax.Array
   queue_len: jax.Array
   gap: jax.Array
   svd_count: jax.Array
   ok: jax.Array
-
-
-class QGaLoreState(NamedTuple):
-  """State of `scale_by_q_galore`: int32 count; projector, a tuple with one entry per params leaf (leaves order):
-  `QGaLoreLeafState`, or `optax.MaskedNode()` when unprojected; the inner state."""
-  count: chex.Array
-  projector: Any
-  inner_state: optax.OptState
 
 
 def scale_by_q_galore(
@@ -163,49 +186,60 @@ def scale_by_q_galore(
     projector: str = "svd",
     side: str = "std",
     projection_mask: Optional[Union[Any, Callable[[optax.Params], Any]]] = None,
-    state_dtype: Optional[Any] = "float32",
+    reshape: Optional[Any] = None,
+    state_dtype: Optional[Any] = "auto",
     seed: int = 0,
 ) -> optax.GradientTransformation:
   """Q-GaLore's projected direction scale * deq(P) inner(deq(P)^T G) with a lazily refreshed INT4 projector.
 
   Zhang et al., "Q-GaLore: Quantized GaLore with INT4 Projection and Layer-Adaptive Low-Rank Gradients" (2024,
-  arXiv:2407.08296), method section (INT4 projection; layer-adaptive lazy subspace update), following the official code as
-  described in the module docstring. With `cos_threshold > 1` the lazy rule never fires and this is GaLore with a
-  quantised projector.
+  arXiv:2407.08296), method section (INT4 projection; layer-adaptive lazy subspace update), following the official
+  code as described in the module docstring. With `cos_threshold > 1` the lazy rule never fires and this is GaLore
+  with a quantised projector.
 
   Args:
-    rank: r (int > 0 or callable (path, shape) -> int), clamped to min(m, n).
-    update_gap: the initial refresh interval T >= 1 of every matrix (static int).
+    rank: r (int > 0 or callable (path, leaf shape) -> int), clamped to min(m, n). Static.
+    update_gap: the initial refresh interval T >= 1 of every matrix (read at init; the intervals then live in the
+      state and grow by `gamma`).
     scale: alpha applied to the back-projected direction (paper scripts: 0.25).
-    inner: any optax transform on the projected gradients (default `optax.scale_by_adam()`).
-    bits: projector bits (4 in the paper), 1..8.
-    group_size: projector quantisation group size (256 in the scripts; <= 0: one group per row).
-    cos_threshold, gamma, queue_size: the lazy-refresh rule (0.4, 2, 5 in the code).
+    inner: any optax transform on the projected gradients (default `optax.scale_by_adam()`; the paper's 8-bit Adam is
+      `scale_by_adam_8bit()`).
+    bits: projector bits (4 in the paper), 1..8. Static.
+    group_size: projector quantisation group size (256 in the scripts; <= 0: one group per row). Static.
+    cos_threshold, gamma: the lazy-refresh rule (0.4, 2 in the code); may be injected.
+    queue_size: length of the similarity queue (5 in the code). Static.
     projector: "svd" or "randomized_svd".
-    side, projection_mask, state_dtype, seed: as `scale_by_galore`.
+    side, projection_mask, reshape, state_dtype, seed: as `scale_by_galore`.
+
+  With `optax.inject_hyperparams`, pass `static_args=SCALE_BY_Q_GALORE_STATIC_ARGS`.
 
   Returns:
     An `optax.GradientTransformation` with state `QGaLoreState`.
+
+  References:
+    Zhang, Jaiswal, Yin, Liu, Zhao, Tian, Wang. "Q-GaLore: Quantized GaLore with INT4 Projection and Layer-Adaptive
+    Low-Rank Gradients". 2024. arXiv:2407.08296.
   """
-  update_gap = subspace.check_update_gap(update_gap)
+  constant = CONSTANT
+  update_gap = _contracts.gap_value(update_gap)
   subspace.check_projector(projector, ("svd", "randomized_svd"))
   subspace.check_side(side)
   if not callable(rank):
-    subspace.check_rank_value(rank, "(all leaves)")
-  if not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8:
-    raise ValueError(f"bits must be a Python int in 1..8 (with optax.inject_hyperparams pass it in static_args), "
-                     f"got {bits=!r}")
-  if not isinstance(queue_size, (int, np.integer)) or queue_size < 1:
-    raise ValueError(f"queue_size must be a Python int >= 1 (static_args with inject_hyperparams), got {queue_size=!r}")
-  if not isinstance(group_size, (int, np.integer)):
-    raise ValueError(f"group_size must be an int, got {group_size=!r}")
+    _contracts.static_int(rank, "rank", constant)
+  bits = _contracts.static_int(bits, "bits", constant)
+  if bits > 8:
+    raise ValueError(f"bits must be in 1..8, got {bits=}")
+  queue_size = _contracts.static_int(queue_size, "queue_size", constant)
+  group_size = _contracts.static_int(group_size, "group_size", constant, low=-(2 ** 62))
+  _contracts.static_choice(projection_mask, "projection_mask", constant)
+  _contracts.static_choice(reshape, "reshape", constant)
   validation.check_in_interval(gamma, "gamma", 1.0, float("inf"), closed_high=False)
   validation.check_nonnegative(scale, "scale")
   validation.check_in_interval(cos_threshold, "cos_threshold", -1.0, float("inf"), closed_high=False)
+  sdtype = _contracts.check_state_dtype(state_dtype)
   inner = optax.scale_by_adam() if inner is None else inner
-  sdtype = None if state_dtype is None else jnp.dtype(state_dtype)
-  spec_kw = dict(rank=rank, projector=projector, side=side, projection_mask=projection_mask, oversample=8,
-                 n_iter=2, method="q_galore")
+  plan_kw = dict(rank=rank, projector=projector, side=side, projection_mask=projection_mask, reshape=reshape,
+                 oversample=8, n_iter=2, method="q_galore", constant=constant)
 
   def layout_shape(spec):  # official layout of the stored matrix
     d, r = spec.basis_shape
@@ -217,31 +251,52 @@ def scale_by_q_galore(
   def from_layout(spec, m):
     return m.T if spec.side == "right" else m
 
-  def init_leaf(spec, p):
-    shp = layout_shape(spec)
-    qa = jax.eval_shape(lambda: quantize_groupwise(jnp.zeros(shp, jnp.float32), bits, group_size))
-    proj = QuantizedArray(*(jnp.zeros(a.shape, a.dtype) for a in qa))
-    return QGaLoreLeafState(proj=proj, top=jnp.zeros((spec.reduced_dim,), jnp.float32),
-                            queue=jnp.zeros((queue_size,), jnp.float32), queue_len=jnp.zeros([], jnp.int32),
-                            gap=jnp.asarray(update_gap, jnp.int32), svd_count=jnp.zeros([], jnp.int32),
-                            ok=jnp.asarray(False))
+  def leaf_init(plan, p):
+    spec = plan.spec
+    pre = plan.layout.prefix
+    qa = jax.eval_shape(lambda: quantize_groupwise(jnp.zeros(layout_shape(spec), jnp.float32), bits, group_size))
+    z = lambda shape, dtype: _contracts.zeros(pre + tuple(shape), dtype, p,
+                                              None if _contracts.param_spec(p) is None else (None,) * (len(pre) +
+                                                                                                      len(shape)))
+    return _Leaf(codes=z(qa.codes.shape, qa.codes.dtype), scales=z(qa.scales.shape, jnp.float32),
+                 zeros=z(qa.zeros.shape, jnp.float32), top=z((spec.reduced_dim,), jnp.float32),
+                 queue=z((queue_size,), jnp.float32), queue_len=z((), jnp.int32),
+                 gap=z((), jnp.int32) + jnp.asarray(update_gap, jnp.int32), svd_count=z((), jnp.int32),
+                 ok=z((), jnp.bool_))
+
+  def placeholder_leaf():
+    return _Leaf(codes=jnp.zeros((), jnp.uint8), scales=jnp.zeros((), jnp.float32), zeros=jnp.zeros((), jnp.float32),
+                 top=jnp.zeros((), jnp.float32), queue=jnp.zeros((), jnp.float32),
+                 queue_len=jnp.zeros((), jnp.int32), gap=jnp.zeros((), jnp.int32),
+                 svd_count=jnp.zeros((), jnp.int32), ok=jnp.asarray(True))
+
+  def pack(treedef, leaves, inner_state, count):
+    fields = {f: treedef.unflatten([getattr(l, f) for l in leaves]) for f in _Leaf._fields}
+    return QGaLoreState(count=count, proj=QuantizedArray(fields["codes"], fields["scales"], fields["zeros"]),
+                        top=fields["top"], queue=fields["queue"], queue_len=fields["queue_len"], gap=fields["gap"],
+                        svd_count=fields["svd_count"], ok=fields["ok"], inner_state=inner_state)
+
+  def unpack(treedef, state):
+    cols = [treedef.flatten_up_to(t) for t in (state.proj.codes, state.proj.scales, state.proj.zeros, state.top,
+                                              state.queue, state.queue_len, state.gap, state.svd_count, state.ok)]
+    return [_Leaf(*c) for c in zip(*cols)]
 
   def init_fn(params):
-    specs = _leaf_specs(params, **spec_kw)
+    _contracts.check_inexact_leaves(params, "q_galore")
+    plans = galore_plans(params, **plan_kw)
     leaves, treedef = jax.tree.flatten(params)
-    proj, proxies = [], []
-    for spec, p in zip(specs, leaves):
-      dt = p.dtype if sdtype is None else sdtype
-      if spec is None:
-        proj.append(optax.MaskedNode())
-        proxies.append(jnp.zeros(p.shape, dt))
+    out, proxies = [], []
+    for plan, p in zip(plans, leaves):
+      dt = _contracts.state_dtype_for(sdtype, jnp.result_type(p))
+      if plan is None:
+        out.append(placeholder_leaf())
+        proxies.append(jnp.zeros_like(p, dtype=dt))
       else:
-        proj.append(init_leaf(spec, p))
-        proxies.append(jnp.zeros(spec.low_shape, dt))
-    return QGaLoreState(count=jnp.zeros([], jnp.int32), projector=tuple(proj),
-                        inner_state=inner.init(treedef.unflatten(proxies)))
+        out.append(leaf_init(plan, p))
+        proxies.append(_contracts.zeros(plan.low_shape, dt, p, plan.low_spec(_contracts.param_spec(p))))
+    return pack(treedef, out, inner.init(treedef.unflatten(proxies)), jnp.zeros([], jnp.int32))
 
-  def refresh(spec, g, leaf, key):
+  def refresh_one(spec, g, leaf, key):
     g_fine = subspace.all_finite(g)  # never hand a NaN/Inf matrix to LAPACK's SVD (it can hang)
     q = spec.compute(jnp.where(g_fine, g, jnp.zeros_like(g)), key).astype(jnp.float32)
     fine = g_fine & subspace.all_finite(q)
@@ -255,43 +310,75 @@ def scale_by_q_galore(
     full = queue_len == queue_size
     grow = full & (jnp.mean(queue) >= cos_threshold)
     gap = jnp.where(grow, jnp.minimum(leaf.gap.astype(jnp.float32) * gamma, 2.0 ** 30).astype(jnp.int32), leaf.gap)
-    proj = quantize_groupwise(to_layout(spec, q), bits, group_size)
-    new = QGaLoreLeafState(proj=proj, top=top, queue=queue, queue_len=queue_len, gap=gap,
-                           svd_count=leaf.svd_count + 1, ok=jnp.asarray(True))
+    qa = quantize_groupwise(to_layout(spec, q), bits, group_size)
+    new = _Leaf(codes=qa.codes, scales=qa.scales, zeros=qa.zeros, top=top, queue=queue, queue_len=queue_len,
+                gap=gap, svd_count=leaf.svd_count + 1, ok=jnp.asarray(True))
     # A non-finite SVD (NaN/Inf gradient, failed decomposition) changes nothing: previous projector and counters.
-    return jax.tree.map(lambda a, b: jnp.where(fine, a, b), new, leaf)
+    return jax.tree.map(lambda a, b: jnp.where(fine, a, b).astype(b.dtype), new, leaf)
+
+  def refresh(plan, gm, leaf, count, key):
+    do = (count % leaf.gap == 0) | ~leaf.ok
+    gr = _contracts.replicated(gm)
+    if not plan.layout.batched:
+      return jax.lax.cond(do, lambda: refresh_one(plan.spec, gr, leaf, key), lambda: leaf)
+
+    def some():
+      keys = jax.random.split(key, plan.layout.shape[0])
+      new = jax.vmap(lambda g, l, k: refresh_one(plan.spec, g, l, k))(gr, leaf, keys)
+      return jax.tree.map(lambda a, b: jnp.where(do.reshape(do.shape + (1,) * (a.ndim - 1)), a, b), new, leaf)
+
+    return jax.lax.cond(jnp.any(do), some, lambda: leaf)
+
+  def dequantized(plan, leaf, dtype):
+    shp = layout_shape(plan.spec)
+
+    def one(l):
+      return from_layout(plan.spec, dequantize_groupwise(QuantizedArray(l.codes, l.scales, l.zeros), shp, bits,
+                                                         group_size, dtype))
+
+    return jax.vmap(one)(leaf) if plan.layout.batched else one(leaf)
 
   def update_fn(updates, state, params=None):
-    specs = _leaf_specs(updates, **spec_kw)
+    _contracts.check_same_tree(updates, state.top, "q_galore")
+    if params is not None:
+      _contracts.check_same_tree(params, state.top, "q_galore", what="the params given to init (params argument)")
+    plans = galore_plans(updates, **plan_kw)
     g_leaves, treedef = jax.tree.flatten(updates)
-    proj_leaves = list(state.projector)
-    p_leaves = jax.tree.leaves(params) if params is not None else [None] * len(g_leaves)
+    leaves = unpack(treedef, state)
+    for plan, l in zip(plans, leaves):
+      if plan is not None and tuple(l.top.shape) != plan.layout.prefix + (plan.spec.reduced_dim,):
+        raise ValueError(f"q_galore: the gradient of leaf {plan.path} has shape {plan.layout.shape}, which does not "
+                         f"match the params given to init")
+    p_leaves = treedef.flatten_up_to(params) if params is not None else [None] * len(g_leaves)
     count = state.count
-    new_proj, dense, low, low_params = [], [], [], []
-    for i, (spec, g, leaf, p) in enumerate(zip(specs, g_leaves, proj_leaves, p_leaves)):
-      if spec is None:
-        new_proj.append(leaf)
+    new_leaves, dense, low, low_params = [], [], [], []
+    for i, (plan, g, leaf, p) in enumerate(zip(plans, g_leaves, leaves, p_leaves)):
+      dt = _contracts.state_dtype_for(sdtype, g.dtype)
+      if plan is None:
+        new_leaves.append(leaf)
         dense.append(None)
-        low.append(g)
-        low_params.append(p)
+        low.append(g.astype(dt))
+        low_params.append(None if p is None else p.astype(dt))
         continue
-      do = (count % leaf.gap == 0) | ~leaf.ok
-      key = subspace.refresh_key(seed, i, count)
-      leaf = jax.lax.cond(do, lambda s=spec, g=g, l=leaf, k=key: refresh(s, g, l, k), lambda l=leaf: l)
-      new_proj.append(leaf)
-      q = from_layout(spec, dequantize_groupwise(leaf.proj, layout_shape(spec), bits, group_size, g.dtype))
+      gm = plan.to_matrix(g)
+      leaf = refresh(plan, gm, leaf, count, subspace.refresh_key(seed, i, count))
+      leaf = jax.tree.map(_contracts.replicated, leaf)  # small: replicated, as init made them
+      new_leaves.append(leaf)
+      q = dequantized(plan, leaf, g.dtype)
       dense.append(q)
-      low.append(spec.project(q, g))
-      low_params.append(None if p is None else spec.project(q, p))
+      low.append(plan.project(q, gm).astype(dt))
+      low_params.append(None if p is None else plan.project(q, plan.to_matrix(p)).astype(dt))
     inner_params = None if params is None else treedef.unflatten(low_params)
     inner_updates, inner_state = inner.update(treedef.unflatten(low), state.inner_state, inner_params)
     out = []
-    for spec, g, u, q in zip(specs, g_leaves, treedef.flatten_up_to(inner_updates), dense):
-      out.append(u.astype(g.dtype) if spec is None else (scale * spec.project_back(q, u)).astype(g.dtype))
-    return treedef.unflatten(out), QGaLoreState(count=optax.safe_increment(count),
-                                                projector=tuple(new_proj), inner_state=inner_state)
+    for plan, g, u, q in zip(plans, g_leaves, treedef.flatten_up_to(inner_updates), dense):
+      out.append(u.astype(g.dtype) if plan is None else (scale * plan.project_back(q, u, g)).astype(g.dtype))
+    return treedef.unflatten(out), pack(treedef, new_leaves, inner_state, optax.safe_increment(count))
 
   return optax.GradientTransformation(init_fn, update_fn)
+
+
+scale_by_q_galore.STATIC_ARGS = SCALE_BY_Q_GALORE_STATIC_ARGS
 
 
 def q_galore(
@@ -311,19 +398,23 @@ def q_galore(
     projector: str = "svd",
     side: str = "std",
     projection_mask: Optional[Union[Any, Callable[[optax.Params], Any]]] = None,
-    state_dtype: Optional[Any] = "float32",
+    reshape: Optional[Any] = None,
+    state_dtype: Optional[Any] = "auto",
     seed: int = 0,
 ) -> optax.GradientTransformation:
   """Q-GaLore: `scale_by_q_galore`, then decoupled weight decay on the full weights, then the learning rate.
 
   Zhang et al., "Q-GaLore" (2024, arXiv:2407.08296). The official optimizer decays after the update with the
   unscaled lr (W <- W - lr*wd*W_new); here decay is chained before the learning rate as in every optax optimizer
-  (the scripts use wd = 0, where the two agree). For INT8 weights, follow the step with `apply_updates_int8`.
+  (the scripts use wd = 0, where the two agree). For INT8 weights, follow the step with `apply_updates_int8`; for
+  the paper's 8-bit Adam states, `inner=scale_by_adam_8bit(b2=0.95)` (the scripts' beta2).
 
   Args:
     learning_rate: a constant >= 0 or an optax schedule.
     weight_decay: decoupled weight decay >= 0; mask: its leaf mask.
     Others: see `scale_by_q_galore`.
+
+  With `optax.inject_hyperparams`, pass `static_args=Q_GALORE_STATIC_ARGS` (also `q_galore.STATIC_ARGS`).
 
   Returns:
     An `optax.GradientTransformation` (state: (QGaLoreState, EmptyState, EmptyState)).
@@ -333,16 +424,25 @@ def q_galore(
     >>> tx = q_galore(1e-2, rank=2, group_size=8)
     >>> params = {"w": jnp.ones((4, 6))}
     >>> u, s = tx.update(params, tx.init(params), params)
+
+  References:
+    Zhang, Jaiswal, Yin, Liu, Zhao, Tian, Wang. "Q-GaLore: Quantized GaLore with INT4 Projection and Layer-Adaptive
+    Low-Rank Gradients". 2024. arXiv:2407.08296.
   """
   validation.check_learning_rate(learning_rate)
   validation.check_nonnegative(weight_decay, "weight_decay")
+  mask = _contracts.decay_mask(mask, "mask", CONSTANT)
   return optax.chain(
       scale_by_q_galore(rank=rank, update_gap=update_gap, scale=scale, inner=inner, bits=bits, group_size=group_size,
                         cos_threshold=cos_threshold, gamma=gamma, queue_size=queue_size, projector=projector,
-                        side=side, projection_mask=projection_mask, state_dtype=state_dtype, seed=seed),
+                        side=side, projection_mask=projection_mask, reshape=reshape, state_dtype=state_dtype,
+                        seed=seed),
       optax.add_decayed_weights(weight_decay, mask),
       optax.scale_by_learning_rate(learning_rate),
   )
+
+
+q_galore.STATIC_ARGS = Q_GALORE_STATIC_ARGS
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -377,8 +477,9 @@ def apply_updates_int8(params: optax.Params, updates: optax.Updates, key: jax.Ar
     The new params, same structure and dtypes.
   """
   new = optax.apply_updates(params, updates)
-  use = subspace.resolve_mask(mask, new, default=lambda p: jnp.ndim(p) >= 2)
+  flat = _plan.leaf_option(mask, new, "mask", "('mask',)", is_value=_plan._is_bool)
   leaves, treedef = jax.tree.flatten(new)
+  use = [jnp.ndim(w) >= 2 if m is None else bool(m) for w, m in zip(leaves, flat)]
   out = []
   for i, (w, u) in enumerate(zip(leaves, use)):
     if not u:

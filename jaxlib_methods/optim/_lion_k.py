@@ -22,7 +22,6 @@ closed form, its conjugate K*, which the Lyapunov analysis in `experiments/lion_
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import chex
@@ -31,6 +30,10 @@ import jax.numpy as jnp
 import optax
 
 from jaxlib_methods import validation
+from jaxlib_methods.optim import _contracts
+
+SCALE_BY_LION_K_STATIC_ARGS = ("mu_dtype", "grad_K")
+LION_K_STATIC_ARGS = SCALE_BY_LION_K_STATIC_ARGS + ("mask",)
 
 GradK = Callable[[jax.Array], jax.Array]
 
@@ -39,8 +42,15 @@ GradK = Callable[[jax.Array], jax.Array]
 # The paper's examples of K: grad K (used by the optimizer), K itself and its conjugate K* (used by the analysis).
 # ----------------------------------------------------------------------------------------------------------------------
 
+def _sq_norm(x: jax.Array) -> jax.Array:
+  """sum |x_i|^2 over the whole tensor (no flattening, so a sharded tensor stays sharded)."""
+  a = jnp.abs(x)
+  return jnp.sum(a * a)
+
+
 def grad_l1(x: jax.Array) -> jax.Array:
-  """grad K for K(x) = ||x||_1: sign(x) (Lion). Shape-preserving, any shape."""
+  """grad K for K(x) = ||x||_1: sign(x) (Lion). Shape-preserving, any shape; for complex x, x / |x| (the gradient of
+  sum |x_i| with each complex entry seen as a point of R^2, as `optax.lion` does)."""
   return jnp.sign(x)
 
 
@@ -51,52 +61,81 @@ def grad_half_squared_l2(x: jax.Array) -> jax.Array:
 
 def grad_l2(x: jax.Array) -> jax.Array:
   """grad K for K(x) = ||x||_2 over the whole tensor: x / ||x||_2 (0 at x = 0). Normalised momentum."""
-  norm = jnp.sqrt(jnp.sum(jnp.square(x)))
-  safe = jnp.where(norm > 0, norm, jnp.ones_like(norm))
-  return jnp.where(norm > 0, x / safe, jnp.zeros_like(x))
+  norm = jnp.sqrt(_sq_norm(x))
+  safe = jnp.where(norm == 0, jnp.ones_like(norm), norm)
+  return jnp.where(norm == 0, jnp.zeros_like(x), x / safe)  # a NaN norm propagates
 
 
 def grad_lp(p: float) -> GradK:
-  """grad K for K(x) = ||x||_p, p > 1: sign(x) |x|^(p-1) / ||x||_p^(p-1) (0 at x = 0). Constraint: l_q ball."""
+  """grad K for K(x) = ||x||_p, p > 1: sign(x) |x|^(p-1) / ||x||_p^(p-1) (0 at x = 0). Constraint: l_q ball.
+
+  A NaN entry makes the whole result NaN (never a plausible finite direction); a 0-size tensor maps to itself."""
   validation.check_in_interval(p, "p", 1.0, float("inf"), closed_low=False, closed_high=False)
 
   def grad(x: jax.Array) -> jax.Array:
+    if x.size == 0:
+      return x
     a = jnp.abs(x)
     amax = jnp.max(a)
     # Scale by the max-magnitude entry first so |x|^p cannot overflow; the ratio is scale invariant.
-    safe_max = jnp.where(amax > 0, amax, jnp.ones_like(amax))
+    safe_max = jnp.where(amax == 0, jnp.ones_like(amax), amax)
     r = a / safe_max
     norm = jnp.sum(r ** p) ** (1.0 / p)
-    out = jnp.sign(x) * r ** (p - 1.0) / norm ** (p - 1.0)
-    return jnp.where(amax > 0, out, jnp.zeros_like(x)).astype(x.dtype)
+    out = jnp.sign(x) * (r ** (p - 1.0) / norm ** (p - 1.0)).astype(x.dtype)
+    out = jnp.where(amax == 0, jnp.zeros_like(x), out).astype(x.dtype)
+    return jnp.where(jnp.isnan(amax), jnp.full_like(x, jnp.nan), out)
 
   return grad
 
 
+def _flat_index(x: jax.Array) -> jax.Array:
+  """Each entry's row-major flat index, shaped (and sharded) like x, without a reshape."""
+  idx = jnp.zeros_like(x, dtype=jnp.int32)
+  stride = 1
+  for d in reversed(range(x.ndim)):
+    idx = idx + stride * jax.lax.broadcasted_iota(jnp.int32, x.shape, d)
+    stride *= x.shape[d]
+  return idx
+
+
 def grad_linf(x: jax.Array) -> jax.Array:
-  """grad K for K(x) = ||x||_inf: sign(x_i*) e_i* at the first largest-magnitude entry i* (a subgradient)."""
-  flat = x.reshape(-1)
-  i = jnp.argmax(jnp.abs(flat))
-  out = jnp.zeros_like(flat).at[i].set(jnp.sign(flat[i]))
-  return out.reshape(x.shape)
+  """grad K for K(x) = ||x||_inf: sign(x_i*) e_i* at the first (row-major) largest-magnitude entry i* (a
+  subgradient). Written without flattening, so a sharded tensor stays sharded; NaN anywhere gives all NaN; a 0-size
+  tensor maps to itself."""
+  if x.size == 0:
+    return x
+  if x.size >= 2 ** 31:
+    raise ValueError(f"grad_linf indexes entries with int32; a leaf of {x.size} entries is too large")
+  a = jnp.abs(x)
+  amax = jnp.max(a)
+  idx = _flat_index(x)
+  first = jnp.min(jnp.where(a == amax, idx, jnp.full_like(idx, x.size)))
+  out = jnp.where(idx == first, jnp.sign(x), jnp.zeros_like(x))
+  return jnp.where(jnp.isnan(amax), jnp.full_like(x, jnp.nan), out)
 
 
 def grad_huber(e: float) -> GradK:
-  """grad K for K(x) = sum_i Huber_e(x_i): clip(x / e, -1, 1)."""
+  """grad K for K(x) = sum_i Huber_e(x_i): clip(x / e, -1, 1) (complex: x/e shrunk to modulus <= 1)."""
   validation.check_positive(e, "e")
-  return lambda x: jnp.clip(x / e, -1.0, 1.0)
+
+  def grad(x):
+    if jnp.iscomplexobj(x):
+      return (x / e) / jnp.maximum(1.0, jnp.abs(x) / e)
+    return jnp.clip(x / e, -1.0, 1.0)
+
+  return grad
 
 
 def grad_dead_zone(e: float) -> GradK:
   """grad K for K(x) = sum_i max(|x_i| - e, 0): sign(x) * 1[|x| > e] (sign with a dead zone)."""
   validation.check_nonnegative(e, "e")
-  return lambda x: jnp.where(jnp.abs(x) > e, jnp.sign(x), jnp.zeros_like(x))
+  return lambda x: jnp.where((jnp.abs(x) > e) | jnp.isnan(x), jnp.sign(x), jnp.zeros_like(x))
 
 
 def grad_relativistic(e: float) -> GradK:
-  """grad K for K(x) = sum_i sqrt(x_i^2 + e^2) (the 'relativistic' kinetic energy): x / sqrt(x^2 + e^2)."""
+  """grad K for K(x) = sum_i sqrt(|x_i|^2 + e^2) (the 'relativistic' kinetic energy): x / sqrt(|x|^2 + e^2)."""
   validation.check_positive(e, "e")
-  return lambda x: x / jnp.sqrt(jnp.square(x) + e * e)
+  return lambda x: x / jnp.sqrt(jnp.square(jnp.abs(x)) + e * e)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,10 +172,10 @@ def make_k_function(name: str, *, e: float = 1.0, p: float = 3.0) -> KFunction:
     return KFunction("l1", lambda x: jnp.sum(jnp.abs(x)), grad_l1,
                      lambda y: _indicator(jnp.max(jnp.abs(y)) <= 1 + _tol(y), y.dtype), "||x||_inf <= 1/lambda")
   if name == "half_l2sq":
-    return KFunction("half_l2sq", lambda x: 0.5 * jnp.sum(x * x), grad_half_squared_l2,
+    return KFunction("half_l2sq", lambda x: 0.5 * _sq_norm(x), grad_half_squared_l2,
                      lambda y: 0.5 * jnp.sum(y * y), "l2 regularisation (lambda/2)||x||^2")
   if name == "l2":
-    return KFunction("l2", lambda x: jnp.sqrt(jnp.sum(x * x)), grad_l2,
+    return KFunction("l2", lambda x: jnp.sqrt(_sq_norm(x)), grad_l2,
                      lambda y: _indicator(jnp.sqrt(jnp.sum(y * y)) <= 1 + _tol(y), y.dtype), "||x||_2 <= 1/lambda")
   if name == "lp":
     q = p / (p - 1.0)
@@ -149,7 +188,7 @@ def make_k_function(name: str, *, e: float = 1.0, p: float = 3.0) -> KFunction:
   if name == "huber":
     def huber(x):
       a = jnp.abs(x)
-      return jnp.sum(jnp.where(a <= e, 0.5 * x * x / e, a - 0.5 * e))
+      return jnp.sum(jnp.where(a <= e, 0.5 * a * a / e, a - 0.5 * e))
     return KFunction("huber", huber, grad_huber(e),
                      lambda y: 0.5 * e * jnp.sum(y * y) + _indicator(jnp.max(jnp.abs(y)) <= 1 + _tol(y), y.dtype),
                      "box ||x||_inf <= 1/lambda plus l2 regularisation")
@@ -162,7 +201,7 @@ def make_k_function(name: str, *, e: float = 1.0, p: float = 3.0) -> KFunction:
       inside = jnp.max(jnp.abs(y)) <= 1
       val = -e * jnp.sum(jnp.sqrt(jnp.clip(1 - y * y, 0.0, None)))
       return jnp.where(inside, val, jnp.inf)
-    return KFunction("relativistic", lambda x: jnp.sum(jnp.sqrt(x * x + e * e)), grad_relativistic(e), conj,
+    return KFunction("relativistic", lambda x: jnp.sum(jnp.sqrt(jnp.abs(x) ** 2 + e * e)), grad_relativistic(e), conj,
                      "box ||x||_inf <= 1/lambda, smoothed")
   raise ValueError(f"unknown K {name=!r}; choose one of {sorted(K_NAMES)}")
 
@@ -205,26 +244,35 @@ def scale_by_lion_k(
     b2: EMA decay of the momentum m (paper's beta_2), in [0, 1].
     mu_dtype: dtype of m; None keeps the params' dtype (as optax does).
     grad_K: a name from `K_NAMES` (default parameters) or any callable mapping one tensor to a tensor of the same
-      shape, e.g. `grad_huber(0.1)`, `grad_lp(3.0)`. Applied per leaf.
+      shape, e.g. `grad_huber(0.1)`, `grad_lp(3.0)`. Applied per leaf. Complex leaves: each entry is a point of R^2
+      (the named K use |x_i|), as `optax.lion` treats them.
+
+  With `optax.inject_hyperparams`, pass `static_args=SCALE_BY_LION_K_STATIC_ARGS` (a callable `grad_K` or a dtype
+  object would be taken for a schedule). Integer leaves raise TypeError naming the leaf.
 
   Returns:
     An `optax.GradientTransformation`; updates have the shapes of the gradients.
   """
   validation.check_in_interval(b1, "b1", 0.0, 1.0)
   validation.check_in_interval(b2, "b2", 0.0, 1.0)
-  grad_fn = _resolve_grad_k(grad_K)
-  mu_dtype = optax._src.utils.canonicalize_dtype(mu_dtype)
+  constant = "LION_K_STATIC_ARGS (SCALE_BY_LION_K_STATIC_ARGS for scale_by_lion_k)"
+  grad_fn = _resolve_grad_k(_contracts.static_choice(grad_K, "grad_K", constant))
+  mu_dtype = optax._src.utils.canonicalize_dtype(_contracts.static_choice(mu_dtype, "mu_dtype", constant))
 
   def init_fn(params):
+    _contracts.check_inexact_leaves(params, "lion_k")
     mu = optax.tree.zeros_like(params, dtype=mu_dtype)
     return ScaleByLionKState(count=jnp.zeros([], jnp.int32), mu=mu)
 
   def update_fn(updates, state, params=None):
     del params
+    _contracts.check_same_tree(updates, state.mu, "lion_k")
+    _contracts.check_inexact_leaves(updates, "lion_k", what="gradients")
     # c_t = b1 m_t + (1 - b1) g_t, written exactly as optax.scale_by_lion so that K = l1 matches it bit for bit.
-    new_updates = jax.tree.map(lambda g, m: grad_fn((1.0 - b1) * g + b1 * m), updates, state.mu)
+    new_updates = jax.tree.map(lambda g, m: grad_fn((1.0 - b1) * g + b1 * m).astype(g.dtype), updates, state.mu)
     mu = optax.tree.update_moment(updates, state.mu, b2, 1)
-    mu = optax.tree.cast(mu, mu_dtype)
+    mu = optax.tree.cast(mu, mu_dtype) if mu_dtype is not None else jax.tree.map(
+        lambda m, m0: m.astype(m0.dtype), mu, state.mu)
     return new_updates, ScaleByLionKState(count=optax.safe_increment(state.count), mu=mu)
 
   return optax.GradientTransformation(init_fn, update_fn)
@@ -260,6 +308,8 @@ def lion_k(
     mask: which leaves get weight decay (as in `optax.add_decayed_weights`).
     grad_K: a name from `K_NAMES` or a callable (see `scale_by_lion_k`).
 
+  With `optax.inject_hyperparams`, pass `static_args=LION_K_STATIC_ARGS` (also `lion_k.STATIC_ARGS`).
+
   Returns:
     An `optax.GradientTransformation` (state: (ScaleByLionKState, EmptyState, EmptyState)).
 
@@ -271,8 +321,13 @@ def lion_k(
   """
   validation.check_learning_rate(learning_rate)
   validation.check_nonnegative(weight_decay, "weight_decay")
+  mask = _contracts.decay_mask(mask, "mask", "LION_K_STATIC_ARGS")
   return optax.chain(
       scale_by_lion_k(b1=b1, b2=b2, mu_dtype=mu_dtype, grad_K=grad_K),
       optax.add_decayed_weights(weight_decay, mask),
       optax.scale_by_learning_rate(learning_rate),
   )
+
+
+scale_by_lion_k.STATIC_ARGS = SCALE_BY_LION_K_STATIC_ARGS
+lion_k.STATIC_ARGS = LION_K_STATIC_ARGS
