@@ -21,12 +21,15 @@ losses (no gradient through them: `reweighted_mean`). Runs per seed: uniform and
 Claims (paired over `seeds` seeds, 95% t-intervals, tolerances fixed before the run):
   1. LinUpper reaches the target test loss (`target_fraction` x the uniform run's loss at half the budget, a level
      the uniform run reaches) in fewer steps: the interval of steps(LinUpper) / steps(uniform) lies below 1.
-  2. ... and ends no worse: the upper end of the interval of final loss(LinUpper) - final loss(uniform) is <= 10% of
-     the uniform run's mean final loss (a non-inferiority margin: both runs reach the noise floor at the cpu budget;
-     the margin was set after a first run with margin 0 failed on that tie, and is reported as such).
+  2. ... and ends lower (the paper's curves end below uniform): the upper end of the interval of final
+     loss(LinUpper) - final loss(uniform) is <= 0.
 
-What we measured (cpu preset, 6 seeds): steps to the target, LinUpper / uniform = 0.29 [0.26, 0.31]; final test loss
-difference +0.00003 [-0.00016, +0.00021] on a uniform final loss of 0.00065 (both at the noise floor).
+What we measured (cpu preset, 6 seeds, 2026-11-30): steps to the target, LinUpper / uniform = 0.286 [0.265, 0.308]
+(claim 1 passes); final test loss difference +0.00003 [-0.00016, +0.00021] on a uniform final loss of 0.00065: both
+runs sit at the noise floor of well-specified least squares, whose minimiser does not depend on the sample weights,
+so claim 2 does NOT reproduce here. A non-inferiority margin of 10% of the uniform loss was tried in an earlier
+revision (chosen after the zero-margin run failed, i.e. a loosened tolerance) and failed as well (6.5e-05 < 2.1e-04);
+it was removed. Not tried: a misspecified or noisy-label model where down-weighting could change the optimum.
 """
 
 from __future__ import annotations
@@ -149,15 +152,13 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
 
 def claims(results: dict) -> list[Claim]:
   r, d = results["steps_ratio"], results["final_diff"]
-  margin = 0.1 * float(np.mean(results["final_uniform"]))
   where = "Sec. 5, the pretraining curves (validation loss vs steps); Sec. 4, the convergence analysis"
   return [
       Claim("steps to the target test loss, LinUpper / uniform: upper end of the 95% CI", "fewer steps with "
             "LinUpper", r["hi"], f"< 1 (ratio {st.fmt_ci(r)})", bool(np.isfinite(r["hi"]) and r["hi"] < 1), "paper",
             where),
-      Claim("final test loss, LinUpper minus uniform: upper end of the 95% CI", "ends no worse", d["hi"],
-            f"<= 0.1 x the uniform final loss = {margin:.3g} (difference {st.fmt_ci(d, 5)})",
-            bool(np.isfinite(d["hi"]) and d["hi"] <= margin), "paper", where),
+      Claim("final test loss, LinUpper minus uniform: upper end of the 95% CI", "ends lower", d["hi"],
+            f"<= 0 (difference {st.fmt_ci(d, 5)})", bool(np.isfinite(d["hi"]) and d["hi"] <= 0), "paper", where),
   ]
 
 
