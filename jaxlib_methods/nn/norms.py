@@ -29,15 +29,16 @@ class NonScalingLayerNorm(nnx.LayerNorm):
     num_features: size of the normalised (last) axis, >= 1.
     epsilon: added to the variance (PyTorch's LayerNorm default 1e-5, which the authors' class inherits).
     use_bias: keep the learnable bias (the authors' class does).
-    dtype, param_dtype: computation and parameter dtypes, as `nnx.LayerNorm`.
+    dtype: computation dtype, as `nnx.LayerNorm` (None: from the input and parameters).
+    param_dtype: parameter dtype, as `nnx.LayerNorm`.
     rngs: `nnx.Rngs` (keyword-only, as every NNX module).
 
   Example:
     >>> from flax import nnx
     >>> import jax.numpy as jnp
     >>> ln = NonScalingLayerNorm(4, rngs=nnx.Rngs(0))
-    >>> [round(float(v), 3) for v in ln(jnp.array([1.0, 2.0, 3.0, 4.0]))]
-    [-1.342, -0.447, 0.447, 1.342]
+    >>> tuple(round(float(v), 3) for v in ln(jnp.array([1.0, 2.0, 3.0, 4.0])))
+    (-1.342, -0.447, 0.447, 1.342)
   """
 
   def __init__(self, num_features: int, *, epsilon: float = 1e-5, use_bias: bool = True, dtype: Optional[Any] = None,
