@@ -111,8 +111,9 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     22: Implementation(
         artifacts=("jaxlib_methods.analysis.uniformity",
                    "jaxlib_methods.analysis.tolerance",
-                   "experiments.contrastive_temperature.negative_gradient_weights",),
-        tests=("tests/analysis/test_analysis.py", "tests/experiments/test_issue8_experiments.py", "tests/experiments/test_theory_helpers.py",),
+                   "experiments.contrastive_temperature.negative_gradient_weights",
+                   "experiments.contrastive_temperature.hard_triplet_limit",),
+        tests=("tests/analysis/test_analysis.py", "tests/experiments/test_contrastive_temperature.py", "tests/experiments/test_theory_helpers.py",),
         experiment="contrastive_temperature"),
     18: Implementation(
         artifacts=("jaxlib_methods.analysis.expected_calibration_error",
@@ -216,8 +217,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.cauchy_schwarz.conditional_cs_divergence",
                    "jaxlib_methods.losses.cauchy_schwarz.cs_qmi",
                    "jaxlib_methods.losses.cauchy_schwarz.cs_ib_loss",),
-        tests=("tests/losses/test_cauchy_schwarz.py",),
-        experiment=None),
+        tests=("tests/losses/test_cauchy_schwarz.py", "tests/experiments/test_cs_ib_regression.py",),
+        experiment="cs_ib_regression"),
     183: Implementation(
         artifacts=("jaxlib_methods.losses.contrastive.robust_contrastive_loss",
                    "jaxlib_methods.losses.contrastive.isogclr_init",
@@ -253,8 +254,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.contrastive.m2mix_loss",
                    "jaxlib_methods.losses.contrastive.alignment_loss",
                    "jaxlib_methods.losses.contrastive.uniformity_loss",),
-        tests=("tests/losses/test_contrastive.py",),
-        experiment=None),
+        tests=("tests/losses/test_contrastive.py", "tests/experiments/test_m2mix_alignment_uniformity.py",),
+        experiment="m2mix_alignment_uniformity"),
     54: Implementation(
         artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
         tests=("tests/losses/test_contrastive.py",),
@@ -265,8 +266,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.unnormalized.log_partition_estimate",
                    "jaxlib_methods.losses.unnormalized.unnormalized_nll",
                    "jaxlib_methods.losses.unnormalized.nce_loss",),
-        tests=("tests/losses/test_unnormalized.py",),
-        experiment=None),
+        tests=("tests/losses/test_unnormalized.py", "tests/experiments/test_compositional_nll.py",),
+        experiment="compositional_nll"),
 }
 
 
