@@ -61,6 +61,7 @@ class Config:
 PRESETS = {"cpu": Config(), "gpu": Config(reps=2000, dim=100, n=2000), "tpu": Config(reps=2000, dim=100, n=2000)}
 TINY = ("reps=40",)
 MUTATIONS = {"instance_in_place_of_bag": ("bag_estimator=instance",)}
+MUTATION_TEST_SLOW = True  # TINY + mutation take ~45-110 s on 2 busy cores: under -m slow (test budget)
 
 
 def true_theta(config: Config):

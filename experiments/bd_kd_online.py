@@ -77,6 +77,7 @@ PRESETS = {"cpu": Config(), "gpu": Config(n_train=50000, n_test=20000, teacher_h
            "tpu": Config(n_train=50000, n_test=20000, teacher_hidden=2048, student_hidden=64, steps=10000)}
 TINY = ("seeds=4", "steps=400", "n_train=600", "n_test=1000", "teacher_hidden=64")
 MUTATIONS = {"dml_in_place_of_bd_kd": ("student_loss=dml",)}
+MUTATION_TEST_SLOW = True  # TINY + mutation take ~45-110 s on 2 busy cores: under -m slow (test budget)
 
 
 def make_data(config: Config, rep: int):

@@ -99,6 +99,7 @@ PRESETS = {
 TINY = ("seeds=3", "steps=400", "log_every=100", "hidden=32", "batch_size=128", "n_eval=500", "n_projections=32",
         "runs=ict,squared_l2")
 MUTATIONS = {"l2_in_place_of_pseudo_huber": ("ict_metric=l2",)}
+MUTATION_TEST_SLOW = True  # TINY + mutation take ~45-110 s on 2 busy cores: under -m slow (test budget)
 
 # name -> (metric, curriculum: "doubling" | "ct" | "fixed_small" | "fixed_large", EMA teacher)
 RUNS = {"ict": ("ict", "doubling", False), "squared_l2": ("l2", "doubling", False),

@@ -77,6 +77,7 @@ PRESETS = {
 }
 TINY = ("seeds=3", "steps=600", "num_labels=96", "n_train=1024", "n_test=512", "dim=16", "emb_dim=16")
 MUTATIONS = {"softmax_in_place_of_decoupled": ("decoupled_loss=softmax",)}
+MUTATION_TEST_SLOW = True  # TINY + mutation take ~45-110 s on 2 busy cores: under -m slow (test budget)
 
 
 def make_data(config: Config, rep: int):

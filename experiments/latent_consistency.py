@@ -103,6 +103,7 @@ PRESETS = {
 }
 TINY = ("seeds=6", "steps=1500", "log_every=500", "hidden=32", "n_eval=500", "n_projections=32", "runs=ict,cauchy")
 MUTATIONS = {"pseudo_huber_in_place_of_cauchy": ("robust_loss=pseudo_huber",)}
+MUTATION_TEST_SLOW = True  # TINY + mutation take ~45-110 s on 2 busy cores: under -m slow (test budget)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
