@@ -135,7 +135,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.gla.GatedLinearAttention",),
         tests=("tests/kernels/test_gla.py", "tests/nn/test_gla.py", "tests/experiments/test_gla_vs_softmax.py"),
         experiment="gla_vs_softmax"),
-    9: Implementation(  # ALDR-KL's adaptive rule is provisional (see module)
+    9: Implementation(  # ALDR-KL matches the authors' ALDRLoss_V1 (parity test)
         artifacts=("jaxlib_methods.losses.ldr.ldr_kl_loss",
                    "jaxlib_methods.losses.ldr.aldr_kl_loss",
                    "jaxlib_methods.losses.ldr.aldr_kl_update_lambda",
@@ -145,8 +145,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     164: Implementation(
         artifacts=("jaxlib_methods.losses.comp_sum.comp_sum_loss",
                    "jaxlib_methods.losses.comp_sum.smooth_adv_comp_sum_loss",),
-        tests=("tests/losses/test_comp_sum.py",),
-        experiment=None),
+        tests=("tests/losses/test_comp_sum.py", "tests/experiments/test_comp_sum_bounds.py",),
+        experiment="comp_sum_bounds"),
     50: Implementation(
         artifacts=("jaxlib_methods.losses.bias.bias_loss",),
         tests=("tests/losses/test_bias.py",),
@@ -154,19 +154,19 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     75: Implementation(
         artifacts=("jaxlib_methods.losses.calibrated_ensemble.ensloss",
                    "jaxlib_methods.losses.calibrated_ensemble.sample_calibrated_derivatives",),
-        tests=("tests/losses/test_calibrated_ensemble.py",),
-        experiment=None),
+        tests=("tests/losses/test_calibrated_ensemble.py", "tests/experiments/test_ensloss_overfitting.py",),
+        experiment="ensloss_overfitting"),
     76: Implementation(
         artifacts=("jaxlib_methods.losses.bd_kd.bd_kd_student_loss",
                    "jaxlib_methods.losses.bd_kd.online_kd_teacher_loss",
                    "jaxlib_methods.losses.bd_kd.bd_kd_entropy_weights",),
-        tests=("tests/losses/test_bd_kd.py",),
-        experiment=None),
+        tests=("tests/losses/test_bd_kd.py", "tests/experiments/test_bd_kd_online.py",),
+        experiment="bd_kd_online"),
     78: Implementation(
         artifacts=("jaxlib_methods.losses.reweighting.loss_reweighting",
                    "jaxlib_methods.losses.reweighting.reweighted_mean",),
-        tests=("tests/losses/test_reweighting.py",),
-        experiment=None),
+        tests=("tests/losses/test_reweighting.py", "tests/experiments/test_loss_reweighting.py",),
+        experiment="loss_reweighting"),
     182: Implementation(
         artifacts=("jaxlib_methods.losses.npo.npo_loss",
                    "jaxlib_methods.losses.npo.ga_loss",
@@ -177,18 +177,19 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.aggregate_responses.bag_level_loss",
                    "jaxlib_methods.losses.aggregate_responses.instance_level_loss",
                    "jaxlib_methods.losses.aggregate_responses.interpolating_loss",),
-        tests=("tests/losses/test_aggregate_responses.py",),
-        experiment=None),
+        tests=("tests/losses/test_aggregate_responses.py", "tests/experiments/test_aggregate_responses.py",),
+        experiment="aggregate_responses"),
     213: Implementation(
         artifacts=("jaxlib_methods.losses.dexml.decoupled_softmax_loss",
                    "jaxlib_methods.losses.dexml.soft_topk_loss",),
-        tests=("tests/losses/test_dexml.py",),
-        experiment=None),
+        tests=("tests/losses/test_dexml.py", "tests/experiments/test_dexml_multilabel.py",),
+        experiment="dexml_multilabel"),
     10: Implementation(
         artifacts=("jaxlib_methods.losses.tcm.tcm_loss",
-                   "jaxlib_methods.losses.tcm.opis",),
-        tests=("tests/losses/test_tcm.py",),
-        experiment=None),
+                   "jaxlib_methods.losses.tcm.opis",
+                   "jaxlib_methods.losses.tcm.epsilon_opis",),
+        tests=("tests/losses/test_tcm.py", "tests/experiments/test_tcm_threshold_consistency.py",),
+        experiment="tcm_threshold_consistency"),
     2: Implementation(
         artifacts=("jaxlib_methods.losses.consistency.pseudo_huber_loss",
                    "jaxlib_methods.losses.consistency.karras_sigmas",
@@ -200,16 +201,17 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.consistency.consistency_loss",),
         tests=("tests/losses/test_consistency.py", "tests/experiments/test_consistency_toy.py",),
         experiment="consistency_toy"),
-    3: Implementation(  # Non-scaling LayerNorm not yet: its definition could not be confirmed
+    3: Implementation(  # NonScalingLayerNorm as in the authors' quandao10/LCT (models/network_karras.py)
         artifacts=("jaxlib_methods.losses.consistency.cauchy_loss",
                    "jaxlib_methods.losses.consistency.ot_minibatch_coupling",
                    "jaxlib_methods.losses.consistency.lct_adaptive_c",
                    "jaxlib_methods.losses.consistency.early_timestep_mask",
                    "jaxlib_methods.losses.consistency.edm_diffusion_weight",
                    "jaxlib_methods.losses.consistency.lct_diffusion_loss",
-                   "jaxlib_methods.losses.consistency.lct_total_loss",),
-        tests=("tests/losses/test_consistency.py",),
-        experiment=None),
+                   "jaxlib_methods.losses.consistency.lct_total_loss",
+                   "jaxlib_methods.nn.norms.NonScalingLayerNorm",),
+        tests=("tests/losses/test_consistency.py", "tests/nn/test_norms.py", "tests/experiments/test_latent_consistency.py",),
+        experiment="latent_consistency"),
     4: Implementation(
         artifacts=("jaxlib_methods.losses.cauchy_schwarz.cs_divergence",
                    "jaxlib_methods.losses.cauchy_schwarz.conditional_cs_divergence",
