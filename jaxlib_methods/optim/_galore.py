@@ -352,8 +352,8 @@ def galore(
 
   Args:
     learning_rate: a constant >= 0 or an optax schedule.
-    rank, update_gap, scale, inner, projector, side, projection_mask, reshape, state_dtype, stagger, seed,
-      oversample, n_iter: see `scale_by_galore`.
+    rank: projection rank r. `update_gap`, `scale`, `inner`, `projector`, `side`, `projection_mask`, `reshape`,
+      `state_dtype`, `stagger`, `seed`, `oversample` and `n_iter` are as in `scale_by_galore`.
     weight_decay: decoupled weight decay >= 0 on the full weights.
     mask: which leaves get weight decay (as `optax.add_decayed_weights`).
 
