@@ -143,11 +143,15 @@ def continual_infinite_lr_schedule(
   (no warm-up, no return to the peak). Singh et al. 2025, arXiv:2503.02844.
 
   Args:
-    peak_value, constant_value, end_value: eta_max >= eta_const >= eta_min > 0.
+    peak_value: eta_max > 0.
+    constant_value: eta_const, 0 < eta_const <= eta_max.
+    end_value: eta_min, 0 < eta_min <= eta_const.
     task_steps: steps of each task (each task's constant phase must be non-negative).
-    warmup_steps, cooldown_steps: of the first task only.
+    warmup_steps: T_w >= 0, of the first task only.
+    cooldown_steps: T_cd >= 0, of the first task only.
     anneal_steps: T_a >= 1, at the end of every task.
-    cooldown, timescale: see `infinite_lr_schedule`.
+    cooldown: "cosine" or "inverse_sqrt" (see `infinite_lr_schedule`).
+    timescale: a > 0 of the inverse-sqrt cool-down (see `infinite_lr_schedule`).
 
   Returns:
     An optax schedule over sum(task_steps) steps (after the last task: `end_value`).
