@@ -44,7 +44,7 @@ import optax
 from flax import nnx
 from scipy import stats
 
-from jaxlib_methods.data import random_markov_language, sample_markov_sequences
+from jaxlib_methods.data import sample_markov_sequences
 from jaxlib_methods.data.synthetic_language import MarkovLanguage
 from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss
 from jaxlib_methods.optim import continual_infinite_lr_schedule, infinite_lr_schedule, repeated_cosine_schedule
@@ -98,6 +98,7 @@ PRESETS = {"cpu": Config(),
                          log_every=250)}
 TINY = ("tasks=3", "task_steps=100", "seeds=3", "eval_batch=32", "warmup_steps=10", "cooldown_steps=20",
         "anneal_steps=20")
+MUTATIONS_SLOW = True   # the TINY run compiles a transformer step (~20 s of CPU): its mutation test runs under -m slow
 MUTATIONS = {"rewarm": ("rewarm=true",)}
 
 
@@ -118,15 +119,15 @@ def schedules(config: Config) -> dict[str, optax.Schedule]:
 
 
 def task_languages(config: Config) -> list[MarkovLanguage]:
-  """K languages sharing structure: P_j = w P_shared + (1 - w) P_j' (seeded random Markov languages), with the
-  exact stationary distribution of each mixture (float64 eigenvector)."""
-  key = jax.random.key(config.seed)
-  make = lambda i: np.asarray(random_markov_language(jax.random.fold_in(key, i), config.vocab_size,
-                                                     concentration=config.concentration).transition, np.float64)
-  shared = make(1000)
+  """K languages sharing structure: P_j = w P_shared + (1 - w) P_j', with P_shared and P_j' random Markov languages as
+  in `jaxlib_methods.data.random_markov_language` (rows ~ Dirichlet(concentration * 1), drawn here with NumPy: no
+  XLA compile of the Dirichlet sampler), and the exact stationary distribution of each mixture (float64)."""
+  rng = np.random.default_rng([config.seed, 175])
+  make = lambda: np.maximum(rng.dirichlet(np.full(config.vocab_size, config.concentration), config.vocab_size), 1e-12)
+  shared = make()
   out = []
-  for j in range(config.tasks):
-    p = config.shared_weight * shared + (1 - config.shared_weight) * make(j)
+  for _ in range(config.tasks):
+    p = config.shared_weight * shared + (1 - config.shared_weight) * make()
     p /= p.sum(-1, keepdims=True)
     w, vecs = np.linalg.eig(p.T)
     pi = np.abs(np.real(vecs[:, np.argmin(np.abs(w - 1))]))
@@ -146,10 +147,9 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
                                       for j in range(k)]) for sd in range(s)])   # [s, K, B, T]
   cfg = TransformerConfig(vocab_size=config.vocab_size, d_model=config.d_model, num_layers=config.num_layers,
                           num_heads=config.num_heads)
-  graphdef, _ = nnx.split(TransformerLM(cfg, rngs=nnx.Rngs(config.seed)), nnx.Param)
-  init = [nnx.split(TransformerLM(cfg, rngs=nnx.Rngs(config.seed + 10 + sd)), nnx.Param)[1] for sd in range(s)]
-  params0 = jax.tree.map(lambda *p: jnp.stack([q for q in p for _ in SCHEDULES]), *init)  # run r = (seed r // 2,
-  runs = len(SCHEDULES) * s                                                                # schedule r % 2)
+  splits = [nnx.split(TransformerLM(cfg, rngs=nnx.Rngs(config.seed + 10 + sd)), nnx.Param) for sd in range(s)]
+  graphdef = splits[0][0]   # one initialisation per seed, shared by both schedules: run r = (seed r // 2, sched r % 2)
+  params0 = jax.tree.map(lambda *p: jnp.repeat(jnp.stack(p), len(SCHEDULES), axis=0), *[sp[1] for sp in splits])
   run_seed = jnp.asarray(np.repeat(np.arange(s), len(SCHEDULES)))
   run_sched = jnp.asarray(np.tile(np.arange(len(SCHEDULES)), s))
   core = optax.scale_by_adam()
