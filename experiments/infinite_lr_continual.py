@@ -27,7 +27,9 @@ Claims (tolerances fixed before the run):
   3. (paper) over all tasks at the end, the infinite schedule's mean loss is lower (95% CI of the difference < 0);
   4. (sanity) the schedules are what they claim: the infinite rate never exceeds eta_const after the first task, the
      cosine one returns to eta_max on every task.
-MUTATIONS: the infinite schedule re-warmed to eta_max on every task (`rewarm=true`: the paper's cause of forgetting).
+MUTATIONS: the infinite schedule re-warmed to eta_max on every task and held there (`rewarm=true`, eta_const = eta_max:
+the re-warming the paper blames for forgetting, without the cool-down). Re-warming alone (eta_const < eta_max kept) is
+not a mutation here: at the TINY size its constant phase still forgets less than the cosine's decay from the peak.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ PRESETS = {"cpu": Config(),
 TINY = ("tasks=3", "task_steps=100", "seeds=3", "eval_batch=32", "warmup_steps=10", "cooldown_steps=20",
         "anneal_steps=20")
 MUTATIONS_SLOW = True   # the TINY run compiles a transformer step (~20 s of CPU): its mutation test runs under -m slow
-MUTATIONS = {"rewarm": ("rewarm=true",)}
+MUTATIONS = {"rewarm_to_peak": ("rewarm=true", "constant_lr=0.01")}   # constant_lr = the cpu peak_lr
 
 
 def schedules(config: Config) -> dict[str, optax.Schedule]:
@@ -245,13 +247,13 @@ def claims(results: dict) -> list[Claim]:
   no_rewarm = results["infinite_max_lr_after_task0"] <= results["constant_lr"] * (1 + 1e-6)
   rewarms = results["cosine_min_peak_per_task"] >= 0.99 * results["peak_lr"]
   return [
-      Claim.at_most(f"forgetting F (loss gained on earlier tasks by the end): infinite - cosine (mean {f['mean']:.4f} "
-                    f"nats; 95% CI upper end over {f['n']} seeds; strictly < 0)", f["hi"], -1e-6,
+      Claim.at_most("forgetting F (loss gained on earlier tasks by the end): infinite - cosine (95% CI upper end over "
+                    "seeds, nats; strictly < 0)", f["hi"], -1e-6,
                     paper="< 0 (re-warming causes forgetting)", kind="paper", where=where),
-      Claim.at_most(f"final-task loss: infinite - cosine (mean over {e['n']} seeds, nats)", e["mean"],
+      Claim.at_most("final-task loss: infinite - cosine (mean over seeds, nats)", e["mean"],
                     results["final_loss_tolerance"], paper="<= 0 (equal or better final loss)", kind="paper",
                     where=where),
-      Claim.at_most(f"mean loss over all tasks at the end: infinite - cosine (mean {a['mean']:.4f}; 95% CI upper end)",
+      Claim.at_most("mean loss over all tasks at the end: infinite - cosine (95% CI upper end over seeds)",
                     a["hi"], 0.0, paper="< 0 (infinite surpasses repeated cosine)", kind="paper", where=where),
       Claim.holds("the infinite rate stays <= eta_const after task 0 and the cosine rate returns to eta_max every task",
                   no_rewarm and rewarms, kind="sanity"),
