@@ -111,8 +111,9 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     22: Implementation(
         artifacts=("jaxlib_methods.analysis.uniformity",
                    "jaxlib_methods.analysis.tolerance",
-                   "experiments.contrastive_temperature.negative_gradient_weights",),
-        tests=("tests/analysis/test_analysis.py", "tests/experiments/test_issue8_experiments.py", "tests/experiments/test_theory_helpers.py",),
+                   "experiments.contrastive_temperature.negative_gradient_weights",
+                   "experiments.contrastive_temperature.hard_triplet_limit",),
+        tests=("tests/analysis/test_analysis.py", "tests/experiments/test_contrastive_temperature.py", "tests/experiments/test_theory_helpers.py",),
         experiment="contrastive_temperature"),
     18: Implementation(
         artifacts=("jaxlib_methods.analysis.expected_calibration_error",
@@ -214,8 +215,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.cauchy_schwarz.conditional_cs_divergence",
                    "jaxlib_methods.losses.cauchy_schwarz.cs_qmi",
                    "jaxlib_methods.losses.cauchy_schwarz.cs_ib_loss",),
-        tests=("tests/losses/test_cauchy_schwarz.py",),
-        experiment=None),
+        tests=("tests/losses/test_cauchy_schwarz.py", "tests/experiments/test_cs_ib_regression.py",),
+        experiment="cs_ib_regression"),
     183: Implementation(
         artifacts=("jaxlib_methods.losses.contrastive.robust_contrastive_loss",
                    "jaxlib_methods.losses.contrastive.isogclr_init",
@@ -251,8 +252,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.contrastive.m2mix_loss",
                    "jaxlib_methods.losses.contrastive.alignment_loss",
                    "jaxlib_methods.losses.contrastive.uniformity_loss",),
-        tests=("tests/losses/test_contrastive.py",),
-        experiment=None),
+        tests=("tests/losses/test_contrastive.py", "tests/experiments/test_m2mix_alignment_uniformity.py",),
+        experiment="m2mix_alignment_uniformity"),
     54: Implementation(
         artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
         tests=("tests/losses/test_contrastive.py",),
@@ -263,7 +264,63 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.unnormalized.log_partition_estimate",
                    "jaxlib_methods.losses.unnormalized.unnormalized_nll",
                    "jaxlib_methods.losses.unnormalized.nce_loss",),
-        tests=("tests/losses/test_unnormalized.py",),
+        tests=("tests/losses/test_unnormalized.py", "tests/experiments/test_compositional_nll.py",),
+        experiment="compositional_nll"),
+    # ---- issue 16, optimizers wave 2, P2 papers ----
+    74: Implementation(  # GAQAT
+        artifacts=("jaxlib_methods.optim.lsq_fake_quant", "jaxlib_methods.optim.lsq_levels",
+                   "jaxlib_methods.optim.sam_task_and_sharpness_grads", "jaxlib_methods.optim.gradient_disorder",
+                   "jaxlib_methods.optim.gaqat_freeze_scales", "jaxlib_methods.optim.scale_by_gaqat_freeze",),
+        tests=("tests/optim/test_gaqat.py",),
+        experiment=None),
+    104: Implementation(  # Concrete subspace mask for task arithmetic
+        artifacts=("jaxlib_methods.optim.concrete_subspace.concrete_mask",
+                   "jaxlib_methods.optim.concrete_subspace.masked_task_arithmetic",
+                   "jaxlib_methods.optim.concrete_subspace.task_vectors",),
+        tests=("tests/optim/test_concrete_subspace.py",),
+        experiment=None),
+    106: Implementation(  # cSGLD surrogates + ensemble I-FGSM (LGV/cSGLD attack)
+        artifacts=("jaxlib_methods.optim.csgld", "jaxlib_methods.optim.scale_by_langevin",
+                   "jaxlib_methods.optim.cyclical_step_size", "jaxlib_methods.optim.csgld_is_sampling",
+                   "jaxlib_methods.attacks.ifgsm", "jaxlib_methods.attacks.transfer_success_rate",),
+        tests=("tests/optim/test_csgld.py", "tests/test_attacks.py",),
+        experiment="transfer_attacks"),
+    111: Implementation(  # CWA
+        artifacts=("jaxlib_methods.attacks.cwa_attack",),
+        tests=("tests/test_attacks.py",),
+        experiment="cwa_transfer"),
+    115: Implementation(  # AdaEA
+        artifacts=("jaxlib_methods.attacks.adaea_attack", "jaxlib_methods.attacks.adaea_weights",
+                   "jaxlib_methods.attacks.disparity_reduced_filter",),
+        tests=("tests/test_attacks.py",),
+        experiment="adaea_transfer"),
+    123: Implementation(  # Flag aggregator
+        artifacts=("jaxlib_methods.optim.aggregation.flag_aggregate", "jaxlib_methods.optim.aggregation.flag_subspace",
+                   "jaxlib_methods.optim.aggregation.flag_objective",
+                   "jaxlib_methods.optim.aggregation.aggregate_pytrees",
+                   "jaxlib_methods.optim.aggregation.coordinate_median",
+                   "jaxlib_methods.optim.aggregation.multi_krum",),
+        tests=("tests/optim/test_aggregation.py",),
+        experiment="flag_aggregator"),
+    140: Implementation(  # dynamic sparse training (DSL / RigL masks as optax state)
+        artifacts=("jaxlib_methods.optim.dynamic_sparse", "jaxlib_methods.optim.apply_masks",
+                   "jaxlib_methods.optim.cosine_drop_fraction",),
+        tests=("tests/optim/test_dynamic_sparse.py",),
+        experiment="dynamic_sparse_training"),
+    165: Implementation(  # FLAD EXP3 / UCB1
+        artifacts=("jaxlib_methods.optim.data_mixing.exp3_flad_init", "jaxlib_methods.optim.data_mixing.exp3_flad_sample",
+                   "jaxlib_methods.optim.data_mixing.exp3_flad_update",
+                   "jaxlib_methods.optim.data_mixing.ucb1_flad_init",
+                   "jaxlib_methods.optim.data_mixing.ucb1_flad_select",
+                   "jaxlib_methods.optim.data_mixing.ucb1_flad_update",
+                   "jaxlib_methods.optim.data_mixing.gradient_alignment",),
+        tests=("tests/optim/test_data_mixing.py",),
+        experiment=None),
+    170: Implementation(  # N:M masks with decaying gradient flow
+        artifacts=("jaxlib_methods.optim.nm_sparsity.nm_mask", "jaxlib_methods.optim.nm_sparsity.decaying_gradient_flow",
+                   "jaxlib_methods.optim.nm_sparsity.sr_ste", "jaxlib_methods.optim.nm_sparsity.mdgf_decay",
+                   "jaxlib_methods.optim.nm_sparsity.sdgf_n",),
+        tests=("tests/optim/test_nm_sparsity.py",),
         experiment=None),
     # ---- issue 16 wave 2 (P1): infinite LR [175], target surrogates [187], Fisher merging [141], optimistic OMD [209]
     175: Implementation(

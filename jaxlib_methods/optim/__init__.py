@@ -176,3 +176,111 @@ __all__ += [
     "sso",
     "sso_surrogate",
 ]
+
+# ---- Issue 16, optimizers wave 2, P2 papers ([74] GAQAT, [104] Concrete subspace, [106] cSGLD, [123] Flag
+# Aggregator, [140] dynamic sparse training, [165] FLAD, [170] N:M gradient flow); the attacks of [106]/[111]/[115]
+# are in jaxlib_methods.attacks. The public
+# modules aggregation, concrete_subspace, data_mixing and nm_sparsity hold the non-optimizer pieces (not in
+# __all__, like `subspace`). ----
+from jaxlib_methods.optim import aggregation, concrete_subspace, data_mixing, nm_sparsity
+from jaxlib_methods.optim._csgld import (
+    CSGLD_STATIC_ARGS,
+    SCALE_BY_LANGEVIN_STATIC_ARGS,
+    ScaleByLangevinState,
+    csgld,
+    csgld_is_sampling,
+    cyclical_step_size,
+    scale_by_langevin,
+)
+from jaxlib_methods.optim._dynamic_sparse import (
+    DYNAMIC_SPARSE_STATIC_ARGS,
+    DynamicSparseState,
+    apply_masks,
+    cosine_drop_fraction,
+    default_sparsify,
+    dynamic_sparse,
+)
+from jaxlib_methods.optim._gaqat import (
+    SCALE_BY_GAQAT_FREEZE_STATIC_ARGS,
+    ScaleByGaqatFreezeState,
+    gaqat_freeze_scales,
+    gradient_disorder,
+    lsq_fake_quant,
+    lsq_levels,
+    sam_task_and_sharpness_grads,
+    scale_by_gaqat_freeze,
+)
+from jaxlib_methods.optim.aggregation import (
+    FlagSubspace,
+    aggregate_pytrees,
+    coordinate_median,
+    flag_aggregate,
+    flag_objective,
+    flag_subspace,
+    mean_aggregate,
+    multi_krum,
+)
+from jaxlib_methods.optim.concrete_subspace import concrete_mask, masked_task_arithmetic, task_vectors
+from jaxlib_methods.optim.data_mixing import (
+    Exp3FladState,
+    Ucb1FladState,
+    exp3_flad_init,
+    exp3_flad_sample,
+    exp3_flad_update,
+    gradient_alignment,
+    ucb1_flad_init,
+    ucb1_flad_scores,
+    ucb1_flad_select,
+    ucb1_flad_update,
+)
+from jaxlib_methods.optim.nm_sparsity import decaying_gradient_flow, mdgf_decay, nm_mask, sdgf_n, sr_ste
+
+__all__ += [
+    "CSGLD_STATIC_ARGS",
+    "DYNAMIC_SPARSE_STATIC_ARGS",
+    "DynamicSparseState",
+    "Exp3FladState",
+    "FlagSubspace",
+    "SCALE_BY_GAQAT_FREEZE_STATIC_ARGS",
+    "SCALE_BY_LANGEVIN_STATIC_ARGS",
+    "ScaleByGaqatFreezeState",
+    "ScaleByLangevinState",
+    "Ucb1FladState",
+    "aggregate_pytrees",
+    "apply_masks",
+    "concrete_mask",
+    "coordinate_median",
+    "cosine_drop_fraction",
+    "csgld",
+    "csgld_is_sampling",
+    "cyclical_step_size",
+    "decaying_gradient_flow",
+    "default_sparsify",
+    "dynamic_sparse",
+    "exp3_flad_init",
+    "exp3_flad_sample",
+    "exp3_flad_update",
+    "flag_aggregate",
+    "flag_objective",
+    "flag_subspace",
+    "gaqat_freeze_scales",
+    "gradient_alignment",
+    "gradient_disorder",
+    "lsq_fake_quant",
+    "lsq_levels",
+    "masked_task_arithmetic",
+    "mdgf_decay",
+    "mean_aggregate",
+    "multi_krum",
+    "nm_mask",
+    "sam_task_and_sharpness_grads",
+    "scale_by_gaqat_freeze",
+    "scale_by_langevin",
+    "sdgf_n",
+    "sr_ste",
+    "task_vectors",
+    "ucb1_flad_init",
+    "ucb1_flad_scores",
+    "ucb1_flad_select",
+    "ucb1_flad_update",
+]
