@@ -338,6 +338,28 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.optim.nm_sparsity.sdgf_n",),
         tests=("tests/optim/test_nm_sparsity.py",),
         experiment=None),
+    # ---- issue 16 wave 2 (P1): infinite LR [175], target surrogates [187], Fisher merging [141], optimistic OMD [209]
+    175: Implementation(
+        artifacts=("jaxlib_methods.optim.infinite_lr_schedule",
+                   "jaxlib_methods.optim.continual_infinite_lr_schedule",
+                   "jaxlib_methods.optim.repeated_cosine_schedule",),
+        tests=("tests/optim/test_infinite_lr.py",),
+        experiment="infinite_lr_continual"),
+    187: Implementation(
+        artifacts=("jaxlib_methods.optim.sso",
+                   "jaxlib_methods.optim.sso_surrogate",),
+        tests=("tests/optim/test_target_surrogates.py",),
+        experiment="sso_logistic"),
+    141: Implementation(
+        artifacts=("jaxlib_methods.optim.diag_fisher",
+                   "jaxlib_methods.optim.fisher_merge",
+                   "jaxlib_methods.optim.fisher_merge_full",),
+        tests=("tests/optim/test_fisher_merging.py",),
+        experiment="fisher_merging_toy"),
+    209: Implementation(
+        artifacts=("jaxlib_methods.optim.optimistic_omd",),
+        tests=("tests/optim/test_optimistic.py", "tests/optim/test_conformance.py",),
+        experiment="optimistic_sea"),
 }
 
 

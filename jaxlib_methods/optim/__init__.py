@@ -138,6 +138,45 @@ __all__ = [
     "scale_by_q_galore",
 ]
 
+# ---- issue 16, wave 2 (P1): infinite LR schedule [175], target surrogates / SSO [187], Fisher merging [141],
+# optimistic OMD [209] ----
+from jaxlib_methods.optim import fisher_merging
+from jaxlib_methods.optim._infinite_lr import (
+    COOLDOWNS,
+    continual_infinite_lr_schedule,
+    infinite_lr_schedule,
+    repeated_cosine_schedule,
+)
+from jaxlib_methods.optim._optimistic import HINTS, OPTIMISTIC_OMD_STATIC_ARGS, OptimisticOMDState, optimistic_omd
+from jaxlib_methods.optim._target_surrogates import (
+    SSO_STATIC_ARGS,
+    SSOState,
+    TargetSurrogateOptimizer,
+    sso,
+    sso_surrogate,
+)
+from jaxlib_methods.optim.fisher_merging import LIKELIHOODS, diag_fisher, fisher_merge, fisher_merge_full
+
+__all__ += [
+    "COOLDOWNS",
+    "HINTS",
+    "LIKELIHOODS",
+    "OPTIMISTIC_OMD_STATIC_ARGS",
+    "OptimisticOMDState",
+    "SSOState",
+    "SSO_STATIC_ARGS",
+    "TargetSurrogateOptimizer",
+    "continual_infinite_lr_schedule",
+    "diag_fisher",
+    "fisher_merge",
+    "fisher_merge_full",
+    "infinite_lr_schedule",
+    "optimistic_omd",
+    "repeated_cosine_schedule",
+    "sso",
+    "sso_surrogate",
+]
+
 # ---- Issue 16, optimizers wave 2, P2 papers ([74] GAQAT, [104] Concrete subspace, [106] cSGLD, [123] Flag
 # Aggregator, [140] dynamic sparse training, [165] FLAD, [170] N:M gradient flow); the attacks of [106]/[111]/[115]
 # are in jaxlib_methods.attacks. The public
