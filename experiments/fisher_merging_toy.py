@@ -79,7 +79,7 @@ PRESETS = {"cpu": Config(),
            "tpu": Config(dim=64, hidden=256, train_size=16384, test_size=8192, steps=3000, seeds=10,
                          fisher_examples=4096, log_every=500)}
 TINY = ("steps=200", "seeds=3", "hidden=32", "train_size=512", "test_size=512", "fisher_examples=256")
-MUTATIONS_SLOW = True   # ~10 s of CPU per TINY run (vmapped per-example Fishers): its mutation test runs under -m slow
+MUTATION_TEST_SLOW = True   # ~10 s of CPU per TINY run (vmapped per-example Fishers): its mutation test runs under -m slow
 MUTATIONS = {"swapped_fishers": ("fisher=swapped",)}
 
 

@@ -100,7 +100,7 @@ PRESETS = {"cpu": Config(),
                          log_every=250)}
 TINY = ("tasks=3", "task_steps=100", "seeds=3", "eval_batch=32", "warmup_steps=10", "cooldown_steps=20",
         "anneal_steps=20")
-MUTATIONS_SLOW = True   # the TINY run compiles a transformer step (~20 s of CPU): its mutation test runs under -m slow
+MUTATION_TEST_SLOW = True   # the TINY run compiles a transformer step (~20 s of CPU): its mutation test runs under -m slow
 MUTATIONS = {"rewarm_to_peak": ("rewarm=true", "constant_lr=0.01")}   # constant_lr = the cpu peak_lr
 
 

@@ -12,7 +12,7 @@ An experiment is a module `experiments/<name>.py` that declares:
     def claims(results: dict) -> list[Claim]      # each tagged kind="paper" (with where=...) or kind="sanity"
     MUTATIONS = {"no_momentum": ("b1=0",), ...}    # deliberately wrong variants (--set overrides, applied on top of
                                                   # the preset): under each, at least one paper claim must fail
-    MUTATIONS_SLOW = True                         # optional: every mutation test under `-m slow` (TINY run >= ~10 s)
+    MUTATION_TEST_SLOW = True                         # optional: every mutation test under `-m slow` (TINY run >= ~10 s)
 
 The CLI (`python -m experiments`) finds them, applies `--preset` and `--set key=value` overrides (checked against the
 dataclass field types; dotted keys reach nested dataclasses, e.g. `mesh.data=8`), validates the result against the
