@@ -117,8 +117,9 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     22: Implementation(
         artifacts=("jaxlib_methods.analysis.uniformity",
                    "jaxlib_methods.analysis.tolerance",
-                   "experiments.contrastive_temperature.negative_gradient_weights",),
-        tests=("tests/analysis/test_analysis.py", "tests/experiments/test_issue8_experiments.py", "tests/experiments/test_theory_helpers.py",),
+                   "experiments.contrastive_temperature.negative_gradient_weights",
+                   "experiments.contrastive_temperature.hard_triplet_limit",),
+        tests=("tests/analysis/test_analysis.py", "tests/experiments/test_contrastive_temperature.py", "tests/experiments/test_theory_helpers.py",),
         experiment="contrastive_temperature"),
     18: Implementation(
         artifacts=("jaxlib_methods.analysis.expected_calibration_error",
@@ -140,7 +141,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.gla.GatedLinearAttention",),
         tests=("tests/kernels/test_gla.py", "tests/nn/test_gla.py", "tests/experiments/test_gla_vs_softmax.py"),
         experiment="gla_vs_softmax"),
-    9: Implementation(  # ALDR-KL's adaptive rule is provisional (see module)
+    9: Implementation(  # ALDR-KL matches the authors' ALDRLoss_V1 (parity test)
         artifacts=("jaxlib_methods.losses.ldr.ldr_kl_loss",
                    "jaxlib_methods.losses.ldr.aldr_kl_loss",
                    "jaxlib_methods.losses.ldr.aldr_kl_update_lambda",
@@ -150,8 +151,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     164: Implementation(
         artifacts=("jaxlib_methods.losses.comp_sum.comp_sum_loss",
                    "jaxlib_methods.losses.comp_sum.smooth_adv_comp_sum_loss",),
-        tests=("tests/losses/test_comp_sum.py",),
-        experiment=None),
+        tests=("tests/losses/test_comp_sum.py", "tests/experiments/test_comp_sum_bounds.py",),
+        experiment="comp_sum_bounds"),
     50: Implementation(
         artifacts=("jaxlib_methods.losses.bias.bias_loss",),
         tests=("tests/losses/test_bias.py",),
@@ -159,19 +160,19 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     75: Implementation(
         artifacts=("jaxlib_methods.losses.calibrated_ensemble.ensloss",
                    "jaxlib_methods.losses.calibrated_ensemble.sample_calibrated_derivatives",),
-        tests=("tests/losses/test_calibrated_ensemble.py",),
-        experiment=None),
+        tests=("tests/losses/test_calibrated_ensemble.py", "tests/experiments/test_ensloss_overfitting.py",),
+        experiment="ensloss_overfitting"),
     76: Implementation(
         artifacts=("jaxlib_methods.losses.bd_kd.bd_kd_student_loss",
                    "jaxlib_methods.losses.bd_kd.online_kd_teacher_loss",
                    "jaxlib_methods.losses.bd_kd.bd_kd_entropy_weights",),
-        tests=("tests/losses/test_bd_kd.py",),
-        experiment=None),
+        tests=("tests/losses/test_bd_kd.py", "tests/experiments/test_bd_kd_online.py",),
+        experiment="bd_kd_online"),
     78: Implementation(
         artifacts=("jaxlib_methods.losses.reweighting.loss_reweighting",
                    "jaxlib_methods.losses.reweighting.reweighted_mean",),
-        tests=("tests/losses/test_reweighting.py",),
-        experiment=None),
+        tests=("tests/losses/test_reweighting.py", "tests/experiments/test_loss_reweighting.py",),
+        experiment="loss_reweighting"),
     182: Implementation(
         artifacts=("jaxlib_methods.losses.npo.npo_loss",
                    "jaxlib_methods.losses.npo.ga_loss",
@@ -182,18 +183,19 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.aggregate_responses.bag_level_loss",
                    "jaxlib_methods.losses.aggregate_responses.instance_level_loss",
                    "jaxlib_methods.losses.aggregate_responses.interpolating_loss",),
-        tests=("tests/losses/test_aggregate_responses.py",),
-        experiment=None),
+        tests=("tests/losses/test_aggregate_responses.py", "tests/experiments/test_aggregate_responses.py",),
+        experiment="aggregate_responses"),
     213: Implementation(
         artifacts=("jaxlib_methods.losses.dexml.decoupled_softmax_loss",
                    "jaxlib_methods.losses.dexml.soft_topk_loss",),
-        tests=("tests/losses/test_dexml.py",),
-        experiment=None),
+        tests=("tests/losses/test_dexml.py", "tests/experiments/test_dexml_multilabel.py",),
+        experiment="dexml_multilabel"),
     10: Implementation(
         artifacts=("jaxlib_methods.losses.tcm.tcm_loss",
-                   "jaxlib_methods.losses.tcm.opis",),
-        tests=("tests/losses/test_tcm.py",),
-        experiment=None),
+                   "jaxlib_methods.losses.tcm.opis",
+                   "jaxlib_methods.losses.tcm.epsilon_opis",),
+        tests=("tests/losses/test_tcm.py", "tests/experiments/test_tcm_threshold_consistency.py",),
+        experiment="tcm_threshold_consistency"),
     2: Implementation(
         artifacts=("jaxlib_methods.losses.consistency.pseudo_huber_loss",
                    "jaxlib_methods.losses.consistency.karras_sigmas",
@@ -205,23 +207,24 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.consistency.consistency_loss",),
         tests=("tests/losses/test_consistency.py", "tests/experiments/test_consistency_toy.py",),
         experiment="consistency_toy"),
-    3: Implementation(  # Non-scaling LayerNorm not yet: its definition could not be confirmed
+    3: Implementation(  # NonScalingLayerNorm as in the authors' quandao10/LCT (models/network_karras.py)
         artifacts=("jaxlib_methods.losses.consistency.cauchy_loss",
                    "jaxlib_methods.losses.consistency.ot_minibatch_coupling",
                    "jaxlib_methods.losses.consistency.lct_adaptive_c",
                    "jaxlib_methods.losses.consistency.early_timestep_mask",
                    "jaxlib_methods.losses.consistency.edm_diffusion_weight",
                    "jaxlib_methods.losses.consistency.lct_diffusion_loss",
-                   "jaxlib_methods.losses.consistency.lct_total_loss",),
-        tests=("tests/losses/test_consistency.py",),
-        experiment=None),
+                   "jaxlib_methods.losses.consistency.lct_total_loss",
+                   "jaxlib_methods.nn.norms.NonScalingLayerNorm",),
+        tests=("tests/losses/test_consistency.py", "tests/nn/test_norms.py", "tests/experiments/test_latent_consistency.py",),
+        experiment="latent_consistency"),
     4: Implementation(
         artifacts=("jaxlib_methods.losses.cauchy_schwarz.cs_divergence",
                    "jaxlib_methods.losses.cauchy_schwarz.conditional_cs_divergence",
                    "jaxlib_methods.losses.cauchy_schwarz.cs_qmi",
                    "jaxlib_methods.losses.cauchy_schwarz.cs_ib_loss",),
-        tests=("tests/losses/test_cauchy_schwarz.py",),
-        experiment=None),
+        tests=("tests/losses/test_cauchy_schwarz.py", "tests/experiments/test_cs_ib_regression.py",),
+        experiment="cs_ib_regression"),
     183: Implementation(
         artifacts=("jaxlib_methods.losses.contrastive.robust_contrastive_loss",
                    "jaxlib_methods.losses.contrastive.isogclr_init",
@@ -257,20 +260,112 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.contrastive.m2mix_loss",
                    "jaxlib_methods.losses.contrastive.alignment_loss",
                    "jaxlib_methods.losses.contrastive.uniformity_loss",),
-        tests=("tests/losses/test_contrastive.py",),
-        experiment=None),
+        tests=("tests/losses/test_contrastive.py", "tests/experiments/test_m2mix_alignment_uniformity.py",),
+        experiment="m2mix_alignment_uniformity"),
     54: Implementation(
         artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
         tests=("tests/losses/test_contrastive.py",),
         experiment=None),
+    52: Implementation(  # penalty/clipping form from the official code (the paper's equation not retrievable)
+        artifacts=("jaxlib_methods.optim.co2.co2_round",
+                   "jaxlib_methods.optim.co2.co2_outer_update",
+                   "jaxlib_methods.optim.co2.co2_init",
+                   "jaxlib_methods.optim.co2.pmean_grouped",
+                   "jaxlib_methods.optim.co2.count_collectives",),
+        tests=("tests/optim/test_co2.py", "tests/experiments/test_co2.py",),
+        experiment="co2"),
+    57: Implementation(
+        artifacts=("jaxlib_methods.optim.fedhyper.scale_by_hypergradient_lr",
+                   "jaxlib_methods.optim.fedhyper.fedhyper_global",
+                   "jaxlib_methods.optim.fedhyper.scale_by_fedhyper_client",),
+        tests=("tests/optim/test_fedhyper.py", "tests/experiments/test_fedhyper.py",),
+        experiment="fedhyper"),
     201: Implementation(
         artifacts=("jaxlib_methods.losses.unnormalized.compositional_nll_loss",
                    "jaxlib_methods.losses.unnormalized.compositional_init",
                    "jaxlib_methods.losses.unnormalized.log_partition_estimate",
                    "jaxlib_methods.losses.unnormalized.unnormalized_nll",
                    "jaxlib_methods.losses.unnormalized.nce_loss",),
-        tests=("tests/losses/test_unnormalized.py",),
+        tests=("tests/losses/test_unnormalized.py", "tests/experiments/test_compositional_nll.py",),
+        experiment="compositional_nll"),
+    # ---- issue 16, optimizers wave 2, P2 papers ----
+    74: Implementation(  # GAQAT
+        artifacts=("jaxlib_methods.optim.lsq_fake_quant", "jaxlib_methods.optim.lsq_levels",
+                   "jaxlib_methods.optim.sam_task_and_sharpness_grads", "jaxlib_methods.optim.gradient_disorder",
+                   "jaxlib_methods.optim.gaqat_freeze_scales", "jaxlib_methods.optim.scale_by_gaqat_freeze",),
+        tests=("tests/optim/test_gaqat.py",),
         experiment=None),
+    104: Implementation(  # Concrete subspace mask for task arithmetic
+        artifacts=("jaxlib_methods.optim.concrete_subspace.concrete_mask",
+                   "jaxlib_methods.optim.concrete_subspace.masked_task_arithmetic",
+                   "jaxlib_methods.optim.concrete_subspace.task_vectors",),
+        tests=("tests/optim/test_concrete_subspace.py",),
+        experiment=None),
+    106: Implementation(  # cSGLD surrogates + ensemble I-FGSM (LGV/cSGLD attack)
+        artifacts=("jaxlib_methods.optim.csgld", "jaxlib_methods.optim.scale_by_langevin",
+                   "jaxlib_methods.optim.cyclical_step_size", "jaxlib_methods.optim.csgld_is_sampling",
+                   "jaxlib_methods.attacks.ifgsm", "jaxlib_methods.attacks.transfer_success_rate",),
+        tests=("tests/optim/test_csgld.py", "tests/test_attacks.py",),
+        experiment="transfer_attacks"),
+    111: Implementation(  # CWA
+        artifacts=("jaxlib_methods.attacks.cwa_attack",),
+        tests=("tests/test_attacks.py",),
+        experiment="cwa_transfer"),
+    115: Implementation(  # AdaEA
+        artifacts=("jaxlib_methods.attacks.adaea_attack", "jaxlib_methods.attacks.adaea_weights",
+                   "jaxlib_methods.attacks.disparity_reduced_filter",),
+        tests=("tests/test_attacks.py",),
+        experiment="adaea_transfer"),
+    123: Implementation(  # Flag aggregator
+        artifacts=("jaxlib_methods.optim.aggregation.flag_aggregate", "jaxlib_methods.optim.aggregation.flag_subspace",
+                   "jaxlib_methods.optim.aggregation.flag_objective",
+                   "jaxlib_methods.optim.aggregation.aggregate_pytrees",
+                   "jaxlib_methods.optim.aggregation.coordinate_median",
+                   "jaxlib_methods.optim.aggregation.multi_krum",),
+        tests=("tests/optim/test_aggregation.py",),
+        experiment="flag_aggregator"),
+    140: Implementation(  # dynamic sparse training (DSL / RigL masks as optax state)
+        artifacts=("jaxlib_methods.optim.dynamic_sparse", "jaxlib_methods.optim.apply_masks",
+                   "jaxlib_methods.optim.cosine_drop_fraction",),
+        tests=("tests/optim/test_dynamic_sparse.py",),
+        experiment="dynamic_sparse_training"),
+    165: Implementation(  # FLAD EXP3 / UCB1
+        artifacts=("jaxlib_methods.optim.data_mixing.exp3_flad_init", "jaxlib_methods.optim.data_mixing.exp3_flad_sample",
+                   "jaxlib_methods.optim.data_mixing.exp3_flad_update",
+                   "jaxlib_methods.optim.data_mixing.ucb1_flad_init",
+                   "jaxlib_methods.optim.data_mixing.ucb1_flad_select",
+                   "jaxlib_methods.optim.data_mixing.ucb1_flad_update",
+                   "jaxlib_methods.optim.data_mixing.gradient_alignment",),
+        tests=("tests/optim/test_data_mixing.py",),
+        experiment=None),
+    170: Implementation(  # N:M masks with decaying gradient flow
+        artifacts=("jaxlib_methods.optim.nm_sparsity.nm_mask", "jaxlib_methods.optim.nm_sparsity.decaying_gradient_flow",
+                   "jaxlib_methods.optim.nm_sparsity.sr_ste", "jaxlib_methods.optim.nm_sparsity.mdgf_decay",
+                   "jaxlib_methods.optim.nm_sparsity.sdgf_n",),
+        tests=("tests/optim/test_nm_sparsity.py",),
+        experiment=None),
+    # ---- issue 16 wave 2 (P1): infinite LR [175], target surrogates [187], Fisher merging [141], optimistic OMD [209]
+    175: Implementation(
+        artifacts=("jaxlib_methods.optim.infinite_lr_schedule",
+                   "jaxlib_methods.optim.continual_infinite_lr_schedule",
+                   "jaxlib_methods.optim.repeated_cosine_schedule",),
+        tests=("tests/optim/test_infinite_lr.py",),
+        experiment="infinite_lr_continual"),
+    187: Implementation(
+        artifacts=("jaxlib_methods.optim.sso",
+                   "jaxlib_methods.optim.sso_surrogate",),
+        tests=("tests/optim/test_target_surrogates.py",),
+        experiment="sso_logistic"),
+    141: Implementation(
+        artifacts=("jaxlib_methods.optim.diag_fisher",
+                   "jaxlib_methods.optim.fisher_merge",
+                   "jaxlib_methods.optim.fisher_merge_full",),
+        tests=("tests/optim/test_fisher_merging.py",),
+        experiment="fisher_merging_toy"),
+    209: Implementation(
+        artifacts=("jaxlib_methods.optim.optimistic_omd",),
+        tests=("tests/optim/test_optimistic.py", "tests/optim/test_conformance.py",),
+        experiment="optimistic_sea"),
 }
 
 
@@ -371,8 +466,10 @@ def reproduction_problems(pid: int, impl: Implementation, rec: Optional[dict]) -
     problems.append(f"recorded at preset {rec.get('preset')!r}, the entry names {impl.preset!r}")
   if not rec.get("all_passed"):
     problems.append(f"{rec.get('passed')}/{rec.get('claims')} claims passed")
-  n_paper = (rec.get("paper_claims") or {}).get(str(pid), 0)
-  if n_paper < 2:
+  if "paper_claims" not in rec:
+    problems.append("the record predates paper-claim counts: rerun the preset and record it with "
+                    "`python -m jaxlib_methods.papers --record`")
+  elif (n_paper := rec["paper_claims"].get(str(pid), 0)) < 2:
     problems.append(f"{n_paper} paper claim(s) of [{pid}] recorded (>= 2 needed)")
   module = importlib.import_module(f"experiments.{impl.experiment}")
   if not getattr(module, "MUTATIONS", None):

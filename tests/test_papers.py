@@ -79,6 +79,8 @@ def test_reproduced_needs_every_claim_two_paper_claims_the_preset_and_mutations(
   assert status(_record(paper_claims={"193": 1})).status == "implemented"          # one paper claim is not enough
   assert status(_record(paper_claims={"84": 2})).status == "implemented"           # another paper's claims
   assert status(_record(preset="gpu")).status == "implemented"                     # not the preset the entry names
+  old = {k: v for k, v in _record().items() if k != "paper_claims"}                 # recorded before the rule
+  assert status(old).status == "implemented" and "predates" in status(old).reason
   assert papers.reproduction_problems(193, impl, None) == ["experiment lion_k_constrained has no record yet"]
   import experiments.lion_k_constrained as module
   monkeypatch.setattr(module, "MUTATIONS", {})

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 
 from jaxlib_methods.kernels.flash_attention import (BlockSizes, Platform, Precision, Window, _normalize_window,
                                                      flash_attention, flash_attention_reference,
-                                                     normalize_precision, validate_attention_args)
+                                                     nonfinite_query_rows_to_nan, normalize_precision,
+                                                     validate_attention_args)
 
 Implementation = Optional[Literal["pallas", "xla", "cudnn", "splash"]]
 IMPLEMENTATIONS = (None, "pallas", "xla", "cudnn", "splash")
@@ -130,8 +131,9 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = False,
     if plat != "tpu" and not interpret:
       raise ValueError(f"implementation='splash' is a TPU kernel; platform is {plat!r} (pass interpret=True to run "
                        f"it in Pallas' interpreter)")
-    return _splash(q, k, v, causal=causal, scale=scale, segment_ids=segment_ids, window=_normalize_window(window),
-                   softcap=softcap, interpret=interpret)
+    return nonfinite_query_rows_to_nan(q, _splash(q, k, v, causal=causal, scale=scale, segment_ids=segment_ids,
+                                                   window=_normalize_window(window), softcap=softcap,
+                                                   interpret=interpret))
   # cudnn
   if softcap is not None:
     raise ValueError(f"implementation='cudnn' does not support softcap ({softcap=}); use 'pallas' or 'xla'")
@@ -139,5 +141,5 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = False,
     raise ValueError("implementation='cudnn' does not support segment_ids here; use 'pallas' or 'xla'")
   if plat != "gpu":
     raise ValueError(f"implementation='cudnn' needs a GPU, the platform is {plat!r}")
-  return jax.nn.dot_product_attention(q, k, v, scale=scale, is_causal=causal,
-                                      local_window_size=_normalize_window(window), implementation="cudnn")
+  return nonfinite_query_rows_to_nan(q, jax.nn.dot_product_attention(
+      q, k, v, scale=scale, is_causal=causal, local_window_size=_normalize_window(window), implementation="cudnn"))

@@ -110,8 +110,20 @@ def normalize_platform(platform: Platform, interpret: bool = False) -> str:
   raise ValueError(f"platform must be None, 'gpu' (or 'cuda', 'rocm') or 'tpu', got {platform=}")
 
 
+def nonfinite_query_rows_to_nan(q: jax.Array, out: jax.Array) -> jax.Array:
+  """out [B, T, N, Hv] with NaN in the rows whose query q [B, T, N, H] holds a NaN or an infinity.
+
+  A NaN query already gives a NaN row, but an infinite one gives logits of +-inf that the masked-row convention (a
+  row with every logit -inf outputs 0) would turn into a plausible finite row; the rule is NaN propagation
+  (docs/conventions.md). One elementwise pass over q and out, negligible beside the attention itself.
+  """
+  finite = jnp.all(jnp.isfinite(q), axis=-1, keepdims=True)
+  return jnp.where(finite, out, jnp.asarray(jnp.nan, out.dtype))
+
+
 def validate_attention_args(q, k, v, *, segment_ids=None, window=None, softcap=None, scale=None) -> None:
-  """Raise ValueError for inconsistent attention inputs (ranks, batch, heads, head dims, segment ids, options)."""
+  """Raise ValueError for inconsistent attention inputs (ranks, batch, heads, head dims, segment ids, options) and
+  TypeError for wrong dtypes (q, k, v not floating point or not one dtype; integer-free segment ids)."""
   for name, x in (("q", q), ("k", k), ("v", v)):
     if getattr(x, "ndim", None) != 4:
       raise ValueError(f"{name} must have shape [batch, seq, heads, head_dim], got {name}.shape="
@@ -130,10 +142,11 @@ def validate_attention_args(q, k, v, *, segment_ids=None, window=None, softcap=N
     raise ValueError(f"the number of key/value heads must divide the number of query heads: {q.shape=}, {k.shape=}")
   if min(t, k.shape[1], h, v.shape[3]) < 1:
     raise ValueError(f"empty inputs: {q.shape=}, {k.shape=}, {v.shape=}")
+  for name, x in (("q", q), ("k", k), ("v", v)):
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+      raise TypeError(f"{name} must be floating point, got {name}.dtype={x.dtype}")
   if q.dtype != k.dtype or q.dtype != v.dtype:
-    raise ValueError(f"q, k, v must share a dtype: {q.dtype=}, {k.dtype=}, {v.dtype=}")
-  if not jnp.issubdtype(q.dtype, jnp.floating):
-    raise ValueError(f"q, k, v must be floating point, got {q.dtype=}")
+    raise TypeError(f"q, k, v must share a dtype: {q.dtype=}, {k.dtype=}, {v.dtype=}")
   if segment_ids is not None:
     if getattr(segment_ids, "shape", None) != (b, t):
       raise ValueError(f"segment_ids must have shape [batch, seq] = {(b, t)}, got "
@@ -141,7 +154,7 @@ def validate_attention_args(q, k, v, *, segment_ids=None, window=None, softcap=N
     if t != k.shape[1]:
       raise ValueError(f"segment_ids needs equal query and key lengths (self-attention): {q.shape=}, {k.shape=}")
     if not jnp.issubdtype(segment_ids.dtype, jnp.integer):
-      raise ValueError(f"segment_ids must be integers, got {segment_ids.dtype=}")
+      raise TypeError(f"segment_ids must be integers, got {segment_ids.dtype=}")
   _normalize_window(window)
   if softcap is not None:
     validation.check_positive(softcap, "softcap")
@@ -156,7 +169,7 @@ def _check_static_number(x, name):
 
 def _check_kernel_dtype(q):
   if jnp.dtype(q.dtype) not in KERNEL_DTYPES:
-    raise ValueError(f"the Pallas attention kernels take bfloat16, float16 or float32 inputs, got {q.dtype=} "
+    raise TypeError(f"the Pallas attention kernels take bfloat16, float16 or float32 inputs, got {q.dtype=} "
                      f"(use the XLA reference for other dtypes)")
 
 
@@ -232,7 +245,7 @@ def flash_attention_reference(q: jax.Array, k: jax.Array, v: jax.Array, *, causa
   l = jnp.sum(p, axis=-1, keepdims=True)
   p = p / jnp.where(l > 0, l, 1.0)
   out = jnp.einsum("bkgts,bskh->btkgh", p, v.astype(jnp.float32), precision=prec)
-  return out.reshape(b, t, n, v.shape[-1]).astype(q.dtype)
+  return nonfinite_query_rows_to_nan(q, out.reshape(b, t, n, v.shape[-1]).astype(q.dtype))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -791,13 +804,15 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
   prec = normalize_precision(precision)
   _check_blocks(block_q, block_k)
   plat = normalize_platform(platform, interpret)
+  if q.shape[0] == 0:  # an empty batch: nothing to launch (a grid of size 0); the empty output, as the reference
+    return jnp.zeros(q.shape[:3] + v.shape[3:], q.dtype)
   if plat == "tpu":
     if block_sizes is not None:
       raise ValueError("block_sizes configures the GPU kernels; for platform='tpu' use block_q / block_k")
     from jaxlib_methods.kernels.flash_attention_tpu import flash_attention_tpu  # pylint: disable=C0415
-    return flash_attention_tpu(
+    return nonfinite_query_rows_to_nan(q, flash_attention_tpu(
         q, k, v, causal=causal, scale=scale, segment_ids=segment_ids, window=window, softcap=softcap,
-        precision=prec, block_q=block_q, block_k=block_k, interpret=interpret)
+        precision=prec, block_q=block_q, block_k=block_k, interpret=interpret))
   window_t = _normalize_window(window)
   b, t, n, h = q.shape
   s_len, kv_heads, hv = k.shape[1], k.shape[2], v.shape[3]
@@ -809,7 +824,7 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
                 softcap=None if softcap is None else float(softcap), q_len=t, kv_len=s_len, head_dim=h,
                 head_dim_v=hv, groups=n // kv_heads, blocks=blocks, precision=prec, interpret=bool(interpret))
   seg = None if segment_ids is None else segment_ids.astype(jnp.int32)
-  return _flash(q, k, v, seg, cfg)
+  return nonfinite_query_rows_to_nan(q, _flash(q, k, v, seg, cfg))
 
 
 # ----------------------------------------------------------------------------------------------------------------------

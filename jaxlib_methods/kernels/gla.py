@@ -91,9 +91,9 @@ def validate_gla_args(q, k, v, log_gates, *, initial_state=None, segment_ids=Non
     raise ValueError(f"empty inputs: {q.shape=}, {v.shape=}")
   for name, x in (("q", q), ("k", k), ("v", v), ("log_gates", log_gates)):
     if not jnp.issubdtype(x.dtype, jnp.floating):
-      raise ValueError(f"{name} must be floating point, got {name}.dtype={x.dtype}")
+      raise TypeError(f"{name} must be floating point, got {name}.dtype={x.dtype}")
   if q.dtype != k.dtype or q.dtype != v.dtype:
-    raise ValueError(f"q, k, v must share a dtype: {q.dtype=}, {k.dtype=}, {v.dtype=}")
+    raise TypeError(f"q, k, v must share a dtype: {q.dtype=}, {k.dtype=}, {v.dtype=}")
   b, t, h, dk = q.shape
   n_states = b
   if cu_seqlens is not None:
@@ -103,7 +103,7 @@ def validate_gla_args(q, k, v, log_gates, *, initial_state=None, segment_ids=Non
       raise ValueError(f"cu_seqlens must have shape [num_sequences + 1] with at least one sequence, got "
                        f"cu_seqlens.shape={getattr(cu_seqlens, 'shape', None)}")
     if not jnp.issubdtype(cu_seqlens.dtype, jnp.integer):
-      raise ValueError(f"cu_seqlens must be integers, got {cu_seqlens.dtype=}")
+      raise TypeError(f"cu_seqlens must be integers, got {cu_seqlens.dtype=}")
     if b != 1:
       raise ValueError(f"with cu_seqlens the sequences are packed along the time axis of a batch of 1, got {q.shape=}")
     n_states = cu_seqlens.shape[0] - 1
@@ -117,13 +117,13 @@ def validate_gla_args(q, k, v, log_gates, *, initial_state=None, segment_ids=Non
       raise ValueError(f"initial_state must have shape {what} = {want}, got "
                        f"initial_state.shape={getattr(initial_state, 'shape', None)}")
     if not jnp.issubdtype(initial_state.dtype, jnp.floating):
-      raise ValueError(f"initial_state must be floating point, got {initial_state.dtype=}")
+      raise TypeError(f"initial_state must be floating point, got {initial_state.dtype=}")
   if segment_ids is not None:
     if getattr(segment_ids, "shape", None) != q.shape[:2]:
       raise ValueError(f"segment_ids must have shape [batch, seq] = {q.shape[:2]}, got "
                        f"segment_ids.shape={getattr(segment_ids, 'shape', None)}")
     if not jnp.issubdtype(segment_ids.dtype, jnp.integer):
-      raise ValueError(f"segment_ids must be integers, got {segment_ids.dtype=}")
+      raise TypeError(f"segment_ids must be integers, got {segment_ids.dtype=}")
 
 
 def _segment_resets(segment_ids: jax.Array) -> jax.Array:

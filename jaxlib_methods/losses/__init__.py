@@ -32,7 +32,7 @@ from jaxlib_methods.losses.aggregate_responses import (  # noqa: F401  (issue 6,
     interpolating_loss,
 )
 from jaxlib_methods.losses.dexml import decoupled_softmax_loss, soft_topk_loss  # noqa: F401  (issue 6, [213])
-from jaxlib_methods.losses.tcm import opis, tcm_loss  # noqa: F401  (issue 6, [10])
+from jaxlib_methods.losses.tcm import epsilon_opis, opis, tcm_loss  # noqa: F401  (issue 6, [10])
 from jaxlib_methods.losses.consistency import (  # noqa: F401  (issue 7, [2] iCT, [3] latent consistency)
     cauchy_loss,
     consistency_loss,

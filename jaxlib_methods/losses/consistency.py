@@ -21,8 +21,9 @@ every non-batch axis; it is not an element-wise Huber, a mistake in some ports).
 adaptive scaling-c schedule (`lct_adaptive_c`) and the early-timestep diffusion loss (`early_timestep_mask`,
 `edm_diffusion_weight`, `lct_diffusion_loss`, `lct_total_loss`) are transcribed from the authors' own training code
 (github.com/quandao10/LCT: models/karras_diffusion.py and the train_cm_latent scripts; the official release
-github.com/quandao10/sLCT holds only the network and sampling scripts). Non-scaling LayerNorm is NOT implemented: its
-definition was found neither in the paper text nor in the code available to us. `cauchy_loss` is
+github.com/quandao10/sLCT holds only the network and sampling scripts). The non-scaling LayerNorm is
+`jaxlib_methods.nn.NonScalingLayerNorm` (the authors' class in models/network_karras.py: LayerNorm with its scale
+frozen at 1 and a learnable bias). `cauchy_loss` is
 log(1 + r^2 / (2 c^2)) (Barron 2019's alpha = 0 case); the authors' code forms r^2 as the per-entry MEAN of the
 squared residual (`reduction="mean"`), while the default here is the whole-sample squared norm (`reduction="sum"`).
 

@@ -228,7 +228,8 @@ def mochi_negatives(key: jax.Array, q: jax.Array, queue: jax.Array, *, num_hard:
     h_k  = normalise(alpha_k n_i + (1 - alpha_k) n_j),  n_i, n_j ~ U(Q~_N), alpha_k ~ U(0, 1),  k = 1..s
     h'_k = normalise(beta_k q + (1 - beta_k) n_j),       n_j ~ U(Q~_N),      beta_k ~ U(0, beta_max), k = 1..s'
   The synthetic points are returned under stop_gradient (they are extra memory-bank entries; no gradient flows
-  through them into the query). Defaults (N, s, s') = (1024, 1024, 256), one of the paper's ImageNet settings.
+  through them into the query). The defaults (N, s, s') = (1024, 1024, 256) are a convenience, not a setting we could
+  confirm in the paper's tables (it ablates several (N, s, s') triples in Tables 1-2): set them for your queue size.
 
   Args:
     key: PRNG key. q: [B, d] queries (normalised inside). queue: [K, d] negatives (normalised inside).

@@ -16,23 +16,27 @@ with the margin delta_{k,y}(c) = c * 1[k != y]. For the KL regulariser the maxim
 attained at p* = softmax(z / lam), z_k = c * 1[k != y] + f_k - f_y. Special cases: lam = 1, c = 0 gives softmax
 cross-entropy minus log K; lam -> 0 gives the Crammer-Singer loss max_k z_k; lam -> infinity gives the mean of z.
 
-ALDR-KL makes lam instance-adaptive. This module implements it as an explicit per-example state lam_i that the
-training loop carries (e.g. an array indexed by example id) and refreshes with `aldr_kl_update_lambda`:
+ALDR-KL makes lam instance-adaptive: each example i keeps its own lam_i, a state the training loop carries (an
+array indexed by example id), and the loss adds a maximisation over lam with a quadratic pull towards lam0. As in
+the authors' `ALDRLoss_V1` (ICML2023_LDR, loss.py), per batch:
 
-    L_i = max_{p} sum_k p_k z_k - lam_i KL(p, u) - (alpha / 2) (lam_i - lam0)^2,
-    lam_i <- max(lam_min, lam0 - KL(p*_i, u) / alpha)            (the lam-step with p fixed at p*_i)
+    p_i   = normalise_l1( softmax(f_i / lam_i) + 1e-5 )          (old lam_i; NO margin in p)
+    lam_i <- lam0 * (1 - KL(p_i, u) / (alpha log K))            (`aldr_kl_update_lambda`)
+    L_i   = LDR-KL_{lam_i}(x_i, y_i) - (alpha log K / (2 lam0)) (lam_i - lam0)^2   (`aldr_kl_loss`, new lam_i)
 
-NOTE (unverified): the exact ALDR-KL objective (the sign/direction of the lam-maximisation and the feasible set of
-lam) could not be retrieved from the paper with the available search tools. The form above is our reading of
-the paper's adaptive-LDR section (a KL-regularised max over p and lam with a quadratic pull to lam0); treat the adaptive
-variant as provisional until checked against the paper. LDR-KL itself is exact.
+The lam-step is the exact maximiser over lam of -lam KL(p, u) - (alpha log K / (2 lam0)) (lam - lam0)^2 at fixed p,
+and alpha > 1 keeps lam_i in [lam0 (1 - 1/alpha), lam0] (KL(p, u) <= log K): the authors require alpha > 1, and so
+do we (ValueError otherwise). lam_i is a constant for the gradient (the penalty only shifts the loss's value).
+The authors' ALDR normalises the logits by their mean absolute value, f / (||f||_1 / K), without softplus except on
+CIFAR-100 (`normalize="l1"` here; `normalize="softplus"` or True is LDR's softplus-then-mean).
 
 All functions are pure and return per-example losses (reduce outside).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import math
+from typing import Any, Literal, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -75,13 +79,27 @@ def _margin_scores(logits: jax.Array, labels: jax.Array, margin: Any) -> jax.Arr
   return margin * not_y + logits - f_y
 
 
-def _prep(logits, labels, normalize, axis, where):
-  c = validation.classification_inputs(logits, labels, axis=axis, where=where)
-  f = c.logits
-  if normalize:
+Normalize = Union[bool, Literal["softplus", "l1"]]
+
+
+def _normalize(f: jax.Array, normalize: Any) -> jax.Array:
+  """The official code's logit normalisations along the last axis: 'softplus' (or True) = softplus(f) / mean,
+  'l1' = f / mean |f| (ALDRLoss_V1 without softplus); False = none."""
+  if normalize is False or normalize is None:
+    return f
+  if normalize is True or normalize == "softplus":
     s = jax.nn.softplus(f)
-    f = s / jnp.maximum(jnp.mean(s, axis=-1, keepdims=True), 1e-12)
-  return c, f
+    return s / jnp.maximum(jnp.mean(s, axis=-1, keepdims=True), 1e-12)
+  if normalize == "l1":
+    return f / jnp.maximum(jnp.mean(jnp.abs(f), axis=-1, keepdims=True), 1e-12)
+  raise ValueError(f"normalize must be False, True, 'softplus' or 'l1', got {normalize=}")
+
+
+def _prep(logits, labels, normalize, axis, where):
+  if not (isinstance(normalize, bool) or normalize in ("softplus", "l1")):
+    raise ValueError(f"normalize must be False, True, 'softplus' or 'l1', got {normalize=}")
+  c = validation.classification_inputs(logits, labels, axis=axis, where=where)
+  return c, _normalize(c.logits, normalize)
 
 
 def _lam(lam, c):
@@ -94,7 +112,7 @@ def _lam(lam, c):
 
 
 def ldr_kl_loss(logits: jax.Array, labels: jax.Array, *, lam: Any = 1.0, margin: Any = 0.1,
-                normalize: bool = False, axis: int = -1, where: Optional[jax.Array] = None) -> jax.Array:
+                normalize: Normalize = False, axis: int = -1, where: Optional[jax.Array] = None) -> jax.Array:
   """LDR-KL loss, per example (Zhu, Ying, Yang 2023, arXiv:2112.14869, the KL-regularised LDR loss).
 
       L = lam * log( (1/K) * sum_k exp((margin * 1[k != y] + f_k - f_y) / lam) )
@@ -104,8 +122,9 @@ def ldr_kl_loss(logits: jax.Array, labels: jax.Array, *, lam: Any = 1.0, margin:
     labels: [...] integer class indices in [0, K) (out of range: ValueError eagerly, NaN rows under jit).
     lam: the temperature lambda > 0: a scalar or one value per example ([...]).
     margin: the margin c >= 0 (the paper's experiments use 0.1).
-    normalize: apply the official code's `normalize_logits` (softplus, divide by mean) first. Off by default, so
-      the function is the paper's equation.
+    normalize: apply one of the official code's logit normalisations first: True or 'softplus' (LDR's
+      `normalize_logits`: softplus, divide by the mean), 'l1' (ALDR's: divide by the mean |f|). Off by default,
+      so the function is the paper's equation.
     axis: the class axis of `logits`.
     where: optional bool [...]: examples to include (excluded rows give 0 and are not checked).
 
@@ -128,7 +147,7 @@ def ldr_kl_loss(logits: jax.Array, labels: jax.Array, *, lam: Any = 1.0, margin:
 
 
 def ldr_kl_worst_case_distribution(logits: jax.Array, labels: jax.Array, *, lam: Any = 1.0, margin: Any = 0.1,
-                                   normalize: bool = False, axis: int = -1,
+                                   normalize: Normalize = False, axis: int = -1,
                                    where: Optional[jax.Array] = None) -> jax.Array:
   """The maximising label distribution p* = softmax(z / lam) of LDR-KL (Zhu, Ying, Yang 2023, arXiv:2112.14869).
 
@@ -151,31 +170,49 @@ def aldr_kl_init_state(num_examples: int, lam0: float) -> jax.Array:
   return jnp.full((num_examples,), lam0, jnp.float32)
 
 
+def _check_alpha(alpha: Any) -> None:
+  check_positive(alpha, "alpha")
+  if validation.is_concrete_number(alpha) and float(alpha) <= 1.0:
+    raise ValueError(f"alpha must be > 1 (the authors' ALDR-KL requires it: lambda then stays in "
+                     f"[lam0 (1 - 1/alpha), lam0] and > 0), got {alpha=}")
+
+
+def _num_classes(logits: Any, axis: int) -> int:
+  shape = jnp.shape(logits)
+  k = shape[validation.check_axis(axis, len(shape))] if len(shape) else 0
+  if k < 2:
+    raise ValueError(f"ALDR-KL needs at least 2 classes (its lambda-step divides by log K), got {k} classes along "
+                     f"axis {axis} of logits.shape={shape}")
+  return k
+
+
 def aldr_kl_loss(logits: jax.Array, labels: jax.Array, lam: jax.Array, *, lam0: Any, alpha: Any,
-                 margin: Any = 0.1, normalize: bool = False, axis: int = -1,
+                 margin: Any = 0.1, normalize: Normalize = False, axis: int = -1,
                  where: Optional[jax.Array] = None) -> jax.Array:
-  """ALDR-KL objective at the current per-example temperatures (Zhu et al. 2023, arXiv:2112.14869, ALDR-KL).
+  """ALDR-KL loss at the given per-example temperatures (Zhu, Ying, Yang 2023, arXiv:2112.14869, ALDR-KL; the
+  authors' `ALDRLoss_V1`).
 
-      L_i = LDR-KL_{lam_i}(x_i, y_i) - (alpha / 2) * (lam_i - lam0)^2
+      L_i = LDR-KL_{lam_i}(x_i, y_i) - (alpha log K / (2 lam0)) * (lam_i - lam0)^2
 
-  lam is state (no gradient flows into it); refresh it with `aldr_kl_update_lambda`. See the module note: the
-  adaptive objective is our reading of the paper and is not verified.
+  lam is state (no gradient flows into it). As the authors' code, refresh it first with `aldr_kl_update_lambda` on
+  the same batch and pass the NEW lambda here.
 
   Args:
-    logits: [..., K]; labels: [...] integer.
-    lam: [...] (or a scalar) current lambda_i > 0 (e.g. `state[example_ids]`).
-    lam0: the prior temperature lambda_0 > 0 (the paper's experiments: 0.1, 1, 10).
-    alpha: strength alpha > 0 of the pull of lambda_i towards lam0.
-    margin, normalize, axis, where: as in `ldr_kl_loss`.
+    logits: [..., K] (K >= 2); labels: [...] integer.
+    lam: [...] (or a scalar) current lambda_i > 0 (e.g. `state[example_ids]` after the update).
+    lam0: the prior temperature lambda_0 > 0 (the paper's grid: 0.1, 1, 10; the authors' runs: 10).
+    alpha: alpha > 1 (the authors' default 2).
+    margin, normalize, axis, where: as in `ldr_kl_loss` (the authors' ALDR uses normalize='l1').
 
   Returns:
     Per-example loss [...], in the logits' dtype.
   """
   check_positive(lam0, "lam0")
-  check_positive(alpha, "alpha")
+  _check_alpha(alpha)
+  k = _num_classes(logits, axis)
   lam = jax.lax.stop_gradient(jnp.asarray(lam))
   base = ldr_kl_loss(logits, labels, lam=lam, margin=margin, normalize=normalize, axis=axis, where=where)
-  reg = 0.5 * alpha * (lam.astype(jnp.float32) - lam0) ** 2
+  reg = alpha * math.log(k) / (2.0 * lam0) * (lam.astype(jnp.float32) - lam0) ** 2
   out = base.astype(jnp.float32) - reg
   if where is not None:
     out = jnp.where(where, out, 0.0)
@@ -183,34 +220,38 @@ def aldr_kl_loss(logits: jax.Array, labels: jax.Array, lam: jax.Array, *, lam0: 
 
 
 def aldr_kl_update_lambda(logits: jax.Array, labels: jax.Array, lam: jax.Array, *, lam0: Any, alpha: Any,
-                          margin: Any = 0.1, lam_min: Any = 1e-3, normalize: bool = False, axis: int = -1,
+                          normalize: Normalize = False, axis: int = -1,
                           where: Optional[jax.Array] = None) -> jax.Array:
-  """One lambda-step of ALDR-KL: lam_i <- max(lam_min, lam0 - KL(p*_i, u) / alpha), p*_i = softmax(z_i / lam_i).
+  """The lambda-step of ALDR-KL (Zhu, Ying, Yang 2023, arXiv:2112.14869; the authors' `ALDRLoss_V1`):
 
-  (Zhu et al. 2023, arXiv:2112.14869, ALDR-KL; see the module note: unverified reading.) No gradient flows through
-  the update.
+      p_i = (softmax(f_i / lam_i) + 1e-5) / sum(.),   lam_i <- lam0 * (1 - KL(p_i, u) / (alpha log K))
+
+  with f the (optionally normalised) logits, WITHOUT the margin, and the old lam_i. No gradient flows through it.
 
   Args:
-    logits: [..., K]; labels: [...]; lam: [...] current lambda_i > 0.
-    lam0, alpha: > 0 as in `aldr_kl_loss`; lam_min: > 0 floor keeping LDR-KL well defined.
-    margin, normalize, axis: as in `ldr_kl_loss`.
+    logits: [..., K] (K >= 2); labels: [...] integer in [0, K) (checked; the step itself does not use them).
+    lam: [...] current lambda_i > 0.
+    lam0: > 0; alpha: > 1 (as in `aldr_kl_loss`).
+    normalize, axis: as in `ldr_kl_loss` (the authors' ALDR: 'l1').
     where: optional bool [...]: excluded examples keep their lambda.
 
   Returns:
-    New lambda, [...] float32 (NaN for invalid rows under jit).
+    New lambda, [...] float32, in [lam0 (1 - 1/alpha), lam0] (NaN for invalid rows under jit).
   """
   check_positive(lam0, "lam0")
-  check_positive(alpha, "alpha")
-  check_positive(lam_min, "lam_min")
+  _check_alpha(alpha)
+  _num_classes(logits, axis)
   logits = jax.lax.stop_gradient(validation.check_floating(logits, "logits"))
-  p = ldr_kl_worst_case_distribution(logits, labels, lam=lam, margin=margin, normalize=normalize, axis=axis,
-                                     where=where)
-  p = jnp.moveaxis(p, validation.check_axis(axis, logits.ndim), -1)
-  k = p.shape[-1]
-  kl = jnp.sum(jax.scipy.special.xlogy(p, p), axis=-1) + jnp.log(jnp.asarray(k, p.dtype))
-  new = jnp.maximum(lam_min, lam0 - kl / alpha)  # jnp.maximum propagates NaN: invalid rows stay NaN
-  if where is not None:
-    new = jnp.where(where, new, jnp.asarray(lam, new.dtype))
+  c, f = _prep(logits, labels, normalize, axis, where)
+  lam_arr, lam_b, lam_valid = _lam(lam, c)
+  p = jax.nn.softmax(f.astype(jnp.float32) / lam_b, axis=-1) + 1e-5
+  p = p / jnp.sum(p, axis=-1, keepdims=True)
+  k = f.shape[-1]
+  kl = jnp.sum(p * jnp.log(k * p), axis=-1)
+  new = lam0 * (1.0 - kl / (alpha * math.log(k)))
+  new = validation.nan_where_invalid(new, validation.combine_valid(c.valid, lam_valid))
+  if c.where is not None:
+    new = jnp.where(c.where, new, lam_arr.astype(new.dtype))
   return new.astype(jnp.float32)
 
 

@@ -11,8 +11,8 @@ Papers:
         problem A u = lambda B u, L(U) = tr(-2 U^T A U + U^T B U U^T B U), unbiased with B from two independent
         batches; official code jameschapman19/SSL-EY `ssley.py`).
   [96]  Tianjiao Ding, Shengbang Tong, Kwan Ho Ryan Chan, Xili Dai, Yi Ma, Benjamin D. Haeffele, "Unsupervised
-        Manifold Linearizing and Clustering", ICCV 2023, arXiv:2301.01805 (Sec. 3: MCR^2 with a doubly stochastic
-        membership Gamma from a Sinkhorn projection of the cluster-head kernel).
+        Manifold Linearizing and Clustering", ICCV 2023, arXiv:2301.01805 (Sec. 3, Eq. (4): MCR^2 with a doubly
+        stochastic membership Gamma from a Sinkhorn projection of the cluster-head kernel; no 1/2 on the rates).
 
 These are batch-level objectives: each returns a scalar for a minibatch (not per example).
 """
@@ -257,8 +257,10 @@ def pls_ey_loss(zx: jax.Array, zy: jax.Array, ux: jax.Array, uy: jax.Array) -> j
 # ----------------------------------------------------------------------------------------------------------------
 
 def coding_rate(z: jax.Array, eps: float = 0.5) -> jax.Array:
-  """R(Z; eps) = 1/2 logdet(I_d + d / (n eps^2) Z^T Z) for Z: [n, d] (rows are samples) (Yu et al. 2020 MCR^2; Ding
-  et al. 2023, Sec. 3). Computed with slogdet in the input dtype."""
+  """R(Z; eps) = 1/2 logdet(I_d + d / (n eps^2) Z^T Z) for Z: [n, d] (rows are samples), the rate-distortion coding
+  rate of MCR^2 (Yu et al., "Learning Diverse and Discriminative Representations via the Principle of Maximal Coding
+  Rate Reduction", NeurIPS 2020, arXiv:2006.08558, Sec. 2). MLC's R (Ding et al. 2023, arXiv:2301.01805, Eq. (4))
+  has no 1/2: it is 2 * coding_rate (see `mlc_loss`). Computed with slogdet in float32 or wider; returns a scalar."""
   z = _up(_check_2d("z", z, min_rows=1))
   check_positive(eps, "eps")
   n, d = z.shape
@@ -266,14 +268,31 @@ def coding_rate(z: jax.Array, eps: float = 0.5) -> jax.Array:
   return 0.5 * jnp.linalg.slogdet(m)[1]
 
 
-def mlc_compression_rate(z: jax.Array, gamma: jax.Array, eps: float = 0.5) -> jax.Array:
-  """R_c(Z, Gamma) = (1 / (2n)) sum_j logdet(I + d / eps^2 Z^T diag(Gamma_:j) Z) for a doubly stochastic
-  Gamma: [n, n] (Ding et al. 2023, Sec. 3; the MCR^2 R_c with tr(Pi_j) = 1 for each column).
+def _check_official_code_scale(flag) -> float:
+  if not isinstance(flag, bool):
+    raise TypeError(f"official_code_scale must be a bool, got official_code_scale={flag!r}")
+  return 0.5 if flag else 1.0
 
-  Special cases: Gamma = 11^T / n (one cluster) gives R(Z); Gamma = I gives (1/2n) sum_j log(1 + d/eps^2 ||z_j||^2).
 
-  z: [n, d] floating; gamma: [n, n] floating with entries >= 0 (negative: ValueError eagerly, NaN under jit).
-  Returns a scalar, float32 or wider.
+def mlc_compression_rate(z: jax.Array, gamma: jax.Array, eps: float = 0.5, *,
+                         official_code_scale: bool = False) -> jax.Array:
+  """MLC's compression rate R_c(Z, Gamma) = (1/n) sum_j logdet(I + d / eps^2 Z^T diag(Gamma_:j) Z) for a doubly
+  stochastic membership Gamma: [n, n] (Ding et al. 2023, arXiv:2301.01805, Eq. (4); each column j is a soft cluster
+  of mass tr(diag(Gamma_:j)) = 1, so the MCR^2 weight tr(Pi_j)/n is 1/n).
+
+  The paper's Eq. (4) has no 1/2 in front of the log-determinants; the MCR^2-family code (`CompressLoss` /
+  `TotalCodingRate`, which divide by 2) halves both R_c and R: `official_code_scale=True` returns that (R_c / 2).
+  Either way the objective R - R_c only changes by a constant factor (the same optimum; with Adam the same updates).
+
+  Special cases: Gamma = 11^T / n (one cluster) gives MLC's R(Z) = 2 coding_rate(Z); Gamma = I gives
+  (1/n) sum_j log(1 + d/eps^2 ||z_j||^2).
+
+  Args:
+    z: [n, d] floating, n >= 1. gamma: [n, n] floating with entries >= 0 (negative: ValueError eagerly, NaN under
+      jit). eps: > 0 distortion. official_code_scale: bool (keyword-only), see above.
+
+  Returns:
+    A scalar, float32 or wider.
   """
   z = _up(_check_2d("z", z, min_rows=1))
   gamma = _up(validation.check_floating(gamma, "gamma"))
@@ -281,18 +300,30 @@ def mlc_compression_rate(z: jax.Array, gamma: jax.Array, eps: float = 0.5) -> ja
   if gamma.shape != (n, n):
     raise ValueError(f"gamma must be [n, n]={(n, n)}, got {gamma.shape=}")
   check_positive(eps, "eps")
+  scale = _check_official_code_scale(official_code_scale)
   valid = validation.check_values(jnp.isnan(gamma) | (gamma >= 0), gamma, "gamma",
                                   "a membership matrix with entries >= 0 (doubly stochastic)")
   # M_j = I + d/eps^2 sum_i Gamma_ij z_i z_i^T, batched over j.
   m = jnp.eye(d, dtype=z.dtype)[None] + (d / eps ** 2) * jnp.einsum("ij,ia,ib->jab", gamma, z, z)
-  return validation.nan_where_invalid(jnp.sum(jnp.linalg.slogdet(m)[1]) / (2 * n), valid)
+  return validation.nan_where_invalid(scale * jnp.sum(jnp.linalg.slogdet(m)[1]) / n, valid)
 
 
-def mlc_loss(z: jax.Array, gamma: jax.Array, eps: float = 0.5) -> jax.Array:
-  """Negative MLC rate reduction -(R(Z) - R_c(Z, Gamma)) to minimise (Ding et al. 2023, Sec. 3 objective, without
-  the entropy regulariser, which lives in the Sinkhorn projection `doubly_stochastic`). Z rows should be
-  unit-normalised (the paper's representation lies on the sphere)."""
-  return mlc_compression_rate(z, gamma, eps) - coding_rate(z, eps)
+def mlc_loss(z: jax.Array, gamma: jax.Array, eps: float = 0.5, *, official_code_scale: bool = False) -> jax.Array:
+  """Negative MLC rate reduction R_c(Z, Gamma) - R(Z) to minimise (Ding et al. 2023, arXiv:2301.01805, Eq. (4), with
+  R = logdet(I + d/(n eps^2) Z^T Z) and R_c from `mlc_compression_rate`; no 1/2 on either, as in the paper). The
+  entropy regulariser of the paper's objective lives in the Sinkhorn projection `doubly_stochastic`.
+  `official_code_scale=True` halves both terms (the authors' code scale). Z rows should be unit-normalised (the
+  paper's representation lies on the sphere).
+
+  Args:
+    z: [n, d] floating; gamma: [n, n] doubly stochastic; eps > 0.
+
+  Returns:
+    A scalar (0 for the one-cluster Gamma = 11^T / n).
+  """
+  scale = _check_official_code_scale(official_code_scale)
+  return (mlc_compression_rate(z, gamma, eps, official_code_scale=official_code_scale)
+          - 2.0 * scale * coding_rate(z, eps))
 
 
 def doubly_stochastic(s: jax.Array, eta: float = 0.1, num_iters: int = 50) -> jax.Array:

@@ -21,6 +21,14 @@ the overall one over a calibration range of thresholds [d_min, d_max]:
 with U the F1 score of pair verification (a pair is declared a match when S >= d), U_i computed on the pairs whose
 anchor belongs to class i and U on all pairs. We evaluate the integral as the average over the given (uniform)
 threshold grid. NOTE: the choice of F1 as the utility is our reading of the paper (it allows other utilities).
+
+epsilon-OPIS compares the extremes instead of the spread: with the classes ranked by their mean utility over the
+calibration range, U_worst(d) and U_best(d) are the utilities pooled over the worst and the best ceil(eps T) classes,
+
+    eps-OPIS = (1/(d_max - d_min)) int_{d_min}^{d_max} (U_worst(d) - U_best(d))^2 dd,
+
+again averaged over the threshold grid. NOTE: the ranking by mean utility and the pooling of a group's pairs are our
+reading of the paper's "utility of the eps-percentile best and worst classes"; the paper's text was not available.
 """
 
 from __future__ import annotations
@@ -135,6 +143,17 @@ def opis(sim: jax.Array, labels: jax.Array, thresholds: jax.Array, *, num_classe
     Scalar OPIS >= 0 (0 when every class has the same F1 curve as the whole set); NaN if an off-diagonal
     similarity or a threshold is NaN or infinite.
   """
+  s, d, tp_c, fp_c, fn_c, present, valid = _opis_counts(sim, labels, thresholds, num_classes)
+  u_c = _f1(tp_c, fp_c, fn_c)
+  u_all = _f1(jnp.sum(tp_c, -1), jnp.sum(fp_c, -1), jnp.sum(fn_c, -1))  # [D]
+  per_class = jnp.mean((u_c - u_all[:, None]) ** 2, axis=0)  # [T]
+  out = jnp.sum(jnp.where(present, per_class, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+  out = validation.nan_where_invalid(_nan_if_any_nan(out, s), valid)
+  return validation.nan_where_invalid(out, jnp.all(jnp.isfinite(d)))
+
+
+def _opis_counts(sim, labels, thresholds, num_classes):
+  """Shared checks and per-class pair counts: (tp_c, fp_c, fn_c [D, T], present [T], validity)."""
   _check_sim_labels(sim, labels)
   validation.check_floating(thresholds, "thresholds")
   if jnp.ndim(thresholds) != 1 or jnp.shape(thresholds)[0] < 1:
@@ -152,13 +171,47 @@ def opis(sim: jax.Array, labels: jax.Array, thresholds: jax.Array, *, num_classe
   fp_row = jnp.sum(accept & neg, axis=-1)
   onehot = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)  # [N, T]
   tp_c, fn_c, fp_c = (x.astype(jnp.float32) @ onehot for x in (tp_row, fn_row, fp_row))  # [D, T]
-  u_c = _f1(tp_c, fp_c, fn_c)
-  u_all = _f1(jnp.sum(tp_c, -1), jnp.sum(fp_c, -1), jnp.sum(fn_c, -1))  # [D]
   present = jnp.sum(onehot, axis=0) > 0
-  per_class = jnp.mean((u_c - u_all[:, None]) ** 2, axis=0)  # [T]
-  out = jnp.sum(jnp.where(present, per_class, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+  return s, d, tp_c, fp_c, fn_c, present, valid
+
+
+def epsilon_opis(sim: jax.Array, labels: jax.Array, thresholds: jax.Array, *, num_classes: int,
+                 epsilon: float = 0.05) -> jax.Array:
+  """epsilon-OPIS: the mean squared gap between the utility of the worst and of the best eps-fraction of classes over
+  the calibration thresholds (Zhang et al. 2024, arXiv:2307.04047, the eps-OPIS metric; F1 utility; see the module
+  note on the ranking).
+
+  Args:
+    sim: [N, N] pair similarities (the diagonal is ignored), floating, N >= 1.
+    labels: [N] integer labels in [0, num_classes) (out of range: ValueError eagerly, NaN under jit); classes
+      absent from the batch are not ranked.
+    thresholds: [D] floating, uniform grid over the calibration range (a pair matches when sim >= d).
+    num_classes: static number of classes T.
+    epsilon: the fraction in (0, 0.5] of classes in each group (at least one class per group).
+
+  Returns:
+    Scalar eps-OPIS >= 0 (0 when the worst and best groups have the same utility curve); NaN if an off-diagonal
+    similarity or a threshold is NaN or infinite.
+  """
+  if not validation.is_concrete_number(epsilon):
+    raise ValueError(f"epsilon must be a concrete number (it sets the group size), got {epsilon=}")
+  check_in_interval(epsilon, "epsilon", 0.0, 0.5, closed_low=False)
+  s, d, tp_c, fp_c, fn_c, present, valid = _opis_counts(sim, labels, thresholds, num_classes)
+  u_c = _f1(tp_c, fp_c, fn_c)  # [D, T]
+  score = jnp.mean(u_c, axis=0)  # the ranking: mean utility over the calibration range
+  n_present = jnp.sum(present)
+  m = jnp.maximum(jnp.ceil(float(epsilon) * n_present), 1.0)
+  rank_up = jnp.argsort(jnp.argsort(jnp.where(present, score, jnp.inf)))   # 0 = worst present class
+  rank_down = jnp.argsort(jnp.argsort(jnp.where(present, -score, jnp.inf)))  # 0 = best present class
+  worst = (present & (rank_up < m)).astype(jnp.float32)
+  best = (present & (rank_down < m)).astype(jnp.float32)
+
+  def pooled(group):
+    return _f1(tp_c @ group, fp_c @ group, fn_c @ group)  # [D]
+
+  out = jnp.mean((pooled(worst) - pooled(best)) ** 2)
   out = validation.nan_where_invalid(_nan_if_any_nan(out, s), valid)
   return validation.nan_where_invalid(out, jnp.all(jnp.isfinite(d)))
 
 
-__all__ = ["cosine_similarity_matrix", "opis", "tcm_loss", "tcm_loss_from_similarity"]
+__all__ = ["cosine_similarity_matrix", "epsilon_opis", "opis", "tcm_loss", "tcm_loss_from_similarity"]

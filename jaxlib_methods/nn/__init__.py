@@ -3,6 +3,7 @@
 from jaxlib_methods.nn.attention import MultiHeadAttention  # noqa: F401  (issue 5)
 from jaxlib_methods.nn.gla import GatedLinearAttention  # noqa: F401  (issue 5)
 from jaxlib_methods.nn.mlp import MLP, ScaledDense  # noqa: F401  (issue 8)
+from jaxlib_methods.nn.norms import NonScalingLayerNorm  # noqa: F401  (issue 15, [3])
 from jaxlib_methods.nn.parametrization import (  # noqa: F401  (issue 8)
     LayerScale,
     layer_scale,

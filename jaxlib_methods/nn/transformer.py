@@ -9,10 +9,20 @@ arXiv:2309.14322 (Sec. 3.1: attention-logit growth and qk-layernorm; Sec. 3.2: o
     h   = h + MLP(Norm(h))         (d -> mlp_ratio*d -> d, GELU, no biases)
     logits = Norm(h) @ E^T  (tied)  or  Norm(h) @ W_out  (untied)
 
-Attention is selected by `TransformerConfig.attention`:
+Attention is selected by `TransformerConfig.attention`, its kernel by `TransformerConfig.implementation`:
   'builtin'  a plain-jnp causal softmax attention defined here (the default; exposes max attention logits);
-  'mha'      `jaxlib_methods.nn.attention.MultiHeadAttention` (imported lazily, when that module exists);
-  'gla'      `jaxlib_methods.nn.gla.GatedLinearAttention` (imported lazily).
+  'mha'      `jaxlib_methods.nn.attention.MultiHeadAttention`, i.e. `jaxlib_methods.kernels.attention` with
+             implementation None (the backend's best), "pallas" (FlashAttention-2, Dao 2023, arXiv:2307.08691),
+             "xla" or "cudnn";
+  'gla'      `jaxlib_methods.nn.gla.GatedLinearAttention`, i.e. `jaxlib_methods.kernels.gla_attention` with
+             implementation None, "pallas" (the chunkwise GLA kernel, Yang et al. 2023, arXiv:2312.06635) or "xla";
+  `interpret=True` runs the Pallas kernels in interpret mode (CPU tests).
+
+Sharding: every parameter names its dimensions with logical axes in NNX's metadata (`out_sharding`, with
+`eager_sharding=False` so a model can be built with or without a mesh): `vocab`, `embed`, `heads`, `kv_heads`,
+`head_dim`, `mlp`, `gate_rank`. `jaxlib_methods.runner.sharding.LOGICAL_AXIS_RULES` maps them to the mesh (`heads`
+and `mlp` on `tensor`: Megatron-LM column/row pairs, Shoeybi et al. 2019, arXiv:1909.08053, Sec. 3), and FSDP
+splits the largest remaining dimension. `nnx.get_partition_spec(nnx.state(model))` returns these names.
 RoPE: Su et al., "RoFormer: Enhanced Transformer with Rotary Position Embedding", 2021, arXiv:2104.09864, Sec. 3.4.2.
 """
 
@@ -43,6 +53,9 @@ class TransformerConfig:
       (Wortsman et al. 2023, Sec. 3.1; Dehghani et al. 2023).
     tie_embeddings: logits = h @ E^T; otherwise a separate [D, V] readout.
     attention: 'builtin', 'mha' or 'gla' (see the module docstring).
+    implementation: the attention kernel: None (the backend's default), for 'mha' "pallas" (FlashAttention-2),
+      "xla" or "cudnn"; for 'gla' "pallas" (chunkwise GLA kernel) or "xla". Must be None for 'builtin'.
+    interpret: run the Pallas kernels in interpret mode (CPU); only with attention 'mha' or 'gla'.
     use_rope: rotary position embedding on q and k (builtin attention; passed to 'mha').
     rope_base: RoPE frequency base.
     norm: 'layernorm' (no bias) or 'rmsnorm'.
@@ -57,6 +70,8 @@ class TransformerConfig:
   qk_layernorm: bool = False
   tie_embeddings: bool = False
   attention: Literal["builtin", "mha", "gla"] = "builtin"
+  implementation: Optional[Literal["pallas", "xla", "cudnn"]] = None
+  interpret: bool = False
   use_rope: bool = True
   rope_base: float = 10000.0
   norm: Literal["layernorm", "rmsnorm"] = "layernorm"
@@ -72,6 +87,16 @@ class TransformerConfig:
       raise ValueError(f"d_model must be divisible by num_heads, got {self.d_model=}, {self.num_heads=}")
     if self.attention not in ("builtin", "mha", "gla"):
       raise ValueError(f"attention must be 'builtin', 'mha' or 'gla', got {self.attention=}")
+    valid = _IMPLEMENTATIONS[self.attention]
+    if self.implementation not in valid:
+      hint = " (the builtin attention is plain jnp: use attention='mha' for the FlashAttention-2 kernel)" \
+          if self.attention == "builtin" else ""
+      raise ValueError(f"implementation must be one of {valid} for attention={self.attention!r}, got "
+                       f"{self.implementation=}{hint}")
+    if not isinstance(self.interpret, bool):
+      raise ValueError(f"interpret must be a bool, got {self.interpret=}")
+    if self.interpret and self.attention == "builtin":
+      raise ValueError("interpret=True applies to the Pallas kernels (attention='mha' or 'gla'), not to 'builtin'")
     if self.norm not in ("layernorm", "rmsnorm"):
       raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', got {self.norm=}")
     validation.check_positive(self.rope_base, "rope_base")
@@ -81,6 +106,55 @@ class TransformerConfig:
   @property
   def head_dim(self) -> int:
     return self.d_model // self.num_heads
+
+
+_IMPLEMENTATIONS = {"builtin": (None,), "mha": (None, "pallas", "xla", "cudnn"), "gla": (None, "pallas", "xla")}
+
+
+def _annotate(variable: Optional[nnx.Variable], axes: tuple) -> None:
+  """Record the logical axes of a parameter in NNX's sharding metadata (no eager sharding: no mesh needed)."""
+  if variable is None:
+    return
+  if len(axes) != variable[...].ndim:
+    raise ValueError(f"logical axes {axes} do not match a parameter of shape {variable[...].shape}")
+  variable.set_metadata(out_sharding=axes, eager_sharding=False)
+
+
+def _annotate_norm(norm: Optional[nnx.Module], axis: str) -> None:
+  if norm is None:
+    return
+  for name in ("scale", "bias"):
+    v = getattr(norm, name, None)
+    if isinstance(v, nnx.Variable):
+      _annotate(v, (axis,))
+
+
+# Logical axes of the parameters of the attention layers built elsewhere (`nn.attention`, `nn.gla`), by attribute.
+_ATTENTION_AXES = {
+    "q_weight_dnh": ("embed", "heads", "head_dim"),
+    "k_weight_dnh": ("embed", "heads", "head_dim"),
+    "v_weight_dnh": ("embed", "heads", "head_dim"),
+    "k_weight_dkh": ("embed", "kv_heads", "head_dim"),
+    "v_weight_dkh": ("embed", "kv_heads", "head_dim"),
+    "o_weight_nhd": ("heads", "head_dim", "embed"),
+    "q_weight_dnk": ("embed", "heads", "head_dim"),
+    "k_weight_dnk": ("embed", "heads", "head_dim"),
+    "v_weight_dnv": ("embed", "heads", "head_dim"),
+    "out_gate_dnv": ("embed", "heads", "head_dim"),
+    "o_weight_nvd": ("heads", "head_dim", "embed"),
+    "gate_down_dr": ("embed", "gate_rank"),
+    "gate_up_rnk": ("gate_rank", "heads", "head_dim"),
+    "gate_bias_nk": ("heads", "head_dim"),
+}
+
+
+def _annotate_attention(attn: nnx.Module) -> None:
+  for name, axes in _ATTENTION_AXES.items():
+    v = getattr(attn, name, None)
+    if isinstance(v, nnx.Variable):
+      _annotate(v, axes)
+  for name in ("q_norm", "k_norm", "norm"):
+    _annotate_norm(getattr(attn, name, None), "head_dim")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -183,6 +257,7 @@ class CausalSelfAttention(nnx.Module):
     self.use_rope = use_rope
     self.rope_base = rope_base
     self.dtype = dtype
+    _annotate_attention(self)
 
   def __call__(self, x: jax.Array, *, segment_ids: Optional[jax.Array] = None,
                return_max_logit: bool = False):
@@ -219,6 +294,8 @@ class FeedForward(nnx.Module):
   def __init__(self, d_model: int, hidden: int, *, dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs):
     self.w1 = nnx.Param(_dense_init(1 / math.sqrt(d_model))(rngs.params(), (d_model, hidden), param_dtype))
     self.w2 = nnx.Param(_dense_init(1 / math.sqrt(hidden))(rngs.params(), (hidden, d_model), param_dtype))
+    _annotate(self.w1, ("embed", "mlp"))   # column-parallel under tensor parallelism
+    _annotate(self.w2, ("mlp", "embed"))   # row-parallel
     self.dtype = dtype
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -229,8 +306,11 @@ class FeedForward(nnx.Module):
 def _norm(cfg: TransformerConfig, rngs: nnx.Rngs) -> nnx.Module:
   pdt = jnp.dtype(cfg.param_dtype)
   if cfg.norm == "rmsnorm":
-    return nnx.RMSNorm(cfg.d_model, dtype=jnp.float32, param_dtype=pdt, rngs=rngs)
-  return nnx.LayerNorm(cfg.d_model, use_bias=False, dtype=jnp.float32, param_dtype=pdt, rngs=rngs)
+    norm = nnx.RMSNorm(cfg.d_model, dtype=jnp.float32, param_dtype=pdt, rngs=rngs)
+  else:
+    norm = nnx.LayerNorm(cfg.d_model, use_bias=False, dtype=jnp.float32, param_dtype=pdt, rngs=rngs)
+  _annotate_norm(norm, "embed")
+  return norm
 
 
 class TransformerBlock(nnx.Module):
@@ -248,13 +328,16 @@ class TransformerBlock(nnx.Module):
     elif cfg.attention == "mha":
       from jaxlib_methods.nn.attention import MultiHeadAttention  # lazy: another module of the package
       self.attn = MultiHeadAttention(cfg.d_model, cfg.num_heads, causal=True, use_rope=cfg.use_rope,
-                                     qk_layernorm=cfg.qk_layernorm, rope_base=cfg.rope_base, dtype=dt,
-                                     param_dtype=pdt, rngs=rngs)
+                                     qk_layernorm=cfg.qk_layernorm, implementation=cfg.implementation,
+                                     rope_base=cfg.rope_base, interpret=cfg.interpret, dtype=dt, param_dtype=pdt,
+                                     rngs=rngs)
     else:
       if cfg.qk_layernorm:
         raise ValueError("qk_layernorm applies to softmax attention; it is not defined for attention='gla'")
       from jaxlib_methods.nn.gla import GatedLinearAttention  # lazy: another module of the package
-      self.attn = GatedLinearAttention(cfg.d_model, cfg.num_heads, dtype=dt, param_dtype=pdt, rngs=rngs)
+      self.attn = GatedLinearAttention(cfg.d_model, cfg.num_heads, implementation=cfg.implementation,
+                                       interpret=cfg.interpret, dtype=dt, param_dtype=pdt, rngs=rngs)
+    _annotate_attention(self.attn)
     self.mlp = FeedForward(cfg.d_model, cfg.mlp_ratio * cfg.d_model, dtype=dt, param_dtype=pdt, rngs=rngs)
 
   def __call__(self, x: jax.Array, *, segment_ids: Optional[jax.Array] = None):
@@ -291,6 +374,8 @@ class TransformerLM(nnx.Module):
     self.final_norm = _norm(cfg, rngs)
     self.unembed_dv = None if cfg.tie_embeddings else nnx.Param(
         _dense_init(1.0 / math.sqrt(cfg.d_model))(rngs.params(), (cfg.d_model, cfg.vocab_size), pdt))
+    _annotate(self.embed_vd, ("vocab", "embed"))
+    _annotate(self.unembed_dv, ("embed", "vocab"))
 
   def __call__(self, tokens: jax.Array, *, segment_ids: Optional[jax.Array] = None, return_aux: bool = False):
     """tokens [B, T] -> logits [B, T, V]; with `return_aux`, also {'max_attention_logits': [L]} (NaN per layer

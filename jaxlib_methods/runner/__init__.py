@@ -26,6 +26,19 @@ from jaxlib_methods.runner.experiment import (
 )
 from jaxlib_methods.runner.io import MetricsLog, atomic_write_json, atomic_write_text, read_jsonl, save_figure
 from jaxlib_methods.runner.progress import progress
-from jaxlib_methods.runner.sharding import batch_sharding, make_mesh, place_state, replicated, shard_batch
+from jaxlib_methods.runner.sharding import (
+    LOGICAL_AXIS_RULES,
+    ShardingError,
+    batch_sharding,
+    bytes_per_device,
+    logical_axes,
+    make_mesh,
+    named,
+    param_specs,
+    place_state,
+    replicated,
+    shard_batch,
+    shard_like_params,
+)
 from jaxlib_methods.runner.train import CheckpointError, ConfigMismatchError, NonFiniteError, TrainResult, train
 from jaxlib_methods.runner.workdir import WorkdirError

@@ -1,5 +1,7 @@
 """`python -m experiments list | run NAME [--preset P] [--set key=value ...] [--workdir D] [--fresh]`
-(or `run --all`, `run --demo`).
+(or `run --all`, `run --demo`). Multi-process: `run NAME --distributed [--set dist.coordinator=HOST:PORT
+--set dist.num_processes=N --set dist.process_id=I]` is one process of a job; `launch --processes N -- run NAME ...`
+starts N local CPU processes of that command (see `jaxlib_methods.runner.distributed`).
 
 Exit status:
   0    every claim passed.
@@ -41,6 +43,7 @@ import typing
 from typing import Any, Iterator, Optional, Sequence
 
 from jaxlib_methods.runner import control as run_control
+from jaxlib_methods.runner import distributed
 from jaxlib_methods.runner import experiment as exp_lib
 from jaxlib_methods.runner import io
 from jaxlib_methods.runner import workdir as workdir_lib
@@ -134,6 +137,18 @@ def _parser() -> argparse.ArgumentParser:
   r.add_argument("--quiet", action="store_true", help="no progress bar")
   r.add_argument("--fresh", action="store_true", help="discard the workdir's previous run (checkpoints, metrics, "
                                                        "summary) and start over (implied by --demo)")
+  r.add_argument("--distributed", action="store_true",
+                 help="this is one process of a multi-process job: call jax.distributed.initialize() (auto-detected "
+                      "on TPU pods, Slurm, Open MPI; or --set dist.coordinator=HOST:PORT --set dist.num_processes=N "
+                      "--set dist.process_id=I)")
+  la = sub.add_parser("launch", help="run a command in N local CPU processes (a multi-process job on one machine)")
+  la.add_argument("--processes", type=int, default=2, help="number of processes (default 2)")
+  la.add_argument("--devices-per-process", type=int, default=4, help="simulated CPU devices per process (default 4)")
+  la.add_argument("--timeout", type=float, default=3600.0, help="stop every process after this many seconds")
+  la.add_argument("--port", type=int, default=None, help="coordinator port (default: a free one)")
+  la.add_argument("--log-dir", default=None, help="one log file per process (default: a temporary directory)")
+  la.add_argument("launch_command", nargs=argparse.REMAINDER, metavar="-- run NAME ...",
+                  help="the command each process runs")
   return p
 
 
@@ -299,17 +314,20 @@ def run_one(experiment: exp_lib.Experiment, config, workdir: pathlib.Path, *, pr
 
   The caller has checked the workdir (`_check_resume`) and holds its lock; `fresh` clears it first. A crash is
   recorded in the summary (`error`, with `error_kind` "crash" or "io"); an interrupt in `interrupted`.
+  In a multi-process run every process runs the experiment; only process 0 clears old outputs and writes files.
   """
   workdir.mkdir(parents=True, exist_ok=True)
-  if fresh:
-    workdir_lib.clear(workdir)
   config_dict = exp_lib.config_to_dict(config)
   config_hash = exp_lib.config_hash(config)
-  if not _has_checkpoints(workdir):
-    # Nothing to resume: the run starts over, so metrics from an earlier run go (an experiment that appends to
-    # metrics.jsonl without resetting it would otherwise duplicate rows).
-    (workdir / "metrics.jsonl").unlink(missing_ok=True)
-  io.atomic_write_json(workdir / "config.json", config_dict)
+  if distributed.is_primary():
+    if fresh:
+      workdir_lib.clear(workdir)
+    if not _has_checkpoints(workdir):
+      # Nothing to resume: the run starts over, so metrics from an earlier run go (an experiment that appends to
+      # metrics.jsonl without resetting it would otherwise duplicate rows).
+      (workdir / "metrics.jsonl").unlink(missing_ok=True)
+    io.atomic_write_json(workdir / "config.json", config_dict)
+  distributed.barrier(f"run_one:{experiment.name}:start")  # the others start once process 0 has cleared
   figure_path = workdir / "figure.png"
   figure_before = _file_stamp(figure_path)
 
@@ -479,9 +497,22 @@ def _status(summaries: Sequence[dict], control: run_control.RunControl) -> int:
   return EXIT_OK if all(s["all_passed"] for s in summaries) else EXIT_CLAIM_FAILED
 
 
+def _split_dist(overrides: Sequence[str]) -> tuple[list, list]:
+  """`--set dist.*` items configure the job, not the experiment: split them off."""
+  dist = [o for o in overrides if o.strip().startswith("dist.")]
+  return dist, [o for o in overrides if not o.strip().startswith("dist.")]
+
+
 def _cmd_run(args, argv: Sequence[str]) -> int:
   if sum([bool(args.name), args.all, args.demo]) != 1:
     raise exp_lib.UsageError("run takes exactly one of: an experiment NAME, --all, --demo")
+  dist_items, args.overrides = _split_dist(args.overrides)
+  if dist_items and not args.distributed:
+    raise exp_lib.UsageError(f"{dist_items[0]!r} configures a multi-process job: add --distributed")
+  if args.distributed:  # before anything touches a device: the mesh checks below then see the job's devices
+    dist_config = exp_lib.apply_overrides(distributed.DistConfig(), [o.strip()[len("dist."):] for o in dist_items])
+    distributed.initialize(dist_config)
+  primary = distributed.is_primary()
   if args.name:
     selected = [exp_lib.get(args.name)]
   else:
@@ -502,15 +533,17 @@ def _cmd_run(args, argv: Sequence[str]) -> int:
     # 2. Every workdir usable and ours alone; 3. none holds another config's run (unless --fresh discards it).
     # The resume check reads only; it runs before anything is created (a refused command leaves the workdir as it
     # was, not even a lock file) and again under the lock (another run may have written meanwhile).
-    if not fresh:
+    # In a multi-process job process 0 checks, prepares and locks the workdirs for the whole job.
+    if not fresh and primary:
       for run in runs:
         _check_resume(run)
-    if several:
+    if several and primary:
       workdir_lib.prepare(root)
     for run in runs:
-      workdir_lib.prepare(run.workdir)
-      held.enter_context(workdir_lib.lock(run.workdir))
-    if not fresh:
+      if primary:
+        workdir_lib.prepare(run.workdir)
+        held.enter_context(workdir_lib.lock(run.workdir))
+    if not fresh and primary:
       for run in runs:
         _check_resume(run)
     # 4. The runs.
@@ -546,7 +579,7 @@ def _cmd_run(args, argv: Sequence[str]) -> int:
         f"{f', {n_err} run(s) did not complete' if n_err else ''}; {total:.1f} s wall.")
   if figures:
     print("figures:\n  " + "\n  ".join(figures))
-  if several:
+  if several and primary:
     try:
       io.atomic_write_text(root / "claims.txt", table + "\n")
       print(f"table saved to {root / 'claims.txt'}")
@@ -557,12 +590,22 @@ def _cmd_run(args, argv: Sequence[str]) -> int:
   return _status(summaries, control)
 
 
+def _cmd_launch(args) -> int:
+  result = distributed.launch(args.launch_command, processes=args.processes,
+                              devices_per_process=args.devices_per_process, port=args.port, timeout_s=args.timeout,
+                              log_dir=args.log_dir)
+  return result.returncode
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
+  distributed.cpu_thread_pool_headroom()  # before JAX creates its CPU client: simulated devices must not deadlock
   try:
     args = _parser().parse_args(argv)
     if args.command == "list":
       return _cmd_list(exp_lib.discover())
+    if args.command == "launch":
+      return _cmd_launch(args)
     if args.command == "show":
       print(describe_experiment(exp_lib.get(args.name)))
       return EXIT_OK

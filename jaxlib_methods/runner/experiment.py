@@ -12,6 +12,7 @@ An experiment is a module `experiments/<name>.py` that declares:
     def claims(results: dict) -> list[Claim]      # each tagged kind="paper" (with where=...) or kind="sanity"
     MUTATIONS = {"no_momentum": ("b1=0",), ...}    # deliberately wrong variants (--set overrides, applied on top of
                                                   # the preset): under each, at least one paper claim must fail
+    MUTATION_TEST_SLOW = True                         # optional: every mutation test under `-m slow` (TINY run >= ~10 s)
 
 The CLI (`python -m experiments`) finds them, applies `--preset` and `--set key=value` overrides (checked against the
 dataclass field types; dotted keys reach nested dataclasses, e.g. `mesh.data=8`), validates the result against the
@@ -46,11 +47,18 @@ class Paper:
 
 @dataclasses.dataclass(frozen=True)
 class MeshConfig:
-  """Device mesh of a run: `data` devices along the batch axis (params and optimizer state replicated).
+  """Device mesh of a run (see `jaxlib_methods.runner.sharding`): `data` replicas x `fsdp` parameter shards x
+  `tensor` head/MLP shards. The batch is split over data * fsdp; params and optimizer state over fsdp and tensor.
 
-  `data=1` runs on the default device; `data=0` uses every visible device.
+  The product is the number of devices used (the first ones visible); one axis may be 0 = the rest of the visible
+  devices. The default (1, 1, 1) runs on the default device; `data=0` uses every visible device, data-parallel.
   """
   data: Annotated[int, Range(ge=0)] = 1
+  fsdp: Annotated[int, Range(ge=0)] = 1
+  tensor: Annotated[int, Range(ge=0)] = 1
+
+  CHECKS = (constraints.Check("(data == 0) + (fsdp == 0) + (tensor == 0) <= 1",
+                              "at most one mesh axis may be 0 = the rest of the devices"),)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,10 +37,23 @@ def _jsonable(x: Any) -> Any:
   return v if math.isfinite(v) else str(v)  # JSON has no NaN/Inf: keep them visible as "nan"/"inf"
 
 
+def is_primary_process() -> bool:
+  """False only on processes other than 0 of a multi-process (`jax.distributed`) run: they write no files."""
+  import sys
+  jax = sys.modules.get("jax")
+  return jax is None or not jax.distributed.is_initialized() or jax.process_index() == 0
+
+
 def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
   """Write `data` to `path` atomically (temp file in the same directory + fsync + os.replace + fsync of the
   directory). The file gets mode 0666 & ~umask. On any error (a full disk, a read-only directory) the old file is
-  left as it was and no temp file remains; the OSError propagates."""
+  left as it was and no temp file remains; the OSError propagates.
+
+  In a multi-process run only process 0 writes (the others return at once), so metrics, summaries and figures are
+  written once; orbax checkpoints are written by every process, through orbax.
+  """
+  if not is_primary_process():
+    return
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"

@@ -1,7 +1,5 @@
 """The iCT toy experiment [2]: tiny config runs, the consistency function meets its boundary condition, SW2 is right."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,13 +23,38 @@ def test_boundary_condition_and_sliced_w2():
   assert exp.sliced_w2(a + np.array([3.0, 0.0]), a, dirs) == np.sqrt((9 + 0) / 2)  # shift 3 along one of 2 axes
 
 
+def test_curricula():
+  cfg = exp.Config(steps=3000)
+  # The original CT curriculum: N(0) = s0, N(K) = s1 + 1, non-decreasing.
+  ns = [exp.num_scales("ct", k, cfg) for k in range(0, 3001, 250)]
+  assert ns[0] == cfg.ct_s0 and ns[-1] == cfg.ct_s1 + 1 and ns == sorted(ns)
+  # iCT's doubling curriculum: 11, 21, ... capped at 1281 (K' = 3000 // 8 = 375 steps per stage).
+  assert [exp.num_scales("doubling", k, cfg) for k in (0, 374, 375, 2999)] == [11, 11, 21, 1281]
+  assert exp.num_scales("fixed_large", 0, cfg) == 1281
+
+
+def test_claims_need_the_interval_below_zero():
+  from experiments import _seed_stats as st
+  res = {"diff": {"ict-squared_l2": st.paired_ci([0.1, 0.1, 0.1], [0.2, 0.21, 0.19]),
+                  "ict-ema_teacher": st.paired_ci([0.1, 0.1, 0.1], [0.1, 0.1, 0.1]),
+                  "ict-fixed_large": st.paired_ci([0.1, 0.1, 0.1], [0.08, 0.07, 0.09])}}
+  out = exp.claims(res)
+  assert [(c.kind, c.passed) for c in out] == [("paper", True), ("paper", False), ("sanity", True)]
+
+
+def test_too_few_steps_is_refused():
+  from jaxlib_methods.runner import experiment as exp_lib
+  with pytest.raises(exp_lib.UsageError, match="steps % log_every"):
+    exp_lib.get("consistency_toy").config("cpu", ("steps=100",))
+
+
 @pytest.mark.slow
 def test_tiny_run_and_claims(tmp_path):
-  cfg = dataclasses.replace(exp.Config(), steps=40, log_every=20, hidden=16, batch_size=32, n_eval=200,
-                            n_projections=16, s1=40, fixed_num_scales=41)
-  res = exp.run(cfg, tmp_path)
-  assert set(res["sw2"]) == set(exp.RUNS)
-  assert all(np.isfinite(v) for v in res["sw2"].values())
-  out = exp.claims(res)
+  from jaxlib_methods.runner import experiment as exp_lib
+  e = exp_lib.get("consistency_toy")
+  res = e.run(e.config("cpu", exp.TINY + ("runs=ict,squared_l2,ema_teacher",)), tmp_path)
+  assert set(res["sw2"]) == {"ict", "squared_l2", "ema_teacher"}
+  assert all(np.isfinite(v).all() for v in res["sw2"].values())
+  out = e.claims(res)
   assert len(out) == 2 and all(isinstance(c, Claim) for c in out)
   assert (tmp_path / "figure.png").exists()

@@ -51,12 +51,6 @@ def test_lr_transfer_sharpness_tiny(tmp_path):
   assert len(r["mup"]["8"]["sharpness"]) == 3
 
 
-def test_contrastive_temperature_tiny(tmp_path):
-  from experiments import contrastive_temperature as m
-  r = _check(m, m.Config(num_steps=5, n_eval=32, taus=(0.1, 1.0)), tmp_path, 3)
-  assert r["gradient_identity_max_err"] < 1e-5
-
-
 def test_dae_score_tiny(tmp_path):
   from experiments import dae_score as m
   r = _check(m, m.Config(sigmas=(0.8, 0.4), num_steps=5, batch_size=64, hidden=8), tmp_path, 5)

@@ -5,9 +5,8 @@ Contract (jaxlib_methods/runner/experiment.py): an experiment module declares
   MUTATIONS = {"no_momentum": ("b1=0",), ...}   # wrong variants, applied on top of TINY
 At the TINY size the unmutated run must pass at least one paper claim, and under each mutation at least one of the
 paper claims that passed unmutated must fail: a claim that also passes for the wrong method is not a claim. The first
-mutation of each experiment runs in the default suite; the others under `-m slow`. An experiment whose TINY run cannot
-be made fast (several transformer compilations: > ~20 s of CPU) declares `MUTATION_TEST_SLOW = True`: all its
-mutations then run under `-m slow`, and its own test file keeps a fast check in the default suite.
+mutation of each experiment runs in the default suite; the others under `-m slow` (all of them when the module sets
+`MUTATION_TEST_SLOW = True`, for experiments whose TINY run alone costs ~10 s or more of CPU).
 """
 
 import pytest
@@ -36,9 +35,8 @@ def _baseline(e, tmp_path_factory):
 
 def _cases():
   for name, e in sorted(WITH_MUTATIONS.items()):
-    all_slow = bool(getattr(e.module, "MUTATION_TEST_SLOW", False))
     for i, mutation in enumerate(sorted(e.mutations)):
-      marks = () if i == 0 and not all_slow else (pytest.mark.slow,)
+      marks = () if i == 0 and not getattr(e.module, "MUTATION_TEST_SLOW", False) else (pytest.mark.slow,)
       yield pytest.param(name, mutation, id=f"{name}-{mutation}", marks=marks)
 
 

@@ -1,4 +1,4 @@
-"""The NPO unlearning experiment [182] on a tiny config: deterministic, claims well formed."""
+"""The NPO unlearning experiment [182]: the data, the divergence-form fits against closed forms, and (slow) a run."""
 
 import json
 
@@ -6,29 +6,49 @@ import numpy as np
 import pytest
 
 from experiments import npo_unlearning as exp
+from jaxlib_methods.runner import experiment as exp_lib
 
-TINY = exp.Config(n_train=200, n_test=200, hidden=16, pretrain_steps=50, unlearn_steps=80, log_every=20)
 
-
-def test_forget_set_is_its_own_cluster():
-  x, y, xt, yt, forget = exp.make_data(TINY)
-  assert forget.sum() == 20
+def test_forget_set_is_its_own_cluster_with_its_own_rule():
+  cfg = exp.Config(n_train=400)
+  x, y, xt, yt, forget, w = exp.make_data(cfg)
+  assert forget.sum() == 40 and w.shape == (cfg.dim, cfg.n_features)
   centre = x[forget].mean(0)
-  assert np.linalg.norm(centre) > 0.7 * TINY.forget_offset
+  assert np.linalg.norm(centre) > 0.7 * cfg.forget_offset
+  assert len(np.unique(y[forget])) > 1  # several labels, separable by their own linear rule
 
 
-def test_run_and_claims_tiny(tmp_path):
-  a = exp.run(TINY, tmp_path / "a")
-  json.dumps(a)
-  assert (tmp_path / "a" / "figure.png").exists()
-  rows = exp.claims(a)
-  assert len(rows) == 4
-  # NPO's gradient is GA's times a weight in (0, 2): the first NPO step can't push the forget set down faster.
-  assert a["runs"]["npo"]["forget_loglik"][1] >= a["runs"]["ga"]["forget_loglik"][1] - 1e-6
+def test_fit_recovers_the_log_slope_and_rejects_a_line():
+  beta = 0.5
+  t = np.arange(0, 4001, 40, dtype=float)
+  # The closed form of NPO's divergence: l(t) = l_ref - (1/beta) log(1 + 2 beta c t).
+  ell = -0.01 - np.log1p(2 * beta * 0.3 * t) / beta
+  fit = exp.fit_log_form(t, ell, beta)
+  assert abs(fit["b"] * beta - 1.0) < 0.02 and fit["rmse"] < 0.1 * fit["linear_rmse"] and fit["span"] > 2
+  line = -0.01 - 3.0 * t  # GA: linear divergence
+  fit = exp.fit_log_form(t, line, beta)
+  assert fit["b"] * beta > 100 and fit["rmse"] > fit["linear_rmse"]
+  assert exp.linear_r2(t, line) == pytest.approx(1.0)
+  assert np.isnan(exp.fit_log_form(t, np.zeros_like(t), beta)["b"])  # never leaves the first phase
+
+
+def test_claims_logic():
+  base = {"ga_collapsed_all": True, "min_slowdown": 12.0, "npo_collapsed_any": False, "min_ga_linear_r2": 0.999,
+          "npo_b_times_beta": [1.0, 0.9, 1.1], "npo_log_vs_linear_rmse": [0.1, 0.2, 0.1], "npo_fit_spans": [5, 4, 3]}
+  rows = exp.claims(base)
+  assert all(r.kind == "paper" for r in rows) and all(r.passed for r in rows)
+  rows = exp.claims(dict(base, npo_b_times_beta=[1.0, 2.5, 1.0]))
+  assert not rows[3].passed and rows[3].ours == 2.5
+  rows = exp.claims(dict(base, min_slowdown=1.0, npo_fit_spans=[5, 1.5, 3]))
+  assert not rows[1].passed and not rows[3].passed
 
 
 @pytest.mark.slow
-def test_same_seed_same_numbers(tmp_path):
-  a = exp.run(TINY, tmp_path / "a")
-  b = exp.run(TINY, tmp_path / "b")
-  assert a["runs"]["npo"]["forget_loglik"] == b["runs"]["npo"]["forget_loglik"]
+def test_tiny_run_is_deterministic(tmp_path):
+  e = exp_lib.get("npo_unlearning")
+  cfg = e.config("cpu", exp.TINY)
+  a = e.run(cfg, tmp_path / "a")
+  b = e.run(cfg, tmp_path / "b")
+  assert a["npo_b_times_beta"] == b["npo_b_times_beta"]
+  json.dumps(a)
+  assert (tmp_path / "a" / "figure.png").exists()

@@ -285,7 +285,8 @@ def test_validation_errors(bad, match):
   args = dict(q=jnp.zeros((2, 8, 4, 16)), k=jnp.zeros((2, 8, 2, 16)), v=jnp.zeros((2, 8, 2, 16)))
   opts = {key: val for key, val in bad.items() if key not in args}
   args.update({key: val for key, val in bad.items() if key in args})
-  with pytest.raises(ValueError, match=match):
+  # Wrong dtypes are TypeErrors, every other inconsistency a ValueError (docs/conventions.md).
+  with pytest.raises(TypeError if match == "dtype" else ValueError, match=match):
     flash_attention(args["q"], args["k"], args["v"], interpret=True, **opts)
 
 
@@ -314,7 +315,7 @@ def test_option_errors(kwargs, match):
 
 def test_kernel_dtype_and_head_dim_limits():
   x = jnp.zeros((1, 8, 1, 16), jnp.float64) if jax.config.jax_enable_x64 else jnp.zeros((1, 8, 1, 16), jnp.int8)
-  with pytest.raises(ValueError, match="float|dtype"):
+  with pytest.raises(TypeError, match="float|dtype"):
     flash_attention(x, x, x, platform="gpu")
   big = jnp.zeros((1, 8, 1, 320))
   with pytest.raises(ValueError, match="up to 256"):

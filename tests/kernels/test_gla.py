@@ -325,7 +325,7 @@ def test_validation_of_new_arguments():
   cu = jnp.asarray([0, 3, 8])
   with pytest.raises(ValueError, match="cu_seqlens"):
     gated_linear_attention(q, q, q, q, cu_seqlens=jnp.asarray([0, 3, 7]), interpret=True)     # does not end at T
-  with pytest.raises(ValueError, match="cu_seqlens"):
+  with pytest.raises(TypeError, match="cu_seqlens"):
     gated_linear_attention(q, q, q, q, cu_seqlens=jnp.asarray([0.0, 8.0]), interpret=True)
   with pytest.raises(ValueError, match="batch of 1"):
     gated_linear_attention(jnp.zeros((2, 8, 2, 4)), *[jnp.zeros((2, 8, 2, 4))] * 3, cu_seqlens=cu, interpret=True)

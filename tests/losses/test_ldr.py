@@ -107,25 +107,83 @@ def test_worst_case_distribution_attains_the_max():
     assert obj(q) <= best + 1e-12
 
 
-def test_aldr_kl_objective_and_lambda_step_match_numpy():
-  rng = np.random.default_rng(5)
-  f = rng.normal(size=(4, 5)) * 3
-  y = np.array([0, 1, 2, 3])
-  lam = np.array([0.5, 1.0, 2.0, 4.0])
-  lam0, alpha, c = 1.0, 2.0, 0.1
+def np_aldr_v1(y_pred, y_true, ids, lam_state, lam_ref, alpha, threshold, softplus=False, lam_fixed=None):
+  """A float64 NumPy transcription of the authors' `ALDRLoss_V1.forward` (Optimization-AI/ICML2023_LDR, loss.py),
+  line by line: returns (mean loss, updated lambda state). y_true is one-hot [B, K]; lam_state [N, 1]. With
+  `lam_fixed` the lambda step is skipped and those lambdas [B, 1] are used (to differentiate with lambda held)."""
+  y_pred = np.asarray(y_pred, np.float64)
+  lam_state = np.array(lam_state, np.float64)
+  num_class = y_pred.shape[1]
+  if softplus:
+    y_pred = np.log1p(np.exp(y_pred))
+  y_denorm = np.sum(np.abs(y_pred), axis=1, keepdims=True) / num_class
+  y_pred = y_pred / y_denorm
+  if lam_fixed is None:
+    z = y_pred / lam_state[ids]
+    e = np.exp(z - z.max(1, keepdims=True))
+    pred_prob = e / e.sum(1, keepdims=True) + 1e-5
+    pred_prob = pred_prob / np.maximum(np.abs(pred_prob).sum(1, keepdims=True), 1e-12)  # F.normalize(p=1)
+    kl_reg = np.sum(pred_prob * np.log(num_class * pred_prob), axis=1, keepdims=True)
+    log_k = np.log(num_class)
+    lambdas = lam_ref - lam_ref * kl_reg / (alpha * log_k)
+    lam_state[ids] = lambdas
+    lam = lam_state[ids]
+  else:
+    lam = np.asarray(lam_fixed, np.float64)
+  extra_loss = -1 / 2 * alpha * np.log(num_class) / lam_ref * (lam - lam_ref) ** 2
+  diff_logits = threshold * (1 - y_true) + (y_pred - np.sum(y_pred * y_true, axis=1, keepdims=True))
+  d = diff_logits / lam
+  m = d.max(1, keepdims=True)
+  loss = lam * (np.log(np.mean(np.exp(d - m), axis=1, keepdims=True)) + m) + extra_loss
+  return loss.mean(), lam_state
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("softplus,k,lam0,alpha", [(False, 5, 10.0, 2.0), (False, 26, 1.0, 3.0),
+                                                   (True, 7, 0.1, 1.5)])
+def test_aldr_kl_matches_the_authors_aldr_loss_v1(softplus, k, lam0, alpha):
+  """Two batches through a persistent per-example lambda state: loss, new lambda and gradient match the float64
+  transcription of the authors' ALDRLoss_V1 (update lambda first, then the loss at the new lambda)."""
+  rng = np.random.default_rng(k)
+  n, b, c = 12, 6, 0.1
+  norm = "softplus" if softplus else "l1"
+  state_np = np.full((n, 1), lam0)
+  state = ldr.aldr_kl_init_state(n, lam0)
   with jax.enable_x64(True):
-    got = ldr.aldr_kl_loss(jnp.asarray(f), jnp.asarray(y), jnp.asarray(lam), lam0=lam0, alpha=alpha, margin=c)
-    new = ldr.aldr_kl_update_lambda(jnp.asarray(f), jnp.asarray(y), jnp.asarray(lam), lam0=lam0, alpha=alpha,
-                                    margin=c, lam_min=0.05)
-  np.testing.assert_allclose(np.asarray(got), np_ldr_kl(f, y, lam, c) - alpha / 2 * (lam - lam0) ** 2, rtol=1e-6)
-  exp_new = []
-  for i in range(4):
-    z = np.array([(c if j != y[i] else 0) + f[i, j] - f[i, y[i]] for j in range(5)]) / lam[i]
-    p = np.exp(z - z.max())
-    p /= p.sum()
-    kl = np.sum(p * np.log(p * 5))
-    exp_new.append(max(0.05, lam0 - kl / alpha))
-  np.testing.assert_allclose(np.asarray(new), exp_new, rtol=1e-5)
+    state = state.astype(jnp.float64)
+    for batch in range(2):
+      ids = rng.choice(n, b, replace=False)
+      f = rng.normal(size=(b, k)) * 3
+      y = rng.integers(0, k, b)
+      onehot = np.eye(k)[y]
+      ref_loss, state_np = np_aldr_v1(f, onehot, ids, state_np, lam0, alpha, c, softplus)
+      fj, yj = jnp.asarray(f), jnp.asarray(y)
+      new = ldr.aldr_kl_update_lambda(fj, yj, state[ids], lam0=lam0, alpha=alpha, normalize=norm)
+      state = state.at[ids].set(new)
+      loss = ldr.aldr_kl_loss(fj, yj, state[ids], lam0=lam0, alpha=alpha, margin=c, normalize=norm)
+      np.testing.assert_allclose(np.asarray(state)[:, None], state_np, rtol=1e-6)  # float32 lambda state
+      np.testing.assert_allclose(float(loss.mean()), ref_loss, rtol=1e-5)
+      lam_b = np.asarray(state)[ids][:, None]
+      g = jax.grad(lambda t: ldr.aldr_kl_loss(t, yj, state[ids], lam0=lam0, alpha=alpha, margin=c,
+                                              normalize=norm).mean())(fj)
+      ref_g = np_grad(lambda t: np_aldr_v1(t, onehot, ids, state_np, lam0, alpha, c, softplus, lam_fixed=lam_b)[0], f)
+      np.testing.assert_allclose(np.asarray(g), ref_g, rtol=1e-5, atol=1e-8)
+    assert np.all(np.asarray(state) >= lam0 * (1 - 1 / alpha) - 1e-9) and np.all(np.asarray(state) <= lam0 * (1 + 1e-6))
+    assert np.ptp(np.asarray(state)) > 1e-3 * lam0  # lambda moves (the old alpha/2 penalty barely moved it)
+
+
+def test_aldr_lambda_step_extremes():
+  """Uniform logits give p = u, KL = 0, lambda = lam0; a one-hot-like p gives lambda -> lam0 (1 - 1/alpha)."""
+  lam0, alpha = 10.0, 2.0
+  y = jnp.array([0, 1])
+  f = jnp.array([[1.0, 1.0, 1.0, 1.0], [1e3, -1e3, -1e3, -1e3]])
+  new = ldr.aldr_kl_update_lambda(f, y, jnp.array([lam0, 1e-3]), lam0=lam0, alpha=alpha)
+  np.testing.assert_allclose(new[0], lam0, rtol=1e-6)
+  p = np.array([1.0, 0, 0, 0]) + 1e-5
+  p /= p.sum()
+  kl = np.sum(p * np.log(4 * p))
+  np.testing.assert_allclose(new[1], lam0 * (1 - kl / (alpha * np.log(4))), rtol=1e-5)
+  assert new[1] < lam0 * (1 - 0.99 / alpha)
 
 
 def test_aldr_kl_large_alpha_keeps_lam0_and_equals_ldr_kl():
@@ -138,8 +196,20 @@ def test_aldr_kl_large_alpha_keeps_lam0_and_equals_ldr_kl():
   np.testing.assert_allclose(ldr.aldr_kl_loss(f, y, new, lam0=2.0, alpha=1e9),
                              ldr.ldr_kl_loss(f, y, lam=2.0), rtol=1e-5)
   # no gradient flows into the lambda state
-  g = jax.grad(lambda l: ldr.aldr_kl_loss(f, y, l, lam0=2.0, alpha=1.0).sum())(lam)
+  g = jax.grad(lambda l: ldr.aldr_kl_loss(f, y, l, lam0=2.0, alpha=2.0).sum())(lam)
   np.testing.assert_array_equal(g, 0.0)
+
+
+def test_l1_normalisation_matches_the_authors():
+  rng = np.random.default_rng(7)
+  f = rng.normal(size=(3, 5))
+  y = np.array([0, 2, 4])
+  ref = f / (np.abs(f).sum(1, keepdims=True) / 5)
+  with jax.enable_x64(True):
+    got = ldr.ldr_kl_loss(jnp.asarray(f), jnp.asarray(y), lam=2.0, margin=0.1, normalize="l1")
+  np.testing.assert_allclose(np.asarray(got), np_ldr_kl(ref, y, 2.0, 0.1), rtol=1e-10)
+  with pytest.raises(ValueError, match="normalize"):
+    ldr.ldr_kl_loss(jnp.asarray(f), jnp.asarray(y), normalize="l2")
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16, jnp.bfloat16])
@@ -153,7 +223,7 @@ def test_stability_extreme_logits_and_half_precision(dtype):
     assert np.all(np.isfinite(np.asarray(v, np.float32))) and np.all(np.isfinite(np.asarray(g, np.float32)))
   g = jax.grad(lambda t: ldr.ldr_kl_loss(t, y, normalize=True).astype(jnp.float32).sum())(f)
   assert np.all(np.isfinite(np.asarray(g, np.float32)))
-  lam = ldr.aldr_kl_update_lambda(f, y, jnp.ones(2), lam0=1.0, alpha=1.0)
+  lam = ldr.aldr_kl_update_lambda(f, y, jnp.ones(2), lam0=1.0, alpha=2.0)
   assert np.all(np.isfinite(lam))
 
 
@@ -182,5 +252,9 @@ def test_bad_inputs():
     ldr.ldr_kl_loss(f, jnp.array([0.0, 1.0, 2.0]))
   with pytest.raises(ValueError, match="alpha"):
     ldr.aldr_kl_loss(f, y, jnp.ones(3), lam0=1.0, alpha=0.0)
+  with pytest.raises(ValueError, match="alpha must be > 1"):
+    ldr.aldr_kl_update_lambda(f, y, jnp.ones(3), lam0=1.0, alpha=1.0)
+  with pytest.raises(ValueError, match="at least 2 classes"):
+    ldr.aldr_kl_update_lambda(jnp.zeros((3, 1)), jnp.zeros(3, jnp.int32), jnp.ones(3), lam0=1.0, alpha=2.0)
   with pytest.raises(ValueError, match="lam0"):
     ldr.aldr_kl_init_state(3, -1.0)

@@ -157,24 +157,32 @@ def test_pls_ey_minimum_equals_top_singular_values_squared():
 # ------------------------------------------------------------------------------------------------ MLC
 
 def test_coding_rates_match_numpy_and_special_cases():
+  """MLC Eq. (4) (Ding et al. 2023): R = logdet(I + d/(n eps^2) Z^T Z), R_c = (1/n) sum_j logdet(I + d/eps^2 Z^T
+  diag(Gamma_j) Z), no 1/2; `coding_rate` is MCR^2's R with the 1/2; official_code_scale halves the MLC terms."""
   rng = np.random.default_rng(7)
   n, d, eps = 10, 4, 0.5
   z = rng.normal(size=(n, d))
   z /= np.linalg.norm(z, axis=1, keepdims=True)
-  r_ref = 0.5 * np.linalg.slogdet(np.eye(d) + d / (n * eps ** 2) * z.T @ z)[1]
+  r_mlc = np.linalg.slogdet(np.eye(d) + d / (n * eps ** 2) * z.T @ z)[1]
   with jax.enable_x64(True):
     zj = jnp.asarray(z)
-    assert float(ssl.coding_rate(zj, eps)) == pytest.approx(r_ref, rel=1e-10)
+    assert float(ssl.coding_rate(zj, eps)) == pytest.approx(0.5 * r_mlc, rel=1e-10)
     g = rng.random(size=(n, n))
     gam = np.asarray(ssl.doubly_stochastic(jnp.asarray(np.log(g)), eta=1.0, num_iters=500))
-    rc_ref = sum(np.linalg.slogdet(np.eye(d) + d / eps ** 2 * z.T @ np.diag(gam[:, j]) @ z)[1] for j in range(n)) / (
-        2 * n)
+    rc_ref = sum(np.linalg.slogdet(np.eye(d) + d / eps ** 2 * z.T @ np.diag(gam[:, j]) @ z)[1] for j in range(n)) / n
     assert float(ssl.mlc_compression_rate(zj, jnp.asarray(gam), eps)) == pytest.approx(rc_ref, rel=1e-10)
+    assert float(ssl.mlc_compression_rate(zj, jnp.asarray(gam), eps, official_code_scale=True)) == pytest.approx(
+        rc_ref / 2, rel=1e-10)
+    assert float(ssl.mlc_loss(zj, jnp.asarray(gam), eps)) == pytest.approx(rc_ref - r_mlc, rel=1e-10)
+    assert float(ssl.mlc_loss(zj, jnp.asarray(gam), eps, official_code_scale=True)) == pytest.approx(
+        (rc_ref - r_mlc) / 2, rel=1e-10)
     one = jnp.full((n, n), 1.0 / n)
-    assert float(ssl.mlc_compression_rate(zj, one, eps)) == pytest.approx(r_ref, rel=1e-10)
+    assert float(ssl.mlc_compression_rate(zj, one, eps)) == pytest.approx(r_mlc, rel=1e-10)
     assert float(ssl.mlc_loss(zj, one, eps)) == pytest.approx(0.0, abs=1e-12)
     ident = ssl.mlc_compression_rate(zj, jnp.eye(n), eps)
-    assert float(ident) == pytest.approx(np.log1p(d / eps ** 2 * (z ** 2).sum(1)).sum() / (2 * n), rel=1e-10)
+    assert float(ident) == pytest.approx(np.log1p(d / eps ** 2 * (z ** 2).sum(1)).sum() / n, rel=1e-10)
+  with pytest.raises(TypeError, match="official_code_scale"):
+    ssl.mlc_loss(jnp.asarray(z, jnp.float32), jnp.asarray(gam, jnp.float32), official_code_scale=1)
 
 
 def test_doubly_stochastic_matches_numpy_sinkhorn():

@@ -106,6 +106,59 @@ def test_opis_matches_numpy_and_is_zero_for_identical_classes():
   assert float(tcm.opis(jnp.asarray(sim2), jnp.asarray(y2), jnp.asarray(th), num_classes=3)) == 0.0
 
 
+def np_epsilon_opis(sim, y, thresholds, num_classes, eps):
+  """Float64 loops: rank the present classes by mean F1 over the thresholds; pool the pairs of the worst and of the
+  best ceil(eps * T) classes; mean over thresholds of the squared gap of their F1."""
+  n = len(y)
+
+  def f1(tp, fp, fn):
+    return 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) > 0 else 0.0
+
+  def counts(classes, d):
+    tp = fp = fn = 0
+    for i in range(n):
+      if y[i] not in classes:
+        continue
+      for j in range(n):
+        if i == j:
+          continue
+        acc, same = sim[i, j] >= d, y[i] == y[j]
+        tp += acc and same
+        fn += (not acc) and same
+        fp += acc and not same
+    return tp, fp, fn
+
+  present = [c for c in range(num_classes) if np.any(y == c)]
+  score = {c: np.mean([f1(*counts({c}, d)) for d in thresholds]) for c in present}
+  order = sorted(present, key=lambda c: score[c])  # stable: ties keep the class order
+  m = max(1, int(np.ceil(eps * len(present))))
+  worst, best = set(order[:m]), set(sorted(present, key=lambda c: -score[c])[:m])
+  return np.mean([(f1(*counts(worst, d)) - f1(*counts(best, d))) ** 2 for d in thresholds])
+
+
+@pytest.mark.parametrize("eps,num_classes", [(0.05, 4), (0.4, 4), (0.5, 6)])
+def test_epsilon_opis_matches_numpy(eps, num_classes):
+  e, y = _emb(12, 3, seed=5)
+  sim = np_cos(e).astype(np.float32)
+  th = np.linspace(-0.5, 0.9, 8)
+  got = tcm.epsilon_opis(jnp.asarray(sim), jnp.asarray(y), jnp.asarray(th), num_classes=num_classes, epsilon=eps)
+  np.testing.assert_allclose(float(got), np_epsilon_opis(sim, y, th, num_classes, eps), rtol=1e-5, atol=1e-8)
+
+
+def test_epsilon_opis_zero_for_identical_classes_and_positive_for_a_loose_class():
+  th = np.linspace(0.05, 0.95, 10)  # no threshold ties a similarity value
+  y = np.repeat(np.arange(4), 3)
+  same = y[:, None] == y[None, :]
+  sim = np.where(same, 0.8, 0.1)
+  assert float(tcm.epsilon_opis(jnp.asarray(sim), jnp.asarray(y), jnp.asarray(th), num_classes=4, epsilon=0.25)) == 0
+  loose = np.where(same & (y[:, None] == 3), 0.3, sim)  # class 3's positives fall below thresholds 0.4 .. 0.9
+  v = float(tcm.epsilon_opis(jnp.asarray(loose), jnp.asarray(y), jnp.asarray(th), num_classes=4, epsilon=0.25))
+  assert v > 0.1
+  np.testing.assert_allclose(v, np_epsilon_opis(loose, y, th, 4, 0.25), rtol=1e-6)
+  with pytest.raises(ValueError, match="epsilon"):
+    tcm.epsilon_opis(jnp.asarray(sim), jnp.asarray(y), jnp.asarray(th), num_classes=4, epsilon=0.0)
+
+
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16, jnp.bfloat16])
 def test_stability(dtype):
   e = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1.0], [1e4, 1e4, 0.0], [0.0, 0.0, 1e-3]], dtype)

@@ -168,3 +168,43 @@ def test_gla_attention_when_available():
   pytest.importorskip("jaxlib_methods.nn.gla", reason="GatedLinearAttention (another issue) not written yet")
   lm = tf.TransformerLM(_small(attention="gla"), rngs=nnx.Rngs(0))
   assert lm(jnp.zeros((2, 6), jnp.int32)).shape == (2, 6, 11)
+
+
+@pytest.mark.slow   # ~9 s each on 2 cores (interpret-mode kernels); the config validation below runs by default
+@pytest.mark.parametrize("attention, implementation", [("mha", "pallas"), ("gla", "pallas")])
+def test_pallas_kernels_selected_by_config_equal_the_xla_path(attention, implementation):
+  """TransformerConfig.implementation / .interpret pick the Pallas kernel (interpret mode on CPU) at construction;
+  the same weights through implementation='xla' give the same logits."""
+  cfg = tf.TransformerConfig(vocab_size=11, d_model=16, num_layers=1, num_heads=2, attention=attention,
+                             implementation=implementation, interpret=True)
+  lm = tf.TransformerLM(cfg, rngs=nnx.Rngs(0))
+  assert lm.blocks[0].attn.implementation == implementation and lm.blocks[0].attn.interpret
+  ref = tf.TransformerLM(tf.TransformerConfig(**{**cfg.__dict__, "implementation": "xla", "interpret": False}),
+                         rngs=nnx.Rngs(0))
+  tokens = jnp.asarray(np.random.default_rng(0).integers(0, 11, (1, 8)), jnp.int32)
+  np.testing.assert_allclose(np.asarray(lm(tokens)), np.asarray(ref(tokens)), rtol=2e-4, atol=2e-4)
+
+
+def test_implementation_and_interpret_are_validated():
+  with pytest.raises(ValueError, match="builtin attention is plain jnp"):
+    tf.TransformerConfig(implementation="pallas")
+  with pytest.raises(ValueError, match="implementation must be one of"):
+    tf.TransformerConfig(attention="gla", implementation="cudnn")
+  with pytest.raises(ValueError, match="interpret=True applies to the Pallas kernels"):
+    tf.TransformerConfig(interpret=True)
+
+
+def test_every_parameter_names_its_logical_axes():
+  """NNX sharding metadata on every parameter (so runner.sharding's rules can place it), readable without a mesh."""
+  for attention in ("builtin", "mha", "gla"):
+    lm = nnx.eval_shape(lambda: tf.TransformerLM(_small(attention=attention), rngs=nnx.Rngs(0)))
+    specs = nnx.get_partition_spec(nnx.state(lm, nnx.Param))
+    leaves = jax.tree.leaves(nnx.to_pure_dict(specs), is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))
+    assert leaves and all(len(s) > 0 for s in leaves), attention
+  lm = tf.TransformerLM(tf.TransformerConfig(vocab_size=11, d_model=8, num_layers=1, num_heads=2),
+                        rngs=nnx.Rngs(0))
+  assert lm.blocks[0].mlp.w1.get_metadata()["out_sharding"] == ("embed", "mlp")
+  assert lm.blocks[0].attn.o_weight_nhd.get_metadata()["out_sharding"] == ("heads", "head_dim", "embed")
+  # an nnx.Optimizer over the annotated model still works with no mesh (eager sharding is off for these params)
+  opt = nnx.Optimizer(lm, optax.adamw(1e-3), wrt=nnx.Param)
+  nnx.jit(lambda m, o: o.update(m, nnx.grad(lambda m: jnp.mean(m(jnp.zeros((2, 4), jnp.int32)) ** 2))(m)))(lm, opt)

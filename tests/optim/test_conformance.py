@@ -115,6 +115,19 @@ CASES = [
          O.SCALE_BY_ADAM_8BIT_STATIC_ARGS, inject=dict(b1=(0.9, 0.8, 0.5), eps=(1e-8, 1e-6, 1e-3)),
          complex_ok=False, static_required=True, auto_sharding=False),
     Case("scale_by_adam_hf", O.scale_by_adam_hf, {}, inject=dict(b2=(0.999, 0.99, 0.9)), heavy=True),
+    # Issue 16 wave 2, P1 ([209] optimistic OMD: projection on a ball and the self-confident step size).
+    Case("optimistic_omd", O.optimistic_omd, dict(learning_rate=0.1, radius=10.0, diameter=2.0),
+         O.OPTIMISTIC_OMD_STATIC_ARGS, inject=dict(learning_rate=(0.1, 0.05, 0.02), radius=(10.0, 5.0, 20.0)),
+         needs_params=True),
+    # ---- issue 16 P2: cSGLD [106], dynamic sparse training [140] (GAQAT's freeze needs task_grads: test_gaqat) ----
+    Case("csgld", O.csgld, dict(learning_rate=0.1, total_steps=8, num_cycles=2, data_size=10, weight_decay=0.01),
+         O.CSGLD_STATIC_ARGS, inject=dict(learning_rate=(0.1, 0.05, 0.02), temperature=(1.0, 0.5, 0.0)),
+         needs_params=True, complex_ok=False, heavy=True),
+    Case("scale_by_langevin", O.scale_by_langevin, dict(step_size=0.1, data_size=10), O.SCALE_BY_LANGEVIN_STATIC_ARGS,
+         inject=dict(step_size=(0.1, 0.05, 0.2), temperature=(1.0, 0.1, 0.0)), complex_ok=False, heavy=True),
+    Case("dynamic_sparse(sgd)", O.dynamic_sparse, dict(inner=optax.sgd(0.1), sparsity=0.5, update_interval=2,
+                                                       end_step=8), O.DYNAMIC_SPARSE_STATIC_ARGS,
+         inject=dict(drop_fraction=(0.3, 0.1, 0.5)), needs_params=True, static_required=True, heavy=True),
 ]
 BY_NAME = {c.name: c for c in CASES}
 ALL = [pytest.param(c, id=c.name) for c in CASES]

@@ -123,13 +123,16 @@ SPECS = [
         ("num_examples=2.5", {"num_examples": 2.5}, "ValueError", "num_examples"),
         ("lam0<0", {"lam0": -1.0}, "ValueError", "lam0"),
         ("lam0=NaN", {"lam0": float("nan")}, "ValueError", "lam0"))),
-    cls_spec(ldr.aldr_kl_loss, args={"lam": np.ones(B), "lam0": 1.0, "alpha": 1.0}, extra=(
+    cls_spec(ldr.aldr_kl_loss, args={"lam": np.ones(B), "lam0": 1.0, "alpha": 2.0}, extra=(
         ("alpha=0", {"alpha": 0.0}, "ValueError", "alpha"),
+        ("alpha=1", {"alpha": 1.0}, "ValueError", "alpha"),
+        ("normalize=bad", {"normalize": "l2"}, "ValueError", "normalize"),
         ("lam:NaN-row", {"lam": np.array([1.0, np.nan, 1.0, 1.0])}, "ValueError", "lam"),
         ("lam:zero-row:jit", {"lam": np.array([1.0, 0.0, 1.0, 1.0])}, "nan", "", ("lam",))),
              batch=("logits", "labels", "lam")),
-    cls_spec(ldr.aldr_kl_update_lambda, args={"lam": np.ones(B), "lam0": 1.0, "alpha": 1.0}, extra=(
-        ("lam_min=0", {"lam_min": 0.0}, "ValueError", "lam_min"),
+    cls_spec(ldr.aldr_kl_update_lambda, args={"lam": np.ones(B), "lam0": 1.0, "alpha": 2.0}, extra=(
+        ("alpha=1", {"alpha": 1.0}, "ValueError", "alpha"),
+        ("lam0=0", {"lam0": 0.0}, "ValueError", "lam0"),
         ("lam:negative-row", {"lam": np.array([1.0, -1.0, 1.0, 1.0])}, "ValueError", "lam")),
              batch=("logits", "labels", "lam"), jit_grad=False),
     # ------------------------------------------------------------------ comp-sum [164]
@@ -268,6 +271,12 @@ SPECS = [
                        "num_classes": 3}, floats=("sim", "thresholds"), at={"sim": 1}, labels={"labels": 3},
             jit_grad=False, batch=("sim", "labels"), empty="error",
             extra=(("num_classes=0", {"num_classes": 0}, "ValueError", "num_classes"),)),
+    ApiSpec(tcm.epsilon_opis, {"sim": SIM, "labels": np.array([0, 0, 1, 1, 2]),
+                               "thresholds": np.linspace(-1.0, 1.0, 5), "num_classes": 3, "epsilon": 0.3},
+            floats=("sim", "thresholds"), at={"sim": 1}, labels={"labels": 3}, jit_grad=False, batch=("sim", "labels"),
+            empty="error", extra=(("num_classes=0", {"num_classes": 0}, "ValueError", "num_classes"),
+                                  ("epsilon=0", {"epsilon": 0.0}, "ValueError", "epsilon"),
+                                  ("epsilon=0.6", {"epsilon": 0.6}, "ValueError", "epsilon"))),
     # ------------------------------------------------------------------ consistency models [2] [3]
     ApiSpec(cm.default_pseudo_huber_c, {"dim": 16}, extra=(("dim=0", {"dim": 0}, "ValueError", "dim"),
                                                           ("dim=2.5", {"dim": 2.5}, "TypeError", "dim"))),

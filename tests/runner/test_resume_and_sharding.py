@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -56,16 +57,39 @@ def test_sigkill_then_rerun_is_bitwise_identical(tmp_path):
   assert (tmp_path / "ref" / "metrics.jsonl").read_text() == (victim / "metrics.jsonl").read_text()
 
 
+def _run_or_fail(args, *, cwd, env, timeout):
+  """Run a child with a timeout; a timeout fails the test with where the child was stuck, never hangs.
+
+  The child runs with PYTHONFAULTHANDLER=1: on a timeout it gets SIGABRT, so faulthandler prints every Python
+  thread's stack (and XLA's abort handler its native one) before it dies; the test fails with that output's tail.
+  """
+  proc = subprocess.Popen(args, cwd=cwd, env=dict(env, PYTHONFAULTHANDLER="1"), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True)
+  try:
+    out, err = proc.communicate(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    proc.send_signal(signal.SIGABRT)  # faulthandler dumps the stacks of all threads
+    try:
+      out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+      os.killpg(proc.pid, signal.SIGKILL)
+      out, err = proc.communicate()
+    pytest.fail(f"timed out after {timeout} s: {' '.join(args)}\nstdout tail:\n{out[-2000:]}\n"
+                f"stderr tail (faulthandler's stacks):\n{err[-8000:]}")
+  return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
 def test_data_parallel_mesh_of_8_matches_one_device(tmp_path):
-  # 8 simulated devices are 8 threads that must meet at every all-reduce; on a loaded 2-core machine one can be
-  # starved past XLA's default 40 s abort. The CLI raises that limit itself (runner/cli.py), keeping the user's flags.
+  # 8 simulated devices are 8 threads that meet at every all-reduce. The CLI raises XLA's stuck-collective abort
+  # (40 s by default) and gives XLA:CPU's shared thread pool 4x the device count (on a 2-core machine it is exactly 8
+  # threads, and two queued multi-device programs can then deadlock: the CI hang of this test); the run is short (100
+  # steps, a 2-substep run C). A timeout fails with every Python thread's stack (faulthandler), never a hang.
   env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=8")
-  sets = ("horizon=0.5", "log_every=100", "checkpoint_every=500", "dtype=float32")
+  sets = ("horizon=0.1", "log_every=50", "checkpoint_every=100", "step_ratio=2", "dtype=float32")
   out = {}
   for n in (1, 8):
-    proc = subprocess.run(_cmd(tmp_path / f"m{n}", *sets, f"mesh.data={n}"), cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode in (0, 1), proc.stderr  # claims may fail at this short horizon; the run must not crash
+    proc = _run_or_fail(_cmd(tmp_path / f"m{n}", *sets, f"mesh.data={n}"), cwd=tmp_path, env=env, timeout=400)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # claims may fail at this short horizon; no crash
     out[n] = json.loads((tmp_path / f"m{n}" / "summary.json").read_text())
     assert out[n]["error"] is None
     assert len(out[n]["environment"]["devices"]) == 8

@@ -1,0 +1,21 @@
+"""MI-CWA's paper claim on the shared transfer-attack harness (paper [111]: "Rethinking Model Ensemble in Transfer-based Adversarial Attacks", 2024, arXiv:2303.09105).
+
+The setup, config, presets, TINY size and run are those of `experiments/transfer_attacks.py` (surrogate MLPs vs
+held-out MLPs, paired bootstrap over the attacked images; see its docstring); this module registers paper [111] with
+its own claim: the [111] claim of that harness plus its sanity checks. The deliberately wrong variant of the harness
+(MUTATIONS) is declared and tested once, in `transfer_attacks`.
+"""
+
+from __future__ import annotations
+
+from experiments.transfer_attacks import PRESETS, TINY, Config, run  # noqa: F401 (the shared harness)
+from experiments.transfer_attacks import claims as _all_claims
+from jaxlib_methods.runner import Claim, Paper
+
+PAPER = Paper(catalog_id=111, title="Rethinking Model Ensemble in Transfer-based Adversarial Attacks", year=2024, arxiv="2303.09105")
+DEMO = False
+MUTATIONS: dict = {}  # see transfer_attacks.MUTATIONS (the same run; its mutation test covers this claim's harness)
+
+
+def claims(results: dict) -> list[Claim]:
+  return [c for c in _all_claims(results) if c.kind == "sanity" or c.claim.startswith("[111]")]
