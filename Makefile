@@ -35,7 +35,7 @@ demo: $(VENV)/.base-installed
 	rm -f $$stamp; exit $$rc
 
 test: $(VENV)/.test-installed
-	$(BIN)/python -m pytest -n 2 --durations=15
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15
 
 test-slow: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -m slow
