@@ -251,6 +251,36 @@ def run_api_case(case: ApiCase) -> str:
   return "ok"
 
 
+def is_default_run_case(case: ApiCase, fast_ids: frozenset = frozenset()) -> bool:
+  """True for the probes a table runs by default: every error probe (it raises before any work) and `fast_ids`."""
+  return case.expect in ERROR_KINDS + ("error",) or case.id in fast_ids
+
+
+def api_case_params(cases: Sequence[ApiCase], fast_ids: Sequence[str] = ()) -> list:
+  """`pytest.param`s for `cases`, the probes that compute (and are not in `fast_ids`) marked `slow`.
+
+  Raises ValueError for ids in `fast_ids` that no case has (a renamed probe must not silently leave the default run).
+  """
+  import pytest
+  fast = frozenset(fast_ids)
+  unknown = fast - {c.id for c in cases}
+  if unknown:
+    raise ValueError(f"fast_ids names probes that do not exist: {sorted(unknown)}")
+  return [pytest.param(c, id=c.id, marks=() if is_default_run_case(c, fast) else pytest.mark.slow) for c in cases]
+
+
+def api_counts_report(label: str, n_functions: int, cases: Sequence[ApiCase], fast_ids: Sequence[str] = ()
+                      ) -> tuple[dict, str]:
+  """The counts of a table (`summarize_api_cases` plus functions and default-run size) and a one-line report."""
+  counts = summarize_api_cases(cases)
+  counts["functions"] = n_functions
+  counts["default_run"] = sum(is_default_run_case(c, frozenset(fast_ids)) for c in cases)
+  line = (f"[{label}] {counts['functions']} functions, {counts['tried']} cases tried: {counts['clear_errors']} clear "
+          f"errors, {counts['nan_propagation']} documented NaN propagation, {counts['valid_outputs']} documented "
+          f"valid outputs ({counts['default_run']} in the default run, all with -m slow)")
+  return counts, line
+
+
 def summarize_api_cases(cases: Sequence[ApiCase]) -> dict:
   """Counts by documented outcome: tried, clear errors, documented NaN propagation, documented valid outputs."""
   errors = sum(c.expect in ERROR_KINDS + ("error",) for c in cases)

@@ -16,7 +16,7 @@ import pytest
 
 from jaxlib_methods import analysis
 from jaxlib_methods.analysis import attention_logits, calibration, eigenlearning, embedding, ntk, sharpness
-from jaxlib_methods.testing import ApiSpec, api_cases, run_api_case, summarize_api_cases
+from jaxlib_methods.testing import ApiSpec, api_case_params, api_cases, api_counts_report, run_api_case
 
 MODULES = (attention_logits, calibration, eigenlearning, embedding, ntk, sharpness)
 
@@ -147,12 +147,7 @@ FAST = {
 }
 
 
-def _is_fast(case) -> bool:
-  return case.expect in ("TypeError", "ValueError", "error") or case.id in FAST
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=() if _is_fast(c) else pytest.mark.slow)
-                                  for c in CASES])
+@pytest.mark.parametrize("case", api_case_params(CASES, FAST))
 def test_api_case(case):
   run_api_case(case)
 
@@ -175,15 +170,9 @@ def test_probabilities_passed_as_logits_warn():
 
 
 def test_report_counts(capsys, record_property):
-  assert FAST <= {c.id for c in CASES}, f"unknown FAST ids: {FAST - {c.id for c in CASES}}"
-  counts = summarize_api_cases(CASES)
-  counts["functions"] = len(SPECS)
-  counts["default_run"] = sum(_is_fast(c) for c in CASES)
+  counts, line = api_counts_report("api-analysis", len(SPECS), CASES, FAST)
   for k, v in counts.items():
     record_property(k, v)
   with capsys.disabled():
-    print(f"\n[api-analysis] {counts['functions']} functions, {counts['tried']} cases tried: "
-          f"{counts['clear_errors']} clear errors, {counts['nan_propagation']} documented NaN propagation, "
-          f"{counts['valid_outputs']} documented valid outputs ({counts['default_run']} in the default run, all "
-          f"with -m slow)")
+    print("\n" + line)
   assert counts["tried"] == counts["clear_errors"] + counts["nan_propagation"] + counts["valid_outputs"]

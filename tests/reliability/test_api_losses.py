@@ -20,7 +20,7 @@ from jaxlib_methods import losses
 from jaxlib_methods.losses import (aggregate_responses as ag, bd_kd, bias, calibrated_ensemble as ens, cauchy_schwarz
                                    as cs, comp_sum, consistency as cm, contrastive as cl, dexml, ldr, npo, reweighting,
                                    ssl, stablemax as sm, tcm, unnormalized as un)
-from jaxlib_methods.testing import ApiSpec, api_cases, run_api_case, summarize_api_cases
+from jaxlib_methods.testing import ApiSpec, api_case_params, api_cases, api_counts_report, run_api_case
 
 MODULES = (ag, bd_kd, bias, ens, cs, comp_sum, cm, cl, dexml, ldr, npo, reweighting, ssl, sm, tcm, un)
 DEPRECATED = {sm.softmax_cross_entropy}  # warns and forwards to softmax_cross_entropy_with_integer_labels
@@ -456,12 +456,7 @@ FAST = {
 }
 
 
-def _is_fast(case) -> bool:
-  return case.expect in ("TypeError", "ValueError", "error") or case.id in FAST
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=() if _is_fast(c) else pytest.mark.slow)
-                                  for c in CASES])
+@pytest.mark.parametrize("case", api_case_params(CASES, FAST))
 def test_api_case(case):
   run_api_case(case)
 
@@ -494,14 +489,9 @@ def test_deprecated_softmax_cross_entropy_warns_and_forwards():
 
 
 def test_report_counts(capsys, record_property):
-  assert FAST <= {c.id for c in CASES}, f"unknown FAST ids: {FAST - {c.id for c in CASES}}"
-  counts = summarize_api_cases(CASES)
-  counts["functions"] = len(SPECS)
-  counts["default_run"] = sum(_is_fast(c) for c in CASES)
+  counts, line = api_counts_report("api-losses", len(SPECS), CASES, FAST)
   for k, v in counts.items():
     record_property(k, v)
   with capsys.disabled():
-    print(f"\n[api-losses] {counts['functions']} functions, {counts['tried']} cases tried: {counts['clear_errors']} "
-          f"clear errors, {counts['nan_propagation']} documented NaN propagation, {counts['valid_outputs']} "
-          f"documented valid outputs ({counts['default_run']} in the default run, all with -m slow)")
+    print("\n" + line)
   assert counts["tried"] == counts["clear_errors"] + counts["nan_propagation"] + counts["valid_outputs"]
