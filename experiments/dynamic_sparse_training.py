@@ -33,7 +33,7 @@ import numpy as np
 import optax
 
 from jaxlib_methods.optim import apply_masks, dynamic_sparse
-from jaxlib_methods.runner import Claim, Paper, save_figure, train
+from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Probability, Range, Seed
 
 PAPER = Paper(catalog_id=140, title="Dynamic Sparse Learning: A Novel Paradigm for Efficient Recommendation",
@@ -140,12 +140,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
         out[i][m] = {"params": optax.apply_updates(p, u), "opt": o}
     return out, None
 
-  @jax.jit
-  def advance_n(s, steps_arr):
-    return jax.lax.scan(one_step, s, steps_arr)[0]
-
-  def advance(s, start, n):
-    return advance_n(s, jnp.arange(start, start + n, dtype=jnp.int32))
+  advance = scan_steps(one_step)
 
   def test_losses(s):
     return {m: [loss(s[i][m]["params"], prob["x_test"], prob["y_test"]) for i, prob in enumerate(problems)]

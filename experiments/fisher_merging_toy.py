@@ -40,7 +40,7 @@ import optax
 from scipy import stats
 
 from jaxlib_methods.optim import diag_fisher, fisher_merge, fisher_merge_full
-from jaxlib_methods.runner import Claim, Paper, save_figure, train
+from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Probability, Range, Seed
 
 PAPER = Paper(catalog_id=141, title="Merging Models with Fisher-Weighted Averaging", year=2022, arxiv="2111.09832")
@@ -164,12 +164,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
     p, o = jax.vmap(jax.vmap(per_run))(st["params"], st["opt"], x_train, y_train, sds, tks)
     return {"params": p, "opt": o}, None
 
-  @jax.jit
-  def advance_n(st, ts):
-    return jax.lax.scan(one_step, st, ts)[0]
-
-  def advance(st, start, n):
-    return advance_n(st, jnp.arange(start, start + n, dtype=jnp.int32))
+  advance = scan_steps(one_step)
 
   @jax.jit
   def train_losses(st):

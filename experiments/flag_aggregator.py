@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 from jaxlib_methods.optim import aggregation
-from jaxlib_methods.runner import Claim, Paper, save_figure, train
+from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=123, title="Flag Aggregator: Scalable Distributed Training under Failures and Augmented "
@@ -147,12 +147,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   def one_step(s, step):
     return jax.vmap(seed_step, in_axes=(0, 0, 0, 0, None))(s, xtr, ytr, keys, step), None
 
-  @jax.jit
-  def advance_n(s, steps_arr):
-    return jax.lax.scan(one_step, s, steps_arr)[0]
-
-  def advance(s, start, n):
-    return advance_n(s, jnp.arange(start, start + n, dtype=jnp.int32))
+  advance = scan_steps(one_step)
 
   def accuracies(s):
     return {m: jax.vmap(lambda prm, x, y: jnp.mean(jnp.argmax(_logits(prm, x), -1) == y))(s[m]["params"], xte, yte)

@@ -80,7 +80,7 @@ from jaxlib_methods.losses.stablemax import (
 )
 from jaxlib_methods.nn.mlp import MLP
 from jaxlib_methods.optim import scale_by_orthograd
-from jaxlib_methods.runner import Claim, Paper, save_figure, train
+from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
 from jaxlib_methods.runner.constraints import (
     Check,
     NonNegativeInt,
@@ -214,12 +214,7 @@ def _run(config: Config, workdir: pathlib.Path) -> dict:
       new[r] = jax.lax.cond(step < budget[r], do_step, lambda sr: sr, s[r])
     return new, None
 
-  @jax.jit
-  def advance_n(s, steps_arr):
-    return jax.lax.scan(one_step, s, steps_arr)[0]
-
-  def advance(s, start, n):
-    return advance_n(s, jnp.asarray(start, jnp.int32) + jnp.arange(n, dtype=jnp.int32))
+  advance = scan_steps(one_step)
 
   @jax.jit
   def measure_jit(s):

@@ -50,7 +50,7 @@ from jaxlib_methods.data import sample_markov_sequences
 from jaxlib_methods.data.synthetic_language import MarkovLanguage
 from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss
 from jaxlib_methods.optim import continual_infinite_lr_schedule, infinite_lr_schedule, repeated_cosine_schedule
-from jaxlib_methods.runner import Claim, Paper, save_figure, train
+from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Probability, Range, Seed
 
 PAPER = Paper(catalog_id=175, title="Beyond Cosine Decay: On the effectiveness of Infinite Learning Rate Schedule for "
@@ -177,12 +177,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
     p, o = jax.vmap(per_run)(st["params"], st["opt"], run_seed, run_sched)
     return {"params": p, "opt": o}, None
 
-  @jax.jit
-  def advance_n(st, ts):
-    return jax.lax.scan(one_step, st, ts)[0]
-
-  def advance(st, start, num):
-    return advance_n(st, jnp.arange(start, start + num, dtype=jnp.int32))
+  advance = scan_steps(one_step)
 
   @jax.jit
   def eval_losses(st):   # [runs, K]

@@ -42,7 +42,7 @@ import optax
 from scipy import stats
 
 from jaxlib_methods.optim import sso
-from jaxlib_methods.runner import Claim, Paper, save_figure, train
+from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=187, title="Target-based Surrogates for Stochastic Optimization", year=2023,
@@ -154,12 +154,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
     drop = jnp.where(t == 0, drop, jnp.minimum(st["sso_drop"], drop))
     return {"sgd": sgd, "sso": sso_new, "sso_drop": drop, "full": full}, None
 
-  @jax.jit
-  def advance_n(st, ts):
-    return jax.lax.scan(one_step, st, ts)[0]
-
-  def advance(st, start, n):
-    return advance_n(st, jnp.arange(start, start + n, dtype=jnp.int32))
+  advance = scan_steps(one_step)
 
   @jax.jit
   def full_losses(st):

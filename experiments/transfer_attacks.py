@@ -38,7 +38,7 @@ import optax
 
 from jaxlib_methods import attacks
 from jaxlib_methods.optim import csgld
-from jaxlib_methods.runner import Claim, Paper, save_figure, train
+from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=106, title="Efficient and Transferable Adversarial Examples from Bayesian Neural Networks",
@@ -176,12 +176,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
     return {"surr": surr, "surr_opt": surr_opt, "targ": targ, "targ_opt": targ_opt, "chain": chain,
             "chain_opt": chain_opt, "samples": samples}, None
 
-  @jax.jit
-  def advance_n(s, steps_arr):
-    return jax.lax.scan(one_step, s, steps_arr)[0]
-
-  def advance(s, start, n):
-    return advance_n(s, jnp.arange(start, start + n, dtype=jnp.int32))
+  advance = scan_steps(one_step)
 
   xte_j, yte_j = jnp.asarray(x_te), jnp.asarray(y_te)
 

@@ -40,5 +40,6 @@ from jaxlib_methods.runner.sharding import (
     shard_batch,
     shard_like_params,
 )
-from jaxlib_methods.runner.train import CheckpointError, ConfigMismatchError, NonFiniteError, TrainResult, train
+from jaxlib_methods.runner.train import (CheckpointError, ConfigMismatchError, NonFiniteError, TrainResult, scan_steps,
+                                         train)
 from jaxlib_methods.runner.workdir import WorkdirError

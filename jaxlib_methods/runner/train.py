@@ -4,6 +4,7 @@ An experiment supplies its whole training state as one pytree of arrays (params,
 running statistics) and two pure functions:
 
     advance(state, start_step, num_steps) -> state    # jitted; usually a lax.scan over steps, data folded from step
+                                                      # (`scan_steps(one_step)` builds that one)
     measure(state, step) -> dict of scalars           # what goes into metrics.jsonl
 
 `train` calls `advance` in chunks of `log_every` steps, logs `measure` after each chunk, and saves an orbax
@@ -40,6 +41,7 @@ import time
 from typing import Any, Callable, Mapping, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -76,6 +78,20 @@ class TrainResult:
 def _to_host(x: Any) -> Any:
   v = np.asarray(jax.device_get(x))
   return v.item() if v.ndim == 0 else v.tolist()
+
+
+def scan_steps(one_step: Callable[[Any, jax.Array], tuple[Any, Any]]) -> Callable[[Any, int, int], Any]:
+  """The usual `advance` for `train`: one jitted `lax.scan` of `one_step(state, step) -> (state, aux)` over the int32
+  steps start, ..., start + n - 1 (aux is dropped). The steps are an argument, so the chunks compile once per length
+  (`log_every`, and a shorter last chunk), not once per start.
+  """
+  @jax.jit
+  def run(state, steps):
+    return jax.lax.scan(one_step, state, steps)[0]
+
+  def advance(state, start, n):
+    return run(state, jnp.arange(start, start + n, dtype=jnp.int32))
+  return advance
 
 
 def train(
