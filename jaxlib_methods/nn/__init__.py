@@ -12,3 +12,11 @@ from jaxlib_methods.nn.parametrization import (  # noqa: F401  (issue 8)
     with_lr_multipliers,
 )
 from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss, z_loss  # noqa: F401  (issue 8)
+# ---- pipe-signal (issue 22): C-BSN [210], Denoising as Adaptation [171]
+from jaxlib_methods.nn.restoration import (  # noqa: F401  (issue 22, [210] [171])
+    ChannelShuffle,
+    ConditionalBlindSpotConv,
+    channel_shuffle,
+    channel_unshuffle,
+    conditional_blind_spot_conv,
+)
