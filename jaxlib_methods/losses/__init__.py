@@ -91,3 +91,15 @@ from jaxlib_methods.losses.unnormalized import (  # noqa: F401  (issue 7, [201])
     nce_loss,
     unnormalized_nll,
 )
+# ---- pipe-signal (issue 22): FlipNeRF [0], DDC [8], AU-GAN [80], Denoising as Adaptation [171], Noise2Recon [174]
+from jaxlib_methods.losses.mri import noise2recon_consistency_loss  # noqa: F401  (issue 22, [174])
+from jaxlib_methods.losses.nerf import (  # noqa: F401  (issue 22, [0])
+    flipped_reflection_rays,
+    uncertainty_aware_emptiness_loss,
+)
+from jaxlib_methods.losses.restoration import conditioned_diffusion_loss  # noqa: F401  (issue 22, [171])
+from jaxlib_methods.losses.translation import (  # noqa: F401  (issue 22, [8] [80])
+    ddc_direction,
+    directional_distribution_consistency_loss,
+    uncertainty_cycle_loss,
+)
