@@ -441,6 +441,64 @@ SPECS = [
             batch=("log_model_data", "log_q_data"), empty="error", extra=(("nu=0", {"nu": 0.0}, "ValueError", "nu"),)),
 ]
 
+# ---- pipe-signal (issue 22): FlipNeRF [0], DDC [8], AU-GAN [80], Denoising as Adaptation [171], Noise2Recon [174]
+from jaxlib_methods.losses import mri, nerf, restoration, translation  # noqa: E402
+
+MODULES = MODULES + (mri, nerf, restoration, translation)
+R3 = f(B, 3)
+Y_K = (f(B, 4, 4) + 1j * f(B, 4, 4)).astype(np.complex64)
+K_MASK = np.arange(B * 16).reshape(B, 4, 4) % 3 == 0
+
+
+def _eps_fn(xt, t, c):
+  return 0.5 * xt + jnp.mean(c.reshape(c.shape[0], int(np.prod(c.shape[1:]))), axis=1).reshape((-1,) + (1,) * (xt.ndim - 1))
+
+
+def _recon(k):
+  return jnp.abs(jnp.fft.ifft2(k, norm="ortho"))
+
+
+SPECS += [
+    ApiSpec(nerf.flipped_reflection_rays, {"origins": R3, "directions": f(B, 3), "normals": f(B, 3) + 1.0,
+                                           "t": np.abs(f(B)) + 0.5},
+            floats=("origins", "directions", "normals", "t"), batch=("origins", "directions", "normals", "t"),
+            empty="empty", extra=(("normalize_normals=1", {"normalize_normals": 1}, "TypeError", "normalize_normals"),)),
+    ApiSpec(nerf.uncertainty_aware_emptiness_loss, {"weights": np.abs(f(B, 5)), "uncertainty": np.abs(f(B, 5, 3))},
+            floats=("weights", "uncertainty"), batch=("weights", "uncertainty"), empty="empty", extra=(
+                ("weights<0", {"weights": -np.abs(f(B, 5))}, "ValueError", "weights"),
+                ("weights<0:jit", {"weights": -np.abs(f(B, 5))}, "nan", "", ("weights",)),
+                ("eta=0", {"eta": 0.0}, "ValueError", "eta"))),
+    ApiSpec(translation.ddc_direction, {"source_features": f(6, 3), "target_features": f(2, 3)},
+            floats=("source_features", "target_features"), batch=("source_features", "target_features"),
+            empty="error", extra=(("D-mismatch", {"target_features": f(2, 4)}, "ValueError", "target_features"),)),
+    ApiSpec(translation.directional_distribution_consistency_loss,
+            {"source_features": f(B, 3), "generated_features": f(B, 3), "direction": f(3)},
+            floats=("source_features", "generated_features", "direction"),
+            batch=("source_features", "generated_features"), empty="empty"),
+    ApiSpec(translation.uncertainty_cycle_loss, {"x": f(B, 2, 2, 3), "x_rec": f(B, 2, 2, 3), "log_sigma": f(B, 2, 2, 1)},
+            floats=("x", "x_rec", "log_sigma"), batch=("x", "x_rec", "log_sigma"), empty="empty",
+            extra=(("residual_weight=0", {"residual_weight": 0.0}, "ValueError", "residual_weight"),)),
+    ApiSpec(restoration.conditioned_diffusion_loss,
+            {"eps_fn": _eps_fn, "x0": f(B, 2, 2, 3), "cond": f(B, 2, 2, 6), "t": np.arange(B),
+             "alpha_bar": np.array([0.9, 0.5, 0.1, 1.0], np.float32), "key": KEY},
+            floats=("x0", "cond", "alpha_bar"), any_rank=("x0", "cond"), batch=("x0", "cond", "alpha_bar"),
+            empty="empty", inf={"alpha_bar": "error"}, extra=(
+                ("alpha_bar=0", {"alpha_bar": np.zeros(B, np.float32)}, "ValueError", "alpha_bar"),
+                ("alpha_bar=0:jit", {"alpha_bar": np.zeros(B, np.float32)}, "nan", "", ("alpha_bar",)),
+                ("reduction=bad", {"reduction": "max"}, "ValueError", "reduction"),
+                ("eps_fn:None", {"eps_fn": None}, "TypeError", "eps_fn"))),
+    ApiSpec(mri.noise2recon_consistency_loss,
+            {"recon_fn": _recon, "y": Y_K, "mask": K_MASK, "key": KEY, "sigma": np.full(B, 0.3, np.float32)},
+            batch=("y", "mask", "sigma"), empty="empty", extra=(
+                ("y:NaN", {"y": put(Y_K, (0, 0, 0), np.nan)}, "nan", ""),
+                ("y:int32", {"y": np.zeros((B, 4, 4), np.int32)}, "TypeError", "y"),
+                ("mask:float", {"mask": K_MASK.astype(np.float32)}, "TypeError", "mask"),
+                ("sigma<0", {"sigma": -1.0}, "ValueError", "sigma"),
+                ("sigma:shape", {"sigma": np.ones(B + 1, np.float32)}, "ValueError", "sigma"),
+                ("sigma<0:jit", {"sigma": np.full(B, -1.0, np.float32)}, "nan", "", ("sigma",)),
+                ("metric=bad", {"metric": "ssim"}, "ValueError", "metric"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
