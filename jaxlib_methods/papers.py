@@ -366,6 +366,52 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.optim.optimistic_omd",),
         tests=("tests/optim/test_optimistic.py", "tests/optim/test_conformance.py",),
         experiment="optimistic_sea"),
+    # ---- pipe-signal (issue 22) ----
+    15: Implementation(  # CIRIM: the data-consistency gradient and hard DC (the RIM cascade itself is not built)
+        artifacts=("jaxlib_methods.signal.mri_dc_grad", "jaxlib_methods.signal.hard_dc",
+                   "jaxlib_methods.signal.mri_forward", "jaxlib_methods.signal.mri_adjoint",
+                   "jaxlib_methods.signal.fft2c", "jaxlib_methods.signal.ifft2c",),
+        tests=("tests/test_signal.py",),
+        experiment=None),
+    211: Implementation(  # WaLLoC: the invertible wavelet packet stage (the AE and entropy bottleneck are not built)
+        artifacts=("jaxlib_methods.signal.wavelet_packet_transform",
+                   "jaxlib_methods.signal.inverse_wavelet_packet_transform",
+                   "jaxlib_methods.signal.wavelet_filters",),
+        tests=("tests/test_signal.py",),
+        experiment=None),
+    214: Implementation(  # PFNR: Fourier subnetwork masks and the masked spectral convolution (FSO)
+        artifacts=("jaxlib_methods.signal.fourier_subnet_mask",
+                   "jaxlib_methods.signal.fourier_subnet_spectral_conv",),
+        tests=("tests/test_signal.py",),
+        experiment=None),
+    210: Implementation(  # C-BSN: the conditional blind-spot convolution (subsampler and invariance loss not built)
+        artifacts=("jaxlib_methods.nn.conditional_blind_spot_conv", "jaxlib_methods.nn.ConditionalBlindSpotConv",),
+        tests=("tests/nn/test_restoration.py",),
+        experiment=None),
+    174: Implementation(  # Noise2Recon: k-space noise augmentation + consistency loss
+        artifacts=("jaxlib_methods.losses.noise2recon_consistency_loss",
+                   "jaxlib_methods.signal.noise2recon_augment",),
+        tests=("tests/losses/test_mri.py", "tests/test_signal.py",),
+        experiment=None),
+    0: Implementation(  # FlipNeRF: flipped reflection rays + uncertainty-aware emptiness loss
+        artifacts=("jaxlib_methods.losses.flipped_reflection_rays",
+                   "jaxlib_methods.losses.uncertainty_aware_emptiness_loss",),
+        tests=("tests/losses/test_nerf.py",),
+        experiment=None),
+    8: Implementation(  # directional distribution consistency (Eqs. 3-4)
+        artifacts=("jaxlib_methods.losses.ddc_direction",
+                   "jaxlib_methods.losses.directional_distribution_consistency_loss",),
+        tests=("tests/losses/test_translation.py",),
+        experiment=None),
+    80: Implementation(  # AU-GAN: uncertainty-aware cycle-consistency loss
+        artifacts=("jaxlib_methods.losses.uncertainty_cycle_loss",),
+        tests=("tests/losses/test_translation.py",),
+        experiment=None),
+    171: Implementation(  # Denoising as Adaptation: channel-shuffling layer + conditioned diffusion loss
+        artifacts=("jaxlib_methods.nn.ChannelShuffle", "jaxlib_methods.nn.channel_shuffle",
+                   "jaxlib_methods.nn.channel_unshuffle", "jaxlib_methods.losses.conditioned_diffusion_loss",),
+        tests=("tests/nn/test_restoration.py", "tests/losses/test_restoration.py",),
+        experiment=None),
 }
 
 
