@@ -42,38 +42,41 @@ def test_mri_dc_grad_is_the_gradient_and_operators_are_adjoint(centered):
   mask = RNG.random((h, w)) < 0.4  # a 2-D sampling pattern, broadcast over the batch
   xj, yj, mj = jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask)
 
-  # Dot-product test, in float64 NumPy inner products of the float32 outputs.
-  ax = np.asarray(signal.mri_forward(xj, mj, centered=centered), np.complex128)
-  ahy = np.asarray(signal.mri_adjoint(yj, mj, centered=centered), np.complex128)
-  lhs, rhs = np.vdot(y, ax), np.vdot(ahy, x)  # <Ax, y> = y^H A x ; <x, A^H y> = (A^H y)^H x
-  assert abs(lhs - rhs) <= 1e-5 * abs(lhs)
-  assert np.all(ax[:, ~mask] == 0)
-
   def objective(z):
     r = jnp.where(mj, signal.fft2c(z, centered=centered) - yj, 0)
     return 0.5 * jnp.sum(jnp.abs(r) ** 2)
 
-  g = jax.jit(lambda z: signal.mri_dc_grad(z, yj, mj, centered=centered))(xj)
-  np.testing.assert_allclose(np.asarray(g), np.conj(np.asarray(jax.grad(objective)(xj))), rtol=1e-5, atol=1e-5)
-  g_re, g_im = jax.grad(lambda a, c: objective(a + 1j * c), argnums=(0, 1))(jnp.real(xj), jnp.imag(xj))
-  np.testing.assert_allclose(np.asarray(g), np.asarray(g_re) + 1j * np.asarray(g_im), rtol=1e-5, atol=1e-5)
-  ref = _np_ifft2c(mask * (_np_fft2c(x, centered) - y), centered)
-  np.testing.assert_allclose(np.asarray(g), ref, rtol=1e-5, atol=1e-5)
+  @jax.jit  # one compilation for every quantity of the test
+  def run(x, y):
+    dc = lambda z: signal.mri_dc_grad(z, y, mj, centered=centered)
+    g_re, g_im = jax.grad(lambda a, c: objective(a + 1j * c), argnums=(0, 1))(jnp.real(x), jnp.imag(x))
+    z, res = x, []
+    for _ in range(3):  # gradient DC steps with eta = 0.5
+      z = z - 0.5 * dc(z)
+      res.append(2 * objective(z))
+    return dict(ax=signal.mri_forward(x, mj, centered=centered), ahy=signal.mri_adjoint(y, mj, centered=centered),
+                g=dc(x), g_jax=jax.grad(objective)(x), g_pair=g_re + 1j * g_im,
+                k_hard=signal.fft2c(signal.hard_dc(x, y, mj, centered=centered), centered=centered),
+                res0=2 * objective(x), res=jnp.stack(res), res_eta1=2 * objective(x - dc(x)),
+                roundtrip=signal.ifft2c(signal.fft2c(x, centered=centered), centered=centered))
 
+  o = {k: np.asarray(v) for k, v in run(xj, yj).items()}
+  # Dot-product test, in float64 NumPy inner products of the float32 outputs.
+  ax, ahy = o["ax"].astype(np.complex128), o["ahy"].astype(np.complex128)
+  lhs, rhs = np.vdot(y, ax), np.vdot(ahy, x)  # <Ax, y> = y^H A x ; <x, A^H y> = (A^H y)^H x
+  assert abs(lhs - rhs) <= 1e-5 * abs(lhs)
+  assert np.all(ax[:, ~mask] == 0)
+  np.testing.assert_allclose(o["g"], np.conj(o["g_jax"]), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(o["g"], o["g_pair"], rtol=1e-5, atol=1e-5)
+  ref = _np_ifft2c(mask * (_np_fft2c(x, centered) - y), centered)
+  np.testing.assert_allclose(o["g"], ref, rtol=1e-5, atol=1e-5)
   # Hard DC: sampled k-space equals y, unsampled keeps F x (the catalog's check).
-  k = np.asarray(signal.fft2c(signal.hard_dc(xj, yj, mj, centered=centered), centered=centered))
-  np.testing.assert_allclose(k[:, mask], y[:, mask], atol=1e-5)
-  np.testing.assert_allclose(k[:, ~mask], _np_fft2c(x, centered)[:, ~mask], atol=1e-5)
+  np.testing.assert_allclose(o["k_hard"][:, mask], y[:, mask], atol=1e-5)
+  np.testing.assert_allclose(o["k_hard"][:, ~mask], _np_fft2c(x, centered)[:, ~mask], atol=1e-5)
   # A gradient DC step with eta in (0, 1] lowers ||MFx - y||^2 monotonically; eta = 1 zeroes it (M idempotent).
-  res = lambda z: float(2 * objective(z))
-  z, prev = xj, res(xj)
-  for _ in range(3):
-    z = z - 0.5 * signal.mri_dc_grad(z, yj, mj, centered=centered)
-    assert res(z) < prev
-    prev = res(z)
-  assert res(xj - signal.mri_dc_grad(xj, yj, mj, centered=centered)) < 1e-8 * res(xj)
-  np.testing.assert_allclose(np.asarray(signal.ifft2c(signal.fft2c(xj, centered=centered), centered=centered)), x,
-                             atol=1e-5)
+  assert np.all(np.diff(np.concatenate([[o["res0"]], o["res"]])) < 0)
+  assert o["res_eta1"] < 1e-8 * o["res0"]
+  np.testing.assert_allclose(o["roundtrip"], x, atol=1e-5)
 
 
 def test_noise2recon_augment_perturbs_only_sampled_kspace():
@@ -83,8 +86,10 @@ def test_noise2recon_augment_perturbs_only_sampled_kspace():
   y = np.where(mask, y, 0).astype(np.complex64)
   key = jax.random.key(3)
   sigma = np.array([0.0, 0.5, 2.0], np.float32)
-  out = np.asarray(jax.jit(signal.noise2recon_augment)(jnp.asarray(y), jnp.asarray(mask), key, jnp.asarray(sigma)))
-  eps = np.asarray(jax.random.normal(key, (2, 3, 4, 5), jnp.float32), np.float64)
+  run = jax.jit(lambda y, m, s: (signal.noise2recon_augment(y, m, key, s),
+                                 jax.random.normal(key, (2, 3, 4, 5), jnp.float32)))  # the documented draw
+  out, eps = run(jnp.asarray(y), jnp.asarray(mask), jnp.asarray(sigma))
+  out, eps = np.asarray(out), np.asarray(eps, np.float64)
   ref = y + mask * sigma[:, None, None] * (eps[0] + 1j * eps[1])
   np.testing.assert_allclose(out, ref, atol=1e-6)
   assert np.all(out[~mask] == 0) and np.all(out[0] == y[0])
@@ -137,28 +142,32 @@ def test_wavelet_packet_transform_reconstructs_preserves_energy_and_matches_nump
   h, g = signal.wavelet_filters(wavelet)
   img = RNG.normal(size=(2, 3, 16, 8)).astype(np.float32)
   sig = RNG.normal(size=(3, 32)).astype(np.float32)
-  fwd = jax.jit(signal.wavelet_packet_transform, static_argnames=("wavelet", "levels", "ndim"))
-  inv = jax.jit(signal.inverse_wavelet_packet_transform, static_argnames=("wavelet", "levels", "ndim"))
-  for levels in (2,):  # level 1 is checked against NumPy below; 2 composes it
-    c = fwd(jnp.asarray(img), wavelet=wavelet, levels=levels)
-    assert c.shape == (2, 3, 4 ** levels, 16 // 2 ** levels, 8 // 2 ** levels) and c.dtype == jnp.float32
-    np.testing.assert_allclose(np.asarray(inv(c, wavelet=wavelet, levels=levels)), img, atol=1e-6)
-    np.testing.assert_allclose(np.sum(np.asarray(c, np.float64) ** 2, axis=(-3, -2, -1)),
-                               np.sum(img.astype(np.float64) ** 2, axis=(-2, -1)), rtol=1e-5)
-    c1 = fwd(jnp.asarray(sig), wavelet=wavelet, levels=levels, ndim=1)
-    assert c1.shape == (3, 2 ** levels, 32 // 2 ** levels)
-    np.testing.assert_allclose(np.asarray(inv(c1, wavelet=wavelet, levels=levels, ndim=1)), sig, atol=1e-6)
+
+  @jax.jit  # one compilation for every transform of the test
+  def run(img, sig):
+    kw = dict(wavelet=wavelet, levels=2)
+    c2, s2 = signal.wavelet_packet_transform(img, **kw), signal.wavelet_packet_transform(sig, ndim=1, **kw)
+    return (c2, signal.inverse_wavelet_packet_transform(c2, **kw), s2,
+            signal.inverse_wavelet_packet_transform(s2, ndim=1, **kw),
+            signal.wavelet_packet_transform(img, wavelet=wavelet),
+            signal.wavelet_packet_transform(sig, wavelet=wavelet, ndim=1))
+
+  c2, rec2, s2, rec_s2, c1, s1 = (np.asarray(a) for a in run(jnp.asarray(img), jnp.asarray(sig)))
+  assert c2.shape == (2, 3, 16, 4, 2) and c2.dtype == np.float32 and s2.shape == (3, 4, 8)
+  np.testing.assert_allclose(rec2, img, atol=1e-6)
+  np.testing.assert_allclose(rec_s2, sig, atol=1e-6)
+  np.testing.assert_allclose(np.sum(c2.astype(np.float64) ** 2, axis=(-3, -2, -1)),
+                             np.sum(img.astype(np.float64) ** 2, axis=(-2, -1)), rtol=1e-5)
+  np.testing.assert_allclose(np.sum(s2.astype(np.float64) ** 2, axis=(-2, -1)),
+                             np.sum(sig.astype(np.float64) ** 2, axis=-1), rtol=1e-5)
   # Level 1 vs the NumPy matrix (1-D: [L; H] = W x; 2-D: W_H X W_W^T split into the four quadrants).
-  c1 = np.asarray(signal.wavelet_packet_transform(jnp.asarray(sig), wavelet=wavelet, ndim=1))
-  np.testing.assert_allclose(c1.reshape(3, 32), sig.astype(np.float64) @ _np_analysis_matrix(h, g, 32).T, atol=1e-5)
+  np.testing.assert_allclose(s1.reshape(3, 32), sig.astype(np.float64) @ _np_analysis_matrix(h, g, 32).T, atol=1e-5)
   wh, ww = _np_analysis_matrix(h, g, 16), _np_analysis_matrix(h, g, 8)
   full = wh @ img.astype(np.float64) @ ww.T  # [..., 16, 8]: LL top-left, LH top-right, HL bottom-left, HH
   quads = [full[..., :8, :4], full[..., :8, 4:], full[..., 8:, :4], full[..., 8:, 4:]]
-  np.testing.assert_allclose(np.asarray(signal.wavelet_packet_transform(jnp.asarray(img), wavelet=wavelet)),
-                             np.stack(quads, axis=-3), atol=1e-5)
+  np.testing.assert_allclose(c1, np.stack(quads, axis=-3), atol=1e-5)
   if wavelet == "haar":  # closed form: LL = (sum of the 2x2 block) / 2
-    ll = np.asarray(signal.wavelet_packet_transform(jnp.asarray(img)))[..., 0, :, :]
-    np.testing.assert_allclose(ll, img.reshape(2, 3, 8, 2, 4, 2).sum(axis=(3, 5)) / 2, atol=1e-5)
+    np.testing.assert_allclose(c1[..., 0, :, :], img.reshape(2, 3, 8, 2, 4, 2).sum(axis=(3, 5)) / 2, atol=1e-5)
 
 
 def test_wavelet_packet_bad_inputs_raise():
@@ -193,32 +202,37 @@ def test_fourier_subnet_mask_and_lossless_sessions():
   """[214]: top-c% mask (straight-through grad), FSO conv vs NumPy, and session 1 decodes bit-identically after
   session 2 trains only the weights session 1 did not use (the paper's lossless claim, here exact)."""
   scores = RNG.permutation(40).astype(np.float32).reshape(2, 4, 5)
-  m = np.asarray(signal.fourier_subnet_mask(jnp.asarray(scores), 0.3))
+  coef = jnp.arange(40.0).reshape(2, 4, 5)
+  both = jax.jit(lambda s: (signal.fourier_subnet_mask(s, 0.3),
+                            jax.grad(lambda s: jnp.sum(signal.fourier_subnet_mask(s, 0.3) * coef))(s)))
+  m, grad = (np.asarray(a) for a in both(jnp.asarray(scores)))
   n_zero = round(0.7 * 39)
   assert set(np.unique(m)) <= {0.0, 1.0} and int((m == 0).sum()) == n_zero
   np.testing.assert_array_equal(m.reshape(-1), (np.argsort(np.argsort(scores.reshape(-1))) >= n_zero).astype(float))
-  grad = jax.grad(lambda s: jnp.sum(signal.fourier_subnet_mask(s, 0.3) * jnp.arange(40.0).reshape(2, 4, 5)))
-  np.testing.assert_array_equal(np.asarray(grad(jnp.asarray(scores))), np.arange(40.0).reshape(2, 4, 5))
+  np.testing.assert_array_equal(grad, np.asarray(coef))  # straight-through: d mask / d scores = 1
   with pytest.raises(ValueError, match="keep"):
     signal.fourier_subnet_mask(jnp.asarray(scores), 0.0)
 
   shape = (2, 3, 2, 2, 3)  # [corners, C_in, C_out, m1, m2] for 8 x 8 inputs
-  x = RNG.normal(size=(2, 3, 8, 8)).astype(np.float32)
-  wr, wi = RNG.normal(size=shape).astype(np.float32), RNG.normal(size=shape).astype(np.float32)
-  sr1, si1 = RNG.normal(size=shape).astype(np.float32), RNG.normal(size=shape).astype(np.float32)
-  mr1, mi1 = (signal.fourier_subnet_mask(jnp.asarray(s), 0.4) for s in (sr1, si1))
-  conv = jax.jit(signal.fourier_subnet_spectral_conv)
-  out1 = np.asarray(conv(jnp.asarray(x), jnp.asarray(wr), jnp.asarray(wi), mr1, mi1))
-  np.testing.assert_allclose(out1, _np_fso(x, wr, wi, np.asarray(mr1), np.asarray(mi1)), rtol=1e-4, atol=1e-4)
-
-  # Session 2: a new mask, trained on a new target; weights used by session 1 are frozen (update * (1 - M_1)).
-  mr2, mi2 = (signal.fourier_subnet_mask(jnp.asarray(RNG.normal(size=shape).astype(np.float32)), 0.4)
-              for _ in range(2))
+  x = jnp.asarray(RNG.normal(size=(2, 3, 8, 8)).astype(np.float32))
+  wr, wi = (jnp.asarray(RNG.normal(size=shape).astype(np.float32)) for _ in range(2))
+  s1r, s1i, s2r, s2i = (jnp.asarray(RNG.normal(size=shape).astype(np.float32)) for _ in range(4))
   target = jnp.asarray(RNG.normal(size=(2, 2, 8, 8)).astype(np.float32))
-  loss = lambda a, b: jnp.mean((conv(jnp.asarray(x), a, b, mr2, mi2) - target) ** 2)
-  ga, gb = jax.grad(loss, argnums=(0, 1))(jnp.asarray(wr), jnp.asarray(wi))
-  wr2, wi2 = wr - 0.5 * ga * (1 - mr1), wi - 0.5 * gb * (1 - mi1)
-  assert float(loss(wr2, wi2)) < float(loss(jnp.asarray(wr), jnp.asarray(wi)))
-  np.testing.assert_array_equal(np.asarray(conv(jnp.asarray(x), wr2, wi2, mr1, mi1)), out1)
+
+  @jax.jit
+  def sessions(wr, wi):
+    mr1, mi1, mr2, mi2 = (signal.fourier_subnet_mask(s, 0.4) for s in (s1r, s1i, s2r, s2i))
+    out1 = signal.fourier_subnet_spectral_conv(x, wr, wi, mr1, mi1)
+    # Session 2: its own masks and target; weights used by session 1 are frozen (update * (1 - M_1)).
+    loss = lambda a, b: jnp.mean((signal.fourier_subnet_spectral_conv(x, a, b, mr2, mi2) - target) ** 2)
+    l0, (ga, gb) = jax.value_and_grad(loss, argnums=(0, 1))(wr, wi)
+    wr2, wi2 = wr - 0.5 * ga * (1 - mr1), wi - 0.5 * gb * (1 - mi1)
+    return out1, signal.fourier_subnet_spectral_conv(x, wr2, wi2, mr1, mi1), l0, loss(wr2, wi2), (mr1, mi1)
+
+  out1, out1_after, l0, l1, (mr1, mi1) = sessions(wr, wi)
+  np.testing.assert_allclose(np.asarray(out1), _np_fso(x, np.asarray(wr), np.asarray(wi), np.asarray(mr1),
+                                                       np.asarray(mi1)), rtol=1e-4, atol=1e-4)
+  assert float(l1) < float(l0)
+  np.testing.assert_array_equal(np.asarray(out1_after), np.asarray(out1))
   with pytest.raises(ValueError, match="modes"):
-    signal.fourier_subnet_spectral_conv(jnp.asarray(x[..., :3, :]), wr, wi, mr1, mi1)
+    signal.fourier_subnet_spectral_conv(x[..., :3, :], wr, wi, mr1, mi1)

@@ -22,27 +22,27 @@ def test_noise2recon_consistency_loss_matches_numpy_and_stops_base_gradient():
   def recon(k, a=scale):  # a "network": scaled zero-filled reconstruction, per example
     return a * signal.ifft2c(k)
 
-  fn = jax.jit(lambda y, a: losses.noise2recon_consistency_loss(lambda k: recon(k, a), y, jnp.asarray(mask), key,
-                                                               jnp.asarray(sigma)))
-  got = np.asarray(fn(jnp.asarray(y), scale))
-  eps = np.asarray(jax.random.normal(key, (2, b, h, w), jnp.float32), np.float64)
+  @jax.jit  # one compilation: l1 (and its gradient in the network parameter a), l2, sigma = 0
+  def run(y, a):
+    l1 = lambda a: losses.noise2recon_consistency_loss(lambda k: recon(k, a), y, jnp.asarray(mask), key,
+                                                       jnp.asarray(sigma))
+    l2 = losses.noise2recon_consistency_loss(recon, y, jnp.asarray(mask), key, jnp.asarray(sigma), metric="l2")
+    zero = losses.noise2recon_consistency_loss(recon, y, jnp.asarray(mask), key, 0.0)
+    eps = jax.random.normal(key, (2, b, h, w), jnp.float32)  # the documented draw, for the NumPy reference
+    return l1(a), jax.grad(lambda a: l1(a).sum())(a), l2, zero, eps
+
+  got, g, l2, zero, eps = (np.asarray(v) for v in run(jnp.asarray(y), scale))
+  eps = eps.astype(np.float64)
   y_aug = y + mask * sigma[:, None, None] * (eps[0] + 1j * eps[1])
-  ref = np.mean(np.abs(scale * np.fft.ifft2(y_aug, norm="ortho") - scale * np.fft.ifft2(y, norm="ortho")), (1, 2))
-  np.testing.assert_allclose(got, ref, rtol=1e-5)
-  # l2 variant, and sigma = 0 gives exactly 0.
-  l2 = losses.noise2recon_consistency_loss(recon, jnp.asarray(y), jnp.asarray(mask), key, jnp.asarray(sigma),
-                                           metric="l2")
-  ref2 = np.mean(np.abs(scale * np.fft.ifft2(y_aug - y, norm="ortho")) ** 2, (1, 2))
-  np.testing.assert_allclose(np.asarray(l2), ref2, rtol=1e-5)
-  assert np.all(np.asarray(losses.noise2recon_consistency_loss(recon, jnp.asarray(y), jnp.asarray(mask), key,
-                                                               0.0)) == 0)
-  # Gradient w.r.t. the network parameter a flows through the augmented branch only: d/da mean|a (u - v)| where the
-  # base a v is a constant -> mean( Re(conj(a u - a0 v) u) / |a u - a0 v| ) at a = a0; compare to the NumPy formula.
-  g = float(jax.grad(lambda a: fn(jnp.asarray(y), a).sum())(scale))
   u, v = np.fft.ifft2(y_aug, norm="ortho"), np.fft.ifft2(y, norm="ortho")
-  r = scale * u - scale * v
-  ref_g = np.sum(np.mean(np.real(np.conj(r) * u) / np.abs(r), (1, 2)))
-  np.testing.assert_allclose(g, ref_g, rtol=1e-4)
+  np.testing.assert_allclose(got, np.mean(np.abs(scale * u - scale * v), (1, 2)), rtol=1e-5)
+  np.testing.assert_allclose(l2, np.mean(np.abs(scale * (u - v)) ** 2, (1, 2)), rtol=1e-5)
+  assert np.all(zero == 0)
+  # The gradient in a flows through the augmented branch only (the base a v is a constant):
+  # d/da mean|a u - a0 v| at a = a0 is mean( Re(conj(a0 (u - v)) u) / |a0 (u - v)| ); differentiating the base too
+  # would give mean|u - v| instead.
+  r = scale * (u - v)
+  np.testing.assert_allclose(g, np.sum(np.mean(np.real(np.conj(r) * u) / np.abs(r), (1, 2))), rtol=1e-4)
   with pytest.raises(ValueError, match="metric"):
     losses.noise2recon_consistency_loss(recon, jnp.asarray(y), jnp.asarray(mask), key, 0.1, metric="ssim")
   with pytest.raises(TypeError, match="recon_fn"):

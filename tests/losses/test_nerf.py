@@ -43,12 +43,13 @@ def test_uncertainty_aware_emptiness_loss_matches_numpy_transcription():
   r, s = 5, 7
   w = RNG.uniform(0, 0.5, size=(r, s)).astype(np.float32)
   beta = RNG.uniform(0.01, 0.2, size=(r, s, 3)).astype(np.float32)
-  got = jax.jit(lambda w, b: losses.uncertainty_aware_emptiness_loss(w, b, eta=2.0))(w, beta)
+  loss = lambda w, b: losses.uncertainty_aware_emptiness_loss(w, b, eta=2.0)
+  run = jax.jit(lambda w, b: (loss(w, b), jax.grad(lambda w, b: loss(w, b).sum(), argnums=(0, 1))(w, b)))
+  got, (gw, gb) = run(w, beta)
   rho = beta.astype(np.float64).sum(1).mean(-1, keepdims=True)  # the authors' gamma.sum(axis=1).mean(axis=-1)
   ref = np.mean(np.log(1.0 + 2.0 * rho * w.astype(np.float64)), -1)
   np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-5)
   # rho is stop-gradient: no gradient reaches the uncertainty; the weights get eta rho / (1 + eta rho w) / S.
-  gw, gb = jax.grad(lambda w, b: losses.uncertainty_aware_emptiness_loss(w, b).sum(), argnums=(0, 1))(w, beta)
   assert np.all(np.asarray(gb) == 0)
   np.testing.assert_allclose(np.asarray(gw), 2.0 * rho / (1 + 2.0 * rho * w) / s, rtol=1e-5)
   with pytest.raises(ValueError, match="weights"):

@@ -30,16 +30,16 @@ def test_ddc_loss_matches_numpy_and_vanishes_on_translated_source():
 def test_uncertainty_cycle_loss_matches_numpy_and_its_closed_form_minimiser():
   x, x_rec = RNG.normal(size=(3, 4, 4, 2)).astype(np.float32), RNG.normal(size=(3, 4, 4, 2)).astype(np.float32)
   s = RNG.normal(size=(3, 4, 4, 1)).astype(np.float32)  # one uncertainty map for both channels
-  for lam in (1.0, 5.0):
-    got = jax.jit(lambda a, b, c: losses.uncertainty_cycle_loss(a, b, c, residual_weight=lam))(x, x_rec, s)
+  s_star = np.log(2 * np.abs(x - x_rec))  # the optimal per-pixel uncertainty log(2 |r|)
+  loss = lambda c, lam=1.0: losses.uncertainty_cycle_loss(x, x_rec, c, residual_weight=lam)
+  run = jax.jit(lambda s, s_star: (loss(s), loss(s, 5.0), jax.grad(lambda c: loss(c).sum())(s_star), loss(s_star)))
+  l1, l5, g, at_star = (np.asarray(v) for v in run(s, s_star))
+  for lam, got in ((1.0, l1), (5.0, l5)):
     per = lam * np.exp(-s.astype(np.float64)) * np.abs(x.astype(np.float64) - x_rec) + s / 2
-    np.testing.assert_allclose(np.asarray(got), per.mean(axis=(1, 2, 3)), rtol=1e-5)
-  # The optimal per-pixel uncertainty is log(2 |r|): gradient 0 there, and the loss value is (1 + log(2|r|)) / 2.
-  s_star = np.log(2 * np.abs(x - x_rec))
-  g = jax.grad(lambda c: losses.uncertainty_cycle_loss(x, x_rec, c).sum())(jnp.asarray(s_star))
-  np.testing.assert_allclose(np.asarray(g), 0.0, atol=1e-6)
-  np.testing.assert_allclose(np.asarray(losses.uncertainty_cycle_loss(x, x_rec, s_star)),
-                             ((1 + s_star.astype(np.float64)) / 2).mean(axis=(1, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(got, per.mean(axis=(1, 2, 3)), rtol=1e-5)
+  # At s* the gradient is 0 and the loss value is (1 + log(2|r|)) / 2 per pixel.
+  np.testing.assert_allclose(g, 0.0, atol=1e-6)
+  np.testing.assert_allclose(at_star, ((1 + s_star.astype(np.float64)) / 2).mean(axis=(1, 2, 3)), rtol=1e-5)
   with pytest.raises(ValueError, match="log_sigma"):
     losses.uncertainty_cycle_loss(x, x_rec, s[:, :2])
   with pytest.raises(ValueError, match="residual_weight"):
