@@ -58,7 +58,8 @@ def test_mri_dc_grad_is_the_gradient_and_operators_are_adjoint(centered):
                 g=dc(x), g_jax=jax.grad(objective)(x), g_pair=g_re + 1j * g_im,
                 k_hard=signal.fft2c(signal.hard_dc(x, y, mj, centered=centered), centered=centered),
                 res0=2 * objective(x), res=jnp.stack(res), res_eta1=2 * objective(x - dc(x)),
-                roundtrip=signal.ifft2c(signal.fft2c(x, centered=centered), centered=centered))
+                roundtrip=signal.ifft2c(signal.fft2c(x, centered=centered), centered=centered),
+                g_vmap=jax.vmap(lambda a, b: signal.mri_dc_grad(a, b, mj, centered=centered))(x, y))
 
   o = {k: np.asarray(v) for k, v in run(xj, yj).items()}
   # Dot-product test, in float64 NumPy inner products of the float32 outputs.
@@ -70,6 +71,7 @@ def test_mri_dc_grad_is_the_gradient_and_operators_are_adjoint(centered):
   np.testing.assert_allclose(o["g"], o["g_pair"], rtol=1e-5, atol=1e-5)
   ref = _np_ifft2c(mask * (_np_fft2c(x, centered) - y), centered)
   np.testing.assert_allclose(o["g"], ref, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(o["g_vmap"], o["g"], rtol=1e-6, atol=1e-6)  # vmap over the batch: the same
   # Hard DC: sampled k-space equals y, unsampled keeps F x (the catalog's check).
   np.testing.assert_allclose(o["k_hard"][:, mask], y[:, mask], atol=1e-5)
   np.testing.assert_allclose(o["k_hard"][:, ~mask], _np_fft2c(x, centered)[:, ~mask], atol=1e-5)
@@ -150,9 +152,11 @@ def test_wavelet_packet_transform_reconstructs_preserves_energy_and_matches_nump
     return (c2, signal.inverse_wavelet_packet_transform(c2, **kw), s2,
             signal.inverse_wavelet_packet_transform(s2, ndim=1, **kw),
             signal.wavelet_packet_transform(img, wavelet=wavelet),
-            signal.wavelet_packet_transform(sig, wavelet=wavelet, ndim=1))
+            signal.wavelet_packet_transform(sig, wavelet=wavelet, ndim=1),
+            jax.vmap(lambda z: signal.wavelet_packet_transform(z, wavelet=wavelet))(img))
 
-  c2, rec2, s2, rec_s2, c1, s1 = (np.asarray(a) for a in run(jnp.asarray(img), jnp.asarray(sig)))
+  c2, rec2, s2, rec_s2, c1, s1, c1_vmap = (np.asarray(a) for a in run(jnp.asarray(img), jnp.asarray(sig)))
+  np.testing.assert_allclose(c1_vmap, c1, atol=1e-6)  # vmap over the leading axis: the same
   assert c2.shape == (2, 3, 16, 4, 2) and c2.dtype == np.float32 and s2.shape == (3, 4, 8)
   np.testing.assert_allclose(rec2, img, atol=1e-6)
   np.testing.assert_allclose(rec_s2, sig, atol=1e-6)
