@@ -74,7 +74,10 @@ def _check_centered(centered: Any) -> None:
 
 
 def fft2c(x: jax.Array, *, centered: bool = False) -> jax.Array:
-  """Orthonormal 2-D DFT over the last two axes (unitary: ‖F x‖ = ‖x‖, Fᴴ = F⁻¹).
+  """Orthonormal 2-D DFT over the last two axes (unitary: ‖F x‖ = ‖x‖, Fᴴ = F⁻¹), the F of CIRIM's forward model.
+
+  CIRIM [15]: Karkalousos et al. 2022, "Assessment of Data Consistency through Cascades of Independently Recurrent
+  Inference Machines ...", arXiv:2111.15498, Sec. 2.
 
   Args:
     x: [..., H, W] complex image (a real floating one is promoted to complex).
@@ -92,7 +95,8 @@ def fft2c(x: jax.Array, *, centered: bool = False) -> jax.Array:
 
 
 def ifft2c(k: jax.Array, *, centered: bool = False) -> jax.Array:
-  """Inverse of `fft2c` (= its adjoint): [..., H, W] complex k-space -> [..., H, W] complex image.
+  """Inverse of `fft2c` (= its adjoint): [..., H, W] complex k-space -> [..., H, W] complex image (CIRIM [15],
+  arXiv:2111.15498, Sec. 2).
 
   Args:
     k: [..., H, W] complex k-space.
@@ -230,7 +234,8 @@ def noise2recon_augment(y: jax.Array, mask: jax.Array, key: jax.Array, sigma: An
 
 # ------------------------------------------------------------------------------------ wavelet packets [211]
 def wavelet_filters(wavelet: Literal["haar", "db2"] = "haar") -> tuple[np.ndarray, np.ndarray]:
-  """Orthonormal analysis filters (lowpass h, highpass g) of a Daubechies wavelet, float64 NumPy.
+  """Orthonormal analysis filters (lowpass h, highpass g) of a Daubechies wavelet, float64 NumPy; the filters of
+  `wavelet_packet_transform` (WaLLoC [211], "Learned Compression for Compressed Learning", 2024, arXiv:2412.09405).
 
   h is the scaling filter with Σ h = √2 and Σ h² = 1; g[k] = (−1)^k h[K − 1 − k] (quadrature mirror).
   Haar: h = [1, 1] / √2. db2 (Daubechies 1988, 4 taps): h = [1 + √3, 3 + √3, 3 − √3, 1 − √3] / (4 √2).
@@ -333,7 +338,8 @@ def wavelet_packet_transform(x: jax.Array, *, wavelet: Literal["haar", "db2"] = 
 
 def inverse_wavelet_packet_transform(coeffs: jax.Array, *, wavelet: Literal["haar", "db2"] = "haar",
                                      levels: int = 1, ndim: Literal[1, 2] = 2) -> jax.Array:
-  """Inverse of `wavelet_packet_transform` (its transpose): coefficients -> signal or image.
+  """Inverse of `wavelet_packet_transform` (its transpose): coefficients -> signal or image, the last stage of
+  WaLLoC's decoder ([211], "Learned Compression for Compressed Learning", 2024, arXiv:2412.09405).
 
   Args:
     coeffs: [..., 4**L, h, w] (ndim=2) or [..., 2**L, n] (ndim=1) real floating, as the forward transform returns.

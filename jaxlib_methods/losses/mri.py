@@ -25,7 +25,8 @@ __all__ = ["noise2recon_consistency_loss"]
 
 def noise2recon_consistency_loss(recon_fn: Callable[[jax.Array], jax.Array], y: jax.Array, mask: jax.Array,
                                  key: jax.Array, sigma: Any, *, metric: Literal["l1", "l2"] = "l1") -> jax.Array:
-  """Per-example Noise2Recon consistency: mean | f(y + M ε) − stopgrad f(y) | (Desai et al. 2021, Sec. 3).
+  """Per-example Noise2Recon consistency: mean | f(y + M ε) − stopgrad f(y) | ("Noise2Recon", Desai et al.
+  2021, arXiv:2110.00075, Sec. 3).
 
   ε is complex Gaussian with standard deviation σ on each of the real and imaginary parts, added only where
   k-space is sampled (`jaxlib_methods.signal.noise2recon_augment`, same key and noise). The gradient flows

@@ -25,7 +25,8 @@ __all__ = ["flipped_reflection_rays", "uncertainty_aware_emptiness_loss"]
 
 def flipped_reflection_rays(origins: jax.Array, directions: jax.Array, normals: jax.Array, t: jax.Array, *,
                             normalize_normals: bool = True) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """FlipNeRF's flipped reflection rays (Seo et al. 2023, arXiv:2306.17723, Sec. 3.1).
+  """FlipNeRF's flipped reflection rays ("FlipNeRF: Flipped Reflection Rays for Few-shot Novel View Synthesis",
+  Seo et al. 2023, arXiv:2306.17723, Sec. 3.1).
 
   d' = 2 (d·n̂) n̂ − d, o' = (o + t d) − t d', valid = (−d̂·n̂ > 0). Exact properties (tested): ‖d'‖ = ‖d‖ (a
   rotation by π about n̂), d'·n̂ = d·n̂ (so the mirror reflection r = −d' has r·n̂ = −(d·n̂)), and o' + t d' = o + t d:
@@ -68,7 +69,8 @@ def flipped_reflection_rays(origins: jax.Array, directions: jax.Array, normals: 
 
 
 def uncertainty_aware_emptiness_loss(weights: jax.Array, uncertainty: jax.Array, *, eta: float = 2.0) -> jax.Array:
-  """FlipNeRF's Uncertainty-aware Emptiness loss per ray: (1/S) Σ_i log(1 + η ρ w_i) (Seo et al. 2023, Sec. 3.3).
+  """FlipNeRF's Uncertainty-aware Emptiness loss per ray: (1/S) Σ_i log(1 + η ρ w_i) (FlipNeRF, Seo et al. 2023,
+  arXiv:2306.17723, Sec. 3.3).
 
   ρ = stopgrad( Σ_i mean_c β_ic ) is the ray's total predicted uncertainty (the scales β of the mixture-of-Laplace
   colour head, summed over the S samples and averaged over the C colour channels, as the authors' `rho`). The log

@@ -25,7 +25,8 @@ __all__ = ["conditioned_diffusion_loss"]
 def conditioned_diffusion_loss(eps_fn: Callable[[jax.Array, Any, jax.Array], jax.Array], x0: jax.Array,
                                cond: jax.Array, t: Any, alpha_bar: jax.Array, key: jax.Array, *,
                                reduction: Literal["mean", "sum"] = "mean") -> jax.Array:
-  """Per-example conditional DDPM loss ‖ε − ε_θ(√ᾱ x_0 + √(1 − ᾱ) ε, t, c)‖² (Liao et al. 2025, Eq. 1).
+  """Per-example conditional DDPM loss ‖ε − ε_θ(√ᾱ x_0 + √(1 − ᾱ) ε, t, c)‖² ("Denoising as
+  Adaptation", Liao et al. 2025, arXiv:2406.18516, Eq. 1).
 
   The noise is ε = `jax.random.normal(key, x0.shape)`. The gradient reaches both the noise predictor (through
   `eps_fn`'s closure) and the condition `cond`, which in Denoising as Adaptation is the restoration network's output.

@@ -36,7 +36,9 @@ def _check_features(x: Any, name: str) -> jax.Array:
 
 
 def ddc_direction(source_features: jax.Array, target_features: jax.Array) -> jax.Array:
-  """The cross-domain direction w = mean(target features) − mean(source features) (Hu et al. 2023, Eq. 3).
+  """The cross-domain direction w = mean(target features) − mean(source features) ("Phasic Content Fusing
+  Diffusion Model with Directional Distribution Consistency for Few-Shot Model Adaption", Hu et al. 2023,
+  arXiv:2309.03729, Eq. 3).
 
   Batch-level (a mean over each set): compute it once over the whole few-shot target set and a source sample.
 
@@ -85,7 +87,8 @@ def directional_distribution_consistency_loss(source_features: jax.Array, genera
 
 def uncertainty_cycle_loss(x: jax.Array, x_rec: jax.Array, log_sigma: jax.Array, *,
                            residual_weight: float = 1.0) -> jax.Array:
-  """AU-GAN's uncertainty-aware cycle-consistency loss per example: mean_pixels( λ e^{−s} |x − x̂| + s / 2 ).
+  """AU-GAN's uncertainty-aware cycle-consistency loss per example: mean_pixels( λ e^{−s} |x − x̂| + s / 2 )
+  ("Adverse Weather Image Translation with Asymmetric and Uncertainty-aware GAN", Kwak et al. 2021, arXiv:2112.04283).
 
   s is the predicted (log-scale) uncertainty of each pixel; uncertain pixels (large s) are down-weighted and
   pay s / 2. For a residual r ≠ 0 the per-pixel minimiser is s* = log(2 λ |r|) exactly (tested), where the

@@ -40,7 +40,8 @@ def _check_int(x: Any, name: str, minimum: int) -> int:
 
 def conditional_blind_spot_conv(x: jax.Array, kernel: jax.Array, bias: Optional[jax.Array] = None, *,
                                 blind: Any = True, dilation: int = 1) -> jax.Array:
-  """A 'SAME' convolution whose centre tap is zeroed when `blind` (C-BSN [210], Jang et al. 2023, Sec. 4).
+  """A 'SAME' convolution whose centre tap is zeroed when `blind` ("Self-supervised Image Denoising with Downsampled
+  Invariance Loss and Conditional Blind-Spot Network" [210], Jang et al. 2023, arXiv:2304.09507, Sec. 4).
 
   With `blind` true the output at pixel p never depends on the input at p: ∂out[b, p, :] / ∂x[b, p, :] = 0
   exactly (tested), the J-invariance a blind-spot denoiser needs to train on noisy targets. With `blind` false
@@ -140,7 +141,8 @@ def _group_perm(key: jax.Array, batch: int, groups: int, size: int) -> jax.Array
 
 
 def channel_shuffle(x: jax.Array, key: jax.Array, *, groups: Optional[int] = None) -> tuple[jax.Array, jax.Array]:
-  """Randomly permute the channel groups of each example (Denoising as Adaptation [171], Sec. 3.2).
+  """Randomly permute the channel groups of each example ("Denoising as Adaptation: Noise-Space Domain Adaptation
+  for Image Restoration" [171], Liao et al. 2025, arXiv:2406.18516, Sec. 3.2).
 
   The last axis C is split into `groups` equal, contiguous groups (e.g. groups=2 for the concatenated restored
   synthetic and real RGB images of [B, H, W, 6]) and each example gets its own uniformly random order of the
@@ -167,7 +169,8 @@ def channel_shuffle(x: jax.Array, key: jax.Array, *, groups: Optional[int] = Non
 
 
 def channel_unshuffle(x: jax.Array, perm: jax.Array) -> jax.Array:
-  """Inverse of `channel_shuffle`: channel_unshuffle(*channel_shuffle(x, key)) == x exactly.
+  """Inverse of `channel_shuffle`: channel_unshuffle(*channel_shuffle(x, key)) == x exactly (Denoising as
+  Adaptation [171], Liao et al. 2025, arXiv:2406.18516, Sec. 3.2).
 
   Args:
     x: [B, ..., C] shuffled.
