@@ -384,9 +384,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.signal.fourier_subnet_spectral_conv",),
         tests=("tests/test_signal.py",),
         experiment=None),
-    210: Implementation(  # C-BSN: the conditional blind-spot convolution (subsampler and invariance loss not built)
-        artifacts=("jaxlib_methods.nn.conditional_blind_spot_conv", "jaxlib_methods.nn.ConditionalBlindSpotConv",),
-        tests=("tests/nn/test_restoration.py",),
+    210: Implementation(  # C-BSN: conditional blind-spot conv, random subsampler, downsampled invariance loss
+        artifacts=("jaxlib_methods.nn.conditional_blind_spot_conv", "jaxlib_methods.nn.ConditionalBlindSpotConv",
+                   "jaxlib_methods.nn.random_subsampler", "jaxlib_methods.nn.subsample",
+                   "jaxlib_methods.losses.downsampled_invariance_loss",),
+        tests=("tests/nn/test_restoration.py", "tests/losses/test_restoration.py",),
         experiment=None),
     174: Implementation(  # Noise2Recon: k-space noise augmentation + consistency loss
         artifacts=("jaxlib_methods.losses.noise2recon_consistency_loss",

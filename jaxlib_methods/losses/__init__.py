@@ -97,7 +97,10 @@ from jaxlib_methods.losses.nerf import (  # noqa: F401  (issue 22, [0])
     flipped_reflection_rays,
     uncertainty_aware_emptiness_loss,
 )
-from jaxlib_methods.losses.restoration import conditioned_diffusion_loss  # noqa: F401  (issue 22, [171])
+from jaxlib_methods.losses.restoration import (  # noqa: F401  (issue 22, [171] [210])
+    conditioned_diffusion_loss,
+    downsampled_invariance_loss,
+)
 from jaxlib_methods.losses.translation import (  # noqa: F401  (issue 22, [8] [80])
     ddc_direction,
     directional_distribution_consistency_loss,

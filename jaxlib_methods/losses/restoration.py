@@ -1,4 +1,5 @@
-"""The diffusion loss of Denoising as Adaptation: a conditional noise-prediction loss whose condition (the restored
+"""Image-restoration losses: the downsampled invariance loss of C-BSN [210] (documented on the function) and the
+diffusion loss of Denoising as Adaptation: a conditional noise-prediction loss whose condition (the restored
 images) carries the gradient back into the restoration network (the channel-shuffling layer is
 `jaxlib_methods.nn.ChannelShuffle`).
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from jaxlib_methods import validation
 
-__all__ = ["conditioned_diffusion_loss"]
+__all__ = ["conditioned_diffusion_loss", "downsampled_invariance_loss"]
 
 
 def conditioned_diffusion_loss(eps_fn: Callable[[jax.Array, Any, jax.Array], jax.Array], x0: jax.Array,
@@ -69,3 +70,37 @@ def conditioned_diffusion_loss(eps_fn: Callable[[jax.Array, Any, jax.Array], jax
   sq = jnp.square(eps - jnp.asarray(pred).astype(ct)).reshape(b, int(np.prod(x0.shape[1:])))
   loss = jnp.mean(sq, axis=1) if reduction == "mean" else jnp.sum(sq, axis=1)
   return validation.finish_per_example(loss, valid, None, x0.dtype)
+
+
+def downsampled_invariance_loss(unmasked_output: jax.Array, masked_sub_output: jax.Array, index: jax.Array, *,
+                                stride: int = 2) -> jax.Array:
+  """C-BSN's downsampled invariance loss per example: mean | D(f(y)) − stopgrad f_blind(D(y)) | ("Self-supervised
+  Image Denoising with Downsampled Invariance Loss and Conditional Blind-Spot Network", Jang et al. 2023,
+  arXiv:2304.09507, Sec. 4; the authors' `loss_reg` in train.py, weight `lmbda` = 2).
+
+  D is the random subsampler with one shared index (`jaxlib_methods.nn.random_subsampler` / `subsample`): the
+  non-blind output f(y), subsampled, is pulled towards the blind network's output on the subsampled noisy image,
+  which is held fixed (stop-gradient), so the non-blind mode learns to denoise without learning the identity.
+
+  Args:
+    unmasked_output: [B, H, W, C] output of the network in non-blind mode on the full noisy image y.
+    masked_sub_output: [B, H / s, W / s, C] output of the blind network on the subimage D(y).
+    index: [B, H / s, W / s] the subsampling index used for D(y) (from `random_subsampler`).
+    stride: s, the subsampling block size (the authors' `stride_i` = 2).
+
+  Returns:
+    [B] per-example mean absolute differences, unmasked_output's dtype (half precision computed in float32).
+  """
+  from jaxlib_methods.nn import restoration as nn_restoration
+
+  u = validation.check_floating(unmasked_output, "unmasked_output")
+  m = validation.check_floating(masked_sub_output, "masked_sub_output")
+  if u.ndim != 4:
+    raise ValueError(f"unmasked_output must be [B, H, W, C], got unmasked_output.shape={u.shape}")
+  sub = nn_restoration.subsample(u, index, stride=stride)
+  if m.shape != sub.shape:
+    raise ValueError(f"masked_sub_output must be [B, H / s, W / s, C]={sub.shape}, got "
+                     f"masked_sub_output.shape={m.shape}")
+  ct = validation.compute_dtype_for(u.dtype)
+  diff = jnp.abs(sub.astype(ct) - jax.lax.stop_gradient(m.astype(ct)))
+  return jnp.mean(diff.reshape(diff.shape[0], int(np.prod(diff.shape[1:]))), axis=1).astype(u.dtype)

@@ -19,4 +19,6 @@ from jaxlib_methods.nn.restoration import (  # noqa: F401  (issue 22, [210] [171
     channel_shuffle,
     channel_unshuffle,
     conditional_blind_spot_conv,
+    random_subsampler,
+    subsample,
 )

@@ -6,8 +6,11 @@ Papers:
         Downsampled Invariance Loss and Conditional Blind-Spot Network", ICCV 2023, arXiv:2304.09507 (Sec. 4: the
         conditional blind-spot network selectively controls the blindness of its centre-masked convolutions, so
         one network is blind (J-invariant: the output at a pixel never sees that input pixel) or not on demand).
-        Only the layer is built here; the random subsampler, the downsampled invariance loss and the full
-        network (whose stacked dilated layers keep the blind spot) need real-noise data to matter.
+        Authors' code: github.com/jyicu/CBSN, model.py (`masked_conv` with `make_mask`: the centre tap of the 3x3
+        and 5x5 kernels zeroed when `is_masked`) and dataprocess.py (`generate_mask`,
+        `make_subimage_from_mask`: the random subsampler). Built here: the layer and the random subsampler (the
+        downsampled invariance loss is `jaxlib_methods.losses.downsampled_invariance_loss`); the full network
+        needs real-noise data to matter.
   [171] Kang Liao, Zongsheng Yue, Zhouxia Wang, Chen Change Loy, "Denoising as Adaptation: Noise-Space Domain
         Adaptation for Image Restoration", ICLR 2025, arXiv:2406.18516 (Sec. 3.2: a channel-shuffling layer in the
         diffusion model randomly permutes the channel order of its concatenated conditions, the restored synthetic
@@ -28,8 +31,8 @@ from flax import nnx
 
 from jaxlib_methods import validation
 
-__all__ = ["conditional_blind_spot_conv", "ConditionalBlindSpotConv", "channel_shuffle", "channel_unshuffle",
-           "ChannelShuffle"]
+__all__ = ["conditional_blind_spot_conv", "ConditionalBlindSpotConv", "random_subsampler", "subsample",
+           "channel_shuffle", "channel_unshuffle", "ChannelShuffle"]
 
 
 def _check_int(x: Any, name: str, minimum: int) -> int:
@@ -132,6 +135,58 @@ class ConditionalBlindSpotConv(nnx.Module):
       raise ValueError(f"x must have in_features={self.in_features} channels last, got x.shape={jnp.shape(x)}")
     bias = None if self.bias is None else self.bias[...]
     return conditional_blind_spot_conv(x, self.kernel[...], bias, blind=blind, dilation=self.dilation)
+
+
+def subsample(x: jax.Array, index: jax.Array, *, stride: int = 2) -> jax.Array:
+  """Pick one pixel of every stride x stride block: out[b, i, j] = x[b, s i + index // s, s j + index % s] (C-BSN [210],
+  Jang et al. 2023, arXiv:2304.09507, Sec. 4; the authors' `make_subimage_from_mask`, whose index runs row-major
+  over the block as `tf.space_to_depth`). The same index is used for every channel.
+
+  Args:
+    x: [B, H, W, C] images, H and W divisible by stride.
+    index: [B, H / s, W / s] integers in [0, s²).
+    stride: the block size s >= 1.
+
+  Returns:
+    [B, H / s, W / s, C], x's dtype.
+  """
+  s = _check_int(stride, "stride", 1)
+  x = jnp.asarray(x)
+  index = validation.check_integer(index, "index")
+  if x.ndim != 4 or x.shape[1] % s or x.shape[2] % s:
+    raise ValueError(f"x must be [B, H, W, C] with H and W divisible by stride={s}, got x.shape={x.shape}")
+  b, h, w, c = x.shape
+  if index.shape != (b, h // s, w // s):
+    raise ValueError(f"index must be [B, H / s, W / s]={(b, h // s, w // s)}, got index.shape={index.shape}")
+  valid = validation.check_values((index >= 0) & (index < s * s), index, "index", f"in [0, stride**2={s * s})")
+  blocks = x.reshape(b, h // s, s, w // s, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h // s, w // s, s * s, c)
+  idx = jnp.clip(index, 0, s * s - 1)[..., None, None]
+  out = jnp.take_along_axis(blocks, jnp.broadcast_to(idx, (b, h // s, w // s, 1, c)), axis=3)[..., 0, :]
+  if valid is not None and jnp.issubdtype(out.dtype, jnp.floating):  # traced out-of-range index: NaN pixels
+    out = validation.nan_where_invalid(out, valid[..., None])
+  return out
+
+
+def random_subsampler(x: jax.Array, key: jax.Array, *, stride: int = 2) -> tuple[jax.Array, jax.Array]:
+  """C-BSN's random subsampler: one uniformly random pixel of every stride x stride block ([210], Jang et al. 2023,
+  arXiv:2304.09507, Sec. 4; the authors' `generate_mask` + `make_subimage_from_mask`, stride 2 for the invariance
+  loss). Subsampling decorrelates spatially correlated real noise while keeping the image content.
+
+  Args:
+    x: [B, H, W, C] images, H and W divisible by stride.
+    key: a jax PRNG key; index = `jax.random.randint(key, (B, H / s, W / s), 0, s * s)`.
+    stride: the block size s >= 1.
+
+  Returns:
+    (subimage [B, H / s, W / s, C], index [B, H / s, W / s] int32): apply the same index to another image (the
+    unmasked network's output) with `subsample`.
+  """
+  s = _check_int(stride, "stride", 1)
+  x = jnp.asarray(x)
+  if x.ndim != 4 or x.shape[1] % s or x.shape[2] % s:
+    raise ValueError(f"x must be [B, H, W, C] with H and W divisible by stride={s}, got x.shape={x.shape}")
+  index = jax.random.randint(key, (x.shape[0], x.shape[1] // s, x.shape[2] // s), 0, s * s, jnp.int32)
+  return subsample(x, index, stride=s), index
 
 
 def _group_perm(key: jax.Array, batch: int, groups: int, size: int) -> jax.Array:

@@ -1,5 +1,6 @@
 """Denoising as Adaptation's conditioned diffusion loss [171] vs a float64 NumPy transcription of Eq. 1 with a linear
-noise predictor, and its gradient into the condition (the restoration network's output) vs the analytic one."""
+noise predictor, and its gradient into the condition (the restoration network's output) vs the analytic one; C-BSN's
+downsampled invariance loss [210] vs NumPy, with its stop-gradient on the blind branch."""
 
 import jax
 import jax.numpy as jnp
@@ -35,3 +36,19 @@ def test_conditioned_diffusion_loss_matches_numpy_and_differentiates_the_conditi
     losses.conditioned_diffusion_loss(eps_fn, x0, cond, t, ab * 0, key)
   with pytest.raises(ValueError, match="cond"):
     losses.conditioned_diffusion_loss(eps_fn, x0, cond[:2], t, ab, key)
+
+
+def test_downsampled_invariance_loss_matches_numpy_and_stops_the_blind_branch():
+  u = RNG.normal(size=(2, 4, 6, 3)).astype(np.float32)
+  m = RNG.normal(size=(2, 2, 3, 3)).astype(np.float32)
+  idx = RNG.integers(0, 4, size=(2, 2, 3)).astype(np.int32)
+  loss = lambda u, m: losses.downsampled_invariance_loss(u, m, jnp.asarray(idx), stride=2)
+  run = jax.jit(lambda u, m: (loss(u, m), jax.grad(lambda u, m: loss(u, m).sum(), argnums=(0, 1))(u, m)))
+  got, (gu, gm) = run(u, m)
+  sub = np.stack([np.stack([np.stack([u[b, 2 * i + idx[b, i, j] // 2, 2 * j + idx[b, i, j] % 2] for j in range(3)])
+                            for i in range(2)]) for b in range(2)])
+  np.testing.assert_allclose(np.asarray(got), np.abs(sub.astype(np.float64) - m).mean(axis=(1, 2, 3)), rtol=1e-6)
+  assert np.all(np.asarray(gm) == 0)  # the blind branch is the (fixed) target
+  assert np.count_nonzero(np.asarray(gu)) == sub.size  # exactly the subsampled pixels of the non-blind output
+  with pytest.raises(ValueError, match="masked_sub_output"):
+    losses.downsampled_invariance_loss(u, m[:, :1], jnp.asarray(idx))

@@ -87,3 +87,24 @@ def test_channel_shuffle_is_an_invertible_group_permutation():
   np.testing.assert_array_equal(np.asarray(layer(x, deterministic=True)), np.asarray(x))
   with pytest.raises(ValueError, match="groups"):
     rs.channel_shuffle(x, jax.random.key(0), groups=4)
+
+
+def test_random_subsampler_picks_one_pixel_per_block_like_numpy():
+  """[210]: out[b, i, j] = x[b, s i + k // s, s j + k % s] for the drawn k (a loop transcription of the authors'
+  space_to_depth + gather), every k in [0, s²) drawn, the index reusable on another image."""
+  x = RNG.normal(size=(2, 6, 4, 3)).astype(np.float32)
+  run = jax.jit(lambda x, k: rs.random_subsampler(x, k, stride=2))
+  sub, idx = (np.asarray(a) for a in run(jnp.asarray(x), jax.random.key(2)))
+  assert sub.shape == (2, 3, 2, 3) and idx.shape == (2, 3, 2) and set(np.unique(idx)) <= {0, 1, 2, 3}
+  ref = np.empty_like(sub)
+  for b in range(2):
+    for i in range(3):
+      for j in range(2):
+        k = idx[b, i, j]
+        ref[b, i, j] = x[b, 2 * i + k // 2, 2 * j + k % 2]
+  np.testing.assert_array_equal(sub, ref)
+  np.testing.assert_array_equal(np.asarray(rs.subsample(jnp.asarray(x), jnp.asarray(idx), stride=2)), ref)
+  with pytest.raises(ValueError, match="index"):
+    rs.subsample(jnp.asarray(x), jnp.asarray(idx) + 4, stride=2)
+  with pytest.raises(ValueError, match="stride"):
+    rs.random_subsampler(jnp.asarray(x), jax.random.key(0), stride=4)

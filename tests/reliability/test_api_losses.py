@@ -487,6 +487,15 @@ SPECS += [
                 ("alpha_bar=0:jit", {"alpha_bar": np.zeros(B, np.float32)}, "nan", "", ("alpha_bar",)),
                 ("reduction=bad", {"reduction": "max"}, "ValueError", "reduction"),
                 ("eps_fn:None", {"eps_fn": None}, "TypeError", "eps_fn"))),
+    ApiSpec(restoration.downsampled_invariance_loss,
+            {"unmasked_output": f(B, 4, 4, 3), "masked_sub_output": f(B, 2, 2, 3),
+             "index": (np.arange(B * 4).reshape(B, 2, 2) % 4).astype(np.int32)},
+            floats=("unmasked_output", "masked_sub_output"), batch=("unmasked_output", "masked_sub_output", "index"),
+            empty="empty", extra=(
+                ("index=4", {"index": np.full((B, 2, 2), 4, np.int32)}, "ValueError", "index"),
+                ("index:float", {"index": np.zeros((B, 2, 2), np.float32)}, "TypeError", "index"),
+                ("index=4:jit", {"index": np.full((B, 2, 2), 4, np.int32)}, "nan", "", ("index",)),
+                ("stride=0", {"stride": 0}, "ValueError", "stride"))),
     ApiSpec(mri.noise2recon_consistency_loss,
             {"recon_fn": _recon, "y": Y_K, "mask": K_MASK, "key": KEY, "sigma": np.full(B, 0.3, np.float32)},
             batch=("y", "mask", "sigma"), empty="empty", extra=(
