@@ -1,0 +1,123 @@
+"""Issue 22 heads, fusion layers and cache ops, each against an independent float64 NumPy transcription.
+
+[95] krr_classifier (NumPy solve; the lambda -> 0 interpolation limit), [53] cache_router_mix, [68]
+feature_cache_predict (the authors' code's steps, standardisation included), [108] cache_affinity_logits,
+[110] MultiExpertFusionProjector + image_position_ids, [157] SpatialAttentionAggregator (weights sum to 1; equal
+inputs give the input back), under jax.jit / nnx.jit.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxlib_methods import nn
+from jaxlib_methods.nn import cache, heads
+
+rng = np.random.default_rng(1)
+
+
+def f32(*shape):
+  return rng.normal(size=shape).astype(np.float32)
+
+
+def l2n(x):
+  return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_krr_classifier_matches_numpy_solve_and_interpolates_as_lambda_goes_to_zero():
+  xs, xq = rng.normal(size=(6, 8)), rng.normal(size=(4, 8))
+  y = np.eye(3)[[0, 1, 2, 0, 1, 2]]
+  ref = xq @ xs.T @ np.linalg.solve(xs @ xs.T + 0.5 * np.eye(6), y)
+  with jax.enable_x64(True):
+    out = jax.jit(lambda a, b, c: heads.krr_classifier(a, b, c, lam=0.5))(xs, y, xq)
+    np.testing.assert_allclose(out, ref, rtol=1e-10)
+    d2 = ((xq[:, None] - xs[None]) ** 2).sum(-1)
+    ks = np.exp(-0.3 * ((xs[:, None] - xs[None]) ** 2).sum(-1))
+    ref_rbf = np.exp(-0.3 * d2) @ np.linalg.solve(ks + 0.1 * np.eye(6), y)
+    np.testing.assert_allclose(heads.krr_classifier(xs, y, xq, lam=0.1, kernel="rbf", gamma=0.3), ref_rbf,
+                               rtol=1e-8)
+    # N = 6 <= D = 8: K is invertible, so the scores on the support set tend to Y as lambda -> 0
+    errs = [float(np.abs(np.asarray(heads.krr_classifier(xs, y, xs, lam=lam)) - y).max()) for lam in (1e-2, 1e-6)]
+    assert errs[1] < 1e-5 < errs[0]
+  assert heads.krr_classifier(xs.astype(np.float32), y.astype(np.float32), xq.astype(np.float32),
+                              lam=0.5).dtype == jnp.float32
+  with pytest.raises(ValueError, match="lam"):
+    heads.krr_classifier(xs, y, xq, lam=0.0)
+  with pytest.raises(ValueError, match="support_targets"):
+    heads.krr_classifier(xs, y[:5], xq, lam=1.0)
+
+
+def test_cache_ops_match_numpy():
+  # [53] r * fresh + (1 - r) * cached
+  fr, ca, r = f32(2, 3), f32(2, 3), np.array([0.0, 0.25, 1.0], np.float32)
+  np.testing.assert_allclose(cache.cache_router_mix(fr, ca, r), r * fr + (1 - r) * ca, rtol=1e-6)
+  with pytest.raises(ValueError, match="router"):
+    cache.cache_router_mix(fr, ca, r + 1.0)
+  # [108] Tip-Adapter / CapS-Adapter affinity exp(-beta (1 - cos)) V
+  f, keys, v = f32(3, 5), f32(7, 5), rng.uniform(size=(7, 4)).astype(np.float32)
+  ref = np.exp(-5.5 * (1 - l2n(f.astype(np.float64)) @ l2n(keys.astype(np.float64)).T)) @ v
+  out = jax.jit(lambda a, b, c: cache.cache_affinity_logits(a, b, c, beta=5.5))(f, keys, v)
+  np.testing.assert_allclose(out, ref, rtol=1e-5)
+  # [68] TFUP, transcribed step by step from the authors' code (incl. the per-row standardisation, ddof=1)
+  w, labels = f32(4, 5), np.array([0, 1, 2, 3, 1, 0, 2])
+  fh, kh, wh = (l2n(x.astype(np.float64)) for x in (f, keys, w))
+
+  def softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+  p, q = softmax(10 * fh @ wh.T), softmax(10 * kh @ wh.T)
+  kl = np.stack([(p[i] * np.log(p[i] / q)).sum(1) for i in range(3)])
+  kn = (kl - kl.mean(1, keepdims=True)) / kl.std(1, ddof=1, keepdims=True)
+  sim = 2 * (1 - (kn - kn.min(1, keepdims=True)) / (kn.max(1, keepdims=True) - kn.min(1, keepdims=True)))
+  ref68 = 100 * fh @ wh.T + 0.3 * np.exp(-1.0 * (1 - (fh @ kh.T) * sim)) @ np.eye(4)[labels]
+  out68 = jax.jit(cache.feature_cache_predict)(f, keys, labels, w)
+  np.testing.assert_allclose(out68, ref68, rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="cache_labels"):
+    cache.feature_cache_predict(f, keys, labels + 4, w)
+
+
+def test_multi_expert_fusion_projector_matches_numpy_and_position_ids():
+  model = heads.MultiExpertFusionProjector((3, 5), 4, hidden_dim=6, rngs=nnx.Rngs(0))
+  xa, xb = f32(2, 3, 3), f32(2, 2, 5)
+  out = nnx.jit(lambda m, a, b: m([a, b]))(model, xa, xb)
+  assert out.shape == (2, 5, 4)
+  from scipy.special import erf
+
+  def mlp(x, l1, l2):
+    h = x.astype(np.float64) @ np.asarray(l1.kernel[...]) + np.asarray(l1.bias[...])
+    h = 0.5 * h * (1 + erf(h / np.sqrt(2)))
+    return h @ np.asarray(l2.kernel[...]) + np.asarray(l2.bias[...])
+
+  ref = np.concatenate([mlp(xa, model.fc1[0], model.fc2[0]), mlp(xb, model.fc1[1], model.fc2[1])], axis=1)
+  np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+  graph, state = nnx.split(model)
+  np.testing.assert_allclose(nnx.merge(graph, state)([xa, xb]), out, rtol=1e-6)
+  with pytest.raises(ValueError, match="expert_feats"):
+    model([xb, xa])
+  # MouSi: SAM's 4096 tokens on 64 positions (one per row of the 64 x 64 grid) or on 1
+  ids = np.asarray(heads.image_position_ids(4096, positions=64, start=10))
+  np.testing.assert_array_equal(ids.reshape(64, 64), 10 + np.arange(64)[:, None] * np.ones((1, 64), int))
+  np.testing.assert_array_equal(heads.image_position_ids(4096, positions=1, start=3), np.full(4096, 3))
+  np.testing.assert_array_equal(heads.image_position_ids(5, positions=5), np.arange(5))
+  with pytest.raises(ValueError, match="positions"):
+    heads.image_position_ids(10, positions=3)
+
+
+def test_spatial_attention_aggregator_weights_sum_to_one_and_equal_inputs_are_fixed():
+  agg = heads.SpatialAttentionAggregator(3, 2, hidden=4, rngs=nnx.Rngs(0))
+  feats = f32(3, 2, 4, 4, 2) * 3
+  fwd = nnx.jit(lambda m, x: (m(x), m.weights(x)))
+  out, w = fwd(agg, feats)
+  np.testing.assert_allclose(np.asarray(w).sum(-1), 1.0, rtol=1e-6)
+  assert np.all(np.asarray(w) > 0) and float(np.asarray(w).std()) > 1e-4  # the weights do vary
+  np.testing.assert_allclose(out, np.einsum("bhwk,kbhwc->bhwc", np.asarray(w, np.float64), feats), rtol=1e-5,
+                             atol=1e-6)
+  same = np.broadcast_to(feats[:1], feats.shape)
+  out_same, _ = fwd(agg, same)
+  np.testing.assert_allclose(out_same, feats[0], rtol=1e-6, atol=1e-6)
+  with pytest.raises(ValueError, match="feats"):
+    agg(feats[:2])
+  assert nn.SpatialAttentionAggregator is heads.SpatialAttentionAggregator
