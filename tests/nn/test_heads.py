@@ -30,23 +30,29 @@ def test_krr_classifier_matches_numpy_solve_and_interpolates_as_lambda_goes_to_z
   xs, xq = rng.normal(size=(6, 8)), rng.normal(size=(4, 8))
   y = np.eye(3)[[0, 1, 2, 0, 1, 2]]
   ref = xq @ xs.T @ np.linalg.solve(xs @ xs.T + 0.5 * np.eye(6), y)
+  d2 = ((xq[:, None] - xs[None]) ** 2).sum(-1)
+  ks = np.exp(-0.3 * ((xs[:, None] - xs[None]) ** 2).sum(-1))
+  ref_rbf = np.exp(-0.3 * d2) @ np.linalg.solve(ks + 0.1 * np.eye(6), y)
+
+  @jax.jit
+  def all_heads(xs, y, xq):  # one compile for every call of the test
+    return (heads.krr_classifier(xs, y, xq, lam=0.5),
+            heads.krr_classifier(xs, y, xq, lam=0.1, kernel="rbf", gamma=0.3),
+            [heads.krr_classifier(xs, y, xs, lam=lam) for lam in (1e-2, 1e-6)])
+
   with jax.enable_x64(True):
-    out = jax.jit(lambda a, b, c: heads.krr_classifier(a, b, c, lam=0.5))(xs, y, xq)
-    np.testing.assert_allclose(out, ref, rtol=1e-10)
-    d2 = ((xq[:, None] - xs[None]) ** 2).sum(-1)
-    ks = np.exp(-0.3 * ((xs[:, None] - xs[None]) ** 2).sum(-1))
-    ref_rbf = np.exp(-0.3 * d2) @ np.linalg.solve(ks + 0.1 * np.eye(6), y)
-    np.testing.assert_allclose(heads.krr_classifier(xs, y, xq, lam=0.1, kernel="rbf", gamma=0.3), ref_rbf,
-                               rtol=1e-8)
-    # N = 6 <= D = 8: K is invertible, so the scores on the support set tend to Y as lambda -> 0
-    errs = [float(np.abs(np.asarray(heads.krr_classifier(xs, y, xs, lam=lam)) - y).max()) for lam in (1e-2, 1e-6)]
-    assert errs[1] < 1e-5 < errs[0]
-  assert heads.krr_classifier(xs.astype(np.float32), y.astype(np.float32), xq.astype(np.float32),
-                              lam=0.5).dtype == jnp.float32
+    out, out_rbf, on_support = all_heads(xs, y, xq)
+  np.testing.assert_allclose(out, ref, rtol=1e-10)
+  np.testing.assert_allclose(out_rbf, ref_rbf, rtol=1e-8)
+  # N = 6 <= D = 8: K is invertible, so the scores on the support set tend to Y as lambda -> 0
+  errs = [float(np.abs(np.asarray(s) - y).max()) for s in on_support]
+  assert errs[1] < 1e-5 < errs[0]
   with pytest.raises(ValueError, match="lam"):
     heads.krr_classifier(xs, y, xq, lam=0.0)
   with pytest.raises(ValueError, match="support_targets"):
     heads.krr_classifier(xs, y[:5], xq, lam=1.0)
+  with pytest.raises(ValueError, match="kernel"):
+    heads.krr_classifier(xs, y, xq, lam=1.0, kernel="poly")
 
 
 def test_cache_ops_match_numpy():
@@ -82,7 +88,8 @@ def test_cache_ops_match_numpy():
 def test_multi_expert_fusion_projector_matches_numpy_and_position_ids():
   model = heads.MultiExpertFusionProjector((3, 5), 4, hidden_dim=6, rngs=nnx.Rngs(0))
   xa, xb = f32(2, 3, 3), f32(2, 2, 5)
-  out = nnx.jit(lambda m, a, b: m([a, b]))(model, xa, xb)
+  graph, state = nnx.split(model)  # the pure-pytree route: split outside, merge inside jax.jit
+  out = jax.jit(lambda st, a, b: nnx.merge(graph, st)([a, b]))(state, xa, xb)
   assert out.shape == (2, 5, 4)
   from scipy.special import erf
 
@@ -93,8 +100,6 @@ def test_multi_expert_fusion_projector_matches_numpy_and_position_ids():
 
   ref = np.concatenate([mlp(xa, model.fc1[0], model.fc2[0]), mlp(xb, model.fc1[1], model.fc2[1])], axis=1)
   np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
-  graph, state = nnx.split(model)
-  np.testing.assert_allclose(nnx.merge(graph, state)([xa, xb]), out, rtol=1e-6)
   with pytest.raises(ValueError, match="expert_feats"):
     model([xb, xa])
   # MouSi: SAM's 4096 tokens on 64 positions (one per row of the 64 x 64 grid) or on 1
@@ -108,16 +113,16 @@ def test_multi_expert_fusion_projector_matches_numpy_and_position_ids():
 
 def test_spatial_attention_aggregator_weights_sum_to_one_and_equal_inputs_are_fixed():
   agg = heads.SpatialAttentionAggregator(3, 2, hidden=4, rngs=nnx.Rngs(0))
-  feats = f32(3, 2, 4, 4, 2) * 3
-  fwd = nnx.jit(lambda m, x: (m(x), m.weights(x)))
-  out, w = fwd(agg, feats)
+  # batch rows 0-1: three different feature maps; rows 2-3: the same map from all K = 3 models
+  rand, base = f32(3, 2, 4, 4, 2) * 3, f32(1, 2, 4, 4, 2) * 3
+  feats = np.concatenate([rand, np.repeat(base, 3, axis=0)], axis=1)
+  graph, state = nnx.split(agg)
+  out, w = jax.jit(lambda st, x: (lambda m: (m(x), m.weights(x)))(nnx.merge(graph, st)))(state, feats)
   np.testing.assert_allclose(np.asarray(w).sum(-1), 1.0, rtol=1e-6)
   assert np.all(np.asarray(w) > 0) and float(np.asarray(w).std()) > 1e-4  # the weights do vary
   np.testing.assert_allclose(out, np.einsum("bhwk,kbhwc->bhwc", np.asarray(w, np.float64), feats), rtol=1e-5,
                              atol=1e-6)
-  same = np.broadcast_to(feats[:1], feats.shape)
-  out_same, _ = fwd(agg, same)
-  np.testing.assert_allclose(out_same, feats[0], rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(out[2:], base[0], rtol=1e-6, atol=1e-6)
   with pytest.raises(ValueError, match="feats"):
     agg(feats[:2])
   assert nn.SpatialAttentionAggregator is heads.SpatialAttentionAggregator
