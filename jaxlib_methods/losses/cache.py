@@ -4,13 +4,15 @@ Papers:
 
 - [53] Yushi Huang, Zining Wang, Ruihao Gong, Jing Liu, Xinjie Zhang, Jinyang Guo, Xianglong Liu, Jun Zhang,
   "HarmoniCa: Harmonizing Training and Inference for Better Feature Caching in Diffusion Transformer
-  Acceleration", 2024 (ICML 2025), arXiv:2410.01723. A learnable router r in [0, 1] per (timestep, block) mixes each
-  block's fresh output with its cached one (`jaxlib_methods.nn.cache_router_mix`); trained with step-wise
-  denoising (SDT), the Image Error Proxy-Guided Objective (IEPO) trades the error of the final image against cache
-  utilisation. `harmonica_router_objective` is that trade-off in the catalog's form
-  L = ||x0_cached - x0_full||^2 + lambda * mean(r) (r = probability of recomputing a block, so the penalty rewards
-  caching). NOTE: the paper's proxy (a per-timestep weight approximating the final-image error) is the caller's
-  `error_weight`; its exact formula could not be retrieved with the available tools.
+  Acceleration", 2024 (ICML 2025), arXiv:2410.01723. A learnable router r_t = sigmoid(theta_t) in (0, 1) per
+  timestep and block (attention and MLP) mixes each block's fresh output with its cached one
+  (`jaxlib_methods.nn.cache_router_mix`). With step-wise denoising training (SDT), the Image Error Proxy-Guided
+  Objective (IEPO) at timestep t is, as in the authors' released `train_router.py`,
+  L_t = lambda^(t) * mean_b mean_elements (pred_full - pred_cached)^2 + beta * sum_blocks r_t
+  (`harmonica_router_objective`; pred = the model's output, the noise prediction in their DiT code). The proxy
+  lambda^(t) is the mean squared difference between the final images sampled with and without the router's cache
+  decisions at step t (their `get_lambda`, refreshed every few epochs); the caller computes it and passes it as
+  `error_weight`.
 - [68] Sifan Long, Linbin Wang, Zhen Zhao, Zichang Tan, Yiming Wu, Shengsheng Wang, Jingdong Wang, "Training-Free
   Unsupervised Prompt for Vision-Language Models" (TFUP), 2024, arXiv:2404.16339: TFUP-T's marginal distribution
   entropy loss L_m = -H(mean_i softmax(z_i)) (`marginal_entropy_loss`), minimised when the batch uses every class
@@ -28,33 +30,35 @@ from jaxlib_methods import validation
 from jaxlib_methods.validation import check_nonnegative
 
 
-def harmonica_router_objective(x0_cached: jax.Array, x0_full: jax.Array, router: jax.Array, *, lam: Any,
+def harmonica_router_objective(pred_cached: jax.Array, pred_full: jax.Array, router: jax.Array, *, lam: Any,
                                error_weight: Any = 1.0, where: Optional[jax.Array] = None) -> jax.Array:
-  """HarmoniCa's router objective per example: error_weight * ||x0_cached - x0_full||^2 + lam * mean(router).
+  """HarmoniCa's IEPO per example: error_weight * mean((pred_cached - pred_full)^2) + lam * sum(router).
 
   Huang et al., "HarmoniCa: Harmonizing Training and Inference for Better Feature Caching in Diffusion Transformer
-  Acceleration", 2024, arXiv:2410.01723 (IEPO, Sec. 4): the image predicted with the router's cache decisions is
-  pulled towards the one of the full (uncached) model, while the mean router value (the share of blocks recomputed,
-  i.e. the compute cost) is penalised. The full model's prediction is a constant (stop-gradient).
+  Acceleration", 2024, arXiv:2410.01723 (IEPO, as in the released `train_router.py`): the output of the model with
+  the router's cache decisions is pulled towards the one of the full (uncached) model, weighted by the image-error
+  proxy lambda^(t), while the sum of the router's scores (how many blocks are recomputed, i.e. the compute) is
+  penalised. The full model's output is a constant (stop-gradient). The batch mean of the output is the paper's
+  L_t exactly (the penalty is the same for every example).
 
   Args:
-    x0_cached: [B, ...] floating, the denoised prediction with caching (depends on the router).
-    x0_full: [B, ...] floating, the prediction of the full model (teacher), same shape.
-    router: [...] floating in [0, 1], the router's recompute probabilities (one per timestep and block; shared by
-      the batch). Values outside [0, 1]: ValueError eagerly, NaN under jit.
-    lam: lambda >= 0, the weight of the compute penalty.
-    error_weight: a scalar or [B] weight >= 0 of the image error (the paper's image-error proxy).
+    pred_cached: [B, ...] floating, the model output at timestep t with caching (depends on the router).
+    pred_full: [B, ...] floating, the full model's output at the same input, same shape.
+    router: [...] floating in [0, 1], the router's scores at timestep t (one per block; shared by the batch).
+      Values outside [0, 1]: ValueError eagerly, NaN under jit.
+    lam: beta >= 0, the weight of the compute penalty (the code's `--l1`).
+    error_weight: lambda^(t) >= 0, a scalar or [B], the image-error proxy of timestep t.
     where: optional bool [B]: examples to include (the others give 0 and no gradient).
 
   Returns:
-    [B] in x0_cached's dtype; the batch mean is the objective.
+    [B] in pred_cached's dtype; the batch mean is the objective.
   """
   check_nonnegative(lam, "lam")
-  s = validation.check_floating(x0_cached, "x0_cached")
-  t = validation.check_floating(x0_full, "x0_full")
+  s = validation.check_floating(pred_cached, "pred_cached")
+  t = validation.check_floating(pred_full, "pred_full")
   if s.ndim < 1 or s.shape != t.shape:
-    raise ValueError(f"x0_cached and x0_full must have the same shape [B, ...], got x0_cached.shape={s.shape}, "
-                     f"x0_full.shape={t.shape}")
+    raise ValueError(f"pred_cached and pred_full must have the same shape [B, ...], got pred_cached.shape={s.shape}, "
+                     f"pred_full.shape={t.shape}")
   r = validation.check_floating(router, "router")
   if r.size == 0:
     raise ValueError(f"router needs at least one entry, got router.shape={r.shape}")
@@ -65,8 +69,8 @@ def harmonica_router_objective(x0_cached: jax.Array, x0_full: jax.Array, router:
   d = s.astype(ct) - jax.lax.stop_gradient(t).astype(ct)
   if where is not None:
     d = jnp.where(where.reshape(where.shape + (1,) * (d.ndim - 1)), d, jnp.zeros((), ct))
-  err = jnp.sum(d * d, axis=tuple(range(1, d.ndim)))
-  usage = validation.nan_where_invalid(jnp.mean(r.astype(ct)), ok_r)  # any invalid entry: NaN
+  err = jnp.mean(d * d, axis=tuple(range(1, d.ndim)))
+  usage = validation.nan_where_invalid(jnp.sum(r.astype(ct)), ok_r)  # any invalid entry: NaN
   out = jnp.asarray(error_weight, ct) * err + lam * usage
   return validation.finish_per_example(out, ok_w, where, s.dtype)
 

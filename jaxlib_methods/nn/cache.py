@@ -4,8 +4,9 @@ Papers:
 
 - [53] Huang et al., "HarmoniCa: Harmonizing Training and Inference for Better Feature Caching in Diffusion
   Transformer Acceleration", 2024, arXiv:2410.01723: a block's output at a timestep is r * fresh + (1 - r) * cached
-  with a learnable router r in [0, 1] (`cache_router_mix`; at inference r is thresholded to {0, 1}). The training
-  objective is `jaxlib_methods.losses.harmonica_router_objective`.
+  with a learnable router r = sigmoid(theta) in (0, 1) per timestep and block (`cache_router_mix`; the released
+  DiT code mixes each block's attention and MLP branch outputs this way, and thresholds r at inference, the
+  README's `--thres 0.1`). The training objective is `jaxlib_methods.losses.harmonica_router_objective`.
 - [68] Long et al., "Training-Free Unsupervised Prompt for Vision-Language Models" (TFUP), 2024, arXiv:2404.16339:
   the Feature Cache Model with the Multi-level Similarity Measure (`feature_cache_predict`), transcribed from the
   authors' released code: feature-level cosine affinity times a semantic-level similarity from the KL divergence

@@ -463,9 +463,9 @@ SPECS = [
             floats=("psnr", "ssim"), batch=("psnr", "ssim"), empty="error",
             extra=(("sigma=0", {"sigma": 0.0}, "ValueError", "sigma"),
                    ("ssim:shape", {"ssim": np.ones(2)}, "ValueError", "ssim"))),
-    ApiSpec(lcache.harmonica_router_objective, {"x0_cached": f(B, 3), "x0_full": f(B, 3),
+    ApiSpec(lcache.harmonica_router_objective, {"pred_cached": f(B, 3), "pred_full": f(B, 3),
                                                 "router": np.array([0.2, 0.9, 0.5]), "lam": 0.1},
-            floats=("x0_cached", "x0_full", "router"), any_rank=("router",), batch=("x0_cached", "x0_full"),
+            floats=("pred_cached", "pred_full", "router"), any_rank=("router",), batch=("pred_cached", "pred_full"),
             empty="empty", nan={"router": "error"}, inf={"router": "error"}, extra=(
                 ("lam<0", {"lam": -1.0}, "ValueError", "lam"),
                 ("router>1", {"router": np.array([0.2, 1.5, 0.5])}, "ValueError", "router"),
