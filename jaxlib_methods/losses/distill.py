@@ -24,7 +24,8 @@ Papers:
   w_i = 2 - exp(-((PSNR_max - PSNR_i)^2 + (10 SSIM_max - 10 SSIM_i)^2) / (2 sigma^2))
   (`momentum_gs_block_weights`), where PSNR_i, SSIM_i are momentum (0.9) averages of the block's validation
   metrics. The momentum teacher decoder itself is theta_t <- m theta_t + (1 - m) theta_s, which is
-  `optax.incremental_update(student, teacher, step_size=1 - m)` (no helper here; m = 0.9 in the released code).
+  `optax.incremental_update(student, teacher, step_size=1 - m)` (no helper here; m = 0.9 in the released code,
+  where the block's loss is (L_recon + 50 L_consistency) * w_i).
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ def partial_unfreeze_labels(params: Any, trainable: Union[Callable[[str], bool],
   return jax.tree_util.tree_map_with_path(lambda p, _: "trainable" if pred(_path_str(p)) else "frozen", params)
 
 
-def momentum_gs_block_weights(psnr: jax.Array, ssim: jax.Array, *, sigma: Any) -> jax.Array:
+def momentum_gs_block_weights(psnr: jax.Array, ssim: jax.Array, *, sigma: Any = 10.0) -> jax.Array:
   """Momentum-GS reconstruction-guided block weights: blocks that reconstruct worse get weights up to 2.
 
   Fan et al., "Momentum-GS: Momentum Gaussian Self-Distillation for High-Quality Large Scene Reconstruction", 2024,
@@ -225,7 +226,7 @@ def momentum_gs_block_weights(psnr: jax.Array, ssim: jax.Array, *, sigma: Any) -
   Args:
     psnr: [N] floating, the (momentum-averaged) PSNR of each of N >= 1 blocks, in dB.
     ssim: [N] floating, their SSIM.
-    sigma: sigma > 0, the width of the Gaussian (the paper's adaptive sigma).
+    sigma: sigma > 0, the width of the Gaussian (`adaptive_sigma`, 10 in the released code).
 
   Returns:
     [N] float32 (or wider) in [1, 2); NaN everywhere if an input is NaN (the max couples the blocks).

@@ -13,20 +13,22 @@ Papers:
   between the zero-shot predictions of the test and cached samples, then Tip-Adapter's exp(-beta (1 - .)) kernel,
   added as a residual to the zero-shot logits.
 - [108] Qijie Wang, Guandu Liu, Bin Wang, "CapS-Adapter: Caption-based MultiModal Adapter in Zero-Shot
-  Classification", 2024, arXiv:2405.16591: Tip-Adapter-style cache logits exp(-beta (1 - cos(f, k_j))) v_j over a
-  support set of image and caption features (`cache_affinity_logits`; pass both kinds of keys, stacked, with their
-  values). Tip-Adapter: Zhang et al., arXiv:2111.03930, Eq. (5).
+  Classification", 2024, arXiv:2405.16591: Tip-Adapter-style cache logits over a multimodal support set, as in the
+  authors' released `madapter.py`: the affinity of a query to support sample j fuses its image and caption features,
+  A_j = (1 - delta) f.k_img_j + delta f.k_cap_j, and the cache logits are exp(-beta (1 - A)) V
+  (`cache_affinity_logits`; delta = 0 is Tip-Adapter, Zhang et al., arXiv:2111.03930, Eq. (5)). The released code
+  adds them as alpha * cache logits to CLIP's 100 f W^T, plus a TIP-X-style KL term (not built here).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 
 from jaxlib_methods import validation
-from jaxlib_methods.validation import check_nonnegative, check_positive
+from jaxlib_methods.validation import check_in_interval, check_nonnegative, check_positive
 
 
 def _l2n(x: jax.Array) -> jax.Array:
@@ -68,32 +70,46 @@ def cache_router_mix(fresh: jax.Array, cached: jax.Array, router: Any) -> jax.Ar
 
 
 def cache_affinity_logits(features: jax.Array, cache_keys: jax.Array, cache_values: jax.Array, *,
-                          beta: Any = 1.0) -> jax.Array:
-  """Tip-Adapter / CapS-Adapter cache logits exp(-beta (1 - f_hat k_hat_j^T)) V.
+                          beta: Any = 1.0, caption_keys: Optional[jax.Array] = None, delta: Any = 0.0) -> jax.Array:
+  """CapS-Adapter / Tip-Adapter cache logits exp(-beta (1 - A)) V with A = (1 - delta) f k_img + delta f k_cap.
 
   Wang et al., "CapS-Adapter: Caption-based MultiModal Adapter in Zero-Shot Classification", 2024,
-  arXiv:2405.16591, on the cache model of Zhang et al., "Tip-Adapter", arXiv:2111.03930, Eq. (5): the affinity of
-  a query to each cached key is exp(-beta (1 - cos)), and the cache logits are the affinity-weighted sum of the
-  cached values (one-hot or soft labels). Features and keys are L2-normalised here.
+  arXiv:2405.16591 (multimodal support set; the released `madapter.py`), on the cache model of Zhang et al.,
+  "Tip-Adapter", arXiv:2111.03930, Eq. (5): the affinity of a query to support sample j is the cosine similarity
+  to its image feature, blended (weight delta) with the cosine similarity to its caption's text feature; the
+  cache logits are the exp(-beta (1 - affinity))-weighted sum of the support labels. Features and keys are
+  L2-normalised here (the released code stores them normalised).
 
   Args:
-    features: [B, D] floating, query features (e.g. CLIP image embeddings).
-    cache_keys: [M, D] floating, the support features (CapS-Adapter: image and caption features, stacked).
+    features: [B, D] floating, query image features (e.g. CLIP image embeddings).
+    cache_keys: [M, D] floating, the support samples' image features.
     cache_values: [M, C] floating, the support labels (one-hot or soft).
     beta: beta >= 0, the sharpness of the affinity.
+    caption_keys: optional [M, D] floating, the text features of the support samples' captions (row j pairs with
+      cache_keys[j]); needed when delta > 0.
+    delta: the caption weight, in [0, 1] (0: Tip-Adapter's image-only cache).
 
   Returns:
     [B, C] in the features' dtype (float32 compute for half inputs). Add `alpha *` this to the zero-shot logits.
   """
   check_nonnegative(beta, "beta")
+  check_in_interval(delta, "delta", 0.0, 1.0)
   f = _feats(features, "features")
   k = _feats(cache_keys, "cache_keys", f.shape[1])
   v = _feats(cache_values, "cache_values")
   if v.shape[0] != k.shape[0]:
     raise ValueError(f"cache_values needs one row per cache key ({k.shape[0]}), got cache_values.shape={v.shape}")
+  if caption_keys is None and (not validation.is_concrete_number(delta) or float(delta) != 0.0):
+    raise ValueError(f"delta={delta!r} weights caption features: pass caption_keys [M, D] (or delta=0)")
   ct = validation.compute_dtype_for(jnp.result_type(f, k, v))
-  a = jnp.exp(-beta * (1.0 - _l2n(f.astype(ct)) @ _l2n(k.astype(ct)).T))
-  return (a @ v.astype(ct)).astype(f.dtype)
+  fh = _l2n(f.astype(ct))
+  a = fh @ _l2n(k.astype(ct)).T
+  if caption_keys is not None:
+    c = _feats(caption_keys, "caption_keys", f.shape[1])
+    if c.shape != k.shape:
+      raise ValueError(f"caption_keys must pair with cache_keys {k.shape}, got caption_keys.shape={c.shape}")
+    a = (1.0 - delta) * a + delta * (fh @ _l2n(c.astype(ct)).T)
+  return (jnp.exp(-beta * (1.0 - a)) @ v.astype(ct)).astype(f.dtype)
 
 
 def feature_cache_predict(features: jax.Array, cache_keys: jax.Array, cache_labels: jax.Array,

@@ -61,11 +61,18 @@ def test_cache_ops_match_numpy():
   np.testing.assert_allclose(cache.cache_router_mix(fr, ca, r), r * fr + (1 - r) * ca, rtol=1e-6)
   with pytest.raises(ValueError, match="router"):
     cache.cache_router_mix(fr, ca, r + 1.0)
-  # [108] Tip-Adapter / CapS-Adapter affinity exp(-beta (1 - cos)) V
-  f, keys, v = f32(3, 5), f32(7, 5), rng.uniform(size=(7, 4)).astype(np.float32)
-  ref = np.exp(-5.5 * (1 - l2n(f.astype(np.float64)) @ l2n(keys.astype(np.float64)).T)) @ v
-  out = jax.jit(lambda a, b, c: cache.cache_affinity_logits(a, b, c, beta=5.5))(f, keys, v)
+  # [108] CapS-Adapter affinity (1 - delta) cos(f, k_img) + delta cos(f, k_cap), logits exp(-beta (1 - A)) V
+  f, keys, caps, v = f32(3, 5), f32(7, 5), f32(7, 5), rng.uniform(size=(7, 4)).astype(np.float32)
+  fh64 = l2n(f.astype(np.float64))
+  aff = 0.7 * fh64 @ l2n(keys.astype(np.float64)).T + 0.3 * fh64 @ l2n(caps.astype(np.float64)).T
+  ref = np.exp(-5.5 * (1 - aff)) @ v
+  out = jax.jit(lambda a, b, c, d: cache.cache_affinity_logits(a, b, c, beta=5.5, caption_keys=d, delta=0.3))(
+      f, keys, v, caps)
   np.testing.assert_allclose(out, ref, rtol=1e-5)
+  tip = np.exp(-5.5 * (1 - fh64 @ l2n(keys.astype(np.float64)).T)) @ v  # delta = 0: Tip-Adapter
+  np.testing.assert_allclose(cache.cache_affinity_logits(f, keys, v, beta=5.5), tip, rtol=1e-5)
+  with pytest.raises(ValueError, match="caption_keys"):
+    cache.cache_affinity_logits(f, keys, v, delta=0.5)
   # [68] TFUP, transcribed step by step from the authors' code (incl. the per-row standardisation, ddof=1)
   w, labels = f32(4, 5), np.array([0, 1, 2, 3, 1, 0, 2])
   fh, kh, wh = (l2n(x.astype(np.float64)) for x in (f, keys, w))
