@@ -182,7 +182,9 @@ def partial_unfreeze_labels(params: Any, trainable: Union[Callable[[str], bool],
       tx = optax.multi_transform({"trainable": optax.adamw(1e-3), "frozen": optax.set_to_zero()},
                                  partial_unfreeze_labels(params, ("head", "blocks/11")))
 
-  so frozen leaves get updates that are exactly zero and no optimizer state.
+  so frozen leaves get updates that are exactly zero and no optimizer state. With Flax NNX, pass the label function
+  itself, `lambda p: partial_unfreeze_labels(p, ("blocks/11",))`, to `optax.multi_transform` and build
+  `nnx.Optimizer(model, tx, wrt=nnx.Param)`; NNX paths read like "blocks/11/kernel".
 
   Args:
     params: a pytree of arrays (e.g. `nnx.state(model, nnx.Param)` or a dict of parameters).

@@ -441,7 +441,7 @@ SPECS = [
                           "log_q_noise": f(6)},
             floats=("log_model_data", "log_model_noise", "log_q_data", "log_q_noise"),
             batch=("log_model_data", "log_q_data"), empty="error", extra=(("nu=0", {"nu": 0.0}, "ValueError", "nu"),)),
-    # ------------------------------------------------------------------ pipe-distill (issue 22): [148] [12] [88] [77] [53] [68]
+    # ---------------------------------------------------------- pipe-distill (issue 22): [148] [12] [88] [77] [53] [68]
     ApiSpec(distill.decoupled_distill_loss, {"student_emb": f(B, 3, 2), "teacher_emb": f(B, 3, 2)},
             floats=("student_emb", "teacher_emb"), batch=("student_emb", "teacher_emb"), empty="empty",
             extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),)),
