@@ -379,7 +379,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     88: Implementation(  # Efficiently Robustify Pre-trained Models: robust-teacher KD + partial unfreezing
         artifacts=("jaxlib_methods.losses.distill.robust_kd_loss",
                    "jaxlib_methods.losses.distill.partial_unfreeze_labels",),
-        tests=("tests/losses/test_distill.py", "tests/reliability/test_api_losses.py")),
+        tests=("tests/losses/test_distill.py", "tests/reliability/test_api_losses.py", "tests/nn/test_heads.py")),
     77: Implementation(  # Momentum-GS: block weights (the EMA teacher is optax.incremental_update, tested)
         artifacts=("jaxlib_methods.losses.distill.momentum_gs_block_weights",),
         tests=("tests/losses/test_distill.py", "tests/reliability/test_api_losses.py")),

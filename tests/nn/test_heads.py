@@ -9,10 +9,11 @@ inputs give the input back), under jax.jit / nnx.jit.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
-from jaxlib_methods import nn
+from jaxlib_methods import losses, nn
 from jaxlib_methods.nn import cache, heads
 
 rng = np.random.default_rng(1)
@@ -107,6 +108,14 @@ def test_multi_expert_fusion_projector_matches_numpy_and_position_ids():
 
   ref = np.concatenate([mlp(xa, model.fc1[0], model.fc2[0]), mlp(xb, model.fc1[1], model.fc2[1])], axis=1)
   np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+  # [88]'s partial unfreezing on an NNX state: only fc2 trains, fc1 gets exactly zero updates
+  labels = losses.partial_unfreeze_labels(state, ("fc2",))
+  tx = optax.multi_transform({"trainable": optax.sgd(1.0), "frozen": optax.set_to_zero()}, labels)
+  grads = jax.tree.map(jnp.ones_like, state)
+  upd, _ = jax.jit(tx.update)(grads, tx.init(state), state)
+  for path, u in jax.tree_util.tree_flatten_with_path(upd)[0]:
+    expect = -1.0 if "fc2" in jax.tree_util.keystr(path) else 0.0
+    assert np.all(np.asarray(u) == expect), jax.tree_util.keystr(path)
   with pytest.raises(ValueError, match="expert_feats"):
     model([xb, xa])
   # MouSi: SAM's 4096 tokens on 64 positions (one per row of the 64 x 64 grid) or on 1
