@@ -35,7 +35,7 @@ def krr_classifier(support_feats: jax.Array, support_targets: jax.Array, query_f
   """Kernel ridge regression head in closed form: k(X_q, X_s) (K + lambda I)^{-1} Y.
 
   Derakhshani et al., "Generative Kernel Continual Learning", 2021, arXiv:2112.13410 (the task-specific kernel
-  ridge classifier of Kernel Continual Learning, arXiv:2107.05757, Sec. 3): with K = k(X_s, X_s) the support Gram
+  ridge classifier of Kernel Continual Learning, arXiv:2107.05757): with K = k(X_s, X_s) the support Gram
   matrix, alpha = (K + lambda I)^{-1} Y and the query scores k(X_q, X_s) alpha; predict with argmax. As
   lambda -> 0 with K invertible, the head interpolates: its scores on the support set tend to Y.
 
