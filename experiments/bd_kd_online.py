@@ -45,7 +45,7 @@ import optax
 from experiments import _seed_stats as st
 from jaxlib_methods.analysis import expected_calibration_error
 from jaxlib_methods.losses import bd_kd
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Range, Seed
 
 PAPER = Paper(catalog_id=76, title="BD-KD: Balancing the Divergences for Online Knowledge Distillation", year=2022,
@@ -69,6 +69,7 @@ class Config:
   learning_rate: PositiveFloat = 3e-3
   temperature: PositiveFloat = 2.0
   student_loss: Literal["bd_kd", "dml"] = "bd_kd"   # the BD-KD slot's student loss ("dml": a mutation)
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = ()
 
@@ -134,6 +135,7 @@ def train_all(config: Config, data) -> dict:
     (teacher, student, _, _), _ = jax.lax.scan(step, carry, None, length=config.steps)
     return teacher, student
 
+  x, y, balanced, keys = shard_leading((x, y, balanced, keys), make_mesh(config.mesh), what="run")
   teachers, students = jax.jit(jax.vmap(one))(x, y, balanced, keys)
   out = {"acc": [], "ece": [], "teacher_acc": [], "mean_conf": []}
   for r in range(m):

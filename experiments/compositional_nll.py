@@ -48,7 +48,7 @@ import numpy as np
 import optax
 
 from jaxlib_methods.losses import compositional_init, compositional_nll_loss, nce_loss
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=201, title="Learning Unnormalized Statistical Models via Compositional Optimization",
@@ -71,6 +71,7 @@ class Config:
   gamma: Annotated[float, Range(gt=0, le=1)] = 0.1        # MECO's moving-average weight
   method: Literal["meco", "nce"] = "meco"                  # "nce": the mutation (the baseline in the method's arm)
   log_every: PositiveInt = 100
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("steps % log_every == 0", "training runs whole chunks of log_every steps"),)
 
@@ -179,6 +180,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   static = _static(config)
   keys = jnp.stack([jax.random.key(int(v)) for v in
                     np.random.default_rng(config.seed).integers(0, 2**31 - 1, size=config.num_seeds)])
+  keys = shard_leading(keys, make_mesh(config.mesh))  # the seeds' models train on their own devices
   lrs = jnp.asarray(config.learning_rates, jnp.float32)
   arms = {"method_arm": config.method == "meco", "nce": False}
   res = {}

@@ -55,7 +55,7 @@ import optax
 
 from experiments import _seed_stats as st
 from jaxlib_methods.losses import consistency as cm
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import (Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range,
                                                 Seed)
 
@@ -85,6 +85,7 @@ class Config:
   log_every: PositiveInt = 250
   n_eval: PositiveInt = 2000
   n_projections: PositiveInt = 128
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("steps % log_every == 0", "training runs whole chunks of log_every steps (steps < log_every would "
                   "train nothing)"),
@@ -170,6 +171,7 @@ def train_seeds(config: Config, distance: Callable, curriculum: str, ema: bool, 
   opt = optax.adam(config.learning_rate)
   pad_to = max(config.s1, config.ct_s1) + 2
   seed_keys = jnp.stack([jax.random.fold_in(jax.random.key(config.seed), r) for r in range(config.seeds)])
+  seed_keys = shard_leading(seed_keys, make_mesh(config.mesh))  # the seeds' models train on their own devices
   params = jax.vmap(lambda k: init_fn(jax.random.fold_in(k, 1), config))(seed_keys)
   if loss_fn is None:
     def loss_fn(p, teacher, x, z, s, s_next, key):

@@ -45,7 +45,7 @@ import optax
 
 from experiments._ssl_toys import mean_ci, mlp_apply, mlp_init
 from jaxlib_methods.losses import cs_divergence, cs_ib_loss
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=4, title="Cauchy-Schwarz Divergence Information Bottleneck for Regression", year=2024,
@@ -77,6 +77,7 @@ class Config:
   method: Literal["cs_ib", "mse"] = "cs_ib"   # "mse": the mutation (MSE in the method's arm)
   estimator_n: Annotated[int, Range(ge=100)] = 2000
   log_every: PositiveInt = 250
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("steps % log_every == 0", "training runs whole chunks of log_every steps"),
             Check("batch_size <= n_train", "batches are drawn without replacement from the training set"))
@@ -189,6 +190,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   y_std = jnp.asarray((y_tr - loc) / scale)
   keys = jnp.stack([jax.random.key(int(v), impl="unsafe_rbg")
                     for v in np.random.default_rng(config.seed + 1).integers(0, 2**31 - 1, size=config.num_seeds)])
+  keys = shard_leading(keys, make_mesh(config.mesh))  # the seeds' models train on their own devices
   log = MetricsLog(workdir)
   log.reset()
   arms = {"method_arm": config.method == "cs_ib", "mse": False}

@@ -41,7 +41,7 @@ import optax
 
 from experiments import _seed_stats as st
 from jaxlib_methods.losses import dexml
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=213, title="Dual-Encoders for Extreme Multi-Label Classification", year=2023,
@@ -64,6 +64,7 @@ class Config:
   learning_rate: PositiveFloat = 3e-3
   temperature: PositiveFloat = 0.1
   decoupled_loss: Literal["decoupled", "softmax"] = "decoupled"   # the decoupled slot's loss ("softmax": mutation)
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("max_positives < num_labels - 10", "there are at least 10 negatives for R@10"),
             Check("batch_size <= n_train", "a batch is drawn from the training queries"))
@@ -136,6 +137,8 @@ def train_all(config: Config, data) -> dict:
     (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(k3, config.steps))
     return params
 
+  x_tr, p_tr, use_decoupled, keys = shard_leading((x_tr, p_tr, use_decoupled, keys), make_mesh(config.mesh),
+                                                   what="run")
   params = jax.jit(jax.vmap(one))(x_tr, p_tr, use_decoupled, keys)
   out = {"p_at_1": [], "p_at_5": [], "r_at_10": [], "softmax_minus_floor_min": [], "decoupled_mean": []}
   for r in range(m):

@@ -42,7 +42,7 @@ import optax
 
 from experiments import _seed_stats as st
 from jaxlib_methods.losses import calibrated_ensemble as ens
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Range, Seed
 
 PAPER = Paper(catalog_id=75, title="EnsLoss: Stochastic Calibrated Loss Ensembles for Preventing Overfitting in "
@@ -65,6 +65,7 @@ class Config:
   steps: PositiveInt = 3000
   learning_rate: PositiveFloat = 0.05
   ens_slot: Literal["ensloss", "logistic"] = "ensloss"   # what trains in the EnsLoss slot ("logistic": a mutation)
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = ()
 
@@ -126,6 +127,7 @@ def train_all(config: Config, data) -> dict:
     (p, _), _ = jax.lax.scan(step, (p, tx.init(p)), jnp.arange(config.steps))
     return p
 
+  x, y, kind, keys = shard_leading((x, y, kind, keys), make_mesh(config.mesh), what="run")
   params = jax.jit(jax.vmap(one))(x, y, kind, keys)
   out = {name: {"test_acc": [], "train_acc": []} for name in LOSSES}
   for i, (r, j) in enumerate(idx):

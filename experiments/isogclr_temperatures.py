@@ -62,7 +62,7 @@ import optax
 
 from experiments._ssl_toys import mean_ci, mlp_apply, mlp_init, ridge_probe_accuracy, ridge_probe_predict
 from jaxlib_methods.losses import isogclr_init, isogclr_loss
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=183, title="Not All Semantics are Created Equal: Contrastive Self-supervised Learning with "
@@ -94,6 +94,7 @@ class Config:
   eta: NonNegativeFloat = 0.05            # each example is visited ~50 times (the paper: hundreds of epochs)
   gamma: Annotated[float, Range(gt=0, le=1)] = 0.9
   log_every: PositiveInt = 100
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("steps % log_every == 0", "training runs whole chunks of log_every steps"),
             Check("batch_size <= n_frequent * per_frequent + n_rare * per_rare",
@@ -224,6 +225,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   # chunk (the same vmap positions, so the same random streams), the seeds vmapped inside.
   keys = jnp.stack([jax.random.key(int(v), impl="unsafe_rbg")
                     for v in np.random.default_rng(config.seed + 1).integers(0, 2**31 - 1, size=s)])
+  keys = shard_leading(keys, make_mesh(config.mesh))  # the seeds' models train on their own devices
   x = jnp.asarray(x_tr)
   methods = {"isogclr": config.eta, "fixed_tau": 0.0}
   carries = {name: _init(static, keys, len(y_tr)) for name in methods}

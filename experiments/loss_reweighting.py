@@ -44,7 +44,7 @@ import numpy as np
 
 from experiments import _seed_stats as st
 from jaxlib_methods.losses import reweighting as rw
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import (Check, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Range,
                                                 Seed)
 
@@ -70,6 +70,7 @@ class Config:
                                                                                   # a mutation)
   target_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.5
   log_every: PositiveInt = 20
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("steps % log_every == 0", "the curves are logged every log_every steps"),
             Check("batch_size <= n_train", "a batch is drawn from the training set"))
@@ -119,6 +120,7 @@ def train_all(config: Config, data) -> dict:
     _, curve = jax.lax.scan(chunk, w0, jax.random.split(key, config.steps // config.log_every))
     return jnp.concatenate([jnp.sum(ws ** 2)[None], curve])
 
+  x, y, w_star, reweight, keys = shard_leading((x, y, w_star, reweight, keys), make_mesh(config.mesh), what="run")
   curves = np.asarray(jax.jit(jax.vmap(one))(x, y, w_star, reweight, keys))
   return {"uniform": curves[0::2].tolist(), "reweighted": curves[1::2].tolist()}
 

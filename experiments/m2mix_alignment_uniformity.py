@@ -48,7 +48,7 @@ import optax
 
 from experiments._ssl_toys import l2_normalize, mean_ci, mlp_apply, mlp_init
 from jaxlib_methods.losses import alignment_loss, geodesic_mixup, m2mix_loss, uniformity_loss
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=119, title="Geodesic Multi-Modal Mixup for Robust Fine-Tuning", year=2023,
@@ -75,6 +75,7 @@ class Config:
   beta_param: PositiveFloat = 0.5            # lam ~ Beta(b, b)
   n_eval: Annotated[int, Range(ge=4)] = 1000
   log_every: PositiveInt = 250
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("steps % log_every == 0", "training runs whole chunks of log_every steps"),)
 
@@ -189,6 +190,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   keys = jnp.stack([jax.random.key(int(v), impl="unsafe_rbg") for v in rng.integers(0, 2**31 - 1,
                                                                                         size=config.num_seeds)])
   lams = rng.beta(config.beta_param, config.beta_param, size=(config.steps, config.num_seeds)).astype(np.float32)
+  keys = shard_leading(keys, make_mesh(config.mesh))  # the seeds' models train on their own devices
   u = rng.normal(size=config.embed)
   gap_vector = jnp.asarray(config.gap * u / np.linalg.norm(u), jnp.float32)
   arms = {"m2mix": config.mix_weight, "clip": 0.0}

@@ -52,7 +52,7 @@ import optax
 
 from experiments import _seed_stats as st
 from jaxlib_methods.losses import tcm
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=10, title="Threshold-Consistent Margin Loss for Open-World Deep Metric Learning", year=2023,
@@ -85,6 +85,7 @@ class Config:
   d_max: Annotated[float, Range(ge=-1, le=1)] = 0.9
   n_thresholds: Annotated[int, Range(ge=2)] = 25
   epsilon: Annotated[float, Range(gt=0, le=0.5)] = 0.05
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("spread_min <= spread_max", "the per-class spreads are drawn from [spread_min, spread_max]"),
             Check("d_min < d_max", "the calibration range is an interval"),
@@ -166,6 +167,7 @@ def train_all(config: Config, data) -> dict:
                                                                                     config.steps))
     return params
 
+  x_tr, y_tr, weights, keys = shard_leading((x_tr, y_tr, weights, keys), make_mesh(config.mesh), what="run")
   params = jax.jit(jax.vmap(one_model))(x_tr, y_tr, weights, keys)
   thresholds = jnp.linspace(config.d_min, config.d_max, config.n_thresholds)
   out = {"opis": [], "eps_opis": [], "recall_at_1": [], "pos_sim_mean": [], "neg_sim_mean": []}

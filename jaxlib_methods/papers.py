@@ -366,6 +366,41 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.optim.optimistic_omd",),
         tests=("tests/optim/test_optimistic.py", "tests/optim/test_conformance.py",),
         experiment="optimistic_sea"),
+    # ---- pipe-distill (issue 22) ----
+    95: Implementation(  # Generative Kernel Continual Learning: the closed-form kernel-ridge head
+        artifacts=("jaxlib_methods.nn.heads.krr_classifier",),
+        tests=("tests/nn/test_heads.py",)),
+    148: Implementation(  # MobileSAM: decoupled (encoder-only) distillation
+        artifacts=("jaxlib_methods.losses.distill.decoupled_distill_loss",),
+        tests=("tests/losses/test_distill.py", "tests/reliability/test_api_losses.py")),
+    12: Implementation(  # BottleFit: head network distillation (stage 1)
+        artifacts=("jaxlib_methods.losses.distill.head_distillation_loss",),
+        tests=("tests/losses/test_distill.py", "tests/reliability/test_api_losses.py")),
+    88: Implementation(  # Efficiently Robustify Pre-trained Models: robust-teacher KD + partial unfreezing
+        artifacts=("jaxlib_methods.losses.distill.robust_kd_loss",
+                   "jaxlib_methods.losses.distill.partial_unfreeze_labels",),
+        tests=("tests/losses/test_distill.py", "tests/reliability/test_api_losses.py", "tests/nn/test_heads.py")),
+    77: Implementation(  # Momentum-GS: block weights (the EMA teacher is optax.incremental_update, tested)
+        artifacts=("jaxlib_methods.losses.distill.momentum_gs_block_weights",),
+        tests=("tests/losses/test_distill.py", "tests/reliability/test_api_losses.py")),
+    53: Implementation(  # HarmoniCa: router mix + router objective
+        artifacts=("jaxlib_methods.nn.cache.cache_router_mix",
+                   "jaxlib_methods.losses.cache.harmonica_router_objective",),
+        tests=("tests/nn/test_heads.py", "tests/losses/test_distill.py", "tests/reliability/test_api_losses.py")),
+    68: Implementation(  # TFUP: feature cache with multi-level similarity + marginal entropy loss
+        artifacts=("jaxlib_methods.nn.cache.feature_cache_predict",
+                   "jaxlib_methods.losses.cache.marginal_entropy_loss",),
+        tests=("tests/nn/test_heads.py", "tests/losses/test_distill.py", "tests/reliability/test_api_losses.py")),
+    108: Implementation(  # CapS-Adapter: Tip-Adapter-style cache logits
+        artifacts=("jaxlib_methods.nn.cache.cache_affinity_logits",),
+        tests=("tests/nn/test_heads.py",)),
+    110: Implementation(  # MouSi: multi-expert MLP fusion projector + compressed image position ids
+        artifacts=("jaxlib_methods.nn.heads.MultiExpertFusionProjector",
+                   "jaxlib_methods.nn.heads.image_position_ids",),
+        tests=("tests/nn/test_heads.py",)),
+    157: Implementation(  # Adaptive Feature Aggregation: the SABW spatial attention aggregator
+        artifacts=("jaxlib_methods.nn.heads.SpatialAttentionAggregator",),
+        tests=("tests/nn/test_heads.py",)),
     # ---- pipe-signal (issue 22) ----
     15: Implementation(  # CIRIM: the data-consistency gradient and hard DC (the RIM cascade itself is not built)
         artifacts=("jaxlib_methods.signal.mri_dc_grad", "jaxlib_methods.signal.hard_dc",

@@ -91,6 +91,15 @@ from jaxlib_methods.losses.unnormalized import (  # noqa: F401  (issue 7, [201])
     nce_loss,
     unnormalized_nll,
 )
+# ---- pipe-distill (issue 22): [148] [12] [88] [77] distillation, [53] [68] cache objectives
+from jaxlib_methods.losses.distill import (  # noqa: F401
+    decoupled_distill_loss,
+    head_distillation_loss,
+    momentum_gs_block_weights,
+    partial_unfreeze_labels,
+    robust_kd_loss,
+)
+from jaxlib_methods.losses.cache import harmonica_router_objective, marginal_entropy_loss  # noqa: F401
 # ---- pipe-signal (issue 22): FlipNeRF [0], DDC [8], AU-GAN [80], Denoising as Adaptation [171], Noise2Recon [174]
 from jaxlib_methods.losses.mri import noise2recon_consistency_loss  # noqa: F401  (issue 22, [174])
 from jaxlib_methods.losses.nerf import (  # noqa: F401  (issue 22, [0])

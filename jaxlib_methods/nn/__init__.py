@@ -12,6 +12,14 @@ from jaxlib_methods.nn.parametrization import (  # noqa: F401  (issue 8)
     with_lr_multipliers,
 )
 from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss, z_loss  # noqa: F401  (issue 8)
+# ---- pipe-distill (issue 22): [95] [110] [157] heads and fusion, [53] [68] [108] cache ops
+from jaxlib_methods.nn.cache import cache_affinity_logits, cache_router_mix, feature_cache_predict  # noqa: F401
+from jaxlib_methods.nn.heads import (  # noqa: F401
+    MultiExpertFusionProjector,
+    SpatialAttentionAggregator,
+    image_position_ids,
+    krr_classifier,
+)
 # ---- pipe-signal (issue 22): C-BSN [210], Denoising as Adaptation [171]
 from jaxlib_methods.nn.restoration import (  # noqa: F401  (issue 22, [210] [171])
     ChannelShuffle,

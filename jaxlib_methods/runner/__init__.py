@@ -38,6 +38,7 @@ from jaxlib_methods.runner.sharding import (
     place_state,
     replicated,
     shard_batch,
+    shard_leading,
     shard_like_params,
 )
 from jaxlib_methods.runner.train import (CheckpointError, ConfigMismatchError, NonFiniteError, TrainResult, scan_steps,

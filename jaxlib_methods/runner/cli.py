@@ -135,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
   r.add_argument("--workdir", default=None, help="output directory (default results/NAME; with several runs, "
                                                  "the parent of one directory per experiment)")
   r.add_argument("--quiet", action="store_true", help="no progress bar")
+  r.add_argument("--tensorboard", action="store_true",
+                 help="also write the metrics as TensorBoard event files in WORKDIR/tensorboard (needs tensorboardX: "
+                      "pip install 'jaxlib-methods[tensorboard]'); metrics.jsonl is written either way")
   r.add_argument("--fresh", action="store_true", help="discard the workdir's previous run (checkpoints, metrics, "
                                                        "summary) and start over (implied by --demo)")
   r.add_argument("--distributed", action="store_true",
@@ -523,6 +526,8 @@ def _cmd_run(args, argv: Sequence[str]) -> int:
   configs = [(e, e.config(args.preset, args.overrides)) for e in selected]
   for _, config in configs:
     _check_devices(config)
+  if args.tensorboard:
+    io.require_tensorboard()
   root = pathlib.Path(args.workdir) if args.workdir else DEFAULT_RESULTS
   runs = [_Run(e, config, root if (args.name and args.workdir) else root / e.name, exp_lib.config_hash(config))
           for e, config in configs]
@@ -550,7 +555,7 @@ def _cmd_run(args, argv: Sequence[str]) -> int:
     if args.quiet and QUIET_ENV not in os.environ:
       os.environ[QUIET_ENV] = "1"
       held.callback(os.environ.pop, QUIET_ENV, None)
-    control = run_control.RunControl()
+    control = run_control.RunControl(tensorboard=args.tensorboard)
     held.enter_context(_stop_signals(control))
     t0 = time.perf_counter()
     summaries = []

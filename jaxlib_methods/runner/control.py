@@ -7,7 +7,8 @@
   - `stop`: set by the CLI's first Ctrl-C (SIGINT) or SIGTERM; the loop finishes its current chunk, saves a
     checkpoint and raises `Interrupted`;
   - `in_loop`: > 0 while a training loop runs (outside it, a first Ctrl-C interrupts at once: nothing would check
-    the flag).
+    the flag);
+  - `tensorboard`: `--tensorboard` was given: every `MetricsLog` of the run also writes TensorBoard event files.
 Called directly (tests, notebooks), `train` sees no control and behaves as a plain function of its arguments.
 """
 
@@ -26,6 +27,7 @@ class RunControl:
   stop: threading.Event = dataclasses.field(default_factory=threading.Event)
   stop_signal: Optional[int] = None       # the signal that asked to stop (2 = SIGINT, 15 = SIGTERM)
   in_loop: int = 0
+  tensorboard: bool = False
 
 
 class Interrupted(Exception):

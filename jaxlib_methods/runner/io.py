@@ -12,7 +12,7 @@ import math
 import os
 import pathlib
 import secrets
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 
@@ -107,34 +107,114 @@ class MetricsLog:
   resumes from a checkpoint at step s, `truncate_after(s)` drops lines logged after s by the interrupted run, so the
   resumed file equals the one an uninterrupted run writes. Logging is meant for every `log_every` steps, not each
   step, which keeps the rewrite cheap.
+
+  TensorBoard: with `tensorboard=True` (or, when it is None, under `python -m experiments run --tensorboard`) every
+  finite numeric metric is also written as a scalar to TensorBoard event files in `workdir/tensorboard/` (nested
+  dicts as "a/b" tags; lists and strings are left to the JSON file), through tensorboardX (the `tensorboard` extra).
+  `reset` starts the event files over; `truncate_after(s)` opens them with `purge_step=s + 1`, so TensorBoard drops
+  the interrupted run's later points and a resumed run draws one curve. `metrics.jsonl` stays the record.
   """
 
-  def __init__(self, workdir: os.PathLike, name: str = "metrics.jsonl"):
+  def __init__(self, workdir: os.PathLike, name: str = "metrics.jsonl", *, tensorboard: Optional[bool] = None):
     self.path = pathlib.Path(workdir) / name
     self._rows = read_jsonl(self.path)
+    if tensorboard is None:
+      from jaxlib_methods.runner import control
+      tensorboard = bool(getattr(control.current(), "tensorboard", False))
+    self._tb_dir = self.path.parent / "tensorboard" if tensorboard else None
+    self._tb = None
+    if self._tb_dir is not None:
+      require_tensorboard()
 
   @property
   def rows(self) -> list[dict]:
     return list(self._rows)
 
+  @property
+  def tensorboard_dir(self) -> Optional[pathlib.Path]:
+    """Where the event files go (None: TensorBoard is off)."""
+    return self._tb_dir
+
   def truncate_after(self, step: int) -> None:
     self._rows = [r for r in self._rows if r.get("step", -1) <= step]
     self._flush()
+    self._open_tensorboard(purge_step=int(step) + 1)
 
   def reset(self) -> None:
     self._rows = []
     self._flush()
+    if self._tb_dir is not None and is_primary_process():
+      self.close()
+      if self._tb_dir.is_dir():
+        for f in self._tb_dir.glob("events.out.tfevents.*"):
+          f.unlink()
 
   def log(self, step: int, **metrics: Any) -> None:
-    self._rows.append(_jsonable({"step": int(step), **metrics}))
+    row = _jsonable({"step": int(step), **metrics})
+    self._rows.append(row)
     self._flush()
+    self._write_tensorboard([row])
 
   def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
-    self._rows.extend(_jsonable(dict(r)) for r in rows)
+    new = [_jsonable(dict(r)) for r in rows]
+    self._rows.extend(new)
     self._flush()
+    self._write_tensorboard(new)
+
+  def close(self) -> None:
+    """Close the TensorBoard writer (its files are flushed after every log anyway)."""
+    if self._tb is not None:
+      self._tb.close()
+      self._tb = None
 
   def _flush(self) -> None:
     atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self._rows))
+
+  def _open_tensorboard(self, purge_step: Optional[int] = None) -> None:
+    if self._tb_dir is None or not is_primary_process():
+      return
+    self.close()
+    from tensorboardX import SummaryWriter
+    # TensorBoard reads a directory's event files in name order: a numbered suffix keeps a resumed run's file after
+    # the interrupted run's one even when both were opened within the same second (the name's timestamp).
+    n = len(list(self._tb_dir.glob("events.out.tfevents.*"))) if self._tb_dir.is_dir() else 0
+    self._tb = SummaryWriter(logdir=str(self._tb_dir), purge_step=purge_step, flush_secs=1,
+                             filename_suffix=f".{n:04d}")
+
+  def _write_tensorboard(self, rows: list[dict]) -> None:
+    if self._tb_dir is None or not is_primary_process():
+      return
+    if self._tb is None:
+      self._open_tensorboard()
+    for row in rows:
+      step = row.get("step")
+      if not isinstance(step, int):
+        continue
+      for tag, value in _scalars(row):
+        self._tb.add_scalar(tag, value, global_step=step)
+    self._tb.flush()
+
+
+def _scalars(row: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, float]]:
+  """(tag, value) for every finite number of a metrics row ("a/b" for nested dicts; the step itself excluded)."""
+  for k, v in row.items():
+    if not prefix and k == "step":
+      continue
+    tag = f"{prefix}{k}"
+    if isinstance(v, Mapping):
+      yield from _scalars(v, tag + "/")
+    elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+      yield tag, float(v)
+
+
+def require_tensorboard() -> None:
+  """Raise UsageError (one line, before any work) when tensorboardX, the `tensorboard` extra, is not installed."""
+  try:
+    import tensorboardX  # noqa: F401
+  except ImportError:
+    from jaxlib_methods.runner.constraints import UsageError
+    raise UsageError("--tensorboard needs tensorboardX: pip install 'jaxlib-methods[tensorboard]' "
+                     "(or pip install tensorboardX)") from None
 
 
 def save_figure(fig, path: os.PathLike, **savefig_kwargs: Any) -> pathlib.Path:

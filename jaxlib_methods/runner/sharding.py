@@ -61,8 +61,9 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, Union[str, tuple[str, ...], None]], ...] = 
 )
 
 
-class ShardingError(ValueError):
-  """A sharding that cannot be built: names the leaf, its shape, the dimension and the mesh axis."""
+class ShardingError(UsageError):
+  """A sharding that cannot be built: names the leaf, its shape, the dimension and the mesh axis. A `UsageError`
+  (a ValueError): the mesh or the sizes in the config do not fit, so the CLI reports it in one line (exit status 2)."""
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -434,6 +435,43 @@ def shard_batch(batch: Any, mesh: Mesh, *, batch_axis: int = 0, process_local: b
     return jax.make_array_from_process_local_data(sharding, np.asarray(x), gshape)
 
   return jax.tree_util.tree_map_with_path(put, batch)
+
+
+def shard_leading(tree: Any, mesh: Mesh, *, what: str = "seed") -> Any:
+  """Split the leading axis of every array of `tree` over the mesh's (data, fsdp) devices: data parallelism over
+  independent runs (seeds, grid points) that an experiment vmaps.
+
+  The arrays may be host data or jax.Arrays (PRNG key arrays included); a jitted function of them then runs each
+  device's share of the vmapped runs on that device (jit's partitioner propagates the input sharding), and the
+  results gather back with `np.asarray`. On a one-device mesh it only commits the arrays to that device, so a run
+  with the default `MeshConfig()` computes exactly what it computed before.
+
+  Args:
+    tree: a pytree of arrays, each with a leading axis of the same size (the runs).
+    mesh: the run's mesh (`make_mesh`).
+    what: what the leading axis counts, for the error message (e.g. "seed", "grid point").
+
+  Returns:
+    The same pytree, each leaf a jax.Array sharded `P(("data", "fsdp"), None, ...)` over `mesh`.
+
+  Raises:
+    ShardingError: a leaf has no leading axis, or mesh.data x mesh.fsdp does not divide its size (the message names
+      the leaf, its shape and the mesh).
+  """
+  n = axis_size(mesh, BATCH_AXES)
+
+  def put(path, x):
+    name = _path_str(path)
+    ndim = len(np.shape(x))
+    if ndim == 0:
+      raise ShardingError(f"leaf {name} is a scalar: shard_leading needs a leading axis of {what}s")
+    rows = np.shape(x)[0]
+    if rows % n:
+      raise ShardingError(f"leaf {name} with shape {tuple(np.shape(x))}: its {rows} {what}s cannot be split evenly "
+                          f"over mesh.data x mesh.fsdp = {n} devices; use a multiple of {n} {what}s or a smaller mesh")
+    return jax.device_put(x, batch_sharding(mesh, ndim))
+
+  return jax.tree_util.tree_map_with_path(put, tree)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -21,8 +21,10 @@ from jaxlib_methods.losses import (aggregate_responses as ag, bd_kd, bias, calib
                                    as cs, comp_sum, consistency as cm, contrastive as cl, dexml, ldr, npo, reweighting,
                                    ssl, stablemax as sm, tcm, unnormalized as un)
 from jaxlib_methods.testing import ApiSpec, api_case_params, api_cases, api_counts_report, run_api_case
+from jaxlib_methods.losses import cache as lcache, distill  # pipe-distill (issue 22)
 
 MODULES = (ag, bd_kd, bias, ens, cs, comp_sum, cm, cl, dexml, ldr, npo, reweighting, ssl, sm, tcm, un)
+MODULES += (distill, lcache)  # pipe-distill (issue 22)
 DEPRECATED = {sm.softmax_cross_entropy}  # warns and forwards to softmax_cross_entropy_with_integer_labels
 
 _rng = np.random.default_rng(0)
@@ -439,6 +441,39 @@ SPECS = [
                           "log_q_noise": f(6)},
             floats=("log_model_data", "log_model_noise", "log_q_data", "log_q_noise"),
             batch=("log_model_data", "log_q_data"), empty="error", extra=(("nu=0", {"nu": 0.0}, "ValueError", "nu"),)),
+    # ---------------------------------------------------------- pipe-distill (issue 22): [148] [12] [88] [77] [53] [68]
+    ApiSpec(distill.decoupled_distill_loss, {"student_emb": f(B, 3, 2), "teacher_emb": f(B, 3, 2)},
+            floats=("student_emb", "teacher_emb"), batch=("student_emb", "teacher_emb"), empty="empty",
+            extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),)),
+    ApiSpec(distill.head_distillation_loss, {"student_feats": f(B, 3), "teacher_feats": f(B, 3)},
+            floats=("student_feats", "teacher_feats"), batch=("student_feats", "teacher_feats"), empty="empty",
+            extra=(("layer_weights<0", {"layer_weights": (-1.0,)}, "ValueError", "layer_weights"),
+                   ("reduction=max", {"reduction": "max"}, "ValueError", "reduction"))),
+    ApiSpec(distill.robust_kd_loss, {"student_logits": LOGITS, "teacher_logits": f(B, K), "labels": LABELS},
+            floats=("student_logits", "teacher_logits"), labels={"labels": K},
+            batch=("student_logits", "teacher_logits", "labels"), empty="empty", extra=(
+                ("alpha=1.5", {"alpha": 1.5}, "ValueError", "alpha"),
+                ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"),
+                ("where:float", {"where": W_BAD}, "TypeError", "where"))),
+    ApiSpec(distill.partial_unfreeze_labels, {"params": {"a": np.ones(2), "b": {"c": np.ones(3)}}, "trainable": ("b",)},
+            extra=(("trainable=3", {"trainable": 3}, "TypeError", "trainable"),
+                   ("trainable:no-match", {"trainable": ("z",)}, "ValueError", "trainable"))),
+    ApiSpec(distill.momentum_gs_block_weights, {"psnr": np.array([24.0, 26.0, 25.0]), "ssim": np.array([0.8, 0.9, 0.7]),
+                                                "sigma": 2.0},
+            floats=("psnr", "ssim"), batch=("psnr", "ssim"), empty="error",
+            extra=(("sigma=0", {"sigma": 0.0}, "ValueError", "sigma"),
+                   ("ssim:shape", {"ssim": np.ones(2)}, "ValueError", "ssim"))),
+    ApiSpec(lcache.harmonica_router_objective, {"pred_cached": f(B, 3), "pred_full": f(B, 3),
+                                                "router": np.array([0.2, 0.9, 0.5]), "lam": 0.1},
+            floats=("pred_cached", "pred_full", "router"), any_rank=("router",), batch=("pred_cached", "pred_full"),
+            empty="empty", nan={"router": "error"}, inf={"router": "error"}, extra=(
+                ("lam<0", {"lam": -1.0}, "ValueError", "lam"),
+                ("router>1", {"router": np.array([0.2, 1.5, 0.5])}, "ValueError", "router"),
+                ("router>1:jit", {"router": np.array([0.2, 1.5, 0.5])}, "nan", "", ("router",)),
+                ("error_weight:row<0", {"error_weight": np.array([1.0, -1.0, 1.0, 1.0])}, "ValueError",
+                 "error_weight"))),
+    ApiSpec(lcache.marginal_entropy_loss, {"logits": LOGITS}, floats=("logits",), batch=("logits",), empty="error",
+            extra=(("axis=2", {"axis": 2}, "ValueError", "axis"),)),
 ]
 
 # ---- pipe-signal (issue 22): FlipNeRF [0], DDC [8], AU-GAN [80], Denoising as Adaptation [171], Noise2Recon [174]

@@ -1,0 +1,136 @@
+"""Every experiment takes `mesh.*`: the independent runs an experiment vmaps (seeds, paired method arms) are split over
+the mesh's devices with `runner.shard_leading`, and the results equal the one-device run's.
+
+The multi-device runs are real (a child process with simulated CPU devices, `distributed.call_with_cpu_devices`):
+the default run checks one cheap experiment and the errors; every experiment with a mesh runs under `-m slow`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlib_methods.runner import MeshConfig, UsageError, distributed, make_mesh, shard_leading
+from jaxlib_methods.runner import experiment as exp_lib
+from jaxlib_methods.runner.sharding import ShardingError
+
+EXPERIMENTS = exp_lib.discover()
+
+
+def _has_mesh(e) -> bool:
+  return any(f.name == "mesh" and f.type in (MeshConfig, "MeshConfig") for f in dataclasses.fields(e.presets["cpu"]))
+
+
+MESHED = sorted(n for n, e in EXPERIMENTS.items() if _has_mesh(e))
+
+
+def test_most_experiments_take_a_mesh():
+  # The experiments without a mesh are listed in docs/scaling.md ("Which experiments take mesh.*"); the count only
+  # goes down.
+  without = sorted(set(EXPERIMENTS) - set(MESHED))
+  assert len(MESHED) >= 13, MESHED
+  assert len(without) <= len(EXPERIMENTS) - 13, without
+
+
+@pytest.mark.parametrize("name", MESHED)
+def test_mesh_overrides_validate(name):
+  e = EXPERIMENTS[name]
+  config = e.config("cpu", ("mesh.data=0",))
+  assert config.mesh == MeshConfig(data=0)
+  with pytest.raises(UsageError, match="mesh"):
+    e.config("cpu", ("mesh.data=-1",))
+
+
+def test_shard_leading_on_one_device_changes_nothing():
+  mesh = make_mesh(MeshConfig())
+  keys = jnp.stack([jax.random.key(i) for i in range(3)])
+  tree = shard_leading({"k": keys, "x": np.arange(6.0).reshape(3, 2)}, mesh)
+  assert tree["x"].sharding.mesh.size == 1
+  np.testing.assert_array_equal(np.asarray(tree["x"]), np.arange(6.0).reshape(3, 2))
+  np.testing.assert_array_equal(jax.random.key_data(tree["k"]), jax.random.key_data(keys))
+  with pytest.raises(ShardingError, match="scalar"):
+    shard_leading({"s": 1.0}, mesh)
+  assert issubclass(ShardingError, UsageError)   # the CLI reports it in one line, exit status 2
+
+
+def _flat(x, prefix=""):
+  if isinstance(x, dict):
+    for k, v in x.items():
+      yield from _flat(v, f"{prefix}/{k}")
+  elif isinstance(x, (list, tuple)):
+    try:
+      yield prefix, np.asarray(x, float)
+    except (TypeError, ValueError):
+      for i, v in enumerate(x):
+        yield from _flat(v, f"{prefix}[{i}]")
+  elif isinstance(x, (int, float)) and not isinstance(x, bool):
+    yield prefix, np.asarray(float(x))
+
+
+def child(payload: dict) -> dict:
+  """In a child with `devices` simulated devices: each named experiment's TINY run at mesh.data=1 and at
+  mesh.data=devices (the worst relative difference of their numeric results and the claims' verdicts), the sharding
+  shard_leading gives, and its error for a seed count the mesh does not divide."""
+  n = jax.device_count()
+  mesh = make_mesh(MeshConfig(data=n))
+  keys = shard_leading(jnp.stack([jax.random.key(i) for i in range(2 * n)]), mesh)
+  out = jax.jit(jax.vmap(lambda k: jax.random.normal(k, (4,)).sum()))(keys)
+  report = {"devices": n, "out_shard_rows": int(out.addressable_shards[0].data.shape[0]),
+            "out_devices": len(out.sharding.device_set)}
+  try:
+    shard_leading(np.zeros((2 * n + 1, 3)), mesh)
+    report["error"] = None
+  except ShardingError as e:
+    report["error"] = str(e)
+  for name in payload["experiments"]:
+    e = exp_lib.get(name)
+    results, verdicts = {}, {}
+    for d in (1, n):
+      config = e.config("cpu", tuple(getattr(e.module, "TINY", ())) + (f"mesh.data={d}",))
+      with tempfile.TemporaryDirectory() as wd:
+        results[d] = e.run(config, wd)
+      verdicts[d] = {c.claim: bool(c.passed) for c in e.claims(results[d])}
+    a, b = dict(_flat(results[1])), dict(_flat(results[n]))
+    worst = 0.0
+    for k, v in a.items():
+      if k in b and b[k].shape == v.shape and v.size:
+        with np.errstate(all="ignore"):
+          r = np.abs(v - b[k]) / (np.abs(v) + 1e-6)
+        r = r[np.isfinite(r)]
+        worst = max(worst, float(r.max()) if r.size else 0.0)
+    report[name] = {"max_rel_diff": worst, "same_verdicts": verdicts[1] == verdicts[n]}
+  return report
+
+
+def _check(report: dict, names, devices: int) -> None:
+  assert report["devices"] == devices
+  assert report["out_devices"] == devices and report["out_shard_rows"] == 2   # each device computed its 2 runs
+  assert report["error"] and "cannot be split evenly" in report["error"], report["error"]
+  for name in names:
+    r = report[name]
+    assert r["same_verdicts"], (name, r)
+    assert r["max_rel_diff"] <= 1e-4, (name, r)   # float32 reductions may reassociate across devices
+
+
+def test_seed_parallel_run_equals_one_device():
+  names = ("loss_reweighting",)
+  report = distributed.call_with_cpu_devices("tests.runner.test_seed_parallel:child", {"experiments": names},
+                                             devices=2, timeout_s=400)
+  _check(report, names, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in MESHED if n not in ("lion_k_constrained", "lm_scaleout", "co2")])
+def test_every_meshed_experiment_equals_one_device(name):
+  e = EXPERIMENTS[name]
+  cfg = e.config("cpu", tuple(getattr(e.module, "TINY", ())))
+  runs = next((getattr(cfg, f) for f in ("num_seeds", "seeds") if hasattr(cfg, f)), 2)
+  devices = next((d for d in (2, 3, 5) if runs % d == 0), runs)   # a device count that divides the seeds
+  report = distributed.call_with_cpu_devices("tests.runner.test_seed_parallel:child", {"experiments": [name]},
+                                             devices=devices, timeout_s=900)
+  _check(report, [name], devices)
