@@ -366,6 +366,13 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.optim.optimistic_omd",),
         tests=("tests/optim/test_optimistic.py", "tests/optim/test_conformance.py",),
         experiment="optimistic_sea"),
+    # ---- pipe-misc (issue 22) ----
+    7: Implementation(  # LaBo: concept selection only (GPT-3 concepts and CLIP features out of scope)
+        artifacts=("jaxlib_methods.nn.concept_bottleneck.labo_discriminability",
+                   "jaxlib_methods.nn.concept_bottleneck.labo_select_concepts",
+                   "jaxlib_methods.nn.concept_bottleneck.labo_weight_prior",),
+        tests=("tests/nn/test_concept_bottleneck.py",),
+        experiment=None),
 }
 
 

@@ -12,3 +12,9 @@ from jaxlib_methods.nn.parametrization import (  # noqa: F401  (issue 8)
     with_lr_multipliers,
 )
 from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss, z_loss  # noqa: F401  (issue 8)
+# ---- pipe-misc (issue 22) ----
+from jaxlib_methods.nn.concept_bottleneck import (  # noqa: F401  (issue 22, [7])
+    labo_discriminability,
+    labo_select_concepts,
+    labo_weight_prior,
+)
