@@ -373,6 +373,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.concept_bottleneck.labo_weight_prior",),
         tests=("tests/nn/test_concept_bottleneck.py",),
         experiment=None),
+    162: Implementation(  # Monolith: the collisionless table only (online-training system out of scope)
+        artifacts=("jaxlib_methods.nn.collisionless_embedding.CollisionlessEmbedding",
+                   "jaxlib_methods.nn.collisionless_embedding.collisionless_lookup",),
+        tests=("tests/nn/test_collisionless_embedding.py",),
+        experiment=None),
 }
 
 

@@ -18,3 +18,4 @@ from jaxlib_methods.nn.concept_bottleneck import (  # noqa: F401  (issue 22, [7]
     labo_select_concepts,
     labo_weight_prior,
 )
+from jaxlib_methods.nn.collisionless_embedding import CollisionlessEmbedding, collisionless_lookup  # noqa: F401  (issue 22, [162])
