@@ -378,6 +378,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.collisionless_embedding.collisionless_lookup",),
         tests=("tests/nn/test_collisionless_embedding.py",),
         experiment=None),
+    172: Implementation(  # Co-DETR: the auxiliary heads' one-to-many (ATSS) assignment; the detector is out of scope
+        artifacts=("jaxlib_methods.nn.detection_assign.atss_assign",
+                   "jaxlib_methods.nn.detection_assign.box_iou",),
+        tests=("tests/nn/test_detection_assign.py",),
+        experiment=None),
 }
 
 

@@ -19,3 +19,4 @@ from jaxlib_methods.nn.concept_bottleneck import (  # noqa: F401  (issue 22, [7]
     labo_weight_prior,
 )
 from jaxlib_methods.nn.collisionless_embedding import CollisionlessEmbedding, collisionless_lookup  # noqa: F401  (issue 22, [162])
+from jaxlib_methods.nn.detection_assign import atss_assign, box_iou  # noqa: F401  (issue 22, [172])
