@@ -383,6 +383,13 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.detection_assign.box_iou",),
         tests=("tests/nn/test_detection_assign.py",),
         experiment=None),
+    137: Implementation(  # FiTv2 core ops; the full flexible DiT is out of scope
+        artifacts=("jaxlib_methods.nn.fit.AdaLNLoRA",
+                   "jaxlib_methods.nn.fit.fit_rope_angles",
+                   "jaxlib_methods.nn.fit.apply_fit_rope",
+                   "jaxlib_methods.nn.fit.logit_normal_timesteps",),
+        tests=("tests/nn/test_fit.py",),
+        experiment=None),
 }
 
 
