@@ -390,6 +390,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.fit.logit_normal_timesteps",),
         tests=("tests/nn/test_fit.py",),
         experiment=None),
+    113: Implementation(  # EasyControl condition branch; the FLUX-scale DiT is out of scope
+        artifacts=("jaxlib_methods.nn.easycontrol.ConditionLoRALinear",
+                   "jaxlib_methods.nn.easycontrol.easycontrol_attention_mask",),
+        tests=("tests/nn/test_easycontrol.py",),
+        experiment=None),
 }
 
 
