@@ -395,6 +395,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.easycontrol.easycontrol_attention_mask",),
         tests=("tests/nn/test_easycontrol.py",),
         experiment=None),
+    26: Implementation(  # MVP / Si-Blurry: the stream and the seen-class logit mask; prompt tuning needs a pretrained ViT
+        artifacts=("jaxlib_methods.data.si_blurry.si_blurry_stream",
+                   "jaxlib_methods.data.si_blurry.SiBlurryStream",
+                   "jaxlib_methods.data.si_blurry.seen_class_logit_mask",),
+        tests=("tests/data/test_si_blurry.py",),
+        experiment=None),
 }
 
 
