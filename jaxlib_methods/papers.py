@@ -401,6 +401,14 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.si_blurry.seen_class_logit_mask",),
         tests=("tests/data/test_si_blurry.py",),
         experiment=None),
+    121: Implementation(  # SlimSAM pruning criterion and step pieces; SAM itself is out of scope
+        artifacts=("jaxlib_methods.nn.slimsam.disturbed_taylor_importance",
+                   "jaxlib_methods.nn.slimsam.group_channel_importance",
+                   "jaxlib_methods.nn.slimsam.channel_keep_mask",
+                   "jaxlib_methods.nn.slimsam.apply_channel_mask",
+                   "jaxlib_methods.nn.slimsam.slimsam_distillation_loss",),
+        tests=("tests/nn/test_slimsam.py",),
+        experiment=None),
 }
 
 

@@ -22,3 +22,10 @@ from jaxlib_methods.nn.collisionless_embedding import CollisionlessEmbedding, co
 from jaxlib_methods.nn.detection_assign import atss_assign, box_iou  # noqa: F401  (issue 22, [172])
 from jaxlib_methods.nn.fit import AdaLNLoRA, apply_fit_rope, fit_rope_angles, logit_normal_timesteps  # noqa: F401  (issue 22, [137])
 from jaxlib_methods.nn.easycontrol import ConditionLoRALinear, easycontrol_attention_mask  # noqa: F401  (issue 22, [113])
+from jaxlib_methods.nn.slimsam import (  # noqa: F401  (issue 22, [121])
+    apply_channel_mask,
+    channel_keep_mask,
+    disturbed_taylor_importance,
+    group_channel_importance,
+    slimsam_distillation_loss,
+)
