@@ -409,6 +409,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.slimsam.slimsam_distillation_loss",),
         tests=("tests/nn/test_slimsam.py",),
         experiment=None),
+    102: Implementation(  # dynamic subspace learners: split, K-means routing, per-learner margin loss; attention module not built
+        artifacts=("jaxlib_methods.nn.subspace_learners.split_subspaces",
+                   "jaxlib_methods.nn.subspace_learners.kmeans_assign",
+                   "jaxlib_methods.nn.subspace_learners.subspace_margin_loss",),
+        tests=("tests/nn/test_subspace_learners.py",),
+        experiment=None),
 }
 
 

@@ -29,3 +29,4 @@ from jaxlib_methods.nn.slimsam import (  # noqa: F401  (issue 22, [121])
     group_channel_importance,
     slimsam_distillation_loss,
 )
+from jaxlib_methods.nn.subspace_learners import kmeans_assign, split_subspaces, subspace_margin_loss  # noqa: F401  (issue 22, [102])
