@@ -415,6 +415,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.subspace_learners.subspace_margin_loss",),
         tests=("tests/nn/test_subspace_learners.py",),
         experiment=None),
+    145: Implementation(  # PCA Prune + Combine; "Augment" and the ImageNet-scale runs are out of scope
+        artifacts=("jaxlib_methods.data.dataset_compression.select_easy_per_class",
+                   "jaxlib_methods.data.dataset_compression.combine_patches",),
+        tests=("tests/data/test_dataset_compression.py",),
+        experiment=None),
 }
 
 
