@@ -420,6 +420,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.dataset_compression.combine_patches",),
         tests=("tests/data/test_dataset_compression.py",),
         experiment=None),
+    158: Implementation(  # Unlearnable Clusters: cluster-wise bounded perturbations + generator loss; CLIP surrogate out of scope
+        artifacts=("jaxlib_methods.nn.unlearnable_clusters.cluster_wise_perturbation",
+                   "jaxlib_methods.nn.unlearnable_clusters.project_perturbation",
+                   "jaxlib_methods.nn.unlearnable_clusters.unlearnable_cluster_loss",),
+        tests=("tests/nn/test_unlearnable_clusters.py",),
+        experiment=None),
 }
 
 

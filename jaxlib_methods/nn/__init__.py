@@ -30,3 +30,8 @@ from jaxlib_methods.nn.slimsam import (  # noqa: F401  (issue 22, [121])
     slimsam_distillation_loss,
 )
 from jaxlib_methods.nn.subspace_learners import kmeans_assign, split_subspaces, subspace_margin_loss  # noqa: F401  (issue 22, [102])
+from jaxlib_methods.nn.unlearnable_clusters import (  # noqa: F401  (issue 22, [158])
+    cluster_wise_perturbation,
+    project_perturbation,
+    unlearnable_cluster_loss,
+)
