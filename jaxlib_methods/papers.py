@@ -426,6 +426,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.unlearnable_clusters.unlearnable_cluster_loss",),
         tests=("tests/nn/test_unlearnable_clusters.py",),
         experiment=None),
+    199: Implementation(  # Music2Latent2 summary embeddings; the consistency decoder and music data are out of scope
+        artifacts=("jaxlib_methods.nn.summary_embeddings.SummaryEmbeddings",),
+        tests=("tests/nn/test_summary_embeddings.py",),
+        experiment=None),
 }
 
 

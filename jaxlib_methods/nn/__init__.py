@@ -35,3 +35,4 @@ from jaxlib_methods.nn.unlearnable_clusters import (  # noqa: F401  (issue 22, [
     project_perturbation,
     unlearnable_cluster_loss,
 )
+from jaxlib_methods.nn.summary_embeddings import SummaryEmbeddings  # noqa: F401  (issue 22, [199])
