@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxlib_methods import losses
-from jaxlib_methods.data.si_blurry import seen_class_logit_mask, si_blurry_stream
+from jaxlib_methods.data.si_blurry import SiBlurryStream, seen_class_logit_mask, si_blurry_stream
 
 
 def test_stream_statistics():
@@ -16,6 +16,7 @@ def test_stream_statistics():
   per_task = []
   for seed in range(8):
     s = si_blurry_stream(labels, num_classes=K, num_tasks=T, n=n, m=m, seed=seed)
+    assert isinstance(s, SiBlurryStream) and len(s.tasks) == T
     allidx = np.concatenate(s.tasks)
     assert len(allidx) == len(set(allidx.tolist())) == len(labels)          # a partition: every sample once
     d = np.concatenate(s.disjoint_classes)
