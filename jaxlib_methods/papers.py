@@ -380,7 +380,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         experiment=None),
     172: Implementation(  # Co-DETR: the auxiliary heads' one-to-many (ATSS) assignment; the detector is out of scope
         artifacts=("jaxlib_methods.nn.detection_assign.atss_assign",
-                   "jaxlib_methods.nn.detection_assign.box_iou",),
+                   "jaxlib_methods.nn.detection_assign.box_iou",
+                   "jaxlib_methods.nn.detection_assign.positive_query_boxes",),
         tests=("tests/nn/test_detection_assign.py",),
         experiment=None),
     137: Implementation(  # FiTv2 core ops; the full flexible DiT is out of scope

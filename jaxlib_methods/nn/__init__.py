@@ -19,7 +19,7 @@ from jaxlib_methods.nn.concept_bottleneck import (  # noqa: F401  (issue 22, [7]
     labo_weight_prior,
 )
 from jaxlib_methods.nn.collisionless_embedding import CollisionlessEmbedding, collisionless_lookup  # noqa: F401  (issue 22, [162])
-from jaxlib_methods.nn.detection_assign import atss_assign, box_iou  # noqa: F401  (issue 22, [172])
+from jaxlib_methods.nn.detection_assign import atss_assign, box_iou, positive_query_boxes  # noqa: F401  (issue 22, [172])
 from jaxlib_methods.nn.fit import AdaLNLoRA, apply_fit_rope, fit_rope_angles, logit_normal_timesteps  # noqa: F401  (issue 22, [137])
 from jaxlib_methods.nn.easycontrol import ConditionLoRALinear, easycontrol_attention_mask  # noqa: F401  (issue 22, [113])
 from jaxlib_methods.nn.slimsam import (  # noqa: F401  (issue 22, [121])

@@ -33,6 +33,9 @@ def box_iou(boxes_a: jax.Array, boxes_b: jax.Array) -> jax.Array:
   Returns:
     [A, G] IoU in [0, 1] (union clamped at 1e-6, as mmdetection's `bbox_overlaps`).
   """
+  boxes_a, boxes_b = check_floating(boxes_a, "boxes_a"), check_floating(boxes_b, "boxes_b")
+  if boxes_a.ndim != 2 or boxes_a.shape[1] != 4 or boxes_b.ndim != 2 or boxes_b.shape[1] != 4:
+    raise ValueError(f"boxes_a and boxes_b must be [A, 4] and [G, 4], got {boxes_a.shape} and {boxes_b.shape}")
   a, b = boxes_a[:, None, :], boxes_b[None, :, :]
   wh = jnp.clip(jnp.minimum(a[..., 2:], b[..., 2:]) - jnp.maximum(a[..., :2], b[..., :2]), 0)
   inter = wh[..., 0] * wh[..., 1]
@@ -93,4 +96,37 @@ def atss_assign(anchors: jax.Array, gt_boxes: jax.Array, num_anchors_per_level: 
   return assigned, thr
 
 
-__all__ = ["atss_assign", "box_iou"]
+def positive_query_boxes(anchors: jax.Array, assigned: jax.Array, num_queries: int
+                         ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The positive coordinates of an auxiliary head, gathered into a fixed number of extra decoder queries (Co-DETR's
+  customized positive queries, Zong et al. 2023, arXiv:2211.12860, Sec. 3.3: each positive location of an auxiliary
+  head becomes a query whose reference box is that location and whose target is its assigned ground truth).
+
+  The first `num_queries` positives in anchor order are kept (static shapes for jit); missing slots are padding.
+
+  Args:
+    anchors: [A, 4] anchor (or predicted) boxes of the auxiliary head.
+    assigned: [A] int assignment from `atss_assign` (-1: background).
+    num_queries: Q, number of query slots (static), >= 1.
+
+  Returns:
+    (boxes, gt_index, valid): [Q, 4] reference boxes (0 in padding), [Q] int32 assigned box (-1 in padding) and [Q]
+    bool validity.
+  """
+  anchors = check_floating(anchors, "anchors")
+  if isinstance(num_queries, bool) or not isinstance(num_queries, int) or num_queries < 1:
+    raise ValueError(f"num_queries must be an int >= 1, got {num_queries=!r}")
+  if anchors.ndim != 2 or anchors.shape[1] != 4 or jnp.shape(assigned) != anchors.shape[:1]:
+    raise ValueError(f"need anchors [A, 4] and assigned [A], got {anchors.shape} and {jnp.shape(assigned)}")
+  assigned = jnp.asarray(assigned)
+  if not jnp.issubdtype(assigned.dtype, jnp.integer):
+    raise TypeError(f"assigned must be an integer array, got assigned.dtype={assigned.dtype}")
+  pos = assigned >= 0
+  (idx,) = jnp.nonzero(pos, size=num_queries, fill_value=-1)
+  valid = idx >= 0
+  safe = jnp.where(valid, idx, 0)
+  boxes = jnp.where(valid[:, None], anchors[safe], 0.0)
+  return boxes, jnp.where(valid, assigned[safe], -1).astype(jnp.int32), valid
+
+
+__all__ = ["atss_assign", "box_iou", "positive_query_boxes"]

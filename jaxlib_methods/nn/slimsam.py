@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlib_methods.validation import check_floating, is_traced
+from jaxlib_methods.validation import check_bool, check_floating, is_traced
 
 
 def disturbed_taylor_importance(embed_fn: Callable[[Any, jax.Array], jax.Array], params: Any, inputs: jax.Array,
@@ -118,6 +118,7 @@ def apply_channel_mask(weight: jax.Array, keep: jax.Array, axis: int) -> jax.Arr
     `weight` with the pruned channels set to 0.
   """
   w = jnp.asarray(weight)
+  keep = check_bool(keep, "keep")
   ax = axis % w.ndim
   if keep.shape != (w.shape[ax],):
     raise ValueError(f"keep must be [{w.shape[ax]}] for axis {axis} of weight {w.shape}, got {keep.shape}")

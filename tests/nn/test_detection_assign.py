@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlib_methods.nn.detection_assign import atss_assign, box_iou
+from jaxlib_methods.nn.detection_assign import atss_assign, box_iou, positive_query_boxes
 
 
 def _iou_np(a, b):
@@ -63,6 +63,16 @@ def test_atss_matches_loop_transcription():
     np.testing.assert_array_equal(np.asarray(got), want)
     many += int(np.bincount(want[want >= 0], minlength=3).max() > 1)
   assert many >= 6    # one-to-many: in most scenes some box gets several positives
+  # customized positive queries: the positives of the last scene, in anchor order, padded to Q slots
+  pos = np.flatnonzero(want >= 0)
+  for Q in (len(pos) + 3, max(len(pos) - 1, 1)):
+    boxes, gidx, valid = jax.jit(positive_query_boxes, static_argnums=2)(jnp.asarray(anchors, jnp.float32),
+                                                                          jnp.asarray(want), Q)
+    k = min(Q, len(pos))
+    np.testing.assert_array_equal(np.asarray(valid), np.arange(Q) < k)
+    np.testing.assert_allclose(np.asarray(boxes)[:k], anchors[pos[:k]], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(gidx)[:k], want[pos[:k]])
+    assert np.all(np.asarray(gidx)[k:] == -1) and np.all(np.asarray(boxes)[k:] == 0)
   np.testing.assert_allclose(np.asarray(box_iou(jnp.asarray(anchors[:5]), jnp.asarray(gts))),
                              [[_iou_np(a, b) for b in gts] for a in anchors[:5]], rtol=1e-6)
 
@@ -73,5 +83,7 @@ def test_bad_inputs():
     atss_assign(a, jnp.ones((1, 4)), (3,))
   with pytest.raises(ValueError, match="gt_boxes"):
     atss_assign(a, jnp.ones((0, 4)), (4,))
+  with pytest.raises(ValueError, match="boxes_a"):
+    box_iou(jnp.ones((2, 3)), jnp.ones((1, 4)))
   with pytest.raises(TypeError, match="anchors"):
     atss_assign(jnp.zeros((4, 4), jnp.int32), jnp.ones((1, 4)), (4,))
