@@ -13,7 +13,7 @@ from jaxlib_methods.data.si_blurry import SiBlurryStream, seen_class_logit_mask,
 def test_stream_statistics():
   K, T, n, m = 50, 5, 40, 10
   labels = np.repeat(np.arange(K), 30)                       # 30 samples per class
-  per_task = []
+  per_task, full = [], 0
   for seed in range(8):
     s = si_blurry_stream(labels, num_classes=K, num_tasks=T, n=n, m=m, seed=seed)
     assert isinstance(s, SiBlurryStream) and len(s.tasks) == T
@@ -32,8 +32,10 @@ def test_stream_statistics():
       stray = task[~home & np.isin(labels[task], b)]         # blurry samples away from home were pooled
       assert set(stray.tolist()) <= set(s.blurred.tolist())
     blurry_samples = int(np.isin(labels, b).sum())
-    assert len(s.blurred) <= blurry_samples * m // 100
+    assert 0 < len(s.blurred) <= blurry_samples * m // 100    # M% pooled (less when a task has too few)
+    full += len(s.blurred) == blurry_samples * m // 100
     per_task.append([len(c) for c in s.disjoint_classes])
+  assert full >= 1
   per_task = np.array(per_task)
   assert len({tuple(r) for r in per_task}) > 1 and per_task.std() > 0   # stochastic, uneven task sizes
   assert np.all(per_task.sum(1) == 20)
