@@ -18,10 +18,18 @@ from jaxlib_methods.nn.concept_bottleneck import (  # noqa: F401  (issue 22, [7]
     labo_select_concepts,
     labo_weight_prior,
 )
-from jaxlib_methods.nn.collisionless_embedding import CollisionlessEmbedding, collisionless_lookup  # noqa: F401  (issue 22, [162])
-from jaxlib_methods.nn.detection_assign import atss_assign, box_iou, positive_query_boxes  # noqa: F401  (issue 22, [172])
-from jaxlib_methods.nn.fit import AdaLNLoRA, apply_fit_rope, fit_rope_angles, logit_normal_timesteps  # noqa: F401  (issue 22, [137])
-from jaxlib_methods.nn.easycontrol import ConditionLoRALinear, easycontrol_attention_mask  # noqa: F401  (issue 22, [113])
+from jaxlib_methods.nn.collisionless_embedding import (  # noqa: F401  (issue 22, [162])
+    CollisionlessEmbedding,
+    collisionless_lookup,
+)
+from jaxlib_methods.nn.detection_assign import atss_assign, box_iou, positive_query_boxes  # noqa: F401  ([172])
+from jaxlib_methods.nn.fit import (  # noqa: F401  (issue 22, [137])
+    AdaLNLoRA,
+    apply_fit_rope,
+    fit_rope_angles,
+    logit_normal_timesteps,
+)
+from jaxlib_methods.nn.easycontrol import ConditionLoRALinear, easycontrol_attention_mask  # noqa: F401  ([113])
 from jaxlib_methods.nn.slimsam import (  # noqa: F401  (issue 22, [121])
     apply_channel_mask,
     channel_keep_mask,
@@ -29,7 +37,11 @@ from jaxlib_methods.nn.slimsam import (  # noqa: F401  (issue 22, [121])
     group_channel_importance,
     slimsam_distillation_loss,
 )
-from jaxlib_methods.nn.subspace_learners import kmeans_assign, split_subspaces, subspace_margin_loss  # noqa: F401  (issue 22, [102])
+from jaxlib_methods.nn.subspace_learners import (  # noqa: F401  (issue 22, [102])
+    kmeans_assign,
+    split_subspaces,
+    subspace_margin_loss,
+)
 from jaxlib_methods.nn.unlearnable_clusters import (  # noqa: F401  (issue 22, [158])
     cluster_wise_perturbation,
     project_perturbation,

@@ -104,7 +104,8 @@ def fit_rope_angles(grid_h: jax.Array, grid_w: jax.Array, head_dim: int, *, thet
   d = head_dim // 2
   base = float(theta)
   if custom_freqs == "ntk-aware":
-    if not (isinstance(max_pe_len, int) and isinstance(ori_max_pe_len, int) and max_pe_len >= 1 and ori_max_pe_len >= 1):
+    lens_ok = isinstance(max_pe_len, int) and isinstance(ori_max_pe_len, int)
+    if not (lens_ok and max_pe_len >= 1 and ori_max_pe_len >= 1):
       raise ValueError(f"'ntk-aware' needs ints max_pe_len, ori_max_pe_len >= 1, got {max_pe_len=}, {ori_max_pe_len=}")
     if d <= 2:
       raise ValueError(f"'ntk-aware' needs head_dim >= 8, got {head_dim=}")
