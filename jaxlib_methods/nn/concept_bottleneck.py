@@ -64,8 +64,8 @@ def labo_select_concepts(discriminability: jax.Array, concept_embeddings: jax.Ar
     class_ids: [C] integer class each concept was generated for, in [0, num_classes).
     k: concepts to select per class, >= 1; every class needs >= k concepts.
     num_classes: Y, number of classes (static).
-    alpha: weight of the discriminability term, >= 0 (the authors' `submodular_weights[0]` scale).
-    beta: weight of the coverage term, >= 0 (the authors' facility-location weight).
+    alpha: weight of the discriminability term, >= 0 (the authors' `submodular_weights[0]` scale); may be traced.
+    beta: weight of the coverage term, >= 0 (the authors' facility-location weight); may be traced.
 
   Returns:
     (indices, gains): [Y, k] int32 concept indices in selection order and [Y, k] their marginal gains, so
@@ -83,7 +83,9 @@ def labo_select_concepts(discriminability: jax.Array, concept_embeddings: jax.Ar
     raise ValueError(f"need discriminability [C], concept_embeddings [C, d], class_ids [C]; got "
                      f"{disc.shape=}, {emb.shape=}, {ids.shape=}")
   for name, w in (("alpha", alpha), ("beta", beta)):
-    if not isinstance(w, (int, float)) or isinstance(w, bool) or not w >= 0:
+    if is_traced(w):
+      continue                                   # a traced weight is passed through (docs/conventions.md, sec. 5)
+    if isinstance(w, bool) or np.ndim(w) != 0 or not float(w) >= 0:
       raise ValueError(f"{name} must be a number >= 0 (the utility is submodular only then), got {name}={w!r}")
   if not is_traced(ids):
     counts = np.bincount(np.asarray(ids).clip(0), minlength=num_classes)

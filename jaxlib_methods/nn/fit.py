@@ -31,27 +31,25 @@ class AdaLNLoRA(nnx.Module):
 
   The output [L, ..., 6D] is chunked (shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp) as in DiT.
   At initialisation W_g, b_g, B_l, b_l are zero (the authors' adaLN-Zero init), so every block starts as the
-  identity; `zero_init=False` draws every weight (normal, variance 1 / fan-in), e.g. for tests. Parameters:
+  identity; A_l is drawn (normal, variance 1 / fan-in) and a_l is zero. Parameters:
   6D^2 + 6D + L (D r + r + 6 D r + 6D) versus adaLN-Zero's L (6D^2 + 6D).
 
   Args:
     hidden_size: D, the conditioning and model width.
     num_blocks: L, number of transformer blocks.
     rank: r, rank of the per-block update, 1 <= r.
-    zero_init: zero the output projections (the paper's init).
     param_dtype: parameter dtype.
     rngs: `nnx.Rngs`.
   """
 
-  def __init__(self, hidden_size: int, num_blocks: int, rank: int, *, zero_init: bool = True,
-               param_dtype: Any = jnp.float32, rngs: nnx.Rngs):
+  def __init__(self, hidden_size: int, num_blocks: int, rank: int, *, param_dtype: Any = jnp.float32,
+               rngs: nnx.Rngs):
     for name, v in (("hidden_size", hidden_size), ("num_blocks", num_blocks), ("rank", rank)):
       if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ValueError(f"{name} must be an int >= 1, got {name}={v!r}")
     d, big, r, L = hidden_size, 6 * hidden_size, rank, num_blocks
-    init = jax.nn.initializers.variance_scaling(1.0, "fan_in", "normal")   # untruncated: cheap to compile
-    out = jax.nn.initializers.zeros if zero_init else init
-    bias_out = jax.nn.initializers.zeros if zero_init else jax.nn.initializers.normal(0.1)
+    init = jax.nn.initializers.variance_scaling(1.0, "fan_in", "normal")
+    out = bias_out = jax.nn.initializers.zeros
     self.hidden_size, self.num_blocks, self.rank = d, L, r
     self.global_kernel = nnx.Param(out(rngs.params(), (d, big), param_dtype))
     self.global_bias = nnx.Param(bias_out(rngs.params(), (big,), param_dtype))

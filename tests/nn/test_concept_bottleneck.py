@@ -28,7 +28,7 @@ def test_greedy_vs_brute_force_and_diminishing_gains():
   emb = rng.normal(size=(len(ids), d))
   unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
   phi = unit @ unit.T
-  select = jax.jit(labo_select_concepts, static_argnames=("k", "num_classes", "alpha", "beta"))
+  select = jax.jit(labo_select_concepts, static_argnames=("k", "num_classes"))   # alpha, beta traced
   worst = np.inf  # smallest greedy / optimum ratio seen
   for k, alpha, beta in ((3, 1.0, 0.05), (4, 0.0, 1.0)):
     idx, gains = select(jnp.asarray(disc, jnp.float32), jnp.asarray(emb, jnp.float32), jnp.asarray(ids), k=k,

@@ -20,26 +20,28 @@ def test_adaln_lora_full_rank_equals_adaln_and_zero_init_equals_base():
   rng = np.random.default_rng(0)
   c = rng.normal(size=(5, D)).astype(np.float32)
   w_blocks, b_blocks = rng.normal(size=(L, D, 6 * D)), rng.normal(size=(L, 6 * D))   # adaLN: one Linear per block
-  m = AdaLNLoRA(D, L, rank=D, zero_init=False, rngs=nnx.Rngs(0))
-  wg, bg = np.asarray(m.global_kernel[...]), np.asarray(m.global_bias[...])
+  m = AdaLNLoRA(D, L, rank=D, rngs=nnx.Rngs(0))              # the paper's init: zero output projections
+  graphdef, state = nnx.split(m)
+  run = jax.jit(lambda s, c: nnx.merge(graphdef, s)(c))
+  assert np.all(np.asarray(run(state, jnp.asarray(c))) == 0)                    # adaLN-Zero: identity blocks
+  n = sum(x.size for x in jax.tree.leaves(nnx.state(m, nnx.Param)))
+  assert n == 6 * D * D + 6 * D + L * (D * D + D + D * 6 * D + 6 * D)
+  # rank = D: A_l = I, B_l = W_l - W_g reproduces any per-block adaLN exactly
+  wg, bg = rng.normal(size=(D, 6 * D)), rng.normal(size=6 * D)
+  m.global_kernel[...] = jnp.asarray(wg, jnp.float32)
+  m.global_bias[...] = jnp.asarray(bg, jnp.float32)
   m.lora_a[...] = jnp.broadcast_to(jnp.eye(D), (L, D, D))
-  m.lora_a_bias[...] = jnp.zeros((L, D))
   m.lora_b[...] = jnp.asarray(w_blocks - wg, jnp.float32)
   m.lora_b_bias[...] = jnp.asarray(b_blocks - bg, jnp.float32)
-  graphdef, state = nnx.split(m)
-  out = jax.jit(lambda s, c: nnx.merge(graphdef, s)(c))(state, jnp.asarray(c))
+  out = run(nnx.split(m)[1], jnp.asarray(c))
   want = np.stack([_silu(c.astype(np.float64)) @ w_blocks[l] + b_blocks[l] for l in range(L)])
   np.testing.assert_allclose(np.asarray(out), want, rtol=1e-4, atol=1e-4)
-  # paper init: the LoRA up-projections are zero, every block gets the shared projection only
-  z = AdaLNLoRA(D, L, rank=D, rngs=nnx.Rngs(1))   # same shapes as m: the initialisers' compiles are reused
-  assert np.all(np.asarray(z(jnp.asarray(c))) == 0)                    # adaLN-Zero: identity blocks at init
-  z.global_kernel[...] = jnp.asarray(w_blocks[0], jnp.float32)
-  z.global_bias[...] = jnp.asarray(b_blocks[0], jnp.float32)
-  out = np.asarray(z(jnp.asarray(c)))
+  # zero LoRA up-projections (as initialised): every block gets the shared projection only
+  m.lora_b[...] = jnp.zeros_like(m.lora_b[...])
+  m.lora_b_bias[...] = jnp.zeros_like(m.lora_b_bias[...])
+  out = np.asarray(run(nnx.split(m)[1], jnp.asarray(c)))
   for l in range(L):
-    np.testing.assert_allclose(out[l], _silu(c.astype(np.float64)) @ w_blocks[0] + b_blocks[0], rtol=1e-5, atol=1e-5)
-  n = sum(x.size for x in jax.tree.leaves(nnx.state(z, nnx.Param)))
-  assert n == 6 * D * D + 6 * D + L * (D * D + D + D * 6 * D + 6 * D)
+    np.testing.assert_allclose(out[l], _silu(c.astype(np.float64)) @ wg + bg, rtol=1e-4, atol=1e-4)
 
 
 def _rope_np(x, gh, gw, theta):
@@ -67,12 +69,13 @@ def test_rope_matches_numpy_and_is_relative():
   np.testing.assert_allclose(got, _rope_np(x, gh, gw, 100.0), rtol=1e-5, atol=1e-5)
   # q.k after RoPE depends on (dh, dw) only: shift the whole grid
   q, k = rng.normal(size=(1, 2, 1, Dh)), rng.normal(size=(1, 2, 1, Dh))
+  @jax.jit
   def score(h0, w0):
-    a = fit_rope_angles(jnp.array([h0, h0 + 2]), jnp.array([w0, w0 + 1]), Dh)
-    qq = np.asarray(apply_fit_rope(jnp.asarray(q, jnp.float32), a))
-    kk = np.asarray(apply_fit_rope(jnp.asarray(k, jnp.float32), a))
-    return float(qq[0, 0, 0] @ kk[0, 1, 0])
-  np.testing.assert_allclose(score(0, 0), score(7, 3), rtol=1e-4)
+    a = fit_rope_angles(jnp.stack([h0, h0 + 2]), jnp.stack([w0, w0 + 1]), Dh)
+    qq = apply_fit_rope(jnp.asarray(q, jnp.float32), a)
+    kk = apply_fit_rope(jnp.asarray(k, jnp.float32), a)
+    return qq[0, 0, 0] @ kk[0, 1, 0]
+  np.testing.assert_allclose(float(score(jnp.int32(0), jnp.int32(0))), float(score(jnp.int32(7), jnp.int32(3))), rtol=1e-4)
   # ntk-aware: base theta * s^(d/(d-2)), s = 4 / 2
   a = np.asarray(fit_rope_angles(jnp.array([1]), jnp.array([0]), 16, custom_freqs="ntk-aware", max_pe_len=4,
                                  ori_max_pe_len=2))
