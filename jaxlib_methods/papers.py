@@ -449,6 +449,71 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.channel_unshuffle", "jaxlib_methods.losses.conditioned_diffusion_loss",),
         tests=("tests/nn/test_restoration.py", "tests/losses/test_restoration.py",),
         experiment=None),
+    # ---- pipe-misc (issue 22) ----
+    7: Implementation(  # LaBo: concept selection only (GPT-3 concepts and CLIP features out of scope)
+        artifacts=("jaxlib_methods.nn.concept_bottleneck.labo_discriminability",
+                   "jaxlib_methods.nn.concept_bottleneck.labo_select_concepts",
+                   "jaxlib_methods.nn.concept_bottleneck.labo_weight_prior",),
+        tests=("tests/nn/test_concept_bottleneck.py",),
+        experiment=None),
+    162: Implementation(  # Monolith: the collisionless table only (online-training system out of scope)
+        artifacts=("jaxlib_methods.nn.collisionless_embedding.CollisionlessEmbedding",
+                   "jaxlib_methods.nn.collisionless_embedding.collisionless_lookup",),
+        tests=("tests/nn/test_collisionless_embedding.py",),
+        experiment=None),
+    172: Implementation(  # Co-DETR: the auxiliary heads' one-to-many (ATSS) assignment; the detector is out of scope
+        artifacts=("jaxlib_methods.nn.detection_assign.atss_assign",
+                   "jaxlib_methods.nn.detection_assign.box_iou",
+                   "jaxlib_methods.nn.detection_assign.positive_query_boxes",),
+        tests=("tests/nn/test_detection_assign.py",),
+        experiment=None),
+    137: Implementation(  # FiTv2 core ops; the full flexible DiT is out of scope
+        artifacts=("jaxlib_methods.nn.fit.AdaLNLoRA",
+                   "jaxlib_methods.nn.fit.fit_rope_angles",
+                   "jaxlib_methods.nn.fit.apply_fit_rope",
+                   "jaxlib_methods.nn.fit.logit_normal_timesteps",),
+        tests=("tests/nn/test_fit.py",),
+        experiment=None),
+    113: Implementation(  # EasyControl condition branch; the FLUX-scale DiT is out of scope
+        artifacts=("jaxlib_methods.nn.easycontrol.ConditionLoRALinear",
+                   "jaxlib_methods.nn.easycontrol.easycontrol_attention_mask",),
+        tests=("tests/nn/test_easycontrol.py",),
+        experiment=None),
+    26: Implementation(  # MVP / Si-Blurry: the stream and the seen-class logit mask; prompt tuning needs a pretrained ViT
+        artifacts=("jaxlib_methods.data.si_blurry.si_blurry_stream",
+                   "jaxlib_methods.data.si_blurry.SiBlurryStream",
+                   "jaxlib_methods.data.si_blurry.seen_class_logit_mask",),
+        tests=("tests/data/test_si_blurry.py",),
+        experiment=None),
+    121: Implementation(  # SlimSAM pruning criterion and step pieces; SAM itself is out of scope
+        artifacts=("jaxlib_methods.nn.slimsam.disturbed_taylor_importance",
+                   "jaxlib_methods.nn.slimsam.group_channel_importance",
+                   "jaxlib_methods.nn.slimsam.channel_keep_mask",
+                   "jaxlib_methods.nn.slimsam.apply_channel_mask",
+                   "jaxlib_methods.nn.slimsam.slimsam_distillation_loss",),
+        tests=("tests/nn/test_slimsam.py",),
+        experiment=None),
+    102: Implementation(  # dynamic subspace learners: split, K-means routing, per-learner margin loss; attention module not built
+        artifacts=("jaxlib_methods.nn.subspace_learners.split_subspaces",
+                   "jaxlib_methods.nn.subspace_learners.kmeans_assign",
+                   "jaxlib_methods.nn.subspace_learners.subspace_margin_loss",),
+        tests=("tests/nn/test_subspace_learners.py",),
+        experiment=None),
+    145: Implementation(  # PCA Prune + Combine; "Augment" and the ImageNet-scale runs are out of scope
+        artifacts=("jaxlib_methods.data.dataset_compression.select_easy_per_class",
+                   "jaxlib_methods.data.dataset_compression.combine_patches",),
+        tests=("tests/data/test_dataset_compression.py",),
+        experiment=None),
+    158: Implementation(  # Unlearnable Clusters: cluster-wise bounded perturbations + generator loss; CLIP surrogate out of scope
+        artifacts=("jaxlib_methods.nn.unlearnable_clusters.cluster_wise_perturbation",
+                   "jaxlib_methods.nn.unlearnable_clusters.project_perturbation",
+                   "jaxlib_methods.nn.unlearnable_clusters.unlearnable_cluster_loss",),
+        tests=("tests/nn/test_unlearnable_clusters.py",),
+        experiment=None),
+    199: Implementation(  # Music2Latent2 summary embeddings; the consistency decoder and music data are out of scope
+        artifacts=("jaxlib_methods.nn.summary_embeddings.SummaryEmbeddings",),
+        tests=("tests/nn/test_summary_embeddings.py",),
+        experiment=None),
 }
 
 

@@ -18,3 +18,10 @@ from jaxlib_methods.data.synthetic_language import (
     sample_markov_sequences,
 )
 from jaxlib_methods.data.regression import RegressionTask, hermite, teacher_student
+# ---- pipe-misc (issue 22) ----
+from jaxlib_methods.data.si_blurry import (  # noqa: F401  (issue 22, [26])
+    SiBlurryStream,
+    seen_class_logit_mask,
+    si_blurry_stream,
+)
+from jaxlib_methods.data.dataset_compression import combine_patches, select_easy_per_class  # noqa: F401  ([145])

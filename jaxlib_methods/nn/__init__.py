@@ -30,3 +30,39 @@ from jaxlib_methods.nn.restoration import (  # noqa: F401  (issue 22, [210] [171
     random_subsampler,
     subsample,
 )
+# ---- pipe-misc (issue 22) ----
+from jaxlib_methods.nn.concept_bottleneck import (  # noqa: F401  (issue 22, [7])
+    labo_discriminability,
+    labo_select_concepts,
+    labo_weight_prior,
+)
+from jaxlib_methods.nn.collisionless_embedding import (  # noqa: F401  (issue 22, [162])
+    CollisionlessEmbedding,
+    collisionless_lookup,
+)
+from jaxlib_methods.nn.detection_assign import atss_assign, box_iou, positive_query_boxes  # noqa: F401  ([172])
+from jaxlib_methods.nn.fit import (  # noqa: F401  (issue 22, [137])
+    AdaLNLoRA,
+    apply_fit_rope,
+    fit_rope_angles,
+    logit_normal_timesteps,
+)
+from jaxlib_methods.nn.easycontrol import ConditionLoRALinear, easycontrol_attention_mask  # noqa: F401  ([113])
+from jaxlib_methods.nn.slimsam import (  # noqa: F401  (issue 22, [121])
+    apply_channel_mask,
+    channel_keep_mask,
+    disturbed_taylor_importance,
+    group_channel_importance,
+    slimsam_distillation_loss,
+)
+from jaxlib_methods.nn.subspace_learners import (  # noqa: F401  (issue 22, [102])
+    kmeans_assign,
+    split_subspaces,
+    subspace_margin_loss,
+)
+from jaxlib_methods.nn.unlearnable_clusters import (  # noqa: F401  (issue 22, [158])
+    cluster_wise_perturbation,
+    project_perturbation,
+    unlearnable_cluster_loss,
+)
+from jaxlib_methods.nn.summary_embeddings import SummaryEmbeddings  # noqa: F401  (issue 22, [199])
