@@ -366,6 +366,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.optim.optimistic_omd",),
         tests=("tests/optim/test_optimistic.py", "tests/optim/test_conformance.py",),
         experiment="optimistic_sea"),
+    # ---- theory2 (issue 17) ----
+    212: Implementation(  # STSL: only the trace term (core op); the latent-diffusion sampler is out of scope
+        artifacts=("jaxlib_methods.analysis.hutchinson_trace_jacobian", "jaxlib_methods.analysis.jacobian_trace"),
+        tests=("tests/analysis/test_hutchinson.py",)),
 }
 
 
