@@ -370,6 +370,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     212: Implementation(  # STSL: only the trace term (core op); the latent-diffusion sampler is out of scope
         artifacts=("jaxlib_methods.analysis.hutchinson_trace_jacobian", "jaxlib_methods.analysis.jacobian_trace"),
         tests=("tests/analysis/test_hutchinson.py",)),
+    198: Implementation(  # Wu & Su: tr(H) <= 2/eta for SGD (B = 1), lambda_max only for GD; diagonal linear networks
+        artifacts=("jaxlib_methods.analysis.hessian_trace",),
+        tests=("tests/analysis/test_hutchinson.py",),
+        experiment="sgd_stability_trace"),
 }
 
 
