@@ -374,6 +374,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.analysis.hessian_trace",),
         tests=("tests/analysis/test_hutchinson.py",),
         experiment="sgd_stability_trace"),
+    101: Implementation(  # robust AltMin: exact vs CG row solves, operation counts; shared low-rank data generator
+        artifacts=("jaxlib_methods.analysis.altmin_complete", "jaxlib_methods.data.low_rank_matrix",
+                   "jaxlib_methods.data.observation_mask"),
+        tests=("tests/analysis/test_matrix_completion.py",),
+        experiment="altmin_completion"),
 }
 
 

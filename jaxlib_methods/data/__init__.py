@@ -18,3 +18,5 @@ from jaxlib_methods.data.synthetic_language import (
     sample_markov_sequences,
 )
 from jaxlib_methods.data.regression import RegressionTask, hermite, teacher_student
+# ---- theory2 (issue 17: low-rank matrices for matrix completion [101]) ----
+from jaxlib_methods.data.low_rank import low_rank_matrix, observation_mask
