@@ -62,8 +62,8 @@ class Config:
 
 PRESETS = {"cpu": Config(), "gpu": Config(n=1000, ranks=(4, 8, 16, 32, 48)),
            "tpu": Config(n=1000, ranks=(4, 8, 16, 32, 48))}
-TINY = ("n=200", "ranks=(4,8)", "iters=25")
-MUTATIONS = {"one_cg_step_cold": ("cg_max_iters=1", "warm_start=False")}
+TINY = ("n=100", "ranks=(3,6)", "iters=20")
+MUTATIONS = {"loose_cold_cg": ("cg_tol=0.9", "warm_start=False")}
 
 
 def one_rank(config: Config, k: int) -> dict:

@@ -129,12 +129,12 @@ def altmin_complete(m_obs: jax.Array, mask: jax.Array, k: int, *, iters: int = 3
       raise ValueError(f"reference must have m_obs's shape {m_obs.shape}, got {reference.shape}")
   if solver == "exact":  # the CG settings do not apply: one compilation whatever they are
     cg_tol, cg_max_iters, warm_start = 1.0, 1, True
-  return _altmin(m_obs, mask, reference, k=k, iters=iters, solver=solver, cg_tol=cg_tol, cg_max_iters=cg_max_iters,
-                 warm_start=bool(warm_start))
+  return _altmin(m_obs, mask, reference, jnp.asarray(bool(warm_start)), k=k, iters=iters, solver=solver,
+                 cg_tol=cg_tol, cg_max_iters=cg_max_iters)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "iters", "solver", "cg_max_iters", "warm_start"))
-def _altmin(m_obs, mask, reference, *, k, iters, solver, cg_tol, cg_max_iters, warm_start):
+@functools.partial(jax.jit, static_argnames=("k", "iters", "solver", "cg_max_iters"))
+def _altmin(m_obs, mask, reference, warm_start, *, k, iters, solver, cg_tol, cg_max_iters):
   dtype = m_obs.dtype
   maskf = mask.astype(dtype)
   m_obs = jnp.where(mask, m_obs, 0.0)
@@ -146,7 +146,7 @@ def _altmin(m_obs, mask, reference, *, k, iters, solver, cg_tol, cg_max_iters, w
     if solver == "exact":
       new, flops = _solve_exact(m, msk, fixed)
       return new, flops, jnp.zeros((), jnp.int32)
-    start = prev if warm_start else jnp.zeros_like(prev)
+    start = jnp.where(warm_start, prev, jnp.zeros_like(prev))
     return _solve_cg(m, msk, fixed, start, cg_tol, cg_max_iters)
 
   def step(carry, _):

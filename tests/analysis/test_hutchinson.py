@@ -50,8 +50,7 @@ def test_hessian_trace_exact_cases_and_jit():
           analysis.hessian_trace(_quad_loss(np.diag(d)), params, key=key, num_probes=1),
           # Rank-3 Hessian: Hutch++ with num_probes / 3 = 3 >= rank is exact.
           analysis.hessian_trace(_quad_loss(a3), params, key=key, num_probes=9, method="hutch++"),
-          # Full rank, num_probes = 3P: Q spans everything, Hutch++ is exact, with or without probe batching.
-          analysis.hessian_trace(_quad_loss(a), params, key=key, num_probes=36, method="hutch++"),
+          # Full rank, num_probes = 3P: Q spans everything, Hutch++ is exact (HVPs 5 at a time, by lax.map).
           analysis.hessian_trace(_quad_loss(a), params, key=key, num_probes=36, method="hutch++",
                                  probe_batch_size=5),
           # A nonlinear loss, P = 15: Hutch++ at 3P probes vs the trace of jax.hessian (an independent oracle).
@@ -60,7 +59,7 @@ def test_hessian_trace_exact_cases_and_jit():
     est = np.asarray(estimates(params, mp))
     flat, unravel = jax.flatten_util.ravel_pytree(mp)
     mlp_trace = float(jnp.trace(jax.hessian(lambda f: mlp_loss(unravel(f)))(flat)))
-  np.testing.assert_allclose(est, [d.sum(), np.trace(a3), np.trace(a), np.trace(a), mlp_trace], rtol=0, atol=1e-9)
+  np.testing.assert_allclose(est, [d.sum(), np.trace(a3), np.trace(a), mlp_trace], rtol=0, atol=1e-9)
 
 
 def test_hutchinson_error_shrinks_with_probes_at_the_predicted_variance():
@@ -72,9 +71,10 @@ def test_hutchinson_error_shrinks_with_probes_at_the_predicted_variance():
   var1 = 2 * (np.sum(a ** 2) - np.sum(np.diag(a) ** 2))
   with jax.enable_x64(True):
     params = {"u": jnp.ones(4, jnp.float64), "w": jnp.ones((2, 4), jnp.float64)}
-    for m in (4, 64):
-      est = jax.jit(jax.vmap(lambda k: analysis.hessian_trace(_quad_loss(a), params, key=k, num_probes=m)))(
-          jax.random.split(jax.random.key(m), keys))
+    keys_ = jax.random.split(jax.random.key(0), keys)
+    est_all = jax.jit(lambda ks: [jax.vmap(lambda k: analysis.hessian_trace(_quad_loss(a), params, key=k,
+                                                                            num_probes=m))(ks) for m in (4, 64)])(keys_)
+    for m, est in zip((4, 64), est_all):
       est = np.asarray(est)
       ratio = est.var(ddof=1) / (var1 / m)
       assert 0.6 < ratio < 1.4, (m, ratio)
