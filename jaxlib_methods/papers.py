@@ -514,6 +514,19 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.nn.summary_embeddings.SummaryEmbeddings",),
         tests=("tests/nn/test_summary_embeddings.py",),
         experiment=None),
+    # ---- theory2 (issue 17) ----
+    212: Implementation(  # STSL: only the trace term (core op); the latent-diffusion sampler is out of scope
+        artifacts=("jaxlib_methods.analysis.hutchinson_trace_jacobian", "jaxlib_methods.analysis.jacobian_trace"),
+        tests=("tests/analysis/test_hutchinson.py",)),
+    198: Implementation(  # Wu & Su: tr(H) <= 2/eta for SGD (B = 1), lambda_max only for GD; diagonal linear networks
+        artifacts=("jaxlib_methods.analysis.hessian_trace",),
+        tests=("tests/analysis/test_hutchinson.py",),
+        experiment="sgd_stability_trace"),
+    101: Implementation(  # robust AltMin: exact vs CG row solves, operation counts; shared low-rank data generator
+        artifacts=("jaxlib_methods.analysis.altmin_complete", "jaxlib_methods.data.low_rank_matrix",
+                   "jaxlib_methods.data.observation_mask"),
+        tests=("tests/analysis/test_matrix_completion.py",),
+        experiment="altmin_completion"),
 }
 
 

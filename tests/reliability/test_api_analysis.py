@@ -16,9 +16,10 @@ import pytest
 
 from jaxlib_methods import analysis
 from jaxlib_methods.analysis import attention_logits, calibration, eigenlearning, embedding, ntk, sharpness
+from jaxlib_methods.analysis import hutchinson, matrix_completion
 from jaxlib_methods.testing import ApiSpec, api_case_params, api_cases, api_counts_report, run_api_case
 
-MODULES = (attention_logits, calibration, eigenlearning, embedding, ntk, sharpness)
+MODULES = (attention_logits, calibration, eigenlearning, embedding, ntk, sharpness, hutchinson, matrix_completion)
 
 _rng = np.random.default_rng(1)
 
@@ -136,6 +137,48 @@ SPECS = [
         ("params:int", {"params": {"w": np.ones((3, 2), np.int32)}}, "TypeError", "params"),
         ("params:empty", {"params": {"w": np.zeros((0,))}}, "ValueError", "params"),
         ("params:NaN", {"params": {"w": put(PARAMS["w"], (0, 0), np.nan), "b": PARAMS["b"]}}, "nan", ""))),
+    # ---- theory2 (issue 17): trace estimators ----
+    ApiSpec(hutchinson.hessian_trace, {"loss_fn": _loss, "params": PARAMS, "key": jax.random.key(0),
+                                       "num_probes": 3}, extra=(
+        ("num_probes=0", {"num_probes": 0}, "ValueError", "num_probes"),
+        ("num_probes=2.5", {"num_probes": 2.5}, "TypeError", "num_probes"),
+        ("hutch++:num_probes=4", {"num_probes": 4, "method": "hutch++"}, "ValueError", "num_probes"),
+        ("method=bad", {"method": "bad"}, "ValueError", "method"),
+        ("probe_batch_size=0", {"probe_batch_size": 0}, "ValueError", "probe_batch_size"),
+        ("params:int", {"params": {"w": np.ones((3, 2), np.int32)}}, "TypeError", "params"),
+        ("params:empty", {"params": {"w": np.zeros((0,))}}, "ValueError", "params"),
+        ("params:NaN", {"params": {"w": put(PARAMS["w"], (0, 0), np.nan), "b": PARAMS["b"]}}, "nan", ""))),
+    ApiSpec(hutchinson.jacobian_trace, {"fn": jnp.tanh, "x": f(2, 3), "key": jax.random.key(0), "num_probes": 3},
+            extra=(
+        ("num_probes=0", {"num_probes": 0}, "ValueError", "num_probes"),
+        ("method=bad", {"method": "bad"}, "ValueError", "method"),
+        ("x:int", {"x": np.ones(3, np.int32)}, "TypeError", "x"),
+        ("x:empty", {"x": np.zeros((0,), np.float32)}, "ValueError", "x"),
+        ("fn:not-square", {"fn": lambda x: x[:1]}, "ValueError", "fn"),
+        ("x:NaN", {"x": put(f(2, 3), (0, 0), np.nan)}, "nan", ""))),
+    ApiSpec(hutchinson.hutchinson_trace_jacobian, {"denoiser": jnp.tanh, "z": f(2, 3), "key": jax.random.key(0)},
+            extra=(
+        ("num_probes=0", {"num_probes": 0}, "ValueError", "num_probes"),
+        ("z:int", {"z": np.ones((2, 3), np.int32)}, "TypeError", "z"),
+        ("z:rank1", {"z": f(3)}, "ValueError", "z"),
+        ("z:B=0", {"z": np.zeros((0, 3), np.float32)}, "ValueError", "z"),
+        ("denoiser:not-square", {"denoiser": lambda z: z[:, :1]}, "ValueError", "denoiser"),
+        ("z:NaN", {"z": put(f(2, 3), (0, 0), np.nan)}, "nan", ""))),
+    ApiSpec(matrix_completion.altmin_complete, {"m_obs": f(6, 5), "mask": np.ones((6, 5), bool), "k": 2,
+                                                "iters": 2}, extra=(
+        ("k=0", {"k": 0}, "ValueError", "k"),
+        ("k=2.5", {"k": 2.5}, "TypeError", "k"),
+        ("k>min(n1,n2)", {"k": 6}, "ValueError", "k"),
+        ("iters=0", {"iters": 0}, "ValueError", "iters"),
+        ("solver=bad", {"solver": "bad"}, "ValueError", "solver"),
+        ("cg_tol=0", {"cg_tol": 0.0}, "ValueError", "cg_tol"),
+        ("mask:float", {"mask": np.ones((6, 5))}, "TypeError", "mask"),
+        ("mask:shape", {"mask": np.ones((5, 6), bool)}, "ValueError", "mask"),
+        ("mask:row<k", {"mask": put(np.ones((6, 5), bool), (0, slice(None)), False)}, "ValueError", "every row"),
+        ("m_obs:int", {"m_obs": np.ones((6, 5), np.int32)}, "TypeError", "m_obs"),
+        ("m_obs:rank1", {"m_obs": f(5)}, "ValueError", "m_obs"),
+        ("reference:shape", {"reference": f(5, 6)}, "ValueError", "reference"),
+        ("m_obs:NaN-observed", {"m_obs": put(f(6, 5), (0, 0), np.nan)}, "nan", ""))),
 ]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
