@@ -366,6 +366,26 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.optim.optimistic_omd",),
         tests=("tests/optim/test_optimistic.py", "tests/optim/test_conformance.py",),
         experiment="optimistic_sea"),
+    # ---- theory3 (issue 21) ----
+    203: Implementation(  # P3 core op: the log-barrier FTRL policy and the linear-MDP loss estimator
+        artifacts=("jaxlib_methods.analysis.ftrl_log_barrier_policy",
+                   "jaxlib_methods.analysis.linear_q_estimate",),
+        tests=("tests/analysis/test_ftrl_log_barrier.py",)),
+    207: Implementation(  # P3 core op: KroSBL (AM and SVD M-steps)
+        artifacts=("jaxlib_methods.analysis.kron_sbl",
+                   "jaxlib_methods.analysis.kron_matvec",
+                   "jaxlib_methods.analysis.kron_sbl_m_step_am",
+                   "jaxlib_methods.analysis.kron_sbl_m_step_svd",),
+        tests=("tests/analysis/test_kron_sbl.py",)),
+    25: Implementation(  # P3 core op: CGIM, CEM, CLM and CoAM
+        artifacts=("jaxlib_methods.analysis.concept_global_importance",
+                   "jaxlib_methods.analysis.concept_existence_metric",
+                   "jaxlib_methods.analysis.concept_location_metric",
+                   "jaxlib_methods.analysis.concept_activation_map",),
+        tests=("tests/analysis/test_concept_xai.py",)),
+    62: Implementation(  # P3 core op: top-k affinity propagation with a local window
+        artifacts=("jaxlib_methods.analysis.label_propagation",),
+        tests=("tests/analysis/test_label_propagation.py",)),
 }
 
 

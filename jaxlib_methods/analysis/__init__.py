@@ -11,3 +11,21 @@ from jaxlib_methods.analysis.embedding import tolerance, uniformity, uniformity_
 from jaxlib_methods.analysis.ntk import empirical_ntk, kernel_target_alignment
 from jaxlib_methods.analysis.sharpness import hessian_top_eigenvalue, hvp
 from jaxlib_methods.analysis.eigenlearning import eigenlearning_kappa, eigenlearning_risk
+
+# ---- theory3 (issue 21): FTRL log-barrier [203], Kronecker SBL [207], concept XAI [25], label propagation [62],
+# lp sensitivities [98], nuclear norm [147], forest smoothers [109]
+from jaxlib_methods.analysis.ftrl_log_barrier import ftrl_log_barrier_policy, linear_q_estimate
+from jaxlib_methods.analysis.kronecker_sbl import (
+    KronSBLResult,
+    kron_matvec,
+    kron_sbl,
+    kron_sbl_m_step_am,
+    kron_sbl_m_step_svd,
+)
+from jaxlib_methods.analysis.concept_xai import (
+    concept_activation_map,
+    concept_existence_metric,
+    concept_global_importance,
+    concept_location_metric,
+)
+from jaxlib_methods.analysis.video_label_propagation import label_propagation
