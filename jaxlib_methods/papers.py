@@ -386,6 +386,16 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     62: Implementation(  # P3 core op: top-k affinity propagation with a local window
         artifacts=("jaxlib_methods.analysis.label_propagation",),
         tests=("tests/analysis/test_label_propagation.py",)),
+    144: Implementation(  # sketches + sketch-and-solve; the ell_inf bound checked on many draws in the tests
+        artifacts=("jaxlib_methods.sketching.sketched_lstsq",
+                   "jaxlib_methods.sketching.gaussian_sketch",
+                   "jaxlib_methods.sketching.srht_sketch",
+                   "jaxlib_methods.sketching.apply_srht",
+                   "jaxlib_methods.sketching.countsketch",
+                   "jaxlib_methods.sketching.apply_countsketch",
+                   "jaxlib_methods.sketching.walsh_hadamard",
+                   "jaxlib_methods.sketching.linf_bound_eps",),
+        tests=("tests/test_sketching.py",)),
 }
 
 
