@@ -396,6 +396,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.sketching.walsh_hadamard",
                    "jaxlib_methods.sketching.linf_bound_eps",),
         tests=("tests/test_sketching.py",)),
+    98: Implementation(  # exact sensitivities (IRLS), Lewis weights (Cohen-Peng iteration), sampling
+        artifacts=("jaxlib_methods.analysis.lp_sensitivities",
+                   "jaxlib_methods.analysis.lewis_weights",
+                   "jaxlib_methods.analysis.sensitivity_sample",),
+        tests=("tests/analysis/test_lp_sensitivity.py",)),
 }
 
 

@@ -29,3 +29,4 @@ from jaxlib_methods.analysis.concept_xai import (
     concept_location_metric,
 )
 from jaxlib_methods.analysis.video_label_propagation import label_propagation
+from jaxlib_methods.analysis.lp_sensitivity import lewis_weights, lp_sensitivities, sensitivity_sample

@@ -139,9 +139,10 @@ SPECS = [
 ]
 
 # ---- theory3 (issue 21): error probes of [203] [207] [25] [62] [98] [147] [109] (their math: tests/analysis/test_*.py)
-from jaxlib_methods.analysis import concept_xai, ftrl_log_barrier, kronecker_sbl, video_label_propagation  # noqa: E402
+from jaxlib_methods.analysis import (concept_xai, ftrl_log_barrier, kronecker_sbl, lp_sensitivity,  # noqa: E402
+                                     video_label_propagation)
 
-MODULES += (concept_xai, ftrl_log_barrier, kronecker_sbl, video_label_propagation)
+MODULES += (concept_xai, ftrl_log_barrier, kronecker_sbl, video_label_propagation, lp_sensitivity)
 _A1, _A2 = f(3, 4), f(2, 3)
 SPECS += [
     ApiSpec(ftrl_log_barrier.ftrl_log_barrier_policy, {"cumulative_losses": f(2, 3), "eta": 0.5}, extra=(
@@ -190,6 +191,19 @@ SPECS += [
         ("radius<0", {"radius": -1.0}, "ValueError", "radius"),
         ("f_tgt:shape", {"f_tgt": f(3, 4, 4)}, "ValueError", "f_tgt"),
         ("y_ref:shape", {"y_ref": f(1, 3, 2, 2)}, "ValueError", "y_ref"))),
+    ApiSpec(lp_sensitivity.lewis_weights, {"A": f(6, 2), "p": 1.0, "num_iters": 3}, extra=(
+        ("p=4", {"p": 4.0}, "ValueError", "p < 4"),
+        ("p=0.5", {"p": 0.5}, "ValueError", "p"),
+        ("A:rank1", {"A": f(6)}, "ValueError", "A"),
+        ("num_iters=0", {"num_iters": 0}, "ValueError", "num_iters"))),
+    ApiSpec(lp_sensitivity.lp_sensitivities, {"A": f(6, 2), "p": 1.5, "num_iters": 3}, extra=(
+        ("p=0.5", {"p": 0.5}, "ValueError", "p"),
+        ("smoothing=0", {"smoothing": 0.0}, "ValueError", "smoothing"),
+        ("A:int", {"A": np.ones((6, 2), np.int32)}, "TypeError", "A"))),
+    ApiSpec(lp_sensitivity.sensitivity_sample, {"key": jax.random.key(0), "scores": np.ones(5, np.float32), "m": 3},
+            extra=(("scores=0", {"scores": np.zeros(5, np.float32)}, "ValueError", "scores"),
+                   ("scores<0", {"scores": -np.ones(5, np.float32)}, "ValueError", "scores"),
+                   ("m=0", {"m": 0}, "ValueError", "m"))),
 ]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
