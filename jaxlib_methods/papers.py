@@ -401,6 +401,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.lewis_weights",
                    "jaxlib_methods.analysis.sensitivity_sample",),
         tests=("tests/analysis/test_lp_sensitivity.py",)),
+    147: Implementation(  # the two metrics; the speed comparison on LLMs is not reproduced
+        artifacts=("jaxlib_methods.analysis.matrix_nuclear_norm",
+                   "jaxlib_methods.analysis.matrix_entropy",),
+        tests=("tests/analysis/test_representation_rank.py",)),
 }
 
 

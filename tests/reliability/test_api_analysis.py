@@ -140,9 +140,9 @@ SPECS = [
 
 # ---- theory3 (issue 21): error probes of [203] [207] [25] [62] [98] [147] [109] (their math: tests/analysis/test_*.py)
 from jaxlib_methods.analysis import (concept_xai, ftrl_log_barrier, kronecker_sbl, lp_sensitivity,  # noqa: E402
-                                     video_label_propagation)
+                                     representation_rank, video_label_propagation)
 
-MODULES += (concept_xai, ftrl_log_barrier, kronecker_sbl, video_label_propagation, lp_sensitivity)
+MODULES += (concept_xai, ftrl_log_barrier, kronecker_sbl, video_label_propagation, lp_sensitivity, representation_rank)
 _A1, _A2 = f(3, 4), f(2, 3)
 SPECS += [
     ApiSpec(ftrl_log_barrier.ftrl_log_barrier_policy, {"cumulative_losses": f(2, 3), "eta": 0.5}, extra=(
@@ -204,6 +204,14 @@ SPECS += [
             extra=(("scores=0", {"scores": np.zeros(5, np.float32)}, "ValueError", "scores"),
                    ("scores<0", {"scores": -np.ones(5, np.float32)}, "ValueError", "scores"),
                    ("m=0", {"m": 0}, "ValueError", "m"))),
+    ApiSpec(representation_rank.matrix_nuclear_norm, {"hidden": f(5, 4)}, extra=(
+        ("D=5", {"D": 5}, "ValueError", "D"),
+        ("D=1.5", {"D": 1.5}, "TypeError", "D"),
+        ("hidden:rank1", {"hidden": f(5)}, "ValueError", "hidden"),
+        ("hidden:int", {"hidden": np.ones((5, 4), np.int32)}, "TypeError", "hidden"))),
+    ApiSpec(representation_rank.matrix_entropy, {"hidden": f(5, 4)}, extra=(
+        ("d=1", {"hidden": f(5, 1)}, "ValueError", "d >= 2"),
+        ("hidden:empty", {"hidden": f(0, 4)}, "ValueError", "hidden"))),
 ]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
