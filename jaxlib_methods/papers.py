@@ -405,6 +405,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.analysis.matrix_nuclear_norm",
                    "jaxlib_methods.analysis.matrix_entropy",),
         tests=("tests/analysis/test_representation_rank.py",)),
+    122: Implementation(  # the three modules; the memory-vs-AUC harness is not built
+        artifacts=("jaxlib_methods.nn.HashEmbed",
+                   "jaxlib_methods.nn.QREmbed",
+                   "jaxlib_methods.nn.TTEmbed",),
+        tests=("tests/nn/test_compressed_embedding.py",)),
 }
 
 

@@ -12,3 +12,5 @@ from jaxlib_methods.nn.parametrization import (  # noqa: F401  (issue 8)
     with_lr_multipliers,
 )
 from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss, z_loss  # noqa: F401  (issue 8)
+# ---- theory3 (issue 21): compressed embeddings [122]
+from jaxlib_methods.nn.compressed_embedding import HashEmbed, QREmbed, TTEmbed  # noqa: F401  (issue 21, [122])
