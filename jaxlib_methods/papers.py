@@ -410,6 +410,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.QREmbed",
                    "jaxlib_methods.nn.TTEmbed",),
         tests=("tests/nn/test_compressed_embedding.py",)),
+    109: Implementation(  # smoother weights + effective params; trees from a small NumPy CART (no sklearn in the venv)
+        artifacts=("jaxlib_methods.analysis.forest_smoother_weights",
+                   "jaxlib_methods.analysis.effective_params",
+                   "jaxlib_methods.analysis.fit_regression_forest",
+                   "jaxlib_methods.analysis.RegressionForest",),
+        tests=("tests/analysis/test_forest_smoother.py",)),
 }
 
 

@@ -31,3 +31,9 @@ from jaxlib_methods.analysis.concept_xai import (
 from jaxlib_methods.analysis.video_label_propagation import label_propagation
 from jaxlib_methods.analysis.lp_sensitivity import lewis_weights, lp_sensitivities, sensitivity_sample
 from jaxlib_methods.analysis.representation_rank import matrix_entropy, matrix_nuclear_norm
+from jaxlib_methods.analysis.forest_smoother import (
+    RegressionForest,
+    effective_params,
+    fit_regression_forest,
+    forest_smoother_weights,
+)

@@ -139,10 +139,11 @@ SPECS = [
 ]
 
 # ---- theory3 (issue 21): error probes of [203] [207] [25] [62] [98] [147] [109] (their math: tests/analysis/test_*.py)
-from jaxlib_methods.analysis import (concept_xai, ftrl_log_barrier, kronecker_sbl, lp_sensitivity,  # noqa: E402
-                                     representation_rank, video_label_propagation)
+from jaxlib_methods.analysis import (concept_xai, forest_smoother, ftrl_log_barrier, kronecker_sbl,  # noqa: E402
+                                     lp_sensitivity, representation_rank, video_label_propagation)
 
-MODULES += (concept_xai, ftrl_log_barrier, kronecker_sbl, video_label_propagation, lp_sensitivity, representation_rank)
+MODULES += (concept_xai, ftrl_log_barrier, kronecker_sbl, video_label_propagation, lp_sensitivity, representation_rank,
+            forest_smoother)
 _A1, _A2 = f(3, 4), f(2, 3)
 SPECS += [
     ApiSpec(ftrl_log_barrier.ftrl_log_barrier_policy, {"cumulative_losses": f(2, 3), "eta": 0.5}, extra=(
@@ -212,6 +213,19 @@ SPECS += [
     ApiSpec(representation_rank.matrix_entropy, {"hidden": f(5, 4)}, extra=(
         ("d=1", {"hidden": f(5, 1)}, "ValueError", "d >= 2"),
         ("hidden:empty", {"hidden": f(0, 4)}, "ValueError", "hidden"))),
+    ApiSpec(forest_smoother.fit_regression_forest, {"X": f(8, 2), "y": f(8), "n_trees": 2}, extra=(
+        ("y:shape", {"y": f(7)}, "ValueError", "y"),
+        ("X:NaN", {"X": put(f(8, 2), (0, 0), np.nan)}, "ValueError", "finite"),
+        ("n_trees=0", {"n_trees": 0}, "ValueError", "n_trees"),
+        ("max_features=3", {"max_features": 3}, "ValueError", "max_features"))),
+    ApiSpec(forest_smoother.forest_smoother_weights, {"train_leaves": np.array([[0, 1], [1, 1], [0, 2]]),
+                                                      "query_leaves": np.array([[0, 1]])}, extra=(
+        ("train_leaves:float", {"train_leaves": np.zeros((3, 2))}, "TypeError", "train_leaves"),
+        ("query_leaves:T", {"query_leaves": np.array([[0]])}, "ValueError", "share T"),
+        ("counts:shape", {"counts": np.ones((3, 3))}, "ValueError", "counts"))),
+    ApiSpec(forest_smoother.effective_params, {"S": np.full((2, 4), 0.25, np.float32)}, extra=(
+        ("S:rank1", {"S": np.ones(4, np.float32)}, "ValueError", "S"),
+        ("S:int", {"S": np.ones((2, 4), np.int32)}, "TypeError", "S"))),
 ]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
