@@ -10,8 +10,8 @@ Shi et al. 2020, arXiv:1909.02107 (QR), Yin et al. 2021, arXiv:2101.11714 (TT-Re
 - `QREmbed`: id -> E_q[id // m] (op) E_r[id mod m] with op in {mult, add, concat}; (ceil(N / m) + m) d parameters
   (concat: half the width per table); (id // m, id mod m) is unique per id, so no two ids share both rows.
 - `TTEmbed`: N = prod_k n_k, d = prod_k d_k; id's mixed-radix digits (i_1..i_K) select core slices
-  G_k[i_k] [r_{k-1}, d_k, r_k] (r_0 = r_K = 1) whose chained product is the embedding; sum_k n_k r_{k-1} d_k r_k
-  parameters. `full_table()` contracts the cores into the dense [N, d] table it represents.
+  G_k[i_k] of shape (r_{k-1}, d_k, r_k) (r_0 = r_K = 1) whose chained product is the embedding;
+  sum_k n_k r_{k-1} d_k r_k parameters. `full_table()` contracts the cores into the dense [N, d] table it represents.
 """
 
 from __future__ import annotations
