@@ -16,22 +16,23 @@ from scipy import stats
 from jaxlib_methods import sketching
 
 KEY = jax.random.key(0)
+srht = jax.jit(sketching.srht_sketch, static_argnums=(1, 2))
+cs = jax.jit(sketching.countsketch, static_argnums=(1, 2))
 
 
 def test_sketch_structure_exact():
   n, m = 16, 8
-  np.testing.assert_allclose(sketching.walsh_hadamard(jnp.eye(n)), sla.hadamard(n) / 4.0, atol=1e-6)
-  S = np.asarray(sketching.srht_sketch(KEY, m, n))
+  np.testing.assert_allclose(jax.jit(sketching.walsh_hadamard)(jnp.eye(n)), sla.hadamard(n) / 4.0, atol=1e-6)
+  S = np.asarray(srht(KEY, m, n))
   np.testing.assert_allclose(S @ S.T, (n / m) * np.eye(m), atol=1e-5)  # orthogonal rows
   np.testing.assert_allclose(np.abs(S), 1 / np.sqrt(m), atol=1e-6)  # sqrt(n/m) * 1/sqrt(n)
-  X = np.asarray(jax.random.normal(jax.random.key(1), (n, 3)))
-  np.testing.assert_allclose(sketching.apply_srht(KEY, jnp.asarray(X), m), S @ X, atol=1e-5)
-  C = np.asarray(sketching.countsketch(KEY, m, n))
+  X = np.random.default_rng(1).normal(size=(n, 3)).astype(np.float32)
+  np.testing.assert_allclose(jax.jit(sketching.apply_srht, static_argnums=2)(KEY, jnp.asarray(X), m), S @ X, atol=1e-5)
+  C = np.asarray(cs(KEY, m, n))
   assert np.all(np.count_nonzero(C, axis=0) == 1) and set(np.unique(C[C != 0])) <= {-1.0, 1.0}
   np.testing.assert_allclose(np.diag(C.T @ C), 1.0)
-  np.testing.assert_allclose(sketching.apply_countsketch(KEY, jnp.asarray(X), m), C @ X, atol=1e-5)
-  G = sketching.gaussian_sketch(KEY, m, n)
-  assert G.shape == (m, n)
+  np.testing.assert_allclose(jax.jit(sketching.apply_countsketch, static_argnums=2)(KEY, jnp.asarray(X), m), C @ X,
+                             atol=1e-5)
   with pytest.raises(ValueError, match="power of two"):
     sketching.srht_sketch(KEY, 4, 12)
   with pytest.raises(ValueError, match="m must be <= n"):

@@ -35,6 +35,19 @@ def _check_ids(ids, N: int) -> jax.Array:
   return ids
 
 
+def _normal_tables(key, shapes, scales, offsets, dtype) -> list:
+  """offset + scale * N(0, 1) tables of the given shapes from ONE normal draw (one compilation per module size,
+  not one per table shape and op: construction stays cheap outside jit)."""
+  import numpy as np
+  sizes = [math.prod(sh) for sh in shapes]
+  flat = np.asarray(jax.random.normal(key, (sum(sizes),), jnp.float32), np.float64)
+  out, start = [], 0
+  for sh, size, sc, off in zip(shapes, sizes, scales, offsets):
+    out.append(jnp.asarray((off + sc * flat[start:start + size]).reshape(sh), dtype))
+    start += size
+  return out
+
+
 def _check_positive_int(name: str, v) -> None:
   if isinstance(v, bool) or not isinstance(v, int):
     raise TypeError(f"{name} must be an int, got {name}={v!r}")
@@ -66,7 +79,8 @@ class HashEmbed(nnx.Module):
     r = random.Random(hash_seed)
     self.a, self.b = r.randrange(0, 2 ** 31) * 2 + 1, r.randrange(0, 2 ** 32)
     self.num_embeddings, self.num_buckets = num_embeddings, num_buckets
-    self.table = nnx.Param(jax.random.normal(rngs.params(), (num_buckets, features), param_dtype) / math.sqrt(features))
+    (table,) = _normal_tables(rngs.params(), [(num_buckets, features)], [features ** -0.5], [0.0], param_dtype)
+    self.table = nnx.Param(table)
 
   def bucket(self, ids) -> jax.Array:
     """h(id) = (((a id + b) mod 2^32) >> 8) mod B (uint32 wrap-around arithmetic, a odd); [...] int32 buckets."""
@@ -100,12 +114,13 @@ class QREmbed(nnx.Module):
       raise ValueError(f"op='concat' needs an even number of features, got {features=}")
     self.num_embeddings, self.m, self.op = num_embeddings, num_collisions, op
     width = features // 2 if op == "concat" else features
-    kq, kr = jax.random.split(rngs.params())
     nq = -(-num_embeddings // num_collisions)
-    init = (lambda k, n: 1.0 + 0.1 * jax.random.normal(k, (n, width), param_dtype)) if op == "mult" else (
-        lambda k, n: jax.random.normal(k, (n, width), param_dtype) / math.sqrt(features))
-    self.quotient = nnx.Param(init(kq, nq))
-    self.remainder = nnx.Param(init(kr, num_collisions))
+    # mult: 1 + 0.1 N(0, 1) (products start near 1); add / concat: N(0, 1 / d).
+    scale, offset = (0.1, 1.0) if op == "mult" else (features ** -0.5, 0.0)
+    quotient, remainder = _normal_tables(rngs.params(), [(nq, width), (num_collisions, width)], [scale] * 2,
+                                         [offset] * 2, param_dtype)
+    self.quotient = nnx.Param(quotient)
+    self.remainder = nnx.Param(remainder)
 
   def indices(self, ids):
     """(id // m, id mod m): unique per id."""
@@ -146,11 +161,11 @@ class TTEmbed(nnx.Module):
     self.vocab_factors, self.dim_factors = vocab_factors, dim_factors
     self.num_embeddings, self.features = math.prod(vocab_factors), math.prod(dim_factors)
     r = (1,) + ranks + (1,)
-    keys = jax.random.split(rngs.params(), K)
-    # Scale so the embedding entries have variance ~1/d: each core contributes (1/(r_{k-1} ...)) factors.
-    self.cores = nnx.List([nnx.Param(jax.random.normal(keys[k], (vocab_factors[k], r[k], dim_factors[k], r[k + 1]),
-                                                       param_dtype) / math.sqrt(r[k]) * self.features ** (-0.5 / K))
-                           for k in range(K)])
+    # Entries of core k ~ N(0, 1 / (r_{k-1} d^{1/K})): the chained product has variance ~1 / d per feature.
+    shapes = [(vocab_factors[k], r[k], dim_factors[k], r[k + 1]) for k in range(K)]
+    scales = [r[k] ** -0.5 * self.features ** (-0.5 / K) for k in range(K)]
+    cores = _normal_tables(rngs.params(), shapes, scales, [0.0] * K, param_dtype)
+    self.cores = nnx.List([nnx.Param(c) for c in cores])
 
   def digits(self, ids):
     """Mixed-radix digits (i_1, ..., i_K) of id, i_1 most significant."""

@@ -33,8 +33,9 @@ def test_label_propagation_vs_numpy_and_translation():
   f_ref, f_tgt = rng.normal(size=(N, H, W, D)), rng.normal(size=(H, W, D))
   y_ref = np.eye(K)[rng.integers(0, K, size=(N, H, W))]
   for topk, radius in ((3, 1.5), (40, None)):
-    got = label_propagation(jnp.asarray(f_ref, jnp.float32), jnp.asarray(y_ref, jnp.float32),
-                            jnp.asarray(f_tgt, jnp.float32), topk=topk, temperature=0.1, radius=radius)
+    got = jax.jit(label_propagation, static_argnames=("topk", "temperature", "radius"))(
+        jnp.asarray(f_ref, jnp.float32), jnp.asarray(y_ref, jnp.float32), jnp.asarray(f_tgt, jnp.float32), topk=topk,
+        temperature=0.1, radius=radius)
     np.testing.assert_allclose(got, _numpy_propagation(f_ref, y_ref, f_tgt, topk, 0.1, radius), atol=1e-5)
   # Translation by 2 pixels with ideal features: every pixel has its own feature, carried with it.
   H2 = W2 = 8
@@ -47,8 +48,8 @@ def test_label_propagation_vs_numpy_and_translation():
   visible = np.arange(H2)[:, None].repeat(W2, 1) >= 2  # rows whose content is in the reference frame
   out = prop(jnp.asarray(ref_f, jnp.float32), jnp.asarray(ref_y, jnp.float32), jnp.asarray(tgt_f, jnp.float32))
   assert acc(np.asarray(out), visible) == 1.0
-  small = label_propagation(jnp.asarray(ref_f, jnp.float32), jnp.asarray(ref_y, jnp.float32),
-                            jnp.asarray(tgt_f, jnp.float32), topk=1, temperature=0.05, radius=1.0)
+  small = jax.jit(lambda a, b, c: label_propagation(a, b, c, topk=1, temperature=0.05, radius=1.0))(
+      jnp.asarray(ref_f, jnp.float32), jnp.asarray(ref_y, jnp.float32), jnp.asarray(tgt_f, jnp.float32))
   assert acc(np.asarray(small), visible) < 0.9  # the true match lies outside the window
 
 
