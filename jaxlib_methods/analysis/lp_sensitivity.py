@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlib_methods import validation
 
@@ -136,7 +137,6 @@ def sensitivity_sample(key, scores, m: int):
   if m < 1:
     raise ValueError(f"m must be >= 1, got {m=}")
   if not validation.is_traced(s):
-    import numpy as np
     sv = np.asarray(s, np.float64)
     if not np.all(np.isfinite(sv)) or np.any(sv < 0) or not np.any(sv > 0):
       raise ValueError("scores must be finite, >= 0 and not all zero")
