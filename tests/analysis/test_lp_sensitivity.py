@@ -62,27 +62,32 @@ def test_lewis_weights_and_sensitivities_exact():
 
 
 def test_lewis_weight_sampling_preserves_lp_norms_on_many_draws():
-  """p = 1, n = 400, d = 4, m = 400 samples (i.i.d., with replacement) by Lewis weights, 200 draws: the estimate of
-  ||A x||_1 over 20 fixed directions x is unbiased (mean within 5 standard errors) and its worst relative error over
-  the directions stays below eps = 0.25 in >= 95% of the draws (the paper's m for eps = 0.25 is ~ eps^-2 S^2 = 256
-  up to logs; observed failures: 0)."""
+  """p = 1, n = 400 Cauchy-distributed rows (a few dominate), d = 4, m = 400 samples (i.i.d., with replacement) by
+  Lewis weights, 200 draws: the estimate of ||A x||_1 over 20 fixed directions x is unbiased (mean within 5 standard
+  errors; CLT failure probability ~6e-7 per direction) and its worst relative error over the directions stays below
+  eps = 0.25 in >= 95% of the draws (the paper's m for eps = 0.25 is ~ eps^-2 S^2 <= 256 up to logs; observed: all
+  200 draws, worst 0.18). Negative control with the same m and draws: uniform sampling meets eps in < 50% of the
+  draws (observed 30%), so the check can fail."""
   rng = np.random.default_rng(1)
   n, d, m, R, p = 400, 4, 400, 200, 1.0
-  A = rng.standard_t(2, size=(n, d))  # heavy-tailed rows: uniform sampling would fail
+  A = rng.standard_t(1, size=(n, d))
   A32 = jnp.asarray(A, jnp.float32)
   w = lewis_weights(A32, p)
   X = rng.normal(size=(d, 20))
   true = np.sum(np.abs(A @ X) ** p, axis=0)
 
-  @jax.jit
-  def estimate(key):
-    idx, wt = sensitivity_sample(key, w, m)
+  def estimate(key, scores):
+    idx, wt = sensitivity_sample(key, scores, m)
     return jnp.sum(wt[:, None] * jnp.abs(A32[idx] @ jnp.asarray(X, jnp.float32)) ** p, axis=0)
 
-  est = np.asarray(jax.vmap(estimate)(jax.random.split(jax.random.key(0), R)), np.float64)
+  draws = jax.jit(jax.vmap(estimate, (0, None)))
+  keys = jax.random.split(jax.random.key(0), R)
+  est = np.asarray(draws(keys, w), np.float64)
   se = est.std(0) / np.sqrt(R)
   assert np.all(np.abs(est.mean(0) - true) <= 5 * se)
   worst = np.max(np.abs(est / true - 1), axis=1)
   assert np.mean(worst <= 0.25) >= 0.95, np.sort(worst)[-10:]
+  uniform = np.asarray(draws(keys, jnp.ones(n, jnp.float32)), np.float64)
+  assert np.mean(np.max(np.abs(uniform / true - 1), axis=1) <= 0.25) < 0.5
   with pytest.raises(ValueError, match="scores"):
     sensitivity_sample(jax.random.key(0), jnp.zeros(3), 2)
