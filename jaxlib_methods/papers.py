@@ -527,6 +527,56 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.observation_mask"),
         tests=("tests/analysis/test_matrix_completion.py",),
         experiment="altmin_completion"),
+    # ---- theory3 (issue 21) ----
+    203: Implementation(  # P3 core op: the log-barrier FTRL policy and the linear-MDP loss estimator
+        artifacts=("jaxlib_methods.analysis.ftrl_log_barrier_policy",
+                   "jaxlib_methods.analysis.linear_q_estimate",),
+        tests=("tests/analysis/test_ftrl_log_barrier.py",)),
+    207: Implementation(  # P3 core op: KroSBL (AM and SVD M-steps)
+        artifacts=("jaxlib_methods.analysis.kron_sbl",
+                   "jaxlib_methods.analysis.kron_matvec",
+                   "jaxlib_methods.analysis.kron_sbl_m_step_am",
+                   "jaxlib_methods.analysis.kron_sbl_m_step_svd",),
+        tests=("tests/analysis/test_kron_sbl.py",)),
+    25: Implementation(  # P3 core op: CGIM, CEM, CLM and CoAM
+        artifacts=("jaxlib_methods.analysis.concept_global_importance",
+                   "jaxlib_methods.analysis.concept_existence_metric",
+                   "jaxlib_methods.analysis.concept_location_metric",
+                   "jaxlib_methods.analysis.concept_activation_map",),
+        tests=("tests/analysis/test_concept_xai.py",)),
+    62: Implementation(  # P3 core op: top-k affinity propagation with a local window
+        artifacts=("jaxlib_methods.analysis.label_propagation",),
+        tests=("tests/analysis/test_label_propagation.py",)),
+    144: Implementation(  # sketches + sketch-and-solve; the ell_inf bound checked on many draws in the tests
+        artifacts=("jaxlib_methods.sketching.sketched_lstsq",
+                   "jaxlib_methods.sketching.gaussian_sketch",
+                   "jaxlib_methods.sketching.srht_sketch",
+                   "jaxlib_methods.sketching.apply_srht",
+                   "jaxlib_methods.sketching.countsketch",
+                   "jaxlib_methods.sketching.apply_countsketch",
+                   "jaxlib_methods.sketching.walsh_hadamard",
+                   "jaxlib_methods.sketching.linf_bound_eps",),
+        tests=("tests/test_sketching.py",)),
+    98: Implementation(  # exact sensitivities (IRLS), Lewis weights (Cohen-Peng iteration), sampling
+        artifacts=("jaxlib_methods.analysis.lp_sensitivities",
+                   "jaxlib_methods.analysis.lewis_weights",
+                   "jaxlib_methods.analysis.sensitivity_sample",),
+        tests=("tests/analysis/test_lp_sensitivity.py",)),
+    147: Implementation(  # the two metrics; the speed comparison on LLMs is not reproduced
+        artifacts=("jaxlib_methods.analysis.matrix_nuclear_norm",
+                   "jaxlib_methods.analysis.matrix_entropy",),
+        tests=("tests/analysis/test_representation_rank.py",)),
+    122: Implementation(  # the three modules; the memory-vs-AUC harness is not built
+        artifacts=("jaxlib_methods.nn.HashEmbed",
+                   "jaxlib_methods.nn.QREmbed",
+                   "jaxlib_methods.nn.TTEmbed",),
+        tests=("tests/nn/test_compressed_embedding.py",)),
+    109: Implementation(  # smoother weights + effective params; trees from a small NumPy CART (no sklearn in the venv)
+        artifacts=("jaxlib_methods.analysis.forest_smoother_weights",
+                   "jaxlib_methods.analysis.effective_params",
+                   "jaxlib_methods.analysis.fit_regression_forest",
+                   "jaxlib_methods.analysis.RegressionForest",),
+        tests=("tests/analysis/test_forest_smoother.py",)),
 }
 
 

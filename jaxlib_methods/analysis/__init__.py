@@ -14,3 +14,29 @@ from jaxlib_methods.analysis.eigenlearning import eigenlearning_kappa, eigenlear
 # ---- theory2 (issue 17: Hutchinson / Hutch++ trace estimators [198] [212]; AltMin matrix completion [101]) ----
 from jaxlib_methods.analysis.hutchinson import hessian_trace, hutchinson_trace_jacobian, jacobian_trace
 from jaxlib_methods.analysis.matrix_completion import altmin_complete
+
+# ---- theory3 (issue 21): FTRL log-barrier [203], Kronecker SBL [207], concept XAI [25], label propagation [62],
+# lp sensitivities [98], nuclear norm [147], forest smoothers [109]
+from jaxlib_methods.analysis.ftrl_log_barrier import ftrl_log_barrier_policy, linear_q_estimate
+from jaxlib_methods.analysis.kronecker_sbl import (
+    KronSBLResult,
+    kron_matvec,
+    kron_sbl,
+    kron_sbl_m_step_am,
+    kron_sbl_m_step_svd,
+)
+from jaxlib_methods.analysis.concept_xai import (
+    concept_activation_map,
+    concept_existence_metric,
+    concept_global_importance,
+    concept_location_metric,
+)
+from jaxlib_methods.analysis.video_label_propagation import label_propagation
+from jaxlib_methods.analysis.lp_sensitivity import lewis_weights, lp_sensitivities, sensitivity_sample
+from jaxlib_methods.analysis.representation_rank import matrix_entropy, matrix_nuclear_norm
+from jaxlib_methods.analysis.forest_smoother import (
+    RegressionForest,
+    effective_params,
+    fit_regression_forest,
+    forest_smoother_weights,
+)

@@ -66,3 +66,5 @@ from jaxlib_methods.nn.unlearnable_clusters import (  # noqa: F401  (issue 22, [
     unlearnable_cluster_loss,
 )
 from jaxlib_methods.nn.summary_embeddings import SummaryEmbeddings  # noqa: F401  (issue 22, [199])
+# ---- theory3 (issue 21): compressed embeddings [122]
+from jaxlib_methods.nn.compressed_embedding import HashEmbed, QREmbed, TTEmbed  # noqa: F401  (issue 21, [122])

@@ -181,6 +181,96 @@ SPECS = [
         ("m_obs:NaN-observed", {"m_obs": put(f(6, 5), (0, 0), np.nan)}, "nan", ""))),
 ]
 
+# ---- theory3 (issue 21): error probes of [203] [207] [25] [62] [98] [147] [109] (their math: tests/analysis/test_*.py)
+from jaxlib_methods.analysis import (concept_xai, forest_smoother, ftrl_log_barrier, kronecker_sbl,  # noqa: E402
+                                     lp_sensitivity, representation_rank, video_label_propagation)
+
+MODULES += (concept_xai, ftrl_log_barrier, kronecker_sbl, video_label_propagation, lp_sensitivity, representation_rank,
+            forest_smoother)
+_A1, _A2 = f(3, 4), f(2, 3)
+SPECS += [
+    ApiSpec(ftrl_log_barrier.ftrl_log_barrier_policy, {"cumulative_losses": f(2, 3), "eta": 0.5}, extra=(
+        ("eta=0", {"eta": 0.0}, "ValueError", "eta"),
+        ("cumulative_losses:int", {"cumulative_losses": np.zeros((2, 3), np.int32)}, "TypeError", "cumulative_losses"),
+        ("num_iters=0", {"num_iters": 0}, "ValueError", "num_iters"))),
+    ApiSpec(ftrl_log_barrier.linear_q_estimate, {"features": f(2, 3, 2), "covariance": np.eye(2, dtype=np.float32),
+                                                 "taken_feature": f(2), "loss_to_go": np.float32(1.0)}, extra=(
+        ("covariance:shape", {"covariance": np.eye(3, dtype=np.float32)}, "ValueError", "covariance"),
+        ("taken_feature:shape", {"taken_feature": f(3)}, "ValueError", "taken_feature"))),
+    ApiSpec(kronecker_sbl.kron_matvec, {"A1": _A1, "A2": _A2, "x": f(12)}, extra=(
+        ("x:shape", {"x": f(11)}, "ValueError", "x"),
+        ("A1:int", {"A1": np.ones((3, 4), np.int32)}, "TypeError", "A1"))),
+    ApiSpec(kronecker_sbl.kron_sbl, {"y": f(6), "A1": _A1, "A2": _A2, "noise_var": 0.1, "num_iters": 3}, extra=(
+        ("y:shape", {"y": f(5)}, "ValueError", "y"),
+        ("noise_var=0", {"noise_var": 0.0}, "ValueError", "noise_var"),
+        ("method=bad", {"method": "bad"}, "ValueError", "method"),
+        ("num_iters=0", {"num_iters": 0}, "ValueError", "num_iters"))),
+    ApiSpec(kronecker_sbl.kron_sbl_m_step_am, {"D": np.abs(f(3, 2)) + 0.1, "gamma_2": np.ones(2, np.float32)}, extra=(
+        ("gamma_2:shape", {"gamma_2": np.ones(3, np.float32)}, "ValueError", "gamma_2"),
+        ("num_sweeps=0", {"num_sweeps": 0}, "ValueError", "num_sweeps"))),
+    ApiSpec(kronecker_sbl.kron_sbl_m_step_svd, {"D": np.abs(f(3, 2)) + 0.1}, extra=(
+        ("D:rank1", {"D": np.ones(3, np.float32)}, "ValueError", "D"),)),
+    ApiSpec(concept_xai.concept_activation_map, {"features": f(3, 3, 4), "concept_vectors": f(2, 4)}, extra=(
+        ("concept_vectors:shape", {"concept_vectors": f(2, 5)}, "ValueError", "concept_vectors"),
+        ("features:rank2", {"features": f(3, 4)}, "ValueError", "features"))),
+    ApiSpec(concept_xai.concept_global_importance, {"class_concept_weights": f(2, 4),
+                                                    "class_concept_annotations": np.array([[1, 0, 1, 0]] * 2, bool)},
+            extra=(("annotations:shape", {"class_concept_annotations": np.ones((2, 3), bool)}, "ValueError",
+                    "class_concept_annotations"),
+                   ("C=1", {"class_concept_weights": f(2, 1), "class_concept_annotations": np.ones((2, 1), bool)},
+                    "ValueError", "C >= 2"))),
+    ApiSpec(concept_xai.concept_existence_metric, {"concept_importance": f(2, 4),
+                                                   "concept_present": np.ones((2, 4), bool), "k": 2}, extra=(
+        ("k=0", {"k": 0}, "ValueError", "k"),
+        ("k=2.5", {"k": 2.5}, "TypeError", "k"),
+        ("concept_present:float", {"concept_present": np.ones((2, 4), np.float32)}, "TypeError", "concept_present"))),
+    ApiSpec(concept_xai.concept_location_metric, {"activation_map": np.abs(f(3, 3)) / 10,
+                                                  "region_mask": np.eye(3, dtype=bool)}, extra=(
+        ("threshold=1", {"threshold": 1.0}, "ValueError", "threshold"),
+        ("region_mask:shape", {"region_mask": np.eye(4, dtype=bool)}, "ValueError", "region_mask"))),
+    ApiSpec(video_label_propagation.label_propagation, {"f_ref": f(1, 3, 3, 4), "y_ref": np.abs(f(1, 3, 3, 2)),
+                                                  "f_tgt": f(3, 3, 4), "topk": 2, "temperature": 0.1}, extra=(
+        ("topk=0", {"topk": 0}, "ValueError", "topk"),
+        ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"),
+        ("radius<0", {"radius": -1.0}, "ValueError", "radius"),
+        ("f_tgt:shape", {"f_tgt": f(3, 4, 4)}, "ValueError", "f_tgt"),
+        ("y_ref:shape", {"y_ref": f(1, 3, 2, 2)}, "ValueError", "y_ref"))),
+    ApiSpec(lp_sensitivity.lewis_weights, {"A": f(6, 2), "p": 1.0, "num_iters": 3}, extra=(
+        ("p=4", {"p": 4.0}, "ValueError", "p < 4"),
+        ("p=0.5", {"p": 0.5}, "ValueError", "p"),
+        ("A:rank1", {"A": f(6)}, "ValueError", "A"),
+        ("num_iters=0", {"num_iters": 0}, "ValueError", "num_iters"))),
+    ApiSpec(lp_sensitivity.lp_sensitivities, {"A": f(6, 2), "p": 1.5, "num_iters": 3}, extra=(
+        ("p=0.5", {"p": 0.5}, "ValueError", "p"),
+        ("smoothing=0", {"smoothing": 0.0}, "ValueError", "smoothing"),
+        ("A:int", {"A": np.ones((6, 2), np.int32)}, "TypeError", "A"))),
+    ApiSpec(lp_sensitivity.sensitivity_sample, {"key": jax.random.key(0), "scores": np.ones(5, np.float32), "m": 3},
+            extra=(("scores=0", {"scores": np.zeros(5, np.float32)}, "ValueError", "scores"),
+                   ("scores<0", {"scores": -np.ones(5, np.float32)}, "ValueError", "scores"),
+                   ("m=0", {"m": 0}, "ValueError", "m"))),
+    ApiSpec(representation_rank.matrix_nuclear_norm, {"hidden": f(5, 4)}, extra=(
+        ("D=5", {"D": 5}, "ValueError", "D"),
+        ("D=1.5", {"D": 1.5}, "TypeError", "D"),
+        ("hidden:rank1", {"hidden": f(5)}, "ValueError", "hidden"),
+        ("hidden:int", {"hidden": np.ones((5, 4), np.int32)}, "TypeError", "hidden"))),
+    ApiSpec(representation_rank.matrix_entropy, {"hidden": f(5, 4)}, extra=(
+        ("d=1", {"hidden": f(5, 1)}, "ValueError", "d >= 2"),
+        ("hidden:empty", {"hidden": f(0, 4)}, "ValueError", "hidden"))),
+    ApiSpec(forest_smoother.fit_regression_forest, {"X": f(8, 2), "y": f(8), "n_trees": 2}, extra=(
+        ("y:shape", {"y": f(7)}, "ValueError", "y"),
+        ("X:NaN", {"X": put(f(8, 2), (0, 0), np.nan)}, "ValueError", "finite"),
+        ("n_trees=0", {"n_trees": 0}, "ValueError", "n_trees"),
+        ("max_features=3", {"max_features": 3}, "ValueError", "max_features"))),
+    ApiSpec(forest_smoother.forest_smoother_weights, {"train_leaves": np.array([[0, 1], [1, 1], [0, 2]]),
+                                                      "query_leaves": np.array([[0, 1]])}, extra=(
+        ("train_leaves:float", {"train_leaves": np.zeros((3, 2))}, "TypeError", "train_leaves"),
+        ("query_leaves:T", {"query_leaves": np.array([[0]])}, "ValueError", "share T"),
+        ("counts:shape", {"counts": np.ones((3, 3))}, "ValueError", "counts"))),
+    ApiSpec(forest_smoother.effective_params, {"S": np.full((2, 4), 0.25, np.float32)}, extra=(
+        ("S:rank1", {"S": np.ones(4, np.float32)}, "ValueError", "S"),
+        ("S:int", {"S": np.ones((2, 4), np.int32)}, "TypeError", "S"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
