@@ -366,6 +366,14 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.optim.optimistic_omd",),
         tests=("tests/optim/test_optimistic.py", "tests/optim/test_conformance.py",),
         experiment="optimistic_sea"),
+    # ---- pipe-sampling (issue 22) ----
+    136: Implementation(  # APG; the DDIM sampler and the analytic Gaussian-mixture denoiser are shared by sampling/
+        artifacts=("jaxlib_methods.sampling.apg_guidance", "jaxlib_methods.sampling.apg_init",
+                   "jaxlib_methods.sampling.APGState", "jaxlib_methods.sampling.cfg_guidance",
+                   "jaxlib_methods.sampling.project", "jaxlib_methods.sampling.ddim_sample",
+                   "jaxlib_methods.sampling.gaussian_mixture_denoiser",),
+        tests=("tests/sampling/test_guidance.py",),
+        experiment="apg_guidance"),
 }
 
 

@@ -1,0 +1,5 @@
+"""Generative-sampling ops: diffusion guidance (CFG, APG), a DDIM sampler, speculative decoding, MCMC selection and
+noise schedules. One paper family per module."""
+
+from jaxlib_methods.sampling.diffusion import ddim_sample, gaussian_mixture_denoiser
+from jaxlib_methods.sampling.guidance import APGState, apg_guidance, apg_init, cfg_guidance, project
