@@ -3,3 +3,10 @@ noise schedules. One paper family per module."""
 
 from jaxlib_methods.sampling.diffusion import ddim_sample, gaussian_mixture_denoiser
 from jaxlib_methods.sampling.guidance import APGState, apg_guidance, apg_init, cfg_guidance, project
+from jaxlib_methods.sampling.speculative import (
+    lantern_accept,
+    lantern_aggregate,
+    latent_neighbors,
+    speculative_accept,
+    speculative_verify,
+)
