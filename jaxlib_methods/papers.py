@@ -382,6 +382,9 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     131: Implementation(  # EasySpec: the standard verification its layer-parallel drafts feed (exact target law)
         artifacts=("jaxlib_methods.sampling.speculative_verify", "jaxlib_methods.sampling.speculative_accept",),
         tests=("tests/sampling/test_speculative.py",)),
+    138: Implementation(  # the MH-GAN selection step (Turner et al. 2019) the paper's MCMC sampling uses
+        artifacts=("jaxlib_methods.sampling.mh_gan_select", "jaxlib_methods.sampling.mh_gan_acceptance",),
+        tests=("tests/sampling/test_mh.py",)),
 }
 
 

@@ -10,3 +10,4 @@ from jaxlib_methods.sampling.speculative import (
     speculative_accept,
     speculative_verify,
 )
+from jaxlib_methods.sampling.mh import mh_gan_acceptance, mh_gan_select
