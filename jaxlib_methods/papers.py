@@ -382,9 +382,13 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     131: Implementation(  # EasySpec: the standard verification its layer-parallel drafts feed (exact target law)
         artifacts=("jaxlib_methods.sampling.speculative_verify", "jaxlib_methods.sampling.speculative_accept",),
         tests=("tests/sampling/test_speculative.py",)),
-    138: Implementation(  # the MH-GAN selection step (Turner et al. 2019) the paper's MCMC sampling uses
+    138: Implementation(  # the MH-GAN selection step (Turner et al. 2019): the catalog's (?) reading of its MCMC step
         artifacts=("jaxlib_methods.sampling.mh_gan_select", "jaxlib_methods.sampling.mh_gan_acceptance",),
         tests=("tests/sampling/test_mh.py",)),
+    186: Implementation(  # OMS step + the zero-terminal-SNR rescaling it is compared with (Lin et al. 2023)
+        artifacts=("jaxlib_methods.sampling.oms_step", "jaxlib_methods.sampling.rescale_zero_terminal_snr",
+                   "jaxlib_methods.sampling.terminal_snr", "jaxlib_methods.sampling.scaled_linear_betas",),
+        tests=("tests/sampling/test_noise_schedules.py",)),
 }
 
 

@@ -11,3 +11,9 @@ from jaxlib_methods.sampling.speculative import (
     speculative_verify,
 )
 from jaxlib_methods.sampling.mh import mh_gan_acceptance, mh_gan_select
+from jaxlib_methods.sampling.noise_schedules import (
+    oms_step,
+    rescale_zero_terminal_snr,
+    scaled_linear_betas,
+    terminal_snr,
+)
