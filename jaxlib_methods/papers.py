@@ -389,6 +389,9 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.sampling.oms_step", "jaxlib_methods.sampling.rescale_zero_terminal_snr",
                    "jaxlib_methods.sampling.terminal_snr", "jaxlib_methods.sampling.scaled_linear_betas",),
         tests=("tests/sampling/test_noise_schedules.py",)),
+    177: Implementation(  # the Beta noise-mask policy and its REINFORCE estimator (the RadImageNet pipeline is out)
+        artifacts=("jaxlib_methods.sampling.beta_noise_policy", "jaxlib_methods.sampling.reinforce_surrogate",),
+        tests=("tests/sampling/test_noise_policy.py",)),
 }
 
 

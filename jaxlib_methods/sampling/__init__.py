@@ -17,3 +17,4 @@ from jaxlib_methods.sampling.noise_schedules import (
     scaled_linear_betas,
     terminal_snr,
 )
+from jaxlib_methods.sampling.noise_policy import beta_noise_policy, reinforce_surrogate
