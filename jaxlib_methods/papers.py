@@ -392,6 +392,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     177: Implementation(  # the Beta noise-mask policy and its REINFORCE estimator (the RadImageNet pipeline is out)
         artifacts=("jaxlib_methods.sampling.beta_noise_policy", "jaxlib_methods.sampling.reinforce_surrogate",),
         tests=("tests/sampling/test_noise_policy.py",)),
+    180: Implementation(  # the closed-form ELBO of a Gaussian with conjugate Normal / Inverse-Gamma priors, in the
+        # variational-denoising form (Yue et al. 2019) the paper's construction follows; its exact priors unverified
+        artifacts=("jaxlib_methods.losses.conjugate_prior_elbo_loss",),
+        tests=("tests/losses/test_conjugate_prior.py",)),
 }
 
 

@@ -91,3 +91,5 @@ from jaxlib_methods.losses.unnormalized import (  # noqa: F401  (issue 7, [201])
     nce_loss,
     unnormalized_nll,
 )
+# ---- pipe-sampling (issue 22) ----
+from jaxlib_methods.losses.conjugate_prior import conjugate_prior_elbo_loss  # noqa: F401  ([180])
