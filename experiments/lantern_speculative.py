@@ -20,9 +20,9 @@ Claims (tolerances fixed before the first run):
   1. [paper] the acceptance rate is non-decreasing in k and in delta, and the largest (k, delta) accepts at least
      0.05 more than standard speculative sampling (k = 1);
   2. [paper] every relaxed target is within delta of the target: max over contexts and tokens of TV(p, p_tilde_x)
-     <= delta (Sec. 4's bound on A_{k,delta});
+     <= delta (the bound defining A_{k,delta});
   3. [paper] latent proximity matters: at the largest (k, delta), the latent shift with latent neighbours is at most
-     half the shift with arbitrary neighbours (Sec. 4: tokens close in latent space are interchangeable);
+     half the shift with arbitrary neighbours (the paper: tokens close in latent space are interchangeable);
   4. [sanity] Monte Carlo through `lantern_accept` matches the exact acceptance rate (5 binomial std) and, at k = 1,
      the exact output equals the target (TV <= 1e-6) while its samples pass a chi-square test (p > 1e-4).
 The exact output TV to the target is reported too: delta bounds each relaxed target p_tilde_x, not the output law,
@@ -197,7 +197,7 @@ def claims(results: dict) -> list[Claim]:
     return abs(m["acceptance"] - b) <= 5 * np.sqrt(max(b * (1 - b), 1.0 / n) / n)
   mc_ok = all(within(m["largest"]) and within(m["standard"]) for m in mc)
   std_ok = all(m["standard"]["exact_output_tv"] <= 1e-6 and m["standard"]["chi2_p"] > 1e-4 for m in mc)
-  where = "Sec. 4 (relaxed acceptance with latent proximity, TVD bound); Sec. 5 ablation on k and delta"
+  where = "method section (relaxed acceptance with latent proximity, TVD bound); ablation on k and delta"
   return [
       Claim.holds("acceptance rate non-decreasing in k and in delta (exact, mean over contexts and seeds)", mono,
                   detail=f"acceptance [k x delta] = {np.round(acc, 3).tolist()}", kind="paper", where=where,
@@ -206,9 +206,9 @@ def claims(results: dict) -> list[Claim]:
                      float(acc[-1, -1] - acc[0, 0]), 0.05, kind="paper", where=where,
                      paper="LANTERN raises acceptance over standard speculative decoding"),
       Claim.at_most("max over (k, delta), contexts, tokens of TV(p, p_tilde_x) - delta", worst_tv_excess, 1e-6,
-                    kind="paper", where="Sec. 4, A_{k,delta}: TVD(p, p_tilde) <= delta", paper="<= 0"),
+                    kind="paper", where="method section, A_{k,delta}: TVD(p, p_tilde) <= delta", paper="<= 0"),
       Claim.at_most(f"latent shift of the output, latent / arbitrary neighbours (k = {ks[-1]}, delta = {ds[-1]})",
-                    shift_ratio, 0.5, kind="paper", where="Sec. 4 (latent proximity: neighbours are interchangeable)",
+                    shift_ratio, 0.5, kind="paper", where="method section (latent proximity: neighbours are interchangeable; our toy proxy)",
                     paper="latent neighbours preserve quality"),
       Claim.holds("Monte Carlo acceptance of lantern_accept = exact (5 binomial std), every seed", mc_ok,
                   kind="sanity", paper="exact"),

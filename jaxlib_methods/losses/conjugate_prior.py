@@ -5,7 +5,7 @@ Under Ground Truth Uncertainty" (Wild-JDD), AAAI 2021, arXiv:2101.04442: the obs
 uncertain ground truth in two stages, a conjugate prior imposed on a base Gaussian distribution, and a network
 predicts the parameters of the variational (conjugate-family) posterior, trained with the ELBO. The per-pixel model
 written here is the variational-denoising form that construction follows (Yue et al., "Variational Denoising
-Network", NeurIPS 2019, arXiv:1908.11314, Eqs. 2-4 and 11-14):
+Network", NeurIPS 2019, arXiv:1908.11314):
 
     x | z, s2 ~ N(z, s2)            base distribution of the degraded observation x
     z ~ N(y, eps2)                  conjugate prior on the clean value around the uncertain ground truth y
@@ -32,7 +32,7 @@ from jaxlib_methods import validation
 def conjugate_prior_elbo_loss(x: jax.Array, mu: jax.Array, m2: jax.Array, alpha: jax.Array, beta: jax.Array,
                               y: jax.Array, *, eps2=1e-2, alpha0=2.0, beta0=1e-2) -> jax.Array:
   """Per-element negative ELBO of the Gaussian / conjugate-prior model above ([180] Chen, Wen, Chan 2021,
-  arXiv:2101.04442, its ELBO loss; closed form as in Yue et al. 2019, arXiv:1908.11314, Eqs. 11-14).
+  arXiv:2101.04442, its ELBO loss; closed form as in Yue et al. 2019, arXiv:1908.11314).
 
   Args:
     x: the degraded observation, any shape [...].

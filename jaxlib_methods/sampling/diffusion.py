@@ -2,7 +2,7 @@
 Gaussian mixture (the analytic toy model the sampling papers are checked on).
 
 DDIM (Song, Meng, Ermon, "Denoising Diffusion Implicit Models", ICLR 2021, arXiv:2010.02502, Eq. 12 with eta = 0)
-written for x_sigma = x_0 + sigma * eps (Karras et al. 2022, arXiv:2206.00364, Eq. 4 / Algorithm 1 without the
+written for x_sigma = x_0 + sigma * eps (Karras et al. 2022, arXiv:2206.00364, Algorithm 1 without the
 second-order correction): x_next = D + (sigma_next / sigma) (x - D), which is also the Euler step of the probability
 flow ODE dx/dsigma = (x - D(x, sigma)) / sigma. A variance-preserving model (x_t = sqrt(abar) x_0 + sqrt(1 - abar)
 eps) maps to it by x = x_t / sqrt(abar), sigma = sqrt((1 - abar) / abar).
@@ -52,14 +52,15 @@ def ddim_sample(denoiser: Callable[[jax.Array, jax.Array, Any], tuple[jax.Array,
   x_next = D + (sigma_next / sigma) (x - D) (the Euler step of Karras et al. 2022, arXiv:2206.00364, Algorithm 1).
 
   Args:
-    denoiser: (x [B, ...], sigma scalar, carry) -> (D [B, ...], carry), the denoised prediction; `carry` passes state
+    denoiser: `(x, sigma, carry) -> (D, carry)` with x and D of shape [B, ...] and sigma a scalar: the denoised
+      prediction; `carry` passes state
       between steps (e.g. `apg_guidance`'s momentum buffer).
     x_init: the starting point at sigmas[0], e.g. sigmas[0] * N(0, I), [B, ...].
     sigmas: [S] decreasing noise levels, sigmas[0] > 0, sigmas[-1] >= 0 (0 ends on the last denoised prediction).
     carry: the denoiser's initial state (any pytree, None allowed).
 
   Returns:
-    (samples at sigmas[-1] [B, ...], final carry).
+    (the samples at the last noise level, shape [B, ...]; the final carry).
   """
   x_init = validation.check_floating(x_init, "x_init")
   sigmas = validation.check_floating(sigmas, "sigmas")

@@ -4,12 +4,12 @@
 Scales in Diffusion Models", ICLR 2025, arXiv:2410.02416.
 
 Both act on the denoised (x0) predictions D_c = D(x, sigma, c) and D_u = D(x, sigma) of one sampling step. CFG
-(Ho & Salimans 2022) is D_u + w (D_c - D_u) = D_c + (w - 1) Delta with Delta = D_c - D_u. APG (the paper's Eqs. 6-10,
-Algorithm 1) changes the update Delta three ways before the same step D_c + (w - 1) Delta':
-  1. reverse momentum (Sec. 5.2): Delta_t <- Delta_t + beta Delta_{t-1}, the running average carried between sampling
+(Ho & Salimans 2022) is D_u + w (D_c - D_u) = D_c + (w - 1) Delta with Delta = D_c - D_u. APG (the paper's method section and its
+reference code; equation numbers not checked here) changes Delta three ways before the same step D_c + (w - 1) Delta':
+  1. reverse momentum: Delta_t <- Delta_t + beta Delta_{t-1}, the running average carried between sampling
      steps (beta < 0; public implementations of the paper default to beta = -0.75);
-  2. norm rescaling (Sec. 5.1): Delta <- Delta min(1, r / ||Delta||);
-  3. projection (Sec. 4): Delta = Delta_par + Delta_perp with Delta_par the component along D_c, and
+  2. norm rescaling: Delta <- Delta min(1, r / ||Delta||);
+  3. projection: Delta = Delta_par + Delta_perp with Delta_par the component along D_c, and
      Delta' = Delta_perp + eta Delta_par (eta = 0 drops the parallel part that causes oversaturation).
 With eta = 1, r = inf and beta = 0, APG is CFG exactly.
 """
@@ -50,10 +50,10 @@ def _check_pair(d_cond, d_uncond):
 
 
 def cfg_guidance(d_cond: jax.Array, d_uncond: jax.Array, guidance_scale) -> jax.Array:
-  """Classifier-free guidance D_u + w (D_c - D_u) (Ho & Salimans 2022, arXiv:2207.12598, Eq. 6).
+  """Classifier-free guidance D_u + w (D_c - D_u) (Ho & Salimans 2022, arXiv:2207.12598).
 
   The baseline of [136] (Sadat et al., "Eliminating Oversaturation and Artifacts of High Guidance Scales in Diffusion
-  Models", 2024, arXiv:2410.02416, Eq. 3).
+  Models", 2024, arXiv:2410.02416).
 
   Args:
     d_cond: conditional prediction D_c, any shape [B, ...].
@@ -70,7 +70,8 @@ def cfg_guidance(d_cond: jax.Array, d_uncond: jax.Array, guidance_scale) -> jax.
 
 
 def project(v: jax.Array, onto: jax.Array, *, axis: Axis = None) -> tuple[jax.Array, jax.Array]:
-  """Split v into its components parallel and orthogonal to `onto`, per example ([136] arXiv:2410.02416, Eq. 7).
+  """Split v into its components parallel and orthogonal to `onto`, per example (the decomposition of [136]
+  Sadat et al. 2024, arXiv:2410.02416, abstract and method section).
 
   v_par = <v, u> u with u = onto / ||onto|| (norm over `axis`), v_perp = v - v_par; where onto = 0, v_par = 0.
   Computed in at least float32.
@@ -113,7 +114,7 @@ def apg_guidance(d_cond: jax.Array, d_uncond: jax.Array, guidance_scale, *, eta=
   """Adaptive projected guidance: one step's guided denoised prediction and the new momentum buffer.
 
   Sadat, Hilliges, Weber, "Eliminating Oversaturation and Artifacts of High Guidance Scales in Diffusion Models",
-  ICLR 2025, arXiv:2410.02416 (catalog [136]), Eqs. 6-10 and Algorithm 1:
+  ICLR 2025, arXiv:2410.02416 (catalog [136]), the method section (projection, rescaling, reverse momentum):
 
       Delta  = D_c - D_u + beta * running_average          (reverse momentum, beta = `momentum` <= 0 in the paper)
       Delta <- Delta * min(1, r / ||Delta||)               (r = `norm_threshold`, per example)

@@ -1,7 +1,7 @@
 """Metropolis-Hastings selection of generator samples with the discriminator's density ratio (MH-GAN).
 
 Turner, Hung, Frank, Saatci, Yosinski, "Metropolis-Hastings Generative Adversarial Networks", ICML 2019,
-arXiv:1811.11357, Sec. 3 (Eq. 5 and Algorithm 1), the selection step of [138] "Enhancing Few-Shot Learning with
+arXiv:1811.11357 (its acceptance ratio and sampling algorithm), the selection step of [138] "Enhancing Few-Shot Learning with
 Integrated Data and GAN Model Approaches" (2024): an independence sampler whose proposal is the generator p_G and whose
 target is the data density p_D. For the optimal discriminator D = p_D / (p_D + p_G), p_D / p_G = D / (1 - D)
 = exp(logit D), so a proposal x' from the chain's state x is accepted with probability
@@ -21,7 +21,7 @@ from jaxlib_methods import validation
 
 def mh_gan_acceptance(logit_current: jax.Array, logit_proposal: jax.Array) -> jax.Array:
   """MH-GAN's acceptance probability min(1, exp(logit D(x') - logit D(x))) (Turner et al. 2019, arXiv:1811.11357,
-  Eq. 5, written with discriminator logits so that D near 0 or 1 stays finite).
+  written with discriminator logits so that D near 0 or 1 stays finite).
 
   Args:
     logit_current: discriminator logits of the chain's current state, any shape.
@@ -38,7 +38,7 @@ def mh_gan_acceptance(logit_current: jax.Array, logit_proposal: jax.Array) -> ja
 def mh_gan_select(key: jax.Array, logit_init: jax.Array, logits: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Run MH-GAN's independence chain over K generator samples and return the selected one.
 
-  Turner et al., "Metropolis-Hastings Generative Adversarial Networks", 2019, arXiv:1811.11357, Algorithm 1: the
+  Turner et al., "Metropolis-Hastings Generative Adversarial Networks", 2019, arXiv:1811.11357: the
   chain starts at an initial state (the paper uses a real example, so no burn-in is needed) and visits the
   candidates x_1..x_K in order, moving to x_k with probability `mh_gan_acceptance`. The final state is the sample.
   Used by [138] to pick generated few-shot samples.

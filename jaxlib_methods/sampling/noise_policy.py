@@ -17,7 +17,7 @@ from jaxlib_methods import validation
 
 def beta_noise_policy(key: jax.Array, alpha: jax.Array, beta: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Sample a noise mask m ~ Beta(alpha, beta) elementwise and return its log-density (the policy of [177] Yavuz &
-  Yang 2024, arXiv:2406.14568, Sec. 3).
+  Yang 2024, arXiv:2406.14568).
 
   The sample is taken with `jax.lax.stop_gradient`, so gradients reach alpha and beta only through the
   log-density (the score function), as REINFORCE requires.

@@ -21,7 +21,7 @@ from jaxlib_methods import validation
 
 def scaled_linear_betas(num_steps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012) -> jax.Array:
   """Stable Diffusion's "scaled linear" schedule beta_t = (linspace(sqrt(beta_start), sqrt(beta_end), T))^2, the
-  flawed schedule of [186] (Hu et al. 2023, arXiv:2311.15744, Sec. 2) and Lin et al. 2023 (arXiv:2305.08891, Sec. 2).
+  flawed schedule of [186] (Hu et al. 2023, arXiv:2311.15744) and Lin et al. 2023 (arXiv:2305.08891).
 
   Args:
     num_steps: T >= 2.
@@ -50,7 +50,7 @@ def _check_betas(betas):
 
 
 def terminal_snr(betas: jax.Array) -> jax.Array:
-  """SNR_T = alpha_bar_T / (1 - alpha_bar_T) of a beta schedule (Lin et al. 2023, arXiv:2305.08891, Sec. 3.1; the
+  """SNR_T = alpha_bar_T / (1 - alpha_bar_T) of a beta schedule (Lin et al. 2023, arXiv:2305.08891; the
   flaw [186] arXiv:2311.15744 fixes: 0.0047 for Stable Diffusion's schedule).
 
   Args:
@@ -90,7 +90,7 @@ def rescale_zero_terminal_snr(betas: jax.Array) -> jax.Array:
 def oms_step(x_zero_snr: jax.Array, x0_pred: jax.Array, alpha_bar_T) -> jax.Array:
   """The One More Step: one DDIM step (eta = 0) from pure noise at zero SNR to the pretrained schedule's x_T.
 
-  Hu et al., "One More Step", CVPR 2024, arXiv:2311.15744 (catalog [186]), Sec. 3: at zero SNR the sample is the
+  Hu et al., "One More Step", CVPR 2024, arXiv:2311.15744 (catalog [186]), its method: at zero SNR the sample is the
   noise itself (eps = x_zero_snr), so DDIM (Song et al. 2021, arXiv:2010.02502, Eq. 12) gives
   x_T = sqrt(alpha_bar_T) x0_pred + sqrt(1 - alpha_bar_T) x_zero_snr, with x0_pred from the OMS module (its optimal
   value is E[x_0 | condition], which restores the low-frequency content, e.g. mean brightness, that the pretrained

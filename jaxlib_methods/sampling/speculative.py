@@ -8,7 +8,7 @@ norm(max(p - q, 0)). The output is distributed exactly as the target p. Used as 
 arXiv:2502.02493 (its drafts come from a layer-parallel approximation of the draft model; verification is this one).
 
 [86] Jang et al., "LANTERN: Accelerating Visual Autoregressive Models with Relaxed Speculative Decoding", ICLR 2025,
-arXiv:2410.03355, Sec. 4: the target probability of the draft token x is replaced by the aggregated probability
+arXiv:2410.03355, the relaxed acceptance of its method section: the target probability of the draft token x is replaced by the aggregated probability
 p(A_{k,delta}(x)) of a latent neighbourhood: B_k(x) are the k tokens nearest to x in the tokenizer's latent
 (codebook) space, x itself first; A_{k,delta}(x) is the longest prefix of B_k(x) whose neighbours' total target
 mass (the mass moved onto x, i.e. TV(p, p_tilde) of the relaxed target p_tilde) is <= delta. With k = 1 or delta = 0
@@ -58,7 +58,7 @@ def speculative_accept(key: jax.Array, p: jax.Array, q: jax.Array, token: jax.Ar
   """One token of standard speculative sampling: accept the draft token or resample from the residual.
 
   Leviathan, Kalman, Matias, "Fast Inference from Transformers via Speculative Decoding", 2023, arXiv:2211.17192,
-  Algorithm 1 / Eq. (the residual p'(x) = norm(max(0, p(x) - q(x)))): accept x ~ q with probability
+  Algorithm 1 (the residual p'(x) = norm(max(0, p(x) - q(x)))): accept x ~ q with probability
   min(1, p(x)/q(x)); otherwise output a token from the residual. The output is distributed as p exactly.
 
   Args:
@@ -129,7 +129,7 @@ def speculative_verify(key: jax.Array, p: jax.Array, q: jax.Array, draft_tokens:
 
 def latent_neighbors(codebook: jax.Array, k: int) -> jax.Array:
   """The k tokens nearest to each token in latent space, itself first: LANTERN's B_k ([86] Jang et al. 2024,
-  arXiv:2410.03355, Sec. 4.1), by Euclidean distance between codebook vectors (ties by index).
+  arXiv:2410.03355, method section), by Euclidean distance between codebook vectors (ties by index).
 
   Args:
     codebook: [V, D] latent vectors of the V tokens.
@@ -155,7 +155,7 @@ def lantern_aggregate(p: jax.Array, token: jax.Array, neighbors: jax.Array, *, d
   """LANTERN's relaxed target p_tilde_x for the draft token x: the mass of A_{k,delta}(x) moved onto x.
 
   Jang et al., "LANTERN: Accelerating Visual Autoregressive Models with Relaxed Speculative Decoding", 2024,
-  arXiv:2410.03355 (catalog [86]), Sec. 4: A_{k,delta}(x) is x with the longest prefix of its other latent
+  arXiv:2410.03355 (catalog [86]), method section: A_{k,delta}(x) is x with the longest prefix of its other latent
   neighbours (B_k(x), by proximity) whose total target mass is <= delta; moving that mass onto x gives the relaxed
   target p_tilde_x (p_tilde_x(x) = p(A), 0 on the other members of A, p elsewhere) with TV(p, p_tilde_x) <= delta.
 
@@ -190,7 +190,7 @@ def lantern_accept(key: jax.Array, p: jax.Array, q: jax.Array, token: jax.Array,
                    delta) -> tuple[jax.Array, jax.Array]:
   """LANTERN's relaxed speculative acceptance of one draft token.
 
-  Jang et al. 2024, arXiv:2410.03355 (catalog [86]), Sec. 4: standard speculative sampling towards the relaxed
+  Jang et al. 2024, arXiv:2410.03355 (catalog [86]), method section: standard speculative sampling towards the relaxed
   target p_tilde_x of the draft token (`lantern_aggregate`): accept x ~ q with probability
   min(1, p(A_{k,delta}(x)) / q(x)); on rejection resample from norm(max(p_tilde_x - q, 0)), which excludes the
   neighbours whose mass was credited to x (as the authors' code zeroes them before resampling). k = 1 or delta = 0

@@ -25,7 +25,7 @@ def test_zero_terminal_snr_rescaling():
   betas = scaled_linear_betas()
   b64 = (np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2)
   np.testing.assert_allclose(np.asarray(betas), b64, rtol=1e-5)
-  # the published flaw: sqrt(alpha_bar_T) = 0.068, SNR_T = 0.0047 (Lin et al. 2023, Sec. 3.1)
+  # the published flaw: sqrt(alpha_bar_T) = 0.068, SNR_T = 0.0047 (Lin et al. 2023)
   abar = np.cumprod(1 - b64)
   assert abs(np.sqrt(abar[-1]) - 0.068) < 5e-4
   assert abs(float(terminal_snr(betas)) - 0.0047) < 5e-5
@@ -38,6 +38,8 @@ def test_zero_terminal_snr_rescaling():
   snr = new_abar / (1 - new_abar)
   assert np.all(np.diff(snr) < 0)                                       # order of the SNRs kept
   assert float(terminal_snr(jnp.asarray(new, jnp.float32))) == 0.0
+  np.testing.assert_allclose(np.asarray(jax.jit(rescale_zero_terminal_snr)(betas)),
+                             np.asarray(rescale_zero_terminal_snr(betas)), rtol=1e-6)
   with pytest.raises(ValueError, match="betas"):
     rescale_zero_terminal_snr(jnp.array([0.1, 1.5]))
   with pytest.raises(ValueError, match="num_steps"):
@@ -63,6 +65,8 @@ def test_one_more_step_restores_the_mean_on_an_exact_gaussian_model():
   plain = float(sample(x_noise)[0, 0])
   x_oms = oms_step(x_noise, jnp.full((1, 1), mu, jnp.float32), steps[0])
   fixed = float(sample(x_oms)[0, 0])
+  np.testing.assert_allclose(np.asarray(jax.jit(oms_step, static_argnums=2)(x_noise, x_noise + mu, float(steps[0]))),
+                             np.asarray(x_oms), rtol=1e-6)
   assert abs(fixed - mu) < 1e-4
   # without OMS: x = 0 maps to mu (1 - f), f = prod_i (s^2 + sig_{i+1} sig_i) / (s^2 + sig_i^2) the DDIM contraction
   sg = np.asarray(sig, np.float64)

@@ -31,7 +31,7 @@ def test_speculative_and_lantern_single_token():
   out, acc = jax.jit(speculative_accept)(ka, P, Q, draft)
   counts = np.bincount(np.asarray(out), minlength=v)
   assert stats.chisquare(counts, n * p).pvalue > ALPHA
-  # acceptance rate = sum_x min(p, q) (Leviathan et al. 2023, Cor. 3.6), within 5 binomial std
+  # acceptance rate = sum_x min(p, q) (Leviathan et al. 2023, Sec. 3), within 5 binomial std
   beta = np.minimum(p, q).sum()
   assert abs(float(acc.mean()) - beta) < 5 * np.sqrt(beta * (1 - beta) / n)
   # LANTERN with k = 1 or delta = 0 is exactly the same sampler (same key, same outputs)
