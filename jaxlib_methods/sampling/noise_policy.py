@@ -19,7 +19,7 @@ def beta_noise_policy(key: jax.Array, alpha: jax.Array, beta: jax.Array) -> tupl
   """Sample a noise mask m ~ Beta(alpha, beta) elementwise and return its log-density (the policy of [177] Yavuz &
   Yang 2024, arXiv:2406.14568).
 
-  The sample is taken with `jax.lax.stop_gradient`, so gradients reach alpha and beta only through the
+  The sample is drawn from stop-gradient copies of alpha and beta, so gradients reach them only through the
   log-density (the score function), as REINFORCE requires.
 
   Args:
@@ -37,7 +37,8 @@ def beta_noise_policy(key: jax.Array, alpha: jax.Array, beta: jax.Array) -> tupl
       raise ValueError(f"{name} must be > 0 (a Beta concentration), got min {float(jnp.min(v))}")
   shape = jnp.broadcast_shapes(alpha.shape, beta.shape)
   dt = jnp.promote_types(jnp.result_type(alpha, beta), jnp.float32)
-  m = jax.lax.stop_gradient(jax.random.beta(key, alpha.astype(dt), beta.astype(dt), shape, dt))
+  sg = jax.lax.stop_gradient      # the sampler sees constants: no derivative is traced through its rejection loops
+  m = jax.random.beta(key, sg(alpha).astype(dt), sg(beta).astype(dt), shape, dt)
   eps = jnp.finfo(dt).tiny
   m = jnp.clip(m, eps, 1 - jnp.finfo(dt).epsneg)
   return m, jax.scipy.stats.beta.logpdf(m, alpha.astype(dt), beta.astype(dt))
