@@ -220,5 +220,6 @@ def _figure(out, config, workdir):
   axes[2].set_ylabel("x2")
   axes[2].set_aspect("equal")
   axes[2].legend(fontsize=8)
+  fig.subplots_adjust(wspace=0.3)
   fig.suptitle("APG vs CFG on a 2-D Gaussian mixture with exact denoisers (Sadat et al. 2024)")
   save_figure(fig, workdir / "figure.png")
