@@ -577,6 +577,36 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.fit_regression_forest",
                    "jaxlib_methods.analysis.RegressionForest",),
         tests=("tests/analysis/test_forest_smoother.py",)),
+    # ---- pipe-sampling (issue 22) ----
+    136: Implementation(  # APG; the DDIM sampler and the analytic Gaussian-mixture denoiser are shared by sampling/
+        artifacts=("jaxlib_methods.sampling.apg_guidance", "jaxlib_methods.sampling.apg_init",
+                   "jaxlib_methods.sampling.APGState", "jaxlib_methods.sampling.cfg_guidance",
+                   "jaxlib_methods.sampling.project", "jaxlib_methods.sampling.ddim_sample",
+                   "jaxlib_methods.sampling.gaussian_mixture_denoiser",),
+        tests=("tests/sampling/test_guidance.py",),
+        experiment="apg_guidance"),
+    86: Implementation(  # LANTERN; its experiment's latent-proximity claim fails on the toy (see its docstring)
+        artifacts=("jaxlib_methods.sampling.lantern_accept", "jaxlib_methods.sampling.lantern_aggregate",
+                   "jaxlib_methods.sampling.latent_neighbors", "jaxlib_methods.sampling.speculative_accept",),
+        tests=("tests/sampling/test_speculative.py",),
+        experiment="lantern_speculative"),
+    131: Implementation(  # EasySpec: the standard verification its layer-parallel drafts feed (exact target law)
+        artifacts=("jaxlib_methods.sampling.speculative_verify", "jaxlib_methods.sampling.speculative_accept",),
+        tests=("tests/sampling/test_speculative.py",)),
+    138: Implementation(  # the MH-GAN selection step (Turner et al. 2019): the catalog's (?) reading of its MCMC step
+        artifacts=("jaxlib_methods.sampling.mh_gan_select", "jaxlib_methods.sampling.mh_gan_acceptance",),
+        tests=("tests/sampling/test_mh.py",)),
+    186: Implementation(  # OMS step + the zero-terminal-SNR rescaling it is compared with (Lin et al. 2023)
+        artifacts=("jaxlib_methods.sampling.oms_step", "jaxlib_methods.sampling.rescale_zero_terminal_snr",
+                   "jaxlib_methods.sampling.terminal_snr", "jaxlib_methods.sampling.scaled_linear_betas",),
+        tests=("tests/sampling/test_noise_schedules.py",)),
+    177: Implementation(  # the Beta noise-mask policy and its REINFORCE estimator (the RadImageNet pipeline is out)
+        artifacts=("jaxlib_methods.sampling.beta_noise_policy", "jaxlib_methods.sampling.reinforce_surrogate",),
+        tests=("tests/sampling/test_noise_policy.py",)),
+    180: Implementation(  # the closed-form ELBO of a Gaussian with conjugate Normal / Inverse-Gamma priors, in the
+        # variational-denoising form (Yue et al. 2019) the paper's construction follows; its exact priors unverified
+        artifacts=("jaxlib_methods.losses.conjugate_prior_elbo_loss",),
+        tests=("tests/losses/test_conjugate_prior.py",)),
 }
 
 

@@ -115,3 +115,5 @@ from jaxlib_methods.losses.translation import (  # noqa: F401  (issue 22, [8] [8
     directional_distribution_consistency_loss,
     uncertainty_cycle_loss,
 )
+# ---- pipe-sampling (issue 22) ----
+from jaxlib_methods.losses.conjugate_prior import conjugate_prior_elbo_loss  # noqa: F401  ([180])

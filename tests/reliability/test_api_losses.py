@@ -541,6 +541,12 @@ SPECS += [
                 ("sigma:shape", {"sigma": np.ones(B + 1, np.float32)}, "ValueError", "sigma"),
                 ("sigma<0:jit", {"sigma": np.full(B, -1.0, np.float32)}, "nan", "", ("sigma",)),
                 ("metric=bad", {"metric": "ssim"}, "ValueError", "metric"))),
+    # ---- pipe-sampling (issue 22): conjugate-prior ELBO [180]
+    ApiSpec(losses.conjugate_prior_elbo_loss, {"x": f(B), "mu": f(B), "m2": np.abs(f(B)) + 0.1,
+                                               "alpha": np.abs(f(B)) + 1.0, "beta": np.abs(f(B)) + 0.1, "y": f(B)},
+            floats=("x", "mu", "m2", "alpha", "beta", "y"), batch=("x", "mu", "m2", "alpha", "beta", "y"),
+            empty="empty", extra=(("m2<0", {"m2": -np.abs(f(B)) - 0.1}, "ValueError", "m2"),
+                                  ("eps2=0", {"eps2": 0.0}, "ValueError", "eps2"))),
 ]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
