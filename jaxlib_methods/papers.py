@@ -366,6 +366,15 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.optim.optimistic_omd",),
         tests=("tests/optim/test_optimistic.py", "tests/optim/test_conformance.py",),
         experiment="optimistic_sea"),
+    # ---- losses2 (issue 19) ----
+    60: Implementation(  # TESLA; unrolled inner SGD shared by the dataset-distillation losses
+        artifacts=("jaxlib_methods.losses.dataset_distillation.tesla_grad",
+                   "jaxlib_methods.losses.dataset_distillation.mtt_bptt_grad",
+                   "jaxlib_methods.losses.dataset_distillation.mtt_loss",
+                   "jaxlib_methods.losses.dataset_distillation.unrolled_sgd",
+                   "jaxlib_methods.losses.dataset_distillation.tesla_soft_labels",),
+        tests=("tests/losses/test_dataset_distillation.py",),
+        experiment="tesla_mtt"),
 }
 
 

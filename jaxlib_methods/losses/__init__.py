@@ -91,3 +91,12 @@ from jaxlib_methods.losses.unnormalized import (  # noqa: F401  (issue 7, [201])
     nce_loss,
     unnormalized_nll,
 )
+# ---- losses2 (issue 19): [60] TESLA, ...
+from jaxlib_methods.losses.dataset_distillation import (  # noqa: F401  (issue 19, [60])
+    MTTGrads,
+    mtt_bptt_grad,
+    mtt_loss,
+    tesla_grad,
+    tesla_soft_labels,
+    unrolled_sgd,
+)

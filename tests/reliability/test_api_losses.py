@@ -20,9 +20,11 @@ from jaxlib_methods import losses
 from jaxlib_methods.losses import (aggregate_responses as ag, bd_kd, bias, calibrated_ensemble as ens, cauchy_schwarz
                                    as cs, comp_sum, consistency as cm, contrastive as cl, dexml, ldr, npo, reweighting,
                                    ssl, stablemax as sm, tcm, unnormalized as un)
+from jaxlib_methods.losses import dataset_distillation as ddl  # losses2 (issue 19)
 from jaxlib_methods.testing import ApiSpec, api_case_params, api_cases, api_counts_report, run_api_case
 
 MODULES = (ag, bd_kd, bias, ens, cs, comp_sum, cm, cl, dexml, ldr, npo, reweighting, ssl, sm, tcm, un)
+MODULES += (ddl,)  # losses2 (issue 19)
 DEPRECATED = {sm.softmax_cross_entropy}  # warns and forwards to softmax_cross_entropy_with_integer_labels
 
 _rng = np.random.default_rng(0)
@@ -439,6 +441,35 @@ SPECS = [
                           "log_q_noise": f(6)},
             floats=("log_model_data", "log_model_noise", "log_q_data", "log_q_noise"),
             batch=("log_model_data", "log_q_data"), empty="error", extra=(("nu=0", {"nu": 0.0}, "ValueError", "nu"),)),
+]
+
+
+
+# ---- losses2 (issue 19): dataset distillation [60]
+def _lin_inner(w, x, y):
+  return 0.5 * jnp.mean(jnp.sum((x @ w - y) ** 2, axis=-1))
+
+
+_DD = {"inner_loss": _lin_inner, "start_params": f(3, 2), "target_params": f(3, 2), "syn_x": f(B, 3),
+       "syn_y": f(B, 2), "lr": 0.1, "batch_indices": np.array([[0, 1], [2, 3], [1, 3]], np.int32)}
+_DD_EXTRA = (("lr=0", {"lr": 0.0}, "ValueError", "lr"),
+             ("batch_indices:rank1", {"batch_indices": np.array([0, 1], np.int32)}, "ValueError", "batch_indices"),
+             ("syn_y:rows", {"syn_y": f(B - 1, 2)}, "ValueError", "syn_y"),
+             ("target_params:shape", {"target_params": f(2, 2)}, "ValueError", "target_params"))
+SPECS += [
+    ApiSpec(ddl.mtt_loss, {"student_params": f(3, 2), "start_params": f(3, 2), "target_params": f(3, 2)},
+            floats=("student_params", "start_params", "target_params"),
+            any_rank=("student_params", "start_params", "target_params"),
+            extra=(("start_params:shape", {"start_params": f(2, 2)}, "ValueError", "start_params"),)),
+    ApiSpec(ddl.tesla_soft_labels, {"logits": f(B, K)}, floats=("logits",), batch=("logits",), empty="empty",
+            extra=(("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"),)),
+    ApiSpec(ddl.unrolled_sgd, {"params": f(3, 2)} | {k: v for k, v in _DD.items() if "params" not in k},
+            floats=("syn_x",), any_rank=("syn_x",), labels={"batch_indices": B}, batch=("syn_x", "syn_y"),
+            empty="error", extra=_DD_EXTRA[:3]),
+    ApiSpec(ddl.tesla_grad, _DD, floats=("syn_x",), any_rank=("syn_x",), labels={"batch_indices": B},
+            batch=("syn_x", "syn_y"), empty="error", extra=_DD_EXTRA),
+    ApiSpec(ddl.mtt_bptt_grad, _DD, floats=("syn_x",), any_rank=("syn_x",), labels={"batch_indices": B},
+            batch=("syn_x", "syn_y"), empty="error", extra=_DD_EXTRA),
 ]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
