@@ -295,7 +295,8 @@ def claims(results: dict) -> list[Claim]:
                     paper="exact ('exactly compute the unrolled gradient')", kind="paper", where="Sec. 4.1, Eqs. 4-6"),
       Claim.at_least("soft label assignment improves the distilled set: test accuracy soft - hard labels, lower end "
                      "of the paired 95% interval over seeds", soft["lo"], 1e-9,
-                     paper="soft labels improve accuracy (ablation)", kind="paper", where="Sec. 4.2 (soft label assignment)"),
+                     paper="soft labels improve accuracy (ablation)", kind="paper",
+                     where="Sec. 4.2 (soft label assignment)"),
       Claim.at_least("distillation helps: test accuracy hard-label distilled - random real init, mean over seeds",
                      results["hard_minus_random"]["mean"], 1e-9, paper="> 0", kind="sanity"),
       Claim.at_most("N = 1: TESLA == full BPTT (relative error, fp32)", g["1"]["vs_full_bptt"], 1e-4,

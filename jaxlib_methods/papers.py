@@ -375,6 +375,15 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.dataset_distillation.tesla_soft_labels",),
         tests=("tests/losses/test_dataset_distillation.py",),
         experiment="tesla_mtt"),
+    44: Implementation(  # RMT: SCE consistency; the EMA teacher is optax.incremental_update (no experiment)
+        artifacts=("jaxlib_methods.losses.adaptation.symmetric_cross_entropy",),
+        tests=("tests/losses/test_adaptation.py",),
+        experiment=None),
+    56: Implementation(  # ND loss (KD++): feature norm and direction against teacher class means (no experiment)
+        artifacts=("jaxlib_methods.losses.feature_kd.nd_loss",
+                   "jaxlib_methods.losses.feature_kd.teacher_class_means",),
+        tests=("tests/losses/test_feature_kd.py",),
+        experiment=None),
 }
 
 

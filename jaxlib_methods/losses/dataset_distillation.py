@@ -21,7 +21,8 @@ Back-propagating through the unrolled trajectory (BPTT, `mtt_bptt_grad`) keeps e
 grows linearly in N. TESLA writes theta_{t+N} = theta*_t - beta G with G = sum_i g_i (TESLA Eq. 4) and differentiates
 each g_i with respect to its own batch X_i (TESLA Eqs. 5-6; distill.py lines "single_term + square_term"):
 
-    dL/dX_i = 2 / ||theta*_t - theta*_{t+M}||^2 * d/dX_i < beta (theta*_{t+M} - theta*_t) + beta^2 G, g_i(theta_{t+i}, X_i) >,
+    dL/dX_i = 2 / ||theta*_t - theta*_{t+M}||^2
+              * d/dX_i < beta (theta*_{t+M} - theta*_t) + beta^2 G, g_i(theta_{t+i}, X_i) >,
 
 which needs only G (one forward pass) and, per step, one Hessian-vector-like product at fixed theta_{t+i}: memory
 is constant in N (`tesla_grad` recomputes the trajectory in a second pass instead of storing it).
@@ -206,7 +207,8 @@ def tesla_grad(inner_loss: InnerLoss, start_params: Any, target_params: Any, syn
   Sec. 4.1, Eqs. (4)-(6). Pass 1 runs the N inner SGD steps and sums G = sum_i g_i; pass 2 reruns them and adds,
   for each step's batch X_i,
 
-      dL/dX_i = (2 / ||theta*_t - theta*_{t+M}||^2) d/dX_i < beta (theta*_{t+M} - theta*_t) + beta^2 G, g_i(theta_{t+i}, X_i) >
+      dL/dX_i = (2 / ||theta*_t - theta*_{t+M}||^2)
+                * d/dX_i < beta (theta*_{t+M} - theta*_t) + beta^2 G, g_i(theta_{t+i}, X_i) >
 
   (one vector-Jacobian product of the inner gradient at fixed theta_{t+i}). The learning-rate gradient is
   dL/dbeta = -2 < G, theta*_t - beta G - theta*_{t+M} > / ||theta*_t - theta*_{t+M}||^2 at fixed G, as in the

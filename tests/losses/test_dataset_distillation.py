@@ -4,8 +4,8 @@ References, none derived from the library's code:
   - a linear-regression student (l = 1/(2b) ||X w - y||^2), for which the inner gradient, TESLA's Eq. 6 and the
     unrolled trajectory have closed forms in NumPy; full BPTT is checked against central finite differences of the
     NumPy objective (float64);
-  - on a small tanh MLP: TESLA == jax autodiff through the first-order unroll (the paper's Eq. 6), == full BPTT at N = 1,
-    and != full BPTT at N > 1 (the second-order terms Eq. 6 drops);
+  - on a small tanh MLP: TESLA == jax autodiff through the first-order unroll (the paper's Eq. 6), == full BPTT at
+    N = 1, and != full BPTT at N > 1 (the second-order terms Eq. 6 drops);
   - compiled memory: TESLA's temp buffer is the same at N = 2, 8 while BPTT's grows.
 """
 

@@ -20,11 +20,12 @@ from jaxlib_methods import losses
 from jaxlib_methods.losses import (aggregate_responses as ag, bd_kd, bias, calibrated_ensemble as ens, cauchy_schwarz
                                    as cs, comp_sum, consistency as cm, contrastive as cl, dexml, ldr, npo, reweighting,
                                    ssl, stablemax as sm, tcm, unnormalized as un)
-from jaxlib_methods.losses import dataset_distillation as ddl  # losses2 (issue 19)
+from jaxlib_methods.losses import (adaptation as ada, dataset_distillation as ddl,  # losses2 (issue 19)
+                                   feature_kd as fkd)
 from jaxlib_methods.testing import ApiSpec, api_case_params, api_cases, api_counts_report, run_api_case
 
 MODULES = (ag, bd_kd, bias, ens, cs, comp_sum, cm, cl, dexml, ldr, npo, reweighting, ssl, sm, tcm, un)
-MODULES += (ddl,)  # losses2 (issue 19)
+MODULES += (ddl, ada, fkd)  # losses2 (issue 19)
 DEPRECATED = {sm.softmax_cross_entropy}  # warns and forwards to softmax_cross_entropy_with_integer_labels
 
 _rng = np.random.default_rng(0)
@@ -470,6 +471,22 @@ SPECS += [
             batch=("syn_x", "syn_y"), empty="error", extra=_DD_EXTRA),
     ApiSpec(ddl.mtt_bptt_grad, _DD, floats=("syn_x",), any_rank=("syn_x",), labels={"batch_indices": B},
             batch=("syn_x", "syn_y"), empty="error", extra=_DD_EXTRA),
+    # [44] RMT symmetric cross-entropy
+    ApiSpec(ada.symmetric_cross_entropy, {"student_logits": LOGITS, "teacher_logits": f(B, K)},
+            floats=("student_logits", "teacher_logits"), batch=("student_logits", "teacher_logits"), empty="empty",
+            extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),
+                   ("where:shape", {"where": np.ones(B + 1, bool)}, "ValueError", "where"),
+                   ("teacher_logits:shape", {"teacher_logits": f(B, K + 1)}, "ValueError", "teacher_logits"),
+                   ("axis=2", {"axis": 2}, "ValueError", "axis"))),
+    # [56] ND loss
+    ApiSpec(fkd.teacher_class_means, {"features": f(6, 3), "labels": np.array([0, 1, 2, 0, 1, 2]), "num_classes": K},
+            floats=("features",), labels={"labels": K}, batch=("features", "labels"), jit_labels=False,
+            extra=(("num_classes=0", {"num_classes": 0}, "ValueError", "num_classes"),)),
+    ApiSpec(fkd.nd_loss, {"student_emb": f(B, 3), "teacher_emb": f(B, 3), "class_means": f(K, 3), "labels": LABELS},
+            floats=("student_emb", "teacher_emb", "class_means"), labels={"labels": K},
+            batch=("student_emb", "teacher_emb", "labels"), empty="empty", grad_arg="student_emb",
+            extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),
+                   ("class_means:dim", {"class_means": f(K, 2)}, "ValueError", "class_means"))),
 ]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
