@@ -384,6 +384,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.feature_kd.teacher_class_means",),
         tests=("tests/losses/test_feature_kd.py",),
         experiment=None),
+    152: Implementation(  # WhitenedCSE: the shuffled-group-whitening op (the multi-positive InfoNCE is not added)
+        artifacts=("jaxlib_methods.losses.whitening.shuffled_group_whitening",),
+        tests=("tests/losses/test_whitening.py",),
+        experiment=None),
 }
 
 

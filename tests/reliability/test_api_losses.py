@@ -21,11 +21,11 @@ from jaxlib_methods.losses import (aggregate_responses as ag, bd_kd, bias, calib
                                    as cs, comp_sum, consistency as cm, contrastive as cl, dexml, ldr, npo, reweighting,
                                    ssl, stablemax as sm, tcm, unnormalized as un)
 from jaxlib_methods.losses import (adaptation as ada, dataset_distillation as ddl,  # losses2 (issue 19)
-                                   feature_kd as fkd)
+                                   feature_kd as fkd, whitening as wh)
 from jaxlib_methods.testing import ApiSpec, api_case_params, api_cases, api_counts_report, run_api_case
 
 MODULES = (ag, bd_kd, bias, ens, cs, comp_sum, cm, cl, dexml, ldr, npo, reweighting, ssl, sm, tcm, un)
-MODULES += (ddl, ada, fkd)  # losses2 (issue 19)
+MODULES += (ddl, ada, fkd, wh)  # losses2 (issue 19)
 DEPRECATED = {sm.softmax_cross_entropy}  # warns and forwards to softmax_cross_entropy_with_integer_labels
 
 _rng = np.random.default_rng(0)
@@ -487,6 +487,10 @@ SPECS += [
             batch=("student_emb", "teacher_emb", "labels"), empty="empty", grad_arg="student_emb",
             extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),
                    ("class_means:dim", {"class_means": f(K, 2)}, "ValueError", "class_means"))),
+    # [152] WhitenedCSE shuffled group whitening
+    ApiSpec(wh.shuffled_group_whitening, {"z": f(8, 4), "key": KEY, "num_groups": 2}, floats=("z",), batch=("z",),
+            empty="error", extra=(("num_groups=3", {"num_groups": 3}, "ValueError", "num_groups"),
+                                  ("eps<0", {"eps": -1.0}, "ValueError", "eps"))),
 ]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
