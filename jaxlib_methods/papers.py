@@ -388,6 +388,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.whitening.shuffled_group_whitening",),
         tests=("tests/losses/test_whitening.py",),
         experiment=None),
+    200: Implementation(  # Metrix with the contrastive base loss (embedding mixup); no experiment
+        artifacts=("jaxlib_methods.losses.metric_mixup.metrix_contrastive_loss",),
+        tests=("tests/losses/test_metric_mixup.py",),
+        experiment=None),
 }
 
 

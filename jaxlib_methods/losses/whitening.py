@@ -6,7 +6,8 @@ Learning of Sentence Embeddings", ACL 2023, arXiv:2305.17746 (Sec. 3, shuffled g
 SGW permutes the D embedding dimensions at random, splits them into G groups of D / G consecutive (shuffled)
 dimensions, and ZCA-whitens each group over the batch of N embeddings,
 
-    Z_g <- (Z_g - mean) W_g,    W_g = U diag(lambda)^(-1/2) U^T,    Sigma_g = (Z_g - mean)^T (Z_g - mean) / N = U diag(lambda) U^T,
+    Z_g <- (Z_g - mean) W_g,    W_g = U diag(lambda)^(-1/2) U^T,
+    Sigma_g = (Z_g - mean)^T (Z_g - mean) / N = U diag(lambda) U^T,
 
 then undoes the permutation. Each whitened group has exactly the identity covariance (tested); different
 permutations give different whitened views of the same embeddings, which WhitenedCSE uses as extra positives of a

@@ -21,11 +21,11 @@ from jaxlib_methods.losses import (aggregate_responses as ag, bd_kd, bias, calib
                                    as cs, comp_sum, consistency as cm, contrastive as cl, dexml, ldr, npo, reweighting,
                                    ssl, stablemax as sm, tcm, unnormalized as un)
 from jaxlib_methods.losses import (adaptation as ada, dataset_distillation as ddl,  # losses2 (issue 19)
-                                   feature_kd as fkd, whitening as wh)
+                                   feature_kd as fkd, metric_mixup as mmx, whitening as wh)
 from jaxlib_methods.testing import ApiSpec, api_case_params, api_cases, api_counts_report, run_api_case
 
 MODULES = (ag, bd_kd, bias, ens, cs, comp_sum, cm, cl, dexml, ldr, npo, reweighting, ssl, sm, tcm, un)
-MODULES += (ddl, ada, fkd, wh)  # losses2 (issue 19)
+MODULES += (ddl, ada, fkd, wh, mmx)  # losses2 (issue 19)
 DEPRECATED = {sm.softmax_cross_entropy}  # warns and forwards to softmax_cross_entropy_with_integer_labels
 
 _rng = np.random.default_rng(0)
@@ -491,6 +491,13 @@ SPECS += [
     ApiSpec(wh.shuffled_group_whitening, {"z": f(8, 4), "key": KEY, "num_groups": 2}, floats=("z",), batch=("z",),
             empty="error", extra=(("num_groups=3", {"num_groups": 3}, "ValueError", "num_groups"),
                                   ("eps<0", {"eps": -1.0}, "ValueError", "eps"))),
+    # [200] Metrix
+    ApiSpec(mmx.metrix_contrastive_loss, {"anchor": f(B, 3), "positive": f(B, 3), "negative": f(B, 3), "lam": 0.3},
+            floats=("anchor", "positive", "negative"), batch=("anchor", "positive", "negative"), empty="empty",
+            extra=(("lam=1.5", {"lam": 1.5}, "ValueError", "lam"),
+                   ("lam:row=1.5:jit", {"lam": np.array([0.3, 1.5, 0.3, 0.3])}, "nan", "", ("lam",)),
+                   ("neg_margin<0", {"neg_margin": -1.0}, "ValueError", "neg_margin"),
+                   ("negative:shape", {"negative": f(B, 2)}, "ValueError", "negative"))),
 ]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
