@@ -111,6 +111,7 @@ def _rel(a, b):
   return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
 
 
+@pytest.mark.slow  # ~20 s of compilation on the loaded 2-core machine; the linear test above is the default-run check
 def test_mlp_tesla_equals_eq6_autodiff_and_bptt_at_one_step_under_jit_float32():
   p0, pt, x, y = _mlp_problem(jnp.float32)
   idx5 = jnp.array([[0, 1, 2], [3, 4, 5], [0, 2, 4], [1, 3, 5], [5, 0, 1]])

@@ -20,7 +20,7 @@ def _np_sgw(z, perm, groups):
   return out
 
 
-def test_sgw_identity_covariance_numpy_and_gradient_float64():
+def test_sgw_identity_covariance_and_numpy_float64():
   rng = np.random.default_rng(0)
   z = rng.normal(size=(16, 6)) @ rng.normal(size=(6, 6))  # correlated dimensions
   key = jax.random.key(3)
@@ -37,6 +37,16 @@ def test_sgw_identity_covariance_numpy_and_gradient_float64():
     np.testing.assert_allclose(np.cov(one.T, bias=True), np.eye(6), atol=1e-10)
     other = np.asarray(sgw(jnp.asarray(z), jax.random.key(4), num_groups=2))
     assert np.abs(other - out).max() > 1e-3  # another permutation, another whitened view
+
+
+@pytest.mark.slow  # the eigh gradient compiles slowly on the shared machine
+def test_sgw_gradient_vs_finite_differences_float64():
+  rng = np.random.default_rng(0)
+  z = rng.normal(size=(16, 6)) @ rng.normal(size=(6, 6))
+  key = jax.random.key(3)
+  perm = np.asarray(jax.random.permutation(key, 6))
+  with jax.enable_x64(True):
+    sgw = jax.jit(losses.shuffled_group_whitening, static_argnames="num_groups")
     # gradient of <R, SGW(z)> against central finite differences of the NumPy transcription
     r = rng.normal(size=z.shape)
     g = np.asarray(jax.grad(lambda a: jnp.sum(jnp.asarray(r) * sgw(a, key, num_groups=2)))(jnp.asarray(z)))
