@@ -607,6 +607,32 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         # variational-denoising form (Yue et al. 2019) the paper's construction follows; its exact priors unverified
         artifacts=("jaxlib_methods.losses.conjugate_prior_elbo_loss",),
         tests=("tests/losses/test_conjugate_prior.py",)),
+    # ---- losses2 (issue 19) ----
+    60: Implementation(  # TESLA; unrolled inner SGD shared by the dataset-distillation losses
+        artifacts=("jaxlib_methods.losses.dataset_distillation.tesla_grad",
+                   "jaxlib_methods.losses.dataset_distillation.mtt_bptt_grad",
+                   "jaxlib_methods.losses.dataset_distillation.mtt_loss",
+                   "jaxlib_methods.losses.dataset_distillation.unrolled_sgd",
+                   "jaxlib_methods.losses.dataset_distillation.tesla_soft_labels",),
+        tests=("tests/losses/test_dataset_distillation.py",),
+        experiment="tesla_mtt"),
+    44: Implementation(  # RMT: SCE consistency; the EMA teacher is optax.incremental_update (no experiment)
+        artifacts=("jaxlib_methods.losses.adaptation.symmetric_cross_entropy",),
+        tests=("tests/losses/test_adaptation.py",),
+        experiment=None),
+    56: Implementation(  # ND loss (KD++): feature norm and direction against teacher class means (no experiment)
+        artifacts=("jaxlib_methods.losses.feature_kd.nd_loss",
+                   "jaxlib_methods.losses.feature_kd.teacher_class_means",),
+        tests=("tests/losses/test_feature_kd.py",),
+        experiment=None),
+    152: Implementation(  # WhitenedCSE: the shuffled-group-whitening op (the multi-positive InfoNCE is not added)
+        artifacts=("jaxlib_methods.losses.whitening.shuffled_group_whitening",),
+        tests=("tests/losses/test_whitening.py",),
+        experiment=None),
+    200: Implementation(  # Metrix with the contrastive base loss (embedding mixup); no experiment
+        artifacts=("jaxlib_methods.losses.metric_mixup.metrix_contrastive_loss",),
+        tests=("tests/losses/test_metric_mixup.py",),
+        experiment=None),
 }
 
 

@@ -117,3 +117,16 @@ from jaxlib_methods.losses.translation import (  # noqa: F401  (issue 22, [8] [8
 )
 # ---- pipe-sampling (issue 22) ----
 from jaxlib_methods.losses.conjugate_prior import conjugate_prior_elbo_loss  # noqa: F401  ([180])
+# ---- losses2 (issue 19): [60] TESLA, [44] RMT, [56] ND loss, [152] WhitenedCSE, [200] Metrix
+from jaxlib_methods.losses.dataset_distillation import (  # noqa: F401  (issue 19, [60])
+    MTTGrads,
+    mtt_bptt_grad,
+    mtt_loss,
+    tesla_grad,
+    tesla_soft_labels,
+    unrolled_sgd,
+)
+from jaxlib_methods.losses.adaptation import symmetric_cross_entropy  # noqa: F401  (issue 19, [44])
+from jaxlib_methods.losses.feature_kd import nd_loss, teacher_class_means  # noqa: F401  (issue 19, [56])
+from jaxlib_methods.losses.whitening import shuffled_group_whitening  # noqa: F401  (issue 19, [152])
+from jaxlib_methods.losses.metric_mixup import metrix_contrastive_loss  # noqa: F401  (issue 19, [200])

@@ -20,11 +20,14 @@ from jaxlib_methods import losses
 from jaxlib_methods.losses import (aggregate_responses as ag, bd_kd, bias, calibrated_ensemble as ens, cauchy_schwarz
                                    as cs, comp_sum, consistency as cm, contrastive as cl, dexml, ldr, npo, reweighting,
                                    ssl, stablemax as sm, tcm, unnormalized as un)
+from jaxlib_methods.losses import (adaptation as ada, dataset_distillation as ddl,  # losses2 (issue 19)
+                                   feature_kd as fkd, metric_mixup as mmx, whitening as wh)
 from jaxlib_methods.testing import ApiSpec, api_case_params, api_cases, api_counts_report, run_api_case
 from jaxlib_methods.losses import cache as lcache, distill  # pipe-distill (issue 22)
 
 MODULES = (ag, bd_kd, bias, ens, cs, comp_sum, cm, cl, dexml, ldr, npo, reweighting, ssl, sm, tcm, un)
 MODULES += (distill, lcache)  # pipe-distill (issue 22)
+MODULES += (ddl, ada, fkd, wh, mmx)  # losses2 (issue 19)
 DEPRECATED = {sm.softmax_cross_entropy}  # warns and forwards to softmax_cross_entropy_with_integer_labels
 
 _rng = np.random.default_rng(0)
@@ -547,6 +550,61 @@ SPECS += [
             floats=("x", "mu", "m2", "alpha", "beta", "y"), batch=("x", "mu", "m2", "alpha", "beta", "y"),
             empty="empty", extra=(("m2<0", {"m2": -np.abs(f(B)) - 0.1}, "ValueError", "m2"),
                                   ("eps2=0", {"eps2": 0.0}, "ValueError", "eps2"))),
+]
+
+
+# ---- losses2 (issue 19): dataset distillation [60]
+def _lin_inner(w, x, y):
+  return 0.5 * jnp.mean(jnp.sum((x @ w - y) ** 2, axis=-1))
+
+
+_DD = {"inner_loss": _lin_inner, "start_params": f(3, 2), "target_params": f(3, 2), "syn_x": f(B, 3),
+       "syn_y": f(B, 2), "lr": 0.1, "batch_indices": np.array([[0, 1], [2, 3], [1, 3]], np.int32)}
+_DD_EXTRA = (("lr=0", {"lr": 0.0}, "ValueError", "lr"),
+             ("batch_indices:rank1", {"batch_indices": np.array([0, 1], np.int32)}, "ValueError", "batch_indices"),
+             ("syn_y:rows", {"syn_y": f(B - 1, 2)}, "ValueError", "syn_y"),
+             ("target_params:shape", {"target_params": f(2, 2)}, "ValueError", "target_params"))
+SPECS += [
+    ApiSpec(ddl.mtt_loss, {"student_params": f(3, 2), "start_params": f(3, 2), "target_params": f(3, 2)},
+            floats=("student_params", "start_params", "target_params"),
+            any_rank=("student_params", "start_params", "target_params"),
+            extra=(("start_params:shape", {"start_params": f(2, 2)}, "ValueError", "start_params"),)),
+    ApiSpec(ddl.tesla_soft_labels, {"logits": f(B, K)}, floats=("logits",), batch=("logits",), empty="empty",
+            extra=(("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"),)),
+    ApiSpec(ddl.unrolled_sgd, {"params": f(3, 2)} | {k: v for k, v in _DD.items() if "params" not in k},
+            floats=("syn_x",), any_rank=("syn_x",), labels={"batch_indices": B}, batch=("syn_x", "syn_y"),
+            empty="error", extra=_DD_EXTRA[:3]),
+    ApiSpec(ddl.tesla_grad, _DD, floats=("syn_x",), any_rank=("syn_x",), labels={"batch_indices": B},
+            batch=("syn_x", "syn_y"), empty="error", extra=_DD_EXTRA),
+    ApiSpec(ddl.mtt_bptt_grad, _DD, floats=("syn_x",), any_rank=("syn_x",), labels={"batch_indices": B},
+            batch=("syn_x", "syn_y"), empty="error", extra=_DD_EXTRA),
+    # [44] RMT symmetric cross-entropy
+    ApiSpec(ada.symmetric_cross_entropy, {"student_logits": LOGITS, "teacher_logits": f(B, K)},
+            floats=("student_logits", "teacher_logits"), batch=("student_logits", "teacher_logits"), empty="empty",
+            extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),
+                   ("where:shape", {"where": np.ones(B + 1, bool)}, "ValueError", "where"),
+                   ("teacher_logits:shape", {"teacher_logits": f(B, K + 1)}, "ValueError", "teacher_logits"),
+                   ("axis=2", {"axis": 2}, "ValueError", "axis"))),
+    # [56] ND loss
+    ApiSpec(fkd.teacher_class_means, {"features": f(6, 3), "labels": np.array([0, 1, 2, 0, 1, 2]), "num_classes": K},
+            floats=("features",), labels={"labels": K}, batch=("features", "labels"), jit_labels=False,
+            extra=(("num_classes=0", {"num_classes": 0}, "ValueError", "num_classes"),)),
+    ApiSpec(fkd.nd_loss, {"student_emb": f(B, 3), "teacher_emb": f(B, 3), "class_means": f(K, 3), "labels": LABELS},
+            floats=("student_emb", "teacher_emb", "class_means"), labels={"labels": K},
+            batch=("student_emb", "teacher_emb", "labels"), empty="empty", grad_arg="student_emb",
+            extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),
+                   ("class_means:dim", {"class_means": f(K, 2)}, "ValueError", "class_means"))),
+    # [152] WhitenedCSE shuffled group whitening
+    ApiSpec(wh.shuffled_group_whitening, {"z": f(8, 4), "key": KEY, "num_groups": 2}, floats=("z",), batch=("z",),
+            empty="error", extra=(("num_groups=3", {"num_groups": 3}, "ValueError", "num_groups"),
+                                  ("eps<0", {"eps": -1.0}, "ValueError", "eps"))),
+    # [200] Metrix
+    ApiSpec(mmx.metrix_contrastive_loss, {"anchor": f(B, 3), "positive": f(B, 3), "negative": f(B, 3), "lam": 0.3},
+            floats=("anchor", "positive", "negative"), batch=("anchor", "positive", "negative"), empty="empty",
+            extra=(("lam=1.5", {"lam": 1.5}, "ValueError", "lam"),
+                   ("lam:row=1.5:jit", {"lam": np.array([0.3, 1.5, 0.3, 0.3])}, "nan", "", ("lam",)),
+                   ("neg_margin<0", {"neg_margin": -1.0}, "ValueError", "neg_margin"),
+                   ("negative:shape", {"negative": f(B, 2)}, "ValueError", "negative"))),
 ]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
