@@ -366,6 +366,14 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.optim.optimistic_omd",),
         tests=("tests/optim/test_optimistic.py", "tests/optim/test_conformance.py",),
         experiment="optimistic_sea"),
+    # ---- layers1 (issue 18) ----
+    132: Implementation(  # S4D
+        artifacts=("jaxlib_methods.nn.ssm.s4d_kernel", "jaxlib_methods.nn.ssm.s4d_discretize",
+                   "jaxlib_methods.nn.ssm.s4d_recurrence", "jaxlib_methods.nn.ssm.fft_causal_conv",
+                   "jaxlib_methods.nn.ssm.s4d_lin", "jaxlib_methods.nn.ssm.s4d_inv", "jaxlib_methods.nn.ssm.s4d_legs",
+                   "jaxlib_methods.nn.ssm.hippo_legs", "jaxlib_methods.nn.ssm.S4DLayer",),
+        tests=("tests/nn/test_ssm.py", "tests/experiments/test_s4d_kernels.py",),
+        experiment="s4d_kernels"),
 }
 
 

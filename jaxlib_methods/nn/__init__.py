@@ -12,3 +12,15 @@ from jaxlib_methods.nn.parametrization import (  # noqa: F401  (issue 8)
     with_lr_multipliers,
 )
 from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss, z_loss  # noqa: F401  (issue 8)
+# ---- layers1 (issue 18) ----
+from jaxlib_methods.nn.ssm import (  # noqa: F401  (issue 18, [132])
+    S4DLayer,
+    fft_causal_conv,
+    hippo_legs,
+    s4d_discretize,
+    s4d_inv,
+    s4d_kernel,
+    s4d_legs,
+    s4d_lin,
+    s4d_recurrence,
+)
