@@ -374,6 +374,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.ssm.hippo_legs", "jaxlib_methods.nn.ssm.S4DLayer",),
         tests=("tests/nn/test_ssm.py", "tests/experiments/test_s4d_kernels.py",),
         experiment="s4d_kernels"),
+    114: Implementation(  # EoRA (toy 4-bit linear layer)
+        artifacts=("jaxlib_methods.nn.low_rank.eora_compensation", "jaxlib_methods.nn.low_rank.svd_compensation",
+                   "jaxlib_methods.nn.low_rank.LowRankCompensatedLinear",),
+        tests=("tests/nn/test_low_rank.py", "tests/experiments/test_eora_quantized_toy.py",),
+        experiment="eora_quantized_toy"),
 }
 
 

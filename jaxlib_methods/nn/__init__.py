@@ -24,3 +24,8 @@ from jaxlib_methods.nn.ssm import (  # noqa: F401  (issue 18, [132])
     s4d_lin,
     s4d_recurrence,
 )
+from jaxlib_methods.nn.low_rank import (  # noqa: F401  (issue 18, [114])
+    LowRankCompensatedLinear,
+    eora_compensation,
+    svd_compensation,
+)
