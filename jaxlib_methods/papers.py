@@ -379,6 +379,13 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.low_rank.LowRankCompensatedLinear",),
         tests=("tests/nn/test_low_rank.py", "tests/experiments/test_eora_quantized_toy.py",),
         experiment="eora_quantized_toy"),
+    97: Implementation(  # Grassmann Class Representation (toy MLP features)
+        artifacts=("jaxlib_methods.nn.grassmann.GrassmannClassifier", "jaxlib_methods.nn.grassmann.grassmann_logits",
+                   "jaxlib_methods.optim.riemannian_sgd_grassmann", "jaxlib_methods.optim.qr_retraction",
+                   "jaxlib_methods.optim.grassmann_tangent",),
+        tests=("tests/nn/test_grassmann.py", "tests/optim/test_conformance.py",
+               "tests/experiments/test_grassmann_variance.py",),
+        experiment="grassmann_variance"),
 }
 
 

@@ -29,3 +29,4 @@ from jaxlib_methods.nn.low_rank import (  # noqa: F401  (issue 18, [114])
     eora_compensation,
     svd_compensation,
 )
+from jaxlib_methods.nn.grassmann import GrassmannClassifier, grassmann_logits  # noqa: F401  (issue 18, [97])
