@@ -386,6 +386,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         tests=("tests/nn/test_grassmann.py", "tests/optim/test_conformance.py",
                "tests/experiments/test_grassmann_variance.py",),
         experiment="grassmann_variance"),
+    133: Implementation(  # Light Schrodinger Bridge (Gaussian -> Gaussian EOT)
+        artifacts=("jaxlib_methods.nn.schrodinger.LightSB", "jaxlib_methods.nn.schrodinger.lightsb_loss",
+                   "jaxlib_methods.nn.schrodinger.lightsb_sample", "jaxlib_methods.nn.schrodinger.lightsb_conditional",
+                   "jaxlib_methods.nn.schrodinger.lightsb_log_c", "jaxlib_methods.nn.schrodinger.lightsb_log_potential",),
+        tests=("tests/nn/test_schrodinger.py", "tests/experiments/test_lightsb_gaussian.py",),
+        experiment="lightsb_gaussian"),
 }
 
 

@@ -30,3 +30,12 @@ from jaxlib_methods.nn.low_rank import (  # noqa: F401  (issue 18, [114])
     svd_compensation,
 )
 from jaxlib_methods.nn.grassmann import GrassmannClassifier, grassmann_logits  # noqa: F401  (issue 18, [97])
+from jaxlib_methods.nn.schrodinger import (  # noqa: F401  (issue 18, [133])
+    LightSB,
+    LightSBParams,
+    lightsb_conditional,
+    lightsb_log_c,
+    lightsb_log_potential,
+    lightsb_loss,
+    lightsb_sample,
+)
