@@ -63,6 +63,8 @@ class Config:
 PRESETS = {"cpu": Config(), "gpu": Config(doublings=6), "tpu": Config(doublings=6)}
 TINY = ("doublings=2", "length=200", "dt=0.02", "seq_len=64", "n_min=64")
 MUTATIONS = {"b_not_halved": ("legs_b_scale=1.0",), "circular_fft": ("fft_length=L",)}
+MUTATION_TEST_SLOW = True   # the TINY run compiles the FFT and associative-scan paths and builds float64 kernels
+                            # for three state sizes: ~10 s of CPU
 
 INITS = ("lin", "inv", "legs")
 DISCRETIZATIONS = ("zoh", "bilinear")

@@ -119,10 +119,15 @@ def test_bad_inputs_are_named():
     grassmann_logits(jnp.ones((2, 4)), jnp.ones((3, 4, 1)), scale=0.0)
 
 
-def test_classifier_nnx_contract(tmp_path):
+def test_classifier_init_is_orthonormal():
   head = GrassmannClassifier(6, 4, 2, rngs=nnx.Rngs(0))
   s = np.asarray(head.S[...])
   np.testing.assert_allclose(np.einsum("cdk,cdl->ckl", s, s), np.broadcast_to(np.eye(2), (4, 2, 2)), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_classifier_nnx_contract(tmp_path):
+  """nnx.jit, split/merge train step, bf16 params, orbax (compile-heavy: under -m slow)."""
   x = jax.random.normal(jax.random.PRNGKey(0), (8, 6))
   labels = jnp.arange(8) % 4
   ce = lambda m, x: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(m(x).astype(jnp.float32), labels))

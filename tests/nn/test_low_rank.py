@@ -79,7 +79,7 @@ def test_bad_inputs_are_named():
     LowRankCompensatedLinear(4, 3, 2, rngs=nnx.Rngs(0))(jnp.ones((2, 5)))
 
 
-def test_layer_output_and_nnx_contract(tmp_path):
+def test_layer_output_and_frozen_weight():
   w, w_hat, x = _problem()
   b, a = eora_compensation(jnp.asarray(w, jnp.float32), jnp.asarray(w_hat, jnp.float32), jnp.asarray(x, jnp.float32),
                            4)
@@ -90,6 +90,12 @@ def test_layer_output_and_nnx_contract(tmp_path):
   assert isinstance(layer.w_hat, FrozenWeight)
   params = nnx.state(layer, nnx.Param)
   assert set(params.keys()) == {"lora_a", "lora_b", "bias"}        # W_hat is not trained
+
+
+@pytest.mark.slow
+def test_layer_nnx_contract(tmp_path):
+  """nnx.jit, split/merge train step, bf16 params, orbax (compile-heavy: under -m slow)."""
+  w, w_hat, x = _problem()
   check_layer_contract(lambda pdt: LowRankCompensatedLinear(10, 12, 3, use_bias=True, param_dtype=pdt,
                                                             rngs=nnx.Rngs(1)),
                        jnp.asarray(x[:8], jnp.float32), tmp_path)

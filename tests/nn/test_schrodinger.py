@@ -63,7 +63,7 @@ def test_sampler_matches_the_mixture_mean_and_covariance():
   np.testing.assert_allclose(np.cov(y.T), cov, rtol=0.15, atol=0.02)
 
 
-def test_bad_inputs_and_nnx_contract(tmp_path):
+def test_bad_inputs_and_sampling_call():
   p = LightSBParams(*(jnp.asarray(a) for a in _params_1d()))
   with pytest.raises(ValueError, match=r"x must be \[B, D\]"):
     lightsb_log_c(p, jnp.ones((3, 2)), EPS)
@@ -74,8 +74,13 @@ def test_bad_inputs_and_nnx_contract(tmp_path):
   with pytest.raises(ValueError, match="num_components"):
     LightSB(2, 0, EPS, rngs=nnx.Rngs(0))
   x0 = jax.random.normal(jax.random.PRNGKey(0), (16, 2))
-  x1 = x0 + 2.0
   model = LightSB(2, 3, EPS, rngs=nnx.Rngs(0))
   assert model(x0, jax.random.PRNGKey(0)).shape == (16, 2)
+
+
+@pytest.mark.slow
+def test_nnx_contract(tmp_path):
+  """nnx.jit, split/merge train step, bf16 params, orbax (compile-heavy: under -m slow)."""
+  x0 = jax.random.normal(jax.random.PRNGKey(0), (16, 2))
   check_layer_contract(lambda pdt: LightSB(2, 3, EPS, param_dtype=pdt, rngs=nnx.Rngs(1)), x0, tmp_path,
                        loss=lambda m, x: m.loss(x, x + 2.0))
