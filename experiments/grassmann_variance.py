@@ -7,7 +7,8 @@ Riemannian SGD; Sec. 5 / abstract: "the intra-class feature variability grows wh
 increases").
 
 Toy: `classes` classes in R^`d_in`, each a mixture of `subclusters` Gaussian blobs (so a class has internal structure
-a feature may keep or collapse); an MLP d_in -> hidden (ReLU) -> d_feat and a `GrassmannClassifier`-style head (jaxlib_methods.nn.grassmann_logits, scale `scale`), trained jointly
+a feature may keep or collapse); an MLP d_in -> hidden (ReLU) -> d_feat and a `GrassmannClassifier`-style head
+(jaxlib_methods.nn.grassmann_logits, scale `scale`), trained jointly
 by `riemannian_sgd_grassmann` (Grassmann leaves: the head's S; Euclidean SGD with momentum for the MLP) with
 cross-entropy, for k in `ks` and `seeds` seeds (vmapped).
 Measured on held-out data, on normalised features f = phi(x) / ||phi(x)||, through P = f f^T (sign-invariant, as the

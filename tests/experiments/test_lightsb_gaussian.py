@@ -11,7 +11,8 @@ def test_closed_form_plan_matches_janati_and_the_marginals():
   mu0, s0, mu1, s1 = exp.gaussian_problem(cfg)
   eps = 0.3
   r, s = exp.eot_conditional(mu0, s0, mu1, s1, eps)
-  # Janati et al. 2020 (cost |x-y|^2, reg 2 sigma^2 = 2 eps): C = 1/2 A^1/2 (4 A^1/2 B A^1/2 + eps^2 I)^1/2 A^-1/2 - eps/2
+  # Janati et al. 2020 (cost |x-y|^2, reg 2 sigma^2 = 2 eps):
+  # C = 1/2 A^1/2 (4 A^1/2 B A^1/2 + eps^2 I)^1/2 A^-1/2 - eps/2 I
   a = np.real(scipy.linalg.sqrtm(s0))
   d = np.real(scipy.linalg.sqrtm(4 * a @ s1 @ a + eps ** 2 * np.eye(3)))
   cross = 0.5 * a @ d @ np.linalg.inv(a) - eps / 2 * np.eye(3)
