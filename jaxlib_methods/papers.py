@@ -633,6 +633,32 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.metric_mixup.metrix_contrastive_loss",),
         tests=("tests/losses/test_metric_mixup.py",),
         experiment=None),
+    # ---- layers1 (issue 18) ----
+    132: Implementation(  # S4D
+        artifacts=("jaxlib_methods.nn.ssm.s4d_kernel", "jaxlib_methods.nn.ssm.s4d_discretize",
+                   "jaxlib_methods.nn.ssm.s4d_recurrence", "jaxlib_methods.nn.ssm.fft_causal_conv",
+                   "jaxlib_methods.nn.ssm.s4d_lin", "jaxlib_methods.nn.ssm.s4d_inv", "jaxlib_methods.nn.ssm.s4d_legs",
+                   "jaxlib_methods.nn.ssm.hippo_legs", "jaxlib_methods.nn.ssm.S4DLayer",),
+        tests=("tests/nn/test_ssm.py", "tests/experiments/test_s4d_kernels.py",),
+        experiment="s4d_kernels"),
+    114: Implementation(  # EoRA (toy 4-bit linear layer)
+        artifacts=("jaxlib_methods.nn.low_rank.eora_compensation", "jaxlib_methods.nn.low_rank.svd_compensation",
+                   "jaxlib_methods.nn.low_rank.LowRankCompensatedLinear",),
+        tests=("tests/nn/test_low_rank.py", "tests/experiments/test_eora_quantized_toy.py",),
+        experiment="eora_quantized_toy"),
+    97: Implementation(  # Grassmann Class Representation (toy MLP features)
+        artifacts=("jaxlib_methods.nn.grassmann.GrassmannClassifier", "jaxlib_methods.nn.grassmann.grassmann_logits",
+                   "jaxlib_methods.optim.riemannian_sgd_grassmann", "jaxlib_methods.optim.qr_retraction",
+                   "jaxlib_methods.optim.grassmann_tangent",),
+        tests=("tests/nn/test_grassmann.py", "tests/optim/test_conformance.py",
+               "tests/experiments/test_grassmann_variance.py",),
+        experiment="grassmann_variance"),
+    133: Implementation(  # Light Schrodinger Bridge (Gaussian -> Gaussian EOT)
+        artifacts=("jaxlib_methods.nn.schrodinger.LightSB", "jaxlib_methods.nn.schrodinger.lightsb_loss",
+                   "jaxlib_methods.nn.schrodinger.lightsb_sample", "jaxlib_methods.nn.schrodinger.lightsb_conditional",
+                   "jaxlib_methods.nn.schrodinger.lightsb_log_c", "jaxlib_methods.nn.schrodinger.lightsb_log_potential",),
+        tests=("tests/nn/test_schrodinger.py", "tests/experiments/test_lightsb_gaussian.py",),
+        experiment="lightsb_gaussian"),
 }
 
 

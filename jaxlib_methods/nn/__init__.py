@@ -68,3 +68,30 @@ from jaxlib_methods.nn.unlearnable_clusters import (  # noqa: F401  (issue 22, [
 from jaxlib_methods.nn.summary_embeddings import SummaryEmbeddings  # noqa: F401  (issue 22, [199])
 # ---- theory3 (issue 21): compressed embeddings [122]
 from jaxlib_methods.nn.compressed_embedding import HashEmbed, QREmbed, TTEmbed  # noqa: F401  (issue 21, [122])
+# ---- layers1 (issue 18) ----
+from jaxlib_methods.nn.ssm import (  # noqa: F401  (issue 18, [132])
+    S4DLayer,
+    fft_causal_conv,
+    hippo_legs,
+    s4d_discretize,
+    s4d_inv,
+    s4d_kernel,
+    s4d_legs,
+    s4d_lin,
+    s4d_recurrence,
+)
+from jaxlib_methods.nn.low_rank import (  # noqa: F401  (issue 18, [114])
+    LowRankCompensatedLinear,
+    eora_compensation,
+    svd_compensation,
+)
+from jaxlib_methods.nn.grassmann import GrassmannClassifier, grassmann_logits  # noqa: F401  (issue 18, [97])
+from jaxlib_methods.nn.schrodinger import (  # noqa: F401  (issue 18, [133])
+    LightSB,
+    LightSBParams,
+    lightsb_conditional,
+    lightsb_log_c,
+    lightsb_log_potential,
+    lightsb_loss,
+    lightsb_sample,
+)

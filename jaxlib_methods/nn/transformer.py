@@ -16,6 +16,8 @@ Attention is selected by `TransformerConfig.attention`, its kernel by `Transform
              "xla" or "cudnn";
   'gla'      `jaxlib_methods.nn.gla.GatedLinearAttention`, i.e. `jaxlib_methods.kernels.gla_attention` with
              implementation None, "pallas" (the chunkwise GLA kernel, Yang et al. 2023, arXiv:2312.06635) or "xla";
+  's4d'      `jaxlib_methods.nn.ssm.S4DLayer` (S4D-LegS init, state size 64, ZOH; Gu et al. 2022, arXiv:2206.11893),
+             a diagonal-SSM sequence mixer by FFT convolution (no heads, no kernel choice: implementation None);
   `interpret=True` runs the Pallas kernels in interpret mode (CPU tests).
 
 Sharding: every parameter names its dimensions with logical axes in NNX's metadata (`out_sharding`, with
@@ -52,7 +54,7 @@ class TransformerConfig:
     qk_layernorm: LayerNorm (learnable scale, no bias) on queries and keys per head before the dot product
       (Wortsman et al. 2023, Sec. 3.1; Dehghani et al. 2023).
     tie_embeddings: logits = h @ E^T; otherwise a separate [D, V] readout.
-    attention: 'builtin', 'mha' or 'gla' (see the module docstring).
+    attention: 'builtin', 'mha', 'gla' or 's4d' (see the module docstring).
     implementation: the attention kernel: None (the backend's default), for 'mha' "pallas" (FlashAttention-2),
       "xla" or "cudnn"; for 'gla' "pallas" (chunkwise GLA kernel) or "xla". Must be None for 'builtin'.
     interpret: run the Pallas kernels in interpret mode (CPU); only with attention 'mha' or 'gla'.
@@ -69,7 +71,7 @@ class TransformerConfig:
   mlp_ratio: int = 4
   qk_layernorm: bool = False
   tie_embeddings: bool = False
-  attention: Literal["builtin", "mha", "gla"] = "builtin"
+  attention: Literal["builtin", "mha", "gla", "s4d"] = "builtin"
   implementation: Optional[Literal["pallas", "xla", "cudnn"]] = None
   interpret: bool = False
   use_rope: bool = True
@@ -85,8 +87,8 @@ class TransformerConfig:
         raise ValueError(f"{name} must be a positive int, got {name}={v!r}")
     if self.d_model % self.num_heads:
       raise ValueError(f"d_model must be divisible by num_heads, got {self.d_model=}, {self.num_heads=}")
-    if self.attention not in ("builtin", "mha", "gla"):
-      raise ValueError(f"attention must be 'builtin', 'mha' or 'gla', got {self.attention=}")
+    if self.attention not in ("builtin", "mha", "gla", "s4d"):
+      raise ValueError(f"attention must be 'builtin', 'mha', 'gla' or 's4d', got {self.attention=}")
     valid = _IMPLEMENTATIONS[self.attention]
     if self.implementation not in valid:
       hint = " (the builtin attention is plain jnp: use attention='mha' for the FlashAttention-2 kernel)" \
@@ -95,8 +97,9 @@ class TransformerConfig:
                        f"{self.implementation=}{hint}")
     if not isinstance(self.interpret, bool):
       raise ValueError(f"interpret must be a bool, got {self.interpret=}")
-    if self.interpret and self.attention == "builtin":
-      raise ValueError("interpret=True applies to the Pallas kernels (attention='mha' or 'gla'), not to 'builtin'")
+    if self.interpret and self.attention in ("builtin", "s4d"):
+      raise ValueError("interpret=True applies to the Pallas kernels (attention='mha' or 'gla'), not to "
+                       f"{self.attention!r}")
     if self.norm not in ("layernorm", "rmsnorm"):
       raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', got {self.norm=}")
     validation.check_positive(self.rope_base, "rope_base")
@@ -108,7 +111,8 @@ class TransformerConfig:
     return self.d_model // self.num_heads
 
 
-_IMPLEMENTATIONS = {"builtin": (None,), "mha": (None, "pallas", "xla", "cudnn"), "gla": (None, "pallas", "xla")}
+_IMPLEMENTATIONS = {"builtin": (None,), "mha": (None, "pallas", "xla", "cudnn"), "gla": (None, "pallas", "xla"),
+                    "s4d": (None,)}
 
 
 def _annotate(variable: Optional[nnx.Variable], axes: tuple) -> None:
@@ -145,6 +149,14 @@ _ATTENTION_AXES = {
     "gate_down_dr": ("embed", "gate_rank"),
     "gate_up_rnk": ("gate_rank", "heads", "head_dim"),
     "gate_bias_nk": ("heads", "head_dim"),
+    # S4DLayer (attention='s4d'): H = d_model channels; modes and the GLU's 2H outputs left to FSDP.
+    "log_dt": ("embed",),
+    "log_A_real": ("embed", None),
+    "A_imag": ("embed", None),
+    "C": ("embed", None, None),
+    "D": ("embed",),
+    "out_weight": ("embed", None),
+    "out_bias": (None,),
 }
 
 
@@ -331,6 +343,11 @@ class TransformerBlock(nnx.Module):
                                      qk_layernorm=cfg.qk_layernorm, implementation=cfg.implementation,
                                      rope_base=cfg.rope_base, interpret=cfg.interpret, dtype=dt, param_dtype=pdt,
                                      rngs=rngs)
+    elif cfg.attention == "s4d":
+      if cfg.qk_layernorm:
+        raise ValueError("qk_layernorm applies to softmax attention; it is not defined for attention='s4d'")
+      from jaxlib_methods.nn.ssm import S4DLayer  # lazy: another module of the package
+      self.attn = S4DLayer(cfg.d_model, 64, init="legs", dtype=dt, param_dtype=pdt, rngs=rngs)
     else:
       if cfg.qk_layernorm:
         raise ValueError("qk_layernorm applies to softmax attention; it is not defined for attention='gla'")

@@ -319,3 +319,20 @@ __all__ += [
     "scale_by_fedhyper_client",
     "scale_by_hypergradient_lr",
 ]
+
+# ---- layers1 (issue 18) ----
+from jaxlib_methods.optim._grassmann import (  # noqa: E402  ([97] Grassmann Class Representation)
+    RIEMANNIAN_SGD_GRASSMANN_STATIC_ARGS,
+    RiemannianSGDState,
+    grassmann_tangent,
+    qr_retraction,
+    riemannian_sgd_grassmann,
+)
+
+__all__ += [
+    "RIEMANNIAN_SGD_GRASSMANN_STATIC_ARGS",
+    "RiemannianSGDState",
+    "grassmann_tangent",
+    "qr_retraction",
+    "riemannian_sgd_grassmann",
+]

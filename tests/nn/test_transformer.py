@@ -196,7 +196,7 @@ def test_implementation_and_interpret_are_validated():
 
 def test_every_parameter_names_its_logical_axes():
   """NNX sharding metadata on every parameter (so runner.sharding's rules can place it), readable without a mesh."""
-  for attention in ("builtin", "mha", "gla"):
+  for attention in ("builtin", "mha", "gla", "s4d"):
     lm = nnx.eval_shape(lambda: tf.TransformerLM(_small(attention=attention), rngs=nnx.Rngs(0)))
     specs = nnx.get_partition_spec(nnx.state(lm, nnx.Param))
     leaves = jax.tree.leaves(nnx.to_pure_dict(specs), is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))

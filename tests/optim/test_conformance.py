@@ -128,6 +128,12 @@ CASES = [
     Case("dynamic_sparse(sgd)", O.dynamic_sparse, dict(inner=optax.sgd(0.1), sparsity=0.5, update_interval=2,
                                                        end_step=8), O.DYNAMIC_SPARSE_STATIC_ARGS,
          inject=dict(drop_fraction=(0.3, 0.1, 0.5)), needs_params=True, static_required=True, heavy=True),
+    # ---- layers1 (issue 18): [97] GCR's Riemannian SGD (Grassmann leaves: matrices with d >= k; others Euclidean) ----
+    Case("riemannian_sgd_grassmann", O.riemannian_sgd_grassmann,
+         dict(learning_rate=0.1, grassmann_mask=lambda p: jax.tree.map(lambda x: x.ndim >= 2 and 0 < x.shape[-1]
+                                                                       <= x.shape[-2], p)),
+         O.RIEMANNIAN_SGD_GRASSMANN_STATIC_ARGS, inject=dict(learning_rate=(0.1, 0.05, 0.02), momentum=(0.9, 0.5, 0.0)),
+         needs_params=True),
 ]
 BY_NAME = {c.name: c for c in CASES}
 ALL = [pytest.param(c, id=c.name) for c in CASES]
