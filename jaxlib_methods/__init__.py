@@ -5,8 +5,11 @@ Subpackages (one paper family per module):
   losses    pure per-example loss functions
   nn        Flax NNX modules
   kernels   Pallas kernels beside their pure-jnp references
-  analysis  diagnostics papers measure (sharpness, NTK, ECE, ...)
+  analysis  diagnostics papers measure (sharpness, NTK, ECE, Hutchinson traces, ...)
   data      seeded synthetic data sets
+  sampling  diffusion guidance, samplers, speculative decoding, noise schedules
+  signal    MRI operators, wavelet packets, Fourier masks
+  sketching randomized sketches and sketched least squares
   runner    experiment machinery (config, CLI, train loop, checkpoints, sharding, claims)
   papers    the paper registry (source of docs/PAPERS.md)
 """

@@ -23,7 +23,8 @@ def hvp(loss_fn: Callable[[Any], jax.Array], params: Any, v: Any) -> Any:
 
   Args:
     loss_fn: params -> scalar.
-    params: a pytree of floating arrays; v: a pytree of the same structure, shapes and dtypes.
+    params: a pytree of floating arrays.
+    v: a pytree of the same structure, shapes and dtypes as `params`.
 
   Returns:
     H v, a pytree like params.

@@ -49,7 +49,10 @@ def kl_divergence_from_logits(p_logits: jax.Array, q_logits: jax.Array, *, tempe
   """KL(p || q) with p = softmax(p_logits / T), q = softmax(q_logits / T) (Amara et al. 2022, arXiv:2212.12965).
 
   Args:
-    p_logits, q_logits: [..., K] floating, same shape (class axis `axis`). temperature: T > 0.
+    p_logits: [..., K] floating (class axis `axis`).
+    q_logits: [..., K] floating, the same shape as `p_logits`.
+    temperature: T > 0.
+    axis: the class axis.
 
   Returns:
     [...] float32 or wider; NaN where a logit is NaN.
