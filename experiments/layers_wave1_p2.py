@@ -1,0 +1,325 @@
+"""Layers wave 1, P2 toy claims (issue 18): FLoRA's Tucker adapter on a conv-kernel change, and MomentumSMoE's
+robustness to input noise.
+
+Papers:
+  [161] Chongjie Si et al., "FLoRA: Low-Rank Core Space for N-dimension", 2024, arXiv:2405.14739.
+  [142] Rachel S.Y. Teo, Tan M. Nguyen, "MomentumSMoE: Integrating Momentum into Sparse Mixture of Experts",
+        NeurIPS 2024, arXiv:2410.14574.
+
+FLoRA (catalog row's toy): a synthetic 4-D conv-kernel change Delta W* [k, k, C_in, C_out] of Tucker rank
+(k, k, r, r) plus noise of relative size `flora_noise`. Each family's best fit at the same parameter budget, computed
+in float64 NumPy, independently of the library: FLoRA by truncated HOSVD + `hooi_iters` HOOI sweeps, the kernel
+rebuilt with `jaxlib_methods.nn.flora_delta`; reshape-LoRA by the optimal (Eckart-Young) truncated SVD of the
+[k*k*C_in, C_out] reshape, at the smallest rank whose parameter count is >= FLoRA's (the baseline gets at least the
+same budget). `flora_form="reshape"` (mutation) replaces the FLoRA fit by the reshape fit at FLoRA's budget.
+Also a `FLoRAConv` adapter (only its nnx.LoRAParam trained, adam) learns the change from input/output pairs of the
+convolution on random images (sanity: the module trains as an adapter).
+
+MomentumSMoE (catalog row's toy: under input-noise contamination MomentumSMoE's loss degrades less than SMoE's): a
+classifier embed -> L-layer SMoE stack (top-k router, E experts, pre-LayerNorm) -> head on a teacher-labelled
+Gaussian task, trained with adam for `steps` (fresh batches, load-balancing loss weight `balance_weight`), once as
+SMoE (mu = 0, gamma = 1, exactly the plain stack) and once as MomentumSMoE (mu = `mu`, gamma = 1), on `seeds` seeds
+(vmapped, the same init and data per seed for both). Test cross-entropy on clean inputs and on inputs + N(0,
+`noise`^2): robustness gap = CE_noisy - CE_clean.
+
+Claims (tolerances fixed before the first run):
+  1. [161] FLoRA / reshape-LoRA relative error of the kernel change <= 0.5 on every seed (paper: FLoRA keeps the
+     N-d structure that reshaping destroys, Sec. 1 and 3);
+  2. [142] SMoE gap - MomentumSMoE gap, paired over seeds: mean > 2 standard errors (paper: MomentumSMoE is more
+     robust to input contamination, Sec. 4, ImageNet-C / WikiText-103 attacked);
+  sanity: FLoRAConv adapter output relative error after training <= 0.1; both MoE models learn (clean accuracy
+  >= 0.6 with 4 classes, chance 0.25).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Annotated, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from jaxlib_methods.nn.flora import FLoRAConv, flora_delta, flora_num_params
+from jaxlib_methods.nn.momentum_smoe import MomentumSMoE, momentum_smoe_stack
+from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, Seed
+
+PAPER = Paper(catalog_id=161, title="FLoRA: Low-Rank Core Space for N-dimension", year=2024, arxiv="2405.14739")
+ALSO_REPRODUCES = (Paper(catalog_id=142, title="MomentumSMoE: Integrating Momentum into Sparse Mixture of Experts",
+                         year=2024, arxiv="2410.14574"),)
+DEMO = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  seed: Seed = 0
+  seeds: Annotated[int, Range(ge=3)] = 3
+  # FLoRA
+  kernel: PositiveInt = 3
+  channels: Annotated[int, Range(ge=4)] = 32
+  tucker_rank: PositiveInt = 4
+  flora_noise: NonNegativeFloat = 0.05
+  hooi_iters: NonNegativeInt = 3
+  flora_form: Literal["tucker", "reshape"] = "tucker"
+  adapter_steps: PositiveInt = 300
+  # MomentumSMoE
+  dim: PositiveInt = 16
+  hidden: PositiveInt = 32
+  experts: Annotated[int, Range(ge=2)] = 4
+  top_k: PositiveInt = 2
+  layers: PositiveInt = 4
+  mu: Annotated[float, Range(ge=0, lt=1)] = 0.7
+  steps: PositiveInt = 400
+  batch: PositiveInt = 256
+  lr: PositiveFloat = 3e-3
+  balance_weight: NonNegativeFloat = 0.01
+  noise: PositiveFloat = 1.0
+  test_size: PositiveInt = 4096
+
+  CHECKS = ()
+
+
+PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, steps=2000), "tpu": Config(seeds=8, steps=2000)}
+TINY = ("steps=120", "adapter_steps=60", "channels=8", "test_size=1024")
+MUTATIONS = {"a_flora_reshape": ("flora_form=reshape",), "b_no_momentum": ("mu=0.0",)}
+
+IN_DIM, CLASSES = 8, 4
+
+
+# ---- FLoRA ----------------------------------------------------------------------------------------------------------
+def _unfold(t, n):
+  return np.moveaxis(t, n, 0).reshape(t.shape[n], -1)
+
+
+def _mode_product(t, u, n):
+  """t x_n u (u [J, I_n])."""
+  return np.moveaxis(np.tensordot(u, t, axes=([1], [n])), 0, n)
+
+
+def hooi(t: np.ndarray, ranks, iters: int):
+  """Truncated HOSVD then HOOI sweeps (float64): core [r...] and orthonormal factors [I_n, r_n]."""
+  us = [np.linalg.svd(_unfold(t, n), full_matrices=False)[0][:, :r] for n, r in enumerate(ranks)]
+  for _ in range(iters):
+    for n in range(t.ndim):
+      y = t
+      for m in range(t.ndim):
+        if m != n:
+          y = _mode_product(y, us[m].T, m)
+      us[n] = np.linalg.svd(_unfold(y, n), full_matrices=False)[0][:, :ranks[n]]
+  core = t
+  for n in range(t.ndim):
+    core = _mode_product(core, us[n].T, n)
+  return core, us
+
+
+def reshape_lora_fit(t: np.ndarray, budget: int):
+  """Best rank-r fit of the [k*k*C_in, C_out] reshape, r the smallest with r (m + n) >= budget."""
+  mat = t.reshape(-1, t.shape[-1])
+  m, n = mat.shape
+  r = min(-(-budget // (m + n)), min(m, n))
+  u, s, vt = np.linalg.svd(mat, full_matrices=False)
+  return ((u[:, :r] * s[:r]) @ vt[:r]).reshape(t.shape), r, r * (m + n)
+
+
+def flora_fit_once(config: Config, seed: int) -> dict:
+  rng = np.random.default_rng(seed)
+  k, c, r = config.kernel, config.channels, config.tucker_rank
+  shape = (k, k, c, c)
+  ranks = (k, k, r, r)
+  core = rng.normal(size=ranks)
+  factors = [np.linalg.qr(rng.normal(size=(i, q)))[0] for i, q in zip(shape, ranks)]
+  clean = core
+  for n, u in enumerate(factors):
+    clean = _mode_product(clean, u, n)
+  target = clean + config.flora_noise * np.linalg.norm(clean) / np.sqrt(clean.size) * rng.normal(size=shape)
+  budget = flora_num_params(shape, ranks)
+  lora, lora_rank, lora_params = reshape_lora_fit(target, budget)
+  if config.flora_form == "tucker":
+    g, us = hooi(target, ranks, config.hooi_iters)
+    with jax.enable_x64(True):
+      fit = np.asarray(flora_delta(jnp.asarray(g), [jnp.asarray(u) for u in us]))
+  else:  # mutation: the reshape fit squeezed into FLoRA's budget (rank floor(budget / (m + n)), at least 1)
+    mat = target.reshape(-1, c)
+    rr = max(1, budget // sum(mat.shape))
+    u, s, vt = np.linalg.svd(mat, full_matrices=False)
+    fit = ((u[:, :rr] * s[:rr]) @ vt[:rr]).reshape(shape)
+  nrm = np.linalg.norm(target)
+  return {"flora_err": float(np.linalg.norm(fit - target) / nrm), "lora_err": float(np.linalg.norm(lora - target) / nrm),
+          "flora_params": budget, "lora_params": int(lora_params), "lora_rank": int(lora_rank)}
+
+
+def flora_conv_adapter(config: Config) -> dict:
+  """Train only the FLoRAConv adapter so that conv(x, W + Delta W) matches conv(x, W + Delta W*)."""
+  c = min(config.channels, 8)
+  k, r = config.kernel, min(config.tucker_rank, c)
+  m = FLoRAConv(c, c, (k, k), r, rngs=nnx.Rngs(config.seed))
+  rng = np.random.default_rng(config.seed + 7)
+  shape = (k, k, c, c)
+  star = rng.normal(size=(k, k, r, r))
+  for n, i in enumerate(shape):
+    star = _mode_product(star, np.linalg.qr(rng.normal(size=(i, (k, k, r, r)[n])))[0], n)
+  star = jnp.asarray(0.5 * star / np.abs(star).max(), jnp.float32)
+  x = jax.random.normal(jax.random.key(config.seed), (16, 8, 8, c))
+  w_target = m.kernel[...] + star
+  y = jax.lax.conv_general_dilated(x, w_target, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + m.bias[...]
+  graphdef, lora, rest = nnx.split(m, nnx.LoRAParam, ...)
+  tx = optax.adam(0.02)
+
+  def loss(lora):
+    return jnp.mean((nnx.merge(graphdef, lora, rest)(x) - y) ** 2)
+
+  @jax.jit
+  def train(lora):
+    def step(carry, _):
+      lora, opt = carry
+      l, g = jax.value_and_grad(loss)(lora)
+      u, opt = tx.update(g, opt, lora)
+      return (optax.apply_updates(lora, u), opt), l
+    (lora, _), ls = jax.lax.scan(step, (lora, tx.init(lora)), None, length=config.adapter_steps)
+    return lora, ls
+
+  lora, ls = train(lora)
+  out = nnx.merge(graphdef, lora, rest)(x)
+  base = y - (jax.lax.conv_general_dilated(x, m.kernel[...], (1, 1), "SAME",
+                                           dimension_numbers=("NHWC", "HWIO", "NHWC")) + m.bias[...])
+  rel = float(jnp.linalg.norm(out - y) / jnp.linalg.norm(base))
+  return {"adapter_rel_err": rel, "adapter_loss": np.asarray(ls).tolist()[:: max(1, config.adapter_steps // 50)]}
+
+
+# ---- MomentumSMoE -----------------------------------------------------------------------------------------------------
+def _teacher(key):
+  ka, kb = jax.random.split(key)
+  return jax.random.normal(ka, (IN_DIM, 32)), jax.random.normal(kb, (32, CLASSES))
+
+
+def _labels(x, teacher):
+  a, b = teacher
+  return jnp.argmax(jnp.tanh(x @ a) @ b, -1)
+
+
+def smoe_runs(config: Config) -> dict:
+  d = config.dim
+
+  def init(key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    stack = MomentumSMoE(d, config.hidden, config.experts, config.layers, config.top_k,
+                         rngs=nnx.Rngs(params=k1)).layer_params()
+    return {"embed": jax.random.normal(k2, (IN_DIM, d)) / np.sqrt(IN_DIM),
+            "head": jax.random.normal(k3, (d, CLASSES)) / np.sqrt(d), "stack": stack}
+
+  def forward(params, x, mu):
+    h = x @ params["embed"]
+    h, aux = momentum_smoe_stack(h, params["stack"], top_k=config.top_k, mu=mu, gamma=1.0)
+    return h @ params["head"], aux
+
+  tx = optax.adam(config.lr)
+
+  def train_eval(key, mu):
+    kinit, kteach, kdata, ktest, knoise = jax.random.split(key, 5)
+    params = init(kinit)
+    teacher = _teacher(kteach)
+
+    def step(carry, k):
+      params, opt = carry
+      x = jax.random.normal(k, (config.batch, IN_DIM))
+      y = _labels(x, teacher)
+
+      def loss(p):
+        logits, aux = forward(p, x, mu)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean() + config.balance_weight * aux
+      l, g = jax.value_and_grad(loss)(params)
+      u, opt = tx.update(g, opt, params)
+      return (optax.apply_updates(params, u), opt), l
+
+    (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(kdata, config.steps))
+    xt = jax.random.normal(ktest, (config.test_size, IN_DIM))
+    yt = _labels(xt, teacher)
+    xn = xt + config.noise * jax.random.normal(knoise, xt.shape)
+    ce = lambda x: optax.softmax_cross_entropy_with_integer_labels(forward(params, x, mu)[0], yt).mean()
+    acc = jnp.mean(jnp.argmax(forward(params, xt, mu)[0], -1) == yt)
+    return {"ce_clean": ce(xt), "ce_noisy": ce(xn), "acc_clean": acc, "train_loss": losses}
+
+  keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+  run_all = jax.jit(jax.vmap(train_eval, in_axes=(0, None)))
+  out = {}
+  for name, mu in (("smoe", 0.0), ("momentum", config.mu)):
+    r = jax.device_get(run_all(keys, mu))
+    out[name] = {k: np.asarray(v).tolist() for k, v in r.items() if k != "train_loss"}
+    out[name]["train_loss"] = np.asarray(r["train_loss"]).mean(0)[:: max(1, config.steps // 100)].tolist()
+  gap = {n: np.asarray(out[n]["ce_noisy"]) - np.asarray(out[n]["ce_clean"]) for n in ("smoe", "momentum")}
+  diff = gap["smoe"] - gap["momentum"]
+  out["gap_diff"] = diff.tolist()
+  out["gap_diff_mean"] = float(diff.mean())
+  out["gap_diff_sem"] = float(diff.std(ddof=1) / np.sqrt(diff.size))
+  return out
+
+
+# ---- run / claims ---------------------------------------------------------------------------------------------------
+def run(config: Config, workdir: pathlib.Path) -> dict:
+  workdir = pathlib.Path(workdir)
+  log = MetricsLog(workdir)
+  log.reset()
+  fl = [flora_fit_once(config, config.seed + s) for s in range(config.seeds)]
+  for i, f in enumerate(fl):
+    log.log(i, **f)
+  adapter = flora_conv_adapter(config)
+  moe = smoe_runs(config)
+  log.log(config.seeds, gap_diff_mean=moe["gap_diff_mean"], gap_diff_sem=moe["gap_diff_sem"])
+  out = {"flora": fl, "adapter": adapter, "moe": moe}
+  _figure(out, config, workdir)
+  return out
+
+
+def claims(results: dict) -> list[Claim]:
+  fl = results["flora"]
+  ratio = max(f["flora_err"] / f["lora_err"] for f in fl)
+  moe = results["moe"]
+  return [
+      Claim.at_most("FLoRA (Tucker core) / reshape-LoRA relative error of a Tucker-structured conv-kernel change at "
+                    "equal parameter budget, max over seeds", ratio, 0.5,
+                    paper="lower error than reshape-to-2D LoRA (structure preserved)", kind="paper",
+                    where="Sec. 1, Fig. 1 and Sec. 3 (core space vs reshape) [161]"),
+      Claim.at_least("SMoE minus MomentumSMoE robustness gap (CE noisy - CE clean), paired over seeds, in standard "
+                     "errors", moe["gap_diff_mean"] / max(moe["gap_diff_sem"], 1e-12), 2.0,
+                     paper="MomentumSMoE degrades less under input contamination", kind="paper",
+                     where="Sec. 4, robustness to contaminated inputs (ImageNet-C, attacked WikiText-103) [142]"),
+      Claim.at_most("FLoRAConv adapter (LoRAParam only) output relative error after training", 
+                    results["adapter"]["adapter_rel_err"], 0.1, kind="sanity"),
+      Claim.at_least("clean test accuracy of SMoE and MomentumSMoE, min over seeds (chance 0.25)",
+                     min(min(moe["smoe"]["acc_clean"]), min(moe["momentum"]["acc_clean"])), 0.6, kind="sanity"),
+  ]
+
+
+def _figure(out, config, workdir):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+  fl = out["flora"]
+  xs = np.arange(len(fl))
+  axes[0].bar(xs - 0.2, [f["flora_err"] for f in fl], 0.4, label=f"FLoRA ({fl[0]['flora_params']} params)")
+  axes[0].bar(xs + 0.2, [f["lora_err"] for f in fl], 0.4,
+              label=f"reshape-LoRA r={fl[0]['lora_rank']} ({fl[0]['lora_params']} params)")
+  axes[0].set_xlabel("seed")
+  axes[0].set_ylabel("relative error of the kernel change")
+  axes[0].legend(fontsize=7)
+  axes[0].set_title(f"[161] conv kernel {config.kernel}x{config.kernel}x{config.channels}x{config.channels}",
+                    fontsize=9)
+  moe = out["moe"]
+  for name in ("smoe", "momentum"):
+    axes[1].plot(moe[name]["train_loss"], label=name)
+  axes[1].set_xlabel(f"step / {max(1, config.steps // 100)}")
+  axes[1].set_ylabel("train loss (mean over seeds)")
+  axes[1].legend(fontsize=7)
+  for j, name in enumerate(("smoe", "momentum")):
+    gaps = np.asarray(moe[name]["ce_noisy"]) - np.asarray(moe[name]["ce_clean"])
+    axes[2].scatter(np.full(gaps.size, j), gaps, label=name)
+  axes[2].set_xticks([0, 1], ["SMoE", f"Momentum mu={config.mu}"])
+  axes[2].set_ylabel(f"CE(noisy, sigma={config.noise}) - CE(clean)")
+  axes[2].set_title("[142] robustness gap per seed", fontsize=9)
+  fig.suptitle("Layers wave 1 P2: FLoRA vs reshape-LoRA; MomentumSMoE vs SMoE under input noise")
+  save_figure(fig, workdir / "figure.png")
