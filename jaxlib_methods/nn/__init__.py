@@ -68,7 +68,7 @@ from jaxlib_methods.nn.unlearnable_clusters import (  # noqa: F401  (issue 22, [
 from jaxlib_methods.nn.summary_embeddings import SummaryEmbeddings  # noqa: F401  (issue 22, [199])
 # ---- theory3 (issue 21): compressed embeddings [122]
 from jaxlib_methods.nn.compressed_embedding import HashEmbed, QREmbed, TTEmbed  # noqa: F401  (issue 21, [122])
-# ---- layers1b (issue 18): FLoRA [161], MomentumSMoE [142] ----
+# ---- layers1b (issue 18): FLoRA [161], MomentumSMoE [142], reversible MBConv [42] ----
 from jaxlib_methods.nn.flora import FLoRAConv, FLoRALinear, flora_delta, flora_num_params  # noqa: F401  ([161])
 from jaxlib_methods.nn.momentum_smoe import (  # noqa: F401  (issue 18, [142])
     MomentumSMoE,
@@ -76,4 +76,11 @@ from jaxlib_methods.nn.momentum_smoe import (  # noqa: F401  (issue 18, [142])
     momentum_smoe_stack,
     smoe_layer,
     top_k_routing,
+)
+from jaxlib_methods.nn.reversible import (  # noqa: F401  (issue 18, [42])
+    ReversibleMBConv,
+    grad_temp_bytes,
+    mbconv,
+    reversible_mbconv_inverse,
+    reversible_mbconv_stack,
 )
