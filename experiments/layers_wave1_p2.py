@@ -1,10 +1,12 @@
-"""Layers wave 1, P2 toy claims (issue 18): FLoRA's Tucker adapter on a conv-kernel change, and MomentumSMoE's
-robustness to input noise.
+"""Layers wave 1, P2 toy claims (issue 18): FLoRA's Tucker adapter on a conv-kernel change, MomentumSMoE's
+robustness to input noise, and the reversible MBConv stack's depth-independent activation memory.
 
 Papers:
   [161] Chongjie Si et al., "FLoRA: Low-Rank Core Space for N-dimension", 2024, arXiv:2405.14739.
   [142] Rachel S.Y. Teo, Tan M. Nguyen, "MomentumSMoE: Integrating Momentum into Sparse Mixture of Experts",
         NeurIPS 2024, arXiv:2410.14574.
+  [42]  Mihir Pendse et al., "Memory Efficient 3D U-Net with Reversible Mobile Inverted Bottlenecks for Brain Tumor
+        Segmentation", BrainLes 2020, arXiv:2104.09648.
 
 FLoRA (catalog row's toy): a synthetic 4-D conv-kernel change Delta W* [k, k, C_in, C_out] of Tucker rank
 (k, k, r, r) plus noise of relative size `flora_noise`. Each family's best fit at the same parameter budget, computed
@@ -22,12 +24,21 @@ SMoE (mu = 0, gamma = 1, exactly the plain stack) and once as MomentumSMoE (mu =
 (vmapped, the same init and data per seed for both). Test cross-entropy on clean inputs and on inputs + N(0,
 `noise`^2): robustness gap = CE_noisy - CE_clean.
 
+Reversible MBConv (catalog row: compiled peak activation memory ~constant in depth vs linear for non-reversible):
+the temp bytes XLA allocates for jax.grad of sum(stack(x)^2), from `jax.jit(...).lower(...).compile()
+.memory_analysis()`, at depths rev_depth/4, rev_depth/2, rev_depth, for the custom-vjp recomputing stack and for the
+same stack under plain autodiff (`rev_recompute=false`, mutation, measures the autodiff stack in place of the
+reversible one). Also the inverse's round-trip error and the custom-vjp vs autodiff gradient gap (float32).
+
 Claims (tolerances fixed before the first run):
   1. [161] FLoRA / reshape-LoRA relative error of the kernel change <= 0.5 on every seed (paper: FLoRA keeps the
      N-d structure that reshaping destroys, Sec. 1 and 3);
   2. [142] SMoE gap - MomentumSMoE gap, paired over seeds: mean > 2 standard errors (paper: MomentumSMoE is more
      robust to input contamination, Sec. 4, ImageNet-C / WikiText-103 attacked);
-  sanity: FLoRAConv adapter output relative error after training <= 0.1; both MoE models learn (clean accuracy
+  3. [42] reversible stack: temp bytes at depth rev_depth / at rev_depth/4 <= 1.1 (paper: activations are recomputed
+     from the outputs, so memory does not grow with depth: "25% more depth" at a fixed budget);
+  sanity: the autodiff stack's ratio >= 1.5 (the measurement sees activation memory); inverse round trip and
+  custom-vjp gradients within 1e-4 of x and of autodiff; FLoRAConv adapter output relative error after training <= 0.1; both MoE models learn (clean accuracy
   >= 0.6 with 4 classes, chance 0.25).
 """
 
@@ -45,12 +56,16 @@ from flax import nnx
 
 from jaxlib_methods.nn.flora import FLoRAConv, flora_delta, flora_num_params
 from jaxlib_methods.nn.momentum_smoe import MomentumSMoE, momentum_smoe_stack
+from jaxlib_methods.nn.reversible import (ReversibleMBConv, grad_temp_bytes, reversible_forward_autodiff,
+                                          reversible_mbconv_inverse, reversible_mbconv_stack)
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
 from jaxlib_methods.runner.constraints import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=161, title="FLoRA: Low-Rank Core Space for N-dimension", year=2024, arxiv="2405.14739")
 ALSO_REPRODUCES = (Paper(catalog_id=142, title="MomentumSMoE: Integrating Momentum into Sparse Mixture of Experts",
-                         year=2024, arxiv="2410.14574"),)
+                         year=2024, arxiv="2410.14574"),
+                   Paper(catalog_id=42, title="Memory Efficient 3D U-Net with Reversible Mobile Inverted Bottlenecks "
+                         "for Brain Tumor Segmentation", year=2021, arxiv="2104.09648"))
 DEMO = False
 
 
@@ -79,13 +94,21 @@ class Config:
   balance_weight: NonNegativeFloat = 0.01
   noise: PositiveFloat = 1.0
   test_size: PositiveInt = 4096
+  # reversible MBConv
+  rev_depth: Annotated[int, Range(ge=4)] = 8
+  rev_size: PositiveInt = 8
+  rev_channels: Annotated[int, Range(ge=2)] = 8
+  rev_recompute: bool = True
 
   CHECKS = ()
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, steps=2000), "tpu": Config(seeds=8, steps=2000)}
-TINY = ("steps=120", "adapter_steps=60", "channels=8", "test_size=1024")
-MUTATIONS = {"a_flora_reshape": ("flora_form=reshape",), "b_no_momentum": ("mu=0.0",)}
+TINY = ("steps=60", "adapter_steps=40", "channels=8", "test_size=512", "rev_size=4", "rev_channels=4", "rev_depth=4",
+        "layers=2", "batch=64")
+MUTATION_TEST_SLOW = True  # the TINY run compiles ~10 programs (MoE training, adapter training, 8 grads): >= 10 s CPU
+# (no mutation for [142]: its robustness claim fails for the method itself, see the module docstring and the report)
+MUTATIONS = {"a_flora_reshape": ("flora_form=reshape",), "b_no_recompute": ("rev_recompute=false",)}
 
 IN_DIM, CLASSES = 8, 4
 
@@ -258,6 +281,28 @@ def smoe_runs(config: Config) -> dict:
   return out
 
 
+# ---- reversible MBConv ---------------------------------------------------------------------------------------------
+def reversible_memory(config: Config) -> dict:
+  x = jax.random.normal(jax.random.key(config.seed), (2, config.rev_size, config.rev_size, config.rev_channels))
+  depths = (config.rev_depth // 4, config.rev_depth // 2, config.rev_depth)
+  method = reversible_mbconv_stack if config.rev_recompute else reversible_forward_autodiff
+  out = {"depths": list(depths), "reversible": [], "autodiff": []}
+  for d in depths:
+    p = ReversibleMBConv(config.rev_channels, d, expansion=2, kernel_size=(3, 3),
+                         rngs=nnx.Rngs(config.seed)).stack_params()
+    out["reversible"].append(grad_temp_bytes(method, p, x))
+    out["autodiff"].append(grad_temp_bytes(reversible_forward_autodiff, p, x))
+  # round trip and gradient agreement at the deepest stack (float32)
+  y = jax.jit(reversible_mbconv_stack)(p, x)
+  out["inverse_err"] = float(jnp.max(jnp.abs(reversible_mbconv_inverse(p, y) - x)))
+  w = jax.random.normal(jax.random.key(config.seed + 1), y.shape)
+  grad = lambda fn: jax.jit(jax.grad(lambda p, x: jnp.sum(w * jnp.tanh(fn(p, x))), argnums=(0, 1)))(p, x)
+  ga, gb = grad(reversible_mbconv_stack), grad(reversible_forward_autodiff)
+  out["grad_rel_err"] = float(max(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(b)) + 1e-30)
+                                  for a, b in zip(jax.tree.leaves(ga), jax.tree.leaves(gb))))
+  return out
+
+
 # ---- run / claims ---------------------------------------------------------------------------------------------------
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
@@ -269,7 +314,9 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   adapter = flora_conv_adapter(config)
   moe = smoe_runs(config)
   log.log(config.seeds, gap_diff_mean=moe["gap_diff_mean"], gap_diff_sem=moe["gap_diff_sem"])
-  out = {"flora": fl, "adapter": adapter, "moe": moe}
+  rev = reversible_memory(config)
+  log.log(config.seeds + 1, rev_temp_bytes=rev["reversible"], autodiff_temp_bytes=rev["autodiff"])
+  out = {"flora": fl, "adapter": adapter, "moe": moe, "reversible": rev}
   _figure(out, config, workdir)
   return out
 
@@ -278,6 +325,7 @@ def claims(results: dict) -> list[Claim]:
   fl = results["flora"]
   ratio = max(f["flora_err"] / f["lora_err"] for f in fl)
   moe = results["moe"]
+  rev = results["reversible"]
   return [
       Claim.at_most("FLoRA (Tucker core) / reshape-LoRA relative error of a Tucker-structured conv-kernel change at "
                     "equal parameter budget, max over seeds", ratio, 0.5,
@@ -287,7 +335,15 @@ def claims(results: dict) -> list[Claim]:
                      "errors", moe["gap_diff_mean"] / max(moe["gap_diff_sem"], 1e-12), 2.0,
                      paper="MomentumSMoE degrades less under input contamination", kind="paper",
                      where="Sec. 4, robustness to contaminated inputs (ImageNet-C, attacked WikiText-103) [142]"),
-      Claim.at_most("FLoRAConv adapter (LoRAParam only) output relative error after training", 
+      Claim.at_most("reversible MBConv stack: compiled grad temp bytes at the largest depth / at a quarter of it",
+                    rev["reversible"][-1] / rev["reversible"][0], 1.1,
+                    paper="activation memory independent of depth (recomputed from outputs)", kind="paper",
+                    where="Abstract and Sec. 3 (reversible layers save activation memory) [42]"),
+      Claim.at_least("plain-autodiff stack: the same ratio (the measurement sees stored activations)",
+                     rev["autodiff"][-1] / rev["autodiff"][0], 1.5, kind="sanity"),
+      Claim.at_most("reversible stack: max |inverse(forward(x)) - x| and custom-vjp vs autodiff gradient relative gap "
+                    "(float32, max of the two)", max(rev["inverse_err"], rev["grad_rel_err"]), 1e-4, kind="sanity"),
+      Claim.at_most("FLoRAConv adapter (LoRAParam only) output relative error after training",
                     results["adapter"]["adapter_rel_err"], 0.1, kind="sanity"),
       Claim.at_least("clean test accuracy of SMoE and MomentumSMoE, min over seeds (chance 0.25)",
                      min(min(moe["smoe"]["acc_clean"]), min(moe["momentum"]["acc_clean"])), 0.6, kind="sanity"),
@@ -298,7 +354,7 @@ def _figure(out, config, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+  fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
   fl = out["flora"]
   xs = np.arange(len(fl))
   axes[0].bar(xs - 0.2, [f["flora_err"] for f in fl], 0.4, label=f"FLoRA ({fl[0]['flora_params']} params)")
@@ -321,5 +377,13 @@ def _figure(out, config, workdir):
   axes[2].set_xticks([0, 1], ["SMoE", f"Momentum mu={config.mu}"])
   axes[2].set_ylabel(f"CE(noisy, sigma={config.noise}) - CE(clean)")
   axes[2].set_title("[142] robustness gap per seed", fontsize=9)
-  fig.suptitle("Layers wave 1 P2: FLoRA vs reshape-LoRA; MomentumSMoE vs SMoE under input noise")
+  rev = out["reversible"]
+  axes[3].plot(rev["depths"], np.asarray(rev["reversible"]) / 1024, "o-",
+               label="reversible (custom vjp)" if config.rev_recompute else "reversible arm = autodiff (mutation)")
+  axes[3].plot(rev["depths"], np.asarray(rev["autodiff"]) / 1024, "s-", label="plain autodiff")
+  axes[3].set_xlabel("blocks")
+  axes[3].set_ylabel("compiled grad temp memory (KiB)")
+  axes[3].set_title("[42] activation memory vs depth", fontsize=9)
+  axes[3].legend(fontsize=7)
+  fig.suptitle("Layers wave 1 P2: FLoRA vs reshape-LoRA; MomentumSMoE vs SMoE under input noise; reversible MBConv")
   save_figure(fig, workdir / "figure.png")
