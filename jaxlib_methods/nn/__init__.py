@@ -68,7 +68,7 @@ from jaxlib_methods.nn.unlearnable_clusters import (  # noqa: F401  (issue 22, [
 from jaxlib_methods.nn.summary_embeddings import SummaryEmbeddings  # noqa: F401  (issue 22, [199])
 # ---- theory3 (issue 21): compressed embeddings [122]
 from jaxlib_methods.nn.compressed_embedding import HashEmbed, QREmbed, TTEmbed  # noqa: F401  (issue 21, [122])
-# ---- layers1b (issue 18): FLoRA [161], MomentumSMoE [142], reversible MBConv [42] ----
+# ---- layers1b (issue 18): FLoRA [161], MomentumSMoE [142], reversible MBConv [42], SGConv [204] ----
 from jaxlib_methods.nn.flora import FLoRAConv, FLoRALinear, flora_delta, flora_num_params  # noqa: F401  ([161])
 from jaxlib_methods.nn.momentum_smoe import (  # noqa: F401  (issue 18, [142])
     MomentumSMoE,
@@ -84,3 +84,4 @@ from jaxlib_methods.nn.reversible import (  # noqa: F401  (issue 18, [42])
     reversible_mbconv_inverse,
     reversible_mbconv_stack,
 )
+from jaxlib_methods.nn.sgconv import SGConv, fft_causal_conv, sgconv_kernel, sgconv_num_scales  # noqa: F401  ([204])
