@@ -34,7 +34,10 @@ Claims (tolerances fixed before the first run):
   1. [161] FLoRA / reshape-LoRA relative error of the kernel change <= 0.5 on every seed (paper: FLoRA keeps the
      N-d structure that reshaping destroys, Sec. 1 and 3);
   2. [142] SMoE gap - MomentumSMoE gap, paired over seeds: mean > 2 standard errors (paper: MomentumSMoE is more
-     robust to input contamination, Sec. 4, ImageNet-C / WikiText-103 attacked);
+     robust to input contamination, Sec. 4, ImageNet-C / WikiText-103 attacked). Observed on this toy: it FAILS
+     (MomentumSMoE degrades slightly more: -9.8 standard errors at noise = 1.0 with the cpu preset; -2.7 in an
+     exploratory run at noise = 0.3); kept failing, with no tuning, and without a mutation (a mutation can only
+     break a claim that passes);
   3. [42] reversible stack: temp bytes at depth rev_depth / at rev_depth/4 <= 1.1 (paper: activations are recomputed
      from the outputs, so memory does not grow with depth: "25% more depth" at a fixed budget);
   sanity: the autodiff stack's ratio >= 1.5 (the measurement sees activation memory); inverse round trip and
