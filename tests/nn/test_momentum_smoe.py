@@ -120,3 +120,20 @@ def test_module_training_step_bf16_and_bad_inputs():
     model(jnp.ones((3, 5)))
   with pytest.raises(ValueError, match="variant"):
     momentum_smoe_stack(jnp.ones((3, 4)), model.layer_params(), top_k=1, variant="nesterov")
+
+
+@pytest.mark.slow
+def test_orbax_round_trip(tmp_path):
+  ocp = pytest.importorskip("orbax.checkpoint")
+  make = lambda seed: MomentumSMoE(4, 8, 4, 2, top_k=2, rngs=nnx.Rngs(seed))
+  m, x = make(0), jnp.ones((3, 4))
+  ckptr = ocp.StandardCheckpointer()
+  ckptr.save(tmp_path / "ck", nnx.to_pure_dict(nnx.state(m)))
+  ckptr.wait_until_finished()
+  m2 = make(1)
+  s2 = nnx.state(m2)
+  nnx.replace_by_pure_dict(s2, ckptr.restore(tmp_path / "ck", nnx.to_pure_dict(s2)))
+  nnx.update(m2, s2)
+  want = np.asarray(m(x)[0])
+  m = m2
+  np.testing.assert_array_equal(np.asarray(m(x)[0]), want)

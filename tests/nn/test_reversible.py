@@ -70,3 +70,20 @@ def test_grad_temp_memory_flat_in_depth_for_recompute():
     ad.append(grad_temp_bytes(reversible_forward_autodiff, p, x))
   print("temp bytes (reversible, autodiff) at depth 2, 4, 6:", rev, ad)
   assert rev[-1] <= 1.1 * rev[0] and ad[-1] >= 1.5 * ad[0]
+
+
+@pytest.mark.slow
+def test_orbax_round_trip(tmp_path):
+  ocp = pytest.importorskip("orbax.checkpoint")
+  make = lambda seed: ReversibleMBConv(4, 2, expansion=2, kernel_size=(3,), rngs=nnx.Rngs(seed))
+  m, x = make(0), jnp.ones((2, 5, 4))
+  ckptr = ocp.StandardCheckpointer()
+  ckptr.save(tmp_path / "ck", nnx.to_pure_dict(nnx.state(m)))
+  ckptr.wait_until_finished()
+  m2 = make(1)
+  s2 = nnx.state(m2)
+  nnx.replace_by_pure_dict(s2, ckptr.restore(tmp_path / "ck", nnx.to_pure_dict(s2)))
+  nnx.update(m2, s2)
+  want = np.asarray(m(x))
+  m = m2
+  np.testing.assert_array_equal(np.asarray(m(x)), want)

@@ -66,3 +66,20 @@ def test_module_jit_bf16_and_bad_inputs():
     m(jnp.ones((2, 65, 4)))
   with pytest.raises(ValueError, match="alpha"):
     SGConv(4, 64, alpha=0.0, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.slow
+def test_orbax_round_trip(tmp_path):
+  ocp = pytest.importorskip("orbax.checkpoint")
+  make = lambda seed: SGConv(4, 16, kernel_dim=4, rngs=nnx.Rngs(seed))
+  m, x = make(0), jnp.ones((2, 9, 4))
+  ckptr = ocp.StandardCheckpointer()
+  ckptr.save(tmp_path / "ck", nnx.to_pure_dict(nnx.state(m)))
+  ckptr.wait_until_finished()
+  m2 = make(1)
+  s2 = nnx.state(m2)
+  nnx.replace_by_pure_dict(s2, ckptr.restore(tmp_path / "ck", nnx.to_pure_dict(s2)))
+  nnx.update(m2, s2)
+  want = np.asarray(m(x))
+  m = m2
+  np.testing.assert_array_equal(np.asarray(m(x)), want)
