@@ -1,5 +1,6 @@
 """Layers wave 1, P2 toy claims (issue 18): FLoRA's Tucker adapter on a conv-kernel change, MomentumSMoE's
-robustness to input noise, and the reversible MBConv stack's depth-independent activation memory.
+robustness to input noise, the reversible MBConv stack's depth-independent activation memory, and SGConv's kernel on
+a long-delay task.
 
 Papers:
   [161] Chongjie Si et al., "FLoRA: Low-Rank Core Space for N-dimension", 2024, arXiv:2405.14739.
@@ -7,6 +8,8 @@ Papers:
         NeurIPS 2024, arXiv:2410.14574.
   [42]  Mihir Pendse et al., "Memory Efficient 3D U-Net with Reversible Mobile Inverted Bottlenecks for Brain Tumor
         Segmentation", BrainLes 2020, arXiv:2104.09648.
+  [204] Yuhong Li et al., "What Makes Convolutional Models Great on Long Sequence Modeling?", ICLR 2023,
+        arXiv:2210.09298.
 
 FLoRA (catalog row's toy): a synthetic 4-D conv-kernel change Delta W* [k, k, C_in, C_out] of Tucker rank
 (k, k, r, r) plus noise of relative size `flora_noise`. Each family's best fit at the same parameter budget, computed
@@ -30,6 +33,13 @@ the temp bytes XLA allocates for jax.grad of sum(stack(x)^2), from `jax.jit(...)
 same stack under plain autodiff (`rev_recompute=false`, mutation, measures the autodiff stack in place of the
 reversible one). Also the inverse's round-trip error and the custom-vjp vs autodiff gradient gap (float32).
 
+SGConv (catalog row: a long-range delay task at L = 1024: SGConv solves it, a local convolution fails): target
+y_t = u_(t - delay) with u Gaussian-smoothed white noise (width `sg_smooth`), delay = `sg_delay`. Both models are
+linear in their parameters, so each is fitted by least squares (its best possible fit, no optimiser noise): SGConv's
+kernel `sgconv_kernel` of N = ceil(log2(L / d)) + 1 scales of d = `sg_kernel_dim` parameters (the basis = the kernel of
+each unit sub-kernel, applied with `fft_causal_conv`), and a local causal convolution with the SAME number N d of taps.
+`sg_form="local"` (mutation) fits the local convolution in SGConv's place. Relative test MSE (on fresh sequences).
+
 Claims (tolerances fixed before the first run):
   1. [161] FLoRA / reshape-LoRA relative error of the kernel change <= 0.5 on every seed (paper: FLoRA keeps the
      N-d structure that reshaping destroys, Sec. 1 and 3);
@@ -40,6 +50,9 @@ Claims (tolerances fixed before the first run):
      break a claim that passes);
   3. [42] reversible stack: temp bytes at depth rev_depth / at rev_depth/4 <= 1.1 (paper: activations are recomputed
      from the outputs, so memory does not grow with depth: "25% more depth" at a fixed budget);
+  4. [204] SGConv relative test MSE on the delay task <= 0.2 (paper: SGConv's global kernel handles long-range
+     dependencies where local convolutions fail);
+  sanity: the local convolution with as many parameters has relative MSE >= 0.8 (the task needs the long range);
   sanity: the autodiff stack's ratio >= 1.5 (the measurement sees activation memory); inverse round trip and
   custom-vjp gradients within 1e-4 of x and of autodiff; FLoRAConv adapter output relative error after training <= 0.1; both MoE models learn (clean accuracy
   >= 0.6 with 4 classes, chance 0.25).
@@ -62,13 +75,16 @@ from jaxlib_methods.nn.momentum_smoe import MomentumSMoE, momentum_smoe_stack
 from jaxlib_methods.nn.reversible import (ReversibleMBConv, grad_temp_bytes, reversible_forward_autodiff,
                                           reversible_mbconv_inverse, reversible_mbconv_stack)
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
-from jaxlib_methods.runner.constraints import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, Seed
+from jaxlib_methods.nn.sgconv import fft_causal_conv, sgconv_kernel, sgconv_num_scales
+from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=161, title="FLoRA: Low-Rank Core Space for N-dimension", year=2024, arxiv="2405.14739")
 ALSO_REPRODUCES = (Paper(catalog_id=142, title="MomentumSMoE: Integrating Momentum into Sparse Mixture of Experts",
                          year=2024, arxiv="2410.14574"),
                    Paper(catalog_id=42, title="Memory Efficient 3D U-Net with Reversible Mobile Inverted Bottlenecks "
-                         "for Brain Tumor Segmentation", year=2021, arxiv="2104.09648"))
+                         "for Brain Tumor Segmentation", year=2021, arxiv="2104.09648"),
+                   Paper(catalog_id=204, title="What Makes Convolutional Models Great on Long Sequence Modeling?",
+                         year=2023, arxiv="2210.09298"))
 DEMO = False
 
 
@@ -102,16 +118,25 @@ class Config:
   rev_size: PositiveInt = 8
   rev_channels: Annotated[int, Range(ge=2)] = 8
   rev_recompute: bool = True
+  # SGConv
+  sg_length: Annotated[int, Range(ge=64)] = 1024
+  sg_kernel_dim: Annotated[int, Range(ge=2)] = 32
+  sg_delay: PositiveInt = 700
+  sg_smooth: PositiveFloat = 16.0
+  sg_sequences: PositiveInt = 16
+  sg_form: Literal["sgconv", "local"] = "sgconv"
 
-  CHECKS = ()
+  CHECKS = (Check("sg_delay < sg_length", "the delay must fit in the sequence"),)
+
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, steps=2000), "tpu": Config(seeds=8, steps=2000)}
 TINY = ("steps=60", "adapter_steps=40", "channels=8", "test_size=512", "rev_size=4", "rev_channels=4", "rev_depth=4",
-        "layers=2", "batch=64")
+        "layers=2", "batch=64", "sg_length=128", "sg_kernel_dim=8", "sg_delay=90", "sg_smooth=4.0")
 MUTATION_TEST_SLOW = True  # the TINY run compiles ~10 programs (MoE training, adapter training, 8 grads): >= 10 s CPU
 # (no mutation for [142]: its robustness claim fails for the method itself, see the module docstring and the report)
-MUTATIONS = {"a_flora_reshape": ("flora_form=reshape",), "b_no_recompute": ("rev_recompute=false",)}
+MUTATIONS = {"a_flora_reshape": ("flora_form=reshape",), "b_no_recompute": ("rev_recompute=false",),
+             "c_local_conv": ("sg_form=local",)}
 
 IN_DIM, CLASSES = 8, 4
 
@@ -306,6 +331,42 @@ def reversible_memory(config: Config) -> dict:
   return out
 
 
+# ---- SGConv ---------------------------------------------------------------------------------------------------------
+def _smooth_noise(rng, n, length, width):
+  t = np.arange(-4 * int(width), 4 * int(width) + 1)
+  g = np.exp(-0.5 * (t / width) ** 2)
+  g /= np.linalg.norm(g)
+  w = rng.normal(size=(n, length + len(t) - 1))
+  return np.stack([np.convolve(row, g, mode="valid") for row in w])          # [n, length], unit variance
+
+
+def _fit_rel_mse(feats_tr, y_tr, feats_te, y_te):
+  a = feats_tr.reshape(-1, feats_tr.shape[-1])
+  coef, *_ = np.linalg.lstsq(a, y_tr.reshape(-1), rcond=None)
+  pred = feats_te.reshape(-1, feats_te.shape[-1]) @ coef
+  return float(np.mean((pred - y_te.reshape(-1)) ** 2) / np.mean(y_te ** 2))
+
+
+def sgconv_delay(config: Config) -> dict:
+  L, d = config.sg_length, config.sg_kernel_dim
+  n_scales = sgconv_num_scales(L, d)
+  p = n_scales * d
+  rng = np.random.default_rng(config.seed + 11)
+  u = _smooth_noise(rng, 2 * config.sg_sequences, L, config.sg_smooth)
+  y = np.zeros_like(u)
+  y[:, config.sg_delay:] = u[:, : L - config.sg_delay]
+  with jax.enable_x64(True):
+    unit = jnp.eye(p).reshape(p, n_scales, 1, d)                                # one unit sub-kernel per parameter
+    sg_basis = jax.vmap(lambda e: sgconv_kernel(e, L, alpha=0.5))(unit)[:, 0]    # [p, L]
+    local_basis = jnp.eye(p, L)                                                  # taps 0 .. p-1
+    conv = jax.jit(lambda b, u: fft_causal_conv(jnp.broadcast_to(u[:, :, None], u.shape + (b.shape[0],)), b))
+    feats = {"sgconv": np.asarray(conv(sg_basis, jnp.asarray(u))), "local": np.asarray(conv(local_basis, jnp.asarray(u)))}
+  n = config.sg_sequences
+  err = {k: _fit_rel_mse(f[:n], y[:n], f[n:], y[n:]) for k, f in feats.items()}
+  return {"params": p, "scales": n_scales, "sgconv_rel_mse": err[config.sg_form], "local_rel_mse": err["local"],
+          "sgconv_arm": config.sg_form}
+
+
 # ---- run / claims ---------------------------------------------------------------------------------------------------
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
@@ -319,7 +380,9 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   log.log(config.seeds, gap_diff_mean=moe["gap_diff_mean"], gap_diff_sem=moe["gap_diff_sem"])
   rev = reversible_memory(config)
   log.log(config.seeds + 1, rev_temp_bytes=rev["reversible"], autodiff_temp_bytes=rev["autodiff"])
-  out = {"flora": fl, "adapter": adapter, "moe": moe, "reversible": rev}
+  sg = sgconv_delay(config)
+  log.log(config.seeds + 2, sgconv_rel_mse=sg["sgconv_rel_mse"], local_rel_mse=sg["local_rel_mse"])
+  out = {"flora": fl, "adapter": adapter, "moe": moe, "reversible": rev, "sgconv": sg}
   _figure(out, config, workdir)
   return out
 
@@ -342,6 +405,12 @@ def claims(results: dict) -> list[Claim]:
                     rev["reversible"][-1] / rev["reversible"][0], 1.1,
                     paper="activation memory independent of depth (recomputed from outputs)", kind="paper",
                     where="Abstract and Sec. 3 (reversible layers save activation memory) [42]"),
+      Claim.at_most(f"SGConv ({results['sgconv']['params']} params/channel) relative test MSE on the delay task",
+                    results["sgconv"]["sgconv_rel_mse"], 0.2,
+                    paper="solves long-range tasks that local convolutions cannot", kind="paper",
+                    where="Sec. 1 and 3 (the two principles: sub-linear parameters, decay) [204]"),
+      Claim.at_least("local causal convolution with as many taps: relative test MSE on the delay task",
+                     results["sgconv"]["local_rel_mse"], 0.8, kind="sanity"),
       Claim.at_least("plain-autodiff stack: the same ratio (the measurement sees stored activations)",
                      rev["autodiff"][-1] / rev["autodiff"][0], 1.5, kind="sanity"),
       Claim.at_most("reversible stack: max |inverse(forward(x)) - x| and custom-vjp vs autodiff gradient relative gap "
@@ -357,7 +426,7 @@ def _figure(out, config, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+  fig, axes = plt.subplots(1, 5, figsize=(21, 3.8))
   fl = out["flora"]
   xs = np.arange(len(fl))
   axes[0].bar(xs - 0.2, [f["flora_err"] for f in fl], 0.4, label=f"FLoRA ({fl[0]['flora_params']} params)")
@@ -388,5 +457,10 @@ def _figure(out, config, workdir):
   axes[3].set_ylabel("compiled grad temp memory (KiB)")
   axes[3].set_title("[42] activation memory vs depth", fontsize=9)
   axes[3].legend(fontsize=7)
+  sg = out["sgconv"]
+  axes[4].bar([0, 1], [sg["sgconv_rel_mse"], sg["local_rel_mse"]])
+  axes[4].set_xticks([0, 1], [f"SGConv arm ({sg['sgconv_arm']})", "local conv"])
+  axes[4].set_ylabel("relative test MSE")
+  axes[4].set_title(f"[204] delay {config.sg_delay} at L={config.sg_length}, {sg['params']} params", fontsize=9)
   fig.suptitle("Layers wave 1 P2: FLoRA vs reshape-LoRA; MomentumSMoE vs SMoE under input noise; reversible MBConv")
   save_figure(fig, workdir / "figure.png")

@@ -595,10 +595,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.grad_temp_bytes"),
         tests=("tests/nn/test_reversible.py",),
         experiment="layers_wave1_p2"),
-    204: Implementation(  # SGConv kernel + FFT causal conv (no LM mixer, no toy claim yet)
+    204: Implementation(  # SGConv kernel + FFT causal conv (not yet an LM mixer)
         artifacts=("jaxlib_methods.nn.SGConv", "jaxlib_methods.nn.sgconv_kernel",
                    "jaxlib_methods.nn.fft_causal_conv", "jaxlib_methods.nn.sgconv_num_scales"),
-        tests=("tests/nn/test_sgconv.py",)),
+        tests=("tests/nn/test_sgconv.py",),
+        experiment="layers_wave1_p2"),
 }
 
 
