@@ -659,6 +659,29 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.schrodinger.lightsb_log_c", "jaxlib_methods.nn.schrodinger.lightsb_log_potential",),
         tests=("tests/nn/test_schrodinger.py", "tests/experiments/test_lightsb_gaussian.py",),
         experiment="lightsb_gaussian"),
+    # ---- layers1b (issue 18) ----
+    161: Implementation(  # FLoRA: Tucker-form adapters for N-d weights
+        artifacts=("jaxlib_methods.nn.flora_delta", "jaxlib_methods.nn.flora_num_params",
+                   "jaxlib_methods.nn.FLoRALinear", "jaxlib_methods.nn.FLoRAConv"),
+        tests=("tests/nn/test_flora.py",),
+        experiment="layers_wave1_p2"),
+    142: Implementation(  # MomentumSMoE / AdamSMoE
+        artifacts=("jaxlib_methods.nn.MomentumSMoE", "jaxlib_methods.nn.momentum_smoe_stack",
+                   "jaxlib_methods.nn.smoe_layer", "jaxlib_methods.nn.top_k_routing",
+                   "jaxlib_methods.nn.load_balancing_loss"),
+        tests=("tests/nn/test_momentum_smoe.py",),
+        experiment="layers_wave1_p2"),
+    42: Implementation(  # reversible MBConv with custom_vjp recomputation
+        artifacts=("jaxlib_methods.nn.ReversibleMBConv", "jaxlib_methods.nn.reversible_mbconv_stack",
+                   "jaxlib_methods.nn.reversible_mbconv_inverse", "jaxlib_methods.nn.mbconv",
+                   "jaxlib_methods.nn.grad_temp_bytes"),
+        tests=("tests/nn/test_reversible.py",),
+        experiment="layers_wave1_p2"),
+    204: Implementation(  # SGConv kernel + FFT causal conv (not yet an LM mixer)
+        artifacts=("jaxlib_methods.nn.SGConv", "jaxlib_methods.nn.sgconv_kernel",
+                   "jaxlib_methods.nn.sgconv.fft_causal_conv", "jaxlib_methods.nn.sgconv_num_scales"),
+        tests=("tests/nn/test_sgconv.py",),
+        experiment="layers_wave1_p2"),
 }
 
 

@@ -95,3 +95,21 @@ from jaxlib_methods.nn.schrodinger import (  # noqa: F401  (issue 18, [133])
     lightsb_loss,
     lightsb_sample,
 )
+# ---- layers1b (issue 18): FLoRA [161], MomentumSMoE [142], reversible MBConv [42], SGConv [204] ----
+from jaxlib_methods.nn.flora import FLoRAConv, FLoRALinear, flora_delta, flora_num_params  # noqa: F401  ([161])
+from jaxlib_methods.nn.momentum_smoe import (  # noqa: F401  (issue 18, [142])
+    MomentumSMoE,
+    load_balancing_loss,
+    momentum_smoe_stack,
+    smoe_layer,
+    top_k_routing,
+)
+from jaxlib_methods.nn.reversible import (  # noqa: F401  (issue 18, [42])
+    ReversibleMBConv,
+    grad_temp_bytes,
+    mbconv,
+    reversible_mbconv_inverse,
+    reversible_mbconv_stack,
+)
+# [204]; sgconv.fft_causal_conv is the one FFT causal convolution (nn.fft_causal_conv, S4D's view of it, wraps it)
+from jaxlib_methods.nn.sgconv import SGConv, sgconv_kernel, sgconv_num_scales  # noqa: F401

@@ -35,6 +35,7 @@ import numpy as np
 from flax import nnx
 
 from jaxlib_methods import validation
+from jaxlib_methods.nn.sgconv import fft_causal_conv as _fft_causal_conv
 
 Discretization = Literal["zoh", "bilinear"]
 
@@ -190,7 +191,9 @@ def s4d_kernel(log_dt: jax.Array, A: jax.Array, C: jax.Array, L: int, *, B: Opti
 
 
 def fft_causal_conv(u: jax.Array, K: jax.Array) -> jax.Array:
-  """Causal convolution y_t = sum_{s <= t} K_{t-s} u_s per channel by FFT of length 2L (no wrap-around).
+  """Causal convolution y_t = sum_{s <= t} K_{t-s} u_s per channel by FFT of length 2L (no wrap-around): the S4D
+  layer's view of `jaxlib_methods.nn.sgconv.fft_causal_conv` (one implementation), which also takes kernels
+  shorter than the sequence.
 
   Args:
     u: [B, L, H] input.
@@ -206,10 +209,8 @@ def fft_causal_conv(u: jax.Array, K: jax.Array) -> jax.Array:
     raise ValueError(f"K must be [H, L] with H = {u.shape[-1]}, got {K.shape=}")
   length = u.shape[1]
   ct = jnp.promote_types(jnp.promote_types(u.dtype, K.dtype), jnp.float32)
-  n = 2 * length
-  uf = jnp.fft.rfft(u.astype(ct), n=n, axis=1)                      # [B, n/2+1, H]
-  kf = jnp.fft.rfft(K[:, :length].astype(ct), n=n, axis=-1).T        # [n/2+1, H]
-  return jnp.fft.irfft(uf * kf[None], n=n, axis=1)[:, :length].astype(ct)
+  K = jnp.pad(K[:, :length], ((0, 0), (0, max(0, length - K.shape[1]))))
+  return _fft_causal_conv(u.astype(ct), K.astype(ct))
 
 
 def s4d_recurrence(u: jax.Array, log_dt: jax.Array, A: jax.Array, C: jax.Array, *, B: Optional[jax.Array] = None,
