@@ -577,6 +577,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.fit_regression_forest",
                    "jaxlib_methods.analysis.RegressionForest",),
         tests=("tests/analysis/test_forest_smoother.py",)),
+    # ---- theory2b (issue 17) ----
+    67: Implementation(  # bound optimizer (K-means + Laplacian + supervision) on synthetic 5-way 1-shot episodes
+        artifacts=("jaxlib_methods.analysis.bound_optimizer", "jaxlib_methods.analysis.gaussian_affinity",
+                   "jaxlib_methods.analysis.transductive_objective"),
+        tests=("tests/analysis/test_transductive_clustering.py",),
+        experiment="transductive_clustering"),
 }
 
 
