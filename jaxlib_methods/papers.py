@@ -583,6 +583,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.transductive_objective"),
         tests=("tests/analysis/test_transductive_clustering.py",),
         experiment="transductive_clustering"),
+    43: Implementation(  # the paper's Gaussian simulation (easy mode, K = 2); the pre-trained-feature experiments are out of scope
+        artifacts=("jaxlib_methods.analysis.gaussian_naive_bayes", "jaxlib_methods.analysis.naive_bayes_logits",
+                   "jaxlib_methods.analysis.logistic_regression", "jaxlib_methods.analysis.logistic_objective"),
+        tests=("tests/analysis/test_generative_classifiers.py",),
+        experiment="generative_vs_discriminative"),
 }
 
 

@@ -47,3 +47,12 @@ from jaxlib_methods.analysis.transductive_clustering import (
     gaussian_affinity,
     transductive_objective,
 )
+# ---- theory2b (issue 17: naive Bayes vs logistic regression [43]) ----
+from jaxlib_methods.analysis.generative_classifiers import (
+    LogisticParams,
+    NaiveBayesParams,
+    gaussian_naive_bayes,
+    logistic_objective,
+    logistic_regression,
+    naive_bayes_logits,
+)

@@ -340,10 +340,39 @@ SPECS += [
         ("prototypes:D", {"prototypes": f(3, 3)}, "ValueError", "prototypes"),
         ("affinity:shape", {"affinity": np.eye(6, dtype=np.float32)}, "ValueError", "affinity"))),
 ]
+# [43] naive Bayes / logistic regression
+from jaxlib_methods.analysis import generative_classifiers  # noqa: E402
+
+MODULES += (generative_classifiers,)
+_X43, _Y43 = f(6, 2), np.arange(6) % 2
+_NB43 = generative_classifiers.NaiveBayesParams(f(2, 2), np.ones(2, np.float32), np.log(np.full(2, 0.5, np.float32)))
+_LP43 = generative_classifiers.LogisticParams(f(2, 2), f(2))
+SPECS += [
+    ApiSpec(generative_classifiers.gaussian_naive_bayes, {"x": _X43, "y": _Y43, "num_classes": 2}, extra=(
+        ("y:out-of-range", {"y": np.full(6, 2)}, "ValueError", "y"),
+        ("y:float", {"y": np.zeros(6)}, "TypeError", "y"),
+        ("num_classes=1", {"num_classes": 1}, "ValueError", "num_classes"),
+        ("where:shape", {"where": np.ones(5, bool)}, "ValueError", "where"),
+        ("var_smoothing<0", {"var_smoothing": -1.0}, "ValueError", "var_smoothing"),
+        ("x:rank1", {"x": f(6)}, "ValueError", "x"))),
+    ApiSpec(generative_classifiers.naive_bayes_logits, {"params": _NB43, "x": _X43}, extra=(
+        ("x:D", {"x": f(6, 3)}, "ValueError", "x"),
+        ("x:int", {"x": np.ones((6, 2), np.int32)}, "TypeError", "x"))),
+    ApiSpec(generative_classifiers.logistic_regression, {"x": _X43, "y": _Y43, "num_classes": 2, "iters": 2}, extra=(
+        ("C=0", {"C": 0.0}, "ValueError", "C"),
+        ("iters=0", {"iters": 0}, "ValueError", "iters"),
+        ("y:shape", {"y": np.zeros(5, np.int32)}, "ValueError", "y"))),
+    ApiSpec(generative_classifiers.logistic_objective, {"params": _LP43, "x": _X43, "y": _Y43,
+                                                        "where": np.ones(6, bool), "C": 1.0}, extra=(
+        ("C=0", {"C": 0.0}, "ValueError", "C"),
+        ("x:D", {"x": f(6, 3)}, "ValueError", "x"),
+        ("y:out-of-range", {"y": np.full(6, 2)}, "ValueError", "y"))),
+]
+
 # CASES above was built before the blocks appended after it, so these probes are parametrized here.
-_CASES_67 = [c for spec in SPECS[-3:] for c in api_cases(spec)]
+_CASES_THEORY2B = [c for spec in SPECS[-7:] for c in api_cases(spec)]
 
 
-@pytest.mark.parametrize("case", api_case_params(_CASES_67, set()))
-def test_api_case_transductive_clustering(case):
+@pytest.mark.parametrize("case", api_case_params(_CASES_THEORY2B, set()))
+def test_api_case_theory2b(case):
   run_api_case(case)
