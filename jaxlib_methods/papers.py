@@ -682,6 +682,17 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.sgconv.fft_causal_conv", "jaxlib_methods.nn.sgconv_num_scales"),
         tests=("tests/nn/test_sgconv.py",),
         experiment="layers_wave1_p2"),
+    # ---- theory2b (issue 17) ----
+    67: Implementation(  # bound optimizer (K-means + Laplacian + supervision) on synthetic 5-way 1-shot episodes
+        artifacts=("jaxlib_methods.analysis.bound_optimizer", "jaxlib_methods.analysis.gaussian_affinity",
+                   "jaxlib_methods.analysis.transductive_objective"),
+        tests=("tests/analysis/test_transductive_clustering.py",),
+        experiment="transductive_clustering"),
+    43: Implementation(  # the paper's Gaussian simulation (easy mode, K = 2); the pre-trained-feature experiments are out of scope
+        artifacts=("jaxlib_methods.analysis.gaussian_naive_bayes", "jaxlib_methods.analysis.naive_bayes_logits",
+                   "jaxlib_methods.analysis.logistic_regression", "jaxlib_methods.analysis.logistic_objective"),
+        tests=("tests/analysis/test_generative_classifiers.py",),
+        experiment="generative_vs_discriminative"),
 }
 
 

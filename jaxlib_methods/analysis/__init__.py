@@ -40,3 +40,19 @@ from jaxlib_methods.analysis.forest_smoother import (
     fit_regression_forest,
     forest_smoother_weights,
 )
+# ---- theory2b (issue 17: transductive few-shot bound optimizer [67]) ----
+from jaxlib_methods.analysis.transductive_clustering import (
+    TransductiveResult,
+    bound_optimizer,
+    gaussian_affinity,
+    transductive_objective,
+)
+# ---- theory2b (issue 17: naive Bayes vs logistic regression [43]) ----
+from jaxlib_methods.analysis.generative_classifiers import (
+    LogisticParams,
+    NaiveBayesParams,
+    gaussian_naive_bayes,
+    logistic_objective,
+    logistic_regression,
+    naive_bayes_logits,
+)

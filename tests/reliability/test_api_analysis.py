@@ -309,3 +309,70 @@ def test_report_counts(capsys, record_property):
   with capsys.disabled():
     print("\n" + line)
   assert counts["tried"] == counts["clear_errors"] + counts["nan_propagation"] + counts["valid_outputs"]
+
+# ---- theory2b (issue 17): error probes of [67] (its math: tests/analysis/test_transductive_clustering.py) ----
+from jaxlib_methods.analysis import transductive_clustering  # noqa: E402
+
+MODULES += (transductive_clustering,)
+_XS, _XQ = f(3, 2), f(4, 2)
+_W7 = np.eye(7, dtype=np.float32)
+SPECS += [
+    ApiSpec(transductive_clustering.gaussian_affinity, {"x": f(4, 2), "sigma": 1.0}, extra=(
+        ("sigma=0", {"sigma": 0.0}, "ValueError", "sigma"),
+        ("x:int", {"x": np.ones((4, 2), np.int32)}, "TypeError", "x"),
+        ("x:rank1", {"x": f(4)}, "ValueError", "x"))),
+    ApiSpec(transductive_clustering.bound_optimizer, {"support": _XS, "support_labels": np.arange(3), "query": _XQ,
+                                                      "affinity": _W7, "num_classes": 3, "lam": 0.1, "iters": 2},
+            extra=(
+        ("lam<0", {"lam": -1.0}, "ValueError", "lam"),
+        ("iters=0", {"iters": 0}, "ValueError", "iters"),
+        ("num_classes=1", {"num_classes": 1}, "ValueError", "num_classes"),
+        ("support_labels:out-of-range", {"support_labels": np.array([0, 1, 3])}, "ValueError", "support_labels"),
+        ("support_labels:missing-class", {"support_labels": np.array([0, 1, 1])}, "ValueError", "every class"),
+        ("support_labels:float", {"support_labels": np.arange(3.0)}, "TypeError", "support_labels"),
+        ("affinity:shape", {"affinity": np.eye(6, dtype=np.float32)}, "ValueError", "affinity"),
+        ("query:D", {"query": f(4, 3)}, "ValueError", "query"))),
+    ApiSpec(transductive_clustering.transductive_objective, {"assignments": np.full((7, 3), 1 / 3, np.float32),
+                                                             "feats": f(7, 2), "prototypes": f(3, 2),
+                                                             "affinity": _W7, "lam": 0.1}, extra=(
+        ("lam<0", {"lam": -1.0}, "ValueError", "lam"),
+        ("assignments:shape", {"assignments": np.full((6, 3), 1 / 3, np.float32)}, "ValueError", "assignments"),
+        ("prototypes:D", {"prototypes": f(3, 3)}, "ValueError", "prototypes"),
+        ("affinity:shape", {"affinity": np.eye(6, dtype=np.float32)}, "ValueError", "affinity"))),
+]
+# [43] naive Bayes / logistic regression
+from jaxlib_methods.analysis import generative_classifiers  # noqa: E402
+
+MODULES += (generative_classifiers,)
+_X43, _Y43 = f(6, 2), np.arange(6) % 2
+_NB43 = generative_classifiers.NaiveBayesParams(f(2, 2), np.ones(2, np.float32), np.log(np.full(2, 0.5, np.float32)))
+_LP43 = generative_classifiers.LogisticParams(f(2, 2), f(2))
+SPECS += [
+    ApiSpec(generative_classifiers.gaussian_naive_bayes, {"x": _X43, "y": _Y43, "num_classes": 2}, extra=(
+        ("y:out-of-range", {"y": np.full(6, 2)}, "ValueError", "y"),
+        ("y:float", {"y": np.zeros(6)}, "TypeError", "y"),
+        ("num_classes=1", {"num_classes": 1}, "ValueError", "num_classes"),
+        ("where:shape", {"where": np.ones(5, bool)}, "ValueError", "where"),
+        ("var_smoothing<0", {"var_smoothing": -1.0}, "ValueError", "var_smoothing"),
+        ("x:rank1", {"x": f(6)}, "ValueError", "x"))),
+    ApiSpec(generative_classifiers.naive_bayes_logits, {"params": _NB43, "x": _X43}, extra=(
+        ("x:D", {"x": f(6, 3)}, "ValueError", "x"),
+        ("x:int", {"x": np.ones((6, 2), np.int32)}, "TypeError", "x"))),
+    ApiSpec(generative_classifiers.logistic_regression, {"x": _X43, "y": _Y43, "num_classes": 2, "iters": 2}, extra=(
+        ("C=0", {"C": 0.0}, "ValueError", "C"),
+        ("iters=0", {"iters": 0}, "ValueError", "iters"),
+        ("y:shape", {"y": np.zeros(5, np.int32)}, "ValueError", "y"))),
+    ApiSpec(generative_classifiers.logistic_objective, {"params": _LP43, "x": _X43, "y": _Y43,
+                                                        "where": np.ones(6, bool), "C": 1.0}, extra=(
+        ("C=0", {"C": 0.0}, "ValueError", "C"),
+        ("x:D", {"x": f(6, 3)}, "ValueError", "x"),
+        ("y:out-of-range", {"y": np.full(6, 2)}, "ValueError", "y"))),
+]
+
+# CASES above was built before the blocks appended after it, so these probes are parametrized here.
+_CASES_THEORY2B = [c for spec in SPECS[-7:] for c in api_cases(spec)]
+
+
+@pytest.mark.parametrize("case", api_case_params(_CASES_THEORY2B, set()))
+def test_api_case_theory2b(case):
+  run_api_case(case)
