@@ -35,7 +35,7 @@ import numpy as np
 
 from experiments import _seed_stats as st
 from jaxlib_methods.losses import aggregate_responses as ag
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=194, title="Learning from Aggregate responses: Instance Level versus Bag Level Loss "
@@ -53,6 +53,7 @@ class Config:
   noise: NonNegativeFloat = 1.0
   rhos: Annotated[tuple[float, ...], Range(ge=0, le=1), Length(min=3)] = tuple(i / 20 for i in range(21))
   bag_estimator: Literal["bag", "instance"] = "bag"   # what the "bag-level" slot minimises ("instance": a mutation)
+  mesh: MeshConfig = MeshConfig()   # devices the independent draws are split over
 
   CHECKS = (Check("n % bag_size == 0", "the examples split into whole bags"),
             Check("n // bag_size > dim", "the bag-level least squares needs more bags than dimensions"),
@@ -98,17 +99,31 @@ def estimate(config: Config, x, bags, ybar, rho):
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   rhos = np.asarray(config.rhos, np.float64)
+  mesh = make_mesh(config.mesh)
+  n_dev = mesh.shape["data"] * mesh.shape["fsdp"]
   with jax.enable_x64(True):
     keys = jax.random.split(jax.random.key(config.seed), config.reps)
+    shard_leading(keys, mesh, what="draw")   # a reps count the mesh does not divide fails here, naming the mesh
 
-    @jax.jit
     def one(key):
       x, bags, ybar, theta = draw(config, key)
       est = jax.vmap(lambda r: estimate(config, x, bags, ybar, r))(jnp.asarray(rhos))   # [R, d]
       return est, theta
 
-    est, theta = jax.lax.map(one, keys)  # [reps, R, d], [reps, d]
-    est, theta = np.asarray(est), np.asarray(theta)
+    @jax.jit
+    def block(ks):   # [devices, m] keys: each device maps over its own m draws, one at a time (memory of one draw)
+      return jax.vmap(lambda k: jax.lax.map(one, k))(ks)
+
+    def draws(lo, hi):   # draws lo..hi-1, split over the mesh; a unit of resume (runner.sweep.memoized)
+      est, theta = block(shard_leading(keys[lo:hi].reshape(n_dev, -1), mesh, what="device block"))
+      return {"est": np.asarray(est).reshape(hi - lo, len(rhos), -1), "theta": np.asarray(theta).reshape(hi - lo, -1)}
+
+    chunk = n_dev * max(1, 50 // n_dev)   # draws per stored unit (the draws are fixed by keys[i], not by the chunks)
+    parts = [sweep.memoized(workdir, {"draws": [lo, min(lo + chunk, config.reps)]},
+                            lambda lo=lo: draws(lo, min(lo + chunk, config.reps)))
+             for lo in range(0, config.reps, chunk)]
+    est = np.concatenate([np.asarray(p["est"], np.float64) for p in parts])     # [reps, R, d]
+    theta = np.concatenate([np.asarray(p["theta"], np.float64) for p in parts])  # [reps, d]
   err = est - theta[:, None, :]                                  # [reps, R, d]
   risk = np.sum(err ** 2, -1)                                     # [reps, R]
   i_inst, i_bag = int(np.argmin(rhos)), int(np.argmax(rhos))

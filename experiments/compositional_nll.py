@@ -48,7 +48,7 @@ import numpy as np
 import optax
 
 from jaxlib_methods.losses import compositional_init, compositional_nll_loss, nce_loss
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=201, title="Learning Unnormalized Statistical Models via Compositional Optimization",
@@ -187,9 +187,12 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   log = MetricsLog(workdir)
   log.reset()
   for arm, use_meco in arms.items():
-    err, mu = _train(static, keys, lrs, jnp.float32(config.data_mean), jnp.float32(config.noise_std),
-                     jnp.asarray(use_meco))
-    err = np.asarray(err)                                         # [steps, lr, seed]
+    # One arm is a unit of resume: a rerun after an interruption reads its stored error curves back (runner.sweep).
+    err = sweep.memoized(workdir, {"arm": arm, "use_meco": use_meco},
+                         lambda use_meco=use_meco: np.asarray(_train(
+                             static, keys, lrs, jnp.float32(config.data_mean), jnp.float32(config.noise_std),
+                             jnp.asarray(use_meco))[0]))
+    err = np.asarray(err, np.float32)                             # [steps, lr, seed] (float32 as trained)
     conv = steps_to_threshold(err)                                # [lr, seed]
     med = np.median(conv, axis=1)
     best = int(np.argmin(med)) if np.isfinite(med).any() else int(np.argmin(np.median(err[-1], axis=1)))

@@ -44,7 +44,8 @@ import optax
 
 from experiments._ssl_toys import l2_normalize, mean_ci, mlp_apply, mlp_init, spearman
 from jaxlib_methods.analysis import tolerance, uniformity
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import (Claim, MeshConfig, Paper, make_mesh, replicated, save_figure, shard_leading,
+                                   train)
 from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=22, title="Understanding the Behaviour of Contrastive Loss", year=2021, arxiv="2012.09740")
@@ -70,6 +71,7 @@ class Config:
   temperature_mode: Literal["divide", "multiply"] = "divide"   # "multiply": the mutation (logits * tau)
   n_eval: Annotated[int, Range(ge=4)] = 1000
   log_every: PositiveInt = 100
+  mesh: MeshConfig = MeshConfig()   # devices the seeds' encoders (all taus of a seed) are split over
 
   CHECKS = (Check("len(set(taus)) == len(taus)", "the rank correlation over tau needs distinct temperatures"),
             Check("num_steps % log_every == 0", "training runs whole chunks of log_every steps"),
@@ -186,8 +188,6 @@ def _evaluate(static: Config, params, centers, key):
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  log = MetricsLog(workdir)
-  log.reset()
   static = _static(config)
   # Data, init and training streams from the seed (RBG keys: cheap to compile inside the vmapped scan).
   rng = np.random.default_rng(config.seed)
@@ -203,12 +203,24 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   # 3-4. One encoder per (seed, tau); every seed starts all its taus from the same init.
   taus = np.broadcast_to(np.asarray(config.taus, np.float32)[None], (config.num_seeds, len(config.taus)))
   t_eff = jnp.asarray(1.0 / taus if config.temperature_mode == "multiply" else taus)
-  carry = _init(static, k_init)
-  for i in range(config.num_steps // config.log_every):
-    carry, losses = _chunk(static, carry, i * config.log_every, t_eff, centers, k_train)
-    mean_l = np.asarray(losses).mean(axis=(0, 1))
-    log.log((i + 1) * config.log_every, **{f"tau{t:g}/loss": float(v) for t, v in zip(config.taus, mean_l)})
-  unif, tol = (np.asarray(v) for v in _evaluate(static, carry[0], centers, k_eval))
+  # The seeds' encoders (all taus of a seed) train on their own devices: params, Adam states, temperatures split.
+  mesh = make_mesh(config.mesh)
+  params, opt = _init(static, k_init)
+  params, opt, t_eff = shard_leading((params, opt, t_eff), mesh)
+  state = {"params": params, "opt": opt,
+           "loss": jax.device_put(jnp.zeros(len(config.taus), jnp.float32), replicated(mesh))}
+
+  def advance(st, start, num):   # one chunk of log_every steps; "loss" is its mean per tau (over steps and seeds)
+    (prm, ost), losses = _chunk(static, (st["params"], st["opt"]), start, t_eff, centers, k_train)
+    return {"params": prm, "opt": ost, "loss": jnp.mean(losses, axis=(0, 1))}
+
+  def measure(st, step):
+    return {f"tau{t:g}/loss": float(v) for t, v in zip(config.taus, np.asarray(st["loss"]))} if step else {}
+
+  # runner.train: an orbax checkpoint at the end and on a stop request; a rerun of the command resumes.
+  result = train(workdir=workdir, state=state, advance=advance, measure=measure, num_steps=config.num_steps,
+                 log_every=config.log_every, desc="contrastive-tau")
+  unif, tol = (np.asarray(v) for v in _evaluate(static, result.state["params"], centers, k_eval))
   out = {"taus": list(config.taus), "uniformity": unif.tolist(), "tolerance": tol.tolist(),
          "uniformity_mean": unif.mean(0).tolist(), "tolerance_mean": tol.mean(0).tolist(),
          "gradient_identity_max_err": grad_err, "tau_to_zero_limit_err": limit_err, "limit_tau": tiny_tau,

@@ -45,7 +45,7 @@ import optax
 
 from experiments._ssl_toys import mean_ci, mlp_apply, mlp_init
 from jaxlib_methods.losses import cs_divergence, cs_ib_loss
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=4, title="Cauchy-Schwarz Divergence Information Bottleneck for Regression", year=2024,
@@ -195,14 +195,19 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   log.reset()
   arms = {"method_arm": config.method == "cs_ib", "mse": False}
   rmse, curves = {}, {}
-  for arm, use_cs in arms.items():
-    carry = _init(static, keys)
-    curves[arm] = []
+  def train_arm(use_cs):
+    carry, curve = _init(static, keys), []
     for i in range(config.steps // config.log_every):
       carry, losses = _chunk(static, carry, keys, i * config.log_every, jnp.asarray(x_tr), y_std,
                              jnp.asarray(use_cs), jnp.float32(config.beta))
       r = np.asarray(_rmse(static, carry[0], jnp.asarray(x_te), jnp.asarray((f_te - loc) / scale))) * scale
-      curves[arm].append(r.tolist())
+      curve.append(r.tolist())
+    return curve
+
+  for arm, use_cs in arms.items():
+    # One arm is a unit of resume: a rerun after an interruption reads its stored curves back (runner.sweep).
+    curves[arm] = sweep.memoized(workdir, {"arm": arm, "use_cs": use_cs}, lambda use_cs=use_cs: train_arm(use_cs))
+    for i, r in enumerate(curves[arm]):
       log.log((i + 1) * config.log_every, **{f"{arm}/test_rmse": float(np.mean(r))})
     rmse[arm] = curves[arm][-1]
 

@@ -44,7 +44,8 @@ from jaxlib_methods.data import (
     make_gaussian_mixture,
     sample_gaussian_mixture,
 )
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import (Claim, MeshConfig, Paper, make_mesh, save_figure, scan_steps, shard_leading,
+                                   train)
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=178, title="What Regularized Auto-Encoders Learn from the Data Generating Distribution",
@@ -70,6 +71,7 @@ class Config:
   learning_rate: PositiveFloat = 3e-3
   grid_size: Annotated[int, Range(ge=2)] = 201
   score_estimator: Literal["sigma2", "sigma"] = "sigma2"   # (r(x) - x) / sigma^2 (Thm. 1) or / sigma (a mutation)
+  mesh: MeshConfig = MeshConfig()   # devices the sigmas' auto-encoders (one per sigma) are split over
 
   CHECKS = (Check("list(sigmas) == sorted(set(sigmas), reverse=True)", "sigmas decrease strictly (the claims read "
                   "the trend as sigma -> 0)"),
@@ -79,6 +81,7 @@ PRESETS = {"cpu": Config(), "gpu": Config(sigmas=(0.8, 0.4, 0.2, 0.1, 0.05, 0.02
                                           num_steps=20000, hidden=256),
            "tpu": Config(sigmas=(0.8, 0.4, 0.2, 0.1, 0.05, 0.025), batch_size=65536, num_steps=20000, hidden=256)}
 
+LOG_EVERY = 500   # steps per jitted chunk and metrics row
 MIXTURE = dict(weights=[0.3, 0.5, 0.2], means=[[-2.0], [0.5], [2.5]], stds=[0.5, 0.7, 0.4])
 
 
@@ -101,8 +104,6 @@ def _r(p, x):
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  log = MetricsLog(workdir)
-  log.reset()
   mix = make_gaussian_mixture(**MIXTURE)
   grid = jnp.linspace(-3.5, 3.8, config.grid_size)[:, None]
   dens = np.exp(np.asarray(gaussian_mixture_log_density(mix, grid)))
@@ -115,17 +116,18 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   def cos(est):
     return float(np.sum(wts * est * true) / np.sqrt(np.sum(wts * est ** 2) * np.sum(wts * true ** 2)))
 
-  sig = jnp.asarray(config.sigmas, jnp.float32)
   # Separate streams: in JAX, split(k, n)[i] == fold_in(k, i), so mixing the two on one key correlates draws.
   kinit, ktrain = jax.random.split(jax.random.key(config.seed))
   p0 = _init(kinit, config.hidden)
   params = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(config.sigmas),) + a.shape), p0)
   tx = optax.adam(optax.cosine_decay_schedule(config.learning_rate, config.num_steps))
   opt = jax.vmap(tx.init)(params)
+  # One auto-encoder per sigma (vmapped), split over the mesh's devices; every sigma sees the same batches.
+  state = shard_leading({"params": params, "opt": opt, "sigma": jnp.asarray(config.sigmas, jnp.float32),
+                         "loss": jnp.zeros(len(config.sigmas), jnp.float32)}, make_mesh(config.mesh), what="sigma")
 
-  @jax.jit
-  def step(params, opt, k):
-    kx, kn = jax.random.split(k)
+  def one_step(st, t):
+    kx, kn = jax.random.split(jax.random.fold_in(ktrain, t))
     x, _ = sample_gaussian_mixture(kx, mix, config.batch_size)
     noise = jax.random.normal(kn, x.shape)
 
@@ -133,12 +135,17 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
       l, g = jax.value_and_grad(lambda q: jnp.mean(dae_loss(lambda z: _r(q, z), x, noise, s)))(p)
       u, o = tx.update(g, o, p)
       return optax.apply_updates(p, u), o, l
-    return jax.vmap(one)(params, opt, sig)
+    params, opt, loss = jax.vmap(one)(st["params"], st["opt"], st["sigma"])
+    return {"params": params, "opt": opt, "sigma": st["sigma"], "loss": loss}, None
 
-  for i in range(config.num_steps):
-    params, opt, l = step(params, opt, jax.random.fold_in(ktrain, i))
-    if i % 500 == 0 or i == config.num_steps - 1:
-      log.log(i, **{f"sigma{s:g}/loss": float(v) for s, v in zip(config.sigmas, np.asarray(l))})
+  def measure(st, step):   # the training loss of each sigma's last step
+    return {f"sigma{s:g}/loss": float(v) for s, v in zip(config.sigmas, np.asarray(st["loss"]))} if step else {}
+
+  # runner.train: chunks of LOG_EVERY steps, an orbax checkpoint at the end and on a stop request (resume).
+  result = train(workdir=workdir, state=state, advance=scan_steps(one_step), measure=measure,
+                 num_steps=config.num_steps, log_every=LOG_EVERY, desc="dae")
+  params = jax.device_get(result.state["params"])
+
   def exact_score(s):
     # (r*(x) - x) / sigma^2 = d/dx log p_sigma(x), p_sigma the mixture with stds sqrt(s_k^2 + sigma^2) (Tweedie).
     smoothed = make_gaussian_mixture(MIXTURE["weights"], MIXTURE["means"],

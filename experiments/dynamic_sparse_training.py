@@ -33,8 +33,10 @@ import numpy as np
 import optax
 
 from jaxlib_methods.optim import apply_masks, dynamic_sparse
-from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
+from jaxlib_methods.runner import (Claim, MeshConfig, Paper, batch_sharding, make_mesh, replicated, save_figure,
+                                   scan_steps, train)
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Probability, Range, Seed
+from jaxlib_methods.runner.sharding import ShardingError
 
 PAPER = Paper(catalog_id=140, title="Dynamic Sparse Learning: A Novel Paradigm for Efficient Recommendation",
               year=2024, arxiv="2402.02855")
@@ -60,6 +62,7 @@ class Config:
   drop_fraction: Probability = 0.3       # zeta_0 (0: the masks never change, i.e. the static baseline)
   end_fraction: Annotated[float, Range(gt=0, le=1)] = 0.75
   log_every: PositiveInt = 250
+  mesh: MeshConfig = MeshConfig()   # devices each step's minibatch is split over (data parallel)
 
   CHECKS = (Check("teacher_fan_in <= d", "a teacher unit reads at most d inputs"),
             Check("steps >= log_every", "the run covers at least one log interval"))
@@ -124,6 +127,15 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
       opt = txs[i][m].init(params)
       state[i][m] = {"params": params if m == "dense" else apply_masks(params, opt), "opt": opt}
 
+  # Data parallel: each step's minibatch is split over mesh.data x mesh.fsdp (params replicated; jit all-reduces
+  # the gradient), the same minibatch as on one device.
+  mesh = make_mesh(config.mesh)
+  n_dev = mesh.shape["data"] * mesh.shape["fsdp"]
+  if config.batch_size % n_dev:
+    raise ShardingError(f"batch_size={config.batch_size} cannot be split evenly over mesh.data x mesh.fsdp = {n_dev} "
+                        f"devices; use a multiple of {n_dev} or a smaller mesh")
+  state = jax.device_put(state, replicated(mesh))   # on the mesh (a resumed state is restored there too)
+
   def loss(p, x, y):
     return jnp.mean((_predict(p, x) - y) ** 2)
 
@@ -133,6 +145,8 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
       x = jax.random.normal(jax.random.fold_in(prob["key"], step), (config.batch_size, config.d))
       y = prob["teacher"](x) + config.label_noise * jax.random.normal(
           jax.random.fold_in(prob["key"], step + 10**7), (config.batch_size,))
+      x = jax.lax.with_sharding_constraint(x, batch_sharding(mesh, 2))
+      y = jax.lax.with_sharding_constraint(y, batch_sharding(mesh, 1))
       out[i] = {}
       for m in METHODS:
         p, o = s[i][m]["params"], s[i][m]["opt"]

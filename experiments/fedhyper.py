@@ -39,7 +39,7 @@ import numpy as np
 import optax
 
 from jaxlib_methods.optim import fedhyper_global, scale_by_fedhyper_client
-from jaxlib_methods.runner import Claim, Paper, save_figure, train
+from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range
 
 PAPER = Paper(catalog_id=57, title="FedHyper: A Universal and Robust Learning Rate Scheduler for Federated Learning "
@@ -66,6 +66,7 @@ class Config:
   global_lr_bounds: Annotated[tuple[float, ...], Range(gt=0), Length(min=2, max=2)] = (0.2, 5.0)   # official code
   local_lr_range: Annotated[float, Range(ge=1)] = 10.0   # local rate in [lr0 / range, lr0 * range] (official: 10)
   log_every: PositiveInt = 5
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("global_lr_bounds[0] <= 1 <= global_lr_bounds[1]",
                   "the global rate factor starts at 1 inside its bounds"),
@@ -174,6 +175,7 @@ def run_method(config: Config, lr0: float, hyper: bool, workdir: pathlib.Path, d
   x, y, xt, yt = data
   init, advance_jit = program
   state = jax.tree.map(lambda *a: jnp.stack(a), *[init(s, lr0) for s in config.seeds])
+  state = shard_leading(state, make_mesh(config.mesh))   # the seeds' federations run on their own devices
 
   def advance(s, start, n):
     s = dict(s, key=jax.vmap(jax.random.wrap_key_data)(s["key"]))
@@ -217,7 +219,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   out = {"runs": {}, "initial_lrs": list(config.initial_lrs), "rounds": config.rounds,
          "log_every": config.log_every}
   per_seed = [make_data(config, seed) for seed in config.seeds]
-  data = tuple(jnp.stack(a) for a in zip(*per_seed))
+  data = shard_leading(tuple(jnp.stack(a) for a in zip(*per_seed)), make_mesh(config.mesh))   # each seed's data
   for method, hyper in (("fedavg", False), ("fedhyper", True)):
     program = make_round(config, hyper)
     for lr0 in config.initial_lrs:

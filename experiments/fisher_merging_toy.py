@@ -40,7 +40,7 @@ import optax
 from scipy import stats
 
 from jaxlib_methods.optim import diag_fisher, fisher_merge, fisher_merge_full
-from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
+from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, scan_steps, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Probability, Range, Seed
 
 PAPER = Paper(catalog_id=141, title="Merging Models with Fisher-Weighted Averaging", year=2022, arxiv="2111.09832")
@@ -66,6 +66,7 @@ class Config:
   seeds: Annotated[int, Range(ge=3)] = 5
   min_task_accuracy: Probability = 0.8
   log_every: PositiveInt = 100
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("dim % 2 == 0", "the two tasks use disjoint halves of the d coordinates"),
             Check("batch <= train_size", "a minibatch is drawn from the task's training set"),
@@ -150,6 +151,9 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   params0 = jax.tree.map(lambda p: jnp.stack([p, p], axis=1), init)   # [s, 2, ...]: one shared init per seed
   opt = optax.adam(config.learning_rate)
   state = {"params": params0, "opt": jax.vmap(jax.vmap(opt.init))(params0)}
+  # The seeds' (data, models, Fishers) are split over the mesh's devices: each device trains and merges its seeds.
+  mesh = make_mesh(config.mesh)
+  state, x_train, y_train, x_test, y_test = shard_leading((state, x_train, y_train, x_test, y_test), mesh)
   data_key = jax.random.key(config.seed + 2)
 
   def one_step(st, t):
@@ -184,7 +188,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   def fishers_of(p, x, key):   # per (seed, task): the model's Fisher on its own task's training inputs
     return diag_fisher(mlp_apply, p, x, key, num_samples=config.fisher_samples, exact=config.fisher == "exact")
 
-  fisher_keys = jax.random.split(jax.random.key(config.seed + 3), 2 * s).reshape(s, 2)
+  fisher_keys = shard_leading(jax.random.split(jax.random.key(config.seed + 3), 2 * s).reshape(s, 2), mesh)
   fishers = fishers_of(params, x_train[:, :, :config.fisher_examples], fisher_keys)   # [s, 2, ...] like params
   if config.fisher == "swapped":
     fishers = jax.tree.map(lambda f: f[:, ::-1], fishers)

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 from jaxlib_methods.optim import aggregation
-from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
+from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, scan_steps, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=123, title="Flag Aggregator: Scalable Distributed Training under Failures and Augmented "
@@ -60,6 +60,7 @@ class Config:
   irls_iters: PositiveInt = 4
   flag_variant: Literal["flag", "mean"] = "flag"    # "mean": a mutation (the FA slot averages instead)
   log_every: PositiveInt = 100
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("num_workers - num_byzantine - 2 >= 1", "Multi-Krum needs p - f - 2 >= 1"),
             Check("n_train % num_workers == 0", "the training set splits evenly over the workers"),
@@ -143,6 +144,8 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
     return out
 
   keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
+  # The seeds (state, data, keys) are split over the mesh's devices: each device trains its seeds' models.
+  state, xtr, ytr, xte, yte, keys = shard_leading((state, xtr, ytr, xte, yte, keys), make_mesh(config.mesh))
 
   def one_step(s, step):
     return jax.vmap(seed_step, in_axes=(0, 0, 0, 0, None))(s, xtr, ytr, keys, step), None

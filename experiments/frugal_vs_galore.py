@@ -62,7 +62,7 @@ import optax
 
 from jaxlib_methods.data.synthetic_language import entropy_rate, random_markov_language, sample_markov_sequences
 from jaxlib_methods.optim import frugal, galore, q_galore
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
 from jaxlib_methods.runner.constraints import (
     Check,
     Length,
@@ -115,6 +115,7 @@ class Config:
   close_ratio: Annotated[float, Range(gt=0, le=1)] = 1 / 3
   svd_ratio: Annotated[float, Range(gt=0, le=1)] = 0.75
   equal_loss_tol: Annotated[float, Range(gt=0)] = 0.02
+  mesh: MeshConfig = MeshConfig()   # devices the (learning rate, seed) runs of a method are split over
 
   CHECKS = (Check("d_model % heads == 0", "attention splits d_model into heads"),
             Check("warmup < steps", "the cosine schedule decays after the warmup"),
@@ -209,6 +210,9 @@ def _train_method(name, config: Config, lang, eval_tokens, lrs, seeds, log_prefi
   state = jax.vmap(tx.init)(params)
   one_state = tx.init(jax.tree.map(lambda x: x[0], params))
   data_keys = jnp.stack([jax.random.fold_in(jax.random.key(config.seed + 2), s) for s in seed_arr])
+  # The (lr, seed) grid points train on their own devices (models, optimizer states, rates and data streams split).
+  params, state, lr_arr, data_keys = shard_leading((params, state, lr_arr, data_keys), make_mesh(config.mesh),
+                                                   what="(learning rate, seed) run")
 
   def one(p, st, lr, key):
     tokens = sample_markov_sequences(key, lang, config.batch, config.seq_len + 1)

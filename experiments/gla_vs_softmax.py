@@ -57,7 +57,7 @@ from flax import nnx
 
 from jaxlib_methods.nn.attention import MultiHeadAttention
 from jaxlib_methods.nn.gla import GatedLinearAttention
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 from jaxlib_methods.runner.sweep import memoized
 
@@ -89,6 +89,7 @@ class Config:
   eval_batches: PositiveInt = 4
   softmax_attention: bool = True          # false (a mutation): the softmax model has no token mixer
   gla_gates: bool = True                  # false: GLA's gates fixed at 1 (= linear attention; an ablation)
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("d_model % num_heads == 0 and (d_model // 2) % num_heads == 0", "attention and GLA (key width "
                   "d_model/2) split their widths into heads"),
@@ -184,6 +185,8 @@ def _train(mixer: str, num_pairs: int, config: Config) -> dict:
   params = jax.vmap(lambda s: init(s)[1])(seeds)
   tx = optax.adam(config.learning_rate)
   opt = jax.vmap(tx.init)(params)
+  # The seeds' models train on their own devices (params, Adam states and seed ids split over the mesh).
+  params, opt, seeds = shard_leading((params, opt, seeds), make_mesh(config.mesh))
 
   def loss_acc(p, batch):
     keys, vals, is_query, targets = batch
@@ -203,7 +206,7 @@ def _train(mixer: str, num_pairs: int, config: Config) -> dict:
     return optax.apply_updates(p, u), o, loss
 
   @jax.jit
-  def chunk(p, o, start):
+  def chunk(p, o, seeds, start):
     def body(carry, i):
       p, o = carry
       p, o, loss = jax.vmap(one_step, in_axes=(0, 0, 0, None))(p, o, seeds, i)
@@ -213,7 +216,7 @@ def _train(mixer: str, num_pairs: int, config: Config) -> dict:
 
   curve = []
   for start in range(0, config.steps, config.steps_per_call):
-    params, opt, loss = chunk(params, opt, start)
+    params, opt, loss = chunk(params, opt, seeds, start)
     loss = np.asarray(loss, np.float64)
     if not np.all(np.isfinite(loss)):
       raise FloatingPointError(f"{mixer}/N={num_pairs}: non-finite loss {loss} at step {start + config.steps_per_call}")

@@ -58,7 +58,7 @@ import numpy as np
 
 from jaxlib_methods.analysis import empirical_ntk, kernel_target_alignment
 from jaxlib_methods.data import teacher_student
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=192, title="Grokking as the Transition from Lazy to Rich Training Dynamics", year=2023,
@@ -88,6 +88,7 @@ class Config:
   train_threshold: Annotated[float, Range(gt=0, lt=1)] = 0.01
   test_threshold: Annotated[float, Range(gt=0, lt=1)] = 0.05
   train_first_layer: bool = True             # false (a mutation): features frozen at init
+  mesh: MeshConfig = MeshConfig()   # devices the alphas (trained side by side) are split over
 
   CHECKS = (Check("num_steps % alignment_every == 0 and alignment_every % log_every == 0",
                   "losses every log_every steps and the alignment every alignment_every steps, up to num_steps"),
@@ -133,7 +134,7 @@ def _half_rise(steps, align):
 
 
 def _seed_run(config: Config, seed: int):
-  """One seed: data, init, and every alpha trained side by side (vmapped). Returns curves [t, alpha]."""
+  """One seed: data, init, and every alpha trained side by side (vmapped). Returns curves [t, alpha] by name."""
   key = jax.random.fold_in(jax.random.key(config.seed), seed)
   ktr, kte, kntk, kinit = jax.random.split(key, 4)
   tr = teacher_student(ktr, config.n_train, config.dim, teacher="hermite", degree=2)
@@ -165,7 +166,7 @@ def _seed_run(config: Config, seed: int):
     return kernel_target_alignment(k, ynt, centered=True)
 
   @jax.jit
-  def chunk(thetas):
+  def chunk(thetas, alphas):
     def body(t, _):
       return jax.vmap(gd)(t, alphas), None
     thetas = jax.lax.scan(body, thetas, None, length=config.log_every)[0]
@@ -173,10 +174,12 @@ def _seed_run(config: Config, seed: int):
 
   align_fn = jax.jit(jax.vmap(alignment))
   thetas = jax.tree.map(lambda p: jnp.broadcast_to(p, (len(config.alphas),) + p.shape), theta0)
+  # The alphas' networks train on their own devices (the data are replicated).
+  thetas, alphas = shard_leading((thetas, alphas), make_mesh(config.mesh), what="alpha")
   tr0, te0 = jax.vmap(mses)(thetas, alphas)
   trl, tel, ali = [np.asarray(tr0)], [np.asarray(te0)], [np.asarray(align_fn(thetas, alphas))]
   for s in range(config.log_every, config.num_steps + 1, config.log_every):
-    thetas, (a, b) = chunk(thetas)
+    thetas, (a, b) = chunk(thetas, alphas)
     a, b = np.asarray(a), np.asarray(b)
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
       raise FloatingPointError(f"non-finite loss at step {s} (seed {seed}): train {a}, test {b}")
@@ -184,7 +187,7 @@ def _seed_run(config: Config, seed: int):
     tel.append(b)
     if s % config.alignment_every == 0:
       ali.append(np.asarray(align_fn(thetas, alphas)))
-  return np.asarray(trl), np.asarray(tel), np.asarray(ali)
+  return {"train_mse": np.asarray(trl), "test_mse": np.asarray(tel), "alignment": np.asarray(ali)}
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
@@ -199,7 +202,9 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   per = {f"{a:g}": {k: [] for k in ("train_mse", "test_mse", "alignment", "t_train", "t_test", "t_align")}
          for a in config.alphas}
   for seed in range(config.num_seeds):
-    trl, tel, ali = _seed_run(config, seed)
+    # One seed is a unit of resume: a rerun after an interruption reads the finished seeds back (runner.sweep).
+    r = sweep.memoized(workdir, {"seed": seed}, lambda seed=seed: _seed_run(config, seed))
+    trl, tel, ali = (np.asarray(r[k], np.float64) for k in ("train_mse", "test_mse", "alignment"))
     for j, a in enumerate(config.alphas):
       r = per[f"{a:g}"]
       r["train_mse"].append(trl[:, j].tolist())

@@ -50,7 +50,7 @@ from jaxlib_methods.data import sample_markov_sequences
 from jaxlib_methods.data.synthetic_language import MarkovLanguage
 from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss
 from jaxlib_methods.optim import continual_infinite_lr_schedule, infinite_lr_schedule, repeated_cosine_schedule
-from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
+from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, scan_steps, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Probability, Range, Seed
 
 PAPER = Paper(catalog_id=175, title="Beyond Cosine Decay: On the effectiveness of Infinite Learning Rate Schedule for "
@@ -83,6 +83,7 @@ class Config:
   seeds: Annotated[int, Range(ge=3)] = 4
   final_loss_tolerance: PositiveFloat = 0.02       # nats
   log_every: PositiveInt = 50
+  mesh: MeshConfig = MeshConfig()   # devices the (seed, schedule) runs are split over
 
   CHECKS = (Check("task_steps % log_every == 0", "the loss matrix is measured at every task boundary"),
             Check("warmup_steps + cooldown_steps + anneal_steps <= task_steps",
@@ -157,6 +158,9 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   core = optax.scale_by_adam()
   scheds = schedules(config)
   state = {"params": params0, "opt": jax.vmap(core.init)(params0)}
+  # The (seed, schedule) runs train on their own devices: models, Adam states and run ids split over the mesh.
+  state, run_seed, run_sched = shard_leading((state, run_seed, run_sched), make_mesh(config.mesh),
+                                             what="(seed, schedule) run")
   data_key = jax.random.key(config.seed + 2)
 
   def loss_fn(p, toks):

@@ -57,7 +57,7 @@ from experiments import _seed_stats as st
 from experiments import consistency_toy as toy
 from jaxlib_methods.losses import consistency as cm
 from jaxlib_methods.nn import NonScalingLayerNorm
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import (Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Probability,
                                                 Range, Seed)
 
@@ -91,6 +91,7 @@ class Config:
   log_every: PositiveInt = 250
   n_eval: PositiveInt = 2000
   n_projections: PositiveInt = 128
+  mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("steps % log_every == 0", "training runs whole chunks of log_every steps"),
             Check("s0 <= s1", "the curriculum doubles the intervals from s0 up to s1"),
@@ -217,6 +218,8 @@ def train_run(config: Config, name: str):
 
   chunk = jax.jit(jax.vmap(one_seed, in_axes=(0, 0, None, None, None, None)))
   carry = (params, jax.vmap(opt.init)(params))
+  # The seeds' models train on their own devices (params, Adam states and key streams split over the mesh).
+  carry, seed_keys = shard_leading((carry, seed_keys), make_mesh(config.mesh))
   curve = []
   for ch in range(config.steps // config.log_every):
     n = cm.ict_num_scales(ch * config.log_every, config.steps, config.s0, config.s1)

@@ -58,7 +58,7 @@ import optax
 
 from experiments import _seed_stats as st
 from jaxlib_methods.losses import comp_sum, ldr
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import (
     Check,
     Length,
@@ -102,6 +102,7 @@ class Config:
   gce_qs: Annotated[tuple[float, ...], Range(gt=0, le=1), Length(min=1)] = (0.05, 0.7, 0.95)  # the authors' grid
   methods: Annotated[tuple[Literal["ce", "gce", "mae", "ldr_kl", "aldr_kl"], ...], Length(min=2)] = METHODS
   aldr_loss: Literal["aldr_kl", "ce"] = "aldr_kl"   # what trains in the ALDR-KL slot ("ce": a mutation)
+  mesh: MeshConfig = MeshConfig()   # devices the (seed, setting, hyperparameter) models of a loss are split over
 
   CHECKS = (Check("n_train % batch_size == 0", "every epoch is whole batches (the authors' loader, no shuffle)"),
             Check("epochs >= 4", "the learning rate drops at 50% and 75% of the epochs"),
@@ -235,8 +236,11 @@ def train_models(method: str, data: dict, keys, lams, config: Config, gce_q: flo
     lam = state[2]
     return accs, val, jnp.stack([jnp.mean(lam), jnp.min(lam), jnp.max(lam)])
 
-  accs, val, lam_stats = jax.jit(jax.vmap(one_model))(data["x_tr"], data["y_tr"], data["x_val"], data["y_val"],
-                                                       data["x_te"], data["y_te"], keys, jnp.asarray(lams))
+  # The M models train on their own devices: their data, keys and lambdas split over the mesh.
+  args = (data["x_tr"], data["y_tr"], data["x_val"], data["y_val"], data["x_te"], data["y_te"], keys,
+          np.asarray(lams, np.float32))
+  args = shard_leading(args, make_mesh(config.mesh), what="(seed, setting, hyperparameter) model")
+  accs, val, lam_stats = jax.jit(jax.vmap(one_model))(*args)
   return {"acc": np.asarray(accs).tolist(), "val": np.asarray(val).tolist(),
           "lam_stats": np.asarray(lam_stats).tolist()}
 

@@ -42,7 +42,7 @@ from flax import nnx
 from jaxlib_methods.analysis import hessian_top_eigenvalue
 from jaxlib_methods.nn.mlp import MLP
 from jaxlib_methods.nn.parametrization import lr_multipliers
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 from jaxlib_methods.runner.sweep import memoized
 
@@ -76,6 +76,7 @@ class Config:
   sharpness_every: PositiveInt = 25
   power_iters: PositiveInt = 10
   log_every: PositiveInt = 20
+  mesh: MeshConfig = MeshConfig()   # devices the learning-rate grid's runs are split over
 
   CHECKS = (Check("list(widths) == sorted(set(widths))", "widths increase strictly (the LR shift is read from the "
                   "smallest to the largest)"),
@@ -121,7 +122,8 @@ def _train(param: str, width: int, config: Config, x, y, lrs: np.ndarray, track:
       return jax.tree.map(lambda a, g: a - lr * g, t, grad(t)), None
     return jax.lax.scan(body, theta, None, length=n)[0]
 
-  final = jax.jit(jax.vmap(lambda lr: loss(gd(theta0, lr, config.num_steps))))(jnp.asarray(lrs, jnp.float32))
+  lr_grid = shard_leading(np.asarray(lrs, np.float32), make_mesh(config.mesh), what="learning rate")   # over the mesh
+  final = jax.jit(jax.vmap(lambda lr: loss(gd(theta0, lr, config.num_steps))))(lr_grid)
   traj = []
   if track:
     step_chunk = jax.jit(lambda t: gd(t, config.sharpness_lr, config.sharpness_every))

@@ -48,7 +48,7 @@ import optax
 
 from experiments._ssl_toys import l2_normalize, mean_ci, mlp_apply, mlp_init
 from jaxlib_methods.losses import alignment_loss, geodesic_mixup, m2mix_loss, uniformity_loss
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=119, title="Geodesic Multi-Modal Mixup for Robust Fine-Tuning", year=2023,
@@ -196,18 +196,25 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   arms = {"m2mix": config.mix_weight, "clip": 0.0}
   log = MetricsLog(workdir)
   log.reset()
-  curves = {arm: {"alignment": [], "uniformity": [], "uniformity_image": []} for arm in arms}
-  for arm, w in arms.items():
+  def train_arm(w):
+    curve = {"alignment": [], "uniformity": [], "uniformity_image": []}
     carry = _init(static, keys, gap_vector)
     for i in range(config.steps // config.log_every):
       carry, _ = _chunk(static, carry, keys, i * config.log_every, jnp.asarray(img), jnp.asarray(txt),
                         jnp.float32(w), jnp.asarray(lams[i * config.log_every:(i + 1) * config.log_every]))
       al, un, un_img = (np.asarray(v) for v in _metrics(static, carry[0], jnp.asarray(img_te), jnp.asarray(txt_te)))
-      curves[arm]["alignment"].append(al.tolist())
-      curves[arm]["uniformity"].append(un.tolist())
-      curves[arm]["uniformity_image"].append(un_img.tolist())
-      log.log((i + 1) * config.log_every, **{f"{arm}/alignment": float(al.mean()),
-                                             f"{arm}/uniformity": float(un.mean())})
+      curve["alignment"].append(al.tolist())
+      curve["uniformity"].append(un.tolist())
+      curve["uniformity_image"].append(un_img.tolist())
+    return curve
+
+  curves = {}
+  for arm, w in arms.items():
+    # One arm is a unit of resume: a rerun after an interruption reads its stored curves back (runner.sweep).
+    curves[arm] = sweep.memoized(workdir, {"arm": arm, "mix_weight": w}, lambda w=w: train_arm(w))
+    for i, (al, un) in enumerate(zip(curves[arm]["alignment"], curves[arm]["uniformity"])):
+      log.log((i + 1) * config.log_every, **{f"{arm}/alignment": float(np.mean(al)),
+                                             f"{arm}/uniformity": float(np.mean(un))})
   norm_err, angle_err = geodesic_checks()
   final = {arm: {k: v[-1] for k, v in c.items()} for arm, c in curves.items()}
   results = {

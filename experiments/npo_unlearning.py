@@ -48,7 +48,7 @@ import numpy as np
 import optax
 
 from jaxlib_methods.losses import npo
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure, sweep
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=182, title="Negative Preference Optimization: From Catastrophic Collapse to Effective "
@@ -250,9 +250,21 @@ def run_seed(config: Config, rep: int) -> dict:
   return out
 
 
+def _nonfinite_back(x):
+  """`runner.sweep.memoized` stores NaN and +-inf as the strings "nan", "inf", "-inf": make them floats again."""
+  if isinstance(x, dict):
+    return {k: _nonfinite_back(v) for k, v in x.items()}
+  if isinstance(x, list):
+    return [_nonfinite_back(v) for v in x]
+  return float(x) if x in ("nan", "inf", "-inf") else x
+
+
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  per_seed = [run_seed(config, r) for r in range(config.seeds)]
+  # One seed (pretraining, then GA and NPO) is a unit of resume: a rerun after an interruption reads the finished
+  # seeds back (runner.sweep; JSON keeps NaN/inf as strings, turned back into floats here).
+  per_seed = [_nonfinite_back(sweep.memoized(workdir, {"seed": r}, lambda r=r: run_seed(config, r)))
+              for r in range(config.seeds)]
   log = MetricsLog(workdir)
   log.reset()
   s0 = per_seed[0]

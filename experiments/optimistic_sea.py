@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlib_methods.optim import optimistic_omd
-from jaxlib_methods.runner import Claim, Paper, save_figure, train
+from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=209, title="Optimistic Online Mirror Descent for Bridging Stochastic and Adversarial Online "
@@ -70,6 +70,7 @@ class Config:
   constant_step: PositiveFloat = 0.05         # the step of step_rule=constant (a mutation)
   log_every: PositiveInt = 256
   fit_from: PositiveInt = 512                 # exponents are fitted for T >= fit_from
+  mesh: MeshConfig = MeshConfig()   # devices the (sequence, seed) runs are split over
 
   CHECKS = (Check("horizon % log_every == 0", "the loop runs whole chunks of log_every rounds"),
             Check("fit_from < horizon // 4", "the exponent is fitted over at least two octaves of T"),
@@ -138,6 +139,8 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   state = {c: {"x": x0, "opt": jax.vmap(txs[c].init)(x0), "loss": jnp.zeros(n, jnp.float32),
                "c_sum": jnp.zeros((n, config.dim), jnp.float32), "noise_sq": jnp.zeros(n, jnp.float32)}
            for c in curvatures}
+  # The (sequence, seed) runs play on their own devices: iterates, learner states, keys and sequence parameters split.
+  state, keys, sig, amp = shard_leading((state, keys, sig, amp), make_mesh(config.mesh), what="(sequence, seed) run")
 
   def one_round(curv, st, t):
     lam, tx = curvatures[curv], txs[curv]

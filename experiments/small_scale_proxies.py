@@ -57,7 +57,7 @@ from flax import nnx
 
 from jaxlib_methods.data import entropy_rate, random_markov_language, sample_markov_sequences
 from jaxlib_methods.nn.transformer import TransformerConfig, TransformerLM, next_token_loss
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 from jaxlib_methods.runner.sweep import memoized
 
@@ -99,6 +99,7 @@ class Config:
   log_every: PositiveInt = 50
   num_seeds: PositiveInt = 3
   qk_layernorm: bool = True                 # false (a mutation): the qk_ln variants lose their qk-layernorm
+  mesh: MeshConfig = MeshConfig()   # devices the (seed, learning rate) runs of a variant are split over
 
   CHECKS = (Check("d_model % num_heads == 0", "attention splits d_model into heads"),
             Check("lr_min < lr_max", "the LR sweep runs from lr_min up to lr_max"))
@@ -147,6 +148,9 @@ def _run_variant(variant: str, config: Config, lang, lrs: np.ndarray, log: Optio
   warmup = int(round(config.warmup_fraction * config.num_steps))
   lr_arr = jnp.tile(jnp.asarray(lrs, jnp.float32), n_s)
   seed_arr = jnp.repeat(jnp.asarray(seeds), n_lr)
+  # The (seed, LR) runs train on their own devices: models, optimizer states, rates and seeds split over the mesh.
+  params, opt, lr_arr, seed_arr = shard_leading((params, opt, lr_arr, seed_arr), make_mesh(config.mesh),
+                                                what="(seed, learning rate) run")
 
   def loss_fn(p, toks):
     logits, aux = nnx.merge(graphdef, p)(toks, return_aux=True)
@@ -164,13 +168,13 @@ def _run_variant(variant: str, config: Config, lang, lrs: np.ndarray, log: Optio
     return p, o, parts["ce"], amax, parts["log_z"], logz_signed
 
   @jax.jit
-  def step_fn(p, o, step):
+  def step_fn(p, o, lr_arr, seed_arr, step):
     return jax.vmap(one, in_axes=(0, 0, 0, 0, None))(p, o, lr_arr, seed_arr, step)
 
   tail = max(1, config.num_steps // 10)
   hist = {k: [] for k in ("ce", "amax", "abs_logz", "logz")}
   for step in range(config.num_steps):
-    params, opt, ce, amax, alz, lz = step_fn(params, opt, step)
+    params, opt, ce, amax, alz, lz = step_fn(params, opt, lr_arr, seed_arr, step)
     for k, v in zip(hist, (ce, amax, alz, lz)):
       hist[k].append(v)
     if log is not None and (step % config.log_every == 0 or step == config.num_steps - 1):

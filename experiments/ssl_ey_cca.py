@@ -36,7 +36,9 @@ import numpy as np
 import optax
 
 from jaxlib_methods.losses import cca_ey_loss, pls_ey_loss
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import (Claim, MeshConfig, Paper, batch_sharding, make_mesh, replicated, save_figure,
+                                   shard_leading, train)
+from jaxlib_methods.runner.sharding import ShardingError
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=120, title="Unconstrained Stochastic CCA: Unifying Multiview and Self-Supervised Learning",
@@ -59,6 +61,7 @@ class Config:
   init_scale: PositiveFloat = 0.1
   log_every: PositiveInt = 200
   loss: Literal["cca_ey", "pls_ey"] = "cca_ey"   # "pls_ey": the mutation (PLS's B = I in place of CCA's covariances)
+  mesh: MeshConfig = MeshConfig()   # devices the examples (data set and minibatches) are split over
 
   CHECKS = (Check("k <= n_signal <= p", "k components are learnt among the n_signal correlated pairs of p"),
             Check("rho_min <= rho_max", "the canonical correlations run from rho_max down to rho_min"),
@@ -104,14 +107,16 @@ def _static(config: Config) -> Config:
   return dataclasses.replace(config, seed=0, loss="cca_ey", rho_max=0.5, rho_min=0.5, init_scale=1.0)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _chunk(static: Config, carry, key, x, y, use_pls):
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _chunk(static: Config, mesh, carry, key, x, y, use_pls):
   """log_every Adam steps on the EY loss (two independent minibatches per step); `use_pls` (traced) swaps in the
-  PLS-EY loss, the mutation."""
+  PLS-EY loss, the mutation. The minibatches are split over the mesh's (data, fsdp) devices (data parallel)."""
   opt = optax.adam(optax.cosine_decay_schedule(static.learning_rate, static.steps))
 
   def loss_fn(prm, idx1, idx2):
-    zx1, zy1, zx2, zy2 = x[idx1] @ prm["ux"], y[idx1] @ prm["uy"], x[idx2] @ prm["ux"], y[idx2] @ prm["uy"]
+    x1, y1, x2, y2 = (jax.lax.with_sharding_constraint(v[i], batch_sharding(mesh, 2))
+                      for v, i in ((x, idx1), (y, idx1), (x, idx2), (y, idx2)))
+    zx1, zy1, zx2, zy2 = x1 @ prm["ux"], y1 @ prm["uy"], x2 @ prm["ux"], y2 @ prm["uy"]
     return jnp.where(use_pls, pls_ey_loss(zx1, zy1, prm["ux"], prm["uy"]), cca_ey_loss(zx1, zy1, zx2, zy2))
 
   def step(carry, k):
@@ -141,16 +146,30 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
             "uy": jnp.asarray(config.init_scale * rng.normal(size=(config.p, config.k)), jnp.float32)}
   opt = optax.adam(optax.cosine_decay_schedule(config.learning_rate, config.steps))
   key = jax.random.key(config.seed)
-  log = MetricsLog(workdir)
-  log.reset()
-  carry = (params, opt.init(params))
-  curve = []
   use_pls = jnp.asarray(config.loss == "pls_ey")
-  for i in range(config.steps // config.log_every):
-    carry, fl = _chunk(static, carry, jax.random.fold_in(key, i), x, y, use_pls)
-    curve.append(float(fl))
-    log.log((i + 1) * config.log_every, full_batch_ey_loss=curve[-1])
-  prm = jax.tree.map(np.asarray, carry[0])
+  # Data parallel: the pairs and every minibatch are split over mesh.data x mesh.fsdp (the parameters replicated).
+  mesh = make_mesh(config.mesh)
+  n_dev = mesh.shape["data"] * mesh.shape["fsdp"]
+  if config.batch_size % n_dev:
+    raise ShardingError(f"batch_size={config.batch_size} cannot be split evenly over mesh.data x mesh.fsdp = {n_dev} "
+                        f"devices; use a multiple of {n_dev} or a smaller mesh")
+  x, y = shard_leading((x, y), mesh, what="training pair")
+
+  def advance(st, start, num):   # one chunk of log_every steps (train's chunks start at multiples of log_every)
+    (prm, ost), fl = _chunk(static, mesh, (st["params"], st["opt"]), jax.random.fold_in(key, start // config.log_every),
+                            x, y, use_pls)
+    return {"params": prm, "opt": ost, "full_batch_ey_loss": fl}
+
+  def measure(st, step):
+    return {"full_batch_ey_loss": float(st["full_batch_ey_loss"])} if step else {}
+
+  state = {"params": params, "opt": opt.init(params), "full_batch_ey_loss": jnp.zeros((), jnp.float32)}
+  state = jax.device_put(state, replicated(mesh))   # on the mesh (a resumed state is restored there too)
+  # runner.train: an orbax checkpoint at the end and on a stop request; a rerun of the command resumes.
+  result = train(workdir=workdir, state=state, advance=advance, measure=measure, num_steps=config.steps,
+                 log_every=config.log_every, desc="ey-cca")
+  curve = [r["full_batch_ey_loss"] for r in result.rows if "full_batch_ey_loss" in r]
+  prm = jax.tree.map(np.asarray, result.state["params"])
   zx = np.asarray(x, np.float64) @ prm["ux"]
   zy = np.asarray(y, np.float64) @ prm["uy"]
   rho_ours = exact_cca(zx, zy)[:config.k]

@@ -42,7 +42,8 @@ import optax
 from scipy import stats
 
 from jaxlib_methods.optim import sso
-from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
+from jaxlib_methods.runner import (Claim, MeshConfig, Paper, make_mesh, replicated, save_figure, scan_steps,
+                                   shard_leading, train)
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=187, title="Target-based Surrogates for Stochastic Optimization", year=2023,
@@ -68,6 +69,7 @@ class Config:
   full_batch_steps: PositiveInt = 30
   probes: PositiveInt = 400                        # random theta for the majorisation check
   log_every: PositiveInt = 50
+  mesh: MeshConfig = MeshConfig()   # devices the (seed, step size) runs are split over
 
   CHECKS = (Check("batch <= n", "a minibatch is drawn from the n examples"),
             Check("steps % log_every == 0", "the loop runs whole chunks of log_every steps"))
@@ -124,6 +126,11 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
            "full": {"theta": jnp.zeros(config.dim, jnp.float32), "max_increase": jnp.asarray(-jnp.inf, jnp.float32),
                     "prev": jnp.asarray(jnp.inf, jnp.float32)}}
   data_key = jax.random.key(config.seed + 1)
+  # The (seed, step size) runs of SGD and SSO are split over the mesh's devices; the one full-batch run is replicated.
+  mesh = make_mesh(config.mesh)
+  runs = shard_leading({k: state[k] for k in ("sgd", "sso", "sso_drop")}, mesh, what="(seed, step size) run")
+  state = dict(runs, full=jax.device_put(state["full"], replicated(mesh)))
+  run_lr, run_seed = shard_leading((run_lr, run_seed), mesh, what="(seed, step size) run")
 
   def batch_idx(seed, t):
     return jax.random.choice(jax.random.fold_in(jax.random.fold_in(data_key, seed), t), config.n, (b,),

@@ -49,7 +49,7 @@ import optax
 
 from jaxlib_methods.analysis import expected_calibration_error, fit_temperature
 from jaxlib_methods.data import overlapping_classes, sample_gaussian_mixture
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=18, title="On the Limitations of Temperature Scaling for Distributions with Overlaps",
@@ -81,6 +81,7 @@ class Config:
   mixup_alpha: PositiveFloat = 1.0
   n_bins: PositiveInt = 15
   overlap_region: Literal["half", "all"] = "half"   # where labels are resampled: x_{d-1} > 0 (the setup) or everywhere
+  mesh: MeshConfig = MeshConfig()   # devices the noise rates' models (one per rate) are split over
 
   CHECKS = (Check("num_classes <= dim", "the overlapping classes are laid out along num_classes of the dim axes"),
             Check("list(noises) == sorted(set(noises))", "label-overlap rates increase strictly (the claims compare "
@@ -156,18 +157,25 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
         return (optax.apply_updates(p, u), o), None
       return jax.lax.scan(body, (p0, tx.init(p0)), jnp.arange(config.num_steps))[0][0]
 
-    params = jax.vmap(train)(xtr, ytr)
-    res = {"train_acc": [], "ece_raw": [], "ece_ts": [], "temperature": [], "test_acc": []}
+    def train_and_score(train=train):
+      # The noise rates' models train on their own devices (their training sets split over the mesh).
+      params = jax.vmap(train)(*shard_leading((xtr, ytr), make_mesh(config.mesh), what="noise rate"))
+      res = {"train_acc": [], "ece_raw": [], "ece_ts": [], "temperature": [], "test_acc": []}
+      for i in range(len(config.noises)):
+        p = jax.tree.map(lambda a: a[i], params)
+        t = fit_temperature(_apply(p, xva[i]), yva[i])
+        lt = _apply(p, xte[i])
+        res["train_acc"].append(float(jnp.mean(jnp.argmax(_apply(p, xtr[i]), -1) == ytr[i])))
+        res["test_acc"].append(float(jnp.mean(jnp.argmax(lt, -1) == yte[i])))
+        res["ece_raw"].append(float(expected_calibration_error(lt, yte[i], n_bins=config.n_bins)))
+        res["ece_ts"].append(float(expected_calibration_error(lt / t, yte[i], n_bins=config.n_bins)))
+        res["temperature"].append(float(t))
+      return res
+
+    # One method (all its noise rates) is a unit of resume: a rerun after an interruption reads it back.
+    res = sweep.memoized(workdir, {"method": method}, train_and_score)
     for i in range(len(config.noises)):
-      p = jax.tree.map(lambda a: a[i], params)
-      t = fit_temperature(_apply(p, xva[i]), yva[i])
-      lt = _apply(p, xte[i])
-      res["train_acc"].append(float(jnp.mean(jnp.argmax(_apply(p, xtr[i]), -1) == ytr[i])))
-      res["test_acc"].append(float(jnp.mean(jnp.argmax(lt, -1) == yte[i])))
-      res["ece_raw"].append(float(expected_calibration_error(lt, yte[i], n_bins=config.n_bins)))
-      res["ece_ts"].append(float(expected_calibration_error(lt / t, yte[i], n_bins=config.n_bins)))
-      res["temperature"].append(float(t))
-      log.log(i, **{f"{method}/{key_}": v[-1] for key_, v in res.items()})
+      log.log(i, **{f"{method}/{key_}": v[i] for key_, v in res.items()})
     out[method] = res
   _figure(out, workdir)
   return out

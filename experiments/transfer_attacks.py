@@ -38,7 +38,8 @@ import optax
 
 from jaxlib_methods import attacks
 from jaxlib_methods.optim import csgld
-from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
+from jaxlib_methods.runner import (Claim, MeshConfig, Paper, make_mesh, replicated, save_figure, scan_steps,
+                                   shard_leading, train)
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=106, title="Efficient and Transferable Adversarial Examples from Bayesian Neural Networks",
@@ -71,6 +72,7 @@ class Config:
   adaea_variant: Literal["adaea", "ens"] = "adaea"    # "ens": a mutation (AdaEA without AGM and DRF)
   bootstrap: Annotated[int, Range(ge=100)] = 2000
   log_every: PositiveInt = 400
+  mesh: MeshConfig = MeshConfig()   # devices the SGD surrogates and the targets are split over
 
   CHECKS = (Check("csgld_samples_used <= csgld_cycles", "the attack cycles through at most the samples collected"),
             Check("train_steps >= csgld_cycles", "each cSGLD cycle has at least one step"),
@@ -156,6 +158,10 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   state = {"surr": surr, "surr_opt": jax.vmap(sgd.init)(surr), "targ": targ, "targ_opt": jax.vmap(sgd.init)(targ),
            "chain": chain, "chain_opt": sampler.init(chain),
            "samples": jax.tree.map(lambda p: jnp.zeros((config.csgld_cycles,) + p.shape, p.dtype), chain)}
+  # The SGD surrogates and the targets (vmapped) train on their own devices; the one cSGLD chain is replicated.
+  mesh = make_mesh(config.mesh)
+  split = shard_leading({k: state[k] for k in ("surr", "surr_opt", "targ", "targ_opt")}, mesh, what="model")
+  state = {k: split[k] if k in split else jax.device_put(v, replicated(mesh)) for k, v in state.items()}
 
   def sgd_step(p, o, x, y):
     u, o = sgd.update(jax.grad(_loss)(p, x, y), o, p)
