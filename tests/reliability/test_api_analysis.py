@@ -271,45 +271,6 @@ SPECS += [
         ("S:int", {"S": np.ones((2, 4), np.int32)}, "TypeError", "S"))),
 ]
 
-CASES = [c for spec in SPECS for c in api_cases(spec)]
-# Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
-# headline probes of issue 14; `pytest -m slow` runs all.
-FAST = {
-    "analysis.calibration.expected_calibration_error[labels=3:jit]",
-    "analysis.calibration.expected_calibration_error[logits:NaN]",
-}
-
-
-@pytest.mark.parametrize("case", api_case_params(CASES, FAST))
-def test_api_case(case):
-  run_api_case(case)
-
-
-def test_every_public_function_is_probed():
-  probed = {spec.fn for spec in SPECS}
-  public = {f"{mod.__name__}.{name}": obj for mod in MODULES for name, obj in vars(mod).items()
-            if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__.startswith("jaxlib_methods")}
-  public.update({f"analysis.{name}": getattr(analysis, name) for name in dir(analysis)
-                 if not name.startswith("_") and inspect.isfunction(getattr(analysis, name))})
-  missing = sorted(name for name, fn in public.items() if fn not in probed)
-  assert not missing, f"public analysis functions without an API spec: {missing}"
-
-
-def test_probabilities_passed_as_logits_warn():
-  probs = jax.nn.softmax(LOGITS)
-  for fn in (calibration.expected_calibration_error, calibration.brier_score):
-    with pytest.warns(UserWarning, match="look like probabilities"):
-      fn(probs, LABELS)
-
-
-def test_report_counts(capsys, record_property):
-  counts, line = api_counts_report("api-analysis", len(SPECS), CASES, FAST)
-  for k, v in counts.items():
-    record_property(k, v)
-  with capsys.disabled():
-    print("\n" + line)
-  assert counts["tried"] == counts["clear_errors"] + counts["nan_propagation"] + counts["valid_outputs"]
-
 # ---- theory2b (issue 17): error probes of [67] (its math: tests/analysis/test_transductive_clustering.py) ----
 from jaxlib_methods.analysis import transductive_clustering  # noqa: E402
 
@@ -369,10 +330,41 @@ SPECS += [
         ("y:out-of-range", {"y": np.full(6, 2)}, "ValueError", "y"))),
 ]
 
-# CASES above was built before the blocks appended after it, so these probes are parametrized here.
-_CASES_THEORY2B = [c for spec in SPECS[-7:] for c in api_cases(spec)]
+CASES = [c for spec in SPECS for c in api_cases(spec)]
+# Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
+# headline probes of issue 14; `pytest -m slow` runs all.
+FAST = {
+    "analysis.calibration.expected_calibration_error[labels=3:jit]",
+    "analysis.calibration.expected_calibration_error[logits:NaN]",
+}
 
 
-@pytest.mark.parametrize("case", api_case_params(_CASES_THEORY2B, set()))
-def test_api_case_theory2b(case):
+@pytest.mark.parametrize("case", api_case_params(CASES, FAST))
+def test_api_case(case):
   run_api_case(case)
+
+
+def test_every_public_function_is_probed():
+  probed = {spec.fn for spec in SPECS}
+  public = {f"{mod.__name__}.{name}": obj for mod in MODULES for name, obj in vars(mod).items()
+            if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__.startswith("jaxlib_methods")}
+  public.update({f"analysis.{name}": getattr(analysis, name) for name in dir(analysis)
+                 if not name.startswith("_") and inspect.isfunction(getattr(analysis, name))})
+  missing = sorted(name for name, fn in public.items() if fn not in probed)
+  assert not missing, f"public analysis functions without an API spec: {missing}"
+
+
+def test_probabilities_passed_as_logits_warn():
+  probs = jax.nn.softmax(LOGITS)
+  for fn in (calibration.expected_calibration_error, calibration.brier_score):
+    with pytest.warns(UserWarning, match="look like probabilities"):
+      fn(probs, LABELS)
+
+
+def test_report_counts(capsys, record_property):
+  counts, line = api_counts_report("api-analysis", len(SPECS), CASES, FAST)
+  for k, v in counts.items():
+    record_property(k, v)
+  with capsys.disabled():
+    print("\n" + line)
+  assert counts["tried"] == counts["clear_errors"] + counts["nan_propagation"] + counts["valid_outputs"]
