@@ -68,3 +68,13 @@ from jaxlib_methods.nn.unlearnable_clusters import (  # noqa: F401  (issue 22, [
 from jaxlib_methods.nn.summary_embeddings import SummaryEmbeddings  # noqa: F401  (issue 22, [199])
 # ---- theory3 (issue 21): compressed embeddings [122]
 from jaxlib_methods.nn.compressed_embedding import HashEmbed, QREmbed, TTEmbed  # noqa: F401  (issue 21, [122])
+# ---- layers2a (issue 20) ----
+from jaxlib_methods.nn.compatible import (  # noqa: F401  (issue 20, [73] [61])
+    FixedSimplex,
+    FixedSimplexClassifier,
+    OrthogonalTransform,
+    compat_criteria,
+    dsimplex_weights,
+    orthogonal_from_skew,
+    pad_features,
+)
