@@ -577,6 +577,19 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.fit_regression_forest",
                    "jaxlib_methods.analysis.RegressionForest",),
         tests=("tests/analysis/test_forest_smoother.py",)),
+    # ---- layers2a (issue 20) ----
+    73: Implementation(  # fixed d-simplex head + the compatibility inequalities; the same-class one fails on our toy
+        artifacts=("jaxlib_methods.nn.dsimplex_weights",
+                   "jaxlib_methods.nn.FixedSimplexClassifier",
+                   "jaxlib_methods.nn.compat_criteria",),
+        tests=("tests/nn/test_compatible.py",),
+        experiment="layers_exact_identities"),
+    61: Implementation(  # orthogonal layer (expm / Cayley of a skew param); alignment loss is a prototype stand-in
+        artifacts=("jaxlib_methods.nn.OrthogonalTransform",
+                   "jaxlib_methods.nn.orthogonal_from_skew",
+                   "jaxlib_methods.nn.pad_features",),
+        tests=("tests/nn/test_compatible.py",),
+        experiment="layers_exact_identities"),
 }
 
 

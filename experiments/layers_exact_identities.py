@@ -1,0 +1,285 @@
+"""Layers with exact identities (issue 20): the fixed d-simplex classifier [73] and the orthogonal backward-compatible
+layer [61] on a toy retrieval problem.
+
+Paper [73]: Niccolo Biondi, Federico Pernici, Simone Ricci, Alberto Del Bimbo, "Stationary Representations: Optimally
+Approximating Compatibility and Implications for Improved Model Replacements", CVPR 2024, arXiv:2405.02581.
+Paper [61]: Simone Ricci, Niccolo Biondi, Federico Pernici, Alberto Del Bimbo, "Backward-Compatible Aligned
+Representations via an Orthogonal Transformation Layer", ECCV 2024 workshops, arXiv:2408.08793.
+
+The toy: K Gaussian classes in R^D (means N(0, separation^2 I), unit noise). An "old" model (an MLP, D -> hidden ->
+features) is trained on `n_old` samples; a "new" model, trained independently from another initialisation on
+`n_new` >> n_old samples, replaces it. Retrieval: the old model has encoded a gallery; the new model's queries are
+matched against it without re-encoding (backfilling). Everything is full-batch Adam, `seeds` seeds vmapped.
+
+[73] both models have the same fixed d-simplex head (`FixedSimplexClassifier` weights, dim K - 1). Claims (on
+L2-normalised test features, tolerances fixed before the run):
+  1. exact: the head's pairwise cosines equal -1/(K - 1) (float64, |err| <= 1e-12);
+  2. Def. 1, each of the two compatibility inequalities in expectation over test pairs (`compat_criteria`), for
+     every seed with the shared fixed simplex head (two claims);
+  3. with learnable heads (independent models, the paper's "independently trained" baseline) it fails for every
+     seed;
+  4. the fixed head costs no accuracy: new-model test accuracy fixed >= learnable - 0.03 (mean over seeds).
+[61] the new model's features have d_old + Delta dimensions and pass through `orthogonal_from_skew(A)` (B, B^T B = I)
+trained with its own classifier plus an alignment loss: the squared distance between the first d_old coordinates of
+B phi_new(x) and the old model's class prototype of y (its mean training feature; the old space zero-padded to
+d_old + Delta). NOTE: a squared-distance stand-in for the paper's loss that aligns new features with the fixed old
+prototypes. Claims:
+  5. exact: max over training steps and seeds of ||B^T B - I||_max <= 1e-5 (float32);
+  6. compatibility (the empirical compatibility criterion of Shen et al. 2020 that the paper uses):
+     1-NN retrieval accuracy new-query -> old-gallery >= old -> old, every seed;
+  7. the update improves: new -> new retrieval >= old -> old + 0.02 (mean over seeds);
+  8. sanity: without the alignment (independent new model), new -> old retrieval is at chance level + 0.15 or less
+     (the incompatibility the layer fixes).
+Mutations: `align_weight=0` (no alignment: claim 6 must fail), `new_head=permuted` (the new model's simplex vertices
+assigned to classes in another order: not the same fixed classifier, claim 2 must fail).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Annotated, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxlib_methods.nn import compatible
+from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
+
+PAPER = Paper(catalog_id=73, title="Stationary Representations: Optimally Approximating Compatibility and "
+              "Implications for Improved Model Replacements", year=2024, arxiv="2405.02581")
+ALSO_REPRODUCES = (Paper(catalog_id=61, title="Backward-Compatible Aligned Representations via an Orthogonal "
+                         "Transformation Layer", year=2024, arxiv="2408.08793"),)
+DEMO = False
+MUTATION_TEST_SLOW = True  # the TINY run compiles six training scans (~15 s of CPU on the shared 2 cores)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  seed: Seed = 0
+  seeds: Annotated[int, Range(ge=1, le=16)] = 3          # vmapped seeds (method vs seed noise)
+  num_classes: Annotated[int, Range(ge=3, le=64)] = 8
+  dim: PositiveInt = 16                                  # input dimension D
+  separation: PositiveFloat = 1.0                        # std of the class means
+  hidden: PositiveInt = 64
+  n_old: PositiveInt = 80                                # old model's training samples
+  n_new: PositiveInt = 1600                              # new model's training samples
+  n_test: PositiveInt = 800                              # test (gallery) samples; as many queries
+  steps: PositiveInt = 400
+  learning_rate: PositiveFloat = 3e-3
+  delta: Annotated[int, Range(ge=0, le=64)] = 8          # [61] extra dimensions of the new representation
+  align_weight: NonNegativeFloat = 1.0                   # [61] weight of the influence (alignment) loss
+  new_head: Literal["same", "permuted"] = "same"         # [73] "permuted": the new model's simplex differs (mutation)
+
+  CHECKS = ()
+
+
+PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, steps=1000), "tpu": Config(seeds=8, steps=1000)}
+TINY = ("steps=150", "n_new=800", "n_test=400", "seeds=2")
+MUTATIONS = {"no_alignment": ("align_weight=0",), "permuted_simplex": ("new_head=permuted",)}
+# Measured (cpu preset, seeds 0-2): the different-class inequality holds; the same-class one fails by 0.01-0.04
+# (same_cross 0.785 / 0.909 / 0.712 vs same_old 0.765 / 0.921 / 0.671; the new model's clusters are tighter, 0.64-
+# 0.73, but the two models place the within-class spread in different directions: CE with a fixed simplex aligns
+# only the class means, the first-order statistics, as the authors' follow-up, arXiv:2606.12488, says). Tried: more
+# steps (1500), n_old=400, hidden=256 (all still fail the same-class inequality); cosine features scaled by 5
+# passed and by 15 failed, so we keep the paper's plain linear head and report the failure.
+
+
+def make_data(config: Config, key):
+  """Class means, and (x, y) train / test / query sets."""
+  k_mu, k_old, k_new, k_test, k_q = jax.random.split(key, 5)
+  mu = config.separation * jax.random.normal(k_mu, (config.num_classes, config.dim))
+
+  def sample(k, n):
+    ky, kx = jax.random.split(k)
+    y = jax.random.randint(ky, (n,), 0, config.num_classes)
+    return mu[y] + jax.random.normal(kx, (n, config.dim)), y
+
+  return {"old": sample(k_old, config.n_old), "new": sample(k_new, config.n_new),
+          "test": sample(k_test, config.n_test), "query": sample(k_q, config.n_test)}
+
+
+def init_mlp(key, d_in, hidden, d_out, num_classes):
+  k1, k2, k3 = jax.random.split(key, 3)
+  return {"w1": jax.random.normal(k1, (d_in, hidden)) / np.sqrt(d_in), "b1": jnp.zeros(hidden),
+          "w2": jax.random.normal(k2, (hidden, d_out)) / np.sqrt(hidden), "b2": jnp.zeros(d_out),
+          "head": jax.random.normal(k3, (num_classes, d_out)) / np.sqrt(d_out),
+          "a": jnp.zeros((d_out, d_out))}
+
+
+def features(p, x):
+  return jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+
+
+def train(config: Config, key, x, y, *, d_out: int, fixed_head=None, orthogonal: bool = False, prototypes=None):
+  """Full-batch Adam on CE(head(phi)) [+ align_weight * mean ||(B phi(x))[:d_old] - prototype_old[y]||^2, B =
+  orthogonal_from_skew(a), prototype_old [K, d_old] the old model's class means].
+  A `fixed_head` [K, d_out] replaces the learnable head (no gradient reaches it). Returns (params, max ||B^T B - I||
+  over the steps)."""
+  p = init_mlp(key, config.dim, config.hidden, d_out, config.num_classes)
+  tx = optax.adam(config.learning_rate)
+
+  def loss_fn(p):
+    f = features(p, x)
+    if orthogonal:
+      f = f @ compatible.orthogonal_from_skew(p["a"], method="cayley").T
+    head = fixed_head if fixed_head is not None else p["head"]
+    loss = optax.softmax_cross_entropy_with_integer_labels(f @ head.T, y).mean()
+    if prototypes is not None:
+      d_old = prototypes.shape[-1]
+      loss += config.align_weight * jnp.mean(jnp.sum((f[:, :d_old] - prototypes[y]) ** 2, -1))
+    return loss
+
+  def step(carry, _):
+    p, s = carry
+    loss, g = jax.value_and_grad(loss_fn)(p)
+    u, s = tx.update(g, s, p)
+    p = optax.apply_updates(p, u)
+    b = compatible.orthogonal_from_skew(p["a"], method="cayley")
+    err = jnp.max(jnp.abs(b.T @ b - jnp.eye(d_out)))
+    return (p, s), (loss, err)
+
+  (p, _), (losses, errs) = jax.lax.scan(step, (p, tx.init(p)), None, length=config.steps)
+  return p, losses, jnp.max(errs)
+
+
+def class_means(f, y, k):
+  """[K, d] per-class means of features f [N, d] (labels y [N])."""
+  onehot = jax.nn.one_hot(y, k, dtype=f.dtype)
+  return (onehot.T @ f) / jnp.maximum(onehot.sum(0), 1.0)[:, None]
+
+
+def _normalize(f):
+  return f / jnp.linalg.norm(f, axis=-1, keepdims=True)
+
+
+def retrieval_accuracy(fq, yq, fg, yg):
+  """1-NN (Euclidean, L2-normalised features) top-1: the fraction of queries whose nearest gallery item shares its
+  label."""
+  fq, fg = _normalize(fq), _normalize(fg)
+  d2 = -2.0 * fq @ fg.T + jnp.sum(fg * fg, -1)[None]
+  return jnp.mean(yg[jnp.argmin(d2, axis=1)] == yq)
+
+
+def one_seed(config: Config, key):
+  data = make_data(config, jax.random.fold_in(key, 0))
+  k = config.num_classes
+  simplex = compatible.dsimplex_weights(k)
+  perm = jnp.roll(jnp.arange(k), 1)
+  new_simplex = simplex[perm] if config.new_head == "permuted" else simplex
+  keys = jax.random.split(jax.random.fold_in(key, 1), 6)
+  (xo, yo), (xn, yn), (xt, yt), (xq, yq) = data["old"], data["new"], data["test"], data["query"]
+  acc = lambda p, head: jnp.mean(jnp.argmax(features(p, xt) @ head.T, -1) == yt)
+  out = {}
+  # [73]: fixed simplex heads vs learnable heads, old on n_old, new on n_new.
+  po_f, _, _ = train(config, keys[0], xo, yo, d_out=k - 1, fixed_head=simplex)
+  pn_f, _, _ = train(config, keys[1], xn, yn, d_out=k - 1, fixed_head=new_simplex)
+  po_l, _, _ = train(config, keys[2], xo, yo, d_out=k - 1)
+  pn_l, _, _ = train(config, keys[3], xn, yn, d_out=k - 1)
+  for name, po, pn in (("fixed", po_f, pn_f), ("learned", po_l, pn_l)):
+    c = compatible.compat_criteria(_normalize(features(po, xt)), _normalize(features(pn, xt)), yt)
+    out[name] = {kk: c[kk] for kk in ("same_cross", "same_old", "diff_cross", "diff_old", "compatible")}
+  out["fixed"]["acc_new"] = acc(pn_f, new_simplex)
+  out["learned"]["acc_new"] = acc(pn_l, pn_l["head"])
+  # [61]: old model with a learnable head (d_old = K - 1); new model d_old + delta through the orthogonal layer.
+  d_new = k - 1 + config.delta
+  pn_o, losses, orth_err = train(config, keys[4], xn, yn, d_out=d_new, orthogonal=True,
+                             prototypes=class_means(features(po_l, xo), yo, k))
+  b = compatible.orthogonal_from_skew(pn_o["a"], method="cayley")
+  fq_new = features(pn_o, xq) @ b.T
+  fg_old = compatible.pad_features(features(po_l, xt), d_new)
+  fg_new = features(pn_o, xt) @ b.T
+  fq_ind = compatible.pad_features(features(pn_l, xq), d_new)
+  out["oca"] = {"orth_err": orth_err, "final_loss": losses[-1],
+                "new_old": retrieval_accuracy(fq_new, yq, fg_old, yt),
+                "old_old": retrieval_accuracy(features(po_l, xq), yq, features(po_l, xt), yt),
+                "new_new": retrieval_accuracy(fq_new, yq, fg_new, yt),
+                "independent_new_old": retrieval_accuracy(fq_ind, yq, fg_old, yt)}
+  return out
+
+
+def run(config: Config, workdir: pathlib.Path) -> dict:
+  workdir = pathlib.Path(workdir)
+  keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+  res = jax.jit(jax.vmap(lambda k: one_seed(config, k)))(keys)
+  res = jax.tree.map(lambda a: np.asarray(a).tolist(), res)
+  with jax.enable_x64(True):
+    w = np.asarray(compatible.dsimplex_weights(config.num_classes, dtype=jnp.float64))
+  cos = (w @ w.T)[~np.eye(config.num_classes, dtype=bool)]
+  res["num_classes"] = config.num_classes
+  res["simplex_cos_err"] = float(np.max(np.abs(cos + 1.0 / (config.num_classes - 1))))
+  log = MetricsLog(workdir)
+  log.reset()
+  for i in range(config.seeds):
+    log.log(i, fixed_compatible=res["fixed"]["compatible"][i], learned_compatible=res["learned"]["compatible"][i],
+            new_old=res["oca"]["new_old"][i], old_old=res["oca"]["old_old"][i])
+  _figure(res, config, workdir)
+  return res
+
+
+def claims(results: dict) -> list[Claim]:
+  f, l, o = results["fixed"], results["learned"], results["oca"]
+  out = [
+      Claim.at_most("[73] d-simplex head: max |pairwise cosine + 1/(K-1)| (float64)", results["simplex_cos_err"],
+                    1e-12, paper="cos = -1/(K-1) exactly", kind="paper", where="Sec. 3, d-Simplex classifier [73]"),
+      Claim.holds("[73] shared fixed d-simplex head, same-class inequality: mean d(new_i, old_j) <= mean "
+                  "d(old_i, old_j) over same-class test pairs, every seed",
+                  all(a <= b for a, b in zip(f["same_cross"], f["same_old"])), paper="holds (Def. 1)",
+                  detail=f"same_cross {np.round(f['same_cross'], 3)} vs same_old {np.round(f['same_old'], 3)}",
+                  kind="paper", where="Def. 1, Sec. 4 (stationarity implies compatibility) [73]"),
+      Claim.holds("[73] shared fixed d-simplex head, different-class inequality: mean d(new_i, old_j) >= mean "
+                  "d(old_i, old_j) over different-class test pairs, every seed",
+                  all(a >= b for a, b in zip(f["diff_cross"], f["diff_old"])), paper="holds (Def. 1)",
+                  detail=f"diff_cross {np.round(f['diff_cross'], 3)} vs diff_old {np.round(f['diff_old'], 3)}",
+                  kind="paper", where="Def. 1, Sec. 4 (stationarity implies compatibility) [73]"),
+      Claim.holds("[73] independently trained learnable heads: the compatibility inequalities fail, every seed",
+                  not any(l["compatible"]), paper="not compatible (independent training baseline)",
+                  detail=f"same_cross {np.round(l['same_cross'], 3)} vs same_old {np.round(l['same_old'], 3)}",
+                  kind="paper", where="Sec. 5, Table 1 (independently trained models are not compatible) [73]"),
+      Claim.at_least("[73] new-model accuracy, fixed simplex head minus learnable head (mean over seeds)",
+                     float(np.mean(f["acc_new"]) - np.mean(l["acc_new"])), -0.03,
+                     paper="no accuracy loss from the fixed classifier", kind="paper",
+                     where="Sec. 3 (fixed d-simplex classifiers keep accuracy, after Pernici et al.) [73]"),
+      Claim.at_most("[61] max over steps and seeds of |B^T B - I| (float32, Cayley)", max(o["orth_err"]), 1e-5,
+                    paper="B orthogonal", kind="paper", where="Sec. 3, orthogonal transformation [61]"),
+      Claim.holds("[61] compatibility: retrieval new-query -> old-gallery >= old -> old, every seed",
+                  all(a >= b for a, b in zip(o["new_old"], o["old_old"])), paper="M(new, old) > M(old, old)",
+                  detail=f"new->old {np.round(o['new_old'], 3)}, old->old {np.round(o['old_old'], 3)}",
+                  kind="paper", where="Sec. 4, empirical compatibility criterion, Table 1 [61]"),
+      Claim.at_least("[61] improvement: retrieval new -> new minus old -> old (mean over seeds)",
+                     float(np.mean(o["new_new"]) - np.mean(o["old_old"])), 0.02,
+                     paper="the new model improves", kind="paper", where="Sec. 4, Table 1 [61]"),
+      Claim.at_most("[61] control: independent new model, retrieval new -> old minus chance (mean over seeds)",
+                    float(np.mean(o["independent_new_old"]) - 1.0 / results["num_classes"]), 0.15, kind="sanity"),
+  ]
+  return out
+
+
+def _figure(res, config, workdir):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+  x = np.arange(config.seeds)
+  for name, mk in (("fixed", "o"), ("learned", "x")):
+    a1.plot(x, np.array(res[name]["same_cross"]) - np.array(res[name]["same_old"]), mk + "-",
+            label=f"{name} head: same-class cross - old")
+    a1.plot(x, np.array(res[name]["diff_cross"]) - np.array(res[name]["diff_old"]), mk + "--",
+            label=f"{name} head: diff-class cross - old")
+  a1.axhline(0, color="k", lw=0.5)
+  a1.set_xlabel("seed")
+  a1.set_ylabel("mean distance gap (compatible: solid <= 0, dashed >= 0)")
+  a1.set_title("[73] d-simplex fixed head", fontsize=9)
+  a1.legend(fontsize=6)
+  o = res["oca"]
+  for key, mk in (("old_old", "s"), ("new_old", "o"), ("new_new", "^"), ("independent_new_old", "x")):
+    a2.plot(x, o[key], mk, label=key.replace("_", " -> ", 1))
+  a2.set_xlabel("seed")
+  a2.set_ylabel("1-NN retrieval accuracy")
+  a2.set_title("[61] orthogonal compatible layer", fontsize=9)
+  a2.legend(fontsize=6)
+  fig.suptitle("Backward-compatible representations on a Gaussian toy")
+  save_figure(fig, workdir / "figure.png")
