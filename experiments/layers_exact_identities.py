@@ -45,7 +45,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from flax import nnx
+
 from jaxlib_methods.nn import compatible
+from jaxlib_methods.nn.hypernetwork import MIPHyperNet
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
@@ -72,14 +75,17 @@ class Config:
   learning_rate: PositiveFloat = 3e-3
   delta: Annotated[int, Range(ge=0, le=64)] = 8          # [61] extra dimensions of the new representation
   align_weight: NonNegativeFloat = 1.0                   # [61] weight of the influence (alignment) loss
-  new_head: Literal["same", "permuted"] = "same"         # [73] "permuted": the new model's simplex differs (mutation)
+  new_head: Literal["same", "permuted"] = "same"         # [73] "permuted": the new model's simplex differs
+  hyper: Literal["mip", "baseline"] = "mip"              # [72] the method arm ("baseline": the default hypernet)
+  hyper_steps: PositiveInt = 400                         # [72] Adam steps per learning rate
+  hyper_target: PositiveFloat = 0.05                     # [72] target MSE (smoothed over 25 steps)
 
   CHECKS = ()
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, steps=1000), "tpu": Config(seeds=8, steps=1000)}
-TINY = ("steps=150", "n_new=800", "n_test=400", "seeds=2")
-MUTATIONS = {"no_alignment": ("align_weight=0",)}
+TINY = ("steps=150", "n_new=800", "n_test=400", "seeds=2", "hyper_steps=300")
+MUTATIONS = {"no_alignment": ("align_weight=0",), "no_mip": ("hyper=baseline",)}
 # (`new_head=permuted` is kept as a config option but not declared a mutation: the claim it targets, the same-class
 # inequality, already fails for the method, see below.)
 # Measured (cpu preset, seeds 0-2): the different-class inequality holds; the same-class one fails by 0.01-0.04
@@ -203,6 +209,87 @@ def one_seed(config: Config, key):
   return out
 
 
+# ---- [72] MIP hypernetworks ---------------------------------------------------------------------------------------
+HYPER_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
+PRIMARY_HIDDEN = 16
+PRIMARY_PARAMS = 3 * PRIMARY_HIDDEN + 1
+
+
+def primary(theta, x):
+  """The primary network, 1 -> 16 (tanh) -> 1, from flat parameters theta [49]; x [M] -> [M]."""
+  h = PRIMARY_HIDDEN
+  w1, b1, w2, b2 = theta[:h], theta[h:2 * h], theta[2 * h:3 * h], theta[3 * h]
+  return jnp.tanh(x[:, None] * w1 + b1) @ w2 + b2
+
+
+def hyper_target(g, x):
+  """The gamma-conditioned regression target: y = (0.5 + gamma) sin((1 + 2 gamma) pi x)."""
+  return jnp.sin((1 + 2 * g) * jnp.pi * x) * (0.5 + g)
+
+
+def make_hypernet(kind: str, key):
+  """MIP (cos|sin encoding, theta = theta_0 + Delta theta, theta_0 the primary net's own init) or the default
+  hypernet (gamma as is, theta = h(gamma)); both 1 -> 32 -> 32 -> 49 ReLU MLPs."""
+  if kind == "mip":
+    k1, k2 = jax.random.split(jax.random.fold_in(key, 3))
+    h = PRIMARY_HIDDEN
+    t0 = jnp.concatenate([jax.random.normal(k1, (h,)), jnp.zeros(h), jax.random.normal(k2, (h,)) / np.sqrt(h),
+                          jnp.zeros(1)])
+    return MIPHyperNet(1, (32, 32), PRIMARY_PARAMS, theta0_init=t0, rngs=nnx.Rngs(key))
+  return MIPHyperNet(1, (32, 32), PRIMARY_PARAMS, encoding=None, residual=False, rngs=nnx.Rngs(key))
+
+
+def hyper_curve(config: Config, kind: str, key, lr):
+  """Per-step training MSE of a hypernet trained with Adam(lr) on random gamma ~ U[0, 1] (8 per batch, 32 x each)."""
+  gdef, state = nnx.split(make_hypernet(kind, key))
+  tx = optax.scale_by_adam()
+
+  def loss(state, k):
+    kg, kx = jax.random.split(k)
+    g = jax.random.uniform(kg, (8, 1))
+    x = jax.random.uniform(kx, (8, 32), minval=-1, maxval=1)
+    pred = jax.vmap(primary)(nnx.merge(gdef, state)(g), x)
+    return jnp.mean((pred - jax.vmap(hyper_target)(g, x)) ** 2)
+
+  def step(c, k):
+    s, o = c
+    l, gr = jax.value_and_grad(loss)(s, k)
+    u, o = tx.update(gr, o, s)
+    return (optax.apply_updates(s, jax.tree.map(lambda a: -lr * a, u)), o), l
+
+  keys = jax.random.split(jax.random.fold_in(key, 7), config.hyper_steps)
+  return jax.lax.scan(step, (state, tx.init(state)), keys)[1]
+
+
+def hyper_results(config: Config) -> dict:
+  keys = jax.random.split(jax.random.key(config.seed + 1000), config.seeds)
+  lrs = jnp.asarray(HYPER_LRS)
+  out = {}
+  for arm, kind in (("method", config.hyper), ("baseline", "baseline")):
+    f = jax.jit(jax.vmap(jax.vmap(lambda k, lr, kind=kind: hyper_curve(config, kind, k, lr), (None, 0)), (0, None)))
+    ls = np.asarray(f(keys, lrs))                                        # [seeds, lrs, steps]
+    sm = np.apply_along_axis(lambda l: np.convolve(l, np.ones(25) / 25, "valid"), -1, ls)
+    final = sm[..., -1].mean(0)                                          # [lrs], mean over seeds
+    out[arm] = {"final": final.tolist(), "reached": int(np.sum(final <= config.hyper_target)),
+                "curve_best": sm.mean(0)[int(np.argmin(final))].tolist()}
+    # ||theta(gamma)|| over gamma at initialisation (seed 0): the magnitude proportionality of Sec. 3.
+    net = make_hypernet(kind, keys[0])
+    norms = np.linalg.norm(np.asarray(net(jnp.linspace(0.0, 1.0, 101)[:, None])), axis=-1)
+    out[arm]["norm_cv"] = float(norms.std() / norms.mean())
+  # Exact: a bias-free ReLU hypernet is positively homogeneous (float64).
+  with jax.enable_x64(True):
+    net = MIPHyperNet(2, (32, 32), PRIMARY_PARAMS, encoding=None, residual=False, use_bias=False,
+                      param_dtype=jnp.float64, rngs=nnx.Rngs(config.seed))
+    g = jax.random.uniform(jax.random.key(config.seed), (16, 2), jnp.float64)
+    h = np.asarray(net(g))
+    errs = [np.max(np.abs(np.asarray(net(a * g)) - a * h)) / np.max(np.abs(a * h)) for a in (0.1, 2.0, 10.0)]
+    from jaxlib_methods.nn.hypernetwork import mip_encode
+    enc = np.asarray(mip_encode(jnp.linspace(0.0, 1.0, 101, dtype=jnp.float64)[:, None] * jnp.ones(2)))
+  out["homogeneity_rel_err"] = float(max(errs))
+  out["encoding_norm_err"] = float(np.max(np.abs(np.sum(enc ** 2, -1) - 2.0)))
+  return out
+
+
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   keys = jax.random.split(jax.random.key(config.seed), config.seeds)
@@ -212,6 +299,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
     w = np.asarray(compatible.dsimplex_weights(config.num_classes, dtype=jnp.float64))
   cos = (w @ w.T)[~np.eye(config.num_classes, dtype=bool)]
   res["num_classes"] = config.num_classes
+  res["hyper"] = hyper_results(config)
   res["simplex_cos_err"] = float(np.max(np.abs(cos + 1.0 / (config.num_classes - 1))))
   log = MetricsLog(workdir)
   log.reset()
@@ -257,6 +345,26 @@ def claims(results: dict) -> list[Claim]:
       Claim.at_most("[61] control: independent new model, retrieval new -> old minus chance (mean over seeds)",
                     float(np.mean(o["independent_new_old"]) - 1.0 / results["num_classes"]), 0.15, kind="sanity"),
   ]
+  hy = results["hyper"]
+  m, b = hy["method"], hy["baseline"]
+  out += [
+      Claim.at_most("[72] bias-free ReLU hypernet: max relative |h(alpha gamma) - alpha h(gamma)| (float64)",
+                    hy["homogeneity_rel_err"], 1e-12, paper="h(alpha gamma) = alpha h(gamma)", kind="paper",
+                    where="Sec. 3, magnitude proportionality [72]"),
+      Claim.at_most("[72] MIP encoding: max | ||E(gamma)||^2 - k | over gamma in [0, 1] (float64)",
+                    hy["encoding_norm_err"], 1e-12, paper="constant norm", kind="sanity"),
+      Claim.at_most("[72] spread of ||theta(gamma)|| over gamma in [0, 1] at init (coefficient of variation), MIP / "
+                    "default hypernet", m["norm_cv"] / max(b["norm_cv"], 1e-12), 0.5,
+                    paper="MIP removes the input-output magnitude dependence", kind="paper",
+                    where="Sec. 4, Fig. 2-3 [72]"),
+      Claim.at_least("[72] learning rates (of 4) at which the hypernet reaches the target MSE, MIP minus default",
+                     m["reached"] - b["reached"], 1, paper="MIP trains over a wider range of learning rates",
+                     kind="paper", where="Sec. 5, Fig. 5 (learning-rate sensitivity) [72]"),
+      Claim.at_most("[72] best final MSE over the learning rates, MIP / default hypernet",
+                    min(m["final"]) / max(min(b["final"]), 1e-12), 0.5,
+                    paper="MIP converges faster (lower loss at equal steps)", kind="paper",
+                    where="Sec. 5, Fig. 4 (training curves) [72]"),
+  ]
   return out
 
 
@@ -264,7 +372,7 @@ def _figure(res, config, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+  fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 3.8))
   x = np.arange(config.seeds)
   for name, mk in (("fixed", "o"), ("learned", "x")):
     a1.plot(x, np.array(res[name]["same_cross"]) - np.array(res[name]["same_old"]), mk + "-",
@@ -283,5 +391,12 @@ def _figure(res, config, workdir):
   a2.set_ylabel("1-NN retrieval accuracy")
   a2.set_title("[61] orthogonal compatible layer", fontsize=9)
   a2.legend(fontsize=6)
-  fig.suptitle("Backward-compatible representations on a Gaussian toy")
+  for arm in ("method", "baseline"):
+    a3.semilogy(res["hyper"][arm]["curve_best"], label=f"{arm} ({config.hyper if arm == 'method' else 'default'})")
+  a3.axhline(config.hyper_target, color="k", lw=0.5, ls="--", label="target MSE")
+  a3.set_xlabel("step")
+  a3.set_ylabel("training MSE (25-step mean, best lr)")
+  a3.set_title("[72] MIP vs default hypernetwork", fontsize=9)
+  a3.legend(fontsize=6)
+  fig.suptitle("Layers with exact identities: [73] [61] [72]")
   save_figure(fig, workdir / "figure.png")

@@ -590,6 +590,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.pad_features",),
         tests=("tests/nn/test_compatible.py",),
         experiment="layers_exact_identities"),
+    72: Implementation(  # MIP encoding + residual hypernet; exact homogeneity and the norm-spread claim
+        artifacts=("jaxlib_methods.nn.MIPHyperNet",
+                   "jaxlib_methods.nn.mip_encode",),
+        tests=("tests/nn/test_hypernetwork.py",),
+        experiment="layers_exact_identities"),
 }
 
 

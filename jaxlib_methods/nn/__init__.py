@@ -78,3 +78,4 @@ from jaxlib_methods.nn.compatible import (  # noqa: F401  (issue 20, [73] [61])
     orthogonal_from_skew,
     pad_features,
 )
+from jaxlib_methods.nn.hypernetwork import MIPHyperNet, mip_encode  # noqa: F401  (issue 20, [72])
