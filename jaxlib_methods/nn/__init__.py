@@ -79,3 +79,4 @@ from jaxlib_methods.nn.compatible import (  # noqa: F401  (issue 20, [73] [61])
     pad_features,
 )
 from jaxlib_methods.nn.hypernetwork import MIPHyperNet, mip_encode  # noqa: F401  (issue 20, [72])
+from jaxlib_methods.nn.ssvi import SparseMask, SparseMeanFieldDense, ssvi_update_mask  # noqa: F401  (issue 20, [126])
