@@ -1,8 +1,12 @@
 """Layers with exact identities (issue 20): the fixed d-simplex classifier [73] and the orthogonal backward-compatible
-layer [61] on a toy retrieval problem.
+layer [61] on a toy retrieval problem, MIP hypernetworks [72] and SSVI sparse mean-field layers [126].
 
 Paper [73]: Niccolo Biondi, Federico Pernici, Simone Ricci, Alberto Del Bimbo, "Stationary Representations: Optimally
 Approximating Compatibility and Implications for Improved Model Replacements", CVPR 2024, arXiv:2405.02581.
+Paper [72]: Jose Javier Gonzalez Ortiz, John Guttag, Adrian V. Dalca, "Magnitude Invariant Parametrizations Improve
+Hypernetwork Learning", ICLR 2024, arXiv:2304.07645.
+Paper [126]: Junbo Li, Zichen Miao, Qiang Qiu, Ruqi Zhang, "Training Bayesian Neural Networks with Sparse Subspace
+Variational Inference", ICLR 2024, arXiv:2402.11025.
 Paper [61]: Simone Ricci, Niccolo Biondi, Federico Pernici, Alberto Del Bimbo, "Backward-Compatible Aligned
 Representations via an Orthogonal Transformation Layer", ECCV 2024 workshops, arXiv:2408.08793.
 
@@ -30,6 +34,16 @@ prototypes. Claims:
   7. the update improves: new -> new retrieval >= old -> old + 0.02 (mean over seeds);
   8. sanity: without the alignment (independent new model), new -> old retrieval is at chance level + 0.15 or less
      (the incompatibility the layer fixes).
+[72] a hypernet (1 -> 32 -> 32 -> 49 ReLU) predicts the 49 parameters of a 1 -> 16 (tanh) -> 1 primary net that
+must fit y = (0.5 + gamma) sin((1 + 2 gamma) pi x) for gamma ~ U[0, 1]; Adam at learning rates 3e-4 ... 1e-2,
+MIP (`MIPHyperNet`: cos|sin encoding, theta_0 + Delta theta) vs the default hypernet (gamma as is, no residual).
+Claims: exact positive homogeneity of a bias-free ReLU hypernet (float64, <= 1e-12 relative); the spread (std/mean)
+of ||theta(gamma)|| at init, MIP <= 0.5 x default; MIP reaches the target MSE 0.05 at >= 1 more learning rate than
+the default; best final MSE, MIP <= 0.5 x default.
+[126] a 1 -> 64 -> 64 -> 1 ReLU BNN of `SparseMeanFieldDense` layers (the 64 x 64 one at density 0.1, a subspace
+update every 100 steps swapping 10% of its nonzeros by SNR) vs the same BNN dense, on y = sin(3x) + N(0, 0.1^2).
+Claims: the nonzeros of the sparse layer are constant at every step (exact); test predictive NLL of SSVI minus
+dense <= 0.25 nats (mean over seeds).
 Mutation: `align_weight=0` (no alignment: claim 6 must fail). `new_head=permuted` (the new model's simplex vertices
 assigned to classes in another order: not the same fixed classifier) is an option for claim 2.
 """
@@ -49,6 +63,7 @@ from flax import nnx
 
 from jaxlib_methods.nn import compatible
 from jaxlib_methods.nn.hypernetwork import MIPHyperNet
+from jaxlib_methods.nn.ssvi import SparseMeanFieldDense
 from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
@@ -79,12 +94,16 @@ class Config:
   hyper: Literal["mip", "baseline"] = "mip"              # [72] the method arm ("baseline": the default hypernet)
   hyper_steps: PositiveInt = 400                         # [72] Adam steps per learning rate
   hyper_target: PositiveFloat = 0.05                     # [72] target MSE (smoothed over 25 steps)
+  ssvi_density: Annotated[float, Range(gt=0, le=1)] = 0.1   # [126] density of the sparse hidden layer
+  ssvi_steps: PositiveInt = 800                          # [126] Adam steps on the negative ELBO
+  ssvi_swap_every: PositiveInt = 100                     # [126] steps between subspace updates
+  ssvi_swap_fraction: Annotated[float, Range(ge=0, le=0.5)] = 0.1   # [126] n_swap / nonzeros
 
   CHECKS = ()
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, steps=1000), "tpu": Config(seeds=8, steps=1000)}
-TINY = ("steps=150", "n_new=800", "n_test=400", "seeds=2", "hyper_steps=300")
+TINY = ("steps=150", "n_new=800", "n_test=400", "seeds=2", "hyper_steps=300", "ssvi_steps=200")
 MUTATIONS = {"no_alignment": ("align_weight=0",), "no_mip": ("hyper=baseline",)}
 # (`new_head=permuted` is kept as a config option but not declared a mutation: the claim it targets, the same-class
 # inequality, already fails for the method, see below.)
@@ -290,6 +309,83 @@ def hyper_results(config: Config) -> dict:
   return out
 
 
+# ---- [126] SSVI -----------------------------------------------------------------------------------------------------
+SSVI_HIDDEN = 64
+SSVI_NOISE = 0.1
+
+
+class SSVIRegressor(nnx.Module):
+  """1 -> 64 -> 64 -> 1 ReLU BNN of `SparseMeanFieldDense` layers; only the 64 x 64 layer is sparse."""
+
+  def __init__(self, density, rngs):
+    self.l1 = SparseMeanFieldDense(1, SSVI_HIDDEN, density=1.0, rngs=rngs)
+    self.l2 = SparseMeanFieldDense(SSVI_HIDDEN, SSVI_HIDDEN, density=density, rngs=rngs)
+    self.l3 = SparseMeanFieldDense(SSVI_HIDDEN, 1, density=1.0, rngs=rngs)
+
+  def __call__(self, x, key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    return self.l3(jax.nn.relu(self.l2(jax.nn.relu(self.l1(x, k1)), k2)), k3)
+
+  def kl(self):
+    return self.l1.kl() + self.l2.kl() + self.l3.kl()
+
+
+def ssvi_one(config: Config, key, density: float):
+  """Negative-ELBO training (Gaussian likelihood, noise 0.1, KL / N) on y = sin(3x) + noise, x ~ U[-2, 2]; a
+  subspace update (`update_mask`, SNR criterion) every `ssvi_swap_every` steps when density < 1. Returns the test
+  predictive NLL (64 samples), the test RMSE and the min / max number of nonzeros of the sparse layer over steps."""
+  kd, kt, km, kr = jax.random.split(key, 4)
+
+  def sample(k, n):
+    kx, ke = jax.random.split(k)
+    x = jax.random.uniform(kx, (n, 1), minval=-2, maxval=2)
+    return x, jnp.sin(3 * x) + SSVI_NOISE * jax.random.normal(ke, (n, 1))
+
+  (x, y), (xt, yt) = sample(kd, 256), sample(kt, 512)
+  gdef, params, rest = nnx.split(SSVIRegressor(density, nnx.Rngs(km)), nnx.Param, ...)
+  nnz0 = int(round(density * SSVI_HIDDEN * SSVI_HIDDEN))
+  n_swap = int(config.ssvi_swap_fraction * nnz0) if density < 1 else 0
+  tx = optax.adam(1e-2)
+
+  def loss(params, rest, k):
+    m = nnx.merge(gdef, params, rest)
+    return jnp.mean(0.5 * ((m(x, k) - y) / SSVI_NOISE) ** 2) + m.kl() / x.shape[0]
+
+  def swap(pr, k):
+    m = nnx.merge(gdef, *pr)
+    m.l2.update_mask(k, n_swap, criterion="snr")
+    _, p2, r2 = nnx.split(m, nnx.Param, ...)
+    return p2, r2
+
+  def step(c, i):
+    params, rest, o = c
+    k = jax.random.fold_in(kr, i)
+    g = jax.grad(loss)(params, rest, k)
+    u, o = tx.update(g, o, params)
+    params = optax.apply_updates(params, u)
+    if n_swap:
+      params, rest = jax.lax.cond((i + 1) % config.ssvi_swap_every == 0, lambda pr: swap(pr, k), lambda pr: pr,
+                                  (params, rest))
+    return (params, rest, o), nnx.merge(gdef, params, rest).l2.mask[...].sum()
+
+  (params, rest, _), nnz = jax.lax.scan(step, (params, rest, tx.init(params)), jnp.arange(config.ssvi_steps))
+  m = nnx.merge(gdef, params, rest)
+  preds = jax.vmap(lambda k: m(xt, k))(jax.random.split(jax.random.fold_in(kr, 2 ** 31 - 1), 64))
+  ll = -0.5 * ((preds - yt) / SSVI_NOISE) ** 2 - jnp.log(SSVI_NOISE * jnp.sqrt(2 * jnp.pi))
+  nll = -jnp.mean(jax.scipy.special.logsumexp(ll, axis=0) - jnp.log(64.0))
+  return {"nll": nll, "rmse": jnp.sqrt(jnp.mean((preds.mean(0) - yt) ** 2)), "nnz_min": nnz.min(),
+          "nnz_max": nnz.max(), "nnz0": nnz0}
+
+
+def ssvi_results(config: Config) -> dict:
+  keys = jax.random.split(jax.random.key(config.seed + 2000), config.seeds)
+  out = {}
+  for arm, density in (("sparse", config.ssvi_density), ("dense", 1.0)):
+    r = jax.jit(jax.vmap(lambda k, d=density: ssvi_one(config, k, d)))(keys)
+    out[arm] = {k: np.asarray(v).tolist() for k, v in r.items()}
+  return out
+
+
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   keys = jax.random.split(jax.random.key(config.seed), config.seeds)
@@ -300,6 +396,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   cos = (w @ w.T)[~np.eye(config.num_classes, dtype=bool)]
   res["num_classes"] = config.num_classes
   res["hyper"] = hyper_results(config)
+  res["ssvi"] = ssvi_results(config)
   res["simplex_cos_err"] = float(np.max(np.abs(cos + 1.0 / (config.num_classes - 1))))
   log = MetricsLog(workdir)
   log.reset()
@@ -364,6 +461,19 @@ def claims(results: dict) -> list[Claim]:
                     min(m["final"]) / max(min(b["final"]), 1e-12), 0.5,
                     paper="MIP converges faster (lower loss at equal steps)", kind="paper",
                     where="Sec. 5, Fig. 4 (training curves) [72]"),
+  ]
+  sv = results["ssvi"]
+  sp, de = sv["sparse"], sv["dense"]
+  out += [
+      Claim.holds("[126] number of nonzeros of the sparse layer constant at every step, every seed",
+                  all(a == b == c for a, b, c in zip(sp["nnz_min"], sp["nnz_max"], sp["nnz0"])),
+                  paper="constant sparsity through training",
+                  detail=f"min {sp['nnz_min']}, max {sp['nnz_max']}, initial {sp['nnz0']}", kind="paper",
+                  where="Sec. 3, Alg. 1 (fixed subspace size) [126]"),
+      Claim.at_most("[126] test predictive NLL, SSVI at 10% density minus dense mean-field VI (mean over seeds, nats)",
+                    float(np.mean(sp["nll"]) - np.mean(de["nll"])), 0.25,
+                    paper="sparse BNN matches dense VI (<3% accuracy drop at 10-20x compression)", kind="paper",
+                    where="Sec. 5, Table 1 [126]"),
   ]
   return out
 

@@ -595,10 +595,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.mip_encode",),
         tests=("tests/nn/test_hypernetwork.py",),
         experiment="layers_exact_identities"),
-    126: Implementation(  # the layer + remove-and-add update; nonzeros constant (exact); the VI toy is not built yet
+    126: Implementation(  # the layer + remove-and-add update (random addition); nonzeros constant (exact)
         artifacts=("jaxlib_methods.nn.SparseMeanFieldDense",
                    "jaxlib_methods.nn.ssvi_update_mask",),
-        tests=("tests/nn/test_ssvi.py",)),
+        tests=("tests/nn/test_ssvi.py",),
+        experiment="layers_exact_identities"),
 }
 
 
