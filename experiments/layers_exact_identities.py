@@ -70,7 +70,11 @@ from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, P
 PAPER = Paper(catalog_id=73, title="Stationary Representations: Optimally Approximating Compatibility and "
               "Implications for Improved Model Replacements", year=2024, arxiv="2405.02581")
 ALSO_REPRODUCES = (Paper(catalog_id=61, title="Backward-Compatible Aligned Representations via an Orthogonal "
-                         "Transformation Layer", year=2024, arxiv="2408.08793"),)
+                         "Transformation Layer", year=2024, arxiv="2408.08793"),
+                   Paper(catalog_id=72, title="Magnitude Invariant Parametrizations Improve Hypernetwork Learning",
+                         year=2024, arxiv="2304.07645"),
+                   Paper(catalog_id=126, title="Training Bayesian Neural Networks with Sparse Subspace Variational "
+                         "Inference", year=2024, arxiv="2402.11025"))
 DEMO = False
 MUTATION_TEST_SLOW = True  # the TINY run compiles six training scans (~15 s of CPU on the shared 2 cores)
 
