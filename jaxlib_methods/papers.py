@@ -600,6 +600,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.ssvi_update_mask",),
         tests=("tests/nn/test_ssvi.py",),
         experiment="layers_exact_identities"),
+    33: Implementation(  # the LayerNorm scale reparameterisation only (no log-sqrt2 softmax quantiser, no clipping)
+        artifacts=("jaxlib_methods.nn.channelwise_to_layerwise_reparam",
+                   "jaxlib_methods.nn.LayerwiseReparam",),
+        tests=("tests/nn/test_repquant.py",)),
 }
 
 
