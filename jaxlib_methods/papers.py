@@ -693,6 +693,33 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.logistic_regression", "jaxlib_methods.analysis.logistic_objective"),
         tests=("tests/analysis/test_generative_classifiers.py",),
         experiment="generative_vs_discriminative"),
+    # ---- layers2a (issue 20) ----
+    73: Implementation(  # fixed d-simplex head + the compatibility inequalities; the same-class one fails on our toy
+        artifacts=("jaxlib_methods.nn.dsimplex_weights",
+                   "jaxlib_methods.nn.FixedSimplexClassifier",
+                   "jaxlib_methods.nn.compat_criteria",),
+        tests=("tests/nn/test_compatible.py",),
+        experiment="layers_exact_identities"),
+    61: Implementation(  # orthogonal layer (expm / Cayley of a skew param); alignment loss is a prototype stand-in
+        artifacts=("jaxlib_methods.nn.OrthogonalTransform",
+                   "jaxlib_methods.nn.orthogonal_from_skew",
+                   "jaxlib_methods.nn.pad_features",),
+        tests=("tests/nn/test_compatible.py",),
+        experiment="layers_exact_identities"),
+    72: Implementation(  # MIP encoding + residual hypernet; exact homogeneity and the norm-spread claim
+        artifacts=("jaxlib_methods.nn.MIPHyperNet",
+                   "jaxlib_methods.nn.mip_encode",),
+        tests=("tests/nn/test_hypernetwork.py",),
+        experiment="layers_exact_identities"),
+    126: Implementation(  # the layer + remove-and-add update (random addition); nonzeros constant (exact)
+        artifacts=("jaxlib_methods.nn.SparseMeanFieldDense",
+                   "jaxlib_methods.nn.ssvi_update_mask",),
+        tests=("tests/nn/test_ssvi.py",),
+        experiment="layers_exact_identities"),
+    33: Implementation(  # the LayerNorm scale reparameterisation only (no log-sqrt2 softmax quantiser, no clipping)
+        artifacts=("jaxlib_methods.nn.channelwise_to_layerwise_reparam",
+                   "jaxlib_methods.nn.LayerwiseReparam",),
+        tests=("tests/nn/test_repquant.py",)),
 }
 
 

@@ -113,3 +113,16 @@ from jaxlib_methods.nn.reversible import (  # noqa: F401  (issue 18, [42])
 )
 # [204]; sgconv.fft_causal_conv is the one FFT causal convolution (nn.fft_causal_conv, S4D's view of it, wraps it)
 from jaxlib_methods.nn.sgconv import SGConv, sgconv_kernel, sgconv_num_scales  # noqa: F401
+# ---- layers2a (issue 20) ----
+from jaxlib_methods.nn.compatible import (  # noqa: F401  (issue 20, [73] [61])
+    FixedSimplex,
+    FixedSimplexClassifier,
+    OrthogonalTransform,
+    compat_criteria,
+    dsimplex_weights,
+    orthogonal_from_skew,
+    pad_features,
+)
+from jaxlib_methods.nn.hypernetwork import MIPHyperNet, mip_encode  # noqa: F401  (issue 20, [72])
+from jaxlib_methods.nn.ssvi import SparseMask, SparseMeanFieldDense, ssvi_update_mask  # noqa: F401  (issue 20, [126])
+from jaxlib_methods.nn.repquant import LayerwiseReparam, channelwise_to_layerwise_reparam  # noqa: F401  (issue 20, [33])

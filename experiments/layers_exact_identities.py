@@ -1,0 +1,516 @@
+"""Layers with exact identities (issue 20): the fixed d-simplex classifier [73] and the orthogonal backward-compatible
+layer [61] on a toy retrieval problem, MIP hypernetworks [72] and SSVI sparse mean-field layers [126].
+
+Paper [73]: Niccolo Biondi, Federico Pernici, Simone Ricci, Alberto Del Bimbo, "Stationary Representations: Optimally
+Approximating Compatibility and Implications for Improved Model Replacements", CVPR 2024, arXiv:2405.02581.
+Paper [72]: Jose Javier Gonzalez Ortiz, John Guttag, Adrian V. Dalca, "Magnitude Invariant Parametrizations Improve
+Hypernetwork Learning", ICLR 2024, arXiv:2304.07645.
+Paper [126]: Junbo Li, Zichen Miao, Qiang Qiu, Ruqi Zhang, "Training Bayesian Neural Networks with Sparse Subspace
+Variational Inference", ICLR 2024, arXiv:2402.11025.
+Paper [61]: Simone Ricci, Niccolo Biondi, Federico Pernici, Alberto Del Bimbo, "Backward-Compatible Aligned
+Representations via an Orthogonal Transformation Layer", ECCV 2024 workshops, arXiv:2408.08793.
+
+The toy: K Gaussian classes in R^D (means N(0, separation^2 I), unit noise). An "old" model (an MLP, D -> hidden ->
+features) is trained on `n_old` samples; a "new" model, trained independently from another initialisation on
+`n_new` >> n_old samples, replaces it. Retrieval: the old model has encoded a gallery; the new model's queries are
+matched against it without re-encoding (backfilling). Everything is full-batch Adam, `seeds` seeds vmapped.
+
+[73] both models have the same fixed d-simplex head (`FixedSimplexClassifier` weights, dim K - 1). Claims (on
+L2-normalised test features, tolerances fixed before the run):
+  1. exact: the head's pairwise cosines equal -1/(K - 1) (float64, |err| <= 1e-12);
+  2. Def. 1, each of the two compatibility inequalities in expectation over test pairs (`compat_criteria`), for
+     every seed with the shared fixed simplex head (two claims);
+  3. with learnable heads (independent models, the paper's "independently trained" baseline) it fails for every
+     seed;
+  4. the fixed head costs no accuracy: new-model test accuracy fixed >= learnable - 0.03 (mean over seeds).
+[61] the new model's features have d_old + Delta dimensions and pass through `orthogonal_from_skew(A)` (B, B^T B = I)
+trained with its own classifier plus an alignment loss: the squared distance between the first d_old coordinates of
+B phi_new(x) and the old model's class prototype of y (its mean training feature; the old space zero-padded to
+d_old + Delta). NOTE: a squared-distance stand-in for the paper's loss that aligns new features with the fixed old
+prototypes. Claims:
+  5. exact: max over training steps and seeds of ||B^T B - I||_max <= 1e-5 (float32);
+  6. compatibility (the empirical compatibility criterion of Shen et al. 2020 that the paper uses):
+     1-NN retrieval accuracy new-query -> old-gallery >= old -> old, every seed;
+  7. the update improves: new -> new retrieval >= old -> old + 0.02 (mean over seeds);
+  8. sanity: without the alignment (independent new model), new -> old retrieval is at chance level + 0.15 or less
+     (the incompatibility the layer fixes).
+[72] a hypernet (1 -> 32 -> 32 -> 49 ReLU) predicts the 49 parameters of a 1 -> 16 (tanh) -> 1 primary net that
+must fit y = (0.5 + gamma) sin((1 + 2 gamma) pi x) for gamma ~ U[0, 1]; Adam at learning rates 3e-4 ... 1e-2,
+MIP (`MIPHyperNet`: cos|sin encoding, theta_0 + Delta theta) vs the default hypernet (gamma as is, no residual).
+Claims: exact positive homogeneity of a bias-free ReLU hypernet (float64, <= 1e-12 relative); the spread (std/mean)
+of ||theta(gamma)|| at init, MIP <= 0.5 x default; MIP reaches the target MSE 0.05 at >= 1 more learning rate than
+the default; best final MSE, MIP <= 0.5 x default.
+[126] a 1 -> 64 -> 64 -> 1 ReLU BNN of `SparseMeanFieldDense` layers (the 64 x 64 one at density 0.1, a subspace
+update every 100 steps swapping 10% of its nonzeros by SNR) vs the same BNN dense, on y = sin(3x) + N(0, 0.1^2).
+Claims: the nonzeros of the sparse layer are constant at every step (exact); test predictive NLL of SSVI minus
+dense <= 0.25 nats (mean over seeds).
+Mutation: `align_weight=0` (no alignment: claim 6 must fail). `new_head=permuted` (the new model's simplex vertices
+assigned to classes in another order: not the same fixed classifier) is an option for claim 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Annotated, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from flax import nnx
+
+from jaxlib_methods.nn import compatible
+from jaxlib_methods.nn.hypernetwork import MIPHyperNet
+from jaxlib_methods.nn.ssvi import SparseMeanFieldDense
+from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
+
+PAPER = Paper(catalog_id=73, title="Stationary Representations: Optimally Approximating Compatibility and "
+              "Implications for Improved Model Replacements", year=2024, arxiv="2405.02581")
+ALSO_REPRODUCES = (Paper(catalog_id=61, title="Backward-Compatible Aligned Representations via an Orthogonal "
+                         "Transformation Layer", year=2024, arxiv="2408.08793"),
+                   Paper(catalog_id=72, title="Magnitude Invariant Parametrizations Improve Hypernetwork Learning",
+                         year=2024, arxiv="2304.07645"),
+                   Paper(catalog_id=126, title="Training Bayesian Neural Networks with Sparse Subspace Variational "
+                         "Inference", year=2024, arxiv="2402.11025"))
+DEMO = False
+MUTATION_TEST_SLOW = True  # the TINY run compiles six training scans (~15 s of CPU on the shared 2 cores)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  seed: Seed = 0
+  seeds: Annotated[int, Range(ge=1, le=16)] = 3          # vmapped seeds (method vs seed noise)
+  num_classes: Annotated[int, Range(ge=3, le=64)] = 8
+  dim: PositiveInt = 16                                  # input dimension D
+  separation: PositiveFloat = 1.0                        # std of the class means
+  hidden: PositiveInt = 64
+  n_old: PositiveInt = 80                                # old model's training samples
+  n_new: PositiveInt = 1600                              # new model's training samples
+  n_test: PositiveInt = 800                              # test (gallery) samples; as many queries
+  steps: PositiveInt = 400
+  learning_rate: PositiveFloat = 3e-3
+  delta: Annotated[int, Range(ge=0, le=64)] = 8          # [61] extra dimensions of the new representation
+  align_weight: NonNegativeFloat = 1.0                   # [61] weight of the influence (alignment) loss
+  new_head: Literal["same", "permuted"] = "same"         # [73] "permuted": the new model's simplex differs
+  hyper: Literal["mip", "baseline"] = "mip"              # [72] the method arm ("baseline": the default hypernet)
+  hyper_steps: PositiveInt = 400                         # [72] Adam steps per learning rate
+  hyper_target: PositiveFloat = 0.05                     # [72] target MSE (smoothed over 25 steps)
+  ssvi_density: Annotated[float, Range(gt=0, le=1)] = 0.1   # [126] density of the sparse hidden layer
+  ssvi_steps: PositiveInt = 800                          # [126] Adam steps on the negative ELBO
+  ssvi_swap_every: PositiveInt = 100                     # [126] steps between subspace updates
+  ssvi_swap_fraction: Annotated[float, Range(ge=0, le=0.5)] = 0.1   # [126] n_swap / nonzeros
+
+  CHECKS = ()
+
+
+PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, steps=1000), "tpu": Config(seeds=8, steps=1000)}
+TINY = ("steps=150", "n_new=800", "n_test=400", "seeds=2", "hyper_steps=300", "ssvi_steps=200")
+MUTATIONS = {"no_alignment": ("align_weight=0",), "no_mip": ("hyper=baseline",)}
+# (`new_head=permuted` is kept as a config option but not declared a mutation: the claim it targets, the same-class
+# inequality, already fails for the method, see below.)
+# Measured (cpu preset, seeds 0-2): the different-class inequality holds; the same-class one fails by 0.01-0.04
+# (same_cross 0.785 / 0.909 / 0.712 vs same_old 0.765 / 0.921 / 0.671; the new model's clusters are tighter, 0.64-
+# 0.73, but the two models place the within-class spread in different directions: CE with a fixed simplex aligns
+# only the class means, the first-order statistics, as the authors' follow-up, arXiv:2606.12488, says). Tried: more
+# steps (1500), n_old=400, hidden=256 (all still fail the same-class inequality); cosine features scaled by 5
+# passed and by 15 failed, so we keep the paper's plain linear head and report the failure.
+
+
+def make_data(config: Config, key):
+  """Class means, and (x, y) train / test / query sets."""
+  k_mu, k_old, k_new, k_test, k_q = jax.random.split(key, 5)
+  mu = config.separation * jax.random.normal(k_mu, (config.num_classes, config.dim))
+
+  def sample(k, n):
+    ky, kx = jax.random.split(k)
+    y = jax.random.randint(ky, (n,), 0, config.num_classes)
+    return mu[y] + jax.random.normal(kx, (n, config.dim)), y
+
+  return {"old": sample(k_old, config.n_old), "new": sample(k_new, config.n_new),
+          "test": sample(k_test, config.n_test), "query": sample(k_q, config.n_test)}
+
+
+def init_mlp(key, d_in, hidden, d_out, num_classes):
+  k1, k2, k3 = jax.random.split(key, 3)
+  return {"w1": jax.random.normal(k1, (d_in, hidden)) / np.sqrt(d_in), "b1": jnp.zeros(hidden),
+          "w2": jax.random.normal(k2, (hidden, d_out)) / np.sqrt(hidden), "b2": jnp.zeros(d_out),
+          "head": jax.random.normal(k3, (num_classes, d_out)) / np.sqrt(d_out),
+          "a": jnp.zeros((d_out, d_out))}
+
+
+def features(p, x):
+  return jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+
+
+def train(config: Config, key, x, y, *, d_out: int, fixed_head=None, orthogonal: bool = False, prototypes=None):
+  """Full-batch Adam on CE(head(phi)) [+ align_weight * mean ||(B phi(x))[:d_old] - prototype_old[y]||^2, B =
+  orthogonal_from_skew(a), prototype_old [K, d_old] the old model's class means].
+  A `fixed_head` [K, d_out] replaces the learnable head (no gradient reaches it). Returns (params, max ||B^T B - I||
+  over the steps)."""
+  p = init_mlp(key, config.dim, config.hidden, d_out, config.num_classes)
+  tx = optax.adam(config.learning_rate)
+
+  def loss_fn(p):
+    f = features(p, x)
+    if orthogonal:
+      f = f @ compatible.orthogonal_from_skew(p["a"], method="cayley").T
+    head = fixed_head if fixed_head is not None else p["head"]
+    loss = optax.softmax_cross_entropy_with_integer_labels(f @ head.T, y).mean()
+    if prototypes is not None:
+      d_old = prototypes.shape[-1]
+      loss += config.align_weight * jnp.mean(jnp.sum((f[:, :d_old] - prototypes[y]) ** 2, -1))
+    return loss
+
+  def step(carry, _):
+    p, s = carry
+    loss, g = jax.value_and_grad(loss_fn)(p)
+    u, s = tx.update(g, s, p)
+    p = optax.apply_updates(p, u)
+    b = compatible.orthogonal_from_skew(p["a"], method="cayley")
+    err = jnp.max(jnp.abs(b.T @ b - jnp.eye(d_out)))
+    return (p, s), (loss, err)
+
+  (p, _), (losses, errs) = jax.lax.scan(step, (p, tx.init(p)), None, length=config.steps)
+  return p, losses, jnp.max(errs)
+
+
+def class_means(f, y, k):
+  """[K, d] per-class means of features f [N, d] (labels y [N])."""
+  onehot = jax.nn.one_hot(y, k, dtype=f.dtype)
+  return (onehot.T @ f) / jnp.maximum(onehot.sum(0), 1.0)[:, None]
+
+
+def _normalize(f):
+  return f / jnp.linalg.norm(f, axis=-1, keepdims=True)
+
+
+def retrieval_accuracy(fq, yq, fg, yg):
+  """1-NN (Euclidean, L2-normalised features) top-1: the fraction of queries whose nearest gallery item shares its
+  label."""
+  fq, fg = _normalize(fq), _normalize(fg)
+  d2 = -2.0 * fq @ fg.T + jnp.sum(fg * fg, -1)[None]
+  return jnp.mean(yg[jnp.argmin(d2, axis=1)] == yq)
+
+
+def one_seed(config: Config, key):
+  data = make_data(config, jax.random.fold_in(key, 0))
+  k = config.num_classes
+  simplex = compatible.dsimplex_weights(k)
+  perm = jnp.roll(jnp.arange(k), 1)
+  new_simplex = simplex[perm] if config.new_head == "permuted" else simplex
+  keys = jax.random.split(jax.random.fold_in(key, 1), 6)
+  (xo, yo), (xn, yn), (xt, yt), (xq, yq) = data["old"], data["new"], data["test"], data["query"]
+  acc = lambda p, head: jnp.mean(jnp.argmax(features(p, xt) @ head.T, -1) == yt)
+  out = {}
+  # [73]: fixed simplex heads vs learnable heads, old on n_old, new on n_new.
+  po_f, _, _ = train(config, keys[0], xo, yo, d_out=k - 1, fixed_head=simplex)
+  pn_f, _, _ = train(config, keys[1], xn, yn, d_out=k - 1, fixed_head=new_simplex)
+  po_l, _, _ = train(config, keys[2], xo, yo, d_out=k - 1)
+  pn_l, _, _ = train(config, keys[3], xn, yn, d_out=k - 1)
+  for name, po, pn in (("fixed", po_f, pn_f), ("learned", po_l, pn_l)):
+    c = compatible.compat_criteria(_normalize(features(po, xt)), _normalize(features(pn, xt)), yt)
+    out[name] = {kk: c[kk] for kk in ("same_cross", "same_old", "diff_cross", "diff_old", "compatible")}
+  out["fixed"]["acc_new"] = acc(pn_f, new_simplex)
+  out["learned"]["acc_new"] = acc(pn_l, pn_l["head"])
+  # [61]: old model with a learnable head (d_old = K - 1); new model d_old + delta through the orthogonal layer.
+  d_new = k - 1 + config.delta
+  pn_o, losses, orth_err = train(config, keys[4], xn, yn, d_out=d_new, orthogonal=True,
+                             prototypes=class_means(features(po_l, xo), yo, k))
+  b = compatible.orthogonal_from_skew(pn_o["a"], method="cayley")
+  fq_new = features(pn_o, xq) @ b.T
+  fg_old = compatible.pad_features(features(po_l, xt), d_new)
+  fg_new = features(pn_o, xt) @ b.T
+  fq_ind = compatible.pad_features(features(pn_l, xq), d_new)
+  out["oca"] = {"orth_err": orth_err, "final_loss": losses[-1],
+                "new_old": retrieval_accuracy(fq_new, yq, fg_old, yt),
+                "old_old": retrieval_accuracy(features(po_l, xq), yq, features(po_l, xt), yt),
+                "new_new": retrieval_accuracy(fq_new, yq, fg_new, yt),
+                "independent_new_old": retrieval_accuracy(fq_ind, yq, fg_old, yt)}
+  return out
+
+
+# ---- [72] MIP hypernetworks ---------------------------------------------------------------------------------------
+HYPER_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
+PRIMARY_HIDDEN = 16
+PRIMARY_PARAMS = 3 * PRIMARY_HIDDEN + 1
+
+
+def primary(theta, x):
+  """The primary network, 1 -> 16 (tanh) -> 1, from flat parameters theta [49]; x [M] -> [M]."""
+  h = PRIMARY_HIDDEN
+  w1, b1, w2, b2 = theta[:h], theta[h:2 * h], theta[2 * h:3 * h], theta[3 * h]
+  return jnp.tanh(x[:, None] * w1 + b1) @ w2 + b2
+
+
+def hyper_target(g, x):
+  """The gamma-conditioned regression target: y = (0.5 + gamma) sin((1 + 2 gamma) pi x)."""
+  return jnp.sin((1 + 2 * g) * jnp.pi * x) * (0.5 + g)
+
+
+def make_hypernet(kind: str, key):
+  """MIP (cos|sin encoding, theta = theta_0 + Delta theta, theta_0 the primary net's own init) or the default
+  hypernet (gamma as is, theta = h(gamma)); both 1 -> 32 -> 32 -> 49 ReLU MLPs."""
+  if kind == "mip":
+    k1, k2 = jax.random.split(jax.random.fold_in(key, 3))
+    h = PRIMARY_HIDDEN
+    t0 = jnp.concatenate([jax.random.normal(k1, (h,)), jnp.zeros(h), jax.random.normal(k2, (h,)) / np.sqrt(h),
+                          jnp.zeros(1)])
+    return MIPHyperNet(1, (32, 32), PRIMARY_PARAMS, theta0_init=t0, rngs=nnx.Rngs(key))
+  return MIPHyperNet(1, (32, 32), PRIMARY_PARAMS, encoding=None, residual=False, rngs=nnx.Rngs(key))
+
+
+def hyper_curve(config: Config, kind: str, key, lr):
+  """Per-step training MSE of a hypernet trained with Adam(lr) on random gamma ~ U[0, 1] (8 per batch, 32 x each)."""
+  gdef, state = nnx.split(make_hypernet(kind, key))
+  tx = optax.scale_by_adam()
+
+  def loss(state, k):
+    kg, kx = jax.random.split(k)
+    g = jax.random.uniform(kg, (8, 1))
+    x = jax.random.uniform(kx, (8, 32), minval=-1, maxval=1)
+    pred = jax.vmap(primary)(nnx.merge(gdef, state)(g), x)
+    return jnp.mean((pred - jax.vmap(hyper_target)(g, x)) ** 2)
+
+  def step(c, k):
+    s, o = c
+    l, gr = jax.value_and_grad(loss)(s, k)
+    u, o = tx.update(gr, o, s)
+    return (optax.apply_updates(s, jax.tree.map(lambda a: -lr * a, u)), o), l
+
+  keys = jax.random.split(jax.random.fold_in(key, 7), config.hyper_steps)
+  return jax.lax.scan(step, (state, tx.init(state)), keys)[1]
+
+
+def hyper_results(config: Config) -> dict:
+  keys = jax.random.split(jax.random.key(config.seed + 1000), config.seeds)
+  lrs = jnp.asarray(HYPER_LRS)
+  out = {}
+  for arm, kind in (("method", config.hyper), ("baseline", "baseline")):
+    f = jax.jit(jax.vmap(jax.vmap(lambda k, lr, kind=kind: hyper_curve(config, kind, k, lr), (None, 0)), (0, None)))
+    ls = np.asarray(f(keys, lrs))                                        # [seeds, lrs, steps]
+    sm = np.apply_along_axis(lambda l: np.convolve(l, np.ones(25) / 25, "valid"), -1, ls)
+    final = sm[..., -1].mean(0)                                          # [lrs], mean over seeds
+    out[arm] = {"final": final.tolist(), "reached": int(np.sum(final <= config.hyper_target)),
+                "curve_best": sm.mean(0)[int(np.argmin(final))].tolist()}
+    # ||theta(gamma)|| over gamma at initialisation (seed 0): the magnitude proportionality of Sec. 3.
+    net = make_hypernet(kind, keys[0])
+    norms = np.linalg.norm(np.asarray(net(jnp.linspace(0.0, 1.0, 101)[:, None])), axis=-1)
+    out[arm]["norm_cv"] = float(norms.std() / norms.mean())
+  # Exact: a bias-free ReLU hypernet is positively homogeneous (float64).
+  with jax.enable_x64(True):
+    net = MIPHyperNet(2, (32, 32), PRIMARY_PARAMS, encoding=None, residual=False, use_bias=False,
+                      param_dtype=jnp.float64, rngs=nnx.Rngs(config.seed))
+    g = jax.random.uniform(jax.random.key(config.seed), (16, 2), jnp.float64)
+    h = np.asarray(net(g))
+    errs = [np.max(np.abs(np.asarray(net(a * g)) - a * h)) / np.max(np.abs(a * h)) for a in (0.1, 2.0, 10.0)]
+    from jaxlib_methods.nn.hypernetwork import mip_encode
+    enc = np.asarray(mip_encode(jnp.linspace(0.0, 1.0, 101, dtype=jnp.float64)[:, None] * jnp.ones(2)))
+  out["homogeneity_rel_err"] = float(max(errs))
+  out["encoding_norm_err"] = float(np.max(np.abs(np.sum(enc ** 2, -1) - 2.0)))
+  return out
+
+
+# ---- [126] SSVI -----------------------------------------------------------------------------------------------------
+SSVI_HIDDEN = 64
+SSVI_NOISE = 0.1
+
+
+class SSVIRegressor(nnx.Module):
+  """1 -> 64 -> 64 -> 1 ReLU BNN of `SparseMeanFieldDense` layers; only the 64 x 64 layer is sparse."""
+
+  def __init__(self, density, rngs):
+    self.l1 = SparseMeanFieldDense(1, SSVI_HIDDEN, density=1.0, rngs=rngs)
+    self.l2 = SparseMeanFieldDense(SSVI_HIDDEN, SSVI_HIDDEN, density=density, rngs=rngs)
+    self.l3 = SparseMeanFieldDense(SSVI_HIDDEN, 1, density=1.0, rngs=rngs)
+
+  def __call__(self, x, key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    return self.l3(jax.nn.relu(self.l2(jax.nn.relu(self.l1(x, k1)), k2)), k3)
+
+  def kl(self):
+    return self.l1.kl() + self.l2.kl() + self.l3.kl()
+
+
+def ssvi_one(config: Config, key, density: float):
+  """Negative-ELBO training (Gaussian likelihood, noise 0.1, KL / N) on y = sin(3x) + noise, x ~ U[-2, 2]; a
+  subspace update (`update_mask`, SNR criterion) every `ssvi_swap_every` steps when density < 1. Returns the test
+  predictive NLL (64 samples), the test RMSE and the min / max number of nonzeros of the sparse layer over steps."""
+  kd, kt, km, kr = jax.random.split(key, 4)
+
+  def sample(k, n):
+    kx, ke = jax.random.split(k)
+    x = jax.random.uniform(kx, (n, 1), minval=-2, maxval=2)
+    return x, jnp.sin(3 * x) + SSVI_NOISE * jax.random.normal(ke, (n, 1))
+
+  (x, y), (xt, yt) = sample(kd, 256), sample(kt, 512)
+  gdef, params, rest = nnx.split(SSVIRegressor(density, nnx.Rngs(km)), nnx.Param, ...)
+  nnz0 = int(round(density * SSVI_HIDDEN * SSVI_HIDDEN))
+  n_swap = int(config.ssvi_swap_fraction * nnz0) if density < 1 else 0
+  tx = optax.adam(1e-2)
+
+  def loss(params, rest, k):
+    m = nnx.merge(gdef, params, rest)
+    return jnp.mean(0.5 * ((m(x, k) - y) / SSVI_NOISE) ** 2) + m.kl() / x.shape[0]
+
+  def swap(pr, k):
+    m = nnx.merge(gdef, *pr)
+    m.l2.update_mask(k, n_swap, criterion="snr")
+    _, p2, r2 = nnx.split(m, nnx.Param, ...)
+    return p2, r2
+
+  def step(c, i):
+    params, rest, o = c
+    k = jax.random.fold_in(kr, i)
+    g = jax.grad(loss)(params, rest, k)
+    u, o = tx.update(g, o, params)
+    params = optax.apply_updates(params, u)
+    if n_swap:
+      params, rest = jax.lax.cond((i + 1) % config.ssvi_swap_every == 0, lambda pr: swap(pr, k), lambda pr: pr,
+                                  (params, rest))
+    return (params, rest, o), nnx.merge(gdef, params, rest).l2.mask[...].sum()
+
+  (params, rest, _), nnz = jax.lax.scan(step, (params, rest, tx.init(params)), jnp.arange(config.ssvi_steps))
+  m = nnx.merge(gdef, params, rest)
+  preds = jax.vmap(lambda k: m(xt, k))(jax.random.split(jax.random.fold_in(kr, 2 ** 31 - 1), 64))
+  ll = -0.5 * ((preds - yt) / SSVI_NOISE) ** 2 - jnp.log(SSVI_NOISE * jnp.sqrt(2 * jnp.pi))
+  nll = -jnp.mean(jax.scipy.special.logsumexp(ll, axis=0) - jnp.log(64.0))
+  return {"nll": nll, "rmse": jnp.sqrt(jnp.mean((preds.mean(0) - yt) ** 2)), "nnz_min": nnz.min(),
+          "nnz_max": nnz.max(), "nnz0": nnz0}
+
+
+def ssvi_results(config: Config) -> dict:
+  keys = jax.random.split(jax.random.key(config.seed + 2000), config.seeds)
+  out = {}
+  for arm, density in (("sparse", config.ssvi_density), ("dense", 1.0)):
+    r = jax.jit(jax.vmap(lambda k, d=density: ssvi_one(config, k, d)))(keys)
+    out[arm] = {k: np.asarray(v).tolist() for k, v in r.items()}
+  return out
+
+
+def run(config: Config, workdir: pathlib.Path) -> dict:
+  workdir = pathlib.Path(workdir)
+  keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+  res = jax.jit(jax.vmap(lambda k: one_seed(config, k)))(keys)
+  res = jax.tree.map(lambda a: np.asarray(a).tolist(), res)
+  with jax.enable_x64(True):
+    w = np.asarray(compatible.dsimplex_weights(config.num_classes, dtype=jnp.float64))
+  cos = (w @ w.T)[~np.eye(config.num_classes, dtype=bool)]
+  res["num_classes"] = config.num_classes
+  res["hyper"] = hyper_results(config)
+  res["ssvi"] = ssvi_results(config)
+  res["simplex_cos_err"] = float(np.max(np.abs(cos + 1.0 / (config.num_classes - 1))))
+  log = MetricsLog(workdir)
+  log.reset()
+  for i in range(config.seeds):
+    log.log(i, fixed_compatible=res["fixed"]["compatible"][i], learned_compatible=res["learned"]["compatible"][i],
+            new_old=res["oca"]["new_old"][i], old_old=res["oca"]["old_old"][i])
+  _figure(res, config, workdir)
+  return res
+
+
+def claims(results: dict) -> list[Claim]:
+  f, l, o = results["fixed"], results["learned"], results["oca"]
+  out = [
+      Claim.at_most("[73] d-simplex head: max |pairwise cosine + 1/(K-1)| (float64)", results["simplex_cos_err"],
+                    1e-12, paper="cos = -1/(K-1) exactly", kind="paper", where="Sec. 3, d-Simplex classifier [73]"),
+      Claim.holds("[73] shared fixed d-simplex head, same-class inequality: mean d(new_i, old_j) <= mean "
+                  "d(old_i, old_j) over same-class test pairs, every seed",
+                  all(a <= b for a, b in zip(f["same_cross"], f["same_old"])), paper="holds (Def. 1)",
+                  detail=f"same_cross {np.round(f['same_cross'], 3)} vs same_old {np.round(f['same_old'], 3)}",
+                  kind="paper", where="Def. 1, Sec. 4 (stationarity implies compatibility) [73]"),
+      Claim.holds("[73] shared fixed d-simplex head, different-class inequality: mean d(new_i, old_j) >= mean "
+                  "d(old_i, old_j) over different-class test pairs, every seed",
+                  all(a >= b for a, b in zip(f["diff_cross"], f["diff_old"])), paper="holds (Def. 1)",
+                  detail=f"diff_cross {np.round(f['diff_cross'], 3)} vs diff_old {np.round(f['diff_old'], 3)}",
+                  kind="paper", where="Def. 1, Sec. 4 (stationarity implies compatibility) [73]"),
+      Claim.holds("[73] independently trained learnable heads: the compatibility inequalities fail, every seed",
+                  not any(l["compatible"]), paper="not compatible (independent training baseline)",
+                  detail=f"same_cross {np.round(l['same_cross'], 3)} vs same_old {np.round(l['same_old'], 3)}",
+                  kind="paper", where="Sec. 5, Table 1 (independently trained models are not compatible) [73]"),
+      Claim.at_least("[73] new-model accuracy, fixed simplex head minus learnable head (mean over seeds)",
+                     float(np.mean(f["acc_new"]) - np.mean(l["acc_new"])), -0.03,
+                     paper="no accuracy loss from the fixed classifier", kind="paper",
+                     where="Sec. 3 (fixed d-simplex classifiers keep accuracy, after Pernici et al.) [73]"),
+      Claim.at_most("[61] max over steps and seeds of |B^T B - I| (float32, Cayley)", max(o["orth_err"]), 1e-5,
+                    paper="B orthogonal", kind="paper", where="Sec. 3, orthogonal transformation [61]"),
+      Claim.holds("[61] compatibility: retrieval new-query -> old-gallery >= old -> old, every seed",
+                  all(a >= b for a, b in zip(o["new_old"], o["old_old"])), paper="M(new, old) > M(old, old)",
+                  detail=f"new->old {np.round(o['new_old'], 3)}, old->old {np.round(o['old_old'], 3)}",
+                  kind="paper", where="Sec. 4, empirical compatibility criterion, Table 1 [61]"),
+      Claim.at_least("[61] improvement: retrieval new -> new minus old -> old (mean over seeds)",
+                     float(np.mean(o["new_new"]) - np.mean(o["old_old"])), 0.02,
+                     paper="the new model improves", kind="paper", where="Sec. 4, Table 1 [61]"),
+      Claim.at_most("[61] control: independent new model, retrieval new -> old minus chance (mean over seeds)",
+                    float(np.mean(o["independent_new_old"]) - 1.0 / results["num_classes"]), 0.15, kind="sanity"),
+  ]
+  hy = results["hyper"]
+  m, b = hy["method"], hy["baseline"]
+  out += [
+      Claim.at_most("[72] bias-free ReLU hypernet: max relative |h(alpha gamma) - alpha h(gamma)| (float64)",
+                    hy["homogeneity_rel_err"], 1e-12, paper="h(alpha gamma) = alpha h(gamma)", kind="paper",
+                    where="Sec. 3, magnitude proportionality [72]"),
+      Claim.at_most("[72] MIP encoding: max | ||E(gamma)||^2 - k | over gamma in [0, 1] (float64)",
+                    hy["encoding_norm_err"], 1e-12, paper="constant norm", kind="sanity"),
+      Claim.at_most("[72] spread of ||theta(gamma)|| over gamma in [0, 1] at init (coefficient of variation), MIP / "
+                    "default hypernet", m["norm_cv"] / max(b["norm_cv"], 1e-12), 0.5,
+                    paper="MIP removes the input-output magnitude dependence", kind="paper",
+                    where="Sec. 4, Fig. 2-3 [72]"),
+      Claim.at_least("[72] learning rates (of 4) at which the hypernet reaches the target MSE, MIP minus default",
+                     m["reached"] - b["reached"], 1, paper="MIP trains over a wider range of learning rates",
+                     kind="paper", where="Sec. 5, Fig. 5 (learning-rate sensitivity) [72]"),
+      Claim.at_most("[72] best final MSE over the learning rates, MIP / default hypernet",
+                    min(m["final"]) / max(min(b["final"]), 1e-12), 0.5,
+                    paper="MIP converges faster (lower loss at equal steps)", kind="paper",
+                    where="Sec. 5, Fig. 4 (training curves) [72]"),
+  ]
+  sv = results["ssvi"]
+  sp, de = sv["sparse"], sv["dense"]
+  out += [
+      Claim.holds("[126] number of nonzeros of the sparse layer constant at every step, every seed",
+                  all(a == b == c for a, b, c in zip(sp["nnz_min"], sp["nnz_max"], sp["nnz0"])),
+                  paper="constant sparsity through training",
+                  detail=f"min {sp['nnz_min']}, max {sp['nnz_max']}, initial {sp['nnz0']}", kind="paper",
+                  where="Sec. 3, Alg. 1 (fixed subspace size) [126]"),
+      Claim.at_most("[126] test predictive NLL, SSVI at 10% density minus dense mean-field VI (mean over seeds, nats)",
+                    float(np.mean(sp["nll"]) - np.mean(de["nll"])), 0.25,
+                    paper="sparse BNN matches dense VI (<3% accuracy drop at 10-20x compression)", kind="paper",
+                    where="Sec. 5, Table 1 [126]"),
+  ]
+  return out
+
+
+def _figure(res, config, workdir):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 3.8))
+  x = np.arange(config.seeds)
+  for name, mk in (("fixed", "o"), ("learned", "x")):
+    a1.plot(x, np.array(res[name]["same_cross"]) - np.array(res[name]["same_old"]), mk + "-",
+            label=f"{name} head: same-class cross - old")
+    a1.plot(x, np.array(res[name]["diff_cross"]) - np.array(res[name]["diff_old"]), mk + "--",
+            label=f"{name} head: diff-class cross - old")
+  a1.axhline(0, color="k", lw=0.5)
+  a1.set_xlabel("seed")
+  a1.set_ylabel("mean distance gap (compatible: solid <= 0, dashed >= 0)")
+  a1.set_title("[73] d-simplex fixed head", fontsize=9)
+  a1.legend(fontsize=6)
+  o = res["oca"]
+  for key, mk in (("old_old", "s"), ("new_old", "o"), ("new_new", "^"), ("independent_new_old", "x")):
+    a2.plot(x, o[key], mk, label=key.replace("_", " -> ", 1))
+  a2.set_xlabel("seed")
+  a2.set_ylabel("1-NN retrieval accuracy")
+  a2.set_title("[61] orthogonal compatible layer", fontsize=9)
+  a2.legend(fontsize=6)
+  for arm in ("method", "baseline"):
+    a3.semilogy(res["hyper"][arm]["curve_best"], label=f"{arm} ({config.hyper if arm == 'method' else 'default'})")
+  a3.axhline(config.hyper_target, color="k", lw=0.5, ls="--", label="target MSE")
+  a3.set_xlabel("step")
+  a3.set_ylabel("training MSE (25-step mean, best lr)")
+  a3.set_title("[72] MIP vs default hypernetwork", fontsize=9)
+  a3.legend(fontsize=6)
+  fig.suptitle("Layers with exact identities: [73] [61] [72]")
+  save_figure(fig, workdir / "figure.png")
