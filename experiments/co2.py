@@ -104,6 +104,9 @@ PRESETS = {
 TINY = ("seeds=0,1", "vocab_size=16", "d_model=16", "num_heads=2", "seq_len=8", "pool_sequences=128",
         "eval_sequences=32", "replicas=2", "local_batch=4", "tau=2", "rounds=4", "log_every=2", "fast_compile=true")
 MUTATIONS = {"no_penalty": ("high_gap_penalty=1.0", "high_clip_threshold=1e9")}
+# Its TINY run starts 2-device children and costs ~14 s per run (28 s for the test): the mutation test runs under
+# `-m slow`; the default run covers CO2 itself in tests/optim/test_co2.py (sharded update vs NumPy, collectives).
+MUTATION_TEST_SLOW = True
 
 
 # ----------------------------------------------------------------------------------------------------------------------
