@@ -45,12 +45,17 @@ def check_layer_contract(make, x, tmp_path, *, loss=None):
              for g in jax.tree.leaves(grads16))
   # orbax save / restore of the trained state.
   trained = nnx.merge(graphdef, p, rest)
-  state = nnx.state(trained)
+  assert_orbax_round_trip(trained, make(jnp.float32), x, tmp_path)
+
+
+def assert_orbax_round_trip(model, fresh, x, tmp_path, *, output=lambda y: y):
+  """Save `model`'s state with orbax, restore it into `fresh` (a module of the same structure, other values) and
+  check that `fresh` then gives `model`'s outputs exactly (`output` picks the array of a tuple output)."""
+  state = nnx.state(model)
   ckptr = ocp.StandardCheckpointer()
   ckptr.save(tmp_path / "ckpt", state)
   ckptr.wait_until_finished()
   restored = ckptr.restore(tmp_path / "ckpt", jax.eval_shape(lambda: state))
   ckptr.close()
-  fresh = make(jnp.float32)
   nnx.update(fresh, restored)
-  np.testing.assert_array_equal(np.asarray(fresh(x)), np.asarray(trained(x)))
+  np.testing.assert_array_equal(np.asarray(output(fresh(x))), np.asarray(output(model(x))))

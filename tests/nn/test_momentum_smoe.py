@@ -12,6 +12,7 @@ from flax import nnx
 
 from jaxlib_methods.nn.momentum_smoe import (MomentumSMoE, load_balancing_loss, momentum_smoe_stack, smoe_layer,
                                              top_k_routing)
+from tests.nn._layer_contract import assert_orbax_round_trip
 
 
 def _np_ln(x, s, b):
@@ -124,16 +125,5 @@ def test_module_training_step_bf16_and_bad_inputs():
 
 @pytest.mark.slow
 def test_orbax_round_trip(tmp_path):
-  ocp = pytest.importorskip("orbax.checkpoint")
   make = lambda seed: MomentumSMoE(4, 8, 4, 2, top_k=2, rngs=nnx.Rngs(seed))
-  m, x = make(0), jnp.ones((3, 4))
-  ckptr = ocp.StandardCheckpointer()
-  ckptr.save(tmp_path / "ck", nnx.to_pure_dict(nnx.state(m)))
-  ckptr.wait_until_finished()
-  m2 = make(1)
-  s2 = nnx.state(m2)
-  nnx.replace_by_pure_dict(s2, ckptr.restore(tmp_path / "ck", nnx.to_pure_dict(s2)))
-  nnx.update(m2, s2)
-  want = np.asarray(m(x)[0])
-  m = m2
-  np.testing.assert_array_equal(np.asarray(m(x)[0]), want)
+  assert_orbax_round_trip(make(0), make(1), jnp.ones((3, 4)), tmp_path, output=lambda y: y[0])

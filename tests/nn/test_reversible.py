@@ -11,6 +11,7 @@ from flax import nnx
 
 from jaxlib_methods.nn.reversible import (ReversibleMBConv, grad_temp_bytes, mbconv, reversible_forward_autodiff,
                                           reversible_mbconv_inverse, reversible_mbconv_stack)
+from tests.nn._layer_contract import assert_orbax_round_trip
 
 
 def _np_mbconv(p, x):                     # x [B, S, c], w_dw [k, 1, h], SAME padding
@@ -74,16 +75,5 @@ def test_grad_temp_memory_flat_in_depth_for_recompute():
 
 @pytest.mark.slow
 def test_orbax_round_trip(tmp_path):
-  ocp = pytest.importorskip("orbax.checkpoint")
   make = lambda seed: ReversibleMBConv(4, 2, expansion=2, kernel_size=(3,), rngs=nnx.Rngs(seed))
-  m, x = make(0), jnp.ones((2, 5, 4))
-  ckptr = ocp.StandardCheckpointer()
-  ckptr.save(tmp_path / "ck", nnx.to_pure_dict(nnx.state(m)))
-  ckptr.wait_until_finished()
-  m2 = make(1)
-  s2 = nnx.state(m2)
-  nnx.replace_by_pure_dict(s2, ckptr.restore(tmp_path / "ck", nnx.to_pure_dict(s2)))
-  nnx.update(m2, s2)
-  want = np.asarray(m(x))
-  m = m2
-  np.testing.assert_array_equal(np.asarray(m(x)), want)
+  assert_orbax_round_trip(make(0), make(1), jnp.ones((2, 5, 4)), tmp_path)

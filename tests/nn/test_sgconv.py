@@ -11,6 +11,7 @@ import pytest
 from flax import nnx
 
 from jaxlib_methods.nn.sgconv import SGConv, fft_causal_conv, sgconv_kernel, sgconv_num_scales
+from tests.nn._layer_contract import assert_orbax_round_trip
 
 
 def _np_up(v, r):
@@ -70,16 +71,5 @@ def test_module_jit_bf16_and_bad_inputs():
 
 @pytest.mark.slow
 def test_orbax_round_trip(tmp_path):
-  ocp = pytest.importorskip("orbax.checkpoint")
   make = lambda seed: SGConv(4, 16, kernel_dim=4, rngs=nnx.Rngs(seed))
-  m, x = make(0), jnp.ones((2, 9, 4))
-  ckptr = ocp.StandardCheckpointer()
-  ckptr.save(tmp_path / "ck", nnx.to_pure_dict(nnx.state(m)))
-  ckptr.wait_until_finished()
-  m2 = make(1)
-  s2 = nnx.state(m2)
-  nnx.replace_by_pure_dict(s2, ckptr.restore(tmp_path / "ck", nnx.to_pure_dict(s2)))
-  nnx.update(m2, s2)
-  want = np.asarray(m(x))
-  m = m2
-  np.testing.assert_array_equal(np.asarray(m(x)), want)
+  assert_orbax_round_trip(make(0), make(1), jnp.ones((2, 9, 4)), tmp_path)
