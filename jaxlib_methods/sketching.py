@@ -46,6 +46,16 @@ def _check_key(key) -> None:
     raise TypeError(f"key must be a jax PRNG key (jax.random.key(seed)), got {type(key).__name__}")
 
 
+def _check_apply(key, x, m):
+  """The checks shared by the apply functions: a PRNG key, floating x [n, ...], 1 <= m. Returns (x, n)."""
+  _check_key(key)
+  x = validation.check_floating(x, "x")
+  if x.ndim < 1:
+    raise ValueError(f"x must have a leading axis of size n, got x.shape={x.shape}")
+  _check_mn(m, x.shape[0])
+  return x, x.shape[0]
+
+
 def gaussian_sketch(key, m: int, n: int, dtype=jnp.float32):
   """The dense Gaussian sketch S [m, n], S_ij ~ N(0, 1 / m) (Song et al. 2023, arXiv:2302.00248, Sec. 2; E[S^T S] = I).
 
@@ -106,12 +116,7 @@ def apply_srht(key, x, m: int):
   Returns:
     [m, ...] array.
   """
-  _check_key(key)
-  x = validation.check_floating(x, "x")
-  if x.ndim < 1:
-    raise ValueError(f"x must have a leading axis of size n, got x.shape={x.shape}")
-  n = x.shape[0]
-  _check_mn(m, n)
+  x, n = _check_apply(key, x, m)
   if m > n:
     raise ValueError(f"m must be <= n = {n} (rows are sampled without replacement), got {m=}")
   if n & (n - 1):
@@ -155,12 +160,7 @@ def apply_countsketch(key, x, m: int):
   Returns:
     [m, ...] array.
   """
-  _check_key(key)
-  x = validation.check_floating(x, "x")
-  if x.ndim < 1:
-    raise ValueError(f"x must have a leading axis of size n, got x.shape={x.shape}")
-  n = x.shape[0]
-  _check_mn(m, n)
+  x, n = _check_apply(key, x, m)
   h, sigma = _countsketch_parts(key, m, n, x.dtype)
   return jax.ops.segment_sum(x * sigma.reshape((n,) + (1,) * (x.ndim - 1)), h, num_segments=m)
 
