@@ -479,12 +479,6 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.easycontrol.easycontrol_attention_mask",),
         tests=("tests/nn/test_easycontrol.py",),
         experiment=None),
-    26: Implementation(  # MVP / Si-Blurry: the stream and the seen-class logit mask; prompt tuning needs a pretrained ViT
-        artifacts=("jaxlib_methods.data.si_blurry.si_blurry_stream",
-                   "jaxlib_methods.data.si_blurry.SiBlurryStream",
-                   "jaxlib_methods.data.si_blurry.seen_class_logit_mask",),
-        tests=("tests/data/test_si_blurry.py",),
-        experiment=None),
     121: Implementation(  # SlimSAM pruning criterion and step pieces; SAM itself is out of scope
         artifacts=("jaxlib_methods.nn.slimsam.disturbed_taylor_importance",
                    "jaxlib_methods.nn.slimsam.group_channel_importance",
@@ -720,6 +714,15 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.nn.channelwise_to_layerwise_reparam",
                    "jaxlib_methods.nn.LayerwiseReparam",),
         tests=("tests/nn/test_repquant.py",)),
+    # ---- app22 (issue 22) ----
+    26: Implementation(  # MVP / Si-Blurry: stream, seen-class -inf logit mask, gradient-similarity focal loss; no prompts
+        artifacts=("jaxlib_methods.data.si_blurry.si_blurry_stream",
+                   "jaxlib_methods.data.si_blurry.SiBlurryStream",
+                   "jaxlib_methods.data.si_blurry.seen_class_logit_mask",
+                   "jaxlib_methods.losses.continual.gradient_similarity_focal_loss",
+                   "jaxlib_methods.losses.continual.gradient_similarity_scores",),
+        tests=("tests/data/test_si_blurry.py", "tests/losses/test_continual.py"),
+        experiment=None),
 }
 
 

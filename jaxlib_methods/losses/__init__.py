@@ -130,3 +130,8 @@ from jaxlib_methods.losses.adaptation import symmetric_cross_entropy  # noqa: F4
 from jaxlib_methods.losses.feature_kd import nd_loss, teacher_class_means  # noqa: F401  (issue 19, [56])
 from jaxlib_methods.losses.whitening import shuffled_group_whitening  # noqa: F401  (issue 19, [152])
 from jaxlib_methods.losses.metric_mixup import metrix_contrastive_loss  # noqa: F401  (issue 19, [200])
+# ---- app22 (issue 22) ----
+from jaxlib_methods.losses.continual import (  # noqa: F401  ([26] MVP)
+    gradient_similarity_focal_loss,
+    gradient_similarity_scores,
+)

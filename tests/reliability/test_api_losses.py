@@ -607,6 +607,21 @@ SPECS += [
                    ("negative:shape", {"negative": f(B, 2)}, "ValueError", "negative"))),
 ]
 
+# ---- app22 (issue 22): MVP's gradient-similarity focal loss [26]
+from jaxlib_methods.losses import continual  # noqa: E402
+MODULES += (continual,)
+_GSF = dict(CLS, features=f(B, 2))
+SPECS += [
+    ApiSpec(fn, _GSF, floats=("logits", "features"), labels={"labels": K}, batch=("logits", "labels", "features"),
+            empty="empty", jit_grad=fn is continual.gradient_similarity_focal_loss,  # the scores are constants
+            extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),
+                   ("where:shape", {"where": np.ones(B + 1, bool)}, "ValueError", "where"),
+                   ("features:rows", {"features": f(B + 1, 2)}, "ValueError", "features"))
+            + ((("alpha=2", {"alpha": 2.0}, "ValueError", "alpha"), ("gamma<0", {"gamma": -1.0}, "ValueError", "gamma"))
+               if fn is continual.gradient_similarity_focal_loss else ()))
+    for fn in (continual.gradient_similarity_focal_loss, continual.gradient_similarity_scores)
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
