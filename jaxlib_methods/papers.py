@@ -487,12 +487,6 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.slimsam.slimsam_distillation_loss",),
         tests=("tests/nn/test_slimsam.py",),
         experiment=None),
-    102: Implementation(  # dynamic subspace learners: split, K-means routing, per-learner margin loss; attention module not built
-        artifacts=("jaxlib_methods.nn.subspace_learners.split_subspaces",
-                   "jaxlib_methods.nn.subspace_learners.kmeans_assign",
-                   "jaxlib_methods.nn.subspace_learners.subspace_margin_loss",),
-        tests=("tests/nn/test_subspace_learners.py",),
-        experiment=None),
     145: Implementation(  # PCA Prune + Combine; "Augment" and the ImageNet-scale runs are out of scope
         artifacts=("jaxlib_methods.data.dataset_compression.select_easy_per_class",
                    "jaxlib_methods.data.dataset_compression.combine_patches",),
@@ -722,6 +716,13 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.continual.gradient_similarity_focal_loss",
                    "jaxlib_methods.losses.continual.gradient_similarity_scores",),
         tests=("tests/data/test_si_blurry.py", "tests/losses/test_continual.py"),
+        experiment=None),
+    102: Implementation(  # dynamic subspace learners: split, K-means routing, per-learner margin loss, attention module
+        artifacts=("jaxlib_methods.nn.subspace_learners.split_subspaces",
+                   "jaxlib_methods.nn.subspace_learners.kmeans_assign",
+                   "jaxlib_methods.nn.subspace_learners.subspace_margin_loss",
+                   "jaxlib_methods.nn.subspace_learners.SubspaceAttention",),
+        tests=("tests/nn/test_subspace_learners.py",),
         experiment=None),
 }
 

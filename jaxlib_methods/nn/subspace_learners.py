@@ -9,14 +9,24 @@ the Embedding Space for Metric Learning", CVPR 2019, arXiv:1906.05990; new learn
 need not be known in advance). The metric loss is the margin loss the divide-and-conquer scheme uses (Wu et al.,
 "Sampling Matters in Deep Embedding Learning", ICCV 2017, arXiv:1706.07567, Eq. 3: l_ij = max(0, alpha + y_ij
 (D_ij - beta)), y_ij = +1 for a positive pair and -1 otherwise, alpha = 0.2, beta = 1.2), here over all pairs of a
-cluster (no distance-weighted sampling). The attention module of the paper (spatial attention maps on the backbone's
-features) is not built here.
+cluster (no distance-weighted sampling).
+
+The attention module (`SubspaceAttention`) makes the learners' spatial attention maps, which the paper shows as
+visual explanations and uses as proxy labels for weakly supervised segmentation. It is the trainable attention of
+Jetley et al., "Learn To Pay Attention", ICLR 2018, arXiv:1804.02391 (Sec. 3, Eqs. 1-3, the parametrised
+compatibility c_i = <u, l_i + g>), on which the paper builds; its text was not available here, so the module
+follows Jetley et al.'s equations and their released code (a linear map of the global descriptor to the local
+features' width when the two differ, then a 1x1 convolution u, a softmax over the H W positions, and the
+attention-weighted sum of the local features).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 from jaxlib_methods.validation import check_floating, check_integer
 
@@ -95,4 +105,53 @@ def subspace_margin_loss(embeddings: jax.Array, labels: jax.Array, cluster_ids: 
   return jnp.where(count > 0, jnp.sum(jnp.where(pair, loss, 0.0), (0, 1)) / jnp.maximum(count, 1), 0.0)
 
 
-__all__ = ["kmeans_assign", "split_subspaces", "subspace_margin_loss"]
+class SubspaceAttention(nnx.Module):
+  """Spatial attention of a subspace learner: a softmax map over the H x W positions of a local feature map, guided
+  by the global descriptor, and the attended feature (Adiga Vasudeva et al., "Attention-based Dynamic Subspace
+  Learners for Medical Image Analysis", IEEE JBHI 2022, arXiv:2206.09068, Sec. III; the module of Jetley et al.,
+  "Learn To Pay Attention", ICLR 2018, arXiv:1804.02391, Eqs. 1-3).
+
+  With local features l_i [C] at the N = H W positions and the global descriptor g (mapped to width C by a linear
+  layer when its width G differs from C):
+
+    c_i = <u, l_i + g>,   a_i = exp(c_i) / sum_j exp(c_j),   g_a = sum_i a_i l_i.
+
+  u = 0 gives the uniform map a_i = 1 / N, i.e. global average pooling; the map is equivariant to permuting the
+  positions. Use one module per learner for per-learner maps.
+
+  Args:
+    local_dim: C, channels of the local feature map.
+    global_dim: G, width of the global descriptor.
+    param_dtype: parameter dtype.
+    rngs: `nnx.Rngs`.
+  """
+
+  def __init__(self, local_dim: int, global_dim: int, *, param_dtype: Any = jnp.float32, rngs: nnx.Rngs):
+    for name, v in (("local_dim", local_dim), ("global_dim", global_dim)):
+      if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {name}={v!r}")
+    self.local_dim, self.global_dim = local_dim, global_dim
+    self.global_proj = (nnx.Linear(global_dim, local_dim, param_dtype=param_dtype, rngs=rngs)
+                        if global_dim != local_dim else None)
+    # u: the 1x1 convolution to one channel (no bias, as a bias cancels in the softmax)
+    self.u = nnx.Param(jax.random.normal(rngs.params(), (local_dim,), param_dtype) / jnp.sqrt(local_dim))
+
+  def __call__(self, local_features: jax.Array, global_features: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """local_features [B, H, W, C], global_features [B, G] -> (attended features g_a [B, C], attention map
+    a [B, H, W], each map summing to 1)."""
+    l = check_floating(local_features, "local_features")
+    g = check_floating(global_features, "global_features")
+    if l.ndim != 4 or l.shape[-1] != self.local_dim:
+      raise ValueError(f"local_features must be [B, H, W, {self.local_dim}], got local_features.shape={l.shape}")
+    if g.shape != (l.shape[0], self.global_dim):
+      raise ValueError(f"global_features must be [B, {self.global_dim}] with local_features' B={l.shape[0]}, got "
+                       f"global_features.shape={g.shape}")
+    if self.global_proj is not None:
+      g = self.global_proj(g)
+    c = jnp.einsum("bhwc,c->bhw", l + g[:, None, None, :].astype(l.dtype), self.u[...].astype(l.dtype))
+    b, h, w = c.shape
+    a = jax.nn.softmax(c.reshape(b, h * w), axis=-1).reshape(b, h, w)
+    return jnp.einsum("bhw,bhwc->bc", a, l), a
+
+
+__all__ = ["SubspaceAttention", "kmeans_assign", "split_subspaces", "subspace_margin_loss"]
