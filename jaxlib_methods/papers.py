@@ -408,12 +408,6 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.signal.fft2c", "jaxlib_methods.signal.ifft2c",),
         tests=("tests/test_signal.py",),
         experiment=None),
-    211: Implementation(  # WaLLoC: the invertible wavelet packet stage (the AE and entropy bottleneck are not built)
-        artifacts=("jaxlib_methods.signal.wavelet_packet_transform",
-                   "jaxlib_methods.signal.inverse_wavelet_packet_transform",
-                   "jaxlib_methods.signal.wavelet_filters",),
-        tests=("tests/test_signal.py",),
-        experiment=None),
     214: Implementation(  # PFNR: Fourier subnetwork masks and the masked spectral convolution (FSO)
         artifacts=("jaxlib_methods.signal.fourier_subnet_mask",
                    "jaxlib_methods.signal.fourier_subnet_spectral_conv",),
@@ -723,6 +717,13 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.subspace_learners.subspace_margin_loss",
                    "jaxlib_methods.nn.subspace_learners.SubspaceAttention",),
         tests=("tests/nn/test_subspace_learners.py",),
+        experiment=None),
+    211: Implementation(  # WaLLoC: the invertible wavelet packet stage + the asymmetric AE (one linear encoder layer)
+        artifacts=("jaxlib_methods.signal.wavelet_packet_transform",
+                   "jaxlib_methods.signal.inverse_wavelet_packet_transform",
+                   "jaxlib_methods.signal.wavelet_filters",
+                   "jaxlib_methods.nn.walloc.WaLLoCAutoencoder",),
+        tests=("tests/test_signal.py", "tests/nn/test_walloc.py"),
         experiment=None),
 }
 

@@ -128,3 +128,4 @@ from jaxlib_methods.nn.ssvi import SparseMask, SparseMeanFieldDense, ssvi_update
 from jaxlib_methods.nn.repquant import LayerwiseReparam, channelwise_to_layerwise_reparam  # noqa: F401  (issue 20, [33])
 # ---- app22 (issue 22) ----
 from jaxlib_methods.nn.subspace_learners import SubspaceAttention  # noqa: F401  ([102])
+from jaxlib_methods.nn.walloc import WaLLoCAutoencoder  # noqa: F401  ([211])
