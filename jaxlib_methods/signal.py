@@ -13,8 +13,7 @@ Papers:
   [211] Dan Jacobellis, Neeraja J. Yadwadkar, "Learned Compression for Compressed Learning" (WaLLoC), 2024,
         arXiv:2412.09405 (a wavelet packet transform is the invertible first stage of the codec, around the shallow
         asymmetric autoencoder and noise bottleneck of `jaxlib_methods.nn.WaLLoCAutoencoder`; the Haar and db2
-        filters here are
-        orthogonal choices of ours, not necessarily the wavelet of the authors' released codec).
+        filters here are orthogonal choices of ours, not necessarily the wavelet of the authors' released codec).
   [214] Haeyong Kang, Jaehong Yoon, DaHyun Kim, Sung Ju Hwang, Chang D. Yoo, "Progressive Fourier Neural
         Representation for Sequential Video Compilation" (PFNR), ICLR 2024, arXiv:2306.11305 (Sec. 3: the Fourier
         Subneural Operator masks the real and imaginary parts of the spectral weights with binary top-c% masks of
