@@ -567,11 +567,6 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.sampling.gaussian_mixture_denoiser",),
         tests=("tests/sampling/test_guidance.py",),
         experiment="apg_guidance"),
-    86: Implementation(  # LANTERN; its experiment's latent-proximity claim fails on the toy (see its docstring)
-        artifacts=("jaxlib_methods.sampling.lantern_accept", "jaxlib_methods.sampling.lantern_aggregate",
-                   "jaxlib_methods.sampling.latent_neighbors", "jaxlib_methods.sampling.speculative_accept",),
-        tests=("tests/sampling/test_speculative.py",),
-        experiment="lantern_speculative"),
     131: Implementation(  # EasySpec: the standard verification its layer-parallel drafts feed (exact target law)
         artifacts=("jaxlib_methods.sampling.speculative_verify", "jaxlib_methods.sampling.speculative_accept",),
         tests=("tests/sampling/test_speculative.py",)),
@@ -725,6 +720,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.walloc.WaLLoCAutoencoder",),
         tests=("tests/test_signal.py", "tests/nn/test_walloc.py"),
         experiment=None),
+    86: Implementation(  # LANTERN; its experiment's latent-proximity claim fails on the toy (see its docstring)
+        artifacts=("jaxlib_methods.sampling.lantern_accept", "jaxlib_methods.sampling.lantern_aggregate",
+                   "jaxlib_methods.sampling.latent_neighbors", "jaxlib_methods.sampling.speculative_accept",),
+        tests=("tests/sampling/test_speculative.py",),
+        experiment="lantern_speculative"),
 }
 
 
