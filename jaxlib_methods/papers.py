@@ -698,7 +698,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.LayerwiseReparam",),
         tests=("tests/nn/test_repquant.py",)),
     # ---- app22 (issue 22) ----
-    26: Implementation(  # MVP / Si-Blurry: stream, seen-class -inf logit mask, gradient-similarity focal loss; no prompts
+    26: Implementation(  # MVP / Si-Blurry: stream, seen-class -inf logit mask, gradient-similarity focal loss
         artifacts=("jaxlib_methods.data.si_blurry.si_blurry_stream",
                    "jaxlib_methods.data.si_blurry.SiBlurryStream",
                    "jaxlib_methods.data.si_blurry.seen_class_logit_mask",
