@@ -13,7 +13,9 @@ p(A_{k,delta}(x)) of a latent neighbourhood: B_k(x) are the k tokens nearest to 
 (codebook) space, x itself first; A_{k,delta}(x) is the longest prefix of B_k(x) whose neighbours' total target
 mass (the mass moved onto x, i.e. TV(p, p_tilde) of the relaxed target p_tilde) is <= delta. With k = 1 or delta = 0
 it is standard speculative sampling; otherwise the draft token is verified against p_tilde_x, the relaxed target
-with A's mass moved onto x (TV(p, p_tilde_x) <= delta).
+with A's mass moved onto x (TV(p, p_tilde_x) <= delta). That bound holds per draft token only: the law of the
+sampler's output tokens is not within delta of p (once every draft is accepted it is the draft law q; the experiment
+lantern_speculative measures TV 0.13 at k = 8, delta = 0.05).
 """
 
 from __future__ import annotations
@@ -194,7 +196,8 @@ def lantern_accept(key: jax.Array, p: jax.Array, q: jax.Array, token: jax.Array,
   target p_tilde_x of the draft token (`lantern_aggregate`): accept x ~ q with probability
   min(1, p(A_{k,delta}(x)) / q(x)); on rejection resample from norm(max(p_tilde_x - q, 0)), which excludes the
   neighbours whose mass was credited to x (as the authors' code zeroes them before resampling). k = 1 or delta = 0
-  gives `speculative_accept` exactly.
+  gives `speculative_accept` exactly. TV(p, p_tilde_x) <= delta holds for each draft token x; the output tokens'
+  law is not bounded by delta (it tends to q as the acceptance tends to 1).
 
   Args:
     key: a PRNG key.
