@@ -49,9 +49,10 @@ Outcome at the cpu preset: claims 1, 2 and the sanity rows pass; claim 3 FAILS, 
   smaller 8-context run. Why: arbitrary neighbours mostly carry little target mass, so more of them fit in the
   budget delta and they raise the acceptance faster per unit delta (0.91 at delta 0.025 vs 0.87 at 0.02), and at equal
   acceptance their output is no farther from p in latent space; at saturation both outputs equal q. In this exact
-  single-token model the output law depends on which drafts are accepted, not on where the credited mass came
-  from, so latent proximity cannot show up in it; the paper's evidence (FID of whole images decoded from
-  multi-token accepted runs under a trained drafter) is outside what the toy models.
+  single-token model the output law is set by the per-draft acceptance probabilities and residuals, which do not
+  carry the latent distance the credited mass travelled, so latent proximity barely shows in it; the paper's
+  evidence (FID of whole images decoded from multi-token accepted runs under a trained drafter) is outside what
+  the toy models.
 """
 
 from __future__ import annotations
