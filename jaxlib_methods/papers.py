@@ -497,9 +497,6 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         tests=("tests/nn/test_summary_embeddings.py",),
         experiment=None),
     # ---- theory2 (issue 17) ----
-    212: Implementation(  # STSL: only the trace term (core op); the latent-diffusion sampler is out of scope
-        artifacts=("jaxlib_methods.analysis.hutchinson_trace_jacobian", "jaxlib_methods.analysis.jacobian_trace"),
-        tests=("tests/analysis/test_hutchinson.py",)),
     198: Implementation(  # Wu & Su: tr(H) <= 2/eta for SGD (B = 1), lambda_max only for GD; diagonal linear networks
         artifacts=("jaxlib_methods.analysis.hessian_trace",),
         tests=("tests/analysis/test_hutchinson.py",),
@@ -725,6 +722,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.sampling.latent_neighbors", "jaxlib_methods.sampling.speculative_accept",),
         tests=("tests/sampling/test_speculative.py",),
         experiment="lantern_speculative"),
+    212: Implementation(  # STSL: the trace term and its gradient (the drift); the latent-diffusion sampler: out of scope
+        artifacts=("jaxlib_methods.analysis.hutchinson_trace_jacobian", "jaxlib_methods.analysis.jacobian_trace",
+                   "jaxlib_methods.analysis.hutchinson_trace_gradient"),
+        tests=("tests/analysis/test_hutchinson.py", "tests/analysis/test_stsl_drift.py")),
 }
 
 

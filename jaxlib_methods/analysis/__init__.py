@@ -56,3 +56,5 @@ from jaxlib_methods.analysis.generative_classifiers import (
     logistic_regression,
     naive_bayes_logits,
 )
+# ---- app22 (issue 22) ----
+from jaxlib_methods.analysis.hutchinson import hutchinson_trace_gradient  # noqa: F401  ([212] STSL drift)

@@ -186,3 +186,38 @@ def hutchinson_trace_jacobian(denoiser: Callable[[jax.Array], jax.Array], z: jax
   jv = jax.vmap(lambda u: jax.jvp(denoiser, (z,), (u,))[1].astype(z.dtype))(v)
   axes = tuple(range(2, z.ndim + 1))
   return jnp.mean(jnp.sum(v * jv, axis=axes), axis=0)
+
+
+def hutchinson_trace_gradient(fn: Callable[[jax.Array], jax.Array], z: jax.Array, *, key: jax.Array,
+                              num_probes: int = 1) -> jax.Array:
+  """Per-example Hutchinson estimate of grad_z tr(dfn(z)_b / dz_b) for a batched map fn: [B, ...] -> [B, ...].
+
+  The drift of the second-order Tweedie sampler STSL ([212] Rout, Chen, Kumar, Caramanis, Shakkottai, Chu, "Beyond
+  First-Order Tweedie: Solving Inverse Problems using Latent Diffusion", CVPR 2024, arXiv:2312.00852): besides the
+  data-fit gradient, the sampler's update on z_t contains a term proportional to -grad_{z_t} tr(grad^2 log p_t(z_t))
+  (its surrogate-loss theorem; the weight is the sampler's hyperparameter). With fn the score grad log p_t (or, by
+  Tweedie, (D(z) - z) / sigma_t^2 for a denoiser D, whose trace differs by the constant -d / sigma_t^2), this is
+  grad_z tr(dfn/dz), at O(1) network evaluations per probe instead of one per latent dimension.
+
+  For fixed Rademacher probes v, grad_z of sum(v * (J(z) v)) (one JVP inside one VJP) has expectation
+  grad_z tr(J(z)) (E[v v^T] = I), so the mean over probes is unbiased; it is exact when fn acts elementwise
+  (diagonal Jacobian), for any probe. The probes are those of `hutchinson_trace_jacobian` with the same key.
+
+  Args:
+    fn: z -> an array of z's shape, example b's output depending on z[b] (close over t, conditioning).
+    z: floating array [B, ...] (B >= 1 examples, each with >= 1 entries).
+    key: PRNG key for the probes.
+    num_probes: probes per example (>= 1).
+
+  Returns:
+    [B, ...] estimates of grad_z tr(J_bb), in z's dtype.
+  """
+  _check_probe_args(num_probes, "hutchinson", None)
+  z = validation.check_floating(z, "z")
+  if z.ndim < 2 or z.shape[0] == 0 or z.size == 0:
+    raise ValueError(f"z must be [B, ...] with B >= 1 examples of >= 1 entries each, got shape {z.shape}")
+  out = jax.eval_shape(fn, z)
+  if getattr(out, "shape", None) != z.shape:
+    raise ValueError(f"fn must map z to an array of z's shape {z.shape}, got {getattr(out, 'shape', type(out))}")
+  g = jax.grad(lambda zz: jnp.sum(hutchinson_trace_jacobian(fn, zz, key=key, num_probes=num_probes)))(z)
+  return g.astype(z.dtype)

@@ -330,6 +330,18 @@ SPECS += [
         ("y:out-of-range", {"y": np.full(6, 2)}, "ValueError", "y"))),
 ]
 
+# ---- app22 (issue 22): STSL drift [212]
+SPECS += [
+    ApiSpec(hutchinson.hutchinson_trace_gradient, {"fn": jnp.tanh, "z": f(2, 3), "key": jax.random.key(0)},
+            extra=(
+        ("num_probes=0", {"num_probes": 0}, "ValueError", "num_probes"),
+        ("z:int", {"z": np.ones((2, 3), np.int32)}, "TypeError", "z"),
+        ("z:rank1", {"z": f(3)}, "ValueError", "z"),
+        ("z:B=0", {"z": np.zeros((0, 3), np.float32)}, "ValueError", "z"),
+        ("fn:not-square", {"fn": lambda z: z[:, :1]}, "ValueError", "fn"),
+        ("z:NaN", {"z": put(f(2, 3), (0, 0), np.nan)}, "nan", ""))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
