@@ -722,7 +722,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.sampling.latent_neighbors", "jaxlib_methods.sampling.speculative_accept",),
         tests=("tests/sampling/test_speculative.py",),
         experiment="lantern_speculative"),
-    212: Implementation(  # STSL: the trace term and its gradient (the drift); the latent-diffusion sampler: out of scope
+    212: Implementation(  # STSL: the trace term and its gradient (the drift); the latent-diffusion sampler is not built
         artifacts=("jaxlib_methods.analysis.hutchinson_trace_jacobian", "jaxlib_methods.analysis.jacobian_trace",
                    "jaxlib_methods.analysis.hutchinson_trace_gradient"),
         tests=("tests/analysis/test_hutchinson.py", "tests/analysis/test_stsl_drift.py")),
