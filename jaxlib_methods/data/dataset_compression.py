@@ -4,8 +4,10 @@ then tile several downsampled images of a class into one image of the original s
 Paper [145]: Lingao Xiao, Songhua Liu, Yang He, Xinchao Wang, "Rethinking Large-scale Dataset Compression: Shifting
 Focus From Labels to Images", 2025, arXiv:2502.06434 (Sec. 5, PCA: "P" selects easy samples by a dataset-pruning
 metric, class by class; "C" combines several selected images of a class into one stored image, as RDED's multi-patch
-images, so that a budget of images per class holds more originals; "A" is constrained augmentation at training time
-and is not built here). The authors' PCA code is not released (their README lists it as to do), so the
+images, so that a budget of images per class holds more originals; "A" is "constrained image augmentation during
+training" and is not built here: which constraint (e.g. on the crop scale) is not stated in any text reachable here,
+and the released code, github.com/ArmandXiao/Rethinking-Dataset-Compression, lists the PCA framework as to do and
+trains with the standard RandomResizedCrop(scale=(0.08, 1)) + flip). The authors' PCA code is not released, so the
 combination follows the paper's description: a factor x factor grid of images, each downsampled by `factor` with
 area (mean) pooling, in row-major order.
 """
