@@ -45,14 +45,14 @@ Outcome at the cpu preset: claims 1, 2 and the sanity rows pass; claim 3 FAILS, 
   shift is not the paper's measure (FID compares whole feature distributions, next to the speed-up reached).
   Redesign (this version): FD of the output in latent space, compared at equal acceptance; and the drafter's errors
   confined to latent clusters (the paper's token selection ambiguity). Result: worst ratio 5.7 (per seed, over the
-  two matched deltas: [4.7, 2.4], [3.4, 1.5], [5.7, 2.1]); with the token-wise drafter (`--set drafter=token`,
-  cpu preset) the worst ratio is 3.5. Why: arbitrary neighbours mostly carry little target mass, so more of them fit in the
-  budget delta and they raise the acceptance faster per unit delta (0.91 at delta 0.025 vs 0.87 at 0.02), and at equal
-  acceptance their output is no farther from p in latent space; at saturation both outputs equal q. In this exact
-  single-token model the output law is set by the per-draft acceptance probabilities and residuals, which do not
-  carry the latent distance the credited mass travelled, so latent proximity barely shows in it; the paper's
-  evidence (FID of whole images decoded from multi-token accepted runs under a trained drafter) is outside what
-  the toy models.
+  matched deltas: [4.70, 2.39, 0.99], [3.45, 1.45, 0.99], [5.67, 2.14]); with the token-wise drafter (`--set
+  drafter=token`, cpu preset) the worst ratio is 3.5. Why: arbitrary neighbours mostly carry little target mass, so
+  more of them fit in the budget delta and they raise the acceptance faster per unit delta (0.91 at delta 0.025 vs
+  0.87 at 0.02), and at equal acceptance their output is no farther from p in latent space; at saturation both outputs
+  equal q. In this exact single-token model the output law is set by the per-draft acceptance probabilities and
+  residuals, which do not carry the latent distance the credited mass travelled, so latent proximity barely shows in
+  it; the paper's evidence (FID of whole images decoded from multi-token accepted runs under a trained drafter) is
+  outside what the toy models.
 """
 
 from __future__ import annotations
