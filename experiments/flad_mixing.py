@@ -88,6 +88,8 @@ PRESETS = {
 }
 TINY = ("steps=300",)
 MUTATIONS = {"negated_reward": ("reward=negated",)}
+MUTATION_TEST_SLOW = True   # the TINY run costs ~8 s of CPU (mostly compiling the vmapped arms): the mutation
+                            # test (two TINY runs) runs under -m slow, to keep the default suite in budget
 
 
 def make_task(config: Config, seed: int):

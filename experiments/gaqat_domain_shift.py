@@ -93,6 +93,8 @@ PRESETS = {
 }
 TINY = ("steps=500",)
 MUTATIONS = {"no_freezing": ("freeze=false",)}
+MUTATION_TEST_SLOW = True   # the TINY run costs ~10 s of CPU (mostly compiling the vmapped arms): the mutation
+                            # test (two TINY runs) runs under -m slow, to keep the default suite in budget
 
 
 def make_domains(config: Config, seed: int):
