@@ -82,7 +82,7 @@ PRESETS = {
     "gpu": Config(dim=4096, support=256, n_val=1024, mask_steps=2000, num_seeds=8),
     "tpu": Config(dim=4096, support=256, n_val=1024, mask_steps=2000, num_seeds=8),
 }
-TINY = ("mask_steps=300", "num_seeds=4")
+TINY = ("mask_steps=150", "num_seeds=4", "dim=32", "support=4", "n_val=128")
 MUTATIONS = {"no_mask_learning": ("mask_steps=0",)}
 
 
