@@ -17,12 +17,23 @@ The model is `jaxlib_methods.nn.transformer.TransformerLM` (pre-norm, RoPE, unti
 - peak memory: the compiled step's temporaries (`compiled.memory_analysis().temp_size_in_bytes`, SVD workspaces
   included) and arguments + outputs.
 
+The wave-2 section (issue 16) adds the other stateful transforms of `jaxlib_methods.optim` on the same model, each
+beside AdamW: cSGLD (`csgld`: the step count only, the noise key is derived from the seed and the count), dynamic
+sparse training (`dynamic_sparse(adamw)`: a bool mask mirroring the params, 1 byte per entry, all True on the leaves
+it does not sparsify, + AdamW's moments), SSO
+(`sso(adamw)`: AdamW's moments for the inner surrogate steps), optimistic OMD (`optimistic_omd`: the offset and the
+hint, 2 x float32 per entry), GAQAT's freezing (`scale_by_gaqat_freeze` chained before AdamW: a step count; the LSQ
+step sizes are parameters, one float per quantised tensor) and the 8-bit Adam inner transform on its own
+(`scale_by_adam_8bit`). N:M sparsity (`nm_sparsity`) keeps no optimizer state: its masks are recomputed from the
+weights in the forward pass. State bytes are measured from the state pytree next to the analytic per-entry formula;
+the step time is the same jitted (loss, grad, update) step (SSO's update needs the model outputs, so it has none).
+
 The SVD section trains the same LM with Q-GaLore twice from the same seed, with the lazy layer-adaptive refresh
 (cos_threshold 0.4, the paper's) and with it disabled (cos_threshold 2: a refresh every `update_gap` steps), and
 reports the SVDs computed (sum over matrices of `svd_count`) and the final loss.
 
 Usage:  .venv/bin/python benchmarks/optimizers.py [--steps 30] [--d-model 256] [--layers 2] [--svd-steps 120]
-        [--svd-only] [--out FILE.md]
+        [--svd-only] [--no-wave2] [--out FILE.md]
 """
 
 from __future__ import annotations
@@ -108,6 +119,64 @@ def analytic_bytes(params, kind: str, rank: int, rho: float, group_size: int) ->
   return total
 
 
+WAVE2 = ("csgld", "dynamic_sparse", "sso", "optimistic_omd", "gaqat_freeze", "adam_8bit")
+
+
+def wave2_analytic_bytes(params, kind: str) -> int:
+  """Per-entry state bytes of the wave-2 transforms (scalar counters excluded), float32 params."""
+  sizes = [x.size for x in jax.tree.leaves(params)]
+  adamw = sum(8 * n for n in sizes)
+  if kind == "csgld":
+    return 0
+  if kind == "dynamic_sparse":   # a bool mask (1 byte) per entry of every leaf (all True where not sparsified), + AdamW
+    return adamw + sum(sizes)
+  if kind in ("sso", "gaqat_freeze"):
+    return adamw
+  if kind == "optimistic_omd":   # hat_offset + hint
+    return adamw
+  if kind == "adam_8bit":
+    return sum(adam8_bytes(n) for n in sizes)
+  return float("nan")
+
+
+def wave2_section(params, loss_fn, tokens, args, base_state: int, base_step: float):
+  lr = 1e-3
+  makers = {
+      "csgld": lambda: O.csgld(lr, total_steps=1000, num_cycles=4, data_size=1000),
+      "dynamic_sparse": lambda: O.dynamic_sparse(optax.adamw(lr), 0.9, update_interval=100, end_step=1000),
+      "sso": lambda: O.sso(optax.adamw(lr), eta=1.0, num_inner_steps=4),
+      "optimistic_omd": lambda: O.optimistic_omd(lr),
+      "gaqat_freeze": lambda: optax.chain(O.scale_by_gaqat_freeze(0.5, scale_mask=lambda p: jax.tree.map(
+          lambda _: False, p)), optax.adamw(lr)),
+      "adam_8bit": lambda: optax.chain(O.scale_by_adam_8bit(), optax.scale(-lr)),
+  }
+  lines = ["", "Wave-2 transforms (issue 16): optimizer-state bytes measured from the state pytree, beside the "
+           "analytic per-entry formula and AdamW's (same model); N:M sparsity keeps no optimizer state.", "",
+           "| transform | state bytes | analytic bytes | state / AdamW | step ms | step / AdamW |",
+           "|---|---|---|---|---|---|"]
+  for kind in WAVE2:
+    tx = makers[kind]()
+    state = tx.init(params)
+    n = nbytes(state)
+    step_ms = "n/a"
+    ratio = "n/a"
+    if kind != "sso":
+
+      def step(p, s, batch, tx=tx, kind=kind):
+        loss, g = jax.value_and_grad(loss_fn)(p, batch)
+        kw = {"task_grads": g} if kind == "gaqat_freeze" else {}
+        u, s = tx.update(g, s, p, **kw)
+        return optax.apply_updates(p, u), s, loss
+
+      t, _ = time_steps(jax.jit(step, donate_argnums=(0, 1)), jax.tree.map(jnp.copy, params), state, tokens,
+                        args.steps)
+      step_ms, ratio = f"{t * 1e3:.2f}", f"{t / base_step:.2f}"
+    analytic = wave2_analytic_bytes(params, kind)
+    lines.append(f"| {kind} | {n} | {int(analytic)} | {n / base_state:.3f} | {step_ms} | {ratio} |")
+    print(f"{kind:15s} done", flush=True)
+  return lines
+
+
 def time_steps(step: Callable, params, state, batch, steps: int) -> tuple[float, Any]:
   params, state, loss = step(params, state, batch)  # warm-up (compile + first, refresh, step)
   jax.block_until_ready(loss)
@@ -164,6 +233,7 @@ def main(argv=None):
   ap.add_argument("--out", type=str, default="")
   ap.add_argument("--only", type=str, default="", help="comma-separated subset of optimizers (adamw always runs)")
   ap.add_argument("--svd-only", action="store_true", help="only the Q-GaLore SVD-count section")
+  ap.add_argument("--no-wave2", action="store_true", help="skip the wave-2 (issue 16) state-bytes section")
   args = ap.parse_args(argv)
 
   d, heads = args.d_model, max(1, args.d_model // 64)
@@ -253,6 +323,8 @@ def main(argv=None):
   lines.append("State bytes include scalar counters and the scalar placeholders of unprojected leaves (a few bytes "
                "over the analytic formula); frugal_svd's layout equals galore_std's projector + moments at rank "
                "round(rho*d).")
+  if not args.no_wave2:
+    lines += wave2_section(params, loss_fn, tokens, args, base["state"], base["between"])
   if args.svd_steps > 0:
     lines += svd_section(params, loss_fn, tokens, args)
   table = "\n".join(lines)

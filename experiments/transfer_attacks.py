@@ -243,8 +243,30 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
     return {"diff": float(d.mean()), "lower95": float(np.quantile(means, 0.05)), "a": float(per_image[a].mean()),
             "b": float(per_image[b].mean())}
 
+  # [111]'s "common weakness" (Chen et al., abstract and Sec. 3): flatness of the ensemble loss around x_adv. Per image,
+  # the drop of the surrogate ensemble's mean cross-entropy under random sign perturbations of size eps / 2 (the
+  # attack maximises the loss: a flat maximum keeps it), averaged over `num_flat` draws (fixed seed).
+  ens_params = surrogates
+  flat_key = jax.random.key(config.seed + 111)
+
+  @jax.jit
+  def loss_drop(xa):
+    def ens_ce(z):
+      return jnp.mean(jnp.stack([optax.softmax_cross_entropy_with_integer_labels(mlp(p, z), ya) for p in ens_params]),
+                      0)
+    base = ens_ce(xa)
+    drops = [base - ens_ce(jnp.clip(xa + 0.5 * eps * jax.random.rademacher(
+        jax.random.fold_in(flat_key, i), xa.shape, xa.dtype), 0.0, 1.0)) for i in range(8)]
+    return jnp.mean(jnp.stack(drops), 0)
+
+  flat = {name: np.asarray(loss_drop(adv[name]), np.float64) for name in ("cwa_ens", "mifgsm_ens")}
+  flat_d = flat["mifgsm_ens"] - flat["cwa_ens"]
+  flat_means = flat_d[boot_idx].mean(axis=1)
+
   rows = result.rows
   out = {
+      "cwa_flatness": {"diff": float(flat_d.mean()), "lower95": float(np.quantile(flat_means, 0.05)),
+                       "cwa_drop": float(flat["cwa_ens"].mean()), "mifgsm_drop": float(flat["mifgsm_ens"].mean())},
       "num_attacked": int(len(pick)),
       "max_linf": linf,
       "success": {k: float(v.mean()) for k, v in per_image.items()},

@@ -289,18 +289,6 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         tests=("tests/losses/test_unnormalized.py", "tests/experiments/test_compositional_nll.py",),
         experiment="compositional_nll"),
     # ---- issue 16, optimizers wave 2, P2 papers ----
-    74: Implementation(  # GAQAT
-        artifacts=("jaxlib_methods.optim.lsq_fake_quant", "jaxlib_methods.optim.lsq_levels",
-                   "jaxlib_methods.optim.sam_task_and_sharpness_grads", "jaxlib_methods.optim.gradient_disorder",
-                   "jaxlib_methods.optim.gaqat_freeze_scales", "jaxlib_methods.optim.scale_by_gaqat_freeze",),
-        tests=("tests/optim/test_gaqat.py",),
-        experiment=None),
-    104: Implementation(  # Concrete subspace mask for task arithmetic
-        artifacts=("jaxlib_methods.optim.concrete_subspace.concrete_mask",
-                   "jaxlib_methods.optim.concrete_subspace.masked_task_arithmetic",
-                   "jaxlib_methods.optim.concrete_subspace.task_vectors",),
-        tests=("tests/optim/test_concrete_subspace.py",),
-        experiment=None),
     106: Implementation(  # cSGLD surrogates + ensemble I-FGSM (LGV/cSGLD attack)
         artifacts=("jaxlib_methods.optim.csgld", "jaxlib_methods.optim.scale_by_langevin",
                    "jaxlib_methods.optim.cyclical_step_size", "jaxlib_methods.optim.csgld_is_sampling",
@@ -329,21 +317,6 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.optim.cosine_drop_fraction",),
         tests=("tests/optim/test_dynamic_sparse.py",),
         experiment="dynamic_sparse_training"),
-    165: Implementation(  # FLAD EXP3 / UCB1
-        artifacts=("jaxlib_methods.optim.data_mixing.exp3_flad_init", "jaxlib_methods.optim.data_mixing.exp3_flad_sample",
-                   "jaxlib_methods.optim.data_mixing.exp3_flad_update",
-                   "jaxlib_methods.optim.data_mixing.ucb1_flad_init",
-                   "jaxlib_methods.optim.data_mixing.ucb1_flad_select",
-                   "jaxlib_methods.optim.data_mixing.ucb1_flad_update",
-                   "jaxlib_methods.optim.data_mixing.gradient_alignment",),
-        tests=("tests/optim/test_data_mixing.py",),
-        experiment=None),
-    170: Implementation(  # N:M masks with decaying gradient flow
-        artifacts=("jaxlib_methods.optim.nm_sparsity.nm_mask", "jaxlib_methods.optim.nm_sparsity.decaying_gradient_flow",
-                   "jaxlib_methods.optim.nm_sparsity.sr_ste", "jaxlib_methods.optim.nm_sparsity.mdgf_decay",
-                   "jaxlib_methods.optim.nm_sparsity.sdgf_n",),
-        tests=("tests/optim/test_nm_sparsity.py",),
-        experiment=None),
     # ---- issue 16 wave 2 (P1): infinite LR [175], target surrogates [187], Fisher merging [141], optimistic OMD [209]
     175: Implementation(
         artifacts=("jaxlib_methods.optim.infinite_lr_schedule",
@@ -726,6 +699,34 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.analysis.hutchinson_trace_jacobian", "jaxlib_methods.analysis.jacobian_trace",
                    "jaxlib_methods.analysis.hutchinson_trace_gradient"),
         tests=("tests/analysis/test_hutchinson.py", "tests/analysis/test_stsl_drift.py")),
+    # ---- opt16 (issue 16) ----
+    170: Implementation(  # N:M masks with decaying gradient flow
+        artifacts=("jaxlib_methods.optim.nm_sparsity.nm_mask", "jaxlib_methods.optim.nm_sparsity.decaying_gradient_flow",
+                   "jaxlib_methods.optim.nm_sparsity.sr_ste", "jaxlib_methods.optim.nm_sparsity.mdgf_decay",
+                   "jaxlib_methods.optim.nm_sparsity.sdgf_n",),
+        tests=("tests/optim/test_nm_sparsity.py", "tests/experiments/test_issue16_p2_experiments.py",),
+        experiment="nm_gradient_flow"),
+    74: Implementation(  # GAQAT
+        artifacts=("jaxlib_methods.optim.lsq_fake_quant", "jaxlib_methods.optim.lsq_levels",
+                   "jaxlib_methods.optim.sam_task_and_sharpness_grads", "jaxlib_methods.optim.gradient_disorder",
+                   "jaxlib_methods.optim.gaqat_freeze_scales", "jaxlib_methods.optim.scale_by_gaqat_freeze",),
+        tests=("tests/optim/test_gaqat.py", "tests/experiments/test_issue16_p2_experiments.py",),
+        experiment="gaqat_domain_shift"),
+    165: Implementation(  # FLAD EXP3 / UCB1
+        artifacts=("jaxlib_methods.optim.data_mixing.exp3_flad_init", "jaxlib_methods.optim.data_mixing.exp3_flad_sample",
+                   "jaxlib_methods.optim.data_mixing.exp3_flad_update",
+                   "jaxlib_methods.optim.data_mixing.ucb1_flad_init",
+                   "jaxlib_methods.optim.data_mixing.ucb1_flad_select",
+                   "jaxlib_methods.optim.data_mixing.ucb1_flad_update",
+                   "jaxlib_methods.optim.data_mixing.gradient_alignment",),
+        tests=("tests/optim/test_data_mixing.py", "tests/experiments/test_issue16_p2_experiments.py",),
+        experiment="flad_mixing"),
+    104: Implementation(  # Concrete subspace mask for task arithmetic
+        artifacts=("jaxlib_methods.optim.concrete_subspace.concrete_mask",
+                   "jaxlib_methods.optim.concrete_subspace.masked_task_arithmetic",
+                   "jaxlib_methods.optim.concrete_subspace.task_vectors",),
+        tests=("tests/optim/test_concrete_subspace.py", "tests/experiments/test_issue16_p2_experiments.py",),
+        experiment="concrete_subspace_merge"),
 }
 
 
