@@ -103,7 +103,7 @@ PRESETS = {
                   head_hidden=128, head_dim=10, steps=3000, log_every=500),
 }
 
-TINY = ("num_seeds=2", "n_per_cluster=30", "steps=500")
+TINY = ("num_seeds=2", "steps=500", "log_every=250")
 MUTATION_TEST_SLOW = True   # the TINY run compiles for ~15 s on a loaded 2-core machine
 MUTATIONS = {"uniform_membership": ("eta=5",)}
 
