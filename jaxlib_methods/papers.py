@@ -236,11 +236,6 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.contrastive.mochi_infonce",),
         tests=("tests/losses/test_contrastive.py",),
         experiment=None),
-    91: Implementation(
-        artifacts=("jaxlib_methods.losses.ssl.barlow_twins_loss",
-                   "jaxlib_methods.losses.ssl.mixed_barlow_twins_regularizer",),
-        tests=("tests/losses/test_ssl.py",),
-        experiment=None),
     120: Implementation(
         artifacts=("jaxlib_methods.losses.ssl.ey_gep_loss",
                    "jaxlib_methods.losses.ssl.cca_ey_loss",
@@ -248,13 +243,6 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.ssl.pls_ey_loss",),
         tests=("tests/losses/test_ssl.py", "tests/experiments/test_ssl_ey_cca.py",),
         experiment="ssl_ey_cca"),
-    96: Implementation(
-        artifacts=("jaxlib_methods.losses.ssl.coding_rate",
-                   "jaxlib_methods.losses.ssl.mlc_compression_rate",
-                   "jaxlib_methods.losses.ssl.mlc_loss",
-                   "jaxlib_methods.losses.ssl.doubly_stochastic",),
-        tests=("tests/losses/test_ssl.py",),
-        experiment=None),
     119: Implementation(
         artifacts=("jaxlib_methods.losses.contrastive.geodesic_mixup",
                    "jaxlib_methods.losses.contrastive.m2mix_loss",
@@ -727,6 +715,19 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.optim.concrete_subspace.task_vectors",),
         tests=("tests/optim/test_concrete_subspace.py", "tests/experiments/test_issue16_p2_experiments.py",),
         experiment="concrete_subspace_merge"),
+    # ---- loss15b (issue 15) ----
+    96: Implementation(  # toy union of subspaces (the paper's linear special case; no augmentation-based init)
+        artifacts=("jaxlib_methods.losses.ssl.coding_rate",
+                   "jaxlib_methods.losses.ssl.mlc_compression_rate",
+                   "jaxlib_methods.losses.ssl.mlc_loss",
+                   "jaxlib_methods.losses.ssl.doubly_stochastic",),
+        tests=("tests/losses/test_ssl.py", "tests/experiments/test_mlc_clustering.py",),
+        experiment="mlc_clustering"),
+    91: Implementation(  # small-data toy with a large embedding; BT vs BT + the mixed-sample regulariser
+        artifacts=("jaxlib_methods.losses.ssl.barlow_twins_loss",
+                   "jaxlib_methods.losses.ssl.mixed_barlow_twins_regularizer",),
+        tests=("tests/losses/test_ssl.py", "tests/experiments/test_mixed_barlow_twins.py",),
+        experiment="mixed_barlow_twins"),
 }
 
 
