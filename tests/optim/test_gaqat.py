@@ -96,3 +96,40 @@ def test_bad_input_is_rejected():
   p = {"s": jnp.ones(2), "w": jnp.ones(2)}
   with pytest.raises(ValueError, match="scale_mask"):
     O.scale_by_gaqat_freeze(0.5, scale_mask={"s": True}).update(p, tx.init(p), task_grads=p)
+
+
+def test_inject_hyperparams_without_retrace_and_orbax_round_trip(tmp_path):
+  """Issue 16's composition contract for the one wave-2 transform outside the conformance table (its update needs
+  `task_grads`): the threshold injected and changed between steps without a recompile, equal to the plain transform
+  at each threshold, and the chained state through an orbax save/restore continuing identically."""
+  ocp = pytest.importorskip("orbax.checkpoint")
+  mask = {"s": True, "w": False}
+  params = {"s": jnp.array([0.2, 0.3]), "w": jnp.ones((2, 2))}
+  g_task = {"s": jnp.array([1.0, 1.0]), "w": jnp.full((2, 2), 0.5)}
+  g_sam = {"s": jnp.array([-1.0, 2.0]), "w": jnp.full((2, 2), 0.7)}   # disorder 0.5 on s
+  tx = optax.chain(optax.inject_hyperparams(O.scale_by_gaqat_freeze, static_args=O.SCALE_BY_GAQAT_FREEZE_STATIC_ARGS)(
+      threshold=0.4, scale_mask=mask), optax.sgd(1.0))
+  traces = []
+
+  @jax.jit
+  def step(state):
+    traces.append(1)
+    return tx.update(g_sam, state, params, task_grads=g_task)
+
+  state = tx.init(params)
+  for thr in (0.4, 0.6, 0.4):   # 0.4 < disorder freezes s; 0.6 does not
+    state[0].hyperparams["threshold"] = jnp.asarray(thr)
+    u, state = step(state)
+    ref, _ = optax.chain(O.scale_by_gaqat_freeze(thr, scale_mask=mask), optax.sgd(1.0)).update(
+        g_sam, optax.chain(O.scale_by_gaqat_freeze(thr, scale_mask=mask), optax.sgd(1.0)).init(params), params,
+        task_grads=g_task)
+    jax.tree.map(np.testing.assert_array_equal, u, ref)
+  assert len(traces) == 1
+  path = tmp_path / "state"
+  with ocp.StandardCheckpointer() as ckpt:
+    ckpt.save(path, state)
+  with ocp.StandardCheckpointer() as ckpt:
+    restored = ckpt.restore(path, jax.tree.map(ocp.utils.to_shape_dtype_struct, state))
+  assert jax.tree.structure(restored) == jax.tree.structure(state)
+  a, b = step(state), step(restored)
+  jax.tree.map(np.testing.assert_array_equal, a, b)
