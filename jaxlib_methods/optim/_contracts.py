@@ -182,6 +182,15 @@ def check_inexact_leaves(tree: Any, method: str, what: str = "params") -> None:
                       f"optax.set_to_zero)")
 
 
+def check_real_leaves(tree: Any, method: str, reason: str, what: str = "params") -> None:
+  """`check_inexact_leaves`, and a TypeError naming the first complex leaf, for methods defined on real numbers."""
+  check_inexact_leaves(tree, method, what)
+  for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    if jnp.issubdtype(jnp.result_type(x), jnp.complexfloating):
+      raise TypeError(f"{method}: leaf {jax.tree_util.keystr(path)} of the {what} is complex "
+                      f"({jnp.result_type(x)}); {reason}")
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Trees.
 # ----------------------------------------------------------------------------------------------------------------------

@@ -132,11 +132,7 @@ def csgld_is_sampling(total_steps: int, num_cycles: int, exploration_ratio: floa
 
 
 def _check_real_leaves(tree: Any, method: str, what: str = "params") -> None:
-  _contracts.check_inexact_leaves(tree, method, what)
-  for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    if jnp.issubdtype(jnp.result_type(x), jnp.complexfloating):
-      raise TypeError(f"{method}: leaf {jax.tree_util.keystr(path)} of the {what} is complex "
-                      f"({jnp.result_type(x)}); Langevin dynamics here samples real parameters only")
+  _contracts.check_real_leaves(tree, method, "Langevin dynamics here samples real parameters only", what)
 
 
 def _normal_like(key: jax.Array, x: jax.Array) -> jax.Array:

@@ -244,16 +244,20 @@ def scale_by_gaqat_freeze(threshold: float = 0.5, *,
                      "the quantiser-scale leaves")
 
   def init_fn(params):
-    _contracts.check_inexact_leaves(params, "scale_by_gaqat_freeze")
+    _contracts.check_real_leaves(params, "scale_by_gaqat_freeze", "the sign conflict of GAQAT's gradient disorder "
+                                 "is defined for real gradients")
     return ScaleByGaqatFreezeState(count=jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None, *, task_grads=None, **extra_args):
-    del params, extra_args
+    del extra_args
     if task_grads is None:
       raise ValueError("scale_by_gaqat_freeze needs the task gradient: update(sam_grads, state, params, "
                        "task_grads=grad_of_loss_at_w) (see sam_task_and_sharpness_grads)")
+    if params is not None:
+      _contracts.check_same_tree(updates, params, "scale_by_gaqat_freeze", what="params")
     _contracts.check_same_tree(updates, task_grads, "scale_by_gaqat_freeze", what="task_grads")
-    _contracts.check_inexact_leaves(updates, "scale_by_gaqat_freeze", what="gradients")
+    _contracts.check_real_leaves(updates, "scale_by_gaqat_freeze", "the sign conflict of GAQAT's gradient disorder "
+                                 "is defined for real gradients", what="gradients")
     g_sharp = jax.tree.map(lambda a, b: a - b.astype(a.dtype), updates, task_grads)
     out, _ = gaqat_freeze_scales(updates, task_grads, g_sharp, scale_mask, threshold)
     return out, ScaleByGaqatFreezeState(count=optax.safe_increment(state.count))

@@ -17,7 +17,9 @@ optimizer), `_src/alias_test.py` (dtype preservation, `inject_hyperparams` equal
   state shardings equal (so a jitted step is not recompiled at step 2); in explicit mode the updates are sharded
   like their params, and GaLore's low-rank moments keep their parameter's sharding along the axis they share.
 
-To add a transform: append a `Case` to `CASES` (a factory, small kwargs, its exported static names, the numeric
+`sso` is not in the table: it is not a GradientTransformation but a step(params, state, model_fn, target_loss_fn)
+wrapper around any optax transform (tests/optim/test_target_surrogates.py checks its orbax round trip and an injected
+inner). To add a transform: append a `Case` to `CASES` (a factory, small kwargs, its exported static names, the numeric
 hyperparameters to inject, and what it supports). Cases with `heavy=True` run their compile-heavy contracts only
 under `pytest -m slow`; every contract runs in the default suite for the light cases, so each contract and each
 transform family is exercised by default.
@@ -67,6 +69,19 @@ def _k_case(k: str, heavy: bool) -> Case:
 def _orthograd_sgd(learning_rate=0.1, *, renormalize=True):
   """The ⊥Grad wrapper around a base optimizer (here optax.sgd)."""
   return O.orthograd(optax.sgd(learning_rate), renormalize=renormalize)
+
+
+def _gaqat_sgd(learning_rate=0.1, threshold=0.3):
+  """GAQAT's scale freezing (the 0-D and 1-D leaves as quantiser scales) before SGD. Its update needs `task_grads`;
+  this wrapper derives them from the gradient (0.5 - g), so the sign conflicts vary with the gradient."""
+  tx = optax.chain(O.scale_by_gaqat_freeze(threshold, scale_mask=lambda p: jax.tree.map(lambda x: x.ndim <= 1, p)),
+                   optax.sgd(learning_rate))
+
+  def update(updates, state, params=None):
+    task = jax.tree.map(lambda g: (0.5 - g).astype(g.dtype), updates)
+    return tx.update(updates, state, params, task_grads=task)
+
+  return optax.GradientTransformation(tx.init, update)
 
 
 GALORE_KW = dict(rank=2, update_gap=2)
@@ -128,6 +143,9 @@ CASES = [
     Case("dynamic_sparse(sgd)", O.dynamic_sparse, dict(inner=optax.sgd(0.1), sparsity=0.5, update_interval=2,
                                                        end_step=8), O.DYNAMIC_SPARSE_STATIC_ARGS,
          inject=dict(drop_fraction=(0.3, 0.1, 0.5)), needs_params=True, static_required=True, heavy=True),
+    # [74] GAQAT's scale freezing (its update takes task_grads: see _gaqat_sgd).
+    Case("scale_by_gaqat_freeze(sgd)", _gaqat_sgd, dict(learning_rate=0.1, threshold=0.3),
+         inject=dict(learning_rate=(0.1, 0.05, 0.02), threshold=(0.3, 0.6, 0.1)), complex_ok=False),
     # ---- layers1 (issue 18): [97] GCR's Riemannian SGD (Grassmann leaves: matrices with d >= k; others Euclidean) ----
     Case("riemannian_sgd_grassmann", O.riemannian_sgd_grassmann,
          dict(learning_rate=0.1, grassmann_mask=lambda p: jax.tree.map(lambda x: x.ndim >= 2 and 0 < x.shape[-1]
