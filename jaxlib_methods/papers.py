@@ -227,11 +227,6 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.contrastive.isogclr_loss",),
         tests=("tests/losses/test_contrastive.py", "tests/experiments/test_isogclr_temperatures.py",),
         experiment="isogclr_temperatures"),
-    83: Implementation(
-        artifacts=("jaxlib_methods.losses.contrastive.mochi_negatives",
-                   "jaxlib_methods.losses.contrastive.mochi_infonce",),
-        tests=("tests/losses/test_contrastive.py",),
-        experiment=None),
     91: Implementation(
         artifacts=("jaxlib_methods.losses.ssl.barlow_twins_loss",
                    "jaxlib_methods.losses.ssl.mixed_barlow_twins_regularizer",),
@@ -721,6 +716,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.bias.bias_loss",),
         tests=("tests/losses/test_bias.py", "tests/experiments/test_bias_loss_low_info.py",),
         experiment="bias_loss_low_info"),
+    83: Implementation(  # toy: clusters, MLP, EMA key encoder + FIFO queue; probe claim fails at cpu (see module)
+        artifacts=("jaxlib_methods.losses.contrastive.mochi_negatives",
+                   "jaxlib_methods.losses.contrastive.mochi_infonce",),
+        tests=("tests/losses/test_contrastive.py", "tests/experiments/test_mochi_hard_negatives.py",),
+        experiment="mochi_hard_negatives"),
 }
 
 
