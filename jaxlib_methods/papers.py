@@ -253,10 +253,6 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.contrastive.uniformity_loss",),
         tests=("tests/losses/test_contrastive.py", "tests/experiments/test_m2mix_alignment_uniformity.py",),
         experiment="m2mix_alignment_uniformity"),
-    54: Implementation(
-        artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
-        tests=("tests/losses/test_contrastive.py",),
-        experiment=None),
     52: Implementation(  # penalty/clipping form from the official code (the paper's equation not retrievable)
         artifacts=("jaxlib_methods.optim.co2.co2_round",
                    "jaxlib_methods.optim.co2.co2_outer_update",
@@ -721,6 +717,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.contrastive.mochi_infonce",),
         tests=("tests/losses/test_contrastive.py", "tests/experiments/test_mochi_hard_negatives.py",),
         experiment="mochi_hard_negatives"),
+    54: Implementation(  # toy: an easy and a hard attribute; stage 2 with cluster-restricted negatives vs plain stage 2
+        artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
+        tests=("tests/losses/test_contrastive.py", "tests/experiments/test_mcl_feature_suppression.py",),
+        experiment="mcl_feature_suppression"),
 }
 
 
