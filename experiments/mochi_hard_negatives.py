@@ -33,7 +33,7 @@ text to confirm which, so the gpu preset's (1024, 1024, 256) is a triple of the 
 cpu preset scales N and s with the queue (512 here, N = s = queue / 4, s' = s / 4).
 
 Result (cpu preset, 6 paired seeds, 800 steps): claim 2 passes (uniformity +0.0039 [+0.0030, +0.0048]); claim 1
-FAILS: probe accuracy +0.0007 [-0.0021, +0.0036] (MoCo 0.3791, MoCHi 0.3798 mean). At the TINY size (300 steps,
+FAILS: probe accuracy +0.0007 [-0.0021, +0.0036] (MoCo 0.3791, MoCHi 0.3798 mean). At a smaller size (300 steps,
 2048 points, 4 seeds) both pass (probe +0.0043 [+0.0022, +0.0063], uniformity +0.0103 [+0.0075, +0.0130]): the
 probe gain is there early in training and gone by 800 steps, in line with the paper's "better and faster learning"
 but not a claim we fixed before the run, so claim 1 stays failing at the cpu preset and the run is not recorded.
@@ -95,9 +95,11 @@ PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, dim=128, hidden=512, out=128,
                                           num_query_mix=256),
            "tpu": Config(seeds=8, dim=128, hidden=512, out=128, n_train=65536, steps=20000, batch_size=256,
                          queue_size=16384, num_hard=1024, num_mix=1024, num_query_mix=256)}
-TINY = ("seeds=4", "steps=300", "n_train=2048", "n_test=1000")
+# TINY keeps the cpu preset's training (3 seeds): at 300 steps the probe claim's verdict sat on the edge and flipped
+# between a 1- and a 2-device run (MoCHi's top-k choice of negatives amplifies float32 reassociation).
+TINY = ("seeds=3", "n_test=1000")
 MUTATIONS = {"no_synthetic_negatives": ("num_mix=0", "num_query_mix=0")}
-# The TINY run costs ~10 s of CPU (two of them per mutation test): under -m slow. The default run checks the mutation's
+# The TINY run costs ~30 s of CPU (two of them per mutation test): under -m slow. The default run checks the mutation's
 # mechanism directly (tests/experiments/test_mochi_hard_negatives.py: without synthetic negatives the arms are equal).
 MUTATION_TEST_SLOW = True
 

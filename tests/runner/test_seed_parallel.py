@@ -116,6 +116,8 @@ AMPLIFIED = {
     "lr_transfer_sharpness": "7.9e-3: a final loss of the learning-rate sweep",
     "small_scale_proxies": "0.42: the max attention logit of the highest-LR qk-LN run (low-LR runs agree to 1e-7)",
     "latent_consistency": "4% of SW2 in the Cauchy-loss run (the pseudo-Huber run agrees to 2e-6)",
+    "mochi_hard_negatives": "1.4: the probe-accuracy CI's lower end (MoCHi's top-k negatives amplify float32 "
+                            "reassociation; the MoCo arms agree to 4e-7)",
 }
 
 
