@@ -84,7 +84,7 @@ PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, dim=128, hidden=512, out=16, 
                                           steps=5000, batch_size=512, clusters=32),
            "tpu": Config(seeds=8, dim=128, hidden=512, out=16, num_easy=32, n_train=65536, steps=5000,
                          batch_size=512, clusters=32)}
-TINY = ("seeds=4", "steps=300", "n_train=2048", "n_test=1000")
+TINY = ("seeds=4", "steps=200", "n_train=1024", "n_test=1000")
 MUTATIONS = {"one_cluster": ("clusters=1",)}
 
 
