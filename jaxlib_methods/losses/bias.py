@@ -11,11 +11,12 @@ where v_i is the variance of sample i's feature maps (the output of the last con
 Defaults alpha = beta = 0.3 as in the paper and the official code. The variance is treated as a constant (the
 official code detaches the features). With alpha = beta = 0 the weight is 1 and the loss is cross-entropy.
 
-The official code computes the weight as exp(beta * v) - 1 + alpha (the roles of alpha and beta differ from the
-paper's z(v)); `weight_form="official"` reproduces that, `"paper"` (default) is the paper's equation. The official
-code's "global" normalisation keeps a running minimum across batches (state); we use the batch minimum (its
-"local" mode), which keeps the function pure. When all variances in the batch are equal (e.g. batch size 1) the
-official code divides by zero; we set v = 0 instead.
+The official code's current `bias_loss/biasloss.py` (commit b557bca) computes the paper's z(v) = exp(alpha v) - beta;
+its earlier commits (ae6d68d, 40d67b5) computed exp(beta * v) - 1 + alpha (the roles of alpha and beta swapped):
+`weight_form="official"` reproduces that earlier form, `"paper"` (default) is the paper's equation and the current
+official code. The official code's default "global" normalisation keeps a running minimum across batches (state);
+we use the batch minimum (its "local" mode), which keeps the function pure. When all variances in the batch are
+equal (e.g. batch size 1) the official code divides by zero; we set v = 0 instead.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def normalized_feature_variance(features: jax.Array, *, where: Optional[jax.Arra
 
 def bias_loss_weights(v: jax.Array, *, alpha: Any = 0.3, beta: Any = 0.3,
                       weight_form: Literal["paper", "official"] = "paper") -> jax.Array:
-  """The weight z(v) = exp(alpha v) - beta (paper) or exp(beta v) - 1 + alpha (official code) (Abrahamyan et al.
+  """The weight z(v) = exp(alpha v) - beta (paper) or exp(beta v) - 1 + alpha (early official code) (Abrahamyan et al.
   2021, arXiv:2107.11170). v: any shape, floating -> same shape."""
   v = validation.check_floating(v, "v")
   for name, val in (("alpha", alpha), ("beta", beta)):
@@ -87,7 +88,8 @@ def bias_loss(logits: jax.Array, labels: jax.Array, features: jax.Array, *, alph
     logits: [B, K] floating (class axis `axis`). labels: [B] integer in [0, K).
     features: [B, ...] feature maps of the last convolutional layer (no gradient is taken through them).
     alpha, beta: the paper's z(v) = exp(alpha v) - beta (defaults 0.3, 0.3).
-    weight_form: 'paper' (default) or 'official' (exp(beta v) - 1 + alpha, as the authors' code).
+    weight_form: 'paper' (default; also the authors' current code) or 'official' (exp(beta v) - 1 + alpha, as
+      the authors' code before commit b557bca).
     axis: the class axis of `logits`.
     where: optional bool [B]: examples to include (the others give 0, are not checked and do not enter the batch
       min-max of the variance).

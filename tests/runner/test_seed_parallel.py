@@ -118,6 +118,8 @@ AMPLIFIED = {
     "latent_consistency": "4% of SW2 in the Cauchy-loss run (the pseudo-Huber run agrees to 2e-6)",
     "gaqat_domain_shift": "2.2 (relative) on a paired accuracy difference of ~0.002: LSQ's rounding turns float32 "
                           "reassociation into a few flipped test predictions (the verdicts agree)",
+    "mochi_hard_negatives": "1.4: the probe-accuracy CI's lower end (MoCHi's top-k negatives amplify float32 "
+                            "reassociation; the MoCo arms agree to 4e-7)",
 }
 
 
