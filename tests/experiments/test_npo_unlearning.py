@@ -36,16 +36,15 @@ def test_fit_recovers_the_log_slope_and_rejects_a_line():
 
 
 def test_vmapped_seeds_with_a_stop_mask_equal_a_loop_that_breaks_per_seed():
-  # A step size at which GA's logits overflow float32 within a few chunks, at a different chunk per seed: seed 0 goes
-  # on after seeds 1 and 2 have stopped (measured: 7, 5 and 5 rows). The reference is today's per-seed loop: jitted
+  # A step size at which GA's logits overflow float32 within a few chunks, at a different chunk per seed, so some seeds
+  # go on after others have stopped (checked below). The reference is today's per-seed loop: jitted
   # chunks of one seed, stopping at the first non-finite mean forget log-likelihood.
-  cfg = exp.Config(seeds=3, n_train=200, n_test=200, n_features=64, pretrain_steps=50, unlearn_steps=40, log_every=5,
-                   unlearn_lr=1e34)
+  cfg = exp.Config(seeds=3, n_train=200, n_test=200, n_features=64, unlearn_steps=40, log_every=5, unlearn_lr=1e34)
   data = [exp.make_data(cfg, r) for r in range(cfg.seeds)]
-  x, y, xt, yt, w = (jnp.asarray(np.stack([d[i] for d in data])) for i in (0, 1, 2, 3, 5))
+  xt, yt, w = (jnp.asarray(np.stack([d[i] for d in data])) for i in (2, 3, 5))
   xf, yf = (jnp.asarray(np.stack([d[i][d[4]] for d in data])) for i in (0, 1))
   xr, yr = (jnp.asarray(np.stack([d[i][~d[4]] for d in data])) for i in (0, 1))
-  a_ref = jax.vmap(functools.partial(exp.pretrain, cfg))(w, x, y)
+  a_ref = 0.1 * jax.random.normal(jax.random.key(0), (cfg.seeds, cfg.n_features, cfg.num_classes))   # no pretraining
   rows = exp.unlearn("ga", a_ref, w, cfg, xf, yf, xr, yr, xt, yt)
   chunk = jax.jit(functools.partial(exp.chunk_one, cfg, "ga"))
   for s in range(cfg.seeds):
