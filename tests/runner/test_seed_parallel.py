@@ -132,6 +132,7 @@ AMPLIFIED = {
     "apg_guidance": "3.6% of apg_as_cfg_max_abs_diff, itself float32 rounding (1.2e-5) between two equal samplers",
     "grassmann_variance": "9% of k1_abs_cos_error, itself float32 rounding (3.2e-7) of |cos| logits",
     "npo_unlearning": "6.7% of a straight line's RMSE fitted to GA's diverging forget log-likelihood",
+    "layers_exact_identities": "4.2% of orth_err, itself float32 rounding: max |B^T B - I| of a Cayley transform",
     "grokking_numerical_stability": "0.44% of the orthograd run's final test accuracy: another float32 summation "
                                     "order of the padded full batch, the sensitivity the paper itself reports",
 }
