@@ -133,6 +133,7 @@ AMPLIFIED = {
     "grassmann_variance": "9% of k1_abs_cos_error, itself float32 rounding (3.2e-7) of |cos| logits",
     "npo_unlearning": "6.7% of a straight line's RMSE fitted to GA's diverging forget log-likelihood",
     "layers_exact_identities": "4.2% of orth_err, itself float32 rounding: max |B^T B - I| of a Cayley transform",
+    "tesla_mtt": "0.43% of TESLA's relative gradient error against autodiff, itself float32 rounding (2e-7)",
     "grokking_numerical_stability": "0.44% of the orthograd run's final test accuracy: another float32 summation "
                                     "order of the padded full batch, the sensitivity the paper itself reports",
 }
