@@ -38,7 +38,7 @@ import numpy as np
 
 from jaxlib_methods.data.gaussian_mixture import gaussian_mixture_posterior, make_gaussian_mixture
 from jaxlib_methods.losses.consistency import karras_sigmas
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range
 from jaxlib_methods.sampling import apg_guidance, apg_init, cfg_guidance, ddim_sample, gaussian_mixture_denoiser
 
@@ -61,6 +61,7 @@ class Config:
   eta: Annotated[float, Range(ge=-10, le=10)] = 0.0                 # APG's parallel weight (paper: 0)
   norm_threshold: Annotated[float, Range(ge=0)] = 2.0              # APG's r (0: no rescaling, r = inf)
   momentum: Annotated[float, Range(gt=-1, lt=1)] = -0.5            # APG's beta (negative: reverse momentum)
+  mesh: MeshConfig = MeshConfig()   # devices the classes' samplers are split over (num_classes: a multiple)
 
   CHECKS = (Check("sigma_max > sigma_min"), Check("samples >= num_classes"), Check("scales[0] == 1.0"))
 
@@ -78,8 +79,8 @@ def _mixture(config: Config):
 
 @functools.lru_cache(maxsize=8)
 def _sampler(num_classes: int, radius: float, std: float, n: int, steps: int, sigma_min: float, sigma_max: float):
-  """A jitted (w, eta, r, beta, use_cfg, key) -> samples [K, n, 2], the classes vmapped; the rule's numbers are
-  traced, so every rule and scale shares one compilation."""
+  """Jitted `init(key) -> x0 [K, n, 2]` (the start noise) and `sample(w, eta, r, beta, use_cfg, x0) -> samples
+  [K, n, 2]`, the classes vmapped; the rule's numbers are traced, so every rule and scale shares one compilation."""
   full = _mixture(Config(num_classes=num_classes, radius=radius, std=std))
   k = num_classes
   sig = karras_sigmas(steps, sigma_min, sigma_max)[::-1]
@@ -98,12 +99,15 @@ def _sampler(num_classes: int, radius: float, std: float, n: int, steps: int, si
     return x
 
   @jax.jit
-  def sample(w, eta, r, beta, use_cfg, key):
-    x0 = sig[0] * jax.random.normal(key, (k, n, 2))
+  def init(key):
+    return sig[0] * jax.random.normal(key, (k, n, 2))
+
+  @jax.jit
+  def sample(w, eta, r, beta, use_cfg, x0):
     return jax.vmap(one_class, in_axes=(0, None, None, None, None, None, 0))(jnp.arange(k), w, eta, r, beta, use_cfg,
                                                                               x0)
 
-  return sample
+  return init, sample
 
 
 @functools.lru_cache(maxsize=8)
@@ -138,15 +142,18 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
            "apg_as_cfg": (1.0, math.inf, 0.0, False)}
   out = {"data_norm": data_norm, "scales": list(config.scales), "methods": {}}
   raw = {}
+  mesh = make_mesh(config.mesh)
   for name, (eta, r, beta, cfg) in rules.items():
-    sampler = _sampler(config.num_classes, config.radius, config.std, config.samples // config.num_classes,
+    init, sampler = _sampler(config.num_classes, config.radius, config.std, config.samples // config.num_classes,
                        config.steps, config.sigma_min, config.sigma_max)
     per_seed = []
     for seed in config.seeds:
       def sub(seed=seed):
         rows, xs = [], []
+        # the classes' samplers are independent: each device runs its classes' share
+        x0 = shard_leading(init(jax.random.key(seed)), mesh, what="class")
         for w in config.scales:
-          x = sampler(w, eta, r, beta, cfg, jax.random.key(seed))
+          x = sampler(w, eta, r, beta, cfg, x0)
           rows.append(_stats(config, x, data_norm))
           xs.append(np.asarray(x[:, :50]).tolist())
         return {"rows": rows, "samples": xs}

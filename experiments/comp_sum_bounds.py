@@ -32,6 +32,7 @@ Claims (tolerances fixed before the run, float64):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import pathlib
 from typing import Annotated, Literal
@@ -42,7 +43,7 @@ import numpy as np
 import optax
 
 from jaxlib_methods.losses import comp_sum
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=164, title="Cross-Entropy Loss Functions: Theoretical Analysis and Applications", year=2023,
@@ -61,6 +62,8 @@ class Config:
   concentration: PositiveFloat = 0.5               # Dirichlet concentration of p(.|x)
   score_scale: PositiveFloat = 3.0                 # std of the random scores
   gamma: Literal["paper", "linear"] = "paper"      # "linear": Gamma(t) = t, a deliberately wrong bound (mutation)
+  mesh: MeshConfig = MeshConfig()                  # devices the sampled problems' risks are split over (samples: a
+                                                   # multiple)
 
   CHECKS = ()
 
@@ -94,17 +97,23 @@ def gamma_transform(x: np.ndarray, tau: float, form: str = "paper") -> np.ndarra
   return np.where(x >= t_transform(np.ones(1), tau)[0], 1.0, (lo + hi) / 2)
 
 
-def conditional_risks(scores: np.ndarray, p: np.ndarray, tau: float) -> np.ndarray:
+def conditional_risks(scores: np.ndarray, p: np.ndarray, tau: float, mesh=None) -> np.ndarray:
   """sum_y p_y l_tau(h, y) per point, with the library's comp-sum loss at every label: scores and p [..., n] (classes
-  beyond a point's own n padded with scores -inf and p = 0, excluded through `where`). Returns [...] float64."""
-  n = scores.shape[-1]
+  beyond a point's own n padded with scores -inf and p = 0, excluded through `where`). Returns [...] float64. One
+  jitted program over the leading axis; with a `mesh`, that axis (the sampled problems) is split over its devices."""
   with jax.enable_x64(True):
-    h = jnp.asarray(scores, jnp.float64)
-    logits = jnp.broadcast_to(h[..., None, :], h.shape[:-1] + (n, n))          # [..., label, class]
-    labels = jnp.broadcast_to(jnp.arange(n), h.shape[:-1] + (n,))
-    valid = jnp.asarray(p > 0)
-    losses = comp_sum.comp_sum_loss(logits, labels, tau=tau, where=valid)    # [..., label]
-    return np.asarray(jnp.sum(jnp.asarray(p) * losses, axis=-1))
+    h, pj = (jnp.asarray(scores, jnp.float64), jnp.asarray(p, jnp.float64)) if mesh is None else \
+        shard_leading((np.asarray(scores, np.float64), np.asarray(p, np.float64)), mesh, what="sampled problem")
+    return np.asarray(_conditional_risks(h, pj, tau=float(tau)))
+
+
+@functools.partial(jax.jit, static_argnames=("tau",))
+def _conditional_risks(h, p, *, tau: float):
+  n = h.shape[-1]
+  logits = jnp.broadcast_to(h[..., None, :], h.shape[:-1] + (n, n))          # [..., label, class]
+  labels = jnp.broadcast_to(jnp.arange(n), h.shape[:-1] + (n,))
+  losses = comp_sum.comp_sum_loss(logits, labels, tau=tau, where=p > 0)    # [..., label]
+  return jnp.sum(p * losses, axis=-1)
 
 
 def bayes_conditional_risk(p: np.ndarray, tau: float) -> np.ndarray:
@@ -139,11 +148,12 @@ def bayes_by_descent(p: np.ndarray, tau: float, steps: int = 3000) -> float:
     return float(fit(h))
 
 
-def excess_pairs(p: np.ndarray, h: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
-  """(excess 0-1 risk, excess comp-sum risk) per problem, averaged over its points: p, h [S, points, n] (padded)."""
+def excess_pairs(p: np.ndarray, h: np.ndarray, tau: float, mesh=None) -> tuple[np.ndarray, np.ndarray]:
+  """(excess 0-1 risk, excess comp-sum risk) per problem, averaged over its points: p, h [S, points, n] (padded).
+  The conditional risks are one jitted program over S, split over `mesh` when one is given."""
   pred = np.argmax(h, axis=-1)
   d01 = np.max(p, axis=-1) - np.take_along_axis(p, pred[..., None], -1)[..., 0]
-  dl = conditional_risks(h, p, tau) - bayes_conditional_risk(p, tau)
+  dl = conditional_risks(h, p, tau, mesh) - bayes_conditional_risk(p, tau)
   return d01.mean(-1), dl.mean(-1)
 
 
@@ -167,7 +177,7 @@ def sample_problems(config: Config):
 
 
 def _violations(config: Config, tau: float, problems) -> dict:
-  d01, dl = excess_pairs(*problems, tau)
+  d01, dl = excess_pairs(*problems, tau, make_mesh(config.mesh))
   g = gamma_transform(np.maximum(dl, 0.0), tau, config.gamma)
   ok = g > 1e-12
   return {"max_gap": float(np.max(d01 - g)), "min_excess_surrogate": float(np.min(dl)),
@@ -191,13 +201,19 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   log = MetricsLog(workdir)
   log.reset()
   out = {"bound": {}, "tight": {}, "closed_form_check": {}}
-  for i, tau in enumerate(TAUS):
+
+  def one_tau(tau: float) -> dict:
     v = _violations(config, tau, problems)
-    out["bound"][str(tau)] = {k: v[k] for k in ("max_gap", "min_excess_surrogate", "max_ratio_random")}
-    out["bound"][str(tau)]["scatter"] = {"d01": v["d01"][:2000], "dl": v["dl"][:2000]}
-    out["tight"][str(tau)] = tightness(tau, config)
+    bound = {k: v[k] for k in ("max_gap", "min_excess_surrogate", "max_ratio_random")}
+    bound["scatter"] = {"d01": v["d01"][:2000], "dl": v["dl"][:2000]}
     p = np.random.default_rng(config.seed + 1).dirichlet(np.ones(5))
-    out["closed_form_check"][str(tau)] = abs(bayes_by_descent(p, tau) - float(bayes_conditional_risk(p, tau)))
+    return {"bound": bound, "tight": tightness(tau, config),
+            "closed_form_check": abs(bayes_by_descent(p, tau) - float(bayes_conditional_risk(p, tau)))}
+
+  for i, tau in enumerate(TAUS):
+    res = sweep.memoized(workdir, {"tau": tau}, lambda tau=tau: one_tau(tau))   # a rerun reads finished taus back
+    for k in ("bound", "tight", "closed_form_check"):
+      out[k][str(tau)] = res[k]
     log.log(i, tau=tau, max_gap=out["bound"][str(tau)]["max_gap"], max_ratio=out["tight"][str(tau)]["max_ratio"])
   _figure(out, config, workdir)
   return out

@@ -23,6 +23,7 @@ Mutation `eigenspace=false`: "EoRA" computed without the eigenspace projection (
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 from typing import Annotated
 
@@ -33,7 +34,7 @@ import scipy.linalg
 
 from jaxlib_methods.nn import eora_compensation, svd_compensation
 from jaxlib_methods.optim import dequantize_groupwise, quantize_groupwise
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=114, title="EoRA: Fine-tuning-free Compensation for Compressed LLM with Eigenspace Low-Rank "
@@ -56,6 +57,7 @@ class Config:
   group_size: PositiveInt = 64
   max_rank_log2: Annotated[int, Range(ge=1, le=10)] = 5     # ranks 2^1 .. 2^max_rank_log2
   eigenspace: bool = True                       # False: no eigenspace projection (= SVD; the mutation)
+  mesh: MeshConfig = MeshConfig()   # devices the seeds' compensations are split over
 
   CHECKS = (Check("2 ** max_rank_log2 <= min(d_in, d_out)", "the largest rank must fit the layer"),
             Check("d_in % group_size == 0", "quantisation groups must tile d_in"),
@@ -95,40 +97,52 @@ def weighted_optimum_errors(dw: np.ndarray, x: np.ndarray, ranks) -> list[float]
   return [float(np.sqrt(np.sum(sig[r:] ** 2))) for r in ranks]
 
 
-def evaluate(config: Config, seed: int) -> dict:
-  w, w_hat, xc, xt = make_layer(config, seed)
-  dw = w - w_hat
-  y_test = xt @ w.T
-  rel = lambda m: float(np.linalg.norm(xt @ (dw - m).T) / np.linalg.norm(y_test))
-  out = {"ranks": [], "eora_calib": [], "svd_calib": [], "optimum_calib": [], "eora_test": [], "svd_test": [],
-         "quantised_test": rel(np.zeros_like(dw))}
+@functools.partial(jax.jit, static_argnames=("r", "eigenspace"))
+def _compensations(w, w_hat, xc, *, r: int, eigenspace: bool):
+  """The rank-r corrections B @ A of EoRA and of plain SVD for every seed: w, w_hat [S, d_out, d_in], xc
+  [S, n, d_in] -> (M_eora, M_svd), each [S, d_out, d_in] (the seeds vmapped)."""
+  def one(w, w_hat, x):
+    bs, as_ = svd_compensation(w, w_hat, r)
+    be, ae = eora_compensation(w, w_hat, x, r) if eigenspace else (bs, as_)
+    return be @ ae, bs @ as_
+  return jax.vmap(one)(w, w_hat, xc)
+
+
+def evaluate(config: Config, seeds) -> list[dict]:
+  """Per seed: the compensations' calibration errors, held-out relative errors and the weighted optimum. The
+  float64 compensations of all seeds run as one vmapped program whose seed axis is split over the mesh."""
+  layers = [make_layer(config, s) for s in seeds]
+  w, w_hat, xc, xt = (np.stack(a) for a in zip(*layers))
+  ranks = [2 ** k for k in range(1, config.max_rank_log2 + 1)]
   with jax.enable_x64(True):
-    for k in range(1, config.max_rank_log2 + 1):
-      r = 2 ** k
-      bs, as_ = svd_compensation(jnp.asarray(w), jnp.asarray(w_hat), r)
-      if config.eigenspace:
-        be, ae = eora_compensation(jnp.asarray(w), jnp.asarray(w_hat), jnp.asarray(xc), r)
-      else:
-        be, ae = bs, as_
-      m_e, m_s = np.asarray(be @ ae), np.asarray(bs @ as_)
-      out["ranks"].append(r)
-      out["eora_calib"].append(float(np.linalg.norm((dw - m_e) @ xc.T)))
-      out["svd_calib"].append(float(np.linalg.norm((dw - m_s) @ xc.T)))
+    args = shard_leading((w, w_hat, xc), make_mesh(config.mesh), what="seed")
+    comp = [tuple(np.asarray(m) for m in _compensations(*args, r=r, eigenspace=config.eigenspace)) for r in ranks]
+  per_seed = []
+  for i in range(len(seeds)):
+    dw = w[i] - w_hat[i]
+    y_test = xt[i] @ w[i].T
+    rel = lambda m: float(np.linalg.norm(xt[i] @ (dw - m).T) / np.linalg.norm(y_test))
+    out = {"ranks": ranks, "eora_calib": [], "svd_calib": [], "optimum_calib": [], "eora_test": [], "svd_test": [],
+           "quantised_test": rel(np.zeros_like(dw))}
+    for m_e, m_s in comp:
+      m_e, m_s = m_e[i], m_s[i]
+      out["eora_calib"].append(float(np.linalg.norm((dw - m_e) @ xc[i].T)))
+      out["svd_calib"].append(float(np.linalg.norm((dw - m_s) @ xc[i].T)))
       out["eora_test"].append(rel(m_e))
       out["svd_test"].append(rel(m_s))
-  out["optimum_calib"] = weighted_optimum_errors(dw, xc, out["ranks"])
-  return out
+    out["optimum_calib"] = weighted_optimum_errors(dw, xc[i], ranks)
+    per_seed.append(out)
+  return per_seed
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   log = MetricsLog(workdir)
   log.reset()
-  per_seed = []
-  for i in range(config.seeds):
-    res = evaluate(config, config.seed + i)
-    per_seed.append(res)
-    log.log(i, seed=config.seed + i, eora_test=res["eora_test"], svd_test=res["svd_test"])
+  seeds = [config.seed + i for i in range(config.seeds)]
+  per_seed = sweep.memoized(workdir, {"seeds": seeds}, lambda: evaluate(config, seeds))   # a rerun reads it back
+  for i, res in enumerate(per_seed):
+    log.log(i, seed=seeds[i], eora_test=res["eora_test"], svd_test=res["svd_test"])
   opt_gap = max(abs(e - o) / o for s in per_seed for e, o in zip(s["eora_calib"], s["optimum_calib"]))
   calib_gap = max(e - v for s in per_seed for e, v in zip(s["eora_calib"], s["svd_calib"]))
   test_gap = min(v - e for s in per_seed for e, v in zip(s["eora_test"], s["svd_test"]))

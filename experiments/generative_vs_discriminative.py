@@ -38,7 +38,7 @@ import numpy as np
 from scipy.stats import norm
 
 from jaxlib_methods import analysis
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=43, title="Revisiting Discriminative vs. Generative Classifiers: Theory and Implications",
@@ -56,6 +56,7 @@ class Config:
   eps: Annotated[float, Range(gt=0, lt=0.5)] = 0.01
   C: PositiveFloat = 1.0
   lbfgs_iters: PositiveInt = 50
+  mesh: MeshConfig = MeshConfig()   # devices the repeats (data draws) are split over
 
   CHECKS = (Check("list(dims) == sorted(set(dims))", "dims must be strictly increasing"),)
 
@@ -89,6 +90,7 @@ def one_dim(config: Config, n: int) -> dict:
     y = jnp.arange(mmax) % 2
     x = jax.random.normal(key, (config.repeats, mmax, n), jnp.float64) * std + jnp.where(y[:, None] == 0, -1.0, 1.0)
     masks = jnp.arange(mmax)[None] < jnp.asarray(grid)[:, None]
+    x = shard_leading(x, make_mesh(config.mesh), what="repeat")   # each device fits its repeats' training sets
     per = lambda f: jax.jit(jax.vmap(jax.vmap(f, (None, 0)), (0, None)))(x, masks)
     nb = per(lambda xr, w: analysis.gaussian_naive_bayes(xr, y, num_classes=2, where=w))
     lr = per(lambda xr, w: analysis.logistic_regression(xr, y, num_classes=2, where=w, C=config.C,

@@ -41,7 +41,7 @@ import optax
 
 from jaxlib_methods.nn import grassmann_logits
 from jaxlib_methods.optim import qr_retraction, riemannian_sgd_grassmann
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=97, title="Get the Best of Both Worlds: Improving Accuracy and Transferability by Grassmann "
@@ -67,6 +67,7 @@ class Config:
   momentum: Annotated[float, Range(ge=0.0, lt=1.0)] = 0.9
   scale: PositiveFloat = 4.0
   retraction: Literal["qr", "none"] = "qr"                  # "none": Euclidean SGD on S (a deliberately wrong variant)
+  mesh: MeshConfig = MeshConfig()   # devices the seeds are split over
 
   CHECKS = ()
 
@@ -152,27 +153,36 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   data = make_data(config, config.seed)
   (_, _), (xte, yte) = data
   keys = jax.random.split(jax.random.PRNGKey(config.seed), config.seeds)
+  keys = shard_leading(keys, make_mesh(config.mesh), what="seed")   # each device trains its seeds' heads
   ks = [2 ** j for j in range(config.max_k_log2 + 1)]
   out = {"ks": ks, "variability": {}, "accuracy": {}, "orth_error": {}}
-  for i, k in enumerate(ks):
+
+  def one_k(k: int) -> dict:
     params, orth = train(config, k, data, keys)
-    var, acc = [], []
+    res = {"variability": [], "accuracy": [], "orth_error": float(jnp.max(orth))}
     for s in range(config.seeds):
       p = jax.tree.map(lambda a: a[s], params)
       f = np.asarray(features(p, jnp.asarray(xte)))
-      var.append(intra_class_variability(f, yte))
+      res["variability"].append(intra_class_variability(f, yte))
       logits = grassmann_logits(jnp.asarray(f), p["S"], scale=config.scale)
-      acc.append(float(np.mean(np.argmax(np.asarray(logits), 1) == yte)))
+      res["accuracy"].append(float(np.mean(np.argmax(np.asarray(logits), 1) == yte)))
       if k == 1 and s == 0:
         w = np.asarray(p["S"][:, :, 0], np.float64)
         fd = np.asarray(f, np.float64)
         cos = (fd @ w.T) / (np.maximum(np.linalg.norm(fd, axis=1, keepdims=True), 1e-12)
                            * np.linalg.norm(w, axis=1)[None])
-        out["k1_abs_cos_error"] = float(np.max(np.abs(np.asarray(logits) - config.scale * np.abs(cos)))
+        res["k1_abs_cos_error"] = float(np.max(np.abs(np.asarray(logits) - config.scale * np.abs(cos)))
                                         / config.scale)
+    return res
+
+  for i, k in enumerate(ks):
+    res = sweep.memoized(workdir, {"k": k}, lambda k=k: one_k(k))   # a rerun reads the finished k back
+    if "k1_abs_cos_error" in res:
+      out["k1_abs_cos_error"] = res["k1_abs_cos_error"]
+    var, acc = res["variability"], res["accuracy"]
     out["variability"][str(k)] = var
     out["accuracy"][str(k)] = acc
-    out["orth_error"][str(k)] = float(jnp.max(orth))
+    out["orth_error"][str(k)] = res["orth_error"]
     log.log(i, k=k, variability=float(np.mean(var)), accuracy=float(np.mean(acc)),
             orth_error=out["orth_error"][str(k)])
   _figure(out, workdir)

@@ -11,7 +11,11 @@ one_hot(b)) (226 dims), a bias-free ReLU MLP 226 -> 200 -> 200 -> 113 with PyTor
 (Fig. 1). The first layer is computed as the sum of two rows of W_1 (a gather), which is exactly x @ W_1 for one-hot x.
 Like their loop, the full batch is put in a fresh random order every step (`reshuffle=true`; their comment: this
 "should not matter for full batch GD, but it sometimes does matter because of floating point errors": it changes only
-the summation order). Runs, trained side by side:
+the summation order). `--set mesh.data=N` splits each step's full batch over N devices, padded with zero-weight
+examples to a multiple of N (5107 is prime): the loss is the same mean, summed in another float32 order (per device,
+then across), a change of the same kind as the reshuffle's, which this paper shows can matter near Softmax Collapse;
+with the default one-device mesh nothing is padded and the run is bitwise the one-device run. Runs, trained side by
+side:
 
   softmax_fp32   softmax cross-entropy, log-softmax in float32 (the baseline);
   softmax_fp64   the same with the log-softmax in float64 (loss cast back to float32, as the code does);
@@ -80,7 +84,8 @@ from jaxlib_methods.losses.stablemax import (
 )
 from jaxlib_methods.nn.mlp import MLP
 from jaxlib_methods.optim import scale_by_orthograd
-from jaxlib_methods.runner import Claim, Paper, save_figure, scan_steps, train
+from jaxlib_methods.runner import Claim, MeshConfig, Paper, batch_sharding, make_mesh, save_figure, scan_steps, train
+from jaxlib_methods.runner.sharding import BATCH_AXES, axis_size
 from jaxlib_methods.runner.constraints import (
     Check,
     NonNegativeInt,
@@ -125,6 +130,7 @@ class Config:
   grok_threshold: Probability = 0.9         # test accuracy that counts as "grokked"
   sc_threshold: Probability = 0.5           # SC share that counts as "in Softmax Collapse"
   orthograd: bool = True                    # false (a mutation): the ⊥AdamW run without its projection
+  mesh: MeshConfig = MeshConfig()           # devices each step's full batch is split over (padded with weight 0)
 
   CHECKS = (Check("1 <= int(train_fraction * p * p) and round(train_fraction * p * p) < p * p",
                   "both the train and the test split are non-empty"),
@@ -155,6 +161,15 @@ def _per_example_loss(run_name: str, logits: jax.Array, labels: jax.Array) -> ja
   if run_name == "softmax_fp64":
     return softmax_cross_entropy_with_integer_labels(logits, labels, compute_dtype=jnp.float64).astype(jnp.float32)
   return softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def padded_mean(per_example: jax.Array, n: int) -> jax.Array:
+  """Mean of the first `n` entries of `per_example` [n + pad]: the examples after them are zero-weight padding
+  (the batch padded to a multiple of the device count). Equal to `jnp.mean(per_example[:n])` up to the float32
+  summation order (their sum is split per device), which is what the `reshuffle` order already changes every step.
+  The padded entries are masked with `where`, not multiplied by 0, so neither they nor their gradient can leak in."""
+  keep = jnp.arange(per_example.shape[0]) < n
+  return jnp.sum(jnp.where(keep, per_example, 0)) / n
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
@@ -193,6 +208,14 @@ def _run(config: Config, workdir: pathlib.Path) -> dict:
     raise ValueError("at least one run needs a positive step budget")
   state = {r: {"params": params0, "opt": txs[r].init(params0)} for r in RUNS}
   shuffle_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+  # mesh.*: the four runs are different programs (losses, dtypes, optimizers), not a vmapped axis, so the split is
+  # each step's full batch (data parallel; the parameters replicated, the gradient all-reduced by jit). 5107 is prime:
+  # the batch is padded with zero-weight examples to a multiple of the device count (`padded_mean`). On one device
+  # nothing is padded or constrained: the program is the one-device program, bitwise.
+  mesh = make_mesh(config.mesh)
+  n_dev = axis_size(mesh, BATCH_AXES)
+  n_train = int(y_tr.shape[0])
+  pad = -n_train % n_dev
 
   def one_step(s, step):
     if config.reshuffle:  # the same multiset every step, in a fresh order: only the summation order changes
@@ -200,10 +223,13 @@ def _run(config: Config, workdir: pathlib.Path) -> dict:
       a, b, y = a_tr[perm], b_tr[perm], y_tr[perm]
     else:
       a, b, y = a_tr, b_tr, y_tr
+    if n_dev > 1:
+      a, b, y = (jax.lax.with_sharding_constraint(jnp.pad(v, (0, pad)), batch_sharding(mesh)) for v in (a, b, y))
     new = {}
     for r in RUNS:
       def loss_fn(prm, r=r):
-        return jnp.mean(_per_example_loss(r, apply(prm, a, b), y)).astype(jnp.float32)
+        per = _per_example_loss(r, apply(prm, a, b), y)
+        return (padded_mean(per, n_train) if n_dev > 1 else jnp.mean(per)).astype(jnp.float32)
 
       def do_step(sr, r=r, loss_fn=loss_fn):
         g = jax.grad(loss_fn)(sr["params"])

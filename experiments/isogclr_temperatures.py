@@ -62,7 +62,7 @@ import optax
 
 from experiments._ssl_toys import mean_ci, mlp_apply, mlp_init, ridge_probe_accuracy, ridge_probe_predict
 from jaxlib_methods.losses import isogclr_init, isogclr_loss
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
+from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=183, title="Not All Semantics are Created Equal: Contrastive Self-supervised Learning with "
@@ -228,16 +228,30 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   keys = shard_leading(keys, make_mesh(config.mesh))  # the seeds' models train on their own devices
   x = jnp.asarray(x_tr)
   methods = {"isogclr": config.eta, "fixed_tau": 0.0}
-  carries = {name: _init(static, keys, len(y_tr)) for name in methods}
-  log = MetricsLog(workdir)
-  log.reset()
-  curves = {name: [] for name in methods}
-  for i in range(config.steps // config.log_every):
+  chunks = config.steps // config.log_every
+  # The state is the pair (both methods' models, optimizers and temperatures) and the loss curves so far: a chunk
+  # advances both methods, so runner.train checkpoints the pair (resume, Ctrl-C) and a rerun continues bitwise.
+  state = {name: {"carry": _init(static, keys, len(y_tr)),
+                  "losses": jnp.zeros((chunks, config.log_every, s), jnp.float32)} for name in methods}
+
+  def advance(state, start, n):
+    del n   # steps % log_every == 0 (a CHECK): every chunk is whole
+    new = {}
     for name, eta in methods.items():
-      carries[name], losses = _chunk(static, carries[name], keys, i * config.log_every,
-                                     jnp.full((s,), eta, jnp.float32), x)
-      curves[name].append(np.asarray(losses).mean(0).tolist())
-    log.log((i + 1) * config.log_every, **{f"loss/{name}": float(np.mean(c[-1])) for name, c in curves.items()})
+      carry, losses = _chunk(static, state[name]["carry"], keys, start, jnp.full((s,), eta, jnp.float32), x)
+      new[name] = {"carry": carry, "losses": state[name]["losses"].at[start // config.log_every].set(losses)}
+    return new
+
+  def measure(state, step):
+    if step == 0:
+      return {}
+    return {f"loss/{name}": jnp.mean(state[name]["losses"][step // config.log_every - 1]) for name in methods}
+
+  every = max(1, chunks // 4) * config.log_every
+  state = train(workdir=workdir, state=state, advance=advance, measure=measure, num_steps=config.steps,
+                log_every=config.log_every, checkpoint_every=every, desc="isogclr").state
+  carries = {name: state[name]["carry"] for name in methods}
+  curves = {name: np.asarray(state[name]["losses"]).mean(1).tolist() for name in methods}   # [chunks, seeds]
   params = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), carries["isogclr"][0], carries["fixed_tau"][0])
   tau = np.concatenate([np.asarray(carries["isogclr"][2].tau), np.asarray(carries["fixed_tau"][2].tau)])
   f_tr = np.asarray(_embed(static, params, x))

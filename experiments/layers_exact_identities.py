@@ -64,7 +64,8 @@ from flax import nnx
 from jaxlib_methods.nn import compatible
 from jaxlib_methods.nn.hypernetwork import MIPHyperNet
 from jaxlib_methods.nn.ssvi import SparseMeanFieldDense
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
+from jaxlib_methods.runner import sweep
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=73, title="Stationary Representations: Optimally Approximating Compatibility and "
@@ -102,6 +103,7 @@ class Config:
   ssvi_steps: PositiveInt = 800                          # [126] Adam steps on the negative ELBO
   ssvi_swap_every: PositiveInt = 100                     # [126] steps between subspace updates
   ssvi_swap_fraction: Annotated[float, Range(ge=0, le=0.5)] = 0.1   # [126] n_swap / nonzeros
+  mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over
 
   CHECKS = ()
 
@@ -286,6 +288,7 @@ def hyper_curve(config: Config, kind: str, key, lr):
 
 def hyper_results(config: Config) -> dict:
   keys = jax.random.split(jax.random.key(config.seed + 1000), config.seeds)
+  keys = shard_leading(keys, make_mesh(config.mesh), what="seed")   # each device runs its seeds' learning rates
   lrs = jnp.asarray(HYPER_LRS)
   out = {}
   for arm, kind in (("method", config.hyper), ("baseline", "baseline")):
@@ -383,6 +386,7 @@ def ssvi_one(config: Config, key, density: float):
 
 def ssvi_results(config: Config) -> dict:
   keys = jax.random.split(jax.random.key(config.seed + 2000), config.seeds)
+  keys = shard_leading(keys, make_mesh(config.mesh), what="seed")
   out = {}
   for arm, density in (("sparse", config.ssvi_density), ("dense", 1.0)):
     r = jax.jit(jax.vmap(lambda k, d=density: ssvi_one(config, k, d)))(keys)
@@ -392,15 +396,21 @@ def ssvi_results(config: Config) -> dict:
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  keys = jax.random.split(jax.random.key(config.seed), config.seeds)
-  res = jax.jit(jax.vmap(lambda k: one_seed(config, k)))(keys)
-  res = jax.tree.map(lambda a: np.asarray(a).tolist(), res)
+
+  def compat():
+    keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+    keys = shard_leading(keys, make_mesh(config.mesh), what="seed")   # each device trains its seeds' models
+    res = jax.jit(jax.vmap(lambda k: one_seed(config, k)))(keys)
+    return jax.tree.map(lambda a: np.asarray(a).tolist(), res)
+
+  # three sub-runs ([73]/[61], [72], [126]): a rerun reads the finished ones back
+  res = sweep.memoized(workdir, {"part": "compatibility"}, compat)
   with jax.enable_x64(True):
     w = np.asarray(compatible.dsimplex_weights(config.num_classes, dtype=jnp.float64))
   cos = (w @ w.T)[~np.eye(config.num_classes, dtype=bool)]
   res["num_classes"] = config.num_classes
-  res["hyper"] = hyper_results(config)
-  res["ssvi"] = ssvi_results(config)
+  res["hyper"] = sweep.memoized(workdir, {"part": "hyper"}, lambda: hyper_results(config))
+  res["ssvi"] = sweep.memoized(workdir, {"part": "ssvi"}, lambda: ssvi_results(config))
   res["simplex_cos_err"] = float(np.max(np.abs(cos + 1.0 / (config.num_classes - 1))))
   log = MetricsLog(workdir)
   log.reset()

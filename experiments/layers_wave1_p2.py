@@ -74,7 +74,8 @@ from jaxlib_methods.nn.flora import FLoRAConv, flora_delta, flora_num_params
 from jaxlib_methods.nn.momentum_smoe import MomentumSMoE, momentum_smoe_stack
 from jaxlib_methods.nn.reversible import (ReversibleMBConv, grad_temp_bytes, reversible_forward_autodiff,
                                           reversible_mbconv_inverse, reversible_mbconv_stack)
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
+from jaxlib_methods.runner import sweep
 from jaxlib_methods.nn.sgconv import fft_causal_conv, sgconv_kernel, sgconv_num_scales
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, Seed
 
@@ -125,6 +126,7 @@ class Config:
   sg_smooth: PositiveFloat = 16.0
   sg_sequences: PositiveInt = 16
   sg_form: Literal["sgconv", "local"] = "sgconv"
+  mesh: MeshConfig = MeshConfig()   # devices the MoE stacks' vmapped seeds are split over
 
   CHECKS = (Check("sg_delay < sg_length", "the delay must fit in the sequence"),)
 
@@ -295,6 +297,7 @@ def smoe_runs(config: Config) -> dict:
     return {"ce_clean": ce(xt), "ce_noisy": ce(xn), "acc_clean": acc, "train_loss": losses}
 
   keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+  keys = shard_leading(keys, make_mesh(config.mesh), what="seed")   # each device trains its seeds' two stacks
   run_all = jax.jit(jax.vmap(train_eval, in_axes=(0, None)))
   out = {}
   for name, mu in (("smoe", 0.0), ("momentum", config.mu)):
@@ -372,15 +375,17 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   log = MetricsLog(workdir)
   log.reset()
-  fl = [flora_fit_once(config, config.seed + s) for s in range(config.seeds)]
+  # five sub-runs: a rerun reads the finished ones back
+  part = lambda name, fn: sweep.memoized(workdir, {"part": name}, fn)
+  fl = part("flora", lambda: [flora_fit_once(config, config.seed + s) for s in range(config.seeds)])
   for i, f in enumerate(fl):
     log.log(i, **f)
-  adapter = flora_conv_adapter(config)
-  moe = smoe_runs(config)
+  adapter = part("adapter", lambda: flora_conv_adapter(config))
+  moe = part("moe", lambda: smoe_runs(config))
   log.log(config.seeds, gap_diff_mean=moe["gap_diff_mean"], gap_diff_sem=moe["gap_diff_sem"])
-  rev = reversible_memory(config)
+  rev = part("reversible", lambda: reversible_memory(config))
   log.log(config.seeds + 1, rev_temp_bytes=rev["reversible"], autodiff_temp_bytes=rev["autodiff"])
-  sg = sgconv_delay(config)
+  sg = part("sgconv", lambda: sgconv_delay(config))
   log.log(config.seeds + 2, sgconv_rel_mse=sg["sgconv_rel_mse"], local_rel_mse=sg["local_rel_mse"])
   out = {"flora": fl, "adapter": adapter, "moe": moe, "reversible": rev, "sgconv": sg}
   _figure(out, config, workdir)

@@ -23,14 +23,17 @@ Claims:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 from typing import Annotated
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxlib_methods.analysis import eigenlearning_risk
 from jaxlib_methods.data import power_law_task
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=208, title="More is Better in Modern Machine Learning: when Infinite Overparameterization "
@@ -55,6 +58,7 @@ class Config:
   ridge_max: PositiveFloat = 1e1
   num_ridges: PositiveInt = 19
   num_seeds: PositiveInt = 4
+  mesh: MeshConfig = MeshConfig()   # devices the seeds' ridge fits are split over (num_seeds: a multiple)
 
   CHECKS = (Check("list(ns) == sorted(set(ns))", "ns increase strictly (monotonicity in n is read along them)"),
             Check("list(ps) == sorted(set(ps))", "ps increase strictly (monotonicity in p is read along them)"),
@@ -66,14 +70,41 @@ PRESETS = {"cpu": Config(), "gpu": Config(num_dims=20000, ns=(64, 128, 256, 512,
                          ps=(64, 128, 256, 512, 1024, 2048, 4096, 8192), num_seeds=8)}
 
 
-def _ridge_fit(phi: np.ndarray, y: np.ndarray, ridges: np.ndarray) -> np.ndarray:
+def _ridge_fit(phi: jax.Array, y: jax.Array, ridges: jax.Array) -> jax.Array:
   """Ridge solutions a(delta) for every delta, via the eigendecomposition of the n x n Gram matrix.
   phi [n, p], y [n] -> [num_ridges, p] (a = Phi^T (Phi Phi^T + delta I)^-1 y)."""
-  evals, evecs = np.linalg.eigh(phi @ phi.T)
-  evals = np.maximum(evals, 0.0)
+  evals, evecs = jnp.linalg.eigh(phi @ phi.T)
+  evals = jnp.maximum(evals, 0.0)
   proj = evecs.T @ y
   coef = proj[None, :] / (evals[None, :] + ridges[:, None])        # [R, n]
   return (coef @ evecs.T) @ phi                                    # [R, p]
+
+
+@functools.partial(jax.jit, static_argnames=("n",))
+def _risks(x_all, y_all, f_all, p_masks, ps, lam, v, ridges, s2, *, n: int):
+  """Test and train MSE of the ridge fits on the first n samples, for every seed (vmapped: x_all [S, n_max, M],
+  y_all [S, n_max], f_all [S, p_max, M]), every p in `ps` (vmapped: the first p rows of f_all, the rest masked to 0
+  by `p_masks` [P, p_max], which leaves Phi Phi^T and the fit unchanged) and p = inf (ridge on x itself), every
+  ridge: -> (test, train), each [S, P + 1, R], float64."""
+  def risks(w, pred, y):
+    d = w - v[None]
+    return jnp.sum(d * d * lam[None], axis=1) + s2, jnp.mean((pred - y[None]) ** 2, axis=1)
+
+  def one_seed(x_all, y_all, f_all):
+    x, y = x_all[:n], y_all[:n]
+
+    def one_p(mask, p):
+      f = f_all * mask[:, None]
+      phi = x @ f.T / jnp.sqrt(p)
+      a = _ridge_fit(phi, y, ridges)                               # [R, p_max]
+      return risks(a @ f / jnp.sqrt(p), a @ phi.T, y)
+
+    test, train = jax.vmap(one_p)(p_masks, ps)                     # [P, R]
+    w = _ridge_fit(x, y, ridges)                                   # [R, M]
+    test_inf, train_inf = risks(w, w @ x.T, y)
+    return jnp.concatenate([test, test_inf[None]]), jnp.concatenate([train, train_inf[None]])
+
+  return jax.vmap(one_seed)(x_all, y_all, f_all)
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
@@ -88,28 +119,23 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   ridges = np.geomspace(config.ridge_min, config.ridge_max, config.num_ridges)
   n_max, p_max = max(config.ns), max(config.ps)
   ps_all = list(config.ps) + [None]                                  # None = p = inf (ridge on x)
-  test = np.zeros((config.num_seeds, len(config.ns), len(ps_all), len(ridges)))
-  train = np.zeros_like(test)
+  data = []
   for seed in range(config.num_seeds):
     rng = np.random.default_rng([config.seed, seed])
     x_all = rng.normal(size=(n_max, config.num_dims)) * np.sqrt(lam)
     y_all = x_all @ v + config.noise_std * rng.normal(size=n_max)
-    f_all = rng.normal(size=(p_max, config.num_dims))
+    data.append((x_all, y_all, rng.normal(size=(p_max, config.num_dims))))
+  p_masks = (np.arange(p_max)[None] < np.asarray(config.ps)[:, None]).astype(np.float64)
+  test = np.zeros((config.num_seeds, len(config.ns), len(ps_all), len(ridges)))
+  train = np.zeros_like(test)
+  with jax.enable_x64(True):
+    # the seeds' fits are one vmapped float64 program per n, its seed axis split over the mesh
+    seeds = shard_leading(tuple(np.stack(a) for a in zip(*data)), make_mesh(config.mesh), what="seed")
+    consts = tuple(jnp.asarray(a, jnp.float64) for a in (p_masks, config.ps, lam, v, ridges, s2))
     for i, n in enumerate(config.ns):
-      x, y = x_all[:n], y_all[:n]
-      for j, p in enumerate(ps_all):
-        if p is None:
-          w = _ridge_fit(x, y, ridges)                                 # [R, M]
-          pred_tr = w @ x.T
-        else:
-          f = f_all[:p]
-          phi = x @ f.T / np.sqrt(p)
-          a = _ridge_fit(phi, y, ridges)                               # [R, p]
-          w = a @ f / np.sqrt(p)
-          pred_tr = a @ phi.T
-        d = w - v[None]
-        test[seed, i, j] = np.sum(d * d * lam[None], axis=1) + s2
-        train[seed, i, j] = np.mean((pred_tr - y[None]) ** 2, axis=1)
+      res = sweep.memoized(workdir, {"n": n}, lambda n=n: [np.asarray(a).tolist()
+                                                           for a in _risks(*seeds, *consts, n=n)])
+      test[:, i], train[:, i] = np.asarray(res[0], np.float64), np.asarray(res[1], np.float64)
   test_m, train_m = test.mean(0), train.mean(0)
   best = test_m.min(axis=-1)                                         # [n, p]
   best_idx = test_m.argmin(axis=-1)

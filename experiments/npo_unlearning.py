@@ -48,7 +48,7 @@ import numpy as np
 import optax
 
 from jaxlib_methods.losses import npo
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=182, title="Negative Preference Optimization: From Catastrophic Collapse to Effective "
@@ -77,6 +77,7 @@ class Config:
   npo_loss: Literal["npo", "ga"] = "npo"    # what trains in the NPO slot ("ga": a mutation)
   collapse_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.5    # collapse: test accuracy < this x the initial one
   log_every: PositiveInt = 40
+  mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over (seeds: a multiple)
 
   CHECKS = (Check("unlearn_steps % log_every == 0", "unlearning runs whole chunks of log_every steps"),
             Check("unlearn_steps >= 8 * log_every", "the fits need at least 8 logged points"),
@@ -145,9 +146,9 @@ def pretrain(config: Config, w, x, y):
   return a
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _unlearn_chunk(config: Config, method: str, a, lref, w, xf, yf, xr, yr, xt, yt):
-  """`log_every` steps of gradient descent on the forget loss; then the logged quantities."""
+def chunk_one(config: Config, method: str, a, lref, w, xf, yf, xr, yr, xt, yt):
+  """One seed's `log_every` steps of gradient descent on the forget loss; then the logged quantities (mean forget
+  log-lik, retain acc, test acc, median forget log-lik)."""
 
   def objective(a):
     lp = log_lik(a, w, xf, yf)
@@ -163,18 +164,35 @@ def _unlearn_chunk(config: Config, method: str, a, lref, w, xf, yf, xr, yr, xt, 
   return a, (jnp.mean(ll), accuracy(a, w, xr, yr), accuracy(a, w, xt, yt), jnp.median(ll))
 
 
-def unlearn(method: str, a_ref, w, config: Config, xf, yf, xr, yr, xt, yt):
-  """Gradient descent on the forget loss from a_ref; rows (step, mean forget log-lik, retain acc, test acc, median
-  forget log-lik)."""
-  lref = log_lik(a_ref, w, xf, yf)
-  rows = [(0, float(jnp.mean(lref)), float(accuracy(a_ref, w, xr, yr)), float(accuracy(a_ref, w, xt, yt)),
-           float(jnp.median(lref)))]
-  a = a_ref
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _unlearn_chunk(config: Config, method: str, a, alive, lref, w, xf, yf, xr, yr, xt, yt):
+  """`chunk_one` for every seed (vmapped; leading axis S on every array but `config`, `method`), with each seed's
+  stop on divergence as a mask: a seed whose mean forget log-likelihood is not finite after this chunk stops
+  (`alive` [S] becomes False) and its parameters stay those of its last finite chunk, as a per-seed loop that
+  breaks there would leave them. Returns (a, alive, logged quantities, each [S])."""
+  a_new, logged = jax.vmap(functools.partial(chunk_one, config, method))(a, lref, w, xf, yf, xr, yr, xt, yt)
+  alive = alive & jnp.isfinite(logged[0])
+  return jnp.where(alive[:, None, None], a_new, a), alive, logged
+
+
+def unlearn(method: str, a_ref, w, config: Config, xf, yf, xr, yr, xt, yt) -> list[list[tuple]]:
+  """Gradient descent on the forget loss from a_ref for every seed (arrays with a leading seed axis S); per seed the
+  rows (step, mean forget log-lik, retain acc, test acc, median forget log-lik) up to its last finite chunk (a seed
+  whose log-likelihood overflows has diverged: its rows stop there, the other seeds go on)."""
+  lref = jax.vmap(log_lik)(a_ref, w, xf, yf)
+  first = (jnp.mean(lref, 1), jax.vmap(accuracy)(a_ref, w, xr, yr), jax.vmap(accuracy)(a_ref, w, xt, yt),
+           jnp.median(lref, 1))
+  first = [np.asarray(v) for v in first]
+  rows = [[(0, *(float(v[s]) for v in first))] for s in range(a_ref.shape[0])]
+  a, alive = a_ref, jnp.ones(a_ref.shape[0], bool)
   for i in range(config.unlearn_steps // config.log_every):
-    a, (f, r, t, med) = _unlearn_chunk(config, method, a, lref, w, xf, yf, xr, yr, xt, yt)
-    if not np.isfinite(float(f)):
-      break  # overflowed: the run has diverged, stop it
-    rows.append(((i + 1) * config.log_every, float(f), float(r), float(t), float(med)))
+    a, alive, logged = _unlearn_chunk(config, method, a, alive, lref, w, xf, yf, xr, yr, xt, yt)
+    live = np.asarray(alive)
+    if not live.any():
+      break  # every seed has diverged
+    logged = [np.asarray(v) for v in logged]
+    for s in np.flatnonzero(live):
+      rows[s].append(((i + 1) * config.log_every, *(float(v[s]) for v in logged)))
   return rows
 
 
@@ -222,32 +240,44 @@ def linear_r2(t: np.ndarray, ell: np.ndarray) -> float:
   return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
 
 
-def run_seed(config: Config, rep: int) -> dict:
-  x, y, xt, yt, forget, w = make_data(config, rep)
-  x, xt, y, yt, w = jnp.asarray(x), jnp.asarray(xt), jnp.asarray(y), jnp.asarray(yt), jnp.asarray(w)
-  a_ref = pretrain(config, w, x, y)
-  f_idx, r_idx = np.where(forget)[0], np.where(~forget)[0]
-  args = (x[f_idx], y[f_idx], x[r_idx], y[r_idx], xt, yt)
-  out = {"initial_test_acc": float(accuracy(a_ref, w, xt, yt)), "runs": {}}
-  threshold = config.collapse_fraction * out["initial_test_acc"]
+def run_seeds(config: Config) -> list[dict]:
+  """Every seed's pretraining, GA and NPO runs, the seeds vmapped and split over the mesh; per seed the logged
+  curves, the steps to collapse and the fits."""
+  data = [make_data(config, rep) for rep in range(config.seeds)]
+  x, y, xt, yt, w = (np.stack([d[i] for d in data]) for i in (0, 1, 2, 3, 5))
+  xf, yf = np.stack([d[0][d[4]] for d in data]), np.stack([d[1][d[4]] for d in data])   # forget sets (same size)
+  xr, yr = np.stack([d[0][~d[4]] for d in data]), np.stack([d[1][~d[4]] for d in data])
+  x, y, xt, yt, w, xf, yf, xr, yr = shard_leading((x, y, xt, yt, w, xf, yf, xr, yr), make_mesh(config.mesh),
+                                                  what="seed")
+  a_ref = jax.vmap(functools.partial(pretrain, config))(w, x, y)
+  initial = np.asarray(jax.vmap(accuracy)(a_ref, w, xt, yt))
+  rows = {}
   for slot in ("ga", "npo"):
     method = config.npo_loss if slot == "npo" else "ga"
-    rows = unlearn(method, a_ref, w, config, *args)
-    steps = np.array([r[0] for r in rows], float)
-    ell = np.array([r[1] for r in rows], float)
-    median = np.array([r[4] for r in rows], float)
-    out["runs"][slot] = {"steps": steps.tolist(), "forget_loglik": ell.tolist(), "forget_loglik_median": median.tolist(),
-                         "retain_acc": [r[2] for r in rows], "test_acc": [r[3] for r in rows]}
-    out[f"steps_to_collapse_{slot}"] = _steps_to_collapse(rows, threshold)
-    half = steps >= steps[-1] / 2
-    out[f"second_half_linear_r2_{slot}"] = linear_r2(steps[half], ell[half])
-    out[f"log_fit_{slot}"] = fit_log_form(steps, median, config.beta)
-  out["initial_forget_loglik"] = out["runs"]["ga"]["forget_loglik"][0]
-  out["collapse_threshold"] = threshold
-  ga, npo_steps = out["steps_to_collapse_ga"], out["steps_to_collapse_npo"]
-  out["npo_collapsed"] = npo_steps is not None
-  out["slowdown"] = ((npo_steps if npo_steps else config.unlearn_steps) / ga) if ga else float("nan")
-  return out
+    rows[slot] = unlearn(method, a_ref, w, config, xf, yf, xr, yr, xt, yt)
+  per_seed = []
+  for rep in range(config.seeds):
+    out = {"initial_test_acc": float(initial[rep]), "runs": {}}
+    threshold = config.collapse_fraction * out["initial_test_acc"]
+    for slot in ("ga", "npo"):
+      r = rows[slot][rep]
+      steps = np.array([row[0] for row in r], float)
+      ell = np.array([row[1] for row in r], float)
+      median = np.array([row[4] for row in r], float)
+      out["runs"][slot] = {"steps": steps.tolist(), "forget_loglik": ell.tolist(),
+                           "forget_loglik_median": median.tolist(), "retain_acc": [row[2] for row in r],
+                           "test_acc": [row[3] for row in r]}
+      out[f"steps_to_collapse_{slot}"] = _steps_to_collapse(r, threshold)
+      half = steps >= steps[-1] / 2
+      out[f"second_half_linear_r2_{slot}"] = linear_r2(steps[half], ell[half])
+      out[f"log_fit_{slot}"] = fit_log_form(steps, median, config.beta)
+    out["initial_forget_loglik"] = out["runs"]["ga"]["forget_loglik"][0]
+    out["collapse_threshold"] = threshold
+    ga, npo_steps = out["steps_to_collapse_ga"], out["steps_to_collapse_npo"]
+    out["npo_collapsed"] = npo_steps is not None
+    out["slowdown"] = ((npo_steps if npo_steps else config.unlearn_steps) / ga) if ga else float("nan")
+    per_seed.append(out)
+  return per_seed
 
 
 def _nonfinite_back(x):
@@ -261,10 +291,9 @@ def _nonfinite_back(x):
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  # One seed (pretraining, then GA and NPO) is a unit of resume: a rerun after an interruption reads the finished
-  # seeds back (runner.sweep; JSON keeps NaN/inf as strings, turned back into floats here).
-  per_seed = [_nonfinite_back(sweep.memoized(workdir, {"seed": r}, lambda r=r: run_seed(config, r)))
-              for r in range(config.seeds)]
+  # The vmapped seeds (pretraining, then GA and NPO) are the unit of resume: a rerun after an interruption reads the
+  # finished run back (runner.sweep; JSON keeps NaN/inf as strings, turned back into floats here).
+  per_seed = _nonfinite_back(sweep.memoized(workdir, {"seeds": config.seeds}, lambda: run_seeds(config)))
   log = MetricsLog(workdir)
   log.reset()
   s0 = per_seed[0]

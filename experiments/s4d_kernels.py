@@ -35,7 +35,7 @@ import scipy.linalg
 from flax import nnx
 
 from jaxlib_methods.nn import ssm
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=132, title="On the Parameterization and Initialization of Diagonal State Space Models",
@@ -56,6 +56,7 @@ class Config:
   state_size: Annotated[int, Range(ge=2)] = 64     # S4DLayer state size N for that check
   seq_len: PositiveInt = 256
   fft_length: Literal["2L", "L"] = "2L"            # "L": circular convolution (a deliberately wrong variant)
+  mesh: MeshConfig = MeshConfig()   # devices the basis kernels and the 2 test sequences are split over
 
   CHECKS = ()
 
@@ -83,14 +84,22 @@ def s4_legs_basis_kernels(state_size: int, basis: int, dt: float, length: int) -
   return out
 
 
-def s4d_legs_basis_kernels(state_size: int, basis: int, dt: float, length: int, b_scale: float) -> np.ndarray:
-  """The S4D-LegS kernels of the same coordinates with the library's `s4d_legs` + `s4d_kernel` (float64)."""
+def s4d_legs_basis_kernels(state_size: int, basis: int, dt: float, length: int, b_scale: float,
+                           mesh=None) -> np.ndarray:
+  """The S4D-LegS kernels of the same coordinates with the library's `s4d_legs` + `s4d_kernel` (float64); with a
+  `mesh`, the basis coordinates' kernels (independent channels) are split over its devices."""
   lam, b_half, v = ssm.s4d_legs(state_size, return_eigenvectors=True)
   b = b_half * (b_scale / 0.5)
   with jax.enable_x64(True):
-    k = ssm.s4d_kernel(jnp.full((basis,), np.log(dt)), jnp.asarray(np.tile(lam, (basis, 1))),
-                       jnp.asarray(v[:basis]), length, B=jnp.asarray(np.tile(b, (basis, 1))))
+    args = (np.full((basis,), np.log(dt)), np.tile(lam, (basis, 1)), v[:basis], np.tile(b, (basis, 1)))
+    args = shard_leading(args, mesh, what="basis coordinate") if mesh is not None else tuple(map(jnp.asarray, args))
+    log_dt, a, c, bb = args
+    k = _kernel_jit(log_dt, a, c, length, bb)
     return np.asarray(k)
+
+
+_kernel_jit = jax.jit(lambda log_dt, a, c, length, b: ssm.s4d_kernel(log_dt, a, c, length, B=b),
+                      static_argnums=(3,))
 
 
 def convergence(config: Config) -> dict:
@@ -98,7 +107,8 @@ def convergence(config: Config) -> dict:
   errors, examples = [], {}
   for n in sizes:
     ref = s4_legs_basis_kernels(n, config.basis, config.dt, config.length)
-    approx = s4d_legs_basis_kernels(n, config.basis, config.dt, config.length, config.legs_b_scale)
+    approx = s4d_legs_basis_kernels(n, config.basis, config.dt, config.length, config.legs_b_scale,
+                                    make_mesh(config.mesh))
     rel = np.linalg.norm(approx - ref, axis=1) / np.linalg.norm(ref, axis=1)
     errors.append(rel.tolist())
     if n in (sizes[0], sizes[-1]):
@@ -124,6 +134,7 @@ _both_views_jit = jax.jit(_both_views, static_argnames=("discretization", "fft_l
 
 def conv_vs_recurrence(config: Config) -> dict:
   x = jax.random.normal(jax.random.PRNGKey(config.seed), (2, config.seq_len, config.channels))
+  x = shard_leading(x, make_mesh(config.mesh), what="sequence")   # the batch's 2 sequences
   out = {}
   for init in INITS:
     for disc in DISCRETIZATIONS:
@@ -140,8 +151,8 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   log = MetricsLog(workdir)
   log.reset()
-  conv = conv_vs_recurrence(config)
-  conv_ = convergence(config)
+  conv = sweep.memoized(workdir, {"part": "conv_vs_recurrence"}, lambda: conv_vs_recurrence(config))
+  conv_ = sweep.memoized(workdir, {"part": "convergence"}, lambda: convergence(config))   # a rerun reads both back
   for i, (n, e) in enumerate(zip(conv_["sizes"], conv_["mean_errors"])):
     log.log(i, state_size=n, mean_rel_error=e)
   results = {"conv_vs_recurrence": conv, "convergence": conv_}

@@ -43,7 +43,7 @@ import numpy as np
 
 from jaxlib_methods import analysis
 from jaxlib_methods.data import teacher_student
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
 from jaxlib_methods.runner import sweep
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
@@ -68,6 +68,7 @@ class Config:
   warmup: Annotated[int, Range(ge=0)] = 5000                       # linear learning-rate warm-up
   sgd_batch: PositiveInt = 1                                       # the paper's B = 1; n_train makes "SGD" = GD
   lanczos_iters: PositiveInt = 80
+  mesh: MeshConfig = MeshConfig()   # devices the seeds are split over
 
   CHECKS = (Check("sparsity <= dim", "the teacher has at most dim nonzeros"),
             Check("n_train < dim", "over-parameterised: fewer samples than input dimensions"),
@@ -150,6 +151,8 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   xs, ys, xts, yts = (jnp.stack(a) for a in zip(*data))
   etas = jnp.asarray(config.etas, jnp.float32)
   keys = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 10 ** 6), config.seeds)
+  # the seeds (data sets and SGD sample orders) are split over the mesh; every eta of a seed runs on its device
+  xs, ys, xts, yts, keys = shard_leading((xs, ys, xts, yts, keys), make_mesh(config.mesh), what="seed")
   out = {"etas": list(config.etas)}
   log = MetricsLog(workdir)
   log.reset()

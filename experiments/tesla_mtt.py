@@ -48,7 +48,8 @@ import optax
 
 from experiments._seed_stats import fmt_ci, paired_ci
 from jaxlib_methods.losses import dataset_distillation as dd
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
+from jaxlib_methods.runner import sweep
 from jaxlib_methods.runner.constraints import Check, NonNegativeInt, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=60, title="Scaling Up Dataset Distillation to ImageNet-1K with Constant Memory", year=2023,
@@ -80,6 +81,7 @@ class Config:
   memory_n0: NonNegativeInt = 10                   # memory measured at N = n0, 2 n0, 4 n0 (0: not measured)
   grad_steps: Annotated[int, Range(ge=2)] = 10     # N of the gradient-equality check (n0 reuses its compilation)
   grad_reference: Literal["paper_eq6", "full_bptt"] = "paper_eq6"   # "full_bptt": the mutation
+  mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over (num_seeds: a multiple)
 
   CHECKS = (Check("target_epochs < expert_epochs", "the student matches a checkpoint inside the expert trajectory"),
             Check("expert_batch <= n_train", "the expert's epoch holds at least one batch"),
@@ -252,29 +254,44 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   log = MetricsLog(workdir)
   log.reset()
-  per_seed = {"expert": [], "random_real": [], "hard": [], "soft": []}
-  curves = {}
-  checks = None
-  for s in range(config.num_seeds):
-    seed = config.seed + s
-    key = jax.random.key(seed)
-    xtr, ytr, xte, yte = (jnp.asarray(a) for a in make_data(config, seed))
-    traj = expert_trajectory(config, jax.random.fold_in(key, 0), xtr, ytr)
-    # initialise the synthetic set with ipc real images per class (as MTT/TESLA do)
-    rng = np.random.default_rng(seed + 1000)
-    rows = np.concatenate([rng.choice(np.flatnonzero(np.asarray(ytr) == c), config.ipc, replace=False)
-                           for c in range(config.classes)])
-    x0, y0 = xtr[rows], ytr[rows]
-    if s == 0:
-      checks = exactness_and_memory(config, traj, x0, y0)
-    per_seed["expert"].append(float(accuracy(jax.tree.map(lambda a: a[-1], traj), xte, yte)))
-    ek = jax.random.fold_in(key, 2)
-    per_seed["random_real"].append(float(evaluate(config, ek, x0, jax.nn.one_hot(y0, config.classes), xte, yte)))
+
+  def seeds_run() -> dict:
+    # the seeds are vmapped, their data and keys split over the mesh (each device runs its seeds' experts,
+    # distillations and evaluations); the synthetic sets start from ipc real images per class (as MTT/TESLA do)
+    seeds = [config.seed + s for s in range(config.num_seeds)]
+    data = [make_data(config, seed) for seed in seeds]
+
+    def init_rows(seed, y):
+      rng = np.random.default_rng(seed + 1000)
+      return np.concatenate([rng.choice(np.flatnonzero(y == c), config.ipc, replace=False)
+                             for c in range(config.classes)])
+
+    rows = [init_rows(seed, d[1]) for seed, d in zip(seeds, data)]
+    xtr, ytr, xte, yte = (np.stack(a) for a in zip(*data))
+    x0 = np.stack([x[r] for x, r in zip(xtr, rows)])
+    y0 = np.stack([y[r] for y, r in zip(ytr, rows)])
+    keys = jnp.stack([jax.random.key(seed) for seed in seeds])
+    keys, xtr, ytr, xte, yte, x0, y0 = shard_leading((keys, xtr, ytr, xte, yte, x0, y0), make_mesh(config.mesh))
+    fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    traj = jax.vmap(functools.partial(expert_trajectory, config))(fold(keys, 0), xtr, ytr)
+    ev = jax.vmap(functools.partial(evaluate, config))
+    ek = fold(keys, 2)
+    per_seed = {"expert": jax.vmap(accuracy)(jax.tree.map(lambda a: a[:, -1], traj), xte, yte),
+                "random_real": ev(ek, x0, jax.nn.one_hot(y0, config.classes), xte, yte)}
+    curves = {}
+    dist = jax.vmap(functools.partial(distill, config), in_axes=(0, 0, 0, 0, None))
     for name, soft in (("hard", False), ("soft", True)):
-      x, y, losses = distill(config, jax.random.fold_in(key, 3), traj, x0, y0, jnp.asarray(soft))
-      per_seed[name].append(float(evaluate(config, ek, x, y, xte, yte)))
-      curves.setdefault(name, []).append(np.asarray(losses).tolist())
-    log.log(s, **{k: v[-1] for k, v in per_seed.items()})
+      x, y, losses = dist(fold(keys, 3), traj, x0, y0, jnp.asarray(soft))
+      per_seed[name] = ev(ek, x, y, xte, yte)
+      curves[name] = np.asarray(losses).tolist()
+    checks = exactness_and_memory(config, jax.tree.map(lambda a: a[0], traj), x0[0], y0[0])
+    return {"per_seed": {k: np.asarray(v, np.float64).tolist() for k, v in per_seed.items()}, "curves": curves,
+            "checks": checks}
+
+  stored = sweep.memoized(workdir, {"seeds": config.num_seeds}, seeds_run)   # a rerun reads the finished run back
+  per_seed, curves, checks = stored["per_seed"], stored["curves"], stored["checks"]
+  for s in range(config.num_seeds):
+    log.log(s, **{k: v[s] for k, v in per_seed.items()})
   out = {"per_seed": per_seed, "curves": curves, **checks,
          "soft_minus_hard": paired_ci(per_seed["soft"], per_seed["hard"]),
          "hard_minus_random": paired_ci(per_seed["hard"], per_seed["random_real"]),

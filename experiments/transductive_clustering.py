@@ -37,7 +37,7 @@ import numpy as np
 
 from experiments._seed_stats import fmt_ci, paired_ci
 from jaxlib_methods import analysis
-from jaxlib_methods.runner import Claim, MetricsLog, Paper, save_figure
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=67, title="Transductive Few-Shot Learning: Clustering is All You Need?", year=2021,
@@ -59,6 +59,7 @@ class Config:
   lam: NonNegativeFloat = 0.3
   sigma: PositiveFloat = 1.5
   iters: PositiveInt = 20
+  mesh: MeshConfig = MeshConfig()   # devices the episodes are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(episodes=10000), "tpu": Config(episodes=10000)}
@@ -98,10 +99,16 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   log = MetricsLog(workdir)
   log.reset()
-  with jax.enable_x64(True):
-    keys = jax.random.split(jax.random.key(config.seed), config.episodes)
-    res = jax.jit(jax.vmap(lambda k: _one(k, config)))(keys)
-    res = {k: np.asarray(v, np.float64) for k, v in res.items()}
+
+  def episodes():
+    with jax.enable_x64(True):
+      keys = jax.random.split(jax.random.key(config.seed), config.episodes)
+      keys = shard_leading(keys, make_mesh(config.mesh), what="episode")
+      res = jax.jit(jax.vmap(lambda k: _one(k, config)))(keys)
+      return {k: np.asarray(v, np.float64) for k, v in res.items()}
+
+  res = sweep.memoized(workdir, {"episodes": config.episodes}, episodes)   # a rerun reads the finished episodes back
+  res = {k: np.asarray(v, np.float64) for k, v in res.items()}
   out = {name: res[name].tolist() for name in ("inductive", "kmeans", "transductive")}
   out["max_rel_increase"] = float(res["rel_increase"].max())
   # the objective curves of the first 5 episodes, relative to their start, for the figure

@@ -85,3 +85,22 @@ def test_more_is_better_tiny(tmp_path):
   from experiments import more_is_better as m
   r = _check(m, m.Config(num_dims=50, ns=(8, 16), ps=(4, 8), num_ridges=3, num_seeds=1), tmp_path, 4)
   assert len(r["best_test_mse"]) == 2 and len(r["best_test_mse"][0]) == 3  # p = 4, 8, inf
+
+
+def test_grokking_padded_batch_mean_equals_the_unpadded_mean():
+  # The full batch (5107, prime) padded to a multiple of the device count with zero-weight examples: the padded mean
+  # is the unpadded mean up to float32 summation order (both checked against a float64 mean), its gradient is zero on
+  # the padding even where the padded entries are non-finite, and it is the same number under jax.jit.
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from experiments import grokking_numerical_stability as m
+  x = np.random.default_rng(0).exponential(size=5107).astype(np.float32)
+  exact = np.mean(x.astype(np.float64))
+  for pad in (1, 3):
+    padded = jnp.concatenate([jnp.asarray(x), jnp.full((pad,), jnp.inf, jnp.float32)])
+    got = float(jax.jit(m.padded_mean, static_argnums=1)(padded, 5107))
+    assert abs(got - exact) <= 1e-6 * exact and abs(float(jnp.mean(jnp.asarray(x))) - exact) <= 1e-6 * exact
+    g = np.asarray(jax.grad(lambda v: m.padded_mean(v, 5107))(padded))
+    np.testing.assert_array_equal(g[5107:], 0.0)
+    np.testing.assert_allclose(g[:5107], 1.0 / 5107, rtol=1e-7)

@@ -1,7 +1,10 @@
 """The NPO unlearning experiment [182]: the data, the divergence-form fits against closed forms, and (slow) a run."""
 
+import functools
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -30,6 +33,33 @@ def test_fit_recovers_the_log_slope_and_rejects_a_line():
   assert fit["b"] * beta > 100 and fit["rmse"] > fit["linear_rmse"]
   assert exp.linear_r2(t, line) == pytest.approx(1.0)
   assert np.isnan(exp.fit_log_form(t, np.zeros_like(t), beta)["b"])  # never leaves the first phase
+
+
+def test_vmapped_seeds_with_a_stop_mask_equal_a_loop_that_breaks_per_seed():
+  # A step size at which GA's logits overflow float32 within a few chunks, at a different chunk per seed, so some seeds
+  # go on after others have stopped (checked below). The reference is today's per-seed loop: jitted
+  # chunks of one seed, stopping at the first non-finite mean forget log-likelihood.
+  cfg = exp.Config(seeds=3, n_train=200, n_test=200, n_features=64, unlearn_steps=40, log_every=5, unlearn_lr=1e34)
+  data = [exp.make_data(cfg, r) for r in range(cfg.seeds)]
+  xt, yt, w = (jnp.asarray(np.stack([d[i] for d in data])) for i in (2, 3, 5))
+  xf, yf = (jnp.asarray(np.stack([d[i][d[4]] for d in data])) for i in (0, 1))
+  xr, yr = (jnp.asarray(np.stack([d[i][~d[4]] for d in data])) for i in (0, 1))
+  a_ref = 0.1 * jax.random.normal(jax.random.key(0), (cfg.seeds, cfg.n_features, cfg.num_classes))   # no pretraining
+  rows = exp.unlearn("ga", a_ref, w, cfg, xf, yf, xr, yr, xt, yt)
+  chunk = jax.jit(functools.partial(exp.chunk_one, cfg, "ga"))
+  for s in range(cfg.seeds):
+    args = (xf[s], yf[s], xr[s], yr[s], xt[s], yt[s])
+    lref = exp.log_lik(a_ref[s], w[s], xf[s], yf[s])
+    loop, a = [], a_ref[s]
+    for i in range(cfg.unlearn_steps // cfg.log_every):
+      a, logged = chunk(a, lref, w[s], *args)
+      if not np.isfinite(float(logged[0])):
+        break
+      loop.append(((i + 1) * cfg.log_every, *map(float, logged)))
+    assert len(rows[s]) - 1 == len(loop), (s, len(rows[s]), len(loop))   # row 0 is the start
+    np.testing.assert_allclose(np.array(rows[s][1:]), np.array(loop), rtol=1e-5)
+  lengths = [len(r) for r in rows]
+  assert min(lengths) < max(lengths) < cfg.unlearn_steps // cfg.log_every + 1, lengths   # the masks differ
 
 
 def test_claims_logic():
