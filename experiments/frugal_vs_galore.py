@@ -56,7 +56,10 @@ FRUGAL 1.2880, frugal_rho0 1.2900, Q-GaLore 1.2894 (means).
     seed noise. Claim 2 fails: FRUGAL - AdamW -0.0053 (SE 0.0007) but GaLore - AdamW is -0.0041 (SE 0.0016): at its
     tuned LR GaLore is not behind AdamW here, so there is no gap for FRUGAL to close.
   Claim 3 fails: Q-GaLore made 288 SVDs, GaLore 288: over 12 refreshes per matrix (300 steps / 25) the lazy rule
-    (queue of 5 cosines averaging >= 0.4) never doubled an interval. Claim 4 passes (|+0.0001| + 2 x 0.0008 <= 0.02).
+    (queue of 5 cosines averaging >= 0.4) never doubled an interval. The cosines are signed, as in the official code
+    (VITA-Group/Q-GaLore: `F.cosine_similarity(past_ortho_vector, ...)`), and a singular vector's sign is arbitrary:
+    seed 1's final queues held e.g. q: -0.57, -0.68, +0.10, -0.55, -0.03 and mlp.up: -0.07, -0.13, +0.43, +0.86,
+    -0.36 (large |cos|, small signed mean). Claim 4 passes (|+0.0001| + 2 x 0.0008 <= 0.02).
   Why, as far as measured: on a first-order Markov language the bigram table is learnt by the embedding and output
     layer (Adam in every method), so the split attention/MLP matrices carry little of the loss, and at its tuned LR
     (3e-1, 10x AdamW's: its alpha = 0.25 and low rank keep the matrices' steps small) GaLore trains those Adam layers
