@@ -68,9 +68,12 @@ GaLore 1.2893, FRUGAL 1.2880, frugal_rho0 1.2900, Q-GaLore 1.2894 (means).
   Likely why (a hypothesis, not isolated by a run): a first-order Markov language is a bigram table that the
     embedding and output layer (Adam in every method) can learn without the block, so the split attention/MLP
     matrices, where the methods differ, carry little of the loss; and GaLore's tuned LR (3e-1, 10x AdamW's: its
-    alpha = 0.25 and low rank keep the matrices' steps small) trains those Adam layers with larger steps. Next steps
-    (not done in this session): a task that needs the block (a higher-order language, with positions), and more
-    refreshes for Q-GaLore (its paper: 200-step gaps over 10k+ steps).
+    alpha = 0.25 and low rank keep the matrices' steps small) trains those Adam layers with larger steps. A probe
+    (not committed) on a second-order Markov language (V = 32, learned positions added, same preset) did not settle
+    it: in 300 steps no method learnt the second-order structure (final losses 3.26-3.29 vs entropy rate 1.28),
+    FRUGAL - GaLore per seed was -0.003, -0.001, +0.013, -0.007, both 0.03 below AdamW, and Q-GaLore made 269 SVDs
+    to GaLore's 288. Next steps: a task the block must solve within the budget (longer runs: the gpu preset), and
+    more refreshes for Q-GaLore (its paper: 200-step gaps over 10k+ steps).
 """
 
 from __future__ import annotations
