@@ -49,7 +49,7 @@ import optax
 from experiments import _seed_stats as st
 from jaxlib_methods.optim import (gradient_disorder, lsq_fake_quant, lsq_levels, sam_task_and_sharpness_grads,
                                   scale_by_gaqat_freeze)
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=74, title="GAQAT: Gradient-Adaptive Quantization-Aware Training for Domain Generalization",
@@ -145,7 +145,9 @@ def _scale_mask(p):
   return {k: k.startswith("s") for k in p}
 
 
-def train_all(config: Config) -> dict:
+def train_all(config: Config, workdir: pathlib.Path) -> dict:
+  """Both arms for every seed in one vmapped program (runs sharded over the mesh), trained through `runner.train`
+  (a chunk of `log_every` steps at a time, checkpointed every quarter of the run), so a killed run resumes mid-run."""
   runs = [(a, s) for a in range(len(ARMS)) for s in range(config.num_seeds)]
   doms = [make_domains(config, s) for s in range(config.num_seeds)]
   stacked = tuple(jnp.stack([jnp.asarray(doms[s][i]) for _, s in runs]) for i in range(3))
@@ -159,10 +161,16 @@ def train_all(config: Config) -> dict:
   def loss_fn(p, x, y):
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(_logits(config, p, x), y))
 
-  def one(means, offsets, scl, key, frz):
-    domains = (means, offsets, scl)
-    k_init, k_data, k_test = jax.random.split(key, 3)
+  def init(key):
+    k_init, _, _ = jax.random.split(key, 3)
     p = _init(config, k_init)
+    return {"carry": (p, base.init(p), freezer.init(p)), "acc": jnp.zeros(n_chunks, jnp.float32),
+            "conflict": jnp.zeros((n_chunks, config.log_every, len(scales)), jnp.float32),
+            "du": jnp.zeros((n_chunks, config.log_every, len(scales)), jnp.float32)}
+
+  def chunk(state, means, offsets, scl, key, frz, c):
+    domains = (means, offsets, scl)
+    _, k_data, k_test = jax.random.split(key, 3)
     x_test, y_test = sample(config, domains, k_test, config.n_test, config.source_domains)
 
     def step(carry, t):
@@ -178,34 +186,45 @@ def train_all(config: Config) -> dict:
       conflict = jnp.stack([gradient_disorder(g_task[s], g_sharp[s]) for s in scales])
       return (optax.apply_updates(p, u), o, f), (conflict, jnp.stack([u[s] for s in scales]))
 
-    def chunk(carry, c):
-      carry, (conflict, du) = jax.lax.scan(step, carry, c * config.log_every + jnp.arange(config.log_every))
-      acc = jnp.mean(jnp.argmax(_logits(config, carry[0], x_test), -1) == y_test)
-      return carry, (acc, conflict, du)
+    carry, (conflict, du) = jax.lax.scan(step, state["carry"], c * config.log_every + jnp.arange(config.log_every))
+    acc = jnp.mean(jnp.argmax(_logits(config, carry[0], x_test), -1) == y_test)
+    return {"carry": carry, "acc": state["acc"].at[c].set(acc), "conflict": state["conflict"].at[c].set(conflict),
+            "du": state["du"].at[c].set(du)}
 
-    carry = (p, base.init(p), freezer.init(p))
-    _, (acc, conflict, du) = jax.lax.scan(chunk, carry, jnp.arange(n_chunks))
-    du = du.reshape(-1, len(scales))[config.steps // 2:]
+  def summary(state):
+    du = state["du"].reshape(-1, len(scales))[config.steps // 2:]
     flips = jnp.mean((du[1:] * du[:-1] < 0).astype(jnp.float32))
-    return acc, jnp.mean(conflict), flips
+    return jnp.mean(state["conflict"]), flips
 
-  args = shard_leading((*stacked, keys, freeze), make_mesh(config.mesh), what="run")
-  acc, conflict, flips = jax.jit(jax.vmap(one))(*args)
+  *stacked, keys, freeze = shard_leading((*stacked, keys, freeze), make_mesh(config.mesh), what="run")
+  state = jax.jit(jax.vmap(init))(keys)
+  run_chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, 0, 0, 0, None)))
+
+  def advance(state, start, n):
+    del n   # steps % log_every == 0 (a CHECK): every chunk is whole
+    return run_chunk(state, *stacked, keys, freeze, jnp.int32(start // config.log_every))
+
+  def measure(state, step):
+    if step == 0:
+      return {}
+    acc = np.asarray(state["acc"][:, step // config.log_every - 1]).reshape(len(ARMS), config.num_seeds)
+    return {f"shifted_acc_{a}": float(acc[i].mean()) for i, a in enumerate(ARMS)}
+
+  every = max(1, n_chunks // 4) * config.log_every
+  state = train(workdir=workdir, state=state, advance=advance, measure=measure, num_steps=config.steps,
+                log_every=config.log_every, checkpoint_every=every, desc="gaqat_domain_shift").state
+  conflict, flips = jax.jit(jax.vmap(summary))(state)
   shape = (len(ARMS), config.num_seeds)
-  return {"acc_curves": np.asarray(acc).reshape(shape + (n_chunks,)).tolist(),
+  return {"acc_curves": np.asarray(state["acc"]).reshape(shape + (n_chunks,)).tolist(),
           "conflict_rate": np.asarray(conflict).reshape(shape).tolist(),
           "oscillation": np.asarray(flips).reshape(shape).tolist()}
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  out = sweep.memoized(workdir, {"runs": "both_arms_all_seeds"}, lambda: train_all(config))
+  out = train_all(config, workdir)
   acc = np.asarray(out["acc_curves"])
   osc = np.asarray(out["oscillation"])
-  log = MetricsLog(workdir)
-  log.reset()
-  for j in range(acc.shape[2]):
-    log.log((j + 1) * config.log_every, **{f"shifted_acc_{a}": float(acc[i, :, j].mean()) for i, a in enumerate(ARMS)})
   res = {"shifted_acc": {a: acc[i, :, -1].tolist() for i, a in enumerate(ARMS)},
          "oscillation": {a: osc[i].tolist() for i, a in enumerate(ARMS)},
          "conflict_rate_sam_qat": float(np.mean(out["conflict_rate"][0])),
