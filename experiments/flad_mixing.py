@@ -50,7 +50,7 @@ import numpy as np
 from experiments import _seed_stats as st
 from jaxlib_methods.optim.data_mixing import (exp3_flad_init, exp3_flad_sample, exp3_flad_update, gradient_alignment,
                                               ucb1_flad_init, ucb1_flad_select, ucb1_flad_update)
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=165, title="Improving Few-Shot Generalization by Exploring and Exploiting Auxiliary Data",
@@ -106,7 +106,9 @@ def make_task(config: Config, seed: int):
   return w_t.astype(f), w_aux.astype(f), x.astype(f), y.astype(f)
 
 
-def train_all(config: Config) -> dict:
+def train_all(config: Config, workdir: pathlib.Path) -> dict:
+  """Every arm for every seed in one vmapped program (runs sharded over the mesh), trained through `runner.train`
+  (a chunk of `log_every` steps at a time, checkpointed every quarter of the run), so a killed run resumes mid-run."""
   runs = [(a, s) for a in range(len(ARMS)) for s in range(config.num_seeds)]
   tasks = [make_task(config, s) for s in range(config.num_seeds)]
   arrays = tuple(jnp.stack([jnp.asarray(tasks[s][i]) for _, s in runs]) for i in range(4))
@@ -119,55 +121,64 @@ def train_all(config: Config) -> dict:
   def loss(w, x, y):
     return jnp.mean((x @ w - y) ** 2)
 
-  def one(w_t, w_aux, x_t, y_t, key, code):
-    def aux_batch(kb, a):
-      x = jax.random.normal(kb, (config.aux_batch, config.dim))
-      return x, x @ w_aux[a] + config.noise * jax.random.normal(jax.random.fold_in(kb, 1), (config.aux_batch,))
+  def aux_batch(w_aux, kb, a):
+    x = jax.random.normal(kb, (config.aux_batch, config.dim))
+    return x, x @ w_aux[a] + config.noise * jax.random.normal(jax.random.fold_in(kb, 1), (config.aux_batch,))
 
+  def init(w_t, w_aux, x_t, y_t, key):
     w0 = jnp.zeros(config.dim)
     g_t0 = jax.grad(loss)(w0, x_t, y_t)
-    init_r = jnp.stack([sign * gradient_alignment(g_t0, jax.grad(loss)(w0, *aux_batch(jax.random.fold_in(key, 10**6 + a), a)))
-                        for a in range(k)])
+    init_r = jnp.stack([sign * gradient_alignment(
+        g_t0, jax.grad(loss)(w0, *aux_batch(w_aux, jax.random.fold_in(key, 10**6 + a), a))) for a in range(k)])
+    return {"carry": (w0, exp3_flad_init(k), ucb1_flad_init(init_r)), "test": jnp.zeros(n_chunks, jnp.float32),
+            "share": jnp.zeros(n_chunks, jnp.float32)}
 
+  def chunk(state, w_t, w_aux, x_t, y_t, key, code, c):
     def step(carry, t):
       w, e3, u1 = carry
       kt = jax.random.fold_in(key, t)
       a = jnp.select([code == 0, code == 1],
                      [jax.random.randint(kt, (), 0, k), exp3_flad_sample(e3, kt)], ucb1_flad_select(u1))
       g_t = jax.grad(loss)(w, x_t, y_t)
-      g_a = jax.grad(loss)(w, *aux_batch(jax.random.fold_in(kt, 2), a))
+      g_a = jax.grad(loss)(w, *aux_batch(w_aux, jax.random.fold_in(kt, 2), a))
       r = sign * gradient_alignment(g_t, g_a)
       e3 = exp3_flad_update(e3, a, r, smoothing=config.smoothing)
       u1 = ucb1_flad_update(u1, a, r, smoothing=config.smoothing)
       w = w - config.learning_rate * 0.5 * (g_t + g_a)
       return (w, e3, u1), a < config.aligned
 
-    def chunk(carry, c):
-      carry, hits = jax.lax.scan(step, carry, c * config.log_every + jnp.arange(config.log_every))
-      test = jnp.sum((carry[0] - w_t) ** 2) + config.noise ** 2      # E over fresh x ~ N(0, I) of the target MSE
-      return carry, (test, jnp.mean(hits))
+    carry, hits = jax.lax.scan(step, state["carry"], c * config.log_every + jnp.arange(config.log_every))
+    test = jnp.sum((carry[0] - w_t) ** 2) + config.noise ** 2      # E over fresh x ~ N(0, I) of the target MSE
+    return {"carry": carry, "test": state["test"].at[c].set(test), "share": state["share"].at[c].set(jnp.mean(hits))}
 
-    carry = (w0, exp3_flad_init(k), ucb1_flad_init(init_r))
-    _, (test, share) = jax.lax.scan(chunk, carry, jnp.arange(n_chunks))
-    return test, jnp.mean(share)
+  *arrays, keys, codes = shard_leading((*arrays, keys, codes), make_mesh(config.mesh), what="run")
+  state = jax.jit(jax.vmap(init))(*arrays, keys)
+  run_chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, 0, 0, 0, 0, None)))
 
-  args = shard_leading((*arrays, keys, codes), make_mesh(config.mesh), what="run")
-  test, share = jax.jit(jax.vmap(one))(*args)
+  def advance(state, start, n):
+    del n   # steps % log_every == 0 (a CHECK): every chunk is whole
+    return run_chunk(state, *arrays, keys, codes, jnp.int32(start // config.log_every))
+
+  def measure(state, step):
+    if step == 0:
+      return {}
+    test = np.asarray(state["test"][:, step // config.log_every - 1]).reshape(len(ARMS), config.num_seeds)
+    return {f"target_test_loss_{a}": float(test[i].mean()) for i, a in enumerate(ARMS)}
+
+  every = max(1, n_chunks // 4) * config.log_every
+  state = train(workdir=workdir, state=state, advance=advance, measure=measure, num_steps=config.steps,
+                log_every=config.log_every, checkpoint_every=every, desc="flad_mixing").state
+  share = jax.jit(jax.vmap(jnp.mean))(state["share"])
   shape = (len(ARMS), config.num_seeds)
-  return {"curves": np.asarray(test).reshape(shape + (n_chunks,)).tolist(),
+  return {"curves": np.asarray(state["test"]).reshape(shape + (n_chunks,)).tolist(),
           "aligned_share": np.asarray(share).reshape(shape).tolist()}
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  out = sweep.memoized(workdir, {"runs": "all_arms_all_seeds"}, lambda: train_all(config))
+  out = train_all(config, workdir)
   curves = np.asarray(out["curves"])
   share = np.asarray(out["aligned_share"])
-  log = MetricsLog(workdir)
-  log.reset()
-  for j in range(curves.shape[2]):
-    log.log((j + 1) * config.log_every, **{f"target_test_loss_{a}": float(curves[i, :, j].mean())
-                                           for i, a in enumerate(ARMS)})
   final = {a: curves[i, :, -1].tolist() for i, a in enumerate(ARMS)}
   res = {"final_test_loss": final,
          "exp3_minus_uniform": st.paired_ci(final["exp3"], final["uniform"]),
