@@ -29,9 +29,12 @@ Claims (paired over `num_seeds` seeds, 95% Student-t interval; tolerances fixed 
 The mutation `abrupt` (t_dense = 0 and an immediate decay: MDGF and SDGF become masked from step 0, i.e. plain STE,
 SR-STE without the pruned-weight decay) must make a paper claim fail.
 
-What we measured (cpu preset, 6 seeds, 2026-11-30): final test MSE mdgf - sr_ste -1.80 [-2.98, -0.63], sdgf - sr_ste
--2.39 [-3.47, -1.30] on an SR-STE loss of ~3.5 (both claims pass); under `abrupt` (TINY size) both differences turn
-positive. The test MSE of the teacher's output is ~10 on this scale, so SR-STE keeps a wrong mask on many units.
+What we measured (cpu preset, 6 seeds, 2026-11-30, since the run trains through `runner.train`): final test MSE
+mdgf - sr_ste -1.30 [-2.12, -0.48], sdgf - sr_ste -2.16 [-2.96, -1.37] on an SR-STE loss of ~3.1 (both claims pass;
+before the change, one jitted program for the whole run: -1.80 [-2.98, -0.63] and -2.39 [-3.47, -1.30] on ~3.5 --
+the per-chunk programs round float32 differently, 2 ulp after 50 steps, equal to 1 ulp in float64 after 250, and
+the mask choice amplifies that); under `abrupt` (TINY size) both differences turn positive. The test MSE of the
+teacher's output is ~10 on this scale, so SR-STE keeps a wrong mask on many units.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ import optax
 
 from experiments import _seed_stats as st
 from jaxlib_methods.optim import nm_sparsity as nm
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Range, Seed
 
 PAPER = Paper(catalog_id=170, title="Progressive Gradient Flow for Robust N:M Sparsity Training in Transformers",
@@ -135,9 +138,10 @@ def effective_w1(config: Config, method, w, t):
   return hard + jax.lax.stop_gradient(nm.decaying_gradient_flow(w, mask, beta) - w * mask)
 
 
-def train_all(config: Config) -> dict:
+def train_all(config: Config, workdir: pathlib.Path) -> dict:
   """Every recipe for every seed in one vmapped program (runs sharded over the mesh): test-loss curves and the
-  final kept count per group."""
+  final kept count per group. The state of all runs trains through `runner.train` (a chunk of `log_every` steps at
+  a time, checkpointed every quarter of the run), so a killed run resumes mid-run."""
   runs = [(m, s) for m in range(len(METHODS)) for s in range(config.num_seeds)]
   teachers = [make_teacher(config, s) for s in range(config.num_seeds)]
   w_star = jnp.stack([jnp.asarray(teachers[s][0]) for _, s in runs])
@@ -147,11 +151,15 @@ def train_all(config: Config) -> dict:
   tx = optax.adam(config.learning_rate)
   n_chunks = config.steps // config.log_every
 
-  def one(ws, vs, key, method):
-    k_init, k_test, k_data = jax.random.split(key, 3)
+  def init(key):
+    k_init, _, _ = jax.random.split(key, 3)
     k1, k2 = jax.random.split(k_init)
     p = {"w1": jax.random.normal(k1, (config.d, config.hidden)) / np.sqrt(config.d),
          "b1": jnp.zeros(config.hidden), "w2": jax.random.normal(k2, (config.hidden,)) / np.sqrt(config.hidden)}
+    return {"carry": (p, tx.init(p)), "curve": jnp.zeros(n_chunks)}
+
+  def chunk(state, ws, vs, key, method, c):
+    _, k_test, k_data = jax.random.split(key, 3)
     x_test = jax.random.normal(k_test, (config.n_test, config.d))
     y_test = jnp.tanh(x_test @ ws) @ vs
 
@@ -167,32 +175,43 @@ def train_all(config: Config) -> dict:
       u, o = tx.update(g, o, p)
       return (optax.apply_updates(p, u), o), None
 
-    def chunk(carry, c):
-      ts = c * config.log_every + jnp.arange(config.log_every)
-      carry, _ = jax.lax.scan(step, carry, ts)
-      t_last = (c + 1) * config.log_every - 1
-      return carry, jnp.mean((predict(carry[0], x_test, t_last) - y_test) ** 2)
+    ts = c * config.log_every + jnp.arange(config.log_every)
+    carry, _ = jax.lax.scan(step, state["carry"], ts)
+    t_last = (c + 1) * config.log_every - 1
+    loss = jnp.mean((predict(carry[0], x_test, t_last) - y_test) ** 2)
+    return {"carry": carry, "curve": state["curve"].at[c].set(loss)}
 
-    (p, _), curve = jax.lax.scan(chunk, (p, tx.init(p)), jnp.arange(n_chunks))
+  def kept(p, method):
     w_eff = effective_w1(config, method, p["w1"], config.steps - 1)
-    groups = (w_eff != 0).reshape(config.d // config.m, config.m, config.hidden).sum(1)
-    return curve, jnp.max(groups)
+    return jnp.max((w_eff != 0).reshape(config.d // config.m, config.m, config.hidden).sum(1))
 
-  args = shard_leading((w_star, v_star, keys, codes), make_mesh(config.mesh), what="run")
-  curves, max_kept = jax.jit(jax.vmap(one))(*args)
-  curves = np.asarray(curves).reshape(len(METHODS), config.num_seeds, n_chunks)
+  w_star, v_star, keys, codes = shard_leading((w_star, v_star, keys, codes), make_mesh(config.mesh), what="run")
+  state = jax.jit(jax.vmap(init))(keys)
+  run_chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, 0, 0, None)))
+
+  def advance(state, start, n):
+    del n   # steps % log_every == 0 (a CHECK): every chunk is whole
+    return run_chunk(state, w_star, v_star, keys, codes, jnp.int32(start // config.log_every))
+
+  def measure(state, step):
+    if step == 0:
+      return {}
+    curve = np.asarray(state["curve"][:, step // config.log_every - 1]).reshape(len(METHODS), config.num_seeds)
+    return {f"test_loss_{m}": float(curve[i].mean()) for i, m in enumerate(METHODS)}
+
+  every = max(1, n_chunks // 4) * config.log_every
+  state = train(workdir=workdir, state=state, advance=advance, measure=measure, num_steps=config.steps,
+                log_every=config.log_every, checkpoint_every=every, desc="nm_gradient_flow").state
+  max_kept = jax.jit(jax.vmap(kept))(state["carry"][0], codes)
+  curves = np.asarray(state["curve"]).reshape(len(METHODS), config.num_seeds, n_chunks)
   return {"curves": {m: curves[i].tolist() for i, m in enumerate(METHODS)},
           "max_kept_per_group": int(np.max(np.asarray(max_kept)))}
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  out = sweep.memoized(workdir, {"runs": "all_methods_and_seeds"}, lambda: train_all(config))
+  out = train_all(config, workdir)
   curves = {m: np.asarray(out["curves"][m]) for m in METHODS}
-  log = MetricsLog(workdir)
-  log.reset()
-  for j in range(curves["sr_ste"].shape[1]):
-    log.log((j + 1) * config.log_every, **{f"test_loss_{m}": float(curves[m][:, j].mean()) for m in METHODS})
   final = {m: curves[m][:, -1].tolist() for m in METHODS}
   res = {"final_test_loss": final,
          "mdgf_minus_sr_ste": st.paired_ci(final["mdgf"], final["sr_ste"]),
