@@ -18,6 +18,8 @@ RESUMES = {
     "comp_sum_bounds": "_violations",          # sub-runs: one per tau
     "more_is_better": "_risks",                # sub-runs: one per n
     "isogclr_temperatures": "_chunk",          # runner.train: both methods' pair state, checkpointed
+    "gaqat_domain_shift": "sample",            # runner.train: every (seed, arm) run's state; sample draws each batch
+    "flad_mixing": "exp3_flad_update",         # runner.train: every (seed, arm) run's state; called in every step
 }
 
 
