@@ -16,8 +16,9 @@ random tanh layer plus noise; only `n_train` unlabelled training points (the sma
 (projector output) of `proj_dim` >= n_train dimensions. Views: Gaussian noise `aug_noise` and feature dropout
 `aug_drop`. Encoder MLP (input -> hidden -> rep_dim, ReLU) and projector MLP (rep_dim -> proj_dim -> proj_dim); Adam,
 full-batch when batch_size = n_train. Two arms from the same initialisation, data and views per seed: BT, and BT +
-the regulariser (`mixup_loss_scale`); `num_seeds` seeds; all 2 x num_seeds runs are vmapped in one jitted scan and
-split over the mesh. Every `log_every` steps the encoder's representation is probed in float64 NumPy on held-out
+the regulariser (`mixup_loss_scale`); `num_seeds` seeds; all 2 x num_seeds runs are vmapped, split over the mesh and
+trained in jitted chunks of log_every steps through `runner.train` (checkpoints every quarter of the run; a rerun
+resumes mid-run). Every `log_every` steps the encoder's representation is probed in float64 NumPy on held-out
 points: a ridge linear probe and a cosine 10-NN classifier, both fitted on the n_train labelled training points.
 
 Claims (tolerances fixed before the run; the differences are paired over seeds, 95% t-intervals):
@@ -58,7 +59,7 @@ import optax
 from experiments._seed_stats import fmt_ci, paired_ci
 from experiments._ssl_toys import mlp_apply, mlp_init, ridge_probe_accuracy
 from jaxlib_methods.losses import barlow_twins_loss, mixed_barlow_twins_regularizer
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, train
 from jaxlib_methods.runner.constraints import (Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed)
 
 PAPER = Paper(catalog_id=91, title="Guarding Barlow Twins Against Overfitting with Mixed Samples", year=2023,
@@ -142,10 +143,30 @@ def _encode(enc, x):
   return jax.nn.relu(mlp_apply(enc, x))
 
 
+def _params_init(static: Config, key):
+  k_init, _ = jax.random.split(key)
+  ke, kp = jax.random.split(k_init)
+  return {"enc": mlp_init(ke, (static.input_dim, static.hidden, static.rep_dim)),
+          "proj": mlp_init(kp, (static.rep_dim, static.proj_dim, static.proj_dim))}
+
+
 @functools.partial(jax.jit, static_argnums=0)
-def _train(static: Config, keys, x, weight, alphas):
-  """Every run (vmapped): `steps` Adam steps on L_BT + weight * L_reg; returns the encoder every log_every steps
-  and the BT loss of each step. keys [R], x [R, n_train, D], weight [R], alphas [R, steps]."""
+def _init_state(static: Config, keys):
+  """Every run's (vmapped) initial (params, Adam state)."""
+  tx = optax.adam(static.learning_rate)
+
+  def one(key):
+    params = _params_init(static, key)
+    return params, tx.init(params)
+
+  return jax.vmap(one)(keys)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _chunk(static: Config, carry, keys, x, weight, alphas, start):
+  """Every run (vmapped): log_every Adam steps on L_BT + weight * L_reg from `carry` = (params, Adam state), steps
+  start, ..., start + log_every - 1; returns the new carry and the BT loss of each step [R, log_every].
+  keys [R], x [R, n_train, D], weight [R], alphas [R, steps]."""
   tx = optax.adam(static.learning_rate)
 
   def aug(k, v):
@@ -153,11 +174,8 @@ def _train(static: Config, keys, x, weight, alphas):
     keep = jax.random.bernoulli(k2, 1 - static.aug_drop, v.shape)
     return (v + static.aug_noise * jax.random.normal(k1, v.shape)) * keep
 
-  def one(key, xs, w, alpha_steps):
-    k_init, k_run = jax.random.split(key)
-    ke, kp = jax.random.split(k_init)
-    params = {"enc": mlp_init(ke, (static.input_dim, static.hidden, static.rep_dim)),
-              "proj": mlp_init(kp, (static.rep_dim, static.proj_dim, static.proj_dim))}
+  def one(carry, key, xs, w, alpha_steps):
+    _, k_run = jax.random.split(key)
 
     def embed(p, v):
       return mlp_apply(p["proj"], _encode(p["enc"], v))
@@ -181,20 +199,14 @@ def _train(static: Config, keys, x, weight, alphas):
       upd, st = tx.update(g, st, p)
       return (optax.apply_updates(p, upd), st), bt
 
-    def chunk(carry, xs_chunk):
-      carry, bt = jax.lax.scan(step, carry, xs_chunk)
-      return carry, (carry[0]["enc"], bt)
+    # The steps' keys are those of one split of k_run over the whole run, as before the chunking (same streams).
+    step_keys = jax.lax.dynamic_slice_in_dim(jax.random.split(k_run, static.steps), start, static.log_every)
+    return jax.lax.scan(step, carry, (step_keys, jax.lax.dynamic_slice_in_dim(alpha_steps, start, static.log_every)))
 
-    n_chunks = static.steps // static.log_every
-    step_keys = jax.random.split(k_run, static.steps).reshape(n_chunks, static.log_every)
-    _, (encs, bt) = jax.lax.scan(chunk, (params, tx.init(params)),
-                                 (step_keys, alpha_steps.reshape(n_chunks, static.log_every)))
-    return encs, bt.reshape(-1)
-
-  return jax.vmap(one)(keys, x, weight, alphas)
+  return jax.vmap(one)(carry, keys, x, weight, alphas)
 
 
-def _train_and_probe(config: Config) -> dict:
+def _train_and_probe(config: Config, workdir: pathlib.Path) -> dict:
   rng = np.random.default_rng(config.seed)
   data = [make_data(config, rng) for _ in range(config.num_seeds)]
   s = config.num_seeds
@@ -206,10 +218,33 @@ def _train_and_probe(config: Config) -> dict:
   alphas = np.tile(rng.beta(1.0, 1.0, size=(s, config.steps)).astype(np.float32), (2, 1))
   keys, xj, wj, aj = shard_leading((keys, jnp.asarray(x), jnp.asarray(weight), jnp.asarray(alphas)),
                                    make_mesh(config.mesh), what="run")
-  encs, bt = _train(_static(config), keys, xj, wj, aj)
-  encs = jax.tree.map(np.asarray, encs)
-  bt = np.asarray(bt, np.float64)
+  static = _static(config)
   n_chunks = config.steps // config.log_every
+  # The state is every run's (params, Adam state), the encoder at the end of each chunk so far (probed afterwards)
+  # and the BT loss of each step so far.
+  carry = _init_state(static, keys)
+  state = {"carry": carry, "encs": jax.tree.map(lambda a: jnp.zeros((a.shape[0], n_chunks) + a.shape[1:], a.dtype),
+                                                carry[0]["enc"]),
+           "bt": jnp.zeros((2 * s, config.steps), jnp.float32)}
+
+  def advance(state, start, n):
+    del n   # steps % log_every == 0 (a CHECK): every chunk is whole
+    carry, bt = _chunk(static, state["carry"], keys, xj, wj, aj, jnp.int32(start))
+    i = start // config.log_every
+    return {"carry": carry, "encs": jax.tree.map(lambda e, a: e.at[:, i].set(a), state["encs"], carry[0]["enc"]),
+            "bt": state["bt"].at[:, start:start + config.log_every].set(bt)}
+
+  def measure(state, step):
+    if step == 0:
+      return {}
+    bt = state["bt"][:, step - config.log_every:step].mean(1)
+    return {"bt_loss/bt": jnp.mean(bt[:s]), "bt_loss/mixbt": jnp.mean(bt[s:])}
+
+  every = max(1, n_chunks // 4) * config.log_every
+  state = train(workdir=workdir, state=state, advance=advance, measure=measure, num_steps=config.steps,
+                log_every=config.log_every, checkpoint_every=every, desc="mixed_barlow_twins").state
+  encs, bt = jax.tree.map(np.asarray, state["encs"]), state["bt"]
+  bt = np.asarray(bt, np.float64)
   probe, knn = np.zeros((2 * s, n_chunks)), np.zeros((2 * s, n_chunks))
   for r in range(2 * s):
     xtr, ytr, xte, yte = data[r % s]
@@ -233,8 +268,8 @@ def _train_and_probe(config: Config) -> dict:
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  # The whole vmapped training is one unit of resume: a rerun after an interruption reads it back (runner.sweep).
-  res = sweep.memoized(workdir, {"runs": "bt_and_mixbt_all_seeds"}, lambda: _train_and_probe(config))
+  res = _train_and_probe(config, workdir)
+  # metrics.jsonl: runner.train's BT-loss rows are replaced by the probes of each chunk's encoder (float64 NumPy).
   log = MetricsLog(workdir)
   log.reset()
   for i in range(config.steps // config.log_every):

@@ -13,7 +13,8 @@ optimum, Yu et al. 2020, Thm. 2.1).
 Setup (the paper's subspace special case, at toy size). K random r-dimensional subspaces of R^D (generic, so not
 orthogonal: their principal cosines are ~0.5); n_per_cluster unit-norm points per subspace plus noise. Since every
 subspace passes through the origin, all cluster means are ~0 and k-means (Euclidean centroids) cannot separate them.
-Per seed (own data, own init; `num_seeds` seeds vmapped in one jitted scan): a linear feature map f (D -> d, output
+Per seed (own data, own init; `num_seeds` seeds vmapped, trained in jitted chunks through `runner.train`, which
+checkpoints every quarter of the run and resumes mid-run): a linear feature map f (D -> d, output
 normalised to the sphere) and an MLP cluster head (d -> head_hidden -> head_dim, normalised) train with Adam on
 mlc_loss(Z, Gamma) over the whole set (full batch), Gamma = doubly_stochastic(C C^T, eta). Evaluation in float64
 NumPy: spectral clustering of (Gamma + Gamma^T)/2 into K clusters (top-K eigenvectors, rows normalised, k-means),
@@ -66,7 +67,7 @@ import optax
 from experiments._seed_stats import fmt_ci, paired_ci
 from experiments._ssl_toys import cluster_accuracy, kmeans, l2_normalize, mlp_apply, mlp_init
 from jaxlib_methods.losses import doubly_stochastic, mlc_loss
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=96, title="Unsupervised Manifold Linearizing and Clustering", year=2023, arxiv="2301.01805")
@@ -172,14 +173,24 @@ def _forward(static: Config, params, x, eta):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _train(static: Config, keys, x, eta):
-  """All seeds (vmapped) for `steps` full-batch Adam steps on mlc_loss; returns the final Z, Gamma and the loss
-  every log_every steps. Gamma = P(C C^T / eta) with entropy 1 equals P_{Omega, eta}(C C^T)."""
+def _init_state(static: Config, keys):
+  """All seeds' (vmapped) initial (params, Adam state)."""
   tx = optax.adam(static.learning_rate)
 
-  def one(key, xs):
+  def one(key):
     params = _init(static, key)
+    return params, tx.init(params)
 
+  return jax.vmap(one)(keys)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _chunk(static: Config, carry, x, eta, n: int):
+  """All seeds (vmapped): n full-batch Adam steps on mlc_loss from `carry` = (params, Adam state); returns the new
+  carry and the loss of each step [seeds, n]. Gamma = P(C C^T / eta) with entropy 1 equals P_{Omega, eta}(C C^T)."""
+  tx = optax.adam(static.learning_rate)
+
+  def one(carry, xs):
     def loss_fn(p):
       z, gamma = _forward(static, p, xs, eta)
       return mlc_loss(z, gamma, static.eps)
@@ -190,14 +201,20 @@ def _train(static: Config, keys, x, eta):
       upd, st = tx.update(g, st, p)
       return (optax.apply_updates(p, upd), st), loss
 
-    (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), None, static.steps)
-    z, gamma = _forward(static, params, xs, eta)
-    return z, gamma, losses.reshape(-1, static.log_every)[:, -1], losses[0]
+    return jax.lax.scan(step, carry, None, n)
 
-  return jax.vmap(one)(keys, x)
+  return jax.vmap(one)(carry, x)
 
 
-def _train_and_evaluate(config: Config) -> dict:
+@functools.partial(jax.jit, static_argnums=0)
+def _final(static: Config, params, x, eta):
+  """All seeds' (vmapped) final features Z and membership Gamma."""
+  return jax.vmap(lambda p, xs: _forward(static, p, xs, eta))(params, x)
+
+
+def _train(config: Config, workdir: pathlib.Path):
+  """Trains every seed through runner.train (checkpoints every quarter of the run; a rerun resumes mid-run) and
+  returns float64 (data X, labels, final Z, final Gamma, loss curve [seeds, steps // log_every], initial loss)."""
   rng = np.random.default_rng(config.seed)
   data = [make_data(config, rng) for _ in range(config.num_seeds)]
   x = np.stack([d[0] for d in data]).astype(np.float32)
@@ -205,8 +222,30 @@ def _train_and_evaluate(config: Config) -> dict:
   keys = jax.random.split(jax.random.key(config.seed), config.num_seeds)
   # The seeds train on their own devices (data parallel over independent runs).
   keys, xj = shard_leading((keys, jnp.asarray(x)), make_mesh(config.mesh))
-  z, gamma, curve, loss0 = (np.asarray(v, np.float64) for v in _train(_static(config), keys, xj,
-                                                                      jnp.float32(config.eta)))
+  static, eta = _static(config), jnp.float32(config.eta)
+  chunks = config.steps // config.log_every
+  # The state is every seed's (params, Adam state) and the loss so far (the first step's, and the last of each chunk).
+  state = {"carry": _init_state(static, keys), "loss_initial": jnp.zeros((config.num_seeds,), jnp.float32),
+           "curve": jnp.zeros((config.num_seeds, chunks), jnp.float32)}
+
+  def advance(state, start, n):
+    carry, losses = _chunk(static, state["carry"], xj, eta, n)
+    loss0 = losses[:, 0] if start == 0 else state["loss_initial"]
+    return {"carry": carry, "loss_initial": loss0,
+            "curve": state["curve"].at[:, (start + n) // config.log_every - 1].set(losses[:, -1])}
+
+  def measure(state, step):
+    return {} if step == 0 else {"mlc_loss": jnp.mean(state["curve"][:, step // config.log_every - 1])}
+
+  every = max(1, chunks // 4) * config.log_every
+  state = train(workdir=workdir, state=state, advance=advance, measure=measure, num_steps=config.steps,
+                log_every=config.log_every, checkpoint_every=every, desc="mlc").state
+  z, gamma = _final(static, state["carry"][0], xj, eta)
+  return (x, labels, np.asarray(z, np.float64), np.asarray(gamma, np.float64),
+          np.asarray(state["curve"], np.float64), np.asarray(state["loss_initial"], np.float64))
+
+
+def _evaluate(config: Config, x, labels, z, gamma, curve, loss0) -> dict:
   k = config.num_clusters
   out = {name: [] for name in ("acc_mlc", "acc_kmeans_z", "acc_kmeans_x", "nmi_mlc", "nmi_kmeans_z", "nmi_kmeans_x",
                                "cos_between_z", "cos_within_z", "cos_between_x", "cos_within_x", "sinkhorn_err")}
@@ -229,12 +268,7 @@ def _train_and_evaluate(config: Config) -> dict:
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  # The whole vmapped training is one unit of resume: a rerun after an interruption reads it back (runner.sweep).
-  res = sweep.memoized(workdir, {"runs": "mlc_all_seeds"}, lambda: _train_and_evaluate(config))
-  log = MetricsLog(workdir)
-  log.reset()
-  for i, row in enumerate(np.asarray(res["loss_curve"]).T):
-    log.log((i + 1) * config.log_every, mlc_loss=float(np.mean(row)))
+  res = _evaluate(config, *_train(config, workdir))
   results = dict(res)
   results["eta"] = config.eta
   results["acc_gain"] = paired_ci(res["acc_mlc"], res["acc_kmeans_z"])
