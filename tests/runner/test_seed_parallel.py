@@ -129,6 +129,9 @@ AMPLIFIED = {
     "latent_consistency": "4% of SW2 in the Cauchy-loss run (the pseudo-Huber run agrees to 2e-6)",
     "gaqat_domain_shift": "2.2 (relative) on a paired accuracy difference of ~0.002: LSQ's rounding turns float32 "
                           "reassociation into a few flipped test predictions (the verdicts agree)",
+    "mixed_barlow_twins": "0.24 on the mean probe gain, a difference of two accuracies after 4000 float32 steps",
+    "mlc_clustering": "up to 2000 (relative) on a t-interval end: rounding moves Z and one seed's k-means labels; at "
+                      "TINY's 2 seeds claim 1's verdict can flip (known failing, see the module docstring)",
     "mochi_hard_negatives": "1.4: the probe-accuracy CI's lower end (MoCHi's top-k negatives amplify float32 "
                             "reassociation; the MoCo arms agree to 4e-7)",
     "apg_guidance": "3.6% of apg_as_cfg_max_abs_diff, itself float32 rounding (1.2e-5) between two equal samplers",
