@@ -161,8 +161,7 @@ def train_stage(config: Config, x: np.ndarray, cluster_ids: np.ndarray, keys: ja
   chunks = -(-config.steps // log_every)
   state = train(workdir=workdir, state=state, advance=advance, measure=measure, num_steps=config.steps,
                 log_every=log_every, checkpoint_every=max(1, chunks // 4) * log_every, desc=desc).state
-  jembed = jax.jit(jax.vmap(embed))
-  z, zt = jembed(state[0], x), jembed(state[0], xt)
+  z, zt = jax.jit(jax.vmap(lambda p, x, xt: (embed(p, x), embed(p, xt))))(state[0], x, xt)
   return np.asarray(z), np.asarray(zt)
 
 
