@@ -48,7 +48,7 @@ import optax
 
 from experiments import _seed_stats as st
 from jaxlib_methods.optim.concrete_subspace import concrete_mask, masked_task_arithmetic, task_vectors
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, train
 from jaxlib_methods.runner.constraints import (Check, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
                                                Range, Seed)
 
@@ -111,21 +111,23 @@ def _test_loss(theta, star, noise):
   return jnp.mean(jnp.sum((theta[None] - star) ** 2, -1)) + noise ** 2
 
 
-def train_all(config: Config) -> dict:
+def train_all(config: Config, workdir: pathlib.Path) -> dict:
   models = [make_models(config, s) for s in range(config.num_seeds)]
   arrays = tuple(jnp.stack([jnp.asarray(m[i]) for m in models]) for i in range(6))
   keys = jnp.stack([jax.random.fold_in(jax.random.key(config.seed), s) for s in range(config.num_seeds)])
   tx = optax.adam(config.mask_lr)
+  args = shard_leading((*arrays, keys), make_mesh(config.mesh), what="seed")
 
-  def one(theta0, star, finetuned, x, y, relevant, key):
+  def val_loss(theta, x, y):
+    return jnp.mean((jnp.einsum("tnd,d->tn", x, theta) - y) ** 2)
+
+  def chunk(carry, theta0, star, finetuned, x, y, relevant, key, start, n):
+    """n Adam steps on the mask logits of one seed, steps start .. start + n - 1 (the step folds the key)."""
     taus = task_vectors(theta0, [finetuned[0], finetuned[1]])
-
-    def val_loss(theta):
-      return jnp.mean((jnp.einsum("tnd,d->tn", x, theta) - y) ** 2)
 
     def upper(logits, k):
       m = concrete_mask(logits, k, config.temperature)
-      return val_loss(masked_task_arithmetic(theta0, taus, m, config.scaling))
+      return val_loss(masked_task_arithmetic(theta0, taus, m, config.scaling), x, y)
 
     def step(carry, t):
       logits, o = carry
@@ -133,11 +135,14 @@ def train_all(config: Config) -> dict:
       u, o = tx.update(g, o, logits)
       return (optax.apply_updates(logits, u), o), None
 
-    logits = jnp.full(theta0.shape, config.init_logit)
-    (logits, _), _ = jax.lax.scan(step, (logits, tx.init(logits)), jnp.arange(config.mask_steps))
+    return jax.lax.scan(step, carry, start + jnp.arange(n))[0]
+
+  def evaluate(carry, theta0, star, finetuned, x, y, relevant, key):
+    logits, _ = carry
+    taus = task_vectors(theta0, [finetuned[0], finetuned[1]])
     hard = (logits > 0).astype(jnp.float32)
     merged = masked_task_arithmetic(theta0, taus, hard, config.scaling)
-    ta_val = jnp.stack([val_loss(masked_task_arithmetic(theta0, taus, None, lam)) for lam in LAMBDA_GRID])
+    ta_val = jnp.stack([val_loss(masked_task_arithmetic(theta0, taus, None, lam), x, y) for lam in LAMBDA_GRID])
     best = jnp.argmin(ta_val)
     ta_test = jnp.stack([_test_loss(masked_task_arithmetic(theta0, taus, None, lam), star, config.noise)
                          for lam in LAMBDA_GRID])
@@ -146,19 +151,37 @@ def train_all(config: Config) -> dict:
     return (_test_loss(merged, star, config.noise), ta_test[best], jnp.asarray(LAMBDA_GRID)[best], kept_rel,
             kept_other, jnp.mean(hard), ta_test)
 
-  args = shard_leading((*arrays, keys), make_mesh(config.mesh), what="seed")
-  out = jax.jit(jax.vmap(one))(*args)
+  # The state is the vmapped (logits, Adam state) of all seeds: runner.train checkpoints it every quarter of the
+  # mask steps (and on Ctrl-C), and a rerun of the same workdir continues from there, bitwise.
+  logits = jnp.full((config.num_seeds, config.dim), config.init_logit, jnp.float32)
+  state = shard_leading((logits, jax.vmap(tx.init)(logits)), make_mesh(config.mesh), what="seed")
+  jchunk = jax.jit(jax.vmap(chunk, in_axes=(0,) * 8 + (None, None)), static_argnums=9)
+  jeval = jax.jit(jax.vmap(evaluate))
+
+  def advance(state, start, n):
+    return jchunk(state, *args, jnp.int32(start), n)
+
+  def measure(state, step):
+    hard = (state[0] > 0).astype(jnp.float32)
+    return {"mask_density": jnp.mean(hard), "kept_relevant": jnp.sum(hard * args[5]) / jnp.sum(args[5])}
+
+  if config.mask_steps:
+    log_every = max(1, config.mask_steps // 10)
+    chunks = -(-config.mask_steps // log_every)
+    state = train(workdir=workdir, state=state, advance=advance, measure=measure, num_steps=config.mask_steps,
+                  log_every=log_every, checkpoint_every=max(1, chunks // 4) * log_every, desc="concrete mask").state
+  else:   # nothing to train (the no_mask_learning mutation): the all-keep initial mask
+    log = MetricsLog(workdir)
+    log.reset()
+    log.log(0, **{k: float(v) for k, v in measure(state, 0).items()})
+  out = jeval(state, *args)
   names = ("concrete", "ta_best", "ta_lambda", "kept_relevant", "kept_other", "density", "ta_curve")
   return {n: np.asarray(v).tolist() for n, v in zip(names, out)}
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  out = sweep.memoized(workdir, {"runs": "all_seeds"}, lambda: train_all(config))
-  log = MetricsLog(workdir)
-  log.reset()
-  for i in range(config.num_seeds):
-    log.log(i, concrete=out["concrete"][i], ta_best=out["ta_best"][i], ta_lambda=out["ta_lambda"][i])
+  out = train_all(config, workdir)
   res = {**{k: out[k] for k in ("concrete", "ta_best", "ta_lambda", "kept_relevant", "kept_other", "density")},
          "diff": st.paired_ci(out["concrete"], out["ta_best"]),
          "kept_relevant_mean": float(np.mean(out["kept_relevant"])),

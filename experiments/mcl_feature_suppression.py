@@ -48,7 +48,7 @@ import optax
 from experiments import _seed_stats as st
 from experiments._ssl_toys import kmeans, ridge_probe_accuracy
 from jaxlib_methods.losses import contrastive
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=54, title="Learning the Unlearned: Mitigating Feature Suppression in Contrastive Learning",
@@ -116,15 +116,21 @@ def embed(p: dict, x: jax.Array) -> jax.Array:
   return z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
 
 
-def train_stage(config: Config, x: np.ndarray, cluster_ids: np.ndarray, keys: jax.Array, xt: np.ndarray):
+def train_stage(config: Config, x: np.ndarray, cluster_ids: np.ndarray, keys: jax.Array, xt: np.ndarray,
+                workdir: pathlib.Path, desc: str):
   """One contrastive stage for each run (leading axis, vmapped and split over the mesh): the trained encoders'
-  embeddings of the training and the test points. cluster_ids [R, n_train] (all 0 = plain NT-Xent)."""
+  embeddings of the training and the test points. cluster_ids [R, n_train] (all 0 = plain NT-Xent).
+
+  The stage trains through `runner.train` in `workdir`: the state is the runs' vmapped (params, Adam state, last
+  chunk's mean loss), checkpointed every quarter of the steps, so a killed run resumes mid-stage."""
   tx = optax.adam(config.learning_rate)
 
-  def one(x, cid, key, xt):
+  def init(key):
     k_init, k_run = jax.random.split(key)
     p = init_params(k_init, config)
+    return (p, tx.init(p), jnp.zeros((), jnp.float32)), jax.random.split(k_run, config.steps)
 
+  def chunk(carry, x, cid, step_keys, start, n):
     def step(carry, k):
       p, s = carry
       k_idx, k1, k2 = jax.random.split(k, 3)
@@ -132,31 +138,47 @@ def train_stage(config: Config, x: np.ndarray, cluster_ids: np.ndarray, keys: ja
       xb = x[idx]
       v1 = xb + config.view_noise * jax.random.normal(k1, xb.shape)
       v2 = xb + config.view_noise * jax.random.normal(k2, xb.shape)
-      g = jax.grad(lambda p: jnp.mean(contrastive.mcl_info_nce(embed(p, v1), embed(p, v2), cid[idx],
-                                                               temperature=config.temperature)))(p)
+      loss, g = jax.value_and_grad(lambda p: jnp.mean(contrastive.mcl_info_nce(
+          embed(p, v1), embed(p, v2), cid[idx], temperature=config.temperature)))(p)
       u, s = tx.update(g, s, p)
-      return (optax.apply_updates(p, u), s), None
+      return (optax.apply_updates(p, u), s), loss
 
-    (p, _), _ = jax.lax.scan(step, (p, tx.init(p)), jax.random.split(k_run, config.steps))
-    return embed(p, x), embed(p, xt)
+    p, s, _ = carry
+    (p, s), losses = jax.lax.scan(step, (p, s), jax.lax.dynamic_slice_in_dim(step_keys, start, n))
+    return p, s, jnp.mean(losses)
 
-  args = shard_leading((x, cluster_ids, keys, xt), make_mesh(config.mesh), what="run")
-  z, zt = jax.jit(jax.vmap(one))(*args)
+  x, cluster_ids, keys, xt = shard_leading((x, cluster_ids, keys, xt), make_mesh(config.mesh), what="run")
+  state, step_keys = jax.jit(jax.vmap(init))(keys)
+  jchunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, 0, None, None)), static_argnums=5)
+
+  def advance(state, start, n):
+    return jchunk(state, x, cluster_ids, step_keys, jnp.int32(start), n)
+
+  def measure(state, step):
+    return {"loss": jnp.mean(state[2])} if step else {}
+
+  log_every = max(1, config.steps // 8)
+  chunks = -(-config.steps // log_every)
+  state = train(workdir=workdir, state=state, advance=advance, measure=measure, num_steps=config.steps,
+                log_every=log_every, checkpoint_every=max(1, chunks // 4) * log_every, desc=desc).state
+  z, zt = jax.jit(jax.vmap(lambda p, x, xt: (embed(p, x), embed(p, xt))))(state[0], x, xt)
   return np.asarray(z), np.asarray(zt)
 
 
-def train_all(config: Config, data) -> dict:
+def train_all(config: Config, data, workdir: pathlib.Path) -> dict:
   s = config.seeds
   x = np.stack([d[0][0] for d in data])
   xt = np.stack([d[1][0] for d in data])
   base = jax.random.key(config.seed)
   keys1 = jnp.stack([jax.random.fold_in(jax.random.fold_in(base, r), 1) for r in range(s)])
-  z1, zt1 = train_stage(config, x, np.zeros((s, config.n_train), np.int32), keys1, xt)
+  z1, zt1 = train_stage(config, x, np.zeros((s, config.n_train), np.int32), keys1, xt,
+                        workdir / "stage1", "stage 1")
   cids = np.stack([kmeans(z1[r], config.clusters, seed=r) for r in range(s)]).astype(np.int32)
   # Stage 2: MCL (cluster-restricted negatives) and the control (all negatives), same weights and batches per seed.
   keys2 = jnp.stack([jax.random.fold_in(jax.random.fold_in(base, r // 2), 2) for r in range(2 * s)])
   cid2 = np.stack([cids[r // 2] if r % 2 == 0 else np.zeros(config.n_train, np.int32) for r in range(2 * s)])
-  _, zt2 = train_stage(config, np.repeat(x, 2, 0), cid2, keys2, np.repeat(xt, 2, 0))
+  _, zt2 = train_stage(config, np.repeat(x, 2, 0), cid2, keys2, np.repeat(xt, 2, 0), workdir / "stage2",
+                       "stage 2 (MCL and plain)")
   out = {"stage1": {"easy": [], "hard": []}, "mcl": {"easy": [], "hard": []}, "control": {"easy": [], "hard": []}}
   n_fit = config.n_test // 2
   for r in range(s):
@@ -172,7 +194,7 @@ def train_all(config: Config, data) -> dict:
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   data = [make_data(config, r) for r in range(config.seeds)]
-  out = sweep.memoized(workdir, {"runs": "stage1_mcl_control"}, lambda: train_all(config, data))
+  out = train_all(config, data, workdir)
   res = {"probe": out, "clusters": config.clusters,
          "hard_mcl_minus_control": st.paired_ci(out["mcl"]["hard"], out["control"]["hard"]),
          "easy_mcl_minus_stage1": st.paired_ci(out["mcl"]["easy"], out["stage1"]["easy"]),

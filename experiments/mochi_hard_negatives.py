@@ -54,7 +54,7 @@ from experiments import _seed_stats as st
 from experiments._ssl_toys import l2_normalize, ridge_probe_accuracy
 from jaxlib_methods.analysis import uniformity
 from jaxlib_methods.losses import contrastive
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=83, title="Hard Negative Mixing for Contrastive Learning", year=2020, arxiv="2010.01028")
@@ -133,9 +133,12 @@ def encode(p: dict, x: jax.Array):
   return h, l2_normalize(h @ p["w2"] + p["b2"])
 
 
-def train_all(config: Config, data) -> dict:
+def train_all(config: Config, data, workdir: pathlib.Path) -> dict:
   """MoCo and MoCHi for every seed (vmapped over 2 x seeds runs, split over the mesh): the trained encoders'
-  backbone features and embeddings of the probe's training points and of the test points."""
+  backbone features and embeddings of the probe's training points and of the test points.
+
+  Training goes through `runner.train` in `workdir`: the state is the runs' vmapped (params, EMA params, Adam
+  state, queue), checkpointed every quarter of the steps, so a killed run resumes mid-run."""
   m = 2 * config.seeds
   x = np.stack([data[r // 2][0] for r in range(m)])
   xt = np.stack([data[r // 2][2] for r in range(m)])
@@ -145,11 +148,13 @@ def train_all(config: Config, data) -> dict:
   n_probe = min(config.n_train, config.probe_labels)
   use_synthetic = config.num_mix + config.num_query_mix > 0
 
-  def one(x, xt, mix, key):
+  def init(key):
     k_init, k_queue, k_run = jax.random.split(key, 3)
     p = init_params(k_init, config)
     queue = l2_normalize(jax.random.normal(k_queue, (config.queue_size, config.out)))
+    return (p, p, tx.init(p), queue), jax.random.split(k_run, config.steps)
 
+  def chunk(carry, x, mix, step_keys, start, n):
     def step(carry, inp):
       p, ema_p, s, queue = carry
       t, k = inp
@@ -179,14 +184,31 @@ def train_all(config: Config, data) -> dict:
       queue = jax.lax.dynamic_update_slice(queue, k_emb, (start, 0))
       return (p, ema_p, s, queue), None
 
-    steps = jnp.arange(config.steps)
-    (p, _, _, _), _ = jax.lax.scan(step, (p, p, tx.init(p), queue), (steps, jax.random.split(k_run, config.steps)))
+    steps = start + jnp.arange(n)
+    return jax.lax.scan(step, carry, (steps, jax.lax.dynamic_slice_in_dim(step_keys, start, n)))[0]
+
+  def features(p, x, xt):
     h_tr, _ = encode(p, x[:n_probe])
     h_te, z_te = encode(p, xt)
     return h_tr, h_te, uniformity(z_te)
 
-  args = shard_leading((x, xt, mix, keys), make_mesh(config.mesh), what="run")
-  h_tr, h_te, unif = (np.asarray(a) for a in jax.jit(jax.vmap(one))(*args))
+  x, xt, mix, keys = shard_leading((x, xt, mix, keys), make_mesh(config.mesh), what="run")
+  state, step_keys = jax.jit(jax.vmap(init))(keys)
+  jchunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, 0, None, None)), static_argnums=5)
+
+  def advance(state, start, n):
+    return jchunk(state, x, mix, step_keys, jnp.int32(start), n)
+
+  def measure(state, step):
+    # the norm of the queue's mean key (how concentrated the EMA keys are), per arm
+    spread = jnp.linalg.norm(jnp.mean(state[3], axis=1), axis=-1)
+    return {"queue_mean_norm/moco": jnp.mean(spread[0::2]), "queue_mean_norm/mochi": jnp.mean(spread[1::2])}
+
+  log_every = max(1, config.steps // 8)
+  chunks = -(-config.steps // log_every)
+  state = train(workdir=workdir, state=state, advance=advance, measure=measure, num_steps=config.steps,
+                log_every=log_every, checkpoint_every=max(1, chunks // 4) * log_every, desc="moco / mochi").state
+  h_tr, h_te, unif = (np.asarray(a) for a in jax.jit(jax.vmap(features))(state[0], x, xt))
   acc = [ridge_probe_accuracy(h_tr[r], data[r // 2][1][:n_probe], h_te[r], data[r // 2][3]) for r in range(m)]
   return {"probe_acc": acc, "uniformity": unif.tolist()}
 
@@ -194,16 +216,12 @@ def train_all(config: Config, data) -> dict:
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   data = [make_data(config, r) for r in range(config.seeds)]
-  out = sweep.memoized(workdir, {"runs": "moco_and_mochi"}, lambda: train_all(config, data))
+  out = train_all(config, data, workdir)
   acc, unif = np.asarray(out["probe_acc"]), np.asarray(out["uniformity"])
   res = {"probe_acc": {"moco": acc[0::2].tolist(), "mochi": acc[1::2].tolist()},
          "uniformity": {"moco": unif[0::2].tolist(), "mochi": unif[1::2].tolist()},
          "acc_diff": st.paired_ci(acc[1::2], acc[0::2]), "unif_diff": st.paired_ci(unif[1::2], unif[0::2]),
          "setting": [config.num_hard, config.num_mix, config.num_query_mix], "queue_size": config.queue_size}
-  log = MetricsLog(workdir)
-  log.reset()
-  log.log(config.steps, probe_acc_moco=float(acc[0::2].mean()), probe_acc_mochi=float(acc[1::2].mean()),
-          uniformity_moco=float(unif[0::2].mean()), uniformity_mochi=float(unif[1::2].mean()))
   _figure(res, workdir)
   return res
 

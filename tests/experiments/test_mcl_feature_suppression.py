@@ -32,12 +32,12 @@ def test_data_and_claims():
 
 
 @pytest.mark.slow   # the default run's test_mutations runs this mutation at the TINY size
-def test_one_cluster_makes_mcl_the_control():
+def test_one_cluster_makes_mcl_the_control(tmp_path):
   # The mutation `clusters=1`: stage 2's negatives are the whole batch, so MCL's stage 2 is the control (same
   # weights and batches); with clusters the two differ.
   cfg = exp_lib.get("mcl_feature_suppression").config("cpu", (
       "seeds=2", "steps=10", "n_train=256", "n_test=100", "batch_size=32", "hidden=16", "clusters=1"))
   data = [exp.make_data(cfg, r) for r in range(cfg.seeds)]
-  out = exp.train_all(cfg, data)
+  out = exp.train_all(cfg, data, tmp_path)
   np.testing.assert_array_equal(out["mcl"]["hard"], out["control"]["hard"])
   np.testing.assert_array_equal(out["mcl"]["easy"], out["control"]["easy"])

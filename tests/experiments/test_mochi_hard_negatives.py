@@ -28,12 +28,12 @@ def test_data_and_claims():
   assert [r.passed for r in rows] == [False, False]
 
 
-def test_no_synthetic_negatives_makes_the_arms_identical():
+def test_no_synthetic_negatives_makes_the_arms_identical(tmp_path):
   # The mutation: without synthetic negatives the MoCHi arm is MoCo (same weights, batches, views, queue).
   cfg = exp_lib.get("mochi_hard_negatives").config("cpu", (
       "seeds=2", "steps=10", "n_train=256", "n_test=100", "batch_size=16", "queue_size=64", "num_hard=16",
       "num_mix=0", "num_query_mix=0", "probe_labels=100", "hidden=16", "out=8"))
   data = [exp.make_data(cfg, r) for r in range(cfg.seeds)]
-  out = exp.train_all(cfg, data)
+  out = exp.train_all(cfg, data, tmp_path)
   np.testing.assert_array_equal(out["uniformity"][0::2], out["uniformity"][1::2])
   np.testing.assert_array_equal(out["probe_acc"][0::2], out["probe_acc"][1::2])
