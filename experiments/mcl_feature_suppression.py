@@ -86,6 +86,7 @@ PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, dim=128, hidden=512, out=16, 
                          batch_size=512, clusters=32)}
 TINY = ("seeds=4", "steps=200", "n_train=1024", "n_test=1000")
 MUTATIONS = {"one_cluster": ("clusters=1",)}
+MUTATION_TEST_SLOW = True   # ~15-20 s of CPU (two stages, two arms, checkpoints): the default run has no room for it
 
 
 def make_data(config: Config, rep: int):

@@ -95,6 +95,7 @@ TINY = ("n_train=512", "n_test=256", "train_steps=200", "log_every=200", "num_at
 MUTATIONS = {
     "cwa_is_mifgsm": ("cwa_variant=mifgsm",),
 }
+MUTATION_TEST_SLOW = True   # its TINY harness (surrogates, cSGLD chain, targets) is ~20 s of CPU per run
 
 
 # ----------------------------------------------------------------------------------------------------------------------
