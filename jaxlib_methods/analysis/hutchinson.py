@@ -152,6 +152,18 @@ def jacobian_trace(fn: Callable[[jax.Array], jax.Array], x: jax.Array, *, key: j
   return _trace(mv, x.size, x.dtype, key, num_probes, method, probe_batch_size)
 
 
+def _check_batched_map(fn, z, num_probes, name: str):
+  """The shared input checks of the per-example trace estimators: probes, z [B, ...] floating, fn(z) of z's shape."""
+  _check_probe_args(num_probes, "hutchinson", None)
+  z = validation.check_floating(z, "z")
+  if z.ndim < 2 or z.shape[0] == 0 or z.size == 0:
+    raise ValueError(f"z must be [B, ...] with B >= 1 examples of >= 1 entries each, got shape {z.shape}")
+  out = jax.eval_shape(fn, z)
+  if getattr(out, "shape", None) != z.shape:
+    raise ValueError(f"{name} must map z to an array of z's shape {z.shape}, got {getattr(out, 'shape', type(out))}")
+  return z
+
+
 def hutchinson_trace_jacobian(denoiser: Callable[[jax.Array], jax.Array], z: jax.Array, *, key: jax.Array,
                               num_probes: int = 1) -> jax.Array:
   """Per-example Hutchinson estimate of tr(dD(z)_b / dz_b) for a batched denoiser D: [B, ...] -> [B, ...].
@@ -175,13 +187,7 @@ def hutchinson_trace_jacobian(denoiser: Callable[[jax.Array], jax.Array], z: jax
   Returns:
     [B] estimates, in z's dtype.
   """
-  _check_probe_args(num_probes, "hutchinson", None)
-  z = validation.check_floating(z, "z")
-  if z.ndim < 2 or z.shape[0] == 0 or z.size == 0:
-    raise ValueError(f"z must be [B, ...] with B >= 1 examples of >= 1 entries each, got shape {z.shape}")
-  out = jax.eval_shape(denoiser, z)
-  if getattr(out, "shape", None) != z.shape:
-    raise ValueError(f"denoiser must map z to an array of z's shape {z.shape}, got {getattr(out, 'shape', type(out))}")
+  z = _check_batched_map(denoiser, z, num_probes, "denoiser")
   v = _rademacher(key, (num_probes,) + z.shape, z.dtype)
   jv = jax.vmap(lambda u: jax.jvp(denoiser, (z,), (u,))[1].astype(z.dtype))(v)
   axes = tuple(range(2, z.ndim + 1))
@@ -212,12 +218,6 @@ def hutchinson_trace_gradient(fn: Callable[[jax.Array], jax.Array], z: jax.Array
   Returns:
     [B, ...] estimates of grad_z tr(J_bb), in z's dtype.
   """
-  _check_probe_args(num_probes, "hutchinson", None)
-  z = validation.check_floating(z, "z")
-  if z.ndim < 2 or z.shape[0] == 0 or z.size == 0:
-    raise ValueError(f"z must be [B, ...] with B >= 1 examples of >= 1 entries each, got shape {z.shape}")
-  out = jax.eval_shape(fn, z)
-  if getattr(out, "shape", None) != z.shape:
-    raise ValueError(f"fn must map z to an array of z's shape {z.shape}, got {getattr(out, 'shape', type(out))}")
+  z = _check_batched_map(fn, z, num_probes, "fn")
   g = jax.grad(lambda zz: jnp.sum(hutchinson_trace_jacobian(fn, zz, key=key, num_probes=num_probes)))(z)
   return g.astype(z.dtype)
