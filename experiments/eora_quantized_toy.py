@@ -23,7 +23,6 @@ Mutation `eigenspace=false`: "EoRA" computed without the eigenspace projection (
 from __future__ import annotations
 
 import dataclasses
-import functools
 import pathlib
 from typing import Annotated
 
@@ -97,7 +96,9 @@ def weighted_optimum_errors(dw: np.ndarray, x: np.ndarray, ranks) -> list[float]
   return [float(np.sqrt(np.sum(sig[r:] ** 2))) for r in ranks]
 
 
-@functools.partial(jax.jit, static_argnames=("r", "eigenspace"))
+# Not under jax.jit: at the cpu preset's sizes, XLA:CPU's compiled float64 program of vmapped SVDs/eigendecompositions
+# deadlocks on this 2-core machine (every thread waiting on a futex, no CPU time; TINY sizes run). Eagerly, each
+# vmapped decomposition is one batched op: the seed axis is still split over the mesh.
 def _compensations(w, w_hat, xc, *, r: int, eigenspace: bool):
   """The rank-r corrections B @ A of EoRA and of plain SVD for every seed: w, w_hat [S, d_out, d_in], xc
   [S, n, d_in] -> (M_eora, M_svd), each [S, d_out, d_in] (the seeds vmapped)."""
