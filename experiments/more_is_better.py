@@ -23,7 +23,6 @@ Claims:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import pathlib
 from typing import Annotated
 
@@ -80,7 +79,9 @@ def _ridge_fit(phi: jax.Array, y: jax.Array, ridges: jax.Array) -> jax.Array:
   return (coef @ evecs.T) @ phi                                    # [R, p]
 
 
-@functools.partial(jax.jit, static_argnames=("n",))
+# Not under jax.jit: at the cpu preset's sizes, XLA:CPU's compiled float64 program of vmapped solves deadlocks on
+# this 2-core machine (every thread waiting on a futex, no CPU time; TINY sizes run). Eagerly, each vmapped op is one
+# batched op: the seed axis is still split over the mesh.
 def _risks(x_all, y_all, f_all, p_masks, ps, lam, v, ridges, s2, *, n: int):
   """Test and train MSE of the ridge fits on the first n samples, for every seed (vmapped: x_all [S, n_max, M],
   y_all [S, n_max], f_all [S, p_max, M]), every p in `ps` (vmapped: the first p rows of f_all, the rest masked to 0
