@@ -85,9 +85,11 @@ def bias_loss(logits: jax.Array, labels: jax.Array, features: jax.Array, *, alph
   The batch normalisation of the variance couples the examples of a batch: pass the whole batch.
 
   Args:
-    logits: [B, K] floating (class axis `axis`). labels: [B] integer in [0, K).
+    logits: [B, K] floating (class axis `axis`).
+    labels: [B] integer in [0, K).
     features: [B, ...] feature maps of the last convolutional layer (no gradient is taken through them).
-    alpha, beta: the paper's z(v) = exp(alpha v) - beta (defaults 0.3, 0.3).
+    alpha: the paper's alpha in z(v) = exp(alpha v) - beta (default 0.3).
+    beta: the paper's beta in z(v) (default 0.3).
     weight_form: 'paper' (default; also the authors' current code) or 'official' (exp(beta v) - 1 + alpha, as
       the authors' code before commit b557bca).
     axis: the class axis of `logits`.
