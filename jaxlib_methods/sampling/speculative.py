@@ -9,13 +9,13 @@ arXiv:2502.02493 (its drafts come from a layer-parallel approximation of the dra
 
 [86] Jang et al., "LANTERN: Accelerating Visual Autoregressive Models with Relaxed Speculative Decoding", ICLR 2025,
 arXiv:2410.03355, the relaxed acceptance of its method section: the target probability of the draft token x is
-replaced by the aggregated probability p(A_{k,delta}(x)) of a latent neighbourhood: B_k(x) are the k tokens
-nearest to x in the tokenizer's latent (codebook) space, x itself first; A_{k,delta}(x) is the longest prefix of B_k(x) whose neighbours' total target
-mass (the mass moved onto x, i.e. TV(p, p_tilde) of the relaxed target p_tilde) is <= delta. With k = 1 or delta = 0
-it is standard speculative sampling; otherwise the draft token is verified against p_tilde_x, the relaxed target
-with A's mass moved onto x (TV(p, p_tilde_x) <= delta). That bound holds per draft token only: the law of the
-sampler's output tokens is not within delta of p (once every draft is accepted it is the draft law q; the experiment
-lantern_speculative measures TV 0.13 at k = 8, delta = 0.05).
+replaced by the aggregated probability p(A_{k,delta}(x)) of a latent neighbourhood: B_k(x) are the k tokens nearest to
+x in the tokenizer's latent (codebook) space, x itself first; A_{k,delta}(x) is the longest prefix of B_k(x) whose
+neighbours' total target mass (the mass moved onto x, i.e. TV(p, p_tilde) of the relaxed target p_tilde) is <= delta.
+With k = 1 or delta = 0 it is standard speculative sampling; otherwise the draft token is verified against p_tilde_x,
+the relaxed target with A's mass moved onto x (TV(p, p_tilde_x) <= delta). That bound holds per draft token only: the
+law of the sampler's output tokens is not within delta of p (once every draft is accepted it is the draft law q; the
+experiment lantern_speculative measures TV 0.13 at k = 8, delta = 0.05).
 """
 
 from __future__ import annotations
