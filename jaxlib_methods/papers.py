@@ -729,6 +729,23 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
         tests=("tests/losses/test_contrastive.py", "tests/experiments/test_mcl_feature_suppression.py",),
         experiment="mcl_feature_suppression"),
+    # ---- an21 (issue 21) ----
+    28: Implementation(  # streaming NMC over a frozen random feature map of Gaussian classes (no ViT / CIFAR)
+        artifacts=("jaxlib_methods.analysis.NearestMeanState",
+                   "jaxlib_methods.analysis.nearest_mean_init",
+                   "jaxlib_methods.analysis.nearest_mean_update",
+                   "jaxlib_methods.analysis.nearest_mean_distances",
+                   "jaxlib_methods.analysis.nearest_mean_predict",),
+        tests=("tests/analysis/test_nearest_mean_selective.py",),
+        experiment="analysis_wave3"),
+    100: Implementation(  # window cascade + selective metrics on a simulated 2-member ensemble (no ImageNet models)
+        artifacts=("jaxlib_methods.analysis.window_cascade",
+                   "jaxlib_methods.analysis.risk_coverage",
+                   "jaxlib_methods.analysis.aurc",
+                   "jaxlib_methods.analysis.coverage_at_risk",
+                   "jaxlib_methods.analysis.cascade_macs",),
+        tests=("tests/analysis/test_nearest_mean_selective.py",),
+        experiment="analysis_wave3"),
 }
 
 

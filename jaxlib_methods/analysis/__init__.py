@@ -58,3 +58,12 @@ from jaxlib_methods.analysis.generative_classifiers import (
 )
 # ---- app22 (issue 22) ----
 from jaxlib_methods.analysis.hutchinson import hutchinson_trace_gradient  # noqa: F401  ([212] STSL drift)
+# ---- an21 (issue 21): streaming nearest-mean classifier [28], selective classification + window cascades [100]
+from jaxlib_methods.analysis.nearest_mean import (
+    NearestMeanState,
+    nearest_mean_distances,
+    nearest_mean_init,
+    nearest_mean_predict,
+    nearest_mean_update,
+)
+from jaxlib_methods.analysis.selective import aurc, cascade_macs, coverage_at_risk, risk_coverage, window_cascade

@@ -342,6 +342,54 @@ SPECS += [
         ("z:NaN", {"z": put(f(2, 3), (0, 0), np.nan)}, "nan", ""))),
 ]
 
+# ---- an21 (issue 21): error probes of [28] nearest-mean and [100] selective metrics (their math:
+# tests/analysis/test_nearest_mean_selective.py)
+from jaxlib_methods.analysis import nearest_mean, selective  # noqa: E402
+
+MODULES += (nearest_mean, selective)
+_NM = nearest_mean.NearestMeanState(f(3, 2), np.array([2, 1, 1], np.int32))
+_U100, _C100 = f(6), np.array([True, False, True, True, False, True])
+SPECS += [
+    ApiSpec(nearest_mean.nearest_mean_init, {"num_classes": 3, "dim": 2}, extra=(
+        ("num_classes=0", {"num_classes": 0}, "ValueError", "num_classes"),
+        ("dim=1.5", {"dim": 1.5}, "ValueError", "dim"),
+        ("dtype:int", {"dtype": np.int32}, "TypeError", "dtype"))),
+    ApiSpec(nearest_mean.nearest_mean_update, {"state": _NM, "features": f(4, 2), "labels": np.array([0, 1, 2, 0])},
+            extra=(
+        ("labels=3", {"labels": np.array([0, 1, 3, 0])}, "ValueError", "labels"),
+        ("labels:float", {"labels": np.zeros(4)}, "TypeError", "labels"),
+        ("labels:shape", {"labels": np.zeros(3, np.int32)}, "ValueError", "labels"),
+        ("features:D", {"features": f(4, 3)}, "ValueError", "features"),
+        ("features:int", {"features": np.ones((4, 2), np.int32)}, "TypeError", "features"),
+        ("where:shape", {"where": np.ones(3, bool)}, "ValueError", "where"),
+        ("state:tuple", {"state": (_NM.means, _NM.counts)}, "TypeError", "state"))),
+    ApiSpec(nearest_mean.nearest_mean_distances, {"state": _NM, "features": f(4, 2)}, extra=(
+        ("features:rank1", {"features": f(2)}, "ValueError", "features"),)),
+    ApiSpec(nearest_mean.nearest_mean_predict, {"state": _NM, "features": f(4, 2)}, extra=(
+        ("state:empty", {"state": nearest_mean.NearestMeanState(f(3, 2), np.zeros(3, np.int32))}, "ValueError",
+         "seen no class"),
+        ("features:int", {"features": np.ones((4, 2), np.int32)}, "TypeError", "features"))),
+    ApiSpec(selective.risk_coverage, {"uncertainty": _U100, "correct": _C100}, extra=(
+        ("correct:float", {"correct": _C100.astype(np.float32)}, "TypeError", "correct"),
+        ("correct:shape", {"correct": _C100[:5]}, "ValueError", "correct"),
+        ("uncertainty:empty", {"uncertainty": f(0), "correct": np.zeros(0, bool)}, "ValueError", "uncertainty"),
+        ("uncertainty:rank2", {"uncertainty": f(6, 1)}, "ValueError", "uncertainty"))),
+    ApiSpec(selective.aurc, {"uncertainty": _U100, "correct": _C100}, extra=(
+        ("uncertainty:int", {"uncertainty": np.ones(6, np.int32)}, "TypeError", "uncertainty"),)),
+    ApiSpec(selective.coverage_at_risk, {"uncertainty": _U100, "correct": _C100, "risk": 0.05}, extra=(
+        ("risk=1.5", {"risk": 1.5}, "ValueError", "risk"),)),
+    ApiSpec(selective.window_cascade, {"u1": _U100, "preds1": np.zeros(6, np.int32), "u2": f(6),
+                                       "preds2": np.ones(6, np.int32), "lo": 0.0, "hi": 0.5}, extra=(
+        ("hi<lo", {"hi": -1.0}, "ValueError", "hi"),
+        ("lo:vector", {"lo": np.zeros(2)}, "TypeError", "lo"),
+        ("preds1:float", {"preds1": np.zeros(6)}, "TypeError", "preds1"),
+        ("u2:shape", {"u2": f(5)}, "ValueError", "u2"))),
+    ApiSpec(selective.cascade_macs, {"passed": _C100, "macs": (1.0, 2.0)}, extra=(
+        ("macs:len3", {"macs": (1.0, 2.0, 3.0)}, "ValueError", "macs"),
+        ("macs<0", {"macs": (1.0, -2.0)}, "ValueError", "macs"),
+        ("passed:float", {"passed": _C100.astype(np.float32)}, "TypeError", "passed"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
