@@ -60,6 +60,7 @@ PAPER = Paper(catalog_id=28, title="A Simple Baseline that Questions the Use of 
 ALSO_REPRODUCES = (Paper(catalog_id=100, title="Window-Based Early-Exit Cascades for Uncertainty Estimation: When "
                          "Deep Ensembles are More Efficient than Single Models", year=2023, arxiv="2303.08010"),)
 DEMO = False
+MUTATION_TEST_SLOW = True  # the TINY run compiles the two parts' vmapped programs (~15 s of CPU on 2 shared cores)
 
 
 @dataclasses.dataclass(frozen=True)
