@@ -22,6 +22,7 @@ from jaxlib_methods.analysis import (
 )
 
 
+@pytest.mark.slow
 def test_sinkhorn_converges_to_exact_ot_and_has_the_scaling_form():
   rng = np.random.default_rng(0)
   n = 8
@@ -56,6 +57,24 @@ def test_sinkhorn_converges_to_exact_ot_and_has_the_scaling_form():
     # eps -> infinity: the independent coupling a b^T
     big = np.asarray(sinkhorn(jnp.asarray(cc), jnp.asarray(a), jnp.asarray(b), eps=1e6, num_iters=5))
     np.testing.assert_allclose(big, np.outer(a, b), rtol=1e-5)
+
+
+def test_sinkhorn_fast_checks():
+  """Default-run subset of the slow test above: one eps against the exact OT (its entropic bound), the marginals
+  and the eps -> infinity limit."""
+  rng = np.random.default_rng(0)
+  n = 6
+  xs, xt = rng.normal(size=(n, 2)), rng.normal(size=(n, 2)) + 0.5
+  c = ((xs[:, None] - xt[None]) ** 2).sum(-1)
+  r, col = linear_sum_assignment(c)
+  exact = c[r, col].sum() / n
+  w, p = jax.jit(lambda a, b: sinkhorn_ot(a, b, eps=0.05, num_iters=400))(xs.astype(np.float32), xt.astype(np.float32))
+  assert -1e-4 <= float(w) - exact <= 0.05 * c.mean() * math.log(n * n)
+  np.testing.assert_allclose(np.asarray(p).sum(0), 1 / n, rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(p).sum(1), 1 / n, rtol=1e-3)
+  a = np.full(n, 1 / n, np.float32)
+  big = np.asarray(sinkhorn(c.astype(np.float32), a, a, eps=1e6, num_iters=3))
+  np.testing.assert_allclose(big, np.full((n, n), 1 / n ** 2), rtol=1e-4)
 
 
 def test_ot_conditional_entropy_matches_numpy():
@@ -114,9 +133,9 @@ def test_osborn_submodular_and_greedy_bound():
   ratios = []
   sizes = masks.sum(1)
   w_all = rng.uniform(size=(200, m, 5)) ** 3
-  for w in w_all:
-    fl = lambda s, w=w: jnp.max(jnp.where(s[..., :, None], w, 0.0), axis=-2).sum(-1)
-    vals = np.asarray(fl(jnp.asarray(masks)))
+  for w in w_all:   # NumPy set function (greedy takes any callable): no per-instance dispatch of jax ops
+    fl = lambda s, w=w: np.max(np.where(np.asarray(s)[..., :, None], w, 0.0), axis=-2).sum(-1)
+    vals = fl(masks)
     opt = vals[sizes <= k].max()
     _, got = greedy_submodular_select(fl, m, k)
     ratios.append(got[-1] / opt)
