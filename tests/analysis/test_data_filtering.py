@@ -26,16 +26,19 @@ def _np_law(n, pool, a, b, tau):
 
 
 def test_qqt_law_matches_numpy_and_closed_forms():
-  n = np.array([1.0, 7.0, 100.0, 999.0, 1000.0, 1500.0, 2000.0, 4321.0, 9000.0])
-  got = np.asarray(jax.jit(lambda n: qqt_error(n, 1000.0, 2.0, -0.4, 1.5, max_epochs=9))(n))
-  want = [_np_law(v, 1000.0, 2.0, -0.4, 1.5) for v in n]
-  np.testing.assert_allclose(got, want, rtol=1e-5)
-  np.testing.assert_allclose(np.asarray(qqt_error(n, 1000.0, 2.0, -0.4, math.inf, max_epochs=9)), 2.0 * n ** -0.4,
-                             rtol=1e-5)
-  mix = np.asarray(qqt_mix_error(n, [400.0, 600.0], 2.0, [-0.4, -0.4], 1.5, max_epochs=9))
+  n = np.array([1.0, 7.0, 100.0, 999.0, 1000.0, 1500.0, 2000.0, 4321.0, 9000.0], np.float32)
+
+  @jax.jit
+  def laws(n):   # one compile for every law of the test
+    return (qqt_error(n, 1000.0, 2.0, -0.4, 1.5, max_epochs=9), qqt_error(n, 1000.0, 2.0, -0.4, math.inf, max_epochs=9),
+            qqt_mix_error(n, [400.0, 600.0], 2.0, [-0.4, -0.4], 1.5, max_epochs=9),
+            qqt_mix_error(n, [1000.0, 3000.0], 2.0, [-0.4, -0.2], 1.5, max_epochs=3))
+
+  got, no_decay, mix, mix2 = (np.asarray(v) for v in laws(n))
+  np.testing.assert_allclose(got, [_np_law(v, 1000.0, 2.0, -0.4, 1.5) for v in n], rtol=1e-5)
+  np.testing.assert_allclose(no_decay, 2.0 * n ** -0.4, rtol=1e-5)
   np.testing.assert_allclose(mix, got, rtol=1e-6)
   # share-weighted utility: pools (1000, -0.4) + (3000, -0.2) == one pool of 4000 with b = -0.25
-  mix2 = np.asarray(qqt_mix_error(n, [1000.0, 3000.0], 2.0, [-0.4, -0.2], 1.5, max_epochs=3))
   np.testing.assert_allclose(mix2, [_np_law(v, 4000.0, 2.0, -0.25, 1.5) for v in n], rtol=1e-5)
   with pytest.raises(ValueError, match="max_epochs"):
     qqt_error(n, 1000.0, 2.0, -0.4, 1.5, max_epochs=2)

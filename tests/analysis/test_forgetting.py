@@ -19,13 +19,14 @@ def _params(rng):
 def test_module_drift_and_fpf_transform():
   rng = np.random.default_rng(0)
   old, new = _params(rng), _params(rng)
-  got = jax.jit(module_drift)(old, new)
+  drift = jax.jit(module_drift, static_argnames="depth")
+  got = drift(old, new)
   for m in ("dense0", "head"):
     d = np.sqrt(sum(np.sum((new[m][k].astype(np.float64) - old[m][k]) ** 2) for k in ("w", "b")))
     n = np.sqrt(sum(np.sum(old[m][k].astype(np.float64) ** 2) for k in ("w", "b")))
     assert float(got[m]) == pytest.approx(d / (n + 1e-12), rel=1e-5)
-  assert float(module_drift(old, old)["head"]) == 0.0
-  deep = module_drift(old, new, depth=2)
+  assert float(drift(old, old)["head"]) == 0.0
+  deep = drift(old, new, depth=2)
   assert set(deep) == {"dense0/w", "dense0/b", "head/w", "head/b"}
   # FPF: head only
   assert fpf_labels(old, ["head"]) == {"dense0": {"w": "freeze", "b": "freeze"}, "head": {"w": "train", "b": "train"}}

@@ -20,12 +20,19 @@ from jaxlib_methods.analysis import (
     window_cascade,
 )
 
-update_jit = jax.jit(nearest_mean_update)
+@jax.jit
+def _stream(xb, yb, wb, q):
+  """The whole stream in one program (one compile): scan `nearest_mean_update` over the chunks, then predict."""
+  k, d = 5, xb.shape[-1]
+  s, _ = jax.lax.scan(lambda s, c: (nearest_mean_update(s, *c), None), nearest_mean_init(k, d, xb.dtype), (xb, yb, wb))
+  # vmap over the chunks as independent streams (e.g. seeds): one state per stream
+  per = jax.vmap(lambda a, b, w: nearest_mean_update(nearest_mean_init(k, d, xb.dtype), a, b, w))(xb, yb, wb)
+  return s, nearest_mean_predict(s, q), nearest_mean_distances(s, q), per
 
 
 def test_streaming_nmc_equals_batch_nmc_in_any_order():
   """Streaming means == batch means (float64, any chunk order, masked rows ignored); predictions equal the brute-force
-  nearest mean among seen classes, under jax.jit; unseen classes are never predicted."""
+  nearest mean among seen classes, under jax.jit; unseen classes are never predicted; vmap over streams."""
   rng = np.random.default_rng(0)
   K, D, N = 5, 4, 60
   x = rng.normal(size=(N, D)) + 3 * rng.normal(size=(K, D))[np.arange(N) % 4]   # class 4 never appears
@@ -38,22 +45,18 @@ def test_streaming_nmc_equals_batch_nmc_in_any_order():
     want = d2.argmin(1)
     for trial in range(2):
       perm = rng.permutation(N) if trial else np.argsort(y, kind="stable")   # random order; then class by class
-      s = nearest_mean_init(K, D, jnp.float64)
-      for chunk in np.split(perm, 6):   # equal chunks: one compile
-        pad = np.concatenate([chunk, chunk[:1]])                    # one extra masked row with an invalid label
-        yy = y[pad].copy()
-        yy[-1] = -100
-        s = update_jit(s, jnp.asarray(x[pad]), jnp.asarray(yy), jnp.arange(len(pad)) < len(chunk))
+      chunks = np.stack([np.concatenate([c, c[:1]]) for c in np.split(perm, 6)])   # + 1 masked row per chunk
+      yb = y[chunks].copy()
+      yb[:, -1] = -100                                                     # masked rows: invalid labels unchecked
+      wb = np.arange(chunks.shape[1])[None].repeat(6, 0) < chunks.shape[1] - 1
+      s, pred, dist, per = _stream(jnp.asarray(x[chunks]), jnp.asarray(yb), jnp.asarray(wb), jnp.asarray(q))
       np.testing.assert_allclose(np.asarray(s.means), batch_means, rtol=0, atol=1e-12)
       np.testing.assert_array_equal(np.asarray(s.counts), np.bincount(y, minlength=K))
-      np.testing.assert_array_equal(np.asarray(jax.jit(nearest_mean_predict)(s, jnp.asarray(q))), want)
-      assert np.isinf(np.asarray(jax.jit(nearest_mean_distances)(s, jnp.asarray(q)))[:, 4]).all()
-  # vmap over independent streams (e.g. seeds): one state per stream
-  xs = jnp.asarray(rng.normal(size=(3, 8, D)), jnp.float32)
-  ys = jnp.asarray(rng.integers(0, K, size=(3, 8)), jnp.int32)
-  s3 = jax.vmap(lambda a, b: nearest_mean_update(nearest_mean_init(K, D), a, b))(xs, ys)
-  s1 = update_jit(nearest_mean_init(K, D), xs[1], ys[1])
-  np.testing.assert_allclose(np.asarray(s3.means[1]), np.asarray(s1.means), rtol=1e-6)
+      np.testing.assert_array_equal(np.asarray(pred), want)
+      assert np.isinf(np.asarray(dist)[:, 4]).all()
+      c1 = chunks[1, :-1]
+      one = np.stack([x[c1][y[c1] == k].mean(0) if (y[c1] == k).any() else np.zeros(D) for k in range(K)])
+      np.testing.assert_allclose(np.asarray(per.means[1]), one, atol=1e-12)
 
 
 def test_nmc_errors():
@@ -93,32 +96,38 @@ def test_selective_metrics_and_window_cascade_match_numpy():
   u = np.round(rng.uniform(size=200), 2)                   # rounding makes ties
   correct = rng.uniform(size=200) > u * 0.6
   cov_np, risk_np = _np_risk_coverage(u, correct)
-  cov, risk = jax.jit(risk_coverage)(jnp.asarray(u, jnp.float32), jnp.asarray(correct))
-  np.testing.assert_allclose(np.asarray(cov), cov_np, rtol=1e-6)
-  np.testing.assert_allclose(np.asarray(risk), risk_np, rtol=1e-5, atol=1e-7)
-  aurc_jit, car_jit = jax.jit(aurc), jax.jit(coverage_at_risk)      # one compile each ([200] inputs throughout)
-  assert float(aurc_jit(u.astype(np.float32), correct)) == pytest.approx(risk_np.mean(), rel=1e-5)
-  for r in (0.0, 0.05, 0.2, 1.0):
-    ok = risk_np <= r
-    want = cov_np[ok].max() if ok.any() else 0.0
-    assert float(car_jit(u.astype(np.float32), correct, r)) == pytest.approx(want, abs=1e-6)
-  # closed forms: all correct -> AURC 0; an oracle ranking (the E errors last) has AURC = mean over the cuts i of
-  # max(0, i - (N - E)) / i
   n, e = 200, 30
   ramp = np.arange(n, dtype=np.float32)
-  assert float(aurc_jit(ramp, np.ones(n, bool))) == 0.0
-  want = np.mean([max(0, i - (n - e)) / i for i in range(1, n + 1)])
-  assert float(aurc_jit(ramp, np.arange(n) < n - e)) == pytest.approx(want, rel=1e-6)
-  # window cascade: the NumPy rule, both window edges inclusive; Alg. 1 is the window [t, inf)
   u1, u2 = rng.uniform(size=50).astype(np.float32), rng.uniform(size=50).astype(np.float32)
   p1, p2 = rng.integers(0, 3, 50), rng.integers(0, 3, 50)
   u1[:2] = [0.3, 0.6]
-  uc, pc, passed = jax.jit(window_cascade, static_argnames=("lo", "hi"))(u1, p1, u2, p2, lo=0.3, hi=0.6)
+
+  @jax.jit
+  def everything(u, c, rs):   # one compile for every metric of the test
+    cov, risk = risk_coverage(u, c)
+    car = jax.vmap(lambda r: coverage_at_risk(u, c, r))(rs)
+    uc, pc, passed = window_cascade(u1, p1, u2, p2, 0.3, 0.6)
+    return (cov, risk, aurc(u, c), car, aurc(ramp, jnp.ones(n, bool)), aurc(ramp, jnp.arange(n) < n - e),
+            uc, pc, passed, cascade_macs(passed, (2.0, 3.0)))
+
+  rs = np.array([0.0, 0.05, 0.2, 1.0], np.float32)
+  cov, risk, a, car, a_ok, a_oracle, uc, pc, passed, macs = everything(u.astype(np.float32), correct, rs)
+  np.testing.assert_allclose(np.asarray(cov), cov_np, rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(risk), risk_np, rtol=1e-5, atol=1e-7)
+  assert float(a) == pytest.approx(risk_np.mean(), rel=1e-5)
+  for r, got in zip(rs, np.asarray(car)):
+    ok = risk_np <= r
+    assert float(got) == pytest.approx(cov_np[ok].max() if ok.any() else 0.0, abs=1e-6)
+  # closed forms: all correct -> AURC 0; an oracle ranking (the E errors last) has AURC = mean over the cuts i of
+  # max(0, i - (N - E)) / i
+  assert float(a_ok) == 0.0
+  assert float(a_oracle) == pytest.approx(np.mean([max(0, i - (n - e)) / i for i in range(1, n + 1)]), rel=1e-6)
+  # window cascade: the NumPy rule, both window edges inclusive; Alg. 1 is the window [t, inf)
   m = (u1 >= 0.3) & (u1 <= 0.6)
   np.testing.assert_array_equal(np.asarray(passed), m)
   np.testing.assert_array_equal(np.asarray(uc), np.where(m, u2, u1))
   np.testing.assert_array_equal(np.asarray(pc), np.where(m, p2, p1))
-  assert float(cascade_macs(passed, (2.0, 3.0))) == pytest.approx(2.0 + 3.0 * m.mean())
+  assert float(macs) == pytest.approx(2.0 + 3.0 * m.mean())
   with pytest.raises(ValueError, match="hi"):
     window_cascade(u1, p1, u2, p2, 0.6, 0.3)
   with pytest.raises(TypeError, match="correct"):
