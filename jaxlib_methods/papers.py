@@ -729,6 +729,43 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
         tests=("tests/losses/test_contrastive.py", "tests/experiments/test_mcl_feature_suppression.py",),
         experiment="mcl_feature_suppression"),
+    # ---- an21 (issue 21) ----
+    28: Implementation(  # streaming NMC over a frozen random feature map of Gaussian classes (no ViT / CIFAR)
+        artifacts=("jaxlib_methods.analysis.NearestMeanState",
+                   "jaxlib_methods.analysis.nearest_mean_init",
+                   "jaxlib_methods.analysis.nearest_mean_update",
+                   "jaxlib_methods.analysis.nearest_mean_distances",
+                   "jaxlib_methods.analysis.nearest_mean_predict",),
+        tests=("tests/analysis/test_nearest_mean_selective.py",),
+        experiment="analysis_wave3"),
+    100: Implementation(  # window cascade + selective metrics on a simulated 2-member ensemble (no ImageNet models)
+        artifacts=("jaxlib_methods.analysis.window_cascade",
+                   "jaxlib_methods.analysis.risk_coverage",
+                   "jaxlib_methods.analysis.aurc",
+                   "jaxlib_methods.analysis.coverage_at_risk",
+                   "jaxlib_methods.analysis.cascade_macs",),
+        tests=("tests/analysis/test_nearest_mean_selective.py",),
+        experiment="analysis_wave3"),
+    117: Implementation(  # Sinkhorn OT, OTCE terms, an OSBORN-style score (our reading) + greedy; toy source pool
+        artifacts=("jaxlib_methods.analysis.sinkhorn",
+                   "jaxlib_methods.analysis.sinkhorn_ot",
+                   "jaxlib_methods.analysis.ot_conditional_entropy",
+                   "jaxlib_methods.analysis.osborn_score",
+                   "jaxlib_methods.analysis.greedy_submodular_select",),
+        tests=("tests/analysis/test_ot.py",),
+        experiment="analysis_wave3b"),
+    70: Implementation(  # the QQT law (our reading of the repetition decay), pool mixing and the fitter; no DataComp
+        artifacts=("jaxlib_methods.analysis.qqt_error",
+                   "jaxlib_methods.analysis.qqt_mix_error",
+                   "jaxlib_methods.analysis.fit_qqt",),
+        tests=("tests/analysis/test_data_filtering.py",),
+        experiment="analysis_wave3b"),
+    31: Implementation(  # module drift + FPF (optax.multi_transform) on a toy class-incremental MLP; no k-FPF schedule
+        artifacts=("jaxlib_methods.analysis.module_drift",
+                   "jaxlib_methods.analysis.fpf_labels",
+                   "jaxlib_methods.analysis.fpf_transform",),
+        tests=("tests/analysis/test_forgetting.py",),
+        experiment="analysis_wave3b"),
 }
 
 

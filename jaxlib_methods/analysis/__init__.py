@@ -58,3 +58,24 @@ from jaxlib_methods.analysis.generative_classifiers import (
 )
 # ---- app22 (issue 22) ----
 from jaxlib_methods.analysis.hutchinson import hutchinson_trace_gradient  # noqa: F401  ([212] STSL drift)
+# ---- an21 (issue 21): streaming nearest-mean classifier [28], selective classification + window cascades [100]
+from jaxlib_methods.analysis.nearest_mean import (
+    NearestMeanState,
+    nearest_mean_distances,
+    nearest_mean_init,
+    nearest_mean_predict,
+    nearest_mean_update,
+)
+from jaxlib_methods.analysis.selective import aurc, cascade_macs, coverage_at_risk, risk_coverage, window_cascade
+# an21 (issue 21): Sinkhorn OT and the OSBORN transferability terms + greedy selection [117]
+from jaxlib_methods.analysis.ot import (
+    greedy_submodular_select,
+    osborn_score,
+    ot_conditional_entropy,
+    sinkhorn,
+    sinkhorn_ot,
+)
+# an21 (issue 21): data-filtering scaling laws with repetition (QQT) [70]
+from jaxlib_methods.analysis.data_filtering import fit_qqt, qqt_error, qqt_mix_error
+# an21 (issue 21): per-module drift and forgetting-prioritised fine-tuning [31]
+from jaxlib_methods.analysis.forgetting import fpf_labels, fpf_transform, module_drift

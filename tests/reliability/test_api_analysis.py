@@ -342,6 +342,138 @@ SPECS += [
         ("z:NaN", {"z": put(f(2, 3), (0, 0), np.nan)}, "nan", ""))),
 ]
 
+# ---- an21 (issue 21): error probes of [28] nearest-mean and [100] selective metrics (their math:
+# tests/analysis/test_nearest_mean_selective.py)
+from jaxlib_methods.analysis import nearest_mean, selective  # noqa: E402
+
+MODULES += (nearest_mean, selective)
+_NM = nearest_mean.NearestMeanState(f(3, 2), np.array([2, 1, 1], np.int32))
+_U100, _C100 = f(6), np.array([True, False, True, True, False, True])
+SPECS += [
+    ApiSpec(nearest_mean.nearest_mean_init, {"num_classes": 3, "dim": 2}, extra=(
+        ("num_classes=0", {"num_classes": 0}, "ValueError", "num_classes"),
+        ("dim=1.5", {"dim": 1.5}, "ValueError", "dim"),
+        ("dtype:int", {"dtype": np.int32}, "TypeError", "dtype"))),
+    ApiSpec(nearest_mean.nearest_mean_update, {"state": _NM, "features": f(4, 2), "labels": np.array([0, 1, 2, 0])},
+            extra=(
+        ("labels=3", {"labels": np.array([0, 1, 3, 0])}, "ValueError", "labels"),
+        ("labels:float", {"labels": np.zeros(4)}, "TypeError", "labels"),
+        ("labels:shape", {"labels": np.zeros(3, np.int32)}, "ValueError", "labels"),
+        ("features:D", {"features": f(4, 3)}, "ValueError", "features"),
+        ("features:int", {"features": np.ones((4, 2), np.int32)}, "TypeError", "features"),
+        ("where:shape", {"where": np.ones(3, bool)}, "ValueError", "where"),
+        ("state:tuple", {"state": (_NM.means, _NM.counts)}, "TypeError", "state"))),
+    ApiSpec(nearest_mean.nearest_mean_distances, {"state": _NM, "features": f(4, 2)}, extra=(
+        ("features:rank1", {"features": f(2)}, "ValueError", "features"),)),
+    ApiSpec(nearest_mean.nearest_mean_predict, {"state": _NM, "features": f(4, 2)}, extra=(
+        ("state:empty", {"state": nearest_mean.NearestMeanState(f(3, 2), np.zeros(3, np.int32))}, "ValueError",
+         "seen no class"),
+        ("features:int", {"features": np.ones((4, 2), np.int32)}, "TypeError", "features"))),
+    ApiSpec(selective.risk_coverage, {"uncertainty": _U100, "correct": _C100}, extra=(
+        ("correct:float", {"correct": _C100.astype(np.float32)}, "TypeError", "correct"),
+        ("correct:shape", {"correct": _C100[:5]}, "ValueError", "correct"),
+        ("uncertainty:empty", {"uncertainty": f(0), "correct": np.zeros(0, bool)}, "ValueError", "uncertainty"),
+        ("uncertainty:rank2", {"uncertainty": f(6, 1)}, "ValueError", "uncertainty"))),
+    ApiSpec(selective.aurc, {"uncertainty": _U100, "correct": _C100}, extra=(
+        ("uncertainty:int", {"uncertainty": np.ones(6, np.int32)}, "TypeError", "uncertainty"),)),
+    ApiSpec(selective.coverage_at_risk, {"uncertainty": _U100, "correct": _C100, "risk": 0.05}, extra=(
+        ("risk=1.5", {"risk": 1.5}, "ValueError", "risk"),)),
+    ApiSpec(selective.window_cascade, {"u1": _U100, "preds1": np.zeros(6, np.int32), "u2": f(6),
+                                       "preds2": np.ones(6, np.int32), "lo": 0.0, "hi": 0.5}, extra=(
+        ("hi<lo", {"hi": -1.0}, "ValueError", "hi"),
+        ("lo:vector", {"lo": np.zeros(2)}, "TypeError", "lo"),
+        ("preds1:float", {"preds1": np.zeros(6)}, "TypeError", "preds1"),
+        ("u2:shape", {"u2": f(5)}, "ValueError", "u2"))),
+    ApiSpec(selective.cascade_macs, {"passed": _C100, "macs": (1.0, 2.0)}, extra=(
+        ("macs:len3", {"macs": (1.0, 2.0, 3.0)}, "ValueError", "macs"),
+        ("macs<0", {"macs": (1.0, -2.0)}, "ValueError", "macs"),
+        ("passed:float", {"passed": _C100.astype(np.float32)}, "TypeError", "passed"))),
+]
+
+# an21 (issue 21): error probes of [117] Sinkhorn OT / OSBORN (their math: tests/analysis/test_ot.py)
+from jaxlib_methods.analysis import ot as ot_mod  # noqa: E402
+
+MODULES += (ot_mod,)
+_MC117 = np.abs(f(3, 3))
+SPECS += [
+    ApiSpec(ot_mod.sinkhorn, {"cost": np.abs(f(3, 4)), "eps": 0.5, "num_iters": 5}, extra=(
+        ("eps=0", {"eps": 0.0}, "ValueError", "eps"),
+        ("num_iters=0", {"num_iters": 0}, "ValueError", "num_iters"),
+        ("a:sum", {"a": np.ones(3, np.float32)}, "ValueError", "a"),
+        ("b:shape", {"b": np.full(3, 1 / 3, np.float32)}, "ValueError", "b"),
+        ("cost:rank1", {"cost": f(3)}, "ValueError", "cost"),
+        ("cost:int", {"cost": np.ones((3, 4), np.int32)}, "TypeError", "cost"))),
+    ApiSpec(ot_mod.sinkhorn_ot, {"xs": f(3, 2), "xt": f(4, 2), "num_iters": 5}, extra=(
+        ("xt:d", {"xt": f(4, 3)}, "ValueError", "xt"),
+        ("eps<0", {"eps": -1.0}, "ValueError", "eps"),
+        ("xs:int", {"xs": np.ones((3, 2), np.int32)}, "TypeError", "xs"))),
+    ApiSpec(ot_mod.ot_conditional_entropy, {"plan": np.full((3, 4), 1 / 12, np.float32), "ys": np.array([0, 1, 1]),
+                                            "yt": np.array([0, 1, 2, 0]), "num_source_classes": 2,
+                                            "num_target_classes": 3}, extra=(
+        ("yt=3", {"yt": np.array([0, 1, 3, 0])}, "ValueError", "yt"),
+        ("ys:float", {"ys": np.zeros(3)}, "TypeError", "ys"),
+        ("ys:shape", {"ys": np.zeros(4, np.int32)}, "ValueError", "ys"),
+        ("num_source_classes=0", {"num_source_classes": 0}, "ValueError", "num_source_classes"))),
+    ApiSpec(ot_mod.osborn_score, {"subset": np.array([True, False, True]), "domain": f(3), "task": f(3),
+                                  "incohesion": _MC117}, extra=(
+        ("incohesion<0", {"incohesion": -_MC117}, "ValueError", "incohesion"),
+        ("subset:shape", {"subset": np.ones(2, bool)}, "ValueError", "subset"),
+        ("lam_cohesion<0", {"lam_cohesion": -1.0}, "ValueError", "lam_cohesion"),
+        ("task:shape", {"task": f(2)}, "ValueError", "task"))),
+    ApiSpec(ot_mod.greedy_submodular_select, {"score_fn": lambda b: jnp.sum(b, -1).astype(jnp.float32),
+                                              "num_candidates": 3, "k": 2}, extra=(
+        ("k=4", {"k": 4}, "ValueError", "k"),
+        ("num_candidates=0", {"num_candidates": 0}, "ValueError", "num_candidates"),
+        ("score_fn:shape", {"score_fn": lambda b: jnp.zeros(2)}, "ValueError", "score_fn"))),
+]
+
+# an21 (issue 21): error probes of [70] the QQT scaling law (its math: tests/analysis/test_data_filtering.py)
+from jaxlib_methods.analysis import data_filtering  # noqa: E402
+
+MODULES += (data_filtering,)
+_N70 = np.array([10.0, 100.0, 300.0], np.float32)
+SPECS += [
+    ApiSpec(data_filtering.qqt_error, {"n": _N70, "pool_size": 100.0, "a": 1.0, "b": -0.3, "tau": 2.0,
+                                       "max_epochs": 4}, extra=(
+        ("tau=0", {"tau": 0.0}, "ValueError", "tau"),
+        ("a=0", {"a": 0.0}, "ValueError", "a"),
+        ("n<1", {"n": np.array([0.5], np.float32)}, "ValueError", "n"),
+        ("max_epochs:small", {"max_epochs": 2}, "ValueError", "max_epochs"),
+        ("n:int", {"n": np.array([10, 100])}, "TypeError", "n"))),
+    ApiSpec(data_filtering.qqt_mix_error, {"n": _N70, "pool_sizes": [50.0, 50.0], "a": 1.0,
+                                           "utilities": [-0.3, -0.2], "tau": 2.0, "max_epochs": 4}, extra=(
+        ("utilities:len", {"utilities": [-0.3]}, "ValueError", "utilities"),
+        ("pool_sizes<=0", {"pool_sizes": [50.0, 0.0]}, "ValueError", "pool_sizes"))),
+    ApiSpec(data_filtering.fit_qqt, {"n": np.geomspace(10, 400, 8), "y": np.geomspace(1, 0.3, 8),
+                                     "pool_size": 100.0}, extra=(
+        ("y<=0", {"y": -np.ones(8)}, "ValueError", "y"),
+        ("n:short", {"n": np.ones(2), "y": np.ones(2)}, "ValueError", "P >= 3"),
+        ("tau_range", {"tau_range": (2.0, 1.0)}, "ValueError", "tau_range"),
+        ("n:beyond", {"n": np.geomspace(10, 1e5, 8)}, "ValueError", "max_epochs"))),
+]
+
+# an21 (issue 21): error probes of [31] drift / FPF (their math: tests/analysis/test_forgetting.py)
+from jaxlib_methods.analysis import forgetting  # noqa: E402
+
+import optax  # noqa: E402
+
+MODULES += (forgetting,)
+_P31 = {"a": {"w": f(2, 2)}, "b": {"w": f(2)}}
+SPECS += [
+    ApiSpec(forgetting.module_drift, {"old_params": _P31, "new_params": _P31}, extra=(
+        ("new_params:structure", {"new_params": {"a": {"w": f(2, 2)}}}, "ValueError", "structure"),
+        ("new_params:shape", {"new_params": {"a": {"w": f(2, 3)}, "b": {"w": f(2)}}}, "ValueError", "shape"),
+        ("old_params:int", {"old_params": {"a": {"w": np.ones((2, 2), np.int32)}, "b": {"w": f(2)}}}, "TypeError",
+         "old_params"),
+        ("depth=0", {"depth": 0}, "ValueError", "depth"))),
+    ApiSpec(forgetting.fpf_labels, {"params": _P31, "modules": ["a"]}, extra=(
+        ("modules:unknown", {"modules": ["c"]}, "ValueError", "modules"),
+        ("modules:str", {"modules": "a"}, "TypeError", "modules"))),
+    ApiSpec(forgetting.fpf_transform, {"tx": optax.sgd(0.1), "params": _P31, "modules": ["a"]}, extra=(
+        ("tx:not-optax", {"tx": 0.1}, "TypeError", "tx"),
+        ("modules:unknown", {"modules": ["c"]}, "ValueError", "modules"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
