@@ -135,3 +135,12 @@ from jaxlib_methods.losses.continual import (  # noqa: F401  ([26] MVP)
     gradient_similarity_focal_loss,
     gradient_similarity_scores,
 )
+# ---- ls19a (issue 19): [46] MIC, [24] CAFA, [94] LAPTOP-Diff
+from jaxlib_methods.losses.adaptation import (  # noqa: F401  (issue 19, [46] [24])
+    cafa_loss,
+    cafa_source_statistics,
+    mic_loss,
+    mic_quality_weight,
+    random_patch_mask,
+)
+from jaxlib_methods.losses.feature_kd import normalized_feature_kd, output_loss_criterion  # noqa: F401  ([94])
