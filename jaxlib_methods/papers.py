@@ -729,6 +729,23 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
         tests=("tests/losses/test_contrastive.py", "tests/experiments/test_mcl_feature_suppression.py",),
         experiment="mcl_feature_suppression"),
+    # ---- ls19a (issue 19) ----
+    46: Implementation(  # MIC: patch mask, quality weight, masked consistency; EMA teacher = optax.incremental_update
+        artifacts=("jaxlib_methods.losses.adaptation.random_patch_mask",
+                   "jaxlib_methods.losses.adaptation.mic_quality_weight",
+                   "jaxlib_methods.losses.adaptation.mic_loss",),
+        tests=("tests/losses/test_adaptation_mic_cafa.py",),
+        experiment=None),
+    24: Implementation(  # CAFA: toy TTA under a rotated/shifted target, CAFA vs TENT vs test-time BN (16 seeds)
+        artifacts=("jaxlib_methods.losses.adaptation.cafa_loss",
+                   "jaxlib_methods.losses.adaptation.cafa_source_statistics",),
+        tests=("tests/losses/test_adaptation_mic_cafa.py",),
+        experiment="tta_distill_toys"),
+    94: Implementation(  # LAPTOP-Diff: additivity passes; the imbalance-share claim fails at our threshold (see module)
+        artifacts=("jaxlib_methods.losses.feature_kd.normalized_feature_kd",
+                   "jaxlib_methods.losses.feature_kd.output_loss_criterion",),
+        tests=("tests/losses/test_feature_kd_laptop.py",),
+        experiment="tta_distill_toys"),
 }
 
 
