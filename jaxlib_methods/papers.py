@@ -730,12 +730,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         tests=("tests/losses/test_contrastive.py", "tests/experiments/test_mcl_feature_suppression.py",),
         experiment="mcl_feature_suppression"),
     # ---- ls19a (issue 19) ----
-    46: Implementation(  # MIC: patch mask, quality weight, masked consistency; EMA teacher = optax.incremental_update
+    46: Implementation(  # MIC: toy UDA segmentation where context disambiguates; EMA teacher = optax.incremental_update
         artifacts=("jaxlib_methods.losses.adaptation.random_patch_mask",
                    "jaxlib_methods.losses.adaptation.mic_quality_weight",
                    "jaxlib_methods.losses.adaptation.mic_loss",),
         tests=("tests/losses/test_adaptation_mic_cafa.py",),
-        experiment=None),
+        experiment="tta_distill_toys"),
     24: Implementation(  # CAFA: toy TTA under a rotated/shifted target, CAFA vs TENT vs test-time BN (16 seeds)
         artifacts=("jaxlib_methods.losses.adaptation.cafa_loss",
                    "jaxlib_methods.losses.adaptation.cafa_source_statistics",),
