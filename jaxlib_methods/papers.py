@@ -746,6 +746,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.feature_kd.output_loss_criterion",),
         tests=("tests/losses/test_feature_kd_laptop.py",),
         experiment="tta_distill_toys"),
+    93: Implementation(  # DR-Tune: semantic calibration (Kabsch rotation + class translation, as the official code)
+        artifacts=("jaxlib_methods.losses.feature_kd.semantic_calibration",
+                   "jaxlib_methods.losses.feature_kd.dr_tune_loss",),
+        tests=("tests/losses/test_feature_kd_dr_tune.py",),
+        experiment=None),
 }
 
 

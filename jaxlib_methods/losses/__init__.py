@@ -135,7 +135,7 @@ from jaxlib_methods.losses.continual import (  # noqa: F401  ([26] MVP)
     gradient_similarity_focal_loss,
     gradient_similarity_scores,
 )
-# ---- ls19a (issue 19): [46] MIC, [24] CAFA, [94] LAPTOP-Diff
+# ---- ls19a (issue 19): [46] MIC, [24] CAFA, [94] LAPTOP-Diff, [93] DR-Tune
 from jaxlib_methods.losses.adaptation import (  # noqa: F401  (issue 19, [46] [24])
     cafa_loss,
     cafa_source_statistics,
@@ -144,3 +144,4 @@ from jaxlib_methods.losses.adaptation import (  # noqa: F401  (issue 19, [46] [2
     random_patch_mask,
 )
 from jaxlib_methods.losses.feature_kd import normalized_feature_kd, output_loss_criterion  # noqa: F401  ([94])
+from jaxlib_methods.losses.feature_kd import dr_tune_loss, semantic_calibration  # noqa: F401  ([93])

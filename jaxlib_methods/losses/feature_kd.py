@@ -1,5 +1,5 @@
 """Feature-level knowledge distillation: the ND loss [56]; LAPTOP-Diff's normalised feature KD and output-loss
-pruning criterion [94].
+pruning criterion [94]; DR-Tune's semantic calibration and distribution-regularised objective [93].
 
 Paper [56]: Yuzhu Wang, Lechao Cheng, Manni Duan, Yongheng Wang, Zunlei Feng, Shu Kong, "Improving Knowledge
 Distillation via Regularizing Feature Norm and Direction", 2023, arXiv:2305.17007. Official code:
@@ -194,3 +194,120 @@ def output_loss_criterion(forward: Callable[[jax.Array], jax.Array], num_blocks:
   ct = jnp.promote_types(full.dtype, jnp.float32)
   diff = (outs.astype(ct) - full.astype(ct)[None]).reshape(num_blocks, full.shape[0], -1)
   return jnp.mean(jnp.sum(diff ** 2, axis=-1), axis=-1)
+
+
+# ---- DR-Tune [93] (issue 19, branch ls19a) -----------------------------------------------------------------------------
+# Nan Zhou, Jiaxin Chen, Di Huang, "DR-Tune: Improving Fine-tuning of Pretrained Visual Models by Distribution
+# Regularization with Semantic Calibration", ICCV 2023, arXiv:2308.12058. Official code: github.com/weeknan/DR-Tune
+# (model.py: `semantic_calibration`, `rot_align`; the loss is the head's CE over the batch's downstream features and
+# the calibrated pretrained features of a queue, one mean over both).
+
+
+def _l2_normalize(x):
+  return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def semantic_calibration(pre_feats: jax.Array, down_feats: jax.Array, labels: jax.Array, num_classes: int, *,
+                         prototypes: Optional[jax.Array] = None, rotate: bool = True,
+                         scale: Optional[float] = None) -> jax.Array:
+  """DR-Tune's semantic calibration (SC) of pretrained features towards the downstream feature distribution.
+
+  Zhou, Chen, Huang, "DR-Tune: Improving Fine-tuning of Pretrained Visual Models by Distribution Regularization with
+  Semantic Calibration", ICCV 2023, arXiv:2308.12058, Sec. 3.3 (SC: a global rotation, then class-level
+  translations). Both sets of features (the same N images through the frozen pretrained and the downstream encoder)
+  are L2-normalised; with `rotate`, the centred pretrained features are rotated onto the centred downstream ones by
+  the orthogonal Procrustes (Kabsch) rotation R = V U^T of svd(X^T Y) with the determinant fixed to +1 (as the
+  official `rot_align`, the result stays centred); then every class c is translated by (downstream centre of c) -
+  (pretrained centre of c). The downstream centre is the class mean, or, with `prototypes` (the head's weights, as
+  in the official code), the average weighted by softmax over the class's samples of their cosine to the class's
+  prototype. After the translation the calibrated class means equal the downstream centres exactly; with `scale`,
+  each row is then re-normalised to that L2 norm (the official code's last step: the batch's mean downstream norm).
+  Constants throughout (no gradient). The SVD is of a D x D matrix: call it eagerly or in float32 under jit.
+
+  Args:
+    pre_feats: [N, D] floating features of the frozen pretrained encoder.
+    down_feats: [N, D] floating features of the same images under the downstream encoder.
+    labels: [N] integer classes in [0, num_classes).
+    num_classes: C >= 1.
+    prototypes: optional [C, D] class prototypes (the classification head's weight rows).
+    rotate: apply the global rotation first.
+    scale: optional positive float: the rows' L2 norm after calibration (None: leave them as translated).
+
+  Returns:
+    [N, D] calibrated pretrained features, float32 (or wider); rows of a class without examples are unchanged by
+    the translation.
+  """
+  if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+    raise ValueError(f"num_classes must be an int >= 1, got {num_classes=}")
+  x = validation.check_floating(pre_feats, "pre_feats")
+  y = validation.check_floating(down_feats, "down_feats")
+  if x.ndim != 2 or x.shape[0] < 1:
+    raise ValueError(f"pre_feats must be [N >= 1, D], got pre_feats.shape={x.shape}")
+  if y.shape != x.shape:
+    raise ValueError(f"down_feats must have the shape of pre_feats {x.shape}, got down_feats.shape={y.shape}")
+  lab = validation.check_integer(labels, "labels")
+  if lab.shape != x.shape[:1]:
+    raise ValueError(f"labels must be [N] with N = pre_feats.shape[0], got labels.shape={lab.shape}")
+  valid = validation.check_labels(lab, num_classes, "labels")
+  if prototypes is not None:
+    prototypes = validation.check_floating(prototypes, "prototypes")
+    if prototypes.shape != (num_classes, x.shape[1]):
+      raise ValueError(f"prototypes must be [C, D] = {(num_classes, x.shape[1])}, got {prototypes.shape}")
+  if scale is not None:
+    validation.check_positive(scale, "scale")
+  ct = jnp.promote_types(validation.compute_dtype_for(jnp.result_type(x, y)), jnp.float32)
+  x = _l2_normalize(jax.lax.stop_gradient(x).astype(ct))
+  y = _l2_normalize(jax.lax.stop_gradient(y).astype(ct))
+  if rotate:
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    u, _, vt = jnp.linalg.svd(xc.T @ yc)
+    d = jnp.sign(jnp.linalg.det(vt.T @ u.T))
+    vt = vt.at[-1].multiply(d)                       # the reflection fix of Kabsch: det(R) = +1
+    x = xc @ (vt.T @ u.T).T                          # rows: R x_i
+  c = jnp.clip(lab, 0, num_classes - 1)
+  onehot = jax.nn.one_hot(c, num_classes, dtype=ct)                          # [N, C]
+  counts = onehot.sum(0)
+  pre_centre = (onehot.T @ x) / jnp.maximum(counts, 1)[:, None]
+  if prototypes is None:
+    weights = onehot / jnp.maximum(counts, 1)[None]
+  else:
+    cos = y @ _l2_normalize(jax.lax.stop_gradient(prototypes).astype(ct)).T   # [N, C]
+    logits = jnp.where(onehot > 0, cos, -jnp.inf)
+    weights = jnp.where(counts[None] > 0, jax.nn.softmax(logits, axis=0), 0.0)
+  down_centre = weights.T @ y
+  out = x + (down_centre - pre_centre)[c]
+  if scale is not None:
+    out = _l2_normalize(out) * scale
+  return validation.nan_where_invalid(out, valid)
+
+
+def dr_tune_loss(down_logits: jax.Array, labels: jax.Array, calibrated_logits: jax.Array,
+                 calibrated_labels: jax.Array) -> jax.Array:
+  """DR-Tune's objective: the head's cross-entropy over the downstream batch and the calibrated pretrained features.
+
+  Zhou et al., ICCV 2023, arXiv:2308.12058, Sec. 3.2 (distribution regularization: the downstream head must also
+  classify the pretrained feature distribution, after semantic calibration) and the official code (one CE mean
+  over the concatenation of the B downstream logits and the K calibrated queue logits). A batch-level scalar:
+  (sum_B CE + sum_K CE) / (B + K). The gradient reaches the encoder through `down_logits` only (the calibrated
+  features are constants); the head gets both terms.
+
+  Args:
+    down_logits: [B, C] floating: head(downstream features of the batch).
+    labels: [B] integer classes in [0, C).
+    calibrated_logits: [K, C] floating: head(`semantic_calibration` of the pretrained features of a queue).
+    calibrated_labels: [K] integer classes of the queue.
+
+  Returns:
+    scalar float32 (or wider); NaN if a label is out of range under jit (ValueError eagerly).
+  """
+  from jaxlib_methods.losses.stablemax import softmax_cross_entropy_with_integer_labels as ce
+  a = validation.check_floating(down_logits, "down_logits")
+  b = validation.check_floating(calibrated_logits, "calibrated_logits")
+  if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+    raise ValueError(f"down_logits and calibrated_logits must be [B, C] and [K, C] with the same C, got "
+                     f"{a.shape} and {b.shape}")
+  if a.shape[0] + b.shape[0] < 1:
+    raise ValueError("dr_tune_loss needs at least one example in down_logits or calibrated_logits")
+  la = ce(a, labels).astype(jnp.promote_types(a.dtype, jnp.float32))
+  lb = ce(b, calibrated_labels).astype(jnp.promote_types(b.dtype, jnp.float32))
+  return (jnp.sum(la) + jnp.sum(lb)) / (a.shape[0] + b.shape[0])
