@@ -751,12 +751,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.feature_kd.dr_tune_loss",),
         tests=("tests/losses/test_feature_kd_dr_tune.py",),
         experiment=None),
-    30: Implementation(  # MDCS: expert logit adjustment (DL) + CIS-masked consistency self-distillation (CS)
+    30: Implementation(  # MDCS: DL + CIS consistency self-distillation; toy: long-tailed mixture, tail accuracy
         artifacts=("jaxlib_methods.losses.distill.mdcs_expert_logits",
                    "jaxlib_methods.losses.distill.mdcs_diversity_loss",
                    "jaxlib_methods.losses.distill.consistency_self_distill",),
         tests=("tests/losses/test_distill_mdcs.py",),
-        experiment=None),
+        experiment="tta_distill_toys"),
 }
 
 

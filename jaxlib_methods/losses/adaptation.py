@@ -75,7 +75,7 @@ def symmetric_cross_entropy(student_logits: jax.Array, teacher_logits: jax.Array
   return loss.astype(s.dtype) if jnp.finfo(s.dtype).bits < 32 else loss
 
 
-# ---- MIC [46] and CAFA [24] (issue 19, branch ls19a) ------------------------------------------------------------------
+# ---- MIC [46] and CAFA [24] (issue 19, branch ls19a) -----------------------------------------------------------------
 # MIC: Lukas Hoyer, Dengxin Dai, Haoran Wang, Luc Van Gool, "MIC: Masked Image Consistency for Context-Enhanced Domain
 # Adaptation", CVPR 2023, arXiv:2212.01322, Sec. 3.2 (official code: github.com/lhoyer/MIC, seg/mmseg/models/uda/
 # masking_consistency_module.py, teacher_module.py, utils/masking_transforms.py). The EMA teacher of MIC is

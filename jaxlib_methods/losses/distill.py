@@ -261,7 +261,7 @@ __all__ = [
 ]
 
 
-# ---- MDCS [30] (issue 19, branch ls19a) --------------------------------------------------------------------------------
+# ---- MDCS [30] (issue 19, branch ls19a) ------------------------------------------------------------------------------
 # Qihao Zhao, Chen Jiang, Wei Hu, Fan Zhang, Jun Liu, "MDCS: More Diverse Experts with Consistency Self-distillation
 # for Long-tailed Recognition", ICCV 2023, arXiv:2308.09922. Official code: github.com/fistyee/MDCS (model/loss.py,
 # `MDCSLoss`): expert i's logits are adjusted by lambda_i log(n_c) (lambda = -0.5, 1, 2.5 for the head, medium and

@@ -102,7 +102,7 @@ def nd_loss(student_emb: jax.Array, teacher_emb: jax.Array, class_means: jax.Arr
   return loss.astype(s.dtype) if jnp.finfo(s.dtype).bits < 32 else loss
 
 
-# ---- LAPTOP-Diff [94] (issue 19, branch ls19a) -------------------------------------------------------------------------
+# ---- LAPTOP-Diff [94] (issue 19, branch ls19a) -----------------------------------------------------------------------
 # Dingkun Zhang, Sijia Li, Chen Chen, Qingsong Xie, Haonan Lu, "LAPTOP-Diff: Layer Pruning and Normalized Distillation
 # for Compressing Diffusion Models", 2024, arXiv:2404.11098. Sec. 3.2: the one-shot layer-pruning criterion (the
 # output loss ||eps(r_1..r_m) - eps_ori||^2 of removing a set of blocks, approximated by the sum of the single-block
@@ -196,7 +196,7 @@ def output_loss_criterion(forward: Callable[[jax.Array], jax.Array], num_blocks:
   return jnp.mean(jnp.sum(diff ** 2, axis=-1), axis=-1)
 
 
-# ---- DR-Tune [93] (issue 19, branch ls19a) -----------------------------------------------------------------------------
+# ---- DR-Tune [93] (issue 19, branch ls19a) ---------------------------------------------------------------------------
 # Nan Zhou, Jiaxin Chen, Di Huang, "DR-Tune: Improving Fine-tuning of Pretrained Visual Models by Distribution
 # Regularization with Semantic Calibration", ICCV 2023, arXiv:2308.12058. Official code: github.com/weeknan/DR-Tune
 # (model.py: `semantic_calibration`, `rot_align`; the loss is the head's CE over the batch's downstream features and
