@@ -155,7 +155,7 @@ def mic_quality_weight(teacher_logits: jax.Array, *, tau: float = 0.968, axis: i
   z = jnp.moveaxis(jax.lax.stop_gradient(t), ax, -1).astype(jnp.promote_types(t.dtype, jnp.float32))
   p_max = jnp.max(jax.nn.softmax(z, axis=-1), axis=-1)
   conf = jnp.where(jnp.isnan(p_max), jnp.nan, (p_max >= tau).astype(z.dtype))
-  return jnp.mean(conf.reshape(conf.shape[0], -1), axis=-1)
+  return jnp.mean(conf.reshape(conf.shape[0], int(np.prod(conf.shape[1:]))), axis=-1)
 
 
 def mic_loss(masked_student_logits: jax.Array, teacher_logits: jax.Array, *, tau: float = 0.968, axis: int = -1,
@@ -196,7 +196,7 @@ def mic_loss(masked_student_logits: jax.Array, teacher_logits: jax.Array, *, tau
   ce = -jnp.take_along_axis(jax.nn.log_softmax(zs, axis=-1), pseudo[..., None], axis=-1)[..., 0]
   # a NaN teacher logit makes argmax a plausible class: carry its NaN into the loss (docs/conventions.md, rule 3)
   ce = ce + jnp.where(jnp.any(jnp.isnan(zt), axis=-1), jnp.nan, 0.0).astype(ct)
-  loss = q * jnp.mean(ce.reshape(ce.shape[0], -1), axis=-1)
+  loss = q * jnp.mean(ce.reshape(ce.shape[0], int(np.prod(ce.shape[1:]))), axis=-1)
   if w is not None:
     loss = jnp.where(w, loss, jnp.zeros((), ct))
   return loss.astype(s.dtype) if jnp.finfo(s.dtype).bits < 32 else loss

@@ -298,7 +298,8 @@ def mdcs_expert_logits(expert_logits: jax.Array, class_counts: jax.Array, *,
   n = validation.check_floating(jnp.asarray(class_counts, jnp.float32) if jnp.issubdtype(
       jnp.asarray(class_counts).dtype, jnp.integer) else class_counts, "class_counts")
   if n.shape != z.shape[-1:]:
-    raise ValueError(f"class_counts must be [C] with C = {z.shape[-1]}, got class_counts.shape={n.shape}")
+    raise ValueError(f"class_counts must be [C] with C = expert_logits.shape[-1] = {z.shape[-1]}, got "
+                     f"class_counts.shape={n.shape}")
   valid = validation.check_values(n > 0, n, "class_counts", "> 0")
   ct = validation.compute_dtype_for(z.dtype)
   n = validation.nan_where_invalid(n.astype(jnp.promote_types(ct, n.dtype)), valid)
@@ -352,7 +353,8 @@ def consistency_self_distill(strong_logits: jax.Array, weak_logits: jax.Array, l
     temperature: T > 0 (1 in the official code).
 
   Returns:
-    (loss [B] in float32 or wider: 0 where the mask is False; mask [B] bool: weak argmax == label).
+    (loss [B] in float32 or wider: 0 where the mask is False, NaN where an input is NaN; mask [B] bool: weak
+    argmax == label).
   """
   s = validation.check_floating(strong_logits, "strong_logits")
   t = validation.check_floating(weak_logits, "weak_logits")
@@ -368,5 +370,6 @@ def consistency_self_distill(strong_logits: jax.Array, weak_logits: jax.Array, l
   mask = jnp.argmax(zt, axis=-1) == y
   log_pt, log_ps = jax.nn.log_softmax(zt, axis=-1), jax.nn.log_softmax(zs, axis=-1)
   kl = jnp.sum(jnp.exp(log_pt) * (log_pt - log_ps), axis=-1) * temperature ** 2
-  loss = validation.nan_where_invalid(jnp.where(mask, kl, jnp.zeros((), ct)), valid)
+  # unselected rows give 0 and 0 gradient; 0 * kl (not a constant 0) keeps a NaN/Inf input visible (rule 3)
+  loss = validation.nan_where_invalid(jnp.where(mask, kl, 0.0 * kl), valid)
   return loss, mask

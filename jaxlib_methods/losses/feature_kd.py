@@ -298,9 +298,9 @@ def dr_tune_loss(down_logits: jax.Array, labels: jax.Array, calibrated_logits: j
     calibrated_labels: [K] integer classes of the queue.
 
   Returns:
-    scalar float32 (or wider); NaN if a label is out of range under jit (ValueError eagerly).
+    scalar float32 (or wider); NaN, in value and gradient, if a label is out of range under jit (ValueError
+    eagerly, naming `labels` or `calibrated_labels`).
   """
-  from jaxlib_methods.losses.stablemax import softmax_cross_entropy_with_integer_labels as ce
   a = validation.check_floating(down_logits, "down_logits")
   b = validation.check_floating(calibrated_logits, "calibrated_logits")
   if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
@@ -308,6 +308,20 @@ def dr_tune_loss(down_logits: jax.Array, labels: jax.Array, calibrated_logits: j
                      f"{a.shape} and {b.shape}")
   if a.shape[0] + b.shape[0] < 1:
     raise ValueError("dr_tune_loss needs at least one example in down_logits or calibrated_logits")
-  la = ce(a, labels).astype(jnp.promote_types(a.dtype, jnp.float32))
-  lb = ce(b, calibrated_labels).astype(jnp.promote_types(b.dtype, jnp.float32))
-  return (jnp.sum(la) + jnp.sum(lb)) / (a.shape[0] + b.shape[0])
+  ya = validation.check_integer(labels, "labels")
+  yb = validation.check_integer(calibrated_labels, "calibrated_labels")
+  if ya.shape != a.shape[:1] or yb.shape != b.shape[:1]:
+    raise ValueError(f"labels and calibrated_labels must be [B] = {a.shape[:1]} and [K] = {b.shape[:1]}, got "
+                     f"{ya.shape} and {yb.shape}")
+  c = a.shape[1]
+  va = validation.check_labels(ya, c, "labels")
+  vb = validation.check_labels(yb, c, "calibrated_labels")
+  valid = validation.combine_valid(*(None if v is None else jnp.all(v) for v in (va, vb)))
+  ct = jnp.promote_types(validation.compute_dtype_for(jnp.result_type(a, b)), jnp.float32)
+
+  def ce_sum(z, y):
+    logp = jax.nn.log_softmax(z.astype(ct), axis=-1)
+    return -jnp.sum(jnp.take_along_axis(logp, jnp.clip(y, 0, c - 1)[:, None], axis=-1))
+
+  total = (ce_sum(a, ya) + ce_sum(b, yb)) / (a.shape[0] + b.shape[0])
+  return validation.nan_where_invalid(total, valid)   # a bad traced label: NaN in value and in gradient
