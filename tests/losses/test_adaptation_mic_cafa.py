@@ -30,26 +30,37 @@ def _np_mic(zs, zt, tau):
 def test_mic_loss_quality_weight_and_gradient_float64():
   rng = np.random.default_rng(0)
   zs, zt = rng.normal(size=(3, 4, 5, 6)) * 2, rng.normal(size=(3, 4, 5, 6)) * 4   # [B, H, W, K]
+  taus = (0.0, 0.5, 0.968)
   with jax.enable_x64(True):
-    mic = jax.jit(losses.mic_loss, static_argnames=("tau", "axis"))
-    for tau in (0.5, 0.968):
-      ref, q_ref, g_ref = _np_mic(zs, zt, tau)
-      np.testing.assert_allclose(np.asarray(losses.mic_quality_weight(zt, tau=tau)), q_ref, rtol=0, atol=1e-15)
-      np.testing.assert_allclose(np.asarray(mic(zs, zt, tau=tau)), ref, rtol=1e-12)
-      g_s, g_t = jax.grad(lambda a, b: mic(a, b, tau=tau).sum(), argnums=(0, 1))(jnp.asarray(zs), jnp.asarray(zt))
-      np.testing.assert_allclose(np.asarray(g_s), g_ref, rtol=1e-10, atol=1e-14)
-      assert np.all(np.asarray(g_t) == 0)  # the EMA teacher gets no gradient
-    assert 0 < q_ref.min() and q_ref.max() < 1  # the thresholds split the pixels: the weights are not trivial
-    # tau = 0: q = 1 and MIC is the pixel mean of optax's CE with the teacher's hard labels
-    ce = optax.losses.softmax_cross_entropy_with_integer_labels(zs, zt.argmax(-1)).reshape(3, -1).mean(-1)
-    np.testing.assert_allclose(np.asarray(mic(zs, zt, tau=0.0)), np.asarray(ce), rtol=1e-12)
-    # classification ([B, K]): q is 1 or 0 per example; class axis first for the pixels; vmap over images
-    zc, tc = zs[:, 0, 0], zt[:, 0, 0]
-    np.testing.assert_allclose(np.asarray(mic(zc, tc, tau=0.5)), _np_mic(zc, tc, 0.5)[0], rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(losses.mic_loss(np.moveaxis(zs, -1, 1), np.moveaxis(zt, -1, 1), tau=0.5,
-                                                          axis=1)), _np_mic(zs, zt, 0.5)[0], rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(jax.vmap(lambda a, b: mic(a[None], b[None], tau=0.5)[0])(zs, zt)),
-                               _np_mic(zs, zt, 0.5)[0], rtol=1e-12)
+    @jax.jit
+    def everything(zs, zt):   # one program for every value checked below
+      out = {}
+      for tau in taus:
+        out[f"q{tau}"] = losses.mic_quality_weight(zt, tau=tau)
+        out[f"loss{tau}"], (out[f"gs{tau}"], out[f"gt{tau}"]) = jax.value_and_grad(
+            lambda a, b: losses.mic_loss(a, b, tau=tau).sum(), argnums=(0, 1))(zs, zt)
+        out[f"per{tau}"] = losses.mic_loss(zs, zt, tau=tau)
+      out["cls"] = losses.mic_loss(zs[:, 0, 0], zt[:, 0, 0], tau=0.5)           # classification: [B, K]
+      out["axis1"] = losses.mic_loss(jnp.moveaxis(zs, -1, 1), jnp.moveaxis(zt, -1, 1), tau=0.5, axis=1)
+      out["vmap"] = jax.vmap(lambda a, b: losses.mic_loss(a[None], b[None], tau=0.5)[0])(zs, zt)
+      return out
+
+    out = {k: np.asarray(v) for k, v in everything(zs, zt).items()}
+  for tau in taus[1:]:
+    ref, q_ref, g_ref = _np_mic(zs, zt, tau)
+    np.testing.assert_allclose(out[f"q{tau}"], q_ref, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(out[f"per{tau}"], ref, rtol=1e-12)
+    np.testing.assert_allclose(out[f"gs{tau}"], g_ref, rtol=1e-10, atol=1e-14)
+    assert np.all(out[f"gt{tau}"] == 0)  # the EMA teacher gets no gradient
+  assert 0 < q_ref.min() and q_ref.max() < 1  # the thresholds split the pixels: the weights are not trivial
+  # tau = 0: q = 1 and MIC is the pixel mean of the CE with the teacher's hard labels
+  ls = _np_log_softmax(zs)
+  ce = -np.take_along_axis(ls, zt.argmax(-1)[..., None], -1)[..., 0].reshape(3, -1).mean(-1)
+  np.testing.assert_allclose(out["per0.0"], ce, rtol=1e-12)
+  half_ref = _np_mic(zs, zt, 0.5)[0]
+  np.testing.assert_allclose(out["cls"], _np_mic(zs[:, 0, 0], zt[:, 0, 0], 0.5)[0], rtol=1e-12)
+  np.testing.assert_allclose(out["axis1"], half_ref, rtol=1e-12)
+  np.testing.assert_allclose(out["vmap"], half_ref, rtol=1e-12)
 
 
 def test_random_patch_mask_patches_and_ratio():
@@ -70,6 +81,7 @@ def test_random_patch_mask_patches_and_ratio():
       losses.random_patch_mask(key, **bad)
 
 
+@pytest.mark.slow  # where / half precision / traced-label probes: compiles many small programs
 def test_mic_where_half_precision_and_bad_input():
   zs = jnp.array([[1.0, 2.0, 0.5], [jnp.nan, 0.0, 1.0]])
   zt = jnp.array([[5.0, 1.0, 0.0], [3.0, jnp.nan, 0.0]])
@@ -109,32 +121,37 @@ def test_cafa_loss_statistics_and_gradient_float64():
                         for _ in range(k)])
   ys = np.repeat(np.arange(k), 40)
   x, y = rng.normal(size=(7, dim)) * 2, np.array([0, 1, 2, 0, 1, 2, 2])
+  eye = np.eye(dim)
+  # the statistics in float32 under jit (float64 decompositions stay out of jit: docs, XLA:CPU), against float64 NumPy
+  stats = jax.jit(losses.cafa_source_statistics, static_argnames=("num_classes", "ridge"))
+  mu32, prec32 = (np.asarray(v) for v in stats(src.astype(np.float32), ys, num_classes=k, ridge=0.5))
+  mu_np = np.stack([src[ys == c].mean(0) for c in range(k)])
+  # Sigma_c is the biased class covariance, plus ridge * I, inverted
+  prec_np = np.stack([np.linalg.inv(np.cov(src[ys == c].T, bias=True) + 0.5 * eye) for c in range(k)])
+  np.testing.assert_allclose(mu32, mu_np, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(prec32, prec_np, rtol=1e-4, atol=1e-6)
   with jax.enable_x64(True):
-    mu, prec = losses.cafa_source_statistics(src, ys, k)   # eager: K small inversions
-    np.testing.assert_allclose(np.asarray(mu), np.stack([src[ys == c].mean(0) for c in range(k)]), rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(prec), np.stack([np.linalg.inv(np.cov(src[ys == c].T, bias=True))
-                                                           for c in range(k)]), rtol=1e-9)
-    mu_np, prec_np = np.asarray(mu), np.asarray(prec)
-    cafa = jax.jit(losses.cafa_loss)
-    ref, g_ref = _np_cafa(x, y, mu_np, prec_np)
-    np.testing.assert_allclose(np.asarray(cafa(x, y, mu, prec)), ref, rtol=1e-12)
-    assert np.all(ref < 0)
-    g = jax.grad(lambda a: cafa(a, y, mu, prec).sum())(jnp.asarray(x))
-    np.testing.assert_allclose(np.asarray(g), g_ref, rtol=1e-9, atol=1e-12)
-    # shared [D, D] precision = the same matrix for every class; identity: Euclidean distances
-    eye = np.eye(dim)
-    np.testing.assert_allclose(np.asarray(cafa(x, y, mu, eye)), _np_cafa(x, y, mu_np, np.stack([eye] * k))[0],
-                               rtol=1e-12)
-    d2 = ((x[:, None] - mu_np[None]) ** 2).sum(-1)
-    np.testing.assert_allclose(np.asarray(cafa(x, y, mu, eye)), np.log(d2[np.arange(7), y] / d2.sum(-1)), rtol=1e-12)
-    # the statistics are constants; ridge adds lambda I to each covariance
-    g_mu = jax.grad(lambda m: cafa(x, y, m, prec).sum())(mu)
-    assert np.all(np.asarray(g_mu) == 0)
-    _, prec_r = losses.cafa_source_statistics(src, ys, k, ridge=0.5)
-    np.testing.assert_allclose(np.linalg.inv(np.asarray(prec_r)[0]), np.cov(src[ys == 0].T, bias=True) + 0.5 * eye,
-                               rtol=1e-9)
+    mu, prec = jnp.asarray(mu_np), jnp.asarray(prec_np)
+
+    @jax.jit
+    def everything(x, mu, prec):
+      cafa = lambda a, m, p: losses.cafa_loss(a, y, m, p)
+      g_x, g_mu = jax.grad(lambda a, m: cafa(a, m, prec).sum(), argnums=(0, 1))(x, mu)
+      return cafa(x, mu, prec), g_x, g_mu, cafa(x, mu, jnp.asarray(eye))
+
+    val, g_x, g_mu, val_eye = (np.asarray(v) for v in everything(x, mu, prec))
+  ref, g_ref = _np_cafa(x, y, mu_np, prec_np)
+  np.testing.assert_allclose(val, ref, rtol=1e-12)
+  assert np.all(ref < 0)
+  np.testing.assert_allclose(g_x, g_ref, rtol=1e-9, atol=1e-12)
+  assert np.all(g_mu == 0)   # the source statistics are constants
+  # shared [D, D] identity precision: log of the squared Euclidean distance over the sum of them
+  d2 = ((x[:, None] - mu_np[None]) ** 2).sum(-1)
+  np.testing.assert_allclose(val_eye, np.log(d2[np.arange(7), y] / d2.sum(-1)), rtol=1e-12)
+  np.testing.assert_allclose(val_eye, _np_cafa(x, y, mu_np, np.stack([eye] * k))[0], rtol=1e-12)
 
 
+@pytest.mark.slow  # where / half precision / traced-label probes: compiles many small programs
 def test_cafa_where_half_precision_bad_labels_and_shapes():
   mu = jnp.array([[0.0, 0.0], [3.0, 0.0]])
   prec = jnp.eye(2)

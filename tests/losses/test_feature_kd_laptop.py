@@ -28,6 +28,7 @@ def test_normalized_feature_kd_values_gradients_and_scale_invariance_float64():
     np.testing.assert_allclose(np.asarray(kd([0 * s[0], 0 * s[1]], t, sum_layers=False)), np.ones((5, 2)), rtol=1e-12)
 
 
+@pytest.mark.slow  # where / half precision / traced-label probes: compiles many small programs
 def test_normalized_feature_kd_where_half_precision_and_bad_input():
   s, t = [jnp.ones((3, 4)), jnp.full((3, 2), jnp.nan)], [2 * jnp.ones((3, 4)), jnp.ones((3, 2))]
   where = jnp.array([True, False, True])
