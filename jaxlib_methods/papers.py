@@ -766,6 +766,34 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.fpf_transform",),
         tests=("tests/analysis/test_forgetting.py",),
         experiment="analysis_wave3b"),
+    # ---- ls19a (issue 19) ----
+    46: Implementation(  # MIC: toy UDA segmentation where context disambiguates; EMA teacher = optax.incremental_update
+        artifacts=("jaxlib_methods.losses.adaptation.random_patch_mask",
+                   "jaxlib_methods.losses.adaptation.mic_quality_weight",
+                   "jaxlib_methods.losses.adaptation.mic_loss",),
+        tests=("tests/losses/test_adaptation_mic_cafa.py",),
+        experiment="tta_distill_toys"),
+    24: Implementation(  # CAFA: toy TTA under a rotated/shifted target, CAFA vs TENT vs test-time BN (16 seeds)
+        artifacts=("jaxlib_methods.losses.adaptation.cafa_loss",
+                   "jaxlib_methods.losses.adaptation.cafa_source_statistics",),
+        tests=("tests/losses/test_adaptation_mic_cafa.py",),
+        experiment="tta_distill_toys"),
+    94: Implementation(  # LAPTOP-Diff: additivity passes; the imbalance-share claim fails at our threshold (see module)
+        artifacts=("jaxlib_methods.losses.feature_kd.normalized_feature_kd",
+                   "jaxlib_methods.losses.feature_kd.output_loss_criterion",),
+        tests=("tests/losses/test_feature_kd_laptop.py",),
+        experiment="tta_distill_toys"),
+    93: Implementation(  # DR-Tune: semantic calibration (Kabsch rotation + class translation, as the official code)
+        artifacts=("jaxlib_methods.losses.feature_kd.semantic_calibration",
+                   "jaxlib_methods.losses.feature_kd.dr_tune_loss",),
+        tests=("tests/losses/test_feature_kd_dr_tune.py",),
+        experiment=None),
+    30: Implementation(  # MDCS: DL + CIS consistency self-distillation; toy: long-tailed mixture, tail accuracy
+        artifacts=("jaxlib_methods.losses.distill.mdcs_expert_logits",
+                   "jaxlib_methods.losses.distill.mdcs_diversity_loss",
+                   "jaxlib_methods.losses.distill.consistency_self_distill",),
+        tests=("tests/losses/test_distill_mdcs.py",),
+        experiment="tta_distill_toys"),
 }
 
 

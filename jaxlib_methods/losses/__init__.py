@@ -135,3 +135,18 @@ from jaxlib_methods.losses.continual import (  # noqa: F401  ([26] MVP)
     gradient_similarity_focal_loss,
     gradient_similarity_scores,
 )
+# ---- ls19a (issue 19): [46] MIC, [24] CAFA, [94] LAPTOP-Diff, [93] DR-Tune, [30] MDCS
+from jaxlib_methods.losses.adaptation import (  # noqa: F401  (issue 19, [46] [24])
+    cafa_loss,
+    cafa_source_statistics,
+    mic_loss,
+    mic_quality_weight,
+    random_patch_mask,
+)
+from jaxlib_methods.losses.feature_kd import normalized_feature_kd, output_loss_criterion  # noqa: F401  ([94])
+from jaxlib_methods.losses.feature_kd import dr_tune_loss, semantic_calibration  # noqa: F401  ([93])
+from jaxlib_methods.losses.distill import (  # noqa: F401  ([30])
+    consistency_self_distill,
+    mdcs_diversity_loss,
+    mdcs_expert_logits,
+)

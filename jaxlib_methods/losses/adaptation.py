@@ -1,4 +1,4 @@
-"""Test-time adaptation losses: the robust mean teacher's symmetric cross-entropy consistency.
+"""Test-time and domain adaptation losses: RMT's symmetric cross-entropy, MIC's masked consistency, CAFA.
 
 Paper [44]: Mario Döbler, Robert A. Marsden, Bin Yang, "Robust Mean Teacher for Continual and Gradual Test-Time
 Adaptation" (RMT), CVPR 2023, arXiv:2211.13081. Official code: https://github.com/mariodoebler/test-time-adaptation
@@ -22,12 +22,14 @@ the student's own probabilities, is what makes SCE less dominated by wrong, low-
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlib_methods import validation
+from jaxlib_methods.losses.feature_kd import teacher_class_means
 
 
 def symmetric_cross_entropy(student_logits: jax.Array, teacher_logits: jax.Array, *, axis: int = -1,
@@ -71,3 +73,219 @@ def symmetric_cross_entropy(student_logits: jax.Array, teacher_logits: jax.Array
   if w is not None:
     loss = jnp.where(w, loss, jnp.zeros((), ct))
   return loss.astype(s.dtype) if jnp.finfo(s.dtype).bits < 32 else loss
+
+
+# ---- MIC [46] and CAFA [24] (issue 19, branch ls19a) -----------------------------------------------------------------
+# MIC: Lukas Hoyer, Dengxin Dai, Haoran Wang, Luc Van Gool, "MIC: Masked Image Consistency for Context-Enhanced Domain
+# Adaptation", CVPR 2023, arXiv:2212.01322, Sec. 3.2 (official code: github.com/lhoyer/MIC, seg/mmseg/models/uda/
+# masking_consistency_module.py, teacher_module.py, utils/masking_transforms.py). The EMA teacher of MIC is
+# `optax.incremental_update(student, teacher, step_size=1 - alpha)` with alpha = 0.999 (the code caps alpha at
+# 1 - 1/(t + 1) early in training); no helper here.
+#
+# CAFA: Sanghun Jung, Jungsoo Lee, Nanhee Kim, Amirreza Shaban, Byron Boots, Jaegul Choo, "CAFA: Class-Aware Feature
+# Alignment for Test-Time Adaptation", ICCV 2023, arXiv:2206.00205, Sec. 3 (source statistics, Mahalanobis distance,
+# intra-/inter-class distances and the CAFA loss).
+
+
+def random_patch_mask(key: jax.Array, shape: Sequence[int], *, patch_size: int, mask_ratio: float = 0.7) -> jax.Array:
+  """MIC's random patch mask: each patch of `patch_size` pixels per side is kept iff v > r, v ~ U(0, 1).
+
+  Hoyer et al., "MIC: Masked Image Consistency for Context-Enhanced Domain Adaptation", CVPR 2023,
+  arXiv:2212.01322, Sec. 3.2 (the patch mask M, b = `patch_size`, r = `mask_ratio`; the paper uses b = 64 and
+  r = 0.7). The masked image is `x * mask[..., None]` for channels-last images. A fraction `mask_ratio` of the
+  patches is withheld in expectation (independently per patch).
+
+  Args:
+    key: a PRNG key.
+    shape: (B, S1, ..., Sn): the batch and the spatial sizes (n >= 1: 1-D sequences, 2-D images, ...); each
+      spatial size must be a multiple of `patch_size`.
+    patch_size: b >= 1, the side of a square (cubic, ...) patch in pixels.
+    mask_ratio: r in [0, 1), the probability that a patch is withheld.
+
+  Returns:
+    bool [B, S1, ..., Sn]: True where the pixel is kept.
+  """
+  shape = tuple(shape)
+  if len(shape) < 2 or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in shape):
+    raise ValueError(f"shape must be (B, S1, ..., Sn) with n >= 1 spatial axes of positive ints, got {shape=}")
+  if isinstance(patch_size, bool) or not isinstance(patch_size, (int, np.integer)) or patch_size < 1:
+    raise ValueError(f"patch_size must be an int >= 1, got {patch_size=}")
+  if any(n % patch_size for n in shape[1:]):
+    raise ValueError(f"every spatial size in shape[1:]={shape[1:]} must be a multiple of {patch_size=}")
+  validation.check_in_interval(mask_ratio, "mask_ratio", 0.0, 1.0, closed_high=False)
+  grid = (shape[0],) + tuple(n // patch_size for n in shape[1:])
+  keep = jax.random.uniform(key, grid) > mask_ratio
+  for ax in range(1, len(shape)):
+    keep = jnp.repeat(keep, patch_size, axis=ax)
+  return keep
+
+
+def _mic_inputs(teacher_logits, axis, tau):
+  t = validation.check_floating(teacher_logits, "teacher_logits")
+  if t.ndim < 2:
+    raise ValueError(f"teacher_logits must be [B, ..., K] (a batch axis and a class axis), got "
+                     f"teacher_logits.shape={t.shape}")
+  ax = validation.check_axis(axis, t.ndim)
+  if ax == 0:
+    raise ValueError(f"axis={axis} is the batch axis; the class axis must be another one")
+  if t.shape[ax] < 1:
+    raise ValueError(f"teacher_logits needs at least one class along axis {axis}, got shape {t.shape}")
+  validation.check_in_interval(tau, "tau", 0.0, 1.0)
+  return t, ax
+
+
+def mic_quality_weight(teacher_logits: jax.Array, *, tau: float = 0.968, axis: int = -1) -> jax.Array:
+  """MIC's pseudo-label quality q^T per image: the fraction of its pixels whose teacher max-probability is >= tau.
+
+  Hoyer et al., CVPR 2023, arXiv:2212.01322, Sec. 3.2 (the quality estimate q^T of the EMA teacher's
+  pseudo-label, tau = 0.968). The official code (`EMATeacher.get_pseudo_label_and_weight`) uses `>=` and pools the
+  fraction over the whole batch; here it is per image (the paper's definition), which equals the code's when the
+  batch holds one image. Without spatial axes ([B, K] logits: classification) it is 1 or 0 per example.
+
+  Args:
+    teacher_logits: [B, S1, ..., Sn, K] floating (class axis `axis`, any other axes after the batch axis are
+      pixels); no gradient flows through it.
+    tau: the confidence threshold in [0, 1].
+    axis: the class axis (an int, not 0).
+
+  Returns:
+    [B] in float32 (or wider): q^T in [0, 1]; NaN for an image with a NaN teacher logit.
+  """
+  t, ax = _mic_inputs(teacher_logits, axis, tau)
+  z = jnp.moveaxis(jax.lax.stop_gradient(t), ax, -1).astype(jnp.promote_types(t.dtype, jnp.float32))
+  p_max = jnp.max(jax.nn.softmax(z, axis=-1), axis=-1)
+  conf = jnp.where(jnp.isnan(p_max), jnp.nan, (p_max >= tau).astype(z.dtype))
+  return jnp.mean(conf.reshape(conf.shape[0], int(np.prod(conf.shape[1:]))), axis=-1)
+
+
+def mic_loss(masked_student_logits: jax.Array, teacher_logits: jax.Array, *, tau: float = 0.968, axis: int = -1,
+             where: Optional[jax.Array] = None) -> jax.Array:
+  """MIC's masked consistency loss per image: q^T * mean over pixels of CE(f(x^M), argmax p^T).
+
+  Hoyer et al., "MIC: Masked Image Consistency for Context-Enhanced Domain Adaptation", CVPR 2023,
+  arXiv:2212.01322, Sec. 3.2 (L^M = q^T H(y^M, p^T): the student's prediction on the masked target image against
+  the EMA teacher's hard pseudo-label of the complete image, weighted by the quality estimate
+  `mic_quality_weight`). The teacher's logits get no gradient. Averaging the output over the batch gives the
+  official code's pixel mean (equal pixel counts per image).
+
+  Args:
+    masked_student_logits: [B, S1, ..., Sn, K] floating: the student's logits on the masked images (n >= 0
+      spatial axes; class axis `axis`).
+    teacher_logits: same shape: the EMA teacher's logits on the complete images.
+    tau: the confidence threshold of the quality weight, in [0, 1] (0.968 in the paper).
+    axis: the class axis (an int, not 0).
+    where: optional bool [B]: images to include (the others give 0 loss and 0 gradient).
+
+  Returns:
+    [B] in the student logits' dtype (half precision computed in float32 and cast back); NaN where a logit is NaN.
+  """
+  s = validation.check_floating(masked_student_logits, "masked_student_logits")
+  t, ax = _mic_inputs(teacher_logits, axis, tau)
+  if s.shape != t.shape:
+    raise ValueError(f"teacher_logits must have the shape of masked_student_logits {s.shape}, got "
+                     f"teacher_logits.shape={t.shape}")
+  w = validation.check_where(where, s.shape[:1])
+  ct = validation.compute_dtype_for(jnp.result_type(s, t))
+  zs = jnp.moveaxis(s, ax, -1).astype(ct)
+  zt = jax.lax.stop_gradient(jnp.moveaxis(t, ax, -1).astype(ct))
+  if w is not None:  # excluded images: zero logits, so garbage (even NaN) reaches neither the value nor the gradient
+    bw = w.reshape(w.shape + (1,) * (zs.ndim - 1))
+    zs, zt = jnp.where(bw, zs, jnp.zeros((), ct)), jnp.where(bw, zt, jnp.zeros((), ct))
+  q = mic_quality_weight(zt, tau=tau, axis=-1)
+  pseudo = jnp.argmax(zt, axis=-1)
+  ce = -jnp.take_along_axis(jax.nn.log_softmax(zs, axis=-1), pseudo[..., None], axis=-1)[..., 0]
+  # a NaN teacher logit makes argmax a plausible class: carry its NaN into the loss (docs/conventions.md, rule 3)
+  ce = ce + jnp.where(jnp.any(jnp.isnan(zt), axis=-1), jnp.nan, 0.0).astype(ct)
+  loss = q * jnp.mean(ce.reshape(ce.shape[0], int(np.prod(ce.shape[1:]))), axis=-1)
+  if w is not None:
+    loss = jnp.where(w, loss, jnp.zeros((), ct))
+  return loss.astype(s.dtype) if jnp.finfo(s.dtype).bits < 32 else loss
+
+
+def cafa_source_statistics(features: jax.Array, labels: jax.Array, num_classes: int, *,
+                           ridge: float = 0.0) -> tuple[jax.Array, jax.Array]:
+  """CAFA's pre-computed source statistics: class means mu_c and the inverse class covariances Sigma_c^-1.
+
+  Jung et al., "CAFA: Class-Aware Feature Alignment for Test-Time Adaptation", ICCV 2023, arXiv:2206.00205,
+  Sec. 3 (pre-calculation of the source class-conditional Gaussians N(mu_c, Sigma_c) with a pre-trained network,
+  once, before adaptation). The means are `teacher_class_means`; Sigma_c is the biased (1/N_c) class covariance,
+  plus `ridge` * I before the inversion. Call it once, eagerly (it inverts K matrices of size D).
+
+  Args:
+    features: [N, D] floating source features g(x).
+    labels: [N] integer source classes in [0, num_classes).
+    num_classes: K >= 1.
+    ridge: lambda >= 0 added to each covariance's diagonal (needed when a class has fewer than D + 1 examples).
+
+  Returns:
+    (means [K, D], precisions [K, D, D]) in float32 (or wider), no gradient; NaN for a class without examples.
+  """
+  validation.check_nonnegative(ridge, "ridge")
+  mu = teacher_class_means(features, labels, num_classes)  # checks features, labels and num_classes
+  f = jax.lax.stop_gradient(jnp.asarray(features)).astype(mu.dtype)
+  y = jnp.clip(jnp.asarray(labels), 0, num_classes - 1)
+  centred = f - mu[y]
+  outer = centred[:, :, None] * centred[:, None, :]
+  counts = jax.ops.segment_sum(jnp.ones(y.shape, f.dtype), y, num_segments=num_classes)
+  cov = jax.ops.segment_sum(outer, y, num_segments=num_classes) / jnp.where(counts > 0, counts, jnp.nan)[:, None, None]
+  cov = cov + ridge * jnp.eye(f.shape[1], dtype=f.dtype)
+  return mu, jnp.linalg.inv(cov)
+
+
+def cafa_loss(features: jax.Array, pseudo_labels: jax.Array, means: jax.Array, precisions: jax.Array, *,
+              where: Optional[jax.Array] = None) -> jax.Array:
+  """The CAFA loss per test example: log D(x; mu_y, Sigma_y) - log sum_c D(x; mu_c, Sigma_c).
+
+  Jung et al., "CAFA: Class-Aware Feature Alignment for Test-Time Adaptation", ICCV 2023, arXiv:2206.00205,
+  Sec. 3: D(x; mu, Sigma) = (g(x) - mu)^T Sigma^-1 (g(x) - mu) is the squared Mahalanobis distance to a source
+  class Gaussian, the intra-class distance is D to the class of the pseudo-label y (the model's prediction on the
+  test input), the inter-class term the sum of D over all C classes, and the loss is the log of their ratio:
+  minimising it pulls g(x) towards mu_y and pushes it from the other classes, with no hyper-parameter. The source
+  statistics (`cafa_source_statistics`) and the pseudo-labels are constants. The value is <= 0, and 0 only when
+  every other class is at distance 0.
+
+  Args:
+    features: [B, D] floating test features g(x) (the adapted network's).
+    pseudo_labels: [B] integer predicted classes in [0, C) (out of range: ValueError eagerly, NaN rows under jit).
+    means: [C, D] source class means.
+    precisions: [C, D, D] inverse source class covariances (symmetric positive definite), or [D, D] shared.
+    where: optional bool [B]: examples to include (the others give 0 and are not checked).
+
+  Returns:
+    [B] in the features' dtype (half precision computed in float32); -inf where g(x) = mu_y exactly; NaN where an
+    input is NaN.
+  """
+  f = validation.check_floating(features, "features")
+  mu = validation.check_floating(means, "means")
+  prec = validation.check_floating(precisions, "precisions")
+  if f.ndim != 2:
+    raise ValueError(f"features must be [B, D], got features.shape={f.shape}")
+  if mu.ndim != 2 or mu.shape[1] != f.shape[1] or mu.shape[0] < 1:
+    raise ValueError(f"means must be [C >= 1, D = {f.shape[1]}], got means.shape={mu.shape}")
+  d = f.shape[1]
+  if prec.shape not in ((mu.shape[0], d, d), (d, d)):
+    raise ValueError(f"precisions must be [C, D, D] = {(mu.shape[0], d, d)} or shared [D, D] = {(d, d)}, got "
+                     f"precisions.shape={prec.shape}")
+  y = validation.check_integer(pseudo_labels, "pseudo_labels")
+  if y.shape != f.shape[:1]:
+    raise ValueError(f"pseudo_labels must be [B] with B = features.shape[0], got pseudo_labels.shape={y.shape}")
+  w = validation.check_where(where, y.shape)
+  valid = validation.check_labels(y, mu.shape[0], "pseudo_labels", where=w)
+  ct = validation.compute_dtype_for(jnp.result_type(f, mu, prec))
+  x = f.astype(ct)
+  if w is not None:  # excluded rows: the first class mean, a finite constant (the row is zeroed below)
+    x = jnp.where(w[:, None], x, jnp.ones((), ct))
+  mu = jax.lax.stop_gradient(mu).astype(ct)
+  prec = jax.lax.stop_gradient(prec).astype(ct)
+  diff = x[:, None, :] - mu[None]                                              # [B, C, D]
+  if prec.ndim == 2:
+    dist = jnp.einsum("bcd,de,bce->bc", diff, prec, diff)
+  else:
+    dist = jnp.einsum("bcd,cde,bce->bc", diff, prec, diff)                     # [B, C]
+  yc = jnp.clip(y, 0, mu.shape[0] - 1)
+  intra = jnp.take_along_axis(dist, yc[:, None], axis=-1)[:, 0]
+  loss = jnp.log(intra) - jnp.log(jnp.sum(dist, axis=-1))
+  loss = validation.nan_where_invalid(loss, valid)
+  if w is not None:
+    loss = jnp.where(w, loss, jnp.zeros((), ct))
+  return loss.astype(f.dtype) if jnp.finfo(f.dtype).bits < 32 else loss

@@ -1,5 +1,6 @@
 """Distillation core ops of four application papers (issue 22): feature distillation, robust-teacher KD with partial
-unfreezing, and reconstruction-guided block weights.
+unfreezing, and reconstruction-guided block weights; and MDCS's diverse experts with consistency self-distillation
+([30], issue 19: see the section at the end of this module).
 
 Papers:
 
@@ -258,3 +259,117 @@ __all__ = [
     "partial_unfreeze_labels",
     "robust_kd_loss",
 ]
+
+
+# ---- MDCS [30] (issue 19, branch ls19a) ------------------------------------------------------------------------------
+# Qihao Zhao, Chen Jiang, Wei Hu, Fan Zhang, Jun Liu, "MDCS: More Diverse Experts with Consistency Self-distillation
+# for Long-tailed Recognition", ICCV 2023, arXiv:2308.09922. Official code: github.com/fistyee/MDCS (model/loss.py,
+# `MDCSLoss`): expert i's logits are adjusted by lambda_i log(n_c) (lambda = -0.5, 1, 2.5 for the head, medium and
+# few-shot experts; the counts' normalisation is a per-class constant that softmax ignores) and trained with CE on
+# both views (the diversity loss, DL); each expert's strong-view prediction is distilled towards its weak-view
+# prediction with KL at temperature 1 on the instances whose weak-view argmax is the label (confident instance
+# sampling, CIS), a batch mean over the selected instances, weighted 0.6 x min(epoch / 20, 1) (consistency
+# self-distillation, CS).
+
+MDCS_LAMBDAS = (-0.5, 1.0, 2.5)
+
+
+def mdcs_expert_logits(expert_logits: jax.Array, class_counts: jax.Array, *,
+                       lambdas: Sequence[float] = MDCS_LAMBDAS) -> jax.Array:
+  """MDCS's expert-specific logit adjustment: v_i + lambda_i log(n_c) for expert i (Zhao et al., arXiv:2308.09922).
+
+  Zhao et al., "MDCS: More Diverse Experts with Consistency Self-distillation for Long-tailed Recognition", ICCV
+  2023, arXiv:2308.09922, Sec. 3.2 (the diversity loss's label-distribution-aware adjustment; lambda < 0 favours
+  the head classes, lambda > 0 the tail: the official code's -0.5, 1, 2.5 with a 1e-9 inside the log).
+
+  Args:
+    expert_logits: [E, ..., C] floating: E experts' logits (class axis last).
+    class_counts: [C] positive training-set class counts n_c (or any positive multiple of the class prior).
+    lambdas: E floats, one per expert.
+
+  Returns:
+    [E, ..., C] adjusted logits (the logits' dtype, computed in float32 for half precision).
+  """
+  z = validation.check_floating(expert_logits, "expert_logits")
+  lam = tuple(float(v) for v in lambdas)
+  if z.ndim < 2 or z.shape[0] != len(lam):
+    raise ValueError(f"expert_logits must be [E, ..., C] with E = len(lambdas) = {len(lam)}, got "
+                     f"expert_logits.shape={z.shape}")
+  n = validation.check_floating(jnp.asarray(class_counts, jnp.float32) if jnp.issubdtype(
+      jnp.asarray(class_counts).dtype, jnp.integer) else class_counts, "class_counts")
+  if n.shape != z.shape[-1:]:
+    raise ValueError(f"class_counts must be [C] with C = expert_logits.shape[-1] = {z.shape[-1]}, got "
+                     f"class_counts.shape={n.shape}")
+  valid = validation.check_values(n > 0, n, "class_counts", "> 0")
+  ct = validation.compute_dtype_for(z.dtype)
+  n = validation.nan_where_invalid(n.astype(jnp.promote_types(ct, n.dtype)), valid)
+  lam_e = jnp.asarray(lam, n.dtype).reshape((-1,) + (1,) * (z.ndim - 1))
+  shift = jnp.log(n ** lam_e + 1e-9).astype(ct)         # log(n_c^lambda + 1e-9), as the official code
+  return (z.astype(ct) + shift).astype(z.dtype)
+
+
+def mdcs_diversity_loss(expert_logits: jax.Array, labels: jax.Array, class_counts: jax.Array, *,
+                        lambdas: Sequence[float] = MDCS_LAMBDAS) -> jax.Array:
+  """MDCS's diversity loss per example: sum over experts of CE(v_i + lambda_i log n, y) (arXiv:2308.09922).
+
+  Zhao et al., ICCV 2023, arXiv:2308.09922, Sec. 3.2 (DL), as the official `MDCSLoss` (its batch mean of each
+  expert's CE, summed over experts, is the batch mean of this). With every lambda = 0 it is the sum of the experts'
+  plain cross-entropies.
+
+  Args:
+    expert_logits: [E, B, C] floating.
+    labels: [B] integer classes in [0, C) (ValueError eagerly; NaN rows under jit).
+    class_counts: [C] positive class counts.
+    lambdas: E floats (default: the paper's head / medium / few-shot experts).
+
+  Returns:
+    [B] in float32 (or wider).
+  """
+  from jaxlib_methods.losses.stablemax import softmax_cross_entropy_with_integer_labels as ce
+  z = mdcs_expert_logits(expert_logits, class_counts, lambdas=lambdas)
+  if z.ndim != 3:
+    raise ValueError(f"expert_logits must be [E, B, C], got expert_logits.shape={z.shape}")
+  y = validation.check_integer(labels, "labels")
+  if y.shape != z.shape[1:2]:
+    raise ValueError(f"labels must be [B] with B = expert_logits.shape[1], got labels.shape={y.shape}")
+  per = jax.vmap(lambda zi: ce(zi.astype(validation.compute_dtype_for(zi.dtype)), y))(z)
+  return jnp.sum(per, axis=0)
+
+
+def consistency_self_distill(strong_logits: jax.Array, weak_logits: jax.Array, labels: jax.Array, *,
+                             temperature: float = 1.0) -> tuple[jax.Array, jax.Array]:
+  """MDCS's consistency self-distillation with confident instance sampling, per example (arXiv:2308.09922).
+
+  Zhao et al., ICCV 2023, arXiv:2308.09922, Sec. 3.3 (CS and CIS): T^2 KL(p_weak^T || p_strong^T), the weak view's
+  (adjusted) prediction a constant teacher, counted only where the weak view's argmax equals the label (the CIS
+  mask, also returned). The official reduction is `loss.sum() / mask.sum()` per expert (batchmean over the selected
+  instances; 0 when none is selected), summed over experts and weighted 0.6 x min(epoch / 20, 1). Pass one expert's
+  adjusted logits (`mdcs_expert_logits`) at a time, or vmap over the experts.
+
+  Args:
+    strong_logits: [B, C] floating: the strongly augmented view (the student).
+    weak_logits: [B, C] floating: the weakly augmented view (the teacher; no gradient).
+    labels: [B] integer classes in [0, C).
+    temperature: T > 0 (1 in the official code).
+
+  Returns:
+    (loss [B] in float32 or wider: 0 where the mask is False, NaN where an input is NaN; mask [B] bool: weak
+    argmax == label).
+  """
+  s = validation.check_floating(strong_logits, "strong_logits")
+  t = validation.check_floating(weak_logits, "weak_logits")
+  if s.ndim != 2 or t.shape != s.shape:
+    raise ValueError(f"strong_logits and weak_logits must both be [B, C], got {s.shape} and {t.shape}")
+  y = validation.check_integer(labels, "labels")
+  if y.shape != s.shape[:1]:
+    raise ValueError(f"labels must be [B] with B = strong_logits.shape[0], got labels.shape={y.shape}")
+  valid = validation.check_labels(y, s.shape[1], "labels")
+  validation.check_positive(temperature, "temperature")
+  ct = validation.compute_dtype_for(jnp.result_type(s, t))
+  zs, zt = s.astype(ct) / temperature, jax.lax.stop_gradient(t).astype(ct) / temperature
+  mask = jnp.argmax(zt, axis=-1) == y
+  log_pt, log_ps = jax.nn.log_softmax(zt, axis=-1), jax.nn.log_softmax(zs, axis=-1)
+  kl = jnp.sum(jnp.exp(log_pt) * (log_pt - log_ps), axis=-1) * temperature ** 2
+  # unselected rows give 0 and 0 gradient; 0 * kl (not a constant 0) keeps a NaN/Inf input visible (rule 3)
+  loss = validation.nan_where_invalid(jnp.where(mask, kl, 0.0 * kl), valid)
+  return loss, mask

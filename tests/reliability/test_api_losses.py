@@ -622,6 +622,74 @@ SPECS += [
     for fn in (continual.gradient_similarity_focal_loss, continual.gradient_similarity_scores)
 ]
 
+
+# ---- ls19a (issue 19): [46] MIC, [24] CAFA, [94] LAPTOP-Diff, [93] DR-Tune, [30] MDCS
+_EYE = np.stack([np.eye(2, dtype=np.float32)] * K)
+_COUNTS = np.array([50.0, 10.0, 2.0], np.float32)
+_FEATS = [f(B, 3), f(B, 2, 2)]
+
+
+def _three_block_forward(keep):
+  import jax.numpy as jnp
+  return jnp.outer(jnp.arange(1.0, B + 1.0), jnp.cumsum(keep))
+
+
+SPECS += [
+    ApiSpec(ada.random_patch_mask, {"key": KEY, "shape": (B, 4), "patch_size": 2},
+            extra=(("patch_size=0", {"patch_size": 0}, "ValueError", "patch_size"),
+                   ("shape:indivisible", {"shape": (B, 5)}, "ValueError", "shape"),
+                   ("mask_ratio=1", {"mask_ratio": 1.0}, "ValueError", "mask_ratio"))),
+    ApiSpec(ada.mic_quality_weight, {"teacher_logits": f(B, 2, K, scale=3.0), "tau": 0.5}, floats=("teacher_logits",),
+            any_rank=("teacher_logits",), batch=("teacher_logits",), empty="empty",
+            extra=(("tau=2", {"tau": 2.0}, "ValueError", "tau"), ("axis=0", {"axis": 0}, "ValueError", "axis"))),
+    ApiSpec(ada.mic_loss, {"masked_student_logits": f(B, 2, K), "teacher_logits": f(B, 2, K, scale=3.0), "tau": 0.5},
+            floats=("masked_student_logits", "teacher_logits"), batch=("masked_student_logits", "teacher_logits"),
+            empty="empty", extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),
+                                  ("tau<0", {"tau": -0.1}, "ValueError", "tau"))),
+    ApiSpec(ada.cafa_source_statistics, {"features": f(8, 2), "labels": np.arange(8) % 2, "num_classes": 2},
+            floats=("features",), labels={"labels": 2}, batch=("features", "labels"), jit_labels=False,
+            extra=(("ridge<0", {"ridge": -1.0}, "ValueError", "ridge"),)),
+    ApiSpec(ada.cafa_loss, {"features": f(B, 2), "pseudo_labels": LABELS, "means": f(K, 2), "precisions": _EYE},
+            floats=("features", "means", "precisions"), labels={"pseudo_labels": K},
+            batch=("features", "pseudo_labels"), empty="empty", grad_arg="features",
+            extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),
+                   ("precisions:shape", {"precisions": np.eye(3, dtype=np.float32)}, "ValueError", "precisions"))),
+    ApiSpec(fkd.normalized_feature_kd, {"student_feats": _FEATS, "teacher_feats": [f(B, 3), f(B, 2, 2)]},
+            extra=(("student_feats:int32", {"student_feats": [_FEATS[0].astype(np.int32), _FEATS[1]]}, "TypeError",
+                    "student_feats[0]"),
+                   ("student_feats:NaN", {"student_feats": [put(_FEATS[0], (0, 0), np.nan), _FEATS[1]]}, "nan", ""),
+                   ("student_feats:array", {"student_feats": _FEATS[0]}, "TypeError", "student_feats"),
+                   ("teacher_feats:layers", {"teacher_feats": [f(B, 3)]}, "ValueError", "teacher_feats"),
+                   ("teacher_feats:shape", {"teacher_feats": [f(B, 3), f(B, 4)]}, "ValueError", "teacher_feats[1]"),
+                   ("where:float", {"where": W_BAD}, "TypeError", "where"))),
+    ApiSpec(fkd.output_loss_criterion, {"forward": _three_block_forward, "num_blocks": 3},
+            extra=(("num_blocks=0", {"num_blocks": 0}, "ValueError", "num_blocks"),
+                   ("forward=3", {"forward": 3}, "TypeError", "forward"))),
+    ApiSpec(fkd.semantic_calibration, {"pre_feats": f(6, 3), "down_feats": f(6, 3), "labels": np.arange(6) % K,
+                                       "num_classes": K},
+            floats=("pre_feats", "down_feats"), labels={"labels": K}, batch=("pre_feats", "down_feats", "labels"),
+            empty="error", jit_grad=False,  # the calibrated features are constants (no gradient to poison)
+            extra=(("prototypes:shape", {"prototypes": f(2, 3)}, "ValueError", "prototypes"),
+                   ("scale=0", {"scale": 0.0}, "ValueError", "scale"),
+                   ("num_classes=0", {"num_classes": 0}, "ValueError", "num_classes"))),
+    ApiSpec(fkd.dr_tune_loss, {"down_logits": LOGITS, "labels": LABELS, "calibrated_logits": f(5, K),
+                               "calibrated_labels": np.array([0, 1, 2, 0, 1], np.int32)},
+            floats=("down_logits", "calibrated_logits"), labels={"labels": K, "calibrated_labels": K},
+            extra=(("calibrated_logits:classes", {"calibrated_logits": f(5, K + 1)}, "ValueError",
+                    "calibrated_logits"),)),
+    ApiSpec(distill.mdcs_expert_logits, {"expert_logits": f(3, B, K), "class_counts": _COUNTS},
+            floats=("expert_logits",),
+            extra=(("class_counts=0", {"class_counts": put(_COUNTS, 1, 0.0)}, "ValueError", "class_counts"),
+                   ("lambdas:len", {"lambdas": (1.0,)}, "ValueError", "lambdas"))),
+    ApiSpec(distill.mdcs_diversity_loss, {"expert_logits": f(3, B, K), "labels": LABELS, "class_counts": _COUNTS},
+            floats=("expert_logits",), labels={"labels": K},
+            extra=(("labels:shape", {"labels": LABELS[:2]}, "ValueError", "labels"),)),
+    ApiSpec(distill.consistency_self_distill, {"strong_logits": LOGITS, "weak_logits": f(B, K), "labels": LABELS},
+            floats=("strong_logits", "weak_logits"), labels={"labels": K},
+            batch=("strong_logits", "weak_logits", "labels"), empty="empty",
+            extra=(("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"),)),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
@@ -676,3 +744,4 @@ def test_report_counts(capsys, record_property):
   with capsys.disabled():
     print("\n" + line)
   assert counts["tried"] == counts["clear_errors"] + counts["nan_propagation"] + counts["valid_outputs"]
+
