@@ -139,3 +139,10 @@ from jaxlib_methods.nn.sparse_autoencoder import (  # noqa: F401  ([166] [20])
     sae_loss,
     topk_activation,
 )
+from jaxlib_methods.nn.concept_bottleneck import (  # noqa: F401  ([17])
+    PCBM,
+    concept_activation_vectors,
+    edit_concept,
+    pcbm_concept_scores,
+    pcbm_elastic_net,
+)
