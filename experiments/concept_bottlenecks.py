@@ -8,6 +8,8 @@ Papers:
   [20]  Sukrut Rao, Sweta Mahajan, Moritz Boehle, Bernt Schiele, "Discover-then-Name: Task-Agnostic Concept
         Bottlenecks via Automated Concept Discovery", ECCV 2024, arXiv:2407.14499.
   [17]  Mert Yuksekgonul, Maggie Wang, James Zou, "Post-hoc Concept Bottleneck Models", ICLR 2023, arXiv:2205.15480.
+  [35]  Alex Tamkin, Mohammad Taufeeque, Noah D. Goodman, "Codebook Features: Sparse and Discrete Interpretability for
+        Neural Networks", ICML 2024, arXiv:2310.17230.
 
 [166] (catalog row: with a variable number of active features per token, at equal total sparsity, Mutual Choice and
 Feature Choice SAEs reach lower MSE and have fewer dead latents than TopK): tokens in R^`sae_dim` mix
@@ -40,6 +42,18 @@ trained with the head frozen; a linear probe on the raw embedding as the referen
 non-spurious concept weights are its two true concepts. Edit: `edit_concept` zeroes the spurious concept (mutation
 `pc_edit=causal`: zeroes concept 0, one of class 0's true concepts, instead).
 
+[35] (catalog row: on the paper's FSM toy a codebook model matches the baseline's next-state accuracy, its codes map
+~1:1 to FSM states, and forcing a state's code steers predictions to that state): a random FSM with `fsm_states`
+states and `fsm_symbols` symbols (delta(., v) a random permutation for each v); the model maps one-hot (state,
+symbol) + N(0, `cb_input_noise`^2) noise through an MLP to R^`cb_dim`, then (codebook model) a k = 1 `CodebookLayer`
+of `cb_codes` codes, then a linear next-state head; the baseline skips the codebook. Adam, `cb_steps` steps, CE +
+`cb_loss_coeff` * codebook loss. (A smaller, MLP stand-in for the paper's transformer on FSM rollouts.) Purity: the
+fraction of test tokens whose code's majority next state is theirs. Steering: for each state s, force the code most
+used for s on every test input; success = fraction predicted s. `cb_force=shifted` (mutation) forces the code of the
+previous state instead. The first exploratory run (800 steps, input noise 0.3, delta not a permutation) gave codebook
+accuracy 0.51-0.58 vs 0.89-0.94; the cpu preset's steps and noise were then set to 3000 and 0.1 before the claims
+were read again (tolerances unchanged).
+
 All runs vmap the seeds and shard them over the mesh's devices (`shard_leading`); each part is a memoised sub-run.
 
 Claims (tolerances fixed before the first run):
@@ -51,7 +65,11 @@ Claims (tolerances fixed before the first run):
   6. [17] PCBM-h accuracy - probe accuracy >= -0.01 (mean over seeds);
   7. [17] true two-concept support recovered for >= 90% of the classes (min over seeds);
   8. [17] shifted accuracy after - before the edit, paired over seeds: mean > 2 standard errors and > 0;
-  sanity: TopK NMSE <= 0.5 (the SAEs learn); naming accuracy >= 0.9 (min over seeds); PCBM accuracy >= 0.8.
+  9. [35] codebook next-state accuracy >= baseline accuracy - 0.02 (mean over seeds);
+  10. [35] code purity >= 0.9 and every state has its own most-used code (min over seeds);
+  11. [35] steering success >= 0.9 (mean over states, min over seeds);
+  sanity: TopK NMSE <= 0.5 (the SAEs learn); naming accuracy >= 0.9 (min over seeds); PCBM accuracy >= 0.8;
+  baseline FSM accuracy >= 0.9.
   Observed (cpu preset): [166] Feature Choice passes both claims; Mutual Choice does NOT: its NMSE ties TopK's
   (0.0003 lower on average, 0.07 standard errors) and a quarter of its latents die (0.26 vs TopK's 0.014), with no
   tuning tried; the paper pairs MC with its aux_zipf_loss against dead latents, which is not implemented here.
@@ -71,7 +89,7 @@ import optax
 from flax import nnx
 
 from jaxlib_methods.data import sparse_concept_embeddings
-from jaxlib_methods.nn import (PCBM, SparseAutoencoder, concept_activation_vectors, dead_latents, edit_concept,
+from jaxlib_methods.nn import (PCBM, CodebookLayer, SparseAutoencoder, codebook_loss, concept_activation_vectors, dead_latents, edit_concept,
                                name_concepts, pcbm_elastic_net, sae_loss)
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
@@ -80,7 +98,9 @@ PAPER = Paper(catalog_id=166, title="Adaptive Sparse Allocation with Mutual Choi
               "Autoencoders", year=2024, arxiv="2411.02124")
 ALSO_REPRODUCES = (Paper(catalog_id=20, title="Discover-then-Name: Task-Agnostic Concept Bottlenecks via Automated "
                          "Concept Discovery", year=2024, arxiv="2407.14499"),
-                   Paper(catalog_id=17, title="Post-hoc Concept Bottleneck Models", year=2023, arxiv="2205.15480"))
+                   Paper(catalog_id=17, title="Post-hoc Concept Bottleneck Models", year=2023, arxiv="2205.15480"),
+                   Paper(catalog_id=35, title="Codebook Features: Sparse and Discrete Interpretability for Neural "
+                         "Networks", year=2023, arxiv="2310.17230"))
 DEMO = False
 
 
@@ -120,6 +140,16 @@ class Config:
   pc_alpha: Annotated[float, Range(ge=0, le=1)] = 0.99
   pc_steps: PositiveInt = 500
   pc_edit: Literal["spurious", "causal"] = "spurious"
+  # [35]
+  fsm_states: Annotated[int, Range(ge=2)] = 10
+  fsm_symbols: Annotated[int, Range(ge=1)] = 3
+  cb_codes: Annotated[int, Range(ge=2)] = 20
+  cb_dim: Annotated[int, Range(ge=2)] = 16
+  cb_hidden: Annotated[int, Range(ge=2)] = 64
+  cb_input_noise: NonNegativeFloat = 0.1
+  cb_steps: PositiveInt = 3000
+  cb_loss_coeff: NonNegativeFloat = 1.0
+  cb_force: Literal["own", "shifted"] = "own"
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over
 
   CHECKS = (Check("min_active <= max_active <= sae_atoms", "active counts must fit the dictionary"),
@@ -131,9 +161,11 @@ class Config:
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, steps=5000), "tpu": Config(seeds=8, steps=5000)}
 TINY = ("steps=60", "batch=48", "test_batches=2", "sae_features=24", "sae_atoms=24", "dn_features=24",
-        "dn_atoms=12", "dn_dim=16", "probe_steps=40", "pc_steps=40", "pc_dim=16", "classes=3", "pc_concepts=8")
+        "dn_atoms=12", "dn_dim=16", "probe_steps=40", "pc_steps=40", "pc_dim=16", "classes=3", "pc_concepts=8",
+        "cb_steps=40", "fsm_states=4", "cb_codes=8")
 MUTATION_TEST_SLOW = True  # the TINY run compiles five vmapped training programs: ~40 s of CPU
-MUTATIONS = {"a_topk_only": ("sae_form=topk",), "b_no_l1": ("l1_coeff=0",), "c_edit_causal": ("pc_edit=causal",)}
+MUTATIONS = {"a_topk_only": ("sae_form=topk",), "b_no_l1": ("l1_coeff=0",), "c_edit_causal": ("pc_edit=causal",),
+             "d_force_wrong_code": ("cb_force=shifted",)}
 
 
 def _sample(key, config, n, *, dim, atoms_count, min_active, max_active, atoms):
@@ -295,6 +327,75 @@ def pcbm_once(key, config: Config) -> dict:
           "shifted_after": shifted_after, "spurious_weight_class0": kernel[spur, 0]}
 
 
+def codebook_fsm_once(key, config: Config) -> dict:
+  """[35]: next state of a random FSM from (state, symbol), with and without a k=1 codebook bottleneck."""
+  ns, nv = config.fsm_states, config.fsm_symbols
+  k_table, k_mlp, k_cb, k_base, k_noise, k_test = jax.random.split(jax.random.fold_in(key, 35), 6)
+  # delta(., v) is a random permutation of the states for every symbol v: every state is reached nv times
+  table = jax.vmap(lambda kk: jax.random.permutation(kk, ns))(jax.random.split(k_table, nv)).T   # [ns, nv]
+  s_all, v_all = jnp.meshgrid(jnp.arange(ns), jnp.arange(nv), indexing="ij")
+  s_all, v_all = s_all.reshape(-1), v_all.reshape(-1)
+  x_all = jnp.concatenate([jax.nn.one_hot(s_all, ns), jax.nn.one_hot(v_all, nv)], -1)
+  y_all = table[s_all, v_all]
+  reps = max(1, config.batch // x_all.shape[0])
+  x_rep, y_rep = jnp.tile(x_all, (reps, 1)), jnp.tile(y_all, reps)
+
+  class Net(nnx.Module):
+    def __init__(self, use_codebook, rngs):
+      self.enc = nnx.Linear(ns + nv, config.cb_hidden, rngs=rngs)
+      self.mid = nnx.Linear(config.cb_hidden, config.cb_dim, rngs=rngs)
+      self.dec = nnx.Linear(config.cb_dim, ns, rngs=rngs)
+      self.cb = CodebookLayer(config.cb_dim, config.cb_codes, k=1, rngs=rngs) if use_codebook else None
+
+    def __call__(self, x, force_code=None):
+      a = self.mid(jax.nn.relu(self.enc(x)))
+      if self.cb is None:
+        return self.dec(a), jnp.zeros(a.shape[:-1] + (1,), jnp.int32), jnp.zeros(a.shape[:-1])
+      out, codes, q = self.cb(a, force_code=force_code)
+      return self.dec(out), codes, codebook_loss(a, q)
+
+  def train(use_codebook, k):
+    model = Net(use_codebook, nnx.Rngs(params=k))
+    gd, params = nnx.split(model)
+    tx = optax.adam(3e-3)
+
+    def step(carry, kk):
+      p, opt = carry
+      x = x_rep + config.cb_input_noise * jax.random.normal(kk, x_rep.shape)
+
+      def loss(p):
+        logits, _, cb = nnx.merge(gd, p)(x)
+        return (optax.softmax_cross_entropy_with_integer_labels(logits, y_rep).mean()
+                + config.cb_loss_coeff * cb.mean())
+      u, opt = tx.update(jax.grad(loss)(p), opt, p)
+      return (optax.apply_updates(p, u), opt), None
+
+    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(k_noise, config.cb_steps))
+    return nnx.merge(gd, params)
+
+  model_cb, model_base = train(True, k_cb), train(False, k_base)
+  x_te = jnp.tile(x_all, (8, 1))
+  x_te = x_te + config.cb_input_noise * jax.random.normal(k_test, x_te.shape)
+  y_te = jnp.tile(y_all, 8)
+  logits_cb, codes, _ = model_cb(x_te)
+  acc_cb = jnp.mean(jnp.argmax(logits_cb, -1) == y_te)
+  acc_base = jnp.mean(jnp.argmax(model_base(x_te)[0], -1) == y_te)
+  codes = codes[:, 0]
+  joint = jnp.zeros((config.cb_codes, ns)).at[codes, y_te].add(1.0)             # code x next-state counts
+  purity = jnp.sum(joint.max(1)) / joint.sum()                                  # a code's tokens share one state
+  state_code = jnp.argmax(joint, 0)                                             # the code used most for each state
+  target_code = state_code if config.cb_force == "own" else jnp.roll(state_code, 1)
+
+  def steer(s):
+    logits, _, _ = model_cb(x_te, force_code=target_code[s])
+    return jnp.mean(jnp.argmax(logits, -1) == s)
+
+  success = jax.vmap(steer)(jnp.arange(ns))
+  return {"acc_codebook": acc_cb, "acc_baseline": acc_base, "purity": purity,
+          "states_with_own_code": jnp.sum(jnp.zeros(config.cb_codes).at[state_code].set(1.0)) / ns,
+          "steer_success": jnp.mean(success)}
+
+
 def _vmapped(fn, config):
   keys = jax.random.split(jax.random.key(config.seed), config.seeds)
   keys = shard_leading(keys, make_mesh(config.mesh), what="seed")
@@ -320,6 +421,9 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   log.log(3, recovered=float(np.min(dn["recovered"])), acc_codes=float(np.mean(dn["acc_codes"])),
           acc_raw=float(np.mean(dn["acc_raw"])))
   out["pcbm"] = part("pcbm", lambda: _vmapped(lambda k: pcbm_once(k, config), config))
+  out["codebook"] = part("codebook", lambda: _vmapped(lambda k: codebook_fsm_once(k, config), config))
+  log.log(5, acc_codebook=float(np.mean(out["codebook"]["acc_codebook"])),
+          steer_success=float(np.mean(out["codebook"]["steer_success"])))
   pc = out["pcbm"]
   log.log(4, acc_pcbm_h=float(np.mean(pc["acc_pcbm_h"])), acc_probe=float(np.mean(pc["acc_probe"])),
           shifted_before=float(np.mean(pc["shifted_before"])), shifted_after=float(np.mean(pc["shifted_after"])))
@@ -370,6 +474,19 @@ def claims(results: dict) -> list[Claim]:
                             paper="pruning a spurious concept improves accuracy under the shift", kind="paper",
                             where="Sec. 5 (global model edits, pruning spurious concepts) [17]"))
   out.append(Claim.at_least("PCBM (concept head alone) test accuracy, min over seeds", min(pc["acc_pcbm"]), 0.8,
+                            kind="sanity"))
+  cbk = results["codebook"]
+  out.append(Claim.at_least("codebook model next-state accuracy - baseline accuracy, mean over seeds",
+                            float(np.mean(cbk["acc_codebook"]) - np.mean(cbk["acc_baseline"])), -0.02,
+                            paper="codebook models match the baseline's accuracy", kind="paper",
+                            where="Sec. 3, FSM experiments [35]"))
+  out.append(Claim.at_least("code purity x fraction of states with their own most-used code, min over seeds",
+                            min(p * c for p, c in zip(cbk["purity"], cbk["states_with_own_code"])), 0.9,
+                            paper="codes map ~1:1 to FSM states", kind="paper", where="Sec. 3, FSM experiments [35]"))
+  out.append(Claim.at_least("steering success of forcing a state's code, min over seeds", min(cbk["steer_success"]),
+                            0.9, paper="activating a state's code steers the prediction to that state", kind="paper",
+                            where="Sec. 3, FSM experiments (interventions) [35]"))
+  out.append(Claim.at_least("baseline FSM next-state accuracy, min over seeds", min(cbk["acc_baseline"]), 0.9,
                             kind="sanity"))
   out.append(Claim.at_most("TopK SAE test NMSE, max over seeds", max(top["nmse"]), 0.5, kind="sanity"))
   out.append(Claim.at_least("naming accuracy (each atom's best dictionary vector gets the atom's word), min over seeds",

@@ -747,6 +747,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.edit_concept"),
         tests=("tests/nn/test_pcbm.py",),
         experiment="concept_bottlenecks"),
+    35: Implementation(  # k-of-C cosine codebook, straight-through to the input; FSM toy with an MLP, not a transformer
+        artifacts=("jaxlib_methods.nn.CodebookLayer", "jaxlib_methods.nn.codebook_loss"),
+        tests=("tests/nn/test_codebook.py",),
+        experiment="concept_bottlenecks"),
 }
 
 

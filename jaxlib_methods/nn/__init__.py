@@ -146,3 +146,4 @@ from jaxlib_methods.nn.concept_bottleneck import (  # noqa: F401  ([17])
     pcbm_concept_scores,
     pcbm_elastic_net,
 )
+from jaxlib_methods.nn.codebook import CodebookLayer, codebook_loss  # noqa: F401  ([35])

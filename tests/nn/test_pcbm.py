@@ -86,6 +86,7 @@ def test_cavs_match_scipy_and_pcbm_pieces_match_numpy():
     PCBM(cavs, 1, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow  # nnx.jit, split/merge train step, bf16, orbax: ~3 s of compiles
 def test_pcbm_layer_contract(tmp_path):
   cavs = jax.random.normal(jax.random.key(1), (3, 6))
   x = jax.random.normal(jax.random.key(0), (16, 6))

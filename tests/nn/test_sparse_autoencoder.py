@@ -126,6 +126,7 @@ class _Reconstruction(nnx.Module):
     return self.sae(x)[0]
 
 
+@pytest.mark.slow  # nnx.jit, split/merge train step, bf16, orbax: ~3 s of compiles
 def test_sae_layer_contract(tmp_path):
   x = jax.random.normal(jax.random.key(0), (16, 6))
   check_layer_contract(_Reconstruction, x, tmp_path,
