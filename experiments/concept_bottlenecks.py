@@ -160,7 +160,7 @@ class Config:
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, steps=5000), "tpu": Config(seeds=8, steps=5000)}
-TINY = ("steps=400", "batch=48", "test_batches=2", "sae_features=24", "sae_atoms=24", "dn_features=24",
+TINY = ("steps=400", "batch=48", "test_batches=8", "sae_features=24", "sae_atoms=24", "dn_features=24",
         "dn_atoms=12", "dn_dim=16", "probe_steps=100", "pc_steps=200", "pc_dim=16", "classes=3", "pc_concepts=8",
         "cb_steps=1000", "fsm_states=4", "cb_codes=8")
 MUTATION_TEST_SLOW = True  # the TINY run compiles six vmapped training programs: ~40 s of CPU
