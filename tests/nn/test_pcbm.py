@@ -52,6 +52,30 @@ def test_cavs_match_scipy_and_pcbm_pieces_match_numpy():
   ref = w.copy()
   ref[[0, 2], 3] = 0
   np.testing.assert_allclose(e, ref, rtol=1e-6)
+  # errors
+  with pytest.raises(ValueError, match="positive and negative"):
+    concept_activation_vectors(jnp.ones((4, 2)), jnp.ones((4, 1), bool))
+  with pytest.raises(TypeError, match="concept_labels"):
+    concept_activation_vectors(jnp.ones((4, 2)), jnp.ones((4, 1)))
+  with pytest.raises(ValueError, match="C must be"):
+    concept_activation_vectors(jnp.asarray(x), jnp.asarray(labels), C=0.0)
+  with pytest.raises(ValueError, match="alpha"):
+    pcbm_elastic_net(jnp.asarray(w), lam=1.0, alpha=1.5)
+  with pytest.raises(ValueError, match="idx"):
+    edit_concept(jnp.asarray(w), nc)
+  with pytest.raises(ValueError, match="num_classes"):
+    PCBM(cavs, 1, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.slow  # eager module checks: ~2 s of op compiles
+def test_pcbm_forward_and_residual_only_training():
+  rng = np.random.default_rng(1)
+  n, d, nc, k = 20, 5, 3, 4
+  x = rng.normal(size=(n, d))
+  cavs = jnp.asarray(rng.normal(size=(nc, d)), jnp.float32)
+  c = np.asarray(cavs, np.float64)
+  scores = x @ c.T / np.sum(c ** 2, 1)
+  w = rng.normal(size=(nc, k))
   # PCBM and PCBM-h forward against NumPy; only the residual trains under the PCBM-h filter
   model = PCBM(cavs, k, residual=True, rngs=nnx.Rngs(0))
   np.testing.assert_array_equal(np.asarray(model(jnp.asarray(x, jnp.float32))),
@@ -69,21 +93,8 @@ def test_cavs_match_scipy_and_pcbm_pieces_match_numpy():
       nnx.merge(graphdef, p, rest)(jnp.asarray(x, jnp.float32)), y).mean())(trainable)
   paths = {"/".join(map(str, path)) for path, _ in jax.tree_util.tree_flatten_with_path(grads)[0]}
   assert paths and all("residual" in p for p in paths), paths
-  # errors
-  with pytest.raises(ValueError, match="positive and negative"):
-    concept_activation_vectors(jnp.ones((4, 2)), jnp.ones((4, 1), bool))
-  with pytest.raises(TypeError, match="concept_labels"):
-    concept_activation_vectors(jnp.ones((4, 2)), jnp.ones((4, 1)))
-  with pytest.raises(ValueError, match="C must be"):
-    concept_activation_vectors(jnp.asarray(x), jnp.asarray(labels), C=0.0)
-  with pytest.raises(ValueError, match="alpha"):
-    pcbm_elastic_net(jnp.asarray(w), lam=1.0, alpha=1.5)
-  with pytest.raises(ValueError, match="idx"):
-    edit_concept(jnp.asarray(w), nc)
   with pytest.raises(ValueError, match="d=5"):
     model(jnp.ones((2, d + 1)))
-  with pytest.raises(ValueError, match="num_classes"):
-    PCBM(cavs, 1, rngs=nnx.Rngs(0))
 
 
 @pytest.mark.slow  # nnx.jit, split/merge train step, bf16, orbax: ~3 s of compiles
