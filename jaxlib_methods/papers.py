@@ -794,6 +794,28 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.distill.consistency_self_distill",),
         tests=("tests/losses/test_distill_mdcs.py",),
         experiment="tta_distill_toys"),
+    # ---- ly20 (issue 20) ----
+    166: Implementation(  # TopK / Feature Choice / Mutual Choice SAEs (uniform FC capacity, no aux_zipf_loss)
+        artifacts=("jaxlib_methods.nn.SparseAutoencoder", "jaxlib_methods.nn.topk_activation",
+                   "jaxlib_methods.nn.feature_choice_activation", "jaxlib_methods.nn.mutual_choice_activation",
+                   "jaxlib_methods.nn.dead_latents", "jaxlib_methods.data.sparse_concept_embeddings"),
+        tests=("tests/nn/test_sparse_autoencoder.py", "tests/data/test_sparse_concepts.py"),
+        experiment="concept_bottlenecks"),
+    20: Implementation(  # L1 ReLU SAE on frozen embeddings + cosine naming + sparse probe on the codes
+        artifacts=("jaxlib_methods.nn.SparseAutoencoder", "jaxlib_methods.nn.sae_loss",
+                   "jaxlib_methods.nn.name_concepts"),
+        tests=("tests/nn/test_sparse_autoencoder.py",),
+        experiment="concept_bottlenecks"),
+    17: Implementation(  # CAVs by squared-hinge SVM, PCBM / PCBM-h, elastic-net head, global edit
+        artifacts=("jaxlib_methods.nn.PCBM", "jaxlib_methods.nn.concept_activation_vectors",
+                   "jaxlib_methods.nn.pcbm_concept_scores", "jaxlib_methods.nn.pcbm_elastic_net",
+                   "jaxlib_methods.nn.edit_concept"),
+        tests=("tests/nn/test_pcbm.py",),
+        experiment="concept_bottlenecks"),
+    35: Implementation(  # k-of-C cosine codebook, straight-through to the input; FSM toy with an MLP, not a transformer
+        artifacts=("jaxlib_methods.nn.CodebookLayer", "jaxlib_methods.nn.codebook_loss"),
+        tests=("tests/nn/test_codebook.py",),
+        experiment="concept_bottlenecks"),
 }
 
 

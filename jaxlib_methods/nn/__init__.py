@@ -129,3 +129,21 @@ from jaxlib_methods.nn.repquant import LayerwiseReparam, channelwise_to_layerwis
 # ---- app22 (issue 22) ----
 from jaxlib_methods.nn.subspace_learners import SubspaceAttention  # noqa: F401  ([102])
 from jaxlib_methods.nn.walloc import WaLLoCAutoencoder  # noqa: F401  ([211])
+# ---- ly20 (issue 20: concept bottlenecks and sparse dictionaries) ----
+from jaxlib_methods.nn.sparse_autoencoder import (  # noqa: F401  ([166] [20])
+    SparseAutoencoder,
+    dead_latents,
+    feature_choice_activation,
+    mutual_choice_activation,
+    name_concepts,
+    sae_loss,
+    topk_activation,
+)
+from jaxlib_methods.nn.concept_bottleneck import (  # noqa: F401  ([17])
+    PCBM,
+    concept_activation_vectors,
+    edit_concept,
+    pcbm_concept_scores,
+    pcbm_elastic_net,
+)
+from jaxlib_methods.nn.codebook import CodebookLayer, codebook_loss  # noqa: F401  ([35])
