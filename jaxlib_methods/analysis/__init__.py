@@ -58,3 +58,12 @@ from jaxlib_methods.analysis.generative_classifiers import (
 )
 # ---- app22 (issue 22) ----
 from jaxlib_methods.analysis.hutchinson import hutchinson_trace_gradient  # noqa: F401  ([212] STSL drift)
+# ---- th17c (issue 17: binned / adaptive-binned / KDE mutual information [38] [63]) ----
+from jaxlib_methods.analysis.information import (
+    adaptive_bins,
+    binned_mutual_information,
+    discrete_entropy,
+    discrete_mutual_information,
+    kde_mutual_information,
+    uniform_bins,
+)
