@@ -67,3 +67,5 @@ from jaxlib_methods.analysis.information import (
     kde_mutual_information,
     uniform_bins,
 )
+# ---- th17c (issue 17: continual-evaluation metrics of the stability gap [69]) ----
+from jaxlib_methods.analysis.continual_evaluation import min_acc, wc_acc, windowed_forgetting, windowed_plasticity
