@@ -729,6 +729,30 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
         tests=("tests/losses/test_contrastive.py", "tests/experiments/test_mcl_feature_suppression.py",),
         experiment="mcl_feature_suppression"),
+    # ---- th17c (issue 17) ----
+    38: Implementation(  # the 12-bit task regenerated from the paper's description (var_u.mat is not available)
+        artifacts=("jaxlib_methods.analysis.binned_mutual_information",
+                   "jaxlib_methods.analysis.uniform_bins",
+                   "jaxlib_methods.analysis.discrete_entropy",
+                   "jaxlib_methods.analysis.discrete_mutual_information",
+                   "jaxlib_methods.analysis.kde_mutual_information",
+                   "jaxlib_methods.data.twelve_bit_task",
+                   "jaxlib_methods.data.icosahedron_vertices",),
+        tests=("tests/analysis/test_information.py", "tests/data/test_twelve_bit.py",),
+        experiment="information_plane"),
+    63: Implementation(  # shares [38]'s experiment: adaptive binning, ReLU/ELU/softplus arms, ReLU+L2
+        artifacts=("jaxlib_methods.analysis.adaptive_bins",
+                   "jaxlib_methods.analysis.binned_mutual_information",
+                   "jaxlib_methods.analysis.kde_mutual_information",),
+        tests=("tests/analysis/test_information.py",),
+        experiment="information_plane"),
+    69: Implementation(  # synthetic rotated Gaussian classes stand in for Rotated MNIST
+        artifacts=("jaxlib_methods.analysis.min_acc",
+                   "jaxlib_methods.analysis.wc_acc",
+                   "jaxlib_methods.analysis.windowed_forgetting",
+                   "jaxlib_methods.analysis.windowed_plasticity",),
+        tests=("tests/analysis/test_continual_evaluation.py",),
+        experiment="stability_gap"),
 }
 
 

@@ -104,13 +104,15 @@ def _packed_keys(codes, n_bins):
 
 @functools.partial(jax.jit, static_argnums=3)
 def _binned_mi(codes, sx, sy, n_bins):
+  """(I(X;T), I(T;Y)) in nats of bin codes; sx None: the rows are distinct inputs, I(X;T) = H(T)."""
   kt = _packed_keys(codes, n_bins)
   ht = _entropy_keys(kt)
-  xs = [sx[:, k] for k in range(sx.shape[1])]
   ys = [sy[:, k] for k in range(sy.shape[1])]
-  ixt = ht + _entropy_keys(xs) - _entropy_keys(kt + xs)
   ity = ht + _entropy_keys(ys) - _entropy_keys(kt + ys)
-  return ixt, ity
+  if sx is None:
+    return ht, ity
+  xs = [sx[:, k] for k in range(sx.shape[1])]
+  return ht + _entropy_keys(xs) - _entropy_keys(kt + xs), ity
 
 
 def discrete_entropy(symbols, *, unit: Unit = "nats"):
@@ -235,8 +237,9 @@ def binned_mutual_information(t, x, y, *, n_bins: int = 30, binning: Literal["un
 
   Args:
     t: [n] or [n, d] float activations of the layer, one row per example.
-    x: [n] integer identity of each example's input pattern (e.g. 0..4095 for the 12-bit task); equal inputs share
-      an id. For distinct inputs and a deterministic network I(X;T) = H(T).
+    x: [n] integer identity of each example's input pattern (equal inputs share an id), or None when the n rows are
+      n distinct inputs (X uniform over them, e.g. all 4096 patterns of the 12-bit task): then I(X;T) = H(T), as
+      for any deterministic T = f(X), and one sort is saved.
     y: [n] integer labels.
     n_bins: int >= 2 bins (the paper's 30).
     binning: "uniform" (equal width over [lower, upper]) or "adaptive" (quantiles of distinct values).
@@ -254,9 +257,10 @@ def binned_mutual_information(t, x, y, *, n_bins: int = 30, binning: Literal["un
     codes = adaptive_bins(t, n_bins, per_neuron=per_neuron)
   else:
     raise ValueError(f"binning must be 'uniform' or 'adaptive', got {binning=}")
-  sx, sy = _check_symbols(x, "x"), _check_symbols(y, "y")
+  sx = None if x is None else _check_symbols(x, "x")
+  sy = _check_symbols(y, "y")
   for name, s in (("x", sx), ("y", sy)):
-    if s.shape[0] != codes.shape[0]:
+    if s is not None and s.shape[0] != codes.shape[0]:
       raise ValueError(f"{name} must have one entry per row of t ({codes.shape[0]}), got {name}.shape={s.shape}")
   scale = _check_unit(unit)
   ixt, ity = _binned_mi(codes, sx, sy, n_bins)

@@ -40,6 +40,8 @@ def test_binned_estimators_exact_cases():
   mi = jax.jit(binned_mutual_information, static_argnames=("n_bins", "binning", "per_neuron", "unit"))
   ixt, ity = mi(t, jnp.asarray(x), y, n_bins=30, lower=-1.0, upper=1.0)
   np.testing.assert_allclose([ixt, ity], [math.log(64), math.log(2)], rtol=1e-5)
+  ixt_d, _ = binned_mutual_information(t[:64], None, y[:64], n_bins=30, lower=-1.0, upper=1.0)   # distinct rows
+  np.testing.assert_allclose(ixt_d, math.log(64), rtol=1e-5)
   ixt_a, ity_a = mi(t, jnp.asarray(x), y, n_bins=30, binning="adaptive")
   np.testing.assert_allclose([ixt_a, ity_a], [math.log(64), math.log(2)], rtol=1e-5)
   # A constant layer carries nothing; 2 bins merge the +-0.9 code with itself only -> still ln 64.
