@@ -1,7 +1,8 @@
 """Continual-evaluation metrics of the stability gap: min-ACC, WC-ACC, windowed forgetting and windowed plasticity.
 
 De Lange, van de Ven, Tuytelaars, "Continual Evaluation for Lifelong Learning: Identifying the Stability Gap",
-ICLR 2023, arXiv:2205.13452, Sec. 3 (Eqs. 3-6; definitions as in the authors' released code). Inputs are per-iteration
+ICLR 2023, arXiv:2205.13452, Sec. 3 (the definitions as implemented in the authors' released code; the equation
+numbers below are our reading of the paper). Inputs are per-iteration
 accuracy curves `acc` [T, K]: acc[t, i] is the accuracy on task i's evaluation set after training iteration t, and
 `task_end` [K] the iteration at which training on task i ended (tasks are learnt in order, task_end increasing).
 

@@ -6,12 +6,12 @@ labels `y` [n]) and return nats (`unit="bits"` divides by ln 2). They are pure j
 count and the unit are static).
 
 - Binned estimator of Shwartz-Ziv & Tishby, "Opening the Black Box of Deep Neural Networks via Information", 2017,
-  arXiv:1703.00810, Sec. 3.1 / 4: each unit's activation is discretised into `n_bins` equal-width bins over a fixed
-  range ([-1, 1] for tanh in the paper, 30 bins), the layer's code T is the tuple of bin indices, and
-  I(X;T) = H(T) - H(T|X), I(T;Y) = H(T) - H(T|Y) are computed from the empirical joint distribution (plug-in).
-  For a deterministic network and distinct inputs X uniform over the samples, I(X;T) = H(T).
+  arXiv:1703.00810 (the estimator as the paper describes it): each unit's activation is discretised into `n_bins`
+  equal-width bins over a fixed range ([-1, 1] for tanh in the paper, 30 bins), the layer's code T is the tuple of bin
+  indices, and I(X;T) = H(T) - H(T|X), I(T;Y) = H(T) - H(T|Y) are computed from the empirical joint distribution
+  (plug-in). For a deterministic network and distinct inputs X uniform over the samples, I(X;T) = H(T).
 - Adaptive binning of Chelombiev, Houghton & O'Donnell, "Adaptive Estimators Show Information Compression in Deep
-  Neural Networks", ICLR 2019, arXiv:1902.09037, Sec. 3 ("entropy-based adaptive binning"): the bin edges are
+  Neural Networks", ICLR 2019, arXiv:1902.09037 ("entropy-based adaptive binning", our reading): the bin edges are
   quantiles of the *distinct* activation values observed (each bin holds the same number of distinct values), so
   that bins follow the activations' spread (unbounded ReLU/ELU/softplus units included) and a mass of identical
   values (saturated or zero units) does not eat the bins. The paper pools the layer's activations; `per_neuron=True`
