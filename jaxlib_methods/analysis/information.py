@@ -171,11 +171,11 @@ def uniform_bins(t, n_bins: int, *, lower: Optional[float] = None, upper: Option
   """
   t = _check_activations(t)
   n_bins = _check_bins(n_bins)
-  lo = jnp.min(t) if lower is None else jnp.asarray(lower, t.dtype)
-  hi = jnp.max(t) if upper is None else jnp.asarray(upper, t.dtype)
   if (validation.is_concrete_number(lower) and validation.is_concrete_number(upper)
       and not float(upper) > float(lower)):
     raise ValueError(f"upper must exceed lower, got {lower=}, {upper=}")
+  lo = jnp.min(t) if lower is None else jnp.asarray(lower, t.dtype)
+  hi = jnp.max(t) if upper is None else jnp.asarray(upper, t.dtype)
   width = jnp.where(hi > lo, (hi - lo) / n_bins, 1.0)
   return jnp.clip(jnp.floor((t - lo) / width), 0, n_bins - 1).astype(jnp.int32)
 
@@ -251,17 +251,18 @@ def binned_mutual_information(t, x, y, *, n_bins: int = 30, binning: Literal["un
   Returns:
     (I(X;T), I(T;Y)) two float32 scalars.
   """
+  n = _check_activations(t).shape[0]
+  sx = None if x is None else _check_symbols(x, "x")
+  sy = _check_symbols(y, "y")
+  for name, s in (("x", sx), ("y", sy)):
+    if s is not None and s.shape[0] != n:
+      raise ValueError(f"{name} must have one entry per row of t ({n}), got {name}.shape={s.shape}")
   if binning == "uniform":
     codes = uniform_bins(t, n_bins, lower=lower, upper=upper)
   elif binning == "adaptive":
     codes = adaptive_bins(t, n_bins, per_neuron=per_neuron)
   else:
     raise ValueError(f"binning must be 'uniform' or 'adaptive', got {binning=}")
-  sx = None if x is None else _check_symbols(x, "x")
-  sy = _check_symbols(y, "y")
-  for name, s in (("x", sx), ("y", sy)):
-    if s is not None and s.shape[0] != codes.shape[0]:
-      raise ValueError(f"{name} must have one entry per row of t ({codes.shape[0]}), got {name}.shape={s.shape}")
   scale = _check_unit(unit)
   ixt, ity = _binned_mi(codes, sx, sy, n_bins)
   return ixt * scale, ity * scale

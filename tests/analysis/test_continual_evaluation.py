@@ -29,7 +29,6 @@ def test_continual_metrics_hand_made_curves():
   f_min, f_wc = jax.jit(min_acc), jax.jit(wc_acc)                      # step traced: one compilation each
   step = lambda t: jnp.asarray(t, jnp.int32)
   assert float(f_min(acc, end, step=step(9))) == pytest.approx(0.4)
-  assert float(min_acc(acc, end)) == pytest.approx(0.4)                 # default step: the last iteration
   assert float(f_wc(acc, end, step=step(9))) == pytest.approx(0.5 * 0.93 + 0.5 * 0.4)
   assert float(f_wc(acc, end, step=step(6))) == pytest.approx(0.5 * 0.7 + 0.5 * 0.4)
   assert float(f_wc(acc, end, step=step(3))) == pytest.approx(0.9)     # first task: its own accuracy
@@ -37,20 +36,33 @@ def test_continual_metrics_hand_made_curves():
   # Only the evaluations after the task ended count: at step 5 the minimum is the dip itself.
   assert float(f_min(acc, end, step=step(5))) == pytest.approx(0.4)
   wf = jax.jit(windowed_forgetting, static_argnums=1)
+  wp = jax.jit(windowed_plasticity, static_argnums=1)
   np.testing.assert_allclose(wf(acc, 2), [0.55, 0.0], atol=1e-6)       # 0.95 -> 0.4 in consecutive evaluations
-  np.testing.assert_allclose(wf(acc, 1), [0.0, 0.0], atol=1e-6)        # a window of one evaluation sees no change
-  np.testing.assert_allclose(windowed_plasticity(acc, 2), [0.3, 0.4], atol=1e-6)
+  np.testing.assert_allclose(wp(acc, 2), [0.3, 0.4], atol=1e-6)
+  # Random curves (same shape: no recompilation) vs the authors' loops.
+  r = np.random.default_rng(0).uniform(size=(10, 2)).astype(np.float32)
+  for w in (2, 3):
+    np.testing.assert_allclose(wf(jnp.asarray(r), w), [_np_window(r[:, k], w, 1) for k in range(2)], atol=1e-6)
+    np.testing.assert_allclose(wp(jnp.asarray(r), w), [_np_window(r[:, k], w, -1) for k in range(2)], atol=1e-6)
+  np.testing.assert_allclose(wf(acc, 3), [_np_window(a0, 3, 1), _np_window(a1, 3, 1)], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_continual_metrics_windows_and_where():
+  a0 = [0.2, 0.5, 0.8, 0.9, 0.95, 0.4, 0.6, 0.8, 0.9, 0.92]
+  a1 = [0.1, 0.1, 0.1, 0.1, 0.1, 0.3, 0.7, 0.85, 0.9, 0.93]
+  acc = jnp.asarray(np.stack([a0, a1], 1), jnp.float32)
+  np.testing.assert_allclose(windowed_forgetting(acc, 1), [0.0, 0.0], atol=1e-6)   # one evaluation: no change
   np.testing.assert_allclose(windowed_plasticity(acc, 10), [0.75, 0.83], atol=1e-6)
-  # Random curves vs the authors' loops.
-  r = np.random.default_rng(0).uniform(size=(40, 3)).astype(np.float32)
+  r = np.random.default_rng(1).uniform(size=(40, 3)).astype(np.float32)
   for w in (3, 7):
-    np.testing.assert_allclose(wf(jnp.asarray(r), w), [_np_window(r[:, k], w, 1) for k in range(3)], atol=1e-6)
+    np.testing.assert_allclose(windowed_forgetting(r, w), [_np_window(r[:, k], w, 1) for k in range(3)], atol=1e-6)
     np.testing.assert_allclose(windowed_plasticity(r, w), [_np_window(r[:, k], w, -1) for k in range(3)], atol=1e-6)
   # where: evaluations left out do not count (the dip of task 0 masked away); the window still counts iterations.
   mask = np.ones((10, 2), bool)
   mask[5, 0] = False
-  np.testing.assert_allclose(wf(acc, 2, where=jnp.asarray(mask))[0], 0.0, atol=1e-6)
-  np.testing.assert_allclose(wf(acc, 3, where=jnp.asarray(mask))[0], 0.35, atol=1e-6)   # 0.95 -> 0.6
+  np.testing.assert_allclose(windowed_forgetting(acc, 2, where=jnp.asarray(mask))[0], 0.0, atol=1e-6)
+  np.testing.assert_allclose(windowed_forgetting(acc, 3, where=jnp.asarray(mask))[0], 0.35, atol=1e-6)   # 0.95->0.6
 
 
 def test_continual_metrics_bad_inputs():

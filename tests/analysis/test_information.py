@@ -40,22 +40,35 @@ def test_binned_estimators_exact_cases():
   mi = jax.jit(binned_mutual_information, static_argnames=("n_bins", "binning", "per_neuron", "unit"))
   ixt, ity = mi(t, jnp.asarray(x), y, n_bins=30, lower=-1.0, upper=1.0)
   np.testing.assert_allclose([ixt, ity], [math.log(64), math.log(2)], rtol=1e-5)
-  ixt_d, _ = binned_mutual_information(t[:64], None, y[:64], n_bins=30, lower=-1.0, upper=1.0)   # distinct rows
-  np.testing.assert_allclose(ixt_d, math.log(64), rtol=1e-5)
   ixt_a, ity_a = mi(t, jnp.asarray(x), y, n_bins=30, binning="adaptive")
   np.testing.assert_allclose([ixt_a, ity_a], [math.log(64), math.log(2)], rtol=1e-5)
-  # A constant layer carries nothing; 2 bins merge the +-0.9 code with itself only -> still ln 64.
-  np.testing.assert_allclose(mi(jnp.zeros((128, 3)), jnp.asarray(x), y, n_bins=30), [0.0, 0.0], atol=1e-6)
-  # Uniform bins: NumPy digitize transcription.
-  v = rng.uniform(-1, 1, size=(40, 4)).astype(np.float32)
-  np.testing.assert_array_equal(uniform_bins(v, 30, lower=-1.0, upper=1.0),
-                                np.clip(np.digitize(v, np.linspace(-1, 1, 31)) - 1, 0, 29))
   # Adaptive bins: 100 distinct values (each repeated, plus a mass of zeros as from a ReLU) into 10 bins -> 10
   # distinct values per bin, whatever their multiplicities.
   vals = np.concatenate([np.zeros(300), np.repeat(np.arange(1, 100) ** 2 / 10.0, 3)]).astype(np.float32)
   codes = np.asarray(jax.jit(adaptive_bins, static_argnums=1)(vals, 10))[:, 0]
   for b in range(10):
     assert np.unique(vals[codes == b]).size == 10
+
+
+@pytest.mark.slow
+def test_binned_estimators_more_cases():
+  """Per-neuron edges, NumPy digitize, distinct inputs (x=None) and the chi-square bound for independent variables."""
+  rng = np.random.default_rng(2)
+  x = np.tile(np.arange(64), 2)
+  bits = (x[:, None] >> np.arange(6)) & 1
+  t = jnp.asarray(np.where(bits == 1, 0.9, -0.9), jnp.float32)
+  y = jnp.asarray(bits.sum(1) % 2)
+  mi = binned_mutual_information
+  ixt_d, _ = binned_mutual_information(t[:64], None, y[:64], n_bins=30, lower=-1.0, upper=1.0)   # distinct rows
+  np.testing.assert_allclose(ixt_d, math.log(64), rtol=1e-5)
+  # A constant layer carries nothing.
+  np.testing.assert_allclose(mi(jnp.zeros((128, 3)), jnp.asarray(x), y, n_bins=30), [0.0, 0.0], atol=1e-6)
+  # Uniform bins: NumPy digitize transcription.
+  v = rng.uniform(-1, 1, size=(40, 4)).astype(np.float32)
+  np.testing.assert_array_equal(uniform_bins(v, 30, lower=-1.0, upper=1.0),
+                                np.clip(np.digitize(v, np.linspace(-1, 1, 31)) - 1, 0, 29))
+  vals = np.concatenate([np.zeros(300), np.repeat(np.arange(1, 100) ** 2 / 10.0, 3)]).astype(np.float32)
+  codes = np.asarray(adaptive_bins(vals, 10))[:, 0]
   # Per-neuron edges: each column scaled differently gets the same codes.
   cols = np.stack([vals, 50.0 * vals + 3.0], 1)
   pn = np.asarray(adaptive_bins(cols, 10, per_neuron=True))
