@@ -1,37 +1,38 @@
-"""The information plane of a small network on the 12-bit task: fitting then compression (binned MI, tanh), and
-compression for non-saturating activations seen with adaptive binning, increased by L2 regularisation.
+"""The information plane of the 12-bit task's tanh network: a short fitting phase, then a long compression phase of
+I(X;T) in the deeper layers (binned MI); the ReLU network recorded beside it.
 
 Paper [38]: Ravid Shwartz-Ziv, Naftali Tishby, "Opening the Black Box of Deep Neural Networks via Information", 2017,
 arXiv:1703.00810 (Sec. 3 and the abstract): a 12-10-7-5-4-3-2 tanh network (softmax output) on the 12-bit task; the
 layers' (I(X;T), I(T;Y)) estimated by binning each unit's output into 30 equal bins over [-1, 1]; "two distinct
-phases": a short fitting phase (I(T;Y) and I(X;T) grow, the ERM phase) and a much longer compression phase in which
-I(X;T) of the deeper layers decreases. Saxe et al. (ICLR 2018) found no compression for ReLU with this estimator: the
-ReLU net (bins over [0, the layer's max]) is recorded beside it (informational, no claim).
-Paper [63]: Ivan Chelombiev, Conor Houghton, Cian O'Donnell, "Adaptive Estimators Show Information Compression in
-Deep Neural Networks", ICLR 2019, arXiv:1902.09037: with adaptive binning (`analysis.adaptive_bins`, bins holding
-equal numbers of distinct activation values) the ReLU, ELU and softplus networks also compress, and L2 regularisation
-increases compression (both stated in the abstract; section and figure numbers not checked here).
+phases": a short fitting phase (I(T;Y) and I(X;T) grow) and a much longer compression phase in which I(X;T) of the
+deeper layers decreases ("most of the training epochs ... are spent on compression"). Saxe et al. (ICLR 2018) found
+no compression for ReLU with this estimator: a ReLU arm (bins over the layer's [min, max] at each snapshot) is
+recorded beside it (informational, no claim). The adaptive-binning paper [63] reuses this module's trainer in
+`adaptive_information_plane`.
 
 Setup: `data.twelve_bit_task` (the task regenerated from the paper's description: the released var_u.mat labels
-cannot be fetched offline, see its docstring); each seed draws an 85% training split (85%: our reading of the
-paper's split), the initialisation (truncated normal, std 1/sqrt(fan in)) and the minibatch order, shared by every arm
-(runs paired by seed). Arms: the [38] network (`ib_activation`, tanh), ReLU, ELU, softplus, and ReLU with L2 weight
-penalty `l2` * sum ||W||^2; Adam (lr `learning_rate`, batch 512) for `epochs` epochs, cross-entropy. Parameters are
-snapshotted every 10 epochs for the first 200 epochs and every 100 after; at each snapshot the MI of every hidden
-layer is computed on all 4096 patterns (X uniform over them, so I(X;T) = H(T) <= 12 bits), in bits.
+cannot be fetched offline, see its docstring); each seed draws an 85% training split (85%: our reading of the paper's
+split), the initialisation (truncated normal, std 1/sqrt(fan in)) and the minibatch order, shared by every arm (runs
+paired by seed). Adam (lr `learning_rate`, batch 512) for `epochs` epochs, cross-entropy. Parameters are snapshotted
+every 10 epochs for the first 200 epochs and every 100 after; at each snapshot the MI of every hidden layer is
+computed on all 4096 patterns (X uniform over them, so I(X;T) = H(T) <= 12 bits), in bits, with uniform and with
+adaptive bins (`analysis.binned_mutual_information`).
 
-Measures (per seed, hidden layer L): rise = max_t I(X;T_t) - I(X;T_0); fall (compression) = max_t I(X;T_t) -
-I(X;T_final); peak epoch = argmax_t. Claims (tolerances fixed before the judged run, on seed 1; the prototype ran
-seed 0 for 600-1200 epochs):
-  [38] 1. the last hidden layer's I(X;T) rises during fitting (rise >= 0.05 bits in every seed) and
-       2. then falls: compression >= 1 bit in every seed (uniform bins, tanh);
-       3. the compression phase is the long one: the peak epoch is <= 20% of the training epochs in every seed;
-       4. the fitting phase reaches the label information: final I(T;Y) of the last hidden layer >= 0.9 H(Y).
-  [63] 1. adaptive binning: the last hidden layer of the ReLU, ELU and softplus nets compresses >= 0.5 bits (min
-       over seeds and the three activations);
-       2. L2 increases compression: total compression (summed over hidden layers, adaptive bins) of ReLU+L2 exceeds
-       ReLU's in every seed.
-Mutations: `ib_activation=linear` (a linear network: no saturation, no compression per Saxe et al.), `l2=0`.
+Measures (per seed, last hidden layer): rise = max_t I(X;T_t) - I(X;T_0); fall (compression) = max_t I(X;T_t) -
+I(X;T_final); peak epoch = argmax_t. Claims (tolerances fixed before the first judged run):
+  1. I(X;T) rises during fitting: rise >= 0.05 bits in every seed (30 uniform bins, tanh);
+  2. then falls: compression >= 1 bit in every seed;
+  3. the compression phase is the long one: the peak epoch is <= 20% of the training epochs in every seed;
+  4. the fitting phase reaches the label information: final I(T;Y) of the last hidden layer >= 0.9 H(Y).
+Mutation: `ib_activation=linear` (a linear network: no saturation; Saxe et al. found no compression there).
+
+What we measured (2026-11-30, 3 seeds): first judged run (seed 1, 1000 epochs, then one module with [63]'s arms):
+rise >= 1.32, fall >= 4.83 bits, peak at epoch 20 (0.02 of training), I(T;Y)/H(Y) >= 0.998, all four pass. The
+preset was then lengthened to 2000 epochs (for [63]'s slow softplus arm) and judged again on seed 2: rise >= 0.46,
+fall >= 5.18 bits, peak at epoch 20 (0.01), I(T;Y)/H(Y) >= 0.997; 154 s of CPU time for the five-arm run (19 min of
+wall time on the shared, loaded 2-core machine). The ReLU arm (informational): compression 1.0-1.4 bits with uniform
+bins over [min, max] here, unlike Saxe et al.'s "no compression" (their bins span the max over all epochs; ours
+follow each snapshot's range).
 """
 
 from __future__ import annotations
@@ -49,12 +50,10 @@ import optax
 from jaxlib_methods.analysis import information as info
 from jaxlib_methods.data import twelve_bit_task
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
-from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
+from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=38, title="Opening the Black Box of Deep Neural Networks via Information", year=2017,
               arxiv="1703.00810")
-ALSO_REPRODUCES = (Paper(catalog_id=63, title="Adaptive Estimators Show Information Compression in Deep Neural "
-                         "Networks", year=2019, arxiv="1902.09037"),)
 DEMO = False
 
 WIDTHS = (12, 10, 7, 5, 4, 3, 2)
@@ -72,7 +71,6 @@ class Config:
   train_fraction: Annotated[float, Range(gt=0, le=1)] = 0.85
   n_bins: Annotated[int, Range(ge=2)] = 30
   ib_activation: Literal["tanh", "relu", "elu", "softplus", "linear"] = "tanh"   # the [38] network
-  l2: NonNegativeFloat = 5e-4                                                      # the [63] ReLU+L2 arm
   mesh: MeshConfig = MeshConfig()   # devices the runs (arms x seeds) are split over
 
   CHECKS = (Check("(epochs - 200) % 100 == 0", "after the first 200 epochs, snapshots are every 100 epochs"),)
@@ -80,8 +78,8 @@ class Config:
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, epochs=8000), "tpu": Config(seeds=8, epochs=8000)}
 TINY = ("seeds=2", "epochs=400")
-MUTATION_TEST_SLOW = True   # TINY still trains 10 networks for 400 epochs and bins 5 layers at 40 snapshots (~30 s)
-MUTATIONS = {"linear_network": ("ib_activation=linear",), "no_l2": ("l2=0",)}
+MUTATION_TEST_SLOW = True   # TINY still trains 4 networks for 400 epochs and bins 5 layers at 23 snapshots (> 10 s)
+MUTATIONS = {"linear_network": ("ib_activation=linear",)}
 
 
 def _act(i, z):
@@ -167,14 +165,14 @@ def _measure(params, act, x, y, n_bins):
 
 
 def arms(config: Config) -> list[tuple[str, int, float]]:
-  """(name, activation index, l2) of each arm."""
-  return [("ib_" + config.ib_activation, ACTIVATIONS.index(config.ib_activation), 0.0), ("relu", 1, 0.0),
-          ("elu", 2, 0.0), ("softplus", 3, 0.0), ("relu_l2", 1, config.l2)]
+  """(name, activation index, l2) of each arm: the [38] network and the ReLU network recorded beside it."""
+  return [("ib_" + config.ib_activation, ACTIVATIONS.index(config.ib_activation), 0.0), ("relu", 1, 0.0)]
 
 
-def run_all(config: Config) -> dict:
+def run_all(config, arm_list) -> dict:
+  """Train every (arm, seed) run (vmapped, sharded over the mesh) and measure each snapshot's information plane.
+  `config` needs seed, seeds, epochs, batch_size, learning_rate, train_fraction, n_bins and mesh."""
   x, y = twelve_bit_task()
-  arm_list = arms(config)
   A, S = len(arm_list), config.seeds
   seed_keys = jax.random.split(jax.random.key(config.seed), S)
   keys = seed_keys[jnp.tile(jnp.arange(S), A)]                      # run r = arm r // S, seed r % S
@@ -195,10 +193,16 @@ def run_all(config: Config) -> dict:
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
+  return run_arms(config, workdir, arms(config), titles=(f"{config.ib_activation} (30 uniform bins) [38]",
+                                                         "ReLU (uniform bins over [min, max]): recorded beside it"))
+
+
+def run_arms(config, workdir: pathlib.Path, arm_list, titles) -> dict:
+  """run_all memoized, the metrics log, the summary and the figure (shared with adaptive_information_plane)."""
   workdir = pathlib.Path(workdir)
   log = MetricsLog(workdir)
   log.reset()
-  out = sweep.memoized(workdir, {"curves": "all arms x seeds"}, lambda: run_all(config))
+  out = sweep.memoized(workdir, {"curves": "all arms x seeds"}, lambda: run_all(config, arm_list))
   mi = np.asarray(out["mi"], np.float64)
   for a, name in enumerate(out["arms"]):
     for i, ep in enumerate(out["epochs"]):
@@ -206,7 +210,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
               ity_last_uniform=float(mi[a, :, i, -1, 1].mean()), ixt_last_adaptive=float(mi[a, :, i, -1, 2].mean()),
               train_acc=float(np.mean(np.asarray(out["accuracy"])[a, :, i])))
   out["summary"] = summarize(out)
-  _figure(out, workdir)
+  figure(out, workdir, titles)
   return out
 
 
@@ -233,7 +237,6 @@ def claims(results: dict) -> list[Claim]:
   s = results.get("summary") or summarize(results)
   ib = results["arms"][0]
   w38 = "Abstract; Sec. 3 (the two phases of SGD in the information plane) [38]"
-  w63 = "Abstract (saturation is not required for compression) [63]"
   out = [
       Claim.at_least(f"{ib} net, last hidden layer: I(X;T) rises during fitting (min over seeds of max - initial, "
                      "bits, 30 uniform bins)", float(np.min(s[ib]["uniform_rise"])), 0.05,
@@ -247,27 +250,19 @@ def claims(results: dict) -> list[Claim]:
       Claim.at_least(f"{ib} net, last hidden layer: final I(T;Y) / H(Y) (min over seeds)",
                      float(np.min(s[ib]["final_ity_uniform"])) / results["H_Y"], 0.9,
                      paper="I(T;Y) -> H(Y) (~1 bit)", kind="paper", where=w38),
-      Claim.at_least("adaptive bins: compression of the last hidden layer, min over seeds and ReLU/ELU/softplus (bits)",
-                     float(min(np.min(s[n]["adaptive_fall"]) for n in ("relu", "elu", "softplus"))), 0.5,
-                     paper="non-saturating nets also compress", kind="paper", where=w63),
-      Claim.at_least("adaptive bins: total compression (sum over hidden layers) of ReLU+L2 minus ReLU, min over seeds "
-                     "(bits)", float(np.min(np.asarray(s["relu_l2"]["adaptive_total_fall"])
-                                            - np.asarray(s["relu"]["adaptive_total_fall"]))), 1e-6,
-                     paper="L2 increases compression", kind="paper",
-                     where="Abstract (L2 regularization leads to significantly increased compression) [63]"),
   ]
   return out
 
 
-def _figure(out: dict, workdir: pathlib.Path) -> None:
+def figure(out: dict, workdir: pathlib.Path, titles) -> None:
+  """Information planes of the first two arms (seed 0 of the run) and every arm's last-layer I(X;T) curve."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   mi = np.asarray(out["mi"], np.float64)
   ep = np.asarray(out["epochs"], np.float64)
   fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-  for ax, a, title in ((axes[0], 0, f"{out['arms'][0]} (30 uniform bins) [38]"),
-                       (axes[1], 1, "ReLU (uniform bins over [0, max]): recorded beside it")):
+  for ax, a, title in ((axes[0], 0, titles[0]), (axes[1], 1, titles[1])):
     for layer in range(mi.shape[3]):
       sc = ax.scatter(mi[a, 0, :, layer, 0], mi[a, 0, :, layer, 1], c=np.log10(ep + 1), cmap="viridis", s=12)
       ax.plot(mi[a, 0, :, layer, 0], mi[a, 0, :, layer, 1], color="0.7", lw=0.5)
@@ -280,7 +275,7 @@ def _figure(out: dict, workdir: pathlib.Path) -> None:
   axes[2].set_xscale("log")
   axes[2].set_xlabel("epoch + 1")
   axes[2].set_ylabel("I(X;T) of the last hidden layer, adaptive bins (bits)")
-  axes[2].set_title("adaptive binning: compression for every activation [63]", fontsize=9)
+  axes[2].set_title("last hidden layer, adaptive binning (mean over seeds)", fontsize=9)
   axes[2].legend(fontsize=8)
   fig.suptitle("Information plane on the 12-bit task (Shwartz-Ziv & Tishby 2017; Chelombiev et al. 2019)")
   save_figure(fig, workdir / "figure.png")
