@@ -26,13 +26,13 @@ I(X;T_final); peak epoch = argmax_t. Claims (tolerances fixed before the first j
   4. the fitting phase reaches the label information: final I(T;Y) of the last hidden layer >= 0.9 H(Y).
 Mutation: `ib_activation=linear` (a linear network: no saturation; Saxe et al. found no compression there).
 
-What we measured (2026-11-30, 3 seeds): first judged run (seed 1, 1000 epochs, then one module with [63]'s arms):
-rise >= 1.32, fall >= 4.83 bits, peak at epoch 20 (0.02 of training), I(T;Y)/H(Y) >= 0.998, all four pass. The
-preset was then lengthened to 2000 epochs (for [63]'s slow softplus arm) and judged again on seed 2: rise >= 0.46,
-fall >= 5.18 bits, peak at epoch 20 (0.01), I(T;Y)/H(Y) >= 0.997. This two-arm module's cpu preset (recorded):
-the same numbers, 77 s of CPU time (332 s of wall time on the shared, heavily loaded 2-core machine). The ReLU arm (informational): compression 1.0-1.4 bits with uniform
-bins over [min, max] here, unlike Saxe et al.'s "no compression" (their bins span the max over all epochs; ours
-follow each snapshot's range).
+What we measured (2026-11-30, 3 seeds): first judged run (seed 1, 1000 epochs, then one module with [63]'s arms): rise
+>= 1.32, fall >= 4.83 bits, peak at epoch 20 (0.02 of training), I(T;Y)/H(Y) >= 0.998, all four pass. The preset was
+then lengthened to 2000 epochs (for [63]'s slow softplus arm) and judged again on seed 2: rise >= 0.46, fall >= 5.18
+bits, peak at epoch 20 (0.01), I(T;Y)/H(Y) >= 0.997. This two-arm module's cpu preset (recorded): the same numbers, 77
+s of CPU time (332 s of wall time on the shared, heavily loaded 2-core machine). The ReLU arm (informational):
+compression 1.0-1.4 bits with uniform bins over [min, max] here, unlike Saxe et al.'s "no compression" (their bins
+span the max over all epochs; ours follow each snapshot's range).
 """
 
 from __future__ import annotations
