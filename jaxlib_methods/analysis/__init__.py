@@ -79,3 +79,14 @@ from jaxlib_methods.analysis.ot import (
 from jaxlib_methods.analysis.data_filtering import fit_qqt, qqt_error, qqt_mix_error
 # an21 (issue 21): per-module drift and forgetting-prioritised fine-tuning [31]
 from jaxlib_methods.analysis.forgetting import fpf_labels, fpf_transform, module_drift
+# ---- th17c (issue 17: binned / adaptive-binned / KDE mutual information [38] [63]) ----
+from jaxlib_methods.analysis.information import (
+    adaptive_bins,
+    binned_mutual_information,
+    discrete_entropy,
+    discrete_mutual_information,
+    kde_mutual_information,
+    uniform_bins,
+)
+# ---- th17c (issue 17: continual-evaluation metrics of the stability gap [69]) ----
+from jaxlib_methods.analysis.continual_evaluation import min_acc, wc_acc, windowed_forgetting, windowed_plasticity

@@ -29,3 +29,5 @@ from jaxlib_methods.data.dataset_compression import combine_patches, select_easy
 from jaxlib_methods.data.low_rank import low_rank_matrix, observation_mask
 # ---- ly20 (issue 20: the sparse-concept embedding toy shared by [166] [20] [35] [1] [17] [58]) ----
 from jaxlib_methods.data.sparse_concepts import SparseConcepts, sparse_concept_embeddings  # noqa: F401
+# ---- th17c (issue 17: the 12-bit information-plane task [38] [63]) ----
+from jaxlib_methods.data.twelve_bit import icosahedron_vertices, twelve_bit_task
