@@ -729,6 +729,13 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
         tests=("tests/losses/test_contrastive.py", "tests/experiments/test_mcl_feature_suppression.py",),
         experiment="mcl_feature_suppression"),
+    # ---- th17a (issue 17) ----
+    41: Implementation(  # toy: the feature-noise model and two-layer CNN; the early-stopped claim fails (see module)
+        artifacts=("jaxlib_methods.data.mixup.mixup",
+                   "jaxlib_methods.data.feature_noise.feature_noise_data",
+                   "jaxlib_methods.nn.patch_cnn.PatchCNN",),
+        tests=("tests/data/test_mixup_feature_noise.py", "tests/experiments/test_mixup_feature_learning.py",),
+        experiment="mixup_feature_learning"),
 }
 
 

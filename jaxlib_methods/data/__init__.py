@@ -27,3 +27,10 @@ from jaxlib_methods.data.si_blurry import (  # noqa: F401  (issue 22, [26])
 from jaxlib_methods.data.dataset_compression import combine_patches, select_easy_per_class  # noqa: F401  ([145])
 # ---- theory2 (issue 17: low-rank matrices for matrix completion [101]) ----
 from jaxlib_methods.data.low_rank import low_rank_matrix, observation_mask
+# ---- th17a (issue 17: [41] feature-noise data and decoupled Mixup) ----
+from jaxlib_methods.data.feature_noise import (  # noqa: F401  ([41])
+    FeatureNoiseData,
+    feature_noise_data,
+    feature_noise_features,
+)
+from jaxlib_methods.data.mixup import mixup  # noqa: F401  ([41])
