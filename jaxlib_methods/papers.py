@@ -736,6 +736,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.patch_cnn.PatchCNN",),
         tests=("tests/data/test_mixup_feature_noise.py", "tests/experiments/test_mixup_feature_learning.py",),
         experiment="mixup_feature_learning"),
+    55: Implementation(  # linear two-layer toy with the spectral contrastive loss (paper's Sec. 3 model)
+        artifacts=("jaxlib_methods.analysis.feature_weighting.layerwise_feature_weights",),
+        tests=("tests/analysis/test_feature_weighting.py", "tests/experiments/test_projection_head_weighting.py",),
+        experiment="projection_head_weighting"),
 }
 
 

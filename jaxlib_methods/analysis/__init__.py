@@ -58,3 +58,5 @@ from jaxlib_methods.analysis.generative_classifiers import (
 )
 # ---- app22 (issue 22) ----
 from jaxlib_methods.analysis.hutchinson import hutchinson_trace_gradient  # noqa: F401  ([212] STSL drift)
+# ---- th17a (issue 17: layer-wise feature weighting of the projection-head paper [55]) ----
+from jaxlib_methods.analysis.feature_weighting import layerwise_feature_weights  # noqa: F401
