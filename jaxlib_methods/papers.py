@@ -840,6 +840,17 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.windowed_plasticity",),
         tests=("tests/analysis/test_continual_evaluation.py",),
         experiment="stability_gap"),
+    # ---- th17a (issue 17) ----
+    41: Implementation(  # toy: the feature-noise model and two-layer CNN; the early-stopped claim fails (see module)
+        artifacts=("jaxlib_methods.data.mixup.mixup",
+                   "jaxlib_methods.data.feature_noise.feature_noise_data",
+                   "jaxlib_methods.nn.patch_cnn.PatchCNN",),
+        tests=("tests/data/test_mixup_feature_noise.py", "tests/experiments/test_mixup_feature_learning.py",),
+        experiment="mixup_feature_learning"),
+    55: Implementation(  # linear two-layer toy with the spectral contrastive loss (paper's Sec. 3 model)
+        artifacts=("jaxlib_methods.analysis.feature_weighting.layerwise_feature_weights",),
+        tests=("tests/analysis/test_feature_weighting.py", "tests/experiments/test_projection_head_weighting.py",),
+        experiment="projection_head_weighting"),
 }
 
 

@@ -90,3 +90,5 @@ from jaxlib_methods.analysis.information import (
 )
 # ---- th17c (issue 17: continual-evaluation metrics of the stability gap [69]) ----
 from jaxlib_methods.analysis.continual_evaluation import min_acc, wc_acc, windowed_forgetting, windowed_plasticity
+# ---- th17a (issue 17: layer-wise feature weighting of the projection-head paper [55]) ----
+from jaxlib_methods.analysis.feature_weighting import layerwise_feature_weights  # noqa: F401

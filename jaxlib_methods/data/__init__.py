@@ -31,3 +31,10 @@ from jaxlib_methods.data.low_rank import low_rank_matrix, observation_mask
 from jaxlib_methods.data.sparse_concepts import SparseConcepts, sparse_concept_embeddings  # noqa: F401
 # ---- th17c (issue 17: the 12-bit information-plane task [38] [63]) ----
 from jaxlib_methods.data.twelve_bit import icosahedron_vertices, twelve_bit_task
+# ---- th17a (issue 17: [41] feature-noise data and decoupled Mixup) ----
+from jaxlib_methods.data.feature_noise import (  # noqa: F401  ([41])
+    FeatureNoiseData,
+    feature_noise_data,
+    feature_noise_features,
+)
+from jaxlib_methods.data.mixup import mixup  # noqa: F401  ([41])

@@ -472,6 +472,16 @@ SPECS += [
     ApiSpec(forgetting.fpf_transform, {"tx": optax.sgd(0.1), "params": _P31, "modules": ["a"]}, extra=(
         ("tx:not-optax", {"tx": 0.1}, "TypeError", "tx"),
         ("modules:unknown", {"modules": ["c"]}, "ValueError", "modules"))),
+
+# ---- th17a (issue 17): error probes of [55] (its math: tests/analysis/test_feature_weighting.py) ----
+from jaxlib_methods.analysis import feature_weighting  # noqa: E402
+MODULES += (feature_weighting,)
+SPECS += [
+    ApiSpec(feature_weighting.layerwise_feature_weights, {"weights": [f(3, 4), f(2, 3)], "features": f(4, 2)}, extra=(
+        ("weights:empty", {"weights": []}, "TypeError", "weights"),
+        ("weights:chain", {"weights": [f(3, 4), f(2, 2)]}, "ValueError", "weights[1]"),
+        ("features:int", {"features": np.ones((4, 2), np.int32)}, "TypeError", "features"),
+        ("features:rank1", {"features": f(4)}, "ValueError", "features"))),
 ]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
