@@ -472,6 +472,7 @@ SPECS += [
     ApiSpec(forgetting.fpf_transform, {"tx": optax.sgd(0.1), "params": _P31, "modules": ["a"]}, extra=(
         ("tx:not-optax", {"tx": 0.1}, "TypeError", "tx"),
         ("modules:unknown", {"modules": ["c"]}, "ValueError", "modules"))),
+]
 
 # ---- th17a (issue 17): error probes of [55] (its math: tests/analysis/test_feature_weighting.py) ----
 from jaxlib_methods.analysis import feature_weighting  # noqa: E402
