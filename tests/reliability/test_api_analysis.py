@@ -485,6 +485,40 @@ SPECS += [
         ("features:rank1", {"features": f(4)}, "ValueError", "features"))),
 ]
 
+# ---- th17c (issue 17): error probes of [38] [63] [69] (their math: tests/analysis/test_information.py and
+# tests/analysis/test_continual_evaluation.py) ----
+from jaxlib_methods.analysis import continual_evaluation, information  # noqa: E402
+MODULES += (information, continual_evaluation)
+_T8, _Y8, _X8 = f(8, 3), np.array([0, 1] * 4, np.int32), np.arange(8, dtype=np.int32)
+_ACC, _TE = np.abs(f(10, 2)) % 1.0, np.array([4, 9], np.int32)
+SPECS += [
+    ApiSpec(information.discrete_entropy, {"symbols": _Y8}, extra=(
+        ("symbols:float", {"symbols": _T8}, "TypeError", "symbols"),
+        ("unit:unknown", {"unit": "x"}, "ValueError", "unit"))),
+    ApiSpec(information.discrete_mutual_information, {"a": _Y8, "b": _X8}, extra=(
+        ("b:rows", {"b": _X8[:-1]}, "ValueError", "same number of rows"),)),
+    ApiSpec(information.uniform_bins, {"t": _T8, "n_bins": 4}, extra=(
+        ("n_bins:1", {"n_bins": 1}, "ValueError", "n_bins"),
+        ("t:int", {"t": _Y8}, "TypeError", "t"))),
+    ApiSpec(information.adaptive_bins, {"t": _T8, "n_bins": 4}, extra=(
+        ("n_bins:1", {"n_bins": 1}, "ValueError", "n_bins"),)),
+    ApiSpec(information.binned_mutual_information, {"t": _T8, "x": _X8, "y": _Y8, "n_bins": 4}, extra=(
+        ("y:rows", {"y": _Y8[:-1]}, "ValueError", "y"),
+        ("binning:unknown", {"binning": "z"}, "ValueError", "binning"))),
+    ApiSpec(information.kde_mutual_information, {"t": _T8, "noise_variance": 0.1, "labels": _Y8, "num_classes": 2},
+            extra=(("noise_variance:0", {"noise_variance": 0.0}, "ValueError", "noise_variance"),
+                   ("num_classes:missing", {"num_classes": None}, "ValueError", "num_classes"))),
+    ApiSpec(continual_evaluation.min_acc, {"acc": _ACC, "task_end": _TE}, extra=(
+        ("task_end:decreasing", {"task_end": _TE[::-1].copy()}, "ValueError", "task_end"),
+        ("step:out-of-range", {"step": 10}, "ValueError", "step"))),
+    ApiSpec(continual_evaluation.wc_acc, {"acc": _ACC, "task_end": _TE}, extra=(
+        ("acc:int", {"acc": _ACC.astype(np.int32)}, "TypeError", "acc"),)),
+    ApiSpec(continual_evaluation.windowed_forgetting, {"acc": _ACC, "window": 3}, extra=(
+        ("window:0", {"window": 0}, "ValueError", "window"),)),
+    ApiSpec(continual_evaluation.windowed_plasticity, {"acc": _ACC, "window": 3}, extra=(
+        ("window:0", {"window": 0}, "ValueError", "window"),)),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
