@@ -729,6 +729,14 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
         tests=("tests/losses/test_contrastive.py", "tests/experiments/test_mcl_feature_suppression.py",),
         experiment="mcl_feature_suppression"),
+    # ---- th17b (issue 17) ----
+    188: Implementation(  # the catalog's toy (d = 20, r = 2, m = 500, 30% outliers): SubGM from small vs large init
+        artifacts=("jaxlib_methods.analysis.robust_recovery.subgm_recovery",
+                   "jaxlib_methods.analysis.robust_recovery.small_initialization",
+                   "jaxlib_methods.analysis.robust_recovery.l1_recovery_loss",
+                   "jaxlib_methods.data.low_rank.robust_sensing_problem",),
+        tests=("tests/analysis/test_robust_recovery.py",),
+        experiment="robust_recovery_subgm"),
 }
 
 

@@ -58,3 +58,5 @@ from jaxlib_methods.analysis.generative_classifiers import (
 )
 # ---- app22 (issue 22) ----
 from jaxlib_methods.analysis.hutchinson import hutchinson_trace_gradient  # noqa: F401  ([212] STSL drift)
+# ---- th17b (issue 17: robust matrix recovery by SubGM [188]) ----
+from jaxlib_methods.analysis.robust_recovery import l1_recovery_loss, small_initialization, subgm_recovery

@@ -27,3 +27,5 @@ from jaxlib_methods.data.si_blurry import (  # noqa: F401  (issue 22, [26])
 from jaxlib_methods.data.dataset_compression import combine_patches, select_easy_per_class  # noqa: F401  ([145])
 # ---- theory2 (issue 17: low-rank matrices for matrix completion [101]) ----
 from jaxlib_methods.data.low_rank import low_rank_matrix, observation_mask
+# ---- th17b (issue 17: outlier-corrupted Gaussian measurements [188]) ----
+from jaxlib_methods.data.low_rank import RobustSensingProblem, robust_sensing_problem
