@@ -737,6 +737,13 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.low_rank.robust_sensing_problem",),
         tests=("tests/analysis/test_robust_recovery.py",),
         experiment="robust_recovery_subgm"),
+    129: Implementation(  # single low-rank Gaussian (K = 1); the K >= 2 clustering case is not claimed (see module)
+        artifacts=("jaxlib_methods.analysis.diffusion_subspace.molrg_denoiser",
+                   "jaxlib_methods.analysis.diffusion_subspace.molrg_dsm_loss",
+                   "jaxlib_methods.analysis.diffusion_subspace.principal_angles",
+                   "jaxlib_methods.analysis.diffusion_subspace.subspace_distance",),
+        tests=("tests/analysis/test_diffusion_subspace.py",),
+        experiment="diffusion_subspace_phase"),
 }
 
 

@@ -60,3 +60,10 @@ from jaxlib_methods.analysis.generative_classifiers import (
 from jaxlib_methods.analysis.hutchinson import hutchinson_trace_gradient  # noqa: F401  ([212] STSL drift)
 # ---- th17b (issue 17: robust matrix recovery by SubGM [188]) ----
 from jaxlib_methods.analysis.robust_recovery import l1_recovery_loss, small_initialization, subgm_recovery
+# ---- th17b (issue 17: MoLRG diffusion denoiser and subspace recovery [129]) ----
+from jaxlib_methods.analysis.diffusion_subspace import (
+    molrg_denoiser,
+    molrg_dsm_loss,
+    principal_angles,
+    subspace_distance,
+)
