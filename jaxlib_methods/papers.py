@@ -744,6 +744,13 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.diffusion_subspace.subspace_distance",),
         tests=("tests/analysis/test_diffusion_subspace.py",),
         experiment="diffusion_subspace_phase"),
+    135: Implementation(  # random-subspace training (dense / Fastfood P) and d_int90; no MNIST offline (see module)
+        artifacts=("jaxlib_methods.analysis.intrinsic_dimension.subspace_wrap",
+                   "jaxlib_methods.analysis.intrinsic_dimension.d_int90",
+                   "jaxlib_methods.analysis.intrinsic_dimension.fastfood_params",
+                   "jaxlib_methods.analysis.intrinsic_dimension.fastfood_project",
+                   "jaxlib_methods.analysis.intrinsic_dimension.dense_projection",),
+        tests=("tests/analysis/test_intrinsic_dimension.py",)),
 }
 
 

@@ -67,3 +67,12 @@ from jaxlib_methods.analysis.diffusion_subspace import (
     principal_angles,
     subspace_distance,
 )
+# ---- th17b (issue 17: random-subspace training and intrinsic dimension [135]) ----
+from jaxlib_methods.analysis.intrinsic_dimension import (
+    FastfoodParams,
+    d_int90,
+    dense_projection,
+    fastfood_params,
+    fastfood_project,
+    subspace_wrap,
+)
