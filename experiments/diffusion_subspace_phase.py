@@ -79,8 +79,8 @@ class Config:
 
 
 PRESETS = {"cpu": Config(),
-           "gpu": Config(seeds=8, ns=(32, 128, 512), ds=(4, 8, 16, 32), max_samples=40, steps=400),
-           "tpu": Config(seeds=8, ns=(32, 128, 512), ds=(4, 8, 16, 32), max_samples=40, steps=400)}
+           "gpu": Config(seeds=8, ns=(64, 128, 512), ds=(4, 8, 16, 32), max_samples=40, steps=1600),
+           "tpu": Config(seeds=8, ns=(64, 128, 512), ds=(4, 8, 16, 32), max_samples=40, steps=1600)}
 TINY = ("seeds=2", "ns=12,24", "ds=2,4", "max_samples=6", "steps=300")
 MUTATIONS = {"untrained": ("steps=1",)}
 MUTATION_TEST_SLOW = True   # the TINY run trains 2 x 2 x 6 x 2 DSM runs: ~10 s of CPU quiet
