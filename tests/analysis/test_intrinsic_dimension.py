@@ -51,26 +51,26 @@ def test_subspace_wrap_is_theta0_plus_pz_under_jit_and_grad():
   apply_fn = lambda params, x: jnp.sum(jnp.tanh(x @ params["w"] + params["b"]))
   x = jnp.ones((4, 2))
   flat0 = jnp.concatenate([theta0["b"], theta0["w"].ravel()])      # ravel_pytree order: sorted keys
+  z = jnp.array([0.3, -0.2, 0.5, 0.1])
+  flatten = lambda p: jnp.concatenate([p["b"], p["w"].ravel()])
   for projection in ("dense", "fastfood"):
-    wrapped, z0 = subspace_wrap(apply_fn, theta0, 4, jax.random.key(3), projection=projection)
+    @jax.jit
+    def probe(key, z):                                              # everything in one compiled program
+      wrapped, z0 = subspace_wrap(apply_fn, theta0, 4, key, projection=projection)
+      flat_params, _ = subspace_wrap(lambda p: flatten(p), theta0, 4, key, projection=projection)
+      pmat = jax.jacfwd(flat_params)(z0)                            # P, as the Jacobian of theta(z)
+      return z0, wrapped(z0, x), wrapped(z, x), flat_params(z), pmat, jax.grad(wrapped)(z, x)
+    z0, at_z0, at_z, theta_z, pmat, grad_z = probe(jax.random.key(3), z)
     assert z0.shape == (4,) and float(jnp.max(jnp.abs(z0))) == 0.0
-    np.testing.assert_allclose(wrapped(z0, x), apply_fn(theta0, x), rtol=1e-6)
-    # P itself, as the Jacobian of the wrapped flat parameters in z (theta(z) must be affine: theta0 + P z)
-    z = jnp.array([0.3, -0.2, 0.5, 0.1])
-    got = jax.jit(wrapped)(z, x)
-    flat_params, _ = subspace_wrap(lambda p: jnp.concatenate([p["b"], p["w"].ravel()]), theta0, 4, jax.random.key(3),
-                                   projection=projection)
-    pmat = jax.jacfwd(flat_params)(z0)
-    np.testing.assert_allclose(flat_params(z), flat0 + pmat @ z, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(at_z0, apply_fn(theta0, x), rtol=1e-6)
+    np.testing.assert_allclose(theta_z, flat0 + pmat @ z, rtol=1e-5, atol=1e-6)   # theta(z) = theta0 + P z
     if projection == "dense":
       np.testing.assert_allclose(jnp.linalg.norm(pmat, axis=0), np.ones(4), rtol=1e-5)
-    theta = flat0 + pmat @ z
-    want = apply_fn({"b": theta[:3], "w": theta[3:].reshape(2, 3)}, x)
-    np.testing.assert_allclose(got, want, rtol=1e-5)
+    theta = np.asarray(flat0 + pmat @ z)
+    params = {"b": theta[:3], "w": theta[3:].reshape(2, 3)}
+    np.testing.assert_allclose(at_z, apply_fn(params, x), rtol=1e-5)
     # the gradient in z is P^T times the gradient in theta (chain rule)
-    g_theta = jax.grad(apply_fn)({"b": theta[:3], "w": theta[3:].reshape(2, 3)}, x)
-    g_flat = jnp.concatenate([g_theta["b"], g_theta["w"].ravel()])
-    np.testing.assert_allclose(jax.grad(wrapped)(z, x), pmat.T @ g_flat, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(grad_z, pmat.T @ flatten(jax.grad(apply_fn)(params, x)), rtol=1e-4, atol=1e-6)
 
 
 def test_d_int90_and_bad_inputs():
