@@ -750,7 +750,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.intrinsic_dimension.fastfood_params",
                    "jaxlib_methods.analysis.intrinsic_dimension.fastfood_project",
                    "jaxlib_methods.analysis.intrinsic_dimension.dense_projection",),
-        tests=("tests/analysis/test_intrinsic_dimension.py",)),
+        tests=("tests/analysis/test_intrinsic_dimension.py",),
+        experiment="intrinsic_dimension_widths"),
 }
 
 
