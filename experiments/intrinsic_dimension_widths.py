@@ -204,6 +204,8 @@ def _figure(out, config, workdir):
   for w in config.widths:
     line, = axes[0].semilogx(config.dims, out["subspace"][str(w)], "o-", label=f"width {w} (D = {out['D'][str(w)]})")
     axes[0].axhline(config.fraction * out["baseline"][str(w)], color=line.get_color(), ls=":", lw=0.8)
+  axes[0].set_xticks(config.dims, [str(d) for d in config.dims])
+  axes[0].minorticks_off()
   axes[0].set_xlabel("subspace dimension d")
   axes[0].set_ylabel("test accuracy (median over seeds)")
   axes[0].set_title("dotted: 90% of direct training", fontsize=9)
