@@ -851,6 +851,29 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.analysis.feature_weighting.layerwise_feature_weights",),
         tests=("tests/analysis/test_feature_weighting.py", "tests/experiments/test_projection_head_weighting.py",),
         experiment="projection_head_weighting"),
+    # ---- th17b (issue 17) ----
+    188: Implementation(  # the catalog's toy (d = 20, r = 2, m = 500, 30% outliers): SubGM from small vs large init
+        artifacts=("jaxlib_methods.analysis.robust_recovery.subgm_recovery",
+                   "jaxlib_methods.analysis.robust_recovery.small_initialization",
+                   "jaxlib_methods.analysis.robust_recovery.l1_recovery_loss",
+                   "jaxlib_methods.data.low_rank.robust_sensing_problem",),
+        tests=("tests/analysis/test_robust_recovery.py",),
+        experiment="robust_recovery_subgm"),
+    129: Implementation(  # single low-rank Gaussian (K = 1); the K >= 2 clustering case is not claimed (see module)
+        artifacts=("jaxlib_methods.analysis.diffusion_subspace.molrg_denoiser",
+                   "jaxlib_methods.analysis.diffusion_subspace.molrg_dsm_loss",
+                   "jaxlib_methods.analysis.diffusion_subspace.principal_angles",
+                   "jaxlib_methods.analysis.diffusion_subspace.subspace_distance",),
+        tests=("tests/analysis/test_diffusion_subspace.py",),
+        experiment="diffusion_subspace_phase"),
+    135: Implementation(  # random-subspace training (dense / Fastfood P) and d_int90; no MNIST offline (see module)
+        artifacts=("jaxlib_methods.analysis.intrinsic_dimension.subspace_wrap",
+                   "jaxlib_methods.analysis.intrinsic_dimension.d_int90",
+                   "jaxlib_methods.analysis.intrinsic_dimension.fastfood_params",
+                   "jaxlib_methods.analysis.intrinsic_dimension.fastfood_project",
+                   "jaxlib_methods.analysis.intrinsic_dimension.dense_projection",),
+        tests=("tests/analysis/test_intrinsic_dimension.py",),
+        experiment="intrinsic_dimension_widths"),
 }
 
 

@@ -92,3 +92,21 @@ from jaxlib_methods.analysis.information import (
 from jaxlib_methods.analysis.continual_evaluation import min_acc, wc_acc, windowed_forgetting, windowed_plasticity
 # ---- th17a (issue 17: layer-wise feature weighting of the projection-head paper [55]) ----
 from jaxlib_methods.analysis.feature_weighting import layerwise_feature_weights  # noqa: F401
+# ---- th17b (issue 17: robust matrix recovery by SubGM [188]) ----
+from jaxlib_methods.analysis.robust_recovery import l1_recovery_loss, small_initialization, subgm_recovery
+# ---- th17b (issue 17: MoLRG diffusion denoiser and subspace recovery [129]) ----
+from jaxlib_methods.analysis.diffusion_subspace import (
+    molrg_denoiser,
+    molrg_dsm_loss,
+    principal_angles,
+    subspace_distance,
+)
+# ---- th17b (issue 17: random-subspace training and intrinsic dimension [135]) ----
+from jaxlib_methods.analysis.intrinsic_dimension import (
+    FastfoodParams,
+    d_int90,
+    dense_projection,
+    fastfood_params,
+    fastfood_project,
+    subspace_wrap,
+)

@@ -38,3 +38,5 @@ from jaxlib_methods.data.feature_noise import (  # noqa: F401  ([41])
     feature_noise_features,
 )
 from jaxlib_methods.data.mixup import mixup  # noqa: F401  ([41])
+# ---- th17b (issue 17: outlier-corrupted Gaussian measurements [188]) ----
+from jaxlib_methods.data.low_rank import RobustSensingProblem, robust_sensing_problem

@@ -1,10 +1,14 @@
-"""Incoherent low-rank matrices and uniformly sampled observation masks (matrix completion / recovery toys).
+"""Incoherent low-rank matrices, uniformly sampled observation masks and outlier-corrupted Gaussian measurements
+(matrix completion / robust recovery toys).
 
 Used by [101] Gu, Song, Yin, Zhang, "Low Rank Matrix Completion via Robust Alternating Minimization in Nearly Linear
 Time", 2023, arXiv:2302.11068 (its setting: a rank-k incoherent M observed on a uniformly random Omega).
 """
 
 from __future__ import annotations
+
+import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -54,3 +58,63 @@ def observation_mask(key: jax.Array, shape: tuple[int, int], p: float) -> jax.Ar
   """
   validation.check_in_interval(p, "p", 0.0, 1.0, closed_low=False)
   return jax.random.bernoulli(key, p, tuple(shape))
+
+
+class RobustSensingProblem(NamedTuple):
+  """Gaussian linear measurements of a PSD low-rank matrix, a fraction of them replaced by outliers.
+
+  Attributes:
+    a: [m, d, d] measurement matrices A_i (i.i.d. N(0, 1) entries).
+    y: [m] measurements y_i = <A_i, X*> + s_i.
+    x_star: [d, d] the PSD ground truth X* (rank r).
+    outliers: [m] bool, True where s_i != 0.
+  """
+  a: jax.Array
+  y: jax.Array
+  x_star: jax.Array
+  outliers: jax.Array
+
+
+def robust_sensing_problem(key: jax.Array, d: int, r: int, m: int, *, outlier_fraction: float = 0.2,
+                           outlier_scale: float = 10.0, condition_number: float = 1.0,
+                           dtype=jnp.float32) -> RobustSensingProblem:
+  """y = A(X*) + s: the robust matrix recovery setting of [188] (Ma & Fattahi, "Global Convergence of Sub-gradient
+  Method for Robust Matrix Recovery: Small Initialization, Noisy Measurements, and Over-parameterization", JMLR 2023,
+  arXiv:2202.08788, Eq. 1 with the outlier noise model): X* = Q diag(s) Q^T with Q [d, r] Haar-random orthonormal and
+  s spaced evenly from condition_number down to 1; A_i with i.i.d. N(0, 1) entries; each s_i is, independently with
+  probability outlier_fraction, an outlier N(0, outlier_scale^2), and 0 otherwise.
+
+  Args:
+    key: PRNG key.
+    d: matrix size (>= r).
+    r: rank of X* (>= 1).
+    m: number of measurements (>= 1).
+    outlier_fraction: probability p in [0, 1) that a measurement is an outlier.
+    outlier_scale: standard deviation of the outliers (> 0).
+    condition_number: s_max / s_min of X* (>= 1).
+    dtype: floating dtype of the arrays.
+
+  Returns:
+    A `RobustSensingProblem` (a [m, d, d], y [m], x_star [d, d], outliers [m] bool).
+  """
+  for name, val in (("d", d), ("r", r), ("m", m)):
+    if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+      raise ValueError(f"{name} must be a positive int, got {name}={val!r}")
+  if r > d:
+    raise ValueError(f"r must be <= d = {d}, got {r=}")
+  validation.check_in_interval(outlier_fraction, "outlier_fraction", 0.0, 1.0, closed_high=False)
+  validation.check_positive(outlier_scale, "outlier_scale")
+  validation.check_in_interval(condition_number, "condition_number", 1.0, float("inf"), closed_high=False)
+  return _robust_sensing_problem(key, jnp.asarray(outlier_fraction), jnp.asarray(outlier_scale, dtype),
+                                 jnp.asarray(condition_number, dtype), d=d, r=r, m=m, dtype=jnp.dtype(dtype))
+
+
+@functools.partial(jax.jit, static_argnames=("d", "r", "m", "dtype"))
+def _robust_sensing_problem(key, outlier_fraction, outlier_scale, condition_number, *, d, r, m, dtype):
+  kq, ka, ko, ks = jax.random.split(key, 4)
+  q = jnp.linalg.qr(jax.random.normal(kq, (d, r), dtype))[0]
+  x_star = (q * jnp.linspace(condition_number, 1.0, r).astype(dtype)) @ q.T
+  a = jax.random.normal(ka, (m, d, d), dtype)
+  outliers = jax.random.bernoulli(ko, outlier_fraction, (m,))
+  s = jnp.where(outliers, outlier_scale * jax.random.normal(ks, (m,), dtype), 0.0)
+  return RobustSensingProblem(a, jnp.einsum("mij,ij->m", a, x_star) + s, x_star, outliers)

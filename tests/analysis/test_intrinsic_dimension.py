@@ -1,0 +1,97 @@
+"""[135] Intrinsic dimension (Li et al. 2018, arXiv:1804.08838): Fastfood equals an explicit NumPy transcription of the
+paper's construction (Hadamard matrices from scipy) and its columns are orthonormal in expectation; subspace_wrap
+equals theta0 + P z through jit and grad; d_int90 on hand-made curves; input errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+
+from jaxlib_methods.analysis import (
+    d_int90,
+    dense_projection,
+    fastfood_params,
+    fastfood_project,
+    subspace_wrap,
+)
+
+
+def _explicit_fastfood(params, d, out_dim):
+  """P [D, d] built as a dense matrix: rows :D of H G Pi H B (first d columns), / (sqrt(L sum g^2) sqrt(D / L))."""
+  b, perm, g = (np.asarray(a, np.float64) for a in params)
+  length = b.shape[0]
+  h = scipy.linalg.hadamard(length).astype(np.float64)
+  pi = np.eye(length)[np.asarray(perm, int)]                       # (Pi x)_i = x_perm[i]
+  m = h @ np.diag(g) @ pi @ h @ np.diag(b)
+  return m[:out_dim, :d] / (np.sqrt(length * np.sum(g ** 2)) * np.sqrt(out_dim / length))
+
+
+def test_fastfood_matches_the_construction():
+  out_dim, d = 50, 5                                                 # L = 64
+  with jax.enable_x64(True):
+    params = fastfood_params(jax.random.key(0), out_dim, dtype=jnp.float64)
+    z = np.random.default_rng(0).normal(size=(3, d))
+    np.testing.assert_allclose(jax.jit(lambda z: fastfood_project(params, z, out_dim))(z),
+                               z @ _explicit_fastfood(params, d, out_dim).T, rtol=1e-10, atol=1e-12)
+  # dense: unit-norm columns exactly
+  p = dense_projection(jax.random.key(1), 200, 7)
+  np.testing.assert_allclose(jnp.linalg.norm(p, axis=0), np.ones(7), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_fastfood_columns_are_orthonormal_in_expectation():
+  out_dim, d = 50, 5
+  with jax.enable_x64(True):
+    # E[P^T P] = I_d: Monte Carlo over 400 draws of (B, Pi, G); the mean Gram matrix's entries have standard errors
+    # ~0.02 (diagonal) and ~0.01 (off-diagonal) here, so 0.08 is > 4 standard errors (a failure probability < 1e-4 per
+    # entry for a correct construction)
+    gram = jax.jit(jax.vmap(lambda k: (lambda p: p @ p.T)(
+        fastfood_project(fastfood_params(k, out_dim, dtype=jnp.float64), jnp.eye(d), out_dim))))(
+            jax.random.split(jax.random.key(1), 400))
+    np.testing.assert_allclose(np.mean(np.asarray(gram), 0), np.eye(d), atol=0.08)
+
+
+def test_subspace_wrap_is_theta0_plus_pz_under_jit_and_grad():
+  theta0 = {"w": jnp.arange(6.0).reshape(2, 3) / 10, "b": jnp.ones(3)}
+  apply_fn = lambda params, x: jnp.sum(jnp.tanh(x @ params["w"] + params["b"]))
+  x = jnp.ones((4, 2))
+  flat0 = jnp.concatenate([theta0["b"], theta0["w"].ravel()])      # ravel_pytree order: sorted keys
+  z = jnp.array([0.3, -0.2, 0.5, 0.1])
+  flatten = lambda p: jnp.concatenate([p["b"], p["w"].ravel()])
+  for projection in ("dense", "fastfood"):
+    @jax.jit
+    def probe(key, z):                                              # everything in one compiled program
+      wrapped, z0 = subspace_wrap(apply_fn, theta0, 4, key, projection=projection)
+      flat_params, _ = subspace_wrap(lambda p: flatten(p), theta0, 4, key, projection=projection)
+      pmat = jax.jacfwd(flat_params)(z0)                            # P, as the Jacobian of theta(z)
+      return z0, wrapped(z0, x), wrapped(z, x), flat_params(z), pmat, jax.grad(wrapped)(z, x)
+    z0, at_z0, at_z, theta_z, pmat, grad_z = probe(jax.random.key(3), z)
+    assert z0.shape == (4,) and float(jnp.max(jnp.abs(z0))) == 0.0
+    np.testing.assert_allclose(at_z0, apply_fn(theta0, x), rtol=1e-6)
+    np.testing.assert_allclose(theta_z, flat0 + pmat @ z, rtol=1e-5, atol=1e-6)   # theta(z) = theta0 + P z
+    if projection == "dense":
+      np.testing.assert_allclose(jnp.linalg.norm(pmat, axis=0), np.ones(4), rtol=1e-5)
+    theta = np.asarray(flat0 + pmat @ z)
+    params = {"b": theta[:3], "w": theta[3:].reshape(2, 3)}
+    np.testing.assert_allclose(at_z, apply_fn(params, x), rtol=1e-5)
+    # the gradient in z is P^T times the gradient in theta (chain rule)
+    np.testing.assert_allclose(grad_z, pmat.T @ flatten(jax.grad(apply_fn)(params, x)), rtol=1e-4, atol=1e-6)
+
+
+def test_d_int90_and_bad_inputs():
+  assert d_int90([10, 100, 1000], [0.5, 0.86, 0.95], 0.96) == 1000.0
+  assert d_int90([1000, 10, 100], [0.95, 0.5, 0.9], 0.96) == 100.0     # 0.9 >= 0.864
+  assert d_int90([10, 20], [0.1, 0.2], 0.96) == float("inf")
+  with pytest.raises(ValueError, match="dims and performance"):
+    d_int90([10, 20], [0.1], 0.9)
+  with pytest.raises(ValueError, match="baseline"):
+    d_int90([10], [0.1], 0.0)
+  with pytest.raises(ValueError, match="projection"):
+    subspace_wrap(lambda p: p, {"w": jnp.ones(3)}, 2, jax.random.key(0), projection="sparse")
+  with pytest.raises(ValueError, match="d must be"):
+    subspace_wrap(lambda p: p, {"w": jnp.ones(3)}, 5, jax.random.key(0))
+  with pytest.raises(ValueError, match="out_dim"):
+    fastfood_params(jax.random.key(0), 0)
+  with pytest.raises(ValueError, match="z must be"):
+    fastfood_project(fastfood_params(jax.random.key(0), 4), jnp.ones(5), 4)
