@@ -729,6 +729,21 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.contrastive.mcl_info_nce",),
         tests=("tests/losses/test_contrastive.py", "tests/experiments/test_mcl_feature_suppression.py",),
         experiment="mcl_feature_suppression"),
+    # ---- ls19b (issue 19) ----
+    184: Implementation(  # SimCLR base; pair-adaptive temperatures passed in (the toy's shared linear phi, Eq. (3))
+        artifacts=("jaxlib_methods.losses.contrastive.amcl_loss",
+                   "jaxlib_methods.losses.contrastive.amcl_temperature_regularizer",),
+        tests=("tests/losses/test_amcl_hydra.py",),
+        experiment="contrastive_wave2_p2"),
+    116: Implementation(  # the official SimLAP loss; toy: the effective-rank claim fails (see the experiment module)
+        artifacts=("jaxlib_methods.losses.contrastive.hydra_loss",
+                   "jaxlib_methods.nn.pair_gate.PairGate",),
+        tests=("tests/losses/test_amcl_hydra.py",),
+        experiment="contrastive_wave2_p2"),
+    118: Implementation(  # normalized softmax only (the paper's extra constraint unverified); toy claim fails
+        artifacts=("jaxlib_methods.losses.metric_learning.normalized_softmax_loss",),
+        tests=("tests/losses/test_metric_learning.py",),
+        experiment="contrastive_wave2_p2"),
 }
 
 

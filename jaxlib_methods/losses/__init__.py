@@ -135,3 +135,10 @@ from jaxlib_methods.losses.continual import (  # noqa: F401  ([26] MVP)
     gradient_similarity_focal_loss,
     gradient_similarity_scores,
 )
+# ---- ls19b (issue 19): [184] AMCL, [116] Hydra
+from jaxlib_methods.losses.contrastive import (  # noqa: F401  (issue 19, [184] [116])
+    amcl_loss,
+    amcl_temperature_regularizer,
+    hydra_loss,
+)
+from jaxlib_methods.losses.metric_learning import normalized_softmax_loss  # noqa: F401  (issue 19, [118])

@@ -129,3 +129,5 @@ from jaxlib_methods.nn.repquant import LayerwiseReparam, channelwise_to_layerwis
 # ---- app22 (issue 22) ----
 from jaxlib_methods.nn.subspace_learners import SubspaceAttention  # noqa: F401  ([102])
 from jaxlib_methods.nn.walloc import WaLLoCAutoencoder  # noqa: F401  ([211])
+# ---- ls19b (issue 19) ----
+from jaxlib_methods.nn.pair_gate import PairGate  # noqa: F401  ([116] Hydra)
