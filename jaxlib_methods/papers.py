@@ -744,6 +744,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.metric_learning.normalized_softmax_loss",),
         tests=("tests/losses/test_metric_learning.py",),
         experiment="contrastive_wave2_p2"),
+    59: Implementation(  # transcribed from the authors' pre-release repe.py; toy: 3 tasks of 2 classes, no replay
+        artifacts=("jaxlib_methods.losses.prototype_distill.prd_loss",
+                   "jaxlib_methods.losses.prototype_distill.prototype_cosine_loss",),
+        tests=("tests/losses/test_prototype_distill.py",),
+        experiment="contrastive_wave2_p2"),
 }
 
 

@@ -659,6 +659,20 @@ SPECS += [
                    ("class_weights:dim", {"class_weights": f(K, 2)}, "ValueError", "class_weights"),
                    ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
 ]
+from jaxlib_methods.losses import prototype_distill as pdl  # noqa: E402  (ls19b, issue 19, [59])
+MODULES += (pdl,)
+SPECS += [
+    ApiSpec(pdl.prd_loss, {"features": f(B, 3), "old_features": f(B, 3), "prototypes": f(2, K, 3),
+                           "old_prototypes": f(2, K, 3), "temperature": 0.5},
+            floats=("features", "old_features", "prototypes", "old_prototypes"), batch=("features", "old_features"),
+            empty="empty",
+            extra=(("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"),
+                   ("old_prototypes:shape", {"old_prototypes": f(1, K, 3)}, "ValueError", "old_prototypes"),
+                   ("old_features:shape", {"old_features": f(B, 2)}, "ValueError", "old_features"))),
+    ApiSpec(pdl.prototype_cosine_loss, {"features": f(B, 3), "prototypes": f(K, 3), "labels": LABELS},
+            floats=("features", "prototypes"), labels={"labels": K}, batch=("features", "labels"), empty="empty",
+            extra=(("prototypes:dim", {"prototypes": f(K, 2)}, "ValueError", "prototypes"),)),
+]
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
