@@ -749,6 +749,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.prototype_distill.prototype_cosine_loss",),
         tests=("tests/losses/test_prototype_distill.py",),
         experiment="contrastive_wave2_p2"),
+    87: Implementation(  # from the authors' code (modified_score, proto_triplet_loss); toy: ICNN score vs separation
+        artifacts=("jaxlib_methods.losses.metric_learning.proto_triplet_loss",
+                   "jaxlib_methods.losses.metric_learning.icnn_score",),
+        tests=("tests/losses/test_metric_learning.py",),
+        experiment="contrastive_wave2_p2"),
 }
 
 

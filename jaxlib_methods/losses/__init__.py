@@ -141,5 +141,9 @@ from jaxlib_methods.losses.contrastive import (  # noqa: F401  (issue 19, [184] 
     amcl_temperature_regularizer,
     hydra_loss,
 )
-from jaxlib_methods.losses.metric_learning import normalized_softmax_loss  # noqa: F401  (issue 19, [118])
+from jaxlib_methods.losses.metric_learning import (  # noqa: F401  (issue 19, [118] [87])
+    icnn_score,
+    normalized_softmax_loss,
+    proto_triplet_loss,
+)
 from jaxlib_methods.losses.prototype_distill import prd_loss, prototype_cosine_loss  # noqa: F401  (issue 19, [59])

@@ -658,6 +658,15 @@ SPECS += [
             extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),
                    ("class_weights:dim", {"class_weights": f(K, 2)}, "ValueError", "class_weights"),
                    ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
+    ApiSpec(mlr.proto_triplet_loss, {"queries": f(B, 3), "query_labels": LABELS, "prototypes": f(K, 3)},
+            floats=("queries", "prototypes"), labels={"query_labels": K}, batch=("queries", "query_labels"),
+            empty="empty",
+            extra=(("prototypes:one", {"prototypes": f(1, 3)}, "ValueError", "prototypes"),
+                   ("margin<0", {"margin": -1.0}, "ValueError", "margin"))),
+    ApiSpec(mlr.icnn_score, {"features": f(6, 3), "labels": np.array([0, 0, 1, 1, 2, 2])}, floats=("features",),
+            batch=("features", "labels"), empty="error",
+            extra=(("k=0", {"k": 0}, "ValueError", "k"), ("ipc=9", {"ipc": 9}, "ValueError", "ipc"),
+                   ("labels:float", {"labels": np.zeros(6, np.float32)}, "TypeError", "labels"))),
 ]
 from jaxlib_methods.losses import prototype_distill as pdl  # noqa: E402  (ls19b, issue 19, [59])
 MODULES += (pdl,)
