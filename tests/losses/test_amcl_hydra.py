@@ -47,6 +47,7 @@ def _np_hydra_official(z, y1, posy, gate, tau):
   return np.sum(c2 * (np.log(sim + neg) - logits)) / c2.sum()
 
 
+@pytest.mark.slow  # float64 transcription + finite differences: many small compiles (default-run budget)
 def test_amcl_vs_numpy_ntxent_special_case_and_regularizer_float64():
   rng = np.random.default_rng(0)
   b, c, d = 4, 2, 3
@@ -86,6 +87,7 @@ def test_amcl_vs_numpy_ntxent_special_case_and_regularizer_float64():
                                2.5 * np.log(0.7) + 1 / 0.7, rtol=1e-14)
 
 
+@pytest.mark.slow  # float64 transcription + finite differences: many small compiles (default-run budget)
 def test_hydra_vs_official_numpy_and_pair_gate_float64():
   rng = np.random.default_rng(1)
   b, d = 8, 5
@@ -122,7 +124,8 @@ def test_hydra_vs_official_numpy_and_pair_gate_float64():
     g(jnp.array([4]), jnp.array([0]))
 
 
-def test_amcl_hydra_bad_input_and_half_precision():
+def test_amcl_hydra_bad_input():
+  """Every error is raised before any computation (cheap: the default run keeps this one)."""
   z = jnp.ones((3, 2, 4))
   with pytest.raises(ValueError, match="tau"):
     losses.amcl_loss(z, z, 0.0)
@@ -134,18 +137,24 @@ def test_amcl_hydra_bad_input_and_half_precision():
     losses.amcl_loss(z.astype(jnp.int32), z, 0.5)
   with pytest.raises(ValueError, match="beta"):
     losses.amcl_loss(z, z, 0.5, beta=-1.0)
-  assert np.all(np.isnan(np.asarray(jax.jit(losses.amcl_loss)(z, z, jnp.array([0.5, -1.0])))))
-  x = jax.random.normal(jax.random.key(0), (3, 2, 4)).astype(jnp.bfloat16)
-  assert losses.amcl_loss(x, x, 0.5).dtype == jnp.bfloat16
   zz, y = jnp.ones((4, 3)), jnp.array([0, 1, 0, 1])
-  with pytest.raises(ValueError, match="gate"):
-    losses.hydra_loss(zz, y, y, jnp.full((4, 3), 1.5))
   with pytest.raises(ValueError, match="gate"):
     losses.hydra_loss(zz, y, y, jnp.ones((4, 2)))
   with pytest.raises(TypeError, match="labels"):
     losses.hydra_loss(zz, y.astype(jnp.float32), y, jnp.ones((4, 3)))
   with pytest.raises(ValueError, match="pair_labels"):
     losses.hydra_loss(zz, y, y[:3], jnp.ones((4, 3)))
+
+
+@pytest.mark.slow  # compiles several programs (jit NaN rows, bf16/fp16 paths)
+def test_amcl_hydra_traced_invalid_values_and_half_precision():
+  z = jnp.ones((3, 2, 4))
+  assert np.all(np.isnan(np.asarray(jax.jit(losses.amcl_loss)(z, z, jnp.array([0.5, -1.0])))))
+  x = jax.random.normal(jax.random.key(0), (3, 2, 4)).astype(jnp.bfloat16)
+  assert losses.amcl_loss(x, x, 0.5).dtype == jnp.bfloat16
+  zz, y = jnp.ones((4, 3)), jnp.array([0, 1, 0, 1])
+  with pytest.raises(ValueError, match="gate"):
+    losses.hydra_loss(zz, y, y, jnp.full((4, 3), 1.5))
   bad = jnp.ones((4, 3)).at[2, 0].set(2.0)
   out = np.asarray(jax.jit(losses.hydra_loss)(zz, y, y, bad))
   assert np.isnan(out[2]) and np.all(np.isfinite(np.delete(out, 2)))

@@ -19,6 +19,7 @@ def _np_norm_softmax(x, w, y, t):
   return -logp[np.arange(len(y)), y]
 
 
+@pytest.mark.slow  # float64 transcription + finite differences: many small compiles (default-run budget)
 def test_normalized_softmax_vs_numpy_optax_and_bad_input():
   rng = np.random.default_rng(0)
   x, w, y = rng.normal(size=(5, 3)), rng.normal(size=(4, 3)), np.array([0, 3, 1, 1, 2])
@@ -92,6 +93,7 @@ def _np_icnn(x, y, k=4, ipc=None):
   return ((sclamb + dclamb) / 2 + gamma) / 2
 
 
+@pytest.mark.slow  # float64 transcription + finite differences: many small compiles (default-run budget)
 def test_proto_triplet_and_icnn_vs_numpy_float64():
   rng = np.random.default_rng(3)
   q, p, y = rng.normal(size=(6, 3)), rng.normal(size=(4, 3)), np.array([0, 1, 2, 3, 1, 0])

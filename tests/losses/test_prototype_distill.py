@@ -21,6 +21,7 @@ def _np_prd(f, fo, w, wo, t):
   return out
 
 
+@pytest.mark.slow  # float64 transcription + finite differences: many small compiles (default-run budget)
 def test_prd_and_prototype_loss_vs_numpy_float64():
   rng = np.random.default_rng(0)
   f, fo = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
