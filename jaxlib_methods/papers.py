@@ -874,6 +874,31 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.intrinsic_dimension.dense_projection",),
         tests=("tests/analysis/test_intrinsic_dimension.py",),
         experiment="intrinsic_dimension_widths"),
+    # ---- ls19b (issue 19) ----
+    184: Implementation(  # SimCLR base; pair-adaptive temperatures passed in (the toy's shared linear phi, Eq. (3))
+        artifacts=("jaxlib_methods.losses.contrastive.amcl_loss",
+                   "jaxlib_methods.losses.contrastive.amcl_temperature_regularizer",),
+        tests=("tests/losses/test_amcl_hydra.py",),
+        experiment="contrastive_wave2_p2"),
+    116: Implementation(  # the official SimLAP loss; toy: the effective-rank claim fails (see the experiment module)
+        artifacts=("jaxlib_methods.losses.contrastive.hydra_loss",
+                   "jaxlib_methods.nn.pair_gate.PairGate",),
+        tests=("tests/losses/test_amcl_hydra.py",),
+        experiment="contrastive_wave2_p2"),
+    118: Implementation(  # normalized softmax only (the paper's extra constraint unverified); toy claim fails
+        artifacts=("jaxlib_methods.losses.metric_learning.normalized_softmax_loss",),
+        tests=("tests/losses/test_metric_learning.py",),
+        experiment="contrastive_wave2_p2"),
+    59: Implementation(  # transcribed from the authors' pre-release repe.py; toy: 3 tasks of 2 classes, no replay
+        artifacts=("jaxlib_methods.losses.prototype_distill.prd_loss",
+                   "jaxlib_methods.losses.prototype_distill.prototype_cosine_loss",),
+        tests=("tests/losses/test_prototype_distill.py",),
+        experiment="contrastive_wave2_p2"),
+    87: Implementation(  # from the authors' code (modified_score, proto_triplet_loss); toy: ICNN score vs separation
+        artifacts=("jaxlib_methods.losses.metric_learning.proto_triplet_loss",
+                   "jaxlib_methods.losses.metric_learning.icnn_score",),
+        tests=("tests/losses/test_metric_learning.py",),
+        experiment="contrastive_wave2_p2"),
 }
 
 

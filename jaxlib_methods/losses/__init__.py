@@ -150,3 +150,15 @@ from jaxlib_methods.losses.distill import (  # noqa: F401  ([30])
     mdcs_diversity_loss,
     mdcs_expert_logits,
 )
+# ---- ls19b (issue 19): [184] AMCL, [116] Hydra
+from jaxlib_methods.losses.contrastive import (  # noqa: F401  (issue 19, [184] [116])
+    amcl_loss,
+    amcl_temperature_regularizer,
+    hydra_loss,
+)
+from jaxlib_methods.losses.metric_learning import (  # noqa: F401  (issue 19, [118] [87])
+    icnn_score,
+    normalized_softmax_loss,
+    proto_triplet_loss,
+)
+from jaxlib_methods.losses.prototype_distill import prd_loss, prototype_cosine_loss  # noqa: F401  (issue 19, [59])

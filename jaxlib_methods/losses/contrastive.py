@@ -465,3 +465,151 @@ def mcl_info_nce(z1: jax.Array, z2: jax.Array, cluster_ids: jax.Array, temperatu
   pos_idx = jnp.concatenate([jnp.arange(b) + b, jnp.arange(b)])
   per_view = -(jnp.take_along_axis(logits, pos_idx[:, None], axis=1)[:, 0] - jax.nn.logsumexp(logits, axis=1))
   return (per_view[:b] + per_view[b:]) / 2
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# [184] AMCL (ls19b, issue 19)
+# ----------------------------------------------------------------------------------------------------------------
+
+def amcl_temperature_regularizer(tau: jax.Array, dim: int) -> jax.Array:
+  """AMCL's temperature regulariser Omega(tau) = (d / 2) log tau + 1 / tau (Wang et al., "Adaptive Multi-head
+  Contrastive Learning", ECCV 2024, arXiv:2310.05615, the regularisation term of Eq. (2); authors' code
+  LeiWangR/cl `AdaptiveTemperature`: `(d / 2) * log(temp) + 1 / temp`).
+
+  With the positive term -s / tau it forms the negative log-likelihood of an isotropic Gaussian of variance tau
+  between two unit vectors of cosine similarity s, (1 - s) / tau + (d / 2) log tau (up to constants), whose
+  minimiser is tau* = 2 (1 - s) / d: a pair that the augmentations make less similar gets a larger temperature.
+
+  Args:
+    tau: temperatures (any shape), > 0.
+    dim: d, the dimension of the projected features (a positive int).
+
+  Returns:
+    Omega(tau), of tau's shape (float32 for half-precision input).
+  """
+  if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+    raise ValueError(f"dim must be a positive int (the feature dimension d), got {dim=}")
+  tau = validation.check_floating(tau, "tau")
+  valid = validation.check_values(jnp.isfinite(tau) & (tau > 0), tau, "tau", "finite and > 0")
+  t = tau.astype(validation.compute_dtype_for(tau.dtype))
+  return validation.nan_where_invalid(0.5 * dim * jnp.log(t) + 1.0 / t, valid)
+
+
+def amcl_loss(z1: jax.Array, z2: jax.Array, tau: Any, *, beta: float = 0.1) -> jax.Array:
+  """AMCL with the SimCLR (NT-Xent) base: one InfoNCE per projection head, each pair scaled by its own temperature,
+  summed over heads, plus the temperature regulariser on the positive pairs (Wang et al., "Adaptive Multi-head
+  Contrastive Learning", ECCV 2024, arXiv:2310.05615, Eq. (2) with the SimCLR entry of Table 2; regulariser as in
+  the authors' code LeiWangR/cl).
+
+  For head c over the 2B views v = [z1[:, c]; z2[:, c]] (L2-normalised, cosine similarities s_ij), anchor i with
+  positive p(i) and pair temperatures tau_cij:
+
+    l_ci = -s_ip / tau_cip + log sum_{k != i} exp(s_ik / tau_cik)
+    L_b  = sum_c [ (l_cb + l_c(b+B)) / 2 + beta * (Omega(tau_cb(b+B)) + Omega(tau_c(b+B)b)) / 2 ]
+
+  with Omega = `amcl_temperature_regularizer` (d = the head's feature dimension). With one head, a fixed temperature
+  and beta = 0 this is SimCLR's NT-Xent (`optax.losses.ntxent` is its batch mean; tested). The paper's
+  temperatures are pair-adaptive, tau = eta + iota / (1 + exp(r)) with r from a shared MLP (Eq. (3)); pass them
+  here as a [C, 2B, 2B] array, or one temperature per head ([C]) or a scalar. The paper's top-k approximation of
+  the negatives (for large queues) is not implemented: every negative is used.
+
+  Args:
+    z1: [B, C, d] first view's features from each of the C projection heads.
+    z2: [B, C, d] second view's features (same shape and dtype).
+    tau: temperatures > 0: a scalar, [C] (one per head) or [C, 2B, 2B] (one per head and view pair, rows = anchors
+      in the order [z1; z2]).
+    beta: the regulariser's weight, >= 0 (authors' code default 0.1).
+
+  Returns:
+    [B] per-pair losses (z1's dtype; half precision computed in float32).
+  """
+  z1 = _check_embeddings("z1", z1, ndim=3)
+  z2 = _check_embeddings("z2", z2, ndim=3)
+  _check_same("z1", z1, "z2", z2)
+  validation.check_nonnegative(beta, "beta")
+  b, c, d = z1.shape
+  if d < 1:
+    raise ValueError(f"z1 needs d >= 1 features, got z1.shape={z1.shape}")
+  if not isinstance(tau, (int, float)):
+    tau = validation.check_floating(tau, "tau")
+  if jnp.ndim(tau) == 0:
+    tau_full = jnp.broadcast_to(jnp.asarray(tau), (c, 1, 1))
+  elif jnp.shape(tau) == (c,):
+    tau_full = jnp.asarray(tau)[:, None, None]
+  elif jnp.shape(tau) == (c, 2 * b, 2 * b):
+    tau_full = jnp.asarray(tau)
+  else:
+    raise ValueError(f"tau must be a scalar, [C]=({c},) or [C, 2B, 2B]=({c}, {2 * b}, {2 * b}), got shape "
+                     f"{jnp.shape(tau)}")
+  valid_tau = validation.check_values(jnp.isfinite(tau_full) & (tau_full > 0), tau, "tau", "finite and > 0")
+  ct = validation.compute_dtype_for(z1.dtype)
+  v = _normalize(jnp.concatenate([z1, z2], axis=0).astype(ct))           # [2B, C, d]
+  t = jnp.broadcast_to(jnp.where(tau_full > 0, tau_full, 1.0).astype(ct), (c, 2 * b, 2 * b))
+  s = jnp.einsum("icd,jcd->cij", v, v)                                    # [C, 2B, 2B]
+  logits = jnp.where(jnp.eye(2 * b, dtype=bool), -jnp.inf, s / t)
+  pos = jnp.concatenate([jnp.arange(b) + b, jnp.arange(b)])
+  pos_logit = jnp.take_along_axis(logits, pos[None, :, None], axis=2)[..., 0]   # [C, 2B]
+  per_view = jax.nn.logsumexp(logits, axis=2) - pos_logit
+  tau_pos = jnp.take_along_axis(t, pos[None, :, None], axis=2)[..., 0]
+  omega = 0.5 * d * jnp.log(tau_pos) + 1.0 / tau_pos
+  per_view = per_view + beta * omega
+  loss = jnp.sum((per_view[:, :b] + per_view[:, b:]) / 2, axis=0)
+  if valid_tau is not None:
+    ok = jnp.all(jnp.broadcast_to(valid_tau, (c, 2 * b, 2 * b)), axis=(0, 2))
+    loss = validation.nan_where_invalid(loss, ok[:b] & ok[b:] & jnp.all(ok))
+  return loss.astype(z1.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# [116] Hydra (ls19b, issue 19)
+# ----------------------------------------------------------------------------------------------------------------
+
+def hydra_loss(z: jax.Array, labels: jax.Array, pair_labels: jax.Array, gate: jax.Array, *,
+               temperature: float = 0.1) -> jax.Array:
+  """Hydra's gated contrastive loss for arbitrary class pairs (Wu et al., "Rethinking Positive Pairs in Contrastive
+  Learning", 2024, arXiv:2410.18200, Sec. 3, the feature filter and its loss; official code SimLAP
+  `disparate_loss` + `multipos_ce_loss` in the vitookit repository).
+
+  Anchor i of class y_i is paired with class y'_i = `pair_labels[i]`; g_i in [0, 1]^d is the pair's gate
+  (`nn.PairGate`). Every candidate n is filtered by the anchor's gate and L2-normalised, f_in = (z_n * g_i) /
+  ||z_n * g_i||, and l_in = cos(f_ii, f_in) / temperature. Positives P_i = {n : y_n = y'_i} (every sample of the
+  paired class), negatives N_i = {n : y_n not in {y_i, y'_i}}; per positive p the multi-positive InfoNCE term is
+  log(exp l_ip + sum_{n in N_i} exp l_in) - l_ip. This returns, per anchor, the mean over its positives (0 when the
+  batch holds no sample of class y'_i); the official batch loss, the mean over all (anchor, positive) pairs, is
+  `(loss * n_pos).sum() / n_pos.sum()` with n_pos_i = |P_i| (tested). The official loss has no gate-sparsity term.
+  With gates of ones and y'_i = y_i it is a supervised-contrastive loss on the unfiltered features.
+
+  Args:
+    z: [B, d] projected features (the official code contrasts the batch with itself).
+    labels: [B] int class of each sample.
+    pair_labels: [B] int class paired with each anchor's class (any integers; only equality matters).
+    gate: [B, d] the anchor pairs' gates, in [0, 1] (out of range: ValueError eagerly, NaN rows under jit).
+    temperature: tau > 0 (official: 0.1, logits scaled by 1 / tau).
+
+  Returns:
+    [B] per-anchor losses (z's dtype; half precision computed in float32).
+  """
+  z = _check_embeddings("z", z)
+  gate = _check_embeddings("gate", gate)
+  if gate.shape != z.shape:
+    raise ValueError(f"gate must have z's shape {z.shape} (one gate vector per anchor), got gate.shape={gate.shape}")
+  labels = validation.check_integer(labels, "labels")
+  pair_labels = validation.check_integer(pair_labels, "pair_labels")
+  for name, x in (("labels", labels), ("pair_labels", pair_labels)):
+    if x.shape != z.shape[:1]:
+      raise ValueError(f"{name} must have shape [B]={z.shape[:1]}, got {name}.shape={x.shape}")
+  check_positive(temperature, "temperature")
+  valid = validation.check_values(jnp.all((gate >= 0) & (gate <= 1), axis=-1), gate, "gate",
+                                  "in [0, 1] (a sigmoid gate)")
+  ct = validation.compute_dtype_for(z.dtype)
+  zc, g = z.astype(ct), gate.astype(ct)
+  f_anchor = _normalize(zc * g)                                   # [B, d]
+  f_all = _normalize(zc[None, :, :] * g[:, None, :])              # [B (anchor), B (candidate), d]
+  logits = jnp.einsum("id,ind->in", f_anchor, f_all) / temperature
+  pos = pair_labels[:, None] == labels[None, :]
+  neg = ~((labels[:, None] == labels[None, :]) | pos)
+  neg_lse = jax.nn.logsumexp(jnp.where(neg, logits, -jnp.inf), axis=1, keepdims=True)   # -inf when no negative
+  terms = jnp.logaddexp(logits, neg_lse) - logits                 # [B, B], used where pos
+  n_pos = pos.sum(axis=1)
+  loss = jnp.sum(jnp.where(pos, terms, 0.0), axis=1) / jnp.maximum(n_pos, 1)
+  return validation.nan_where_invalid(loss, valid).astype(z.dtype)

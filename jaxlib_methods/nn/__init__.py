@@ -149,3 +149,5 @@ from jaxlib_methods.nn.concept_bottleneck import (  # noqa: F401  ([17])
 from jaxlib_methods.nn.codebook import CodebookLayer, codebook_loss  # noqa: F401  ([35])
 # ---- th17a (issue 17) ----
 from jaxlib_methods.nn.patch_cnn import PatchCNN  # noqa: F401  ([41])
+# ---- ls19b (issue 19) ----
+from jaxlib_methods.nn.pair_gate import PairGate  # noqa: F401  ([116] Hydra)

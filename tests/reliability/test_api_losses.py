@@ -690,6 +690,66 @@ SPECS += [
             extra=(("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"),)),
 ]
 
+# ---- ls19b (issue 19): AMCL [184], Hydra [116] (contrastive module, already in MODULES)
+_Z3 = f(B, 2, 3)
+SPECS += [
+    ApiSpec(cl.amcl_loss, {"z1": _Z3, "z2": f(B, 2, 3), "tau": 0.5}, floats=("z1", "z2"), batch=("z1", "z2"),
+            empty="empty",
+            extra=(("tau=0", {"tau": 0.0}, "ValueError", "tau"),
+                   ("tau:shape", {"tau": np.ones(3, np.float32)}, "ValueError", "tau"),
+                   ("tau:head<0:jit", {"tau": np.array([0.5, -1.0], np.float32)}, "nan", "", ("tau",)),
+                   ("beta<0", {"beta": -1.0}, "ValueError", "beta"),
+                   ("z2:shape", {"z2": f(B, 2, 2)}, "ValueError", "z2"))),
+    ApiSpec(cl.amcl_temperature_regularizer, {"tau": np.array([0.5, 1.0, 2.0], np.float32), "dim": 4},
+            floats=("tau",), any_rank=("tau",), nan={"tau": "error"}, inf={"tau": "error"},
+            extra=(("dim=0", {"dim": 0}, "ValueError", "dim"),
+                   ("tau<0", {"tau": np.array([-1.0], np.float32)}, "ValueError", "tau"),
+                   ("tau<0:jit", {"tau": np.array([0.5, -1.0], np.float32)}, "nan", "", ("tau",)))),
+    ApiSpec(cl.hydra_loss, {"z": f(B, 3), "labels": np.array([0, 1, 0, 1]), "pair_labels": np.array([1, 0, 1, 1]),
+                            "gate": np.full((B, 3), 0.5, np.float32)},
+            floats=("z", "gate"), batch=("z", "labels", "pair_labels", "gate"), empty="empty",
+            nan={"gate": "error"}, inf={"gate": "error"},
+            extra=(("gate=1.5", {"gate": np.full((B, 3), 1.5, np.float32)}, "ValueError", "gate"),
+                   ("gate:row=1.5:jit", {"gate": put(np.full((B, 3), 0.5, np.float32), (1, 0), 1.5)}, "nan", "",
+                    ("gate",)),
+                   ("labels:float", {"labels": np.zeros(B, np.float32)}, "TypeError", "labels"),
+                   ("pair_labels:shape", {"pair_labels": np.zeros(B + 1, np.int32)}, "ValueError", "pair_labels"),
+                   ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
+]
+
+from jaxlib_methods.losses import metric_learning as mlr  # noqa: E402  (ls19b, issue 19, [118])
+MODULES += (mlr,)
+SPECS += [
+    ApiSpec(mlr.normalized_softmax_loss, {"embeddings": f(B, 3), "class_weights": f(K, 3), "labels": LABELS},
+            floats=("embeddings", "class_weights"), labels={"labels": K}, batch=("embeddings", "labels"),
+            empty="empty",
+            extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),
+                   ("class_weights:dim", {"class_weights": f(K, 2)}, "ValueError", "class_weights"),
+                   ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
+    ApiSpec(mlr.proto_triplet_loss, {"queries": f(B, 3), "query_labels": LABELS, "prototypes": f(K, 3)},
+            floats=("queries", "prototypes"), labels={"query_labels": K}, batch=("queries", "query_labels"),
+            empty="empty",
+            extra=(("prototypes:one", {"prototypes": f(1, 3)}, "ValueError", "prototypes"),
+                   ("margin<0", {"margin": -1.0}, "ValueError", "margin"))),
+    ApiSpec(mlr.icnn_score, {"features": f(6, 3), "labels": np.array([0, 0, 1, 1, 2, 2])}, floats=("features",),
+            batch=("features", "labels"), empty="error",
+            extra=(("k=0", {"k": 0}, "ValueError", "k"), ("ipc=9", {"ipc": 9}, "ValueError", "ipc"),
+                   ("labels:float", {"labels": np.zeros(6, np.float32)}, "TypeError", "labels"))),
+]
+from jaxlib_methods.losses import prototype_distill as pdl  # noqa: E402  (ls19b, issue 19, [59])
+MODULES += (pdl,)
+SPECS += [
+    ApiSpec(pdl.prd_loss, {"features": f(B, 3), "old_features": f(B, 3), "prototypes": f(2, K, 3),
+                           "old_prototypes": f(2, K, 3), "temperature": 0.5},
+            floats=("features", "old_features", "prototypes", "old_prototypes"), batch=("features", "old_features"),
+            empty="empty",
+            extra=(("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"),
+                   ("old_prototypes:shape", {"old_prototypes": f(1, K, 3)}, "ValueError", "old_prototypes"),
+                   ("old_features:shape", {"old_features": f(B, 2)}, "ValueError", "old_features"))),
+    ApiSpec(pdl.prototype_cosine_loss, {"features": f(B, 3), "prototypes": f(K, 3), "labels": LABELS},
+            floats=("features", "prototypes"), labels={"labels": K}, batch=("features", "labels"), empty="empty",
+            extra=(("prototypes:dim", {"prototypes": f(K, 2)}, "ValueError", "prototypes"),)),
+]
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
