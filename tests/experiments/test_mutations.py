@@ -64,5 +64,8 @@ def test_a_paper_claim_fails_under_the_mutation(name, mutation, tmp_path_factory
   assert passing, f"{name}: no paper claim passes at the TINY size, so the mutation test cannot tell right from wrong"
   mutated = _run(e, e.mutations[mutation], tmp_path_factory, mutation)
   failed = sorted(k for k in passing if k in mutated and not mutated[k].passed)
+  missing = sorted(k[0] for k in passing if k not in mutated)
   assert failed, (f"{name}: under the mutation {mutation} {e.mutations[mutation]} every paper claim that passes for "
-                  f"the method still passes: {sorted(k[0] for k in passing)}")
+                  f"the method still passes: {sorted(k[0] for k in passing)}"
+                  + (f"; not found in the mutated run (a claim's text must not name a setting the mutation changes, "
+                     f"only numbers are ignored when matching): {missing}" if missing else ""))
