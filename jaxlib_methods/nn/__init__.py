@@ -129,3 +129,22 @@ from jaxlib_methods.nn.repquant import LayerwiseReparam, channelwise_to_layerwis
 # ---- app22 (issue 22) ----
 from jaxlib_methods.nn.subspace_learners import SubspaceAttention  # noqa: F401  ([102])
 from jaxlib_methods.nn.walloc import WaLLoCAutoencoder  # noqa: F401  ([211])
+# ---- ly18 (issue 18) ----
+from jaxlib_methods.nn.momentum_smoe import capacity_keep_mask, expert_capacity  # noqa: F401  ([127] router capacity)
+from jaxlib_methods.nn.widenet import WideNet, widenet_num_params  # noqa: F401  ([127])
+from jaxlib_methods.nn.mc_smoe import (  # noqa: F401  ([154])
+    expert_frequency,
+    group_experts,
+    lowrank_sparse_compress,
+    merge_experts,
+    merged_num_params,
+    permute_align,
+    permute_expert,
+)
+from jaxlib_methods.nn.pmod import MoDBlock, pmod_flops_fraction, prd_ratio, prd_token_counts, tanh_norm  # noqa: F401  ([190])
+from jaxlib_methods.nn.matryoshka_kv import (  # noqa: F401  ([82])
+    MatryoshkaKVAttention,
+    cayley_orthogonal,
+    matryoshka_attention,
+    pca_basis,
+)
