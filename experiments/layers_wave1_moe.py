@@ -167,7 +167,7 @@ def _keys(config: Config, salt: int):
   return shard_leading(keys, make_mesh(config.mesh), what="seed")
 
 
-# ---- WideNet ----------------------------------------------------------------------------------------------------------
+# ---- WideNet ---------------------------------------------------------------------------------------------------------
 def widenet_runs(config: Config) -> dict:
   d, L = config.wn_dim, config.wn_layers
   tx = optax.adam(config.wn_lr)
@@ -216,7 +216,7 @@ def widenet_runs(config: Config) -> dict:
   return out
 
 
-# ---- MC-SMoE ----------------------------------------------------------------------------------------------------------
+# ---- MC-SMoE ---------------------------------------------------------------------------------------------------------
 def _teacher_labels(key, x):
   ka, kb = jax.random.split(key)
   return jnp.argmax(jnp.tanh(x @ jax.random.normal(ka, (IN_DIM, 32))) @ jax.random.normal(kb, (32, CLASSES)), -1)
@@ -297,7 +297,7 @@ def mc_smoe_runs(config: Config) -> dict:
   return out
 
 
-# ---- p-MoD ------------------------------------------------------------------------------------------------------------
+# ---- p-MoD -----------------------------------------------------------------------------------------------------------
 def pmod_runs(config: Config) -> dict:
   counts = prd_token_counts(2880, 32, average=config.pm_average)
   out = {"kv_fraction": sum(counts) / (32 * 2880), "counts": counts}
@@ -347,7 +347,7 @@ def pmod_runs(config: Config) -> dict:
   return out
 
 
-# ---- MatryoshkaKV -----------------------------------------------------------------------------------------------------
+# ---- MatryoshkaKV ----------------------------------------------------------------------------------------------------
 def matryoshka_runs(config: Config) -> dict:
   d, N = config.mkv_dim, config.mkv_heads
   if d % N:
@@ -415,7 +415,7 @@ def matryoshka_runs(config: Config) -> dict:
   return out
 
 
-# ---- run / claims -----------------------------------------------------------------------------------------------------
+# ---- run / claims ----------------------------------------------------------------------------------------------------
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   log = MetricsLog(workdir)

@@ -141,7 +141,13 @@ from jaxlib_methods.nn.mc_smoe import (  # noqa: F401  ([154])
     permute_align,
     permute_expert,
 )
-from jaxlib_methods.nn.pmod import MoDBlock, pmod_flops_fraction, prd_ratio, prd_token_counts, tanh_norm  # noqa: F401  ([190])
+from jaxlib_methods.nn.pmod import (  # noqa: F401  ([190])
+    MoDBlock,
+    pmod_flops_fraction,
+    prd_ratio,
+    prd_token_counts,
+    tanh_norm,
+)
 from jaxlib_methods.nn.matryoshka_kv import (  # noqa: F401  ([82])
     MatryoshkaKVAttention,
     cayley_orthogonal,

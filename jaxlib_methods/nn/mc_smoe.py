@@ -41,7 +41,8 @@ def _concrete(x, name):
 
 def _check_experts(experts: dict, name: str = "experts") -> int:
   if not isinstance(experts, dict) or any(k not in experts for k in EXPERT_KEYS):
-    raise ValueError(f"{name} must be a dict with keys {EXPERT_KEYS}, got {sorted(experts) if isinstance(experts, dict) else type(experts)}")
+    got = sorted(experts) if isinstance(experts, dict) else type(experts)
+    raise ValueError(f"{name} must be a dict with keys {EXPERT_KEYS}, got {got}")
   w1, b1, w2, b2 = (experts[k] for k in EXPERT_KEYS)
   if w1.ndim != 3 or b1.shape != (w1.shape[0], w1.shape[2]) or w2.shape != (w1.shape[0], w1.shape[2], w1.shape[1]) \
       or b2.shape != (w1.shape[0], w1.shape[1]):

@@ -59,7 +59,8 @@ def test_exact_full_rank_truncation_cayley_and_pca_vs_numpy():
       np.testing.assert_allclose(err, w[: 8 - r].sum(), rtol=1e-3)
 
 
-def test_contract_and_bad_inputs(tmp_path):
+@pytest.mark.slow  # nnx.jit, pure train step, bf16 and orbax: compile-heavy, kept out of the default run
+def test_contract(tmp_path):
   x = jax.random.normal(jax.random.key(0), (2, 5, 8))
   base = MultiHeadAttention(8, 2, use_rope=False, implementation="xla", rngs=nnx.Rngs(0))
 
@@ -72,6 +73,11 @@ def test_contract_and_bad_inputs(tmp_path):
       return self.m(x, 2, 3)
 
   check_layer_contract(_Rank, x, tmp_path, loss=lambda m, x: jnp.mean((m(x) - base(x)) ** 2))
+
+
+def test_bad_inputs():
+  x = jnp.ones((2, 5, 8))
+  base = MultiHeadAttention(8, 2, use_rope=False, implementation="xla", rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="use_rope"):
     MatryoshkaKVAttention(MultiHeadAttention(8, 2, rngs=nnx.Rngs(0)))
   with pytest.raises(ValueError, match="rank_k"):

@@ -81,9 +81,14 @@ def test_mod_block_prd_and_flops_vs_numpy():
   np.testing.assert_allclose(np.asarray(tanh_norm(r))[[0, 5, -1]], [0.8, 1.0, 1.2], rtol=1e-6)  # bounded
 
 
-def test_contract_and_bad_inputs(tmp_path):
+@pytest.mark.slow  # nnx.jit, pure train step, bf16 and orbax: compile-heavy, kept out of the default run
+def test_contract(tmp_path):
   x = jax.random.normal(jax.random.key(0), (2, 6, 8))
   check_layer_contract(lambda dt: MoDBlock(8, 2, 8, 0.5, param_dtype=dt, rngs=nnx.Rngs(0)), x, tmp_path)
+
+
+def test_bad_inputs():
+  x = jnp.ones((2, 6, 8))
   with pytest.raises(ValueError, match="ratio"):
     MoDBlock(8, 2, 8, 1.5, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="weight_norm"):

@@ -100,10 +100,14 @@ class _Output(nnx.Module):                           # the contract wants an arr
     return self.net(x)[0]
 
 
-def test_contract_and_bad_inputs(tmp_path):
+@pytest.mark.slow  # nnx.jit, pure train step, bf16 and orbax: compile-heavy, kept out of the default run
+def test_contract(tmp_path):
   x = jax.random.normal(jax.random.key(0), (2, 4, 8))
   check_layer_contract(lambda dt: _Output(WideNet(8, 2, 8, 4, 2, param_dtype=dt, rngs=nnx.Rngs(0))), x, tmp_path,
                        loss=lambda m, x: jnp.mean(jnp.asarray(m(x), jnp.float32) ** 2) + 0.01 * m.net(x)[1])
+
+
+def test_bad_inputs():
   for kw, match in ((dict(num_experts=1), "num_experts"), (dict(top_k=5), "top_k"),
                     (dict(capacity_factor=0.0), "capacity_factor")):
     args = dict(dim=8, num_heads=2, hidden=8, num_experts=4, num_layers=2)
