@@ -13,17 +13,18 @@ Papers:
 
 WideNet (catalog row: per-layer LayerNorms beat one shared LayerNorm at about equal parameters): a teacher made of
 `wn_layers` independent (unshared, dropless) attention + MoE layers maps x [seq, d] ~ N(0, I) to a target
-teacher(x) - x; two `WideNet` students with the same shared attention + MoE (top-2, capacity factor 1.2) learn it,
-one with a pair of LayerNorms per layer, one with a single shared pair (4 d (L - 1) parameters fewer, < 1% here);
-adam, fresh batches, `seeds` seeds (vmapped; the same init and data per seed for both). Relative test MSE.
+teacher(x) - x (a fixed training set of `wn_train` sequences, computed once); two `WideNet` students with the same
+shared attention + MoE (top-2, capacity factor 1.2) learn it, one with a pair of LayerNorms per layer, one with a
+single shared pair (4 d (L - 1) parameters fewer: 1-5% at this width); adam, minibatches of the training set,
+`seeds` seeds (vmapped; the same init and data per seed for both). Relative test MSE.
 `wn_student=shared` (mutation) makes the "individual" arm share its LayerNorms too.
 
 MC-SMoE (catalog row: frequency-weighted merging after permutation alignment loses less accuracy than uniform
-averaging or no alignment): an embed -> residual SMoE layer (E = `mc_experts`, top-2, the library's `smoe_layer`) ->
-head classifier trained on a teacher-labelled Gaussian task; then, on calibration data, activation frequencies and
-router logits give `mc_groups` groups (`group_experts`), merged three ways: MC-SMoE (`permute_align` + frequency
-weights), uniform weights (aligned) and frequency weights without alignment. Test-accuracy drop from the unmerged
-model, paired over seeds. Then the merged experts are compressed (`lowrank_sparse_compress`, rank `mc_rank`, residual
+averaging or no alignment): an embed -> SMoE layer (no residual; E = `mc_experts`, top-2, the library's
+`smoe_layer`) -> head classifier trained on a teacher-labelled Gaussian task; then, on calibration data,
+activation frequencies and router logits give `mc_groups` groups (`group_experts`), merged three ways: MC-SMoE
+(`permute_align` + frequency weights), uniform weights (aligned) and frequency weights without alignment.
+Test-accuracy drop from the unmerged model, paired over seeds. Then the merged experts are compressed (`lowrank_sparse_compress`, rank `mc_rank`, residual
 sparsity `mc_sparsity`): the stored-parameter fraction and the accuracy drop are reported. `mc_weighting=uniform`
 (mutation) gives the MC-SMoE arm uniform weights.
 
@@ -111,6 +112,7 @@ class Config:
   wn_seq: PositiveInt = 8
   wn_steps: PositiveInt = 300
   wn_batch: PositiveInt = 32
+  wn_train: PositiveInt = 2048
   wn_lr: PositiveFloat = 3e-3
   wn_student: Literal["individual", "shared"] = "individual"
   # MC-SMoE
@@ -148,7 +150,7 @@ class Config:
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, wn_steps=1000, mc_steps=1000, pm_steps=1000, mkv_steps=1000),
            "tpu": Config(seeds=8, wn_steps=1000, mc_steps=1000, pm_steps=1000, mkv_steps=1000)}
 TINY = ("wn_steps=40", "wn_layers=2", "mc_steps=60", "mc_batch=64", "pm_steps=30", "pm_seq=8", "pm_dim=16",
-        "mkv_steps=40", "mkv_seq=8", "mkv_dim=16", "mkv_heads=2", "seeds=3")
+        "mkv_steps=40", "mkv_seq=8", "mkv_dim=16", "mkv_heads=2")
 MUTATION_TEST_SLOW = True  # the TINY run trains four toys (WideNet x2, MoE, MoD x2, MatryoshkaKV): >> 2 s of CPU
 MUTATIONS = {"a_shared_norms": ("wn_student=shared",), "b_uniform_merge": ("mc_weighting=uniform",),
              "c_prd_shift": ("pm_average=0.6",), "d_no_mkv_training": ("mkv_train=false",)}
@@ -172,8 +174,8 @@ def widenet_runs(config: Config) -> dict:
   d, L = config.wn_dim, config.wn_layers
   tx = optax.adam(config.wn_lr)
 
-  def train_eval(key, shared: bool):
-    kt, ks, kd, ke = jax.random.split(key, 4)
+  def make_data(key):
+    kt, kx, ke = jax.random.split(key, 3)
     teacher = [WideNet(d, config.wn_heads, config.wn_hidden, config.wn_experts, 1, capacity_factor=None,
                        rngs=nnx.Rngs(params=k)) for k in jax.random.split(kt, L)]
 
@@ -182,31 +184,37 @@ def widenet_runs(config: Config) -> dict:
       for t in teacher:
         h = t(h)[0]
       return h - x
+    x = jax.random.normal(kx, (config.wn_train, config.wn_seq, d))
+    xt = jax.random.normal(ke, (512, config.wn_seq, d))
+    return x, target(x), xt, target(xt)
+
+  def train_eval(key, data, shared: bool):
+    ks, kd = jax.random.split(key)
+    x_all, y_all, xt, yt = data
     student = WideNet(d, config.wn_heads, config.wn_hidden, config.wn_experts, L, shared_norms=shared,
                       rngs=nnx.Rngs(params=ks))
     graphdef, params = nnx.split(student)
 
-    def loss(p, x):
-      y, aux = nnx.merge(graphdef, p)(x)
-      return jnp.mean((y - x - target(x)) ** 2) + 0.01 * aux
+    def loss(p, x, y):
+      pred, aux = nnx.merge(graphdef, p)(x)
+      return jnp.mean((pred - x - y) ** 2) + 0.01 * aux
 
     def step(carry, k):
       p, opt = carry
-      x = jax.random.normal(k, (config.wn_batch, config.wn_seq, d))
-      l, g = jax.value_and_grad(loss)(p, x)
+      i = jax.random.randint(k, (config.wn_batch,), 0, config.wn_train)
+      l, g = jax.value_and_grad(loss)(p, x_all[i], y_all[i])
       u, opt = tx.update(g, opt, p)
       return (optax.apply_updates(p, u), opt), l
 
     (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(kd, config.wn_steps))
-    xt = jax.random.normal(ke, (256, config.wn_seq, d))
-    yt = target(xt)
     pred = nnx.merge(graphdef, params)(xt)[0] - xt
     return {"rel_mse": jnp.mean((pred - yt) ** 2) / jnp.mean(yt ** 2), "train_loss": losses}
 
   keys = _keys(config, 1)
+  data = jax.jit(jax.vmap(make_data))(_keys(config, 11))       # the teacher's data, once per seed
   out = {}
   for name, shared in (("individual", config.wn_student == "shared"), ("shared", True)):
-    r = jax.device_get(jax.jit(jax.vmap(functools.partial(train_eval, shared=shared)))(keys))
+    r = jax.device_get(jax.jit(jax.vmap(functools.partial(train_eval, shared=shared)))(keys, data))
     out[name] = {"rel_mse": np.asarray(r["rel_mse"]).tolist(),
                  "train_loss": np.asarray(r["train_loss"]).mean(0)[:: max(1, config.wn_steps // 100)].tolist()}
   args = (d, config.wn_heads, config.wn_hidden, config.wn_experts, L)
@@ -225,7 +233,7 @@ def _teacher_labels(key, x):
 def _mc_forward(p, x):
   h = x @ p["embed"]
   y, aux = smoe_layer(h, p["moe"], top_k=2)
-  return (h + y) @ p["head"], aux
+  return y @ p["head"], aux
 
 
 def mc_smoe_runs(config: Config) -> dict:
