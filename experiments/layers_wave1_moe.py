@@ -24,9 +24,9 @@ averaging or no alignment): an embed -> SMoE layer (no residual; E = `mc_experts
 `smoe_layer`) -> head classifier trained on a teacher-labelled Gaussian task; then, on calibration data,
 activation frequencies and router logits give `mc_groups` groups (`group_experts`), merged three ways: MC-SMoE
 (`permute_align` + frequency weights), uniform weights (aligned) and frequency weights without alignment.
-Test-accuracy drop from the unmerged model, paired over seeds. Then the merged experts are compressed (`lowrank_sparse_compress`, rank `mc_rank`, residual
-sparsity `mc_sparsity`): the stored-parameter fraction and the accuracy drop are reported. `mc_weighting=uniform`
-(mutation) gives the MC-SMoE arm uniform weights.
+Test-accuracy drop from the unmerged model, paired over seeds. Then the merged experts are compressed
+(`lowrank_sparse_compress`, rank `mc_rank`, residual sparsity `mc_sparsity`): the stored-parameter fraction and the
+accuracy drop are reported. `mc_weighting=uniform` (mutation) gives the MC-SMoE arm uniform weights.
 
 p-MoD (catalog row: PRD's token counts make the FLOP / KV fractions computable, paper: 53.8% KV cache; MoD with
 TanhNorm trains stably where raw router weights do not): (a) the released schedule (L = 32, R_avg = `pm_average`,
