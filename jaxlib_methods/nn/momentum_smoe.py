@@ -38,7 +38,7 @@ def top_k_routing(logits: jax.Array, top_k: int, *, renormalize: bool = True) ->
   """The SMoE router's top-k gate (Teo & Nguyen 2024, arXiv:2410.14574, Sec. 2; the authors' naive gate): the k
   largest logits of each token, renormalised by a softmax over those k. With `renormalize=False` the gate is
   TopK(softmax(logits)), the softmax over all E experts kept at the top k (WideNet, Xue et al. 2022,
-  arXiv:2107.11817, Eq. 2; V-MoE's gate): the rows then sum to <= 1.
+  arXiv:2107.11817, Sec. "Methodology", routing; V-MoE's gate): the rows then sum to <= 1.
 
   Args:
     logits: [T, E] router logits.

@@ -2,17 +2,17 @@
 of LayerNorms per layer.
 
 Paper [127]: Fuzhao Xue, Ziji Shi, Futao Wei, Yuxuan Lou, Yong Liu, Yang You, "Go Wider Instead of Deeper", AAAI
-2022, arXiv:2107.11817 (Sec. "WideNet", Eq. 4-6: the l-th layer is
+2022, arXiv:2107.11817 (Sec. "Methodology", WideNet: the l-th layer is
 
     x'_l = Attn(LN_(2l-1)(x_l)) + x_l,        x_(l+1) = MoE(LN_(2l)(x'_l)) + x'_l,
 
 with Attn and MoE (router + E FFN experts) shared across the L layers and the 2L LayerNorms individual; the router
-is TopK(softmax(x W_r)) (Eq. 2, the full softmax kept at the k largest), each expert has a buffer of
-B = ceil(C k T / E) slots and the tokens beyond it are dropped (Sec. "Balanced loading"), and the training loss adds
-lambda / L sum_l l_balance^l, the load-balancing loss averaged over the L uses of the router (Eq. 7).)
+is TopK(softmax(x W_r)) (the full softmax kept at the k largest; Sec. "Methodology"), each expert has a buffer
+of B = ceil(C k T / E) slots and the tokens beyond it are dropped (Sec. "Balanced loading"), and the training loss adds
+lambda / L sum_l l_balance^l, the load-balancing loss averaged over the L uses of the router.)
 
 The MoE layer is `momentum_smoe.smoe_layer` (the library's one router) with `renormalize=False` and a capacity;
-the attention is `nn.attention.MultiHeadAttention`. The router's exploration noise epsilon of Eq. 2 is not used
+the attention is `nn.attention.MultiHeadAttention`. The router's exploration noise epsilon is not used
 (deterministic routing).
 """
 
@@ -55,8 +55,8 @@ def widenet_num_params(dim: int, num_heads: int, hidden: int, num_experts: int, 
 
 class WideNet(nnx.Module):
   """A WideNet encoder: L layers sharing one attention and one MoE-FFN, each with its own two LayerNorms (Xue et al.
-  2022, "Go Wider Instead of Deeper", arXiv:2107.11817, Eq. 4-7; module docstring). x [B, T, d] -> (y [B, T, d],
-  load-balancing loss averaged over the layers).
+  2022, "Go Wider Instead of Deeper", arXiv:2107.11817, Sec. "Methodology"; module docstring).
+  x [B, T, d] -> (y [B, T, d], load-balancing loss averaged over the layers).
 
   Args:
     dim: d, the token width.
