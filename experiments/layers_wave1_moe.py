@@ -60,6 +60,13 @@ Claims (tolerances fixed before the first run):
      TanhNorm is needed for stable training, Sec. 3.2);
   7. [82] max over seeds and r in 1..H/2 of trained / PCA relative output error < 1 (paper: trained projections beat
      PCA initialisation at high compression, Sec. 4);
+  Observed with the cpu preset (4 seeds; 1145 s wall on a 2-core machine shared by ~25 busy processes): claim 1
+  FAILS narrowly (1.93 standard errors: individual LN lower MSE on 3 of 4 seeds, by ~0.5%); claim 3 FAILS (1.33:
+  frequency weights beat uniform on 3 of 4 seeds, accuracy drops 3-7% for both); claim 4 passes (8.1: alignment
+  cuts the drop from 6-10% to 4-7%); 5 passes (53.74%); 6 passes (3.2: raw router weights end 0.005-0.026 nats
+  higher in held-out CE, a small but consistent gap); claim 7 FAILS
+  by a hair: trained beats PCA by 10-25% at 15 of the 16 (seed, r <= H/2) points, and ties at one (0.2501 vs
+  0.2500, seed 0, r = 3). No tuning was done after these runs; the failures stay failing;
   sanity: r = H relative error <= 1e-5 (exact attention) for PCA and trained; both WideNet students and the MoE
   classifier learn (relative MSE < 0.9, accuracy >= 0.6 with 4 classes); MC-SMoE compression keeps accuracy within
   0.1 of the merged model.
