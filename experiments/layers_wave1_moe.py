@@ -161,8 +161,11 @@ PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, wn_steps=1000, mc_steps=1000,
 TINY = ("wn_steps=40", "wn_layers=2", "mc_steps=60", "mc_batch=64", "pm_steps=30", "pm_seq=8", "pm_dim=16",
         "mkv_steps=40", "mkv_seq=8", "mkv_dim=16", "mkv_heads=2")
 MUTATION_TEST_SLOW = True  # the TINY run trains four toys (WideNet x2, MoE, MoD x2, MatryoshkaKV): >> 2 s of CPU
-MUTATIONS = {"a_shared_norms": ("wn_student=shared",), "b_uniform_merge": ("mc_weighting=uniform",),
-             "c_prd_shift": ("pm_average=0.6",), "d_no_mkv_training": ("mkv_train=false",)}
+# Only mutations whose claim passes at the TINY size can be tested (test_mutations.py): at TINY the WideNet (1.99
+# standard errors), uniform-merge (1.16), unaligned-merge (1.54) and MatryoshkaKV claims fail for the method itself,
+# so their wrong variants (wn_student=shared, mc_weighting=uniform, mc_align=false, mkv_train=false; each makes its
+# claim's difference exactly 0) are documented in the module docstring but not listed here.
+MUTATIONS = {"a_prd_shift": ("pm_average=0.6",)}
 
 IN_DIM, CLASSES = 8, 4
 
