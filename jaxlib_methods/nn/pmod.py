@@ -201,4 +201,4 @@ class MoDBlock(nnx.Module):
     out_kept = h + jnp.where(is_tgt, ws, 1.0)[..., None].astype(x.dtype) * m
     skipped = jnp.where(jnp.asarray(target)[None, :, None], w[..., None].astype(x.dtype) * x, x)
     b = jnp.arange(x.shape[0])[:, None]
-    return skipped.at[b, pos].set(out_kept)
+    return skipped.at[b, pos].set(out_kept.astype(skipped.dtype))

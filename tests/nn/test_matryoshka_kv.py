@@ -67,7 +67,7 @@ def test_contract(tmp_path):
   class _Rank(nnx.Module):
     def __init__(self, dt):
       self.m = MatryoshkaKVAttention(base, param_dtype=dt)
-      self.m.s_k[...] = jnp.full((2, 4, 4), 0.1, dt) * jnp.triu(jnp.ones((4, 4)), 1)
+      self.m.s_k[...] = (0.1 * jnp.triu(jnp.ones((2, 4, 4)), 1)).astype(dt)
 
     def __call__(self, x):
       return self.m(x, 2, 3)
