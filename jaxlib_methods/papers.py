@@ -899,6 +899,29 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.metric_learning.icnn_score",),
         tests=("tests/losses/test_metric_learning.py",),
         experiment="contrastive_wave2_p2"),
+    # ---- ly18 (issue 18) ----
+    127: Implementation(  # WideNet: shared attention + MoE-FFN, per-layer LayerNorms, capacity dropping
+        artifacts=("jaxlib_methods.nn.WideNet", "jaxlib_methods.nn.widenet_num_params",
+                   "jaxlib_methods.nn.expert_capacity", "jaxlib_methods.nn.capacity_keep_mask"),
+        tests=("tests/nn/test_widenet.py",),
+        experiment="layers_wave1_moe"),
+    154: Implementation(  # MC-SMoE: permutation-aligned, frequency-weighted expert merging + low-rank/sparse compression
+        artifacts=("jaxlib_methods.nn.permute_align", "jaxlib_methods.nn.permute_expert",
+                   "jaxlib_methods.nn.merge_experts", "jaxlib_methods.nn.group_experts",
+                   "jaxlib_methods.nn.expert_frequency", "jaxlib_methods.nn.lowrank_sparse_compress",
+                   "jaxlib_methods.nn.merged_num_params"),
+        tests=("tests/nn/test_mc_smoe.py",),
+        experiment="layers_wave1_moe"),
+    190: Implementation(  # p-MoD: TanhNorm MoD block with STRing, progressive ratio decay
+        artifacts=("jaxlib_methods.nn.MoDBlock", "jaxlib_methods.nn.tanh_norm", "jaxlib_methods.nn.prd_ratio",
+                   "jaxlib_methods.nn.prd_token_counts", "jaxlib_methods.nn.pmod_flops_fraction"),
+        tests=("tests/nn/test_pmod.py",),
+        experiment="layers_wave1_moe"),
+    82: Implementation(  # MatryoshkaKV: Cayley-orthogonal KV projections, PCA init, masked-rank attention
+        artifacts=("jaxlib_methods.nn.MatryoshkaKVAttention", "jaxlib_methods.nn.matryoshka_attention",
+                   "jaxlib_methods.nn.cayley_orthogonal", "jaxlib_methods.nn.pca_basis"),
+        tests=("tests/nn/test_matryoshka_kv.py",),
+        experiment="layers_wave1_moe"),
 }
 
 

@@ -151,3 +151,28 @@ from jaxlib_methods.nn.codebook import CodebookLayer, codebook_loss  # noqa: F40
 from jaxlib_methods.nn.patch_cnn import PatchCNN  # noqa: F401  ([41])
 # ---- ls19b (issue 19) ----
 from jaxlib_methods.nn.pair_gate import PairGate  # noqa: F401  ([116] Hydra)
+# ---- ly18 (issue 18) ----
+from jaxlib_methods.nn.momentum_smoe import capacity_keep_mask, expert_capacity  # noqa: F401  ([127] router capacity)
+from jaxlib_methods.nn.widenet import WideNet, widenet_num_params  # noqa: F401  ([127])
+from jaxlib_methods.nn.mc_smoe import (  # noqa: F401  ([154])
+    expert_frequency,
+    group_experts,
+    lowrank_sparse_compress,
+    merge_experts,
+    merged_num_params,
+    permute_align,
+    permute_expert,
+)
+from jaxlib_methods.nn.pmod import (  # noqa: F401  ([190])
+    MoDBlock,
+    pmod_flops_fraction,
+    prd_ratio,
+    prd_token_counts,
+    tanh_norm,
+)
+from jaxlib_methods.nn.matryoshka_kv import (  # noqa: F401  ([82])
+    MatryoshkaKVAttention,
+    cayley_orthogonal,
+    matryoshka_attention,
+    pca_basis,
+)

@@ -24,7 +24,8 @@ and combined with the sparse gate weights, O(E) compute, fine for the small mode
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Any, Literal, Optional
 
 import jax
 import jax.numpy as jnp
@@ -33,21 +34,72 @@ from flax import nnx
 from jaxlib_methods.validation import check_floating
 
 
-def top_k_routing(logits: jax.Array, top_k: int) -> tuple[jax.Array, jax.Array]:
+def top_k_routing(logits: jax.Array, top_k: int, *, renormalize: bool = True) -> tuple[jax.Array, jax.Array]:
   """The SMoE router's top-k gate (Teo & Nguyen 2024, arXiv:2410.14574, Sec. 2; the authors' naive gate): the k
-  largest logits of each token, renormalised by a softmax over those k.
+  largest logits of each token, renormalised by a softmax over those k. With `renormalize=False` the gate is
+  TopK(softmax(logits)), the softmax over all E experts kept at the top k (WideNet, Xue et al. 2022,
+  arXiv:2107.11817, Sec. "Methodology", routing; V-MoE's gate): the rows then sum to <= 1.
 
   Args:
     logits: [T, E] router logits.
     top_k: k, 1 <= k <= E.
+    renormalize: softmax over the k selected logits (True) or the full softmax at the selected experts (False).
 
   Returns:
-    (expert_index [T, k] int32, gate [T, k]) with each gate row summing to 1.
+    (expert_index [T, k] int32, gate [T, k]).
   """
   if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= logits.shape[-1]:
     raise ValueError(f"top_k must be an int in [1, num_experts={logits.shape[-1]}], got {top_k=!r}")
   val, idx = jax.lax.top_k(logits, top_k)
-  return idx.astype(jnp.int32), jax.nn.softmax(val, axis=-1)
+  if renormalize:
+    return idx.astype(jnp.int32), jax.nn.softmax(val, axis=-1)
+  return idx.astype(jnp.int32), jnp.take_along_axis(jax.nn.softmax(logits, axis=-1), idx, axis=-1)
+
+
+def expert_capacity(num_tokens: int, num_experts: int, top_k: int, capacity_factor: float) -> int:
+  """The buffer capacity B = ceil(C k T / E) of each expert (WideNet, Xue et al. 2022, arXiv:2107.11817, Sec.
+  "Balanced loading": B = C K N L / E with N L the tokens of the batch; GShard / V-MoE's capacity).
+
+  Args:
+    num_tokens: T, the tokens routed together.
+    num_experts: E.
+    top_k: k, the experts each token is sent to.
+    capacity_factor: C > 0.
+
+  Returns:
+    B, an int >= 1.
+  """
+  for name, v in (("num_tokens", num_tokens), ("num_experts", num_experts), ("top_k", top_k)):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+      raise ValueError(f"{name} must be an int >= 1, got {name}={v!r}")
+  if not capacity_factor > 0:
+    raise ValueError(f"capacity_factor must be > 0, got {capacity_factor=}")
+  return max(1, math.ceil(capacity_factor * top_k * num_tokens / num_experts))
+
+
+def capacity_keep_mask(expert_index: jax.Array, num_experts: int, capacity: int) -> jax.Array:
+  """Explicit token dropping: which of the T k assignments fit in their expert's buffer of `capacity` slots
+  (WideNet, Xue et al. 2022, arXiv:2107.11817, Sec. "Balanced loading": "only at most B tokens are preserved for
+  each expert ... all remaining tokens are dropped"). Slots are filled in priority order, all first choices before
+  any second choice, tokens in sequence order within a choice (GShard / V-MoE's order).
+
+  Args:
+    expert_index: [T, k] the experts chosen for each token (column j = the j-th choice).
+    num_experts: E.
+    capacity: B >= 1 slots per expert.
+
+  Returns:
+    keep [T, k] bool: False for the assignments that are dropped.
+  """
+  if expert_index.ndim != 2:
+    raise ValueError(f"expert_index must be [T, k], got shape {expert_index.shape}")
+  if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+    raise ValueError(f"capacity must be an int >= 1, got {capacity=!r}")
+  onehot = jax.nn.one_hot(expert_index.T, num_experts, dtype=jnp.int32)          # [k, T, E], choice-major
+  flat = onehot.reshape(-1, num_experts)
+  position = (jnp.cumsum(flat, axis=0) - flat).reshape(onehot.shape)              # slots taken before this one
+  slot = jnp.sum(position * onehot, axis=-1)                                      # [k, T]
+  return (slot < capacity).T
 
 
 def load_balancing_loss(logits: jax.Array, expert_index: jax.Array) -> jax.Array:
@@ -73,21 +125,28 @@ def load_balancing_loss(logits: jax.Array, expert_index: jax.Array) -> jax.Array
   return num_experts * jnp.sum(jax.lax.stop_gradient(frac) * prob)
 
 
-def smoe_layer(x: jax.Array, params: dict, *, top_k: int) -> tuple[jax.Array, jax.Array]:
+def smoe_layer(x: jax.Array, params: dict, *, top_k: int, capacity: Optional[int] = None,
+               renormalize: bool = True) -> tuple[jax.Array, jax.Array]:
   """One sparse MoE layer, SMoE(x) = sum_(j in top-k) g_j(x) FFN_j(x) (Teo & Nguyen 2024, arXiv:2410.14574, Eq. 1);
-  dropless (no capacity, every token reaches its k experts).
+  dropless by default (every token reaches its k experts). With `capacity` = B, each expert keeps at most B of its
+  assignments (`capacity_keep_mask`) and the dropped ones contribute 0 (the caller's residual carries the token), as
+  in WideNet (Xue et al. 2022, arXiv:2107.11817).
 
   Args:
     x: [T, d] tokens.
     params: dict with router_w [d, E], router_b [E], w1 [E, d, h], b1 [E, h], w2 [E, h, d], b2 [E, d].
     top_k: k experts per token.
+    capacity: None (dropless) or B >= 1 slots per expert.
+    renormalize: the gate of `top_k_routing`.
 
   Returns:
     (SMoE(x) [T, d], load-balancing loss, a scalar).
   """
   logits = x @ params["router_w"] + params["router_b"]
-  idx, gate = top_k_routing(logits, top_k)
+  idx, gate = top_k_routing(logits, top_k, renormalize=renormalize)
   num_experts = logits.shape[-1]
+  if capacity is not None:
+    gate = gate * capacity_keep_mask(idx, num_experts, capacity).astype(gate.dtype)
   combine = jnp.einsum("tk,tke->te", gate, jax.nn.one_hot(idx, num_experts, dtype=gate.dtype))
   h = jax.nn.relu(jnp.einsum("td,edh->teh", x, params["w1"]) + params["b1"])
   out = jnp.einsum("teh,ehd->ted", h, params["w2"]) + params["b2"]
