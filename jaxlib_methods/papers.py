@@ -899,6 +899,15 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.metric_learning.icnn_score",),
         tests=("tests/losses/test_metric_learning.py",),
         experiment="contrastive_wave2_p2"),
+    # ---- wise112 (issue 17) ----
+    112: Implementation(  # the paper's toy (Sec. 4) with fixed learnt feature sets; BANG (a CLIP recipe) not reproduced
+        artifacts=("jaxlib_methods.analysis.weight_ensembles.wise_ft",
+                   "jaxlib_methods.analysis.weight_ensembles.output_ensemble",
+                   "jaxlib_methods.analysis.weight_ensembles.false_false_true_rate",
+                   "jaxlib_methods.data.spurious_features.spurious_feature_means",
+                   "jaxlib_methods.data.spurious_features.spurious_feature_data",),
+        tests=("tests/analysis/test_weight_ensembles.py",),
+        experiment="spurious_feature_ensembles"),
 }
 
 
