@@ -30,9 +30,9 @@ Claims (alpha = 0.5; 95% t-intervals over seeds; tolerances fixed before the run
   3. Overconfidence hurts: the interval of acc(WiSE-FT, lambda = 1) - acc(WiSE-FT, lambda = `overconfidence`) lies
      above 0.
   4. (sanity) both members are accurate in distribution (ID accuracy >= 0.95 on every seed).
-BANG (the paper's fix: fine-tune with Mixup / label smoothing to reduce the fine-tuned model's confidence, then
-WiSE-FT) is a training recipe for CLIP fine-tuning with no counterpart in the toy's fixed feature sets, so it is not
-reproduced here. Mutation `shared`: both members learn the same features; there is then nothing to diversify and
+BANG (the paper's fix for that overconfidence; as far as we could check it without the full text, which our tools
+could not open, it fine-tunes with Mixup / label smoothing and then averages) is a recipe for fine-tuning CLIP with
+no counterpart in the toy's fixed feature sets, so it is not reproduced here. Mutation `shared`: both members learn the same features; there is then nothing to diversify and
 claim 1 must fail (the ensemble equals each member).
 
 What we measured (cpu preset, 6 seeds, 2026-11-30, 16 s wall on 2 loaded cores): member OOD accuracy ~0.72 each,

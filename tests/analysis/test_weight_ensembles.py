@@ -66,12 +66,15 @@ def test_spurious_feature_data_statistics():
   """Orthonormal means; ID: every feature carries y; OOD: only spurious features flip, at rate p (1 - 1/K) (a random
   class may be y); the noise has std sigma. Binomial/chi-square bounds at ~6 sigma (failure probability < 1e-8)."""
   f, k, d, n, p, sigma = 6, 4, 5, 8000, 0.4, 0.5
-  means = spurious_feature_means(jax.random.key(1), f, k, d)
+  means = jax.jit(spurious_feature_means, static_argnums=(1, 2, 3))(jax.random.key(1), f, k, d)
+  # one compiled generator (flip_prob and noise_std traced) for the ID and the OOD set: jit-safe as well
+  gen = jax.jit(lambda key, prob: spurious_feature_data(key, n, means, num_invariant=2, flip_prob=prob,
+                                                        noise_std=jnp.float32(sigma)))
   gram = np.einsum("fkd,fld->fkl", np.asarray(means, np.float64), np.asarray(means, np.float64))
   np.testing.assert_allclose(gram, np.broadcast_to(np.eye(k), gram.shape), atol=1e-7)
-  ind = spurious_feature_data(jax.random.key(2), n, means, num_invariant=2, noise_std=sigma)
+  ind = gen(jax.random.key(2), jnp.float32(0.0))
   assert np.all(np.asarray(ind.classes) == np.asarray(ind.y)[:, None])
-  ood = spurious_feature_data(jax.random.key(3), n, means, num_invariant=2, flip_prob=p, noise_std=sigma)
+  ood = gen(jax.random.key(3), jnp.float32(p))
   changed = np.asarray(ood.classes) != np.asarray(ood.y)[:, None]
   assert not changed[:, :2].any()
   rate, q = changed[:, 2:].mean(), p * (1 - 1 / k)
