@@ -37,10 +37,11 @@ no counterpart in the toy's fixed feature sets, so it is not reproduced here. Mu
 ensemble equals each member, and claims 1-3 must fail (FFT rate and both differences exactly 0). A first version
 of claims 2-3 used ">= 0" and passed under this mutation (a zero difference with zero spread); "strictly" fixed it.
 
-What we measured (cpu preset, 6 seeds, 2026-11-30, 16 s wall on 2 loaded cores): member OOD accuracy ~0.72 each,
-WiSE-FT (alpha = 0.5) ~0.90; FFT rate min over seeds 0.021 (claim 1 passes with a thin margin over its 0.02 bound,
-fixed before the run; each seed's rate is estimated from 4000 OOD samples, s.e. ~0.0024); gain over the best member
-0.17 (lower bound 0.168); overconfidence (lambda = 5) costs 0.09 (lower bound 0.087); ID accuracy >= 0.99. The
+What we measured (cpu preset, 6 seeds, 2026-11-30, 11-16 s wall on 2 loaded cores): member OOD accuracy ~0.72
+each, WiSE-FT (alpha = 0.5) ~0.90; FFT rate min over seeds 0.021 (claim 1 passes with a THIN margin over its 0.02
+bound, fixed before the run: the rate itself is ~0.023 and each seed's estimate from 4000 OOD samples has s.e.
+~0.0024; at TINY, 1000 samples, it reads 0.016 and fails); gain over the best member 0.173 [0.168, 0.179];
+overconfidence (lambda = 5) costs 0.091 [0.087, 0.096]; ID accuracy >= 0.99. The
 2-device mesh run (/work/tools/meshcheck.py, TINY) equals the 1-device run exactly. Note (figure, left panel): in this
 linear toy the overconfident ensemble's curve is the unscaled one with alpha reparametrised, so its best alpha (0.3)
 reaches the same OOD accuracy; the claim is about the fixed alpha = 0.5 that WiSE-FT uses. With disjoint feature sets
