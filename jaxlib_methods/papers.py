@@ -922,6 +922,15 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.cayley_orthogonal", "jaxlib_methods.nn.pca_basis"),
         tests=("tests/nn/test_matryoshka_kv.py",),
         experiment="layers_wave1_moe"),
+    # ---- wise112 (issue 17) ----
+    112: Implementation(  # the paper's toy (Sec. 4) with fixed learnt feature sets; BANG (a CLIP recipe) not reproduced
+        artifacts=("jaxlib_methods.analysis.weight_ensembles.wise_ft",
+                   "jaxlib_methods.analysis.weight_ensembles.output_ensemble",
+                   "jaxlib_methods.analysis.weight_ensembles.false_false_true_rate",
+                   "jaxlib_methods.data.spurious_features.spurious_feature_means",
+                   "jaxlib_methods.data.spurious_features.spurious_feature_data",),
+        tests=("tests/analysis/test_weight_ensembles.py",),
+        experiment="spurious_feature_ensembles"),
 }
 
 

@@ -110,3 +110,5 @@ from jaxlib_methods.analysis.intrinsic_dimension import (
     fastfood_project,
     subspace_wrap,
 )
+# ---- wise112 (issue 17: WiSE-FT, output ensembles and the FalseFalseTrue rate [112]) ----
+from jaxlib_methods.analysis.weight_ensembles import false_false_true_rate, output_ensemble, wise_ft  # noqa: F401

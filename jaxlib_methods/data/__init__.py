@@ -40,3 +40,9 @@ from jaxlib_methods.data.feature_noise import (  # noqa: F401  ([41])
 from jaxlib_methods.data.mixup import mixup  # noqa: F401  ([41])
 # ---- th17b (issue 17: outlier-corrupted Gaussian measurements [188]) ----
 from jaxlib_methods.data.low_rank import RobustSensingProblem, robust_sensing_problem
+# ---- wise112 (issue 17: the invariant + spurious feature toy model of [112]) ----
+from jaxlib_methods.data.spurious_features import (  # noqa: F401  ([112])
+    SpuriousFeatureData,
+    spurious_feature_data,
+    spurious_feature_means,
+)

@@ -519,6 +519,34 @@ SPECS += [
         ("window:0", {"window": 0}, "ValueError", "window"),)),
 ]
 
+# ---- wise112 (issue 17): error probes of [112] WiSE-FT / output ensemble / FFT rate (their math:
+# tests/analysis/test_weight_ensembles.py)
+from jaxlib_methods.analysis import weight_ensembles  # noqa: E402
+
+MODULES += (weight_ensembles,)
+_T112 = {"w": f(3, 2), "b": f(2)}
+_C112 = np.array([True, False, False, True])
+SPECS += [
+    ApiSpec(weight_ensembles.wise_ft, {"theta0": _T112, "theta1": jax.tree.map(lambda x: x + 1, _T112), "alpha": 0.5},
+            extra=(
+        ("alpha=1.5", {"alpha": 1.5}, "ValueError", "alpha"),
+        ("alpha:vector", {"alpha": np.full(2, 0.5)}, "TypeError", "alpha"),
+        ("alpha:bool", {"alpha": True}, "TypeError", "alpha"),
+        ("theta1:structure", {"theta1": {"w": f(3, 2)}}, "ValueError", "structure"),
+        ("theta1:shape", {"theta1": {"w": f(3, 3), "b": f(2)}}, "ValueError", "shape"),
+        ("theta0:int", {"theta0": {"w": np.ones((3, 2), np.int32), "b": f(2)}}, "TypeError", "theta0"))),
+    ApiSpec(weight_ensembles.output_ensemble, {"logits0": f(4, 3), "logits1": f(4, 3), "alpha": 0.25}, extra=(
+        ("logits1:shape", {"logits1": f(4, 2)}, "ValueError", "logits1"),
+        ("logits0:int", {"logits0": np.ones((4, 3), np.int32)}, "TypeError", "logits0"),
+        ("alpha<0", {"alpha": -0.1}, "ValueError", "alpha"))),
+    ApiSpec(weight_ensembles.false_false_true_rate, {"correct0": _C112, "correct1": ~_C112,
+                                                     "correct_ensemble": _C112}, extra=(
+        ("correct0:float", {"correct0": _C112.astype(np.float32)}, "TypeError", "correct0"),
+        ("correct_ensemble:shape", {"correct_ensemble": _C112[:3]}, "ValueError", "correct_ensemble"),
+        ("correct0:empty", {"correct0": np.zeros(0, bool), "correct1": np.zeros(0, bool),
+                            "correct_ensemble": np.zeros(0, bool)}, "ValueError", "correct0"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
