@@ -137,6 +137,8 @@ def subspace_wrap(apply_fn: Callable[..., Any], theta0: Any, d: int, key: jax.Ar
   Returns:
     (wrapped_apply(z, *args, **kwargs), z0) with z0 = zeros [d] (theta = theta0 at z0), in theta0's dtype.
   """
+  if not callable(apply_fn):
+    raise TypeError(f"apply_fn must be callable apply_fn(theta, *args), got {type(apply_fn).__name__}")
   validation.check_float_tree(theta0, "theta0")
   flat0, unravel = ravel_pytree(theta0)
   big_d = flat0.shape[0]

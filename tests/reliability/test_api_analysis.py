@@ -547,6 +547,64 @@ SPECS += [
                             "correct_ensemble": np.zeros(0, bool)}, "ValueError", "correct0"))),
 ]
 
+# ---- th17b (issue 17): error probes of [188] [129] [135] (their math: tests/analysis/test_robust_recovery.py,
+# test_diffusion_subspace.py, test_intrinsic_dimension.py) ----
+from jaxlib_methods.analysis import diffusion_subspace, intrinsic_dimension, robust_recovery  # noqa: E402
+MODULES += (robust_recovery, diffusion_subspace, intrinsic_dimension)
+_U42, _A644, _Y6 = f(4, 2), f(6, 4, 4), f(6)
+_B152 = np.linalg.qr(f(5, 2))[0][None].astype(np.float32)
+_KEY = np.asarray(jax.random.key_data(jax.random.key(0)))
+
+
+def _key():
+  return jax.random.wrap_key_data(_KEY)
+
+
+def _ff8():
+  return intrinsic_dimension.fastfood_params(_key(), 8)
+
+
+SPECS += [
+    ApiSpec(robust_recovery.l1_recovery_loss, {"u": _U42, "a": _A644, "y": _Y6}, extra=(
+        ("y:length", {"y": _Y6[:-1]}, "ValueError", "y"),
+        ("a:not-square", {"a": f(6, 4, 3)}, "ValueError", "a"),
+        ("u:int", {"u": _U42.astype(np.int32)}, "TypeError", "u"))),
+    ApiSpec(robust_recovery.small_initialization, {"key": _key(), "d": 4, "r_over": 2, "alpha": 0.1}, extra=(
+        ("alpha:negative", {"alpha": -0.1}, "ValueError", "alpha"),
+        ("r_over:0", {"r_over": 0}, "ValueError", "r_over"))),
+    ApiSpec(robust_recovery.subgm_recovery, {"a": _A644, "y": _Y6, "u0": _U42, "steps": 3, "eta0": 0.1, "rho": 0.9},
+            extra=(("rho:above-1", {"rho": 1.5}, "ValueError", "rho"),
+                   ("steps:0", {"steps": 0}, "ValueError", "steps"),
+                   ("eta0:negative", {"eta0": -0.1}, "ValueError", "eta0"))),
+    ApiSpec(diffusion_subspace.molrg_denoiser, {"x_t": f(3, 5), "bases": _B152, "sigma": 0.5}, extra=(
+        ("sigma:0", {"sigma": 0.0}, "ValueError", "sigma"),
+        ("x_t:n", {"x_t": f(3, 4)}, "ValueError", "x_t"),
+        ("log_weights:K", {"log_weights": f(2)}, "ValueError", "log_weights"))),
+    ApiSpec(diffusion_subspace.molrg_dsm_loss, {"bases": _B152, "x_0": f(3, 5), "noise": f(3, 5), "sigma": 0.5},
+            extra=(("noise:shape", {"noise": f(3, 4)}, "ValueError", "noise"),
+                   ("sigma:negative", {"sigma": -1.0}, "ValueError", "sigma"))),
+    ApiSpec(diffusion_subspace.principal_angles, {"u": f(5, 2), "v": f(5, 2)}, extra=(
+        ("v:d", {"v": f(5, 3)}, "ValueError", "same n and d"),
+        ("u:int", {"u": f(5, 2).astype(np.int32)}, "TypeError", "u"))),
+    ApiSpec(diffusion_subspace.subspace_distance, {"u": f(5, 2), "v": f(5, 2)}, extra=(
+        ("v:n", {"v": f(4, 2)}, "ValueError", "same n and d"),)),
+    ApiSpec(intrinsic_dimension.fastfood_params, {"key": _key(), "out_dim": 8}, extra=(
+        ("out_dim:0", {"out_dim": 0}, "ValueError", "out_dim"),)),
+    ApiSpec(intrinsic_dimension.fastfood_project, {"params": _ff8(), "z": f(3), "out_dim": 8}, extra=(
+        ("z:too-long", {"z": f(30)}, "ValueError", "z"),
+        ("out_dim:above-L", {"out_dim": 9}, "ValueError", "out_dim"))),
+    ApiSpec(intrinsic_dimension.dense_projection, {"key": _key(), "out_dim": 8, "d": 3}, extra=(
+        ("d:0", {"d": 0}, "ValueError", "d"),)),
+    ApiSpec(intrinsic_dimension.subspace_wrap, {"apply_fn": lambda th, x: x @ th["w"], "theta0": {"w": f(3, 2)},
+                                                 "d": 4, "key": _key()}, extra=(
+        ("projection:unknown", {"projection": "x"}, "ValueError", "projection"),
+        ("d:0", {"d": 0}, "ValueError", "d"),
+        ("apply_fn:not-callable", {"apply_fn": 3}, "TypeError", "apply_fn"))),
+    ApiSpec(intrinsic_dimension.d_int90, {"dims": [1, 2, 4], "performance": [0.1, 0.5, 0.9], "baseline": 1.0}, extra=(
+        ("performance:length", {"performance": [0.1, 0.5]}, "ValueError", "dims and performance"),
+        ("fraction:above-1", {"fraction": 1.5}, "ValueError", "fraction"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
