@@ -58,22 +58,32 @@ def test_dae_score_tiny(tmp_path):
   assert 1.6 <= r["exact_error_slope"] <= 2.4
 
 
+@pytest.mark.slow  # ~30 s on 2 cores (its per-noise scoring runs eagerly); the mutation test covers it under -m slow
 def test_temperature_scaling_overlap_tiny(tmp_path):
-  import jax
-  import jax.numpy as jnp
   from experiments import temperature_scaling_overlap as m
   r = _check(m, m.Config(noises=(0.0, 0.5), n_train=32, n_val=64, n_test=64, hidden=8, num_steps=5), tmp_path, 4)
   assert len(r["erm"]["ece_ts"]) == 2
+
+
+def test_temperature_scaling_mixup_with_tiny_alpha_keeps_one_hot_labels():
+  import jax
+  import jax.numpy as jnp
+  from experiments import temperature_scaling_overlap as m
   # Mixup with alpha -> 0 degenerates to lambda in {0, 1}: mixed labels stay one-hot.
   x, y = m.mixup_batch(jax.random.key(0), jnp.eye(4), jnp.eye(4), 1e-3)
   assert float(jnp.max(y)) > 0.99
 
 
+@pytest.mark.slow  # ~13 s; its first mutation test runs the experiment at TINY size in the default run
 def test_grokking_lazy_to_rich_tiny(tmp_path):
   from experiments import grokking_lazy_to_rich as m
   r = _check(m, m.Config(dim=8, n_train=16, n_test=16, n_ntk=8, width=16, alphas=(0.5, 2.0), num_steps=20,
                          log_every=10, alignment_every=10, num_seeds=1), tmp_path, 5)
   assert len(r["0.5"]["alignment"]) == 1 and len(r["0.5"]["alignment"][0]) == 3   # [seed][t]
+
+
+def test_grokking_lazy_to_rich_quadratic_target_closed_form():
+  from experiments import grokking_lazy_to_rich as m
   # The target is an exactly representable quadratic form with mean 0 and variance 1 (closed form).
   import jax
   x = jax.random.normal(jax.random.key(0), (200000, 6))
@@ -81,6 +91,7 @@ def test_grokking_lazy_to_rich_tiny(tmp_path):
   assert abs(float(y.mean())) < 0.01 and abs(float(y.var()) - 1.0) < 0.02
 
 
+@pytest.mark.slow  # ~12 s; its first mutation test runs the experiment at TINY size in the default run
 def test_more_is_better_tiny(tmp_path):
   from experiments import more_is_better as m
   r = _check(m, m.Config(num_dims=50, ns=(8, 16), ps=(4, 8), num_ridges=3, num_seeds=1), tmp_path, 4)
