@@ -151,3 +151,5 @@ from jaxlib_methods.nn.codebook import CodebookLayer, codebook_loss  # noqa: F40
 from jaxlib_methods.nn.patch_cnn import PatchCNN  # noqa: F401  ([41])
 # ---- ls19b (issue 19) ----
 from jaxlib_methods.nn.pair_gate import PairGate  # noqa: F401  ([116] Hydra)
+# ---- mixer18 (issue 18: convolutional mixers of the LM) ----
+from jaxlib_methods.nn.transformer import SGConvMixer  # noqa: F401  ([204])
