@@ -21,7 +21,13 @@ Models. The same one-block pre-LN residual network (token mixer + GELU MLP, d_mo
             decay;
   linear    the same layer with every gate fixed at 1 (log alpha = 0): plain linear attention, the ungated ablation
             and the subquadratic baseline (same parameters, same state size);
-  none      no token mixer at all (MLP on the current position only): a model that must lose.
+  none      no token mixer at all (MLP on the current position only): a model that must lose;
+and, with `conv_mixers` (issue 18), two causal long-convolution mixers with input-independent kernels, the ones the
+project's LM also offers (`TransformerConfig.attention` 's4d' / 'sgconv'):
+  s4d       `jaxlib_methods.nn.ssm.S4DLayer` (S4D-LegS, state size 64, ZOH; Gu et al. 2022, arXiv:2206.11893) [132];
+  sgconv    `jaxlib_methods.nn.transformer.SGConvMixer` (SGConv, kernel_dim 32, alpha 0.5, kernel length 2 max(N);
+            Li et al. 2023, arXiv:2210.09298) [204]. At the cpu preset's lengths (<= 16 <= kernel_dim) its kernel is
+            a single scale, i.e. a free causal kernel; the multi-scale structure only appears in the gpu preset.
 Every (mixer, N) is trained with Adam for `num_seeds` seeds (vmapped; a seed fixes init and data, shared across
 mixers, so differences are paired by seed) and evaluated on fresh sequences. Each (mixer, N) is memoised.
 
@@ -32,6 +38,11 @@ Claims (tolerances fixed before the runs):
   3. [sanity] without a token mixer the model is at chance: accuracy <= 1/num_values + 0.05 at every N.
   4. [sanity] the fixed-size states fill up: GLA's accuracy at the largest N is below its accuracy at the smallest
      N (the recall-vs-pairs curve the sweep is for).
+  5., 6. [sanity; only with conv_mixers] S4D and SGConv trail softmax attention: at the largest N each one's mean
+     accuracy is at least 0.1 below softmax's. Expected because a fixed (input-independent) convolution kernel
+     mixes positions by where they are, not by what they hold, while MQAR's answer sits at a content-determined
+     position (Arora et al. 2023, "Zoology", arXiv:2312.04927: gated convolutions trail attention on MQAR). A check
+     that the new rows sit where the literature puts them, not a claim of the GLA paper.
 
 Observed at the cpu preset (3 seeds, 400 steps; 154 CPU-seconds): claims 1, 3 and 4 hold (softmax 0.997 / 1.000 /
 1.000 at N = 2 / 4 / 8; no mixer 0.073 / 0.053 / 0.061, chance 0.0625; GLA 0.839 / 0.699 / 0.756). Claim 2 does not
@@ -57,6 +68,8 @@ from flax import nnx
 
 from jaxlib_methods.nn.attention import MultiHeadAttention
 from jaxlib_methods.nn.gla import GatedLinearAttention
+from jaxlib_methods.nn.ssm import S4DLayer
+from jaxlib_methods.nn.transformer import SGConvMixer
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 from jaxlib_methods.runner.sweep import memoized
@@ -65,6 +78,7 @@ PAPER = Paper(catalog_id=206, title="Gated Linear Attention Transformers with Ha
               year=2023, arxiv="2312.06635")
 DEMO = False
 MIXERS = ("softmax", "gla", "linear", "none")
+CONV_MIXERS = ("s4d", "sgconv")   # issue 18: the LM's convolutional mixers, added rows (Config.conv_mixers)
 # At the TINY size softmax attention still solves 4-pair recall (claim 1); with its attention removed (the baseline
 # in place of the method) it cannot. `gla_gates=false` (GLA's gates fixed at 1: GLA *is* linear attention) would be the
 # mutation for claim 2, but claim 2 does not pass unmutated (see the docstring), so it cannot be one.
@@ -89,6 +103,7 @@ class Config:
   eval_batches: PositiveInt = 4
   softmax_attention: bool = True          # false (a mutation): the softmax model has no token mixer
   gla_gates: bool = True                  # false: GLA's gates fixed at 1 (= linear attention; an ablation)
+  conv_mixers: bool = True                # also train the S4D [132] and SGConv [204] arms (rows 5, 6)
   mesh: MeshConfig = MeshConfig()   # devices the independent runs (seeds) are split over
 
   CHECKS = (Check("d_model % num_heads == 0 and (d_model // 2) % num_heads == 0", "attention and GLA (key width "
@@ -150,8 +165,14 @@ class RecallModel(nnx.Module):
     elif mixer in ("gla", "linear"):
       cls = GatedLinearAttention if mixer == "gla" else LinearAttention
       self.mixer = cls(d, config.num_heads, implementation="xla", rngs=rngs)
-    else:
+    elif mixer == "s4d":
+      self.mixer = S4DLayer(d, 64, init="legs", rngs=rngs)
+    elif mixer == "sgconv":
+      self.mixer = SGConvMixer(d, 2 * max(config.pair_counts), rngs=rngs)
+    elif mixer == "none":
       self.mixer = None
+    else:
+      raise ValueError(f"mixer must be one of {MIXERS + CONV_MIXERS}, got {mixer=!r}")
     self.up = nnx.Linear(d, 4 * d, rngs=rngs)
     self.down = nnx.Linear(4 * d, d, rngs=rngs)
     self.out = nnx.Linear(d, config.num_values, rngs=rngs)
@@ -232,15 +253,17 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir.mkdir(parents=True, exist_ok=True)
   log = MetricsLog(workdir)
   log.reset()
-  out = {"pair_counts": list(config.pair_counts), "chance": 1.0 / config.num_values, "num_seeds": config.num_seeds}
+  mixers = MIXERS + (CONV_MIXERS if config.conv_mixers else ())
+  out = {"pair_counts": list(config.pair_counts), "chance": 1.0 / config.num_values, "num_seeds": config.num_seeds,
+         "mixers": list(mixers)}
   for n in config.pair_counts:
-    for mixer in MIXERS:
+    for mixer in mixers:
       r = memoized(workdir, {"mixer": mixer, "num_pairs": n}, lambda mixer=mixer, n=n: _train(mixer, n, config))
       out[f"{mixer}/{n}"] = r
       log.log(n, **{f"{mixer}/acc_seed{s}": a for s, a in enumerate(r["eval_acc"])})
-  acc = {m: np.asarray([out[f"{m}/{n}"]["eval_acc"] for n in config.pair_counts]) for m in MIXERS}   # [N, seed]
+  acc = {m: np.asarray([out[f"{m}/{n}"]["eval_acc"] for n in config.pair_counts]) for m in mixers}   # [N, seed]
   diff = (acc["gla"] - acc["linear"]).reshape(-1)
-  out["mean_acc"] = {m: acc[m].mean(1).tolist() for m in MIXERS}
+  out["mean_acc"] = {m: acc[m].mean(1).tolist() for m in mixers}
   out["gla_minus_linear_mean"] = float(diff.mean())
   out["gla_minus_linear_se"] = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else float("inf")
   _figure(out, workdir)
@@ -252,7 +275,7 @@ def claims(results: dict) -> list[Claim]:
   mean = results["mean_acc"]
   d, se = results["gla_minus_linear_mean"], results["gla_minus_linear_se"]
   fmt = lambda xs: ", ".join(f"N={n}: {x:.3f}" for n, x in zip(ns, xs))
-  return [
+  rows = [
       _noted(Claim.at_least("softmax attention solves MQAR: min over N of its accuracy", min(mean["softmax"]), 0.9,
                             paper="Transformer ~100% on MQAR", kind="paper",
                             where="Sec. 5 (synthetic MQAR experiment, accuracy figure)"), fmt(mean["softmax"])),
@@ -269,6 +292,15 @@ def claims(results: dict) -> list[Claim]:
                          paper="(setup check: the sweep reaches the state's capacity)",
                          detail="largest N < smallest N", kind="sanity"), fmt(mean["gla"])),
   ]
+  names = {"s4d": "S4D [132]", "sgconv": "SGConv [204]"}
+  for m in CONV_MIXERS:
+    if m in mean:   # the rows of issue 18's convolutional mixers (Config.conv_mixers)
+      rows.append(_noted(Claim.at_least(
+          f"{names[m]} (a fixed causal convolution kernel) trails softmax attention: softmax - {m} accuracy at the "
+          "largest N", mean["softmax"][-1] - mean[m][-1], 0.1,
+          paper="(setup check: input-independent convolutions trail attention on MQAR, Arora et al. 2023)",
+          kind="sanity"), fmt(mean[m])))
+  return rows
 
 
 def _noted(claim: Claim, note: str) -> Claim:
@@ -284,8 +316,9 @@ def _figure(results, workdir):
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
   ns = results["pair_counts"]
   labels = {"softmax": "softmax attention", "gla": "GLA", "linear": "linear attention (GLA, gates = 1)",
-            "none": "no token mixer"}
-  for m in MIXERS:
+            "none": "no token mixer", "s4d": "S4D (LegS)", "sgconv": "SGConv"}
+  mixers = results.get("mixers", MIXERS)
+  for m in mixers:
     a = np.asarray([results[f"{m}/{n}"]["eval_acc"] for n in ns])
     axes[0].errorbar(ns, a.mean(1), yerr=[a.mean(1) - a.min(1), a.max(1) - a.mean(1)], marker="o", capsize=3,
                      label=labels[m])
@@ -297,7 +330,7 @@ def _figure(results, workdir):
   axes[0].set_ylabel("MQAR query accuracy (mean, range over seeds)")
   axes[0].legend(fontsize=7)
   n = ns[-1]
-  for m in MIXERS:
+  for m in mixers:
     curve = results[f"{m}/{n}"]["curve"]
     axes[1].plot([c[0] for c in curve], [np.mean(c[1]) for c in curve], label=labels[m])
   axes[1].set_xlabel("training step")
