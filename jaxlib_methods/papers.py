@@ -599,10 +599,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.grad_temp_bytes"),
         tests=("tests/nn/test_reversible.py",),
         experiment="layers_wave1_p2"),
-    204: Implementation(  # SGConv kernel + FFT causal conv (not yet an LM mixer)
+    204: Implementation(  # SGConv kernel + FFT causal conv; the LM mixer (attention='sgconv', mixer18)
         artifacts=("jaxlib_methods.nn.SGConv", "jaxlib_methods.nn.sgconv_kernel",
-                   "jaxlib_methods.nn.sgconv.fft_causal_conv", "jaxlib_methods.nn.sgconv_num_scales"),
-        tests=("tests/nn/test_sgconv.py",),
+                   "jaxlib_methods.nn.sgconv.fft_causal_conv", "jaxlib_methods.nn.sgconv_num_scales",
+                   "jaxlib_methods.nn.SGConvMixer"),
+        tests=("tests/nn/test_sgconv.py", "tests/nn/test_transformer.py"),
         experiment="layers_wave1_p2"),
     # ---- theory2b (issue 17) ----
     67: Implementation(  # bound optimizer (K-means + Laplacian + supervision) on synthetic 5-way 1-shot episodes

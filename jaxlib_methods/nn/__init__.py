@@ -176,3 +176,5 @@ from jaxlib_methods.nn.matryoshka_kv import (  # noqa: F401  ([82])
     matryoshka_attention,
     pca_basis,
 )
+# ---- mixer18 (issue 18: convolutional mixers of the LM) ----
+from jaxlib_methods.nn.transformer import SGConvMixer  # noqa: F401  ([204])

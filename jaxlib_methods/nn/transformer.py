@@ -18,6 +18,10 @@ Attention is selected by `TransformerConfig.attention`, its kernel by `Transform
              implementation None, "pallas" (the chunkwise GLA kernel, Yang et al. 2023, arXiv:2312.06635) or "xla";
   's4d'      `jaxlib_methods.nn.ssm.S4DLayer` (S4D-LegS init, state size 64, ZOH; Gu et al. 2022, arXiv:2206.11893),
              a diagonal-SSM sequence mixer by FFT convolution (no heads, no kernel choice: implementation None);
+  'sgconv'   `SGConvMixer`: `jaxlib_methods.nn.sgconv.SGConv` (Li et al. 2023, arXiv:2210.09298, Eq. 1; kernel of
+             length `max_length`, required) followed, like S4DLayer, by GELU and a position-wise Linear(D -> 2D) + GLU;
+  The convolutional mixers ('s4d', 'sgconv') are causal by construction and carry position in their kernels: they
+  ignore num_heads, use_rope and rope_base, and reject qk_layernorm, implementation, interpret and segment_ids.
   `interpret=True` runs the Pallas kernels in interpret mode (CPU tests).
 
 Sharding: every parameter names its dimensions with logical axes in NNX's metadata (`out_sharding`, with
@@ -54,10 +58,11 @@ class TransformerConfig:
     qk_layernorm: LayerNorm (learnable scale, no bias) on queries and keys per head before the dot product
       (Wortsman et al. 2023, Sec. 3.1; Dehghani et al. 2023).
     tie_embeddings: logits = h @ E^T; otherwise a separate [D, V] readout.
-    attention: 'builtin', 'mha', 'gla' or 's4d' (see the module docstring).
+    attention: 'builtin', 'mha', 'gla', 's4d' or 'sgconv' (see the module docstring).
     implementation: the attention kernel: None (the backend's default), for 'mha' "pallas" (FlashAttention-2),
       "xla" or "cudnn"; for 'gla' "pallas" (chunkwise GLA kernel) or "xla". Must be None for 'builtin'.
     interpret: run the Pallas kernels in interpret mode (CPU); only with attention 'mha' or 'gla'.
+    max_length: the longest sequence the 'sgconv' kernel covers (required for 'sgconv', None for the others).
     use_rope: rotary position embedding on q and k (builtin attention; passed to 'mha').
     rope_base: RoPE frequency base.
     norm: 'layernorm' (no bias) or 'rmsnorm'.
@@ -71,9 +76,10 @@ class TransformerConfig:
   mlp_ratio: int = 4
   qk_layernorm: bool = False
   tie_embeddings: bool = False
-  attention: Literal["builtin", "mha", "gla", "s4d"] = "builtin"
+  attention: Literal["builtin", "mha", "gla", "s4d", "sgconv"] = "builtin"
   implementation: Optional[Literal["pallas", "xla", "cudnn"]] = None
   interpret: bool = False
+  max_length: Optional[int] = None
   use_rope: bool = True
   rope_base: float = 10000.0
   norm: Literal["layernorm", "rmsnorm"] = "layernorm"
@@ -87,8 +93,8 @@ class TransformerConfig:
         raise ValueError(f"{name} must be a positive int, got {name}={v!r}")
     if self.d_model % self.num_heads:
       raise ValueError(f"d_model must be divisible by num_heads, got {self.d_model=}, {self.num_heads=}")
-    if self.attention not in ("builtin", "mha", "gla", "s4d"):
-      raise ValueError(f"attention must be 'builtin', 'mha', 'gla' or 's4d', got {self.attention=}")
+    if self.attention not in _IMPLEMENTATIONS:
+      raise ValueError(f"attention must be 'builtin', 'mha', 'gla', 's4d' or 'sgconv', got {self.attention=}")
     valid = _IMPLEMENTATIONS[self.attention]
     if self.implementation not in valid:
       hint = " (the builtin attention is plain jnp: use attention='mha' for the FlashAttention-2 kernel)" \
@@ -97,13 +103,22 @@ class TransformerConfig:
                        f"{self.implementation=}{hint}")
     if not isinstance(self.interpret, bool):
       raise ValueError(f"interpret must be a bool, got {self.interpret=}")
-    if self.interpret and self.attention in ("builtin", "s4d"):
+    if self.interpret and self.attention in ("builtin", "s4d", "sgconv"):
       raise ValueError("interpret=True applies to the Pallas kernels (attention='mha' or 'gla'), not to "
                        f"{self.attention!r}")
+    if self.qk_layernorm and self.attention in _CONV_MIXERS:
+      raise ValueError(f"qk_layernorm applies to softmax attention; it is not defined for attention={self.attention!r}")
+    if self.attention == "sgconv":
+      if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 1:
+        raise ValueError(f"attention='sgconv' needs max_length, an int >= 1 (the longest sequence its kernel covers), "
+                         f"got {self.max_length=!r}")
+    elif self.max_length is not None:
+      raise ValueError(f"max_length applies to attention='sgconv' only, got {self.max_length=!r} with "
+                       f"attention={self.attention!r}")
     if self.norm not in ("layernorm", "rmsnorm"):
       raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', got {self.norm=}")
     validation.check_positive(self.rope_base, "rope_base")
-    if self.use_rope and (self.d_model // self.num_heads) % 2:
+    if self.use_rope and self.attention not in _CONV_MIXERS and (self.d_model // self.num_heads) % 2:
       raise ValueError(f"RoPE needs an even head_dim, got head_dim={self.d_model // self.num_heads}")
 
   @property
@@ -112,7 +127,8 @@ class TransformerConfig:
 
 
 _IMPLEMENTATIONS = {"builtin": (None,), "mha": (None, "pallas", "xla", "cudnn"), "gla": (None, "pallas", "xla"),
-                    "s4d": (None,)}
+                    "s4d": (None,), "sgconv": (None,)}
+_CONV_MIXERS = ("s4d", "sgconv")   # causal convolutions: no heads, no RoPE, no kernel choice, no packing
 
 
 def _annotate(variable: Optional[nnx.Variable], axes: tuple) -> None:
@@ -157,6 +173,7 @@ _ATTENTION_AXES = {
     "D": ("embed",),
     "out_weight": ("embed", None),
     "out_bias": (None,),
+    # SGConvMixer (attention='sgconv'): its SGConv's parameters are annotated by the mixer itself.
 }
 
 
@@ -315,6 +332,52 @@ class FeedForward(nnx.Module):
     return jax.nn.gelu(x @ self.w1[...].astype(self.dtype)) @ self.w2[...].astype(self.dtype)
 
 
+class SGConvMixer(nnx.Module):
+  """SGConv as a token mixer: y = GLU(GELU(SGConv(x)) W + b), per position W [D, 2D], b [2D] (the S4-style block
+  that S4DLayer also uses, around the structured global convolution of Li et al., "What Makes Convolutional Models
+  Great on Long Sequence Modeling?", ICLR 2023, arXiv:2210.09298, Eq. 1). x [B, L, D] (L <= max_length) ->
+  [B, L, D]; causal (output t depends on x_0..x_t only).
+
+  The GELU + Linear + GLU around the convolution follows S4's layer, on which the paper builds; not checked against
+  the authors' code.
+
+  Args:
+    d_model: D, the channels.
+    max_length: the longest sequence L the kernel covers.
+    kernel_dim: d, SGConv's parameters per scale and channel.
+    alpha: SGConv's decay in (0, 1].
+    dtype: computation dtype of the output projection (the convolution runs in at least float32).
+    param_dtype: parameter dtype.
+    rngs: nnx.Rngs with a 'params' stream.
+  """
+
+  def __init__(self, d_model: int, max_length: int, *, kernel_dim: int = 32, alpha: float = 0.5,
+               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs):
+    from jaxlib_methods.nn.sgconv import SGConv  # lazy: another module of the package
+    if isinstance(d_model, bool) or not isinstance(d_model, int) or d_model <= 0:
+      raise ValueError(f"d_model must be a positive int, got {d_model=!r}")
+    self.conv = SGConv(d_model, max_length, kernel_dim=kernel_dim, alpha=alpha, param_dtype=param_dtype, rngs=rngs)
+    self.out_weight = nnx.Param(_dense_init(1.0 / math.sqrt(d_model))(rngs.params(), (d_model, 2 * d_model),
+                                                                       param_dtype))
+    self.out_bias = nnx.Param(jnp.zeros((2 * d_model,), param_dtype))
+    self.d_model, self.max_length, self.dtype = d_model, max_length, dtype
+    _annotate(self.conv.subkernels, (None, "embed", None))
+    _annotate(self.conv.d, ("embed",))
+    _annotate(self.conv.z, ("embed",))
+    _annotate(self.out_weight, ("embed", None))
+    _annotate(self.out_bias, (None,))
+
+  def __call__(self, x: jax.Array, *, segment_ids: Optional[jax.Array] = None) -> jax.Array:
+    """x [B, L, D] -> [B, L, D]. `segment_ids` (packed sequences) is not supported and must be None."""
+    if segment_ids is not None:
+      raise ValueError("SGConvMixer convolves over the whole sequence: segment_ids (packing) is not supported")
+    if x.ndim != 3 or x.shape[-1] != self.d_model or x.shape[1] > self.max_length:
+      raise ValueError(f"x must be [B, L <= max_length = {self.max_length}, D = {self.d_model}], got {x.shape=}")
+    y = jax.nn.gelu(self.conv(x.astype(jnp.float32))).astype(self.dtype)
+    z = y @ self.out_weight[...].astype(self.dtype) + self.out_bias[...].astype(self.dtype)
+    return jax.nn.glu(z, axis=-1)
+
+
 def _norm(cfg: TransformerConfig, rngs: nnx.Rngs) -> nnx.Module:
   pdt = jnp.dtype(cfg.param_dtype)
   if cfg.norm == "rmsnorm":
@@ -344,10 +407,10 @@ class TransformerBlock(nnx.Module):
                                      rope_base=cfg.rope_base, interpret=cfg.interpret, dtype=dt, param_dtype=pdt,
                                      rngs=rngs)
     elif cfg.attention == "s4d":
-      if cfg.qk_layernorm:
-        raise ValueError("qk_layernorm applies to softmax attention; it is not defined for attention='s4d'")
       from jaxlib_methods.nn.ssm import S4DLayer  # lazy: another module of the package
       self.attn = S4DLayer(cfg.d_model, 64, init="legs", dtype=dt, param_dtype=pdt, rngs=rngs)
+    elif cfg.attention == "sgconv":
+      self.attn = SGConvMixer(cfg.d_model, cfg.max_length, dtype=dt, param_dtype=pdt, rngs=rngs)
     else:
       if cfg.qk_layernorm:
         raise ValueError("qk_layernorm applies to softmax attention; it is not defined for attention='gla'")
@@ -422,6 +485,7 @@ class TransformerLM(nnx.Module):
 __all__ = [
     "CausalSelfAttention",
     "FeedForward",
+    "SGConvMixer",
     "TransformerBlock",
     "TransformerConfig",
     "TransformerLM",

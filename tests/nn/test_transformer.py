@@ -12,6 +12,7 @@ from flax import nnx
 
 from jaxlib_methods import data
 from jaxlib_methods.nn import transformer as tf
+from tests.nn._layer_contract import assert_orbax_round_trip
 
 
 def _np_rope(x, base=10000.0):
@@ -196,8 +197,9 @@ def test_implementation_and_interpret_are_validated():
 
 def test_every_parameter_names_its_logical_axes():
   """NNX sharding metadata on every parameter (so runner.sharding's rules can place it), readable without a mesh."""
-  for attention in ("builtin", "mha", "gla", "s4d"):
-    lm = nnx.eval_shape(lambda: tf.TransformerLM(_small(attention=attention), rngs=nnx.Rngs(0)))
+  for attention in ("builtin", "mha", "gla", "s4d", "sgconv"):
+    extra = {"max_length": 8} if attention == "sgconv" else {}
+    lm = nnx.eval_shape(lambda: tf.TransformerLM(_small(attention=attention, **extra), rngs=nnx.Rngs(0)))
     specs = nnx.get_partition_spec(nnx.state(lm, nnx.Param))
     leaves = jax.tree.leaves(nnx.to_pure_dict(specs), is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))
     assert leaves and all(len(s) > 0 for s in leaves), attention
@@ -208,3 +210,91 @@ def test_every_parameter_names_its_logical_axes():
   # an nnx.Optimizer over the annotated model still works with no mesh (eager sharding is off for these params)
   opt = nnx.Optimizer(lm, optax.adamw(1e-3), wrt=nnx.Param)
   nnx.jit(lambda m, o: o.update(m, nnx.grad(lambda m: jnp.mean(m(jnp.zeros((2, 4), jnp.int32)) ** 2))(m)))(lm, opt)
+
+
+
+def _lm_train_step(cfg):
+  """(graphdef, params, rest, jitted Adam step on split params returning (params, opt_state, loss, logits), state)."""
+  lm = tf.TransformerLM(cfg, rngs=nnx.Rngs(0))
+  graphdef, params, rest = nnx.split(lm, nnx.Param, ...)
+  tx = optax.adam(3e-2)
+
+  @jax.jit
+  def step(p, s, tok):
+    def f(p):
+      logits = nnx.merge(graphdef, p, rest)(tok)
+      return tf.next_token_loss(logits, tok)[0], logits
+    (loss, logits), g = jax.value_and_grad(f, has_aux=True)(p)
+    u, s = tx.update(g, s, p)
+    return optax.apply_updates(p, u), s, loss, logits
+
+  return graphdef, params, rest, step, tx.init(params)
+
+
+def _causal_and_trains(cfg, tok, steps=5):
+  """The LM under a jitted split/merge Adam step: shapes, causality (changing token 6 changes no logit before 6, and
+  some after) and a loss that decreases on a fixed batch. Returns the trained LM."""
+  graphdef, params, rest, step, state = _lm_train_step(cfg)
+  tok2 = tok.at[:, 6].set((tok[:, 6] + 1) % cfg.vocab_size)
+  _, _, _, l2 = step(params, state, tok2)
+  losses = []
+  for i in range(steps):
+    params, state, loss, logits = step(params, state, tok)
+    if i == 0:
+      assert logits.shape == tok.shape + (cfg.vocab_size,), cfg.attention
+      np.testing.assert_allclose(np.asarray(l2[:, :6]), np.asarray(logits[:, :6]), rtol=1e-5, atol=1e-5)
+      assert np.abs(np.asarray(l2[:, 6:]) - np.asarray(logits[:, 6:])).max() > 1e-3, cfg.attention
+    losses.append(float(loss))
+  assert np.all(np.isfinite(losses)) and losses[-1] < losses[0] - 0.05, (cfg.attention, losses)
+  return nnx.merge(graphdef, params, rest)
+
+
+def test_sgconv_mixer_in_the_lm():
+  """attention='sgconv' (issue 18 [204]): the LM's SGConvMixer vs a float64 NumPy transcription (direct causal sum
+  of the layer's SGConv kernel + D u, tanh-GELU, Linear, GLU); the LM under nnx.jit: shapes and causality (changing
+  token 6 changes no logit before 6, and some after); bad option combinations rejected at configuration, before any
+  tracing. Training and orbax: `test_convolutional_mixers_train_and_round_trip` (-m slow)."""
+  cfg = tf.TransformerConfig(vocab_size=11, d_model=8, num_layers=1, num_heads=2, attention="sgconv", max_length=12)
+  lm = tf.TransformerLM(cfg, rngs=nnx.Rngs(0))
+  mixer = lm.blocks[0].attn
+  assert isinstance(mixer, tf.SGConvMixer)
+  x = np.random.default_rng(0).normal(size=(2, 9, 8))
+  k = np.asarray(mixer.conv.kernel(), np.float64)                                       # [C, max_length]
+  conv = np.stack([sum(k[:, s] * x[:, t - s] for s in range(t + 1)) for t in range(9)], 1)
+  conv = conv + np.asarray(mixer.conv.d[...], np.float64) * x
+  g = 0.5 * conv * (1 + np.tanh(math.sqrt(2 / math.pi) * (conv + 0.044715 * conv ** 3)))
+  z = g @ np.asarray(mixer.out_weight[...], np.float64) + np.asarray(mixer.out_bias[...], np.float64)
+  ref = z[..., :8] / (1 + np.exp(-z[..., 8:]))
+  apply = nnx.jit(lambda m, x: m(x))
+  np.testing.assert_allclose(np.asarray(apply(mixer, jnp.asarray(x, jnp.float32))), ref, rtol=1e-4, atol=1e-5)
+
+  tok = jax.random.randint(jax.random.key(0), (4, 10), 0, 11)
+  tok2 = tok.at[:, 6].set((tok[:, 6] + 1) % 11)
+  logits, logits2 = np.asarray(apply(lm, tok)), np.asarray(apply(lm, tok2))
+  assert logits.shape == (4, 10, 11) and np.all(np.isfinite(logits))
+  np.testing.assert_allclose(logits2[:, :6], logits[:, :6], rtol=1e-5, atol=1e-5)
+  assert np.abs(logits2[:, 6:] - logits[:, 6:]).max() > 1e-3
+  for kw, match in (({"attention": "sgconv"}, "needs max_length"),
+                    ({"attention": "sgconv", "max_length": 0}, "needs max_length"),
+                    ({"max_length": 8}, "max_length applies to attention='sgconv' only"),
+                    ({"attention": "sgconv", "max_length": 8, "qk_layernorm": True}, "qk_layernorm"),
+                    ({"attention": "s4d", "qk_layernorm": True}, "qk_layernorm"),
+                    ({"attention": "sgconv", "max_length": 8, "interpret": True}, "interpret"),
+                    ({"attention": "sgconv", "max_length": 8, "implementation": "xla"}, "implementation")):
+    with pytest.raises(ValueError, match=match):
+      _small(**kw)
+  with pytest.raises(ValueError, match="max_length = 12"):
+    mixer(jnp.zeros((2, 13, 8)))
+  with pytest.raises(ValueError, match="segment_ids"):
+    mixer(jnp.zeros((2, 6, 8)), segment_ids=jnp.zeros((2, 6), jnp.int32))
+
+
+@pytest.mark.slow   # ~6 s of compiles and orbax I/O on 2 cores; the sgconv LM's causality runs by default
+def test_convolutional_mixers_train_and_round_trip(tmp_path):
+  """attention='s4d' and 'sgconv' (issue 18 [132] [204]): causal, a jitted split/merge train step lowers the loss,
+  and the trained LM's state survives an orbax save/restore into a differently initialised LM."""
+  tok = jax.random.randint(jax.random.key(0), (4, 10), 0, 11)
+  for attention, extra in (("s4d", {}), ("sgconv", {"max_length": 12})):
+    cfg = tf.TransformerConfig(vocab_size=11, d_model=8, num_layers=1, num_heads=2, attention=attention, **extra)
+    trained = _causal_and_trains(cfg, tok)
+    assert_orbax_round_trip(trained, tf.TransformerLM(cfg, rngs=nnx.Rngs(1)), tok, tmp_path / attention)
