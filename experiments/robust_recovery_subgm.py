@@ -49,7 +49,7 @@ from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt,
 
 PAPER = Paper(catalog_id=188, title="Global Convergence of Sub-gradient Method for Robust Matrix Recovery: Small "
               "Initialization, Noisy Measurements, and Over-parameterization", year=2023, arxiv="2202.08788")
-DEMO = False
+DEMO = True
 
 
 @dataclasses.dataclass(frozen=True)

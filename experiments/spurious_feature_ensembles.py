@@ -67,7 +67,7 @@ from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt,
 
 PAPER = Paper(catalog_id=112, title="Spurious Feature Diversification Improves Out-of-distribution Generalization",
               year=2024, arxiv="2309.17230")
-DEMO = False
+DEMO = True
 ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2).tolist())
 
 
