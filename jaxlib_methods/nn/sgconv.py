@@ -96,6 +96,10 @@ class SGConv(nnx.Module):
   """Structured global convolution layer (Li et al. 2023, arXiv:2210.09298, Eq. 1): y = causal_conv(u, k) + D u
   per channel, with k the SGConv kernel of length `max_length`. u [B, L, C] (L <= max_length) -> [B, L, C].
 
+  The kernel normaliser z (the initial kernel's norm, fixed as in the paper) is state of type `nnx.Variable`, not
+  `nnx.Param`: split a model holding this layer with a filter for the rest too, e.g.
+  `nnx.split(model, nnx.Param, ...)`, as for BatchNorm's statistics.
+
   Args:
     channels: C.
     max_length: the longest sequence L the kernel covers.
