@@ -48,7 +48,7 @@ import numpy as np
 import optax
 
 from jaxlib_methods.analysis import expected_calibration_error, fit_temperature
-from jaxlib_methods.data import overlapping_classes, sample_gaussian_mixture
+from jaxlib_methods.data import mixup, overlapping_classes, sample_gaussian_mixture
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
@@ -95,9 +95,8 @@ def mixup_batch(key: jax.Array, x: jax.Array, y_onehot: jax.Array, alpha: float)
   """Mixup (Zhang, Cisse, Dauphin, Lopez-Paz 2018, arXiv:1710.09412): lambda ~ Beta(alpha, alpha) per example,
   x' = lambda x + (1 - lambda) x[perm], y' likewise. x [N, D], y_onehot [N, K]."""
   k1, k2 = jax.random.split(key)
-  lam = jax.random.beta(k1, alpha, alpha, (x.shape[0], 1))
-  perm = jax.random.permutation(k2, x.shape[0])
-  return lam * x + (1 - lam) * x[perm], lam * y_onehot + (1 - lam) * y_onehot[perm]
+  lam = jax.random.beta(k1, alpha, alpha, (x.shape[0],))
+  return mixup(x, y_onehot, lam, lam, partner=jax.random.permutation(k2, x.shape[0]))
 
 
 def _init(key, d, h, k):
