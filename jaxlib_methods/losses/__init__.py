@@ -162,3 +162,16 @@ from jaxlib_methods.losses.metric_learning import (  # noqa: F401  (issue 19, [1
     proto_triplet_loss,
 )
 from jaxlib_methods.losses.prototype_distill import prd_loss, prototype_cosine_loss  # noqa: F401  (issue 19, [59])
+# ---- ls19c (issue 19): [48] AST smooth expert trajectories, [64] DCC
+from jaxlib_methods.losses.dataset_distillation import (  # noqa: F401  (issue 19, [48] [64])
+    AST_LOSS_DECAY,
+    ast_balanced_inner_weight,
+    ast_clipping_loss,
+    ast_gradient_penalty,
+    ast_intermediate_matching_loss,
+    ast_weight_perturbation,
+    dc_gradient_distance,
+    dc_gradient_matching_loss,
+    dcc_gradient_matching_loss,
+)
+from jaxlib_methods.losses.masked_modeling import hpm_easy_to_hard_mask, hpm_relative_loss  # noqa: F401  ([163])

@@ -283,3 +283,267 @@ def tesla_soft_labels(logits: jax.Array, *, temperature: Any = 1.0) -> jax.Array
     raise ValueError(f"logits must be [n_syn, K] with K >= 1, got logits.shape={z.shape}")
   z = jax.lax.stop_gradient(z).astype(validation.compute_dtype_for(z.dtype))
   return jax.nn.softmax(z / temperature, axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# [48] AST: smooth expert trajectories (Shen, Yang, Lam, arXiv:2310.10541)
+# ---------------------------------------------------------------------------------------------------------------------
+# The paper's text (arXiv:2310.10541v2, Sec. 3) was not readable from this workplace; the forms below follow the
+# authors' code, https://github.com/shenjiyuan123/AST-Alignment-with-Smooth-Expert (buffer.py / utils.py
+# `epoch_flat` and `epoch_gp`, distill.py `weightPerturb`, `balance_loss`, `adaptive_middle_loss`), and say so.
+
+AST_LOSS_DECAY = (0.5, 0.5, 0.55, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+"""The clipping loss's per-epoch factors of the official buffer.py (`loss_decay`, epochs 0-10; 1 afterwards)."""
+
+
+def ast_clipping_loss(logits: jax.Array, labels: jax.Array, *, epoch: Any, schedule: Any = AST_LOSS_DECAY,
+                      axis: int = -1, where: Any = None) -> jax.Array:
+  """AST's clipping loss for expert training: the cross-entropy scaled down in the first epochs, per example.
+
+  Shen, Yang, Lam, "AST: Effective Dataset Distillation through Alignment with Smooth and High-Quality Expert
+  Trajectories" (v1: "Efficient Dataset Distillation through Alignment with Smooth and High-Quality Expert
+  Trajectories"), 2023, arXiv:2310.10541, Sec. 3 (clipping loss). Form from the official buffer.py / utils.py
+  `epoch_flat`: l_clip(x, y; e) = lambda_e CE(f(x), y) with lambda_e = `schedule[e]` for e < len(schedule) and 1
+  afterwards, which limits the rate of parameter change of the early expert epochs (a smoother trajectory).
+
+  Args:
+    logits: [..., K] (class axis `axis`) floating expert logits.
+    labels: [...] integer class indices in [0, K).
+    epoch: the expert epoch e >= 0 (a Python int or an integer scalar array; traced is fine).
+    schedule: the factors lambda_0, lambda_1, ... in (0, 1] (default the official `AST_LOSS_DECAY`).
+    axis: the class axis of `logits`.
+    where: optional [...] bool example mask (excluded examples give 0).
+
+  Returns:
+    [...] per-example losses, in the logits' dtype (half precision computed in float32).
+  """
+  sched = np.asarray(schedule, np.float64)
+  if sched.ndim != 1 or sched.size < 1 or not np.all((sched > 0) & (sched <= 1)):
+    raise ValueError(f"schedule must be a non-empty 1-D sequence of factors in (0, 1], got schedule={schedule!r}")
+  if np.ndim(epoch) != 0:
+    raise ValueError(f"epoch must be a scalar (one expert epoch), got epoch.shape={np.shape(epoch)}")
+  if validation.is_concrete_number(epoch):
+    if isinstance(epoch, bool) or float(epoch) != int(epoch) or int(epoch) < 0:
+      raise ValueError(f"epoch must be an integer >= 0, got epoch={epoch!r}")
+  else:
+    validation.check_integer(epoch, "epoch")
+  ci = validation.classification_inputs(logits, labels, axis=axis, where=where)
+  e = jnp.asarray(epoch)
+  table = jnp.asarray(sched, ci.logits.dtype)
+  lam = jnp.where(e < sched.size, table[jnp.clip(e, 0, sched.size - 1)], jnp.ones((), ci.logits.dtype))
+  lam = validation.nan_where_invalid(lam, None if validation.is_concrete_number(epoch) else e >= 0)
+  logp = jax.nn.log_softmax(ci.logits, axis=-1)
+  ce = -jnp.take_along_axis(logp, ci.labels[..., None], axis=-1)[..., 0]
+  return validation.finish_per_example(lam * ce, ci.valid, ci.where, ci.dtype)
+
+
+def ast_gradient_penalty(input_grads: jax.Array, *, weight: Any = 0.1) -> jax.Array:
+  """AST's gradient penalty for expert training, per example: weight * (||d f / d x_i||_2 - 1)^2.
+
+  Shen, Yang, Lam 2023, arXiv:2310.10541, Sec. 3 (gradient penalty, added to the clipping loss); form and the
+  default weight 0.1 from the official utils.py `epoch_gp` (the WGAN-GP form, Gulrajani et al. 2017, Eq. 3, on
+  the expert's input gradient). Pass the input gradient of the summed outputs,
+  `jax.grad(lambda x: f(params, x).sum())(x)`, so that the penalty stays differentiable in the parameters.
+
+  Args:
+    input_grads: [B, ...] floating gradients of the expert's summed outputs w.r.t. each input.
+    weight: the penalty weight lambda >= 0.
+
+  Returns:
+    [B] per-example penalties, in the input's dtype (half precision computed in float32).
+  """
+  validation.check_nonnegative(weight, "weight")
+  g = validation.check_floating(input_grads, "input_grads")
+  if g.ndim < 1:
+    raise ValueError(f"input_grads must be [B, ...] with a batch axis, got input_grads.shape={g.shape}")
+  x = g.astype(validation.compute_dtype_for(g.dtype)).reshape(g.shape[0], -1)
+  norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1))
+  return (weight * jnp.square(norm - 1.0)).astype(g.dtype)
+
+
+def ast_balanced_inner_weight(start_epoch: Any, *, max_start_epoch: int) -> jax.Array:
+  """AST's balanced inner-loop loss: the factor on the student's inner cross-entropy for a start epoch t.
+
+  Shen, Yang, Lam 2023, arXiv:2310.10541, Sec. 3 (balanced inner-loop loss); form from the official distill.py
+  (`--balance_loss`): with h = max_start_epoch // 2, the factor is log_5(t - h + 8) for t >= h and
+  1 / log_5(h - t + 8) for t < h, so early (large-gradient) start epochs get a smaller and late ones a larger inner
+  loss. Multiply the inner loss by it, e.g. `lambda p, x, y: w * ce(p, x, y)` as `unrolled_sgd`'s `inner_loss`.
+
+  Args:
+    start_epoch: the expert start epoch t in [0, max_start_epoch] (int or integer array; any shape).
+    max_start_epoch: the largest start epoch T_max >= 1 (a Python int).
+
+  Returns:
+    float32 factors of `start_epoch`'s shape (> 0).
+  """
+  if isinstance(max_start_epoch, bool) or not isinstance(max_start_epoch, (int, np.integer)) or max_start_epoch < 1:
+    raise ValueError(f"max_start_epoch must be an int >= 1, got max_start_epoch={max_start_epoch!r}")
+  t = validation.check_integer(start_epoch, "start_epoch")
+  valid = validation.check_values((t >= 0) & (t <= max_start_epoch), start_epoch, "start_epoch",
+                                  f"an integer epoch in [0, {max_start_epoch}]")
+  h = max_start_epoch // 2
+  tf = t.astype(jnp.float32)
+  log5 = lambda v: jnp.log(v) / jnp.log(5.0)
+  w = jnp.where(t >= h, log5(jnp.maximum(tf - h + 8.0, 1.0)), 1.0 / log5(jnp.maximum(h - tf + 8.0, 1.0)))
+  return validation.nan_where_invalid(w, valid)
+
+
+def ast_weight_perturbation(key: jax.Array, params: Any, *, alpha: Any = 1.0, drop_rate: float = 0.5) -> Any:
+  """AST's weight perturbation of the expert start checkpoint: theta + alpha (d / ||d||_F) * theta, per leaf.
+
+  Shen, Yang, Lam 2023, arXiv:2310.10541, Sec. 3 (weight perturbation); form from the official distill.py
+  `weightPerturb`: per parameter tensor, d ~ N(0, I) with dropout (rate `drop_rate`; the kept entries' 1 / (1 - p)
+  scale cancels in the normalisation), d / ||d||_F multiplied elementwise by the tensor itself, times alpha.
+
+  Args:
+    key: a PRNG key.
+    params: the start checkpoint theta*_t (a pytree of floating arrays).
+    alpha: the perturbation scale >= 0 (official defaults 0.5 and 1).
+    drop_rate: the dropout rate on d, in [0, 1).
+
+  Returns:
+    A pytree like `params` (same dtypes). A leaf whose dropped-out d is all zero is left unchanged.
+  """
+  validation.check_nonnegative(alpha, "alpha")
+  validation.check_in_interval(drop_rate, "drop_rate", 0.0, 1.0, closed_high=False)
+  validation.check_float_tree(params, "params")
+  leaves, treedef = jax.tree_util.tree_flatten(params)
+  if not leaves:
+    raise ValueError("params has no leaves (an empty parameter tree)")
+  keys = jax.random.split(key, len(leaves))
+  out = []
+  for k, p in zip(keys, leaves):
+    kn, kd = jax.random.split(k)
+    ct = validation.compute_dtype_for(jnp.asarray(p).dtype)
+    d = jax.random.normal(kn, jnp.shape(p), ct) * jax.random.bernoulli(kd, 1.0 - drop_rate, jnp.shape(p))
+    nrm = jnp.sqrt(jnp.sum(jnp.square(d)))
+    d = jnp.where(nrm > 0, d / jnp.where(nrm > 0, nrm, 1.0), 0.0)
+    out.append((p + alpha * d * p.astype(ct)).astype(jnp.asarray(p).dtype))
+  return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def ast_intermediate_matching_loss(inner_loss: InnerLoss, expert_params: Any, syn_x: jax.Array, syn_y: jax.Array, *,
+                                   lr: Any, batch_indices: jax.Array) -> jax.Array:
+  """MTT loss plus AST's intermediate matching terms against the expert checkpoints between start and target.
+
+  Shen, Yang, Lam 2023, arXiv:2310.10541, Sec. 3 (intermediate matching loss); form from the official distill.py
+  (`--adaptive_middle_loss`): the N inner steps are cut into M equal segments (M expert epochs between start
+  theta*_t and target theta*_{t+M}); after segment k the student theta_{kN/M} is compared with theta*_{t+k}:
+
+      L = L_MTT(theta_N; theta*_t, theta*_{t+M}) + sum_{k=1}^{M-1} (k / M) L_MTT(theta_{kN/M}; theta*_t, theta*_{t+k}),
+
+  each term the normalised MTT loss (`mtt_loss`, MTT Eq. 1). With M = 1 it is `mtt_loss` after `unrolled_sgd`.
+  The student runs `unrolled_sgd` segment by segment (the shared inner loop); differentiate L with `jax.grad`
+  (full back-propagation through the unroll, memory linear in N).
+
+  Args:
+    inner_loss: `inner_loss(params, x, y) -> scalar`.
+    expert_params: the expert checkpoints theta*_t, ..., theta*_{t+M}: a pytree whose leaves have a leading axis of
+      size M + 1 >= 2.
+    syn_x: [n_syn, ...] floating synthetic inputs.
+    syn_y: [n_syn, ...] their labels.
+    lr: the inner learning rate beta > 0.
+    batch_indices: [N, batch] integer rows of syn_x per inner step; N must be a multiple of M.
+
+  Returns:
+    The scalar loss L (float32 or wider).
+  """
+  leaves = jax.tree_util.tree_leaves(expert_params)
+  if not leaves or any(np.ndim(x) < 1 for x in leaves) or len({np.shape(x)[0] for x in leaves}) != 1:
+    raise ValueError("expert_params must be a non-empty pytree whose leaves share a leading checkpoint axis of size "
+                     "M + 1 >= 2")
+  m = np.shape(leaves[0])[0] - 1
+  if m < 1:
+    raise ValueError(f"expert_params needs at least 2 checkpoints (start and target), got {m + 1}")
+  syn_x, syn_y, idx, valid = _check_unroll(syn_x, syn_y, lr, batch_indices)
+  if idx.shape[0] % m:
+    raise ValueError(f"batch_indices must have a multiple of M = {m} steps (one segment per expert epoch), got "
+                     f"batch_indices.shape={idx.shape}")
+  at = lambda k: jax.tree_util.tree_map(lambda x: x[k], expert_params)
+  start, seg = at(0), idx.shape[0] // m
+  theta, total = start, 0.0
+  for k in range(1, m + 1):
+    theta = unrolled_sgd(inner_loss, theta, syn_x, syn_y, lr=lr, batch_indices=idx[(k - 1) * seg:k * seg])
+    total = total + (1.0 if k == m else k / m) * mtt_loss(theta, start, at(k))
+  return _poison(total, valid)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# [64] DCC: dataset condensation with contrastive signals (Lee et al., ICML 2022, arXiv:2202.02916)
+# ---------------------------------------------------------------------------------------------------------------------
+
+def dc_gradient_distance(grads_a: Any, grads_b: Any) -> jax.Array:
+  """DC's layer-wise gradient distance: sum over weight tensors and their output nodes of 1 - cos(A_i, B_i).
+
+  Zhao, Mopuri, Bilen, "Dataset Condensation with Gradient Matching", ICLR 2021, arXiv:2006.05929, Eq. (10) (the
+  distance DC and DCC both use; Lee et al. 2022, arXiv:2202.02916, Sec. 2). Each leaf with rank >= 2 is a weight
+  tensor whose LAST axis indexes the output nodes (the JAX/Flax kernel layout [..., in, out]; the official PyTorch
+  code reshapes [out, ...] the same way); 1-D leaves (biases, norms) are ignored, as in DC's code. A zero-norm
+  column gives NaN (its cosine is undefined).
+
+  Args:
+    grads_a: a pytree of floating gradients.
+    grads_b: a pytree with `grads_a`'s structure and leaf shapes.
+
+  Returns:
+    A float32 (or wider) scalar in [0, 2 * number of output nodes].
+  """
+  _check_params(("grads_a", grads_a), ("grads_b", grads_b))
+  total = jnp.zeros((), jnp.float32)
+  for a, b in zip(jax.tree_util.tree_leaves(grads_a), jax.tree_util.tree_leaves(grads_b)):
+    if np.ndim(a) < 2:
+      continue
+    ct = jnp.promote_types(validation.compute_dtype_for(jnp.asarray(a).dtype), jnp.float32)
+    a2 = jnp.moveaxis(jnp.asarray(a, ct), -1, 0).reshape(np.shape(a)[-1], -1)
+    b2 = jnp.moveaxis(jnp.asarray(b, ct), -1, 0).reshape(np.shape(b)[-1], -1)
+    cos = jnp.sum(a2 * b2, -1) / (jnp.linalg.norm(a2, axis=-1) * jnp.linalg.norm(b2, axis=-1))
+    total = total + jnp.sum(1.0 - cos)
+  return total
+
+
+def _check_by_class(g_real_by_class, g_syn_by_class):
+  _check_params(("g_real_by_class", g_real_by_class), ("g_syn_by_class", g_syn_by_class))
+  sizes = {np.shape(x)[0] if np.ndim(x) else 0 for x in jax.tree_util.tree_leaves(g_real_by_class)}
+  if len(sizes) != 1 or 0 in sizes:
+    raise ValueError("g_real_by_class and g_syn_by_class must be pytrees whose leaves share a leading class axis "
+                     f"of size C >= 1, got leading sizes {sorted(sizes)}")
+
+
+def dc_gradient_matching_loss(g_real_by_class: Any, g_syn_by_class: Any) -> jax.Array:
+  """DC's class-wise gradient matching: sum_c D(grad l(T_c), grad l(S_c)), one distance per class.
+
+  Zhao et al. 2021, arXiv:2006.05929, Eq. (9)-(10); the baseline of DCC (Lee et al., "Dataset Condensation with
+  Contrastive Signals", ICML 2022, arXiv:2202.02916, Sec. 3, Eq. (3)). Batch-level (one value for the set).
+
+  Args:
+    g_real_by_class: gradients of the loss on each class's real batch T_c: a pytree whose leaves are [C, ...].
+    g_syn_by_class: the same for the synthetic batches S_c (same structure and shapes).
+
+  Returns:
+    A float32 (or wider) scalar, sum over the C classes of `dc_gradient_distance`.
+  """
+  _check_by_class(g_real_by_class, g_syn_by_class)
+  c = np.shape(jax.tree_util.tree_leaves(g_real_by_class)[0])[0]
+  at = lambda t, k: jax.tree_util.tree_map(lambda x: x[k], t)
+  return sum(dc_gradient_distance(at(g_real_by_class, k), at(g_syn_by_class, k)) for k in range(c))
+
+
+def dcc_gradient_matching_loss(g_real_by_class: Any, g_syn_by_class: Any) -> jax.Array:
+  """DCC's gradient matching: D(sum_c grad l(T_c), sum_c grad l(S_c)), the classes' gradients summed first.
+
+  Lee, Chun, Jung, Yun, Yoon, "Dataset Condensation with Contrastive Signals", ICML 2022, arXiv:2202.02916, Sec. 4
+  (the DCC loss): matching the gradient of the loss over all classes' data lets the classes' gradients cancel
+  where they share task-irrelevant components, so the contrast between classes drives the synthetic set. D is
+  DC's distance (`dc_gradient_distance`, scale invariant, so sum and mean over classes agree). With one class it
+  equals `dc_gradient_matching_loss`. Batch-level.
+
+  Args:
+    g_real_by_class: gradients of the loss on each class's real batch T_c: a pytree whose leaves are [C, ...].
+    g_syn_by_class: the same for the synthetic batches S_c (same structure and shapes).
+
+  Returns:
+    A float32 (or wider) scalar.
+  """
+  _check_by_class(g_real_by_class, g_syn_by_class)
+  s = lambda t: jax.tree_util.tree_map(lambda x: jnp.sum(x, axis=0), t)
+  return dc_gradient_distance(s(g_real_by_class), s(g_syn_by_class))
