@@ -932,6 +932,21 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.spurious_features.spurious_feature_data",),
         tests=("tests/analysis/test_weight_ensembles.py",),
         experiment="spurious_feature_ensembles"),
+    # ---- ls19c (issue 19) ----
+    48: Implementation(  # AST: forms from the official code (the paper's text not readable here); toy: 2 of 3 claims fail
+        artifacts=("jaxlib_methods.losses.dataset_distillation.ast_clipping_loss",
+                   "jaxlib_methods.losses.dataset_distillation.ast_gradient_penalty",
+                   "jaxlib_methods.losses.dataset_distillation.ast_balanced_inner_weight",
+                   "jaxlib_methods.losses.dataset_distillation.ast_intermediate_matching_loss",
+                   "jaxlib_methods.losses.dataset_distillation.ast_weight_perturbation",),
+        tests=("tests/losses/test_ast_dcc.py",),
+        experiment="losses_wave2_p3"),
+    64: Implementation(  # DC's distance, DC and DCC matching; toy: DCC > random and > DC, DC <= random fails (+0.036)
+        artifacts=("jaxlib_methods.losses.dataset_distillation.dc_gradient_distance",
+                   "jaxlib_methods.losses.dataset_distillation.dc_gradient_matching_loss",
+                   "jaxlib_methods.losses.dataset_distillation.dcc_gradient_matching_loss",),
+        tests=("tests/losses/test_ast_dcc.py",),
+        experiment="losses_wave2_p3"),
 }
 
 

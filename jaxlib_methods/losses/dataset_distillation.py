@@ -356,7 +356,7 @@ def ast_gradient_penalty(input_grads: jax.Array, *, weight: Any = 0.1) -> jax.Ar
   g = validation.check_floating(input_grads, "input_grads")
   if g.ndim < 1:
     raise ValueError(f"input_grads must be [B, ...] with a batch axis, got input_grads.shape={g.shape}")
-  x = g.astype(validation.compute_dtype_for(g.dtype)).reshape(g.shape[0], -1)
+  x = g.astype(validation.compute_dtype_for(g.dtype)).reshape(g.shape[0], int(np.prod(g.shape[1:])))
   norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1))
   return (weight * jnp.square(norm - 1.0)).astype(g.dtype)
 

@@ -95,7 +95,8 @@ def hpm_easy_to_hard_mask(key: jax.Array, pred_loss: jax.Array, *, mask_ratio: f
     alpha_T: the hard fraction at the last epoch, in [0, 1].
 
   Returns:
-    bool [N, L], True where the patch is masked (removed), exactly n_mask per row.
+    bool [N, L], True where the patch is masked (removed), exactly n_mask per row. A NaN or infinite `pred_loss`
+    is a ValueError when concrete; under jit it is ranked as is (a bool output cannot carry NaN).
   """
   p = validation.check_floating(pred_loss, "pred_loss")
   if p.ndim != 2 or p.shape[1] < 1:
@@ -108,6 +109,8 @@ def hpm_easy_to_hard_mask(key: jax.Array, pred_loss: jax.Array, *, mask_ratio: f
     raise ValueError(f"epoch must lie in [0, total_epochs), got epoch={epoch}, total_epochs={total_epochs}")
   validation.check_in_interval(alpha_0, "alpha_0", 0.0, 1.0)
   validation.check_in_interval(alpha_T, "alpha_T", 0.0, 1.0)
+  # a bool mask cannot carry NaN: a non-finite predicted loss is an error when concrete (docs/conventions.md 5)
+  validation.check_values(jnp.isfinite(p), pred_loss, "pred_loss", "finite")
   n, length = p.shape
   n_mask = length - int(length * (1 - mask_ratio))
   alpha = alpha_0 + (epoch + 1) / total_epochs * (alpha_T - alpha_0)

@@ -40,26 +40,36 @@ def test_relative_loss_matches_numpy_with_stop_gradient_float64():
   p, t = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
   t[1, 2] = t[1, 4]                                   # a tie: excluded from the pairs
   w = rng.random((3, 5)) > 0.3
+  @jax.jit
+  def everything(p, t, w):   # one program
+    fn = lambda p, t: losses.hpm_relative_loss(p, t, where=w)
+    gp, gt = jax.grad(lambda p, t: fn(p, t).sum(), argnums=(0, 1))(p, t)
+    return losses.hpm_relative_loss(p, t), fn(p, t), gp, gt
+
   with jax.enable_x64(True):
-    fn = jax.jit(lambda p, t, w: losses.hpm_relative_loss(p, t, where=w))
-    np.testing.assert_allclose(np.asarray(losses.hpm_relative_loss(p, t)), _np_relative(p, t), rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(fn(p, t, w)), _np_relative(p, t, w), rtol=1e-12)
-    gp, gt = jax.grad(lambda p, t: fn(p, t, w).sum(), argnums=(0, 1))(p, t)
-    eps, fd = 1e-6, np.zeros_like(p)
-    for i in np.ndindex(p.shape):
-      a, b = p.copy(), p.copy()
-      a[i] += eps
-      b[i] -= eps
-      fd[i] = (_np_relative(a, t, w).sum() - _np_relative(b, t, w).sum()) / (2 * eps)
-    np.testing.assert_allclose(np.asarray(gp), fd, rtol=1e-6, atol=1e-9)
-    assert np.all(np.asarray(gt) == 0.0)              # stop-gradient: the MAE's losses are targets only
+    full, masked, gp, gt = everything(p, t, w)
+  np.testing.assert_allclose(np.asarray(full), _np_relative(p, t), rtol=1e-12)
+  np.testing.assert_allclose(np.asarray(masked), _np_relative(p, t, w), rtol=1e-12)
+  eps, fd = 1e-6, np.zeros_like(p)
+  for i in np.ndindex(p.shape):
+    a, b = p.copy(), p.copy()
+    a[i] += eps
+    b[i] -= eps
+    fd[i] = (_np_relative(a, t, w).sum() - _np_relative(b, t, w).sum()) / (2 * eps)
+  np.testing.assert_allclose(np.asarray(gp), fd, rtol=1e-6, atol=1e-9)
+  assert np.all(np.asarray(gt) == 0.0)              # stop-gradient: the MAE's losses are targets only
   # a perfect ranker with a large margin has ~0 loss; the reversed one a large loss; all ties: 0 (no pairs)
-  t1 = np.arange(6.0)[None]
-  assert float(losses.hpm_relative_loss(50.0 * t1, t1)[0]) < 1e-10
-  assert float(losses.hpm_relative_loss(-50.0 * t1, t1)[0]) > 40
-  assert float(losses.hpm_relative_loss(t1, np.zeros_like(t1))[0]) == 0.0
-  assert losses.hpm_relative_loss(jnp.zeros((2, 4), jnp.bfloat16), jnp.ones((2, 4))).dtype == jnp.bfloat16
-  assert np.isnan(np.asarray(losses.hpm_relative_loss(np.zeros((2, 3)), np.array([[0, np.nan, 1], [0, 1, 2.]]))))[0]
+  t1 = np.arange(6.0, dtype=np.float32)[None]
+  nan_t = np.array([[0, np.nan, 1], [0, 1, 2.]], np.float32)
+  good, bad, ties, half, nan = jax.jit(lambda t1, nan_t: (
+      losses.hpm_relative_loss(50.0 * t1, t1), losses.hpm_relative_loss(-50.0 * t1, t1),
+      losses.hpm_relative_loss(t1, jnp.zeros_like(t1)),
+      losses.hpm_relative_loss(jnp.zeros((2, 4), jnp.bfloat16), jnp.ones((2, 4))),
+      losses.hpm_relative_loss(jnp.zeros((2, 3)), nan_t)))(t1, nan_t)
+  assert float(good[0]) < 1e-10 and float(bad[0]) > 40   # a perfect / reversed ranker with a large margin
+  assert float(ties[0]) == 0.0                            # all tied: no pair, 0
+  assert half.dtype == jnp.bfloat16
+  assert np.isnan(np.asarray(nan)[0]) and np.isfinite(np.asarray(nan)[1])   # a NaN target poisons its image only
 
 
 def test_easy_to_hard_mask_counts_top_k_and_random_rest():

@@ -750,6 +750,48 @@ SPECS += [
             floats=("features", "prototypes"), labels={"labels": K}, batch=("features", "labels"), empty="empty",
             extra=(("prototypes:dim", {"prototypes": f(K, 2)}, "ValueError", "prototypes"),)),
 ]
+# ---- ls19c (issue 19): [48] AST, [64] DCC, [163] HPM
+from jaxlib_methods.losses import masked_modeling as mmod  # noqa: E402
+MODULES += (mmod,)
+_AST_IM = {"inner_loss": _lin_inner, "expert_params": f(3, 3, 2), "syn_x": f(B, 3), "syn_y": f(B, 2), "lr": 0.1,
+           "batch_indices": np.array([[0, 1], [2, 3]], np.int32)}
+SPECS += [
+    cls_spec(ddl.ast_clipping_loss, args={"epoch": 0},
+             extra=(("epoch=-1", {"epoch": -1}, "ValueError", "epoch"),
+                    ("schedule>1", {"schedule": (2.0,)}, "ValueError", "schedule"))),
+    ApiSpec(ddl.ast_gradient_penalty, {"input_grads": f(B, 3)}, floats=("input_grads",), batch=("input_grads",),
+            any_rank=("input_grads",), empty="empty", extra=(("weight<0", {"weight": -1.0}, "ValueError", "weight"),)),
+    ApiSpec(ddl.ast_balanced_inner_weight, {"start_epoch": np.array([0, 3, 5, 2], np.int32), "max_start_epoch": 5},
+            labels={"start_epoch": 6}, batch=("start_epoch",), empty="empty", jit_grad=False,
+            extra=(("max_start_epoch=0", {"max_start_epoch": 0}, "ValueError", "max_start_epoch"),
+                   ("start_epoch:float", {"start_epoch": np.zeros(B, np.float32)}, "TypeError", "start_epoch"))),
+    ApiSpec(ddl.ast_weight_perturbation, {"key": KEY, "params": f(3, 2)}, floats=("params",), any_rank=("params",),
+            extra=(("alpha<0", {"alpha": -1.0}, "ValueError", "alpha"),
+                   ("drop_rate=1", {"drop_rate": 1.0}, "ValueError", "drop_rate"))),
+    ApiSpec(ddl.ast_intermediate_matching_loss, _AST_IM, floats=("syn_x",), any_rank=("syn_x",),
+            labels={"batch_indices": B}, batch=("syn_x", "syn_y"), empty="error",
+            extra=(("lr=0", {"lr": 0.0}, "ValueError", "lr"),
+                   ("expert_params:one", {"expert_params": f(1, 3, 2)}, "ValueError", "expert_params"),
+                   ("batch_indices:3steps", {"batch_indices": np.zeros((3, 2), np.int32)}, "ValueError",
+                    "batch_indices"))),
+    ApiSpec(ddl.dc_gradient_distance, {"grads_a": f(3, 2), "grads_b": f(3, 2)}, floats=("grads_a", "grads_b"),
+            any_rank=("grads_a", "grads_b"), extra=(("grads_b:shape", {"grads_b": f(2, 2)}, "ValueError", "grads_b"),)),
+    ApiSpec(ddl.dc_gradient_matching_loss, {"g_real_by_class": f(2, 3, 2), "g_syn_by_class": f(2, 3, 2)},
+            floats=("g_real_by_class", "g_syn_by_class"), any_rank=("g_real_by_class", "g_syn_by_class"),
+            extra=(("g_syn_by_class:shape", {"g_syn_by_class": f(3, 3, 2)}, "ValueError", "g_syn_by_class"),)),
+    ApiSpec(ddl.dcc_gradient_matching_loss, {"g_real_by_class": f(2, 3, 2), "g_syn_by_class": f(2, 3, 2)},
+            floats=("g_real_by_class", "g_syn_by_class"), any_rank=("g_real_by_class", "g_syn_by_class"),
+            extra=(("g_syn_by_class:shape", {"g_syn_by_class": f(3, 3, 2)}, "ValueError", "g_syn_by_class"),)),
+    ApiSpec(mmod.hpm_relative_loss, {"pred_loss": f(B, 5), "recon_loss": f(B, 5)}, floats=("pred_loss", "recon_loss"),
+            batch=("pred_loss", "recon_loss"), empty="empty",
+            extra=(("where:float", {"where": np.ones((B, 5), np.float32)}, "TypeError", "where"),
+                   ("recon_loss:shape", {"recon_loss": f(B, 4)}, "ValueError", "recon_loss"))),
+    ApiSpec(mmod.hpm_easy_to_hard_mask, {"key": KEY, "pred_loss": f(B, 8), "epoch": 0, "total_epochs": 4},
+            floats=("pred_loss",), batch=("pred_loss",), empty="empty", nan={"pred_loss": "error"},
+            inf={"pred_loss": "error"},
+            extra=(("epoch=4", {"epoch": 4}, "ValueError", "epoch"),
+                   ("mask_ratio=1", {"mask_ratio": 1.0}, "ValueError", "mask_ratio"))),
+]
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
