@@ -1,5 +1,5 @@
-"""Losses wave 2, P3 toy claims (issue 19, ls19c): dataset distillation with smooth expert trajectories (AST) and
-dataset condensation with contrastive signals (DCC).
+"""Losses wave 2, P3 toy claims (issue 19, ls19c): dataset distillation with smooth expert trajectories (AST),
+dataset condensation with contrastive signals (DCC), and hard patches mining for masked image modelling (HPM).
 
 Papers:
   [48] Jiyuan Shen, Wenzhuo Yang, Kwok-Yan Lam, "AST: Effective Dataset Distillation through Alignment with Smooth
@@ -9,6 +9,8 @@ Papers:
        `ast_weight_perturbation`).
   [64] Saehyung Lee, Sanghyuk Chun, Sangwon Jung, Sangdoo Yun, Sungroh Yoon, "Dataset Condensation with Contrastive
        Signals", ICML 2022, arXiv:2202.02916 (`losses.dcc_gradient_matching_loss`, `losses.dc_gradient_matching_loss`).
+  [163] Haochen Wang, Kaiyou Song, Junsong Fan, Yuxi Wang, Jin Xie, Zhaoxiang Zhang, "Hard Patches Mining for Masked
+       Image Modeling", CVPR 2023, arXiv:2304.05919 (`losses.hpm_relative_loss`, `losses.hpm_easy_to_hard_mask`).
 
 AST (catalog row: toy data + MLP: smoothed experts, with a lower parameter-change rate, give a lower MTT loss and a
 higher distilled-set test accuracy than raw experts). Data: `classes` classes, two Gaussian blobs each (centres
@@ -31,6 +33,24 @@ class-wise gradients of the mean cross-entropy on the real and the synthetic poi
 `dcc_gradient_matching_loss`, one Adam step on the synthetic points (the outer loop of DC with fresh inits; DC's
 inner training of the network on the synthetic set is left out). Evaluation: linear classifiers trained on each set
 (full-batch gradient descent from zero), test accuracy. `dcc_loss=dc` (the mutation) condenses the DCC arm with DC.
+
+HPM (catalog row: toy MAE: the predictor's rank correlation with the true per-patch loss is > 0 and rises; masking
+predicted-hard patches gives a higher reconstruction loss than random masking). Data: "images" of `hpm_patches`
+patches of `hpm_patch_dim` values, c_i = (1 + 2 h_i) B_i z + 0.3 eps_i with a latent z ~ N(0, I_4) per image,
+fixed B_i per position and a visible texture flag h_i ~ Bernoulli(`hpm_hard_fraction`) (an extra channel): hard
+patches carry more of the latent. MAE: a GELU MLP from the visible patches (masked ones zeroed, plus the mask) to all
+patches, per-patch squared error on the masked ones; loss head: a per-patch MLP on the patch. Training (Adam,
+`hpm_stages` stages of `hpm_stage_steps` steps; a stage is an "epoch" of alpha_t): MAE loss + `hpm_relative_loss`
+(targets behind a stop-gradient) on the masked patches, masks from `hpm_easy_to_hard_mask` on the head's predictions
+(mask ratio 0.75). Two arms from the same init and batches: HPM (alpha_T = 0.5, official) and a vanilla MAE on random
+masks (alpha_T = 0), which trains the head too. Measured on 512 held-out images: after every stage, the Spearman
+correlation of the HPM head's predictions with the per-patch losses under a random mask; after training, the vanilla
+MAE's loss under its head's top-predicted mask (alpha = 1) and under a random mask. The hard-mask comparison is made
+on the vanilla MAE: the HPM-trained MAE almost never sees a visible hard patch (its masks hide them), so a random mask
+is out of distribution for it (a first evaluation on the HPM-trained MAE gave 6.7-7.3 under a random mask vs 1.5-1.6
+under the hard mask). A first data design (hardness as noise: c_i = B_i z + (0.1 + 1.5 h_i) eps_i) gave a LOWER loss under the hard
+mask than under a random one for the same reason plus: masking pure noise is not a harder task; it was replaced before
+the claims were judged. `hpm_target=shuffled` (the mutation) trains the head on the targets permuted across patches.
 
 What we measured (cpu preset, 4 seeds, 2026-11-30; 210 s wall on the shared 2-core machine at load ~9): 5/8 claims
 pass; three paper claims FAIL and stay failing.
@@ -66,9 +86,16 @@ Claims (tolerances fixed before the first run):
   6. [64] DCC minus DC test accuracy: the lower end of the paired 95% t-interval > 0 (paper: DCC > DC, Tables 1-2;
      claim 6 was added after the first cpu run, when it showed that the mutation `dcc_loss=dc` leaves claim 5
      passing: DC itself beats random selection on this toy);
+  7. [163] the HPM head's Spearman correlation after the last stage: the lower end of the 95% t-interval over seeds
+     > 0 (paper: the predictor learns where reconstruction is hard, Sec. 4.3);
+  8. [163] the correlation rises: last minus first stage, the lower end of the paired 95% t-interval > 0;
+  9. [163] vanilla MAE: loss under the predicted-hardest mask minus under a random mask, lower end of the paired 95%
+     t-interval > 0 (paper: hard patches make a harder task, Sec. 3.4 / Fig. 1). Claims 7-9 were written with the
+     HPM part, after the runs of claims 1-6;
   sanity: the raw expert's test accuracy >= 1.5 / classes; random selection's accuracy >= 1.5 / dcc_classes.
 Mutations: `a_no_smoothing` (`ast_smooth=false`: the "smooth" expert is the raw one; claims 1 and 3 must fail),
-`b_dc_instead_of_dcc` (`dcc_loss=dc`: claim 6 must fail).
+`b_dc_instead_of_dcc` (`dcc_loss=dc`: claim 6 must fail), `c_shuffled_loss_targets` (`hpm_target=shuffled`:
+claims 7 and 8 must fail).
 """
 
 from __future__ import annotations
@@ -83,7 +110,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments._seed_stats import fmt_ci, paired_ci
+from experiments._seed_stats import fmt_ci, mean_ci, paired_ci
 from jaxlib_methods import losses
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
@@ -91,7 +118,9 @@ from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt,
 PAPER = Paper(catalog_id=48, title="AST: Effective Dataset Distillation through Alignment with Smooth and "
               "High-Quality Expert Trajectories", year=2023, arxiv="2310.10541")
 ALSO_REPRODUCES = (Paper(catalog_id=64, title="Dataset Condensation with Contrastive Signals", year=2022,
-                         arxiv="2202.02916"),)
+                         arxiv="2202.02916"),
+                   Paper(catalog_id=163, title="Hard Patches Mining for Masked Image Modeling", year=2023,
+                         arxiv="2304.05919"))
 DEMO = False
 
 
@@ -131,6 +160,16 @@ class Config:
   dcc_steps: PositiveInt = 200
   dcc_lr: PositiveFloat = 1.0
   dcc_loss: Literal["dcc", "dc"] = "dcc"
+  # [163] HPM
+  hpm_patches: Annotated[int, Range(ge=4)] = 16
+  hpm_patch_dim: PositiveInt = 4
+  hpm_hard_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.25
+  hpm_mask_ratio: Annotated[float, Range(gt=0, lt=1)] = 0.75
+  hpm_stages: Annotated[int, Range(ge=2)] = 8
+  hpm_stage_steps: PositiveInt = 60
+  hpm_batch: PositiveInt = 64
+  hpm_lr: PositiveFloat = 1e-3
+  hpm_target: Literal["recon", "shuffled"] = "recon"
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over
 
   CHECKS = (Check("max_start_epoch + target_epochs <= expert_epochs",
@@ -142,9 +181,10 @@ class Config:
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, iterations=1000, dcc_steps=1000),
            "tpu": Config(seeds=8, iterations=1000, dcc_steps=1000)}
 TINY = ("seeds=4", "iterations=20", "n_train=300", "n_test=300", "expert_epochs=6", "max_start_epoch=3",
-        "eval_steps=60", "dcc_steps=20", "dcc_real=16")
+        "eval_steps=60", "dcc_steps=20", "dcc_real=16", "hpm_stages=3", "hpm_stage_steps=40")
 MUTATION_TEST_SLOW = True  # the TINY run compiles the expert, MTT and DC/DCC programs: several seconds of CPU
-MUTATIONS = {"a_no_smoothing": ("ast_smooth=false",), "b_dc_instead_of_dcc": ("dcc_loss=dc",)}
+MUTATIONS = {"a_no_smoothing": ("ast_smooth=false",), "b_dc_instead_of_dcc": ("dcc_loss=dc",),
+             "c_shuffled_loss_targets": ("hpm_target=shuffled",)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -338,6 +378,119 @@ def dcc_runs(config: Config, keys) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# [163] HPM: a toy masked auto-encoder with the relative loss predictor and the easy-to-hard mask
+# ---------------------------------------------------------------------------------------------------------------
+
+def _hpm_data(config: Config, key, n):
+  """n "images" of L patches [n, L, P + 1]: content c_i = (1 + 2 h_i) B_i z + 0.3 eps_i (z ~ N(0, I_4) per image,
+  B_i fixed per position), h_i ~ Bernoulli(hard_fraction) a visible texture flag (last channel): a hard patch carries
+  more of the image's latent, so it is both harder to reconstruct and more informative when visible."""
+  kz, kh, ke = jax.random.split(key, 3)
+  basis = jax.random.normal(jax.random.key(config.seed + 16316), (config.hpm_patches, config.hpm_patch_dim, 4)) / 2.0
+  z = jax.random.normal(kz, (n, 4))
+  h = jax.random.bernoulli(kh, config.hpm_hard_fraction, (n, config.hpm_patches)).astype(jnp.float32)
+  c = (1.0 + 2.0 * h)[..., None] * jnp.einsum("lpk,nk->nlp", basis, z) + 0.3 * jax.random.normal(
+      ke, (n, config.hpm_patches, config.hpm_patch_dim))
+  return jnp.concatenate([c, h[..., None]], -1)
+
+
+def _hpm_init(config: Config, key):
+  k1, k2, k3, k4 = jax.random.split(key, 4)
+  lp, d = config.hpm_patches, config.hpm_patch_dim
+  d_in = lp * (d + 2)
+  return {"mae": {"w1": jax.random.normal(k1, (d_in, 128)) / np.sqrt(d_in), "b1": jnp.zeros(128),
+                  "w2": jax.random.normal(k2, (128, lp * d)) / np.sqrt(128), "b2": jnp.zeros(lp * d)},
+          "head": {"w1": jax.random.normal(k3, (d + 1, 16)) / np.sqrt(d + 1), "b1": jnp.zeros(16),
+                   "w2": jax.random.normal(k4, (16, 1)) / 4.0, "b2": jnp.zeros(1)}}
+
+
+def _hpm_recon_loss(config: Config, p, x, mask):
+  """Per-patch squared error [n, L] of the MAE that sees the unmasked patches (content and flag zeroed where masked,
+  plus the mask itself)."""
+  keep = (~mask).astype(x.dtype)[..., None]
+  inp = jnp.concatenate([x * keep, keep], -1).reshape(x.shape[0], -1)
+  hid = jax.nn.gelu(inp @ p["w1"] + p["b1"])
+  rec = (hid @ p["w2"] + p["b2"]).reshape(x.shape[0], config.hpm_patches, config.hpm_patch_dim)
+  return jnp.mean((rec - x[..., :-1]) ** 2, -1)
+
+
+def _hpm_pred(p, x):
+  return (jax.nn.gelu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"])[..., 0]
+
+
+def _spearman_masked(a, b, mask):
+  """Mean over images of the Spearman rank correlation of a and b over the masked patches (equal counts per row)."""
+  big = 1e9
+  ra = jnp.argsort(jnp.argsort(jnp.where(mask, a, big), -1), -1).astype(jnp.float32)
+  rb = jnp.argsort(jnp.argsort(jnp.where(mask, b, big), -1), -1).astype(jnp.float32)
+  m = mask.astype(jnp.float32)
+  n = m.sum(-1, keepdims=True)
+  ca = (ra - (ra * m).sum(-1, keepdims=True) / n) * m
+  cb = (rb - (rb * m).sum(-1, keepdims=True) / n) * m
+  return jnp.mean((ca * cb).sum(-1) / jnp.sqrt((ca ** 2).sum(-1) * (cb ** 2).sum(-1)))
+
+
+def _hpm_seed(config: Config, key, alpha_T):
+  k_init, k_train, k_eval, k_shuf = jax.random.split(key, 4)
+  params = _hpm_init(config, k_init)
+  opt = optax.adam(config.hpm_lr)
+  state = opt.init(params)
+  x_eval = _hpm_data(config, k_eval, 512)
+  rand_eval = losses.hpm_easy_to_hard_mask(jax.random.fold_in(k_eval, 1), jnp.zeros(x_eval.shape[:2]),
+                                           mask_ratio=config.hpm_mask_ratio, epoch=0, total_epochs=1, alpha_T=0.0)
+  def step(carry, inp):
+    p, s = carry
+    k, stage = inp
+    kx, km, ks = jax.random.split(k, 3)
+    x = _hpm_data(config, kx, config.hpm_batch)
+    pred = _hpm_pred(p["head"], x)
+    mask = losses.hpm_easy_to_hard_mask(km, jax.lax.stop_gradient(pred), mask_ratio=config.hpm_mask_ratio,
+                                        epoch=stage, total_epochs=config.hpm_stages,    # a stage = an epoch of alpha_t
+                                        alpha_T=alpha_T)
+
+    def loss_fn(p):
+      rl = _hpm_recon_loss(config, p["mae"], x, mask)
+      mae = jnp.sum(rl * mask) / jnp.sum(mask)
+      target = rl
+      if config.hpm_target == "shuffled":    # the mutation: targets permuted across the patches of each image
+        target = jax.vmap(lambda r, kk: jax.random.permutation(kk, r))(rl, jax.random.split(ks, rl.shape[0]))
+      return mae + losses.hpm_relative_loss(_hpm_pred(p["head"], x), target, where=mask).mean()
+
+    g = jax.grad(loss_fn)(p)
+    u, s = opt.update(g, s, p)
+    p = optax.apply_updates(p, u)
+    return (p, s), None
+
+  def stage_fn(carry, stage):
+    keys = jax.random.split(jax.random.fold_in(k_train, stage), config.hpm_stage_steps)
+    carry, _ = jax.lax.scan(step, carry, (keys, jnp.full(config.hpm_stage_steps, stage)))
+    p = carry[0]
+    rl_eval = _hpm_recon_loss(config, p["mae"], x_eval, rand_eval)
+    return carry, _spearman_masked(_hpm_pred(p["head"], x_eval), rl_eval, rand_eval)
+
+  (params, state), corr = jax.lax.scan(stage_fn, (params, state), jnp.arange(config.hpm_stages))
+  pred_eval = _hpm_pred(params["head"], x_eval)
+  hard = losses.hpm_easy_to_hard_mask(k_shuf, pred_eval, mask_ratio=config.hpm_mask_ratio, epoch=0, total_epochs=1,
+                                      alpha_0=1.0, alpha_T=1.0)            # exactly the top predicted patches
+  loss_of = lambda m: jnp.sum(_hpm_recon_loss(config, params["mae"], x_eval, m) * m) / jnp.sum(m)
+  return {"corr": corr, "loss_hard_mask": loss_of(hard), "loss_random_mask": loss_of(rand_eval)}
+
+
+def hpm_runs(config: Config, keys) -> dict:
+  """Two arms from the same init and data, vmapped together (one compilation): HPM's easy-to-hard masks (alpha_T =
+  0.5, the official schedule) and a vanilla MAE with random masks (alpha_T = 0), both training the loss predictor."""
+  alphas = jnp.asarray([0.5, 0.0])
+  fn = jax.jit(jax.vmap(jax.vmap(lambda k, a: _hpm_seed(config, k, a), in_axes=(None, 0)), in_axes=(0, None)))
+  r = jax.device_get(fn(keys, alphas))      # leaves [seeds, arm]
+  out = {"target": config.hpm_target}
+  for i, arm in enumerate(("hpm", "random_mae")):
+    out[arm] = {"corr": np.asarray(r["corr"])[:, i].tolist(),
+                "loss_hard_mask": np.asarray(r["loss_hard_mask"])[:, i].tolist(),
+                "loss_random_mask": np.asarray(r["loss_random_mask"])[:, i].tolist()}
+  return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
@@ -347,11 +500,14 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   keys = shard_leading(keys, make_mesh(config.mesh), what="seed")     # each device runs its seeds
   ast = sweep.memoized(workdir, {"part": "ast"}, lambda: ast_runs(config, keys))
   dcc = sweep.memoized(workdir, {"part": "dcc"}, lambda: dcc_runs(config, keys))
+  hpm = sweep.memoized(workdir, {"part": "hpm"}, lambda: hpm_runs(config, keys))
   for s in range(config.seeds):
     log.log(s, rate_raw=ast["rate_raw"][s], rate_smooth=ast["rate_smooth"][s], mtt_raw=ast["mtt_raw"][s],
             mtt_smooth=ast["mtt_smooth"][s], acc_raw=ast["acc_raw"][s], acc_smooth=ast["acc_smooth"][s],
-            dcc_acc=dcc["dcc"]["acc"][s], dc_acc=dcc["dc"]["acc"][s], random_acc=dcc["random"]["acc"][s])
-  out = {"ast": ast, "dcc": dcc, "classes": config.classes, "dcc_classes": config.dcc_classes}
+            dcc_acc=dcc["dcc"]["acc"][s], dc_acc=dcc["dc"]["acc"][s], random_acc=dcc["random"]["acc"][s],
+            hpm_corr=hpm["hpm"]["corr"][s][-1], mae_loss_hard=hpm["random_mae"]["loss_hard_mask"][s],
+            mae_loss_random=hpm["random_mae"]["loss_random_mask"][s])
+  out = {"ast": ast, "dcc": dcc, "hpm": hpm, "classes": config.classes, "dcc_classes": config.dcc_classes}
   _figure(out, config, workdir)
   return out
 
@@ -364,6 +520,11 @@ def claims(results: dict) -> list[Claim]:
   dc_gain = float(np.mean(np.asarray(dcc["dc"]["acc"]) - np.asarray(dcc["random"]["acc"])))
   dcc_gain = paired_ci(dcc["dcc"]["acc"], dcc["random"]["acc"])
   dcc_vs_dc = paired_ci(dcc["dcc"]["acc"], dcc["dc"]["acc"])
+  hpm = results["hpm"]
+  corr = np.asarray(hpm["hpm"]["corr"])
+  corr_end = mean_ci(corr[:, -1])
+  corr_rise = paired_ci(corr[:, -1], corr[:, 0])
+  hard_gain = paired_ci(hpm["random_mae"]["loss_hard_mask"], hpm["random_mae"]["loss_random_mask"])
   return [
       Claim.at_most("AST: parameter-change rate of the smooth expert / the raw expert, mean over seeds", rate, 0.9,
                     paper="clipping loss + gradient penalty regulate the rate of parameter change", kind="paper",
@@ -377,13 +538,25 @@ def claims(results: dict) -> list[Claim]:
       Claim.at_most("DCC toy: DC-condensed minus random-selection test accuracy, mean over seeds", dc_gain, 0.02,
                     paper="DC can be no better than random selection when task-irrelevant information dominates",
                     kind="paper", where="Sec. 3 [64]"),
-      Claim.holds(f"DCC toy: DCC ({dcc['dcc']['loss']} arm) minus random-selection test accuracy: lower end of the "
+      Claim.holds(f"DCC toy: the DCC arm minus random-selection test accuracy: lower end of the "
                   f"paired 95% CI > 0 ({fmt_ci(dcc_gain)})", bool(dcc_gain["lo"] > 0),
                   paper="DCC captures the differences between classes", detail="strictly above 0", kind="paper",
                   where="Sec. 4, Table 1 [64]"),
-      Claim.holds(f"DCC toy: DCC ({dcc['dcc']['loss']} arm) minus DC test accuracy: lower end of the paired 95% CI > 0 "
+      Claim.holds(f"DCC toy: the DCC arm minus DC test accuracy: lower end of the paired 95% CI > 0 "
                   f"({fmt_ci(dcc_vs_dc)})", bool(dcc_vs_dc["lo"] > 0), paper="DCC outperforms DC",
                   detail="strictly above 0", kind="paper", where="Sec. 5, Tables 1-2 [64]"),
+      Claim.holds(f"HPM toy: Spearman correlation of predicted and true per-patch loss after training: lower end of "
+                  f"the 95% CI over seeds > 0 ({fmt_ci(corr_end)})", bool(corr_end["lo"] > 0),
+                  paper="the loss predictor learns where reconstruction is hard", detail="strictly above 0",
+                  kind="paper", where="Sec. 4.3, Fig. 5 [163]"),
+      Claim.holds(f"HPM toy: the correlation rises, last minus first stage: lower end of the paired 95% CI > 0 "
+                  f"({fmt_ci(corr_rise)})", bool(corr_rise["lo"] > 0), paper="the prediction improves in training",
+                  detail="strictly above 0", kind="paper", where="Sec. 4.3 [163]"),
+      Claim.holds(f"HPM toy, MAE trained on random masks: reconstruction loss under its predictor's hardest-patch mask "
+                  f"minus under a random mask: lower "
+                  f"end of the paired 95% CI > 0 ({fmt_ci(hard_gain, 4)})", bool(hard_gain["lo"] > 0),
+                  paper="masking the predicted-hard patches poses a harder task", detail="strictly above 0",
+                  kind="paper", where="Sec. 3.4, Fig. 1 [163]"),
       Claim.at_least("AST: raw expert's final test accuracy, min over seeds", min(ast["expert_acc"]),
                      1.5 / results["classes"], kind="sanity"),
       Claim.at_least("DCC toy: random-selection test accuracy, mean over seeds", float(np.mean(dcc["random"]["acc"])),
@@ -395,7 +568,7 @@ def _figure(out, config, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+  fig, axes = plt.subplots(1, 4, figsize=(20, 4))
   ast, dcc = out["ast"], out["dcc"]
   axes[0].plot(ast["curve_raw"], label="raw experts")
   axes[0].plot(ast["curve_smooth"], label=f"smooth experts (AST, smooth={config.ast_smooth})")
@@ -417,5 +590,12 @@ def _figure(out, config, workdir):
   axes[2].set_ylabel("test accuracy of the condensed set")
   axes[2].set_title(f"[64] shared component norm {config.dcc_shared}", fontsize=9)
   axes[2].legend(fontsize=7)
-  fig.suptitle("Losses wave 2 P3: AST smooth experts; DCC contrastive gradient matching")
+  corr = np.asarray(out["hpm"]["hpm"]["corr"])
+  for i, row in enumerate(corr):
+    axes[3].plot(np.arange(1, len(row) + 1), row, marker="o", label=f"seed {i}")
+  axes[3].set_xlabel("training stage (epoch of alpha_t)")
+  axes[3].set_ylabel("Spearman(predicted, true patch loss)")
+  axes[3].set_title(f"[163] HPM loss predictor (targets: {out['hpm']['target']})", fontsize=9)
+  axes[3].legend(fontsize=7)
+  fig.suptitle("Losses wave 2 P3: AST smooth experts; DCC contrastive gradient matching; HPM hard patches")
   save_figure(fig, workdir / "figure.png")

@@ -89,7 +89,8 @@ def hpm_easy_to_hard_mask(key: jax.Array, pred_loss: jax.Array, *, mask_ratio: f
     key: a PRNG key.
     pred_loss: [N, L] floating predicted per-patch losses (from the EMA model's head in the official code).
     mask_ratio: the fraction of masked patches, in [0, 1).
-    epoch: the current epoch t >= 0 (a Python int).
+    epoch: the current epoch t in [0, T) (an int; an integer scalar array may be traced, e.g. inside a scan over
+      the epochs: it is then clipped into [0, T) and k is computed in float32).
     total_epochs: T > epoch (a Python int).
     alpha_0: the hard fraction's start, in [0, 1].
     alpha_T: the hard fraction at the last epoch, in [0, 1].
@@ -102,19 +103,30 @@ def hpm_easy_to_hard_mask(key: jax.Array, pred_loss: jax.Array, *, mask_ratio: f
   if p.ndim != 2 or p.shape[1] < 1:
     raise ValueError(f"pred_loss must be [N, L] with L >= 1 patches, got pred_loss.shape={p.shape}")
   validation.check_in_interval(mask_ratio, "mask_ratio", 0.0, 1.0, closed_high=False)
-  for name, v in (("epoch", epoch), ("total_epochs", total_epochs)):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-      raise TypeError(f"{name} must be a Python int, got {name}={v!r}")
-  if not 0 <= epoch < total_epochs:
-    raise ValueError(f"epoch must lie in [0, total_epochs), got epoch={epoch}, total_epochs={total_epochs}")
+  if isinstance(total_epochs, bool) or not isinstance(total_epochs, (int, np.integer)) or total_epochs < 1:
+    raise ValueError(f"total_epochs must be a Python int >= 1, got total_epochs={total_epochs!r}")
+  concrete = validation.is_concrete_number(epoch)
+  if concrete:
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) and not (
+        hasattr(epoch, "dtype") and jnp.issubdtype(epoch.dtype, jnp.integer)):
+      raise TypeError(f"epoch must be an int, got epoch={epoch!r}")
+    if not 0 <= int(epoch) < total_epochs:
+      raise ValueError(f"epoch must lie in [0, total_epochs), got epoch={epoch}, total_epochs={total_epochs}")
+  else:
+    validation.check_integer(epoch, "epoch")
+    if np.ndim(epoch) != 0:
+      raise ValueError(f"epoch must be a scalar, got epoch.shape={np.shape(epoch)}")
   validation.check_in_interval(alpha_0, "alpha_0", 0.0, 1.0)
   validation.check_in_interval(alpha_T, "alpha_T", 0.0, 1.0)
   # a bool mask cannot carry NaN: a non-finite predicted loss is an error when concrete (docs/conventions.md 5)
   validation.check_values(jnp.isfinite(p), pred_loss, "pred_loss", "finite")
   n, length = p.shape
   n_mask = length - int(length * (1 - mask_ratio))
-  alpha = alpha_0 + (epoch + 1) / total_epochs * (alpha_T - alpha_0)
-  k = int(n_mask * alpha)
+  if concrete:
+    k = int(n_mask * (alpha_0 + (int(epoch) + 1) / total_epochs * (alpha_T - alpha_0)))
+  else:  # a traced epoch (e.g. inside one scan over the epochs); out of [0, T) it is clipped into range
+    e = jnp.clip(epoch, 0, total_epochs - 1).astype(jnp.float32)
+    k = jnp.floor(n_mask * (alpha_0 + (e + 1) / total_epochs * (alpha_T - alpha_0)) + 1e-6).astype(jnp.int32)
   rank = lambda s: jnp.argsort(jnp.argsort(s, axis=1), axis=1)   # 0 = smallest
   pc = jax.lax.stop_gradient(p)
   top = rank(pc) >= length - k                                   # the k largest predicted losses

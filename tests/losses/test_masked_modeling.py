@@ -88,6 +88,9 @@ def test_easy_to_hard_mask_counts_top_k_and_random_rest():
                                        alpha_0=1.0, alpha_T=1.0)
   for b in range(4):
     assert set(np.flatnonzero(np.asarray(exact[b]))) == set(top_order[b, :n_mask])
+  traced = jax.jit(lambda e: losses.hpm_easy_to_hard_mask(jax.random.key(3), pred, epoch=e, total_epochs=10))(9)
+  np.testing.assert_array_equal(np.asarray(traced), np.asarray(
+      losses.hpm_easy_to_hard_mask(jax.random.key(3), pred, epoch=9, total_epochs=10)))   # traced epoch: same k
   first = losses.hpm_easy_to_hard_mask(jax.random.key(2), pred, epoch=0, total_epochs=200)   # k = int(12 / 400) = 0
   assert np.all(np.asarray(first).sum(-1) == n_mask)
 
@@ -110,3 +113,5 @@ def test_bad_input_is_rejected():
     losses.hpm_easy_to_hard_mask(k, jnp.zeros((2, 4)), epoch=0, total_epochs=5, alpha_T=1.5)
   with pytest.raises(TypeError, match="epoch"):
     losses.hpm_easy_to_hard_mask(k, jnp.zeros((2, 4)), epoch=0.5, total_epochs=5)
+  with pytest.raises(ValueError, match="total_epochs"):
+    losses.hpm_easy_to_hard_mask(k, jnp.zeros((2, 4)), epoch=0, total_epochs=0)
