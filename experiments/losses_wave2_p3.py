@@ -52,8 +52,8 @@ under the hard mask). A first data design (hardness as noise: c_i = B_i z + (0.1
 mask than under a random one for the same reason plus: masking pure noise is not a harder task; it was replaced before
 the claims were judged. `hpm_target=shuffled` (the mutation) trains the head on the targets permuted across patches.
 
-What we measured (cpu preset, 4 seeds, 2026-11-30; 210 s wall on the shared 2-core machine at load ~9): 5/8 claims
-pass; three paper claims FAIL and stay failing.
+What we measured (cpu preset, 4 seeds, 2026-11-30; 63 s of CPU, 390 s wall on the shared 2-core machine at load
+~18): 8/11 claims pass; three paper claims FAIL and stay failing (two of [48], one of [64]).
   [48] parameter-change rate smooth / raw 0.92 / 0.92 / 0.92 / 0.94 (mean 0.926 > 0.9): FAILS; the smooth experts do
     move more slowly, by 7%, not by the 10% the tolerance asks. Final MTT loss smooth 0.39 / 0.31 / 0.38 / 0.41 vs
     raw 0.57 / 0.33 / 0.41 / 0.47: lower on every seed, but the paired interval -0.071 [-0.191, 0.049] crosses 0:
@@ -67,6 +67,11 @@ pass; three paper claims FAIL and stay failing.
     before fixing the preset: Adam on the synthetic points with a shared component of norm 20 (DC +0.12 over random
     at TINY); DC's SGD (momentum 0.5) with norm 20 (DC +0.24, 3 seeds, 200 steps); the preset takes norm 100 (25
     times the class offsets), the catalog's "large shared component".
+  [163] HPM head's Spearman correlation with the per-patch loss, first -> last stage: 0.15 -> 0.41, 0.02 -> 0.36,
+    0.06 -> 0.38, 0.04 -> 0.37 (0.380 [0.351, 0.409] > 0; rise 0.312 [0.251, 0.373]): pass. Random-mask MAE: loss
+    under its head's hardest-patch mask 2.00 / 2.07 / 1.93 / 1.93 vs random mask 1.48 / 1.53 / 1.44 / 1.44 (+0.51
+    [0.47, 0.55]): passes. (The HPM-trained MAE: 1.54 / 1.57 / 1.49 / 1.49 under the hard mask vs 7.1 / 7.3 / 6.7 /
+    6.7 under a random one, the out-of-distribution effect described above.)
 
 Sharding: the seeds are vmapped and split over `mesh.data` (`shard_leading`). /work/tools/meshcheck.py at TINY with 2
 simulated devices: the same 6/8 claims pass on 1 and on 2 devices; max relative difference of the results 1.8e-7
@@ -111,6 +116,7 @@ import numpy as np
 import optax
 
 from experiments._seed_stats import fmt_ci, mean_ci, paired_ci
+from experiments.tesla_mtt import hard_loss, init_mlp, mlp
 from jaxlib_methods import losses
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
@@ -200,19 +206,10 @@ def _blobs(config: Config, key, n):
 
 
 def _mlp_init(config: Config, key):
-  k1, k2 = jax.random.split(key)
-  return {"w1": jax.random.normal(k1, (config.dim, config.hidden)) / np.sqrt(config.dim),
-          "b1": jnp.zeros(config.hidden),
-          "w2": jax.random.normal(k2, (config.hidden, config.classes)) / np.sqrt(config.hidden),
-          "b2": jnp.zeros(config.classes)}
+  return init_mlp(key, config)   # tesla_mtt's one-hidden-layer tanh MLP (fields dim, hidden, classes)
 
 
-def _mlp(p, x):
-  return jnp.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
-
-
-def _ce(p, x, y):
-  return optax.losses.softmax_cross_entropy_with_integer_labels(_mlp(p, x), y).mean()
+_mlp, _ce = mlp, hard_loss
 
 
 def _expert(config: Config, params, x, y, perm_key, smooth: bool):

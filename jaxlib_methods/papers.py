@@ -947,7 +947,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.dataset_distillation.dcc_gradient_matching_loss",),
         tests=("tests/losses/test_ast_dcc.py",),
         experiment="losses_wave2_p3"),
-    163: Implementation(  # HPM's relative loss prediction and easy-to-hard mask (official code); toy MAE in the experiment
+    163: Implementation(  # HPM relative loss prediction + easy-to-hard mask (official code); toy MAE: 3/3 claims pass
         artifacts=("jaxlib_methods.losses.masked_modeling.hpm_relative_loss",
                    "jaxlib_methods.losses.masked_modeling.hpm_easy_to_hard_mask",),
         tests=("tests/losses/test_masked_modeling.py",),
