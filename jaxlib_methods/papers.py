@@ -933,7 +933,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         tests=("tests/analysis/test_weight_ensembles.py",),
         experiment="spurious_feature_ensembles"),
     # ---- ls19c (issue 19) ----
-    48: Implementation(  # AST: forms from the official code (the paper's text not readable here); toy: 2 of 3 claims fail
+    48: Implementation(  # AST: forms from the official code (paper text not readable here); toy: 2 of 3 claims fail
         artifacts=("jaxlib_methods.losses.dataset_distillation.ast_clipping_loss",
                    "jaxlib_methods.losses.dataset_distillation.ast_gradient_penalty",
                    "jaxlib_methods.losses.dataset_distillation.ast_balanced_inner_weight",

@@ -288,9 +288,10 @@ def tesla_soft_labels(logits: jax.Array, *, temperature: Any = 1.0) -> jax.Array
 # ---------------------------------------------------------------------------------------------------------------------
 # [48] AST: smooth expert trajectories (Shen, Yang, Lam, arXiv:2310.10541)
 # ---------------------------------------------------------------------------------------------------------------------
-# The paper's text (arXiv:2310.10541v2, Sec. 3) was not readable from this workplace; the forms below follow the
-# authors' code, https://github.com/shenjiyuan123/AST-Alignment-with-Smooth-Expert (buffer.py / utils.py
-# `epoch_flat` and `epoch_gp`, distill.py `weightPerturb`, `balance_loss`, `adaptive_middle_loss`), and say so.
+# The paper's text (arXiv:2310.10541v2) was not readable from this workplace, so no section or equation numbers are
+# given; the forms below follow the authors' code, https://github.com/shenjiyuan123/AST-Alignment-with-Smooth-Expert
+# (buffer.py / utils.py `epoch_flat` and `epoch_gp`, distill.py `weightPerturb`, `balance_loss`,
+# `adaptive_middle_loss`), and say so.
 
 AST_LOSS_DECAY = (0.5, 0.5, 0.55, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 """The clipping loss's per-epoch factors of the official buffer.py (`loss_decay`, epochs 0-10; 1 afterwards)."""
@@ -302,7 +303,7 @@ def ast_clipping_loss(logits: jax.Array, labels: jax.Array, *, epoch: Any, sched
 
   Shen, Yang, Lam, "AST: Effective Dataset Distillation through Alignment with Smooth and High-Quality Expert
   Trajectories" (v1: "Efficient Dataset Distillation through Alignment with Smooth and High-Quality Expert
-  Trajectories"), 2023, arXiv:2310.10541, Sec. 3 (clipping loss). Form from the official buffer.py / utils.py
+  Trajectories"), 2023, arXiv:2310.10541 (the clipping loss). Form from the official buffer.py / utils.py
   `epoch_flat`: l_clip(x, y; e) = lambda_e CE(f(x), y) with lambda_e = `schedule[e]` for e < len(schedule) and 1
   afterwards, which limits the rate of parameter change of the early expert epochs (a smoother trajectory).
 
@@ -340,7 +341,7 @@ def ast_clipping_loss(logits: jax.Array, labels: jax.Array, *, epoch: Any, sched
 def ast_gradient_penalty(input_grads: jax.Array, *, weight: Any = 0.1) -> jax.Array:
   """AST's gradient penalty for expert training, per example: weight * (||d f / d x_i||_2 - 1)^2.
 
-  Shen, Yang, Lam 2023, arXiv:2310.10541, Sec. 3 (gradient penalty, added to the clipping loss); form and the
+  Shen, Yang, Lam 2023, arXiv:2310.10541 (the gradient penalty, added to the clipping loss); form and the
   default weight 0.1 from the official utils.py `epoch_gp` (the WGAN-GP form, Gulrajani et al. 2017, Eq. 3, on
   the expert's input gradient). Pass the input gradient of the summed outputs,
   `jax.grad(lambda x: f(params, x).sum())(x)`, so that the penalty stays differentiable in the parameters.
@@ -364,7 +365,7 @@ def ast_gradient_penalty(input_grads: jax.Array, *, weight: Any = 0.1) -> jax.Ar
 def ast_balanced_inner_weight(start_epoch: Any, *, max_start_epoch: int) -> jax.Array:
   """AST's balanced inner-loop loss: the factor on the student's inner cross-entropy for a start epoch t.
 
-  Shen, Yang, Lam 2023, arXiv:2310.10541, Sec. 3 (balanced inner-loop loss); form from the official distill.py
+  Shen, Yang, Lam 2023, arXiv:2310.10541 (the balanced inner-loop loss); form from the official distill.py
   (`--balance_loss`): with h = max_start_epoch // 2, the factor is log_5(t - h + 8) for t >= h and
   1 / log_5(h - t + 8) for t < h, so early (large-gradient) start epochs get a smaller and late ones a larger inner
   loss. Multiply the inner loss by it, e.g. `lambda p, x, y: w * ce(p, x, y)` as `unrolled_sgd`'s `inner_loss`.
@@ -391,7 +392,7 @@ def ast_balanced_inner_weight(start_epoch: Any, *, max_start_epoch: int) -> jax.
 def ast_weight_perturbation(key: jax.Array, params: Any, *, alpha: Any = 1.0, drop_rate: float = 0.5) -> Any:
   """AST's weight perturbation of the expert start checkpoint: theta + alpha (d / ||d||_F) * theta, per leaf.
 
-  Shen, Yang, Lam 2023, arXiv:2310.10541, Sec. 3 (weight perturbation); form from the official distill.py
+  Shen, Yang, Lam 2023, arXiv:2310.10541 (the weight perturbation); form from the official distill.py
   `weightPerturb`: per parameter tensor, d ~ N(0, I) with dropout (rate `drop_rate`; the kept entries' 1 / (1 - p)
   scale cancels in the normalisation), d / ||d||_F multiplied elementwise by the tensor itself, times alpha.
 
@@ -426,7 +427,7 @@ def ast_intermediate_matching_loss(inner_loss: InnerLoss, expert_params: Any, sy
                                    lr: Any, batch_indices: jax.Array) -> jax.Array:
   """MTT loss plus AST's intermediate matching terms against the expert checkpoints between start and target.
 
-  Shen, Yang, Lam 2023, arXiv:2310.10541, Sec. 3 (intermediate matching loss); form from the official distill.py
+  Shen, Yang, Lam 2023, arXiv:2310.10541 (the intermediate matching loss); form from the official distill.py
   (`--adaptive_middle_loss`): the N inner steps are cut into M equal segments (M expert epochs between start
   theta*_t and target theta*_{t+M}); after segment k the student theta_{kN/M} is compared with theta*_{t+k}:
 
@@ -475,11 +476,11 @@ def ast_intermediate_matching_loss(inner_loss: InnerLoss, expert_params: Any, sy
 def dc_gradient_distance(grads_a: Any, grads_b: Any) -> jax.Array:
   """DC's layer-wise gradient distance: sum over weight tensors and their output nodes of 1 - cos(A_i, B_i).
 
-  Zhao, Mopuri, Bilen, "Dataset Condensation with Gradient Matching", ICLR 2021, arXiv:2006.05929, Eq. (10) (the
-  distance DC and DCC both use; Lee et al. 2022, arXiv:2202.02916, Sec. 2). Each leaf with rank >= 2 is a weight
-  tensor whose LAST axis indexes the output nodes (the JAX/Flax kernel layout [..., in, out]; the official PyTorch
-  code reshapes [out, ...] the same way); 1-D leaves (biases, norms) are ignored, as in DC's code. A zero-norm
-  column gives NaN (its cosine is undefined).
+  Zhao, Mopuri, Bilen, "Dataset Condensation with Gradient Matching", ICLR 2021, arXiv:2006.05929, the layer-wise
+  distance (the distance DC and DCC both use; Lee et al. 2022, arXiv:2202.02916; equation numbers not verified
+  here). Each leaf with rank >= 2 is a weight tensor whose LAST axis indexes the output nodes (the JAX/Flax kernel
+  layout [..., in, out]; the official PyTorch code reshapes [out, ...] the same way); 1-D leaves (biases, norms) are
+  ignored, as in DC's code. A zero-norm column gives NaN (its cosine is undefined).
 
   Args:
     grads_a: a pytree of floating gradients.
@@ -512,8 +513,8 @@ def _check_by_class(g_real_by_class, g_syn_by_class):
 def dc_gradient_matching_loss(g_real_by_class: Any, g_syn_by_class: Any) -> jax.Array:
   """DC's class-wise gradient matching: sum_c D(grad l(T_c), grad l(S_c)), one distance per class.
 
-  Zhao et al. 2021, arXiv:2006.05929, Eq. (9)-(10); the baseline of DCC (Lee et al., "Dataset Condensation with
-  Contrastive Signals", ICML 2022, arXiv:2202.02916, Sec. 3, Eq. (3)). Batch-level (one value for the set).
+  Zhao et al. 2021, arXiv:2006.05929 (class-wise gradient matching); the baseline of DCC (Lee et al., "Dataset
+  Condensation with Contrastive Signals", ICML 2022, arXiv:2202.02916). Batch-level (one value for the set).
 
   Args:
     g_real_by_class: gradients of the loss on each class's real batch T_c: a pytree whose leaves are [C, ...].
@@ -531,11 +532,11 @@ def dc_gradient_matching_loss(g_real_by_class: Any, g_syn_by_class: Any) -> jax.
 def dcc_gradient_matching_loss(g_real_by_class: Any, g_syn_by_class: Any) -> jax.Array:
   """DCC's gradient matching: D(sum_c grad l(T_c), sum_c grad l(S_c)), the classes' gradients summed first.
 
-  Lee, Chun, Jung, Yun, Yoon, "Dataset Condensation with Contrastive Signals", ICML 2022, arXiv:2202.02916, Sec. 4
-  (the DCC loss): matching the gradient of the loss over all classes' data lets the classes' gradients cancel
-  where they share task-irrelevant components, so the contrast between classes drives the synthetic set. D is
-  DC's distance (`dc_gradient_distance`, scale invariant, so sum and mean over classes agree). With one class it
-  equals `dc_gradient_matching_loss`. Batch-level.
+  Lee, Chun, Jung, Yun, Yoon, "Dataset Condensation with Contrastive Signals", ICML 2022, arXiv:2202.02916
+  (the DCC loss; equation number not verified here): matching the gradient of the loss over all classes' data lets
+  the classes' gradients cancel where they share task-irrelevant components, so the contrast between classes drives
+  the synthetic set. D is DC's distance (`dc_gradient_distance`, scale invariant, so sum and mean over classes
+  agree). With one class it equals `dc_gradient_matching_loss`. Batch-level.
 
   Args:
     g_real_by_class: gradients of the loss on each class's real batch T_c: a pytree whose leaves are [C, ...].

@@ -3,16 +3,18 @@ mask.
 
 Paper [163]: Haochen Wang, Kaiyou Song, Junsong Fan, Yuxi Wang, Jin Xie, Zhaoxiang Zhang, "Hard Patches Mining for
 Masked Image Modeling", CVPR 2023, arXiv:2304.05919 (the catalog's title "Bootstrap Masked Visual Modeling via Hard
-Patches Mining" is the journal extension, arXiv:2312.13714). Official code: https://github.com/Haochen-Wang409/HPM
+Patches Mining" is the journal extension, arXiv:2312.13714; section and equation numbers of the papers were not
+readable here, the forms follow the official code). Official code: https://github.com/Haochen-Wang409/HPM
 (models_mae_learn_loss.py `forward_learning_loss(relative=True)` and `generate_mask`).
 
 An auxiliary head predicts, per patch, the reconstruction loss the MAE will incur there. It is trained with a
-relative (pairwise ranking) objective, so only the ORDER of the patch losses is learnt (Sec. 3.3): for masked patches
+relative (pairwise ranking) objective, so only the ORDER of the patch losses is learnt: for masked patches
 i, j of one image with reconstruction losses L_i != L_j (held fixed: stop-gradient),
 
-    l = - sum_{i, j} [ 1(L_j > L_i) log sigma(p_j - p_i) + 1(L_j < L_i) log(1 - sigma(p_j - p_i)) ] / #{(i, j): L_i != L_j}.
+    l = - sum_{i, j} [ 1(L_j > L_i) log sigma(p_j - p_i) + 1(L_j < L_i) log(1 - sigma(p_j - p_i)) ]
+        / #{(i, j): L_i != L_j}.
 
-The next mask hides the patches predicted to be hardest, mixed easy-to-hard (Sec. 3.4): of the n_mask masked patches,
+The next mask hides the patches predicted to be hardest, mixed easy-to-hard: of the n_mask masked patches,
 a fraction alpha_t = alpha_0 + (t + 1) / T (alpha_T - alpha_0) (official: alpha_0 = 0, alpha_T = 0.5) are the top
 predicted-loss patches, the rest uniformly random among the others.
 """
@@ -31,9 +33,9 @@ from jaxlib_methods import validation
 def hpm_relative_loss(pred_loss: jax.Array, recon_loss: jax.Array, *, where: Any = None) -> jax.Array:
   """HPM's relative loss-prediction objective per image: pairwise BCE on the order of the patches' losses.
 
-  Wang et al., "Hard Patches Mining for Masked Image Modeling", CVPR 2023, arXiv:2304.05919, Sec. 3.3, Eq. (7)
-  (the relative form; official `forward_learning_loss(relative=True)`). For image n, over ordered pairs (i, j) of
-  selected patches with recon_loss[n, i] != recon_loss[n, j]:
+  Wang et al., "Hard Patches Mining for Masked Image Modeling", CVPR 2023, arXiv:2304.05919, the relative
+  loss-prediction objective (form of the official `forward_learning_loss(relative=True)`). For image n, over ordered
+  pairs (i, j) of selected patches with recon_loss[n, i] != recon_loss[n, j]:
 
       l_n = sum_{i, j} BCE(sigma(p_j - p_i), 1(L_j > L_i)) / #{(i, j): L_i != L_j},
 
@@ -79,7 +81,7 @@ def hpm_easy_to_hard_mask(key: jax.Array, pred_loss: jax.Array, *, mask_ratio: f
                           total_epochs: int, alpha_0: float = 0.0, alpha_T: float = 0.5) -> jax.Array:
   """HPM's easy-to-hard mask: the top predicted-loss patches plus random ones, n_mask = L - int(L (1 - ratio)).
 
-  Wang et al. 2023, arXiv:2304.05919, Sec. 3.4, Eq. (8) (official `generate_mask`): alpha_t = alpha_0 +
+  Wang et al. 2023, arXiv:2304.05919, the easy-to-hard mask (form of the official `generate_mask`): alpha_t = alpha_0 +
   (t + 1) / T (alpha_T - alpha_0); the k = int(n_mask alpha_t) patches with the largest `pred_loss` are masked, and
   n_mask - k more are drawn uniformly among the other L - k patches. k = 0 gives MAE's random mask; alpha_t = 1
   masks exactly the n_mask top-predicted patches. `pred_loss` is only ranked (no gradient; the official function

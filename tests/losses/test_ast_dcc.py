@@ -94,22 +94,21 @@ def test_ast_intermediate_matching_matches_numpy_and_reduces_to_mtt():
   experts = rng.normal(size=(4, 3, 2))          # M = 3 expert epochs after the start
   x, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
   idx = np.array([[0, 1], [2, 3], [4, 0], [1, 2], [3, 4], [0, 2]], np.int32)   # N = 6 = 2 steps per segment
-  with jax.enable_x64(True):
-    fn = jax.jit(lambda e, x: dd.ast_intermediate_matching_loss(_lin, e, x, jnp.asarray(y), lr=0.1,
-                                                               batch_indices=jnp.asarray(idx)))
-    val, g = jax.value_and_grad(fn, argnums=1)(experts, x)
-    assert float(val) == pytest.approx(_np_intermediate(experts, x, y, 0.1, idx), rel=1e-10)
-    np.testing.assert_allclose(np.asarray(g), _fd(lambda v: _np_intermediate(experts, v, y, 0.1, idx), x),
-                               rtol=1e-5, atol=1e-8)
-    @jax.jit
-    def one_and_mtt(experts, x):   # M = 1: the plain MTT loss after `unrolled_sgd`
-      one = dd.ast_intermediate_matching_loss(_lin, experts[jnp.array([0, 3])], x, jnp.asarray(y), lr=0.1,
-                                              batch_indices=jnp.asarray(idx))
-      end = dd.unrolled_sgd(_lin, experts[0], x, jnp.asarray(y), lr=0.1, batch_indices=jnp.asarray(idx))
-      return one, dd.mtt_loss(end, experts[0], experts[3])
+  @jax.jit
+  def everything(experts, x):   # one program
+    fn = lambda x: dd.ast_intermediate_matching_loss(_lin, experts, x, jnp.asarray(y), lr=0.1,
+                                                     batch_indices=jnp.asarray(idx))
+    one = dd.ast_intermediate_matching_loss(_lin, experts[jnp.array([0, 3])], x, jnp.asarray(y), lr=0.1,
+                                            batch_indices=jnp.asarray(idx))
+    end = dd.unrolled_sgd(_lin, experts[0], x, jnp.asarray(y), lr=0.1, batch_indices=jnp.asarray(idx))
+    return jax.value_and_grad(fn)(x), one, dd.mtt_loss(end, experts[0], experts[3])
 
-    one, mtt = one_and_mtt(experts, x)
-    assert float(one) == pytest.approx(float(mtt), rel=1e-12)
+  with jax.enable_x64(True):
+    (val, g), one, mtt = everything(experts, x)
+  assert float(val) == pytest.approx(_np_intermediate(experts, x, y, 0.1, idx), rel=1e-10)
+  np.testing.assert_allclose(np.asarray(g), _fd(lambda v: _np_intermediate(experts, v, y, 0.1, idx), x),
+                             rtol=1e-5, atol=1e-8)
+  assert float(one) == pytest.approx(float(mtt), rel=1e-12)   # M = 1: the plain MTT loss after `unrolled_sgd`
 
 
 def _np_dc_distance(ga, gb):
