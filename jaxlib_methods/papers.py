@@ -932,6 +932,16 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.spurious_features.spurious_feature_data",),
         tests=("tests/analysis/test_weight_ensembles.py",),
         experiment="spurious_feature_ensembles"),
+    # ---- th21c (issue 21) ----
+    155: Implementation(  # DRS: tight radius of G (summed smoothed probabilities); toy: half-space bases, constant images
+        artifacts=("jaxlib_methods.analysis.certification.clopper_pearson_lower",
+                   "jaxlib_methods.analysis.certification.smoothing_radius",
+                   "jaxlib_methods.analysis.certification.dual_smoothing_radius",
+                   "jaxlib_methods.analysis.certification.checkerboard_split",
+                   "jaxlib_methods.analysis.certification.smoothed_certify",
+                   "jaxlib_methods.analysis.certification.dual_smoothed_certify",),
+        tests=("tests/analysis/test_certification.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
 }
 
 

@@ -112,3 +112,13 @@ from jaxlib_methods.analysis.intrinsic_dimension import (
 )
 # ---- wise112 (issue 17: WiSE-FT, output ensembles and the FalseFalseTrue rate [112]) ----
 from jaxlib_methods.analysis.weight_ensembles import false_false_true_rate, output_ensemble, wise_ft  # noqa: F401
+# ---- th21c (issue 21: theory rows with closed forms) ----
+# [155] randomized-smoothing certificates: Cohen et al.'s radius and Dual Randomized Smoothing
+from jaxlib_methods.analysis.certification import (
+    checkerboard_split,
+    clopper_pearson_lower,
+    dual_smoothed_certify,
+    dual_smoothing_radius,
+    smoothed_certify,
+    smoothing_radius,
+)

@@ -605,6 +605,41 @@ SPECS += [
         ("fraction:above-1", {"fraction": 1.5}, "ValueError", "fraction"))),
 ]
 
+# ---- th21c (issue 21): error probes of [155] RS / DRS certificates (their math: tests/analysis/test_certification.py)
+from jaxlib_methods.analysis import certification  # noqa: E402
+
+MODULES += (certification,)
+_CLS155 = lambda z: (z.reshape(z.shape[0], -1)[:, 0] > 0).astype(jnp.int32)
+SPECS += [
+    ApiSpec(certification.clopper_pearson_lower, {"successes": np.array([3, 9]), "trials": 10, "alpha": 0.05},
+            extra=(("successes:float", {"successes": np.ones(2, np.float32)}, "TypeError", "successes"),
+                   ("successes>trials", {"successes": np.array([11])}, "ValueError", "successes"),
+                   ("trials=0", {"trials": 0}, "ValueError", "trials"),
+                   ("alpha=0", {"alpha": 0.0}, "ValueError", "alpha"))),
+    ApiSpec(certification.smoothing_radius, {"p_lower": np.float32(0.9), "sigma": 0.5}, extra=(
+        ("p_lower>1", {"p_lower": np.float32(1.2)}, "ValueError", "p_lower"),
+        ("p_lower:int", {"p_lower": np.int32(1)}, "TypeError", "p_lower"),
+        ("sigma=0", {"sigma": 0.0}, "ValueError", "sigma"))),
+    ApiSpec(certification.dual_smoothing_radius, {"p1_lower": np.float32(0.9), "p2_lower": np.float32(0.8),
+                                                  "sigma1": 0.5, "sigma2": 0.5}, extra=(
+        ("p2_lower<0", {"p2_lower": np.float32(-0.1)}, "ValueError", "p2_lower"),
+        ("sigma2<0", {"sigma2": -1.0}, "ValueError", "sigma2"))),
+    ApiSpec(certification.checkerboard_split, {"x": f(2, 4, 4)}, extra=(
+        ("x:odd-width", {"x": f(4, 3)}, "ValueError", "x"),
+        ("x:int", {"x": np.ones((4, 4), np.int32)}, "TypeError", "x"))),
+    ApiSpec(certification.smoothed_certify, {"classify": _CLS155, "x": f(3), "key": jax.random.key(0), "sigma": 0.5,
+                                             "num_classes": 2, "n0": 4, "n": 8}, extra=(
+        ("alpha=1", {"alpha": 1.0}, "ValueError", "alpha"),
+        ("num_classes=1", {"num_classes": 1}, "ValueError", "num_classes"),
+        ("classify:float", {"classify": lambda z: z[:, 0]}, "ValueError", "classify"),
+        ("sigma=0", {"sigma": 0.0}, "ValueError", "sigma"))),
+    ApiSpec(certification.dual_smoothed_certify, {"classify1": _CLS155, "classify2": _CLS155, "x1": f(3), "x2": f(3),
+                                                  "key": jax.random.key(0), "sigma1": 0.5, "sigma2": 0.5,
+                                                  "num_classes": 2, "n0": 4, "n": 8}, extra=(
+        ("n=0", {"n": 0}, "ValueError", "n"),
+        ("x2:int", {"x2": np.ones(3, np.int32)}, "TypeError", "x2"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
