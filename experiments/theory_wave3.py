@@ -21,6 +21,19 @@ tight radius of G = argmax of the two sub-classifiers' summed smoothed probabili
      m + n = d, a superior upper bound; at equal confidence the radius ratio is 2).
   Mutation `drs_radius=sqrt_sum`: the authors' code's combination sqrt(R_1^2 + R_2^2), larger than G's radius when
   the two sub-images' confidences differ: claim 1 fails (many certificates exceed the exact radius).
+
+Paper [168]: Francesco Cagnetta, Alessandro Favero, Matthieu Wyart, "What Can Be Learnt With Wide Convolutional
+Neural Networks?", ICML 2023, arXiv:2208.01003.
+
+[168] Kernel regression with the NTK of a deep hierarchical CNN (`analysis.hierarchical_cnn_kernel`, filter size
+s = 2, depth L = 3, d = 8; each input patch a point on the circle of radius sqrt(2), angles uniform). Two teachers,
+Gaussian-process samples with the same smoothness (the one-hidden-layer ReLU NTK, float64 NumPy): a local one that
+depends on the first patch only (s = 2 adjacent variables) and a global one on all d variables. Test MSE of the
+ridgeless KRR learning curve (`analysis.krr_learning_curve`) over n = 32 .. `cnn_train`, `seeds` teacher draws, the
+exponent beta = -(log-log slope):
+  4. beta_local - beta_global >= 0.15, exponents of the mean curves over seeds (paper: a target on s adjacent variables decays at a
+     rate set by s, a target on all d variables at a rate set by d, Thms. 4.1-4.2 / Fig. 1 right);
+  5. sanity: the local teacher is learnt (relative test MSE at the largest n <= 0.2).
 """
 
 from __future__ import annotations
@@ -41,7 +54,8 @@ from jaxlib_methods.runner.constraints import Length, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=155, title="Mitigating the Curse of Dimensionality for Certified Robustness via Dual "
               "Randomized Smoothing", year=2024, arxiv="2404.09586")
-ALSO_REPRODUCES = ()
+ALSO_REPRODUCES = (Paper(catalog_id=168, title="What Can Be Learnt With Wide Convolutional Neural Networks?",
+                         year=2023, arxiv="2208.01003"),)
 DEMO = False
 MUTATION_TEST_SLOW = True  # the TINY run compiles the vmapped certification programs (several s on 2 shared cores)
 
@@ -56,12 +70,15 @@ class Config:
   drs_alpha: Annotated[float, Range(gt=0, lt=0.5)] = 0.05
   drs_dims: Annotated[tuple[int, ...], Range(ge=8), Length(min=2)] = (64, 256, 1024, 4096)
   drs_radius: Literal["tight", "sqrt_sum"] = "tight"                  # "sqrt_sum": the mutation (see docstring)
+  # [168]
+  cnn_train: Annotated[int, Range(ge=64, le=20000)] = 1024            # training points (largest n of the curve)
+  cnn_test: Annotated[int, Range(ge=16, le=20000)] = 512
   mesh: MeshConfig = MeshConfig()                                     # devices the vmapped seeds are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=16, drs_inputs=2000, drs_n=10000),
            "tpu": Config(seeds=16, drs_inputs=2000, drs_n=10000)}
-TINY = ("seeds=2", "drs_inputs=100", "drs_n=200", "drs_dims=64,1024")
+TINY = ("seeds=2", "drs_inputs=100", "drs_n=200", "drs_dims=64,1024", "cnn_train=128", "cnn_test=64")
 MUTATIONS = {"sqrt_sum_radius": ("drs_radius=sqrt_sum",)}
 
 
@@ -156,6 +173,37 @@ def run_drs_rate(config: Config) -> dict:
   return {"dims": list(config.drs_dims), "rs": rs, "drs": drs}
 
 
+# ---- [168] deep-CNN kernel learning curves ---------------------------------------------------------------------
+
+def _relu_ntk(c):
+  """One-hidden-layer ReLU NTK of unit-variance inputs with correlation c (float64 NumPy, the teachers' kernel)."""
+  c = np.clip(c, -1.0, 1.0)
+  t = np.arccos(c)
+  return (np.sqrt(1 - c ** 2) + (np.pi - t) * c) / np.pi + c * (np.pi - t) / np.pi
+
+
+def run_cnn_curves(config: Config) -> dict:
+  s, d = 2, 8
+  n_all = config.cnn_train + config.cnn_test
+  rng = np.random.default_rng(config.seed + 168)
+  theta = rng.uniform(0, 2 * np.pi, (n_all, d // s))
+  x = np.sqrt(s) * np.stack([np.cos(theta), np.sin(theta)], -1).reshape(n_all, d)
+  student = np.asarray(jax.jit(lambda x: analysis.hierarchical_cnn_kernel(x, filter_size=s))(
+      jnp.asarray(x, jnp.float32)), np.float64)
+  teachers = {"local": _relu_ntk(x[:, :s] @ x[:, :s].T / s), "global": _relu_ntk(x @ x.T / d)}
+  ns = np.unique(np.geomspace(32, config.cnn_train, 6).astype(int)).tolist()
+  p = config.cnn_train
+  out = {"ns": ns}
+  ys = []
+  for name, kt in teachers.items():
+    chol = np.linalg.cholesky(kt + 1e-8 * np.eye(n_all))
+    ys += [chol @ np.random.default_rng([config.seed, 168, i]).normal(size=n_all) for i in range(config.seeds)]
+  y = np.stack(ys, -1)                                                     # [N, 2 * seeds]: local then global
+  mse = analysis.krr_learning_curve(student[:p, :p], y[:p], student[p:, :p], y[p:], ns) / np.mean(y[p:] ** 2, 0)
+  out["local"], out["global"] = mse[:, :config.seeds].T.tolist(), mse[:, config.seeds:].T.tolist()
+  return out
+
+
 # ---- run / claims / figure -------------------------------------------------------------------------------------
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
@@ -166,6 +214,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
                                         lambda: run_drs_validity(config))}
   out["drs_rate"] = sweep.memoized(workdir, {"part": "drs155", "what": "rate"}, lambda: run_drs_rate(config))
   log.log(0, part=155, **out["drs_validity"])
+  out["cnn_curves"] = sweep.memoized(workdir, {"part": "cnn168"}, lambda: run_cnn_curves(config))
   _figure(out, workdir)
   return out
 
@@ -191,6 +240,19 @@ def claims(results: dict) -> list[Claim]:
                             kind="paper", where="Abstract; Fig. 1(b) [155]"))
   out.append(Claim.at_least("[155] fraction of validity inputs with a non-zero DRS certificate", v["certified"], 0.5,
                             paper="(a non-vacuous check)", kind="sanity"))
+  # [168]
+  cc = results["cnn_curves"]
+  ns = np.asarray(cc["ns"], np.float64)
+  slope = lambda c: -np.polyfit(np.log(ns), np.log(c), 1)[0]
+  beta = {k: slope(np.mean(cc[k], 0)) for k in ("local", "global")}             # exponent of the mean curve
+  per_seed = {k: [round(slope(c), 2) for c in cc[k]] for k in ("local", "global")}
+  out.append(Claim.at_least(f"[168] learning-curve exponent (of the mean curve over seeds), local teacher (2 adjacent "
+                            f"variables) - global teacher (all d = 8); per seed: local {per_seed['local']}, global "
+                            f"{per_seed['global']}", float(beta["local"] - beta["global"]), 0.15,
+                            paper="rate set by the patch's dimension for local targets, by d for global ones",
+                            kind="paper", where="Sec. 4, Fig. 1 (right) [168]"))
+  out.append(Claim.at_most("[168] local teacher: relative test MSE at the largest n (mean over seeds)",
+                           float(np.mean([c[-1] for c in cc["local"]])), 0.2, paper="(learnt)", kind="sanity"))
   return out
 
 
@@ -198,7 +260,7 @@ def _figure(out, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+  fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
   rt = out["drs_rate"]
   ax = axes[0]
   ax.loglog(rt["dims"], rt["rs"], "o-", label="RS (sigma = 1/sqrt(d))")
@@ -212,4 +274,12 @@ def _figure(out, workdir):
   ax.bar(["wrong certificates", "certified"], [v["wrong"] / v["total"], v["certified"]])
   ax.set_ylabel("fraction of inputs")
   ax.set_title("[155] DRS certificate validity")
+  cc = out["cnn_curves"]
+  ax = axes[2]
+  for name in ("local", "global"):
+    ax.loglog(cc["ns"], np.mean(cc[name], 0), "o-", label=f"{name} teacher")
+  ax.set_xlabel("training points n")
+  ax.set_ylabel("relative test MSE")
+  ax.set_title("[168] KRR with the deep-CNN NTK")
+  ax.legend(fontsize=8)
   save_figure(fig, workdir / "figure.png")

@@ -942,6 +942,13 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.certification.dual_smoothed_certify",),
         tests=("tests/analysis/test_certification.py", "tests/reliability/test_api_analysis.py",),
         experiment="theory_wave3"),
+    168: Implementation(  # d = 8, s = 2, L = 3 toy; GP teachers (local: one patch; global: all d) with the ReLU NTK
+        artifacts=("jaxlib_methods.analysis.cnn_kernels.hierarchical_cnn_kernel",
+                   "jaxlib_methods.analysis.cnn_kernels.hierarchical_cnn_init",
+                   "jaxlib_methods.analysis.cnn_kernels.hierarchical_cnn_apply",
+                   "jaxlib_methods.analysis.cnn_kernels.krr_learning_curve",),
+        tests=("tests/analysis/test_cnn_kernels.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
 }
 
 

@@ -122,3 +122,10 @@ from jaxlib_methods.analysis.certification import (
     smoothed_certify,
     smoothing_radius,
 )
+# [168] the deep hierarchical CNN's NTK / NNGP kernel and KRR learning curves
+from jaxlib_methods.analysis.cnn_kernels import (
+    hierarchical_cnn_apply,
+    hierarchical_cnn_init,
+    hierarchical_cnn_kernel,
+    krr_learning_curve,
+)

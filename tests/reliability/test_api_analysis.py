@@ -640,6 +640,30 @@ SPECS += [
         ("x2:int", {"x2": np.ones(3, np.int32)}, "TypeError", "x2"))),
 ]
 
+# th21c (issue 21): error probes of [168] the deep-CNN kernel (its math: tests/analysis/test_cnn_kernels.py)
+from jaxlib_methods.analysis import cnn_kernels  # noqa: E402
+
+MODULES += (cnn_kernels,)
+_P168 = [np.ones((2, 3), np.float32), np.ones((2, 3, 3), np.float32), np.ones(3, np.float32)]
+SPECS += [
+    ApiSpec(cnn_kernels.hierarchical_cnn_kernel, {"x1": f(3, 4), "filter_size": 2}, extra=(
+        ("x1:d", {"x1": f(3, 6)}, "ValueError", "power of filter_size"),
+        ("x2:d", {"x2": f(3, 8)}, "ValueError", "x2"),
+        ("filter_size=1", {"filter_size": 1}, "ValueError", "filter_size"),
+        ("kind:unknown", {"kind": "cntk"}, "ValueError", "kind"),
+        ("x1:int", {"x1": np.ones((3, 4), np.int32)}, "TypeError", "x1"))),
+    ApiSpec(cnn_kernels.hierarchical_cnn_init, {"key": jax.random.key(0), "d": 4, "filter_size": 2, "width": 3},
+            extra=(("width=0", {"width": 0}, "ValueError", "width"),
+                   ("d:not-power", {"d": 6}, "ValueError", "power of filter_size"))),
+    ApiSpec(cnn_kernels.hierarchical_cnn_apply, {"params": _P168, "x": f(2, 4)}, extra=(
+        ("x:int", {"x": np.ones((2, 4), np.int32)}, "TypeError", "x"),)),
+    ApiSpec(cnn_kernels.krr_learning_curve, {"k_train": np.eye(4), "y_train": f(4), "k_test": f(2, 4),
+                                             "y_test": f(2), "ns": [2, 4]}, extra=(
+        ("ns:too-large", {"ns": [5]}, "ValueError", "ns"),
+        ("ridge<0", {"ridge": -1.0}, "ValueError", "ridge"),
+        ("y_test:shape", {"y_test": f(3)}, "ValueError", "shapes"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
