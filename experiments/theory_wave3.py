@@ -34,6 +34,21 @@ exponent beta = -(log-log slope):
   4. beta_local - beta_global >= 0.15, exponents of the mean curves over seeds (paper: a target on s adjacent variables decays at a
      rate set by s, a target on all d variables at a rate set by d, Thms. 4.1-4.2 / Fig. 1 right);
   5. sanity: the local teacher is learnt (relative test MSE at the largest n <= 0.2).
+
+Paper [47]: Quinn LeBlanc Fisher, Haoming Meng, Vardan Papyan, "Pushing Boundaries: Mixup's Influence on Neural
+Collapse", ICLR 2024, arXiv:2402.06171.
+
+[47] Unconstrained features model with a fixed simplex-ETF classifier (`analysis.simplex_etf`, K = `ufm_classes`,
+d = K + 2), weight decay `ufm_weight_decay`: the optimal feature of every mixed example (all class pairs, 21 values
+of lambda in [0, 1]) by `analysis.mixup_ufm_features`, float64:
+  6. same-class mixes align with the classifier and do not depend on lambda: max over classes and lambda of
+     max(1 - cos(h, w_a), relative spread of ||h|| over lambda) <= 1e-9 (Sec. 3, Thm. 3.1);
+  7. different-class mixes lie in the span of their two classifier rows: max relative residual <= 1e-9 (Sec. 3);
+  8. they are not convex combinations of the class optima (the MSE-mixup answer): max over pairs and lambda of
+     ||h(lambda) - (lambda h_a + (1 - lambda) h_b)|| / ||h_a|| >= 0.05 (abstract and Fig. 1: "not simple convex
+     combinations of feature class means (as one might get, e.g., by training mixup with the MSE loss)");
+  9. sanity: the same-class optima (lambda = 1) have NC1 = NC2 = NC3 = 0 (<= 1e-9, `analysis.nc_metrics`).
+  Mutation `ufm_loss=mse`: the MSE mixup loss; its optima are linear in lambda, and claim 8 fails.
 """
 
 from __future__ import annotations
@@ -55,7 +70,9 @@ from jaxlib_methods.runner.constraints import Length, PositiveInt, Range, Seed
 PAPER = Paper(catalog_id=155, title="Mitigating the Curse of Dimensionality for Certified Robustness via Dual "
               "Randomized Smoothing", year=2024, arxiv="2404.09586")
 ALSO_REPRODUCES = (Paper(catalog_id=168, title="What Can Be Learnt With Wide Convolutional Neural Networks?",
-                         year=2023, arxiv="2208.01003"),)
+                         year=2023, arxiv="2208.01003"),
+                   Paper(catalog_id=47, title="Pushing Boundaries: Mixup's Influence on Neural Collapse", year=2024,
+                         arxiv="2402.06171"),)
 DEMO = False
 MUTATION_TEST_SLOW = True  # the TINY run compiles the vmapped certification programs (several s on 2 shared cores)
 
@@ -73,13 +90,17 @@ class Config:
   # [168]
   cnn_train: Annotated[int, Range(ge=64, le=20000)] = 1024            # training points (largest n of the curve)
   cnn_test: Annotated[int, Range(ge=16, le=20000)] = 512
+  # [47]
+  ufm_classes: Annotated[int, Range(ge=2, le=100)] = 4
+  ufm_weight_decay: Annotated[float, Range(gt=0, le=10)] = 0.1
+  ufm_loss: Literal["ce", "mse"] = "ce"                               # "mse": the mutation (see docstring)
   mesh: MeshConfig = MeshConfig()                                     # devices the vmapped seeds are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=16, drs_inputs=2000, drs_n=10000),
            "tpu": Config(seeds=16, drs_inputs=2000, drs_n=10000)}
 TINY = ("seeds=2", "drs_inputs=100", "drs_n=200", "drs_dims=64,1024", "cnn_train=128", "cnn_test=64")
-MUTATIONS = {"sqrt_sum_radius": ("drs_radius=sqrt_sum",)}
+MUTATIONS = {"sqrt_sum_radius": ("drs_radius=sqrt_sum",), "mse_mixup": ("ufm_loss=mse",)}
 
 
 # ---- [155] dual randomized smoothing ----------------------------------------------------------------------------
@@ -204,6 +225,40 @@ def run_cnn_curves(config: Config) -> dict:
   return out
 
 
+# ---- [47] mixup in the unconstrained features model ----------------------------------------------------------
+
+def run_mixup_ufm(config: Config) -> dict:
+  k = config.ufm_classes
+  lam = np.linspace(0.0, 1.0, 21)
+  a, b, l = (x.ravel() for x in np.meshgrid(np.arange(k), np.arange(k), lam, indexing="ij"))
+  with jax.enable_x64(True):
+    w = analysis.simplex_etf(k, k + 2, jnp.float64)
+    h = np.asarray(jax.jit(lambda: analysis.mixup_ufm_features(
+        w, jnp.asarray(a), jnp.asarray(b), jnp.asarray(l), weight_decay=config.ufm_weight_decay,
+        loss=config.ufm_loss, steps=4000))()).reshape(k, k, len(lam), -1)
+    w = np.asarray(w)
+    same = h[np.arange(k), np.arange(k)]                                  # [K, lambda, d]
+    nc = analysis.nc_metrics(jnp.asarray(same[:, -1]), jnp.arange(k), k, jnp.asarray(w))
+    nc = {key: float(v) for key, v in nc.items()}
+  norms = np.linalg.norm(same, axis=-1)
+  cos = np.einsum("kld,kd->kl", same, w) / norms
+  align = max(float(np.max(np.abs(1 - cos))), float(np.max((norms.max(1) - norms.min(1)) / norms.mean(1))))
+  resid, dev = 0.0, 0.0
+  h_end = same[:, -1]                                                   # lambda-independent class optima
+  for i in range(k):
+    for j in range(k):
+      if i == j:
+        continue
+      span = w[[i, j]].T                                                 # [d, 2]
+      hij = h[i, j]                                                      # [lambda, d]
+      proj = hij @ span @ np.linalg.pinv(span.T @ span) @ span.T
+      resid = max(resid, float(np.max(np.linalg.norm(hij - proj, axis=-1) / np.linalg.norm(hij, axis=-1).clip(1e-300))))
+      conv = lam[:, None] * h_end[i] + (1 - lam[:, None]) * h_end[j]
+      dev = max(dev, float(np.max(np.linalg.norm(hij - conv, axis=-1)) / np.linalg.norm(h_end[i])))
+  gap = (h[0, 1] @ (w[0] - w[1])).tolist()                               # logit gap along the (0, 1) channel
+  return {"align": align, "resid": resid, "dev": dev, "nc": nc, "lam": lam.tolist(), "gap01": gap}
+
+
 # ---- run / claims / figure -------------------------------------------------------------------------------------
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
@@ -215,6 +270,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   out["drs_rate"] = sweep.memoized(workdir, {"part": "drs155", "what": "rate"}, lambda: run_drs_rate(config))
   log.log(0, part=155, **out["drs_validity"])
   out["cnn_curves"] = sweep.memoized(workdir, {"part": "cnn168"}, lambda: run_cnn_curves(config))
+  out["mixup_ufm"] = sweep.memoized(workdir, {"part": "ufm47"}, lambda: run_mixup_ufm(config))
   _figure(out, workdir)
   return out
 
@@ -253,6 +309,22 @@ def claims(results: dict) -> list[Claim]:
                             kind="paper", where="Sec. 4, Fig. 1 (right) [168]"))
   out.append(Claim.at_most("[168] local teacher: relative test MSE at the largest n (mean over seeds)",
                            float(np.mean([c[-1] for c in cc["local"]])), 0.2, paper="(learnt)", kind="sanity"))
+  # [47]
+  u = results["mixup_ufm"]
+  out.append(Claim.at_most("[47] same-class mixup features: max(1 - cos to the classifier row, relative spread of "
+                           "their norm over lambda)", u["align"], 1e-9,
+                           paper="aligned with the classifier, independent of lambda", kind="paper",
+                           where="Sec. 3, Thm. 3.1 [47]"))
+  out.append(Claim.at_most("[47] different-class mixup features: max relative residual outside span(w_a, w_b)",
+                           u["resid"], 1e-9, paper="linear combinations of the mixed classes' directions",
+                           kind="paper", where="Sec. 3 [47]"))
+  out.append(Claim.at_least("[47] different-class features vs the convex combination lambda h_a + (1 - lambda) h_b: "
+                            "max distance / ||h_a||", u["dev"], 0.05,
+                            paper="not simple convex combinations of class means (unlike MSE mixup)", kind="paper",
+                            where="Abstract; Fig. 1 [47]"))
+  out.append(Claim.at_most("[47] NC1 + NC2 + NC3 of the same-class optima with the ETF classifier",
+                           float(sum(u["nc"].values())), 1e-9, paper="(collapse of the unmixed features)",
+                           kind="sanity"))
   return out
 
 
@@ -260,7 +332,7 @@ def _figure(out, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+  fig, axes = plt.subplots(1, 4, figsize=(20, 3.8))
   rt = out["drs_rate"]
   ax = axes[0]
   ax.loglog(rt["dims"], rt["rs"], "o-", label="RS (sigma = 1/sqrt(d))")
@@ -281,5 +353,13 @@ def _figure(out, workdir):
   ax.set_xlabel("training points n")
   ax.set_ylabel("relative test MSE")
   ax.set_title("[168] KRR with the deep-CNN NTK")
+  ax.legend(fontsize=8)
+  u = out["mixup_ufm"]
+  ax = axes[3]
+  ax.plot(u["lam"], u["gap01"], "o-", label="optimal feature (UFM)")
+  ax.axhline(0.0, color="k", lw=0.8)
+  ax.set_xlabel("mixup coefficient lambda (classes 0 and 1)")
+  ax.set_ylabel("logit gap <h, w_0 - w_1>")
+  ax.set_title("[47] a channel across the decision boundary")
   ax.legend(fontsize=8)
   save_figure(fig, workdir / "figure.png")

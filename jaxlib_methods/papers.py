@@ -949,6 +949,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.cnn_kernels.krr_learning_curve",),
         tests=("tests/analysis/test_cnn_kernels.py", "tests/reliability/test_api_analysis.py",),
         experiment="theory_wave3"),
+    47: Implementation(  # UFM with a fixed simplex-ETF classifier (the paper's Sec. 3), float64 gradient descent
+        artifacts=("jaxlib_methods.analysis.neural_collapse.simplex_etf",
+                   "jaxlib_methods.analysis.neural_collapse.nc_metrics",
+                   "jaxlib_methods.analysis.neural_collapse.mixup_ufm_features",),
+        tests=("tests/analysis/test_neural_collapse.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
 }
 
 

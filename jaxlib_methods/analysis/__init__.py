@@ -129,3 +129,5 @@ from jaxlib_methods.analysis.cnn_kernels import (
     hierarchical_cnn_kernel,
     krr_learning_curve,
 )
+# [47] neural-collapse metrics, the simplex ETF, and the UFM's optimal mixup features
+from jaxlib_methods.analysis.neural_collapse import mixup_ufm_features, nc_metrics, simplex_etf

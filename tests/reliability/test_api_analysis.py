@@ -664,6 +664,29 @@ SPECS += [
         ("y_test:shape", {"y_test": f(3)}, "ValueError", "shapes"))),
 ]
 
+# th21c (issue 21): error probes of [47] NC metrics / mixup UFM (their math: tests/analysis/test_neural_collapse.py)
+from jaxlib_methods.analysis import neural_collapse  # noqa: E402
+
+MODULES += (neural_collapse,)
+_Y47 = np.array([0, 1, 2, 0, 1, 2])
+SPECS += [
+    ApiSpec(neural_collapse.simplex_etf, {"num_classes": 3, "dim": 4}, extra=(
+        ("dim<K-1", {"dim": 1}, "ValueError", "dim"),
+        ("num_classes=1", {"num_classes": 1}, "ValueError", "num_classes"))),
+    ApiSpec(neural_collapse.nc_metrics, {"features": f(6, 4), "labels": _Y47, "num_classes": 3}, extra=(
+        ("labels:range", {"labels": np.array([0, 1, 3, 0, 1, 2])}, "ValueError", "labels"),
+        ("labels:missing-class", {"labels": np.array([0, 1, 1, 0, 1, 0])}, "ValueError", "every class"),
+        ("classifier:shape", {"classifier": f(2, 4)}, "ValueError", "classifier"),
+        ("features:int", {"features": np.ones((6, 4), np.int32)}, "TypeError", "features"))),
+    ApiSpec(neural_collapse.mixup_ufm_features, {"classifier": f(3, 4), "labels_a": np.array([0, 1]),
+                                                 "labels_b": np.array([1, 2]), "lam": np.array([0.2, 0.7], np.float32),
+                                                 "weight_decay": 0.1, "steps": 3}, extra=(
+        ("lam>1", {"lam": np.array([0.2, 1.5], np.float32)}, "ValueError", "lam"),
+        ("labels_b:range", {"labels_b": np.array([1, 3])}, "ValueError", "labels_b"),
+        ("weight_decay=0", {"weight_decay": 0.0}, "ValueError", "weight_decay"),
+        ("loss:unknown", {"loss": "l1"}, "ValueError", "loss"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
