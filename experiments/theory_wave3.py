@@ -49,6 +49,24 @@ of lambda in [0, 1]) by `analysis.mixup_ufm_features`, float64:
      combinations of feature class means (as one might get, e.g., by training mixup with the MSE loss)");
   9. sanity: the same-class optima (lambda = 1) have NC1 = NC2 = NC3 = 0 (<= 1e-9, `analysis.nc_metrics`).
   Mutation `ufm_loss=mse`: the MSE mixup loss; its optima are linear in lambda, and claim 8 fails.
+
+Paper [153]: Tian Yu Liu, Baharan Mirzasoleiman, "Data-Efficient Augmentation for Training Neural Networks",
+NeurIPS 2022, arXiv:2210.08363.
+
+[153] A two-layer tanh network (d = 10 inputs, 64 hidden units, scalar output) at initialisation, N = 60 Gaussian
+inputs. The Jacobian (`analysis.jacobian_spectrum`) of the data appended with an additively perturbed copy
+(X; X + eps), eps ~ N(0, `aug_noise`^2 I), against the data appended with itself (X; X) (same number of rows);
+`seeds` draws:
+  10. augmentation enlarges the small singular values relatively more: mean ratio sigma_i(aug) / sigma_i(dup) over
+      the bottom 20% of the spectrum minus that over the top 20% >= 0.05 (mean over seeds) (Sec. 4, Thm. 4.1);
+  11. it keeps the prominent directions: mean squared cosine of the principal angles between the top-5 left singular
+      subspaces >= 0.9 (Sec. 4, "while preserving its prominent directions");
+  12. the greedy facility-location coreset (`analysis.facility_location_coreset`) is >= (1 - 1/e) of the brute-force
+      optimum on every one of `seeds` x 10 random instances (N = 10 examples, k = 3) (Sec. 5, the greedy
+      guarantee the selection relies on).
+  Not reproduced: the training claim (augmenting a 10-30% coreset tracks full augmentation better than a random
+  subset); no network is trained here.
+  Mutation `aug_noise=0`: no perturbation, the two spectra coincide, and claim 10 fails.
 """
 
 from __future__ import annotations
@@ -72,7 +90,9 @@ PAPER = Paper(catalog_id=155, title="Mitigating the Curse of Dimensionality for 
 ALSO_REPRODUCES = (Paper(catalog_id=168, title="What Can Be Learnt With Wide Convolutional Neural Networks?",
                          year=2023, arxiv="2208.01003"),
                    Paper(catalog_id=47, title="Pushing Boundaries: Mixup's Influence on Neural Collapse", year=2024,
-                         arxiv="2402.06171"),)
+                         arxiv="2402.06171"),
+                   Paper(catalog_id=153, title="Data-Efficient Augmentation for Training Neural Networks", year=2022,
+                         arxiv="2210.08363"),)
 DEMO = False
 MUTATION_TEST_SLOW = True  # the TINY run compiles the vmapped certification programs (several s on 2 shared cores)
 
@@ -94,13 +114,16 @@ class Config:
   ufm_classes: Annotated[int, Range(ge=2, le=100)] = 4
   ufm_weight_decay: Annotated[float, Range(gt=0, le=10)] = 0.1
   ufm_loss: Literal["ce", "mse"] = "ce"                               # "mse": the mutation (see docstring)
+  # [153]
+  aug_noise: Annotated[float, Range(ge=0, le=10)] = 0.5              # std of the additive augmentation (0: mutation)
   mesh: MeshConfig = MeshConfig()                                     # devices the vmapped seeds are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=16, drs_inputs=2000, drs_n=10000),
            "tpu": Config(seeds=16, drs_inputs=2000, drs_n=10000)}
 TINY = ("seeds=2", "drs_inputs=100", "drs_n=200", "drs_dims=64,1024", "cnn_train=128", "cnn_test=64")
-MUTATIONS = {"sqrt_sum_radius": ("drs_radius=sqrt_sum",), "mse_mixup": ("ufm_loss=mse",)}
+MUTATIONS = {"sqrt_sum_radius": ("drs_radius=sqrt_sum",), "mse_mixup": ("ufm_loss=mse",),
+             "no_augmentation": ("aug_noise=0",)}
 
 
 # ---- [155] dual randomized smoothing ----------------------------------------------------------------------------
@@ -259,6 +282,39 @@ def run_mixup_ufm(config: Config) -> dict:
   return {"align": align, "resid": resid, "dev": dev, "nc": nc, "lam": lam.tolist(), "gap01": gap}
 
 
+# ---- [153] augmentation and the Jacobian spectrum; facility-location coresets -----------------------------------
+
+def run_augmented_jacobian(config: Config) -> dict:
+  import itertools
+  n, d, m = 60, 10, 64
+  apply = lambda p, x: jnp.tanh(x @ p["w"] / np.sqrt(d)) @ p["v"] / np.sqrt(m)
+  ratios_lo, ratios_hi, cos2, spectra, greedy = [], [], [], [], []
+  for i in range(config.seeds):
+    kw, kv, kx, ke = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 1530 + i), 4)
+    params = {"w": jax.random.normal(kw, (d, m)), "v": jax.random.normal(kv, (m,))}
+    x = jax.random.normal(kx, (n, d))
+    x_aug = x + config.aug_noise * jax.random.normal(ke, (n, d))
+    s_dup, u_dup = analysis.jacobian_spectrum(apply, params, jnp.concatenate([x, x]))
+    s_aug, u_aug = analysis.jacobian_spectrum(apply, params, jnp.concatenate([x, x_aug]))
+    r = min(s_dup.shape[0], 2 * n) // 2                                  # J_dup has rank <= n
+    ratio = np.asarray(s_aug[:r] / s_dup[:r], np.float64)
+    q = max(1, r // 5)
+    ratios_hi.append(float(ratio[:q].mean()))
+    ratios_lo.append(float(ratio[-q:].mean()))
+    ang = np.linalg.svd(np.asarray(u_dup[:, :5]).T @ np.asarray(u_aug[:, :5]), compute_uv=False)
+    cos2.append(float(np.mean(ang ** 2)))
+    spectra.append({"dup": np.asarray(s_dup[:r]).tolist(), "aug": np.asarray(s_aug[:r]).tolist()})
+    rng = np.random.default_rng([config.seed, 153, i])
+    for _ in range(10):
+      g = rng.normal(size=(10, 3)) * rng.uniform(0.2, 2.0, size=(10, 1))
+      dist = np.linalg.norm(g[:, None] - g[None], axis=-1)
+      sim = dist.max() - dist
+      idx, _ = analysis.facility_location_coreset(g.astype(np.float32), 3)
+      best = max(sim[:, list(c)].max(1).sum() for c in itertools.combinations(range(10), 3))
+      greedy.append(float(sim[:, idx].max(1).sum() / best))
+  return {"ratio_low": ratios_lo, "ratio_high": ratios_hi, "cos2": cos2, "spectra": spectra, "greedy": greedy}
+
+
 # ---- run / claims / figure -------------------------------------------------------------------------------------
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
@@ -271,6 +327,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   log.log(0, part=155, **out["drs_validity"])
   out["cnn_curves"] = sweep.memoized(workdir, {"part": "cnn168"}, lambda: run_cnn_curves(config))
   out["mixup_ufm"] = sweep.memoized(workdir, {"part": "ufm47"}, lambda: run_mixup_ufm(config))
+  out["aug_jacobian"] = sweep.memoized(workdir, {"part": "aug153"}, lambda: run_augmented_jacobian(config))
   _figure(out, workdir)
   return out
 
@@ -325,6 +382,19 @@ def claims(results: dict) -> list[Claim]:
   out.append(Claim.at_most("[47] NC1 + NC2 + NC3 of the same-class optima with the ETF classifier",
                            float(sum(u["nc"].values())), 1e-9, paper="(collapse of the unmixed features)",
                            kind="sanity"))
+  # [153]
+  aj = results["aug_jacobian"]
+  lo, hi = np.asarray(aj["ratio_low"]), np.asarray(aj["ratio_high"])
+  out.append(Claim.at_least(f"[153] augmented / duplicated Jacobian singular values: mean ratio over the bottom 20% "
+                            f"({lo.mean():.3f}) - over the top 20% ({hi.mean():.3f}), mean over seeds",
+                            float(np.mean(lo - hi)), 0.05, paper="smaller singular values enlarged relatively more",
+                            kind="paper", where="Sec. 4, Thm. 4.1 [153]"))
+  out.append(Claim.at_least("[153] top-5 left singular subspaces, augmented vs duplicated: mean cos^2 of the "
+                            "principal angles (min over seeds)", float(np.min(aj["cos2"])), 0.9,
+                            paper="prominent directions preserved", kind="paper", where="Sec. 4 [153]"))
+  out.append(Claim.at_least("[153] greedy facility location / brute-force optimum (min over random instances)",
+                            float(np.min(aj["greedy"])), 1 - 1 / np.e, paper=">= 1 - 1/e", kind="paper",
+                            where="Sec. 5 (greedy coreset selection) [153]"))
   return out
 
 
@@ -332,7 +402,7 @@ def _figure(out, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 4, figsize=(20, 3.8))
+  fig, axes = plt.subplots(1, 5, figsize=(25, 3.8))
   rt = out["drs_rate"]
   ax = axes[0]
   ax.loglog(rt["dims"], rt["rs"], "o-", label="RS (sigma = 1/sqrt(d))")
@@ -361,5 +431,13 @@ def _figure(out, workdir):
   ax.set_xlabel("mixup coefficient lambda (classes 0 and 1)")
   ax.set_ylabel("logit gap <h, w_0 - w_1>")
   ax.set_title("[47] a channel across the decision boundary")
+  ax.legend(fontsize=8)
+  sp = out["aug_jacobian"]["spectra"][0]
+  ax = axes[4]
+  ax.semilogy(sp["dup"], label="(X; X)")
+  ax.semilogy(sp["aug"], label="(X; X + noise)")
+  ax.set_xlabel("singular value index")
+  ax.set_ylabel("Jacobian singular value")
+  ax.set_title("[153] augmentation and the Jacobian spectrum")
   ax.legend(fontsize=8)
   save_figure(fig, workdir / "figure.png")

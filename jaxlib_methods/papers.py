@@ -955,6 +955,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.neural_collapse.mixup_ufm_features",),
         tests=("tests/analysis/test_neural_collapse.py", "tests/reliability/test_api_analysis.py",),
         experiment="theory_wave3"),
+    153: Implementation(  # Jacobian-spectrum claims + greedy facility location; the coreset-training claim is not run
+        artifacts=("jaxlib_methods.analysis.coresets.jacobian_spectrum",
+                   "jaxlib_methods.analysis.coresets.facility_location_coreset",
+                   "jaxlib_methods.analysis.ot.greedy_submodular_select",),
+        tests=("tests/analysis/test_coresets.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
 }
 
 

@@ -131,3 +131,5 @@ from jaxlib_methods.analysis.cnn_kernels import (
 )
 # [47] neural-collapse metrics, the simplex ETF, and the UFM's optimal mixup features
 from jaxlib_methods.analysis.neural_collapse import mixup_ufm_features, nc_metrics, simplex_etf
+# [153] the Jacobian spectrum under augmentation and facility-location coresets
+from jaxlib_methods.analysis.coresets import facility_location_coreset, jacobian_spectrum

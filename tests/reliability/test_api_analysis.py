@@ -687,6 +687,21 @@ SPECS += [
         ("loss:unknown", {"loss": "l1"}, "ValueError", "loss"))),
 ]
 
+# th21c (issue 21): error probes of [153] Jacobian spectrum / coresets (their math: tests/analysis/test_coresets.py)
+from jaxlib_methods.analysis import coresets  # noqa: E402
+
+MODULES += (coresets,)
+SPECS += [
+    ApiSpec(coresets.jacobian_spectrum, {"apply_fn": _apply, "params": PARAMS, "x": f(4, 3)}, extra=(
+        ("x:int", {"x": np.ones((4, 3), np.int32)}, "TypeError", "x"),
+        ("apply_fn:shape", {"apply_fn": lambda p, x: x @ p["w"]}, "ValueError", "apply_fn"),
+        ("params:int", {"params": {"w": np.ones((3, 2), np.int32)}}, "TypeError", "params"))),
+    ApiSpec(coresets.facility_location_coreset, {"gradients": f(5, 2), "k": 2}, extra=(
+        ("k=0", {"k": 0}, "ValueError", "k"),
+        ("gradients:rank1", {"gradients": f(5)}, "ValueError", "gradients"),
+        ("gradients:NaN", {"gradients": put(f(5, 2), (0, 0), np.nan)}, "ValueError", "finite"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
