@@ -67,6 +67,34 @@ inputs. The Jacobian (`analysis.jacobian_spectrum`) of the data appended with an
   Not reproduced: the training claim (augmenting a 10-30% coreset tracks full augmentation better than a random
   subset); no network is trained here.
   Mutation `aug_noise=0`: no perturbation, the two spectra coincide, and claim 10 fails.
+
+Paper [196]: Adam X. Yang, Maxime Robeyns, Edward Milsom, Ben Anson, Nandi Schoots, Laurence Aitchison, "A theory of
+representation learning gives a deep generalisation of kernel methods", ICML 2023, arXiv:2108.13097.
+
+[196] A two-hidden-layer DKM with the arc-cosine (ReLU) kernel on P = 16 inputs in R^5, one noisy output
+y = sin(2 x_1) + 0.1 noise; `analysis.dkm_fit` (Adam, 3000 steps, from the NNGP) at nu in `dkm_nus`:
+  13. the DKM Grams tend to the NNGP's as nu grows: log-log slope of ||G_l - G_l^NNGP||_F / ||G_l^NNGP||_F (max over
+      layers) against nu in [-1.1, -0.9] (Sec. 4: the KL terms dominate as nu -> infinity, the standard infinite
+      width limit without representation learning; the offset is O(1/nu));
+  14. at nu = 1 the DKM learns representations: relative Gram change >= 0.1 (max over layers) and a higher DKM
+      objective than the NNGP Grams (abstract: "standard ... limits eliminate representation learning", DKMs keep it).
+  Not reproduced: the wide finite DGP sampled by Langevin dynamics (posterior Gram vs the DKM optimum).
+
+Paper [197]: Runtian Zhai, Bingbin Liu, Andrej Risteski, Zico Kolter, Pradeep Ravikumar, "Understanding
+Augmentation-based Self-Supervised Representation Learning via RKHS Approximation and Regression", ICLR 2024,
+arXiv:2306.00788.
+
+[197] Uniform binary strings of length `aug_length`, random masking with probability `mask_prob`
+(`analysis.masking_augmentation`); exact kernel (`analysis.augmentation_kernel`) and top-d encoder
+(`analysis.top_d_encoder`). Target: y = chi_{0,1} + chi_{2,3} + 0.5 chi_{0,1,2} (Walsh functions chi_S(x) =
+prod_{i in S} (-1)^{x_i}); the population linear probe on the top-d encoder (least squares in L^2(p_X)) for every d:
+  15. its error is non-increasing in d and, once the encoder holds every Walsh function of degree <= 2, equals the
+      energy of the degree-3 part (0.25) to 1e-9 until the degree-3 eigenspace enters: the approximation error of
+      the top-d eigenspace (Sec. 4, Thm. 2: the error splits into estimation + the target's energy outside the
+      eigenspace);
+  16. the augmentation complexity kappa falls as the masking gets stronger (strictly over mask_prob in 0.1 .. 0.7,
+      exactly (2 - m)^(L/2)) while the top eigenvalues (1 - m)^|S| of the target's components shrink (Sec. 5: the
+      strength trade-off; our reading of kappa: sqrt(max_x K_X(x, x))).
 """
 
 from __future__ import annotations
@@ -92,7 +120,11 @@ ALSO_REPRODUCES = (Paper(catalog_id=168, title="What Can Be Learnt With Wide Con
                    Paper(catalog_id=47, title="Pushing Boundaries: Mixup's Influence on Neural Collapse", year=2024,
                          arxiv="2402.06171"),
                    Paper(catalog_id=153, title="Data-Efficient Augmentation for Training Neural Networks", year=2022,
-                         arxiv="2210.08363"),)
+                         arxiv="2210.08363"),
+                   Paper(catalog_id=196, title="A theory of representation learning gives a deep generalisation of "
+                         "kernel methods", year=2023, arxiv="2108.13097"),
+                   Paper(catalog_id=197, title="Understanding Augmentation-based Self-Supervised Representation "
+                         "Learning via RKHS Approximation and Regression", year=2024, arxiv="2306.00788"),)
 DEMO = False
 MUTATION_TEST_SLOW = True  # the TINY run compiles the vmapped certification programs (several s on 2 shared cores)
 
@@ -116,12 +148,18 @@ class Config:
   ufm_loss: Literal["ce", "mse"] = "ce"                               # "mse": the mutation (see docstring)
   # [153]
   aug_noise: Annotated[float, Range(ge=0, le=10)] = 0.5              # std of the additive augmentation (0: mutation)
+  # [196]
+  dkm_nus: Annotated[tuple[float, ...], Range(gt=0), Length(min=3)] = (1.0, 10.0, 100.0, 1000.0)
+  dkm_steps: Annotated[int, Range(ge=10, le=100000)] = 3000
+  # [197]
+  aug_length: Annotated[int, Range(ge=3, le=8)] = 6
+  mask_prob: Annotated[float, Range(gt=0, lt=1)] = 0.3
   mesh: MeshConfig = MeshConfig()                                     # devices the vmapped seeds are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=16, drs_inputs=2000, drs_n=10000),
            "tpu": Config(seeds=16, drs_inputs=2000, drs_n=10000)}
-TINY = ("seeds=2", "drs_inputs=100", "drs_n=200", "drs_dims=64,1024", "cnn_train=128", "cnn_test=64")
+TINY = ("seeds=2", "drs_inputs=100", "drs_n=200", "drs_dims=64,1024", "cnn_train=128", "cnn_test=64", "dkm_steps=300")
 MUTATIONS = {"sqrt_sum_radius": ("drs_radius=sqrt_sum",), "mse_mixup": ("ufm_loss=mse",),
              "no_augmentation": ("aug_noise=0",)}
 
@@ -315,6 +353,48 @@ def run_augmented_jacobian(config: Config) -> dict:
   return {"ratio_low": ratios_lo, "ratio_high": ratios_hi, "cos2": cos2, "spectra": spectra, "greedy": greedy}
 
 
+# ---- [196] deep kernel machines -----------------------------------------------------------------------------------
+
+def run_dkm(config: Config) -> dict:
+  rng = np.random.default_rng(config.seed + 196)
+  x = rng.normal(size=(16, 5)).astype(np.float32)
+  y = (np.sin(2 * x[:, :1]) + 0.1 * rng.normal(size=(16, 1))).astype(np.float32)
+  g0 = jnp.asarray(x @ x.T / 5)
+  nngp = analysis.dkm_nngp_grams(g0, 2)
+  fit = jax.jit(lambda nu: analysis.dkm_fit(g0, jnp.asarray(y), depth=2, nu=nu, steps=config.dkm_steps,
+                                            learning_rate=0.003))
+  objective = jax.jit(lambda gs, nu: analysis.dkm_objective(gs, g0, jnp.asarray(y), nu))
+  out = {"nus": list(config.dkm_nus), "err": [], "gain": []}
+  for nu in config.dkm_nus:
+    gs = fit(jnp.float32(nu))
+    out["err"].append(max(float(jnp.linalg.norm(g - n) / jnp.linalg.norm(n)) for g, n in zip(gs, nngp)))
+    out["gain"].append(float(objective(gs, jnp.float32(nu)) - objective(nngp, jnp.float32(nu))))
+  return out
+
+
+# ---- [197] the augmentation kernel ------------------------------------------------------------------------------
+
+def run_augmentation_kernel(config: Config) -> dict:
+  length = config.aug_length
+  x, aug = analysis.masking_augmentation(length, config.mask_prob)
+  px = np.full(len(x), 1.0 / len(x))
+  k = analysis.augmentation_kernel(aug, px)
+  chi = lambda s: np.prod((-1.0) ** x[:, list(s)], axis=1)
+  y = chi((0, 1)) + chi((2, 3)) + 0.5 * chi((0, 1, 2))
+  lam, phi = analysis.top_d_encoder(k, px, len(x))
+  errs = []
+  for d in range(1, len(x) + 1):
+    coef = phi[:, :d].T @ (px * y)                                    # L^2(p) projection (orthonormal encoder)
+    errs.append(float(np.sum(px * (y - phi[:, :d] @ coef) ** 2)))
+  n_low = 1 + length + length * (length - 1) // 2                      # Walsh functions of degree <= 2
+  kappas = []
+  ms = [0.1, 0.3, 0.5, 0.7]
+  for m in ms:
+    kappas.append(analysis.augmentation_complexity(analysis.augmentation_kernel(
+        analysis.masking_augmentation(length, m)[1], px)))
+  return {"errors": errs, "n_low": n_low, "eigenvalues": lam.tolist(), "mask_probs": ms, "kappas": kappas}
+
+
 # ---- run / claims / figure -------------------------------------------------------------------------------------
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
@@ -328,6 +408,8 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   out["cnn_curves"] = sweep.memoized(workdir, {"part": "cnn168"}, lambda: run_cnn_curves(config))
   out["mixup_ufm"] = sweep.memoized(workdir, {"part": "ufm47"}, lambda: run_mixup_ufm(config))
   out["aug_jacobian"] = sweep.memoized(workdir, {"part": "aug153"}, lambda: run_augmented_jacobian(config))
+  out["dkm"] = sweep.memoized(workdir, {"part": "dkm196"}, lambda: run_dkm(config))
+  out["aug_kernel"] = sweep.memoized(workdir, {"part": "aug197"}, lambda: run_augmentation_kernel(config))
   _figure(out, workdir)
   return out
 
@@ -395,6 +477,35 @@ def claims(results: dict) -> list[Claim]:
   out.append(Claim.at_least("[153] greedy facility location / brute-force optimum (min over random instances)",
                             float(np.min(aj["greedy"])), 1 - 1 / np.e, paper=">= 1 - 1/e", kind="paper",
                             where="Sec. 5 (greedy coreset selection) [153]"))
+  # [196]
+  dk = results["dkm"]
+  nus, err = np.asarray(dk["nus"]), np.asarray(dk["err"])
+  dk_slope = float(np.polyfit(np.log(nus), np.log(err), 1)[0]) if np.all(err > 0) else float("nan")
+  out.append(Claim.close(f"[196] DKM Gram - NNGP Gram (relative, max over layers) vs nu: log-log slope (errors "
+                         f"{[float(f'{e:.3g}') for e in err]})", dk_slope, -1.0, atol=0.1,
+                         paper="DKM -> NNGP as nu -> infinity (offset O(1/nu))", kind="paper",
+                         where="Sec. 4 (the DKM objective) [196]"))
+  i1 = int(np.argmin(nus))
+  out.append(Claim.at_least(f"[196] at nu = {nus[i1]:g}: relative Gram change from the NNGP (max over layers), "
+                            f"counted only if the DKM objective improves on the NNGP's (gain {dk['gain'][i1]:.3g})",
+                            float(err[i1]) if dk["gain"][i1] > 0 else -1.0, 0.1,
+                            paper="DKMs learn representations (NNGPs do not)", kind="paper",
+                            where="Abstract; Sec. 4 [196]"))
+  # [197]
+  ak = results["aug_kernel"]
+  e = np.asarray(ak["errors"])
+  n_low = ak["n_low"]
+  mono = bool(np.all(np.diff(e) <= 1e-12))
+  out.append(Claim.at_most(f"[197] linear-probe error on the top-d eigenspace at d = {n_low} (all Walsh functions "
+                           f"of degree <= 2) minus the degree-3 energy 0.25 (absolute), counted only if the error is "
+                           f"non-increasing in d (it is: {mono})", abs(e[n_low - 1] - 0.25) if mono else np.inf, 1e-9,
+                           paper="approximation error = energy outside the top-d eigenspace", kind="paper",
+                           where="Sec. 4, Thm. 2 [197]"))
+  kap = np.asarray(ak["kappas"])
+  out.append(Claim.holds(f"[197] augmentation complexity kappa strictly decreasing in the masking probability "
+                         f"{ak['mask_probs']}: {[round(float(v), 3) for v in kap]}", bool(np.all(np.diff(kap) < 0)),
+                         paper="stronger augmentation: smaller kappa, larger approximation error (trade-off)",
+                         kind="paper", where="Sec. 5 (masking) [197]"))
   return out
 
 

@@ -961,6 +961,19 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.ot.greedy_submodular_select",),
         tests=("tests/analysis/test_coresets.py", "tests/reliability/test_api_analysis.py",),
         experiment="theory_wave3"),
+    196: Implementation(  # full (not sparse) DKM, ReLU arc-cosine kernel; nu -> infinity = NNGP; no Langevin DGP
+        artifacts=("jaxlib_methods.analysis.deep_kernel_machines.dkm_objective",
+                   "jaxlib_methods.analysis.deep_kernel_machines.dkm_fit",
+                   "jaxlib_methods.analysis.deep_kernel_machines.dkm_nngp_grams",),
+        tests=("tests/analysis/test_deep_kernel_machines.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
+    197: Implementation(  # finite input space (masked binary strings): exact kernel, Walsh spectrum, population probe
+        artifacts=("jaxlib_methods.analysis.augmentation_kernel.augmentation_kernel",
+                   "jaxlib_methods.analysis.augmentation_kernel.top_d_encoder",
+                   "jaxlib_methods.analysis.augmentation_kernel.augmentation_complexity",
+                   "jaxlib_methods.analysis.augmentation_kernel.masking_augmentation",),
+        tests=("tests/analysis/test_augmentation_kernel.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
 }
 
 

@@ -133,3 +133,12 @@ from jaxlib_methods.analysis.cnn_kernels import (
 from jaxlib_methods.analysis.neural_collapse import mixup_ufm_features, nc_metrics, simplex_etf
 # [153] the Jacobian spectrum under augmentation and facility-location coresets
 from jaxlib_methods.analysis.coresets import facility_location_coreset, jacobian_spectrum
+# [196] deep kernel machines: the DKM objective, its optimiser and the NNGP limit
+from jaxlib_methods.analysis.deep_kernel_machines import dkm_fit, dkm_nngp_grams, dkm_objective
+# [197] the augmentation kernel, its top-d eigenspace encoder and the augmentation complexity
+from jaxlib_methods.analysis.augmentation_kernel import (
+    augmentation_complexity,
+    augmentation_kernel,
+    masking_augmentation,
+    top_d_encoder,
+)

@@ -702,6 +702,49 @@ SPECS += [
         ("gradients:NaN", {"gradients": put(f(5, 2), (0, 0), np.nan)}, "ValueError", "finite"))),
 ]
 
+# th21c (issue 21): error probes of [196] deep kernel machines (their math: tests/analysis/test_deep_kernel_machines.py)
+from jaxlib_methods.analysis import deep_kernel_machines  # noqa: E402
+
+MODULES += (deep_kernel_machines,)
+_G196 = np.eye(3, dtype=np.float32) + 0.1
+SPECS += [
+    ApiSpec(deep_kernel_machines.dkm_nngp_grams, {"gram0": _G196, "depth": 2}, extra=(
+        ("depth=0", {"depth": 0}, "ValueError", "depth"),
+        ("gram0:rect", {"gram0": f(3, 2)}, "ValueError", "gram0"))),
+    ApiSpec(deep_kernel_machines.dkm_objective, {"grams": [_G196], "gram0": _G196, "y": f(3, 1), "nu": 1.0}, extra=(
+        ("grams:empty", {"grams": []}, "ValueError", "grams"),
+        ("y:P", {"y": f(4, 1)}, "ValueError", "y"),
+        ("noise_var=0", {"noise_var": 0.0}, "ValueError", "noise_var"),
+        ("grams:int", {"grams": [np.eye(3, dtype=np.int32)]}, "TypeError", "grams[0]"))),
+    ApiSpec(deep_kernel_machines.dkm_fit, {"gram0": _G196, "y": f(3, 1), "depth": 1, "nu": 1.0, "steps": 2}, extra=(
+        ("steps=0", {"steps": 0}, "ValueError", "steps"),
+        ("learning_rate=0", {"learning_rate": 0.0}, "ValueError", "learning_rate"),
+        ("y:P", {"y": f(4, 1)}, "ValueError", "y"))),
+]
+
+# th21c (issue 21): error probes of [197] the augmentation kernel (its math: tests/analysis/test_augmentation_kernel.py)
+from jaxlib_methods.analysis import augmentation_kernel as aug_kernel  # noqa: E402
+
+MODULES += (aug_kernel,)
+_A197 = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])
+_PX197 = np.array([0.5, 0.5])
+SPECS += [
+    ApiSpec(aug_kernel.augmentation_kernel, {"aug": _A197, "px": _PX197}, extra=(
+        ("aug:rows", {"aug": _A197 * 2}, "ValueError", "aug"),
+        ("px:len", {"px": np.array([0.2, 0.3, 0.5])}, "ValueError", "px"),
+        ("aug:int", {"aug": np.eye(2, dtype=np.int32)}, "TypeError", "aug"))),
+    ApiSpec(aug_kernel.top_d_encoder, {"kernel": np.eye(2) * 2.0, "px": _PX197, "d": 1}, extra=(
+        ("d=3", {"d": 3}, "ValueError", "d"),
+        ("kernel:asym", {"kernel": np.array([[1.0, 0.5], [0.0, 1.0]])}, "ValueError", "symmetric"),
+        ("px:zero", {"px": np.array([1.0, 0.0])}, "ValueError", "px"))),
+    ApiSpec(aug_kernel.augmentation_complexity, {"kernel": np.eye(2) * 2.0}, extra=(
+        ("kernel:rect", {"kernel": np.ones((2, 3))}, "ValueError", "kernel"),
+        ("kernel:neg-diag", {"kernel": -np.eye(2)}, "ValueError", "diagonal"))),
+    ApiSpec(aug_kernel.masking_augmentation, {"length": 2, "mask_prob": 0.3}, extra=(
+        ("length=9", {"length": 9}, "ValueError", "length"),
+        ("mask_prob=1", {"mask_prob": 1.0}, "ValueError", "mask_prob"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
