@@ -968,10 +968,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         tests=("tests/analysis/test_deep_kernel_machines.py", "tests/reliability/test_api_analysis.py",),
         experiment="theory_wave3"),
     197: Implementation(  # finite input space (masked binary strings): exact kernel, Walsh spectrum, population probe
-        artifacts=("jaxlib_methods.analysis.augmentation_kernel.augmentation_kernel",
-                   "jaxlib_methods.analysis.augmentation_kernel.top_d_encoder",
-                   "jaxlib_methods.analysis.augmentation_kernel.augmentation_complexity",
-                   "jaxlib_methods.analysis.augmentation_kernel.masking_augmentation",),
+        artifacts=("jaxlib_methods.analysis.ssl_augmentation.augmentation_kernel",
+                   "jaxlib_methods.analysis.ssl_augmentation.top_d_encoder",
+                   "jaxlib_methods.analysis.ssl_augmentation.augmentation_complexity",
+                   "jaxlib_methods.analysis.ssl_augmentation.masking_augmentation",),
         tests=("tests/analysis/test_augmentation_kernel.py", "tests/reliability/test_api_analysis.py",),
         experiment="theory_wave3"),
 }

@@ -136,7 +136,7 @@ from jaxlib_methods.analysis.coresets import facility_location_coreset, jacobian
 # [196] deep kernel machines: the DKM objective, its optimiser and the NNGP limit
 from jaxlib_methods.analysis.deep_kernel_machines import dkm_fit, dkm_nngp_grams, dkm_objective
 # [197] the augmentation kernel, its top-d eigenspace encoder and the augmentation complexity
-from jaxlib_methods.analysis.augmentation_kernel import (
+from jaxlib_methods.analysis.ssl_augmentation import (
     augmentation_complexity,
     augmentation_kernel,
     masking_augmentation,

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from jaxlib_methods.analysis import augmentation_kernel as A
+from jaxlib_methods.analysis import ssl_augmentation as A
 
 
 def test_masking_kernel_closed_form_and_walsh_spectrum():

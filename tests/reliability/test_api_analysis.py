@@ -723,7 +723,7 @@ SPECS += [
 ]
 
 # th21c (issue 21): error probes of [197] the augmentation kernel (its math: tests/analysis/test_augmentation_kernel.py)
-from jaxlib_methods.analysis import augmentation_kernel as aug_kernel  # noqa: E402
+from jaxlib_methods.analysis import ssl_augmentation as aug_kernel  # noqa: E402
 
 MODULES += (aug_kernel,)
 _A197 = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])

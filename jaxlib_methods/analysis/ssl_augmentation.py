@@ -1,4 +1,4 @@
-"""The augmentation kernel of self-supervised learning on a finite input space, its top-d eigenspace encoder, and
+"""The augmentation kernel of augmentation-based self-supervised learning on a finite input space, its top-d eigenspace encoder, and
 the augmentation complexity.
 
 Paper [197]: Runtian Zhai, Bingbin Liu, Andrej Risteski, Zico Kolter, Pradeep Ravikumar, "Understanding
