@@ -95,6 +95,22 @@ prod_{i in S} (-1)^{x_i}); the population linear probe on the top-d encoder (lea
   16. the augmentation complexity kappa falls as the masking gets stronger (strictly over mask_prob in 0.1 .. 0.7,
       exactly (2 - m)^(L/2)) while the top eigenvalues (1 - m)^|S| of the target's components shrink (Sec. 5: the
       strength trade-off; our reading of kappa: sqrt(max_x K_X(x, x))).
+
+Paper [181]: Rohan Deb, Yikun Ban, Shiliang Zuo, Jingrui He, Arindam Banerjee, "Contextual Bandits with Online
+Neural Regression", ICLR 2024, arXiv:2312.07145.
+
+[181] K = 4 actions, each with its own context x_{t,a} ~ N(0, I_10); the expected loss is realizable by a wide
+random-feature network in its lazy regime: l(x) = clip(0.5 + <phi(x), w*>, 0, 1), phi(x) = tanh(x W / sqrt(10)),
+64 fixed features; observed losses add N(0, 0.1^2) noise. Online regression = ridge regression on phi (rank-one
+updates, the linearised wide network), actions by `analysis.inverse_gap_weighting` with gamma_t =
+`bandit_gamma` sqrt(K t) (NeuSquareCB's reduction), `bandit_rounds` rounds, `seeds` vmapped runs; pseudo-regret
+sum_t l(x_{t,a_t}) - min_a l(x_{t,a}):
+  17. sublinear regret: log-log slope of the cumulative regret over t in [T/10, T] <= 0.8 (mean over seeds) (Thm. 4.4:
+      O~(sqrt(KT)) regret for NeuSquareCB, i.e. slope ~0.5 up to logs);
+  18. sanity: regret at T below half the uniform policy's (gamma = 0), which grows linearly;
+  19. sanity: every round's IGW distribution sums to 1 (max error <= 1e-5) and puts >= 1/K on the greedy action.
+  Not reproduced: NeuFastCB's (KL loss) advantage over NeuralUCB/NeuralTS on real data sets.
+  Mutation `bandit_gamma=0`: uniform exploration forever; the regret is linear and claim 17 fails.
 """
 
 from __future__ import annotations
@@ -124,7 +140,9 @@ ALSO_REPRODUCES = (Paper(catalog_id=168, title="What Can Be Learnt With Wide Con
                    Paper(catalog_id=196, title="A theory of representation learning gives a deep generalisation of "
                          "kernel methods", year=2023, arxiv="2108.13097"),
                    Paper(catalog_id=197, title="Understanding Augmentation-based Self-Supervised Representation "
-                         "Learning via RKHS Approximation and Regression", year=2024, arxiv="2306.00788"),)
+                         "Learning via RKHS Approximation and Regression", year=2024, arxiv="2306.00788"),
+                   Paper(catalog_id=181, title="Contextual Bandits with Online Neural Regression", year=2024,
+                         arxiv="2312.07145"),)
 DEMO = False
 MUTATION_TEST_SLOW = True  # the TINY run compiles the vmapped certification programs (several s on 2 shared cores)
 
@@ -154,14 +172,18 @@ class Config:
   # [197]
   aug_length: Annotated[int, Range(ge=3, le=8)] = 6
   mask_prob: Annotated[float, Range(gt=0, lt=1)] = 0.3
+  # [181]
+  bandit_rounds: Annotated[int, Range(ge=100, le=1000000)] = 3000
+  bandit_gamma: Annotated[float, Range(ge=0, le=1000)] = 1.0       # gamma_t = bandit_gamma sqrt(K t) (0: mutation)
   mesh: MeshConfig = MeshConfig()                                     # devices the vmapped seeds are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=16, drs_inputs=2000, drs_n=10000),
            "tpu": Config(seeds=16, drs_inputs=2000, drs_n=10000)}
-TINY = ("seeds=2", "drs_inputs=100", "drs_n=200", "drs_dims=64,1024", "cnn_train=128", "cnn_test=64", "dkm_steps=300")
+TINY = ("seeds=2", "drs_inputs=100", "drs_n=200", "drs_dims=64,1024", "cnn_train=128", "cnn_test=64", "dkm_steps=300",
+        "bandit_rounds=500")
 MUTATIONS = {"sqrt_sum_radius": ("drs_radius=sqrt_sum",), "mse_mixup": ("ufm_loss=mse",),
-             "no_augmentation": ("aug_noise=0",)}
+             "no_augmentation": ("aug_noise=0",), "uniform_exploration": ("bandit_gamma=0",)}
 
 
 # ---- [155] dual randomized smoothing ----------------------------------------------------------------------------
@@ -395,6 +417,52 @@ def run_augmentation_kernel(config: Config) -> dict:
   return {"errors": errs, "n_low": n_low, "eigenvalues": lam.tolist(), "mask_probs": ms, "kappas": kappas}
 
 
+# ---- [181] contextual bandits by online regression + inverse-gap weighting ----------------------------------------
+
+def _bandit_one_seed(key, gamma_scale, config: Config):
+  k, d, f = 4, 10, 64
+  kw, kt, kc = jax.random.split(key, 3)
+  w = jax.random.normal(kw, (d, f))
+  w_star = jax.random.normal(kt, (f,)) * 0.25 / jnp.sqrt(f) * 4
+  phi = lambda x: jnp.tanh(x @ w / jnp.sqrt(d))
+  loss = lambda x: jnp.clip(0.5 + phi(x) @ w_star, 0.0, 1.0)
+
+  def step(carry, inp):
+    a_inv, b = carry
+    t, kk = inp
+    kx, ka, kn = jax.random.split(kk, 3)
+    x = jax.random.normal(kx, (k, d))
+    feats = phi(x)                                                   # [K, F]
+    yhat = feats @ (a_inv @ b)
+    p = analysis.inverse_gap_weighting(yhat, gamma_scale * jnp.sqrt(k * (t + 1.0)))
+    act = jax.random.categorical(ka, jnp.log(jnp.clip(p, 1e-30)))
+    ell = loss(x)
+    y = ell[act] + 0.1 * jax.random.normal(kn)
+    v = feats[act]
+    av = a_inv @ v
+    a_inv = a_inv - jnp.outer(av, av) / (1.0 + v @ av)               # Sherman-Morrison: (A + v v^T)^-1
+    regret = ell[act] - ell.min()
+    prob_err = jnp.abs(p.sum() - 1.0)
+    greedy_ok = p[jnp.argmin(yhat)] >= 1.0 / k - 1e-6
+    return (a_inv, b + y * v), (regret, prob_err, greedy_ok)
+
+  init = (jnp.eye(f), jnp.zeros(f))
+  ts = jnp.arange(config.bandit_rounds, dtype=jnp.float32)
+  _, (regret, err, ok) = jax.lax.scan(step, init, (ts, jax.random.split(kc, config.bandit_rounds)))
+  return {"cum_regret": jnp.cumsum(regret), "prob_err": err.max(), "greedy_ok": ok.all()}
+
+
+def run_bandit(config: Config) -> dict:
+  keys = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 181), config.seeds)
+  keys = shard_leading(keys, make_mesh(config.mesh), what="seed")
+  out = {}
+  for name, g in (("igw", config.bandit_gamma), ("uniform", 0.0)):
+    r = jax.jit(jax.vmap(lambda kk: _bandit_one_seed(kk, g, config)))(keys)
+    out[name] = {"cum_regret": np.asarray(r["cum_regret"]).tolist(), "prob_err": float(np.max(r["prob_err"])),
+                 "greedy_ok": bool(np.all(r["greedy_ok"]))}
+  return out
+
+
 # ---- run / claims / figure -------------------------------------------------------------------------------------
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
@@ -410,6 +478,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   out["aug_jacobian"] = sweep.memoized(workdir, {"part": "aug153"}, lambda: run_augmented_jacobian(config))
   out["dkm"] = sweep.memoized(workdir, {"part": "dkm196"}, lambda: run_dkm(config))
   out["aug_kernel"] = sweep.memoized(workdir, {"part": "aug197"}, lambda: run_augmentation_kernel(config))
+  out["bandit"] = sweep.memoized(workdir, {"part": "bandit181"}, lambda: run_bandit(config))
   _figure(out, workdir)
   return out
 
@@ -506,6 +575,23 @@ def claims(results: dict) -> list[Claim]:
                          f"{ak['mask_probs']}: {[round(float(v), 3) for v in kap]}", bool(np.all(np.diff(kap) < 0)),
                          paper="stronger augmentation: smaller kappa, larger approximation error (trade-off)",
                          kind="paper", where="Sec. 5 (masking) [197]"))
+  # [181]
+  bd = results["bandit"]
+  cr = np.asarray(bd["igw"]["cum_regret"])                              # [seeds, T]
+  t_all = np.arange(1, cr.shape[1] + 1)
+  sel = t_all >= cr.shape[1] // 10
+  slopes = [float(np.polyfit(np.log(t_all[sel]), np.log(np.maximum(c[sel], 1e-12)), 1)[0]) for c in cr]
+  out.append(Claim.at_most(f"[181] IGW + online regression: log-log slope of the cumulative regret over t in "
+                           f"[T/10, T] (mean over seeds; per seed {[round(v, 2) for v in slopes]})",
+                           float(np.mean(slopes)), 0.8, paper="O~(sqrt(KT)) regret (slope ~0.5)", kind="paper",
+                           where="Thm. 4.4 (NeuSquareCB) [181]"))
+  uni = np.asarray(bd["uniform"]["cum_regret"])
+  out.append(Claim.at_most("[181] IGW regret at T / uniform policy's (mean over seeds)",
+                           float(np.mean(cr[:, -1]) / np.mean(uni[:, -1])), 0.5, paper="(exploits what it learns)",
+                           kind="sanity"))
+  out.append(Claim.at_most("[181] IGW distributions: max |sum p - 1| over rounds, counted only if the greedy action "
+                           "always has p >= 1/K", bd["igw"]["prob_err"] if bd["igw"]["greedy_ok"] else np.inf, 1e-5,
+                           paper="a distribution", kind="sanity"))
   return out
 
 

@@ -974,6 +974,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.ssl_augmentation.masking_augmentation",),
         tests=("tests/analysis/test_augmentation_kernel.py", "tests/reliability/test_api_analysis.py",),
         experiment="theory_wave3"),
+    181: Implementation(  # IGW/FastCB; toy: lazy wide net = ridge regression on its random features; no real data sets
+        artifacts=("jaxlib_methods.analysis.bandits.inverse_gap_weighting",
+                   "jaxlib_methods.analysis.bandits.fastcb_weighting",),
+        tests=("tests/analysis/test_bandits.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
 }
 
 

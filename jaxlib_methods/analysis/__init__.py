@@ -142,3 +142,5 @@ from jaxlib_methods.analysis.ssl_augmentation import (
     masking_augmentation,
     top_d_encoder,
 )
+# [181] bandit action selection by reduction to online regression: inverse-gap weighting (SquareCB) and FastCB
+from jaxlib_methods.analysis.bandits import fastcb_weighting, inverse_gap_weighting

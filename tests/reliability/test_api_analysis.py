@@ -745,6 +745,21 @@ SPECS += [
         ("mask_prob=1", {"mask_prob": 1.0}, "ValueError", "mask_prob"))),
 ]
 
+# th21c (issue 21): error probes of [181] IGW / FastCB (their math: tests/analysis/test_bandits.py)
+from jaxlib_methods.analysis import bandits  # noqa: E402
+
+MODULES += (bandits,)
+_Y181 = np.array([[0.2, 0.5, 0.9]], np.float32)
+SPECS += [
+    ApiSpec(bandits.inverse_gap_weighting, {"predicted_losses": _Y181, "gamma": 10.0}, extra=(
+        ("gamma<0", {"gamma": -1.0}, "ValueError", "gamma"),
+        ("predicted_losses:int", {"predicted_losses": np.ones((1, 3), np.int32)}, "TypeError", "predicted_losses"),
+        ("predicted_losses:scalar", {"predicted_losses": np.float32(1.0)}, "ValueError", "predicted_losses"))),
+    ApiSpec(bandits.fastcb_weighting, {"predicted_losses": _Y181, "gamma": 10.0}, extra=(
+        ("predicted_losses>1", {"predicted_losses": _Y181 + 1.0}, "ValueError", "predicted_losses"),
+        ("gamma:NaN", {"gamma": float("nan")}, "ValueError", "gamma"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
