@@ -111,6 +111,19 @@ sum_t l(x_{t,a_t}) - min_a l(x_{t,a}):
   19. sanity: every round's IGW distribution sums to 1 (max error <= 1e-5) and puts >= 1/K on the greedy action.
   Not reproduced: NeuFastCB's (KL loss) advantage over NeuralUCB/NeuralTS on real data sets.
   Mutation `bandit_gamma=0`: uniform exploration forever; the regret is linear and claim 17 fails.
+
+Paper [179]: Zahra Kadkhodaie, Florentin Guth, Eero P. Simoncelli, Stephane Mallat, "Generalization in diffusion
+models arises from geometry-adaptive harmonic representations", ICLR 2024, arXiv:2310.02557.
+
+[179] Clean data on a circle of radius 2 in a random 2-plane of R^8; two MLP denoisers (8-256-256-8, swish,
+residual form f(y) = y - net(y)), trained with Adam (`den_steps` full-batch steps, fresh noise sigma = 0.5 each step)
+on two disjoint training sets of N points each, N in `den_sizes`, `seeds` pairs vmapped. On 256 fresh noisy test
+points (`analysis.denoiser_agreement`, `analysis.denoiser_jacobian_eig`):
+  20. the two denoisers converge to one function as N grows: disagreement at the largest N <= 0.5 x that at the
+      smallest (mean over seeds) (Sec. 2, Fig. 2: memorisation at small N, agreement at large N);
+  21. at the largest N the Jacobian is nearly symmetric: mean ||J - J^T||_F / ||J||_F over 16 test points <= 0.2
+      (Sec. 3: J ~ symmetric, f(y) ~ J y a shrinkage in its eigenbasis);
+  22. sanity: at the largest N, >= 90% of the Jacobian eigenvalues lie in [-0.1, 1.1] (shrinkage factors in [0, 1]).
 """
 
 from __future__ import annotations
@@ -123,6 +136,7 @@ from typing import Annotated, Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import scipy.stats as st
 
 from jaxlib_methods import analysis
@@ -142,7 +156,9 @@ ALSO_REPRODUCES = (Paper(catalog_id=168, title="What Can Be Learnt With Wide Con
                    Paper(catalog_id=197, title="Understanding Augmentation-based Self-Supervised Representation "
                          "Learning via RKHS Approximation and Regression", year=2024, arxiv="2306.00788"),
                    Paper(catalog_id=181, title="Contextual Bandits with Online Neural Regression", year=2024,
-                         arxiv="2312.07145"),)
+                         arxiv="2312.07145"),
+                   Paper(catalog_id=179, title="Generalization in diffusion models arises from geometry-adaptive "
+                         "harmonic representations", year=2024, arxiv="2310.02557"),)
 DEMO = False
 MUTATION_TEST_SLOW = True  # the TINY run compiles the vmapped certification programs (several s on 2 shared cores)
 
@@ -175,13 +191,16 @@ class Config:
   # [181]
   bandit_rounds: Annotated[int, Range(ge=100, le=1000000)] = 3000
   bandit_gamma: Annotated[float, Range(ge=0, le=1000)] = 1.0       # gamma_t = bandit_gamma sqrt(K t) (0: mutation)
+  # [179]
+  den_sizes: Annotated[tuple[int, ...], Range(ge=1), Length(min=2)] = (4, 32, 512)
+  den_steps: Annotated[int, Range(ge=10, le=100000)] = 1500
   mesh: MeshConfig = MeshConfig()                                     # devices the vmapped seeds are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=16, drs_inputs=2000, drs_n=10000),
            "tpu": Config(seeds=16, drs_inputs=2000, drs_n=10000)}
 TINY = ("seeds=2", "drs_inputs=100", "drs_n=200", "drs_dims=64,1024", "cnn_train=128", "cnn_test=64", "dkm_steps=300",
-        "bandit_rounds=500")
+        "bandit_rounds=500", "den_sizes=4,32", "den_steps=50")
 MUTATIONS = {"sqrt_sum_radius": ("drs_radius=sqrt_sum",), "mse_mixup": ("ufm_loss=mse",),
              "no_augmentation": ("aug_noise=0",), "uniform_exploration": ("bandit_gamma=0",)}
 
@@ -463,6 +482,71 @@ def run_bandit(config: Config) -> dict:
   return out
 
 
+# ---- [179] denoisers trained on disjoint sets ---------------------------------------------------------------------
+
+def _den_init(key):
+  k1, k2, k3 = jax.random.split(key, 3)
+  init = lambda k, m, n: jax.random.normal(k, (m, n)) / jnp.sqrt(m)
+  return {"w1": init(k1, 8, 256), "w2": init(k2, 256, 256), "w3": init(k3, 256, 8) * 0.1,
+          "b1": jnp.zeros(256), "b2": jnp.zeros(256)}
+
+
+def _den_apply(p, y):
+  h = jax.nn.swish(y @ p["w1"] + p["b1"])
+  h = jax.nn.swish(h @ p["w2"] + p["b2"])
+  return y - h @ p["w3"]
+
+
+def _den_data(key, n, basis):
+  theta = jax.random.uniform(key, (n,), maxval=2 * jnp.pi)
+  return 2.0 * jnp.stack([jnp.cos(theta), jnp.sin(theta)], -1) @ basis.T
+
+
+def _den_train(key, x, config: Config):
+  tx = optax.adam(1e-3)
+  kp, kn = jax.random.split(key)
+  params = _den_init(kp)
+  loss = lambda p, y, x: jnp.mean(jnp.sum((_den_apply(p, y) - x) ** 2, -1))
+
+  def step(carry, k):
+    p, s = carry
+    y = x + 0.5 * jax.random.normal(k, x.shape)
+    g = jax.grad(loss)(p, y, x)
+    u, s = tx.update(g, s, p)
+    return (optax.apply_updates(p, u), s), None
+
+  (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(kn, config.den_steps))
+  return params
+
+
+def run_denoisers(config: Config) -> dict:
+  key = jax.random.fold_in(jax.random.key(config.seed), 179)
+  kb, kt, kn, ks = jax.random.split(key, 4)
+  basis = jnp.linalg.qr(jax.random.normal(kb, (8, 2)))[0]
+  y_test = _den_data(kt, 256, basis) + 0.5 * jax.random.normal(kn, (256, 8))
+  out = {"sizes": list(config.den_sizes), "disagreement": [], "asym": [], "eig_in_range": []}
+  for n in config.den_sizes:
+    keys = jax.random.split(jax.random.fold_in(ks, n), config.seeds)
+    keys = shard_leading(keys, make_mesh(config.mesh), what="seed")
+
+    def pair(k):
+      kd1, kd2, kp1, kp2 = jax.random.split(k, 4)
+      p1 = _den_train(kp1, _den_data(kd1, n, basis), config)
+      p2 = _den_train(kp2, _den_data(kd2, n, basis), config)
+      return p1, p2
+
+    p1, p2 = jax.jit(jax.vmap(pair))(keys)
+    o1 = jax.vmap(_den_apply, (0, None))(p1, y_test)
+    o2 = jax.vmap(_den_apply, (0, None))(p2, y_test)
+    out["disagreement"].append([float(analysis.denoiser_agreement(a, b)) for a, b in zip(o1, o2)])
+    first = jax.tree.map(lambda a: a[0], p1)
+    eig = [analysis.denoiser_jacobian_eig(lambda y: _den_apply(first, y), y_test[i]) for i in range(16)]
+    out["asym"].append(float(np.mean([float(e[2]) for e in eig])))
+    lam = np.concatenate([np.asarray(e[0]) for e in eig])
+    out["eig_in_range"].append(float(np.mean((lam >= -0.1) & (lam <= 1.1))))
+  return out
+
+
 # ---- run / claims / figure -------------------------------------------------------------------------------------
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
@@ -479,6 +563,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   out["dkm"] = sweep.memoized(workdir, {"part": "dkm196"}, lambda: run_dkm(config))
   out["aug_kernel"] = sweep.memoized(workdir, {"part": "aug197"}, lambda: run_augmentation_kernel(config))
   out["bandit"] = sweep.memoized(workdir, {"part": "bandit181"}, lambda: run_bandit(config))
+  out["denoisers"] = sweep.memoized(workdir, {"part": "den179"}, lambda: run_denoisers(config))
   _figure(out, workdir)
   return out
 
@@ -592,6 +677,18 @@ def claims(results: dict) -> list[Claim]:
   out.append(Claim.at_most("[181] IGW distributions: max |sum p - 1| over rounds, counted only if the greedy action "
                            "always has p >= 1/K", bd["igw"]["prob_err"] if bd["igw"]["greedy_ok"] else np.inf, 1e-5,
                            paper="a distribution", kind="sanity"))
+  # [179]
+  dn = results["denoisers"]
+  dis = np.asarray(dn["disagreement"])                                  # [sizes, seeds]
+  out.append(Claim.at_most(f"[179] disagreement of two denoisers on disjoint training sets, largest N / smallest N "
+                           f"(means over seeds: {[float(f'{v:.3g}') for v in dis.mean(1)]} for N = {dn['sizes']})",
+                           float(dis[-1].mean() / dis[0].mean()), 0.5,
+                           paper="memorisation at small N, the same function at large N", kind="paper",
+                           where="Sec. 2, Fig. 2 [179]"))
+  out.append(Claim.at_most("[179] Jacobian asymmetry ||J - J^T|| / ||J|| at the largest N (mean over 16 test points)",
+                           dn["asym"][-1], 0.2, paper="J nearly symmetric", kind="paper", where="Sec. 3 [179]"))
+  out.append(Claim.at_least("[179] fraction of Jacobian eigenvalues in [-0.1, 1.1] at the largest N",
+                            dn["eig_in_range"][-1], 0.9, paper="shrinkage factors in [0, 1]", kind="sanity"))
   return out
 
 

@@ -979,6 +979,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.bandits.fastcb_weighting",),
         tests=("tests/analysis/test_bandits.py", "tests/reliability/test_api_analysis.py",),
         experiment="theory_wave3"),
+    179: Implementation(  # MLP denoisers on a circle in R^8 (not image UNets); Jacobian eigenbasis + agreement
+        artifacts=("jaxlib_methods.analysis.denoiser_geometry.denoiser_jacobian_eig",
+                   "jaxlib_methods.analysis.denoiser_geometry.denoiser_agreement",),
+        tests=("tests/analysis/test_denoiser_geometry.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
 }
 
 

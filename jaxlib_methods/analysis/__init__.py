@@ -144,3 +144,5 @@ from jaxlib_methods.analysis.ssl_augmentation import (
 )
 # [181] bandit action selection by reduction to online regression: inverse-gap weighting (SquareCB) and FastCB
 from jaxlib_methods.analysis.bandits import fastcb_weighting, inverse_gap_weighting
+# [179] denoiser Jacobian eigenbasis and the agreement of two denoisers
+from jaxlib_methods.analysis.denoiser_geometry import denoiser_agreement, denoiser_jacobian_eig

@@ -760,6 +760,21 @@ SPECS += [
         ("gamma:NaN", {"gamma": float("nan")}, "ValueError", "gamma"))),
 ]
 
+# th21c (issue 21): error probes of [179] denoiser geometry (their math: tests/analysis/test_denoiser_geometry.py)
+from jaxlib_methods.analysis import denoiser_geometry  # noqa: E402
+
+MODULES += (denoiser_geometry,)
+SPECS += [
+    ApiSpec(denoiser_geometry.denoiser_jacobian_eig, {"denoiser": jnp.tanh, "y": f(3)}, extra=(
+        ("y:rank2", {"y": f(2, 3)}, "ValueError", "y"),
+        ("denoiser:shape", {"denoiser": lambda y: y[:2]}, "ValueError", "denoiser"),
+        ("y:int", {"y": np.ones(3, np.int32)}, "TypeError", "y"))),
+    ApiSpec(denoiser_geometry.denoiser_agreement, {"out1": f(4, 3), "out2": f(4, 3)}, extra=(
+        ("out2:shape", {"out2": f(4, 2)}, "ValueError", "out2"),
+        ("out1:empty", {"out1": f(0, 3), "out2": f(0, 3)}, "ValueError", "out1"),
+        ("out1:int", {"out1": np.ones((4, 3), np.int32)}, "TypeError", "out1"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
