@@ -70,8 +70,9 @@ def fastcb_weighting(predicted_losses: Any, gamma: Any) -> jax.Array:
   Returns:
     [..., K] action probabilities.
   """
+  y0 = validation.check_floating(predicted_losses, "predicted_losses")
+  vy = validation.check_values((y0 >= 0) & (y0 <= 1), y0, "predicted_losses", "in [0, 1]")
   y, g, is_best, gap, valid = _prep(predicted_losses, gamma)
-  vy = validation.check_values((y >= 0) & (y <= 1), predicted_losses, "predicted_losses", "in [0, 1]")
   yb = jnp.min(y, -1, keepdims=True)
   denom = y.shape[-1] * yb + g * gap
   p_other = jnp.where(denom > 0, yb / jnp.where(denom > 0, denom, 1.0), 0.0)

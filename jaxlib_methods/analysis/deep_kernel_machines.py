@@ -137,6 +137,10 @@ def dkm_fit(gram0: Any, y: Any, *, depth: int, nu: Any, noise_var: float = 0.1, 
     raise ValueError(f"steps must be a Python int >= 1, got {steps=}")
   validation.check_positive(learning_rate, "learning_rate")
   p = g0.shape[0]
+  yv = validation.check_floating(y, "y")
+  if yv.ndim != 2 or yv.shape[0] != p:
+    raise ValueError(f"y must be [P, C] with P = {p}, got y.shape={yv.shape}")
+  validation.check_positive(noise_var, "noise_var")
   eye = jnp.eye(p, dtype=jnp.promote_types(g0.dtype, jnp.float32))
   init = [jnp.linalg.cholesky(g + 1e-6 * eye) * jnp.sqrt(p) for g in dkm_nngp_grams(g0, depth)]
   to_grams = lambda vs: [v @ v.T / p for v in vs]

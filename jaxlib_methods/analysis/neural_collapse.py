@@ -76,6 +76,10 @@ def nc_metrics(features: Any, labels: Any, num_classes: int, classifier: Optiona
   y = validation.check_integer(labels, "labels")
   if y.shape != h.shape[:1]:
     raise ValueError(f"labels must have shape [N] = {h.shape[:1]}, got labels.shape={y.shape}")
+  if classifier is not None:
+    w = validation.check_floating(classifier, "classifier")
+    if w.shape != (num_classes, h.shape[1]):
+      raise ValueError(f"classifier must be [K, d] = {(num_classes, h.shape[1])}, got classifier.shape={w.shape}")
   valid = validation.check_labels(y, num_classes)
   h = h.astype(validation.compute_dtype_for(h.dtype))
   one = jax.nn.one_hot(y, num_classes, dtype=h.dtype)             # [N, K]
@@ -94,9 +98,6 @@ def nc_metrics(features: Any, labels: Any, num_classes: int, classifier: Optiona
   nc2 = jnp.linalg.norm(g / jnp.linalg.norm(g) - etf / jnp.linalg.norm(etf))
   out = {"nc1": nc1, "nc2": nc2}
   if classifier is not None:
-    w = validation.check_floating(classifier, "classifier")
-    if w.shape != (num_classes, h.shape[1]):
-      raise ValueError(f"classifier must be [K, d] = {(num_classes, h.shape[1])}, got classifier.shape={w.shape}")
     w = w.astype(h.dtype)
     out["nc3"] = jnp.sum((w / jnp.linalg.norm(w) - m / jnp.linalg.norm(m)) ** 2)
   return {k: validation.nan_where_invalid(v, valid) for k, v in out.items()}

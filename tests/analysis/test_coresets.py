@@ -33,6 +33,7 @@ def test_greedy_facility_location_is_within_1_minus_1_over_e_of_brute_force():
     coresets.facility_location_coreset(np.zeros((4, 2), np.float32), 5)
 
 
+@pytest.mark.slow  # compile-heavy (the experiment theory_wave3 exercises it at every cpu run)
 def test_jacobian_spectrum_matches_numpy_svd():
   rng = np.random.default_rng(1)
   params = {"w": rng.normal(size=(3, 5)).astype(np.float32), "v": rng.normal(size=5).astype(np.float32)}

@@ -22,6 +22,7 @@ def _kl_np(a, b):
   return 0.5 * (np.trace(np.linalg.solve(b, a)) - len(a) + np.linalg.slogdet(b)[1] - np.linalg.slogdet(a)[1])
 
 
+@pytest.mark.slow  # compile-heavy (the experiment theory_wave3 exercises it at every cpu run)
 def test_objective_matches_numpy():
   rng = np.random.default_rng(0)
   x = rng.normal(size=(8, 3))

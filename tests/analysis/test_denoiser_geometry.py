@@ -10,6 +10,7 @@ import pytest
 from jaxlib_methods.analysis import denoiser_geometry as G
 
 
+@pytest.mark.slow  # compile-heavy (the experiment theory_wave3 exercises it at every cpu run)
 def test_wiener_denoiser_eigenbasis_and_agreement():
   rng = np.random.default_rng(0)
   q = np.linalg.qr(rng.normal(size=(5, 5)))[0]

@@ -36,6 +36,7 @@ def test_nc_metrics_on_planted_etf_and_against_numpy():
     N.nc_metrics(h[:5], y[:5], k)
 
 
+@pytest.mark.slow  # compile-heavy (the experiment theory_wave3 exercises it at every cpu run)
 def test_mixup_ufm_features_minimise_their_objective():
   k, d, wd = 3, 4, 0.1
   w = N.simplex_etf(k, d)
