@@ -1,5 +1,5 @@
-"""The augmentation kernel of augmentation-based self-supervised learning on a finite input space, its top-d eigenspace encoder, and
-the augmentation complexity.
+"""The augmentation kernel of augmentation-based self-supervised learning on a finite input space, its top-d
+eigenspace encoder, and the augmentation complexity.
 
 Paper [197]: Runtian Zhai, Bingbin Liu, Andrej Risteski, Zico Kolter, Pradeep Ravikumar, "Understanding
 Augmentation-based Self-Supervised Representation Learning via RKHS Approximation and Regression", ICLR 2024,
