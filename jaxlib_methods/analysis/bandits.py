@@ -2,7 +2,7 @@
 its KL-loss counterpart (FastCB), as used by neural contextual bandits.
 
 Paper [181]: Rohan Deb, Yikun Ban, Shiliang Zuo, Jingrui He, Arindam Banerjee, "Contextual Bandits with Online
-Neural Regression", ICLR 2024, arXiv:2312.07145 (Alg. 1, NeuSquareCB and NeuFastCB). The weightings are those of
+Neural Regression", ICLR 2024, arXiv:2312.07145 (NeuSquareCB and NeuFastCB). The weightings are those of
 Foster & Rakhlin, "Beyond UCB: Optimal and Efficient Contextual Bandits with Regression Oracles", ICML 2020,
 arXiv:2002.04926 (SquareCB), and Foster & Krishnamurthy, "Efficient First-Order Contextual Bandits", NeurIPS 2021,
 arXiv:2107.03455 (FastCB). With predicted losses yhat_a of K actions and b = argmin_a yhat_a:
@@ -43,7 +43,7 @@ def _finish(p_other, is_best, valid, dtype):
 
 def inverse_gap_weighting(predicted_losses: Any, gamma: Any) -> jax.Array:
   """SquareCB's inverse-gap weighting of K actions from predicted losses (Deb et al., ICLR 2024, arXiv:2312.07145,
-  Alg. 1 (NeuSquareCB); Foster & Rakhlin 2020, arXiv:2002.04926, Alg. 1): p_a = 1 / (K + gamma (yhat_a - min yhat))
+  NeuSquareCB; Foster & Rakhlin 2020, arXiv:2002.04926, Alg. 1): p_a = 1 / (K + gamma (yhat_a - min yhat))
   for the non-greedy actions, the rest on the greedy one (ties: the first minimiser).
 
   Args:
@@ -59,7 +59,7 @@ def inverse_gap_weighting(predicted_losses: Any, gamma: Any) -> jax.Array:
 
 def fastcb_weighting(predicted_losses: Any, gamma: Any) -> jax.Array:
   """FastCB's weighting for losses in [0, 1] learnt with the KL (log) loss (Deb et al., ICLR 2024,
-  arXiv:2312.07145, Alg. 1 (NeuFastCB); Foster & Krishnamurthy 2021, arXiv:2107.03455, Alg. 1):
+  arXiv:2312.07145, NeuFastCB; Foster & Krishnamurthy 2021, arXiv:2107.03455, Alg. 1):
   p_a = yhat_b / (K yhat_b + gamma (yhat_a - yhat_b)) for a != b = argmin yhat, the rest on b; a greedy loss of 0
   puts all the mass on the greedy action.
 

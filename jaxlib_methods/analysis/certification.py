@@ -9,7 +9,7 @@ Randomized smoothing (RS): g(x) = argmax_c P(f(x + eps) = c), eps ~ N(0, sigma^2
 probability >= p_A > 1/2 (and the runner-up <= 1 - p_A), g is constant on the l2 ball of radius
 R = sigma Phi^{-1}(p_A) (Cohen et al., Theorem 1 with p_B = 1 - p_A).
 
-DRS (Xia et al., Sec. 3): the input x is down-sampled into two complementary sub-images x_1 (m pixels) and x_2
+DRS (Xia et al., the method of the abstract and Fig. 1(a)): the input x is down-sampled into two complementary sub-images x_1 (m pixels) and x_2
 (n pixels, m + n = d), each smoothed in its own lower-dimensional space by its own base classifier; the smoothed
 classifier is G(x) = argmax_c [P(f_1(x_1 + eps_1) = c) + P(f_2(x_2 + eps_2) = c)], eps_i ~ N(0, sigma_i^2 I).
 Because the sub-images partition the pixels, a perturbation delta splits into delta_1, delta_2 with
@@ -92,7 +92,7 @@ def _check_p(p: Any, name: str) -> tuple[jax.Array, Any]:
 def smoothing_radius(p_lower: Any, sigma: Any) -> jax.Array:
   """Cohen et al.'s certified l2 radius R = sigma Phi^{-1}(p_A) for p_A > 1/2, else 0 (abstain) (Cohen, Rosenfeld,
   Kolter 2019, arXiv:1902.02918, Theorem 1 with p_B = 1 - p_A; the RS baseline of Xia et al. 2024,
-  arXiv:2404.09586, Eq. 2).
+  arXiv:2404.09586, its RS baseline).
 
   Args:
     p_lower: [...] float lower bound on the top class's probability under noise, in [0, 1].
@@ -110,7 +110,7 @@ def smoothing_radius(p_lower: Any, sigma: Any) -> jax.Array:
 
 def dual_smoothing_radius(p1_lower: Any, p2_lower: Any, sigma1: Any, sigma2: Any) -> jax.Array:
   """The certified l2 radius of Dual Randomized Smoothing, R = (a_1 + a_2) / sqrt(1/sigma_1^2 + 1/sigma_2^2) with
-  a_i = Phi^{-1}(p_i), when a_1 + a_2 > 0, else 0 (Xia, Yu, Jiang, Ding, ICLR 2024, arXiv:2404.09586, Sec. 3: two
+  a_i = Phi^{-1}(p_i), when a_1 + a_2 > 0, else 0 (Xia, Yu, Jiang, Ding, ICLR 2024, arXiv:2404.09586: two
   complementary sub-images smoothed separately, G = argmax of the summed smoothed probabilities).
 
   The derivation (module docstring) is the paper's argument: the sub-images partition the input, Cohen's Theorem 1
@@ -144,7 +144,7 @@ def dual_smoothing_radius(p1_lower: Any, p2_lower: Any, sigma1: Any, sigma2: Any
 def checkerboard_split(x: Any) -> tuple[jax.Array, jax.Array]:
   """Down-sample images into DRS's two complementary sub-images by a 2 x 2 checkerboard: x_1 keeps the pixels with
   (row + column) even, x_2 those with (row + column) odd, each packed along the width (Xia et al. 2024,
-  arXiv:2404.09586, Sec. 4: "down-sampling with predefined 2x2 pixel indexes").
+  arXiv:2404.09586: "down-sampling with predefined 2x2 pixel indexes").
 
   Every pixel lands in exactly one sub-image, so ||delta||^2 = ||delta_1||^2 + ||delta_2||^2.
 
@@ -184,7 +184,7 @@ def smoothed_certify(classify: Callable[[jax.Array], jax.Array], x: Any, key: ja
                      alpha: float = 0.001) -> tuple[jax.Array, jax.Array]:
   """Cohen et al.'s CERTIFY: pick the top class from n0 noisy samples, lower-bound its probability from n fresh
   samples (Clopper-Pearson at level alpha), return it with radius sigma Phi^{-1}(p_A), or -1 and 0 (abstain) when
-  p_A <= 1/2 (Cohen, Rosenfeld, Kolter 2019, arXiv:1902.02918, Sec. 3.2; the RS baseline of arXiv:2404.09586).
+  p_A <= 1/2 (Cohen, Rosenfeld, Kolter 2019, arXiv:1902.02918, CERTIFY; the RS baseline of arXiv:2404.09586).
 
   With probability >= 1 - alpha over the noise, a returned class c with radius R > 0 satisfies g(x + delta) = c
   for all ||delta||_2 < R.
@@ -219,7 +219,7 @@ def dual_smoothed_certify(classify1: Callable[[jax.Array], jax.Array], classify2
   """DRS certification of one input given as its two sub-images (`checkerboard_split`): the top class of the summed
   selection counts, a Clopper-Pearson lower bound on each sub-classifier's probability of it (level alpha / 2 each,
   so both hold together with probability >= 1 - alpha), and the radius `dual_smoothing_radius` (Xia, Yu, Jiang,
-  Ding, ICLR 2024, arXiv:2404.09586, Sec. 3-4).
+  Ding, ICLR 2024, arXiv:2404.09586).
 
   Args:
     classify1: base classifier of sub-image 1, [N, *x1.shape] -> [N] integer labels in [0, num_classes).

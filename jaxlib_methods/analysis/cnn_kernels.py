@@ -1,8 +1,8 @@
 """The NNGP and neural tangent kernels of a deep hierarchical (tree-like) ReLU CNN, and kernel-ridge learning curves.
 
 Paper [168]: Francesco Cagnetta, Alessandro Favero, Matthieu Wyart, "What Can Be Learnt With Wide Convolutional
-Neural Networks?", ICML 2023, arXiv:2208.01003 (Sec. 2, Eqs. 2-5: the hierarchical CNN and its kernel; Sec. 4-5:
-the learning curves of kernel regression with it).
+Neural Networks?", ICML 2023, arXiv:2208.01003 (the hierarchical CNN of its Fig. 1, its kernel, and the
+learning curves of kernel regression with it).
 
 Architecture (the paper's Fig. 1): inputs x in R^d with d = s^L, L hidden layers, non-overlapping filters of size s
 (stride s). Layer 1 sees the d / s input patches x_i in R^s; each node of layer l > 1 combines its s children of
@@ -54,7 +54,7 @@ def _arccos(k, qx, qy):
 def hierarchical_cnn_kernel(x1: Any, x2: Optional[Any] = None, *, filter_size: int,
                             kind: Literal["ntk", "nngp"] = "ntk") -> jax.Array:
   """The infinite-width NTK (or NNGP kernel) of a deep hierarchical ReLU CNN with non-overlapping filters of size s
-  and depth L = log_s(d) (Cagnetta, Favero, Wyart, ICML 2023, arXiv:2208.01003, Sec. 2; recursion in the module
+  and depth L = log_s(d) (Cagnetta, Favero, Wyart, ICML 2023, arXiv:2208.01003, Fig. 1's architecture; recursion in the module
   docstring).
 
   Args:
@@ -95,7 +95,7 @@ def hierarchical_cnn_kernel(x1: Any, x2: Optional[Any] = None, *, filter_size: i
 
 def hierarchical_cnn_init(key: jax.Array, d: int, *, filter_size: int, width: int) -> list:
   """Random parameters (NTK parametrisation, N(0, 1) entries) of the finite hierarchical CNN whose infinite-width
-  kernels are `hierarchical_cnn_kernel` (Cagnetta, Favero, Wyart 2023, arXiv:2208.01003, Eq. 2): filters shared
+  kernels are `hierarchical_cnn_kernel` (Cagnetta, Favero, Wyart 2023, arXiv:2208.01003, Fig. 1): filters shared
   across positions, one [s, H] (layer 1) or [s, H, H] (layers 2..L) array per layer, and an [H] readout.
 
   Args:
@@ -119,7 +119,7 @@ def hierarchical_cnn_init(key: jax.Array, d: int, *, filter_size: int, width: in
 def hierarchical_cnn_apply(params: Sequence[jax.Array], x: Any) -> jax.Array:
   """The finite hierarchical CNN: f(x) = <a, sqrt(2) relu(h^(L))> / sqrt(H), h^(1)_i = W_1^T x_i / sqrt(s),
   h^(l+1)_j = sum_{c < s} W_{l+1}[c]^T sqrt(2) relu(h^(l)_{s j + c}) / sqrt(s H) (Cagnetta, Favero, Wyart 2023,
-  arXiv:2208.01003, Eq. 2, NTK parametrisation).
+  arXiv:2208.01003, Fig. 1, NTK parametrisation).
 
   Args:
     params: from `hierarchical_cnn_init`.
@@ -141,7 +141,7 @@ def hierarchical_cnn_apply(params: Sequence[jax.Array], x: Any) -> jax.Array:
 def krr_learning_curve(k_train: Any, y_train: Any, k_test: Any, y_test: Any, ns: Sequence[int], *,
                        ridge: float = 0.0) -> np.ndarray:
   """Test mean squared error of kernel ridge regression on the first n training points, for each n in `ns`
-  (host float64 NumPy; the learning curves of Cagnetta, Favero, Wyart 2023, arXiv:2208.01003, Sec. 5):
+  (host float64 NumPy; the learning curves of Cagnetta, Favero, Wyart 2023, arXiv:2208.01003):
   f_n(x) = k(x, X_n) (K_n + ridge n I)^{-1} y_n.
 
   Args:

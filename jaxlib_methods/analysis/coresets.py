@@ -1,10 +1,10 @@
 """Coresets for data-efficient augmentation: the network Jacobian's spectrum and facility-location selection.
 
 Paper [153]: Tian Yu Liu, Baharan Mirzasoleiman, "Data-Efficient Augmentation for Training Neural Networks",
-NeurIPS 2022, arXiv:2210.08363. Sec. 4: augmentation modelled as additive perturbations enlarges the smaller
+NeurIPS 2022, arXiv:2210.08363 (abstract): augmentation modelled as additive perturbations enlarges the smaller
 singular values of the network Jacobian J (rows: training examples, columns: parameters) relatively more than the
-large ones while keeping the prominent singular directions. Sec. 5 (after CRAIG, Mirzasoleiman, Bilmes, Leskovec,
-ICML 2020, arXiv:1906.01827): pick the subset S to augment by maximising the facility-location function
+large ones while keeping the prominent singular directions. The subset to augment (after CRAIG, Mirzasoleiman, Bilmes, Leskovec,
+ICML 2020, arXiv:1906.01827) maximises the facility-location function
 
     F(S) = sum_i max_{j in S} (C - ||g_i - g_j||),        C = max_{i, j} ||g_i - g_j||   (so F(empty) = 0)
 
@@ -29,7 +29,7 @@ from jaxlib_methods.analysis.ot import greedy_submodular_select
 def jacobian_spectrum(apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
                       x: Any) -> tuple[jax.Array, jax.Array]:
   """Singular values and left singular vectors of the Jacobian J = d f(x_i) / d theta of a scalar-output model
-  over a data set (Liu & Mirzasoleiman 2022, arXiv:2210.08363, Sec. 4, J in the paper's Eq. 4).
+  over a data set (Liu & Mirzasoleiman 2022, arXiv:2210.08363: the Jacobian whose spectrum augmentation reshapes).
 
   Run it eagerly or in float32 (a float64 SVD inside `jit` can deadlock XLA:CPU).
 
@@ -60,7 +60,7 @@ def jacobian_spectrum(apply_fn: Callable[[Any, jax.Array], jax.Array], params: A
 
 def facility_location_coreset(gradients: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
   """Greedy facility-location coreset of k examples with CRAIG weights (Liu & Mirzasoleiman 2022,
-  arXiv:2210.08363, Sec. 5 / Alg. 1; Mirzasoleiman et al. 2020, arXiv:1906.01827, Eq. 9): maximise
+  arXiv:2210.08363; Mirzasoleiman et al. 2020, arXiv:1906.01827, CRAIG): maximise
   F(S) = sum_i max_{j in S} (C - ||g_i - g_j||) greedily (>= (1 - 1/e) max F), weight each chosen j by the number
   of examples whose nearest chosen point it is.
 

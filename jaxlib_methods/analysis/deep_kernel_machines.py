@@ -1,8 +1,8 @@
 """Deep kernel machines: the DKM objective over layer Gram matrices, its optimiser, and the NNGP it tends to.
 
 Paper [196]: Adam X. Yang, Maxime Robeyns, Edward Milsom, Ben Anson, Nandi Schoots, Laurence Aitchison, "A theory of
-representation learning gives a deep generalisation of kernel methods", ICML 2023, arXiv:2108.13097 (Sec. 4, the
-DKM objective, Eq. 20 of v6):
+representation learning gives a deep generalisation of kernel methods", ICML 2023, arXiv:2108.13097 (the
+DKM objective of the abstract: a log-likelihood minus KL terms that keep the posteriors close to the prior):
 
     L(G_1, ..., G_L) = log P(Y | G_L) - sum_l nu_l KL( N(0, G_l) || N(0, K(G_{l-1})) ),      G_0 = X X^T / d_0,
 
@@ -46,7 +46,7 @@ def _check_gram(g, name):
 
 def dkm_nngp_grams(gram0: Any, depth: int) -> list:
   """The NNGP Grams G_l = K(G_{l-1}), l = 1..depth, the nu -> infinity optimum of the DKM objective (Yang et al.,
-  ICML 2023, arXiv:2108.13097, Sec. 4).
+  ICML 2023, arXiv:2108.13097).
 
   Args:
     gram0: [P, P] input Gram matrix X X^T / d_0.
@@ -76,7 +76,7 @@ def _gauss_kl(a, b):
 def dkm_objective(grams: Sequence[Any], gram0: Any, y: Any, nu: Any, *, noise_var: float = 0.1,
                   jitter: float = 1e-6) -> jax.Array:
   """The DKM objective log P(Y | G_L) - sum_l nu_l KL(N(0, G_l) || N(0, K(G_{l-1}))) (Yang et al., ICML 2023,
-  arXiv:2108.13097, Sec. 4, Eq. 20 of v6; K the arc-cosine ReLU kernel; formulas in the module docstring).
+  arXiv:2108.13097; K the arc-cosine ReLU kernel; formulas in the module docstring).
 
   Args:
     grams: L [P, P] positive-definite Gram matrices G_1..G_L.
@@ -118,7 +118,7 @@ def dkm_objective(grams: Sequence[Any], gram0: Any, y: Any, nu: Any, *, noise_va
 def dkm_fit(gram0: Any, y: Any, *, depth: int, nu: Any, noise_var: float = 0.1, steps: int = 2000,
             learning_rate: float = 0.01) -> list:
   """Maximise `dkm_objective` over the Grams G_l = V_l V_l^T / P (V_l a free [P, P] matrix) with Adam, starting from
-  the NNGP Grams (Yang et al., ICML 2023, arXiv:2108.13097, Sec. 4: the DKM's training is this optimisation).
+  the NNGP Grams (Yang et al., ICML 2023, arXiv:2108.13097: the DKM's training is this optimisation).
 
   Args:
     gram0: [P, P] input Gram matrix.

@@ -1,9 +1,9 @@
 """Denoiser Jacobian eigenbasis (the adaptive shrinkage basis) and the agreement of two denoisers.
 
 Paper [179]: Zahra Kadkhodaie, Florentin Guth, Eero P. Simoncelli, Stephane Mallat, "Generalization in diffusion
-models arises from geometry-adaptive harmonic representations", ICLR 2024, arXiv:2310.02557. Sec. 2: two denoisers
+models arises from geometry-adaptive harmonic representations", ICLR 2024, arXiv:2310.02557 (abstract): two denoisers
 trained on non-overlapping training sets of size N memorise for small N (different outputs) and converge to the same
-function as N grows. Sec. 3: a denoiser acts locally as f(y) ~ J(y) y with J = df/dy nearly symmetric, so
+function as N grows; a denoiser acts locally as f(y) ~ J(y) y with J = df/dy nearly symmetric, so
 f(y) ~ sum_k lambda_k(y) <e_k(y), y> e_k(y): a shrinkage in the eigenbasis {e_k(y)} of J with eigenvalues in
 [0, 1] (for the MMSE denoiser, J = Cov[x | y] / sigma^2 is exactly symmetric positive semi-definite).
 """
@@ -21,7 +21,7 @@ from jaxlib_methods import validation
 def denoiser_jacobian_eig(denoiser: Callable[[jax.Array], jax.Array], y: Any) -> tuple[jax.Array, jax.Array,
                                                                                          jax.Array]:
   """The eigen-decomposition of the symmetric part of a denoiser's Jacobian at one noisy input, and how far the
-  Jacobian is from symmetric (Kadkhodaie et al., ICLR 2024, arXiv:2310.02557, Sec. 3, the "geometry-adaptive"
+  Jacobian is from symmetric (Kadkhodaie et al., ICLR 2024, arXiv:2310.02557, the "geometry-adaptive"
   shrinkage basis).
 
   Run it eagerly or in float32 (a float64 eigh inside `jit` can deadlock XLA:CPU).
@@ -47,7 +47,7 @@ def denoiser_jacobian_eig(denoiser: Callable[[jax.Array], jax.Array], y: Any) ->
 
 def denoiser_agreement(out1: Any, out2: Any) -> jax.Array:
   """Relative disagreement of two denoisers on the same noisy inputs, E||f_1(y) - f_2(y)||^2 / E||f_1(y)||^2
-  (Kadkhodaie et al., ICLR 2024, arXiv:2310.02557, Sec. 2 / Fig. 2: denoisers trained on disjoint sets agree as
+  (Kadkhodaie et al., ICLR 2024, arXiv:2310.02557: denoisers trained on disjoint sets agree as
   N grows). Batch-level.
 
   Args:

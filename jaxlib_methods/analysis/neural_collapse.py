@@ -3,7 +3,7 @@
 Paper [47]: Quinn LeBlanc Fisher, Haoming Meng, Vardan Papyan, "Pushing Boundaries: Mixup's Influence on Neural
 Collapse", ICLR 2024, arXiv:2402.06171 (Sec. 3: the unconstrained features model for mixup with a fixed simplex-ETF
 classifier). The metrics are those of Papyan, Han, Donoho, "Prevalence of neural collapse during the terminal phase
-of deep learning training", PNAS 2020, arXiv:2008.08186 (Sec. 3, Figs. 4-7):
+of deep learning training", PNAS 2020, arXiv:2008.08186 (NC1-NC3):
 
     NC1 = tr(Sigma_W Sigma_B^+) / K                          (within-class variability, relative to between)
     NC2 = || M M^T / ||M M^T||_F - (I - 1 1^T / K) / ||I - 1 1^T / K||_F ||_F   (M: centred class means)
@@ -28,7 +28,7 @@ from jaxlib_methods import validation
 
 def simplex_etf(num_classes: int, dim: int, dtype: Any = jnp.float32) -> jax.Array:
   """The K x d simplex equiangular tight frame: unit rows with pairwise inner products -1/(K-1), summing to 0
-  (Papyan et al. 2020, arXiv:2008.08186, Def. 1; the fixed classifier of Fisher et al. 2024, arXiv:2402.06171,
+  (Papyan et al. 2020, arXiv:2008.08186; the fixed classifier of Fisher et al. 2024, arXiv:2402.06171,
   Sec. 3). Built on the host in float64: sqrt(K/(K-1)) (I - 1 1^T / K) restricted to an orthonormal basis of its
   range, zero-padded to d.
 
@@ -55,8 +55,8 @@ def simplex_etf(num_classes: int, dim: int, dtype: Any = jnp.float32) -> jax.Arr
 
 
 def nc_metrics(features: Any, labels: Any, num_classes: int, classifier: Optional[Any] = None) -> dict:
-  """NC1, NC2 (and NC3 given the classifier) of Papyan, Han, Donoho 2020 (arXiv:2008.08186, Sec. 3), the
-  collapse measures of Fisher, Meng, Papyan 2024 (arXiv:2402.06171, Sec. 2). Batch-level; every class needs >= 1
+  """NC1, NC2 (and NC3 given the classifier) of Papyan, Han, Donoho 2020 (arXiv:2008.08186), the
+  collapse measures of Fisher, Meng, Papyan 2024 (arXiv:2402.06171). Batch-level; every class needs >= 1
   example (ValueError when concrete).
 
   Args:

@@ -3,7 +3,7 @@ eigenspace encoder, and the augmentation complexity.
 
 Paper [197]: Runtian Zhai, Bingbin Liu, Andrej Risteski, Zico Kolter, Pradeep Ravikumar, "Understanding
 Augmentation-based Self-Supervised Representation Learning via RKHS Approximation and Regression", ICLR 2024,
-arXiv:2306.00788 (Sec. 2-4). An augmentation A(a | x) maps inputs x ~ p_X to views a with marginal
+arXiv:2306.00788. An augmentation A(a | x) maps inputs x ~ p_X to views a with marginal
 p_A(a) = sum_x p_X(x) A(a | x); it induces the kernel
 
     K_X(x, x') = sum_a A(a | x) A(a | x') / p_A(a),
@@ -37,7 +37,7 @@ def _check_prob(a: Any, name: str, ndim: int) -> np.ndarray:
 
 
 def augmentation_kernel(aug: Any, px: Any) -> np.ndarray:
-  """K_X(x, x') = sum_a A(a | x) A(a | x') / p_A(a) (Zhai et al., ICLR 2024, arXiv:2306.00788, Sec. 2).
+  """K_X(x, x') = sum_a A(a | x) A(a | x') / p_A(a) (Zhai et al., ICLR 2024, arXiv:2306.00788).
 
   Args:
     aug: [N, M] float, row x the augmentation distribution A(. | x) over M views (rows sum to 1).
@@ -57,7 +57,7 @@ def augmentation_kernel(aug: Any, px: Any) -> np.ndarray:
 
 def top_d_encoder(kernel: Any, px: Any, d: int) -> tuple[np.ndarray, np.ndarray]:
   """The top-d eigenpairs of the kernel's integral operator on L^2(p_X): the optimal encoder of augmentation-based
-  SSL (Zhai et al., ICLR 2024, arXiv:2306.00788, Sec. 3-4), from the eigendecomposition of
+  SSL (Zhai et al., ICLR 2024, arXiv:2306.00788), from the eigendecomposition of
   diag(sqrt p) K diag(sqrt p).
 
   Args:
@@ -86,7 +86,7 @@ def top_d_encoder(kernel: Any, px: Any, d: int) -> tuple[np.ndarray, np.ndarray]
 
 def augmentation_complexity(kernel: Any) -> float:
   """kappa = sqrt(max_x K_X(x, x)), the bound constant of the augmentation's RKHS (Zhai et al., ICLR 2024,
-  arXiv:2306.00788, Sec. 4; our reading: K_X(x, x) <= kappa^2).
+  arXiv:2306.00788; our reading: K_X(x, x) <= kappa^2).
 
   Args:
     kernel: [N, N] float kernel with a non-negative diagonal.
@@ -104,8 +104,8 @@ def augmentation_complexity(kernel: Any) -> float:
 
 
 def masking_augmentation(length: int, mask_prob: float) -> tuple[np.ndarray, np.ndarray]:
-  """Random masking of binary strings (Zhai et al., ICLR 2024, arXiv:2306.00788, Sec. 5, the masked-language-model
-  augmentation on a toy): each of the `length` bits is replaced by a mask token independently with probability
+  """Random masking of binary strings (Zhai et al., ICLR 2024, arXiv:2306.00788, the masking augmentation of masked
+  language models, on a toy): each of the `length` bits is replaced by a mask token independently with probability
   mask_prob. Inputs are all 2^length strings (row i = the binary digits of i), views all 3^length strings over
   {0, 1, mask}.
 
