@@ -952,6 +952,58 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.masked_modeling.hpm_easy_to_hard_mask",),
         tests=("tests/losses/test_masked_modeling.py",),
         experiment="losses_wave2_p3"),
+    # ---- th21c (issue 21) ----
+    155: Implementation(  # DRS tight radius of G (summed probabilities); theory_wave3 [155] claims pass (cpu, 3 paper)
+        artifacts=("jaxlib_methods.analysis.certification.clopper_pearson_lower",
+                   "jaxlib_methods.analysis.certification.smoothing_radius",
+                   "jaxlib_methods.analysis.certification.dual_smoothing_radius",
+                   "jaxlib_methods.analysis.certification.checkerboard_split",
+                   "jaxlib_methods.analysis.certification.smoothed_certify",
+                   "jaxlib_methods.analysis.certification.dual_smoothed_certify",),
+        tests=("tests/analysis/test_certification.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
+    168: Implementation(  # d = 8, s = 2, L = 3; GP teachers (local patch vs all d); exponents 0.83 vs 0.47: passes
+        artifacts=("jaxlib_methods.analysis.cnn_kernels.hierarchical_cnn_kernel",
+                   "jaxlib_methods.analysis.cnn_kernels.hierarchical_cnn_init",
+                   "jaxlib_methods.analysis.cnn_kernels.hierarchical_cnn_apply",
+                   "jaxlib_methods.analysis.cnn_kernels.krr_learning_curve",),
+        tests=("tests/analysis/test_cnn_kernels.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
+    47: Implementation(  # UFM with a fixed simplex-ETF classifier (Sec. 3), float64 GD; 3 paper claims pass
+        artifacts=("jaxlib_methods.analysis.neural_collapse.simplex_etf",
+                   "jaxlib_methods.analysis.neural_collapse.nc_metrics",
+                   "jaxlib_methods.analysis.neural_collapse.mixup_ufm_features",),
+        tests=("tests/analysis/test_neural_collapse.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
+    153: Implementation(  # spectrum + greedy claims pass; top-5 subspace cos^2 0.79 < 0.9 FAILS; no coreset training
+        artifacts=("jaxlib_methods.analysis.coresets.jacobian_spectrum",
+                   "jaxlib_methods.analysis.coresets.facility_location_coreset",
+                   "jaxlib_methods.analysis.ot.greedy_submodular_select",),
+        tests=("tests/analysis/test_coresets.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
+    196: Implementation(  # full (not sparse) DKM, ReLU kernel; Gram -> NNGP at slope -0.95 in nu: passes; no Langevin
+        artifacts=("jaxlib_methods.analysis.deep_kernel_machines.dkm_objective",
+                   "jaxlib_methods.analysis.deep_kernel_machines.dkm_fit",
+                   "jaxlib_methods.analysis.deep_kernel_machines.dkm_nngp_grams",),
+        tests=("tests/analysis/test_deep_kernel_machines.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
+    197: Implementation(  # masked binary strings: exact kernel, Walsh spectrum, population probe; both claims pass
+        artifacts=("jaxlib_methods.analysis.ssl_augmentation.augmentation_kernel",
+                   "jaxlib_methods.analysis.ssl_augmentation.top_d_encoder",
+                   "jaxlib_methods.analysis.ssl_augmentation.augmentation_complexity",
+                   "jaxlib_methods.analysis.ssl_augmentation.masking_augmentation",),
+        tests=("tests/analysis/test_augmentation_kernel.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
+    181: Implementation(  # IGW/FastCB; lazy wide net = ridge on its features; regret slope 0.79 <= 0.8 (marginal)
+        artifacts=("jaxlib_methods.analysis.bandits.inverse_gap_weighting",
+                   "jaxlib_methods.analysis.bandits.fastcb_weighting",),
+        tests=("tests/analysis/test_bandits.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
+    179: Implementation(  # MLP denoisers on a circle in R^8 (not UNets); agreement ratio 0.008, asymmetry 0.15: pass
+        artifacts=("jaxlib_methods.analysis.denoiser_geometry.denoiser_jacobian_eig",
+                   "jaxlib_methods.analysis.denoiser_geometry.denoiser_agreement",),
+        tests=("tests/analysis/test_denoiser_geometry.py", "tests/reliability/test_api_analysis.py",),
+        experiment="theory_wave3"),
 }
 
 

@@ -112,3 +112,37 @@ from jaxlib_methods.analysis.intrinsic_dimension import (
 )
 # ---- wise112 (issue 17: WiSE-FT, output ensembles and the FalseFalseTrue rate [112]) ----
 from jaxlib_methods.analysis.weight_ensembles import false_false_true_rate, output_ensemble, wise_ft  # noqa: F401
+# ---- th21c (issue 21: theory rows with closed forms) ----
+# [155] randomized-smoothing certificates: Cohen et al.'s radius and Dual Randomized Smoothing
+from jaxlib_methods.analysis.certification import (
+    checkerboard_split,
+    clopper_pearson_lower,
+    dual_smoothed_certify,
+    dual_smoothing_radius,
+    smoothed_certify,
+    smoothing_radius,
+)
+# [168] the deep hierarchical CNN's NTK / NNGP kernel and KRR learning curves
+from jaxlib_methods.analysis.cnn_kernels import (
+    hierarchical_cnn_apply,
+    hierarchical_cnn_init,
+    hierarchical_cnn_kernel,
+    krr_learning_curve,
+)
+# [47] neural-collapse metrics, the simplex ETF, and the UFM's optimal mixup features
+from jaxlib_methods.analysis.neural_collapse import mixup_ufm_features, nc_metrics, simplex_etf
+# [153] the Jacobian spectrum under augmentation and facility-location coresets
+from jaxlib_methods.analysis.coresets import facility_location_coreset, jacobian_spectrum
+# [196] deep kernel machines: the DKM objective, its optimiser and the NNGP limit
+from jaxlib_methods.analysis.deep_kernel_machines import dkm_fit, dkm_nngp_grams, dkm_objective
+# [197] the augmentation kernel, its top-d eigenspace encoder and the augmentation complexity
+from jaxlib_methods.analysis.ssl_augmentation import (
+    augmentation_complexity,
+    augmentation_kernel,
+    masking_augmentation,
+    top_d_encoder,
+)
+# [181] bandit action selection by reduction to online regression: inverse-gap weighting (SquareCB) and FastCB
+from jaxlib_methods.analysis.bandits import fastcb_weighting, inverse_gap_weighting
+# [179] denoiser Jacobian eigenbasis and the agreement of two denoisers
+from jaxlib_methods.analysis.denoiser_geometry import denoiser_agreement, denoiser_jacobian_eig

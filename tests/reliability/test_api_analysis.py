@@ -605,6 +605,176 @@ SPECS += [
         ("fraction:above-1", {"fraction": 1.5}, "ValueError", "fraction"))),
 ]
 
+# ---- th21c (issue 21): error probes of [155] RS / DRS certificates (their math: tests/analysis/test_certification.py)
+from jaxlib_methods.analysis import certification  # noqa: E402
+
+MODULES += (certification,)
+_CLS155 = lambda z: (z.reshape(z.shape[0], -1)[:, 0] > 0).astype(jnp.int32)
+SPECS += [
+    ApiSpec(certification.clopper_pearson_lower, {"successes": np.array([3, 9]), "trials": 10, "alpha": 0.05},
+            extra=(("successes:float", {"successes": np.ones(2, np.float32)}, "TypeError", "successes"),
+                   ("successes>trials", {"successes": np.array([11])}, "ValueError", "successes"),
+                   ("trials=0", {"trials": 0}, "ValueError", "trials"),
+                   ("alpha=0", {"alpha": 0.0}, "ValueError", "alpha"))),
+    ApiSpec(certification.smoothing_radius, {"p_lower": np.float32(0.9), "sigma": 0.5}, extra=(
+        ("p_lower>1", {"p_lower": np.float32(1.2)}, "ValueError", "p_lower"),
+        ("p_lower:int", {"p_lower": np.int32(1)}, "TypeError", "p_lower"),
+        ("sigma=0", {"sigma": 0.0}, "ValueError", "sigma"))),
+    ApiSpec(certification.dual_smoothing_radius, {"p1_lower": np.float32(0.9), "p2_lower": np.float32(0.8),
+                                                  "sigma1": 0.5, "sigma2": 0.5}, extra=(
+        ("p2_lower<0", {"p2_lower": np.float32(-0.1)}, "ValueError", "p2_lower"),
+        ("sigma2<0", {"sigma2": -1.0}, "ValueError", "sigma2"))),
+    ApiSpec(certification.checkerboard_split, {"x": f(2, 4, 4)}, extra=(
+        ("x:odd-width", {"x": f(4, 3)}, "ValueError", "x"),
+        ("x:int", {"x": np.ones((4, 4), np.int32)}, "TypeError", "x"))),
+    ApiSpec(certification.smoothed_certify, {"classify": _CLS155, "x": f(3), "key": jax.random.key(0), "sigma": 0.5,
+                                             "num_classes": 2, "n0": 4, "n": 8}, extra=(
+        ("alpha=1", {"alpha": 1.0}, "ValueError", "alpha"),
+        ("num_classes=1", {"num_classes": 1}, "ValueError", "num_classes"),
+        ("classify:float", {"classify": lambda z: z[:, 0]}, "ValueError", "classify"),
+        ("sigma=0", {"sigma": 0.0}, "ValueError", "sigma"))),
+    ApiSpec(certification.dual_smoothed_certify, {"classify1": _CLS155, "classify2": _CLS155, "x1": f(3), "x2": f(3),
+                                                  "key": jax.random.key(0), "sigma1": 0.5, "sigma2": 0.5,
+                                                  "num_classes": 2, "n0": 4, "n": 8}, extra=(
+        ("n=0", {"n": 0}, "ValueError", "n"),
+        ("x2:int", {"x2": np.ones(3, np.int32)}, "TypeError", "x2"))),
+]
+
+# th21c (issue 21): error probes of [168] the deep-CNN kernel (its math: tests/analysis/test_cnn_kernels.py)
+from jaxlib_methods.analysis import cnn_kernels  # noqa: E402
+
+MODULES += (cnn_kernels,)
+_P168 = [np.ones((2, 3), np.float32), np.ones((2, 3, 3), np.float32), np.ones(3, np.float32)]
+SPECS += [
+    ApiSpec(cnn_kernels.hierarchical_cnn_kernel, {"x1": f(3, 4), "filter_size": 2}, extra=(
+        ("x1:d", {"x1": f(3, 6)}, "ValueError", "power of filter_size"),
+        ("x2:d", {"x2": f(3, 8)}, "ValueError", "x2"),
+        ("filter_size=1", {"filter_size": 1}, "ValueError", "filter_size"),
+        ("kind:unknown", {"kind": "cntk"}, "ValueError", "kind"),
+        ("x1:int", {"x1": np.ones((3, 4), np.int32)}, "TypeError", "x1"))),
+    ApiSpec(cnn_kernels.hierarchical_cnn_init, {"key": jax.random.key(0), "d": 4, "filter_size": 2, "width": 3},
+            extra=(("width=0", {"width": 0}, "ValueError", "width"),
+                   ("d:not-power", {"d": 6}, "ValueError", "power of filter_size"))),
+    ApiSpec(cnn_kernels.hierarchical_cnn_apply, {"params": _P168, "x": f(2, 4)}, extra=(
+        ("x:int", {"x": np.ones((2, 4), np.int32)}, "TypeError", "x"),)),
+    ApiSpec(cnn_kernels.krr_learning_curve, {"k_train": np.eye(4), "y_train": f(4), "k_test": f(2, 4),
+                                             "y_test": f(2), "ns": [2, 4]}, extra=(
+        ("ns:too-large", {"ns": [5]}, "ValueError", "ns"),
+        ("ridge<0", {"ridge": -1.0}, "ValueError", "ridge"),
+        ("y_test:shape", {"y_test": f(3)}, "ValueError", "shapes"))),
+]
+
+# th21c (issue 21): error probes of [47] NC metrics / mixup UFM (their math: tests/analysis/test_neural_collapse.py)
+from jaxlib_methods.analysis import neural_collapse  # noqa: E402
+
+MODULES += (neural_collapse,)
+_Y47 = np.array([0, 1, 2, 0, 1, 2])
+SPECS += [
+    ApiSpec(neural_collapse.simplex_etf, {"num_classes": 3, "dim": 4}, extra=(
+        ("dim<K-1", {"dim": 1}, "ValueError", "dim"),
+        ("num_classes=1", {"num_classes": 1}, "ValueError", "num_classes"))),
+    ApiSpec(neural_collapse.nc_metrics, {"features": f(6, 4), "labels": _Y47, "num_classes": 3}, extra=(
+        ("labels:range", {"labels": np.array([0, 1, 3, 0, 1, 2])}, "ValueError", "labels"),
+        ("labels:missing-class", {"labels": np.array([0, 1, 1, 0, 1, 0])}, "ValueError", "every class"),
+        ("classifier:shape", {"classifier": f(2, 4)}, "ValueError", "classifier"),
+        ("features:int", {"features": np.ones((6, 4), np.int32)}, "TypeError", "features"))),
+    ApiSpec(neural_collapse.mixup_ufm_features, {"classifier": f(3, 4), "labels_a": np.array([0, 1]),
+                                                 "labels_b": np.array([1, 2]), "lam": np.array([0.2, 0.7], np.float32),
+                                                 "weight_decay": 0.1, "steps": 3}, extra=(
+        ("lam>1", {"lam": np.array([0.2, 1.5], np.float32)}, "ValueError", "lam"),
+        ("labels_b:range", {"labels_b": np.array([1, 3])}, "ValueError", "labels_b"),
+        ("weight_decay=0", {"weight_decay": 0.0}, "ValueError", "weight_decay"),
+        ("loss:unknown", {"loss": "l1"}, "ValueError", "loss"))),
+]
+
+# th21c (issue 21): error probes of [153] Jacobian spectrum / coresets (their math: tests/analysis/test_coresets.py)
+from jaxlib_methods.analysis import coresets  # noqa: E402
+
+MODULES += (coresets,)
+SPECS += [
+    ApiSpec(coresets.jacobian_spectrum, {"apply_fn": _apply, "params": PARAMS, "x": f(4, 3)}, extra=(
+        ("x:int", {"x": np.ones((4, 3), np.int32)}, "TypeError", "x"),
+        ("apply_fn:shape", {"apply_fn": lambda p, x: x @ p["w"]}, "ValueError", "apply_fn"),
+        ("params:int", {"params": {"w": np.ones((3, 2), np.int32)}}, "TypeError", "params"))),
+    ApiSpec(coresets.facility_location_coreset, {"gradients": f(5, 2), "k": 2}, extra=(
+        ("k=0", {"k": 0}, "ValueError", "k"),
+        ("gradients:rank1", {"gradients": f(5)}, "ValueError", "gradients"),
+        ("gradients:NaN", {"gradients": put(f(5, 2), (0, 0), np.nan)}, "ValueError", "finite"))),
+]
+
+# th21c (issue 21): error probes of [196] deep kernel machines (their math: tests/analysis/test_deep_kernel_machines.py)
+from jaxlib_methods.analysis import deep_kernel_machines  # noqa: E402
+
+MODULES += (deep_kernel_machines,)
+_G196 = np.eye(3, dtype=np.float32) + 0.1
+SPECS += [
+    ApiSpec(deep_kernel_machines.dkm_nngp_grams, {"gram0": _G196, "depth": 2}, extra=(
+        ("depth=0", {"depth": 0}, "ValueError", "depth"),
+        ("gram0:rect", {"gram0": f(3, 2)}, "ValueError", "gram0"))),
+    ApiSpec(deep_kernel_machines.dkm_objective, {"grams": [_G196], "gram0": _G196, "y": f(3, 1), "nu": 1.0}, extra=(
+        ("grams:empty", {"grams": []}, "ValueError", "grams"),
+        ("y:P", {"y": f(4, 1)}, "ValueError", "y"),
+        ("noise_var=0", {"noise_var": 0.0}, "ValueError", "noise_var"),
+        ("grams:int", {"grams": [np.eye(3, dtype=np.int32)]}, "TypeError", "grams[0]"))),
+    ApiSpec(deep_kernel_machines.dkm_fit, {"gram0": _G196, "y": f(3, 1), "depth": 1, "nu": 1.0, "steps": 2}, extra=(
+        ("steps=0", {"steps": 0}, "ValueError", "steps"),
+        ("learning_rate=0", {"learning_rate": 0.0}, "ValueError", "learning_rate"),
+        ("y:P", {"y": f(4, 1)}, "ValueError", "y"))),
+]
+
+# th21c (issue 21): error probes of [197] the augmentation kernel (its math: tests/analysis/test_augmentation_kernel.py)
+from jaxlib_methods.analysis import ssl_augmentation as aug_kernel  # noqa: E402
+
+MODULES += (aug_kernel,)
+_A197 = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])
+_PX197 = np.array([0.5, 0.5])
+SPECS += [
+    ApiSpec(aug_kernel.augmentation_kernel, {"aug": _A197, "px": _PX197}, extra=(
+        ("aug:rows", {"aug": _A197 * 2}, "ValueError", "aug"),
+        ("px:len", {"px": np.array([0.2, 0.3, 0.5])}, "ValueError", "px"),
+        ("aug:int", {"aug": np.eye(2, dtype=np.int32)}, "TypeError", "aug"))),
+    ApiSpec(aug_kernel.top_d_encoder, {"kernel": np.eye(2) * 2.0, "px": _PX197, "d": 1}, extra=(
+        ("d=3", {"d": 3}, "ValueError", "d"),
+        ("kernel:asym", {"kernel": np.array([[1.0, 0.5], [0.0, 1.0]])}, "ValueError", "symmetric"),
+        ("px:zero", {"px": np.array([1.0, 0.0])}, "ValueError", "px"))),
+    ApiSpec(aug_kernel.augmentation_complexity, {"kernel": np.eye(2) * 2.0}, extra=(
+        ("kernel:rect", {"kernel": np.ones((2, 3))}, "ValueError", "kernel"),
+        ("kernel:neg-diag", {"kernel": -np.eye(2)}, "ValueError", "diagonal"))),
+    ApiSpec(aug_kernel.masking_augmentation, {"length": 2, "mask_prob": 0.3}, extra=(
+        ("length=9", {"length": 9}, "ValueError", "length"),
+        ("mask_prob=1", {"mask_prob": 1.0}, "ValueError", "mask_prob"))),
+]
+
+# th21c (issue 21): error probes of [181] IGW / FastCB (their math: tests/analysis/test_bandits.py)
+from jaxlib_methods.analysis import bandits  # noqa: E402
+
+MODULES += (bandits,)
+_Y181 = np.array([[0.2, 0.5, 0.9]], np.float32)
+SPECS += [
+    ApiSpec(bandits.inverse_gap_weighting, {"predicted_losses": _Y181, "gamma": 10.0}, extra=(
+        ("gamma<0", {"gamma": -1.0}, "ValueError", "gamma"),
+        ("predicted_losses:int", {"predicted_losses": np.ones((1, 3), np.int32)}, "TypeError", "predicted_losses"),
+        ("predicted_losses:scalar", {"predicted_losses": np.float32(1.0)}, "ValueError", "predicted_losses"))),
+    ApiSpec(bandits.fastcb_weighting, {"predicted_losses": _Y181, "gamma": 10.0}, extra=(
+        ("predicted_losses>1", {"predicted_losses": _Y181 + 1.0}, "ValueError", "predicted_losses"),
+        ("gamma:NaN", {"gamma": float("nan")}, "ValueError", "gamma"))),
+]
+
+# th21c (issue 21): error probes of [179] denoiser geometry (their math: tests/analysis/test_denoiser_geometry.py)
+from jaxlib_methods.analysis import denoiser_geometry  # noqa: E402
+
+MODULES += (denoiser_geometry,)
+SPECS += [
+    ApiSpec(denoiser_geometry.denoiser_jacobian_eig, {"denoiser": jnp.tanh, "y": f(3)}, extra=(
+        ("y:rank2", {"y": f(2, 3)}, "ValueError", "y"),
+        ("denoiser:shape", {"denoiser": lambda y: y[:2]}, "ValueError", "denoiser"),
+        ("y:int", {"y": np.ones(3, np.int32)}, "TypeError", "y"))),
+    ApiSpec(denoiser_geometry.denoiser_agreement, {"out1": f(4, 3), "out2": f(4, 3)}, extra=(
+        ("out2:shape", {"out2": f(4, 2)}, "ValueError", "out2"),
+        ("out1:empty", {"out1": f(0, 3), "out2": f(0, 3)}, "ValueError", "out1"),
+        ("out1:int", {"out1": np.ones((4, 3), np.int32)}, "TypeError", "out1"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
