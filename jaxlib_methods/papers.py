@@ -932,6 +932,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.spurious_features.spurious_feature_data",),
         tests=("tests/analysis/test_weight_ensembles.py",),
         experiment="spurious_feature_ensembles"),
+    # ---- ly18b (issue 18) ----
+    139: Implementation(  # SVFit: top-r singular values trained; toy: recovers in-subspace changes, not orthogonal ones
+        artifacts=("jaxlib_methods.nn.SVFitLinear", "jaxlib_methods.nn.svfit_decompose",
+                   "jaxlib_methods.nn.svfit_weight", "jaxlib_methods.nn.svfit_num_params"),
+        tests=("tests/nn/test_svfit.py",),
+        experiment="layers_wave1_p2b"),
 }
 
 
