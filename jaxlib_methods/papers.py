@@ -938,6 +938,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.svfit_weight", "jaxlib_methods.nn.svfit_num_params"),
         tests=("tests/nn/test_svfit.py",),
         experiment="layers_wave1_p2b"),
+    149: Implementation(  # SN-Net: LS-initialised stitches; monotone after joint training passes, the LS start fails
+        artifacts=("jaxlib_methods.nn.SNNet", "jaxlib_methods.nn.StitchingLayer",
+                   "jaxlib_methods.nn.stitching_least_squares"),
+        tests=("tests/nn/test_stitching.py",),
+        experiment="layers_wave1_p2b"),
 }
 
 
