@@ -943,6 +943,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.stitching_least_squares"),
         tests=("tests/nn/test_stitching.py",),
         experiment="layers_wave1_p2b"),
+    150: Implementation(  # Learngene SWS: stage-shared auxiliary, expansion; beats scratch after 1 epoch on the toy
+        artifacts=("jaxlib_methods.nn.StageSharedStack", "jaxlib_methods.nn.expand_learngene",
+                   "jaxlib_methods.nn.LayerStack", "jaxlib_methods.nn.ResidualMLPBlock",
+                   "jaxlib_methods.nn.learngene_num_params"),
+        tests=("tests/nn/test_learngene.py",),
+        experiment="layers_wave1_p2b"),
 }
 
 

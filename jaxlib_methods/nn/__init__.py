@@ -181,3 +181,10 @@ from jaxlib_methods.nn.transformer import SGConvMixer  # noqa: F401  ([204])
 # ---- ly18b (issue 18: the last four P2 layers) ----
 from jaxlib_methods.nn.svfit import SVFitLinear, svfit_decompose, svfit_num_params, svfit_weight  # noqa: F401  ([139])
 from jaxlib_methods.nn.stitching import SNNet, StitchingLayer, stitching_least_squares  # noqa: F401  ([149])
+from jaxlib_methods.nn.learngene import (  # noqa: F401  ([150])
+    LayerStack,
+    ResidualMLPBlock,
+    StageSharedStack,
+    expand_learngene,
+    learngene_num_params,
+)
