@@ -949,6 +949,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.learngene_num_params"),
         tests=("tests/nn/test_learngene.py",),
         experiment="layers_wave1_p2b"),
+    13: Implementation(  # HyperZ·Z·W operator + reduced Terminator block; beats the CNN's loss, misses 0.8 accuracy
+        artifacts=("jaxlib_methods.nn.hyperzzw_conv", "jaxlib_methods.nn.HyperZZW", "jaxlib_methods.nn.HyperKernelMLP",
+                   "jaxlib_methods.nn.TerminatorBlock", "jaxlib_methods.nn.instance_standardize",
+                   "jaxlib_methods.nn.kernel_coordinates"),
+        tests=("tests/nn/test_hyperzzw.py",),
+        experiment="layers_wave1_p2b"),
 }
 
 

@@ -188,3 +188,11 @@ from jaxlib_methods.nn.learngene import (  # noqa: F401  ([150])
     expand_learngene,
     learngene_num_params,
 )
+from jaxlib_methods.nn.hyperzzw import (  # noqa: F401  ([13])
+    HyperKernelMLP,
+    HyperZZW,
+    TerminatorBlock,
+    hyperzzw_conv,
+    instance_standardize,
+    kernel_coordinates,
+)

@@ -41,7 +41,8 @@ def test_expansion_copies_equality_and_tied_gradient():
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
   # the copies are separate variables: changing one leaves the others and the auxiliary alone
   desc.layers[0].fc1.kernel[...] = desc.layers[0].fc1.kernel[...] + 1.0
-  np.testing.assert_array_equal(np.asarray(desc.layers[1].fc1.kernel[...]), np.asarray(aux.learngene[0].fc1.kernel[...]))
+  np.testing.assert_array_equal(np.asarray(desc.layers[1].fc1.kernel[...]),
+                                np.asarray(aux.learngene[0].fc1.kernel[...]))
   # a shallower and a deeper descendant; stored parameters
   assert len(expand_learngene(aux, (1, 4)).layers) == 5
   per_layer = 2 * 4 + (4 * 8 + 8) + (8 * 4 + 4)
