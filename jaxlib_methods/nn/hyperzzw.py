@@ -167,8 +167,8 @@ class TerminatorBlock(nnx.Module):
     out_channels: the block's output channels.
     local_size: the local kernel's length (odd).
     hidden: the slow nets' width.
-    global_branch: keep the global HyperZ·Z·W branch (False: an ablation whose branch outputs zeros, so the block
-      only sees `local_size` neighbours).
+    global_branch: keep the global HyperZ·Z·W branch (False: an ablation whose global branch outputs zeros;
+      positions then interact only through the local kernel and the standardisation's per-sequence statistics).
     param_dtype: parameter dtype.
     rngs: `nnx.Rngs`.
   """

@@ -28,11 +28,12 @@ def test_expansion_copies_equality_and_tied_gradient():
   for k, s in enumerate(desc.stage_of_layer):
     for a, b in zip(leaves[k], ref[s]):
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))       # bit-identical copies
-  np.testing.assert_array_equal(np.asarray(desc(x)), np.asarray(aux(x)))
+  y_desc, y_aux = nnx.jit(lambda d, a: (d(x), a(x)))(desc, aux)
+  np.testing.assert_array_equal(np.asarray(y_desc), np.asarray(y_aux))
   # the tied gradient of stage s = the sum of the untied copies' gradients (independent: plain autodiff per copy)
   loss = lambda m: jnp.sum(jnp.sin(m(x)))
-  g_aux = nnx.grad(loss)(aux)
-  g_desc = nnx.grad(loss)(desc)
+  g_aux = nnx.jit(nnx.grad(loss))(aux)
+  g_desc = nnx.jit(nnx.grad(loss))(desc)
   for s in range(2):
     want = jax.tree.map(lambda *gs: sum(gs), *[g_desc["layers"][k] for k, t in enumerate(desc.stage_of_layer)
                                                if t == s])

@@ -33,14 +33,16 @@ def test_least_squares_stitch_and_anchor_end_points():
   net.init_stitches_least_squares(x)
   ref_a, ref_b = _mlp(wa, 1), _mlp(wb, 2)          # the same anchors, built again from the same seeds
   run = lambda blocks, x: blocks[2](blocks[1](blocks[0](x)))
-  np.testing.assert_array_equal(np.asarray(net(x, 0)), np.asarray(run(ref_a, x)))
-  np.testing.assert_array_equal(np.asarray(net(x, 1)), np.asarray(run(ref_b, x)))
+  outs = nnx.jit(lambda net, ra, rb: (net(x, 0), run(ra, x), net(x, 1), run(rb, x), net(x, 2), ra[0](x), rb[0](x)))(
+      net, ref_a, ref_b)
+  np.testing.assert_array_equal(np.asarray(outs[0]), np.asarray(outs[1]))
+  np.testing.assert_array_equal(np.asarray(outs[2]), np.asarray(outs[3]))
   # the stitch of config 2 is lstsq(anchor a's block-0 output, anchor b's block-0 output); output = that pipeline
-  ha, hb = np.asarray(ref_a[0](x), np.float64), np.asarray(ref_b[0](x), np.float64)
+  ha, hb = np.asarray(outs[5], np.float64), np.asarray(outs[6], np.float64)
   m = np.linalg.lstsq(ha, hb, rcond=None)[0]
   np.testing.assert_allclose(np.asarray(net.stitches[0].kernel[...]), m, rtol=1e-3, atol=1e-4)
   want = ref_b[2](ref_b[1](jnp.asarray(ha @ m, jnp.float32)))
-  np.testing.assert_allclose(np.asarray(net(x, 2)), np.asarray(want), rtol=1e-3, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(outs[4]), np.asarray(want), rtol=1e-3, atol=1e-4)
   # parameter counts per configuration
   n = lambda ws: sum(i * o + o for i, o in zip(ws[:-1], ws[1:]))
   assert net.num_params(0) == n(wa) and net.num_params(1) == n(wb)
