@@ -14,7 +14,7 @@ from jaxlib_methods.nn.hyperzzw import (HyperKernelMLP, HyperZZW, TerminatorBloc
 from tests.nn._layer_contract import check_layer_contract
 
 
-def test_hyperzzw_operator_slow_net_and_full_context():
+def test_hyperzzw_operator_and_slow_net():
   rng = np.random.default_rng(0)
   L, C = 9, 3
   z, w = rng.normal(size=(2, L, C)), rng.normal(size=(L, C))
@@ -37,8 +37,13 @@ def test_hyperzzw_operator_slow_net_and_full_context():
   h = (h @ np.asarray(net.mix[...][0], np.float64) + np.asarray(net.mix_bias[...][0])) * np.sin(4.0 * c @ a[1] + phi[1])
   w_np = h @ np.asarray(net.out[...], np.float64) + np.asarray(net.out_bias[...])
   np.testing.assert_allclose(np.asarray(net(kernel_coordinates(L))), w_np, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_hyperzzw_layer_uses_its_kernel_and_sees_the_full_context():
+  L, C = 9, 3
+  zj = jax.random.normal(jax.random.key(0), (2, L, C))
   layer = HyperZZW(C, rngs=nnx.Rngs(1))
-  zj = jnp.asarray(z, jnp.float32)
   y, w_gen = nnx.jit(lambda m, z: (m(z), m.hyper_kernel(L)))(layer, zj)
   np.testing.assert_allclose(np.asarray(y), np.asarray(hyperzzw_conv(zj, w_gen)), rtol=1e-5, atol=1e-6)
   # full context: d y[0] / d z[L-1] != 0 for the layer and the Terminator block

@@ -18,7 +18,7 @@ def _stack(layers=(2, 3), dt=jnp.float32):
   return StageSharedStack(layers, lambda rngs: ResidualMLPBlock(4, 8, param_dtype=dt, rngs=rngs), rngs=nnx.Rngs(0))
 
 
-def test_expansion_copies_equality_and_tied_gradient():
+def test_expansion_copies_and_equality():
   aux = _stack()
   x = jax.random.normal(jax.random.key(1), (3, 4))
   desc = expand_learngene(aux, (2, 3))
@@ -30,6 +30,14 @@ def test_expansion_copies_equality_and_tied_gradient():
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))       # bit-identical copies
   y_desc, y_aux = nnx.jit(lambda d, a: (d(x), a(x)))(desc, aux)
   np.testing.assert_array_equal(np.asarray(y_desc), np.asarray(y_aux))
+  assert learngene_num_params(aux, [(1, 1), (2, 3), (4, 4)])["descendants"] == 15 * (2 * 4 + 40 + 36)
+
+
+@pytest.mark.slow
+def test_tied_gradient_is_the_sum_of_the_copies_gradients():
+  aux = _stack()
+  x = jax.random.normal(jax.random.key(1), (3, 4))
+  desc = expand_learngene(aux, (2, 3))
   # the tied gradient of stage s = the sum of the untied copies' gradients (independent: plain autodiff per copy)
   loss = lambda m: jnp.sum(jnp.sin(m(x)))
   g_aux = nnx.jit(nnx.grad(loss))(aux)

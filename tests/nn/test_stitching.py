@@ -43,6 +43,12 @@ def test_least_squares_stitch_and_anchor_end_points():
   np.testing.assert_allclose(np.asarray(net.stitches[0].kernel[...]), m, rtol=1e-3, atol=1e-4)
   want = ref_b[2](ref_b[1](jnp.asarray(ha @ m, jnp.float32)))
   np.testing.assert_allclose(np.asarray(outs[4]), np.asarray(want), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_stitch_counts_and_self_stitch_identity():
+  wa, wb = (4, 6, 6, 3), (4, 12, 12, 3)
+  net = SNNet(_mlp(wa, 1), _mlp(wb, 2), wa, wb, [(1, 1), (2, 2)], rngs=nnx.Rngs(3))
   # parameter counts per configuration
   n = lambda ws: sum(i * o + o for i, o in zip(ws[:-1], ws[1:]))
   assert net.num_params(0) == n(wa) and net.num_params(1) == n(wb)

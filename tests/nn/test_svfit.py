@@ -12,7 +12,7 @@ from jaxlib_methods.nn.svfit import SVFitLinear, svfit_decompose, svfit_num_para
 from tests.nn._layer_contract import check_layer_contract
 
 
-def test_svfit_decomposition_init_equality_and_gradient():
+def test_svfit_decomposition_and_init_equality():
   rng = np.random.default_rng(0)
   m, n, r = 7, 5, 3
   w = rng.normal(size=(m, n))
@@ -31,6 +31,19 @@ def test_svfit_decomposition_init_equality_and_gradient():
     # the layer at init is the pretrained dense layer
     layer = SVFitLinear.from_weights(jnp.asarray(w), r, bias=jnp.asarray(b), param_dtype=jnp.float64)
     np.testing.assert_allclose(np.asarray(layer(jnp.asarray(x))), x @ w + b, atol=1e-12)
+    graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
+    assert sum(p.size for p in jax.tree.leaves(params)) == r == svfit_num_params((m, n), r)["svfit"]
+  assert svfit_num_params((768, 768), 8) == {"svfit": 8, "lora": 8 * 1536}
+
+
+@pytest.mark.slow
+def test_svfit_gradient_is_the_projected_full_gradient():
+  rng = np.random.default_rng(0)
+  m, n, r = 7, 5, 3
+  w, b, x = rng.normal(size=(m, n)), rng.normal(size=(n,)), rng.normal(size=(4, m))
+  u, s, vt = np.linalg.svd(w, full_matrices=False)
+  with jax.enable_x64(True):
+    layer = SVFitLinear.from_weights(jnp.asarray(w), r, bias=jnp.asarray(b), param_dtype=jnp.float64)
     # exactly r trainable numbers, and the gradient is the projection of the full-kernel gradient
     graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
     assert sum(p.size for p in jax.tree.leaves(params)) == r == svfit_num_params((m, n), r)["svfit"]
@@ -39,7 +52,6 @@ def test_svfit_decomposition_init_equality_and_gradient():
     g_full = np.asarray(jax.grad(lambda k: jnp.sum(jnp.tanh(jnp.asarray(x) @ k + b - t) ** 2))(jnp.asarray(w)))
     want = np.array([u[:, i] @ g_full @ vt[i] for i in range(r)])
     np.testing.assert_allclose(np.asarray(g["sigma"][...]), want, rtol=1e-10, atol=1e-12)
-  assert svfit_num_params((768, 768), 8) == {"svfit": 8, "lora": 8 * 1536}
 
 
 @pytest.mark.slow
