@@ -92,6 +92,12 @@ falling); an exploratory run at 1000 steps gave 0.819, 0.792, 0.827, 0.800 (min 
 CPU time, so the preset stays at 400 and the claim stays failing (tolerance unchanged). Claim 6 passes: the CNN's
 mean training loss exceeds the Terminator's by 0.116 (8.7 standard errors; the CNN stays at chance, 0.49-0.51, loss
 0.693 = log 2), 16.8 standard errors at 1000 steps.
+Whole cpu preset: 13 claims, 11 pass (the two failures above), 917 s wall on the shared 2-core machine at load ~22
+(about 130 CPU-s: 76 for the first three parts, measured, plus the Terminator part). Mutations checked at TINY
+through the parts: a_svfit_bottom breaks claim 1 (error 1.0), b_snnet_no_joint claim 3, c_learngene_random claim 4
+(0.0 standard errors against 8.6-23.7), d_terminator_no_global claim 6 (-1.7 against 3.8 standard errors).
+meshcheck (2 simulated devices) was started but killed by its 20-minute timeout on the loaded machine after the
+1-device run: not verified.
 """
 
 from __future__ import annotations
