@@ -1004,6 +1004,29 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.denoiser_geometry.denoiser_agreement",),
         tests=("tests/analysis/test_denoiser_geometry.py", "tests/reliability/test_api_analysis.py",),
         experiment="theory_wave3"),
+    # ---- ly18b (issue 18) ----
+    139: Implementation(  # SVFit: top-r singular values trained; toy: recovers in-subspace changes, not orthogonal ones
+        artifacts=("jaxlib_methods.nn.SVFitLinear", "jaxlib_methods.nn.svfit_decompose",
+                   "jaxlib_methods.nn.svfit_weight", "jaxlib_methods.nn.svfit_num_params"),
+        tests=("tests/nn/test_svfit.py",),
+        experiment="layers_wave1_p2b"),
+    149: Implementation(  # SN-Net: LS-initialised stitches; monotone after joint training passes, the LS start fails
+        artifacts=("jaxlib_methods.nn.SNNet", "jaxlib_methods.nn.StitchingLayer",
+                   "jaxlib_methods.nn.stitching_least_squares"),
+        tests=("tests/nn/test_stitching.py",),
+        experiment="layers_wave1_p2b"),
+    150: Implementation(  # Learngene SWS: stage-shared auxiliary, expansion; beats scratch after 1 epoch on the toy
+        artifacts=("jaxlib_methods.nn.StageSharedStack", "jaxlib_methods.nn.expand_learngene",
+                   "jaxlib_methods.nn.LayerStack", "jaxlib_methods.nn.ResidualMLPBlock",
+                   "jaxlib_methods.nn.learngene_num_params"),
+        tests=("tests/nn/test_learngene.py",),
+        experiment="layers_wave1_p2b"),
+    13: Implementation(  # HyperZ·Z·W operator + reduced Terminator block; beats the CNN's loss, misses 0.8 accuracy
+        artifacts=("jaxlib_methods.nn.hyperzzw_conv", "jaxlib_methods.nn.HyperZZW", "jaxlib_methods.nn.HyperKernelMLP",
+                   "jaxlib_methods.nn.TerminatorBlock", "jaxlib_methods.nn.instance_standardize",
+                   "jaxlib_methods.nn.kernel_coordinates"),
+        tests=("tests/nn/test_hyperzzw.py",),
+        experiment="layers_wave1_p2b"),
 }
 
 

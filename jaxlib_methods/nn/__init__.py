@@ -178,3 +178,21 @@ from jaxlib_methods.nn.matryoshka_kv import (  # noqa: F401  ([82])
 )
 # ---- mixer18 (issue 18: convolutional mixers of the LM) ----
 from jaxlib_methods.nn.transformer import SGConvMixer  # noqa: F401  ([204])
+# ---- ly18b (issue 18: the last four P2 layers) ----
+from jaxlib_methods.nn.svfit import SVFitLinear, svfit_decompose, svfit_num_params, svfit_weight  # noqa: F401  ([139])
+from jaxlib_methods.nn.stitching import SNNet, StitchingLayer, stitching_least_squares  # noqa: F401  ([149])
+from jaxlib_methods.nn.learngene import (  # noqa: F401  ([150])
+    LayerStack,
+    ResidualMLPBlock,
+    StageSharedStack,
+    expand_learngene,
+    learngene_num_params,
+)
+from jaxlib_methods.nn.hyperzzw import (  # noqa: F401  ([13])
+    HyperKernelMLP,
+    HyperZZW,
+    TerminatorBlock,
+    hyperzzw_conv,
+    instance_standardize,
+    kernel_coordinates,
+)
