@@ -178,3 +178,19 @@ from jaxlib_methods.nn.matryoshka_kv import (  # noqa: F401  ([82])
 )
 # ---- mixer18 (issue 18: convolutional mixers of the LM) ----
 from jaxlib_methods.nn.transformer import SGConvMixer  # noqa: F401  ([204])
+# ---- ly20e (issue 20: continual, test-time and local learning, hypernetworks) ----
+from jaxlib_methods.nn.gda_head import gda_ensemble_logits, gda_fit  # noqa: F401  ([128])
+from jaxlib_methods.nn.local_learning import (  # noqa: F401  ([167] [169])
+    AugLocalAuxiliary,
+    EMAWeight,
+    MomentumAuxiliary,
+    auglocal_depths,
+    auglocal_layer_indices,
+    local_forward,
+)
+from jaxlib_methods.nn.ecotta import (  # noqa: F401  ([81])
+    EcoTTAPart,
+    ecotta_forward,
+    ecotta_loss,
+    self_distilled_regularization,
+)
