@@ -194,3 +194,6 @@ from jaxlib_methods.nn.ecotta import (  # noqa: F401  ([81])
     ecotta_loss,
     self_distilled_regularization,
 )
+from jaxlib_methods.nn.lae import lae_ensemble  # noqa: F401  ([134])
+from jaxlib_methods.nn.hypertab import FeatureMasks, HyperTab  # noqa: F401  ([125])
+from jaxlib_methods.nn.slimmable import SlimmableLinear, cikd_loss, slimmable_width  # noqa: F401  ([90])
