@@ -15,7 +15,7 @@ import optax
 import pytest
 from flax import nnx
 
-from jaxlib_methods.nn import HyperTab, SlimmableLinear, cikd_loss, lae_ensemble, slimmable_width
+from jaxlib_methods.nn import FeatureMasks, HyperTab, SlimmableLinear, cikd_loss, lae_ensemble, slimmable_width
 
 
 def test_lae_ensemble_is_max_of_softmaxes():
@@ -37,6 +37,7 @@ def test_hypertab_views_params_and_feature_subsets():
   m3 = HyperTab(6, 3, num_views=3, subset_size=2, hidden=4, rngs=nnx.Rngs(0))
   m50 = HyperTab(6, 3, num_views=50, subset_size=2, hidden=4, rngs=nnx.Rngs(0))
   assert count(m3) == count(m50)                                   # views are not parameters
+  assert isinstance(m3.masks, FeatureMasks) and not nnx.state(m3, nnx.Param).get("masks")
   masks = np.asarray(m3.masks[...])
   assert masks.shape == (3, 6) and (masks.sum(1) == 2).all()
   x = jax.random.normal(jax.random.key(1), (5, 6))
