@@ -93,7 +93,7 @@ def gda_fit(feats: jax.Array, labels: jax.Array, num_classes: int, *,
     p = validation.check_floating(priors, "priors")
     if p.shape != (num_classes,):
       raise ValueError(f"priors must be [{num_classes}], got priors.shape={p.shape}")
-    if not validation.is_traced(p) and not bool(jnp.all(p > 0)):
+    if not validation.is_traced(p) and not np.all(np.asarray(p) > 0):
       raise ValueError("priors must be positive probabilities")
     log_p = jnp.log(p.astype(dtype))
   w = mu @ precision                                                          # rows Sigma^{-1} mu_k (symmetric)

@@ -65,10 +65,8 @@ class HyperTab(nnx.Module):
     if s > self.in_features:
       raise ValueError(f"subset_size must be <= in_features={self.in_features}, got {subset_size=}")
     self.hidden = _check_int("hidden", hidden, 1)
-    key = rngs.params()
-    order = jax.vmap(lambda k: jax.random.permutation(k, self.in_features))(jax.random.split(key, v))
-    masks = jnp.zeros((v, self.in_features)).at[jnp.arange(v)[:, None], order[:, :s]].set(1.0)
-    self.masks = FeatureMasks(masks)
+    u = jax.random.uniform(rngs.params(), (v, self.in_features))   # a uniformly random subset of s per view
+    self.masks = FeatureMasks((jnp.argsort(jnp.argsort(u, axis=1), axis=1) < s).astype(param_dtype))
     d, h, c = self.in_features, self.hidden, self.num_classes
     self.shapes = ((d, h), (h,), (h, c), (c,))
     size = d * h + h + h * c + c

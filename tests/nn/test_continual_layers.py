@@ -35,27 +35,75 @@ def test_lae_ensemble_is_max_of_softmaxes():
 def test_hypertab_views_params_and_feature_subsets():
   count = lambda m: sum(x.size for x in jax.tree.leaves(nnx.state(m, nnx.Param)))
   m3 = HyperTab(6, 3, num_views=3, subset_size=2, hidden=4, rngs=nnx.Rngs(0))
-  m50 = HyperTab(6, 3, num_views=50, subset_size=2, hidden=4, rngs=nnx.Rngs(0))
+  m50 = nnx.eval_shape(lambda: HyperTab(6, 3, num_views=50, subset_size=2, hidden=4, rngs=nnx.Rngs(0)))
   assert count(m3) == count(m50)                                   # views are not parameters
   assert isinstance(m3.masks, FeatureMasks) and not nnx.state(m3, nnx.Param).get("masks")
   masks = np.asarray(m3.masks[...])
   assert masks.shape == (3, 6) and (masks.sum(1) == 2).all()
   x = jax.random.normal(jax.random.key(1), (5, 6))
-  jac = jax.jit(jax.jacrev(lambda x: m3.view_logits(x).sum(-1)))(x)   # [V, B, B, D]
+
+  @nnx.jit
+  def everything(m, x):                                             # one compile for all the checks
+    jac = jax.jacrev(lambda x: m.view_logits(x).sum((1, 2)))(x)     # [V, B, D]
+    return jac, m.target_params(m.masks[...][0]), m.view_logits(x), m(x)
+
+  jac, params0, logits, ens = everything(m3, x)
   jac = np.asarray(jac)
   for v in range(3):
-    per_feature = np.abs(jac[v]).sum((0, 1))
+    per_feature = np.abs(jac[v]).sum(0)
     assert (per_feature[masks[v] == 0] == 0).all() and (per_feature[masks[v] == 1] > 0).all()
   # One view against NumPy, and the soft-voting ensemble.
-  w1, b1, w2, b2 = (np.asarray(t, np.float64) for t in m3.target_params(m3.masks[...][0]))
+  w1, b1, w2, b2 = (np.asarray(t, np.float64) for t in params0)
   xn = np.asarray(x, np.float64)
   ref = np.maximum((xn * masks[0]) @ w1 + b1, 0) @ w2 + b2
-  logits = np.asarray(m3.view_logits(x), np.float64)
+  logits = np.asarray(logits, np.float64)
   np.testing.assert_allclose(logits[0], ref, rtol=1e-4, atol=1e-5)
   p = np.exp(logits - logits.max(-1, keepdims=True))
   p /= p.sum(-1, keepdims=True)
-  np.testing.assert_allclose(m3(x), np.log(p.mean(0)), rtol=1e-4, atol=1e-5)
-  # A pure split/merge train step under jit lowers the views' loss.
+  np.testing.assert_allclose(ens, np.log(p.mean(0)), rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="subset_size"):
+    HyperTab(4, 2, num_views=2, subset_size=5, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="x must be"):
+    m3.view_logits(jnp.ones((2, 5)))
+
+
+def test_slimmable_linear_equals_full_layer_on_kept_channels_and_cikd():
+  layer = SlimmableLinear(6, 8, rngs=nnx.Rngs(0))
+  layer.bias[...] = jnp.arange(8.0) / 10
+  x = jax.random.normal(jax.random.key(2), (4, 6))
+  s = jax.random.normal(jax.random.key(3), (4, 3))
+  t = jax.random.normal(jax.random.key(4), (4, 5))
+
+  @nnx.jit
+  def everything(layer, x, s, t):                                   # one compile for all the checks
+    grads = jax.grad(lambda s, t: cikd_loss(s, t).sum(), argnums=(0, 1))(s, t)
+    return layer(x), layer(x, 0.75), layer(x, 0.5), layer(x[:, :3], 0.5), cikd_loss(s, t), grads
+
+  full, w75, w50, slim_in, cikd, (gs, gt) = everything(layer, x, s, t)
+  full = np.asarray(full, np.float64)
+  W, b = np.asarray(layer.kernel[...], np.float64), np.asarray(layer.bias[...], np.float64)
+  np.testing.assert_allclose(full, np.asarray(x, np.float64) @ W + b, rtol=1e-5, atol=1e-5)
+  assert [slimmable_width(8, w) for w in (0.25, 0.5, 0.75, 1.0)] == [2, 4, 6, 8]
+  np.testing.assert_allclose(w75, full[:, :6], rtol=1e-5, atol=1e-6)    # = the full layer on the kept channels
+  np.testing.assert_allclose(w50, full[:, :4], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(slim_in, np.asarray(x[:, :3], np.float64) @ W[:3, :4] + b[:4], rtol=1e-5, atol=1e-6)
+  assert slimmable_width(3, 0.34) == 2 and slimmable_width(5, 0.01) == 1
+  # CIKD: value against NumPy, and no gradient into the teacher (full) features.
+  np.testing.assert_allclose(cikd, ((np.asarray(s) - np.asarray(t)[:, :3]) ** 2).mean(-1), rtol=1e-5)
+  assert np.abs(np.asarray(gs)).sum() > 0
+  np.testing.assert_array_equal(gt, 0.0)
+  with pytest.raises(ValueError, match="width_mult"):
+    layer(x, 0.0)
+  with pytest.raises(ValueError, match="x must be"):
+    layer(jnp.ones((2, 7)))
+  with pytest.raises(ValueError, match="c <= C"):
+    cikd_loss(t, s)
+
+
+@pytest.mark.slow
+def test_hypertab_split_merge_train_step():
+  m3 = HyperTab(6, 3, num_views=3, subset_size=2, hidden=4, rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(1), (5, 6))
   y = jnp.arange(5) % 3
   gd, params, rest = nnx.split(m3, nnx.Param, ...)
   tx = optax.adam(1e-2)
@@ -75,37 +123,3 @@ def test_hypertab_views_params_and_feature_subsets():
     p, s, v = step(p, s)
     vals.append(float(v))
   assert vals[-1] < vals[0]
-  with pytest.raises(ValueError, match="subset_size"):
-    HyperTab(4, 2, num_views=2, subset_size=5, rngs=nnx.Rngs(0))
-  with pytest.raises(ValueError, match="x must be"):
-    m3.view_logits(jnp.ones((2, 5)))
-
-
-def test_slimmable_linear_equals_full_layer_on_kept_channels_and_cikd():
-  layer = SlimmableLinear(6, 8, rngs=nnx.Rngs(0))
-  layer.bias[...] = jnp.arange(8.0) / 10
-  x = jax.random.normal(jax.random.key(2), (4, 6))
-  full = np.asarray(layer(x), np.float64)
-  W, b = np.asarray(layer.kernel[...], np.float64), np.asarray(layer.bias[...], np.float64)
-  f = nnx.jit(lambda m, x: m(x, 0.5))
-  for w, c in ((0.25, 2), (0.5, 4), (0.75, 6), (1.0, 8)):
-    assert slimmable_width(8, w) == c
-    out = np.asarray(layer(x, w))
-    np.testing.assert_allclose(out, full[:, :c], rtol=1e-5, atol=1e-6)   # = the full layer on the kept channels
-  np.testing.assert_allclose(f(layer, x), full[:, :4], rtol=1e-5, atol=1e-6)
-  xs = x[:, :3]                                                            # a slimmed input
-  np.testing.assert_allclose(layer(xs, 0.5), np.asarray(xs, np.float64) @ W[:3, :4] + b[:4], rtol=1e-5, atol=1e-6)
-  assert slimmable_width(3, 0.34) == 2 and slimmable_width(5, 0.01) == 1
-  # CIKD: value against NumPy, and no gradient into the teacher (full) features.
-  s = jax.random.normal(jax.random.key(3), (4, 3))
-  t = jax.random.normal(jax.random.key(4), (4, 5))
-  np.testing.assert_allclose(cikd_loss(s, t), ((np.asarray(s) - np.asarray(t)[:, :3]) ** 2).mean(-1), rtol=1e-5)
-  gs, gt = jax.grad(lambda s, t: cikd_loss(s, t).sum(), argnums=(0, 1))(s, t)
-  assert np.abs(np.asarray(gs)).sum() > 0
-  np.testing.assert_array_equal(gt, 0.0)
-  with pytest.raises(ValueError, match="width_mult"):
-    layer(x, 0.0)
-  with pytest.raises(ValueError, match="x must be"):
-    layer(jnp.ones((2, 7)))
-  with pytest.raises(ValueError, match="c <= C"):
-    cikd_loss(t, s)

@@ -23,7 +23,16 @@ def _parts():
 def test_ecotta_forward_regularizer_and_loss_match_numpy():
   parts, (f1, f2) = _parts()
   x = jax.random.normal(jax.random.key(0), (6, 3))
-  adapted, original = nnx.jit(lambda p, x: ecotta_forward(list(p), x))(parts, x)
+  logits = jnp.asarray([[4.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.0, 5.0, 0.0], [1.0, 1.0, 1.0], [3.0, 0.0, 0.0],
+                        [0.0, 0.0, 9.0]])
+
+  @nnx.jit
+  def everything(parts, x, logits):                                 # one compile for all the checks
+    a, o = ecotta_forward(list(parts), x)
+    return (a, o, self_distilled_regularization(a, o), ecotta_loss(logits, a, o, lam=0.5),
+            ecotta_loss(logits, a, o, lam=0.0, entropy_threshold=1.0))
+
+  adapted, original, reg, loss_05, loss_ent = everything(parts, x, logits)
   lin = lambda m, v: v @ np.asarray(m.kernel[...], np.float64) + np.asarray(m.bias[...], np.float64)
   bn = lambda v: (v - v.mean(0)) / np.sqrt(v.var(0) + 1e-5)        # fresh BN: scale 1, bias 0, batch statistics
   xn = np.asarray(x, np.float64)
@@ -34,15 +43,13 @@ def test_ecotta_forward_regularizer_and_loss_match_numpy():
   for got, want in zip(adapted + original, [a1, a2, o1, o2]):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
   r = np.abs(a1 - o1).mean(-1) + np.abs(a2 - o2).mean(-1)
-  np.testing.assert_allclose(self_distilled_regularization(adapted, original), r, rtol=1e-4, atol=1e-5)
-  logits = jnp.asarray([[4.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.0, 5.0, 0.0], [1.0, 1.0, 1.0], [3.0, 0.0, 0.0],
-                        [0.0, 0.0, 9.0]])
+  np.testing.assert_allclose(reg, r, rtol=1e-4, atol=1e-5)
   p = np.exp(np.asarray(logits, np.float64))
   p /= p.sum(-1, keepdims=True)
   h = -(p * np.log(p)).sum(-1)
   want = np.where(h < 0.4 * np.log(3), h, 0.0) + 0.5 * r
-  np.testing.assert_allclose(ecotta_loss(logits, adapted, original, lam=0.5), want, rtol=1e-4, atol=1e-5)
-  np.testing.assert_allclose(ecotta_loss(logits, adapted, original, lam=0.0, entropy_threshold=1.0), h, rtol=1e-5,
+  np.testing.assert_allclose(loss_05, want, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(loss_ent, h, rtol=1e-5,
                              atol=1e-6)
 
 
