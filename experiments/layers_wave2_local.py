@@ -55,6 +55,22 @@ Claims (tolerances fixed before the first run):
   17. [90] narrowest-encoder accuracy with CIKD - without, paired: > 2 standard errors, > 0;
   sanity: BP test accuracy >= 0.8; zero-shot accuracy < GDA accuracy at the most shots.
 
+Observed (cpu preset, 4 seeds; 14/19 claims, 12/17 paper claims pass; 1687 s wall on a machine at load 15-20 shared
+by 8 engineers, so the quiet-machine time is not known):
+  [128] passes all three: GDA - Bayes at 1024 shots -0.0034; gap ratio 0.007; ensemble - GDA at 2 shots +0.152
+        (9.2 SE).
+  [169] AugLocal - BP -0.001 (passes); AugLocal - local-linear +0.009, 0.78 SE: FAILS (local learning with linear
+        heads is itself within ~0.01 of BP on this MLP toy, so there is little gap to close); memory ratio 0.54
+        (passes).
+  [167] MAN - local-4 -0.002: FAILS, and so does the gap fraction (-0.35 of a 0.007 gap); memory ratio 0.54
+        (passes). Same cause as [169]: the toy's local-vs-BP gap is ~0.01.
+  [81]  passes both: EcoTTA - entropy-only +0.43 over the last 20% of the stream (5.0 SE; entropy-only collapses to
+        ~0.40), EcoTTA - source +0.006; temp bytes meta-only / all parameters 532992 / 794880 = 0.67.
+  [134] ensemble - online +0.001 (0.25 SE): FAILS; ensemble - offline +0.008 (passes).
+  [125] passes both: HyperTab - MLP +0.045, all views - one view +0.142 (3.2 SE).
+  [90]  monotone in decoder width (smallest step +0.003, passes); CIKD - no CIKD at encoder width 0.25 -0.038:
+        FAILS (CIKD lowers the narrow configuration's accuracy here; see the exploratory runs below).
+
 [81] toy (catalog row: drifting-Gaussian stream; with the regulariser, long-run accuracy does not collapse, unlike
 entropy minimisation alone): 4 Gaussian classes in R^8 (means 2 N(0, I)); a source model of two frozen parts
 (two 64-wide ReLU layers each) and a linear head, trained on source for 400 steps; EcoTTA meta networks (BatchNorm on
