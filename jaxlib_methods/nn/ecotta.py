@@ -39,6 +39,9 @@ class EcoTTAPart(nnx.Module):
   Song et al., "EcoTTA: Memory-Efficient Continual Test-time Adaptation via Self-distilled Regularization",
   CVPR 2023, arXiv:2303.01904, Sec. 3.1 and Fig. 3: x~_k = BN_k(F_k(x~_{k-1})) + g_k(x~_{k-1}). F_k's parameters
   are copied as `FrozenWeight` variables (never trained); the BatchNorm and `meta_block` g_k are the meta network.
+  In batch-statistics mode the BatchNorm updates its running statistics, so differentiate the merged module with
+  `nnx.value_and_grad(..., argnums=nnx.DiffState(0, filter))` (a `jax.grad` of a function that calls `nnx.merge`
+  on outer arrays raises flax's TraceContextError), or pass `use_running_average=True`.
 
   Attributes:
     part: the frozen copy of F_k.
