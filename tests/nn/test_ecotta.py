@@ -20,6 +20,7 @@ def _parts():
                    EcoTTAPart(f2, 4, nnx.Linear(4, 4, rngs=rngs), rngs=rngs)]), (f1, f2)
 
 
+@pytest.mark.slow
 def test_ecotta_forward_regularizer_and_loss_match_numpy():
   parts, (f1, f2) = _parts()
   x = jax.random.normal(jax.random.key(0), (6, 3))

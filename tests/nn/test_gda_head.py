@@ -67,6 +67,7 @@ def test_gda_large_n_agrees_with_the_bayes_rule():
   assert agree >= 0.99, agree
 
 
+@pytest.mark.slow
 def test_gda_ensemble_and_bad_inputs():
   rng = np.random.default_rng(1)
   x = jnp.asarray(rng.normal(size=(7, 4)), jnp.float32)
