@@ -1027,6 +1027,39 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.kernel_coordinates"),
         tests=("tests/nn/test_hyperzzw.py",),
         experiment="layers_wave1_p2b"),
+    # ---- ly20e (issue 20) ----
+    128: Implementation(  # GDA head (Eq. 3, Eq. 4 as we read it) + zero-shot ensemble; Gaussian toy: 3/3 paper claims pass
+        artifacts=("jaxlib_methods.nn.gda_fit", "jaxlib_methods.nn.gda_ensemble_logits"),
+        tests=("tests/nn/test_gda_head.py",),
+        experiment="layers_wave2_local"),
+    167: Implementation(  # MAN: EMA copy of next block + bias + head; MLP toy: accuracy claims FAIL (gap ~0.01), memory passes
+        artifacts=("jaxlib_methods.nn.MomentumAuxiliary", "jaxlib_methods.nn.EMAWeight",
+                   "jaxlib_methods.nn.local_forward"),
+        tests=("tests/nn/test_local_learning.py",),
+        experiment="layers_wave2_local"),
+    169: Implementation(  # AugLocal rules from the authors' code; MLP toy: ~BP and memory pass, > local-linear FAILS (0.8 SE)
+        artifacts=("jaxlib_methods.nn.AugLocalAuxiliary", "jaxlib_methods.nn.auglocal_layer_indices",
+                   "jaxlib_methods.nn.auglocal_depths", "jaxlib_methods.nn.local_forward"),
+        tests=("tests/nn/test_local_learning.py",),
+        experiment="layers_wave2_local"),
+    81: Implementation(  # EcoTTA meta nets on FrozenWeight parts, L1 self-distilled reg.; drifting toy: 2/2 paper claims pass
+        artifacts=("jaxlib_methods.nn.EcoTTAPart", "jaxlib_methods.nn.ecotta_forward", "jaxlib_methods.nn.ecotta_loss",
+                   "jaxlib_methods.nn.self_distilled_regularization"),
+        tests=("tests/nn/test_ecotta.py",),
+        experiment="layers_wave2_local"),
+    134: Implementation(  # LAE max-softmax ensemble, PET nnx.LoRA, EMA optax.incremental_update; > online FAILS (0.25 SE)
+        artifacts=("jaxlib_methods.nn.lae_ensemble",),
+        tests=("tests/nn/test_continual_layers.py",),
+        experiment="layers_wave2_local"),
+    125: Implementation(  # HyperTab: MIPHyperNet (MIP off) -> per-view target MLP; 2/2 paper claims pass; no RF baseline
+        artifacts=("jaxlib_methods.nn.HyperTab", "jaxlib_methods.nn.FeatureMasks"),
+        tests=("tests/nn/test_continual_layers.py",),
+        experiment="layers_wave2_local"),
+    90: Implementation(  # slimmable dense + CIKD (MSE); 2-task MLP toy: monotone in width passes, CIKD gain FAILS (-0.04)
+        artifacts=("jaxlib_methods.nn.SlimmableLinear", "jaxlib_methods.nn.slimmable_width",
+                   "jaxlib_methods.nn.cikd_loss"),
+        tests=("tests/nn/test_continual_layers.py",),
+        experiment="layers_wave2_local"),
 }
 
 

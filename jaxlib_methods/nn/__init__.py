@@ -196,3 +196,22 @@ from jaxlib_methods.nn.hyperzzw import (  # noqa: F401  ([13])
     instance_standardize,
     kernel_coordinates,
 )
+# ---- ly20e (issue 20: continual, test-time and local learning, hypernetworks) ----
+from jaxlib_methods.nn.gda_head import gda_ensemble_logits, gda_fit  # noqa: F401  ([128])
+from jaxlib_methods.nn.local_learning import (  # noqa: F401  ([167] [169])
+    AugLocalAuxiliary,
+    EMAWeight,
+    MomentumAuxiliary,
+    auglocal_depths,
+    auglocal_layer_indices,
+    local_forward,
+)
+from jaxlib_methods.nn.ecotta import (  # noqa: F401  ([81])
+    EcoTTAPart,
+    ecotta_forward,
+    ecotta_loss,
+    self_distilled_regularization,
+)
+from jaxlib_methods.nn.lae import lae_ensemble  # noqa: F401  ([134])
+from jaxlib_methods.nn.hypertab import FeatureMasks, HyperTab  # noqa: F401  ([125])
+from jaxlib_methods.nn.slimmable import SlimmableLinear, cikd_loss, slimmable_width  # noqa: F401  ([90])
