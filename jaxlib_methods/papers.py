@@ -932,6 +932,19 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.spurious_features.spurious_feature_data",),
         tests=("tests/analysis/test_weight_ensembles.py",),
         experiment="spurious_feature_ensembles"),
+    # ---- ly20c (issue 20) ----
+    1: Implementation(  # CBL + Gumbel contrastive / L1 objectives (authors' code); no concept_matrix_search, no
+        # contrastive-CBM loss; toy: sparsity claim fails (dense 0.827 vs Gumbel 0.814 L0, 1.1 SE), accuracy passes
+        artifacts=("jaxlib_methods.nn.ConceptBottleneckLayer", "jaxlib_methods.nn.gumbel_sparse_cbl_loss",
+                   "jaxlib_methods.nn.gumbel_softmax", "jaxlib_methods.nn.cbl_l1_loss"),
+        tests=("tests/nn/test_sparse_cbm.py",),
+        experiment="bottlenecks_wave2"),
+    58: Implementation(  # three energy nets (authors' pairing), exact 2^K enumeration instead of gradient inference;
+        # toy: class accuracy passes, the intervention-propagation claim fails (ECBM gain -0.001)
+        artifacts=("jaxlib_methods.nn.ECBM", "jaxlib_methods.nn.ecbm_loss", "jaxlib_methods.nn.ecbm_conditionals",
+                   "jaxlib_methods.nn.ecbm_joint_log_probs", "jaxlib_methods.nn.concept_configurations"),
+        tests=("tests/nn/test_ecbm.py",),
+        experiment="bottlenecks_wave2"),
 }
 
 

@@ -178,3 +178,17 @@ from jaxlib_methods.nn.matryoshka_kv import (  # noqa: F401  ([82])
 )
 # ---- mixer18 (issue 18: convolutional mixers of the LM) ----
 from jaxlib_methods.nn.transformer import SGConvMixer  # noqa: F401  ([204])
+# ---- ly20c (issue 20: sparse / energy-based CBMs and information bottlenecks) ----
+from jaxlib_methods.nn.sparse_cbm import (  # noqa: F401  ([1])
+    ConceptBottleneckLayer,
+    cbl_l1_loss,
+    gumbel_softmax,
+    gumbel_sparse_cbl_loss,
+)
+from jaxlib_methods.nn.ecbm import (  # noqa: F401  ([58])
+    ECBM,
+    concept_configurations,
+    ecbm_conditionals,
+    ecbm_joint_log_probs,
+    ecbm_loss,
+)
