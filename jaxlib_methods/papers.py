@@ -945,6 +945,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.ecbm_joint_log_probs", "jaxlib_methods.nn.concept_configurations"),
         tests=("tests/nn/test_ecbm.py",),
         experiment="bottlenecks_wave2"),
+    5: Implementation(  # C heads of frozen EMA-k-means keys, learnable values, mean decoder; the paper's 2-D toy
+        artifacts=("jaxlib_methods.nn.DKVBottleneck", "jaxlib_methods.nn.dkvb_decode"),
+        tests=("tests/nn/test_dkvb.py",),
+        experiment="bottlenecks_wave2"),
 }
 
 

@@ -192,3 +192,4 @@ from jaxlib_methods.nn.ecbm import (  # noqa: F401  ([58])
     ecbm_joint_log_probs,
     ecbm_loss,
 )
+from jaxlib_methods.nn.dkvb import DKVBottleneck, dkvb_decode  # noqa: F401  ([5])
