@@ -9,6 +9,8 @@ Papers:
        Concept Intervention, and Probabilistic Interpretations", ICLR 2024, arXiv:2401.14142.
   [5]  Frederik Träuble, Anirudh Goyal, Nasim Rahaman, Michael Mozer, Kenji Kawaguchi, Yoshua Bengio, Bernhard
        Schölkopf, "Discrete Key-Value Bottleneck", ICML 2023, arXiv:2207.11240.
+  [16] Oshin Dutta, Ritvik Gupta, Sumeet Agarwal, "VTrans: Accelerating Transformer Compression with Variational
+       Information Bottleneck based Pruning", 2024, arXiv:2406.05276.
 
 [1] (catalog row: on synthetic embeddings = sparse ground-truth concept mix + noise, a Gumbel-trained CBL gives a
 sparser concept vector (lower L0, more near-zero entries) at >= the accuracy of a dense CBL): `sparse_concept_
@@ -56,6 +58,8 @@ Claims (tolerances fixed before the first run):
   5. [5] DKVB final accuracy on all 8 classes - the MLP's >= 0.3 (mean over seeds), and the same against the linear
      probe;
   6. [5] DKVB final accuracy >= 0.9 (min over seeds);
+  7. [16] fraction of the kept inputs that are informative >= 0.9 (min over seeds);
+  8. [16] unpruned accuracy - pruned accuracy <= 0.01 (mean over seeds);
   sanity: dense CBL accuracy >= 0.8 (min over seeds); CBM class accuracy >= 0.6 (min over seeds); the MLP's
   accuracy on the last task's two classes >= 0.9 (min over seeds: it does learn each task).
 
@@ -86,7 +90,7 @@ import optax
 from flax import nnx
 
 from jaxlib_methods.data import sparse_concept_embeddings
-from jaxlib_methods.nn import ECBM, ConceptBottleneckLayer, DKVBottleneck, dkvb_decode, ecbm_conditionals, ecbm_loss, gumbel_sparse_cbl_loss
+from jaxlib_methods.nn import ECBM, ConceptBottleneckLayer, DKVBottleneck, VIBMask, dkvb_decode, vib_keep_mask, ecbm_conditionals, ecbm_loss, gumbel_sparse_cbl_loss
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
@@ -129,15 +133,23 @@ class Config:
   dk_init_steps: PositiveInt = 200
   dk_steps: PositiveInt = 300
   dk_decoder: Literal["mean", "linear"] = "mean"
+  # [16]
+  vib_informative: PositiveInt = 4
+  vib_noise: PositiveInt = 12
+  vib_hidden_keep: PositiveInt = 16
+  vib_gamma: NonNegativeFloat = 1e-3
+  vib_steps: PositiveInt = 2000
+  vib_rank: Literal["log_alpha", "random"] = "log_alpha"
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, cbm_steps=4000), "tpu": Config(seeds=8, cbm_steps=4000)}
-TINY = ("cbm_steps=300", "test_size=512", "ec_steps=300", "dk_steps=100", "dk_init_steps=50")
+TINY = ("cbm_steps=300", "test_size=512", "ec_steps=300", "dk_steps=100", "dk_init_steps=50", "vib_steps=500")
 MUTATION_TEST_SLOW = True  # the TINY run compiles one vmapped training program per part: several seconds of CPU
 # (no mutation for [58]: its intervention claim fails for the method itself, and its class-accuracy claim also holds
 # without the global energy (`ec_infer_lambda_g=0`, measured at TINY), so no variant breaks a passing [58] claim)
-MUTATIONS = {"a_cbm_dense": ("cbm_objective=dense",), "c_dkvb_linear_decoder": ("dk_decoder=linear",)}
+MUTATIONS = {"a_cbm_dense": ("cbm_objective=dense",), "c_dkvb_linear_decoder": ("dk_decoder=linear",),
+             "d_vib_random_pruning": ("vib_rank=random",)}
 
 NEAR_ZERO = 0.1   # |a_ij| < NEAR_ZERO * max_j |a_ij| counts as a zero concept activation
 
@@ -311,6 +323,57 @@ def dkvb_once(key, config: Config) -> dict:
           "mlp_last_task": jnp.sum((jnp.argmax(mlp(x_te), -1) == y_te) * last) / jnp.sum(last)}
 
 
+def vib_once(key, config: Config) -> dict:
+  """[16]: VIB masks on the inputs and hidden neurons of an MLP; prune to the budget."""
+  k_teacher, k_init, k_data, k_test, k_rand = jax.random.split(jax.random.fold_in(key, 16), 5)
+  d = config.vib_informative + config.vib_noise
+  teacher = jax.random.normal(k_teacher, (config.vib_informative, 3))
+
+  def draw(k, n):
+    x = jax.random.normal(k, (n, d))
+    return x, jnp.argmax(x[:, :config.vib_informative] @ teacher, -1)
+
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.m_in, self.l1 = VIBMask(d, rngs=rngs), nnx.Linear(d, 64, rngs=rngs)
+      self.m_hid, self.l2 = VIBMask(64, rngs=rngs), nnx.Linear(64, 3, rngs=rngs)
+
+    def __call__(self, x, key=None):
+      k1, k2 = (None, None) if key is None else jax.random.split(key)
+      return self.l2(self.m_hid(jax.nn.relu(self.l1(self.m_in(x, key=k1))), key=k2))
+
+  gd, params, rest = nnx.split(Net(nnx.Rngs(params=k_init)), nnx.Param, ...)
+  tx = optax.adam(config.lr)
+
+  def step(carry, i):
+    p, opt = carry
+    k = jax.random.fold_in(k_data, i)
+    x, y = draw(k, config.batch)
+
+    def loss(p):
+      m = nnx.merge(gd, p, rest)
+      ce = optax.softmax_cross_entropy_with_integer_labels(m(x, key=jax.random.fold_in(k, 1)), y).mean()
+      return ce + config.vib_gamma * (m.m_in.kl() + m.m_hid.kl())
+    u, opt = tx.update(jax.grad(loss)(p), opt, p)
+    return (optax.apply_updates(p, u), opt), None
+
+  (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(config.vib_steps))
+  net = nnx.merge(gd, params, rest)
+  x, y = draw(k_test, config.test_size)
+  acc_full = jnp.mean(jnp.argmax(net(x), -1) == y)
+  k_r1, k_r2 = jax.random.split(k_rand)
+  score_in, score_hid = net.m_in.log_alpha(), net.m_hid.log_alpha()
+  if config.vib_rank == "random":
+    score_in, score_hid = jax.random.uniform(k_r1, (d,)), jax.random.uniform(k_r2, (64,))
+  net.m_in.keep[...] = vib_keep_mask(score_in, config.vib_informative)
+  net.m_hid.keep[...] = vib_keep_mask(score_hid, config.vib_hidden_keep)
+  acc_pruned = jnp.mean(jnp.argmax(net(x), -1) == y)
+  informative = jnp.sum(net.m_in.keep[...][:config.vib_informative]) / config.vib_informative
+  return {"acc_full": acc_full, "acc_pruned": acc_pruned, "informative_kept": informative,
+          "log_alpha_informative": jnp.mean(net.m_in.log_alpha()[:config.vib_informative]),
+          "log_alpha_noise": jnp.mean(net.m_in.log_alpha()[config.vib_informative:])}
+
+
 def _vmapped(fn, config):
   keys = jax.random.split(jax.random.key(config.seed), config.seeds)
   keys = shard_leading(keys, make_mesh(config.mesh), what="seed")
@@ -330,6 +393,8 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   log.log(1, **{k: float(np.mean(v)) for k, v in out["ecbm"].items()})
   out["dkvb"] = part("dkvb", lambda: _vmapped(lambda k: dkvb_once(k, config), config))
   log.log(2, **{k: float(np.mean(v)) for k, v in out["dkvb"].items()})
+  out["vib"] = part("vib", lambda: _vmapped(lambda k: vib_once(k, config), config))
+  log.log(3, **{k: float(np.mean(v)) for k, v in out["vib"].items()})
   _figure(out, config, workdir)
   return out
 
@@ -382,6 +447,15 @@ def claims(results: dict) -> list[Claim]:
                             where="Sec. 4.1, Fig. 3 (2-D class-incremental toy) [5]"))
   out.append(Claim.at_least("MLP accuracy on the last task's classes, min over seeds", min(dk["mlp_last_task"]), 0.9,
                             kind="sanity"))
+  vb = results["vib"]
+  out.append(Claim.at_least("fraction of the kept inputs (budget = number of informative inputs) that are informative, min over seeds",
+                            min(vb["informative_kept"]), 0.9, paper="VIB masks prune the redundant units first",
+                            kind="paper", where="Sec. 3 (VIB-based pruning of embeddings / neurons) [16]"))
+  out.append(Claim.at_most("unpruned accuracy - pruned accuracy at the budget, mean over seeds (accuracy "
+                           f"{np.mean(vb['acc_full']):.3f} -> {np.mean(vb['acc_pruned']):.3f})",
+                           float(np.mean(vb["acc_full"]) - np.mean(vb["acc_pruned"])), 0.01,
+                           paper="minimal accuracy loss at the compression budget", kind="paper",
+                           where="Sec. 4, Tables 1-3 (accuracy at the budget) [16]"))
   return out
 
 
@@ -389,7 +463,7 @@ def _figure(out, config, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), squeeze=False)
+  fig, axes = plt.subplots(1, 4, figsize=(20, 3.8), squeeze=False)
   ax = axes[0, 0]
   cbm = out["sparse_cbm"]
   ax.scatter(cbm["l0_dense"], cbm["acc_dense"], label="dense CBL (CE)")
@@ -411,5 +485,13 @@ def _figure(out, config, workdir):
   axes[0, 2].set_xticks(range(3), ["linear probe", "MLP", f"DKVB ({config.dk_decoder} decoder)"], fontsize=7)
   axes[0, 2].set_ylabel("final accuracy on all 8 classes")
   axes[0, 2].set_title("[5] 8 Gaussians in 4 tasks, no task ids", fontsize=9)
+  vb = out["vib"]
+  axes[0, 3].scatter(vb["log_alpha_informative"], vb["acc_full"], label="informative inputs")
+  axes[0, 3].scatter(vb["log_alpha_noise"], vb["acc_pruned"], label="noise inputs (y: pruned acc)")
+  axes[0, 3].set_xlabel("mean log alpha of the input masks (per seed)")
+  axes[0, 3].set_ylabel("test accuracy (unpruned / pruned)")
+  axes[0, 3].set_title(f"[16] VIB masks, {config.vib_informative} informative + {config.vib_noise} noise inputs",
+                       fontsize=9)
+  axes[0, 3].legend(fontsize=7)
   fig.suptitle("Bottlenecks wave 2")
   save_figure(fig, workdir / "figure.png")

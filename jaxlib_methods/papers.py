@@ -949,6 +949,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.nn.DKVBottleneck", "jaxlib_methods.nn.dkvb_decode"),
         tests=("tests/nn/test_dkvb.py",),
         experiment="bottlenecks_wave2"),
+    16: Implementation(  # VIBNet-style masks (VTrans' pruning unit) + prune-to-budget; toy MLP, not BERT / LLaMA
+        artifacts=("jaxlib_methods.nn.VIBMask", "jaxlib_methods.nn.vib_keep_mask", "jaxlib_methods.nn.vib_prune_dense"),
+        tests=("tests/nn/test_vib_mask.py",),
+        experiment="bottlenecks_wave2"),
 }
 
 

@@ -193,3 +193,4 @@ from jaxlib_methods.nn.ecbm import (  # noqa: F401  ([58])
     ecbm_loss,
 )
 from jaxlib_methods.nn.dkvb import DKVBottleneck, dkvb_decode  # noqa: F401  ([5])
+from jaxlib_methods.nn.vib_mask import VIBMask, vib_keep_mask, vib_prune_dense  # noqa: F401  ([16])
