@@ -11,6 +11,8 @@ Papers:
        Schölkopf, "Discrete Key-Value Bottleneck", ICML 2023, arXiv:2207.11240.
   [16] Oshin Dutta, Ritvik Gupta, Sumeet Agarwal, "VTrans: Accelerating Transformer Compression with Variational
        Information Bottleneck based Pruning", 2024, arXiv:2406.05276.
+  [45] Yoshitomo Matsubara, Ruihan Yang, Marco Levorato, Stephan Mandt, "Supervised Compression for
+       Resource-Constrained Edge Computing Systems", WACV 2022, arXiv:2108.11898.
 
 [1] (catalog row: on synthetic embeddings = sparse ground-truth concept mix + noise, a Gumbel-trained CBL gives a
 sparser concept vector (lower L0, more near-zero entries) at >= the accuracy of a dense CBL): `sparse_concept_
@@ -60,6 +62,8 @@ Claims (tolerances fixed before the first run):
   6. [5] DKVB final accuracy >= 0.9 (min over seeds);
   7. [16] fraction of the kept inputs that are informative >= 0.9 (min over seeds);
   8. [16] unpruned accuracy - pruned accuracy <= 0.01 (mean over seeds);
+  9. [45] bits/sample strictly decreasing and distortion strictly increasing in beta, on every seed;
+  10. [45] |estimated rate - empirical entropy| <= 0.1 x entropy + 0.1 bits, every beta and seed (the worst case);
   sanity: dense CBL accuracy >= 0.8 (min over seeds); CBM class accuracy >= 0.6 (min over seeds); the MLP's
   accuracy on the last task's two classes >= 0.9 (min over seeds: it does learn each task).
 
@@ -90,7 +94,8 @@ import optax
 from flax import nnx
 
 from jaxlib_methods.data import sparse_concept_embeddings
-from jaxlib_methods.nn import ECBM, ConceptBottleneckLayer, DKVBottleneck, VIBMask, dkvb_decode, vib_keep_mask, ecbm_conditionals, ecbm_loss, gumbel_sparse_cbl_loss
+from jaxlib_methods.nn import (ECBM, ConceptBottleneckLayer, DKVBottleneck, EntropyBottleneck, VIBMask, dkvb_decode,
+                               entropic_student_loss, rate_bits, vib_keep_mask, ecbm_conditionals, ecbm_loss, gumbel_sparse_cbl_loss)
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
@@ -140,16 +145,21 @@ class Config:
   vib_gamma: NonNegativeFloat = 1e-3
   vib_steps: PositiveInt = 2000
   vib_rank: Literal["log_alpha", "random"] = "log_alpha"
+  # [45]
+  eb_channels: PositiveInt = 4
+  eb_betas: tuple[float, ...] = (0.01, 0.1, 1.0)
+  eb_steps: PositiveInt = 1500
+  eb_train_quant: Literal["noise", "round"] = "noise"
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, cbm_steps=4000), "tpu": Config(seeds=8, cbm_steps=4000)}
-TINY = ("cbm_steps=300", "test_size=512", "ec_steps=300", "dk_steps=100", "dk_init_steps=50", "vib_steps=500")
+TINY = ("cbm_steps=300", "test_size=512", "ec_steps=300", "dk_steps=100", "dk_init_steps=50", "vib_steps=500", "eb_steps=400")
 MUTATION_TEST_SLOW = True  # the TINY run compiles one vmapped training program per part: several seconds of CPU
 # (no mutation for [58]: its intervention claim fails for the method itself, and its class-accuracy claim also holds
 # without the global energy (`ec_infer_lambda_g=0`, measured at TINY), so no variant breaks a passing [58] claim)
 MUTATIONS = {"a_cbm_dense": ("cbm_objective=dense",), "c_dkvb_linear_decoder": ("dk_decoder=linear",),
-             "d_vib_random_pruning": ("vib_rank=random",)}
+             "d_vib_random_pruning": ("vib_rank=random",), "e_eb_hard_rounding": ("eb_train_quant=round",)}
 
 NEAR_ZERO = 0.1   # |a_ij| < NEAR_ZERO * max_j |a_ij| counts as a zero concept activation
 
@@ -374,6 +384,57 @@ def vib_once(key, config: Config) -> dict:
           "log_alpha_noise": jnp.mean(net.m_in.log_alpha()[config.vib_informative:])}
 
 
+def entropic_student_once(key, config: Config) -> dict:
+  """[45]: one student per beta (vmapped), same init and data; rate, distortion and empirical entropy at test."""
+  k_teacher, k_init, k_data, k_test = jax.random.split(jax.random.fold_in(key, 45), 4)
+  teacher_a = jax.random.normal(k_teacher, (8, 8)) / jnp.sqrt(8.0)
+
+  def draw(k, n):
+    x = jax.random.normal(k, (n, 8))
+    return x, jnp.tanh(x @ teacher_a)
+
+  class Student(nnx.Module):
+    def __init__(self, rngs):
+      self.enc = nnx.Linear(8, config.eb_channels, rngs=rngs)
+      self.eb = EntropyBottleneck(config.eb_channels, rngs=rngs)
+      self.d1, self.d2 = nnx.Linear(config.eb_channels, 32, rngs=rngs), nnx.Linear(32, 8, rngs=rngs)
+
+    def __call__(self, x, key=None):
+      y = 4.0 * self.enc(x)
+      if key is not None and config.eb_train_quant == "round":
+        y_hat, lik = jnp.round(y), self.eb.likelihood(jnp.round(y))
+      else:
+        y_hat, lik = self.eb(y, key=key)
+      return self.d2(jax.nn.relu(self.d1(y_hat))), lik, y_hat
+
+  gd, params0 = nnx.split(Student(nnx.Rngs(params=k_init)))
+
+  def train(beta):
+    tx = optax.adam(config.lr)
+
+    def step(carry, i):
+      p, opt = carry
+      k = jax.random.fold_in(k_data, i)
+      x, t = draw(k, config.batch)
+
+      def loss(p):
+        s, lik, _ = nnx.merge(gd, p)(x, key=jax.random.fold_in(k, 1))
+        return jnp.mean(entropic_student_loss(s, t, lik, beta=beta))
+      u, opt = tx.update(jax.grad(loss)(p), opt, p)
+      return (optax.apply_updates(p, u), opt), None
+
+    (p, _), _ = jax.lax.scan(step, (params0, tx.init(params0)), jnp.arange(config.eb_steps))
+    x, t = draw(k_test, config.test_size)
+    s, lik, y_hat = nnx.merge(gd, p)(x)
+    vals = jnp.clip(y_hat, -64, 64).astype(jnp.int32) + 64                       # [N, C] in [0, 128]
+    freq = jax.vmap(lambda v: jnp.bincount(v, length=129), in_axes=1)(vals) / x.shape[0]
+    entropy = -jnp.sum(jnp.where(freq > 0, freq * jnp.log2(jnp.where(freq > 0, freq, 1.0)), 0.0))
+    return {"bits": jnp.mean(rate_bits(lik)), "distortion": jnp.mean(jnp.sum((s - t) ** 2, -1)),
+            "entropy": entropy}
+
+  return jax.vmap(train)(jnp.asarray(config.eb_betas))
+
+
 def _vmapped(fn, config):
   keys = jax.random.split(jax.random.key(config.seed), config.seeds)
   keys = shard_leading(keys, make_mesh(config.mesh), what="seed")
@@ -395,6 +456,10 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   log.log(2, **{k: float(np.mean(v)) for k, v in out["dkvb"].items()})
   out["vib"] = part("vib", lambda: _vmapped(lambda k: vib_once(k, config), config))
   log.log(3, **{k: float(np.mean(v)) for k, v in out["vib"].items()})
+  out["entropic_student"] = part("entropic_student",
+                                 lambda: _vmapped(lambda k: entropic_student_once(k, config), config))
+  log.log(4, **{f"{k}_beta{b:g}": float(np.mean(np.asarray(v)[:, i])) for k, v in out["entropic_student"].items()
+                for i, b in enumerate(config.eb_betas)})
   _figure(out, config, workdir)
   return out
 
@@ -456,6 +521,19 @@ def claims(results: dict) -> list[Claim]:
                            float(np.mean(vb["acc_full"]) - np.mean(vb["acc_pruned"])), 0.01,
                            paper="minimal accuracy loss at the compression budget", kind="paper",
                            where="Sec. 4, Tables 1-3 (accuracy at the budget) [16]"))
+  es = {k: np.asarray(v) for k, v in results["entropic_student"].items()}       # [seeds, betas]
+  mono = bool(np.all(np.diff(es["bits"], axis=1) < 0) and np.all(np.diff(es["distortion"], axis=1) > 0))
+  out.append(Claim.holds("a larger beta gives fewer bits/sample and more distortion, every seed (bits "
+                         f"{np.round(es['bits'].mean(0), 2).tolist()}, distortion "
+                         f"{np.round(es['distortion'].mean(0), 3).tolist()} over the betas)", mono,
+                         paper="beta trades rate for distortion (RD curves)",
+                         detail="strictly monotone in beta on every seed", kind="paper",
+                         where="Sec. 3, eq. 3 and Sec. 5, Fig. 4 (rate-distortion curves) [45]"))
+  gap = np.abs(es["bits"] - es["entropy"]) - (0.1 * es["entropy"] + 0.1)
+  out.append(Claim.at_most("max over betas and seeds of |estimated rate - empirical entropy of the rounded latents| "
+                           "- (0.1 x entropy + 0.1 bits)", float(gap.max()), 0.0,
+                           paper="the learned prior's rate is the entropy-coded size", kind="paper",
+                           where="Sec. 3 (entropy coding with the learned prior) [45]"))
   return out
 
 
@@ -463,7 +541,7 @@ def _figure(out, config, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 4, figsize=(20, 3.8), squeeze=False)
+  fig, axes = plt.subplots(1, 5, figsize=(25, 3.8), squeeze=False)
   ax = axes[0, 0]
   cbm = out["sparse_cbm"]
   ax.scatter(cbm["l0_dense"], cbm["acc_dense"], label="dense CBL (CE)")
@@ -493,5 +571,11 @@ def _figure(out, config, workdir):
   axes[0, 3].set_title(f"[16] VIB masks, {config.vib_informative} informative + {config.vib_noise} noise inputs",
                        fontsize=9)
   axes[0, 3].legend(fontsize=7)
+  es = {k: np.asarray(v) for k, v in out["entropic_student"].items()}
+  for i in range(es["bits"].shape[0]):
+    axes[0, 4].plot(es["bits"][i], es["distortion"][i], "o-", alpha=0.7)
+  axes[0, 4].set_xlabel("estimated bits / sample (test, rounded)")
+  axes[0, 4].set_ylabel("distortion (distillation MSE)")
+  axes[0, 4].set_title(f"[45] RD per seed, beta in {list(config.eb_betas)}", fontsize=9)
   fig.suptitle("Bottlenecks wave 2")
   save_figure(fig, workdir / "figure.png")

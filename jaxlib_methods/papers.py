@@ -953,6 +953,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.nn.VIBMask", "jaxlib_methods.nn.vib_keep_mask", "jaxlib_methods.nn.vib_prune_dense"),
         tests=("tests/nn/test_vib_mask.py",),
         experiment="bottlenecks_wave2"),
+    45: Implementation(  # Ballé et al.'s factorized prior (CompressAI's filters / init), noise train, round test
+        artifacts=("jaxlib_methods.nn.EntropyBottleneck", "jaxlib_methods.nn.rate_bits",
+                   "jaxlib_methods.nn.entropic_student_loss"),
+        tests=("tests/nn/test_entropy_bottleneck.py",),
+        experiment="bottlenecks_wave2"),
 }
 
 
