@@ -13,6 +13,8 @@ Papers:
        Information Bottleneck based Pruning", 2024, arXiv:2406.05276.
   [45] Yoshitomo Matsubara, Ruihan Yang, Marco Levorato, Stephan Mandt, "Supervised Compression for
        Resource-Constrained Edge Computing Systems", WACV 2022, arXiv:2108.11898.
+  [21] Yingyi Chen, Shell Xu Hu, Xi Shen, Chunrong Ai, Johan A.K. Suykens, "Compressing Features for Learning with
+       Noisy Labels", IEEE TNNLS 2022, arXiv:2206.13140.
 
 [1] (catalog row: on synthetic embeddings = sparse ground-truth concept mix + noise, a Gumbel-trained CBL gives a
 sparser concept vector (lower L0, more near-zero entries) at >= the accuracy of a dense CBL): `sparse_concept_
@@ -64,6 +66,9 @@ Claims (tolerances fixed before the first run):
   8. [16] unpruned accuracy - pruned accuracy <= 0.01 (mean over seeds);
   9. [45] bits/sample strictly decreasing and distortion strictly increasing in beta, on every seed;
   10. [45] |estimated rate - empirical entropy| <= 0.1 x entropy + 0.1 bits, every beta and seed (the worst case);
+  11. [21] nested-dropout clean accuracy - plain clean accuracy, paired over seeds: mean > 2 standard errors and > 0;
+  12. [21] co-teaching clean accuracy - nested-dropout clean accuracy, the same;
+  13. [21] plain memorisation - nested-dropout memorisation, the same;
   sanity: dense CBL accuracy >= 0.8 (min over seeds); CBM class accuracy >= 0.6 (min over seeds); the MLP's
   accuracy on the last task's two classes >= 0.9 (min over seeds: it does learn each task).
 
@@ -93,9 +98,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxlib_methods.data import sparse_concept_embeddings
+from jaxlib_methods.data import make_gaussian_mixture, sample_gaussian_mixture, sparse_concept_embeddings
 from jaxlib_methods.nn import (ECBM, ConceptBottleneckLayer, DKVBottleneck, EntropyBottleneck, VIBMask, dkvb_decode,
-                               entropic_student_loss, rate_bits, vib_keep_mask, ecbm_conditionals, ecbm_loss, gumbel_sparse_cbl_loss)
+                               NestedDropout, coteaching_loss, entropic_student_loss, rate_bits, vib_keep_mask, ecbm_conditionals, ecbm_loss, gumbel_sparse_cbl_loss)
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
@@ -150,16 +155,24 @@ class Config:
   eb_betas: tuple[float, ...] = (0.01, 0.1, 1.0)
   eb_steps: PositiveInt = 1500
   eb_train_quant: Literal["noise", "round"] = "noise"
+  # [21]
+  nd_sep: PositiveFloat = 4.0
+  nd_train: PositiveInt = 1000
+  nd_noise: Annotated[float, Range(ge=0, lt=1)] = 0.4
+  nd_p: Annotated[float, Range(gt=0, le=1)] = 0.05
+  nd_steps: PositiveInt = 3000
+  nd_forget_rate: Annotated[float, Range(ge=0, lt=1)] = 0.4
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, cbm_steps=4000), "tpu": Config(seeds=8, cbm_steps=4000)}
-TINY = ("cbm_steps=300", "test_size=512", "ec_steps=300", "dk_steps=100", "dk_init_steps=50", "vib_steps=500", "eb_steps=400")
+TINY = ("cbm_steps=300", "test_size=512", "ec_steps=300", "dk_steps=100", "dk_init_steps=50", "vib_steps=500", "eb_steps=400", "nd_steps=600")
 MUTATION_TEST_SLOW = True  # the TINY run compiles one vmapped training program per part: several seconds of CPU
 # (no mutation for [58]: its intervention claim fails for the method itself, and its class-accuracy claim also holds
 # without the global energy (`ec_infer_lambda_g=0`, measured at TINY), so no variant breaks a passing [58] claim)
 MUTATIONS = {"a_cbm_dense": ("cbm_objective=dense",), "c_dkvb_linear_decoder": ("dk_decoder=linear",),
-             "d_vib_random_pruning": ("vib_rank=random",), "e_eb_hard_rounding": ("eb_train_quant=round",)}
+             "d_vib_random_pruning": ("vib_rank=random",), "e_eb_hard_rounding": ("eb_train_quant=round",),
+             "f_no_small_loss_exchange": ("nd_forget_rate=0",)}
 
 NEAR_ZERO = 0.1   # |a_ij| < NEAR_ZERO * max_j |a_ij| counts as a zero concept activation
 
@@ -435,6 +448,94 @@ def entropic_student_once(key, config: Config) -> dict:
   return jax.vmap(train)(jnp.asarray(config.eb_betas))
 
 
+ND_KS = (8, 16, 32, 64, 128, 256)
+
+
+def nested_coteaching_once(key, config: Config, mixture) -> dict:
+  """[21]: plain MLP vs nested dropout vs co-teaching of two nested-dropout MLPs under symmetric label noise."""
+  k_tr, k_flip, k_other, k_val, k_vflip, k_vother, k_te, k_init1, k_init2, k_data = jax.random.split(
+      jax.random.fold_in(key, 21), 10)
+  num_classes = mixture.means.shape[0]
+
+  def noisy(k_f, k_o, y):
+    other = (y + jax.random.randint(k_o, y.shape, 1, num_classes)) % num_classes
+    flip = jax.random.bernoulli(k_f, config.nd_noise, y.shape)
+    return jnp.where(flip, other, y), flip
+
+  x_tr, y_clean = sample_gaussian_mixture(k_tr, mixture, config.nd_train)
+  y_tr, flipped = noisy(k_flip, k_other, y_clean)
+  x_val, y_val = sample_gaussian_mixture(k_val, mixture, 500)
+  y_val, _ = noisy(k_vflip, k_vother, y_val)
+  x_te, y_te = sample_gaussian_mixture(k_te, mixture, config.test_size)
+
+  class Net(nnx.Module):
+    def __init__(self, nested, rngs):
+      self.l1, self.l2 = nnx.Linear(x_tr.shape[1], 256, rngs=rngs), nnx.Linear(256, 256, rngs=rngs)
+      self.head = nnx.Linear(256, num_classes, rngs=rngs)
+      self.nd = NestedDropout(256, p=config.nd_p) if nested else None
+
+    def __call__(self, x, key=None, k=None):
+      h = jax.nn.relu(self.l2(jax.nn.relu(self.l1(x))))
+      if self.nd is not None:
+        h = self.nd(h, key=key, k=k)
+      return self.head(h)
+
+  def batch(i):
+    idx = jax.random.randint(jax.random.fold_in(k_data, i), (config.batch,), 0, config.nd_train)
+    return x_tr[idx], y_tr[idx]
+
+  def train_single(nested):
+    gd, p = nnx.split(Net(nested, nnx.Rngs(params=k_init1)))
+    tx = optax.adam(1e-3)
+
+    def step(carry, i):
+      p, opt = carry
+      x, y = batch(i)
+      g = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(
+          nnx.merge(gd, p)(x, key=jax.random.fold_in(k_data, -i - 1)), y).mean())(p)
+      u, opt = tx.update(g, opt, p)
+      return (optax.apply_updates(p, u), opt), None
+    (p, _), _ = jax.lax.scan(step, (p, tx.init(p)), jnp.arange(config.nd_steps))
+    return nnx.merge(gd, p)
+
+  def train_coteaching():
+    gd, p1 = nnx.split(Net(True, nnx.Rngs(params=k_init1)))
+    _, p2 = nnx.split(Net(True, nnx.Rngs(params=k_init2)))
+    tx = optax.adam(1e-3)
+    ramp = max(1, int(0.3 * config.nd_steps))
+
+    def step(carry, i):
+      (p1, p2), opt = carry
+      x, y = batch(i)
+      fr = config.nd_forget_rate * jnp.minimum(i / ramp, 1.0)
+      k1, k2 = jax.random.split(jax.random.fold_in(k_data, -i - 1))
+
+      def loss(ps):
+        a, b = coteaching_loss(nnx.merge(gd, ps[0])(x, key=k1), nnx.merge(gd, ps[1])(x, key=k2), y, forget_rate=fr)
+        return a + b                      # each network's loss depends on its own parameters only
+      u, opt = tx.update(jax.grad(loss)((p1, p2)), opt, (p1, p2))
+      return (optax.apply_updates((p1, p2), u), opt), None
+    ((p1, _), _), _ = jax.lax.scan(step, ((p1, p2), tx.init((p1, p2))), jnp.arange(config.nd_steps))
+    return nnx.merge(gd, p1)
+
+  def evaluate(model, nested):
+    if nested:
+      val = jnp.stack([jnp.mean(jnp.argmax(model(x_val, k=k), -1) == y_val) for k in ND_KS])
+      k_best = jnp.asarray(ND_KS)[jnp.argmax(val)]
+    else:
+      k_best = None
+    pred_te = jnp.argmax(model(x_te, k=k_best), -1)
+    pred_tr = jnp.argmax(model(x_tr, k=k_best), -1)
+    memorised = jnp.sum((pred_tr == y_tr) * flipped) / jnp.maximum(jnp.sum(flipped), 1)
+    return jnp.mean(pred_te == y_te), memorised
+
+  acc_plain, mem_plain = evaluate(train_single(False), False)
+  acc_nested, mem_nested = evaluate(train_single(True), True)
+  acc_co, mem_co = evaluate(train_coteaching(), True)
+  return {"acc_plain": acc_plain, "acc_nested": acc_nested, "acc_coteaching": acc_co, "mem_plain": mem_plain,
+          "mem_nested": mem_nested, "mem_coteaching": mem_co}
+
+
 def _vmapped(fn, config):
   keys = jax.random.split(jax.random.key(config.seed), config.seeds)
   keys = shard_leading(keys, make_mesh(config.mesh), what="seed")
@@ -458,6 +559,11 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   log.log(3, **{k: float(np.mean(v)) for k, v in out["vib"].items()})
   out["entropic_student"] = part("entropic_student",
                                  lambda: _vmapped(lambda k: entropic_student_once(k, config), config))
+  means = np.random.default_rng(21).normal(size=(4, 10)) * config.nd_sep / np.sqrt(10)
+  mixture = make_gaussian_mixture(np.ones(4), means, np.ones(4))
+  out["nested_coteaching"] = part("nested_coteaching",
+                                  lambda: _vmapped(lambda k: nested_coteaching_once(k, config, mixture), config))
+  log.log(5, **{k: float(np.mean(v)) for k, v in out["nested_coteaching"].items()})
   log.log(4, **{f"{k}_beta{b:g}": float(np.mean(np.asarray(v)[:, i])) for k, v in out["entropic_student"].items()
                 for i, b in enumerate(config.eb_betas)})
   _figure(out, config, workdir)
@@ -534,6 +640,17 @@ def claims(results: dict) -> list[Claim]:
                            "- (0.1 x entropy + 0.1 bits)", float(gap.max()), 0.0,
                            paper="the learned prior's rate is the entropy-coded size", kind="paper",
                            where="Sec. 3 (entropy coding with the learned prior) [45]"))
+  nc = results["nested_coteaching"]
+  for a, b_, what, paper in (("acc_nested", "acc_plain", "nested-dropout - plain clean test accuracy",
+                              "nested dropout beats the plain network under label noise"),
+                             ("acc_coteaching", "acc_nested", "co-teaching + nested dropout - nested dropout clean "
+                              "test accuracy", "co-teaching boosts the compressed model further"),
+                             ("mem_plain", "mem_nested", "plain - nested-dropout memorisation (flipped training "
+                              "labels fitted)", "compression reduces over-fitting of the noisy labels")):
+    mean, sem = _paired(nc[a], nc[b_])
+    out.append(Claim.at_least(f"{what}, paired over seeds, in standard errors (mean difference {mean:.3f})",
+                              _in_se(mean, sem), 2.0, paper=paper, kind="paper",
+                              where="Sec. 5, Tables 2-4 and the synthetic example (Fig. 1) [21]"))
   return out
 
 
@@ -541,7 +658,7 @@ def _figure(out, config, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 5, figsize=(25, 3.8), squeeze=False)
+  fig, axes = plt.subplots(1, 6, figsize=(30, 3.8), squeeze=False)
   ax = axes[0, 0]
   cbm = out["sparse_cbm"]
   ax.scatter(cbm["l0_dense"], cbm["acc_dense"], label="dense CBL (CE)")
@@ -577,5 +694,12 @@ def _figure(out, config, workdir):
   axes[0, 4].set_xlabel("estimated bits / sample (test, rounded)")
   axes[0, 4].set_ylabel("distortion (distillation MSE)")
   axes[0, 4].set_title(f"[45] RD per seed, beta in {list(config.eb_betas)}", fontsize=9)
+  nc = out["nested_coteaching"]
+  names = ("acc_plain", "acc_nested", "acc_coteaching", "mem_plain", "mem_nested", "mem_coteaching")
+  axes[0, 5].bar(range(6), [np.mean(nc[n]) for n in names], yerr=[np.std(nc[n]) for n in names])
+  axes[0, 5].set_xticks(range(6), ["plain", "nested", "co-teach.", "mem. plain", "mem. nested", "mem. co-t."],
+                        fontsize=7)
+  axes[0, 5].set_ylabel("clean test acc. / flipped labels fitted")
+  axes[0, 5].set_title(f"[21] {config.nd_noise:.0%} symmetric label noise", fontsize=9)
   fig.suptitle("Bottlenecks wave 2")
   save_figure(fig, workdir / "figure.png")

@@ -958,6 +958,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.entropic_student_loss"),
         tests=("tests/nn/test_entropy_bottleneck.py",),
         experiment="bottlenecks_wave2"),
+    21: Implementation(  # truncated-geometric nested dropout (one k per batch), co-teaching's small-loss exchange
+        artifacts=("jaxlib_methods.nn.NestedDropout", "jaxlib_methods.nn.nested_dropout_mask",
+                   "jaxlib_methods.nn.small_loss_selection", "jaxlib_methods.nn.coteaching_loss"),
+        tests=("tests/nn/test_nested_dropout.py",),
+        experiment="bottlenecks_wave2"),
 }
 
 

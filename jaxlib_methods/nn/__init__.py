@@ -195,3 +195,9 @@ from jaxlib_methods.nn.ecbm import (  # noqa: F401  ([58])
 from jaxlib_methods.nn.dkvb import DKVBottleneck, dkvb_decode  # noqa: F401  ([5])
 from jaxlib_methods.nn.vib_mask import VIBMask, vib_keep_mask, vib_prune_dense  # noqa: F401  ([16])
 from jaxlib_methods.nn.entropy_bottleneck import EntropyBottleneck, entropic_student_loss, rate_bits  # noqa: F401  ([45])
+from jaxlib_methods.nn.nested_dropout import (  # noqa: F401  ([21])
+    NestedDropout,
+    coteaching_loss,
+    nested_dropout_mask,
+    small_loss_selection,
+)
