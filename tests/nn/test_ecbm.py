@@ -44,10 +44,19 @@ def test_ecbm_probabilities_match_brute_force_enumeration():
   model = ECBM(d, k, m, hidden=6, rngs=nnx.Rngs(1))
   z = rng.normal(size=(b, d))
   observed = np.array([[-1, 1, -1], [0, -1, -1], [-1, -1, -1]])
-  cond = jax.jit(lambda z, o: ecbm_conditionals(model, z, observed=o, lambda_c=lc, lambda_g=lg))
-  pc, py = map(np.asarray, cond(jnp.asarray(z, jnp.float32), jnp.asarray(observed)))
-  pc0, py0 = map(np.asarray, ecbm_conditionals(model, jnp.asarray(z, jnp.float32), lambda_c=lc, lambda_g=lg))
-  pc_ind, _ = ecbm_conditionals(model, jnp.asarray(z, jnp.float32), lambda_c=lc, lambda_g=0.0)
+  concepts = rng.integers(0, 2, size=(b, k))
+  labels = rng.integers(0, m, size=(b,))
+
+  @jax.jit
+  def run(z, o, concepts, labels):
+    return (ecbm_conditionals(model, z, observed=o, lambda_c=lc, lambda_g=lg),
+            ecbm_conditionals(model, z, lambda_c=lc, lambda_g=lg),
+            ecbm_conditionals(model, z, lambda_c=lc, lambda_g=0.0)[0],
+            ecbm_joint_log_probs(model, z, lambda_c=lc, lambda_g=lg),
+            ecbm_loss(model, z, concepts, labels, lambda_c=lc, lambda_g=lg))
+
+  (pc, py), (pc0, py0), pc_ind, logp, loss = jax.tree.map(np.asarray, run(
+      jnp.asarray(z, jnp.float32), jnp.asarray(observed), jnp.asarray(concepts), jnp.asarray(labels)))
   e_class, e_concept, e_global = _np_energies(model, z)
   for i in range(b):
     for obs, pc_got, py_got in ((observed[i], pc[i], py[i]), (np.full(k, -1), pc0[i], py0[i])):
@@ -67,16 +76,11 @@ def test_ecbm_probabilities_match_brute_force_enumeration():
         np.testing.assert_allclose(pc[i, kk], observed[i, kk], atol=1e-6)
   configs = np.asarray(concept_configurations(k))
   assert {tuple(r) for r in configs.astype(int)} == set(itertools.product((0, 1), repeat=k)) and len(configs) == 2 ** k
-  logp = np.asarray(ecbm_joint_log_probs(model, jnp.asarray(z, jnp.float32), lambda_c=lc, lambda_g=lg))
   np.testing.assert_allclose(np.exp(logp).sum((1, 2)), 1.0, rtol=1e-5)
   # lambda_g = 0: independent concepts, p(c_k = 1 | x) = the concept network's Boltzmann marginal
   ref = np.exp(-lc * e_concept[..., 1]) / (np.exp(-lc * e_concept[..., 0]) + np.exp(-lc * e_concept[..., 1]))
   np.testing.assert_allclose(np.asarray(pc_ind), ref, rtol=2e-5, atol=1e-6)
   # the loss
-  concepts = rng.integers(0, 2, size=(b, k))
-  labels = rng.integers(0, m, size=(b,))
-  loss = np.asarray(ecbm_loss(model, jnp.asarray(z, jnp.float32), jnp.asarray(concepts), jnp.asarray(labels),
-                              lambda_c=lc, lambda_g=lg))
   lse = lambda a: np.log(np.exp(a).sum(-1))
   for i in range(b):
     l_class = e_class[i, labels[i]] + lse(-e_class[i])
