@@ -146,7 +146,7 @@ from jaxlib_methods.data import make_gaussian_mixture, sample_gaussian_mixture, 
 from jaxlib_methods.nn import (ECBM, ConceptBottleneckLayer, DKVBottleneck, EntropyBottleneck, VIBMask, dkvb_decode,
                                NestedDropout, coteaching_loss, entropic_student_loss, rate_bits, vib_keep_mask, ecbm_conditionals, ecbm_loss, gumbel_sparse_cbl_loss)
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
-from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
+from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=1, title="Sparse Concept Bottleneck Models: Gumbel Tricks in Contrastive Learning",
               year=2024, arxiv="2404.03323")
@@ -203,7 +203,7 @@ class Config:
   vib_rank: Literal["log_alpha", "random"] = "log_alpha"
   # [45]
   eb_channels: PositiveInt = 4
-  eb_betas: tuple[float, ...] = (0.01, 0.1, 1.0)
+  eb_betas: Annotated[tuple[float, ...], Range(ge=0), Length(min=2)] = (0.01, 0.1, 1.0)
   eb_steps: PositiveInt = 1500
   eb_train_quant: Literal["noise", "round"] = "noise"
   # [21]
@@ -214,6 +214,8 @@ class Config:
   nd_steps: PositiveInt = 3000
   nd_forget_rate: Annotated[float, Range(ge=0, lt=1)] = 0.4
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over
+
+  CHECKS = (Check("list(eb_betas) == sorted(set(eb_betas))", "the [45] claim reads the betas in increasing order"),)
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, cbm_steps=4000), "tpu": Config(seeds=8, cbm_steps=4000)}

@@ -88,25 +88,22 @@ def test_ecbm_probabilities_match_brute_force_enumeration():
     eg = e_global(tuple(concepts[i]))
     l_global = eg[labels[i]] + lse(-eg)
     np.testing.assert_allclose(loss[i], l_class + lc * l_concept + lg * l_global, rtol=2e-5)
-
-
-def test_ecbm_errors():
-  model = ECBM(4, 2, 3, hidden=5, rngs=nnx.Rngs(0))
-  z = jnp.ones((2, 4))
+  # errors (all raised before any computation)
+  zz = jnp.ones((2, d))
   with pytest.raises(ValueError, match="num_classes"):
     ECBM(4, 2, 1, rngs=nnx.Rngs(0))
-  with pytest.raises(ValueError, match="D=4"):
-    model(jnp.ones((2, 5)))
+  with pytest.raises(ValueError, match="D=5"):
+    model(jnp.ones((2, 4)))
   with pytest.raises(ValueError, match="concepts must be 0/1"):
-    ecbm_loss(model, z, jnp.full((2, 2), 2), jnp.zeros((2,), jnp.int32))
+    ecbm_loss(model, zz, jnp.full((2, k), 2), jnp.zeros((2,), jnp.int32))
   with pytest.raises(ValueError, match="labels"):
-    ecbm_loss(model, z, jnp.zeros((2, 2), jnp.int32), jnp.full((2,), 3))
+    ecbm_loss(model, zz, jnp.zeros((2, k), jnp.int32), jnp.full((2,), m))
   with pytest.raises(ValueError, match="observed"):
-    ecbm_conditionals(model, z, observed=jnp.full((2, 2), 2))
+    ecbm_conditionals(model, zz, observed=jnp.full((2, k), 2))
   with pytest.raises(ValueError, match="num_concepts"):
     concept_configurations(17)
   with pytest.raises(ValueError, match="lambda_c"):
-    ecbm_loss(model, z, jnp.zeros((2, 2), jnp.int32), jnp.zeros((2,), jnp.int32), lambda_c=-1.0)
+    ecbm_loss(model, zz, jnp.zeros((2, k), jnp.int32), jnp.zeros((2,), jnp.int32), lambda_c=-1.0)
 
 
 class _Wrap(nnx.Module):
