@@ -1060,6 +1060,37 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.cikd_loss"),
         tests=("tests/nn/test_continual_layers.py",),
         experiment="layers_wave2_local"),
+    # ---- ly20c (issue 20) ----
+    1: Implementation(  # CBL + Gumbel contrastive / L1 objectives (authors' code); no concept_matrix_search, no
+        # contrastive-CBM loss; toy: sparsity claim fails (dense 0.827 vs Gumbel 0.814 L0, 1.1 SE), accuracy passes
+        artifacts=("jaxlib_methods.nn.ConceptBottleneckLayer", "jaxlib_methods.nn.gumbel_sparse_cbl_loss",
+                   "jaxlib_methods.nn.gumbel_softmax", "jaxlib_methods.nn.cbl_l1_loss"),
+        tests=("tests/nn/test_sparse_cbm.py",),
+        experiment="bottlenecks_wave2"),
+    58: Implementation(  # three energy nets (authors' pairing), exact 2^K enumeration instead of gradient inference;
+        # toy: class accuracy passes, the intervention-propagation claim fails (ECBM gain -0.001)
+        artifacts=("jaxlib_methods.nn.ECBM", "jaxlib_methods.nn.ecbm_loss", "jaxlib_methods.nn.ecbm_conditionals",
+                   "jaxlib_methods.nn.ecbm_joint_log_probs", "jaxlib_methods.nn.concept_configurations"),
+        tests=("tests/nn/test_ecbm.py",),
+        experiment="bottlenecks_wave2"),
+    5: Implementation(  # C heads of frozen EMA-k-means keys, learnable values, mean decoder; the paper's 2-D toy
+        artifacts=("jaxlib_methods.nn.DKVBottleneck", "jaxlib_methods.nn.dkvb_decode"),
+        tests=("tests/nn/test_dkvb.py",),
+        experiment="bottlenecks_wave2"),
+    16: Implementation(  # VIBNet-style masks (VTrans' pruning unit) + prune-to-budget; toy MLP, not BERT / LLaMA
+        artifacts=("jaxlib_methods.nn.VIBMask", "jaxlib_methods.nn.vib_keep_mask", "jaxlib_methods.nn.vib_prune_dense"),
+        tests=("tests/nn/test_vib_mask.py",),
+        experiment="bottlenecks_wave2"),
+    45: Implementation(  # Ballé et al.'s factorized prior (CompressAI's filters / init), noise train, round test
+        artifacts=("jaxlib_methods.nn.EntropyBottleneck", "jaxlib_methods.nn.rate_bits",
+                   "jaxlib_methods.nn.entropic_student_loss"),
+        tests=("tests/nn/test_entropy_bottleneck.py",),
+        experiment="bottlenecks_wave2"),
+    21: Implementation(  # truncated-geometric nested dropout (one k per batch), co-teaching's small-loss exchange
+        artifacts=("jaxlib_methods.nn.NestedDropout", "jaxlib_methods.nn.nested_dropout_mask",
+                   "jaxlib_methods.nn.small_loss_selection", "jaxlib_methods.nn.coteaching_loss"),
+        tests=("tests/nn/test_nested_dropout.py",),
+        experiment="bottlenecks_wave2"),
 }
 
 

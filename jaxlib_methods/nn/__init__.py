@@ -215,3 +215,26 @@ from jaxlib_methods.nn.ecotta import (  # noqa: F401  ([81])
 from jaxlib_methods.nn.lae import lae_ensemble  # noqa: F401  ([134])
 from jaxlib_methods.nn.hypertab import FeatureMasks, HyperTab  # noqa: F401  ([125])
 from jaxlib_methods.nn.slimmable import SlimmableLinear, cikd_loss, slimmable_width  # noqa: F401  ([90])
+# ---- ly20c (issue 20: sparse / energy-based CBMs and information bottlenecks) ----
+from jaxlib_methods.nn.sparse_cbm import (  # noqa: F401  ([1])
+    ConceptBottleneckLayer,
+    cbl_l1_loss,
+    gumbel_softmax,
+    gumbel_sparse_cbl_loss,
+)
+from jaxlib_methods.nn.ecbm import (  # noqa: F401  ([58])
+    ECBM,
+    concept_configurations,
+    ecbm_conditionals,
+    ecbm_joint_log_probs,
+    ecbm_loss,
+)
+from jaxlib_methods.nn.dkvb import DKVBottleneck, dkvb_decode  # noqa: F401  ([5])
+from jaxlib_methods.nn.vib_mask import VIBMask, vib_keep_mask, vib_prune_dense  # noqa: F401  ([16])
+from jaxlib_methods.nn.entropy_bottleneck import EntropyBottleneck, entropic_student_loss, rate_bits  # noqa: F401  ([45])
+from jaxlib_methods.nn.nested_dropout import (  # noqa: F401  ([21])
+    NestedDropout,
+    coteaching_loss,
+    nested_dropout_mask,
+    small_loss_selection,
+)
