@@ -932,6 +932,23 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.spurious_features.spurious_feature_data",),
         tests=("tests/analysis/test_weight_ensembles.py",),
         experiment="spurious_feature_ensembles"),
+    # ---- an21b (issue 21) ----
+    19: Implementation(  # binned I(X;Z|Y) (the authors' code's estimator) + the bound's form; toy MLP grid: gap vs IB
+        artifacts=("jaxlib_methods.analysis.cond_mi_x_z_given_y",
+                   "jaxlib_methods.analysis.ib_generalization_bound",),
+        tests=("tests/analysis/test_information_complexity.py",),
+        experiment="analysis_wave3c"),
+    39: Implementation(  # KSG estimator + MI after (linear) autoencoder compression; no noise-injected DNN layers
+        artifacts=("jaxlib_methods.analysis.ksg_mutual_information",
+                   "jaxlib_methods.analysis.compressed_mutual_information",),
+        tests=("tests/analysis/test_information_complexity.py",),
+        experiment="analysis_wave3c"),
+    202: Implementation(  # -log2 P(e <= eps) from a moment-fitted scaled ncx2 (paper: MLE); exact on linear hypotheses
+        artifacts=("jaxlib_methods.analysis.inductive_bias_bits",
+                   "jaxlib_methods.analysis.fit_scaled_ncx2",
+                   "jaxlib_methods.analysis.scaled_ncx2_logcdf",),
+        tests=("tests/analysis/test_information_complexity.py",),
+        experiment="analysis_wave3c"),
 }
 
 

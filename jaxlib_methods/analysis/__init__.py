@@ -112,3 +112,16 @@ from jaxlib_methods.analysis.intrinsic_dimension import (
 )
 # ---- wise112 (issue 17: WiSE-FT, output ensembles and the FalseFalseTrue rate [112]) ----
 from jaxlib_methods.analysis.weight_ensembles import false_false_true_rate, output_ensemble, wise_ft  # noqa: F401
+# ---- an21b (issue 21): IB conditional MI + bound [19], MI after compression (KSG) [39], inductive-bias bits [202],
+# V-information feature complexity [36]
+from jaxlib_methods.analysis.information_complexity import (
+    compressed_mutual_information,
+    cond_mi_x_z_given_y,
+    fit_scaled_ncx2,
+    ib_generalization_bound,
+    inductive_bias_bits,
+    ksg_mutual_information,
+    linear_v_information,
+    scaled_ncx2_logcdf,
+    v_information_complexity,
+)

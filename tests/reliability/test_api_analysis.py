@@ -605,6 +605,57 @@ SPECS += [
         ("fraction:above-1", {"fraction": 1.5}, "ValueError", "fraction"))),
 ]
 
+# ---- an21b (issue 21): error probes of [19] [39] [202] (their math: tests/analysis/test_information_complexity.py)
+from jaxlib_methods.analysis import information_complexity  # noqa: E402
+
+MODULES += (information_complexity,)
+_Z21, _Y21 = f(8, 2), np.array([0, 1, 0, 1, 0, 1, 0, 1], np.int32)
+_E21 = np.abs(f(12)) + 0.1
+SPECS += [
+    ApiSpec(information_complexity.cond_mi_x_z_given_y, {"z": _Z21, "y": _Y21, "n_bins": 4}, extra=(
+        ("y:rows", {"y": _Y21[:-1]}, "ValueError", "y"),
+        ("x:rows", {"x": _Y21[:-1]}, "ValueError", "x"),
+        ("z:int", {"z": _Y21}, "TypeError", "z"),
+        ("n_bins:1", {"n_bins": 1}, "ValueError", "n_bins"),
+        ("unit:unknown", {"unit": "x"}, "ValueError", "unit"))),
+    ApiSpec(information_complexity.ib_generalization_bound, {"cond_mi_bits": np.float32(1.0), "n": 100}, extra=(
+        ("cond_mi_bits:negative", {"cond_mi_bits": np.float32(-1.0)}, "ValueError", "cond_mi_bits"),
+        ("n:0", {"n": 0}, "ValueError", "n"),
+        ("g1:negative", {"g1": -1.0}, "ValueError", "g1"),
+        ("cond_mi_bits:int", {"cond_mi_bits": np.int32(1)}, "TypeError", "cond_mi_bits"))),
+    ApiSpec(information_complexity.ksg_mutual_information, {"x": f(10, 2), "y": f(10)}, extra=(
+        ("y:rows", {"y": f(9)}, "ValueError", "same number of rows"),
+        ("k:0", {"k": 0}, "ValueError", "k"),
+        ("k:n", {"k": 10}, "ValueError", "k"),
+        ("k:float", {"k": 2.0}, "TypeError", "k"),
+        ("x:int", {"x": _Y21}, "TypeError", "x"))),
+    ApiSpec(information_complexity.compressed_mutual_information, {"x": f(10, 4), "y": f(10, 3)}, extra=(
+        ("encoder_x:not-callable", {"encoder_x": 3}, "TypeError", "encoder_x"),
+        ("encoder_y:drops-rows", {"encoder_y": lambda v: v[:-1]}, "ValueError", "one row per sample"),)),
+    ApiSpec(information_complexity.fit_scaled_ncx2, {"losses": _E21}, extra=(
+        ("losses:2", {"losses": _E21[:2]}, "ValueError", "losses"),
+        ("losses:2d", {"losses": _E21.reshape(3, 4)}, "ValueError", "losses"))),
+    ApiSpec(information_complexity.scaled_ncx2_logcdf, {"value": np.float32(1.0), "df": 3.0, "nc": 1.0,
+                                                        "scale": 1.0}, extra=(
+        ("df:0", {"df": 0.0}, "ValueError", "df"),
+        ("nc:negative", {"nc": -1.0}, "ValueError", "nc"),
+        ("scale:0", {"scale": 0.0}, "ValueError", "scale"),
+        ("terms:0", {"terms": 0}, "ValueError", "terms"))),
+    ApiSpec(information_complexity.inductive_bias_bits, {"losses": _E21, "target_error": 0.3}, extra=(
+        ("target_error:0", {"target_error": 0.0}, "ValueError", "target_error"),
+        ("method:unknown", {"method": "mle"}, "ValueError", "method"),
+        ("losses:2", {"losses": _E21[:2]}, "ValueError", "losses"))),
+    ApiSpec(information_complexity.linear_v_information, {"acts": f(10, 3), "feature": f(10)}, extra=(
+        ("feature:rows", {"feature": f(9)}, "ValueError", "feature"),
+        ("ridge:negative", {"ridge": -1.0}, "ValueError", "ridge"),
+        ("n_fit:n", {"n_fit": 10}, "ValueError", "n_fit"),
+        ("acts:int", {"acts": np.ones((10, 3), np.int32)}, "TypeError", "acts"))),
+    ApiSpec(information_complexity.v_information_complexity, {"feature": f(10), "layer_acts": [f(10, 3), f(10, 2)]},
+            extra=(("layer_acts:array", {"layer_acts": f(10, 3)}, "TypeError", "layer_acts"),
+                   ("layer_acts:empty", {"layer_acts": []}, "TypeError", "layer_acts"),
+                   ("feature:rows", {"feature": f(9)}, "ValueError", "feature"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
