@@ -1,6 +1,6 @@
 """Analysis wave 3 (issue 21), part c: information and complexity estimators on toys with a known answer: the
 information-bottleneck term I(X; Z | Y) against the generalisation gap [19], mutual information after lossy
-compression [39] and inductive-bias bits [202].
+compression [39], inductive-bias bits [202] and V-information feature complexity [36].
 
 Paper [19]: Kenji Kawaguchi, Zhun Deng, Xu Ji, Jiaoyang Huang, "How Does Information Bottleneck Help Deep Learning?",
 ICML 2023, arXiv:2305.18887.
@@ -8,6 +8,8 @@ Paper [39]: Ivan Butakov, Alexander Tolmachev, Sofia Malanchuk, Anna Neopryatnay
 "Information Bottleneck Analysis of Deep Neural Networks via Lossy Compression", ICLR 2024, arXiv:2305.08013.
 Paper [202]: Akhilan Boopathy, William Yue, Jaedong Hwang, Abhiram Iyer, Ila Fiete, "Towards Exact Computation of
 Inductive Bias", IJCAI 2024, arXiv:2406.15941.
+Paper [36]: Thomas Fel, Louis Bethune, Andrew Kyle Lampinen, Thomas Serre, Katherine Hermann, "Understanding Visual
+Feature Reliance through the Lens of Complexity", NeurIPS 2024, arXiv:2407.06076.
 
 NOTE: the papers' full texts could not be retrieved in this session; the estimators follow the authors' released code
 (github.com/xu-ji/information-bottleneck `est_MI_binning_cond`; github.com/FieteLab/Exact-Inductive-Bias
@@ -45,6 +47,43 @@ sampled per estimate, `seeds` seeds. Claims:
      within 5% of the exact bits (largest d).
 Mutation `ib_method=empirical`: the plain fraction of sampled hypotheses reaching eps (+inf bits once none does);
 claim 8 fails.
+
+[36] Inputs x in {-1, 1}^6 (`vi_samples`), a simple feature x1 and an XOR feature x2 x3, regression target
+y = x1 + x2 x3; an MLP 6-32-32-32-1 (tanh) trained with Adam for `vi_steps` full-batch steps, `seeds` seeds vmapped.
+`v_information_complexity` of each feature over the layers (input, h1, h2, h3), held-out linear probes (half the
+inputs fit them, half score them); every 25 steps, the last hidden layer's linear V-information of each feature.
+Claims:
+  9. K(XOR) - K(linear) >= 0.1 on every seed (the XOR feature is not linearly decodable from the input);
+  10. the last hidden layer decodes the linear feature (V-info >= 0.9) at least one snapshot before the XOR one, on
+      every seed (simple features are learnt first).
+Mutation `k_layers=last`: complexity from the last layer only (both features are decodable there); claim 9 fails.
+
+[195] The paper's two-layer linear model of opposing signals: 200 examples, labels y = sign(w* . g) of Gaussian
+g in R^8; `opp_group` examples of each label also carry a large feature x0 = `opp_alpha` (so its label association is
+opposite in the two groups A, B). f(x) = v . (W^T x) (width 16), full-batch GD with step `opp_lr` on the squared loss
+for `opp_steps` steps, `seeds` seeds vmapped. On the per-example loss history of the second half of training:
+`opposing_signal_groups` (k = `opp_group`) and `group_swing_correlation` of the planted groups; at the end, the
+sharpness (`hessian_top_eigenvalue`). Claims (tolerances fixed after a scan of (alpha, lr) that chose a setting in
+which GD reaches the edge of stability: alpha in {3, 6} with lr <= 0.1 converges below 2/lr without oscillating):
+  11. the selected groups are the planted ones: precision >= 0.9 (every seed);
+  12. antiphase: the correlation of the groups' mean loss changes <= -0.5 (every seed);
+  13. sharpness / (2 / lr) >= 0.9 at the end (every seed).
+Mutation `opp_alpha=0`: no opposing feature; the sharpness stays far below 2 / lr (claim 13 fails) and there is
+nothing planted to find (claim 11).
+
+Measured (cpu preset, seeds 0-2; 61 CPU-s, 4 min wall on 2 cores shared with ~20 other processes): 11/13 claims
+pass. [19] Spearman(gap, I(X;Z|Y)) = 0.29 over the 27 runs (minus Spearman(gap, #params): +0.20); noisy-label gap
++0.31. [39] compressed error 0.013 nats (max over MI values of the seed mean) vs the direct 16-dim KSG's 8.95x larger;
+with `ae_steps=400` (our first setting) one seed's autoencoder had not found the informative direction (error 0.147).
+[202] bits rise with d (min step 2.6 bits); error at 3000 hypotheses 3.6% of the exact 20.9 bits at d = 32 with the
+maximum-likelihood fit (the paper's); the three-moment fit (`ib_fit=moments`, our first version) misses at 5.2%.
+[36] K(XOR) - K(linear) = 0.26 (min over seeds); the last layer decodes x1 at the first snapshot (25 steps), the XOR
+feature one snapshot later on every seed. [195] claims 11-12 FAIL: the sharpness does reach 0.91-0.98 of 2 / lr, but
+on two of three seeds the planted groups' losses do not swing in antiphase in the second half of training (precision
+0.33 / 0.70 / 0.98, swing correlation +1.0 / +0.26 / -1.0): GD there settles just below the edge of stability and the
+groups drift together. A scan on one seed (alpha 3, 6, 10; lr 0.02-0.3) found antiphase swings (precision 0.93,
+correlation -0.997) only where the final sharpness sits at 2 / lr; not tried: a longer run, windows around the loss
+spikes, or the paper's deeper networks.
 """
 
 import dataclasses
@@ -68,7 +107,11 @@ PAPER = Paper(catalog_id=19, title="How Does Information Bottleneck Help Deep Le
 ALSO_REPRODUCES = (Paper(catalog_id=39, title="Information Bottleneck Analysis of Deep Neural Networks via Lossy "
                          "Compression", year=2024, arxiv="2305.08013"),
                    Paper(catalog_id=202, title="Towards Exact Computation of Inductive Bias", year=2024,
-                         arxiv="2406.15941"))
+                         arxiv="2406.15941"),
+                   Paper(catalog_id=36, title="Understanding Visual Feature Reliance through the Lens of Complexity",
+                         year=2024, arxiv="2407.06076"),
+                   Paper(catalog_id=195, title="Outliers with Opposing Signals Have an Outsized Effect on Neural "
+                         "Network Optimization", year=2024, arxiv="2311.04163"))
 DEMO = False
 MUTATION_TEST_SLOW = True  # the TINY run still trains the [19] MLP grid and the [39] autoencoders (> 2 s loaded)
 
@@ -98,16 +141,30 @@ class Config:
   ib_hyp: Annotated[tuple[int, ...], Range(ge=3, le=10**6), Length(min=2)] = (30, 300, 3000)
   ib_eps: Annotated[float, Range(gt=0, lt=1)] = 0.5
   ib_method: Literal["ncx2", "empirical"] = "ncx2"               # "empirical": the plain fraction (mutation)
+  ib_fit: Literal["mle", "moments"] = "mle"                      # the ncx2 fit (the paper's: maximum likelihood)
+  # [36]
+  vi_samples: Annotated[int, Range(ge=20, le=8192)] = 1000       # inputs (half fit the probes, half score them)
+  vi_steps: Annotated[int, Range(ge=25, le=100_000)] = 1500      # Adam steps (a multiple of 25: snapshots)
+  vi_lr: PositiveFloat = 3e-3
+  k_layers: Literal["all", "last"] = "all"                       # "last": probe the last layer only (mutation)
+  # [195]
+  opp_alpha: Annotated[float, Range(ge=0, le=100)] = 10.0        # the opposing feature's magnitude (0: none)
+  opp_group: Annotated[int, Range(ge=1, le=50)] = 20             # examples per opposing group
+  opp_lr: PositiveFloat = 0.05                                   # GD step size
+  opp_steps: Annotated[int, Range(ge=10, le=100_000)] = 1000     # GD steps
   mesh: MeshConfig = MeshConfig()                                # devices the vmapped runs / seeds are split over
 
-  CHECKS = (Check("ib_train % 4 == 0", "ib_train must be a multiple of the 4 classes"),)
+  CHECKS = (Check("ib_train % 4 == 0", "ib_train must be a multiple of the 4 classes"),
+            Check("vi_steps % 25 == 0", "vi_steps must be a multiple of the 25-step snapshots"))
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8), "tpu": Config(seeds=8)}
 TINY = ("seeds=2", "ib_widths=8,32", "ib_noise=0.0,0.4", "ib_steps=300", "cmi_samples=300", "ae_steps=150",
-        "mi_values=1.0", "ib_dims=4,16", "ib_hyp=30,1000")
+        "mi_values=1.0", "ib_dims=4,16", "ib_hyp=30,1000", "vi_samples=200", "vi_steps=300",
+        "opp_steps=400")
 MUTATIONS = {"ib_on_inputs": ("ib_layer=input",), "random_encoder": ("encoder=random",),
-             "empirical_fraction": ("ib_method=empirical",)}
+             "empirical_fraction": ("ib_method=empirical",), "last_layer_only": ("k_layers=last",),
+             "no_opposing_feature": ("opp_alpha=0",)}
 
 
 def _spearman(a, b):
@@ -265,42 +322,166 @@ def run_cmi39(config: Config) -> dict:
 # ---- [202] inductive-bias bits ------------------------------------------------------------------------------------
 
 def run_ib202(config: Config) -> dict:
-  """Hypothesis losses are sampled on the host (NumPy); the fits of every (dimension, seed) for one sample count are
-  one vmapped call, its rows sharded over the mesh."""
-  mesh = make_mesh(config.mesh)
+  """Hypothesis losses are sampled on the host (NumPy); each (dimension, sample count, seed) fit is one jitted call
+  (the maximum-likelihood fit's L-BFGS runs ~10x slower vmapped over fits on CPU than fit by fit, so these are not
+  sharded)."""
   dims = config.ib_dims
   # e = ||w - w*||^2 with w ~ N(0, I/d), ||w*|| = 1: d e ~ ncx2(d, d ||w*||^2) = ncx2(d, d)
   exact = [float(-st.ncx2.logcdf(d * config.ib_eps, d, d) / math.log(2)) for d in dims]
-  n_dev = int(np.prod([mesh.shape[a] for a in ("data", "fsdp")]))
   est = np.zeros((len(dims), len(config.ib_hyp), config.seeds))
-  for j, m in enumerate(config.ib_hyp):
-    rows = []
-    for d in dims:
+  for i, d in enumerate(dims):
+    for j, m in enumerate(config.ib_hyp):
       for s in range(config.seeds):
         w = np.random.default_rng([config.seed, 202, d, m, s]).normal(size=(m, d)) / math.sqrt(d)
-        rows.append(((w - 1.0 / math.sqrt(d)) ** 2).sum(1))
-    rows = np.asarray(rows)
-    pad = (-len(rows)) % n_dev                # pad to a multiple of the devices (dropped below)
-    rows = np.concatenate([rows, rows[:pad]]) if pad else rows
-    with jax.enable_x64(True):
-      bits = jax.jit(jax.vmap(lambda e: ic.inductive_bias_bits(e, config.ib_eps, method=config.ib_method)))(
-          shard_leading(jnp.asarray(rows, jnp.float64), mesh, what="(dimension, seed) fit"))
-      est[:, j] = np.asarray(bits)[: len(dims) * config.seeds].reshape(len(dims), config.seeds)
+        e = ((w - 1.0 / math.sqrt(d)) ** 2).sum(1)
+        with jax.enable_x64(True):
+          est[i, j, s] = float(ic.inductive_bias_bits(jnp.asarray(e, jnp.float64), config.ib_eps,
+                                                      method=config.ib_method, fit=config.ib_fit))
   return {"dims": list(dims), "hyp": list(config.ib_hyp), "exact": exact, "est": est.tolist()}
 
 
+# ---- [36] V-information feature complexity ---------------------------------------------------------------------
+
+_VI_DIM, _VI_WIDTH, _VI_SNAP = 6, 32, 25   # input dim, MLP width, steps between training snapshots
+
+
+def _vi_data(rng, n):
+  """Host NumPy: x in {-1, 1}^6, the simple feature x1 and the XOR feature x2 x3; target y = x1 + x2 x3; and the
+  MLP's initial weights."""
+  x = rng.choice([-1.0, 1.0], size=(n, _VI_DIM))
+  dims = [_VI_DIM, _VI_WIDTH, _VI_WIDTH, _VI_WIDTH, 1]
+  params = [{"w": rng.normal(size=(i, o)) / np.sqrt(i), "b": np.zeros((o,))} for i, o in zip(dims[:-1], dims[1:])]
+  f32 = lambda t: jax.tree.map(lambda v: np.asarray(v, np.float32), t)
+  return f32({"x": x, "lin": x[:, 0], "xor": x[:, 1] * x[:, 2], "params": params})
+
+
+def _vi_layers(params, x):
+  acts, h = [x], x
+  for p in params[:-1]:
+    h = jnp.tanh(h @ p["w"] + p["b"])
+    acts.append(h)
+  return acts, h @ params[-1]["w"] + params[-1]["b"]
+
+
+def _vi_seed(d, config: Config):
+  n = d["x"].shape[0]
+  y = d["lin"] + d["xor"]
+  tx = optax.adam(config.vi_lr)
+  vinfo_last = lambda p, z: ic.linear_v_information(_vi_layers(p, d["x"])[0][-1], z, n_fit=n // 2)
+
+  def loss(p):
+    return jnp.mean((_vi_layers(p, d["x"])[1][:, 0] - y) ** 2)
+
+  def step(carry, _):
+    p, s = carry
+    u, s = tx.update(jax.grad(loss)(p), s, p)
+    return (optax.apply_updates(p, u), s), None
+
+  def chunk(carry, _):
+    (p, s), _ = jax.lax.scan(step, carry, None, length=_VI_SNAP)
+    return (p, s), (vinfo_last(p, d["lin"]), vinfo_last(p, d["xor"]))
+
+  p0 = d["params"]
+  (p, _), (hist_lin, hist_xor) = jax.lax.scan(chunk, (p0, tx.init(p0)), None, length=config.vi_steps // _VI_SNAP)
+  acts = _vi_layers(p, d["x"])[0]
+  layers = acts if config.k_layers == "all" else acts[-1:]
+  k = {name: ic.v_information_complexity(d[name], layers, n_fit=n // 2) for name in ("lin", "xor")}
+  return {"k_lin": k["lin"], "k_xor": k["xor"], "hist_lin": hist_lin, "hist_xor": hist_xor,
+          "per_layer_xor": jnp.stack([ic.linear_v_information(a, d["xor"], n_fit=n // 2) for a in acts]),
+          "mse": loss(p)}
+
+
+def run_vinfo36(config: Config) -> dict:
+  data = [_vi_data(np.random.default_rng([config.seed, 36, s]), config.vi_samples) for s in range(config.seeds)]
+  data = jax.tree.map(lambda *v: np.stack(v), *data)
+  out = jax.jit(jax.vmap(functools.partial(_vi_seed, config=config)))(
+      shard_leading(data, make_mesh(config.mesh), what="seed"))
+  out = jax.tree.map(lambda v: np.asarray(v).tolist(), out)
+  out["snap_every"] = _VI_SNAP
+  return out
+
+
+# ---- [195] opposing-signal groups ---------------------------------------------------------------------------------
+
+_OS_N, _OS_D, _OS_WIDTH = 200, 8, 16   # examples, signal dims, hidden width of the 2-layer linear net
+
+
+def _os_data(rng, config: Config):
+  """Host NumPy: labels y = sign(w* . g) of Gaussian signals g in R^8; `opp_group` examples of each label (groups A,
+  B) also carry the large feature x0 = opp_alpha, whose label association is therefore opposite in the two groups."""
+  g = rng.normal(size=(_OS_N, _OS_D))
+  y = np.sign(g @ rng.normal(size=_OS_D))
+  a = rng.choice(np.flatnonzero(y > 0), config.opp_group, replace=False)
+  b = rng.choice(np.flatnonzero(y < 0), config.opp_group, replace=False)
+  x0 = np.zeros(_OS_N)
+  x0[a] = x0[b] = config.opp_alpha
+  f32 = lambda v: np.asarray(v, np.float32)
+  return {"x": f32(np.c_[x0, g]), "y": f32(y), "w": f32(rng.normal(size=(_OS_D + 1, _OS_WIDTH)) * 0.1),
+          "v": f32(rng.normal(size=(_OS_WIDTH,)) * 0.1)}, a, b
+
+
+def _os_train(d, config: Config):
+  """Full-batch GD with step opp_lr on the 2-layer linear net f(x) = v . (W^T x), squared loss; the per-example loss
+  after every step [opp_steps, n]."""
+  per = lambda p: ((d["x"] @ p["w"]) @ p["v"] - d["y"]) ** 2
+
+  def step(p, _):
+    g = jax.grad(lambda q: per(q).mean())(p)
+    p = jax.tree.map(lambda q, gq: q - config.opp_lr * gq, p, g)
+    return p, per(p)
+
+  p, hist = jax.lax.scan(step, {"w": d["w"], "v": d["v"]}, None, length=config.opp_steps)
+  return p, hist
+
+
+def run_opposing195(config: Config) -> dict:
+  from jaxlib_methods import analysis
+  items = [_os_data(np.random.default_rng([config.seed, 195, s]), config) for s in range(config.seeds)]
+  data = jax.tree.map(lambda *v: np.stack(v), *[it[0] for it in items])
+  params, hist = jax.jit(jax.vmap(functools.partial(_os_train, config=config)))(
+      shard_leading(data, make_mesh(config.mesh), what="seed"))
+  hist = np.asarray(hist)
+  half = config.opp_steps // 2
+  res = {"precision": [], "swing_corr": [], "sharpness": [], "two_over_lr": 2.0 / config.opp_lr, "loss_tail": [],
+         "group_loss_tail": []}
+  for s, (_, a, b) in enumerate(items):
+    h = hist[s, half:]
+    rising, falling, _ = analysis.opposing_signal_groups(h, config.opp_group)
+    sel = set(np.asarray(rising).tolist()) | set(np.asarray(falling).tolist())
+    res["precision"].append(len(sel & (set(a.tolist()) | set(b.tolist()))) / (2 * config.opp_group))
+    res["swing_corr"].append(float(analysis.group_swing_correlation(h, a, b)))
+    p = jax.tree.map(lambda v: v[s], params)
+    x, y = data["x"][s], data["y"][s]
+    loss = lambda q, x=x, y=y: jnp.mean(((x @ q["w"]) @ q["v"] - y) ** 2)
+    res["sharpness"].append(float(analysis.hessian_top_eigenvalue(loss, p, key=jax.random.key(s))[0]))
+    res["loss_tail"].append(hist[s, -50:].mean(1).tolist())
+    res["group_loss_tail"].append([hist[s, -50:][:, a].mean(1).tolist(), hist[s, -50:][:, b].mean(1).tolist()])
+  return res
+
+
 # ---- run / claims / figure -------------------------------------------------------------------------------------
+
+def _key(config: Config) -> str:
+  """The sub-runs' key: every field but the mesh (a sub-run's result does not depend on the devices)."""
+  return repr({k: v for k, v in dataclasses.asdict(config).items() if k != "mesh"})
+
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   log = MetricsLog(workdir)
   log.reset()
-  out = {"ib19": sweep.memoized(workdir, {"part": "ib19"}, lambda: run_ib19(config))}
+  out = {"ib19": sweep.memoized(workdir, {"part": "ib19", "config": _key(config)}, lambda: run_ib19(config))}
   log.log(0, part=19, spearman=_spearman(out["ib19"]["gap"], out["ib19"]["mi_bits"]))
-  out["cmi39"] = sweep.memoized(workdir, {"part": "cmi39"}, lambda: run_cmi39(config))
+  out["cmi39"] = sweep.memoized(workdir, {"part": "cmi39", "config": _key(config)}, lambda: run_cmi39(config))
   log.log(1, part=39, compressed=float(np.mean(out["cmi39"]["compressed"])))
-  out["ib202"] = sweep.memoized(workdir, {"part": "ib202"}, lambda: run_ib202(config))
+  out["ib202"] = sweep.memoized(workdir, {"part": "ib202", "config": _key(config)}, lambda: run_ib202(config))
   log.log(2, part=202, bits_largest_d=float(np.mean(out["ib202"]["est"][-1][-1])))
+  out["vinfo36"] = sweep.memoized(workdir, {"part": "vinfo36", "config": _key(config)}, lambda: run_vinfo36(config))
+  log.log(3, part=36, k_xor_minus_lin=float(np.mean(np.asarray(out["vinfo36"]["k_xor"])
+                                                    - np.asarray(out["vinfo36"]["k_lin"]))))
+  out["opp195"] = sweep.memoized(workdir, {"part": "opp195", "config": _key(config)},
+                                 lambda: run_opposing195(config))
+  log.log(4, part=195, precision=float(np.mean(out["opp195"]["precision"])))
   _figure(out, workdir)
   return out
 
@@ -351,6 +532,37 @@ def claims(results: dict) -> list[Claim]:
                            f"must also be below the error at {b['hyp'][0]})", rel_last if ok else np.inf, 0.05,
                            paper="error falls with the number of sampled hypotheses", kind="paper",
                            where="Sec. 4 (approximation error bounds) [202]"))
+  v = results["vinfo36"]
+  dk = np.asarray(v["k_xor"]) - np.asarray(v["k_lin"])
+  out.append(Claim.at_least("[36] K(XOR feature) - K(linear feature) of the trained MLP (min over seeds)",
+                            float(dk.min()), 0.1, paper="features needing more computation are more complex",
+                            kind="paper", where="Sec. 2-3 (complexity metric; simple vs complex features) [36]"))
+
+  def first(h):                                           # first snapshot step where the last layer decodes >= 0.9
+    h = np.asarray(h)
+    w = np.flatnonzero(h >= 0.9)
+    return (int(w[0]) + 1) * v["snap_every"] if w.size else np.inf
+
+  t_lin = np.asarray([first(h) for h in v["hist_lin"]], float)
+  t_xor = np.asarray([first(h) for h in v["hist_xor"]], float)
+  lead = t_xor - t_lin
+  out.append(Claim.at_least("[36] training steps until the last layer decodes the XOR feature (V-info >= 0.9) - "
+                            "until it decodes the linear one (min over seeds; +inf-inf = fail)",
+                            float(lead.min()) if np.all(np.isfinite(lead)) else -np.inf, 1.0,
+                            paper="simple features are learnt earlier", kind="paper",
+                            where="Sec. 4 (when features are learnt) [36]"))
+  o = results["opp195"]
+  out.append(Claim.at_least("[195] precision of the selected groups (top rising + top falling loss changes at the "
+                            "largest swing, second half of training) for the planted opposing groups (min over seeds)",
+                            float(np.min(o["precision"])), 0.9, paper="the groups are found by their loss changes",
+                            kind="paper", where="Sec. 2 (identifying opposing signals) [195]"))
+  out.append(Claim.at_most("[195] correlation of the two groups' mean loss changes (second half; max over seeds)",
+                           float(np.max(o["swing_corr"])), -0.5, paper="loss oscillates between the groups",
+                           kind="paper", where="Sec. 2-3 [195]"))
+  out.append(Claim.at_least("[195] sharpness at the end / (2 / lr) (min over seeds)",
+                            float(np.min(o["sharpness"]) / o["two_over_lr"]), 0.9,
+                            paper="sharpness rises to the edge of stability 2 / lr", kind="paper",
+                            where="Sec. 3 (progressive sharpening, edge of stability) [195]"))
   return out
 
 
@@ -358,7 +570,7 @@ def _figure(out, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+  fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
   r = out["ib19"]
   ax = axes[0]
   sc = ax.scatter(r["mi_bits"], r["gap"], c=[g[1] for g in r["grid"]], cmap="viridis")
@@ -388,5 +600,16 @@ def _figure(out, workdir):
   ax.set_xlabel("input dimension d")
   ax.set_ylabel("inductive bias (bits)")
   ax.set_title("[202] random linear hypotheses")
+  ax.legend(fontsize=8)
+  v = out["vinfo36"]
+  ax = axes[3]
+  steps = (np.arange(np.asarray(v["hist_lin"]).shape[1]) + 1) * v["snap_every"]
+  for s, (hl, hx) in enumerate(zip(v["hist_lin"], v["hist_xor"])):
+    ax.plot(steps, hl, "C0-", alpha=0.6, label="linear feature x1" if s == 0 else None)
+    ax.plot(steps, hx, "C3--", alpha=0.6, label="XOR feature x2 x3" if s == 0 else None)
+  ax.set_xscale("log")
+  ax.set_xlabel("training step")
+  ax.set_ylabel("linear V-information at the last hidden layer")
+  ax.set_title("[36] when features become decodable")
   ax.legend(fontsize=8)
   save_figure(fig, workdir / "figure.png")

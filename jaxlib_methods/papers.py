@@ -949,6 +949,16 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.scaled_ncx2_logcdf",),
         tests=("tests/analysis/test_information_complexity.py",),
         experiment="analysis_wave3c"),
+    36: Implementation(  # linear-probe V-information per layer and K = 1 - its mean (our reading); toy MLP, no ImageNet
+        artifacts=("jaxlib_methods.analysis.linear_v_information",
+                   "jaxlib_methods.analysis.v_information_complexity",),
+        tests=("tests/analysis/test_information_complexity.py",),
+        experiment="analysis_wave3c"),
+    195: Implementation(  # group selection by loss changes + antiphase correlation; 2-layer linear toy (claims: see exp.)
+        artifacts=("jaxlib_methods.analysis.opposing_signal_groups",
+                   "jaxlib_methods.analysis.group_swing_correlation",),
+        tests=("tests/analysis/test_opposing_signals.py",),
+        experiment="analysis_wave3c"),
 }
 
 

@@ -125,3 +125,4 @@ from jaxlib_methods.analysis.information_complexity import (
     scaled_ncx2_logcdf,
     v_information_complexity,
 )
+from jaxlib_methods.analysis.opposing_signals import group_swing_correlation, opposing_signal_groups  # [195]

@@ -15,7 +15,7 @@ bottleneck generalisation bound [19], kNN mutual information after compression [
   Inductive Bias", IJCAI 2024, arXiv:2406.15941: the inductive bias needed to reach test error eps within a
   hypothesis class is -log P_{h ~ p_h}(e(h) <= eps); the paper fits a scaled non-central chi-squared distribution to
   the test errors of sampled hypotheses (their code: `scipy.stats.ncx2.fit(errors, floc=0)`, then `-ncx2.logcdf`).
-  We fit it by matching the first three moments (jit-able; not the paper's maximum likelihood) and report bits.
+  We fit it by maximum likelihood (L-BFGS on the log-density, from a three-moment fit; jit-able) and report bits.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Callable, Literal, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxlib_methods import validation
 from jaxlib_methods.analysis import information
@@ -222,18 +223,22 @@ def compressed_mutual_information(x, y, *, encoder_x: Optional[Callable] = None,
 # ---- [202] inductive-bias bits from the loss distribution of random hypotheses ---------------------------------
 
 
-def fit_scaled_ncx2(losses):
-  """Scaled non-central chi-squared fit (df, nc, scale) of the test losses of random hypotheses, by moments.
+def fit_scaled_ncx2(losses, *, method: Literal["mle", "moments"] = "mle", steps: int = 100):
+  """Scaled non-central chi-squared fit (df, nc, scale) of the test losses of random hypotheses.
 
   Boopathy et al., "Towards Exact Computation of Inductive Bias", IJCAI 2024, arXiv:2406.15941, model the losses
-  e(h) of hypotheses h ~ p_h as scale * chi'^2(df, nc) (their code fits it by maximum likelihood with loc = 0). Here
-  the first three moments are matched: with L = e / scale, E L = df + nc, Var L = 2 (df + 2 nc),
+  e(h) of hypotheses h ~ p_h as scale * chi'^2(df, nc) and fit it by maximum likelihood with loc = 0 (their code:
+  `scipy.stats.ncx2.fit(errors, floc=0)`). "mle" maximises the mean log-density (a Poisson(nc / 2) mixture of
+  central chi-squared densities, the 64 terms around the Poisson mode) over (log df, log nc, log scale) with `steps` L-BFGS steps
+  (`optax.lbfgs`) from the moment fit. "moments" matches the first three moments: with L = e / scale, E L = df + nc, Var L = 2 (df + 2 nc),
   E (L - E L)^3 = 8 (df + 3 nc); since df + 3 nc = 2 (df + 2 nc) - (df + nc), the scale solves
   8 mean s^2 - 8 var s + m3 = 0 (the smaller root; the larger one gives nc < 0). When the sample skew is below the
   central chi-squared's (no root with nc >= 0), nc = 0 and (df, scale) match the mean and variance.
 
   Args:
     losses: [m] float losses of m >= 3 sampled hypotheses (> 0).
+    method: "mle" (default, the paper's) or "moments".
+    steps: int >= 1 L-BFGS steps of the "mle" fit.
 
   Returns:
     (df, nc, scale) float scalars, df > 0, nc >= 0, scale > 0.
@@ -241,7 +246,47 @@ def fit_scaled_ncx2(losses):
   e = validation.check_floating(losses, "losses")
   if e.ndim != 1 or e.shape[0] < 3:
     raise ValueError(f"losses must be [m] with m >= 3 sampled hypotheses, got losses.shape={e.shape}")
-  return _fit_ncx2(e.astype(validation.compute_dtype_for(e.dtype)))
+  if method not in ("mle", "moments"):
+    raise ValueError(f"method must be 'mle' or 'moments', got {method=}")
+  steps = _check_int(steps, "steps", 1)
+  e = e.astype(validation.compute_dtype_for(e.dtype))
+  if method == "moments":
+    return _fit_ncx2(e)
+  return _fit_ncx2_mle(e, steps)
+
+
+def _ncx2_logpdf(x, df, nc, scale, terms=64):
+  """log density of scale * chi'^2(df, nc) at x > 0: a Poisson(nc / 2) mixture of central chi-squared densities,
+  summed over the `terms` Poisson indices centred on the mode floor(nc / 2) (+-32 terms: > 5 standard deviations of
+  the Poisson weights for nc / 2 < 40, and the neglected mass stays below 1e-3 up to nc / 2 ~ 250)."""
+  lam = nc / 2
+  j0 = jnp.maximum(jnp.floor(lam) - terms // 2, 0.0)
+  j = j0 + jnp.arange(terms, dtype=x.dtype)
+  logpois = j * jnp.log(lam) - lam - jax.scipy.special.gammaln(j + 1)
+  y = x / scale
+  nu = df + 2 * j
+  logchi = ((nu / 2 - 1) * jnp.log(y[..., None]) - y[..., None] / 2 - nu / 2 * math.log(2.0)
+            - jax.scipy.special.gammaln(nu / 2))
+  return jax.nn.logsumexp(logpois + logchi, axis=-1) - jnp.log(scale)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _fit_ncx2_mle(e, steps):
+  df0, nc0, s0 = _fit_ncx2(e)
+  theta = jnp.log(jnp.stack([df0, jnp.maximum(nc0, 1e-3 * df0), s0]))
+  nll = lambda t: -jnp.mean(_ncx2_logpdf(e, *jnp.exp(t)))
+  tx = optax.lbfgs()
+  value_and_grad = optax.value_and_grad_from_state(nll)
+
+  def step(carry, _):
+    t, st = carry
+    v, g = value_and_grad(t, state=st)
+    u, st = tx.update(g, st, t, value=v, grad=g, value_fn=nll)
+    return (optax.apply_updates(t, u), st), None
+
+  (theta, _), _ = jax.lax.scan(step, (theta, tx.init(theta)), None, length=steps)
+  df, nc, scale = jnp.exp(theta)
+  return df, nc, scale
 
 
 @jax.jit
@@ -313,19 +358,20 @@ def _ncx2_logcdf(v, df, nc, scale, terms):
 
 
 def inductive_bias_bits(losses, target_error, *, method: Literal["ncx2", "empirical"] = "ncx2",
-                        unit: Unit = "bits"):
+                        fit: Literal["mle", "moments"] = "mle", unit: Unit = "bits"):
   """Inductive bias -log P_{h ~ p_h}(e(h) <= eps) needed to reach test error eps within a hypothesis class.
 
   Boopathy, Yue, Hwang, Iyer & Fiete, "Towards Exact Computation of Inductive Bias", IJCAI 2024, arXiv:2406.15941
   (Sec. 3, the required inductive bias relative to p_h): `losses` are the test errors of hypotheses sampled from the
-  class. "ncx2" (the paper's estimator) fits a scaled non-central chi-squared to them (`fit_scaled_ncx2`, by moments)
-  and evaluates its log-CDF at eps, which reaches far below 1 / m; "empirical" is -log of the fraction of samples
+  class. "ncx2" (the paper's estimator) fits a scaled non-central chi-squared to them (`fit_scaled_ncx2`, by maximum
+  likelihood or moments) and evaluates its log-CDF at eps, which reaches far below 1 / m; "empirical" is -log of the fraction of samples
   with e <= eps (exact for an enumerated finite class; +inf when no sample reaches eps).
 
   Args:
     losses: [m] float test errors of m >= 3 sampled hypotheses.
     target_error: eps > 0, the target test error.
     method: "ncx2" (default) or "empirical".
+    fit: the "ncx2" fit, "mle" (default, the paper's) or "moments" (see `fit_scaled_ncx2`).
     unit: "bits" (default) or "nats".
 
   Returns:
@@ -342,7 +388,7 @@ def inductive_bias_bits(losses, target_error, *, method: Literal["ncx2", "empiri
     return -jnp.log(frac) * scale_unit
   if method != "ncx2":
     raise ValueError(f"method must be 'ncx2' or 'empirical', got {method=}")
-  df, nc, s = fit_scaled_ncx2(e)
+  df, nc, s = fit_scaled_ncx2(e, method=fit)
   return -scaled_ncx2_logcdf(jnp.asarray(target_error, df.dtype), df, nc, s) * scale_unit
 
 

@@ -132,10 +132,10 @@ def test_inductive_bias_ncx2_reference_and_enumeration():
     for v, d, nc, s in ((0.05, 5.0, 3.0, 0.7), (1.0, 5.0, 3.0, 0.7), (0.001, 50.0, 10.0, 1.0), (2.0, 4.0, 0.0, 1.0)):
       assert float(ic.scaled_ncx2_logcdf(v, d, nc, s)) == pytest.approx(st.ncx2.logcdf(v, d, nc, scale=s)
                                                                         if nc > 0 else st.chi2.logcdf(v, d), rel=1e-9)
-    e = st.ncx2.rvs(5.0, 3.0, scale=0.7, size=200_000, random_state=1)
-    d, nc, s = ic.fit_scaled_ncx2(e)
-    assert float(d) == pytest.approx(5.0, rel=0.05) and float(nc) == pytest.approx(3.0, rel=0.1)
-    assert float(s) == pytest.approx(0.7, rel=0.03)
+    # the maximum-likelihood fit (the paper's) equals scipy's ncx2.fit(floc=0) on a small sample
+    e = st.ncx2.rvs(5.0, 3.0, scale=0.7, size=1000, random_state=2)
+    ref = st.ncx2.fit(e, floc=0)
+    np.testing.assert_allclose(np.asarray(ic.fit_scaled_ncx2(e)), [ref[0], ref[1], ref[3]], rtol=1e-3)
   # a finite class by enumeration: all 2^10 sign vectors h in {-1, 1}^10 against the target all-ones, loss =
   # the fraction of wrong signs; bits of eps = 0.2 = -log2(#{h: <= 2 wrong} / 2^10), exactly
   hs = np.array(list(itertools.product([-1, 1], repeat=10)))
@@ -151,6 +151,11 @@ def test_inductive_bias_ncx2_reference_and_enumeration():
 @pytest.mark.slow
 def test_inductive_bias_converges_on_random_linear_hypotheses():
   with jax.enable_x64(True):
+    # the moment fit recovers the parameters of a large scipy sample
+    e = st.ncx2.rvs(5.0, 3.0, scale=0.7, size=200_000, random_state=1)
+    d, nc, s = ic.fit_scaled_ncx2(e, method="moments")
+    assert float(d) == pytest.approx(5.0, rel=0.05) and float(nc) == pytest.approx(3.0, rel=0.1)
+    assert float(s) == pytest.approx(0.7, rel=0.03)
     # random linear hypotheses w ~ N(0, I_d) on an orthonormal design, noiseless target w*: the test MSE is
     # ||w - w*||^2 ~ ncx2(d, ||w*||^2) exactly. Estimated bits converge to the exact value as the number of sampled
     # hypotheses m grows (mean abs error over 4 seeds), and rise with the input dimension.

@@ -655,6 +655,24 @@ SPECS += [
                    ("layer_acts:empty", {"layer_acts": []}, "TypeError", "layer_acts"),
                    ("feature:rows", {"feature": f(9)}, "ValueError", "feature"))),
 ]
+from jaxlib_methods.analysis import opposing_signals  # noqa: E402
+
+MODULES += (opposing_signals,)
+_H195 = np.abs(f(5, 8))
+SPECS += [
+    ApiSpec(opposing_signals.opposing_signal_groups, {"loss_hist": _H195, "k": 2}, extra=(
+        ("k:too-large", {"k": 5}, "ValueError", "k"),
+        ("k:float", {"k": 2.0}, "TypeError", "k"),
+        ("step:out-of-range", {"step": 4}, "ValueError", "step"),
+        ("loss_hist:1-checkpoint", {"loss_hist": _H195[:1]}, "ValueError", "loss_hist"),
+        ("loss_hist:int", {"loss_hist": np.ones((5, 8), np.int32)}, "TypeError", "loss_hist"))),
+    ApiSpec(opposing_signals.group_swing_correlation, {"loss_hist": _H195, "group_a": np.array([0, 1]),
+                                                      "group_b": np.array([2, 3])}, extra=(
+        ("group_b:out-of-range", {"group_b": np.array([8])}, "ValueError", "group_b"),
+        ("group_a:empty", {"group_a": np.zeros(0, np.int32)}, "ValueError", "group_a"),
+        ("group_a:float", {"group_a": np.array([0.0, 1.0])}, "TypeError", "group_a"),
+        ("loss_hist:2-checkpoints", {"loss_hist": _H195[:2]}, "ValueError", "loss_hist"))),
+]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
