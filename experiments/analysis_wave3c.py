@@ -20,13 +20,14 @@ w in `ib_widths`, a 2-unit bottleneck layer Z before the linear head) trained wi
 flipped at random with probability r in `ib_noise` (test labels flipped alike), `seeds` seeds: every (width, noise,
 seed) run is one vmapped run (widths by masking units of the widest net). Per run: the generalisation gap (training
 minus test accuracy) and `cond_mi_x_z_given_y` of Z on the training set (10 bins per unit, bits). Claims:
-  1. Spearman(gap, I(X; Z | Y)) over all runs > 0 (the paper: the gap correlates with the IB term);
+  1. Spearman(gap, I(X; Z | Y)) over all runs > 0 strictly (the paper: the gap correlates with the IB term);
   2. Spearman(gap, I(X; Z | Y)) > Spearman(gap, number of parameters) (the bound scales with the IB term, not the
      parameter count);
   3. sanity: the mean gap at the largest label noise exceeds that without noise by >= 0.05 (the toy has runs that
      memorise; the estimator itself is checked on planted codes in tests/analysis/test_information_complexity.py).
-Mutation `ib_layer=input`: the same estimator on the (binned) inputs instead of Z: one value for every run, claim 1
-fails.
+Option `ib_layer=input` (the same estimator on the binned inputs instead of Z) is not a declared mutation: the
+input-layer estimate varies with each run's data set and, at the TINY size, still correlated positively with the gap
+(the [19] claims have no mutation that provably breaks them).
 
 [39] A latent Gaussian pair (a, b) with correlation rho (I(a; b) = -1/2 ln(1 - rho^2) nats, `mi_values`), embedded as
 X = Q_x [3a, 15 independent N(0,1) dims] and Y = Q_y [3b, 15 dims] (Q random rotations): I(X; Y) = I(a; b) exactly.
@@ -159,11 +160,10 @@ class Config:
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8), "tpu": Config(seeds=8)}
-TINY = ("seeds=2", "ib_widths=8,32", "ib_noise=0.0,0.4", "ib_steps=300", "cmi_samples=300", "ae_steps=150",
+TINY = ("seeds=2", "ib_widths=8,32", "ib_noise=0.0,0.4", "ib_steps=300", "cmi_samples=300", "ae_steps=600",
         "mi_values=1.0", "ib_dims=4,16", "ib_hyp=30,1000", "vi_samples=200", "vi_steps=300",
         "opp_steps=400")
-MUTATIONS = {"ib_on_inputs": ("ib_layer=input",), "random_encoder": ("encoder=random",),
-             "empirical_fraction": ("ib_method=empirical",), "last_layer_only": ("k_layers=last",),
+MUTATIONS = {"random_encoder": ("encoder=random",), "empirical_fraction": ("ib_method=empirical",), "last_layer_only": ("k_layers=last",),
              "no_opposing_feature": ("opp_alpha=0",)}
 
 
@@ -475,7 +475,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   out["cmi39"] = sweep.memoized(workdir, {"part": "cmi39", "config": _key(config)}, lambda: run_cmi39(config))
   log.log(1, part=39, compressed=float(np.mean(out["cmi39"]["compressed"])))
   out["ib202"] = sweep.memoized(workdir, {"part": "ib202", "config": _key(config)}, lambda: run_ib202(config))
-  log.log(2, part=202, bits_largest_d=float(np.mean(out["ib202"]["est"][-1][-1])))
+  log.log(2, part=202, bits_largest_d=float(np.mean(np.asarray(out["ib202"]["est"][-1][-1], np.float64))))
   out["vinfo36"] = sweep.memoized(workdir, {"part": "vinfo36", "config": _key(config)}, lambda: run_vinfo36(config))
   log.log(3, part=36, k_xor_minus_lin=float(np.mean(np.asarray(out["vinfo36"]["k_xor"])
                                                     - np.asarray(out["vinfo36"]["k_lin"]))))
@@ -492,8 +492,8 @@ def claims(results: dict) -> list[Claim]:
   rho_mi = _spearman(r["gap"], r["mi_bits"])
   rho_p = _spearman(r["gap"], r["params"])
   out.append(Claim.at_least("[19] Spearman(generalisation gap, I(X; Z | Y) of the bottleneck) over the (width, label "
-                            "noise, seed) runs", rho_mi, 0.0, paper="positive correlation", kind="paper",
-                            where="Sec. 5 (experiments) [19]"))
+                            "noise, seed) runs (strictly > 0)", rho_mi, 1e-9, paper="positive correlation",
+                            kind="paper", where="Sec. 5 (experiments) [19]"))
   out.append(Claim.at_least("[19] Spearman(gap, I(X; Z | Y)) - Spearman(gap, number of parameters)", rho_mi - rho_p,
                             0.0, paper="the bound scales with the IB term, not the parameter count", kind="paper",
                             where="Abstract; Sec. 5 [19]"))
@@ -594,7 +594,7 @@ def _figure(out, workdir):
   b = out["ib202"]
   ax = axes[2]
   ax.plot(b["dims"], b["exact"], "k-o", label="exact")
-  bits = np.asarray(b["est"])
+  bits = np.asarray(b["est"], np.float64)
   for j, m in enumerate(b["hyp"]):
     ax.plot(b["dims"], bits[:, j].mean(1), "--", marker="x", label=f"ncx2 fit, {m} hypotheses")
   ax.set_xlabel("input dimension d")

@@ -229,11 +229,12 @@ def fit_scaled_ncx2(losses, *, method: Literal["mle", "moments"] = "mle", steps:
   Boopathy et al., "Towards Exact Computation of Inductive Bias", IJCAI 2024, arXiv:2406.15941, model the losses
   e(h) of hypotheses h ~ p_h as scale * chi'^2(df, nc) and fit it by maximum likelihood with loc = 0 (their code:
   `scipy.stats.ncx2.fit(errors, floc=0)`). "mle" maximises the mean log-density (a Poisson(nc / 2) mixture of
-  central chi-squared densities, the 64 terms around the Poisson mode) over (log df, log nc, log scale) with `steps` L-BFGS steps
-  (`optax.lbfgs`) from the moment fit. "moments" matches the first three moments: with L = e / scale, E L = df + nc, Var L = 2 (df + 2 nc),
-  E (L - E L)^3 = 8 (df + 3 nc); since df + 3 nc = 2 (df + 2 nc) - (df + nc), the scale solves
-  8 mean s^2 - 8 var s + m3 = 0 (the smaller root; the larger one gives nc < 0). When the sample skew is below the
-  central chi-squared's (no root with nc >= 0), nc = 0 and (df, scale) match the mean and variance.
+  central chi-squared densities, the 64 terms around the Poisson mode) over (log df, log nc, log scale) with `steps`
+  L-BFGS steps (`optax.lbfgs`) from the moment fit. "moments" matches the first three moments: with L = e / scale,
+  E L = df + nc, Var L = 2 (df + 2 nc), E (L - E L)^3 = 8 (df + 3 nc); since df + 3 nc = 2 (df + 2 nc) - (df + nc),
+  the scale solves 8 mean s^2 - 8 var s + m3 = 0 (the smaller root; the larger one gives nc < 0). When the sample
+  skew is below the central chi-squared's (no root with nc >= 0), nc = 0 and (df, scale) match the mean and
+  variance.
 
   Args:
     losses: [m] float losses of m >= 3 sampled hypotheses (> 0).
@@ -364,8 +365,8 @@ def inductive_bias_bits(losses, target_error, *, method: Literal["ncx2", "empiri
   Boopathy, Yue, Hwang, Iyer & Fiete, "Towards Exact Computation of Inductive Bias", IJCAI 2024, arXiv:2406.15941
   (Sec. 3, the required inductive bias relative to p_h): `losses` are the test errors of hypotheses sampled from the
   class. "ncx2" (the paper's estimator) fits a scaled non-central chi-squared to them (`fit_scaled_ncx2`, by maximum
-  likelihood or moments) and evaluates its log-CDF at eps, which reaches far below 1 / m; "empirical" is -log of the fraction of samples
-  with e <= eps (exact for an enumerated finite class; +inf when no sample reaches eps).
+  likelihood or moments) and evaluates its log-CDF at eps, which reaches far below 1 / m; "empirical" is -log of the
+  fraction of samples with e <= eps (exact for an enumerated finite class; +inf when no sample reaches eps).
 
   Args:
     losses: [m] float test errors of m >= 3 sampled hypotheses.
