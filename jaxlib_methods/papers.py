@@ -943,7 +943,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.compressed_mutual_information",),
         tests=("tests/analysis/test_information_complexity.py",),
         experiment="analysis_wave3c"),
-    202: Implementation(  # -log2 P(e <= eps) from a moment-fitted scaled ncx2 (paper: MLE); exact on linear hypotheses
+    202: Implementation(  # -log2 P(e <= eps) from an ML-fitted scaled ncx2 (as the paper); exact on linear hypotheses
         artifacts=("jaxlib_methods.analysis.inductive_bias_bits",
                    "jaxlib_methods.analysis.fit_scaled_ncx2",
                    "jaxlib_methods.analysis.scaled_ncx2_logcdf",),
@@ -959,6 +959,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.group_swing_correlation",),
         tests=("tests/analysis/test_opposing_signals.py",),
         experiment="analysis_wave3c"),
+    23: Implementation(  # IFM on ReLU MLPs (host NumPy) + feature complexity; exact on planted duplicates; no trained-net
+        artifacts=("jaxlib_methods.analysis.iterative_feature_merging",   # pruning claim (no experiment)
+                   "jaxlib_methods.analysis.feature_complexity",),
+        tests=("tests/analysis/test_feature_merging.py",)),
 }
 
 

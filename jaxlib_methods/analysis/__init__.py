@@ -126,3 +126,4 @@ from jaxlib_methods.analysis.information_complexity import (
     v_information_complexity,
 )
 from jaxlib_methods.analysis.opposing_signals import group_swing_correlation, opposing_signal_groups  # [195]
+from jaxlib_methods.analysis.feature_merging import feature_complexity, iterative_feature_merging  # [23]

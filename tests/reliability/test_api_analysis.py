@@ -673,6 +673,22 @@ SPECS += [
         ("group_a:float", {"group_a": np.array([0.0, 1.0])}, "TypeError", "group_a"),
         ("loss_hist:2-checkpoints", {"loss_hist": _H195[:2]}, "ValueError", "loss_hist"))),
 ]
+from jaxlib_methods.analysis import feature_merging  # noqa: E402
+
+MODULES += (feature_merging,)
+_NET23 = [(f(3, 4).astype(np.float64), f(4).astype(np.float64)), (f(4, 2).astype(np.float64), f(2).astype(np.float64))]
+SPECS += [
+    ApiSpec(feature_merging.iterative_feature_merging, {"layers": _NET23, "beta": 0.1}, extra=(
+        ("beta:negative", {"beta": -0.1}, "ValueError", "beta"),
+        ("beta:nan", {"beta": float("nan")}, "ValueError", "beta"),
+        ("layers:one", {"layers": _NET23[:1]}, "TypeError", "layers"),
+        ("layers:mismatch", {"layers": [_NET23[0], _NET23[0]]}, "ValueError", "inputs"),
+        ("layers:int", {"layers": [(np.ones((3, 4), np.int32), f(4)), _NET23[1]]}, "TypeError", "float"),
+        ("layers:nan", {"layers": [(put(_NET23[0][0], (0, 0), np.nan), _NET23[0][1]), _NET23[1]]}, "ValueError",
+         "finite"))),
+    ApiSpec(feature_merging.feature_complexity, {"layers": _NET23, "beta": 0.1}, extra=(
+        ("beta:negative", {"beta": -0.1}, "ValueError", "beta"),)),
+]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
