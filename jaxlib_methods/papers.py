@@ -963,6 +963,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.analysis.iterative_feature_merging",   # pruning claim (no experiment)
                    "jaxlib_methods.analysis.feature_complexity",),
         tests=("tests/analysis/test_feature_merging.py",)),
+    37: Implementation(  # DBP: k-means (jit), complexity d_intra * d_inter, capped softmax quotas, farthest-first keep;
+        artifacts=("jaxlib_methods.analysis.dbp_prune",          # no linear-probe experiment (not started)
+                   "jaxlib_methods.analysis.dbp_quotas",),
+        tests=("tests/analysis/test_density_pruning.py",)),
 }
 
 

@@ -689,6 +689,25 @@ SPECS += [
     ApiSpec(feature_merging.feature_complexity, {"layers": _NET23, "beta": 0.1}, extra=(
         ("beta:negative", {"beta": -0.1}, "ValueError", "beta"),)),
 ]
+from jaxlib_methods.analysis import density_pruning  # noqa: E402
+
+MODULES += (density_pruning,)
+_C37, _S37 = np.array([0.1, 0.5, 0.2]), np.array([5, 5, 5])
+SPECS += [
+    ApiSpec(density_pruning.dbp_quotas, {"complexity": _C37, "cluster_sizes": _S37, "budget": 6, "tau": 0.5}, extra=(
+        ("budget:too-large", {"budget": 16}, "ValueError", "budget"),
+        ("budget:float", {"budget": 6.0}, "TypeError", "budget"),
+        ("tau:0", {"tau": 0.0}, "ValueError", "tau"),
+        ("cluster_sizes:float", {"cluster_sizes": _S37.astype(float)}, "ValueError", "cluster_sizes"),
+        ("complexity:nan", {"complexity": put(_C37, 0, np.nan)}, "ValueError", "complexity"))),
+    ApiSpec(density_pruning.dbp_prune, {"embs": f(12, 2), "n_clusters": 3, "keep_frac": 0.5, "tau": 0.5,
+                                        "key": _key()}, extra=(
+        ("keep_frac:0", {"keep_frac": 0.0}, "ValueError", "keep_frac"),
+        ("n_clusters:1", {"n_clusters": 1}, "ValueError", "n_clusters"),
+        ("n_clusters:above-N", {"n_clusters": 13}, "ValueError", "n_clusters"),
+        ("embs:int", {"embs": np.ones((12, 2), np.int32)}, "TypeError", "embs"),
+        ("iters:0", {"iters": 0}, "ValueError", "iters"))),
+]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
