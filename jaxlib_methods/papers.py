@@ -967,6 +967,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.analysis.dbp_prune",          # no linear-probe experiment (not started)
                    "jaxlib_methods.analysis.dbp_quotas",),
         tests=("tests/analysis/test_density_pruning.py",)),
+    32: Implementation(  # concept-patch generator (co-occurrence control) + saliency-on-region metric; no CBM / experiment
+        artifacts=("jaxlib_methods.data.concept_patch_images",
+                   "jaxlib_methods.data.concept_patch_masks",
+                   "jaxlib_methods.analysis.attribution_on_region",),
+        tests=("tests/analysis/test_concept_regions.py",)),
 }
 
 

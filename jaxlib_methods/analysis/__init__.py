@@ -128,3 +128,4 @@ from jaxlib_methods.analysis.information_complexity import (
 from jaxlib_methods.analysis.opposing_signals import group_swing_correlation, opposing_signal_groups  # [195]
 from jaxlib_methods.analysis.feature_merging import feature_complexity, iterative_feature_merging  # [23]
 from jaxlib_methods.analysis.density_pruning import dbp_prune, dbp_quotas  # [37]
+from jaxlib_methods.analysis.concept_regions import attribution_on_region  # [32]

@@ -708,6 +708,17 @@ SPECS += [
         ("embs:int", {"embs": np.ones((12, 2), np.int32)}, "TypeError", "embs"),
         ("iters:0", {"iters": 0}, "ValueError", "iters"))),
 ]
+from jaxlib_methods.analysis import concept_regions  # noqa: E402
+
+MODULES += (concept_regions,)
+_M32 = np.arange(16).reshape(4, 4) % 3 == 0
+SPECS += [
+    ApiSpec(concept_regions.attribution_on_region, {"saliency": f(3, 4, 4), "mask": _M32}, extra=(
+        ("mask:shape", {"mask": _M32[:3]}, "ValueError", "mask"),
+        ("mask:float", {"mask": _M32.astype(np.float32)}, "TypeError", "mask"),
+        ("saliency:int", {"saliency": np.ones((3, 4, 4), np.int32)}, "TypeError", "saliency"),
+        ("saliency:1d", {"saliency": f(4), "mask": _M32[0]}, "ValueError", "saliency"))),
+]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
