@@ -1091,6 +1091,46 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.small_loss_selection", "jaxlib_methods.nn.coteaching_loss"),
         tests=("tests/nn/test_nested_dropout.py",),
         experiment="bottlenecks_wave2"),
+    # ---- an21b (issue 21) ----
+    19: Implementation(  # binned I(X;Z|Y) (the authors' code's estimator) + the bound's form; toy MLP grid: gap vs IB
+        artifacts=("jaxlib_methods.analysis.cond_mi_x_z_given_y",
+                   "jaxlib_methods.analysis.ib_generalization_bound",),
+        tests=("tests/analysis/test_information_complexity.py",),
+        experiment="analysis_wave3c"),
+    39: Implementation(  # KSG estimator + MI after (linear) autoencoder compression; no noise-injected DNN layers
+        artifacts=("jaxlib_methods.analysis.ksg_mutual_information",
+                   "jaxlib_methods.analysis.compressed_mutual_information",),
+        tests=("tests/analysis/test_information_complexity.py",),
+        experiment="analysis_wave3c"),
+    202: Implementation(  # -log2 P(e <= eps) from an ML-fitted scaled ncx2 (as the paper); exact on linear hypotheses
+        artifacts=("jaxlib_methods.analysis.inductive_bias_bits",
+                   "jaxlib_methods.analysis.fit_scaled_ncx2",
+                   "jaxlib_methods.analysis.scaled_ncx2_logcdf",),
+        tests=("tests/analysis/test_information_complexity.py",),
+        experiment="analysis_wave3c"),
+    36: Implementation(  # linear-probe V-information per layer and K = 1 - its mean (our reading); toy MLP, no ImageNet
+        artifacts=("jaxlib_methods.analysis.linear_v_information",
+                   "jaxlib_methods.analysis.v_information_complexity",),
+        tests=("tests/analysis/test_information_complexity.py",),
+        experiment="analysis_wave3c"),
+    195: Implementation(  # group selection by loss changes + antiphase correlation; 2-layer linear toy (claims: see exp.)
+        artifacts=("jaxlib_methods.analysis.opposing_signal_groups",
+                   "jaxlib_methods.analysis.group_swing_correlation",),
+        tests=("tests/analysis/test_opposing_signals.py",),
+        experiment="analysis_wave3c"),
+    23: Implementation(  # IFM on ReLU MLPs (host NumPy) + feature complexity; exact on planted duplicates; no trained-net
+        artifacts=("jaxlib_methods.analysis.iterative_feature_merging",   # pruning claim (no experiment)
+                   "jaxlib_methods.analysis.feature_complexity",),
+        tests=("tests/analysis/test_feature_merging.py",)),
+    37: Implementation(  # DBP: k-means (jit), complexity d_intra * d_inter, capped softmax quotas, farthest-first keep;
+        artifacts=("jaxlib_methods.analysis.dbp_prune",          # no linear-probe experiment (not started)
+                   "jaxlib_methods.analysis.dbp_quotas",),
+        tests=("tests/analysis/test_density_pruning.py",)),
+    32: Implementation(  # concept-patch generator (co-occurrence control) + saliency-on-region metric; no CBM / experiment
+        artifacts=("jaxlib_methods.data.concept_patch_images",
+                   "jaxlib_methods.data.concept_patch_masks",
+                   "jaxlib_methods.analysis.attribution_on_region",),
+        tests=("tests/analysis/test_concept_regions.py",)),
 }
 
 

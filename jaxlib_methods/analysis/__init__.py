@@ -146,3 +146,20 @@ from jaxlib_methods.analysis.ssl_augmentation import (
 from jaxlib_methods.analysis.bandits import fastcb_weighting, inverse_gap_weighting
 # [179] denoiser Jacobian eigenbasis and the agreement of two denoisers
 from jaxlib_methods.analysis.denoiser_geometry import denoiser_agreement, denoiser_jacobian_eig
+# ---- an21b (issue 21): IB conditional MI + bound [19], MI after compression (KSG) [39], inductive-bias bits [202],
+# V-information feature complexity [36]
+from jaxlib_methods.analysis.information_complexity import (
+    compressed_mutual_information,
+    cond_mi_x_z_given_y,
+    fit_scaled_ncx2,
+    ib_generalization_bound,
+    inductive_bias_bits,
+    ksg_mutual_information,
+    linear_v_information,
+    scaled_ncx2_logcdf,
+    v_information_complexity,
+)
+from jaxlib_methods.analysis.opposing_signals import group_swing_correlation, opposing_signal_groups  # [195]
+from jaxlib_methods.analysis.feature_merging import feature_complexity, iterative_feature_merging  # [23]
+from jaxlib_methods.analysis.density_pruning import dbp_prune, dbp_quotas  # [37]
+from jaxlib_methods.analysis.concept_regions import attribution_on_region  # [32]

@@ -46,3 +46,9 @@ from jaxlib_methods.data.spurious_features import (  # noqa: F401  ([112])
     spurious_feature_data,
     spurious_feature_means,
 )
+# ---- an21b (issue 21): concept-patch images with controlled co-occurrence [32]
+from jaxlib_methods.data.concept_patches import (  # noqa: F401
+    ConceptPatchData,
+    concept_patch_images,
+    concept_patch_masks,
+)

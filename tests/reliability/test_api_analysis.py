@@ -773,6 +773,119 @@ SPECS += [
         ("out2:shape", {"out2": f(4, 2)}, "ValueError", "out2"),
         ("out1:empty", {"out1": f(0, 3), "out2": f(0, 3)}, "ValueError", "out1"),
         ("out1:int", {"out1": np.ones((4, 3), np.int32)}, "TypeError", "out1"))),
+# ---- an21b (issue 21): error probes of [19] [39] [202] (their math: tests/analysis/test_information_complexity.py)
+from jaxlib_methods.analysis import information_complexity  # noqa: E402
+
+MODULES += (information_complexity,)
+_Z21, _Y21 = f(8, 2), np.array([0, 1, 0, 1, 0, 1, 0, 1], np.int32)
+_E21 = np.abs(f(12)) + 0.1
+SPECS += [
+    ApiSpec(information_complexity.cond_mi_x_z_given_y, {"z": _Z21, "y": _Y21, "n_bins": 4}, extra=(
+        ("y:rows", {"y": _Y21[:-1]}, "ValueError", "y"),
+        ("x:rows", {"x": _Y21[:-1]}, "ValueError", "x"),
+        ("z:int", {"z": _Y21}, "TypeError", "z"),
+        ("n_bins:1", {"n_bins": 1}, "ValueError", "n_bins"),
+        ("unit:unknown", {"unit": "x"}, "ValueError", "unit"))),
+    ApiSpec(information_complexity.ib_generalization_bound, {"cond_mi_bits": np.float32(1.0), "n": 100}, extra=(
+        ("cond_mi_bits:negative", {"cond_mi_bits": np.float32(-1.0)}, "ValueError", "cond_mi_bits"),
+        ("n:0", {"n": 0}, "ValueError", "n"),
+        ("g1:negative", {"g1": -1.0}, "ValueError", "g1"),
+        ("cond_mi_bits:int", {"cond_mi_bits": np.int32(1)}, "TypeError", "cond_mi_bits"))),
+    ApiSpec(information_complexity.ksg_mutual_information, {"x": f(10, 2), "y": f(10)}, extra=(
+        ("y:rows", {"y": f(9)}, "ValueError", "same number of rows"),
+        ("k:0", {"k": 0}, "ValueError", "k"),
+        ("k:n", {"k": 10}, "ValueError", "k"),
+        ("k:float", {"k": 2.0}, "TypeError", "k"),
+        ("x:int", {"x": _Y21}, "TypeError", "x"))),
+    ApiSpec(information_complexity.compressed_mutual_information, {"x": f(10, 4), "y": f(10, 3)}, extra=(
+        ("encoder_x:not-callable", {"encoder_x": 3}, "TypeError", "encoder_x"),
+        ("encoder_y:drops-rows", {"encoder_y": lambda v: v[:-1]}, "ValueError", "one row per sample"),)),
+    ApiSpec(information_complexity.fit_scaled_ncx2, {"losses": _E21}, extra=(
+        ("losses:2", {"losses": _E21[:2]}, "ValueError", "losses"),
+        ("losses:2d", {"losses": _E21.reshape(3, 4)}, "ValueError", "losses"))),
+    ApiSpec(information_complexity.scaled_ncx2_logcdf, {"value": np.float32(1.0), "df": 3.0, "nc": 1.0,
+                                                        "scale": 1.0}, extra=(
+        ("df:0", {"df": 0.0}, "ValueError", "df"),
+        ("nc:negative", {"nc": -1.0}, "ValueError", "nc"),
+        ("scale:0", {"scale": 0.0}, "ValueError", "scale"),
+        ("terms:0", {"terms": 0}, "ValueError", "terms"))),
+    ApiSpec(information_complexity.inductive_bias_bits, {"losses": _E21, "target_error": 0.3}, extra=(
+        ("target_error:0", {"target_error": 0.0}, "ValueError", "target_error"),
+        ("method:unknown", {"method": "mle"}, "ValueError", "method"),
+        ("losses:2", {"losses": _E21[:2]}, "ValueError", "losses"))),
+    ApiSpec(information_complexity.linear_v_information, {"acts": f(10, 3), "feature": f(10)}, extra=(
+        ("feature:rows", {"feature": f(9)}, "ValueError", "feature"),
+        ("ridge:negative", {"ridge": -1.0}, "ValueError", "ridge"),
+        ("n_fit:n", {"n_fit": 10}, "ValueError", "n_fit"),
+        ("acts:int", {"acts": np.ones((10, 3), np.int32)}, "TypeError", "acts"))),
+    ApiSpec(information_complexity.v_information_complexity, {"feature": f(10), "layer_acts": [f(10, 3), f(10, 2)]},
+            extra=(("layer_acts:array", {"layer_acts": f(10, 3)}, "TypeError", "layer_acts"),
+                   ("layer_acts:empty", {"layer_acts": []}, "TypeError", "layer_acts"),
+                   ("feature:rows", {"feature": f(9)}, "ValueError", "feature"))),
+]
+from jaxlib_methods.analysis import opposing_signals  # noqa: E402
+
+MODULES += (opposing_signals,)
+_H195 = np.abs(f(5, 8))
+SPECS += [
+    ApiSpec(opposing_signals.opposing_signal_groups, {"loss_hist": _H195, "k": 2}, extra=(
+        ("k:too-large", {"k": 5}, "ValueError", "k"),
+        ("k:float", {"k": 2.0}, "TypeError", "k"),
+        ("step:out-of-range", {"step": 4}, "ValueError", "step"),
+        ("loss_hist:1-checkpoint", {"loss_hist": _H195[:1]}, "ValueError", "loss_hist"),
+        ("loss_hist:int", {"loss_hist": np.ones((5, 8), np.int32)}, "TypeError", "loss_hist"))),
+    ApiSpec(opposing_signals.group_swing_correlation, {"loss_hist": _H195, "group_a": np.array([0, 1]),
+                                                      "group_b": np.array([2, 3])}, extra=(
+        ("group_b:out-of-range", {"group_b": np.array([8])}, "ValueError", "group_b"),
+        ("group_a:empty", {"group_a": np.zeros(0, np.int32)}, "ValueError", "group_a"),
+        ("group_a:float", {"group_a": np.array([0.0, 1.0])}, "TypeError", "group_a"),
+        ("loss_hist:2-checkpoints", {"loss_hist": _H195[:2]}, "ValueError", "loss_hist"))),
+]
+from jaxlib_methods.analysis import feature_merging  # noqa: E402
+
+MODULES += (feature_merging,)
+_NET23 = [(f(3, 4).astype(np.float64), f(4).astype(np.float64)), (f(4, 2).astype(np.float64), f(2).astype(np.float64))]
+SPECS += [
+    ApiSpec(feature_merging.iterative_feature_merging, {"layers": _NET23, "beta": 0.1}, extra=(
+        ("beta:negative", {"beta": -0.1}, "ValueError", "beta"),
+        ("beta:nan", {"beta": float("nan")}, "ValueError", "beta"),
+        ("layers:one", {"layers": _NET23[:1]}, "TypeError", "layers"),
+        ("layers:mismatch", {"layers": [_NET23[0], _NET23[0]]}, "ValueError", "inputs"),
+        ("layers:int", {"layers": [(np.ones((3, 4), np.int32), f(4)), _NET23[1]]}, "TypeError", "float"),
+        ("layers:nan", {"layers": [(put(_NET23[0][0], (0, 0), np.nan), _NET23[0][1]), _NET23[1]]}, "ValueError",
+         "finite"))),
+    ApiSpec(feature_merging.feature_complexity, {"layers": _NET23, "beta": 0.1}, extra=(
+        ("beta:negative", {"beta": -0.1}, "ValueError", "beta"),)),
+]
+from jaxlib_methods.analysis import density_pruning  # noqa: E402
+
+MODULES += (density_pruning,)
+_C37, _S37 = np.array([0.1, 0.5, 0.2]), np.array([5, 5, 5])
+SPECS += [
+    ApiSpec(density_pruning.dbp_quotas, {"complexity": _C37, "cluster_sizes": _S37, "budget": 6, "tau": 0.5}, extra=(
+        ("budget:too-large", {"budget": 16}, "ValueError", "budget"),
+        ("budget:float", {"budget": 6.0}, "TypeError", "budget"),
+        ("tau:0", {"tau": 0.0}, "ValueError", "tau"),
+        ("cluster_sizes:float", {"cluster_sizes": _S37.astype(float)}, "ValueError", "cluster_sizes"),
+        ("complexity:nan", {"complexity": put(_C37, 0, np.nan)}, "ValueError", "complexity"))),
+    ApiSpec(density_pruning.dbp_prune, {"embs": f(12, 2), "n_clusters": 3, "keep_frac": 0.5, "tau": 0.5,
+                                        "key": _key()}, extra=(
+        ("keep_frac:0", {"keep_frac": 0.0}, "ValueError", "keep_frac"),
+        ("n_clusters:1", {"n_clusters": 1}, "ValueError", "n_clusters"),
+        ("n_clusters:above-N", {"n_clusters": 13}, "ValueError", "n_clusters"),
+        ("embs:int", {"embs": np.ones((12, 2), np.int32)}, "TypeError", "embs"),
+        ("iters:0", {"iters": 0}, "ValueError", "iters"))),
+]
+from jaxlib_methods.analysis import concept_regions  # noqa: E402
+
+MODULES += (concept_regions,)
+_M32 = np.arange(16).reshape(4, 4) % 3 == 0
+SPECS += [
+    ApiSpec(concept_regions.attribution_on_region, {"saliency": f(3, 4, 4), "mask": _M32}, extra=(
+        ("mask:shape", {"mask": _M32[:3]}, "ValueError", "mask"),
+        ("mask:float", {"mask": _M32.astype(np.float32)}, "TypeError", "mask"),
+        ("saliency:int", {"saliency": np.ones((3, 4, 4), np.int32)}, "TypeError", "saliency"),
+        ("saliency:1d", {"saliency": f(4), "mask": _M32[0]}, "ValueError", "saliency"))),
 ]
 
 CASES = [c for spec in SPECS for c in api_cases(spec)]
