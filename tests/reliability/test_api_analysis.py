@@ -773,6 +773,8 @@ SPECS += [
         ("out2:shape", {"out2": f(4, 2)}, "ValueError", "out2"),
         ("out1:empty", {"out1": f(0, 3), "out2": f(0, 3)}, "ValueError", "out1"),
         ("out1:int", {"out1": np.ones((4, 3), np.int32)}, "TypeError", "out1"))),
+]
+
 # ---- an21b (issue 21): error probes of [19] [39] [202] (their math: tests/analysis/test_information_complexity.py)
 from jaxlib_methods.analysis import information_complexity  # noqa: E402
 
