@@ -932,6 +932,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.spurious_features.spurious_feature_data",),
         tests=("tests/analysis/test_weight_ensembles.py",),
         experiment="spurious_feature_ensembles"),
+    # ---- ls19d (issue 19) ----
+    89: Implementation(  # official NcontrastCCSP (edge positives, one-hot meta-nodes); toy: memory/time vs N on an SBM
+        artifacts=("jaxlib_methods.losses.graph_contrastive.pamc_loss",
+                   "jaxlib_methods.losses.graph_contrastive.graph_ncontrast_loss",),
+        tests=("tests/losses/test_graph_contrastive.py",),
+        experiment="losses_wave2_p4"),
 }
 
 

@@ -750,6 +750,34 @@ SPECS += [
             floats=("features", "prototypes"), labels={"labels": K}, batch=("features", "labels"), empty="empty",
             extra=(("prototypes:dim", {"prototypes": f(K, 2)}, "ValueError", "prototypes"),)),
 ]
+# ---- ls19d (issue 19): PamC [89] ...
+from jaxlib_methods.losses import graph_contrastive as gcl  # noqa: E402
+MODULES += (gcl,)
+_EDGES = np.array([[0, 0], [1, 1], [2, 2], [3, 3], [0, 1], [1, 2], [2, 3], [3, 0]], np.int32)
+_ONEHOT = np.eye(2, dtype=np.float32)[[0, 1, 0, 1]]
+SPECS += [
+    ApiSpec(gcl.pamc_loss, {"z": f(B, 3), "edges": _EDGES, "assignments": _ONEHOT,
+                            "edge_weights": np.full(len(_EDGES), 0.5, np.float32)},
+            floats=("z", "assignments", "edge_weights"), batch=("z", "assignments"), empty="error",
+            nan={"assignments": "error", "edge_weights": "error"}, inf={"assignments": "error", "edge_weights": "error"},
+            extra=(("edges=N", {"edges": put(_EDGES, (4, 1), B)}, "ValueError", "edges"),
+                   ("edges=N:jit", {"edges": put(_EDGES, (4, 1), B)}, "nan", "", ("edges",)),
+                   ("edges:no-own-edge", {"edge_weights": np.where(_EDGES[:, 0] == 3, 0.0, 0.5).astype(np.float32)},
+                    "ValueError", "edges"),
+                   ("edges:float", {"edges": _EDGES.astype(np.float32)}, "TypeError", "edges"),
+                   ("edges:shape", {"edges": _EDGES[:, :1]}, "ValueError", "edges"),
+                   ("assignments<0", {"assignments": -_ONEHOT}, "ValueError", "assignments"),
+                   ("assignments<0:jit", {"assignments": -_ONEHOT}, "nan", "", ("assignments",)),
+                   ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
+    ApiSpec(gcl.graph_ncontrast_loss, {"z": f(B, 3), "adjacency": np.eye(B, dtype=np.float32) + 0.5},
+            floats=("z", "adjacency"), batch=("z",), nan={"adjacency": "error"}, inf={"adjacency": "error"},
+            extra=(("adjacency:row0", {"adjacency": put(np.eye(B, dtype=np.float32), (2, 2), 0.0)}, "ValueError",
+                    "adjacency"),
+                   ("adjacency<0:jit", {"adjacency": put(np.eye(B, dtype=np.float32), (2, 2), -1.0)}, "nan", "",
+                    ("adjacency",)),
+                   ("adjacency:shape", {"adjacency": np.eye(B + 1, dtype=np.float32)}, "ValueError", "adjacency"),
+                   ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
+]
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
