@@ -1,10 +1,13 @@
 """Contrastive, generative and augmentation losses wave 2, P2 toy claims (issue 19, ls19d): PamC's meta-node
-contrastive loss for graphs.
+contrastive loss for graphs, ADC-GAN's auxiliary discriminative classifier.
 
 Papers:
   [89]  Gayan K. Kulatilleke, Marius Portmann, Shekhar S. Chandra, "Efficient block contrastive learning via
         parameter-free meta-node approximation", 2022, arXiv:2209.14067 (`losses.pamc_loss`,
         `losses.graph_ncontrast_loss`).
+  [173] Liang Hou, Qi Cao, Huawei Shen, Siyuan Pan, Xiaoshuang Li, Xueqi Cheng, "Conditional GANs with Auxiliary
+        Discriminative Classifier", ICML 2022, arXiv:2107.10060 (`losses.adc_discriminator_loss`,
+        `losses.adc_generator_loss`).
 
 PamC (catalog row: cost O(nk + k^2) vs O(n^2) on an SBM graph; paper: up to 3x training time, 1.8x inference time,
 > 5x GPU memory). Graph: a stochastic block model with `pamc_k` blocks of equal size, mean degree `pamc_degree`
@@ -15,6 +18,16 @@ gradient with respect to the embeddings of PamC (edge list + meta-nodes) and of 
 temporaries), then time both (best of `pamc_repeats` calls). `pamc_arm="node"` (the mutation) gives PamC N meta-nodes,
 one per node (C = I): then it is the node-level loss (tested equal) and its memory grows quadratically too.
 
+ADC-GAN (catalog row: 2-D overlapping class-conditional Gaussians: AC-GAN shrinks intra-class variance, ADC-GAN
+matches the per-class std). Data: two classes with means (-+`gan_sep`, 0) and identity covariance (they overlap
+around x = 0). Conditional generator MLP (noise in R^2 + one-hot class) and discriminator MLP (a shared trunk, one
+adversarial logit and the classifier's logits), width `gan_width`, non-saturating GAN loss, adam (b1 = 0.5), one D
+and one G step per iteration, `gan_steps` steps, lambda = `gan_lambda` (1). Arms from the same seeds: ADC-GAN
+(2K-way classifier on real and generated data, Eqs. (8)-(9)) and AC-GAN (K-way classifier on real data, generator
+cross-entropy on its samples, as the official 'acgan'); `gan_classifier=ac` (the mutation) makes the method arm
+AC-GAN too. Measured per class on `gan_eval` generated samples: the std of each coordinate and the fraction beyond
+the class boundary.
+
 Claims (tolerances fixed before the first run):
   1. [89] memory(node-level) / memory(PamC) at N = 4 n0 >= 5 (paper: over 5x GPU memory reduction, abstract and
      Sec. 5);
@@ -22,14 +35,24 @@ Claims (tolerances fixed before the first run):
      linear vs quadratic complexity, Sec. 3);
   3. [89] time(node-level) / time(PamC) of one value-and-gradient at N = 4 n0 >= 1.5 (paper: up to 3x training time;
      1.5 leaves room for the shared CPU's timing noise).
-  sanity: the two losses agree at k = N on the largest graph (relative difference <= 1e-5, float32).
+  4. [173] ADC-GAN's per-class std of the generated x coordinate, mean over classes and seeds, within 0.1 of the true
+     1 (paper: ADC-GAN learns the joint distribution, Sec. 5.1, Fig. 2);
+  5. [173] ADC-GAN minus AC-GAN per-class std of x, paired over seeds: mean >= 2 standard errors (paper: AC-GAN's
+     generator-agnostic classifier lowers intra-class diversity, Sec. 3.1);
+  sanity: the two PamC losses agree at k = N on the largest graph (relative difference <= 1e-5, float32); AC-GAN's
+  class-0 samples cross the class boundary less often than the data do (fraction minus the true 0.227 <= 0).
 
 What we measured ([89], cpu preset, 14 s wall on the shared, loaded 2-core machine): all pass. Memory (MiB) at
 N = 512 / 1024 / 2048: PamC 1.9 / 3.9 / 7.8, node-level 3.1 / 12.2 / 48.3 (ratio 6.2 at 2048; slopes 1.03 vs 1.99);
 time ratio at 2048: 34x (2.3 ms vs 77 ms; timings of a loaded machine); k = N vs node-level: 1.7e-7.
 
-Sharding: `mesh` splits the vmapped seeds of the training parts (none yet: the [89] part compiles and times one
-graph per N, no seeds).
+[173] (cpu preset, same run; 164 s wall for the whole module on the overloaded machine, load average 16): ADC-GAN's
+per-class std of x 1.07 / 0.99 / 1.05 per seed (|mean - 1| = 0.036: passes); AC-GAN's 0.63 / 0.96 / 0.73, and
+AC-GAN's class-0 samples beyond x = 0: 0.0 / 0.0 / 0.0 vs 0.227 in the data (they avoid the overlap, as the paper
+says); the paired difference is 2.11 standard errors (passes, narrowly: seed 1's AC-GAN kept its spread).
+
+Sharding: `mesh` splits the vmapped seeds of the GAN arms (`shard_leading`); the [89] part compiles and times one
+graph per N on the default device.
 """
 
 from __future__ import annotations
@@ -42,20 +65,24 @@ from typing import Annotated, Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
+from experiments._ssl_toys import mlp_apply, mlp_init
 from jaxlib_methods import losses
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, save_figure, sweep
-from jaxlib_methods.runner.constraints import PositiveInt, Range, Seed
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=89, title="Efficient block contrastive learning via parameter-free meta-node approximation",
               year=2022, arxiv="2209.14067")
-ALSO_REPRODUCES = ()
+ALSO_REPRODUCES = (Paper(catalog_id=173, title="Conditional GANs with Auxiliary Discriminative Classifier",
+                         year=2022, arxiv="2107.10060"),)
 DEMO = False
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
   seed: Seed = 0
+  seeds: Annotated[int, Range(ge=2)] = 3
   # [89] PamC: compiled memory and time vs N on an SBM graph
   pamc_n0: Annotated[int, Range(ge=16)] = 512
   pamc_k: Annotated[int, Range(ge=2)] = 8
@@ -63,13 +90,22 @@ class Config:
   pamc_degree: Annotated[int, Range(ge=2)] = 8
   pamc_repeats: PositiveInt = 5
   pamc_arm: Literal["meta", "node"] = "meta"
+  # [173] ADC-GAN vs AC-GAN on 2-D overlapping class-conditional Gaussians
+  gan_sep: PositiveFloat = 0.75
+  gan_width: PositiveInt = 64
+  gan_steps: PositiveInt = 3000
+  gan_batch: Annotated[int, Range(ge=8)] = 256
+  gan_lr: PositiveFloat = 1e-3
+  gan_lambda: NonNegativeFloat = 1.0
+  gan_eval: Annotated[int, Range(ge=100)] = 4000
+  gan_classifier: Literal["adc", "ac"] = "adc"
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds of the training parts are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(pamc_n0=4096), "tpu": Config(pamc_n0=4096)}
-TINY = ("pamc_n0=64", "pamc_repeats=1")
+TINY = ("pamc_n0=64", "pamc_repeats=1", "seeds=2", "gan_steps=100", "gan_batch=64", "gan_width=16", "gan_eval=500")
 MUTATION_TEST_SLOW = True  # the TINY run compiles 12 loss programs (>> 2 s of CPU on the shared machine)
-MUTATIONS = {"a_node_level_negatives": ("pamc_arm=node",)}
+MUTATIONS = {"a_node_level_negatives": ("pamc_arm=node",), "b_ac_classifier": ("gan_classifier=ac",)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -134,6 +170,99 @@ def _slope(x, y) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# [173] ADC-GAN vs AC-GAN
+# ---------------------------------------------------------------------------------------------------------------
+
+GAN_CLASSES = 2
+
+
+def _gan_real(config: Config, key, n):
+  """Class y in {0, 1} with mean (-+sep, 0) and identity covariance: the classes overlap around x = 0."""
+  ky, kx = jax.random.split(key)
+  y = jax.random.randint(ky, (n,), 0, GAN_CLASSES)
+  mean = jnp.stack([(2.0 * y - 1.0) * config.gan_sep, jnp.zeros(n)], axis=1)
+  return mean + jax.random.normal(kx, (n, 2)), y
+
+
+def _gan_generate(g, key, y):
+  z = jax.random.normal(key, (y.shape[0], 2))
+  return mlp_apply(g, jnp.concatenate([z, jax.nn.one_hot(y, GAN_CLASSES)], axis=1))
+
+
+def _gan_disc(d, x):
+  """Shared trunk; head 0 the adversarial logit, the rest the classifier (2K for ADC, K for AC)."""
+  out = mlp_apply(d, x)
+  return out[:, 0], out[:, 1:]
+
+
+def _gan_train(config: Config, key, classifier: str):
+  """One seed: a non-saturating conditional GAN + lambda * the arm's classifier losses; per-class std (x and y
+  coordinates) and the fraction of class-0 samples beyond the class boundary x > 0, generated vs true."""
+  kg, kd, kt, ke = jax.random.split(key, 4)
+  n_cls = 2 * GAN_CLASSES if classifier == "adc" else GAN_CLASSES
+  w = config.gan_width
+  params = {"g": mlp_init(kg, [2 + GAN_CLASSES, w, w, 2]), "d": mlp_init(kd, [2, w, w, 1 + n_cls])}
+  opt = optax.adam(config.gan_lr, b1=0.5)
+  lam = config.gan_lambda
+
+  def d_loss(d, g, k):
+    kr, ky, kz = jax.random.split(k, 3)
+    x, y = _gan_real(config, kr, config.gan_batch)
+    yg = jax.random.randint(ky, (config.gan_batch,), 0, GAN_CLASSES)
+    xf = jax.lax.stop_gradient(_gan_generate(g, kz, yg))
+    adv_r, cls_r = _gan_disc(d, x)
+    adv_f, cls_f = _gan_disc(d, xf)
+    adv = jax.nn.softplus(-adv_r).mean() + jax.nn.softplus(adv_f).mean()
+    if classifier == "adc":
+      aux = (losses.adc_discriminator_loss(cls_r, y, real=True).mean()
+             + losses.adc_discriminator_loss(cls_f, yg, real=False).mean())
+    else:   # AC-GAN (official 'acgan'): the classifier learns the real data's labels only
+      aux = losses.softmax_cross_entropy_with_integer_labels(cls_r, y).mean()
+    return adv + lam * aux
+
+  def g_loss(g, d, k):
+    ky, kz = jax.random.split(k)
+    yg = jax.random.randint(ky, (config.gan_batch,), 0, GAN_CLASSES)
+    adv_f, cls_f = _gan_disc(d, _gan_generate(g, kz, yg))
+    if classifier == "adc":
+      aux = losses.adc_generator_loss(cls_f, yg).mean()
+    else:
+      aux = losses.softmax_cross_entropy_with_integer_labels(cls_f, yg).mean()
+    return jax.nn.softplus(-adv_f).mean() + lam * aux
+
+  def step(carry, k):
+    p, sd, sg = carry
+    k1, k2 = jax.random.split(k)
+    gd = jax.grad(d_loss)(p["d"], p["g"], k1)
+    ud, sd = opt.update(gd, sd, p["d"])
+    d = optax.apply_updates(p["d"], ud)
+    gg = jax.grad(g_loss)(p["g"], d, k2)
+    ug, sg = opt.update(gg, sg, p["g"])
+    return ({"g": optax.apply_updates(p["g"], ug), "d": d}, sd, sg), None
+
+  carry = (params, opt.init(params["d"]), opt.init(params["g"]))
+  (params, _, _), _ = jax.lax.scan(step, carry, jax.random.split(kt, config.gan_steps))
+  stats = []
+  for c in range(GAN_CLASSES):
+    xg = _gan_generate(params["g"], jax.random.fold_in(ke, c), jnp.full((config.gan_eval,), c))
+    beyond = jnp.mean((xg[:, 0] > 0) if c == 0 else (xg[:, 0] < 0))
+    stats.append(jnp.concatenate([jnp.std(xg, axis=0), beyond[None]]))
+  return jnp.stack(stats)          # [classes, 3]: std x, std y, fraction beyond the boundary
+
+
+def gan_runs(config: Config, keys) -> dict:
+  """Both arms from the same seeds: the method arm (`gan_classifier`, ADC unless mutated) and AC-GAN."""
+  out = {}
+  for arm, classifier in (("method", config.gan_classifier), ("acgan", "ac")):
+    r = np.asarray(jax.device_get(jax.jit(jax.vmap(lambda k: _gan_train(config, k, classifier)))(keys)))
+    out[arm] = {"classifier": classifier, "std_x": r[:, :, 0].tolist(), "std_y": r[:, :, 1].tolist(),
+                "beyond": r[:, :, 2].tolist()}
+  from scipy.stats import norm
+  out["true_beyond"] = float(norm.cdf(-config.gan_sep))
+  return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # run / claims / figure
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -142,16 +271,26 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   log = MetricsLog(workdir)
   log.reset()
   pamc = sweep.memoized(workdir, {"part": "pamc"}, lambda: pamc_costs(config))
+  keys = jax.random.split(jax.random.key(config.seed), config.seeds)
+  keys = shard_leading(keys, make_mesh(config.mesh), what="seed")     # each device trains its seeds
+  gan = sweep.memoized(workdir, {"part": "gan"}, lambda: gan_runs(config, keys))
   for i, n in enumerate(pamc["N"]):
     log.log(i, N=n, pamc_mem=pamc["pamc_mem"][i], node_mem=pamc["node_mem"][i], pamc_time=pamc["pamc_time"][i],
             node_time=pamc["node_time"][i])
-  out = {"pamc": pamc}
+  for s in range(config.seeds):
+    log.log(s, adc_std_x=float(np.mean(gan["method"]["std_x"][s])),
+            acgan_std_x=float(np.mean(gan["acgan"]["std_x"][s])))
+  out = {"pamc": pamc, "gan": gan}
   _figure(out, workdir)
   return out
 
 
 def claims(results: dict) -> list[Claim]:
-  pc = results["pamc"]
+  pc, gan = results["pamc"], results["gan"]
+  m_std = np.mean(gan["method"]["std_x"], axis=1)          # per seed, mean over classes (the true std is 1)
+  ac_std = np.mean(gan["acgan"]["std_x"], axis=1)
+  diff = m_std - ac_std
+  se = float(diff.std(ddof=1) / np.sqrt(diff.size))
   return [
       Claim.at_least("PamC: compiled memory (arguments + temporaries) of the node-level loss / PamC's, value and "
                      "gradient at the largest N", pc["node_mem"][-1] / pc["pamc_mem"][-1], 5.0,
@@ -165,6 +304,17 @@ def claims(results: dict) -> list[Claim]:
                      paper="up to 3x faster training", kind="paper", where="Abstract, Sec. 5 [89]"),
       Claim.at_most("PamC with k = N meta-nodes vs the node-level loss, relative difference (float32)",
                     pc["max_rel_diff"], 1e-5, kind="sanity"),
+      Claim.at_most(f"ADC-GAN ({gan['method']['classifier']} classifier arm): |per-class std of the generated x "
+                    "coordinate - the true 1|, mean over classes and seeds", abs(float(m_std.mean()) - 1.0), 0.1,
+                    paper="ADC-GAN learns the joint distribution (intra-class diversity kept)", kind="paper",
+                    where="Sec. 5.1, Fig. 2 (overlapping 1-D mixtures) [173]"),
+      Claim.at_least("ADC-GAN minus AC-GAN per-class std of the generated x coordinate, mean over seeds in standard "
+                     "errors of the paired difference", float(diff.mean()) / max(se, 1e-12), 2.0,
+                     paper="AC-GAN lowers intra-class diversity (samples avoid the classes' overlap)", kind="paper",
+                     where="Sec. 3.1 and Sec. 5.1, Fig. 2 [173]"),
+      Claim.at_most("AC-GAN: fraction of class-0 samples beyond the class boundary (x > 0) minus the true "
+                    "fraction, mean over seeds", float(np.mean(np.asarray(gan["acgan"]["beyond"])[:, 0]))
+                    - gan["true_beyond"], 0.0, kind="sanity"),
   ]
 
 
@@ -172,7 +322,7 @@ def _figure(out, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+  fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.8))
   pc = out["pamc"]
   axes[0].loglog(pc["N"], np.asarray(pc["pamc_mem"]) / 2**20, "o-", label="PamC (meta-nodes)")
   axes[0].loglog(pc["N"], np.asarray(pc["node_mem"]) / 2**20, "s-", label="node-level (all pairs)")
@@ -186,5 +336,14 @@ def _figure(out, workdir):
   axes[1].set_ylabel("best wall time (s)")
   axes[1].set_title("[89] PamC time")
   axes[1].legend()
+  gan = out["gan"]
+  s = np.arange(len(gan["acgan"]["std_x"]))
+  axes[2].bar(s - 0.2, np.mean(gan["method"]["std_x"], axis=1), 0.4, label=f"{gan['method']['classifier']} arm")
+  axes[2].bar(s + 0.2, np.mean(gan["acgan"]["std_x"], axis=1), 0.4, label="AC-GAN")
+  axes[2].axhline(1.0, color="k", ls="--", label="true std")
+  axes[2].set_xlabel("seed")
+  axes[2].set_ylabel("per-class std of generated x (mean over classes)")
+  axes[2].set_title("[173] intra-class diversity")
+  axes[2].legend()
   fig.tight_layout()
   save_figure(fig, workdir / "figure.png")

@@ -164,3 +164,4 @@ from jaxlib_methods.losses.metric_learning import (  # noqa: F401  (issue 19, [1
 from jaxlib_methods.losses.prototype_distill import prd_loss, prototype_cosine_loss  # noqa: F401  (issue 19, [59])
 # ---- ls19d (issue 19): [89] PamC, [173] ADC-GAN, [34] SMMix, [51] AdaWAC, [11] CVIB
 from jaxlib_methods.losses.graph_contrastive import graph_ncontrast_loss, pamc_loss  # noqa: F401  (issue 19, [89])
+from jaxlib_methods.losses.conditional_gan import adc_discriminator_loss, adc_generator_loss  # noqa: F401  ([173])

@@ -778,6 +778,20 @@ SPECS += [
                    ("adjacency:shape", {"adjacency": np.eye(B + 1, dtype=np.float32)}, "ValueError", "adjacency"),
                    ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
 ]
+from jaxlib_methods.losses import conditional_gan as cgan  # noqa: E402  (ls19d, issue 19, [173])
+MODULES += (cgan,)
+_ADC = f(B, 2 * K, scale=2.0)
+SPECS += [
+    ApiSpec(cgan.adc_discriminator_loss, {"logits": _ADC, "labels": LABELS, "real": False}, floats=("logits",),
+            labels={"labels": K}, batch=("logits", "labels"), empty="empty",
+            extra=(("real=1", {"real": 1}, "TypeError", "real"),
+                   ("logits:odd", {"logits": f(B, 2 * K - 1)}, "ValueError", "logits"),
+                   ("where:float", {"where": W_BAD}, "TypeError", "where"))),
+    ApiSpec(cgan.adc_generator_loss, {"logits": _ADC, "labels": LABELS}, floats=("logits",), labels={"labels": K},
+            batch=("logits", "labels"), empty="empty",
+            extra=(("logits:odd", {"logits": f(B, 2 * K - 1)}, "ValueError", "logits"),
+                   ("axis=2", {"axis": 2}, "ValueError", "axis"))),
+]
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
