@@ -1,5 +1,5 @@
 """Contrastive, generative and augmentation losses wave 2, P2 toy claims (issue 19, ls19d): PamC's meta-node
-contrastive loss for graphs, ADC-GAN's auxiliary discriminative classifier.
+contrastive loss for graphs, ADC-GAN's auxiliary discriminative classifier, SMMix's max-min attention region mixing.
 
 Papers:
   [89]  Gayan K. Kulatilleke, Marius Portmann, Shekhar S. Chandra, "Efficient block contrastive learning via
@@ -8,6 +8,9 @@ Papers:
   [173] Liang Hou, Qi Cao, Huawei Shen, Siyuan Pan, Xiaoshuang Li, Xueqi Cheng, "Conditional GANs with Auxiliary
         Discriminative Classifier", ICML 2022, arXiv:2107.10060 (`losses.adc_discriminator_loss`,
         `losses.adc_generator_loss`).
+  [34]  Mengzhao Chen, Mingbao Lin, Zhihang Lin, Yuxin Zhang, Fei Chao, Rongrong Ji, "SMMix: Self-Motivated Image
+        Mixing for Vision Transformers", ICCV 2023, arXiv:2212.12977 (`data.smmix`, `losses.smmix_fine_grained_loss`,
+        `losses.smmix_consistency_loss`).
 
 PamC (catalog row: cost O(nk + k^2) vs O(n^2) on an SBM graph; paper: up to 3x training time, 1.8x inference time,
 > 5x GPU memory). Graph: a stochastic block model with `pamc_k` blocks of equal size, mean degree `pamc_degree`
@@ -28,6 +31,13 @@ cross-entropy on its samples, as the official 'acgan'); `gan_classifier=ac` (the
 AC-GAN too. Measured per class on `gan_eval` generated samples: the std of each coordinate and the fraction beyond
 the class boundary.
 
+SMMix (catalog row: +1% ImageNet for DeiT/PVT, not small; the check: the mixed image holds A's max-attention window
+at B's min-attention window, and the mixed label weights are the area fractions, summing to 1). `sm_images` random
+images of `sm_side` x `sm_side` patches of `sm_patch` pixels, a peaked random attention map per image (Dirichlet
+0.3), the official pairing (the reversed batch) and every official window size w in [S/4, 3S/4]: `data.smmix` against
+a NumPy brute force (loops over every window's attention mass). `sm_attention=inverted` (the mutation) feeds
+max(attn) - attn, which swaps the two windows. No ViT is trained here (the paper's gain is on ImageNet).
+
 Claims (tolerances fixed before the first run):
   1. [89] memory(node-level) / memory(PamC) at N = 4 n0 >= 5 (paper: over 5x GPU memory reduction, abstract and
      Sec. 5);
@@ -39,6 +49,8 @@ Claims (tolerances fixed before the first run):
      1 (paper: ADC-GAN learns the joint distribution, Sec. 5.1, Fig. 2);
   5. [173] ADC-GAN minus AC-GAN per-class std of x, paired over seeds: mean >= 2 standard errors (paper: AC-GAN's
      generator-agnostic classifier lowers intra-class diversity, Sec. 3.1);
+  6. [34] every mixed image equals the brute force (fraction 1.0);
+  7. [34] max |label weight - area fraction| and |sum of weights - 1| <= 1e-6 (float32).
   sanity: the two PamC losses agree at k = N on the largest graph (relative difference <= 1e-5, float32); AC-GAN's
   class-0 samples cross the class boundary less often than the data do (fraction minus the true 0.227 <= 0).
 
@@ -68,14 +80,16 @@ import numpy as np
 import optax
 
 from experiments._ssl_toys import mlp_apply, mlp_init
-from jaxlib_methods import losses
+from jaxlib_methods import data, losses
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=89, title="Efficient block contrastive learning via parameter-free meta-node approximation",
               year=2022, arxiv="2209.14067")
 ALSO_REPRODUCES = (Paper(catalog_id=173, title="Conditional GANs with Auxiliary Discriminative Classifier",
-                         year=2022, arxiv="2107.10060"),)
+                         year=2022, arxiv="2107.10060"),
+                   Paper(catalog_id=34, title="SMMix: Self-Motivated Image Mixing for Vision Transformers", year=2023,
+                         arxiv="2212.12977"))
 DEMO = False
 
 
@@ -99,13 +113,19 @@ class Config:
   gan_lambda: NonNegativeFloat = 1.0
   gan_eval: Annotated[int, Range(ge=100)] = 4000
   gan_classifier: Literal["adc", "ac"] = "adc"
+  # [34] SMMix region mixing and labels, checked against a NumPy brute force
+  sm_images: Annotated[int, Range(ge=2)] = 32
+  sm_side: Annotated[int, Range(ge=4)] = 14
+  sm_patch: PositiveInt = 4
+  sm_attention: Literal["model", "inverted"] = "model"
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds of the training parts are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(pamc_n0=4096), "tpu": Config(pamc_n0=4096)}
-TINY = ("pamc_n0=64", "pamc_repeats=1", "seeds=2", "gan_steps=100", "gan_batch=64", "gan_width=16", "gan_eval=500")
+TINY = ("sm_images=8", "sm_side=6", "pamc_n0=64", "pamc_repeats=1", "seeds=2", "gan_steps=100", "gan_batch=64", "gan_width=16", "gan_eval=500")
 MUTATION_TEST_SLOW = True  # the TINY run compiles 12 loss programs (>> 2 s of CPU on the shared machine)
-MUTATIONS = {"a_node_level_negatives": ("pamc_arm=node",), "b_ac_classifier": ("gan_classifier=ac",)}
+MUTATIONS = {"a_node_level_negatives": ("pamc_arm=node",), "b_ac_classifier": ("gan_classifier=ac",),
+             "c_inverted_attention": ("sm_attention=inverted",)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -263,6 +283,43 @@ def gan_runs(config: Config, keys) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# [34] SMMix
+# ---------------------------------------------------------------------------------------------------------------
+
+def _np_window_argext(a: np.ndarray, w: int):
+  """First (row-major) argmin and argmax over every w x w window's sum, by loops."""
+  s = a.shape[0]
+  sums = np.array([[a[r:r + w, c:c + w].sum() for c in range(s - w + 1)] for r in range(s - w + 1)])
+  return divmod(int(np.argmin(sums)), s - w + 1), divmod(int(np.argmax(sums)), s - w + 1)
+
+
+def smmix_checks(config: Config) -> dict:
+  """`data.smmix` on random images with a peaked attention map, every official window size w in [S/4, 3S/4],
+  checked against a NumPy brute force: the fraction of mixed images holding exactly the partner's max-attention
+  window at their own min-attention window (the rest untouched), and the largest |label weight - area fraction|."""
+  rng = np.random.default_rng(config.seed + 34)
+  b, s, p = config.sm_images, config.sm_side, config.sm_patch
+  x = rng.normal(size=(b, s * p, s * p, 3)).astype(np.float32)
+  attn = rng.dirichlet(np.full(s * s, 0.3), size=b).reshape(b, s, s).astype(np.float32)
+  seen = attn.max(axis=(1, 2), keepdims=True) - attn if config.sm_attention == "inverted" else attn
+  y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, size=b)]
+  partner = np.arange(b)[::-1].copy()
+  exact, label_err, windows = [], 0.0, list(range(max(1, int(s * 0.25)), int(s * 0.75) + 1))
+  for w in windows:
+    xm, ym, mask = (np.asarray(a) for a in data.smmix(x, y, seen, partner=partner, window=w))
+    for i in range(b):
+      (rt, ct), _ = _np_window_argext(attn[i], w)
+      _, (rs, cs) = _np_window_argext(attn[partner[i]], w)
+      ref = x[i].copy()
+      ref[rt * p:(rt + w) * p, ct * p:(ct + w) * p] = x[partner[i], rs * p:(rs + w) * p, cs * p:(cs + w) * p]
+      exact.append(bool(np.array_equal(xm[i], ref)))
+    frac = mask.reshape(b, -1).mean(1)
+    label_err = max(label_err, float(np.max(np.abs(ym - ((1 - frac)[:, None] * y + frac[:, None] * y[partner])))),
+                    float(np.max(np.abs(ym.sum(1) - 1))))
+  return {"exact_fraction": float(np.mean(exact)), "label_error": label_err, "windows": windows}
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # run / claims / figure
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -274,13 +331,14 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   keys = jax.random.split(jax.random.key(config.seed), config.seeds)
   keys = shard_leading(keys, make_mesh(config.mesh), what="seed")     # each device trains its seeds
   gan = sweep.memoized(workdir, {"part": "gan"}, lambda: gan_runs(config, keys))
+  sm = sweep.memoized(workdir, {"part": "smmix"}, lambda: smmix_checks(config))
   for i, n in enumerate(pamc["N"]):
     log.log(i, N=n, pamc_mem=pamc["pamc_mem"][i], node_mem=pamc["node_mem"][i], pamc_time=pamc["pamc_time"][i],
             node_time=pamc["node_time"][i])
   for s in range(config.seeds):
     log.log(s, adc_std_x=float(np.mean(gan["method"]["std_x"][s])),
             acgan_std_x=float(np.mean(gan["acgan"]["std_x"][s])))
-  out = {"pamc": pamc, "gan": gan}
+  out = {"pamc": pamc, "gan": gan, "smmix": sm}
   _figure(out, workdir)
   return out
 
@@ -312,6 +370,13 @@ def claims(results: dict) -> list[Claim]:
                      "errors of the paired difference", float(diff.mean()) / max(se, 1e-12), 2.0,
                      paper="AC-GAN lowers intra-class diversity (samples avoid the classes' overlap)", kind="paper",
                      where="Sec. 3.1 and Sec. 5.1, Fig. 2 [173]"),
+      Claim.at_least("SMMix: fraction of mixed images holding exactly the partner's max-attention window at their own "
+                     "min-attention window (NumPy brute force, every window size)",
+                     results["smmix"]["exact_fraction"], 1.0, paper="max-min attention region mixing", kind="paper",
+                     where="Sec. 3.2, max-min attention region mixing [34]"),
+      Claim.at_most("SMMix: largest |mixed label weight - mixed area fraction| (and |sum of weights - 1|)",
+                    results["smmix"]["label_error"], 1e-6, paper="the mixed label is the area ratio", kind="paper",
+                    where="Sec. 3.2 and the official mixup_target (lam = the target's area ratio) [34]"),
       Claim.at_most("AC-GAN: fraction of class-0 samples beyond the class boundary (x > 0) minus the true "
                     "fraction, mean over seeds", float(np.mean(np.asarray(gan["acgan"]["beyond"])[:, 0]))
                     - gan["true_beyond"], 0.0, kind="sanity"),

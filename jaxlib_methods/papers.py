@@ -943,6 +943,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.conditional_gan.adc_generator_loss",),
         tests=("tests/losses/test_conditional_gan.py",),
         experiment="losses_wave2_p4"),
+    34: Implementation(  # official max-min region mixing + area-ratio label, loss_fine, loss_con; no ViT training toy
+        artifacts=("jaxlib_methods.data.mixup.smmix",
+                   "jaxlib_methods.losses.token_mixing.smmix_fine_grained_loss",
+                   "jaxlib_methods.losses.token_mixing.smmix_consistency_loss",),
+        tests=("tests/losses/test_token_mixing.py",),
+        experiment="losses_wave2_p4"),
 }
 
 

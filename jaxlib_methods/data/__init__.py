@@ -46,3 +46,5 @@ from jaxlib_methods.data.spurious_features import (  # noqa: F401  ([112])
     spurious_feature_data,
     spurious_feature_means,
 )
+# ---- ls19d (issue 19): SMMix [34]
+from jaxlib_methods.data.mixup import smmix  # noqa: F401  (issue 19, [34])

@@ -165,3 +165,4 @@ from jaxlib_methods.losses.prototype_distill import prd_loss, prototype_cosine_l
 # ---- ls19d (issue 19): [89] PamC, [173] ADC-GAN, [34] SMMix, [51] AdaWAC, [11] CVIB
 from jaxlib_methods.losses.graph_contrastive import graph_ncontrast_loss, pamc_loss  # noqa: F401  (issue 19, [89])
 from jaxlib_methods.losses.conditional_gan import adc_discriminator_loss, adc_generator_loss  # noqa: F401  ([173])
+from jaxlib_methods.losses.token_mixing import smmix_consistency_loss, smmix_fine_grained_loss  # noqa: F401  ([34])

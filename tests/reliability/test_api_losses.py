@@ -792,6 +792,26 @@ SPECS += [
             extra=(("logits:odd", {"logits": f(B, 2 * K - 1)}, "ValueError", "logits"),
                    ("axis=2", {"axis": 2}, "ValueError", "axis"))),
 ]
+from jaxlib_methods.losses import token_mixing as tmix  # noqa: E402  (ls19d, issue 19, [34])
+MODULES += (tmix,)
+_PARTNER = np.array([3, 2, 1, 0], np.int32)
+SPECS += [
+    ApiSpec(tmix.smmix_fine_grained_loss, {"target_logits": LOGITS, "source_logits": f(B, K), "labels": LABELS,
+                                           "partner": _PARTNER},
+            floats=("target_logits", "source_logits"), labels={"labels": K},
+            batch=("target_logits", "source_logits", "labels", "partner"), empty="empty",
+            extra=(("partner:shape", {"partner": _PARTNER[:2]}, "ValueError", "partner"),
+                   ("partner=4", {"partner": put(_PARTNER, 0, B)}, "ValueError", "partner"),
+                   ("source_logits:shape", {"source_logits": f(B, K + 1)}, "ValueError", "source_logits"))),
+    ApiSpec(tmix.smmix_consistency_loss, {"mixed_logits": LOGITS, "unmixed_logits": f(B, K), "lam": 0.75,
+                                          "partner": _PARTNER},
+            floats=("mixed_logits", "unmixed_logits"), batch=("mixed_logits", "unmixed_logits", "partner"),
+            empty="empty",
+            extra=(("lam=1.5", {"lam": 1.5}, "ValueError", "lam"),
+                   ("lam:jit", {"lam": np.array([0.5, 1.5, 0.5, 0.5], np.float32)}, "nan", "", ("lam",)),
+                   ("partner=4", {"partner": put(_PARTNER, 0, B)}, "ValueError", "partner"),
+                   ("unmixed_logits:shape", {"unmixed_logits": f(B, K + 1)}, "ValueError", "unmixed_logits"))),
+]
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
