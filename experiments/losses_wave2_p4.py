@@ -1,5 +1,6 @@
 """Contrastive, generative and augmentation losses wave 2, P2 toy claims (issue 19, ls19d): PamC's meta-node
-contrastive loss for graphs, ADC-GAN's auxiliary discriminative classifier, SMMix's max-min attention region mixing.
+contrastive loss for graphs, ADC-GAN's auxiliary discriminative classifier, SMMix's max-min attention region mixing,
+AdaWAC's per-sample supervised / consistency weights.
 
 Papers:
   [89]  Gayan K. Kulatilleke, Marius Portmann, Shekhar S. Chandra, "Efficient block contrastive learning via
@@ -11,6 +12,9 @@ Papers:
   [34]  Mengzhao Chen, Mingbao Lin, Zhihang Lin, Yuxin Zhang, Fei Chao, Rongrong Ji, "SMMix: Self-Motivated Image
         Mixing for Vision Transformers", ICCV 2023, arXiv:2212.12977 (`data.smmix`, `losses.smmix_fine_grained_loss`,
         `losses.smmix_consistency_loss`).
+  [51]  Yijun Dong, Yuege Xie, Rachel Ward, "Adaptively Weighted Data Augmentation Consistency Regularization for
+        Robust Optimization under Concept Shift", ICML 2023, arXiv:2210.01891 (the brief's 2210.09563 is another
+        paper) (`losses.adawac_objective`, `losses.adawac_weight_update`).
 
 PamC (catalog row: cost O(nk + k^2) vs O(n^2) on an SBM graph; paper: up to 3x training time, 1.8x inference time,
 > 5x GPU memory). Graph: a stochastic block model with `pamc_k` blocks of equal size, mean degree `pamc_degree`
@@ -38,6 +42,14 @@ images of `sm_side` x `sm_side` patches of `sm_patch` pixels, a peaked random at
 a NumPy brute force (loops over every window's attention mass). `sm_attention=inverted` (the mutation) feeds
 max(attn) - attn, which swaps the two windows. No ViT is trained here (the paper's gain is on ImageNet).
 
+AdaWAC (catalog row: the max player's exponentiated gradient drives beta_i toward the larger of the two losses:
+label-dense samples -> supervised, label-sparse -> consistency, checked on synthetic losses; the row's second claim,
+a toy regression with a label-sparse subset where AdaWAC >= ERM + fixed-weight consistency, is NOT run). `aw_samples`
+samples, half label-dense (supervised loss U(0.5, 1.5) > consistency U(0.15, 0.4)), half label-sparse (supervised
+U(0, 0.1)), fresh N(0, `aw_noise`^2) noise on every loss at every step; `aw_steps` weight steps from 1/2 with eta =
+`aw_eta`, each also computed as the official float64 step. `aw_player=descent` (the mutation) runs the min
+player's step instead.
+
 Claims (tolerances fixed before the first run):
   1. [89] memory(node-level) / memory(PamC) at N = 4 n0 >= 5 (paper: over 5x GPU memory reduction, abstract and
      Sec. 5);
@@ -51,6 +63,8 @@ Claims (tolerances fixed before the first run):
      generator-agnostic classifier lowers intra-class diversity, Sec. 3.1);
   6. [34] every mixed image equals the brute force (fraction 1.0);
   7. [34] max |label weight - area fraction| and |sum of weights - 1| <= 1e-6 (float32).
+  8. [51] >= 99% of the label-dense samples end with beta > 0.9 and >= 99% of the label-sparse ones with beta < 0.1;
+  9. [51] the float32 iterates follow the official step: max |difference| <= 1e-5.
   sanity: the two PamC losses agree at k = N on the largest graph (relative difference <= 1e-5, float32); AC-GAN's
   class-0 samples cross the class boundary less often than the data do (fraction minus the true 0.227 <= 0).
 
@@ -62,6 +76,10 @@ time ratio at 2048: 34x (2.3 ms vs 77 ms; timings of a loaded machine); k = N vs
 per-class std of x 1.07 / 0.99 / 1.05 per seed (|mean - 1| = 0.036: passes); AC-GAN's 0.63 / 0.96 / 0.73, and
 AC-GAN's class-0 samples beyond x = 0: 0.0 / 0.0 / 0.0 vs 0.227 in the data (they avoid the overlap, as the paper
 says); the paired difference is 2.11 standard errors (passes, narrowly: seed 1's AC-GAN kept its spread).
+
+[34] and [51] (cpu preset, measured alone): SMMix exact fraction 1.0 (all 8 window sizes x 32 images), label error
+2.8e-8; AdaWAC 100% / 100% of the samples on the larger loss's side, max deviation from the official step 8.8e-7
+(under the descent mutation 0% / 0%).
 
 Sharding: `mesh` splits the vmapped seeds of the GAN arms (`shard_leading`); the [89] part compiles and times one
 graph per N on the default device.
@@ -89,7 +107,9 @@ PAPER = Paper(catalog_id=89, title="Efficient block contrastive learning via par
 ALSO_REPRODUCES = (Paper(catalog_id=173, title="Conditional GANs with Auxiliary Discriminative Classifier",
                          year=2022, arxiv="2107.10060"),
                    Paper(catalog_id=34, title="SMMix: Self-Motivated Image Mixing for Vision Transformers", year=2023,
-                         arxiv="2212.12977"))
+                         arxiv="2212.12977"),
+                   Paper(catalog_id=51, title="Adaptively Weighted Data Augmentation Consistency Regularization for "
+                         "Robust Optimization under Concept Shift", year=2023, arxiv="2210.01891"))
 DEMO = False
 
 
@@ -118,14 +138,20 @@ class Config:
   sm_side: Annotated[int, Range(ge=4)] = 14
   sm_patch: PositiveInt = 4
   sm_attention: Literal["model", "inverted"] = "model"
+  # [51] AdaWAC's weight player on noisy synthetic per-sample losses
+  aw_samples: Annotated[int, Range(ge=4)] = 1000
+  aw_steps: PositiveInt = 300
+  aw_eta: PositiveFloat = 0.5
+  aw_noise: NonNegativeFloat = 0.3
+  aw_player: Literal["ascent", "descent"] = "ascent"
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds of the training parts are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(pamc_n0=4096), "tpu": Config(pamc_n0=4096)}
-TINY = ("sm_images=8", "sm_side=6", "pamc_n0=64", "pamc_repeats=1", "seeds=2", "gan_steps=100", "gan_batch=64", "gan_width=16", "gan_eval=500")
+TINY = ("aw_samples=100", "aw_steps=100", "sm_images=8", "sm_side=6", "pamc_n0=64", "pamc_repeats=1", "seeds=2", "gan_steps=100", "gan_batch=64", "gan_width=16", "gan_eval=500")
 MUTATION_TEST_SLOW = True  # the TINY run compiles 12 loss programs (>> 2 s of CPU on the shared machine)
 MUTATIONS = {"a_node_level_negatives": ("pamc_arm=node",), "b_ac_classifier": ("gan_classifier=ac",),
-             "c_inverted_attention": ("sm_attention=inverted",)}
+             "c_inverted_attention": ("sm_attention=inverted",), "d_descent_player": ("aw_player=descent",)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -320,6 +346,41 @@ def smmix_checks(config: Config) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# [51] AdaWAC
+# ---------------------------------------------------------------------------------------------------------------
+
+def adawac_checks(config: Config) -> dict:
+  """The weight player alone on synthetic per-sample losses: half the samples label-dense (supervised loss ~ U(0.5,
+  1.5) > consistency ~ U(0.15, 0.4)), half label-sparse (supervised ~ U(0, 0.1)); each step adds N(0, noise^2) to
+  every loss (minibatch noise). From beta = 1/2, `aw_steps` `adawac_weight_update` steps (eta negated for the
+  'descent' mutation), each compared with the official float64 step (L1-normalised exponentiated weights)."""
+  rng = np.random.default_rng(config.seed + 51)
+  n = config.aw_samples
+  dense = np.arange(n) < n // 2
+  sup = np.where(dense, rng.uniform(0.5, 1.5, n), rng.uniform(0.0, 0.1, n))
+  cons = rng.uniform(0.15, 0.4, n)
+  eta = config.aw_eta if config.aw_player == "ascent" else -config.aw_eta
+  noise = rng.normal(size=(config.aw_steps, 2, n)) * config.aw_noise
+  step = jax.jit(lambda b, s, c: losses.adawac_weight_update(b, s, c, learning_rate=abs(eta)))
+  beta = np.full(n, 0.5, np.float32)
+  ref = np.full(n, 0.5)
+  max_dev, lo, hi = 0.0, 1.0, 0.0
+  for t in range(config.aw_steps):
+    s_t, c_t = (sup + noise[t, 0]).astype(np.float32), (cons + noise[t, 1]).astype(np.float32)
+    sign = 1.0 if eta >= 0 else -1.0          # descent: the min player's step (swap the losses' roles)
+    beta = np.asarray(step(beta, sign * s_t, sign * c_t))
+    w = np.stack([ref, 1 - ref], 1)
+    w[:, 0] *= np.exp(eta * (s_t.astype(np.float64) - c_t))
+    ref = (w / w.sum(1, keepdims=True))[:, 0]
+    max_dev = max(max_dev, float(np.max(np.abs(beta - ref))))
+    lo, hi = min(lo, float(beta.min())), max(hi, float(beta.max()))
+  return {"dense_to_supervised": float(np.mean(beta[dense] > 0.9)),
+          "sparse_to_consistency": float(np.mean(beta[~dense] < 0.1)),
+          "max_dev_official": max_dev, "beta_range": [lo, hi],
+          "beta_dense_mean": float(beta[dense].mean()), "beta_sparse_mean": float(beta[~dense].mean())}
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # run / claims / figure
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -332,13 +393,14 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   keys = shard_leading(keys, make_mesh(config.mesh), what="seed")     # each device trains its seeds
   gan = sweep.memoized(workdir, {"part": "gan"}, lambda: gan_runs(config, keys))
   sm = sweep.memoized(workdir, {"part": "smmix"}, lambda: smmix_checks(config))
+  aw = sweep.memoized(workdir, {"part": "adawac"}, lambda: adawac_checks(config))
   for i, n in enumerate(pamc["N"]):
     log.log(i, N=n, pamc_mem=pamc["pamc_mem"][i], node_mem=pamc["node_mem"][i], pamc_time=pamc["pamc_time"][i],
             node_time=pamc["node_time"][i])
   for s in range(config.seeds):
     log.log(s, adc_std_x=float(np.mean(gan["method"]["std_x"][s])),
             acgan_std_x=float(np.mean(gan["acgan"]["std_x"][s])))
-  out = {"pamc": pamc, "gan": gan, "smmix": sm}
+  out = {"pamc": pamc, "gan": gan, "smmix": sm, "adawac": aw}
   _figure(out, workdir)
   return out
 
@@ -377,6 +439,17 @@ def claims(results: dict) -> list[Claim]:
       Claim.at_most("SMMix: largest |mixed label weight - mixed area fraction| (and |sum of weights - 1|)",
                     results["smmix"]["label_error"], 1e-6, paper="the mixed label is the area ratio", kind="paper",
                     where="Sec. 3.2 and the official mixup_target (lam = the target's area ratio) [34]"),
+      Claim.at_least("AdaWAC: fraction of samples sent to the larger of their two losses by the weight player "
+                     "(label-dense: beta > 0.9; label-sparse: beta < 0.1), the smaller of the two fractions",
+                     min(results["adawac"]["dense_to_supervised"], results["adawac"]["sparse_to_consistency"]), 0.99,
+                     paper="at the saddle point label-dense samples go to the supervised loss, label-sparse ones to "
+                     "the consistency regulariser", kind="paper", where="Sec. 3, the saddle point of Eq. (3) [51]"),
+      Claim.at_most("AdaWAC: weight iterates vs the official L1-normalised exponentiated-gradient step (float64), max "
+                    "|difference| over samples and steps", results["adawac"]["max_dev_official"], 1e-5,
+                    paper="online mirror descent on the simplex", kind="paper", where="Algorithm 1 [51]"),
+      Claim.holds("AdaWAC: weights stay in [0, 1] (on the simplex)",
+                  bool(0 <= results["adawac"]["beta_range"][0] and results["adawac"]["beta_range"][1] <= 1),
+                  kind="sanity"),
       Claim.at_most("AC-GAN: fraction of class-0 samples beyond the class boundary (x > 0) minus the true "
                     "fraction, mean over seeds", float(np.mean(np.asarray(gan["acgan"]["beyond"])[:, 0]))
                     - gan["true_beyond"], 0.0, kind="sanity"),

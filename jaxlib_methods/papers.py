@@ -949,6 +949,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.token_mixing.smmix_consistency_loss",),
         tests=("tests/losses/test_token_mixing.py",),
         experiment="losses_wave2_p4"),
+    51: Implementation(  # official EG weight step (overflow-free sigmoid form); toy: the weight player on synthetic losses
+        artifacts=("jaxlib_methods.losses.consistency_weighting.adawac_objective",
+                   "jaxlib_methods.losses.consistency_weighting.adawac_weight_update",),
+        tests=("tests/losses/test_consistency_weighting.py",),
+        experiment="losses_wave2_p4"),
 }
 
 

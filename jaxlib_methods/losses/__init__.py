@@ -166,3 +166,4 @@ from jaxlib_methods.losses.prototype_distill import prd_loss, prototype_cosine_l
 from jaxlib_methods.losses.graph_contrastive import graph_ncontrast_loss, pamc_loss  # noqa: F401  (issue 19, [89])
 from jaxlib_methods.losses.conditional_gan import adc_discriminator_loss, adc_generator_loss  # noqa: F401  ([173])
 from jaxlib_methods.losses.token_mixing import smmix_consistency_loss, smmix_fine_grained_loss  # noqa: F401  ([34])
+from jaxlib_methods.losses.consistency_weighting import adawac_objective, adawac_weight_update  # noqa: F401  ([51])

@@ -812,6 +812,24 @@ SPECS += [
                    ("partner=4", {"partner": put(_PARTNER, 0, B)}, "ValueError", "partner"),
                    ("unmixed_logits:shape", {"unmixed_logits": f(B, K + 1)}, "ValueError", "unmixed_logits"))),
 ]
+from jaxlib_methods.losses import consistency_weighting as cwt  # noqa: E402  (ls19d, issue 19, [51])
+MODULES += (cwt,)
+_BETA = np.array([0.2, 0.5, 0.9, 0.5], np.float32)
+_SUP, _CONS = np.abs(f(B)), np.abs(f(B))
+SPECS += [
+    ApiSpec(cwt.adawac_objective, {"sup_loss": _SUP, "cons_loss": _CONS, "beta": _BETA},
+            floats=("sup_loss", "cons_loss", "beta"), batch=("sup_loss", "cons_loss", "beta"), empty="empty",
+            any_rank=("sup_loss", "cons_loss", "beta"), nan={"beta": "error"}, inf={"beta": "error"},
+            extra=(("beta=1.5", {"beta": put(_BETA, 0, 1.5)}, "ValueError", "beta"),
+                   ("beta=1.5:jit", {"beta": put(_BETA, 0, 1.5)}, "nan", "", ("beta",)),
+                   ("cons_loss:shape", {"cons_loss": _CONS[:2]}, "ValueError", "cons_loss"))),
+    ApiSpec(cwt.adawac_weight_update, {"beta": _BETA, "sup_loss": _SUP, "cons_loss": _CONS, "learning_rate": 0.5},
+            floats=("beta", "sup_loss", "cons_loss"), batch=("beta", "sup_loss", "cons_loss"), empty="empty",
+            any_rank=("sup_loss", "cons_loss", "beta"), nan={"beta": "error"}, inf={"beta": "error"},
+            extra=(("beta<0", {"beta": put(_BETA, 1, -0.1)}, "ValueError", "beta"),
+                   ("beta<0:jit", {"beta": put(_BETA, 1, -0.1)}, "nan", "", ("beta",)),
+                   ("learning_rate<0", {"learning_rate": -1.0}, "ValueError", "learning_rate"))),
+]
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
