@@ -954,6 +954,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.consistency_weighting.adawac_weight_update",),
         tests=("tests/losses/test_consistency_weighting.py",),
         experiment="losses_wave2_p4"),
+    11: Implementation(  # official SdConLoss + Dai et al.'s VIB mask; toy: spurious feature (90% train / 50% test)
+        artifacts=("jaxlib_methods.losses.contrastive.self_pruning_contrastive_loss",
+                   "jaxlib_methods.nn.vib_mask.VIBMask",
+                   "jaxlib_methods.nn.vib_mask.vib_mask_kl",),
+        tests=("tests/losses/test_cvib.py",),
+        experiment="losses_wave2_p4"),
 }
 
 

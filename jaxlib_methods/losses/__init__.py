@@ -167,3 +167,4 @@ from jaxlib_methods.losses.graph_contrastive import graph_ncontrast_loss, pamc_l
 from jaxlib_methods.losses.conditional_gan import adc_discriminator_loss, adc_generator_loss  # noqa: F401  ([173])
 from jaxlib_methods.losses.token_mixing import smmix_consistency_loss, smmix_fine_grained_loss  # noqa: F401  ([34])
 from jaxlib_methods.losses.consistency_weighting import adawac_objective, adawac_weight_update  # noqa: F401  ([51])
+from jaxlib_methods.losses.contrastive import self_pruning_contrastive_loss  # noqa: F401  ([11])

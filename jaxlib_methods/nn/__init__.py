@@ -178,3 +178,5 @@ from jaxlib_methods.nn.matryoshka_kv import (  # noqa: F401  ([82])
 )
 # ---- mixer18 (issue 18: convolutional mixers of the LM) ----
 from jaxlib_methods.nn.transformer import SGConvMixer  # noqa: F401  ([204])
+# ---- ls19d (issue 19): CVIB [11]
+from jaxlib_methods.nn.vib_mask import VIBMask, vib_mask_kl  # noqa: F401  ([11])

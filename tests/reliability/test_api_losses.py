@@ -830,6 +830,12 @@ SPECS += [
                    ("beta<0:jit", {"beta": put(_BETA, 1, -0.1)}, "nan", "", ("beta",)),
                    ("learning_rate<0", {"learning_rate": -1.0}, "ValueError", "learning_rate"))),
 ]
+SPECS += [  # ls19d (issue 19): CVIB [11] (contrastive module, already in MODULES)
+    ApiSpec(cl.self_pruning_contrastive_loss, {"anchor": f(B, 3), "positive": f(B, 3)}, floats=("anchor", "positive"),
+            batch=("anchor", "positive"), empty="empty",
+            extra=(("positive:shape", {"positive": f(B, 2)}, "ValueError", "positive"),
+                   ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
+]
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
