@@ -23,17 +23,16 @@ def test_adawac_update_and_objective_vs_numpy_float64():
   beta = rng.uniform(0.05, 0.95, n)
   sup, cons = rng.uniform(0, 2, n), rng.uniform(0, 2, n)
   with jax.enable_x64(True):
-    step = jax.jit(lambda b_, s_, c_, eta: losses.adawac_weight_update(b_, s_, c_, learning_rate=eta),
-                   static_argnums=3)
-    np.testing.assert_allclose(np.asarray(step(beta, sup, cons, 0.7)), _np_official_step(beta, sup, cons, 0.7),
-                               rtol=1e-13)
-    np.testing.assert_allclose(np.asarray(step(beta, sup, cons, 0.0)), beta, rtol=1e-15)
-    corners = np.asarray(step(np.array([0.0, 1.0, 0.5, 0.5, 0.5, 0.5]), sup, cons, 1e4))
+    step = jax.jit(lambda b_, s_, c_, eta: losses.adawac_weight_update(b_, s_, c_, learning_rate=eta))  # 1 compile
+    np.testing.assert_allclose(np.asarray(step(beta, sup, cons, np.float64(0.7))),
+                               _np_official_step(beta, sup, cons, 0.7), rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(step(beta, sup, cons, np.float64(0.0))), beta, rtol=1e-15)
+    corners = np.asarray(step(np.array([0.0, 1.0, 0.5, 0.5, 0.5, 0.5]), sup, cons, np.float64(1e4)))
     assert np.all((corners >= 0) & (corners <= 1)) and corners[0] == 0 and corners[1] == 1
     np.testing.assert_array_equal(corners[2:], (sup > cons)[2:].astype(float))   # huge steps: the larger loss wins
     b = beta
     for _ in range(200):
-      b = step(b, sup, cons, 0.5)
+      b = step(b, sup, cons, np.float64(0.5))
     np.testing.assert_array_equal(np.asarray(b) > 0.5, sup > cons)
     obj = jax.jit(losses.adawac_objective)
     np.testing.assert_allclose(np.asarray(obj(sup, cons, beta)), beta * sup + (1 - beta) * cons, rtol=1e-14)
