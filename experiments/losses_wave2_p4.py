@@ -107,6 +107,10 @@ Whole module, cpu preset: 14/15 claims pass (the [11] claim fails), 220 s wall o
 average ~17 (the parts measured alone: PamC ~14 s, GAN ~126 s, SMMix ~17 s, AdaWAC ~1 s, CVIB ~42 s, all at that
 load).
 
+/work/tools/meshcheck.py at TINY with 2 simulated devices: the claim verdicts agree except PamC's timing claim, whose
+TINY-size timings are noise (0.5x vs 1.2x in one pair of runs; it flipped in another); the GAN numbers are bitwise
+equal, CVIB's within 1e-7, SMMix / AdaWAC identical.
+
 Sharding: `mesh` splits the vmapped seeds of the GAN arms and of the CVIB networks (`shard_leading`); the [89]
 part compiles and times one graph per N on the default device; the [34] and [51] checks run once.
 """
