@@ -1131,6 +1131,34 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.concept_patch_masks",
                    "jaxlib_methods.analysis.attribution_on_region",),
         tests=("tests/analysis/test_concept_regions.py",)),
+    # ---- ls19d (issue 19) ----
+    89: Implementation(  # official NcontrastCCSP (edge positives, one-hot meta-nodes); SBM memory/time claims pass
+        artifacts=("jaxlib_methods.losses.graph_contrastive.pamc_loss",
+                   "jaxlib_methods.losses.graph_contrastive.graph_ncontrast_loss",),
+        tests=("tests/losses/test_graph_contrastive.py",),
+        experiment="losses_wave2_p4"),
+    173: Implementation(  # official 'adcgan' losses (interleaved 2K); 2-D overlapping Gaussians vs AC-GAN: both pass
+        artifacts=("jaxlib_methods.losses.conditional_gan.adc_discriminator_loss",
+                   "jaxlib_methods.losses.conditional_gan.adc_generator_loss",),
+        tests=("tests/losses/test_conditional_gan.py",),
+        experiment="losses_wave2_p4"),
+    34: Implementation(  # official max-min region mixing + area-ratio label, loss_fine, loss_con; no ViT training toy
+        artifacts=("jaxlib_methods.data.mixup.smmix",
+                   "jaxlib_methods.losses.token_mixing.smmix_fine_grained_loss",
+                   "jaxlib_methods.losses.token_mixing.smmix_consistency_loss",),
+        tests=("tests/losses/test_token_mixing.py",),
+        experiment="losses_wave2_p4"),
+    51: Implementation(  # official EG step (sigmoid form); weight-player claims pass; the training toy is not run
+        artifacts=("jaxlib_methods.losses.consistency_weighting.adawac_objective",
+                   "jaxlib_methods.losses.consistency_weighting.adawac_weight_update",),
+        tests=("tests/losses/test_consistency_weighting.py",),
+        experiment="losses_wave2_p4"),
+    11: Implementation(  # official SdConLoss + Dai et al.'s VIB mask; spurious-feature toy: the CVIB > CE claim FAILS
+        artifacts=("jaxlib_methods.losses.contrastive.self_pruning_contrastive_loss",
+                   "jaxlib_methods.nn.vib_mask.VIBMask",
+                   "jaxlib_methods.nn.vib_mask.vib_mask_kl",),
+        tests=("tests/losses/test_cvib.py",),
+        experiment="losses_wave2_p4"),
 }
 
 

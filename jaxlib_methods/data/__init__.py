@@ -52,3 +52,5 @@ from jaxlib_methods.data.concept_patches import (  # noqa: F401
     concept_patch_images,
     concept_patch_masks,
 )
+# ---- ls19d (issue 19): SMMix [34]
+from jaxlib_methods.data.mixup import smmix  # noqa: F401  (issue 19, [34])

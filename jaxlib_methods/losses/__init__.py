@@ -175,3 +175,9 @@ from jaxlib_methods.losses.dataset_distillation import (  # noqa: F401  (issue 1
     dcc_gradient_matching_loss,
 )
 from jaxlib_methods.losses.masked_modeling import hpm_easy_to_hard_mask, hpm_relative_loss  # noqa: F401  ([163])
+# ---- ls19d (issue 19): [89] PamC, [173] ADC-GAN, [34] SMMix, [51] AdaWAC, [11] CVIB
+from jaxlib_methods.losses.graph_contrastive import graph_ncontrast_loss, pamc_loss  # noqa: F401  (issue 19, [89])
+from jaxlib_methods.losses.conditional_gan import adc_discriminator_loss, adc_generator_loss  # noqa: F401  ([173])
+from jaxlib_methods.losses.token_mixing import smmix_consistency_loss, smmix_fine_grained_loss  # noqa: F401  ([34])
+from jaxlib_methods.losses.consistency_weighting import adawac_objective, adawac_weight_update  # noqa: F401  ([51])
+from jaxlib_methods.losses.contrastive import self_pruning_contrastive_loss  # noqa: F401  ([11])

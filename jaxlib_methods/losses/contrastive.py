@@ -468,6 +468,41 @@ def mcl_info_nce(z1: jax.Array, z2: jax.Array, cluster_ids: jax.Array, temperatu
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# [11] CVIB self-pruning contrastive loss (ls19d, issue 19)
+# ----------------------------------------------------------------------------------------------------------------
+
+def self_pruning_contrastive_loss(anchor: jax.Array, positive: jax.Array, *, temperature: float = 0.1) -> jax.Array:
+  """CVIB's self-pruning contrastive loss, an InfoNCE across two networks (Chang et al., "Contrastive Variational
+  Information Bottleneck for Aspect-Based Sentiment Analysis" / "Reducing Spurious Correlations for Aspect-Based
+  Sentiment Analysis with Variational Information Bottleneck and Contrastive Learning", 2023, arXiv:2303.02846,
+  Sec. 3.3; official `SdConLoss`).
+
+    l_i = -log exp(cos(a_i, p_i) / tau) / sum_j exp(cos(a_i, p_j) / tau)
+
+  The anchor a_i is one network's representation of input i, its positive p_i the other network's representation
+  of the same input, and the other inputs' p_j are the negatives. The official training uses it both ways with the
+  other network's features detached: the original network with (a, p) = (pruned.detach(), original) and the
+  self-pruned network with (pruned, original.detach()).
+
+  Args:
+    anchor: [B, d] representations from one network.
+    positive: [B, d] representations of the same B inputs from the other network.
+    temperature: tau > 0 (official `sd_temp`: 0.1).
+
+  Returns:
+    [B] per-anchor losses (anchor's dtype; half precision computed in float32).
+  """
+  anchor = _check_embeddings("anchor", anchor)
+  positive = _check_embeddings("positive", positive)
+  _check_same("anchor", anchor, "positive", positive)
+  check_positive(temperature, "temperature")
+  ct = validation.compute_dtype_for(anchor.dtype)
+  logits = _normalize(anchor.astype(ct)) @ _normalize(positive.astype(ct)).T / temperature
+  loss = optax.losses.softmax_cross_entropy_with_integer_labels(logits, jnp.arange(anchor.shape[0]))
+  return loss.astype(anchor.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # [184] AMCL (ls19b, issue 19)
 # ----------------------------------------------------------------------------------------------------------------
 

@@ -238,3 +238,5 @@ from jaxlib_methods.nn.nested_dropout import (  # noqa: F401  ([21])
     nested_dropout_mask,
     small_loss_selection,
 )
+# ---- ls19d (issue 19): CVIB [11]
+from jaxlib_methods.nn.vib_mask import vib_mask_kl  # noqa: F401  ([11]; VIBMask is shared with [16] above)

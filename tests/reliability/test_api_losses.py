@@ -792,6 +792,94 @@ SPECS += [
             extra=(("epoch=4", {"epoch": 4}, "ValueError", "epoch"),
                    ("mask_ratio=1", {"mask_ratio": 1.0}, "ValueError", "mask_ratio"))),
 ]
+
+# ---- ls19d (issue 19): PamC [89] ...
+from jaxlib_methods.losses import graph_contrastive as gcl  # noqa: E402
+MODULES += (gcl,)
+_EDGES = np.array([[0, 0], [1, 1], [2, 2], [3, 3], [0, 1], [1, 2], [2, 3], [3, 0]], np.int32)
+_ONEHOT = np.eye(2, dtype=np.float32)[[0, 1, 0, 1]]
+SPECS += [
+    ApiSpec(gcl.pamc_loss, {"z": f(B, 3), "edges": _EDGES, "assignments": _ONEHOT,
+                            "edge_weights": np.full(len(_EDGES), 0.5, np.float32)},
+            floats=("z", "assignments", "edge_weights"), batch=("z", "assignments"), empty="error",
+            nan={"assignments": "error", "edge_weights": "error"},
+            inf={"assignments": "error", "edge_weights": "error"},
+            extra=(("edges=N", {"edges": put(_EDGES, (4, 1), B)}, "ValueError", "edges"),
+                   ("edges=N:jit", {"edges": put(_EDGES, (4, 1), B)}, "nan", "", ("edges",)),
+                   ("edges:no-own-edge", {"edge_weights": np.where(_EDGES[:, 0] == 3, 0.0, 0.5).astype(np.float32)},
+                    "ValueError", "edges"),
+                   ("edges:float", {"edges": _EDGES.astype(np.float32)}, "TypeError", "edges"),
+                   ("edges:shape", {"edges": _EDGES[:, :1]}, "ValueError", "edges"),
+                   ("assignments<0", {"assignments": -_ONEHOT}, "ValueError", "assignments"),
+                   ("assignments<0:jit", {"assignments": -_ONEHOT}, "nan", "", ("assignments",)),
+                   ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
+    ApiSpec(gcl.graph_ncontrast_loss, {"z": f(B, 3), "adjacency": np.eye(B, dtype=np.float32) + 0.5},
+            floats=("z", "adjacency"), batch=("z",), nan={"adjacency": "error"}, inf={"adjacency": "error"},
+            extra=(("adjacency:row0", {"adjacency": put(np.eye(B, dtype=np.float32), (2, 2), 0.0)}, "ValueError",
+                    "adjacency"),
+                   ("adjacency<0:jit", {"adjacency": put(np.eye(B, dtype=np.float32), (2, 2), -1.0)}, "nan", "",
+                    ("adjacency",)),
+                   ("adjacency:shape", {"adjacency": np.eye(B + 1, dtype=np.float32)}, "ValueError", "adjacency"),
+                   ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
+]
+from jaxlib_methods.losses import conditional_gan as cgan  # noqa: E402  (ls19d, issue 19, [173])
+MODULES += (cgan,)
+_ADC = f(B, 2 * K, scale=2.0)
+SPECS += [
+    ApiSpec(cgan.adc_discriminator_loss, {"logits": _ADC, "labels": LABELS, "real": False}, floats=("logits",),
+            labels={"labels": K}, batch=("logits", "labels"), empty="empty",
+            extra=(("real=1", {"real": 1}, "TypeError", "real"),
+                   ("logits:odd", {"logits": f(B, 2 * K - 1)}, "ValueError", "logits"),
+                   ("where:float", {"where": W_BAD}, "TypeError", "where"))),
+    ApiSpec(cgan.adc_generator_loss, {"logits": _ADC, "labels": LABELS}, floats=("logits",), labels={"labels": K},
+            batch=("logits", "labels"), empty="empty",
+            extra=(("logits:odd", {"logits": f(B, 2 * K - 1)}, "ValueError", "logits"),
+                   ("axis=2", {"axis": 2}, "ValueError", "axis"))),
+]
+from jaxlib_methods.losses import token_mixing as tmix  # noqa: E402  (ls19d, issue 19, [34])
+MODULES += (tmix,)
+_PARTNER = np.array([3, 2, 1, 0], np.int32)
+SPECS += [
+    ApiSpec(tmix.smmix_fine_grained_loss, {"target_logits": LOGITS, "source_logits": f(B, K), "labels": LABELS,
+                                           "partner": _PARTNER},
+            floats=("target_logits", "source_logits"), labels={"labels": K},
+            batch=("target_logits", "source_logits", "labels", "partner"), empty="empty",
+            extra=(("partner:shape", {"partner": _PARTNER[:2]}, "ValueError", "partner"),
+                   ("partner=4", {"partner": put(_PARTNER, 0, B)}, "ValueError", "partner"),
+                   ("source_logits:shape", {"source_logits": f(B, K + 1)}, "ValueError", "source_logits"))),
+    ApiSpec(tmix.smmix_consistency_loss, {"mixed_logits": LOGITS, "unmixed_logits": f(B, K), "lam": 0.75,
+                                          "partner": _PARTNER},
+            floats=("mixed_logits", "unmixed_logits"), batch=("mixed_logits", "unmixed_logits", "partner"),
+            empty="empty",
+            extra=(("lam=1.5", {"lam": 1.5}, "ValueError", "lam"),
+                   ("lam:jit", {"lam": np.array([0.5, 1.5, 0.5, 0.5], np.float32)}, "nan", "", ("lam",)),
+                   ("partner=4", {"partner": put(_PARTNER, 0, B)}, "ValueError", "partner"),
+                   ("unmixed_logits:shape", {"unmixed_logits": f(B, K + 1)}, "ValueError", "unmixed_logits"))),
+]
+from jaxlib_methods.losses import consistency_weighting as cwt  # noqa: E402  (ls19d, issue 19, [51])
+MODULES += (cwt,)
+_BETA = np.array([0.2, 0.5, 0.9, 0.5], np.float32)
+_SUP, _CONS = np.abs(f(B)), np.abs(f(B))
+SPECS += [
+    ApiSpec(cwt.adawac_objective, {"sup_loss": _SUP, "cons_loss": _CONS, "beta": _BETA},
+            floats=("sup_loss", "cons_loss", "beta"), batch=("sup_loss", "cons_loss", "beta"), empty="empty",
+            any_rank=("sup_loss", "cons_loss", "beta"), nan={"beta": "error"}, inf={"beta": "error"},
+            extra=(("beta=1.5", {"beta": put(_BETA, 0, 1.5)}, "ValueError", "beta"),
+                   ("beta=1.5:jit", {"beta": put(_BETA, 0, 1.5)}, "nan", "", ("beta",)),
+                   ("cons_loss:shape", {"cons_loss": _CONS[:2]}, "ValueError", "cons_loss"))),
+    ApiSpec(cwt.adawac_weight_update, {"beta": _BETA, "sup_loss": _SUP, "cons_loss": _CONS, "learning_rate": 0.5},
+            floats=("beta", "sup_loss", "cons_loss"), batch=("beta", "sup_loss", "cons_loss"), empty="empty",
+            any_rank=("sup_loss", "cons_loss", "beta"), nan={"beta": "error"}, inf={"beta": "error"},
+            extra=(("beta<0", {"beta": put(_BETA, 1, -0.1)}, "ValueError", "beta"),
+                   ("beta<0:jit", {"beta": put(_BETA, 1, -0.1)}, "nan", "", ("beta",)),
+                   ("learning_rate<0", {"learning_rate": -1.0}, "ValueError", "learning_rate"))),
+]
+SPECS += [  # ls19d (issue 19): CVIB [11] (contrastive module, already in MODULES)
+    ApiSpec(cl.self_pruning_contrastive_loss, {"anchor": f(B, 3), "positive": f(B, 3)}, floats=("anchor", "positive"),
+            batch=("anchor", "positive"), empty="empty",
+            extra=(("positive:shape", {"positive": f(B, 2)}, "ValueError", "positive"),
+                   ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
+]
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
