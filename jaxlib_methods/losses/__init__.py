@@ -175,3 +175,5 @@ from jaxlib_methods.losses.dataset_distillation import (  # noqa: F401  (issue 1
     dcc_gradient_matching_loss,
 )
 from jaxlib_methods.losses.masked_modeling import hpm_easy_to_hard_mask, hpm_relative_loss  # noqa: F401  ([163])
+# ---- ls19e (issue 19): [143] HARD
+from jaxlib_methods.losses.distill import hard_augment_objective, hard_generator_loss  # noqa: F401  ([143])
