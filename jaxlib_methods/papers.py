@@ -1131,6 +1131,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.concept_patch_masks",
                    "jaxlib_methods.analysis.attribution_on_region",),
         tests=("tests/analysis/test_concept_regions.py",)),
+    # ---- ls19e (issue 19) ----
+    143: Implementation(  # HARD augmentor objective alpha CE_t - beta min(CE_s, cap) (form from public code NOT confirmed
+        artifacts=("jaxlib_methods.losses.distill.hard_generator_loss",   # as the authors'; paper text unreadable
+                   "jaxlib_methods.losses.distill.hard_augment_objective",),  # here); no toy experiment (not started)
+        tests=("tests/losses/test_distill_hard.py",)),
 }
 
 
