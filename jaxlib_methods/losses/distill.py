@@ -1,6 +1,7 @@
 """Distillation core ops of four application papers (issue 22): feature distillation, robust-teacher KD with partial
 unfreezing, and reconstruction-guided block weights; and MDCS's diverse experts with consistency self-distillation
-([30], issue 19: see the section at the end of this module).
+([30], issue 19: see the section at the end of this module); and HARD's augmentor objective ([143], issue 19: the
+last section).
 
 Papers:
 
