@@ -1159,6 +1159,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.vib_mask.vib_mask_kl",),
         tests=("tests/losses/test_cvib.py",),
         experiment="losses_wave2_p4"),
+    # ---- ls19e (issue 19) ----
+    143: Implementation(  # HARD augmentor objective alpha CE_t - beta min(CE_s, cap) (form from public code NOT confirmed
+        artifacts=("jaxlib_methods.losses.distill.hard_generator_loss",   # as the authors'; paper text unreadable
+                   "jaxlib_methods.losses.distill.hard_augment_objective",),  # here); no toy experiment (not started)
+        tests=("tests/losses/test_distill_hard.py",)),
 }
 
 

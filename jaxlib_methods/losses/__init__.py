@@ -181,3 +181,5 @@ from jaxlib_methods.losses.conditional_gan import adc_discriminator_loss, adc_ge
 from jaxlib_methods.losses.token_mixing import smmix_consistency_loss, smmix_fine_grained_loss  # noqa: F401  ([34])
 from jaxlib_methods.losses.consistency_weighting import adawac_objective, adawac_weight_update  # noqa: F401  ([51])
 from jaxlib_methods.losses.contrastive import self_pruning_contrastive_loss  # noqa: F401  ([11])
+# ---- ls19e (issue 19): [143] HARD
+from jaxlib_methods.losses.distill import hard_augment_objective, hard_generator_loss  # noqa: F401  ([143])

@@ -1,6 +1,7 @@
 """Distillation core ops of four application papers (issue 22): feature distillation, robust-teacher KD with partial
 unfreezing, and reconstruction-guided block weights; and MDCS's diverse experts with consistency self-distillation
-([30], issue 19: see the section at the end of this module).
+([30], issue 19: see the section at the end of this module); and HARD's augmentor objective ([143], issue 19: the
+last section).
 
 Papers:
 
@@ -373,3 +374,116 @@ def consistency_self_distill(strong_logits: jax.Array, weak_logits: jax.Array, l
   # unselected rows give 0 and 0 gradient; 0 * kl (not a constant 0) keeps a NaN/Inf input visible (rule 3)
   loss = validation.nan_where_invalid(jnp.where(mask, kl, 0.0 * kl), valid)
   return loss, mask
+
+
+# ---- HARD [143] (issue 19, branch ls19e) -----------------------------------------------------------------------------
+# Arne F. Nix, Max F. Burg, Fabian H. Sinz, "HARD: Hard Augmentations for Robust Distillation", 2023,
+# arXiv:2305.14890. A learned augmentor g_phi generates inputs on which the teacher and the student disagree: the
+# augmentor minimises the teacher's loss (the generated input must stay one the teacher handles) while maximising the
+# student's; the student is then distilled on the generated inputs with ordinary KD (`robust_kd_loss` with
+# alpha = 1 is T^2 KL(p_t^T || p_s^T); `bd_kd_student_loss` with reverse_weight = 0 adds the label CE).
+# PROVENANCE: the paper's text (and so its equation numbers) could not be retrieved with the available tools. The
+# form below follows public PyTorch code whose `default_generator_loss(student_out, teacher_out, label, ...)` returns
+# alpha * CE(teacher) - beta * CE(student), one version capping the student term at `student_max` by rescaling
+# (`s_loss / s_loss.item() * student_max`: the value becomes the cap, the gradient is scaled by cap / s_loss). That
+# repository could NOT be confirmed as the HARD authors' (it is not under sinzlab/), so the weighting and the cap
+# are unverified against the paper. The official code caps the batch-mean student CE; here the cap is per example.
+
+
+def hard_generator_loss(student_logits: jax.Array, teacher_logits: jax.Array, labels: jax.Array, *,
+                        alpha: Any = 1.0, beta: Any = 1.0, student_max: Optional[Any] = None, axis: int = -1,
+                        where: Optional[jax.Array] = None) -> jax.Array:
+  """HARD's augmentor objective per example: alpha CE(teacher) - beta min(CE(student), student_max).
+
+  Nix, Burg and Sinz, "HARD: Hard Augmentations for Robust Distillation", 2023, arXiv:2305.14890 (the augmentor's
+  objective; equation number unverified, see the module's HARD note): minimised by the augmentor, it asks for
+  inputs the teacher still classifies correctly but the student does not. With `student_max` = c, a row whose
+  student CE exceeds c counts as c (value) and its student gradient is scaled by c / CE (the rescaling
+  `s / stop_gradient(s) * c` of the public code), so the augmentor stops pushing once the student is wrong enough.
+  Both logits receive gradients (they are functions of the generated input); hold the networks' parameters fixed
+  with `hard_augment_objective`.
+
+  Args:
+    student_logits: [..., K] floating (class axis `axis`; usually [B, K]): the student on the generated inputs.
+    teacher_logits: same shape: the teacher on the same inputs.
+    labels: [...] integer in [0, K) (out of range: ValueError eagerly, NaN rows under jit).
+    alpha: weight of the teacher's CE, >= 0.
+    beta: weight of the (capped) student's CE, >= 0.
+    student_max: optional cap c > 0 on the student's CE (None: no cap).
+    axis: the class axis.
+    where: optional bool [...]: examples to include (the others give 0 and no gradient).
+
+  Returns:
+    [...] in the student logits' dtype (float32 compute for half inputs); NaN where an input is NaN.
+  """
+  validation.check_nonnegative(alpha, "alpha")
+  validation.check_nonnegative(beta, "beta")
+  if student_max is not None:
+    check_positive(student_max, "student_max")
+  c = validation.classification_inputs(student_logits, labels, axis=axis, where=where, logits_name="student_logits")
+  t = validation.check_floating(teacher_logits, "teacher_logits")
+  if t.shape != jnp.shape(student_logits):
+    raise ValueError(f"teacher_logits must have the shape of student_logits, got teacher_logits.shape={t.shape}, "
+                     f"student_logits.shape={jnp.shape(student_logits)}")
+  t = jnp.moveaxis(t, validation.check_axis(axis, t.ndim), -1).astype(c.logits.dtype)
+  s = c.logits
+  if c.where is not None:  # excluded rows: zero logits, so no NaN reaches the gradient
+    s = jnp.where(c.where[..., None], s, jnp.zeros((), s.dtype))
+    t = jnp.where(c.where[..., None], t, jnp.zeros((), t.dtype))
+  y = c.labels[..., None]
+  ce_s = -jnp.take_along_axis(jax.nn.log_softmax(s, axis=-1), y, axis=-1)[..., 0]
+  ce_t = -jnp.take_along_axis(jax.nn.log_softmax(t, axis=-1), y, axis=-1)[..., 0]
+  if student_max is not None:
+    cap = jnp.asarray(student_max, ce_s.dtype)
+    scale = jax.lax.stop_gradient(jnp.where(ce_s > cap, cap / jnp.where(ce_s > cap, ce_s, 1.0), 1.0))
+    ce_s = ce_s * scale
+  out = alpha * ce_t - beta * ce_s
+  return validation.finish_per_example(out, c.valid, c.where, c.dtype)
+
+
+def hard_augment_objective(aug_params: Any, x: jax.Array, labels: jax.Array, *,
+                           augment: Callable[[Any, jax.Array], jax.Array],
+                           teacher: Callable[[Any, jax.Array], jax.Array], teacher_params: Any,
+                           student: Callable[[Any, jax.Array], jax.Array], student_params: Any,
+                           alpha: Any = 1.0, beta: Any = 1.0, student_max: Optional[Any] = None,
+                           where: Optional[jax.Array] = None) -> jax.Array:
+  """HARD's augmentor objective as a function of the augmentor's parameters (arXiv:2305.14890).
+
+  Nix, Burg and Sinz, "HARD: Hard Augmentations for Robust Distillation", 2023, arXiv:2305.14890: x' =
+  augment(aug_params, x), then `hard_generator_loss(student(student_params, x'), teacher(teacher_params, x'),
+  labels)`. The teacher's and the student's parameters are wrapped in `jax.lax.stop_gradient`, so differentiating
+  with respect to anything here reaches only `aug_params` (through x'): the augmentor's step never moves the
+  networks. Minimise the batch mean with respect to `aug_params` (e.g. `jax.grad` + an optax optimizer), then
+  train the student on x' with KD (`robust_kd_loss`, alpha=1) in a separate step.
+
+  Args:
+    aug_params: the augmentor's parameters (any pytree).
+    x: [B, ...] inputs.
+    labels: [B] integer class labels.
+    augment: (aug_params, x) -> x', the augmentor (e.g. a spatial transformer).
+    teacher: (teacher_params, x') -> [B, K] logits.
+    teacher_params: the teacher's parameters (held constant).
+    student: (student_params, x') -> [B, K] logits.
+    student_params: the student's parameters (held constant).
+    alpha: weight of the teacher's CE, >= 0.
+    beta: weight of the student's CE, >= 0.
+    student_max: optional cap > 0 on the student's CE (see `hard_generator_loss`).
+    where: optional bool [B]: examples to include.
+
+  Returns:
+    [B] per-example objective in the student logits' dtype.
+  """
+  for name, fn in (("augment", augment), ("teacher", teacher), ("student", student)):
+    if not callable(fn):
+      raise TypeError(f"{name} must be a callable (params, x) -> array, got {type(fn).__name__}")
+  x = validation.check_floating(x, "x")
+  if x.ndim < 1:
+    raise ValueError(f"x must have a leading batch axis [B, ...], got x.shape={x.shape}")
+  x_aug = augment(aug_params, x)
+  t_logits = teacher(jax.lax.stop_gradient(teacher_params), x_aug)
+  s_logits = student(jax.lax.stop_gradient(student_params), x_aug)
+  if jnp.ndim(s_logits) != 2 or jnp.shape(s_logits)[0] != x.shape[0]:
+    raise ValueError(f"student must return [B, K] logits with B = x.shape[0] = {x.shape[0]}, got shape "
+                     f"{jnp.shape(s_logits)}")
+  return hard_generator_loss(s_logits, t_logits, labels, alpha=alpha, beta=beta, student_max=student_max,
+                             where=where)

@@ -880,6 +880,25 @@ SPECS += [  # ls19d (issue 19): CVIB [11] (contrastive module, already in MODULE
             extra=(("positive:shape", {"positive": f(B, 2)}, "ValueError", "positive"),
                    ("temperature=0", {"temperature": 0.0}, "ValueError", "temperature"))),
 ]
+
+# ---- ls19e (issue 19): HARD [143] (distill module, already in MODULES)
+_HARD_NET = {"augment": lambda p, x: x + p, "teacher": lambda p, x: x @ p, "teacher_params": f(3, K),
+             "student": lambda p, x: x @ p, "student_params": f(3, K)}
+SPECS += [
+    ApiSpec(distill.hard_generator_loss, {"student_logits": LOGITS, "teacher_logits": f(B, K), "labels": LABELS},
+            floats=("student_logits", "teacher_logits"), labels={"labels": K},
+            batch=("student_logits", "teacher_logits", "labels"), empty="empty", extra=(
+                ("alpha<0", {"alpha": -1.0}, "ValueError", "alpha"),
+                ("beta<0", {"beta": -1.0}, "ValueError", "beta"),
+                ("student_max=0", {"student_max": 0.0}, "ValueError", "student_max"),
+                ("teacher_logits:shape", {"teacher_logits": f(B, K + 1)}, "ValueError", "teacher_logits"),
+                ("where:float", {"where": W_BAD}, "TypeError", "where"))),
+    ApiSpec(distill.hard_augment_objective, {"aug_params": f(3), "x": f(B, 3), "labels": LABELS, **_HARD_NET},
+            floats=("x",), labels={"labels": K}, batch=("x", "labels"), empty="empty", extra=(
+                ("augment=None", {"augment": None}, "TypeError", "augment"),
+                ("student:rows", {"student": lambda p, x: (x @ p)[:1]}, "ValueError", "student"),
+                ("student_max=0", {"student_max": 0.0}, "ValueError", "student_max"))),
+]
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute (NaN propagation, jit, valid outputs) are slow-ish to compile one by one: the default run keeps
 # every error probe (they raise before any work) and these headline probes of issue 14; `pytest -m slow` runs all.
