@@ -259,6 +259,11 @@ __all__ = [
     "momentum_gs_block_weights",
     "partial_unfreeze_labels",
     "robust_kd_loss",
+    "mdcs_expert_logits",
+    "mdcs_diversity_loss",
+    "consistency_self_distill",
+    "hard_generator_loss",
+    "hard_augment_objective",
 ]
 
 
