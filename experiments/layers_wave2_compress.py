@@ -44,12 +44,15 @@ from flax import nnx
 
 from jaxlib_methods.nn.probabilistic_circuit import (ProbabilisticCircuit, arithmetic_decode, arithmetic_encode,
                                                      pc_conditional_marginals, quantize_probability)
+from jaxlib_methods import attacks
+from jaxlib_methods.nn.rbf_classifier import RBFClassifier, certified_radius, rbf_margin_loss
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from jaxlib_methods.runner.constraints import PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=205, title="Lossless Compression with Probabilistic Circuits", year=2022,
               arxiv="2111.11632")
-ALSO_REPRODUCES = ()
+ALSO_REPRODUCES = (Paper(catalog_id=191, title="A Robust Prototype-Based Network with Interpretable RBF Classifier "
+                         "Foundations", year=2024, arxiv="2412.15499"),)
 DEMO = False
 
 
@@ -68,13 +71,27 @@ class Config:
   pc_lr: PositiveFloat = 0.05
   pc_decode: PositiveInt = 32
   coder_precision: Annotated[int, Range(ge=1, le=30)] = 16
+  # [191] RBF head, certified radius, PGD
+  rbf_components: PositiveInt = 6
+  rbf_sigma: PositiveFloat = 1.0
+  rbf_steps: PositiveInt = 400
+  rbf_lr: PositiveFloat = 0.05
+  rbf_train: PositiveInt = 1024
+  rbf_test: PositiveInt = 512
+  rbf_margin: Annotated[float, Range(ge=0, le=1)] = 0.3
+  rbf_margin_weight: PositiveFloat = 1.0
+  rbf_rho: PositiveFloat = 0.25
+  pgd_steps: PositiveInt = 50
+  cert_scale: PositiveFloat = 1.0
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, pc_vars=64, pc_units=16, pc_steps=1000),
            "tpu": Config(seeds=8, pc_vars=64, pc_units=16, pc_steps=1000)}
-TINY = ("pc_vars=8", "pc_units=4", "pc_train=256", "pc_test=32", "pc_steps=60", "pc_decode=4")
-MUTATIONS = {"a_coarse_coder": ("coder_precision=2",)}
+TINY = ("pc_vars=8", "pc_units=4", "pc_train=256", "pc_test=32", "pc_steps=60", "pc_decode=4", "rbf_steps=60",
+        "rbf_train=256", "rbf_test=64", "pgd_steps=10")
+MUTATIONS = {"a_overclaimed_radius": ("cert_scale=3.0",), "b_coarse_coder": ("coder_precision=2",)}
+MUTATION_TEST_SLOW = True  # the TINY run trains PCs and RBF heads and codes messages in Python: well over 2 s
 
 
 # ---- [205] probabilistic circuit as a lossless coder -----------------------------------------------------------------
@@ -173,6 +190,85 @@ def pc_compression(config: Config) -> dict:
   return out
 
 
+# ---- [191] RBF head: certified radius vs PGD ------------------------------------------------------------------------------
+RBF_CLASSES = 3
+
+
+def _blobs(key, n):
+  """Three Gaussian blobs (std 0.7) at angles 0, 120, 240 degrees on the circle of radius 1.6: overlapping classes."""
+  ky, kx = jax.random.split(key)
+  y = jax.random.randint(ky, (n,), 0, RBF_CLASSES)
+  ang = 2 * jnp.pi * y / RBF_CLASSES
+  mu = 1.6 * jnp.stack([jnp.cos(ang), jnp.sin(ang)], -1)
+  return mu + 0.7 * jax.random.normal(kx, (n, 2)), y
+
+
+def pgd_l2(model_fn, x, y, radius, *, steps: int, key):
+  """l2 PGD inside per-example balls ||delta|| <= radius [B], maximising the cross-entropy of the normalised class
+  probabilities (the gradient from `jaxlib_methods.attacks.input_gradient`), random start, normalised steps of
+  2.5 radius / steps; returns the perturbed inputs."""
+  logits_fn = lambda z: jnp.log(model_fn(z) + 1e-12)
+  r = radius[:, None]
+  u = jax.random.normal(key, x.shape)
+  delta = 0.5 * r * u / jnp.linalg.norm(u, axis=-1, keepdims=True)
+
+  def body(_, delta):
+    g = attacks.input_gradient(logits_fn, x + delta, y)
+    g = g / jnp.maximum(jnp.linalg.norm(g, axis=-1, keepdims=True), 1e-12)
+    delta = delta + 2.5 * r / steps * g
+    n = jnp.linalg.norm(delta, axis=-1, keepdims=True)
+    return delta * jnp.minimum(1.0, r / jnp.maximum(n, 1e-12))
+  return x + jax.lax.fori_loop(0, steps, body, delta)
+
+
+def rbf_robustness(config: Config) -> dict:
+  models = [RBFClassifier(2, config.rbf_components, RBF_CLASSES, sigma=config.rbf_sigma, rngs=nnx.Rngs(config.seed + s))
+            for s in range(config.seeds)]
+  graphdef, _ = nnx.split(models[0])
+  params = jax.tree.map(lambda *a: jnp.stack(a), *[nnx.split(m)[1] for m in models])
+  keys = jax.random.split(jax.random.key(config.seed + 77), config.seeds)
+  mesh = make_mesh(config.mesh)
+  params, keys = shard_leading(params, mesh, what="seed"), shard_leading(keys, mesh, what="seed")
+  tx = optax.adam(config.rbf_lr)
+
+  def train_eval(p, key, margin_weight):
+    ktr, kte, katt, katt2 = jax.random.split(key, 4)
+    x, y = _blobs(ktr, config.rbf_train)
+
+    def loss(p):
+      probs = nnx.merge(graphdef, p)(x)
+      ce = optax.softmax_cross_entropy_with_integer_labels(jnp.log(probs + 1e-12), y).mean()
+      return ce + margin_weight * rbf_margin_loss(probs, y, margin=config.rbf_margin).mean()
+
+    def step(carry, _):
+      p, opt = carry
+      l, g = jax.value_and_grad(loss)(p)
+      u, opt = tx.update(g, opt, p)
+      return (optax.apply_updates(p, u), opt), l
+    (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), None, length=config.rbf_steps)
+    m = nnx.merge(graphdef, p)
+    xt, yt = _blobs(kte, config.rbf_test)
+    pred = jnp.argmax(m(xt), -1)
+    radius = config.cert_scale * certified_radius(m, xt)                      # w.r.t. the model's own prediction
+    inside = pgd_l2(m, xt, pred, 0.999 * radius, steps=config.pgd_steps, key=katt)
+    flipped_inside = (jnp.argmax(m(inside), -1) != pred) & (radius > 0)
+    outside = pgd_l2(m, xt, pred, 3.0 * radius + 1e-3, steps=config.pgd_steps, key=katt2)
+    flipped_outside = (jnp.argmax(m(outside), -1) != pred) & (radius > 0)
+    cert_correct = certified_radius(m, xt, yt)
+    return {"acc": jnp.mean(pred == yt), "certified_acc": jnp.mean(cert_correct > config.rbf_rho),
+            "flips_inside": jnp.sum(flipped_inside), "certified_points": jnp.sum(radius > 0),
+            "flip_rate_3r": jnp.sum(flipped_outside) / jnp.maximum(jnp.sum(radius > 0), 1),
+            "median_radius": jnp.median(radius), "train_loss": losses}
+
+  run_all = jax.jit(jax.vmap(train_eval, in_axes=(0, 0, None)))
+  out = {}
+  for arm, w in (("ce", 0.0), ("margin", config.rbf_margin_weight)):
+    r = jax.device_get(run_all(params, keys, w))
+    out[arm] = {k: np.asarray(v).tolist() for k, v in r.items() if k != "train_loss"}
+    out[arm]["train_loss"] = np.asarray(r["train_loss"]).mean(0)[:: max(1, config.rbf_steps // 100)].tolist()
+  return out
+
+
 # ---- run / claims ---------------------------------------------------------------------------------------------------
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
@@ -181,18 +277,34 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   part = lambda name, fn: sweep.memoized(workdir, {"part": name}, fn)
   pc = part("pc", lambda: pc_compression(config))
   log.log(0, pc_excess_bits_per_dim=max(pc["excess_bits_per_dim"]), pc_model_bits_per_dim=pc["model_bits_per_dim"])
-  out = {"pc": pc}
+  rbf = part("rbf", lambda: rbf_robustness(config))
+  log.log(1, rbf_flips_inside=sum(rbf["ce"]["flips_inside"]) + sum(rbf["margin"]["flips_inside"]),
+          rbf_certified_acc_ce=rbf["ce"]["certified_acc"], rbf_certified_acc_margin=rbf["margin"]["certified_acc"])
+  out = {"pc": pc, "rbf": rbf}
   _figure(out, config, workdir)
   return out
 
 
 def claims(results: dict) -> list[Claim]:
-  pc = results["pc"]
+  pc, rbf = results["pc"], results["rbf"]
   return [
       Claim.at_most("PC + arithmetic coder: (coded bits - (-log2 p(x))) / D, mean over test messages, max over seeds",
                     max(pc["excess_bits_per_dim"]), 0.1,
                     paper="coded length ~ -log2 p(x), overhead < 0.1 bit", kind="paper",
                     where="Sec. 3 (PC conditionals drive a streaming code) and Table 2 [205]"),
+      Claim.at_most("PGD (l2, inside 0.999 x the certified radius) prediction flips, summed over test points, seeds "
+                    "and both training arms", sum(rbf["ce"]["flips_inside"]) + sum(rbf["margin"]["flips_inside"]), 0,
+                    paper="the certified radius is a guarantee: no attack inside it changes the prediction",
+                    kind="paper", where="Sec. 4 (robustness guarantee of the shallow robust CBC) [191]"),
+      Claim.at_least("certified accuracy at rho: margin-loss arm minus CE arm, min over seeds (paired)",
+                     min(np.subtract(rbf["margin"]["certified_acc"], rbf["ce"]["certified_acc"])), 1e-9,
+                     paper="the robustness loss raises certified robust accuracy", kind="paper",
+                     where="Sec. 4-5 (loss that optimises robustness; certified accuracy) [191]"),
+      Claim.at_least("PGD at 3x the certified radius flips >= 20% of the certified points (min over seeds and arms: "
+                     "the attack has teeth)", min(rbf["ce"]["flip_rate_3r"] + rbf["margin"]["flip_rate_3r"]), 0.2,
+                     kind="sanity"),
+      Claim.at_least("clean test accuracy, min over seeds and arms (3 overlapping classes, chance 1/3)",
+                     min(rbf["ce"]["acc"] + rbf["margin"]["acc"]), 0.7, kind="sanity"),
       Claim.at_least("decoded messages equal to the originals (fraction)", pc["decoded_ok"], 1.0, kind="sanity"),
       Claim.at_least("independent-Bernoulli bits/dim - PC bits/dim, min over seeds",
                      min(np.subtract(pc["indep_bits_per_dim"], pc["model_bits_per_dim"])), 0.05, kind="sanity"),
@@ -205,7 +317,7 @@ def _figure(out, config, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+  fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
   pc = out["pc"]
   axes[0].plot(pc["train_loss"])
   axes[0].set_xlabel(f"step / {max(1, config.pc_steps // 100)}")
@@ -218,5 +330,13 @@ def _figure(out, config, workdir):
   axes[1].set_xlabel("seed")
   axes[1].set_ylabel("bits per dimension (test)")
   axes[1].legend(fontsize=7)
+  rbf = out["rbf"]
+  for j, arm in enumerate(("ce", "margin")):
+    axes[2].scatter(np.full(config.seeds, j), rbf[arm]["certified_acc"], label=f"certified acc at rho={config.rbf_rho}")
+    axes[2].scatter(np.full(config.seeds, j + 0.1), rbf[arm]["acc"], marker="x", label="clean acc")
+  axes[2].set_xticks([0, 1], ["CE", f"CE + margin ({config.rbf_margin})"])
+  axes[2].set_ylabel("test accuracy (per seed)")
+  axes[2].set_title(f"[191] RBF head; PGD flips inside radius: "
+                    f"{sum(rbf['ce']['flips_inside']) + sum(rbf['margin']['flips_inside'])}", fontsize=9)
   fig.suptitle("Layers wave 2: compression and robustness")
   save_figure(fig, workdir / "figure.png")
