@@ -45,14 +45,19 @@ from flax import nnx
 from jaxlib_methods.nn.probabilistic_circuit import (ProbabilisticCircuit, arithmetic_decode, arithmetic_encode,
                                                      pc_conditional_marginals, quantize_probability)
 from jaxlib_methods import attacks
+from jaxlib_methods.nn.dcdm import DCDMNet, dcdm_solve, poisson_2d_matvec, scale_invariant_residual_loss
 from jaxlib_methods.nn.rbf_classifier import RBFClassifier, certified_radius, rbf_margin_loss
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from typing import Literal
+
 from jaxlib_methods.runner.constraints import PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=205, title="Lossless Compression with Probabilistic Circuits", year=2022,
               arxiv="2111.11632")
 ALSO_REPRODUCES = (Paper(catalog_id=191, title="A Robust Prototype-Based Network with Interpretable RBF Classifier "
-                         "Foundations", year=2024, arxiv="2412.15499"),)
+                         "Foundations", year=2024, arxiv="2412.15499"),
+                   Paper(catalog_id=176, title="A Deep Conjugate Direction Method for Iteratively Solving Linear "
+                         "Systems", year=2023, arxiv="2205.10763"))
 DEMO = False
 
 
@@ -83,14 +88,28 @@ class Config:
   rbf_rho: PositiveFloat = 0.25
   pgd_steps: PositiveInt = 50
   cert_scale: PositiveFloat = 1.0
+  # [176] DCDM on 2-D Poisson
+  dcdm_grid: Annotated[int, Range(ge=8)] = 32
+  dcdm_features: PositiveInt = 8
+  dcdm_depth: PositiveInt = 2
+  dcdm_steps: PositiveInt = 150
+  dcdm_batch: PositiveInt = 16
+  dcdm_lr: PositiveFloat = 3e-3
+  dcdm_k_orth: PositiveInt = 2
+  dcdm_tol: PositiveFloat = 1e-4
+  dcdm_systems: PositiveInt = 4
+  dcdm_net: Literal["convnet", "identity"] = "convnet"
+  dcdm_residual: bool = True
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, pc_vars=64, pc_units=16, pc_steps=1000),
            "tpu": Config(seeds=8, pc_vars=64, pc_units=16, pc_steps=1000)}
 TINY = ("pc_vars=8", "pc_units=4", "pc_train=256", "pc_test=32", "pc_steps=60", "pc_decode=4", "rbf_steps=60",
-        "rbf_train=256", "rbf_test=64", "pgd_steps=10")
-MUTATIONS = {"a_overclaimed_radius": ("cert_scale=3.0",), "b_coarse_coder": ("coder_precision=2",)}
+        "rbf_train=256", "rbf_test=64", "pgd_steps=10", "dcdm_grid=8", "dcdm_steps=20", "dcdm_batch=4",
+        "dcdm_systems=2", "dcdm_features=4")
+MUTATIONS = {"a_overclaimed_radius": ("cert_scale=3.0",), "b_coarse_coder": ("coder_precision=2",),
+             "c_identity_directions": ("dcdm_net=identity",)}
 MUTATION_TEST_SLOW = True  # the TINY run trains PCs and RBF heads and codes messages in Python: well over 2 s
 
 
@@ -269,6 +288,65 @@ def rbf_robustness(config: Config) -> dict:
   return out
 
 
+# ---- [176] DCDM on 2-D Poisson ------------------------------------------------------------------------------------------
+def smooth_residuals(key, n: int, batch: int) -> jax.Array:
+  """Random right-hand sides sum_ij c_ij v_ij in the Poisson sine eigenbasis with c_ij ~ N(0, 1) / lambda_ij (the
+  low end of the spectrum dominates, as in the paper's Ritz-vector training data), unit norm: [batch, n, n]."""
+  i = jnp.arange(1, n + 1)
+  lam = (4 - 2 * jnp.cos(jnp.pi * i / (n + 1)))[:, None] - 2 * jnp.cos(jnp.pi * i / (n + 1))[None, :]
+  s = jnp.sin(jnp.pi * jnp.outer(i, i) / (n + 1)) * jnp.sqrt(2.0 / (n + 1))        # orthonormal sine matrix
+  c = jax.random.normal(key, (batch, n, n)) / lam
+  r = jnp.einsum("ia,bij,jc->bac", s, c, s)
+  return r / jnp.linalg.norm(r.reshape(batch, -1), axis=-1)[:, None, None]
+
+
+def dcdm_poisson(config: Config) -> dict:
+  n = config.dcdm_grid
+  nets = [DCDMNet(config.dcdm_features, config.dcdm_depth, residual=config.dcdm_residual, rngs=nnx.Rngs(config.seed + s)) for s in range(config.seeds)]
+  graphdef, _ = nnx.split(nets[0])
+  params = jax.tree.map(lambda *a: jnp.stack(a), *[nnx.split(m)[1] for m in nets])
+  keys = jax.random.split(jax.random.key(config.seed + 176), config.seeds)
+  mesh = make_mesh(config.mesh)
+  params, keys = shard_leading(params, mesh, what="seed"), shard_leading(keys, mesh, what="seed")
+  tx = optax.adam(config.dcdm_lr)
+
+  def train(p, key):
+    def step(carry, k):
+      p, opt = carry
+      r = smooth_residuals(k, n, config.dcdm_batch)
+      l, g = jax.value_and_grad(lambda p: jnp.mean(scale_invariant_residual_loss(
+          r, poisson_2d_matvec(nnx.merge(graphdef, p)(r)))))(p)
+      u, opt = tx.update(g, opt, p)
+      return (optax.apply_updates(p, u), opt), l
+    (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), jax.random.split(key, config.dcdm_steps))
+    return p, losses
+
+  params, losses = jax.jit(jax.vmap(train))(params, keys)
+
+  def iterations(p, key, size, identity):
+    bs = smooth_residuals(key, size, config.dcdm_systems)
+    f = (lambda r: r) if identity else nnx.merge(graphdef, p)
+    k_orth = 1 if identity else config.dcdm_k_orth
+    solve = lambda b: dcdm_solve(poisson_2d_matvec, b, f, k_orth=k_orth, tol=config.dcdm_tol,
+                                 max_iters=4 * size)[1]["iters"]
+    return jax.vmap(solve)(bs)
+
+  out = {"train_loss": np.asarray(losses).mean(0)[:: max(1, config.dcdm_steps // 100)].tolist(), "grids": [n, 2 * n]}
+  ident = config.dcdm_net == "identity"
+  for size in (n, 2 * n):
+    tkeys = jax.random.split(jax.random.key(config.seed + 999 + size), config.seeds)
+    dc = jax.jit(jax.vmap(lambda p, k: iterations(p, k, size, ident)))(params, tkeys)
+    cg = jax.jit(jax.vmap(lambda p, k: iterations(p, k, size, True)))(params, tkeys)
+    out[f"dcdm_iters_{size}"] = np.asarray(dc).tolist()
+    out[f"cg_iters_{size}"] = np.asarray(cg).tolist()
+  # identity directions with k_orth = 1 vs jax.scipy.sparse.linalg.cg after the same number of iterations (float32)
+  b = smooth_residuals(jax.random.key(config.seed), n, 1)[0]
+  x_id, _ = dcdm_solve(poisson_2d_matvec, b, lambda r: r, k_orth=1, tol=1e-30, max_iters=10)
+  x_cg, _ = jax.scipy.sparse.linalg.cg(poisson_2d_matvec, b, tol=0.0, maxiter=10)
+  out["identity_vs_cg"] = float(jnp.linalg.norm(x_id - x_cg) / jnp.linalg.norm(x_cg))
+  return out
+
+
 # ---- run / claims ---------------------------------------------------------------------------------------------------
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
@@ -280,14 +358,27 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   rbf = part("rbf", lambda: rbf_robustness(config))
   log.log(1, rbf_flips_inside=sum(rbf["ce"]["flips_inside"]) + sum(rbf["margin"]["flips_inside"]),
           rbf_certified_acc_ce=rbf["ce"]["certified_acc"], rbf_certified_acc_margin=rbf["margin"]["certified_acc"])
-  out = {"pc": pc, "rbf": rbf}
+  dc = part("dcdm", lambda: dcdm_poisson(config))
+  log.log(2, **{k: float(np.mean(v)) for k, v in dc.items() if k.endswith(tuple(f"_{g}" for g in dc["grids"]))})
+  out = {"pc": pc, "rbf": rbf, "dcdm": dc}
   _figure(out, config, workdir)
   return out
 
 
 def claims(results: dict) -> list[Claim]:
-  pc, rbf = results["pc"], results["rbf"]
+  pc, rbf, dc = results["pc"], results["rbf"], results["dcdm"]
+  n, n2 = dc["grids"]
+  it = lambda k: float(np.mean(dc[k]))
   return [
+      Claim.at_most(f"DCDM / CG mean iterations to relative residual 1e-4 on the {n}x{n} Poisson grid",
+                    it(f"dcdm_iters_{n}") / it(f"cg_iters_{n}"), 0.8,
+                    paper="far fewer iterations than CG", kind="paper", where="Sec. 4, Fig. 3-4 [176]"),
+      Claim.at_most(f"DCDM iteration growth {n}->{n2} (same network) / CG's growth",
+                    (it(f"dcdm_iters_{n2}") / it(f"dcdm_iters_{n}")) / (it(f"cg_iters_{n2}") / it(f"cg_iters_{n}")),
+                    0.8, paper="iteration count ~independent of the grid size", kind="paper",
+                    where="Abstract and Sec. 4 (iterations flat in problem size) [176]"),
+      Claim.at_most("identity directions, k_orth = 1, vs jax.scipy.sparse.linalg.cg after 10 iterations: relative "
+                    "difference of x (float32)", dc["identity_vs_cg"], 1e-4, kind="sanity"),
       Claim.at_most("PC + arithmetic coder: (coded bits - (-log2 p(x))) / D, mean over test messages, max over seeds",
                     max(pc["excess_bits_per_dim"]), 0.1,
                     paper="coded length ~ -log2 p(x), overhead < 0.1 bit", kind="paper",
@@ -317,7 +408,7 @@ def _figure(out, config, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+  fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
   pc = out["pc"]
   axes[0].plot(pc["train_loss"])
   axes[0].set_xlabel(f"step / {max(1, config.pc_steps // 100)}")
@@ -338,5 +429,15 @@ def _figure(out, config, workdir):
   axes[2].set_ylabel("test accuracy (per seed)")
   axes[2].set_title(f"[191] RBF head; PGD flips inside radius: "
                     f"{sum(rbf['ce']['flips_inside']) + sum(rbf['margin']['flips_inside'])}", fontsize=9)
+  dc = out["dcdm"]
+  for j, g in enumerate(dc["grids"]):
+    axes[3].scatter(np.full(np.size(dc[f"cg_iters_{g}"]), g), np.ravel(dc[f"cg_iters_{g}"]), marker="o",
+                    label="CG" if j == 0 else None, color="C0")
+    axes[3].scatter(np.full(np.size(dc[f"dcdm_iters_{g}"]), g), np.ravel(dc[f"dcdm_iters_{g}"]), marker="x",
+                    label=f"DCDM ({config.dcdm_net})" if j == 0 else None, color="C1")
+  axes[3].set_xlabel("grid side n (n x n Poisson)")
+  axes[3].set_ylabel(f"iterations to residual {config.dcdm_tol:g}")
+  axes[3].legend(fontsize=7)
+  axes[3].set_title("[176] DCDM vs CG", fontsize=9)
   fig.suptitle("Layers wave 2: compression and robustness")
   save_figure(fig, workdir / "figure.png")
