@@ -46,18 +46,24 @@ from jaxlib_methods.nn.probabilistic_circuit import (ProbabilisticCircuit, arith
                                                      pc_conditional_marginals, quantize_probability)
 from jaxlib_methods import attacks
 from jaxlib_methods.nn.dcdm import DCDMNet, dcdm_solve, poisson_2d_matvec, scale_invariant_residual_loss
+from jaxlib_methods.nn.ulsam import ULSAM, ulsam_num_params
+from jaxlib_methods.nn.unified_embedding import UnifiedEmbedding, per_feature_hash_embeddings
 from jaxlib_methods.nn.rbf_classifier import RBFClassifier, certified_radius, rbf_margin_loss
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
 from typing import Literal
 
-from jaxlib_methods.runner.constraints import PositiveFloat, PositiveInt, Range, Seed
+from jaxlib_methods.runner.constraints import Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=205, title="Lossless Compression with Probabilistic Circuits", year=2022,
               arxiv="2111.11632")
 ALSO_REPRODUCES = (Paper(catalog_id=191, title="A Robust Prototype-Based Network with Interpretable RBF Classifier "
                          "Foundations", year=2024, arxiv="2412.15499"),
                    Paper(catalog_id=176, title="A Deep Conjugate Direction Method for Iteratively Solving Linear "
-                         "Systems", year=2023, arxiv="2205.10763"))
+                         "Systems", year=2023, arxiv="2205.10763"),
+                   Paper(catalog_id=156, title="ULSAM: Ultra-Lightweight Subspace Attention Module for Compact "
+                         "Convolutional Neural Networks", year=2020, arxiv="2006.15102"),
+                   Paper(catalog_id=6, title="Unified Embedding: Battle-Tested Feature Representations for Web-Scale "
+                         "ML Systems", year=2023, arxiv="2305.12102"))
 DEMO = False
 
 
@@ -99,7 +105,20 @@ class Config:
   dcdm_tol: PositiveFloat = 1e-4
   dcdm_systems: PositiveInt = 4
   dcdm_net: Literal["convnet", "identity"] = "convnet"
-  dcdm_residual: bool = True
+  dcdm_residual: bool = False
+  # [156] ULSAM counts
+  ulsam_channels: PositiveInt = 96
+  ulsam_groups: PositiveInt = 4
+  se_reduction: PositiveInt = 16
+  # [6] unified embedding on a synthetic multi-field CTR task
+  ue_vocab: Annotated[tuple[int, ...], Range(ge=2, lt=2 ** 31), Length(min=2)] = (5000, 500, 50, 10)
+  ue_rows: PositiveInt = 512
+  ue_dim: PositiveInt = 4
+  ue_steps: PositiveInt = 300
+  ue_batch: PositiveInt = 512
+  ue_lr: PositiveFloat = 0.05
+  ue_test: PositiveInt = 8192
+  ue_form: Literal["unified", "per_feature"] = "unified"
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over
 
 
@@ -107,9 +126,9 @@ PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, pc_vars=64, pc_units=16, pc_s
            "tpu": Config(seeds=8, pc_vars=64, pc_units=16, pc_steps=1000)}
 TINY = ("pc_vars=8", "pc_units=4", "pc_train=256", "pc_test=32", "pc_steps=60", "pc_decode=4", "rbf_steps=60",
         "rbf_train=256", "rbf_test=64", "pgd_steps=10", "dcdm_grid=8", "dcdm_steps=20", "dcdm_batch=4",
-        "dcdm_systems=2", "dcdm_features=4")
+        "dcdm_systems=2", "dcdm_features=4", "ue_steps=40", "ue_test=1024", "ue_rows=64")
 MUTATIONS = {"a_overclaimed_radius": ("cert_scale=3.0",), "b_coarse_coder": ("coder_precision=2",),
-             "c_identity_directions": ("dcdm_net=identity",)}
+             "c_identity_directions": ("dcdm_net=identity",), "d_per_feature_arm": ("ue_form=per_feature",)}
 MUTATION_TEST_SLOW = True  # the TINY run trains PCs and RBF heads and codes messages in Python: well over 2 s
 
 
@@ -347,6 +366,84 @@ def dcdm_poisson(config: Config) -> dict:
   return out
 
 
+# ---- [156] ULSAM parameter count --------------------------------------------------------------------------------------
+def ulsam_counts(config: Config) -> dict:
+  m = ULSAM(config.ulsam_channels, config.ulsam_groups, rngs=nnx.Rngs(config.seed))
+  counted = int(sum(p.size for p in jax.tree.leaves(nnx.state(m, nnx.Param))))
+  C, r = config.ulsam_channels, config.se_reduction
+  se = 2 * C * (C // r) + C // r + C                       # SE: FC C -> C/r -> C with biases
+  return {"ulsam_params": counted, "formula": ulsam_num_params(C, config.ulsam_groups), "se_params": se}
+
+
+# ---- [6] unified embedding vs per-feature tables --------------------------------------------------------------------
+class _CTRModel(nnx.Module):
+  def __init__(self, config: Config, form: str, rngs: nnx.Rngs):
+    v, F, d = config.ue_vocab, len(config.ue_vocab), config.ue_dim
+    if form == "unified":
+      self.embed = UnifiedEmbedding(v, config.ue_rows, d, hash_seed=0,
+                                    rngs=rngs)
+    else:   # equal split of the same rows, capped at each vocabulary, the rest to the largest feature
+      rows = [min(config.ue_rows // F, n) for n in v]
+      rows[int(np.argmax(v))] += config.ue_rows - sum(rows)
+      self.tables = per_feature_hash_embeddings(v, rows, d, rngs=rngs)
+    self.form = form
+    self.head = nnx.Linear(F * d, 1, rngs=rngs)
+
+  def __call__(self, ids):
+    if self.form == "unified":
+      e = self.embed(ids)
+    else:
+      e = jnp.stack([t(ids[..., f]) for f, t in enumerate(self.tables)], -2)
+    return self.head(e.reshape(e.shape[:-2] + (-1,)))[..., 0]
+
+
+def _ctr_sample(key, config: Config, effects, n):
+  """Zipf(1.1)-distributed ids per field; click ~ Bernoulli(sigmoid(sum_f effect_f[id_f] - 1))."""
+  ks = jax.random.split(key, len(config.ue_vocab) + 1)
+  ids = []
+  for f, v in enumerate(config.ue_vocab):
+    logits = -1.1 * jnp.log(jnp.arange(1, v + 1))
+    ids.append(jax.random.categorical(ks[f], logits, shape=(n,)))
+  ids = jnp.stack(ids, -1)
+  logit = sum(e[ids[:, f]] for f, e in enumerate(effects)) - 1.0
+  return ids, jax.random.bernoulli(ks[-1], jax.nn.sigmoid(logit)).astype(jnp.float32)
+
+
+def unified_embedding_ctr(config: Config) -> dict:
+  out = {}
+  keys = jax.random.split(jax.random.key(config.seed + 6), config.seeds)
+  mesh = make_mesh(config.mesh)
+  keys = shard_leading(keys, mesh, what="seed")
+  tx = optax.adam(config.ue_lr)
+  for arm in ("unified", "per_feature"):
+    form = config.ue_form if arm == "unified" else "per_feature"
+    models = [_CTRModel(config, form, nnx.Rngs(config.seed + s)) for s in range(config.seeds)]
+    graphdef, _ = nnx.split(models[0])
+    params = shard_leading(jax.tree.map(lambda *a: jnp.stack(a), *[nnx.split(m)[1] for m in models]), mesh,
+                           what="seed")
+
+    def train_eval(p, key):
+      kef, kdata, ktest = jax.random.split(key, 3)
+      effects = [jax.random.normal(k, (v,)) for k, v in zip(jax.random.split(kef, len(config.ue_vocab)),
+                                                             config.ue_vocab)]
+
+      def step(carry, k):
+        p, opt = carry
+        ids, y = _ctr_sample(k, config, effects, config.ue_batch)
+        l, g = jax.value_and_grad(lambda p: optax.sigmoid_binary_cross_entropy(nnx.merge(graphdef, p)(ids), y).mean())(p)
+        u, opt = tx.update(g, opt, p)
+        return (optax.apply_updates(p, u), opt), l
+      (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), jax.random.split(kdata, config.ue_steps))
+      ids, y = _ctr_sample(ktest, config, effects, config.ue_test)
+      return optax.sigmoid_binary_cross_entropy(nnx.merge(graphdef, p)(ids), y).mean(), losses
+
+    ll, losses = jax.jit(jax.vmap(train_eval))(params, keys)
+    out[f"{arm}_logloss"] = np.asarray(ll).tolist()
+    out[f"{arm}_train_loss"] = np.asarray(losses).mean(0)[:: max(1, config.ue_steps // 100)].tolist()
+    out[f"{arm}_params"] = int(sum(np.size(x) for x in jax.tree.leaves(nnx.state(models[0], nnx.Param))))
+  return out
+
+
 # ---- run / claims ---------------------------------------------------------------------------------------------------
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
@@ -360,16 +457,33 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
           rbf_certified_acc_ce=rbf["ce"]["certified_acc"], rbf_certified_acc_margin=rbf["margin"]["certified_acc"])
   dc = part("dcdm", lambda: dcdm_poisson(config))
   log.log(2, **{k: float(np.mean(v)) for k, v in dc.items() if k.endswith(tuple(f"_{g}" for g in dc["grids"]))})
-  out = {"pc": pc, "rbf": rbf, "dcdm": dc}
+  ul = part("ulsam", lambda: ulsam_counts(config))
+  ue = part("unified_embedding", lambda: unified_embedding_ctr(config))
+  log.log(3, ue_unified_logloss=ue["unified_logloss"], ue_per_feature_logloss=ue["per_feature_logloss"])
+  out = {"pc": pc, "rbf": rbf, "dcdm": dc, "ulsam": ul, "ue": ue}
   _figure(out, config, workdir)
   return out
 
 
 def claims(results: dict) -> list[Claim]:
-  pc, rbf, dc = results["pc"], results["rbf"], results["dcdm"]
+  pc, rbf, dc, ul, ue = results["pc"], results["rbf"], results["dcdm"], results["ulsam"], results["ue"]
   n, n2 = dc["grids"]
   it = lambda k: float(np.mean(dc[k]))
+  ue_diff = np.subtract(ue["unified_logloss"], ue["per_feature_logloss"])
   return [
+      Claim.at_most("ULSAM trainable parameters / squeeze-and-excitation's (same C, r = 16)",
+                    ul["ulsam_params"] / ul["se_params"], 0.5,
+                    paper="O(C) parameters, far fewer than SE/CBAM", kind="paper",
+                    where="Sec. 3 and Table 1 (parameters and FLOPs of attention modules) [156]"),
+      Claim.at_most("ULSAM counted parameters - 5 C + 3 g (exact)", abs(ul["ulsam_params"] - ul["formula"]), 0,
+                    kind="sanity"),
+      Claim.at_most("unified (shared table) minus per-feature tables test log-loss at equal rows, mean over seeds",
+                    float(ue_diff.mean()), -1e-6,
+                    paper="multiplexed embeddings are Pareto-optimal: better accuracy at the same parameters",
+                    kind="paper", where="Sec. 4, Fig. 3 (feature multiplexing vs per-feature tables) [6]"),
+      Claim.at_most("unified and per-feature arms: parameter counts differ by at most the per-feature arm's table "
+                    "rounding (equal budget)", abs(ue["unified_params"] - ue["per_feature_params"]), 0,
+                    kind="sanity"),
       Claim.at_most(f"DCDM / CG mean iterations to relative residual 1e-4 on the {n}x{n} Poisson grid",
                     it(f"dcdm_iters_{n}") / it(f"cg_iters_{n}"), 0.8,
                     paper="far fewer iterations than CG", kind="paper", where="Sec. 4, Fig. 3-4 [176]"),

@@ -178,3 +178,21 @@ from jaxlib_methods.nn.matryoshka_kv import (  # noqa: F401  ([82])
 )
 # ---- mixer18 (issue 18: convolutional mixers of the LM) ----
 from jaxlib_methods.nn.transformer import SGConvMixer  # noqa: F401  ([204])
+# ---- ly20d (issue 20) ----
+from jaxlib_methods.nn.probabilistic_circuit import (  # noqa: F401  ([205])
+    ProbabilisticCircuit,
+    arithmetic_decode,
+    arithmetic_encode,
+    pc_conditional_marginals,
+    quantize_probability,
+)
+from jaxlib_methods.nn.rbf_classifier import RBFClassifier, certified_radius, rbf_margin_loss  # noqa: F401  ([191])
+from jaxlib_methods.nn.dcdm import (  # noqa: F401  ([176])
+    DCDMNet,
+    dcdm_solve,
+    poisson_2d_eigenvectors,
+    poisson_2d_matvec,
+    scale_invariant_residual_loss,
+)
+from jaxlib_methods.nn.ulsam import ULSAM, ulsam_num_params  # noqa: F401  ([156])
+from jaxlib_methods.nn.unified_embedding import UnifiedEmbedding, per_feature_hash_embeddings  # noqa: F401  ([6])

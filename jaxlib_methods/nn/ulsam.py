@@ -25,13 +25,6 @@ def ulsam_num_params(channels: int, groups: int) -> int:
   return 5 * channels + 3 * groups
 
 
-def ulsam_flops(height: int, width: int, channels: int, groups: int) -> int:
-  """Multiply-adds of ULSAM at H x W (BN folded into the convolutions, max-pool comparisons and the softmax's
-  exponentials not counted): DW 1x1 (H W C) + PW 1x1 (H W C) + the attention product (H W C); the residual add
-  and the softmax normalisation add H W C + H W g."""
-  return 4 * height * width * channels + height * width * groups
-
-
 class ULSAM(nnx.Module):
   """Ultra-lightweight subspace attention (Saini et al., WACV 2020, arXiv:2006.15102, Sec. 3, Eq. (1)-(2)) on NHWC
   feature maps; see the module docstring. BatchNorm uses batch statistics in training mode and running averages

@@ -61,8 +61,8 @@ class UnifiedEmbedding(nnx.Module):
     r = random.Random(hash_seed)
     ab = [[(r.randrange(0, 2 ** 31) * 2 + 1, r.randrange(0, 2 ** 32)) for _ in range(num_probes)]
           for _ in vocab_sizes]
-    self.hash_a = np.array([[a for a, _ in f] for f in ab], np.uint32)      # [F, k] (static, not parameters)
-    self.hash_b = np.array([[b for _, b in f] for f in ab], np.uint32)
+    self.hash_a = tuple(tuple(a for a, _ in f) for f in ab)   # [F][k] Python ints: static, not state
+    self.hash_b = tuple(tuple(b for _, b in f) for f in ab)
     table = jax.random.normal(rngs.params(), (num_rows, features), jnp.float32) * features ** -0.5
     self.table = nnx.Param(table.astype(param_dtype))
 
@@ -77,7 +77,8 @@ class UnifiedEmbedding(nnx.Module):
       v = np.asarray(ids)
       if v.size and (v.min() < 0 or np.any(v.max(axis=tuple(range(v.ndim - 1))) >= np.array(self.vocab_sizes))):
         raise ValueError(f"ids[..., f] must lie in [0, vocab_sizes[f]), vocab_sizes={self.vocab_sizes}")
-    h = ids.astype(jnp.uint32)[..., None] * jnp.asarray(self.hash_a) + jnp.asarray(self.hash_b)   # wraps mod 2^32
+    a, b = jnp.asarray(self.hash_a, jnp.uint32), jnp.asarray(self.hash_b, jnp.uint32)
+    h = ids.astype(jnp.uint32)[..., None] * a + b                                   # wraps mod 2^32
     return ((h >> 8) % jnp.uint32(self.num_rows)).astype(jnp.int32)
 
   def __call__(self, ids) -> jax.Array:

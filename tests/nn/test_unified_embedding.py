@@ -21,7 +21,7 @@ def test_unified_embedding_equals_python_hashing():
     for f in range(3):
       want = []
       for j in range(k):
-        a, b = int(m.hash_a[f, j]), int(m.hash_b[f, j])
+        a, b = m.hash_a[f][j], m.hash_b[f][j]
         assert a % 2 == 1
         want.append(table[(((a * int(ids[n, f]) + b) % 2 ** 32) >> 8) % B])
       np.testing.assert_array_equal(out[n, f], np.concatenate(want))
