@@ -156,7 +156,7 @@ class Config:
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, pc_vars=64, pc_units=16, pc_steps=1000),
            "tpu": Config(seeds=8, pc_vars=64, pc_units=16, pc_steps=1000)}
-TINY = ("pc_vars=8", "pc_units=4", "pc_train=256", "pc_test=32", "pc_steps=60", "pc_decode=4", "rbf_steps=60",
+TINY = ("pc_vars=32", "pc_units=2", "pc_train=256", "pc_test=32", "pc_steps=60", "pc_decode=2", "rbf_steps=60",
         "rbf_train=256", "rbf_test=64", "pgd_steps=10", "dcdm_grid=8", "dcdm_steps=20", "dcdm_batch=4",
         "dcdm_systems=2", "dcdm_features=4", "ue_steps=40", "ue_test=1024", "ue_rows=64")
 # (no mutation for [176]: its claims fail for the method itself, see the docstring; dcdm_net=identity is its CG arm)

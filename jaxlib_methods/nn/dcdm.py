@@ -81,7 +81,7 @@ def dcdm_solve(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, direction
     x0: initial guess (zeros by default).
 
   Returns:
-    (x, info): info["iters"] the iterations run (int32), info["residuals"] [max_iters + 1] relative residual norms
+    (x, info): info["iters"] the iterations run (int32), info["residuals"] the relative residual norms, max_iters + 1 of them
     (entry k after k iterations; padded with the last value).
   """
   b = validation.check_floating(b, "b")

@@ -42,7 +42,8 @@ class ProbabilisticCircuit(nnx.Module):
 
   Region graph: a balanced binary tree over the variables in index order (level l has D / 2^l regions). Inputs:
   K Bernoulli units per variable, p = sigmoid(leaf_logits[i, k]). Level l >= 1: for region r with children a, b,
-  the K^2 product units a_i * b_j, and K sum units (1 at the root) with weights softmax(level_logits[l][r, k, :]).
+  the K^2 product units a_i * b_j, and K sum units (1 at the root), each with softmax weights over the K^2 products
+  (`level_logits`, one [regions, K_out, K^2] table per level).
   Parameters: D K + sum_l (D / 2^l) K_out K^2.
 
   Args:
