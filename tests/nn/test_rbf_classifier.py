@@ -22,40 +22,44 @@ def _numpy_probs(m, x):
   return det @ r[:, :K].T + (1 - det) @ r[:, K:].T
 
 
-def test_rbf_forward_certificate_is_a_true_lower_bound_and_margin_loss():
+def _check_certificate(kernel, n_points, n_rays, step, n_steps):
   rng = np.random.default_rng(0)
-  for kernel in ("exp", "gaussian"):
-    m = RBFClassifier(2, 6, 3, sigma=0.7, kernel=kernel, rngs=nnx.Rngs(2))
-    m.reasoning_logits[...] = jnp.asarray(2.0 * rng.normal(size=(3, 12)), jnp.float32)   # sharper reasoning
-    x = rng.normal(size=(8, 2)).astype(np.float32)
-    p = np.asarray(jax.jit(lambda m, x: m(x))(m, x), np.float64)
-    np.testing.assert_allclose(p, _numpy_probs(m, x.astype(np.float64)), rtol=1e-5, atol=1e-6)
-    r = np.asarray(jax.jit(lambda m, x: certified_radius(m, x))(m, x), np.float64)
-    # distance to a prediction change along 180 rays, radii step 5e-3 (float64 NumPy)
-    ang = np.linspace(0, 2 * np.pi, 180, endpoint=False)
-    dirs = np.stack([np.cos(ang), np.sin(ang)], -1)
-    steps = np.arange(1, 401) * 5e-3
-    tight = []
-    for xi, ri, pi in zip(x.astype(np.float64), r, p):
-      pts = xi + steps[:, None, None] * dirs[None]                       # [S, A, 2]
-      pred = _numpy_probs(m, pts.reshape(-1, 2)).argmax(-1).reshape(len(steps), len(ang))
-      changed = (pred != pi.argmax()).any(1)                             # [S]: some ray changed at this radius
-      first = steps[np.argmax(changed)] if changed.any() else np.inf
-      assert ri <= first + 5e-3, (ri, first)                            # never beyond the boundary
-      if np.isfinite(first):
-        tight.append(ri / first)
-    assert len(tight) >= 4 and np.median(tight) > 0.05, tight           # not vacuous
+  m = RBFClassifier(2, 6, 3, sigma=0.7, kernel=kernel, rngs=nnx.Rngs(2))
+  m.reasoning_logits[...] = jnp.asarray(2.0 * rng.normal(size=(3, 12)), jnp.float32)   # sharper reasoning
+  x = rng.normal(size=(n_points, 2)).astype(np.float32)
+  p = np.asarray(jax.jit(lambda m, x: m(x))(m, x), np.float64)
+  np.testing.assert_allclose(p, _numpy_probs(m, x.astype(np.float64)), rtol=1e-5, atol=1e-6)
+  r = np.asarray(jax.jit(lambda m, x: certified_radius(m, x))(m, x), np.float64)
+  # distance to a prediction change along n_rays rays, radii step `step` (float64 NumPy)
+  ang = np.linspace(0, 2 * np.pi, n_rays, endpoint=False)
+  dirs = np.stack([np.cos(ang), np.sin(ang)], -1)
+  steps = np.arange(1, n_steps + 1) * step
+  tight = []
+  for xi, ri, pi in zip(x.astype(np.float64), r, p):
+    pts = xi + steps[:, None, None] * dirs[None]                       # [S, A, 2]
+    pred = _numpy_probs(m, pts.reshape(-1, 2)).argmax(-1).reshape(len(steps), len(ang))
+    changed = (pred != pi.argmax()).any(1)                             # [S]: some ray changed at this radius
+    first = steps[np.argmax(changed)] if changed.any() else np.inf
+    assert ri <= first + step, (ri, first)                            # never beyond the boundary
+    if np.isfinite(first):
+      tight.append(ri / first)
+  assert len(tight) >= n_points // 2 and np.median(tight) > 0.05, tight   # not vacuous
+  return m, x, p, rng
+
+
+def test_rbf_forward_certificate_is_a_true_lower_bound_and_margin_loss():
+  m, x, p, rng = _check_certificate("exp", 6, 90, 1e-2, 300)
   # wrong label -> radius 0
   y_wrong = (p.argmax(-1) + 1) % 3
-  assert np.all(np.asarray(certified_radius(m, x, jnp.asarray(y_wrong))) == 0)
+  assert np.all(np.asarray(jax.jit(lambda m, x, y: certified_radius(m, x, y))(m, x, jnp.asarray(y_wrong))) == 0)
   # margin loss = NumPy hinge on the probability gap
-  y = rng.integers(0, 3, 8)
+  y = rng.integers(0, 3, 6)
   other = np.where(np.eye(3, dtype=bool)[y], -np.inf, p).max(-1)
-  want = np.maximum(0, 0.25 - (p[np.arange(8), y] - other))
+  want = np.maximum(0, 0.25 - (p[np.arange(6), y] - other))
   np.testing.assert_allclose(np.asarray(rbf_margin_loss(jnp.asarray(p, jnp.float32), jnp.asarray(y), margin=0.25)),
                              want, atol=1e-6)
   # the margin loss's gradient flows to the components (no stop-gradient anywhere)
-  g = nnx.grad(lambda m: rbf_margin_loss(m(x), jnp.asarray(y), margin=0.5).sum())(m)
+  g = nnx.jit(nnx.grad(lambda m: rbf_margin_loss(m(x), jnp.asarray(y), margin=0.5).sum()))(m)
   assert float(jnp.abs(g.components[...]).sum()) > 0
 
 
@@ -75,6 +79,12 @@ def test_rbf_bad_input():
     certified_radius(m, jnp.zeros((4, 2)), iters=0)
   with pytest.raises(ValueError, match="margin"):
     rbf_margin_loss(jnp.zeros((4, 2)), jnp.zeros((4,), jnp.int32), margin=-1.0)
+
+
+@pytest.mark.slow  # the finer ray search, both kernels: ~10 s of NumPy
+def test_rbf_certificate_fine_search():
+  for kernel in ("exp", "gaussian"):
+    _check_certificate(kernel, 8, 180, 5e-3, 400)
 
 
 @pytest.mark.slow  # nnx.jit, split/merge train step, bf16, orbax: a few s of compiles
