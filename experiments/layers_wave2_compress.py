@@ -251,15 +251,18 @@ def pc_compression(config: Config) -> dict:
     tr = np.asarray(train[s])
     f = np.clip(tr.mean(0), 1e-6, 1 - 1e-6)
     out["indep_bits_per_dim"].append(float(-np.mean(x * np.log2(f) + (1 - x) * np.log2(1 - f)) * 1.0))
-    if s == 0:   # decode the first messages: the decoder sees only the code and its own decoded prefix
+    if s == 0:   # encode the first messages one by one and decode them from the code and the decoded prefix alone
       ok = []
+
+      def q_fn(t, prefix):   # the SAME [1, D] program for encoder and decoder: bitwise equal conditionals (a
+        xp = np.zeros((1, D), np.int32)   # batch of another size may round differently and flip a quantised q)
+        xp[0, :t] = prefix
+        return quantize_probability(np.asarray(cond_one(p, jnp.asarray(xp), jnp.asarray(np.arange(D) < t), t),
+                                               np.float64), P)[0]
       for i in range(min(config.pc_decode, len(x))):
-        def q_fn(t, prefix):
-          xp = np.zeros((1, D), np.int32)
-          xp[0, :t] = prefix
-          return quantize_probability(np.asarray(cond_one(p, jnp.asarray(xp), jnp.asarray(np.arange(D) < t), t),
-                                                 np.float64), P)[0]
-        ok.append(arithmetic_decode(codes[i][0], codes[i][1], D, q_fn, P) == x[i].tolist())
+        qi = np.array([q_fn(t, x[i, :t].tolist()) for t in range(D)])
+        code, nbits = arithmetic_encode(x[i], qi, P)
+        ok.append(arithmetic_decode(code, nbits, D, q_fn, P) == x[i].tolist())
       out["decoded_ok"] = float(np.mean(ok))
       # exact check on a D = 8 slice: conditionals from marginals vs brute-force enumeration of the joint table
       pc8 = ProbabilisticCircuit(8, config.pc_units, rngs=nnx.Rngs(config.seed))
