@@ -1164,6 +1164,32 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.distill.hard_generator_loss",   # as the authors'; paper text unreadable
                    "jaxlib_methods.losses.distill.hard_augment_objective",),  # here); no toy experiment (not started)
         tests=("tests/losses/test_distill_hard.py",)),
+    # ---- ly20d (issue 20) ----
+    205: Implementation(  # layered (RAT-SPN-like) PC, naive O(D|p|) marginals, exact big-integer arithmetic coder
+        artifacts=("jaxlib_methods.nn.ProbabilisticCircuit", "jaxlib_methods.nn.pc_conditional_marginals",
+                   "jaxlib_methods.nn.arithmetic_encode", "jaxlib_methods.nn.arithmetic_decode",
+                   "jaxlib_methods.nn.quantize_probability"),
+        tests=("tests/nn/test_probabilistic_circuit.py",),
+        experiment="layers_wave2_compress"),
+    191: Implementation(  # shallow robust-CBC head; our interval certificate; the margin-loss claim fails (see module)
+        artifacts=("jaxlib_methods.nn.RBFClassifier", "jaxlib_methods.nn.certified_radius",
+                   "jaxlib_methods.nn.rbf_margin_loss"),
+        tests=("tests/nn/test_rbf_classifier.py",),
+        experiment="layers_wave2_compress"),
+    176: Implementation(  # Algorithm 1 (identity net == CG); the small CPU-trained ConvNet does not beat CG (see module)
+        artifacts=("jaxlib_methods.nn.dcdm_solve", "jaxlib_methods.nn.scale_invariant_residual_loss",
+                   "jaxlib_methods.nn.DCDMNet", "jaxlib_methods.nn.poisson_2d_matvec",
+                   "jaxlib_methods.nn.poisson_2d_eigenvectors"),
+        tests=("tests/nn/test_dcdm.py",),
+        experiment="layers_wave2_compress"),
+    156: Implementation(  # the authors' SubSpace block (BN + ReLU), grouped; claim: parameter count vs SE (no training)
+        artifacts=("jaxlib_methods.nn.ULSAM", "jaxlib_methods.nn.ulsam_num_params"),
+        tests=("tests/nn/test_ulsam.py",),
+        experiment="layers_wave2_compress"),
+    6: Implementation(  # shared table with per-feature multiply-shift hashes, multi-probe; HashEmbed-per-feature baseline
+        artifacts=("jaxlib_methods.nn.UnifiedEmbedding", "jaxlib_methods.nn.per_feature_hash_embeddings"),
+        tests=("tests/nn/test_unified_embedding.py",),
+        experiment="layers_wave2_compress"),
 }
 
 

@@ -240,3 +240,21 @@ from jaxlib_methods.nn.nested_dropout import (  # noqa: F401  ([21])
 )
 # ---- ls19d (issue 19): CVIB [11]
 from jaxlib_methods.nn.vib_mask import vib_mask_kl  # noqa: F401  ([11]; VIBMask is shared with [16] above)
+# ---- ly20d (issue 20) ----
+from jaxlib_methods.nn.probabilistic_circuit import (  # noqa: F401  ([205])
+    ProbabilisticCircuit,
+    arithmetic_decode,
+    arithmetic_encode,
+    pc_conditional_marginals,
+    quantize_probability,
+)
+from jaxlib_methods.nn.rbf_classifier import RBFClassifier, certified_radius, rbf_margin_loss  # noqa: F401  ([191])
+from jaxlib_methods.nn.dcdm import (  # noqa: F401  ([176])
+    DCDMNet,
+    dcdm_solve,
+    poisson_2d_eigenvectors,
+    poisson_2d_matvec,
+    scale_invariant_residual_loss,
+)
+from jaxlib_methods.nn.ulsam import ULSAM, ulsam_num_params  # noqa: F401  ([156])
+from jaxlib_methods.nn.unified_embedding import UnifiedEmbedding, per_feature_hash_embeddings  # noqa: F401  ([6])
