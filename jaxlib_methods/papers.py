@@ -1131,6 +1131,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.concept_patch_masks",
                    "jaxlib_methods.analysis.attribution_on_region",),
         tests=("tests/analysis/test_concept_regions.py",)),
+    # ---- th21d (issue 21) ----
+    146: Implementation(  # SDL objective xi ||X - WH||^2 + multinomial-logistic NLL (SDL-H / SDL-W) + monotone BCD;
+        artifacts=("jaxlib_methods.analysis.SDLParams",     # no lifted-problem LPGD, no experiment
+                   "jaxlib_methods.analysis.sdl_objective",
+                   "jaxlib_methods.analysis.sdl_bcd",),
+        tests=("tests/analysis/test_supervised_dictionary.py",)),
 }
 
 
