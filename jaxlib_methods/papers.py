@@ -1137,6 +1137,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.sdl_objective",
                    "jaxlib_methods.analysis.sdl_bcd",),
         tests=("tests/analysis/test_supervised_dictionary.py",)),
+    40: Implementation(  # GPICL task generator (A_jk ~ N(0, 1/N_x) projections + label permutations, finite task pool,
+        artifacts=("jaxlib_methods.data.GPICLBatch",       # previous-label tokens); no meta-training experiment
+                   "jaxlib_methods.data.gpicl_batch",
+                   "jaxlib_methods.data.gpicl_task",),
+        tests=("tests/data/test_gpicl.py",)),
 }
 
 

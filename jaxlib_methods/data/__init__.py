@@ -52,3 +52,5 @@ from jaxlib_methods.data.concept_patches import (  # noqa: F401
     concept_patch_images,
     concept_patch_masks,
 )
+# ---- th21d (issue 21): GPICL tasks (random linear projections + label permutations of a base data set) [40]
+from jaxlib_methods.data.gpicl import GPICLBatch, gpicl_batch, gpicl_task  # noqa: F401
