@@ -10,7 +10,8 @@ x_i in R^{N_x} and y_i in {0, ..., N_y - 1}, a task is
 The number of distinct tasks seen in meta-training is controlled by drawing each sequence's task from a finite pool
 of `num_tasks` task seeds (the paper's x-axis "number of tasks", 2^k); `num_tasks=None` draws a fresh task per
 sequence. The sequence model sees at step t the projected input and the previous step's one-hot label
-(zeros at t = 0) and predicts the permuted label of step t.
+(zeros at t = 0) and predicts the permuted label of step t. Here only the task generator: the meta-trained
+Transformer and the memorisation-to-generalisation transition of the paper are not implemented.
 """
 
 from __future__ import annotations
