@@ -1190,6 +1190,17 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.nn.UnifiedEmbedding", "jaxlib_methods.nn.per_feature_hash_embeddings"),
         tests=("tests/nn/test_unified_embedding.py",),
         experiment="layers_wave2_compress"),
+    # ---- th21d (issue 21) ----
+    146: Implementation(  # SDL objective xi ||X - WH||^2 + multinomial-logistic NLL (SDL-H / SDL-W) + monotone BCD;
+        artifacts=("jaxlib_methods.analysis.SDLParams",     # no lifted-problem LPGD, no experiment
+                   "jaxlib_methods.analysis.sdl_objective",
+                   "jaxlib_methods.analysis.sdl_bcd",),
+        tests=("tests/analysis/test_supervised_dictionary.py",)),
+    40: Implementation(  # GPICL task generator (A_jk ~ N(0, 1/N_x) projections + label permutations, finite task pool,
+        artifacts=("jaxlib_methods.data.GPICLBatch",       # previous-label tokens); no meta-training experiment
+                   "jaxlib_methods.data.gpicl_batch",
+                   "jaxlib_methods.data.gpicl_task",),
+        tests=("tests/data/test_gpicl.py",)),
 }
 
 

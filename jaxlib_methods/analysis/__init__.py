@@ -163,3 +163,5 @@ from jaxlib_methods.analysis.opposing_signals import group_swing_correlation, op
 from jaxlib_methods.analysis.feature_merging import feature_complexity, iterative_feature_merging  # [23]
 from jaxlib_methods.analysis.density_pruning import dbp_prune, dbp_quotas  # [37]
 from jaxlib_methods.analysis.concept_regions import attribution_on_region  # [32]
+# ---- th21d (issue 21): [146] supervised dictionary learning with auxiliary covariates
+from jaxlib_methods.analysis.supervised_dictionary import SDLParams, sdl_bcd, sdl_objective

@@ -54,3 +54,5 @@ from jaxlib_methods.data.concept_patches import (  # noqa: F401
 )
 # ---- ls19d (issue 19): SMMix [34]
 from jaxlib_methods.data.mixup import smmix  # noqa: F401  (issue 19, [34])
+# ---- th21d (issue 21): GPICL tasks (random linear projections + label permutations of a base data set) [40]
+from jaxlib_methods.data.gpicl import GPICLBatch, gpicl_batch, gpicl_task  # noqa: F401

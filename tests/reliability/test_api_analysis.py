@@ -890,6 +890,31 @@ SPECS += [
         ("saliency:1d", {"saliency": f(4), "mask": _M32[0]}, "ValueError", "saliency"))),
 ]
 
+from jaxlib_methods.analysis import supervised_dictionary  # noqa: E402  (th21d, issue 21 [146])
+
+MODULES += (supervised_dictionary,)
+_X146, _A146, _Y146 = f(4, 5).astype(np.float64), f(1, 5).astype(np.float64), np.array([0, 1, 2, 1, 0])
+_P146 = supervised_dictionary.SDLParams(f(4, 2).astype(np.float64), f(2, 5).astype(np.float64),
+                                        f(2, 2).astype(np.float64), f(1, 2).astype(np.float64))
+_E146 = (
+    ("X:nan", {"X": put(_X146, (0, 0), np.nan)}, "ValueError", "X"),
+    ("X:int", {"X": np.ones((4, 5), np.int32)}, "TypeError", "X"),
+    ("X_aux:columns", {"X_aux": _A146[:, :3]}, "ValueError", "X_aux"),
+    ("Y:out-of-range", {"Y": np.array([0, 1, 3, 1, 0])}, "ValueError", "Y"),
+    ("Y:float", {"Y": _Y146.astype(np.float64)}, "TypeError", "Y"),
+    ("xi:negative", {"xi": -1.0}, "ValueError", "xi"),
+    ("mode:bad", {"mode": "Z"}, "ValueError", "mode"),
+    ("params:tuple", {"params": tuple(_P146)}, "TypeError", "params"),
+    ("params:H-shape", {"params": _P146._replace(H=f(2, 4))}, "ValueError", "params.H"))
+SPECS += [
+    ApiSpec(supervised_dictionary.sdl_objective, {"X": _X146, "Y": _Y146, "X_aux": _A146, "params": _P146, "xi": 1.0},
+            extra=_E146 + (("Y:traced-out-of-range", {"Y": np.array([0, 1, 3, 1, 0])}, "nan", "Y", ("Y",)),)),
+    ApiSpec(supervised_dictionary.sdl_bcd, {"X": _X146, "Y": _Y146, "X_aux": _A146, "params": _P146, "xi": 1.0,
+                                            "num_iters": 2}, extra=_E146 + (
+        ("num_iters:0", {"num_iters": 0}, "ValueError", "num_iters"),
+        ("nonnegative:negative-init", {"nonnegative": True}, "ValueError", "nonnegative"))),
+]
+
 CASES = [c for spec in SPECS for c in api_cases(spec)]
 # Probes that compute are slow-ish to compile one by one: the default run keeps every error probe and these
 # headline probes of issue 14; `pytest -m slow` runs all.
