@@ -56,6 +56,15 @@ def check_nonnegative(x: Any, name: str) -> None:
   check_in_interval(x, name, 0.0, float("inf"), closed_high=False)
 
 
+def check_int(x: Any, name: str, minimum: int | None = None) -> int:
+  """Return the Python int `x`: TypeError unless it is an int (not a bool), ValueError if it is below `minimum`."""
+  if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+    raise TypeError(f"{name} must be an int, got {name}={x!r}")
+  if minimum is not None and x < minimum:
+    raise ValueError(f"{name} must be >= {minimum}, got {name}={x!r}")
+  return int(x)
+
+
 def check_same_shape_and_dtype(a_name: str, a: Any, b_name: str, b: Any) -> None:
   """Raise ValueError unless arrays `a` and `b` share shape and dtype (e.g. the two views of a contrastive pair)."""
   if a.shape != b.shape or a.dtype != b.dtype:

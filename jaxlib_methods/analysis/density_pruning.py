@@ -20,12 +20,8 @@ import numpy as np
 from jaxlib_methods import validation
 
 
-def _check_int(v, name, lo):
-  if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-    raise TypeError(f"{name} must be an int, got {name}={v!r}")
-  if v < lo:
-    raise ValueError(f"{name} must be >= {lo}, got {name}={v}")
-  return int(v)
+def _check_int(v, name, minimum):
+  return validation.check_int(v, name, minimum)
 
 
 def dbp_quotas(complexity, cluster_sizes, budget: int, tau: float):

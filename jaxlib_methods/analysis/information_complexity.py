@@ -35,12 +35,8 @@ from jaxlib_methods.analysis import information
 Unit = Literal["nats", "bits"]
 
 
-def _check_int(value, name, minimum):
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-    raise TypeError(f"{name} must be an int, got {name}={value!r}")
-  if value < minimum:
-    raise ValueError(f"{name} must be >= {minimum}, got {name}={value}")
-  return int(value)
+def _check_int(v, name, minimum):
+  return validation.check_int(v, name, minimum)
 
 
 # ---- [19] I(X; Z | Y) and the IB generalisation bound -----------------------------------------------------------

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlib_methods import validation
+
 
 class ConceptPatchData(NamedTuple):
   """images [n, size, size] float32; concepts [n, C] int32 in {0, 1}; masks [C, size, size] bool (concept regions)."""
@@ -26,12 +28,8 @@ class ConceptPatchData(NamedTuple):
   masks: jax.Array
 
 
-def _check_int(v, name, lo):
-  if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-    raise TypeError(f"{name} must be an int, got {name}={v!r}")
-  if v < lo:
-    raise ValueError(f"{name} must be >= {lo}, got {name}={v}")
-  return int(v)
+def _check_int(v, name, minimum):
+  return validation.check_int(v, name, minimum)
 
 
 def concept_patch_masks(num_concepts: int, *, size: int = 12, patch: int = 4):

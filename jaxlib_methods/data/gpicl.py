@@ -42,12 +42,8 @@ class GPICLBatch(NamedTuple):
   indices: jax.Array
 
 
-def _check_int(v, name, lo):
-  if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-    raise TypeError(f"{name} must be an int, got {name}={v!r}")
-  if v < lo:
-    raise ValueError(f"{name} must be >= {lo}, got {name}={v}")
-  return int(v)
+def _check_int(v, name, minimum):
+  return validation.check_int(v, name, minimum)
 
 
 def gpicl_task(task_key, num_features: int, num_classes: int):

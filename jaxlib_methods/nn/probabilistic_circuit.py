@@ -27,13 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxlib_methods import validation
 
-def _check_int(name: str, v, minimum: int) -> int:
-  if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-    raise TypeError(f"{name} must be an int, got {name}={v!r}")
-  if v < minimum:
-    raise ValueError(f"{name} must be >= {minimum}, got {name}={v!r}")
-  return int(v)
+
+def _check_int(name, v, minimum=1):
+  return validation.check_int(v, name, minimum)
 
 
 class ProbabilisticCircuit(nnx.Module):

@@ -37,11 +37,8 @@ def _kernel(dist, sigma, kernel: str):
   return jnp.exp(-0.5 * (dist / sigma) ** 2)
 
 
-def _check_int(name, v, minimum):
-  if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-    raise TypeError(f"{name} must be an int, got {name}={v!r}")
-  if v < minimum:
-    raise ValueError(f"{name} must be >= {minimum}, got {name}={v!r}")
+def _check_int(name, v, minimum=1):
+  return validation.check_int(v, name, minimum)
 
 
 class RBFClassifier(nnx.Module):

@@ -22,14 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxlib_methods import validation
 from jaxlib_methods.nn.compressed_embedding import HashEmbed
 
 
 def _check_int(name, v, minimum=1):
-  if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-    raise TypeError(f"{name} must be an int, got {name}={v!r}")
-  if v < minimum:
-    raise ValueError(f"{name} must be >= {minimum}, got {name}={v!r}")
+  return validation.check_int(v, name, minimum)
 
 
 class UnifiedEmbedding(nnx.Module):
