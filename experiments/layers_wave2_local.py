@@ -134,7 +134,7 @@ from jaxlib_methods.nn import (AugLocalAuxiliary, EcoTTAPart, HyperTab, Momentum
                                lae_ensemble, local_forward)
 from jaxlib_methods.nn.low_rank import FrozenWeight
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
-from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
+from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=128, title="A Hard-to-Beat Baseline for Training-free CLIP-based Adaptation", year=2024,
               arxiv="2402.04087")
@@ -161,7 +161,7 @@ class Config:
   gda_dim: Annotated[int, Range(ge=2)] = 16
   gda_classes: Annotated[int, Range(ge=2)] = 5
   gda_sep: PositiveFloat = 0.4
-  gda_shots: tuple[int, ...] = (2, 8, 32, 128, 1024)
+  gda_shots: Annotated[tuple[int, ...], Range(ge=2), Length(min=2)] = (2, 8, 32, 128, 1024)
   gda_test: PositiveInt = 4000
   gda_val: PositiveInt = 8
   gda_text_noise: NonNegativeFloat = 1.0
