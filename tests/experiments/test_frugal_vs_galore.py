@@ -1,7 +1,7 @@
 """The FRUGAL vs GaLore experiment [84, 105]: its pieces are right and a tiny run produces results and claims.
 
 The mutation tests of this experiment run under `-m slow` (MUTATION_TEST_SLOW: five transformer compilations);
-this file is its fast check in the default suite.
+the other checks of this file run in the default suite, the tiny run under `-m slow` too.
 """
 
 import dataclasses
@@ -10,11 +10,13 @@ import math
 import jax
 import numpy as np
 import optax
+import pytest
 
 from experiments import frugal_vs_galore as exp
 from jaxlib_methods.optim import q_galore
 
 
+@pytest.mark.slow  # ~16 s of CPU (transformer compiles per method and learning rate); [84]/[105] are not reproduced
 def test_tiny_run_tunes_on_seed_0_judges_other_seeds_and_counts_svds(tmp_path):
   cfg = dataclasses.replace(exp.Config(), methods=("galore", "q_galore"), vocab=16, d_model=16, heads=2, seq_len=8,
                             batch=4, steps=24, warmup=2, update_gap=3, learning_rates=(1e-3, 1e-2), num_seeds=2,
