@@ -1201,6 +1201,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.gpicl_batch",
                    "jaxlib_methods.data.gpicl_task",),
         tests=("tests/data/test_gpicl.py",)),
+    # ---- ly20f (issue 20) ----
+    160: Implementation(  # OptFS feature-value gates sigmoid(beta*m), continuation beta; hard mask m>0; no experiment yet
+        artifacts=("jaxlib_methods.nn.OptFSGate", "jaxlib_methods.nn.optfs_beta"),
+        tests=("tests/nn/test_optfs.py",)),
 }
 
 
