@@ -1201,6 +1201,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.gpicl_batch",
                    "jaxlib_methods.data.gpicl_task",),
         tests=("tests/data/test_gpicl.py",)),
+    # ---- ly20g (issue 20) ----
+    65: Implementation(  # FTWT mask predictor + heatmap-mass target + BCE (stop-grad target); no experiment yet
+        artifacts=("jaxlib_methods.nn.FTWTConv", "jaxlib_methods.nn.ftwt_mask_target",
+                   "jaxlib_methods.nn.ftwt_mask_loss"),
+        tests=("tests/nn/test_ftwt.py",)),
 }
 
 
