@@ -2,7 +2,7 @@
 
 Paper [65]: Sara Elkerdawy, Mostafa Elhoushi, Hong Zhang, Nilanjan Ray, "Fire Together Wire Together: A Dynamic
 Pruning Approach with Self-Supervised Mask Prediction", CVPR 2022, arXiv:2110.08232 (Sec. 3). A small decoder
-(global average pool + dense) reads the layer's input and predicts which output channels of the conv fire for this
+(global max pool + 1x1 conv, i.e. a dense layer on the pooled vector) reads the layer's input and predicts which output channels of the conv fire for this
 input; its target is the binarised heatmap of the layer's own activations: per-channel activation mass
 ||a_c||_1, sorted, keeping the smallest set of channels whose cumulative mass covers the fraction tau of the total
 (`ftwt_mask_target`). The mask-prediction loss is binary cross-entropy against that target, with stop-gradient on
@@ -81,7 +81,7 @@ class FTWTConv(nnx.Module):
     """
     if x.ndim != 4 or x.shape[-1] != self.conv.in_features:
       raise ValueError(f"x must be (B, H, W, {self.conv.in_features}), got shape {x.shape}")
-    logits = self.predictor(jnp.mean(x, axis=(1, 2)))
+    logits = self.predictor(jnp.max(x, axis=(1, 2)))   # global max pool + 1x1 conv (== dense)
     mask = (jax.nn.sigmoid(logits) > threshold).astype(x.dtype)
     dense = self.conv(x)
     return dense * mask[:, None, None, :], logits, dense
