@@ -1205,6 +1205,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     160: Implementation(  # OptFS feature-value gates sigmoid(beta*m), continuation beta; hard mask m>0; no experiment yet
         artifacts=("jaxlib_methods.nn.OptFSGate", "jaxlib_methods.nn.optfs_beta"),
         tests=("tests/nn/test_optfs.py",)),
+    # ---- ly20g (issue 20) ----
+    65: Implementation(  # FTWT mask predictor + heatmap-mass target + BCE (stop-grad target); no experiment yet
+        artifacts=("jaxlib_methods.nn.FTWTConv", "jaxlib_methods.nn.ftwt_mask_target",
+                   "jaxlib_methods.nn.ftwt_mask_loss"),
+        tests=("tests/nn/test_ftwt.py",)),
 }
 
 

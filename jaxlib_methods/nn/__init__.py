@@ -260,3 +260,5 @@ from jaxlib_methods.nn.ulsam import ULSAM, ulsam_num_params  # noqa: F401  ([156
 from jaxlib_methods.nn.unified_embedding import UnifiedEmbedding, per_feature_hash_embeddings  # noqa: F401  ([6])
 # ---- ly20f (issue 20) ----
 from jaxlib_methods.nn.optfs import OptFSGate, optfs_beta  # noqa: F401  ([160])
+# ---- ly20g (issue 20) ----
+from jaxlib_methods.nn.ftwt import FTWTConv, ftwt_mask_loss, ftwt_mask_target  # noqa: F401  ([65])

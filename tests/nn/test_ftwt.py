@@ -1,0 +1,55 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxlib_methods.nn import FTWTConv, ftwt_mask_loss, ftwt_mask_target
+
+
+def _np_target(a, tau):
+  mass = np.abs(a.astype(np.float64)).sum(axis=(1, 2))
+  out = np.zeros_like(mass)
+  for b in range(mass.shape[0]):
+    order = np.argsort(-mass[b])
+    total, acc = mass[b].sum(), 0.0
+    for c in order:
+      if acc >= tau * total:
+        break
+      out[b, c] = 1.0
+      acc += mass[b, c]
+  return out
+
+
+def test_ftwt_exact():
+  a = np.random.default_rng(0).normal(size=(3, 4, 4, 8)).astype(np.float32)
+  for tau in (0.3, 0.7, 1.0):
+    np.testing.assert_array_equal(np.asarray(jax.jit(ftwt_mask_target, static_argnums=1)(a, tau)), _np_target(a, tau))
+  # no gradient flows into the target
+  g = jax.grad(lambda x: jnp.sum(ftwt_mask_target(x, 0.5) * x.sum(axis=(1, 2))))(jnp.asarray(a))
+  np.testing.assert_allclose(np.asarray(g), np.broadcast_to(np.asarray(ftwt_mask_target(a, 0.5))[:, None, None], a.shape))
+  lg = jax.grad(lambda t: ftwt_mask_loss(jnp.zeros((3, 8)), t).sum())(jnp.ones((3, 8)))
+  np.testing.assert_array_equal(np.asarray(lg), 0.0)
+  # BCE against float64 NumPy
+  z = np.random.default_rng(1).normal(size=(3, 8)); t = _np_target(a, 0.5)
+  ref = np.mean(np.log1p(np.exp(-z)) * t + np.log1p(np.exp(z)) * (1 - t), axis=-1)
+  np.testing.assert_allclose(np.asarray(ftwt_mask_loss(jnp.asarray(z, jnp.float32), jnp.asarray(t, jnp.float32))), ref, rtol=1e-5)
+  # masked conv == conv over kept channels only
+  m = FTWTConv(2, 8, rngs=nnx.Rngs(0))
+  x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 5, 5, 2)), jnp.float32)
+  out, logits, _ = nnx.jit(lambda m, x: m(x))(m, x)
+  keep = np.asarray(jax.nn.sigmoid(logits) > 0.5)
+  k = np.asarray(m.conv.kernel[...]); bias = np.asarray(m.conv.bias[...])
+  for b in range(2):
+    idx = np.flatnonzero(keep[b])
+    ref = jax.lax.conv_general_dilated(x[b:b + 1], k[..., idx], (1, 1), "SAME",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))[0] + bias[idx]
+    np.testing.assert_allclose(np.asarray(out[b][..., idx]), np.asarray(ref), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(out[b][..., np.flatnonzero(~keep[b])]), 0.0)
+  # bad input
+  with pytest.raises(ValueError, match="tau"):
+    ftwt_mask_target(a, 1.5)
+  with pytest.raises(ValueError, match="activations"):
+    ftwt_mask_target(a[0], 0.5)
+  with pytest.raises(ValueError, match="x must be"):
+    m(x[..., :1])
