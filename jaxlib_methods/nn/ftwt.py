@@ -2,8 +2,8 @@
 
 Paper [65]: Sara Elkerdawy, Mostafa Elhoushi, Hong Zhang, Nilanjan Ray, "Fire Together Wire Together: A Dynamic
 Pruning Approach with Self-Supervised Mask Prediction", CVPR 2022, arXiv:2110.08232 (Sec. 3). A small decoder
-(global max pool + 1x1 conv, i.e. a dense layer on the pooled vector) reads the layer's input and predicts which output channels of the conv fire for this
-input; its target is the binarised heatmap of the layer's own activations: per-channel activation mass
+(global max pool + 1x1 conv, i.e. a dense layer on the pooled vector) reads the layer's input and predicts which
+output channels of the conv fire for this input; its target is the binarised heatmap of the layer's own activations: per-channel activation mass
 ||a_c||_1, sorted, keeping the smallest set of channels whose cumulative mass covers the fraction tau of the total
 (`ftwt_mask_target`). The mask-prediction loss is binary cross-entropy against that target, with stop-gradient on
 the target (`ftwt_mask_loss`); the predicted (thresholded) mask gates the conv's output channels.
