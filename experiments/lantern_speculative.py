@@ -1,6 +1,7 @@
 """LANTERN: relaxing speculative acceptance over latent neighbourhoods raises the acceptance rate with k and delta,
-each relaxed target stays within delta of the target in total variation; whether latent (not arbitrary) neighbours
-buy that speed at a smaller loss of quality is tested on a toy, and does not hold there.
+each relaxed target stays within delta of the target in total variation, and k = 1 is exact speculative sampling;
+whether latent (not arbitrary) neighbours buy that speed at a smaller loss of quality is measured and reported, not
+claimed: this toy cannot test it (see the end).
 
 Paper [86]: Doohyuk Jang, Sihwan Park, June Yong Yang, Yeonsung Jung, Jihun Yun, Souvik Kundu, Sungyub Kim, Eunho
 Yang, "LANTERN: Accelerating Visual Autoregressive Models with Relaxed Speculative Decoding", ICLR 2025,
@@ -29,30 +30,34 @@ Claims (tolerances fixed before the runs):
      0.05 more than standard speculative sampling (k = 1);
   2. [paper] every relaxed target is within delta of the target: max over contexts and tokens of TV(p, p_tilde_x)
      <= delta (the bound defining A_{k,delta}; it holds per draft token, not for the output law, see below);
-  3. [paper] latent proximity preserves quality: at equal acceptance (the baseline's FD interpolated at the
-     method's acceptance, for every delta > 0 of the method at k = max(ks) whose acceptance gain is >= 0.01 and
-     within the baseline's range), FD with latent neighbours <= 0.5 x FD with arbitrary ones, in every seed
-     (0.5: the ratio fixed for the first version; the paper gives no number for this comparison);
-  4. [sanity] Monte Carlo through `lantern_accept` matches the exact acceptance rate (5 binomial std) and, at k = 1,
+  3. [sanity] Monte Carlo through `lantern_accept` matches the exact acceptance rate (5 binomial std) and, at k = 1,
      the exact output equals the target (TV <= 1e-6) while its samples pass a chi-square test (p > 1e-4).
 What the TV bound does not give: the output law o is not within delta of p. At the cpu preset TV(o, p) is 0.13 at
 k = 8, delta = 0.05 and 0.17 at delta >= 0.1 (the figure's middle panel); once every draft is accepted, o = q.
 
-Outcome at the cpu preset: claims 1, 2 and the sanity rows pass; claim 3 FAILS, and is kept failing.
-  First version: claim 3 compared the mean latent shift ||E_o[e] - E_p[e]|| at the largest (k, delta); ratio 1.02.
-  That proxy was mis-designed twice: at the largest (k, delta) both variants accept almost every draft, and then
-  the output law is the drafter's q whichever neighbours are used (so the ratio is 1 by construction), and a mean
-  shift is not the paper's measure (FID compares whole feature distributions, next to the speed-up reached).
-  Redesign (this version): FD of the output in latent space, compared at equal acceptance; and the drafter's errors
-  confined to latent clusters (the paper's token selection ambiguity). Result: worst ratio 5.7 (per seed, over the
-  matched deltas: [4.70, 2.39, 0.99], [3.45, 1.45, 0.99], [5.67, 2.14]); with the token-wise drafter (`--set
-  drafter=token`, cpu preset) the worst ratio is 3.5. Why: arbitrary neighbours mostly carry little target mass, so
-  more of them fit in the budget delta and they raise the acceptance faster per unit delta (0.91 at delta 0.025 vs
-  0.87 at 0.02), and at equal acceptance their output is no farther from p in latent space; at saturation both outputs
-  equal q. In this exact single-token model the output law is set by the per-draft acceptance probabilities and
-  residuals, which do not carry the latent distance the credited mass travelled, so latent proximity barely shows in
-  it; the paper's evidence (FID of whole images decoded from multi-token accepted runs under a trained drafter) is
-  outside what the toy models.
+Outcome at the cpu preset: every claim passes. These are the claims issue 22 lists for [86] (k = 1 is exact
+speculative sampling; the acceptance rises with k and delta while the TV bound holds).
+
+The quality comparison (reported as `finding_fd_ratio_latent_over_arbitrary` in the results and drawn in the third
+panel; it was claim 3 of the earlier versions and is no longer a claim). Measured: the latent Frechet distance FD of
+the output to the target in latent space, latent neighbours / arbitrary neighbours (the token itself plus k - 1
+random tokens) at equal acceptance (the baseline's FD interpolated at the method's acceptance, for every delta > 0
+at k = max(ks) whose acceptance gain is >= 0.01 and within the baseline's range). Earlier versions claimed this ratio
+<= 0.5 in every seed (a threshold of our own: the paper gives no number for it) and failed:
+  First version: the mean latent shift ||E_o[e] - E_p[e]|| at the largest (k, delta); ratio 1.02. Mis-designed twice:
+  at the largest (k, delta) both variants accept almost every draft, and then the output law is the drafter's q
+  whichever neighbours are used (the ratio is 1 by construction), and a mean shift is not the paper's measure.
+  Second version (the FD at equal acceptance above, with the drafter's errors confined to latent clusters): worst
+  ratio 5.7 (per seed, over the matched deltas: [4.70, 2.39, 0.99], [3.45, 1.45, 0.99], [5.67, 2.14]); with the
+  token-wise drafter (`--set drafter=token`) 3.5.
+Why the toy cannot test it, and why it is not a claim any more: in this exact single-token model the output law is
+set by the per-draft acceptance probabilities and residuals, which do not carry the latent distance the credited
+mass travelled; arbitrary neighbours mostly carry little target mass, so more of them fit in the budget delta and
+they raise the acceptance faster per unit delta (0.91 at delta 0.025 vs 0.87 at 0.02), and at equal acceptance their
+output is no farther from p in latent space; at saturation both outputs equal q. The paper's evidence is FID of whole
+images decoded from multi-token accepted runs under a trained drafter (Table 1, LlamaGen), which this toy does not
+model. [86] therefore stays `implemented`, not `reproduced`: the paper's headline (speed-up at kept image quality)
+is not reproduced here, only its acceptance mechanism and its TV bound.
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ from jaxlib_methods.sampling import lantern_accept, lantern_aggregate, latent_ne
 
 PAPER = Paper(catalog_id=86, title="LANTERN: Accelerating Visual Autoregressive Models with Relaxed Speculative "
               "Decoding", year=2024, arxiv="2410.03355")
-DEMO = False   # one of its claims fails (a toy proxy of the paper's qualitative claim): not in the default set
+DEMO = False   # [86] is implemented, not reproduced (see the docstring): not in the default set
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +97,7 @@ class Config:
   ks: Annotated[tuple[int, ...], Range(ge=1), Length(min=2)] = (1, 2, 4, 8)
   deltas: Annotated[tuple[float, ...], Range(ge=0, le=1), Length(min=2)] = (0.0, 0.02, 0.05, 0.1, 0.2)
   mc_samples: Annotated[int, Range(ge=1000)] = 50000       # Monte Carlo draws (one context) for the sanity rows
-  # the arbitrary-neighbour baseline's delta grid (k = max(ks)), to match the method's acceptance (claim 3)
+  # the arbitrary-neighbour baseline's delta grid (k = max(ks)), to match the method's acceptance (the finding)
   baseline_deltas: Annotated[tuple[float, ...], Range(ge=0, le=1), Length(min=2)] = tuple(
       round(0.025 * i, 3) for i in range(41))
   neighbors: Literal["latent", "random"] = "latent"        # "random": arbitrary neighbours for the method too
@@ -105,10 +110,9 @@ class Config:
 PRESETS = {"cpu": Config(), "gpu": Config(contexts=512, mc_samples=1000000),
            "tpu": Config(contexts=512, mc_samples=1000000)}
 TINY = ("contexts=8", "mc_samples=5000", "ks=(1,8)", "deltas=(0.0,0.05)", "baseline_deltas=(0.0,0.05,0.1,0.2,0.4,1.0)")
-# Aggregating every neighbour regardless of delta breaks the TV bound (claim 2). (`neighbors=random` would make the
-# method the baseline, but claim 3 already fails for the method on this toy, so it cannot serve as a mutation.)
+# Aggregating every neighbour regardless of delta breaks the TV bound (claim 2).
 MUTATIONS = {"ignore_tv_budget": ("tv_budget=ignored",)}
-MUTATION_TEST_SLOW = True  # a paper claim of this experiment fails at its preset (not reproduced): the mutation test
+MUTATION_TEST_SLOW = True  # [86] is not reproduced (its quality statement is untestable here): the mutation test
                            # runs under -m slow only, keeping the default run for reproduced claims (test budget)
 
 
@@ -240,6 +244,11 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
          "method_curve": [[[s["grid"][f"{kmax},{d}"]["method"][m] for d in config.deltas]
                            for m in ("acceptance", "latent_fd")] for s in per_seed],
          "baseline_curve": [[[b[m] for b in s["baseline"]] for m in ("acceptance", "latent_fd")] for s in per_seed]}
+  # A measured finding, not a claim (see the module docstring): latent / arbitrary FD at equal acceptance.
+  fd_ratios, n_points = matched_acceptance_fd_ratios(out)
+  out["finding_fd_ratio_latent_over_arbitrary"] = {"per_seed": fd_ratios, "matched_deltas": n_points,
+                                                   "worst": (max(r for seed in fd_ratios for r in seed)
+                                                             if n_points else None)}
   _figure(out, workdir)
   return out
 
@@ -249,8 +258,6 @@ def claims(results: dict) -> list[Claim]:
   acc = np.array([[t[f"{k},{d}"]["method_acceptance"] for d in ds] for k in ks])     # [k, delta]
   mono = bool(np.all(np.diff(acc, axis=0) >= -1e-9) and np.all(np.diff(acc, axis=1) >= -1e-9))
   worst_tv_excess = max(t[f"{k},{d}"]["method_max_token_tv"] - d for k in ks for d in ds)
-  fd_ratios, n_points = matched_acceptance_fd_ratios(results)
-  worst_ratio = (max(r for seed in fd_ratios for r in seed) if n_points else float("inf"))   # no match: fails
   mc = results["mc"]
   def within(m):   # 5 binomial std of the Monte Carlo sample (floored at one count when the rate is 0 or 1)
     b, n = m["exact_acceptance"], m["samples"]
@@ -267,12 +274,6 @@ def claims(results: dict) -> list[Claim]:
                      paper="LANTERN raises acceptance over standard speculative decoding"),
       Claim.at_most("max over (k, delta), contexts, tokens of TV(p, p_tilde_x) - delta", worst_tv_excess, 1e-6,
                     kind="paper", where="method section, A_{k,delta}: TVD(p, p_tilde) <= delta", paper="<= 0"),
-      Claim.at_most(f"latent Frechet distance of the output to the target, latent / arbitrary neighbours at equal "
-                    f"acceptance (k = {ks[-1]}; worst of {len(fd_ratios)} seeds x {n_points} deltas)", worst_ratio,
-                    0.5, kind="paper",
-                    where="method section (latent proximity: neighbours in latent space are interchangeable, so "
-                          "the speed-up keeps image quality; our toy proxy with FID's formula in latent space)",
-                    paper="latent neighbours preserve quality"),
       Claim.holds("Monte Carlo acceptance of lantern_accept = exact (5 binomial std), every seed", mc_ok,
                   kind="sanity", paper="exact"),
       Claim.holds("k = 1: exact output = target (TV <= 1e-6) and chi-square p > 1e-4 on lantern_accept samples",

@@ -666,7 +666,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.walloc.WaLLoCAutoencoder",),
         tests=("tests/test_signal.py", "tests/nn/test_walloc.py"),
         experiment=None),
-    86: Implementation(  # LANTERN; its experiment's latent-proximity claim fails on the toy (see its docstring)
+    86: Implementation(  # LANTERN; experiment passes; the quality comparison is a reported finding (docstring)
         artifacts=("jaxlib_methods.sampling.lantern_accept", "jaxlib_methods.sampling.lantern_aggregate",
                    "jaxlib_methods.sampling.latent_neighbors", "jaxlib_methods.sampling.speculative_accept",),
         tests=("tests/sampling/test_speculative.py",),
