@@ -1,5 +1,6 @@
 """Layers with exact identities (issue 20): the fixed d-simplex classifier [73] and the orthogonal backward-compatible
-layer [61] on a toy retrieval problem, MIP hypernetworks [72] and SSVI sparse mean-field layers [126].
+layer [61] on a toy retrieval problem, MIP hypernetworks [72], SSVI sparse mean-field layers [126] and RepQuant's
+scale reparameterisation of post-LayerNorm activation quantisers [33].
 
 Paper [73]: Niccolo Biondi, Federico Pernici, Simone Ricci, Alberto Del Bimbo, "Stationary Representations: Optimally
 Approximating Compatibility and Implications for Improved Model Replacements", CVPR 2024, arXiv:2405.02581.
@@ -9,6 +10,9 @@ Paper [126]: Junbo Li, Zichen Miao, Qiang Qiu, Ruqi Zhang, "Training Bayesian Ne
 Variational Inference", ICLR 2024, arXiv:2402.11025.
 Paper [61]: Simone Ricci, Niccolo Biondi, Federico Pernici, Alberto Del Bimbo, "Backward-Compatible Aligned
 Representations via an Orthogonal Transformation Layer", ECCV 2024 workshops, arXiv:2408.08793.
+Paper [33]: Zhikai Li, Xuewen Liu, Jing Zhang, Qingyi Gu, "RepQuant: Towards Accurate Post-Training Quantization of
+Large Transformer Models via Scale Reparameterization", 2024, arXiv:2402.05628 (the LayerNorm reparameterisation it
+takes from RepQ-ViT, Li et al., ICCV 2023, arXiv:2212.08254, Sec. 4.2).
 
 The toy: K Gaussian classes in R^D (means N(0, separation^2 I), unit noise). An "old" model (an MLP, D -> hidden ->
 features) is trained on `n_old` samples; a "new" model, trained independently from another initialisation on
@@ -44,7 +48,22 @@ the default; best final MSE, MIP <= 0.5 x default.
 update every 100 steps swapping 10% of its nonzeros by SNR) vs the same BNN dense, on y = sin(3x) + N(0, 0.1^2).
 Claims: the nonzeros of the sparse layer are constant at every step (exact); test predictive NLL of SSVI minus
 dense <= 0.25 nats (mean over seeds).
-Mutation: `align_weight=0` (no alignment: claim 6 must fail). `new_head=permuted` (the new model's simplex vertices
+[33] a LayerNorm -> Linear block whose post-LayerNorm activations X = LN(h) gamma + beta have severe inter-channel
+variation (as in the paper's Fig. 1: per-channel gamma log-normal with `repq_outliers` channels `repq_outlier_scale`
+times larger, per-channel offsets beta), h from a random correlated Gaussian; b-bit asymmetric uniform quantisers
+(s = (max - min) / (2^b - 1), z = round(-min / s), calibrated on `repq_calib` samples, judged on `repq_test`
+others) for X: channel-wise (s_c, z_c), naive layer-wise (one s, z for all channels), and the paper's: the
+channel-wise quantisers folded by `channelwise_to_layerwise_reparam` into gamma~, beta~, W~, b~ and one layer-wise
+quantiser (s~, z~). Float64. Claims (tolerances fixed before the run):
+  1. exact (Sec. 4.2, Eqs. 9-11): before rounding X~/s~ + z~ = X/s_c + z_c (max |diff| <= 1e-9), the integer
+     codes after rounding and clipping are identical (0 mismatches), and the block's output from the
+     reparameterised layer-wise quantised activations equals the channel-wise quantised block's output
+     (max relative |diff| <= 1e-9), every seed and bit width;
+  2. the point of it (abstract, Table 1: layer-wise quantisers at channel-wise accuracy): the block's output error
+     ||Y_q - Y|| / ||Y|| with the reparameterised layer-wise quantiser <= 0.5 x that of the naive layer-wise
+     quantiser, at every bit width in `repq_bits` (4 and 6), every seed.
+Mutation: `align_weight=0` (no alignment: claim 6 must fail); `repq=skip` (the layer-wise quantiser applied without
+folding the channel-wise scales in: [33]'s claims 1 and 2 must fail). `new_head=permuted` (the new model's simplex vertices
 assigned to classes in another order: not the same fixed classifier) is an option for claim 2.
 """
 
@@ -66,7 +85,8 @@ from jaxlib_methods.nn.hypernetwork import MIPHyperNet
 from jaxlib_methods.nn.ssvi import SparseMeanFieldDense
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
 from jaxlib_methods.runner import sweep
-from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
+from jaxlib_methods.nn.repquant import channelwise_to_layerwise_reparam
+from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=73, title="Stationary Representations: Optimally Approximating Compatibility and "
               "Implications for Improved Model Replacements", year=2024, arxiv="2405.02581")
@@ -75,7 +95,9 @@ ALSO_REPRODUCES = (Paper(catalog_id=61, title="Backward-Compatible Aligned Repre
                    Paper(catalog_id=72, title="Magnitude Invariant Parametrizations Improve Hypernetwork Learning",
                          year=2024, arxiv="2304.07645"),
                    Paper(catalog_id=126, title="Training Bayesian Neural Networks with Sparse Subspace Variational "
-                         "Inference", year=2024, arxiv="2402.11025"))
+                         "Inference", year=2024, arxiv="2402.11025"),
+                   Paper(catalog_id=33, title="RepQuant: Towards Accurate Post-Training Quantization of Large "
+                         "Transformer Models via Scale Reparameterization", year=2024, arxiv="2402.05628"))
 DEMO = False
 MUTATION_TEST_SLOW = True  # the TINY run compiles six training scans (~15 s of CPU on the shared 2 cores)
 
@@ -103,14 +125,22 @@ class Config:
   ssvi_steps: PositiveInt = 800                          # [126] Adam steps on the negative ELBO
   ssvi_swap_every: PositiveInt = 100                     # [126] steps between subspace updates
   ssvi_swap_fraction: Annotated[float, Range(ge=0, le=0.5)] = 0.1   # [126] n_swap / nonzeros
+  repq_channels: Annotated[int, Range(ge=2, le=4096)] = 64             # [33] LayerNorm width C
+  repq_out: PositiveInt = 32                                           # [33] next linear layer's width D
+  repq_outliers: Annotated[int, Range(ge=0, le=4096)] = 4              # [33] channels with a large gamma
+  repq_outlier_scale: Annotated[float, Range(ge=1)] = 20.0             # [33] their gamma factor
+  repq_calib: Annotated[int, Range(ge=2)] = 256                        # [33] calibration samples
+  repq_test: PositiveInt = 1024                                        # [33] evaluation samples
+  repq_bits: Annotated[tuple[int, ...], Range(ge=2, le=16)] = (4, 6)   # [33] activation bit widths
+  repq: Literal["reparam", "skip"] = "reparam"                         # [33] "skip": no folding (a mutation)
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over
 
-  CHECKS = ()
+  CHECKS = (Check("repq_outliers <= repq_channels", "the outlier channels are among the LayerNorm's channels"),)
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, steps=1000), "tpu": Config(seeds=8, steps=1000)}
 TINY = ("steps=150", "n_new=800", "n_test=400", "seeds=2", "hyper_steps=300", "ssvi_steps=200")
-MUTATIONS = {"no_alignment": ("align_weight=0",), "no_mip": ("hyper=baseline",)}
+MUTATIONS = {"no_alignment": ("align_weight=0",), "no_mip": ("hyper=baseline",), "repq_no_fold": ("repq=skip",)}
 # (`new_head=permuted` is kept as a config option but not declared a mutation: the claim it targets, the same-class
 # inequality, already fails for the method, see below.)
 # Measured (cpu preset, seeds 0-2): the different-class inequality holds; the same-class one fails by 0.01-0.04
@@ -394,6 +424,64 @@ def ssvi_results(config: Config) -> dict:
   return out
 
 
+def _minmax_quantizer(x_min, x_max, bits: int):
+  """Asymmetric uniform b-bit quantiser from a calibration range: s = (max - min) / (2^b - 1), z = round(-min / s)."""
+  s = (x_max - x_min) / (2 ** bits - 1)
+  return s, jnp.round(-x_min / s)
+
+
+def _codes(x, s, z, bits: int):
+  return jnp.clip(jnp.round(x / s) + z, 0, 2 ** bits - 1)
+
+
+def repquant_one(config: Config, key, bits: int) -> dict:
+  """[33] one seed at one bit width (float64): the three quantisers of the post-LayerNorm activations."""
+  c, d = config.repq_channels, config.repq_out
+  k_mix, k_h, k_g, k_o, k_b, k_w, k_bias = jax.random.split(key, 7)
+  mix = jax.random.normal(k_mix, (c, c), jnp.float64) / jnp.sqrt(c)          # correlated pre-LayerNorm features
+  h = jax.random.normal(k_h, (config.repq_calib + config.repq_test, c), jnp.float64) @ mix
+  gamma = jnp.exp(0.5 * jax.random.normal(k_g, (c,), jnp.float64))
+  outlier = jax.random.permutation(k_o, c) < config.repq_outliers
+  gamma = jnp.where(outlier, gamma * config.repq_outlier_scale, gamma)
+  beta = gamma * jax.random.normal(k_b, (c,), jnp.float64)                   # per-channel offsets
+  w = jax.random.normal(k_w, (c, d), jnp.float64) / jnp.sqrt(c)
+  b = 0.1 * jax.random.normal(k_bias, (d,), jnp.float64)
+  mu, var = h.mean(-1, keepdims=True), h.var(-1, keepdims=True)
+  ln = (h - mu) / jnp.sqrt(var + 1e-6)                                       # LayerNorm before its affine
+  x = ln * gamma + beta
+  cal, test = slice(0, config.repq_calib), slice(config.repq_calib, None)
+  y = x[test] @ w + b                                                        # the full-precision block
+  s_c, z_c = _minmax_quantizer(x[cal].min(0), x[cal].max(0), bits)
+  codes_c = _codes(x[test], s_c, z_c, bits)
+  y_channel = ((codes_c - z_c) * s_c) @ w + b
+  s_l, z_l = _minmax_quantizer(x[cal].min(), x[cal].max(), bits)
+  y_naive = ((_codes(x[test], s_l, z_l, bits) - z_l) * s_l) @ w + b
+  if config.repq == "reparam":
+    rp = channelwise_to_layerwise_reparam(s_c, z_c, gamma, beta, w, b)
+    x_t = ln[test] * rp.gamma + rp.beta
+    s_t, z_t, w_t, b_t = rp.scale, rp.zero_point, rp.w, rp.b
+  else:   # mutation: the channel-wise scales are not folded in; one layer-wise quantiser on X as it is
+    x_t, s_t, z_t, w_t, b_t = x[test], s_l, z_l, w, b
+  codes_t = _codes(x_t, s_t, z_t, bits)
+  y_reparam = ((codes_t - z_t) * s_t) @ w_t + b_t
+  rel = lambda yq: jnp.linalg.norm(yq - y) / jnp.linalg.norm(y)
+  return {"pre_round_err": jnp.max(jnp.abs((x_t / s_t + z_t) - (x[test] / s_c + z_c))),
+          "code_mismatches": jnp.sum(codes_t != codes_c),
+          "output_vs_channel": jnp.max(jnp.abs(y_reparam - y_channel)) / jnp.max(jnp.abs(y_channel)),
+          "err_channel": rel(y_channel), "err_naive": rel(y_naive), "err_reparam": rel(y_reparam)}
+
+
+def repquant_results(config: Config) -> dict:
+  keys = jax.random.split(jax.random.key(config.seed + 3000), config.seeds)
+  out = {}
+  with jax.enable_x64(True):
+    keys = shard_leading(keys, make_mesh(config.mesh), what="seed")
+    for bits in config.repq_bits:
+      r = jax.jit(jax.vmap(lambda k, bits=bits: repquant_one(config, k, bits)))(keys)
+      out[str(bits)] = {k: np.asarray(v).tolist() for k, v in r.items()}
+  return out
+
+
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
 
@@ -411,6 +499,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   res["num_classes"] = config.num_classes
   res["hyper"] = sweep.memoized(workdir, {"part": "hyper"}, lambda: hyper_results(config))
   res["ssvi"] = sweep.memoized(workdir, {"part": "ssvi"}, lambda: ssvi_results(config))
+  res["repquant"] = sweep.memoized(workdir, {"part": "repquant"}, lambda: repquant_results(config))
   res["simplex_cos_err"] = float(np.max(np.abs(cos + 1.0 / (config.num_classes - 1))))
   log = MetricsLog(workdir)
   log.reset()
@@ -489,6 +578,23 @@ def claims(results: dict) -> list[Claim]:
                     paper="sparse BNN matches dense VI (<3% accuracy drop at 10-20x compression)", kind="paper",
                     where="Sec. 5, Table 1 [126]"),
   ]
+  rq = results["repquant"]
+  bits = sorted(rq, key=int)
+  exact = {b: (max(rq[b]["pre_round_err"]), int(sum(rq[b]["code_mismatches"])), max(rq[b]["output_vs_channel"]))
+           for b in bits}
+  ratios = {b: [r / n for r, n in zip(rq[b]["err_reparam"], rq[b]["err_naive"])] for b in bits}
+  out += [
+      Claim.holds("[33] reparameterised layer-wise quantiser = channel-wise one: pre-rounding |diff| <= 1e-9, 0 code "
+                  "mismatches, block output relative |diff| <= 1e-9 (float64, every seed and bit width)",
+                  all(e <= 1e-9 and m == 0 and o <= 1e-9 for e, m, o in exact.values()),
+                  detail="; ".join(f"{b} bits: {e:.1e}, {m}, {o:.1e}" for b, (e, m, o) in exact.items()),
+                  paper="identical quantised outputs (exact equivalence)", kind="paper",
+                  where="Sec. 4.2, Eqs. 9-11 of RepQ-ViT, used by RepQuant [33]"),
+      Claim.at_most("[33] block output error, reparameterised layer-wise / naive layer-wise quantiser (worst seed and "
+                    f"bit width of {', '.join(bits)})", max(max(v) for v in ratios.values()), 0.5,
+                    paper="layer-wise quantisers at channel-wise accuracy (W4/A4: large gains over layer-wise PTQ)",
+                    kind="paper", where="abstract; Table 1 [33]"),
+  ]
   return out
 
 
@@ -496,7 +602,7 @@ def _figure(res, config, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 3.8))
+  fig, (a1, a2, a3, a4) = plt.subplots(1, 4, figsize=(20, 3.8))
   x = np.arange(config.seeds)
   for name, mk in (("fixed", "o"), ("learned", "x")):
     a1.plot(x, np.array(res[name]["same_cross"]) - np.array(res[name]["same_old"]), mk + "-",
@@ -522,5 +628,14 @@ def _figure(res, config, workdir):
   a3.set_ylabel("training MSE (25-step mean, best lr)")
   a3.set_title("[72] MIP vs default hypernetwork", fontsize=9)
   a3.legend(fontsize=6)
-  fig.suptitle("Layers with exact identities: [73] [61] [72]")
+  rq = res["repquant"]
+  bits = sorted(rq, key=int)
+  for key, mk in (("err_naive", "x--"), ("err_channel", "s-"), ("err_reparam", "o:")):
+    a4.semilogy([int(b) for b in bits], [np.mean(rq[b][key]) for b in bits], mk,
+                label=key[4:] + (" (layer-wise)" if key != "err_channel" else ""))
+  a4.set_xlabel("activation bits")
+  a4.set_ylabel("block output error ||Y_q - Y|| / ||Y|| (seed mean)")
+  a4.set_title("[33] post-LayerNorm quantisers", fontsize=9)
+  a4.legend(fontsize=6)
+  fig.suptitle("Layers with exact identities: [73] [61] [72] [33]")
   save_figure(fig, workdir / "figure.png")

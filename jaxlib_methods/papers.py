@@ -642,7 +642,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     33: Implementation(  # the LayerNorm scale reparameterisation only (no log-sqrt2 softmax quantiser, no clipping)
         artifacts=("jaxlib_methods.nn.channelwise_to_layerwise_reparam",
                    "jaxlib_methods.nn.LayerwiseReparam",),
-        tests=("tests/nn/test_repquant.py",)),
+        tests=("tests/nn/test_repquant.py", "tests/experiments/test_layers_exact_identities.py"),
+        experiment="layers_exact_identities"),
     # ---- app22 (issue 22) ----
     26: Implementation(  # MVP / Si-Blurry: stream, seen-class -inf logit mask, gradient-similarity focal loss
         artifacts=("jaxlib_methods.data.si_blurry.si_blurry_stream",

@@ -17,3 +17,28 @@ def test_retrieval_accuracy_and_class_means_match_numpy():
                                                     jnp.asarray(yg)), np.mean(hits), rtol=1e-6)
   means = np.stack([fg[yg == k].mean(0) for k in range(3)])
   np.testing.assert_allclose(exp.class_means(jnp.asarray(fg), jnp.asarray(yg), 3), means, rtol=1e-5, atol=1e-6)
+
+
+def test_repquant_part_quantisers_match_numpy_and_the_no_fold_mutation_breaks_the_identity():
+  """[33]: the channel-wise min-max quantiser against a NumPy transcription; folding (`repq=reparam`) reproduces the
+  channel-wise codes exactly, the mutation (`repq=skip`) does not."""
+  import dataclasses
+  import jax
+  small = dict(repq_channels=8, repq_out=4, repq_outliers=1, repq_calib=32, repq_test=64)
+  both = jax.jit(lambda k: [exp.repquant_one(dataclasses.replace(exp.Config(), repq=v, **small), k, 4)
+                            for v in ("reparam", "skip")])
+  with jax.enable_x64(True):   # one seed, one compile
+    ok, bad = both(jax.random.key(0))
+  assert int(ok["code_mismatches"]) == 0 and float(ok["output_vs_channel"]) <= 1e-9
+  assert int(bad["code_mismatches"]) > 0
+  np.testing.assert_allclose(float(ok["err_reparam"]), float(ok["err_channel"]), rtol=1e-9)
+  # NumPy transcription of the b-bit asymmetric min-max quantiser (s = (max - min) / (2^b - 1), z = round(-min / s))
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(50, 3)) * np.array([1.0, 10.0, 0.1]) + np.array([0.0, 5.0, -1.0])
+  s = (x.max(0) - x.min(0)) / 15
+  z = np.round(-x.min(0) / s)
+  q = np.clip(np.round(x / s) + z, 0, 15)
+  with jax.enable_x64(True):
+    s_j, z_j = exp._minmax_quantizer(jnp.asarray(x.min(0)), jnp.asarray(x.max(0)), 4)
+    np.testing.assert_allclose(np.asarray(exp._codes(jnp.asarray(x), s_j, z_j, 4)), q)
+  assert q.min() == 0 and q.max() == 15
