@@ -47,7 +47,8 @@ PMLR v202 zou23a) and the first ~2000 characters of its introduction (a raw-TeX 
 dataset, whose stored excerpt stops there); nothing of Secs. 2-6, and no code of the authors is public (Papers with
 Code lists none; no repository in the code index names the paper). So the point-by-point comparison asked for could
 not be made against the paper's theorems or figures. Checked and matching: Mixup mixes a pair's inputs and labels
-with lam in [0.5, 1] chosen at random (introduction; ours: lam ~ U[0.5, 1]). What the abstract fixes: (a) the early-stopping statement is that "the benefits of Mixup for feature learning are mostly gained in the
+with lam in [0.5, 1] chosen at random (introduction; ours: lam ~ U[0.5, 1]). What the abstract fixes: (a) the
+early-stopping statement is that "the benefits of Mixup for feature learning are mostly gained in the
 early training phase", from which the authors propose early-stopped Mixup and report experiments showing its
 effectiveness (which data and model the abstract does not say; claim 4 applies it to this toy, which is our
 extrapolation, not a stated result of the paper on this model). Measured at the cpu preset (rerun 2026-11-30 on this
