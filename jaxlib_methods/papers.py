@@ -843,7 +843,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         tests=("tests/analysis/test_continual_evaluation.py",),
         experiment="stability_gap"),
     # ---- th17a (issue 17) ----
-    41: Implementation(  # toy: the feature-noise model and two-layer CNN; the early-stopped claim fails (see module)
+    41: Implementation(  # toy feature-noise model + two-layer CNN; early-stopped claim fails; paper body unread (module)
         artifacts=("jaxlib_methods.data.mixup.mixup",
                    "jaxlib_methods.data.feature_noise.feature_noise_data",
                    "jaxlib_methods.nn.patch_cnn.PatchCNN",),
