@@ -393,6 +393,14 @@ def consistency_self_distill(strong_logits: jax.Array, weak_logits: jax.Array, l
 # (`s_loss / s_loss.item() * student_max`: the value becomes the cap, the gradient is scaled by cap / s_loss). That
 # repository could NOT be confirmed as the HARD authors' (it is not under sinzlab/), so the weighting and the cap
 # are unverified against the paper. The official code caps the batch-mean student CE; here the cap is per example.
+# Re-checked on branch ls19f (issue 19): the paper's text is still not retrievable with the available tools (only
+# its abstract and that of its workshop version, "Leading by example: Guiding knowledge transfer with adversarial data
+# augmentation", NeurIPS 2022 SyntheticData4ML, are: "generates synthetic data points where the teacher and the
+# student disagree", "a learned distribution of spatial transformations"); the authors' group's public repositories
+# (sinzlab/orbit_transfer, sinzlab/nntransfer) hold no HARD code; the public code above sits beside a
+# differentiable-AutoAugment augmentor, i.e. the TeachAugment form (Suzuki, CVPR 2022, Eq. 1: the target model's loss
+# minus the teacher's) rather than anything attributable to HARD. So the form stays as it was, unverified, not
+# changed: no difference from the paper could be established. experiments/hard_distill.py exercises it.
 
 
 def hard_generator_loss(student_logits: jax.Array, teacher_logits: jax.Array, labels: jax.Array, *,
