@@ -530,7 +530,9 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.conjugate_prior_elbo_loss",),
         tests=("tests/losses/test_conjugate_prior.py",)),
     # ---- losses2 (issue 19) ----
-    60: Implementation(  # TESLA; unrolled inner SGD shared by the dataset-distillation losses
+    60: Implementation(  # TESLA; unrolled inner SGD shared by the dataset-distillation losses. tesla_mtt follows
+        # the authors' distill.py / evaluate_synset (issue 19, ls19g); claims 1-2 pass, claim 3 (soft labels help)
+        # fails at the cpu preset (soft - hard -0.48 lower end); see the module docstring for the 100-class tries
         artifacts=("jaxlib_methods.losses.dataset_distillation.tesla_grad",
                    "jaxlib_methods.losses.dataset_distillation.mtt_bptt_grad",
                    "jaxlib_methods.losses.dataset_distillation.mtt_loss",

@@ -21,3 +21,30 @@ def test_claims_pass_on_the_expected_results_and_fail_on_wrong_ones():
                                                            "bptt": [100, 200, 400]}))}
   assert not grows[next(k for k in grows if k.startswith("TESLA's compiled peak"))].passed
   assert len(exp.claims(_results(memory={"N": [], "tesla": [], "bptt": []}))) == 5  # TINY: memory not measured
+
+
+def test_train_on_synset_matches_a_numpy_transcription_of_evaluate_synset():
+  """utils.evaluate_synset (justincui03/tesla), full batch: torch.optim.SGD(momentum 0.9, weight_decay 5e-4) for
+  epochs + 1 steps, the rate x 0.1 and a fresh optimiser after epoch epochs // 2 + 1; float64 NumPy on least squares."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  rng = np.random.default_rng(0)
+  x, y, w0 = rng.normal(size=(6, 3)), rng.normal(size=6), rng.normal(size=3)
+  lr, epochs = 0.05, 7
+
+  def loss(p, x, y):
+    return 0.5 * jnp.mean((x @ p["w"] - y) ** 2)
+
+  w, buf, rate = w0.copy(), None, lr
+  for ep in range(epochs + 1):
+    g = x.T @ (x @ w - y) / len(y) + 5e-4 * w
+    buf = g if buf is None else 0.9 * buf + g
+    w = w - rate * buf
+    if ep == epochs // 2 + 1:
+      rate, buf = rate * 0.1, None
+  with jax.enable_x64(True):
+    out = jax.jit(lambda p, r: exp.train_on_synset(loss, p, jnp.asarray(x), jnp.asarray(y), r, epochs))(
+        {"w": jnp.asarray(w0)}, jnp.asarray(lr))
+  np.testing.assert_allclose(np.asarray(out["w"]), w, rtol=1e-12)
