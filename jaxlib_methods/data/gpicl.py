@@ -10,8 +10,8 @@ x_i in R^{N_x} and y_i in {0, ..., N_y - 1}, a task is
 The number of distinct tasks seen in meta-training is controlled by drawing each sequence's task from a finite pool
 of `num_tasks` task seeds (the paper's x-axis "number of tasks", 2^k); `num_tasks=None` draws a fresh task per
 sequence. The sequence model sees at step t the projected input and the previous step's one-hot label
-(zeros at t = 0) and predicts the permuted label of step t. Here only the task generator: the meta-trained
-Transformer and the memorisation-to-generalisation transition of the paper are not implemented.
+(zeros at t = 0) and predicts the permuted label of step t. Here only the task generator; experiments/
+analysis_wave3e.py meta-trains a small Transformer on it (the memorisation-to-generalisation transition).
 """
 
 from __future__ import annotations
@@ -65,21 +65,25 @@ def gpicl_task(task_key, num_features: int, num_classes: int):
   return A, rho
 
 
-def gpicl_batch(key, x, y, *, num_classes: int, batch_size: int, seq_len: int, num_tasks: Optional[int] = None):
+def gpicl_batch(key, x, y, *, num_classes: int, batch_size: int, seq_len: int, num_tasks: Optional[int] = None,
+                pool_key=None):
   """A batch of GPICL sequences from a base data set (Kirsch et al. 2022, arXiv:2212.04458, Sec. 2).
 
   Sequence b uses task tau_b = (A_b, rho_b) = `gpicl_task(task key)`: with a pool, task id t_b is uniform in
   [0, num_tasks) and the task key is `fold_in(pool key, t_b)` (the same id always gives the same task); without one
-  every sequence gets a fresh task. Its T steps are base examples drawn uniformly with replacement.
+  every sequence gets a fresh task. Its T steps are base examples drawn uniformly with replacement. Meta-training
+  on a fixed pool passes a fixed `pool_key` and a new `key` per step: fresh batches, the same `num_tasks` tasks.
 
   Args:
-    key: PRNG key (the pool key is derived from it by `fold_in(key, 0)`, so a fixed key fixes the pool).
+    key: PRNG key (unless `pool_key` is given, the pool key is `fold_in(key, 0)`, so a fixed key fixes the pool).
     x: [N, N_x] float base inputs (the paper z-normalises them first).
     y: [N] int base labels in [0, num_classes).
     num_classes: N_y >= 2.
     batch_size: B >= 1 sequences.
     seq_len: T >= 1 steps per sequence.
     num_tasks: size of the task pool (int >= 1), or None for a fresh task per sequence.
+    pool_key: PRNG key of the task pool (task id t is `gpicl_task(fold_in(pool_key, t))`); None (the default) uses
+      `fold_in(key, 0)`.
 
   Returns:
     A `GPICLBatch` (inputs [B, T, N_x] float32, labels [B, T] int32, tokens [B, T, N_x + N_y], task_ids [B],
@@ -100,7 +104,8 @@ def gpicl_batch(key, x, y, *, num_classes: int, batch_size: int, seq_len: int, n
   if num_tasks is not None:
     num_tasks = _check_int(num_tasks, "num_tasks", 1)
   n, nx = x.shape
-  k_pool = jax.random.fold_in(key, 0)  # the pool depends on the key alone, not on B, T or num_tasks
+  # the pool depends on the (pool) key alone, not on B, T or num_tasks
+  k_pool = jax.random.fold_in(key, 0) if pool_key is None else pool_key
   k_task, k_idx = jax.random.split(jax.random.fold_in(key, 1))
   if num_tasks is None:
     task_ids = jnp.full((B,), -1, jnp.int32)

@@ -32,6 +32,15 @@ def test_gpicl_tasks_are_exact_projections_and_permutations():
     np.testing.assert_array_equal(b.tokens[s, 0, nx:], 0)  # no label before the first step
     np.testing.assert_array_equal(b.tokens[s, 1:, nx:], np.eye(ny)[rho[y[idx[s]]]][:-1])
   assert set(ids.tolist()) == {0, 1, 2}  # 16 draws from a pool of 3 (fixed seed)
+  # pool_key (an21d): another key draws other examples and task ids from the same pool (meta-training's batches)
+  b2 = make(jax.random.key(8), x, y, num_classes=ny, batch_size=16, seq_len=6, num_tasks=3,
+            pool_key=jax.random.fold_in(key, 0))
+  ids2, idx2 = np.asarray(b2.task_ids), np.asarray(b2.indices)
+  assert not np.array_equal(idx2, idx)
+  As2, rhos2 = (np.asarray(v) for v in tasks(ids2))
+  np.testing.assert_allclose(b2.inputs, np.einsum("bjk,btk->btj", As2.astype(np.float64), x[idx2]), rtol=1e-5,
+                             atol=1e-5)
+  np.testing.assert_array_equal(b2.labels, np.take_along_axis(rhos2, y[idx2], axis=1))
 
 
 @pytest.mark.slow  # three more compiles (~5 s on the loaded 2-core machine)
