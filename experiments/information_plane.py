@@ -88,12 +88,20 @@ def _act(i, z):
   return jax.lax.switch(i, [jnp.tanh, jax.nn.relu, jax.nn.elu, jax.nn.softplus, lambda v: v], z)
 
 
-def _init(key):
+def _init(key, gain=1.0):
+  """Weights gain * N(0, 1) truncated at +-2, / sqrt(fan in); zero biases. [63]'s code uses gain 2 (its `he`) for the
+  non-saturating activations, 1 for tanh."""
   params = []
   for a, b in zip(WIDTHS[:-1], WIDTHS[1:]):
     key, k = jax.random.split(key)
-    params.append((jax.random.truncated_normal(k, -2.0, 2.0, (a, b)) / math.sqrt(a), jnp.zeros((b,))))
+    params.append((gain * jax.random.truncated_normal(k, -2.0, 2.0, (a, b)) / math.sqrt(a), jnp.zeros((b,))))
   return params
+
+
+def l2_penalty(params, l2):
+  """[63]'s weight penalty (its code: `penalty * sum(tf.nn.l2_loss(W))` over the hidden layers' weights, the output
+  layer excluded): l2 * sum_hidden ||W||^2 / 2."""
+  return l2 * 0.5 * sum(jnp.sum(W ** 2) for W, _ in params[:-1])
 
 
 def _forward(params, x, act):
@@ -113,20 +121,19 @@ def snapshot_epochs(epochs: int) -> np.ndarray:
                          FIT_SNAPSHOTS * FIT_EVERY + np.arange(1, late + 1) * LATE_EVERY])
 
 
-def _train(key, act, l2, x, y, config: Config):
+def _train(key, act, l2, gain, x, y, config: Config):
   """One run: the parameter snapshots (leading axis = snapshot) of the network trained with Adam."""
   k_split, k_init, k_batch = jax.random.split(key, 3)
   n_train = int(round(config.train_fraction * 4096))
   train = jax.random.permutation(k_split, 4096)[:n_train]
-  params = _init(k_init)
+  params = _init(k_init, gain)
   opt = optax.adam(config.learning_rate)
   nb = max(1, n_train // config.batch_size)
   bs = min(config.batch_size, n_train)
 
   def loss(p, xb, yb):
     logits, _ = _forward(p, xb, act)
-    return (optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-            + l2 * sum(jnp.sum(W ** 2) for W, _ in p))
+    return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean() + l2_penalty(p, l2)
 
   def epoch(carry, k):
     idx = train[jax.random.permutation(k, n_train)[:nb * bs]].reshape(nb, bs)
@@ -173,17 +180,19 @@ def arms(config: Config) -> list[tuple[str, int, float]]:
 
 def run_all(config, arm_list) -> dict:
   """Train every (arm, seed) run (vmapped, sharded over the mesh) and measure each snapshot's information plane.
-  `config` needs seed, seeds, epochs, batch_size, learning_rate, train_fraction, n_bins and mesh."""
+  `config` needs seed, seeds, epochs, batch_size, learning_rate, train_fraction, n_bins and mesh; an arm is
+  (name, activation index, l2) or (name, activation index, l2, init gain) (gain 1 when absent)."""
   x, y = twelve_bit_task()
   A, S = len(arm_list), config.seeds
   seed_keys = jax.random.split(jax.random.key(config.seed), S)
   keys = seed_keys[jnp.tile(jnp.arange(S), A)]                      # run r = arm r // S, seed r % S
   acts = jnp.repeat(jnp.asarray([a[1] for a in arm_list], jnp.int32), S)
   l2s = jnp.repeat(jnp.asarray([a[2] for a in arm_list], jnp.float32), S)
+  gains = jnp.repeat(jnp.asarray([a[3] if len(a) > 3 else 1.0 for a in arm_list], jnp.float32), S)
   mesh = make_mesh(config.mesh)
-  keys, acts, l2s = shard_leading((keys, acts, l2s), mesh, what="run")
-  train = jax.jit(jax.vmap(lambda k, a, l, x, y: _train(k, a, l, x, y, config), (0, 0, 0, None, None)))
-  snaps = train(keys, acts, l2s, x, y)
+  keys, acts, l2s, gains = shard_leading((keys, acts, l2s, gains), mesh, what="run")
+  train = jax.jit(jax.vmap(lambda k, a, l, g, x, y: _train(k, a, l, g, x, y, config), (0, 0, 0, 0, None, None)))
+  snaps = train(keys, acts, l2s, gains, x, y)
   measure = jax.jit(jax.vmap(jax.vmap(lambda p, a, x, y: _measure(p, a, x, y, config.n_bins), (0, None, None, None)),
                              (0, 0, None, None)))
   mi, acc = measure(snaps, acts, x, y)

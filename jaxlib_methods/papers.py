@@ -831,13 +831,13 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.icosahedron_vertices",),
         tests=("tests/analysis/test_information.py", "tests/data/test_twelve_bit.py",),
         experiment="information_plane"),
-    63: Implementation(  # [38]'s task and trainer; one claim fails in each of two judged runs (see the module)
+    63: Implementation(  # [38]'s task; authors' optimiser, L2, init: L2 claim passes, compression claim FAILS (module)
         artifacts=("jaxlib_methods.analysis.adaptive_bins",
                    "jaxlib_methods.analysis.binned_mutual_information",
                    "jaxlib_methods.analysis.kde_mutual_information",),
         tests=("tests/analysis/test_information.py",),
         experiment="adaptive_information_plane"),
-    69: Implementation(  # synthetic rotated Gaussian classes stand in for Rotated MNIST
+    69: Implementation(  # rotated Gaussian classes for Rotated MNIST; authors' optimiser, batch, memory: 4/4 pass
         artifacts=("jaxlib_methods.analysis.min_acc",
                    "jaxlib_methods.analysis.wc_acc",
                    "jaxlib_methods.analysis.windowed_forgetting",
