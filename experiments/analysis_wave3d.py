@@ -2,6 +2,8 @@
 clusters [37], iterative feature merging / network feature complexity [23], and concept-patch data with region
 attribution [32].
 
+Paper [23]: Yiting Chen, Zhanpeng Zhou, Junchi Yan, "Going Beyond Neural Network Feature Similarity: The Network
+Feature Complexity and Its Interpretation Using Category Theory", ICLR 2024, arXiv:2310.06756.
 Paper [37]: Amro Abbas, Evgenia Rusak, Kushal Tirumala, Wieland Brendel, Kamalika Chaudhuri, Ari S. Morcos,
 "Effective pruning of web-scale datasets based on complexity of concept clusters", ICLR 2024, arXiv:2401.04578.
 
@@ -29,9 +31,32 @@ clusters on held-out data (seed=100): every setting gave DBP +3 pp there except 
 saturated softmax left a dense concept with no sample at all (-23 pp on one seed). Our first run (tau = 0.5, seed 0)
 failed claim 2 the same way: paired CI [-0.040, 0.043], two of five seeds lost a dense concept entirely.
 
-Measured (cpu preset, 5 seeds, ~12 s wall on 2 loaded cores): [37] kept-fraction ratio 16.0 (every seed; random
-~1); probe accuracy DBP - random +0.024 [0.021, 0.028] (paired 95% CI), DBP above random on every seed; quotas exact.
-At TINY (3 seeds, 16 dims, 200 probe steps) claim 2 does not pass (-0.019): the TINY run is for the mutation test.
+
+[23] The paper's findings (abstract, Sec. 6): functionally equivalent features (positive rescalings of each other)
+are common in trained networks, so IFM removes features data-free without changing the accuracy, and the larger
+the network, the more redundant features it learns. Our toy: one task (x ~ N(0, I_4), 4 classes from a random
+4-8-4 ReLU teacher, 1000 training and 2000 test samples); ReLU MLPs 4-w-4, w in `ifm_widths`, He init, trained by
+Adam (`ifm_steps` full-batch steps) from `seeds` seeds (per width the seeds are vmapped and sharded); then
+`iterative_feature_merging` at beta = `ifm_beta` (fixed before the claims were run, from a scan of beta in 0.05-0.7 on
+a first version of this toy with two hidden layers, where the second layer (in-dim w + 1) hardly merged at all and
+beta >= 0.3 cost > 1 pt). Claims:
+  4. fraction of the hidden features merged at the widest net >= 0.05 (min over seeds);
+  5. |test accuracy after merging - before| <= 1 pt (max over seeds and widths; the catalog's tolerance);
+  6. the merged fraction grows with the width (mean over seeds, every step);
+  7. sanity (the definition, exact): the trained widest net with every hidden unit duplicated, its copy's incoming
+     weights rescaled by c ~ U(0.5, 2) and the outgoing weights split between the copies: IFM at beta = 1e-6
+     recovers the original width and its outputs to relative error <= 1e-9;
+  8. sanity: the feature complexity of the widest net varies little across seeds (coefficient of variation <= 0.1).
+Mutation `ifm_beta=0.7` (merging features that are not equivalent): claim 5 fails.
+
+Measured (cpu preset, 5 seeds, 54 s wall on 2 cores with a load average of ~17): 8/8 claims pass. [37] kept-fraction
+ratio 16.0 (every seed; random ~1); probe accuracy DBP - random +0.024 [0.021, 0.028] (paired 95% CI), DBP above
+random on every seed; quotas exact. [23] merged fraction at w = 256: 0.23-0.30 (min 0.23), mean over seeds 0.05 /
+0.15 / 0.27 at w = 16 / 64 / 256; largest accuracy change 0.65 pt; planted duplicates 512 -> 256 with relative
+error 7e-16; complexity CV 0.03. With two hidden layers and 2000 training samples (our first version, too slow for
+the preset) the accuracy change reached 1.3 pt at w = 64 on one seed at beta = 0.3.
+At TINY (3 seeds, 16 dims, 200 probe steps; widths 8, 32) claims 2 and 4 do not pass: the TINY run is for the
+mutation test.
 """
 
 import dataclasses
@@ -47,11 +72,12 @@ import optax
 from experiments import _seed_stats
 from jaxlib_methods import analysis
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
-from jaxlib_methods.runner.constraints import PositiveFloat, PositiveInt, Range, Seed
+from jaxlib_methods.runner.constraints import Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=37, title="Effective pruning of web-scale datasets based on complexity of concept clusters",
               year=2024, arxiv="2401.04578")
-ALSO_REPRODUCES = ()
+ALSO_REPRODUCES = (Paper(catalog_id=23, title="Going Beyond Neural Network Feature Similarity: The Network Feature "
+                         "Complexity and Its Interpretation Using Category Theory", year=2024, arxiv="2310.06756"),)
 DEMO = False
 MUTATION_TEST_SLOW = True  # the TINY run trains vmapped probes / MLPs / CBMs of three parts (> 2 s on a loaded CPU)
 
@@ -70,12 +96,18 @@ class Config:
   dbp_tau: PositiveFloat = 5.0                                   # softmax temperature over complexities
   dbp_probe_steps: PositiveInt = 500                             # Adam steps of the linear probe
   dbp_complexity: Literal["dbp", "inverted"] = "dbp"             # "inverted": softmax(-C / tau) (mutation)
+  # [23]
+  # hidden widths of the one-hidden-layer ReLU MLPs 4-w-4
+  ifm_widths: Annotated[tuple[int, ...], Range(ge=2, le=1024), Length(min=2)] = (16, 64, 256)
+  ifm_steps: PositiveInt = 1000                                  # Adam steps, full batch
+  ifm_lr: PositiveFloat = 3e-3
+  ifm_beta: Annotated[float, Range(ge=0, le=2)] = 0.2            # IFM merging threshold
   mesh: MeshConfig = MeshConfig()                                # devices the vmapped runs / seeds are split over
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8), "tpu": Config(seeds=8)}
-TINY = ("seeds=3", "dbp_dim=16", "dbp_clusters=16", "dbp_probe_steps=200")
-MUTATIONS = {"inverted_complexity": ("dbp_complexity=inverted",)}
+TINY = ("seeds=3", "dbp_dim=16", "dbp_clusters=16", "dbp_probe_steps=200", "ifm_widths=8,32", "ifm_steps=300")
+MUTATIONS = {"inverted_complexity": ("dbp_complexity=inverted",), "loose_merging": ("ifm_beta=0.7",)}
 
 
 def _vmapped(fn, tree, mesh, what):
@@ -168,12 +200,105 @@ def run_dbp37(config: Config) -> dict:
   return res
 
 
+# ---- [23] iterative feature merging ----------------------------------------------------------------------------
+
+_IFM_D, _IFM_C, _IFM_N, _IFM_TEST, _IFM_TEACHER = 4, 4, 1000, 2000, 8   # input dim, classes, train/test size, teacher
+
+
+def _ifm_task(rng):
+  """Host NumPy: x ~ N(0, I_4), labels = argmax of a random 4-8-4 ReLU teacher; a training and a test set."""
+  w1, b1 = rng.normal(size=(_IFM_D, _IFM_TEACHER)), 0.5 * rng.normal(size=_IFM_TEACHER)
+  w2 = rng.normal(size=(_IFM_TEACHER, _IFM_C))
+  label = lambda x: np.argmax(np.maximum(x @ w1 + b1, 0) @ w2, -1).astype(np.int32)
+  x, xt = rng.normal(size=(_IFM_N, _IFM_D)), rng.normal(size=(_IFM_TEST, _IFM_D))
+  return x.astype(np.float32), label(x), xt.astype(np.float32), label(xt)
+
+
+def _ifm_init(rng, width, wmax):
+  """He-initialised 4-w-4 ReLU MLP embedded in the widest one (units >= width zero and masked)."""
+  m = (np.arange(wmax) < width).astype(np.float32)
+  p = [{"w": rng.normal(size=(_IFM_D, wmax)) * np.sqrt(2 / _IFM_D) * m, "b": np.zeros(wmax)},
+       {"w": rng.normal(size=(wmax, _IFM_C)) * np.sqrt(1 / width) * m[:, None], "b": np.zeros(_IFM_C)}]
+  return jax.tree.map(lambda v: np.asarray(v, np.float32), p), m
+
+
+def _ifm_forward(p, x, m):
+  h = jax.nn.relu(x @ p[0]["w"] + p[0]["b"]) * m
+  return h @ p[1]["w"] + p[1]["b"]
+
+
+def _ifm_train(d, config: Config):
+  tx = optax.adam(config.ifm_lr)
+  loss = lambda p: optax.losses.softmax_cross_entropy_with_integer_labels(_ifm_forward(p, d["x"], d["m"]),
+                                                                           d["y"]).mean()
+
+  def step(carry, _):
+    p, s = carry
+    u, s = tx.update(jax.grad(loss)(p), s, p)
+    return (optax.apply_updates(p, u), s), None
+
+  (p, _), _ = jax.lax.scan(step, (d["p"], tx.init(d["p"])), None, length=config.ifm_steps)
+  return p
+
+
+def _np_forward(layers, x):
+  h = x
+  for w, b in layers[:-1]:
+    h = np.maximum(h @ w + b, 0)
+  return h @ layers[-1][0] + layers[-1][1]
+
+
+def _planted_duplicates(layers, rng):
+  """Every hidden unit of the first layer duplicated with a random positive rescaling c in [0.5, 2] of its incoming
+  weights; its outgoing weights split (t, (1 - t) / c) between the copies, so the function is unchanged."""
+  (w1, b1), (w2, b2) = layers[0], layers[1]
+  c = rng.uniform(0.5, 2.0, size=w1.shape[1])
+  t = rng.uniform(0.2, 0.8, size=w1.shape[1])
+  perm = rng.permutation(2 * w1.shape[1])
+  w1d, b1d = np.c_[w1, w1 * c][:, perm], np.r_[b1, b1 * c][perm]
+  w2d = np.r_[w2 * t[:, None], w2 * ((1 - t) / c)[:, None]][perm]
+  return [(w1d, b1d), (w2d, b2)] + list(layers[2:])
+
+
+def run_ifm23(config: Config) -> dict:
+  """Every (seed, width) MLP is trained on the same task (per width, the seeds are one vmapped, sharded run); IFM
+  runs on the host."""
+  x, y, xt, yt = _ifm_task(np.random.default_rng([config.seed, 23]))
+  wmax = max(config.ifm_widths)
+  trained = {}
+  for w in config.ifm_widths:
+    runs = []
+    for s in range(config.seeds):
+      p, m = _ifm_init(np.random.default_rng([config.seed, 23, s, w]), w, w)
+      runs.append({"p": p, "m": m, "x": x, "y": y})
+    trained[w] = _vmapped(functools.partial(_ifm_train, config=config), jax.tree.map(lambda *v: np.stack(v), *runs),
+                          make_mesh(config.mesh), "seed")
+  grid = [(s, w) for s in range(config.seeds) for w in config.ifm_widths]
+  res = {"grid": grid, "widths": [], "acc": [], "acc_merged": [], "merged_frac": []}
+  for s, w in grid:
+    p = jax.tree.map(lambda v: np.asarray(v[s], np.float64), trained[w])
+    layers = [(p[0]["w"][:, :w], p[0]["b"][:w]), (p[1]["w"][:w], p[1]["b"])]
+    merged, widths = analysis.iterative_feature_merging(layers, config.ifm_beta)
+    acc = float(np.mean(np.argmax(_np_forward(layers, xt), -1) == yt))
+    res["acc"].append(acc)
+    res["acc_merged"].append(float(np.mean(np.argmax(_np_forward(merged, xt), -1) == yt)))
+    res["widths"].append(widths)
+    res["merged_frac"].append(1.0 - widths[0] / w)
+    if w == wmax and s == 0:                                       # the exact check on planted duplicates
+      dup = _planted_duplicates(layers, np.random.default_rng([config.seed, 23, 1]))
+      rec, rec_widths = analysis.iterative_feature_merging(dup, 1e-6)
+      ref = _np_forward(layers, xt)
+      res["planted"] = {"widths_before": [dup[0][0].shape[1], w], "widths_after": rec_widths,
+                        "max_rel_err": float(np.max(np.abs(_np_forward(rec, xt) - ref)) / np.max(np.abs(ref)))}
+  return res
+
+
 # ---- run / claims / figure -------------------------------------------------------------------------------------
 
 def _key(config: Config, part: str) -> dict:
   """A sub-run's key: its part and the config fields it reads (every field but the mesh: a sub-run's result does not
   depend on the devices)."""
-  prefix = {"dbp37": "dbp_"}[part]
+  prefix = {"dbp37": "dbp_", "ifm23": "ifm_"}[part]
   fields = {k: v for k, v in dataclasses.asdict(config).items() if k.startswith(prefix) or k in ("seed", "seeds")}
   return {"part": part, "config": repr(fields)}
 
@@ -185,6 +310,8 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   out = {"dbp37": sweep.memoized(workdir, _key(config, "dbp37"), lambda: run_dbp37(config))}
   log.log(0, part=37, acc_dbp=float(np.mean(out["dbp37"]["acc_dbp"])),
           acc_random=float(np.mean(out["dbp37"]["acc_random"])))
+  out["ifm23"] = sweep.memoized(workdir, _key(config, "ifm23"), lambda: run_ifm23(config))
+  log.log(1, part=23, merged_frac=float(np.mean(out["ifm23"]["merged_frac"])))
   _figure(out, workdir)
   return out
 
@@ -203,6 +330,34 @@ def claims(results: dict) -> list[Claim]:
                             where="Abstract; Fig. 1 [37]"))
   out.append(Claim.holds("[37] DBP quotas sum to the budget and none exceeds its cluster's size (every seed)",
                          all(r["quota_ok"]), kind="sanity"))
+  r = results["ifm23"]
+  widths = sorted({w for _, w in r["grid"]})
+  frac = np.zeros((max(s for s, _ in r["grid"]) + 1, len(widths)))
+  dacc = np.zeros_like(frac)
+  for (s, w), f, a, am in zip(r["grid"], r["merged_frac"], r["acc"], r["acc_merged"]):
+    frac[s, widths.index(w)] = f
+    dacc[s, widths.index(w)] = am - a
+  out.append(Claim.at_least(f"[23] fraction of the hidden features merged by IFM (beta fixed) at the widest net "
+                            f"(w = {widths[-1]}; min over seeds)", float(frac[:, -1].min()), 0.05,
+                            paper="functional equivalence widely exists", kind="paper", where="Abstract; Sec. 6 [23]"))
+  out.append(Claim.at_most("[23] |test accuracy after merging - before| (max over seeds and widths; no fine-tuning)",
+                           float(np.abs(dacc).max()), 0.01,
+                           paper="parameters reduced without affecting the performance (data-free pruning)",
+                           kind="paper", where="Abstract; Sec. 6 [23]"))
+  steps = np.diff(frac.mean(0))
+  out.append(Claim.at_least(f"[23] the merged fraction grows with the width (min step of the mean over seeds across "
+                            f"w = {widths})", float(steps.min()), 1e-9,
+                            paper="the larger the network, the more redundant features it learns", kind="paper",
+                            where="Abstract (finding 1) [23]"))
+  pl = r["planted"]
+  out.append(Claim.holds(f"[23] planted positively rescaled duplicates: IFM (beta = 1e-6) recovers the width "
+                         f"({pl['widths_before'][0]} -> {pl['widths_after'][0]}, original {pl['widths_before'][1]}) "
+                         f"with relative output error {pl['max_rel_err']:.1e} <= 1e-9",
+                         pl["widths_after"][0] == pl["widths_before"][1] and pl["max_rel_err"] <= 1e-9,
+                         kind="sanity"))
+  wide = [ws[0] for (s, w), ws in zip(r["grid"], r["widths"]) if w == widths[-1]]
+  out.append(Claim.at_most("[23] feature complexity of the widest net across seeds: coefficient of variation",
+                           float(np.std(wide) / np.mean(wide)), 0.1, kind="sanity"))
   return out
 
 
@@ -210,7 +365,7 @@ def _figure(out, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+  fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
   r = out["dbp37"]
   ax = axes[0]
   for s, (c, f) in enumerate(zip(r["complexity"], r["kept_frac"])):
@@ -226,5 +381,16 @@ def _figure(out, workdir):
   ax.set_xlabel("seed")
   ax.set_ylabel("linear-probe test accuracy (balanced)")
   ax.set_title(f"[37] probe on {r['budget']} kept samples")
+  ax.legend(fontsize=8)
+  r = out["ifm23"]
+  ax = axes[2]
+  for s in sorted({s for s, _ in r["grid"]}):
+    pts = [(w, ws) for (ss, w), ws in zip(r["grid"], r["widths"]) if ss == s]
+    ax.plot([w for w, _ in pts], [ws[0] for _, ws in pts], "C0o-", alpha=0.6, label="seeds" if s == 0 else None)
+  lim = [0, max(w for _, w in r["grid"])]
+  ax.plot(lim, lim, "k:", label="no merging")
+  ax.set_xlabel("hidden width")
+  ax.set_ylabel("feature complexity (width after IFM)")
+  ax.set_title("[23] iterative feature merging")
   ax.legend(fontsize=8)
   save_figure(fig, workdir / "figure.png")

@@ -1118,10 +1118,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.group_swing_correlation",),
         tests=("tests/analysis/test_opposing_signals.py",),
         experiment="analysis_wave3c"),
-    23: Implementation(  # IFM on ReLU MLPs (host NumPy) + feature complexity; exact on planted duplicates; no trained-net
-        artifacts=("jaxlib_methods.analysis.iterative_feature_merging",   # pruning claim (no experiment)
-                   "jaxlib_methods.analysis.feature_complexity",),
-        tests=("tests/analysis/test_feature_merging.py",)),
+    23: Implementation(  # IFM on ReLU MLPs (host NumPy) + feature complexity; exact on planted duplicates; toy: 23%+
+        artifacts=("jaxlib_methods.analysis.iterative_feature_merging",   # of w=256 features merged, acc change <= 0.65
+                   "jaxlib_methods.analysis.feature_complexity",),        # pt, redundancy grows with width: all pass
+        tests=("tests/analysis/test_feature_merging.py",),
+        experiment="analysis_wave3d"),
     37: Implementation(  # DBP: k-means (jit), complexity d_intra * d_inter, capped softmax quotas, farthest-first keep;
         artifacts=("jaxlib_methods.analysis.dbp_prune",          # toy: DBP keeps 16x more of complex concepts, probe
                    "jaxlib_methods.analysis.dbp_quotas",),       # +2.4 pp over random at 25% (5 seeds): both pass
