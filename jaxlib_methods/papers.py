@@ -1128,11 +1128,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.dbp_quotas",),       # +2.4 pp over random at 25% (5 seeds): both pass
         tests=("tests/analysis/test_density_pruning.py",),
         experiment="analysis_wave3d"),
-    32: Implementation(  # concept-patch generator (co-occurrence control) + saliency-on-region metric; no CBM / experiment
-        artifacts=("jaxlib_methods.data.concept_patch_images",
-                   "jaxlib_methods.data.concept_patch_masks",
+    32: Implementation(  # concept-patch generator (co-occurrence control) + saliency-on-region metric; toy joint CBM:
+        artifacts=("jaxlib_methods.data.concept_patch_images",       # own-region saliency 0.65+ decorrelated vs ~0.48
+                   "jaxlib_methods.data.concept_patch_masks",        # always co-occurring (5 seeds): both pass
                    "jaxlib_methods.analysis.attribution_on_region",),
-        tests=("tests/analysis/test_concept_regions.py",)),
+        tests=("tests/analysis/test_concept_regions.py",),
+        experiment="analysis_wave3d"),
     # ---- ls19d (issue 19) ----
     89: Implementation(  # official NcontrastCCSP (edge positives, one-hot meta-nodes); SBM memory/time claims pass
         artifacts=("jaxlib_methods.losses.graph_contrastive.pamc_loss",
