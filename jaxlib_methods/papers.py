@@ -1121,19 +1121,22 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.group_swing_correlation",),
         tests=("tests/analysis/test_opposing_signals.py",),
         experiment="analysis_wave3c"),
-    23: Implementation(  # IFM on ReLU MLPs (host NumPy) + feature complexity; exact on planted duplicates; no trained-net
-        artifacts=("jaxlib_methods.analysis.iterative_feature_merging",   # pruning claim (no experiment)
-                   "jaxlib_methods.analysis.feature_complexity",),
-        tests=("tests/analysis/test_feature_merging.py",)),
+    23: Implementation(  # IFM on ReLU MLPs (host NumPy) + feature complexity; exact on planted duplicates; toy: 23%+
+        artifacts=("jaxlib_methods.analysis.iterative_feature_merging",   # of w=256 features merged, acc change <= 0.65
+                   "jaxlib_methods.analysis.feature_complexity",),        # pt, redundancy grows with width: all pass
+        tests=("tests/analysis/test_feature_merging.py",),
+        experiment="analysis_wave3d"),
     37: Implementation(  # DBP: k-means (jit), complexity d_intra * d_inter, capped softmax quotas, farthest-first keep;
-        artifacts=("jaxlib_methods.analysis.dbp_prune",          # no linear-probe experiment (not started)
-                   "jaxlib_methods.analysis.dbp_quotas",),
-        tests=("tests/analysis/test_density_pruning.py",)),
-    32: Implementation(  # concept-patch generator (co-occurrence control) + saliency-on-region metric; no CBM / experiment
-        artifacts=("jaxlib_methods.data.concept_patch_images",
-                   "jaxlib_methods.data.concept_patch_masks",
+        artifacts=("jaxlib_methods.analysis.dbp_prune",          # toy: DBP keeps 16x more of complex concepts, probe
+                   "jaxlib_methods.analysis.dbp_quotas",),       # +2.4 pp over random at 25% (5 seeds): both pass
+        tests=("tests/analysis/test_density_pruning.py",),
+        experiment="analysis_wave3d"),
+    32: Implementation(  # concept-patch generator (co-occurrence control) + saliency-on-region metric; toy joint CBM:
+        artifacts=("jaxlib_methods.data.concept_patch_images",       # own-region saliency 0.65+ decorrelated vs ~0.48
+                   "jaxlib_methods.data.concept_patch_masks",        # always co-occurring (5 seeds): both pass
                    "jaxlib_methods.analysis.attribution_on_region",),
-        tests=("tests/analysis/test_concept_regions.py",)),
+        tests=("tests/analysis/test_concept_regions.py",),
+        experiment="analysis_wave3d"),
     # ---- ls19d (issue 19) ----
     89: Implementation(  # official NcontrastCCSP (edge positives, one-hot meta-nodes); SBM memory/time claims pass
         artifacts=("jaxlib_methods.losses.graph_contrastive.pamc_loss",
