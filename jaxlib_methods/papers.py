@@ -503,7 +503,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.effective_params",
                    "jaxlib_methods.analysis.fit_regression_forest",
                    "jaxlib_methods.analysis.RegressionForest",),
-        tests=("tests/analysis/test_forest_smoother.py",)),
+        tests=("tests/analysis/test_forest_smoother.py",),
+        experiment="analysis_wave3f"),
     # ---- pipe-sampling (issue 22) ----
     136: Implementation(  # APG; the DDIM sampler and the analytic Gaussian-mixture denoiser are shared by sampling/
         artifacts=("jaxlib_methods.sampling.apg_guidance", "jaxlib_methods.sampling.apg_init",
