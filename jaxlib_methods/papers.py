@@ -493,17 +493,22 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.analysis.matrix_nuclear_norm",
                    "jaxlib_methods.analysis.matrix_entropy",),
         tests=("tests/analysis/test_representation_rank.py",)),
-    122: Implementation(  # the three modules; the memory-vs-AUC harness is not built
+    # [122] analysis_wave3f: AUC vs memory on a Zipf-id CTR toy; AUC degrades as the budget shrinks (passes), but
+    # "little loss at moderate compression" FAILS (hash / QR lose 0.024 / 0.026 AUC at 1/4 of N d; TT 0.010)
+    122: Implementation(  # the three modules
         artifacts=("jaxlib_methods.nn.HashEmbed",
                    "jaxlib_methods.nn.QREmbed",
                    "jaxlib_methods.nn.TTEmbed",),
-        tests=("tests/nn/test_compressed_embedding.py",)),
+        tests=("tests/nn/test_compressed_embedding.py",),
+        experiment="analysis_wave3f"),
+    # [109] analysis_wave3f: forest p_e < tree p_e, forest p_e(test) < p_e(train), tree's equal (all pass, 3 seeds)
     109: Implementation(  # smoother weights + effective params; trees from a small NumPy CART (no sklearn in the venv)
         artifacts=("jaxlib_methods.analysis.forest_smoother_weights",
                    "jaxlib_methods.analysis.effective_params",
                    "jaxlib_methods.analysis.fit_regression_forest",
                    "jaxlib_methods.analysis.RegressionForest",),
-        tests=("tests/analysis/test_forest_smoother.py",)),
+        tests=("tests/analysis/test_forest_smoother.py",),
+        experiment="analysis_wave3f"),
     # ---- pipe-sampling (issue 22) ----
     136: Implementation(  # APG; the DDIM sampler and the analytic Gaussian-mixture denoiser are shared by sampling/
         artifacts=("jaxlib_methods.sampling.apg_guidance", "jaxlib_methods.sampling.apg_init",

@@ -1,9 +1,9 @@
 """Compressed embedding tables: the hashing trick, quotient-remainder (QR) and tensor-train (TT) embeddings.
 
-Zhang, Zhao, Miao, Nie, Cui, "Experimental Analysis of Large-scale Learnable Vector Storage Compression", VLDB 2024,
-arXiv:2311.15017 (Sec. 3, the compression methods it benchmarks; originally Weinberger et al. 2009 (hashing),
-Shi et al. 2020, arXiv:1909.02107 (QR), Yin et al. 2021, arXiv:2101.11714 (TT-Rec)). Each module maps integer ids
-[...] in [0, N) to embeddings [..., d] with far fewer than N d parameters:
+Zhang, Zhao, Miao, Shao, Liu, Yang, Cui, "Experimental Analysis of Large-scale Learnable Vector Storage
+Compression", VLDB 2024, arXiv:2311.15578 (Sec. 3, the compression methods it benchmarks; originally Weinberger et
+al. 2009 (hashing), Shi et al. 2020, arXiv:1909.02107 (QR), Yin et al. 2021, arXiv:2101.11714 (TT-Rec)). Each
+module maps integer ids [...] in [0, N) to embeddings [..., d] with far fewer than N d parameters:
 
 - `HashEmbed`: id -> table[h(id)], h(id) = (((a id + b) mod 2^32) >> 8) mod B a fixed multiply-shift hash (a odd,
   seeded); B d parameters, colliding ids share a row.
@@ -56,7 +56,7 @@ def _check_positive_int(name: str, v) -> None:
 
 
 class HashEmbed(nnx.Module):
-  """Hashing-trick embedding (Zhang et al. 2024, arXiv:2311.15017, Sec. 3): B buckets shared by N ids.
+  """Hashing-trick embedding (Zhang et al. 2024, arXiv:2311.15578, Sec. 3): B buckets shared by N ids.
 
   Args:
     num_embeddings: int N, the id range.
@@ -93,7 +93,7 @@ class HashEmbed(nnx.Module):
 
 
 class QREmbed(nnx.Module):
-  """Quotient-remainder embedding (Shi et al. 2020; Zhang et al. 2024, arXiv:2311.15017, Sec. 3).
+  """Quotient-remainder embedding (Shi et al. 2020; Zhang et al. 2024, arXiv:2311.15578, Sec. 3).
 
   Args:
     num_embeddings: int N.
@@ -138,7 +138,7 @@ class QREmbed(nnx.Module):
 
 
 class TTEmbed(nnx.Module):
-  """Tensor-train embedding (TT-Rec, Yin et al. 2021; Zhang et al. 2024, arXiv:2311.15017, Sec. 3).
+  """Tensor-train embedding (TT-Rec, Yin et al. 2021; Zhang et al. 2024, arXiv:2311.15578, Sec. 3).
 
   Args:
     vocab_factors: (n_1, ..., n_K), N = prod n_k ids.
