@@ -162,6 +162,18 @@ def num_scales(curriculum: str, step: int, config: Config) -> int:
   raise ValueError(f"unknown curriculum {curriculum=}")
 
 
+def step_grids(curriculum: str, start: int, config: Config, pad_to: int, cache: dict | None = None):
+  """The grids of steps start .. start + log_every - 1: sigmas and interval probabilities [log_every, pad_to], row j
+  the padded `grid(N(start + j))`. The curriculum is evaluated at every step k (the paper's N(k)), not once per chunk:
+  with log_every = 250 and K' = 375 a per-chunk N moved iCT's doublings by up to 250 steps and froze the original
+  CT's sqrt schedule for 250 steps at a time. `cache` (N -> NumPy grid) saves recomputing a grid."""
+  cache = {} if cache is None else cache
+  ns = [num_scales(curriculum, start + j, config) for j in range(config.log_every)]
+  for n in set(ns) - set(cache):
+    cache[n] = tuple(np.asarray(a) for a in grid(n, pad_to))
+  return jnp.asarray(np.stack([cache[n][0] for n in ns])), jnp.asarray(np.stack([cache[n][1] for n in ns]))
+
+
 def train_seeds(config: Config, distance: Callable, curriculum: str, ema: bool, *, apply_fn=consistency_fn,
                 init_fn=init_mlp, data_fn=sample_data, loss_fn=None):
   """Train one run for every seed at once (vmap). Returns the per-seed params and the mean-over-seeds loss curve.
@@ -177,7 +189,8 @@ def train_seeds(config: Config, distance: Callable, curriculum: str, ema: bool, 
     def loss_fn(p, teacher, x, z, s, s_next, key):
       return cm.consistency_loss(apply_fn, p, x, z, s, s_next, distance=distance, teacher_params=teacher)
 
-  def step(carry, k, sig, probs):
+  def step(carry, inp):
+    k, sig, probs = inp   # this step's key and its grid (the curriculum N(k) of this very step)
     prm, ost, teacher = carry
     kx, kz, ki, kl = jax.random.split(k, 4)
     x = data_fn(kx, config.batch_size, config)
@@ -191,13 +204,14 @@ def train_seeds(config: Config, distance: Callable, curriculum: str, ema: bool, 
     return (prm, ost, teacher), loss
 
   def one_seed(carry, k, sig, probs):
-    return jax.lax.scan(lambda c, kk: step(c, kk, sig, probs), carry, jax.random.split(k, config.log_every))
+    return jax.lax.scan(step, carry, (jax.random.split(k, config.log_every), sig, probs))
 
   chunk = jax.jit(jax.vmap(one_seed, in_axes=(0, 0, None, None)))
   carry = (params, jax.vmap(opt.init)(params), params)
   curve = []
+  cache = {}
   for c in range(config.steps // config.log_every):
-    sig, probs = grid(num_scales(curriculum, c * config.log_every, config), pad_to)
+    sig, probs = step_grids(curriculum, c * config.log_every, config, pad_to, cache)
     keys = jax.vmap(lambda k: jax.random.fold_in(k, 1000 + c))(seed_keys)
     carry, losses = chunk(carry, keys, sig, probs)
     curve.append(float(jnp.mean(losses)))
