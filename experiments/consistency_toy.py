@@ -162,6 +162,20 @@ def num_scales(curriculum: str, step: int, config: Config) -> int:
   raise ValueError(f"unknown curriculum {curriculum=}")
 
 
+def np_grid(num_scales: int, pad_to: int) -> tuple[np.ndarray, np.ndarray]:
+  """`grid` in NumPy (float64, returned as float32): the Karras grid sigma_i = (sigma_min^(1/rho) + i / (N - 1)
+  (sigma_max^(1/rho) - sigma_min^(1/rho)))^rho and its lognormal interval probabilities, padded. The original CT
+  curriculum visits ~150 grid sizes: eager jnp would compile each shape anew."""
+  from scipy.special import erf
+  t = np.arange(num_scales, dtype=np.float64) / (num_scales - 1)
+  lo, hi = cm.SIGMA_MIN ** (1 / cm.RHO), cm.SIGMA_MAX ** (1 / cm.RHO)
+  sig = (lo + t * (hi - lo)) ** cm.RHO
+  cdf = erf((np.log(sig) - cm.P_MEAN) / (np.sqrt(2.0) * cm.P_STD))
+  p = np.diff(cdf) / (cdf[-1] - cdf[0])
+  sig_pad = np.concatenate([sig, np.full(pad_to - num_scales, sig[-1])]).astype(np.float32)
+  return sig_pad, np.concatenate([p, np.zeros(pad_to - num_scales)]).astype(np.float32)
+
+
 def step_grids(curriculum: str, start: int, config: Config, pad_to: int, cache: dict | None = None):
   """The grids of steps start .. start + log_every - 1: sigmas and interval probabilities [log_every, pad_to], row j
   the padded `grid(N(start + j))`. The curriculum is evaluated at every step k (the paper's N(k)), not once per chunk:
@@ -170,7 +184,7 @@ def step_grids(curriculum: str, start: int, config: Config, pad_to: int, cache: 
   cache = {} if cache is None else cache
   ns = [num_scales(curriculum, start + j, config) for j in range(config.log_every)]
   for n in set(ns) - set(cache):
-    cache[n] = tuple(np.asarray(a) for a in grid(n, pad_to))
+    cache[n] = np_grid(n, pad_to)
   return jnp.asarray(np.stack([cache[n][0] for n in ns])), jnp.asarray(np.stack([cache[n][1] for n in ns]))
 
 

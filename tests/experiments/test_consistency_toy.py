@@ -43,6 +43,11 @@ def test_curriculum_changes_at_the_step_not_at_the_chunk():
   assert sig.shape == (20, 10) and probs.shape == (20, 9)
   assert np.asarray(sig)[:, 0].tolist() == [3.0] * 13 + [5.0] * 7
   assert np.count_nonzero(np.asarray(probs), axis=1).tolist() == [2] * 13 + [4] * 7
+  # The NumPy grid used per step equals the library's (karras_sigmas, lognormal_sigma_probs) to float32 rounding.
+  sig_np, p_np = exp.np_grid(4, 6)
+  sig_j, p_j = exp.grid(4, 6)
+  np.testing.assert_allclose(sig_np, np.asarray(sig_j), rtol=1e-5)
+  np.testing.assert_allclose(p_np, np.asarray(p_j), rtol=1e-5, atol=1e-7)
 
 
 def test_claims_need_the_interval_below_zero():
