@@ -76,10 +76,11 @@ def test_temperature_scaling_mixup_with_tiny_alpha_keeps_one_hot_labels():
   assert float(jnp.max(y)) > 0.99
   # One lambda per batch (the authors' GeneralMixupLoss): with x = y = I, row i is lambda e_i + (1 - lambda) e_p(i),
   # so every row that is not mixed with itself carries the same weight on its own coordinate.
-  x, y = m.mixup_batch(jax.random.key(3), jnp.eye(64), jnp.eye(64), 1.0)
+  # (The same shapes as above: no new compilation.)
+  x, y = m.mixup_batch(jax.random.key(3), jnp.eye(4), jnp.eye(4), 1.0)
   diag = jnp.diagonal(y)
   moved = diag < 1 - 1e-6
-  assert int(jnp.sum(moved)) > 50 and float(jnp.ptp(diag[moved])) < 1e-6
+  assert int(jnp.sum(moved)) >= 2 and float(jnp.ptp(diag[moved])) < 1e-6
   assert jnp.array_equal(x, y)
 
 
