@@ -194,6 +194,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.tcm.epsilon_opis",),
         tests=("tests/losses/test_tcm.py", "tests/experiments/test_tcm_threshold_consistency.py",),
         experiment="tcm_threshold_consistency"),
+    # 2: issue 15 (fd15a): curriculum N(k) now per step as in the paper (was per 250-step chunk); claim 3 (doubling
+    # vs the original CT curriculum) still fails, +0.0036 [-0.0084, +0.0155] SW2; see the module docstring.
     2: Implementation(
         artifacts=("jaxlib_methods.losses.consistency.pseudo_huber_loss",
                    "jaxlib_methods.losses.consistency.karras_sigmas",
