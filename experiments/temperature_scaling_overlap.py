@@ -55,9 +55,13 @@ sign). So with an MLP neither setup shows the paper's
 Mixup-over-ERM+TS gap: what remains different is the architecture (ResNeXt-50, whose interpolation of the overlap
 region the theory's local-Lipschitz premise describes) and the scale, neither reachable on this CPU.
 
-After the Mixup change (cpu preset, seed 0, 54 CPU-seconds): ERM post-TS ECE 0.005 / 0.059 / 0.044 / 0.065 at noise
-0 / 0.25 / 0.5 / 0.75, Mixup 0.006 / 0.074 / 0.067 / 0.073: claims 1-3 hold, claim 4 still fails (Mixup 0.073 vs ERM
-0.065; before the change 0.067 vs 0.065). Both methods interpolate their training labels (train accuracy 0.998-1.0).
+After the Mixup change, one seed (seed 0, 54 CPU-seconds): ERM post-TS ECE 0.005 / 0.059 / 0.044 / 0.065 at noise
+0 / 0.25 / 0.5 / 0.75, Mixup 0.006 / 0.074 / 0.067 / 0.073 (before the change Mixup 0.067 vs ERM 0.065 at 0.75).
+The cpu preset, 3 seeds (145 CPU-seconds): mean ERM post-TS ECE 0.004 / 0.054 / 0.039 / 0.056, Mixup 0.006 / 0.081 /
+0.072 / 0.055 (raw ECE at 0.75: ERM 0.324, Mixup 0.102). Claims 1-3 hold (growth +0.053 [0.034, 0.071]); claim 4
+fails: Mixup minus ERM at noise 0.75 is -0.002 [-0.025, +0.021], no detectable difference after TS. Both methods
+interpolate their training labels (train accuracy 0.998-1.0), while the paper's Mixup theorem is about minimisers of
+the Mixup risk that do not interpolate the overlap region. Not reproduced.
 
 Observed before issue 15 (seed 0, one lambda per example): claims 1-3 hold (ERM post-TS ECE 0.005 without overlap,
 0.04-0.065 with it, although its raw ECE 0.31 shrinks a lot under TS). Claim 4 fails and stays failing: Mixup's *raw*
