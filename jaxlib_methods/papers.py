@@ -121,6 +121,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "experiments.contrastive_temperature.hard_triplet_limit",),
         tests=("tests/analysis/test_analysis.py", "tests/experiments/test_contrastive_temperature.py", "tests/experiments/test_theory_helpers.py",),
         experiment="contrastive_temperature"),
+    # 18: issue 15 (fd15a): compared with the authors' temp-scaling-limitations code; Mixup now one lambda per batch
+    # as theirs, 3 seeds; claim 4 still fails (Mixup - ERM post-TS ECE -0.002 [-0.025, 0.021]); see the docstring.
     18: Implementation(
         artifacts=("jaxlib_methods.analysis.expected_calibration_error",
                    "jaxlib_methods.analysis.fit_temperature",
@@ -192,6 +194,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.tcm.epsilon_opis",),
         tests=("tests/losses/test_tcm.py", "tests/experiments/test_tcm_threshold_consistency.py",),
         experiment="tcm_threshold_consistency"),
+    # 2: issue 15 (fd15a): curriculum N(k) now per step as in the paper (was per 250-step chunk); claim 3 (doubling
+    # vs the original CT curriculum) still fails, +0.0036 [-0.0084, +0.0155] SW2; see the module docstring.
     2: Implementation(
         artifacts=("jaxlib_methods.losses.consistency.pseudo_huber_loss",
                    "jaxlib_methods.losses.consistency.karras_sigmas",
@@ -221,6 +225,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.cauchy_schwarz.cs_ib_loss",),
         tests=("tests/losses/test_cauchy_schwarz.py", "tests/experiments/test_cs_ib_regression.py",),
         experiment="cs_ib_regression"),
+    # 183: issue 15 (fd15a): the authors' SogCLR_DRO_Loss settings (tau-gradient clip 3, tau_max 1, rho 0.4, gamma
+    # 0.8, beta 0.5, eta 0.03); claim 1 still fails (tau gap -0.103 [-0.194, -0.013]); see the module docstring.
     183: Implementation(
         artifacts=("jaxlib_methods.losses.contrastive.robust_contrastive_loss",
                    "jaxlib_methods.losses.contrastive.isogclr_init",

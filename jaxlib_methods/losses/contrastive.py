@@ -120,7 +120,7 @@ def isogclr_init(num_examples: int, tau_init: float = 0.1, dtype=jnp.float32) ->
 
 def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrState, *, gamma: float = 0.9,
                  rho: float = 0.3, eta: float = 0.01, beta: float = 0.9, tau_min: float = 0.05,
-                 tau_max: float = 0.7) -> Tuple[jax.Array, IsogclrState]:
+                 tau_max: float = 0.7, grad_clip: float | None = None) -> Tuple[jax.Array, IsogclrState]:
   """iSogCLR stochastic surrogate loss and state update (Qiu et al. 2023, Algorithm iSogCLR; LibAUC GCLoss_v1).
 
   For anchor i (view 1; view 2 symmetric) with negatives j over both views except i and its positive
@@ -133,7 +133,9 @@ def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrS
   (its value is not the objective: use `robust_contrastive_loss` to monitor). Temperatures take one step of
   momentum SGD on dL_i/dtau_i = log u_i + rho - sum_j sg(exp(s_ij/tau_i)/u_i) (s_ij/tau_i) / M, clipped to
   [tau_min, tau_max]. Defaults: LibAUC's unimodal values (gamma 0.9, rho 0.3, eta 0.01, beta 0.9, tau in
-  [0.05, 0.7]); the official repo's SogCLR_DRO_Loss uses gamma 0.8, rho 6.0, eta 1e-3, tau in [0.05, 1.0].
+  [0.05, 0.7]); the official repo's SogCLR_DRO_Loss (zhqiu/contrastive-learning-iSogCLR, unimodal_exps/losses.py)
+  clips the batch estimate of dL_i/dtau_i to [-3, 3] before the momentum (`grad_clip=3.0`), allows tau in
+  [0.05, 1.0], and its unimodal README runs gamma 0.8, rho 0.4, beta 0.5, eta 0.03 (tau_init 0.1).
 
   Args:
     z1, z2: [B, d] floating embeddings of two views (normalised inside), B >= 2.
@@ -141,7 +143,14 @@ def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrS
       ValueError eagerly; under jit the offending rows' losses are NaN, in value and gradient, and their state
       entries are not to be trusted).
     state: `IsogclrState` from `isogclr_init`.
-    gamma, beta, rho, eta, tau_min, tau_max: gamma, beta in (0, 1]; rho >= 0; eta >= 0; 0 < tau_min <= tau_max.
+    gamma: moving-average weight of the new estimate, in (0, 1].
+    beta: momentum weight of the new temperature gradient, in (0, 1].
+    rho: KL radius, >= 0.
+    eta: temperature step size, >= 0.
+    tau_min: lower clip of the temperatures, > 0.
+    tau_max: upper clip of the temperatures, >= tau_min.
+    grad_clip: None (LibAUC) or a positive bound c: the batch estimate of dL_i/dtau_i is clipped to [-c, c]
+      before the momentum (the authors' repository uses 3.0).
 
   Returns:
     (loss [B], new_state). Reduce with mean to match LibAUC's scalar.
@@ -173,6 +182,8 @@ def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrS
   check_positive(tau_max, "tau_max")
   if is_concrete_number(tau_min) and is_concrete_number(tau_max) and float(tau_min) > float(tau_max):
     raise ValueError(f"tau_min must be <= tau_max, got {tau_min=}, {tau_max=}")
+  if grad_clip is not None:
+    check_positive(grad_clip, "grad_clip")
 
   b = z1.shape[0]
   m = 2 * (b - 1)
@@ -205,7 +216,10 @@ def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrS
   wsum2, u2, gt2 = branch(logits2)
   loss = validation.nan_where_invalid((wsum1 - pos1) + (wsum2 - pos2), valid).astype(out_dtype)
 
-  grad_tau_new = (1 - beta) * state.grad_tau[index] + beta * ((gt1 + gt2) / 2).astype(state.grad_tau.dtype)
+  grad_tau_batch = (gt1 + gt2) / 2
+  if grad_clip is not None:
+    grad_tau_batch = jnp.clip(grad_tau_batch, -grad_clip, grad_clip)
+  grad_tau_new = (1 - beta) * state.grad_tau[index] + beta * grad_tau_batch.astype(state.grad_tau.dtype)
   tau_new = jnp.clip(state.tau[index] - eta * grad_tau_new, tau_min, tau_max)
   new_state = IsogclrState(
       u=state.u.at[index].set(jax.lax.stop_gradient((u1 + u2) / 2).astype(state.u.dtype)),

@@ -33,6 +33,23 @@ def test_curricula():
   assert exp.num_scales("fixed_large", 0, cfg) == 1281
 
 
+def test_curriculum_changes_at_the_step_not_at_the_chunk():
+  # Doubling with K = 40, s0 = 2, s1 = 8: K' = floor(40 / (log2 4 + 1)) = 13, so N goes 3 -> 5 at step 13, inside
+  # the first chunk of 20 steps: its steps 0..12 sample 2 intervals, steps 13..19 sample 4 (nonzero probabilities).
+  cfg = exp.Config(steps=40, log_every=20, s0=2, s1=8)
+  # Stand-in grids tagged by N (the real ones are `grid(N)`, tested in tests/losses/test_consistency.py).
+  cache = {n: (np.full(10, float(n)), np.r_[np.ones(n - 1), np.zeros(10 - n)]) for n in (3, 5)}
+  sig, probs = exp.step_grids("doubling", 0, cfg, 10, cache)
+  assert sig.shape == (20, 10) and probs.shape == (20, 9)
+  assert np.asarray(sig)[:, 0].tolist() == [3.0] * 13 + [5.0] * 7
+  assert np.count_nonzero(np.asarray(probs), axis=1).tolist() == [2] * 13 + [4] * 7
+  # The NumPy grid used per step equals the library's (karras_sigmas, lognormal_sigma_probs) to float32 rounding.
+  sig_np, p_np = exp.np_grid(4, 6)
+  sig_j, p_j = exp.grid(4, 6)
+  np.testing.assert_allclose(sig_np, np.asarray(sig_j), rtol=1e-5)
+  np.testing.assert_allclose(p_np, np.asarray(p_j), rtol=1e-5, atol=1e-7)
+
+
 def test_claims_need_the_interval_below_zero():
   from experiments import _seed_stats as st
   res = {"diff": {"ict-squared_l2": st.paired_ci([0.1, 0.1, 0.1], [0.2, 0.21, 0.19]),

@@ -61,8 +61,10 @@ def test_dae_score_tiny(tmp_path):
 @pytest.mark.slow  # ~30 s on 2 cores (its per-noise scoring runs eagerly); the mutation test covers it under -m slow
 def test_temperature_scaling_overlap_tiny(tmp_path):
   from experiments import temperature_scaling_overlap as m
-  r = _check(m, m.Config(noises=(0.0, 0.5), n_train=32, n_val=64, n_test=64, hidden=8, num_steps=5), tmp_path, 4)
-  assert len(r["erm"]["ece_ts"]) == 2
+  r = _check(m, m.Config(seeds=2, noises=(0.0, 0.5), n_train=32, n_val=64, n_test=64, hidden=8, num_steps=5),
+             tmp_path, 4)
+  assert len(r["erm"]["ece_ts"]) == 2 and len(r["erm"]["ece_ts"][0]) == 2 and len(r["erm"]["mean"]["ece_ts"]) == 2
+  assert r["mixup_minus_erm_ts"]["n"] == 2
 
 
 def test_temperature_scaling_mixup_with_tiny_alpha_keeps_one_hot_labels():
@@ -72,6 +74,14 @@ def test_temperature_scaling_mixup_with_tiny_alpha_keeps_one_hot_labels():
   # Mixup with alpha -> 0 degenerates to lambda in {0, 1}: mixed labels stay one-hot.
   x, y = m.mixup_batch(jax.random.key(0), jnp.eye(4), jnp.eye(4), 1e-3)
   assert float(jnp.max(y)) > 0.99
+  # One lambda per batch (the authors' GeneralMixupLoss): with x = y = I, row i is lambda e_i + (1 - lambda) e_p(i),
+  # so every row that is not mixed with itself carries the same weight on its own coordinate.
+  # (The same shapes as above: no new compilation.)
+  x, y = m.mixup_batch(jax.random.key(3), jnp.eye(4), jnp.eye(4), 1.0)
+  diag = jnp.diagonal(y)
+  moved = diag < 1 - 1e-6
+  assert int(jnp.sum(moved)) >= 2 and float(jnp.ptp(diag[moved])) < 1e-6
+  assert jnp.array_equal(x, y)
 
 
 @pytest.mark.slow  # ~13 s; its first mutation test runs the experiment at TINY size in the default run

@@ -112,6 +112,56 @@ def test_isogclr_state_updates_only_batch_and_respects_bounds():
   assert int(new.count) == 1
 
 
+def _np_sogclr_dro_step(z1, z2, index, s, tau_all, u_grad, first, *, gamma, rho, eta, beta_u, tau_min, tau_max,
+                        clip):
+  """Float64 NumPy transcription of the authors' SogCLR_DRO_Loss.forward (zhqiu/contrastive-learning-iSogCLR,
+  unimodal_exps/losses.py): per-anchor losses of both views and the new (s, tau, u) of the batch."""
+  f = np.concatenate([_unit(z1), _unit(z2)])                    # [2B, d]: view 1 rows, then view 2 rows
+  b = z1.shape[0]
+  sim = f @ f.T
+  mask = 1.0 - np.tile(np.eye(b), (2, 2))                       # drops i itself and its positive
+  num_neg = 2 * b - 2
+  pos = np.concatenate([np.diagonal(sim, b), np.diagonal(sim, -b)])
+  tau = np.tile(tau_all[index], 2)
+  e = np.exp(sim / tau[:, None]) * mask
+  g = e.sum(1) / num_neg
+  s1 = g[:b] if first else (1 - gamma) * s[index] + gamma * g[:b]
+  s2 = g[b:] if first else (1 - gamma) * s[index] + gamma * g[b:]
+  w1, w2 = e[:b] / s1[:, None], e[b:] / s2[:, None]
+  loss = (w1 * sim[:b]).sum(1) / num_neg - pos[:b] + (w2 * sim[b:]).sum(1) / num_neg - pos[b:]
+  gt1 = np.log(s1) + rho - (w1 * sim[:b] / tau[:b, None]).sum(1) / num_neg
+  gt2 = np.log(s2) + rho - (w2 * sim[b:] / tau[b:, None]).sum(1) / num_neg
+  grad = np.clip((gt1 + gt2) / 2, -clip, clip)
+  u_new = (1 - beta_u) * u_grad[index] + beta_u * grad
+  return loss, (s1 + s2) / 2, np.clip(tau_all[index] - eta * u_new, tau_min, tau_max), u_new
+
+
+def test_isogclr_grad_clip_matches_authors_sogclr_dro_transcription():
+  # The authors' unimodal settings (README: gamma 0.8, rho 0.4, beta_u 0.5, eta 0.03, tau_init 0.1; tau in
+  # [0.05, 1.0], |dL/dtau| clipped at 3); rho = 4 and eta = 0.3 here make the clip and the bounds bind.
+  n, b, d = 12, 5, 6
+  kw = dict(gamma=0.8, rho=4.0, eta=0.3, beta=0.5, tau_min=0.05, tau_max=1.0)
+  index = np.array([0, 2, 5, 7, 11])
+  state = cl.isogclr_init(n, tau_init=0.1)
+  s, tau, ug = np.zeros(n), np.full(n, 0.1), np.zeros(n)
+  step = jax.jit(lambda a1, a2, st: cl.isogclr_loss(a1, a2, jnp.asarray(index), st, grad_clip=3.0, **kw))
+  clipped = 0
+  for t in range(3):
+    z1, z2 = _views(40 + t, b, d)
+    loss, state = step(jnp.asarray(z1), jnp.asarray(z2), state)
+    ref_loss, s_i, tau_i, ug_i = _np_sogclr_dro_step(z1, z2, index, s, tau, ug, t == 0, gamma=0.8, rho=4.0, eta=0.3,
+                                                     beta_u=0.5, tau_min=0.05, tau_max=1.0, clip=3.0)
+    clipped += int(np.sum(np.abs((ug_i - 0.5 * ug[index]) / 0.5) >= 3.0 - 1e-12))
+    s[index], tau[index], ug[index] = s_i, tau_i, ug_i
+    np.testing.assert_allclose(np.asarray(loss), ref_loss, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(state.u), s, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(state.grad_tau), ug, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(state.tau), tau, rtol=1e-4, atol=1e-6)
+  assert clipped > 0   # the clip was exercised
+  with pytest.raises(ValueError, match="grad_clip"):
+    cl.isogclr_loss(jnp.asarray(z1), jnp.asarray(z2), jnp.asarray(index), state, grad_clip=0.0)
+
+
 def _load_libauc_contrastive():
   # Load libauc/losses/contrastive.py alone (it imports only torch and numpy): the package __init__ pulls in
   # scikit-learn, which is not a dependency of this project.

@@ -378,7 +378,8 @@ SPECS = [
                 ("index:duplicate:jit", {"index": np.array([3, 3, 7, 5])}, "nan", "", ("index",)),
                 ("state:type", {"state": (1, 2)}, "TypeError", "state"),
                 ("gamma=0", {"gamma": 0.0}, "ValueError", "gamma"),
-                ("tau_min>tau_max", {"tau_min": 0.5, "tau_max": 0.1}, "ValueError", "tau_min"))),
+                ("tau_min>tau_max", {"tau_min": 0.5, "tau_max": 0.1}, "ValueError", "tau_min"),
+                ("grad_clip=0", {"grad_clip": 0.0}, "ValueError", "grad_clip"))),
     ApiSpec(cl.mochi_negatives, {"key": KEY, "q": f(B, 3), "queue": f(8, 3), "num_hard": 4, "num_mix": 3,
                                  "num_query_mix": 2}, floats=("q", "queue"), batch=("q",), empty="empty", extra=(
                                      ("num_hard>K", {"num_hard": 9}, "ValueError", "num_hard"),

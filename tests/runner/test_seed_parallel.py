@@ -130,6 +130,9 @@ AMPLIFIED = {
     "gaqat_domain_shift": "2.2 (relative) on a paired accuracy difference of ~0.002: LSQ's rounding turns float32 "
                           "reassociation into a few flipped test predictions (the verdicts agree)",
     "mixed_barlow_twins": "0.24 on the mean probe gain, a difference of two accuracies after 4000 float32 steps",
+    "temperature_scaling_overlap": "0.12 on Mixup's post-TS ECE: with one Mixup weight per batch (issue 15) the "
+                                   "Mixup models differ by ~1e-6 after 50 steps (ERM's agree bitwise), and 800 "
+                                   "interpolating steps amplify it (the verdicts agree)",
     "mlc_clustering": "up to 2000 (relative) on a t-interval end: rounding moves Z and one seed's k-means labels; at "
                       "TINY's 2 seeds claim 1's verdict can flip (known failing, see the module docstring)",
     "mochi_hard_negatives": "1.4: the probe-accuracy CI's lower end (MoCHi's top-k negatives amplify float32 "
