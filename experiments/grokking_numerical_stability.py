@@ -38,8 +38,8 @@ Claims (paper claims; tolerances fixed before the runs):
 
 Presets. Each run has its own step budget (a finished run is frozen while the others go on).
   - `paper`: the paper's Fig. 1 budgets for StableMax (80k steps) and ⊥AdamW (300), the two softmax runs 20k (Fig. 2's
-    budget; SC arrives at ~2k). This is the preset docs/PAPERS.md records for [185]. Wall time: see docs/PAPERS.md /
-    the recorded summary (about 1 h of a quiet 2-core CPU for the StableMax run; minutes on a GPU).
+    budget; SC arrives at ~2k). This is the preset docs/PAPERS.md records for [185] (4/5 claims, see below; its
+    recorded wall time, 12079 s, is the sum of the two segments below; minutes on a GPU).
   - `cpu`: 2200 steps of the softmax runs, 300 of ⊥AdamW and 300 of StableMax (~2.5 CPU-minutes): claims 1, 2, 4 and 5
     pass there; claim 3 cannot (StableMax has train accuracy 1.0 and test accuracy ~0.001 after 3000 full-batch steps
     at lr 0.01) and fails with a pointer to `--preset paper`. Observed at the CPU size: the float32 SC share rises from
@@ -47,15 +47,27 @@ Presets. Each run has its own step budget (a finished run is frozen while the ot
     learning has stopped.
   - `gpu`/`tpu`: every run, softmax included, for the full 80k steps.
 
-The one `paper`-preset run so far (issue 15) is unfinished: `python -m experiments run grokking_numerical_stability
---preset paper --workdir /work/fth_runs/results/grokking_numerical_stability` (resumable: rerun the same command; it
-continues from the last runner.train checkpoint) reached its step-15000 checkpoint of 80000 after ~1 h 45 min on a
-shared, heavily loaded 2-core CPU (load 8-17), and was stopped there. What it shows at step 15000: ⊥AdamW at test
-accuracy 1.0 since step 1000 (claim 4's direction); softmax float32 and float64 at train accuracy ~1.0 and test
-accuracy 0.004-0.005 (below chance 1/113; claim 2's direction); StableMax at train accuracy 1.0, train loss 1.3e-5
-and test accuracy 0.007, rising slowly (0.001 at 1k, 0.003 at 10k): no grokking yet, as in the authors' own log at
-that step (0.9 first at ~47k). Claim 3 is therefore not yet judged at the paper preset, and [185] is not recorded as
-reproduced.
+The `paper`-preset run (issue 15), finished 2026-11-30: `python -m experiments run grokking_numerical_stability
+--preset paper --workdir DIR` (resumable; resumed from its step-15000 checkpoint, written before the `mesh` field
+existed: the default one-device mesh is bitwise the old run, so config.json and the checkpoints' fingerprint were
+updated by hand to the new config's). Wall time on the shared 2-core CPU: ~1 h 45 min for steps 0-15000 at load
+8-17, 1 h 36 min for 15000-80000 at load 15-20 (the StableMax run alone after 20k). Claims 1, 2, 4, 5 pass; claim 3
+FAILS, and is kept failing:
+  - StableMax test accuracy rises slowly and steadily, 0.26 at 40k, 0.54 at 50k, 0.78 at 60k, 0.82 at 62.5k (the
+    authors' own logged run: 0.9 first at ~47k, 0.94 at 50k), with train loss 2e-13 and the weight norm growing
+    geometrically (2.9e3 at 40k, 1.07e4 at 62.5k; mean max logit 1.8e7);
+  - between steps 62.5k and 63k the run blows up: the weight norm jumps 1.07e4 -> 7.6e4 -> 9.3e5 (65k) -> 2.3e6
+    (80k), train accuracy falls to 0.78-0.94 and test accuracy to 0.57 (63k) and 0.405 at 80k (the claim reads the
+    final value). The loss at 1e-13 leaves Adam's second moment near eps = 1e-25, so each step is ~lr in every
+    coordinate: a sign-descent regime in which the weights grow without bound until float32 breaks.
+  - ⊥AdamW: test accuracy 0.9999 at its 300-step budget (claim 4; it read "never" before the fix below, because
+    its budget, 300, is no logged step at log_every 500: `within_budget` now reads the frozen run at its first
+    logged row after the budget).
+  Ours is slower than the authors' before the blow-up (0.54 vs 0.94 at 50k). The audit's step-for-step agreement
+  with their loop covered the early steps; over 60k full-batch float32 steps in the regime this paper is about,
+  rounding differences (the per-step reshuffle's summation order; XLA vs PyTorch kernels) can plausibly move the
+  trajectory this much, but we have not shown that this is the cause. Not tried: a second seed (another ~3 h of
+  this CPU), a run with the authors' own code on this machine, float64 StableMax.
 
 An earlier version stopped its long preset at 20k steps, where the authors' own run still has test accuracy 0.058:
 claim 3 failed for that reason alone (the issue-15 audit reran their code and ours from the same weights and split:
@@ -269,12 +281,13 @@ def _run(config: Config, workdir: pathlib.Path) -> dict:
   steps = np.array([row["step"] for row in rows])
 
   def series(r, key):
-    keep = steps <= budget[r]
+    keep, _ = within_budget(steps, budget[r])
     return np.array([row[f"{r}/{key}"] for row in rows], dtype=float)[keep]
 
   def first_step(r, values, threshold):
     idx = np.nonzero(values >= threshold)[0]
-    return float(steps[steps <= budget[r]][idx[0]]) if len(idx) else float("inf")
+    keep, at = within_budget(steps, budget[r])
+    return float(at[keep][idx[0]]) if len(idx) else float("inf")
 
   out = {"num_steps": num_steps, "budgets": budget, "n_train": int(y_tr.shape[0]), "n_test": int(y_te.shape[0]),
          "resumed_from": result.resumed_from, "grok_threshold": config.grok_threshold,
@@ -333,6 +346,18 @@ def _noted(claim: Claim, note: str) -> Claim:
   return dataclasses.replace(claim, tolerance=f"{claim.tolerance} [{note}]")
 
 
+def within_budget(steps: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
+  """(mask, step) for a run frozen at step `budget`: the logged rows up to its budget, plus the first row logged at or
+  after it (which holds the frozen state at the budget, so it is read as step `budget`; without it a budget that
+  is not a multiple of log_every, e.g. ⊥AdamW's 300 at log_every 500, would have no logged row at all)."""
+  steps = np.asarray(steps)
+  keep = steps <= budget
+  after = np.nonzero(steps >= budget)[0]
+  if len(after):
+    keep[after[0]] = True
+  return keep, np.minimum(steps, budget)
+
+
 def _figure(rows, steps, budget, workdir, config):
   import matplotlib
   matplotlib.use("Agg")
@@ -342,9 +367,9 @@ def _figure(rows, steps, budget, workdir, config):
             "stablemax": "StableMax CE", "orthograd": "⊥AdamW (softmax CE)"}
   for r in RUNS:
     c = {"softmax_fp32": "C0", "softmax_fp64": "C1", "stablemax": "C2", "orthograd": "C3"}[r]
-    keep = steps <= budget[r]
+    keep, at = within_budget(steps, budget[r])
     sub = [row for row, k in zip(rows, keep) if k]
-    st = steps[keep]
+    st = at[keep]
     axes[0].plot(st, [row[f"{r}/train_acc"] for row in sub], c, ls="--", alpha=0.6)
     axes[0].plot(st, [row[f"{r}/test_acc"] for row in sub], c, label=labels[r])
     if r != "stablemax":  # SC is a property of exp-based softmax; StableMax's loss never uses exp

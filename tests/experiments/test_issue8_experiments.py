@@ -125,3 +125,15 @@ def test_grokking_padded_batch_mean_equals_the_unpadded_mean():
     g = np.asarray(jax.grad(lambda v: m.padded_mean(v, 5107))(padded))
     np.testing.assert_array_equal(g[5107:], 0.0)
     np.testing.assert_allclose(g[:5107], 1.0 / 5107, rtol=1e-7)
+
+
+def test_grokking_within_budget_keeps_the_frozen_row_when_the_budget_is_not_a_logged_step():
+  """[185] a run frozen at step 300 logged every 500 steps is read at its first row at or after 300, as step 300."""
+  import numpy as np
+  from experiments.grokking_numerical_stability import within_budget
+  keep, at = within_budget(np.array([500, 1000, 1500]), 300)
+  assert keep.tolist() == [True, False, False] and at[keep].tolist() == [300]
+  keep, at = within_budget(np.array([50, 100, 150]), 100)
+  assert keep.tolist() == [True, True, False] and at[keep].tolist() == [50, 100]
+  keep, at = within_budget(np.array([50, 100]), 20000)
+  assert keep.tolist() == [True, True] and at.tolist() == [50, 100]
