@@ -489,10 +489,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.lewis_weights",
                    "jaxlib_methods.analysis.sensitivity_sample",),
         tests=("tests/analysis/test_lp_sensitivity.py",)),
-    147: Implementation(  # the two metrics; the speed comparison on LLMs is not reproduced
+    147: Implementation(  # the two metrics; the LLM speed comparison is replaced by compiled-FLOP exponents
         artifacts=("jaxlib_methods.analysis.matrix_nuclear_norm",
                    "jaxlib_methods.analysis.matrix_entropy",),
-        tests=("tests/analysis/test_representation_rank.py",)),
+        tests=("tests/analysis/test_representation_rank.py",),
+        experiment="theory_wave3b"),  # rank tracking vs the SVD norm and entropy; compiled-FLOP exponents 2 vs 3
     122: Implementation(  # the three modules; the memory-vs-AUC harness is not built
         artifacts=("jaxlib_methods.nn.HashEmbed",
                    "jaxlib_methods.nn.QREmbed",
