@@ -483,7 +483,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.sketching.apply_countsketch",
                    "jaxlib_methods.sketching.walsh_hadamard",
                    "jaxlib_methods.sketching.linf_bound_eps",),
-        tests=("tests/test_sketching.py",)),
+        tests=("tests/test_sketching.py",),
+        experiment="theory_wave3b"),  # bound on 200 draws, random-direction ratio, CountSketch on a coherent A
     98: Implementation(  # exact sensitivities (IRLS), Lewis weights (Cohen-Peng iteration), sampling
         artifacts=("jaxlib_methods.analysis.lp_sensitivities",
                    "jaxlib_methods.analysis.lewis_weights",
