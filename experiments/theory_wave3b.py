@@ -41,6 +41,24 @@ count with constant 1). Claims (fixed before the run):
 Mutation `srht_mixing=off`: the SRHT without H D (uniform row sampling) misses heavy rows; claim 1 fails (all draws).
 Measured (cpu preset): violations 0 / 200 for both dense sketches on both instances; ratios 0.997 (Gaussian), 1.002
 (SRHT); CountSketch 0.56 of the draws on the coherent instance, 0 on the incoherent one.
+
+Paper [98]: David P. Woodruff, Taisuke Yasuda, "Sharper Bounds for ell_p Sensitivity Sampling", ICML 2023,
+arXiv:2306.00732.
+
+[98] Two data sets [lp_n, lp_d]: Gaussian, and "spiky" (lp_spikes rows alone in their direction: sensitivity 1 at
+every p). `analysis.lp_sensitivities` (IRLS) and `analysis.lewis_weights` in float32 for p in `lp_ps` and 2. Claims:
+  1. total sensitivity <= d^max(1, p/2) for every p and data set;
+  2. = d at p = 2 (|S - d| / d <= 1e-3); 3. sum of Lewis weights = d (<= 1e-3), every p;
+  4. on the spiky data at p = `lp_sample_p`, rows needed for a (1 +- lp_eps) embedding of ||A x||_p^p on the test
+     directions (the d axes + lp_dirs Gaussian ones) in >= 90% of `lp_draws` draws (vmapped, sharded): uniform /
+     sensitivity sampling >= 2 (a grid never reached counts as 2 x its largest m, a lower bound on the ratio);
+  5-6. sanity: the spike rows' sensitivities are 1 (closed form); p = 1 sensitivities match a float64 scipy LP.
+Claim 1 cannot catch an under-converged IRLS (a feasible x gives a lower sensitivity); 2, 5 and 6 do.
+Mutation `lp_sampling=uniform`: the sensitivity arm samples uniformly; claim 4 fails (ratio 1).
+Measured (cpu preset, d = 8): totals p = 1: 3.48 / 4.97 (Gaussian / spiky), p = 1.5: 5.44 / 6.34, p = 3: 15.1 /
+12.2 (bound 22.6), p = 2: 8 to 1e-8; Lewis sums 8 to 1e-7; success at m = 32, 64, 128: sensitivity 0.59, 0.94,
+0.995, uniform 0 up to m = 128 and 0.78 at m = 2048 = 8 n: ratio >= 64; LP check 3e-6.
+Cost: 116 s of CPU (cpu preset, 452 s wall on the shared 2-core machine at load ~15).
 """
 
 from __future__ import annotations
@@ -63,7 +81,9 @@ from jaxlib_methods.runner.constraints import Check, Length, Range, Seed
 PAPER = Paper(catalog_id=147, title="Large Language Model Evaluation via Matrix Nuclear-Norm", year=2024,
               arxiv="2410.10672")
 ALSO_REPRODUCES = (Paper(catalog_id=144, title="A Nearly-Optimal Bound for Fast Regression with ell_infty Guarantee",
-                         year=2023, arxiv="2302.00248"),)
+                         year=2023, arxiv="2302.00248"),
+                   Paper(catalog_id=98, title="Sharper Bounds for ell_p Sensitivity Sampling", year=2023,
+                         arxiv="2306.00732"))
 DEMO = False
 MUTATION_TEST_SLOW = True  # the TINY run compiles the vmapped programs of every part (several s on 2 shared cores)
 
@@ -88,17 +108,31 @@ class Config:
   sk_chunk: Annotated[int, Range(ge=1)] = 20                            # draws per compiled call (memory)
   sk_coherence: Annotated[float, Range(gt=0)] = 20.0                    # heavy-row scale c / sqrt(n m)
   srht_mixing: Literal["on", "off"] = "on"                              # "off": sample rows without H D (mutation)
+  # [98]
+  lp_n: Annotated[int, Range(ge=8)] = 256                               # rows
+  lp_d: Annotated[int, Range(ge=2)] = 8                                 # columns
+  lp_spikes: Annotated[int, Range(ge=1)] = 2                            # rows alone in their direction (s_i = 1)
+  lp_ps: Annotated[tuple[float, ...], Range(ge=1, lt=4), Length(min=1)] = (1.0, 1.5, 3.0)
+  lp_sample_p: Annotated[float, Range(ge=1, lt=4)] = 1.0                # p of the subspace-embedding test
+  lp_eps: Annotated[float, Range(gt=0, lt=1)] = 0.5                     # distortion target
+  lp_ms: Annotated[tuple[int, ...], Range(ge=1), Length(min=2)] = (32, 64, 128, 256, 512, 1024, 2048)
+  lp_dirs: Annotated[int, Range(ge=1)] = 56                             # random test directions (+ the d axes)
+  lp_draws: Annotated[int, Range(ge=2)] = 200                           # sampling draws (vmapped, sharded)
+  lp_sampling: Literal["sensitivity", "uniform"] = "sensitivity"        # "uniform": no importance (mutation)
   mesh: MeshConfig = MeshConfig()                                       # devices the draws are split over
 
   CHECKS = (Check("sk_n & (sk_n - 1) == 0", "sk_n must be a power of two (the SRHT)"),
             Check("sk_d <= sk_m <= sk_n", "need sk_d <= sk_m <= sk_n"),
-            Check("sk_draws % sk_chunk == 0", "sk_chunk must divide sk_draws"))
+            Check("sk_draws % sk_chunk == 0", "sk_chunk must divide sk_draws"),
+            Check("lp_spikes < lp_d", "lp_spikes must be < lp_d"))
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=32), "tpu": Config(seeds=32)}
 TINY = ("seeds=4", "mnn_L=32", "mnn_d=16", "mnn_ranks=(1,2,4,8)", "mnn_cost_sizes=(32,64)", "sk_n=512", "sk_d=8",
-        "sk_m=32", "sk_draws=40")
-MUTATIONS = {"frobenius_metric": ("mnn_variant=frobenius",), "unmixed_srht": ("srht_mixing=off",)}
+        "sk_m=32", "sk_draws=40", "lp_n=64", "lp_d=4", "lp_spikes=1", "lp_ps=(1.0,3.0)", "lp_ms=(16,64,256,1024)",
+        "lp_dirs=12", "lp_draws=40")
+MUTATIONS = {"frobenius_metric": ("mnn_variant=frobenius",), "unmixed_srht": ("srht_mixing=off",),
+             "uniform_sampling": ("lp_sampling=uniform",)}
 
 
 # ---- [147] Matrix Nuclear-Norm vs exact nuclear norm and Matrix Entropy ---------------------------------------
@@ -270,6 +304,116 @@ def claims_sketch(res: dict, delta: float) -> list[Claim]:
   ]
 
 
+# ---- [98] ell_p sensitivities, Lewis weights, sensitivity sampling -------------------------------------------------
+
+def _lp_data(config: Config) -> dict:
+  """"gaussian": A [n, d] standard Gaussian; "spiky": the last `lp_spikes` columns are zero except for one row each
+  (a_i = e_j), so those rows have sensitivity exactly 1 at every p and uniform sampling rarely sees them."""
+  rng = np.random.default_rng(config.seed + 98)
+  n, d, k = config.lp_n, config.lp_d, config.lp_spikes
+  G = rng.standard_normal((n, d))
+  S = rng.standard_normal((n, d))
+  S[:, d - k:] = 0.0
+  spike_rows = rng.choice(n, k, replace=False)
+  S[spike_rows] = 0.0
+  S[spike_rows, np.arange(d - k, d)] = 1.0
+  return {"gaussian": G, "spiky": S}, spike_rows
+
+
+def _lp1_sensitivity_lp(A, i) -> float:
+  """float64 reference: 1 / min ||A x||_1 s.t. a_i^T x = 1, as a linear program (scipy)."""
+  import scipy.optimize
+  n, d = A.shape
+  res = scipy.optimize.linprog(np.concatenate([np.zeros(d), np.ones(n)]),
+                               A_ub=np.block([[A, -np.eye(n)], [-A, -np.eye(n)]]), b_ub=np.zeros(2 * n),
+                               A_eq=np.concatenate([A[i], np.zeros(n)])[None], b_eq=[1.0],
+                               bounds=[(None, None)] * d + [(0, None)] * n)
+  return 1.0 / res.fun
+
+
+def _lp_distortion(key, A, X, scores, *, p: float, ms: tuple):
+  """max over test directions of |estimate / ||A x||_p^p - 1| for each m in `ms` (prefixes of one i.i.d. sample)."""
+  m_max = max(ms)
+  idx, w = analysis.sensitivity_sample(key, scores, m_max)
+  terms = (w[:, None] * m_max) * jnp.abs(A[idx] @ X) ** p            # [m_max, T]: unweighted by m
+  csum = jnp.cumsum(terms, axis=0)
+  exact = jnp.sum(jnp.abs(A @ X) ** p, axis=0)
+  return jnp.stack([jnp.max(jnp.abs(csum[m - 1] / m / exact - 1.0)) for m in ms])
+
+
+def run_lp(config: Config) -> dict:
+  data, spike_rows = _lp_data(config)
+  d = config.lp_d
+  out = {"d": d, "ps": list(config.lp_ps)}
+  sens = {}
+  for name, A in data.items():
+    A32 = jnp.asarray(A, jnp.float32)
+    for p in sorted(set(config.lp_ps) | {2.0, config.lp_sample_p}):
+      s = np.asarray(jax.jit(functools.partial(analysis.lp_sensitivities, p=p))(A32), np.float64)
+      lw = np.asarray(jax.jit(functools.partial(analysis.lewis_weights, p=p, num_iters=100))(A32), np.float64)
+      sens[(name, p)] = s
+      out[f"{name}/p={p:g}"] = {"total": float(s.sum()), "lewis_sum": float(lw.sum()),
+                                "spike_sens": s[spike_rows].tolist() if name == "spiky" else []}
+  # independent check: p = 1 sensitivities of a few rows by linear programming (float64)
+  G = data["gaussian"]
+  rows = list(range(4))
+  ref = np.array([_lp1_sensitivity_lp(G, i) for i in rows])
+  s1 = np.asarray(jax.jit(functools.partial(analysis.lp_sensitivities, p=1.0))(jnp.asarray(G, jnp.float32)))
+  out["lp1_rel_err"] = float(np.max(np.abs(s1[rows] - ref) / ref))
+  # sampling on the spiky data set: sensitivity vs uniform scores, over draws (vmapped, sharded)
+  A = data["spiky"]
+  rng = np.random.default_rng(config.seed + 980)
+  X = np.concatenate([np.eye(d), rng.standard_normal((d, config.lp_dirs))], axis=1)
+  scores = sens[("spiky", config.lp_sample_p)]
+  if config.lp_sampling == "uniform":   # mutation: the "sensitivity" arm without importance sampling
+    scores = np.ones_like(scores)
+  fn = jax.jit(jax.vmap(functools.partial(_lp_distortion, p=config.lp_sample_p, ms=tuple(config.lp_ms)),
+                        in_axes=(0, None, None, None)))
+  keys = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 98), config.lp_draws)
+  keys = shard_leading(keys, make_mesh(config.mesh), what="draw")
+  A32, X32 = jnp.asarray(A, jnp.float32), jnp.asarray(X, jnp.float32)
+  for arm, sc in (("sensitivity", scores), ("uniform", np.ones_like(scores))):
+    dist = np.asarray(fn(keys, A32, X32, jnp.asarray(sc, jnp.float32)), np.float64)   # [draws, len(ms)]
+    out[f"success/{arm}"] = np.mean(dist <= config.lp_eps, axis=0).tolist()
+  out["ms"] = list(config.lp_ms)
+  out["total_spiky_sample_p"] = float(sens[("spiky", config.lp_sample_p)].sum())
+  return out
+
+
+def _rows_needed(ms, success, level=0.9) -> float:
+  ok = [m for m, s in zip(ms, success) if s >= level]
+  return float(min(ok)) if ok else 2.0 * max(ms)   # not reached on the grid: counted as 2 x the largest m
+
+
+def claims_lp(res: dict) -> list[Claim]:
+  d = res["d"]
+  worst_bound = max(res[f"{n}/p={p:g}"]["total"] / d ** max(1.0, p / 2) for n in ("gaussian", "spiky")
+                    for p in res["ps"])
+  p2 = max(abs(res[f"{n}/p=2"]["total"] - d) / d for n in ("gaussian", "spiky"))
+  lew = max(abs(res[k]["lewis_sum"] - d) / d for k in res if "/p=" in k)
+  spikes = max(abs(v - 1.0) for k in res if k.startswith("spiky/p=") for v in res[k]["spike_sens"])
+  m_s = _rows_needed(res["ms"], res["success/sensitivity"])
+  m_u = _rows_needed(res["ms"], res["success/uniform"])
+  ps = ", ".join(f"{p:g}" for p in res["ps"])
+  return [
+      Claim.at_most(f"[98] total sensitivity / d^max(1, p/2), max over p in ({ps}) and both data sets",
+                    worst_bound, 1.0, paper="total sensitivity <= d^max(1, p/2)", kind="paper",
+                    where="Sec. 1, Theorem 1.2 / 1.5 [98]"),
+      Claim.at_most("[98] p = 2: |total sensitivity - d| / d (max over both data sets)", p2, 1e-3,
+                    paper="= d (leverage scores)", kind="paper", where="Sec. 1 [98]"),
+      Claim.at_most("[98] |sum of Lewis weights - d| / d, max over p and data sets", lew, 1e-3, paper="= d",
+                    kind="paper", where="Definition 1.4 [98]"),
+      Claim.at_least("[98] rows for a (1 +- eps) ell_p embedding on the test directions in >= 90% of draws: uniform "
+                     "/ sensitivity sampling (spiky data; a grid never reached counts as 2 x its largest m)",
+                     m_u / m_s, 2.0,
+                     paper="sensitivity sampling needs ~ eps^-2 S^(2/p) rows, uniform ~ n", kind="paper",
+                     where="Sec. 1 (sensitivity sampling), Theorem 1.3 [98]"),
+      Claim.at_most("[98] spike rows (alone in their direction): max |sensitivity - 1| over p", spikes, 1e-3,
+                    paper="closed form: 1", kind="sanity"),
+      Claim.at_most("[98] p = 1 sensitivities vs a float64 linear program (4 rows): max relative error",
+                    res["lp1_rel_err"], 1e-2, paper="(independent reference)", kind="sanity"),
+  ]
+
 # ---- run / claims / figure -------------------------------------------------------------------------------------
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
@@ -283,19 +427,23 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
                        delta=config.sk_delta)
   log.log(1, part=144, **{f"{k}/median_eps_hat": float(np.median(v["linf"])) for k, v in out["sketch"].items()
                           if isinstance(v, dict)})
+  out["lp"] = sweep.memoized(workdir, {"part": "lp98"}, lambda: run_lp(config))
+  log.log(2, part=98, **{f"success_{k[8:]}_m{m}": v for k in ("success/sensitivity", "success/uniform")
+                         for m, v in zip(out["lp"]["ms"], out["lp"][k])})
   _figure(out, workdir)
   return out
 
 
 def claims(results: dict) -> list[Claim]:
-  return claims_mnn(results["mnn"]) + claims_sketch(results["sketch"], results["sketch"]["delta"])
+  return (claims_mnn(results["mnn"]) + claims_sketch(results["sketch"], results["sketch"]["delta"])
+          + claims_lp(results["lp"]))
 
 
 def _figure(out, workdir):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+  fig, axes = plt.subplots(1, 4, figsize=(20, 3.8))
   m = out["mnn"]
   ax = axes[0]
   for name in ("mnn", "exact", "entropy"):
@@ -324,5 +472,15 @@ def _figure(out, workdir):
   ax.set_yscale("log")
   ax.set_ylabel("||x' - x*||_inf sqrt(d) / (||Ax* - b|| ||A^+||)")
   ax.set_title("[144] ell_inf error of sketch-and-solve over draws")
+  ax.legend(fontsize=8)
+  lp = out["lp"]
+  ax = axes[3]
+  for arm in ("sensitivity", "uniform"):
+    ax.plot(lp["ms"], lp[f"success/{arm}"], "o-", label=f"{arm} sampling")
+  ax.axhline(0.9, color="k", ls=":", lw=1)
+  ax.set_xscale("log", base=2)
+  ax.set_xlabel("sampled rows m")
+  ax.set_ylabel("fraction of draws with (1 +- eps) distortion")
+  ax.set_title("[98] ell_p subspace embedding by row sampling")
   ax.legend(fontsize=8)
   save_figure(fig, workdir / "figure.png")

@@ -489,7 +489,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.analysis.lp_sensitivities",
                    "jaxlib_methods.analysis.lewis_weights",
                    "jaxlib_methods.analysis.sensitivity_sample",),
-        tests=("tests/analysis/test_lp_sensitivity.py",)),
+        tests=("tests/analysis/test_lp_sensitivity.py",),
+        experiment="theory_wave3b"),  # totals vs d^max(1,p/2), Lewis sums, sensitivity vs uniform sampling
     147: Implementation(  # the two metrics; the LLM speed comparison is replaced by compiled-FLOP exponents
         artifacts=("jaxlib_methods.analysis.matrix_nuclear_norm",
                    "jaxlib_methods.analysis.matrix_entropy",),
