@@ -295,7 +295,7 @@ def claims_sketch(res: dict, delta: float) -> list[Claim]:
                   f"value (the farther of Gaussian {ratios['gaussian']:.3f}, SRHT {ratios['srht']:.3f}; "
                   "within x/ 1.25)", abs(math.log(far)), 0.0, atol=math.log(1.25),
                   paper="the error behaves like a random direction: ell_inf ~ ell_2 / sqrt(d) up to logs",
-                  kind="paper", where="Abstract (eps / sqrt d) [144]; Price-Song-Woodruff 2017"),
+                  kind="paper", where="Abstract (eps / sqrt d), as in Price-Song-Woodruff 2017 [144]"),
       Claim.at_least("[144] CountSketch at the same m, coherent instance: fraction of draws violating the bound",
                      viol("coherent/countsketch"), 0.3, paper="sparse sketches fail: dense sketches are necessary",
                      kind="paper", where="Abstract [144]"),
@@ -471,7 +471,7 @@ def _figure(out, workdir):
   ax.axhline(sk["eps"], color="r", ls="--", label=f"bound eps = {sk['eps']:.2f}")
   ax.set_yscale("log")
   ax.set_ylabel("||x' - x*||_inf sqrt(d) / (||Ax* - b|| ||A^+||)")
-  ax.set_title("[144] ell_inf error of sketch-and-solve over draws")
+  ax.set_title("[144] ell_inf error over draws")
   ax.legend(fontsize=8)
   lp = out["lp"]
   ax = axes[3]
