@@ -58,7 +58,7 @@ Mutation `lp_sampling=uniform`: the sensitivity arm samples uniformly; claim 4 f
 Measured (cpu preset, d = 8): totals p = 1: 3.48 / 4.97 (Gaussian / spiky), p = 1.5: 5.44 / 6.34, p = 3: 15.1 /
 12.2 (bound 22.6), p = 2: 8 to 1e-8; Lewis sums 8 to 1e-7; success at m = 32, 64, 128: sensitivity 0.59, 0.94,
 0.995, uniform 0 up to m = 128 and 0.78 at m = 2048 = 8 n: ratio >= 64; LP check 3e-6.
-Cost: 116 s of CPU (cpu preset, 452 s wall on the shared 2-core machine at load ~15).
+Cost (cpu preset, shared 2-core machine): 116 s CPU / 452 s wall at load ~15; a later fresh run 76 s CPU / 137 s wall.
 """
 
 from __future__ import annotations
