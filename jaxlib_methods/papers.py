@@ -489,19 +489,24 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.sketching.apply_countsketch",
                    "jaxlib_methods.sketching.walsh_hadamard",
                    "jaxlib_methods.sketching.linf_bound_eps",),
-        tests=("tests/test_sketching.py",)),
+        tests=("tests/test_sketching.py",),
+        experiment="theory_wave3b"),  # bound on 200 draws, random-direction ratio, CountSketch on a coherent A
     98: Implementation(  # exact sensitivities (IRLS), Lewis weights (Cohen-Peng iteration), sampling
         artifacts=("jaxlib_methods.analysis.lp_sensitivities",
                    "jaxlib_methods.analysis.lewis_weights",
                    "jaxlib_methods.analysis.sensitivity_sample",),
-        tests=("tests/analysis/test_lp_sensitivity.py",)),
-    147: Implementation(  # the two metrics; the speed comparison on LLMs is not reproduced
+        tests=("tests/analysis/test_lp_sensitivity.py",),
+        experiment="theory_wave3b"),  # totals vs d^max(1,p/2), Lewis sums, sensitivity vs uniform sampling
+    147: Implementation(  # the two metrics; the LLM speed comparison is replaced by compiled-FLOP exponents
         artifacts=("jaxlib_methods.analysis.matrix_nuclear_norm",
                    "jaxlib_methods.analysis.matrix_entropy",),
         tests=("tests/analysis/test_representation_rank.py",)),
     # [122] analysis_wave3f: AUC vs memory on a Zipf-id CTR toy; AUC degrades as the budget shrinks (passes), but
     # "little loss at moderate compression" FAILS (hash / QR lose 0.024 / 0.026 AUC at 1/4 of N d; TT 0.010)
     122: Implementation(  # the three modules
+        tests=("tests/analysis/test_representation_rank.py",),
+        experiment="theory_wave3b"),  # rank tracking vs the SVD norm and entropy; compiled-FLOP exponents 2 vs 3
+    122: Implementation(  # the three modules; the memory-vs-AUC harness is not built
         artifacts=("jaxlib_methods.nn.HashEmbed",
                    "jaxlib_methods.nn.QREmbed",
                    "jaxlib_methods.nn.TTEmbed",),
