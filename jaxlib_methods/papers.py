@@ -500,13 +500,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     147: Implementation(  # the two metrics; the LLM speed comparison is replaced by compiled-FLOP exponents
         artifacts=("jaxlib_methods.analysis.matrix_nuclear_norm",
                    "jaxlib_methods.analysis.matrix_entropy",),
-        tests=("tests/analysis/test_representation_rank.py",)),
+        tests=("tests/analysis/test_representation_rank.py",),
+        experiment="theory_wave3b"),  # rank tracking vs the SVD norm and entropy; compiled-FLOP exponents 2 vs 3
     # [122] analysis_wave3f: AUC vs memory on a Zipf-id CTR toy; AUC degrades as the budget shrinks (passes), but
     # "little loss at moderate compression" FAILS (hash / QR lose 0.024 / 0.026 AUC at 1/4 of N d; TT 0.010)
     122: Implementation(  # the three modules
-        tests=("tests/analysis/test_representation_rank.py",),
-        experiment="theory_wave3b"),  # rank tracking vs the SVD norm and entropy; compiled-FLOP exponents 2 vs 3
-    122: Implementation(  # the three modules; the memory-vs-AUC harness is not built
         artifacts=("jaxlib_methods.nn.HashEmbed",
                    "jaxlib_methods.nn.QREmbed",
                    "jaxlib_methods.nn.TTEmbed",),
