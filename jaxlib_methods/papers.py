@@ -549,10 +549,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.feature_kd.teacher_class_means",),
         tests=("tests/losses/test_feature_kd.py",),
         experiment=None),
-    152: Implementation(  # WhitenedCSE: the shuffled-group-whitening op (the multi-positive InfoNCE is not added)
+    152: Implementation(  # WhitenedCSE: the SGW op; losses_wave2_p6 [152] claims pass (cpu, 4 seeds; small effect)
         artifacts=("jaxlib_methods.losses.whitening.shuffled_group_whitening",),
-        tests=("tests/losses/test_whitening.py",),
-        experiment=None),
+        tests=("tests/losses/test_whitening.py", "tests/experiments/test_losses_wave2_p6.py",),
+        experiment="losses_wave2_p6"),
     200: Implementation(  # Metrix with the contrastive base loss (embedding mixup); no experiment
         artifacts=("jaxlib_methods.losses.metric_mixup.metrix_contrastive_loss",),
         tests=("tests/losses/test_metric_mixup.py",),
