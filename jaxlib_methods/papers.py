@@ -553,10 +553,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.whitening.shuffled_group_whitening",),
         tests=("tests/losses/test_whitening.py", "tests/experiments/test_losses_wave2_p6.py",),
         experiment="losses_wave2_p6"),
-    200: Implementation(  # Metrix with the contrastive base loss (embedding mixup); no experiment
+    200: Implementation(  # Metrix (contrastive base, embedding mixup); losses_wave2_p6 [200]: exact lam in {0, 1}
+        # passes, the held-out R@1 and utilisation claims FAIL (no gain within seed noise; cpu, 4 seeds)
         artifacts=("jaxlib_methods.losses.metric_mixup.metrix_contrastive_loss",),
-        tests=("tests/losses/test_metric_mixup.py",),
-        experiment=None),
+        tests=("tests/losses/test_metric_mixup.py", "tests/experiments/test_losses_wave2_p6.py",),
+        experiment="losses_wave2_p6"),
     # ---- layers1 (issue 18) ----
     132: Implementation(  # S4D
         artifacts=("jaxlib_methods.nn.ssm.s4d_kernel", "jaxlib_methods.nn.ssm.s4d_discretize",

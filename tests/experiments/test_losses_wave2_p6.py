@@ -1,6 +1,7 @@
 """losses_wave2_p6 ([152] WhitenedCSE, [200] Metrix): the evaluation helpers and the base loss against brute-force
 NumPy, the exact checks the claims use, and the claims' logic."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -23,13 +24,14 @@ def test_helpers_against_brute_force():
   d = np.linalg.norm(e[:, None] - e[None], axis=-1)
   pos = [d[i, j] for i in range(20) for j in range(20) if i != j and y[i] == y[j]]
   neg = [max(0.5 - d[i, j], 0) for i in range(20) for j in range(20) if y[i] != y[j]]
-  got = float(exp._contrastive_base(jnp.asarray(e, jnp.float32), jnp.asarray(y)))
-  np.testing.assert_allclose(got, np.mean(pos) + np.mean(neg), rtol=1e-5)
-  # InfoNCE: mean_i -log softmax_j(a_i . b_j / tau)[i]
+  # and InfoNCE: mean_i -log softmax_j(a_i . b_j / tau)[i] (both in one compilation)
   a, b = e[:6], e[6:12]
   lg = a @ b.T / 0.1
   ref = np.mean(np.log(np.exp(lg).sum(1)) - np.diag(lg))
-  np.testing.assert_allclose(float(exp._info_nce(jnp.asarray(a), jnp.asarray(b), 0.1)), ref, rtol=1e-5)
+  f = jax.jit(lambda e, y, a, b: (exp._contrastive_base(e, y), exp._info_nce(a, b, 0.1)))
+  got_base, got_nce = f(*(jnp.asarray(v, jnp.float32) for v in (e, y, a, b)))
+  np.testing.assert_allclose(float(got_base), np.mean(pos) + np.mean(neg), rtol=1e-5)
+  np.testing.assert_allclose(float(got_nce), ref, rtol=1e-5)
 
 
 @pytest.mark.slow  # eager float64 eigh and a jit: about 1 s; the experiment's claims run the same checks
