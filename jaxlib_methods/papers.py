@@ -549,7 +549,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.feature_kd.teacher_class_means",),
         tests=("tests/losses/test_feature_kd.py",),
         experiment=None),
-    152: Implementation(  # WhitenedCSE: the SGW op; losses_wave2_p6 [152] claims pass (cpu, 4 seeds; small effect)
+    152: Implementation(  # WhitenedCSE: SGW op; losses_wave2_p6 [152] (cpu, 4 seeds): cov = I and better alignment
+        # pass, the uniformity claim FAILS (encoder output less uniform: -2.22 vs -3.02)
         artifacts=("jaxlib_methods.losses.whitening.shuffled_group_whitening",),
         tests=("tests/losses/test_whitening.py", "tests/experiments/test_losses_wave2_p6.py",),
         experiment="losses_wave2_p6"),
