@@ -563,14 +563,16 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.feature_kd.teacher_class_means",),
         tests=("tests/losses/test_feature_kd.py",),
         experiment=None),
-    152: Implementation(  # WhitenedCSE: the shuffled-group-whitening op (the multi-positive InfoNCE is not added)
+    152: Implementation(  # WhitenedCSE: SGW op; losses_wave2_p6 [152] (cpu, 4 seeds): cov = I and better alignment
+        # pass, the uniformity claim FAILS (encoder output less uniform: -2.22 vs -3.02)
         artifacts=("jaxlib_methods.losses.whitening.shuffled_group_whitening",),
-        tests=("tests/losses/test_whitening.py",),
-        experiment=None),
-    200: Implementation(  # Metrix with the contrastive base loss (embedding mixup); no experiment
+        tests=("tests/losses/test_whitening.py", "tests/experiments/test_losses_wave2_p6.py",),
+        experiment="losses_wave2_p6"),
+    200: Implementation(  # Metrix (contrastive base, embedding mixup); losses_wave2_p6 [200]: exact lam in {0, 1}
+        # passes, the held-out R@1 and utilisation claims FAIL (no gain within seed noise; cpu, 4 seeds)
         artifacts=("jaxlib_methods.losses.metric_mixup.metrix_contrastive_loss",),
-        tests=("tests/losses/test_metric_mixup.py",),
-        experiment=None),
+        tests=("tests/losses/test_metric_mixup.py", "tests/experiments/test_losses_wave2_p6.py",),
+        experiment="losses_wave2_p6"),
     # ---- layers1 (issue 18) ----
     132: Implementation(  # S4D
         artifacts=("jaxlib_methods.nn.ssm.s4d_kernel", "jaxlib_methods.nn.ssm.s4d_discretize",
