@@ -468,7 +468,7 @@ def run_opposing195(config: Config) -> dict:
 
 def _key(config: Config) -> str:
   """The sub-runs' key: every field but the mesh (a sub-run's result does not depend on the devices)."""
-  return repr({k: v for k, v in dataclasses.asdict(config).items() if k != "mesh"})
+  return repr(sweep.config_fields(config))
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:

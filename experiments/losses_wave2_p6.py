@@ -400,7 +400,7 @@ def _gain(results_part: dict, better: str, worse: str, metric: str, sign: float 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  keyed = lambda part: {"part": part, **{k: v for k, v in dataclasses.asdict(config).items() if k != "mesh"}}
+  keyed = lambda part: {"part": part, **sweep.config_fields(config)}
   # Each part is a unit of resume: a rerun after an interruption reads its stored results back (runner.sweep).
   wh = sweep.memoized(workdir, keyed("whitening"), lambda: run_whitening(config))
   mx = sweep.memoized(workdir, keyed("metrix"), lambda: run_metrix(config))

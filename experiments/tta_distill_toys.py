@@ -411,7 +411,7 @@ def mdcs_arms(config: Config, data: list[dict]) -> dict:
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "mesh"}   # the mesh does not change results
+  fields = sweep.config_fields(config)   # the mesh does not change results
   cafa = sweep.memoized(workdir, {"part": "cafa", **fields},
                         lambda: cafa_arms(config, [cafa_data(config, r) for r in range(config.seeds)]))
   laptop = sweep.memoized(workdir, {"part": "laptop", **fields},

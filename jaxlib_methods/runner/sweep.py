@@ -14,6 +14,7 @@ not parse is ignored and recomputed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pathlib
@@ -61,3 +62,19 @@ def completed(workdir: pathlib.Path) -> int:
   """How many sub-runs of this workdir are stored."""
   d = pathlib.Path(workdir) / SUBRUNS
   return len(list(d.glob("*.json"))) if d.exists() else 0
+
+
+def config_fields(config: Any) -> dict[str, Any]:
+  """The fields of a dataclass config but its `mesh`, as a dict: the part of a sub-run's `memoized` key that names
+  its configuration (a sub-run's result does not depend on the devices it was split over, so a rerun on another
+  mesh reads it back).
+
+  Args:
+    config: a dataclass instance (an experiment's Config).
+
+  Returns:
+    dict field -> value (nested dataclasses as dicts), without the key "mesh".
+  """
+  if not dataclasses.is_dataclass(config) or isinstance(config, type):
+    raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
+  return {k: v for k, v in dataclasses.asdict(config).items() if k != "mesh"}

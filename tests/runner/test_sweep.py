@@ -39,3 +39,23 @@ def test_clear_removes_subruns_and_bad_keys_are_refused(tmp_path):
   assert sweep.completed(tmp_path) == 0
   with pytest.raises(ValueError, match="key"):
     sweep.memoized(tmp_path, {}, lambda: 1)
+
+
+def test_config_fields_drops_only_the_mesh_and_refuses_a_class():
+  import dataclasses
+
+  import pytest
+
+  from jaxlib_methods.runner import MeshConfig
+  from jaxlib_methods.runner.sweep import config_fields
+
+  @dataclasses.dataclass(frozen=True)
+  class Cfg:
+    seed: int = 0
+    lr: float = 0.1
+    mesh: MeshConfig = MeshConfig()
+
+  assert config_fields(Cfg(seed=3)) == {"seed": 3, "lr": 0.1}
+  assert config_fields(Cfg(mesh=MeshConfig(data=2))) == config_fields(Cfg())
+  with pytest.raises(TypeError, match="dataclass instance"):
+    config_fields(Cfg)
