@@ -540,15 +540,15 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.dataset_distillation.tesla_soft_labels",),
         tests=("tests/losses/test_dataset_distillation.py",),
         experiment="tesla_mtt"),
-    44: Implementation(  # RMT: SCE consistency; the EMA teacher is optax.incremental_update (no experiment)
+    44: Implementation(  # RMT: SCE consistency; the EMA teacher is optax.incremental_update. losses_wave2_p5 (ls19h)
         artifacts=("jaxlib_methods.losses.adaptation.symmetric_cross_entropy",),
         tests=("tests/losses/test_adaptation.py",),
-        experiment=None),
-    56: Implementation(  # ND loss (KD++): feature norm and direction against teacher class means (no experiment)
+        experiment="losses_wave2_p5"),
+    56: Implementation(  # ND loss (KD++): feature norm and direction against teacher class means. losses_wave2_p5
         artifacts=("jaxlib_methods.losses.feature_kd.nd_loss",
                    "jaxlib_methods.losses.feature_kd.teacher_class_means",),
         tests=("tests/losses/test_feature_kd.py",),
-        experiment=None),
+        experiment="losses_wave2_p5"),
     152: Implementation(  # WhitenedCSE: the shuffled-group-whitening op (the multi-positive InfoNCE is not added)
         artifacts=("jaxlib_methods.losses.whitening.shuffled_group_whitening",),
         tests=("tests/losses/test_whitening.py",),
@@ -791,7 +791,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.losses.feature_kd.semantic_calibration",
                    "jaxlib_methods.losses.feature_kd.dr_tune_loss",),
         tests=("tests/losses/test_feature_kd_dr_tune.py",),
-        experiment=None),
+        experiment="losses_wave2_p5"),
     30: Implementation(  # MDCS: DL + CIS consistency self-distillation; toy: long-tailed mixture, tail accuracy
         artifacts=("jaxlib_methods.losses.distill.mdcs_expert_logits",
                    "jaxlib_methods.losses.distill.mdcs_diversity_loss",
