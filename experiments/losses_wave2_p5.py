@@ -71,8 +71,9 @@ errors >= the two-sided 95% Student-t quantile, i.e. its 95% t-interval excludes
   training set (accuracy >= 0.95, every seed); the source model's error grows along the stream (last domain's error
   > first domain's, mean over seeds).
 
-What we measured (cpu preset, 5 seeds, one run: 209 s wall, 58 s of user CPU, on the shared 2-core machine at load
-average ~15; 9/11 claims pass, two paper claims FAIL and stay failing):
+What we measured (cpu preset, 5 seeds: 209 s wall, 58 s of user CPU, on the shared 2-core machine at load average
+~15; re-run after the last code change at load ~3: identical numbers, 36 s wall; 9/11 claims pass, two paper claims
+FAIL and stay failing):
   [56] exact: argmin theta = 0 at both norms, strictly decreasing in the norm, |ND - closed form| <= 1.8e-7 (pass).
        KD toy: teacher 0.969 / 0.965 / 0.965 / 0.969 / 0.972; KD 0.895 / 0.890 / 0.883 / 0.898 / 0.902; KD + ND
        0.895 / 0.895 / 0.881 / 0.898 / 0.902: paired difference -0.0005 / +0.0042 / -0.0015 / 0 / -0.0005, 0.35
@@ -97,7 +98,8 @@ At TINY (4 seeds) the three training comparisons do not pass (t = 0.62, 1.2, 2.6
 claims that pass there, through the same code paths as the training arms: `nd_target=shifted` (the ND loss gets
 another class's mean: argmin at pi/2, not decreasing), `dr_centres=class_mean` (SC towards plain class means, not
 the official prototype-weighted centres: 0.063 off), `tta_loss=ce` (the method arm's loss is CE: its gradient is
-not SCE's). `dr_weight=0` (vanilla FT in the DR arm) is no mutation: it acts only on the [93] gap claim, which fails anyway.
+not SCE's). `dr_weight=0` (vanilla FT in the DR arm) is no mutation: it acts only on the [93] gap claim, which
+fails anyway.
 
 Checks run (ls19h): `pytest tests/experiments/test_mutations.py -m slow -k losses_wave2_p5`: the 3 mutations pass
 (85 s); `/work/tools/meshcheck.py losses_wave2_p5 2` at TINY: 8/11 claims at 1 and 2 simulated devices, max relative
