@@ -1201,11 +1201,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.gpicl_batch",
                    "jaxlib_methods.data.gpicl_task",),
         tests=("tests/data/test_gpicl.py",)),
-    # ---- ly20f (issue 20) ----
-    160: Implementation(  # OptFS feature-value gates sigmoid(beta*m), continuation beta; hard mask m>0; no experiment yet
-        artifacts=("jaxlib_methods.nn.OptFSGate", "jaxlib_methods.nn.optfs_beta"),
+    # ---- ly20h (issue 20) ----
+    160: Implementation(  # OptFS gates sigmoid(beta m)/sigmoid(m0), beta 1 -> 200 geometric per epoch, l1 gate
+        artifacts=("jaxlib_methods.nn.OptFSGate", "jaxlib_methods.nn.optfs_beta",  # penalty, hard-mask retrain
+                   "jaxlib_methods.nn.optfs_gamma"),
         tests=("tests/nn/test_optfs.py",)),
-    # ---- ly20g (issue 20) ----
     65: Implementation(  # FTWT mask predictor + heatmap-mass target + BCE (stop-grad target); no experiment yet
         artifacts=("jaxlib_methods.nn.FTWTConv", "jaxlib_methods.nn.ftwt_mask_target",
                    "jaxlib_methods.nn.ftwt_mask_loss"),
