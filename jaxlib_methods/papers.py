@@ -1204,8 +1204,9 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     # ---- ly20h (issue 20) ----
     160: Implementation(  # OptFS gates sigmoid(beta m)/sigmoid(m0), beta 1 -> 200 geometric per epoch, l1 gate
         artifacts=("jaxlib_methods.nn.OptFSGate", "jaxlib_methods.nn.optfs_beta",  # penalty, hard-mask retrain
-                   "jaxlib_methods.nn.optfs_gamma"),
-        tests=("tests/nn/test_optfs.py",)),
+                   "jaxlib_methods.nn.optfs_gamma"),                              # with rewind; toy CTR: 3/3 paper
+        tests=("tests/nn/test_optfs.py",),                                         # claims pass (useless values
+        experiment="layers_wave2_gates"),                                          # dropped, AUC >= full model)
     65: Implementation(  # FTWT mask predictor + heatmap-mass target + BCE (stop-grad target); no experiment yet
         artifacts=("jaxlib_methods.nn.FTWTConv", "jaxlib_methods.nn.ftwt_mask_target",
                    "jaxlib_methods.nn.ftwt_mask_loss"),
