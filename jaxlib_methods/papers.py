@@ -1182,7 +1182,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.poisson_2d_eigenvectors"),
         tests=("tests/nn/test_dcdm.py",),
         experiment="layers_wave2_compress"),
-    156: Implementation(  # the authors' SubSpace block (BN + ReLU), grouped; claim: parameter count vs SE (no training)
+    156: Implementation(  # the authors' SubSpace block (BN + ReLU), grouped; claim: parameter count vs SE; trained
+                          # with/without ULSAM in a toy CNN: claim rows in layers_wave2_gates (ly20h)
         artifacts=("jaxlib_methods.nn.ULSAM", "jaxlib_methods.nn.ulsam_num_params"),
         tests=("tests/nn/test_ulsam.py",),
         experiment="layers_wave2_compress"),
@@ -1207,10 +1208,11 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.optfs_gamma"),                              # with rewind; toy CTR: 3/3 paper
         tests=("tests/nn/test_optfs.py",),                                         # claims pass (useless values
         experiment="layers_wave2_gates"),                                          # dropped, AUC >= full model)
-    65: Implementation(  # FTWT mask predictor + heatmap-mass target + BCE (stop-grad target); no experiment yet
-        artifacts=("jaxlib_methods.nn.FTWTConv", "jaxlib_methods.nn.ftwt_mask_target",
-                   "jaxlib_methods.nn.ftwt_mask_loss"),
-        tests=("tests/nn/test_ftwt.py",)),
+    65: Implementation(  # FTWT mask predictor (GMP + 1x1 conv) + the authors' heatmap-peak mass target + BCE
+        artifacts=("jaxlib_methods.nn.FTWTConv", "jaxlib_methods.nn.ftwt_mask_target",  # (stop-grad target); toy
+                   "jaxlib_methods.nn.ftwt_mask_loss"),                                # texture CNN: see the
+        tests=("tests/nn/test_ftwt.py",),                                              # experiment's docstring
+        experiment="layers_wave2_gates"),
 }
 
 
