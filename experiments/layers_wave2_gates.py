@@ -32,7 +32,7 @@ net: "dense" continues unmasked; "ftwt" applies each layer's predicted mask (sig
 and keeps the BCE; "shuffled" (a control) applies the predicted mask of another example of the batch; "static" keeps
 per layer the ceil(mean active channels of the fine-tuned FTWT net) channels of largest mean heatmap peak of the
 phase-A net, input-independent (so its FLOPs are >= FTWT's). FLOPs = MACs of the two masked convs (the authors' count:
-active outputs x H W x active inputs x 9). Seeds vmapped and sharded. Mutation: `ftwt_mask_source=shuffled` (the FTWT
+active outputs x H W x active inputs x 9). Seeds vmapped and sharded. Setting `ftwt_mask_source=shuffled` (the FTWT
 arm gets another example's masks; not in MUTATIONS, see there).
 
 [156] The same texture task; a CNN (stem conv -> conv -> [ULSAM(`cnn_width`, `ulsam_groups`)] -> conv -> GAP -> linear)
