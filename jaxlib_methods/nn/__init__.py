@@ -262,3 +262,5 @@ from jaxlib_methods.nn.unified_embedding import UnifiedEmbedding, per_feature_ha
 from jaxlib_methods.nn.optfs import OptFSGate, optfs_beta  # noqa: F401  ([160])
 # ---- ly20g (issue 20) ----
 from jaxlib_methods.nn.ftwt import FTWTConv, ftwt_mask_loss, ftwt_mask_target  # noqa: F401  ([65])
+# ---- ly20h (issue 20) ----
+from jaxlib_methods.nn.optfs import optfs_gamma  # noqa: F401  ([160])

@@ -3,11 +3,14 @@
 Paper [65]: Sara Elkerdawy, Mostafa Elhoushi, Hong Zhang, Nilanjan Ray, "Fire Together Wire Together: A Dynamic
 Pruning Approach with Self-Supervised Mask Prediction", CVPR 2022, arXiv:2110.08232 (Sec. 3). A small decoder
 (global max pool + 1x1 conv, i.e. a dense layer on the pooled vector) reads the layer's input and predicts which
-output channels of the conv fire for this input; its target is the binarised heatmap of the layer's own activations: per-channel activation mass
-||a_c||_1, sorted, keeping the smallest set of channels whose cumulative mass covers the fraction tau of the total
-(`ftwt_mask_target`). The mask-prediction loss is binary cross-entropy against that target, with stop-gradient on
-the target (`ftwt_mask_loss`); the predicted (thresholded) mask gates the conv's output channels.
-Not checked against the paper's exact equations in this session (deadline); no experiment yet.
+output channels of the conv fire for this input. Its target is the binarised heatmap mass of the layer's own
+(post-activation) output, as in the authors' code (`utils/layers.py` of github.com/selkerdawy/FTWT,
+`get_gt_mask_ratio`): per channel the heatmap peak h_c = max_{h,w} |a_c|, normalised to sum 1 over channels, sorted
+in decreasing order; a channel is kept while the cumulative normalised mass up to and including it is <= tau
+(+1e-5), i.e. the kept set covers at most the fraction tau of the mass (tau = 1 keeps every channel with a non-zero
+peak; a channel whose own share exceeds tau is dropped, as in the authors' code) (`ftwt_mask_target`). The
+mask-prediction loss is binary cross-entropy against that target, with stop-gradient on the target
+(`ftwt_mask_loss`); the predicted (thresholded at sigmoid = 0.5) mask gates the conv's output channels.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ from flax import nnx
 
 
 def ftwt_mask_target(activations: jax.Array, tau: float) -> jax.Array:
-  """Binarised heatmap target (Elkerdawy et al. 2022, arXiv:2110.08232, Sec. 3).
+  """Binarised heatmap-mass target (Elkerdawy et al. 2022, arXiv:2110.08232, Sec. 3; the authors' code).
+
+  Per example: h_c = max over space of |a_c|, p_c = h_c / sum_c h_c, channels sorted by decreasing p; a sorted
+  channel is kept iff the cumulative p up to and including it is <= tau + 1e-5 (tau = 1: kept iff p_c > 1e-5). An
+  all-zero activation map gives an all-zero target.
 
   Args:
-    activations: (B, H, W, C) conv output of the layer.
-    tau: mass fraction in (0, 1]; keeps the fewest channels whose l1 mass covers tau of the total.
+    activations: (B, H, W, C) post-activation output of the layer.
+    tau: heatmap-mass fraction in (0, 1].
 
   Returns:
     (B, C) float mask in {0, 1}, under stop_gradient.
@@ -32,14 +39,18 @@ def ftwt_mask_target(activations: jax.Array, tau: float) -> jax.Array:
     raise ValueError(f"tau must be in (0, 1], got {tau}")
   if activations.ndim != 4:
     raise ValueError(f"activations must be (B, H, W, C), got shape {activations.shape}")
-  mass = jnp.sum(jnp.abs(activations), axis=(1, 2))            # (B, C)
-  order = jnp.argsort(-mass, axis=-1)
-  sorted_mass = jnp.take_along_axis(mass, order, axis=-1)
-  cum = jnp.cumsum(sorted_mass, axis=-1)
-  total = cum[:, -1:]
-  # keep a sorted channel if the mass before it has not yet reached tau * total
-  keep_sorted = (cum - sorted_mass) < tau * total
-  mask = jnp.zeros_like(mass).at[jnp.arange(mass.shape[0])[:, None], order].set(keep_sorted.astype(mass.dtype))
+  delta = 1e-5
+  heat = jnp.max(jnp.abs(activations), axis=(1, 2))                    # (B, C) global max pool of |a|
+  total = jnp.sum(heat, axis=-1, keepdims=True)
+  p = heat / jnp.where(total > 0, total, 1.0)
+  if float(tau) == 1.0:
+    mask = (p > delta).astype(heat.dtype)
+  else:
+    order = jnp.argsort(-p, axis=-1)
+    cum = jnp.cumsum(jnp.take_along_axis(p, order, axis=-1), axis=-1)
+    keep_sorted = (cum - tau <= delta).astype(heat.dtype)
+    mask = jnp.zeros_like(p).at[jnp.arange(p.shape[0])[:, None], order].set(keep_sorted)
+  mask = jnp.where(total > 0, mask, 0.0)
   return jax.lax.stop_gradient(mask)
 
 

@@ -8,16 +8,16 @@ from jaxlib_methods.nn import FTWTConv, ftwt_mask_loss, ftwt_mask_target
 
 
 def _np_target(a, tau):
-  mass = np.abs(a.astype(np.float64)).sum(axis=(1, 2))
-  out = np.zeros_like(mass)
-  for b in range(mass.shape[0]):
-    order = np.argsort(-mass[b])
-    total, acc = mass[b].sum(), 0.0
-    for c in order:
-      if acc >= tau * total:
-        break
-      out[b, c] = 1.0
-      acc += mass[b, c]
+  """float64 transcription of the authors' get_gt_mask_ratio: peak |a| per channel, normalised, sorted, cumsum."""
+  heat = np.abs(a.astype(np.float64)).max(axis=(1, 2))
+  out = np.zeros_like(heat)
+  for b in range(heat.shape[0]):
+    p = heat[b] / heat[b].sum()
+    acc = 0.0
+    for c in np.argsort(-p, kind="stable"):
+      acc += p[c]
+      if (tau == 1.0 and p[c] > 1e-5) or (tau < 1.0 and acc - tau <= 1e-5):
+        out[b, c] = 1.0
   return out
 
 
@@ -25,6 +25,12 @@ def test_ftwt_exact():
   a = np.random.default_rng(0).normal(size=(3, 4, 4, 8)).astype(np.float32)
   for tau in (0.3, 0.7, 1.0):
     np.testing.assert_array_equal(np.asarray(jax.jit(ftwt_mask_target, static_argnums=1)(a, tau)), _np_target(a, tau))
+  # hand-computed: peaks (0.5, 0.3, 0.2) -> tau 0.8 keeps the first two, 0.7 only the first, 0.4 none (the top
+  # channel alone exceeds tau); all-zero maps give an empty target
+  h = np.zeros((1, 2, 2, 3), np.float32); h[0, 0, 0] = [0.5, -0.3, 0.2]
+  for tau, want in ((0.8, [1, 1, 0]), (0.7, [1, 0, 0]), (0.4, [0, 0, 0]), (1.0, [1, 1, 1])):
+    np.testing.assert_array_equal(np.asarray(ftwt_mask_target(h, tau))[0], want)
+  np.testing.assert_array_equal(np.asarray(ftwt_mask_target(np.zeros_like(h), 0.5)), 0.0)
   # no gradient flows into the target
   g = jax.grad(lambda x: jnp.sum(ftwt_mask_target(x, 0.5) * x.sum(axis=(1, 2))))(jnp.asarray(a))
   np.testing.assert_allclose(np.asarray(g), np.broadcast_to(np.asarray(ftwt_mask_target(a, 0.5))[:, None, None], a.shape))
