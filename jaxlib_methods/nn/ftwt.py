@@ -76,12 +76,15 @@ class FTWTConv(nnx.Module):
     in_features: input channels.
     out_features: output channels C.
     kernel_size: conv kernel size.
+    param_dtype: dtype of the conv's and the predictor's parameters (float32 default).
     rngs: nnx.Rngs.
   """
 
-  def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, *, rngs: nnx.Rngs):
-    self.conv = nnx.Conv(in_features, out_features, (kernel_size, kernel_size), padding="SAME", rngs=rngs)
-    self.predictor = nnx.Linear(in_features, out_features, rngs=rngs)
+  def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, *, param_dtype=jnp.float32,
+               rngs: nnx.Rngs):
+    self.conv = nnx.Conv(in_features, out_features, (kernel_size, kernel_size), padding="SAME",
+                         param_dtype=param_dtype, rngs=rngs)
+    self.predictor = nnx.Linear(in_features, out_features, param_dtype=param_dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array, threshold: float = 0.5):
     """Returns (gated output (B, H, W, C), mask logits (B, C), dense conv output (B, H, W, C)).

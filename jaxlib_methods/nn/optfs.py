@@ -69,17 +69,21 @@ class OptFSGate(nnx.Module):
     num_values: total number of feature values (vocabulary over all fields).
     init: initial gate logit (the authors' default 0.5).
     rescale: divide the gates by ``sigmoid(init)`` as the authors' code does (every gate starts at 1).
+    param_dtype: dtype of the gate logits (float32 default; bfloat16 for a low-precision model).
     rngs: unused (kept for the NNX constructor convention).
   """
 
-  def __init__(self, num_values: int, *, init: float = 0.5, rescale: bool = True, rngs: nnx.Rngs | None = None):
+  def __init__(self, num_values: int, *, init: float = 0.5, rescale: bool = True, param_dtype=jnp.float32,
+               rngs: nnx.Rngs | None = None):
     if isinstance(num_values, bool) or not isinstance(num_values, int) or num_values < 1:
       raise ValueError(f"num_values must be a positive int, got {num_values!r}")
     if not np.isfinite(init):
       raise ValueError(f"init must be finite, got {init}")
     self.num_values = num_values
     self.scale = float(1.0 + np.exp(-float(init))) if rescale else 1.0
-    self.logits = nnx.Param(jnp.full((num_values,), init, jnp.float32))
+    if not jnp.issubdtype(param_dtype, jnp.floating):
+      raise TypeError(f"param_dtype must be a floating dtype, got {param_dtype}")
+    self.logits = nnx.Param(jnp.full((num_values,), init, param_dtype))
 
   def gate(self, ids, beta, *, hard: bool = False):
     """Gate values for integer ids ``ids`` (any shape): ``sigmoid(beta * m[ids])`` or the hard ``m[ids] > 0``,

@@ -59,3 +59,29 @@ def test_ftwt_exact():
     ftwt_mask_target(a[0], 0.5)
   with pytest.raises(ValueError, match="x must be"):
     m(x[..., :1])
+
+
+def test_ftwt_conv_layer_contract(tmp_path):
+  """nnx.jit, split/merge train step, bf16 parameters, orbax round trip (issue 20's module contract); the loss is
+  the gated output's mean square plus the mask-prediction loss, so both the conv and the predictor train."""
+  import jax.numpy as jnp
+  from flax import nnx
+
+  from jaxlib_methods.nn import FTWTConv, ftwt_mask_loss, ftwt_mask_target
+  from tests.nn._layer_contract import check_layer_contract
+
+  class _Wrap(nnx.Module):   # the contract compares single outputs: the gated output
+    def __init__(self, param_dtype):
+      self.inner = FTWTConv(3, 4, param_dtype=param_dtype, rngs=nnx.Rngs(0))
+
+    def __call__(self, x):
+      return self.inner(x)[0]
+
+  def loss(m, x):
+    out, logits, dense = m.inner(x)
+    return (jnp.mean(jnp.asarray(out, jnp.float32) ** 2)
+            + jnp.mean(ftwt_mask_loss(logits.astype(jnp.float32),
+                                      ftwt_mask_target(dense.astype(jnp.float32), 0.9))))
+
+  x = jnp.linspace(-1.0, 1.0, 2 * 5 * 5 * 3).reshape(2, 5, 5, 3)
+  check_layer_contract(_Wrap, x, tmp_path, loss=loss)

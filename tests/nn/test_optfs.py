@@ -53,3 +53,23 @@ def test_optfs_gate_exact():
     optfs_gamma(200.0, 1)
   with pytest.raises(ValueError, match="final_beta"):
     optfs_gamma(0.5, 10)
+
+
+def test_optfs_gate_layer_contract(tmp_path):
+  """nnx.jit, split/merge train step, bf16 logits, orbax round trip (issue 20's module contract)."""
+  import jax.numpy as jnp
+  from flax import nnx
+
+  from jaxlib_methods.nn import OptFSGate
+  from tests.nn._layer_contract import check_layer_contract
+
+  class _Wrap(nnx.Module):
+    def __init__(self, param_dtype):
+      self.gate = OptFSGate(6, param_dtype=param_dtype)
+
+    def __call__(self, x):
+      ids = jnp.array([[0, 3, 5], [1, 2, 4]])
+      return self.gate(ids, x, 2.0)
+
+  x = jnp.linspace(-1.0, 1.0, 2 * 3 * 4).reshape(2, 3, 4)
+  check_layer_contract(_Wrap, x, tmp_path)
