@@ -90,7 +90,7 @@ from jaxlib_methods.nn.ssvi import SparseMeanFieldDense
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
 from jaxlib_methods.runner import sweep
 from jaxlib_methods.nn.repquant import channelwise_to_layerwise_reparam
-from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
+from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=73, title="Stationary Representations: Optimally Approximating Compatibility and "
               "Implications for Improved Model Replacements", year=2024, arxiv="2405.02581")
@@ -135,7 +135,7 @@ class Config:
   repq_outlier_scale: Annotated[float, Range(ge=1)] = 20.0             # [33] their gamma factor
   repq_calib: Annotated[int, Range(ge=2)] = 256                        # [33] calibration samples
   repq_test: PositiveInt = 1024                                        # [33] evaluation samples
-  repq_bits: Annotated[tuple[int, ...], Range(ge=2, le=16)] = (4, 6)   # [33] activation bit widths
+  repq_bits: Annotated[tuple[int, ...], Range(ge=2, le=16), Length(min=1)] = (4, 6)   # [33] activation bits
   repq: Literal["reparam", "skip"] = "reparam"                         # [33] "skip": no folding (a mutation)
   mesh: MeshConfig = MeshConfig()   # devices the vmapped seeds are split over
 
