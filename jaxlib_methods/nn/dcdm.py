@@ -115,10 +115,11 @@ def dcdm_solve(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, direction
     r = r - alpha * ad
     slot = k % k_orth
     ds, ads, dads = ds.at[slot].set(d), ads.at[slot].set(ad), dads.at[slot].set(dad)
-    hist = jnp.where(jnp.arange(max_iters + 1) >= k + 1, jnp.linalg.norm(r) / bnorm, hist)
+    hist = hist.at[k + 1].set(jnp.linalg.norm(r) / bnorm)
     return k + 1, x, r, ds, ads, dads, hist
 
   k, x, r, *_, hist = jax.lax.while_loop(cond, body, (jnp.int32(0), x, r, ds, ads, dads, hist))
+  hist = jnp.where(jnp.arange(max_iters + 1) > k, hist[k], hist)   # entries after the last iterate hold its residual
   return x, {"iters": k, "residuals": hist}
 
 
