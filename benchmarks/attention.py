@@ -4,8 +4,8 @@
     python benchmarks/attention.py --quick         # GPU: seq 1k, 4k, 16k only
     python benchmarks/attention.py --tiny          # any machine: a smaller smoke run (GPU kernels interpreted)
 
-GPU run, in this order (a deadline, --deadline-s, default 450 s, stops the speed tables early and says so, so the
-whole run stays under 8 minutes on one H100; the tolerance checks run first and always):
+GPU run, in this order (the tolerance checks run first and always, about 3 minutes on an H200 with their compiles;
+a deadline, --deadline-s, default 450 s counted from their end, stops the speed tables early and says so):
   1. Compiled-path tolerances: our FlashAttention-2 kernels (`jaxlib_methods.kernels.flash_attention`) on the GPU,
      forward and all three gradients, against the XLA reference at HIGHEST precision in fp32, for bf16 and fp16
      inputs and fp32 with precision "default" (TF32), "high" (3xTF32) and "highest" (IEEE), causal and not, GQA,
@@ -138,6 +138,69 @@ def tolerance_checks(log=print, interpret=False, cases=None):
     ok = all(np.isfinite(errs)) and max(errs) < tol
     failures += not ok
     log(_fmt_row([name, dkey, f"{tol:.0e}"] + [f"{e:.1e}" for e in errs] + ["yes" if ok else "**NO**"]))
+  return failures
+
+
+GLA_TOLERANCES = {"bf16": 2e-2, "fp32-default": 5e-3, "fp32-highest": 1e-4}
+GLA_CASES = [
+    # (name, dtype key, precision, (B, T, H, Dk, Dv), gate divisor, options)
+    ("GLA bf16 Dk128 Dv128 h0", "bf16", None, (2, 1000, 4, 128, 128), 16.0, dict(initial_state=True)),
+    ("GLA bf16 Dk64 Dv256 strong decay seg", "bf16", None, (2, 1024, 4, 64, 256), 1.0, dict(segments=True)),
+    ("GLA bf16 varlen h0", "bf16", None, (1, 1500, 4, 128, 128), 16.0, dict(initial_state=True, varlen=3)),
+    ("GLA fp32 default (TF32)", "fp32-default", None, (2, 1000, 4, 128, 128), 16.0, dict(initial_state=True)),
+    ("GLA fp32 highest (IEEE)", "fp32-highest", "highest", (1, 700, 4, 64, 64), 4.0, dict(segments=True)),
+]
+
+
+def gla_tolerance_checks(log=print, interpret=False, cases=None):
+  """GLA's kernels (`jaxlib_methods.kernels.gla`) on this machine's compiled path (or interpret) vs the fp32
+  recurrence (`gated_linear_attention_reference`): output, final state and the gradients of q, k, v, the log gates
+  and the initial state. Returns the number of failed checks."""
+  from jaxlib_methods.kernels.gla import (gated_linear_attention,   # pylint: disable=g-import-not-at-top
+                                          gated_linear_attention_reference)
+  log("\n## GLA compiled-path tolerances: relative L2 error vs the fp32 recurrence\n")
+  header = ["case", "dtype / precision", "tol", "out", "state", "dq", "dk", "dv", "dgate", "dh0", "pass"]
+  log(_fmt_row(header))
+  log(_fmt_row(["---"] * len(header)))
+  failures = 0
+  for name, dkey, prec, (b, t, h, dk, dv), gdiv, opts in (cases or GLA_CASES):
+    dt = _DTYPES[dkey.split("-")[0]]
+    keys = jax.random.split(jax.random.PRNGKey(t + dk + dv), 8)
+    q, k = (jax.random.normal(kk, (b, t, h, dk), jnp.float32) / np.sqrt(dk) for kk in keys[:2])
+    v = jax.random.normal(keys[2], (b, t, h, dv), jnp.float32)
+    g = jax.nn.log_sigmoid(jax.random.normal(keys[3], (b, t, h, dk))) / gdiv
+    do = jax.random.normal(keys[4], (b, t, h, dv), jnp.float32)
+    kw = {}
+    n_states = b
+    if opts.get("varlen"):
+      cuts = np.sort(np.asarray(jax.random.choice(keys[5], np.arange(1, t), (opts["varlen"] - 1,), replace=False)))
+      kw["cu_seqlens"] = jnp.asarray(np.concatenate([[0], cuts, [t]]), jnp.int32)
+      n_states = opts["varlen"]
+    if opts.get("segments"):
+      kw["segment_ids"] = jnp.cumsum(jax.random.bernoulli(keys[5], 4.0 / t, (b, t)), axis=1).astype(jnp.int32)
+    h0 = jax.random.normal(keys[6], (n_states, h, dk, dv), jnp.float32) if opts.get("initial_state") else None
+    ds = jax.random.normal(keys[7], (n_states, h, dk, dv), jnp.float32)
+    qd, kd, vd, dod = (x.astype(dt) for x in (q, k, v, do))
+
+    def run(fn, q, k, v, g, h0, kw=kw):
+      def f(q, k, v, g, h0):
+        return fn(q, k, v, g, initial_state=h0, **kw)
+      (o, s), pull = jax.vjp(f, q, k, v, g, h0)
+      return o, s, pull((dod.astype(o.dtype), ds))
+
+    precision = {"highest": jax.lax.Precision.HIGHEST}.get(prec)
+    ours = jax.jit(functools.partial(run, functools.partial(gated_linear_attention, precision=precision,
+                                                            interpret=interpret)))
+    o, s, grads = ours(qd, kd, vd, g, h0)
+    r_o, r_s, r_grads = run(gated_linear_attention_reference, *(x.astype(jnp.float32) for x in (qd, kd, vd)), g, h0)
+    errs = [_rel(o, r_o), _rel(s, r_s)] + [_rel(x, r) for x, r in zip(grads[:4], r_grads[:4])]
+    errs.append(float("nan") if h0 is None else _rel(grads[4], r_grads[4]))
+    tol = GLA_TOLERANCES[dkey]
+    checked = [e for e, x in zip(errs, [1] * 6 + [h0]) if x is not None]
+    ok = all(np.isfinite(checked)) and max(checked) < tol
+    failures += not ok
+    log(_fmt_row([name, dkey, f"{tol:.0e}"] + [("-" if np.isnan(e) else f"{e:.1e}") for e in errs]
+                 + ["yes" if ok else "**NO**"]))
   return failures
 
 
@@ -284,7 +347,7 @@ def main(argv=None) -> int:
   parser.add_argument("--tiny", action="store_true", help="the CPU smoke run on any machine")
   parser.add_argument("--reps", type=int, default=10)
   parser.add_argument("--deadline-s", type=float, default=450.0,
-                      help="GPU: stop the speed tables after this many seconds from the start")
+                      help="GPU: stop the speed tables this many seconds after the tolerance checks end")
   args = parser.parse_args(argv)
   t_start = time.perf_counter()
   dev = jax.devices()[0]
@@ -296,7 +359,9 @@ def main(argv=None) -> int:
     print(f"\n{failures} tolerance check(s) failed; total {time.perf_counter() - t_start:.0f} s")
     return 1 if failures else 0
   failures = tolerance_checks()
-  deadline = t_start + args.deadline_s
+  failures += gla_tolerance_checks()
+  print(f"\n(tolerance checks: {time.perf_counter() - t_start:.0f} s, compiles included)", flush=True)
+  deadline = time.perf_counter() + args.deadline_s
   lengths = [1024, 4096, 16384] if args.quick else [1024, 2048, 4096, 8192, 16384]
   bench_attention(lengths, (64, 128), jnp.bfloat16, args.reps, deadline)
   bench_gla(lengths, 128, jnp.bfloat16, args.reps, deadline + 60)

@@ -287,16 +287,25 @@ class BlockSizes:
         raise ValueError(f"BlockSizes.{f.name} must be 1, 2, 4, 8 or 16, got {f.name}={val}")
 
   @classmethod
-  def get_default(cls, head_dim: int, dtype=jnp.bfloat16, head_dim_v: Optional[int] = None) -> "BlockSizes":
-    """Defaults per (padded) head dim and dtype, checked to fit sm_80 and sm_90a shared memory with zero register
-    spills up to head_dim 128 (see `benchmarks/kernel_resources.py` and docs/benchmarks.md).
+  def get_default(cls, head_dim: int, dtype=jnp.bfloat16, head_dim_v: Optional[int] = None,
+                  arch: Optional[int] = None) -> "BlockSizes":
+    """Defaults per (padded) head dim, dtype and GPU architecture.
+
+    On sm_90 (H100/H200) with 2-byte inputs and head dims <= 128: tiles measured fastest on an H200
+    (`benchmarks/fa2_tune.py`). Everywhere else: tiles checked offline to fit sm_80 and sm_90a shared memory with
+    zero register spills up to head_dim 128 (`benchmarks/kernel_resources.py`; docs/benchmarks.md has both tables).
 
     Args:
       head_dim: H (query/key head dim). dtype: input dtype. head_dim_v: Hv (default H).
+      arch: compute capability x 10 (90, 80, ...) the kernels compile for; None: the GPU jax runs on (`gpu_arch()`),
+        or the architecture-independent tiles when there is none (interpret mode, `jax.export` from a CPU host).
     """
     hp = _pow2_dim(max(head_dim, head_dim if head_dim_v is None else head_dim_v))
     wide = jnp.dtype(dtype).itemsize >= 4
-    return _DEFAULTS[(min(max(hp, 64), 256), wide)]
+    key = (min(max(hp, 64), 256), wide)
+    if (gpu_arch() if arch is None else arch) == 90 and key in _HOPPER_DEFAULTS:
+      return _HOPPER_DEFAULTS[key]
+    return _DEFAULTS[key]
 
   def with_blocks(self, block_q: Optional[int] = None, block_k: Optional[int] = None) -> "BlockSizes":
     """Overrides every kernel's query tile with block_q and key tile with block_k (None: keep)."""
@@ -327,6 +336,28 @@ _DEFAULTS = {
     (128, True): _bs((128, 32, 8, 2), (32, 32, 8, 2), (64, 32, 8, 2)),
     (256, True): _bs((32, 32, 8, 2), (16, 32, 8, 1), (32, 32, 8, 1)),
 }
+
+
+# Hopper (sm_90: H100, H200), 2-byte inputs: tiles measured on an H200 (benchmarks/fa2_tune.py, docs/benchmarks.md,
+# 2026-11-30): forward + backward 1.5-4x faster than the zero-spill rows above (whose 32-row dK/dV tiles cannot use
+# wgmma). They spill a few KB of registers in the dK/dV kernel and need up to 230,400 B of shared memory in the
+# forward at head dim 128 (limit 232,448), so they are used on sm_90 only. Other rows fall back to `_DEFAULTS`.
+_HOPPER_DEFAULTS = {
+    (64, False): _bs((128, 64, 4, 3), (64, 64, 4, 2), (128, 64, 8, 2)),
+    (128, False): _bs((128, 128, 8, 3), (64, 64, 4, 2), (64, 32, 4, 2)),
+}
+
+
+def gpu_arch() -> Optional[int]:
+  """Compute capability x 10 of the GPU jax runs on (90 for an H100/H200, 80 for an A100), or None without one."""
+  if jax.default_backend() != "gpu":
+    return None
+  cc = getattr(jax.devices()[0], "compute_capability", None)
+  try:
+    major, minor = str(cc).split(".")[:2]
+    return 10 * int(major) + int(minor)
+  except (TypeError, ValueError):
+    return None
 
 
 def _pow2_dim(d: int) -> int:
@@ -850,6 +881,7 @@ class AttentionConfig:
   softcap: Optional[float] = None
   precision: Optional[str] = None
   batch: int = 1
+  arch: Optional[int] = None        # the tiles of `BlockSizes.get_default(..., arch=arch)`; None: the generic ones
 
   @property
   def name(self) -> str:
@@ -861,6 +893,7 @@ class AttentionConfig:
     parts += ["seg"] if self.segments else []
     parts += [f"cap{self.softcap:g}"] if self.softcap else []
     parts += [f"prec-{self.precision}"] if self.precision else []
+    parts += [f"sm{self.arch}"] if self.arch else []
     return "-".join(parts)
 
   def args(self) -> List[jax.ShapeDtypeStruct]:
@@ -878,6 +911,9 @@ class AttentionConfig:
     """(forward, vjp) functions of the abstract args, calling `flash_attention` for `platform`."""
     kw = dict(causal=self.causal, window=self.window, softcap=self.softcap, precision=self.precision,
               platform=platform, **kernel_kwargs)
+    if self.arch is not None and "block_sizes" not in kw:
+      kw["block_sizes"] = BlockSizes.get_default(self.head_dim, _DT_NAMES[self.dtype], self.head_dim_v,
+                                                 arch=self.arch)
 
     def call(q, k, v, *seg):
       return flash_attention(q, k, v, segment_ids=seg[0] if seg else None, **kw)
@@ -914,6 +950,12 @@ def lowering_matrix() -> List[AttentionConfig]:
       # fp32 precisions
       c(head_dim=128, dtype="fp32", precision="high"),
       c(head_dim=64, dtype="fp32", causal=True, precision="highest"),
+      # the Hopper tiles (sm_90 only: they must fit sm_90a; see _HOPPER_DEFAULTS)
+      *[c(head_dim=h, causal=causal, arch=90) for h in (64, 128) for causal in (False, True)],
+      c(head_dim=96, heads=8, kv_heads=1, causal=True, t=200, arch=90),
+      c(head_dim=128, dtype="fp16", causal=True, arch=90),
+      c(head_dim=128, heads=8, kv_heads=2, causal=True, window=(128, 0), segments=True, softcap=50.0, t=250,
+        arch=90),
   ]
 
 
@@ -934,7 +976,10 @@ def lowering_cases(platform: str):
     args = tuple(cfg.args())
     # The vjp lowers the forward kernel too (it runs the custom_vjp forward rule, the same pallas_call as the
     # primal); a standalone forward case is kept for the first configs (every head dim, causal and not).
+    archs = (cfg.arch,) if cfg.arch else (80, 90)
     if i < 10:
-      cases.append(LoweringCase(f"fa2-fwd-{cfg.name}", fwd, args, platform, default=cfg.precision is None))
-    cases.append(LoweringCase(f"fa2-vjp-{cfg.name}", vjp, args, platform, default=cfg.precision is None))
+      cases.append(LoweringCase(f"fa2-fwd-{cfg.name}", fwd, args, platform, default=cfg.precision is None,
+                                archs=archs))
+    cases.append(LoweringCase(f"fa2-vjp-{cfg.name}", vjp, args, platform, default=cfg.precision is None,
+                              archs=archs))
   return cases

@@ -43,12 +43,15 @@ class LoweringCase:
     args: `jax.ShapeDtypeStruct`s of the arguments.
     platform: "cuda" or "tpu".
     default: True when this is a config users get by default (it must fit the hardware: see kernel_resources).
+    archs: the GPU architectures (compute capability x 10) whose resources a default config must fit: both by
+      default; (90,) for tiles used on Hopper only.
   """
   name: str
   fn: Callable[..., Any]
   args: tuple
   platform: str
   default: bool = True
+  archs: tuple = (80, 90)
 
   def __post_init__(self):
     if self.platform not in PLATFORMS:
@@ -68,7 +71,21 @@ def lower(fn: Callable[..., Any], args: Sequence[Any], platform: str) -> export.
   """
   if platform not in PLATFORMS:
     raise ValueError(f"platform must be one of {PLATFORMS}, got {platform!r}")
-  return export.export(jax.jit(fn), platforms=[platform], disabled_checks=list(DISABLED_CHECKS))(*args)
+  with _target_device(platform):
+    return export.export(jax.jit(fn), platforms=[platform], disabled_checks=list(DISABLED_CHECKS))(*args)
+
+
+# jax >= 0.11 asks Pallas' Triton lowering for the GPU it compiles for; with no GPU attached it must be told, through
+# an abstract mesh naming an abstract device (jax 0.10, the tested range, lowers for a generic target without one).
+ABSTRACT_GPU_KIND = "NVIDIA H100"
+
+
+def _target_device(platform: str):
+  abstract_device = getattr(jax.sharding, "AbstractDevice", None)
+  if platform != "cuda" or abstract_device is None or jax.default_backend() == "gpu":
+    return contextlib.nullcontext()
+  mesh = jax.sharding.AbstractMesh((), (), abstract_device=abstract_device(ABSTRACT_GPU_KIND, None, "gpu"))
+  return jax.sharding.use_abstract_mesh(mesh)
 
 
 def lower_case(case: LoweringCase) -> export.Exported:

@@ -88,9 +88,10 @@ def _inputs(b, t, s, n, kh, h, hv, dtype=jnp.float32, seed=0):
   return q, k, v, do
 
 
-def _check_fwd_bwd(shape, opts, *, block_q=16, block_k=16, dtype=jnp.float32):
+def _check_fwd_bwd(shape, opts, *, block_q=16, block_k=16, dtype=jnp.float32, block_sizes=None):
   q, k, v, do = _inputs(*shape, dtype=dtype)
-  kern = lambda q, k, v: flash_attention(q, k, v, block_q=block_q, block_k=block_k, interpret=True, **opts)
+  kern = lambda q, k, v: flash_attention(q, k, v, block_q=block_q, block_k=block_k, block_sizes=block_sizes,
+                                         interpret=True, **opts)
   out, vjp = jax.vjp(kern, q, k, v)
   grads = vjp(do)
   assert out.dtype == dtype and out.shape == shape[:2] + (shape[3], shape[6])
@@ -337,6 +338,18 @@ def test_default_block_sizes_per_head_dim_and_dtype():
   for h in (64, 128, 256):
     b16, b32 = BlockSizes.get_default(h, jnp.bfloat16), BlockSizes.get_default(h, jnp.float32)
     assert b32.block_q * b32.block_k <= b16.block_q * b16.block_k
+
+
+@pytest.mark.parametrize("head_dim", [pytest.param(64, marks=pytest.mark.slow), 128])
+def test_hopper_tiles_match_reference(head_dim):
+  """The sm_90 tiles (measured on an H200; 128-row forward tiles, 64x64 dK/dV, 64x32 dQ at head dim 128) on a
+  ragged GQA causal config with a window, segments and a softcap: several blocks per axis, partial last blocks."""
+  bs = BlockSizes.get_default(head_dim, jnp.bfloat16, arch=90)
+  assert bs != BlockSizes.get_default(head_dim, jnp.bfloat16, arch=80)
+  seg = np.array([[0] * 90 + [1] * 110])
+  _check_fwd_bwd((1, 200, 200, 4, 2, head_dim, head_dim),
+                 dict(causal=True, window=(150, 0), softcap=20.0, segment_ids=seg),
+                 block_q=None, block_k=None, dtype=jnp.bfloat16, block_sizes=bs)
 
 
 def test_dispatch():
