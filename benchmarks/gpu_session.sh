@@ -29,7 +29,7 @@ echo "attention rc=${PIPESTATUS[0]}"
 
 echo "== optimizers on the GPU"
 timeout -s KILL 150 $PY benchmarks/optimizers.py --d-model 1024 --layers 4 --vocab 8192 --seq 512 --batch 8 \
-  --rank 256 --steps 20 --svd-steps 0 --no-wave2 --only galore_std,q_galore,frugal_columns 2>&1 \
+  --rank 256 --steps 20 --svd-steps 0 --no-wave2 --only galore_std,galore_rsvd,q_galore,frugal_columns 2>&1 \
   | tee "$OUT/optimizers.txt"
 echo "optimizers rc=${PIPESTATUS[0]}"
 date -u

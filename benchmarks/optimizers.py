@@ -97,7 +97,7 @@ def analytic_bytes(params, kind: str, rank: int, rho: float, group_size: int) ->
       total += adam8_bytes(size) if kind == "q_galore_8bit" else 8 * size
       continue
     r = min(rank, m, n)
-    if kind == "galore_std":
+    if kind in ("galore_std", "galore_rsvd"):
       total += 4 * (min(m, n) * r + 2 * r * max(m, n))
     elif kind == "galore_reverse":
       total += 4 * (max(m, n) * r + 2 * r * min(m, n))
@@ -248,6 +248,8 @@ def main(argv=None):
       return optax.adamw(lr)
     if kind == "galore_std":
       return O.galore(lr, rank=r, update_gap=gap, side="std", **low)
+    if kind == "galore_rsvd":
+      return O.galore(lr, rank=r, update_gap=gap, side="std", projector="randomized_svd", **low)
     if kind == "galore_reverse":
       return O.galore(lr, rank=r, update_gap=gap, side="reverse_std", **low)
     if kind == "q_galore":
@@ -269,7 +271,7 @@ def main(argv=None):
       with open(args.out, "w") as f:
         f.write(table + "\n")
     return []
-  kinds = ["adamw", "galore_std", "galore_reverse", "q_galore", "q_galore_8bit", "frugal_columns", "frugal_svd",
+  kinds = ["adamw", "galore_std", "galore_rsvd", "galore_reverse", "q_galore", "q_galore_8bit", "frugal_columns", "frugal_svd",
            "frugal_blocks"]
   if args.only:
     kinds = ["adamw"] + [k for k in kinds[1:] if k in args.only.split(",")]
