@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -254,8 +255,15 @@ def field_spec(cls: type, name: str, hints: Optional[dict] = None) -> FieldSpec:
 
 
 def field_specs(cls: type) -> list[FieldSpec]:
+  """The `FieldSpec` of every field of config class `cls` (computed once per class: resolving the annotations is
+  the costly part, and a class's annotations do not change)."""
+  return list(_field_specs(cls))
+
+
+@functools.lru_cache(maxsize=None)
+def _field_specs(cls: type) -> tuple[FieldSpec, ...]:
   hints = typing.get_type_hints(cls, include_extras=True)
-  return [field_spec(cls, f.name, hints) for f in dataclasses.fields(cls)]
+  return tuple(field_spec(cls, f.name, hints) for f in dataclasses.fields(cls))
 
 
 def undeclared_fields(cls: type, prefix: str = "") -> list[str]:

@@ -24,8 +24,10 @@ status 2, before any work.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib
+import importlib.util
 import json
 import pkgutil
 import types
@@ -125,6 +127,9 @@ def discover(package: str = "experiments") -> dict[str, Experiment]:
 def get(name: str, package: str = "experiments") -> Experiment:
   """One experiment by name; `UsageError` naming the valid choices if there is none."""
   pkg = importlib.import_module(package)
+  if (isinstance(name, str) and name.isidentifier() and not name.startswith("_")
+      and importlib.util.find_spec(f"{package}.{name}") is not None):
+    return _load(name, package)
   names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
   if name not in names:
     raise UsageError(f"unknown experiment {name!r}; valid experiments: {', '.join(names)}")
@@ -135,7 +140,9 @@ def get(name: str, package: str = "experiments") -> Experiment:
 # `--set key=value` overrides.
 # ----------------------------------------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=None)
 def _field_types(cls: type) -> dict[str, Any]:
+  """The resolved annotations of config class `cls` (once per class; callers only read the dict)."""
   return typing.get_type_hints(cls)
 
 
