@@ -77,6 +77,7 @@ PRESETS = {
 }
 TINY = ("steps=500", "log_every=250", "num_seeds=2", "update_interval=20")
 MUTATIONS = {"masks_never_change": ("drop_fraction=0",)}
+MUTATION_TEST_SLOW = True   # its first mutation takes 10-14 s of CPU at TINY (CI log of 2026-11-30): kept for -m slow
 
 
 def make_teacher(config: Config, seed: int):

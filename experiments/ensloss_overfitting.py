@@ -73,6 +73,7 @@ PRESETS = {"cpu": Config(), "gpu": Config(n_train=5000, n_test=20000, hidden=409
            "tpu": Config(n_train=5000, n_test=20000, hidden=4096, steps=20000)}
 TINY = ("seeds=4", "steps=1000", "hidden=256", "n_test=2000")
 MUTATIONS = {"logistic_in_place_of_ensloss": ("ens_slot=logistic",)}
+MUTATION_TEST_SLOW = True   # its first mutation takes 10-14 s of CPU at TINY (CI log of 2026-11-30): kept for -m slow
 
 
 def make_data(config: Config, rep: int):

@@ -116,6 +116,7 @@ PRESETS = {
 TINY = ("seeds=3", "n_train=512", "n_val=128", "n_test=512", "epochs=12", "ldr_lambdas=1.0",
         "methods=ce,aldr_kl")
 MUTATIONS = {"ce_in_place_of_aldr": ("aldr_loss=ce",)}
+MUTATION_TEST_SLOW = True   # its first mutation takes 10-14 s of CPU at TINY (CI log of 2026-11-30): kept for -m slow
 
 
 # ----------------------------------------------------------------------------------------------------------------------
