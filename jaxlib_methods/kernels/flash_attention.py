@@ -20,8 +20,9 @@ The kernels work in base 2 (exp2, with log2(e) folded into the logit scale; L is
 This module is the GPU (Triton) kernel; `flash_attention_tpu` holds the TPU (Mosaic) one, and `flash_attention`
 below picks between them with its `platform` argument. Design points of the GPU kernels:
   * Every `pallas_call` passes `jax.experimental.pallas.triton.CompilerParams` (num_warps, num_stages from
-    `BlockSizes.get_default`, chosen per head dim and dtype and checked against sm_80 / sm_90a shared memory by
-    `benchmarks/kernel_resources.py`), so the Triton route does not depend on jax's default (Mosaic GPU).
+    `BlockSizes.get_default`, chosen per head dim, dtype and GPU: on sm_90 (H100/H200) tiles measured fastest on an
+    H200 by `benchmarks/fa2_tune.py`, elsewhere tiles checked offline to fit sm_80 / sm_90a shared memory without
+    spills by `benchmarks/kernel_resources.py`), so the Triton route does not depend on jax's default (Mosaic GPU).
   * No copies of the inputs: ragged lengths and head dims that are not powers of two (96, 192) are handled by masked
     loads and stores inside the kernels (tiles are padded to powers of two in registers/shared memory only).
   * Each loop over key (or query) blocks is split into blocks that need the causal/window/length mask and blocks
@@ -300,6 +301,8 @@ class BlockSizes:
       arch: compute capability x 10 (90, 80, ...) the kernels compile for; None: the GPU jax runs on (`gpu_arch()`),
         or the architecture-independent tiles when there is none (interpret mode, `jax.export` from a CPU host).
     """
+    if arch is not None and (not isinstance(arch, int) or isinstance(arch, bool) or arch <= 0):
+      raise ValueError(f"arch must be None or a compute capability x 10 such as 80 or 90, got {arch=!r}")
     hp = _pow2_dim(max(head_dim, head_dim if head_dim_v is None else head_dim_v))
     wide = jnp.dtype(dtype).itemsize >= 4
     key = (min(max(hp, 64), 256), wide)

@@ -346,6 +346,9 @@ def test_hopper_tiles_match_reference(head_dim):
   ragged GQA causal config with a window, segments and a softcap: several blocks per axis, partial last blocks."""
   bs = BlockSizes.get_default(head_dim, jnp.bfloat16, arch=90)
   assert bs != BlockSizes.get_default(head_dim, jnp.bfloat16, arch=80)
+  assert BlockSizes.get_default(head_dim, jnp.bfloat16) == BlockSizes.get_default(head_dim, jnp.bfloat16, arch=80)
+  with pytest.raises(ValueError, match="arch"):
+    BlockSizes.get_default(head_dim, jnp.bfloat16, arch="90")
   seg = np.array([[0] * 90 + [1] * 110])
   _check_fwd_bwd((1, 200, 200, 4, 2, head_dim, head_dim),
                  dict(causal=True, window=(150, 0), softcap=20.0, segment_ids=seg),
