@@ -66,7 +66,7 @@ class CodebookLayer(nnx.Module):
   def __call__(self, a: jax.Array, *, force_code: int | jax.Array | None = None):
     codes = self.select(a, force_code=force_code)
     q = jnp.take(self.codebook_cd[...], codes, axis=0).sum(-2).astype(a.dtype)     # sum of the chosen codes
-    out = q + a - jax.lax.stop_gradient(a)                                        # straight-through to a
+    out = q + (a - jax.lax.stop_gradient(a))                     # straight-through to a; forward: exactly q
     return out, codes, q
 
 

@@ -65,7 +65,7 @@ def gumbel_softmax(key: jax.Array, logits: jax.Array, *, tau: float = 1.0, axis:
   idx = jnp.argmax(logits.astype(dt) + g, axis=axis, keepdims=True)
   one_hot = (jnp.arange(logits.shape[axis]).reshape([-1 if a == axis else 1 for a in range(logits.ndim)])
              == idx).astype(dt)
-  return (one_hot + soft - jax.lax.stop_gradient(soft)).astype(logits.dtype)
+  return (one_hot + (soft - jax.lax.stop_gradient(soft))).astype(logits.dtype)   # forward: exactly one_hot
 
 
 def gumbel_sparse_cbl_loss(key: jax.Array, concept_logits: jax.Array, *, tau: float = 1.0) -> jax.Array:
