@@ -51,7 +51,7 @@ def test_wheel_and_sdist_build_and_the_wheel_installs_and_imports(tmp_path):
   for needed in ("jaxlib_methods/catalog.json", "jaxlib_methods/py.typed", "experiments/__main__.py"):
     assert needed in names, f"{needed} missing from the wheel"
   assert any(n.endswith("licenses/LICENSE") or n.endswith("/LICENSE") for n in names)
-  assert "Requires-Dist: jax<0.11,>=0.10.2" in meta or "Requires-Dist: jax>=0.10.2,<0.11" in meta, meta[:2000]
+  assert "Requires-Dist: jax<0.13,>=0.10.2" in meta or "Requires-Dist: jax>=0.10.2,<0.13" in meta, meta[:2000]
   with tarfile.open(sdists[0]) as t:
     assert any(n.endswith("/LICENSE") for n in t.getnames())
 
