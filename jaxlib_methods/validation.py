@@ -56,9 +56,19 @@ def check_nonnegative(x: Any, name: str) -> None:
   check_in_interval(x, name, 0.0, float("inf"), closed_high=False)
 
 
-def check_int(x: Any, name: str, minimum: int | None = None) -> int:
-  """Return the Python int `x`: TypeError unless it is an int (not a bool), ValueError if it is below `minimum`."""
-  if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+def check_int(x: Any, name: str, minimum: int | None = None, *, value_error: bool = False) -> int:
+  """Return the Python int `x`: TypeError unless it is an int (not a bool), ValueError if it is below `minimum`.
+
+  With `value_error=True` both failures raise one ValueError, ``"{name} must be an int >= {minimum}, got ..."``
+  (the convention of the layer constructors in `jaxlib_methods.nn`, kept for their callers).
+  """
+  bad_type = isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer))
+  if value_error:
+    if bad_type or (minimum is not None and x < minimum):
+      bound = "" if minimum is None else f" >= {minimum}"
+      raise ValueError(f"{name} must be an int{bound}, got {name}={x!r}")
+    return int(x)
+  if bad_type:
     raise TypeError(f"{name} must be an int, got {name}={x!r}")
   if minimum is not None and x < minimum:
     raise ValueError(f"{name} must be >= {minimum}, got {name}={x!r}")

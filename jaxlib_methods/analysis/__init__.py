@@ -165,3 +165,5 @@ from jaxlib_methods.analysis.density_pruning import dbp_prune, dbp_quotas  # [37
 from jaxlib_methods.analysis.concept_regions import attribution_on_region  # [32]
 # ---- th21d (issue 21): [146] supervised dictionary learning with auxiliary covariates
 from jaxlib_methods.analysis.supervised_dictionary import SDLParams, sdl_bcd, sdl_objective
+# ---- dd8 (duplicates): leave-one-out Recall@1, shared by experiments tcm_threshold_consistency and losses_wave2_p6
+from jaxlib_methods.analysis.embedding import recall_at_1

@@ -1,4 +1,4 @@
-"""Uniformity and tolerance of embeddings on the hypersphere.
+"""Uniformity, tolerance and Recall@1 of embeddings (on the hypersphere).
 
 Uniformity: Wang & Isola, "Understanding Contrastive Representation Learning through Alignment and Uniformity on the
 Hypersphere", ICML 2020, arXiv:2005.10242 (Sec. 4.1.2): L_uniform = log E_{i != j} exp(-t ||z_i - z_j||^2), t = 2
@@ -9,6 +9,12 @@ numbering as we read it; we cite the section).
 
 `uniformity_loss` is the library's single implementation, `jaxlib_methods.losses.contrastive.uniformity_loss`,
 re-exported here.
+
+Recall@1: the retrieval metric of deep metric learning (Oh Song, Xiang, Jegelka, Savarese, "Deep Metric Learning via
+Lifted Structured Feature Embedding", CVPR 2016, arXiv:1511.06452, the retrieval evaluation of its experiments: "each
+test image (query) first retrieves K nearest neighbors from the test set and receives score 1 if an image of the same
+class is retrieved", averaged over all queries), here with K = 1, the query itself excluded (leave-one-out), as the TCM
+([10], arXiv:2307.04047) and Metrix ([200], arXiv:2106.04990) experiments measure it.
 """
 
 from __future__ import annotations
@@ -54,4 +60,38 @@ def tolerance(z: jax.Array, labels: jax.Array) -> jax.Array:
   return validation.nan_where_invalid(jnp.sum(jnp.where(same, z @ z.T, 0.0)) / n_pairs, valid)
 
 
-__all__ = ["tolerance", "uniformity", "uniformity_loss"]
+def recall_at_1(sim: jax.Array, labels: jax.Array) -> jax.Array:
+  """Leave-one-out Recall@1 (Oh Song et al. 2016, arXiv:1511.06452, Recall@K with K = 1): the fraction of points
+  whose nearest neighbour among the OTHER points has their label,
+
+      R@1 = (1/N) sum_i 1[labels[j*(i)] = labels[i]],   j*(i) = argmax_{j != i} sim[i, j].
+
+  For the cosine nearest neighbour pass the cosine similarities, e.g. z @ z.T of L2-normalised embeddings z [N, D]
+  (`jaxlib_methods.losses.tcm.cosine_similarity_matrix(z)`); any similarity (larger = closer) works. A tie goes to
+  the lowest index j, as `np.argmax`. Jit- and vmap-safe. For the exact float64 value of the count over N (e.g. to
+  match a NumPy evaluation bit for bit), call it eagerly with float64 `sim` under `jax.enable_x64(True)`: compiled
+  (jit, or a `jnp.mean`), XLA divides by the constant N as a multiplication by 1/N, which can be one ulp off.
+
+  Args:
+    sim: [N, N] floating similarity matrix, N >= 2; the diagonal is ignored.
+    labels: [N] integer labels (any values: only equality matters).
+
+  Returns:
+    Scalar in [0, 1], float32 (float64 for float64 `sim` under x64). NaN if an off-diagonal entry of `sim` is NaN
+    (+Inf is a valid, unbeatable similarity).
+  """
+  sim = validation.check_floating(sim, "sim")
+  labels = validation.check_integer(labels, "labels")
+  if sim.ndim != 2 or sim.shape[0] != sim.shape[1]:
+    raise ValueError(f"sim must be a square [N, N] similarity matrix, got sim.shape={sim.shape}")
+  validation.check_min_size(sim, "sim", 2, what="points")
+  if labels.shape != (sim.shape[0],):
+    raise ValueError(f"labels must have shape [N]=({sim.shape[0]},), got labels.shape={labels.shape}")
+  s = sim.astype(validation.compute_dtype_for(sim.dtype))
+  off_diagonal = ~jnp.eye(s.shape[0], dtype=bool)
+  neighbour = jnp.argmax(jnp.where(off_diagonal, s, -jnp.inf), axis=1)
+  r = jnp.sum(labels[neighbour] == labels, dtype=s.dtype) / s.shape[0]   # not jnp.mean: see the docstring
+  return validation.nan_where_invalid(r, ~jnp.any(jnp.isnan(s) & off_diagonal))
+
+
+__all__ = ["recall_at_1", "tolerance", "uniformity", "uniformity_loss"]

@@ -24,6 +24,7 @@ import numpy as np
 import optax
 
 from jaxlib_methods import validation
+from jaxlib_methods.analysis import _solvers
 
 
 class NaiveBayesParams(NamedTuple):
@@ -139,18 +140,7 @@ def logistic_objective(params: LogisticParams, x: jax.Array, y: jax.Array, where
 @functools.partial(jax.jit, static_argnames=("num_classes", "iters"))
 def _fit_logistic(x, y, where, C, *, num_classes, iters):
   params = LogisticParams(jnp.zeros((x.shape[1], num_classes), x.dtype), jnp.zeros((num_classes,), x.dtype))
-  fn = lambda p: logistic_objective(p, x, y, where, C)
-  opt = optax.lbfgs()
-  value_and_grad = optax.value_and_grad_from_state(fn)
-
-  def step(carry, _):
-    p, state = carry
-    value, grad = value_and_grad(p, state=state)
-    updates, state = opt.update(grad, state, p, value=value, grad=grad, value_fn=fn)
-    return (optax.apply_updates(p, updates), state), None
-
-  (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=iters)
-  return params
+  return _solvers.minimize_lbfgs(lambda p: logistic_objective(p, x, y, where, C), params, iters)
 
 
 def logistic_regression(x: jax.Array, y: jax.Array, *, num_classes: int, where: Optional[jax.Array] = None,

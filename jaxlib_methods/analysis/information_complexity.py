@@ -27,10 +27,10 @@ from typing import Callable, Literal, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxlib_methods import validation
 from jaxlib_methods.analysis import information
+from jaxlib_methods.analysis import _solvers
 
 Unit = Literal["nats", "bits"]
 
@@ -271,17 +271,7 @@ def _ncx2_logpdf(x, df, nc, scale, terms=64):
 def _fit_ncx2_mle(e, steps):
   df0, nc0, s0 = _fit_ncx2(e)
   theta = jnp.log(jnp.stack([df0, jnp.maximum(nc0, 1e-3 * df0), s0]))
-  nll = lambda t: -jnp.mean(_ncx2_logpdf(e, *jnp.exp(t)))
-  tx = optax.lbfgs()
-  value_and_grad = optax.value_and_grad_from_state(nll)
-
-  def step(carry, _):
-    t, st = carry
-    v, g = value_and_grad(t, state=st)
-    u, st = tx.update(g, st, t, value=v, grad=g, value_fn=nll)
-    return (optax.apply_updates(t, u), st), None
-
-  (theta, _), _ = jax.lax.scan(step, (theta, tx.init(theta)), None, length=steps)
+  theta = _solvers.minimize_lbfgs(lambda t: -jnp.mean(_ncx2_logpdf(e, *jnp.exp(t))), theta, steps)
   df, nc, scale = jnp.exp(theta)
   return df, nc, scale
 

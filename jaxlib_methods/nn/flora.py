@@ -23,13 +23,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxlib_methods.validation import check_floating
+from jaxlib_methods.validation import check_floating, check_int
 
-
-def _check_int(name: str, v: Any, minimum: int = 1) -> int:
-  if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-    raise ValueError(f"{name} must be an int >= {minimum}, got {name}={v!r}")
-  return v
 
 
 def flora_delta(core: jax.Array, factors: Sequence[jax.Array], *, scale: float = 1.0) -> jax.Array:
@@ -71,8 +66,8 @@ def flora_num_params(shape: Sequence[int], ranks: Sequence[int]) -> int:
     raise ValueError(f"shape and ranks must have the same length >= 1, got {shape=}, {ranks=}")
   core = 1
   for r in ranks:
-    core *= _check_int("ranks[i]", r)
-  return core + sum(_check_int("shape[i]", i) * r for i, r in zip(shape, ranks))
+    core *= check_int(r, "ranks[i]", 1, value_error=True)
+  return core + sum(check_int(i, "shape[i]", 1, value_error=True) * r for i, r in zip(shape, ranks))
 
 
 class _FLoRAAdapter(nnx.Module):
@@ -82,7 +77,7 @@ class _FLoRAAdapter(nnx.Module):
     if len(shape) != len(ranks):
       raise ValueError(f"ranks must have one entry per weight mode ({len(shape)}), got ranks={tuple(ranks)}")
     for i, r in zip(shape, ranks):
-      _check_int("rank", r)
+      check_int(r, "rank", 1, value_error=True)
       if r > i:
         raise ValueError(f"each rank must be <= its mode size, got ranks={tuple(ranks)} for weight shape {tuple(shape)}")
     self.scale = float(scale)
@@ -113,9 +108,9 @@ class FLoRALinear(nnx.Module):
 
   def __init__(self, in_features: int, out_features: int, rank: int, *, alpha: float | None = None,
                use_bias: bool = True, param_dtype: Any = jnp.float32, rngs: nnx.Rngs):
-    _check_int("in_features", in_features)
-    _check_int("out_features", out_features)
-    _check_int("rank", rank)
+    check_int(in_features, "in_features", 1, value_error=True)
+    check_int(out_features, "out_features", 1, value_error=True)
+    check_int(rank, "rank", 1, value_error=True)
     if rank > min(in_features, out_features):
       raise ValueError(f"rank must be <= min(in_features, out_features), got {rank=}")
     self.in_features, self.out_features = in_features, out_features
@@ -160,18 +155,18 @@ class FLoRAConv(nnx.Module):
   def __init__(self, in_features: int, out_features: int, kernel_size: Sequence[int], rank: int, *,
                spatial_rank: int | None = None, alpha: float | None = None, padding: str = "SAME",
                use_bias: bool = True, param_dtype: Any = jnp.float32, rngs: nnx.Rngs):
-    _check_int("in_features", in_features)
-    _check_int("out_features", out_features)
-    _check_int("rank", rank)
+    check_int(in_features, "in_features", 1, value_error=True)
+    check_int(out_features, "out_features", 1, value_error=True)
+    check_int(rank, "rank", 1, value_error=True)
     kernel_size = tuple(kernel_size)
     if not kernel_size:
       raise ValueError(f"kernel_size must have >= 1 spatial entry, got {kernel_size=}")
     for k in kernel_size:
-      _check_int("kernel_size[i]", k)
+      check_int(k, "kernel_size[i]", 1, value_error=True)
     if padding not in ("SAME", "VALID"):
       raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding=!r}")
     if spatial_rank is not None:
-      _check_int("spatial_rank", spatial_rank)
+      check_int(spatial_rank, "spatial_rank", 1, value_error=True)
     if len(kernel_size) > 3:
       raise ValueError(f"at most 3 spatial axes are supported, got {kernel_size=}")
     spatial = [min(k, spatial_rank) if spatial_rank is not None else k for k in kernel_size]

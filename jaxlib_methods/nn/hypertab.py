@@ -27,11 +27,6 @@ class FeatureMasks(nnx.Variable):
   """HyperTab's fixed view masks [V, D] (not trained)."""
 
 
-def _check_int(name: str, v: Any, minimum: int) -> int:
-  if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-    raise ValueError(f"{name} must be an int >= {minimum}, got {name}={v!r}")
-  return int(v)
-
 
 class HyperTab(nnx.Module):
   """Hypernetwork h: feature mask -> weights of a D -> hidden -> C ReLU target MLP; an ensemble over V views.
@@ -58,13 +53,13 @@ class HyperTab(nnx.Module):
       param_dtype: the hypernetwork's parameter dtype.
       rngs: random streams: `params` for the hypernetwork and the masks.
     """
-    self.in_features = _check_int("in_features", in_features, 1)
-    self.num_classes = _check_int("num_classes", num_classes, 2)
-    v = _check_int("num_views", num_views, 1)
-    s = _check_int("subset_size", subset_size, 1)
+    self.in_features = validation.check_int(in_features, "in_features", 1, value_error=True)
+    self.num_classes = validation.check_int(num_classes, "num_classes", 2, value_error=True)
+    v = validation.check_int(num_views, "num_views", 1, value_error=True)
+    s = validation.check_int(subset_size, "subset_size", 1, value_error=True)
     if s > self.in_features:
       raise ValueError(f"subset_size must be <= in_features={self.in_features}, got {subset_size=}")
-    self.hidden = _check_int("hidden", hidden, 1)
+    self.hidden = validation.check_int(hidden, "hidden", 1, value_error=True)
     u = jax.random.uniform(rngs.params(), (v, self.in_features))   # a uniformly random subset of s per view
     self.masks = FeatureMasks((jnp.argsort(jnp.argsort(u, axis=1), axis=1) < s).astype(param_dtype))
     d, h, c = self.in_features, self.hidden, self.num_classes

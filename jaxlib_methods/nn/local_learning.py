@@ -28,15 +28,10 @@ from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
 
-
-def _check_int(name: str, v: Any, minimum: int) -> int:
-  if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-    raise ValueError(f"{name} must be an int >= {minimum}, got {name}={v!r}")
-  return int(v)
+from jaxlib_methods import validation
 
 
 def auglocal_layer_indices(layer_index: int, num_layers: int, depth: int) -> tuple[int, ...]:
@@ -55,9 +50,9 @@ def auglocal_layer_indices(layer_index: int, num_layers: int, depth: int) -> tup
   Returns:
     A strictly increasing tuple of layer indices in (l, L - 1] of length min(d, L - 1 - l).
   """
-  L = _check_int("num_layers", num_layers, 2)
-  l = _check_int("layer_index", layer_index, 0)
-  d = _check_int("depth", depth, 1)
+  L = validation.check_int(num_layers, "num_layers", 2, value_error=True)
+  l = validation.check_int(layer_index, "layer_index", 0, value_error=True)
+  d = validation.check_int(depth, "depth", 1, value_error=True)
   if l >= L - 1:
     raise ValueError(f"layer_index must be < num_layers - 1 = {L - 1} (the last layer has no auxiliary net), got "
                      f"{layer_index=}")
@@ -83,8 +78,8 @@ def auglocal_depths(num_local: int, max_depth: int, *, coeff: float = 1.0) -> tu
   Returns:
     A tuple of N - 1 depths.
   """
-  N = _check_int("num_local", num_local, 3)
-  d = _check_int("max_depth", max_depth, 1)
+  N = validation.check_int(num_local, "num_local", 3, value_error=True)
+  d = validation.check_int(max_depth, "max_depth", 1, value_error=True)
   if isinstance(coeff, bool) or not isinstance(coeff, (int, float)) or not coeff > 0:
     raise ValueError(f"coeff must be a float > 0, got {coeff=!r}")
   return tuple(max(1, round(d * (1 - i * coeff / (N - 2)) + i * coeff / (N - 2))) for i in range(N - 1))
@@ -142,7 +137,7 @@ class MomentumAuxiliary(nnx.Module):
       num_features: F, the size of the next block's output feature axis (the last axis).
       param_dtype: the bias dtype.
     """
-    _check_int("num_features", num_features, 1)
+    validation.check_int(num_features, "num_features", 1, value_error=True)
     graphdef, params, rest = nnx.split(nnx.clone(next_block), nnx.Param, ...)
     ema = jax.tree.map(lambda v: EMAWeight(v[...]), params, is_leaf=lambda v: isinstance(v, nnx.Variable))
     self.ema_block = nnx.merge(graphdef, ema, rest)

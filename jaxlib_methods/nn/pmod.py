@@ -30,14 +30,10 @@ from flax import nnx
 
 from jaxlib_methods.nn.attention import MultiHeadAttention
 from jaxlib_methods.nn.momentum_smoe import _layer_norm
-from jaxlib_methods.validation import check_floating
+from jaxlib_methods.validation import check_floating, check_int
 
 WeightNorm = Literal["tanh", "none"]
 
-
-def _check_int(v, name, low):
-  if isinstance(v, bool) or not isinstance(v, int) or v < low:
-    raise ValueError(f"{name} must be an int >= {low}, got {name}={v!r}")
 
 
 def prd_ratio(layer: int, num_layers: int, *, average: float = 0.5, max_ratio: float = 0.85,
@@ -56,7 +52,7 @@ def prd_ratio(layer: int, num_layers: int, *, average: float = 0.5, max_ratio: f
   Returns:
     the ratio in [R_min, R_max], or None for an ordinary layer.
   """
-  _check_int(num_layers, "num_layers", 2)
+  check_int(num_layers, "num_layers", 2, value_error=True)
   if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < num_layers:
     raise ValueError(f"layer must be an int in [0, {num_layers}), got {layer=!r}")
   if not 0 <= min_ratio <= max_ratio <= 1:
@@ -77,7 +73,7 @@ def prd_token_counts(num_tokens: int, num_layers: int, **schedule) -> list[int]:
   Returns:
     [L] kept counts.
   """
-  _check_int(num_tokens, "num_tokens", 1)
+  check_int(num_tokens, "num_tokens", 1, value_error=True)
   out = []
   for l in range(num_layers):
     r = prd_ratio(l, num_layers, **schedule)
@@ -145,8 +141,8 @@ class MoDBlock(nnx.Module):
   def __init__(self, dim: int, num_heads: int, hidden: int, ratio: Optional[float], *,
                weight_norm: WeightNorm = "tanh", alpha: float = 0.2, beta: float = 1.0,
                param_dtype: Any = jnp.float32, rngs: nnx.Rngs):
-    _check_int(dim, "dim", 1)
-    _check_int(hidden, "hidden", 1)
+    check_int(dim, "dim", 1, value_error=True)
+    check_int(hidden, "hidden", 1, value_error=True)
     if ratio is not None and not 0 < ratio <= 1:
       raise ValueError(f"ratio must be in (0, 1] or None, got {ratio=}")
     if weight_norm not in ("tanh", "none"):

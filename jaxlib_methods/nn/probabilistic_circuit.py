@@ -30,9 +30,6 @@ from flax import nnx
 from jaxlib_methods import validation
 
 
-def _check_int(name, v, minimum=1):
-  return validation.check_int(v, name, minimum)
-
 
 class ProbabilisticCircuit(nnx.Module):
   """A layered, smooth and decomposable PC over D binary variables (Liu, Mandt, Van den Broeck, ICLR 2022,
@@ -52,8 +49,8 @@ class ProbabilisticCircuit(nnx.Module):
   """
 
   def __init__(self, num_vars: int, num_units: int, *, param_dtype=jnp.float32, rngs: nnx.Rngs):
-    D = _check_int("num_vars", num_vars, 2)
-    K = _check_int("num_units", num_units, 1)
+    D = validation.check_int(num_vars, "num_vars", 2)
+    K = validation.check_int(num_units, "num_units", 1)
     if D & (D - 1):
       raise ValueError(f"num_vars must be a power of two (balanced region tree), got {num_vars=}")
     self.num_vars, self.num_units, self.levels = D, K, D.bit_length() - 1
@@ -154,7 +151,7 @@ def pc_conditional_marginals(pc: ProbabilisticCircuit, x, order) -> jax.Array:
 # ---- the coder (exact integers, host side) ----------------------------------------------------------------------------
 def quantize_probability(p_one, precision: int) -> np.ndarray:
   """P(1) -> integer q in [1, 2^precision - 1] (P(1) ~ q / 2^precision; both symbols keep a nonzero interval)."""
-  precision = _check_int("precision", precision, 1)
+  precision = validation.check_int(precision, "precision", 1)
   p = np.asarray(p_one, np.float64)
   return np.clip(np.rint(p * 2.0 ** precision), 1, 2 ** precision - 1).astype(np.int64)
 
@@ -175,7 +172,7 @@ def arithmetic_encode(bits, q_one, precision: int) -> tuple[int, int]:
   Returns:
     (c, n): the code as an integer and its length in bits.
   """
-  P = _check_int("precision", precision, 1)
+  P = validation.check_int(precision, "precision", 1)
   bits, q_one = np.asarray(bits).reshape(-1), np.asarray(q_one).reshape(-1)
   if bits.shape != q_one.shape:
     raise ValueError(f"bits and q_one must have the same length, got {bits.shape} and {q_one.shape}")
@@ -212,7 +209,7 @@ def arithmetic_decode(code: int, num_bits: int, length: int, q_one_fn: Callable[
   Returns:
     The decoded bits (list of D ints).
   """
-  P = _check_int("precision", precision, 1)
+  P = validation.check_int(precision, "precision", 1)
   low, width, scale, out = 0, 1, 1 << P, []
   for t in range(length):
     q1 = int(q_one_fn(t, out))

@@ -37,9 +37,6 @@ def _kernel(dist, sigma, kernel: str):
   return jnp.exp(-0.5 * (dist / sigma) ** 2)
 
 
-def _check_int(name, v, minimum=1):
-  return validation.check_int(v, name, minimum)
-
 
 class RBFClassifier(nnx.Module):
   """Shallow robust CBC / RBF classifier (Saralajew et al. 2024, arXiv:2412.15499, Sec. 3-4): detections
@@ -58,9 +55,9 @@ class RBFClassifier(nnx.Module):
 
   def __init__(self, in_features: int, num_components: int, num_classes: int, *, sigma: float = 1.0,
                kernel: Literal["exp", "gaussian"] = "exp", param_dtype=jnp.float32, rngs: nnx.Rngs):
-    _check_int("in_features", in_features, 1)
-    _check_int("num_components", num_components, 1)
-    _check_int("num_classes", num_classes, 2)
+    validation.check_int(in_features, "in_features", 1)
+    validation.check_int(num_components, "num_components", 1)
+    validation.check_int(num_classes, "num_classes", 2)
     validation.check_positive(sigma, "sigma")
     if kernel not in KERNELS:
       raise ValueError(f"kernel must be one of {KERNELS}, got {kernel=!r}")
@@ -114,7 +111,7 @@ def certified_radius(model: RBFClassifier, x, y=None, *, iters: int = 40, max_ra
   Returns:
     [B] float32 radii (a lower bound on the distance to the decision boundary).
   """
-  _check_int("iters", iters, 1)
+  validation.check_int(iters, "iters", 1)
   dist = model.distances(x)                                    # [B, K]
   p = model(x)
   pred = jnp.argmax(p, -1)

@@ -35,11 +35,6 @@ __all__ = ["conditional_blind_spot_conv", "ConditionalBlindSpotConv", "random_su
            "channel_shuffle", "channel_unshuffle", "ChannelShuffle"]
 
 
-def _check_int(x: Any, name: str, minimum: int) -> int:
-  if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < minimum:
-    raise ValueError(f"{name} must be an int >= {minimum}, got {name}={x!r}")
-  return int(x)
-
 
 def conditional_blind_spot_conv(x: jax.Array, kernel: jax.Array, bias: Optional[jax.Array] = None, *,
                                 blind: Any = True, dilation: int = 1) -> jax.Array:
@@ -63,7 +58,7 @@ def conditional_blind_spot_conv(x: jax.Array, kernel: jax.Array, bias: Optional[
   """
   x = validation.check_floating(x, "x")
   kernel = validation.check_floating(kernel, "kernel")
-  dilation = _check_int(dilation, "dilation", 1)
+  dilation = validation.check_int(dilation, "dilation", 1, value_error=True)
   if x.ndim != 4:
     raise ValueError(f"x must be [B, H, W, C_in], got x.shape={x.shape}")
   if kernel.ndim != 4 or kernel.shape[2] != x.shape[-1]:
@@ -119,12 +114,12 @@ class ConditionalBlindSpotConv(nnx.Module):
 
   def __init__(self, in_features: int, out_features: int, *, kernel_size: int = 3, dilation: int = 1,
                use_bias: bool = True, param_dtype: Any = jnp.float32, rngs: nnx.Rngs):
-    self.in_features = _check_int(in_features, "in_features", 1)
-    self.out_features = _check_int(out_features, "out_features", 1)
-    k = _check_int(kernel_size, "kernel_size", 1)
+    self.in_features = validation.check_int(in_features, "in_features", 1, value_error=True)
+    self.out_features = validation.check_int(out_features, "out_features", 1, value_error=True)
+    k = validation.check_int(kernel_size, "kernel_size", 1, value_error=True)
     if k % 2 == 0:
       raise ValueError(f"kernel_size must be odd (a centre tap), got {kernel_size=}")
-    self.dilation = _check_int(dilation, "dilation", 1)
+    self.dilation = validation.check_int(dilation, "dilation", 1, value_error=True)
     init = nnx.initializers.lecun_normal()
     self.kernel = nnx.Param(init(rngs.params(), (k, k, self.in_features, self.out_features), param_dtype))
     self.bias = nnx.Param(jnp.zeros((self.out_features,), param_dtype)) if use_bias else None
@@ -150,7 +145,7 @@ def subsample(x: jax.Array, index: jax.Array, *, stride: int = 2) -> jax.Array:
   Returns:
     [B, H / s, W / s, C], x's dtype.
   """
-  s = _check_int(stride, "stride", 1)
+  s = validation.check_int(stride, "stride", 1, value_error=True)
   x = jnp.asarray(x)
   index = validation.check_integer(index, "index")
   if x.ndim != 4 or x.shape[1] % s or x.shape[2] % s:
@@ -181,7 +176,7 @@ def random_subsampler(x: jax.Array, key: jax.Array, *, stride: int = 2) -> tuple
     (subimage [B, H / s, W / s, C], index [B, H / s, W / s] int32): apply the same index to another image (the
     unmasked network's output) with `subsample`.
   """
-  s = _check_int(stride, "stride", 1)
+  s = validation.check_int(stride, "stride", 1, value_error=True)
   x = jnp.asarray(x)
   if x.ndim != 4 or x.shape[1] % s or x.shape[2] % s:
     raise ValueError(f"x must be [B, H, W, C] with H and W divisible by stride={s}, got x.shape={x.shape}")
@@ -215,7 +210,7 @@ def channel_shuffle(x: jax.Array, key: jax.Array, *, groups: Optional[int] = Non
   if x.ndim < 2:
     raise ValueError(f"x must be [B, ..., C] (rank >= 2), got x.shape={x.shape}")
   c = x.shape[-1]
-  g = c if groups is None else _check_int(groups, "groups", 1)
+  g = c if groups is None else validation.check_int(groups, "groups", 1, value_error=True)
   if c % g:
     raise ValueError(f"the channel axis C={c} must divide into groups={g} equal groups")
   perm = _group_perm(key, x.shape[0], g, c // g).astype(jnp.int32)
@@ -256,7 +251,7 @@ class ChannelShuffle(nnx.Module):
   """
 
   def __init__(self, groups: Optional[int] = None, *, rngs: nnx.Rngs):
-    self.groups = None if groups is None else _check_int(groups, "groups", 1)
+    self.groups = None if groups is None else validation.check_int(groups, "groups", 1, value_error=True)
     self.rngs = rngs
 
   def __call__(self, x: jax.Array, *, deterministic: bool = False) -> jax.Array:

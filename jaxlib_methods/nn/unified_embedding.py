@@ -26,9 +26,6 @@ from jaxlib_methods import validation
 from jaxlib_methods.nn.compressed_embedding import HashEmbed
 
 
-def _check_int(name, v, minimum=1):
-  return validation.check_int(v, name, minimum)
-
 
 class UnifiedEmbedding(nnx.Module):
   """One shared embedding table for F features (Coleman et al., NeurIPS 2023, arXiv:2305.12102, Sec. 3 and 5).
@@ -49,12 +46,12 @@ class UnifiedEmbedding(nnx.Module):
     if not vocab_sizes:
       raise ValueError("vocab_sizes must name at least one feature")
     for i, v in enumerate(vocab_sizes):
-      _check_int(f"vocab_sizes[{i}]", v)
+      validation.check_int(v, f"vocab_sizes[{i}]", 1)
       if v >= 2 ** 31:
         raise ValueError(f"vocab_sizes[{i}] must be < 2^31, got {v}")
-    _check_int("num_rows", num_rows)
-    _check_int("features", features)
-    _check_int("num_probes", num_probes)
+    validation.check_int(num_rows, "num_rows", 1)
+    validation.check_int(features, "features", 1)
+    validation.check_int(num_probes, "num_probes", 1)
     self.vocab_sizes, self.num_rows, self.num_probes = vocab_sizes, num_rows, num_probes
     r = random.Random(hash_seed)
     ab = [[(r.randrange(0, 2 ** 31) * 2 + 1, r.randrange(0, 2 ** 32)) for _ in range(num_probes)]

@@ -100,6 +100,30 @@ def test_uniformity_and_tolerance_closed_forms():
   assert float(analysis.tolerance(zz, jnp.array([0, 0, 1, 1]))) == pytest.approx(0.9, rel=1e-6)
   with pytest.raises(ValueError, match="t must"):
     analysis.uniformity(zz, t=0.0)
+  # Recall@1 against a float64 brute-force loop over queries (ties -> lowest index): cosine similarities of random
+  # embeddings, and small-integer similarities full of exact ties; one jit serves both (same shapes).
+  rng = np.random.default_rng(0)
+  e = rng.normal(size=(12, 3))
+  e /= np.linalg.norm(e, axis=1, keepdims=True)
+  y = rng.integers(0, 3, 12)
+
+  def brute(sim, y):
+    hits = 0
+    for i in range(len(y)):
+      best, arg = -np.inf, -1
+      for j in range(len(y)):
+        if j != i and sim[i, j] > best:
+          best, arg = sim[i, j], j
+      hits += int(y[arg] == y[i])
+    return hits / len(y)
+
+  r1 = jax.jit(analysis.recall_at_1)
+  for sim in (e @ e.T, rng.integers(0, 3, (12, 12)).astype(np.float64)):
+    want = brute(sim, y)
+    assert float(r1(jnp.asarray(sim, jnp.float32), jnp.asarray(y))) == pytest.approx(want, abs=1e-7)
+  # (the eager float64 call's exact count / N is checked by the two experiments' tests, which use it)
+  assert 0 < want < 1
+  assert np.isnan(float(r1(jnp.asarray(sim, jnp.float32).at[3, 5].set(jnp.nan), jnp.asarray(y))))
 
 
 def test_max_attention_logit_matches_the_attention_module():

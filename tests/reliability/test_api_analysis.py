@@ -110,6 +110,13 @@ SPECS = [
                 ("labels:all-distinct", {"labels": np.arange(5)}, "ValueError", "labels"),
                 ("labels:all-distinct:jit", {"labels": np.arange(5)}, "nan", "", ("labels",)),
                 ("NaN-in-a-pair", {"z": put(unit(5, 3), (0, 0), np.nan)}, "nan", ""))),
+    ApiSpec(embedding.recall_at_1, {"sim": f(5, 5), "labels": np.array([0, 0, 1, 1, 2])}, floats=("sim",),
+            batch=("sim", "labels"), empty="error", at={"sim": 1},
+            inf={"sim": "finite: an infinite similarity is a valid nearest neighbour"}, extra=(
+                ("sim:not-square", {"sim": f(5, 4)}, "ValueError", "sim"),
+                ("labels:float", {"labels": np.zeros(5)}, "TypeError", "labels"),
+                ("labels:shape", {"labels": np.zeros(4, np.int32)}, "ValueError", "labels"),
+                ("sim:NaN:jit", {"sim": put(f(5, 5), (0, 1), np.nan)}, "nan", "", ("sim",)))),
     ApiSpec(ntk.empirical_ntk, {"apply_fn": _apply, "params": PARAMS, "x1": f(4, 3)}, extra=(
         ("params:int", {"params": {"w": np.ones((3, 2), np.int32), "b": np.zeros(2)}}, "TypeError", "params"),
         ("params:empty", {"params": {}}, "ValueError", "params"),
