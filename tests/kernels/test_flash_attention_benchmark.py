@@ -4,6 +4,8 @@ first exercised in a scarce GPU window; its tolerance table must pass."""
 import importlib.util
 import os
 
+import pytest
+
 
 def _load_script():
   path = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "attention.py")
@@ -26,3 +28,29 @@ def test_tolerances_are_fixed_before_the_run_and_ordered():
   tol = script.TOLERANCES
   assert tol["fp32-highest"] <= tol["fp32-high"] < tol["fp32-default"] <= tol["bf16"]
   assert {c[1] for c in script.TOLERANCE_CASES} == set(tol)
+
+
+@pytest.mark.slow
+def test_gla_tolerance_checks_run_in_interpret_mode(capsys):
+  """The GLA table of the GPU run (varlen with initial states, segments, both precisions) at tiny sizes (~30 s)."""
+  script = _load_script()
+  cases = [("GLA fp32 tiny h0 varlen", "fp32-highest", "highest", (1, 80, 2, 16, 32), 4.0,
+            dict(initial_state=True, varlen=3)),
+           ("GLA bf16 tiny seg", "bf16", None, (2, 70, 2, 32, 16), 1.0, dict(segments=True))]
+  assert script.gla_tolerance_checks(interpret=True, cases=cases) == 0
+  out = capsys.readouterr().out
+  assert out.count("| yes |") == 2
+  assert {c[1] for c in script.GLA_CASES} == set(script.GLA_TOLERANCES)
+
+
+@pytest.mark.slow
+def test_fa2_tune_script_runs_in_interpret_mode(capsys):
+  """benchmarks/fa2_tune.py (the tile sweep of a GPU window) at a tiny size: every candidate compiles and is timed
+  (~5 s)."""
+  path = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "fa2_tune.py")
+  spec = importlib.util.spec_from_file_location("fa2_tune", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  assert mod.main(["--tiny"]) == 0
+  rows = [l for l in capsys.readouterr().out.splitlines() if l.startswith("| 32 |")]
+  assert len(rows) == 6 and not any("failed" in r for r in rows)
