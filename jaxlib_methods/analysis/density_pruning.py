@@ -20,10 +20,6 @@ import numpy as np
 from jaxlib_methods import validation
 
 
-def _check_int(v, name, minimum):
-  return validation.check_int(v, name, minimum)
-
-
 def dbp_quotas(complexity, cluster_sizes, budget: int, tau: float):
   """Per-cluster sample quotas N_j ~ budget softmax(C / tau)_j, capped at the cluster sizes, summing to the budget.
 
@@ -47,7 +43,7 @@ def dbp_quotas(complexity, cluster_sizes, budget: int, tau: float):
                      f"({sizes.dtype})")
   if not np.all(np.isfinite(c)) or np.any(sizes < 0):
     raise ValueError("complexity must be finite and cluster_sizes >= 0")
-  budget = _check_int(budget, "budget", 0)
+  budget = validation.check_int(budget, "budget", 0)
   if budget > sizes.sum():
     raise ValueError(f"budget must be <= the number of samples ({sizes.sum()}), got budget={budget}")
   if isinstance(tau, bool) or not np.isfinite(tau) or not tau > 0:
@@ -115,13 +111,13 @@ def dbp_prune(embs, n_clusters: int, keep_frac: float, tau: float, *, key, iters
   if x.ndim != 2 or x.shape[0] < 2:
     raise ValueError(f"embs must be [N, D] with N >= 2, got embs.shape={x.shape}")
   n = x.shape[0]
-  k = _check_int(n_clusters, "n_clusters", 2)
+  k = validation.check_int(n_clusters, "n_clusters", 2)
   if k > n:
     raise ValueError(f"n_clusters must be <= N = {n}, got n_clusters={k}")
   if isinstance(keep_frac, bool) or not 0 < float(keep_frac) <= 1:
     raise ValueError(f"keep_frac must be in (0, 1], got {keep_frac=}")
-  iters = _check_int(iters, "iters", 1)
-  nn = min(_check_int(n_neighbors, "n_neighbors", 1), k - 1)
+  iters = validation.check_int(iters, "iters", 1)
+  nn = min(validation.check_int(n_neighbors, "n_neighbors", 1), k - 1)
   init = jax.random.choice(key, n, (k,), replace=False)
   cent, assign = _kmeans(x.astype(validation.compute_dtype_for(x.dtype)), init, k, iters)
   xn, cn, an = np.asarray(x, np.float64), np.asarray(cent, np.float64), np.asarray(assign)

@@ -35,10 +35,6 @@ from jaxlib_methods.analysis import _solvers
 Unit = Literal["nats", "bits"]
 
 
-def _check_int(v, name, minimum):
-  return validation.check_int(v, name, minimum)
-
-
 # ---- [19] I(X; Z | Y) and the IB generalisation bound -----------------------------------------------------------
 
 
@@ -159,7 +155,7 @@ def ksg_mutual_information(x, y, *, k: int = 3, unit: Unit = "nats"):
   xx, yy = _as_rows(x, "x"), _as_rows(y, "y")
   if xx.shape[0] != yy.shape[0]:
     raise ValueError(f"x and y must have the same number of rows, got x.shape={xx.shape}, y.shape={yy.shape}")
-  k = _check_int(k, "k", 1)
+  k = validation.check_int(k, "k", 1)
   if k >= xx.shape[0]:
     raise ValueError(f"k must be < the number of samples ({xx.shape[0]}), got k={k}")
   dt = validation.compute_dtype_for(jnp.result_type(xx.dtype, yy.dtype))
@@ -245,7 +241,7 @@ def fit_scaled_ncx2(losses, *, method: Literal["mle", "moments"] = "mle", steps:
     raise ValueError(f"losses must be [m] with m >= 3 sampled hypotheses, got losses.shape={e.shape}")
   if method not in ("mle", "moments"):
     raise ValueError(f"method must be 'mle' or 'moments', got {method=}")
-  steps = _check_int(steps, "steps", 1)
+  steps = validation.check_int(steps, "steps", 1)
   e = e.astype(validation.compute_dtype_for(e.dtype))
   if method == "moments":
     return _fit_ncx2(e)
@@ -322,7 +318,7 @@ def scaled_ncx2_logcdf(value, df, nc, scale, *, terms: int = 200):
   Returns:
     float array of `value`'s shape, the log-CDF.
   """
-  terms = _check_int(terms, "terms", 1)
+  terms = validation.check_int(terms, "terms", 1)
   v = validation.check_floating(value, "value")
   for name, p, strict in (("df", df, True), ("nc", nc, False), ("scale", scale, True)):
     if validation.is_concrete_number(p) and not (float(p) > 0 if strict else float(p) >= 0):
@@ -412,7 +408,7 @@ def linear_v_information(acts, feature, *, ridge: float = 1e-6, n_fit: Optional[
     n_fit = n
     held = False
   else:
-    n_fit = _check_int(n_fit, "n_fit", 2)
+    n_fit = validation.check_int(n_fit, "n_fit", 2)
     if n_fit >= n:
       raise ValueError(f"n_fit must be < the number of rows ({n}), got n_fit={n_fit}")
     held = True

@@ -28,10 +28,6 @@ class ConceptPatchData(NamedTuple):
   masks: jax.Array
 
 
-def _check_int(v, name, minimum):
-  return validation.check_int(v, name, minimum)
-
-
 def concept_patch_masks(num_concepts: int, *, size: int = 12, patch: int = 4):
   """The fixed, disjoint region of each concept: squares of side `patch` along the image's diagonal (Furby et al.
   2024, arXiv:2402.00912: each concept has its own input features).
@@ -44,8 +40,8 @@ def concept_patch_masks(num_concepts: int, *, size: int = 12, patch: int = 4):
   Returns:
     bool NumPy [num_concepts, size, size] masks.
   """
-  c = _check_int(num_concepts, "num_concepts", 1)
-  size, patch = _check_int(size, "size", 1), _check_int(patch, "patch", 1)
+  c = validation.check_int(num_concepts, "num_concepts", 1)
+  size, patch = validation.check_int(size, "size", 1), validation.check_int(patch, "patch", 1)
   if c * patch > size:
     raise ValueError(f"size must be >= num_concepts * patch = {c * patch}, got size={size}")
   m = np.zeros((c, size, size), bool)
@@ -75,7 +71,7 @@ def concept_patch_images(key, num_samples: int, *, num_concepts: int = 2, size: 
   Returns:
     `ConceptPatchData`.
   """
-  n = _check_int(num_samples, "num_samples", 1)
+  n = validation.check_int(num_samples, "num_samples", 1)
   masks = concept_patch_masks(num_concepts, size=size, patch=patch)
   for name, v, lo, hi in (("p_concept", p_concept, 0.0, 1.0), ("co_occurrence", co_occurrence, 0.0, 1.0)):
     if isinstance(v, bool) or not np.isfinite(v) or not lo <= float(v) <= hi:

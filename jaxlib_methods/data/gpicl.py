@@ -42,10 +42,6 @@ class GPICLBatch(NamedTuple):
   indices: jax.Array
 
 
-def _check_int(v, name, minimum):
-  return validation.check_int(v, name, minimum)
-
-
 def gpicl_task(task_key, num_features: int, num_classes: int):
   """The projection and label permutation of one GPICL task (Kirsch et al. 2022, arXiv:2212.04458, Sec. 2).
 
@@ -57,8 +53,8 @@ def gpicl_task(task_key, num_features: int, num_classes: int):
   Returns:
     A tuple of A [N_x, N_x] float32 with entries N(0, 1 / N_x) and rho [N_y] int32, a permutation of range(N_y).
   """
-  nx = _check_int(num_features, "num_features", 1)
-  ny = _check_int(num_classes, "num_classes", 2)
+  nx = validation.check_int(num_features, "num_features", 1)
+  ny = validation.check_int(num_classes, "num_classes", 2)
   k_a, k_p = jax.random.split(task_key)
   A = jax.random.normal(k_a, (nx, nx), jnp.float32) / np.sqrt(nx)
   rho = jax.random.permutation(k_p, ny).astype(jnp.int32)
@@ -92,17 +88,17 @@ def gpicl_batch(key, x, y, *, num_classes: int, batch_size: int, seq_len: int, n
   x = validation.check_floating(x, "x")
   if x.ndim != 2 or x.shape[0] < 1:
     raise ValueError(f"x must be [N, N_x] with N >= 1, got x.shape={x.shape}")
-  ny = _check_int(num_classes, "num_classes", 2)
+  ny = validation.check_int(num_classes, "num_classes", 2)
   y = validation.check_integer(y, "y")
   if y.shape != (x.shape[0],):
     raise ValueError(f"y must be [N] = [{x.shape[0]}] labels, got y.shape={y.shape}")
   validation.check_labels(y, ny, "y")
   if not validation.is_traced(x) and not bool(np.all(np.isfinite(np.asarray(x)))):
     raise ValueError("x must be finite (no NaN/Inf)")
-  B = _check_int(batch_size, "batch_size", 1)
-  T = _check_int(seq_len, "seq_len", 1)
+  B = validation.check_int(batch_size, "batch_size", 1)
+  T = validation.check_int(seq_len, "seq_len", 1)
   if num_tasks is not None:
-    num_tasks = _check_int(num_tasks, "num_tasks", 1)
+    num_tasks = validation.check_int(num_tasks, "num_tasks", 1)
   n, nx = x.shape
   # the pool depends on the (pool) key alone, not on B, T or num_tasks
   k_pool = jax.random.fold_in(key, 0) if pool_key is None else pool_key

@@ -35,11 +35,6 @@ class SparseConcepts(NamedTuple):
   num_active: jax.Array
 
 
-def _check_int(val, name, low):
-  if isinstance(val, bool) or not isinstance(val, int) or val < low:
-    raise ValueError(f"{name} must be an int >= {low}, got {name}={val!r}")
-
-
 def sparse_concept_embeddings(key: jax.Array, num_samples: int, *, num_atoms: int, dim: int, min_active: int = 1,
                               max_active: int = 3, coef_low: float = 0.5, noise: float = 0.0,
                               atoms: jax.Array | None = None, dtype=jnp.float32) -> SparseConcepts:
@@ -64,11 +59,11 @@ def sparse_concept_embeddings(key: jax.Array, num_samples: int, *, num_atoms: in
   Returns:
     A `SparseConcepts` (embeddings [N, d], codes [N, K], atoms [K, d], num_active [N]).
   """
-  _check_int(num_samples, "num_samples", 1)
-  _check_int(num_atoms, "num_atoms", 1)
-  _check_int(dim, "dim", 1)
-  _check_int(min_active, "min_active", 0)
-  _check_int(max_active, "max_active", 1)
+  num_samples = validation.check_int(num_samples, "num_samples", 1, value_error=True)
+  num_atoms = validation.check_int(num_atoms, "num_atoms", 1, value_error=True)
+  dim = validation.check_int(dim, "dim", 1, value_error=True)
+  min_active = validation.check_int(min_active, "min_active", 0, value_error=True)
+  max_active = validation.check_int(max_active, "max_active", 1, value_error=True)
   if not min_active <= max_active <= num_atoms:
     raise ValueError(f"need 0 <= min_active <= max_active <= num_atoms, got {min_active=}, {max_active=}, "
                      f"{num_atoms=}")

@@ -53,12 +53,6 @@ def _check_workers(grads: Any, name: str = "grads") -> jax.Array:
   return g
 
 
-def _check_int(x: Any, name: str, low: int) -> int:
-  if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)) or x < low:
-    raise ValueError(f"{name} must be an int >= {low}, got {name}={x!r}")
-  return int(x)
-
-
 def _normalise_rows(g: jax.Array) -> jax.Array:
   norm = jnp.linalg.norm(g, axis=1, keepdims=True)
   return g / jnp.maximum(norm, 1e-12)
@@ -117,8 +111,8 @@ def flag_subspace(grads: jax.Array, rank: int = 1, *, lam: float = 0.0, iters: i
   """
   g = _check_workers(grads)
   p, n = g.shape
-  rank = _check_int(rank, "rank", 1)
-  iters = _check_int(iters, "iters", 1)
+  rank = validation.check_int(rank, "rank", 1, value_error=True)
+  iters = validation.check_int(iters, "iters", 1, value_error=True)
   validation.check_nonnegative(lam, "lam")
   validation.check_positive(eps, "eps")
   if rank > n:
@@ -234,11 +228,11 @@ def multi_krum(grads: jax.Array, num_byzantine: int, num_selected: Optional[int]
   """
   g = _check_workers(grads)
   p = g.shape[0]
-  f = _check_int(num_byzantine, "num_byzantine", 0)
+  f = validation.check_int(num_byzantine, "num_byzantine", 0, value_error=True)
   k = p - f - 2
   if k < 1:
     raise ValueError(f"multi_krum needs num_workers - num_byzantine - 2 >= 1, got {p} workers and {f=}")
-  sel = p - f if num_selected is None else _check_int(num_selected, "num_selected", 1)
+  sel = p - f if num_selected is None else validation.check_int(num_selected, "num_selected", 1, value_error=True)
   if sel > p:
     raise ValueError(f"num_selected must be <= num_workers = {p}, got {sel}")
   sq = jnp.sum((g[:, None, :] - g[None, :, :]) ** 2, axis=-1)
