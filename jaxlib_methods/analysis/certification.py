@@ -38,12 +38,6 @@ from jax.scipy.stats import norm
 from jaxlib_methods import validation
 
 
-def _check_int(x: Any, name: str, minimum: int) -> int:
-  if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < minimum:
-    raise ValueError(f"{name} must be a Python int >= {minimum}, got {name}={x!r}")
-  return int(x)
-
-
 def _check_alpha(alpha: Any) -> None:
   if not validation.is_concrete_number(alpha):
     raise TypeError(f"alpha must be a Python number in (0, 1), got {alpha!r}")
@@ -65,7 +59,7 @@ def clopper_pearson_lower(successes: Any, trials: int, alpha: float) -> jax.Arra
     [...] float32 (float64 under x64) lower bounds p with P(p <= true proportion) >= 1 - alpha.
   """
   k = validation.check_integer(successes, "successes")
-  n = _check_int(trials, "trials", 1)
+  n = validation.check_int(trials, "trials", 1, value_error=True)
   _check_alpha(alpha)
   valid = validation.check_values((k >= 0) & (k <= n), k, "successes", f"counts in [0, trials={n}]")
   dt = jnp.promote_types(jnp.float32, jnp.asarray(1.0).dtype)
@@ -173,9 +167,9 @@ def _counts(classify, x, key, sigma, num, num_classes):
 
 
 def _check_certify(num_classes, n0, n, alpha):
-  _check_int(num_classes, "num_classes", 2)
-  _check_int(n0, "n0", 1)
-  _check_int(n, "n", 1)
+  validation.check_int(num_classes, "num_classes", 2, value_error=True)
+  validation.check_int(n0, "n0", 1, value_error=True)
+  validation.check_int(n, "n", 1, value_error=True)
   _check_alpha(alpha)
 
 
