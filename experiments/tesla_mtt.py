@@ -88,7 +88,19 @@ seeds 0-2, n_train = n_test = 5000, hidden 64, the cpu preset's expert schedule)
 (superclass centres ~ 2 sqrt(32) = 11 apart, several times the within-superclass spread); sub_scale = the value of
 {0.3, 0.4, 0.5, 0.6, 0.7, 0.8} whose mean final-expert test accuracy is closest to 0.65, provided >= 70% of the
 expert's test errors fall inside the true superclass (else the next value closer to 0.65 that satisfies it).
-GEOMETRY_RESULTS_PENDING
+Expert-only measurement (/tmp/tesla60/geom.py: 5 experts x seeds 0-2, final checkpoint; test accuracy, share of
+errors inside the true superclass, superclass accuracy): sub_scale 0.3: 0.257 / 0.999 / 0.999; 0.4: 0.364 / 0.998 /
+0.999; 0.5: 0.479 / 0.996 / 0.998; 0.6: 0.593 / 0.993 / 0.997; 0.7: 0.694 / 0.990 / 0.997; 0.8: 0.777 / 0.985 /
+0.997. Chosen: sub_scale = 0.7 (|0.694 - 0.65| = 0.044 < 0.057 for 0.6; 99% of the errors within the superclass).
+Judged protocol, fixed here before any soft-vs-hard run: preset `structured100` = the cpu preset with data =
+superclasses, classes 100, superclasses 10, super_scale 2.0, sub_scale 0.7, n_train = n_test = 5000, hidden 64,
+ipc 1; everything else as the cpu preset and the authors' pipeline above (num_experts 5, expert_epochs 12, M = 1,
+N = 20, max_start_epoch 10, syn_lr 0.1 learned at lr_lr 1e-5, image_lr 1, 300 iterations, evaluation 300 epochs x 3
+inits, eval_labels = last_iteration: the labels distill.py evaluates). Claim 3 unchanged: the lower end of the
+paired 95% t-interval of soft - hard test accuracy over 3 seeds > 0. Development: at most two runs on seeds 0-2
+(`--set seed=0`); they may reveal a bug, not choose a setting: no field of the preset changes after them. Judged:
+ONE run at `--preset structured100 --set seed=100` (seeds 100, 101, 102); whatever it says is the result.
+STRUCTURED_RESULTS_PENDING
 
 Before the ls19g changes (Adam image steps, fixed beta, one expert, plain-SGD evaluation) claim 3 failed the same
 way: soft - hard -0.31 [-0.36, -0.25] at the then cpu preset; tried then: 10 classes with syn_lr 0.05 / image_lr
@@ -160,7 +172,10 @@ class Config:
                   "the structured toy splits the classes evenly into superclasses"))
 
 
-PRESETS = {"cpu": Config(), "gpu": Config(num_seeds=5, iterations=1000), "tpu": Config(num_seeds=5, iterations=1000)}
+STRUCTURED100 = Config(data="superclasses", classes=100, superclasses=10, super_scale=2.0, sub_scale=0.7, n_train=5000,
+                       n_test=5000, hidden=64)   # the issue-19 structured toy, pre-registered (see the docstring)
+PRESETS = {"cpu": Config(), "gpu": Config(num_seeds=5, iterations=1000), "tpu": Config(num_seeds=5, iterations=1000),
+           "structured100": STRUCTURED100}
 TINY = ("num_seeds=2", "iterations=20", "n_train=400", "n_test=400", "expert_epochs=4", "max_start_epoch=3",
         "num_experts=2", "eval_epochs=100",
         "memory_n0=0", "grad_steps=4")
@@ -333,6 +348,23 @@ def evaluate(config: Config, key, x_syn, y_syn, lr, x_test, y_test) -> jax.Array
   return jnp.mean(jax.vmap(one)(jax.random.split(key, config.eval_inits)))
 
 
+def structure_diagnostics(config: Config, expert_pred, y_test, soft_labels, y_hard) -> dict:
+  """Per seed, for the structured toy: the share of the final experts' test errors that stay inside the true
+  superclass (`expert_pred` [seeds, experts, n_test], `y_test` [seeds, n_test]); and the evaluated soft labels'
+  mean mass (`soft_labels` [seeds, n_syn, classes], initial classes `y_hard` [seeds, n_syn]) on the initial class,
+  on the other classes of its superclass, and outside it, plus the share of argmaxes still in the initial class."""
+  sup = superclass_of(config, np.arange(config.classes))
+  err = expert_pred != y_test[:, None]
+  same = superclass_of(config, expert_pred) == superclass_of(config, y_test)[:, None]
+  in_sup = sup[None, None, :] == superclass_of(config, y_hard)[..., None]           # [seeds, n_syn, classes]
+  own = np.take_along_axis(soft_labels, y_hard[..., None], -1)[..., 0]
+  return {"expert_errors_within_superclass": (np.sum(err & same, (1, 2)) / np.maximum(np.sum(err, (1, 2)), 1)).tolist(),
+          "soft_mass_own_class": own.mean(-1).tolist(),
+          "soft_mass_rest_of_superclass": (np.sum(soft_labels * in_sup, -1) - own).mean(-1).tolist(),
+          "soft_mass_outside_superclass": np.sum(soft_labels * ~in_sup, -1).mean(-1).tolist(),
+          "soft_argmax_keeps_class": np.mean(np.argmax(soft_labels, -1) == y_hard, -1).tolist()}
+
+
 # ---------------------------------------------------------------------------------------------------- exactness, memory
 def _rel(a, b) -> float:
   return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
@@ -427,14 +459,19 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
       learned_lr[name] = np.asarray(lr, np.float64).tolist()
     traj = jax.tree.map(lambda a: a[:, 0], trajs)
     checks = exactness_and_memory(config, jax.tree.map(lambda a: a[0], traj), x0[0], y0[0])
-    return {"per_seed": {k: np.asarray(v, np.float64).tolist() for k, v in per_seed.items()}, "curves": curves,
-            "learned_lr": learned_lr, "checks": checks}
+    out = {"per_seed": {k: np.asarray(v, np.float64).tolist() for k, v in per_seed.items()}, "curves": curves,
+           "learned_lr": learned_lr, "checks": checks}
+    if config.data == "superclasses":   # diagnostics of the structure (reported, not claims)
+      pred = np.asarray(jax.vmap(jax.vmap(lambda p, x: jnp.argmax(mlp(p, x), -1), in_axes=(0, None)))(final, xte))
+      out["structure"] = structure_diagnostics(config, pred, np.asarray(yte), np.asarray(y), np.asarray(y0))
+    return out
 
   stored = sweep.memoized(workdir, {"seeds": config.num_seeds}, seeds_run)   # a rerun reads the finished run back
   per_seed, curves, checks = stored["per_seed"], stored["curves"], stored["checks"]
   for s in range(config.num_seeds):
     log.log(s, **{k: v[s] for k, v in per_seed.items()})
   out = {"per_seed": per_seed, "curves": curves, "learned_lr": stored["learned_lr"], **checks,
+         **({"structure": stored["structure"]} if "structure" in stored else {}),
          "soft_minus_hard": paired_ci(per_seed["soft"], per_seed["hard"]),
          "hard_minus_random": paired_ci(per_seed["hard"], per_seed["random_real"]),
          "grad_reference": config.grad_reference, "grad_steps": config.grad_steps}
