@@ -100,6 +100,15 @@ inits, eval_labels = last_iteration: the labels distill.py evaluates). Claim 3 u
 paired 95% t-interval of soft - hard test accuracy over 3 seeds > 0. Development: at most two runs on seeds 0-2
 (`--set seed=0`); they may reveal a bug, not choose a setting: no field of the preset changes after them. Judged:
 ONE run at `--preset structured100 --set seed=100` (seeds 100, 101, 102); whatever it says is the result.
+Development run 1 (2026-12-01, `python -m experiments run tesla_mtt --preset structured100 --set seed=0`, 44 s
+wall on the shared 2-core machine): claims 1-2 pass; claim 3 fails: hard 0.493 / 0.507 / 0.524, soft 0.314 / 0.343 /
+0.422 (soft - hard lower end -0.249); expert 0.687 / 0.691 / 0.705 (99% of its errors inside the superclass);
+random real 0.351 / 0.340 / 0.343; random real + latest-expert soft labels (no distillation) 0.436 / 0.464 / 0.457,
+i.e. here the expert's soft labels DO carry structure (+0.11 on random real inputs), but distilling with them does
+not: the evaluated last-iteration labels keep only 0.14 / 0.14 / 0.21 of their mass on the initial class, 0.56 /
+0.54 / 0.60 on the rest of its superclass and 0.29 / 0.33 / 0.19 outside it; their argmax keeps the initial class
+for 45-57% of the points; the soft arm's MTT loss stays flat (0.86 -> 0.87, first vs last 20 iterations) while the
+hard arm's falls (0.88 -> 0.55). No bug found; the preset is unchanged.
 STRUCTURED_RESULTS_PENDING
 
 Before the ls19g changes (Adam image steps, fixed beta, one expert, plain-SGD evaluation) claim 3 failed the same
