@@ -109,6 +109,12 @@ not: the evaluated last-iteration labels keep only 0.14 / 0.14 / 0.21 of their m
 0.54 / 0.60 on the rest of its superclass and 0.29 / 0.33 / 0.19 outside it; their argmax keeps the initial class
 for 45-57% of the points; the soft arm's MTT loss stays flat (0.86 -> 0.87, first vs last 20 iterations) while the
 hard arm's falls (0.88 -> 0.55). No bug found; the preset is unchanged.
+Development run 2 (a diagnostic, declared before it ran and not eligible for the judged setting: `--preset
+structured100 --set seed=0 --set eval_labels=final_expert`, 45 s): hard as in run 1; soft with the latest
+drawable expert's labels on the final inputs 0.428 / 0.459 / 0.451, soft - hard -0.062 [-0.094, -0.030]: fails too,
+and equals random real inputs with the same kind of labels (0.45): the soft-label distillation adds nothing to its
+inputs, while hard-label distillation adds +0.16 over random real and beats random real + soft labels by +0.06.
+(These labels keep 0.28-0.30 of their mass on the initial class, 0.55-0.58 on the rest of its superclass.)
 STRUCTURED_RESULTS_PENDING
 
 Before the ls19g changes (Adam image steps, fixed beta, one expert, plain-SGD evaluation) claim 3 failed the same
