@@ -115,7 +115,19 @@ drawable expert's labels on the final inputs 0.428 / 0.459 / 0.451, soft - hard 
 and equals random real inputs with the same kind of labels (0.45): the soft-label distillation adds nothing to its
 inputs, while hard-label distillation adds +0.16 over random real and beats random real + soft labels by +0.06.
 (These labels keep 0.28-0.30 of their mass on the initial class, 0.55-0.58 on the rest of its superclass.)
-STRUCTURED_RESULTS_PENDING
+JUDGED RUN (2026-12-01, `PYTHONPATH=. python -m experiments run tesla_mtt --preset structured100 --set seed=100
+--workdir /tmp/tesla60_runs/judged --fresh`, 47.6 s wall, 7/8 claims): claims 1-2 reproduce (TESLA vs Eq. 6
+autodiff 3.6e-7 relative; temp memory flat, BPTT ratio 3.71, R^2 1.000; distillation beats random real by +0.147
+[0.120, 0.174]); claim 3 FAILS: hard 0.513 / 0.479 / 0.476, soft 0.125 / 0.421 / 0.404, soft - hard -0.173
+[-0.636, +0.291]; expert 0.687 / 0.679 / 0.678 (99-100% of its errors inside the superclass); random real 0.354 /
+0.342 / 0.332; random real + latest-expert soft labels 0.428 / 0.436 / 0.420. Seed 100's evaluated (last-iteration)
+labels had drifted off the class entirely (mass 0.035 on the initial class, 0.70 outside its superclass, argmax
+kept for 13% of the points), seeds 101 and 102 keep 0.31 / 0.28 (argmax 73%), and still score below hard. The soft
+arm's MTT loss stays flat (0.85 -> 0.85) while the hard arm's falls (0.82 -> 0.54), as at 10 and 100 blob classes.
+Result: with structured classes the expert's soft labels carry information (on random real inputs they beat hard
+labels by +0.09-0.11), but TESLA's per-iteration soft label assignment inside MTT does not improve the distilled
+set on this toy; claim 3 stays failed. Not the cpu preset (the cpu preset keeps the 10-class setting); recorded by
+the lead only if wanted, from the command above.
 
 Before the ls19g changes (Adam image steps, fixed beta, one expert, plain-SGD evaluation) claim 3 failed the same
 way: soft - hard -0.31 [-0.36, -0.25] at the then cpu preset; tried then: 10 classes with syn_lr 0.05 / image_lr
