@@ -546,7 +546,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     # ---- losses2 (issue 19) ----
     60: Implementation(  # TESLA; unrolled inner SGD shared by the dataset-distillation losses. tesla_mtt follows
         # the authors' distill.py / evaluate_synset (issue 19, ls19g); claims 1-2 pass, claim 3 (soft labels help)
-        # fails at the cpu preset (soft - hard -0.48 lower end); see the module docstring for the 100-class tries
+        # fails at the cpu preset (soft - hard -0.48 lower end) and on the pre-registered structured toy (preset
+        # structured100: 100 classes in 10 superclasses; judged seeds 100-102: -0.173 [-0.636, 0.291]); see module
         artifacts=("jaxlib_methods.losses.dataset_distillation.tesla_grad",
                    "jaxlib_methods.losses.dataset_distillation.mtt_bptt_grad",
                    "jaxlib_methods.losses.dataset_distillation.mtt_loss",
