@@ -52,6 +52,18 @@ test accuracy 0.893 / 0.901 (w50) and 0.917 / 0.919 (w200), subspace 0.13 / 0.14
 0.51 / 0.45 (w200) at d=1600 after 200 steps): widths 50 and 200 (D = 42,310 and 199,210), dims 250/500/1000/2000,
 2 seeds, 800 steps (25.8 epochs of 4,000 digits, vs the paper's 100 epochs of 60,000 = 46,800 steps); nothing was
 changed after the judged run. The paper's LeNet number (d_int90 ~ 290) is not attempted.
+
+Judged mnist5k run (2026-12-01, 2-core CPU shared with other jobs; 481 s wall, 8 min 4 s with start-up):
+  PYTHONPATH=. python -m experiments run intrinsic_dimension_widths --preset mnist5k --workdir RUNS/mnist5k --fresh
+  width 50  (D =  42,310): direct test accuracy 0.913 (median of 2 seeds); subspace d = 250 / 500 / 1000 / 2000:
+                           0.345 / 0.545 / 0.751 / 0.845 (threshold 0.822) -> d_int90 = 2000
+  width 200 (D = 199,210): direct 0.931; subspace 0.310 / 0.535 / 0.705 / 0.784 (threshold 0.837) -> d_int90 = inf
+  Claims: 1/4 pass (sanity: baseline >= 0.9 passes; width invariance, d_int90 / D and "within 2x of 750" fail:
+  inf). The direct nets pass 0.9 after 800 steps; the subspace runs are still climbing at 800 steps (25.8 epochs of
+  4,000 digits; the paper trains 100 epochs of 60,000), so this measures under-trained subspaces on a 15x smaller
+  data set, not the paper's setting; the run took 8 min of the 20 allowed, so the sizing (from the probe, which
+  counted compile time) was conservative. The preset is left as judged; the paper's numbers need the gpu preset and
+  the real data set.
 """
 
 from __future__ import annotations
