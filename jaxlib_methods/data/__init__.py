@@ -1,4 +1,4 @@
-"""Seeded synthetic data sets shared by the experiments (no downloads)."""
+"""Data sets shared by the experiments: seeded synthetic ones, and MNIST read from local files (no downloads)."""
 
 from jaxlib_methods.data.gaussian_mixture import (
     GaussianMixture,
