@@ -56,6 +56,15 @@ wall): claim 1 still FAILS, 0.19 < 0.5: the ELU net of seed 0 peaks at epoch 270
 0.90, 2.22, 2.35; ELU 0.19, 2.00, 3.66; softplus 1.56, 2.20, 1.12 bits); claim 2 passes (+9.16 bits, min over
 seeds). So the failure is one initialisation of the ELU net, not the shortened training. Not tried: other seeds (the
 claim is judged on seed 3 only), adaptive KDE, the 5x5-unit network of the authors' later default, the var_u.mat data.
+Reading of the paper's body (2026-12-01, nothing changed): the paper's text past its introduction is still not
+reachable from this machine. A third-party literature note on the paper (found through the code search; not the
+paper itself) reads its Figure 6 as: averaged over 50 initialisations, a ReLU network's I(X;T) has no distinct
+compression phase (fitting and compression "mostly cancel out"), the compression it showcases being single
+initialisations. If that reading is right, the paper's claim is that non-saturating networks can compress, with
+large variation between initialisations (the abstract says as much), and claim 1's minimum over every seed and
+activation is stricter than the paper. A session that can read Sec. 4 and Fig. 6 should restate claim 1 from them,
+fix its tolerance and judge it on fresh seeds; restating it from a secondary source after seeing it fail was not
+done.
 """
 
 from __future__ import annotations
