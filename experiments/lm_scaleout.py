@@ -328,9 +328,13 @@ class Trainer:
 # The main run (what `launch` runs in every process).
 # ----------------------------------------------------------------------------------------------------------------------
 
-def train_run(config: Config, workdir: pathlib.Path, *, desc: str = "lm_scaleout") -> dict:
-  mesh = shd.make_mesh(config.mesh)
-  trainer = Trainer(config, mesh, config.optimizer)
+def train_run(config: Config, workdir: pathlib.Path, *, desc: str = "lm_scaleout",
+              trainer: Optional[Trainer] = None) -> dict:
+  """The main run (resumed from `workdir`'s newest checkpoint if any). `trainer`: one already built for this config,
+  its mesh and optimizer, whose compiled programs are then reused (default: a new one)."""
+  if trainer is None:
+    trainer = Trainer(config, shd.make_mesh(config.mesh), config.optimizer)
+  mesh = trainer.mesh
   state = trainer.init()
   initial_eval = trainer.eval_loss(state)
 
@@ -423,11 +427,13 @@ def run_checks(config: Config, multiprocess_dir: Optional[str], *, equality: boo
                                [x for x in jax.tree.leaves(tree) if x.ndim > 0], n)}
   if multiprocess_dir:
     child = child_config(config)
+    # one Trainer for both runs: the restore reuses the programs the 1-process run compiled
+    trainer = Trainer(child, shd.make_mesh(child.mesh), child.optimizer)
     with tempfile.TemporaryDirectory() as tmp:
-      single = train_run(child, pathlib.Path(tmp) / "single", desc="1 process")
+      single = train_run(child, pathlib.Path(tmp) / "single", desc="1 process", trainer=trainer)
       restored_dir = pathlib.Path(tmp) / "restored"
       shutil.copytree(multiprocess_dir, restored_dir)
-      restored = train_run(child, restored_dir, desc="restore")
+      restored = train_run(child, restored_dir, desc="restore", trainer=trainer)
     out["single_process"] = single
     out["restored"] = {k: restored[k] for k in ("resumed_from", "state_checksum", "final_eval_loss", "processes")}
   return out

@@ -38,18 +38,20 @@ import re
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
 from jaxlib_methods.runner import control as run_control
 from jaxlib_methods.runner.constraints import UsageError
 from jaxlib_methods.runner.io import MetricsLog
 from jaxlib_methods.runner.progress import progress
 from jaxlib_methods.runner.workdir import WorkdirError, clear as _clear_workdir
+
+if TYPE_CHECKING:   # imported where checkpoints are written or read: a usage error or `list` does not pay for it
+  import orbax.checkpoint as ocp
 
 CONFIG_KEY = "config_sha256"    # per-step custom metadata: the fingerprint of the config that wrote the checkpoint
 DIGEST_KEY = "state_sha256"     # ... and of the state's bytes
@@ -132,6 +134,7 @@ def train(
   ckpt_dir = (workdir / "checkpoints").absolute()
   control = run_control.current()
   config_hash = control.config_hash if control is not None else None
+  import orbax.checkpoint as ocp
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
   handler = ocp.StandardCheckpointHandler()
   with ocp.CheckpointManager(ckpt_dir, options=options, item_handlers=handler) as manager:
@@ -227,6 +230,7 @@ def checkpoint_config_hashes(ckpt_dir: pathlib.Path) -> dict[int, Optional[str]]
   ckpt_dir = pathlib.Path(ckpt_dir).absolute()
   if not ckpt_dir.is_dir():
     return {}
+  import orbax.checkpoint as ocp
   options = ocp.CheckpointManagerOptions(create=False, enable_async_checkpointing=False)
   # Reads metadata only; saves nothing.
   with ocp.CheckpointManager(ckpt_dir, options=options, item_handlers=ocp.StandardCheckpointHandler()) as manager:
@@ -242,6 +246,7 @@ def _restore_newest(manager, state, shardings, config_hash, workdir: pathlib.Pat
 
   Refuses checkpoints of another config; moves damaged ones newer than the one restored to damaged_checkpoints/.
   """
+  import orbax.checkpoint as ocp
   steps = sorted(manager.all_steps(), reverse=True)
   if not steps:
     return None, None
