@@ -52,26 +52,17 @@ def _inputs(b, t, h, dk, dv, *, seed=0, gate_mean=1.0, gate_std=2.0, dtype=jnp.f
   return q, k, v, log_gates, h0, do, dht
 
 
-def _jit_vjp(f, args, cotangents):
-  """(f(*args), its vjp at `cotangents`) as ONE jitted program; each cotangent is cast to its output's dtype. The
-  forward runs (and compiles) once for both; eagerly, every small op of the wrappers and of the vjp would compile
-  on its own (about 3x the time of one program)."""
-  def run(args, cotangents):
-    out, vjp = jax.vjp(f, *args)
-    return out, vjp(tuple(c.astype(o.dtype) for c, o in zip(cotangents, out)))
-  return jax.jit(run)(tuple(args), tuple(cotangents))
-
-
 def _compare(q, k, v, lg, h0, do, dht, *, tol=TOL, **opts):
   """Kernel vs reference: outputs, final state and all gradients (cotangents on both outputs)."""
   kern = lambda q, k, v, lg, h0: gated_linear_attention(q, k, v, lg, initial_state=h0, interpret=True, **opts)
   ref_opts = {key: val for key, val in opts.items() if key in ("scale", "segment_ids")}
   ref = lambda q, k, v, lg, h0: gated_linear_attention_reference(q, k, v, lg, initial_state=h0, **ref_opts)
-  (o, ht), grads = _jit_vjp(kern, (q, k, v, lg, h0), (do, dht))
-  (o_r, ht_r), grads_r = _jit_vjp(ref, (q, k, v, lg, h0), (do.astype(o.dtype), dht))
+  (o, ht), vjp = jax.vjp(kern, q, k, v, lg, h0)
+  (o_r, ht_r), vjp_r = jax.vjp(ref, q, k, v, lg, h0)
   np.testing.assert_allclose(np.asarray(o, np.float32), np.asarray(o_r, np.float32), atol=tol, rtol=tol, err_msg="o")
   np.testing.assert_allclose(np.asarray(ht), np.asarray(ht_r), atol=tol, rtol=tol, err_msg="final_state")
-  for name, a, b in zip(["dq", "dk", "dv", "dlog_gates", "dinitial_state"], grads, grads_r):
+  for name, a, b in zip(["dq", "dk", "dv", "dlog_gates", "dinitial_state"], vjp((do.astype(o.dtype), dht)),
+                        vjp_r((do.astype(o.dtype), dht))):
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     assert np.all(np.isfinite(a)), name
     np.testing.assert_allclose(a, b, atol=tol * max(1.0, np.abs(b).max()), rtol=tol, err_msg=name)
@@ -245,11 +236,11 @@ def _rel(a, b):
 
 def _check_chunk_vs_recurrent(kern, ref, args, cotangents, *, rtol, names=("dq", "dk", "dv", "dlog_gates", "dh0")):
   """fla's chain, second link: outputs, final states and every gradient of `kern` against `ref` (relative error)."""
-  (o, ht), grads = _jit_vjp(kern, args, cotangents)
-  (o_r, ht_r), grads_r = _jit_vjp(ref, args, cotangents)
+  (o, ht), vjp = jax.vjp(kern, *args)
+  (o_r, ht_r), vjp_r = jax.vjp(ref, *args)
   assert _rel(o, o_r) < rtol, ("o", _rel(o, o_r))
   assert _rel(ht, ht_r) < rtol, ("final_state", _rel(ht, ht_r))
-  for name, a, b in zip(names, grads, grads_r):
+  for name, a, b in zip(names, vjp(cotangents), vjp_r(cotangents)):
     assert np.all(np.isfinite(np.asarray(a, np.float32))), name
     assert _rel(a, b) < rtol, (name, _rel(a, b))
   return o, ht
