@@ -172,6 +172,7 @@ def test_block_ranges_against_brute_force():
     def __init__(self, t, s, causal, window):
       self.q_len, self.kv_len, self.causal, self.window = t, s, causal, window
 
+  n_starts = 8
   checked = 0
   for t, s in ((17, 17), (48, 48), (64, 100), (100, 37), (1, 30)):
     for bq, bk in ((16, 16), (32, 16), (16, 32)):
@@ -184,8 +185,11 @@ def test_block_ranges_against_brute_force():
           real = np.zeros((nq * bq, nk * bk), bool)
           real[:t, :s] = True
           blk = lambda a, i, j: a[i * bq:(i + 1) * bq, j * bk:(j + 1) * bk]
-          lo, f_lo, f_hi, hi = (np.broadcast_to(np.asarray(x), (nq,))
-                                for x in _kv_ranges(jnp.arange(nq) * bq, bq, bk, cfg))
+          # All block starts in one vector of fixed length n_starts (>= nq, nk; the extra starts are ignored), so
+          # the eager jnp ops inside compile once for all configs instead of once per block count.
+          assert max(nq, nk) <= n_starts
+          lo, f_lo, f_hi, hi = (np.broadcast_to(np.asarray(x), (n_starts,))[:nq]
+                                for x in _kv_ranges(jnp.arange(n_starts) * bq, bq, bk, cfg))
           for i in range(nq):
             for j in range(nk):
               sub, r = blk(tiles, i, j), blk(real, i, j)
@@ -194,8 +198,8 @@ def test_block_ranges_against_brute_force():
               if f_lo[i] <= j < f_hi[i]:
                 assert np.all(sub | ~r), (t, s, bq, bk, causal, window, i, j)
                 assert r[0].all(), "unmasked key block must hold only real keys"
-          lo, f_lo, f_hi, hi = (np.broadcast_to(np.asarray(x), (nk,))
-                                for x in _q_ranges(jnp.arange(nk) * bk, bq, bk, cfg))
+          lo, f_lo, f_hi, hi = (np.broadcast_to(np.asarray(x), (n_starts,))[:nk]
+                                for x in _q_ranges(jnp.arange(n_starts) * bk, bq, bk, cfg))
           for j in range(nk):
             for i in range(nq):
               if blk(tiles, i, j).any():
