@@ -4,8 +4,9 @@ References used here, none derived from the kernel's code:
   * `_np_attention`: a float64 NumPy transcription of softmax attention with the masks, written in this file;
   * `_naive`: a plain-jnp attention written in this file (float32, HIGHEST precision), for gradients via jax.vjp;
   * `jax.nn.dot_product_attention(implementation="xla")` for the options it supports.
-Interpret-mode outputs start as NaN buffers (Pallas' interpreter fills uninitialised outputs with NaN), so an
-unwritten block fails the comparisons.
+Interpret-mode outputs start as NaN buffers (Pallas' interpreter fills uninitialised outputs with NaN, eagerly and
+under jit), so an unwritten block fails the comparisons. The forward + vjp checks run the kernel (and the reference)
+as one jitted program each: the same kernels, one compile instead of one per eager op.
 """
 
 import math
@@ -237,8 +238,9 @@ def test_interpret_mode_outputs_start_as_nan():
   def kernel(x_ref, o_ref):
     del x_ref, o_ref
 
-  out = pl.pallas_call(kernel, out_shape=jax.ShapeDtypeStruct((8, 4), jnp.float32), interpret=True)(jnp.zeros(4))
-  assert np.all(np.isnan(np.asarray(out)))
+  call = lambda x: pl.pallas_call(kernel, out_shape=jax.ShapeDtypeStruct((8, 4), jnp.float32), interpret=True)(x)
+  assert np.all(np.isnan(np.asarray(call(jnp.zeros(4)))))
+  assert np.all(np.isnan(np.asarray(jax.jit(call)(jnp.zeros(4)))))    # also under jit (_value_and_pullback)
 
 
 def test_library_reference_agrees_with_numpy_and_jax():
