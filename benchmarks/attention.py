@@ -129,10 +129,13 @@ def tolerance_checks(log=print, interpret=False, cases=None):
           lambda q, k, v: flash_attention(q, k, v, precision=prec, interpret=interpret, **opts), q, k, v)
       return out, pullback(do)
     out, grads = jax.jit(ours)(qd, kd, vd, dod)
-    # The reference sees the same (rounded) inputs, in fp32, at HIGHEST precision.
-    ref = lambda q, k, v: flash_attention_reference(q, k, v, precision="highest", **opts)
-    r_out, r_pull = jax.vjp(ref, *(x.astype(jnp.float32) for x in (qd, kd, vd)))
-    r_grads = r_pull(dod.astype(jnp.float32))
+    # The reference sees the same (rounded) inputs, in fp32, at HIGHEST precision; jitted like ours (one compile,
+    # not one per op of the forward and the vjp).
+    def reference(q, k, v, do, opts=opts):
+      out, pullback = jax.vjp(
+          lambda q, k, v: flash_attention_reference(q, k, v, precision="highest", **opts), q, k, v)
+      return out, pullback(do)
+    r_out, r_grads = jax.jit(reference)(*(x.astype(jnp.float32) for x in (qd, kd, vd, dod)))
     errs = [_rel(out, r_out)] + [_rel(g, r) for g, r in zip(grads, r_grads)]
     tol = TOLERANCES[dkey]
     ok = all(np.isfinite(errs)) and max(errs) < tol

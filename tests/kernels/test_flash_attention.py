@@ -4,8 +4,9 @@ References used here, none derived from the kernel's code:
   * `_np_attention`: a float64 NumPy transcription of softmax attention with the masks, written in this file;
   * `_naive`: a plain-jnp attention written in this file (float32, HIGHEST precision), for gradients via jax.vjp;
   * `jax.nn.dot_product_attention(implementation="xla")` for the options it supports.
-Interpret-mode outputs start as NaN buffers (Pallas' interpreter fills uninitialised outputs with NaN), so an
-unwritten block fails the comparisons.
+Interpret-mode outputs start as NaN buffers (Pallas' interpreter fills uninitialised outputs with NaN, eagerly and
+under jit), so an unwritten block fails the comparisons. The forward + vjp checks run the kernel (and the reference)
+as one jitted program each: the same kernels, one compile instead of one per eager op.
 """
 
 import math
@@ -88,17 +89,24 @@ def _inputs(b, t, s, n, kh, h, hv, dtype=jnp.float32, seed=0):
   return q, k, v, do
 
 
+def _value_and_pullback(f, q, k, v, do):
+  """f(q, k, v) and its vjp at `do`, as ONE jitted program: the forward runs (and compiles) once for both. Eagerly,
+  every small op of the wrappers and of the vjp would compile on its own (about 3x the time of one program)."""
+  def run(q, k, v, do):
+    out, vjp = jax.vjp(f, q, k, v)
+    return out, vjp(do)
+  return jax.jit(run)(q, k, v, do)
+
+
 def _check_fwd_bwd(shape, opts, *, block_q=16, block_k=16, dtype=jnp.float32, block_sizes=None):
   q, k, v, do = _inputs(*shape, dtype=dtype)
   kern = lambda q, k, v: flash_attention(q, k, v, block_q=block_q, block_k=block_k, block_sizes=block_sizes,
                                          interpret=True, **opts)
-  out, vjp = jax.vjp(kern, q, k, v)
-  grads = vjp(do)
+  out, grads = _value_and_pullback(kern, q, k, v, do)
   assert out.dtype == dtype and out.shape == shape[:2] + (shape[3], shape[6])
   want = _np_attention(q, k, v, **opts)
-  _, ref_vjp = jax.vjp(lambda q, k, v: _naive(q, k, v, **opts), q.astype(jnp.float32), k.astype(jnp.float32),
-                       v.astype(jnp.float32))
-  ref_grads = ref_vjp(do.astype(jnp.float32))
+  _, ref_grads = _value_and_pullback(lambda q, k, v: _naive(q, k, v, **opts), q.astype(jnp.float32),
+                                     k.astype(jnp.float32), v.astype(jnp.float32), do.astype(jnp.float32))
   assert np.all(np.isfinite(np.asarray(out, np.float32)))
   for g in grads:
     assert np.all(np.isfinite(np.asarray(g, np.float32)))
@@ -165,6 +173,7 @@ def test_block_ranges_against_brute_force():
     def __init__(self, t, s, causal, window):
       self.q_len, self.kv_len, self.causal, self.window = t, s, causal, window
 
+  n_starts = 8
   checked = 0
   for t, s in ((17, 17), (48, 48), (64, 100), (100, 37), (1, 30)):
     for bq, bk in ((16, 16), (32, 16), (16, 32)):
@@ -177,8 +186,11 @@ def test_block_ranges_against_brute_force():
           real = np.zeros((nq * bq, nk * bk), bool)
           real[:t, :s] = True
           blk = lambda a, i, j: a[i * bq:(i + 1) * bq, j * bk:(j + 1) * bk]
-          lo, f_lo, f_hi, hi = (np.broadcast_to(np.asarray(x), (nq,))
-                                for x in _kv_ranges(jnp.arange(nq) * bq, bq, bk, cfg))
+          # All block starts in one vector of fixed length n_starts (>= nq, nk; the extra starts are ignored), so
+          # the eager jnp ops inside compile once for all configs instead of once per block count.
+          assert max(nq, nk) <= n_starts
+          lo, f_lo, f_hi, hi = (np.broadcast_to(np.asarray(x), (n_starts,))[:nq]
+                                for x in _kv_ranges(jnp.arange(n_starts) * bq, bq, bk, cfg))
           for i in range(nq):
             for j in range(nk):
               sub, r = blk(tiles, i, j), blk(real, i, j)
@@ -187,8 +199,8 @@ def test_block_ranges_against_brute_force():
               if f_lo[i] <= j < f_hi[i]:
                 assert np.all(sub | ~r), (t, s, bq, bk, causal, window, i, j)
                 assert r[0].all(), "unmasked key block must hold only real keys"
-          lo, f_lo, f_hi, hi = (np.broadcast_to(np.asarray(x), (nk,))
-                                for x in _q_ranges(jnp.arange(nk) * bk, bq, bk, cfg))
+          lo, f_lo, f_hi, hi = (np.broadcast_to(np.asarray(x), (n_starts,))[:nk]
+                                for x in _q_ranges(jnp.arange(n_starts) * bk, bq, bk, cfg))
           for j in range(nk):
             for i in range(nq):
               if blk(tiles, i, j).any():
@@ -212,10 +224,10 @@ def test_rows_with_no_visible_key_are_zero_with_finite_grads():
   """Window (0, 0) with more queries than keys: queries t >= S see nothing -> output 0, gradients finite."""
   q, k, v, do = _inputs(1, 40, 24, 2, 2, 16, 16, seed=4)
   f = lambda q, k, v: flash_attention(q, k, v, window=(0, 0), block_q=16, block_k=16, interpret=True)
-  out, vjp = jax.vjp(f, q, k, v)
+  out, grads = _value_and_pullback(f, q, k, v, do)
   np.testing.assert_allclose(np.asarray(out), _np_attention(q, k, v, window=(0, 0)), atol=F32_TOL, rtol=0)
   assert np.all(np.asarray(out[:, 24:]) == 0)
-  for g in vjp(do):
+  for g in grads:
     assert np.all(np.isfinite(np.asarray(g)))
 
 
@@ -226,21 +238,26 @@ def test_interpret_mode_outputs_start_as_nan():
   def kernel(x_ref, o_ref):
     del x_ref, o_ref
 
-  out = pl.pallas_call(kernel, out_shape=jax.ShapeDtypeStruct((8, 4), jnp.float32), interpret=True)(jnp.zeros(4))
-  assert np.all(np.isnan(np.asarray(out)))
+  call = lambda x: pl.pallas_call(kernel, out_shape=jax.ShapeDtypeStruct((8, 4), jnp.float32), interpret=True)(x)
+  assert np.all(np.isnan(np.asarray(call(jnp.zeros(4)))))
+  assert np.all(np.isnan(np.asarray(jax.jit(call)(jnp.zeros(4)))))    # also under jit (_value_and_pullback)
 
 
 def test_library_reference_agrees_with_numpy_and_jax():
   """The pure-jnp reference (the CPU path) vs float64 NumPy and jax.nn.dot_product_attention."""
   q, k, v, _ = _inputs(2, 30, 30, 4, 2, 16, 16, seed=5)
+  # Jitted: one compile per call instead of one per eager op.
+  reference = jax.jit(flash_attention_reference, static_argnames=("causal", "window", "softcap"))
+  dot_product_attention = jax.jit(jax.nn.dot_product_attention,
+                                  static_argnames=("is_causal", "local_window_size", "implementation"))
   for opts in (dict(causal=True, window=(3, 0)), dict(window=(2, 5))):
-    ref = flash_attention_reference(q, k, v, **opts)
+    ref = reference(q, k, v, **opts)
     np.testing.assert_allclose(np.asarray(ref), _np_attention(q, k, v, **opts), atol=2e-6, rtol=0)
-    jx = jax.nn.dot_product_attention(q, k, v, is_causal=opts.get("causal", False),
-                                      local_window_size=opts.get("window"), implementation="xla")
+    jx = dot_product_attention(q, k, v, is_causal=opts.get("causal", False), local_window_size=opts.get("window"),
+                               implementation="xla")
     np.testing.assert_allclose(np.asarray(ref), np.asarray(jx), atol=2e-6, rtol=0)
   seg = jnp.asarray([[0] * 12 + [1] * 18, [3] * 30], jnp.int32)
-  ref = flash_attention_reference(q, k, v, causal=True, segment_ids=seg, softcap=2.0)
+  ref = reference(q, k, v, causal=True, segment_ids=seg, softcap=2.0)
   want = _np_attention(q, k, v, causal=True, segment_ids=np.asarray(seg), softcap=2.0)
   np.testing.assert_allclose(np.asarray(ref), want, atol=2e-6, rtol=0)
 

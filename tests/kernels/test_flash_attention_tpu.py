@@ -25,15 +25,16 @@ def _load_references():
 
 _refs = _load_references()
 F32_TOL, _inputs, _naive, _np_attention = _refs.F32_TOL, _refs._inputs, _refs._naive, _refs._np_attention
+_value_and_pullback = _refs._value_and_pullback      # f and its vjp as one jitted program
 
 
 def _check(shape, opts, **kw):
   q, k, v, do = _inputs(*shape)
   f = lambda q, k, v: flash_attention(q, k, v, platform="tpu", interpret=True, **opts, **kw)
-  out, vjp = jax.vjp(f, q, k, v)
+  out, grads = _value_and_pullback(f, q, k, v, do)
   np.testing.assert_allclose(np.asarray(out), _np_attention(q, k, v, **opts), atol=F32_TOL, rtol=0)
-  _, ref_vjp = jax.vjp(lambda q, k, v: _naive(q, k, v, **opts), q, k, v)
-  for name, got, ref in zip("qkv", vjp(do), ref_vjp(do)):
+  _, ref_grads = _value_and_pullback(lambda q, k, v: _naive(q, k, v, **opts), q, k, v, do)
+  for name, got, ref in zip("qkv", grads, ref_grads):
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), atol=F32_TOL, rtol=0, err_msg=f"d{name}")
 
 
