@@ -251,6 +251,9 @@ def test_core_contracts_float32_odd_leaves_orbax(case, tmp_path):
   tx = case.make()
   step, traces = _counting_jit(tx.update)
   s0 = tx.init(params)
+  # Committed to the device, as orbax's restored arrays are: with uncommitted inputs before the checkpoint and
+  # committed ones after, jit would compile the same update a second time for the resumed steps.
+  params, s0 = jax.device_put((params, s0), jax.devices()[0])
   p, s, states = params, s0, []
   for t in range(5):
     u, s = step(_grads(p, t), s, p)
