@@ -64,7 +64,7 @@ def test_logistic_regression_matches_scipy_and_is_stationary():
     # weights are identified (the penalty fixes the softmax shift for W, the bias shift is free): compare W centred
     w_ref = ref.x[:d * k].reshape(d, k)
     np.testing.assert_allclose(np.asarray(p.weights), w_ref, atol=1e-4)
-    g = jax.grad(logistic_objective)(p, x, y, np.ones(len(y), bool), 0.5)
+    g = jax.jit(jax.grad(logistic_objective))(p, x, y, np.ones(len(y), bool), 0.5)  # jitted: not eager dispatch
     assert float(np.abs(np.asarray(g.weights)).max()) < 1e-5
     # masked rows do not count: garbage in the masked-out rows changes nothing (same shapes: no recompilation)
     mask = np.arange(40) < 20

@@ -10,9 +10,12 @@ from jaxlib_methods.runner import experiment as exp_lib
 def test_minimisers_are_the_closed_form_least_squares():
   cfg = exp_lib.get("aggregate_responses").config("cpu", ("dim=5", "n=80", "bag_size=4"))
   with jax.enable_x64(True):
-    x, bags, ybar, theta = exp.draw(cfg, jax.random.key(3))
-    bag = np.asarray(exp.estimate(cfg, x, bags, ybar, 1.0))
-    inst = np.asarray(exp.estimate(cfg, x, bags, ybar, 0.0))
+    # Jitted as in exp.run (one compiled program each, rho traced: one compile serves both ends) instead of eager
+    # op-by-op dispatch of the grad and the Hessian.
+    x, bags, ybar, theta = jax.jit(exp.draw, static_argnums=0)(cfg, jax.random.key(3))
+    estimate = jax.jit(exp.estimate, static_argnums=0)
+    bag = np.asarray(estimate(cfg, x, bags, ybar, 1.0))
+    inst = np.asarray(estimate(cfg, x, bags, ybar, 0.0))
   x, bags, ybar = np.asarray(x), np.asarray(bags), np.asarray(ybar)
   xbar = np.stack([x[bags == b].mean(0) for b in range(len(ybar))])
   np.testing.assert_allclose(bag, np.linalg.lstsq(xbar, ybar, rcond=None)[0], rtol=1e-9)  # OLS on bag means

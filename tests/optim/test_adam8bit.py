@@ -56,14 +56,17 @@ def test_quantize_matches_a_brute_force_transcription():
   rng = np.random.default_rng(0)
   x = (rng.standard_t(3, size=(5, 13)) * 1e-3).astype(np.float32)
   x[0, :3] = [0.0, -1e-12, 1e-12]  # zero and tiny values of both signs (the sign fix)
+  # Jitted, as the optimizer runs them (one compiled program per call instead of dozens of eager op dispatches).
+  quantize = jax.jit(O.quantize_blockwise, static_argnums=2, static_argnames="signed")
+  dequantize = jax.jit(O.dequantize_blockwise, static_argnums=2)
   for signed, block in [(True, 16), (False, 7)]:
     xs = x if signed else np.abs(x)
     code = O.dynamic_map(signed)
     want_c, want_a = _np_quantize(xs, code, block, signed)
-    q = O.quantize_blockwise(jnp.asarray(xs), jnp.asarray(code), block, signed=signed)
+    q = quantize(jnp.asarray(xs), jnp.asarray(code), block, signed=signed)
     np.testing.assert_array_equal(np.asarray(q.codes).astype(np.int64), want_c)
     np.testing.assert_array_equal(np.asarray(q.absmax), want_a)
-    deq = np.asarray(O.dequantize_blockwise(q, jnp.asarray(code), block))
+    deq = np.asarray(dequantize(q, jnp.asarray(code), block))
     np.testing.assert_allclose(deq, _np_dequantize(want_c, want_a, code, block), rtol=1e-7)
     if signed:  # no sign flips; a negative value stays negative (zero counts as positive, as in the kernel)
       assert np.all(deq * xs >= 0) and np.all(deq[xs < 0] < 0)
@@ -105,8 +108,8 @@ def test_small_leaves_keep_float32_adam_and_state_bytes():
   assert nbytes((st.mu["big"], st.nu["big"], st.mu_absmax["big"], st.nu_absmax["big"])) == 2 * 4096 + 2 * 2 * 4
   g = {"big": jnp.ones((64, 64)), "small": jnp.linspace(-1, 1, 10)}
   ref = optax.scale_by_adam()
-  u, _ = tx.update(g, st)
-  r, _ = ref.update(g, ref.init(params))
+  u, _ = jax.jit(tx.update)(g, st)  # jitted: one compile instead of many eager op dispatches
+  r, _ = jax.jit(ref.update)(g, ref.init(params))
   np.testing.assert_allclose(np.asarray(u["small"]), np.asarray(r["small"]), rtol=1e-6, atol=1e-7)
 
 

@@ -49,10 +49,11 @@ def _step_fn(tx, donate=False):
   return jax.jit(step, donate_argnums=(1,) if donate else ())
 
 
-def _train(tx, steps, params=None, state=None, donate=False):
+def _train(tx, steps, params=None, state=None, donate=False, step=None):
+  """`steps` steps of `step` (by default a new jitted `_step_fn(tx, donate)`: pass one to reuse its compilation)."""
   params = _params() if params is None else params
   state = tx.init(params) if state is None else state
-  step = _step_fn(tx, donate)
+  step = _step_fn(tx, donate) if step is None else step
   x, y = _data()
   losses = []
   for _ in range(steps):
@@ -99,11 +100,6 @@ def test_inject_hyperparams_no_retrace_and_equals_unwrapped(name):
   inj = optax.inject_hyperparams(FACTORIES[name], static_args=STATIC[name])(
       learning_rate=3e-2, inner=optax.inject_hyperparams(optax.scale_by_adam)(b1=0.9, b2=0.999), **kw)
   plain = FACTORIES[name](3e-2, **kw)
-  p1, _, _ = _train(inj, 5)
-  p2, _, _ = _train(plain, 5)
-  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):  # wrapped == unwrapped (up to constant folding)
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
-
   traces = []
 
   def step(p, s, x, y):
@@ -112,15 +108,22 @@ def test_inject_hyperparams_no_retrace_and_equals_unwrapped(name):
     u, s = inj.update(g, s, p)
     return optax.apply_updates(p, u), s
 
-  jstep = jax.jit(step)
+  jstep = jax.jit(step)  # one compiled step serves both checks below
   params, (x, y) = _params(), _data()
+  p1, s1 = params, inj.init(params)
+  for _ in range(5):
+    p1, s1 = jstep(p1, s1, x, y)
+  p2, _, _ = _train(plain, 5)
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):  # wrapped == unwrapped (up to constant folding)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
   state = inj.init(params)
   for lr, b1 in [(3e-2, 0.9), (1e-2, 0.8), (5e-3, 0.5)]:
     state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
     inner = _find_inner_inject(state)
     inner.hyperparams["b1"] = jnp.asarray(b1, jnp.float32)
     params, state = jstep(params, state, x, y)
-  assert len(traces) == 1
+  assert len(traces) == 1  # 8 calls, 3 of them with changed hyperparameters: traced (compiled) once
   # optax.inject_hyperparams casts hyperparameters to the params' dtype unless told otherwise (optax#1414); with
   # hyperparam_dtype=float32 they stay float32 for bf16 params and our transforms run with them.
   inj32 = optax.inject_hyperparams(FACTORIES[name], static_args=STATIC[name], hyperparam_dtype=jnp.float32)(
@@ -186,15 +189,19 @@ def test_donated_jit_and_eval_shape(name):
 def test_orbax_round_trip_continues_identically(name, tmp_path):
   ocp = pytest.importorskip("orbax.checkpoint")
   tx = OPTIMIZERS[name](3e-2)
-  p_full, s_full, _ = _train(tx, 8)
-  p_mid, s_mid, _ = _train(tx, 4)
+  step = _step_fn(tx)  # one compiled step for the uninterrupted run and the resumed one
+  # Committed to the device, as orbax's restored arrays are (uncommitted ones would make jit compile the step again).
+  p0 = jax.device_put(_params(), jax.devices()[0])
+  s0 = jax.device_put(tx.init(p0), jax.devices()[0])
+  p_mid, s_mid, _ = _train(tx, 4, params=p0, state=s0, step=step)
+  p_full, s_full, _ = _train(tx, 4, params=p_mid, state=s_mid, step=step)  # steps 5-8 without a checkpoint
   ckptr = ocp.StandardCheckpointer()
   ckptr.save(tmp_path / "ckpt", {"params": p_mid, "opt": s_mid})
   ckptr.wait_until_finished()
   target = jax.eval_shape(lambda: {"params": p_mid, "opt": s_mid})
   restored = ckptr.restore(tmp_path / "ckpt", target)
   _assert_trees_equal(restored["opt"], s_mid)
-  p_res, s_res, _ = _train(tx, 4, params=restored["params"], state=restored["opt"])
+  p_res, s_res, _ = _train(tx, 4, params=restored["params"], state=restored["opt"], step=step)
   _assert_trees_equal(p_res, p_full)
   _assert_trees_equal(s_res, s_full)
 

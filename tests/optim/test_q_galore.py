@@ -42,12 +42,13 @@ def test_quantize_matches_numpy_transcription(bits, gs):
 
 def test_per_row_groups_and_padding():
   w = np.random.default_rng(1).normal(size=(5, 7)).astype(np.float32)
-  qa = quantize_groupwise(jnp.asarray(w), 8, -1)  # one group per row
+  quantize = jax.jit(quantize_groupwise, static_argnums=(1, 2))  # jitted: one compile, not eager op dispatch
+  qa = quantize(jnp.asarray(w), 8, -1)  # one group per row
   q_ref, s_ref, z_ref = _np_quantize(w, 7, 8)
   np.testing.assert_allclose(np.asarray(qa.scales), s_ref, rtol=3e-7)
-  qa = quantize_groupwise(jnp.asarray(w), 4, 16)  # 35 entries: the last group is padded with its last entry
+  qa = quantize(jnp.asarray(w), 4, 16)  # 35 entries: the last group is padded with its last entry
   assert qa.scales.shape == (3,)
-  deq = np.asarray(dequantize_groupwise(qa, (5, 7), 4, 16))
+  deq = np.asarray(jax.jit(dequantize_groupwise, static_argnums=(1, 2, 3))(qa, (5, 7), 4, 16))
   assert deq.shape == (5, 7) and np.abs(deq - w).max() < 0.35
 
 
@@ -124,9 +125,10 @@ def test_int4_projection_error_is_small_and_state_bytes():
   int4 = scale_by_q_galore(rank=8, scale=1.0, inner=optax.identity(), bits=4, group_size=64)
   ref = scale_by_galore(rank=8, scale=1.0, inner=optax.identity())  # float projector
   p = {"w": jnp.zeros((64, 32))}
-  u_ref, _ = ref.update({"w": g}, ref.init(p))
-  u4, s4 = int4.update({"w": g}, int4.init(p))
-  u8, _ = exact.update({"w": g}, exact.init(p))
+  # Jitted updates (one compile each instead of eager op-by-op dispatch).
+  u_ref, _ = jax.jit(ref.update)({"w": g}, ref.init(p))
+  u4, s4 = jax.jit(int4.update)({"w": g}, int4.init(p))
+  u8, _ = jax.jit(exact.update)({"w": g}, exact.init(p))
   rel = lambda u: float(jnp.linalg.norm(u["w"] - u_ref["w"]) / jnp.linalg.norm(u_ref["w"]))
   assert rel(u8) < 0.02 and rel(u4) < 0.25 and rel(u8) < rel(u4)
   codes = s4.proj.codes["w"]  # right basis 32 x 8 stored as 8 x 32 -> 256 codes, 4 groups
