@@ -216,20 +216,22 @@ def test_mochi_infonce_matches_numpy_and_synthetics_increase_loss():
   logits = np.concatenate([(qn * kn).sum(1, keepdims=True), qn @ nn.T], 1) / tau
   ref = -(logits[:, 0] - _np_logsumexp(logits, 1))
   f32 = lambda a: jnp.asarray(a, jnp.float32)
-  base = cl.mochi_infonce(f32(q), f32(kk), f32(queue), temperature=tau)
+  infonce = jax.jit(cl.mochi_infonce, static_argnames="temperature")
+  negatives = jax.jit(cl.mochi_negatives, static_argnames=("num_hard", "num_mix", "num_query_mix"))
+  base = infonce(f32(q), f32(kk), f32(queue), temperature=tau)
   np.testing.assert_allclose(np.asarray(base), ref, rtol=1e-5)
-  syn = cl.mochi_negatives(jax.random.key(0), f32(q), f32(queue), num_hard=8, num_mix=16, num_query_mix=4)
+  syn = negatives(jax.random.key(0), f32(q), f32(queue), num_hard=8, num_mix=16, num_query_mix=4)
   assert syn.shape == (b, 20, d)
   np.testing.assert_allclose(np.linalg.norm(np.asarray(syn), axis=-1), 1.0, rtol=1e-5)
-  with_syn = cl.mochi_infonce(f32(q), f32(kk), f32(queue), syn, temperature=tau)
+  with_syn = infonce(f32(q), f32(kk), f32(queue), syn, temperature=tau)
   assert np.all(np.asarray(with_syn) > np.asarray(base))
   # Synthetic negatives are harder than the queue on average.
   assert float(jnp.einsum("bd,bsd->bs", f32(qn), syn).mean()) > float((qn @ nn.T).mean())
   # Key-deterministic, and no gradient flows through them.
-  syn2 = cl.mochi_negatives(jax.random.key(0), f32(q), f32(queue), num_hard=8, num_mix=16, num_query_mix=4)
+  syn2 = negatives(jax.random.key(0), f32(q), f32(queue), num_hard=8, num_mix=16, num_query_mix=4)
   np.testing.assert_array_equal(np.asarray(syn), np.asarray(syn2))
-  g = jax.grad(lambda a: cl.mochi_negatives(jax.random.key(0), a, f32(queue), num_hard=8, num_mix=4,
-                                            num_query_mix=4).sum())(f32(q))
+  g = jax.jit(jax.grad(lambda a: cl.mochi_negatives(jax.random.key(0), a, f32(queue), num_hard=8, num_mix=4,
+                                                    num_query_mix=4).sum()))(f32(q))
   assert np.all(np.asarray(g) == 0)
 
 
