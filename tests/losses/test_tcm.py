@@ -98,12 +98,13 @@ def test_opis_matches_numpy_and_is_zero_for_identical_classes():
   e, y = _emb(9, 3, seed=4)
   sim = np_cos(e)
   th = np.linspace(-0.5, 0.9, 8)
-  got = tcm.opis(jnp.asarray(sim, jnp.float32), jnp.asarray(y), jnp.asarray(th), num_classes=4)  # class 3 absent
+  opis = jax.jit(tcm.opis, static_argnames="num_classes")
+  got = opis(jnp.asarray(sim, jnp.float32), jnp.asarray(y), jnp.asarray(th), num_classes=4)  # class 3 absent
   np.testing.assert_allclose(float(got), np_opis(sim.astype(np.float32), y, th, 4), rtol=1e-5, atol=1e-8)
   # Classes with identical structure (block similarity, same within/between values) have identical F1 curves.
   y2 = np.repeat(np.arange(3), 3)
   sim2 = np.where(y2[:, None] == y2[None, :], 0.8, 0.1)
-  assert float(tcm.opis(jnp.asarray(sim2), jnp.asarray(y2), jnp.asarray(th), num_classes=3)) == 0.0
+  assert float(opis(jnp.asarray(sim2), jnp.asarray(y2), jnp.asarray(th), num_classes=3)) == 0.0
 
 
 def np_epsilon_opis(sim, y, thresholds, num_classes, eps):
