@@ -327,12 +327,13 @@ def test_mcl_matches_numpy_with_clusters_and_singletons_give_zero():
     denom = [s[a, c] for c in range(2 * b) if c != a and c2[c] == c2[a]]
     per.append(-(s[a, p] - np.log(np.sum(np.exp(denom)))))
   per = np.array(per)
-  got = cl.mcl_info_nce(jnp.asarray(z1), jnp.asarray(z2), jnp.asarray(cid), tau)
+  mcl = jax.jit(lambda z1, z2, cid: cl.mcl_info_nce(z1, z2, cid, tau))     # one program for both cluster labellings
+  got = mcl(jnp.asarray(z1), jnp.asarray(z2), jnp.asarray(cid))
   np.testing.assert_allclose(np.asarray(got), (per[:b] + per[b:]) / 2, rtol=1e-5, atol=1e-6)
   # Each pair its own cluster: the only candidate is the positive, so the loss is exactly 0.
-  alone = cl.mcl_info_nce(jnp.asarray(z1), jnp.asarray(z2), jnp.arange(b), tau)
+  alone = mcl(jnp.asarray(z1), jnp.asarray(z2), jnp.arange(b))
   np.testing.assert_allclose(np.asarray(alone), 0.0, atol=1e-6)
-  g = jax.grad(lambda a: cl.mcl_info_nce(a, jnp.asarray(z2), jnp.asarray(cid), tau).sum())(jnp.asarray(z1))
+  g = jax.jit(jax.grad(lambda a: cl.mcl_info_nce(a, jnp.asarray(z2), jnp.asarray(cid), tau).sum()))(jnp.asarray(z1))
   assert np.all(np.isfinite(np.asarray(g)))
 
 
