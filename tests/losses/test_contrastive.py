@@ -47,7 +47,7 @@ def test_robust_contrastive_equal_temperatures_is_ntxent():
   robust = cl.robust_contrastive_loss(jnp.asarray(sp, jnp.float32), jnp.asarray(neg, jnp.float32), tau, rho)
   recovered = jnp.mean(jnp.log1p(m * jnp.exp(robust / tau - rho)))
   labels = jnp.concatenate([jnp.arange(b), jnp.arange(b)])
-  ref = optax.losses.ntxent(jnp.asarray(z), labels, temperature=tau)
+  ref = jax.jit(lambda z, labels: optax.losses.ntxent(z, labels, temperature=tau))(jnp.asarray(z), labels)
   assert float(recovered) == pytest.approx(float(ref), rel=1e-5)
 
 
@@ -216,20 +216,22 @@ def test_mochi_infonce_matches_numpy_and_synthetics_increase_loss():
   logits = np.concatenate([(qn * kn).sum(1, keepdims=True), qn @ nn.T], 1) / tau
   ref = -(logits[:, 0] - _np_logsumexp(logits, 1))
   f32 = lambda a: jnp.asarray(a, jnp.float32)
-  base = cl.mochi_infonce(f32(q), f32(kk), f32(queue), temperature=tau)
+  infonce = jax.jit(cl.mochi_infonce, static_argnames="temperature")
+  negatives = jax.jit(cl.mochi_negatives, static_argnames=("num_hard", "num_mix", "num_query_mix"))
+  base = infonce(f32(q), f32(kk), f32(queue), temperature=tau)
   np.testing.assert_allclose(np.asarray(base), ref, rtol=1e-5)
-  syn = cl.mochi_negatives(jax.random.key(0), f32(q), f32(queue), num_hard=8, num_mix=16, num_query_mix=4)
+  syn = negatives(jax.random.key(0), f32(q), f32(queue), num_hard=8, num_mix=16, num_query_mix=4)
   assert syn.shape == (b, 20, d)
   np.testing.assert_allclose(np.linalg.norm(np.asarray(syn), axis=-1), 1.0, rtol=1e-5)
-  with_syn = cl.mochi_infonce(f32(q), f32(kk), f32(queue), syn, temperature=tau)
+  with_syn = infonce(f32(q), f32(kk), f32(queue), syn, temperature=tau)
   assert np.all(np.asarray(with_syn) > np.asarray(base))
   # Synthetic negatives are harder than the queue on average.
   assert float(jnp.einsum("bd,bsd->bs", f32(qn), syn).mean()) > float((qn @ nn.T).mean())
   # Key-deterministic, and no gradient flows through them.
-  syn2 = cl.mochi_negatives(jax.random.key(0), f32(q), f32(queue), num_hard=8, num_mix=16, num_query_mix=4)
+  syn2 = negatives(jax.random.key(0), f32(q), f32(queue), num_hard=8, num_mix=16, num_query_mix=4)
   np.testing.assert_array_equal(np.asarray(syn), np.asarray(syn2))
-  g = jax.grad(lambda a: cl.mochi_negatives(jax.random.key(0), a, f32(queue), num_hard=8, num_mix=4,
-                                            num_query_mix=4).sum())(f32(q))
+  g = jax.jit(jax.grad(lambda a: cl.mochi_negatives(jax.random.key(0), a, f32(queue), num_hard=8, num_mix=4,
+                                                    num_query_mix=4).sum()))(f32(q))
   assert np.all(np.asarray(g) == 0)
 
 
@@ -285,7 +287,7 @@ def test_m2mix_loss_matches_numpy_transcription_of_official_code():
   ref = ce(li / tau) + ce(lt / tau)
   got = cl.m2mix_loss(jnp.asarray(img, jnp.float32), jnp.asarray(txt, jnp.float32), lam, tau)
   np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-4, atol=2e-6)
-  g = jax.grad(lambda x: cl.m2mix_loss(x, jnp.asarray(txt, jnp.float32), lam, tau).sum())(
+  g = jax.jit(jax.grad(lambda x: cl.m2mix_loss(x, jnp.asarray(txt, jnp.float32), lam, tau).sum()))(
       jnp.asarray(img, jnp.float32))
   assert np.all(np.isfinite(np.asarray(g)))
 
@@ -325,12 +327,13 @@ def test_mcl_matches_numpy_with_clusters_and_singletons_give_zero():
     denom = [s[a, c] for c in range(2 * b) if c != a and c2[c] == c2[a]]
     per.append(-(s[a, p] - np.log(np.sum(np.exp(denom)))))
   per = np.array(per)
-  got = cl.mcl_info_nce(jnp.asarray(z1), jnp.asarray(z2), jnp.asarray(cid), tau)
+  mcl = jax.jit(lambda z1, z2, cid: cl.mcl_info_nce(z1, z2, cid, tau))     # one program for both cluster labellings
+  got = mcl(jnp.asarray(z1), jnp.asarray(z2), jnp.asarray(cid))
   np.testing.assert_allclose(np.asarray(got), (per[:b] + per[b:]) / 2, rtol=1e-5, atol=1e-6)
   # Each pair its own cluster: the only candidate is the positive, so the loss is exactly 0.
-  alone = cl.mcl_info_nce(jnp.asarray(z1), jnp.asarray(z2), jnp.arange(b), tau)
+  alone = mcl(jnp.asarray(z1), jnp.asarray(z2), jnp.arange(b))
   np.testing.assert_allclose(np.asarray(alone), 0.0, atol=1e-6)
-  g = jax.grad(lambda a: cl.mcl_info_nce(a, jnp.asarray(z2), jnp.asarray(cid), tau).sum())(jnp.asarray(z1))
+  g = jax.jit(jax.grad(lambda a: cl.mcl_info_nce(a, jnp.asarray(z2), jnp.asarray(cid), tau).sum()))(jnp.asarray(z1))
   assert np.all(np.isfinite(np.asarray(g)))
 
 

@@ -66,8 +66,8 @@ def _case(b, l, seed):
 def test_decoupled_softmax_matches_numpy(b, l):
   s, pos = _case(b, l, b * l)
   with jax.enable_x64(True):
-    got = dexml.decoupled_softmax_loss(jnp.asarray(s), jnp.asarray(pos))
-    g = jax.grad(lambda a: dexml.decoupled_softmax_loss(a, jnp.asarray(pos)).sum())(jnp.asarray(s))
+    got = jax.jit(dexml.decoupled_softmax_loss)(jnp.asarray(s), jnp.asarray(pos))
+    g = jax.jit(jax.grad(lambda a: dexml.decoupled_softmax_loss(a, jnp.asarray(pos)).sum()))(jnp.asarray(s))
   np.testing.assert_allclose(np.asarray(got), np_decoupled(s, pos), rtol=1e-10)
   np.testing.assert_allclose(np.asarray(g), np_grad(lambda a: np_decoupled(a, pos).sum(), s), rtol=1e-6, atol=1e-8)
 
@@ -76,10 +76,10 @@ def test_decoupled_softmax_matches_numpy(b, l):
 def test_soft_topk_matches_numpy(b, l, k, alpha):
   s, pos = _case(b, l, 7 * b + l)
   with jax.enable_x64(True):
-    got = dexml.soft_topk_loss(jnp.asarray(s), jnp.asarray(pos), k, alpha=alpha, n_iter=100)
-    g = jax.grad(lambda a: dexml.soft_topk_loss(a, jnp.asarray(pos), k, alpha=alpha, n_iter=100).sum())(
-        jnp.asarray(s))
-    t = dexml.soft_topk_threshold(jnp.asarray(s), k, alpha=alpha, n_iter=100)
+    loss = lambda a: dexml.soft_topk_loss(a, jnp.asarray(pos), k, alpha=alpha, n_iter=100)
+    got = jax.jit(loss)(jnp.asarray(s))
+    g = jax.jit(jax.grad(lambda a: loss(a).sum()))(jnp.asarray(s))
+    t = jax.jit(lambda a: dexml.soft_topk_threshold(a, k, alpha=alpha, n_iter=100))(jnp.asarray(s))
     p_sum = jnp.sum(jax.nn.sigmoid(alpha * (jnp.asarray(s) + t[:, None])), -1)
   np.testing.assert_allclose(np.asarray(p_sum), k, rtol=1e-9)
   np.testing.assert_allclose(np.asarray(got), np_soft_topk(s, pos, k, alpha), rtol=1e-8)

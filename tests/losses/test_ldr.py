@@ -151,6 +151,10 @@ def test_aldr_kl_matches_the_authors_aldr_loss_v1(softplus, k, lam0, alpha):
   state = ldr.aldr_kl_init_state(n, lam0)
   with jax.enable_x64(True):
     state = state.astype(jnp.float64)
+    # one program each, compiled once and reused by the second batch (same shapes)
+    update = jax.jit(lambda f, y, s: ldr.aldr_kl_update_lambda(f, y, s, lam0=lam0, alpha=alpha, normalize=norm))
+    aldr = lambda t, y, s: ldr.aldr_kl_loss(t, y, s, lam0=lam0, alpha=alpha, margin=c, normalize=norm)
+    aldr_loss, aldr_grad = jax.jit(aldr), jax.jit(jax.grad(lambda t, y, s: aldr(t, y, s).mean()))
     for batch in range(2):
       ids = rng.choice(n, b, replace=False)
       f = rng.normal(size=(b, k)) * 3
@@ -158,14 +162,13 @@ def test_aldr_kl_matches_the_authors_aldr_loss_v1(softplus, k, lam0, alpha):
       onehot = np.eye(k)[y]
       ref_loss, state_np = np_aldr_v1(f, onehot, ids, state_np, lam0, alpha, c, softplus)
       fj, yj = jnp.asarray(f), jnp.asarray(y)
-      new = ldr.aldr_kl_update_lambda(fj, yj, state[ids], lam0=lam0, alpha=alpha, normalize=norm)
+      new = update(fj, yj, state[ids])
       state = state.at[ids].set(new)
-      loss = ldr.aldr_kl_loss(fj, yj, state[ids], lam0=lam0, alpha=alpha, margin=c, normalize=norm)
+      loss = aldr_loss(fj, yj, state[ids])
       np.testing.assert_allclose(np.asarray(state)[:, None], state_np, rtol=1e-6)  # float32 lambda state
       np.testing.assert_allclose(float(loss.mean()), ref_loss, rtol=1e-5)
       lam_b = np.asarray(state)[ids][:, None]
-      g = jax.grad(lambda t: ldr.aldr_kl_loss(t, yj, state[ids], lam0=lam0, alpha=alpha, margin=c,
-                                              normalize=norm).mean())(fj)
+      g = aldr_grad(fj, yj, state[ids])
       ref_g = np_grad(lambda t: np_aldr_v1(t, onehot, ids, state_np, lam0, alpha, c, softplus, lam_fixed=lam_b)[0], f)
       np.testing.assert_allclose(np.asarray(g), ref_g, rtol=1e-5, atol=1e-8)
     assert np.all(np.asarray(state) >= lam0 * (1 - 1 / alpha) - 1e-9) and np.all(np.asarray(state) <= lam0 * (1 + 1e-6))

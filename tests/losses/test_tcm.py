@@ -67,13 +67,18 @@ def _emb(n=10, d=4, seed=0):
   return centers[y] + rng.normal(size=(n, d)), y
 
 
+@jax.jit
+def _tcm_value_and_grad(e, y, mp, mn, lp, ln):
+  """tcm_loss and its gradient in e, margins and weights traced: one compile per shape, shared by the parametrized
+  cases."""
+  return jax.value_and_grad(lambda a: tcm.tcm_loss(a, y, m_pos=mp, m_neg=mn, lam_pos=lp, lam_neg=ln))(e)
+
+
 @pytest.mark.parametrize("mp,mn,lp,ln", [(0.9, 0.5, 1.0, 1.0), (0.5, 0.0, 0.3, 2.0), (0.95, -0.2, 1.0, 0.0)])
 def test_tcm_matches_numpy_values_and_grad(mp, mn, lp, ln):
   e, y = _emb()
   with jax.enable_x64(True):
-    fn = lambda a: tcm.tcm_loss(a, jnp.asarray(y), m_pos=mp, m_neg=mn, lam_pos=lp, lam_neg=ln)
-    got = fn(jnp.asarray(e))
-    g = jax.grad(fn)(jnp.asarray(e))
+    got, g = _tcm_value_and_grad(jnp.asarray(e), jnp.asarray(y), mp, mn, lp, ln)
   np.testing.assert_allclose(float(got), np_tcm(np_cos(e), y, mp, mn, lp, ln), rtol=1e-10)
   h = 1e-6
   fd = np.zeros_like(e)
@@ -98,12 +103,13 @@ def test_opis_matches_numpy_and_is_zero_for_identical_classes():
   e, y = _emb(9, 3, seed=4)
   sim = np_cos(e)
   th = np.linspace(-0.5, 0.9, 8)
-  got = tcm.opis(jnp.asarray(sim, jnp.float32), jnp.asarray(y), jnp.asarray(th), num_classes=4)  # class 3 absent
+  opis = jax.jit(tcm.opis, static_argnames="num_classes")
+  got = opis(jnp.asarray(sim, jnp.float32), jnp.asarray(y), jnp.asarray(th), num_classes=4)  # class 3 absent
   np.testing.assert_allclose(float(got), np_opis(sim.astype(np.float32), y, th, 4), rtol=1e-5, atol=1e-8)
   # Classes with identical structure (block similarity, same within/between values) have identical F1 curves.
   y2 = np.repeat(np.arange(3), 3)
   sim2 = np.where(y2[:, None] == y2[None, :], 0.8, 0.1)
-  assert float(tcm.opis(jnp.asarray(sim2), jnp.asarray(y2), jnp.asarray(th), num_classes=3)) == 0.0
+  assert float(opis(jnp.asarray(sim2), jnp.asarray(y2), jnp.asarray(th), num_classes=3)) == 0.0
 
 
 def np_epsilon_opis(sim, y, thresholds, num_classes, eps):
@@ -197,8 +203,6 @@ def test_parity_with_pytorch_metric_learning(seed, mp, mn):
   ref = ref_fn(te, torch.tensor(y))
   ref.backward()
   with jax.enable_x64(True):
-    fn = lambda a: tcm.tcm_loss(a, jnp.asarray(y), m_pos=mp, m_neg=mn, lam_pos=0.7, lam_neg=1.3)
-    got = fn(jnp.asarray(e))
-    g = jax.grad(fn)(jnp.asarray(e))
+    got, g = _tcm_value_and_grad(jnp.asarray(e), jnp.asarray(y), mp, mn, 0.7, 1.3)
   np.testing.assert_allclose(float(got), float(ref.detach()), rtol=1e-10)
   np.testing.assert_allclose(np.asarray(g), te.grad.numpy(), rtol=1e-8, atol=1e-12)

@@ -35,16 +35,18 @@ def test_exact_full_rank_truncation_cayley_and_pca_vs_numpy():
   m = MatryoshkaKVAttention(base)
   m.s_k[...] = jnp.asarray(rng.normal(size=(2, 8, 8)), jnp.float32)          # non-trivial projections
   m.s_v[...] = jnp.asarray(rng.normal(size=(2, 8, 8)), jnp.float32)
-  uk, uv = (np.asarray(u) for u in m.projections())
+  uk, uv = (np.asarray(u) for u in nnx.jit(lambda m: m.projections())(m))
   np.testing.assert_allclose(np.einsum("nhg,nhf->ngf", uk, uk), np.broadcast_to(np.eye(8), (2, 8, 8)), atol=1e-5)
-  np.testing.assert_allclose(np.asarray(nnx.jit(lambda m, x: m(x, 8, 8))(m, x)), np.asarray(base(x)), atol=2e-5)
+  np.testing.assert_allclose(np.asarray(nnx.jit(lambda m, x: m(x, 8, 8))(m, x)),
+                             np.asarray(nnx.jit(lambda b, x: b(x))(base, x)), atol=2e-5)
   # truncated ranks vs NumPy slicing (float64), and a traced rank equals the static one
   with jax.enable_x64(True):
     q, k, v = (rng.normal(size=(1, 5, 2, 8)) for _ in range(3))
-    ukd = np.asarray(cayley_orthogonal(jnp.asarray(rng.normal(size=(2, 8, 8)))))
-    uvd = np.asarray(cayley_orthogonal(jnp.asarray(rng.normal(size=(2, 8, 8)))))
+    cayley = jax.jit(cayley_orthogonal)
+    ukd = np.asarray(cayley(jnp.asarray(rng.normal(size=(2, 8, 8)))))
+    uvd = np.asarray(cayley(jnp.asarray(rng.normal(size=(2, 8, 8)))))
     args = [jnp.asarray(a) for a in (q, k, v, ukd, uvd)]
-    got = np.asarray(matryoshka_attention(*args, 3, 5))
+    got = np.asarray(jax.jit(matryoshka_attention, static_argnums=(5, 6))(*args, 3, 5))  # static Python ranks
     traced = np.asarray(jax.jit(matryoshka_attention)(*args, jnp.int32(3), jnp.int32(5)))
   np.testing.assert_allclose(got[0], _np_trunc_attn(q[0], k[0], v[0], ukd, uvd, 3, 5), rtol=1e-10, atol=1e-12)
   np.testing.assert_allclose(traced, got, rtol=1e-12, atol=1e-14)

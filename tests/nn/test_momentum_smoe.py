@@ -79,14 +79,15 @@ def test_stack_special_case_variants_and_balance_loss_vs_numpy():
     np.testing.assert_allclose(np.asarray(gate).sum(1), 1.0, rtol=1e-12)
     frac = np.bincount(top.ravel(), minlength=4) / top.size
     prob = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).sum(0) / top.size
-    np.testing.assert_allclose(float(load_balancing_loss(jnp.asarray(logits), idx)), 4 * np.sum(frac * prob),
+    np.testing.assert_allclose(float(jax.jit(load_balancing_loss)(jnp.asarray(logits), idx)), 4 * np.sum(frac * prob),
                                rtol=1e-6)
   # uniform: every expert equally often, flat router -> 1/k
   idx_u = jnp.asarray(np.arange(8).reshape(4, 2) % 4)
-  np.testing.assert_allclose(float(load_balancing_loss(jnp.zeros((4, 4)), idx_u)), 0.5, rtol=1e-6)
+  np.testing.assert_allclose(float(jax.jit(load_balancing_loss)(jnp.zeros((4, 4)), idx_u)), 0.5, rtol=1e-6)
   # SMoE layer output and its loss's gradient reach the router
   lp0 = {n: jnp.asarray(a[0], jnp.float32) for n, a in params.items()}
-  g = jax.grad(lambda w: smoe_layer(jnp.asarray(x, jnp.float32), {**lp0, "router_w": w}, top_k=2)[1])(lp0["router_w"])
+  g = jax.jit(jax.grad(lambda w: smoe_layer(jnp.asarray(x, jnp.float32), {**lp0, "router_w": w}, top_k=2)[1]))(
+      lp0["router_w"])
   assert float(jnp.abs(g).sum()) > 0
 
 
@@ -112,7 +113,7 @@ def test_module_training_step_bf16_and_bad_inputs():
   _, _, l1 = step(s1, opt)
   assert float(l1) < float(l0)
   mb = MomentumSMoE(4, 8, 4, 2, top_k=2, variant="adam", param_dtype=jnp.bfloat16, rngs=nnx.Rngs(1))
-  assert mb(x.astype(jnp.bfloat16))[0].dtype == jnp.bfloat16
+  assert nnx.jit(lambda m, x: m(x))(mb, x.astype(jnp.bfloat16))[0].dtype == jnp.bfloat16
   with pytest.raises(ValueError, match="mu"):
     MomentumSMoE(4, 8, 4, 2, mu=1.0, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="top_k"):

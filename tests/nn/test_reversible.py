@@ -26,7 +26,7 @@ def test_inverse_gradients_and_numpy_forward():
   m = ReversibleMBConv(4, 3, expansion=2, kernel_size=(3,), rngs=nnx.Rngs(0))
   rng = np.random.default_rng(0)
   with jax.enable_x64(True):
-    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) + 0.3 * rng.normal(size=a.shape),
+    params = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64) + 0.3 * rng.normal(size=a.shape)),
                           m.stack_params())
     x = jnp.asarray(rng.normal(size=(2, 7, 4)))
     y = jax.jit(reversible_mbconv_stack)(params, x)
@@ -50,7 +50,8 @@ def test_inverse_gradients_and_numpy_forward():
   xs = jax.random.normal(jax.random.key(1), (2, 7, 4))
   y32 = nnx.jit(lambda m, x: m(x))(m, xs)
   np.testing.assert_allclose(np.asarray(m.inverse(y32)), np.asarray(xs), atol=1e-5)
-  mb = ReversibleMBConv(4, 2, expansion=2, kernel_size=(3,), param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  # same shapes as m (3 blocks), so the eager initialiser's small programs are reused; only the dtype differs
+  mb = ReversibleMBConv(4, 3, expansion=2, kernel_size=(3,), param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
   assert mb(xs.astype(jnp.bfloat16)).dtype == jnp.bfloat16
   with pytest.raises(ValueError, match="even"):
     ReversibleMBConv(5, 2, kernel_size=(3,), rngs=nnx.Rngs(0))

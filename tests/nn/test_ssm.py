@@ -47,15 +47,15 @@ def test_kernel_conv_and_recurrence_match_numpy(disc):
   u = rng.normal(size=(2, length, 3))
   with jax.enable_x64(True):
     aa = jnp.asarray(np.tile(a, (3, 1)))
-    k = np.asarray(s4d_kernel(jnp.log(dts), aa, jnp.asarray(cs), length, B=jnp.asarray(np.tile(b, (3, 1))),
-                              discretization=disc))
+    k = np.asarray(jax.jit(lambda *a: s4d_kernel(*a, length, B=jnp.asarray(np.tile(b, (3, 1))), discretization=disc))(
+        jnp.log(dts), aa, jnp.asarray(cs)))
     for h in range(3):
       np.testing.assert_allclose(k[h], _np_kernel(dts[h], a, cs[h], b, length, disc), rtol=1e-9, atol=1e-12)
-    y = np.asarray(fft_causal_conv(jnp.asarray(u), jnp.asarray(k)))
+    y = np.asarray(jax.jit(fft_causal_conv)(jnp.asarray(u), jnp.asarray(k)))
     y_np = np.stack([np.stack([np.convolve(u[i, :, h], k[h])[:length] for h in range(3)], -1) for i in range(2)])
     np.testing.assert_allclose(y, y_np, rtol=1e-9, atol=1e-12)
-    y_rec = np.asarray(s4d_recurrence(jnp.asarray(u), jnp.log(dts), aa, jnp.asarray(cs),
-                                      B=jnp.asarray(np.tile(b, (3, 1))), discretization=disc))
+    y_rec = np.asarray(jax.jit(lambda *a: s4d_recurrence(*a, B=jnp.asarray(np.tile(b, (3, 1))), discretization=disc))(
+        jnp.asarray(u), jnp.log(dts), aa, jnp.asarray(cs)))
     np.testing.assert_allclose(y_rec, y_np, rtol=1e-9, atol=1e-12)
     da, _ = s4d_discretize(jnp.log(dts), aa, discretization=disc)
     assert np.all(np.abs(np.asarray(da)) < 1)                  # Re A < 0: stable for both discretisations
@@ -111,13 +111,14 @@ def test_bad_inputs_are_named():
 
 def test_layer_conv_equals_recurrent():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 16, 4))
+  fwd = nnx.jit(lambda m, x: m(x))                                # one program per (init, mode), not op by op
   for init in ("inv", "legs"):                                    # (S4D-Lin: the same code path, other A values)
     layer = S4DLayer(4, 8, init=init, discretization="bilinear" if init == "inv" else "zoh", rngs=nnx.Rngs(1))
-    y_conv = layer(x)
+    y_conv = fwd(layer, x)
     layer.mode = "recurrent"
-    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(y_conv), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(fwd(layer, x)), np.asarray(y_conv), rtol=1e-4, atol=1e-5)
   # causal: the output at t does not depend on inputs after t
-  y2 = layer(x.at[:, 10:].set(0.0))
+  y2 = fwd(layer, x.at[:, 10:].set(0.0))
   np.testing.assert_allclose(np.asarray(y2[:, :10]), np.asarray(y_conv[:, :10]), rtol=1e-5, atol=1e-6)
 
 

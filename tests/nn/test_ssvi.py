@@ -54,7 +54,7 @@ def test_ssvi_layer_nonzeros_constant_kl_and_forward():
     assert int(layer.mask[...].sum()) == nnz  # exact, every step
     np.testing.assert_array_equal(np.asarray(layer.mu[...])[~np.asarray(layer.mask[...])], 0.0)
   # Masked weights get exactly zero gradient (from the last step's pre-update mask: check on a fresh grad).
-  g = nnx.grad(lambda m: jnp.mean((m(x, jax.random.key(0)) - y) ** 2) + m.kl())(layer)
+  g = nnx.jit(nnx.grad(lambda m: jnp.mean((m(x, jax.random.key(0)) - y) ** 2) + m.kl()))(layer)
   off = ~np.asarray(layer.mask[...])
   np.testing.assert_array_equal(np.asarray(g["mu"][...])[off], 0.0)
   np.testing.assert_array_equal(np.asarray(g["rho"][...])[off], 0.0)
@@ -65,7 +65,7 @@ def test_ssvi_layer_nonzeros_constant_kl_and_forward():
   np.testing.assert_allclose(layer.kl(), kl, rtol=1e-4)
   xn = np.asarray(x, np.float64)
   np.testing.assert_allclose(layer(x), xn @ (m * mu) + np.asarray(layer.bias[...]), rtol=1e-4, atol=1e-5)
-  samples = jax.vmap(lambda k: layer(x[:2], k))(jax.random.split(jax.random.key(5), 4000))
+  samples = jax.jit(jax.vmap(lambda k: layer(x[:2], k)))(jax.random.split(jax.random.key(5), 4000))
   np.testing.assert_allclose(np.var(np.asarray(samples), 0), (xn[:2] ** 2) @ (m * s ** 2), rtol=0.1)
   gdef, state = nnx.split(layer)
   np.testing.assert_array_equal(nnx.merge(gdef, state)(x), layer(x))

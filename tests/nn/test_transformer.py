@@ -69,13 +69,14 @@ def test_lm_is_causal_and_segment_ids_isolate():
   lm = tf.TransformerLM(_small(), rngs=nnx.Rngs(0))
   tok = jax.random.randint(jax.random.key(0), (1, 8), 0, 11)
   tok2 = tok.at[0, 5:].set((tok[0, 5:] + 1) % 11)
-  l1, l2 = lm(tok), lm(tok2)
+  fwd = nnx.jit(lambda m, t, seg: m(t, segment_ids=seg))          # one program per segment_ids (None / given)
+  l1, l2 = fwd(lm, tok, None), fwd(lm, tok2, None)
   np.testing.assert_allclose(np.asarray(l1[0, :5]), np.asarray(l2[0, :5]), rtol=1e-5, atol=1e-6)
   assert not np.allclose(np.asarray(l1[0, 5:]), np.asarray(l2[0, 5:]))
   # Packed sequences: the second segment does not see the first.
   seg = jnp.array([[0, 0, 0, 1, 1, 1, 1, 1]])
   tok3 = tok.at[0, :3].set((tok[0, :3] + 3) % 11)
-  np.testing.assert_allclose(np.asarray(lm(tok, segment_ids=seg)[0, 3:]), np.asarray(lm(tok3, segment_ids=seg)[0, 3:]),
+  np.testing.assert_allclose(np.asarray(fwd(lm, tok, seg)[0, 3:]), np.asarray(fwd(lm, tok3, seg)[0, 3:]),
                              rtol=1e-5, atol=1e-6)
 
 
@@ -119,8 +120,10 @@ def test_tied_embeddings_share_the_matrix():
   tok = jnp.array([[1, 2, 3]])
   # Changing the embedding of a token that is not in the input changes only the readout of that token (tied).
   tied.embed_vd[...] = tied.embed_vd[...].at[7].add(1.0)
-  h = tied.final_norm(tied.blocks[1](tied.blocks[0](jnp.take(tied.embed_vd[...], tok, axis=0))[0])[0])
-  np.testing.assert_allclose(np.asarray(tied(tok)), np.asarray(h @ tied.embed_vd[...].T / 4.0), rtol=1e-5, atol=1e-5)
+  manual = nnx.jit(lambda m, tok: m.final_norm(m.blocks[1](m.blocks[0](jnp.take(m.embed_vd[...], tok, axis=0))[0])[0])
+                   @ m.embed_vd[...].T / 4.0)
+  np.testing.assert_allclose(np.asarray(nnx.jit(lambda m, t: m(t))(tied, tok)), np.asarray(manual(tied, tok)),
+                             rtol=1e-5, atol=1e-5)
 
 
 def test_training_approaches_the_entropy_rate():
