@@ -63,6 +63,7 @@ class Config:
 
 PRESETS = {"cpu": Config(), "gpu": Config(n=1000, ranks=(4, 8, 16, 32, 48)),
            "tpu": Config(n=1000, ranks=(4, 8, 16, 32, 48))}
+MUTATION_TEST_SLOW = True  # TINY + the mutated run took 7.8 s in the default suite (2 cores, 2026-12-01): under -m slow
 TINY = ("n=100", "ranks=(3,6)", "iters=20")
 MUTATIONS = {"loose_cold_cg": ("cg_tol=0.9", "warm_start=False")}
 

@@ -68,6 +68,7 @@ class Config:
   CHECKS = ()
 
 PRESETS = {"cpu": Config(), "gpu": Config(samples=100000), "tpu": Config(samples=100000)}
+MUTATION_TEST_SLOW = True  # TINY + the mutated run took 6.8 s in the default suite (2 cores, 2026-12-01): under -m slow
 TINY = ("samples=300",)
 MUTATIONS = {"linear_gamma": ("gamma=linear",)}
 

@@ -81,6 +81,7 @@ PRESETS = {
     "tpu": Config(num_seeds=20, num_noise=65536, steps=5000, learning_rates=(0.01, 0.03, 0.1, 0.3)),
 }
 
+MUTATION_TEST_SLOW = True  # TINY + the mutated run took 10.6 s in the default suite (2 cores, 2026-12-01): under -m slow
 TINY = ("num_seeds=3", "steps=200", "num_noise=2048", "learning_rates=0.1,0.3")
 MUTATIONS = {"nce_in_place_of_meco": ("method=nce",)}
 

@@ -83,6 +83,7 @@ PRESETS = {"cpu": Config(),
            "tpu": Config(num_steps=5000, batch_size=1024, n_eval=4096, hidden=512, embed_dim=128, dim=64,
                          num_clusters=100, num_seeds=5)}
 
+MUTATION_TEST_SLOW = True  # TINY + the mutated run took 12.1 s in the default suite (2 cores, 2026-12-01): under -m slow
 TINY = ("num_steps=200", "batch_size=128", "n_eval=400", "num_seeds=2", "log_every=100")
 MUTATIONS = {"multiply_by_tau": ("temperature_mode=multiply",)}
 

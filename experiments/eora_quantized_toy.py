@@ -65,6 +65,7 @@ class Config:
 
 PRESETS = {"cpu": Config(), "gpu": Config(d_in=1024, d_out=1024, calib=4096, test=8192, max_rank_log2=8),
            "tpu": Config(d_in=1024, d_out=1024, calib=4096, test=8192, max_rank_log2=8)}
+MUTATION_TEST_SLOW = True  # TINY + the mutated run took 11.9 s in the default suite (2 cores, 2026-12-01): under -m slow
 TINY = ("d_in=64", "d_out=32", "calib=256", "test=512", "max_rank_log2=4", "group_size=32", "seeds=2")
 MUTATIONS = {"no_eigenspace": ("eigenspace=false",)}
 

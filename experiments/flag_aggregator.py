@@ -75,6 +75,7 @@ PRESETS = {
     "tpu": Config(d=256, classes=10, n_train=60000, n_test=10000, num_workers=30, num_byzantine=6, batch_size=64,
                   steps=2000, log_every=200),
 }
+MUTATION_TEST_SLOW = True  # TINY + the mutated run took 9.4 s in the default suite (2 cores, 2026-12-01): under -m slow
 TINY = ("steps=100", "log_every=100", "num_seeds=2")
 MUTATIONS = {"flag_is_mean": ("flag_variant=mean",)}
 

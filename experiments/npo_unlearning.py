@@ -89,6 +89,7 @@ PRESETS = {
     "gpu": Config(n_train=20000, n_test=20000, n_features=4096, unlearn_steps=20000, log_every=100, seeds=5),
     "tpu": Config(n_train=20000, n_test=20000, n_features=4096, unlearn_steps=20000, log_every=100, seeds=5),
 }
+MUTATION_TEST_SLOW = True  # TINY + the mutated run took 14.8 s in the default suite (2 cores, 2026-12-01): under -m slow
 TINY = ("seeds=2", "n_train=400", "n_test=400", "n_features=256", "pretrain_steps=500", "unlearn_steps=800")
 MUTATIONS = {"ga_in_place_of_npo": ("npo_loss=ga",)}
 

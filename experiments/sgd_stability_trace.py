@@ -78,6 +78,7 @@ class Config:
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=10, dim=100, n_train=50), "tpu": Config(seeds=10, dim=100, n_train=50)}
+MUTATION_TEST_SLOW = True  # TINY + the mutated run took 9.0 s in the default suite (2 cores, 2026-12-01): under -m slow
 TINY = ("steps=3000", "warmup=500", "seeds=3", "etas=(0.1,0.22)", "lanczos_iters=20")
 MUTATIONS = {"full_batch_sgd": ("sgd_batch=20",)}
 

@@ -68,6 +68,7 @@ class Config:
             Check("batch_size <= n", "batches are drawn without replacement from the n pairs"),
             Check("steps % log_every == 0", "training runs whole chunks of log_every steps"))
 
+MUTATION_TEST_SLOW = True  # TINY + the mutated run took 8.7 s in the default suite (2 cores, 2026-12-01): under -m slow
 TINY = ("n=2000", "steps=1000", "log_every=500", "learning_rate=3e-2")
 MUTATIONS = {"pls_in_place_of_cca": ("loss=pls_ey",)}
 

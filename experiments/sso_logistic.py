@@ -77,6 +77,7 @@ class Config:
 PRESETS = {"cpu": Config(),
            "gpu": Config(n=100000, dim=300, steps=5000, batch=125, seeds=10, log_every=500),
            "tpu": Config(n=100000, dim=300, steps=5000, batch=125, seeds=10, log_every=500)}
+MUTATION_TEST_SLOW = True  # TINY + the mutated run took 9.0 s in the default suite (2 cores, 2026-12-01): under -m slow
 TINY = ("n=400", "steps=100", "seeds=3", "step_sizes=(0.5, 2.0, 8.0)", "full_batch_steps=10", "probes=100")
 MUTATIONS = {"eta_beyond_smoothness": ("eta_scale=40",), "one_inner_step": ("num_inner_steps=1",)}
 

@@ -63,6 +63,7 @@ class Config:
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(episodes=10000), "tpu": Config(episodes=10000)}
+MUTATION_TEST_SLOW = True  # TINY + the mutated run took 7.1 s in the default suite (2 cores, 2026-12-01): under -m slow
 TINY = ("episodes=40", "iters=5")
 MUTATIONS = {"no_class_structure": ("separation=0",)}   # a control: no class signal, so no transductive gain
 
