@@ -477,7 +477,8 @@ def _cv_train(config: Config, key):
   x_te, y_te = _cv_data(config, jax.random.fold_in(kd, 1), config.cv_test, 0.5)
   sizes = [d, config.cv_width, config.cv_width, 2]
   init = mlp_init(ki, sizes)
-  mgraph, mstate = nnx.split(nn.VIBMask(d, init_std=0.01, threshold=0.0, rngs=nnx.Rngs(km)))   # CVIB's init
+  # CVIB's init; only the mask's Params (mu, log_sigma2) are trained: its boolean `keep` buffer stays a constant
+  mgraph, mstate, mrest = nnx.split(nn.VIBMask(d, init_std=0.01, threshold=0.0, rngs=nnx.Rngs(km)), nnx.Param, ...)
   params = {"ce": init, "main": init, "sub": init, "mask": mstate}
   opt = optax.adam(config.cv_lr)
   ce = losses.softmax_cross_entropy_with_integer_labels
@@ -488,7 +489,7 @@ def _cv_train(config: Config, key):
     x, y = x_tr[idx], y_tr[idx]
     base = ce(_cv_net(p["ce"], x)[1], y).mean()
     f_main, z_main = _cv_net(p["main"], x)
-    mask = nnx.merge(mgraph, p["mask"])
+    mask = nnx.merge(mgraph, p["mask"], mrest)
     f_sub, z_sub = _cv_net(p["sub"], mask(x, key=kz, per_example=True))
     scl = functools.partial(losses.self_pruning_contrastive_loss, temperature=config.cv_temperature)
     main = ce(z_main, y).mean() + config.cv_scl * scl(jax.lax.stop_gradient(f_sub), f_main).mean()
@@ -503,7 +504,7 @@ def _cv_train(config: Config, key):
     return (optax.apply_updates(p, u), s), None
 
   (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), jax.random.split(kt, config.cv_steps))
-  mask = nnx.merge(mgraph, params["mask"])
+  mask = nnx.merge(mgraph, params["mask"], mrest)
   acc = lambda z, y: jnp.mean(jnp.argmax(z, -1) == y)
   return jnp.stack([acc(_cv_net(params["ce"], x_te)[1], y_te), acc(_cv_net(params["main"], x_te)[1], y_te),
                     acc(_cv_net(params["sub"], mask(x_te))[1], y_te),
