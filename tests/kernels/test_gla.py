@@ -52,17 +52,51 @@ def _inputs(b, t, h, dk, dv, *, seed=0, gate_mean=1.0, gate_std=2.0, dtype=jnp.f
   return q, k, v, log_gates, h0, do, dht
 
 
+_JITTED = {}
+
+
+def _value_and_pullback(f, args, cotangents):
+  """f(*args) and its vjp at `cotangents`, as ONE jitted program (the forward compiles once for both; eagerly the
+  primal, the backward and the small ops around them compile one by one). Same kernels, same numbers. One jitted
+  program per f: tests that share f (see `_fns`) and shapes share the compile."""
+  if f not in _JITTED:
+    def run(args, cotangents):
+      out, vjp = jax.vjp(f, *args)
+      return out, vjp(cotangents)
+    _JITTED[f] = jax.jit(run)
+  return _JITTED[f](args, cotangents)
+
+
+_FNS = {}
+
+
+def _fns(**opts):
+  """(kernel, reference) as functions of (q, k, v, log_gates, initial_state) for these kernel options; the same pair
+  for the same (hashable) options, so `_value_and_pullback` compiles them once for every test that uses them."""
+  def make():
+    kern = lambda q, k, v, lg, h0: gated_linear_attention(q, k, v, lg, initial_state=h0, interpret=True, **opts)
+    ref_opts = {key: val for key, val in opts.items() if key in ("scale", "segment_ids")}
+    ref = lambda q, k, v, lg, h0: gated_linear_attention_reference(q, k, v, lg, initial_state=h0, **ref_opts)
+    return kern, ref
+  try:
+    key = tuple(sorted(opts.items()))
+    hash(key)
+  except TypeError:                                                    # e.g. segment_ids arrays: not shared
+    return make()
+  if key not in _FNS:
+    _FNS[key] = make()
+  return _FNS[key]
+
+
 def _compare(q, k, v, lg, h0, do, dht, *, tol=TOL, **opts):
   """Kernel vs reference: outputs, final state and all gradients (cotangents on both outputs)."""
-  kern = lambda q, k, v, lg, h0: gated_linear_attention(q, k, v, lg, initial_state=h0, interpret=True, **opts)
-  ref_opts = {key: val for key, val in opts.items() if key in ("scale", "segment_ids")}
-  ref = lambda q, k, v, lg, h0: gated_linear_attention_reference(q, k, v, lg, initial_state=h0, **ref_opts)
-  (o, ht), vjp = jax.vjp(kern, q, k, v, lg, h0)
-  (o_r, ht_r), vjp_r = jax.vjp(ref, q, k, v, lg, h0)
+  kern, ref = _fns(**opts)
+  do = do.astype(q.dtype)                                              # o is in q's dtype
+  (o, ht), grads = _value_and_pullback(kern, (q, k, v, lg, h0), (do, dht))
+  (o_r, ht_r), grads_r = _value_and_pullback(ref, (q, k, v, lg, h0), (do, dht))
   np.testing.assert_allclose(np.asarray(o, np.float32), np.asarray(o_r, np.float32), atol=tol, rtol=tol, err_msg="o")
   np.testing.assert_allclose(np.asarray(ht), np.asarray(ht_r), atol=tol, rtol=tol, err_msg="final_state")
-  for name, a, b in zip(["dq", "dk", "dv", "dlog_gates", "dinitial_state"], vjp((do.astype(o.dtype), dht)),
-                        vjp_r((do.astype(o.dtype), dht))):
+  for name, a, b in zip(["dq", "dk", "dv", "dlog_gates", "dinitial_state"], grads, grads_r):
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     assert np.all(np.isfinite(a)), name
     np.testing.assert_allclose(a, b, atol=tol * max(1.0, np.abs(b).max()), rtol=tol, err_msg=name)
@@ -236,11 +270,11 @@ def _rel(a, b):
 
 def _check_chunk_vs_recurrent(kern, ref, args, cotangents, *, rtol, names=("dq", "dk", "dv", "dlog_gates", "dh0")):
   """fla's chain, second link: outputs, final states and every gradient of `kern` against `ref` (relative error)."""
-  (o, ht), vjp = jax.vjp(kern, *args)
-  (o_r, ht_r), vjp_r = jax.vjp(ref, *args)
+  (o, ht), grads = _value_and_pullback(kern, args, cotangents)
+  (o_r, ht_r), grads_r = _value_and_pullback(ref, args, cotangents)
   assert _rel(o, o_r) < rtol, ("o", _rel(o, o_r))
   assert _rel(ht, ht_r) < rtol, ("final_state", _rel(ht, ht_r))
-  for name, a, b in zip(names, vjp(cotangents), vjp_r(cotangents)):
+  for name, a, b in zip(names, grads, grads_r):
     assert np.all(np.isfinite(np.asarray(a, np.float32))), name
     assert _rel(a, b) < rtol, (name, _rel(a, b))
   return o, ht
@@ -293,11 +327,9 @@ def test_extreme_log_gates_stay_finite():
   Before the restructure the kernel returned NaN at -inf (exp(-inf - -inf))."""
   q, k, v, lg, h0, do, dht = _inputs(1, 32, 2, 8, 8, seed=15)
   lg = lg.at[0, 3].set(-jnp.inf).at[0, 20, 0, :4].set(-1e30).at[0, 26:30, 1].set(-jnp.inf).at[0, 17, 1].set(-1e30)
-  kern = lambda q, k, v, lg, h0: gated_linear_attention(q, k, v, lg, initial_state=h0, chunk_size=16,
-                                                        sub_chunk_size=4, interpret=True)
-  ref = lambda q, k, v, lg, h0: gated_linear_attention_reference(q, k, v, lg, initial_state=h0)
-  (o_r, ht_r), vjp_r = jax.vjp(ref, q, k, v, lg, h0)
-  assert np.all(np.isfinite(np.asarray(o_r))) and np.all(np.isfinite(np.asarray(vjp_r((do, dht))[3])))
+  kern, ref = _fns(chunk_size=16, sub_chunk_size=4)                   # test_kernel_extreme_gates' programs
+  (o_r, ht_r), grads_r = _value_and_pullback(ref, (q, k, v, lg, h0), (do, dht))
+  assert np.all(np.isfinite(np.asarray(o_r))) and np.all(np.isfinite(np.asarray(grads_r[3])))
   _check_chunk_vs_recurrent(kern, ref, (q, k, v, lg, h0), (do, dht), rtol=1e-5)
 
 
@@ -310,13 +342,13 @@ def test_bf16_matches_fp32_recurrence_with_scale():
                                                         interpret=True)
   ref = lambda q, k, v, lg, h0: gated_linear_attention_reference(
       q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32), lg, scale=scale, initial_state=h0)
-  (o, ht), vjp = jax.vjp(kern, q, k, v, lg, h0)
-  (o_r, ht_r), vjp_r = jax.vjp(ref, q, k, v, lg, h0)
+  do = do.astype(jnp.bfloat16)
+  (o, ht), grads = _value_and_pullback(kern, (q, k, v, lg, h0), (do, dht))
+  (o_r, ht_r), grads_r = _value_and_pullback(ref, (q, k, v, lg, h0), (do.astype(jnp.float32), dht))
   assert o.dtype == jnp.bfloat16
   assert _rel(o, o_r) < 5e-3, _rel(o, o_r)
   assert _rel(ht, ht_r) < 1e-5, _rel(ht, ht_r)                         # the state update keeps ~16 bits (hi + lo)
-  do = do.astype(jnp.bfloat16)
-  for name, a, b in zip(("dq", "dk", "dv", "dlog_gates", "dh0"), vjp((do, dht)), vjp_r((do.astype(jnp.float32), dht))):
+  for name, a, b in zip(("dq", "dk", "dv", "dlog_gates", "dh0"), grads, grads_r):
     assert _rel(a, b) < 1e-2, (name, _rel(a, b))
 
 

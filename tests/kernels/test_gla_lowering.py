@@ -19,6 +19,16 @@ from jaxlib_methods.kernels.lowering import lower_case
 
 CUDA = lowering_cases("cuda")
 TPU = lowering_cases("tpu")
+# Every vjp case lowers its config's forward kernels too (the custom_vjp forward rule calls the same `forward` with
+# the same Config), so each forward kernel lowers by default through the vjp cases. Standalone forwards (which check
+# that the forward alone is 3 Triton kernels / a TPU custom call) run by default for plain bf16 at each Dk = Dv;
+# the other gla-fwd-* cases run with -m slow (covered by the gla-vjp-* case of the same name).
+STANDALONE_FWD = {f"gla-fwd-B2-T1024-H4-K{d}-V{d}-bf16-plain" for d in (64, 128, 256)}
+
+
+def _params(cases):
+  return [pytest.param(c, id=c.name, marks=() if "-vjp-" in c.name or c.name in STANDALONE_FWD else pytest.mark.slow)
+          for c in cases]
 
 
 def test_cases_cover_the_matrix():
@@ -34,7 +44,7 @@ def test_cases_cover_the_matrix():
   assert all(c.default for c in CUDA if "-C128" not in c.name) and not all(c.default for c in CUDA)
 
 
-@pytest.mark.parametrize("case", CUDA, ids=[c.name for c in CUDA])
+@pytest.mark.parametrize("case", _params(CUDA))
 def test_lowers_for_cuda_through_triton(case):
   text = lower_case(case).mlir_module()
   assert "mosaic_gpu" not in text
@@ -44,7 +54,7 @@ def test_lowers_for_cuda_through_triton(case):
   assert warps and warps <= {w for w, _ in gla_triton.TRITON_PARAMS.values()}
 
 
-@pytest.mark.parametrize("case", TPU, ids=[c.name for c in TPU])
+@pytest.mark.parametrize("case", _params(TPU))
 def test_lowers_for_tpu_through_mosaic(case):
   text = lower_case(case).mlir_module()
   assert text.count("tpu_custom_call") >= (2 if "vjp" in case.name else 1)

@@ -46,7 +46,7 @@ def _np_attention(attn, x, qk_ln=False):
 def test_attention_matches_numpy(qk_ln):
   attn = tf.CausalSelfAttention(16, 2, qk_layernorm=qk_ln, rngs=nnx.Rngs(0))
   x = np.random.default_rng(0).normal(size=(2, 7, 16))
-  y, m = attn(jnp.asarray(x, jnp.float32), return_max_logit=True)
+  y, m = nnx.jit(lambda a, x: a(x, return_max_logit=True))(attn, jnp.asarray(x, jnp.float32))   # one program
   ref, ref_max = _np_attention(attn, x, qk_ln)
   np.testing.assert_allclose(np.asarray(y), ref, rtol=2e-4, atol=2e-5)
   assert float(m) == pytest.approx(ref_max, rel=1e-4, abs=1e-5)
@@ -85,12 +85,13 @@ def test_qk_layernorm_bounds_attention_logits():
   # the weights' scale; without it the logits scale as the square of the weights.
   toks = jax.random.randint(jax.random.key(0), (2, 8), 0, 11)
   out = {}
+  fwd = nnx.jit(lambda m, t: m(t, return_aux=True))                 # one program per LM, not one per eager op
   for qk in (False, True):
     lm = tf.TransformerLM(_small(qk_layernorm=qk), rngs=nnx.Rngs(0))
     for blk in lm.blocks:
       blk.attn.q_weight_dnh[...] = blk.attn.q_weight_dnh[...] * 30
       blk.attn.k_weight_dnh[...] = blk.attn.k_weight_dnh[...] * 30
-    _, aux = lm(toks, return_aux=True)
+    _, aux = fwd(lm, toks)
     out[qk] = np.asarray(aux["max_attention_logits"])
     assert out[qk].shape == (2,)
   assert np.all(out[True] <= math.sqrt(8) + 1e-3)
@@ -163,7 +164,7 @@ def test_config_errors():
 def test_library_attention_when_available():
   pytest.importorskip("jaxlib_methods.nn.attention", reason="MultiHeadAttention (another issue) not written yet")
   lm = tf.TransformerLM(_small(attention="mha", qk_layernorm=True), rngs=nnx.Rngs(0))
-  logits, aux = lm(jnp.zeros((2, 6), jnp.int32), return_aux=True)
+  logits, aux = nnx.jit(lambda m, t: m(t, return_aux=True))(lm, jnp.zeros((2, 6), jnp.int32))   # one program
   assert logits.shape == (2, 6, 11) and np.all(np.isfinite(np.asarray(logits)))
   assert aux["max_attention_logits"].shape == (2,)
 
@@ -171,7 +172,7 @@ def test_library_attention_when_available():
 def test_gla_attention_when_available():
   pytest.importorskip("jaxlib_methods.nn.gla", reason="GatedLinearAttention (another issue) not written yet")
   lm = tf.TransformerLM(_small(attention="gla"), rngs=nnx.Rngs(0))
-  assert lm(jnp.zeros((2, 6), jnp.int32)).shape == (2, 6, 11)
+  assert nnx.jit(lambda m, t: m(t))(lm, jnp.zeros((2, 6), jnp.int32)).shape == (2, 6, 11)   # one program
 
 
 @pytest.mark.slow   # ~9 s each on 2 cores (interpret-mode kernels); the config validation below runs by default
