@@ -1,6 +1,7 @@
 """GaLore / Q-GaLore / FRUGAL inside the optax ecosystem, each with a real train step: chain, masked,
 multi_transform, inject_hyperparams (no retrace, float32 hyperparameters, wrapped == unwrapped), MultiSteps (k
-micro-batches == one k-times larger batch), donated jit, eval_shape, orbax round-trip (-m slow: test_conformance covers it), a Flax NNX model."""
+micro-batches == one k-times larger batch), donated jit, eval_shape, orbax round-trip (-m slow: test_conformance
+covers it by default), a Flax NNX model."""
 
 from __future__ import annotations
 
@@ -228,7 +229,8 @@ def test_orbax_round_trip_continues_identically(name, tmp_path):
 
 # q_galore's leaf plans are galore's (`galore_plans`): the NNX tree path is covered by [galore]; by default only the
 # 2-D head kernel is projected, whose q_galore update test_conformance.py::test_core_contracts_*[q_galore] covers.
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n == "q_galore" else []) for n in OPTIMIZERS])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n == "q_galore" else [])
+                                  for n in OPTIMIZERS])
 def test_flax_nnx_model_parameter_tree(name):
   nnx = pytest.importorskip("flax.nnx")
 
