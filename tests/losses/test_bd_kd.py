@@ -41,9 +41,9 @@ def test_student_loss_matches_numpy_values_and_grad(n, k, T, wf, wr):
   with jax.enable_x64(True):
     f = lambda a: bd_kd.bd_kd_student_loss(a, jnp.asarray(t), jnp.asarray(y), temperature=T, forward_weight=wf,
                                            reverse_weight=wr)
-    got = f(jnp.asarray(s))
-    g = jax.grad(lambda a: f(a).sum())(jnp.asarray(s))
-    gt = jax.grad(lambda b: bd_kd.bd_kd_student_loss(jnp.asarray(s), b, jnp.asarray(y)).sum())(jnp.asarray(t))
+    got, g, gt = jax.jit(lambda a, b: (  # one program for the value and both gradients
+        f(a), jax.grad(lambda a: f(a).sum())(a),
+        jax.grad(lambda b: bd_kd.bd_kd_student_loss(a, b, jnp.asarray(y)).sum())(b)))(jnp.asarray(s), jnp.asarray(t))
   np.testing.assert_allclose(np.asarray(got), np_student(s, t, y, T, wf, wr), rtol=1e-10)
   np.testing.assert_allclose(np.asarray(g), np_grad(lambda a: np_student(a, t, y, T, wf, wr).sum(), s), rtol=1e-6,
                              atol=1e-8)
@@ -93,8 +93,8 @@ def test_stability(dtype):
   s = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0]], dtype)
   t = jnp.array([[0.0, 1e4, 0.0], [0.0, 0.0, 0.0]], dtype)  # the loss (~5e4) still fits in float16
   y = jnp.array([1, 1])
-  v = bd_kd.bd_kd_student_loss(s, t, y, temperature=1.0)
-  g = jax.grad(lambda a: bd_kd.bd_kd_student_loss(a, t, y, temperature=1.0).astype(jnp.float32).sum())(s)
+  loss = lambda a: bd_kd.bd_kd_student_loss(a, t, y, temperature=1.0)
+  v, g = jax.jit(lambda a: (loss(a), jax.grad(lambda a: loss(a).astype(jnp.float32).sum())(a)))(s)  # one program
   assert v.dtype == dtype
   assert np.all(np.isfinite(np.asarray(v, np.float32))) and np.all(np.isfinite(np.asarray(g, np.float32)))
 

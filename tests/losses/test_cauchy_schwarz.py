@@ -42,9 +42,10 @@ def _log_gauss_iso(delta, var):
 def test_cs_divergence_matches_numpy_value_and_grad():
   rng = np.random.default_rng(0)
   x, y = rng.normal(size=(20, 3)), rng.normal(size=(15, 3)) + 0.5
-  got = cs.cs_divergence(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), 1.3)
+  # One program for the value and the gradient.
+  got, g = jax.jit(jax.value_and_grad(lambda a: cs.cs_divergence(a, jnp.asarray(y, jnp.float32), 1.3)))(
+      jnp.asarray(x, jnp.float32))
   assert float(got) == pytest.approx(_np_cs_div(x, y, 1.3), rel=1e-4)
-  g = jax.jit(jax.grad(lambda a: cs.cs_divergence(a, jnp.asarray(y, jnp.float32), 1.3)))(jnp.asarray(x, jnp.float32))
   eps = 1e-6
   num = np.zeros_like(x)
   for idx in [(0, 0), (3, 2), (19, 1)]:
@@ -57,9 +58,11 @@ def test_cs_divergence_matches_numpy_value_and_grad():
 def test_cs_divergence_properties():
   rng = np.random.default_rng(1)
   x, y = jnp.asarray(rng.normal(size=(30, 2))), jnp.asarray(rng.normal(size=(25, 2)) + 1.0)
-  assert float(cs.cs_divergence(x, x, 0.7)) == pytest.approx(0.0, abs=1e-6)
-  assert float(cs.cs_divergence(x, y, 0.7)) == pytest.approx(float(cs.cs_divergence(y, x, 0.7)), rel=1e-6)
-  assert float(cs.cs_divergence(x, y, 0.7)) > 0
+  xx, xy, yx = jax.jit(lambda x, y: (cs.cs_divergence(x, x, 0.7), cs.cs_divergence(x, y, 0.7),  # one program
+                                      cs.cs_divergence(y, x, 0.7)))(x, y)
+  assert float(xx) == pytest.approx(0.0, abs=1e-6)
+  assert float(xy) == pytest.approx(float(yx), rel=1e-6)
+  assert float(xy) > 0
 
 
 def _closed_form_two_gaussians(mu1, mu2, s1, s2, sigma):
@@ -118,13 +121,17 @@ def test_conditional_cs_matches_numpy_and_zero_when_equal():
   x = rng.normal(size=(25, 3))
   y = np.sin(x[:, :1]) + 0.1 * rng.normal(size=(25, 1))
   yh = y + 0.3 * rng.normal(size=(25, 1))
-  for official in (False, True):
-    got = cs.conditional_cs_divergence(jnp.asarray(x), jnp.asarray(y), jnp.asarray(yh), 1.0,
-                                       official_code_denominator=official)
+  @jax.jit  # one program for every value below
+  def run(x, y, yh):
+    return ([cs.conditional_cs_divergence(x, y, yh, 1.0, official_code_denominator=official)
+             for official in (False, True)], cs.conditional_cs_divergence(x, y, y, 1.0),
+            cs.conditional_cs_divergence(x, y, yh, 1.0))
+
+  gots, same, default = run(jnp.asarray(x), jnp.asarray(y), jnp.asarray(yh))
+  for official, got in zip((False, True), gots):
     assert float(got) == pytest.approx(_np_cond_cs(x, y, yh, 1.0, official), rel=1e-4)
-  assert float(cs.conditional_cs_divergence(jnp.asarray(x), jnp.asarray(y), jnp.asarray(y), 1.0)) == pytest.approx(
-      0.0, abs=1e-5)
-  assert float(cs.conditional_cs_divergence(jnp.asarray(x), jnp.asarray(y), jnp.asarray(yh), 1.0)) > 0
+  assert float(same) == pytest.approx(0.0, abs=1e-5)
+  assert float(default) > 0
 
 
 def test_cs_qmi_matches_numpy_nonnegative_and_small_for_independent():
@@ -145,7 +152,8 @@ def test_cs_ib_loss_is_sum_of_terms():
   rng = np.random.default_rng(4)
   x, t = rng.normal(size=(16, 3)), rng.normal(size=(16, 2))
   y, yh = rng.normal(size=(16, 1)), rng.normal(size=(16, 1))
-  got = cs.cs_ib_loss(jnp.asarray(x), jnp.asarray(t), jnp.asarray(y), jnp.asarray(yh), beta=0.1, sigma_x=1.0)
+  got = jax.jit(lambda x, t, y, yh: cs.cs_ib_loss(x, t, y, yh, beta=0.1, sigma_x=1.0))(
+      jnp.asarray(x), jnp.asarray(t), jnp.asarray(y), jnp.asarray(yh))
   assert float(got) == pytest.approx(_np_cond_cs(x, y, yh, 1.0) + 0.1 * _np_qmi(x, t, 1.0), rel=1e-4)
 
 

@@ -37,8 +37,8 @@ def test_named_phi_matches_numpy_values_and_grad(phi, tau, n, k):
   h = rng.normal(size=(n, k))
   y = rng.integers(0, k, n)
   with jax.enable_x64(True):
-    got = cs.comp_sum_loss(jnp.asarray(h), jnp.asarray(y), phi, q=0.7)
-    g = jax.grad(lambda t: cs.comp_sum_loss(t, jnp.asarray(y), phi, q=0.7).sum())(jnp.asarray(h))
+    loss = lambda t: cs.comp_sum_loss(t, jnp.asarray(y), phi, q=0.7)
+    got, g = jax.jit(lambda t: (loss(t), jax.grad(lambda t: loss(t).sum())(t)))(jnp.asarray(h))  # one program
   np.testing.assert_allclose(np.asarray(got), np_comp_sum(h, y, tau), rtol=1e-10)
   np.testing.assert_allclose(np.asarray(g), np_grad(lambda t: np_comp_sum(t, y, tau).sum(), h), rtol=1e-6, atol=1e-8)
 
@@ -48,25 +48,32 @@ def test_generic_tau_matches_numpy():
   h = rng.normal(size=(3, 4))
   y = np.array([0, 3, 1])
   with jax.enable_x64(True):
-    for tau in (0.5, 1.3, 3.0):
-      np.testing.assert_allclose(np.asarray(cs.comp_sum_loss(jnp.asarray(h), jnp.asarray(y), tau=tau)),
-                                 np_comp_sum(h, y, tau), rtol=1e-10)
+    taus = (0.5, 1.3, 3.0)
+    outs = jax.jit(lambda h, y: [cs.comp_sum_loss(h, y, tau=tau) for tau in taus])(jnp.asarray(h), jnp.asarray(y))
+    for tau, out in zip(taus, outs):  # (one program for the three)
+      np.testing.assert_allclose(np.asarray(out), np_comp_sum(h, y, tau), rtol=1e-10)
 
 
 def test_special_cases():
   rng = np.random.default_rng(1)
   h = jnp.asarray(rng.normal(size=(5, 6)), jnp.float32)
   y = jnp.asarray(rng.integers(0, 6, 5))
-  p_y = jax.nn.softmax(h)[jnp.arange(5), y]
+  @jax.jit  # one program for every value below
+  def run(h, y):
+    return (jax.nn.softmax(h)[jnp.arange(5), y], cs.comp_sum_loss(h, y, "logistic"),
+            optax.losses.softmax_cross_entropy_with_integer_labels(h, y), cs.comp_sum_loss(h, y, "mae"),
+            cs.comp_sum_loss(h, y, "gce", q=0.4), cs.comp_sum_loss(h, y, "sum_exponential"),
+            cs.comp_sum_loss(h, y, "gce", q=1.0))
+
+  p_y, logistic, ce, mae, gce, sum_exp, gce1 = run(h, y)
   # logistic == softmax cross-entropy (optax)
-  np.testing.assert_allclose(cs.comp_sum_loss(h, y, "logistic"),
-                             optax.losses.softmax_cross_entropy_with_integer_labels(h, y), rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(logistic, ce, rtol=1e-6, atol=1e-6)
   # MAE == 1 - p_y ; GCE == (1 - p_y^q) / q (Zhang & Sabuncu) ; sum-exp == 1/p_y - 1
-  np.testing.assert_allclose(cs.comp_sum_loss(h, y, "mae"), 1 - p_y, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(cs.comp_sum_loss(h, y, "gce", q=0.4), (1 - p_y ** 0.4) / 0.4, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(cs.comp_sum_loss(h, y, "sum_exponential"), 1 / p_y - 1, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(mae, 1 - p_y, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(gce, (1 - p_y ** 0.4) / 0.4, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(sum_exp, 1 / p_y - 1, rtol=1e-5, atol=1e-6)
   # gce with q = 1 is mae
-  np.testing.assert_allclose(cs.comp_sum_loss(h, y, "gce", q=1.0), cs.comp_sum_loss(h, y, "mae"), rtol=1e-6)
+  np.testing.assert_allclose(gce1, mae, rtol=1e-6)
 
 
 def test_smooth_adv_matches_numpy_and_reduces_to_comp_sum():
@@ -75,9 +82,10 @@ def test_smooth_adv_matches_numpy_and_reduces_to_comp_sum():
   ha = h + rng.normal(size=(3, 5)) * 0.3
   y = np.array([1, 4, 0])
   with jax.enable_x64(True):
-    got = cs.smooth_adv_comp_sum_loss(jnp.asarray(h), jnp.asarray(ha), jnp.asarray(y), "gce", nu=0.5)
-    same = cs.smooth_adv_comp_sum_loss(jnp.asarray(h), jnp.asarray(h), jnp.asarray(y), "gce", nu=0.5)
-    g = jax.grad(lambda t: cs.smooth_adv_comp_sum_loss(t, t, jnp.asarray(y), nu=2.0).sum())(jnp.asarray(h))
+    got, same, g = jax.jit(lambda h, ha, y: (  # one program
+        cs.smooth_adv_comp_sum_loss(h, ha, y, "gce", nu=0.5), cs.smooth_adv_comp_sum_loss(h, h, y, "gce", nu=0.5),
+        jax.grad(lambda t: cs.smooth_adv_comp_sum_loss(t, t, y, nu=2.0).sum())(h)))(
+            jnp.asarray(h), jnp.asarray(ha), jnp.asarray(y))
   ref = np_comp_sum(h, y, 1.7) + 0.5 * np.linalg.norm(ha - h, axis=-1)
   np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-10)
   np.testing.assert_allclose(np.asarray(same), np_comp_sum(h, y, 1.7), rtol=1e-10)
@@ -89,13 +97,19 @@ def test_stability(dtype):
   h = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 3.0]], dtype)
   y = jnp.array([1, 1])
   # bounded members (tau >= 1) are finite everywhere
-  for phi in ("logistic", "gce", "mae"):
-    v = cs.comp_sum_loss(h, y, phi)
-    g = jax.grad(lambda t: cs.comp_sum_loss(t, y, phi).astype(jnp.float32).sum())(h)
+  phis = ("logistic", "gce", "mae")
+
+  @jax.jit  # one program for every value and gradient below
+  def run(h, y):
+    return ([(cs.comp_sum_loss(h, y, phi), jax.grad(lambda t: cs.comp_sum_loss(t, y, phi).astype(jnp.float32).sum())(h))
+             for phi in phis], cs.comp_sum_loss(h[1:], y[1:], "sum_exponential"))
+
+  vg, v_sum_exp = run(h, y)
+  for v, g in vg:
     assert v.dtype == dtype
     assert np.all(np.isfinite(np.asarray(v, np.float32))) and np.all(np.isfinite(np.asarray(g, np.float32)))
   # the sum-exponential loss is finite (and ~0) on the correctly classified example
-  v = cs.comp_sum_loss(h[1:], y[1:], "sum_exponential")
+  v = v_sum_exp
   assert np.isfinite(float(v[0])) and float(v[0]) < 1e-3
 
 

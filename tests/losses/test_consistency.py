@@ -58,10 +58,12 @@ def test_pseudo_huber_large_residual_limit_is_l1_minus_c(r):
 
 def test_pseudo_huber_bfloat16_and_zero_residual_grad_finite():
   x = jnp.zeros((2, 8), jnp.bfloat16)
-  v, g = jax.value_and_grad(lambda a: cm.pseudo_huber_loss(a, jnp.zeros_like(a)).sum())(x)
-  assert float(v) == 0.0 and np.all(np.isfinite(np.asarray(g, np.float32)))
   big = jnp.full((2, 8), 1e4, jnp.bfloat16)
-  assert np.all(np.isfinite(np.asarray(cm.pseudo_huber_loss(big, jnp.zeros_like(big)), np.float32)))
+  (v, g), out_big = jax.jit(lambda x, big: (  # one program
+      jax.value_and_grad(lambda a: cm.pseudo_huber_loss(a, jnp.zeros_like(a)).sum())(x),
+      cm.pseudo_huber_loss(big, jnp.zeros_like(big))))(x, big)
+  assert float(v) == 0.0 and np.all(np.isfinite(np.asarray(g, np.float32)))
+  assert np.all(np.isfinite(np.asarray(out_big, np.float32)))
 
 
 def test_cauchy_loss_matches_numpy_and_is_redescending():
@@ -89,8 +91,9 @@ def test_karras_grid_and_lognormal_probs_match_numpy():
   from math import erf
   cdf = np.array([erf((np.log(v) - (-1.1)) / (np.sqrt(2) * 2.0)) for v in ref])
   p_ref = np.diff(cdf) / np.diff(cdf).sum()
-  np.testing.assert_allclose(np.asarray(cm.lognormal_sigma_probs(jnp.asarray(s))), p_ref, rtol=1e-4, atol=1e-7)
-  idx = cm.sample_sigma_indices(jax.random.key(0), jnp.asarray(s), (20000,))
+  probs, idx = jax.jit(lambda key, s: (cm.lognormal_sigma_probs(s), cm.sample_sigma_indices(key, s, (20000,))))(
+      jax.random.key(0), jnp.asarray(s))  # one program
+  np.testing.assert_allclose(np.asarray(probs), p_ref, rtol=1e-4, atol=1e-7)
   assert int(idx.min()) >= 0 and int(idx.max()) <= n - 2
   freq = np.bincount(np.asarray(idx), minlength=n - 1) / 20000
   np.testing.assert_allclose(freq, p_ref, atol=0.015)
@@ -122,18 +125,16 @@ def test_consistency_loss_matches_numpy_and_teacher_is_stop_gradient():
   def apply_fn(p, xn, s):
     return xn @ p + jnp.tanh(s)[:, None]
 
-  loss = cm.consistency_loss(apply_fn, jnp.asarray(w, jnp.float32), jnp.asarray(x, jnp.float32),
-                             jnp.asarray(z, jnp.float32), jnp.asarray(sig, jnp.float32),
-                             jnp.asarray(sig_next, jnp.float32))
+  closs = lambda p: cm.consistency_loss(apply_fn, p, jnp.asarray(x, jnp.float32), jnp.asarray(z, jnp.float32),
+                                       jnp.asarray(sig, jnp.float32), jnp.asarray(sig_next, jnp.float32))
+  # One program for the value and the gradient.
+  loss, g = jax.jit(lambda p: (closs(p), jax.grad(lambda p: closs(p).sum())(p)))(jnp.asarray(w, jnp.float32))
   student = (x + sig_next[:, None] * z) @ w + np.tanh(sig_next)[:, None]
   teacher = (x + sig[:, None] * z) @ w + np.tanh(sig)[:, None]
   c = 0.00054 * math.sqrt(d)
   ref = _np_pseudo_huber(student, teacher, c) / (sig_next - sig)
   np.testing.assert_allclose(np.asarray(loss), ref, rtol=1e-4)
   # Gradient flows only through the student branch: d/dW of d(student(W), const) at the same W.
-  g = jax.grad(lambda p: cm.consistency_loss(apply_fn, p, jnp.asarray(x, jnp.float32), jnp.asarray(z, jnp.float32),
-                                             jnp.asarray(sig, jnp.float32),
-                                             jnp.asarray(sig_next, jnp.float32)).sum())(jnp.asarray(w, jnp.float32))
   r = np.sqrt(((student - teacher) ** 2).sum(1, keepdims=True))
   dd = (student - teacher) / np.sqrt(r ** 2 + c * c) / (sig_next - sig)[:, None]
   np.testing.assert_allclose(np.asarray(g), (x + sig_next[:, None] * z).T @ dd, rtol=2e-4, atol=1e-5)
@@ -350,14 +351,16 @@ def test_lct_objective_end_to_end_matches_authors_pipeline():
     c_in = 1 / jnp.sqrt(s ** 2 + 0.25)
     return c_skip[:, None] * xt + c_out[:, None] * jnp.tanh((c_in[:, None] * xt) @ p)
 
-  k = jnp.asarray(n - 2 - code_i, jnp.int32)
-  sig = cm.karras_sigmas(n)
-  sigma, sigma_next = sig[k], sig[k + 1]
-  params = jnp.asarray(wmat, jnp.float32)
-  xj, zj = jnp.asarray(x, jnp.float32), jnp.asarray(z, jnp.float32)
-  cons = cm.consistency_loss(apply_fn, params, xj, zj, sigma, sigma_next,
-                             distance=functools.partial(cm.cauchy_loss, c=c, reduction="mean"))
-  student = apply_fn(params, xj + sigma_next[:, None] * zj, sigma_next)
-  diff = cm.lct_diffusion_loss(student, xj, sigma_next)
-  total = cm.lct_total_loss(cons, diff, cm.early_timestep_mask(k, n), 5.0)
+  @jax.jit  # the whole objective as one program
+  def objective(k, params, xj, zj):
+    sig = cm.karras_sigmas(n)
+    sigma, sigma_next = sig[k], sig[k + 1]
+    cons = cm.consistency_loss(apply_fn, params, xj, zj, sigma, sigma_next,
+                               distance=functools.partial(cm.cauchy_loss, c=c, reduction="mean"))
+    student = apply_fn(params, xj + sigma_next[:, None] * zj, sigma_next)
+    diff = cm.lct_diffusion_loss(student, xj, sigma_next)
+    return cm.lct_total_loss(cons, diff, cm.early_timestep_mask(k, n), 5.0)
+
+  total = objective(jnp.asarray(n - 2 - code_i, jnp.int32), jnp.asarray(wmat, jnp.float32),
+                    jnp.asarray(x, jnp.float32), jnp.asarray(z, jnp.float32))
   assert float(total) == pytest.approx(want, rel=2e-4)

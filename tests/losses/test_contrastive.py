@@ -44,10 +44,14 @@ def test_robust_contrastive_equal_temperatures_is_ntxent():
   pos_idx = np.concatenate([np.arange(b) + b, np.arange(b)])
   sp = s[np.arange(2 * b), pos_idx]
   neg = np.array([[s[a, c] for c in range(2 * b) if c != a and c != pos_idx[a]] for a in range(2 * b)])
-  robust = cl.robust_contrastive_loss(jnp.asarray(sp, jnp.float32), jnp.asarray(neg, jnp.float32), tau, rho)
-  recovered = jnp.mean(jnp.log1p(m * jnp.exp(robust / tau - rho)))
   labels = jnp.concatenate([jnp.arange(b), jnp.arange(b)])
-  ref = jax.jit(lambda z, labels: optax.losses.ntxent(z, labels, temperature=tau))(jnp.asarray(z), labels)
+
+  @jax.jit  # one program for both sides
+  def run(sp, neg, z, labels):
+    robust = cl.robust_contrastive_loss(sp, neg, tau, rho)
+    return jnp.mean(jnp.log1p(m * jnp.exp(robust / tau - rho))), optax.losses.ntxent(z, labels, temperature=tau)
+
+  recovered, ref = run(jnp.asarray(sp, jnp.float32), jnp.asarray(neg, jnp.float32), jnp.asarray(z), labels)
   assert float(recovered) == pytest.approx(float(ref), rel=1e-5)
 
 
@@ -87,7 +91,8 @@ def test_isogclr_temperature_gradient_is_rho_minus_kl_to_uniform():
   b = z1.shape[0]
   rho, tau = 0.3, 0.2
   state = cl.isogclr_init(b, tau_init=tau)
-  _, new = cl.isogclr_loss(z1, z2, jnp.arange(b), state, rho=rho, beta=1.0, eta=0.0)
+  _, new = jax.jit(lambda z1, z2, s: cl.isogclr_loss(z1, z2, jnp.arange(b), s, rho=rho, beta=1.0, eta=0.0))(
+      z1, z2, state)
   h1, h2 = _unit(z1), _unit(z2)
   mask = ~np.concatenate([np.eye(b, dtype=bool)] * 2, axis=1)
   ref = np.zeros(b)
@@ -245,8 +250,8 @@ def test_mochi_negatives_structure_with_single_hardest():
   q, queue = rng.normal(size=(3, 5)), rng.normal(size=(10, 5))
   qn, nn = _unit(q), _unit(queue)
   hardest = nn[np.argmax(qn @ nn.T, axis=1)]
-  syn = np.asarray(cl.mochi_negatives(jax.random.key(1), jnp.asarray(q, jnp.float32), jnp.asarray(queue, jnp.float32),
-                                      num_hard=1, num_mix=5, num_query_mix=5))
+  syn = np.asarray(jax.jit(lambda k, q, queue: cl.mochi_negatives(k, q, queue, num_hard=1, num_mix=5, num_query_mix=5))(
+      jax.random.key(1), jnp.asarray(q, jnp.float32), jnp.asarray(queue, jnp.float32)))
   np.testing.assert_allclose(syn[:, :5], np.repeat(hardest[:, None], 5, 1), atol=1e-5)  # mix of n* with itself
   for i in range(3):
     for h in syn[i, 5:]:
@@ -266,16 +271,23 @@ def _np_sph_inter(a, b, s):  # official sph_inter
 def test_geodesic_mixup_matches_official_formula_and_is_on_sphere():
   rng = np.random.default_rng(6)
   a, b = _unit(rng.normal(size=(5, 4))), _unit(rng.normal(size=(5, 4)))
-  for lam in (0.0, 0.3, 0.5, 1.0):
-    got = np.asarray(cl.geodesic_mixup(jnp.asarray(a), jnp.asarray(b), lam))
+  lams = (0.0, 0.3, 0.5, 1.0)
+  same = jnp.asarray(a, jnp.float32)
+
+  @jax.jit  # one program for every value and the gradient (lam stays a concrete Python float in each call)
+  def run(a, b, same):
+    return ([cl.geodesic_mixup(a, b, lam) for lam in lams], cl.geodesic_mixup(same, same, 0.3),
+            jax.grad(lambda x: cl.geodesic_mixup(x, x, 0.3).sum())(same))
+
+  outs, same_out, g = run(jnp.asarray(a), jnp.asarray(b), same)
+  for lam, got in zip(lams, outs):
+    got = np.asarray(got)
     np.testing.assert_allclose(got, _np_sph_inter(a, b, lam), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
-  np.testing.assert_allclose(np.asarray(cl.geodesic_mixup(jnp.asarray(a), jnp.asarray(b), 1.0)), a, atol=1e-6)
-  np.testing.assert_allclose(np.asarray(cl.geodesic_mixup(jnp.asarray(a), jnp.asarray(b), 0.0)), b, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(outs[3]), a, atol=1e-6)  # lam = 1.0
+  np.testing.assert_allclose(np.asarray(outs[0]), b, atol=1e-6)  # lam = 0.0
   # theta = 0 (identical inputs): the official formula is 0/0; ours returns the point, with finite gradients.
-  same = jnp.asarray(a, jnp.float32)
-  np.testing.assert_allclose(np.asarray(cl.geodesic_mixup(same, same, 0.3)), a, atol=1e-6)
-  g = jax.grad(lambda x: cl.geodesic_mixup(x, x, 0.3).sum())(same)
+  np.testing.assert_allclose(np.asarray(same_out), a, atol=1e-6)
   assert np.all(np.isfinite(np.asarray(g)))
 
 
@@ -290,21 +302,19 @@ def test_m2mix_loss_matches_numpy_transcription_of_official_code():
   lt = (t_n @ i_n.T) * eye + (t_n @ neg.T) * (1 - eye)
   ce = lambda lg: -(np.diag(lg) - _np_logsumexp(lg, 1))
   ref = ce(li / tau) + ce(lt / tau)
-  got = cl.m2mix_loss(jnp.asarray(img, jnp.float32), jnp.asarray(txt, jnp.float32), lam, tau)
+  loss = lambda x: cl.m2mix_loss(x, jnp.asarray(txt, jnp.float32), lam, tau)
+  got, g = jax.jit(lambda x: (loss(x), jax.grad(lambda x: loss(x).sum())(x)))(jnp.asarray(img, jnp.float32))
   np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-4, atol=2e-6)
-  g = jax.jit(jax.grad(lambda x: cl.m2mix_loss(x, jnp.asarray(txt, jnp.float32), lam, tau).sum()))(
-      jnp.asarray(img, jnp.float32))
   assert np.all(np.isfinite(np.asarray(g)))
 
 
 def test_alignment_and_uniformity_match_numpy():
   rng = np.random.default_rng(8)
   x, y = _unit(rng.normal(size=(6, 3))), _unit(rng.normal(size=(6, 3)))
-  np.testing.assert_allclose(np.asarray(cl.alignment_loss(jnp.asarray(x), jnp.asarray(y))),
-                             ((x - y) ** 2).sum(1), rtol=1e-5)
+  align, unif = jax.jit(lambda x, y: (cl.alignment_loss(x, y), cl.uniformity_loss(x)))(jnp.asarray(x), jnp.asarray(y))
+  np.testing.assert_allclose(np.asarray(align), ((x - y) ** 2).sum(1), rtol=1e-5)
   d2 = [((x[i] - x[j]) ** 2).sum() for i in range(6) for j in range(i + 1, 6)]
-  assert float(cl.uniformity_loss(jnp.asarray(x))) == pytest.approx(np.log(np.mean(np.exp(-2 * np.array(d2)))),
-                                                                     rel=1e-5)
+  assert float(unif) == pytest.approx(np.log(np.mean(np.exp(-2 * np.array(d2)))), rel=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------ MCL
@@ -312,9 +322,9 @@ def test_alignment_and_uniformity_match_numpy():
 def test_mcl_single_cluster_equals_optax_ntxent():
   z1, z2 = _views(9)
   b = z1.shape[0]
-  got = cl.mcl_info_nce(z1, z2, jnp.zeros(b, jnp.int32), temperature=0.3)
   labels = jnp.concatenate([jnp.arange(b), jnp.arange(b)])
-  ref = optax.losses.ntxent(jnp.concatenate([z1, z2]), labels, temperature=0.3)
+  got, ref = jax.jit(lambda z1, z2: (cl.mcl_info_nce(z1, z2, jnp.zeros(b, jnp.int32), temperature=0.3),  # one program
+                                     optax.losses.ntxent(jnp.concatenate([z1, z2]), labels, temperature=0.3)))(z1, z2)
   assert float(jnp.mean(got)) == pytest.approx(float(ref), rel=1e-5)
 
 
@@ -345,10 +355,12 @@ def test_mcl_matches_numpy_with_clusters_and_singletons_give_zero():
 def test_low_precision_and_extreme_similarity_stay_finite():
   z1, z2 = _views(11)
   bf = lambda a: jnp.asarray(a, jnp.bfloat16)
-  assert np.all(np.isfinite(np.asarray(cl.mcl_info_nce(bf(z1), bf(z2), jnp.zeros(6, jnp.int32), 0.01), np.float32)))
-  assert np.all(np.isfinite(np.asarray(cl.m2mix_loss(bf(z1), bf(z2), 0.5, 0.01), np.float32)))
+  mcl, m2mix, r = jax.jit(lambda a, b, sp, sn: (  # one program
+      cl.mcl_info_nce(a, b, jnp.zeros(6, jnp.int32), 0.01), cl.m2mix_loss(a, b, 0.5, 0.01),
+      cl.robust_contrastive_loss(sp, sn, 1e-3, 0.0)))(bf(z1), bf(z2), jnp.array([1.0]), jnp.array([[-1.0, 1.0]]))
+  assert np.all(np.isfinite(np.asarray(mcl, np.float32)))
+  assert np.all(np.isfinite(np.asarray(m2mix, np.float32)))
   # Tiny temperature: logsumexp form does not overflow.
-  r = cl.robust_contrastive_loss(jnp.array([1.0]), jnp.array([[-1.0, 1.0]]), 1e-3, 0.0)
   assert float(r[0]) == pytest.approx(-1e-3 * np.log(2), rel=1e-3)
 
 

@@ -77,10 +77,13 @@ def test_soft_topk_matches_numpy(b, l, k, alpha):
   s, pos = _case(b, l, 7 * b + l)
   with jax.enable_x64(True):
     loss = lambda a: dexml.soft_topk_loss(a, jnp.asarray(pos), k, alpha=alpha, n_iter=100)
-    got = jax.jit(loss)(jnp.asarray(s))
-    g = jax.jit(jax.grad(lambda a: loss(a).sum()))(jnp.asarray(s))
-    t = jax.jit(lambda a: dexml.soft_topk_threshold(a, k, alpha=alpha, n_iter=100))(jnp.asarray(s))
-    p_sum = jnp.sum(jax.nn.sigmoid(alpha * (jnp.asarray(s) + t[:, None])), -1)
+
+    @jax.jit  # one program for the value, the gradient and the threshold
+    def run(a):
+      t = dexml.soft_topk_threshold(a, k, alpha=alpha, n_iter=100)
+      return loss(a), jax.grad(lambda a: loss(a).sum())(a), jnp.sum(jax.nn.sigmoid(alpha * (a + t[:, None])), -1)
+
+    got, g, p_sum = run(jnp.asarray(s))
   np.testing.assert_allclose(np.asarray(p_sum), k, rtol=1e-9)
   np.testing.assert_allclose(np.asarray(got), np_soft_topk(s, pos, k, alpha), rtol=1e-8)
   np.testing.assert_allclose(np.asarray(g), np_grad(lambda a: np_soft_topk(a, pos, k, alpha).sum(), s),
@@ -90,7 +93,7 @@ def test_soft_topk_matches_numpy(b, l, k, alpha):
 def test_soft_topk_per_query_k_in_float32():
   s, pos = _case(3, 8, 1)
   k = np.array([1, 2, 3])
-  got = dexml.soft_topk_loss(jnp.asarray(s, jnp.float32), jnp.asarray(pos), jnp.asarray(k))
+  got = jax.jit(lambda a: dexml.soft_topk_loss(a, jnp.asarray(pos), jnp.asarray(k)))(jnp.asarray(s, jnp.float32))
   np.testing.assert_allclose(np.asarray(got), np_soft_topk(s, pos, k, 1.0), rtol=1e-4, atol=1e-5)
 
 
@@ -98,16 +101,21 @@ def test_positives_compete_in_infonce_but_not_in_decoupled_softmax():
   # Three positives scored far above every negative: decoupled softmax -> 0, multi-positive softmax >= log 3.
   pos = jnp.array([[True, True, True, False, False, False]])
   s = jnp.where(pos, 30.0, -30.0)
-  ds = float(dexml.decoupled_softmax_loss(s, pos)[0])
-  mp = float(dexml.multi_positive_softmax_loss(s, pos)[0])
-  assert ds < 1e-20
-  assert mp >= np.log(3) - 1e-6
-  # no positives -> 0, no negatives -> 0, finite gradients
   none = jnp.zeros((1, 6), bool)
   allp = jnp.ones((1, 6), bool)
-  assert float(dexml.decoupled_softmax_loss(s, none)[0]) == 0.0
-  assert float(dexml.decoupled_softmax_loss(s, allp)[0]) == 0.0
-  g = jax.grad(lambda a: dexml.decoupled_softmax_loss(a, allp).sum())(s)
+
+  @jax.jit  # one program for every value and gradient below
+  def run(s):
+    ds = [dexml.decoupled_softmax_loss(s, m)[0] for m in (pos, none, allp)]
+    return ds, dexml.multi_positive_softmax_loss(s, pos)[0], jax.grad(
+        lambda a: dexml.decoupled_softmax_loss(a, allp).sum())(s)
+
+  (ds, ds_none, ds_allp), mp, g = run(s)
+  assert float(ds) < 1e-20
+  assert float(mp) >= np.log(3) - 1e-6
+  # no positives -> 0, no negatives -> 0, finite gradients
+  assert float(ds_none) == 0.0
+  assert float(ds_allp) == 0.0
   assert np.all(np.isfinite(g))
 
 
@@ -116,8 +124,7 @@ def test_stability(dtype):
   s = jnp.array([[1e4, -1e4, 0.0, 3.0], [-1e4, 1e4, 5.0, 0.0]], dtype)
   pos = jnp.array([[False, True, False, True], [True, False, False, False]])
   for fn in (lambda a: dexml.decoupled_softmax_loss(a, pos), lambda a: dexml.soft_topk_loss(a, pos, 2)):
-    v = fn(s)
-    g = jax.grad(lambda a: fn(a).astype(jnp.float32).sum())(s)
+    v, g = jax.jit(lambda s: (fn(s), jax.grad(lambda a: fn(a).astype(jnp.float32).sum())(s)))(s)  # one program
     assert v.dtype == dtype
     assert np.all(np.isfinite(np.asarray(v, np.float32))) and np.all(np.isfinite(np.asarray(g, np.float32)))
 

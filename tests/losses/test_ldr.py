@@ -35,9 +35,9 @@ def test_ldr_kl_matches_numpy_values_and_grad(n, k, lam, c):
   f = rng.normal(size=(n, k)) * 2
   y = rng.integers(0, k, size=n)
   with jax.enable_x64(True):
-    got = ldr.ldr_kl_loss(jnp.asarray(f), jnp.asarray(y), lam=lam, margin=c)
+    loss = lambda t: ldr.ldr_kl_loss(t, jnp.asarray(y), lam=lam, margin=c)
+    got, g = jax.jit(lambda t: (loss(t), jax.grad(lambda t: loss(t).sum())(t)))(jnp.asarray(f))  # one program
     np.testing.assert_allclose(np.asarray(got), np_ldr_kl(f, y, lam, c), rtol=1e-10, atol=1e-12)
-    g = jax.grad(lambda t: ldr.ldr_kl_loss(t, jnp.asarray(y), lam=lam, margin=c).sum())(jnp.asarray(f))
   ref = np_grad(lambda t: np_ldr_kl(t, y, lam, c).sum(), f)
   np.testing.assert_allclose(np.asarray(g), ref, rtol=1e-6, atol=1e-7)
 
@@ -48,7 +48,7 @@ def test_per_example_lambda_matches_numpy():
   y = np.array([0, 4, 2, 2])
   lam = np.array([0.1, 1.0, 3.0, 10.0])
   with jax.enable_x64(True):
-    got = ldr.ldr_kl_loss(jnp.asarray(f), jnp.asarray(y), lam=jnp.asarray(lam), margin=0.1)
+    got = jax.jit(lambda f, y: ldr.ldr_kl_loss(f, y, lam=jnp.asarray(lam), margin=0.1))(jnp.asarray(f), jnp.asarray(y))
   np.testing.assert_allclose(np.asarray(got), np_ldr_kl(f, y, lam, 0.1), rtol=1e-10)
 
 
@@ -56,8 +56,9 @@ def test_lambda1_margin0_is_ce_minus_logk():
   rng = np.random.default_rng(1)
   f = jnp.asarray(rng.normal(size=(6, 9)), jnp.float32)
   y = jnp.asarray(rng.integers(0, 9, 6))
-  ce = optax.losses.softmax_cross_entropy_with_integer_labels(f, y)
-  np.testing.assert_allclose(ldr.ldr_kl_loss(f, y, lam=1.0, margin=0.0), ce - np.log(9), rtol=1e-5, atol=1e-6)
+  got, ce = jax.jit(lambda f, y: (ldr.ldr_kl_loss(f, y, lam=1.0, margin=0.0),  # one program
+                                  optax.losses.softmax_cross_entropy_with_integer_labels(f, y)))(f, y)
+  np.testing.assert_allclose(got, ce - np.log(9), rtol=1e-5, atol=1e-6)
 
 
 def test_small_lambda_tends_to_crammer_singer_and_large_to_mean():
@@ -65,12 +66,12 @@ def test_small_lambda_tends_to_crammer_singer_and_large_to_mean():
   f = rng.normal(size=(5, 4))
   y = rng.integers(0, 4, 5)
   with jax.enable_x64(True):
-    cs = ldr.crammer_singer_loss(jnp.asarray(f), jnp.asarray(y), margin=0.3)
-    small = ldr.ldr_kl_loss(jnp.asarray(f), jnp.asarray(y), lam=1e-4, margin=0.3)
+    cs, small, big = jax.jit(lambda f, y: (  # one program
+        ldr.crammer_singer_loss(f, y, margin=0.3), ldr.ldr_kl_loss(f, y, lam=1e-4, margin=0.3),
+        ldr.ldr_kl_loss(f, y, lam=1e6, margin=0.3)))(jnp.asarray(f), jnp.asarray(y))
     # lam log((1/K) sum exp(z/lam)) lies in [max z - lam log K, max z].
     assert np.all(np.asarray(small) <= np.asarray(cs) + 1e-12)
     assert np.all(np.asarray(small) >= np.asarray(cs) - 1e-4 * np.log(4) - 1e-12)
-    big = ldr.ldr_kl_loss(jnp.asarray(f), jnp.asarray(y), lam=1e6, margin=0.3)
   z = np.array([[(0.3 if j != y[i] else 0) + f[i, j] - f[i, y[i]] for j in range(4)] for i in range(5)])
   np.testing.assert_allclose(np.asarray(big), z.mean(1), atol=1e-5)
 
@@ -194,12 +195,17 @@ def test_aldr_kl_large_alpha_keeps_lam0_and_equals_ldr_kl():
   f = jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)
   y = jnp.array([0, 1, 3])
   lam = ldr.aldr_kl_init_state(3, 2.0)
-  new = ldr.aldr_kl_update_lambda(f, y, lam, lam0=2.0, alpha=1e9)
+
+  @jax.jit  # one program for the values and the gradient
+  def run(f, y, lam):
+    new = ldr.aldr_kl_update_lambda(f, y, lam, lam0=2.0, alpha=1e9)
+    return (new, ldr.aldr_kl_loss(f, y, new, lam0=2.0, alpha=1e9), ldr.ldr_kl_loss(f, y, lam=2.0),
+            jax.grad(lambda l: ldr.aldr_kl_loss(f, y, l, lam0=2.0, alpha=2.0).sum())(lam))
+
+  new, aldr, ldr_kl, g = run(f, y, lam)
   np.testing.assert_allclose(new, 2.0, rtol=1e-6)
-  np.testing.assert_allclose(ldr.aldr_kl_loss(f, y, new, lam0=2.0, alpha=1e9),
-                             ldr.ldr_kl_loss(f, y, lam=2.0), rtol=1e-5)
+  np.testing.assert_allclose(aldr, ldr_kl, rtol=1e-5)
   # no gradient flows into the lambda state
-  g = jax.grad(lambda l: ldr.aldr_kl_loss(f, y, l, lam0=2.0, alpha=2.0).sum())(lam)
   np.testing.assert_array_equal(g, 0.0)
 
 
@@ -219,14 +225,20 @@ def test_l1_normalisation_matches_the_authors():
 def test_stability_extreme_logits_and_half_precision(dtype):
   f = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0]], dtype)  # the loss (~2e4) fits in float16
   y = jnp.array([1, 1])
-  for lam in (0.1, 1.0, 10.0):
-    v = ldr.ldr_kl_loss(f, y, lam=lam, margin=0.1)
-    g = jax.grad(lambda t: ldr.ldr_kl_loss(t, y, lam=lam, margin=0.1).astype(jnp.float32).sum())(f)
+  lams = (0.1, 1.0, 10.0)
+
+  @jax.jit  # one program for every value and gradient below
+  def run(f, y):
+    vg = [(ldr.ldr_kl_loss(f, y, lam=lam, margin=0.1),
+           jax.grad(lambda t: ldr.ldr_kl_loss(t, y, lam=lam, margin=0.1).astype(jnp.float32).sum())(f)) for lam in lams]
+    return (vg, jax.grad(lambda t: ldr.ldr_kl_loss(t, y, normalize=True).astype(jnp.float32).sum())(f),
+            ldr.aldr_kl_update_lambda(f, y, jnp.ones(2), lam0=1.0, alpha=2.0))
+
+  vg, g_norm, lam = run(f, y)
+  for v, g in vg:
     assert v.dtype == dtype
     assert np.all(np.isfinite(np.asarray(v, np.float32))) and np.all(np.isfinite(np.asarray(g, np.float32)))
-  g = jax.grad(lambda t: ldr.ldr_kl_loss(t, y, normalize=True).astype(jnp.float32).sum())(f)
-  assert np.all(np.isfinite(np.asarray(g, np.float32)))
-  lam = ldr.aldr_kl_update_lambda(f, y, jnp.ones(2), lam0=1.0, alpha=2.0)
+  assert np.all(np.isfinite(np.asarray(g_norm, np.float32)))
   assert np.all(np.isfinite(lam))
 
 

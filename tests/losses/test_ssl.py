@@ -20,10 +20,10 @@ def test_barlow_twins_matches_numpy_and_zero_at_identity():
   z1, z2 = rng.normal(size=(16, 5)), rng.normal(size=(16, 5))
   c = _np_std(z1, 0, 1e-5).T @ _np_std(z2, 0, 1e-5) / 16
   ref = ((1 - np.diag(c)) ** 2).sum() + 0.0051 * ((c ** 2).sum() - (np.diag(c) ** 2).sum())
-  assert float(ssl.barlow_twins_loss(jnp.asarray(z1), jnp.asarray(z2))) == pytest.approx(ref, rel=1e-5)
+  assert float(jax.jit(ssl.barlow_twins_loss)(jnp.asarray(z1), jnp.asarray(z2))) == pytest.approx(ref, rel=1e-5)
   # Orthogonal, standardised columns in both views: C = I exactly.
   h = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
-  assert float(ssl.barlow_twins_loss(jnp.asarray(h), jnp.asarray(h), eps=0.0)) == pytest.approx(0.0, abs=1e-6)
+  assert float(jax.jit(lambda h: ssl.barlow_twins_loss(h, h, eps=0.0))(jnp.asarray(h))) == pytest.approx(0.0, abs=1e-6)
   g = jax.jit(jax.grad(lambda a: ssl.barlow_twins_loss(a, jnp.asarray(z2, jnp.float32))))(jnp.asarray(z1, jnp.float32))
   assert np.all(np.isfinite(np.asarray(g)))
 
@@ -43,15 +43,19 @@ def test_mixed_barlow_twins_regularizer_matches_official_and_exact_zeros():
   n, d = 12, 4
   z1, z2, zm = rng.normal(size=(n, d)), rng.normal(size=(n, d)), rng.normal(size=(n, d))
   perm = rng.permutation(n)
-  got = ssl.mixed_barlow_twins_regularizer(jnp.asarray(z1), jnp.asarray(z2), jnp.asarray(zm), jnp.asarray(perm), 0.3,
-                                           lambd=1 / d, mixup_loss_scale=4.0)
+  z1j, z2j, zmj, pj = jnp.asarray(z1), jnp.asarray(z2), jnp.asarray(zm), jnp.asarray(perm)
+
+  @jax.jit  # one program for the three values
+  def run(z1j, z2j, zmj, pj):
+    kw = dict(lambd=0.25)
+    return (ssl.mixed_barlow_twins_regularizer(z1j, z2j, zmj, pj, 0.3, lambd=1 / d, mixup_loss_scale=4.0),
+            ssl.mixed_barlow_twins_regularizer(z1j, z2j, z1j, pj, 1.0, **kw),
+            ssl.mixed_barlow_twins_regularizer(z1j, z2j, z2j[pj], pj, 0.0, **kw))
+
+  got, zero1, zero0 = run(z1j, z2j, zmj, pj)
   assert float(got) == pytest.approx(_np_mix_reg(z1, z2, zm, perm, 0.3, 1 / d, 4.0), rel=1e-5)
-  kw = dict(lambd=0.25)
-  z1j, z2j = jnp.asarray(z1), jnp.asarray(z2)
-  assert float(ssl.mixed_barlow_twins_regularizer(z1j, z2j, z1j, jnp.asarray(perm), 1.0, **kw)) == pytest.approx(
-      0.0, abs=1e-10)
-  assert float(ssl.mixed_barlow_twins_regularizer(z1j, z2j, z2j[perm], jnp.asarray(perm), 0.0, **kw)) == \
-      pytest.approx(0.0, abs=1e-10)
+  assert float(zero1) == pytest.approx(0.0, abs=1e-10)
+  assert float(zero0) == pytest.approx(0.0, abs=1e-10)
 
 
 # ------------------------------------------------------------------------------------------------ EY
@@ -81,8 +85,8 @@ def test_ey_gep_minimum_is_minus_sum_of_top_k_squared_eigenvalues():
   assert lam[k - 1] > 0
   u_star = v[:, :k] * np.sqrt(lam[:k])
   with jax.enable_x64(True):
-    val = ssl.ey_gep_loss(jnp.asarray(a), jnp.asarray(b), jnp.asarray(u_star))
-    g = jax.grad(lambda u: ssl.ey_gep_loss(jnp.asarray(a), jnp.asarray(b), u))(jnp.asarray(u_star))
+    val, g = jax.jit(jax.value_and_grad(lambda u: ssl.ey_gep_loss(jnp.asarray(a), jnp.asarray(b), u)))(
+        jnp.asarray(u_star))
   assert float(val) == pytest.approx(-(lam[:k] ** 2).sum(), rel=1e-10)
   np.testing.assert_allclose(np.asarray(g), 0.0, atol=1e-10)
   # Gradient descent from a random start reaches the same minimum (the landscape has no spurious local minima).
@@ -92,7 +96,7 @@ def test_ey_gep_minimum_is_minus_sum_of_top_k_squared_eigenvalues():
   u = jnp.asarray(0.1 * rng.normal(size=(6, k)), jnp.float32)
   for _ in range(3000):
     u = step(u)
-  assert float(ssl.ey_gep_loss(aj, bj, u)) == pytest.approx(-(lam[:k] ** 2).sum(), rel=1e-4)
+  assert float(jax.jit(lambda u: ssl.ey_gep_loss(aj, bj, u))(u)) == pytest.approx(-(lam[:k] ** 2).sum(), rel=1e-4)
 
 
 def _two_view_data(seed, n=200, p=5, q=4):
@@ -120,7 +124,7 @@ def test_cca_ey_minimum_equals_canonical_correlations_from_numpy():
   np.testing.assert_allclose(lam[:k], rho[:k], rtol=1e-10)
   u = v[:, :k] * np.sqrt(lam[:k])
   with jax.enable_x64(True):
-    val = ssl.cca_ey_loss(jnp.asarray(x @ u[:p]), jnp.asarray(y @ u[p:]))
+    val = jax.jit(ssl.cca_ey_loss)(jnp.asarray(x @ u[:p]), jnp.asarray(y @ u[p:]))
   assert float(val) == pytest.approx(-(rho[:k] ** 2).sum(), rel=1e-10)
 
 
@@ -131,12 +135,12 @@ def test_cca_ey_single_batch_matches_official_ssley_and_two_batch_formula():
   c = 2 * xc.T @ yc / 31
   v = xc.T @ xc / 31 + yc.T @ yc / 31
   official = -2 * np.trace(c) + np.trace(v @ v)
-  assert float(ssl.ssl_ey_loss(jnp.asarray(x), jnp.asarray(y))) == pytest.approx(official, rel=1e-5)
+  assert float(jax.jit(ssl.ssl_ey_loss)(jnp.asarray(x), jnp.asarray(y))) == pytest.approx(official, rel=1e-5)
   x2, y2 = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
   v2 = _np_cov(x2, x2) + _np_cov(y2, y2)
   a_term = (np.trace(2 * _np_cov(x, y)) + np.trace(2 * _np_cov(x2, y2))) / 2
   ref = -2 * a_term + np.trace(v @ v2)
-  got = ssl.cca_ey_loss(jnp.asarray(x), jnp.asarray(y), jnp.asarray(x2), jnp.asarray(y2))
+  got = jax.jit(ssl.cca_ey_loss)(jnp.asarray(x), jnp.asarray(y), jnp.asarray(x2), jnp.asarray(y2))
   assert float(got) == pytest.approx(ref, rel=1e-5)
 
 
@@ -150,7 +154,8 @@ def test_pls_ey_minimum_equals_top_singular_values_squared():
   np.testing.assert_allclose(lam[:k], sig[:k], rtol=1e-10)
   u = v[:, :k] * np.sqrt(lam[:k])
   with jax.enable_x64(True):
-    val = ssl.pls_ey_loss(jnp.asarray(x @ u[:p]), jnp.asarray(y @ u[p:]), jnp.asarray(u[:p]), jnp.asarray(u[p:]))
+    val = jax.jit(ssl.pls_ey_loss)(jnp.asarray(x @ u[:p]), jnp.asarray(y @ u[p:]), jnp.asarray(u[:p]),
+                                   jnp.asarray(u[p:]))
   assert float(val) == pytest.approx(-(sig[:k] ** 2).sum(), rel=1e-10)
 
 
@@ -166,20 +171,26 @@ def test_coding_rates_match_numpy_and_special_cases():
   r_mlc = np.linalg.slogdet(np.eye(d) + d / (n * eps ** 2) * z.T @ z)[1]
   with jax.enable_x64(True):
     zj = jnp.asarray(z)
-    assert float(ssl.coding_rate(zj, eps)) == pytest.approx(0.5 * r_mlc, rel=1e-10)
     g = rng.random(size=(n, n))
-    gam = np.asarray(ssl.doubly_stochastic(jnp.asarray(np.log(g)), eta=1.0, num_iters=500))
+    gam = np.asarray(jax.jit(lambda s: ssl.doubly_stochastic(s, eta=1.0, num_iters=500))(jnp.asarray(np.log(g))))
     rc_ref = sum(np.linalg.slogdet(np.eye(d) + d / eps ** 2 * z.T @ np.diag(gam[:, j]) @ z)[1] for j in range(n)) / n
-    assert float(ssl.mlc_compression_rate(zj, jnp.asarray(gam), eps)) == pytest.approx(rc_ref, rel=1e-10)
-    assert float(ssl.mlc_compression_rate(zj, jnp.asarray(gam), eps, official_code_scale=True)) == pytest.approx(
-        rc_ref / 2, rel=1e-10)
-    assert float(ssl.mlc_loss(zj, jnp.asarray(gam), eps)) == pytest.approx(rc_ref - r_mlc, rel=1e-10)
-    assert float(ssl.mlc_loss(zj, jnp.asarray(gam), eps, official_code_scale=True)) == pytest.approx(
-        (rc_ref - r_mlc) / 2, rel=1e-10)
-    one = jnp.full((n, n), 1.0 / n)
-    assert float(ssl.mlc_compression_rate(zj, one, eps)) == pytest.approx(r_mlc, rel=1e-10)
-    assert float(ssl.mlc_loss(zj, one, eps)) == pytest.approx(0.0, abs=1e-12)
-    ident = ssl.mlc_compression_rate(zj, jnp.eye(n), eps)
+
+    @jax.jit  # one program for every value below
+    def run(zj, gj):
+      one = jnp.full((n, n), 1.0 / n, zj.dtype)
+      return (ssl.coding_rate(zj, eps), ssl.mlc_compression_rate(zj, gj, eps),
+              ssl.mlc_compression_rate(zj, gj, eps, official_code_scale=True), ssl.mlc_loss(zj, gj, eps),
+              ssl.mlc_loss(zj, gj, eps, official_code_scale=True), ssl.mlc_compression_rate(zj, one, eps),
+              ssl.mlc_loss(zj, one, eps), ssl.mlc_compression_rate(zj, jnp.eye(n, dtype=zj.dtype), eps))
+
+    r, rc, rc_half, loss, loss_half, rc_one, loss_one, ident = run(zj, jnp.asarray(gam))
+    assert float(r) == pytest.approx(0.5 * r_mlc, rel=1e-10)
+    assert float(rc) == pytest.approx(rc_ref, rel=1e-10)
+    assert float(rc_half) == pytest.approx(rc_ref / 2, rel=1e-10)
+    assert float(loss) == pytest.approx(rc_ref - r_mlc, rel=1e-10)
+    assert float(loss_half) == pytest.approx((rc_ref - r_mlc) / 2, rel=1e-10)
+    assert float(rc_one) == pytest.approx(r_mlc, rel=1e-10)
+    assert float(loss_one) == pytest.approx(0.0, abs=1e-12)
     assert float(ident) == pytest.approx(np.log1p(d / eps ** 2 * (z ** 2).sum(1)).sum() / n, rel=1e-10)
   with pytest.raises(TypeError, match="official_code_scale"):
     ssl.mlc_loss(jnp.asarray(z, jnp.float32), jnp.asarray(gam, jnp.float32), official_code_scale=1)
@@ -194,22 +205,24 @@ def test_doubly_stochastic_matches_numpy_sinkhorn():
     k = k / k.sum(0, keepdims=True)
     k = k / k.sum(1, keepdims=True)
   k = k / k.sum(0, keepdims=True)
-  got = np.asarray(ssl.doubly_stochastic(jnp.asarray(s, jnp.float32), eta=eta, num_iters=300))
+  got = np.asarray(jax.jit(lambda s: ssl.doubly_stochastic(s, eta=eta, num_iters=300))(jnp.asarray(s, jnp.float32)))
   np.testing.assert_allclose(got, k, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(got.sum(0), 1.0, atol=1e-5)
   np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-4)
   # Extreme scores (s / eta ~ 1e4) stay finite in the log domain.
-  big = np.asarray(ssl.doubly_stochastic(jnp.asarray(s * 1e3, jnp.float32), eta=0.1, num_iters=50))
+  big = jax.jit(lambda s: ssl.doubly_stochastic(s, eta=0.1, num_iters=50))(jnp.asarray(s * 1e3, jnp.float32))
+  big = np.asarray(big)
   assert np.all(np.isfinite(big))
 
 
 def test_mlc_loss_gradients_finite_low_precision():
   rng = np.random.default_rng(9)
   z = jnp.asarray(rng.normal(size=(8, 3)), jnp.float32)
-  gam = ssl.doubly_stochastic(z @ z.T, eta=0.2)
+  gam = jax.jit(lambda z: ssl.doubly_stochastic(z @ z.T, eta=0.2))(z)
   g = jax.jit(jax.grad(lambda a: ssl.mlc_loss(a / jnp.linalg.norm(a, axis=1, keepdims=True), gam)))(z)
   assert np.all(np.isfinite(np.asarray(g)))
-  assert np.isfinite(float(ssl.barlow_twins_loss(z.astype(jnp.bfloat16), z.astype(jnp.bfloat16))))
+  zb = z.astype(jnp.bfloat16)
+  assert np.isfinite(float(jax.jit(ssl.barlow_twins_loss)(zb, zb)))
 
 
 def test_bad_inputs_raise():

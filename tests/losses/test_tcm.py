@@ -93,10 +93,11 @@ def test_tcm_zero_when_no_hard_pairs():
   # Two tight classes, orthogonal to each other: positives at s ~ 1 >= m+, negatives at s ~ 0 <= m-.
   e = jnp.array([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [0.01, 1.0]])
   y = jnp.array([0, 0, 1, 1])
-  assert float(tcm.tcm_loss(e, y)) == 0.0
+  loss = jax.jit(tcm.tcm_loss)  # one program for both embeddings
+  assert float(loss(e, y)) == 0.0
   # and positive when a positive pair is pulled apart
   e2 = e.at[1].set(jnp.array([-1.0, 0.2]))
-  assert float(tcm.tcm_loss(e2, y)) > 0.0
+  assert float(loss(e2, y)) > 0.0
 
 
 def test_opis_matches_numpy_and_is_zero_for_identical_classes():
@@ -147,7 +148,8 @@ def test_epsilon_opis_matches_numpy(eps, num_classes):
   e, y = _emb(12, 3, seed=5)
   sim = np_cos(e).astype(np.float32)
   th = np.linspace(-0.5, 0.9, 8)
-  got = tcm.epsilon_opis(jnp.asarray(sim), jnp.asarray(y), jnp.asarray(th), num_classes=num_classes, epsilon=eps)
+  eps_opis = jax.jit(tcm.epsilon_opis, static_argnames=("num_classes", "epsilon"))
+  got = eps_opis(jnp.asarray(sim), jnp.asarray(y), jnp.asarray(th), num_classes=num_classes, epsilon=eps)
   np.testing.assert_allclose(float(got), np_epsilon_opis(sim, y, th, num_classes, eps), rtol=1e-5, atol=1e-8)
 
 
@@ -156,9 +158,10 @@ def test_epsilon_opis_zero_for_identical_classes_and_positive_for_a_loose_class(
   y = np.repeat(np.arange(4), 3)
   same = y[:, None] == y[None, :]
   sim = np.where(same, 0.8, 0.1)
-  assert float(tcm.epsilon_opis(jnp.asarray(sim), jnp.asarray(y), jnp.asarray(th), num_classes=4, epsilon=0.25)) == 0
+  eps_opis = jax.jit(lambda s: tcm.epsilon_opis(s, jnp.asarray(y), jnp.asarray(th), num_classes=4, epsilon=0.25))
+  assert float(eps_opis(jnp.asarray(sim))) == 0  # (one program for both similarity matrices)
   loose = np.where(same & (y[:, None] == 3), 0.3, sim)  # class 3's positives fall below thresholds 0.4 .. 0.9
-  v = float(tcm.epsilon_opis(jnp.asarray(loose), jnp.asarray(y), jnp.asarray(th), num_classes=4, epsilon=0.25))
+  v = float(eps_opis(jnp.asarray(loose)))
   assert v > 0.1
   np.testing.assert_allclose(v, np_epsilon_opis(loose, y, th, 4, 0.25), rtol=1e-6)
   with pytest.raises(ValueError, match="epsilon"):
@@ -169,8 +172,7 @@ def test_epsilon_opis_zero_for_identical_classes_and_positive_for_a_loose_class(
 def test_stability(dtype):
   e = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1.0], [1e4, 1e4, 0.0], [0.0, 0.0, 1e-3]], dtype)
   y = jnp.array([0, 0, 1, 1])
-  v = tcm.tcm_loss(e, y)
-  g = jax.grad(lambda a: tcm.tcm_loss(a, y))(e)
+  v, g = jax.jit(jax.value_and_grad(lambda a: tcm.tcm_loss(a, y)))(e)  # one program
   assert np.isfinite(float(v)) and np.all(np.isfinite(np.asarray(g, np.float32)))
 
 
