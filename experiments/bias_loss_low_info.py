@@ -33,7 +33,8 @@ Claims (paired over `seeds` seeds, 95% Student-t intervals; tolerances fixed bef
 Wrong variants (`--set`): `bias_slot=ce` trains CE in the bias loss's slot (the difference is exactly 0: both claims
 fail); `alpha=0` makes z constant (CE scaled by 1 - beta).
 
-Result: the paper claims FAIL at toy scale (kept failing; not recorded). The trained models do down-weight the
+Result: the paper claims FAIL at toy scale (kept failing; the cpu preset's run is recorded as failing, 2026-12-01).
+The trained models do down-weight the
 low-information samples (mean z 0.70 on them vs 0.84-0.86 on the others), but a ~17% lower weight on the noisy
 samples moves clean test accuracy by less than the seed noise. What was tried (bias minus CE, 95% CI):
   - the cpu preset (8 seeds, 50% low-information images at contrast 0.3, SGD momentum 0.9, 1000 steps):

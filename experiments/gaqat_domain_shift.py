@@ -30,7 +30,7 @@ The mutation `no_freezing` (freeze=false: the gaqat arm is sam_qat) must make cl
 
 What we measured (cpu preset, 6 seeds, 2026-11-30): conflict rate 0.42 (claim 1 passes); oscillation gaqat - sam_qat
 -0.031 [-0.044, -0.019] (claim 2 passes); shifted-domain accuracy gaqat - sam_qat +0.0028 [-0.0023, +0.0080]: the
-direction of the paper, but within seed noise, so claim 3 does NOT reproduce on this toy (the run is not recorded).
+direction of the paper, but within seed noise, so claim 3 does NOT reproduce on this toy (recorded as failing).
 Not tried: per-channel scales, quantised activations, a harder shift (the paper's PACS / DomainNet gains come from
 deep networks whose quantisers interact across many layers).
 """

@@ -59,7 +59,8 @@ The convolutional rows (issue 18) are on in the gpu/tpu presets only: with them 
 0.508 / 0.324 / 0.209 and SGConv 0.479 / 0.269 / 0.176 at N = 2 / 4 / 8, so rows 5 and 6 pass (softmax - S4D 0.791,
 softmax - SGConv 0.824 at N = 8). Both sit just above 1/N (0.5 / 0.25 / 0.125): what a model scores that knows which
 values the sequence holds but not which key each belongs to, as a fixed kernel (mixing by position, not content)
-suggests. The run is not recorded (claim 2 fails). `/work/tools/meshcheck.py gla_vs_softmax 2 conv_mixers=true`
+suggests. The cpu preset's run is recorded as failing claim 2 (docs/reproductions.json, 2026-12-01: 3/4).
+`/work/tools/meshcheck.py gla_vs_softmax 2 conv_mixers=true`
 (TINY with the conv rows, 1 vs 2 simulated devices): the same verdicts (4/6), max relative difference 3.8e-4 (S4D's
 eval loss).
 """

@@ -36,7 +36,8 @@ Result (cpu preset, 6 paired seeds, 800 steps): claim 2 passes (uniformity +0.00
 FAILS: probe accuracy +0.0007 [-0.0021, +0.0036] (MoCo 0.3791, MoCHi 0.3798 mean). At a smaller size (300 steps,
 2048 points, 4 seeds) both pass (probe +0.0043 [+0.0022, +0.0063], uniformity +0.0103 [+0.0075, +0.0130]): the
 probe gain is there early in training and gone by 800 steps, in line with the paper's "better and faster learning"
-but not a claim we fixed before the run, so claim 1 stays failing at the cpu preset and the run is not recorded.
+but not a claim we fixed before the run, so claim 1 stays failing at the cpu preset
+(the run is recorded as failing, 2026-12-01).
 """
 
 from __future__ import annotations

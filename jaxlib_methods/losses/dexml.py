@@ -22,6 +22,7 @@ dt/ds_j = -v_j / sum_i v_i with v_j = sigmoid'(alpha (s_j + t)), as in the offic
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -93,6 +94,9 @@ def multi_positive_softmax_loss(scores: jax.Array, pos_mask: jax.Array) -> jax.A
   return _nan_rows(_mean_over_positives(nll, jnp.asarray(pos_mask)), s).astype(dtype)
 
 
+# jitted so that eager calls compile the bisection once per (shape, alpha, n_iter): a fresh fori_loop body per call
+# otherwise recompiled the whole loop on every eager call (inside an outer jit it is inlined as before)
+@functools.partial(jax.jit, static_argnames=("alpha", "n_iter"))
 def _bisect_threshold(s: jax.Array, k: jax.Array, alpha: float, n_iter: int) -> jax.Array:
   lo = -jnp.max(s, axis=-1) - 10.0 / alpha
   hi = -jnp.min(s, axis=-1) + 10.0 / alpha
