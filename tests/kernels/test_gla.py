@@ -11,6 +11,8 @@ The tests up to `test_grid_longer_default_chunks` predate the flash-linear-atten
 unchanged as its regression baseline.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -52,19 +54,19 @@ def _inputs(b, t, h, dk, dv, *, seed=0, gate_mean=1.0, gate_std=2.0, dtype=jnp.f
   return q, k, v, log_gates, h0, do, dht
 
 
-_JITTED = {}
+@functools.cache
+def _jitted_value_and_pullback(f):
+  def run(args, cotangents):
+    out, vjp = jax.vjp(f, *args)
+    return out, vjp(cotangents)
+  return jax.jit(run)
 
 
 def _value_and_pullback(f, args, cotangents):
   """f(*args) and its vjp at `cotangents`, as ONE jitted program (the forward compiles once for both; eagerly the
   primal, the backward and the small ops around them compile one by one). Same kernels, same numbers. One jitted
   program per f: tests that share f (see `_fns`) and shapes share the compile."""
-  if f not in _JITTED:
-    def run(args, cotangents):
-      out, vjp = jax.vjp(f, *args)
-      return out, vjp(cotangents)
-    _JITTED[f] = jax.jit(run)
-  return _JITTED[f](args, cotangents)
+  return _jitted_value_and_pullback(f)(args, cotangents)
 
 
 _FNS = {}
