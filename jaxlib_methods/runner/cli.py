@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -116,7 +117,10 @@ EXIT_STATUS_HELP = """exit status:
   130  interrupted by Ctrl-C (143: SIGTERM), after a checkpoint; the resume command is printed"""
 
 
+@functools.cache
 def _parser() -> argparse.ArgumentParser:
+  # Built once per process (about 4 ms, most of it argparse's gettext lookups) and reused: parse_args keeps no state
+  # between calls (each call fills a fresh Namespace; the `append` default is copied, not extended).
   p = _Parser(prog="python -m experiments", description="Reproduce paper claims.", epilog=EXIT_STATUS_HELP,
               formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)

@@ -37,9 +37,26 @@ def _cli(*args, cwd):
     (["run"], "exactly one of"),
     (["frobnicate"], "invalid choice"),
 ])
-def test_usage_errors_exit_2_with_one_line(tmp_path, args, needle):
-  proc = _cli(*args, "--workdir", str(tmp_path / "w"), cwd=tmp_path) if args[:1] == ["run"] and len(args) > 1 \
-      else _cli(*args, cwd=tmp_path)
+def test_usage_errors_exit_2_with_one_line(tmp_path, args, needle, monkeypatch, capsys):
+  # In process (cli.main is what `python -m experiments` calls; a Python start per case cost 2.3 s): the process's
+  # own exit status and stderr are checked by the subprocess test below.
+  from jaxlib_methods.runner import cli
+  monkeypatch.chdir(tmp_path)
+  argv = [*args, "--workdir", str(tmp_path / "w")] if args[:1] == ["run"] and len(args) > 1 else list(args)
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err
+  lines = [l for l in err.splitlines() if l.startswith("error:")]
+  assert len(lines) == 1 and needle in lines[0], err
+  assert "Traceback" not in err
+  assert not (tmp_path / "w").exists(), "a usage error must not create the workdir"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "no_such_experiment"], "unknown experiment 'no_such_experiment'; valid experiments: "),
+    (["frobnicate"], "invalid choice"),
+])
+def test_usage_errors_exit_2_with_one_line_from_the_process(tmp_path, args, needle):
+  proc = _cli(*args, cwd=tmp_path)
   assert proc.returncode == 2, proc.stderr
   lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert len(lines) == 1 and needle in lines[0], proc.stderr
