@@ -16,3 +16,4 @@ import os
 _FLAG = "--xla_backend_optimization_level"
 if _FLAG not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {_FLAG}=1").strip()
+  os.environ["JAXLIB_METHODS_TEST_SET_OPT_LEVEL"] = "1"  # set here, not by the user (tests/test_notebooks.py reads it)
