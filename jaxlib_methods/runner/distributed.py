@@ -187,7 +187,7 @@ def _child_env(devices_per_process: int, base: Optional[dict] = None) -> dict:
 
 def launch(command: Sequence[str], *, processes: int, devices_per_process: int = 4, port: Optional[int] = None,
            timeout_s: float = 1800.0, log_dir: Optional[os.PathLike] = None, env: Optional[dict] = None,
-           echo: bool = True, python: Optional[str] = None) -> LaunchResult:
+           echo: bool = True, python: Optional[str] = None, term_grace_s: float = 10.0) -> LaunchResult:
   """Run `python -m experiments COMMAND --distributed` in `processes` local CPU processes and wait for them.
 
   Each process gets `devices_per_process` simulated CPU devices and `--set dist.coordinator=127.0.0.1:PORT
@@ -205,6 +205,8 @@ def launch(command: Sequence[str], *, processes: int, devices_per_process: int =
     env: base environment (default os.environ).
     echo: print process 0's log (and a failing process's tail) to this process's stdout/stderr.
     python: the interpreter (default sys.executable).
+    term_grace_s: when processes are stopped, how long each gets after SIGTERM (the runner checkpoints and exits
+      at the next step boundary) before SIGKILL.
 
   Returns:
     LaunchResult.
@@ -218,6 +220,8 @@ def launch(command: Sequence[str], *, processes: int, devices_per_process: int =
     raise UsageError(f"launch runs `run` commands, got {shlex.join(command)!r}")
   if processes < 1 or devices_per_process < 1:
     raise UsageError(f"--processes and --devices-per-process must be >= 1, got {processes}, {devices_per_process}")
+  if not term_grace_s >= 0:
+    raise UsageError(f"term_grace_s must be >= 0 seconds, got {term_grace_s}")
   if any(a.startswith("dist.") for a in command) or "--distributed" in command:
     raise UsageError("launch sets --distributed and dist.* itself; remove them from the command")
   port = free_port() if port is None else port
@@ -263,7 +267,7 @@ def launch(command: Sequence[str], *, processes: int, devices_per_process: int =
           pass
     for p in procs:
       try:
-        p.wait(timeout=10)
+        p.wait(timeout=term_grace_s)
       except subprocess.TimeoutExpired:
         try:
           os.killpg(p.pid, signal.SIGKILL)

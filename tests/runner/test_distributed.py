@@ -75,7 +75,7 @@ def test_a_hanging_launch_is_stopped_at_the_timeout(tmp_path):
   # starting two JAX processes takes longer than 1.5 s: the launch stops them at its timeout
   res = distributed.launch(["run", "lion_k_constrained", "--quiet", "--workdir", str(tmp_path / "w")],
                            processes=2, devices_per_process=1, log_dir=tmp_path / "logs", timeout_s=1.5,
-                           echo=False)
+                           echo=False, term_grace_s=1.0)
   assert res.returncode == 124 and res.failed is not None
   assert time.monotonic() - t0 < 60
 
@@ -90,6 +90,8 @@ def test_dist_config_is_checked_before_anything_starts():
   distributed.DistConfig().check()
   with pytest.raises(UsageError, match="launch sets --distributed"):
     distributed.launch(["run", "x", "--distributed"], processes=2)
+  with pytest.raises(UsageError, match="term_grace_s must be >= 0"):
+    distributed.launch(["run", "x"], processes=2, term_grace_s=-1.0)
 
 
 def test_cli_rejects_dist_options_without_distributed(tmp_path):
