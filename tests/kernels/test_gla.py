@@ -155,6 +155,10 @@ def test_reference_gradients_match_finite_differences():
         np.testing.assert_allclose(float(grads[i][idx]), float(fd), rtol=1e-5, atol=1e-7)
 
 
+# Its branches run by default: T not a chunk multiple, Dk != Dv, initial state and query scale with every gradient in
+# test_chunk_vs_recurrent[B1-T40-H1-K130-V80-C16-c8-h0]; ragged T + initial state under _compare's elementwise TOL in
+# test_kernel_segment_resets; sub-chunk 4 (four sub-chunks per chunk) in test_kernel_extreme_gates.
+@pytest.mark.slow
 def test_kernel_matches_reference_ragged_length_initial_state():
   """T = 45 (not a multiple of the chunk 16), Dk != Dv, initial state, query scale; two sub-chunk sizes."""
   _compare(*_inputs(1, 45, 2, 8, 12, seed=3), scale=0.5, chunk_size=16, sub_chunk_size=4)
@@ -204,6 +208,8 @@ def test_chunk_size_does_not_change_result():
     np.testing.assert_allclose(np.asarray(ht), np.asarray(outs[0][1]), atol=TOL, rtol=TOL)
 
 
+@pytest.mark.slow   # covered by test_bf16_matches_fp32_recurrence_with_scale (bf16 kernel with an initial state vs the
+                    # fp32 recurrence: o in bf16, rel(o) < 5e-3 (here 2e-2), rel(final_state) < 1e-5, plus gradients)
 def test_bf16_inputs():
   q, k, v, lg, h0, _, _ = _inputs(1, 40, 2, 16, 16, seed=8, dtype=jnp.bfloat16)
   o, ht = gated_linear_attention(q, k, v, lg, initial_state=h0, chunk_size=16, interpret=True)
