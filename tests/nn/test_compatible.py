@@ -59,7 +59,8 @@ def test_dsimplex_exact_and_fixed_head():
   np.testing.assert_array_equal(net.head.weight[...], w0)
   assert not np.array_equal(net.body.kernel[...], b0)
   gdef, state = nnx.split(net)
-  np.testing.assert_array_equal(nnx.merge(gdef, state)(xs), net(xs))
+  apply = nnx.jit(lambda m, x: m(x))   # one program for both calls (the same graph: one compile)
+  np.testing.assert_array_equal(apply(nnx.merge(gdef, state), xs), apply(net, xs))
   # bf16 storage keeps the geometry to bf16 precision.
   hb = FixedSimplexClassifier(4, param_dtype=jnp.bfloat16)
   assert hb.weight[...].dtype == jnp.bfloat16
@@ -80,7 +81,8 @@ def test_compat_criteria_matches_double_loop():
       acc[kind + "_cross"].append(c)
       acc[kind + "_old"].append(o)
       acc[kind[0] + "f"].append(c <= o if kind == "same" else c >= o)
-  out = jax.jit(compat_criteria)(jnp.asarray(fo, jnp.float32), jnp.asarray(fn, jnp.float32), jnp.asarray(y))
+  criteria = jax.jit(compat_criteria)   # both calls below: the same shapes and dtypes, one compile
+  out = criteria(jnp.asarray(fo, jnp.float32), jnp.asarray(fn, jnp.float32), jnp.asarray(y))
   for k in ("same_cross", "same_old", "diff_cross", "diff_old"):
     np.testing.assert_allclose(out[k], np.mean(acc[k]), rtol=1e-5)
   np.testing.assert_allclose(out["same_pair_fraction"], np.mean(acc["sf"]), rtol=1e-6)
@@ -88,7 +90,7 @@ def test_compat_criteria_matches_double_loop():
   assert bool(out["compatible"]) == (np.mean(acc["same_cross"]) <= np.mean(acc["same_old"])
                                      and np.mean(acc["diff_cross"]) >= np.mean(acc["diff_old"]))
   # The identical model is compatible with itself only up to the i = j exclusion: same_cross = same_old.
-  same = compat_criteria(jnp.asarray(fo), jnp.asarray(fo), jnp.asarray(y))
+  same = criteria(jnp.asarray(fo), jnp.asarray(fo), jnp.asarray(y))
   np.testing.assert_allclose(same["same_cross"], same["same_old"], rtol=1e-6)
 
 
@@ -104,7 +106,8 @@ def test_orthogonal_transform_exact_after_every_step():
   layer = _train_and_check_orthogonal("cayley")
   x = jax.random.normal(jax.random.key(1), (32, 5))
   gdef, state = nnx.split(layer)
-  np.testing.assert_array_equal(nnx.merge(gdef, state)(x), layer(x))
+  apply = nnx.jit(lambda m, x: m(x))   # one program for both calls (the same graph: one compile)
+  np.testing.assert_array_equal(apply(nnx.merge(gdef, state), x), apply(layer, x))
   np.testing.assert_array_equal(pad_features(jnp.ones((2, 3)), 5), np.c_[np.ones((2, 3)), np.zeros((2, 2))])
 
 

@@ -29,30 +29,35 @@ def test_ftwt_exact():
   # hand-computed: peaks (0.5, 0.3, 0.2) -> tau 0.8 keeps the first two, 0.7 only the first, 0.4 none (the top
   # channel alone exceeds tau); all-zero maps give an empty target
   h = np.zeros((1, 2, 2, 3), np.float32); h[0, 0, 0] = [0.5, -0.3, 0.2]
-  for tau, want in ((0.8, [1, 1, 0]), (0.7, [1, 0, 0]), (0.4, [0, 0, 0]), (1.0, [1, 1, 1])):
-    np.testing.assert_array_equal(np.asarray(ftwt_mask_target(h, tau))[0], want)
-  np.testing.assert_array_equal(np.asarray(ftwt_mask_target(np.zeros_like(h), 0.5)), 0.0)
+  cases = ((0.8, [1, 1, 0]), (0.7, [1, 0, 0]), (0.4, [0, 0, 0]), (1.0, [1, 1, 1]))
+  hand, zero = jax.jit(lambda h: ([ftwt_mask_target(h, tau) for tau, _ in cases],   # one program for all five
+                                  ftwt_mask_target(jnp.zeros_like(h), 0.5)))(h)
+  for (tau, want), got in zip(cases, hand):
+    np.testing.assert_array_equal(np.asarray(got)[0], want)
+  np.testing.assert_array_equal(np.asarray(zero), 0.0)
   # no gradient flows into the target
   g = jax.jit(jax.grad(lambda x: jnp.sum(ftwt_mask_target(x, 0.5) * x.sum(axis=(1, 2)))))(jnp.asarray(a))
   np.testing.assert_allclose(np.asarray(g), np.broadcast_to(np.asarray(target(a, 0.5))[:, None, None], a.shape))
-  lg = jax.grad(lambda t: ftwt_mask_loss(jnp.zeros((3, 8)), t).sum())(jnp.ones((3, 8)))
+  lg = jax.jit(jax.grad(lambda t: ftwt_mask_loss(jnp.zeros((3, 8)), t).sum()))(jnp.ones((3, 8)))
   np.testing.assert_array_equal(np.asarray(lg), 0.0)
   # BCE against float64 NumPy
   z = np.random.default_rng(1).normal(size=(3, 8)); t = _np_target(a, 0.5)
   ref = np.mean(np.log1p(np.exp(-z)) * t + np.log1p(np.exp(z)) * (1 - t), axis=-1)
-  np.testing.assert_allclose(np.asarray(ftwt_mask_loss(jnp.asarray(z, jnp.float32), jnp.asarray(t, jnp.float32))), ref, rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(jax.jit(ftwt_mask_loss)(jnp.asarray(z, jnp.float32), jnp.asarray(t, jnp.float32))), ref, rtol=1e-5)
   # masked conv == conv over kept channels only
   m = FTWTConv(2, 8, rngs=nnx.Rngs(0))
   x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 5, 5, 2)), jnp.float32)
-  out, logits, _ = nnx.jit(lambda m, x: m(x))(m, x)
-  keep = np.asarray(jax.nn.sigmoid(logits) > 0.5)
+  (out, logits, _), prob = nnx.jit(lambda m, x: (m(x), jax.nn.sigmoid(m(x)[1])))(m, x)
+  keep = np.asarray(prob > 0.5)
   k = np.asarray(m.conv.kernel[...]); bias = np.asarray(m.conv.bias[...])
-  for b in range(2):
-    idx = np.flatnonzero(keep[b])
-    ref = jax.lax.conv_general_dilated(x[b:b + 1], k[..., idx], (1, 1), "SAME",
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))[0] + bias[idx]
-    np.testing.assert_allclose(np.asarray(out[b][..., idx]), np.asarray(ref), rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(out[b][..., np.flatnonzero(~keep[b])]), 0.0)
+  idxs = [np.flatnonzero(keep[b]) for b in range(2)]
+  refs = jax.jit(lambda x: [jax.lax.conv_general_dilated(   # one program for both references
+      x[b:b + 1], k[..., idx], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))[0] + bias[idx]
+      for b, idx in enumerate(idxs)])(x)
+  out = np.asarray(out)
+  for b, idx, ref in zip(range(2), idxs, refs):
+    np.testing.assert_allclose(out[b][..., idx], np.asarray(ref), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(out[b][..., np.flatnonzero(~keep[b])], 0.0)
   # bad input
   with pytest.raises(ValueError, match="tau"):
     ftwt_mask_target(a, 1.5)

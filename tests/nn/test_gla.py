@@ -1,5 +1,6 @@
 """GatedLinearAttention (NNX) vs a float64 NumPy transcription of the paper's layer, plus its invariants."""
 
+import functools
 import math
 
 import jax
@@ -41,11 +42,16 @@ def _np_layer(layer, x, tau=16.0):
 
 def _perturbed(layer, seed=0):
   """Randomise the zero-initialised gate bias and LayerNorm parameters so the test exercises them."""
-  keys = jax.random.split(jax.random.PRNGKey(seed), 3)
-  layer.gate_bias_nk[...] = jax.random.normal(keys[0], layer.gate_bias_nk.shape)
-  layer.norm.scale[...] = 1.0 + 0.1 * jax.random.normal(keys[1], layer.norm.scale.shape)
-  layer.norm.bias[...] = 0.1 * jax.random.normal(keys[2], layer.norm.bias.shape)
+  layer.gate_bias_nk[...], layer.norm.scale[...], layer.norm.bias[...] = _perturbation(
+      seed, layer.gate_bias_nk.shape, layer.norm.scale.shape, layer.norm.bias.shape)
   return layer
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _perturbation(seed, bias_shape, scale_shape, norm_bias_shape):   # one program instead of eight eager ops
+  keys = jax.random.split(jax.random.PRNGKey(seed), 3)
+  return (jax.random.normal(keys[0], bias_shape), 1.0 + 0.1 * jax.random.normal(keys[1], scale_shape),
+          0.1 * jax.random.normal(keys[2], norm_bias_shape))
 
 
 def test_matches_numpy_transcription():
@@ -61,7 +67,7 @@ def test_matches_numpy_transcription():
 def test_log_gates_in_paper_range():
   """alpha = sigmoid(.)^(1/16) in (0, 1): log alpha <= 0 and >= log_sigmoid(.) / 16."""
   layer = GatedLinearAttention(16, 2, rngs=nnx.Rngs(0))
-  lg = layer.log_gates(jax.random.normal(jax.random.PRNGKey(2), (1, 5, 16)) * 10)
+  lg = nnx.jit(lambda m, x: m.log_gates(x * 10))(layer, jax.random.normal(jax.random.PRNGKey(2), (1, 5, 16)))
   assert lg.shape == (1, 5, 2, 4)
   assert np.all(np.asarray(lg) <= 0)
 
@@ -70,13 +76,19 @@ def test_packed_segments_and_state_passing():
   layer = _perturbed(GatedLinearAttention(16, 2, rngs=nnx.Rngs(0)), seed=1)
   x = jax.random.normal(jax.random.PRNGKey(3), (1, 12, 16))
   seg = jnp.asarray([[0] * 6 + [1] * 6], jnp.int32)
-  y = _apply(layer, x, seg)
-  np.testing.assert_allclose(np.asarray(y[:, :6]), np.asarray(_apply(layer, x[:, :6])), atol=2e-6)
-  np.testing.assert_allclose(np.asarray(y[:, 6:]), np.asarray(_apply(layer, x[:, 6:])), atol=2e-6)
+
+  @nnx.jit
+  def run(layer, x, seg):   # every call below in one program (one compile instead of five)
+    y, y_a, y_b = layer(x, segment_ids=seg), layer(x[:, :6]), layer(x[:, 6:])
+    y_all, s_all = layer(x, return_state=True)
+    y1, s1 = layer(x[:, :6], return_state=True)
+    y2, s2 = layer(x[:, 6:], initial_state=s1, return_state=True)
+    return y, y_a, y_b, y_all, s_all, y1, y2, s2
+
+  y, y_a, y_b, y_all, s_all, y1, y2, s2 = run(layer, x, seg)
+  np.testing.assert_allclose(np.asarray(y[:, :6]), np.asarray(y_a), atol=2e-6)
+  np.testing.assert_allclose(np.asarray(y[:, 6:]), np.asarray(y_b), atol=2e-6)
   # State passing: the second half continued from the first half's state equals one pass.
-  y_all, s_all = _apply(layer, x, return_state=True)
-  y1, s1 = _apply(layer, x[:, :6], return_state=True)
-  y2, s2 = _apply(layer, x[:, 6:], initial_state=s1, return_state=True)
   np.testing.assert_allclose(np.asarray(jnp.concatenate([y1, y2], 1)), np.asarray(y_all), atol=2e-6)
   np.testing.assert_allclose(np.asarray(s2), np.asarray(s_all), atol=2e-6)
 
@@ -124,9 +136,9 @@ def test_tpu_default_dispatch_runs_the_mosaic_kernels(monkeypatch):
   layer_x = _perturbed(GatedLinearAttention(16, 2, implementation="xla", rngs=nnx.Rngs(0)))
   layer_t = _perturbed(GatedLinearAttention(16, 2, chunk_size=16, interpret=True, rngs=nnx.Rngs(0)))
   x = jax.random.normal(jax.random.PRNGKey(5), (1, 16, 16))
-  y_x = layer_x(x)
+  y_x = nnx.jit(lambda m, x: m(x))(layer_x, x)
   monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
-  y_t = layer_t(x)
+  y_t = nnx.jit(lambda m, x: m(x))(layer_t, x)   # a fresh jit: traced (and dispatched) under the faked backend
   assert calls, "the TPU kernels were not called"
   np.testing.assert_allclose(np.asarray(y_t), np.asarray(y_x), atol=2e-5)
 
@@ -135,7 +147,8 @@ def test_tpu_default_dispatch_runs_the_mosaic_kernels(monkeypatch):
 def test_layer_lowers_for_accelerators(platform):
   """The layer with an explicit kernel platform exports for cuda (Triton kernels) / tpu (Mosaic kernels)."""
   from jaxlib_methods.kernels.lowering import lower
-  layer = GatedLinearAttention(256, 2, platform=platform, rngs=nnx.Rngs(0))
+  # abstract parameters (lowering needs shapes and dtypes only): no initialiser runs or compiles
+  layer = nnx.eval_shape(lambda: GatedLinearAttention(256, 2, platform=platform, rngs=nnx.Rngs(0)))
   graphdef, state = nnx.split(layer)
   x = jax.ShapeDtypeStruct((2, 256, 256), jnp.bfloat16)
 

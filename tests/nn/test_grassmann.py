@@ -32,20 +32,20 @@ def test_logits_match_numpy_and_k1_is_abs_cosine():
   rng = np.random.default_rng(0)
   x = rng.normal(size=(5, 6))
   s = np.stack([_np_qf(rng.normal(size=(6, 3))) for _ in range(4)])     # [C=4, d=6, k=3]
-  got = np.asarray(grassmann_logits(jnp.asarray(x), jnp.asarray(s), scale=2.0))
-  xh = x / np.linalg.norm(x, axis=1, keepdims=True)
-  want = 2.0 * np.linalg.norm(np.einsum("nd,cdk->nck", xh, s), axis=-1)
-  np.testing.assert_allclose(got, want, rtol=1e-5)
-  # the logit depends on the subspace, not on its basis: S -> S R, R orthogonal
   r = _np_qf(rng.normal(size=(3, 3)))
-  np.testing.assert_allclose(np.asarray(grassmann_logits(jnp.asarray(x), jnp.asarray(s @ r), scale=2.0)), want,
-                             rtol=1e-5)
-  # k = 1: |cos(s_i, x)|
   w = rng.normal(size=(4, 6))
   w1 = w / np.linalg.norm(w, axis=1, keepdims=True)
+  got, got_rotated, got_k1 = jax.jit(lambda x, s, sr, w1: (   # one program for the three calls
+      grassmann_logits(x, s, scale=2.0), grassmann_logits(x, sr, scale=2.0), grassmann_logits(x, w1)))(
+          jnp.asarray(x), jnp.asarray(s), jnp.asarray(s @ r), jnp.asarray(w1[:, :, None]))
+  xh = x / np.linalg.norm(x, axis=1, keepdims=True)
+  want = 2.0 * np.linalg.norm(np.einsum("nd,cdk->nck", xh, s), axis=-1)
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5)
+  # the logit depends on the subspace, not on its basis: S -> S R, R orthogonal
+  np.testing.assert_allclose(np.asarray(got_rotated), want, rtol=1e-5)
+  # k = 1: |cos(s_i, x)|
   cos = (x @ w1.T) / np.linalg.norm(x, axis=1, keepdims=True)
-  np.testing.assert_allclose(np.asarray(grassmann_logits(jnp.asarray(x), jnp.asarray(w1[:, :, None]))),
-                             np.abs(cos), rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(got_k1), np.abs(cos), rtol=1e-5)
 
 
 def test_update_matches_numpy_and_stays_orthonormal():
@@ -57,11 +57,16 @@ def test_update_matches_numpy_and_stays_orthonormal():
     params = {"S": jnp.asarray(s0), "b": jnp.asarray(b)}
     state = tx.init(params)
     s, m, mb = s0, np.zeros_like(s0), np.zeros(3)
+
+    @jax.jit
+    def step64(g, state, params):   # one compile for the three steps (instead of eager ops)
+      u, state = tx.update(g, state, params)
+      return optax.apply_updates(params, u), state
+
     for t in range(3):
       d = rng.normal(size=(7, 3))
       db = rng.normal(size=3)
-      u, state = tx.update({"S": jnp.asarray(d), "b": jnp.asarray(db)}, state, params)
-      params = optax.apply_updates(params, u)
+      params, state = step64({"S": jnp.asarray(d), "b": jnp.asarray(db)}, state, params)
       s, m = _np_step(s, m, d, 0.3, 0.8)
       mb = 0.8 * mb + db
       b = b - 0.3 * mb
@@ -72,14 +77,19 @@ def test_update_matches_numpy_and_stays_orthonormal():
   p = {"S": jnp.asarray(s0, jnp.float32)}
   tx = riemannian_sgd_grassmann(0.5, 0.9)
   st = tx.init(p)
-  step = jax.jit(tx.update)
-  for t in range(60):
-    u, st = step({"S": jax.random.normal(jax.random.PRNGKey(t), (7, 3)) * 10}, st, p)
+
+  @jax.jit
+  def step(t, st, p):   # the step and both checks in one program (the same ops, no eager dispatch per step)
+    u, st = tx.update({"S": jax.random.normal(jax.random.PRNGKey(t), (7, 3)) * 10}, st, p)
     p = optax.apply_updates(p, u)
-    err = float(jnp.max(jnp.abs(p["S"].T @ p["S"] - jnp.eye(3))))
-    assert err < 1e-6, (t, err)
     m = st.trace["S"]
-    assert float(jnp.max(jnp.abs(p["S"].T @ m)) / jnp.max(jnp.abs(m))) < 1e-5   # momentum stays tangent
+    return p, st, jnp.max(jnp.abs(p["S"].T @ p["S"] - jnp.eye(3))), jnp.max(jnp.abs(p["S"].T @ m)) / jnp.max(jnp.abs(m))
+
+  for t in range(60):
+    p, st, err, tangent = step(jnp.int32(t), st, p)
+    err = float(err)
+    assert err < 1e-6, (t, err)
+    assert float(tangent) < 1e-5   # momentum stays tangent
 
 
 def test_rayleigh_quotient_converges_to_top_eigenspace():
