@@ -30,11 +30,13 @@ def test_matches_numpy_values_and_grad(n, nb, rho):
   bags = rng.integers(0, nb, n)
   ybar = rng.normal(size=nb)
   with jax.enable_x64(True):
-    args = (jnp.asarray(bags), jnp.asarray(ybar))
-    bag = ag.bag_level_loss(jnp.asarray(f), *args, num_bags=nb)
-    inst = ag.instance_level_loss(jnp.asarray(f), *args, num_bags=nb)
-    mix = ag.interpolating_loss(jnp.asarray(f), *args, num_bags=nb, rho=rho)
-    g = jax.grad(lambda a: ag.interpolating_loss(a, *args, num_bags=nb, rho=rho).sum())(jnp.asarray(f))
+    @jax.jit
+    def run(f, *args):  # one program: the three losses and the gradient
+      return (ag.bag_level_loss(f, *args, num_bags=nb), ag.instance_level_loss(f, *args, num_bags=nb),
+              ag.interpolating_loss(f, *args, num_bags=nb, rho=rho),
+              jax.grad(lambda a: ag.interpolating_loss(a, *args, num_bags=nb, rho=rho).sum())(f))
+
+    bag, inst, mix, g = run(jnp.asarray(f), jnp.asarray(bags), jnp.asarray(ybar))
   rb, ri, rm = np_losses(f, bags, ybar, rho)
   np.testing.assert_allclose(np.asarray(bag), rb, rtol=1e-12, atol=1e-15)
   np.testing.assert_allclose(np.asarray(inst), ri, rtol=1e-12)
@@ -50,12 +52,15 @@ def test_instance_equals_bag_plus_within_bag_variance():
   f_np, ybar_np = rng.normal(size=12), rng.normal(size=4)
   bags = jnp.repeat(jnp.arange(4), 3)  # k = 3
   with jax.enable_x64(True):
-    f, ybar = jnp.asarray(f_np), jnp.asarray(ybar_np)
-    bag = ag.bag_level_loss(f, bags, ybar, num_bags=4)
-    inst = ag.instance_level_loss(f, bags, ybar, num_bags=4)
-    var = ag.within_bag_variance(f, bags, num_bags=4)
-    mix = ag.interpolating_loss(f, bags, ybar, num_bags=4, rho=0.25)
-    inst_sum = np.asarray(jax.ops.segment_sum(inst, bags, num_segments=4))
+    @jax.jit
+    def run(f, ybar):  # one program
+      inst = ag.instance_level_loss(f, bags, ybar, num_bags=4)
+      return (ag.bag_level_loss(f, bags, ybar, num_bags=4), ag.within_bag_variance(f, bags, num_bags=4),
+              ag.interpolating_loss(f, bags, ybar, num_bags=4, rho=0.25),
+              jax.ops.segment_sum(inst, bags, num_segments=4))
+
+    bag, var, mix, inst_sum = run(jnp.asarray(f_np), jnp.asarray(ybar_np))
+    inst_sum = np.asarray(inst_sum)
   # sum_i (ybar - f_i)^2 = k * (ybar - fbar)^2 + sum_i (f_i - fbar)^2
   np.testing.assert_allclose(inst_sum, 3 * np.asarray(bag) + 3 * np.asarray(var), rtol=1e-12)
   np.testing.assert_allclose(np.asarray(mix), np.asarray(bag) + 0.75 * np.asarray(var), rtol=1e-12)
@@ -65,10 +70,12 @@ def test_jit_and_low_precision():
   f = jnp.array([1e4, -1e4, 0.5, 2.0], jnp.float32)
   bags = jnp.array([0, 0, 1, 1])
   yb = jnp.array([0.0, 1.0])
-  fn = jax.jit(lambda f: ag.interpolating_loss(f, bags, yb, num_bags=2, rho=0.5))
-  assert np.all(np.isfinite(fn(f))) and np.all(np.isfinite(jax.grad(lambda f: fn(f).sum())(f)))
+  fn = lambda f: ag.interpolating_loss(f, bags, yb, num_bags=2, rho=0.5)
+  v, g = jax.jit(lambda f: (fn(f), jax.grad(lambda f: fn(f).sum())(f)))(f)  # value and gradient in one program
+  assert np.all(np.isfinite(v)) and np.all(np.isfinite(g))
+  low = jax.jit(lambda f, yb: ag.interpolating_loss(f, bags, yb, num_bags=2, rho=0.5))
   for dtype in (jnp.float16, jnp.bfloat16):
-    v = ag.interpolating_loss(jnp.asarray([1.0, -2.0, 0.5, 2.0], dtype), bags, yb.astype(dtype), num_bags=2, rho=0.5)
+    v = low(jnp.asarray([1.0, -2.0, 0.5, 2.0], dtype), yb.astype(dtype))
     assert v.dtype == dtype and np.all(np.isfinite(np.asarray(v, np.float32)))
 
 

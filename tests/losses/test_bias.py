@@ -27,9 +27,10 @@ def test_matches_numpy_values_and_grad(form):
   y = rng.integers(0, 7, 5)
   feats = rng.normal(size=(5, 3, 3, 2)) * rng.uniform(0.5, 3, size=(5, 1, 1, 1))
   with jax.enable_x64(True):
-    got = bl.bias_loss(jnp.asarray(f), jnp.asarray(y), jnp.asarray(feats), alpha=0.3, beta=0.3, weight_form=form)
-    g = jax.grad(lambda t: bl.bias_loss(t, jnp.asarray(y), jnp.asarray(feats), weight_form=form).sum())(
-        jnp.asarray(f))
+    got, g = jax.jit(lambda f, y, feats: (  # value and gradient in one program
+        bl.bias_loss(f, y, feats, alpha=0.3, beta=0.3, weight_form=form),
+        jax.grad(lambda t: bl.bias_loss(t, y, feats, weight_form=form).sum())(f)))(
+            jnp.asarray(f), jnp.asarray(y), jnp.asarray(feats))
   ref = np_bias_loss(f, y, feats, 0.3, 0.3, form)
   np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-6)  # the variance is computed in float32
   # d/df of -z log p_y = z (softmax - onehot), z constant
@@ -46,20 +47,26 @@ def test_alpha_beta_zero_is_ce_and_no_grad_through_features():
   f = jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)
   y = jnp.array([0, 2, 1, 1])
   feats = jnp.asarray(rng.normal(size=(4, 8)), jnp.float32)
-  np.testing.assert_allclose(bl.bias_loss(f, y, feats, alpha=0.0, beta=0.0),
-                             optax.losses.softmax_cross_entropy_with_integer_labels(f, y), rtol=1e-6)
-  g = jax.grad(lambda t: bl.bias_loss(f, y, t).sum())(feats)
+  v, ce, g = jax.jit(lambda f, y, feats: (  # one program
+      bl.bias_loss(f, y, feats, alpha=0.0, beta=0.0), optax.losses.softmax_cross_entropy_with_integer_labels(f, y),
+      jax.grad(lambda t: bl.bias_loss(f, y, t).sum())(feats)))(f, y, feats)
+  np.testing.assert_allclose(v, ce, rtol=1e-6)
   np.testing.assert_array_equal(g, 0.0)
 
 
 def test_weight_monotone_in_variance_and_batch_of_one():
-  feats = jnp.stack([jnp.full((6,), 0.0).at[0].set(s) for s in (0.5, 1.0, 2.0, 4.0)])
-  v = bl.normalized_feature_variance(feats)
+  feats = np.zeros((4, 6), np.float32)
+  feats[:, 0] = (0.5, 1.0, 2.0, 4.0)
+
+  @jax.jit
+  def run(feats):  # one program
+    v = bl.normalized_feature_variance(feats)
+    return v, bl.bias_loss_weights(v), bl.bias_loss(jnp.zeros((1, 3)), jnp.array([1]), jnp.ones((1, 4)))
+
+  v, w, one = run(feats)
   np.testing.assert_allclose(v[0], 0.0, atol=1e-7)
   np.testing.assert_allclose(v[-1], 1.0, rtol=1e-6)
-  w = bl.bias_loss_weights(v)
   assert np.all(np.diff(np.asarray(w)) > 0)
-  one = bl.bias_loss(jnp.zeros((1, 3)), jnp.array([1]), jnp.ones((1, 4)))
   np.testing.assert_allclose(one, (np.exp(0) - 0.3) * np.log(3), rtol=1e-6)
 
 
@@ -68,8 +75,8 @@ def test_stability(dtype):
   f = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0]], dtype)
   y = jnp.array([1, 1])
   feats = jnp.array([[1e4, -1e4], [0.0, 1.0]], dtype)
-  v = bl.bias_loss(f, y, feats)
-  g = jax.grad(lambda t: bl.bias_loss(t, y, feats).astype(jnp.float32).sum())(f)
+  v, g = jax.jit(lambda f: (bl.bias_loss(f, y, feats),  # value and gradient in one program
+                            jax.grad(lambda t: bl.bias_loss(t, y, feats).astype(jnp.float32).sum())(f)))(f)
   assert v.dtype == dtype
   assert np.all(np.isfinite(np.asarray(v, np.float32))) and np.all(np.isfinite(np.asarray(g, np.float32)))
 

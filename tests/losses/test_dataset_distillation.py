@@ -65,11 +65,14 @@ def test_linear_student_matches_numpy_transcriptions_float64():
   idx = np.array([[0, 1, 2], [3, 4, 5], [1, 3, 5], [0, 2, 2]])  # a repeated row inside a batch, and across steps
   lr = 0.3
   with jax.enable_x64(True):
-    args = ({"w": jnp.asarray(w0)}, {"w": jnp.asarray(wt)}, jnp.asarray(x), jnp.asarray(y))
-    t = dd.tesla_grad(_lin_loss, *args, lr=lr, batch_indices=jnp.asarray(idx))
-    b = dd.mtt_bptt_grad(_lin_loss, *args, lr=lr, batch_indices=jnp.asarray(idx))
-    end = dd.unrolled_sgd(_lin_loss, args[0], args[2], args[3], lr=lr, batch_indices=jnp.asarray(idx))
-    direct = losses.mtt_loss(end, args[0], args[1])
+    @jax.jit
+    def run(*args):  # one program: TESLA, full BPTT, the unroll and the direct MTT loss
+      end = dd.unrolled_sgd(_lin_loss, args[0], args[2], args[3], lr=lr, batch_indices=jnp.asarray(idx))
+      return (dd.tesla_grad(_lin_loss, *args, lr=lr, batch_indices=jnp.asarray(idx)),
+              dd.mtt_bptt_grad(_lin_loss, *args, lr=lr, batch_indices=jnp.asarray(idx)), end,
+              losses.mtt_loss(end, args[0], args[1]))
+
+    t, b, end, direct = run({"w": jnp.asarray(w0)}, {"w": jnp.asarray(wt)}, jnp.asarray(x), jnp.asarray(y))
   ref = _np_mtt(w0, wt, x, y, lr, idx)
   np.testing.assert_allclose(np.asarray(end["w"]), _np_unroll(w0, x, y, lr, idx), rtol=1e-12)
   for value in (t.loss, b.loss, direct):

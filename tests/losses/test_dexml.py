@@ -66,8 +66,9 @@ def _case(b, l, seed):
 def test_decoupled_softmax_matches_numpy(b, l):
   s, pos = _case(b, l, b * l)
   with jax.enable_x64(True):
-    got = jax.jit(dexml.decoupled_softmax_loss)(jnp.asarray(s), jnp.asarray(pos))
-    g = jax.jit(jax.grad(lambda a: dexml.decoupled_softmax_loss(a, jnp.asarray(pos)).sum()))(jnp.asarray(s))
+    got, g = jax.jit(lambda a, m: (  # one program for the value and the gradient
+        dexml.decoupled_softmax_loss(a, m), jax.grad(lambda a: dexml.decoupled_softmax_loss(a, m).sum())(a)))(
+            jnp.asarray(s), jnp.asarray(pos))
   np.testing.assert_allclose(np.asarray(got), np_decoupled(s, pos), rtol=1e-10)
   np.testing.assert_allclose(np.asarray(g), np_grad(lambda a: np_decoupled(a, pos).sum(), s), rtol=1e-6, atol=1e-8)
 
@@ -123,8 +124,9 @@ def test_positives_compete_in_infonce_but_not_in_decoupled_softmax():
 def test_stability(dtype):
   s = jnp.array([[1e4, -1e4, 0.0, 3.0], [-1e4, 1e4, 5.0, 0.0]], dtype)
   pos = jnp.array([[False, True, False, True], [True, False, False, False]])
-  for fn in (lambda a: dexml.decoupled_softmax_loss(a, pos), lambda a: dexml.soft_topk_loss(a, pos, 2)):
-    v, g = jax.jit(lambda s: (fn(s), jax.grad(lambda a: fn(a).astype(jnp.float32).sum())(s)))(s)  # one program
+  fns = (lambda a: dexml.decoupled_softmax_loss(a, pos), lambda a: dexml.soft_topk_loss(a, pos, 2))
+  out = jax.jit(lambda s: [(fn(s), jax.grad(lambda a: fn(a).astype(jnp.float32).sum())(s)) for fn in fns])(s)
+  for v, g in out:  # both losses' values and gradients from one program
     assert v.dtype == dtype
     assert np.all(np.isfinite(np.asarray(v, np.float32))) and np.all(np.isfinite(np.asarray(g, np.float32)))
 

@@ -31,19 +31,25 @@ def test_feature_distillation_losses_match_numpy_and_jit():
   s, t = f32(3, 4, 5), f32(3, 4, 5)
   s2, t2 = f32(3, 6), f32(3, 6)
   ref148 = ((s.astype(np.float64) - t) ** 2).reshape(3, -1).mean(1)
-  np.testing.assert_allclose(distill.decoupled_distill_loss(s, t), ref148, rtol=1e-6)
+  w = np.array([True, False, True])
+
+  @jax.jit
+  def run(s, t):  # one program for the values and gradients checked below
+    return (distill.decoupled_distill_loss(s, t), distill.head_distillation_loss(s, t, reduction="mean"),
+            jax.grad(lambda b: distill.decoupled_distill_loss(s, b).sum())(t),
+            jax.grad(lambda a: distill.decoupled_distill_loss(a, t).sum())(s),
+            distill.decoupled_distill_loss(s, t, where=w))
+
+  mse, mean, g_t, g_s, out = run(s, t)
+  np.testing.assert_allclose(mse, ref148, rtol=1e-6)
   ref12 = (0.5 * ((s.astype(np.float64) - t) ** 2).reshape(3, -1).sum(1)
            + 2.0 * ((s2.astype(np.float64) - t2) ** 2).sum(1))
   fn = jax.jit(lambda a, b, c, d: distill.head_distillation_loss([a, c], [b, d], layer_weights=(0.5, 2.0)))
   np.testing.assert_allclose(fn(s, t, s2, t2), ref12, rtol=1e-6)
   # single layer, mean reduction equals [148]'s MSE; the teacher gets no gradient; `where` zeroes rows
-  np.testing.assert_allclose(distill.head_distillation_loss(s, t, reduction="mean"), ref148, rtol=1e-6)
-  g_t = jax.grad(lambda b: distill.decoupled_distill_loss(s, b).sum())(t)
+  np.testing.assert_allclose(mean, ref148, rtol=1e-6)
   assert np.all(np.asarray(g_t) == 0)
-  g_s = jax.grad(lambda a: distill.decoupled_distill_loss(a, t).sum())(s)
   np.testing.assert_allclose(g_s, 2 * (s - t) / 20, rtol=1e-5)
-  w = np.array([True, False, True])
-  out = distill.decoupled_distill_loss(s, t, where=w)
   np.testing.assert_allclose(out, np.where(w, ref148, 0), rtol=1e-6)
   with pytest.raises(ValueError, match="teacher_emb"):
     distill.decoupled_distill_loss(s, t[:, :2])
@@ -59,11 +65,13 @@ def test_robust_kd_loss_matches_numpy_and_alpha_limits():
   kl = (np.exp(lt) * (lt - ls)).sum(-1)
   ce = -np_log_softmax(zs.astype(np.float64))[np.arange(5), y]
   ref = (1 - a) * ce + a * T ** 2 * kl
-  out = jax.jit(lambda s, t, l: distill.robust_kd_loss(s, t, l, temperature=T, alpha=a))(zs, zt, y)
+  out, out_ce, out_same = jax.jit(lambda s, t, l: (  # one program
+      distill.robust_kd_loss(s, t, l, temperature=T, alpha=a), distill.robust_kd_loss(s, t, l, alpha=0.0),
+      distill.robust_kd_loss(s, s, l, alpha=1.0)))(zs, zt, y)
   np.testing.assert_allclose(out, ref, rtol=1e-5)
-  np.testing.assert_allclose(distill.robust_kd_loss(zs, zt, y, alpha=0.0), ce, rtol=1e-5)
+  np.testing.assert_allclose(out_ce, ce, rtol=1e-5)
   # a = 1, T = 1 and the teacher equal to the student: the loss is 0
-  np.testing.assert_allclose(distill.robust_kd_loss(zs, zs, y, alpha=1.0), 0.0, atol=1e-6)
+  np.testing.assert_allclose(out_same, 0.0, atol=1e-6)
   with pytest.raises(ValueError, match="alpha"):
     distill.robust_kd_loss(zs, zt, y, alpha=1.5)
 
@@ -113,15 +121,16 @@ def test_harmonica_objective_and_marginal_entropy_match_numpy():
   ref = wgt * ((xc.astype(np.float64) - xf) ** 2).reshape(3, -1).mean(1) + 0.3 * r.astype(np.float64).sum()
   out = jax.jit(lambda a, b, c, d: cache.harmonica_router_objective(a, b, c, lam=0.3, error_weight=d))(xc, xf, r, wgt)
   np.testing.assert_allclose(out, ref, rtol=1e-6)
-  g_r = jax.grad(lambda c: cache.harmonica_router_objective(xc, xf, c, lam=0.3).mean())(r)
+  g_r = jax.jit(jax.grad(lambda c: cache.harmonica_router_objective(xc, xf, c, lam=0.3).mean()))(r)
   np.testing.assert_allclose(g_r, 0.3, rtol=1e-5)  # the penalty pushes every router score towards caching
   with pytest.raises(ValueError, match="router"):
     cache.harmonica_router_objective(xc, xf, r + 1.5, lam=0.3)
   assert np.isnan(np.asarray(jax.jit(lambda c: cache.harmonica_router_objective(xc, xf, c, lam=0.3))(r + 1.5))).all()
   z = f32(6, 4)
   p = np.exp(np_log_softmax(z.astype(np.float64))).mean(0)
-  np.testing.assert_allclose(jax.jit(cache.marginal_entropy_loss)(z), (p * np.log(p)).sum(), rtol=1e-5)
+  entropy = jax.jit(cache.marginal_entropy_loss)
+  np.testing.assert_allclose(entropy(z), (p * np.log(p)).sum(), rtol=1e-5)
   balanced = np.log(np.eye(4, dtype=np.float32) * 50 + 1e-30).clip(-80)  # each class used once, confidently
-  np.testing.assert_allclose(cache.marginal_entropy_loss(balanced), -np.log(4), rtol=1e-5)
-  assert float(cache.marginal_entropy_loss(z)) > -np.log(4)
+  np.testing.assert_allclose(entropy(balanced), -np.log(4), rtol=1e-5)
+  assert float(entropy(z)) > -np.log(4)
   assert losses.marginal_entropy_loss is cache.marginal_entropy_loss

@@ -19,9 +19,9 @@ def test_npo_matches_numpy_values_and_grad(n, beta):
   lp = rng.normal(size=n) * 5 - 10
   lr = rng.normal(size=n) * 5 - 10
   with jax.enable_x64(True):
-    got = npo.npo_loss(jnp.asarray(lp), jnp.asarray(lr), beta=beta)
-    g = jax.grad(lambda a: npo.npo_loss(a, jnp.asarray(lr), beta=beta).sum())(jnp.asarray(lp))
-    g_ref_arg = jax.grad(lambda b: npo.npo_loss(jnp.asarray(lp), b, beta=beta).sum())(jnp.asarray(lr))
+    got, g, g_ref_arg = jax.jit(lambda lp, lr: (  # one program: value and both gradients
+        npo.npo_loss(lp, lr, beta=beta), jax.grad(lambda a: npo.npo_loss(a, lr, beta=beta).sum())(lp),
+        jax.grad(lambda b: npo.npo_loss(lp, b, beta=beta).sum())(lr)))(jnp.asarray(lp), jnp.asarray(lr))
   np.testing.assert_allclose(np.asarray(got), np_npo(lp, lr, beta), rtol=1e-12)
   h = 1e-6
   fd = (np_npo(lp + h, lr, beta) - np_npo(lp - h, lr, beta)) / (2 * h)
@@ -37,13 +37,17 @@ def test_npo_gradient_is_weighted_ga_gradient():
   y = np.array([1, 0, 5, 3])
   beta = 0.5
   with jax.enable_x64(True):
-    theta, ref_theta = jnp.asarray(theta_np), jnp.asarray(ref_np)
     logp = lambda th: jax.nn.log_softmax(th)[jnp.arange(4), y]
-    lref = logp(ref_theta)
-    g_npo = jax.jacrev(lambda th: npo.npo_loss(logp(th), lref, beta=beta))(theta)  # [4, 4, 6]
-    g_ga = jax.jacrev(lambda th: npo.ga_loss(logp(th)))(theta)
-    w = npo.npo_weight(logp(theta), lref, beta=beta)
-    pi, pr = np.exp(np.asarray(logp(theta))), np.exp(np.asarray(lref))
+
+    @jax.jit
+    def run(theta, ref_theta):  # one program
+      lref = logp(ref_theta)
+      g_npo = jax.jacrev(lambda th: npo.npo_loss(logp(th), lref, beta=beta))(theta)  # [4, 4, 6]
+      g_ga = jax.jacrev(lambda th: npo.ga_loss(logp(th)))(theta)
+      return g_npo, g_ga, npo.npo_weight(logp(theta), lref, beta=beta), logp(theta), lref
+
+    g_npo, g_ga, w, lp_theta, lref = run(jnp.asarray(theta_np), jnp.asarray(ref_np))
+    pi, pr = np.exp(np.asarray(lp_theta)), np.exp(np.asarray(lref))
   np.testing.assert_allclose(np.asarray(g_npo), np.asarray(w)[:, None, None] * np.asarray(g_ga), rtol=1e-10,
                              atol=1e-14)
   np.testing.assert_allclose(np.asarray(w), 2 * pi ** beta / (pi ** beta + pr ** beta), rtol=1e-10)
@@ -55,7 +59,7 @@ def test_small_beta_recovers_ga_up_to_a_constant():
     lp = jnp.array([-3.0, -1.0, -7.5], jnp.float64)
     lr = jnp.array([-2.0, -2.0, -2.0], jnp.float64)
     beta = 1e-6
-    v = npo.npo_loss(lp, lr, beta=beta) - 2 / beta * np.log(2)
+    v = jax.jit(lambda lp, lr: npo.npo_loss(lp, lr, beta=beta) - 2 / beta * np.log(2))(lp, lr)
   np.testing.assert_allclose(np.asarray(v), np.asarray(lp - lr), atol=1e-4)
 
 
@@ -65,7 +69,7 @@ def test_sequence_log_prob():
   tgt = rng.integers(0, 5, (2, 3))
   mask = np.array([[1, 1, 0], [1, 1, 1]])
   with jax.enable_x64(True):
-    got = npo.sequence_log_prob(jnp.asarray(logits), jnp.asarray(tgt), jnp.asarray(mask))
+    got = jax.jit(npo.sequence_log_prob)(jnp.asarray(logits), jnp.asarray(tgt), jnp.asarray(mask))
   lsm = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
   ref = (np.take_along_axis(lsm, tgt[..., None], -1)[..., 0] * mask).sum(-1)
   np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12)
@@ -75,8 +79,8 @@ def test_sequence_log_prob():
 def test_stability(dtype):
   lp = jnp.array([1e4, -1e4, 0.0], dtype)
   lr = jnp.array([-1e4, 1e4, 0.0], dtype)
-  v = npo.npo_loss(lp, lr, beta=0.1)
-  g = jax.grad(lambda a: npo.npo_loss(a, lr, beta=0.1).astype(jnp.float32).sum())(lp)
+  v, g = jax.jit(lambda lp: (npo.npo_loss(lp, lr, beta=0.1),  # value and gradient in one program
+                             jax.grad(lambda a: npo.npo_loss(a, lr, beta=0.1).astype(jnp.float32).sum())(lp)))(lp)
   assert v.dtype == dtype
   assert np.all(np.isfinite(np.asarray(v, np.float32))) and np.all(np.isfinite(np.asarray(g, np.float32)))
 

@@ -29,20 +29,24 @@ def np_weights(l, strategy, delta=1.0, r=1.0):
 @pytest.mark.parametrize("b,delta,r", [(1, 1.0, 1.0), (7, 1.0, 0.5), (10, 2.0, 0.3)])
 def test_weights_match_numpy(strategy, b, delta, r):
   l = np.random.default_rng(b).exponential(size=b) * 3
-  w = lr.loss_reweighting(jnp.asarray(l, jnp.float32), strategy, delta=delta, r=r)
+  w, mean = jax.jit(lambda l: (w := lr.loss_reweighting(l, strategy, delta=delta, r=r), jnp.mean(w)))(
+      jnp.asarray(l, jnp.float32))  # one program
   np.testing.assert_allclose(np.asarray(w), np_weights(l, strategy, delta, r), rtol=1e-5)
   assert np.all(np.asarray(w) >= 0)
-  np.testing.assert_allclose(float(jnp.mean(w)), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(float(mean), 1.0, rtol=1e-6)
 
 
 def test_uniform_when_losses_equal_and_linupper_downweights_easy():
-  for s in ("linupper", "quadratic", "extremes", "uniform"):
-    np.testing.assert_allclose(lr.loss_reweighting(jnp.full((5,), 2.5), s), 1.0, rtol=1e-6)
-  w = np.asarray(lr.loss_reweighting(jnp.array([0.0, 0.5, 1.0, 1.5, 2.0]), "linupper"))
+  strategies = ("linupper", "quadratic", "extremes", "uniform")
+  equal, w, q, e = jax.jit(lambda flat, ramp, three: (  # one program
+      [lr.loss_reweighting(flat, s) for s in strategies], lr.loss_reweighting(ramp, "linupper"),
+      lr.loss_reweighting(three, "quadratic"), lr.loss_reweighting(three, "extremes")))(
+          jnp.full((5,), 2.5), jnp.array([0.0, 0.5, 1.0, 1.5, 2.0]), jnp.array([0.0, 1.0, 2.0]))
+  for v in equal:
+    np.testing.assert_allclose(v, 1.0, rtol=1e-6)
+  w, q, e = np.asarray(w), np.asarray(q), np.asarray(e)
   assert w[0] < w[1] < w[2] and np.allclose(w[2:], w[2])
-  q = np.asarray(lr.loss_reweighting(jnp.array([0.0, 1.0, 2.0]), "quadratic"))
   assert q[1] > q[0] and np.isclose(q[0], q[2])
-  e = np.asarray(lr.loss_reweighting(jnp.array([0.0, 1.0, 2.0]), "extremes"))
   assert e[1] < e[0] and np.isclose(e[0], e[2])
 
 
@@ -61,9 +65,10 @@ def test_reweighted_mean_value_and_stop_gradient():
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16, jnp.bfloat16])
 def test_stability(dtype):
   l = jnp.array([1e4, 0.0, 3.0, 6e4], dtype)
-  w = lr.loss_reweighting(l, "extremes", r=0.01)
+  w, g = jax.jit(lambda l: (  # one program
+      lr.loss_reweighting(l, "extremes", r=0.01),
+      jax.grad(lambda l: lr.reweighted_mean(l, lr.loss_reweighting(l)).astype(jnp.float32))(l)))(l)
   assert np.all(np.isfinite(w))
-  g = jax.grad(lambda l: lr.reweighted_mean(l, lr.loss_reweighting(l)).astype(jnp.float32))(l)
   assert np.all(np.isfinite(np.asarray(g, np.float32)))
 
 

@@ -21,7 +21,8 @@ def test_log_partition_estimate_matches_numpy_and_is_consistent():
   xn = rng.normal(size=4000)
   mu = 0.7
   ref = np.log(np.mean(np.exp(-_energy(mu, xn) - _log_q(xn))))
-  got = un.log_partition_estimate(jnp.asarray(_energy(mu, xn), jnp.float32), jnp.asarray(_log_q(xn), jnp.float32))
+  got = jax.jit(un.log_partition_estimate)(jnp.asarray(_energy(mu, xn), jnp.float32),
+                                          jnp.asarray(_log_q(xn), jnp.float32))
   assert float(got) == pytest.approx(ref, rel=1e-5)
   assert float(got) == pytest.approx(0.5 * np.log(2 * np.pi), abs=0.05)  # Z = sqrt(2 pi) for this energy
 
@@ -42,7 +43,8 @@ def test_surrogate_gradient_with_gamma_one_is_plugin_nll_gradient():
     return jnp.mean(loss)
 
   assert float(jax.jit(jax.grad(f))(jnp.float32(mu))) == pytest.approx(ref, rel=1e-4)
-  nll = un.unnormalized_nll(_energy(mu, jnp.asarray(xd)), _energy(mu, jnp.asarray(xn)), jnp.asarray(_log_q(xn)))
+  nll = jax.jit(lambda xd, xn, lq: un.unnormalized_nll(_energy(mu, xd), _energy(mu, xn), lq))(
+      jnp.asarray(xd), jnp.asarray(xn), jnp.asarray(_log_q(xn)))
   np.testing.assert_allclose(np.asarray(nll), _energy(mu, xd) + np.log(np.mean(w)), rtol=1e-5)
 
 
@@ -51,19 +53,22 @@ def test_moving_average_update_and_gradient_scale():
   gamma = 0.25
   state = un.compositional_init()
   us, gs = [], []
+
+  @jax.jit
+  def step(xn, en, lq, state):  # one program, compiled once for the 3 steps
+    grad = jax.grad(lambda m: un.compositional_nll_loss(jnp.zeros(1), _energy(m, xn), lq, state, gamma=gamma)[0].sum())(
+        jnp.float32(0.4))
+    return grad, un.compositional_nll_loss(jnp.zeros(1), en, lq, state, gamma=gamma)[1]
+
   for t in range(3):
     xn = rng.normal(size=10)
     en, lq = _energy(0.4, xn), _log_q(xn)
     g = np.mean(np.exp(-en - lq))
     gs.append(g)
     us.append(g if t == 0 else (1 - gamma) * us[-1] + gamma * g)
-    mu0 = jnp.float32(0.4)
-    grad = jax.grad(lambda m: un.compositional_nll_loss(jnp.zeros(1), _energy(m, jnp.asarray(xn, jnp.float32)),
-                                                        jnp.asarray(lq, jnp.float32), state, gamma=gamma)[0].sum())(mu0)
+    grad, state = step(jnp.asarray(xn, jnp.float32), jnp.asarray(en, jnp.float32), jnp.asarray(lq, jnp.float32), state)
     dg = np.mean(np.exp(-en - lq) * (xn - 0.4))  # d g_hat / d mu
     assert float(grad) == pytest.approx(dg / us[-1], rel=1e-4)
-    _, state = un.compositional_nll_loss(jnp.zeros(1), jnp.asarray(en, jnp.float32), jnp.asarray(lq, jnp.float32),
-                                         state, gamma=gamma)
     assert float(jnp.exp(state.log_u)) == pytest.approx(us[-1], rel=1e-5)
   assert int(state.count) == 3
 
@@ -71,10 +76,15 @@ def test_moving_average_update_and_gradient_scale():
 def test_extreme_energies_stay_finite():
   en = jnp.array([1e4, 2e4, -1e4 + 3.0], jnp.float32)  # exp(-E) over/underflows in the linear domain
   lq = jnp.zeros(3, jnp.float32)
-  loss, st = un.compositional_nll_loss(jnp.array([0.0]), en, lq, un.compositional_init(), gamma=0.5)
+
+  @jax.jit
+  def run(en):  # one program
+    loss, st = un.compositional_nll_loss(jnp.array([0.0]), en, lq, un.compositional_init(), gamma=0.5)
+    return loss, st, jax.grad(lambda e: un.compositional_nll_loss(jnp.array([0.0]), e, lq, st, gamma=0.5)[0].sum())(en)
+
+  loss, st, g = run(en)
   assert np.all(np.isfinite(np.asarray(loss))) and np.isfinite(float(st.log_u))
   assert float(st.log_u) == pytest.approx(1e4 - 3.0 - np.log(3), rel=1e-6)
-  g = jax.grad(lambda e: un.compositional_nll_loss(jnp.array([0.0]), e, lq, st, gamma=0.5)[0].sum())(en)
   assert np.all(np.isfinite(np.asarray(g)))
 
 
@@ -89,10 +99,12 @@ def test_nce_matches_numpy_and_value_at_model_equal_noise():
   gd, gn = a - c - np.log(nu), b - d - np.log(nu)
   ref = -np.mean(_np_log_sigmoid(gd)) - nu * np.mean(_np_log_sigmoid(-gn))
   f = lambda v: jnp.asarray(v, jnp.float32)
-  assert float(un.nce_loss(f(a), f(b), f(c), f(d), nu)) == pytest.approx(ref, rel=1e-5)
-  same = un.nce_loss(f(c), f(d), f(c), f(d), 1.0)
+  got, same, extreme = jax.jit(lambda a, b, c, d: (  # one program
+      un.nce_loss(a, b, c, d, nu), un.nce_loss(c, d, c, d, 1.0),
+      un.nce_loss(f([1e4]), f([-1e4]), f([0.0]), f([0.0]))))(f(a), f(b), f(c), f(d))
+  assert float(got) == pytest.approx(ref, rel=1e-5)
   assert float(same) == pytest.approx(2 * np.log(2), rel=1e-6)
-  assert np.isfinite(float(un.nce_loss(f([1e4]), f([-1e4]), f([0.0]), f([0.0]))))
+  assert np.isfinite(float(extreme))
 
 
 def test_nce_gradient_is_flat_far_from_noise_while_compositional_is_not():
@@ -111,7 +123,7 @@ def test_nce_gradient_is_flat_far_from_noise_while_compositional_is_not():
     return jnp.mean(un.compositional_nll_loss(_energy(m, f(xd)), _energy(m, f(xn)), f(_log_q(xn)),
                                               un.compositional_init(), gamma=1.0)[0])
 
-  g_nce, g_comp = float(jax.grad(nce)(jnp.float32(3.0))), float(jax.grad(comp)(jnp.float32(3.0)))
+  g_nce, g_comp = map(float, jax.jit(lambda m: (jax.grad(nce)(m), jax.grad(comp)(m)))(jnp.float32(3.0)))
   assert g_comp < -2.0  # -(6 - 3) plus the noisy importance-sampled grad log Z (true value 0)
   assert abs(g_nce) < 0.1 * abs(g_comp)
 

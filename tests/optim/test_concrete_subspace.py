@@ -12,8 +12,9 @@ from jaxlib_methods import optim as O
 def test_temperature_to_zero_gives_the_hard_mask():
   logits = {"w": jnp.linspace(-3.0, 3.0, 400).reshape(20, 20)}
   key = jax.random.key(3)
-  hard = O.concrete_mask(logits, key, temperature=0.0)["w"]
-  soft = O.concrete_mask(logits, key, temperature=1e-4)["w"]
+  hard, soft = jax.jit(lambda logits, key: (  # one program for both temperatures
+      O.concrete_mask(logits, key, temperature=0.0)["w"], O.concrete_mask(logits, key, temperature=1e-4)["w"]))(
+          logits, key)
   assert set(np.unique(np.asarray(hard)).tolist()) <= {0.0, 1.0}
   np.testing.assert_allclose(np.asarray(soft), np.asarray(hard), atol=1e-6)
 
@@ -21,7 +22,8 @@ def test_temperature_to_zero_gives_the_hard_mask():
 def test_relaxed_sample_has_the_binary_concrete_cdf():
   """X = sigmoid((l + L) / tau), L ~ Logistic(0, 1): P(X <= y) = sigmoid(tau logit(y) - l) (Maddison et al. 2017)."""
   l, tau = 0.8, 0.5
-  x = np.asarray(O.concrete_mask({"w": jnp.full((200000,), l)}, jax.random.key(0), tau)["w"])
+  x = np.asarray(jax.jit(lambda logits, key: O.concrete_mask(logits, key, tau))({"w": jnp.full((200000,), l)},
+                                                                               jax.random.key(0))["w"])
   for y in (0.1, 0.3, 0.5, 0.7, 0.9):
     cdf = 1 / (1 + np.exp(-(tau * np.log(y / (1 - y)) - l)))
     assert abs(np.mean(x <= y) - cdf) < 0.005
@@ -49,7 +51,7 @@ def test_gradient_reaches_the_mask_logits_and_bad_input():
   taus = [{"w": jnp.array([1.0, -1.0, 2.0])}]
   loss = lambda l: jnp.sum(O.masked_task_arithmetic(p0, taus, O.concrete_mask(l, jax.random.key(0), 0.5),
                                                     rescale=False)["w"])
-  g = jax.grad(loss)({"w": jnp.zeros(3)})["w"]
+  g = jax.jit(jax.grad(loss))({"w": jnp.zeros(3)})["w"]
   assert np.all(np.sign(np.asarray(g)) == [1, -1, 1])
   with pytest.raises(ValueError, match="temperature"):
     O.concrete_mask({"w": jnp.zeros(2)}, jax.random.key(0), -1.0)

@@ -49,11 +49,16 @@ def test_csgld_at_zero_temperature_is_cyclical_sgd_with_weight_decay():
   tx = O.csgld(0.1, total_steps=12, num_cycles=3, data_size=100, temperature=0.0, weight_decay=0.01)
   ref = optax.chain(optax.add_decayed_weights(0.01), optax.sgd(O.cyclical_step_size(0.1, 12, 3)))
   s, r, p, q = tx.init(params), ref.init(params), params, params
-  for t in range(9):
+
+  @jax.jit
+  def step(s, r, p, q, t):  # both optimizers' steps in one program, compiled once for the 9 steps
     g = jax.tree.map(lambda x: jnp.cos(x + t), p)
     u, s = tx.update(g, s, p)
     v, r = ref.update(g, r, q)
-    p, q = optax.apply_updates(p, u), optax.apply_updates(q, v)
+    return s, r, optax.apply_updates(p, u), optax.apply_updates(q, v)
+
+  for t in range(9):
+    s, r, p, q = step(s, r, p, q, jnp.float32(t))
   np.testing.assert_allclose(np.asarray(p["w"]), np.asarray(q["w"]), rtol=1e-6, atol=1e-7)
 
 

@@ -20,8 +20,8 @@ def test_equal_fishers_give_the_weighted_average():
   same = [jax.tree.map(np.abs, f)] * 3
   lam = [0.2, 0.5, 0.3]
   with jax.enable_x64(True):
-    merged = fisher_merge([jax.tree.map(jnp.asarray, m) for m in models], same, lam)
-    iso = fisher_merge([jax.tree.map(jnp.asarray, m) for m in models], None, lam)
+    merged, iso = jax.jit(lambda ms, fs: (fisher_merge(ms, fs, lam), fisher_merge(ms, None, lam)))(  # one program
+        [jax.tree.map(jnp.asarray, m) for m in models], same)
   for k in ("w", "b"):
     want = sum(l * m[k] for l, m in zip(lam, models))
     np.testing.assert_allclose(np.asarray(merged[k]), want, rtol=1e-10)
@@ -33,7 +33,7 @@ def test_diagonal_merge_is_the_per_coordinate_precision_weighted_mean():
   models = [_tree(rng) for _ in range(2)]
   fishers = [jax.tree.map(lambda x: np.abs(x) + 0.1, _tree(rng)) for _ in range(2)]
   with jax.enable_x64(True):
-    merged = fisher_merge(models, fishers, [1.0, 3.0], fisher_floor=0.0)
+    merged = jax.jit(lambda ms, fs: fisher_merge(ms, fs, [1.0, 3.0], fisher_floor=0.0))(models, fishers)
   for k in ("w", "b"):
     num = 1.0 * fishers[0][k] * models[0][k] + 3.0 * fishers[1][k] * models[1][k]
     den = 1.0 * fishers[0][k] + 3.0 * fishers[1][k]

@@ -33,9 +33,10 @@ def test_lsq_forward_and_gradients_match_the_paper(bits, signed):
   wq, dw, ds_each = _lsq_np(w, s, q_n, q_p, g)
   cot = rng.normal(size=w.shape)                              # a random upstream gradient
   f = lambda w_, s_: jnp.sum(O.lsq_fake_quant(w_, s_, bits, signed=signed) * cot)
-  got_w, got_s = jax.grad(f, argnums=(0, 1))(jnp.asarray(w, jnp.float32), jnp.asarray(s, jnp.float32))
-  np.testing.assert_allclose(np.asarray(O.lsq_fake_quant(jnp.asarray(w, jnp.float32), jnp.asarray(s, jnp.float32),
-                                                         bits, signed=signed)), wq, atol=1e-6)
+  got_q, (got_w, got_s) = jax.jit(lambda w_, s_: (  # one program: the forward and both gradients
+      O.lsq_fake_quant(w_, s_, bits, signed=signed), jax.grad(f, argnums=(0, 1))(w_, s_)))(
+          jnp.asarray(w, jnp.float32), jnp.asarray(s, jnp.float32))
+  np.testing.assert_allclose(np.asarray(got_q), wq, atol=1e-6)
   np.testing.assert_allclose(np.asarray(got_w), cot * dw, atol=1e-6)
   np.testing.assert_allclose(np.asarray(got_s), (cot * ds_each).sum(0, keepdims=True), rtol=1e-5, atol=1e-6)
 
@@ -45,7 +46,8 @@ def test_sam_split_on_a_quadratic_is_the_closed_form():
   w0 = np.array([1.0, -0.5])
   loss = lambda w: 0.5 * w @ jnp.asarray(a, jnp.float32) @ w
   rho = 0.1
-  val, g_task, g_sharp = O.sam_task_and_sharpness_grads(loss, jnp.asarray(w0, jnp.float32), rho=rho)
+  val, g_task, g_sharp = jax.jit(lambda w: O.sam_task_and_sharpness_grads(loss, w, rho=rho))(
+      jnp.asarray(w0, jnp.float32))
   g = a @ w0
   e = rho * g / np.linalg.norm(g)
   np.testing.assert_allclose(float(val), 0.5 * w0 @ a @ w0, rtol=1e-6)

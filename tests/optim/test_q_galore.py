@@ -58,7 +58,7 @@ def test_stochastic_rounding_is_unbiased():
   f = jax.jit(jax.vmap(lambda k: dequantize_groupwise(quantize_groupwise(w, 8, 64, key=k), (4, 64), 8, 64)))
   samples = np.asarray(f(keys), np.float64)
   wn = np.asarray(w, np.float64)
-  step = np.asarray(quantize_groupwise(w, 8, 64).scales, np.float64)[:, None]
+  step = np.asarray(jax.jit(lambda w: quantize_groupwise(w, 8, 64).scales)(w), np.float64)[:, None]
   # Each sample is one of the two neighbouring grid points.
   assert np.all(np.abs(samples - wn) <= step * (1 + 1e-4))
   # E[SR(x)] = x (5 standard errors; a Bernoulli step has sd <= step / 2). The group's min and max entries are
@@ -72,14 +72,19 @@ def test_stochastic_rounding_is_unbiased():
 def test_apply_updates_int8_lands_on_the_grid_and_leaves_others_alone():
   params = {"w": jnp.asarray(np.random.default_rng(3).normal(size=(8, 64)), jnp.float32), "b": jnp.ones(8)}
   updates = jax.tree.map(lambda p: 1e-3 * jnp.ones_like(p), params)
-  new = apply_updates_int8(params, updates, jax.random.PRNGKey(0), group_size=64)
+
+  @jax.jit
+  def run(params, updates, key):  # one program: both roundings and the grid of W' = W + u
+    return (apply_updates_int8(params, updates, key, group_size=64),
+            apply_updates_int8(params, updates, key, group_size=64, stochastic=False),
+            quantize_groupwise(params["w"] + updates["w"], 8, 64))
+
+  new, det, qa = run(params, updates, jax.random.PRNGKey(0))
   np.testing.assert_array_equal(np.asarray(new["b"]), np.asarray(params["b"] + 1e-3))
   # On the INT8 grid of W' = W + u: new = scale * (q - zero) with integer codes q in [0, 255].
-  qa = quantize_groupwise(params["w"] + updates["w"], 8, 64)
   codes = np.asarray(new["w"]).reshape(-1, 64) / np.asarray(qa.scales)[:, None] + np.asarray(qa.zeros)[:, None]
   np.testing.assert_allclose(codes, np.round(codes), atol=1e-3)
   assert codes.min() > -0.5 and codes.max() < 255.5
-  det = apply_updates_int8(params, updates, jax.random.PRNGKey(0), group_size=64, stochastic=False)
   assert not np.array_equal(np.asarray(det["w"]), np.asarray(new["w"]))
 
 
