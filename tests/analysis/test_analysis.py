@@ -30,16 +30,19 @@ def test_top_eigenvalue_of_quadratic(method, iters):
     x = jnp.concatenate([p["u"], p["w"].reshape(-1)])
     return 0.5 * x @ a32 @ x
   params = {"u": jnp.ones(4), "w": jnp.ones((2, 4))}
-  lam, vec = analysis.hessian_top_eigenvalue(loss, params, key=jax.random.key(0), num_iters=iters, method=method)
+  # Jitted, as its docstring asks (un-jitted, every HVP and the setup are dispatched op by op: ~20 compiles).
+  top = jax.jit(lambda p: analysis.hessian_top_eigenvalue(loss, p, key=jax.random.key(0), num_iters=iters,
+                                                          method=method))
+  lam, vec = top(params)
   assert float(lam) == pytest.approx(evals.max(), rel=1e-3)
-  assert abs(float(jnp.dot(vec, jnp.asarray(v_top, jnp.float32)))) == pytest.approx(1.0, abs=1e-2)
+  assert abs(float(np.dot(np.asarray(vec), v_top.astype(np.float32)))) == pytest.approx(1.0, abs=1e-2)
 
 
 def test_hvp_equals_matrix_product():
   a, _, _ = _quadratic(1, n=6)
   a32 = jnp.asarray(a, jnp.float32)
   v = jnp.arange(6.0)
-  hv = analysis.hvp(lambda x: 0.5 * x @ a32 @ x + jnp.sum(x ** 3) / 3, jnp.ones(6), v)
+  hv = jax.jit(lambda x, v: analysis.hvp(lambda x: 0.5 * x @ a32 @ x + jnp.sum(x ** 3) / 3, x, v))(jnp.ones(6), v)
   np.testing.assert_allclose(np.asarray(hv), a @ np.arange(6.0) + 2 * np.arange(6.0), rtol=1e-5)
 
 
@@ -48,19 +51,22 @@ def test_ntk_of_linear_model_is_the_linear_kernel():
   x1, x2 = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
   params = {"w": jnp.asarray(rng.normal(size=3), jnp.float32), "b": jnp.float32(0.3)}
   f = lambda p, x: x @ p["w"] + p["b"]
-  k = analysis.empirical_ntk(f, params, jnp.asarray(x1, jnp.float32), jnp.asarray(x2, jnp.float32))
+  # Jitted (one program per kernel; eager, the per-example Jacobians compile ~60 small programs).
+  k = jax.jit(lambda p, a, b: analysis.empirical_ntk(f, p, a, b))(params, jnp.asarray(x1, jnp.float32),
+                                                                  jnp.asarray(x2, jnp.float32))
   np.testing.assert_allclose(np.asarray(k), x1 @ x2.T + 1.0, rtol=1e-5, atol=1e-5)
   # Two outputs sharing nothing: the trace over outputs doubles the linear kernel.
   params2 = {"w": jnp.ones((3, 2))}
-  k2 = analysis.empirical_ntk(lambda p, x: x @ p["w"], params2, jnp.asarray(x1, jnp.float32))
+  k2 = jax.jit(lambda p, a: analysis.empirical_ntk(lambda p, x: x @ p["w"], p, a))(params2, jnp.asarray(x1, jnp.float32))
   np.testing.assert_allclose(np.asarray(k2), 2 * x1 @ x1.T, rtol=1e-5, atol=1e-5)
 
 
 def test_kernel_target_alignment_closed_forms():
-  y = jnp.array([1.0, -1.0, 1.0, -1.0])
-  assert float(analysis.kernel_target_alignment(jnp.outer(y, y) * 3.0, y)) == pytest.approx(1.0, rel=1e-6)
+  y = np.array([1.0, -1.0, 1.0, -1.0], np.float32)
+  kta = jax.jit(analysis.kernel_target_alignment)   # one program for both kernels (same shapes)
+  assert float(kta(np.outer(y, y) * 3.0, y)) == pytest.approx(1.0, rel=1e-6)
   # Identity kernel: <I, yy^T> / (||I|| ||yy^T||) = n / (sqrt(n) n) = 1/sqrt(n).
-  assert float(analysis.kernel_target_alignment(jnp.eye(4), y)) == pytest.approx(0.5, rel=1e-6)
+  assert float(kta(np.eye(4, dtype=np.float32), y)) == pytest.approx(0.5, rel=1e-6)
   with pytest.raises(ValueError, match="kernel"):
     analysis.kernel_target_alignment(jnp.eye(3), y)
 
@@ -72,32 +78,42 @@ def test_ece_hand_computed():
   # bin (0.9, 1]: acc 0.5, conf 0.95 -> 2/4*0.45; bin (0.5, 0.6]: acc 1, conf 0.55 -> 2/4*0.45.
   # The functions take logits (one convention with fit_temperature): log(probs) are logits with softmax = probs.
   logits = jnp.log(probs)
-  assert float(analysis.expected_calibration_error(logits, labels, n_bins=10)) == pytest.approx(0.45, rel=1e-5)
+  ece = jax.jit(lambda z, y: analysis.expected_calibration_error(z, y, n_bins=10))   # one compile, not ~25 eager ops
+  assert float(ece(logits, labels)) == pytest.approx(0.45, rel=1e-5)
   with pytest.raises(ValueError, match="n_bins"):
     analysis.expected_calibration_error(logits, labels, n_bins=0)
 
 
 def test_calibrated_model_has_small_ece_and_temperature_recovered():
-  key = jax.random.key(0)
-  z = 2.0 * jax.random.normal(key, (10000, 5))
-  labels = jax.random.categorical(jax.random.fold_in(key, 1), z)  # labels ~ softmax(z): calibrated at T = 1
-  assert float(analysis.expected_calibration_error(z, labels)) < 0.02
+  @jax.jit   # the draw and every diagnostic in one program (eager: ~60 small compiles)
+  def diagnostics(key):
+    z = 2.0 * jax.random.normal(key, (10000, 5))
+    labels = jax.random.categorical(jax.random.fold_in(key, 1), z)  # labels ~ softmax(z): calibrated at T = 1
+    t = analysis.fit_temperature(3.0 * z, labels)
+    return (analysis.expected_calibration_error(z, labels), t, analysis.temperature_nll(3.0 * z, labels, t),
+            analysis.temperature_nll(3.0 * z, labels, 1.0))
+
+  ece, t, nll_t, nll_1 = diagnostics(jax.random.key(0))
+  assert float(ece) < 0.02
   # Logits 3x too sharp -> T* = 3 (NLL's minimiser recovers the generating temperature).
-  t = analysis.fit_temperature(3.0 * z, labels)
   assert float(t) == pytest.approx(3.0, rel=0.05)
-  assert float(analysis.temperature_nll(3.0 * z, labels, t)) <= float(analysis.temperature_nll(3.0 * z, labels, 1.0))
+  assert float(nll_t) <= float(nll_1)
 
 
 def test_uniformity_and_tolerance_closed_forms():
   z = jnp.array([[1.0, 0.0], [-1.0, 0.0]])
-  # Antipodal pair: ||z1 - z2||^2 = 4, uniformity loss = log exp(-2 * 4) = -8.
-  assert float(analysis.uniformity_loss(z)) == pytest.approx(-8.0, rel=1e-6)
-  assert float(analysis.uniformity(z)) == pytest.approx(8.0, rel=1e-6)
-  # Collapsed embeddings: loss log 1 = 0 (least uniform).
-  assert float(analysis.uniformity_loss(jnp.ones((5, 2)) / math.sqrt(2))) == pytest.approx(0.0, abs=1e-6)
   zz = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+  # The four closed-form values from one jitted program (eager: a compile per op and shape).
+  u_loss, u, u_collapsed, tol = jax.jit(lambda z, c, zz, y: (
+      analysis.uniformity_loss(z), analysis.uniformity(z), analysis.uniformity_loss(c), analysis.tolerance(zz, y)))(
+          z, jnp.ones((5, 2)) / math.sqrt(2), zz, jnp.array([0, 0, 1, 1]))
+  # Antipodal pair: ||z1 - z2||^2 = 4, uniformity loss = log exp(-2 * 4) = -8.
+  assert float(u_loss) == pytest.approx(-8.0, rel=1e-6)
+  assert float(u) == pytest.approx(8.0, rel=1e-6)
+  # Collapsed embeddings: loss log 1 = 0 (least uniform).
+  assert float(u_collapsed) == pytest.approx(0.0, abs=1e-6)
   # Same-class pairs: (0,1) sim 1; (2,3) sim 0.8 -> mean over ordered pairs = 0.9.
-  assert float(analysis.tolerance(zz, jnp.array([0, 0, 1, 1]))) == pytest.approx(0.9, rel=1e-6)
+  assert float(tol) == pytest.approx(0.9, rel=1e-6)
   with pytest.raises(ValueError, match="t must"):
     analysis.uniformity(zz, t=0.0)
   # Recall@1 against a float64 brute-force loop over queries (ties -> lowest index): cosine similarities of random
@@ -127,15 +143,22 @@ def test_uniformity_and_tolerance_closed_forms():
 
 
 def test_max_attention_logit_matches_the_attention_module():
-  attn = CausalSelfAttention(16, 2, use_rope=False, rngs=nnx.Rngs(0))
+  # Built, applied and measured in two jitted programs (eager: ~30 compiles of the init and forward ops).
+  attn = nnx.jit(lambda: CausalSelfAttention(16, 2, use_rope=False, rngs=nnx.Rngs(0)))()
   x = jax.random.normal(jax.random.key(0), (2, 5, 16))
-  _, m = attn(x, return_max_logit=True)
-  q = jnp.einsum("BTD,DNH->BTNH", x, attn.q_weight_dnh[...])
-  k = jnp.einsum("BTD,DNH->BTNH", x, attn.k_weight_dnh[...])
+
+  @nnx.jit
+  def forward(attn, x):
+    _, m = attn(x, return_max_logit=True)
+    q = jnp.einsum("BTD,DNH->BTNH", x, attn.q_weight_dnh[...])
+    k = jnp.einsum("BTD,DNH->BTNH", x, attn.k_weight_dnh[...])
+    return m, q, k, analysis.max_attention_logit(q, k)
+
+  m, q, k, got = forward(attn, x)
   qn, kn = np.asarray(q, np.float64), np.asarray(k, np.float64)
   s = np.einsum("btnh,bsnh->bnts", qn, kn) / math.sqrt(8)
   ref = np.where(np.tril(np.ones((5, 5), bool)), s, -np.inf).max()
-  assert float(analysis.max_attention_logit(q, k)) == pytest.approx(ref, rel=1e-5)
+  assert float(got) == pytest.approx(ref, rel=1e-5)
   assert float(m) == pytest.approx(ref, rel=1e-5)
 
 

@@ -35,7 +35,7 @@ def test_bound_optimizer_matches_numpy_closed_forms_and_is_monotone():
     x = np.concatenate([xs, xq])
     k, ns = 3, 3
     w_np = np.exp(-((x[:, None] - x[None]) ** 2).sum(-1) / (2 * 1.5 ** 2))
-    w = gaussian_affinity(jnp.asarray(x), 1.5)
+    w = jax.jit(gaussian_affinity, static_argnums=1)(jnp.asarray(x), 1.5)   # jitted: one compile, not op by op
     np.testing.assert_allclose(np.asarray(w), w_np, rtol=1e-12, atol=1e-12)
 
     # lam = 0, no prototype step, 1 iteration: softmax(-||x - m||^2) at the support means (1-shot: the supports).
@@ -65,7 +65,7 @@ def test_bound_optimizer_matches_numpy_closed_forms_and_is_monotone():
     # equal components within each row (the KKT condition with multiplier per row), at the final prototypes.
     def energy(s_q):
       return transductive_objective(jnp.concatenate([jnp.eye(k)[ys], s_q]), jnp.asarray(x), r.prototypes, w, lam)
-    g = np.asarray(jax.grad(energy)(r.assignments))
+    g = np.asarray(jax.jit(jax.grad(energy))(r.assignments))   # jitted: eager autodiff compiles every op
     assert np.max(np.abs(g - g.mean(1, keepdims=True))) < 1e-6
 
     # Under jax.jit (labels traced) the same numbers (vmap over episodes is what the experiment runs).

@@ -44,16 +44,25 @@ def test_gaussian_mixture_density_and_score_closed_form():
   pdf = lambda m, s: np.exp(-0.5 * ((xs - m) / s) ** 2) / (s * np.sqrt(2 * np.pi))
   p = 0.3 * pdf(-2, 0.5) + 0.7 * pdf(1.5, 1.0)
   dp = 0.3 * pdf(-2, 0.5) * (-2 - xs) / 0.25 + 0.7 * pdf(1.5, 1.0) * (1.5 - xs)
-  np.testing.assert_allclose(np.exp(np.asarray(data.gaussian_mixture_log_density(mix, x))), p, rtol=1e-5)
-  np.testing.assert_allclose(np.asarray(data.gaussian_mixture_score(mix, x))[:, 0], dp / p, rtol=1e-4, atol=1e-5)
-  xs_, comp = data.sample_gaussian_mixture(jax.random.key(0), mix, 20000)
-  assert abs(float(jnp.mean(comp == 1)) - 0.7) < 0.02
-  assert abs(float(jnp.mean(xs_)) - (0.3 * -2 + 0.7 * 1.5)) < 0.03
+  # Jitted: the density and score in one program, the draw and its moments in another (eager: ~60 compiles).
+  logp, score = jax.jit(lambda m, x: (data.gaussian_mixture_log_density(m, x), data.gaussian_mixture_score(m, x)))(
+      mix, x)
+  np.testing.assert_allclose(np.exp(np.asarray(logp)), p, rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(score)[:, 0], dp / p, rtol=1e-4, atol=1e-5)
+
+  @jax.jit
+  def sample_moments(key, mix):
+    xs_, comp = data.sample_gaussian_mixture(key, mix, 20000)
+    return jnp.mean(comp == 1), jnp.mean(xs_)
+
+  frac1, mean = sample_moments(jax.random.key(0), mix)
+  assert abs(float(frac1) - 0.7) < 0.02
+  assert abs(float(mean) - (0.3 * -2 + 0.7 * 1.5)) < 0.03
 
 
 def test_overlapping_classes_posterior_sums_to_one_and_errors():
   mix = data.overlapping_classes(3, 4, 2.0)
-  post = data.gaussian_mixture_posterior(mix, jnp.ones((5, 4)))
+  post = jax.jit(data.gaussian_mixture_posterior)(mix, jnp.ones((5, 4)))
   np.testing.assert_allclose(np.asarray(post).sum(1), 1.0, rtol=1e-6)
   with pytest.raises(ValueError, match="stds"):
     data.make_gaussian_mixture([1.0], [[0.0]], [0.0])
@@ -64,10 +73,13 @@ def test_overlapping_classes_posterior_sums_to_one_and_errors():
 def test_teacher_student_hermite_moments():
   # E[He_k(z)^2] = k! and E[He_j He_k] = 0 for j != k, z ~ N(0, 1).
   z = np.random.default_rng(0).normal(size=400000)
-  for k, fact in [(1, 1), (2, 2), (3, 6)]:
-    assert np.mean(np.asarray(data.hermite(k, jnp.asarray(z))) ** 2) == pytest.approx(fact, rel=0.05)
-  np.testing.assert_allclose(np.asarray(data.hermite(3, jnp.array([2.0]))), [8 - 6], rtol=1e-6)
-  t = data.teacher_student(jax.random.key(0), 64, 5, teacher="hermite", degree=2)
+  # He_1..He_3 on the draws and He_3(2) in one jitted program (eager: a compile per op and shape).
+  he = jax.jit(lambda z, two: [data.hermite(k, z) for k in (1, 2, 3)] + [data.hermite(3, two)])(
+      jnp.asarray(z), jnp.array([2.0]))
+  for (k, fact), hk in zip([(1, 1), (2, 2), (3, 6)], he):
+    assert np.mean(np.asarray(hk) ** 2) == pytest.approx(fact, rel=0.05)
+  np.testing.assert_allclose(np.asarray(he[3]), [8 - 6], rtol=1e-6)
+  t = jax.jit(lambda key: data.teacher_student(key, 64, 5, teacher="hermite", degree=2))(jax.random.key(0))
   z = np.asarray(t.x) @ np.asarray(t.beta)
   np.testing.assert_allclose(np.asarray(t.y), z ** 2 - 1, rtol=1e-4, atol=1e-5)
   assert float(jnp.linalg.norm(t.beta)) == pytest.approx(1.0, rel=1e-6)
@@ -80,8 +92,8 @@ def test_power_law_task_spectrum_and_target_power():
   np.testing.assert_allclose(np.asarray(task.eigenvalues), np.arange(1, 51) ** -2.0, rtol=1e-6)
   power = np.asarray(task.eigenvalues) * np.asarray(task.coefficients) ** 2
   np.testing.assert_allclose(power.sum(), 1.0, rtol=1e-5)
-  x, y = data.sample_power_law(jax.random.key(0), task, 40000)
-  assert float(jnp.var(y)) == pytest.approx(1.0 + 0.01, rel=0.05)  # E[y^2] = sum lambda v^2 + noise^2
+  var_y = jax.jit(lambda key, task: jnp.var(data.sample_power_law(key, task, 40000)[1]))(jax.random.key(0), task)
+  assert float(var_y) == pytest.approx(1.0 + 0.01, rel=0.05)  # E[y^2] = sum lambda v^2 + noise^2
   with pytest.raises(ValueError, match="alpha"):
     data.power_law_task(5, alpha=0.0)
 

@@ -12,9 +12,10 @@ from jaxlib_methods.runner import Claim
 
 def test_boundary_condition_and_sliced_w2():
   cfg = exp.Config()
-  params = exp.init_mlp(jax.random.key(0), cfg)
+  # Init and forward in one jitted program (eager: a compile per op and shape).
   x = jax.random.normal(jax.random.key(1), (5, 2))
-  out = exp.consistency_fn(params, x, jnp.full((5,), cm.SIGMA_MIN))
+  out = jax.jit(lambda k, x: exp.consistency_fn(exp.init_mlp(k, cfg), x, jnp.full((5,), cm.SIGMA_MIN)))(
+      jax.random.key(0), x)
   np.testing.assert_allclose(np.asarray(out), np.asarray(x), atol=1e-6)  # f(x, sigma_min) = x
   rng = np.random.default_rng(0)
   a = rng.normal(size=(300, 2))

@@ -70,18 +70,22 @@ def test_temperature_scaling_overlap_tiny(tmp_path):
 def test_temperature_scaling_mixup_with_tiny_alpha_keeps_one_hot_labels():
   import jax
   import jax.numpy as jnp
+  import numpy as np
   from experiments import temperature_scaling_overlap as m
+  # One jitted program serves both calls (alpha traced; eager Beta sampling compiles dozens of small programs).
+  mixup_batch = jax.jit(m.mixup_batch)
   # Mixup with alpha -> 0 degenerates to lambda in {0, 1}: mixed labels stay one-hot.
-  x, y = m.mixup_batch(jax.random.key(0), jnp.eye(4), jnp.eye(4), 1e-3)
+  x, y = mixup_batch(jax.random.key(0), jnp.eye(4), jnp.eye(4), 1e-3)
   assert float(jnp.max(y)) > 0.99
   # One lambda per batch (the authors' GeneralMixupLoss): with x = y = I, row i is lambda e_i + (1 - lambda) e_p(i),
   # so every row that is not mixed with itself carries the same weight on its own coordinate.
   # (The same shapes as above: no new compilation.)
-  x, y = m.mixup_batch(jax.random.key(3), jnp.eye(4), jnp.eye(4), 1.0)
-  diag = jnp.diagonal(y)
+  x, y = mixup_batch(jax.random.key(3), jnp.eye(4), jnp.eye(4), 1.0)
+  x, y = np.asarray(x), np.asarray(y)
+  diag = np.diagonal(y)
   moved = diag < 1 - 1e-6
-  assert int(jnp.sum(moved)) >= 2 and float(jnp.ptp(diag[moved])) < 1e-6
-  assert jnp.array_equal(x, y)
+  assert int(np.sum(moved)) >= 2 and float(np.ptp(diag[moved])) < 1e-6
+  assert np.array_equal(x, y)
 
 
 @pytest.mark.slow  # ~13 s; its first mutation test runs the experiment at TINY size in the default run
@@ -96,9 +100,12 @@ def test_grokking_lazy_to_rich_quadratic_target_closed_form():
   from experiments import grokking_lazy_to_rich as m
   # The target is an exactly representable quadratic form with mean 0 and variance 1 (closed form).
   import jax
-  x = jax.random.normal(jax.random.key(0), (200000, 6))
-  y = m.quadratic_target(x, jax.numpy.ones(6))
-  assert abs(float(y.mean())) < 0.01 and abs(float(y.var()) - 1.0) < 0.02
+  @jax.jit   # one program for the draw, the target and its moments (eager: a dozen compiles)
+  def moments():
+    y = m.quadratic_target(jax.random.normal(jax.random.key(0), (200000, 6)), jax.numpy.ones(6))
+    return y.mean(), y.var()
+  mean, var = moments()
+  assert abs(float(mean)) < 0.01 and abs(float(var) - 1.0) < 0.02
 
 
 @pytest.mark.slow  # ~12 s; its first mutation test runs the experiment at TINY size in the default run
@@ -118,11 +125,12 @@ def test_grokking_padded_batch_mean_equals_the_unpadded_mean():
   from experiments import grokking_numerical_stability as m
   x = np.random.default_rng(0).exponential(size=5107).astype(np.float32)
   exact = np.mean(x.astype(np.float64))
+  mean_and_grad = jax.jit(lambda v: (m.padded_mean(v, 5107), jax.grad(lambda u: m.padded_mean(u, 5107))(v)))
   for pad in (1, 3):
-    padded = jnp.concatenate([jnp.asarray(x), jnp.full((pad,), jnp.inf, jnp.float32)])
-    got = float(jax.jit(m.padded_mean, static_argnums=1)(padded, 5107))
+    padded = np.concatenate([x, np.full((pad,), np.inf, np.float32)])
+    got, g = mean_and_grad(padded)   # the value under jax.jit, and its gradient, in one program per padding
+    got, g = float(got), np.asarray(g)
     assert abs(got - exact) <= 1e-6 * exact and abs(float(jnp.mean(jnp.asarray(x))) - exact) <= 1e-6 * exact
-    g = np.asarray(jax.grad(lambda v: m.padded_mean(v, 5107))(padded))
     np.testing.assert_array_equal(g[5107:], 0.0)
     np.testing.assert_allclose(g[:5107], 1.0 / 5107, rtol=1e-7)
 

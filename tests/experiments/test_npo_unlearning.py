@@ -47,12 +47,15 @@ def test_vmapped_seeds_with_a_stop_mask_equal_a_loop_that_breaks_per_seed():
   a_ref = 0.1 * jax.random.normal(jax.random.key(0), (cfg.seeds, cfg.n_features, cfg.num_classes))   # no pretraining
   rows = exp.unlearn("ga", a_ref, w, cfg, xf, yf, xr, yr, xt, yt)
   chunk = jax.jit(functools.partial(exp.chunk_one, cfg, "ga"))
+  log_lik = jax.jit(exp.log_lik)
+  # Per-seed slices taken on the host (exact copies; eager device indexing compiles a program per array shape).
+  xf_, yf_, xr_, yr_, xt_, yt_, a_ref_, w_ = map(np.asarray, (xf, yf, xr, yr, xt, yt, a_ref, w))
   for s in range(cfg.seeds):
-    args = (xf[s], yf[s], xr[s], yr[s], xt[s], yt[s])
-    lref = exp.log_lik(a_ref[s], w[s], xf[s], yf[s])
-    loop, a = [], a_ref[s]
+    args = (xf_[s], yf_[s], xr_[s], yr_[s], xt_[s], yt_[s])
+    lref = log_lik(a_ref_[s], w_[s], xf_[s], yf_[s])
+    loop, a = [], a_ref_[s]
     for i in range(cfg.unlearn_steps // cfg.log_every):
-      a, logged = chunk(a, lref, w[s], *args)
+      a, logged = chunk(a, lref, w_[s], *args)
       if not np.isfinite(float(logged[0])):
         break
       loop.append(((i + 1) * cfg.log_every, *map(float, logged)))

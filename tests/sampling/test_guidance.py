@@ -37,22 +37,27 @@ def test_apg_matches_the_paper_algorithm_and_cfg_special_case():
   for t in range(3):
     out, state = step(jnp.asarray(dc[t], jnp.float32), jnp.asarray(du[t], jnp.float32), state)
     np.testing.assert_allclose(np.asarray(out), ref[t], rtol=2e-5, atol=2e-5)
-  # eta = 1, r = inf, beta = 0 is CFG: D_u + w (D_c - D_u)
   x, y = jnp.asarray(dc[0], jnp.float32), jnp.asarray(du[0], jnp.float32)
-  out, _ = apg_guidance(x, y, w, eta=1.0, norm_threshold=float("inf"), momentum=0.0)
+
+  @jax.jit   # the special cases below in one program (eager: ~45 small compiles)
+  def cases(x, y):
+    out, _ = apg_guidance(x, y, w, eta=1.0, norm_threshold=float("inf"), momentum=0.0)
+    par, perp = project(y, x)
+    vm = jax.vmap(lambda a, b: apg_guidance(a, b, w, eta=eta, norm_threshold=r, axis=(0, 1))[0])(x, y)
+    z, _ = apg_guidance(jnp.zeros((2, 3)), jnp.ones((2, 3)), 3.0)
+    return out, cfg_guidance(x, y, w), par + perp, perp, vm, apg_guidance(x, y, w, eta=eta, norm_threshold=r)[0], z
+
+  out, cfg, par_plus_perp, perp, vm, batched, z = cases(x, y)
+  # eta = 1, r = inf, beta = 0 is CFG: D_u + w (D_c - D_u)
   np.testing.assert_allclose(np.asarray(out), du[0] + w * (dc[0] - du[0]), rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(np.asarray(cfg_guidance(x, y, w)), du[0] + w * (dc[0] - du[0]), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(cfg), du[0] + w * (dc[0] - du[0]), rtol=1e-5, atol=1e-5)
   # the split: par + perp = v, perp orthogonal to D_c per example, par parallel to it
-  par, perp = project(y, x)
-  np.testing.assert_allclose(np.asarray(par + perp), du[0], rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(par_plus_perp), du[0], rtol=1e-5, atol=1e-5)
   dots = np.einsum("bij,bij->b", np.asarray(perp, np.float64), dc[0])
   np.testing.assert_allclose(dots, 0.0, atol=1e-4)
   # vmap over the batch with per-example axes equals the batched call
-  vm = jax.vmap(lambda a, b: apg_guidance(a, b, w, eta=eta, norm_threshold=r, axis=(0, 1))[0])(x, y)
-  np.testing.assert_allclose(np.asarray(vm), np.asarray(apg_guidance(x, y, w, eta=eta, norm_threshold=r)[0]),
-                             rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(vm), np.asarray(batched), rtol=1e-6, atol=1e-6)
   # zero direction: no NaN, the whole update is orthogonal
-  z, _ = apg_guidance(jnp.zeros((2, 3)), jnp.ones((2, 3)), 3.0)
   np.testing.assert_allclose(np.asarray(z), -2.0 * np.ones((2, 3)))
 
 
@@ -77,6 +82,7 @@ def test_gaussian_mixture_denoiser_and_ddim_closed_forms():
   w, mu, s = np.array([0.2, 0.5, 0.3]), rng.normal(size=(3, 2)) * 2, np.array([0.5, 1.0, 1.5])
   mix = make_gaussian_mixture(w, mu, s)
   x = rng.normal(size=(7, 2)) * 3
+  denoise = jax.jit(gaussian_mixture_denoiser)   # one compile for the three noise levels (sigma traced)
   for sigma in (0.0, 0.3, 2.0):
     v = s ** 2 + sigma ** 2                                              # noised component variances
     logr = np.log(w) - ((x[:, None] - mu[None]) ** 2).sum(-1) / (2 * v) - np.log(v)    # D = 2: log det = 2 log sd
@@ -84,7 +90,7 @@ def test_gaussian_mixture_denoiser_and_ddim_closed_forms():
     r /= r.sum(1, keepdims=True)
     post = (sigma ** 2 * mu[None] + s[None, :, None] ** 2 * x[:, None]) / v[None, :, None]
     ref = (r[..., None] * post).sum(1)
-    got = gaussian_mixture_denoiser(mix, jnp.asarray(x, jnp.float32), sigma)
+    got = denoise(mix, jnp.asarray(x, jnp.float32), sigma)
     np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-4, atol=1e-4)
   # DDIM on one Gaussian is linear: x_0 - mu = prod_i [s^2 + sig_{i+1} sig_i] / (s^2 + sig_i^2) (x_T - mu)
   one = make_gaussian_mixture(np.ones(1), np.array([[1.0, -2.0]]), np.array([0.7]))
