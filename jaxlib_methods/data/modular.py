@@ -62,9 +62,10 @@ def modular_arithmetic(key: jax.Array, p: int = 113, *, operation: Literal["add"
     x = np.zeros((p * p, 2 * p), np.float32)
     x[np.arange(p * p), a] = 1.0
     x[np.arange(p * p), p + b] = 1.0
-    x = jnp.asarray(x, dtype)
   else:
-    x = jnp.asarray(np.stack([a, b], -1), jnp.int32)
-  y = jnp.asarray(y, jnp.int32)
+    x = np.stack([a, b], -1).astype(np.int32)
+  y = y.astype(np.int32)
   tr, te = perm[:n_train], perm[n_train:]
-  return SplitDataset(x[tr], y[tr], x[te], y[te])
+  # Split on the host, then one transfer per array (a device gather would compile per (p, n_train)).
+  x_dtype = dtype if encoding == "one_hot" else jnp.int32
+  return SplitDataset(jnp.asarray(x[tr], x_dtype), jnp.asarray(y[tr]), jnp.asarray(x[te], x_dtype), jnp.asarray(y[te]))
