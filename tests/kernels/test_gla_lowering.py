@@ -24,16 +24,11 @@ TPU = lowering_cases("tpu")
 # that the forward alone is 3 Triton kernels / a TPU custom call) run by default for plain bf16 at each Dk = Dv;
 # the other gla-fwd-* cases run with -m slow (covered by the gla-vjp-* case of the same name).
 STANDALONE_FWD = {f"gla-fwd-B2-T1024-H4-K{d}-V{d}-bf16-plain" for d in (64, 128, 256)}
-# The kernels' tiles are the same for every head dim >= 64 (block 64; the head dims only change trip counts), so the
-# default run lowers the vjp at Dk = Dv in {64, 128, 256} and at the two most unequal pairs (64, 256) and (256, 64);
-# these four mixed pairs run with -m slow (their kernel bodies and Triton params are those of the cases kept).
-MIXED_VJP_SLOW = {f"gla-vjp-B2-T1024-H4-K{dk}-V{dv}-bf16-plain" for dk, dv in ((64, 128), (128, 64), (128, 256),
-                                                                              (256, 128))}
 
 
 def _params(cases):
-  return [pytest.param(c, id=c.name, marks=pytest.mark.slow if c.name in MIXED_VJP_SLOW or not (
-      "-vjp-" in c.name or c.name in STANDALONE_FWD) else ()) for c in cases]
+  return [pytest.param(c, id=c.name, marks=() if "-vjp-" in c.name or c.name in STANDALONE_FWD else pytest.mark.slow)
+          for c in cases]
 
 
 def test_cases_cover_the_matrix():
