@@ -1,6 +1,5 @@
 """Every notebook under notebooks/ executes top to bottom (small sizes; each asserts its own results)."""
 
-import os
 import pathlib
 
 import pytest
@@ -13,14 +12,12 @@ RUN_BOUND = {"04_running_an_experiment.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_executes(path, monkeypatch):
+def test_notebook_executes(path, request):
   # The other notebooks' small programs are compile-bound: their kernels compile at XLA's backend optimization level
-  # 0 (measured, one process: 05 44.2 -> 36.0 s, 06 18.0 -> 14.4 s, 01 7.9 -> 7.0 s). tests/conftest.py appended
-  # level 1 to XLA_FLAGS; a level the user set is kept. Each notebook checks its own results at whatever level.
-  flags = os.environ.get("XLA_FLAGS", "").split()
-  if path.name not in RUN_BOUND and os.environ.get("JAXLIB_METHODS_TEST_SET_OPT_LEVEL") == "1":
-    level = "--xla_backend_optimization_level="
-    monkeypatch.setenv("XLA_FLAGS", " ".join(f if not f.startswith(level) else level + "0" for f in flags))
+  # 0 (`fast_xla`; measured, one process: 05 44.2 -> 36.0 s, 06 18.0 -> 14.4 s, 01 7.9 -> 7.0 s). Each notebook
+  # checks its own results at whatever level.
+  if path.name not in RUN_BOUND:
+    request.getfixturevalue("fast_xla")
   nbformat = pytest.importorskip("nbformat", reason="install the test extra: pip install -e '.[test]'")
   nbclient = pytest.importorskip("nbclient", reason="install the test extra: pip install -e '.[test]'")
   nb = nbformat.read(path, as_version=4)

@@ -16,14 +16,6 @@ from jaxlib_methods.optim import co2_init, co2_outer_update, count_collectives, 
 from jaxlib_methods.runner import distributed
 
 
-@pytest.fixture
-def fast_xla(monkeypatch):
-  """Child processes compile at XLA backend optimization level 0 (about 2.5x less compile time on CPU; every
-  configuration compared in a test is compiled the same way). The experiments themselves run at the default level."""
-  import os
-  monkeypatch.setenv("XLA_FLAGS", (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip())
-
-
 def _official_outer_np(old, gmb, p, *, outer_lr, outer_momentum, gap_penalty, clip, clip_threshold):
   """weigao266/fairscale-CO2 `_perform_local_optimization`, transcribed (float64): gmb = beta*gmb - p/lambda +
   old/lambda; clamp (the intended, in-place version); old += -alpha * gmb; p <- old."""

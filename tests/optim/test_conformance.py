@@ -456,12 +456,11 @@ MULTI_DEVICE_SCRIPT = textwrap.dedent("""
 
 
 def _run_multi_device(names):
-  # Level 0: these small programs are compile-bound (one process, 5 transforms: 21.9 s user CPU at XLA's default
-  # level, 22.2 at 1, 18.4 at 0).
-  # (The test session's own flags first, e.g. tests/conftest.py's emitter choice; the last value of a flag wins.)
+  # The test session's flags (tests/conftest.py; level 0 from `fast_xla`: these small programs are compile-bound, one
+  # process, 5 transforms: 21.9 s user CPU at XLA's default level, 22.2 at 1, 18.4 at 0) plus 8 devices.
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-                       " --xla_cpu_collective_call_terminate_timeout_seconds=600 --xla_backend_optimization_level=0")
+                       " --xla_cpu_collective_call_terminate_timeout_seconds=600")
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   res = subprocess.run([sys.executable, "-c", MULTI_DEVICE_SCRIPT, os.path.abspath(__file__), ";".join(names)],
                        env=env, cwd=root, capture_output=True, text=True, timeout=900)
@@ -474,12 +473,12 @@ def _run_multi_device(names):
 DEFAULT_SHARDING = ["galore", "q_galore", "frugal", "lion_k[linf]", "orthogonal_adamw"]
 
 
-def test_explicit_and_auto_sharding_on_8_devices():
+def test_explicit_and_auto_sharding_on_8_devices(fast_xla):
   _run_multi_device(DEFAULT_SHARDING)
 
 
 @pytest.mark.slow
-def test_explicit_and_auto_sharding_on_8_devices_every_case():
+def test_explicit_and_auto_sharding_on_8_devices_every_case(fast_xla):
   _run_multi_device([c.name for c in CASES if c.name not in DEFAULT_SHARDING])
 
 

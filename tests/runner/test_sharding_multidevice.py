@@ -14,14 +14,6 @@ from experiments import lm_scaleout
 from jaxlib_methods.runner import distributed
 
 
-@pytest.fixture
-def fast_xla(monkeypatch):
-  """Child processes compile at XLA backend optimization level 0 (about 2.5x less compile time on CPU; every
-  configuration compared in a test is compiled the same way). The experiments themselves run at the default level."""
-  import os
-  monkeypatch.setenv("XLA_FLAGS", (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip())
-
-
 TINY = lm_scaleout.Config(vocab_size=32, d_model=32, num_layers=1, num_heads=4, seq_len=16, pool_sequences=64,
                           eval_sequences=16, batch_size=8, check_steps=2, check_processes=0,
                           check_meshes=("2x4x1", "2x2x2"), check_optimizers=("adamw", "galore"))
