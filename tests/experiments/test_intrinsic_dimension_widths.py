@@ -86,8 +86,9 @@ def _stand_in_mnist(n_train, n_test, seed=0) -> MNIST:
 @pytest.mark.slow
 def test_tiny_mnist_path_on_stand_in_idx_files(tmp_path):
   save_mnist_idx(tmp_path / "mnist", _stand_in_mnist(600, 500), compress=True)
-  overrides = tuple(idw.TINY) + ("data=mnist", f"data_dir={tmp_path / 'mnist'}", "depth=2", "batch_size=100",
-                                 "l2=1e-4", "adam_b2=0.99", "lr_direct=1e-3", "lr_subspace=1e-2", "steps=60")
+  overrides = ("seeds=2", "widths=64,128", "dims=32,128,512", "train_size=500", "test_size=500", "data=mnist",
+               f"data_dir={tmp_path / 'mnist'}", "depth=2", "batch_size=100", "l2=1e-4", "adam_b2=0.99",
+               "lr_direct=1e-3", "lr_subspace=1e-2", "steps=60")
   cfg = EXP.config("gpu", overrides)
   assert (cfg.train_size, cfg.widths, cfg.depth) == (500, (64, 128), 2)
   res = idw.run(cfg, tmp_path / "w")
