@@ -136,10 +136,17 @@ def riemannian_sgd_grassmann(learning_rate: optax.ScalarOrSchedule, momentum: fl
       if not is_g:
         m_new = momentum * mf + gf
         return (-lr * m_new).astype(s.dtype), m_new.astype(m.dtype)
+      # S^H G contracts the d axis and QR needs whole columns. In explicit-sharding mode a sharded leaf is gathered
+      # (replicated) for the Grassmann step and the update and momentum go back to the parameter's sharding; under
+      # an automatic mesh XLA's partitioner does both and keeps the momentum sharded like the parameter.
+      spec = _contracts.param_spec(s) if _contracts.is_explicit(s) else None
+      if spec is not None:
+        gf, sf, mf = _contracts.replicated(gf), _contracts.replicated(sf), _contracts.replicated(mf)
       m_new = momentum * mf + grassmann_tangent(sf, gf)
       s_new = qr_retraction(sf - lr * m_new)
       m_new = grassmann_tangent(s_new, m_new)
-      return (s_new - sf).astype(s.dtype), m_new.astype(m.dtype)
+      return (_contracts.reshard_like((s_new - sf).astype(s.dtype), spec, s),
+              _contracts.reshard_like(m_new.astype(m.dtype), spec, s))
 
     flat_g, treedef = jax.tree.flatten(updates)
     out = [leaf(g, s, m, bool(b)) for g, s, m, b in zip(flat_g, jax.tree.leaves(params),
