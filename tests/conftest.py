@@ -46,3 +46,16 @@ def _jaxlib_minor() -> tuple[int, int] | None:
 _EMITTERS = "--xla_cpu_use_fusion_emitters"
 if _EMITTERS not in os.environ.get("XLA_FLAGS", "") and (0, 10) <= (_jaxlib_minor() or (0, 0)) < (0, 13):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {_EMITTERS}=false").strip()
+
+
+# `make test-ci-extra`, which .ci/run runs after the default suite, selects `-m ci_extra`: the first mutation of each
+# MUTATION_TEST_SLOW experiment (marked in tests/experiments/test_mutations.py) and, marked here, every slow case of
+# the optimizer contract suite, so that every transform passes every contract in CI (215 cases, 240 s on 2 cores).
+_CI_EXTRA_FILES = ("tests/optim/test_conformance.py",)
+
+
+@pytest.hookimpl(tryfirst=True)   # before pytest's own -m selection
+def pytest_collection_modifyitems(config, items):
+  for item in items:
+    if item.get_closest_marker("slow") and item.nodeid.split("::")[0] in _CI_EXTRA_FILES:
+      item.add_marker(pytest.mark.ci_extra)

@@ -53,7 +53,7 @@ def child(payload: dict) -> dict:
         results[d] = e.run(config, wd)
       verdicts[d] = {c.claim: bool(c.passed) for c in e.claims(results[d])}
     a, b = dict(_flat(results[1])), dict(_flat(results[n]))
-    worst = 0.0
+    worst, worst_key = 0.0, None
     for k, v in a.items():
       if "seconds" in k:
         continue   # a wall time (e.g. lightsb_gaussian's fit_seconds), not a result
@@ -61,6 +61,7 @@ def child(payload: dict) -> dict:
         with np.errstate(all="ignore"):
           r = np.abs(v - b[k]) / (np.abs(v) + 1e-6)
         r = r[np.isfinite(r)]
-        worst = max(worst, float(r.max()) if r.size else 0.0)
-    report[name] = {"max_rel_diff": worst, "same_verdicts": verdicts[1] == verdicts[n]}
+        if r.size and float(r.max()) > worst:
+          worst, worst_key = float(r.max()), k
+    report[name] = {"max_rel_diff": worst, "worst_key": worst_key, "same_verdicts": verdicts[1] == verdicts[n]}
   return report
