@@ -42,7 +42,8 @@ def _jaxlib_minor() -> tuple[int, int] | None:
 # (one process, small jit: 0.13 -> 0.09 s; a new-shape jax.random.normal: 0.30 -> 0.19 s), and the suite is mostly
 # compiling. tests/losses + tests/analysis (-n 2): 170 -> 131 s wall; tests/experiments + tests/kernels: 195 -> 162 s,
 # every test passing either way and no run-bound test measurably slower. Only for the jaxlib versions whose
-# libjax_common.so has the flag (checked 0.10.2 and 0.12.0; XLA aborts on an unknown flag). A value the user set is kept.
+# libjax_common.so has the flag (checked 0.10.2 and 0.12.0; XLA aborts on an unknown flag). A value the user set is
+# kept.
 _EMITTERS = "--xla_cpu_use_fusion_emitters"
 if _EMITTERS not in os.environ.get("XLA_FLAGS", "") and (0, 10) <= (_jaxlib_minor() or (0, 0)) < (0, 13):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {_EMITTERS}=false").strip()

