@@ -86,10 +86,10 @@ groups drift together. A scan on one seed (alpha 3, 6, 10; lr 0.02-0.3) found an
 correlation -0.997) only where the final sharpness sits at 2 / lr; not tried: a longer run, windows around the loss
 spikes, or the paper's deeper networks.
 
-meshcheck (`/work/tools/meshcheck.py analysis_wave3c 2`, TINY): 10/13 claims pass on 1 and on 2 simulated devices;
-largest relative difference 0.11, in the binned I(X;Z|Y) of [19]: the sharded vmapped MLP training rounds
-differently with the per-device batch of runs, and the binned estimate is discontinuous in the activations (a few
-examples change bin). The other parts' differences are smaller.
+Mesh (`pytest -m slow tests/runner/test_seed_parallel.py -k analysis_wave3c`, TINY, 1 vs 2 simulated devices,
+2026-12-01): the same verdicts; largest relative differences 0.80 and 0.56 in [195]'s swing correlation and group
+precision (GD at the edge of stability), 0.053 in the binned I(X;Z|Y) of [19] (the binned estimate is discontinuous in
+the activations: a few examples change bin). Listed in the test's AMPLIFIED.
 """
 
 import dataclasses

@@ -41,8 +41,8 @@ carried almost no label signal). Under `sdl_xi=10`: accuracy gap 0, sine gap 2e-
 Not here: the paper's lifted convex problem and its low-rank projected GD (LPGD), so the catalog's "LPGD error falls
 linearly to the global minimum" is not checked.
 
-meshcheck (`/work/tools/meshcheck.py analysis_wave3e 2`, TINY): 9/9 claims pass on 1 and on 2 simulated devices;
-largest relative difference 1.2e-6 (a [40] meta-training loss; [146] agrees to 7e-12).
+Mesh (`pytest -m slow tests/runner/test_seed_parallel.py -k analysis_wave3e`, TINY): 9/9 claims pass on 1 and on 2
+simulated devices; largest relative difference 1.2e-6 (a [40] meta-training loss; [146] agrees to 7e-12).
 
 [40] The paper (Sec. 2-4.1, Fig. 2): a black-box Transformer meta-trained on tasks made from one data set by random
 linear projections and label permutations (`jaxlib_methods.data.gpicl_batch`, now with a fixed `pool_key` so that

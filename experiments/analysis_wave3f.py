@@ -64,8 +64,8 @@ that, and its "little loss" is not reproduced by this toy. Sanity: all counts eq
 TINY (15 CPU-s, mostly compiling the seven CTR models; 25-60 s wall on the loaded machine): the same 4 of 5 paper
 claims pass; each mutation fails a claim that passes unmutated ([109] claim 1, resp. [122] claim 5).
 
-meshcheck (`/work/tools/meshcheck.py analysis_wave3f 2`, TINY): 10/11 claims on 1 and on 2 simulated devices; largest
-relative difference 5.8e-7 (float32 p_e of the [109] forest).
+Mesh (`pytest -m slow tests/runner/test_seed_parallel.py -k analysis_wave3f`, TINY): 10/11 claims on 1 and on 2
+simulated devices; largest relative difference 5.8e-7 (float32 p_e of the [109] forest).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ The convolutional rows (issue 18) are on in the gpu/tpu presets only: with them 
 softmax - SGConv 0.824 at N = 8). Both sit just above 1/N (0.5 / 0.25 / 0.125): what a model scores that knows which
 values the sequence holds but not which key each belongs to, as a fixed kernel (mixing by position, not content)
 suggests. The cpu preset's run is recorded as failing claim 2 (docs/reproductions.json, 2026-12-01: 3/4).
-`/work/tools/meshcheck.py gla_vs_softmax 2 conv_mixers=true`
+A mesh check with `conv_mixers=true`
 (TINY with the conv rows, 1 vs 2 simulated devices): the same verdicts (4/6), max relative difference 3.8e-4 (S4D's
 eval loss).
 """

@@ -74,9 +74,10 @@ What we measured (cpu preset, 4 seeds, 2026-11-30; 63 s of CPU, 390 s wall on th
     [0.47, 0.55]): passes. (The HPM-trained MAE: 1.54 / 1.57 / 1.49 / 1.49 under the hard mask vs 7.1 / 7.3 / 6.7 /
     6.7 under a random one, the out-of-distribution effect described above.)
 
-Sharding: the seeds are vmapped and split over `mesh.data` (`shard_leading`). /work/tools/meshcheck.py at TINY with 2
-simulated devices: the same 8/11 claims pass on 1 and on 2 devices; max relative difference of the results 2.6e-7
-(the HPM head's rank correlation; float32 rounding of the sharded program).
+Sharding: the seeds are vmapped and split over `mesh.data` (`shard_leading`). `pytest -m slow
+tests/runner/test_seed_parallel.py -k losses_wave2_p3` at TINY with 2 simulated devices: the same 8/11 claims pass on
+1 and on 2 devices; max relative difference of the results 2.6e-7 (the HPM head's rank correlation; float32 rounding
+of the sharded program).
 
 Claims (tolerances fixed before the first run):
   1. [48] parameter-change rate of the smooth expert / raw expert, mean over seeds, <= 0.9 (paper: the clipping loss

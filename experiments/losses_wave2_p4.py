@@ -107,11 +107,12 @@ Whole module, cpu preset: 14/15 claims pass (the [11] claim fails), 220 s wall o
 average ~17 (the parts measured alone: PamC ~14 s, GAN ~126 s, SMMix ~17 s, AdaWAC ~1 s, CVIB ~42 s, all at that
 load).
 
-/work/tools/meshcheck.py at TINY with 2 simulated devices: the GAN numbers are bitwise equal, CVIB's within 1e-7,
-SMMix / AdaWAC identical; PamC's wall times differ run to run (they are named *_seconds, so the seed-parallel test
-skips them). At an earlier TINY size (pamc_n0 = 64) the timing claim's verdict flipped between runs (ratios 0.5x /
-1.2x: noise at N <= 256), and with one timing per program at pamc_n0 = 256 it flipped once in the seed-parallel test
-(tests/runner/test_seed_parallel.py, under a load average of ~20); TINY now uses pamc_n0 = 256 and the best of 5.
+`pytest -m slow tests/runner/test_seed_parallel.py -k losses_wave2_p4` at TINY (2 simulated devices) passes; earlier:
+the GAN numbers bitwise equal, CVIB's within 1e-7, SMMix / AdaWAC identical; PamC's wall times differ run to run (they
+are named *_seconds, so the seed-parallel test skips them). At an earlier TINY size (pamc_n0 = 64) the timing claim's
+verdict flipped between runs (ratios 0.5x / 1.2x: noise at N <= 256), and with one timing per program at pamc_n0 = 256
+it flipped once in the seed-parallel test (tests/runner/test_seed_parallel.py, under a load average of ~20); TINY now
+uses pamc_n0 = 256 and the best of 5.
 
 Sharding: `mesh` splits the vmapped seeds of the GAN arms and of the CVIB networks (`shard_leading`); the [89]
 part compiles and times one graph per N on the default device; the [34] and [51] checks run once.

@@ -101,9 +101,9 @@ the official prototype-weighted centres: 0.063 off), `tta_loss=ce` (the method a
 not SCE's). `dr_weight=0` (vanilla FT in the DR arm) is no mutation: it acts only on the [93] gap claim, which
 fails anyway.
 
-Checks run (ls19h): `pytest tests/experiments/test_mutations.py -m slow -k losses_wave2_p5`: the 3 mutations pass
-(85 s); `/work/tools/meshcheck.py losses_wave2_p5 2` at TINY: 8/11 claims at 1 and 2 simulated devices, max relative
-difference 0.
+Checks run (ls19h): `pytest tests/experiments/test_mutations.py -m slow -k losses_wave2_p5`: the 3 mutations pass (85
+s); `pytest -m slow tests/runner/test_seed_parallel.py -k losses_wave2_p5` at TINY: 8/11 claims at 1 and 2 simulated
+devices, max relative difference 0.
 
 Sharding: `mesh` splits the vmapped seeds of the three training parts (`shard_leading`); the exact checks run once
 on the default device.

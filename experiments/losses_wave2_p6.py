@@ -65,10 +65,10 @@ What we measured (cpu preset, 4 seeds, 38-100 s wall on 2 loaded cores; 4/7 clai
   No setting shows the paper's gains; the paper's gains are on CUB/Cars/SOP with ImageNet-pretrained backbones, and
   this toy's held-out classes share no structure with the training ones beyond the signal subspace. Hence the
   [200] part has no mutation (see MUTATIONS).
-Mesh: `/work/tools/meshcheck.py losses_wave2_p6 2` (TINY, the seeds split over 2 simulated devices) gives the same
-verdicts (3/7 at TINY); per-seed metrics agree to 1e-3 relative (float reassociation, amplified through the eigh
-of SGW in the training loop); the 2-seed TINY interval bounds then differ by up to 19% relative (uniformity_gain
-lower end -0.113 vs -0.125).
+Mesh: `pytest -m slow tests/runner/test_seed_parallel.py -k losses_wave2_p6` (TINY, the seeds split over 2 simulated
+devices) gives the same verdicts; per-seed metrics agree to ~1e-3 relative (float reassociation, amplified through the
+eigh of SGW in the training loop); the 2-seed TINY interval bounds then differ by up to 32% relative
+(uniformity_gain's lower end). Listed in the test's AMPLIFIED.
 """
 
 from __future__ import annotations

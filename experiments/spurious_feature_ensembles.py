@@ -37,16 +37,16 @@ no counterpart in the toy's fixed feature sets, so it is not reproduced here. Mu
 ensemble equals each member, and claims 1-3 must fail (FFT rate and both differences exactly 0). A first version
 of claims 2-3 used ">= 0" and passed under this mutation (a zero difference with zero spread); "strictly" fixed it.
 
-What we measured (cpu preset, 6 seeds, 2026-11-30, 11-16 s wall on 2 loaded cores): member OOD accuracy ~0.72
-each, WiSE-FT (alpha = 0.5) ~0.90; FFT rate min over seeds 0.021 (claim 1 passes with a THIN margin over its 0.02
-bound, fixed before the run: the rate itself is ~0.023 and each seed's estimate from 4000 OOD samples has s.e.
-~0.0024; at TINY, 1000 samples, it reads 0.016 and fails); gain over the best member 0.173 [0.168, 0.179];
-overconfidence (lambda = 5) costs 0.091 [0.087, 0.096]; ID accuracy >= 0.99. The
-2-device mesh run (/work/tools/meshcheck.py, TINY) equals the 1-device run exactly. Note (figure, left panel): in this
-linear toy the overconfident ensemble's curve is the unscaled one with alpha reparametrised, so its best alpha (0.3)
-reaches the same OOD accuracy; the claim is about the fixed alpha = 0.5 that WiSE-FT uses. With disjoint feature sets
-the output ensemble's argmax equals WiSE-FT's at alpha = 0.5 (the paper's WiSE-FT > output-ensemble result needs
-overlapping feature sets; not claimed here).
+What we measured (cpu preset, 6 seeds, 2026-11-30, 11-16 s wall on 2 loaded cores): member OOD accuracy ~0.72 each,
+WiSE-FT (alpha = 0.5) ~0.90; FFT rate min over seeds 0.021 (claim 1 passes with a THIN margin over its 0.02 bound,
+fixed before the run: the rate itself is ~0.023 and each seed's estimate from 4000 OOD samples has s.e. ~0.0024; at
+TINY, 1000 samples, it reads 0.016 and fails); gain over the best member 0.173 [0.168, 0.179]; overconfidence (lambda
+= 5) costs 0.091 [0.087, 0.096]; ID accuracy >= 0.99. The 2-device mesh run (`pytest -m slow
+tests/runner/test_seed_parallel.py -k spurious_feature_ensembles`, TINY) equals the 1-device run exactly. Note
+(figure, left panel): in this linear toy the overconfident ensemble's curve is the unscaled one with alpha
+reparametrised, so its best alpha (0.3) reaches the same OOD accuracy; the claim is about the fixed alpha = 0.5 that
+WiSE-FT uses. With disjoint feature sets the output ensemble's argmax equals WiSE-FT's at alpha = 0.5 (the paper's
+WiSE-FT > output-ensemble result needs overlapping feature sets; not claimed here).
 """
 
 from __future__ import annotations

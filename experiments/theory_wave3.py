@@ -138,8 +138,9 @@ tried, the tolerance stays); [196] slope -0.95, Gram change 0.83 at nu = 1; [197
 gamma_t = sqrt(K t) explores a lot at T = 3000; per seed 0.74, 0.81, 0.81, 0.80), regret 0.33 x uniform; [179]
 disagreement 0.31..0.58 at N = 4 down to 0.003 at N = 512 (ratio 0.008), asymmetry 0.15, 92% of eigenvalues in range.
 Not started here: [146] (supervised dictionary learning) and [40] (GPICL).
-Mesh: `/work/tools/meshcheck.py theory_wave3 2` (TINY, 2 simulated devices vs 1): identical claims (18/23 at TINY
-each), max relative difference of the results 2.2e-7 (the [179] disagreement; float32 reduction order).
+Mesh: `pytest -m slow tests/runner/test_seed_parallel.py -k theory_wave3` (TINY, 2 simulated devices vs 1): identical
+claims (18/23 at TINY each), max relative difference of the results 2.2e-7 (the [179] disagreement; float32 reduction
+order).
 """
 
 from __future__ import annotations
