@@ -85,8 +85,8 @@ AMPLIFIED = {
     "temperature_scaling_overlap": "0.12 on Mixup's post-TS ECE: with one Mixup weight per batch (issue 15) the "
                                    "Mixup models differ by ~1e-6 after 50 steps (ERM's agree bitwise), and 800 "
                                    "interpolating steps amplify it (the verdicts agree)",
-    "mlc_clustering": "up to 2000 (relative) on a t-interval end: rounding moves Z and one seed's k-means labels; at "
-                      "TINY's 2 seeds claim 1's verdict can flip (known failing, see the module docstring)",
+    "mlc_clustering": "4000 (relative) on an entry of seed 0's Gram matrix near 0, 3.4 on the NMI gain's interval "
+                      "lower end: rounding moves Z and one seed's k-means labels (2026-12-01; the verdicts agree)",
     "mochi_hard_negatives": "1.4: the probe-accuracy CI's lower end (MoCHi's top-k negatives amplify float32 "
                             "reassociation; the MoCo arms agree to 4e-7)",
     "apg_guidance": "3.6% of apg_as_cfg_max_abs_diff, itself float32 rounding (1.2e-5) between two equal samplers",
