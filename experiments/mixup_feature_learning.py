@@ -115,7 +115,9 @@ class Config:
   log_every: PositiveInt = 100
   mesh: MeshConfig = MeshConfig()              # devices the 4 arms of a seed are split over (1, 2 or 4)
 
-  CHECKS = (Check("steps % log_every == 0", "the curves are logged every log_every steps"),)
+  CHECKS = (Check("steps % log_every == 0", "the curves are logged every log_every steps"),
+            Check("mesh.data == 0 or 4 % mesh.data == 0", "the 4 arms of a seed are split evenly over mesh.data "
+                  "devices (1, 2 or 4)"))
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, n_train=1000, dim=1000, steps=6000),
            "tpu": Config(seeds=8, n_train=1000, dim=1000, steps=6000)}

@@ -163,7 +163,8 @@ SPLIT_FIELD = {"dae_score": "sigmas", "grokking_lazy_to_rich": "alphas", "lr_tra
                "temperature_scaling_overlap": "noises", "transductive_clustering": "episodes",
                "apg_guidance": "num_classes", "generative_vs_discriminative": "repeats", "altmin_completion": "n",
                "lightsb_gaussian": "samples", "comp_sum_bounds": "samples", "lantern_speculative": "contexts",
-               "mixup_feature_learning": 4}   # or how many: mixup_feature_learning's four arms (ERM, Mixup, ...)
+               # not a config field: the number of arms each seed vmaps and splits
+               "mixup_feature_learning": len(EXPERIMENTS["mixup_feature_learning"].module.ARMS)}
 
 
 @pytest.mark.slow
