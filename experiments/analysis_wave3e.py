@@ -61,7 +61,8 @@ accuracy per position; "late" = mean over the positions t >= T/2. Claims (tolera
   8. generalisation at the largest pool: seen - unseen late accuracy <= 0.05 (every seed);
   9. sanity: unseen-task accuracy at position 0 is chance (within 0.1; mean over seeds, every pool).
 Mutation `icl_tasks=4,8`: never enough tasks to generalise; claims 6-7 fail.
-Measured (cpu preset, seeds 0-2; the whole experiment 238 s wall, 61 CPU-s, on the 2 cores shared at load ~16):
+Measured (cpu preset, seeds 0-2; the whole experiment 238 s wall, 61 CPU-s, on the 2 cores shared at load ~16; 64 s
+alone on the quiet machine, 2026-12-02):
 5/5 claims pass. 4 tasks: late accuracy 0.995 / 0.942 / 0.970 on the seen tasks vs 0.486 / 0.486 / 0.502 on unseen
 ones (chance 0.5); 2^16 tasks: unseen late accuracy 0.723 / 0.689 / 0.571 (from 0.516 / 0.465 / 0.574 at position
 0), seen 0.718 / 0.688 / 0.557. Seed 2 is still on the meta-training loss plateau the paper describes (Sec. 4.4)

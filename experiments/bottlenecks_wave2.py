@@ -107,8 +107,8 @@ Claims (tolerances fixed before the first run):
   sanity: dense CBL accuracy >= 0.8 (min over seeds); CBM class accuracy >= 0.6 (min over seeds); the MLP's
   accuracy on the last task's two classes >= 0.9 (min over seeds: it does learn each task).
 
-Observed (cpu preset, 4 seeds: 15/17 claims pass; 525 s wall on a 2-core machine at load average ~20, 142 CPU-s,
-so about 1.5-2.5 min on a quiet one):
+Observed (cpu preset, 4 seeds: 15/17 claims pass; 525 s wall on a 2-core machine at load average ~20, 142 CPU-s;
+173 s alone on the quiet 2-core machine, 2026-12-02, with the same 15/17):
   [1] the sparsity claim FAILS: L0 0.827 (dense) vs 0.814 (Sparse-CBM), 0.013 lower, 1.1 standard errors; accuracy
       passes (-0.001). Tried once more with tau = 0.1 (`--set cbm_tau=0.1`, exploratory, not the preset): L0
       difference 0.000 and accuracy 0.04 lower. The objective, a mean of -log Gumbel-softmax entries over the batch

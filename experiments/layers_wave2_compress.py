@@ -61,10 +61,10 @@ Claims (tolerances fixed before the first run):
   enumeration (D = 8); PGD at 3 x the radius flips >= 20%; clean accuracy >= 0.7; identity DCDM == jax cg; ULSAM count
   == 5 C + 3 g; the two CTR arms have equal parameter counts.
 
-Outcome of the cpu preset (one run, 513 s wall on the shared 2-core machine under a load average of ~18; not timed
-on a quiet machine): 12/15 claims pass, 5 of the 7 paper claims. Two later changes were not rerun at the cpu size
-for lack of time: the DCDM seeds run by lax.map (was vmap), and the decoding check encodes each message with the
-decoder's [1, D] program (the cpu run decoded 32/32 with full-batch conditionals; a 2-device TINY run did not).
+Outcome of the cpu preset (513 s wall on the shared 2-core machine under a load average of ~18; rerun alone on the
+quiet machine with the current code, 2026-12-02: 78 s, the same 12/15): 12/15 claims pass, 5 of the 7 paper claims.
+The first run predates two changes (the DCDM seeds run by lax.map, was vmap; the decoding check encodes each message
+with the decoder's [1, D] program); the 2026-12-02 rerun includes both.
   1. [205] passes: excess 0.065 / 0.070 / 0.059 bit/dim (model 0.67-0.77 bit/dim, independent Bernoullis +0.13 or
      more); decoding lossless; conditionals = enumeration to 3e-7.
   2. [191] passes: 0 flips inside the certified radius over 3 seeds x 2 arms x 512 points (median radius ~1.1; PGD at

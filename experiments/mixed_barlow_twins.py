@@ -29,7 +29,8 @@ Claims (tolerances fixed before the run; the differences are paired over seeds, 
   4. (sanity) both arms lower their BT loss.
 Mutation `no_regularizer` (`mixup_loss_scale=0`): the MixBT arm is plain BT; claims 1-3 must fail.
 
-What we measured (cpu preset: 8 seeds, 4000 steps; 262 s wall on the shared 2-core machine at load ~13, 94 s of CPU):
+What we measured (cpu preset: 8 seeds, 4000 steps; 262 s wall on the shared 2-core machine at load ~13, 94 s of CPU;
+131 s alone on the quiet machine, 2026-12-02, same verdicts):
 claim 1 reproduces, claims 2-3 do NOT. Linear probe: BT peaks at 0.696 (step 2000) and falls to 0.685, MixBT rises to
 0.712 (gain 0.027 [0.015, 0.040]): the paper's overfitting and its cure, seen through the linear probe. 10-NN: BT
 flat at ~0.645, MixBT 0.660 (gain 0.017 [-0.005, 0.038]: above BT at 6 of 8 seeds, not significant); the k-NN drop

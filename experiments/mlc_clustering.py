@@ -31,7 +31,8 @@ Claims (tolerances fixed before the run):
 Mutation `uniform_membership` (`eta=5`): the Sinkhorn projection at a large entropy gives Gamma ~ 11^T / n, where
 R_c = R and nothing is clustered; claims 1-2 must fail.
 
-What we measured (cpu preset, 4 seeds; 292-420 s wall on the shared 2-core machine at load 13-18, 99 s of CPU):
+What we measured (cpu preset, 4 seeds; 292-420 s wall on the shared 2-core machine at load 13-18, 99 s of CPU;
+88 s alone on the quiet machine, 2026-12-02, same verdicts):
 claims 1-3 and both sanity claims pass, claim 4 does NOT. ACC 0.97/0.90/0.91/0.85 for MLC vs 0.45/0.47/0.38/0.45 for
 k-means on the same features (gain 0.468 [0.359, 0.578]); NMI gain 0.694 [0.504, 0.884]; mean |cos| between clusters
 0.030-0.073 (within: ~0.49). Claim 4: cos_between(Z) / cos_between(X) is 0.21/0.33/0.15/0.35 over the seeds (worst
