@@ -46,7 +46,7 @@ test-slow: $(VENV)/.test-installed
 # and its first mutation, 1,888 s; the optimizer contract suite's 215 slow cases, 240 s; measured on the 2-core
 # machine, 2026-12-01), so no experiment goes unrun and no transform skips a contract in CI; and the 22 end-to-end
 # runs listed in tests/conftest.py's _CI_EXTRA_TESTS (notebooks, subprocess kills, docs and wheel builds, 8-device
-# meshes; 519 s of test time), moved out of `make test` to keep it under 15 minutes.
+# meshes; 518 s of test time), moved out of `make test` to keep it under 15 minutes.
 test-ci-extra: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15 -m ci_extra
 
