@@ -60,7 +60,8 @@ Claims (tolerances fixed before the first run):
   sanity: BP test accuracy >= 0.8; zero-shot accuracy < GDA accuracy at the most shots.
 
 Observed (cpu preset, 4 seeds; 14/19 claims, 12/17 paper claims pass; 1687 s wall on a machine at load 15-20 shared
-by 8 engineers, so the quiet-machine time is not known):
+by 8 engineers; 348 s alone on the quiet 2-core machine, 2026-12-02, 13/19 with the current code, over the 3-minute
+budget):
   [128] passes all three: GDA - Bayes at 1024 shots -0.0034; gap ratio 0.007; ensemble - GDA at 2 shots +0.152
         (9.2 SE).
   [169] AugLocal - BP -0.001 (passes); AugLocal - local-linear +0.009, 0.78 SE: FAILS (local learning with linear
@@ -70,6 +71,9 @@ by 8 engineers, so the quiet-machine time is not known):
         (passes). Same cause as [169]: the toy's local-vs-BP gap is ~0.01.
   [81]  passes both: EcoTTA - entropy-only +0.43 over the last 20% of the stream (5.0 SE; entropy-only collapses to
         ~0.40), EcoTTA - source +0.006; temp bytes meta-only / all parameters 532992 / 794880 = 0.67.
+        With the current code (the recorded run, 13/19; rerun alone 2026-12-02 with the same numbers) the first one
+        FAILS: EcoTTA - entropy-only +0.056, 1.85 SE (< 2); EcoTTA - source +0.006 still passes. The other 12
+        verdicts are the ones listed here.
   [134] ensemble - online +0.001 (0.25 SE): FAILS; ensemble - offline +0.008 (passes).
   [125] passes both: HyperTab - MLP +0.045, all views - one view +0.142 (3.2 SE).
   [90]  monotone in decoder width (smallest step +0.003, passes); CIKD - no CIKD at encoder width 0.25 -0.038:
