@@ -71,9 +71,9 @@ budget):
         (passes). Same cause as [169]: the toy's local-vs-BP gap is ~0.01.
   [81]  passes both: EcoTTA - entropy-only +0.43 over the last 20% of the stream (5.0 SE; entropy-only collapses to
         ~0.40), EcoTTA - source +0.006; temp bytes meta-only / all parameters 532992 / 794880 = 0.67.
-        With the current code (the recorded run, 13/19; rerun alone 2026-12-02 with the same numbers) the first one
-        FAILS: EcoTTA - entropy-only +0.056, 1.85 SE (< 2); EcoTTA - source +0.006 still passes. The other 12
-        verdicts are the ones listed here.
+        With the current code (the recorded run, 13/19, and a rerun alone on 2026-12-02 with the same verdicts) the
+        first one FAILS: EcoTTA - entropy-only +0.056, 1.85 SE (< 2); EcoTTA - source +0.006 still passes. The other
+        18 verdicts are the ones listed here.
   [134] ensemble - online +0.001 (0.25 SE): FAILS; ensemble - offline +0.008 (passes).
   [125] passes both: HyperTab - MLP +0.045, all views - one view +0.142 (3.2 SE).
   [90]  monotone in decoder width (smallest step +0.003, passes); CIKD - no CIKD at encoder width 0.25 -0.038:
