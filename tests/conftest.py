@@ -6,12 +6,19 @@ Measured on the 2-core machine, quiet, single process (user CPU seconds):
   signal + heads + distillation + Hutchinson tests (compile-bound):  level 3 (default) 30.3, level 1 22.1
   isogclr + cs_ib mutation tests (run-bound, hundreds of steps):     level 3 22.0,          level 1 22.4
   (level 0 compiles faster still but ran the mutation tests 3.4x slower: 75.7.)
-LLVM does not reassociate floating-point operations at any level (XLA does not enable fast-math on CPU), so the
-numbers are the same; experiments and benchmarks outside the tests compile at the default level. A level the user set
-in XLA_FLAGS is kept.
+Numbers: with XLA's default (fusion) emitters, level 1 gave bitwise the numbers of level 3 (layers_wave2_local's
+EcoTTA part, 2026-12-02); with the legacy emitters the tests also select (below), levels 1 and 3 differ in the last
+bits, and so do the legacy and fusion emitters at one level; a chaotic run amplifies it (that part's entropy-only
+arm: mean last-20% accuracy 0.77 default, 0.45 legacy emitters, 0.46 legacy + level 1; see its docstring). So a test
+judges a TINY run under the tests' flags; experiments and benchmarks outside the tests compile with XLA's defaults.
+A level the user set in XLA_FLAGS is kept.
 """
 
+import atexit
 import os
+import shutil
+import sys
+import tempfile
 from importlib import metadata
 
 import pytest
@@ -47,6 +54,19 @@ def _jaxlib_minor() -> tuple[int, int] | None:
 _EMITTERS = "--xla_cpu_use_fusion_emitters"
 if _EMITTERS not in os.environ.get("XLA_FLAGS", "") and (0, 10) <= (_jaxlib_minor() or (0, 0)) < (0, 13):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {_EMITTERS}=false").strip()
+
+# JAX's persistent compilation cache, one fresh directory per test session: the xdist workers and the CLI children
+# the tests start inherit it (so none writes to the user's ~/.cache/jaxlib-methods/xla, the CLI's default), and the
+# process that made it removes it at exit. A mutation test's mutated run loads the programs its baseline run
+# compiled (each run builds new closures, so jit's in-memory cache misses): the ci_extra mutation runs of
+# layers_wave1_moe and layers_wave2_local took 287 s without it and 193 s with it (-n 2, 2026-12-02). A directory
+# the user set in JAX_COMPILATION_CACHE_DIR is kept (empty: no cache).
+_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+if _CACHE_ENV not in os.environ:
+  os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="jaxlib-methods-tests-xla-cache-")
+  atexit.register(shutil.rmtree, os.environ[_CACHE_ENV], True)
+  if "jax" in sys.modules:  # imported before this file (a plugin): jax read its environment already
+    sys.modules["jax"].config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
 
 
 # `make test-ci-extra`, which .ci/run runs after the default suite, selects `-m ci_extra`: the first mutation of each

@@ -325,6 +325,43 @@ def test_xla_flags_are_appended_without_clobbering_the_users():
   assert "--xla_cpu_collective_call_terminate_timeout_seconds=3600" in env["XLA_FLAGS"]
 
 
+def test_compilation_cache_dir_defaults_under_xdg_and_keeps_the_users_choice(tmp_path):
+  env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+  got = cli.compilation_cache_dir(env)
+  assert got == str(tmp_path / "xdg" / "jaxlib-methods" / "xla") and os.path.isdir(got)
+  assert env[cli.COMPILATION_CACHE_ENV] == got                     # children (launch, subprocesses) inherit it
+  assert cli.compilation_cache_dir({cli.COMPILATION_CACHE_ENV: str(tmp_path / "mine")}) == str(tmp_path / "mine")
+  off = {cli.COMPILATION_CACHE_ENV: "", "XDG_CACHE_HOME": str(tmp_path / "xdg2")}
+  assert cli.compilation_cache_dir(off) is None and not (tmp_path / "xdg2").exists()   # empty: the cache stays off
+  (tmp_path / "file").write_text("x")                               # the default cannot be created: run uncached
+  blocked = {"XDG_CACHE_HOME": str(tmp_path / "file")}
+  assert cli.compilation_cache_dir(blocked) is None and cli.COMPILATION_CACHE_ENV not in blocked
+
+
+def test_the_cli_entry_point_writes_and_reuses_the_compilation_cache(tmp_path):
+  """experiments/__main__.py's order (configure, then compile) in a child without $JAX_COMPILATION_CACHE_DIR: the
+  program lands in the default directory, and a second process loads it instead of compiling (jax counts both)."""
+  code = ("import jax, jax.numpy as jnp\n"
+          "from jaxlib_methods.runner.cli import configure_compilation_cache\n"
+          "print(configure_compilation_cache())\n"
+          "jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)\n"
+          "from jax._src import monitoring\n"
+          "hits = []\n"
+          "monitoring.register_event_listener(lambda e, **kw: hits.append(e) if e.endswith('cache_hits') else None)\n"
+          "print(float(jax.jit(lambda x: jnp.sin(x) * 3.0 + 1.0)(jnp.arange(8.0)).sum()), len(hits))\n")
+  env = {k: v for k, v in os.environ.items() if k != cli.COMPILATION_CACHE_ENV}
+  env["XDG_CACHE_HOME"] = str(tmp_path)
+  runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+          for _ in range(2)]
+  for r in runs:
+    assert r.returncode == 0, r.stderr
+  (path, line1), (path2, line2) = [r.stdout.split("\n")[:2] for r in runs]
+  (first, hits1), (second, hits2) = line1.split(), line2.split()
+  assert path == path2 == str(tmp_path / "jaxlib-methods" / "xla")
+  assert any(p.name.endswith("-cache") for p in (tmp_path / "jaxlib-methods" / "xla").iterdir())
+  assert first == second and int(hits1) == 0 and int(hits2) >= 1   # the second process loaded, the first compiled
+
+
 def _make_demo(tmp_path, status: int, writes_table: bool) -> subprocess.CompletedProcess:
   """`make demo` with a stand-in python that exits `status` (and writes results/claims.txt if `writes_table`)."""
   fake_bin = tmp_path / "bin"
