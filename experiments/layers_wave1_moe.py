@@ -61,7 +61,11 @@ Claims (tolerances fixed before the first run):
   7. [82] max over seeds and r in 1..H/2 of trained / PCA relative output error < 1 (paper: trained projections beat
      PCA initialisation at high compression, Sec. 4);
   Observed with the cpu preset (4 seeds; 1145 s wall on a 2-core machine shared by ~25 busy processes; 223 s alone on
-  the quiet machine, 2026-12-02, the same 7/10, over the 3-minute budget): claim 1
+  the quiet machine, 2026-12-02, the same 7/10, over the 3-minute budget; where the time goes, measured alone on
+  2026-12-02 with `jax_log_compiles`: XLA compiling, not training: widenet 80 s with 2 steps vs 101 s with 300
+  (teacher data 25 s, each student 20 s of XLA compilation), pmod 92 s with 2 steps or 300 (38 s per arm), so
+  fewer steps would not bring it under budget; fewer or smaller compiled programs would. A rerun loads them from
+  the persistent compilation cache, see README): claim 1
   FAILS narrowly (1.93 standard errors: individual LN lower MSE on 3 of 4 seeds, by ~0.5%); claim 3 FAILS (1.33:
   frequency weights beat uniform on 3 of 4 seeds, accuracy drops 3-7% for both); claim 4 passes (8.1: alignment
   cuts the drop from 6-10% to 4-7%); 5 passes (53.74%); 6 passes (3.2: raw router weights end 0.005-0.026 nats
