@@ -110,8 +110,10 @@ COMPILATION_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
 
 
 def default_compilation_cache_dir(environ=os.environ) -> pathlib.Path:
-  """$XDG_CACHE_HOME/jaxlib-methods/xla, else ~/.cache/jaxlib-methods/xla."""
-  base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  """$XDG_CACHE_HOME/jaxlib-methods/xla, else ~/.cache/jaxlib-methods/xla (a relative $XDG_CACHE_HOME is ignored,
+  as the XDG spec says). Relative only when there is no home directory either: then no cache is used."""
+  xdg = environ.get("XDG_CACHE_HOME", "")
+  base = xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
   return pathlib.Path(base) / "jaxlib-methods" / "xla"
 
 
@@ -123,6 +125,8 @@ def compilation_cache_dir(environ=os.environ) -> Optional[str]:
   if COMPILATION_CACHE_ENV in environ:
     return environ[COMPILATION_CACHE_ENV] or None
   target = default_compilation_cache_dir(environ)
+  if not target.is_absolute():   # no home directory: never a cache under the working directory
+    return None
   try:
     target.mkdir(parents=True, exist_ok=True)
   except OSError:

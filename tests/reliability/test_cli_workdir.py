@@ -336,6 +336,9 @@ def test_compilation_cache_dir_defaults_under_xdg_and_keeps_the_users_choice(tmp
   (tmp_path / "file").write_text("x")                               # the default cannot be created: run uncached
   blocked = {"XDG_CACHE_HOME": str(tmp_path / "file")}
   assert cli.compilation_cache_dir(blocked) is None and cli.COMPILATION_CACHE_ENV not in blocked
+  relative = {"XDG_CACHE_HOME": "rel/cache"}                        # ignored (XDG spec): the home directory's .cache
+  assert cli.default_compilation_cache_dir(relative) == pathlib.Path(os.path.expanduser("~"), ".cache",
+                                                                     "jaxlib-methods", "xla")
 
 
 def test_the_cli_entry_point_writes_and_reuses_the_compilation_cache(tmp_path):
