@@ -143,9 +143,10 @@ def configure_compilation_cache(environ=os.environ) -> Optional[str]:
   off). Returns the directory, or None when the cache is off. Call before the first compilation;
   experiments/__main__.py does, first thing. The cache is never evicted: delete the directory to reclaim its space.
   """
+  import jax  # already imported by the runner modules above; it read $JAX_COMPILATION_CACHE_DIR then: set it here
   path = compilation_cache_dir(environ)
-  if path is not None and "jax" in sys.modules:  # jax read its environment at import: tell it directly
-    sys.modules["jax"].config.update("jax_compilation_cache_dir", path)
+  if path is not None:
+    jax.config.update("jax_compilation_cache_dir", path)
   return path
 
 

@@ -348,7 +348,7 @@ def test_the_cli_entry_point_writes_and_reuses_the_compilation_cache(tmp_path):
           "from jaxlib_methods.runner.cli import configure_compilation_cache\n"
           "print(configure_compilation_cache())\n"
           "jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)\n"
-          "from jax._src import monitoring\n"
+          "from jax import monitoring\n"
           "hits = []\n"
           "monitoring.register_event_listener(lambda e, **kw: hits.append(e) if e.endswith('cache_hits') else None)\n"
           "print(float(jax.jit(lambda x: jnp.sin(x) * 3.0 + 1.0)(jnp.arange(8.0)).sum()), len(hits))\n")
