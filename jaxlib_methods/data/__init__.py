@@ -64,3 +64,5 @@ from jaxlib_methods.data.mnist import (  # noqa: F401
     load_mnist_5k,
     save_mnist_idx,
 )
+# ---- minibatch indices by random reshuffling (one permutation per epoch), shared by the experiments ----
+from jaxlib_methods.data.minibatches import epoch_minibatch_indices  # noqa: F401
