@@ -3,6 +3,7 @@ sharding rules, atomic outputs, workdir checks, progress bars and claims. See `j
 the contract and docs/reliability.md for what the CLI promises."""
 
 from jaxlib_methods.runner.claims import Claim
+from jaxlib_methods.runner.compile import jit_fast_compile
 from jaxlib_methods.runner.constraints import (
     Check,
     Length,
