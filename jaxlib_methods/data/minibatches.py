@@ -15,11 +15,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-
-def _positive_int(name: str, value) -> int:
-  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ValueError(f"{name} must be a positive int, got {name}={value!r}")
-  return value
+from jaxlib_methods import validation
 
 
 def epoch_minibatch_indices(key: jax.Array, num_examples: int, batch_size: int, steps: int) -> jax.Array:
@@ -43,9 +39,9 @@ def epoch_minibatch_indices(key: jax.Array, num_examples: int, batch_size: int, 
     [steps, batch_size] int32 indices into range(num_examples). Pure function of its arguments; jit-safe (the sizes
     are static), vmap-safe over `key`.
   """
-  num_examples = _positive_int("num_examples", num_examples)
-  batch_size = _positive_int("batch_size", batch_size)
-  steps = _positive_int("steps", steps)
+  num_examples = validation.check_int(num_examples, "num_examples", 1, value_error=True)
+  batch_size = validation.check_int(batch_size, "batch_size", 1, value_error=True)
+  steps = validation.check_int(steps, "steps", 1, value_error=True)
   if batch_size > num_examples:
     raise ValueError(f"batch_size must be <= num_examples, got batch_size={batch_size}, num_examples={num_examples}")
   return _indices(key, num_examples, batch_size, steps)

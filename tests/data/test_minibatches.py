@@ -49,10 +49,10 @@ def test_jit_and_vmap_over_keys():
 
 
 @pytest.mark.parametrize("args,match", [((10, 11, 3), "batch_size must be <= num_examples"),
-                                        ((10, 0, 3), "batch_size must be a positive int"),
-                                        ((10, 2, 0), "steps must be a positive int"),
-                                        ((10.0, 2, 3), "num_examples must be a positive int"),
-                                        ((True, 1, 3), "num_examples must be a positive int")])
+                                        ((10, 0, 3), "batch_size must be an int >= 1"),
+                                        ((10, 2, 0), "steps must be an int >= 1"),
+                                        ((10.0, 2, 3), "num_examples must be an int >= 1"),
+                                        ((True, 1, 3), "num_examples must be an int >= 1")])
 def test_bad_sizes_are_rejected(args, match):
   with pytest.raises(ValueError, match=match):
     data.epoch_minibatch_indices(jax.random.key(0), *args)
