@@ -88,6 +88,7 @@ from jaxlib_methods.analysis import embedding
 from jaxlib_methods.losses import (alignment_loss, metrix_contrastive_loss, shuffled_group_whitening,
                                    uniformity_loss)
 from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import jit_fast_compile
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=152, title="WhitenedCSE: Whitening-based Contrastive Learning of Sentence Embeddings",
@@ -191,7 +192,7 @@ def _wh_static(config: Config) -> Config:
                              mx_beta=1.0, mesh=MeshConfig())
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+@functools.partial(jit_fast_compile, static_argnums=(0, 1))
 def _wh_train(static: Config, whiten: bool, keys, x, aug):
   """Train one arm for every seed (vmapped): keys [S], x [n, dim_in] -> final params [S, ...]. As the official
   code: 1 + wh_num_positives noisy views per sample; the training head is [SGW of each view with its own shuffle,
@@ -318,7 +319,7 @@ def _mx_static(config: Config) -> Config:
   return dataclasses.replace(_wh_static(config), mx_beta=1.0)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(jit_fast_compile, static_argnums=0)
 def _mx_train(static: Config, keys, x, mix_weight, lams):
   """Train one arm for every seed: keys [S], x [n, dim] (grouped by class, mx_per_class each), lams [S, steps, B/2]."""
   tx = optax.adam(static.learning_rate)

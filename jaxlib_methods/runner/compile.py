@@ -6,8 +6,12 @@ layers_wave1_moe 246 s at XLA's default level, 152 s at level 1, bitwise the sam
 summary.json); layers_wave2_local 174 s and 129 s, bitwise the same except one part (HyperTab's one-view arm moved
 by up to 0.026 in accuracy on 3 of 4 seeds), which therefore stays on `jax.jit`; gla_vs_softmax 193 s and 141 s,
 accuracies and claim values bitwise the same, reported losses within 3.4e-7 (relative). So the level CAN change
-numbers: compare an experiment's results before switching it. Only the CPU backend is affected: on GPU and TPU this is
-plain `jax.jit` (their backends' code generation is where an accelerator's speed comes from).
+numbers: compare an experiment's results before switching it. How much it gains depends on the machine: on a later
+2-core AMD EPYC machine (2026-12-02, where the cpu presets ran 2-3x faster than above, alone) losses_wave2_p6 went
+from 26 / 17 s to 17 / 13 s (two cold runs each, results bitwise the same) and was switched, while layers_wave1_p2b
+(74 -> 84 s), bottlenecks_wave2 (58 -> 62 s), layers_wave2_gates (80 -> 80 s) and mixup_feature_learning (27 / 16 ->
+21 / 16 s), bitwise the same too, gained nothing there and stay on `jax.jit`. Only the CPU backend is affected: on GPU
+and TPU this is plain `jax.jit` (their backends' code generation is where an accelerator's speed comes from).
 """
 
 from __future__ import annotations
