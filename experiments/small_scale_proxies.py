@@ -40,6 +40,16 @@ sensitivity 0.25-0.28 vs 0.34-0.36 at every seed). Claim 4 fails and stays faili
 its initial value log V ~ 4.2 in both, no output-logit divergence happens in 200 steps, and the paper's coefficient
 1e-4 (gradient 2e-4 log Z per token against O(1) cross-entropy gradients) has not moved it yet. The `gpu` preset
 (10k steps, d_model 512) is where the claim can be judged; a larger coefficient would test another method.
+Claim 4's verdict depends on the machine (2026-12-02): the run recorded on 2026-12-01 (another 2-core machine, the
+same code and preset) passed it, which made [189] `reproduced`; on this session's 2-core AMD EPYC machine the same
+preset fails it, deterministically (two cold runs, summary.json bitwise equal): |log Z| at the highest LR 4.46,
+4.49, 4.42 without z-loss and 4.54, 4.32, 4.50 with it, reduction 0.0025 +- 0.086. The highest-LR runs amplify
+float32 rounding (the seed-parallel test measures 0.42 relative in their max attention logit; final losses of the
+z-loss and no-z-loss runs differ by 0.08-0.2 there), so which way claim 4 goes is decided by the machine's rounding,
+not by the z-loss: the record is this machine's failing run, and [189] is `implemented`. Observed in the same run,
+not a claim (it would be a claim chosen after seeing this one fail): at the two LRs below the highest (0.03, 0.095)
+the z-loss lowers the final |log Z| in every seed, by 0.014-0.015 and 0.009-0.010, an effect far smaller than the
+log Z divergence the paper's z-loss prevents, which does not occur at this size.
 """
 
 from __future__ import annotations
