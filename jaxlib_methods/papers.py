@@ -1450,7 +1450,8 @@ def import_catalog(md_path: pathlib.Path) -> list[dict]:
 def record_reproductions(results_dir: pathlib.Path, path: pathlib.Path = REPRODUCTIONS_JSON) -> dict:
   """Merge results/*/summary.json into docs/reproductions.json: a run counts when it was made with an unmodified
   preset that a registry entry names for its experiment (cpu unless the entry says otherwise). The record keeps
-  the claim counts, the paper claims per catalog id, whether the experiment declares MUTATIONS, and the wall time."""
+  the claim counts, the paper claims per catalog id, whether the experiment declares MUTATIONS, the wall time, the
+  device kind and (runs since 2026-12-02) the host CPU's model."""
   from jaxlib_methods.runner import experiment as exp_lib
   from jaxlib_methods.runner.io import atomic_write_json
   records = load_reproductions(path)
@@ -1475,7 +1476,8 @@ def record_reproductions(results_dir: pathlib.Path, path: pathlib.Path = REPRODU
         "passed": sum(bool(c["passed"]) for c in claims),
         "paper_claims": paper_claim_counts(claims, experiment_papers(e.module)),
         "mutations": sorted(e.mutations), "wall_time_s": s["wall_time_s"],
-        "device_kind": s["environment"]["device_kind"]}
+        "device_kind": s["environment"]["device_kind"],
+        **({"cpu_model": s["environment"]["cpu_model"]} if "cpu_model" in s["environment"] else {})}
   atomic_write_json(path, dict(sorted(records.items())))
   return records
 

@@ -87,6 +87,31 @@ def test_reproduced_needs_every_claim_two_paper_claims_the_preset_and_mutations(
   assert any("MUTATIONS" in p for p in papers.reproduction_problems(193, impl, _record()))
 
 
+def test_record_keeps_the_host_cpu_and_only_unmodified_presets(tmp_path):
+  import json
+  e = exp_lib.get("lion_k_constrained")
+  config = json.loads(json.dumps(dataclasses.asdict(e.presets["cpu"]), default=str))
+  claims = [{"name": "a", "passed": True, "kind": "paper", "where": "Sec. 1"},
+            {"name": "b", "passed": False, "kind": "paper", "where": "Sec. 2"}]
+  env = {"device_kind": "cpu", "cpu_model": "Some CPU 9000"}
+  summary = {"experiment": e.name, "preset": "cpu", "config": config, "claims": claims, "all_passed": False,
+             "wall_time_s": 3.5, "environment": env}
+  (tmp_path / "runs" / e.name).mkdir(parents=True)
+  (tmp_path / "runs" / e.name / "summary.json").write_text(json.dumps(summary))
+  path = tmp_path / "records.json"
+  rec = papers.record_reproductions(tmp_path / "runs", path=path)[e.name]
+  assert rec["cpu_model"] == "Some CPU 9000" and rec["passed"] == 1 and rec["claims"] == 2
+  assert rec["paper_claims"] == {"193": 2} and rec["wall_time_s"] == 3.5
+  assert json.loads(path.read_text())[e.name] == rec
+  del env["cpu_model"]                                         # summaries made before 2026-12-02
+  summary["config"] = dict(config, seed=config["seed"] + 1)    # a modified preset is not a reproduction
+  (tmp_path / "runs" / e.name / "summary.json").write_text(json.dumps(summary))
+  assert papers.record_reproductions(tmp_path / "runs", path=tmp_path / "fresh.json") == {}
+  summary["config"] = config
+  (tmp_path / "runs" / e.name / "summary.json").write_text(json.dumps(summary))
+  assert "cpu_model" not in papers.record_reproductions(tmp_path / "runs", path=tmp_path / "old.json")[e.name]
+
+
 def test_paper_claims_are_attributed_by_their_where_tag():
   claims = [{"kind": "paper", "where": "Sec. 5 [84]"}, {"kind": "paper", "where": "Abstract [105]"},
             {"kind": "paper", "where": "Fig. 2"}, {"kind": "sanity", "where": ""}, {"kind": "", "where": ""}]

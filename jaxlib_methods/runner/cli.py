@@ -226,8 +226,25 @@ def environment() -> dict:
       "backend": jax.default_backend(),
       "devices": [str(d) for d in dev],
       "device_kind": dev[0].device_kind if dev else "?",
+      "cpu_model": cpu_model(),
+      "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
   }
+
+
+def cpu_model() -> str:
+  """The host CPU's model name ("model name" of /proc/cpuinfo on Linux, else `platform.processor()`), "?" if none.
+
+  Recorded with every run: XLA:CPU's code differs between CPUs, and a verdict that float32 rounding can flip (a
+  chaotic training run) may differ with it (e.g. small_scale_proxies' claim 4, docs/PAPERS.md)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.lower().startswith("model name"):
+          return line.split(":", 1)[1].strip() or "?"
+  except OSError:
+    pass
+  return platform.processor() or "?"
 
 
 # ----------------------------------------------------------------------------------------------------------------------

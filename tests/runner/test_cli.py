@@ -153,3 +153,21 @@ def test_show_unknown_experiment_is_a_usage_error(capsys):
   from jaxlib_methods.runner import cli
   assert cli.main(["show", "no_such_experiment"]) == 2
   assert "unknown experiment" in capsys.readouterr().err
+
+
+def test_environment_names_the_host_cpu(monkeypatch):
+  """Every summary says which CPU made it (XLA:CPU's code, and so float32 rounding, differs between CPUs)."""
+  from jaxlib_methods.runner import cli
+  env = cli.environment()
+  assert isinstance(env["cpu_model"], str) and env["cpu_model"]
+  assert isinstance(env["cpu_count"], int) and env["cpu_count"] >= 1
+  if os.path.exists("/proc/cpuinfo"):
+    with open("/proc/cpuinfo") as f:
+      names = [l.split(":", 1)[1].strip() for l in f if l.lower().startswith("model name")]
+    if names:
+      assert env["cpu_model"] == names[0]
+  def no_cpuinfo(*a, **k):
+    raise OSError("no /proc")
+  monkeypatch.setattr("builtins.open", no_cpuinfo)
+  monkeypatch.setattr(cli.platform, "processor", lambda: "")
+  assert cli.cpu_model() == "?"
