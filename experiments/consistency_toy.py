@@ -62,6 +62,9 @@ curriculum, does not cost anything, so the toy cannot show the curriculum's bene
 single seed could not tell); a coarse fixed grid N = 11 (the curriculum beats it clearly, -0.057 [-0.084, -0.029],
 but that is weaker than the paper's comparison and is not claimed). The `gpu` preset (40k steps, 5 seeds, wider
 model) is where a scale-dependent effect could show; it has not been run.
+On another CPU (2-core AMD EPYC, 2026-12-02; docs/measurements/epyc-2026-12-02) the same preset gives 2/4: claim 2,
+which held "only just" above, fails there (-0.0140 [-0.0312, +0.0032]): its verdict is within the machines' float32
+rounding.
 """
 
 from __future__ import annotations

@@ -77,6 +77,9 @@ Claims (tolerances fixed before the first run):
   sanity: r = H relative error <= 1e-5 (exact attention) for PCA and trained; both WideNet students and the MoE
   classifier learn (relative MSE < 0.9, accuracy >= 0.6 with 4 classes); MC-SMoE compression keeps accuracy within
   0.1 of the merged model.
+On another CPU (2-core AMD EPYC, 2026-12-02; docs/measurements/epyc-2026-12-02) the same code gives 6/10: claim 6
+(raw router vs TanhNorm) fails there at 1.00 SE because seed 0's raw-router run diverges (held-out CE 155.9 vs
+1.87-1.89 for every other run), the instability the claim is about, whose one outlier swamps the paired statistic.
 """
 
 from __future__ import annotations

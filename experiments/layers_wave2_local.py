@@ -143,6 +143,8 @@ with sl_cikd = 1 (and only widths 0.25, 0.5, 1 trained), CIKD lowered the narrow
 0.77-0.83) and the untrained width 0.75 broke monotonicity; all widths were then trained every step and sl_cikd set
 to 0.1 before the claims were read; CIKD still lowered the narrowest accuracy in the 2-seed check (0.69-0.79 vs
 0.79-0.83), not tuned further.
+On another CPU (2-core AMD EPYC, 2026-12-02; docs/measurements/epyc-2026-12-02) the same code gives 15/19: claim 10
+(EcoTTA - entropy-only) passes there at 2.98 SE, the rounding sensitivity described under [81] above.
 """
 
 from __future__ import annotations

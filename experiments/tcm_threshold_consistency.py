@@ -37,6 +37,10 @@ per unseen class (test_per_class, 12 -> 50) to lower the metric noise, which mad
 pretrained backbone and the paper's image benchmarks (gpu preset untested), other base losses. Because no paper
 claim passes at a ~10 s size (OPIS +0.0018 [-0.001, +0.005] with 4 seeds, 300 steps), the module declares no TINY
 and no MUTATIONS: the mutation test would have nothing to tell apart.
+Machines (2026-12-02; docs/measurements/epyc-2026-12-02): a 2-core AMD EPYC reproduces the numbers above to the
+printed digits (1/3), while the record in docs/reproductions.json (2026-12-01, another 2-core machine) counts 2/3:
+which claim passed there is not recorded; both failing claims sit near their tolerances (claim 2's upper end
++0.003 vs 0, claim 3's lower end -0.023 vs -0.02), within what the machines' float32 rounding moves.
 """
 
 from __future__ import annotations
