@@ -236,7 +236,7 @@ def cpu_model() -> str:
   """The host CPU's model name ("model name" of /proc/cpuinfo on Linux, else `platform.processor()`), "?" if none.
 
   Recorded with every run: XLA:CPU's code differs between CPUs, and a verdict that float32 rounding can flip (a
-  chaotic training run) may differ with it (e.g. small_scale_proxies' claim 4, docs/PAPERS.md)."""
+  chaotic training run) may differ with it (docs/measurements/epyc-2026-12-02: 5 of 90 records)."""
   try:
     with open("/proc/cpuinfo") as f:
       for line in f:

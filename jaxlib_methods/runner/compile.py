@@ -9,9 +9,9 @@ accuracies and claim values bitwise the same, reported losses within 3.4e-7 (rel
 numbers: compare an experiment's results before switching it. How much it gains depends on the machine: on a later
 2-core AMD EPYC machine (2026-12-02, where the cpu presets ran 2-3x faster than above, alone) losses_wave2_p6 went
 from 26 / 17 s to 17 / 13 s (two cold runs each, results bitwise the same) and was switched, while layers_wave1_p2b
-(74 -> 84 s; results moved, up to 6% relative in one reported number), bottlenecks_wave2 (58 -> 62 s; two claim values moved
-by 30%, the verdicts did not), layers_wave2_gates (80 -> 80 s, bitwise) and mixup_feature_learning (27 / 16 -> 21 / 16
-s, bitwise) gained nothing there and stay on `jax.jit`. Only the CPU backend is affected: on GPU
+(74 -> 84 s; results moved, up to 6% relative in one reported number), bottlenecks_wave2 (58 -> 62 s; two claim
+values moved by 30%, the verdicts did not), layers_wave2_gates (80 -> 80 s, bitwise) and mixup_feature_learning
+(27 / 16 -> 21 / 16 s, bitwise) gained nothing there and stay on `jax.jit`. Only the CPU backend is affected: on GPU
 and TPU this is plain `jax.jit` (their backends' code generation is where an accelerator's speed comes from).
 """
 
