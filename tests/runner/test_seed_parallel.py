@@ -134,13 +134,27 @@ AMPLIFIED = {
 }
 
 
+# Claims whose TINY verdict the mesh's float32 reassociation may flip, by experiment (claim-name prefixes): each sits
+# on its tolerance at TINY, and its experiment is in AMPLIFIED. Seen on a 2-core AMD EPYC (2026-12-02), where these
+# and only these flipped between 1 and 2 devices (deterministically); the same claims flip between CPUs at the cpu
+# preset (docs/measurements/epyc-2026-12-02). Every other claim's verdict must still agree.
+VERDICT_MAY_FLIP = {
+    "small_scale_proxies": ("z-loss pulls log Z toward 0 at the highest LR",),
+    "tcm_threshold_consistency": ("eps-OPIS on unseen classes",),
+    "mlc_clustering": ("ACC(MLC) - ACC(k-means on the same features)",),   # 2 seeds at TINY
+}
+
+
 def _check(report: dict, names, devices: int) -> None:
   assert report["devices"] == devices
   assert report["out_devices"] == devices and report["out_shard_rows"] == 2   # each device computed its 2 runs
   assert report["error"] and "cannot be split evenly" in report["error"], report["error"]
   for name in names:
     r = report[name]
-    assert r["same_verdicts"], (name, r)
+    if not r["same_verdicts"]:
+      allowed = VERDICT_MAY_FLIP.get(name, ())
+      assert r["flipped"] and all(c.startswith(allowed) for c in r["flipped"]), (name, r)
+      print(f"{name}: verdict flipped on {devices} devices (allowed, on its tolerance): {r['flipped']}")
     if name in AMPLIFIED:
       print(f"{name}: max relative difference {r['max_rel_diff']:.3g} (known: {AMPLIFIED[name]})")
     else:
@@ -179,3 +193,8 @@ def test_every_meshed_experiment_equals_one_device(name):
   report = distributed.call_with_cpu_devices(CHILD, {"experiments": [name]},
                                              devices=devices, timeout_s=900)
   _check(report, [name], devices)
+
+
+def test_verdict_flips_are_allowed_only_where_the_amplification_is_known():
+  assert set(VERDICT_MAY_FLIP) <= set(AMPLIFIED)
+  assert all(prefixes and all(isinstance(p, str) and p for p in prefixes) for prefixes in VERDICT_MAY_FLIP.values())
