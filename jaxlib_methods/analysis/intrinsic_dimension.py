@@ -15,6 +15,7 @@ whose subspace-trained model reaches 90% of the performance of the model trained
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, Literal, NamedTuple, Sequence
 
@@ -39,16 +40,40 @@ class FastfoodParams(NamedTuple):
   g: jax.Array
 
 
+# The Walsh-Hadamard transform as a chain of small matmuls. Sylvester's H_L (L = 2^n) is the Kronecker product
+# H_{2^n1} x H_{2^n2} x ... (n1 + n2 + ... = n), so H_L x is x reshaped to [2^n1, 2^n2, ...] with one small
+# Hadamard matrix applied along each axis. Its transpose under autodiff is the same chain of matmuls. The radix-2
+# butterfly it replaced was built from slices and stacks; their transposes are pads, which made its backward pass ~8x
+# its forward on CPU. Measured for 8 vmapped projections of D = 199,210 (L = 2^18), 2-core AMD EPYC, jax 0.10.2:
+# value and gradient 25.7 -> 5.7 ms per projection (`fastfood_project`, the gather below included).
+_HADAMARD_BITS = 5          # largest factor 2^5 = 32: the fastest of 3..7 in that measurement
+
+
+@functools.lru_cache(maxsize=None)
+def _sylvester(bits: int) -> np.ndarray:
+  """Sylvester's Hadamard matrix H_{2^bits} (entries +-1, symmetric), float32 (exact)."""
+  h = np.ones((1, 1), np.float32)
+  for _ in range(bits):
+    h = np.block([[h, h], [h, -h]])
+  return h
+
+
 def _fwht(x):
-  """Unnormalised Walsh-Hadamard transform along the last axis (length a power of 2): H x with H entries +-1."""
-  length = x.shape[-1]
-  h = 1
-  while h < length:
-    x = x.reshape(x.shape[:-1] + (length // (2 * h), 2, h))
-    x = jnp.stack([x[..., 0, :] + x[..., 1, :], x[..., 0, :] - x[..., 1, :]], axis=-2)
-    x = x.reshape(x.shape[:-3] + (length,))
-    h *= 2
-  return x
+  """Unnormalised Walsh-Hadamard transform along the last axis (length a power of 2): H x with Sylvester's H (entries
+  +-1), as len(factors) matmuls with Hadamard factors of at most 2^_HADAMARD_BITS rows (full float32 precision: no
+  TF32 or bf16 passes on GPU/TPU)."""
+  bits = x.shape[-1].bit_length() - 1
+  if bits == 0:
+    return x
+  k = -(-bits // _HADAMARD_BITS)
+  base, extra = divmod(bits, k)
+  factors = tuple(base + 1 if i < extra else base for i in range(k))
+  lead = x.ndim - 1
+  y = x.reshape(x.shape[:-1] + tuple(1 << f for f in factors))
+  for f in reversed(factors):    # H along the last axis, which then moves to the front: after k steps, order restored
+    y = jnp.matmul(y, jnp.asarray(_sylvester(f), x.dtype), precision=jax.lax.Precision.HIGHEST)
+    y = jnp.moveaxis(y, -1, lead)
+  return y.reshape(x.shape)
 
 
 def fastfood_params(key: jax.Array, out_dim: int, *, dtype=jnp.float32) -> FastfoodParams:
@@ -92,7 +117,9 @@ def fastfood_project(params: FastfoodParams, z: jax.Array, out_dim: int) -> jax.
     raise ValueError(f"out_dim must be an int in [1, L = {length}], got {out_dim=!r}")
   x = jnp.pad(z, [(0, 0)] * (z.ndim - 1) + [(0, length - z.shape[-1])])
   x = _fwht(params.b.astype(z.dtype) * x)
-  x = jnp.take(x, params.perm, axis=-1) * params.g.astype(z.dtype)
+  # Pi x as a gather whose indices are declared unique (perm is a permutation): its transpose, a scatter, then needs
+  # no serialised accumulation (the plain gather's batched scatter cost ~2-4x more under vmap on CPU)
+  x = x.at[..., params.perm].get(unique_indices=True, mode="clip") * params.g.astype(z.dtype)
   x = _fwht(x)[..., :out_dim]
   divisor = jnp.sqrt(length * jnp.sum(params.g.astype(z.dtype) ** 2)) * math.sqrt(out_dim / length)
   return x / divisor

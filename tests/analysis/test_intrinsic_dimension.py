@@ -39,6 +39,35 @@ def test_fastfood_matches_the_construction():
   np.testing.assert_allclose(jnp.linalg.norm(p, axis=0), np.ones(7), rtol=1e-5)
 
 
+@pytest.mark.parametrize("out_dim,d", [(1, 1), (2, 1), (3, 2), (33, 4), (700, 6), (2000, 3)])
+def test_fastfood_value_jvp_and_vjp_match_the_explicit_matrix(out_dim, d):
+  # L = 1 ... 2048: the Hadamard transform is split into 0 to 3 matmul factors (5 bits at most each); the linear map,
+  # its forward derivative and its transpose (what grad uses) must all be P, P and P^T of the explicit construction
+  with jax.enable_x64(True):
+    params = fastfood_params(jax.random.key(out_dim), out_dim, dtype=jnp.float64)
+    p = _explicit_fastfood(params, d, out_dim)
+    rng = np.random.default_rng(d)
+    z, t, w = rng.normal(size=d), rng.normal(size=d), rng.normal(size=out_dim)
+    f = jax.jit(lambda z: fastfood_project(params, z, out_dim))
+    np.testing.assert_allclose(f(z), p @ z, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(jax.jvp(f, (z,), (t,))[1], p @ t, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(jax.vjp(f, z)[1](w)[0], p.T @ w, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(jax.vmap(jax.grad(lambda z, w: f(z) @ w), (None, 0))(z, np.stack([w, -w])),
+                               np.stack([p.T @ w, -(p.T @ w)]), rtol=1e-10, atol=1e-10)
+
+
+def test_fastfood_float32_at_mnist_scale_matches_float64():
+  # D = 199,210 (the paper's 784-200-200-10 net), L = 2^18: float32 matmul factors at full precision, not TF32/bf16
+  out_dim, d = 199_210, 750
+  z = np.random.default_rng(0).normal(size=(2, d))
+  params = fastfood_params(jax.random.key(0), out_dim)
+  got = np.asarray(fastfood_project(params, jnp.asarray(z, jnp.float32), out_dim))
+  with jax.enable_x64(True):
+    want = np.asarray(fastfood_project(jax.tree.map(lambda a: jnp.asarray(a, a.dtype if a.dtype.kind == "i" else
+                                                                            jnp.float64), params), z, out_dim))
+  assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want))
+
+
 @pytest.mark.slow
 def test_fastfood_columns_are_orthonormal_in_expectation():
   out_dim, d = 50, 5
