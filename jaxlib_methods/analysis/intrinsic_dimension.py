@@ -32,7 +32,8 @@ class FastfoodParams(NamedTuple):
 
   Attributes:
     b: [L] random signs (B), L = 2^ceil(log2 D).
-    perm: [L] int32 random permutation (Pi).
+    perm: [L] int32 random permutation (Pi); a permutation of range(L), as `fastfood_params` draws it:
+      `fastfood_project` declares its indices unique to XLA, so repeated indices would give wrong gradients.
     g: [L] standard normal diagonal (G).
   """
   b: jax.Array
@@ -43,10 +44,11 @@ class FastfoodParams(NamedTuple):
 # The Walsh-Hadamard transform as a chain of small matmuls. Sylvester's H_L (L = 2^n) is the Kronecker product
 # H_{2^n1} x H_{2^n2} x ... (n1 + n2 + ... = n), so H_L x is x reshaped to [2^n1, 2^n2, ...] with one small
 # Hadamard matrix applied along each axis. Its transpose under autodiff is the same chain of matmuls. The radix-2
-# butterfly it replaced was built from slices and stacks; their transposes are pads, which made its backward pass ~8x
-# its forward on CPU. Measured for 8 vmapped projections of D = 199,210 (L = 2^18), 2-core AMD EPYC, jax 0.10.2:
-# value and gradient 25.7 -> 5.7 ms per projection (`fastfood_project`, the gather below included).
-_HADAMARD_BITS = 5          # largest factor 2^5 = 32: the fastest of 3..7 in that measurement
+# butterfly it replaced was built from slices and stacks, whose transposes are pads: for 8 transforms of L = 2^18 on
+# a 2-core AMD EPYC (jax 0.10.2) its gradient took 13 ms per transform against 0.9 ms for its value. Whole projection
+# (`benchmarks/fastfood.py`, D = 199,210, d = 750, value and gradient, 8 vmapped): 15.9-17.5 ms before, 4.9-6.6 ms
+# now (two runs; docs/benchmarks.md).
+_HADAMARD_BITS = 5          # largest factor 2^5 = 32: the fastest of 3..7 bits per factor (same machine)
 
 
 @functools.lru_cache(maxsize=None)
