@@ -30,6 +30,21 @@ if not _USER_SET_LEVEL:
 
 
 @pytest.fixture
+def load_benchmark():
+  """A loader for the scripts in benchmarks/ (not a package): `load_benchmark("attention")` imports
+  benchmarks/attention.py as a module, so a test can run the script's `main` at a small size."""
+  import importlib.util
+
+  def load(name):
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+  return load
+
+
+@pytest.fixture
 def fast_xla(monkeypatch):
   """Child processes (and notebook kernels) started in this test compile at XLA backend optimization level 0: for
   compile-bound children it is about 2.5x less compile time on CPU, and every configuration compared in a test is

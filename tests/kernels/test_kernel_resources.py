@@ -5,8 +5,6 @@ config, and a slow one runs the whole default matrix and fails when a kernel exc
 architecture, or when an FA2 kernel with head dims <= 128 spills registers.
 """
 
-import importlib.util
-import os
 import re
 
 import pytest
@@ -17,12 +15,6 @@ from jaxlib_methods.kernels.flash_attention import AttentionConfig
 pytest.importorskip("triton", reason="needs pip triton (pip install '.[kernels-dev]'; in the test extra)")
 
 
-def _load_script():
-  path = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "kernel_resources.py")
-  spec = importlib.util.spec_from_file_location("kernel_resources", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
 
 
 def test_small_forward_compiles_within_limits_on_both_architectures():
@@ -47,8 +39,8 @@ def test_resource_accounting_flags_a_kernel_over_the_limit():
   assert not res.fits and res.shared_bytes > lowering.SHARED_MEMORY_LIMIT[80]
 
 
-def test_script_collects_cases_from_every_kernel_module():
-  script = _load_script()
+def test_script_collects_cases_from_every_kernel_module(load_benchmark):
+  script = load_benchmark("kernel_resources")
   names = [m.__name__ for m in script.kernel_modules()]
   assert "jaxlib_methods.kernels.flash_attention" in names
   cases = script.collect_cases(name_filter="fa2-")
@@ -56,8 +48,8 @@ def test_script_collects_cases_from_every_kernel_module():
 
 
 @pytest.mark.slow
-def test_every_default_config_fits_sm80_and_sm90a(capsys):
-  script = _load_script()
+def test_every_default_config_fits_sm80_and_sm90a(capsys, load_benchmark):
+  script = load_benchmark("kernel_resources")
   rc = script.main([])
   out = capsys.readouterr().out
   assert rc == 0, out
