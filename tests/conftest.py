@@ -15,6 +15,7 @@ A level the user set in XLA_FLAGS is kept.
 """
 
 import atexit
+import importlib.util
 import os
 import shutil
 import sys
@@ -33,8 +34,6 @@ if not _USER_SET_LEVEL:
 def load_benchmark():
   """A loader for the scripts in benchmarks/ (not a package): `load_benchmark("attention")` imports
   benchmarks/attention.py as a module, so a test can run the script's `main` at a small size."""
-  import importlib.util
-
   def load(name):
     path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", f"{name}.py")
     spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)

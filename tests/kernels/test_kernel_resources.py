@@ -15,8 +15,6 @@ from jaxlib_methods.kernels.flash_attention import AttentionConfig
 pytest.importorskip("triton", reason="needs pip triton (pip install '.[kernels-dev]'; in the test extra)")
 
 
-
-
 def test_small_forward_compiles_within_limits_on_both_architectures():
   cfg = AttentionConfig(head_dim=64, causal=True)
   fwd, _ = cfg.fns("gpu")
