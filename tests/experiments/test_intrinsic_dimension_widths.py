@@ -16,7 +16,7 @@ from jaxlib_methods.runner.constraints import UsageError
 EXP = exp_lib.get("intrinsic_dimension_widths")
 
 
-@pytest.mark.parametrize("preset", ["gpu", "tpu"])
+@pytest.mark.parametrize("preset", ["gpu", "tpu", "mnist_cpu", "mnist_cpu_fine"])
 def test_mnist_preset_without_data_dir_is_a_usage_error(preset):
   with pytest.raises(UsageError, match=r"--set data_dir=.*nothing is downloaded|nothing is downloaded.*data_dir"):
     EXP.config(preset)
@@ -55,6 +55,39 @@ def test_mnist5k_preset_and_split():
   np.testing.assert_array_equal(xtr, xtr2)                                          # the split does not move
   rows = {r.tobytes() for r in xtr}
   assert not any(r.tobytes() in rows for r in xte[:50] if r.any())                  # train and test are disjoint
+
+
+def _mnist_results(dims, d_int90):
+  return {"widths": [50, 200], "dims": list(dims), "D": {"50": 42310, "200": 199210},
+          "baseline": {"50": 0.976, "200": 0.981}, "d_int90": {"50": d_int90[0], "200": d_int90[1]}, "data": "mnist",
+          "depth": 2}
+
+
+@pytest.mark.parametrize("dims, d_int90, passed", [
+    ((250, 500, 1000, 2000), (500.0, 1000.0), (True, True)),      # a doubling grid: one step (2x) is tolerated
+    ((250, 500, 1000, 2000), (250.0, 1000.0), (False, True)),
+    ((250, 500, 1000, 2000), (1000.0, 2000.0), (True, False)),    # 2000 / 750 = 2.67
+    ((500, 600, 700, 800, 900, 1000), (600.0, 900.0), (True, True)),
+    ((500, 600, 700, 800, 900, 1000), (500.0, 800.0), (False, True)),    # 1.6 > 1.5
+    ((500, 600, 700, 800, 900, 1000), (600.0, 1000.0), (False, False)),  # 1000 / 750 = 1.33 > 1.3
+    ((500, 600, 700, 800, 900, 1000), (500.0, 500.0), (True, False)),    # 750 / 500 = 1.5 > 1.3
+    ((500, 600, 700, 800, 900, 1000), (600.0, float("inf")), (False, False)),
+])
+def test_claim_tolerances_follow_the_grid(dims, d_int90, passed):
+  """Claims 1 and 4 tolerate one step of a doubling grid (2x) and fixed floors (1.5, 1.3) on a finer grid, which a
+  factor 2 could never fail."""
+  claims = idw.claims(_mnist_results(dims, d_int90))
+  assert (claims[0].passed, claims[3].passed) == passed
+  fine = min(dims) == 500
+  assert claims[0].tolerance == ("<= 1.5" if fine else "<= 2")
+  assert claims[3].tolerance == ("<= 1.3" if fine else "<= 2")
+
+
+def test_mnist_cpu_fine_is_mnist_cpu_on_the_authors_grid():
+  fine, coarse = idw.PRESETS["mnist_cpu_fine"], idw.PRESETS["mnist_cpu"]
+  assert fine == idw.dataclasses.replace(coarse, dims=(500, 600, 700, 800, 900, 1000))
+  assert set(fine.dims) <= set(idw.PRESETS["gpu"].dims)
+  assert idw.grid_step(fine.dims) == pytest.approx(1.2) and idw.grid_step(coarse.dims) == 2.0
 
 
 def test_architecture_of_the_paper():
