@@ -118,7 +118,9 @@ fixed here before the run. Known when they were fixed: mnist_cpu's medians, whos
 crosses near 600 (width 50) and 670 (width 200); so width 200 is expected at 600 or 700 and the paper factor to
 pass unless the fresh projections move the crossing past 900 or below 600. Judged by ONE run, `python -m experiments
 run intrinsic_dimension_widths --preset mnist_cpu_fine --set data_dir=DIR`; whatever it says is the result, reported
-below; the preset and the floors do not change after it.
+below; the preset and the floors do not change after it. The registry (jaxlib_methods/papers.py) judges [135] at
+this preset from now on, also decided before the run: the paper's data at the paper's grid is the reproduction, the
+synthetic cpu preset a proxy.
 """
 
 from __future__ import annotations

@@ -112,6 +112,25 @@ def test_record_keeps_the_host_cpu_and_only_unmodified_presets(tmp_path):
   assert "cpu_model" not in papers.record_reproductions(tmp_path / "runs", path=tmp_path / "old.json")[e.name]
 
 
+def test_record_accepts_a_preset_whose_user_fields_were_filled(tmp_path):
+  """A preset that needs a data directory (PRESET_USER_FIELDS) counts when only that field was given."""
+  import json
+  e = exp_lib.get("intrinsic_dimension_widths")
+  config = json.loads(json.dumps(dataclasses.asdict(e.presets["mnist_cpu_fine"]), default=str))
+  assert config["data_dir"] == ""
+  claims = [{"name": "a", "passed": True, "kind": "paper", "where": "Sec. 3.1"}]
+  run = tmp_path / "runs" / e.name
+  run.mkdir(parents=True)
+  records = {}
+  for i, cfg in enumerate([dict(config, data_dir="/data/mnist"), dict(config, data_dir="/data/mnist", seeds=3)]):
+    (run / "summary.json").write_text(json.dumps({
+        "experiment": e.name, "preset": "mnist_cpu_fine", "config": cfg, "claims": claims, "all_passed": True,
+        "wall_time_s": 1.0, "environment": {"device_kind": "cpu"}}))
+    records[i] = papers.record_reproductions(tmp_path / "runs", path=tmp_path / f"r{i}.json")
+  assert records[0][e.name]["preset"] == "mnist_cpu_fine"       # [135]'s entry names this preset
+  assert records[1] == {}                                       # any other field changed: not the preset
+
+
 def test_paper_claims_are_attributed_by_their_where_tag():
   claims = [{"kind": "paper", "where": "Sec. 5 [84]"}, {"kind": "paper", "where": "Abstract [105]"},
             {"kind": "paper", "where": "Fig. 2"}, {"kind": "sanity", "where": ""}, {"kind": "", "where": ""}]
