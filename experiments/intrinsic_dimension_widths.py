@@ -482,7 +482,11 @@ def _figure(out, config, workdir):
   axes[0].set_ylabel("test accuracy (median over seeds)")
   axes[0].set_title("dotted: 90% of direct training", fontsize=9)
   axes[0].legend(fontsize=7)
-  axes[1].semilogx([out["D"][str(w)] for w in config.widths], [out["d_int90"][str(w)] for w in config.widths], "o-")
+  axes[1].semilogx([out["D"][str(w)] for w in config.widths], [out["d_int90"][str(w)] for w in config.widths], "o-",
+                   label="ours")
+  if config.data != "synthetic":
+    axes[1].axhline(PAPER_DINT90, color="gray", ls="--", lw=0.8, label=f"paper: {PAPER_DINT90} (784-200-200-10)")
+    axes[1].legend(fontsize=7)
   axes[1].set_xlabel("native parameters D")
   axes[1].set_ylabel("d_int90")
   axes[1].set_ylim(bottom=0)
