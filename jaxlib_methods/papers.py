@@ -1450,10 +1450,10 @@ def import_catalog(md_path: pathlib.Path) -> list[dict]:
 
 
 def _preset_as_run(e, preset: str, run_config: dict) -> dict:
-  """The preset's config as JSON, with the fields only the user can give (the module's PRESET_USER_FIELDS, e.g. a
-  data directory) taken from the run's config when it filled them: those may differ, nothing else may."""
+  """The preset's config as JSON, with the fields only the user can give (`Experiment.user_fields`, e.g. a data
+  directory) taken from the run's config when it filled them: those may differ, nothing else may."""
   config = json.loads(json.dumps(dataclasses.asdict(e.presets[preset]), default=str))
-  for field in getattr(e.module, "PRESET_USER_FIELDS", {}).get(preset, ()):
+  for field in e.user_fields(preset):
     if run_config.get(field):
       config[field] = run_config[field]
   return config

@@ -86,6 +86,11 @@ class Experiment:
     """Deliberately wrong variants: name -> `--set` overrides under which at least one paper claim must fail."""
     return dict(getattr(self.module, "MUTATIONS", {}))
 
+  def user_fields(self, preset: str) -> tuple[str, ...]:
+    """The fields `preset` leaves to the user (the module's PRESET_USER_FIELDS, e.g. a data directory): refused with a
+    usage error until given with `--set`, and the only fields a recorded run of the preset may differ in."""
+    return tuple(getattr(self.module, "PRESET_USER_FIELDS", {}).get(preset, ()))
+
   @property
   def run(self) -> Callable[[Any, Any], dict]:
     return self.module.run

@@ -263,12 +263,7 @@ def test_fetch_mnist_refuses_a_damaged_gzip_stream(tmp_path):
   archive, _ = _sdist(tmp_path, _fake(n_train=9, n_test=4))
   raw = bytearray(archive.read_bytes())
   raw[10:40] = b"\xff" * 30                      # the gzip header stays, the deflate stream starts with garbage
+  archive.write_bytes(bytes(raw))
   with pytest.raises(ValueError, match="not a readable .tar.gz"):
-    mnist_lib.fetch_mnist(tmp_path / "mnist", archive=_write(tmp_path / "bad.tar.gz", bytes(raw)),
-                          sha256=hashlib.sha256(bytes(raw)).hexdigest())
+    mnist_lib.fetch_mnist(tmp_path / "mnist", archive=archive, sha256=hashlib.sha256(bytes(raw)).hexdigest())
   assert not (tmp_path / "mnist").exists()
-
-
-def _write(path, raw: bytes):
-  path.write_bytes(raw)
-  return path

@@ -20,6 +20,7 @@ EXP = exp_lib.get("intrinsic_dimension_widths")
 def test_mnist_preset_without_data_dir_is_a_usage_error(preset):
   with pytest.raises(UsageError, match=r"--set data_dir=.*nothing is downloaded|nothing is downloaded.*data_dir"):
     EXP.config(preset)
+  assert EXP.user_fields(preset) == ("data_dir",) and EXP.user_fields("cpu") == ()
   cfg = EXP.config(preset, ["data_dir=/some/where"])
   assert (cfg.data, cfg.depth, cfg.batch_size, cfg.l2, cfg.adam_b2, cfg.train_size) == ("mnist", 2, 128, 1e-4, 0.99,
                                                                                           60000)

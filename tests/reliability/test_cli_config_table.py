@@ -294,7 +294,7 @@ def test_every_field_of_every_config_declares_a_constraint():
       assert C.undeclared_fields(type(config)) == [], f"{name}: declare a constraint for these fields"
       # every preset is itself valid, once the fields only the user can give (a data path: PRESET_USER_FIELDS,
       # refused with a usage error while empty) are filled
-      user = getattr(e.module, "PRESET_USER_FIELDS", {}).get(preset, ())
+      user = e.user_fields(preset)
       C.validate(dataclasses.replace(config, **{k: "/user/given" for k in user}))
 
 
