@@ -35,9 +35,14 @@ model.py, idnns/information/information_process.py), point by point:
   - adaptive binning (EBAB): theirs per snapshot and layer, edges at every (u/30)-th of the u distinct values pooled
     over the layer's units, plus a fixed lowest edge (0 for ReLU/softplus, -1 for ELU) with exact zeros given a bin
     of their own; ours `analysis.adaptive_bins` (the same pooled quantiles of distinct values) without that separate
-    lowest edge (kept);
+    lowest edge (kept; for ELU their lowest edge, -1.000001, holds no value, so their ELU codes equal ours apart
+    from the layer's largest value, which their edges give a bin of its own: the failing ELU arm below would bin
+    the same);
   - snapshots: theirs 400 log-spaced epochs in [1, 8000]; ours every 10 epochs to 200, then every 100 (kept);
-  - data: theirs the released var_u.mat labels; ours the task regenerated from the description (`data.twelve_bit_task`).
+  - data: theirs the released var_u.mat labels; ours was the task regenerated from the description
+    (`data.twelve_bit_task`: the same per-count structure, 83% of labels equal under our bit order; the release's
+    bit-to-point map is unknown) -> now theirs (`task = "released"`,
+    `data.released_twelve_bit_task`; the file is in the authors' repository, fetched 2026-12-02).
 
 What we measured (3 seeds). Before (lr 1e-3, batch 512, 85% split, l2 = 5e-4 on sum ||W||^2 of every layer, gain 1;
 both runs made with these arms inside `information_plane` before it was split): seed 1, 1000 epochs: claim 1 FAILED,
@@ -65,13 +70,17 @@ large variation between initialisations (the abstract says as much), and claim 1
 activation is stricter than the paper. A session that can read Sec. 4 and Fig. 6 should restate claim 1 from them,
 fix its tolerance and judge it on fresh seeds; restating it from a secondary source after seeing it fail was not
 done.
+Released data (2026-12-02, pre-registered): the authors' var_u.mat, named above as not tried, is in their
+repository; the cpu preset now trains on it (`task = "released"`), nothing else changed (arms, settings, claims and
+tolerances as above), judged on the fresh seed 4, committed before the run. The earlier judged runs (seeds 1-3,
+regenerated task) stay reported above whatever this run shows.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 
@@ -86,7 +95,7 @@ DEMO = False
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: Seed = 3                       # judged seed of the run with the authors' settings (1 and 2: earlier runs)
+  seed: Seed = 4                       # judged seed of the run on the released data (1-3: earlier runs)
   seeds: Annotated[int, Range(ge=2)] = 3
   epochs: Annotated[int, Range(ge=300)] = 2000   # the authors' 8000 in the gpu preset
   batch_size: PositiveInt = 256                  # authors' code: batch_size 256
@@ -95,6 +104,7 @@ class Config:
   n_bins: Annotated[int, Range(ge=2)] = 30       # authors' code: num_of_bins 30
   l2: NonNegativeFloat = 0.015         # the ReLU+L2 arm: l2 * sum_hidden ||W||^2 / 2 (authors' code: penalty 0.015)
   init_gain: PositiveFloat = 2.0       # ReLU/ELU/softplus init std gain / sqrt(fan in) (authors' code: he = 2.0)
+  task: Literal["released", "regenerated"] = "released"   # authors' code: data/var_u.mat (the released labels)
   mesh: MeshConfig = MeshConfig()   # devices the runs (arms x seeds) are split over
 
   CHECKS = (Check("(epochs - 200) % 100 == 0", "after the first 200 epochs, snapshots are every 100 epochs"),)

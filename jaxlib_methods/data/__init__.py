@@ -30,7 +30,7 @@ from jaxlib_methods.data.low_rank import low_rank_matrix, observation_mask
 # ---- ly20 (issue 20: the sparse-concept embedding toy shared by [166] [20] [35] [1] [17] [58]) ----
 from jaxlib_methods.data.sparse_concepts import SparseConcepts, sparse_concept_embeddings  # noqa: F401
 # ---- th17c (issue 17: the 12-bit information-plane task [38] [63]) ----
-from jaxlib_methods.data.twelve_bit import icosahedron_vertices, twelve_bit_task
+from jaxlib_methods.data.twelve_bit import icosahedron_vertices, released_twelve_bit_task, twelve_bit_task
 # ---- th17a (issue 17: [41] feature-noise data and decoupled Mixup) ----
 from jaxlib_methods.data.feature_noise import (  # noqa: F401  ([41])
     FeatureNoiseData,

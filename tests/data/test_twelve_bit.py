@@ -5,7 +5,7 @@ per-count shares of the module docstring."""
 import numpy as np
 import pytest
 
-from jaxlib_methods.data import icosahedron_vertices, twelve_bit_task
+from jaxlib_methods.data import icosahedron_vertices, released_twelve_bit_task, twelve_bit_task
 
 
 def _rotation(axis, angle):
@@ -37,3 +37,22 @@ def test_twelve_bit_task_symmetry_and_balance():
     np.testing.assert_array_equal(y[idx], y)
   with pytest.raises(ValueError, match="theta"):
     twelve_bit_task(theta=float("nan"))
+
+
+def test_released_twelve_bit_task_matches_the_published_statistics():
+  """[38] [63] the released var_u.mat labels: F is the MSB-first binary expansion of the row index; p(y=1) and the
+  per-count shares are those tabulated for var_u.mat by the deep-bottleneck project's documentation (7.6%, 57.6%,
+  92.4% for 5, 6, 7 bits on; 0 below, 1 above), exact counts read once from the file (sha256 0ba95518...)."""
+  x, y = released_twelve_bit_task()
+  x, y = np.asarray(x), np.asarray(y)
+  assert x.shape == (4096, 12) and y.shape == (4096,) and y.dtype == np.int32
+  assert set(np.unique(x)) == {0.0, 1.0} and set(np.unique(y)) == {0, 1}
+  np.testing.assert_array_equal(x @ (2 ** np.arange(11, -1, -1)), np.arange(4096))
+  assert int(y.sum()) == 2118
+  s = x.sum(1)
+  counts = {k: (int((s == k).sum()), int(y[s == k].sum())) for k in range(13)}
+  assert counts[5] == (792, 60) and counts[6] == (924, 532) and counts[7] == (792, 732)
+  assert all(counts[k][1] == 0 for k in range(5)) and all(counts[k][1] == counts[k][0] for k in range(8, 13))
+  # The released labels and the regenerated task share the per-count structure but are different functions.
+  xr, yr = (np.asarray(a) for a in twelve_bit_task())
+  assert 0.7 < np.mean(yr[np.argsort(xr @ (2 ** np.arange(11, -1, -1)))] == y) < 1.0
