@@ -11,13 +11,13 @@ recorded beside it (informational, no claim). The adaptive-binning paper [63] re
 `adaptive_information_plane`.
 
 Setup: `data.twelve_bit_task` (the task regenerated from the paper's description: when this module was judged the
-released var_u.mat labels were not at hand; they now are, as `data.released_twelve_bit_task` (used by [63]), and
-this module's judged preset keeps the regenerated task it was judged on); each seed draws an 85% training split (85%: our reading of the paper's
-split), the initialisation (truncated normal, std 1/sqrt(fan in)) and the minibatch order, shared by every arm (runs
-paired by seed). Adam (lr `learning_rate`, batch 512) for `epochs` epochs, cross-entropy. Parameters are snapshotted
-every 10 epochs for the first 200 epochs and every 100 after; at each snapshot the MI of every hidden layer is
-computed on all 4096 patterns (X uniform over them, so I(X;T) = H(T) <= 12 bits), in bits, with uniform and with
-adaptive bins (`analysis.binned_mutual_information`).
+released var_u.mat labels were not at hand; they now are, as `data.released_twelve_bit_task` (used by [63]), and this
+module's judged preset keeps the regenerated task it was judged on); each seed draws an 85% training split (85%: our
+reading of the paper's split), the initialisation (truncated normal, std 1/sqrt(fan in)) and the minibatch order,
+shared by every arm (runs paired by seed). Adam (lr `learning_rate`, batch 512) for `epochs` epochs, cross-entropy.
+Parameters are snapshotted every 10 epochs for the first 200 epochs and every 100 after; at each snapshot the MI of
+every hidden layer is computed on all 4096 patterns (X uniform over them, so I(X;T) = H(T) <= 12 bits), in bits, with
+uniform and with adaptive bins (`analysis.binned_mutual_information`).
 
 Measures (per seed, last hidden layer): rise = max_t I(X;T_t) - I(X;T_0); fall (compression) = max_t I(X;T_t) -
 I(X;T_final); peak epoch = argmax_t. Claims (tolerances fixed before the first judged run):

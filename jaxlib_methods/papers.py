@@ -841,7 +841,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         tests=("tests/nn/test_codebook.py",),
         experiment="concept_bottlenecks"),
     # ---- th17c (issue 17) ----
-    38: Implementation(  # the 12-bit task regenerated from the paper's description (var_u.mat is not available)
+    38: Implementation(  # the 12-bit task regenerated from the description (judged before var_u.mat was at hand)
         artifacts=("jaxlib_methods.analysis.binned_mutual_information",
                    "jaxlib_methods.analysis.uniform_bins",
                    "jaxlib_methods.analysis.discrete_entropy",
@@ -851,11 +851,12 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.data.icosahedron_vertices",),
         tests=("tests/analysis/test_information.py", "tests/data/test_twelve_bit.py",),
         experiment="information_plane"),
-    63: Implementation(  # [38]'s task; authors' optimiser, L2, init: L2 claim passes, compression claim FAILS (module)
+    63: Implementation(  # authors' var_u.mat, optimiser, L2, init: L2 claim passes, compression claim FAILS (module)
         artifacts=("jaxlib_methods.analysis.adaptive_bins",
                    "jaxlib_methods.analysis.binned_mutual_information",
-                   "jaxlib_methods.analysis.kde_mutual_information",),
-        tests=("tests/analysis/test_information.py",),
+                   "jaxlib_methods.analysis.kde_mutual_information",
+                   "jaxlib_methods.data.released_twelve_bit_task",),
+        tests=("tests/analysis/test_information.py", "tests/data/test_twelve_bit.py",),
         experiment="adaptive_information_plane"),
     69: Implementation(  # rotated Gaussian classes for Rotated MNIST; authors' optimiser, batch, memory: 4/4 pass
         artifacts=("jaxlib_methods.analysis.min_acc",
