@@ -74,6 +74,7 @@ class Config:
   train_fraction: Annotated[float, Range(gt=0, le=1)] = 0.85
   n_bins: Annotated[int, Range(ge=2)] = 30
   ib_activation: Literal["tanh", "relu", "elu", "softplus", "linear"] = "tanh"   # the [38] network
+  task: Literal["regenerated", "released"] = "regenerated"   # released: the authors' var_u.mat labels
   mesh: MeshConfig = MeshConfig()   # devices the runs (arms x seeds) are split over
 
   CHECKS = (Check("(epochs - 200) % 100 == 0", "after the first 200 epochs, snapshots are every 100 epochs"),)
@@ -181,11 +182,11 @@ def arms(config: Config) -> list[tuple[str, int, float]]:
 
 def run_all(config, arm_list) -> dict:
   """Train every (arm, seed) run (vmapped, sharded over the mesh) and measure each snapshot's information plane.
-  `config` needs seed, seeds, epochs, batch_size, learning_rate, train_fraction, n_bins and mesh; an arm is
-  (name, activation index, l2) or (name, activation index, l2, init gain) (gain 1 when absent). A `task` field
-  "released" trains on the authors' released labels (`data.released_twelve_bit_task`); without it (this module's
-  Config), on the regenerated task."""
-  x, y = released_twelve_bit_task() if getattr(config, "task", "regenerated") == "released" else twelve_bit_task()
+  `config` needs seed, seeds, epochs, batch_size, learning_rate, train_fraction, n_bins, task and mesh; an arm is
+  (name, activation index, l2) or (name, activation index, l2, init gain) (gain 1 when absent). `config.task`:
+  "released" trains on the authors' released labels (`data.released_twelve_bit_task`), "regenerated" on
+  `data.twelve_bit_task`."""
+  x, y = released_twelve_bit_task() if config.task == "released" else twelve_bit_task()
   A, S = len(arm_list), config.seeds
   seed_keys = jax.random.split(jax.random.key(config.seed), S)
   keys = seed_keys[jnp.tile(jnp.arange(S), A)]                      # run r = arm r // S, seed r % S
