@@ -841,7 +841,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         tests=("tests/nn/test_codebook.py",),
         experiment="concept_bottlenecks"),
     # ---- th17c (issue 17) ----
-    38: Implementation(  # the 12-bit task regenerated from the description (judged before var_u.mat was at hand)
+    38: Implementation(  # regenerated 12-bit task (judged so); on the released var_u.mat labels 3/4 (module)
         artifacts=("jaxlib_methods.analysis.binned_mutual_information",
                    "jaxlib_methods.analysis.uniform_bins",
                    "jaxlib_methods.analysis.discrete_entropy",
