@@ -69,7 +69,12 @@ def symmetric_cross_entropy(student_logits: jax.Array, teacher_logits: jax.Array
     zs = jnp.where(w[..., None], zs, jnp.zeros((), ct))
     zt = jnp.where(w[..., None], zt, jnp.zeros((), ct))
   log_ps, log_pt = jax.nn.log_softmax(zs, axis=-1), jax.nn.log_softmax(zt, axis=-1)
-  loss = -0.5 * (jnp.sum(jnp.exp(log_pt) * log_ps, axis=-1) + jnp.sum(jnp.exp(log_ps) * log_pt, axis=-1))
+
+  def plogq(log_p, log_q):   # sum_k p_k log q_k with 0 log 0 = 0: a class masked by -inf logits in both is skipped
+    p = jnp.exp(log_p)
+    keep = p != 0   # NaN stays (and propagates)
+    return jnp.sum(jnp.where(keep, p * jnp.where(keep, log_q, jnp.zeros((), ct)), jnp.zeros((), ct)), axis=-1)
+  loss = -0.5 * (plogq(log_pt, log_ps) + plogq(log_ps, log_pt))
   if w is not None:
     loss = jnp.where(w, loss, jnp.zeros((), ct))
   return loss.astype(s.dtype) if jnp.finfo(s.dtype).bits < 32 else loss

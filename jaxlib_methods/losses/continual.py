@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlib_methods import validation
+from jaxlib_methods.losses._norms import safe_l2_norm
 
 
 def _scores_inputs(logits: Any, features: Any, labels: Any, where: Any):
@@ -56,8 +57,7 @@ def _similarity_scores(c: validation.ClassificationInputs, f: jax.Array) -> jax.
   g_own = (jnp.sum(p * onehot, axis=-1) - 1.0)[:, None] * f              # [B, D]: d CE_i / d W_{y_i}
   gbar = g_batch[c.labels]                                               # [B, D]
   eps = 1e-8                                                             # torch.cosine_similarity's eps
-  cos = jnp.sum(g_own * gbar, axis=-1) / (jnp.maximum(jnp.linalg.norm(g_own, axis=-1), eps)
-                                          * jnp.maximum(jnp.linalg.norm(gbar, axis=-1), eps))
+  cos = jnp.sum(g_own * gbar, axis=-1) / (safe_l2_norm(g_own, min_norm=eps) * safe_l2_norm(gbar, min_norm=eps))
   return 1.0 - cos
 
 

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxlib_methods import validation
+from jaxlib_methods.losses._norms import l2_normalize
 from jaxlib_methods.validation import check_same_shape_and_dtype, check_in_interval, check_positive, is_concrete_number
 
 
@@ -51,7 +52,7 @@ _check_same = check_same_shape_and_dtype
 
 
 def _normalize(z: jax.Array, eps: float = 1e-12) -> jax.Array:
-  return z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), eps)
+  return l2_normalize(z, eps=eps)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlib_methods import validation
+from jaxlib_methods.losses._norms import safe_l2_norm
 
 InnerLoss = Callable[[Any, jax.Array, jax.Array], jax.Array]
 
@@ -358,7 +359,7 @@ def ast_gradient_penalty(input_grads: jax.Array, *, weight: Any = 0.1) -> jax.Ar
   if g.ndim < 1:
     raise ValueError(f"input_grads must be [B, ...] with a batch axis, got input_grads.shape={g.shape}")
   x = g.astype(validation.compute_dtype_for(g.dtype)).reshape(g.shape[0], int(np.prod(g.shape[1:])))
-  norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1))
+  norm = safe_l2_norm(x)   # gradient 0 at a zero input gradient, as torch's norm (not NaN)
   return (weight * jnp.square(norm - 1.0)).astype(g.dtype)
 
 
@@ -480,7 +481,8 @@ def dc_gradient_distance(grads_a: Any, grads_b: Any) -> jax.Array:
   distance (the distance DC and DCC both use; Lee et al. 2022, arXiv:2202.02916; equation numbers not verified
   here). Each leaf with rank >= 2 is a weight tensor whose LAST axis indexes the output nodes (the JAX/Flax kernel
   layout [..., in, out]; the official PyTorch code reshapes [out, ...] the same way); 1-D leaves (biases, norms) are
-  ignored, as in DC's code. A zero-norm column gives NaN (its cosine is undefined).
+  ignored, as in DC's code. The denominator is ||A_i|| ||B_i|| + 1e-6, as in the official `distance_wb`, so a zero
+  column (a dead unit) counts 1 with a finite gradient.
 
   Args:
     grads_a: a pytree of floating gradients.
@@ -497,7 +499,7 @@ def dc_gradient_distance(grads_a: Any, grads_b: Any) -> jax.Array:
     ct = jnp.promote_types(validation.compute_dtype_for(jnp.asarray(a).dtype), jnp.float32)
     a2 = jnp.moveaxis(jnp.asarray(a, ct), -1, 0).reshape(np.shape(a)[-1], -1)
     b2 = jnp.moveaxis(jnp.asarray(b, ct), -1, 0).reshape(np.shape(b)[-1], -1)
-    cos = jnp.sum(a2 * b2, -1) / (jnp.linalg.norm(a2, axis=-1) * jnp.linalg.norm(b2, axis=-1))
+    cos = jnp.sum(a2 * b2, -1) / (safe_l2_norm(a2) * safe_l2_norm(b2) + 1e-6)   # the official `distance_wb`
     total = total + jnp.sum(1.0 - cos)
   return total
 

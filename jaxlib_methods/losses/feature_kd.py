@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlib_methods import validation
+from jaxlib_methods.losses._norms import l2_normalize, safe_l2_norm
 
 
 def teacher_class_means(features: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
@@ -91,9 +92,9 @@ def nd_loss(student_emb: jax.Array, teacher_emb: jax.Array, class_means: jax.Arr
   if w is not None:  # excluded rows: constants that keep the value and the gradient finite (zeroed below)
     ones = jnp.ones((), ct)
     s32, t32, cy = (jnp.where(w[:, None], a, ones) for a in (s32, t32, cy))
-  e_c = cy / jnp.linalg.norm(cy, axis=-1, keepdims=True)
+  e_c = l2_normalize(cy)
   t_norm = jnp.linalg.norm(t32, axis=-1)
-  max_norm = jnp.maximum(jnp.linalg.norm(s32, axis=-1), t_norm)
+  max_norm = jnp.maximum(safe_l2_norm(s32, min_norm=1e-12), t_norm)   # zero student and teacher: 1, not 0 / 0
   # an infinite teacher norm would give a plausible finite 1: make it NaN (docs/conventions.md, rule 3)
   loss = (1.0 - jnp.sum(s32 * e_c, axis=-1) / max_norm) * jnp.where(jnp.isfinite(t_norm), 1.0, jnp.nan).astype(ct)
   loss = validation.nan_where_invalid(loss, valid)

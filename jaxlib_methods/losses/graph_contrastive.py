@@ -22,12 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlib_methods import validation
+from jaxlib_methods.losses._norms import l2_normalize
 from jaxlib_methods.validation import check_positive
 
 
 def _cosine_masked(a: jax.Array) -> jax.Array:
   """[n, n] cosine similarities of the rows of `a` with the diagonal set to 0 (the official `get_feature_dis`)."""
-  u = a / jnp.maximum(jnp.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+  u = l2_normalize(a)
   s = u @ u.T
   return jnp.where(jnp.eye(a.shape[0], dtype=bool), jnp.zeros((), s.dtype), s)
 
@@ -138,7 +139,7 @@ def pamc_loss(z: jax.Array, edges: jax.Array, assignments: jax.Array, *, edge_we
   i, j = jnp.clip(edges[:, 0], 0, n - 1), jnp.clip(edges[:, 1], 0, n - 1)
   ct = jnp.promote_types(validation.compute_dtype_for(z.dtype), validation.compute_dtype_for(assignments.dtype))
   zc = z.astype(ct)
-  u = zc / jnp.maximum(jnp.linalg.norm(zc, axis=-1, keepdims=True), 1e-12)
+  u = l2_normalize(zc)
   s = jnp.where(i == j, jnp.zeros((), ct), jnp.sum(u[i] * u[j], axis=-1))            # [E]
   logit = s / temperature
   shift = jax.lax.stop_gradient(jax.ops.segment_max(logit, i, num_segments=n))      # log-sum-exp per node

@@ -124,9 +124,14 @@ def hpm_easy_to_hard_mask(key: jax.Array, pred_loss: jax.Array, *, mask_ratio: f
   validation.check_values(jnp.isfinite(p), pred_loss, "pred_loss", "finite")
   n, length = p.shape
   n_mask = length - int(length * (1 - mask_ratio))
+  k_of = lambda t: int(n_mask * (float(alpha_0) + (t + 1) / total_epochs * (float(alpha_T) - float(alpha_0))))
   if concrete:
-    k = int(n_mask * (alpha_0 + (int(epoch) + 1) / total_epochs * (alpha_T - alpha_0)))
-  else:  # a traced epoch (e.g. inside one scan over the epochs); out of [0, T) it is clipped into range
+    k = k_of(int(epoch))
+  elif validation.is_concrete_number(alpha_0) and validation.is_concrete_number(alpha_T):
+    # a traced epoch (e.g. inside one scan over the epochs): the eager path's k for every epoch, in float64 as the
+    # official Python code computes it, so jit and eager give the same mask; out of [0, T) it is clipped into range
+    k = jnp.asarray(np.array([k_of(t) for t in range(total_epochs)], np.int32))[jnp.clip(epoch, 0, total_epochs - 1)]
+  else:  # traced alphas too: float32 arithmetic (k may differ by one from the float64 value at exact boundaries)
     e = jnp.clip(epoch, 0, total_epochs - 1).astype(jnp.float32)
     k = jnp.floor(n_mask * (alpha_0 + (e + 1) / total_epochs * (alpha_T - alpha_0)) + 1e-6).astype(jnp.int32)
   rank = lambda s: jnp.argsort(jnp.argsort(s, axis=1), axis=1)   # 0 = smallest

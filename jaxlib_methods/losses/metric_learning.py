@@ -16,11 +16,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxlib_methods import validation
+from jaxlib_methods.losses._norms import l2_normalize
 from jaxlib_methods.losses.stablemax import softmax_cross_entropy_with_integer_labels
 
 
 def _unit(x: jax.Array) -> jax.Array:
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+  return l2_normalize(x)
 
 
 def normalized_softmax_loss(embeddings: jax.Array, class_weights: jax.Array, labels: jax.Array, *,

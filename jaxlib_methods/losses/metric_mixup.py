@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlib_methods import validation
+from jaxlib_methods.losses._norms import l2_normalize, safe_l2_norm
 
 
 def metrix_contrastive_loss(anchor: jax.Array, positive: jax.Array, negative: jax.Array, lam: Any, *,
@@ -64,10 +65,8 @@ def metrix_contrastive_loss(anchor: jax.Array, positive: jax.Array, negative: ja
   mixed = lam_c[:, None] * p.astype(ct) + (1 - lam_c[:, None]) * n.astype(ct)
   a32 = a.astype(ct)
   if normalize:
-    a32 = a32 / jnp.linalg.norm(a32, axis=-1, keepdims=True)
-    mixed = mixed / jnp.linalg.norm(mixed, axis=-1, keepdims=True)
-  diff = a32 - mixed
-  d = jnp.sqrt(jnp.sum(diff * diff, axis=-1))
+    a32, mixed = l2_normalize(a32), l2_normalize(mixed)
+  d = safe_l2_norm(a32 - mixed)   # gradient 0 at d = 0, as torch's norm
   loss = lam_c * jax.nn.relu(d - pos_margin) + (1 - lam_c) * jax.nn.relu(neg_margin - d)
   loss = validation.nan_where_invalid(loss, valid)
   return loss.astype(a.dtype) if jnp.finfo(a.dtype).bits < 32 else loss

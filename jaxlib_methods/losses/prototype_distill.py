@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlib_methods import validation
+from jaxlib_methods.losses._norms import safe_l2_norm
 
 
 def _scores(features: jax.Array, prototypes: jax.Array) -> jax.Array:
@@ -96,5 +97,5 @@ def prototype_cosine_loss(features: jax.Array, prototypes: jax.Array, labels: ja
   ct = validation.compute_dtype_for(jnp.result_type(f, w))
   wy = w.astype(ct)[jnp.clip(labels, 0, w.shape[0] - 1)]
   fc = f.astype(ct)
-  cos = jnp.sum(fc * wy, -1) / (jnp.linalg.norm(wy, axis=-1) * jnp.linalg.norm(fc, axis=-1))
+  cos = jnp.sum(fc * wy, -1) / (safe_l2_norm(wy, min_norm=1e-12) * safe_l2_norm(fc, min_norm=1e-12))
   return validation.nan_where_invalid(1.0 - cos, valid).astype(f.dtype)

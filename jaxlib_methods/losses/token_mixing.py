@@ -59,9 +59,12 @@ def smmix_fine_grained_loss(target_logits: jax.Array, source_logits: jax.Array, 
     zs = jnp.where(t.where[:, None], zs, jnp.zeros((), zs.dtype))
   ce_t = -jnp.take_along_axis(jax.nn.log_softmax(t.logits, -1), t.labels[:, None], -1)[:, 0]
   ce_s = -jnp.take_along_axis(jax.nn.log_softmax(zs, -1), src_labels[:, None], -1)[:, 0]
-  # a partner whose label is invalid poisons the row that uses it
-  valid = validation.combine_valid(t.valid if t.valid is None else t.valid & t.valid[jnp.clip(partner, 0, b - 1)],
-                                   valid_p)
+  # a partner whose label is invalid poisons the row that uses it, also when `where` excludes the partner itself
+  src_raw = jnp.asarray(labels)[jnp.clip(partner, 0, max(b - 1, 0))]
+  valid_s = validation.check_values((src_raw >= 0) & (src_raw < k), src_raw, "labels[partner]",
+                                    f"integer class indices in [0, {k}) (a partner's label scores the pasted window)",
+                                    t.where)
+  valid = validation.combine_valid(t.valid, valid_s, valid_p)
   return validation.finish_per_example((ce_t + ce_s) / 2, valid, t.where, t.dtype)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlib_methods import validation
 
@@ -43,12 +44,18 @@ def shuffled_group_whitening(z: jax.Array, key: jax.Array, num_groups: int, *, e
   z = validation.check_floating(z, "z")
   if z.ndim != 2:
     raise ValueError(f"z must be [N, D], got z.shape={z.shape}")
-  if not isinstance(num_groups, int) or num_groups < 1 or z.shape[1] % num_groups:
+  if (isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) or num_groups < 1
+      or z.shape[1] % num_groups):
     raise ValueError(f"num_groups must be an int >= 1 dividing D = {z.shape[1]}, got {num_groups=}")
+  num_groups = int(num_groups)
   validation.check_nonnegative(eps, "eps")
   validation.check_min_size(z, "z", 2)
   n, d = z.shape
   k = d // num_groups
+  if n <= k and validation.is_concrete_number(eps) and float(eps) == 0.0:
+    raise ValueError(f"z has N = {n} rows and each group D / num_groups = {k} dimensions: a centred group covariance "
+                     f"has rank <= N - 1 < {k}, so exact whitening (eps=0) is undefined (it would return NaN); pass "
+                     f"more than {k} rows, more groups, or eps > 0")
   x = z.astype(jnp.promote_types(validation.compute_dtype_for(z.dtype), jnp.float32))
   perm = jax.random.permutation(key, d)
   g = x[:, perm].reshape(n, num_groups, k).transpose(1, 0, 2)            # [G, N, k]

@@ -65,3 +65,15 @@ def test_sce_where_half_precision_and_bad_input():
     losses.symmetric_cross_entropy(jnp.zeros((2, 3), jnp.int32), jnp.zeros((2, 3)))
   with pytest.raises(TypeError, match="where"):
     losses.symmetric_cross_entropy(jnp.zeros((2, 3)), jnp.zeros((2, 3)), where=jnp.ones(2))
+
+
+def test_sce_skips_a_class_masked_by_minus_inf_in_both():
+  # 0 log 0 = 0 (audit 2026-12-03: it was 0 * -inf = NaN): masking class 0 in both equals dropping it
+  lg = np.random.default_rng(4).normal(size=(4, 5)).astype(np.float32)
+  masked = lg.copy()
+  masked[:, 0] = -np.inf
+  val, g = jax.value_and_grad(lambda x: losses.symmetric_cross_entropy(x, masked).sum())(jnp.asarray(masked))
+  np.testing.assert_allclose(float(val), float(losses.symmetric_cross_entropy(lg[:, 1:], lg[:, 1:]).sum()), rtol=1e-6)
+  assert np.isfinite(np.asarray(g)).all() and np.all(np.asarray(g)[:, 0] == 0)
+  # masked in the teacher only: the student puts mass where the teacher has none, KL-like +inf, not NaN
+  assert np.all(np.isposinf(np.asarray(losses.symmetric_cross_entropy(lg, masked))))

@@ -118,7 +118,7 @@ def _np_dc_distance(ga, gb):
       continue
     a2, b2 = np.moveaxis(a, -1, 0).reshape(a.shape[-1], -1), np.moveaxis(b, -1, 0).reshape(b.shape[-1], -1)
     for i in range(a2.shape[0]):
-      total += 1.0 - a2[i] @ b2[i] / (np.linalg.norm(a2[i]) * np.linalg.norm(b2[i]))
+      total += 1.0 - a2[i] @ b2[i] / (np.linalg.norm(a2[i]) * np.linalg.norm(b2[i]) + 1e-6)   # official distance_wb
   return total
 
 
@@ -146,7 +146,23 @@ def test_dc_and_dcc_match_numpy_and_dcc_equals_dc_for_one_class():
   fd = _fd(lambda w: _np_dc_distance([real[k].sum(0) for k in order],
                                      [syn["b"].sum(0), syn["k"].sum(0), w.sum(0)]), syn["w"])
   np.testing.assert_allclose(np.asarray(g), fd, rtol=1e-5, atol=1e-8)
-  assert float(scaled) == pytest.approx(0, abs=1e-12)            # scale invariant (cosine), 0 for equal directions
+  ref_scaled = _np_dc_distance([real[k] for k in order], [2.5 * real[k] for k in order])
+  assert float(scaled) == pytest.approx(ref_scaled, rel=1e-12)
+  assert 0 < float(scaled) < 1e-5                                # scale invariant up to the official +1e-6
+
+
+def test_dc_distance_zero_column_counts_one_with_finite_gradient():
+  # a dead unit gives a zero gradient column: the official +1e-6 makes its term 1 - 0 = 1, and torch's norm has
+  # gradient 0 at 0; jnp.linalg.norm's NaN there would poison the whole distilled set's gradient (audit 2026-12-03)
+  rng = np.random.default_rng(5)
+  a = rng.normal(size=(5, 3)).astype(np.float32)
+  a[:, 0] = 0.0
+  b = rng.normal(size=(5, 3)).astype(np.float32)
+  val, g = jax.value_and_grad(lambda b: losses.dc_gradient_distance({"w": jnp.asarray(a)}, {"w": b}))(jnp.asarray(b))
+  assert float(val) == pytest.approx(_np_dc_distance([a.astype(np.float64)], [b.astype(np.float64)]), rel=1e-5)
+  assert np.isfinite(np.asarray(g)).all()
+  g0 = jax.grad(lambda a: losses.dc_gradient_distance({"w": a}, {"w": jnp.asarray(b)}))(jnp.asarray(a))
+  assert np.isfinite(np.asarray(g0)).all()
 
 
 def test_bad_input_is_rejected():

@@ -63,6 +63,25 @@ def test_semantic_calibration_matches_official_code_and_exact_properties():
   np.testing.assert_allclose(norot, _norm(pre) + shift[labels], atol=2e-6)
 
 
+def test_dr_tune_loss_matches_float64_numpy_values_and_gradients():
+  # (sum_B CE + sum_K CE) / (B + K), written out; its gradient in each logit row is (softmax - onehot) / (B + K)
+  rng = np.random.default_rng(3)
+  a, b = rng.normal(size=(4, 5)) * 3, rng.normal(size=(7, 5)) * 3
+  ya, yb = np.array([0, 4, 2, 2]), np.array([1, 3, 3, 0, 4, 2, 1])
+
+  def np_logsoftmax(z):
+    m = z.max(-1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(-1, keepdims=True))
+
+  n = len(ya) + len(yb)
+  ref = -(np_logsoftmax(a)[np.arange(4), ya].sum() + np_logsoftmax(b)[np.arange(7), yb].sum()) / n
+  with jax.enable_x64(True):
+    val, (ga, gb) = jax.jit(jax.value_and_grad(losses.dr_tune_loss, argnums=(0, 2)))(a, ya, b, yb)
+  assert float(val) == pytest.approx(ref, rel=1e-13)
+  np.testing.assert_allclose(np.asarray(ga), (np.exp(np_logsoftmax(a)) - np.eye(5)[ya]) / n, rtol=1e-12, atol=1e-15)
+  np.testing.assert_allclose(np.asarray(gb), (np.exp(np_logsoftmax(b)) - np.eye(5)[yb]) / n, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.slow  # where / half precision / traced-label probes: compiles many small programs
 def test_dr_tune_loss_and_bad_input():
   rng = np.random.default_rng(1)

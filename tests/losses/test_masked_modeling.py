@@ -93,6 +93,14 @@ def test_easy_to_hard_mask_counts_top_k_and_random_rest():
       losses.hpm_easy_to_hard_mask(jax.random.key(3), pred, epoch=9, total_epochs=10)))   # traced epoch: same k
   first = losses.hpm_easy_to_hard_mask(jax.random.key(2), pred, epoch=0, total_epochs=200)   # k = int(12 / 400) = 0
   assert np.all(np.asarray(first).sum(-1) == n_mask)
+  # audit 2026-12-03: at k's float boundaries the traced path used float32 + 1e-6 and could mask one more top
+  # patch than the eager path (212 small-L settings, e.g. L=6, ratio 0.7, T=3, alpha_T=0.3, epoch 1: k = int(1.0))
+  p6 = jnp.tile(jnp.arange(6.0), (64, 1))
+  for e in range(3):
+    eager = losses.hpm_easy_to_hard_mask(jax.random.key(4), p6, mask_ratio=0.7, epoch=e, total_epochs=3, alpha_T=0.3)
+    jitted = jax.jit(lambda ep: losses.hpm_easy_to_hard_mask(jax.random.key(4), p6, mask_ratio=0.7, epoch=ep,
+                                                             total_epochs=3, alpha_T=0.3))(jnp.int32(e))
+    np.testing.assert_array_equal(np.asarray(jitted), np.asarray(eager))
 
 
 def test_bad_input_is_rejected():

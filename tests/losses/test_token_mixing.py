@@ -69,3 +69,17 @@ def test_smmix_mixing_labels_and_losses_vs_numpy():
     data.smmix(x, y, attn[:, :4], partner=partner, window=w)
   with pytest.raises(ValueError, match="lam"):
     losses.smmix_consistency_loss(m.astype(np.float32), u.astype(np.float32), 1.5, partner=partner)
+
+
+def test_smmix_fine_grained_checks_the_partners_label_even_when_where_excludes_the_partner():
+  # audit 2026-12-03: row 3 is excluded by `where` but is row 0's partner; its label 9 (K = 5) used to be clipped
+  # to 4 silently and row 0 scored against it
+  lg = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+  labels, partner, where = np.array([0, 1, 2, 9]), np.array([3, 0, 3, 2]), np.array([True, True, True, False])
+  with pytest.raises(ValueError, match="partner"):
+    losses.smmix_fine_grained_loss(lg, lg, labels, partner=partner, where=where)
+  out = jax.jit(lambda y: losses.smmix_fine_grained_loss(lg, lg, y, partner=partner, where=where))(labels)
+  assert np.isnan(np.asarray(out)[[0, 2]]).all() and np.isfinite(np.asarray(out)[1]) and np.asarray(out)[3] == 0
+  # a junk label on an excluded row that no included row pastes from stays allowed
+  ok = losses.smmix_fine_grained_loss(lg, lg, np.array([0, 1, 2, 9]), partner=np.array([1, 0, 1, 2]), where=where)
+  assert np.isfinite(np.asarray(ok)).all()

@@ -70,3 +70,11 @@ def test_sgw_bad_input_and_half():
   with pytest.raises(ValueError, match="eps"):
     losses.shuffled_group_whitening(z, key, 1, eps=-1.0)
   assert jax.jit(losses.shuffled_group_whitening, static_argnums=2)(z.astype(jnp.bfloat16), key, 2).dtype == jnp.float32
+  # audit 2026-12-03: N <= D / G rows make every centred group covariance singular: exact whitening used to return
+  # NaN silently; now a clear error (with eps > 0 it is defined); a NumPy integer G is an int
+  with pytest.raises(ValueError, match="rows"):
+    losses.shuffled_group_whitening(z[:3], key, 1)
+  assert np.isfinite(np.asarray(losses.shuffled_group_whitening(z[:3], key, 1, eps=1e-3))).all()
+  assert losses.shuffled_group_whitening(z, key, np.int64(2)).shape == z.shape
+  with pytest.raises(ValueError, match="num_groups"):
+    losses.shuffled_group_whitening(z, key, True)
