@@ -297,6 +297,9 @@ from jaxlib_methods.optim.co2 import (  # noqa: E402
     pmean_grouped,
 )
 from jaxlib_methods.optim.fedhyper import (  # noqa: E402
+    FEDHYPER_GLOBAL_STATIC_ARGS,
+    SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS,
+    SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS,
     FedHyperClientState,
     HypergradientLRState,
     fedhyper_global,
@@ -306,6 +309,7 @@ from jaxlib_methods.optim.fedhyper import (  # noqa: E402
 
 __all__ += [
     "CO2State",
+    "FEDHYPER_GLOBAL_STATIC_ARGS",
     "FedHyperClientState",
     "HypergradientLRState",
     "as_varying",
@@ -316,6 +320,8 @@ __all__ += [
     "count_collectives",
     "fedhyper_global",
     "pmean_grouped",
+    "SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS",
+    "SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS",
     "scale_by_fedhyper_client",
     "scale_by_hypergradient_lr",
 ]

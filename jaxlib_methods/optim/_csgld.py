@@ -60,6 +60,13 @@ def _check_count_arg(x: Any, name: str) -> None:
   raise TypeError(f"{name} must be an int >= 1, got {name}={x!r}")
 
 
+def _check_cycles(total_steps: Any, num_cycles: Any) -> None:
+  """M <= K when both are given eagerly: more cycles than steps would collapse P to 1 (a constant step size)."""
+  if isinstance(total_steps, (int, np.integer)) and isinstance(num_cycles, (int, np.integer)) and (
+      num_cycles > total_steps):
+    raise ValueError(f"num_cycles={num_cycles} must not exceed total_steps={total_steps} (each cycle needs a step)")
+
+
 def _cycle_length(total_steps, num_cycles):
   """ceil(K / M) (Zhang et al. eq. 1), as a jnp integer so injected values work."""
   k = jnp.asarray(total_steps, jnp.int32)
@@ -94,6 +101,7 @@ def cyclical_step_size(init_value: float, total_steps: int, num_cycles: int) -> 
   validation.check_positive(init_value, "init_value")
   _check_count_arg(total_steps, "total_steps")
   _check_count_arg(num_cycles, "num_cycles")
+  _check_cycles(total_steps, num_cycles)
 
   def schedule(count):
     period = _cycle_length(total_steps, num_cycles)
@@ -119,10 +127,28 @@ def csgld_is_sampling(total_steps: int, num_cycles: int, exploration_ratio: floa
     Zhang, Li, Zhang, Chen, Wilson. "Cyclical Stochastic Gradient MCMC for Bayesian Deep Learning". ICLR 2020.
     arXiv:1902.03932, Algorithm 1.
   """
+  _check_some_step_samples(total_steps, num_cycles, exploration_ratio)
+  return _sampling_indicator(total_steps, num_cycles, exploration_ratio)
+
+
+def _check_some_step_samples(total_steps: Any, num_cycles: Any, exploration_ratio: Any) -> None:
+  """ValueError when beta < 1 but no position t / P of a cycle reaches it (a short cycle: no noise, ever)."""
   _check_count_arg(total_steps, "total_steps")
   _check_count_arg(num_cycles, "num_cycles")
+  _check_cycles(total_steps, num_cycles)
   validation.check_in_interval(exploration_ratio, "exploration_ratio", 0.0, 1.0)
+  if (isinstance(total_steps, (int, np.integer)) and isinstance(num_cycles, (int, np.integer))
+      and validation.is_concrete_number(exploration_ratio) and float(exploration_ratio) < 1.0):
+    period = max(-(-int(total_steps) // int(num_cycles)), 1)
+    if np.float32(period - 1) / np.float32(period) < np.float32(exploration_ratio):
+      raise ValueError(
+          f"no step of a cycle would sample: the cycle length P = ceil(total_steps / num_cycles) = {period} has its "
+          f"last position (P - 1) / P = {(period - 1) / period:.3g} below exploration_ratio={exploration_ratio}, so "
+          f"no Langevin noise would ever be added; use P >= 1 / (1 - exploration_ratio) (fewer cycles or more steps) "
+          f"or a smaller exploration_ratio (1.0 is the explicit 'never sample')")
 
+
+def _sampling_indicator(total_steps: Any, num_cycles: Any, exploration_ratio: Any) -> Callable[[Any], jax.Array]:
   def is_sampling(count):
     period = _cycle_length(total_steps, num_cycles)
     pos = jnp.mod(jnp.asarray(count, jnp.int32), period).astype(jnp.float32) / period.astype(jnp.float32)
@@ -226,7 +252,8 @@ def csgld(learning_rate: float, total_steps: int, num_cycles: int, data_size: in
     num_cycles: M >= 1.
     data_size: N >= 1, the number of training examples.
     exploration_ratio: beta in [0, 1], the noise-free fraction of each cycle (0.9: the official cSG-MCMC CIFAR
-      script adds noise in the last 5 of each 50-epoch cycle).
+      script adds noise in the last 5 of each 50-epoch cycle). With temperature > 0 and beta < 1 some step of a
+      cycle must reach it, (P - 1) / P >= beta: a shorter cycle is a ValueError, not a silently noise-free run.
     temperature: T >= 0 (1: the posterior; 0: cyclical SGD, i.e. snapshot ensembles).
     weight_decay: lambda >= 0 (the official scripts use 5e-4).
     mask: weight-decay mask, as `optax.add_decayed_weights`.
@@ -245,7 +272,11 @@ def csgld(learning_rate: float, total_steps: int, num_cycles: int, data_size: in
   validation.check_nonnegative(weight_decay, "weight_decay")
   mask = _contracts.decay_mask(mask, "mask", "CSGLD_STATIC_ARGS")
   schedule = cyclical_step_size(learning_rate, total_steps, num_cycles)
-  sampling = csgld_is_sampling(total_steps, num_cycles, exploration_ratio)
+  if validation.is_concrete_number(temperature) and float(temperature) == 0.0:   # cyclical SGD: no noise to add
+    validation.check_in_interval(exploration_ratio, "exploration_ratio", 0.0, 1.0)
+  else:   # a posterior sampler whose cycles never reach the sampling stage is an error, not plain SGD
+    _check_some_step_samples(total_steps, num_cycles, exploration_ratio)
+  sampling = _sampling_indicator(total_steps, num_cycles, exploration_ratio)
   langevin = scale_by_langevin(schedule, temperature=temperature, data_size=data_size, is_sampling=sampling, seed=seed)
   if validation.is_concrete_number(weight_decay) and float(weight_decay) == 0.0:
     tx = optax.chain(optax.identity(), langevin)  # (same state structure; no params needed without a prior)

@@ -41,6 +41,15 @@ import jax.numpy as jnp
 import optax
 
 from jaxlib_methods import validation
+from jaxlib_methods.optim import _contracts
+
+# lr_0 is state (the hypergradient adapts it from there): an injected value could only be read at `init`, so it must
+# be a Python number; with `optax.inject_hyperparams` pass these as `static_args` (beta and the bounds may be injected)
+SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS = ("learning_rate",)
+FEDHYPER_GLOBAL_STATIC_ARGS = ("learning_rate",)
+SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS = ("learning_rate", "num_clients")
+_LR_REASON = ("is the initial rate lr_0, which the state then adapts (an injected change after `init` would be "
+              "silently ignored)")
 
 
 class HypergradientLRState(NamedTuple):
@@ -52,8 +61,13 @@ class HypergradientLRState(NamedTuple):
 
 
 def _tree_vdot(a: Any, b: Any) -> jax.Array:
-  return sum((jnp.vdot(x.astype(jnp.float32), y.astype(jnp.float32)) for x, y in
-              zip(jax.tree.leaves(a), jax.tree.leaves(b))), jnp.zeros([], jnp.float32))
+  """Re <a, b> over all leaves, in float32 (complex leaves: the real inner product of C^n as R^2n, not a cast that
+  would drop the imaginary parts)."""
+  def one(x, y):
+    ct = jnp.promote_types(jnp.result_type(x, y), jnp.float32)
+    return jnp.real(jnp.vdot(x.astype(ct), y.astype(ct))).astype(jnp.float32)
+
+  return sum((one(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))), jnp.zeros([], jnp.float32))
 
 
 def _check_bounds(lr_bounds) -> tuple[Any, Any]:
@@ -66,6 +80,13 @@ def _check_bounds(lr_bounds) -> tuple[Any, Any]:
   if not (0.0 <= lo <= hi) or math.isnan(hi):
     raise ValueError(f"lr_bounds must be (lo, hi) with 0 <= lo <= hi, got {lr_bounds=}")
   return lo, hi
+
+
+def _check_initial_rate(learning_rate: float, lo: Any, hi: Any) -> None:
+  """lr_0 inside the clip range (else the first step would silently use the clipped rate, not lr_0)."""
+  if validation.is_concrete_number(lo) and validation.is_concrete_number(hi) and not lo <= learning_rate <= hi:
+    raise ValueError(f"learning_rate={learning_rate} (the initial rate lr_0) must lie in lr_bounds [{lo}, {hi}]: the "
+                     "first step would clip it")
 
 
 def scale_by_hypergradient_lr(learning_rate: float, beta: float, *, lr_bounds: tuple[float, float] = (0.0, math.inf),
@@ -90,18 +111,23 @@ def scale_by_hypergradient_lr(learning_rate: float, beta: float, *, lr_bounds: t
     >>> tx = scale_by_hypergradient_lr(0.1, beta=0.01)
     >>> u, s = tx.update({"w": jnp.ones(3)}, tx.init({"w": jnp.ones(3)}))
   """
+  learning_rate = _contracts.static_number(learning_rate, "learning_rate", "SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS",
+                                          reason=_LR_REASON)
   validation.check_learning_rate(learning_rate)
   validation.check_nonnegative(beta, "beta")
   lo, hi = _check_bounds(lr_bounds)
+  _check_initial_rate(learning_rate, lo, hi)
   sign = -1.0 if flip_sign else 1.0
 
   def init_fn(params):
+    _contracts.check_inexact_leaves(params, "scale_by_hypergradient_lr")
     return HypergradientLRState(count=jnp.zeros([], jnp.int32),
                                 learning_rate=jnp.asarray(learning_rate, jnp.float32),
                                 previous=jax.tree.map(jnp.zeros_like, params))
 
   def update_fn(updates, state, params=None):
     del params
+    _contracts.check_same_tree(updates, state.previous, "scale_by_hypergradient_lr")
     h = _tree_vdot(updates, state.previous)
     lr = jnp.clip(state.learning_rate + beta * h, lo, hi)
     out = jax.tree.map(lambda u: (sign * lr * u).astype(u.dtype), updates)
@@ -128,6 +154,8 @@ def fedhyper_global(learning_rate: float = 1.0, beta: float = 1.0, *,
   Returns:
     `scale_by_hypergradient_lr(learning_rate, beta, lr_bounds=lr_bounds)`.
   """
+  learning_rate = _contracts.static_number(learning_rate, "learning_rate", "FEDHYPER_GLOBAL_STATIC_ARGS",
+                                          reason=_LR_REASON)
   return scale_by_hypergradient_lr(learning_rate, beta, lr_bounds=lr_bounds)
 
 
@@ -158,20 +186,25 @@ def scale_by_fedhyper_client(learning_rate: float, beta: float, *, num_clients: 
   Returns:
     An `optax.GradientTransformationExtraArgs`; state `FedHyperClientState`.
   """
+  learning_rate = _contracts.static_number(learning_rate, "learning_rate", "SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS",
+                                          reason=_LR_REASON)
   validation.check_positive(learning_rate, "learning_rate")
   validation.check_nonnegative(beta, "beta")
-  if not isinstance(num_clients, int) or isinstance(num_clients, bool) or num_clients < 1:
-    raise ValueError(f"num_clients must be a positive int, got {num_clients=}")
+  num_clients = _contracts.static_int(num_clients, "num_clients", "SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS")
   lo, hi = _check_bounds((0.1 * learning_rate, 10.0 * learning_rate) if lr_bounds is None else lr_bounds)
+  _check_initial_rate(learning_rate, lo, hi)
 
   def init_fn(params):
+    _contracts.check_inexact_leaves(params, "scale_by_fedhyper_client")
     return FedHyperClientState(count=jnp.zeros([], jnp.int32), learning_rate=jnp.asarray(learning_rate, jnp.float32),
                                previous=jax.tree.map(jnp.zeros_like, params))
 
   def update_fn(updates, state, params=None, *, global_update=None, **extra):
     del params, extra
+    _contracts.check_same_tree(updates, state.previous, "scale_by_fedhyper_client")
     h = _tree_vdot(updates, state.previous)
     if global_update is not None:
+      _contracts.check_same_tree(global_update, state.previous, "scale_by_fedhyper_client", what="global_update")
       h = h + _tree_vdot(updates, global_update) / num_clients
     lr = jnp.clip(state.learning_rate + beta * h, lo, hi)
     out = jax.tree.map(lambda g: (-lr * g).astype(g.dtype), updates)
@@ -180,5 +213,10 @@ def scale_by_fedhyper_client(learning_rate: float, beta: float, *, num_clients: 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-__all__ = ["FedHyperClientState", "HypergradientLRState", "fedhyper_global", "scale_by_fedhyper_client",
-           "scale_by_hypergradient_lr"]
+scale_by_hypergradient_lr.STATIC_ARGS = SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS
+fedhyper_global.STATIC_ARGS = FEDHYPER_GLOBAL_STATIC_ARGS
+scale_by_fedhyper_client.STATIC_ARGS = SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS
+
+__all__ = ["FEDHYPER_GLOBAL_STATIC_ARGS", "FedHyperClientState", "HypergradientLRState",
+           "SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS", "SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS", "fedhyper_global",
+           "scale_by_fedhyper_client", "scale_by_hypergradient_lr"]

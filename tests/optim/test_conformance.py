@@ -135,7 +135,8 @@ CASES = [
          O.OPTIMISTIC_OMD_STATIC_ARGS, inject=dict(learning_rate=(0.1, 0.05, 0.02), radius=(10.0, 5.0, 20.0)),
          needs_params=True),
     # ---- issue 16 P2: cSGLD [106], dynamic sparse training [140] (GAQAT's freeze needs task_grads: test_gaqat) ----
-    Case("csgld", O.csgld, dict(learning_rate=0.1, total_steps=8, num_cycles=2, data_size=10, weight_decay=0.01),
+    Case("csgld", O.csgld, dict(learning_rate=0.1, total_steps=8, num_cycles=2, data_size=10, weight_decay=0.01,
+                                exploration_ratio=0.5),   # P = 4: steps 2, 3 of each cycle sample (the noise path)
          O.CSGLD_STATIC_ARGS, inject=dict(learning_rate=(0.1, 0.05, 0.02), temperature=(1.0, 0.5, 0.0)),
          needs_params=True, complex_ok=False, heavy=True),
     Case("scale_by_langevin", O.scale_by_langevin, dict(step_size=0.1, data_size=10), O.SCALE_BY_LANGEVIN_STATIC_ARGS,
@@ -152,6 +153,15 @@ CASES = [
                                                                        <= x.shape[-2], p)),
          O.RIEMANNIAN_SGD_GRASSMANN_STATIC_ARGS, inject=dict(learning_rate=(0.1, 0.05, 0.02), momentum=(0.9, 0.5, 0.0)),
          needs_params=True),
+]
+# ---- scale-out (issue 12): FedHyper [57]'s hypergradient rates (lr_0 is state: static; beta and bounds injected) ----
+CASES += [
+    Case("scale_by_hypergradient_lr", O.scale_by_hypergradient_lr, dict(learning_rate=0.1, beta=0.01),
+         O.SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS, inject=dict(beta=(0.01, 0.0, 0.1)), static_required=True),
+    Case("fedhyper_global", O.fedhyper_global, dict(learning_rate=1.0, beta=0.5), O.FEDHYPER_GLOBAL_STATIC_ARGS,
+         inject=dict(beta=(0.5, 1.0, 0.0)), static_required=True, heavy=True),
+    Case("scale_by_fedhyper_client", O.scale_by_fedhyper_client, dict(learning_rate=0.1, beta=0.01, num_clients=2),
+         O.SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS, inject=dict(beta=(0.01, 0.1, 0.0)), static_required=True, heavy=True),
 ]
 BY_NAME = {c.name: c for c in CASES}
 ALL = [pytest.param(c, id=c.name) for c in CASES]

@@ -113,9 +113,12 @@ def test_same_seed_same_noise_other_seed_other_noise():
     (dict(total_steps=0), ValueError), (dict(num_cycles=0), ValueError), (dict(data_size=0), ValueError),
     (dict(exploration_ratio=1.5), ValueError), (dict(temperature=-1.0), ValueError),
     (dict(learning_rate=0.0), ValueError), (dict(total_steps=10.5), TypeError), (dict(weight_decay=-1.0), ValueError),
+    # audit 2026-12-03: more cycles than steps, and cycles too short to reach the sampling stage (P = 5 < 1 / 0.1:
+    # no step would ever add noise), used to run as plain cyclical SGD without a word
+    (dict(num_cycles=20), ValueError), (dict(exploration_ratio=0.9), ValueError),
 ])
 def test_bad_hyperparameters_are_rejected_before_tracing(kwargs, err):
-  base = dict(learning_rate=0.1, total_steps=10, num_cycles=2, data_size=5)
+  base = dict(learning_rate=0.1, total_steps=10, num_cycles=2, data_size=5, exploration_ratio=0.8)
   with pytest.raises(err, match=list(kwargs)[0]):
     O.csgld(**{**base, **kwargs})
 
@@ -126,3 +129,13 @@ def test_complex_and_integer_params_are_rejected_naming_the_leaf():
     tx.init({"z": jnp.zeros(2, jnp.complex64)})
   with pytest.raises(TypeError, match=r"\['i'\].*int32"):
     tx.init({"i": jnp.zeros(2, jnp.int32)})
+
+
+def test_short_cycles_are_an_error_only_where_noise_was_asked_for():
+  with pytest.raises(ValueError, match="no step of a cycle would sample"):
+    O.csgld_is_sampling(10, 2, 0.9)
+  assert [bool(O.csgld_is_sampling(10, 2, 0.8)(t)) for t in range(5)] == [False] * 4 + [True]   # (P - 1) / P = 0.8
+  assert not any(bool(O.csgld_is_sampling(10, 2, 1.0)(t)) for t in range(10))                   # beta = 1: never
+  O.csgld(0.1, total_steps=10, num_cycles=2, data_size=5, temperature=0.0)   # cyclical SGD: nothing to sample
+  with pytest.raises(ValueError, match="num_cycles"):
+    O.cyclical_step_size(0.1, total_steps=2, num_cycles=5)

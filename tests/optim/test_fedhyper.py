@@ -9,7 +9,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxlib_methods.optim import fedhyper_global, scale_by_fedhyper_client, scale_by_hypergradient_lr
+from jaxlib_methods.optim import (SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS, StaticArgumentError, fedhyper_global,
+                                  scale_by_fedhyper_client, scale_by_hypergradient_lr)
 
 
 def _quadratic(seed=0, d=5):
@@ -121,7 +122,8 @@ def test_optax_conventions():
   chained = optax.chain(optax.clip_by_global_norm(1.0), scale_by_hypergradient_lr(0.1, 0.01))
   u, s = jax.jit(chained.update)(grads, chained.init(params), params)
   assert jax.tree.map(jnp.shape, u) == jax.tree.map(jnp.shape, params)
-  inj = optax.inject_hyperparams(scale_by_hypergradient_lr)(learning_rate=0.1, beta=0.01)
+  inj = optax.inject_hyperparams(scale_by_hypergradient_lr, static_args=SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS)(
+      learning_rate=0.1, beta=0.01)
   plain = scale_by_hypergradient_lr(0.1, 0.01)
   si, sp = inj.init(params), plain.init(params)
   for _ in range(3):
@@ -137,7 +139,27 @@ def test_optax_conventions():
     (scale_by_hypergradient_lr, dict(learning_rate=0.1, beta=0.1, lr_bounds=(1.0, 0.5)), "lr_bounds"),
     (scale_by_fedhyper_client, dict(learning_rate=0.1, beta=0.1, num_clients=0), "num_clients"),
     (scale_by_fedhyper_client, dict(learning_rate=0.0, beta=0.1, num_clients=3), "learning_rate"),
+    # lr_0 outside the clip range: the first step would silently use the clipped rate (audit 2026-12-03)
+    (fedhyper_global, dict(learning_rate=0.1), "lr_bounds"),
+    (scale_by_hypergradient_lr, dict(learning_rate=2.0, beta=0.1, lr_bounds=(0.0, 1.0)), "lr_bounds"),
+    (scale_by_fedhyper_client, dict(learning_rate=0.1, beta=0.1, num_clients=3, lr_bounds=(0.5, 1.0)), "lr_bounds"),
 ])
 def test_bad_arguments_are_named(fn, kw, match):
   with pytest.raises(ValueError, match=match):
     fn(**kw)
+
+
+@pytest.mark.parametrize("fn, kw, constant", [
+    (scale_by_hypergradient_lr, dict(learning_rate=0.1, beta=0.0), "SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS"),
+    (fedhyper_global, dict(learning_rate=1.0, beta=0.0), "FEDHYPER_GLOBAL_STATIC_ARGS"),
+    (scale_by_fedhyper_client, dict(learning_rate=0.1, beta=0.0, num_clients=2), "SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS"),
+])
+def test_injected_initial_rate_is_an_error_not_silently_ignored(fn, kw, constant):
+  # audit 2026-12-03: lr_0 is state; an injected learning_rate was read at init only, so changing it between steps
+  # did nothing. Now: StaticArgumentError without static_args; with them, the initial rate is the one given.
+  p = {"w": jnp.ones(3)}
+  with pytest.raises(StaticArgumentError, match=constant):
+    optax.inject_hyperparams(fn)(**kw).init(p)
+  tx = optax.inject_hyperparams(fn, static_args=fn.STATIC_ARGS)(**kw)
+  u, _ = tx.update(p, tx.init(p))
+  np.testing.assert_allclose(np.asarray(u["w"]), -kw["learning_rate"] * np.ones(3), rtol=1e-6)
