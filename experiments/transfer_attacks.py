@@ -76,6 +76,9 @@ class Config:
 
   CHECKS = (Check("csgld_samples_used <= csgld_cycles", "the attack cycles through at most the samples collected"),
             Check("train_steps >= csgld_cycles", "each cSGLD cycle has at least one step"),
+            Check("csgld_temperature == 0 or -(-train_steps // csgld_cycles) >= 10",
+                  "a cSGLD cycle of P = ceil(train_steps / csgld_cycles) steps reaches its sampling stage "
+                  "(exploration ratio 0.9: P >= 10), else no posterior noise is ever added"),
             Check("num_attack <= n_test", "the attacked images are drawn from the test pool"),
             Check("batch_size <= n_train", "a minibatch is drawn from the training set"))
 

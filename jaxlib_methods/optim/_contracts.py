@@ -3,10 +3,8 @@
 What optax users rely on (optax's `contrib/_common_test.py`, `_src/sharding_test.py`, `tree.map_params`), and the
 helpers our transforms use to keep it:
 
-- **Static arguments.** Only what sets the state's shapes (a rank, bit widths, group and queue sizes, FRUGAL's density),
-  what is only a state's initial value (FedHyper's initial learning rate, which the state then adapts: an injected
-  change would be silently ignored) or takes a callable (masks, per-leaf rules) must be static under
-  `optax.inject_hyperparams`; each transform exports
+- **Static arguments.** Only what sets the state's shapes (a rank, bit widths, group and queue sizes, FRUGAL's density)
+  or takes a callable (masks, per-leaf rules) must be static under `optax.inject_hyperparams`; each transform exports
   those names (e.g. `GALORE_STATIC_ARGS`, also `galore.STATIC_ARGS`). Passing one of them as an injected (traced or
   array) value raises `StaticArgumentError`, one error type for this mistake, naming the argument and the constant.
   Everything else (update gaps, scales, thresholds, seeds) may be injected and changed without a retrace.
@@ -60,12 +58,11 @@ def static_int(value: Any, name: str, constant: str, *, low: int = 1, allow: Seq
   return int(value)
 
 
-def static_number(value: Any, name: str, constant: str, *, reason: str = "sets the optimizer state's shapes") -> float:
-  """A concrete Python number for a shape-setting float (FRUGAL's rho) or a state's initial value (FedHyper's lr_0);
-  StaticArgumentError for an array/tracer, its message saying why (`reason`)."""
+def static_number(value: Any, name: str, constant: str) -> float:
+  """A concrete Python number for a shape-setting float (FRUGAL's rho); StaticArgumentError for an array/tracer."""
   if _is_injected(value):
     raise StaticArgumentError(
-        f"{name} {reason} and must be a Python number, got an array ({name}={value!r}); "
+        f"{name} sets the optimizer state's shapes and must be a Python number, got an array ({name}={value!r}); "
         f"with optax.inject_hyperparams pass static_args={constant}")
   if isinstance(value, bool) or not isinstance(value, numbers.Real):
     raise TypeError(f"{name} must be a Python number, got {name}={value!r}")

@@ -43,21 +43,28 @@ import optax
 from jaxlib_methods import validation
 from jaxlib_methods.optim import _contracts
 
-# lr_0 is state (the hypergradient adapts it from there): an injected value could only be read at `init`, so it must
-# be a Python number; with `optax.inject_hyperparams` pass these as `static_args` (beta and the bounds may be injected)
-SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS = ("learning_rate",)
-FEDHYPER_GLOBAL_STATIC_ARGS = ("learning_rate",)
-SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS = ("learning_rate", "num_clients")
-_LR_REASON = ("is the initial rate lr_0, which the state then adapts (an injected change after `init` would be "
-              "silently ignored)")
+# Under `optax.inject_hyperparams` every numeric argument may be injected (the initial rate too: a change of the
+# injected lr_0 shifts the adapted rate by the same amount, see `scale_by_hypergradient_lr`); only the client count
+# is static.
+SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS = ()
+FEDHYPER_GLOBAL_STATIC_ARGS = ()
+SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS = ("num_clients",)
 
 
 class HypergradientLRState(NamedTuple):
   """count: int32 steps; learning_rate: the current rate (float32 scalar); previous: u_{t-1} (mirrors the updates,
-  zeros before the first step)."""
+  zeros before the first step); base_rate: the lr_0 the rate was last based on (float32 scalar)."""
   count: chex.Array
   learning_rate: chex.Array
   previous: Any
+  base_rate: chex.Array
+
+
+def _rebased(state: Any, learning_rate: Any) -> jax.Array:
+  """The previous rate shifted by the change of lr_0 since the last step: 0 unless `optax.inject_hyperparams` changed
+  the injected initial rate (then the adapted rate follows it, e.g. a warmup schedule plus the hypergradient's
+  accumulated correction), instead of an injected change being silently ignored after `init`."""
+  return state.learning_rate + (jnp.asarray(learning_rate, jnp.float32) - state.base_rate)
 
 
 def _tree_vdot(a: Any, b: Any) -> jax.Array:
@@ -84,7 +91,8 @@ def _check_bounds(lr_bounds) -> tuple[Any, Any]:
 
 def _check_initial_rate(learning_rate: float, lo: Any, hi: Any) -> None:
   """lr_0 inside the clip range (else the first step would silently use the clipped rate, not lr_0)."""
-  if validation.is_concrete_number(lo) and validation.is_concrete_number(hi) and not lo <= learning_rate <= hi:
+  if (all(validation.is_concrete_number(v) for v in (learning_rate, lo, hi))
+      and not lo <= float(learning_rate) <= hi):
     raise ValueError(f"learning_rate={learning_rate} (the initial rate lr_0) must lie in lr_bounds [{lo}, {hi}]: the "
                      "first step would clip it")
 
@@ -95,10 +103,12 @@ def scale_by_hypergradient_lr(learning_rate: float, beta: float, *, lr_bounds: t
 
   Baydin et al. 2018 (arXiv:1703.04782, SGD-HD, Algorithm 1); FedHyper (Wang et al. 2024, arXiv:2310.03156),
   Eq. (4)-(5). The inner product runs over all leaves (one global rate). At t = 0 there is no previous update, so
-  lr_0 = `learning_rate`.
+  lr_0 = `learning_rate`. Under `optax.inject_hyperparams` an injected change of `learning_rate` by d shifts the
+  adapted rate by d at that step (lr_t = clip(lr_{t-1} + d + beta <u_t, u_{t-1}>)): a schedule on lr_0 composes with
+  the hypergradient's correction.
 
   Args:
-    learning_rate: the initial rate lr_0 >= 0 (a float: it is state, not a schedule).
+    learning_rate: the initial rate lr_0 >= 0, inside `lr_bounds` (a float, or traced/injected).
     beta: the hyper learning rate beta >= 0 (0: a constant learning rate, i.e. `optax.sgd`).
     lr_bounds: (lo, hi) the rate is clipped to after every update.
     flip_sign: return -lr u (a descent step, as `optax.scale_by_learning_rate`); False returns +lr u.
@@ -111,8 +121,6 @@ def scale_by_hypergradient_lr(learning_rate: float, beta: float, *, lr_bounds: t
     >>> tx = scale_by_hypergradient_lr(0.1, beta=0.01)
     >>> u, s = tx.update({"w": jnp.ones(3)}, tx.init({"w": jnp.ones(3)}))
   """
-  learning_rate = _contracts.static_number(learning_rate, "learning_rate", "SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS",
-                                          reason=_LR_REASON)
   validation.check_learning_rate(learning_rate)
   validation.check_nonnegative(beta, "beta")
   lo, hi = _check_bounds(lr_bounds)
@@ -123,15 +131,17 @@ def scale_by_hypergradient_lr(learning_rate: float, beta: float, *, lr_bounds: t
     _contracts.check_inexact_leaves(params, "scale_by_hypergradient_lr")
     return HypergradientLRState(count=jnp.zeros([], jnp.int32),
                                 learning_rate=jnp.asarray(learning_rate, jnp.float32),
-                                previous=jax.tree.map(jnp.zeros_like, params))
+                                previous=jax.tree.map(jnp.zeros_like, params),
+                                base_rate=jnp.asarray(learning_rate, jnp.float32))
 
   def update_fn(updates, state, params=None):
     del params
     _contracts.check_same_tree(updates, state.previous, "scale_by_hypergradient_lr")
     h = _tree_vdot(updates, state.previous)
-    lr = jnp.clip(state.learning_rate + beta * h, lo, hi)
+    lr = jnp.clip(_rebased(state, learning_rate) + beta * h, lo, hi)
     out = jax.tree.map(lambda u: (sign * lr * u).astype(u.dtype), updates)
-    return out, HypergradientLRState(count=optax.safe_increment(state.count), learning_rate=lr, previous=updates)
+    return out, HypergradientLRState(count=optax.safe_increment(state.count), learning_rate=lr, previous=updates,
+                                     base_rate=jnp.asarray(learning_rate, jnp.float32))
 
   return optax.GradientTransformation(init_fn, update_fn)
 
@@ -154,16 +164,16 @@ def fedhyper_global(learning_rate: float = 1.0, beta: float = 1.0, *,
   Returns:
     `scale_by_hypergradient_lr(learning_rate, beta, lr_bounds=lr_bounds)`.
   """
-  learning_rate = _contracts.static_number(learning_rate, "learning_rate", "FEDHYPER_GLOBAL_STATIC_ARGS",
-                                          reason=_LR_REASON)
   return scale_by_hypergradient_lr(learning_rate, beta, lr_bounds=lr_bounds)
 
 
 class FedHyperClientState(NamedTuple):
-  """count: int32 local steps; learning_rate: the client's rate; previous: g_{k-1} (zeros at the first step)."""
+  """count: int32 local steps; learning_rate: the client's rate; previous: g_{k-1} (zeros at the first step);
+  base_rate: the lr_0 the rate was last based on."""
   count: chex.Array
   learning_rate: chex.Array
   previous: Any
+  base_rate: chex.Array
 
 
 def scale_by_fedhyper_client(learning_rate: float, beta: float, *, num_clients: int,
@@ -186,8 +196,6 @@ def scale_by_fedhyper_client(learning_rate: float, beta: float, *, num_clients: 
   Returns:
     An `optax.GradientTransformationExtraArgs`; state `FedHyperClientState`.
   """
-  learning_rate = _contracts.static_number(learning_rate, "learning_rate", "SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS",
-                                          reason=_LR_REASON)
   validation.check_positive(learning_rate, "learning_rate")
   validation.check_nonnegative(beta, "beta")
   num_clients = _contracts.static_int(num_clients, "num_clients", "SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS")
@@ -197,7 +205,8 @@ def scale_by_fedhyper_client(learning_rate: float, beta: float, *, num_clients: 
   def init_fn(params):
     _contracts.check_inexact_leaves(params, "scale_by_fedhyper_client")
     return FedHyperClientState(count=jnp.zeros([], jnp.int32), learning_rate=jnp.asarray(learning_rate, jnp.float32),
-                               previous=jax.tree.map(jnp.zeros_like, params))
+                               previous=jax.tree.map(jnp.zeros_like, params),
+                               base_rate=jnp.asarray(learning_rate, jnp.float32))
 
   def update_fn(updates, state, params=None, *, global_update=None, **extra):
     del params, extra
@@ -206,9 +215,10 @@ def scale_by_fedhyper_client(learning_rate: float, beta: float, *, num_clients: 
     if global_update is not None:
       _contracts.check_same_tree(global_update, state.previous, "scale_by_fedhyper_client", what="global_update")
       h = h + _tree_vdot(updates, global_update) / num_clients
-    lr = jnp.clip(state.learning_rate + beta * h, lo, hi)
+    lr = jnp.clip(_rebased(state, learning_rate) + beta * h, lo, hi)
     out = jax.tree.map(lambda g: (-lr * g).astype(g.dtype), updates)
-    return out, FedHyperClientState(count=optax.safe_increment(state.count), learning_rate=lr, previous=updates)
+    return out, FedHyperClientState(count=optax.safe_increment(state.count), learning_rate=lr, previous=updates,
+                                    base_rate=jnp.asarray(learning_rate, jnp.float32))
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -154,12 +154,12 @@ CASES = [
          O.RIEMANNIAN_SGD_GRASSMANN_STATIC_ARGS, inject=dict(learning_rate=(0.1, 0.05, 0.02), momentum=(0.9, 0.5, 0.0)),
          needs_params=True),
 ]
-# ---- scale-out (issue 12): FedHyper [57]'s hypergradient rates (lr_0 is state: static; beta and bounds injected) ----
+# ---- scale-out (issue 12): FedHyper [57]'s hypergradient rates (an injected lr_0 shifts the adapted rate) ----
 CASES += [
     Case("scale_by_hypergradient_lr", O.scale_by_hypergradient_lr, dict(learning_rate=0.1, beta=0.01),
-         O.SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS, inject=dict(beta=(0.01, 0.0, 0.1)), static_required=True),
+         O.SCALE_BY_HYPERGRADIENT_LR_STATIC_ARGS, inject=dict(learning_rate=(0.1, 0.2, 0.05), beta=(0.01, 0.0, 0.1))),
     Case("fedhyper_global", O.fedhyper_global, dict(learning_rate=1.0, beta=0.5), O.FEDHYPER_GLOBAL_STATIC_ARGS,
-         inject=dict(beta=(0.5, 1.0, 0.0)), static_required=True, heavy=True),
+         inject=dict(learning_rate=(1.0, 2.0, 0.5), beta=(0.5, 1.0, 0.0)), heavy=True),
     Case("scale_by_fedhyper_client", O.scale_by_fedhyper_client, dict(learning_rate=0.1, beta=0.01, num_clients=2),
          O.SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS, inject=dict(beta=(0.01, 0.1, 0.0)), static_required=True, heavy=True),
 ]
