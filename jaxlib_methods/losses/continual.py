@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlib_methods import validation
-from jaxlib_methods.losses._norms import safe_l2_norm
+from jaxlib_methods._norms import safe_l2_norm
 
 
 def _scores_inputs(logits: Any, features: Any, labels: Any, where: Any):

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxlib_methods import validation
-from jaxlib_methods.losses._norms import l2_normalize
+from jaxlib_methods._norms import l2_normalize
 from jaxlib_methods.validation import check_same_shape_and_dtype, check_in_interval, check_positive, is_concrete_number
 
 

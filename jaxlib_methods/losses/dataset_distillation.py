@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlib_methods import validation
-from jaxlib_methods.losses._norms import safe_l2_norm
+from jaxlib_methods._norms import safe_l2_norm
 
 InnerLoss = Callable[[Any, jax.Array, jax.Array], jax.Array]
 

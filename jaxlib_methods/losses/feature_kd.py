@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlib_methods import validation
-from jaxlib_methods.losses._norms import l2_normalize, safe_l2_norm
+from jaxlib_methods._norms import l2_normalize, safe_l2_norm
 
 
 def teacher_class_means(features: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlib_methods import validation
-from jaxlib_methods.losses._norms import l2_normalize
+from jaxlib_methods._norms import l2_normalize
 from jaxlib_methods.validation import check_positive
 
 

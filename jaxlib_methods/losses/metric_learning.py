@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlib_methods import validation
-from jaxlib_methods.losses._norms import l2_normalize
+from jaxlib_methods._norms import l2_normalize
 from jaxlib_methods.losses.stablemax import softmax_cross_entropy_with_integer_labels
 
 

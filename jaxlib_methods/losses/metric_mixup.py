@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlib_methods import validation
-from jaxlib_methods.losses._norms import l2_normalize, safe_l2_norm
+from jaxlib_methods._norms import l2_normalize, safe_l2_norm
 
 
 def metrix_contrastive_loss(anchor: jax.Array, positive: jax.Array, negative: jax.Array, lam: Any, *,

@@ -28,11 +28,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxlib_methods import validation
+from jaxlib_methods._norms import l2_normalize
 from jaxlib_methods.validation import check_in_interval, check_nonnegative, check_positive
 
 
 def _l2n(x: jax.Array) -> jax.Array:
-  return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+  return l2_normalize(x)   # a zero (padded) row stays 0, not NaN
 
 
 def _feats(x: Any, name: str, dim: int | None = None) -> jax.Array:

@@ -17,11 +17,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxlib_methods import validation
+from jaxlib_methods._norms import l2_normalize
 
 
 def _unit(x):
   x32 = x.astype(jnp.float32)
-  return x32 / jnp.maximum(jnp.linalg.norm(x32, axis=-1, keepdims=True), 1e-12)
+  return l2_normalize(x32)
 
 
 class CodebookLayer(nnx.Module):

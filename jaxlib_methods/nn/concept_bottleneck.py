@@ -38,6 +38,7 @@ import optax
 from flax import nnx
 
 from jaxlib_methods.validation import check_floating, check_integer, is_traced
+from jaxlib_methods._norms import l2_normalize
 
 
 def labo_discriminability(class_similarity: jax.Array) -> jax.Array:
@@ -113,7 +114,7 @@ def labo_select_concepts(discriminability: jax.Array, concept_embeddings: jax.Ar
   if not is_traced(disc) and not bool(np.all(np.asarray(disc) >= 0)):
     raise ValueError("discriminability must be >= 0 (as labo_discriminability returns)")
   dtype = jnp.promote_types(jnp.result_type(disc, emb), jnp.float32)
-  unit = emb.astype(dtype) / jnp.maximum(jnp.linalg.norm(emb.astype(dtype), axis=1, keepdims=True), 1e-12)
+  unit = l2_normalize(emb.astype(dtype), axis=1)
   phi = unit @ unit.T
   disc = disc.astype(dtype)
 

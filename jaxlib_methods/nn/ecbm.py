@@ -33,12 +33,13 @@ import numpy as np
 from flax import nnx
 
 from jaxlib_methods import validation
+from jaxlib_methods._norms import l2_normalize
 
 MAX_ENUMERATED_CONCEPTS = 16
 
 
 def _unit(e):
-  return e / jnp.maximum(jnp.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
+  return l2_normalize(e)
 
 
 def _pair(h, e):

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxlib_methods import validation
+from jaxlib_methods._norms import l2_normalize
 from jaxlib_methods.optim._grassmann import qr_retraction
 
 
@@ -46,7 +47,7 @@ def grassmann_logits(x: jax.Array, S: jax.Array, *, scale: float = 1.0, normaliz
   ct = jnp.promote_types(jnp.promote_types(x.dtype, S.dtype), jnp.float32)
   x, S = x.astype(ct), S.astype(ct)
   if normalize:
-    x = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+    x = l2_normalize(x, eps=eps)
   proj = jnp.einsum("...d,cdk->...ck", x, S)
   return scale * jnp.sqrt(jnp.maximum(jnp.sum(proj * proj, axis=-1), eps))
 

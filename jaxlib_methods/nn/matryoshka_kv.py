@@ -83,7 +83,8 @@ def matryoshka_attention(q: jax.Array, k: jax.Array, v: jax.Array, u_k: jax.Arra
     u_v: [N, H, H] orthogonal value projections.
     rank_k: r_K in [0, H] (int or traced scalar).
     rank_v: r_V in [0, H] (int or traced scalar).
-    causal: causal mask (T == S).
+    causal: causal mask aligned bottom-right: query t sees keys s <= t + S - T (T == S: the usual mask; T < S: the
+      last T positions decoded against a cache of S keys; T > S is a ValueError).
 
   Returns:
     [B, T, N, H] the attention output in the heads' original coordinates.
@@ -91,6 +92,9 @@ def matryoshka_attention(q: jax.Array, k: jax.Array, v: jax.Array, u_k: jax.Arra
   if q.ndim != 4 or k.shape != v.shape or q.shape[0] != k.shape[0] or q.shape[2:] != k.shape[2:]:
     raise ValueError(f"need q [B, T, N, H], k and v [B, S, N, H], got {q.shape}, {k.shape}, {v.shape}")
   n, h = q.shape[2:]
+  if causal and q.shape[1] > k.shape[1]:
+    raise ValueError(f"causal attention needs T <= S (the queries are the last T of the S positions), got "
+                     f"T={q.shape[1]}, S={k.shape[1]}")
   if u_k.shape != (n, h, h) or u_v.shape != (n, h, h):
     raise ValueError(f"u_k and u_v must be [N={n}, H={h}, H={h}], got {u_k.shape} and {u_v.shape}")
   for name, r in (("rank_k", rank_k), ("rank_v", rank_v)):
@@ -103,7 +107,7 @@ def matryoshka_attention(q: jax.Array, k: jax.Array, v: jax.Array, u_k: jax.Arra
   vc = jnp.einsum("bsnh,nhr->bsnr", v, pv)                     # the compressed value cache
   s = jnp.einsum("btnr,bsnr->bnts", qc, kc) / jnp.sqrt(jnp.asarray(h, q.dtype))
   if causal:
-    s = jnp.where(jnp.tril(jnp.ones(s.shape[-2:], bool)), s, -jnp.inf)
+    s = jnp.where(jnp.tril(jnp.ones(s.shape[-2:], bool), k=k.shape[1] - q.shape[1]), s, -jnp.inf)
   o = jnp.einsum("bnts,bsnr->btnr", jax.nn.softmax(s, axis=-1), vc)
   return jnp.einsum("btnr,nhr->btnh", o, pv)
 

@@ -201,18 +201,20 @@ def momentum_smoe_stack(x: jax.Array, params: dict, *, top_k: int, mu: float = 0
     u, aux = smoe_layer(h, lp, top_k=top_k)                 # u = -f(x_t)
     p = u + mu * p                                          # heavy ball
     x_hb = x + gamma * p
-    if variant == "adam":
-      a_m = beta1 * a_m + (1 - beta1) * u
-      a_v = beta2 * a_v + (1 - beta2) * u * u
-      x_adam = x + adam_gamma * a_m / jnp.sqrt(a_v + eps)
+    if variant == "adam":   # moments in float32 at least: in fp16 eps = 1e-8 rounds to 0 and (1 - beta2) u^2 underflows
+      u32 = u.astype(a_m.dtype)
+      a_m = beta1 * a_m + (1 - beta1) * u32
+      a_v = beta2 * a_v + (1 - beta2) * u32 * u32
+      x_adam = (x.astype(a_m.dtype) + adam_gamma * a_m / jnp.sqrt(a_v + eps)).astype(x.dtype)
       x_new = jnp.where(i == 0, x_adam, x_hb)
     else:
       x_new = x_hb
     return (x_new, p, a_m, a_v), aux
 
   z = jnp.zeros_like(x)
+  z32 = jnp.zeros(x.shape, jnp.promote_types(x.dtype, jnp.float32))
   num_layers = params["w1"].shape[0]
-  (x, _, _, _), aux = jax.lax.scan(body, (x, z, z, z), (jnp.arange(num_layers), params))
+  (x, _, _, _), aux = jax.lax.scan(body, (x, z, z32, z32), (jnp.arange(num_layers), params))
   return x, jnp.mean(aux)
 
 

@@ -187,6 +187,9 @@ class MoDBlock(nnx.Module):
     k = math.trunc(len(tgt_pos) * self.ratio)
     w = self.router_weights(x)                                            # [B, T]
     _, top = jax.lax.top_k(w[:, tgt_pos], k)                              # [B, k] indices into tgt_pos
+    skipped = jnp.where(jnp.asarray(target)[None, :, None], w[..., None].astype(x.dtype) * x, x)
+    if k + len(other_pos) == 0:   # e.g. T = 1 with ratio < 1: no token is processed, every token skips the block
+      return skipped
     sel = jnp.sort(jnp.asarray(tgt_pos)[top], axis=-1)                    # selected positions, in order
     pos = jnp.sort(jnp.concatenate([jnp.broadcast_to(jnp.asarray(other_pos, jnp.int32), (x.shape[0], len(other_pos))),
                                     sel.astype(jnp.int32)], axis=-1), axis=-1)   # [B, n_other + k]
@@ -195,6 +198,5 @@ class MoDBlock(nnx.Module):
     is_tgt = jnp.asarray(target)[pos]                                     # [B, n]
     ws = jnp.take_along_axis(w, pos, axis=1)
     out_kept = h + jnp.where(is_tgt, ws, 1.0)[..., None].astype(x.dtype) * m
-    skipped = jnp.where(jnp.asarray(target)[None, :, None], w[..., None].astype(x.dtype) * x, x)
     b = jnp.arange(x.shape[0])[:, None]
     return skipped.at[b, pos].set(out_kept.astype(skipped.dtype))

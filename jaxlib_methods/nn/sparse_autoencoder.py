@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxlib_methods import validation
+from jaxlib_methods._norms import l2_normalize
 
 Sparsifier = Literal["relu", "topk", "feature_choice", "mutual_choice"]
 SPARSIFIERS = ("relu", "topk", "feature_choice", "mutual_choice")
@@ -153,7 +154,7 @@ class SparseAutoencoder(nnx.Module):
     """[F, d] unit-norm dictionary vectors W_dec (rows), the discovered concepts in embedding space."""
     v = self.dictionary_fd[...]
     v32 = v.astype(jnp.float32)
-    return (v32 / jnp.maximum(jnp.linalg.norm(v32, axis=1, keepdims=True), 1e-12)).astype(v.dtype)
+    return l2_normalize(v32, axis=1).astype(v.dtype)
 
   def _check_x(self, x):
     x = validation.check_floating(x, "x")
@@ -256,7 +257,7 @@ def name_concepts(dictionary: jax.Array, text_embeddings: jax.Array) -> tuple[ja
     raise ValueError(f"need dictionary [F, d] and text_embeddings [V, d] (same d, non-empty), got {w.shape=}, "
                      f"{t.shape=}")
   dt = jnp.promote_types(jnp.result_type(w, t), jnp.float32)
-  unit = lambda a: a.astype(dt) / jnp.maximum(jnp.linalg.norm(a.astype(dt), axis=1, keepdims=True), 1e-12)
+  unit = lambda a: l2_normalize(a.astype(dt), axis=1)
   cos = unit(w) @ unit(t).T
   return jnp.argmax(cos, 1).astype(jnp.int32), jnp.max(cos, 1)
 

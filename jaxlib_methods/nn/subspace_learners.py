@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxlib_methods._norms import l2_normalize
 from jaxlib_methods.validation import check_floating, check_integer
 
 
@@ -48,7 +49,7 @@ def split_subspaces(embeddings: jax.Array, num_learners: int) -> jax.Array:
   if e.ndim != 2 or e.shape[1] % num_learners:
     raise ValueError(f"embeddings must be [B, D] with D divisible by num_learners={num_learners}, got {e.shape}")
   s = e.reshape(e.shape[0], num_learners, e.shape[1] // num_learners)
-  return s / jnp.maximum(jnp.linalg.norm(s, axis=-1, keepdims=True), 1e-12)
+  return l2_normalize(s)
 
 
 def kmeans_assign(embeddings: jax.Array, centroids: jax.Array) -> jax.Array:

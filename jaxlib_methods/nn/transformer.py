@@ -231,7 +231,7 @@ def next_token_loss(logits: jax.Array, tokens: jax.Array, *, z_loss_coeff: float
 
   Args:
     logits: [B, T, V] (position t predicts token t + 1; the last position is dropped).
-    tokens: [B, T] int.
+    tokens: [B, T] int in [0, V) (ValueError when concrete; NaN loss under jit).
     z_loss_coeff: weight of `z_loss` (0 = off; the paper uses 1e-4).
     mask: optional [B, T - 1] weights of the predicted positions.
 
@@ -240,10 +240,12 @@ def next_token_loss(logits: jax.Array, tokens: jax.Array, *, z_loss_coeff: float
   """
   if logits.ndim != 3 or tokens.shape != logits.shape[:2]:
     raise ValueError(f"need logits [B, T, V] and tokens [B, T], got {logits.shape=}, {tokens.shape=}")
+  valid = validation.check_labels(tokens, logits.shape[-1], "tokens")   # a negative id would wrap silently
   lg = logits[:, :-1].astype(jnp.float32)
-  tgt = tokens[:, 1:]
+  tgt = jnp.clip(tokens[:, 1:], 0, logits.shape[-1] - 1)
   logz = jax.nn.logsumexp(lg, axis=-1)
   ce = logz - jnp.take_along_axis(lg, tgt[..., None], axis=-1)[..., 0]
+  ce = validation.nan_where_invalid(ce, None if valid is None else valid[:, 1:])
   zl = z_loss_coeff * logz ** 2
   w = jnp.ones_like(ce) if mask is None else mask.astype(jnp.float32)
   if w.shape != ce.shape:
@@ -464,8 +466,11 @@ class TransformerLM(nnx.Module):
       raise ValueError(f"tokens must be [B, T], got {tokens.shape=}")
     if not jnp.issubdtype(tokens.dtype, jnp.integer):
       raise ValueError(f"tokens must be integers, got {tokens.dtype=}")
+    # out of [0, V): ValueError when concrete, NaN rows under jit (a negative id would otherwise wrap silently)
+    valid = validation.check_labels(tokens, self.cfg.vocab_size, "tokens")
     dt = jnp.dtype(self.cfg.dtype)
-    x = jnp.take(self.embed_vd[...], tokens, axis=0).astype(dt)
+    x = jnp.take(self.embed_vd[...], jnp.clip(tokens, 0, self.cfg.vocab_size - 1), axis=0).astype(dt)
+    x = validation.nan_where_invalid(x, valid)
     max_logits = []
     for block in self.blocks:
       x, m = block(x, segment_ids=segment_ids)

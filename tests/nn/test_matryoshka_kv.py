@@ -86,3 +86,21 @@ def test_bad_inputs():
     MatryoshkaKVAttention(base)(x, 5, 2)
   with pytest.raises(ValueError, match="u0_k"):
     MatryoshkaKVAttention(base, u0_k=jnp.eye(4))
+
+
+def test_causal_decode_with_fewer_queries_aligns_bottom_right():
+  # audit 2026-12-03: T < S used a top-left tril, so a one-token decode step saw only key 0. The last T queries of
+  # a full causal pass must equal a decode of those T queries against all S keys (float64 NumPy softmax reference).
+  rng = np.random.default_rng(0)
+  b, s, n, h = 1, 6, 1, 4
+  q, k, v = (rng.normal(size=(b, s, n, h)) for _ in range(3))
+  eye = np.broadcast_to(np.eye(h), (n, h, h))
+  with jax.enable_x64(True):
+    full = np.asarray(matryoshka_attention(q, k, v, eye, eye, h, h, causal=True))
+    last2 = np.asarray(matryoshka_attention(q[:, -2:], k, v, eye, eye, h, h, causal=True))
+  np.testing.assert_allclose(last2, full[:, -2:], rtol=1e-12)
+  logits = q[0, -1, 0] @ k[0, :, 0].T / np.sqrt(h)
+  p = np.exp(logits - logits.max()); p /= p.sum()
+  np.testing.assert_allclose(last2[0, -1, 0], p @ v[0, :, 0], rtol=1e-12)   # the last query sees every key
+  with pytest.raises(ValueError, match="T <= S"):
+    matryoshka_attention(q, k[:, :3], v[:, :3], eye, eye, h, h, causal=True)

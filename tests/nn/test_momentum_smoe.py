@@ -128,3 +128,14 @@ def test_module_training_step_bf16_and_bad_inputs():
 def test_orbax_round_trip(tmp_path):
   make = lambda seed: MomentumSMoE(4, 8, 4, 2, top_k=2, rngs=nnx.Rngs(seed))
   assert_orbax_round_trip(make(0), make(1), jnp.ones((3, 4)), tmp_path, output=lambda y: y[0])
+
+
+def test_adam_variant_in_fp16_is_finite_and_close_to_fp32():
+  # audit 2026-12-03: the Adam moments ran in fp16, where eps = 1e-8 rounds to 0 and (1 - beta2) u^2 underflows:
+  # inf / NaN outputs for ordinary inputs. The moments now run in float32.
+  m = MomentumSMoE(8, 16, 4, 3, 2, variant="adam", rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(1), (5, 8))
+  y32, _ = m(x)
+  y16, aux16 = m(x.astype(jnp.float16))
+  assert y16.dtype == jnp.float16 and bool(jnp.isfinite(y16).all()) and bool(jnp.isfinite(aux16))
+  np.testing.assert_allclose(np.asarray(y16, np.float32), np.asarray(y32), atol=0.1, rtol=0.05)

@@ -98,3 +98,13 @@ def test_bad_inputs():
     MoDBlock(8, 2, 8, 0.5, rngs=nnx.Rngs(0))(x, np.ones(5, bool))
   with pytest.raises(ValueError, match="layer"):
     prd_ratio(4, 4)
+
+
+def test_mod_block_with_no_processed_token_skips_every_token():
+  # audit 2026-12-03: T = 1 (or a ratio too small for T) gave an empty sequence to attention and crashed; with no
+  # token selected, every target token is scaled by its router weight and skips the block, as the others would
+  blk = MoDBlock(8, 2, 16, 0.5, rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(1), (2, 1, 8))
+  y = blk(x)
+  np.testing.assert_allclose(np.asarray(y), np.asarray(blk.router_weights(x)[..., None] * x), rtol=1e-6)
+  assert jax.jit(lambda x: blk(x))(x).shape == x.shape

@@ -302,3 +302,18 @@ def test_convolutional_mixers_train_and_round_trip(tmp_path):
     cfg = tf.TransformerConfig(vocab_size=11, d_model=8, num_layers=1, num_heads=2, attention=attention, **extra)
     trained = _causal_and_trains(cfg, tok)
     assert_orbax_round_trip(trained, tf.TransformerLM(cfg, rngs=nnx.Rngs(1)), tok, tmp_path / attention)
+
+
+def test_out_of_range_token_ids_are_an_error_or_nan_never_a_wrapped_row():
+  # audit 2026-12-03: id V gave NaN logits without an error and id -1 silently embedded token V - 1
+  cfg = tf.TransformerConfig(vocab_size=16, d_model=16, num_heads=2, num_layers=1)
+  lm = tf.TransformerLM(cfg, rngs=nnx.Rngs(0))
+  for bad in (16, -1):
+    with pytest.raises(ValueError, match="tokens"):
+      lm(jnp.array([[1, 2, bad]]))
+    out = jax.jit(lambda t: lm(t))(jnp.array([[1, 2, bad], [1, 2, 3]]))   # under jit: NaN (the sequence's
+    assert np.isnan(np.asarray(out[0, 2])).all() and np.isfinite(np.asarray(out[1])).all()   # own rows only)
+    logits = jnp.zeros((1, 3, 16))
+    with pytest.raises(ValueError, match="tokens"):
+      tf.next_token_loss(logits, jnp.array([[1, 2, bad]]))
+    assert np.isnan(float(jax.jit(tf.next_token_loss)(logits, jnp.array([[1, 2, bad]]))[0]))

@@ -1,4 +1,4 @@
-"""The losses' shared safe norms, and the zero-vector edge cases they fix (audit of issue 19's losses, 2026-12-03).
+"""The shared safe norms (jaxlib_methods/_norms.py), and the zero-vector edge cases they fix (audits, 2026-12-03).
 
 References, none derived from the library's code: NumPy's norm and x / max(||x||, eps) (torch's `F.normalize`) in
 float64 for the values; for the gradients, the closed forms of d||x|| / dx (x / ||x||, and 0 at x = 0, torch's
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from jaxlib_methods import losses
-from jaxlib_methods.losses import _norms
+from jaxlib_methods import _norms
 from jaxlib_methods.losses import contrastive, dataset_distillation, feature_kd, graph_contrastive
 from jaxlib_methods.losses import metric_learning, metric_mixup, prototype_distill
 
@@ -95,3 +95,16 @@ def test_values_unchanged_where_they_were_defined():
   np.testing.assert_allclose(np.asarray(metric_mixup.metrix_contrastive_loss(a, b, -b, lam)), np.asarray(ref),
                              rtol=1e-6)
   assert losses.dc_gradient_distance is dataset_distillation.dc_gradient_distance
+
+
+def test_layers_normalising_features_have_finite_gradients_at_zero():
+  # audit of jaxlib_methods/nn, 2026-12-03: a ReLU feature vector of zeros gave NaN gradients into the backbone
+  from flax import nnx
+  from jaxlib_methods.nn.cache import cache_affinity_logits
+  from jaxlib_methods.nn.grassmann import GrassmannClassifier, grassmann_logits
+  from jaxlib_methods.nn.subspace_learners import split_subspaces
+  S = GrassmannClassifier(4, 3, 2, rngs=nnx.Rngs(0)).S[...]
+  assert _finite(jax.grad(lambda x: grassmann_logits(x, S).sum())(jnp.zeros(4)))                  # [97]
+  assert _finite(jax.grad(lambda e: split_subspaces(e, 2)[..., 1].sum())(jnp.array([[0.0, 0.0, 1.0, 2.0]])))
+  out = cache_affinity_logits(jnp.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]]), jnp.eye(3), jnp.eye(3))
+  assert _finite(out)                                                                              # a padded row

@@ -1,4 +1,4 @@
-"""Euclidean norms whose gradient is finite at the zero vector, shared by the losses.
+"""Euclidean norms whose gradient is finite at the zero vector, shared by the losses and layers.
 
 `jnp.linalg.norm` has a NaN gradient at 0, and `jnp.maximum(jnp.linalg.norm(x), eps)` keeps it (jax differentiates
 both branches), so a zero embedding, an empty cluster's mean or a dead unit's gradient column would turn a whole
