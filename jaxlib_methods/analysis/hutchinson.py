@@ -60,23 +60,30 @@ def _map_columns(matvec: Callable[[jax.Array], jax.Array], vs: jax.Array, batch_
 
 def _trace(matvec: Callable[[jax.Array], jax.Array], dim: int, dtype, key: jax.Array, num_probes: int, method: str,
            batch_size: Optional[int]) -> jax.Array:
-  """The estimate of tr(A) for the linear map `matvec` on flat [dim] vectors."""
+  """The estimate of tr(A) for the linear map `matvec` on flat [dim] vectors, in `dtype`.
+
+  Probes, the QR of Hutch++ and the reductions run in `validation.compute_dtype_for(dtype)` (float32 for
+  float16/bfloat16: LAPACK has no half-precision QR, and half-precision sums of many products lose the trace);
+  `matvec` itself sees vectors it casts to the model's dtype, and its outputs are cast up.
+  """
+  cdt = validation.compute_dtype_for(dtype)
+  mv = lambda v: matvec(v).astype(cdt)
   if method == "hutchinson":
-    v = _rademacher(key, (num_probes, dim), dtype)
-    av = _map_columns(matvec, v, batch_size)
-    return jnp.mean(jnp.sum(v * av, axis=-1))
+    v = _rademacher(key, (num_probes, dim), cdt)
+    av = _map_columns(mv, v, batch_size)
+    return jnp.mean(jnp.sum(v * av, axis=-1)).astype(dtype)
   # Hutch++ (Meyer et al. 2021, Alg. 1): S, G in {+-1}^{dim x m/3}.
   k = num_probes // 3
   k_s, k_g = jax.random.split(key)
-  s = _rademacher(k_s, (k, dim), dtype)
-  g = _rademacher(k_g, (k, dim), dtype)
-  q, _ = jnp.linalg.qr(_map_columns(matvec, s, batch_size).T)      # [dim, min(k, dim)], orthonormal columns
+  s = _rademacher(k_s, (k, dim), cdt)
+  g = _rademacher(k_g, (k, dim), cdt)
+  q, _ = jnp.linalg.qr(_map_columns(mv, s, batch_size).T)          # [dim, min(k, dim)], orthonormal columns
   q = q.T                                                          # rows = basis vectors
-  exact_part = jnp.sum(q * _map_columns(matvec, q, batch_size))    # tr(Q^T A Q)
+  exact_part = jnp.sum(q * _map_columns(mv, q, batch_size))        # tr(Q^T A Q)
   g_perp = g - (g @ q.T) @ q                                       # (I - QQ^T) g
-  a_g = _map_columns(matvec, g_perp, batch_size)
+  a_g = _map_columns(mv, g_perp, batch_size)
   a_g_perp = a_g - (a_g @ q.T) @ q                                 # (I - QQ^T) A (I - QQ^T) g
-  return exact_part + jnp.sum(g_perp * a_g_perp) / k
+  return (exact_part + jnp.sum(g_perp * a_g_perp) / k).astype(dtype)
 
 
 def hessian_trace(loss_fn: Callable[[Any], jax.Array], params: Any, *, key: jax.Array, num_probes: int = 100,
@@ -103,7 +110,8 @@ def hessian_trace(loss_fn: Callable[[Any], jax.Array], params: Any, *, key: jax.
     probe_batch_size: HVPs evaluated at once (None: all, by vmap; smaller saves memory on large models).
 
   Returns:
-    The scalar estimate, in the params' dtype; NaN if the loss or its Hessian is NaN.
+    The scalar estimate, in the params' dtype (computed in float32 for half-precision params); NaN if the loss or
+    its Hessian is NaN.
   """
   _check_probe_args(num_probes, method, probe_batch_size)
   validation.check_float_tree(params, "params")
@@ -135,7 +143,7 @@ def jacobian_trace(fn: Callable[[jax.Array], jax.Array], x: jax.Array, *, key: j
     probe_batch_size: JVPs evaluated at once (None: all, by vmap).
 
   Returns:
-    The scalar estimate of sum_i d fn(x)_i / d x_i, in x's dtype.
+    The scalar estimate of sum_i d fn(x)_i / d x_i, in x's dtype (computed in float32 for half-precision x).
   """
   _check_probe_args(num_probes, method, probe_batch_size)
   x = validation.check_floating(x, "x")

@@ -168,16 +168,37 @@ def uniform_bins(t, n_bins: int, *, lower: Optional[float] = None, upper: Option
 
   Returns:
     int32 [n, d] bin indices in [0, n_bins).
+
+  Raises:
+    ValueError: the range is empty (upper <= lower, a defaulted end taken from `t`) and the values are concrete;
+      under jit such a range puts every value in bin 0 (`binned_mutual_information` then returns NaN).
   """
   t = _check_activations(t)
   n_bins = _check_bins(n_bins)
+  lo, hi = _uniform_range(t, lower, upper)
+  width = jnp.where(hi > lo, (hi - lo) / n_bins, 1.0)
+  return jnp.clip(jnp.floor((t - lo) / width), 0, n_bins - 1).astype(jnp.int32)
+
+
+def _uniform_range(t, lower, upper):
+  """The range (lo, hi) of `uniform_bins`: ValueError when a given end leaves an empty range and is concrete.
+
+  With both ends defaulted, lo = hi (constant t) is allowed (every value in bin 0); with one or both ends given, the
+  range must satisfy upper > lower, where a defaulted end is max(t) / min(t) (checked when t is concrete too).
+  """
   if (validation.is_concrete_number(lower) and validation.is_concrete_number(upper)
       and not float(upper) > float(lower)):
     raise ValueError(f"upper must exceed lower, got {lower=}, {upper=}")
+  if not validation.is_traced(t) and np.isfinite(np.asarray(t)).all():
+    if upper is None and validation.is_concrete_number(lower) and not float(jnp.max(t)) > float(lower):
+      raise ValueError(f"lower must be below max(t) = {float(jnp.max(t))} when upper is None (the range "
+                       f"[lower, max(t)] is empty), got {lower=}")
+    if lower is None and validation.is_concrete_number(upper) and not float(upper) > float(jnp.min(t)):
+      raise ValueError(f"upper must exceed min(t) = {float(jnp.min(t))} when lower is None (the range "
+                       f"[min(t), upper] is empty), got {upper=}")
   lo = jnp.min(t) if lower is None else jnp.asarray(lower, t.dtype)
   hi = jnp.max(t) if upper is None else jnp.asarray(upper, t.dtype)
-  width = jnp.where(hi > lo, (hi - lo) / n_bins, 1.0)
-  return jnp.clip(jnp.floor((t - lo) / width), 0, n_bins - 1).astype(jnp.int32)
+  return lo, hi
 
 
 def _adaptive_edges(v, n_bins):
@@ -249,7 +270,8 @@ def binned_mutual_information(t, x, y, *, n_bins: int = 30, binning: Literal["un
     unit: "nats" (default) or "bits".
 
   Returns:
-    (I(X;T), I(T;Y)) two float32 scalars.
+    (I(X;T), I(T;Y)) two float32 scalars; NaN if `t` holds a NaN (or, with a defaulted range end, an inf), or if
+    the uniform range is empty under jit.
   """
   n = _check_activations(t).shape[0]
   sx = None if x is None else _check_symbols(x, "x")
@@ -257,19 +279,32 @@ def binned_mutual_information(t, x, y, *, n_bins: int = 30, binning: Literal["un
   for name, s in (("x", sx), ("y", sy)):
     if s is not None and s.shape[0] != n:
       raise ValueError(f"{name} must have one entry per row of t ({n}), got {name}.shape={s.shape}")
+  th = _check_activations(t)
   if binning == "uniform":
     codes = uniform_bins(t, n_bins, lower=lower, upper=upper)
+    # NaN for NaN activations, for non-finite ones with a defaulted end (the range is then not finite), and for an
+    # empty range under jit (eagerly a ValueError in `uniform_bins`).
+    ok = ~jnp.any(jnp.isnan(th))
+    if lower is None or upper is None:
+      ok = ok & jnp.all(jnp.isfinite(th))
+    if lower is not None or upper is not None:
+      lo, hi = _uniform_range(th, lower, upper)
+      ok = ok & (hi > lo)
   elif binning == "adaptive":
     codes = adaptive_bins(t, n_bins, per_neuron=per_neuron)
+    ok = ~jnp.any(jnp.isnan(th))                  # NaN activations: NaN (the bins of a NaN are meaningless)
   else:
     raise ValueError(f"binning must be 'uniform' or 'adaptive', got {binning=}")
   scale = _check_unit(unit)
   ixt, ity = _binned_mi(codes, sx, sy, n_bins)
-  return ixt * scale, ity * scale
+  return validation.nan_where_invalid(ixt * scale, ok), validation.nan_where_invalid(ity * scale, ok)
 
 
 def _pairwise_term(h, scale, mask=None):
-  """-mean_i ln mean_j exp(-||h_i - h_j||^2 / scale) over the rows selected by mask (all when None)."""
+  """-mean_i ln mean_j exp(-||h_i - h_j||^2 / scale) over the rows selected by mask (all when None).
+
+  h should be centred (see `kde_mutual_information`): ||a||^2 + ||b||^2 - 2 a.b cancels catastrophically far from 0.
+  """
   sq = jnp.sum(h * h, axis=1)
   d2 = jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * h @ h.T, 0.0) / scale
   if mask is None:
@@ -292,34 +327,42 @@ def kde_mutual_information(t, *, noise_variance: float, labels=None, num_classes
 
   Args:
     t: [n] or [n, d] float activations h(x_i), one row per example.
-    noise_variance: float > 0, the variance sigma^2 of the added Gaussian noise.
-    labels: optional [n] integer labels in [0, num_classes); when given, I(T;Y) is returned too.
+    noise_variance: float > 0 (finite), the variance sigma^2 of the added Gaussian noise; ValueError otherwise when
+      concrete, NaN results under jit.
+    labels: optional [n] integer labels in [0, num_classes); when given, I(T;Y) is returned too. Labels outside
+      the range: ValueError when concrete, NaN I(T;Y) under jit.
     num_classes: number of classes (required with `labels`).
     bound: "upper" (KL, default) or "lower" (Bhattacharyya).
     unit: "nats" (default) or "bits".
 
   Returns:
-    I(X;T) as a scalar, or (I(X;T), I(T;Y)) when `labels` is given.
+    I(X;T) as a scalar, or (I(X;T), I(T;Y)) when `labels` is given. The rows are centred first (the estimate is
+    shift invariant), so activations far from the origin keep their precision.
   """
   scale_unit = _check_unit(unit)
   h = _check_activations(t)
   h = h.astype(validation.compute_dtype_for(h.dtype))
-  if validation.is_concrete_number(noise_variance) and not float(noise_variance) > 0:
-    raise ValueError(f"noise_variance must be > 0, got {noise_variance=}")
+  nv_valid = validation.check_positive_values(noise_variance, "noise_variance")   # NaN results under jit
   if bound not in ("upper", "lower"):
     raise ValueError(f"bound must be 'upper' or 'lower', got {bound=}")
+  lab, lab_valid = None, None
+  if labels is not None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+      raise ValueError(f"num_classes must be a positive int when labels are given, got {num_classes=}")
+    lab = validation.check_integer(labels, "labels")
+    if lab.shape != (h.shape[0],):
+      raise ValueError(f"labels must be [n] = [{h.shape[0]}], got labels.shape={lab.shape}")
+    lab_valid = validation.check_labels(lab, int(num_classes))     # ValueError when concrete, NaN under jit
+  # Centred first: the estimate is shift invariant, and the distances below lose ~||h||^2 eps of precision.
+  h = h - jnp.mean(h, axis=0, keepdims=True)
   scale = (2.0 if bound == "upper" else 8.0) * noise_variance
-  hx = _pairwise_term(h, scale)
+  hx = validation.nan_where_invalid(_pairwise_term(h, scale), nv_valid)
   if labels is None:
     return hx * scale_unit
-  if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-    raise ValueError(f"num_classes must be a positive int when labels are given, got {num_classes=}")
-  lab = validation.check_integer(labels, "labels")
-  if lab.shape != (h.shape[0],):
-    raise ValueError(f"labels must be [n] = [{h.shape[0]}], got labels.shape={lab.shape}")
   n = h.shape[0]
   cond = 0.0
   for c in range(int(num_classes)):
     mask = lab == c
     cond = cond + jnp.sum(mask) / n * _pairwise_term(h, scale, mask)
-  return hx * scale_unit, (hx - cond) * scale_unit
+  ity = validation.nan_where_invalid(hx - cond, lab_valid)
+  return hx * scale_unit, ity * scale_unit

@@ -109,7 +109,7 @@ def fastfood_project(params: FastfoodParams, z: jax.Array, out_dim: int) -> jax.
     out_dim: D (<= L).
 
   Returns:
-    [..., D] projected vectors.
+    [..., D] projected vectors, in z's dtype (the normalisation is computed in float32 for half-precision z).
   """
   z = validation.check_floating(z, "z")
   length = params.b.shape[-1]
@@ -123,8 +123,10 @@ def fastfood_project(params: FastfoodParams, z: jax.Array, out_dim: int) -> jax.
   # no serialised accumulation (the plain gather's batched scatter cost ~2-4x more under vmap on CPU)
   x = x.at[..., params.perm].get(unique_indices=True, mode="clip") * params.g.astype(z.dtype)
   x = _fwht(x)[..., :out_dim]
-  divisor = jnp.sqrt(length * jnp.sum(params.g.astype(z.dtype) ** 2)) * math.sqrt(out_dim / length)
-  return x / divisor
+  # The normaliser in float32 at least: in float16, L sum g^2 overflows for L >= 256 (P z = 0 silently).
+  cdt = validation.compute_dtype_for(z.dtype)
+  divisor = jnp.sqrt(length * jnp.sum(params.g.astype(cdt) ** 2)) * math.sqrt(out_dim / length)
+  return (x.astype(cdt) / divisor).astype(z.dtype)
 
 
 def dense_projection(key: jax.Array, out_dim: int, d: int, *, dtype=jnp.float32) -> jax.Array:
@@ -138,13 +140,15 @@ def dense_projection(key: jax.Array, out_dim: int, d: int, *, dtype=jnp.float32)
     dtype: floating dtype.
 
   Returns:
-    [D, d] matrix with unit-norm columns.
+    [D, d] matrix with unit-norm columns, in `dtype` (normalised in float32 for half precision).
   """
   for name, val in (("out_dim", out_dim), ("d", d)):
     if isinstance(val, bool) or not isinstance(val, int) or val < 1:
       raise ValueError(f"{name} must be a positive int, got {name}={val!r}")
   p = jax.random.normal(key, (out_dim, d), dtype)
-  return p / jnp.linalg.norm(p, axis=0, keepdims=True)
+  # Column norms in float32 at least: in float16, sum p^2 overflows for D > 65504 (P = 0 silently).
+  p32 = p.astype(validation.compute_dtype_for(p.dtype))
+  return (p32 / jnp.linalg.norm(p32, axis=0, keepdims=True)).astype(p.dtype)
 
 
 def subspace_wrap(apply_fn: Callable[..., Any], theta0: Any, d: int, key: jax.Array, *,
@@ -198,19 +202,27 @@ def d_int90(dims: Sequence[int], performance: Sequence[float], baseline: float, 
   higher-is-better (e.g. accuracy); dims need not be sorted.
 
   Args:
-    dims: the tested subspace dimensions.
+    dims: the tested subspace dimensions (positive integers; integer-valued floats are accepted).
     performance: the performance at each dim (same length).
     baseline: the full-space (direct training) performance (> 0).
     fraction: the threshold fraction of the baseline, in (0, 1].
 
   Returns:
     The smallest d with performance >= fraction * baseline, as a float; inf if none reaches it.
+
+  Raises:
+    ValueError: a dim is not a positive integer, or the shapes disagree.
   """
   dims = np.asarray(dims)
   performance = np.asarray(performance, np.float64)
   if dims.ndim != 1 or dims.shape != performance.shape or dims.size == 0:
     raise ValueError(f"dims and performance must be non-empty 1-D of equal length, got {dims.shape} and "
                      f"{performance.shape}")
+  if dims.dtype == np.bool_ or not (np.issubdtype(dims.dtype, np.integer) or np.issubdtype(dims.dtype, np.floating)):
+    raise ValueError(f"dims must be positive integers, got dims.dtype={dims.dtype}")
+  bad = ~(np.isfinite(dims) & (dims >= 1) & (dims == np.round(dims)))
+  if bad.any():
+    raise ValueError(f"dims must be positive integers (subspace dimensions), got {dims[bad][:5].tolist()}")
   validation.check_positive(baseline, "baseline")
   validation.check_in_interval(fraction, "fraction", 0.0, 1.0, closed_low=False)
   ok = performance >= fraction * baseline

@@ -32,20 +32,37 @@ _SOLVERS = ("exact", "cg")
 
 
 def _solve_exact(m_obs, mask, v):
-  """Row-wise least squares, exactly: (V^T D_i V) u_i = V^T D_i m_i for every row i. Returns (U, multiply-adds)."""
+  """Row-wise least squares, exactly: (V^T D_i V) u_i = V^T D_i m_i for every row i. Returns (U, multiply-adds).
+
+  Solved by the eigendecomposition of each k x k Gram as u_i = G_i^+ V^T D_i m_i, eigenvalues <= k eps lambda_max
+  dropped: the minimum-norm least-squares solution, equal to G_i^{-1} V^T D_i m_i (up to rounding) for a
+  well-conditioned G_i, and finite where G_i is singular (M of rank < k, an all-zero M: an LU solve gave NaN there).
+  (An LU solve next to the eigendecomposition, in the scan, deadlocked jax 0.10.2 on CPU.)
+  """
   k = v.shape[1]
   gram = jnp.einsum("ij,jk,jl->ikl", mask, v, v)
   rhs = (mask * m_obs) @ v
-  u = jnp.linalg.solve(gram, rhs[..., None])[..., 0]
+  w, q = jnp.linalg.eigh(gram)                                  # ascending eigenvalues, [n, k] and [n, k, k]
+  keep = w > jnp.finfo(gram.dtype).eps * k * w[:, -1:]
+  inv = jnp.where(keep, 1.0 / jnp.where(keep, w, 1.0), 0.0)
+  pinv_apply = lambda b: jnp.einsum("ikl,il->ik", q, inv * jnp.einsum("iml,im->il", q, b))
+  u = pinv_apply(rhs)
+  u = u + pinv_apply(rhs - jnp.einsum("ikl,il->ik", gram, u))   # one step of iterative refinement: LU's accuracy
   counts = jnp.sum(mask, axis=1)
   flops = jnp.sum(counts * (k * k + k) + k ** 3 / 3 + 2 * k * k)
   return u, flops
 
 
 def _solve_cg(m_obs, mask, v, u0, tol, max_iters):
-  """Row-wise least squares by batched conjugate gradient on the normal equations, from u0. Returns (U, flops, T)."""
+  """Row-wise least squares by batched conjugate gradient on the normal equations, from u0. Returns (U, flops, T).
+
+  A row whose search direction p has Rayleigh quotient p^T G_i p / p^T p <= eps tr(G_i) (a numerically null
+  direction of a singular Gram: M of rank < k) stops there, and no longer holds the others' loop: stepping along it
+  blew the iterate up (to ~1e12). A well-conditioned row never meets the test, so its steps are unchanged.
+  """
   k = v.shape[1]
   apply = lambda u: ((u @ v.T) * mask) @ v                      # row i: V^T D_i V u_i
+  floor = jnp.finfo(v.dtype).eps * (mask @ jnp.sum(v * v, axis=1))     # eps tr(V^T D_i V), O(|Omega_i| k)
   b = (mask * m_obs) @ v
   r = b - apply(u0)
   r0_norm = jnp.maximum(jnp.linalg.norm(r, axis=1), jnp.finfo(b.dtype).tiny)
@@ -53,21 +70,24 @@ def _solve_cg(m_obs, mask, v, u0, tol, max_iters):
   rs = jnp.sum(r * r, axis=1)
 
   def cond(c):
-    _, r, _, _, t = c
-    return (t < max_iters) & (jnp.max(jnp.linalg.norm(r, axis=1) / r0_norm) > tol)
+    _, r, _, _, t, stopped = c
+    rel = jnp.where(stopped, 0.0, jnp.linalg.norm(r, axis=1) / r0_norm)
+    return (t < max_iters) & (jnp.max(rel) > tol)
 
   def body(c):
-    u, r, p, rs, t = c
+    u, r, p, rs, t, stopped = c
     ap = apply(p)
     denom = jnp.sum(p * ap, axis=1)
-    alpha = jnp.where(denom > 0, rs / jnp.where(denom > 0, denom, 1.0), 0.0)
+    ok = (denom > floor * jnp.sum(p * p, axis=1)) & ~stopped
+    alpha = jnp.where(ok, rs / jnp.where(ok, denom, 1.0), 0.0)
     u = u + alpha[:, None] * p
     r = r - alpha[:, None] * ap
     rs_new = jnp.sum(r * r, axis=1)
     beta = jnp.where(rs > 0, rs_new / jnp.where(rs > 0, rs, 1.0), 0.0)
-    return u, r, r + beta[:, None] * p, rs_new, t + 1
+    return u, r, r + beta[:, None] * p, rs_new, t + 1, stopped | ~ok
 
-  u, r, _, _, t = jax.lax.while_loop(cond, body, (u0, r, p, rs, jnp.zeros((), jnp.int32)))
+  u, r, _, _, t, _ = jax.lax.while_loop(cond, body, (u0, r, p, rs, jnp.zeros((), jnp.int32),
+                                                     jnp.zeros(r.shape[:1], bool)))
   counts = jnp.sum(mask, axis=1)
   flops = jnp.sum(counts * k * (1 + 2 * (t + 1)) + 6 * k * t)
   return u, flops, t
@@ -99,7 +119,9 @@ def altmin_complete(m_obs: jax.Array, mask: jax.Array, k: int, *, iters: int = 3
   Returns:
     (U [n1, k], V [n2, k], history) with history arrays of length `iters`: 'residual' (||P_Omega(U V^T - M)||_F /
     ||P_Omega(M)||_F), 'flops' (multiply-adds of the iteration), 'cg_iters' (CG steps of the iteration, both
-    halves; 0 for 'exact'), and 'error' when `reference` is given.
+    halves; 0 for 'exact'), and 'error' when `reference` is given. A zero denominator (all-zero observed M or
+    reference) reports the absolute norm instead. Degenerate input (M of rank < k, all-zero M) stays finite: the
+    exact solver takes minimum-norm least-squares solutions, CG stops along numerically null directions.
   """
   m_obs = validation.check_floating(m_obs, "m_obs")
   if m_obs.ndim != 2 or min(m_obs.shape) < 1:
@@ -133,6 +155,11 @@ def altmin_complete(m_obs: jax.Array, mask: jax.Array, k: int, *, iters: int = 3
                  cg_tol=cg_tol, cg_max_iters=cg_max_iters)
 
 
+def _relative(num, den):
+  """num / den, or num itself (the absolute error) when den = 0 (an all-zero M or reference): never 0 / 0."""
+  return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), num)
+
+
 @functools.partial(jax.jit, static_argnames=("k", "iters", "solver", "cg_max_iters"))
 def _altmin(m_obs, mask, reference, warm_start, *, k, iters, solver, cg_tol, cg_max_iters):
   dtype = m_obs.dtype
@@ -154,9 +181,10 @@ def _altmin(m_obs, mask, reference, warm_start, *, k, iters, solver, cg_tol, cg_
     v, f1, t1 = half(m_obs.T, maskf.T, u, v)
     u, f2, t2 = half(m_obs, maskf, v, u)
     pred = u @ v.T
-    hist = {"residual": jnp.linalg.norm(maskf * (pred - m_obs)) / obs_norm, "flops": f1 + f2, "cg_iters": t1 + t2}
+    hist = {"residual": _relative(jnp.linalg.norm(maskf * (pred - m_obs)), obs_norm), "flops": f1 + f2,
+            "cg_iters": t1 + t2}
     if reference is not None:
-      hist["error"] = jnp.linalg.norm(pred - reference) / jnp.linalg.norm(reference)
+      hist["error"] = _relative(jnp.linalg.norm(pred - reference), jnp.linalg.norm(reference))
     return (u, v), hist
 
   v0 = jnp.zeros((m_obs.shape[1], k), dtype)

@@ -65,13 +65,22 @@ def gaussian_affinity(x: jax.Array, sigma: float) -> jax.Array:
   if x.ndim != 2:
     raise ValueError(f"x must be [N, D], got shape {x.shape}")
   validation.check_positive(sigma, "sigma")
+  x = x - jnp.mean(x, axis=0)       # shift invariant; centred, ||a||^2 + ||b||^2 - 2ab keeps its precision
   sq = jnp.sum(x * x, -1)
   d2 = jnp.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
   return jnp.exp(-d2 / (2 * sigma ** 2))
 
 
 def _sq_dist(x, m):
+  """||x_p - m_k||^2, [N, K], by ||x||^2 + ||m||^2 - 2 x.m: callers centre x and m first (it cancels far from 0)."""
   return jnp.maximum(jnp.sum(x * x, -1)[:, None] + jnp.sum(m * m, -1)[None, :] - 2 * x @ m.T, 0.0)
+
+
+def _objective(s, feats, prototypes, affinity, lam):
+  """E(S, m) of `transductive_objective` for feats and prototypes already centred (no checks)."""
+  neg_ent = jnp.sum(jnp.where(s > 0, s * jnp.log(jnp.where(s > 0, s, 1.0)), 0.0))
+  unary = jnp.sum(s * _sq_dist(feats, prototypes))
+  return unary + neg_ent - lam * jnp.sum(s * (affinity @ s))
 
 
 def transductive_objective(assignments: jax.Array, feats: jax.Array, prototypes: jax.Array, affinity: jax.Array,
@@ -103,13 +112,16 @@ def transductive_objective(assignments: jax.Array, feats: jax.Array, prototypes:
   if affinity.shape != (feats.shape[0],) * 2:
     raise ValueError(f"affinity must be [N, N] = {(feats.shape[0],) * 2}, got {affinity.shape}")
   validation.check_nonnegative(lam, "lam")
-  neg_ent = jnp.sum(jnp.where(s > 0, s * jnp.log(jnp.where(s > 0, s, 1.0)), 0.0))
-  unary = jnp.sum(s * _sq_dist(feats, prototypes))
-  return unary + neg_ent - lam * jnp.sum(s * (affinity @ s))
+  mu = jnp.mean(feats, axis=0)      # E is shift invariant: distances of centred points keep their precision
+  return _objective(s, feats - mu, prototypes - mu, affinity, lam)
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "iters", "update_prototypes"))
 def _run(support, support_labels, query, affinity, lam, *, num_classes, iters, update_prototypes):
+  # Everything below is shift invariant: work on features centred at their mean (restored on the prototypes), so
+  # the squared distances ||x||^2 + ||m||^2 - 2 x.m keep their precision for features far from the origin.
+  mu = jnp.mean(jnp.concatenate([support, query], 0), axis=0)
+  support, query = support - mu, query - mu
   feats = jnp.concatenate([support, query], 0)
   s_sup = jax.nn.one_hot(support_labels, num_classes, dtype=feats.dtype)
   counts = jnp.sum(s_sup, 0)
@@ -128,7 +140,7 @@ def _run(support, support_labels, query, affinity, lam, *, num_classes, iters, u
     return (s_all.T @ feats) / jnp.sum(s_all, 0)[:, None]
 
   def energy(s_q, m):
-    return transductive_objective(jnp.concatenate([s_sup, s_q], 0), feats, m, affinity, lam)
+    return _objective(jnp.concatenate([s_sup, s_q], 0), feats, m, affinity, lam)
 
   s0 = jax.nn.softmax(-_sq_dist(query, m0), axis=-1)
 
@@ -142,7 +154,7 @@ def _run(support, support_labels, query, affinity, lam, *, num_classes, iters, u
 
   (s_q, m), es = jax.lax.scan(body, (s0, m0), None, length=iters)
   objective = jnp.concatenate([energy(s0, m0)[None], es.reshape(-1)])
-  return TransductiveResult(s_q, m, objective)
+  return TransductiveResult(s_q, m + mu, objective)
 
 
 def bound_optimizer(support: jax.Array, support_labels: jax.Array, query: jax.Array, affinity: jax.Array, *,

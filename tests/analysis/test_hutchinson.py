@@ -136,3 +136,30 @@ def test_bad_inputs_raise():
     analysis.hutchinson_trace_jacobian(jnp.sin, jnp.ones(3), key=key)
   with pytest.raises(TypeError, match="z"):
     analysis.hutchinson_trace_jacobian(jnp.sin, jnp.ones((2, 3), jnp.int32), key=key)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_half_precision_hutch_plus_plus(dtype):
+  # Hutch++ in half precision crashed in LAPACK (no half-precision QR). Probes, QR and sums now run in float32 and
+  # the estimate comes back in the input's dtype: with 3P probes it is exact up to the model's half-precision HVPs.
+  a = _sym(4, 6)
+  a_half = jnp.asarray(a, dtype)
+  trace_half = float(np.trace(np.asarray(a_half, np.float64)))
+  loss = lambda p: 0.5 * p["x"] @ (a_half @ p["x"])
+  params = {"x": jnp.ones(6, dtype)}
+  key = jax.random.key(0)
+  for method, num_probes in (("hutch++", 18), ("hutch++", 9), ("hutchinson", 6)):
+    est = analysis.hessian_trace(loss, params, key=key, num_probes=num_probes, method=method)
+    assert est.dtype == dtype and np.isfinite(float(est))
+    if num_probes == 18:
+      assert float(est) == pytest.approx(trace_half, rel=2e-2)
+  est = jax.jit(lambda p: analysis.hessian_trace(loss, p, key=key, num_probes=18, method="hutch++"))(params)
+  assert float(est) == pytest.approx(trace_half, rel=2e-2)
+  b = jnp.asarray(np.random.default_rng(5).normal(size=(5, 5)), dtype)
+  est = analysis.jacobian_trace(lambda x: b @ x, jnp.ones(5, dtype), key=key, num_probes=15, method="hutch++")
+  assert est.dtype == dtype
+  assert float(est) == pytest.approx(float(np.trace(np.asarray(b, np.float64))), abs=5e-2)
+  # float32 computes in float32 as before (no casts): 3P probes stay exact.
+  est32 = analysis.hessian_trace(_quad_loss(a.astype(np.float32)), {"u": jnp.ones(4), "w": jnp.ones((1, 2))},
+                                 key=key, num_probes=18, method="hutch++")
+  assert est32.dtype == jnp.float32 and float(est32) == pytest.approx(np.trace(a), rel=1e-5)

@@ -124,3 +124,85 @@ def test_information_bad_inputs():
     uniform_bins(t, 4, lower=1.0, upper=-1.0)
   with pytest.raises(ValueError, match="unit"):
     discrete_entropy(jnp.zeros(4, int), unit="dits")
+
+
+def _kde_reference(h, var, c=2.0):
+  """The KDE bound in float64 NumPy, distances from explicit differences (no cancellation)."""
+  from scipy.special import logsumexp
+  h = np.asarray(h, np.float64)
+  d2 = ((h[:, None, :] - h[None, :, :]) ** 2).sum(-1) / (c * var)
+  return -np.mean(logsumexp(-d2, axis=1) - np.log(len(h)))
+
+
+def test_kde_is_shift_invariant_far_from_the_origin():
+  # Activations at 20 + 0.1 N(0, 1): ||h||^2 ~ 4e4 in float32, so ||a||^2 + ||b||^2 - 2ab lost the distances and
+  # gave 8.93 nats > ln 500 = 6.21. The estimate is shift invariant: the shifted input gives the unshifted value.
+  rng = np.random.default_rng(0)
+  z = (0.1 * rng.standard_normal((500, 100))).astype(np.float32)
+  shifted = (20.0 + z).astype(np.float32)
+  got = float(kde_mutual_information(jnp.asarray(shifted), noise_variance=1e-3))
+  assert got <= math.log(500) + 1e-4
+  assert got == pytest.approx(float(kde_mutual_information(jnp.asarray(z), noise_variance=1e-3)), abs=1e-4)
+  assert got == pytest.approx(_kde_reference(shifted, 1e-3), abs=1e-4)
+  # Tightly clustered rows far out: I(X;T) ~ 0.001 nats, not the 0.16 the cancellation gave.
+  near = (100.0 + 1e-3 * rng.standard_normal((200, 10))).astype(np.float32)
+  lab = jnp.asarray(np.arange(200) % 2)
+  ixt, ity = kde_mutual_information(jnp.asarray(near), noise_variance=1e-2, labels=lab, num_classes=2)
+  assert float(ixt) == pytest.approx(_kde_reference(near, 1e-2), abs=1e-5)
+  ixt0, ity0 = kde_mutual_information(jnp.asarray(near - 100.0), noise_variance=1e-2, labels=lab, num_classes=2)
+  np.testing.assert_allclose([ixt, ity], [ixt0, ity0], atol=1e-5)
+  # Ordinary centred data: the float64 reference (lower bound too).
+  h = rng.standard_normal((300, 4)).astype(np.float32)
+  assert float(kde_mutual_information(h, noise_variance=0.5, bound="lower")) == pytest.approx(
+      _kde_reference(h, 0.5, 8.0), abs=1e-5)
+
+
+def test_kde_invalid_labels_and_noise_variance():
+  rng = np.random.default_rng(1)
+  t = jnp.asarray(rng.standard_normal((100, 3)).astype(np.float32))
+  kde = lambda tt, v, lab: kde_mutual_information(tt, noise_variance=v, labels=lab, num_classes=2)
+  for bad in (np.repeat([0, 5], 50), np.repeat([0, -1], 50)):   # out of [0, 2): were dropped (I(T;Y) 2.22 > ln 2)
+    with pytest.raises(ValueError, match="labels"):
+      kde(t, 0.1, jnp.asarray(bad))
+    ixt, ity = jax.jit(kde)(t, 0.1, jnp.asarray(bad))
+    assert np.isfinite(float(ixt)) and np.isnan(float(ity))
+  good = jnp.asarray(np.repeat([0, 1], 50))
+  np.testing.assert_allclose(jax.jit(kde)(t, 0.1, good), kde(t, 0.1, good), rtol=1e-6)
+  with pytest.raises(TypeError, match="labels"):
+    kde(t, 0.1, jnp.zeros(100))
+  for v in (-1.0, float("nan"), float("inf")):
+    with pytest.raises(ValueError, match="noise_variance"):
+      kde_mutual_information(t, noise_variance=v)
+  # A negative noise variance under jit gave a negative "MI"; now NaN (value and gradient).
+  f = jax.jit(lambda v: kde_mutual_information(t, noise_variance=v))
+  assert np.isnan(float(f(-1.0))) and float(f(0.1)) > 0
+  assert np.isnan(float(jax.grad(lambda v: kde_mutual_information(t, noise_variance=v))(-1.0)))
+
+
+def test_binned_mi_nan_activations_and_empty_ranges():
+  rng = np.random.default_rng(2)
+  t = jnp.asarray(rng.standard_normal((64, 3)).astype(np.float32))
+  y = jnp.asarray(np.arange(64) % 2)
+  tn = t.at[0, 0].set(jnp.nan)
+  for kwargs in ({}, {"lower": -1.0, "upper": 1.0}, {"binning": "adaptive"}, {"binning": "adaptive",
+                                                                                "per_neuron": True}):
+    assert np.isnan(binned_mutual_information(tn, None, y, n_bins=8, **kwargs)).all(), kwargs
+    assert np.isnan(jax.jit(lambda a: binned_mutual_information(a, None, y, n_bins=8, **kwargs))(tn)).all(), kwargs
+    assert np.isfinite(binned_mutual_information(t, None, y, n_bins=8, **kwargs)).all(), kwargs
+  # An inf with a defaulted range end makes the range infinite: NaN; inside a given range it is clipped to a bin.
+  ti = t.at[0, 0].set(jnp.inf)
+  assert np.isnan(binned_mutual_information(ti, None, y, n_bins=8)).all()
+  assert np.isfinite(binned_mutual_information(ti, None, y, n_bins=8, lower=-1.0, upper=1.0)).all()
+  # One end given, the other defaulted from t, and the range empty: ValueError eagerly, NaN under jit.
+  with pytest.raises(ValueError, match="lower must be below max"):
+    uniform_bins(t, 4, lower=10.0)
+  with pytest.raises(ValueError, match="upper must exceed min"):
+    uniform_bins(t, 4, upper=-10.0)
+  with pytest.raises(ValueError, match="lower must be below max"):
+    binned_mutual_information(t, None, y, lower=10.0)
+  f = jax.jit(lambda a, lo: binned_mutual_information(a, None, y, n_bins=8, lower=lo))
+  assert np.isnan(f(t, 10.0)).all()
+  np.testing.assert_allclose(f(t, -1.0), binned_mutual_information(t, None, y, n_bins=8, lower=-1.0), rtol=1e-6)
+  # A constant layer with both ends defaulted is not an empty range: every value in bin 0, I = 0.
+  np.testing.assert_allclose(binned_mutual_information(jnp.ones((10, 3)), None, jnp.arange(10) % 2), [0.0, 0.0],
+                             atol=1e-7)

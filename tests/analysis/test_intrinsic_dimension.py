@@ -125,3 +125,35 @@ def test_d_int90_and_bad_inputs():
     fastfood_params(jax.random.key(0), 0)
   with pytest.raises(ValueError, match="z must be"):
     fastfood_project(fastfood_params(jax.random.key(0), 4), jnp.ones(5), 4)
+
+
+def test_half_precision_projections_keep_unit_columns():
+  # In float16 the normalisers overflowed (L sum g^2 for L >= 256; sum p^2 for D > 65504), so P z = 0 silently.
+  # They are computed in float32 and cast back: the columns keep (about) unit norm, as in float32.
+  for out_dim in (100, 300, 1000, 200_000):
+    ff = fastfood_params(jax.random.key(0), out_dim, dtype=jnp.float16)
+    cols = fastfood_project(ff, jnp.eye(3, dtype=jnp.float16), out_dim)
+    assert cols.dtype == jnp.float16
+    norms = np.linalg.norm(np.asarray(cols, np.float32), axis=1)
+    assert np.all(np.abs(norms - 1) < 0.1), (out_dim, norms)
+    if out_dim <= 1000:   # the construction in float64 from the same (float16) B, Pi, G
+      np.testing.assert_allclose(np.asarray(cols, np.float64).T, _explicit_fastfood(ff, 3, out_dim), atol=2e-3)
+  p = dense_projection(jax.random.key(0), 70_000, 2, dtype=jnp.float16)
+  assert p.dtype == jnp.float16
+  np.testing.assert_allclose(np.linalg.norm(np.asarray(p, np.float32), axis=0), 1.0, rtol=1e-2)
+  # float32 is unchanged: the same numbers as the normalisation written out in float32.
+  g = jax.random.normal(jax.random.key(0), (50, 4), jnp.float32)
+  np.testing.assert_array_equal(dense_projection(jax.random.key(0), 50, 4), g / jnp.linalg.norm(g, axis=0))
+  # subspace_wrap in float16: the gradient in z is no longer 0.
+  theta0 = {"w": jnp.ones((30, 10), jnp.float16)}
+  for projection in ("fastfood", "dense"):
+    f, z0 = subspace_wrap(lambda p: jnp.sum(p["w"].astype(jnp.float32) ** 2), theta0, 5, jax.random.key(0),
+                          projection=projection)
+    assert np.linalg.norm(np.asarray(jax.grad(f)(z0), np.float32)) > 1.0, projection
+
+
+def test_d_int90_requires_positive_integer_dims():
+  assert d_int90(np.array([10.0, 100.0]), [0.5, 0.95], 1.0) == 100.0     # integer-valued floats are dims
+  for dims in ([-5, 100], [0, 100], [1.5, 100], [float("nan"), 100], [True, False]):
+    with pytest.raises(ValueError, match="dims must be positive integers"):
+      d_int90(dims, [0.99, 0.95], 1.0)

@@ -73,6 +73,41 @@ def test_bound_optimizer_matches_numpy_closed_forms_and_is_monotone():
     np.testing.assert_allclose(np.asarray(f(xs, ys, xq).assignments), np.asarray(r.assignments), rtol=1e-9)
 
 
+def test_offset_features_keep_their_precision():
+  # Features far from the origin (float32): ||a||^2 + ||b||^2 - 2ab lost the distances, giving an affinity with
+  # diagonal 0 and a negative eigenvalue (-3.78 here) and an objective rising by 0.13-0.26 between half-steps. All of
+  # it is shift invariant, so the offset features must give the centred features' numbers.
+  rng = np.random.default_rng(0)
+  x = (50.0 + 0.01 * rng.standard_normal((20, 64))).astype(np.float32)
+  w = np.asarray(gaussian_affinity(jnp.asarray(x), 0.01), np.float64)
+  x64 = x.astype(np.float64)
+  w_ref = np.exp(-((x64[:, None] - x64[None]) ** 2).sum(-1) / (2 * 0.01 ** 2))
+  np.testing.assert_allclose(w, w_ref, atol=1e-4)
+  assert w.diagonal().min() > 1 - 1e-4 and np.linalg.eigvalsh(w).min() > 0
+
+  k, dim, offset = 5, 512, 10.0
+  means = 0.05 * rng.standard_normal((k, dim))
+  yq = np.repeat(np.arange(k), 15)
+  xs = (offset + means + 0.05 * rng.standard_normal((k, dim))).astype(np.float32)
+  xq = (offset + means[yq] + 0.05 * rng.standard_normal((len(yq), dim))).astype(np.float32)
+  x = np.concatenate([xs, xq])
+  aff = gaussian_affinity(jnp.asarray(x), 0.5)
+  aff_c = gaussian_affinity(jnp.asarray(x - offset), 0.5)
+  np.testing.assert_allclose(np.asarray(aff), np.asarray(aff_c), atol=1e-5)
+  for lam in (1.0, 5.0):
+    r = bound_optimizer(xs, np.arange(k), xq, aff, num_classes=k, lam=lam, iters=10)
+    rc = bound_optimizer(xs - offset, np.arange(k), xq - offset, aff_c, num_classes=k, lam=lam, iters=10)
+    e = np.asarray(r.objective, np.float64)
+    assert np.all(np.diff(e) <= 1e-6 * np.abs(e[:-1]).max()), np.diff(e).max()     # float32 rounding only
+    np.testing.assert_allclose(e, np.asarray(rc.objective), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(r.assignments), np.asarray(rc.assignments), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(r.prototypes) - offset, np.asarray(rc.prototypes), atol=1e-4)
+    assert np.all(np.asarray(r.assignments).argmax(1) == yq)
+    # the public objective agrees with the recorded history at the final iterate
+    s_all = jnp.concatenate([jnp.eye(k), r.assignments])
+    assert float(transductive_objective(s_all, x, r.prototypes, aff, lam)) == pytest.approx(e[-1], rel=1e-5)
+
+
 def test_bound_optimizer_rejects_bad_input():
   xs, ys, xq = _episode()
   w = np.eye(15)
