@@ -175,7 +175,10 @@ def uniform_bins(t, n_bins: int, *, lower: Optional[float] = None, upper: Option
   """
   t = _check_activations(t)
   n_bins = _check_bins(n_bins)
-  lo, hi = _uniform_range(t, lower, upper)
+  return _uniform_codes(t, n_bins, *_uniform_range(t, lower, upper))
+
+
+def _uniform_codes(t, n_bins, lo, hi):
   width = jnp.where(hi > lo, (hi - lo) / n_bins, 1.0)
   return jnp.clip(jnp.floor((t - lo) / width), 0, n_bins - 1).astype(jnp.int32)
 
@@ -273,22 +276,22 @@ def binned_mutual_information(t, x, y, *, n_bins: int = 30, binning: Literal["un
     (I(X;T), I(T;Y)) two float32 scalars; NaN if `t` holds a NaN (or, with a defaulted range end, an inf), or if
     the uniform range is empty under jit.
   """
-  n = _check_activations(t).shape[0]
+  th = _check_activations(t)
+  n = th.shape[0]
   sx = None if x is None else _check_symbols(x, "x")
   sy = _check_symbols(y, "y")
   for name, s in (("x", sx), ("y", sy)):
     if s is not None and s.shape[0] != n:
       raise ValueError(f"{name} must have one entry per row of t ({n}), got {name}.shape={s.shape}")
-  th = _check_activations(t)
   if binning == "uniform":
-    codes = uniform_bins(t, n_bins, lower=lower, upper=upper)
+    lo, hi = _uniform_range(th, lower, upper)      # one range (and its eager checks) for the codes and the guard
+    codes = _uniform_codes(th, _check_bins(n_bins), lo, hi)
     # NaN for NaN activations, for non-finite ones with a defaulted end (the range is then not finite), and for an
     # empty range under jit (eagerly a ValueError in `uniform_bins`).
     ok = ~jnp.any(jnp.isnan(th))
     if lower is None or upper is None:
       ok = ok & jnp.all(jnp.isfinite(th))
     if lower is not None or upper is not None:
-      lo, hi = _uniform_range(th, lower, upper)
       ok = ok & (hi > lo)
   elif binning == "adaptive":
     codes = adaptive_bins(t, n_bins, per_neuron=per_neuron)
