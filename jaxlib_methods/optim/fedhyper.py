@@ -72,7 +72,8 @@ def _tree_vdot(a: Any, b: Any) -> jax.Array:
   would drop the imaginary parts)."""
   def one(x, y):
     ct = jnp.promote_types(jnp.result_type(x, y), jnp.float32)
-    return jnp.real(jnp.vdot(x.astype(ct), y.astype(ct))).astype(jnp.float32)
+    # a product and a sum, not jnp.vdot: a dot over sharded axes is an error under explicit sharding
+    return jnp.sum(jnp.real(jnp.conj(x.astype(ct)) * y.astype(ct))).astype(jnp.float32)
 
   return sum((one(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))), jnp.zeros([], jnp.float32))
 
