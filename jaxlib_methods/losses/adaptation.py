@@ -253,7 +253,8 @@ def cafa_loss(features: jax.Array, pseudo_labels: jax.Array, means: jax.Array, p
     features: [B, D] floating test features g(x) (the adapted network's).
     pseudo_labels: [B] integer predicted classes in [0, C) (out of range: ValueError eagerly, NaN rows under jit).
     means: [C, D] source class means.
-    precisions: [C, D, D] inverse source class covariances (symmetric positive definite), or [D, D] shared.
+    precisions: [C, D, D] inverse source class covariances (symmetric positive definite, ValueError otherwise when
+      concrete; a traced precision is not checked), or [D, D] shared.
     where: optional bool [B]: examples to include (the others give 0 and are not checked).
 
   Returns:
@@ -271,6 +272,16 @@ def cafa_loss(features: jax.Array, pseudo_labels: jax.Array, means: jax.Array, p
   if prec.shape not in ((mu.shape[0], d, d), (d, d)):
     raise ValueError(f"precisions must be [C, D, D] = {(mu.shape[0], d, d)} or shared [D, D] = {(d, d)}, got "
                      f"precisions.shape={prec.shape}")
+  if not validation.is_traced(prec):  # a non-SPD precision makes D negative and the log ratio NaN or meaningless
+    p64 = np.asarray(prec, np.float64)
+    if not np.all(np.isfinite(p64)):
+      raise ValueError("precisions must be finite")
+    scale = max(float(np.max(np.abs(p64))), np.finfo(np.float64).tiny)
+    if not np.allclose(p64, np.swapaxes(p64, -1, -2), rtol=0.0, atol=1e-5 * scale):
+      raise ValueError("precisions must be symmetric (inverse covariances)")
+    if np.min(np.linalg.eigvalsh(0.5 * (p64 + np.swapaxes(p64, -1, -2)))) <= 0.0:
+      raise ValueError("precisions must be positive definite (inverse covariances; add a ridge to the covariance: "
+                       "cafa_source_statistics(..., ridge=...))")
   y = validation.check_integer(pseudo_labels, "pseudo_labels")
   if y.shape != f.shape[:1]:
     raise ValueError(f"pseudo_labels must be [B] with B = features.shape[0], got pseudo_labels.shape={y.shape}")

@@ -21,6 +21,7 @@ from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlib_methods import validation
 from jaxlib_methods._norms import l2_normalize, safe_l2_norm
@@ -131,6 +132,8 @@ def normalized_feature_kd(student_feats: Sequence[jax.Array], teacher_feats: Seq
     [B] (or [B, L]) in float32 (or wider; half precision computed in float32); inf where a teacher feature map is
     all zeros and the student's is not; NaN where an input is NaN.
   """
+  if not isinstance(sum_layers, (bool, np.bool_)):
+    raise TypeError(f"sum_layers must be a bool (True: [B], False: [B, L]), got {sum_layers!r}")
   if isinstance(student_feats, (jax.Array,)) or isinstance(teacher_feats, (jax.Array,)):
     raise TypeError("student_feats and teacher_feats must be sequences (one [B, ...] array per layer), not arrays")
   s_list, t_list = list(student_feats), list(teacher_feats)

@@ -173,3 +173,18 @@ def test_cafa_where_half_precision_bad_labels_and_shapes():
     losses.cafa_loss(x, y.astype(jnp.float32), mu, prec)
   with pytest.raises(ValueError, match="ridge"):
     losses.cafa_source_statistics(x, y, 2, ridge=-1.0)
+
+
+def test_cafa_rejects_non_spd_precisions_eagerly():
+  """[24] a non-symmetric or indefinite precision gave a negative 'distance' and a NaN or meaningless log ratio."""
+  mu = jnp.array([[0.0, 0.0], [3.0, 0.0]])
+  x, y = jnp.array([[1.0, 0.5]]), jnp.array([0])
+  with pytest.raises(ValueError, match="positive definite"):
+    losses.cafa_loss(x, y, mu, jnp.diag(jnp.array([1.0, -1.0])))
+  with pytest.raises(ValueError, match="positive definite"):
+    losses.cafa_loss(x, y, mu, jnp.stack([jnp.eye(2), jnp.zeros((2, 2))]))
+  with pytest.raises(ValueError, match="symmetric"):
+    losses.cafa_loss(x, y, mu, jnp.array([[1.0, 0.5], [0.0, 1.0]]))
+  with pytest.raises(ValueError, match="finite"):
+    losses.cafa_loss(x, y, mu, jnp.full((2, 2), jnp.nan))
+  assert np.isfinite(float(losses.cafa_loss(x, y, mu, 2.0 * jnp.eye(2))[0]))

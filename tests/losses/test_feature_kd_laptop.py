@@ -78,3 +78,12 @@ def test_output_loss_criterion_matches_numpy_loop():
   assert np.argsort(scores)[0] == 0   # the smallest residual branch is the cheapest to remove
   with pytest.raises(ValueError, match="num_blocks"):
     losses.output_loss_criterion(forward, 0)
+
+
+def test_normalized_feature_kd_sum_layers_must_be_bool():
+  """[94] sum_layers='no' was truthy and silently summed the layers."""
+  s, t = [jnp.ones((2, 3))], [2 * jnp.ones((2, 3))]
+  for bad in ("no", 0, None):
+    with pytest.raises(TypeError, match="sum_layers must be a bool"):
+      losses.normalized_feature_kd(s, t, sum_layers=bad)
+  assert losses.normalized_feature_kd(s, t, sum_layers=np.bool_(False)).shape == (2, 1)
