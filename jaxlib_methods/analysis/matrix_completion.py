@@ -49,6 +49,7 @@ def _solve_exact(m_obs, mask, v):
   u = pinv_apply(rhs)
   u = u + pinv_apply(rhs - jnp.einsum("ikl,il->ik", gram, u))   # one step of iterative refinement: LU's accuracy
   counts = jnp.sum(mask, axis=1)
+  # The paper's cost model of an exact solve (LU/Cholesky of each k x k Gram), not the eigendecomposition above.
   flops = jnp.sum(counts * (k * k + k) + k ** 3 / 3 + 2 * k * k)
   return u, flops
 
@@ -103,7 +104,8 @@ def altmin_complete(m_obs: jax.Array, mask: jax.Array, k: int, *, iters: int = 3
   2023, arXiv:2302.11068: initialise U with the top-k left singular vectors of P_Omega(M) / p (p the observed
   fraction), then per iteration V <- argmin_V ||P_Omega(U V^T - M)||_F, U <- argmin_U ||P_Omega(U V^T - M)||_F, each
   solved row by row, exactly ('exact', O(|Omega| k^2)) or approximately ('cg', conjugate gradient until each row's
-  residual has shrunk by the factor `cg_tol`, O(|Omega| k) per CG step). See the module docstring for the operation counts.
+  residual has shrunk by the factor `cg_tol`, O(|Omega| k) per CG step). See the module docstring for the operation
+  counts.
 
   Args:
     m_obs: [n1, n2] floating matrix; entries outside `mask` are ignored (may be anything finite).
@@ -118,10 +120,13 @@ def altmin_complete(m_obs: jax.Array, mask: jax.Array, k: int, *, iters: int = 3
 
   Returns:
     (U [n1, k], V [n2, k], history) with history arrays of length `iters`: 'residual' (||P_Omega(U V^T - M)||_F /
-    ||P_Omega(M)||_F), 'flops' (multiply-adds of the iteration), 'cg_iters' (CG steps of the iteration, both
-    halves; 0 for 'exact'), and 'error' when `reference` is given. A zero denominator (all-zero observed M or
-    reference) reports the absolute norm instead. Degenerate input (M of rank < k, all-zero M) stays finite: the
-    exact solver takes minimum-norm least-squares solutions, CG stops along numerically null directions.
+    ||P_Omega(M)||_F), 'flops' (multiply-adds of the iteration in the paper's cost model: for 'exact', forming
+    each row's Gram and right-hand side, #Omega_i (k^2 + k), plus a k x k LU or Cholesky solve, k^3 / 3 + 2 k^2,
+    not the eigendecomposition used here for robustness; for 'cg', the CG steps taken), 'cg_iters' (CG steps of
+    the iteration, both halves; 0 for 'exact'), and 'error' when `reference` is given. A zero denominator
+    (all-zero observed M or reference) reports the absolute norm instead. Degenerate input (M of rank < k,
+    all-zero M) stays finite: the exact solver takes minimum-norm least-squares solutions, CG stops along
+    numerically null directions.
   """
   m_obs = validation.check_floating(m_obs, "m_obs")
   if m_obs.ndim != 2 or min(m_obs.shape) < 1:
