@@ -201,6 +201,19 @@ def gaqat_freeze_scales(updates: Any, g_task: Any, g_sharp: Any, scale_mask: Any
   return jax.tree.unflatten(treedef, out), jax.tree.unflatten(treedef, frozen)
 
 
+def _is_masked_node(x: Any) -> bool:
+  return isinstance(x, optax.MaskedNode)
+
+
+def _masked_like(updates: Any, tree: Any, name: str) -> Any:
+  """`tree` (spanning every parameter) with optax.MaskedNode wherever the masked `updates` have one."""
+  try:
+    return jax.tree.map(lambda u, t: u if _is_masked_node(u) else t, updates, tree, is_leaf=_is_masked_node)
+  except ValueError as e:
+    raise ValueError(f"scale_by_gaqat_freeze inside optax.masked: {name} must span the full parameter tree "
+                     f"(the tree optax.masked was given): {e}") from None
+
+
 class ScaleByGaqatFreezeState(NamedTuple):
   """State of `scale_by_gaqat_freeze`: the step count (the decision is made from the current gradients)."""
   count: jax.Array  # int32 scalar
@@ -216,6 +229,12 @@ def scale_by_gaqat_freeze(threshold: float = 0.5, *,
   `gradient_disorder` exceeds `threshold` get a zero update; everything else passes unchanged. Chain it before the
   base optimizer: `optax.chain(scale_by_gaqat_freeze(0.5, scale_mask=m), optax.adam(1e-3))` (optax.chain forwards
   `task_grads` to the transforms that take it).
+
+  Composition: inside `optax.masked`, pass `task_grads` (and a bool-pytree `scale_mask`) over the full parameter
+  tree; the leaves outside the mask are dropped to match. Under `optax.MultiSteps` the inner update runs once per
+  k micro-steps on the *accumulated* SAM gradient but receives only the last micro-step's `task_grads` (MultiSteps
+  does not accumulate extra arguments), so g_sharp would mix the two: pass the task gradient averaged over the same
+  micro-steps yourself, or accumulate outside the optimizer.
 
   Args:
     threshold: disorder threshold in [0, 1).
@@ -253,13 +272,20 @@ def scale_by_gaqat_freeze(threshold: float = 0.5, *,
     if task_grads is None:
       raise ValueError("scale_by_gaqat_freeze needs the task gradient: update(sam_grads, state, params, "
                        "task_grads=grad_of_loss_at_w) (see sam_task_and_sharpness_grads)")
+    mask = scale_mask
+    if any(isinstance(x, optax.MaskedNode) for x in jax.tree.leaves(updates, is_leaf=_is_masked_node)):
+      # Inside optax.masked: the leaves outside the mask are MaskedNode in `updates` and `params`, while task_grads
+      # (an extra argument, forwarded as given) and a bool-pytree scale_mask still span every parameter.
+      task_grads = _masked_like(updates, task_grads, "task_grads")
+      if not callable(mask):
+        mask = _masked_like(updates, mask, "scale_mask")
     if params is not None:
       _contracts.check_same_tree(updates, params, "scale_by_gaqat_freeze", what="params")
     _contracts.check_same_tree(updates, task_grads, "scale_by_gaqat_freeze", what="task_grads")
     _contracts.check_real_leaves(updates, "scale_by_gaqat_freeze", "the sign conflict of GAQAT's gradient disorder "
                                  "is defined for real gradients", what="gradients")
     g_sharp = jax.tree.map(lambda a, b: a - b.astype(a.dtype), updates, task_grads)
-    out, _ = gaqat_freeze_scales(updates, task_grads, g_sharp, scale_mask, threshold)
+    out, _ = gaqat_freeze_scales(updates, task_grads, g_sharp, mask, threshold)
     return out, ScaleByGaqatFreezeState(count=optax.safe_increment(state.count))
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -83,6 +83,20 @@ def test_transform_in_a_chain_receives_the_task_gradient():
     tx.update(g_sam, state, params)
 
 
+def test_transform_inside_optax_masked_takes_full_task_grads_and_scale_mask():
+  """[74] inside optax.masked the updates hold MaskedNode leaves while task_grads (an extra argument) spans every
+  parameter: this was a tree-mismatch ValueError; the leaves outside the mask are now dropped to match."""
+  params = {"s": jnp.array(1.0), "w": jnp.array([1.0]), "z": jnp.array(2.0)}
+  g_sam = {"s": jnp.array(1.0), "w": jnp.array([1.0]), "z": jnp.array(2.0)}
+  g_task = {"s": jnp.array(-0.5), "w": jnp.array([2.0]), "z": jnp.array(1.0)}   # g_sharp on s: 1.5 opposes -0.5
+  inner = optax.chain(O.scale_by_gaqat_freeze(0.5, scale_mask={"s": True, "w": False, "z": False}), optax.sgd(1.0))
+  tx = optax.masked(inner, {"s": True, "w": True, "z": False})
+  u, _ = jax.jit(lambda g, st, p, t: tx.update(g, st, p, task_grads=t))(g_sam, tx.init(params), params, g_task)
+  assert float(u["s"]) == 0.0 and u["w"].tolist() == [-1.0] and float(u["z"]) == 2.0   # frozen, sgd, untouched
+  with pytest.raises(ValueError, match="task_grads must span the full parameter tree"):
+    tx.update(g_sam, tx.init(params), params, task_grads={"s": g_task["s"]})
+
+
 def test_bad_input_is_rejected():
   with pytest.raises(ValueError, match="threshold"):
     O.scale_by_gaqat_freeze(1.0, scale_mask={"s": True})
