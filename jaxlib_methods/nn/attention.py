@@ -55,6 +55,11 @@ def segment_positions(segment_ids: jax.Array) -> jax.Array:
 class MultiHeadAttention(nnx.Module):
   """Self-attention y = Attn(RoPE(LN(x W_q)), RoPE(LN(x W_k)), x W_v) W_o with N query and K key/value heads.
 
+  Grouped-query attention (Ainslie et al., "GQA", 2023, arXiv:2305.13245), RoPE (Su et al., "RoFormer", 2021,
+  arXiv:2104.09864, Sec. 3.4.2) and qk-layernorm (Dehghani et al., "Scaling Vision Transformers to 22 Billion
+  Parameters", 2023, arXiv:2302.05442); the attention itself is FlashAttention-2 on GPU (Dao, "FlashAttention-2",
+  2023, arXiv:2307.08691) or the XLA reference elsewhere.
+
   Args:
     d_model: D, the input and output width.
     num_heads: N query heads.

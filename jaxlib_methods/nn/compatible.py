@@ -34,7 +34,12 @@ from jaxlib_methods import validation
 
 class FixedSimplex(nnx.Variable):
   """A non-trainable variable: the fixed d-simplex class vectors (not an `nnx.Param`, so `nnx.Optimizer(...,
-  wrt=nnx.Param)` and `nnx.DiffState` leave it alone, while `nnx.split` / orbax still carry it)."""
+  wrt=nnx.Param)` and `nnx.DiffState` leave it alone, while `nnx.split` / orbax still carry it).
+
+  The fixed classifier of Biondi et al., "Stationary Representations: Optimally Approximating Compatibility and
+  Implications for Improved Model Replacements", CVPR 2024, arXiv:2405.02581, Sec. 3. Value: [K, K - 1], row k the
+  fixed class vector of class k (`dsimplex_weights`).
+  """
 
 
 def dsimplex_weights(num_classes: int, *, dtype: Any = jnp.float32) -> jax.Array:

@@ -162,7 +162,11 @@ def ecbm_loss(model: ECBM, z: jax.Array, concepts: jax.Array, labels: jax.Array,
 
 
 def concept_configurations(num_concepts: int) -> jax.Array:
-  """[2^K, K] float32 0/1 matrix of every binary concept configuration; row j has c_k = bit k of j."""
+  """[2^K, K] float32 0/1 matrix of every binary concept configuration; row j has c_k = bit k of j.
+
+  The configurations over which the joint energy E(x, c, y) is enumerated exactly (Xu et al., "Energy-Based Concept
+  Bottleneck Models", ICLR 2024, arXiv:2401.14142, Sec. 3). num_concepts: K (int) -> [2^K, K].
+  """
   if isinstance(num_concepts, bool) or not isinstance(num_concepts, int) or not 1 <= num_concepts \
       <= MAX_ENUMERATED_CONCEPTS:
     raise ValueError(f"num_concepts must be an int in [1, {MAX_ENUMERATED_CONCEPTS}] to enumerate, got "

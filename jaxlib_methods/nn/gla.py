@@ -30,6 +30,9 @@ from jaxlib_methods.kernels.gla import gla_attention
 class GatedLinearAttention(nnx.Module):
   """GLA token mixer: `__call__(x [B, T, D], *, segment_ids=None, initial_state=None, return_state=False)`.
 
+  Yang et al., "Gated Linear Attention Transformers with Hardware-Efficient Training", 2023, arXiv:2312.06635 (the
+  GLA Transformer layer, section "Gated Linear Attention"): Y = (Swish(X W_r) o LN(GLA(Q, K, V, alpha))) W_O.
+
   Args:
     d_model: D.
     num_heads: heads; D * expand_k and D * expand_v must be divisible by it.

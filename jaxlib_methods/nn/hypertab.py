@@ -24,7 +24,11 @@ from jaxlib_methods.nn.hypernetwork import MIPHyperNet
 
 
 class FeatureMasks(nnx.Variable):
-  """HyperTab's fixed view masks [V, D] (not trained)."""
+  """HyperTab's fixed view masks [V, D] (float 0/1, V views over D features; not trained).
+
+  Wydmański et al., "HyperTab: Hypernetwork Approach for Deep Learning on Small Tabular Datasets", 2023,
+  arXiv:2304.03543, Sec. 3: the binary masks m_v of the random feature subsets, fixed at initialisation.
+  """
 
 
 

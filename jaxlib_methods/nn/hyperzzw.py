@@ -58,7 +58,10 @@ def hyperzzw_conv(z: jax.Array, w: jax.Array) -> jax.Array:
 
 
 def kernel_coordinates(length: int) -> jax.Array:
-  """The slow net's input: `length` positions evenly spaced in [-1, 1], [length, 1] (length 1 gives [[0]])."""
+  """The slow net's input: `length` positions evenly spaced in [-1, 1], [length, 1] (length 1 gives [[0]]).
+
+  The coordinates c in [-1, 1] of the hyper-kernel generator (Zhang 2024, arXiv:2401.17948, Sec. 3).
+  """
   if isinstance(length, bool) or not isinstance(length, int) or length < 1:
     raise ValueError(f"length must be a positive int, got {length=!r}")
   return jnp.linspace(-1.0, 1.0, length)[:, None] if length > 1 else jnp.zeros((1, 1))
@@ -115,7 +118,8 @@ class HyperKernelMLP(nnx.Module):
 
 def instance_standardize(x: jax.Array, eps: float = 1e-5) -> jax.Array:
   """Zero mean, unit variance over the sequence axis, per example and channel (the paper's instance
-  standardisation, Sec. 3), x [..., L, C] -> [..., L, C]."""
+  standardisation: Zhang, "HyperZ·Z·W Operator Connects Slow-Fast Networks for Full Context Interaction", 2024,
+  arXiv:2401.17948, Sec. 3), x [..., L, C] -> [..., L, C]."""
   x = check_floating(x, "x")
   mean = jnp.mean(x, axis=-2, keepdims=True)
   var = jnp.var(x, axis=-2, keepdims=True)

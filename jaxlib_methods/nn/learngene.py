@@ -31,6 +31,9 @@ class ResidualMLPBlock(nnx.Module):
   """A pre-LayerNorm residual MLP block h + W_2 gelu(W_1 LN(h)) (the default layer of `StageSharedStack`).
   h [..., dim] -> [..., dim].
 
+  The layer shared within a stage (Xia et al., "Exploring Learngene via Stage-wise Weight Sharing for Initializing
+  Variable-sized Models", IJCAI 2024, arXiv:2404.16897, Sec. 3).
+
   Args:
     dim: the width.
     hidden: the MLP's hidden width.
@@ -76,6 +79,9 @@ class StageSharedStack(nnx.Module):
 
 class LayerStack(nnx.Module):
   """Independent layers applied in order (a descendant of `expand_learngene`). h [..., dim] -> [..., dim].
+
+  The descendant network of Xia et al., "Exploring Learngene via Stage-wise Weight Sharing for Initializing
+  Variable-sized Models", IJCAI 2024, arXiv:2404.16897, Sec. 3 (learngene layer s repeated d_s times in stage s).
 
   Args:
     layers: the layers (modules h -> h).

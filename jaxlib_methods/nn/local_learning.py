@@ -109,7 +109,12 @@ def local_forward(blocks: Sequence[Callable[[jax.Array], jax.Array]], x: jax.Arr
 
 
 class EMAWeight(nnx.Variable):
-  """A weight updated by an exponential moving average, never by gradients (not an `nnx.Param`)."""
+  """A weight updated by an exponential moving average, never by gradients (not an `nnx.Param`).
+
+  Su et al., "Momentum Auxiliary Network for Supervised Local Learning", ECCV 2024, arXiv:2407.05623, Sec. 3:
+  theta_ema <- m theta_ema + (1 - m) theta_{j+1}. Value: the same shape and dtype as the next block's parameter it
+  tracks.
+  """
 
 
 class MomentumAuxiliary(nnx.Module):

@@ -24,6 +24,11 @@ _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 class ScaledDense(nnx.Module):
   """y = multiplier * (x @ W) [+ b], W [fan_in, fan_out] ~ init_std * N(0, 1) (or U(±sqrt(3) init_std)).
+  x [..., fan_in] -> y [..., fan_out].
+
+  The dense layer of the abc-parametrisations (µP: Yang et al., "Tensor Programs V", 2022, arXiv:2203.03466,
+  Table 3; see `parametrization`), as used by Noci et al., "Why do Learning Rates Transfer?", 2024,
+  arXiv:2402.17457.
 
   Args:
     fan_in, fan_out: shape.

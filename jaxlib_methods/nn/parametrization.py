@@ -45,7 +45,8 @@ PARAMETRIZATIONS = ("sp", "ntk", "mup")
 
 @dataclasses.dataclass(frozen=True)
 class LayerScale:
-  """Per-layer abc numbers: forward multiplier, init std of the weights, learning-rate multiplier."""
+  """Per-layer abc numbers: forward multiplier, init std of the weights, learning-rate multiplier (three Python
+  floats; one row of the module table, µP from Yang et al., "Tensor Programs V", 2022, arXiv:2203.03466, Table 3)."""
   multiplier: float
   init_std: float
   lr_multiplier: float
@@ -62,7 +63,9 @@ def check_parametrization(parametrization: str, optimizer: str = "adam") -> None
 def layer_scale(parametrization: Parametrization, kind: LayerKind, fan_in: int, fan_out: int, *,
                 base_fan_in: int | None = None, base_fan_out: int | None = None,
                 optimizer: OptimizerFamily = "adam") -> LayerScale:
-  """The (multiplier, init std, LR multiplier) of one dense layer; see the module table.
+  """The (multiplier, init std, LR multiplier) of one dense layer; see the module table (µP: Yang et al., "Tensor
+  Programs V", 2022, arXiv:2203.03466, Table 3, relative to the base width; NTK: Jacot et al. 2018).
+  For a weight [fan_in, fan_out]; returns three scalars.
 
   Args:
     parametrization: 'sp', 'ntk' or 'mup'.
@@ -105,7 +108,8 @@ def depth_branch_multiplier(depth: int, base_depth: int) -> float:
 
 
 def lr_multipliers(model: nnx.Module, *, filter_: Any = nnx.Param, pure_dict: bool = False) -> Any:
-  """Tree of per-parameter LR multipliers (each Param's `lr_multiplier` metadata, default 1.0).
+  """Tree of per-parameter LR multipliers (each Param's `lr_multiplier` metadata, default 1.0), e.g. µP's (Yang et
+  al., "Tensor Programs V", 2022, arXiv:2203.03466, Table 3). One Python float per Param leaf, whatever its shape.
 
   The tree is a prefix of `nnx.state(model, filter_)` (and of the gradients w.r.t. it), which is what
   `scale_by_lr_multipliers` needs. With `pure_dict=True` it matches `nnx.state(model, filter_).to_pure_dict()`.
@@ -144,7 +148,9 @@ def scale_by_lr_multipliers(multipliers: Any) -> optax.GradientTransformation:
 
 
 def with_lr_multipliers(tx: optax.GradientTransformation, multipliers: Any) -> optax.GradientTransformation:
-  """`optax.chain(tx, scale_by_lr_multipliers(multipliers))`: any optimizer with per-layer LRs."""
+  """`optax.chain(tx, scale_by_lr_multipliers(multipliers))`: any optimizer with per-layer LRs, e.g. µP's (Yang et
+  al., "Tensor Programs V", 2022, arXiv:2203.03466, Table 3). `multipliers`: a tree of Python floats, a prefix of
+  the updates tree (`lr_multipliers`); each update keeps its shape and dtype."""
   return optax.chain(tx, scale_by_lr_multipliers(multipliers))
 
 

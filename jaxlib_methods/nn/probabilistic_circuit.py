@@ -150,7 +150,11 @@ def pc_conditional_marginals(pc: ProbabilisticCircuit, x, order) -> jax.Array:
 
 # ---- the coder (exact integers, host side) ----------------------------------------------------------------------------
 def quantize_probability(p_one, precision: int) -> np.ndarray:
-  """P(1) -> integer q in [1, 2^precision - 1] (P(1) ~ q / 2^precision; both symbols keep a nonzero interval)."""
+  """P(1) -> integer q in [1, 2^precision - 1] (P(1) ~ q / 2^precision; both symbols keep a nonzero interval).
+
+  The quantised conditionals q_t of the coder (Liu et al., "Lossless Compression with Probabilistic Circuits", ICLR
+  2022, arXiv:2111.11632, Sec. 3). p_one: scalar or array [...] -> int64 array of the same shape.
+  """
   precision = validation.check_int(precision, "precision", 1)
   p = np.asarray(p_one, np.float64)
   return np.clip(np.rint(p * 2.0 ** precision), 1, 2 ** precision - 1).astype(np.int64)
@@ -197,7 +201,8 @@ def arithmetic_encode(bits, q_one, precision: int) -> tuple[int, int]:
 def arithmetic_decode(code: int, num_bits: int, length: int, q_one_fn: Callable[[int, list], int],
                       precision: int) -> list:
   """Invert `arithmetic_encode`: symbol t is decoded with q1 = q_one_fn(t, bits_so_far) (the decoder computes the
-  same conditionals from the bits it has already decoded).
+  same conditionals from the bits it has already decoded; Liu et al., "Lossless Compression with Probabilistic
+  Circuits", ICLR 2022, arXiv:2111.11632, Sec. 3, Eq. (1)-(2)).
 
   Args:
     code: c from the encoder.

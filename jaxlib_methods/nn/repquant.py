@@ -27,7 +27,11 @@ from jaxlib_methods import validation
 
 class LayerwiseReparam(NamedTuple):
   """The reparameterised quantiser and layers: scalar `scale` and `zero_point`, LayerNorm `gamma` and `beta` [C],
-  next-layer `w` [C, D] and `b` [D]."""
+  next-layer `w` [C, D] and `b` [D].
+
+  Li et al., "RepQuant", 2024, arXiv:2402.05628 (the LayerNorm reparameterisation of RepQ-ViT, Li et al., ICCV 2023,
+  arXiv:2212.08254, Sec. 4.2): s~ = mean(s_c), z~ = round(mean(z_c)), gamma~, beta~, W~, b~.
+  """
   scale: jax.Array
   zero_point: jax.Array
   gamma: jax.Array

@@ -29,7 +29,11 @@ from jaxlib_methods import validation
 
 
 class LightSBParams(NamedTuple):
-  """log_alpha [K], r [K, D], s_tril [K, D, D] (strict lower part free, diagonal = exp of the stored diagonal)."""
+  """log_alpha [K], r [K, D], s_tril [K, D, D] (strict lower part free, diagonal = exp of the stored diagonal).
+
+  The K-component mixture v_theta(y) = sum_k alpha_k N(y | r_k, eps S_k), S_k = L_k L_k^T, of Korotin et al.,
+  "Light Schrodinger Bridge", ICLR 2024, arXiv:2310.01174, Sec. 3.
+  """
   log_alpha: jax.Array
   r: jax.Array
   s_tril: jax.Array

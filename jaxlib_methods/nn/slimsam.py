@@ -87,7 +87,8 @@ def group_channel_importance(importances: Sequence[jax.Array], channel_axes: Seq
 
 def channel_keep_mask(scores: jax.Array, ratio: float) -> jax.Array:
   """Keep mask of structured pruning: drop the floor(C * ratio) channels of lowest score (ties: lower index dropped
-  first).
+  first). The pruning step of SlimSAM's alternate slimming (Chen et al., "SlimSAM: 0.1% Data Makes Segment Anything
+  Slim", NeurIPS 2024, arXiv:2312.05284, Sec. 3.2-3.3).
 
   Args:
     scores: [C] channel scores.
@@ -108,6 +109,8 @@ def channel_keep_mask(scores: jax.Array, ratio: float) -> jax.Array:
 
 def apply_channel_mask(weight: jax.Array, keep: jax.Array, axis: int) -> jax.Array:
   """Zero the pruned channels of `weight` along `axis` (exact zeros; slice them out for the dense small model).
+  SlimSAM's structured pruning (Chen et al., "SlimSAM: 0.1% Data Makes Segment Anything Slim", NeurIPS 2024,
+  arXiv:2312.05284, Sec. 3.2).
 
   Args:
     weight: array with C entries along `axis`.
@@ -115,7 +118,7 @@ def apply_channel_mask(weight: jax.Array, keep: jax.Array, axis: int) -> jax.Arr
     axis: channel axis of `weight`.
 
   Returns:
-    `weight` with the pruned channels set to 0.
+    `weight` with the pruned channels set to 0 (same shape and dtype).
   """
   w = jnp.asarray(weight)
   keep = check_bool(keep, "keep")

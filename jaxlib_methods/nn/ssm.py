@@ -193,7 +193,8 @@ def s4d_kernel(log_dt: jax.Array, A: jax.Array, C: jax.Array, L: int, *, B: Opti
 def fft_causal_conv(u: jax.Array, K: jax.Array) -> jax.Array:
   """Causal convolution y_t = sum_{s <= t} K_{t-s} u_s per channel by FFT of length 2L (no wrap-around): the S4D
   layer's view of `jaxlib_methods.nn.sgconv.fft_causal_conv` (one implementation), which also takes kernels
-  shorter than the sequence.
+  shorter than the sequence. The convolution y = K * u of the S4D layer (Gu et al., "On the Parameterization and
+  Initialization of Diagonal State Space Models", NeurIPS 2022, arXiv:2206.11893, Sec. 3).
 
   Args:
     u: [B, L, H] input.

@@ -23,7 +23,12 @@ from jaxlib_methods import validation
 
 
 class SparseMask(nnx.Variable):
-  """The binary subspace mask of an SSVI layer: carried by `nnx.split` / orbax, never trained."""
+  """The binary subspace mask of an SSVI layer: carried by `nnx.split` / orbax, never trained. Value: bool [in, out],
+  the layer weight's shape, with a fixed number of True entries.
+
+  Li et al., "Training Bayesian Neural Networks with Sparse Subspace Variational Inference", ICLR 2024,
+  arXiv:2402.11025, Sec. 3, Alg. 1.
+  """
 
 
 def ssvi_update_mask(key: jax.Array, mu: jax.Array, sigma: jax.Array, mask: jax.Array, n_swap: int, *,

@@ -228,6 +228,8 @@ def z_loss(logits: jax.Array, coeff: float = 1e-4) -> jax.Array:
 def next_token_loss(logits: jax.Array, tokens: jax.Array, *, z_loss_coeff: float = 0.0,
                     mask: Optional[jax.Array] = None) -> tuple[jax.Array, dict]:
   """Mean next-token cross-entropy (+ z-loss) for logits [B, T, V] predicting tokens[:, 1:] from tokens[:, :-1].
+  The z-loss 1e-4 * log^2 Z is that of Wortsman et al., "Small-scale proxies for large-scale Transformer training
+  instabilities", ICLR 2024, arXiv:2309.14322, Sec. 3.2.
 
   Args:
     logits: [B, T, V] (position t predicts token t + 1; the last position is dropped).
@@ -436,6 +438,9 @@ class TransformerBlock(nnx.Module):
 
 class TransformerLM(nnx.Module):
   """Decoder-only LM (see the module docstring). tokens [B, T] int -> logits [B, T, V] float32.
+
+  Built for Wortsman et al., "Small-scale proxies for large-scale Transformer training instabilities", ICLR 2024,
+  arXiv:2309.14322 (Sec. 3.1: qk-layernorm; `return_aux=True` returns each layer's maximum attention logit).
 
   Args:
     cfg: TransformerConfig.

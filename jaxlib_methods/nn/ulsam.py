@@ -21,7 +21,11 @@ from jaxlib_methods import validation
 
 
 def ulsam_num_params(channels: int, groups: int) -> int:
-  """Trainable parameters of `ULSAM(channels, groups)`: 5 C + 3 g (BN running statistics not counted)."""
+  """Trainable parameters of `ULSAM(channels, groups)`: 5 C + 3 g (BN running statistics not counted).
+
+  Saini et al., "ULSAM: Ultra-Lightweight Subspace Attention Module for Compact Convolutional Neural Networks", WACV
+  2020, arXiv:2006.15102, Sec. 3. channels: C, groups: g (ints, g divides C) -> int.
+  """
   return 5 * channels + 3 * groups
 
 
