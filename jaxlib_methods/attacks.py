@@ -3,7 +3,8 @@
 A *model* here is any pure function `x [B, ...] -> logits [B, K]` (e.g. `functools.partial(apply, params)`, or a
 `jax.tree_util.Partial` so that its parameters can be passed through `jax.jit` as arguments). Inputs live in a box
 [clip_min, clip_max] (images in [0, 1]); every attack is untargeted, maximises the cross-entropy of the true labels,
-and returns x_adv with ||x_adv - x||_inf <= eps inside the box.
+and returns x_adv with ||x_adv - x||_inf <= eps inside the box. Clean inputs outside the box (or NaN) are a
+ValueError when concrete, NaN examples of x_adv when traced (the library's rule for invalid values).
 
 - `ifgsm`: I-FGSM (Kurakin et al. 2017) and MI-FGSM (Dong et al. 2018, `momentum` > 0) on an ensemble, by averaging
   logits (Liu et al. 2017), averaging losses, or cycling through the models one per iteration ("cycle": paper [106],
@@ -60,7 +61,12 @@ def _check_inputs(x, y, eps, clip_min, clip_max):
   validation.check_nonnegative(eps, "eps")
   if validation.is_concrete_number(clip_min) and validation.is_concrete_number(clip_max) and clip_min >= clip_max:
     raise ValueError(f"clip_min must be < clip_max, got {clip_min=}, {clip_max=}")
-  return x, y
+  # x outside the box would be clipped into it by the first projection, far beyond the eps budget.
+  valid = validation.check_values((x >= clip_min) & (x <= clip_max), x, "x",
+                                  f"inside the box [clip_min, clip_max] = [{clip_min}, {clip_max}]")
+  if valid is not None:  # traced: poison whole examples (a NaN pixel spreads through its example's gradient)
+    valid = jnp.all(valid.reshape(valid.shape[0], -1), axis=1)
+  return x, y, valid
 
 
 def _check_steps(steps) -> int:
@@ -76,7 +82,22 @@ def cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
 
 def project_linf(x_adv: jax.Array, x: jax.Array, eps, clip_min=0.0, clip_max=1.0) -> jax.Array:
   """The projection onto {z : ||z - x||_inf <= eps} intersected with the box [clip_min, clip_max]."""
+  validation.check_nonnegative(eps, "eps")
   return jnp.clip(jnp.clip(x_adv, x - eps, x + eps), clip_min, clip_max)
+
+
+def _cast_into_budget(xa: jax.Array, x: jax.Array, eps, clip_min, clip_max) -> jax.Array:
+  """x_adv (computed in float32) cast back to x's dtype without rounding it out of the eps-ball or the box.
+
+  Rounding to a half-precision grid moves an entry by at most half an ulp, so an entry that it pushed outside moves
+  one ulp back towards x (which lies inside both), landing on the grid point just inside.
+  """
+  out = xa.astype(x.dtype)
+  if out.dtype == xa.dtype:
+    return out
+  o, xc = out.astype(xa.dtype), x.astype(xa.dtype)
+  outside = (jnp.abs(o - xc) > eps) | (o < clip_min) | (o > clip_max)
+  return jnp.where(outside, jnp.nextafter(out, x), out)
 
 
 def _per_example_norm(g: jax.Array, ord: int) -> jax.Array:
@@ -136,7 +157,7 @@ def ifgsm(models: Sequence[Model], x: jax.Array, y: jax.Array, *, eps: float, st
     Networks". UAI 2022. arXiv:2011.05074, Sec. 3 (one cSGLD sample per attack iteration).
   """
   models = _check_models(models)
-  x, y = _check_inputs(x, y, eps, clip_min, clip_max)
+  x, y, valid = _check_inputs(x, y, eps, clip_min, clip_max)
   steps = _check_steps(steps)
   validation.check_nonnegative(step_size, "step_size")
   validation.check_nonnegative(momentum, "momentum")
@@ -159,7 +180,7 @@ def ifgsm(models: Sequence[Model], x: jax.Array, y: jax.Array, *, eps: float, st
     return xa, v
 
   xa, _ = jax.lax.fori_loop(0, steps, body, (x0, jnp.zeros_like(x0)))
-  return xa.astype(x.dtype)
+  return validation.nan_where_invalid(_cast_into_budget(xa, x, eps, clip_min, clip_max), valid)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -203,7 +224,7 @@ def cwa_attack(models: Sequence[Model], x: jax.Array, y: jax.Array, *, eps: floa
     arXiv:2303.09105, Algorithm 1 (MI-CWA) and the official `MI_CommonWeakness` implementation.
   """
   models = _check_models(models)
-  x, y = _check_inputs(x, y, eps, clip_min, clip_max)
+  x, y, valid = _check_inputs(x, y, eps, clip_min, clip_max)
   steps = _check_steps(steps)
   xi = eps / 5.0 if step_size is None else step_size
   r = eps / 15.0 if reverse_step_size is None else reverse_step_size
@@ -227,7 +248,7 @@ def cwa_attack(models: Sequence[Model], x: jax.Array, y: jax.Array, *, eps: floa
 
   z = jnp.zeros_like(x0)
   xa, _, _ = jax.lax.fori_loop(0, steps, body, (x0, z, z))
-  return xa.astype(x.dtype)
+  return validation.nan_where_invalid(_cast_into_budget(xa, x, eps, clip_min, clip_max), valid)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -241,7 +262,8 @@ def adaea_weights(models: Sequence[Model], x: jax.Array, x_adv: jax.Array, y: ja
 
   x^j = Proj(x_adv + alpha sign(g_j)) is one I-FGSM step on model j alone; its transferability to the others is
   w_j = beta * sum_{i != j} L_i(x^j) / L_i(x^i)  (L_i the batch-mean CE of model i), and the weights are
-  softmax(w). The official code computes them at the first iteration of its I-FGSM variant.
+  softmax(w). The official code computes them at the first iteration of its I-FGSM variant. L_i(x^i) is floored at
+  1e-12 (a saturated model's CE is exactly 0 in float32, where the official ratio is NaN).
 
   Args:
     models: S >= 2 models.
@@ -265,7 +287,8 @@ def adaea_weights(models: Sequence[Model], x: jax.Array, x_adv: jax.Array, y: ja
     raise ValueError(f"grads must hold one gradient per model: {len(grads)} vs {len(models)}")
   s = len(models)
   steps = [project_linf(x_adv + step_size * jnp.sign(g), x, eps, clip_min, clip_max) for g in grads]
-  own = [cross_entropy(models[i](steps[i]), y) for i in range(s)]
+  # floored: a saturated model's CE can be exactly 0 in float32, and 0 / 0 would make every weight NaN
+  own = [jnp.maximum(cross_entropy(models[i](steps[i]), y), 1e-12) for i in range(s)]
   w = []
   for j in range(s):
     w.append(beta * sum(cross_entropy(models[i](steps[j]), y) / own[i] for i in range(s) if i != j))
@@ -344,7 +367,7 @@ def adaea_attack(models: Sequence[Model], x: jax.Array, y: jax.Array, *, eps: fl
     Transferability". ICCV 2023. arXiv:2308.02897, Algorithm 1 and the official `AdaEA_IFGSM`.
   """
   models = _check_models(models, 2)
-  x, y = _check_inputs(x, y, eps, clip_min, clip_max)
+  x, y, valid = _check_inputs(x, y, eps, clip_min, clip_max)
   steps = _check_steps(steps)
   validation.check_nonnegative(step_size, "step_size")
   for name, flag in (("agm_every_step", agm_every_step), ("use_agm", use_agm), ("use_drf", use_drf)):
@@ -369,14 +392,20 @@ def adaea_attack(models: Sequence[Model], x: jax.Array, y: jax.Array, *, eps: fl
     return project_linf(xa + step_size * jnp.sign(g), x0, eps, clip_min, clip_max), w
 
   xa, _ = jax.lax.fori_loop(0, steps, body, (x0, uniform))
-  return xa.astype(x.dtype)
+  return validation.nan_where_invalid(_cast_into_budget(xa, x, eps, clip_min, clip_max), valid)
 
 
 def transfer_success_rate(model: Model, x_adv: jax.Array, y: jax.Array, where: jax.Array | None = None) -> jax.Array:
   """The fraction of (selected) examples that `model` misclassifies on x_adv (untargeted attack success)."""
-  wrong = (jnp.argmax(model(x_adv), axis=-1) != y).astype(jnp.float32)
+  logits = model(x_adv)
+  y = validation.check_integer(y, "y")
+  if y.shape != jnp.shape(logits)[:-1]:
+    raise ValueError(f"y must be [B], one label per row of the logits {jnp.shape(logits)}, got y.shape={y.shape}")
+  wrong = (jnp.argmax(logits, axis=-1) != y).astype(jnp.float32)
   if where is None:
     return jnp.mean(wrong)
+  if jnp.shape(where) != y.shape:
+    raise ValueError(f"where must be [B], one entry per example like y {y.shape}, got where.shape={jnp.shape(where)}")
   w = jnp.asarray(where, jnp.float32)
   return jnp.sum(wrong * w) / jnp.maximum(jnp.sum(w), 1.0)
 

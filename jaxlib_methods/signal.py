@@ -282,7 +282,7 @@ def _synthesis(a: jax.Array, d: jax.Array, h: np.ndarray, g: np.ndarray, axis: i
 def _check_wpt_args(wavelet: Any, levels: Any, ndim: Any) -> tuple[np.ndarray, np.ndarray]:
   if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
     raise ValueError(f"levels must be an int >= 1, got {levels=!r}")
-  if ndim not in (1, 2) or isinstance(ndim, bool):
+  if isinstance(ndim, bool) or not isinstance(ndim, (int, np.integer)) or ndim not in (1, 2):
     raise ValueError(f"ndim must be 1 (signals [..., N]) or 2 (images [..., H, W]), got {ndim=!r}")
   return wavelet_filters(wavelet)
 

@@ -33,12 +33,9 @@ __all__ = ["apply_countsketch", "apply_srht", "countsketch", "gaussian_sketch", 
            "srht_sketch", "walsh_hadamard"]
 
 
-def _check_mn(m, n) -> None:
-  for name, v in (("m", m), ("n", n)):
-    if isinstance(v, bool) or not isinstance(v, int):
-      raise TypeError(f"{name} must be an int, got {name}={v!r}")
-    if v < 1:
-      raise ValueError(f"{name} must be >= 1, got {name}={v!r}")
+def _check_mn(m, n, names: tuple[str, str] = ("m", "n")) -> None:
+  for name, v in zip(names, (m, n)):
+    validation.check_int(v, name, 1)
 
 
 def _check_key(key) -> None:
@@ -220,6 +217,6 @@ def linf_bound_eps(m: int, n: int, d: int, delta: float) -> float:
     Python float eps.
   """
   _check_mn(m, n)
-  _check_mn(d, n)
+  _check_mn(d, n, ("d", "n"))
   validation.check_in_interval(delta, "delta", 0.0, 1.0, closed_low=False, closed_high=False)
   return math.sqrt(d * math.log(n / delta) ** 3 / m)

@@ -156,3 +156,76 @@ def test_transfer_success_rate_counts_misclassified_examples():
   assert float(A.transfer_success_rate(m, jnp.asarray(x), jnp.asarray(y))) == pytest.approx(0.5)
   where = np.array([1, 1, 1, 0])
   assert float(A.transfer_success_rate(m, jnp.asarray(x), jnp.asarray(y), where)) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_half_precision_inputs_stay_inside_the_budget_after_the_cast_back(dtype):
+  # The attack runs in float32; casting x_adv back to a half-precision grid used to round entries up to half an
+  # ulp outside the eps-ball (bfloat16: 0.03125 > eps = 0.03).
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.uniform(0.2, 0.8, size=(64, H, W, C)), dtype)
+  y = jnp.asarray(rng.integers(0, K, size=64))
+  eps = 0.03
+  xa = A.ifgsm([_model(w) for w in WS], x, y, eps=eps, step_size=0.01, steps=5)
+  assert xa.dtype == dtype
+  d = np.asarray(xa, np.float64) - np.asarray(x, np.float64)
+  assert np.abs(d).max() <= eps and np.abs(d).max() > eps - 0.01  # the budget is used, and it holds
+  assert float(jnp.min(xa)) >= 0.0 and float(jnp.max(xa)) <= 1.0
+
+
+def test_transfer_success_rate_rejects_misshaped_labels_and_mask():
+  m = _model(WS[0])
+  x, y = jnp.asarray(X, jnp.float32), jnp.asarray(Y)
+  with pytest.raises(ValueError, match="where must be"):  # [B, 1] used to broadcast to [B, B]: a rate of 1.0
+    A.transfer_success_rate(m, x, y, jnp.ones((B, 1)))
+  with pytest.raises(ValueError, match="y must be"):
+    A.transfer_success_rate(m, x, y[:, None])
+
+
+def test_negative_eps_is_rejected_by_the_public_pieces():
+  # project_linf (and adaea_weights through it) used to return x - |eps|, outside the (empty) ball, silently.
+  x = jnp.full((2, 3), 0.5)
+  with pytest.raises(ValueError, match="eps"):
+    A.project_linf(x + 0.2, x, -0.1)
+  m = [_model(w) for w in WS]
+  x0, y = jnp.asarray(X, jnp.float32), jnp.asarray(Y)
+  grads = [A.input_gradient(f, x0, y) for f in m]
+  with pytest.raises(ValueError, match="eps"):
+    A.adaea_weights(m, x0, x0, y, grads, eps=-0.1, step_size=0.01)
+  # a traced eps is not inspected (it stays jit-able)
+  out = jax.jit(lambda e: A.project_linf(x + 0.2, x, e))(0.1)
+  np.testing.assert_allclose(np.asarray(out), 0.6, atol=1e-6)
+
+
+def test_clean_inputs_outside_the_box_are_rejected_eagerly_and_poisoned_under_jit():
+  # x in [-1, 1] with the default box [0, 1] used to be clipped into the box: ||x_adv - x||_inf ~ 0.94 >> eps.
+  m = [_model(w) for w in WS]
+  x = np.array(X, np.float32)
+  x[0, 0, 0, 0], x[1, 0, 0, 1] = -0.5, np.nan
+  y = jnp.asarray(Y)
+  for fn, kw in ((A.ifgsm, dict(step_size=0.01, steps=2)), (A.cwa_attack, dict(steps=1, inner_step_size=0.1)),
+                 (A.adaea_attack, dict(step_size=0.01, steps=1))):
+    with pytest.raises(ValueError, match=r"x must be inside the box"):
+      fn(m, jnp.asarray(x), y, eps=0.03, **kw)
+  xa = np.asarray(jax.jit(lambda z: A.ifgsm(m, z, y, eps=0.03, step_size=0.01, steps=2))(jnp.asarray(x)))
+  bad = ~np.all((x >= 0) & (x <= 1), axis=(1, 2, 3))  # examples 0 and 1
+  assert bad.tolist() == [True, True] + [False] * (B - 2)
+  assert np.isnan(xa[bad]).all() and np.isfinite(xa[~bad]).all()
+  # a shifted box is honoured: inputs in [-1, 1] with clip_min=-1 are valid
+  xs = jnp.asarray(2 * X - 1, jnp.float32)
+  out = A.ifgsm(m, xs, y, eps=0.03, step_size=0.01, steps=2, clip_min=-1.0)
+  assert np.abs(np.asarray(out) - np.asarray(xs)).max() <= 0.03 + 1e-6
+
+
+def test_adaea_is_finite_when_a_surrogate_is_saturated():
+  # Logits scaled by 1e4: every CE is exactly 0 in float32, and AGM's ratio L_i(x^j) / L_i(x^i) was 0 / 0 = NaN,
+  # which made every weight, then x_adv, NaN.
+  m = [lambda z, w=w: 1e4 * (z.reshape(z.shape[0], -1) @ jnp.asarray(w, jnp.float32)) for w in WS[:2]]
+  x = jnp.asarray(X, jnp.float32)
+  y = jnp.argmax(m[0](x), -1)
+  assert float(A.cross_entropy(m[0](x), y)) == 0.0
+  grads = [A.input_gradient(f, x, y) for f in m]
+  w = np.asarray(A.adaea_weights(m, x, x, y, grads, eps=0.001, step_size=0.0001))
+  assert np.isfinite(w).all() and abs(w.sum() - 1) < 1e-6
+  xa = A.adaea_attack(m, x, y, eps=0.001, step_size=0.0001, steps=2)
+  assert np.isfinite(np.asarray(xa)).all() and np.abs(np.asarray(xa) - X).max() <= 0.001 + 1e-6

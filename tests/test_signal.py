@@ -182,6 +182,11 @@ def test_wavelet_packet_bad_inputs_raise():
     signal.wavelet_packet_transform(x, levels=0)
   with pytest.raises(ValueError, match="ndim"):
     signal.wavelet_packet_transform(x, ndim=3)
+  for nd in (1.0, 2.0):  # == 1 / == 2, but not ints: used to fail later with "slice indices must be integers"
+    with pytest.raises(ValueError, match="ndim"):
+      signal.wavelet_packet_transform(jnp.zeros((4, 4)), ndim=nd)
+    with pytest.raises(ValueError, match="ndim"):
+      signal.inverse_wavelet_packet_transform(jnp.zeros((4, 1, 1)), ndim=nd)
   with pytest.raises(TypeError, match="x"):
     signal.wavelet_packet_transform(jnp.zeros((4, 4), jnp.int32))
   with pytest.raises(ValueError, match="coeffs"):

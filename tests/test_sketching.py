@@ -123,3 +123,14 @@ def test_countsketch_heavier_linf_tail_than_gaussian():
   n_cs, n_ga = int(np.sum(cs > 0.75)), int(np.sum(ga > 0.75))
   # If CountSketch's per-draw rate were as low as 5% a count this high would occur w.p. < 1e-3 (binomial tail).
   assert stats.binom.sf(n_cs - 1, R, 0.05) < 1e-3 and n_ga <= 3, (n_cs, n_ga)
+
+
+def test_sizes_accept_numpy_ints_and_errors_name_the_argument():
+  # NumPy ints are ints (as validation.check_int has it); they used to be a TypeError.
+  assert sketching.gaussian_sketch(KEY, np.int64(3), 8).shape == (3, 8)
+  assert sketching.apply_srht(KEY, jnp.ones((8, 2)), np.int32(4)).shape == (4, 2)
+  # linf_bound_eps's d used to be reported as "m must be >= 1, got m=0".
+  with pytest.raises(ValueError, match=r"^d must be >= 1, got d=0$"):
+    sketching.linf_bound_eps(10, 100, 0, 0.1)
+  with pytest.raises(TypeError, match=r"^m must be an int"):
+    sketching.gaussian_sketch(KEY, 3.0, 8)
