@@ -56,7 +56,14 @@ class Claim:
   @staticmethod
   def close(claim: str, ours: float, paper_value: float, *, atol: float = 0.0, rtol: float = 0.0,
             paper: Optional[str] = None, kind: str = "", where: str = "") -> "Claim":
-    """Passes when |ours - paper_value| <= atol + rtol * |paper_value|."""
+    """Passes when |ours - paper_value| <= atol + rtol * |paper_value|.
+
+    Raises:
+      ValueError: `atol` or `rtol` is negative or not finite (a claim that could never pass, or never fail).
+    """
+    for name, value in (("atol", atol), ("rtol", rtol)):
+      if not (_finite(value) and float(value) >= 0):
+        raise ValueError(f"Claim.close: {name} must be a finite number >= 0, got {value!r} ({claim!r})")
     tol = atol + rtol * abs(paper_value)
     ok = _finite(ours) and abs(float(ours) - paper_value) <= tol
     parts = ([f"atol {atol:g}"] if atol else []) + ([f"rtol {rtol:g}"] if rtol else [])
@@ -66,11 +73,14 @@ class Claim:
   @staticmethod
   def holds(claim: str, ours: bool, *, paper: str = "true", detail: str = "must be true", kind: str = "",
             where: str = "") -> "Claim":
-    """A yes/no statement the paper makes; passes when `ours` is True."""
-    return Claim(claim, paper, bool(ours), detail, bool(ours), kind, where)
+    """A yes/no statement the paper makes; passes when `ours` is True (a non-finite number, e.g. NaN, which Python
+    counts as true, fails)."""
+    ok = bool(ours) and not _nonfinite(ours)
+    return Claim(claim, paper, ok, detail, ok, kind, where)
 
   def __post_init__(self):
-    object.__setattr__(self, "passed", bool(self.passed))
+    # Non-finite measurements always fail, however the row was built (a hand-built row's verdict included).
+    object.__setattr__(self, "passed", bool(self.passed) and not _nonfinite(self.ours))
     if self.kind not in CLAIM_KINDS:
       raise ValueError(f"Claim.kind must be one of {CLAIM_KINDS}, got {self.kind!r}")
     if self.kind == "paper" and not self.where:
@@ -83,6 +93,14 @@ class Claim:
 def _finite(x: Any) -> bool:
   try:
     return math.isfinite(float(x))
+  except (TypeError, ValueError):
+    return False
+
+
+def _nonfinite(x: Any) -> bool:
+  """True for a number (or a number's text, e.g. "nan" as JSON records hold it) that is NaN or +-inf."""
+  try:
+    return not math.isfinite(float(x))
   except (TypeError, ValueError):
     return False
 

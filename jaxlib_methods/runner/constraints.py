@@ -132,7 +132,9 @@ class Check:
   def holds(self, config: Any) -> bool:
     namespace = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     try:
-      return bool(eval(compile(self.expr, "<Check>", "eval"), {"__builtins__": _SAFE_BUILTINS}, namespace))
+      # The fields are globals of the expression, not locals: a comprehension's body (its own scope) sees only
+      # globals, so `all(t <= cap for t in taus)` could not read `cap` otherwise.
+      return bool(eval(compile(self.expr, "<Check>", "eval"), {**namespace, "__builtins__": _SAFE_BUILTINS}))
     except (ArithmeticError, ValueError, TypeError):   # e.g. round(inf): the values cannot satisfy the check
       return False
 
@@ -144,8 +146,16 @@ class Check:
 
 
 def check_names(check: Check) -> list[str]:
-  """The (dotted) field names a check's expression reads, in order of first use."""
+  """The (dotted) field names a check's expression reads, in order of first use (names a comprehension or a lambda
+  binds, e.g. `t` in `all(t > 0 for t in taus)`, are not fields)."""
   names: list[str] = []
+  tree = ast.parse(check.expr, mode="eval")
+  bound = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.comprehension):
+      bound.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
+    elif isinstance(node, ast.Lambda):
+      bound.update(a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg))
 
   def visit(node):
     if isinstance(node, ast.Attribute):
@@ -153,7 +163,7 @@ def check_names(check: Check) -> list[str]:
       while isinstance(node, ast.Attribute):
         parts.append(node.attr)
         node = node.value
-      if isinstance(node, ast.Name) and node.id not in _SAFE_BUILTINS:
+      if isinstance(node, ast.Name) and node.id not in _SAFE_BUILTINS and node.id not in bound:
         dotted = ".".join([node.id] + parts[::-1])
         if dotted not in names:
           names.append(dotted)
@@ -161,13 +171,13 @@ def check_names(check: Check) -> list[str]:
       visit(node)
       return
     if isinstance(node, ast.Name):
-      if node.id not in _SAFE_BUILTINS and node.id not in names:
+      if node.id not in _SAFE_BUILTINS and node.id not in bound and node.id not in names:
         names.append(node.id)
       return
     for child in ast.iter_child_nodes(node):
       visit(child)
 
-  visit(ast.parse(check.expr, mode="eval"))
+  visit(tree)
   return names
 
 

@@ -51,7 +51,7 @@ def memoized(workdir: pathlib.Path, key: Mapping[str, Any], fn: Callable[[], Any
       stored = json.loads(path.read_text())
       if stored.get("key") == key:
         return stored["result"]
-    except (json.JSONDecodeError, KeyError, AttributeError):
+    except (ValueError, KeyError, AttributeError):   # ValueError: not JSON, or not even UTF-8 (random bytes)
       pass  # a damaged record is recomputed
   result = _jsonable(fn())
   atomic_write_json(path, {"key": key, "result": result})

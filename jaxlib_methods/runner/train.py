@@ -17,6 +17,7 @@ Checkpoints carry a fingerprint: the sha256 of the run's config (when run by the
 `runner.control`) and a sha256 of the state's bytes, both in orbax's per-step custom metadata. On resume:
   - a checkpoint written by another config is refused (`ConfigMismatchError`, exit status 2), even when config.json
     has been deleted;
+  - a checkpoint past `num_steps` (a longer run's) is refused too (`ConfigMismatchError`), not returned as the result;
   - a damaged checkpoint (orbax cannot restore it, its metadata is gone, or its bytes no longer match the digest, as
     after a bit flip that TensorStore reads back without complaint) is moved to `damaged_checkpoints/` and the run
     falls back to the newest one that restores, and says so on stderr; when none restores, `CheckpointError`
@@ -119,7 +120,7 @@ def train(
     num_steps: total number of steps (>= 1).
     log_every: chunk length (>= 1).
     checkpoint_every: save every this many steps (a multiple of log_every); None saves only at the end.
-    keep: how many checkpoints to keep.
+    keep: how many checkpoints to keep (>= 1; None keeps every one).
     desc: progress-bar label.
     state_sharding: optional pytree of shardings for restore (default: the shardings of `state`).
   """
@@ -128,6 +129,11 @@ def train(
   if checkpoint_every is not None and (checkpoint_every < 1 or checkpoint_every % log_every):
     raise ValueError(f"checkpoint_every must be a positive multiple of log_every, got {checkpoint_every=}, "
                      f"{log_every=}")
+  if keep is not None and keep < 1:   # orbax keeps none at 0, not even the final one: the run could never resume
+    raise ValueError(f"keep must be >= 1 (or None: keep every checkpoint), got {keep=}")
+  # Host leaves (NumPy arrays, Python numbers) as the jax.Arrays `advance` would make of them: the restore template
+  # needs each leaf's sharding, which only a jax.Array has.
+  state = jax.tree.map(lambda x: x if isinstance(x, jax.Array) else jnp.asarray(x), state)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   metrics = MetricsLog(workdir)
@@ -141,6 +147,10 @@ def train(
     shardings = state_sharding if state_sharding is not None else jax.tree.map(lambda x: x.sharding, state)
     start, restored = _restore_newest(manager, state, shardings, config_hash, workdir)
     resumed_from = start
+    if start is not None and start > num_steps:   # continuing would return a state trained past what was asked
+      raise ConfigMismatchError(
+          f"the newest checkpoint in {ckpt_dir} is at step {start}, past num_steps={num_steps}: that run trained "
+          "longer; pass --fresh (or clear the workdir) to start over, or use another --workdir")
     if start is not None:
       state = restored
       metrics.truncate_after(start)
@@ -417,11 +427,28 @@ def _set_aside(manager, steps, workdir: pathlib.Path) -> None:
 
 def _log(metrics: MetricsLog, values: Mapping[str, Any], step: int) -> None:
   row = {k: _to_host(v) for k, v in values.items()}
-  bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+  bad = [k for k, v in row.items() if _has_nonfinite(v)]
   metrics.log(step, **row)
   if bad:
     raise NonFiniteError(f"non-finite metric(s) {bad} at step {step}: stopping (metrics.jsonl has the row; the last "
                          "checkpoint is kept)")
+
+
+def _has_nonfinite(v: Any) -> bool:
+  """True when a logged value (a scalar, a per-seed list, a nested dict of them) holds a NaN or an inf."""
+  if isinstance(v, Mapping):
+    return any(_has_nonfinite(x) for x in v.values())
+  if isinstance(v, (list, tuple)):
+    return any(_has_nonfinite(x) for x in v)
+  if isinstance(v, float):
+    return not math.isfinite(v)
+  if isinstance(v, (bool, int, str)) or v is None:
+    return False
+  try:
+    a = np.asarray(jax.device_get(v))
+  except (TypeError, ValueError):
+    return False
+  return a.dtype.kind in "fc" and not bool(np.all(np.isfinite(a)))
 
 
 def clear(workdir: pathlib.Path) -> None:

@@ -131,12 +131,31 @@ RUN_OUTPUTS = ("checkpoints", "damaged_checkpoints", "subruns", "metrics.jsonl",
                "config.json")
 
 
+# What `runner.train` leaves in a directory of its own: removed wherever an experiment trains in a sub-directory.
+TRAIN_OUTPUTS = ("checkpoints", "damaged_checkpoints", "metrics.jsonl")
+
+
 def clear(workdir: os.PathLike) -> None:
-  """Remove a run's outputs (checkpoints, metrics, summary, figure, config): what `--fresh` asks for."""
+  """Remove a run's outputs (checkpoints, metrics, summary, figure, config): what `--fresh` asks for.
+
+  Includes the checkpoints and metrics of training runs an experiment keeps in sub-directories of the workdir
+  (`runner.train` into `workdir/stage1`, ...): left there, a `--fresh` run would resume them, or refuse them as
+  another config's ("pass --fresh").
+  """
   workdir = pathlib.Path(workdir)
   for name in RUN_OUTPUTS:
-    p = workdir / name
-    if p.is_dir() and not p.is_symlink():
-      shutil.rmtree(p)
-    else:
-      p.unlink(missing_ok=True)
+    _remove(workdir / name)
+  if not workdir.is_dir():
+    return
+  for parent, dirs, _ in os.walk(workdir):   # does not follow symlinks
+    if "checkpoints" in dirs:
+      for name in TRAIN_OUTPUTS:
+        _remove(pathlib.Path(parent) / name)
+      dirs[:] = [d for d in dirs if d not in TRAIN_OUTPUTS]
+
+
+def _remove(p: pathlib.Path) -> None:
+  if p.is_dir() and not p.is_symlink():
+    shutil.rmtree(p)
+  else:
+    p.unlink(missing_ok=True)

@@ -148,6 +148,24 @@ def test_checkpoints_of_another_config_are_refused_without_config_json(tmp_path,
   reliability.recovered()
 
 
+def test_fresh_discards_training_runs_kept_in_sub_directories(tmp_path, fake, capsys, reliability):
+  # An experiment that trains in workdir/stage1 (mcl_feature_suppression does): --fresh used to leave those
+  # checkpoints, so a --fresh run resumed them, or refused them as another config's, telling the user to pass --fresh.
+  inner = _train_body()
+  fake(lambda config, workdir: inner(config, workdir / "stage1"))
+  wd = tmp_path / "w"
+  rc, _, err = _main(capsys, "run", NAME, "--workdir", str(wd), "--quiet")
+  assert rc == 0 and (wd / "stage1" / "checkpoints").is_dir(), err
+  (wd / "keep.txt").write_text("not a run output")
+  for extra in ([], ["--set", "seed=1"]):
+    reliability.tried()
+    rc, _, err = _main(capsys, "run", NAME, *extra, "--workdir", str(wd), "--fresh", "--quiet")
+    assert rc == 0, err
+    assert json.loads((wd / "summary.json").read_text())["results"]["resumed_from"] is None
+    reliability.recovered()
+  assert (wd / "keep.txt").read_text() == "not a run output"
+
+
 def test_a_truncated_config_json_is_a_clear_error(tmp_path, fake, capsys, reliability):
   f = fake()
   wd = _earlier_run(tmp_path / "w", lion.Config())

@@ -102,6 +102,25 @@ def test_apply_overrides_types():
       apply_overrides(_Cfg(), bad)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+  sizes: tuple[int, ...] = (1, 2)
+  cap: int = 4
+  CHECKS = (exp_lib.constraints.Check("all(s <= cap for s in sizes)", "each size fits"),
+            exp_lib.constraints.Check("sorted(sizes, key=lambda v: -v)[0] <= cap"),)
+
+
+def test_failed_check_with_a_comprehension_is_a_usage_error_naming_only_fields():
+  from jaxlib_methods.runner import constraints as C
+  assert C.check_names(_Checked.CHECKS[0]) == ["cap", "sizes"]
+  assert C.check_names(_Checked.CHECKS[1]) == ["sizes", "cap"]
+  C.validate(_Checked())
+  # The message used to look up the comprehension's variable `s` as a field: AttributeError instead of UsageError.
+  with pytest.raises(UsageError, match=r"all\(s <= cap for s in sizes\) \(each size fits\); got cap=4, "
+                                       r"sizes=\(1, 9\)$"):
+    C.validate(_Checked(sizes=(1, 9)))
+
+
 def test_claims_and_table():
   rows = [Claim.at_most("a", 0.5, 1.0), Claim.at_least("b", 0.5, 1.0), Claim.close("c", 1.04, 1.0, atol=0.05),
           Claim.holds("d", False), Claim.at_most("nan never passes", float("nan"), 1.0)]
@@ -109,6 +128,26 @@ def test_claims_and_table():
   table = format_table([{"paper": {"catalog_id": 1, "title": "T", "year": 2024}, "error": None,
                          "claims": [c.to_dict() for c in rows]}])
   assert table.count("| yes") == 2 and table.count("| NO") == 3
+
+
+def test_non_finite_measurements_fail_however_the_claim_is_built():
+  import numpy as np
+  nan = float("nan")
+  # Python counts NaN as true: `holds` and a hand-built row used to pass it.
+  assert not Claim.holds("nan is not a yes", nan).passed
+  assert not Claim.holds("nan is not a yes", np.float32(nan)).passed
+  assert not Claim("hand-built", "0", nan, "<= 1", True).passed
+  assert not Claim("hand-built", "0", float("inf"), "< inf", True).passed
+  assert not Claim("read back from JSON", "0", "nan", "<= 1", True).passed
+  assert Claim.holds("a plain yes", True).passed and Claim("hand-built", "0", 0.5, "<= 1", True).passed
+  assert Claim("a text measurement", "monotone", "monotone", "equal", True).passed
+
+
+@pytest.mark.parametrize("kwargs", [{"atol": -0.1}, {"rtol": -0.5}, {"atol": float("nan")}, {"atol": float("inf")}])
+def test_close_refuses_a_tolerance_that_decides_nothing(kwargs):
+  # A negative tolerance can never pass; an infinite one can never fail; NaN never passes.
+  with pytest.raises(ValueError, match="must be a finite number >= 0"):
+    Claim.close("c", 1.0, 1.0, **kwargs)
 
 
 def test_crashed_run_exits_3_and_is_marked_in_the_table(tmp_path, monkeypatch, capsys):

@@ -31,6 +31,10 @@ def test_damaged_or_colliding_record_is_recomputed(tmp_path):
   assert sweep.memoized(tmp_path, {"seed": 1}, lambda: 2) == 2
   path.write_text(json.dumps({"key": {"seed": 99}, "result": 3}))
   assert sweep.memoized(tmp_path, {"seed": 1}, lambda: 4) == 4
+  path.write_bytes(b"\xff\xfe\x00 torn")   # not even UTF-8 (a damaged disk block): recomputed, not a crash
+  assert sweep.memoized(tmp_path, {"seed": 1}, lambda: 5) == 5
+  path.write_text("[1, 2]")                # valid JSON of the wrong shape
+  assert sweep.memoized(tmp_path, {"seed": 1}, lambda: 6) == 6
 
 
 def test_clear_removes_subruns_and_bad_keys_are_refused(tmp_path):

@@ -53,6 +53,40 @@ def test_nonfinite_metric_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
   assert read_jsonl(tmp_path / "metrics.jsonl")[-1]["x"] == "nan"
 
 
+@pytest.mark.parametrize("measure", [
+    lambda s, step: {"per_seed": jnp.stack([s["x"], s["x"] * 0 + 1.0])},   # a vector metric (one value per seed)
+    lambda s, step: {"arm": {"x": s["x"]}},                                # a nested dict of metrics
+])
+def test_nonfinite_value_inside_a_vector_or_nested_metric_stops_the_run(tmp_path, measure):
+  state, advance, _ = _toy(blow_up_at=25)
+  with pytest.raises(NonFiniteError, match="non-finite metric"):
+    train(workdir=tmp_path, state=state, advance=advance, measure=measure, num_steps=50, log_every=10,
+          checkpoint_every=10)
+  assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [0, 10, 20, 30]
+
+
+def test_a_state_with_numpy_and_python_leaves_trains_and_resumes(tmp_path):
+  # Host leaves had no `.sharding`: train crashed with AttributeError before its first step.
+  _, advance, measure = _toy()
+  state = {"x": np.float32(1.0), "count": np.zeros((), np.int32)}
+  full = train(workdir=tmp_path / "a", state=state, advance=advance, measure=measure, num_steps=40, log_every=10)
+  train(workdir=tmp_path / "b", state=state, advance=advance, measure=measure, num_steps=20, log_every=10)
+  resumed = train(workdir=tmp_path / "b", state=state, advance=advance, measure=measure, num_steps=40, log_every=10)
+  assert resumed.resumed_from == 20 and resumed.rows == full.rows and int(full.state["count"]) == 40
+  assert np.asarray(resumed.state["x"]).tobytes() == np.asarray(full.state["x"]).tobytes()
+
+
+def test_a_checkpoint_past_num_steps_is_refused_not_returned(tmp_path):
+  # It used to be restored and returned as is: 20 steps asked, a 50-step state (and rows up to 50) given back.
+  from jaxlib_methods.runner import ConfigMismatchError
+  state, advance, measure = _toy()
+  train(workdir=tmp_path, state=state, advance=advance, measure=measure, num_steps=50, log_every=10)
+  with pytest.raises(ConfigMismatchError, match="at step 50, past num_steps=20"):
+    train(workdir=tmp_path, state=state, advance=advance, measure=measure, num_steps=20, log_every=10)
+  again = train(workdir=tmp_path, state=state, advance=advance, measure=measure, num_steps=50, log_every=10)
+  assert again.resumed_from == 50 and int(again.state["count"]) == 50
+
+
 def test_bad_loop_arguments():
   state, advance, measure = _toy()
   with pytest.raises(ValueError, match="checkpoint_every"):
@@ -60,6 +94,8 @@ def test_bad_loop_arguments():
           checkpoint_every=4)
   with pytest.raises(ValueError, match="num_steps"):
     train(workdir="/tmp/unused", state=state, advance=advance, measure=measure, num_steps=0, log_every=1)
+  with pytest.raises(ValueError, match="keep must be >= 1"):   # orbax would keep no checkpoint: no resume, silently
+    train(workdir="/tmp/unused", state=state, advance=advance, measure=measure, num_steps=10, log_every=1, keep=0)
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
