@@ -67,8 +67,9 @@ def combine_patches(images: jax.Array, factor: int = 2) -> jax.Array:
     [N / factor^2, H, W, C] combined images, `images`'s dtype.
   """
   x = check_floating(images, "images")
-  if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+  if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, np.integer)) or factor < 1:
     raise ValueError(f"factor must be an int >= 1, got {factor=!r}")
+  factor = int(factor)
   if x.ndim != 4:
     raise ValueError(f"images must be [N, H, W, C], got {x.shape}")
   n, h, w, c = x.shape

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlib_methods import validation
 
@@ -35,8 +36,8 @@ class FeatureNoiseData(NamedTuple):
 def feature_noise_features(dim: int, feature_norm: float = 1.0) -> jax.Array:
   """The model's four orthogonal features [4, dim]: rows v_{+1}, v_{-1} (common), u_{+1}, u_{-1} (rare), each of norm
   `feature_norm` (coordinate vectors 0..3 scaled)."""
-  if int(dim) < 5:
-    raise ValueError(f"dim must be >= 5 (4 feature coordinates and at least one noise coordinate), got {dim=}")
+  if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)) or dim < 5:
+    raise ValueError(f"dim must be >= 5 (an int: 4 feature coordinates and at least one noise coordinate), got {dim=}")
   validation.check_positive(feature_norm, "feature_norm")
   return feature_norm * jnp.eye(4, int(dim), dtype=jnp.float32)
 
@@ -61,15 +62,13 @@ def feature_noise_data(key: jax.Array, n: int, *, dim: int, num_patches: int = 3
   Returns:
     FeatureNoiseData with x [n, P, dim] float32, y [n] int32 in {-1, +1}, rare [n] bool, features [4, dim].
   """
-  n, dim, num_patches = int(n), int(dim), int(num_patches)
-  if n < 0:
-    raise ValueError(f"n must be >= 0, got {n=}")
-  if num_patches < 2:
-    raise ValueError(f"num_patches must be >= 2 (a feature and a feature-noise patch), got {num_patches=}")
+  n = validation.check_int(n, "n", 0, value_error=True)
+  num_patches = validation.check_int(num_patches, "num_patches", 2, value_error=True)
   validation.check_in_interval(rare_prob, "rare_prob", 0.0, 1.0)
   validation.check_nonnegative(noise_std, "noise_std")
   validation.check_nonnegative(feature_noise, "feature_noise")
   feats = feature_noise_features(dim, feature_norm)
+  dim = int(dim)
   k_y, k_r, k_s, k_xi = jax.random.split(key, 4)
   y = jnp.where(jax.random.bernoulli(k_y, 0.5, (n,)), 1, -1).astype(jnp.int32)
   is_rare = jax.random.bernoulli(k_r, rare_prob, (n,)) if rare is None else jnp.full((n,), bool(rare))

@@ -31,10 +31,12 @@ def make_gaussian_mixture(weights, means, stds) -> GaussianMixture:
   s = jnp.asarray(stds, jnp.float32)
   if m.ndim != 2 or w.shape != (m.shape[0],) or s.shape != (m.shape[0],):
     raise ValueError(f"need weights [K], means [K, D], stds [K]; got {w.shape=}, {m.shape=}, {s.shape=}")
-  if np.any(np.asarray(w) < 0) or float(jnp.sum(w)) <= 0:
-    raise ValueError(f"weights must be >= 0 with a positive sum, got {weights=}")
-  if np.any(np.asarray(s) <= 0):
-    raise ValueError(f"stds must be > 0, got {stds=}")
+  if not np.all(np.isfinite(np.asarray(w))) or np.any(np.asarray(w) < 0) or float(jnp.sum(w)) <= 0:
+    raise ValueError(f"weights must be finite and >= 0 with a positive sum, got {weights=}")
+  if not np.all(np.isfinite(np.asarray(m))):
+    raise ValueError(f"means must be finite, got {means=}")
+  if not np.all(np.isfinite(np.asarray(s))) or np.any(np.asarray(s) <= 0):
+    raise ValueError(f"stds must be finite and > 0, got {stds=}")
   return GaussianMixture(w / jnp.sum(w), m, s)
 
 
@@ -48,7 +50,15 @@ def sample_gaussian_mixture(key: jax.Array, mixture: GaussianMixture, n: int) ->
   return mixture.means[comp] + mixture.stds[comp, None] * eps, comp.astype(jnp.int32)
 
 
+def _check_points(mixture: GaussianMixture, x) -> jax.Array:
+  x = validation.check_floating(x, "x")
+  if x.ndim != 2 or x.shape[1] != mixture.means.shape[1]:
+    raise ValueError(f"x must be [N, D] = [N, {mixture.means.shape[1]}] (the mixture's dimension), got {x.shape=}")
+  return x
+
+
 def _component_log_densities(mixture: GaussianMixture, x: jax.Array) -> jax.Array:
+  x = _check_points(mixture, x)                                   # [N, 1] would broadcast silently against [K, D]
   d = mixture.means.shape[1]
   diff = x[:, None, :] - mixture.means[None]                      # [N, K, D]
   sq = jnp.sum(diff * diff, -1) / mixture.stds ** 2                # [N, K]
@@ -62,6 +72,7 @@ def gaussian_mixture_log_density(mixture: GaussianMixture, x: jax.Array) -> jax.
 
 def gaussian_mixture_score(mixture: GaussianMixture, x: jax.Array) -> jax.Array:
   """The true score grad_x log p(x) in closed form: sum_k r_k(x) (mu_k - x) / s_k^2. x [N, D] -> [N, D]."""
+  x = _check_points(mixture, x)
   r = jax.nn.softmax(_component_log_densities(mixture, x), axis=-1)  # responsibilities [N, K]
   return jnp.einsum("nk,nkd->nd", r / mixture.stds ** 2, mixture.means[None] - x[:, None, :])
 

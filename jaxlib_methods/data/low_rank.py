@@ -12,8 +12,17 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlib_methods import validation
+
+
+def _haar_columns(key: jax.Array, n: int, k: int, dtype) -> jax.Array:
+  """k Haar-distributed orthonormal columns in R^n: Q of the QR of a Gaussian matrix with the signs of diag(R) made
+  positive (Mezzadri, "How to generate random matrices from the classical compact groups", 2007, Sec. 5). Without
+  the correction Householder QR ties each column's sign to the data (its first column always has Q[0, 0] < 0)."""
+  q, r = jnp.linalg.qr(jax.random.normal(key, (n, k), dtype))
+  return q * jnp.where(jnp.diagonal(r) < 0, -1.0, 1.0).astype(dtype)
 
 
 def low_rank_matrix(key: jax.Array, n1: int, n2: int, k: int, *, condition_number: float = 1.0,
@@ -33,16 +42,17 @@ def low_rank_matrix(key: jax.Array, n1: int, n2: int, k: int, *, condition_numbe
     [n1, n2] matrix of rank k, ||M||_2 = condition_number.
   """
   for name, val in (("n1", n1), ("n2", n2), ("k", k)):
-    if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+    if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
       raise ValueError(f"{name} must be a positive int, got {name}={val!r}")
+  n1, n2, k = int(n1), int(n2), int(k)
   if k > min(n1, n2):
     raise ValueError(f"k must be <= min(n1, n2) = {min(n1, n2)}, got {k=}")
   validation.check_in_interval(condition_number, "condition_number", 1.0, float("inf"), closed_high=False)
+  ct = jnp.promote_types(dtype, jnp.float32)              # QR has no float16 / bfloat16 kernel
   ku, kv = jax.random.split(key)
-  u = jnp.linalg.qr(jax.random.normal(ku, (n1, k), dtype))[0]
-  v = jnp.linalg.qr(jax.random.normal(kv, (n2, k), dtype))[0]
-  s = jnp.linspace(condition_number, 1.0, k).astype(dtype)
-  return (u * s) @ v.T
+  u, v = _haar_columns(ku, n1, k, ct), _haar_columns(kv, n2, k, ct)
+  s = jnp.linspace(condition_number, 1.0, k).astype(ct)
+  return ((u * s) @ v.T).astype(dtype)
 
 
 def observation_mask(key: jax.Array, shape: tuple[int, int], p: float) -> jax.Array:
@@ -98,8 +108,9 @@ def robust_sensing_problem(key: jax.Array, d: int, r: int, m: int, *, outlier_fr
     A `RobustSensingProblem` (a [m, d, d], y [m], x_star [d, d], outliers [m] bool).
   """
   for name, val in (("d", d), ("r", r), ("m", m)):
-    if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+    if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
       raise ValueError(f"{name} must be a positive int, got {name}={val!r}")
+  d, r, m = int(d), int(r), int(m)
   if r > d:
     raise ValueError(f"r must be <= d = {d}, got {r=}")
   validation.check_in_interval(outlier_fraction, "outlier_fraction", 0.0, 1.0, closed_high=False)
@@ -112,9 +123,11 @@ def robust_sensing_problem(key: jax.Array, d: int, r: int, m: int, *, outlier_fr
 @functools.partial(jax.jit, static_argnames=("d", "r", "m", "dtype"))
 def _robust_sensing_problem(key, outlier_fraction, outlier_scale, condition_number, *, d, r, m, dtype):
   kq, ka, ko, ks = jax.random.split(key, 4)
-  q = jnp.linalg.qr(jax.random.normal(kq, (d, r), dtype))[0]
-  x_star = (q * jnp.linspace(condition_number, 1.0, r).astype(dtype)) @ q.T
-  a = jax.random.normal(ka, (m, d, d), dtype)
+  ct = jnp.promote_types(dtype, jnp.float32)              # QR has no float16 / bfloat16 kernel
+  q = jnp.linalg.qr(jax.random.normal(kq, (d, r), ct))[0]
+  x_star = ((q * jnp.linspace(condition_number, 1.0, r).astype(ct)) @ q.T).astype(dtype)
+  a = jax.random.normal(ka, (m, d, d), ct).astype(dtype)   # bfloat16 normals take 128 values, none beyond |z| = 2.9
   outliers = jax.random.bernoulli(ko, outlier_fraction, (m,))
-  s = jnp.where(outliers, outlier_scale * jax.random.normal(ks, (m,), dtype), 0.0)
-  return RobustSensingProblem(a, jnp.einsum("mij,ij->m", a, x_star) + s, x_star, outliers)
+  s = jnp.where(outliers, outlier_scale.astype(ct) * jax.random.normal(ks, (m,), ct), 0.0)
+  y = (jnp.einsum("mij,ij->m", a.astype(ct), x_star.astype(ct)) + s).astype(dtype)
+  return RobustSensingProblem(a, y, x_star, outliers)

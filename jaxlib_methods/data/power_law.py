@@ -33,8 +33,7 @@ def power_law_task(num_dims: int, *, alpha: float = 1.5, beta: float = 1.5, nois
     beta: decay of the target's power across eigendirections (> 0).
     noise_std: label-noise std (>= 0).
   """
-  if num_dims <= 0:
-    raise ValueError(f"num_dims must be positive, got {num_dims=}")
+  num_dims = validation.check_int(num_dims, "num_dims", 1, value_error=True)
   validation.check_positive(alpha, "alpha")
   validation.check_positive(beta, "beta")
   validation.check_nonnegative(noise_std, "noise_std")

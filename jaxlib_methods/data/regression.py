@@ -11,7 +11,7 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
-
+import numpy as np
 
 from jaxlib_methods import validation
 
@@ -61,7 +61,10 @@ def teacher_student(key: jax.Array, n: int, dim: int, *, teacher: Literal["linea
   beta = jnp.asarray(beta, jnp.float32)
   if beta.shape != (dim,):
     raise ValueError(f"beta must have shape ({dim},), got {beta.shape=}")
-  beta = beta / jnp.linalg.norm(beta)
+  norm = jnp.linalg.norm(beta)
+  if not validation.is_traced(norm) and not (np.isfinite(float(norm)) and float(norm) > 0):
+    raise ValueError(f"beta must be finite and non-zero (it is normalised to a unit direction), got norm {float(norm)}")
+  beta = beta / norm
   x = jax.random.normal(kx, (n, dim))
   z = x @ beta
   y = z if teacher == "linear" else _hermite(degree, z)

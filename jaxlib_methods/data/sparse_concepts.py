@@ -5,7 +5,8 @@ The toy shared by the concept-bottleneck and sparse-dictionary papers of issue 2
 example is x = sum_j c_j a_j + sigma * eps with K unit-norm atoms a_j in R^d (the "concepts" or "features"; K may exceed
 d, superposition), a support of s active atoms drawn uniformly, s itself uniform in [min_active, max_active] (a
 variable number of active features per token, the setting of Ayonrinde 2024, arXiv:2411.02124, Sec. 3), coefficients
-c_j ~ U[coef_low, 1] on the support and 0 off it, and eps ~ N(0, I_d / d) (so sigma is the noise's expected norm).
+c_j ~ U[coef_low, 1] on the support and 0 off it, and eps ~ N(0, I_d / d) (so sigma is the noise's root-mean-square
+norm, E||sigma eps||^2 = sigma^2; its mean norm is slightly less, sigma sqrt(2/pi) at d = 1).
 Because codes and atoms are returned, a method's recovered dictionary or concept scores can be scored exactly.
 """
 
@@ -52,7 +53,7 @@ def sparse_concept_embeddings(key: jax.Array, num_samples: int, *, num_atoms: in
     min_active: smallest number of active atoms per example, in [0, max_active].
     max_active: largest number of active atoms per example, in [min_active, num_atoms].
     coef_low: active coefficients are U[coef_low, 1], coef_low in [0, 1].
-    noise: sigma >= 0, the expected norm of the additive Gaussian noise N(0, sigma^2 I_d / d).
+    noise: sigma >= 0, the root-mean-square norm of the additive Gaussian noise N(0, sigma^2 I_d / d).
     atoms: optional [K, d] dictionary to reuse (rows are used as given); default: K i.i.d. uniform unit vectors.
     dtype: floating dtype of the arrays.
 

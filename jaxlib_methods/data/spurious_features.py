@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlib_methods import validation
 
@@ -42,8 +43,9 @@ def spurious_feature_means(key: jax.Array, num_features: int, num_classes: int, 
     of d, chosen at random per feature, with random signs.
   """
   for name, v, lo in (("num_features", num_features, 1), ("num_classes", num_classes, 2), ("dim", dim, 2)):
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
       raise ValueError(f"{name} must be an int >= {lo}, got {name}={v!r}")
+  num_features, num_classes, dim = int(num_features), int(num_classes), int(dim)
   if dim < num_classes:
     raise ValueError(f"dim must be >= num_classes (K orthonormal means per feature), got {dim=}, {num_classes=}")
   k_p, k_s = jax.random.split(key)
@@ -72,9 +74,9 @@ def spurious_feature_data(key: jax.Array, n: int, means: jax.Array, *, num_invar
   if means.ndim != 3:
     raise ValueError(f"means must be [F, K, d], got means.shape={means.shape}")
   f, k, d = means.shape
-  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+  if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
     raise ValueError(f"n must be an int >= 1, got {n=!r}")
-  if isinstance(num_invariant, bool) or not isinstance(num_invariant, int) or not 0 <= num_invariant <= f:
+  if isinstance(num_invariant, bool) or not isinstance(num_invariant, (int, np.integer)) or not 0 <= num_invariant <= f:
     raise ValueError(f"num_invariant must be an int in [0, F={f}], got {num_invariant=!r}")
   validation.check_in_interval(flip_prob, "flip_prob", 0.0, 1.0)
   validation.check_nonnegative(noise_std, "noise_std")
@@ -85,5 +87,6 @@ def spurious_feature_data(key: jax.Array, n: int, means: jax.Array, *, num_invar
   random_class = jax.random.randint(k_c, (n, f), 0, k, jnp.int32)
   classes = jnp.where(flip, random_class, y[:, None])
   mu = means[jnp.arange(f)[None, :], classes]                # [n, F, d]
-  x = mu + noise_std * jax.random.normal(k_z, (n, f, d), means.dtype)
+  ct = jnp.promote_types(means.dtype, jnp.float32)     # bfloat16 normals take 128 values, none beyond |z| = 2.9
+  x = (mu.astype(ct) + noise_std * jax.random.normal(k_z, (n, f, d), ct)).astype(means.dtype)
   return SpuriousFeatureData(x, y, classes)

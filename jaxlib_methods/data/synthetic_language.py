@@ -57,9 +57,9 @@ def sample_markov_sequences(key: jax.Array, language: MarkovLanguage, batch: int
   Validated eagerly, then sampled by one jitted `lax.scan` (compiled once per (batch, length, V)), so calling it in
   a Python loop costs milliseconds, not a retrace per call.
   """
-  if not isinstance(batch, int) or not isinstance(length, int) or batch <= 0 or length <= 0:
+  if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v <= 0 for v in (batch, length)):
     raise ValueError(f"batch and length must be positive ints, got {batch=}, {length=}")
-  return _sample_markov_sequences(key, language, batch, length)
+  return _sample_markov_sequences(key, language, int(batch), int(length))
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))

@@ -47,11 +47,12 @@ def twelve_bit_task(*, theta: float = 4.2, dtype=jnp.float32):
   Returns:
     (x, y): x [4096, 12] in {0, 1} (row i is the binary expansion of i, bit k in column k), y [4096] int32 labels.
   """
-  if not isinstance(theta, (int, float)) or isinstance(theta, bool) or not np.isfinite(theta):
+  if not isinstance(theta, (int, float, np.integer, np.floating)) or isinstance(theta, (bool, np.bool_)) \
+      or not np.isfinite(theta):
     raise ValueError(f"theta must be a finite float, got {theta=}")
   bits = ((np.arange(4096)[:, None] >> np.arange(12)) & 1).astype(np.float64)
   f = bits.sum(1) - np.linalg.norm(bits @ icosahedron_vertices(), axis=1)
-  return jnp.asarray(bits, dtype), jnp.asarray((f > theta).astype(np.int32))
+  return jnp.asarray(bits, dtype), jnp.asarray((f > float(theta)).astype(np.int32))
 
 
 # The labels y of the authors' released data/var_u.mat (variables F [4096, 12] and y [1, 4096], uint8), as shipped by

@@ -33,15 +33,16 @@ def gaussian_mixture_denoiser(mixture: GaussianMixture, x: jax.Array, sigma) -> 
     sigma: noise level >= 0 (a scalar).
 
   Returns:
-    The posterior mean [N, D].
+    The posterior mean [N, D], x's dtype.
   """
   x = validation.check_floating(x, "x")
   if x.ndim != 2 or x.shape[1] != mixture.means.shape[1]:
     raise ValueError(f"x must be [N, {mixture.means.shape[1]}], got {x.shape=}")
   validation.check_nonnegative(sigma, "sigma")
-  sigma = jnp.asarray(sigma, x.dtype)
+  ct = jnp.promote_types(x.dtype, jnp.float32)             # half precision: computed in float32, returned in x's dtype
+  xc, sigma = x.astype(ct), jnp.asarray(sigma, ct)
   noised = mixture._replace(stds=jnp.sqrt(mixture.stds ** 2 + sigma ** 2).astype(mixture.stds.dtype))
-  return x + sigma ** 2 * gaussian_mixture_score(noised, x)
+  return (xc + sigma ** 2 * gaussian_mixture_score(noised, xc)).astype(x.dtype)
 
 
 def ddim_sample(denoiser: Callable[[jax.Array, jax.Array, Any], tuple[jax.Array, Any]], x_init: jax.Array,

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlib_methods import validation
+from jaxlib_methods._norms import safe_l2_norm
 
 Axis = Optional[Union[int, Sequence[int]]]
 
@@ -153,7 +154,7 @@ def apg_guidance(d_cond: jax.Array, d_uncond: jax.Array, guidance_scale, *, eta=
   diff = d_cond - d_uncond + momentum * state.running_average.astype(d_cond.dtype)
   new_state = APGState(diff)
   ct = jnp.promote_types(diff.dtype, jnp.float32)
-  norm = jnp.sqrt(jnp.sum(jnp.square(diff.astype(ct)), axis=axes, keepdims=True))
+  norm = safe_l2_norm(diff.astype(ct), axis=axes, keepdims=True)          # finite gradient where Delta = 0
   scale = jnp.where(norm > norm_threshold, norm_threshold / jnp.where(norm > 0, norm, 1.0), 1.0)
   diff = (diff.astype(ct) * scale).astype(d_cond.dtype)
   par, perp = project(diff, d_cond, axis=axes)

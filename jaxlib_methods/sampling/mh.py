@@ -58,12 +58,13 @@ def mh_gan_select(key: jax.Array, logit_init: jax.Array, logits: jax.Array) -> t
     raise ValueError(f"need logit_init [...] and logits [..., K >= 1] with the same batch shape, got "
                      f"{logit_init.shape=}, {logits.shape=}")
   k = logits.shape[-1]
-  u = jax.random.uniform(key, logits.shape, logits.dtype)
+  ct = jnp.promote_types(logits.dtype, jnp.float32)   # a bfloat16 uniform lies on a 1/128 grid: P(u < 0.002) = 1/128
+  u = jax.random.uniform(key, logits.shape, ct)
 
   def step(carry, inputs):
     idx, cur = carry
     i, lg, ui = inputs
-    accept = ui < mh_gan_acceptance(cur, lg)
+    accept = ui < mh_gan_acceptance(cur.astype(ct), lg.astype(ct))
     return (jnp.where(accept, i, idx), jnp.where(accept, lg, cur)), None
 
   init = (jnp.full(logit_init.shape, -1, jnp.int32), logit_init)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlib_methods import validation
 
@@ -33,8 +34,10 @@ def beta_noise_policy(key: jax.Array, alpha: jax.Array, beta: jax.Array) -> tupl
   alpha = validation.check_floating(alpha, "alpha")
   beta = validation.check_floating(beta, "beta")
   for name, v in (("alpha", alpha), ("beta", beta)):
-    if not validation.is_traced(v) and v.size and float(jnp.min(v)) <= 0:
-      raise ValueError(f"{name} must be > 0 (a Beta concentration), got min {float(jnp.min(v))}")
+    if not validation.is_traced(v) and v.size and not (np.all(np.isfinite(np.asarray(v, np.float64)))
+                                                       and float(jnp.min(v)) > 0):
+      raise ValueError(f"{name} must be finite and > 0 (a Beta concentration), got min {float(jnp.min(v))}, "
+                       f"max {float(jnp.max(v))}")
   shape = jnp.broadcast_shapes(alpha.shape, beta.shape)
   dt = jnp.promote_types(jnp.result_type(alpha, beta), jnp.float32)
   sg = jax.lax.stop_gradient      # the sampler sees constants: no derivative is traced through its rejection loops

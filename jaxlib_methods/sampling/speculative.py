@@ -33,7 +33,8 @@ def _check_probs(p, name):
     raise ValueError(f"{name} must be [..., V] probabilities, got {name}.shape={p.shape}")
   if not validation.is_traced(p):
     a = np.asarray(p, np.float64)
-    if a.size and (np.any(~np.isfinite(a)) or np.any(a < 0) or np.any(np.abs(a.sum(-1) - 1) > 1e-3)):
+    tol = max(1e-3, 2 * float(jnp.finfo(p.dtype).eps))     # a bfloat16 softmax sums to 1 only within ~0.005
+    if a.size and (np.any(~np.isfinite(a)) or np.any(a < 0) or np.any(np.abs(a.sum(-1) - 1) > tol)):
       raise ValueError(f"{name} must hold finite non-negative probabilities summing to 1 over the last axis")
   return p
 
@@ -49,6 +50,8 @@ def _check_token(token, shape, v, name="token"):
 
 def _residual_sample(key, p, q):
   """A token from norm(max(p - q, 0)) (p where the residual is all zero, i.e. p == q), [..., V] -> [...]."""
+  ct = jnp.promote_types(p.dtype, jnp.float32)      # bfloat16 Gumbel noise would distort small probabilities
+  p, q = p.astype(ct), q.astype(ct)
   res = jnp.maximum(p - q, 0.0)
   z = jnp.sum(res, -1, keepdims=True)
   res = jnp.where(z > 0, res / jnp.where(z > 0, z, 1.0), p)
@@ -82,9 +85,10 @@ def speculative_accept(key: jax.Array, p: jax.Array, q: jax.Array, token: jax.Ar
   ku, kr = jax.random.split(key)
   if p_relaxed is not None:
     p = p_relaxed
-  pt = jnp.take_along_axis(p, token[..., None], -1)[..., 0]
-  qt = jnp.take_along_axis(q, token[..., None], -1)[..., 0]
-  u = jax.random.uniform(ku, token.shape, p.dtype)
+  ct = jnp.promote_types(p.dtype, jnp.float32)   # a bfloat16 uniform lies on a 1/128 grid: P(u < 0.004) = 1/128
+  pt = jnp.take_along_axis(p, token[..., None], -1)[..., 0].astype(ct)
+  qt = jnp.take_along_axis(q, token[..., None], -1)[..., 0].astype(ct)
+  u = jax.random.uniform(ku, token.shape, ct)
   accepted = u * qt < pt                      # u < min(1, p/q), without dividing by q
   out = jnp.where(accepted, token, _residual_sample(kr, p, q))
   return out.astype(jnp.int32), accepted
@@ -120,7 +124,8 @@ def speculative_verify(key: jax.Array, p: jax.Array, q: jax.Array, draft_tokens:
   # one residual / acceptance draw per position, all positions at once
   out, acc = speculative_accept(ka, p[..., :gamma, :], q, draft_tokens)
   n = jnp.sum(jnp.cumprod(acc.astype(jnp.int32), axis=-1), axis=-1)          # accepted prefix length
-  bonus = jax.random.categorical(kb, jnp.log(p[..., gamma, :]), axis=-1).astype(jnp.int32)
+  bonus = jax.random.categorical(kb, jnp.log(p[..., gamma, :].astype(jnp.promote_types(p.dtype, jnp.float32))),
+                                 axis=-1).astype(jnp.int32)
   idx = jnp.arange(gamma + 1)
   draft_ext = jnp.concatenate([draft_tokens.astype(jnp.int32), bonus[..., None]], -1)
   resampled_ext = jnp.concatenate([out, bonus[..., None]], -1)

@@ -40,3 +40,11 @@ def test_combine_patches_vs_numpy():
   np.testing.assert_array_equal(np.asarray(combine_patches(jnp.asarray(x), 1)), x)
   with pytest.raises(ValueError, match="divisible"):
     combine_patches(jnp.ones((3, 4, 4, 1)), 2)
+
+
+def test_combine_patches_accepts_a_numpy_integer_factor():
+  """factor=np.int64(2) (e.g. from a NumPy config grid) was rejected as "must be an int"."""
+  x = jax.random.uniform(jax.random.key(0), (4, 4, 4, 1))
+  np.testing.assert_array_equal(np.asarray(combine_patches(x, np.int64(2))), np.asarray(combine_patches(x, 2)))
+  with pytest.raises(ValueError, match="factor"):
+    combine_patches(x, 2.0)

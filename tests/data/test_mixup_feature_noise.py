@@ -90,3 +90,12 @@ def test_patch_cnn_equals_the_papers_formula_and_jits():
     PatchCNN(5, 3, power=0.5, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="x must be"):
     model(jnp.zeros((4, 2, 6)))
+
+
+def test_feature_noise_data_rejects_non_integer_sizes():
+  """n = 2.7, dim = 8.9, num_patches = 3.9 were truncated by int() and a smaller data set returned silently."""
+  for kw in ({"n": 2.7, "dim": 8}, {"n": 2, "dim": 8.9}, {"n": 2, "dim": 8, "num_patches": 3.9}):
+    name = next(k for k, v in kw.items() if isinstance(v, float))
+    with pytest.raises(ValueError, match=name):
+      feature_noise_data(jax.random.key(0), **kw)
+  assert feature_noise_data(jax.random.key(0), np.int64(2), dim=np.int64(6)).x.shape == (2, 3, 6)

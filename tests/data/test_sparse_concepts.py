@@ -24,7 +24,7 @@ def test_sparse_concept_embeddings_known_sparsity_and_atoms():
   # every atom is used about equally (uniform supports): counts ~ n * 2.5 / 12 ~ 833, sd < 29
   use = (c != 0).sum(0)
   assert np.all(np.abs(use - n * 2.5 / k) < 6 * np.sqrt(n * 2.5 / k))
-  # same key -> same atoms and codes; the noisy sample differs by noise of expected norm sigma (noise is traced:
+  # same key -> same atoms and codes; the noisy sample differs by noise of root-mean-square norm sigma (noise is traced:
   # the same compiled program)
   noisy = sparse_concept_embeddings(key, n, num_atoms=k, dim=d, min_active=1, max_active=4, coef_low=0.5, noise=0.3)
   np.testing.assert_array_equal(np.asarray(noisy.atoms), np.asarray(clean.atoms))

@@ -108,3 +108,118 @@ def test_markov_language_entropy_rate_matches_empirical():
   assert nll == pytest.approx(data.entropy_rate(lang), rel=0.03)
   uniform = data.MarkovLanguage(jnp.full((4, 4), 0.25), jnp.full((4,), 0.25))
   assert data.entropy_rate(uniform) == pytest.approx(np.log(4))
+
+
+def test_teacher_student_rejects_a_zero_teacher_direction():
+  """beta = 0 was normalised by its zero norm: NaN targets returned silently; now a ValueError."""
+  with pytest.raises(ValueError, match="beta"):
+    data.teacher_student(jax.random.key(0), 4, 3, beta=jnp.zeros(3))
+  with pytest.raises(ValueError, match="beta"):
+    data.teacher_student(jax.random.key(0), 4, 3, beta=jnp.array([1.0, jnp.nan, 0.0]))
+  t = data.teacher_student(jax.random.key(0), 4, 3, beta=jnp.array([0.0, 2.0, 0.0]))
+  np.testing.assert_allclose(np.asarray(t.y), np.asarray(t.x)[:, 1], rtol=1e-6)
+
+
+def test_make_gaussian_mixture_rejects_non_finite_parameters():
+  """NaN weights (NaN mixture weights after normalising) and infinite stds / NaN means were accepted silently."""
+  with pytest.raises(ValueError, match="weights"):
+    data.make_gaussian_mixture([np.nan, 1.0], [[0.0], [1.0]], [1.0, 1.0])
+  with pytest.raises(ValueError, match="stds"):
+    data.make_gaussian_mixture([1.0, 1.0], [[0.0], [1.0]], [1.0, np.inf])
+  with pytest.raises(ValueError, match="means"):
+    data.make_gaussian_mixture([1.0, 1.0], [[0.0], [np.nan]], [1.0, 1.0])
+
+
+def test_power_law_task_rejects_a_non_integer_dimension():
+  """num_dims = 3.5 silently built a 4-dimensional task (np.arange(1, 4.5)); now a ValueError."""
+  with pytest.raises(ValueError, match="num_dims"):
+    data.power_law_task(3.5)
+  with pytest.raises(ValueError, match="num_dims"):
+    data.power_law_task(0)
+  assert data.power_law_task(np.int64(3)).eigenvalues.shape == (3,)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_low_rank_generators_accept_half_precision_dtypes(dtype):
+  """dtype=bfloat16 / float16 (floating dtypes, as documented) crashed in QR ("Unsupported dtype"); the factors are now
+  drawn in float32 and the result cast, so the float32 output is unchanged."""
+  key = jax.random.key(0)
+  m = data.low_rank_matrix(key, 8, 6, 2, condition_number=3.0, dtype=dtype)
+  m32 = data.low_rank_matrix(key, 8, 6, 2, condition_number=3.0)
+  assert m.dtype == dtype and m32.dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(m, np.float32), np.asarray(m32), atol=2e-2)
+  np.testing.assert_allclose(np.linalg.svd(np.asarray(m32, np.float64), compute_uv=False)[:3], [3.0, 1.0, 0.0],
+                             atol=1e-5)
+  prob = data.robust_sensing_problem(key, 4, 2, 5, dtype=dtype)
+  assert prob.x_star.dtype == dtype and prob.y.dtype == dtype and prob.a.dtype == dtype
+
+
+def test_low_rank_generators_accept_numpy_integer_sizes():
+  m = data.low_rank_matrix(jax.random.key(0), np.int64(5), np.int32(4), np.int64(2))
+  assert m.shape == (5, 4)
+  assert data.robust_sensing_problem(jax.random.key(0), np.int64(4), np.int64(2), np.int64(3)).a.shape == (3, 4, 4)
+  with pytest.raises(ValueError, match="n1"):
+    data.low_rank_matrix(jax.random.key(0), 2.5, 4, 2)
+
+
+def test_low_rank_matrix_factors_are_haar_distributed():
+  """Q of a plain Householder QR is not Haar: its first column always has Q[0, 0] < 0, so a rank-1 M had M[0, 0] > 0
+  for every key (and E[M] != 0 at any rank). With Mezzadri's sign correction M[0, 0] is positive half the time and
+  E[M] = 0 (U -> -U is a symmetry of the Haar law)."""
+  keys = jax.random.split(jax.random.key(0), 2000)
+  for k in (1, 2):
+    m = np.asarray(jax.vmap(lambda key: data.low_rank_matrix(key, 5, 4, k))(keys), np.float64)
+    frac = (m[:, 0, 0] > 0).mean()
+    assert abs(frac - 0.5) < 0.05, (k, frac)                       # binomial std 0.011
+    assert np.abs(m.mean(0)).max() < 0.06, (k, m.mean(0))           # per-entry std error ~0.015 (rank 1), ~0.02
+    s = np.linalg.svd(m[0], compute_uv=False)
+    np.testing.assert_allclose(s[:k], np.linspace(1.0, 1.0, k), rtol=1e-5)
+
+
+def test_spurious_feature_generators_accept_numpy_integer_sizes():
+  """np.int64 sizes (e.g. from a NumPy config grid) were rejected as "must be an int"."""
+  means = data.spurious_feature_means(jax.random.key(0), np.int64(3), np.int64(2), np.int64(4))
+  assert means.shape == (3, 2, 4)
+  d = data.spurious_feature_data(jax.random.key(1), np.int64(5), means, num_invariant=np.int64(1), flip_prob=0.5)
+  assert d.x.shape == (5, 3, 4)
+  np.testing.assert_array_equal(np.asarray(d.classes[:, 0]), np.asarray(d.y))
+  with pytest.raises(ValueError, match="num_features"):
+    data.spurious_feature_means(jax.random.key(0), 2.0, 2, 4)
+
+
+def test_gaussian_mixture_functions_reject_points_of_the_wrong_dimension():
+  """x [N, 1] against a 2-D mixture broadcast silently ([N, 1] - [K, 2]): log p(x) of the point (a, a) was returned
+  for a one-coordinate input. Now a ValueError, as integer points (TypeError)."""
+  mix = data.make_gaussian_mixture([0.3, 0.7], [[0.0, 0.0], [3.0, 1.0]], [0.5, 2.0])
+  for fn in (data.gaussian_mixture_log_density, data.gaussian_mixture_score, data.gaussian_mixture_posterior):
+    with pytest.raises(ValueError, match="x must be"):
+      fn(mix, jnp.ones((3, 1)))
+    with pytest.raises(ValueError, match="x must be"):
+      fn(mix, jnp.ones((2,)))
+    with pytest.raises(TypeError, match="x"):
+      fn(mix, jnp.ones((3, 2), jnp.int32))
+    assert jax.jit(fn)(mix, jnp.ones((3, 2))).shape[0] == 3
+
+
+def test_sample_markov_sequences_accepts_numpy_integer_sizes():
+  lang = data.random_markov_language(jax.random.key(0), 4)
+  a = data.sample_markov_sequences(jax.random.key(1), lang, np.int64(3), np.int32(5))
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(data.sample_markov_sequences(jax.random.key(1), lang, 3, 5)))
+  with pytest.raises(ValueError, match="batch and length"):
+    data.sample_markov_sequences(jax.random.key(1), lang, 3.0, 5)
+
+
+def test_bfloat16_generators_draw_gaussian_noise_with_tails():
+  """jax.random.normal in bfloat16 takes only 128 values, none beyond |z| = 2.9 (P(|z| > 3) = 0.0027 is lost): the
+  noise of a bfloat16 sample was not N(0, sigma^2). Noise is now drawn in float32 and the sample cast."""
+  means = data.spurious_feature_means(jax.random.key(0), 2, 2, 4)
+  d = data.spurious_feature_data(jax.random.key(1), 50_000, means.astype(jnp.bfloat16), num_invariant=2,
+                                 noise_std=1.0)
+  assert d.x.dtype == jnp.bfloat16
+  z = (np.asarray(d.x, np.float64) - np.asarray(means)[np.arange(2)[None], np.asarray(d.classes)]).ravel()
+  assert abs((np.abs(z) > 3).mean() - 0.0027) < 0.0006 and abs(z.var() - 1) < 0.02
+  prob = data.robust_sensing_problem(jax.random.key(2), 20, 2, 2000, dtype=jnp.bfloat16)
+  a = np.asarray(prob.a, np.float64).ravel()
+  assert abs((np.abs(a) > 3).mean() - 0.0027) < 0.0006
+  d32 = data.spurious_feature_data(jax.random.key(1), 1000, means, num_invariant=1, flip_prob=0.3)
+  assert d32.x.dtype == jnp.float32

@@ -56,3 +56,13 @@ def test_released_twelve_bit_task_matches_the_published_statistics():
   # The released labels and the regenerated task share the per-count structure but are different functions.
   xr, yr = (np.asarray(a) for a in twelve_bit_task())
   assert 0.7 < np.mean(yr[np.argsort(xr @ (2 ** np.arange(11, -1, -1)))] == y) < 1.0
+
+
+def test_twelve_bit_task_accepts_numpy_scalar_thresholds():
+  """theta=np.float32(4.2) / np.int64(4) (NumPy scalars, finite) were rejected as "must be a finite float"."""
+  y = np.asarray(twelve_bit_task()[1])
+  np.testing.assert_array_equal(np.asarray(twelve_bit_task(theta=np.float64(4.2))[1]), y)
+  assert np.asarray(twelve_bit_task(theta=np.float32(4.2))[1]).mean() == pytest.approx(y.mean(), abs=1e-3)
+  np.testing.assert_array_equal(np.asarray(twelve_bit_task(theta=np.int64(4))[1]), np.asarray(twelve_bit_task(theta=4)[1]))
+  with pytest.raises(ValueError, match="theta"):
+    twelve_bit_task(theta=np.float32(np.nan))

@@ -107,3 +107,21 @@ def test_gaussian_mixture_denoiser_and_ddim_closed_forms():
     ddim_sample(den, jnp.asarray(xT, jnp.float32), jnp.array([1.0, 2.0]), 0)
   with pytest.raises(ValueError, match="x must be"):
     gaussian_mixture_denoiser(mix, jnp.ones((3, 5)), 1.0)
+
+
+def test_apg_gradient_is_finite_where_the_guidance_update_is_zero():
+  """With a finite norm_threshold, ||Delta|| was jnp.sqrt(sum(Delta^2)): at Delta = 0 (D_c = D_u, e.g. an unconditional
+  step or a zero-initialised conditioning) its gradient is NaN and poisoned the whole gradient. The norm is now
+  `safe_l2_norm` (gradient 0 at 0); the forward value is unchanged."""
+  d = jax.random.normal(jax.random.key(0), (2, 3, 4))
+  f = lambda a, b: apg_guidance(a, b, 3.0, norm_threshold=1.0, momentum=-0.5)[0].sum()
+  g_c, g_u = jax.grad(f, argnums=(0, 1))(d, d)
+  assert np.all(np.isfinite(np.asarray(g_c))) and np.all(np.isfinite(np.asarray(g_u)))
+  np.testing.assert_allclose(np.asarray(apg_guidance(d, d, 3.0, norm_threshold=1.0)[0]), np.asarray(d), rtol=1e-6)
+  u = jax.random.normal(jax.random.key(1), (2, 3, 4))
+  out = apg_guidance(d, u, 3.0, norm_threshold=0.5, eta=0.0)[0]
+  diff = np.asarray(d - u, np.float64)
+  diff *= np.minimum(1.0, 0.5 / np.sqrt((diff ** 2).sum(axis=(1, 2), keepdims=True)))
+  unit = np.asarray(d, np.float64) / np.sqrt((np.asarray(d, np.float64) ** 2).sum(axis=(1, 2), keepdims=True))
+  perp = diff - (diff * unit).sum(axis=(1, 2), keepdims=True) * unit
+  np.testing.assert_allclose(np.asarray(out), np.asarray(d, np.float64) + 2.0 * perp, rtol=1e-5, atol=1e-6)

@@ -60,3 +60,13 @@ def test_sampled_chains_follow_the_data_distribution():
     mh_gan_select(k2, lg[:3], lg[None, :])
   with pytest.raises(TypeError, match="logits"):
     mh_gan_select(k2, lg[:1], jnp.zeros((1, 4), jnp.int32))
+
+
+def test_mh_gan_select_acceptance_is_exact_for_bfloat16_logits():
+  """The uniforms were drawn in the logits' dtype: bfloat16 uniforms lie on a 1/128 grid, so a move with acceptance
+  exp(-6) = 0.0025 was taken with probability 1/128 = 0.0078 (3x). They are now float32."""
+  m = 200_000
+  for dt in (jnp.float32, jnp.bfloat16):
+    idx, _ = mh_gan_select(jax.random.key(1), jnp.zeros((m,), dt), jnp.full((m, 1), -6.0, dt))
+    rate = float(np.mean(np.asarray(idx) == 0))
+    assert abs(rate - np.exp(-6.0)) < 6 * np.sqrt(np.exp(-6.0) / m), (dt, rate)

@@ -46,3 +46,14 @@ def test_reinforce_gradient_is_unbiased():
     beta_noise_policy(jax.random.key(0), jnp.array([0.0]), jnp.array([1.0]))
   with pytest.raises(ValueError, match="reward"):
     reinforce_surrogate(jnp.zeros(3), jnp.zeros(4))
+
+
+def test_beta_noise_policy_rejects_non_finite_concentrations():
+  """alpha = NaN or inf passed the `min <= 0` check (NaN compares false) and gave NaN masks and log-densities."""
+  for bad in (np.nan, np.inf):
+    with pytest.raises(ValueError, match="alpha"):
+      beta_noise_policy(jax.random.key(0), jnp.array([bad, 1.0]), jnp.array([1.0, 1.0]))
+    with pytest.raises(ValueError, match="beta"):
+      beta_noise_policy(jax.random.key(0), jnp.array([1.0, 1.0]), jnp.array([1.0, bad]))
+  m, lp = beta_noise_policy(jax.random.key(0), jnp.array([2.0, 0.5]), jnp.array([3.0, 0.5]))
+  assert np.all(np.isfinite(np.asarray(m))) and np.all(np.isfinite(np.asarray(lp)))

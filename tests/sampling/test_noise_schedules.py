@@ -76,3 +76,41 @@ def test_one_more_step_restores_the_mean_on_an_exact_gaussian_model():
   assert mu - plain > 0.02 * mu                             # the flaw: pulled toward average brightness 0
   with pytest.raises(ValueError, match="alpha_bar_T"):
     oms_step(x_noise, x_noise, 1.0)
+
+
+def test_rescale_zero_terminal_snr_rejects_a_unit_beta_before_the_last_step():
+  """A beta of 1 before step T zeroes alpha_bar early: Algorithm 1's ratio alpha_bar_t / alpha_bar_{t-1} was 0 / 0
+  (NaN betas returned silently); now a ValueError. beta_T = 1 (already zero terminal SNR) stays valid."""
+  b = np.full(10, 0.1, np.float32)
+  for i in (0, 4):
+    bad = b.copy()
+    bad[i] = 1.0
+    with pytest.raises(ValueError, match="betas"):
+      rescale_zero_terminal_snr(jnp.asarray(bad))
+  ok = b.copy()
+  ok[-1] = 1.0
+  out = np.asarray(rescale_zero_terminal_snr(jnp.asarray(ok)))
+  assert np.all(np.isfinite(out)) and out[-1] == 1.0
+
+
+def test_terminal_snr_of_a_bfloat16_schedule_is_accurate():
+  """The 1000-factor product alpha_bar_T was taken in the betas' dtype: 0.00359 instead of 0.00468 (-23%) for Stable
+  Diffusion's schedule in bfloat16. It is now taken in at least float32 (as `rescale_zero_terminal_snr` does)."""
+  b = scaled_linear_betas()
+  b16 = b.astype(jnp.bfloat16)
+  abar = np.prod(1.0 - np.asarray(b16, np.float64))
+  snr = terminal_snr(b16)
+  assert snr.dtype == jnp.float32
+  np.testing.assert_allclose(float(snr), abar / (1 - abar), rtol=1e-4)
+  np.testing.assert_allclose(float(terminal_snr(b)), 0.004682, rtol=1e-3)
+
+
+def test_gaussian_mixture_denoiser_keeps_the_input_dtype():
+  """A bfloat16 x came back float32 (promoted by the float32 mixture); per-example outputs keep the input dtype
+  (docs/conventions.md, Dtypes), computed in float32."""
+  mix = make_gaussian_mixture([0.3, 0.7], [[0.0, 0.0], [3.0, 1.0]], [0.5, 2.0])
+  x = jnp.array([[1.0, 0.5], [2.0, -1.0]])
+  d32 = gaussian_mixture_denoiser(mix, x, 0.7)
+  d16 = gaussian_mixture_denoiser(mix, x.astype(jnp.bfloat16), 0.7)
+  assert d32.dtype == jnp.float32 and d16.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(d16, np.float32), np.asarray(d32), rtol=2e-2, atol=2e-2)

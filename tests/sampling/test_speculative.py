@@ -139,3 +139,39 @@ def test_speculative_verify_sequences_follow_the_target_markov_chain():
   assert stats.chisquare(counts, n * expected).pvalue > ALPHA
   with pytest.raises(ValueError, match="gamma"):
     speculative_verify(jax.random.key(0), Pj[:2], Qj[:2], jnp.zeros(2, jnp.int32))
+
+
+def test_speculative_accept_takes_bfloat16_softmax_probabilities():
+  """A bfloat16 softmax sums to 1 only within ~0.005 (rounding of each probability), which the fixed 1e-3 check
+  rejected as "not summing to 1": valid low-precision model outputs crashed the sampler. The tolerance now follows
+  the dtype's epsilon; unnormalised inputs are still rejected."""
+  logits = 5.0 * jax.random.normal(jax.random.key(0), (64, 2, 100))
+  p = jax.nn.softmax(logits.astype(jnp.bfloat16), -1)
+  assert np.abs(np.asarray(p, np.float64).sum(-1) - 1).max() > 1e-3          # the case that was rejected
+  q = jnp.asarray([0.1, 0.2, 0.3, 0.4], jnp.bfloat16)                           # sums to 1.0017 in bfloat16
+  out, acc = speculative_accept(jax.random.key(1), jnp.asarray([0.5, 0.3, 0.2, 0.0], jnp.bfloat16), q,
+                                jnp.asarray(2))
+  assert 0 <= int(out) < 4 and acc.dtype == jnp.bool_
+  tokens, n = speculative_verify(jax.random.key(2), jnp.concatenate([p, p[:, :1]], 1), p,
+                                 jnp.zeros((64, 2), jnp.int32))
+  assert tokens.shape == (64, 3) and np.all(np.asarray(n) >= 0)
+  with pytest.raises(ValueError, match="summing to 1"):
+    speculative_accept(jax.random.key(1), jnp.asarray([0.6, 0.3, 0.2, 0.0], jnp.bfloat16), q, jnp.asarray(2))
+
+
+def test_speculative_accept_keeps_the_target_law_for_bfloat16_probabilities():
+  """The acceptance uniform was drawn in p's dtype: a bfloat16 uniform lies on a 1/128 grid, so a token with
+  p/q = 1/256 was accepted with probability 1/128 and emitted twice as often as p says (0.0039 instead of 0.00195).
+  Uniforms (and the residual's Gumbel noise) are now float32; float32 inputs give the same draws as before."""
+  n = 400_000
+  p = jnp.asarray([0.99609375, 0.001953125, 0.001953125])        # exact in bfloat16
+  q = jnp.asarray([0.25, 0.25, 0.5])
+  kt, ka = jax.random.split(jax.random.key(0))
+  tok = jax.random.categorical(kt, jnp.log(jnp.broadcast_to(q, (n, 3))))
+  freq = {}
+  for dt in (jnp.float32, jnp.bfloat16):
+    out, _ = speculative_accept(ka, jnp.broadcast_to(p, (n, 3)).astype(dt), jnp.broadcast_to(q, (n, 3)).astype(dt),
+                                tok)
+    freq[dt] = np.bincount(np.asarray(out), minlength=3) / n
+    np.testing.assert_allclose(freq[dt], np.asarray(p), atol=5 * np.sqrt(0.002 / n))    # 5 binomial std errors
+  np.testing.assert_array_equal(freq[jnp.float32], freq[jnp.bfloat16])
