@@ -12,6 +12,7 @@ from typing import Literal, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlib_methods.kernels.flash_attention import (BlockSizes, Platform, Precision, Window, _normalize_window,
                                                      flash_attention, flash_attention_reference,
@@ -43,6 +44,18 @@ def default_implementation(backend: Optional[str] = None) -> str:
   """
   backend = _platform(backend)
   return "pallas" if backend in ("gpu", "tpu") else "xla"
+
+
+def _rows_with_keys(t: int, s_len: int, causal: bool, window) -> Optional[np.ndarray]:
+  """[T] bool: query rows that see at least one key under the causal/window mask (top-left aligned), or None when
+  every row does. Only T > S with a window empties rows (segment ids need T == S, and row t then sees key t)."""
+  rows = np.arange(t)
+  lo = np.zeros(t, np.int64) if window is None else np.maximum(rows - window[0], 0)
+  hi = np.full(t, s_len - 1) if not causal else np.minimum(rows, s_len - 1)
+  if window is not None:
+    hi = np.minimum(hi, rows + window[1])
+  visible = lo <= hi
+  return None if visible.all() else visible
 
 
 def _splash(q, k, v, *, causal, scale, segment_ids, window, softcap, interpret):
@@ -79,7 +92,11 @@ def _splash(q, k, v, *, causal, scale, segment_ids, window, softcap, interpret):
     seg = sk.SegmentIds(q=segment_ids.astype(jnp.int32), kv=segment_ids.astype(jnp.int32))
     per_batch = lambda q1, k1, v1, s1: jax.vmap(lambda q2, k2, v2: kernel(q2, k2, v2, segment_ids=s1))(q1, k1, v1)
     out = jax.vmap(per_batch)(qs, ks, vs, seg)
-  return out.transpose(0, 3, 1, 2, 4).reshape(b, t, n, v.shape[-1])   # [B, K, G, T, Hv] -> [B, T, N, Hv]
+  out = out.transpose(0, 3, 1, 2, 4).reshape(b, t, n, v.shape[-1])    # [B, K, G, T, Hv] -> [B, T, N, Hv]
+  # Splash leaves a row with no visible key undefined (NaN when its blocks are skipped, the mean of v when its block
+  # is partly visible to other rows); the convention (flash_attention_reference) is 0.
+  rows = _rows_with_keys(t, s_len, causal, window)
+  return out if rows is None else jnp.where(rows[None, :, None, None], out, jnp.zeros((), out.dtype))
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = False, scale: Optional[float] = None,

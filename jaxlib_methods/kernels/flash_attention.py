@@ -826,7 +826,8 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
     [B, T, N, Hv] in q's dtype.
 
   Raises:
-    ValueError: bad shapes, dtypes or options (checked eagerly, before tracing).
+    ValueError: bad shapes or options; TypeError: unsupported or mixed dtypes (both checked eagerly, before
+      tracing).
 
   References: Tri Dao, "FlashAttention-2: Faster Attention with Better Parallelism and Work Partitioning", 2023,
   arXiv:2307.08691, Algorithms 1 and 2.

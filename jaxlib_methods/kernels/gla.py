@@ -73,7 +73,8 @@ def _concrete(x) -> Optional[np.ndarray]:
 
 
 def validate_gla_args(q, k, v, log_gates, *, initial_state=None, segment_ids=None, cu_seqlens=None) -> None:
-  """Raise ValueError for inconsistent GLA inputs (ranks, shapes, dtypes, cu_seqlens values when concrete).
+  """Raise ValueError for inconsistent GLA inputs (ranks, shapes, cu_seqlens values when concrete) and TypeError for
+  wrong dtypes (non-floating or mixed q, k, v; non-integer segment ids or cu_seqlens).
 
   Shapes as in `gated_linear_attention`: q, k, log_gates [B, T, H, Dk], v [B, T, H, Dv], initial_state [B, H, Dk, Dv]
   ([N, H, Dk, Dv] with cu_seqlens [N + 1], B = 1), segment_ids [B, T]. References: Yang et al., "Gated Linear
@@ -299,7 +300,8 @@ def gated_linear_attention(q: jax.Array, k: jax.Array, v: jax.Array, log_gates: 
     precision: of the GPU kernels' dots with fp32 operands: None / DEFAULT lets Triton use TF32 (fp32 inputs, and
       the intra-chunk score products of every dtype, as in fla); `lax.Precision.HIGHEST` asks for IEEE fp32.
       bf16 inputs run their large products on bf16 tensor cores either way, accumulating in fp32 (the state
-      recurrences with a hi + lo split of their fp32 operand, see kernels/gla_triton.py). The TPU kernels use
+      recurrences with a hi + lo split of their fp32 operand, see kernels/gla_triton.py); fp16 inputs run the
+      kernels in fp32 (the state can exceed fp16's range while the output does not). The TPU kernels use
       Mosaic's default matmul precision and ignore this argument.
     interpret: run the kernels in Pallas' interpreter (CPU tests; TPU kernels in the TPU interpret mode).
 
@@ -336,6 +338,9 @@ def _chunked(q, k, v, log_gates, initial_state, segment_ids, cu_seqlens, *, cfg:
   dv = v.shape[3]
   C = cfg.chunk
   kp, vp = _head_dim(dk), _head_dim(dv)
+  out_dtype = q.dtype
+  if q.dtype == jnp.float16:   # the kernels multiply the fp32 state in the input dtype: a state beyond float16's
+    q, k, v = (x.astype(jnp.float32) for x in (q, k, v))   # range (65504) would be inf while o is not
   g = jnp.maximum(log_gates.astype(jnp.float32), LOG_GATE_MIN)
   q, k, g = (_pad_last(x, kp) for x in (q, k, g))
   v = _pad_last(v, vp)
@@ -381,7 +386,7 @@ def _chunked(q, k, v, log_gates, initial_state, segment_ids, cu_seqlens, *, cfg:
   if initial_state is not None:
     h0 = jnp.pad(initial_state.astype(jnp.float32), ((0, 0), (0, 0), (0, kp - dk), (0, vp - dv)))
   o, ht = _gla_stream(qs, ks, vs, b, h0, z, off, cfg, platform)
-  return from_stream(o)[..., :dv].astype(q.dtype), ht[:, :, :dk, :dv]
+  return from_stream(o)[..., :dv].astype(out_dtype), ht[:, :, :dk, :dv]
 
 
 Implementation = Optional[Literal["pallas", "xla"]]

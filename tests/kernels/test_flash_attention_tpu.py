@@ -74,3 +74,17 @@ def test_splash_matches_reference_in_interpret_mode():
     got = attention(q, k, v, implementation="splash", interpret=True, **opts)
     np.testing.assert_allclose(np.asarray(got), np.asarray(flash_attention_reference(q, k, v, **opts)),
                                atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("window", [(64, 0), pytest.param((0, 0), marks=pytest.mark.slow)])
+def test_splash_rows_with_no_visible_key_are_zero(window):
+  """T > S with a window empties rows t > S - 1 + left. Splash left them undefined: the mean of v where their block
+  is partly visible (rows 192.. with window (64, 0)), NaN where their blocks are skipped (rows 128.. with window
+  (0, 0)); the convention of every implementation is 0, with finite gradients."""
+  q, k, v, do = _inputs(1, 256, 128, 1, 1, 128, 128, seed=5)
+  f = lambda q, k, v: attention(q, k, v, window=window, implementation="splash", interpret=True)
+  out, grads = _value_and_pullback(f, q, k, v, do)
+  np.testing.assert_allclose(np.asarray(out), _np_attention(q, k, v, window=window), atol=1e-5, rtol=0)
+  _, ref_grads = _value_and_pullback(lambda q, k, v: _naive(q, k, v, window=window), q, k, v, do)
+  for name, got, ref in zip("qkv", grads, ref_grads):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), atol=1e-4, rtol=0, err_msg=f"d{name}")

@@ -221,6 +221,24 @@ def test_bf16_inputs():
   np.testing.assert_allclose(np.asarray(ht), np.asarray(ht_r), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("platform", ["gpu", pytest.param("tpu", marks=pytest.mark.slow)])
+def test_fp16_state_beyond_fp16_range(platform):
+  """fp16 inputs with an fp32 initial state of 1e5 (beyond fp16's 65504) and small queries: the output (~1e3) fits
+  fp16 and must match the recurrence; the kernels used to multiply the state in fp16 (inf)."""
+  rng = np.random.default_rng(0)
+  q = jnp.asarray(rng.uniform(0, 1e-3, (1, 40, 1, 16)), jnp.float16)
+  k = jnp.asarray(rng.uniform(0, 1, (1, 40, 1, 16)), jnp.float16)
+  v = jnp.asarray(rng.uniform(1000, 2000, (1, 40, 1, 16)), jnp.float16)
+  lg = jnp.zeros((1, 40, 1, 16), jnp.float32)
+  h0 = jnp.full((1, 1, 16, 16), 1e5, jnp.float32)
+  o, ht = gated_linear_attention(q, k, v, lg, initial_state=h0, chunk_size=16, sub_chunk_size=8, platform=platform,
+                                 interpret=True)
+  o_np, ht_np = _np_recurrence(q, k, v, lg, initial_state=h0)
+  assert o.dtype == jnp.float16
+  np.testing.assert_allclose(np.asarray(o, np.float64), o_np, rtol=2e-3)
+  np.testing.assert_allclose(np.asarray(ht), ht_np, rtol=1e-5)
+
+
 def test_no_initial_state_and_default_chunk_first_call():
   q, k, v, lg, _, _, _ = _inputs(1, 70, 1, 16, 16, seed=9)
   o, ht = gated_linear_attention(q, k, v, lg, interpret=True)          # chunk 64, T = 70: two chunks, padded
