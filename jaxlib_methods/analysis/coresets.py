@@ -54,7 +54,7 @@ def jacobian_spectrum(apply_fn: Callable[[Any, jax.Array], jax.Array], params: A
     return out
 
   jac = jax.jacrev(f)(flat)                                        # [N, P]
-  u, s, _ = jnp.linalg.svd(jac, full_matrices=False)
+  u, s, _ = jnp.linalg.svd(jac.astype(validation.compute_dtype_for(jac.dtype)), full_matrices=False)  # no f16 SVD
   return s, u
 
 

@@ -99,6 +99,7 @@ def dkm_objective(grams: Sequence[Any], gram0: Any, y: Any, nu: Any, *, noise_va
   y = validation.check_floating(y, "y")
   if y.ndim != 2 or y.shape[0] != g0.shape[0]:
     raise ValueError(f"y must be [P, C] with P = {g0.shape[0]}, got y.shape={y.shape}")
+  nu_valid = validation.check_positive_values(nu, "nu", (len(gs),))
   nu = jnp.broadcast_to(jnp.asarray(nu, jnp.result_type(float)), (len(gs),))
   validation.check_positive(noise_var, "noise_var")
   validation.check_nonnegative(jitter, "jitter")
@@ -112,7 +113,7 @@ def dkm_objective(grams: Sequence[Any], gram0: Any, y: Any, nu: Any, *, noise_va
   alpha = jax.scipy.linalg.cho_solve((lc, True), y)
   loglik = -0.5 * jnp.sum(y * alpha) - y.shape[1] * (jnp.sum(jnp.log(jnp.diagonal(lc)))
                                                        + 0.5 * y.shape[0] * jnp.log(2 * jnp.pi))
-  return loglik - kl
+  return validation.nan_where_invalid(loglik - kl, None if nu_valid is None else jnp.all(nu_valid))
 
 
 def dkm_fit(gram0: Any, y: Any, *, depth: int, nu: Any, noise_var: float = 0.1, steps: int = 2000,

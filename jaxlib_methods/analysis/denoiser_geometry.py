@@ -39,9 +39,11 @@ def denoiser_jacobian_eig(denoiser: Callable[[jax.Array], jax.Array], y: Any) ->
   jac = jax.jacfwd(denoiser)(y)
   if jac.shape != (y.shape[0], y.shape[0]):
     raise ValueError(f"denoiser must map [d] to [d], got a Jacobian of shape {jac.shape}")
+  jac = jac.astype(validation.compute_dtype_for(jac.dtype))   # eigh has no float16/bfloat16 kernel
   sym = (jac + jac.T) / 2
   lam, vec = jnp.linalg.eigh(sym)
-  asym = jnp.linalg.norm(jac - jac.T) / jnp.linalg.norm(jac)
+  norm = jnp.linalg.norm(jac)
+  asym = jnp.linalg.norm(jac - jac.T) / jnp.where(norm > 0, norm, 1)   # a zero Jacobian is symmetric: 0, not 0 / 0
   return lam[::-1], vec[:, ::-1], asym
 
 

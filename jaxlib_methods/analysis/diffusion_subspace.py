@@ -123,7 +123,8 @@ def principal_angles(u: jax.Array, v: jax.Array) -> jax.Array:
   v = validation.check_floating(v, "v")
   if u.ndim < 2 or u.shape[-2:] != v.shape[-2:]:
     raise ValueError(f"u and v must be [..., n, d] with the same n and d, got {u.shape} and {v.shape}")
-  s = jnp.linalg.svd(jnp.swapaxes(u, -1, -2) @ v, compute_uv=False)
+  ct = validation.compute_dtype_for(jnp.result_type(u, v))         # svd has no float16/bfloat16 kernel
+  s = jnp.linalg.svd(jnp.swapaxes(u, -1, -2).astype(ct) @ v.astype(ct), compute_uv=False)
   return jnp.arccos(jnp.clip(s, 0.0, 1.0))
 
 

@@ -103,7 +103,10 @@ def eigenlearning_risk(eigenvalues, target_power, n: int, ridge: float, noise_va
   learn = lam / (lam + kappa) if kappa > 0 else (lam > 0).astype(np.float64)
   denom = n - np.sum(learn ** 2)
   e0 = n / denom if denom > 0 else np.inf
-  test = e0 * (np.sum((1 - learn) ** 2 * c2) + noise_var)
+  residual = np.sum((1 - learn) ** 2 * c2) + noise_var
+  # At the interpolation threshold (ridge 0, n = the number of non-zero modes) E_0 = inf; a noiseless target inside
+  # the learnt modes is then recovered exactly (test MSE 0), not inf * 0 = NaN.
+  test = e0 * residual if residual > 0 else 0.0
   train = (ridge / (n * kappa)) ** 2 * test if kappa > 0 else 0.0
   return {"kappa": kappa, "e0": float(e0), "test_mse": float(test), "train_mse": float(train),
           "learnabilities": learn}

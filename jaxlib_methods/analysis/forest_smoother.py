@@ -163,7 +163,8 @@ def forest_smoother_weights(train_leaves, query_leaves, counts=None):
     train_leaves: [n, T] int, the leaf of each training example in each tree.
     query_leaves: [q, T] int, the leaf of each query input in each tree.
     counts: [n, T] int or float >= 0, bootstrap multiplicities (None: all ones, i.e. no bootstrap). Every query
-      leaf must hold a positive count (true for leaves of a fitted tree).
+      leaf must hold a positive count (true for leaves of a fitted tree): ValueError when concrete, NaN rows under
+      jit.
 
   Returns:
     [q, n] float32 weights; each row sums to 1.
@@ -176,7 +177,12 @@ def forest_smoother_weights(train_leaves, query_leaves, counts=None):
   if c.shape != tl.shape:
     raise ValueError(f"counts must be [n, T] = {tl.shape}, got counts.shape={c.shape}")
   same = (ql[:, None, :] == tl[None, :, :]).astype(jnp.float32) * c[None]  # [q, n, T]
-  return jnp.mean(same / jnp.sum(same, axis=1, keepdims=True), axis=2)
+  mass = jnp.sum(same, axis=1, keepdims=True)
+  # A query leaf with no (positive-count) training example has no smoother weights: 0 / 0 = NaN rows.
+  valid = validation.check_values(mass > 0, ql[:, None, :], "query_leaves",
+                                  "leaves holding a training example with a positive count in that tree")
+  s = jnp.mean(same / jnp.where(mass > 0, mass, 1.0), axis=2)
+  return validation.nan_where_invalid(s, None if valid is None else jnp.all(valid[:, 0, :], axis=1)[:, None])
 
 
 def effective_params(S, n_train: Optional[int] = None):

@@ -63,7 +63,8 @@ def module_drift(old_params: Any, new_params: Any, *, depth: int = 1, eps: float
       raise ValueError(f"old_params and new_params differ in shape at {jax.tree_util.keystr(path)}: "
                        f"{a.shape} vs {b.shape}")
     name = _module_of(path, depth)
-    a32, b32 = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
+    ct = validation.compute_dtype_for(jnp.result_type(a, b))   # float32 at least, float64 kept (no downcast)
+    a32, b32 = jnp.asarray(a, ct), jnp.asarray(b, ct)
     diff[name] = diff.get(name, 0.0) + jnp.sum((b32 - a32) ** 2)
     norm[name] = norm.get(name, 0.0) + jnp.sum(a32 ** 2)
   return {k: jnp.sqrt(diff[k]) / (jnp.sqrt(norm[k]) + eps) for k in diff}

@@ -90,5 +90,6 @@ def linear_q_estimate(features, covariance, taken_feature, loss_to_go):
     raise ValueError(f"taken_feature must be [d] with d = {d}, got shape {v.shape}")
   if ell.ndim != 0:
     raise ValueError(f"loss_to_go must be a scalar, got shape {ell.shape}")
-  theta = jnp.linalg.solve(cov, v) * ell
-  return (phi @ theta.astype(phi.dtype)).astype(phi.dtype)
+  ct = validation.compute_dtype_for(jnp.result_type(phi, cov, v, ell))  # solve has no float16/bfloat16 kernel
+  theta = jnp.linalg.solve(cov.astype(ct), v.astype(ct)) * ell.astype(ct)
+  return (phi.astype(ct) @ theta).astype(phi.dtype)

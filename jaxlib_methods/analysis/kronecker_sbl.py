@@ -103,7 +103,7 @@ def kron_sbl_m_step_svd(D):
   D = validation.check_floating(D, "D")
   if D.ndim != 2:
     raise ValueError(f"D must be [n_1, n_2], got D.shape={D.shape}")
-  u, s, vt = jnp.linalg.svd(D, full_matrices=False)
+  u, s, vt = jnp.linalg.svd(D.astype(validation.compute_dtype_for(D.dtype)), full_matrices=False)  # no f16 SVD
   r = jnp.sqrt(s[0])
   return r * jnp.abs(u[:, 0]), r * jnp.abs(vt[0])
 
@@ -144,7 +144,8 @@ def kron_sbl(y, A1, A2, *, noise_var: float, method: Literal["am", "svd"] = "am"
     floor: float > 0, lower clip of the hyperparameters (keeps pruned entries numerically at ~0).
 
   Returns:
-    KronSBLResult(mu [n_1 n_2], gamma_1 [n_1], gamma_2 [n_2]).
+    KronSBLResult(mu [n_1 n_2], gamma_1 [n_1], gamma_2 [n_2]), float32 or wider (half precision is computed in
+    float32).
   """
   y = validation.check_floating(y, "y")
   A1 = validation.check_floating(A1, "A1")
@@ -162,8 +163,9 @@ def kron_sbl(y, A1, A2, *, noise_var: float, method: Literal["am", "svd"] = "am"
     raise TypeError(f"num_iters must be an int, got {num_iters=}")
   if num_iters < 1:
     raise ValueError(f"num_iters must be >= 1, got {num_iters=}")
-  dtype = jnp.promote_types(jnp.promote_types(y.dtype, A1.dtype), A2.dtype)
-  A = jnp.kron(A1, A2).astype(dtype)
+  # float16/bfloat16 are computed in float32 (Cholesky has no half-precision kernel, and `floor` would round to 0).
+  dtype = validation.compute_dtype_for(jnp.promote_types(jnp.promote_types(y.dtype, A1.dtype), A2.dtype))
+  A = jnp.kron(A1.astype(dtype), A2.astype(dtype))
   y = y.astype(dtype)
 
   def em(_, carry):

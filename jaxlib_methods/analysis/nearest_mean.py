@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlib_methods import validation
 
@@ -131,6 +132,7 @@ def nearest_mean_predict(state: NearestMeanState, features: Any) -> jax.Array:
     [B] int32 predicted classes.
   """
   state = _check_state(state)
-  if not validation.is_traced(state.counts) and not bool(jnp.any(state.counts > 0)):
+  # NumPy, not jnp: under jit a jnp op on a closed-over concrete state gives a tracer (TracerBoolConversionError).
+  if not validation.is_traced(state.counts) and not np.any(np.asarray(state.counts) > 0):
     raise ValueError("state has seen no class yet (every count is 0): call nearest_mean_update first")
   return jnp.argmin(nearest_mean_distances(state, features), axis=-1).astype(jnp.int32)

@@ -127,6 +127,8 @@ def mixup_ufm_features(classifier: Any, labels_a: Any, labels_b: Any, lam: Any, 
   if w.ndim != 2:
     raise ValueError(f"classifier must be [K, d], got classifier.shape={w.shape}")
   k = w.shape[0]
+  labels_a = validation.check_integer(labels_a, "labels_a")   # arrays from here on (lists have no .shape)
+  labels_b = validation.check_integer(labels_b, "labels_b")
   va = validation.check_labels(labels_a, k, "labels_a")
   vb = validation.check_labels(labels_b, k, "labels_b")
   lam = validation.check_floating(lam, "lam")

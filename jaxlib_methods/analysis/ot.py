@@ -105,7 +105,9 @@ def sinkhorn_ot(xs: Any, xt: Any, *, eps: float = 0.05, num_iters: int = 500,
   dt = jnp.promote_types(validation.compute_dtype_for(s.dtype), t.dtype)
   s, t = s.astype(dt), t.astype(dt)
   c = jnp.sum((s[:, None, :] - t[None, :, :]) ** 2, axis=-1)
-  scale = jax.lax.stop_gradient(jnp.mean(c)) if normalize_cost else 1.0
+  # All points coinciding gives C = 0: any scale is fine then (W_D = 0), and dividing by mean(C) = 0 would be NaN.
+  mean_c = jax.lax.stop_gradient(jnp.mean(c))
+  scale = jnp.where(mean_c > 0, mean_c, jnp.ones((), dt)) if normalize_cost else 1.0
   p = sinkhorn(c / scale, eps=eps, num_iters=num_iters)
   return jnp.sum(p * c), p
 

@@ -100,11 +100,25 @@ def hessian_top_eigenvalue(loss_fn: Callable[[Any], jax.Array], params: Any, *, 
     w = w - basis.T @ (basis @ w)
     w = w - basis.T @ (basis @ w)
     beta = jnp.linalg.norm(w)
-    nxt = jnp.where(beta > 1e-10 * jnp.abs(alpha) + jnp.finfo(flat.dtype).tiny, w / beta, jnp.zeros_like(w))
-    return basis.at[i + 1].set(nxt), alphas.at[i].set(alpha), betas.at[i].set(beta)
+    # When the Krylov space is (nearly) invariant, beta is at rounding level and w / beta is mostly rounding noise
+    # that is no longer orthogonal to the basis: orthogonalise the normalised vector again, and stop (breakdown)
+    # when little of it is left, so the basis stays orthonormal (else T's Ritz values are meaningless).
+    q = w / jnp.maximum(beta, jnp.finfo(flat.dtype).tiny)
+    q = q - basis.T @ (basis @ q)
+    qn = jnp.linalg.norm(q)
+    ok = (beta > 0) & (qn > 0.5)
+    nxt = jnp.where(ok, q / jnp.where(ok, qn, 1), jnp.zeros_like(q))
+    return basis.at[i + 1].set(nxt), alphas.at[i].set(alpha), betas.at[i].set(jnp.where(ok, beta, 0))
 
   basis, alphas, betas = jax.lax.fori_loop(0, m, lanczos_step, (basis, alphas, betas))
+  # After a breakdown the basis rows are 0 and their alphas 0: put those diagonal entries below the Gershgorin lower
+  # bound of the live block, so a spurious Ritz value 0 can never be the largest one.
+  live = jnp.any(basis[:m] != 0, axis=1)
+  b_prev = jnp.concatenate([jnp.zeros((1,), flat.dtype), betas[:-1]])
+  lower = jnp.min(jnp.where(live, alphas - jnp.abs(b_prev) - jnp.abs(betas), jnp.inf))
+  alphas = jnp.where(live, alphas, lower - 1 - jnp.abs(lower))
   t = jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
-  evals, evecs = jnp.linalg.eigh(t)
-  vec = basis[:m].T @ evecs[:, -1]
-  return evals[-1], vec / jnp.linalg.norm(vec)
+  ct = validation.compute_dtype_for(flat.dtype)                  # eigh has no float16/bfloat16 kernel
+  evals, evecs = jnp.linalg.eigh(t.astype(ct))
+  vec = basis[:m].T.astype(ct) @ evecs[:, -1]
+  return evals[-1].astype(flat.dtype), (vec / jnp.linalg.norm(vec)).astype(flat.dtype)

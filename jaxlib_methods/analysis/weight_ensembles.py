@@ -22,12 +22,14 @@ import optax
 from jaxlib_methods import validation
 
 
-def _check_alpha(alpha: Any) -> None:
+def _check_alpha(alpha: Any) -> Any:
   if isinstance(alpha, bool) or not (validation.is_concrete_number(alpha) or validation.is_traced(alpha)):
     raise TypeError(f"alpha must be a real scalar in [0, 1], got {alpha=!r}")
   if jnp.ndim(alpha) != 0:
     raise TypeError(f"alpha must be a scalar, got alpha.shape={jnp.shape(alpha)}")
   validation.check_in_interval(alpha, "alpha", 0.0, 1.0)
+  # A traced alpha cannot be checked here: return its validity, so out-of-range values give NaN, not an extrapolation.
+  return (alpha >= 0) & (alpha <= 1) if validation.is_traced(alpha) else None
 
 
 def _check_pair(theta0: Any, theta1: Any, names: tuple[str, str]) -> None:
@@ -52,14 +54,16 @@ def wise_ft(theta0: Any, theta1: Any, alpha: Any) -> Any:
   Args:
     theta0: the pre-trained (zero-shot) parameters, a pytree of floating arrays.
     theta1: the fine-tuned parameters, the same tree structure and leaf shapes as theta0.
-    alpha: the mixing coefficient in [0, 1] (0 gives theta0, 1 gives theta1); a scalar, may be traced.
+    alpha: the mixing coefficient in [0, 1] (0 gives theta0, 1 gives theta1); a scalar, may be traced (outside
+      [0, 1]: ValueError when concrete, NaN parameters when traced).
 
   Returns:
     The interpolated parameters, with theta0's tree structure and leaf shapes.
   """
   _check_pair(theta0, theta1, ("theta0", "theta1"))
-  _check_alpha(alpha)
-  return optax.incremental_update(theta1, theta0, step_size=alpha)
+  valid = _check_alpha(alpha)
+  out = optax.incremental_update(theta1, theta0, step_size=alpha)
+  return out if valid is None else jax.tree.map(lambda x: validation.nan_where_invalid(x, valid), out)
 
 
 def output_ensemble(logits0: Any, logits1: Any, alpha: Any) -> jax.Array:
@@ -71,7 +75,8 @@ def output_ensemble(logits0: Any, logits1: Any, alpha: Any) -> jax.Array:
   Args:
     logits0: the first model's logits [..., K] (floating).
     logits1: the second model's logits, the same shape as logits0.
-    alpha: the weight of the second model in [0, 1]; a scalar, may be traced.
+    alpha: the weight of the second model in [0, 1]; a scalar, may be traced (outside [0, 1]: ValueError when
+      concrete, NaN when traced).
 
   Returns:
     The mixed logits [..., K].
@@ -82,8 +87,8 @@ def output_ensemble(logits0: Any, logits1: Any, alpha: Any) -> jax.Array:
     raise ValueError(f"logits0 and logits1 must share a shape, got {logits0.shape} and {logits1.shape}")
   if logits0.ndim < 1:
     raise ValueError(f"logits0 must have a class axis [..., K], got logits0.shape={logits0.shape}")
-  _check_alpha(alpha)
-  return optax.incremental_update(logits1, logits0, step_size=alpha)
+  valid = _check_alpha(alpha)
+  return validation.nan_where_invalid(optax.incremental_update(logits1, logits0, step_size=alpha), valid)
 
 
 def false_false_true_rate(correct0: Any, correct1: Any, correct_ensemble: Any) -> jax.Array:

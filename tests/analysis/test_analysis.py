@@ -38,6 +38,36 @@ def test_top_eigenvalue_of_quadratic(method, iters):
   assert abs(float(np.dot(np.asarray(vec), v_top.astype(np.float32)))) == pytest.approx(1.0, abs=1e-2)
 
 
+@pytest.mark.parametrize("p,rank,sign", [(20, 3, 1.0), (40, 5, 1.0), (6, 6, -1.0)])
+def test_lanczos_top_eigenvalue_survives_krylov_breakdown(p, rank, sign):
+  # A low-rank Hessian (Gauss-Newton of an over-parameterised model) or one with few distinct eigenvalues makes the
+  # Krylov space invariant after `rank` steps; the rounding-noise vectors that followed used to lose orthogonality
+  # and return Ritz values 40x the true lambda_max (and a spurious 0 for a negative-definite Hessian).
+  rng = np.random.default_rng(p)
+  if sign > 0:
+    j = rng.normal(size=(rank, p))
+    a = j.T @ j
+  else:
+    a = -np.diag(np.repeat([1.0, 3.0], p // 2))
+  a32 = jnp.asarray(a, jnp.float32)
+  top = jax.jit(lambda x, k: analysis.hessian_top_eigenvalue(lambda x: 0.5 * x @ a32 @ x, x, key=k, num_iters=20,
+                                                             method="lanczos"))
+  for seed in range(3):
+    lam, vec = top(jnp.zeros(p), jax.random.key(seed))
+    assert float(lam) == pytest.approx(np.linalg.eigvalsh(a)[-1], rel=1e-4)
+    assert np.isfinite(np.asarray(vec)).all()
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_lanczos_top_eigenvalue_half_precision_params(dtype):
+  # float16/bfloat16 params used to crash in the tridiagonal eigh (no half-precision kernel).
+  d = jnp.asarray([1.0, 2.0, 4.0], dtype)
+  lam, vec = analysis.hessian_top_eigenvalue(lambda x: 0.5 * jnp.sum(d * x * x), jnp.ones(3, dtype),
+                                             key=jax.random.key(0), num_iters=3, method="lanczos")
+  assert lam.dtype == dtype and vec.dtype == dtype
+  assert float(lam) == pytest.approx(4.0, rel=2e-2)
+
+
 def test_hvp_equals_matrix_product():
   a, _, _ = _quadratic(1, n=6)
   a32 = jnp.asarray(a, jnp.float32)
@@ -160,6 +190,14 @@ def test_max_attention_logit_matches_the_attention_module():
   ref = np.where(np.tril(np.ones((5, 5), bool)), s, -np.inf).max()
   assert float(got) == pytest.approx(ref, rel=1e-5)
   assert float(m) == pytest.approx(ref, rel=1e-5)
+
+
+def test_eigenlearning_interpolation_threshold_noiseless_is_zero_not_nan():
+  # ridge 0 and n = the number of modes: E_0 = inf, but a noiseless target in the learnt modes is recovered exactly
+  # (OLS with n = M samples interpolates it); inf * 0 used to give NaN.
+  r = analysis.eigenlearning_risk([1.0, 0.5, 0.25], [1.0, 1.0, 0.5], 3, 0.0)
+  assert r["e0"] == np.inf and r["test_mse"] == 0.0
+  assert analysis.eigenlearning_risk([1.0, 0.5, 0.25], [1.0, 1.0, 0.5], 3, 0.0, noise_var=0.1)["test_mse"] == np.inf
 
 
 def test_eigenlearning_ols_limit_and_ridge_monte_carlo():

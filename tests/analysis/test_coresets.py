@@ -45,3 +45,12 @@ def test_jacobian_spectrum_matches_numpy_svd():
   jac = np.concatenate([t, jw.reshape(6, -1)], 1)                  # ravel_pytree order: v, then w
   np.testing.assert_allclose(s, np.linalg.svd(jac, compute_uv=False), rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(np.abs(u.T @ u), np.eye(6), atol=1e-5)
+
+
+def test_jacobian_spectrum_half_precision():
+  # float16 parameters and inputs used to crash in the SVD (no half-precision kernel); the SVD runs in float32.
+  x = np.random.default_rng(0).normal(size=(4, 3))
+  s, u = coresets.jacobian_spectrum(lambda p, x: x @ p, jnp.ones(3, jnp.float16), jnp.asarray(x, jnp.float16))
+  assert s.dtype == jnp.float32
+  want = np.linalg.svd(np.asarray(jnp.asarray(x, jnp.float16), np.float64), compute_uv=False)
+  np.testing.assert_allclose(np.asarray(s), want, rtol=1e-3)

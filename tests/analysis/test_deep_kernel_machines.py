@@ -52,3 +52,17 @@ def test_fit_tends_to_nngp_as_nu_grows():
   fitted = jax.jit(lambda: D.dkm_fit(g0, y, depth=2, nu=100.0, steps=1500, learning_rate=0.003))()
   err = [float(jnp.linalg.norm(g - n) / jnp.linalg.norm(n)) for g, n in zip(fitted, nngp)]
   assert 1e-3 < max(err) < 0.05, err     # offset ~ 1/nu from the NNGP: moved by the likelihood, pinned by the KL
+
+
+def test_dkm_objective_rejects_non_positive_nu():
+  # nu <= 0 (documented "> 0") used to be accepted silently, flipping or dropping the KL terms.
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(5, 3))
+  g0 = jnp.asarray(x @ x.T / 3, jnp.float32)
+  y = jnp.asarray(rng.normal(size=(5, 1)), jnp.float32)
+  gs = D.dkm_nngp_grams(g0, 2)
+  for nu in (-1.0, 0.0, [1.0, -2.0]):
+    with pytest.raises(ValueError, match="nu"):
+      D.dkm_objective(gs, g0, y, nu)
+  assert np.isnan(float(jax.jit(lambda nu: D.dkm_objective(gs, g0, y, nu))(-1.0)))
+  assert np.isfinite(float(jax.jit(lambda nu: D.dkm_objective(gs, g0, y, nu))(1.0)))

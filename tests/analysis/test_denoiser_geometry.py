@@ -30,3 +30,16 @@ def test_wiener_denoiser_eigenbasis_and_agreement():
   np.testing.assert_allclose(G.denoiser_agreement(a, b), np.sum((a - b) ** 2) / np.sum(a ** 2), rtol=1e-5)
   with pytest.raises(ValueError, match="y must"):
     G.denoiser_jacobian_eig(lambda y: y, jnp.ones((2, 2)))
+
+
+def test_denoiser_jacobian_eig_constant_denoiser_and_half_precision():
+  # A constant denoiser (zero Jacobian) used to give asymmetry 0 / 0 = NaN, and float16/bfloat16 inputs crashed in
+  # eigh (no half-precision kernel): the decomposition now runs in float32.
+  _, _, asym = G.denoiser_jacobian_eig(lambda y: jnp.zeros_like(y), jnp.ones(3))
+  assert float(asym) == 0.0
+  m = np.random.default_rng(0).normal(size=(3, 3))
+  want = np.sort(np.linalg.eigvalsh((m + m.T) / 2))[::-1]
+  for dt in (jnp.float16, jnp.bfloat16):
+    lam, vec, _ = G.denoiser_jacobian_eig(lambda y: jnp.asarray(m, y.dtype) @ y, jnp.ones(3, dt))
+    assert lam.dtype == jnp.float32 and vec.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(lam), want, atol=2e-2)

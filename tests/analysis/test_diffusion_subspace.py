@@ -76,3 +76,13 @@ def test_bad_inputs():
     molrg_dsm_loss(b, jnp.zeros((3, 5)), jnp.zeros((2, 5)), sigma=1.0)
   with pytest.raises(ValueError, match="u and v"):
     subspace_distance(jnp.zeros((5, 2)), jnp.zeros((5, 3)))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_principal_angles_half_precision(dtype):
+  # Half-precision bases used to crash in the SVD (no float16/bfloat16 kernel); computed in float32 now.
+  u = jnp.eye(3, 2, dtype=dtype)
+  v = jnp.asarray([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]], dtype)
+  ang = principal_angles(u, v)
+  assert ang.dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(ang), [0.0, np.pi / 2], atol=1e-3)

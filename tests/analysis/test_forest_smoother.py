@@ -41,3 +41,17 @@ def test_forest_smoother_exact_and_self_regularising():
     fit_regression_forest(X, y, max_features=4)
   with pytest.raises(ValueError, match="share T"):
     forest_smoother_weights(leaves_train, leaves_test[:, :3])
+
+
+def test_forest_smoother_weights_query_leaf_without_training_mass():
+  # A query leaf holding no training example (or only zero-count ones) has no smoother weights: it used to give a NaN
+  # row eagerly and, under jit, a silent all-zero row (not summing to 1).
+  import jax
+  tl = np.array([[0], [1]])
+  with pytest.raises(ValueError, match="query_leaves"):
+    forest_smoother_weights(tl, np.array([[2]]))
+  with pytest.raises(ValueError, match="query_leaves"):
+    forest_smoother_weights(tl, np.array([[1]]), counts=np.array([[1], [0]]))
+  out = np.asarray(jax.jit(forest_smoother_weights)(tl, np.array([[2], [1]])))
+  assert np.isnan(out[0]).all()
+  np.testing.assert_array_equal(out[1], [0.0, 1.0])

@@ -53,3 +53,13 @@ def test_module_drift_and_fpf_transform():
     fpf_labels(old, "head")
   with pytest.raises(ValueError, match="structure"):
     module_drift(old, {"head": new["head"]})
+
+
+def test_module_drift_keeps_float64():
+  # float64 parameters used to be cast to float32, so a 1e-9 relative change read as exactly 0.
+  with jax.enable_x64(True):
+    old = {"a": jnp.ones(4, jnp.float64)}
+    new = {"a": jnp.ones(4, jnp.float64) + 1e-9}
+    drift = module_drift(old, new)["a"]
+    assert drift.dtype == jnp.float64
+    assert float(drift) == pytest.approx(1e-9, rel=1e-6)

@@ -73,3 +73,18 @@ def test_linear_q_estimate_is_unbiased_on_a_toy_linear_mdp():
   np.testing.assert_allclose(expectation, Q, rtol=1e-4, atol=1e-4)
   with pytest.raises(ValueError, match="covariance"):
     linear_q_estimate(jnp.asarray(phi), jnp.eye(d + 1), jnp.asarray(phi[0, 0]), jnp.asarray(1.0))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_linear_q_estimate_half_precision(dtype):
+  # Half-precision inputs used to crash in jnp.linalg.solve (no float16/bfloat16 kernel); computed in float32 now,
+  # returned in the features' dtype as documented.
+  rng = np.random.default_rng(0)
+  phi, m, v = rng.normal(size=(2, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)
+  cov = m @ m.T + 3 * np.eye(3)
+  args = [jnp.asarray(a, dtype) for a in (phi, cov, v, 0.5)]
+  q = linear_q_estimate(*args)
+  assert q.dtype == dtype
+  want = np.asarray(args[0], np.float64) @ np.linalg.solve(np.asarray(args[1], np.float64),
+                                                          np.asarray(args[2], np.float64)) * 0.5
+  np.testing.assert_allclose(np.asarray(q, np.float64), want, rtol=2e-2, atol=2e-2)

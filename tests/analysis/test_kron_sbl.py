@@ -64,3 +64,25 @@ def test_kron_sbl_recovers_kronecker_supported_sparse_vector(method):
     kron_sbl(jnp.asarray(y), jnp.asarray(A1), jnp.asarray(A2), noise_var=1e-3, method="bad")
   with pytest.raises(ValueError, match="y must be"):
     kron_sbl(jnp.asarray(y[:-1]), jnp.asarray(A1), jnp.asarray(A2), noise_var=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_kron_sbl_half_precision_inputs(dtype):
+  # Half-precision inputs used to crash (NotImplementedError: no float16/bfloat16 Cholesky or SVD); they are now
+  # computed in float32 like the rest of the library's diagnostics.
+  rng = np.random.default_rng(0)
+  a1, a2 = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+  x = np.zeros(9)
+  x[[1, 5]] = [1.0, -2.0]
+  y = np.kron(a1, a2) @ x
+  for method in ("am", "svd"):
+    r = kron_sbl(jnp.asarray(y, dtype), jnp.asarray(a1, dtype), jnp.asarray(a2, dtype), noise_var=1e-3,
+                 method=method)
+    r32 = kron_sbl(*(jnp.asarray(np.asarray(jnp.asarray(v, dtype), np.float32)) for v in (y, a1, a2)),
+                   noise_var=1e-3, method=method)                  # the same rounded inputs, in float32
+    assert r.mu.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(r.mu), np.asarray(r32.mu), atol=1e-5)
+    if method == "am":
+      np.testing.assert_allclose(np.asarray(r.mu), x, atol=0.05)
+  g1, g2 = kron_sbl_m_step_svd(jnp.ones((2, 3), dtype))
+  np.testing.assert_allclose(np.outer(np.asarray(g1), np.asarray(g2)), np.ones((2, 3)), rtol=1e-5)

@@ -134,3 +134,12 @@ def test_selective_metrics_and_window_cascade_match_numpy():
     risk_coverage(u, correct.astype(np.float32))
   with pytest.raises(ValueError, match="risk"):
     coverage_at_risk(u, correct, 1.5)
+
+
+def test_nearest_mean_predict_under_jit_with_a_closed_over_state():
+  # A concrete state closed over by a jitted function used to raise TracerBoolConversionError (the "no class seen"
+  # check ran a jnp reduction, a tracer inside jit).
+  st = nearest_mean_update(nearest_mean_init(3, 2), jnp.asarray([[0.0, 0.0], [5.0, 5.0], [9.0, 0.0]]),
+                           jnp.asarray([0, 1, 2]))
+  x = jnp.asarray([[4.0, 4.0], [8.0, 1.0]])
+  np.testing.assert_array_equal(np.asarray(jax.jit(lambda f: nearest_mean_predict(st, f))(x)), [1, 2])

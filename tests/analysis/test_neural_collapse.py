@@ -61,3 +61,12 @@ def test_mixup_ufm_features_minimise_their_objective():
   t = np.asarray(lam)[:, None] * np.eye(k)[np.asarray(a)] + (1 - np.asarray(lam))[:, None] * np.eye(k)[np.asarray(b)]
   ridge = t @ wn @ np.linalg.inv(wn.T @ wn + wd * np.eye(d))
   np.testing.assert_allclose(h_mse, ridge, atol=1e-5)
+
+
+def test_mixup_ufm_features_accepts_array_likes():
+  # Python lists for the labels used to crash with AttributeError ('list' object has no attribute 'shape').
+  w = N.simplex_etf(3, 3)
+  a = N.mixup_ufm_features(w, [0, 1], [1, 2], [0.3, 0.7], weight_decay=0.1, steps=50)
+  b = N.mixup_ufm_features(w, jnp.array([0, 1]), jnp.array([1, 2]), jnp.array([0.3, 0.7]), weight_decay=0.1,
+                           steps=50)
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -154,3 +154,11 @@ def test_osborn_submodular_and_greedy_bound():
     greedy_submodular_select(mono, m, m + 1)
   with pytest.raises(ValueError, match="incohesion"):
     osborn_score(masks[:2], dom, task, -mc)
+
+
+def test_sinkhorn_ot_of_coinciding_points_is_zero_not_nan():
+  # Every point at one location: C = 0, so mean(C) = 0 and normalize_cost used to divide 0 by 0 (a NaN W_D and plan).
+  x = jnp.ones((4, 3), jnp.float32)
+  w, p = sinkhorn_ot(x, x, num_iters=10)
+  assert float(w) == 0.0
+  np.testing.assert_allclose(np.asarray(p), np.full((4, 4), 1 / 16), rtol=1e-6)

@@ -84,3 +84,15 @@ def test_spurious_feature_data_statistics():
   assert abs(resid.mean()) < 6 * sigma / np.sqrt(resid.size)
   counts = np.bincount(np.asarray(ood.y), minlength=k)          # y uniform over K: chi-square, 3 dof, p ~ 1e-8
   assert np.sum((counts - n / k) ** 2 / (n / k)) < 40.0
+
+
+def test_traced_alpha_outside_unit_interval_gives_nan():
+  # A traced alpha outside [0, 1] used to extrapolate silently (alpha = 1.5 gave 1.5 theta1 - 0.5 theta0).
+  t0, t1 = {"a": jnp.zeros(3)}, {"a": jnp.ones(3)}
+  wise = jax.jit(lambda al: wise_ft(t0, t1, al))
+  out = jax.jit(lambda al: output_ensemble(jnp.zeros((2, 3)), jnp.ones((2, 3)), al))
+  np.testing.assert_allclose(np.asarray(wise(0.3)["a"]), 0.3, rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(out(0.3)), 0.3, rtol=1e-6)
+  for al in (1.5, -0.1):
+    assert np.isnan(np.asarray(wise(al)["a"])).all()
+    assert np.isnan(np.asarray(out(al))).all()
