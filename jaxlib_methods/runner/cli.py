@@ -362,8 +362,22 @@ def _stop_signals(control: run_control.RunControl) -> Iterator[None]:
       signal.signal(s, h)
 
 
-def _resume_command(argv: Sequence[str]) -> str:
+def _resume_command(argv: Sequence[str], name: Optional[str] = None, workdir: Optional[pathlib.Path] = None) -> str:
+  """The command that resumes an interrupted run: `argv` without --fresh. `--demo` implies --fresh (rerunning it
+  starts over), so there the interrupted experiment `name` is resumed on its own, in its own `workdir`."""
   args = [a for a in argv if a != "--fresh"]
+  if name is not None and "--demo" in args:
+    kept, skip = [], False
+    for a in args:
+      if skip:
+        skip = False
+      elif a == "--workdir":
+        skip = True
+      elif a == "--demo" or a.startswith("--workdir="):
+        continue
+      else:
+        kept.append(a)
+    args = kept + [name, "--workdir", str(workdir)]
   return "python -m experiments " + " ".join(shlex.quote(a) for a in args)
 
 
@@ -644,7 +658,8 @@ def _cmd_run(args, argv: Sequence[str]) -> int:
       if summary["interrupted"] is not None:
         step = summary["interrupted"]["step"]
         where = f"at step {step}, with a checkpoint" if step is not None else "(no checkpoint)"
-        print(f"interrupted {where}. Resume with:\n  {_resume_command(argv)}", file=sys.stderr)
+        print(f"interrupted {where}. Resume with:\n  {_resume_command(argv, run.experiment.name, run.workdir)}",
+              file=sys.stderr)
         break
   total = time.perf_counter() - t0
   table = format_table(summaries)

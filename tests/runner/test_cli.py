@@ -210,3 +210,15 @@ def test_environment_names_the_host_cpu(monkeypatch):
   monkeypatch.setattr("builtins.open", no_cpuinfo)
   monkeypatch.setattr(cli.platform, "processor", lambda: "")
   assert cli.cpu_model() == "?"
+
+
+def test_resume_hint_after_an_interrupted_demo_resumes_that_experiment(tmp_path):
+  """`--demo` implies --fresh, so the old hint (the same command) started over; it now names the experiment."""
+  from jaxlib_methods.runner import cli
+  wd = tmp_path / "results" / "altmin_completion"
+  hint = cli._resume_command(["run", "--demo", "--workdir", str(tmp_path / "results"), "--quiet"],
+                             "altmin_completion", wd)
+  assert hint == f"python -m experiments run --quiet altmin_completion --workdir {wd}"
+  assert cli._resume_command(["run", "x", "--fresh"], "x", wd) == "python -m experiments run x"
+  args = cli._parser().parse_args(hint.split()[3:])
+  assert args.name == "altmin_completion" and not args.demo and not args.fresh
