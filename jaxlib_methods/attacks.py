@@ -76,12 +76,23 @@ def _check_steps(steps) -> int:
 
 
 def cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
-  """Mean softmax cross-entropy of integer labels over the batch (the attacks' objective, maximised)."""
+  """Mean softmax cross-entropy of integer labels over the batch (the attacks' objective, maximised).
+
+  logits: [B, K]; y: [B] int; returns a float32 scalar. The objective of the attacks of Kurakin et al.,
+  "Adversarial Examples in the Physical World", 2017, arXiv:1607.02533; Chen et al., "Rethinking Model Ensemble in
+  Transfer-based Adversarial Attacks", ICLR 2024, arXiv:2303.09105; Chen et al., "An Adaptive Model Ensemble
+  Adversarial Attack for Boosting Adversarial Transferability", ICCV 2023, arXiv:2308.02897.
+  """
   return jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), y))
 
 
 def project_linf(x_adv: jax.Array, x: jax.Array, eps, clip_min=0.0, clip_max=1.0) -> jax.Array:
-  """The projection onto {z : ||z - x||_inf <= eps} intersected with the box [clip_min, clip_max]."""
+  """The projection onto {z : ||z - x||_inf <= eps} intersected with the box [clip_min, clip_max].
+
+  x_adv, x: [B, ...], same shape; returns [B, ...]. The Proj step of I-FGSM (Kurakin et al., "Adversarial Examples in
+  the Physical World", 2017, arXiv:1607.02533) and of the attacks built on it (Chen et al., ICLR 2024,
+  arXiv:2303.09105; Chen et al., ICCV 2023, arXiv:2308.02897).
+  """
   validation.check_nonnegative(eps, "eps")
   return jnp.clip(jnp.clip(x_adv, x - eps, x + eps), clip_min, clip_max)
 
@@ -115,7 +126,12 @@ def _ensemble_loss(models, mode: str, x, y, weights=None):
 
 
 def input_gradient(model: Model, x: jax.Array, y: jax.Array) -> jax.Array:
-  """d CE(model(x), y) / dx (the batch-mean loss: each example's gradient scaled by 1 / B)."""
+  """d CE(model(x), y) / dx (the batch-mean loss: each example's gradient scaled by 1 / B).
+
+  x: [B, ...]; y: [B] int; returns [B, ...] like x. The input gradient of I-FGSM (Kurakin et al., "Adversarial
+  Examples in the Physical World", 2017, arXiv:1607.02533) and of the ensemble attacks of Chen et al., ICLR 2024,
+  arXiv:2303.09105 and Chen et al., ICCV 2023, arXiv:2308.02897.
+  """
   return jax.grad(lambda z: cross_entropy(model(z), y))(x)
 
 
@@ -396,7 +412,13 @@ def adaea_attack(models: Sequence[Model], x: jax.Array, y: jax.Array, *, eps: fl
 
 
 def transfer_success_rate(model: Model, x_adv: jax.Array, y: jax.Array, where: jax.Array | None = None) -> jax.Array:
-  """The fraction of (selected) examples that `model` misclassifies on x_adv (untargeted attack success)."""
+  """The fraction of (selected) examples that `model` misclassifies on x_adv (untargeted attack success).
+
+  x_adv: [B, ...]; y: [B] int; where: optional [B] mask; returns a float32 scalar. The transfer success rate reported
+  by Chen et al., "Rethinking Model Ensemble in Transfer-based Adversarial Attacks", ICLR 2024, arXiv:2303.09105, and
+  Chen et al., "An Adaptive Model Ensemble Adversarial Attack for Boosting Adversarial Transferability", ICCV 2023,
+  arXiv:2308.02897.
+  """
   logits = model(x_adv)
   y = validation.check_integer(y, "y")
   if y.shape != jnp.shape(logits)[:-1]:

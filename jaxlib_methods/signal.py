@@ -133,6 +133,9 @@ def mri_forward(x: jax.Array, mask: jax.Array, *, centered: bool = False) -> jax
 def mri_adjoint(y: jax.Array, mask: jax.Array, *, centered: bool = False) -> jax.Array:
   """Adjoint of `mri_forward`: Aᴴ y = Fᴴ M y (the zero-filled reconstruction of measured k-space y).
 
+  Karkalousos et al., "Assessment of Data Consistency through Cascades of Independently Recurrent Inference Machines
+  for fast and robust accelerated MRI reconstruction" (CIRIM), 2022, arXiv:2111.15498 (Sec. 2).
+
   ⟨A x, y⟩ = ⟨x, Aᴴ y⟩ for every x and y (tested); Aᴴ A is the orthogonal projection Fᴴ M F.
 
   Args:
@@ -180,7 +183,9 @@ def mri_dc_grad(x: jax.Array, y: jax.Array, mask: jax.Array, *, centered: bool =
 def hard_dc(x: jax.Array, y: jax.Array, mask: jax.Array, *, centered: bool = False) -> jax.Array:
   """Hard data consistency: Fᴴ ((1 − M) F x + M y), the projection onto {x : M F x = M y} (CIRIM [15]).
 
-  The sampled k-space of the result equals y exactly; the unsampled entries keep the estimate's.
+  The sampled k-space of the result equals y exactly; the unsampled entries keep the estimate's. Karkalousos et al.,
+  "Assessment of Data Consistency through Cascades of Independently Recurrent Inference Machines for fast and robust
+  accelerated MRI reconstruction", Phys. Med. Biol. 2022, arXiv:2111.15498 (Sec. 2).
 
   Args:
     x: [..., H, W] complex image estimate.

@@ -73,6 +73,9 @@ def gaussian_sketch(key, m: int, n: int, dtype=jnp.float32):
 def walsh_hadamard(x):
   """The orthonormal fast Walsh-Hadamard transform H x along axis 0 (Sylvester order, H = H^T = H^-1).
 
+  The H of the SRHT sketch S = sqrt(n / m) P H D of Song et al., "A Nearly-Optimal Bound for Fast Regression with
+  ell_infty Guarantee", ICML 2023, arXiv:2302.00248; Sylvester's construction of H is Sylvester 1867.
+
   Args:
     x: [n, ...] float, n a power of two.
 

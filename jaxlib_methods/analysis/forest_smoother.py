@@ -34,7 +34,8 @@ from jaxlib_methods import validation
 @dataclasses.dataclass(frozen=True)
 class RegressionForest:
   """A fitted forest: per tree, node arrays (feature, threshold, left, right, value; leaves have feature -1), and
-  `counts` [n_train, T], the bootstrap multiplicities of the training examples. Built by `fit_regression_forest`."""
+  `counts` [n_train, T], the bootstrap multiplicities of the training examples. Built by `fit_regression_forest`
+  (Breiman 2001; the forests Curth et al. 2024, arXiv:2402.01502, Sec. 2-3, analyse as smoothers)."""
   feature: tuple
   threshold: tuple
   left: tuple

@@ -28,14 +28,17 @@ from jaxlib_methods.analysis import _solvers
 
 
 class NaiveBayesParams(NamedTuple):
-  """Fitted Gaussian naive Bayes: means [K, D], shared diagonal variances [D], log class priors [K]."""
+  """Fitted Gaussian naive Bayes: means [K, D], shared diagonal variances [D], log class priors [K] (the generative
+  classifier of [43], "Revisiting Discriminative vs. Generative Classifiers: Theory and Implications", ICML 2023,
+  arXiv:2302.02334, Sec. 3)."""
   means: jax.Array
   variances: jax.Array
   log_prior: jax.Array
 
 
 class LogisticParams(NamedTuple):
-  """Fitted multinomial logistic regression: weights [D, K], bias [K]."""
+  """Fitted multinomial logistic regression: weights [D, K], bias [K] (the discriminative classifier of [43],
+  "Revisiting Discriminative vs. Generative Classifiers: Theory and Implications", ICML 2023, arXiv:2302.02334)."""
   weights: jax.Array
   bias: jax.Array
 

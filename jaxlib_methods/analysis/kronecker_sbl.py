@@ -33,7 +33,8 @@ from jaxlib_methods import validation
 
 class KronSBLResult(NamedTuple):
   """What `kron_sbl` returns: the posterior mean `mu` [n_1 n_2] (the estimate of x) and the two hyperparameter
-  factors `gamma_1` [n_1], `gamma_2` [n_2] (the prior variance of x is gamma_1 kron gamma_2)."""
+  factors `gamma_1` [n_1], `gamma_2` [n_2] (the prior variance of x is gamma_1 kron gamma_2; He & Joseph 2024,
+  arXiv:2307.14719, Sec. III)."""
   mu: jax.Array
   gamma_1: jax.Array
   gamma_2: jax.Array

@@ -27,7 +27,8 @@ from jaxlib_methods import validation
 
 
 class NearestMeanState(NamedTuple):
-  """The classifier: `means` [K, D] (rows of unseen classes are 0) and `counts` [K] int32 (features seen)."""
+  """The classifier: `means` [K, D] (rows of unseen classes are 0) and `counts` [K] int32 (features seen); the
+  nearest-mean baseline of Janson et al. 2022, arXiv:2210.04428, Sec. 3."""
   means: jax.Array
   counts: jax.Array
 

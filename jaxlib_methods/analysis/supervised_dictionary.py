@@ -34,7 +34,8 @@ _MODES = ("H", "W")
 
 
 class SDLParams(NamedTuple):
-  """SDL parameters: W [p, r] dictionary, H [r, n] codes, beta [r, kappa], gamma [q, kappa] coefficients."""
+  """SDL parameters: W [p, r] dictionary, H [r, n] codes, beta [r, kappa], gamma [q, kappa] coefficients (Lee, Lyu,
+  Yao, "Supervised Dictionary Learning with Auxiliary Covariates", 2022, arXiv:2206.06774)."""
   W: jax.Array
   H: jax.Array
   beta: jax.Array

@@ -36,7 +36,8 @@ from jaxlib_methods import validation
 
 
 class TransductiveResult(NamedTuple):
-  """Output of `bound_optimizer`.
+  """Output of `bound_optimizer` (Ziko et al., "Transductive Few-Shot Learning: Clustering is All You Need?", 2021,
+  arXiv:2106.09516, Sec. 3).
 
   Attributes:
     assignments: soft query assignments S_Q, [Nq, K] (rows on the simplex).

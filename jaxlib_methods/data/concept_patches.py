@@ -22,7 +22,11 @@ from jaxlib_methods import validation
 
 
 class ConceptPatchData(NamedTuple):
-  """images [n, size, size] float32; concepts [n, C] int32 in {0, 1}; masks [C, size, size] bool (concept regions)."""
+  """images [n, size, size] float32; concepts [n, C] int32 in {0, 1}; masks [C, size, size] bool (concept regions).
+
+  The data of Furby et al., "Can we Constrain Concept Bottleneck Models to Learn Semantically Meaningful Input
+  Features?", 2024, arXiv:2402.00912 (our synthetic stand-in for its playing-card images).
+  """
   images: jax.Array
   concepts: jax.Array
   masks: jax.Array

@@ -26,7 +26,11 @@ from jaxlib_methods import validation
 
 class FeatureNoiseData(NamedTuple):
   """A sample of the feature-noise model: x [n, P, d] float32, y [n] int32 in {-1, +1}, rare [n] bool (the feature
-  patch is the rare feature u_y), features [4, d] (rows v_{+1}, v_{-1}, u_{+1}, u_{-1})."""
+  patch is the rare feature u_y), features [4, d] (rows v_{+1}, v_{-1}, u_{+1}, u_{-1}).
+
+  The data distribution of Zou et al., "The Benefits of Mixup for Feature Learning", ICML 2023, arXiv:2303.08433,
+  Sec. 3.
+  """
   x: jax.Array
   y: jax.Array
   rare: jax.Array
@@ -35,7 +39,11 @@ class FeatureNoiseData(NamedTuple):
 
 def feature_noise_features(dim: int, feature_norm: float = 1.0) -> jax.Array:
   """The model's four orthogonal features [4, dim]: rows v_{+1}, v_{-1} (common), u_{+1}, u_{-1} (rare), each of norm
-  `feature_norm` (coordinate vectors 0..3 scaled)."""
+  `feature_norm` (coordinate vectors 0..3 scaled).
+
+  The features of the data distribution of Zou et al., "The Benefits of Mixup for Feature Learning", ICML 2023,
+  arXiv:2303.08433, Sec. 3. Returns float32 [4, dim].
+  """
   if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)) or dim < 5:
     raise ValueError(f"dim must be >= 5 (an int: 4 feature coordinates and at least one noise coordinate), got {dim=}")
   validation.check_positive(feature_norm, "feature_norm")

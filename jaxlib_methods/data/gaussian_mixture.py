@@ -18,14 +18,24 @@ from jaxlib_methods import validation
 
 
 class GaussianMixture(NamedTuple):
-  """Isotropic mixture: weights [K] (sum 1), means [K, D], stds [K] (> 0)."""
+  """Isotropic mixture: weights [K] (sum 1), means [K, D], stds [K] (> 0).
+
+  The data of Alain & Bengio, "What Regularized Auto-Encoders Learn from the Data Generating Distribution", JMLR 2014,
+  arXiv:1211.4246, and of Chidambaram & Ge, "On the Limitations of Temperature Scaling for Distributions with Overlaps",
+  2023, arXiv:2306.00740.
+  """
   weights: jax.Array
   means: jax.Array
   stds: jax.Array
 
 
 def make_gaussian_mixture(weights, means, stds) -> GaussianMixture:
-  """Validate and pack a mixture. weights [K] >= 0 (normalised here), means [K, D], stds [K] > 0."""
+  """Validate and pack a mixture. weights [K] >= 0 (normalised here), means [K, D], stds [K] > 0.
+
+  The data of Alain & Bengio, "What Regularized Auto-Encoders Learn from the Data Generating Distribution", JMLR 2014,
+  arXiv:1211.4246, and of Chidambaram & Ge, "On the Limitations of Temperature Scaling for Distributions with Overlaps",
+  2023, arXiv:2306.00740. Returns a `GaussianMixture` (weights [K], means [K, D], stds [K], float32).
+  """
   w = jnp.asarray(weights, jnp.float32)
   m = jnp.asarray(means, jnp.float32)
   s = jnp.asarray(stds, jnp.float32)
@@ -41,7 +51,12 @@ def make_gaussian_mixture(weights, means, stds) -> GaussianMixture:
 
 
 def sample_gaussian_mixture(key: jax.Array, mixture: GaussianMixture, n: int) -> tuple[jax.Array, jax.Array]:
-  """Draw n points. Returns (x [n, D] float32, component index [n] int32)."""
+  """Draw n points. Returns (x [n, D] float32, component index [n] int32).
+
+  The data of Alain & Bengio, "What Regularized Auto-Encoders Learn from the Data Generating Distribution", JMLR 2014,
+  arXiv:1211.4246, and of Chidambaram & Ge, "On the Limitations of Temperature Scaling for Distributions with Overlaps",
+  2023, arXiv:2306.00740.
+  """
   if n <= 0:
     raise ValueError(f"n must be positive, got {n=}")
   k1, k2 = jax.random.split(key)
@@ -66,24 +81,41 @@ def _component_log_densities(mixture: GaussianMixture, x: jax.Array) -> jax.Arra
 
 
 def gaussian_mixture_log_density(mixture: GaussianMixture, x: jax.Array) -> jax.Array:
-  """log p(x), x [N, D] -> [N]."""
+  """log p(x), x [N, D] -> [N].
+
+  The data of Alain & Bengio, "What Regularized Auto-Encoders Learn from the Data Generating Distribution", JMLR 2014,
+  arXiv:1211.4246, and of Chidambaram & Ge, "On the Limitations of Temperature Scaling for Distributions with Overlaps",
+  2023, arXiv:2306.00740.
+  """
   return jax.nn.logsumexp(_component_log_densities(mixture, x), axis=-1)
 
 
 def gaussian_mixture_score(mixture: GaussianMixture, x: jax.Array) -> jax.Array:
-  """The true score grad_x log p(x) in closed form: sum_k r_k(x) (mu_k - x) / s_k^2. x [N, D] -> [N, D]."""
+  """The true score grad_x log p(x) in closed form: sum_k r_k(x) (mu_k - x) / s_k^2. x [N, D] -> [N, D].
+
+  The true score that Alain & Bengio, "What Regularized Auto-Encoders Learn from the Data Generating Distribution",
+  JMLR 2014, arXiv:1211.4246, compare a denoising auto-encoder with.
+  """
   x = _check_points(mixture, x)
   r = jax.nn.softmax(_component_log_densities(mixture, x), axis=-1)  # responsibilities [N, K]
   return jnp.einsum("nk,nkd->nd", r / mixture.stds ** 2, mixture.means[None] - x[:, None, :])
 
 
 def gaussian_mixture_posterior(mixture: GaussianMixture, x: jax.Array) -> jax.Array:
-  """Bayes posterior P(component = k | x), x [N, D] -> [N, K]."""
+  """Bayes posterior P(component = k | x), x [N, D] -> [N, K].
+
+  The Bayes-optimal posterior of the overlapping classes of Chidambaram & Ge, "On the Limitations of Temperature Scaling
+  for Distributions with Overlaps", 2023, arXiv:2306.00740.
+  """
   return jax.nn.softmax(_component_log_densities(mixture, x), axis=-1)
 
 
 def overlapping_classes(num_classes: int, dim: int, separation: float) -> GaussianMixture:
   """K equally likely unit-variance classes with means at `separation` * e_k (k < dim): overlap falls with it.
+
+  Classes whose supports overlap by a controllable amount, for Chidambaram & Ge, "On the Limitations of Temperature
+  Scaling for Distributions with Overlaps", 2023, arXiv:2306.00740. Returns a `GaussianMixture` (weights [K],
+  means [K, dim], stds [K]).
 
   Args:
     num_classes: K >= 2 (<= dim).

@@ -28,6 +28,8 @@ from jaxlib_methods import validation
 class GPICLBatch(NamedTuple):
   """A batch of GPICL sequences.
 
+  Kirsch et al., "General-Purpose In-Context Learning by Meta-Learning Transformers", 2022, arXiv:2212.04458, Sec. 2.
+
   Attributes:
     inputs: [B, T, N_x] projected inputs A_b x.
     labels: [B, T] int32 permuted labels rho_b(y).

@@ -30,6 +30,9 @@ def low_rank_matrix(key: jax.Array, n1: int, n2: int, k: int, *, condition_numbe
   """M = U diag(s) V^T with U [n1, k], V [n2, k] Haar-random orthonormal (incoherent with high probability) and
   singular values s spaced evenly from condition_number down to 1.
 
+  The rank-k incoherent M of the setting of Gu et al., "Low Rank Matrix Completion via Robust Alternating Minimization
+  in Nearly Linear Time", 2023, arXiv:2302.11068.
+
   Args:
     key: PRNG key.
     n1: rows (>= k).
@@ -58,6 +61,9 @@ def low_rank_matrix(key: jax.Array, n1: int, n2: int, k: int, *, condition_numbe
 def observation_mask(key: jax.Array, shape: tuple[int, int], p: float) -> jax.Array:
   """Omega: each entry observed independently with probability p (Bernoulli sampling).
 
+  The uniformly random Omega of the setting of Gu et al., "Low Rank Matrix Completion via Robust Alternating
+  Minimization in Nearly Linear Time", 2023, arXiv:2302.11068.
+
   Args:
     key: PRNG key.
     shape: (n1, n2).
@@ -72,6 +78,10 @@ def observation_mask(key: jax.Array, shape: tuple[int, int], p: float) -> jax.Ar
 
 class RobustSensingProblem(NamedTuple):
   """Gaussian linear measurements of a PSD low-rank matrix, a fraction of them replaced by outliers.
+
+  The setting of Ma & Fattahi, "Global Convergence of Sub-gradient Method for Robust Matrix Recovery: Small
+  Initialization, Noisy Measurements, and Over-parameterization", JMLR 2023, arXiv:2202.08788, Eq. 1 with the outlier
+  noise model.
 
   Attributes:
     a: [m, d, d] measurement matrices A_i (i.i.d. N(0, 1) entries).

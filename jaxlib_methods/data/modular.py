@@ -17,7 +17,14 @@ from jaxlib_methods import validation
 
 
 class SplitDataset(NamedTuple):
-  """A train/test split: x_* inputs, y_* integer labels."""
+  """A train/test split: x_* inputs, y_* integer labels.
+
+  The grokking data of Prieto et al., "Grokking at the Edge of Numerical Stability", ICLR 2025, arXiv:2501.04697,
+  Sec. 2.
+
+  x_train [N_train, 2p] (one-hot, `dtype`) or [N_train, 2] int32 (tokens); y_train [N_train] int32; x_test, y_test
+  likewise with N_test = p^2 - N_train rows.
+  """
   x_train: jax.Array
   y_train: jax.Array
   x_test: jax.Array

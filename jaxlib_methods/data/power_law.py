@@ -18,7 +18,11 @@ from jaxlib_methods import validation
 
 
 class PowerLawTask(NamedTuple):
-  """eigenvalues lambda [M] (descending), target coefficients v [M] in the eigenbasis, noise_std (float)."""
+  """eigenvalues lambda [M] (descending), target coefficients v [M] in the eigenbasis, noise_std (float).
+
+  The synthetic power-law data of Simon et al., "More is Better in Modern Machine Learning: when Infinite
+  Overparameterization is Optimal and Overfitting is Obligatory", ICLR 2024, arXiv:2311.14646, Sec. 5.
+  """
   eigenvalues: jax.Array
   coefficients: jax.Array
   noise_std: float
@@ -26,6 +30,10 @@ class PowerLawTask(NamedTuple):
 
 def power_law_task(num_dims: int, *, alpha: float = 1.5, beta: float = 1.5, noise_std: float = 0.0) -> PowerLawTask:
   """Spectrum lambda_i = i^(-alpha) and target v with lambda_i v_i^2 = i^(-beta) / sum_j j^(-beta) (unit power).
+
+  The synthetic power-law data of Simon et al., "More is Better in Modern Machine Learning: when Infinite
+  Overparameterization is Optimal and Overfitting is Obligatory", ICLR 2024, arXiv:2311.14646, Sec. 5. Returns a
+  `PowerLawTask` (eigenvalues [M], target coefficients [M]).
 
   Args:
     num_dims: M, number of input dimensions (> 0).
@@ -46,7 +54,11 @@ def power_law_task(num_dims: int, *, alpha: float = 1.5, beta: float = 1.5, nois
 
 
 def sample_power_law(key: jax.Array, task: PowerLawTask, n: int) -> tuple[jax.Array, jax.Array]:
-  """x [n, M] ~ N(0, diag(lambda)) and y [n] = x.v + noise_std * N(0, 1)."""
+  """x [n, M] ~ N(0, diag(lambda)) and y [n] = x.v + noise_std * N(0, 1).
+
+  The synthetic power-law data of Simon et al., "More is Better in Modern Machine Learning: when Infinite
+  Overparameterization is Optimal and Overfitting is Obligatory", ICLR 2024, arXiv:2311.14646, Sec. 5.
+  """
   if n <= 0:
     raise ValueError(f"n must be positive, got {n=}")
   kx, kn = jax.random.split(key)

@@ -17,7 +17,12 @@ from jaxlib_methods import validation
 
 
 class RegressionTask(NamedTuple):
-  """x [N, D] float32, y [N] float32 and the teacher direction beta [D] (unit norm)."""
+  """x [N, D] float32, y [N] float32 and the teacher direction beta [D] (unit norm).
+
+  The task of Kumar et al., "Grokking as the Transition from Lazy to Rich Training Dynamics", ICLR 2024,
+  arXiv:2310.06110, Sec. 3, and of Noci et al., "Why do Learning Rates Transfer? Reconciling Optimization and Scaling
+  Limits for Deep Learning", 2024, arXiv:2402.17457.
+  """
   x: jax.Array
   y: jax.Array
   beta: jax.Array
@@ -37,11 +42,16 @@ def teacher_student(key: jax.Array, n: int, dim: int, *, teacher: Literal["linea
                     degree: int = 2, noise_std: float = 0.0, beta: jax.Array | None = None) -> RegressionTask:
   """x ~ N(0, I_D); y = beta.x (linear) or He_degree(beta.x) (single-index polynomial) + noise.
 
-  With beta shared across calls (pass `beta`, or use the same key for the teacher), train and test sets come
-  from the same teacher.
+  Train and test sets from the same teacher: draw the test set with another key and pass the train task's `beta`
+  (the same key would also repeat x).
+
+  The task of Kumar et al., "Grokking as the Transition from Lazy to Rich Training Dynamics", ICLR 2024,
+  arXiv:2310.06110, Sec. 3 (the Hermite single-index target), and of Noci et al., "Why do Learning Rates Transfer?
+  Reconciling Optimization and Scaling Limits for Deep Learning", 2024, arXiv:2402.17457. Returns a `RegressionTask`
+  (x [n, dim], y [n], beta [dim]).
 
   Args:
-    key: PRNG key (the teacher direction uses a fold of it unless `beta` is given).
+    key: PRNG key (split three ways: x, the teacher direction unless `beta` is given, and the label noise).
     n, dim: number of samples and input dimension (> 0).
     teacher: 'linear' or 'hermite' (probabilists' Hermite He_k, E[He_k(z)^2] = k!).
     degree: k for 'hermite' (>= 0).
@@ -73,7 +83,11 @@ def teacher_student(key: jax.Array, n: int, dim: int, *, teacher: Literal["linea
 
 
 def hermite(k: int, z: jax.Array) -> jax.Array:
-  """Public probabilists' Hermite polynomial He_k(z) (elementwise)."""
+  """Public probabilists' Hermite polynomial He_k(z) (elementwise).
+
+  The single-index target H_k(beta.x) of Kumar et al., "Grokking as the Transition from Lazy to Rich Training Dynamics",
+  ICLR 2024, arXiv:2310.06110, Sec. 3. k: a Python int; z: any shape; returns an array of z's shape.
+  """
   if k < 0:
     raise ValueError(f"k must be >= 0, got {k=}")
   return _hermite(k, jnp.asarray(z))

@@ -24,6 +24,9 @@ from jaxlib_methods import validation
 class SparseConcepts(NamedTuple):
   """A sample of `sparse_concept_embeddings`.
 
+  The toy of Ayonrinde, "Adaptive Sparse Allocation with Mutual Choice & Feature Choice Sparse Autoencoders", 2024,
+  arXiv:2411.02124, Sec. 3 (a variable number of active features per token).
+
   Attributes:
     embeddings: [N, d] x = codes @ atoms + noise.
     codes: [N, K] the non-negative ground-truth concept coefficients (exactly `num_active[n]` non-zeros in row n).
@@ -44,6 +47,9 @@ def sparse_concept_embeddings(key: jax.Array, num_samples: int, *, num_atoms: in
   Pure function of `key` (jit-able with the integer arguments static). Supports are uniform s-subsets: the s atoms with
   the smallest of K i.i.d. uniform scores. Pass `atoms` to draw a second sample (e.g. a test set) over the same
   dictionary.
+
+  The toy of Ayonrinde, "Adaptive Sparse Allocation with Mutual Choice & Feature Choice Sparse Autoencoders", 2024,
+  arXiv:2411.02124, Sec. 3 (a variable number of active features per token).
 
   Args:
     key: PRNG key.

@@ -23,7 +23,11 @@ from jaxlib_methods import validation
 class SpuriousFeatureData(NamedTuple):
   """A sample of the toy model: x [n, F, d] float32 (rows 0..d_v-1 the invariant features, then the spurious ones),
   y [n] int32 in [0, K), classes [n, F] int32 (the class each feature carries; = y except for flipped spurious
-  features)."""
+  features).
+
+  The data generation process of Lin et al., "Spurious Feature Diversification Improves Out-of-distribution
+  Generalization", ICLR 2024, arXiv:2309.17230, Sec. 4.
+  """
   x: jax.Array
   y: jax.Array
   classes: jax.Array

@@ -18,13 +18,21 @@ from jaxlib_methods import validation
 
 
 class MarkovLanguage(NamedTuple):
-  """transition [V, V] (rows sum to 1), stationary [V]."""
+  """transition [V, V] (rows sum to 1), stationary [V].
+
+  The synthetic text of our runs of Wortsman et al., "Small-scale proxies for large-scale Transformer training
+  instabilities", ICLR 2024, arXiv:2309.14322 (in place of C4).
+  """
   transition: jax.Array
   stationary: jax.Array
 
 
 def random_markov_language(key: jax.Array, vocab_size: int, *, concentration: float = 0.1) -> MarkovLanguage:
   """Rows of the transition matrix ~ Dirichlet(concentration * 1): small concentration -> low entropy rate.
+
+  The synthetic text of our runs of Wortsman et al., "Small-scale proxies for large-scale Transformer training
+  instabilities", ICLR 2024, arXiv:2309.14322 (in place of C4). Returns a `MarkovLanguage` (transition [V, V],
+  stationary [V]).
 
   Args:
     key: PRNG key.
@@ -45,7 +53,12 @@ def random_markov_language(key: jax.Array, vocab_size: int, *, concentration: fl
 
 
 def entropy_rate(language: MarkovLanguage) -> float:
-  """H = -sum_i pi_i sum_j P_ij log P_ij, in nats per token (float64 on the host)."""
+  """H = -sum_i pi_i sum_j P_ij log P_ij, in nats per token (float64 on the host).
+
+  The loss floor of the synthetic text of our runs of Wortsman et al., "Small-scale proxies for large-scale Transformer
+  training instabilities", ICLR 2024, arXiv:2309.14322. language: transition [V, V], stationary [V]; returns a Python
+  float.
+  """
   p = np.asarray(language.transition, np.float64)
   pi = np.asarray(language.stationary, np.float64)
   return float(-(pi[:, None] * p * np.log(np.maximum(p, 1e-300))).sum())
@@ -56,6 +69,9 @@ def sample_markov_sequences(key: jax.Array, language: MarkovLanguage, batch: int
 
   Validated eagerly, then sampled by one jitted `lax.scan` (compiled once per (batch, length, V)), so calling it in
   a Python loop costs milliseconds, not a retrace per call.
+
+  The synthetic text of our runs of Wortsman et al., "Small-scale proxies for large-scale Transformer training
+  instabilities", ICLR 2024, arXiv:2309.14322 (in place of C4).
   """
   if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v <= 0 for v in (batch, length)):
     raise ValueError(f"batch and length must be positive ints, got {batch=}, {length=}")

@@ -26,7 +26,11 @@ import numpy as np
 
 
 def icosahedron_vertices() -> np.ndarray:
-  """The 12 unit vertices of the regular icosahedron, float64 [12, 3] (cyclic permutations of (0, +-1, +-phi))."""
+  """The 12 unit vertices of the regular icosahedron, float64 [12, 3] (cyclic permutations of (0, +-1, +-phi)).
+
+  The 12 input points of the 12-bit task of Shwartz-Ziv & Tishby, "Opening the Black Box of Deep Neural Networks via
+  Information", 2017, arXiv:1703.00810, Sec. 3.1.
+  """
   phi = (1.0 + 5.0 ** 0.5) / 2.0
   v = []
   for a in (-1.0, 1.0):

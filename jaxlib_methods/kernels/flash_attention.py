@@ -257,12 +257,17 @@ def flash_attention_reference(q: jax.Array, k: jax.Array, v: jax.Array, *, causa
 class BlockSizes:
   """Tile sizes and Triton launch parameters of the three GPU kernels (forward, dK/dV, dQ).
 
+  Dao, "FlashAttention-2: Faster Attention with Better Parallelism and Work Partitioning", 2023, arXiv:2307.08691
+  (Algorithm 1: the forward tiles; Algorithm 2: the backward tiles).
+
   Attributes:
     block_q, block_k: query / key tile of the forward kernel.
     block_q_dkv, block_k_dkv: tiles of the dK/dV kernel (one program per key block).
     block_q_dq, block_k_dq: tiles of the dQ kernel (one program per query block).
     num_warps_*, num_stages_*: Triton `CompilerParams` of each kernel.
   All tiles are powers of two >= 16 (Triton's dot); they shrink to the sequence length for short sequences.
+  All fields are Python ints (scalars). A query tile covers block_q rows of q [B, T, N, H]; a key tile block_k rows
+  of k [B, S, K, H] and v [B, S, K, Hv].
   """
   block_q: int = DEFAULT_BLOCK_Q
   block_k: int = DEFAULT_BLOCK_K

@@ -97,6 +97,9 @@ def robust_contrastive_loss(sim_pos: jax.Array, sim_neg: jax.Array, tau: jax.Arr
 class IsogclrState(NamedTuple):
   """Per-example state of iSogCLR, indexed by dataset position (carry it between steps; shard it like data).
 
+  Qiu et al., "Not All Semantics are Created Equal: Contrastive Self-supervised Learning with Automatic Temperature
+  Individualization", ICML 2023, arXiv:2305.11965 (Eq. (6), algorithm iSogCLR).
+
   u: [N] moving average of (1/M) sum_j exp(s_ij / tau_i) (0 = never seen).
   tau: [N] individual temperatures.
   grad_tau: [N] momentum (moving average) of the temperature gradients.

@@ -54,7 +54,12 @@ InnerLoss = Callable[[Any, jax.Array, jax.Array], jax.Array]
 
 
 class MTTGrads(NamedTuple):
-  """The MTT loss and its gradients: `loss` scalar, `syn_x` like the synthetic inputs, `lr` scalar."""
+  """The MTT loss and its gradients: `loss` scalar, `syn_x` like the synthetic inputs [n_syn, ...], `lr` scalar.
+
+  Cazenavette et al., "Dataset Distillation by Matching Training Trajectories", CVPR 2022, arXiv:2203.11932, Eq. (1);
+  Cui et al., "Scaling Up Dataset Distillation to ImageNet-1K with Constant Memory" (TESLA), ICML 2023,
+  arXiv:2211.10586, Eqs. (2), (5)-(6).
+  """
   loss: jax.Array
   syn_x: jax.Array
   lr: jax.Array

@@ -152,7 +152,11 @@ def softmax_cross_entropy_with_integer_labels(logits: jax.Array, labels: jax.Arr
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, *,
                           compute_dtype: Optional[jnp.dtype] = None) -> jax.Array:
   """DEPRECATED alias of `softmax_cross_entropy_with_integer_labels` (optax's `softmax_cross_entropy` takes one-hot
-  labels; this one never did). Kept for one release; warns."""
+  labels; this one never did). Kept for one release; warns.
+
+  The softmax baseline of Prieto et al., "Grokking at the Edge of Numerical Stability", ICLR 2025, arXiv:2501.04697
+  (Sec. 4). logits: [..., K]; labels: [...] int; returns the per-example loss [...].
+  """
   warnings.warn("jaxlib_methods.losses.softmax_cross_entropy is deprecated (it takes integer labels, unlike optax's "
                 "function of that name): use softmax_cross_entropy_with_integer_labels", DeprecationWarning,
                 stacklevel=2)

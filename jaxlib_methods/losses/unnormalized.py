@@ -26,7 +26,13 @@ from jaxlib_methods.validation import check_in_interval, check_positive
 
 
 class CompositionalState(NamedTuple):
-  """Moving-average estimate of the inner function g = E_q[exp(-E) / q], stored as log u; count = updates so far."""
+  """Moving-average estimate of the inner function g = E_q[exp(-E) / q] (Jiang et al. 2023, arXiv:2306.07485, Sec. 3).
+
+  Jiang et al., "Learning Unnormalized Statistical Models via Compositional Optimization", ICML 2023.
+
+  log_u: scalar, log of the moving average u of g.
+  count: int32 scalar, updates so far.
+  """
   log_u: jax.Array
   count: jax.Array
 

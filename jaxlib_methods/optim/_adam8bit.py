@@ -56,7 +56,12 @@ def dynamic_map(signed: bool = True) -> np.ndarray:
 
 
 class BlockQuantized(NamedTuple):
-  """A block-wise 8-bit array: uint8 `codes` (the original shape) and float32 per-block `absmax`."""
+  """A block-wise 8-bit array: uint8 `codes` (the original shape) and float32 per-block `absmax`.
+
+  Dettmers et al., "8-bit Optimizers via Block-wise Quantization", ICLR 2022, arXiv:2110.02861 (Sec. 2).
+
+  codes: uint8, the shape of the quantised array; absmax: float32 (ceil(size / block_size),).
+  """
   codes: jax.Array
   absmax: jax.Array
 
@@ -69,7 +74,13 @@ def _blocks(x: jax.Array, block_size: int) -> jax.Array:
 
 def quantize_blockwise(x: jax.Array, code: jax.Array, block_size: int, *, signed: bool) -> BlockQuantized:
   """Nearest-code block-wise quantisation of `x` (any shape) with the sorted 256-entry map `code` (bitsandbytes'
-  `quantize_blockwise` as its optimizer kernel does it, including the sign correction for signed maps)."""
+  `quantize_blockwise` as its optimizer kernel does it, including the sign correction for signed maps).
+
+  Dettmers et al., "8-bit Optimizers via Block-wise Quantization", ICLR 2022, arXiv:2110.02861 (Sec. 2).
+
+  x: any shape; code: [256] sorted float32; returns a `BlockQuantized` with uint8 codes of x's shape and float32
+  absmax of shape (ceil(x.size / block_size),).
+  """
   xb = _blocks(x.astype(jnp.float32), block_size)
   absmax = jnp.max(jnp.abs(xb), axis=1)
   safe = jnp.where(absmax > 0, absmax, 1.0)
@@ -85,7 +96,13 @@ def quantize_blockwise(x: jax.Array, code: jax.Array, block_size: int, *, signed
 
 
 def dequantize_blockwise(q: BlockQuantized, code: jax.Array, block_size: int) -> jax.Array:
-  """code[c] * absmax[block], float32, the codes' shape."""
+  """code[c] * absmax[block], float32, the codes' shape.
+
+  Dettmers et al., "8-bit Optimizers via Block-wise Quantization", ICLR 2022, arXiv:2110.02861 (Sec. 2).
+
+  q: `BlockQuantized` (codes of any shape, absmax (ceil(size / block_size),)); code: [256]; returns float32 with the
+  codes' shape.
+  """
   shape = q.codes.shape
   vals = code[_blocks(q.codes, block_size).astype(jnp.int32)] * q.absmax[:, None]
   return vals.reshape(-1)[:math.prod(shape)].reshape(shape)
@@ -98,6 +115,9 @@ class ScaleByAdam8bitState(NamedTuple):
   mu, nu: uint8 codes shaped like each leaf (8-bit leaves), or float32 moments (leaves under `min_8bit_size`).
   mu_absmax, nu_absmax: float32 per-block scales (ceil(size / block_size),) of 8-bit leaves; a scalar placeholder
     for float32 leaves.
+
+  Dettmers et al., "8-bit Optimizers via Block-wise Quantization", ICLR 2022, arXiv:2110.02861 (Sec. 2), the inner
+  optimizer of Q-GaLore (Zhang et al. 2024, arXiv:2407.08296).
   """
   count: chex.Array
   mu: optax.Updates

@@ -36,6 +36,11 @@ class StaticArgumentError(TypeError):
 
   Raised when such an argument is injected by `optax.inject_hyperparams` (which turns every numeric argument into an
   array, and every callable into a schedule) without being listed in its `static_args`.
+
+  Raised by the transforms whose static arguments set state shapes, e.g. the rank of GaLore (Zhao et al., "GaLore:
+  Memory-Efficient LLM Training by Gradient Low-Rank Projection", 2024, arXiv:2403.03507), the bit widths and group /
+  queue sizes of Q-GaLore (Zhang et al. 2024, arXiv:2407.08296) and the density of FRUGAL (Zmushko et al. 2025,
+  arXiv:2411.07837). The offending value is an array or tracer of any shape (usually a scalar).
   """
 
 

@@ -39,7 +39,14 @@ SCALE_BY_LANGEVIN_STATIC_ARGS = ("is_sampling",)
 
 
 class ScaleByLangevinState(NamedTuple):
-  """State of `scale_by_langevin`: the step count only (the noise key is derived from the seed and the count)."""
+  """State of `scale_by_langevin`: the step count only (the noise key is derived from the seed and the count).
+
+  Zhang et al., "Cyclical Stochastic Gradient MCMC for Bayesian Deep Learning", ICLR 2020, arXiv:1902.03932, the sampler
+  of Gubri et al., "Efficient and Transferable Adversarial Examples from Bayesian Neural Networks", UAI 2022,
+  arXiv:2011.05074 (Sec. 3).
+
+  count: int32 scalar.
+  """
   count: jax.Array  # int32 scalar
 
 

@@ -37,7 +37,13 @@ REGROW_CHOICES = ("gradient", "random")
 
 class DynamicSparseState(NamedTuple):
   """State of `dynamic_sparse`: step count, the masks (bool, mirroring the params; all True on dense leaves) and the
-  inner transform's state."""
+  inner transform's state.
+
+  Wang et al., "Dynamic Sparse Learning: A Novel Paradigm for Efficient Recommendation", WSDM 2024, arXiv:2402.02855
+  (Sec. 3); Evci et al., "Rigging the Lottery: Making All Tickets Winners", ICML 2020, arXiv:1911.11134.
+
+  count: int32 scalar; masks: bool tree, each leaf the shape of its parameter.
+  """
   count: jax.Array   # int32 scalar
   masks: Any         # bool pytree like the params
   inner_state: Any
@@ -45,7 +51,13 @@ class DynamicSparseState(NamedTuple):
 
 def default_sparsify(params: Any) -> Any:
   """The leaves sparsified by default: those with at least 2 dimensions and at least one entry (weights and
-  embedding tables; biases and scalars stay dense), as RigL does."""
+  embedding tables; biases and scalars stay dense), as RigL does.
+
+  Wang et al., "Dynamic Sparse Learning: A Novel Paradigm for Efficient Recommendation", WSDM 2024, arXiv:2402.02855
+  (Sec. 3); Evci et al., "Rigging the Lottery: Making All Tickets Winners", ICML 2020, arXiv:1911.11134.
+
+  params: any tree; returns a tree of Python bools with the same structure.
+  """
   _contracts.reject_step_count(params, "sparsify")
   return jax.tree.map(lambda p: np.ndim(p) >= 2 and np.size(p) > 0, params)
 
@@ -110,7 +122,13 @@ def _random_mask(key: jax.Array, size: int, n_keep: int) -> jax.Array:
 
 def apply_masks(params: Any, state: Any) -> Any:
   """params * masks, with the masks of the `DynamicSparseState` found in `state` (possibly nested in a chain or
-  `inject_hyperparams` state): the sparse starting point of training."""
+  `inject_hyperparams` state): the sparse starting point of training.
+
+  Wang et al., "Dynamic Sparse Learning: A Novel Paradigm for Efficient Recommendation", WSDM 2024, arXiv:2402.02855
+  (Sec. 3); Evci et al., "Rigging the Lottery: Making All Tickets Winners", ICML 2020, arXiv:1911.11134.
+
+  params: any tree; returns a tree like params (same shapes and dtypes).
+  """
   found = [s for s in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, DynamicSparseState))
            if isinstance(s, DynamicSparseState)]
   if len(found) != 1:

@@ -72,6 +72,9 @@ class FrugalState(NamedTuple):
   ok: a tree mirroring the params of bool scalars (False while a split leaf has no valid projector yet).
   inner_state: the inner state over the split leaves' state-full coordinates (reset at each refresh by default).
   full_state: the inner state over the leaves that are not split.
+
+  Zmushko et al., "FRUGAL: Memory-Efficient Optimization by Reducing State Overhead for Scalable Training", ICML 2025,
+  arXiv:2411.07837 (the FRUGAL algorithm box). Shapes: basis [d, r] (dense) or int32 [k] (indices) per split leaf.
   """
   count: chex.Array
   basis: Any

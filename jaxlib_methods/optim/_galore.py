@@ -60,6 +60,9 @@ class GaLoreState(NamedTuple):
     from a gradient (while False, every step retries the refresh, so a failed first SVD never leaves a zero
     projector in place); True elsewhere.
   inner_state: the inner transform's state, initialised on the projected (low-rank) shapes.
+
+  Zhao et al., "GaLore: Memory-Efficient LLM Training by Gradient Low-Rank Projection", ICML 2024, arXiv:2403.03507 (the
+  "Adam with GaLore" algorithm box).
   """
   count: chex.Array
   basis: Any

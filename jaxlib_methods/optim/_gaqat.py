@@ -49,7 +49,12 @@ def _grad_scale(x: jax.Array, g: Any) -> jax.Array:
 
 
 def lsq_levels(bits: int, signed: bool = True) -> tuple[int, int]:
-  """(Q_N, Q_P) of a b-bit LSQ quantiser: signed (2^(b-1), 2^(b-1) - 1), unsigned (0, 2^b - 1) (Esser et al. Sec. 2)."""
+  """(Q_N, Q_P) of a b-bit LSQ quantiser: signed (2^(b-1), 2^(b-1) - 1), unsigned (0, 2^b - 1) (Esser et al. Sec. 2).
+
+  Esser et al., "Learned Step Size Quantization", ICLR 2020, arXiv:1902.08153 (Sec. 2), the quantiser of Jiang et al.,
+  "GAQAT: Gradient-Adaptive Quantization-Aware Training for Domain Generalization", 2024, arXiv:2412.05551. Returns two
+  Python ints.
+  """
   if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
     raise ValueError(f"bits must be an int in [2, 16], got {bits=!r}")
   if not isinstance(signed, bool):
@@ -215,7 +220,13 @@ def _masked_like(updates: Any, tree: Any, name: str) -> Any:
 
 
 class ScaleByGaqatFreezeState(NamedTuple):
-  """State of `scale_by_gaqat_freeze`: the step count (the decision is made from the current gradients)."""
+  """State of `scale_by_gaqat_freeze`: the step count (the decision is made from the current gradients).
+
+  Jiang et al., "GAQAT: Gradient-Adaptive Quantization-Aware Training for Domain Generalization", 2024,
+  arXiv:2412.05551.
+
+  count: int32 scalar.
+  """
   count: jax.Array  # int32 scalar
 
 

@@ -33,7 +33,13 @@ _CONSTANT = "RIEMANNIAN_SGD_GRASSMANN_STATIC_ARGS"
 
 class RiemannianSGDState(NamedTuple):
   """State of `riemannian_sgd_grassmann`: int32 `count` and the momentum `trace` (a tree mirroring the params,
-  tangent to the Grassmann leaves)."""
+  tangent to the Grassmann leaves).
+
+  Wang et al., "Get the Best of Both Worlds: Improving Accuracy and Transferability by Grassmann Class Representation",
+  ICCV 2023, arXiv:2308.01547 (Sec. 3).
+
+  count: int32 scalar; trace: a tree like the params ([..., d, k] at Grassmann leaves).
+  """
   count: jax.Array
   trace: Any
 
@@ -44,6 +50,9 @@ def _mh(x):
 
 def qr_retraction(x: jax.Array) -> jax.Array:
   """The Q factor of the thin QR of x [..., d, k] with diag(R) made non-negative (a continuous retraction).
+
+  Wang et al., "Get the Best of Both Worlds: Improving Accuracy and Transferability by Grassmann Class Representation",
+  ICCV 2023, arXiv:2308.01547 (Sec. 3) (the QR retraction).
 
   Args:
     x: [..., d, k] with d >= k.
@@ -58,7 +67,11 @@ def qr_retraction(x: jax.Array) -> jax.Array:
 
 
 def grassmann_tangent(s: jax.Array, g: jax.Array) -> jax.Array:
-  """(I - S S^H) G: the projection of G onto the tangent space of the Grassmannian at S (both [..., d, k])."""
+  """(I - S S^H) G: the projection of G onto the tangent space of the Grassmannian at S (both [..., d, k]).
+
+  Wang et al., "Get the Best of Both Worlds: Improving Accuracy and Transferability by Grassmann Class Representation",
+  ICCV 2023, arXiv:2308.01547 (Sec. 3). Returns [..., d, k].
+  """
   return g - s @ (_mh(s) @ g)
 
 

@@ -50,17 +50,32 @@ def _sq_norm(x: jax.Array) -> jax.Array:
 
 def grad_l1(x: jax.Array) -> jax.Array:
   """grad K for K(x) = ||x||_1: sign(x) (Lion). Shape-preserving, any shape; for complex x, x / |x| (the gradient of
-  sum |x_i| with each complex entry seen as a point of R^2, as `optax.lion` does)."""
+  sum |x_i| with each complex entry seen as a point of R^2, as `optax.lion` does).
+
+  x: any shape; returns an array of the same shape and dtype. One of the K functions of Chen et al., "Lion Secretly
+  Solves Constrained Optimization: As Lyapunov Predicts", ICLR 2024, arXiv:2310.05898 (the grad_K that replaces the sign
+  of Lion).
+  """
   return jnp.sign(x)
 
 
 def grad_half_squared_l2(x: jax.Array) -> jax.Array:
-  """grad K for K(x) = ||x||^2 / 2: the identity (Lion-K becomes Polyak/Nesterov momentum + l2 decay)."""
+  """grad K for K(x) = ||x||^2 / 2: the identity (Lion-K becomes Polyak/Nesterov momentum + l2 decay).
+
+  x: any shape; returns an array of the same shape and dtype. One of the K functions of Chen et al., "Lion Secretly
+  Solves Constrained Optimization: As Lyapunov Predicts", ICLR 2024, arXiv:2310.05898 (the grad_K that replaces the sign
+  of Lion).
+  """
   return x
 
 
 def grad_l2(x: jax.Array) -> jax.Array:
-  """grad K for K(x) = ||x||_2 over the whole tensor: x / ||x||_2 (0 at x = 0). Normalised momentum."""
+  """grad K for K(x) = ||x||_2 over the whole tensor: x / ||x||_2 (0 at x = 0). Normalised momentum.
+
+  x: any shape; returns an array of the same shape and dtype. One of the K functions of Chen et al., "Lion Secretly
+  Solves Constrained Optimization: As Lyapunov Predicts", ICLR 2024, arXiv:2310.05898 (the grad_K that replaces the sign
+  of Lion).
+  """
   norm = jnp.sqrt(_sq_norm(x))
   safe = jnp.where(norm == 0, jnp.ones_like(norm), norm)
   return jnp.where(norm == 0, jnp.zeros_like(x), x / safe)  # a NaN norm propagates
@@ -69,7 +84,12 @@ def grad_l2(x: jax.Array) -> jax.Array:
 def grad_lp(p: float) -> GradK:
   """grad K for K(x) = ||x||_p, p > 1: sign(x) |x|^(p-1) / ||x||_p^(p-1) (0 at x = 0). Constraint: l_q ball.
 
-  A NaN entry makes the whole result NaN (never a plausible finite direction); a 0-size tensor maps to itself."""
+  A NaN entry makes the whole result NaN (never a plausible finite direction); a 0-size tensor maps to itself.
+
+  Returns grad K, a function mapping x of any shape to an array of the same shape and dtype. One of the K functions
+  of Chen et al., "Lion Secretly Solves Constrained Optimization: As Lyapunov Predicts", ICLR 2024, arXiv:2310.05898
+  (the grad_K that replaces the sign of Lion).
+  """
   validation.check_in_interval(p, "p", 1.0, float("inf"), closed_low=False, closed_high=False)
 
   def grad(x: jax.Array) -> jax.Array:
@@ -101,7 +121,12 @@ def _flat_index(x: jax.Array) -> jax.Array:
 def grad_linf(x: jax.Array) -> jax.Array:
   """grad K for K(x) = ||x||_inf: sign(x_i*) e_i* at the first (row-major) largest-magnitude entry i* (a
   subgradient). Written without flattening, so a sharded tensor stays sharded; NaN anywhere gives all NaN; a 0-size
-  tensor maps to itself."""
+  tensor maps to itself.
+
+  x: any shape; returns an array of the same shape and dtype. One of the K functions of Chen et al., "Lion Secretly
+  Solves Constrained Optimization: As Lyapunov Predicts", ICLR 2024, arXiv:2310.05898 (the grad_K that replaces the sign
+  of Lion).
+  """
   if x.size == 0:
     return x
   if x.size >= 2 ** 31:
@@ -115,7 +140,12 @@ def grad_linf(x: jax.Array) -> jax.Array:
 
 
 def grad_huber(e: float) -> GradK:
-  """grad K for K(x) = sum_i Huber_e(x_i): clip(x / e, -1, 1) (complex: x/e shrunk to modulus <= 1)."""
+  """grad K for K(x) = sum_i Huber_e(x_i): clip(x / e, -1, 1) (complex: x/e shrunk to modulus <= 1).
+
+  Returns grad K, a function mapping x of any shape to an array of the same shape and dtype. One of the K functions
+  of Chen et al., "Lion Secretly Solves Constrained Optimization: As Lyapunov Predicts", ICLR 2024, arXiv:2310.05898
+  (the grad_K that replaces the sign of Lion).
+  """
   validation.check_positive(e, "e")
 
   def grad(x):
@@ -127,13 +157,23 @@ def grad_huber(e: float) -> GradK:
 
 
 def grad_dead_zone(e: float) -> GradK:
-  """grad K for K(x) = sum_i max(|x_i| - e, 0): sign(x) * 1[|x| > e] (sign with a dead zone)."""
+  """grad K for K(x) = sum_i max(|x_i| - e, 0): sign(x) * 1[|x| > e] (sign with a dead zone).
+
+  Returns grad K, a function mapping x of any shape to an array of the same shape and dtype. One of the K functions
+  of Chen et al., "Lion Secretly Solves Constrained Optimization: As Lyapunov Predicts", ICLR 2024, arXiv:2310.05898
+  (the grad_K that replaces the sign of Lion).
+  """
   validation.check_nonnegative(e, "e")
   return lambda x: jnp.where((jnp.abs(x) > e) | jnp.isnan(x), jnp.sign(x), jnp.zeros_like(x))
 
 
 def grad_relativistic(e: float) -> GradK:
-  """grad K for K(x) = sum_i sqrt(|x_i|^2 + e^2) (the 'relativistic' kinetic energy): x / sqrt(|x|^2 + e^2)."""
+  """grad K for K(x) = sum_i sqrt(|x_i|^2 + e^2) (the 'relativistic' kinetic energy): x / sqrt(|x|^2 + e^2).
+
+  Returns grad K, a function mapping x of any shape to an array of the same shape and dtype. One of the K functions
+  of Chen et al., "Lion Secretly Solves Constrained Optimization: As Lyapunov Predicts", ICLR 2024, arXiv:2310.05898
+  (the grad_K that replaces the sign of Lion).
+  """
   validation.check_positive(e, "e")
   return lambda x: x / jnp.sqrt(jnp.square(jnp.abs(x)) + e * e)
 
@@ -143,6 +183,10 @@ class KFunction:
   """A convex K of the paper's table: its value, (sub)gradient, and convex conjugate K* where closed form.
 
   `conjugate(y)` returns +inf outside dom K* (e.g. ||y||_inf > 1 for K = l1), as the indicator functions do.
+
+  One of the K functions of Chen et al., "Lion Secretly Solves Constrained Optimization: As Lyapunov Predicts",
+  ICLR 2024, arXiv:2310.05898. `value` maps a tensor of any shape to a scalar, `grad` maps it to the same shape,
+  `conjugate` maps a tensor of any shape to a scalar.
   """
   name: str
   value: Callable[[jax.Array], jax.Array]
@@ -162,6 +206,10 @@ def _tol(y: jax.Array) -> float:
 
 def make_k_function(name: str, *, e: float = 1.0, p: float = 3.0) -> KFunction:
   """The paper's K examples by name: 'l1', 'l2', 'lp', 'linf', 'huber', 'dead_zone', 'relativistic', 'half_l2sq'.
+
+  The K functions of Chen et al., "Lion Secretly Solves Constrained Optimization: As Lyapunov Predicts", ICLR 2024,
+  arXiv:2310.05898. Returns a `KFunction` whose `grad` is shape-preserving and whose `value` / `conjugate` return
+  scalars.
 
   Args:
     name: which K.
@@ -222,7 +270,12 @@ def _resolve_grad_k(grad_K: Union[str, GradK]) -> GradK:
 # ----------------------------------------------------------------------------------------------------------------------
 
 class ScaleByLionKState(NamedTuple):
-  """State of `scale_by_lion_k`: the step count and the gradient EMA m (same tree as the params)."""
+  """State of `scale_by_lion_k`: the step count and the gradient EMA m (same tree as the params).
+
+  Chen et al., "Lion Secretly Solves Constrained Optimization: As Lyapunov Predicts", ICLR 2024, arXiv:2310.05898.
+
+  count: int32 scalar. mu: the EMA m, a tree like the params (each leaf the shape of its parameter).
+  """
   count: chex.Array  # int32 scalar
   mu: optax.Updates
 

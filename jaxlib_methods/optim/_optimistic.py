@@ -44,6 +44,9 @@ HINTS = ("last_gradient", "none")
 class OptimisticOMDState(NamedTuple):
   """State of `optimistic_omd`.
 
+  Chen et al., "Optimistic Online Mirror Descent for Bridging Stochastic and Adversarial Online Convex Optimization",
+  ICML 2023 / JMLR 2024, arXiv:2302.04552.
+
   Attributes:
     count: int32 scalar, the number of updates so far (t - 1 at round t).
     hat_offset: x_hat_t - x_t, a tree like the params (their dtype).

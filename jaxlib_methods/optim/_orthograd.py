@@ -33,7 +33,12 @@ ORTHOGONAL_ADAMW_STATIC_ARGS = ("mask",)
 
 
 class ScaleByOrthogradState(NamedTuple):
-  """State of `scale_by_orthograd`: only the step count (the projection is stateless)."""
+  """State of `scale_by_orthograd`: only the step count (the projection is stateless).
+
+  Prieto et al., "Grokking at the Edge of Numerical Stability", ICLR 2025, arXiv:2501.04697 (Sec. 5, "⊥Grad").
+
+  count: int32 scalar.
+  """
   count: jax.Array  # int32 scalar
 
 

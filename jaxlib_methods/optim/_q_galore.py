@@ -51,7 +51,14 @@ from jaxlib_methods.optim._galore import galore_plans
 
 class QuantizedArray(NamedTuple):
   """Group-wise quantised array: `codes` uint8 (two 4-bit codes per byte when packed), per-group float32 `scales`
-  and `zeros` (shape (num_groups,)). The original shape, bits and group size are static (not stored)."""
+  and `zeros` (shape (num_groups,)). The original shape, bits and group size are static (not stored).
+
+  Zhang et al., "Q-GaLore: Quantized GaLore with INT4 Projection and Layer-Adaptive Low-Rank Gradients", 2024,
+  arXiv:2407.08296 (method section).
+
+  codes: uint8 (ceil(numel / 2),) when two 4-bit codes are packed per byte, else (padded numel,) = (num_groups *
+  group_size,); scales, zeros: float32 (num_groups,).
+  """
   codes: jax.Array
   scales: jax.Array
   zeros: jax.Array
@@ -115,7 +122,13 @@ def quantize_groupwise(w: jax.Array, bits: int = 4, group_size: int = 256, *, ke
 
 def dequantize_groupwise(qa: QuantizedArray, shape: tuple[int, ...], bits: int = 4, group_size: int = 256,
                          dtype: Any = jnp.float32) -> jax.Array:
-  """scale * (q - zero) per group, reshaped to `shape` (inverse of `quantize_groupwise` up to rounding)."""
+  """scale * (q - zero) per group, reshaped to `shape` (inverse of `quantize_groupwise` up to rounding).
+
+  Zhang et al., "Q-GaLore: Quantized GaLore with INT4 Projection and Layer-Adaptive Low-Rank Gradients", 2024,
+  arXiv:2407.08296 (method section).
+
+  qa: `QuantizedArray` of a tensor of `shape`; returns an array of `shape` and `dtype`.
+  """
   size = int(np.prod(shape))
   row_len = shape[-1] if len(shape) else 1
   gs, ng = _group_layout(size, group_size, row_len)
@@ -148,6 +161,9 @@ class QGaLoreState(NamedTuple):
   queue: float32 (queue_size,), the last cosine similarities, oldest first; queue_len: int32 entries filled.
   gap: int32, the matrix's current refresh interval; svd_count: int32 refreshes so far; ok: bool, a valid projector.
   inner_state: the inner transform's state on the projected shapes.
+
+  Zhang et al., "Q-GaLore: Quantized GaLore with INT4 Projection and Layer-Adaptive Low-Rank Gradients", 2024,
+  arXiv:2407.08296 (method section).
   """
   count: chex.Array
   proj: QuantizedArray

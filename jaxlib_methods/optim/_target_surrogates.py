@@ -37,14 +37,26 @@ SSO_STATIC_ARGS = ("num_inner_steps", "inner", "reset_inner")
 
 
 class SSOState(NamedTuple):
-  """State of `sso`: the outer step count and the inner transform's state (re-initialised each step by default)."""
+  """State of `sso`: the outer step count and the inner transform's state (re-initialised each step by default).
+
+  Lavington et al., "Target-based Surrogates for Stochastic Optimization", ICML 2023, arXiv:2302.02607.
+
+  count: int32 scalar; inner_state: the inner transform's state (a tree like the params where the inner transform keeps
+  one).
+  """
   count: jax.Array
   inner_state: optax.OptState
 
 
 class TargetSurrogateOptimizer(NamedTuple):
   """What `sso` returns: `init(params) -> SSOState` and
-  `step(params, state, model_fn, target_loss_fn) -> (params, state, info)` (see `sso`)."""
+  `step(params, state, model_fn, target_loss_fn) -> (params, state, info)` (see `sso`).
+
+  Lavington et al., "Target-based Surrogates for Stochastic Optimization", ICML 2023, arXiv:2302.02607 (the SSO
+  algorithm).
+
+  params: any tree; model_fn(params) returns the targets z (e.g. [B, K] logits); target_loss_fn(z) returns a scalar.
+  """
   init: Callable[[Any], SSOState]
   step: Callable[..., tuple]
 

@@ -39,7 +39,13 @@ from jaxlib_methods import validation
 
 
 class FlagSubspace(NamedTuple):
-  """The result of `flag_subspace`: the basis Y [n, m] and the objective F after each iteration [iters + 1]."""
+  """The result of `flag_subspace`: the basis Y [n, m] and the objective F after each iteration [iters + 1].
+
+  Almasi et al., "Flag Aggregator: Scalable Distributed Training under Failures and Augmented Losses using Convex
+  Optimization", 2023, arXiv:2302.05865.
+
+  basis: [n, m] float; objective: [iters + 1] float.
+  """
   basis: jax.Array
   objective: jax.Array
 
@@ -198,7 +204,11 @@ def flag_aggregate(grads: jax.Array, rank: int = 1, *, lam: float = 0.0, iters: 
 
 
 def mean_aggregate(grads: jax.Array) -> jax.Array:
-  """The plain average of the worker gradients [p, n] -> [n] (no robustness: one Byzantine worker moves it freely)."""
+  """The plain average of the worker gradients [p, n] -> [n] (no robustness: one Byzantine worker moves it freely).
+
+  The baseline of Almasi et al., "Flag Aggregator: Scalable Distributed Training under Failures and Augmented Losses
+  using Convex Optimization", 2023, arXiv:2302.05865. grads: [p, n]; returns [n].
+  """
   g = _check_workers(grads)
   return jnp.mean(g, axis=0)
 
@@ -246,6 +256,9 @@ def aggregate_pytrees(aggregator: Callable[[jax.Array], jax.Array], worker_grads
   """Apply an aggregator of [p, n] matrices to per-worker gradient pytrees (each leaf with a leading worker axis).
 
   The leaves are flattened and concatenated per worker, aggregated, and split back into the params' structure.
+
+  Used with the Flag Aggregator of Almasi et al., "Flag Aggregator: Scalable Distributed Training under Failures and
+  Augmented Losses using Convex Optimization", 2023, arXiv:2302.05865, and its baselines.
 
   Args:
     aggregator: e.g. `functools.partial(flag_aggregate, rank=1)`.

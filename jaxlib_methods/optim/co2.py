@@ -47,6 +47,12 @@ class CO2State(NamedTuple):
   momentum: m_{t-1}, the outer momentum (replicated).
   stale_anchor: x_{t-1,0}, the anchor of the round whose average is in flight (replicated).
   pending: x^(i)_{t-1,tau}, this replica's end-of-round parameters, averaged at the next round (per replica).
+
+  Sun et al., "CO2: Efficient Distributed Training with Full Communication-Computation Overlap", ICLR 2024,
+  arXiv:2401.16265 (Sec. 3, Algorithm 1).
+
+  count: int32 scalar; every other field is a tree like the params (each leaf the shape of its parameter; momentum in
+  `momentum_dtype`).
   """
   count: jax.Array
   anchor: Any
@@ -57,7 +63,11 @@ class CO2State(NamedTuple):
 
 def co2_init(params: Any, *, momentum_dtype: Any = jnp.float32) -> CO2State:
   """The state before round 0: anchor = stale anchor = pending = params, momentum 0 (so round 0 moves nothing
-  and round 1 applies round 0's average). params: any pytree of arrays."""
+  and round 1 applies round 0's average). params: any pytree of arrays.
+
+  Sun et al., "CO2: Efficient Distributed Training with Full Communication-Computation Overlap", ICLR 2024,
+  arXiv:2401.16265 (Algorithm 1). Returns a `CO2State` whose trees have the params' shapes and an int32 scalar count.
+  """
   zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, momentum_dtype), params)
   return CO2State(count=jnp.zeros([], jnp.int32), anchor=params, momentum=zeros, stale_anchor=params,
                   pending=params)
@@ -106,7 +116,11 @@ def co2_outer_update(anchor: Any, momentum: Any, stale_anchor: Any, stale_averag
 
 def pmean_grouped(tree: Any, axis_name: str) -> Any:
   """Mean over `axis_name` of every leaf, as ONE all-reduce per dtype: the leaves of a dtype are flattened into one
-  buffer (the official code's `parameters_to_vector` bucket), averaged, and split back. Inside shard_map/pmap."""
+  buffer (the official code's `parameters_to_vector` bucket), averaged, and split back. Inside shard_map/pmap.
+
+  The asynchronous all-reduce of Sun et al., "CO2: Efficient Distributed Training with Full Communication-Computation
+  Overlap", ICLR 2024, arXiv:2401.16265 (Sec. 3). tree: any pytree; returns a tree of the same shapes and dtypes.
+  """
   leaves, treedef = jax.tree.flatten(tree)
   groups: dict = {}
   for i, x in enumerate(leaves):
@@ -124,7 +138,11 @@ def pmean_grouped(tree: Any, axis_name: str) -> Any:
 
 
 def as_varying(tree: Any, axis_name: str) -> Any:
-  """Mark replicated values as varying over `axis_name` (inside shard_map), so local training may diverge them."""
+  """Mark replicated values as varying over `axis_name` (inside shard_map), so local training may diverge them.
+
+  For the local inner steps of Sun et al., "CO2: Efficient Distributed Training with Full Communication-Computation
+  Overlap", ICLR 2024, arXiv:2401.16265 (Sec. 3). tree: any pytree; returns a tree of the same shapes and dtypes.
+  """
   return jax.tree.map(lambda x: jax.lax.pcast(x, (axis_name,), to="varying"), tree)
 
 
@@ -136,6 +154,9 @@ def co2_round(state: CO2State, inner_state: Any, batches: Any, *,
 
   The all-reduce of the previous round's end parameters (`pmean_grouped(state.pending)`) and this round's
   `inner_steps` do not depend on each other; the outer update consumes the (stale) average.
+
+  Sun et al., "CO2: Efficient Distributed Training with Full Communication-Computation Overlap", ICLR 2024,
+  arXiv:2401.16265 (Sec. 3, Algorithm 1). Every tree keeps the params' shapes.
 
   Args:
     state: CO2State (pending: this replica's leaves).
@@ -161,7 +182,11 @@ def co2_round(state: CO2State, inner_state: Any, batches: Any, *,
 def co2_finalize(state: CO2State, *, axis_name: str, outer_lr: float = 1.0, outer_momentum: float = 0.5,
                  gap_penalty: float = 1.0, clip_threshold: float = math.inf) -> Any:
   """The final parameters: one last outer step with the average of the last round (all local work applied once).
-  Call inside shard_map over `axis_name`; returns the params (replicated)."""
+  Call inside shard_map over `axis_name`; returns the params (replicated).
+
+  Sun et al., "CO2: Efficient Distributed Training with Full Communication-Computation Overlap", ICLR 2024,
+  arXiv:2401.16265 (Algorithm 1). Returns a tree like the params (same shapes and dtypes).
+  """
   average = pmean_grouped(state.pending, axis_name)
   anchor, _ = co2_outer_update(state.anchor, state.momentum, state.stale_anchor, average, outer_lr=outer_lr,
                                outer_momentum=outer_momentum, gap_penalty=gap_penalty,
@@ -175,7 +200,12 @@ COLLECTIVE_OPS = ("all-reduce", "all-gather", "reduce-scatter", "collective-perm
 
 def count_collectives(hlo_text: str) -> dict[str, int]:
   """Count the cross-replica collectives in compiled HLO text (`jax.jit(f).lower(...).compile().as_text()`):
-  {op: number of instructions}; async pairs (`all-reduce-start`/`-done`) count once."""
+  {op: number of instructions}; async pairs (`all-reduce-start`/`-done`) count once.
+
+  Used to check that a round of Sun et al., "CO2: Efficient Distributed Training with Full Communication-Computation
+  Overlap", ICLR 2024, arXiv:2401.16265 (Sec. 3), issues one all-reduce per dtype group. hlo_text: a str; returns a
+  dict of Python ints.
+  """
   import re
   counts = {}
   for op in COLLECTIVE_OPS:

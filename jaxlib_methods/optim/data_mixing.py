@@ -32,7 +32,14 @@ from jaxlib_methods import validation
 
 
 class Exp3FladState(NamedTuple):
-  """EXP3-FLAD state over K auxiliary datasets."""
+  """EXP3-FLAD state over K auxiliary datasets.
+
+  Albalak et al., "Improving Few-Shot Generalization by Exploring and Exploiting Auxiliary Data", NeurIPS 2023,
+  arXiv:2302.00674 (EXP3-FLAD, Alg. 1).
+
+  step: int32 scalar, rounds played so far (t - 1); similarity: [K] float32, R_hat, the smoothed rewards;
+  cumulative_reward: [K] float32, G; probs: [K] float32, pi_t.
+  """
   step: jax.Array               # int32 scalar: rounds played so far (t - 1)
   similarity: jax.Array         # [K] float32: R_hat, the smoothed rewards
   cumulative_reward: jax.Array  # [K] float32: G, importance-weighted cumulative rewards
@@ -40,7 +47,14 @@ class Exp3FladState(NamedTuple):
 
 
 class Ucb1FladState(NamedTuple):
-  """UCB1-FLAD state over K auxiliary datasets."""
+  """UCB1-FLAD state over K auxiliary datasets.
+
+  Albalak et al., "Improving Few-Shot Generalization by Exploring and Exploiting Auxiliary Data", NeurIPS 2023,
+  arXiv:2302.00674 (UCB1-FLAD, Alg. 2).
+
+  step: int32 scalar, rounds played so far (the K initial pulls included); similarity: [K] float32, R_hat; pulls: [K]
+  float32, n_a.
+  """
   step: jax.Array        # int32 scalar: rounds played so far (the K initial pulls included)
   similarity: jax.Array  # [K] float32: R_hat
   pulls: jax.Array       # [K] float32: n_a
@@ -105,7 +119,11 @@ def exp3_flad_init(num_datasets: int) -> Exp3FladState:
 
 
 def exp3_flad_sample(state: Exp3FladState, key: jax.Array) -> jax.Array:
-  """Draw the auxiliary dataset of this round, a ~ pi_t (an int32 scalar)."""
+  """Draw the auxiliary dataset of this round, a ~ pi_t (an int32 scalar).
+
+  Albalak et al., "Improving Few-Shot Generalization by Exploring and Exploiting Auxiliary Data", NeurIPS 2023,
+  arXiv:2302.00674 (EXP3-FLAD, Alg. 1). state.probs: [K]; key: a PRNG key; returns an int32 scalar.
+  """
   return jax.random.categorical(key, jnp.log(state.probs)).astype(jnp.int32)
 
 
@@ -166,13 +184,21 @@ def ucb1_flad_init(initial_rewards: Any) -> Ucb1FladState:
 
 
 def ucb1_flad_scores(state: Ucb1FladState) -> jax.Array:
-  """R_hat_a + sqrt(2 ln t / n_a) for every arm [K]."""
+  """R_hat_a + sqrt(2 ln t / n_a) for every arm [K].
+
+  Albalak et al., "Improving Few-Shot Generalization by Exploring and Exploiting Auxiliary Data", NeurIPS 2023,
+  arXiv:2302.00674 (UCB1-FLAD, Alg. 2). Returns float32 [K].
+  """
   t = jnp.maximum(state.step.astype(jnp.float32), 1.0)
   return state.similarity + jnp.sqrt(2.0 * jnp.log(t) / state.pulls)
 
 
 def ucb1_flad_select(state: Ucb1FladState) -> jax.Array:
-  """The arm of this round: argmax of `ucb1_flad_scores` (the lowest index among ties), an int32 scalar."""
+  """The arm of this round: argmax of `ucb1_flad_scores` (the lowest index among ties), an int32 scalar.
+
+  Albalak et al., "Improving Few-Shot Generalization by Exploring and Exploiting Auxiliary Data", NeurIPS 2023,
+  arXiv:2302.00674 (UCB1-FLAD, Alg. 2). Returns an int32 scalar in [0, K).
+  """
   return jnp.argmax(ucb1_flad_scores(state)).astype(jnp.int32)
 
 

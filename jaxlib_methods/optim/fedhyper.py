@@ -53,7 +53,12 @@ SCALE_BY_FEDHYPER_CLIENT_STATIC_ARGS = ("num_clients",)
 
 class HypergradientLRState(NamedTuple):
   """count: int32 steps; learning_rate: the current rate (float32 scalar); previous: u_{t-1} (mirrors the updates,
-  zeros before the first step); base_rate: the lr_0 the rate was last based on (float32 scalar)."""
+  zeros before the first step); base_rate: the lr_0 the rate was last based on (float32 scalar).
+
+  Wang et al., "FedHyper: A Universal and Robust Learning Rate Scheduler for Federated Learning with Hypergradient
+  Descent", ICLR 2024, arXiv:2310.03156; Baydin et al., "Online Learning Rate Adaptation with Hypergradient Descent",
+  ICLR 2018, arXiv:1703.04782 (SGD-HD, Algorithm 1). FedHyper Eq. (4)-(5).
+  """
   count: chex.Array
   learning_rate: chex.Array
   previous: Any
@@ -170,7 +175,12 @@ def fedhyper_global(learning_rate: float = 1.0, beta: float = 1.0, *,
 
 class FedHyperClientState(NamedTuple):
   """count: int32 local steps; learning_rate: the client's rate; previous: g_{k-1} (zeros at the first step);
-  base_rate: the lr_0 the rate was last based on."""
+  base_rate: the lr_0 the rate was last based on.
+
+  Wang et al., "FedHyper: A Universal and Robust Learning Rate Scheduler for Federated Learning with Hypergradient
+  Descent", ICLR 2024, arXiv:2310.03156 (FedHyper-CL, Eq. (20)). count, learning_rate, base_rate: scalars; previous: a
+  tree like the updates.
+  """
   count: chex.Array
   learning_rate: chex.Array
   previous: Any

@@ -78,6 +78,13 @@ class SubspaceSpec:
   """Static description of one m x n leaf's projector: kind, resolved side ('left'/'right'), effective rank r.
 
   For "randk", `rank` is the number of selected entries (<= m*n) and `side` is ignored.
+
+  The projectors of GaLore (Zhao et al., "GaLore: Memory-Efficient LLM Training by Gradient Low-Rank Projection", ICML
+  2024, arXiv:2403.03507, the "Adam with GaLore" algorithm), Q-GaLore (Zhang et al. 2024, arXiv:2407.08296) and FRUGAL
+  (Zmushko et al. 2025, arXiv:2411.07837).
+
+  All fields are static Python values: `shape` = (m, n); the basis Q it describes is m x r (left) or n x r (right), or r
+  int32 indices for the coordinate projectors.
   """
   kind: str
   side: str

@@ -29,7 +29,13 @@ Axis = Optional[Union[int, Sequence[int]]]
 
 
 class APGState(NamedTuple):
-  """APG's momentum buffer: the running average of the guidance update Delta (shape of the predictions)."""
+  """APG's momentum buffer: the running average of the guidance update Delta (shape of the predictions).
+
+  Sadat et al., "Eliminating Oversaturation and Artifacts of High Guidance Scales in Diffusion Models", ICLR 2025,
+  arXiv:2410.02416 (reverse momentum, beta < 0).
+
+  running_average: the shape of the denoised predictions D_c, e.g. [B, H, W, C].
+  """
   running_average: jax.Array
 
 
