@@ -192,6 +192,7 @@ def save_mnist_idx(data_dir: PathLike, data: MNIST, *, compress: bool = False) -
   http://yann.lecun.com/exdb/mnist/. data: `MNIST` (images uint8 [n, 28, 28], labels int32 [n] per split); returns four
   paths.
   """
+  from jaxlib_methods.runner.io import atomic_write_bytes   # lazily, as fetch_mnist does
   data_dir = pathlib.Path(data_dir)
   data_dir.mkdir(parents=True, exist_ok=True)
   written = []
@@ -201,11 +202,7 @@ def save_mnist_idx(data_dir: PathLike, data: MNIST, *, compress: bool = False) -
       arr = np.asarray(arr, np.uint8)
       raw = magic.to_bytes(4, "big") + b"".join(int(s).to_bytes(4, "big") for s in arr.shape) + arr.tobytes()
       path = data_dir / (stem + (".gz" if compress else ""))
-      if compress:
-        with gzip.open(path, "wb") as f:
-          f.write(raw)
-      else:
-        path.write_bytes(raw)
+      atomic_write_bytes(path, gzip.compress(raw, mtime=0) if compress else raw)   # never a half-written file
       written.append(path)
   return written
 

@@ -72,7 +72,7 @@ def speculative_accept(key: jax.Array, p: jax.Array, q: jax.Array, token: jax.Ar
     q: draft probabilities [..., V] (`token` was drawn from q).
     token: the draft tokens [...] (int, in [0, V)).
     p_relaxed: optional [..., V] distribution that replaces p in both the acceptance test and the residual (LANTERN's
-      relaxed target of the draft token, `lantern_accept`); None: p.
+      relaxed target of the draft token, `lantern_accept`); None: p. Checked like p (shape, values when concrete).
 
   Returns:
     (output tokens [...] int32, accepted [...] bool).
@@ -84,6 +84,9 @@ def speculative_accept(key: jax.Array, p: jax.Array, q: jax.Array, token: jax.Ar
   token = _check_token(token, p.shape[:-1], p.shape[-1])
   ku, kr = jax.random.split(key)
   if p_relaxed is not None:
+    p_relaxed = _check_probs(p_relaxed, "p_relaxed")
+    if p_relaxed.shape != q.shape:
+      raise ValueError(f"p_relaxed must have the shape of p and q {q.shape}, got {p_relaxed.shape=}")
     p = p_relaxed
   ct = jnp.promote_types(p.dtype, jnp.float32)   # a bfloat16 uniform lies on a 1/128 grid: P(u < 0.004) = 1/128
   pt = jnp.take_along_axis(p, token[..., None], -1)[..., 0].astype(ct)

@@ -175,3 +175,17 @@ def test_speculative_accept_keeps_the_target_law_for_bfloat16_probabilities():
     freq[dt] = np.bincount(np.asarray(out), minlength=3) / n
     np.testing.assert_allclose(freq[dt], np.asarray(p), atol=5 * np.sqrt(0.002 / n))    # 5 binomial std errors
   np.testing.assert_array_equal(freq[jnp.float32], freq[jnp.bfloat16])
+
+
+def test_speculative_accept_checks_p_relaxed():
+  """p_relaxed replaces p in the test and the residual: a misshaped or unnormalised one was used unchecked."""
+  p = jnp.array([[0.5, 0.5, 0.0]])
+  q = jnp.array([[0.2, 0.3, 0.5]])
+  token = jnp.array([2])
+  key = jax.random.PRNGKey(0)
+  with pytest.raises(ValueError, match="p_relaxed must have the shape"):
+    speculative_accept(key, p, q, token, p_relaxed=jnp.array([0.5, 0.5, 0.0]))
+  with pytest.raises(ValueError, match="p_relaxed must hold finite non-negative probabilities"):
+    speculative_accept(key, p, q, token, p_relaxed=jnp.array([[0.9, 0.9, 0.0]]))
+  out, acc = speculative_accept(key, p, q, token, p_relaxed=jnp.array([[0.0, 0.0, 1.0]]))
+  assert bool(acc[0]) and int(out[0]) == 2   # p_relaxed(2) = 1 >= q(2): always accepted
