@@ -106,13 +106,20 @@ def interpolating_loss(preds: jax.Array, bag_ids: jax.Array, bag_responses: jax.
                        rho: Any, loss_fn: LossFn = squared_loss) -> jax.Array:
   """Interpolating loss per bag: rho L_bag(b) + (1 - rho) mean_{i in b} L_inst(i) (Javanmard et al. 2024).
 
-  rho = 1: bag level; rho = 0: instance level (our convention, see the module docstring). rho in [0, 1].
+  rho = 1: bag level; rho = 0: instance level (our convention, see the module docstring). rho: a scalar in [0, 1]
+  (outside: ValueError eagerly, NaN under jit).
 
   Returns:
     [num_bags]; empty bags give 0. Average over bags (weighted by bag size if the bags differ) for the objective.
   """
   check_in_interval(rho, "rho", 0.0, 1.0)
   _, ids, _, valid = _check(preds, bag_ids, bag_responses, num_bags)
+  if not validation.is_concrete_number(rho):  # an array (e.g. traced): NaN under jit, not a silent extrapolation
+    rho = validation.check_floating(rho, "rho")
+    if rho.ndim != 0:
+      raise ValueError(f"rho must be a scalar, got rho.shape={rho.shape}")
+    ok = validation.check_values(jnp.isfinite(rho) & (rho >= 0) & (rho <= 1), rho, "rho", "in [0, 1]")
+    valid = validation.combine_valid(valid, None if ok is None else jnp.broadcast_to(ok, ids.shape))
   bag = bag_level_loss(preds, bag_ids, bag_responses, num_bags=num_bags, loss_fn=loss_fn)
   inst = instance_level_loss(preds, bag_ids, bag_responses, num_bags=num_bags, loss_fn=loss_fn)
   inst_bag, _ = _segment_mean(inst, ids, num_bags)

@@ -55,7 +55,8 @@ def kl_divergence_from_logits(p_logits: jax.Array, q_logits: jax.Array, *, tempe
     axis: the class axis.
 
   Returns:
-    [...] float32 or wider; NaN where a logit is NaN.
+    [...] float32 or wider; NaN where a logit is NaN. A class at -inf in p_logits adds 0 (0 log 0 = 0); one at -inf in
+    q_logits only gives +inf where p puts mass on it.
   """
   check_positive(temperature, "temperature")
   p = _class_last(p_logits, "p_logits", axis)
@@ -66,7 +67,9 @@ def kl_divergence_from_logits(p_logits: jax.Array, q_logits: jax.Array, *, tempe
   ct = validation.compute_dtype_for(jnp.result_type(p, q))
   logp = _log_softmax_t(p.astype(ct), temperature)
   logq = _log_softmax_t(q.astype(ct), temperature)
-  return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
+  # 0 log(0 / q) = 0: a class masked to -inf in p (and in q) adds 0, not 0 * (-inf + inf) = NaN, to value and gradient.
+  diff = jnp.where(jnp.isneginf(logp), 0.0, logp - logq)
+  return jnp.sum(jnp.exp(logp) * diff, axis=-1)
 
 
 def entropy_from_logits(logits: jax.Array, *, temperature: Any = 1.0, axis: int = -1) -> jax.Array:
@@ -75,7 +78,7 @@ def entropy_from_logits(logits: jax.Array, *, temperature: Any = 1.0, axis: int 
   check_positive(temperature, "temperature")
   z = _class_last(logits, "logits", axis)
   logp = _log_softmax_t(z.astype(validation.compute_dtype_for(z.dtype)), temperature)
-  return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+  return -jnp.sum(jnp.exp(logp) * jnp.where(jnp.isneginf(logp), 0.0, logp), axis=-1)  # 0 log 0 = 0 (-inf logits)
 
 
 def bd_kd_entropy_weights(student_logits: jax.Array, teacher_logits: jax.Array, *, temperature: Any = 1.0,

@@ -46,7 +46,8 @@ def harmonica_router_objective(pred_cached: jax.Array, pred_full: jax.Array, rou
     pred_full: [B, ...] floating, the full model's output at the same input, same shape.
     router: [...] floating in [0, 1], the router's scores at timestep t (one per block; shared by the batch).
       Values outside [0, 1]: ValueError eagerly, NaN under jit.
-    lam: beta >= 0, the weight of the compute penalty (the code's `--l1`).
+    lam: beta >= 0, the weight of the compute penalty (the code's `--l1`), a scalar (negative: ValueError eagerly,
+      NaN under jit).
     error_weight: lambda^(t) >= 0, a scalar or [B], the image-error proxy of timestep t.
     where: optional bool [B]: examples to include (the others give 0 and no gradient).
 
@@ -65,6 +66,7 @@ def harmonica_router_objective(pred_cached: jax.Array, pred_full: jax.Array, rou
   where = validation.check_where(where, s.shape[:1])
   ok_r = validation.check_values((r >= 0) & (r <= 1), router, "router", "in [0, 1]")
   ok_w = validation.check_positive_values(error_weight, "error_weight", s.shape[:1], allow_zero=True, where=where)
+  ok_w = validation.combine_valid(ok_w, validation.check_positive_values(lam, "lam", (), allow_zero=True))
   ct = validation.compute_dtype_for(jnp.result_type(s, t, r))
   d = s.astype(ct) - jax.lax.stop_gradient(t).astype(ct)
   if where is not None:
@@ -95,7 +97,9 @@ def marginal_entropy_loss(logits: jax.Array, *, axis: int = -1) -> jax.Array:
   z = jnp.moveaxis(z, validation.check_axis(axis, 2), -1)
   validation.check_min_size(z, "logits", 1)
   p_bar = jnp.mean(jax.nn.softmax(z.astype(validation.compute_dtype_for(z.dtype)), axis=-1), axis=0)
-  return jnp.sum(jax.scipy.special.xlogy(p_bar, p_bar))
+  # 0 log 0 = 0 with a zero gradient: xlogy's derivative log(p) + 1 is -inf at p = 0 (a class at -inf in every row).
+  pos = p_bar > 0
+  return jnp.sum(jnp.where(pos, p_bar * jnp.log(jnp.where(pos, p_bar, 1.0)), 0.0))
 
 
 __all__ = ["harmonica_router_objective", "marginal_entropy_loss"]

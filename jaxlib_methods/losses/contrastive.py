@@ -309,7 +309,8 @@ def mochi_infonce(q: jax.Array, k: jax.Array, queue: jax.Array, synthetic: jax.A
     temperature: tau > 0 (MoCo v2 uses 0.2).
 
   Returns:
-    [B] per-query losses (computed with optax's softmax cross-entropy on the logits).
+    [B] per-query losses (computed with optax's softmax cross-entropy on the logits), q's dtype (float16/bfloat16
+    computed in float32).
   """
   q = _check_embeddings("q", q)
   k = _check_embeddings("k", k)
@@ -318,15 +319,17 @@ def mochi_infonce(q: jax.Array, k: jax.Array, queue: jax.Array, synthetic: jax.A
   if queue.shape[1] != q.shape[1]:
     raise ValueError(f"queue feature dim must match q, got {queue.shape=}, {q.shape=}")
   check_positive(temperature, "temperature")
-  qn, kn, nn = _normalize(q), _normalize(k), _normalize(queue)
+  ct = validation.compute_dtype_for(q.dtype)  # half precision: logits / tau overflow float16 at small tau
+  qn, kn, nn = _normalize(q.astype(ct)), _normalize(k.astype(ct)), _normalize(queue.astype(ct))
   logits = [jnp.sum(qn * kn, axis=-1, keepdims=True), qn @ nn.T]
   if synthetic is not None:
     synthetic = _check_embeddings("synthetic", synthetic, ndim=3)
     if synthetic.shape[0] != q.shape[0] or synthetic.shape[2] != q.shape[1]:
       raise ValueError(f"synthetic must be [B, S, d] matching q, got {synthetic.shape=}, {q.shape=}")
-    logits.append(jnp.einsum("bd,bsd->bs", qn, _normalize(synthetic)))
+    logits.append(jnp.einsum("bd,bsd->bs", qn, _normalize(synthetic.astype(ct))))
   logits = jnp.concatenate(logits, axis=1) / temperature
-  return optax.losses.softmax_cross_entropy_with_integer_labels(logits, jnp.zeros((q.shape[0],), jnp.int32))
+  loss = optax.losses.softmax_cross_entropy_with_integer_labels(logits, jnp.zeros((q.shape[0],), jnp.int32))
+  return loss.astype(q.dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -346,7 +349,7 @@ def geodesic_mixup(a: jax.Array, b: jax.Array, lam: jax.Array | float) -> jax.Ar
       ValueError eagerly, NaN under jit).
 
   Returns:
-    [..., d] mixed unit vectors.
+    [..., d] mixed unit vectors, the inputs' dtype (float16/bfloat16 computed in float32).
   """
   a = validation.check_floating(a, "a")
   b = validation.check_floating(b, "b")
@@ -355,7 +358,10 @@ def geodesic_mixup(a: jax.Array, b: jax.Array, lam: jax.Array | float) -> jax.Ar
   if a.ndim < 1:
     raise ValueError(f"a must have a feature axis (rank >= 1), got a.shape={a.shape}")
   valid = _check_lam(lam)
-  lam = jnp.asarray(lam, a.dtype)
+  out_dtype = jnp.result_type(a.dtype, b.dtype)
+  ct = validation.compute_dtype_for(out_dtype)  # in half precision 1 - 1e-6 rounds to 1: sin(0) / sin(0) = NaN
+  a, b = a.astype(ct), b.astype(ct)
+  lam = jnp.asarray(lam, ct)
   lam = lam[..., None] if lam.ndim > 0 else lam
   cos = jnp.clip(jnp.sum(a * b, axis=-1, keepdims=True), -1.0, 1.0)
   # Below theta ~ 1.4e-3 use the limits (error O(theta^2)); the double `where` keeps arccos'(1) = inf out of the
@@ -365,7 +371,7 @@ def geodesic_mixup(a: jax.Array, b: jax.Array, lam: jax.Array | float) -> jax.Ar
   sin_t = jnp.sin(safe_theta)
   wa = jnp.where(small, lam, jnp.sin(lam * safe_theta) / sin_t)
   wb = jnp.where(small, 1 - lam, jnp.sin((1 - lam) * safe_theta) / sin_t)
-  return validation.nan_where_invalid(wa * a + wb * b, valid)
+  return validation.nan_where_invalid(wa * a + wb * b, valid).astype(out_dtype)
 
 
 def m2mix_loss(image: jax.Array, text: jax.Array, lam: jax.Array | float, temperature: float = 0.01) -> jax.Array:
@@ -384,13 +390,14 @@ def m2mix_loss(image: jax.Array, text: jax.Array, lam: jax.Array | float, temper
     image, text: [B, d] embeddings (normalised inside). lam: scalar in [0, 1]. temperature: > 0 (official tau 0.01).
 
   Returns:
-    [B] per-pair losses.
+    [B] per-pair losses, image's dtype (float16/bfloat16 computed in float32).
   """
   image = _check_embeddings("image", image)
   text = _check_embeddings("text", text)
   _check_same("image", image, "text", text)
   check_positive(temperature, "temperature")
-  i_n, t_n = _normalize(image), _normalize(text)
+  ct = validation.compute_dtype_for(image.dtype)
+  i_n, t_n = _normalize(image.astype(ct)), _normalize(text.astype(ct))
   neg = geodesic_mixup(i_n, t_n, lam)
   eye = jnp.eye(image.shape[0], dtype=bool)
   pos = jnp.sum(i_n * t_n, axis=-1)
@@ -398,7 +405,7 @@ def m2mix_loss(image: jax.Array, text: jax.Array, lam: jax.Array | float, temper
   lt = jnp.where(eye, pos[:, None], t_n @ neg.T) / temperature
   labels = jnp.arange(image.shape[0])
   ce = optax.losses.softmax_cross_entropy_with_integer_labels
-  return ce(li, labels) + ce(lt, labels)
+  return (ce(li, labels) + ce(lt, labels)).astype(image.dtype)
 
 
 def alignment_loss(x: jax.Array, y: jax.Array, alpha: float = 2.0) -> jax.Array:
@@ -409,7 +416,11 @@ def alignment_loss(x: jax.Array, y: jax.Array, alpha: float = 2.0) -> jax.Array:
   y = _check_embeddings("y", y)
   _check_same("x", x, "y", y)
   check_positive(alpha, "alpha")
-  return jnp.sum(jnp.square(x - y), axis=-1) ** (alpha / 2)
+  sq = jnp.sum(jnp.square(x - y), axis=-1)
+  # 0 ** (alpha / 2) has an infinite derivative for alpha < 2 (NaN gradient at x_i = y_i): give 0 there (a
+  # subgradient, what torch's (x - y).norm().pow(alpha) gives for alpha >= 1).
+  pos = sq > 0
+  return jnp.where(pos, jnp.where(pos, sq, 1.0) ** (alpha / 2), 0.0).astype(sq.dtype)
 
 
 def uniformity_loss(z: jax.Array, t: float = 2.0) -> jax.Array:
@@ -465,7 +476,7 @@ def mcl_info_nce(z1: jax.Array, z2: jax.Array, cluster_ids: jax.Array, temperatu
     temperature: tau > 0.
 
   Returns:
-    [B] per-pair losses.
+    [B] per-pair losses, z1's dtype (float16/bfloat16 computed in float32).
   """
   z1 = _check_embeddings("z1", z1)
   z2 = _check_embeddings("z2", z2)
@@ -475,14 +486,15 @@ def mcl_info_nce(z1: jax.Array, z2: jax.Array, cluster_ids: jax.Array, temperatu
     raise ValueError(f"cluster_ids must have shape [B]={z1.shape[:1]}, got cluster_ids.shape={cluster_ids.shape}")
   check_positive(temperature, "temperature")
   b = z1.shape[0]
-  v = _normalize(jnp.concatenate([z1, z2], axis=0))
+  ct = validation.compute_dtype_for(z1.dtype)  # half precision: logits / tau overflow float16 at small tau
+  v = _normalize(jnp.concatenate([z1, z2], axis=0).astype(ct))
   cid = jnp.concatenate([cluster_ids, cluster_ids])
   logits = (v @ v.T) / temperature
   allowed = (cid[:, None] == cid[None, :]) & ~jnp.eye(2 * b, dtype=bool)
   logits = jnp.where(allowed, logits, -jnp.inf)
   pos_idx = jnp.concatenate([jnp.arange(b) + b, jnp.arange(b)])
   per_view = -(jnp.take_along_axis(logits, pos_idx[:, None], axis=1)[:, 0] - jax.nn.logsumexp(logits, axis=1))
-  return (per_view[:b] + per_view[b:]) / 2
+  return ((per_view[:b] + per_view[b:]) / 2).astype(z1.dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlib_methods import validation
+from jaxlib_methods._norms import l2_normalize
 
 __all__ = ["flipped_reflection_rays", "uncertainty_aware_emptiness_loss"]
 
@@ -60,10 +61,10 @@ def flipped_reflection_rays(origins: jax.Array, directions: jax.Array, normals: 
   ct = validation.compute_dtype_for(dtype)
   o, d, n, t = (a.astype(ct) for a in (o, d, n, t))
   if normalize_normals:
-    n = n / jnp.linalg.norm(n, axis=-1, keepdims=True)
+    n = l2_normalize(n)  # a zero normal stays 0 (flip_d = -d, masked invalid) with a finite gradient, not NaN
   flip_d = 2.0 * jnp.sum(n * d, axis=-1, keepdims=True) * n - d
   flip_o = (o + t[..., None] * d) - t[..., None] * flip_d
-  cos = jnp.sum(-(d / jnp.linalg.norm(d, axis=-1, keepdims=True)) * n, axis=-1)
+  cos = jnp.sum(-l2_normalize(d) * n, axis=-1)
   valid = jnp.where(jnp.isfinite(cos), cos, -1.0) > 0
   return flip_o.astype(dtype), flip_d.astype(dtype), valid
 

@@ -104,7 +104,8 @@ def mixed_barlow_twins_regularizer(z1: jax.Array, z2: jax.Array, z_mix: jax.Arra
 
   Args:
     z1, z2, z_mix: [n, d] floating. perm: [n] int permutation used for the mixed inputs (not a permutation of
-      0..n-1: ValueError eagerly, NaN under jit). alpha in [0, 1].
+      0..n-1: ValueError eagerly, NaN under jit). alpha: a scalar in [0, 1] (outside: ValueError eagerly, NaN under
+      jit).
     lambd >= 0, mixup_loss_scale >= 0. ddof/eps: standardisation (official: unbiased std, no eps).
 
   Returns:
@@ -123,6 +124,12 @@ def mixed_barlow_twins_regularizer(z1: jax.Array, z2: jax.Array, z_mix: jax.Arra
   valid = validation.check_values(srt == jnp.arange(n, dtype=srt.dtype), perm, "perm",
                                   f"a permutation of 0..{n - 1}")
   check_in_interval(alpha, "alpha", 0.0, 1.0)
+  if not validation.is_concrete_number(alpha):  # an array (e.g. traced Beta draw): NaN under jit, not a silent value
+    alpha = validation.check_floating(alpha, "alpha")
+    if alpha.ndim != 0:
+      raise ValueError(f"alpha must be a scalar mixing weight, got alpha.shape={alpha.shape}")
+    valid = validation.combine_valid(valid, validation.check_values(
+        jnp.isfinite(alpha) & (alpha >= 0) & (alpha <= 1), alpha, "alpha", "in [0, 1]"))
   check_nonnegative(lambd, "lambd")
   check_nonnegative(mixup_loss_scale, "mixup_loss_scale")
   z1, z2, z_mix = _up(z1, z2, z_mix)

@@ -93,3 +93,17 @@ def test_bad_inputs():
     ag.interpolating_loss(f, bags, yb, num_bags=2, rho=1.5)
   with pytest.raises(ValueError, match="num_bags"):
     ag.bag_level_loss(f, bags, yb, num_bags=0)
+
+
+def test_interpolating_loss_traced_rho_out_of_range_is_nan():
+  # Regression: rho was only range-checked when concrete, so under jit rho = 1.5 silently extrapolated
+  # 1.5 L_bag - 0.5 L_inst instead of giving NaN.
+  preds, ids, yb = jnp.arange(5.0), jnp.array([0, 0, 1, 1, 2]), jnp.ones(3)
+  f = jax.jit(lambda r: ag.interpolating_loss(preds, ids, yb, num_bags=3, rho=r))
+  np.testing.assert_allclose(np.asarray(f(0.5)), np.asarray(ag.interpolating_loss(preds, ids, yb, num_bags=3, rho=0.5)),
+                             rtol=1e-6)
+  assert np.isnan(np.asarray(f(1.5))).all()
+  g = jax.jit(jax.grad(lambda p, r: ag.interpolating_loss(p, ids, yb, num_bags=3, rho=r).sum()))(preds, -0.1)
+  assert np.isnan(np.asarray(g)).all()
+  with pytest.raises(ValueError, match="rho"):
+    ag.interpolating_loss(preds, ids, yb, num_bags=3, rho=jnp.float32(1.5))

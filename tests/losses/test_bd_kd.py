@@ -112,3 +112,27 @@ def test_bad_inputs():
     bd_kd.bd_kd_student_loss(s, s, y, reverse_weight=jnp.ones(2))
   with pytest.raises(ValueError, match="labels"):
     bd_kd.bd_kd_student_loss(s, s, jnp.array([0, 1]))
+
+
+def test_masked_minus_inf_classes_add_zero_in_value_and_gradient():
+  # Regression: exp(logp) * (logp - logq) and exp(logp) * logp were 0 * NaN / 0 * -inf = NaN for a class masked to
+  # -inf (e.g. an unseen class), in the KL terms, the entropy and hence in every BD-KD loss and its gradient.
+  rng = np.random.default_rng(7)
+  s = rng.normal(size=(4, 3)).astype(np.float32)
+  t = rng.normal(size=(4, 3)).astype(np.float32)
+  y = jnp.array([0, 1, 2, 1])
+  pad = lambda a: jnp.concatenate([jnp.asarray(a), jnp.full((4, 1), -jnp.inf, jnp.float32)], axis=1)
+
+  def student(a, ext):
+    return bd_kd.bd_kd_student_loss(a, pad(t) if ext else jnp.asarray(t), y, temperature=2.0,
+                                    forward_weight=0.7, reverse_weight=0.4).sum()
+
+  np.testing.assert_allclose(student(pad(s), True), student(jnp.asarray(s), False), rtol=1e-6)
+  g_ext = jax.jit(jax.grad(lambda a: student(a, True)))(pad(s))
+  g = jax.grad(lambda a: student(a, False))(jnp.asarray(s))
+  np.testing.assert_allclose(np.asarray(g_ext), np.concatenate([np.asarray(g), np.zeros((4, 1))], 1), atol=1e-6)
+  np.testing.assert_allclose(bd_kd.online_kd_teacher_loss(pad(t), pad(s), y),
+                             bd_kd.online_kd_teacher_loss(jnp.asarray(t), jnp.asarray(s), y), rtol=1e-6)
+  np.testing.assert_allclose(bd_kd.entropy_from_logits(pad(s)), bd_kd.entropy_from_logits(jnp.asarray(s)), rtol=1e-6)
+  w_f, w_r = bd_kd.bd_kd_entropy_weights(pad(s), pad(t))
+  assert np.all(np.isfinite(np.asarray(w_f))) and np.all(np.isfinite(np.asarray(w_r)))

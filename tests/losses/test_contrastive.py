@@ -388,3 +388,46 @@ def test_bad_inputs_raise():
     cl.mcl_info_nce(z, z, jnp.zeros(4))
   with pytest.raises(ValueError, match="shape and dtype"):
     cl.mcl_info_nce(z, jnp.zeros((4, 3), jnp.bfloat16), jnp.zeros(4, jnp.int32))
+
+
+def test_half_precision_identical_pairs_and_tiny_temperature_match_float32():
+  # Regression: geodesic_mixup / m2mix_loss ran in the input dtype, where 1 - 1e-6 rounds to 1, so an identical
+  # (or nearly identical) image-text pair gave sin(0) / sin(0) = NaN in bfloat16/float16; mochi_infonce and
+  # mcl_info_nce divided float16 logits by tau, overflowing to inf/NaN for tau = 1e-5 although the loss fits float16.
+  rng = np.random.default_rng(3)
+  a = rng.normal(size=(4, 8)).astype(np.float32)
+  a /= np.linalg.norm(a, axis=-1, keepdims=True)
+  q, queue = (rng.normal(size=s).astype(np.float32) for s in ((3, 8), (5, 8)))
+  k = q + np.float32(1e-3) * rng.normal(size=q.shape).astype(np.float32)  # a well-aligned positive: loss near 0
+  for dt in (jnp.bfloat16, jnp.float16):
+    h = jnp.asarray(a, dt)
+    mixed = cl.geodesic_mixup(h, h, 0.3)
+    assert mixed.dtype == dt
+    np.testing.assert_allclose(np.asarray(mixed, np.float32), np.asarray(jnp.asarray(a, dt), np.float32), atol=1e-2)
+    m2 = cl.m2mix_loss(h, h, 0.3)
+    assert m2.dtype == dt and np.all(np.isfinite(np.asarray(m2, np.float32)))
+  tau = 1e-5
+  want_mochi = np.asarray(cl.mochi_infonce(jnp.asarray(q), jnp.asarray(k), jnp.asarray(queue), temperature=tau))
+  want_mcl = np.asarray(cl.mcl_info_nce(jnp.asarray(q), jnp.asarray(k), jnp.array([0, 0, 1]), tau))
+  assert np.all(np.isfinite(want_mochi)) and np.all(want_mochi < 1e3) and np.all(want_mcl < 1e3)
+  h = lambda x: jnp.asarray(x, jnp.float16)
+  got_mochi = cl.mochi_infonce(h(q), h(k), h(queue), temperature=tau)
+  got_mcl = cl.mcl_info_nce(h(q), h(k), jnp.array([0, 0, 1]), tau)
+  assert got_mochi.dtype == got_mcl.dtype == jnp.float16
+  # float16 rounds the inputs themselves (about 5e-4 relative, i.e. ~50 in s / tau ~ 1e5): only finiteness and a
+  # loose agreement are meaningful.
+  assert np.all(np.isfinite(np.asarray(got_mochi, np.float32))) and np.all(np.isfinite(np.asarray(got_mcl, np.float32)))
+  np.testing.assert_allclose(np.asarray(got_mochi, np.float32), want_mochi, atol=200)
+  np.testing.assert_allclose(np.asarray(got_mcl, np.float32), want_mcl, atol=200)
+
+
+def test_alignment_loss_gradient_finite_at_identical_pair():
+  # Regression: ||x - y||^2 ** (alpha / 2) has derivative alpha/2 * 0 ** (alpha/2 - 1) = inf at x = y for alpha < 2,
+  # so one already-aligned pair turned the whole gradient into NaN.
+  x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+  y = jnp.array([[1.0, 0.0], [1.0, 0.0]])
+  for alpha in (0.5, 1.0, 2.0, 3.0):
+    np.testing.assert_allclose(cl.alignment_loss(x, y, alpha), [0.0, 2.0 ** (alpha / 2)], rtol=1e-6)
+    g = jax.jit(jax.grad(lambda a: cl.alignment_loss(a, y, alpha).sum()))(x)
+    d = np.array([-1.0, 1.0])
+    np.testing.assert_allclose(np.asarray(g), [[0.0, 0.0], alpha * 2.0 ** (alpha / 2 - 1) * d], rtol=1e-5, atol=1e-7)

@@ -134,3 +134,24 @@ def test_harmonica_objective_and_marginal_entropy_match_numpy():
   np.testing.assert_allclose(entropy(balanced), -np.log(4), rtol=1e-5)
   assert float(entropy(z)) > -np.log(4)
   assert losses.marginal_entropy_loss is cache.marginal_entropy_loss
+
+
+def test_marginal_entropy_gradient_finite_with_a_class_masked_everywhere():
+  # Regression: xlogy(p, p) has derivative log(p) + 1 = -inf at p = 0, so a class at -inf in every row (p_bar = 0)
+  # made the whole gradient NaN although the value is finite.
+  z = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
+  ext = jnp.concatenate([jnp.asarray(z), jnp.full((5, 1), -jnp.inf, jnp.float32)], axis=1)
+  np.testing.assert_allclose(cache.marginal_entropy_loss(ext), cache.marginal_entropy_loss(jnp.asarray(z)), rtol=1e-6)
+  g_ext = jax.jit(jax.grad(cache.marginal_entropy_loss))(ext)
+  g = jax.grad(cache.marginal_entropy_loss)(jnp.asarray(z))
+  np.testing.assert_allclose(np.asarray(g_ext), np.concatenate([np.asarray(g), np.zeros((5, 1))], 1), atol=1e-6)
+
+
+def test_harmonica_traced_negative_lam_is_nan():
+  # Regression: lam was only checked when concrete, so a negative lam under jit silently rewarded compute.
+  xc, xf, r = jnp.ones((2, 3)), jnp.zeros((2, 3)), jnp.full(4, 0.5)
+  f = jax.jit(lambda lam: cache.harmonica_router_objective(xc, xf, r, lam=lam))
+  np.testing.assert_allclose(np.asarray(f(0.25)), 1.0 + 0.25 * 2.0, rtol=1e-6)
+  assert np.isnan(np.asarray(f(-1.0))).all()
+  with pytest.raises(ValueError, match="lam"):
+    cache.harmonica_router_objective(xc, xf, r, lam=-1.0)

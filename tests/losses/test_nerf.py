@@ -56,3 +56,23 @@ def test_uncertainty_aware_emptiness_loss_matches_numpy_transcription():
     losses.uncertainty_aware_emptiness_loss(-w, beta)
   with pytest.raises(ValueError, match="eta"):
     losses.uncertainty_aware_emptiness_loss(w, beta, eta=0.0)
+
+
+def test_flipped_reflection_rays_zero_normal_is_finite_and_masked():
+  # Regression: the normal (and the direction in the validity test) was normalised with jnp.linalg.norm, so a zero
+  # normal (a ray whose weights vanish, hence whose averaged normal is 0) gave NaN rays and a NaN gradient that a
+  # jnp.where on `valid` cannot stop.
+  o = jnp.zeros((2, 3))
+  d = jnp.array([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+  n = jnp.array([[0.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+  t = jnp.ones(2)
+  fo, fd, valid = losses.flipped_reflection_rays(o, d, n, t)
+  np.testing.assert_array_equal(np.asarray(valid), [True, False])
+  assert np.all(np.isfinite(np.asarray(fo))) and np.all(np.isfinite(np.asarray(fd)))
+
+  def f(n):
+    fo, fd, valid = losses.flipped_reflection_rays(o, d, n, t)
+    return jnp.sum(jnp.where(valid[:, None], fo + fd, 0.0))
+
+  g = jax.jit(jax.grad(f))(n)
+  assert np.all(np.isfinite(np.asarray(g)))

@@ -251,3 +251,18 @@ def test_bad_inputs_raise():
     ssl.doubly_stochastic(jnp.eye(3), eta=0.0)
   with pytest.raises(ValueError, match="square"):
     ssl.doubly_stochastic(jnp.zeros((3, 4)))
+
+
+def test_mixed_barlow_twins_traced_alpha_out_of_range_is_nan():
+  # Regression: only a concrete alpha was range-checked, so under jit (alpha drawn from Beta inside the step) an
+  # alpha outside [0, 1] silently gave a finite regulariser instead of NaN.
+  rng = np.random.default_rng(4)
+  z1, z2, zm = (jnp.asarray(rng.normal(size=(6, 3)), jnp.float32) for _ in range(3))
+  perm = jnp.array([1, 0, 3, 2, 5, 4])
+  f = jax.jit(lambda a: ssl.mixed_barlow_twins_regularizer(z1, z2, zm, perm, a, lambd=0.3))
+  np.testing.assert_allclose(float(f(jnp.float32(0.4))),
+                             float(ssl.mixed_barlow_twins_regularizer(z1, z2, zm, perm, 0.4, lambd=0.3)), rtol=1e-6)
+  assert np.isnan(float(f(jnp.float32(1.5))))
+  assert np.isnan(float(jax.grad(f)(jnp.float32(-0.5))))
+  with pytest.raises(ValueError, match="alpha"):
+    ssl.mixed_barlow_twins_regularizer(z1, z2, zm, perm, jnp.array([0.5, 1.5]), lambd=0.3)
