@@ -55,7 +55,9 @@ def ensloss_margins(logits: jax.Array, labels: jax.Array, *, where: Optional[jax
                      f"labels.shape={labels.shape}")
   where = validation.check_where(where, f.shape)
   lab = labels.astype(jnp.int32)
-  valid = validation.check_values((lab == 0) | (lab == 1), labels, "labels", "binary labels in {0, 1}", where)
+  # checked in the labels' own dtype: an int32 cast first would wrap e.g. 2**32 + 1 (int64 under x64) to a valid 1
+  binary = (labels == 0) | (labels == 1)
+  valid = validation.check_values(binary, labels, "labels", "binary labels in {0, 1}", where)
   y = 2.0 * lab.astype(jnp.float32) - 1.0
   s = y.astype(jnp.promote_types(f.dtype, jnp.float32)) * f
   return validation.finish_per_example(s, valid, where, s.dtype)

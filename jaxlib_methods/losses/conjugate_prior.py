@@ -47,7 +47,7 @@ def conjugate_prior_elbo_loss(x: jax.Array, mu: jax.Array, m2: jax.Array, alpha:
 
   Returns:
     -ELBO per element, the shape of `x` (sum or average outside; the float dtype of `x`, computed in at least
-    float32).
+    float32). m2, alpha, beta <= 0: ValueError when concrete, NaN elements (value and gradient) when traced.
   """
   names = ("x", "mu", "m2", "alpha", "beta", "y")
   arrs = [validation.check_floating(a, n) for a, n in zip((x, mu, m2, alpha, beta, y), names)]
@@ -76,4 +76,8 @@ def conjugate_prior_elbo_loss(x: jax.Array, mu: jax.Array, m2: jax.Array, alpha:
   kl_s2 = ((alpha - alpha0) * digamma(alpha) - gammaln(alpha) + gammaln(alpha0)
            + alpha0 * (jnp.log(beta) - jnp.log(beta0)) + alpha * (beta0 - beta) / beta)
   out = -(expected_loglik - kl_z - kl_s2)
-  return jnp.broadcast_to(out, shape).astype(jnp.asarray(arrs[0]).dtype)
+  # Traced m2, alpha, beta (or priors) <= 0 are not checked above: NaN in value and gradient, per the library's rule
+  # (e.g. alpha = -0.5 otherwise gave a plausible finite loss, m2 = 0 gave +inf).
+  valid = (m2 > 0) & (alpha > 0) & (beta > 0) & (eps2 > 0) & (alpha0 > 0) & (beta0 > 0)
+  out = validation.nan_where_invalid(jnp.broadcast_to(out, shape), jnp.broadcast_to(valid, shape))
+  return out.astype(jnp.asarray(arrs[0]).dtype)

@@ -98,8 +98,11 @@ def multi_positive_softmax_loss(scores: jax.Array, pos_mask: jax.Array) -> jax.A
 # otherwise recompiled the whole loop on every eager call (inside an outer jit it is inlined as before)
 @functools.partial(jax.jit, static_argnames=("alpha", "n_iter"))
 def _bisect_threshold(s: jax.Array, k: jax.Array, alpha: float, n_iter: int) -> jax.Array:
-  lo = -jnp.max(s, axis=-1) - 10.0 / alpha
-  hi = -jnp.min(s, axis=-1) + 10.0 / alpha
+  # Bracket for any L and k: at lo every sigmoid is < k / L (sum < k), at hi every sigmoid is > k / L (sum > k).
+  # (Fixed offsets of -+10 / alpha missed the root once L * sigmoid(-10) > k, e.g. L = 50000 labels and k = 1.)
+  logit_k = (jnp.log(k) - jnp.log(s.shape[-1] - k)) / alpha
+  lo = -jnp.max(s, axis=-1) + logit_k - 1.0 / alpha
+  hi = -jnp.min(s, axis=-1) + logit_k + 1.0 / alpha
 
   def body(_, lohi):
     lo, hi = lohi

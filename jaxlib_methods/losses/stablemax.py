@@ -110,7 +110,10 @@ def stablemax_cross_entropy(logits: jax.Array, labels: jax.Array, *, axis: int =
   """
   c = validation.classification_inputs(logits, labels, axis=axis, where=where, compute_dtype=compute_dtype,
                                        allow_class_where=True)
-  s = stablemax_s(c.logits)
+  z = c.logits
+  if c.class_where is not None:  # excluded classes (even NaN there) must not reach the gradient, as in optax
+    z = jnp.where(c.class_where, z, jnp.zeros((), z.dtype))
+  s = stablemax_s(z)
   s_y = jnp.take_along_axis(s, c.labels[..., None], axis=-1)[..., 0]
   total = jnp.sum(s, axis=-1, where=c.class_where) if c.class_where is not None else jnp.sum(s, axis=-1)
   return validation.finish_per_example(jnp.log(total) - jnp.log(s_y), c.valid, c.where, c.dtype)

@@ -73,7 +73,8 @@ def log_partition_estimate(energy_noise: jax.Array, log_q_noise: jax.Array) -> j
 def unnormalized_nll(energy_data: jax.Array, energy_noise: jax.Array, log_q_noise: jax.Array) -> jax.Array:
   """Per-example NLL estimate E(x_i) + log g_hat (Jiang et al. 2023, arXiv:2306.07485, Sec. 3).
 
-  energy_data: [B] floating (B >= 1); energy_noise, log_q_noise: [M]. Returns [B], float32 or wider."""
+  energy_data: [B] floating (B >= 1); energy_noise, log_q_noise: [M]. Returns [B] in energy_data's dtype (float16/
+  bfloat16 computed in float32 and cast back, per docs/conventions.md)."""
   dtype = validation.check_floating(energy_data, "energy_data").dtype
   energy_data = _check_1d("energy_data", energy_data)
   return (energy_data + log_partition_estimate(energy_noise, log_q_noise)).astype(dtype)

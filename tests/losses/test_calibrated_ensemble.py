@@ -87,3 +87,14 @@ def test_bad_inputs():
     el.sample_calibrated_derivatives(jax.random.PRNGKey(0), jnp.zeros(3), lower=0.5)
   with pytest.raises(ValueError, match="shape"):
     el.ensloss_margins(jnp.zeros(3), jnp.zeros(4, jnp.int32))
+
+
+def test_margins_do_not_wrap_wide_integer_labels():
+  # Regression (audit s23): labels were cast to int32 before the {0, 1} check, so under x64 an int64 label
+  # 2**32 + 1 wrapped to 1 and was accepted (margin +f) instead of raising / giving NaN.
+  with jax.enable_x64(True):
+    y = jnp.asarray(np.array([0, 2**32 + 1, 1], np.int64))
+    with pytest.raises(ValueError, match="labels"):
+      el.ensloss_margins(jnp.ones(3), y)
+    out = np.asarray(jax.jit(el.ensloss_margins)(jnp.ones(3), y))
+    assert np.isnan(out[1]) and out[0] == -1.0 and out[2] == 1.0

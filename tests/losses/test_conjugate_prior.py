@@ -66,3 +66,19 @@ def test_closed_form_matches_the_definition_and_the_conjugate_optimum():
     conjugate_prior_elbo_loss(0.0, 0.0, 1.0, 2.0, 1.0, 0.0, eps2=0.0)
   with pytest.raises(ValueError, match="mu must broadcast"):
     conjugate_prior_elbo_loss(jnp.zeros(2), jnp.zeros(3), 1.0, 2.0, 1.0, 0.0)
+
+
+@pytest.mark.parametrize("name", ["m2", "alpha", "beta"])
+@pytest.mark.parametrize("bad", [0.0, -0.5])
+def test_traced_nonpositive_parameters_give_nan_rows(name, bad):
+  # Regression (audit s23): under jit alpha = -0.5 gave a plausible finite loss (56.2) and m2 = 0 gave +inf,
+  # with a zero gradient; the rule is NaN in value and gradient for the invalid elements only.
+  args = {"x": jnp.ones(3), "mu": jnp.zeros(3), "m2": jnp.full(3, 0.5), "alpha": jnp.full(3, 2.0),
+          "beta": jnp.ones(3), "y": jnp.zeros(3)}
+  args[name] = args[name].at[1].set(bad)
+  out = np.asarray(jax.jit(conjugate_prior_elbo_loss)(**args))
+  assert np.isnan(out[1]) and np.all(np.isfinite(out[[0, 2]]))
+  g = np.asarray(jax.grad(lambda mu: jax.jit(conjugate_prior_elbo_loss)(**{**args, "mu": mu}).sum())(args["mu"]))
+  assert np.isnan(g[1]) and np.all(np.isfinite(g[[0, 2]]))
+  with pytest.raises(ValueError, match=name):
+    conjugate_prior_elbo_loss(**args)

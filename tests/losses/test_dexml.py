@@ -156,3 +156,13 @@ def test_bad_inputs():
     dexml.soft_topk_loss(s, pos, 1, alpha=0.0)
   with pytest.raises(ValueError, match="alpha must be a concrete"):
     jax.jit(lambda a: dexml.soft_topk_loss(s, pos, 1, alpha=a))(1.0)
+
+
+@pytest.mark.parametrize("k", [1, 2, 49999])
+def test_soft_topk_threshold_brackets_the_root_for_many_labels(k):
+  # Regression (audit s23): the bisection bracket -+10/alpha around the scores missed the root once
+  # L * sigmoid(-10) > k (L = 50000 near-equal scores, k = 1: sum_j p_j was 2.18, not 1).
+  scores = jnp.asarray(0.01 * np.random.RandomState(0).randn(2, 50000), jnp.float32)
+  t = dexml.soft_topk_threshold(scores, k, alpha=1.0)
+  total = np.sum(jax.nn.sigmoid(np.asarray(scores, np.float64) + np.asarray(t, np.float64)[:, None]), axis=-1)
+  np.testing.assert_allclose(total, k, rtol=1e-4)

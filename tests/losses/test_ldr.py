@@ -273,3 +273,42 @@ def test_bad_inputs():
     ldr.aldr_kl_update_lambda(jnp.zeros((3, 1)), jnp.zeros(3, jnp.int32), jnp.ones(3), lam0=1.0, alpha=2.0)
   with pytest.raises(ValueError, match="lam0"):
     ldr.aldr_kl_init_state(3, -1.0)
+
+
+def test_aldr_update_lambda_where_excluded_rows_keep_their_lambda():
+  # Regression (audit s23): excluded rows got `_lam`'s NaN-safe stand-in 1.0 instead of keeping their lambda.
+  f = jnp.asarray(np.random.RandomState(0).randn(3, 4), jnp.float32)
+  y = jnp.array([0, 1, 2])
+  lam = jnp.array([0.5, 0.7, 0.0])  # row 2 excluded, its (padded) lambda 0 is not checked
+  where = jnp.array([True, False, False])
+  for fn in (ldr.aldr_kl_update_lambda, jax.jit(ldr.aldr_kl_update_lambda, static_argnames=("lam0", "alpha"))):
+    new = fn(f, y, lam, lam0=1.0, alpha=2.0, where=where)
+    np.testing.assert_array_equal(np.asarray(new[1:]), np.asarray(lam[1:]))
+    full = ldr.aldr_kl_update_lambda(f, y, lam.at[2].set(1.0), lam0=1.0, alpha=2.0)
+    np.testing.assert_allclose(new[0], full[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("fn", [ldr.ldr_kl_loss, ldr.ldr_kl_worst_case_distribution, ldr.crammer_singer_loss])
+def test_array_margin_is_rejected_not_broadcast_over_classes(fn):
+  # Regression (audit s23): a per-example margin [B] was silently broadcast against the class axis of [B, K] (wrong
+  # numbers when B == K, e.g. ldr_kl_loss row 0 gave 3.13 instead of -0.56) and its negative entries went unchecked.
+  f = jnp.asarray(np.random.RandomState(0).randn(3, 3), jnp.float32)
+  y = jnp.array([0, 1, 2])
+  with pytest.raises(ValueError, match="margin"):
+    fn(f, y, margin=jnp.array([0.0, 0.0, 5.0]))
+  fn(f, y, margin=jnp.asarray(0.2))  # a 0-d array is a scalar
+
+
+@pytest.mark.parametrize("lam", [1e-2, 1.0, 1e3, 1e6])
+def test_ldr_kl_float32_accurate_for_any_lambda(lam):
+  # Regression (audit s23): lam * (logsumexp(z / lam) - log K) cancels catastrophically for large lam in float32
+  # (lam = 1e6: error 0.31 in a loss of ~8; lam = 1e3: 3e-4), so the documented lam -> infinity limit (the mean of z)
+  # was not reached.
+  rng = np.random.RandomState(0)
+  f = rng.randn(64, 10) * 3
+  y = rng.randint(0, 10, 64)
+  z = 0.1 * (np.arange(10)[None] != y[:, None]) + f - f[np.arange(64), y][:, None]
+  m = (z / lam).max(-1, keepdims=True)
+  want = lam * (np.log(np.mean(np.exp(z / lam - m), -1)) + m[:, 0])
+  got = ldr.ldr_kl_loss(jnp.asarray(f, jnp.float32), jnp.asarray(y), lam=lam, margin=0.1)
+  np.testing.assert_allclose(np.asarray(got), want, atol=1e-5)

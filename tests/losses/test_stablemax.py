@@ -92,3 +92,19 @@ def test_bad_inputs_raise():
     sm.stablemax_cross_entropy(jnp.zeros((4, 3)), jnp.zeros((4,)))
   with pytest.raises(ValueError, match="class axis"):
     sm.softmax_collapse_fraction(jnp.float32(1.0))
+
+
+def test_stablemax_ce_class_where_keeps_excluded_classes_out_of_the_gradient():
+  # Regression (audit s23): a NaN logit on a class excluded by a logits-shaped `where` left the loss finite but made
+  # its gradient entry NaN (optax's and our softmax CE give 0 there).
+  z = jnp.array([[1.0, 2.0, jnp.nan, 0.5]])
+  y = jnp.array([1])
+  w = jnp.array([[True, True, False, True]])
+  loss = sm.stablemax_cross_entropy(z, y, where=w)
+  g = jax.grad(lambda a: sm.stablemax_cross_entropy(a, y, where=w).sum())(z)
+  zk = np.array([1.0, 2.0, 0.5])
+  sk = np.where(zk >= 0, zk + 1, 1 / (1 - zk))
+  np.testing.assert_allclose(loss, [-np.log(sk[1] / sk.sum())], rtol=1e-6)
+  assert np.all(np.isfinite(g)) and g[0, 2] == 0.0
+  g_ref = jax.grad(lambda a: sm.stablemax_cross_entropy(a, y).sum())(z[:, np.array([0, 1, 3])])
+  np.testing.assert_allclose(np.asarray(g)[0, [0, 1, 3]], g_ref[0], rtol=1e-6)

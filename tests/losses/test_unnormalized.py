@@ -140,3 +140,13 @@ def test_bad_inputs_raise():
     un.nce_loss(v, v, v, v, nu=0.0)
   with pytest.raises(ValueError, match="paired"):
     un.nce_loss(v, v, jnp.zeros(2), v)
+
+
+def test_unnormalized_nll_half_precision_output_dtype_is_documented():
+  # Audit s23: the docstring said "float32 or wider" while the function (rightly, per docs/conventions.md) returns
+  # the input's half dtype; pin the documented behaviour.
+  e = jnp.asarray([0.5, -1.0, 2.0], jnp.bfloat16)
+  out = un.unnormalized_nll(e, jnp.zeros(4), jnp.zeros(4))
+  assert out.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(e, np.float32), atol=1e-2)
+  assert "energy_data's dtype" in un.unnormalized_nll.__doc__
