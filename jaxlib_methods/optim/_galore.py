@@ -83,7 +83,8 @@ def scale_by_adam_hf(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
   Args:
     b1, b2: the moment decays, in [0, 1).
     eps: added to sqrt(v_t) (1e-6 is the official default).
-    mu_dtype: dtype of the first moment (None: the gradients' dtype, as `optax.scale_by_adam`).
+    mu_dtype: dtype of the first moment (None: the params' dtype given to `init`, as `optax.scale_by_adam`); both
+      moments keep their `init` dtypes across updates.
   """
   validation.check_in_interval(b1, "b1", 0.0, 1.0, closed_high=False)
   validation.check_in_interval(b2, "b2", 0.0, 1.0, closed_high=False)
@@ -104,8 +105,10 @@ def scale_by_adam_hf(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
     count = optax.safe_increment(state.count)
     t = count.astype(jnp.float32)
     step = jnp.sqrt(1.0 - jnp.asarray(b2, jnp.float32) ** t) / (1.0 - jnp.asarray(b1, jnp.float32) ** t)
-    new = jax.tree.map(lambda m, v: (step * m / (jnp.sqrt(v) + eps)).astype(m.dtype), mu, nu)
-    return new, optax.ScaleByAdamState(count=count, mu=optax.tree.cast(mu, mu_dtype), nu=nu)
+    new = jax.tree.map(lambda m, v, g: (step * m / (jnp.sqrt(v) + eps)).astype(g.dtype), mu, nu, updates)
+    # The moments keep the dtypes init gave them (e.g. float32 gradients of bfloat16 params), as `_contracts` requires.
+    like = lambda tree, ref: jax.tree.map(lambda x, r: x.astype(r.dtype), tree, ref)
+    return new, optax.ScaleByAdamState(count=count, mu=like(mu, state.mu), nu=like(nu, state.nu))
 
   return optax.GradientTransformation(init_fn, update_fn)
 

@@ -150,7 +150,9 @@ def flag_subspace(grads: jax.Array, rank: int = 1, *, lam: float = 0.0, iters: i
       sd = jnp.maximum(jnp.sum(pairs * pairs, 1) - jnp.sum(pp * pp, 1), 0.0)
       cols.append(pairs * (jnp.sqrt(lam / (p * (p - 1))) * (sd + eps) ** -0.25)[:, None])
     a = jnp.concatenate(cols, axis=0)                 # rows are the weighted vectors; Y = top-m right sing. vecs
-    _, _, vt = jnp.linalg.svd(a, full_matrices=False)
+    # With more directions than weighted vectors (rank > rows), the thin SVD has too few right singular vectors: the
+    # full one completes the basis with orthonormal directions (any completion leaves F unchanged).
+    _, _, vt = jnp.linalg.svd(a, full_matrices=rank > a.shape[0])
     y_new = vt[:rank].T
     f_old, f_new = objective(y), objective(y_new)
     y_next = jnp.where(f_new <= f_old, y_new, y)

@@ -91,6 +91,15 @@ def gradient_alignment(g_target: Any, g_aux: Any, eps: float = 1e-12) -> jax.Arr
   return (dot / (na * nb + eps)).astype(jnp.float32)
 
 
+def _check_arm(arm: Any, k: int) -> jax.Array:
+  """The played arm as an int32 scalar; ValueError when a concrete arm is not an integer index in [0, K) (an
+  out-of-range index would otherwise be one-hot encoded as all zeros: a round counted with no arm updated)."""
+  if np.ndim(arm) != 0:
+    raise ValueError(f"arm must be a scalar index, got shape {np.shape(arm)}")
+  validation.check_labels(arm, k, "arm")
+  return jnp.asarray(arm, jnp.int32)
+
+
 def _exp3_eps(t: jax.Array, k: int) -> jax.Array:
   """eps_t = min(1 / K, sqrt(ln K / (K t))) for t >= 1 (1 / K when K = 1)."""
   t = jnp.maximum(jnp.asarray(t, jnp.float32), 1.0)
@@ -132,7 +141,7 @@ def exp3_flad_update(state: Exp3FladState, arm: Any, reward: Any, *, smoothing: 
 
   Args:
     state: the current state.
-    arm: the index played this round (int scalar in [0, K)).
+    arm: the index played this round (int scalar in [0, K); a concrete index outside raises ValueError).
     reward: its reward (the gradient alignment, a scalar in [-1, 1]).
     smoothing: beta in (0, 1], the EMA weight of the new reward (1: R_hat is the last reward, the official default).
 
@@ -153,7 +162,7 @@ def exp3_flad_update(state: Exp3FladState, arm: Any, reward: Any, *, smoothing: 
   """
   validation.check_in_interval(smoothing, "smoothing", 0.0, 1.0, closed_low=False)
   k = state.probs.shape[0]
-  arm = jnp.asarray(arm, jnp.int32)
+  arm = _check_arm(arm, k)
   onehot = jax.nn.one_hot(arm, k, dtype=jnp.float32)
   r = jnp.asarray(reward, jnp.float32)
   sim = jnp.where(onehot > 0, (1.0 - smoothing) * state.similarity + smoothing * r, state.similarity)
@@ -207,7 +216,8 @@ def ucb1_flad_update(state: Ucb1FladState, arm: Any, reward: Any, *, smoothing: 
 
   Args:
     state: the current state.
-    arm: the index played (normally `ucb1_flad_select(state)`).
+    arm: the index played (normally `ucb1_flad_select(state)`), an int scalar in [0, K) (a concrete index outside
+      raises ValueError).
     reward: its reward (gradient alignment).
     smoothing: beta in (0, 1], the EMA weight of the new reward.
 
@@ -220,7 +230,7 @@ def ucb1_flad_update(state: Ucb1FladState, arm: Any, reward: Any, *, smoothing: 
   """
   validation.check_in_interval(smoothing, "smoothing", 0.0, 1.0, closed_low=False)
   k = state.similarity.shape[0]
-  onehot = jax.nn.one_hot(jnp.asarray(arm, jnp.int32), k, dtype=jnp.float32)
+  onehot = jax.nn.one_hot(_check_arm(arm, k), k, dtype=jnp.float32)
   r = jnp.asarray(reward, jnp.float32)
   sim = jnp.where(onehot > 0, (1.0 - smoothing) * state.similarity + smoothing * r, state.similarity)
   return Ucb1FladState(step=state.step + 1, similarity=sim, pulls=state.pulls + onehot)

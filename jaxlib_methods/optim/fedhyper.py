@@ -83,6 +83,12 @@ def _tree_vdot(a: Any, b: Any) -> jax.Array:
   return sum((one(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))), jnp.zeros([], jnp.float32))
 
 
+def _as_state(updates: Any, previous: Any) -> Any:
+  """The updates stored as `previous`, in the dtypes `init` gave it (the params'), so the state keeps one dtype from
+  init to update (e.g. float32 gradients of bfloat16 params)."""
+  return jax.tree.map(lambda u, p: u.astype(p.dtype), updates, previous)
+
+
 def _check_bounds(lr_bounds) -> tuple[Any, Any]:
   """(lo, hi) with 0 <= lo <= hi; traced bounds (e.g. relative to a traced initial rate) pass unchecked."""
   if len(lr_bounds) != 2:
@@ -146,7 +152,8 @@ def scale_by_hypergradient_lr(learning_rate: float, beta: float, *, lr_bounds: t
     h = _tree_vdot(updates, state.previous)
     lr = jnp.clip(_rebased(state, learning_rate) + beta * h, lo, hi)
     out = jax.tree.map(lambda u: (sign * lr * u).astype(u.dtype), updates)
-    return out, HypergradientLRState(count=optax.safe_increment(state.count), learning_rate=lr, previous=updates,
+    return out, HypergradientLRState(count=optax.safe_increment(state.count), learning_rate=lr,
+                                     previous=_as_state(updates, state.previous),
                                      base_rate=jnp.asarray(learning_rate, jnp.float32))
 
   return optax.GradientTransformation(init_fn, update_fn)
@@ -228,7 +235,8 @@ def scale_by_fedhyper_client(learning_rate: float, beta: float, *, num_clients: 
       h = h + _tree_vdot(updates, global_update) / num_clients
     lr = jnp.clip(_rebased(state, learning_rate) + beta * h, lo, hi)
     out = jax.tree.map(lambda g: (-lr * g).astype(g.dtype), updates)
-    return out, FedHyperClientState(count=optax.safe_increment(state.count), learning_rate=lr, previous=updates,
+    return out, FedHyperClientState(count=optax.safe_increment(state.count), learning_rate=lr,
+                                    previous=_as_state(updates, state.previous),
                                     base_rate=jnp.asarray(learning_rate, jnp.float32))
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

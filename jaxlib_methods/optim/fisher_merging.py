@@ -109,8 +109,11 @@ def fisher_merge(
   for i, p in enumerate(params_list):
     validation.check_float_tree(p, f"params_list[{i}]")
   if fishers is None:
-    return jax.tree.map(lambda *xs: sum(float(l) * x for l, x in zip(lam / lam.sum(), xs)).astype(xs[0].dtype),
-                        *params_list)
+    # Accumulated in at least float32 (as the Fisher-weighted branch), rounded once to the params' dtype.
+    def average(*xs):
+      dtype = jnp.promote_types(xs[0].dtype, jnp.float32)
+      return sum(float(l) * x.astype(dtype) for l, x in zip(lam / lam.sum(), xs)).astype(xs[0].dtype)
+    return jax.tree.map(average, *params_list)
   fishers = _check_tree_list(fishers, "fishers")
   if len(fishers) != n:
     raise ValueError(f"fishers must have one tree per model ({n}), got {len(fishers)}")

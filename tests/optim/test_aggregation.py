@@ -97,3 +97,17 @@ def test_aggregate_pytrees_roundtrip_and_bad_input():
     O.multi_krum(jnp.ones((4, 2)), 3)
   with pytest.raises(ValueError, match="rescale"):
     O.flag_aggregate(jnp.ones((3, 2)), rescale="norm")
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5])
+def test_rank_above_the_number_of_weighted_vectors(lam):
+  # rank > rows of the IRLS matrix (p workers, or p^2 with the pairwise term) crashed with a broadcasting error: the
+  # thin SVD had fewer right singular vectors than the rank. Such a subspace holds every worker gradient.
+  g = jnp.asarray(np.random.default_rng(0).normal(size=(3, 12)), jnp.float32)
+  rank = 5 if lam == 0 else 10
+  sub = O.flag_subspace(g, rank, lam=lam)
+  assert sub.basis.shape == (12, rank)
+  np.testing.assert_allclose(np.asarray(sub.basis.T @ sub.basis), np.eye(rank), atol=1e-5)
+  x = g / jnp.linalg.norm(g, axis=1, keepdims=True)
+  np.testing.assert_allclose(np.asarray(O.flag_aggregate(g, rank, lam=lam)), np.asarray(x.sum(0) / rank), atol=1e-5)
+  assert np.all(np.diff(np.asarray(sub.objective)) <= 1e-6)

@@ -84,3 +84,17 @@ def test_sampling_follows_the_probabilities_and_bad_input():
     O.exp3_flad_update(O.exp3_flad_init(2), 0, 1.0, smoothing=0.0)
   with pytest.raises(ValueError, match="initial_rewards"):
     O.ucb1_flad_init(jnp.zeros((2, 2)))
+
+
+def test_out_of_range_arm_raises_instead_of_a_silent_empty_round():
+  # An out-of-range index was one-hot encoded as all zeros: the round was counted but no arm was updated.
+  for bad in (3, -1, jnp.int32(5)):
+    with pytest.raises(ValueError, match="arm"):
+      O.exp3_flad_update(O.exp3_flad_init(3), bad, 1.0)
+    with pytest.raises(ValueError, match="arm"):
+      O.ucb1_flad_update(O.ucb1_flad_init(jnp.array([0.1, 0.2, 0.3])), bad, 1.0)
+  with pytest.raises(TypeError, match="arm"):
+    O.exp3_flad_update(O.exp3_flad_init(3), 1.5, 1.0)
+  # A traced arm is still accepted.
+  s = jax.jit(O.exp3_flad_update)(O.exp3_flad_init(3), jnp.int32(2), 1.0)
+  assert int(s.step) == 1 and float(s.cumulative_reward[2]) > 0

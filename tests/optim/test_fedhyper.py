@@ -185,3 +185,16 @@ def test_traced_initial_rate_works_under_vmap():
     return s.learning_rate
   out = jax.vmap(final_rate)(jnp.asarray([0.1, 0.2]))
   np.testing.assert_allclose(np.asarray(out), [0.1 + 0.02, 0.2 + 0.02], rtol=1e-6)
+
+
+def test_state_dtype_is_stable_with_float32_gradients_of_bfloat16_params():
+  # `previous` was stored in the gradients' dtype: bfloat16 at init, float32 after the first update, so a lax.scan
+  # carry failed with a type mismatch (and jit recompiled at step 2).
+  params = {"w": jnp.ones(3, jnp.bfloat16)}
+  for tx in (scale_by_hypergradient_lr(0.1, 0.01), scale_by_fedhyper_client(0.1, 0.01, num_clients=2)):
+    def body(state, _):
+      u, state = tx.update({"w": jnp.full(3, 0.5, jnp.float32)}, state)
+      return state, u["w"]
+    state, us = jax.lax.scan(body, tx.init(params), None, length=3)
+    assert state.previous["w"].dtype == jnp.bfloat16 and us.dtype == jnp.float32
+    assert float(state.learning_rate) > 0.1   # <u_t, u_{t-1}> = 0.75 > 0 raised the rate

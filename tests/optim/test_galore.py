@@ -247,3 +247,29 @@ def test_bad_leaves_raise_at_init_naming_the_path():
   tx = galore(0.1, rank=2, projection_mask=lambda p: jax.tree.map(lambda x: True, p))
   with pytest.raises(ValueError, match=r"\['k'\] has shape \(2, 3, 4\)"):
     tx.init({"k": jnp.zeros((2, 3, 4))})
+
+
+def test_scale_by_adam_hf_moments_keep_their_init_dtype():
+  # With float32 gradients of bfloat16 params the moments came back float32 after the first update (init made them
+  # bfloat16): a lax.scan carry mismatch, and a recompile of a jitted step at step 2.
+  from jaxlib_methods.optim import scale_by_adam_hf
+  params = {"w": jnp.ones((3, 2), jnp.bfloat16)}
+  tx = scale_by_adam_hf()
+
+  def body(state, g):
+    u, state = tx.update({"w": g}, state)
+    return state, u["w"]
+
+  grads = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3, 2)), jnp.float32)
+  state, us = jax.lax.scan(body, tx.init(params), grads)
+  assert state.mu["w"].dtype == jnp.bfloat16 and state.nu["w"].dtype == jnp.bfloat16
+  assert us.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(us)))
+  # Same dtypes throughout: identical to optax-style float32 numbers of the official form.
+  tx32 = scale_by_adam_hf()
+  s32 = tx32.init({"w": jnp.ones((3, 2), jnp.float32)})
+  m = v = 0.0
+  for t, g in enumerate(np.asarray(grads[:2], np.float64), 1):
+    u, s32 = tx32.update({"w": jnp.asarray(g, jnp.float32)}, s32)
+    m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+    want = np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (np.sqrt(v) + 1e-6)
+    np.testing.assert_allclose(np.asarray(u["w"]), want, rtol=1e-4)  # float32 1 - b2^t
