@@ -1,5 +1,5 @@
 """BD-KD: balancing forward and reverse KL in online distillation gives a better-calibrated student than plain online
-KD (deep mutual learning), at no loss of accuracy.
+KD (deep mutual learning), and (the paper's second statement, which does NOT reproduce here) a more accurate one.
 
 Paper [76]: Ibtihel Amara, Nazanin Sepahvand, Brett H. Meyer, Warren J. Gross, James J. Clark, "BD-KD: Balancing the
 Divergences for Online Knowledge Distillation", 2022 (v2 2024), arXiv:2212.12965.
@@ -23,11 +23,14 @@ guided by the entropy gap between teacher and student"), see jaxlib_methods.loss
 Claims (paired over `seeds` seeds, 95% t-intervals, tolerances fixed before the run):
   1. BD-KD lowers the student's ECE (the paper's calibration tables): the interval of ECE(bd_kd) - ECE(dml) lies
      below 0.
-  2. ... at no loss of accuracy: the lower end of the interval of acc(bd_kd) - acc(dml) is >= -0.01.
+  2. BD-KD raises the student's accuracy (abstract: it "enhances both accuracy and model calibration"): the lower
+     end of the interval of acc(bd_kd) - acc(dml) is > 0. (Until 2026-12-03 this claim read "at no loss of accuracy,
+     lower end >= -0.01", weaker than the paper's statement; a claims audit found it, and it was restated in the
+     paper's direction, which the recorded numbers below do not meet.)
 
 What we measured (cpu preset, 5 seeds): the DML student is under-confident (mean confidence 0.75 at accuracy 0.93);
-BD-KD raises its confidence and lowers ECE by 0.011 [0.009, 0.014], with accuracy -0.005 [-0.008, -0.001] (inside the
--0.01 tolerance, but a small significant loss). The wide teacher (256 units) generalises worse than the student
+BD-KD raises its confidence and lowers ECE by 0.011 [0.009, 0.014], with accuracy -0.005 [-0.008, -0.001]: a small
+significant LOSS, so claim 2 fails. The wide teacher (256 units) generalises worse than the student
 (0.90 vs 0.93) on these noisy labels.
 """
 
@@ -173,9 +176,9 @@ def claims(results: dict) -> list[Claim]:
       Claim("student ECE, BD-KD minus online KD (DML): upper end of the 95% CI", "BD-KD lowers ECE", d["ece"]["hi"],
             f"< 0 (difference {st.fmt_ci(d['ece'], 4)})", bool(np.isfinite(d["ece"]["hi"]) and d["ece"]["hi"] < 0),
             "paper", where),
-      Claim("student accuracy, BD-KD minus online KD (DML): lower end of the 95% CI", "accuracy preserved or better",
-            d["acc"]["lo"], f">= -0.01 (difference {st.fmt_ci(d['acc'], 4)})",
-            bool(np.isfinite(d["acc"]["lo"]) and d["acc"]["lo"] >= -0.01), "paper", where),
+      Claim("student accuracy, BD-KD minus online KD (DML): lower end of the 95% CI", "BD-KD raises accuracy",
+            d["acc"]["lo"], f"> 0 (difference {st.fmt_ci(d['acc'], 4)})",
+            bool(np.isfinite(d["acc"]["lo"]) and d["acc"]["lo"] > 0), "paper", "Abstract; " + where),
   ]
 
 
@@ -193,7 +196,7 @@ def _figure(res, config, workdir):
     ax.set_xticklabels(["online KD (DML)", "BD-KD"])
     ax.set_ylabel(label)
   axes[0].set_title("paper: BD-KD lowers ECE", fontsize=9)
-  axes[1].set_title("paper: accuracy kept (tolerance -0.01)", fontsize=9)
+  axes[1].set_title("paper: accuracy raised (CI lower end > 0)", fontsize=9)
   fig.suptitle(f"Online distillation, teacher {config.teacher_hidden} / student {config.student_hidden} hidden units "
                f"(Amara et al.), {config.seeds} seeds", fontsize=10)
   save_figure(fig, workdir / "figure.png")

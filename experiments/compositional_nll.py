@@ -15,8 +15,11 @@ learning rate from the grid `learning_rates` (the paper compares tuned methods),
 Independent references: the population landscapes by float64 NumPy quadrature (no library code).
 
 Claims (tolerances fixed before the run):
-  1. (paper) landscape: at the midpoint mu = mu*/2, |d NLL/d mu| / |d NCE/d mu| >= 5 (population objectives by
-     float64 quadrature; NCE's c at its optimum for that mu). The paper: NCE is flat, the NLL quadratic.
+  1. (sanity; the paper's landscape statement) at the midpoint mu = mu*/2, |d NLL/d mu| / |d NCE/d mu| >= 5
+     (population objectives by float64 quadrature; NCE's c at its optimum for that mu). The paper: NCE is flat, the
+     NLL quadratic. A fixed function of the chosen mu* and noise (no library code, no training): it checks the setup
+     and cannot fail for the method, so since the claims audit of 2026-12-03 it does not count, and [201] rests on
+     claim 2 alone (not `reproduced`). Claim 2 is a first-passage time; MECO ends further from mu* than NCE (below).
   2. (paper) faster convergence: steps until |mu - mu*| < 0.1 first (median over seeds, best learning rate of
      each): NCE needs at least 2x MECO's (NCE not reaching it within `steps` counts as `steps`: a lower bound).
   3. (sanity) MECO's final |mu - mu*| (median over seeds) stays below 0.5: it does not wander off.
@@ -221,7 +224,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
 def claims(results: dict) -> list[Claim]:
   return [
       Claim.at_least("landscape: |dNLL/dmu| / |dNCE/dmu| at mu = mu*/2 (population, float64 quadrature)",
-                     results["landscape_ratio"], 5.0, paper="NCE flat, NLL quadratic", kind="paper",
+                     results["landscape_ratio"], 5.0, paper="NCE flat, NLL quadratic", kind="sanity",
                      where="Sec. 5, Gaussian mean estimation (loss landscape)"),
       Claim.at_least("steps to |mu - mu*| < 0.1: NCE / MECO (medians over seeds, best learning rate of each)",
                      results["speedup"], 2.0, paper="MECO converges much faster than NCE", kind="paper",

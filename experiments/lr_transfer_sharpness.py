@@ -26,6 +26,13 @@ Claims (tolerances fixed before the runs):
      0.05 x 2^k, k = 0..11 reaches 102.4 because NTK's optimum grows with width (12.8 at width 32, 25.6 or more at
      width 256; an earlier grid stopped at 12.8, the edge).
 `mup_as=ntk` (a mutation) trains the µP rows with the NTK parametrisation: claims 1 and 3 must then fail.
+
+Robustness (claims audit, 2026-12-03; NOT yet fixed): claims 3-4 read one argmin over a x2 LR grid from one seed.
+Rerun with `--set seed=1` at the cpu preset, the µP optima are 0.4 / 0.4 / 0.2 / 0.2 across widths (a shift of 1
+grid step: claim 3 FAILS) and NTK's shift is also 1 step; so at this size the LR-transfer claims do not separate µP
+from NTK beyond seed noise. The fix (not made yet): several seeds, the argmin of the seed-mean final loss, and an
+NTK-minus-µP shift judged against the seed-to-seed spread of the argmin. (The widths are 32..256 in the cpu preset,
+not 64..512 as the setup paragraph above says.)
 """
 
 from __future__ import annotations

@@ -21,11 +21,14 @@ Claims (tolerances fixed before the run):
   1. (paper) at an equal number T of expensive gradients, SSO (m inner steps) reaches a lower full training loss than
      SGD, both at their best step size: the 95% CI over seeds of loss(SSO) - loss(SGD) lies strictly below 0 (upper
      end <= -1e-6; with m = 1 SSO is SGD and the difference is exactly 0);
-  2. (paper, Sec. 3) full batch, eta <= 1/beta: the surrogate majorises the loss, min over random theta of
-     g_t(theta) - L(X theta) >= -1e-6 (float64 NumPy, independent of the optimiser code);
+  2. (sanity; the paper's Sec. 3) full batch, eta <= 1/beta: the surrogate majorises the loss, min over random
+     theta of g_t(theta) - L(X theta) >= -1e-6 (float64 NumPy, independent of the optimiser code): the descent lemma
+     of the logistic loss, true for any eta <= 1/beta whatever the method does, so since the claims audit of
+     2026-12-03 it checks the setup and does not count toward the reproduction;
   3. (paper, Sec. 3) full batch: the loss decreases monotonically along SSO (largest increase <= 1e-6);
   4. (sanity) SSO lowers its surrogate on every step (the inner solver works).
-MUTATIONS: eta beyond the smoothness bound (`eta_scale=40`: the majorisation fails); one inner step (SSO = SGD).
+MUTATIONS: eta beyond the smoothness bound (`eta_scale=40`: the majorisation fails, and with it the monotone
+decrease of claim 3); one inner step (SSO = SGD).
 """
 
 from __future__ import annotations
@@ -219,7 +222,7 @@ def claims(results: dict) -> list[Claim]:
                     paper="< 0 (SSO lower)", kind="paper",
                     where=where_exp),
       Claim.at_least("full batch, eta = 1/beta: min over random theta of g_t(theta) - L(f(theta)) (majorisation)",
-                     results["majorisation_min_gap"], -1e-6, paper=">= 0 (global upper bound)", kind="paper",
+                     results["majorisation_min_gap"], -1e-6, paper=">= 0 (global upper bound)", kind="sanity",
                      where="Sec. 3 (full-batch target surrogate is a global upper bound)"),
       Claim.at_most("full batch: largest per-step increase of the loss along SSO", results["full_batch_max_increase"],
                     1e-6, paper="<= 0 (majorisation-minimisation)", kind="paper",

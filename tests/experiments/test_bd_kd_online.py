@@ -19,7 +19,11 @@ def test_data_has_the_requested_label_noise():
 
 def test_claims_logic():
   res = {"diff": {"ece": st.paired_ci([0.10, 0.11, 0.12], [0.12, 0.13, 0.14]),
-                  "acc": st.paired_ci([0.90, 0.91, 0.90], [0.90, 0.91, 0.90])}}
+                  "acc": st.paired_ci([0.93, 0.935, 0.925], [0.90, 0.91, 0.90])}}
   assert [c.passed for c in exp.claims(res)] == [True, True]
   res["diff"]["ece"] = st.paired_ci([0.1, 0.1, 0.1], [0.1, 0.1, 0.1])
   assert [c.passed for c in exp.claims(res)] == [False, True]
+  # the paper's direction: equal accuracy, or the recorded small significant loss, fails claim 2
+  for bd_kd, dml in (([0.90, 0.91, 0.90], [0.90, 0.91, 0.90]), ([0.925, 0.93, 0.92], [0.93, 0.934, 0.926])):
+    res["diff"]["acc"] = st.paired_ci(bd_kd, dml)
+    assert not exp.claims(res)[1].passed
