@@ -37,6 +37,11 @@ both. On a validation half, the window (`window_cascade`) is the band of stage-1
      Fig. 5: for uncertainty tasks the samples worth passing on are those near the decision boundary);
   6. sanity: the full ensemble's coverage exceeds the single model's by >= 0.01 (there is a gain to keep).
 Mutation `cascade_policy=threshold`: the "window" arm uses the single threshold; claim 4 fails.
+
+Claims audit (2026-12-03; not yet acted on): [28]'s claims 1-2 (streaming = batch NMC; order invariance) are
+exact identities of running means, and claim 3 compares with naive fine-tuning without replay, a weak baseline
+(the paper's Table 1 compares continual-learning methods); the mutation `ema_means` fails claims 1-2 only, so they
+stay paper rows until a replay or regularisation baseline and a matching mutation are added.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ Claims:
   3. (paper, Table 4: removing the staleness gap penalty raises GPT-2 small perplexity 7.39 -> 7.56) at the high outer
      learning rate, CO2 with the penalty and clipping ends lower than without, by more than 2 seed standard errors.
 Mutation `no_penalty`: the "with" arm of claim 3 loses its penalty and clipping, so claim 3 fails.
+
+Claims audit (2026-12-03; not yet acted on): claim 3's "without" arm drops both the staleness penalty and the
+clipping and diverges at the high outer LR (loss 218 vs 2.02 in a cpu-preset rerun), while the paper's ablation
+(Table 4) removes the penalty only (7.39 -> 7.56 ppl); the fix is a penalty-only ablation with clipping on.
 """
 
 from __future__ import annotations

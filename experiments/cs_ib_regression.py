@@ -29,6 +29,10 @@ outliers, CS-IB was worse than MSE and unstable (RMSE 1.1-35 vs 0.73-1.9 over 3 
 3e-3), and with Student-t(3) noise at sigma_x = 0.5 still worse (0.68 vs 0.58): the conditional CS divergence matches
 the conditional *distribution*, so its self-overlap term log int q(y_hat|x)^2 pushes neighbouring predictions apart
 when p(y|x) is broad; it pays off when the noise has outliers that dominate a squared error.
+
+Claims audit (2026-12-03; not yet acted on): the uniform-outlier setting was adopted after CS-IB lost to MSE under
+Student-t noise, and MSE is the only baseline; the paper compares with other IB regressors too. A robust-loss
+baseline (Huber / MAE) on a setting fixed before the run is the stronger test.
 """
 
 from __future__ import annotations

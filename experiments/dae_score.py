@@ -25,6 +25,11 @@ Claims (tolerances fixed before the runs):
   5. [sanity] the catalog's target: cosine with the true score at the smallest sigma >= 0.95.
 Observed at the CPU size (seed 0): exact errors 0.178, 0.051, 0.013, 0.0033 at sigma 0.2 .. 0.025 (slope 1.9);
 trained errors 0.83, 0.48, 0.18, 0.065 at sigma 0.8 .. 0.1; with /sigma the error at sigma 0.1 is ~0.9.
+
+Claims audit (2026-12-03; not yet acted on): claim 1 (the exact DAE's error slope) is a closed form of the
+Tweedie-smoothed mixture score with no trained model, and at the TINY size the mutation `divide_by_sigma` fails
+only that claim; the fix is to fit the slope on the trained DAEs (claims 2-3 measure them) and make the mutation
+test rely on claim 2.
 """
 
 from __future__ import annotations

@@ -26,6 +26,11 @@ Claims (fixed before the run):
      errors of that difference over seeds.
 Sanity: held-out accuracy >= 0.9 for every k (the toy is learnt). Mutation `retraction=none`: Euclidean momentum SGD
 on S with no tangent projection or retraction, so S leaves the Grassmannian (claim 1 fails).
+
+Claims audit (2026-12-03; not yet acted on): claims 1-2 are implementation identities (the retraction keeps S
+orthonormal; the k = 1 logit is scale * |cos| by definition), so [97] rests on claim 3, which was settled after
+earlier settings showed no trend; it should be confirmed on fresh base seeds, and 1-2 made sanity rows once a
+mutation that fails claim 3 exists (the present one, `retraction=none`, fails claim 1 only).
 """
 
 from __future__ import annotations
