@@ -21,6 +21,7 @@ Losses are per example ([B]); reduce outside. Embeddings are L2-normalised insid
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Tuple
 
 import jax
@@ -111,12 +112,25 @@ class IsogclrState(NamedTuple):
   count: jax.Array
 
 
+def _check_isogclr_tau(tau: Any, name: str, dtype: Any) -> None:
+  """The state holds u = mean_j exp(s_ij / tau) with |s_ij| <= 1: exp(1 / tau) must be finite in `dtype` (float32:
+  tau >= ~0.0114), or u overflows to inf and the loss and the stored temperatures become NaN for good."""
+  if is_concrete_number(tau):
+    bound = 1.0 / (math.log(float(jnp.finfo(dtype).max)) - 1.0)
+    if float(tau) < bound:
+      raise ValueError(f"{name}={float(tau):g} is too small for {jnp.dtype(dtype).name}: exp(1 / tau) overflows the "
+                       f"state u (need {name} >= {bound:.4g}; use float64 embeddings and state for smaller "
+                       f"temperatures)")
+
+
 def isogclr_init(num_examples: int, tau_init: float = 0.1, dtype=jnp.float32) -> IsogclrState:
   """Initial iSogCLR state for a data set of `num_examples` (Qiu et al. 2023, arXiv:2305.11965; LibAUC default
-  tau_init = 0.1): u = 0, tau = tau_init, grad_tau = 0, each [num_examples] in `dtype`."""
+  tau_init = 0.1): u = 0, tau = tau_init, grad_tau = 0, each [num_examples] in `dtype`. tau_init must keep
+  exp(1 / tau_init) finite in `dtype` (float32: >= ~0.0114), else ValueError."""
   if int(num_examples) < 1:
     raise ValueError(f"num_examples must be >= 1, got {num_examples=}")
   check_positive(tau_init, "tau_init")
+  _check_isogclr_tau(tau_init, "tau_init", dtype)
   n = int(num_examples)
   return IsogclrState(u=jnp.zeros((n,), dtype), tau=jnp.full((n,), tau_init, dtype), grad_tau=jnp.zeros((n,), dtype),
                       count=jnp.zeros((), jnp.int32))
@@ -151,7 +165,9 @@ def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrS
     beta: momentum weight of the new temperature gradient, in (0, 1].
     rho: KL radius, >= 0.
     eta: temperature step size, >= 0.
-    tau_min: lower clip of the temperatures, > 0.
+    tau_min: lower clip of the temperatures, > 0, with exp(1 / tau_min) finite in the narrower of the compute and
+      state dtypes (float32: tau_min >= ~0.0114; smaller is a ValueError: u would overflow to inf and the loss and
+      the stored temperatures turn NaN; use float64 embeddings and state for smaller temperatures).
     tau_max: upper clip of the temperatures, >= tau_min.
     grad_clip: None (LibAUC) or a positive bound c: the batch estimate of dL_i/dtau_i is clipped to [-c, c]
       before the momentum (the authors' repository uses 3.0).
@@ -188,6 +204,8 @@ def isogclr_loss(z1: jax.Array, z2: jax.Array, index: jax.Array, state: IsogclrS
     raise ValueError(f"tau_min must be <= tau_max, got {tau_min=}, {tau_max=}")
   if grad_clip is not None:
     check_positive(grad_clip, "grad_clip")
+  _check_isogclr_tau(tau_min, "tau_min", min((validation.compute_dtype_for(z1.dtype), state.u.dtype),
+                                             key=lambda d: jnp.finfo(d).bits))
 
   b = z1.shape[0]
   m = 2 * (b - 1)

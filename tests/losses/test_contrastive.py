@@ -431,3 +431,22 @@ def test_alignment_loss_gradient_finite_at_identical_pair():
     g = jax.jit(jax.grad(lambda a: cl.alignment_loss(a, y, alpha).sum()))(x)
     d = np.array([-1.0, 1.0])
     np.testing.assert_allclose(np.asarray(g), [[0.0, 0.0], alpha * 2.0 ** (alpha / 2 - 1) * d], rtol=1e-5, atol=1e-7)
+
+
+def test_isogclr_rejects_temperatures_whose_exp_overflows_the_state():
+  """At tau = 0.005 in float32, u = mean exp(s / tau) reaches exp(200) = inf: the loss and the stored temperatures
+  became NaN for good. Such temperatures are now a ValueError; float64 embeddings and state allow them."""
+  rng = np.random.default_rng(0)
+  z1 = jnp.asarray(rng.normal(size=(4, 8)), jnp.float32)
+  z2 = z1 + 0.01 * jnp.asarray(rng.normal(size=(4, 8)), jnp.float32)
+  idx = jnp.arange(4)
+  with pytest.raises(ValueError, match="tau_init=0.005 is too small for float32"):
+    cl.isogclr_init(4, tau_init=0.005)
+  with pytest.raises(ValueError, match="tau_min=0.005 is too small for float32"):
+    cl.isogclr_loss(z1, z2, idx, cl.isogclr_init(4, tau_init=0.1), tau_min=0.005)
+  loss, st = cl.isogclr_loss(z1, z2, idx, cl.isogclr_init(4, tau_init=0.02), tau_min=0.02)
+  assert np.all(np.isfinite(np.asarray(loss))) and np.all(np.isfinite(np.asarray(st.u)))
+  with jax.enable_x64(True):
+    z64 = jnp.asarray(np.asarray(z1), jnp.float64), jnp.asarray(np.asarray(z2), jnp.float64)
+    loss, st = cl.isogclr_loss(*z64, idx, cl.isogclr_init(4, tau_init=0.005, dtype=jnp.float64), tau_min=0.005)
+    assert np.all(np.isfinite(np.asarray(loss))) and np.all(np.isfinite(np.asarray(st.tau)))
