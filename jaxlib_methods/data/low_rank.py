@@ -51,7 +51,7 @@ def low_rank_matrix(key: jax.Array, n1: int, n2: int, k: int, *, condition_numbe
   if k > min(n1, n2):
     raise ValueError(f"k must be <= min(n1, n2) = {min(n1, n2)}, got {k=}")
   validation.check_in_interval(condition_number, "condition_number", 1.0, float("inf"), closed_high=False)
-  ct = jnp.promote_types(dtype, jnp.float32)              # QR has no float16 / bfloat16 kernel
+  ct = validation.compute_dtype_for(dtype)              # QR has no float16 / bfloat16 kernel
   ku, kv = jax.random.split(key)
   u, v = _haar_columns(ku, n1, k, ct), _haar_columns(kv, n2, k, ct)
   s = jnp.linspace(condition_number, 1.0, k).astype(ct)
@@ -133,7 +133,7 @@ def robust_sensing_problem(key: jax.Array, d: int, r: int, m: int, *, outlier_fr
 @functools.partial(jax.jit, static_argnames=("d", "r", "m", "dtype"))
 def _robust_sensing_problem(key, outlier_fraction, outlier_scale, condition_number, *, d, r, m, dtype):
   kq, ka, ko, ks = jax.random.split(key, 4)
-  ct = jnp.promote_types(dtype, jnp.float32)              # QR has no float16 / bfloat16 kernel
+  ct = validation.compute_dtype_for(dtype)              # QR has no float16 / bfloat16 kernel
   q = jnp.linalg.qr(jax.random.normal(kq, (d, r), ct))[0]
   x_star = ((q * jnp.linspace(condition_number, 1.0, r).astype(ct)) @ q.T).astype(dtype)
   a = jax.random.normal(ka, (m, d, d), ct).astype(dtype)   # bfloat16 normals take 128 values, none beyond |z| = 2.9

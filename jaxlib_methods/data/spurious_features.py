@@ -91,6 +91,6 @@ def spurious_feature_data(key: jax.Array, n: int, means: jax.Array, *, num_invar
   random_class = jax.random.randint(k_c, (n, f), 0, k, jnp.int32)
   classes = jnp.where(flip, random_class, y[:, None])
   mu = means[jnp.arange(f)[None, :], classes]                # [n, F, d]
-  ct = jnp.promote_types(means.dtype, jnp.float32)     # bfloat16 normals take 128 values, none beyond |z| = 2.9
+  ct = validation.compute_dtype_for(means.dtype)     # bfloat16 normals take 128 values, none beyond |z| = 2.9
   x = (mu.astype(ct) + noise_std * jax.random.normal(k_z, (n, f, d), ct)).astype(means.dtype)
   return SpuriousFeatureData(x, y, classes)

@@ -111,7 +111,7 @@ def fisher_merge(
   if fishers is None:
     # Accumulated in at least float32 (as the Fisher-weighted branch), rounded once to the params' dtype.
     def average(*xs):
-      dtype = jnp.promote_types(xs[0].dtype, jnp.float32)
+      dtype = validation.compute_dtype_for(xs[0].dtype)
       return sum(float(l) * x.astype(dtype) for l, x in zip(lam / lam.sum(), xs)).astype(xs[0].dtype)
     return jax.tree.map(average, *params_list)
   fishers = _check_tree_list(fishers, "fishers")

@@ -39,7 +39,7 @@ def gaussian_mixture_denoiser(mixture: GaussianMixture, x: jax.Array, sigma) -> 
   if x.ndim != 2 or x.shape[1] != mixture.means.shape[1]:
     raise ValueError(f"x must be [N, {mixture.means.shape[1]}], got {x.shape=}")
   validation.check_nonnegative(sigma, "sigma")
-  ct = jnp.promote_types(x.dtype, jnp.float32)             # half precision: computed in float32, returned in x's dtype
+  ct = validation.compute_dtype_for(x.dtype)             # half precision: computed in float32, returned in x's dtype
   xc, sigma = x.astype(ct), jnp.asarray(sigma, ct)
   noised = mixture._replace(stds=jnp.sqrt(mixture.stds ** 2 + sigma ** 2).astype(mixture.stds.dtype))
   return (xc + sigma ** 2 * gaussian_mixture_score(noised, xc)).astype(x.dtype)

@@ -58,7 +58,7 @@ def mh_gan_select(key: jax.Array, logit_init: jax.Array, logits: jax.Array) -> t
     raise ValueError(f"need logit_init [...] and logits [..., K >= 1] with the same batch shape, got "
                      f"{logit_init.shape=}, {logits.shape=}")
   k = logits.shape[-1]
-  ct = jnp.promote_types(logits.dtype, jnp.float32)   # a bfloat16 uniform lies on a 1/128 grid: P(u < 0.002) = 1/128
+  ct = validation.compute_dtype_for(logits.dtype)   # a bfloat16 uniform lies on a 1/128 grid: P(u < 0.002) = 1/128
   u = jax.random.uniform(key, logits.shape, ct)
 
   def step(carry, inputs):

@@ -61,7 +61,7 @@ def terminal_snr(betas: jax.Array) -> jax.Array:
     1 - beta_t is taken in at least float32: in bfloat16 it is off by ~25% for Stable Diffusion's schedule).
   """
   betas = _check_betas(betas)
-  abar = jnp.cumprod(1.0 - betas.astype(jnp.promote_types(betas.dtype, jnp.float32)))[-1]
+  abar = jnp.cumprod(1.0 - betas.astype(validation.compute_dtype_for(betas.dtype)))[-1]
   return abar / (1.0 - abar)
 
 

@@ -50,7 +50,7 @@ def _check_token(token, shape, v, name="token"):
 
 def _residual_sample(key, p, q):
   """A token from norm(max(p - q, 0)) (p where the residual is all zero, i.e. p == q), [..., V] -> [...]."""
-  ct = jnp.promote_types(p.dtype, jnp.float32)      # bfloat16 Gumbel noise would distort small probabilities
+  ct = validation.compute_dtype_for(p.dtype)      # bfloat16 Gumbel noise would distort small probabilities
   p, q = p.astype(ct), q.astype(ct)
   res = jnp.maximum(p - q, 0.0)
   z = jnp.sum(res, -1, keepdims=True)
@@ -88,7 +88,7 @@ def speculative_accept(key: jax.Array, p: jax.Array, q: jax.Array, token: jax.Ar
     if p_relaxed.shape != q.shape:
       raise ValueError(f"p_relaxed must have the shape of p and q {q.shape}, got {p_relaxed.shape=}")
     p = p_relaxed
-  ct = jnp.promote_types(p.dtype, jnp.float32)   # a bfloat16 uniform lies on a 1/128 grid: P(u < 0.004) = 1/128
+  ct = validation.compute_dtype_for(p.dtype)   # a bfloat16 uniform lies on a 1/128 grid: P(u < 0.004) = 1/128
   pt = jnp.take_along_axis(p, token[..., None], -1)[..., 0].astype(ct)
   qt = jnp.take_along_axis(q, token[..., None], -1)[..., 0].astype(ct)
   u = jax.random.uniform(ku, token.shape, ct)
@@ -127,7 +127,7 @@ def speculative_verify(key: jax.Array, p: jax.Array, q: jax.Array, draft_tokens:
   # one residual / acceptance draw per position, all positions at once
   out, acc = speculative_accept(ka, p[..., :gamma, :], q, draft_tokens)
   n = jnp.sum(jnp.cumprod(acc.astype(jnp.int32), axis=-1), axis=-1)          # accepted prefix length
-  bonus = jax.random.categorical(kb, jnp.log(p[..., gamma, :].astype(jnp.promote_types(p.dtype, jnp.float32))),
+  bonus = jax.random.categorical(kb, jnp.log(p[..., gamma, :].astype(validation.compute_dtype_for(p.dtype))),
                                  axis=-1).astype(jnp.int32)
   idx = jnp.arange(gamma + 1)
   draft_ext = jnp.concatenate([draft_tokens.astype(jnp.int32), bonus[..., None]], -1)
