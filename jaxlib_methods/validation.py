@@ -46,6 +46,20 @@ def check_in_interval(x: Any, name: str, low: float, high: float, *, closed_low:
     raise ValueError(f"{name} must lie in {lo}{low}, {high}{hi}, got {name}={x!r}")
 
 
+def scalar_in_interval(x: Any, name: str, low: float, high: float) -> jax.Array | None:
+  """A scalar hyperparameter in [low, high], checked by the library's rule for values: a concrete number outside is
+  a ValueError (`check_in_interval`); an array (e.g. traced under jit, or a Beta draw) must be 0-d and floating, and
+  its validity comes back as a bool scalar for `nan_where_invalid` (None: concrete and valid), so a traced value
+  outside gives NaN rather than a silent extrapolation."""
+  check_in_interval(x, name, low, high)
+  if is_concrete_number(x):
+    return None
+  x = check_floating(x, name)
+  if x.ndim != 0:
+    raise ValueError(f"{name} must be a scalar, got {name}.shape={x.shape}")
+  return check_values(jnp.isfinite(x) & (x >= low) & (x <= high), x, name, f"in [{low}, {high}]")
+
+
 def check_positive(x: Any, name: str) -> None:
   """Raise ValueError unless the constant `x` is finite and > 0."""
   check_in_interval(x, name, 0.0, float("inf"), closed_low=False, closed_high=False)

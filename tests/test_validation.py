@@ -25,3 +25,17 @@ def test_check_int_both_conventions():
       check_int(bad, "n", 1, value_error=True)
   with pytest.raises(ValueError, match=r"^n must be an int, got n=2\.0$"):
     check_int(2.0, "n", value_error=True)
+
+
+def test_scalar_in_interval_raises_when_concrete_and_poisons_when_traced():
+  import jax
+  import jax.numpy as jnp
+
+  from jaxlib_methods import validation as v
+  assert v.scalar_in_interval(0.5, "a", 0.0, 1.0) is None
+  with pytest.raises(ValueError, match="a must lie in"):
+    v.scalar_in_interval(1.5, "a", 0.0, 1.0)
+  with pytest.raises(ValueError, match="a must be a scalar"):
+    v.scalar_in_interval(jnp.ones((2,)), "a", 0.0, 1.0)
+  ok = jax.jit(lambda a: v.scalar_in_interval(a, "a", 0.0, 1.0))
+  assert bool(ok(0.3)) and not bool(ok(1.5)) and not bool(ok(jnp.nan))

@@ -27,9 +27,9 @@ def _check_alpha(alpha: Any) -> Any:
     raise TypeError(f"alpha must be a real scalar in [0, 1], got {alpha=!r}")
   if jnp.ndim(alpha) != 0:
     raise TypeError(f"alpha must be a scalar, got alpha.shape={jnp.shape(alpha)}")
-  validation.check_in_interval(alpha, "alpha", 0.0, 1.0)
-  # A traced alpha cannot be checked here: return its validity, so out-of-range values give NaN, not an extrapolation.
-  return (alpha >= 0) & (alpha <= 1) if validation.is_traced(alpha) else None
+  # A traced alpha cannot be checked here: its validity comes back, so out-of-range values give NaN, not an
+  # extrapolation.
+  return validation.scalar_in_interval(alpha, "alpha", 0.0, 1.0)
 
 
 def _check_pair(theta0: Any, theta1: Any, names: tuple[str, str]) -> None:

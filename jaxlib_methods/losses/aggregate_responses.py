@@ -33,7 +33,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlib_methods import validation
-from jaxlib_methods.validation import check_in_interval
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -112,14 +111,9 @@ def interpolating_loss(preds: jax.Array, bag_ids: jax.Array, bag_responses: jax.
   Returns:
     [num_bags]; empty bags give 0. Average over bags (weighted by bag size if the bags differ) for the objective.
   """
-  check_in_interval(rho, "rho", 0.0, 1.0)
+  ok = validation.scalar_in_interval(rho, "rho", 0.0, 1.0)   # traced and outside: NaN, not an extrapolation
   _, ids, _, valid = _check(preds, bag_ids, bag_responses, num_bags)
-  if not validation.is_concrete_number(rho):  # an array (e.g. traced): NaN under jit, not a silent extrapolation
-    rho = validation.check_floating(rho, "rho")
-    if rho.ndim != 0:
-      raise ValueError(f"rho must be a scalar, got rho.shape={rho.shape}")
-    ok = validation.check_values(jnp.isfinite(rho) & (rho >= 0) & (rho <= 1), rho, "rho", "in [0, 1]")
-    valid = validation.combine_valid(valid, None if ok is None else jnp.broadcast_to(ok, ids.shape))
+  valid = validation.combine_valid(valid, None if ok is None else jnp.broadcast_to(ok, ids.shape))
   bag = bag_level_loss(preds, bag_ids, bag_responses, num_bags=num_bags, loss_fn=loss_fn)
   inst = instance_level_loss(preds, bag_ids, bag_responses, num_bags=num_bags, loss_fn=loss_fn)
   inst_bag, _ = _segment_mean(inst, ids, num_bags)
