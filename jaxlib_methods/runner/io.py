@@ -28,8 +28,15 @@ def _jsonable(x: Any) -> Any:
     return bool(x)
   if isinstance(x, (int, np.integer)):
     return int(x)
-  if hasattr(x, "__array__") and np.ndim(x) > 0:
-    return _jsonable(np.asarray(x).tolist())
+  if hasattr(x, "__array__"):
+    # A 0-d array keeps its kind, as the elements of a larger one do through tolist(): ints stay ints, bools bools.
+    return _jsonable(np.asarray(x).tolist()) if np.ndim(x) > 0 else _jsonable_scalar(np.asarray(x).item())
+  return _jsonable_scalar(x)
+
+
+def _jsonable_scalar(x: Any) -> Any:
+  if isinstance(x, (bool, int)):
+    return x
   try:
     v = float(x)
   except (TypeError, ValueError):

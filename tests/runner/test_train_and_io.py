@@ -146,3 +146,15 @@ def test_float64_state_under_enable_x64_resumes_exactly_inside_a_running_event_l
   assert resumed.state["x"].dtype == np.float64
   expected = np.asarray(first.state["x"], np.float64) * (1 + 1e-12) + 1e-13
   np.testing.assert_array_equal(np.asarray(resumed.state["x"]), expected)
+
+
+def test_json_keeps_the_kind_of_0d_arrays(tmp_path):
+  """A 0-d int or bool array is written as an int or a bool, as the elements of a 1-d array are (it was a float:
+  a memoised count read back as 3.0, a flag as 1.0); float arrays stay floats and NaN stays visible as "nan"."""
+  path = tmp_path / "r.json"
+  atomic_write_json(path, {"i": jnp.asarray(3), "b": jnp.asarray(True), "f": jnp.asarray(0.5, jnp.float32),
+                           "n": np.float32("nan"), "i1": np.array([3]), "b1": np.array([True]),
+                           "u": np.array(7, np.uint8), "h": jnp.asarray(0.25, jnp.bfloat16)})
+  back = json.loads(path.read_text())
+  assert back == {"i": 3, "b": True, "f": 0.5, "n": "nan", "i1": [3], "b1": [True], "u": 7, "h": 0.25}
+  assert type(back["i"]) is int and type(back["b"]) is bool and type(back["f"]) is float
