@@ -23,8 +23,8 @@ run, `seeds` seeds vmapped; paired = the same seed's data for both arms):
      95% t-interval over seeds; the paper: the NMC baseline surpasses most continual learners built on the same
      frozen model, Table 1);
   4. paper: the NMC's final accuracy is not below experience replay's: lower end of the paired 95% t-interval of
-     NMC - ER >= 0 (Table 1: NMC, 88.53%, above the replay-based learners it lists on the same pretrained model; the rows are
-     taken from L2P's table, whose buffer sizes could not be read here).
+     NMC - ER >= 0 (Table 1: NMC, 88.53%, above the replay-based learners it lists on the same pretrained model;
+     the rows are taken from L2P's table, whose buffer sizes could not be read here).
 Mutation `nmc_update=sum`: the stream keeps class SUMS (the running mean without its division by the count, a
 plausible slip), so prediction picks the class with the smallest summed vector; claims 3-4 fail.
 
