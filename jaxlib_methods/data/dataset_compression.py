@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlib_methods.validation import check_floating
+from jaxlib_methods.validation import check_floating, check_int
 
 
 def select_easy_per_class(scores: np.ndarray, labels: np.ndarray, per_class: int) -> np.ndarray:
@@ -43,8 +43,7 @@ def select_easy_per_class(scores: np.ndarray, labels: np.ndarray, per_class: int
     raise TypeError(f"scores must be numeric, got scores.dtype={s.dtype}")
   if np.any(np.isnan(s.astype(np.float64))):
     raise ValueError("scores contain NaN")
-  if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
-    raise ValueError(f"per_class must be an int >= 1, got {per_class=!r}")
+  per_class = check_int(per_class, "per_class", 1, value_error=True)
   out = []
   for c in np.unique(y):
     idx = np.flatnonzero(y == c)
@@ -67,9 +66,7 @@ def combine_patches(images: jax.Array, factor: int = 2) -> jax.Array:
     [N / factor^2, H, W, C] combined images, `images`'s dtype.
   """
   x = check_floating(images, "images")
-  if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, np.integer)) or factor < 1:
-    raise ValueError(f"factor must be an int >= 1, got {factor=!r}")
-  factor = int(factor)
+  factor = check_int(factor, "factor", 1, value_error=True)
   if x.ndim != 4:
     raise ValueError(f"images must be [N, H, W, C], got {x.shape}")
   n, h, w, c = x.shape

@@ -44,8 +44,7 @@ def feature_noise_features(dim: int, feature_norm: float = 1.0) -> jax.Array:
   The features of the data distribution of Zou et al., "The Benefits of Mixup for Feature Learning", ICML 2023,
   arXiv:2303.08433, Sec. 3. Returns float32 [4, dim].
   """
-  if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)) or dim < 5:
-    raise ValueError(f"dim must be >= 5 (an int: 4 feature coordinates and at least one noise coordinate), got {dim=}")
+  dim = validation.check_int(dim, "dim", 5, value_error=True)  # 4 feature coordinates and >= 1 noise coordinate
   validation.check_positive(feature_norm, "feature_norm")
   return feature_norm * jnp.eye(4, int(dim), dtype=jnp.float32)
 

@@ -44,10 +44,7 @@ def low_rank_matrix(key: jax.Array, n1: int, n2: int, k: int, *, condition_numbe
   Returns:
     [n1, n2] matrix of rank k, ||M||_2 = condition_number.
   """
-  for name, val in (("n1", n1), ("n2", n2), ("k", k)):
-    if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
-      raise ValueError(f"{name} must be a positive int, got {name}={val!r}")
-  n1, n2, k = int(n1), int(n2), int(k)
+  n1, n2, k = (validation.check_int(v, name, 1, value_error=True) for name, v in (("n1", n1), ("n2", n2), ("k", k)))
   if k > min(n1, n2):
     raise ValueError(f"k must be <= min(n1, n2) = {min(n1, n2)}, got {k=}")
   validation.check_in_interval(condition_number, "condition_number", 1.0, float("inf"), closed_high=False)
@@ -117,10 +114,7 @@ def robust_sensing_problem(key: jax.Array, d: int, r: int, m: int, *, outlier_fr
   Returns:
     A `RobustSensingProblem` (a [m, d, d], y [m], x_star [d, d], outliers [m] bool).
   """
-  for name, val in (("d", d), ("r", r), ("m", m)):
-    if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
-      raise ValueError(f"{name} must be a positive int, got {name}={val!r}")
-  d, r, m = int(d), int(r), int(m)
+  d, r, m = (validation.check_int(v, name, 1, value_error=True) for name, v in (("d", d), ("r", r), ("m", m)))
   if r > d:
     raise ValueError(f"r must be <= d = {d}, got {r=}")
   validation.check_in_interval(outlier_fraction, "outlier_fraction", 0.0, 1.0, closed_high=False)

@@ -49,8 +49,7 @@ def modular_arithmetic(key: jax.Array, p: int = 113, *, operation: Literal["add"
   Returns:
     SplitDataset with round(train_fraction * p^2) (or floor) training pairs; labels int32 in [0, p).
   """
-  if not isinstance(p, (int, np.integer)) or p < 2:
-    raise ValueError(f"p must be an integer >= 2, got {p=}")
+  p = validation.check_int(p, "p", 2, value_error=True)
   validation.check_in_interval(train_fraction, "train_fraction", 0.0, 1.0, closed_low=False, closed_high=False)
   if operation not in ("add", "sub", "mul"):
     raise ValueError(f"operation must be 'add', 'sub' or 'mul', got {operation=}")

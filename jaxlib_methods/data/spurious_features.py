@@ -46,10 +46,8 @@ def spurious_feature_means(key: jax.Array, num_features: int, num_classes: int, 
     means [F, K, d] float32; means[i] has orthonormal rows (mu_i(1), ..., mu_i(K)): K distinct coordinate vectors
     of d, chosen at random per feature, with random signs.
   """
-  for name, v, lo in (("num_features", num_features, 1), ("num_classes", num_classes, 2), ("dim", dim, 2)):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-      raise ValueError(f"{name} must be an int >= {lo}, got {name}={v!r}")
-  num_features, num_classes, dim = int(num_features), int(num_classes), int(dim)
+  num_features, num_classes, dim = (validation.check_int(v, name, lo, value_error=True) for name, v, lo in (
+      ("num_features", num_features, 1), ("num_classes", num_classes, 2), ("dim", dim, 2)))
   if dim < num_classes:
     raise ValueError(f"dim must be >= num_classes (K orthonormal means per feature), got {dim=}, {num_classes=}")
   k_p, k_s = jax.random.split(key)
@@ -78,8 +76,7 @@ def spurious_feature_data(key: jax.Array, n: int, means: jax.Array, *, num_invar
   if means.ndim != 3:
     raise ValueError(f"means must be [F, K, d], got means.shape={means.shape}")
   f, k, d = means.shape
-  if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-    raise ValueError(f"n must be an int >= 1, got {n=!r}")
+  n = validation.check_int(n, "n", 1, value_error=True)
   if isinstance(num_invariant, bool) or not isinstance(num_invariant, (int, np.integer)) or not 0 <= num_invariant <= f:
     raise ValueError(f"num_invariant must be an int in [0, F={f}], got {num_invariant=!r}")
   validation.check_in_interval(flip_prob, "flip_prob", 0.0, 1.0)

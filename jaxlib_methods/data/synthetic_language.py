@@ -73,9 +73,9 @@ def sample_markov_sequences(key: jax.Array, language: MarkovLanguage, batch: int
   The synthetic text of our runs of Wortsman et al., "Small-scale proxies for large-scale Transformer training
   instabilities", ICLR 2024, arXiv:2309.14322 (in place of C4).
   """
-  if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v <= 0 for v in (batch, length)):
-    raise ValueError(f"batch and length must be positive ints, got {batch=}, {length=}")
-  return _sample_markov_sequences(key, language, int(batch), int(length))
+  batch, length = validation.check_int(batch, "batch", 1, value_error=True), validation.check_int(
+      length, "length", 1, value_error=True)
+  return _sample_markov_sequences(key, language, batch, length)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))

@@ -72,7 +72,7 @@ def test_feature_noise_data_follows_the_model():
     feature_noise_data(jax.random.key(0), 5, dim=d, rare_prob=1.5)
   with pytest.raises(ValueError, match="num_patches"):
     feature_noise_data(jax.random.key(0), 5, dim=d, num_patches=1)
-  with pytest.raises(ValueError, match="dim must be >= 5"):
+  with pytest.raises(ValueError, match="dim must be an int >= 5"):
     feature_noise_data(jax.random.key(0), 5, dim=4)
 
 

@@ -205,7 +205,7 @@ def test_sample_markov_sequences_accepts_numpy_integer_sizes():
   lang = data.random_markov_language(jax.random.key(0), 4)
   a = data.sample_markov_sequences(jax.random.key(1), lang, np.int64(3), np.int32(5))
   np.testing.assert_array_equal(np.asarray(a), np.asarray(data.sample_markov_sequences(jax.random.key(1), lang, 3, 5)))
-  with pytest.raises(ValueError, match="batch and length"):
+  with pytest.raises(ValueError, match="batch must be an int >= 1"):
     data.sample_markov_sequences(jax.random.key(1), lang, 3.0, 5)
 
 
