@@ -9,30 +9,66 @@ Setup. y = f(x) + eps with f a fixed random smooth function of x in R^`dim`, eps
 and a fraction `outlier_fraction` of the training targets replaced by uniform[-`outlier_scale`, `outlier_scale`]
 outliers (non-Gaussian noise: the situation where an MSE prediction term, a Gaussian likelihood, is misspecified and
 the kernel-based CS term is not). Kernel widths and beta follow the official script (sigma = 1 there on
-standardised data; 0.5 here on our scale), beta = 0.01. The same MLP (its last hidden layer is the bottleneck t) is trained, from the
-same init and batches, with (a) `jaxlib_methods.losses.cs_ib_loss` (conditional CS divergence + beta CS-QMI) and
-(b) mean squared error, `num_seeds` seeds each (vmapped). Test RMSE is measured against the noiseless f(x) on held-out
-inputs (the regression function both losses aim at). Independent reference for the estimator: the closed form of
-D_CS between two Gaussians, int N(x; m1, S1) N(x; m2, S2) dx = N(m1; m2, S1 + S2), in float64 NumPy.
+standardised data; 0.5 here on our scale), beta = 0.01. The same MLP (its last hidden layer is the bottleneck t) is
+trained, from the same init and batches, with (a) `jaxlib_methods.losses.cs_ib_loss` (conditional CS divergence +
+beta CS-QMI), (b) mean squared error, (c) Huber and (d) absolute error, `num_seeds` seeds each (vmapped). Test RMSE
+is measured against the noiseless f(x) on held-out inputs (the regression function the losses aim at). Independent
+reference for the estimator: the closed form of D_CS between two Gaussians, int N(x; m1, S1) N(x; m2, S2) dx =
+N(m1; m2, S1 + S2), in float64 NumPy.
+
+What the paper claims (read 2026-12-03; only the abstract and third-party summaries were reachable, not the body or
+its tables): CS-IB "move[s] away from MSE-based regression" and avoids "distributional assumptions", and shows
+"superior performance on six real-world regression tasks over other popular deep IB approaches" (RMSE), plus
+adversarial-robustness guarantees. The paper's "robustness" is adversarial; it does not claim robustness to outliers
+in the targets, nor compare with robust losses. The comparisons below are our test of its stated direction (CS-IB's
+prediction term, free of the Gaussian assumption, regresses better when p(y|x) is not Gaussian).
+
+Arms (same MLP, same init, same batches, same Adam budget; targets standardised by the MAD as for every arm):
+CS-IB (the method arm), MSE, Huber (optax.losses.huber_loss, delta = `huber_delta` = 1.0 MAD-standardised target
+unit: optax's default, fixed before any run, not tuned) and MAE (|y_hat - y|, no hyperparameter). The Huber and MAE
+arms were added on 2026-12-03 after the claims audit (below).
 
 Claims (tolerances fixed before the run):
-  1. (paper) the kernel estimator `cs_divergence` on n samples of two Gaussians matches the closed-form D_CS of the
-     kernel-smoothed Gaussians (covariances + sigma^2/2 I) to 5% relative (n = `estimator_n`).
+  1. (sanity) the kernel estimator `cs_divergence` on n samples of two Gaussians matches the closed-form D_CS of the
+     kernel-smoothed Gaussians (covariances + sigma^2/2 I) to 5% relative (n = `estimator_n`). A closed form with no
+     trained model: sanity since 2026-12-03 (it was tagged paper before).
   2. (paper) CS-IB's test RMSE is below MSE's: RMSE(MSE) - RMSE(CS-IB), the lower end of the 95% t-interval over
      seeds, > 0. (The paper's benchmarks are real data sets; this checks the direction on non-Gaussian noise.)
-  3. (sanity) D_CS is symmetric and >= 0 on the samples of claim 1.
-Mutation `mse_in_place_of_cs_ib` (`method=mse`): the method arm trains with MSE; claim 2 must fail.
+  3. (paper) CS-IB's test RMSE is below the Huber baseline's: RMSE(Huber) - RMSE(CS-IB), lower end of the paired 95%
+     t-interval over seeds (experiments/_seed_stats.paired_ci) >= 1e-6.
+  4. (paper) the same against the MAE baseline: RMSE(MAE) - RMSE(CS-IB), lower end of the paired 95% interval >= 1e-6.
+  5. (sanity) D_CS is symmetric and >= 0 on the samples of claim 1.
+Mutation `mse_in_place_of_cs_ib` (`method=mse`): the method arm trains with MSE; claim 2 must fail at TINY
+(checked 2026-12-03 by tests/experiments/test_mutations.py).
 
-What we measured (cpu preset, 3 seeds): RMSE 0.555 (CS-IB) vs 0.894 (MSE), gap interval [0.24, 0.44]; estimator
-1.396 vs closed form 1.412 (1.1%). What did not work while designing it: with Student-t(1.5) noise alone and no
-outliers, CS-IB was worse than MSE and unstable (RMSE 1.1-35 vs 0.73-1.9 over 3 seeds, sigma_y 0.25-1.0, lr 1e-3 and
-3e-3), and with Student-t(3) noise at sigma_x = 0.5 still worse (0.68 vs 0.58): the conditional CS divergence matches
-the conditional *distribution*, so its self-overlap term log int q(y_hat|x)^2 pushes neighbouring predictions apart
-when p(y|x) is broad; it pays off when the noise has outliers that dominate a squared error.
+Pre-registered for the robust-baseline comparison (written 2026-12-03 before any run with the Huber/MAE arms): the
+setting is the existing uniform-outlier one unchanged (20% of targets uniform on [-10, 10], t(5) noise of scale 0.1,
+2000 steps, lr 1e-3, beta 0.01, kernel widths 0.5/0.5/1.0); Huber delta 1.0 (optax default) in MAD units; the
+judged run is the cpu preset, which now uses fresh seeds never used in development: `seed` = 20261203 (it draws the
+data, the target function f and the 5 models' init/batch keys) and `num_seeds` = 5 (was 0 and 3); TINY resets
+seed=0, num_seeds=3, the development setting. Claims 3 and 4 are judged by ONE run of the cpu preset:
+  PYTHONPATH=. python -m experiments run cs_ib_regression --preset cpu --workdir /tmp/rec_s24/cs_ib_regression --fresh
+and whatever it gives is reported; no tolerance or setting is changed after it. Claim 2 is kept as it was (its
+tolerance unchanged; it now also runs on the fresh seeds).
 
-Claims audit (2026-12-03; not yet acted on): the uniform-outlier setting was adopted after CS-IB lost to MSE under
-Student-t noise, and MSE is the only baseline; the paper compares with other IB regressors too. A robust-loss
-baseline (Huber / MAE) on a setting fixed before the run is the stronger test.
+What we measured before 2026-12-03 (cpu preset then: seed 0, 3 seeds): RMSE 0.555 (CS-IB) vs 0.894 (MSE), gap
+interval [0.24, 0.44]; estimator 1.396 vs closed form 1.412 (1.1%). What did not work while designing it: with
+Student-t(1.5) noise alone and no outliers, CS-IB was worse than MSE and unstable (RMSE 1.1-35 vs 0.73-1.9 over 3
+seeds, sigma_y 0.25-1.0, lr 1e-3 and 3e-3), and with Student-t(3) noise at sigma_x = 0.5 still worse (0.68 vs 0.58):
+the conditional CS divergence matches the conditional *distribution*, so its self-overlap term log int q(y_hat|x)^2
+pushes neighbouring predictions apart when p(y|x) is broad; it pays off when the noise has outliers that dominate a
+squared error. The uniform-outlier setting was adopted after those losses, with MSE as the only baseline.
+
+Claims audit (2026-12-03), acted on the same day: the audit asked for a robust-loss baseline on a setting fixed
+before the run; the Huber and MAE arms and claims 3-4 above are that test. Judged run (2026-12-03, the command above,
+seed 20261203, 5 seeds; 285 s wall on 2 shared, loaded cores, 92 s of CPU): final test RMSE per seed
+  CS-IB 0.492 0.503 0.541 0.532 0.521 (mean 0.518)   MSE 0.822 0.842 0.891 0.808 0.811 (0.835)
+  Huber 0.544 0.541 0.589 0.534 0.542 (0.550)         MAE 0.506 0.508 0.527 0.488 0.497 (0.505)
+Claim 2: MSE - CS-IB 0.317 [0.277, 0.357], passes. Claim 3: Huber - CS-IB 0.032 [0.007, 0.058], passes. Claim 4:
+MAE - CS-IB -0.013 [-0.041, 0.015] (per seed +0.013 +0.005 -0.014 -0.044 -0.024), FAILS: the plain absolute-error
+regressor is as good as CS-IB here (nominally better), so on this setting CS-IB's advantage is one over squared-error
+(and, narrowly, Huber with the default delta) losses, not over robust regression as such. Estimator (claim 1): 1.396
+vs closed form 1.412 (1.1%). All test-RMSE curves but MSE's were still falling at step 2000 (figure.png).
 """
 
 from __future__ import annotations
@@ -47,6 +83,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments._seed_stats import paired_ci
 from experiments._ssl_toys import mean_ci, mlp_apply, mlp_init
 from jaxlib_methods.losses import cs_divergence, cs_ib_loss
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
@@ -56,6 +93,7 @@ PAPER = Paper(catalog_id=4, title="Cauchy-Schwarz Divergence Information Bottlen
               arxiv="2404.17951")
 DEMO = False
 ESTIMATOR_REPS = 4
+LOSSES = ("mse", "cs_ib", "huber", "mae")   # the training losses; an arm passes its index (traced) to _chunk
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +116,7 @@ class Config:
   sigma_x: PositiveFloat = 0.5           # kernel widths (inputs standardised; targets standardised by the MAD)
   sigma_y: PositiveFloat = 0.5
   sigma_t: PositiveFloat = 1.0
+  huber_delta: PositiveFloat = 1.0      # Huber baseline, in MAD-standardised target units (optax's default)
   method: Literal["cs_ib", "mse"] = "cs_ib"   # "mse": the mutation (MSE in the method's arm)
   estimator_n: Annotated[int, Range(ge=100)] = 2000
   log_every: PositiveInt = 250
@@ -87,14 +126,14 @@ class Config:
             Check("batch_size <= n_train", "batches are drawn without replacement from the training set"))
 
 PRESETS = {
-    "cpu": Config(),
+    "cpu": Config(seed=20261203, num_seeds=5),   # fresh seeds for the judged run of 2026-12-03 (see the docstring)
     "gpu": Config(n_train=50000, n_test=20000, steps=20000, batch_size=1024, hidden=256, num_seeds=5,
                   log_every=1000),
     "tpu": Config(n_train=50000, n_test=20000, steps=20000, batch_size=1024, hidden=256, num_seeds=5,
                   log_every=1000),
 }
 
-TINY = ("n_train=1000", "n_test=500", "steps=500", "learning_rate=3e-3", "estimator_n=500")
+TINY = ("seed=0", "num_seeds=3", "n_train=1000", "n_test=500", "steps=500", "learning_rate=3e-3", "estimator_n=500")
 MUTATIONS = {"mse_in_place_of_cs_ib": ("method=mse",)}
 MUTATION_TEST_SLOW = True   # its first mutation takes 10-14 s of CPU at TINY (CI log of 2026-11-30): kept for -m slow
 
@@ -148,8 +187,8 @@ def _init(static: Config, keys):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _chunk(static: Config, carry, keys, start, x, y, use_cs, beta):
-  """log_every Adam steps of every seed's model; `use_cs` (traced) picks CS-IB over MSE."""
+def _chunk(static: Config, carry, keys, start, x, y, loss_id, beta, delta):
+  """log_every Adam steps of every seed's model; `loss_id` (traced, an index into LOSSES) picks the training loss."""
   tx = optax.adam(static.learning_rate)
   n = x.shape[0]
 
@@ -159,9 +198,14 @@ def _chunk(static: Config, carry, keys, start, x, y, use_cs, beta):
 
     def loss_fn(p):
       y_hat, t = _apply(p, xb)
-      cs = cs_ib_loss(xb, t, yb[:, None], y_hat[:, None], beta=beta, sigma_x=static.sigma_x,
-                      sigma_t=static.sigma_t, sigma_y=static.sigma_y)
-      return jnp.where(use_cs, cs, jnp.mean(jnp.square(y_hat - yb)))
+      branches = {
+          "mse": lambda: jnp.mean(jnp.square(y_hat - yb)),
+          "cs_ib": lambda: cs_ib_loss(xb, t, yb[:, None], y_hat[:, None], beta=beta, sigma_x=static.sigma_x,
+                                      sigma_t=static.sigma_t, sigma_y=static.sigma_y),
+          "huber": lambda: jnp.mean(optax.losses.huber_loss(y_hat, yb, delta=delta)),
+          "mae": lambda: jnp.mean(jnp.abs(y_hat - yb)),
+      }
+      return jax.lax.switch(loss_id, [branches[name] for name in LOSSES])
 
     loss, g = jax.value_and_grad(loss_fn)(prm)
     upd, ost = tx.update(g, ost, prm)
@@ -198,20 +242,20 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   keys = shard_leading(keys, make_mesh(config.mesh))  # the seeds' models train on their own devices
   log = MetricsLog(workdir)
   log.reset()
-  arms = {"method_arm": config.method == "cs_ib", "mse": False}
+  arms = {"method_arm": config.method, "mse": "mse", "huber": "huber", "mae": "mae"}
   rmse, curves = {}, {}
-  def train_arm(use_cs):
+  def train_arm(loss):
     carry, curve = _init(static, keys), []
     for i in range(config.steps // config.log_every):
       carry, losses = _chunk(static, carry, keys, i * config.log_every, jnp.asarray(x_tr), y_std,
-                             jnp.asarray(use_cs), jnp.float32(config.beta))
+                             jnp.int32(LOSSES.index(loss)), jnp.float32(config.beta), jnp.float32(config.huber_delta))
       r = np.asarray(_rmse(static, carry[0], jnp.asarray(x_te), jnp.asarray((f_te - loc) / scale))) * scale
       curve.append(r.tolist())
     return curve
 
-  for arm, use_cs in arms.items():
+  for arm, loss in arms.items():
     # One arm is a unit of resume: a rerun after an interruption reads its stored curves back (runner.sweep).
-    curves[arm] = sweep.memoized(workdir, {"arm": arm, "use_cs": use_cs}, lambda use_cs=use_cs: train_arm(use_cs))
+    curves[arm] = sweep.memoized(workdir, {"arm": arm, "loss": loss}, lambda loss=loss: train_arm(loss))
     for i, r in enumerate(curves[arm]):
       log.log((i + 1) * config.log_every, **{f"{arm}/test_rmse": float(np.mean(r))})
     rmse[arm] = curves[arm][-1]
@@ -235,6 +279,9 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   gap = np.asarray(rmse["mse"]) - np.asarray(rmse["method_arm"])
   results = {"method": config.method, "test_rmse": rmse, "rmse_curves": curves,
              "rmse_gap_mse_minus_method": list(mean_ci(gap)),
+             # paired over seeds (the same seed gives every arm the same data, init and batches)
+             "rmse_gap_huber_minus_method": paired_ci(rmse["huber"], rmse["method_arm"]),
+             "rmse_gap_mae_minus_method": paired_ci(rmse["mae"], rmse["method_arm"]),
              "estimator": {"n": config.estimator_n, "reps": ESTIMATOR_REPS, "kernel_sigma": sig, "estimates": ests,
                            "estimate": est, "symmetry_and_sign_violation": float(max(gaps)), "closed_form": closed,
                            "relative_error": abs(est - closed) / closed},
@@ -245,15 +292,23 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
 
 def claims(results: dict) -> list[Claim]:
   e = results["estimator"]
+  hub, mae = results["rmse_gap_huber_minus_method"], results["rmse_gap_mae_minus_method"]
+  robust = ("Abstract: 'superior performance ... over other popular deep IB approaches' without distributional "
+            "assumptions (a robust-loss baseline is our stronger test, not a table of the paper)")
   return [
       Claim.at_most("kernel estimator of D_CS (mean of 4 sample sets) vs the closed form for kernel-smoothed "
                     "Gaussians: relative error",
-                    e["relative_error"], 0.05, paper="consistent estimator", kind="paper",
-                    where="Sec. 2, the kernel (Parzen) estimator of the CS divergence"),
+                    e["relative_error"], 0.05, paper="consistent estimator", kind="sanity"),
       Claim.at_least("test RMSE(MSE) - RMSE(CS-IB) with outliers in the targets: lower end of the 95% interval over "
                      "seeds",
                      results["rmse_gap_mse_minus_method"][1], 1e-6, paper="CS-IB has the lower RMSE", kind="paper",
                      where="Sec. 5, regression benchmarks (RMSE tables)"),
+      Claim.at_least("test RMSE(Huber, delta 1 MAD unit) - RMSE(CS-IB) with outliers in the targets: lower end of "
+                     "the paired 95% interval over seeds",
+                     hub["lo"], 1e-6, paper="CS-IB has the lower RMSE", kind="paper", where=robust),
+      Claim.at_least("test RMSE(MAE) - RMSE(CS-IB) with outliers in the targets: lower end of the paired 95% "
+                     "interval over seeds",
+                     mae["lo"], 1e-6, paper="CS-IB has the lower RMSE", kind="paper", where=robust),
       Claim.at_most("D_CS estimate symmetric and >= 0: max over sample sets of |D(a,b) - D(b,a)| - min(D, 0)",
                     e["symmetry_and_sign_violation"], 1e-9, paper="exact", kind="sanity"),
   ]
@@ -265,14 +320,15 @@ def _figure(results, config, workdir):
   import matplotlib.pyplot as plt
   fig, ax = plt.subplots(1, 2, figsize=(10.5, 3.8))
   t = np.arange(1, len(results["rmse_curves"]["mse"]) + 1) * config.log_every
-  names = {"method_arm": results["method"].upper().replace("_", "-"), "mse": "MSE"}
+  names = {"method_arm": results["method"].upper().replace("_", "-"), "mse": "MSE", "huber": "Huber",
+           "mae": "MAE"}
   for arm, c in results["rmse_curves"].items():
     c = np.asarray(c)
     ax[0].plot(t, c.mean(1), label=f"{names[arm]} (mean of {c.shape[1]} seeds)")
     ax[0].fill_between(t, c.min(1), c.max(1), alpha=0.2)
   ax[0].set_xlabel("step")
   ax[0].set_ylabel("test RMSE vs noiseless f(x)")
-  ax[0].set_title(f"{config.outlier_fraction:.0%} outliers + t({config.noise_df:g}) noise; paper: CS-IB < MSE",
+  ax[0].set_title(f"{config.outlier_fraction:.0%} outliers + t({config.noise_df:g}) noise; paper: CS-IB lowest",
                   fontsize=9)
   ax[0].legend(fontsize=8)
   e = results["estimator"]
