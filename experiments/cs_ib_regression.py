@@ -5,8 +5,8 @@ Bottleneck for Regression", ICLR 2024, arXiv:2404.17951. CS-IB minimises D_CS(p(
 with kernel (Parzen) estimators: no Gaussian assumption on p(y|x), whereas an MSE prediction term is the KL
 divergence under a Gaussian likelihood. The paper reports lower RMSE than MSE-trained and other IB regressors.
 
-Setup. y = f(x) + eps with f a fixed random smooth function of x in R^`dim`, eps = `noise_scale` * Student-t(`noise_df`),
-and a fraction `outlier_fraction` of the training targets replaced by uniform[-`outlier_scale`, `outlier_scale`]
+Setup. y = f(x) + eps with f a fixed random smooth function of x in R^`dim`, eps = `noise_scale` *
+Student-t(`noise_df`), and a fraction `outlier_fraction` of the training targets replaced by uniform[-`outlier_scale`, `outlier_scale`]
 outliers (non-Gaussian noise: the situation where an MSE prediction term, a Gaussian likelihood, is misspecified and
 the kernel-based CS term is not). Kernel widths and beta follow the official script (sigma = 1 there on
 standardised data; 0.5 here on our scale), beta = 0.01. The same MLP (its last hidden layer is the bottleneck t) is
