@@ -14,22 +14,36 @@ scale: dividing by sigma instead of sigma^2 keeps every cosine and multiplies th
   * the trained DAE's (r(x) - x) / sigma^2.
 `score_estimator=sigma` (a mutation) divides by sigma instead of sigma^2 in both.
 
-Claims (tolerances fixed before the runs):
-  1. [paper, Thm. 1] The exact DAE's score error falls to 0 as sigma -> 0: fitted log-log slope over small sigmas in
-     [1.6, 2.4] (the o(sigma^2) remainder of the theorem is O(sigma^4) for a smooth density: rate sigma^2).
+Claims (tolerances fixed before the runs; claim 1 pre-registered on 2026-12-03 before its judged run):
+  1. [paper, Thm. 1] The trained DAE's score error falls to 0 as sigma -> 0: log-log slope of the relative error of
+     (r(x)-x)/sigma^2 fitted over the `sigmas` grid >= 1.0 (the theorem's asymptotic rate is 2; the grid reaches
+     sigma = 0.8, comparable to the mixture's component stds, far from the asymptote: the exact DAE's slope over the
+     cpu grid 0.8 .. 0.1 is 1.35; we ask for at least half the asymptotic rate).
   2. [paper, Thm. 1] The trained DAE estimates the score: relative error of (r(x)-x)/sigma^2 against the true score
      at the smallest sigma <= 0.15.
   3. [paper, Thm. 1 / Fig. 2] ... and that error falls as sigma falls (non-increasing over the grid).
-  4. [sanity] training reaches the optimal DAE of each sigma: relative error of the trained estimate against the
+  4. [sanity] the exact DAE's score error falls like sigma^2: fitted log-log slope over `exact_sigmas` in [1.6, 2.4]
+     (a closed form of the Tweedie-smoothed mixture, no trained model: it checks the setup, it cannot test [178]).
+  5. [sanity] training reaches the optimal DAE of each sigma: relative error of the trained estimate against the
      exact d/dx log p_sigma <= 0.1 at every sigma.
-  5. [sanity] the catalog's target: cosine with the true score at the smallest sigma >= 0.95.
-Observed at the CPU size (seed 0): exact errors 0.178, 0.051, 0.013, 0.0033 at sigma 0.2 .. 0.025 (slope 1.9);
-trained errors 0.83, 0.48, 0.18, 0.065 at sigma 0.8 .. 0.1; with /sigma the error at sigma 0.1 is ~0.9.
+  6. [sanity] the catalog's target: cosine with the true score at the smallest sigma >= 0.95.
+Observed before 2026-12-03 at the CPU size (seed 0): exact errors 0.178, 0.051, 0.013, 0.0033 at sigma 0.2 .. 0.025
+(slope 1.9); trained errors 0.83, 0.48, 0.18, 0.065 at sigma 0.8 .. 0.1; with /sigma the error at sigma 0.1 is ~0.9.
 
-Claims audit (2026-12-03; not yet acted on): claim 1 (the exact DAE's error slope) is a closed form of the
-Tweedie-smoothed mixture score with no trained model, and at the TINY size the mutation `divide_by_sigma` fails
-only that claim; the fix is to fit the slope on the trained DAEs (claims 2-3 measure them) and make the mutation
-test rely on claim 2.
+Claims audit (2026-12-03), acted on the same day: the old paper claim 1 (the exact DAE's slope) was a closed form
+with no trained model, and at TINY the mutation `divide_by_sigma` was caught through it. It is now sanity row 4; the
+paper's rate statement is claim 1, fitted on the trained DAEs, with its tolerance (slope >= 1.0) written here before
+the judged run `python -m experiments run dae_score --preset cpu --workdir /tmp/rec_s24/dae_score --fresh`.
+Judged run (2026-12-03, cpu preset, seed 0, 71 s wall on the shared 2-core machine): trained errors 0.826, 0.481,
+0.183, 0.0649 at sigma 0.8 .. 0.1, fitted slope 1.24 >= 1.0 (claim 1 passes; the exact DAE's slope over that grid is
+1.35); claim 2 0.065 <= 0.15; claim 3 holds; sanity rows: exact slope 1.92, max error vs r* 0.040, cosine 0.999; 6/6
+pass. Mutation test (TINY, 2026-12-03): `divide_by_sigma` fails claim 3, the only paper claim passing at TINY
+(the trained slope, 0.74, and the sigma = 0.1 error, 0.19, need the full size).
+Caveat: the judged run repeats seed 0 and the settings whose trained errors were recorded above before the slope
+tolerance was written (a slope of ~1.2 could be read off them), so claim 1 is a pre-registered fit of a known curve.
+Hence a confirmation on a seed never run before (the lead, 2026-12-03, `python -m experiments run dae_score --set
+seed=100 --fresh`, 73 s): trained errors 0.823, 0.481, 0.184, 0.073, slope 1.19 >= 1.0; claims 2-3 pass (0.073);
+exact slope 1.92, error vs r* 0.044, cosine 0.999: 6/6 pass there too.
 """
 
 from __future__ import annotations
@@ -56,8 +70,9 @@ from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, Posi
 PAPER = Paper(catalog_id=178, title="What Regularized Auto-Encoders Learn from the Data Generating Distribution",
               year=2012, arxiv="1211.4246")
 DEMO = True
-# A short training run still passes claim 1 (the exact DAE, no training involved); dividing by sigma instead of
-# sigma^2 leaves every cosine unchanged but breaks claim 1 (and 2-4 at the full size).
+# At TINY the trained DAEs' error still falls over the grid (claim 3; 0.82, 0.49, 0.23, 0.19 on 2026-12-03) while
+# claims 1-2 need the full size; dividing by sigma instead of sigma^2 leaves every cosine unchanged but makes that
+# error rise again as sigma -> 0 (0.86, 0.79, 0.84, 0.91), failing claim 3 (and 1-2, 5 at the full size).
 TINY = ("num_steps=600", "batch_size=512", "hidden=64")
 # ~15-60 CPU-seconds for the TINY and mutated runs together: the mutation test runs under -m slow (the default-run
 # budget); tests/experiments/test_issue8_experiments.py keeps a fast run of this experiment in the default suite.
@@ -177,10 +192,12 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
     vs_exact_err.append(rel(est, ex))
     curves[f"{s:g}"] = est.tolist()
   slope = float(np.polyfit(np.log(config.exact_sigmas), np.log(exact_err), 1)[0])
+  trained_slope = float(np.polyfit(np.log(config.sigmas), np.log(trained_err), 1)[0])
   out = {"sigmas": list(config.sigmas), "exact_sigmas": list(config.exact_sigmas),
          "exact_dae_rel_error": exact_err, "trained_rel_error": trained_err, "trained_cosine": trained_cos,
          "trained_vs_exact_cosine": vs_exact_cos, "trained_vs_exact_rel_error": vs_exact_err,
-         "exact_error_slope": slope, "score_estimator": config.score_estimator,
+         "exact_error_slope": slope, "trained_error_slope": trained_slope,
+         "score_estimator": config.score_estimator,
          "grid": np.asarray(grid)[:, 0].tolist(), "true_score": true.tolist(), "trained_scores": curves}
   _figure(out, workdir)
   return out
@@ -190,14 +207,18 @@ def claims(results: dict) -> list[Claim]:
   tc, te = results["trained_cosine"], results["trained_rel_error"]
   sig = results["sigmas"]
   return [
-      Claim.close("exact DAE: relative error of (r*(x)-x)/sigma^2 vs the score ~ sigma^p as sigma -> 0, fitted p",
-                  results["exact_error_slope"], 2.0, atol=0.4, paper="error -> 0 (o(sigma^2) remainder)",
-                  kind="paper", where="Sec. 3, Thm. 1"),
+      Claim.at_least("trained DAE: relative error of (r(x)-x)/sigma^2 vs the score ~ sigma^p over the sigma grid, "
+                     "fitted p (errors " + ", ".join(f"{e:.3g}" for e in te) + ")",
+                     results["trained_error_slope"], 1.0, paper="error -> 0 as sigma -> 0 (rate 2 asymptotically)",
+                     kind="paper", where="Sec. 3, Thm. 1"),
       Claim.at_most(f"trained DAE at sigma={sig[-1]:g}: relative L2 error of (r(x)-x)/sigma^2 vs the true score",
                     te[-1], 0.15, paper="(r(x)-x)/sigma^2 -> d/dx log p(x)", kind="paper", where="Sec. 3, Thm. 1"),
       Claim.holds("trained DAE: that error falls as sigma falls (" + ", ".join(f"{e:.3g}" for e in te) + ")",
                   all(b <= a for a, b in zip(te, te[1:])), paper="better estimate as sigma -> 0",
                   detail="non-increasing over the sigma grid", kind="paper", where="Sec. 3, Thm. 1; Fig. 2"),
+      Claim.close("exact DAE (closed form, no training): relative error of (r*(x)-x)/sigma^2 vs the score ~ "
+                  "sigma^p as sigma -> 0, fitted p", results["exact_error_slope"], 2.0, atol=0.4,
+                  paper="(setup check: o(sigma^2) remainder, rate 2)", kind="sanity"),
       Claim.at_most("training reaches the optimal DAE: max over sigma of the relative error vs d/dx log p_sigma",
                     max(results["trained_vs_exact_rel_error"]), 0.1, paper="(setup check: r -> r*)",
                     kind="sanity"),
