@@ -81,8 +81,7 @@ DEMO = False
 TINY = ("widths=(16,128)", "n_train=64", "num_steps=60", "sharpness_every=20", "power_iters=5", "lr_min=0.1",
         "num_lrs=8", "num_seeds=2")
 # ~20 CPU-seconds for each of the TINY and mutated runs (measured on the 2-core machine): the mutation test runs under
-# -m slow (the default-run budget); tests/experiments/test_issue8_experiments.py keeps a fast run of this experiment
-# in the default suite.
+# -m slow (the default-run budget), its first mutation also in CI (ci_extra).
 MUTATION_TEST_SLOW = True
 MUTATIONS = {"mup_as_ntk": ("mup_as=ntk",)}
 
