@@ -56,19 +56,34 @@ width `icl_d_model`, `icl_heads` heads) and a Linear readout, trained with Adam 
 seeds vmapped. Evaluation on `icl_eval` sequences of the pool's own tasks (seen) and of fresh tasks (unseen),
 accuracy per position; "late" = mean over the positions t >= T/2. Claims (tolerances fixed before the cpu run):
   5. memorisation: with the smallest pool, late accuracy on seen - on unseen tasks >= 0.2 (every seed);
-  6. transition: unseen-task late accuracy at the largest pool - at the smallest >= 0.1 (mean over seeds);
-  7. in-context learning at the largest pool: unseen late accuracy - unseen accuracy at position 0 >= 0.1 (mean);
+  6. transition: unseen-task late accuracy at the largest pool - at the smallest >= 0.1 (lower end of the paired
+     95% t-interval over seeds; until 2026-12-03 the mean over seeds);
+  7. in-context learning at the largest pool: unseen late accuracy - unseen accuracy at position 0 >= 0.1 (lower
+     end of the paired 95% t-interval over seeds; until 2026-12-03 the mean);
   8. generalisation at the largest pool: seen - unseen late accuracy <= 0.05 (every seed);
   9. sanity: unseen-task accuracy at position 0 is chance (within 0.1; mean over seeds, every pool).
 Mutation `icl_tasks=4,8`: never enough tasks to generalise; claims 6-7 fail.
 Measured (cpu preset, seeds 0-2; the whole experiment 238 s wall, 61 CPU-s, on the 2 cores shared at load ~16; 64 s
 alone on the quiet machine, 2026-12-02):
-5/5 claims pass. 4 tasks: late accuracy 0.995 / 0.942 / 0.970 on the seen tasks vs 0.486 / 0.486 / 0.502 on unseen
-ones (chance 0.5); 2^16 tasks: unseen late accuracy 0.723 / 0.689 / 0.571 (from 0.516 / 0.465 / 0.574 at position
-0), seen 0.718 / 0.688 / 0.557. Seed 2 is still on the meta-training loss plateau the paper describes (Sec. 4.4)
-after 300 steps: its in-context gain is 0.00, so claim 7 passes on the mean (0.14), not on every seed. A first
-setting (T = 32, 500 steps, class-mean norm 2, pools 4 / 64 / 2^16, 2 seeds; 11 min wall under load) showed the same
-picture (64 tasks: seen 0.89 / 0.83, unseen 0.52 / 0.50; 2^16: unseen 0.63 / 0.53) and did not fit the budget.
+5/5 claims passed (then judged on seed means). 4 tasks: late accuracy 0.995 / 0.942 / 0.970 on the seen tasks vs
+0.486 / 0.486 / 0.502 on unseen ones (chance 0.5); 2^16 tasks: unseen late accuracy 0.723 / 0.689 / 0.571 (from
+0.516 / 0.465 / 0.574 at position 0), seen 0.718 / 0.688 / 0.557. Seed 2 is still on the meta-training loss plateau
+the paper describes (Sec. 4.4) after 300 steps: its in-context gain is 0.00, so claim 7 passed on the mean (0.14),
+not on every seed (and fails under the interval judgment of the claims audit below). A first setting (T = 32, 500
+steps, class-mean norm 2, pools 4 / 64 / 2^16, 2 seeds; 11 min wall under load) showed the same picture (64 tasks:
+seen 0.89 / 0.83, unseen 0.52 / 0.50; 2^16: unseen 0.63 / 0.53) and did not fit the budget.
+Claims audit (2026-12-03): claims 6 and 7 compared two settings on the seed mean, not against seed noise. Pre-
+registered before the judged run: both are judged on the lower end of the paired 95% Student-t interval of the
+per-seed differences (`experiments/_seed_stats.paired_ci`; the pools, resp. the positions, are evaluated on the same
+seeds), with the threshold 0.1 unchanged, and no setting changed (3 seeds, the cpu preset). Claims 5 and 8 already
+hold on every seed (min / max over seeds) and claim 9 is a sanity row: left as they were. From the per-seed numbers
+above both were expected to fail: seed 2 has not left the plateau. Judged run (`python -m experiments run
+analysis_wave3e --preset cpu --workdir /tmp/rec_s24/analysis_wave3e --fresh`, 2026-12-03, 210 s wall on the loaded 2
+cores; the same per-seed numbers as above): 7/9 claims pass, claims 6 and 7 FAIL. Claim 6: per-seed differences
+0.237 / 0.203 / 0.069, mean 0.170 [-0.050, 0.390]; claim 7: 0.208 / 0.224 / -0.003, mean 0.143 [-0.172, 0.457]
+(95% CI, 3 seeds). With 3 seeds and one seed on the plateau, the transition and the in-context gain are not shown
+against seed noise here; [40] is not reproduced at the cpu preset (the gpu preset has 8 seeds and 2000 steps).
+The mutation test (`tests/experiments/test_mutations.py -k analysis_wave3e`, TINY) still passes for both mutations.
 Not here: the catalog's second claim (larger accessible state => better in-context learning at a fixed parameter
 count).
 """
@@ -87,6 +102,7 @@ import optax
 import scipy.optimize as so
 from flax import nnx
 
+from experiments import _seed_stats
 from jaxlib_methods.analysis import SDLParams, sdl_bcd
 from jaxlib_methods.data import gpicl_batch
 from jaxlib_methods.nn.transformer import TransformerBlock, TransformerConfig
@@ -344,16 +360,19 @@ def _gpicl_claims(r: dict) -> list[Claim]:
   seen, unseen = _late(r["acc_seen"]), _late(r["acc_unseen"])     # [pools, seeds]
   first = np.asarray(r["acc_unseen"], np.float64)[..., 0]           # [pools, seeds]
   small, large = r["tasks"][0], r["tasks"][-1]
+  ci_transition = _seed_stats.paired_ci(unseen[-1], unseen[0])     # the same seeds (base data, keys) in every pool
+  ci_icl = _seed_stats.paired_ci(unseen[-1], first[-1])            # the same models and sequences
   out = [Claim.at_least(f"[40] memorisation with few tasks: late-position accuracy on the {small} meta-training "
                         "tasks - on unseen tasks (min over seeds)", float(np.min(seen[0] - unseen[0])), 0.2,
                         paper="few tasks: the model memorises them and does not generalise", kind="paper",
                         where="Sec. 4.1, Fig. 2 (memorisation phase) [40]"),
-         Claim.at_least(f"[40] unseen-task late-position accuracy: {large} tasks - {small} tasks (mean over seeds)",
-                        float(np.mean(unseen[-1] - unseen[0])), 0.1,
+         Claim.at_least(f"[40] unseen-task late-position accuracy: {large} tasks - {small} tasks (lower end of the "
+                        f"paired 95% CI over seeds; {_seed_stats.fmt_ci(ci_transition)})", ci_transition["lo"], 0.1,
                         paper="generalisation to unseen tasks appears as the number of tasks grows (~2^13 on MNIST)",
                         kind="paper", where="Sec. 4.1, Fig. 2 (transition to general learning-to-learn) [40]"),
          Claim.at_least(f"[40] learning in context with {large} tasks: unseen-task accuracy at late positions - at "
-                        "position 0 (mean over seeds)", float(np.mean(unseen[-1] - first[-1])), 0.1,
+                        f"position 0 (lower end of the paired 95% CI over seeds; {_seed_stats.fmt_ci(ci_icl)})",
+                        ci_icl["lo"], 0.1,
                         paper="accuracy on unseen tasks improves with the in-context examples", kind="paper",
                         where="Sec. 4.1 (learning-to-learn) [40]"),
          Claim.at_most(f"[40] seen - unseen late-position accuracy with {large} tasks (max over seeds)",
