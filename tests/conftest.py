@@ -118,6 +118,13 @@ _CI_EXTRA_TESTS = {
     "tests/nn/test_transformer.py::test_training_approaches_the_entropy_rate": 9.3,
     "tests/optim/test_masks.py::test_galore_trains_the_lm_through_nnx_optimizer_with_the_paper_mask": 8.9,
     "tests/experiments/test_issue8_experiments.py::test_dae_score_tiny": 8.2,
+    # `make test` took 852 s in the fresh-clone .ci/run of 53304f1 (2026-12-03): the next five longest non-kernel
+    # calls of that run moved too, for margin under the 15-minute budget.
+    "tests/test_norms.py::test_zero_vectors_give_finite_gradients_in_every_loss_that_normalises": 17.5,
+    "tests/analysis/test_intrinsic_dimension.py::test_half_precision_projections_keep_unit_columns": 14.6,
+    "tests/nn/test_reversible.py::test_inverse_gradients_and_numpy_forward": 10.9,
+    "tests/data/test_synthetic.py::test_bfloat16_generators_draw_gaussian_noise_with_tails": 9.8,
+    "tests/analysis/test_fastfood_benchmark.py::test_small_run_prints_a_row_per_method": 9.1,
 }
 
 
