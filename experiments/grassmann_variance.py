@@ -66,6 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments._ssl_toys import ridge_probe_accuracy
 from jaxlib_methods.nn import grassmann_logits
 from jaxlib_methods.optim import qr_retraction, riemannian_sgd_grassmann
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
@@ -190,16 +191,10 @@ def intra_class_variability(f: np.ndarray, y: np.ndarray) -> float:
 
 
 def linear_probe_accuracy(f_train, y_train, f_test, y_test, ridge: float = 1e-3) -> float:
-  """Linear transfer on frozen features: a ridge-regression probe (one-hot targets, bias, normalised features,
-  penalty `ridge` * n) fitted on the training features for a downstream label, held-out accuracy."""
-  def design(f):
-    f = np.asarray(f, np.float64)
-    f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
-    return np.concatenate([f, np.ones((len(f), 1))], 1)
-  a, b = design(f_train), design(f_test)
-  n_cls = int(max(y_train.max(), y_test.max())) + 1
-  w = np.linalg.solve(a.T @ a + ridge * len(a) * np.eye(a.shape[1]), a.T @ np.eye(n_cls)[y_train])
-  return float(np.mean(np.argmax(b @ w, 1) == y_test))
+  """Linear transfer on frozen features: `_ssl_toys.ridge_probe_accuracy` (ridge regression onto one-hot targets,
+  with a bias) on the L2-normalised features, penalty `ridge` * n; held-out accuracy."""
+  unit = lambda f: (f := np.asarray(f, np.float64)) / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+  return ridge_probe_accuracy(unit(f_train), y_train, unit(f_test), y_test, ridge=ridge * len(f_train))
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
