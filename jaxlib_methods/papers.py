@@ -1333,6 +1333,9 @@ def experiment_papers(module) -> list[int]:
   return [module.PAPER.catalog_id] + [p.catalog_id for p in getattr(module, "ALSO_REPRODUCES", ())]
 
 
+_WHERE_TAG = re.compile(r"\[(\d+)\]\s*$")   # a claim's `where` ending in "[id]": the paper it belongs to
+
+
 def paper_claim_counts(claims: Sequence[dict], paper_ids: Sequence[int]) -> dict[str, int]:
   """Paper claims per catalog id: a claim whose `where` ends in "[id]" belongs to that paper, an untagged one to
   the experiment's first paper. Keys are str(id) (JSON)."""
@@ -1340,7 +1343,7 @@ def paper_claim_counts(claims: Sequence[dict], paper_ids: Sequence[int]) -> dict
   for c in claims:
     if c.get("kind") != "paper":
       continue
-    m = re.search(r"\[(\d+)\]\s*$", c.get("where", ""))
+    m = _WHERE_TAG.search(c.get("where", ""))
     pid = m.group(1) if m else str(paper_ids[0])
     counts[pid] = counts.get(pid, 0) + 1
   return counts
@@ -1355,7 +1358,7 @@ def failed_claim_counts(claims: Sequence[dict], paper_ids: Sequence[int]) -> dic
   for c in claims:
     if c.get("passed"):
       continue
-    m = re.search(r"\[(\d+)\]\s*$", c.get("where") or "") or re.match(r"\s*\[(\d+)\]", c.get("claim") or "")
+    m = _WHERE_TAG.search(c.get("where") or "") or re.match(r"\s*\[(\d+)\]", c.get("claim") or "")
     counts[m.group(1) if m and m.group(1) in ids else "*"] += 1
   return counts
 

@@ -73,8 +73,8 @@ def sample_markov_sequences(key: jax.Array, language: MarkovLanguage, batch: int
   The synthetic text of our runs of Wortsman et al., "Small-scale proxies for large-scale Transformer training
   instabilities", ICLR 2024, arXiv:2309.14322 (in place of C4).
   """
-  batch, length = validation.check_int(batch, "batch", 1, value_error=True), validation.check_int(
-      length, "length", 1, value_error=True)
+  batch, length = (validation.check_int(v, name, 1, value_error=True) for name, v in (("batch", batch),
+                                                                                       ("length", length)))
   return _sample_markov_sequences(key, language, batch, length)
 
 
