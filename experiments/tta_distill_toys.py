@@ -59,6 +59,18 @@ Claims (tolerances fixed before the run; seeds paired, 95% t-intervals):
   [30] 6. tail-class test accuracy, 3-expert MDCS minus a single CE model > 0 (lower end of the CI).
   sanity: the source model is accurate on the source (>= 0.8) and the shift hurts it (raw target accuracy < 0.7).
 
+Claims audit (2026-12-03), PRE-REGISTERED, committed before the run it describes. (a) Claim 4 becomes a sanity row:
+the imbalance is injected by `layer_gain` (raised from 1.5 to 2.0 after a failure), the normalised terms are
+scale-free by their formula, no distillation is trained, and "one term >= 0.9" is our threshold, not the paper's "a
+few terms dominate". [94] keeps one paper claim (3), so it stays `implemented`. (b) Claim 1 was judged on 16 seeds
+after 8 seeds had failed it (optional stopping, reported below), so it is judged again, once, on 16 fresh seeds: the
+preset's `seed` becomes 100 (seed streams [100, rep, 24], disjoint from [0, rep, 24]) whatever the run shows; nothing
+else changes (tolerances, arms, sizes). The run: `python -m experiments run tta_distill_toys` at the new preset; its
+numbers are reported below and recorded. (c) Mutation `cafa_is_tent` (`cafa_objective=entropy`: the CAFA arm
+minimises TENT's entropy, so claim 1's difference is exactly 0) is declared for [24]; TINY keeps the CAFA part at
+the preset's size so that its claims pass there. MUTATION_PAPERS: `random_criterion_scores` -> [94], `cafa_is_tent`
+-> [24].
+
 What we measured (cpu preset, 16 seeds, 2026-11-30, ~110 s on a loaded 2-core machine): target accuracy raw source
 0.514, test-time BN only 0.816, TENT 0.850, CAFA 0.874; CAFA - TENT = 0.024 [0.005, 0.043] (claim 1 passes), CAFA -
 BN only = 0.058 [0.031, 0.086] (claim 2 passes). History, for the record: the first cpu run used 8 seeds and gave
@@ -107,7 +119,7 @@ DEMO = False
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  seed: Seed = 0
+  seed: Seed = 100                         # the judged fresh seeds of the claims audit (2026-12-03); 0 before
   seeds: Annotated[int, Range(ge=3)] = 16
   # CAFA
   classes: Annotated[int, Range(ge=2)] = 4
@@ -156,11 +168,12 @@ class Config:
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=16, dim=32, classes=10, tta_steps=200, blocks=24, width=64),
            "tpu": Config(seeds=16, dim=32, classes=10, tta_steps=200, blocks=24, width=64)}
-TINY = ("seeds=4", "tta_steps=10", "source_per_class=64", "test_size=512", "blocks=8", "prune=3", "random_sets=16",
-        "probe_batch=64", "mic_steps=30", "mic_batch=8", "lt_steps=30", "lt_batch=32")
-# at TINY only the additivity claim passes (the CAFA claims need the cpu preset's 16 seeds and 40 steps), so the
-# TENT-for-CAFA variant (`--set cafa_objective=entropy`: claim 1's difference is then exactly 0) is no MUTATION here
-MUTATIONS = {"random_criterion_scores": ("criterion=random",)}
+# TINY keeps the CAFA part at the cpu preset's size (its claims need the 16 seeds and 40 steps; ~10 s) so that the
+# TENT-for-CAFA mutation has a passing CAFA claim to break
+TINY = ("blocks=8", "prune=3", "random_sets=16", "probe_batch=64", "mic_steps=30", "mic_batch=8", "lt_steps=30",
+        "lt_batch=32")
+MUTATIONS = {"random_criterion_scores": ("criterion=random",), "cafa_is_tent": ("cafa_objective=entropy",)}
+MUTATION_PAPERS = {"random_criterion_scores": 94, "cafa_is_tent": 24}
 MUTATION_TEST_SLOW = True   # the TINY run compiles two vmapped scans: ~9 s of CPU each (baseline + mutation)
 
 
@@ -456,7 +469,7 @@ def claims(results: dict) -> list[Claim]:
             bool(np.min(lp["corr"]) >= 0.9), "paper", w94a),
       Claim("largest layer's share of the total feature loss, vanilla MSE vs normalised (mean over seeds)",
             "vanilla: a few terms dominate; normalised: balanced", ns, f"vanilla >= 0.9 (ours {vs:.3f}) and "
-            f"normalised <= 0.5 (ours {ns:.3f})", bool(vs >= 0.9 and ns <= 0.5), "paper", w94b),
+            f"normalised <= 0.5 (ours {ns:.3f})", bool(vs >= 0.9 and ns <= 0.5), "sanity"),
       Claim("target pixel accuracy, MIC minus no MIC: lower end of the 95% CI", "MIC > no MIC", dm["lo"],
             f"> 0 ({st.fmt_ci(dm)})", bool(np.isfinite(dm["lo"]) and dm["lo"] > 0), "paper",
             "Tables 1-4 (UDA with and without MIC) [46]"),
