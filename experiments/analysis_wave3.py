@@ -121,6 +121,7 @@ PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, samples=200000), "tpu": Confi
 TINY = ("classes=8", "tasks=4", "train_per_class=20", "replay_per_class=2", "test_per_class=20", "ft_steps=30",
         "orders=2", "samples=4000", "seeds=4")
 MUTATIONS = {"unnormalised_means": ("nmc_update=sum",), "threshold_cascade": ("cascade_policy=threshold",)}
+MUTATION_PAPERS = {"unnormalised_means": 28, "threshold_cascade": 100}
 
 
 # ---- [28] streaming nearest-mean classifier --------------------------------------------------------------------

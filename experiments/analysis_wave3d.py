@@ -140,6 +140,7 @@ TINY = ("seeds=3", "dbp_dim=16", "dbp_clusters=16", "dbp_probe_steps=200", "ifm_
         "cbm_train=300", "cbm_steps=200")
 MUTATIONS = {"inverted_complexity": ("dbp_complexity=inverted",), "loose_merging": ("ifm_beta=0.7",),
              "correlated_both": ("cbm_co_low=1.0",)}
+MUTATION_PAPERS = {"inverted_complexity": 37, "loose_merging": 23, "correlated_both": 32}
 
 
 def _vmapped(fn, tree, mesh, what):

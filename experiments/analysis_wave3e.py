@@ -160,6 +160,7 @@ _BIG = dict(seeds=8, icl_tasks=(4, 64, 1024, 2**16), icl_seq=32, icl_steps=2000,
 PRESETS = {"cpu": Config(), "gpu": Config(**_BIG), "tpu": Config(**_BIG)}
 TINY = ("seeds=2", "sdl_iters=600", "sdl_test=500", "icl_eval=128")
 MUTATIONS = {"reconstruction_dominates": ("sdl_xi=10",), "few_tasks_only": ("icl_tasks=4,8",)}
+MUTATION_PAPERS = {"reconstruction_dominates": 146, "few_tasks_only": 40}
 
 
 # ---- [146] supervised dictionary learning ----------------------------------------------------------------------

@@ -151,6 +151,7 @@ TINY = ("seeds=4", "mnn_L=32", "mnn_d=16", "mnn_ranks=(1,2,4,8)", "mnn_cost_size
         "lp_dirs=12", "lp_draws=40")
 MUTATIONS = {"frobenius_metric": ("mnn_variant=frobenius",), "unmixed_srht": ("srht_mixing=off",),
              "uniform_sampling": ("lp_sampling=uniform",)}
+MUTATION_PAPERS = {"frobenius_metric": 147, "unmixed_srht": 144, "uniform_sampling": 98}
 
 
 # ---- [147] Matrix Nuclear-Norm vs exact nuclear norm and Matrix Entropy ---------------------------------------

@@ -10,7 +10,8 @@ Status is derived, never typed by hand:
                 that belong to this paper (a claim's `where` may end in "[id]" when an experiment reproduces two
                 papers), and the
                 experiment declares MUTATIONS (wrong variants under which a paper claim must fail, tested by
-                tests/experiments/test_mutations.py). Runs are recorded in docs/reproductions.json by
+                tests/experiments/test_mutations.py), one of which breaks a claim of this paper (an experiment
+                that reproduces several papers says which in MUTATION_PAPERS). Runs are recorded in docs/reproductions.json by
                 `python -m jaxlib_methods.papers --record results`; only a run of the unmodified preset counts.
 
 `python -m jaxlib_methods.papers` regenerates docs/PAPERS.md; a test fails when it is stale or when an entry names an
@@ -1334,33 +1335,54 @@ def experiment_papers(module) -> list[int]:
 
 
 _WHERE_TAG = re.compile(r"\[(\d+)\]\s*$")   # a claim's `where` ending in "[id]": the paper it belongs to
+_CLAIM_TAG = re.compile(r"\s*\[(\d+)\]")    # or a claim's text starting with "[id]"
+
+
+def claim_paper(where: str, claim: str, paper_ids: Sequence[int]) -> Optional[int]:
+  """The catalog id a claim of an experiment that reproduces `paper_ids` belongs to: the "[id]" its `where` ends
+  in, else the "[id]" its text starts with (when that id is one of `paper_ids`); None when neither names one."""
+  for m in (_WHERE_TAG.search(where or ""), _CLAIM_TAG.match(claim or "")):
+    if m and int(m.group(1)) in paper_ids:
+      return int(m.group(1))
+  return None
 
 
 def paper_claim_counts(claims: Sequence[dict], paper_ids: Sequence[int]) -> dict[str, int]:
-  """Paper claims per catalog id: a claim whose `where` ends in "[id]" belongs to that paper, an untagged one to
+  """Paper claims per catalog id: a claim tagged "[id]" (`claim_paper`) belongs to that paper, an untagged one to
   the experiment's first paper. Keys are str(id) (JSON)."""
   counts = {str(i): 0 for i in paper_ids}
   for c in claims:
     if c.get("kind") != "paper":
       continue
-    m = _WHERE_TAG.search(c.get("where", ""))
-    pid = m.group(1) if m else str(paper_ids[0])
-    counts[pid] = counts.get(pid, 0) + 1
+    pid = claim_paper(c.get("where", ""), c.get("claim", ""), paper_ids)
+    counts[str(paper_ids[0] if pid is None else pid)] += 1
   return counts
 
 
 def failed_claim_counts(claims: Sequence[dict], paper_ids: Sequence[int]) -> dict[str, int]:
-  """Failed claims per catalog id of an experiment that reproduces several papers: a claim whose `where` ends in
-  "[id]", or whose text starts with "[id]", belongs to that paper; any other failed claim (a shared setup check) to
-  all of them, under the key "*". Keys are str(id) (JSON)."""
-  ids = {str(i) for i in paper_ids}
-  counts = {"*": 0, **{i: 0 for i in sorted(ids)}}
+  """Failed claims per catalog id of an experiment that reproduces several papers: a claim tagged "[id]"
+  (`claim_paper`) belongs to that paper; any other failed claim (a shared setup check) to all of them, under the key
+  "*". Keys are str(id) (JSON)."""
+  counts = {"*": 0, **{str(i): 0 for i in sorted(paper_ids)}}
   for c in claims:
     if c.get("passed"):
       continue
-    m = _WHERE_TAG.search(c.get("where") or "") or re.match(r"\s*\[(\d+)\]", c.get("claim") or "")
-    counts[m.group(1) if m and m.group(1) in ids else "*"] += 1
+    pid = claim_paper(c.get("where", ""), c.get("claim", ""), paper_ids)
+    counts["*" if pid is None else str(pid)] += 1
   return counts
+
+
+def mutation_papers(module) -> dict[str, tuple[int, ...]]:
+  """Which papers' claims each of an experiment's MUTATIONS must break: every paper of a single-paper experiment;
+  for one that reproduces several papers, the module's MUTATION_PAPERS ({mutation: id or (ids...)}), checked by
+  tests/experiments/test_mutations.py (a paper claim of each named paper that passes for the method fails under the
+  mutation). A mutation it does not name targets no paper."""
+  ids = experiment_papers(module)
+  mutations = getattr(module, "MUTATIONS", None) or {}
+  if len(ids) == 1:
+    return {m: (ids[0],) for m in mutations}
+  declared = getattr(module, "MUTATION_PAPERS", {})
+  return {m: tuple(v) if isinstance(v, (tuple, list)) else (v,) for m, v in declared.items() if m in mutations}
 
 
 def failures_of(pid: int, rec: dict) -> Optional[int]:
@@ -1377,7 +1399,8 @@ def failures_of(pid: int, rec: dict) -> Optional[int]:
 def reproduction_problems(pid: int, impl: Implementation, rec: Optional[dict]) -> list[str]:
   """Why paper `pid` is not `reproduced` by record `rec` of its experiment (empty: it is). The rule: a record at the
   entry's preset, every claim passed (in an experiment that reproduces several papers, every claim but those that
-  belong to another of its papers), >= 2 paper claims of this paper, and the experiment declares MUTATIONS."""
+  belong to another of its papers), >= 2 paper claims of this paper, and the experiment declares MUTATIONS, one of
+  which breaks a claim of this paper (`mutation_papers`)."""
   if not rec:
     return [f"experiment {impl.experiment} has no record yet"]
   problems = []
@@ -1393,6 +1416,8 @@ def reproduction_problems(pid: int, impl: Implementation, rec: Optional[dict]) -
   module = importlib.import_module(f"experiments.{impl.experiment}")
   if not getattr(module, "MUTATIONS", None):
     problems.append("the experiment declares no MUTATIONS")
+  elif not any(pid in ids for ids in mutation_papers(module).values()):
+    problems.append(f"no mutation of the experiment is declared to break a claim of [{pid}] (MUTATION_PAPERS)")
   return problems
 
 
@@ -1438,8 +1463,9 @@ def render_markdown(es: Sequence[Entry]) -> str:
            "(cpu unless stated) passed every claim (where one experiment reproduces two papers: every claim but",
            "the other paper's), at least two of them claims of kind `paper` (the paper's own statement, located",
            "in the paper) of this paper, and the experiment declares MUTATIONS: wrong variants",
-           "under which a paper claim must fail (tests/experiments/test_mutations.py). Claims of kind `sanity`",
-           "check the setup and never count toward `reproduced`.", "",
+           "under which a paper claim must fail (tests/experiments/test_mutations.py), one of them a claim of this",
+           "paper (an experiment that reproduces several papers names each mutation's papers in MUTATION_PAPERS).",
+           "Claims of kind `sanity` check the setup and never count toward `reproduced`.", "",
            "## Counts", "", "| category | " + " | ".join(STATUSES) + " | all |",
            "|---|" + "---|" * (len(STATUSES) + 1)]
   for c in cats + ["all"]:

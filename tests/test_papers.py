@@ -159,6 +159,32 @@ def test_a_cohosted_papers_failures_do_not_demote_the_other(monkeypatch):
   assert status({k: v for k, v in rec.items() if k != "failed_claims"})[146].status == "implemented"
 
 
+def test_a_cohosted_paper_needs_a_mutation_of_its_own(monkeypatch):
+  """In an experiment that reproduces several papers a mutation counts for the papers MUTATION_PAPERS names: a
+  paper whose claims no mutation is declared to break stays `implemented` whatever its record says."""
+  import experiments.analysis_wave3e as module
+  rec = {"preset": "cpu", "all_passed": True, "claims": 9, "passed": 9, "paper_claims": {"146": 3, "40": 4},
+         "failed_claims": {"*": 0, "146": 0, "40": 0}, "mutations": sorted(module.MUTATIONS)}
+  status = lambda: {e.paper.id: e for e in papers.entries(reproductions={"analysis_wave3e": rec})}
+  assert status()[146].status == "reproduced" and status()[40].status == "reproduced"
+  monkeypatch.setattr(module, "MUTATION_PAPERS", {m: 146 for m in module.MUTATIONS})
+  st = status()
+  assert st[146].status == "reproduced"
+  assert st[40].status == "implemented" and "MUTATION_PAPERS" in st[40].reason
+  monkeypatch.delattr(module, "MUTATION_PAPERS")
+  assert {s.status for s in status().values() if s.paper.id in (40, 146)} == {"implemented"}
+  assert papers.mutation_papers(exp_lib.get("lion_k_constrained").module) == {
+      m: (193,) for m in exp_lib.get("lion_k_constrained").module.MUTATIONS}    # one paper: every mutation is its
+
+
+def test_claims_are_attributed_by_where_tag_then_text_tag():
+  assert papers.claim_paper("Sec. 2 [40]", "[146] text", [146, 40]) == 40
+  assert papers.claim_paper("Sec. 2", "[146] text", [146, 40]) == 146
+  assert papers.claim_paper("Sec. 2 [999]", "text", [146, 40]) is None
+  assert papers.paper_claim_counts([{"kind": "paper", "where": "Sec. 2", "claim": "[40] a"}], [146, 40]) == {
+      "146": 0, "40": 1}
+
+
 def test_records_are_honest():
   """Every stored record matches its experiment: a known preset, consistent counts, paper claims of its papers."""
   for name, rec in papers.load_reproductions().items():
@@ -182,6 +208,7 @@ def test_records_are_honest():
       assert rec["passed"] + sum(failed.values()) == rec["claims"], pid
       assert rec.get("paper_claims", {}).get(str(pid), 0) >= 2, (pid, rec.get("paper_claims"))
       assert rec.get("mutations") == sorted(module.MUTATIONS), (pid, rec.get("mutations"))
+      assert any(pid in ids for ids in papers.mutation_papers(module).values()), pid   # a mutation breaks its claims
 
 
 def _recorded_cpu_reproductions():
