@@ -70,6 +70,12 @@ numbers are reported below and recorded. (c) Mutation `cafa_is_tent` (`cafa_obje
 minimises TENT's entropy, so claim 1's difference is exactly 0) is declared for [24]; TINY keeps the CAFA part at
 the preset's size so that its claims pass there. MUTATION_PAPERS: `random_criterion_scores` -> [94], `cafa_is_tent`
 -> [24].
+Result of the judged run (2026-12-03, `PYTHONPATH=. python -m experiments run tta_distill_toys --workdir
+/tmp/rec/judged/tta_distill_toys --fresh`, 20 s wall on the 2-core machine, 7/8 claims): claim 1 passes on the
+fresh seeds, CAFA - TENT = 0.058 [0.019, 0.097]; claim 2 CAFA - BN only = 0.070 [0.025, 0.115]; claim 3 (additivity)
+0.996; the share row (now sanity, text tagged [94]) fails as before (vanilla 0.752, normalised 0.181); MIC 0.046
+[0.036, 0.056]; MDCS 0.405 [0.358, 0.452]. Source accuracy >= 0.814, raw target 0.494. The numbers below are the
+seed-0 runs of 2026-11-30.
 
 What we measured (cpu preset, 16 seeds, 2026-11-30, ~110 s on a loaded 2-core machine): target accuracy raw source
 0.514, test-time BN only 0.816, TENT 0.850, CAFA 0.874; CAFA - TENT = 0.024 [0.005, 0.043] (claim 1 passes), CAFA -
@@ -467,7 +473,7 @@ def claims(results: dict) -> list[Claim]:
       Claim("correlation of the output loss of a removed block set with the sum of its single-block losses "
             "(smallest over seeds)", "additive (one-shot pruning is good)", float(np.min(lp["corr"])), ">= 0.9",
             bool(np.min(lp["corr"]) >= 0.9), "paper", w94a),
-      Claim("largest layer's share of the total feature loss, vanilla MSE vs normalised (mean over seeds)",
+      Claim("[94] largest layer's share of the total feature loss, vanilla MSE vs normalised (mean over seeds)",
             "vanilla: a few terms dominate; normalised: balanced", ns, f"vanilla >= 0.9 (ours {vs:.3f}) and "
             f"normalised <= 0.5 (ours {ns:.3f})", bool(vs >= 0.9 and ns <= 0.5), "sanity"),
       Claim("target pixel accuracy, MIC minus no MIC: lower end of the 95% CI", "MIC > no MIC", dm["lo"],
