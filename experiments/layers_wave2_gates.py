@@ -69,6 +69,13 @@ Outcome of the cpu preset (one run, 609 s wall / 132 s user CPU on the shared 2-
   7.-8. [156] pass: accuracy with ULSAM 0.993 / 0.995 / 0.979 vs without 0.985 / 0.997 / 0.983 (difference 0.000
      [-0.016, 0.017]: no gain or loss beyond seed noise on this easy task); ULSAM adds 92 = 5 C + 3 g parameters to
      3704 (2.5%).
+Claims audit (2026-12-03, before the rerun that recorded it; no tolerance or setting changed): ULSAM's parameter
+share (92 = 5C + 3g against the CNN's 3704) is fixed by the config, so it is a sanity row now; [156] keeps its
+accuracy claim here (an upper CI end >= 0: it fails only if ULSAM is significantly worse, which 3 seeds at the toy's
+0.98-0.99 ceiling can barely show) and its compression claim in `layers_wave2_compress`. [160]'s two selection
+claims (useless values dropped, useful kept, min over seeds, planted ground truth; `a_no_sparsity_pressure` breaks
+them) are its reproduction; its AUC claim is judged on the seed mean (noted, not changed after seeing it).
+MUTATION_PAPERS: `a_no_sparsity_pressure` -> [160].
 """
 
 from __future__ import annotations
@@ -143,6 +150,7 @@ TINY = ("ftwt_dense_steps=60", "ftwt_finetune_steps=30", "ulsam_steps=30", "cnn_
 # (the FTWT claims have no mutation here: at TINY's step counts FTWT is not yet within 0.02 of the dense net; the
 # shuffled-mask control arm of every run plays that role, see the sanity claim)
 MUTATIONS = {"a_no_sparsity_pressure": ("ofs_lambda=0",)}
+MUTATION_PAPERS = {"a_no_sparsity_pressure": 160}
 MUTATION_TEST_SLOW = True  # compile-bound: the vmapped CNN scans take over a minute of CPU to compile even at TINY
 
 
@@ -546,7 +554,7 @@ def claims(results: dict) -> list[Claim]:
                      where="Abstract and Tables 2-5 (MobileNet-V1/V2 with ULSAM) [156]"),
       Claim.at_most("ULSAM's parameters / the CNN's without it", ul["params_module"] / ul["params_base"], 0.05,
                     paper="ultra-lightweight: O(C) parameters (5C + 3g), a negligible share of the network",
-                    kind="paper", where="Sec. 3 (parameters and FLOPs of ULSAM) [156]"),
+                    kind="sanity"),
       Claim.at_most("ULSAM counted parameters - (5 C + 3 g) (exact)", abs(ul["params_module"] - ul["params_formula"]),
                     0, kind="sanity"),
       Claim.at_least("OptFS: fraction of the planted useless feature values dropped (m <= 0), min over seeds",
