@@ -225,6 +225,8 @@ MUTATION_TEST_SLOW = True  # the TINY run compiles one vmapped training program 
 # without the global energy (`ec_infer_lambda_g=0`, measured at TINY), so no variant breaks a passing [58] claim)
 MUTATIONS = {"a_cbm_dense": ("cbm_objective=dense",), "c_dkvb_linear_decoder": ("dk_decoder=linear",),
              "d_vib_random_pruning": ("vib_rank=random",), "f_no_small_loss_exchange": ("nd_forget_rate=0",)}
+MUTATION_PAPERS = {"a_cbm_dense": 1, "c_dkvb_linear_decoder": 5, "d_vib_random_pruning": 16,
+                   "f_no_small_loss_exchange": 21}
 # (`eb_train_quant=round` is not in MUTATIONS: at the cpu preset, 2 seeds, it gives identical bits and distortion for
 # every beta, so the [45] monotonicity claim fails as it should, but at the TINY size (400 steps) the mutation test
 # found every passing paper claim still passing under it)

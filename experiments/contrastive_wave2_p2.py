@@ -99,6 +99,12 @@ Mutations: `a_fixed_temperature` (claim 1 must fail; at TINY it does, 1.0 < 1.1)
 itself, so they get no mutation (`hy_gate=ones` and `ns_loss=triplet` would turn their method arms into the
 baselines). `hy_gate=ones` (Hydra arm = ungated) is not a mutation: the
 claim it would break (3) already fails for the method.
+Claims audit (2026-12-03; no tolerance or setting changed): [184]'s temperature ratio strong / weak pairs (Eq. 3
+makes tau fall as a pair's similarity rises and strongly noised views are less similar by the data's design: near
+by construction, before any training) and [87]'s ICNN score rising with the class separation (a property of the
+score's definition on scaled synthetic inputs, no training) are sanity rows now. `a_fixed_temperature`, which
+broke only the [184] row, is no longer declared. Noted, not changed: [184]'s probe-accuracy row is non-inferiority
+(>= -0.02 on the seed mean) where the paper claims a gain; [116]'s margin row has no ungated comparison.
 """
 
 from __future__ import annotations
@@ -190,7 +196,7 @@ MUTATION_TEST_SLOW = True  # the TINY run compiles 4 training programs (2 AMCL a
 # (no mutation for [116]'s rank claim: it fails for the method itself, see the module docstring; `hy_gate=ones` makes
 # the Hydra arm the ungated one, for the record)
 # (nor for [118]'s claim, which fails for the method too; `ns_loss=triplet` trains its method arm with the triplet loss)
-MUTATIONS = {"a_fixed_temperature": ("amcl_temp=fixed",), "b_no_distillation": ("prd_coef=0",)}
+MUTATIONS = {"b_no_distillation": ("prd_coef=0",)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -560,7 +566,7 @@ def claims(results: dict) -> list[Claim]:
   return [
       Claim.at_least("AMCL: mean positive-pair temperature of strongly / weakly augmented pairs, min over seeds",
                      ratio, 1.1, paper="pair-adaptive temperatures: less similar views get larger ones",
-                     kind="paper", where="Sec. 4, Eq. (3) [184]"),
+                     kind="sanity", where="Sec. 4, Eq. (3) [184]"),
       Claim.at_least("AMCL (3 heads, adaptive tau) minus single-head SimCLR linear-probe accuracy, mean over seeds",
                      probe_gap, -0.02, paper="AMCL >= SimCLR in linear probing", kind="paper",
                      where="Tables 3-4 [184]"),
@@ -582,7 +588,7 @@ def claims(results: dict) -> list[Claim]:
                      where="Sec. 4, Fig. 2 and Table 1 (task-incremental, no replay) [59]"),
       Claim.at_least("ICNN score strictly increasing with the class separation, fraction of seeds",
                      float(np.mean(results["icnn"]["monotone"])), 1.0,
-                     paper="the ICNN score measures class separability of the embedding", kind="paper",
+                     paper="the ICNN score measures class separability of the embedding", kind="sanity",
                      where="Sec. 3, the ICNN score [87]"),
       Claim.at_least("PRD: accuracy on the last task, min over seeds (the new task is learned)",
                      min(prd["prd"]["last_acc"]), 0.8, kind="sanity"),

@@ -120,6 +120,7 @@ TINY = ("methods=(adamw,galore,frugal,q_galore)", "d_model=16", "heads=2", "voca
 MUTATION_TEST_SLOW = True
 MUTATIONS = {"lazy_svd_never_fires": ("q_galore_cos_threshold=2.0",),
              "no_state_free_part": ("frugal_state_free=none",)}
+MUTATION_PAPERS = {"lazy_svd_never_fires": 105, "no_state_free_part": 84}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -116,6 +116,16 @@ uses pamc_n0 = 256 and the best of 5.
 
 Sharding: `mesh` splits the vmapped seeds of the GAN arms and of the CVIB networks (`shard_leading`); the [89]
 part compiles and times one graph per N on the default device; the [34] and [51] checks run once.
+Claims audit (2026-12-03, before the rerun that recorded it; no tolerance or setting changed): rows that hold by
+construction of our code are sanity rows, not paper claims. [89] compiled memory ratio and slope: `memory_analysis`
+is a function of the array shapes (the dense N x N adjacency against O(E + N k)), so the ratio is set by the N we
+chose (1.6, 3.1, 6.2 at N = 512, 1024, 2048) and the slope is our code's complexity; [89] keeps the wall-time claim
+(a real timing, but of the loss alone, 34x against 1.5: weak). [34] both rows compare our SMMix with our own NumPy
+brute force and the closed form lam = 1 - w^2 / s^2: unit tests, not the paper's claims (its abstract's claims need
+a trained model). [51] the beta split follows from the sign of the synthetic loss gap fixed by the config, and the
+iterates vs the official step is a unit test. So [89] has one paper claim and [34], [51] none; the two mutations
+that broke only [34]'s and [51]'s rows are no longer declared. [173] keeps its two (the per-class std within 0.1 of
+1 is sound; the ADC - AC difference in standard errors at 3 seeds is below a 95% bound: weak) but has no mutation.
 """
 
 from __future__ import annotations
@@ -204,8 +214,10 @@ TINY = ("cv_steps=50", "cv_train=256", "cv_test=256", "cv_width=8", "aw_samples=
         "sm_images=8", "sm_side=6", "pamc_n0=256", "seeds=2", "gan_steps=100", "gan_batch=64",
         "gan_width=16", "gan_eval=500")
 MUTATION_TEST_SLOW = True  # the TINY run compiles ~20 programs (PamC's 12, two GANs, CVIB, SMMix): >> 2 s of CPU
-MUTATIONS = {"a_node_level_negatives": ("pamc_arm=node",), "c_inverted_attention": ("sm_attention=inverted",),
-             "d_descent_player": ("aw_player=descent",)}
+MUTATIONS = {"a_node_level_negatives": ("pamc_arm=node",)}
+MUTATION_PAPERS = {"a_node_level_negatives": 89}
+# (`sm_attention=inverted` [34] and `aw_player=descent` [51] break only rows that the claims audit made sanity rows:
+# no longer declared mutations, still runnable as --set overrides)
 # (no mutation for [173]: its GAN does not converge at the TINY size, so its claims do not pass there and the mutation
 # test could not tell right from wrong; `gan_classifier=ac` trains the method arm as AC-GAN, for the record: at the
 # cpu preset both [173] paper claims then fail)
@@ -554,9 +566,9 @@ def claims(results: dict) -> list[Claim]:
   return [
       Claim.at_least("PamC: compiled memory (arguments + temporaries) of the node-level loss / PamC's, value and "
                      "gradient at the largest N", pc["node_mem"][-1] / pc["pamc_mem"][-1], 5.0,
-                     paper="over 5x GPU memory reduction", kind="paper", where="Abstract, Sec. 5 [89]"),
+                     paper="over 5x GPU memory reduction", kind="sanity"),
       Claim.at_most("PamC: log-log slope of its compiled memory over N (linear)", _slope(pc["N"], pc["pamc_mem"]), 1.2,
-                    paper="linear in N (O(nk + k^2))", kind="paper", where="Sec. 3, complexity [89]"),
+                    paper="linear in N (O(nk + k^2))", kind="sanity"),
       Claim.at_least("PamC: log-log slope of the node-level loss's compiled memory over N (quadratic)",
                      _slope(pc["N"], pc["node_mem"]), 1.8, paper="quadratic in N", kind="sanity"),
       Claim.at_least("PamC: wall time of one value-and-gradient, node-level / PamC, at the largest N (best of "
@@ -574,19 +586,17 @@ def claims(results: dict) -> list[Claim]:
                      where="Sec. 3.1 and Sec. 5.1, Fig. 2 [173]"),
       Claim.at_least("SMMix: fraction of mixed images holding exactly the partner's max-attention window at their own "
                      "min-attention window (NumPy brute force, every window size)",
-                     results["smmix"]["exact_fraction"], 1.0, paper="max-min attention region mixing", kind="paper",
-                     where="Sec. 3.2, max-min attention region mixing [34]"),
+                     results["smmix"]["exact_fraction"], 1.0, paper="max-min attention region mixing", kind="sanity"),
       Claim.at_most("SMMix: largest |mixed label weight - mixed area fraction| (and |sum of weights - 1|)",
-                    results["smmix"]["label_error"], 1e-6, paper="the mixed label is the area ratio", kind="paper",
-                    where="Sec. 3.2 and the official mixup_target (lam = the target's area ratio) [34]"),
+                    results["smmix"]["label_error"], 1e-6, paper="the mixed label is the area ratio", kind="sanity"),
       Claim.at_least("AdaWAC: fraction of samples sent to the larger of their two losses by the weight player "
                      "(label-dense: beta > 0.9; label-sparse: beta < 0.1), the smaller of the two fractions",
                      min(results["adawac"]["dense_to_supervised"], results["adawac"]["sparse_to_consistency"]), 0.99,
                      paper="at the saddle point label-dense samples go to the supervised loss, label-sparse ones to "
-                     "the consistency regulariser", kind="paper", where="Sec. 3, the saddle point of Eq. (3) [51]"),
+                     "the consistency regulariser", kind="sanity"),
       Claim.at_most("AdaWAC: weight iterates vs the official L1-normalised exponentiated-gradient step (float64), max "
                     "|difference| over samples and steps", results["adawac"]["max_dev_official"], 1e-5,
-                    paper="online mirror descent on the simplex", kind="paper", where="Algorithm 1 [51]"),
+                    paper="online mirror descent on the simplex", kind="sanity"),
       Claim.at_least("CVIB's self-pruned network minus the CE baseline: test accuracy where the spurious feature "
                      "agrees with the label half the time (90% in training), mean over seeds in standard errors of the "
                      "paired difference", _paired_se(results["cvib"]["pruned_test"], results["cvib"]["ce_test"]),
