@@ -56,6 +56,12 @@ both. On a validation half, the window (`window_cascade`) is the band of stage-1
      Fig. 5: for uncertainty tasks the samples worth passing on are those near the decision boundary);
   6. sanity: the full ensemble's coverage exceeds the single model's by >= 0.01 (there is a gain to keep).
 Mutation `cascade_policy=threshold`: the "window" arm uses the single threshold; claim 4 fails.
+Claims 4-5 PRE-REGISTERED again (2026-12-03, committed before the run): they were judged on the seed mean (claim 4:
+mean >= -0.01; claim 5: mean - max(0.01, 2 std) >= 0, over 3 seeds). Now [100] runs on its own `cascade_seeds` =
+16 seeds from a fresh stream (fold_in 1100, never run before; [28]'s seeds are unchanged) and: 4. the paired 95%
+t-interval of window - ensemble coverage has its lower end >= -0.01 and stage 2 runs on <= 25% of the samples (max
+over seeds); 5. the paired 95% t-interval of window - single-threshold coverage has its lower end > 0 and its mean
+>= 0.01. One judged run at the cpu preset; whatever it says is the result.
 
 """
 
@@ -109,6 +115,7 @@ class Config:
   member_noise: PositiveFloat = 0.5
   window_frac: Annotated[float, Range(gt=0, lt=1)] = 0.2
   cascade_policy: Literal["window", "threshold"] = "window"   # "threshold": Alg. 1 in the window arm (mutation)
+  cascade_seeds: Annotated[int, Range(ge=2, le=64)] = 16      # [100]'s own vmapped seeds (claims 4-5: paired CIs)
   mesh: MeshConfig = MeshConfig()                        # devices the vmapped seeds are split over (seeds: a multiple)
 
   CHECKS = (Check("classes % tasks == 0", "tasks must divide classes"),
@@ -263,7 +270,8 @@ def _cascade_one_seed(key, config: Config):
 
 
 def run_cascade(config: Config) -> dict:
-  keys = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 100), config.seeds)
+  # stream 1100: fresh seeds for the paired-CI claims pre-registered on 2026-12-03 (stream 100, 3 seeds, before)
+  keys = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 1100), config.cascade_seeds)
   keys = shard_leading(keys, make_mesh(config.mesh), what="seed")
   out = jax.jit(jax.vmap(functools.partial(_cascade_one_seed, config=config)))(keys)
   return jax.tree.map(lambda x: np.asarray(x).tolist(), out)
@@ -303,16 +311,15 @@ def claims(results: dict) -> list[Claim]:
                             paper="NMC on the frozen model beats the replay-based learners on the same model",
                             kind="paper", where="Table 1, 10-Split-CIFAR-100 [28]"))
   w, e, t, s = (np.asarray(cs[k]) for k in ("window", "ensemble", "threshold", "single"))
-  frac = float(np.mean(cs["frac_window"]))
-  out.append(Claim.at_least("[100] window cascade coverage@5% risk - full ensemble's (mean over seeds), with stage 2 "
-                            f"on {frac:.3f} of the samples (must be <= 0.25)",
-                            float(np.mean(w - e)) if frac <= 0.25 else -np.inf, -0.01,
+  frac = float(np.max(cs["frac_window"]))
+  we, wt = paired_ci(w, e), paired_ci(w, t)
+  out.append(Claim.at_least(f"[100] window cascade - full ensemble coverage@5% risk: {fmt_ci(we)}; lower end, with "
+                            f"stage 2 on <= {frac:.3f} of the samples (must be <= 0.25)",
+                            we["lo"] if frac <= 0.25 else -np.inf, -0.01,
                             paper="cascade ~ larger model at 5% risk with < 30% of its MACs", kind="paper",
                             where="Abstract; Fig. 1 [100]"))
-  d = w - t
-  margin = float(np.mean(d) - max(0.01, 2 * float(np.std(d))))
-  out.append(Claim.at_least("[100] window - single-threshold cascade coverage@5% risk at the same stage-2 fraction: "
-                            "mean - max(0.01, 2 std over seeds)", margin, 0.0,
+  out.append(Claim.at_least(f"[100] window - single-threshold cascade coverage@5% risk at the same stage-2 fraction: "
+                            f"{fmt_ci(wt)}; min(lower end, mean - 0.01)", min(wt["lo"], wt["mean"] - 0.01), 1e-12,
                             paper="window-based exit beats single-threshold exit for uncertainty tasks",
                             kind="paper", where="Sec. 4, Fig. 5 [100]"))
   out.append(Claim.at_least("[100] full ensemble - single model coverage@5% risk (mean over seeds)",
