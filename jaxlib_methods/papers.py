@@ -11,8 +11,9 @@ Status is derived, never typed by hand:
                 papers), and the
                 experiment declares MUTATIONS (wrong variants under which a paper claim must fail, tested by
                 tests/experiments/test_mutations.py), one of which breaks a claim of this paper (an experiment
-                that reproduces several papers says which in MUTATION_PAPERS). Runs are recorded in docs/reproductions.json by
-                `python -m jaxlib_methods.papers --record results`; only a run of the unmodified preset counts.
+                that reproduces several papers says which in MUTATION_PAPERS). Runs are recorded in
+                docs/reproductions.json by `python -m jaxlib_methods.papers --record results`; only a run of the
+                unmodified preset counts.
 
 `python -m jaxlib_methods.papers` regenerates docs/PAPERS.md; a test fails when it is stale or when an entry names an
 artifact, test file or experiment that does not exist. The catalog itself (id, titles, category, priority, the

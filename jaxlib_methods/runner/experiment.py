@@ -13,7 +13,7 @@ An experiment is a module `experiments/<name>.py` that declares:
     MUTATIONS = {"no_momentum": ("b1=0",), ...}    # deliberately wrong variants (--set overrides, applied on top of
                                                   # the preset): under each, at least one paper claim must fail
     MUTATION_TEST_SLOW = True                         # optional: every mutation test under `-m slow` (TINY run >= ~10 s)
-    ALSO_REPRODUCES = (Paper(...), ...)               # optional: further papers whose claims (where "... [id]") it checks
+    ALSO_REPRODUCES = (Paper(...), ...)               # optional: further papers whose claims ("... [id]") it checks
     MUTATION_PAPERS = {"no_momentum": 193, ...}       # with ALSO_REPRODUCES: the paper(s) whose claims each mutation
                                                       # breaks; a paper no mutation names is not `reproduced`
 

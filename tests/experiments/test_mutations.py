@@ -65,8 +65,8 @@ def _cases():
   for name, e in sorted(WITH_MUTATIONS.items()):
     targets = papers.mutation_papers(e.module)
     named: set = set()
+    slow = getattr(e.module, "MUTATION_TEST_SLOW", False)
     for i, mutation in enumerate(sorted(e.mutations)):
-      slow = getattr(e.module, "MUTATION_TEST_SLOW", False)
       new_paper = not set(targets.get(mutation, ())) <= named   # the first mutation that names a paper
       named |= set(targets.get(mutation, ()))
       if i == 0 and not slow:
