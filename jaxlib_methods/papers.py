@@ -1024,7 +1024,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.analysis.deep_kernel_machines.dkm_nngp_grams",),
         tests=("tests/analysis/test_deep_kernel_machines.py", "tests/reliability/test_api_analysis.py",),
         experiment="theory_wave3"),
-    197: Implementation(  # masked binary strings: exact kernel, Walsh spectrum, population probe; both claims pass
+    197: Implementation(  # masked binary strings: exact kernel, Walsh spectrum, probe; claims closed forms (sanity)
         artifacts=("jaxlib_methods.analysis.ssl_augmentation.augmentation_kernel",
                    "jaxlib_methods.analysis.ssl_augmentation.top_d_encoder",
                    "jaxlib_methods.analysis.ssl_augmentation.augmentation_complexity",
