@@ -36,6 +36,20 @@ tree's noise: 0.97 at TINY under `no_randomness`), so it is not `reproduced`; `n
 claim 1, is no longer a declared mutation (still runnable as the `--set` overrides above). A claim that could fail:
 the abstract's "based on the dissimilarity between testing and training inputs", p_e on shifted test inputs below
 p_e on in-distribution ones, judged over seeds; left for later.
+Claim 6, PRE-REGISTERED 2026-12-03 before any run that computes it (the abstract: randomized ensembles "further
+regulate their smoothness at test-time based on the dissimilarity between testing and training inputs"):
+  6. dissimilar inputs x' ~ U[-rf_far, 1 + rf_far]^5 with rf_far = 0.5 (the training box widened by half its side on
+     every side: ~97% of the points lie outside it in some coordinate; rf_train of them per seed, their own random
+     stream), against the in-distribution test inputs. Per seed and leaf size, d = log(p_e^forest(x') /
+     p_e^forest(x_test)) - log(p_e^tree(x') / p_e^tree(x_test)): the forest's change of smoothness with
+     dissimilarity beyond the single CART tree's (whose p_e per input is 1 / its leaf's size, wherever the input
+     falls). Passes when the upper end of the paired 95% t-interval of mean d over the seeds is < 0 for every leaf
+     size in rf_leaves (max over leaf sizes < 0).
+  Judged by ONE run of the cpu preset (seeds 0-2, never used for this quantity), recorded whatever it shows; the
+  tolerance and rf_far do not change after it. Mutation `no_randomness` (rf_bootstrap=false, rf_max_features=5)
+  declared again, for [109]: the "forest" is then the CART tree (up to tied splits), d = 0 (exactly at leaf size 1,
+  where every leaf holds one point), and claim 6 must fail; the TINY size may change so that the mutation test can
+  see claim 6 pass unmutated (TINY is a test size, not a judged setting).
 
 Paper [122]: Hailin Zhang, Penghao Zhao, Xupeng Miao, Yingxia Shao, Zirui Liu, Tong Yang, Bin Cui, "Experimental
 Analysis of Large-scale Learnable Vector Storage Compression", VLDB 2024, arXiv:2311.15578 (the paper benchmarks 14
@@ -90,6 +104,7 @@ import optax
 import scipy.stats as st
 from flax import nnx
 
+from experiments import _seed_stats as st_seed
 from jaxlib_methods import analysis
 from jaxlib_methods.nn import HashEmbed, QREmbed, TTEmbed
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
@@ -121,6 +136,7 @@ class Config:
   rf_leaves: Annotated[tuple[int, ...], Range(ge=1, le=50), Length(min=1)] = (1, 5)
   rf_bootstrap: bool = True                                        # the forest's bootstrap (false: mutation)
   rf_max_features: Annotated[int, Range(ge=1, le=_RF_DIM)] = 2     # features tried per split (~p/3; 5: bagging)
+  rf_far: Annotated[float, Range(gt=0, le=10)] = 0.5               # dissimilar inputs ~ U[-rf_far, 1 + rf_far]^5
   # [122]
   # memory budgets: fractions of the full table's N d parameters
   ctr_budgets: Annotated[tuple[float, ...], Range(ge=_MIN_BUDGET, le=1), Length(min=2)] = (0.25, 0.0625, 0.03125)
@@ -162,6 +178,10 @@ def _smoother_pred(train_leaves, query_leaves, counts, y):
 def run_forest109(config: Config) -> dict:
   mesh = make_mesh(config.mesh)
   data = [_rf_data(np.random.default_rng([config.seed, 109, s]), config) for s in range(config.seeds)]
+  # dissimilar inputs (claim 6): the input box widened by rf_far on every side, their own stream per seed
+  far = [np.random.default_rng([config.seed, 109, s, 1]).uniform(-config.rf_far, 1 + config.rf_far,
+                                                                   size=(config.rf_train, _RF_DIM))
+         for s in range(config.seeds)]
   out = {"leaves": list(config.rf_leaves), "n_train": config.rf_train}
   pe = jax.jit(jax.vmap(_p_e))
   pred = jax.jit(jax.vmap(_smoother_pred))
@@ -174,6 +194,7 @@ def run_forest109(config: Config) -> dict:
       stack = lambda f: np.stack([f(m, d) for m, d in zip(fits, data)])
       batch = {"train": stack(lambda m, d: m.apply(d[0]).astype(np.int32)),
                "test": stack(lambda m, d: m.apply(d[2]).astype(np.int32)),
+               "far": np.stack([m.apply(xf).astype(np.int32) for m, xf in zip(fits, far)]),
                "counts": stack(lambda m, d: m.counts.astype(np.float32)),
                "y": stack(lambda m, d: d[1].astype(np.float32))}
       b = shard_leading(batch, mesh, what="seed")
@@ -182,6 +203,7 @@ def run_forest109(config: Config) -> dict:
       out[f"{arm}_{leaf}"] = {
           "pe_train": np.asarray(pe(b["train"], b["train"], b["counts"])).tolist(),
           "pe_test": np.asarray(pe(b["train"], b["test"], b["counts"])).tolist(),
+          "pe_far": np.asarray(pe(b["train"], b["far"], b["counts"])).tolist(),
           "smoother_vs_predict": float(np.max(np.abs(smooth_pred - own_pred) / (1 + np.abs(own_pred)))),
           "test_mse": np.mean((own_pred - np.stack([d[3] for d in data])) ** 2, axis=1).tolist()}
   return out
@@ -332,6 +354,17 @@ def claims(results: dict) -> list[Claim]:
                            "arms and leaf sizes)",
                            max(r[f"{a}_{l}"]["smoother_vs_predict"] for a in ("tree", "forest") for l in r["leaves"]),
                            1e-4, kind="sanity"))
+  # claim 6 (pre-registered 2026-12-03): per leaf size, the forest's log p_e(dissimilar) / p_e(test) minus the single
+  # tree's, paired over seeds; the upper end of the 95% t-interval < 0 for every leaf size
+  cis = [st_seed.paired_ci(np.log(arr("forest", "far")[i] / arr("forest", "test")[i]),
+                           np.log(arr("tree", "far")[i] / arr("tree", "test")[i])) for i in range(len(r["leaves"]))]
+  out.append(Claim.at_most("[109] forest log p_e(dissimilar inputs) / p_e(test inputs) minus the single tree's, "
+                           "paired over seeds: upper end of the 95% t-interval, max over min_samples_leaf ("
+                           + "; ".join(f"leaf {l}: {st_seed.fmt_ci(c)}" for l, c in zip(r["leaves"], cis)) + ")",
+                           max(c["hi"] for c in cis), -1e-9,
+                           paper="forests regulate their smoothness by the test inputs' dissimilarity to the training "
+                           "inputs", kind="paper", where="Abstract (smoothness regulated by test-train dissimilarity) "
+                           "[109]"))
   mse = lambda arm: float(np.mean([r[f"{arm}_{l}"]["test_mse"] for l in r["leaves"]]))
   out.append(Claim.at_most("[109] forest test MSE - single-tree test MSE (mean over seeds and leaf sizes)",
                            mse("forest") - mse("tree"), -1e-9, kind="sanity"))
