@@ -50,6 +50,16 @@ regulate their smoothness at test-time based on the dissimilarity between testin
   declared again, for [109]: the "forest" is then the CART tree (up to tied splits), d = 0 (exactly at leaf size 1,
   where every leaf holds one point), and claim 6 must fail; the TINY size may change so that the mutation test can
   see claim 6 pass unmutated (TINY is a test size, not a judged setting).
+  JUDGED RUN (2026-12-03, `python -m experiments run analysis_wave3f`, 17 s wall): claim 6 FAILS, in the opposite
+  direction: d = +0.079 [0.063, 0.095] at leaf size 1, +0.044 [-0.063, 0.152] at 5. p_e per seed (train / test /
+  dissimilar): forest leaf 1 83.3 / 14.7 / 16.0, 83.1 / 14.9 / 16.0, 83.3 / 14.3 / 15.4; forest leaf 5 6.2 / 5.0 /
+  5.2, 6.5 / 5.0 / 5.3, 6.3 / 4.9 / 5.3; the tree 200 / 200 / 200 at leaf 1 and ~31 throughout at leaf 5. So the
+  forest smooths unseen inputs far more than its training inputs (claim 2), but inputs outside the training box are
+  smoothed slightly LESS than in-distribution test inputs: each tree sends them to its boundary leaves, and the
+  trees' boundary leaves overlap more than their interior leaves do. Our reading of "dissimilarity" (extrapolation
+  beyond the box) may not be the paper's (its Sec. 3 was not read: perhaps training vs unseen inputs only, which
+  claim 2 already measures); the claim is kept as registered and reported failing, not restated. `no_randomness`
+  stays undeclared (it could only break a claim that passes).
 
 Paper [122]: Hailin Zhang, Penghao Zhao, Xupeng Miao, Yingxia Shao, Zirui Liu, Tong Yang, Bin Cui, "Experimental
 Analysis of Large-scale Learnable Vector Storage Compression", VLDB 2024, arXiv:2311.15578 (the paper benchmarks 14
