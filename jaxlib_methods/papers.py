@@ -829,7 +829,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.dead_latents", "jaxlib_methods.data.sparse_concept_embeddings"),
         tests=("tests/nn/test_sparse_autoencoder.py", "tests/data/test_sparse_concepts.py"),
         experiment="concept_bottlenecks"),
-    20: Implementation(  # L1 ReLU SAE on frozen embeddings + cosine naming + sparse probe on the codes; mutation l1_coeff=0
+    20: Implementation(  # L1 ReLU SAE on frozen embeddings, cosine naming, sparse probe on the codes; mutation L1 = 0
         artifacts=("jaxlib_methods.nn.SparseAutoencoder", "jaxlib_methods.nn.sae_loss",
                    "jaxlib_methods.nn.name_concepts"),
         tests=("tests/nn/test_sparse_autoencoder.py",),
