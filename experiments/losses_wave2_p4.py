@@ -72,8 +72,9 @@ Claims (tolerances fixed before the first run):
      1.5 leaves room for the shared CPU's timing noise).
   4. [173] ADC-GAN's per-class std of the generated x coordinate, mean over classes and seeds, within 0.1 of the true
      1 (paper: ADC-GAN learns the joint distribution, Sec. 5.1, Fig. 2);
-  5. [173] ADC-GAN minus AC-GAN per-class std of x, paired over seeds: mean >= 2 standard errors (paper: AC-GAN's
-     generator-agnostic classifier lowers intra-class diversity, Sec. 3.1);
+  5. [173] ADC-GAN minus AC-GAN per-class std of x, paired over the `gan_seeds` seeds: lower end of the 95%
+     t-interval > 0 (until 2026-12-03: mean >= 2 standard errors over 3 seeds) (paper: AC-GAN's generator-agnostic
+     classifier lowers intra-class diversity, Sec. 3.1);
   6. [34] every mixed image equals the brute force (fraction 1.0);
   7. [34] max |label weight - area fraction| and |sum of weights - 1| <= 1e-6 (float32).
   8. [51] >= 99% of the label-dense samples end with beta > 0.9 and >= 99% of the label-sparse ones with beta < 0.1;
@@ -126,6 +127,14 @@ a trained model). [51] the beta split follows from the sign of the synthetic los
 iterates vs the official step is a unit test. So [89] has one paper claim and [34], [51] none; the two mutations
 that broke only [34]'s and [51]'s rows are no longer declared. [173] keeps its two (the per-class std within 0.1 of
 1 is sound; the ADC - AC difference in standard errors at 3 seeds is below a 95% bound: weak) but has no mutation.
+[173] PRE-REGISTERED 2026-12-03, before any run at the preset settings on these seeds: the GAN part gets seeds of its
+own, `gan_seeds` = 8 from a fresh key stream (split(fold_in(key(seed), 1730), 8); the old stream's seeds 0-2 gave
+the numbers above), and claim 5 becomes a 95% interval: ADC-GAN minus AC-GAN per-class std of x (mean over the two
+classes), paired over the 8 seeds, lower end of the Student-t interval > 0. Claim 4 unchanged (|mean std - 1| <= 0.1
+over classes and the 8 seeds). Everything else as the cpu preset. Mutation `b_adc_is_ac` (gan_classifier=ac: the
+method arm trained as AC-GAN) must fail them. Judged by ONE run of the cpu preset, recorded whatever it shows; a
+development run on the old stream (8 seeds, preset settings, made while sizing the part: 47 s) gave ADC 0.95-1.09
+and AC 0.47-0.85 per seed.
 """
 
 from __future__ import annotations
@@ -141,6 +150,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments import _seed_stats as st_seed
 from experiments._ssl_toys import mlp_apply, mlp_init
 from flax import nnx
 
@@ -182,6 +192,7 @@ class Config:
   gan_lambda: NonNegativeFloat = 1.0
   gan_eval: Annotated[int, Range(ge=100)] = 4000
   gan_classifier: Literal["adc", "ac"] = "adc"
+  gan_seeds: Annotated[int, Range(ge=2, le=64)] = 8                # the GAN part's own seeds (key stream 1730)
   # [34] SMMix region mixing and labels, checked against a NumPy brute force
   sm_images: Annotated[int, Range(ge=2)] = 32
   sm_side: Annotated[int, Range(ge=4)] = 14
@@ -211,16 +222,16 @@ class Config:
 
 PRESETS = {"cpu": Config(), "gpu": Config(pamc_n0=4096), "tpu": Config(pamc_n0=4096)}
 TINY = ("cv_steps=50", "cv_train=256", "cv_test=256", "cv_width=8", "aw_samples=100", "aw_steps=100",
-        "sm_images=8", "sm_side=6", "pamc_n0=256", "seeds=2", "gan_steps=100", "gan_batch=64",
-        "gan_width=16", "gan_eval=500")
+        "sm_images=8", "sm_side=6", "pamc_n0=256", "seeds=2", "gan_seeds=3", "gan_steps=2000",
+        "gan_batch=128", "gan_eval=500")
 MUTATION_TEST_SLOW = True  # the TINY run compiles ~20 programs (PamC's 12, two GANs, CVIB, SMMix): >> 2 s of CPU
-MUTATIONS = {"a_node_level_negatives": ("pamc_arm=node",)}
-MUTATION_PAPERS = {"a_node_level_negatives": 89}
+MUTATIONS = {"a_node_level_negatives": ("pamc_arm=node",), "b_adc_is_ac": ("gan_classifier=ac",)}
+MUTATION_PAPERS = {"a_node_level_negatives": 89, "b_adc_is_ac": 173}
 # (`sm_attention=inverted` [34] and `aw_player=descent` [51] break only rows that the claims audit made sanity rows:
 # no longer declared mutations, still runnable as --set overrides)
-# (no mutation for [173]: its GAN does not converge at the TINY size, so its claims do not pass there and the mutation
-# test could not tell right from wrong; `gan_classifier=ac` trains the method arm as AC-GAN, for the record: at the
-# cpu preset both [173] paper claims then fail)
+# (`b_adc_is_ac` trains the method arm as AC-GAN: [173]'s claims 4-5 must fail. TINY trains the GAN for 2000 steps at
+# width 64, batch 128 on 3 seeds since 2026-12-03 (at 100 steps it did not converge and no [173] claim passed there):
+# unmutated |std - 1| 0.069, ADC - AC 0.461 [0.130, 0.791]; mutated 0.391 and [0, 0]; ~15 s per GAN run)
 # (no mutation for [11]: its claim fails for the method itself, see the module docstring)
 
 
@@ -542,14 +553,17 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   pamc = sweep.memoized(workdir, {"part": "pamc"}, lambda: pamc_costs(config))
   keys = jax.random.split(jax.random.key(config.seed), config.seeds)
   keys = shard_leading(keys, make_mesh(config.mesh), what="seed")     # each device trains its seeds
-  gan = sweep.memoized(workdir, {"part": "gan"}, lambda: gan_runs(config, keys))
+  # [173] its own seeds (pre-registered 2026-12-03: a fresh key stream, none of them seen before the judged run)
+  gan_keys = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 1730), config.gan_seeds)
+  gan_keys = shard_leading(gan_keys, make_mesh(config.mesh), what="seed")
+  gan = sweep.memoized(workdir, {"part": "gan"}, lambda: gan_runs(config, gan_keys))
   sm = sweep.memoized(workdir, {"part": "smmix"}, lambda: smmix_checks(config))
   aw = sweep.memoized(workdir, {"part": "adawac"}, lambda: adawac_checks(config))
   cv = sweep.memoized(workdir, {"part": "cvib"}, lambda: cvib_runs(config, keys))
   for i, n in enumerate(pamc["N"]):
     log.log(i, N=n, pamc_mem=pamc["pamc_mem"][i], node_mem=pamc["node_mem"][i], pamc_time=pamc["pamc_seconds"][i],
             node_time=pamc["node_seconds"][i])
-  for s in range(config.seeds):
+  for s in range(config.gan_seeds):
     log.log(s, adc_std_x=float(np.mean(gan["method"]["std_x"][s])),
             acgan_std_x=float(np.mean(gan["acgan"]["std_x"][s])))
   out = {"pamc": pamc, "gan": gan, "smmix": sm, "adawac": aw, "cvib": cv}
@@ -561,8 +575,7 @@ def claims(results: dict) -> list[Claim]:
   pc, gan = results["pamc"], results["gan"]
   m_std = np.mean(gan["method"]["std_x"], axis=1)          # per seed, mean over classes (the true std is 1)
   ac_std = np.mean(gan["acgan"]["std_x"], axis=1)
-  diff = m_std - ac_std
-  se = float(diff.std(ddof=1) / np.sqrt(diff.size))
+  gap = st_seed.paired_ci(m_std, ac_std)                    # claim 5: paired 95% t-interval over gan_seeds
   return [
       Claim.at_least("PamC: compiled memory (arguments + temporaries) of the node-level loss / PamC's, value and "
                      "gradient at the largest N", pc["node_mem"][-1] / pc["pamc_mem"][-1], 5.0,
@@ -580,8 +593,8 @@ def claims(results: dict) -> list[Claim]:
                     "classes and seeds", abs(float(m_std.mean()) - 1.0), 0.1,
                     paper="ADC-GAN learns the joint distribution (intra-class diversity kept)", kind="paper",
                     where="Sec. 5.1, Fig. 2 (overlapping 1-D mixtures) [173]"),
-      Claim.at_least("ADC-GAN minus AC-GAN per-class std of the generated x coordinate, mean over seeds in standard "
-                     "errors of the paired difference", float(diff.mean()) / max(se, 1e-12), 2.0,
+      Claim.at_least("ADC-GAN minus AC-GAN per-class std of the generated x coordinate (mean over classes), paired "
+                     f"over seeds: lower end of the 95% t-interval ({st_seed.fmt_ci(gap)})", gap["lo"], 1e-9,
                      paper="AC-GAN lowers intra-class diversity (samples avoid the classes' overlap)", kind="paper",
                      where="Sec. 3.1 and Sec. 5.1, Fig. 2 [173]"),
       Claim.at_least("SMMix: fraction of mixed images holding exactly the partner's max-attention window at their own "
