@@ -135,6 +135,11 @@ over classes and the 8 seeds). Everything else as the cpu preset. Mutation `b_ad
 method arm trained as AC-GAN) must fail them. Judged by ONE run of the cpu preset, recorded whatever it shows; a
 development run on the old stream (8 seeds, preset settings, made while sizing the part: 47 s) gave ADC 0.95-1.09
 and AC 0.47-0.85 per seed.
+JUDGED RUN (2026-12-03, `python -m experiments run losses_wave2_p4`, 64 s wall for the module on the 2-core machine,
+14/15 claims, the failing one [11]'s as before): both [173] claims pass. ADC-GAN per-class std of x per seed 0.88 /
+0.98 / 0.94 / 0.99 / 0.99 / 0.97 / 1.09 / 0.98 (|mean - 1| = 0.024), AC-GAN 0.86 / 0.53 / 0.44 / 0.62 / 0.70 / 0.59 /
+0.73 / 0.65; ADC - AC 0.336 [0.214, 0.457]. Mass beyond the class boundary (the data: 0.227): ADC 0.18-0.26, AC
+0.000-0.006 on every seed (AC-GAN's samples avoid the overlap, the paper's Fig. 2).
 """
 
 from __future__ import annotations

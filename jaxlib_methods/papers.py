@@ -1177,7 +1177,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.losses.graph_contrastive.graph_ncontrast_loss",),
         tests=("tests/losses/test_graph_contrastive.py",),
         experiment="losses_wave2_p4"),
-    173: Implementation(  # official 'adcgan' losses (interleaved 2K); 2-D overlapping Gaussians vs AC-GAN: both pass
+    173: Implementation(  # official 'adcgan' losses (interleaved 2K), overlapping 2-D Gaussians vs AC-GAN (8 seeds)
         artifacts=("jaxlib_methods.losses.conditional_gan.adc_discriminator_loss",
                    "jaxlib_methods.losses.conditional_gan.adc_generator_loss",),
         tests=("tests/losses/test_conditional_gan.py",),
