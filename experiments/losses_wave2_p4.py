@@ -227,7 +227,7 @@ class Config:
 
 PRESETS = {"cpu": Config(), "gpu": Config(pamc_n0=4096), "tpu": Config(pamc_n0=4096)}
 TINY = ("cv_steps=50", "cv_train=256", "cv_test=256", "cv_width=8", "aw_samples=100", "aw_steps=100",
-        "sm_images=8", "sm_side=6", "pamc_n0=256", "seeds=2", "gan_seeds=3", "gan_steps=2000",
+        "sm_images=8", "sm_side=6", "pamc_n0=256", "seeds=2", "gan_seeds=4", "gan_steps=2000",
         "gan_batch=128", "gan_eval=500")
 MUTATION_TEST_SLOW = True  # the TINY run compiles ~20 programs (PamC's 12, two GANs, CVIB, SMMix): >> 2 s of CPU
 MUTATIONS = {"a_node_level_negatives": ("pamc_arm=node",), "b_adc_is_ac": ("gan_classifier=ac",)}
@@ -235,8 +235,9 @@ MUTATION_PAPERS = {"a_node_level_negatives": 89, "b_adc_is_ac": 173}
 # (`sm_attention=inverted` [34] and `aw_player=descent` [51] break only rows that the claims audit made sanity rows:
 # no longer declared mutations, still runnable as --set overrides)
 # (`b_adc_is_ac` trains the method arm as AC-GAN: [173]'s claims 4-5 must fail. TINY trains the GAN for 2000 steps at
-# width 64, batch 128 on 3 seeds since 2026-12-03 (at 100 steps it did not converge and no [173] claim passed there):
-# unmutated |std - 1| 0.069, ADC - AC 0.461 [0.130, 0.791]; mutated 0.391 and [0, 0]; ~15 s per GAN run)
+# width 64, batch 128 on 4 seeds (a multiple of 2 for the 2-device seed-parallel test) since 2026-12-03 (at 100 steps
+# it did not converge and no [173] claim passed there): unmutated |std - 1| 0.033, ADC - AC 0.441 [0.256, 0.625];
+# mutated 0.407 and [0, 0]; ~15 s per GAN run)
 # (no mutation for [11]: its claim fails for the method itself, see the module docstring)
 
 
