@@ -33,6 +33,11 @@ overlapping inputs would be the stronger test. So, PRE-REGISTERED 2026-12-03 bef
      acc(Fisher) - acc(isotropic), mean over the two tasks, lies above 0 (>= 1e-6).
   Judged by ONE run of the cpu preset, recorded whatever it shows; `overlap` and the tolerance do not change after
   it. The mutation `swapped_fishers` must fail claim 1 or 5.
+  JUDGED RUN (2026-12-03, `python -m experiments run fisher_merging_toy`, 14 s wall, 5/5 claims): claim 5 passes.
+  Overlapping pair: Fisher 0.688, isotropic 0.640 (mean over seeds and tasks; each model 0.909 on its own task),
+  Fisher - isotropic +0.048 [0.030, 0.067]; the disjoint pair (claim 1, unchanged): 0.856 vs 0.819, +0.037 [0.021,
+  0.054]. Sharing inputs makes both merges worse (they interfere through the shared first-layer weights) and
+  Fisher's margin larger.
 MUTATIONS: the Fishers swapped between the models (`fisher=swapped`: each model weighted by the other's Fisher).
 """
 

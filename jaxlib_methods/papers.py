@@ -314,7 +314,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.optim.sso_surrogate",),
         tests=("tests/optim/test_target_surrogates.py",),
         experiment="sso_logistic"),
-    141: Implementation(
+    141: Implementation(  # two-task toy: Fisher > isotropic on disjoint and on overlapping inputs (claims 1, 5)
         artifacts=("jaxlib_methods.optim.diag_fisher",
                    "jaxlib_methods.optim.fisher_merge",
                    "jaxlib_methods.optim.fisher_merge_full",),

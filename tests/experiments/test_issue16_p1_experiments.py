@@ -63,3 +63,10 @@ def test_pooled_fit_reference_is_tight_and_data_are_disjoint():
   xb, _ = fisher_merging_toy.task_data(cfg, 1, 0, 64, 0)
   half = cfg.dim // 2
   assert np.all(xa[:, half:] == 0) and np.all(xb[:, :half] == 0)
+  # claim 5's pair: task B's same draws moved `overlap` coordinates towards A's block (labels unchanged)
+  xo, yo = fisher_merging_toy.task_data(cfg, 1, 0, 64, 0, cfg.overlap)
+  _, yb = fisher_merging_toy.task_data(cfg, 1, 0, 64, 0)
+  start = half - cfg.overlap
+  np.testing.assert_array_equal(xo[:, start:start + half], xb[:, half:])
+  assert np.all(xo[:, :start] == 0) and np.all(xo[:, start + half:] == 0) and np.array_equal(yo, yb)
+  assert np.any(xa[:, start:half] != 0) and np.any(xo[:, start:half] != 0)   # the shared coordinates
