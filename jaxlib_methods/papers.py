@@ -1230,7 +1230,7 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
         artifacts=("jaxlib_methods.nn.ULSAM", "jaxlib_methods.nn.ulsam_num_params"),
         tests=("tests/nn/test_ulsam.py",),
         experiment="layers_wave2_compress"),
-    6: Implementation(  # shared table, per-feature multiply-shift hashes, multi-probe; vs per-feature HashEmbed at 4 budgets
+    6: Implementation(  # shared table, per-feature multiply-shift hash, multiprobe; vs HashEmbed per feature, 4 budgets
         artifacts=("jaxlib_methods.nn.UnifiedEmbedding", "jaxlib_methods.nn.per_feature_hash_embeddings"),
         tests=("tests/nn/test_unified_embedding.py",),
         experiment="layers_wave2_compress"),
