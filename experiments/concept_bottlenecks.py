@@ -178,7 +178,8 @@ TINY = ("steps=1500", "batch=48", "test_batches=8", "sae_features=24", "sae_atom
 MUTATION_TEST_SLOW = True  # the TINY run compiles six vmapped training programs: ~40 s of CPU
 # (TINY keeps the preset's 1500 SAE steps since 2026-12-03: at 400 the [20] SAE had not recovered the atoms (0.08-0.25
 # of them), so no [20] claim passed there for a mutation to break; at 1500 all of them, ~8 s either way, compile-bound)
-MUTATIONS = {"a_topk_only": ("sae_form=topk",), "c_edit_causal": ("pc_edit=causal",), "d_no_sparsity": ("l1_coeff=0",)}
+MUTATIONS = {"a_topk_only": ("sae_form=topk",), "c_edit_causal": ("pc_edit=causal",),
+             "d_no_sparsity": ("l1_coeff=0",)}
 MUTATION_PAPERS = {"a_topk_only": 166, "c_edit_causal": 17, "d_no_sparsity": 20}
 
 
