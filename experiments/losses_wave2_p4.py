@@ -140,6 +140,11 @@ JUDGED RUN (2026-12-03, `python -m experiments run losses_wave2_p4`, 64 s wall f
 0.98 / 0.94 / 0.99 / 0.99 / 0.97 / 1.09 / 0.98 (|mean - 1| = 0.024), AC-GAN 0.86 / 0.53 / 0.44 / 0.62 / 0.70 / 0.59 /
 0.73 / 0.65; ADC - AC 0.336 [0.214, 0.457]. Mass beyond the class boundary (the data: 0.227): ADC 0.18-0.26, AC
 0.000-0.006 on every seed (AC-GAN's samples avoid the overlap, the paper's Fig. 2).
+Timing (2026-12-03): in a fresh-clone CI run the [89] mutation test failed once: under `pamc_arm=node` (two near-equal
+programs, ratio 0.8-0.9 measured alone) the wall-time ratio reached the 1.5 threshold while the other test worker
+loaded the machine. The two programs are now timed interleaved within each repeat (`_best_times`), TINY takes the
+best of 9; the preset rerun and recorded with it: the same 14/15, PamC 21x faster (measured beside another job; 34x
+alone before), the GAN numbers unchanged.
 """
 
 from __future__ import annotations
@@ -227,7 +232,7 @@ class Config:
 
 PRESETS = {"cpu": Config(), "gpu": Config(pamc_n0=4096), "tpu": Config(pamc_n0=4096)}
 TINY = ("cv_steps=50", "cv_train=256", "cv_test=256", "cv_width=8", "aw_samples=100", "aw_steps=100",
-        "sm_images=8", "sm_side=6", "pamc_n0=256", "seeds=2", "gan_seeds=4", "gan_steps=2000",
+        "sm_images=8", "sm_side=6", "pamc_n0=256", "pamc_repeats=9", "seeds=2", "gan_seeds=4", "gan_steps=2000",
         "gan_batch=128", "gan_eval=500")
 MUTATION_TEST_SLOW = True  # the TINY run compiles ~20 programs (PamC's 12, two GANs, CVIB, SMMix): >> 2 s of CPU
 MUTATIONS = {"a_node_level_negatives": ("pamc_arm=node",), "b_adc_is_ac": ("gan_classifier=ac",)}
@@ -263,13 +268,18 @@ def _memory(compiled) -> int:
   return int(m.temp_size_in_bytes + m.argument_size_in_bytes)
 
 
-def _best_time(fn, args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))
-  best = float("inf")
-  for _ in range(repeats):
-    t0 = time.perf_counter()
+def _best_times(calls, repeats: int) -> list:
+  """Best wall time (s) of each (compiled fn, args) in `calls`, the calls interleaved within every repeat, so that
+  load from other processes on a shared machine falls on all of them alike (timed one after the other, a burst of
+  load during one program's repeats once made two near-equal programs look 1.5x apart)."""
+  for fn, args in calls:
     jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - t0)
+  best = [float("inf")] * len(calls)
+  for _ in range(repeats):
+    for i, (fn, args) in enumerate(calls):
+      t0 = time.perf_counter()
+      jax.block_until_ready(fn(*args))
+      best[i] = min(best[i], time.perf_counter() - t0)
   return best
 
 
@@ -290,8 +300,9 @@ def pamc_costs(config: Config) -> dict:
     out["N"].append(n)
     out["pamc_mem"].append(_memory(pamc_c))
     out["node_mem"].append(_memory(node_c))
-    out["pamc_seconds"].append(_best_time(pamc_c, pamc_args, config.pamc_repeats))
-    out["node_seconds"].append(_best_time(node_c, node_args, config.pamc_repeats))
+    t_pamc, t_node = _best_times([(pamc_c, pamc_args), (node_c, node_args)], config.pamc_repeats)
+    out["pamc_seconds"].append(t_pamc)
+    out["node_seconds"].append(t_node)
   # the exact special case on the largest graph: k = N meta-nodes (C = I) is the node-level loss
   same = float(jax.jit(losses.pamc_loss)(z, jnp.asarray(edges), jnp.eye(n, dtype=jnp.float32)))
   ref = float(node_c(*node_args)[0])
