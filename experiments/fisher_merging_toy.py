@@ -52,8 +52,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from scipy import stats
 
+from experiments import _seed_stats as st_seed
 from jaxlib_methods.optim import diag_fisher, fisher_merge, fisher_merge_full
 from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, scan_steps, shard_leading, train
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Probability, Range, Seed
@@ -237,10 +237,7 @@ def train_and_merge(config: Config, workdir: pathlib.Path, overlap: int = 0) -> 
 
 def _fisher_gain(acc: dict) -> dict:
   """Accuracy Fisher - isotropic (mean over the two tasks) per seed: mean and two-sided 95% t-interval."""
-  diff = acc["fisher"].mean(1) - acc["isotropic"].mean(1)
-  s = diff.size
-  half = float(stats.t.ppf(0.975, s - 1) * diff.std(ddof=1) / math.sqrt(s))
-  return {"mean": float(diff.mean()), "lo": float(diff.mean() - half), "hi": float(diff.mean() + half), "n": s}
+  return st_seed.paired_ci(acc["fisher"].mean(1), acc["isotropic"].mean(1))
 
 
 def run(config: Config, workdir: pathlib.Path) -> dict:
