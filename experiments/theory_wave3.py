@@ -19,8 +19,19 @@ tight radius of G = argmax of the two sub-classifiers' summed smoothed probabili
      upper bound decreases at the rate 1/sqrt(d));
   3. DRS's radius exceeds RS's at every d by >= 1.5x (abstract: DRS's bound decreases at (1/sqrt(m) + 1/sqrt(n)),
      m + n = d, a superior upper bound; at equal confidence the radius ratio is 2).
+  3b. (added 2026-12-03, pre-registered before its judged run) the radius is tight: for the first `drs_tight_inputs`
+      inputs of each seed of claim 1 (those G classifies with R > 0 and both exact sub-classifier probabilities
+      strictly inside (0, 1) in float64), the radius from the exact probabilities (`analysis.dual_smoothing_radius`,
+      float64) equals the norm of the smallest perturbation of the 64 pixels that flips G's exact (closed-form)
+      prediction, found by a generic constrained optimiser (SciPy SLSQP on ||delta||^2, 2 random starts, the
+      smaller kept): max relative difference <= 1e-6 (abstract: "DRS guarantees a tight l2 certified radius"). A
+      radius that is valid but loose (e.g. the smaller of the two halves' Cohen radii) fails it as surely as one
+      that is too large. Measured while designing it (seed 0, 16 inputs): max relative difference 1.8e-8 (7e-4 in
+      float32, where Phi^-1 of a probability near 1 loses its digits; hence float64); then the function itself on
+      the first 2 of the preset's seeds: 1.9e-8 over 16 inputs (the mutation: 79).
   Mutation `drs_radius=sqrt_sum`: the authors' code's combination sqrt(R_1^2 + R_2^2), larger than G's radius when
-  the two sub-images' confidences differ: claim 1 fails (many certificates exceed the exact radius).
+  the two sub-images' confidences differ: claims 1 and 3b fail (many certificates exceed the exact radius; the
+  combination differs from the smallest flipping perturbation by up to 54x on the design inputs).
 
 Paper [168]: Francesco Cagnetta, Alessandro Favero, Matthieu Wyart, "What Can Be Learnt With Wide Convolutional
 Neural Networks?", ICML 2023, arXiv:2208.01003.
@@ -232,6 +243,7 @@ class Config:
   drs_alpha: Annotated[float, Range(gt=0, lt=0.5)] = 0.05
   drs_dims: Annotated[tuple[int, ...], Range(ge=8), Length(min=2)] = (64, 256, 1024, 4096)
   drs_radius: Literal["tight", "sqrt_sum"] = "tight"                  # "sqrt_sum": the mutation (see docstring)
+  drs_tight_inputs: Annotated[int, Range(ge=1, le=1000)] = 8          # inputs per seed of claim 3b's attack
   # [168]
   cnn_train: Annotated[int, Range(ge=64, le=20000)] = 1024            # training points (largest n of the curve)
   cnn_test: Annotated[int, Range(ge=16, le=20000)] = 512
@@ -284,12 +296,21 @@ def _drs_problem(key):
   return u1 / jnp.linalg.norm(u1), u2 / jnp.linalg.norm(u2), b, kx
 
 
-def _drs_one_seed(key, config: Config):
+_S155 = (0.5, 0.25)     # the two sub-images' noise levels
+
+
+def _drs_inputs(key, config: Config):
+  """One seed's problem: unit normals u1, u2, offsets b, sub-images x1, x2 [inputs, 8, 4], the certification key."""
   u1, u2, b, kx = _drs_problem(key)
   kxs, kc = jax.random.split(kx)
   xs = jax.random.normal(kxs, (config.drs_inputs, _H155, _W155)) * 0.4
   x1, x2 = analysis.checkerboard_split(xs)
-  s1, s2 = 0.5, 0.25
+  return u1, u2, b, x1, x2, kc
+
+
+def _drs_one_seed(key, config: Config):
+  u1, u2, b, x1, x2, kc = _drs_inputs(key, config)
+  s1, s2 = _S155
   f1 = lambda z: (z.reshape(z.shape[0], -1) @ u1 < b[0]).astype(jnp.int32)
   f2 = lambda z: (z.reshape(z.shape[0], -1) @ u2 < b[1]).astype(jnp.int32)
 
@@ -333,6 +354,47 @@ def run_drs_validity(config: Config) -> dict:
   return {"wrong": int(wrong.sum()), "total": int(wrong.size), "alpha": config.drs_alpha,
           "certified": float(np.mean(r > 0)),
           "mean_ratio": float(np.mean(r[r_true > 0] / r_true[r_true > 0]))}
+
+
+def run_drs_tightness(config: Config) -> dict:
+  """Claim 3b: the radius from exact probabilities against the smallest G-flipping perturbation (SLSQP, float64)."""
+  import scipy.optimize as so
+  keys = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 155), config.seeds)   # claim 1's seeds
+  s = np.asarray(_S155, np.float64)
+  rng = np.random.default_rng(config.seed + 1553)
+  rel, checked = [], 0
+  for key in keys:
+    u1, u2, b, x1, x2 = (np.asarray(v, np.float64) for v in _drs_inputs(key, config)[:5])
+    m = config.drs_tight_inputs
+    x1, x2 = x1[:m].reshape(m, -1), x2[:m].reshape(m, -1)
+    for i in range(m):
+      def margin(d, i=i):                # sum of the sub-classifiers' P(class 1) minus 1: G says 1 iff > 0
+        return (st.norm.cdf((b[0] - (x1[i] + d[:x1.shape[1]]) @ u1) / s[0])
+                + st.norm.cdf((b[1] - (x2[i] + d[x1.shape[1]:]) @ u2) / s[1]) - 1)
+      top = 1 if margin(np.zeros(2 * x1.shape[1])) > 0 else 0
+      q = st.norm.cdf((b - np.array([x1[i] @ u1, x2[i] @ u2])) / s)
+      pa = q if top == 1 else 1 - q
+      if not np.all((pa > 0) & (pa < 1)):
+        continue
+      with jax.enable_x64(True):
+        p1, p2, s1, s2 = (jnp.asarray(v, jnp.float64) for v in (pa[0], pa[1], s[0], s[1]))
+        if config.drs_radius == "tight":
+          r = float(analysis.dual_smoothing_radius(p1, p2, s1, s2))
+        else:                            # the mutation's combination, as in claim 1
+          r = float(jnp.hypot(analysis.smoothing_radius(p1, s1), analysis.smoothing_radius(p2, s2)))
+      if not r > 0:
+        continue
+      sign = 1.0 if top == 1 else -1.0
+      best = np.inf
+      for _ in range(2):
+        res = so.minimize(lambda d: d @ d, rng.normal(size=2 * x1.shape[1]) * 0.01, jac=lambda d: 2 * d,
+                          constraints=[{"type": "ineq", "fun": lambda d: -sign * margin(d)}], method="SLSQP",
+                          options={"ftol": 1e-14, "maxiter": 500})
+        if res.success and -sign * margin(res.x) >= -1e-9:
+          best = min(best, float(np.sqrt(res.x @ res.x)))
+      rel.append(abs(r - best) / best if np.isfinite(best) else np.inf)
+      checked += 1
+  return {"max_rel": float(np.max(rel)) if rel else float("nan"), "checked": checked}
 
 
 def run_drs_rate(config: Config) -> dict:
@@ -634,6 +696,8 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   out = {"drs_validity": sweep.memoized(workdir, {"part": "drs155", "what": "validity"},
                                         lambda: run_drs_validity(config))}
   out["drs_rate"] = sweep.memoized(workdir, {"part": "drs155", "what": "rate"}, lambda: run_drs_rate(config))
+  out["drs_tightness"] = sweep.memoized(workdir, {"part": "drs155", "what": "tightness"},
+                                        lambda: run_drs_tightness(config))
   log.log(0, part=155, **out["drs_validity"])
   out["cnn_curves"] = sweep.memoized(workdir, {"part": "cnn168"}, lambda: run_cnn_curves(config))
   out["mixup_ufm"] = sweep.memoized(workdir, {"part": "ufm47"}, lambda: run_mixup_ufm(config))
@@ -655,6 +719,11 @@ def claims(results: dict) -> list[Claim]:
   out.append(Claim.at_most(f"[155] DRS certificates that are wrong (wrong class, or radius above G's exact radius) "
                            f"over {v['total']} inputs; bound = alpha + binomial slack at failure prob. 1e-3",
                            v["wrong"] / v["total"], bound, paper="holds with prob. >= 1 - alpha (tight radius)",
+                           kind="paper", where="Abstract (a tight l2 certified radius) [155]"))
+  tt = results["drs_tightness"]
+  out.append(Claim.at_most(f"[155] radius from the exact probabilities vs the smallest perturbation flipping G's "
+                           f"exact prediction (SLSQP, float64): max relative difference over {tt['checked']} inputs",
+                           tt["max_rel"] if tt["checked"] else float("inf"), 1e-6, paper="a tight l2 certified radius",
                            kind="paper", where="Abstract (a tight l2 certified radius) [155]"))
   rt = results["drs_rate"]
   dims, rs, drs = (np.asarray(rt[k], np.float64) for k in ("dims", "rs", "drs"))
