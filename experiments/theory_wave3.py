@@ -194,6 +194,9 @@ one: `python -m experiments run theory_wave3`, 49 s wall): 0.621 <= 0.8; 23/24 c
 above). Under `mse_mixup` the MSE optima are the convex combination itself, the ratio is 1, and 8 and 9b fail
 (`pytest -m "slow or not slow" tests/experiments/test_mutations.py -k theory_wave3`: 6 passed). [47] now has two
 paper claims (8, 9b).
+Claim 3b (added 2026-12-03, pre-registered and committed before the judged run, which is the recorded one: 51 s
+wall): max relative difference 2.4e-8 <= 1e-6 over 32 inputs (4 seeds x 8); 24/25 claims pass. [155] now has two
+paper claims (1, 3b); `sqrt_sum_radius` breaks both (3b: 79 on the TINY seeds).
 """
 
 from __future__ import annotations
