@@ -125,7 +125,8 @@ from jaxlib_methods.nn.compatible import (  # noqa: F401  (issue 20, [73] [61])
 )
 from jaxlib_methods.nn.hypernetwork import MIPHyperNet, mip_encode  # noqa: F401  (issue 20, [72])
 from jaxlib_methods.nn.ssvi import SparseMask, SparseMeanFieldDense, ssvi_update_mask  # noqa: F401  (issue 20, [126])
-from jaxlib_methods.nn.repquant import LayerwiseReparam, channelwise_to_layerwise_reparam  # noqa: F401  (issue 20, [33])
+from jaxlib_methods.nn.repquant import (LayerwiseReparam, LogSqrt2Codes, channelwise_to_layerwise_reparam,  # noqa: F401
+                                        log_sqrt2_dequantize, log_sqrt2_matmul, log_sqrt2_quantize)  # (issue 20, [33])
 # ---- app22 (issue 22) ----
 from jaxlib_methods.nn.subspace_learners import SubspaceAttention  # noqa: F401  ([102])
 from jaxlib_methods.nn.walloc import WaLLoCAutoencoder  # noqa: F401  ([211])

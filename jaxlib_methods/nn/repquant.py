@@ -11,8 +11,15 @@ affine parameters and the next linear layer:
 
 Then X~/s~ + z~ = X/s_c + z_c for the LayerNorm output X (so the integer codes are identical, before and after
 rounding), and the next layer's output is unchanged exactly in real arithmetic (`channelwise_to_layerwise_reparam`).
-NOTE: only this reparameterisation is implemented; the log-sqrt2 softmax quantiser and the learnable dual clipping
-of RepQuant are not.
+
+Softmax activations (the paper's second component, after RepQ-ViT Sec. 4.3): a log-sqrt(2) quantiser,
+q = clamp(round(-2 log2(A / delta)), 0, 2^b - 1) (values with round(-2 log2(A / delta)) >= 2^b dequantise to 0),
+A^ = delta 2^(-ceil(q / 2)) (1 + (sqrt(2) - 1) [q odd]) = delta sqrt(2)^(-q), whose grid is twice as fine as a log2
+quantiser's; for inference the scale is reparameterised so that only power-of-two (bit-shift) dequantisation is
+left: A^ V = delta (A_even V + sqrt(2) A_odd V) with A_even, A_odd the bit-shift values 2^(-ceil(q / 2)) of the
+even and odd codes (`log_sqrt2_quantize`, `log_sqrt2_dequantize`, `log_sqrt2_matmul`). The quantiser follows the
+authors' RepQ-ViT code (github.com/zkkli/RepQ-ViT, `LogSqrt2Quantizer.quantize`).
+NOTE: the learnable per-channel dual clipping of RepQuant is not implemented.
 """
 
 from __future__ import annotations
@@ -80,3 +87,99 @@ def channelwise_to_layerwise_reparam(s_c: jax.Array, z_c: jax.Array, ln_gamma: j
   r1, r2 = s / s_t, z - z_t
   return LayerwiseReparam(scale=s_t, zero_point=z_t, gamma=g / r1, beta=(bt + s * r2) / r1, w=r1[:, None] * w,
                           b=b - (s * r2) @ w)
+
+
+class LogSqrt2Codes(NamedTuple):
+  """Codes of the log-sqrt(2) quantiser: `codes` [...] int32 in [0, 2^bits - 1] and `nonzero` [...] bool (False
+  where A / delta underflows the grid and dequantises to 0), with the scalar `delta`.
+
+  Li et al., "RepQuant", 2024, arXiv:2402.05628 (the log-sqrt(2) quantiser of RepQ-ViT, arXiv:2212.08254, Sec. 4.3).
+  """
+  codes: jax.Array
+  nonzero: jax.Array
+  delta: jax.Array
+
+
+def log_sqrt2_quantize(a: jax.Array, delta: jax.Array, bits: int) -> LogSqrt2Codes:
+  """Quantises non-negative activations (post-Softmax attention) on the log-sqrt(2) grid delta sqrt(2)^(-q).
+
+  Li et al., "RepQuant: Towards Accurate Post-Training Quantization of Large Transformer Models via Scale
+  Reparameterization", 2024, arXiv:2402.05628 (RepQ-ViT, arXiv:2212.08254, Sec. 4.3, and the authors'
+  `LogSqrt2Quantizer`): q = clamp(round(-2 log2(a / delta)), 0, 2^bits - 1); entries with round(-2 log2(a / delta))
+  >= 2^bits (and a = 0) dequantise to 0.
+
+  Args:
+    a: [...] float activations >= 0 (e.g. softmax probabilities).
+    delta: positive scalar, the quantiser's largest level (calibrated, e.g. a high quantile of a).
+    bits: code width, a Python int in [2, 16].
+
+  Returns:
+    `LogSqrt2Codes` (codes and mask shaped like a). Concrete invalid input raises ValueError; traced invalid input
+    (negative a, delta <= 0) makes `delta` NaN, hence every dequantised value NaN.
+  """
+  x = validation.check_floating(a, "a")
+  d = validation.check_floating(delta, "delta")
+  if d.ndim != 0:
+    raise ValueError(f"delta must be a scalar, got delta.shape={d.shape}")
+  if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 16:
+    raise ValueError(f"bits must be a Python int in [2, 16], got {bits=}")
+  vd = validation.check_positive_values(d, "delta")
+  va = validation.check_values(x >= 0, x, "a", ">= 0")
+  dt = jnp.result_type(x, d)
+  x, d = x.astype(dt), d.astype(dt)
+  levels = 2 ** bits
+  raw = jnp.round(-2.0 * jnp.log2(jnp.maximum(x, jnp.finfo(dt).tiny) / d))
+  nonzero = (raw < levels) & (x > 0)
+  codes = jnp.clip(raw, 0, levels - 1).astype(jnp.int32)
+  for v in (vd, va):   # traced invalid input: the scale is NaN, so every dequantised value and product is NaN
+    if v is not None:
+      d = validation.nan_where_invalid(d, jnp.all(v))
+  return LogSqrt2Codes(codes=codes, nonzero=nonzero, delta=d)
+
+
+def _shift_values(codes: jax.Array, nonzero: jax.Array, dtype) -> jax.Array:
+  """2^(-ceil(q / 2)) where nonzero, else 0: the bit-shift part of the log-sqrt(2) dequantisation."""
+  return jnp.where(nonzero, jnp.exp2(-jnp.ceil(codes.astype(dtype) / 2)), jnp.zeros((), dtype))
+
+
+def log_sqrt2_dequantize(q: LogSqrt2Codes) -> jax.Array:
+  """delta 2^(-ceil(q / 2)) (1 + (sqrt(2) - 1) [q odd]) = delta sqrt(2)^(-q), 0 where the code underflowed.
+
+  Li et al., "RepQuant", 2024, arXiv:2402.05628 (RepQ-ViT, arXiv:2212.08254, Sec. 4.3; the authors' `quantize`).
+
+  Args:
+    q: `LogSqrt2Codes` from `log_sqrt2_quantize`.
+
+  Returns:
+    [...] dequantised activations in delta's dtype.
+  """
+  dt = q.delta.dtype
+  odd = (q.codes % 2).astype(dt)
+  return q.delta * _shift_values(q.codes, q.nonzero, dt) * (1 + (jnp.sqrt(jnp.asarray(2.0, dt)) - 1) * odd)
+
+
+def log_sqrt2_matmul(q: LogSqrt2Codes, v: jax.Array) -> jax.Array:
+  """A^ V computed the reparameterised way, with power-of-two dequantisation only: delta (A_even V + sqrt(2) A_odd V).
+
+  Li et al., "RepQuant: Towards Accurate Post-Training Quantization of Large Transformer Models via Scale
+  Reparameterization", 2024, arXiv:2402.05628 (the softmax scale reparameterisation to log2 quantisation for
+  inference): the sqrt(2) of the odd codes moves out of the activation into the product's scale, so each half is a
+  log2-quantised (bit-shift) matrix. Equals `log_sqrt2_dequantize(q) @ v` in exact arithmetic.
+
+  Args:
+    q: `LogSqrt2Codes` of A, [..., N, M].
+    v: [..., M, D] float values.
+
+  Returns:
+    [..., N, D].
+  """
+  v = validation.check_floating(v, "v")
+  if q.codes.ndim < 2 or v.ndim < 2 or q.codes.shape[-1] != v.shape[-2]:
+    raise ValueError(f"A [..., N, M] and v [..., M, D] must share M, got A.shape={q.codes.shape}, v.shape={v.shape}")
+  dt = jnp.result_type(q.delta, v)
+  shifts = _shift_values(q.codes, q.nonzero, dt)
+  odd = (q.codes % 2) == 1
+  a_even = jnp.where(odd, jnp.zeros((), dt), shifts)
+  a_odd = jnp.where(odd, shifts, jnp.zeros((), dt))
+  v = v.astype(dt)
+  return q.delta.astype(dt) * (a_even @ v + jnp.sqrt(jnp.asarray(2.0, dt)) * (a_odd @ v))
