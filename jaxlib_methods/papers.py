@@ -664,9 +664,10 @@ IMPLEMENTATIONS: dict[int, Implementation] = {
                    "jaxlib_methods.nn.ssvi_update_mask",),
         tests=("tests/nn/test_ssvi.py",),
         experiment="layers_exact_identities"),
-    33: Implementation(  # the LayerNorm scale reparameterisation only (no log-sqrt2 softmax quantiser, no clipping)
+    33: Implementation(  # the LayerNorm scale reparameterisation and the log-sqrt2 softmax quantiser (no dual clipping)
         artifacts=("jaxlib_methods.nn.channelwise_to_layerwise_reparam",
-                   "jaxlib_methods.nn.LayerwiseReparam",),
+                   "jaxlib_methods.nn.LayerwiseReparam", "jaxlib_methods.nn.log_sqrt2_quantize",
+                   "jaxlib_methods.nn.log_sqrt2_dequantize", "jaxlib_methods.nn.log_sqrt2_matmul"),
         tests=("tests/nn/test_repquant.py", "tests/experiments/test_layers_exact_identities.py"),
         experiment="layers_exact_identities"),
     # ---- app22 (issue 22) ----
