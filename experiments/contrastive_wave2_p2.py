@@ -92,10 +92,17 @@ Claims (tolerances fixed before the first run; claim 5 added after the runs of c
      run);
   6. [59] old tasks' task-incremental accuracy, PRD minus no distillation, paired over seeds: mean >= 2 standard
      errors (claim 6 written with the PRD part, after the runs of claims 1-5);
+  6b. [59] (added 2026-12-03, pre-registered before its judged run) the class-incremental setting: the old tasks'
+     test data classified by the nearest prototype (cosine) among ALL 2 `prd_tasks` class prototypes, no task id
+     given, PRD minus no distillation, paired over seeds: mean >= 2 standard errors, as claim 6 (abstract: "provides
+     strong performance in the class-incremental setting without using any stored data points"). Stricter than
+     claim 6: old prototypes must stay apart from the new tasks' prototypes in the drifted embedding, not only from
+     their own task's other class. Not run before it was written (no class-incremental number of either arm had
+     been computed).
   sanity: single-head probe accuracy >= 1.5 / amcl_classes (it learns); AMCL temperatures inside (tau_min, 2);
   normalized softmax's seen-class nearest-centroid accuracy >= 0.8; PRD's last-task accuracy >= 0.8.
 Mutations: `a_fixed_temperature` (claim 1 must fail; at TINY it does, 1.0 < 1.1), `b_no_distillation`
-(`prd_coef=0`: claim 6 must fail). Claims 3 and 5 fail for the method
+(`prd_coef=0`: claims 6 and 6b must fail; attributed to [59] in MUTATION_PAPERS since 2026-12-03). Claims 3 and 5 fail for the method
 itself, so they get no mutation (`hy_gate=ones` and `ns_loss=triplet` would turn their method arms into the
 baselines). `hy_gate=ones` (Hydra arm = ungated) is not a mutation: the
 claim it would break (3) already fails for the method.
@@ -197,6 +204,7 @@ MUTATION_TEST_SLOW = True  # the TINY run compiles 4 training programs (2 AMCL a
 # the Hydra arm the ungated one, for the record)
 # (nor for [118]'s claim, which fails for the method too; `ns_loss=triplet` trains its method arm with the triplet loss)
 MUTATIONS = {"b_no_distillation": ("prd_coef=0",)}
+MUTATION_PAPERS = {"b_no_distillation": 59}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -457,8 +465,8 @@ def _prd_data(config: Config, key, task, n):
 def _prd_train(config: Config, key, coef):
   """Tasks of 2 classes each, learned in sequence with no replay: SupCon on two noisy views + the prototype loss
   (detached features, current task's head) + coef * PRD against the model and prototypes frozen at the end of the
-  previous task. Returns the task-incremental accuracy of every task (its own head, nearest prototype by cosine)
-  after the last task."""
+  previous task. Returns [2, tasks]: the task-incremental accuracy of every task (its own head, nearest prototype by
+  cosine) after the last task, and its class-incremental accuracy (nearest of all the tasks' prototypes)."""
   k_enc, k_w, k_train, k_eval = jax.random.split(key, 4)
   nt = config.prd_tasks
   params = {"enc": mlp_init(k_enc, (config.prd_in, 32, config.ns_dim)),
@@ -490,19 +498,23 @@ def _prd_train(config: Config, key, coef):
                                   jax.random.split(jax.random.fold_in(k_train, t), config.prd_steps))
     old = jax.tree.map(jax.lax.stop_gradient, params)
 
-  accs = []
+  accs, class_accs = [], []
+  all_protos = l2_normalize(params["w"].reshape(2 * nt, -1))           # class c = 2 t + j is prototype w[t, j]
   for t in range(nt):
     x, y = _prd_data(config, jax.random.fold_in(k_eval, t), t, 400)
-    cos = l2_normalize(mlp_apply(params["enc"], x)) @ l2_normalize(params["w"][t]).T
-    accs.append(jnp.mean(jnp.argmax(cos, -1) == y - 2 * t))
-  return jnp.stack(accs)
+    u = l2_normalize(mlp_apply(params["enc"], x))
+    accs.append(jnp.mean(jnp.argmax(u @ l2_normalize(params["w"][t]).T, -1) == y - 2 * t))
+    class_accs.append(jnp.mean(jnp.argmax(u @ all_protos.T, -1) == y))
+  return jnp.stack([jnp.stack(accs), jnp.stack(class_accs)])
 
 
 def prd_runs(config: Config, keys) -> dict:
   out = {}
   for arm, coef in (("prd", config.prd_coef), ("no_distill", 0.0)):
-    acc = np.asarray(jax.device_get(jax.vmap(lambda k: _prd_train(config, k, coef))(keys)))   # [seeds, tasks]
-    out[arm] = {"task_acc": acc.tolist(), "old_acc": acc[:, :-1].mean(1).tolist(), "last_acc": acc[:, -1].tolist()}
+    both = np.asarray(jax.device_get(jax.vmap(lambda k: _prd_train(config, k, coef))(keys)))   # [seeds, 2, tasks]
+    acc, cacc = both[:, 0], both[:, 1]
+    out[arm] = {"task_acc": acc.tolist(), "old_acc": acc[:, :-1].mean(1).tolist(), "last_acc": acc[:, -1].tolist(),
+                "class_task_acc": cacc.tolist(), "class_old_acc": cacc[:, :-1].mean(1).tolist()}
   return out
 
 
@@ -562,6 +574,8 @@ def claims(results: dict) -> list[Claim]:
   se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("nan")
   prd = results["prd"]
   pdiff = np.asarray(prd["prd"]["old_acc"]) - np.asarray(prd["no_distill"]["old_acc"])
+  cdiff = np.asarray(prd["prd"]["class_old_acc"]) - np.asarray(prd["no_distill"]["class_old_acc"])
+  cse = float(cdiff.std(ddof=1) / np.sqrt(cdiff.size)) if cdiff.size > 1 else float("nan")
   pse = float(pdiff.std(ddof=1) / np.sqrt(pdiff.size)) if pdiff.size > 1 else float("nan")
   return [
       Claim.at_least("AMCL: mean positive-pair temperature of strongly / weakly augmented pairs, min over seeds",
@@ -586,6 +600,12 @@ def claims(results: dict) -> list[Claim]:
                      "mean over seeds in standard errors of the paired difference", float(pdiff.mean()) / max(pse, 1e-12),
                      2.0, paper="relation distillation keeps the old prototypes usable without replay", kind="paper",
                      where="Sec. 4, Fig. 2 and Table 1 (task-incremental, no replay) [59]"),
+      Claim.at_least("PRD minus no distillation: old tasks' class-incremental accuracy (nearest of all prototypes, "
+                     "no task id) after the last task, mean over seeds in standard errors of the paired difference "
+                     f"(PRD {np.mean(prd['prd']['class_old_acc']):.3f}, none "
+                     f"{np.mean(prd['no_distill']['class_old_acc']):.3f})", float(cdiff.mean()) / max(cse, 1e-12),
+                     2.0, paper="strong class-incremental performance without stored data", kind="paper",
+                     where="Abstract (class-incremental, no stored data) [59]"),
       Claim.at_least("ICNN score strictly increasing with the class separation, fraction of seeds",
                      float(np.mean(results["icnn"]["monotone"])), 1.0,
                      paper="the ICNN score measures class separability of the embedding", kind="sanity",
