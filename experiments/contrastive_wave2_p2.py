@@ -105,6 +105,12 @@ Claims (tolerances fixed before the first run; claim 5 added after the runs of c
      new seeds with new task means (the config's seed + 100), the same sizes; the lower end of the paired 95%
      t-interval of the class-incremental difference > 0. Added because 2 standard errors on 3 seeds is a loose
      test (about p = 0.15 two-sided); [59] counts as reproduced only if 6b and 6c both pass.
+     Judged run (2026-12-03, the recorded cpu preset, 30 s wall): 6c FAILS, in the opposite direction: PRD - none =
+     -0.119 [-0.172, -0.066] (12 seeds). With the new task means PRD's class-incremental accuracy on the old tasks
+     collapses to 0.00-0.07 (below chance 1/6: the old tasks' data land on the new tasks' prototypes), while its
+     task-incremental accuracy is 0.97-0.98 (no distillation: 0.47-0.86) and no distillation keeps 0.07-0.29. So the
+     relation distillation keeps each old task's two prototypes apart but not away from the new classes here; 6b's
+     pass on the first task means was that geometry's. [59] stays `implemented`; nothing was tuned after this run.
   sanity: single-head probe accuracy >= 1.5 / amcl_classes (it learns); AMCL temperatures inside (tau_min, 2);
   normalized softmax's seen-class nearest-centroid accuracy >= 0.8; PRD's last-task accuracy >= 0.8.
 Mutations: `a_fixed_temperature` (claim 1 must fail; at TINY it does, 1.0 < 1.1), `b_no_distillation`
