@@ -139,6 +139,7 @@ MUTATION_TEST_SLOW = True  # the TINY run compiles ~10 programs (MoE training, a
 # (no mutation for [142]: its robustness claim fails for the method itself, see the module docstring and the report)
 MUTATIONS = {"a_flora_reshape": ("flora_form=reshape",), "b_no_recompute": ("rev_recompute=false",),
              "c_local_conv": ("sg_form=local",)}
+MUTATION_PAPERS = {"a_flora_reshape": 161, "b_no_recompute": 42, "c_local_conv": 204}   # (added 2026-12-03)
 
 IN_DIM, CLASSES = 8, 4
 

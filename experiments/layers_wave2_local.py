@@ -256,6 +256,7 @@ MUTATION_TEST_SLOW = True  # the TINY run compiles five vmapped training program
 # (checked at 81f24f3 and after, 2026-12-02): they are kept as `--set` variants documented here, not listed.
 # TINY trains HyperTab with 16 views for 200 steps (4 for 50 gave 0.65 standard errors for claim 15, untestable).
 MUTATIONS = {"e_hypertab_one_view": ("ht_views=1",)}
+MUTATION_PAPERS = {"e_hypertab_one_view": 125}   # (added 2026-12-03)
 # (`a_gda_identity_cov` (gda_cov=identity) broke only [128] rows the claims audit made sanity rows: under it no
 # passing paper claim fails at TINY, tests/experiments/test_mutations.py, 2026-12-03)
 
