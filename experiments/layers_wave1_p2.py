@@ -56,6 +56,10 @@ Claims (tolerances fixed before the first run):
   sanity: the autodiff stack's ratio >= 1.5 (the measurement sees activation memory); inverse round trip and
   custom-vjp gradients within 1e-4 of x and of autodiff; FLoRAConv adapter output relative error after training <= 0.1; both MoE models learn (clean accuracy
   >= 0.6 with 4 classes, chance 0.25).
+MUTATION_PAPERS (added 2026-12-03): `a_flora_reshape` -> [161], `b_no_recompute` -> [42], `c_local_conv` -> [204];
+each breaks its paper's claim at TINY (tests/experiments/test_mutations.py). Each paper still has one paper claim.
+Noted, not changed: [42]'s memory-ratio claim measures our custom-vjp's recomputation (the kind of row the claims
+audit of other experiments made sanity, e.g. [89]'s compiled-memory slope); this experiment has not had that audit.
 """
 
 from __future__ import annotations

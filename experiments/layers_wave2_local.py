@@ -152,6 +152,8 @@ are drawn from exactly the shared-covariance Gaussian model GDA assumes: any con
 [125] all views vs one view (a single view sees 8 of the 20 features, so it loses through missing information, not
 through the views' augmentation effect). Each of these papers keeps one paper claim or none, [90] two (no mutation).
 No MUTATION_PAPERS: `a_gda_identity_cov` and `e_hypertab_one_view` target papers with fewer than two paper claims.
+(Later the same day: `e_hypertab_one_view` -> [125] declared after all, so the registry attributes the mutation;
+under it [125]'s paper claim 14 fails at TINY, tests/experiments/test_mutations.py. [125] keeps one paper claim.)
 Noted, not changed: several rows here judge a seed mean against a fixed margin ([169] AugLocal vs BP, [81] EcoTTA
 vs source, [134] LAE vs offline, [125] HyperTab vs MLP).
 """
