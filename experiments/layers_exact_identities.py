@@ -521,7 +521,7 @@ def _log2_dequant(a, delta, bits):
 
 def _calibrated(a_cal, bits, dequant):
   """delta among the calibration quantiles with the least squared error on A (the authors' search)."""
-  deltas = jnp.stack([jnp.quantile(a_cal, p) for p in _SOFTMAX_PCTS])
+  deltas = jnp.quantile(a_cal, jnp.asarray(_SOFTMAX_PCTS, a_cal.dtype))
   scores = jnp.stack([jnp.sum((dequant(a_cal, d, bits) - a_cal) ** 2) for d in deltas])
   return deltas[jnp.argmin(scores)]
 
@@ -552,9 +552,9 @@ def repquant_results(config: Config) -> dict:
   keys = jax.random.split(jax.random.key(config.seed + 3000), config.seeds)
   out = {}
   with jax.enable_x64(True):
-    keys = shard_leading(keys, make_mesh(config.mesh), what="seed")
-    soft_keys = jax.random.split(jax.random.key(config.seed + 3300), config.seeds)
-    soft_keys = shard_leading(soft_keys, make_mesh(config.mesh), what="seed")
+    mesh = make_mesh(config.mesh)
+    keys = shard_leading(keys, mesh, what="seed")
+    soft_keys = shard_leading(jax.random.split(jax.random.key(config.seed + 3300), config.seeds), mesh, what="seed")
     for bits in config.repq_bits:
       r = jax.jit(jax.vmap(lambda k, bits=bits: repquant_one(config, k, bits)))(keys)
       r.update(jax.jit(jax.vmap(lambda k, bits=bits: repquant_softmax_one(config, k, bits)))(soft_keys))

@@ -310,13 +310,6 @@ def pamc_costs(config: Config) -> dict:
   return out
 
 
-def _paired_se(a, b) -> float:
-  """Mean of the paired difference a - b in its standard errors (0 when the difference is exactly 0)."""
-  diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-  se = float(diff.std(ddof=1) / np.sqrt(diff.size))
-  return float(diff.mean()) / max(se, 1e-12)
-
-
 def _slope(x, y) -> float:
   return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
@@ -629,7 +622,7 @@ def claims(results: dict) -> list[Claim]:
                     paper="online mirror descent on the simplex", kind="sanity"),
       Claim.at_least("CVIB's self-pruned network minus the CE baseline: test accuracy where the spurious feature "
                      "agrees with the label half the time (90% in training), mean over seeds in standard errors of the "
-                     "paired difference", _paired_se(results["cvib"]["pruned_test"], results["cvib"]["ce_test"]),
+                     "paired difference", st_seed.paired_z(results["cvib"]["pruned_test"], results["cvib"]["ce_test"]),
                      2.0, paper="CVIB reduces spurious correlations: better robustness and generalization than CE",
                      kind="paper", where="Sec. 4, Tables 2-5 (robustness, generalization) [11]"),
       Claim.at_least("CVIB: the CE baseline fits its training set (accuracy, min over seeds)",

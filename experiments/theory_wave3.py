@@ -336,12 +336,18 @@ def _drs_one_seed(key, config: Config):
   return {"cls": cls, "radius": rad, "proj": proj, "b": b, "sigma": jnp.array([s1, s2])}
 
 
+def _drs_exact_probs(proj, b, s):
+  """G's exact class and each sub-classifier's smoothed probability of it, for half-space base classifiers (float64
+  NumPy/SciPy): proj [..., 2] the projections <u_i, x_i>, b [..., 2] offsets, s [..., 2] noise levels."""
+  q = st.norm.cdf((b - proj) / s)                                         # P(f_i = 1)
+  top = (q.sum(-1) > 1).astype(int)
+  return top, np.where(top[..., None] == 1, q, 1 - q)
+
+
 def _drs_exact(out):
   """The exact class and robust radius of G for half-space base classifiers (float64 NumPy/SciPy)."""
   proj, b, s = (np.asarray(out[k], np.float64) for k in ("proj", "b", "sigma"))
-  q = st.norm.cdf((b[..., None, :] - proj) / s[..., None, :])            # P(f_i = 1), [seeds, inputs, 2]
-  top = (q.sum(-1) > 1).astype(int)
-  pa = np.where(top[..., None] == 1, q, 1 - q)
+  top, pa = _drs_exact_probs(proj, b[..., None, :], s[..., None, :])      # [seeds, inputs], [seeds, inputs, 2]
   a = st.norm.ppf(pa).sum(-1)
   return top, np.maximum(a, 0) / np.sqrt(np.sum(1 / s ** 2, -1))[..., None]
 
@@ -370,24 +376,21 @@ def run_drs_tightness(config: Config) -> dict:
     u1, u2, b, x1, x2 = (np.asarray(v, np.float64) for v in _drs_inputs(key, config)[:5])
     m = config.drs_tight_inputs
     x1, x2 = x1[:m].reshape(m, -1), x2[:m].reshape(m, -1)
+    top, pa = _drs_exact_probs(np.stack([x1 @ u1, x2 @ u2], -1), b, s)    # [m], [m, 2]
+    with jax.enable_x64(True):                                            # the module's radius, all m inputs at once
+      p1, p2, s1, s2 = (jnp.asarray(v, jnp.float64) for v in (pa[:, 0], pa[:, 1], s[0], s[1]))
+      if config.drs_radius == "tight":
+        radii = np.asarray(analysis.dual_smoothing_radius(p1, p2, s1, s2))
+      else:                              # the mutation's combination, as in claim 1
+        radii = np.asarray(jnp.hypot(analysis.smoothing_radius(p1, s1), analysis.smoothing_radius(p2, s2)))
     for i in range(m):
       def margin(d, i=i):                # sum of the sub-classifiers' P(class 1) minus 1: G says 1 iff > 0
         return (st.norm.cdf((b[0] - (x1[i] + d[:x1.shape[1]]) @ u1) / s[0])
                 + st.norm.cdf((b[1] - (x2[i] + d[x1.shape[1]:]) @ u2) / s[1]) - 1)
-      top = 1 if margin(np.zeros(2 * x1.shape[1])) > 0 else 0
-      q = st.norm.cdf((b - np.array([x1[i] @ u1, x2[i] @ u2])) / s)
-      pa = q if top == 1 else 1 - q
-      if not np.all((pa > 0) & (pa < 1)):
+      r = float(radii[i])
+      if not (np.all((pa[i] > 0) & (pa[i] < 1)) and r > 0):
         continue
-      with jax.enable_x64(True):
-        p1, p2, s1, s2 = (jnp.asarray(v, jnp.float64) for v in (pa[0], pa[1], s[0], s[1]))
-        if config.drs_radius == "tight":
-          r = float(analysis.dual_smoothing_radius(p1, p2, s1, s2))
-        else:                            # the mutation's combination, as in claim 1
-          r = float(jnp.hypot(analysis.smoothing_radius(p1, s1), analysis.smoothing_radius(p2, s2)))
-      if not r > 0:
-        continue
-      sign = 1.0 if top == 1 else -1.0
+      sign = 1.0 if top[i] == 1 else -1.0
       best = np.inf
       for _ in range(2):
         res = so.minimize(lambda d: d @ d, rng.normal(size=2 * x1.shape[1]) * 0.01, jac=lambda d: 2 * d,
