@@ -55,12 +55,11 @@ Claims (tolerances fixed before the first run):
   13. [134] LAE ensemble - offline expert final accuracy >= -0.005 (mean over seeds);
   14. [125] HyperTab - single MLP test accuracy >= 0 (mean over seeds);
   14b. [125] the advantage shrinks with the data: (HyperTab - MLP at `ht_train` rows) - (HyperTab - MLP at
-     `ht_train_large` rows), paired over seeds: > 2 standard errors, > 0 (paper, abstract: HyperTab "consistently
-     outranks other methods on small data ... and scores comparable to them on larger datasets");
-  14c. [125] comparable on larger data: HyperTab - MLP at `ht_train_large` rows >= -0.02 (mean over seeds; same
-     sentence of the abstract);
-  14d. [125] confirmation of 14b on `ht_confirm_seeds` = 8 fresh seeds (the key stream of seed + 1000; disjoint from
-     every seed used so far): the same statistic, > 2 standard errors, > 0;
+     `ht_train_large` rows), paired over `ht_confirm_seeds` = 8 seeds of their own (the key stream of seed + 1000):
+     > 2 standard errors, > 0 (paper, abstract: HyperTab "consistently outranks other methods on small data ... and
+     scores comparable to them on larger datasets");
+  14c. [125] comparable on larger data: HyperTab - MLP at `ht_train_large` rows >= -0.02 (mean over the same seeds;
+     same sentence of the abstract);
   15. [125] HyperTab (all views) - HyperTab (one view), paired: > 2 standard errors, > 0;
   16. [90] per-task accuracy non-decreasing in the decoder width (every step >= -0.01, means over seeds);
   17. [90] narrowest-encoder accuracy with CIKD - without, paired: > 2 standard errors, > 0;
@@ -174,6 +173,19 @@ Judged run (2026-12-04, `python -m experiments run layers_wave2_local --workdir 
 3000 rows +0.032 / +0.030 / +0.026 / +0.029; mean difference +0.015), 14c passes (+0.029 at 3000 rows). 2.65 is
 below the two-sided 95% t quantile for 4 seeds (3.18), so claim 14d was PRE-REGISTERED right after that run and
 committed before its first run: 8 fresh seeds, the same statistic and threshold; whatever it says is the result.
+Confirmation run (`--workdir /tmp/s28/lw2l_b --fresh`, 198 s wall): 4.81 standard errors on the 8 fresh seeds
+(gaps at 300 rows +0.030 / +0.054 / +0.057 / +0.050 / +0.041 / +0.046 / +0.047 / +0.049, at 3000 rows +0.022 /
++0.031 / +0.026 / +0.029 / +0.011 / +0.036 / +0.034 / +0.046); the gap at 3000 rows is +0.029 there too. Both
+passed, but 198 s breaks the cpu preset's 3-minute budget (HyperTab at 3000 rows costs ~12 s per seed here), so the
+4-seed 3000-row part was then dropped: claims 14b and 14c are now judged on the 8 confirmation seeds (14b's row is
+14d's pre-registered test; 14c on the same seeds, its tolerance unchanged); claim 14 stays on the experiment's 4
+seeds.
+Recorded run after that change (2026-12-04, `python -m experiments run layers_wave2_local --workdir
+/tmp/s28/rec/layers_wave2_local --fresh`, 143 s wall on the 2-core machine; 17/21 claims): [125] 14 +0.044, 14b 4.81
+standard errors, 14c +0.029, all views - one view 4.5 SE (sanity): [125] has three passing paper claims and its
+mutation, so it is `reproduced`. The other rows: the same verdicts as the previous record ([169] AugLocal -
+local-linear 5.2 SE here against 2.78 in the text below, [81] EcoTTA - entropy-only 4.1 SE: both move with XLA's
+rounding, as described below; [167] x2, [134] and [90]'s CIKD fail as before).
 """
 
 from __future__ import annotations
@@ -252,7 +264,7 @@ class Config:
   # [125]
   ht_train: PositiveInt = 300
   ht_train_large: PositiveInt = 3000   # claims 14b, 14c: the same task with 10x the training rows
-  ht_confirm_seeds: PositiveInt = 8    # claim 14d: fresh seeds (key stream of seed + 1000) confirming 14b
+  ht_confirm_seeds: PositiveInt = 8    # claims 14b, 14c: seeds of their own (the key stream of seed + 1000)
   ht_views: PositiveInt = 50
   ht_subset: PositiveInt = 8
   ht_steps: PositiveInt = 500
@@ -784,14 +796,11 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   out["ecotta_temp_bytes"] = part("ecotta_memory", _ecotta_temp_bytes)
   out["lae"] = part("lae", lambda: _vmapped(lambda k: lae_once(k, config), config))
   out["hypertab"] = part("hypertab", lambda: _vmapped(lambda k: hypertab_once(k, config), config, fast_compile=False))
-  large = dataclasses.replace(config, ht_train=config.ht_train_large)
   out["hypertab_rows"] = (config.ht_train, config.ht_train_large)
   confirm = dataclasses.replace(config, seed=config.seed + 1000, seeds=config.ht_confirm_seeds)
   for name, c in (("hypertab_confirm", confirm), ("hypertab_confirm_large",
                                                    dataclasses.replace(confirm, ht_train=config.ht_train_large))):
     out[name] = part(name, lambda c=c: _vmapped(lambda k: hypertab_once(k, c), c, fast_compile=False))
-  out["hypertab_large"] = part("hypertab_large", lambda: _vmapped(lambda k: hypertab_once(k, large), config,
-                                                                  fast_compile=False))
   out["slimmable"] = part("slimmable", lambda: _vmapped(lambda k: slimmable_once(k, config), config))
   last = lambda a: float(np.mean(np.asarray(a)[:, -len(a[0]) // 5:]))
   log.log(6, ecotta_last=last(out["ecotta"]["acc_ecotta"]), entropy_last=last(out["ecotta"]["acc_entropy"]),
@@ -879,21 +888,17 @@ def claims(results: dict) -> list[Claim]:
                             float(np.mean(np.asarray(ht["hypertab"]) - np.asarray(ht["mlp"]))), 0.0,
                             paper="HyperTab outranks other deep models on small data (< 1k samples)", kind="paper",
                             where="Sec. 5, Table 2 and Fig. 4 [125]"))
-  htl = results["hypertab_large"]
-  gap_small = np.asarray(ht["hypertab"]) - np.asarray(ht["mlp"])
-  gap_large = np.asarray(htl["hypertab"]) - np.asarray(htl["mlp"])
   n_small, n_large = results["hypertab_rows"]
-  out.append(_se_claim(f"(HyperTab - MLP at {n_small} training rows) - (HyperTab - MLP at {n_large} rows), test "
-                       "accuracy", gap_small, gap_large, "the advantage is on small data: HyperTab outranks other "
-                       "methods on small data and scores comparable to them on larger datasets", "Abstract [125]"))
-  out.append(Claim.at_least(f"HyperTab - single-MLP test accuracy at {n_large} training rows (mean over seeds)",
-                            float(np.mean(gap_large)), -0.02, kind="paper", where="Abstract [125]",
-                            paper="HyperTab scores comparable to other methods on larger datasets"))
   hc, hcl = results["hypertab_confirm"], results["hypertab_confirm_large"]
-  out.append(_se_claim(f"confirmation on {len(hc['mlp'])} fresh seeds: (HyperTab - MLP at {n_small} rows) - "
-                       f"(HyperTab - MLP at {n_large} rows)", np.asarray(hc["hypertab"]) - np.asarray(hc["mlp"]),
-                       np.asarray(hcl["hypertab"]) - np.asarray(hcl["mlp"]), "the advantage is on small data "
-                       "(pre-registered confirmation of the row above)", "Abstract [125]"))
+  gap_small = np.asarray(hc["hypertab"]) - np.asarray(hc["mlp"])
+  gap_large = np.asarray(hcl["hypertab"]) - np.asarray(hcl["mlp"])
+  out.append(_se_claim(f"(HyperTab - MLP at {n_small} training rows) - (HyperTab - MLP at {n_large} rows), test "
+                       f"accuracy on {len(gap_small)} seeds of their own", gap_small, gap_large, "the advantage is on "
+                       "small data: HyperTab outranks other methods on small data and scores comparable to them on "
+                       "larger datasets", "Abstract [125]"))
+  out.append(Claim.at_least(f"HyperTab - single-MLP test accuracy at {n_large} training rows (mean over the same "
+                            "seeds)", float(np.mean(gap_large)), -0.02, kind="paper", where="Abstract [125]",
+                            paper="HyperTab scores comparable to other methods on larger datasets"))
   out.append(_se_claim("HyperTab with all views - with one view, test accuracy", ht["hypertab"], ht["hypertab_1view"],
                        "the views act as data augmentation: the ensemble of views generalises better",
                        "Sec. 3 and Sec. 5.3 (number of views) [125]", kind="sanity"))
@@ -955,13 +960,15 @@ def _figure(out, config, workdir):
   axes[4].set_ylabel("final accuracy on all tasks (mean +- sd)")
   axes[4].set_title(f"[134] LAE, {config.lae_tasks} tasks", fontsize=9)
   names = ("mlp", "hypertab_1view", "hypertab")
-  for j, (part_name, n_rows) in enumerate((("hypertab", config.ht_train), ("hypertab_large", config.ht_train_large))):
+  for j, (part_name, n_rows) in enumerate((("hypertab_confirm", config.ht_train),
+                                           ("hypertab_confirm_large", config.ht_train_large))):
     axes[5].bar(np.arange(3) + 0.4 * j - 0.2, [np.mean(out[part_name][n]) for n in names], width=0.4,
                 yerr=[np.std(out[part_name][n]) for n in names], label=f"n = {n_rows}")
   axes[5].set_xticks(range(3), ["MLP", "HyperTab, 1 view", f"HyperTab, {config.ht_views} views"], fontsize=7)
   axes[5].legend(fontsize=7)
   axes[5].set_ylabel("test accuracy (mean +- sd)")
-  axes[5].set_title("[125] HyperTab vs MLP at two training-set sizes", fontsize=9)
+  axes[5].set_title(f"[125] HyperTab vs MLP at two training-set sizes, {config.ht_confirm_seeds} seeds",
+                    fontsize=9)
   for arm in ("cikd", "no_cikd"):
     dec = np.asarray(out["slimmable"][f"{arm}_dec_acc"]).mean(0)
     for t in range(2):
