@@ -35,13 +35,19 @@ def paired_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> di
   return mean_ci(a - b, level)
 
 
+def paired_mean_se(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+  """(mean, standard error of the mean) of the per-seed differences a_s - b_s, float64 (ddof = 1)."""
+  d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+  return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
+
+
 def paired_z(a: Sequence[float], b: Sequence[float]) -> float:
   """Mean of the per-seed differences a_s - b_s in standard errors of that mean (the "mean > 2 standard errors"
   rows); 0 when every difference is exactly 0, NaN with fewer than two seeds."""
-  d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-  if d.size < 2:
+  if np.size(a) < 2:
     return float("nan")
-  return float(d.mean()) / max(float(d.std(ddof=1) / math.sqrt(d.size)), 1e-12)
+  mean, se = paired_mean_se(a, b)
+  return mean / max(se, 1e-12)
 
 
 def fmt_ci(ci: dict, digits: int = 3) -> str:

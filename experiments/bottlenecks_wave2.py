@@ -150,6 +150,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from experiments._seed_stats import paired_mean_se
 from jaxlib_methods.data import make_gaussian_mixture, sample_gaussian_mixture, sparse_concept_embeddings
 from jaxlib_methods.nn import (ECBM, ConceptBottleneckLayer, DKVBottleneck, EntropyBottleneck, VIBMask, dkvb_decode,
                                NestedDropout, coteaching_loss, entropic_student_loss, rate_bits, vib_keep_mask, ecbm_conditionals, ecbm_loss, gumbel_sparse_cbl_loss)
@@ -646,9 +647,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   return out
 
 
-def _paired(a, b):
-  d = np.asarray(a) - np.asarray(b)
-  return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
+_paired = paired_mean_se   # (mean, standard error) of the paired difference a - b over seeds
 
 
 def _in_se(mean, sem):

@@ -100,6 +100,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from experiments._seed_stats import paired_mean_se
 from jaxlib_methods.data import sparse_concept_embeddings
 from jaxlib_methods.nn import (PCBM, CodebookLayer, SparseAutoencoder, codebook_loss, concept_activation_vectors, dead_latents, edit_concept,
                                name_concepts, pcbm_elastic_net, sae_loss)
@@ -446,9 +447,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   return out
 
 
-def _paired(a, b):
-  d = np.asarray(a) - np.asarray(b)
-  return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
+_paired = paired_mean_se   # (mean, standard error) of the paired difference a - b over seeds
 
 
 def claims(results: dict) -> list[Claim]:

@@ -99,6 +99,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from experiments._seed_stats import paired_mean_se
 from jaxlib_methods.data.synthetic_language import random_markov_language, sample_markov_sequences
 from jaxlib_methods.nn.attention import MultiHeadAttention
 from jaxlib_methods.nn.matryoshka_kv import cayley_orthogonal, matryoshka_attention, pca_basis
@@ -184,10 +185,7 @@ MUTATION_TEST_SLOW = True  # the TINY run trains four toys (WideNet x2, MoE, MoD
 IN_DIM, CLASSES = 8, 4
 
 
-def _paired(a, b):
-  """(mean, standard error) of the paired difference a - b over seeds."""
-  diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-  return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size))
+_paired = paired_mean_se   # (mean, standard error) of the paired difference a - b over seeds
 
 
 def _keys(config: Config, salt: int):

@@ -200,6 +200,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from experiments._seed_stats import paired_mean_se
 from jaxlib_methods import data
 from jaxlib_methods.nn import (AugLocalAuxiliary, EcoTTAPart, HyperTab, MomentumAuxiliary, SlimmableLinear,
                                auglocal_depths, cikd_loss, ecotta_forward, ecotta_loss, gda_ensemble_logits, gda_fit,
@@ -810,9 +811,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
   return out
 
 
-def _paired(a, b):
-  d = np.asarray(a, float) - np.asarray(b, float)
-  return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
+_paired = paired_mean_se   # (mean, standard error) of the paired difference a - b over seeds
 
 
 def _se_claim(name, a, b, paper, where, kind="paper"):

@@ -145,6 +145,7 @@ import optax
 from scipy import linalg as sla
 from scipy import stats
 
+from experiments._seed_stats import paired_z
 from experiments._ssl_toys import mlp_apply, mlp_init
 from jaxlib_methods import data, losses
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
@@ -226,9 +227,7 @@ MUTATION_PAPERS = {"a_tta_ce_mean_teacher": 44}
 
 def _t_stat(a, b) -> tuple[float, float]:
   """Paired mean of a - b in standard errors, and the two-sided 95% Student-t quantile it must reach."""
-  d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-  se = float(d.std(ddof=1) / np.sqrt(d.size))
-  return float(d.mean()) / max(se, 1e-12), float(stats.t.ppf(0.975, d.size - 1))
+  return paired_z(a, b), float(stats.t.ppf(0.975, np.size(a) - 1))
 
 
 def _mixture(seed: int, clusters: int, dim: int, sep: float):

@@ -94,6 +94,9 @@ AMPLIFIED = {
     "npo_unlearning": "6.7% of a straight line's RMSE fitted to GA's diverging forget log-likelihood",
     "layers_exact_identities": "4.2% of orth_err, itself float32 rounding: max |B^T B - I| of a Cayley transform",
     "tesla_mtt": "0.43% of TESLA's relative gradient error against autodiff, itself float32 rounding (2e-7)",
+    "bottlenecks_wave2": "0.2% of the [45] students' distortion (bits 5e-4, entropy 4e-4): since 2026-12-04 TINY "
+                         "trains them the preset's 1500 adam steps, which amplify float32 reassociation (the "
+                         "verdicts agree)",
     "grokking_numerical_stability": "0.44% of the orthograd run's final test accuracy: another float32 summation "
                                     "order of the padded full batch, the sensitivity the paper itself reports",
     "nm_gradient_flow": "0.91 of a final test MSE since it trains through runner.train (2.7e-6 after 50 steps): the "
