@@ -79,6 +79,13 @@ statistic above (`mic_night_contrast` = 0.5, fixed without trying another value;
 existing ones, so every earlier number is unchanged); whatever the first cpu-preset run says is the result. If
 claims 5 and 5b both pass, `mic_weight=0` (no MIC in either arm: both differences exactly 0) becomes the mutation
 for [46], with the MIC part at a TINY size where they pass.
+Result (2026-12-04, `PYTHONPATH=. python -m experiments run tta_distill_toys --workdir
+/tmp/s28/rec3/tta_distill_toys --fresh`, 16 s wall): claim 5b FAILS, MIC minus no MIC on the night domain -0.001
+[-0.005, +0.002] (16 seeds); both arms reach only 0.44 target pixel accuracy there (chance 0.25; on the shifted
+domain 0.64 and 0.69): at half the contrast under the same noise the host self-training hardly adapts, the EMA
+teacher's pseudo-labels are mostly wrong, and MIC, which learns to reproduce them from context, has nothing right to
+propagate. Not tuned (a milder contrast chosen after this would be fitting the claim); [46] keeps a failing claim and
+no mutation. Every other row is unchanged (claim 5 0.046 [0.036, 0.056] as before).
 Result of the judged run (2026-12-03, `PYTHONPATH=. python -m experiments run tta_distill_toys --workdir
 /tmp/rec/judged/tta_distill_toys --fresh`, 20 s wall on the 2-core machine, 7/8 claims): claim 1 passes on the
 fresh seeds, CAFA - TENT = 0.058 [0.019, 0.097]; claim 2 CAFA - BN only = 0.070 [0.025, 0.115]; claim 3 (additivity)
