@@ -229,7 +229,8 @@ class Config:
 
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, cbm_steps=4000), "tpu": Config(seeds=8, cbm_steps=4000)}
-TINY = ("cbm_steps=300", "test_size=512", "ec_steps=300", "dk_steps=100", "dk_init_steps=50", "vib_steps=500", "eb_steps=1500", "nd_steps=600")
+TINY = ("cbm_steps=300", "test_size=512", "ec_steps=300", "dk_steps=100", "dk_init_steps=50", "vib_steps=500",
+        "eb_steps=1500", "nd_steps=600")
 MUTATION_TEST_SLOW = True  # the TINY run compiles one vmapped training program per part: several seconds of CPU
 # (no mutation for [58]: its intervention claim fails for the method itself, and its class-accuracy claim also holds
 # without the global energy (`ec_infer_lambda_g=0`, measured at TINY), so no variant breaks a passing [58] claim)

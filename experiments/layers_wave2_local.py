@@ -283,7 +283,8 @@ class Config:
 
 PRESETS = {"cpu": Config(), "gpu": Config(seeds=8, ll_steps=4000), "tpu": Config(seeds=8, ll_steps=4000)}
 TINY = ("seeds=3", "gda_shots=2,64", "gda_test=500", "ll_steps=60", "ll_train=256", "ll_batch=64", "ll_width=8",
-        "tta_batches=30", "lae_tasks=2", "lae_steps=30", "ht_views=16", "ht_steps=200", "ht_confirm_seeds=3", "sl_steps=40")
+        "tta_batches=30", "lae_tasks=2", "lae_steps=30", "ht_views=16", "ht_steps=200", "ht_confirm_seeds=3",
+        "sl_steps=40")
 MUTATION_TEST_SLOW = True  # the TINY run compiles five vmapped training programs (several seconds of CPU)
 # Only mutations whose claim passes at the TINY size can be tested (test_mutations.py). man_aux=plain,
 # tta_lam=0, lae_ensemble=online and sl_cikd=0 are the wrong variants of claims 6, 10, 12 and 17, but those claims
