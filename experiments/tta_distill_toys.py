@@ -142,7 +142,7 @@ import scipy.linalg
 from experiments import _seed_stats as st
 from jaxlib_methods import losses
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
-from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
+from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=24, title="CAFA: Class-Aware Feature Alignment for Test-Time Adaptation", year=2023,
               arxiv="2206.00205")
@@ -199,7 +199,9 @@ class Config:
   lt_batch: PositiveInt = 128
   lt_lr: PositiveFloat = 0.01
   imbalance_second: Annotated[float, Range(ge=1)] = 10.0   # claim 6b: the second long-tailed benchmark's factor
-  mdcs_lambdas: tuple[float, ...] = (-0.5, 1.0, 2.5)      # the experts' logit adjustments (the official values)
+  # the 3 experts' logit-adjustment strengths lambda (official: head, uniform, tail); |lambda| <= 10 keeps n_c^lambda
+  # finite in float32 for these class counts
+  mdcs_lambdas: Annotated[tuple[float, ...], Range(ge=-10, le=10), Length(min=3, max=3)] = (-0.5, 1.0, 2.5)
   mesh: MeshConfig = MeshConfig()          # devices the seeds are split over
 
   CHECKS = (Check("prune < blocks", "the student keeps at least one block"),
