@@ -615,13 +615,15 @@ def claims(results: dict) -> list[Claim]:
                      kind="paper", where="Sec. 5, Tables 2-4 [118]"),
       Claim.at_least("PRD minus no distillation: old tasks' task-incremental prototype accuracy after the last task, "
                      "mean over seeds in standard errors of the paired difference",
-                     _seed_stats.paired_z(prd["prd"]["old_acc"], prd["no_distill"]["old_acc"]), 2.0, paper="relation distillation keeps the old prototypes usable without replay", kind="paper",
+                     _seed_stats.paired_z(prd["prd"]["old_acc"], prd["no_distill"]["old_acc"]), 2.0,
+                     paper="relation distillation keeps the old prototypes usable without replay", kind="paper",
                      where="Sec. 4, Fig. 2 and Table 1 (task-incremental, no replay) [59]"),
       Claim.at_least("PRD minus no distillation: old tasks' class-incremental accuracy (nearest of all prototypes, "
                      "no task id) after the last task, mean over seeds in standard errors of the paired difference "
                      f"(PRD {np.mean(prd['prd']['class_old_acc']):.3f}, none "
                      f"{np.mean(prd['no_distill']['class_old_acc']):.3f})",
-                     _seed_stats.paired_z(prd["prd"]["class_old_acc"], prd["no_distill"]["class_old_acc"]), 2.0, paper="strong class-incremental performance without stored data", kind="paper",
+                     _seed_stats.paired_z(prd["prd"]["class_old_acc"], prd["no_distill"]["class_old_acc"]), 2.0,
+                     paper="strong class-incremental performance without stored data", kind="paper",
                      where="Abstract (class-incremental, no stored data) [59]"),
       Claim("PRD minus no distillation: class-incremental accuracy of the old tasks on "
             f"{cc['n']} fresh seeds with new task means, lower end of the paired 95% t-interval",
