@@ -66,6 +66,15 @@ Claims (tolerances fixed before the first run):
   sanity: the large anchor beats the small one by >= 0.03 (the task separates them).
   4. [150] learngene-initialised minus scratch test accuracy after one epoch, paired over seeds: mean > 2 standard
      errors at every descendant depth (paper: "SWS performs better only after 1 epoch tuning", abstract, Table 2);
+  4b. [150] (added 2026-12-04, pre-registered before any run of its arm) better than scratch at a fraction of the
+     training: the learngene-initialised descendant after ONE epoch minus the scratch descendant after
+     `lg_scratch_epochs` = 7 epochs (>= the abstract's "around 6.6x" less training; each scratch epoch a fresh
+     permutation of the same `lg_train` examples, the first epoch the one claim 4's scratch arm sees), paired over
+     seeds: the lower end of the paired 95% t-interval > 0 at every descendant depth (abstract: "SWS achieves
+     consistent better performance compared to many models trained from scratch, while reducing around 6.6x total
+     training costs"). Weaker than the paper in one respect, stated: only the descendants' tuning is counted; the
+     auxiliary's distillation (`lg_pre_steps` steps, shared by the four descendants) is not, and the paper's 6.6x
+     includes it. Stricter than claim 4 in its test (a t-interval on 4 seeds, not 2 standard errors).
   5. [13] the residual-free Terminator stack's test accuracy on the long-range toy >= 0.8, min over seeds (paper:
      full context interaction at every layer without residual learning, pixel-level 1-D benchmarks, Sec. 4);
   6. [13] CNN minus Terminator mean training loss over the run, paired over seeds: mean > 2 standard errors (paper:
@@ -120,6 +129,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from experiments import _seed_stats
 from jaxlib_methods.nn.hyperzzw import TerminatorBlock
 from jaxlib_methods.nn.learngene import ResidualMLPBlock, StageSharedStack, expand_learngene, learngene_num_params
 from jaxlib_methods.nn.stitching import SNNet
@@ -168,6 +178,7 @@ class Config:
   lg_batch: PositiveInt = 32
   lg_lr: PositiveFloat = 3e-3
   lg_init: Literal["learngene", "random"] = "learngene"
+  lg_scratch_epochs: Annotated[int, Range(ge=1, le=100)] = 7   # claim 4b's longer-trained scratch arm
   # HyperZ·Z·W / Terminator
   hz_length: Annotated[int, Range(ge=32)] = 64
   hz_channels: PositiveInt = 16
@@ -416,19 +427,22 @@ def learngene_runs(config: Config) -> dict:
   st_a, kd_losses = jax.device_get(jax.jit(jax.vmap(pretrain))(*shard_leading((st_t, st_a, keys), mesh, what="seed")))
   auxes = [nnx.merge(g_a, jax.tree.map(lambda a: jnp.asarray(a[s]), st_a)) for s in range(n)]
 
-  def finetune(st, g, key_data):
+  def finetune(st, g, key_data, epochs=1):
     kt, kx, ktest, kperm = jax.random.split(key_data, 4)
     labeller = _sn_teacher(kt, config.sn_classes)
     x = jax.random.normal(kx, (config.lg_train, SN_IN))
     y = _sn_labels(x, labeller)
     steps = config.lg_train // config.lg_batch
-    idx = jax.random.permutation(kperm, config.lg_train)[: steps * config.lg_batch].reshape(steps, config.lg_batch)
+    # epoch 0 is the permutation claim 4's one-epoch arms see; later epochs draw fresh permutations
+    perms = [jax.random.permutation(kperm if e == 0 else jax.random.fold_in(kperm, e), config.lg_train)
+             for e in range(epochs)]
+    idx = jnp.concatenate([p[: steps * config.lg_batch].reshape(steps, config.lg_batch) for p in perms])
     ce = lambda st, i: optax.softmax_cross_entropy_with_integer_labels(nnx.merge(g, st)(x[i]), y[i]).mean()
     st, _ = adam_scan(st, ce, idx)
     xt = jax.random.normal(ktest, (4096, SN_IN))
     return jnp.mean(jnp.argmax(nnx.merge(g, st)(xt), -1) == _sn_labels(xt, labeller))
 
-  out = {"descendants": [list(d) for d in LG_DESCENDANTS], "learngene": [], "scratch": []}
+  out = {"descendants": [list(d) for d in LG_DESCENDANTS], "learngene": [], "scratch": [], "scratch_long": []}
   for depths in LG_DESCENDANTS:
     arms = {}
     for arm in ("learngene", "scratch"):
@@ -451,9 +465,14 @@ def learngene_runs(config: Config) -> dict:
     acc = np.asarray(jax.device_get(jax.jit(jax.vmap(lambda st, k: finetune(st, g, k)))(both, data_keys)))
     out["learngene"].append(acc[:n].tolist())
     out["scratch"].append(acc[n:].tolist())
+    st_s, k_s = shard_leading((arms["scratch"][1], keys), mesh, what="seed")
+    long = jax.jit(jax.vmap(lambda st, k: finetune(st, g, k, config.lg_scratch_epochs)))(st_s, k_s)
+    out["scratch_long"].append(np.asarray(jax.device_get(long)).tolist())
   diff = np.asarray(out["learngene"]) - np.asarray(out["scratch"])             # [depths, seeds]
   out["z"] = (diff.mean(1) / (diff.std(1, ddof=1) / np.sqrt(n) + 1e-12)).tolist()
   out["diff_mean"] = diff.mean(1).tolist()
+  out["scratch_epochs"] = config.lg_scratch_epochs
+  out["vs_long"] = [_seed_stats.paired_ci(a, b) for a, b in zip(out["learngene"], out["scratch_long"])]
   out["kd_loss"] = np.asarray(kd_losses).mean(0)[:: max(1, config.lg_pre_steps // 100)].tolist()
   out["stored"] = learngene_num_params(auxes[0].stack, LG_DESCENDANTS)
   return out
@@ -545,6 +564,8 @@ def claims(results: dict) -> list[Claim]:
   lg = results["learngene"]
   hz = results["terminator"]
   before = np.asarray(sn["acc_before"]).mean(0)
+  worst_long = min(lg["vs_long"], key=lambda ci: ci["lo"])
+  config_epochs = lg["scratch_epochs"]
   _, after_sorted = _by_flops(sn, "acc_after")
   return [
       Claim.at_most("[139] SVFit (top-r singular values only) recovery error of a change inside the top-r singular "
@@ -576,6 +597,12 @@ def claims(results: dict) -> list[Claim]:
                      "standard errors, min over descendant depths", float(min(lg["z"])), 2.0,
                      paper="SWS beats scratch after 1 epoch of tuning", kind="paper",
                      where="Abstract and Table 2 [150]"),
+      Claim(f"[150] learngene-initialised after one epoch minus scratch after {config_epochs} epochs, test "
+            "accuracy: lower end of the paired 95% t-interval over seeds, min over descendant depths",
+            "better than scratch while reducing ~6.6x training", worst_long["lo"],
+            f"> 0 ({_seed_stats.fmt_ci(worst_long)})", bool(np.isfinite(worst_long["lo"]) and worst_long["lo"] > 0),
+            "paper", "Abstract (\"consistent better performance ... reducing around 6.6x total training costs\") "
+            "[150]"),
       Claim.at_least("[13] residual-free Terminator stack: test accuracy on the long-range toy, min over seeds",
                      min(hz["terminator"]["acc"]), 0.8, paper="full context at every layer, no residuals",
                      kind="paper", where="Abstract and Sec. 4 (pixel-level 1-D tasks) [13]"),
@@ -617,11 +644,13 @@ def _figure(out, config, workdir):
   axes[2].legend(fontsize=7)
   lg = out["learngene"]
   xs = np.arange(len(lg["descendants"]))
-  for j, arm in enumerate(("learngene", "scratch")):
-    axes[3].bar(xs + (j - 0.5) * 0.4, np.mean(lg[arm], 1), 0.4, yerr=np.std(lg[arm], 1), label=arm)
+  arms = (("learngene", "learngene, 1 epoch"), ("scratch", "scratch, 1 epoch"),
+          ("scratch_long", f"scratch, {config.lg_scratch_epochs} epochs"))
+  for j, (arm, label) in enumerate(arms):
+    axes[3].bar(xs + (j - 1) * 0.27, np.mean(lg[arm], 1), 0.27, yerr=np.std(lg[arm], 1), label=label)
   axes[3].set_xticks(xs, [str(tuple(d)) for d in lg["descendants"]], fontsize=7)
   axes[3].set_xlabel("descendant depths per stage")
-  axes[3].set_ylabel("test accuracy after 1 epoch")
+  axes[3].set_ylabel("test accuracy (mean, std over seeds)")
   axes[3].set_title(f"[150] Learngene SWS ({config.lg_init} arm)", fontsize=9)
   axes[3].legend(fontsize=7)
   hz = out["terminator"]
