@@ -96,6 +96,11 @@ we report as a failure of the catalog's "between the anchors before any training
 Claim 4 passes: learngene minus scratch accuracy after one epoch +0.155, +0.176, +0.202, +0.179 for depths (1,1,1),
 (2,2,2), (3,3,3), (1,2,3) (9.5 to 34 standard errors; scratch reaches 0.57-0.65, learngene 0.78-0.81); the learngene
 layers store 8.0x fewer parameters than the four descendants' stacks.
+Claim 4b (judged once, 2026-12-04, the cpu preset: `python -m experiments run layers_wave1_p2b --workdir
+/tmp/s29/rec/layers_wave1_p2b --fresh`, 72 s wall, 12/14 claims) passes at every depth: learngene after one epoch
+0.77-0.80 against scratch after 7 epochs 0.71-0.77; differences +0.039 [0.023, 0.055], +0.040 [0.020, 0.060],
++0.039 [0.026, 0.052], +0.044 [0.018, 0.069] for (1,1,1), (2,2,2), (3,3,3), (1,2,3) (95% t-intervals, 4 seeds);
+scratch gains 0.12-0.17 from the six extra epochs and stays below. Claims 1-4 and 5-6 are bitwise as before.
 Claim 5 FAILS: the Terminator stack reaches test accuracy 0.795, 0.758, 0.789, 0.752 after 400 steps (loss still
 falling); an exploratory run at 1000 steps gave 0.819, 0.792, 0.827, 0.800 (min 0.792, still < 0.8) at 2.3x the
 CPU time, so the preset stays at 400 and the claim stays failing (tolerance unchanged). Claim 6 passes: the CNN's
