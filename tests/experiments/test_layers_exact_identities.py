@@ -45,3 +45,40 @@ def test_repquant_part_quantisers_match_numpy_and_the_no_fold_mutation_breaks_th
     s_j, z_j = exp._minmax_quantizer(jnp.asarray(x.min(0)), jnp.asarray(x.max(0)), 4)
     np.testing.assert_allclose(np.asarray(exp._codes(jnp.asarray(x), s_j, z_j, 4)), q)
   assert q.min() == 0 and q.max() == 15
+
+
+def test_oca_loss_matches_a_torch_transcription_of_the_official_trainer():
+  """[61]: `oca_loss` against the official trainers/OCA_trainer.py written out in PyTorch (float64): LabelSmoothing
+  CE on fc_out(fc_orth(phi)), the BCT influence CE on normalised phi[:, :d_old] @ P^T, CosineEmbeddingLoss to
+  P[target]; 5 / 10 / 5 weights; and align_weight = 0 leaves the CE term alone."""
+  import jax
+  import pytest
+  torch = pytest.importorskip("torch", reason="the OCA parity test needs PyTorch (pip install torch)")
+  F = torch.nn.functional
+  rng = np.random.default_rng(3)
+  n, d_in, hidden, d_old, delta, k = 12, 5, 7, 3, 2, 4
+  d = d_old + delta
+  p = {"w1": rng.normal(size=(d_in, hidden)), "b1": rng.normal(size=hidden), "w2": rng.normal(size=(hidden, d)),
+       "b2": rng.normal(size=d), "head": rng.normal(size=(k, d)), "a": 0.3 * rng.normal(size=(d, d)),
+       "c": rng.normal(size=d)}
+  x, y = rng.normal(size=(n, d_in)), rng.integers(0, k, n)
+  protos = rng.normal(size=(k, d_old))
+
+  def smoothed_ce(logits, target, s=0.1):     # utils/net_utils.py LabelSmoothing
+    logp = F.log_softmax(logits, dim=-1)
+    return ((1 - s) * -logp.gather(-1, target[:, None])[:, 0] + s * -logp.mean(-1)).mean()
+
+  t = {kk: torch.tensor(v) for kk, v in p.items()}
+  xt, yt, pt = torch.tensor(x), torch.tensor(y), torch.tensor(protos)
+  phi = F.normalize(torch.relu(xt @ t["w1"] + t["b1"]) @ t["w2"] + t["b2"], dim=1)
+  b = torch.linalg.matrix_exp(t["a"] - t["a"].T)
+  output = (phi @ b.T + t["c"]) @ t["head"].T
+  bct = F.normalize(phi[:, :d_old], dim=1)
+  cos = torch.nn.CosineEmbeddingLoss()(pt[yt], bct, torch.ones(n, dtype=torch.float64))
+  want = {1.0: float(5 * smoothed_ce(output, yt) + 10 * smoothed_ce(bct @ pt.T, yt) + 5 * cos),
+          0.0: float(5 * smoothed_ce(output, yt))}
+  with jax.enable_x64(True):
+    for w, value in want.items():
+      got = exp.oca_loss({kk: jnp.asarray(v) for kk, v in p.items()}, jnp.asarray(x), jnp.asarray(y),
+                         jnp.asarray(protos), num_classes=k, align_weight=w)
+      np.testing.assert_allclose(float(got), value, rtol=1e-10)
