@@ -7,8 +7,10 @@ host sync. Messages name the argument and the value (``f"{x=}"`` style), so a us
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import numbers
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,18 +26,52 @@ def is_concrete_number(x: Any) -> bool:
   return isinstance(x, (np.ndarray, np.generic, jax.Array)) and np.ndim(x) == 0
 
 
+# Traced hyperparameters seen by the checks below while `collect_traced_checks` is active: their validity as bool
+# scalars, so an optimizer factory called by `optax.inject_hyperparams` inside `jit` can make its updates NaN
+# (docs/conventions.md 5) where a concrete value would have raised.
+_TRACED_CHECKS: contextvars.ContextVar = contextvars.ContextVar("jaxlib_methods_traced_checks", default=None)
+
+
+@contextlib.contextmanager
+def collect_traced_checks() -> Iterator[list]:
+  """Within the block, `check_learning_rate` and `check_in_interval` (and so `check_positive`, `check_nonnegative`)
+  append the validity of each traced (array) value they are given, as a bool scalar, to the yielded list; concrete
+  values are checked as always (ValueError). Nested blocks collect separately."""
+  token = _TRACED_CHECKS.set([])
+  try:
+    yield _TRACED_CHECKS.get()
+  finally:
+    _TRACED_CHECKS.reset(token)
+
+
+def _record_traced(x: Any, valid: Any) -> None:
+  """Append valid(x) (all elements) to the active `collect_traced_checks` list, for a numeric array or tracer."""
+  sink = _TRACED_CHECKS.get()
+  if sink is None or callable(x) or not isinstance(x, (jax.Array, jax.core.Tracer, np.ndarray)):
+    return
+  if not (jnp.issubdtype(jnp.result_type(x), jnp.floating) or jnp.issubdtype(jnp.result_type(x), jnp.integer)):
+    return
+  sink.append(jnp.all(valid(jnp.asarray(x, jnp.result_type(float)))))
+
+
 def check_learning_rate(learning_rate: Any, name: str = "learning_rate") -> None:
-  """Raise ValueError for a negative or non-finite constant learning rate (schedules are not checked)."""
+  """Raise ValueError for a negative or non-finite constant learning rate (schedules are not checked; a traced
+  value is recorded for `collect_traced_checks`)."""
   if is_concrete_number(learning_rate):
     v = float(learning_rate)
     if not np.isfinite(v) or v < 0:
       raise ValueError(f"{name} must be a finite number >= 0 (or a schedule), got {name}={learning_rate!r}")
+    return
+  _record_traced(learning_rate, lambda v: jnp.isfinite(v) & (v >= 0))
 
 
 def check_in_interval(x: Any, name: str, low: float, high: float, *, closed_low: bool = True,
                       closed_high: bool = True) -> None:
-  """Raise ValueError if the constant `x` lies outside [low, high] (ends open where asked)."""
+  """Raise ValueError if the constant `x` lies outside [low, high] (ends open where asked); a traced value is
+  recorded for `collect_traced_checks`."""
   if not is_concrete_number(x):
+    _record_traced(x, lambda v: jnp.isfinite(v) & ((v >= low) if closed_low else (v > low))
+                   & ((v <= high) if closed_high else (v < high)))
     return
   v = float(x)
   ok_low = v >= low if closed_low else v > low

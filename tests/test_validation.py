@@ -39,3 +39,32 @@ def test_scalar_in_interval_raises_when_concrete_and_poisons_when_traced():
     v.scalar_in_interval(jnp.ones((2,)), "a", 0.0, 1.0)
   ok = jax.jit(lambda a: v.scalar_in_interval(a, "a", 0.0, 1.0))
   assert bool(ok(0.3)) and not bool(ok(1.5)) and not bool(ok(jnp.nan))
+
+
+def test_collect_traced_checks_records_traced_verdicts_only_inside_its_block():
+  """`collect_traced_checks`: a concrete value out of range still raises; a traced one is recorded as a bool verdict
+  (the check's own interval, ends open or closed as asked); nested blocks collect separately; outside a block
+  nothing is recorded (the optimizers' NaN-on-invalid-injection rests on this)."""
+  import jax
+  import jax.numpy as jnp
+  import pytest
+  from jaxlib_methods import validation as V
+
+  def verdicts(x):
+    with V.collect_traced_checks() as got:
+      V.check_in_interval(x, "b1", 0.0, 1.0, closed_high=False)
+      V.check_learning_rate(x)
+      V.check_positive(x, "eps")
+      with V.collect_traced_checks() as inner:
+        V.check_nonnegative(x, "wd")
+      assert len(inner) == 1
+    return jnp.stack(got)
+
+  values = jnp.asarray([0.5, 1.0, -0.1, 0.0, jnp.nan])
+  out = jax.jit(jax.vmap(verdicts))(values)
+  np.testing.assert_array_equal(np.asarray(out), [[True, True, True], [False, True, True], [False, False, False],
+                                                  [True, True, False], [False, False, False]])
+  with V.collect_traced_checks() as got, pytest.raises(ValueError, match="b1 must lie in"):
+    V.check_in_interval(1.5, "b1", 0.0, 1.0)
+  assert got == []
+  jax.jit(lambda x: V.check_in_interval(x, "b1", 0.0, 1.0) or x)(jnp.asarray(2.0))   # no block: passed through

@@ -126,6 +126,7 @@ class ScaleByAdam8bitState(NamedTuple):
   nu_absmax: optax.Updates
 
 
+@_contracts.nan_on_invalid_injected
 def scale_by_adam_8bit(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *, block_size: int = 2048,
                        min_8bit_size: int = 4096) -> optax.GradientTransformation:
   """Adam's direction m_hat / (sqrt(v_hat) + eps) with block-wise 8-bit moments (bitsandbytes `Adam8bit`).

@@ -20,13 +20,17 @@ helpers our transforms use to keep it:
 
 from __future__ import annotations
 
+import functools
 import numbers
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.sharding import NamedSharding, PartitionSpec
+
+from jaxlib_methods import validation
 
 Spec = Optional[tuple]
 
@@ -140,6 +144,37 @@ def nan_unless(ok: Any, tree: Any) -> Any:
     return tree if ok else jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), tree)
   return jax.tree.map(lambda x: jnp.where(ok, x, jnp.full_like(x, jnp.nan)) if jnp.issubdtype(x.dtype, jnp.inexact)
                       else x, tree)
+
+
+def nan_on_invalid_injected(factory: Callable[..., Any]) -> Callable[..., Any]:
+  """Decorate a transform factory so that an injected hyperparameter out of its range gives NaN updates.
+
+  The factory's eager checks (`validation.check_learning_rate`, `check_in_interval`, `check_positive`,
+  `check_nonnegative`) raise `ValueError` for a concrete value out of range. Under `optax.inject_hyperparams` inside
+  `jit` the values are tracers and cannot raise; this wrapper collects the checks' verdicts on them
+  (`validation.collect_traced_checks`) and returns the transform with its updates NaN wherever one fails (the
+  library's rule for invalid traced values, docs/conventions.md 5: the parameters turn NaN at that step, and the
+  runner's non-finite guard stops the run at the next loss; the state is not poisoned). With every checked value
+  concrete the factory's own transform is returned unchanged.
+  The signature is kept (`functools.wraps`), so `optax.inject_hyperparams` sees the factory's arguments.
+  """
+
+  @functools.wraps(factory)
+  def wrapped(*args, **kwargs):
+    with validation.collect_traced_checks() as verdicts:
+      tx = factory(*args, **kwargs)
+    if not verdicts:
+      return tx
+    ok = functools.reduce(jnp.logical_and, verdicts)
+    inner = optax.with_extra_args_support(tx)
+
+    def update_fn(updates, state, params=None, **extra_args):
+      new_updates, new_state = inner.update(updates, state, params, **extra_args)
+      return nan_unless(ok, new_updates), new_state
+
+    return optax.GradientTransformationExtraArgs(inner.init, update_fn)
+
+  return wrapped
 
 
 # ----------------------------------------------------------------------------------------------------------------------

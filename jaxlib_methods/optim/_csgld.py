@@ -176,6 +176,7 @@ def _normal_like(key: jax.Array, x: jax.Array) -> jax.Array:
   return jax.random.normal(key, x.shape, dtype)
 
 
+@_contracts.nan_on_invalid_injected
 def scale_by_langevin(step_size: optax.ScalarOrSchedule, *, temperature: float = 1.0, data_size: int = 1,
                       is_sampling: Optional[Callable[[Any], Any]] = None,
                       seed: int = 0) -> optax.GradientTransformation:
@@ -243,6 +244,7 @@ def scale_by_langevin(step_size: optax.ScalarOrSchedule, *, temperature: float =
   return optax.GradientTransformation(init_fn, update_fn)
 
 
+@_contracts.nan_on_invalid_injected
 def csgld(learning_rate: float, total_steps: int, num_cycles: int, data_size: int, *,
           exploration_ratio: float = 0.9, temperature: float = 1.0, weight_decay: float = 0.0,
           mask: Optional[Any] = None, seed: int = 0) -> optax.GradientTransformation:

@@ -136,6 +136,7 @@ def apply_masks(params: Any, state: Any) -> Any:
   return jax.tree.map(lambda p, m: jnp.where(m, p, jnp.zeros_like(p)), params, found[0].masks)
 
 
+@_contracts.nan_on_invalid_injected
 def dynamic_sparse(inner: optax.GradientTransformation, sparsity: float, *, update_interval: int = 100,
                    end_step: int = 1000, drop_fraction: float = 0.3,
                    regrow: Literal["gradient", "random"] = "gradient",

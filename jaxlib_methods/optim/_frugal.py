@@ -113,6 +113,7 @@ def frugal_plans(tree, *, rho, projector, side, split_mask, reshape, oversample,
   return _plan.plans(tree, use=use, reshapes=reshapes, make_spec=make_spec, method="frugal")
 
 
+@_contracts.nan_on_invalid_injected
 def scale_by_frugal(
     rho: float = 0.25,
     update_gap: int = 200,
@@ -322,6 +323,7 @@ def scale_by_frugal(
 scale_by_frugal.STATIC_ARGS = SCALE_BY_FRUGAL_STATIC_ARGS
 
 
+@_contracts.nan_on_invalid_injected
 def frugal(
     learning_rate: optax.ScalarOrSchedule,
     rho: float = 0.25,

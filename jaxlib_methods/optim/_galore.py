@@ -70,6 +70,7 @@ class GaLoreState(NamedTuple):
   inner_state: optax.OptState
 
 
+@_contracts.nan_on_invalid_injected
 def scale_by_adam_hf(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
                      mu_dtype: Optional[Any] = None) -> optax.GradientTransformation:
   """Hugging Face / GaLore-official Adam direction: sqrt(1 - b2^t) / (1 - b1^t) * m_t / (sqrt(v_t) + eps).
@@ -174,6 +175,7 @@ def check_basis_shapes(plans: list, bases: list, method: str) -> None:
                        f"{plan.basis_shape})")
 
 
+@_contracts.nan_on_invalid_injected
 def scale_by_galore(
     rank: subspace.RankSpec = 128,
     update_gap: int = 200,
@@ -327,6 +329,7 @@ def scale_by_galore(
 scale_by_galore.STATIC_ARGS = SCALE_BY_GALORE_STATIC_ARGS
 
 
+@_contracts.nan_on_invalid_injected
 def galore(
     learning_rate: optax.ScalarOrSchedule,
     rank: subspace.RankSpec = 128,

@@ -230,6 +230,7 @@ class ScaleByGaqatFreezeState(NamedTuple):
   count: jax.Array  # int32 scalar
 
 
+@_contracts.nan_on_invalid_injected
 def scale_by_gaqat_freeze(threshold: float = 0.5, *,
                           scale_mask: Any = None) -> optax.GradientTransformationExtraArgs:
   """GAQAT's scale freezing as an optax transform: given SAM's gradient and the task gradient, freeze the quantiser

@@ -81,6 +81,7 @@ def _check_grassmann_leaf(path: str, x: jax.Array) -> None:
                      "[..., d, k] with d >= k; leave it out of grassmann_mask (it then gets Euclidean SGD)")
 
 
+@_contracts.nan_on_invalid_injected
 def riemannian_sgd_grassmann(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.9, *,
                              grassmann_mask: Optional[Union[Any, Callable[[Any], Any]]] = None
                              ) -> optax.GradientTransformation:

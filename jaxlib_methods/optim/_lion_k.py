@@ -280,6 +280,7 @@ class ScaleByLionKState(NamedTuple):
   mu: optax.Updates
 
 
+@_contracts.nan_on_invalid_injected
 def scale_by_lion_k(
     b1: float = 0.9,
     b2: float = 0.99,
@@ -331,6 +332,7 @@ def scale_by_lion_k(
   return optax.GradientTransformation(init_fn, update_fn)
 
 
+@_contracts.nan_on_invalid_injected
 def lion_k(
     learning_rate: optax.ScalarOrSchedule,
     b1: float = 0.9,

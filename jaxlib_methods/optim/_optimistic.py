@@ -89,6 +89,7 @@ def _real(dtype):
   return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
 
 
+@_contracts.nan_on_invalid_injected
 def optimistic_omd(
     learning_rate: optax.ScalarOrSchedule,
     *,

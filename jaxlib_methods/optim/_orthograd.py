@@ -58,6 +58,7 @@ def _project(g: jax.Array, w: jax.Array, eps: float, renormalize: bool) -> jax.A
   return gp.astype(dtype)
 
 
+@_contracts.nan_on_invalid_injected
 def scale_by_orthograd(*, renormalize: bool = True, eps: float = 1e-30) -> optax.GradientTransformation:
   """Per tensor, remove the component of the update along the parameters (Prieto et al. 2025, Sec. 5).
 
@@ -100,6 +101,7 @@ def scale_by_orthograd(*, renormalize: bool = True, eps: float = 1e-30) -> optax
   return optax.GradientTransformation(init_fn, update_fn)
 
 
+@_contracts.nan_on_invalid_injected
 def orthograd(base: optax.GradientTransformation, *, renormalize: bool = True,
               eps: float = 1e-30) -> optax.GradientTransformation:
   """⊥Grad wrapper: project the gradient with `scale_by_orthograd`, then run `base` (Prieto et al. 2025, Sec. 5).
@@ -114,6 +116,7 @@ def orthograd(base: optax.GradientTransformation, *, renormalize: bool = True,
   return optax.chain(scale_by_orthograd(renormalize=renormalize, eps=eps), base)
 
 
+@_contracts.nan_on_invalid_injected
 def orthogonal_adamw(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
                      eps: float = 1e-8, weight_decay: float = 0.0, *, renormalize: bool = True,
                      mask: Optional[Any] = None) -> optax.GradientTransformation:

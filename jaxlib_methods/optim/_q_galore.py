@@ -188,6 +188,7 @@ class _Leaf(NamedTuple):  # one matrix's projector fields (vmapped over a slices
   ok: jax.Array
 
 
+@_contracts.nan_on_invalid_injected
 def scale_by_q_galore(
     rank: subspace.RankSpec = 128,
     update_gap: int = 200,
@@ -397,6 +398,7 @@ def scale_by_q_galore(
 scale_by_q_galore.STATIC_ARGS = SCALE_BY_Q_GALORE_STATIC_ARGS
 
 
+@_contracts.nan_on_invalid_injected
 def q_galore(
     learning_rate: optax.ScalarOrSchedule,
     rank: subspace.RankSpec = 128,

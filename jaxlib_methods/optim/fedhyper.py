@@ -109,6 +109,7 @@ def _check_initial_rate(learning_rate: float, lo: Any, hi: Any) -> None:
                      "first step would clip it")
 
 
+@_contracts.nan_on_invalid_injected
 def scale_by_hypergradient_lr(learning_rate: float, beta: float, *, lr_bounds: tuple[float, float] = (0.0, math.inf),
                               flip_sign: bool = True) -> optax.GradientTransformation:
   """Hypergradient descent on the learning rate: lr_t = clip(lr_{t-1} + beta <u_t, u_{t-1}>), out = -lr_t u_t.
@@ -159,6 +160,7 @@ def scale_by_hypergradient_lr(learning_rate: float, beta: float, *, lr_bounds: t
   return optax.GradientTransformation(init_fn, update_fn)
 
 
+@_contracts.nan_on_invalid_injected
 def fedhyper_global(learning_rate: float = 1.0, beta: float = 1.0, *,
                     lr_bounds: tuple[float, float] = (0.2, 5.0)) -> optax.GradientTransformation:
   """FedHyper-G, the server's global learning rate: feed it the pseudo-gradient G_t = -Delta_t (Delta_t the
@@ -194,6 +196,7 @@ class FedHyperClientState(NamedTuple):
   base_rate: chex.Array
 
 
+@_contracts.nan_on_invalid_injected
 def scale_by_fedhyper_client(learning_rate: float, beta: float, *, num_clients: int,
                              lr_bounds: Optional[tuple[float, float]] = None
                              ) -> optax.GradientTransformationExtraArgs:

@@ -376,6 +376,62 @@ def test_inject_hyperparams_equals_unwrapped_and_never_retraces(case):
   assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(p))
 
 
+# Candidate out-of-range values of injectable hyperparameters. Which of them are invalid is the transform's own
+# verdict: a value its eager constructor rejects (ValueError) must, injected inside jit, give NaN updates.
+OUT_OF_RANGE = {"learning_rate": (-0.1,), "b1": (-0.1, 1.5), "b2": (-0.1, 1.5), "momentum": (-0.1, 1.5),
+                "eps": (-1.0,), "scale": (-1.0,), "state_free_scale": (-1.0,), "cos_threshold": (-1.5, 1.5),
+                "gamma": (0.5, -1.0), "radius": (-1.0,), "temperature": (-1.0,), "step_size": (-0.1,),
+                "drop_fraction": (-0.1, 1.5), "threshold": (-0.1, 1.5), "beta": (-0.1,), "update_gap": (0,)}
+
+
+def _rejected_eagerly(case, name, value):
+  try:
+    case.make(**{name: value})
+  except ValueError:
+    return True
+  return False
+
+
+def _out_of_range_params():
+  out = []
+  for c in CASES:
+    triples = [(name, v) for name in c.inject for v in OUT_OF_RANGE.get(name, ()) if _rejected_eagerly(c, name, v)]
+    for i, (name, v) in enumerate(triples):
+      marks = [pytest.mark.slow] if c.heavy or i > 0 else []   # the default suite: one value of each light case
+      out.append(pytest.param(c, name, v, id=f"{c.name}-{name}={v}", marks=marks))
+  return out
+
+
+OUT_OF_RANGE_PARAMS = _out_of_range_params()
+
+
+def test_the_out_of_range_table_reaches_every_transform_family():
+  """Guards the test below against testing nothing: most cases have an injectable hyperparameter with a range."""
+  covered = {p.values[0].name for p in OUT_OF_RANGE_PARAMS}
+  assert len(covered) >= 25 and {"galore", "q_galore", "frugal", "lion_k[l1]", "orthogonal_adamw"} <= covered
+
+
+@pytest.mark.parametrize("case,name,value", OUT_OF_RANGE_PARAMS)
+def test_an_injected_out_of_range_hyperparameter_gives_nan_updates(case, name, value):
+  """docs/conventions.md 5 for optimizers: the value the constructor rejects eagerly (ValueError), injected by
+  `optax.inject_hyperparams` and traced under jit, makes the step's updates NaN (not a plausible wrong step), from
+  the same compiled step as the valid value before it (no retrace)."""
+  params = _params()
+  inj = optax.inject_hyperparams(case.factory, static_args=case.static_args)(**case.kwargs)
+  step, traces = _counting_jit(inj.update)
+  state = inj.init(params)
+  good = state.hyperparams[name]
+  for t, v in enumerate((good, value)):
+    state.hyperparams[name] = jnp.asarray(v) if good.weak_type else jnp.asarray(v, good.dtype)
+    u, state = step(_grads(params, t), state, params)
+    leaves = [np.asarray(x) for x in jax.tree.leaves(u) if np.size(x)]
+    if t == 0:
+      assert all(np.all(np.isfinite(x)) for x in leaves), (case.name, name)
+    else:
+      assert all(np.all(np.isnan(x)) for x in leaves), f"{case.name}: {name}={value} injected gave finite updates"
+  assert len(traces) == 1
+
+
 @pytest.mark.parametrize("case", _default_only(MULTISTEP_VMAP_DEFAULT))
 def test_multisteps_of_identical_micro_batches_equals_one_step(case):
   params = _params()
