@@ -35,8 +35,8 @@ _TRACED_CHECKS: contextvars.ContextVar = contextvars.ContextVar("jaxlib_methods_
 @contextlib.contextmanager
 def collect_traced_checks() -> Iterator[list]:
   """Within the block, `check_learning_rate` and `check_in_interval` (and so `check_positive`, `check_nonnegative`)
-  append the validity of each traced (array) value they are given, as a bool scalar, to the yielded list; concrete
-  values are checked as always (ValueError). Nested blocks collect separately."""
+  append the validity of each traced value (a tracer) they are given, as a bool scalar, to the yielded list; concrete
+  values are checked as always (ValueError for a scalar). Nested blocks collect separately."""
   token = _TRACED_CHECKS.set([])
   try:
     yield _TRACED_CHECKS.get()
@@ -45,9 +45,10 @@ def collect_traced_checks() -> Iterator[list]:
 
 
 def _record_traced(x: Any, valid: Any) -> None:
-  """Append valid(x) (all elements) to the active `collect_traced_checks` list, for a numeric array or tracer."""
+  """Append valid(x) (all elements) to the active `collect_traced_checks` list, for a numeric tracer (a concrete
+  array that is not a scalar is passed through, as outside the block)."""
   sink = _TRACED_CHECKS.get()
-  if sink is None or callable(x) or not isinstance(x, (jax.Array, jax.core.Tracer, np.ndarray)):
+  if sink is None or not isinstance(x, jax.core.Tracer):
     return
   if not (jnp.issubdtype(jnp.result_type(x), jnp.floating) or jnp.issubdtype(jnp.result_type(x), jnp.integer)):
     return

@@ -68,3 +68,13 @@ def test_collect_traced_checks_records_traced_verdicts_only_inside_its_block():
     V.check_in_interval(1.5, "b1", 0.0, 1.0)
   assert got == []
   jax.jit(lambda x: V.check_in_interval(x, "b1", 0.0, 1.0) or x)(jnp.asarray(2.0))   # no block: passed through
+
+
+def test_collect_traced_checks_ignores_concrete_arrays():
+  """A concrete (non-tracer) array is not recorded inside the block, as outside it: only tracers get a verdict."""
+  import jax.numpy as jnp
+  from jaxlib_methods import validation as V
+  with V.collect_traced_checks() as got:
+    V.check_in_interval(jnp.asarray([0.5, 2.0]), "w", 0.0, 1.0)
+    V.check_learning_rate(np.asarray([-1.0, 1.0]))
+  assert got == []
