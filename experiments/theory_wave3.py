@@ -458,52 +458,63 @@ def _relu_ntk(c):
   return (np.sqrt(1 - c ** 2) + (np.pi - t) * c) / np.pi + c * (np.pi - t) / np.pi
 
 
+_CNN_S, _CNN_D = 2, 8     # [168]: filter size s, input dimension d (d / s circle points per input)
+
+
 def _student_kernel(x, filter_size):
   return np.asarray(jax.jit(lambda x: analysis.hierarchical_cnn_kernel(x, filter_size=filter_size))(
       jnp.asarray(x, jnp.float32)), np.float64)
 
 
-def run_cnn_curves(config: Config) -> dict:
-  s, d = 2, 8
+def _cnn_inputs(config: Config, seed: int) -> np.ndarray:
+  """[cnn_train + cnn_test, d] inputs: each patch of s = 2 coordinates a point on the circle of radius sqrt(2)."""
+  s, d = _CNN_S, _CNN_D
   n_all = config.cnn_train + config.cnn_test
-  rng = np.random.default_rng(config.seed + 168)
-  theta = rng.uniform(0, 2 * np.pi, (n_all, d // s))
-  x = np.sqrt(s) * np.stack([np.cos(theta), np.sin(theta)], -1).reshape(n_all, d)
-  student = _student_kernel(x, s if config.cnn_student == "cnn" else d)
-  teachers = {"local": _relu_ntk(x[:, :s] @ x[:, :s].T / s), "global": _relu_ntk(x @ x.T / d)}
+  theta = np.random.default_rng(seed + 168).uniform(0, 2 * np.pi, (n_all, d // s))
+  return np.sqrt(s) * np.stack([np.cos(theta), np.sin(theta)], -1).reshape(n_all, d)
+
+
+def _relative_curves(config: Config, k: np.ndarray, y: np.ndarray) -> tuple[list, np.ndarray]:
+  """The n grid (6 log-spaced sizes from 32 to cnn_train) and the KRR test MSE / target power, [n, targets]."""
   ns = np.unique(np.geomspace(32, config.cnn_train, 6).astype(int)).tolist()
   p = config.cnn_train
-  out = {"ns": ns}
+  return ns, analysis.krr_learning_curve(k[:p, :p], y[:p], k[p:, :p], y[p:], ns) / np.mean(y[p:] ** 2, 0)
+
+
+def _method_filter_size(config: Config) -> int:
+  return _CNN_S if config.cnn_student == "cnn" else _CNN_D
+
+
+def run_cnn_curves(config: Config) -> dict:
+  s, d = _CNN_S, _CNN_D
+  x = _cnn_inputs(config, config.seed)
+  n_all = x.shape[0]
+  student = _student_kernel(x, _method_filter_size(config))
+  teachers = {"local": _relu_ntk(x[:, :s] @ x[:, :s].T / s), "global": _relu_ntk(x @ x.T / d)}
   ys = []
   for name, kt in teachers.items():
     chol = np.linalg.cholesky(kt + 1e-8 * np.eye(n_all))
     ys += [chol @ np.random.default_rng([config.seed, 168, i]).normal(size=n_all) for i in range(config.seeds)]
   y = np.stack(ys, -1)                                                     # [N, 2 * seeds]: local then global
-  mse = analysis.krr_learning_curve(student[:p, :p], y[:p], student[p:, :p], y[p:], ns) / np.mean(y[p:] ** 2, 0)
-  out["local"], out["global"] = mse[:, :config.seeds].T.tolist(), mse[:, config.seeds:].T.tolist()
-  return out
+  ns, mse = _relative_curves(config, student, y)
+  return {"ns": ns, "local": mse[:, :config.seeds].T.tolist(), "global": mse[:, config.seeds:].T.tolist()}
 
 
 def run_cnn_vs_fc(config: Config) -> dict:
   """Claim 4b: the local teacher learnt by the method's student (the deep CNN NTK; the FC one under the mutation)
   and by the one-hidden-layer FC ReLU NTK, on fresh inputs and `cnn_confirm_seeds` fresh teacher draws (seed +
   1000), the same n grid as `run_cnn_curves`."""
-  s, d = 2, 8
+  s = _CNN_S
   seed = config.seed + 1000
-  n_all = config.cnn_train + config.cnn_test
-  theta = np.random.default_rng(seed + 168).uniform(0, 2 * np.pi, (n_all, d // s))
-  x = np.sqrt(s) * np.stack([np.cos(theta), np.sin(theta)], -1).reshape(n_all, d)
+  x = _cnn_inputs(config, seed)
+  n_all = x.shape[0]
   chol = np.linalg.cholesky(_relu_ntk(x[:, :s] @ x[:, :s].T / s) + 1e-8 * np.eye(n_all))
   y = np.stack([chol @ np.random.default_rng([seed, 168, i]).normal(size=n_all)
                 for i in range(config.cnn_confirm_seeds)], -1)
-  ns = np.unique(np.geomspace(32, config.cnn_train, 6).astype(int)).tolist()
-  p = config.cnn_train
-  out = {"ns": ns}
-  for arm, fs in (("method", s if config.cnn_student == "cnn" else d), ("fc", d)):
-    k = _student_kernel(x, fs)
-    mse = analysis.krr_learning_curve(k[:p, :p], y[:p], k[p:, :p], y[p:], ns) / np.mean(y[p:] ** 2, 0)
-    out[arm] = mse.T.tolist()                                              # [seeds][ns]
-  return out
+  curves = {fs: _relative_curves(config, _student_kernel(x, fs), y) for fs in {_method_filter_size(config), _CNN_D}}
+  ns = curves[_CNN_D][0]
+  return {"ns": ns, "method": curves[_method_filter_size(config)][1].T.tolist(),   # [seeds][ns]
+          "fc": curves[_CNN_D][1].T.tolist()}
 
 
 # ---- [47] mixup in the unconstrained features model ----------------------------------------------------------
