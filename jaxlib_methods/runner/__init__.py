@@ -42,6 +42,6 @@ from jaxlib_methods.runner.sharding import (
     shard_leading,
     shard_like_params,
 )
-from jaxlib_methods.runner.train import (CheckpointError, ConfigMismatchError, NonFiniteError, TrainResult, scan_steps,
-                                         train)
+from jaxlib_methods.runner.train import (CheckpointError, ConfigMismatchError, NonFiniteError, TrainResult, minimize,
+                                         scan_steps, train)
 from jaxlib_methods.runner.workdir import WorkdirError

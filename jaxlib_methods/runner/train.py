@@ -97,6 +97,35 @@ def scan_steps(one_step: Callable[[Any, jax.Array], tuple[Any, Any]]) -> Callabl
   return advance
 
 
+def minimize(loss_fn: Callable[..., Any], params: Any, tx: Any, xs: Any = None, *, length: Optional[int] = None,
+             has_aux: bool = False) -> tuple[Any, Any]:
+  """The in-memory optimisation loop of the experiments: one `lax.scan` of optax steps on `loss_fn`.
+
+  Each step is `value, g = value_and_grad(loss_fn)(p[, x]); u, s = tx.update(g, s, p); p = apply_updates(p, u)`,
+  from `s = tx.init(params)`. With `xs` (a pytree whose leaves have a leading axis of the number of steps: the
+  step indices, a split PRNG key, minibatch indices ...) step t calls `loss_fn(p, x_t)`; without it,
+  `loss_fn(p)` (full batch) for `length` steps. `has_aux` as in `jax.value_and_grad`: the value is then
+  `(loss, aux)`.
+
+  Returns `(params, values)`: the final parameters and the stacked per-step values ([steps] losses, or
+  `(losses, aux)` stacked), each measured before that step's update. Pure and traceable (call it inside `jit` or
+  `vmap`); no checkpoints or logging: a long run that should survive interruption goes through `train`.
+  """
+  if xs is None and length is None:
+    raise UsageError("minimize: give `xs` (one slice per step) or `length` (the number of full-batch steps)")
+  import optax    # here, not at the top: the runner's usage errors do not pay for it
+  value_and_grad = jax.value_and_grad(loss_fn, has_aux=has_aux)
+
+  def step(carry, x):
+    p, s = carry
+    value, g = value_and_grad(p) if xs is None else value_and_grad(p, x)
+    u, s = tx.update(g, s, p)
+    return (optax.apply_updates(p, u), s), value
+
+  (params, _), values = jax.lax.scan(step, (params, tx.init(params)), xs, length=length)
+  return params, values
+
+
 def train(
     *,
     workdir: pathlib.Path,
