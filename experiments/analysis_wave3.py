@@ -82,7 +82,8 @@ import numpy as np
 import optax
 
 from jaxlib_methods import analysis
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 from experiments._seed_stats import fmt_ci, paired_ci
@@ -186,12 +187,7 @@ def _finetune_head(ftr, config: Config, replay: int = 0):
     return jnp.sum(w * ce) / jnp.sum(w)
 
   def task(carry, i):
-    def step(carry, _):
-      p, s = carry
-      g = jax.grad(loss)(p, i)
-      u, s = tx.update(g, s, p)
-      return (optax.apply_updates(p, u), s), None
-    (p, _), _ = jax.lax.scan(step, (carry, tx.init(carry)), None, length=config.ft_steps)
+    p, _ = minimize(lambda p: loss(p, i), carry, tx, length=config.ft_steps)
     return p, None
 
   params, _ = jax.lax.scan(task, params, jnp.arange(t))

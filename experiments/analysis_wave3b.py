@@ -79,7 +79,8 @@ import numpy as np
 import optax
 
 from jaxlib_methods import analysis
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=117, title="Building a Winning Team: Selecting Source Model Ensembles using a Submodular "
@@ -355,12 +356,7 @@ def _cl_train(key, config: Config, replay: bool):
     def loss(p):
       return _ce(p, x, y, jnp.ones_like(y, x.dtype)) + _ce(p, bx, by, wb)
 
-    def step(carry, _):
-      p, s = carry
-      u, s = tx.update(jax.grad(loss)(p), s, p)
-      return (optax.apply_updates(p, u), s), None
-
-    (p, _), _ = jax.lax.scan(step, (p, tx.init(p)), None, length=config.cl_steps)
+    p, _ = minimize(loss, p, tx, length=config.cl_steps)
     return p, p
 
   return jax.lax.scan(task, p0, jnp.arange(config.cl_tasks))
@@ -384,13 +380,7 @@ def _cl_fpf(key, naive, modules, config: Config):
   b = config.buffer_per_class
   bx, by = xtr[:, :b].reshape(-1, _CL_DIM), jnp.repeat(jnp.arange(c), b)
   tx = analysis.fpf_transform(optax.adam(config.cl_lr), naive, modules)
-
-  def step(carry, _):
-    p, s = carry
-    u, s = tx.update(jax.grad(_ce)(p, bx, by, jnp.ones_like(by, bx.dtype)), s, p)
-    return (optax.apply_updates(p, u), s), None
-
-  (p, _), _ = jax.lax.scan(step, (naive, tx.init(naive)), None, length=config.fpf_steps)
+  p, _ = minimize(lambda p: _ce(p, bx, by, jnp.ones_like(by, bx.dtype)), naive, tx, length=config.fpf_steps)
   return jnp.mean(jnp.argmax(_mlp(p, xte), -1) == yte)
 
 

@@ -114,7 +114,8 @@ import optax
 import scipy.stats as st
 
 from jaxlib_methods.analysis import information_complexity as ic
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=19, title="How Does Information Bottleneck Help Deep Learning?", year=2023,
@@ -231,12 +232,7 @@ def _ib_run(p, data, width, config: Config):
   def loss(p):
     return optax.losses.softmax_cross_entropy_with_integer_labels(_ib_forward(p, x, mask)[1], y).mean()
 
-  def step(carry, _):
-    p, s = carry
-    u, s = tx.update(jax.grad(loss)(p), s, p)
-    return (optax.apply_updates(p, u), s), None
-
-  (p, _), _ = jax.lax.scan(step, (p, tx.init(p)), None, length=config.ib_steps)
+  p, _ = minimize(loss, p, tx, length=config.ib_steps)
   z, logits = _ib_forward(p, x, mask)
   acc_tr = jnp.mean(jnp.argmax(logits, -1) == y)
   acc_te = jnp.mean(jnp.argmax(_ib_forward(p, xt, mask)[1], -1) == yt)
@@ -295,12 +291,7 @@ def _train_encoder(p, v, config: Config):
   def loss(p):
     return jnp.mean(((v @ p["we"] + p["be"]) @ p["wd"] + p["bd"] - v) ** 2)
 
-  def step(carry, _):
-    p, s = carry
-    u, s = tx.update(jax.grad(loss)(p), s, p)
-    return (optax.apply_updates(p, u), s), None
-
-  (p, _), _ = jax.lax.scan(step, (p, tx.init(p)), None, length=config.ae_steps)
+  p, _ = minimize(loss, p, tx, length=config.ae_steps)
   return p["we"], p["be"]
 
 

@@ -94,7 +94,8 @@ import optax
 
 from experiments import _seed_stats
 from jaxlib_methods import analysis
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=37, title="Effective pruning of web-scale datasets based on complexity of concept clusters",
@@ -194,12 +195,7 @@ def _probe(d, config: Config):
     ce = optax.losses.softmax_cross_entropy_with_integer_labels(d["x"] @ p["w"] + p["b"], d["y"])
     return jnp.sum(w * ce) + 1e-4 * jnp.sum(p["w"] ** 2)
 
-  def step(carry, _):
-    p, s = carry
-    u, s = tx.update(jax.grad(loss)(p), s, p)
-    return (optax.apply_updates(p, u), s), None
-
-  (p, _), _ = jax.lax.scan(step, (p, tx.init(p)), None, length=config.dbp_probe_steps)
+  p, _ = minimize(loss, p, tx, length=config.dbp_probe_steps)
   return jnp.mean(jnp.argmax(d["xt"] @ p["w"] + p["b"], -1) == d["yt"])
 
 
@@ -265,12 +261,7 @@ def _ifm_train(d, config: Config):
   loss = lambda p: optax.losses.softmax_cross_entropy_with_integer_labels(_ifm_forward(p, d["x"], d["m"]),
                                                                            d["y"]).mean()
 
-  def step(carry, _):
-    p, s = carry
-    u, s = tx.update(jax.grad(loss)(p), s, p)
-    return (optax.apply_updates(p, u), s), None
-
-  (p, _), _ = jax.lax.scan(step, (d["p"], tx.init(d["p"])), None, length=config.ifm_steps)
+  p, _ = minimize(loss, d["p"], tx, length=config.ifm_steps)
   return p
 
 
@@ -356,12 +347,7 @@ def _cbm_run(d, config: Config):
     return (optax.losses.sigmoid_binary_cross_entropy(logits, d["c"].astype(jnp.float32)).mean()
             + optax.losses.softmax_cross_entropy_with_integer_labels(task, y).mean())
 
-  def step(carry, _):
-    p, s = carry
-    u, s = tx.update(jax.grad(loss)(p), s, p)
-    return (optax.apply_updates(p, u), s), None
-
-  (p, _), _ = jax.lax.scan(step, (d["p"], tx.init(d["p"])), None, length=config.cbm_steps)
+  p, _ = minimize(loss, d["p"], tx, length=config.cbm_steps)
   xt = d["xt"]
   grads = [jax.grad(lambda x, k=k: _cbm_concepts(p, x)[:, k].sum())(xt) for k in range(_CBM_C)]
   sal = jnp.stack([g * xt for g in grads], 1)                         # [B, C, size, size]

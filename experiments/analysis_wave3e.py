@@ -106,7 +106,8 @@ from experiments import _seed_stats
 from jaxlib_methods.analysis import SDLParams, sdl_bcd
 from jaxlib_methods.data import gpicl_batch
 from jaxlib_methods.nn.transformer import TransformerBlock, TransformerConfig
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=146, title="Supervised Dictionary Learning with Auxiliary Covariates", year=2022,
@@ -313,19 +314,13 @@ def _icl_seed(x, y, key, num_tasks, config: Config):
   tx = optax.adam(config.icl_lr)
   kw = dict(num_classes=config.icl_classes, seq_len=config.icl_seq)
 
-  def loss(p, b):
+  def loss(p, i):
+    b = gpicl_batch(jax.random.fold_in(k_data, i), x, y, batch_size=config.icl_batch, num_tasks=num_tasks,
+                    pool_key=k_pool, **kw)
     logits = nnx.merge(gd, p)(b.tokens)
     return optax.softmax_cross_entropy_with_integer_labels(logits, b.labels).mean()
 
-  def step(carry, i):
-    p, opt = carry
-    b = gpicl_batch(jax.random.fold_in(k_data, i), x, y, batch_size=config.icl_batch, num_tasks=num_tasks,
-                    pool_key=k_pool, **kw)
-    value, g = jax.value_and_grad(loss)(p, b)
-    u, opt = tx.update(g, opt, p)
-    return (optax.apply_updates(p, u), opt), value
-
-  (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(config.icl_steps))
+  params, losses = minimize(loss, params, tx, jnp.arange(config.icl_steps))
 
   def accuracy(b):
     return jnp.mean(jnp.argmax(nnx.merge(gd, params)(b.tokens), -1) == b.labels, axis=0)   # [T]

@@ -117,7 +117,8 @@ from flax import nnx
 from experiments import _seed_stats as st_seed
 from jaxlib_methods import analysis
 from jaxlib_methods.nn import HashEmbed, QREmbed, TTEmbed
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Length, PositiveFloat, Range, Seed
 
 PAPER = Paper(catalog_id=109, title="Why do Random Forests Work? Understanding Tree Ensembles as Self-Regularizing "
@@ -300,15 +301,8 @@ def run_embed122(config: Config) -> dict:
                            what="seed")
 
     def train_eval(p, d, graphdef=graphdef):
-      loss = lambda p, ids, y: optax.sigmoid_binary_cross_entropy(nnx.merge(graphdef, p)(ids), y).mean()
-
-      def step(carry, batch):
-        p, opt = carry
-        l, g = jax.value_and_grad(loss)(p, *batch)
-        u, opt = tx.update(g, opt, p)
-        return (optax.apply_updates(p, u), opt), l
-
-      (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), (d["ids"], d["y"]))
+      loss = lambda p, b: optax.sigmoid_binary_cross_entropy(nnx.merge(graphdef, p)(b[0]), b[1]).mean()
+      p, losses = minimize(loss, p, tx, (d["ids"], d["y"]))
       return nnx.merge(graphdef, p)(d["test_ids"]), losses
 
     scores, losses = jax.jit(jax.vmap(train_eval))(params, data)

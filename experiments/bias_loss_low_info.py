@@ -62,7 +62,8 @@ import optax
 
 from experiments import _seed_stats as st
 from jaxlib_methods.losses import bias
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import (Check, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Range,
                                                Seed)
 
@@ -164,21 +165,14 @@ def train_all(config: Config, data, channels: int) -> dict:
     k1, k2 = jax.random.split(key)
     p = init_params(k1, channels, config.num_classes)
 
-    def step(carry, k):
-      p, s = carry
+    def objective(p, k):
       idx = jax.random.choice(k, config.n_train, (config.batch_size,), replace=False)
+      logits, feats = forward(p, x[idx])
+      ce = optax.losses.softmax_cross_entropy_with_integer_labels(logits, y[idx])
+      bl = bias.bias_loss(logits, y[idx], feats, alpha=config.alpha, beta=config.beta)
+      return jnp.mean(jnp.where(ub, bl, ce))
 
-      def objective(p):
-        logits, feats = forward(p, x[idx])
-        ce = optax.losses.softmax_cross_entropy_with_integer_labels(logits, y[idx])
-        bl = bias.bias_loss(logits, y[idx], feats, alpha=config.alpha, beta=config.beta)
-        return jnp.mean(jnp.where(ub, bl, ce))
-
-      g = jax.grad(objective)(p)
-      u, s = tx.update(g, s, p)
-      return (optax.apply_updates(p, u), s), None
-
-    (p, _), _ = jax.lax.scan(step, (p, tx.init(p)), jax.random.split(k2, config.steps))
+    p, _ = minimize(objective, p, tx, jax.random.split(k2, config.steps))
     acc = jnp.mean(jnp.argmax(forward(p, xt)[0], -1) == yt)
     _, feats = forward(p, x[:n_w])
     w = bias.bias_loss_weights(bias.normalized_feature_variance(feats), alpha=config.alpha, beta=config.beta)

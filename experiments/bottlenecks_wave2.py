@@ -154,7 +154,8 @@ from experiments._seed_stats import paired_mean_se
 from jaxlib_methods.data import make_gaussian_mixture, sample_gaussian_mixture, sparse_concept_embeddings
 from jaxlib_methods.nn import (ECBM, ConceptBottleneckLayer, DKVBottleneck, EntropyBottleneck, VIBMask, dkvb_decode,
                                NestedDropout, coteaching_loss, entropic_student_loss, rate_bits, vib_keep_mask, ecbm_conditionals, ecbm_loss, gumbel_sparse_cbl_loss)
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=1, title="Sparse Concept Bottleneck Models: Gumbel Tricks in Contrastive Learning",
@@ -273,19 +274,14 @@ def sparse_cbm_once(key, config: Config) -> dict:
     gd, params = nnx.split(ConceptBottleneckLayer(c, config.classes, rngs=nnx.Rngs(params=k_init)))
     tx = optax.adam(config.lr)
 
-    def step(carry, i):
-      p, opt = carry
+    def loss(p, i):
       s, y = draw(jax.random.fold_in(k_data, i), config.batch)
+      a, logits = nnx.merge(gd, p)(s)
+      ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+      return ce + (gumbel_sparse_cbl_loss(jax.random.fold_in(k_gumbel, i), a, tau=config.cbm_tau)
+                   if use_gumbel else 0.0)
 
-      def loss(p):
-        a, logits = nnx.merge(gd, p)(s)
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        return ce + (gumbel_sparse_cbl_loss(jax.random.fold_in(k_gumbel, i), a, tau=config.cbm_tau)
-                     if use_gumbel else 0.0)
-      u, opt = tx.update(jax.grad(loss)(p), opt, p)
-      return (optax.apply_updates(p, u), opt), None
-
-    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(config.cbm_steps))
+    params, _ = minimize(loss, params, tx, jnp.arange(config.cbm_steps))
     a, logits = nnx.merge(gd, params)(s_te)
     return jnp.mean(jnp.argmax(logits, -1) == y_te), _relative_l0(a)
 
@@ -325,13 +321,11 @@ def ecbm_once(key, config: Config) -> dict:
     gd, params = nnx.split(model)
     tx = optax.adam(config.lr)
 
-    def step(carry, i):
-      p, opt = carry
+    def loss(p, i):
       z, c, y = draw(jax.random.fold_in(k_data, i), config.batch)
-      u, opt = tx.update(jax.grad(lambda p: loss_fn(nnx.merge(gd, p), z, c, y))(p), opt, p)
-      return (optax.apply_updates(p, u), opt), None
+      return loss_fn(nnx.merge(gd, p), z, c, y)
 
-    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(config.ec_steps))
+    params, _ = minimize(loss, params, tx, jnp.arange(config.ec_steps))
     return nnx.merge(gd, params)
 
   ecbm = fit(ECBM(config.ec_dim, 4, 4, hidden=config.ec_hidden, rngs=nnx.Rngs(params=k_init)),
@@ -397,14 +391,10 @@ def dkvb_once(key, config: Config) -> dict:
     def task(params, t):
       tx = optax.adam(config.lr)
 
-      def step(carry, i):
-        p, opt = carry
+      def loss(p, i):
         x, y = draw(jax.random.fold_in(jax.random.fold_in(k, t), i), config.batch, (2 * t, 2 * t + 1))
-        g = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(
-            nnx.merge(gd, p, rest)(x), y).mean())(p)
-        u, opt = tx.update(g, opt, p)
-        return (optax.apply_updates(p, u), opt), None
-      (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(config.dk_steps))
+        return optax.softmax_cross_entropy_with_integer_labels(nnx.merge(gd, p, rest)(x), y).mean()
+      params, _ = minimize(loss, params, tx, jnp.arange(config.dk_steps))
       return params, None
     params, _ = jax.lax.scan(task, params, jnp.arange(4))
     return nnx.merge(gd, params, rest)
@@ -442,19 +432,14 @@ def vib_once(key, config: Config) -> dict:
   gd, params, rest = nnx.split(Net(nnx.Rngs(params=k_init)), nnx.Param, ...)
   tx = optax.adam(config.lr)
 
-  def step(carry, i):
-    p, opt = carry
+  def loss(p, i):
     k = jax.random.fold_in(k_data, i)
     x, y = draw(k, config.batch)
+    m = nnx.merge(gd, p, rest)
+    ce = optax.softmax_cross_entropy_with_integer_labels(m(x, key=jax.random.fold_in(k, 1)), y).mean()
+    return ce + config.vib_gamma * (m.m_in.kl() + m.m_hid.kl())
 
-    def loss(p):
-      m = nnx.merge(gd, p, rest)
-      ce = optax.softmax_cross_entropy_with_integer_labels(m(x, key=jax.random.fold_in(k, 1)), y).mean()
-      return ce + config.vib_gamma * (m.m_in.kl() + m.m_hid.kl())
-    u, opt = tx.update(jax.grad(loss)(p), opt, p)
-    return (optax.apply_updates(p, u), opt), None
-
-  (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(config.vib_steps))
+  params, _ = minimize(loss, params, tx, jnp.arange(config.vib_steps))
   net = nnx.merge(gd, params, rest)
   x, y = draw(k_test, config.test_size)
   acc_full = jnp.mean(jnp.argmax(net(x), -1) == y)
@@ -499,18 +484,13 @@ def entropic_student_once(key, config: Config) -> dict:
   def train(beta):
     tx = optax.adam(config.lr)
 
-    def step(carry, i):
-      p, opt = carry
+    def loss(p, i):
       k = jax.random.fold_in(k_data, i)
       x, t = draw(k, config.batch)
+      s, lik, _ = nnx.merge(gd, p)(x, key=jax.random.fold_in(k, 1))
+      return jnp.mean(entropic_student_loss(s, t, lik, beta=beta))
 
-      def loss(p):
-        s, lik, _ = nnx.merge(gd, p)(x, key=jax.random.fold_in(k, 1))
-        return jnp.mean(entropic_student_loss(s, t, lik, beta=beta))
-      u, opt = tx.update(jax.grad(loss)(p), opt, p)
-      return (optax.apply_updates(p, u), opt), None
-
-    (p, _), _ = jax.lax.scan(step, (params0, tx.init(params0)), jnp.arange(config.eb_steps))
+    p, _ = minimize(loss, params0, tx, jnp.arange(config.eb_steps))
     x, t = draw(k_test, config.test_size)
     model = nnx.merge(gd, p)
     s, lik, y_hat = model(x)
@@ -566,14 +546,11 @@ def nested_coteaching_once(key, config: Config, mixture) -> dict:
     gd, p = nnx.split(Net(nested, nnx.Rngs(params=k_init1)))
     tx = optax.adam(1e-3)
 
-    def step(carry, i):
-      p, opt = carry
+    def loss(p, i):
       x, y = batch(i)
-      g = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(
-          nnx.merge(gd, p)(x, key=jax.random.fold_in(k_data, -i - 1)), y).mean())(p)
-      u, opt = tx.update(g, opt, p)
-      return (optax.apply_updates(p, u), opt), None
-    (p, _), _ = jax.lax.scan(step, (p, tx.init(p)), jnp.arange(config.nd_steps))
+      return optax.softmax_cross_entropy_with_integer_labels(
+          nnx.merge(gd, p)(x, key=jax.random.fold_in(k_data, -i - 1)), y).mean()
+    p, _ = minimize(loss, p, tx, jnp.arange(config.nd_steps))
     return nnx.merge(gd, p)
 
   def train_coteaching():
@@ -582,18 +559,13 @@ def nested_coteaching_once(key, config: Config, mixture) -> dict:
     tx = optax.adam(1e-3)
     ramp = max(1, int(0.3 * config.nd_steps))
 
-    def step(carry, i):
-      (p1, p2), opt = carry
+    def loss(ps, i):
       x, y = batch(i)
       fr = config.nd_forget_rate * jnp.minimum(i / ramp, 1.0)
       k1, k2 = jax.random.split(jax.random.fold_in(k_data, -i - 1))
-
-      def loss(ps):
-        a, b = coteaching_loss(nnx.merge(gd, ps[0])(x, key=k1), nnx.merge(gd, ps[1])(x, key=k2), y, forget_rate=fr)
-        return a + b                      # each network's loss depends on its own parameters only
-      u, opt = tx.update(jax.grad(loss)((p1, p2)), opt, (p1, p2))
-      return (optax.apply_updates((p1, p2), u), opt), None
-    ((p1, _), _), _ = jax.lax.scan(step, ((p1, p2), tx.init((p1, p2))), jnp.arange(config.nd_steps))
+      a, b = coteaching_loss(nnx.merge(gd, ps[0])(x, key=k1), nnx.merge(gd, ps[1])(x, key=k2), y, forget_rate=fr)
+      return a + b                        # each network's loss depends on its own parameters only
+    (p1, _), _ = minimize(loss, (p1, p2), tx, jnp.arange(config.nd_steps))
     return nnx.merge(gd, p1)
 
   def evaluate(model, nested):

@@ -43,7 +43,8 @@ import numpy as np
 import optax
 
 from jaxlib_methods.losses import comp_sum
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=164, title="Cross-Entropy Loss Functions: Theoretical Analysis and Applications", year=2023,
@@ -138,12 +139,7 @@ def bayes_by_descent(p: np.ndarray, tau: float, steps: int = 3000) -> float:
 
     @jax.jit
     def fit(h):
-      def step(c, _):
-        h, s = c
-        g = jax.grad(risk)(h)
-        u, s = tx.update(g, s, h)
-        return (optax.apply_updates(h, u), s), None
-      (h, _), _ = jax.lax.scan(step, (h, tx.init(h)), None, length=steps)
+      h, _ = minimize(risk, h, tx, length=steps)
       return risk(h)
 
     return float(fit(h))

@@ -104,7 +104,8 @@ from experiments._seed_stats import paired_mean_se
 from jaxlib_methods.data import sparse_concept_embeddings
 from jaxlib_methods.nn import (PCBM, CodebookLayer, SparseAutoencoder, codebook_loss, concept_activation_vectors, dead_latents, edit_concept,
                                name_concepts, pcbm_elastic_net, sae_loss)
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=166, title="Adaptive Sparse Allocation with Mutual Choice & Feature Choice Sparse "
@@ -200,17 +201,11 @@ def _train_sae(key, config, *, sparsifier, dim, features, atoms_count, min_activ
   graphdef, params = nnx.split(model)
   tx = optax.adam(config.lr)
 
-  def step(carry, kk):
-    params, opt = carry
+  def loss(p, kk):
     x = sample(kk, n=config.batch).embeddings
+    return jnp.mean(sae_loss(x, *nnx.merge(graphdef, p)(x), l1_coeff=l1))
 
-    def loss(p):
-      return jnp.mean(sae_loss(x, *nnx.merge(graphdef, p)(x), l1_coeff=l1))
-    value, grads = jax.value_and_grad(loss)(params)
-    updates, opt = tx.update(grads, opt, params)
-    return (optax.apply_updates(params, updates), opt), value
-
-  (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(k_data, config.steps))
+  params, losses = minimize(loss, params, tx, jax.random.split(k_data, config.steps))
   return nnx.merge(graphdef, params), atoms, sample, losses
 
 
@@ -234,19 +229,12 @@ def _probe_accuracy(feats, y, feats_te, y_te, config):
   mu, sd = feats.mean(0), feats.std(0) + 1e-6
   f, f_te = (feats - mu) / sd, (feats_te - mu) / sd
   params = {"w": jnp.zeros((f.shape[1], config.classes)), "b": jnp.zeros((config.classes,))}
-  tx = optax.adam(0.05)
 
-  def step(carry, _):
-    p, opt = carry
+  def loss(p):
+    logits = f @ p["w"] + p["b"]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean() + config.probe_l1 * jnp.abs(p["w"]).sum()
 
-    def loss(p):
-      logits = f @ p["w"] + p["b"]
-      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean() + config.probe_l1 * jnp.abs(p["w"]).sum()
-    g = jax.grad(loss)(p)
-    u, opt = tx.update(g, opt, p)
-    return (optax.apply_updates(p, u), opt), None
-
-  (p, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, length=config.probe_steps)
+  p, _ = minimize(loss, params, optax.adam(0.05), length=config.probe_steps)
   return jnp.mean(jnp.argmax(f_te @ p["w"] + p["b"], -1) == y_te)
 
 
@@ -274,15 +262,7 @@ def dn_cbm_once(key, config: Config) -> dict:
 
 
 def _fit(params, loss, steps, lr=0.05):
-  tx = optax.adam(lr)
-
-  def step(carry, _):
-    p, opt = carry
-    u, opt = tx.update(jax.grad(loss)(p), opt, p)
-    return (optax.apply_updates(p, u), opt), None
-
-  (p, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
-  return p
+  return minimize(loss, params, optax.adam(lr), length=steps)[0]
 
 
 def pcbm_once(key, config: Config) -> dict:
@@ -375,18 +355,13 @@ def codebook_fsm_once(key, config: Config) -> dict:
     gd, params = nnx.split(model)
     tx = optax.adam(3e-3)
 
-    def step(carry, kk):
-      p, opt = carry
+    def loss(p, kk):
       x = x_rep + config.cb_input_noise * jax.random.normal(kk, x_rep.shape)
+      logits, _, cb = nnx.merge(gd, p)(x)
+      return (optax.softmax_cross_entropy_with_integer_labels(logits, y_rep).mean()
+              + config.cb_loss_coeff * cb.mean())
 
-      def loss(p):
-        logits, _, cb = nnx.merge(gd, p)(x)
-        return (optax.softmax_cross_entropy_with_integer_labels(logits, y_rep).mean()
-                + config.cb_loss_coeff * cb.mean())
-      u, opt = tx.update(jax.grad(loss)(p), opt, p)
-      return (optax.apply_updates(p, u), opt), None
-
-    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(k_noise, config.cb_steps))
+    params, _ = minimize(loss, params, tx, jax.random.split(k_noise, config.cb_steps))
     return nnx.merge(gd, params)
 
   model_cb, model_base = train(True, k_cb), train(False, k_base)

@@ -143,7 +143,8 @@ from experiments import _seed_stats
 from experiments._ssl_toys import l2_normalize, mlp_apply, mlp_init, ridge_probe_accuracy
 from jaxlib_methods import losses
 from jaxlib_methods.nn import PairGate
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=184, title="Adaptive Multi-head Contrastive Learning", year=2024, arxiv="2310.05615")
@@ -280,13 +281,7 @@ def _amcl_train(config: Config, key, heads: int, arm: str):
     z1, z2, tau = _amcl_forward(config, p, x1, x2, adaptive)
     return losses.amcl_loss(z1, z2, tau, beta=beta).mean()
 
-  def step(carry, k):
-    p, s = carry
-    l, g = jax.value_and_grad(loss_fn)(p, k)
-    u, s = opt.update(g, s, p)
-    return (optax.apply_updates(p, u), s), l
-
-  (params, _), curve = jax.lax.scan(step, (params, opt.init(params)), jax.random.split(k_train, config.amcl_steps))
+  params, curve = minimize(loss_fn, params, opt, jax.random.split(k_train, config.amcl_steps))
   x1, x2 = _amcl_views(config, k_eval)
   _, _, tau = _amcl_forward(config, params, x1, x2, adaptive)
   b = config.batch
@@ -347,13 +342,7 @@ def _hydra_train(config: Config, key, gated: bool):
     n_pos = (posy[:, None] == y[None, :]).sum(1)
     return (per * n_pos).sum() / n_pos.sum()
 
-  def step(carry, k):
-    p, s = carry
-    l, g = jax.value_and_grad(loss_fn)(p, k)
-    u, s = opt.update(g, s, p)
-    return (optax.apply_updates(p, u), s), l
-
-  (params, _), curve = jax.lax.scan(step, (params, opt.init(params)), jax.random.split(k_train, config.hy_steps))
+  params, curve = minimize(loss_fn, params, opt, jax.random.split(k_train, config.hy_steps))
   x, y = _hy_data(config, k_te, 600)
   z = mlp_apply(params["enc"], x)
   a, b = jnp.meshgrid(jnp.arange(config.hy_classes), jnp.arange(config.hy_classes), indexing="ij")
@@ -426,13 +415,7 @@ def _ns_train(config: Config, key, loss_kind: str):
       return losses.normalized_softmax_loss(z, p["w"], y, temperature=config.ns_temperature).mean()
     return _batch_all_triplet(z, y, config.ns_margin)
 
-  def step(carry, k):
-    p, s = carry
-    l, g = jax.value_and_grad(loss_fn)(p, k)
-    u, s = opt.update(g, s, p)
-    return (optax.apply_updates(p, u), s), l
-
-  (params, _), curve = jax.lax.scan(step, (params, opt.init(params)), jax.random.split(k_train, config.ns_steps))
+  params, curve = minimize(loss_fn, params, opt, jax.random.split(k_train, config.ns_steps))
 
   def centroid_acc(classes, k_s, k_q):
     xs, ys = _ns_data(config, k_s, classes, 20 * classes.shape[0])      # support: ~20 per class
@@ -503,14 +486,7 @@ def _prd_train(config: Config, key, coef):
                                        temperature=config.prd_temperature).mean()
       return loss
 
-    def step(carry, k, loss_fn=loss_fn):
-      p, s = carry
-      g = jax.grad(loss_fn)(p, k)
-      u, s = opt.update(g, s, p)
-      return (optax.apply_updates(p, u), s), None
-
-    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)),
-                                  jax.random.split(jax.random.fold_in(k_train, t), config.prd_steps))
+    params, _ = minimize(loss_fn, params, opt, jax.random.split(jax.random.fold_in(k_train, t), config.prd_steps))
     old = jax.tree.map(jax.lax.stop_gradient, params)
 
   accs, class_accs = [], []

@@ -41,7 +41,8 @@ import optax
 
 from experiments import _seed_stats as st
 from jaxlib_methods.losses import dexml
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=213, title="Dual-Encoders for Extreme Multi-Label Classification", year=2023,
@@ -120,21 +121,14 @@ def train_all(config: Config, data) -> dict:
     params = {"w": jax.random.normal(k1, (config.dim, config.emb_dim)) / np.sqrt(config.dim),
               "e": jax.random.normal(k2, (config.num_labels, config.emb_dim)) / np.sqrt(config.emb_dim)}
 
-    def step(carry, k):
-      p, s = carry
+    def objective(p, k):
       idx = jax.random.choice(k, config.n_train, (config.batch_size,), replace=False)
       xb, pb = x[idx], pos[idx]
+      scores = (xb @ p["w"]) @ p["e"].T / config.temperature
+      return jnp.mean(jnp.where(decoupled, dexml.decoupled_softmax_loss(scores, pb),
+                                dexml.multi_positive_softmax_loss(scores, pb)))
 
-      def objective(p):
-        scores = (xb @ p["w"]) @ p["e"].T / config.temperature
-        return jnp.mean(jnp.where(decoupled, dexml.decoupled_softmax_loss(scores, pb),
-                                  dexml.multi_positive_softmax_loss(scores, pb)))
-
-      g = jax.grad(objective)(p)
-      u, s = tx.update(g, s, p)
-      return (optax.apply_updates(p, u), s), None
-
-    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(k3, config.steps))
+    params, _ = minimize(objective, params, tx, jax.random.split(k3, config.steps))
     return params
 
   x_tr, p_tr, use_decoupled, keys = shard_leading((x_tr, p_tr, use_decoupled, keys), make_mesh(config.mesh),

@@ -42,7 +42,8 @@ import optax
 
 from experiments import _seed_stats as st
 from jaxlib_methods.losses import calibrated_ensemble as ens
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Range, Seed
 
 PAPER = Paper(catalog_id=75, title="EnsLoss: Stochastic Calibrated Loss Ensembles for Preventing Overfitting in "
@@ -111,21 +112,14 @@ def train_all(config: Config, data) -> dict:
          "b1": jnp.zeros(config.hidden),
          "w2": jax.random.normal(k2, (config.hidden, 1)) * np.sqrt(1.0 / config.hidden)}
 
-    def step(carry, t):
-      p, s = carry
+    def objective(p, t):
+      margins = ens.ensloss_margins(mlp(p, x), y)
+      logistic = jnp.mean(jax.nn.softplus(-margins))
+      hinge = jnp.mean(jnp.maximum(0.0, 1.0 - margins))
+      ensl = jnp.mean(ens.ensloss(margins, jax.random.fold_in(k3, t)))
+      return jnp.select([kind == 0, kind == 1], [logistic, hinge], ensl)
 
-      def objective(p):
-        margins = ens.ensloss_margins(mlp(p, x), y)
-        logistic = jnp.mean(jax.nn.softplus(-margins))
-        hinge = jnp.mean(jnp.maximum(0.0, 1.0 - margins))
-        ensl = jnp.mean(ens.ensloss(margins, jax.random.fold_in(k3, t)))
-        return jnp.select([kind == 0, kind == 1], [logistic, hinge], ensl)
-
-      g = jax.grad(objective)(p)
-      u, s = tx.update(g, s, p)
-      return (optax.apply_updates(p, u), s), None
-
-    (p, _), _ = jax.lax.scan(step, (p, tx.init(p)), jnp.arange(config.steps))
+    p, _ = minimize(objective, p, tx, jnp.arange(config.steps))
     return p
 
   x, y, kind, keys = shard_leading((x, y, kind, keys), make_mesh(config.mesh), what="run")

@@ -158,6 +158,7 @@ import optax
 
 from jaxlib_methods.analysis import intrinsic_dimension as idim
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import minimize
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 from jaxlib_methods.data.minibatches import epoch_minibatch_indices
 from jaxlib_methods.data.mnist import load_mnist, load_mnist_5k
@@ -313,18 +314,12 @@ def _fit(loss_fn, p0, lr, steps, xtr, ytr, data_key, *, batch_size=0, b2=0.999):
   """Adam for `steps` steps on loss_fn(p, x, y): full batch (batch_size 0) or minibatches of `batch_size` from a
   per-epoch permutation of the training set (drawn from data_key, the same order for every vmapped run)."""
   tx = optax.adam(lr, b2=b2)
-
-  def step(c, idx):
-    p, st = c
-    g = jax.grad(loss_fn)(p, xtr, ytr) if batch_size == 0 else jax.grad(loss_fn)(p, xtr[idx], ytr[idx])
-    up, st = tx.update(g, st, p)
-    return (optax.apply_updates(p, up), st), None
-
+  if batch_size == 0:
+    return minimize(lambda p: loss_fn(p, xtr, ytr), p0, tx, length=steps)[0]
   # every step's batch up front, one permutation per epoch (the same indices as permuting inside the step, where the
   # 60,000-digit sort ran every step and cost ~30 ms of a ~40 ms step on 2 CPU cores)
-  xs = None if batch_size == 0 else epoch_minibatch_indices(data_key, xtr.shape[0], batch_size, steps)
-  (p, _), _ = jax.lax.scan(step, (p0, tx.init(p0)), xs, length=steps)
-  return p
+  idx = epoch_minibatch_indices(data_key, xtr.shape[0], batch_size, steps)
+  return minimize(lambda p, i: loss_fn(p, xtr[i], ytr[i]), p0, tx, idx)[0]
 
 
 def _xent(logits, y):

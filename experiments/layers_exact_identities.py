@@ -141,7 +141,7 @@ from jaxlib_methods.nn import compatible
 from jaxlib_methods.nn.hypernetwork import MIPHyperNet
 from jaxlib_methods.nn.ssvi import SparseMeanFieldDense
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
-from jaxlib_methods.runner import sweep
+from jaxlib_methods.runner import minimize, sweep
 from jaxlib_methods.nn.repquant import (channelwise_to_layerwise_reparam, log_sqrt2_dequantize, log_sqrt2_matmul,
                                         log_sqrt2_quantize)
 from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
@@ -245,16 +245,7 @@ def features(p, x):
 
 def _adam_full_batch(config: Config, loss_fn, p):
   """`config.steps` full-batch Adam(`learning_rate`) steps on loss_fn(p); returns (p, per-step losses)."""
-  tx = optax.adam(config.learning_rate)
-
-  def step(carry, _):
-    p, s = carry
-    loss, g = jax.value_and_grad(loss_fn)(p)
-    u, s = tx.update(g, s, p)
-    return (optax.apply_updates(p, u), s), loss
-
-  (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), None, length=config.steps)
-  return p, losses
+  return minimize(loss_fn, p, optax.adam(config.learning_rate), length=config.steps)
 
 
 def train(config: Config, key, x, y, *, d_out: int, fixed_head=None):

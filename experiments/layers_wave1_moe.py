@@ -109,7 +109,7 @@ from jaxlib_methods.nn.momentum_smoe import MomentumSMoE, smoe_layer, top_k_rout
 from jaxlib_methods.nn.pmod import MoDBlock, prd_ratio, prd_token_counts
 from jaxlib_methods.nn.widenet import WideNet, widenet_num_params
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
-from jaxlib_methods.runner import jit_fast_compile, sweep
+from jaxlib_methods.runner import jit_fast_compile, minimize, sweep
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=127, title="Go Wider Instead of Deeper", year=2022, arxiv="2107.11817")
@@ -219,18 +219,13 @@ def widenet_runs(config: Config) -> dict:
                       rngs=nnx.Rngs(params=ks))
     graphdef, params = nnx.split(student)
 
-    def loss(p, x, y):
+    def loss(p, k):
+      i = jax.random.randint(k, (config.wn_batch,), 0, config.wn_train)
+      x, y = x_all[i], y_all[i]
       pred, aux = nnx.merge(graphdef, p)(x)
       return jnp.mean((pred - x - y) ** 2) + 0.01 * aux
 
-    def step(carry, k):
-      p, opt = carry
-      i = jax.random.randint(k, (config.wn_batch,), 0, config.wn_train)
-      l, g = jax.value_and_grad(loss)(p, x_all[i], y_all[i])
-      u, opt = tx.update(g, opt, p)
-      return (optax.apply_updates(p, u), opt), l
-
-    (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(kd, config.wn_steps))
+    params, losses = minimize(loss, params, tx, jax.random.split(kd, config.wn_steps))
     pred = nnx.merge(graphdef, params)(xt)[0] - xt
     return {"rel_mse": jnp.mean((pred - yt) ** 2) / jnp.mean(yt ** 2), "train_loss": losses}
 
@@ -271,20 +266,13 @@ def mc_smoe_runs(config: Config) -> dict:
          "embed": jax.random.normal(k2, (IN_DIM, d)) / np.sqrt(IN_DIM),
          "head": jax.random.normal(k3, (d, CLASSES)) / np.sqrt(d)}
 
-    def step(carry, k):
-      p, opt = carry
+    def loss(p, k):
       x = jax.random.normal(k, (config.mc_batch, IN_DIM))
       y = _teacher_labels(kt, x)
+      logits, aux = _mc_forward(p, x)
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean() + 0.01 * aux
 
-      def loss(p):
-        logits, aux = _mc_forward(p, x)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean() + 0.01 * aux
-      l, g = jax.value_and_grad(loss)(p)
-      u, opt = tx.update(g, opt, p)
-      return (optax.apply_updates(p, u), opt), l
-
-    (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), jax.random.split(kd, config.mc_steps))
-    return p, losses
+    return minimize(loss, p, tx, jax.random.split(kd, config.mc_steps))
 
   keys = _keys(config, 2)
   params, losses = jax.device_get(jit_fast_compile(jax.vmap(train))(keys))
@@ -360,14 +348,8 @@ def pmod_runs(config: Config) -> dict:
       logits = nnx.merge(graphdef, p)(tok[:, :-1])
       return optax.softmax_cross_entropy_with_integer_labels(logits, tok[:, 1:]).mean()
 
-    def step(carry, k):
-      p, opt = carry
-      tok = sample_markov_sequences(k, lang, config.pm_batch, config.pm_seq)
-      l, g = jax.value_and_grad(loss)(p, tok)
-      u, opt = tx.update(g, opt, p)
-      return (optax.apply_updates(p, u), opt), l
-
-    (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(kd, config.pm_steps))
+    params, losses = minimize(lambda p, k: loss(p, sample_markov_sequences(k, lang, config.pm_batch, config.pm_seq)),
+                              params, tx, jax.random.split(kd, config.pm_steps))
     return {"test_ce": loss(params, sample_markov_sequences(ke, lang, 256, config.pm_seq)), "train_loss": losses}
 
   keys = _keys(config, 3)
@@ -418,18 +400,15 @@ def matryoshka_runs(config: Config) -> dict:
     kd, ke = jax.random.split(key)
     s0 = (jnp.zeros((N, H, H)), jnp.zeros((N, H, H)))
 
-    def step(carry, k):
-      s, opt = carry
+    def loss(s, k):
       kx, kr = jax.random.split(k)
       r = jax.random.randint(kr, (), 1, H + 1)
-      l, g = jax.value_and_grad(lambda s: rel_err(w, s[0], s[1], inputs(kx, w["a"], config.mkv_batch), r))(s)
-      u, opt = tx.update(g, opt, s)
-      return (optax.apply_updates(s, u), opt), l
+      return rel_err(w, s[0], s[1], inputs(kx, w["a"], config.mkv_batch), r)
 
     s = s0
     losses = jnp.zeros((config.mkv_steps,))
     if config.mkv_train:
-      (s, _), losses = jax.lax.scan(step, (s0, tx.init(s0)), jax.random.split(kd, config.mkv_steps))
+      s, losses = minimize(loss, s0, tx, jax.random.split(kd, config.mkv_steps))
     xt = inputs(ke, w["a"], 64)
     ranks = jnp.arange(1, H + 1)
     pca = jax.vmap(lambda r: rel_err(w, s0[0], s0[1], xt, r))(ranks)

@@ -79,7 +79,7 @@ from jaxlib_methods.nn.momentum_smoe import MomentumSMoE, momentum_smoe_stack
 from jaxlib_methods.nn.reversible import (ReversibleMBConv, grad_temp_bytes, reversible_forward_autodiff,
                                           reversible_mbconv_inverse, reversible_mbconv_stack)
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
-from jaxlib_methods.runner import sweep
+from jaxlib_methods.runner import minimize, sweep
 from jaxlib_methods.nn.sgconv import fft_causal_conv, sgconv_kernel, sgconv_num_scales
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, Seed
 
@@ -230,17 +230,7 @@ def flora_conv_adapter(config: Config) -> dict:
   def loss(lora):
     return jnp.mean((nnx.merge(graphdef, lora, rest)(x) - y) ** 2)
 
-  @jax.jit
-  def train(lora):
-    def step(carry, _):
-      lora, opt = carry
-      l, g = jax.value_and_grad(loss)(lora)
-      u, opt = tx.update(g, opt, lora)
-      return (optax.apply_updates(lora, u), opt), l
-    (lora, _), ls = jax.lax.scan(step, (lora, tx.init(lora)), None, length=config.adapter_steps)
-    return lora, ls
-
-  lora, ls = train(lora)
+  lora, ls = jax.jit(lambda lora: minimize(loss, lora, tx, length=config.adapter_steps))(lora)
   out = nnx.merge(graphdef, lora, rest)(x)
   base = y - (jax.lax.conv_general_dilated(x, m.kernel[...], (1, 1), "SAME",
                                            dimension_numbers=("NHWC", "HWIO", "NHWC")) + m.bias[...])
@@ -281,19 +271,13 @@ def smoe_runs(config: Config) -> dict:
     params = init(kinit)
     teacher = _teacher(kteach)
 
-    def step(carry, k):
-      params, opt = carry
+    def loss(p, k):
       x = jax.random.normal(k, (config.batch, IN_DIM))
       y = _labels(x, teacher)
+      logits, aux = forward(p, x, mu)
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean() + config.balance_weight * aux
 
-      def loss(p):
-        logits, aux = forward(p, x, mu)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean() + config.balance_weight * aux
-      l, g = jax.value_and_grad(loss)(params)
-      u, opt = tx.update(g, opt, params)
-      return (optax.apply_updates(params, u), opt), l
-
-    (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(kdata, config.steps))
+    params, losses = minimize(loss, params, tx, jax.random.split(kdata, config.steps))
     xt = jax.random.normal(ktest, (config.test_size, IN_DIM))
     yt = _labels(xt, teacher)
     xn = xt + config.noise * jax.random.normal(knoise, xt.shape)

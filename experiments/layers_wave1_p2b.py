@@ -140,7 +140,7 @@ from jaxlib_methods.nn.learngene import ResidualMLPBlock, StageSharedStack, expa
 from jaxlib_methods.nn.stitching import SNNet
 from jaxlib_methods.nn.svfit import SVFitLinear
 from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
-from jaxlib_methods.runner import sweep
+from jaxlib_methods.runner import minimize, sweep
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=139, title="SVFit: Parameter-Efficient Fine-Tuning of Large Pre-Trained Models Using "
@@ -249,14 +249,10 @@ def svfit_runs(config: Config) -> dict:
   tx = optax.adam(config.sv_lr)
 
   def train(params, rest, target, key):
-    def step(carry, k):
-      p, opt = carry
+    def loss(p, k):
       x = jax.random.normal(k, (config.sv_batch, config.sv_dim))
-      loss = lambda p: jnp.mean((nnx.merge(graphdef, p, rest)(x) - x @ target) ** 2)
-      l, g = jax.value_and_grad(loss)(p)
-      u, opt = tx.update(g, opt, p)
-      return (optax.apply_updates(p, u), opt), l
-    (p, _), losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(key, config.sv_steps))
+      return jnp.mean((nnx.merge(graphdef, p, rest)(x) - x @ target) ** 2)
+    p, losses = minimize(loss, params, tx, jax.random.split(key, config.sv_steps))
     return nnx.merge(graphdef, p, rest).merged_kernel(), losses
 
   keys = jax.random.split(jax.random.key(config.seed + 1), len(layers))
@@ -311,15 +307,10 @@ def snnet_runs(config: Config) -> dict:
     return optax.softmax_cross_entropy_with_integer_labels(nnx.merge(graphdef, state)(x, c), y).mean()
 
   def train(state, key, loss_fn, cfgs):
-    def step(carry, kc):
-      st, opt = carry
+    def loss(st, kc):
       k, c = kc
-      x = jax.random.normal(k, (config.sn_batch, SN_IN))
-      l, g = jax.value_and_grad(loss_fn)(st, x, c)
-      u, opt = tx.update(g, opt, st)
-      return (optax.apply_updates(st, u), opt), l
-    (st, _), losses = jax.lax.scan(step, (state, tx.init(state)), (jax.random.split(key, len(cfgs)), cfgs))
-    return st, losses
+      return loss_fn(st, jax.random.normal(k, (config.sn_batch, SN_IN)), c)
+    return minimize(loss, state, tx, (jax.random.split(key, len(cfgs)), cfgs))
 
   # the configuration sampled at each joint step: one sequence shared by the seeds, so that lax.switch stays a
   # branch under vmap (a per-seed index would make vmap evaluate all five configurations every step)
@@ -405,26 +396,17 @@ def learngene_runs(config: Config) -> dict:
   g_a, st_a = _stacked(auxes)
   tx = optax.adam(config.lg_lr)
 
-  def adam_scan(state, loss_fn, xs):
-    def step(carry, xb):
-      st, opt = carry
-      l, g = jax.value_and_grad(loss_fn)(st, xb)
-      u, opt = tx.update(g, opt, st)
-      return (optax.apply_updates(st, u), opt), l
-    (st, _), losses = jax.lax.scan(step, (state, tx.init(state)), xs)
-    return st, losses
-
   def pretrain(st_t, st_a, key):
     kt, kteach, kdist = jax.random.split(key, 3)
     labeller = _sn_teacher(kt, config.sn_classes)
     batch = lambda k: jax.random.normal(k, (config.sn_batch, SN_IN))
     ce = lambda st, k: optax.softmax_cross_entropy_with_integer_labels(
         nnx.merge(g_t, st)(batch(k)), _sn_labels(batch(k), labeller)).mean()
-    st_t, _ = adam_scan(st_t, ce, jax.random.split(kteach, config.lg_pre_steps))
+    st_t, _ = minimize(ce, st_t, tx, jax.random.split(kteach, config.lg_pre_steps))
     teacher = nnx.merge(g_t, st_t)
     kd = lambda st, k: optax.softmax_cross_entropy(nnx.merge(g_a, st)(batch(k)),
                                                    jax.nn.softmax(teacher(batch(k)))).mean()
-    st_a, kd_losses = adam_scan(st_a, kd, jax.random.split(kdist, config.lg_pre_steps))
+    st_a, kd_losses = minimize(kd, st_a, tx, jax.random.split(kdist, config.lg_pre_steps))
     return st_a, kd_losses
 
   keys = jax.random.split(jax.random.key(config.seed + 4), n)
@@ -443,7 +425,7 @@ def learngene_runs(config: Config) -> dict:
              for e in range(epochs)]
     idx = jnp.concatenate([p[: steps * config.lg_batch].reshape(steps, config.lg_batch) for p in perms])
     ce = lambda st, i: optax.softmax_cross_entropy_with_integer_labels(nnx.merge(g, st)(x[i]), y[i]).mean()
-    st, _ = adam_scan(st, ce, idx)
+    st, _ = minimize(ce, st, tx, idx)
     xt = jax.random.normal(ktest, (4096, SN_IN))
     return jnp.mean(jnp.argmax(nnx.merge(g, st)(xt), -1) == _sn_labels(xt, labeller))
 
@@ -519,14 +501,10 @@ def terminator_runs(config: Config) -> dict:
     def train_eval(st, key):
       kd, kt = jax.random.split(key)
 
-      def step(carry, k):
-        st, opt = carry
+      def loss(st, k):
         x, y = _hz_data(k, config.hz_batch, config.hz_length)
-        loss = lambda st: optax.softmax_cross_entropy_with_integer_labels(nnx.merge(g, st)(x), y).mean()
-        l, gr = jax.value_and_grad(loss)(st)
-        u, opt = tx.update(gr, opt, st)
-        return (optax.apply_updates(st, u), opt), l
-      (st, _), losses = jax.lax.scan(step, (st, tx.init(st)), jax.random.split(kd, config.hz_steps))
+        return optax.softmax_cross_entropy_with_integer_labels(nnx.merge(g, st)(x), y).mean()
+      st, losses = minimize(loss, st, tx, jax.random.split(kd, config.hz_steps))
       xt, yt = _hz_data(kt, 2048, config.hz_length)
       return losses, jnp.mean(jnp.argmax(nnx.merge(g, st)(xt), -1) == yt)
 

@@ -127,7 +127,8 @@ from jaxlib_methods.nn.dcdm import DCDMNet, dcdm_solve, poisson_2d_matvec, scale
 from jaxlib_methods.nn.ulsam import ULSAM, ulsam_num_params
 from jaxlib_methods.nn.unified_embedding import UnifiedEmbedding, per_feature_hash_embeddings
 from jaxlib_methods.nn.rbf_classifier import RBFClassifier, certified_radius, rbf_margin_loss
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from typing import Literal
 
 from jaxlib_methods.runner.constraints import Length, PositiveFloat, PositiveInt, Range, Seed
@@ -243,13 +244,7 @@ def pc_compression(config: Config) -> dict:
     return -jnp.mean(nnx.merge(graphdef, p).log_prob(x))
 
   def fit(p, x):
-    def step(carry, _):
-      p, opt = carry
-      l, g = jax.value_and_grad(nll)(p, x)
-      u, opt = tx.update(g, opt, p)
-      return (optax.apply_updates(p, u), opt), l
-    (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), None, length=config.pc_steps)
-    return p, losses
+    return minimize(lambda p: nll(p, x), p, tx, length=config.pc_steps)
 
   params, losses = jax.jit(jax.vmap(fit))(params, train)
   test_lp = jax.jit(jax.vmap(lambda p, x: nnx.merge(graphdef, p).log_prob(x)))(params, test)
@@ -363,12 +358,7 @@ def rbf_robustness(config: Config) -> dict:
       ce = optax.softmax_cross_entropy_with_integer_labels(jnp.log(probs + 1e-12), y).mean()
       return ce + margin_weight * rbf_margin_loss(probs, y, margin=config.rbf_margin).mean()
 
-    def step(carry, _):
-      p, opt = carry
-      l, g = jax.value_and_grad(loss)(p)
-      u, opt = tx.update(g, opt, p)
-      return (optax.apply_updates(p, u), opt), l
-    (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), None, length=config.rbf_steps)
+    p, losses = minimize(loss, p, tx, length=config.rbf_steps)
     m = nnx.merge(graphdef, p)
     xt, yt = _blobs(kte, config.rbf_test)
     pred = jnp.argmax(m(xt), -1)
@@ -415,15 +405,10 @@ def dcdm_poisson(config: Config) -> dict:
   tx = optax.adam(config.dcdm_lr)
 
   def train(p, key):
-    def step(carry, k):
-      p, opt = carry
+    def loss(p, k):
       r = smooth_residuals(k, n, config.dcdm_batch)
-      l, g = jax.value_and_grad(lambda p: jnp.mean(scale_invariant_residual_loss(
-          r, poisson_2d_matvec(nnx.merge(graphdef, p)(r)))))(p)
-      u, opt = tx.update(g, opt, p)
-      return (optax.apply_updates(p, u), opt), l
-    (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), jax.random.split(key, config.dcdm_steps))
-    return p, losses
+      return jnp.mean(scale_invariant_residual_loss(r, poisson_2d_matvec(nnx.merge(graphdef, p)(r))))
+    return minimize(loss, p, tx, jax.random.split(key, config.dcdm_steps))
 
   params, losses = jax.jit(lambda P, K: jax.lax.map(lambda pk: train(*pk), (P, K)))(params, keys)
 
@@ -516,13 +501,10 @@ def unified_embedding_ctr(config: Config, keys=None) -> dict:
       effects = [jax.random.normal(k, (v,)) for k, v in zip(jax.random.split(kef, len(config.ue_vocab)),
                                                              config.ue_vocab)]
 
-      def step(carry, k):
-        p, opt = carry
+      def loss(p, k):
         ids, y = _ctr_sample(k, config, effects, config.ue_batch)
-        l, g = jax.value_and_grad(lambda p: optax.sigmoid_binary_cross_entropy(nnx.merge(graphdef, p)(ids), y).mean())(p)
-        u, opt = tx.update(g, opt, p)
-        return (optax.apply_updates(p, u), opt), l
-      (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), jax.random.split(kdata, config.ue_steps))
+        return optax.sigmoid_binary_cross_entropy(nnx.merge(graphdef, p)(ids), y).mean()
+      p, losses = minimize(loss, p, tx, jax.random.split(kdata, config.ue_steps))
       ids, y = _ctr_sample(ktest, config, effects, config.ue_test)
       return optax.sigmoid_binary_cross_entropy(nnx.merge(graphdef, p)(ids), y).mean(), losses
 

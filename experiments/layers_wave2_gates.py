@@ -95,7 +95,8 @@ from experiments import _seed_stats as st
 from jaxlib_methods.nn.ftwt import FTWTConv, ftwt_mask_loss, ftwt_mask_target
 from jaxlib_methods.nn.optfs import OptFSGate, optfs_beta, optfs_gamma
 from jaxlib_methods.nn.ulsam import ULSAM, ulsam_num_params
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=160, title="Optimizing Feature Set for Click-Through Rate Prediction", year=2023,
@@ -367,13 +368,10 @@ def ftwt_cnn(config: Config) -> dict:
     return ce + bce, ce
 
   def train(p, key, steps, arm, static):
-    def step(carry, k):
-      p, opt = carry
+    def loss(p, k):
       x, y = texture_images(k, config.cnn_batch, config)
-      (_, ce), g = jax.value_and_grad(loss_fn, has_aux=True)(p, x, y, arm, static)
-      u, opt = tx.update(g, opt, p)
-      return (optax.apply_updates(p, u), opt), ce
-    (p, _), ces = jax.lax.scan(step, (p, tx.init(p)), jax.random.split(key, steps))
+      return loss_fn(p, x, y, arm, static)
+    p, (_, ces) = minimize(loss, p, tx, jax.random.split(key, steps), has_aux=True)
     return p, ces
 
   def evaluate(p, x, y, arm, static):

@@ -206,8 +206,8 @@ from jaxlib_methods.nn import (AugLocalAuxiliary, EcoTTAPart, HyperTab, Momentum
                                auglocal_depths, cikd_loss, ecotta_forward, ecotta_loss, gda_ensemble_logits, gda_fit,
                                lae_ensemble, local_forward)
 from jaxlib_methods.nn.low_rank import FrozenWeight
-from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, jit_fast_compile, make_mesh, save_figure,
-                                   shard_leading, sweep)
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, jit_fast_compile, make_mesh, minimize,
+                                   save_figure, shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, Length, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=128, title="A Hard-to-Beat Baseline for Training-free CLIP-based Adaptation", year=2024,
@@ -460,20 +460,6 @@ def _step_temp_bytes(config, aux, group) -> int:
 
 
 # ---- [81] EcoTTA ---------------------------------------------------------------------------------------------------
-def _adam_fit(params, loss, steps, lr, keys=None):
-  tx = optax.adam(lr)
-
-  def step(carry, k):
-    p, opt = carry
-    v, g = jax.value_and_grad(loss)(p, k)
-    u, opt = tx.update(g, opt, p)
-    return (optax.apply_updates(p, u), opt), v
-
-  ks = keys if keys is not None else jnp.arange(steps)
-  (params, _), vals = jax.lax.scan(step, (params, tx.init(params)), ks)
-  return params, vals
-
-
 def _gauss_classes(key, n, means, scale=1.0):
   k_y, k_x = jax.random.split(key)
   y = jax.random.randint(k_y, (n,), 0, means.shape[0])
@@ -516,7 +502,7 @@ def ecotta_once(key, config: Config) -> dict:
     m = nnx.merge(gd, p)
     return ce(m[2](m[1](m[0](x))), y)
 
-  p, _ = _adam_fit(p, src_loss, 400, 3e-3, jax.random.split(k_src, 400))
+  p, _ = minimize(src_loss, p, optax.adam(3e-3), jax.random.split(k_src, 400))
   src = nnx.merge(gd, p)
   net = _EcoNet([src[0], src[1]], src[2], nnx.Rngs(params=k_meta))
   meta_only = nnx.All(nnx.Param, nnx.Not(nnx.PathContains("head")))
@@ -690,15 +676,15 @@ def hypertab_once(key, config: Config) -> dict:
     model = HyperTab(20, 3, num_views=views, subset_size=config.ht_subset, hidden=16, rngs=nnx.Rngs(params=k))
     gd, p, rest = nnx.split(model, nnx.Param, ...)
 
-    def loss(p, _):
+    def loss(p):
       z = nnx.merge(gd, p, rest).view_logits(x_tr)
       return ce(z.reshape(-1, 3), jnp.tile(y_tr, z.shape[0]))
-    p, _ = _adam_fit(p, loss, config.ht_steps, 3e-3)
+    p, _ = minimize(loss, p, optax.adam(3e-3), length=config.ht_steps)
     out[name] = acc(nnx.merge(gd, p, rest)(x_te))
   mlp = nnx.List([nnx.Linear(20, 64, rngs=nnx.Rngs(params=k_c)), nnx.Linear(64, 3, rngs=nnx.Rngs(params=k_c))])
   gd, p = nnx.split(mlp)
   f = lambda p, x: (lambda m: m[1](jax.nn.relu(m[0](x))))(nnx.merge(gd, p))
-  p, _ = _adam_fit(p, lambda p, _: ce(f(p, x_tr), y_tr), config.ht_steps, 3e-3)
+  p, _ = minimize(lambda p: ce(f(p, x_tr), y_tr), p, optax.adam(3e-3), length=config.ht_steps)
   out["mlp"] = acc(f(p, x_te))
   return out
 
@@ -746,7 +732,7 @@ def slimmable_once(key, config: Config) -> dict:
         total = total + gamma * cikd_loss(h, h_full).mean()
       return total
 
-    p, _ = _adam_fit(p, loss, config.sl_steps, 3e-3, jax.random.split(jax.random.fold_in(k_data, 0), config.sl_steps))
+    p, _ = minimize(loss, p, optax.adam(3e-3), jax.random.split(jax.random.fold_in(k_data, 0), config.sl_steps))
     m = nnx.merge(gd, p)
     x = jax.random.normal(k_test, (4000, 16))
     ys = label(x)

@@ -38,7 +38,8 @@ import scipy.linalg
 from flax import nnx
 
 from jaxlib_methods.nn import LightSB, lightsb_conditional, lightsb_loss, lightsb_sample
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=133, title="Light Schrodinger Bridge", year=2024, arxiv="2310.01174")
@@ -106,13 +107,7 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
 
   @jax.jit
   def fit(params, x0, x1):
-    def step(c, _):
-      p, st = c
-      value, g = jax.value_and_grad(lambda p: jnp.mean(lightsb_loss(p, x0, x1, eps_loss)))(p)
-      u, st = tx.update(g, st, p)
-      return (optax.apply_updates(p, u), st), value
-    (p, _), values = jax.lax.scan(step, (params, tx.init(params)), None, length=config.steps)
-    return p, values
+    return minimize(lambda p: jnp.mean(lightsb_loss(p, x0, x1, eps_loss)), params, tx, length=config.steps)
 
   def fitted():
     # one model, full batch: the split is the Monte-Carlo samples (the objective is a mean of per-sample terms; jit

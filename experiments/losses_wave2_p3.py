@@ -128,7 +128,8 @@ import optax
 from experiments._seed_stats import fmt_ci, mean_ci, paired_ci
 from experiments.tesla_mtt import hard_loss, init_mlp, mlp
 from jaxlib_methods import losses
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=48, title="AST: Effective Dataset Distillation through Alignment with Smooth and "
@@ -362,17 +363,14 @@ def _dcc_seed(config: Config, key, kind: str):
     xs, ys = x.reshape(c, -1, x.shape[-1]), y.reshape(c, -1)
     return jax.vmap(lambda xc, yc: jax.grad(_lin_ce)(p, xc, yc))(xs, ys)
 
-  def step(carry, k):
-    sx, s = carry
+  def loss(sx, k):
     k1, k2 = jax.random.split(k)
     p = {"w": 0.01 * jax.random.normal(k1, (config.dcc_dim, c)), "b": jnp.zeros(c)}
     xr, yr = _dcc_data(config, k2, cls, config.dcc_real)
     g_real = jax.lax.stop_gradient(class_grads(p, xr, yr))
-    loss, g = jax.value_and_grad(lambda v: match(g_real, class_grads(p, v, sy)))(sx)
-    u, s = opt.update(g, s, sx)
-    return (optax.apply_updates(sx, u), s), loss
+    return match(g_real, class_grads(p, sx, sy))
 
-  (sx, _), curve = jax.lax.scan(step, (sx0, opt.init(sx0)), jax.random.split(kr, config.dcc_steps))
+  sx, curve = minimize(loss, sx0, opt, jax.random.split(kr, config.dcc_steps))
   return {"acc": _lin_eval(config, sx, sy, xt, yt), "acc_random": _lin_eval(config, sx0, sy, xt, yt),
           "curve": curve}
 

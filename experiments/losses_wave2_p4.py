@@ -165,7 +165,8 @@ from experiments._ssl_toys import mlp_apply, mlp_init
 from flax import nnx
 
 from jaxlib_methods import data, losses, nn
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=89, title="Efficient block contrastive learning via parameter-free meta-node approximation",
@@ -531,13 +532,7 @@ def _cv_train(config: Config, key):
            + config.cv_scl * scl(f_sub, jax.lax.stop_gradient(f_main)).mean())
     return base + main + sub
 
-  def step(carry, k):
-    p, s = carry
-    g = jax.grad(loss_fn)(p, k)
-    u, s = opt.update(g, s, p)
-    return (optax.apply_updates(p, u), s), None
-
-  (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), jax.random.split(kt, config.cv_steps))
+  params, _ = minimize(loss_fn, params, opt, jax.random.split(kt, config.cv_steps))
   mask = nnx.merge(mgraph, params["mask"], mrest)
   acc = lambda z, y: jnp.mean(jnp.argmax(z, -1) == y)
   return jnp.stack([acc(_cv_net(params["ce"], x_te)[1], y_te), acc(_cv_net(params["main"], x_te)[1], y_te),

@@ -148,7 +148,8 @@ from scipy import stats
 from experiments._seed_stats import paired_z
 from experiments._ssl_toys import mlp_apply, mlp_init
 from jaxlib_methods import data, losses
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=56, title="Improving Knowledge Distillation via Regularizing Feature Norm and Direction",
@@ -236,16 +237,7 @@ def _mixture(seed: int, clusters: int, dim: int, sep: float):
 
 
 def _adam_fit(params, loss_fn, steps: int, lr: float):
-  opt = optax.adam(lr)
-
-  def step(carry, _):
-    p, s = carry
-    g = jax.grad(loss_fn)(p)
-    u, s = opt.update(g, s, p)
-    return (optax.apply_updates(p, u), s), None
-
-  (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-  return params
+  return minimize(loss_fn, params, optax.adam(lr), length=steps)[0]
 
 
 def _acc(z, y):

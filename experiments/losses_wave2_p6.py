@@ -91,7 +91,7 @@ from jaxlib_methods.analysis import embedding
 from jaxlib_methods.losses import (alignment_loss, metrix_contrastive_loss, shuffled_group_whitening,
                                    uniformity_loss)
 from jaxlib_methods.runner import Claim, MeshConfig, Paper, make_mesh, save_figure, shard_leading, sweep
-from jaxlib_methods.runner import jit_fast_compile
+from jaxlib_methods.runner import jit_fast_compile, minimize
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=152, title="WhitenedCSE: Whitening-based Contrastive Learning of Sentence Embeddings",
@@ -209,29 +209,20 @@ def _wh_train(static: Config, whiten: bool, keys, x, aug):
     k_enc, k_head = jax.random.split(jax.random.fold_in(key, 0))
     params = {"enc": mlp_init(k_enc, (static.wh_dim_in, static.wh_hidden, static.wh_embed)),
               "head": mlp_init(k_head, (static.wh_embed, static.wh_embed))}
-    opt = tx.init(params)
 
-    def step(carry, t):
-      params, opt = carry
+    def loss_fn(p, t):
       k_idx, k_aug, k_sgw = jax.random.split(jax.random.fold_in(key, t + 1), 3)
       xb = x[jax.random.choice(k_idx, n, (static.batch_size,), replace=False)]
       xv = xb[None] + aug * jax.random.normal(k_aug, (views,) + xb.shape)
+      z = []
+      for v in range(views):
+        h = mlp_apply(p["enc"], xv[v])
+        if whiten:
+          h = shuffled_group_whitening(h, jax.random.fold_in(k_sgw, v), static.wh_groups, eps=static.wh_eps)
+        z.append(l2_normalize(jnp.tanh(mlp_apply(p["head"], h))))
+      return sum(_info_nce(z[0], z[v], static.wh_tau) for v in range(1, views))
 
-      def loss_fn(p):
-        z = []
-        for v in range(views):
-          h = mlp_apply(p["enc"], xv[v])
-          if whiten:
-            h = shuffled_group_whitening(h, jax.random.fold_in(k_sgw, v), static.wh_groups, eps=static.wh_eps)
-          z.append(l2_normalize(jnp.tanh(mlp_apply(p["head"], h))))
-        return sum(_info_nce(z[0], z[v], static.wh_tau) for v in range(1, views))
-
-      g = jax.grad(loss_fn)(params)
-      upd, opt = tx.update(g, opt, params)
-      return (optax.apply_updates(params, upd), opt), None
-
-    (params, _), _ = jax.lax.scan(step, (params, opt), jnp.arange(static.steps))
-    return params
+    return minimize(loss_fn, params, tx, jnp.arange(static.steps))[0]
 
   return jax.vmap(one)(keys)
 
@@ -334,30 +325,21 @@ def _mx_train(static: Config, keys, x, mix_weight, lams):
 
   def one(key, lam):
     params = mlp_init(jax.random.fold_in(key, 0), (dim, static.mx_hidden, static.mx_embed))
-    opt = tx.init(params)
 
-    def step(carry, xs):
+    def loss_fn(p, xs):
       t, lam_t = xs
-      params, opt = carry
       k_c, k_i, k_n = jax.random.split(jax.random.fold_in(key, t + 1), 3)
       cls = jax.random.randint(k_c, (half,), 0, num_classes)
       idx = cls[:, None] * per + jax.random.randint(k_i, (half, 2), 0, per)   # anchor and positive of class c
       neg_cls = (cls + jax.random.randint(k_n, (half,), 1, num_classes)) % num_classes
       neg_idx = neg_cls * per + jax.random.randint(jax.random.fold_in(k_n, 1), (half,), 0, per)
+      e = l2_normalize(mlp_apply(p, x[idx.reshape(-1)]))             # [B] = (anchor, positive) pairs
+      en = l2_normalize(mlp_apply(p, x[neg_idx]))
+      base = _contrastive_base(e, jnp.repeat(cls, 2))
+      mixed = metrix_contrastive_loss(e[0::2], e[1::2], en, lam_t)
+      return base + mix_weight * jnp.mean(mixed)
 
-      def loss_fn(p):
-        e = l2_normalize(mlp_apply(p, x[idx.reshape(-1)]))             # [B] = (anchor, positive) pairs
-        en = l2_normalize(mlp_apply(p, x[neg_idx]))
-        base = _contrastive_base(e, jnp.repeat(cls, 2))
-        mixed = metrix_contrastive_loss(e[0::2], e[1::2], en, lam_t)
-        return base + mix_weight * jnp.mean(mixed)
-
-      g = jax.grad(loss_fn)(params)
-      upd, opt = tx.update(g, opt, params)
-      return (optax.apply_updates(params, upd), opt), None
-
-    (params, _), _ = jax.lax.scan(step, (params, opt), (jnp.arange(static.steps), lam))
-    return params
+    return minimize(loss_fn, params, tx, (jnp.arange(static.steps), lam))[0]
 
   return jax.vmap(one)(keys, lams)
 

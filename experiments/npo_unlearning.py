@@ -48,7 +48,8 @@ import numpy as np
 import optax
 
 from jaxlib_methods.losses import npo
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=182, title="Negative Preference Optimization: From Catastrophic Collapse to Effective "
@@ -134,17 +135,9 @@ def accuracy(a, w, x, y):
 @functools.partial(jax.jit, static_argnums=0)
 def pretrain(config: Config, w, x, y):
   """Adam on the mean NLL of the whole training set from a = 0: the reference model pi_ref."""
-  tx = optax.adam(config.pretrain_lr)
-
-  def step(carry, _):
-    a, s = carry
-    g = jax.grad(lambda a: -jnp.mean(log_lik(a, w, x, y)))(a)
-    u, s = tx.update(g, s, a)
-    return (optax.apply_updates(a, u), s), None
-
   a = jnp.zeros((config.n_features, config.num_classes))
-  (a, _), _ = jax.lax.scan(step, (a, tx.init(a)), None, length=config.pretrain_steps)
-  return a
+  return minimize(lambda a: -jnp.mean(log_lik(a, w, x, y)), a, optax.adam(config.pretrain_lr),
+                  length=config.pretrain_steps)[0]
 
 
 def chunk_one(config: Config, method: str, a, lref, w, xf, yf, xr, yr, xt, yt):

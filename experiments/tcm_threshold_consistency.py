@@ -57,7 +57,8 @@ import optax
 from experiments import _seed_stats as st
 from jaxlib_methods.analysis import embedding
 from jaxlib_methods.losses import tcm
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, NonNegativeFloat, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=10, title="Threshold-Consistent Margin Loss for Open-World Deep Metric Learning", year=2023,
@@ -155,26 +156,17 @@ def train_all(config: Config, data) -> dict:
   def one_model(x, y, w, key):
     params = init_params(jax.random.fold_in(key, 1), config)
 
-    def step(carry, k):
-      p, s = carry
+    def objective(p, k):
       idx = jax.random.choice(k, n, (config.batch_size,), replace=False)
       xb, yb = x[idx], y[idx]
+      e = embed(p, xb)
+      proxies = p["proxies"] / jnp.linalg.norm(p["proxies"], axis=-1, keepdims=True)
+      logits = config.scale * e @ proxies.T
+      base = jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(logits, yb))
+      reg = tcm.tcm_loss(e, yb, m_pos=config.m_pos, m_neg=config.m_neg)
+      return base + w * reg
 
-      def objective(p):
-        e = embed(p, xb)
-        proxies = p["proxies"] / jnp.linalg.norm(p["proxies"], axis=-1, keepdims=True)
-        logits = config.scale * e @ proxies.T
-        base = jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(logits, yb))
-        reg = tcm.tcm_loss(e, yb, m_pos=config.m_pos, m_neg=config.m_neg)
-        return base + w * reg
-
-      g = jax.grad(objective)(p)
-      u, s = tx.update(g, s, p)
-      return (optax.apply_updates(p, u), s), None
-
-    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(jax.random.fold_in(key, 2),
-                                                                                    config.steps))
-    return params
+    return minimize(objective, params, tx, jax.random.split(jax.random.fold_in(key, 2), config.steps))[0]
 
   x_tr, y_tr, weights, keys = shard_leading((x_tr, y_tr, weights, keys), make_mesh(config.mesh), what="run")
   params = jax.jit(jax.vmap(one_model))(x_tr, y_tr, weights, keys)

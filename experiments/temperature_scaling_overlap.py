@@ -87,7 +87,8 @@ import optax
 from experiments import _seed_stats as st
 from jaxlib_methods.analysis import expected_calibration_error, fit_temperature
 from jaxlib_methods.data import mixup, overlapping_classes, sample_gaussian_mixture
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=18, title="On the Limitations of Temperature Scaling for Distributions with Overlaps",
@@ -193,12 +194,8 @@ def run(config: Config, workdir: pathlib.Path) -> dict:
 
       @jax.jit
       def train(x, y):
-        def body(carry, i):
-          p, o = carry
-          g = jax.grad(loss)(p, x, y, jax.random.fold_in(ktrain, i))
-          u, o = tx.update(g, o, p)
-          return (optax.apply_updates(p, u), o), None
-        return jax.lax.scan(body, (p0, tx.init(p0)), jnp.arange(config.num_steps))[0][0]
+        return minimize(lambda p, i: loss(p, x, y, jax.random.fold_in(ktrain, i)), p0, tx,
+                        jnp.arange(config.num_steps))[0]
 
       # The noise rates' models train on their own devices (their training sets split over the mesh).
       params = jax.vmap(train)(*shard_leading((xtr, ytr), make_mesh(config.mesh), what="noise rate"))

@@ -164,7 +164,7 @@ import optax
 
 from experiments._seed_stats import fmt_ci, paired_ci
 from jaxlib_methods.losses import dataset_distillation as dd
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading
+from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure, shard_leading
 from jaxlib_methods.runner import sweep
 from jaxlib_methods.runner.constraints import (Check, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
                                                 Range, Seed)
@@ -367,13 +367,7 @@ def train_on_synset(loss_fn, params, x, y, lr, epochs: int):
   official code builds a new SGD there, so the momentum restarts). `loss_fn(params, x, y)`; `lr` may be traced."""
   def phase(p, rate, n):
     opt = optax.chain(optax.add_decayed_weights(5e-4), optax.sgd(rate, momentum=0.9))
-
-    def step(carry, _):
-      p, s = carry
-      u, s = opt.update(jax.grad(loss_fn)(p, x, y), s, p)
-      return (optax.apply_updates(p, u), s), None
-    (p, _), _ = jax.lax.scan(step, (p, opt.init(p)), None, length=n)
-    return p
+    return minimize(lambda p: loss_fn(p, x, y), p, opt, length=n)[0]
 
   first = epochs // 2 + 2   # steps ep = 0 .. epochs // 2 + 1 at lr; the rest (through ep = epochs) at lr / 10
   params = phase(params, lr, first)

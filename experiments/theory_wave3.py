@@ -231,7 +231,8 @@ import scipy.stats as st
 
 from experiments import _seed_stats
 from jaxlib_methods import analysis
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Length, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=155, title="Mitigating the Curse of Dimensionality for Certified Robustness via Dual "
@@ -707,16 +708,8 @@ def _den_train(key, x, config: Config):
   kp, kn = jax.random.split(key)
   params = _den_init(kp)
   loss = lambda p, y, x: jnp.mean(jnp.sum((_den_apply(p, y) - x) ** 2, -1))
-
-  def step(carry, k):
-    p, s = carry
-    y = x + 0.5 * jax.random.normal(k, x.shape)
-    g = jax.grad(loss)(p, y, x)
-    u, s = tx.update(g, s, p)
-    return (optax.apply_updates(p, u), s), None
-
-  (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(kn, config.den_steps))
-  return params
+  noisy_loss = lambda p, k: loss(p, x + 0.5 * jax.random.normal(k, x.shape), x)
+  return minimize(noisy_loss, params, tx, jax.random.split(kn, config.den_steps))[0]
 
 
 def run_denoisers(config: Config) -> dict:

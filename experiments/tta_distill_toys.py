@@ -141,7 +141,8 @@ import scipy.linalg
 
 from experiments import _seed_stats as st
 from jaxlib_methods import losses
-from jaxlib_methods.runner import Claim, MeshConfig, MetricsLog, Paper, make_mesh, save_figure, shard_leading, sweep
+from jaxlib_methods.runner import (Claim, MeshConfig, MetricsLog, Paper, make_mesh, minimize, save_figure,
+                                   shard_leading, sweep)
 from jaxlib_methods.runner.constraints import Check, Length, PositiveFloat, PositiveInt, Range, Seed
 
 PAPER = Paper(catalog_id=24, title="CAFA: Class-Aware Feature Alignment for Test-Time Adaptation", year=2023,
@@ -276,14 +277,7 @@ def cafa_arms(config: Config, data: list[dict]) -> dict:
 
     def adapt(arm):
       p0 = {"A": jnp.eye(d), "b": jnp.zeros(d)}
-
-      def step(carry, x):
-        p, o = carry
-        u, o = opt.update(jax.grad(objective)(p, x, arm), o, p)
-        return (optax.apply_updates(p, u), o), None
-
-      (p, _), _ = jax.lax.scan(step, (p0, opt.init(p0)), s["stream"])
-      return p
+      return minimize(lambda p, x: objective(p, x, arm), p0, opt, s["stream"])[0]
 
     acc = lambda p: jnp.mean(jnp.argmax(logits(p, s["x_test"]), -1) == s["y_test"])
     p_id = {"A": jnp.eye(d), "b": jnp.zeros(d)}
@@ -463,13 +457,8 @@ def mdcs_arms(config: Config, data: list[dict]) -> dict:
       kl, mask = jax.vmap(lambda st_, wk: losses.consistency_self_distill(st_, wk, y))(a_s, aw)
       return dl + 0.6 * jnp.sum(kl.sum(1) / jnp.maximum(mask.sum(1), 1))
 
-    def step(carry, inp):
-      p, o = carry
-      u, o = opt.update(jax.grad(objective)(p, *inp), o, p)
-      return (optax.apply_updates(p, u), o), None
-
     p0 = {"w": jnp.zeros((e, k, d)), "b": jnp.zeros((e, k))}
-    (p, _), _ = jax.lax.scan(step, (p0, opt.init(p0)), (s["x"], s["y"], s["noise"]))
+    p, _ = minimize(lambda p, b: objective(p, *b), p0, opt, (s["x"], s["y"], s["noise"]))
     correct = jnp.argmax(jnp.mean(logits(p, s["xe"]), 0), -1) == s["ye"]
     tail = s["ye"] >= k - n_tail
     return jnp.stack([jnp.mean(correct), jnp.sum(correct * tail) / jnp.sum(tail)])
