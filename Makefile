@@ -44,7 +44,8 @@ test-slow: $(VENV)/.test-installed
 
 # What .ci/run adds after `make test`: the slow checks marked ci_extra (each MUTATION_TEST_SLOW experiment's TINY run
 # and its first mutation, 1,888 s; the optimizer contract suite's 215 slow cases, 240 s; measured on the 2-core
-# machine, 2026-12-01), so no experiment goes unrun and no transform skips a contract in CI; and the 22 end-to-end
+# machine, 2026-12-01), so no experiment goes unrun and no transform skips a contract in CI; every probe of the
+# hostile-input tables of tests/reliability/test_api_*.py (1,244 cases, 143 s, 2026-12-04); and the 22 end-to-end
 # runs listed in tests/conftest.py's _CI_EXTRA_TESTS (notebooks, subprocess kills, docs and wheel builds, 8-device
 # meshes; 518 s of test time), moved out of `make test` to keep it under 15 minutes.
 test-ci-extra: $(VENV)/.test-installed

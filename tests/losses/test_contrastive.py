@@ -432,6 +432,12 @@ def test_alignment_loss_gradient_finite_at_identical_pair():
     d = np.array([-1.0, 1.0])
     np.testing.assert_allclose(np.asarray(g), [[0.0, 0.0], alpha * 2.0 ** (alpha / 2 - 1) * d], rtol=1e-5, atol=1e-7)
 
+  # Regression (2026-12-04): the x = y guard (sq > 0) sent a NaN distance to the 0 branch: a NaN row gave 0.
+  xn = x.at[1, 0].set(jnp.nan)
+  out = np.asarray(cl.alignment_loss(xn, y, 1.0))
+  assert out[0] == 0.0 and np.isnan(out[1])
+  assert np.isnan(np.asarray(jax.jit(jax.grad(lambda a: cl.alignment_loss(a, y, 1.0).sum()))(xn))[1, 0])
+
 
 def test_isogclr_rejects_temperatures_whose_exp_overflows_the_state():
   """At tau = 0.005 in float32, u = mean exp(s / tau) reaches exp(200) = inf: the loss and the stored temperatures

@@ -146,6 +146,11 @@ def test_marginal_entropy_gradient_finite_with_a_class_masked_everywhere():
   g = jax.grad(cache.marginal_entropy_loss)(jnp.asarray(z))
   np.testing.assert_allclose(np.asarray(g_ext), np.concatenate([np.asarray(g), np.zeros((5, 1))], 1), atol=1e-6)
 
+  # Regression (2026-12-04): the p_bar > 0 guard sent a NaN mean to the 0 branch: a NaN or +Inf logit gave a finite
+  # loss (-H of the other classes) instead of NaN.
+  for bad in (jnp.nan, jnp.inf):
+    assert np.isnan(float(jax.jit(cache.marginal_entropy_loss)(jnp.asarray(z).at[0, 0].set(bad))))
+
 
 def test_harmonica_traced_negative_lam_is_nan():
   # Regression: lam was only checked when concrete, so a negative lam under jit silently rewarded compute.

@@ -653,6 +653,8 @@ SPECS += [
     ApiSpec(ada.cafa_loss, {"features": f(B, 2), "pseudo_labels": LABELS, "means": f(K, 2), "precisions": _EYE},
             floats=("features", "means", "precisions"), labels={"pseudo_labels": K},
             batch=("features", "pseudo_labels"), empty="empty", grad_arg="features",
+            # a concrete NaN/Inf precision is not SPD: its documented ValueError, before any work
+            nan={"precisions": "error"}, inf={"precisions": "error"},
             extra=(("where:float", {"where": W_BAD}, "TypeError", "where"),
                    ("precisions:shape", {"precisions": np.eye(3, dtype=np.float32)}, "ValueError", "precisions"))),
     ApiSpec(fkd.normalized_feature_kd, {"student_feats": _FEATS, "teacher_feats": [f(B, 3), f(B, 2, 2)]},
