@@ -98,9 +98,9 @@ def marginal_entropy_loss(logits: jax.Array, *, axis: int = -1) -> jax.Array:
   validation.check_min_size(z, "logits", 1)
   p_bar = jnp.mean(jax.nn.softmax(z.astype(validation.compute_dtype_for(z.dtype)), axis=-1), axis=0)
   # 0 log 0 = 0 with a zero gradient: xlogy's derivative log(p) + 1 is -inf at p = 0 (a class at -inf in every row).
-  # A NaN mean (a NaN or +Inf logit) is not > 0 either: it stays NaN (docs/conventions.md, rule 3), not a silent 0.
-  pos = p_bar > 0
-  return jnp.sum(jnp.where(pos, p_bar * jnp.log(jnp.where(pos, p_bar, 1.0)), jnp.where(jnp.isnan(p_bar), p_bar, 0.0)))
+  # `!= 0`, not `> 0`: a NaN mean (a NaN or +Inf logit) takes the log branch and stays NaN (conventions, rule 3).
+  pos = p_bar != 0
+  return jnp.sum(jnp.where(pos, p_bar * jnp.log(jnp.where(pos, p_bar, 1.0)), 0.0))
 
 
 __all__ = ["harmonica_router_objective", "marginal_entropy_loss"]

@@ -437,9 +437,9 @@ def alignment_loss(x: jax.Array, y: jax.Array, alpha: float = 2.0) -> jax.Array:
   sq = jnp.sum(jnp.square(x - y), axis=-1)
   # 0 ** (alpha / 2) has an infinite derivative for alpha < 2 (NaN gradient at x_i = y_i): give 0 there (a
   # subgradient, what torch's (x - y).norm().pow(alpha) gives for alpha >= 1).
-  # A NaN (or Inf - Inf) distance is not > 0 either: it stays NaN (docs/conventions.md, rule 3), not a silent 0.
-  pos = sq > 0
-  return jnp.where(pos, jnp.where(pos, sq, 1.0) ** (alpha / 2), jnp.where(jnp.isnan(sq), sq, 0.0)).astype(sq.dtype)
+  # `!= 0`, not `> 0`: a NaN distance takes the power branch and stays NaN (docs/conventions.md, rule 3).
+  pos = sq != 0
+  return jnp.where(pos, jnp.where(pos, sq, 1.0) ** (alpha / 2), 0.0).astype(sq.dtype)
 
 
 def uniformity_loss(z: jax.Array, t: float = 2.0) -> jax.Array:
