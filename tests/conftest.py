@@ -63,11 +63,34 @@ def _jaxlib_minor() -> tuple[int, int] | None:
 # (one process, small jit: 0.13 -> 0.09 s; a new-shape jax.random.normal: 0.30 -> 0.19 s), and the suite is mostly
 # compiling. tests/losses + tests/analysis (-n 2): 170 -> 131 s wall; tests/experiments + tests/kernels: 195 -> 162 s,
 # every test passing either way and no run-bound test measurably slower. Only for the jaxlib versions whose
-# libjax_common.so has the flag (checked 0.10.2 and 0.12.0; XLA aborts on an unknown flag). A value the user set is
-# kept.
+# libjax_common.so has the flag (checked 0.10.2 and 0.12.0; XLA aborts on an unknown flag), and only where no GPU or
+# TPU plugin is installed: the CUDA plugin parses XLA_FLAGS itself and does not know the CPU flag (on one H200 with
+# jax-cuda13-plugin 0.11.2 every test process aborted at its first jax call, "Unknown flag in XLA_FLAGS:
+# --xla_cpu_use_fusion_emitters=false", 2026-12-04). A value the user set is kept.
 _EMITTERS = "--xla_cpu_use_fusion_emitters"
-if _EMITTERS not in os.environ.get("XLA_FLAGS", "") and (0, 10) <= (_jaxlib_minor() or (0, 0)) < (0, 13):
+_ACCELERATOR_PLUGINS = ("jax-cuda", "jax_cuda", "jax-rocm", "jax_rocm", "libtpu")
+
+
+def _accelerator_plugin() -> str | None:
+  """The installed jax GPU/TPU plugin's distribution name, if any (`JAX_PLATFORMS=cpu` counts as none)."""
+  if os.environ.get("JAX_PLATFORMS", "").strip().lower() == "cpu":
+    return None
+  for dist in metadata.distributions():
+    name = (dist.metadata["Name"] or "").lower()
+    if name.startswith(_ACCELERATOR_PLUGINS):
+      return name
+  return None
+
+
+if (_EMITTERS not in os.environ.get("XLA_FLAGS", "") and (0, 10) <= (_jaxlib_minor() or (0, 0)) < (0, 13)
+    and _accelerator_plugin() is None):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {_EMITTERS}=false").strip()
+
+# float32 matrix products in float32 on every backend (JAX's default is TF32 on NVIDIA GPUs and one bfloat16 pass on
+# TPUs): the tests' tolerances against float64 transcriptions are set for float32, as on the CPU, and `python -m
+# experiments` runs at the same precision by default (`--matmul-precision`). Tests that set a precision keep it; so
+# does a value the user set.
+os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "float32")
 
 # JAX's persistent compilation cache, one fresh directory per test session: the xdist workers and the CLI children
 # the tests start inherit it (so none writes to the user's ~/.cache/jaxlib-methods/xla, the CLI's default), and the

@@ -811,8 +811,9 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
 
   What each dtype gets (GPU): bf16/fp16 inputs multiply on the tensor cores in their dtype with fp32 accumulation and
   an fp32 softmax; fp32 inputs follow `precision`: "default" (None) = TF32 (10-bit mantissa: Triton's rule for
-  default-precision fp32 dots, like XLA's default on Ampere+), "high" = 3-pass TF32 (about fp32 accuracy, ~3x the
-  dot cost), "highest" = IEEE fp32 (no tensor cores). TPU (Mosaic): see `flash_attention_tpu`. In interpret mode
+  default-precision fp32 dots, like XLA's default on Ampere+; under `jax.default_matmul_precision("float32")`, as
+  `python -m experiments` runs by default, "default" is IEEE like every other jax dot), "high" = 3-pass TF32 (about
+  fp32 accuracy, ~3x the dot cost), "highest" = IEEE fp32 (no tensor cores). TPU (Mosaic): see `flash_attention_tpu`. In interpret mode
   fp32 dots are exact fp32 whatever `precision` says.
 
   Args:

@@ -55,6 +55,9 @@ from jaxlib_methods.runner.claims import Claim
 from jaxlib_methods.runner.progress import QUIET_ENV
 
 DEFAULT_RESULTS = pathlib.Path("results")
+# `--matmul-precision`: the names jax.default_matmul_precision takes ("float32" = HIGHEST, "tensorfloat32" = HIGH on
+# GPUs, "bfloat16" = DEFAULT's one pass, "default" = the backend's own choice).
+MATMUL_PRECISIONS = ("float32", "tensorfloat32", "bfloat16", "default")
 
 EXIT_OK, EXIT_CLAIM_FAILED, EXIT_USAGE, EXIT_CRASHED, EXIT_IO = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED_BASE = 128   # + the signal number: 130 for SIGINT, 143 for SIGTERM
@@ -190,6 +193,11 @@ def _parser() -> argparse.ArgumentParser:
                  help="override a config field (dotted for nested, e.g. mesh.data=8); repeatable")
   r.add_argument("--workdir", default=None, help="output directory (default results/NAME; with several runs, "
                                                  "the parent of one directory per experiment)")
+  r.add_argument("--matmul-precision", default="float32", choices=MATMUL_PRECISIONS,
+                 help="precision of float32 matrix products whose code leaves it unset (jax.default_matmul_precision): "
+                      "float32 (default; what every claim's tolerance was set on, and all a CPU computes), "
+                      "tensorfloat32 (faster on NVIDIA GPUs, ~1e-3 relative), bfloat16, or default (the backend's "
+                      "own: TF32 on NVIDIA GPUs, one bfloat16 pass on TPUs)")
   r.add_argument("--quiet", action="store_true", help="no progress bar")
   r.add_argument("--tensorboard", action="store_true",
                  help="also write the metrics as TensorBoard event files in WORKDIR/tensorboard (needs tensorboardX: "
@@ -399,13 +407,21 @@ def _has_checkpoints(workdir: pathlib.Path) -> bool:
 
 
 def run_one(experiment: exp_lib.Experiment, config, workdir: pathlib.Path, *, preset: str, fresh: bool = False,
-            control: Optional[run_control.RunControl] = None) -> dict:
+            control: Optional[run_control.RunControl] = None, matmul_precision: str = "float32") -> dict:
   """Run one experiment into `workdir`; returns the summary (also written to summary.json).
+
+  The run is traced under `jax.default_matmul_precision(matmul_precision)` (recorded in the summary): the default
+  "float32" gives float32 matrix products on every backend, as on the CPU the claims were calibrated on. JAX's own
+  default is TF32 on NVIDIA GPUs (10 mantissa bits): on one H200 it failed [97]'s two implementation checks in the
+  demo (orthonormality 4.6e-4 against 1e-6; docs/measurements/h200-2026-12-04).
 
   The caller has checked the workdir (`_check_resume`) and holds its lock; `fresh` clears it first. A crash is
   recorded in the summary (`error`, with `error_kind` "crash" or "io"); an interrupt in `interrupted`.
   In a multi-process run every process runs the experiment; only process 0 clears old outputs and writes files.
   """
+  import jax
+  if matmul_precision not in MATMUL_PRECISIONS:
+    raise exp_lib.UsageError(f"matmul_precision must be one of {MATMUL_PRECISIONS}, got {matmul_precision!r}")
   workdir.mkdir(parents=True, exist_ok=True)
   config_dict = exp_lib.config_to_dict(config)
   config_hash = exp_lib.config_hash(config)
@@ -429,7 +445,7 @@ def run_one(experiment: exp_lib.Experiment, config, workdir: pathlib.Path, *, pr
   results: dict = {}
   claims: list[Claim] = []
   try:
-    with run_control.active(control):
+    with run_control.active(control), jax.default_matmul_precision(matmul_precision):
       results = experiment.run(config, workdir) or {}
     claims = list(experiment.claims(results))
   except exp_lib.UsageError:
@@ -465,6 +481,7 @@ def run_one(experiment: exp_lib.Experiment, config, workdir: pathlib.Path, *, pr
       "interrupted": interrupted,
       "results": results,
       "wall_time_s": round(wall, 3),
+      "matmul_precision": matmul_precision,
       "figure": str(figure_path) if fresh_figure else None,
       "environment": environment(),
   }
@@ -650,7 +667,7 @@ def _cmd_run(args, argv: Sequence[str]) -> int:
       print(f"== {run.experiment.name}: [{run.experiment.paper.catalog_id}] {run.experiment.paper.title} -> "
             f"{run.workdir}", file=sys.stderr, flush=True)
       summary = run_one(run.experiment, run.config, run.workdir, preset=args.preset or "cpu", fresh=fresh,
-                        control=control)
+                        control=control, matmul_precision=args.matmul_precision)
       summaries.append(summary)
       if summary["error_kind"] == "io":
         print(f"error: I/O failure in {run.experiment.name}: {summary['error']} (workdir {run.workdir}; checkpoints "

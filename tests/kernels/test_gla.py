@@ -361,7 +361,15 @@ def test_extreme_log_gates_stay_finite():
 
 def test_bf16_matches_fp32_recurrence_with_scale():
   """bf16 inputs (bf16 matmul operands, fp32 accumulation, scale and gates in fp32) against the fp32 recurrence on
-  the same bf16-rounded inputs: fla's bf16 tolerance (error ratio <= 5e-3) on outputs, states and gradients."""
+  the same bf16-rounded inputs: fla's bf16 tolerance (error ratio <= 5e-3) on outputs, states and gradients.
+  On the CPU device: on a GPU, XLA folds the interpreter's f32 -> bf16 -> f32 round trip of the hi + lo split
+  (`_dot_split`) into the identity, so lo = 0 and the state keeps bf16's 8 bits (1.3e-3 on an H200, 2026-12-04); the
+  compiled Triton kernel keeps the casts (benchmarks/attention.py checks it on the GPU)."""
+  with jax.default_device(jax.devices("cpu")[0]):
+    _bf16_matches_fp32_recurrence_with_scale()
+
+
+def _bf16_matches_fp32_recurrence_with_scale():
   q, k, v, lg, h0, do, dht = _inputs(1, 48, 2, 32, 32, seed=16, dtype=jnp.bfloat16)
   scale = 32 ** -0.5
   kern = lambda q, k, v, lg, h0: gated_linear_attention(q, k, v, lg, scale=scale, initial_state=h0, chunk_size=16,

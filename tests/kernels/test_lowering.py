@@ -117,11 +117,17 @@ def test_unmasked_loop_for_full_blocks():
 
 
 def test_fp32_precision_reaches_the_triton_dot():
-  """fp32 dots: "default" -> TF32 (Triton's rule), "high" -> 3xTF32, "highest" -> IEEE (no inputPrecision attr)."""
+  """fp32 dots: "default" -> TF32 (Triton's rule), "high" -> 3xTF32, "highest" -> IEEE (no inputPrecision attr).
+  "default" (and None) follows `jax.default_matmul_precision` like any jax dot: IEEE under "float32", which
+  tests/conftest.py sets for the whole suite (and `python -m experiments` for its runs)."""
   def precisions(prec):
     k = _kernels(AttentionConfig(head_dim=64, dtype="fp32", precision=prec), "fwd")["flash_attention_fwd"]
     return set(re.findall(r"inputPrecision = (\w+)", k.ttir))
-  assert precisions(None) == {"tf32"}
+  with jax.default_matmul_precision(None):      # JAX's own default
+    assert precisions(None) == {"tf32"}
+  with jax.default_matmul_precision("float32"):
+    assert precisions(None) == set()
+    assert precisions("high") == {"tf32x3"}
   assert precisions("high") == {"tf32x3"}
   assert precisions("highest") == set()
 

@@ -35,6 +35,7 @@ def _cli(*args, cwd):
     (["run", "lion_k_constrained", "--set", "mesh=2"], "is a group"),
     (["run", "lion_k_constrained", "--set", "mesh.data=64"], "mesh.data=64 but 1 device(s) are visible"),
     (["run"], "exactly one of"),
+    (["run", "lion_k_constrained", "--matmul-precision", "fp8"], "invalid choice: 'fp8'"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_usage_errors_exit_2_with_one_line(tmp_path, args, needle, monkeypatch, capsys):
@@ -163,6 +164,31 @@ def test_crashed_run_exits_3_and_is_marked_in_the_table(tmp_path, monkeypatch, c
   assert "RUN FAILED: ZeroDivisionError: a bug in the experiment" in out.replace("\n", " ").replace("  ", " ") or \
       "RUN FAILED" in out
   assert "Traceback" in err  # a crash is shown in full, unlike a usage error
+
+
+@pytest.mark.parametrize("flag, expected", [((), "float32"), (("--matmul-precision", "tensorfloat32"), "tensorfloat32")])
+def test_runs_trace_under_the_matmul_precision_and_record_it(tmp_path, monkeypatch, flag, expected):
+  """`python -m experiments` traces every run under jax.default_matmul_precision (default float32, whatever the
+  process had: JAX's own default is TF32 on NVIDIA GPUs), so a jitted float32 dot of the run carries it, and the
+  summary records it."""
+  import json
+
+  import jax
+  import jax.numpy as jnp
+  from experiments import lion_k_constrained as exp
+  from jaxlib_methods.runner.cli import main
+
+  seen = {}
+  def run(config, workdir):
+    seen["config"] = jax.config.jax_default_matmul_precision
+    seen["hlo"] = jax.jit(jnp.dot).lower(jnp.ones((2, 2)), jnp.ones((2, 2))).as_text()
+    raise ZeroDivisionError("stop here")
+  monkeypatch.setattr(exp, "run", run)
+  with jax.default_matmul_precision("bfloat16"):
+    assert main(["run", "lion_k_constrained", "--workdir", str(tmp_path / "w"), "--quiet", *flag]) == 3
+  assert seen["config"] == expected
+  assert ("HIGHEST" in seen["hlo"]) == (expected == "float32"), seen["hlo"]
+  assert json.loads((tmp_path / "w" / "summary.json").read_text())["matmul_precision"] == expected
 
 
 def test_a_run_shorter_than_one_log_interval_is_a_usage_error(tmp_path):
