@@ -301,11 +301,13 @@ def _config_diff(old: Any, new: Any, limit: int = 3) -> str:
   return ", ".join(parts) + (f", and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def _check_resume(run: _Run) -> None:
-  """Refuse to continue a workdir that holds another config's run (config.json or the checkpoints' fingerprint).
+def _check_resume(run: _Run, matmul_precision: Optional[str] = None) -> None:
+  """Refuse to continue a workdir that holds another config's run (config.json or the checkpoints' fingerprint), or
+  whose checkpoints were written under another `--matmul-precision` (its summary.json says which).
 
   Raises:
-    UsageError: the workdir's config differs (names the first differing fields); pass --fresh or another --workdir.
+    UsageError: the workdir's config differs (names the first differing fields), or its matmul precision; pass
+      --fresh or another --workdir.
     WorkdirError: config.json is damaged (unreadable JSON).
   """
   from jaxlib_methods.runner.train import checkpoint_config_hashes
@@ -334,6 +336,16 @@ def _check_resume(run: _Run) -> None:
     raise exp_lib.UsageError(
         f"the checkpoints in {run.workdir / 'checkpoints'} (steps {', '.join(map(str, foreign))}) were written by "
         f"another config{missing}: pass --fresh to discard them, or use another --workdir")
+  if matmul_precision is not None and _has_checkpoints(run.workdir):
+    try:
+      previous_precision = json.loads((run.workdir / "summary.json").read_text()).get("matmul_precision")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+      previous_precision = None   # no summary (or one from before the option): nothing to compare
+    if previous_precision is not None and previous_precision != matmul_precision:
+      raise exp_lib.UsageError(
+          f"the checkpoints in {run.workdir / 'checkpoints'} were written under --matmul-precision "
+          f"{previous_precision}, not {matmul_precision}: pass --matmul-precision {previous_precision} to resume, "
+          "--fresh to discard them, or use another --workdir")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -645,7 +657,7 @@ def _cmd_run(args, argv: Sequence[str]) -> int:
     # In a multi-process job process 0 checks, prepares and locks the workdirs for the whole job.
     if not fresh and primary:
       for run in runs:
-        _check_resume(run)
+        _check_resume(run, args.matmul_precision)
     if several and primary:
       workdir_lib.prepare(root)
     for run in runs:
@@ -654,7 +666,7 @@ def _cmd_run(args, argv: Sequence[str]) -> int:
         held.enter_context(workdir_lib.lock(run.workdir))
     if not fresh and primary:
       for run in runs:
-        _check_resume(run)
+        _check_resume(run, args.matmul_precision)
     # 4. The runs.
     if args.quiet and QUIET_ENV not in os.environ:
       os.environ[QUIET_ENV] = "1"

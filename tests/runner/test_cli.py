@@ -191,6 +191,26 @@ def test_runs_trace_under_the_matmul_precision_and_record_it(tmp_path, monkeypat
   assert json.loads((tmp_path / "w" / "summary.json").read_text())["matmul_precision"] == expected
 
 
+def test_resuming_under_another_matmul_precision_is_refused(tmp_path):
+  """Checkpoints written under one --matmul-precision are not continued under another (the numbers would mix): a
+  usage error naming both, before any work; the same precision, or a workdir without checkpoints, passes."""
+  import json
+
+  from jaxlib_methods.runner import cli
+
+  e = exp_lib.get("lion_k_constrained")
+  config = e.config("cpu")
+  workdir = tmp_path / "w"
+  (workdir / "checkpoints").mkdir(parents=True)
+  (workdir / "summary.json").write_text(json.dumps({"matmul_precision": "tensorfloat32"}))
+  run = cli._Run(e, config, workdir, exp_lib.config_hash(config))
+  cli._check_resume(run, "float32")                       # no checkpoint step yet: nothing to continue
+  (workdir / "checkpoints" / "5").mkdir()
+  with pytest.raises(UsageError, match="written under --matmul-precision tensorfloat32, not float32"):
+    cli._check_resume(run, "float32")
+  cli._check_resume(run, "tensorfloat32")
+
+
 def test_a_run_shorter_than_one_log_interval_is_a_usage_error(tmp_path):
   # A horizon shorter than one log interval used to train zero steps and crash (exit 3); it is refused up front.
   proc = _cli("run", "lion_k_constrained", "--set", "horizon=0.0001", "--workdir", str(tmp_path / "w"), "--quiet",
