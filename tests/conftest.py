@@ -72,9 +72,7 @@ _ACCELERATOR_PLUGINS = ("jax-cuda", "jax_cuda", "jax-rocm", "jax_rocm", "libtpu"
 
 
 def _accelerator_plugin() -> str | None:
-  """The installed jax GPU/TPU plugin's distribution name, if any (`JAX_PLATFORMS=cpu` counts as none)."""
-  if os.environ.get("JAX_PLATFORMS", "").strip().lower() == "cpu":
-    return None
+  """The installed jax GPU/TPU plugin's distribution name, if any."""
   for dist in metadata.distributions():
     name = (dist.metadata["Name"] or "").lower()
     if name.startswith(_ACCELERATOR_PLUGINS):
@@ -91,6 +89,16 @@ if (_EMITTERS not in os.environ.get("XLA_FLAGS", "") and (0, 10) <= (_jaxlib_min
 # experiments` runs at the same precision by default (`--matmul-precision`). Tests that set a precision keep it; so
 # does a value the user set.
 os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "float32")
+
+
+@pytest.fixture
+def jax_default_matmul_precision():
+  """JAX's own default matmul precision (not the suite's float32, above) for the test: the kernel lowering and
+  resource tests check what a user's program compiles to, where a Pallas dot at precision None/"default" follows
+  `jax.default_matmul_precision` (an fp32 Triton dot is TF32 by default and IEEE under "float32")."""
+  import jax
+  with jax.default_matmul_precision(None):
+    yield
 
 # JAX's persistent compilation cache, one fresh directory per test session: the xdist workers and the CLI children
 # the tests start inherit it (so none writes to the user's ~/.cache/jaxlib-methods/xla, the CLI's default), and the

@@ -813,8 +813,8 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
   an fp32 softmax; fp32 inputs follow `precision`: "default" (None) = TF32 (10-bit mantissa: Triton's rule for
   default-precision fp32 dots, like XLA's default on Ampere+; under `jax.default_matmul_precision("float32")`, as
   `python -m experiments` runs by default, "default" is IEEE like every other jax dot), "high" = 3-pass TF32 (about
-  fp32 accuracy, ~3x the dot cost), "highest" = IEEE fp32 (no tensor cores). TPU (Mosaic): see `flash_attention_tpu`. In interpret mode
-  fp32 dots are exact fp32 whatever `precision` says.
+  fp32 accuracy, ~3x the dot cost), "highest" = IEEE fp32 (no tensor cores). TPU (Mosaic): see
+  `flash_attention_tpu`. In interpret mode fp32 dots are exact fp32 whatever `precision` says.
 
   Args:
     q: [B, T, N, H]. k: [B, S, K, H]. v: [B, S, K, Hv] (K divides N; Hv may differ from H); bf16, fp16 or fp32.

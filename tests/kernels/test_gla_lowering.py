@@ -17,6 +17,9 @@ from jaxlib_methods.kernels import gla_triton
 from jaxlib_methods.kernels.gla import lowering_cases
 from jaxlib_methods.kernels.lowering import lower_case
 
+# Lowered as a user's program is: under JAX's default matmul precision (tests/conftest.py sets float32).
+pytestmark = pytest.mark.usefixtures("jax_default_matmul_precision")
+
 CUDA = lowering_cases("cuda")
 TPU = lowering_cases("tpu")
 # Every vjp case lowers its config's forward kernels too (the custom_vjp forward rule calls the same `forward` with

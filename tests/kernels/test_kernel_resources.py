@@ -12,6 +12,9 @@ import pytest
 from jaxlib_methods.kernels import lowering
 from jaxlib_methods.kernels.flash_attention import AttentionConfig
 
+# Lowered as a user's program is: under JAX's default matmul precision (tests/conftest.py sets float32).
+pytestmark = pytest.mark.usefixtures("jax_default_matmul_precision")
+
 pytest.importorskip("triton", reason="needs pip triton (pip install '.[kernels-dev]'; in the test extra)")
 
 

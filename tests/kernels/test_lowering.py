@@ -20,6 +20,9 @@ from jaxlib_methods.kernels.flash_attention_tpu import lowering_cases as tpu_low
 from jaxlib_methods.kernels.flash_attention import AttentionConfig, BlockSizes, lowering_cases, lowering_matrix
 from jaxlib_methods.nn import MultiHeadAttention
 
+# Lowered as a user's program is: under JAX's default matmul precision (tests/conftest.py sets float32).
+pytestmark = pytest.mark.usefixtures("jax_default_matmul_precision")
+
 CUDA_CASES = lowering_cases("cuda")
 TPU_CASES = lowering_cases("tpu")
 
